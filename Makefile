@@ -1,0 +1,44 @@
+# recledger — see README.md.
+GO        ?= go
+BIN       := bin/recledger
+DATA      ?= ./data
+PKGS      := ./...
+
+.PHONY: build run test test-race bench bench-e2e fuzz lint clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/recledger
+
+# Serve with the embedded JetStream and the bbolt ledger under ./data.
+run: build
+	$(BIN) serve --data $(DATA)
+
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 10m $(PKGS)
+
+test-race:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# Benchmarks report ratios against plain bbolt measured in the same run.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./ledger/ ./projections/ ./replay/ ./ingest/
+
+bench-e2e: build
+	$(GO) test -run '^$$' -bench E2E -benchtime 1x -timeout 30m ./cmd/...
+
+# Short fuzzing of every parser (FUZZTIME=30s make fuzz).
+FUZZTIME ?= 10s
+fuzz:
+	@for p in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$p/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+	  done; \
+	done
+
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf bin

@@ -1,0 +1,68 @@
+// Command recledger is the event-sourced recording ledger: `serve` runs the
+// site; the other subcommands replay, verify and read a ledger.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// command is one subcommand: it parses its own flags from args and runs.
+type command interface {
+	Run(ctx context.Context, args []string) error
+}
+
+// commands maps each subcommand to a constructor of its command type.
+var commands = map[string]func() command{
+	"serve":         func() command { return &ServeCommand{} },
+	"replay":        func() command { return &ReplayCommand{} },
+	"verify":        func() command { return &VerifyCommand{} },
+	"restore":       func() command { return &RestoreCommand{} },
+	"pauses":        func() command { return &PausesCommand{} },
+	"manifest":      func() command { return &ManifestCommand{} },
+	"upload-worker": func() command { return &UploadWorkerCommand{} },
+	"simulate":      func() command { return &SimulateCommand{} },
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "recledger:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		return nil
+	}
+	mk, ok := commands[args[0]]
+	if !ok {
+		usage()
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	return mk().Run(ctx, args[1:])
+}
+
+func usage() {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(os.Stderr, "usage: recledger <command> [flags]")
+	fmt.Fprintln(os.Stderr, "commands:")
+	for _, n := range names {
+		fmt.Fprintln(os.Stderr, "  "+n)
+	}
+	fmt.Fprintln(os.Stderr, "run 'recledger <command> -h' for a command's flags")
+}

@@ -1,0 +1,28 @@
+package ledger
+
+import "errors"
+
+// Sentinel errors. Callers wrap them with the operation
+// (fmt.Errorf("append: %w", ErrClosed)); the HTTP layer maps them to status
+// codes in one function (ingest.statusOf).
+var (
+	// ErrClosed: the store was closed; nothing more can be appended.
+	ErrClosed = errors.New("ledger closed")
+	// ErrUnavailable: the ledger cannot take writes now (disk, I/O error).
+	ErrUnavailable = errors.New("ledger unavailable")
+	// ErrCorrupt: stored bytes do not decode or do not match their hash.
+	ErrCorrupt = errors.New("ledger corrupt")
+	// ErrChainBroken: an event's prev is not the previous event's hash, or seqs have a gap.
+	ErrChainBroken = errors.New("hash chain broken")
+	// ErrUnknownVersion: an event was written by newer code than this.
+	ErrUnknownVersion = errors.New("unknown event version")
+	// ErrNotFound: the thing asked for does not exist (user, contact, day, seq).
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: input that does not satisfy the contract; wrap with the field at fault.
+	ErrInvalid = errors.New("invalid input")
+	// ErrConflict: the request is valid but cannot be done in the current state
+	// (e.g. a day already sealed).
+	ErrConflict = errors.New("conflict")
+	// ErrMismatch: two copies of the ledger (bbolt, JetStream) differ.
+	ErrMismatch = errors.New("copies differ")
+)

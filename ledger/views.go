@@ -1,0 +1,170 @@
+package ledger
+
+// The shapes the projections derive and the API returns (API.md §2, §5).
+// They live here, beside the events, so that every package speaks the same
+// words; only the projections compute them.
+
+// Command outcomes (RULES.md "Commands").
+const (
+	OutcomeApplied     = "applied"     // the command changed something
+	OutcomeNoEffect    = "no_effect"   // valid, nothing to do
+	OutcomeUnsupported = "unsupported" // not available for this recording type
+	OutcomeRejected    = "rejected"    // invalid input, unknown user, or not allowed
+)
+
+// Recording states of a call.
+const (
+	StateRecording    = "recording"
+	StatePaused       = "paused"
+	StateNotRecording = "not_recording"
+	StateDeleted      = "deleted"
+)
+
+// Reason codes of a contact, in the order they are listed.
+const (
+	ReasonTagged   = "TAGGED"
+	ReasonWorkflow = "WORKFLOW"
+	ReasonArchive  = "ARCHIVE"
+)
+
+// Dispositions of a closed contact.
+const (
+	DispositionUpload    = "upload"
+	DispositionBasicOnly = "basic_only"
+	DispositionDiscard   = "discard"
+)
+
+// How a pause interval ended.
+const (
+	EndedByResume      = "resume"
+	EndedByCallEnd     = "call_end"
+	EndedByRestart     = "restart"
+	EndedByStopSegment = "stopsegment"
+	EndedByLogout      = "logout"
+	EndedByDelete      = "delete"
+	EndedByTimeout     = "timeout"
+)
+
+// CommandResult is the projections' answer to one command event; the HTTP
+// response is exactly this plus the event's id and seq.
+type CommandResult struct {
+	Command      string            `json:"command"` // canonical: recordtag→tag, pauseurl→pause, start→startsegment, stop→stopsegment
+	Outcome      string            `json:"outcome"`
+	Reason       string            `json:"reason"`
+	Message      string            `json:"message,omitempty"`
+	EventID      string            `json:"event_id"`
+	Seq          uint64            `json:"seq"`
+	UserID       string            `json:"user_id,omitempty"`
+	Extension    string            `json:"extension,omitempty"`
+	CallID       string            `json:"call_id,omitempty"`
+	ContactID    string            `json:"contact_id,omitempty"`
+	Recording    string            `json:"recording,omitempty"`
+	AppliedKeys  []string          `json:"applied_keys,omitempty"`
+	IgnoredKeys  []string          `json:"ignored_keys,omitempty"`
+	RejectedKeys map[string]string `json:"rejected_keys,omitempty"`
+	Config       *UserConfig       `json:"config,omitempty"`
+}
+
+// UserConfig is what the `config` command returns.
+type UserConfig struct {
+	UserID       string `json:"user_id"`
+	Name         string `json:"name"`
+	Recording    string `json:"recording"`
+	Extension    string `json:"extension,omitempty"`
+	Team         string `json:"team"`
+	PeripheralID string `json:"peripheral_id,omitempty"`
+	ServerHost   string `json:"server_host,omitempty"` // absent for desktop recording
+}
+
+// AgentState is GET /v1/agents/{user_id}.
+type AgentState struct {
+	UserID      string       `json:"user_id"`
+	Extension   string       `json:"extension"`
+	LoggedIn    bool         `json:"logged_in"`
+	ActiveCalls []ActiveCall `json:"active_calls"`
+	LastCall    *LastCall    `json:"last_call"`
+}
+
+// ActiveCall is one of an agent's active calls.
+type ActiveCall struct {
+	CallID    string `json:"call_id"`
+	Recording string `json:"recording"`
+	ContactID string `json:"contact_id,omitempty"`
+	Tagged    bool   `json:"tagged"`
+}
+
+// LastCall names the agent's last recorded call.
+type LastCall struct {
+	CallID    string `json:"call_id"`
+	ContactID string `json:"contact_id"`
+}
+
+// Segment is a stretch of media.
+type Segment struct {
+	Start Time `json:"start"`
+	End   Time `json:"end"`
+}
+
+// Pause is a pause interval as shown inside a contact.
+type Pause struct {
+	Start   Time    `json:"start"`
+	End     Time    `json:"end"` // null while open
+	EndedBy string  `json:"ended_by,omitempty"`
+	Seconds float64 `json:"seconds"`
+}
+
+// Contact is one recording unit (API.md §5).
+type Contact struct {
+	ContactID      string            `json:"contact_id"`
+	CallID         string            `json:"call_id"`
+	UserID         string            `json:"user_id"`
+	Extension      string            `json:"extension"`
+	Team           string            `json:"team"`
+	RecordingType  string            `json:"recording_type"`
+	Direction      string            `json:"direction"`
+	ANI            string            `json:"ani"`
+	DNIS           string            `json:"dnis"`
+	StartedAt      Time              `json:"started_at"`
+	EndedAt        Time              `json:"ended_at"`
+	Segments       []Segment         `json:"segments"`
+	Pauses         []Pause           `json:"pauses"`
+	ReasonCodes    []string          `json:"reason_codes"`
+	Metadata       map[string]string `json:"metadata"`
+	Deleted        bool              `json:"deleted"`
+	RootMayPersist bool              `json:"root_may_persist,omitempty"` // gateway delete
+	Disposition    *string           `json:"disposition"`                // null while open
+	Day            string            `json:"day"`                        // the manifest day; "" until sealed
+	RetainUntil    string            `json:"retain_until"`               // YYYY-MM-DD, "" unless saved
+	State          string            `json:"recording"`                  // current recording state
+}
+
+// PauseRow is one pause interval in the PCI history (GET /v1/pauses).
+type PauseRow struct {
+	ContactID    string  `json:"contact_id"`
+	CallID       string  `json:"call_id"`
+	UserID       string  `json:"user_id"`
+	Extension    string  `json:"extension"`
+	Start        Time    `json:"start"`
+	End          Time    `json:"end"`
+	EndedBy      string  `json:"ended_by"`
+	Seconds      float64 `json:"seconds"`
+	PausedBy     string  `json:"paused_by"`
+	ResumedBy    string  `json:"resumed_by"`
+	Transport    string  `json:"transport"`
+	OpenEventID  string  `json:"open_event_id"`
+	CloseEventID string  `json:"close_event_id"`
+}
+
+// ContactQuery filters GET /v1/contacts; empty fields match all.
+type ContactQuery struct {
+	UserID      string
+	Day         string
+	Disposition string
+}
+
+// PauseQuery filters GET /v1/pauses; zero times are open ends.
+type PauseQuery struct {
+	UserID string
+	From   Time
+	To     Time
+}
