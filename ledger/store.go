@@ -1,0 +1,237 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names of the bbolt file.
+var (
+	bucketEvents      = []byte("events")      // 8-byte big-endian seq → canonical envelope
+	bucketCheckpoints = []byte("checkpoints") // version → 8-byte seq + state
+)
+
+// DefaultMaxBatch is the most events the writer puts in one transaction
+// when Options.MaxBatch is zero.
+const DefaultMaxBatch = 4096
+
+// readOnlyTimeout bounds how long a read-only Open waits for the file lock.
+const readOnlyTimeout = 500 * time.Millisecond
+
+// Log attribute keys.
+const (
+	logKeyPath  = "path"
+	logKeySeq   = "seq"
+	logKeyBatch = "batch"
+	logKeyErr   = "err"
+)
+
+// Options configures Open. The zero value is usable.
+type Options struct {
+	// Logger receives the store's few log lines; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for event IDs and times; nil means time.Now.
+	Now func() time.Time
+	// MaxBatch caps the events committed in one transaction; 0 means
+	// DefaultMaxBatch. A single Append larger than MaxBatch is still
+	// committed whole, in its own transaction.
+	MaxBatch int
+	// ReadOnly opens the file with a shared lock and refuses every write.
+	// bbolt's writer holds an exclusive lock, so a read-only Open fails
+	// (after a short timeout, with ErrUnavailable) while a live server has
+	// the file open.
+	ReadOnly bool
+}
+
+// head is the ledger's committed tail: its seq, hash and last ID.
+type head struct {
+	seq  uint64
+	hash string
+	id   ulid.ULID
+}
+
+// Store is the durable ledger on bbolt. Its methods are safe for concurrent
+// use. See the package documentation.
+type Store struct {
+	db   *bolt.DB
+	log  *slog.Logger
+	now  func() time.Time
+	max  int
+	ro   bool
+	path string
+
+	head atomic.Pointer[head]
+	// broken is set at Open when the last stored event does not decode;
+	// Append then refuses (appending would extend a chain from a bad hash).
+	broken error
+
+	hooksMu sync.Mutex
+	hooks   []func([]Envelope)
+
+	// mu guards closed; Append holds it shared while handing a request to
+	// the writer so that Close knows every request is in reqs.
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *request
+	stop   chan struct{}
+	done   chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed, unless read-only) the ledger at path and,
+// unless read-only, starts its writer goroutine. Close stops it.
+func Open(path string, opts Options) (*Store, error) {
+	s := &Store{
+		log:  opts.Logger,
+		now:  opts.Now,
+		max:  opts.MaxBatch,
+		ro:   opts.ReadOnly,
+		path: path,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.max <= 0 {
+		s.max = DefaultMaxBatch
+	}
+	bo := &bolt.Options{Timeout: time.Second}
+	if s.ro {
+		bo = &bolt.Options{ReadOnly: true, Timeout: readOnlyTimeout}
+	}
+	db, err := bolt.Open(path, 0o600, bo)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w: %v", path, ErrUnavailable, err)
+	}
+	s.db = db
+	if !s.ro {
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketEvents, bucketCheckpoints} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open %s: %w: %v", path, ErrUnavailable, err)
+		}
+	}
+	h, err := s.readHead()
+	if err != nil {
+		if !errors.Is(err, ErrCorrupt) {
+			db.Close()
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+		s.broken = err
+		s.log.Error("ledger tail is corrupt; appends refused", logKeyPath, path, logKeyErr, err)
+	}
+	s.head.Store(h)
+	if !s.ro {
+		s.reqs = make(chan *request, 1024)
+		s.stop = make(chan struct{})
+		s.done = make(chan struct{})
+		w := &writer{s: s, ids: idGen{last: h.id}, seq: h.seq}
+		if h.hash != "" {
+			if _, err := hex.Decode(w.prev[:], []byte(h.hash)); err != nil {
+				s.broken = fmt.Errorf("head hash: %w: %v", ErrCorrupt, err)
+			}
+			w.hasPrev = true
+		}
+		go w.run()
+	}
+	return s, nil
+}
+
+// readHead reads the last stored event. A tail that does not decode gives
+// a head with the key's seq (so Head still reports the size) and an error
+// wrapping ErrCorrupt.
+func (s *Store) readHead() (*head, error) {
+	h := &head{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		if b == nil {
+			return nil
+		}
+		k, v := b.Cursor().Last()
+		if k == nil {
+			return nil
+		}
+		if len(k) != 8 {
+			return fmt.Errorf("read head: %w: key of %d bytes", ErrCorrupt, len(k))
+		}
+		h.seq = binary.BigEndian.Uint64(k)
+		e, err := Decode(v)
+		if err != nil {
+			return fmt.Errorf("read head: %w", err)
+		}
+		if e.Seq != h.seq {
+			return fmt.Errorf("read head: %w: key %d holds seq %d", ErrCorrupt, h.seq, e.Seq)
+		}
+		h.hash, h.id = e.Hash, e.ID
+		return nil
+	})
+	return h, err
+}
+
+// Head returns the seq and hash of the last committed event (0 and "" when
+// the ledger is empty).
+func (s *Store) Head() (seq uint64, hash string) {
+	h := s.head.Load()
+	return h.seq, h.hash
+}
+
+// LastID returns the ID of the last committed event (zero when empty).
+func (s *Store) LastID() ulid.ULID { return s.head.Load().id }
+
+// Subscribe registers fn to be called by the writer goroutine after each
+// commit with the committed envelopes in seq order, before the appenders of
+// that batch are released. Register before the first Append: a hook added
+// later misses the batches committed before. fn must be quick, must not
+// call Append (it would wait for itself) and must not modify the envelopes
+// (they are shared with the appenders and the other hooks).
+func (s *Store) Subscribe(fn func([]Envelope)) {
+	s.hooksMu.Lock()
+	s.hooks = append(s.hooks, fn)
+	s.hooksMu.Unlock()
+}
+
+// Close stops the writer, after committing the requests already handed to
+// it, and closes the file. Append afterwards returns ErrClosed. Close is
+// idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		if s.stop != nil {
+			close(s.stop)
+			<-s.done
+		}
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("close: %w: %v", ErrUnavailable, err)
+		}
+	})
+	return s.closeErr
+}
+
+// seqKey is the bbolt key of seq.
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}

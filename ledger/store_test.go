@@ -1,0 +1,279 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// openTest opens a store in a fresh temporary directory and closes it at
+// the end of the test.
+func openTest(t *testing.T, opts Options) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+// cmd is a small command event for tests.
+func cmd(name string) Event {
+	return Event{Type: TypeCommand, Data: Command{Command: name, Transport: TransportHTTP}}
+}
+
+// mustVerify fails the test unless the ledger verifies with n events.
+func mustVerify(t *testing.T, s *Store, n uint64) VerifyReport {
+	t.Helper()
+	rep, err := s.Verify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || rep.Events != n {
+		t.Fatalf("verify: %+v, want OK with %d events", rep, n)
+	}
+	return rep
+}
+
+func TestAppendScanGet(t *testing.T) {
+	ctx := context.Background()
+	var hooked []Envelope
+	s, _ := openTest(t, Options{})
+	s.Subscribe(func(envs []Envelope) { hooked = append(hooked, envs...) })
+
+	envs, err := s.Append(ctx, cmd("start"), cmd("pause"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err := s.Append(ctx, Event{Type: TypeConfig, Data: json.RawMessage(` {"a" : 1} `)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs = append(envs, more...)
+	if len(envs) != 3 || envs[0].Seq != 1 || envs[2].Seq != 3 {
+		t.Fatalf("envelopes: %+v", envs)
+	}
+	if string(envs[2].Data) != `{"a":1}` {
+		t.Errorf("raw data not compacted: %s", envs[2].Data)
+	}
+	if envs[0].Prev != "" || envs[1].Prev != envs[0].Hash || envs[2].Prev != envs[1].Hash {
+		t.Errorf("chain not linked: %+v", envs)
+	}
+	if seq, h := s.Head(); seq != 3 || h != envs[2].Hash {
+		t.Errorf("head = %d %s", seq, h)
+	}
+	if s.LastID() != envs[2].ID {
+		t.Errorf("last id %s, want %s", s.LastID(), envs[2].ID)
+	}
+	if len(hooked) != 3 || hooked[2].Hash != envs[2].Hash {
+		t.Errorf("hooks saw %d envelopes", len(hooked))
+	}
+
+	var scanned []Envelope
+	if err := s.Scan(ctx, 1, func(e Envelope) error { scanned = append(scanned, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(scanned) != 2 || scanned[0].Seq != 2 || !bytes.Equal(scanned[1].Raw, envs[2].Raw) {
+		t.Fatalf("scan after 1: %+v", scanned)
+	}
+	var c Command
+	if err := scanned[0].Unmarshal(&c); err != nil || c.Command != "pause" {
+		t.Errorf("scanned data %+v %v", c, err)
+	}
+
+	stop := errors.New("stop")
+	n := 0
+	if err := s.Scan(ctx, 0, func(Envelope) error { n++; return stop }); err != stop || n != 1 {
+		t.Errorf("scan stop: %v after %d", err, n)
+	}
+
+	got, err := s.Get(ctx, 2)
+	if err != nil || !bytes.Equal(got.Raw, envs[1].Raw) || got.ID != envs[1].ID {
+		t.Errorf("get 2: %+v %v", got, err)
+	}
+	if _, err := s.Get(ctx, 4); !errors.Is(err, ErrNotFound) {
+		t.Errorf("get 4: %v", err)
+	}
+	mustVerify(t, s, 3)
+}
+
+func TestSealerMatchesSeal(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	envs, err := s.Append(context.Background(),
+		cmd("start"),
+		Event{Type: TypeConfig, Data: map[string]string{"x": "<tag> & \"q\" \u2028"}},
+		Event{Type: "odd \"type\" <x>", Data: nil},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range envs {
+		ref := e
+		ref.Raw, ref.Prev, ref.Hash = nil, "", ""
+		raw, err := ref.Seal(e.Prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(raw, e.Raw) || ref.Hash != e.Hash {
+			t.Errorf("seq %d:\n fast %s\n seal %s", e.Seq, e.Raw, raw)
+		}
+		d, err := Decode(e.Raw)
+		if err != nil || !Canonical(d, e.Raw) {
+			t.Errorf("seq %d does not decode canonically: %v", e.Seq, err)
+		}
+	}
+}
+
+func TestConcurrentAppends(t *testing.T) {
+	const goroutines, each = 64, 200
+	ctx := context.Background()
+	s, _ := openTest(t, Options{})
+	var (
+		mu     sync.Mutex
+		hooked []Envelope
+	)
+	s.Subscribe(func(envs []Envelope) {
+		mu.Lock()
+		hooked = append(hooked, envs...)
+		mu.Unlock()
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				evs := []Event{cmd("tag")}
+				if i%10 == 0 {
+					evs = append(evs, cmd("tag2")) // some multi-event appends
+				}
+				envs, err := s.Append(ctx, evs...)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for j := 1; j < len(envs); j++ {
+					if envs[j].Seq != envs[j-1].Seq+1 {
+						errs <- errors.New("one append's events are not contiguous")
+						return
+					}
+				}
+			}
+			_ = g
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	want := uint64(goroutines * (each + each/10))
+	if seq, _ := s.Head(); seq != want {
+		t.Fatalf("head %d, want %d", seq, want)
+	}
+	if len(hooked) != int(want) {
+		t.Fatalf("hooks saw %d, want %d", len(hooked), want)
+	}
+	var prev Envelope
+	err := s.Scan(ctx, 0, func(e Envelope) error {
+		if e.Seq != prev.Seq+1 {
+			t.Fatalf("seq %d after %d", e.Seq, prev.Seq)
+		}
+		if e.Seq > 1 && (e.ID.Compare(prev.ID) <= 0 || e.Time.Before(prev.Time.Time) || e.Prev != prev.Hash) {
+			t.Fatalf("seq %d does not follow %d: %s %s", e.Seq, prev.Seq, e.ID, prev.ID)
+		}
+		if h := hooked[e.Seq-1]; h.Hash != e.Hash {
+			t.Fatalf("hook order differs at seq %d", e.Seq)
+		}
+		prev = e
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustVerify(t, s, want)
+}
+
+func TestIDsIncreaseAcrossRestartWithClockBack(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s, err := Open(path, Options{Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.Append(ctx, cmd("a"), cmd("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	back := clock.Add(-time.Hour)
+	s, err = Open(path, Options{Now: func() time.Time { return back }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	second, err := s.Append(ctx, cmd("c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, next := first[1], second[0]
+	if next.Seq != 3 || next.Prev != last.Hash {
+		t.Fatalf("restart did not continue the chain: %+v", next)
+	}
+	if next.ID.Compare(last.ID) <= 0 {
+		t.Fatalf("id %s not after %s", next.ID, last.ID)
+	}
+	if !next.Time.Equal(last.Time.Time) || !next.Time.Equal(clock) {
+		t.Fatalf("time went backwards: %s after %s", next.Time, last.Time)
+	}
+	mustVerify(t, s, 3)
+}
+
+func TestBadEventFailsOnlyItsCaller(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Options{})
+	if _, err := s.Append(ctx, cmd("a")); err != nil {
+		t.Fatal(err)
+	}
+	seq0, h0 := s.Head()
+	_, err := s.Append(ctx, cmd("b"), Event{Type: TypeCommand, Data: make(chan int)})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unencodable data: %v", err)
+	}
+	if _, err := s.Append(ctx, Event{Data: 1}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("empty type: %v", err)
+	}
+	if seq, h := s.Head(); seq != seq0 || h != h0 {
+		t.Fatalf("head moved to %d", seq)
+	}
+	envs, err := s.Append(ctx, cmd("c"))
+	if err != nil || envs[0].Seq != seq0+1 || envs[0].Prev != h0 {
+		t.Fatalf("next append: %+v %v", envs, err)
+	}
+	mustVerify(t, s, 2)
+}
+
+func TestAppendAfterClose(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	if _, err := s.Append(context.Background(), cmd("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(context.Background(), cmd("b")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+}

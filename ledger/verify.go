@@ -1,0 +1,65 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+)
+
+// VerifyReport is the outcome of Verify. OK=false is a finding, not an
+// error: FirstBad is the first seq at fault and Problem says what is wrong.
+type VerifyReport struct {
+	OK       bool   `json:"ok"`
+	Events   uint64 `json:"events"`
+	Head     string `json:"head"`
+	FirstBad uint64 `json:"first_bad,omitempty"`
+	Problem  string `json:"problem,omitempty"`
+}
+
+// Verify recomputes the hash chain from seq 1 to the head at the time of
+// the call: every stored value must decode, be its canonical encoding,
+// hold the seq of its key with no gap, name the previous event's hash as
+// prev, hash to its own hash, and have an ID after the previous one.
+// Events counts the events that passed and Head is the last good hash. The
+// error return is for I/O and cancellation only.
+func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
+	var (
+		rep  VerifyReport
+		prev Envelope
+		bad  = func(seq uint64, format string, args ...any) error {
+			rep.FirstBad, rep.Problem = seq, fmt.Sprintf(format, args...)
+			return errStopVerify
+		}
+	)
+	err := s.ScanRaw(ctx, 0, func(seq uint64, raw []byte) error {
+		if seq != rep.Events+1 {
+			return bad(rep.Events+1, "missing: seq %d is followed by seq %d", rep.Events, seq)
+		}
+		e, err := Decode(raw)
+		switch {
+		case err != nil:
+			return bad(seq, "%v", err)
+		case !Canonical(e, raw):
+			return bad(seq, "stored bytes are not the canonical encoding")
+		case e.Seq != seq:
+			return bad(seq, "key %d holds seq %d", seq, e.Seq)
+		case e.Prev != prev.Hash:
+			return bad(seq, "prev %q is not the hash of seq %d (%q)", e.Prev, prev.Seq, prev.Hash)
+		case seq > 1 && e.ID.Compare(prev.ID) <= 0:
+			return bad(seq, "id %s is not after %s", e.ID, prev.ID)
+		}
+		prev = e
+		rep.Events, rep.Head = seq, e.Hash
+		return nil
+	})
+	if err != nil && err != errStopVerify {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	if end, _ := s.Head(); rep.Problem == "" && rep.Events != end {
+		bad(rep.Events+1, "missing: the ledger ends at seq %d, its head is %d", rep.Events, end)
+	}
+	rep.OK = rep.Problem == ""
+	return rep, nil
+}
+
+// errStopVerify stops Verify's scan at the first problem.
+var errStopVerify = fmt.Errorf("verify: stop at first problem")

@@ -1,0 +1,303 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+)
+
+// Request states: a caller may abandon a request only while it is pending;
+// once the writer has taken it, the caller gets the true result.
+const (
+	reqPending int32 = iota
+	reqTaken
+	reqAbandoned
+)
+
+// request is one Append or Import call handed to the writer goroutine.
+type request struct {
+	evs     []prepared // Append: events encoded by the caller
+	imports []imported // Import: sealed envelopes checked by the caller
+	state   atomic.Int32
+	res     chan result // buffered 1; the writer sends exactly once
+
+	// set by the writer while building a batch
+	err        error
+	start, end int // the request's envelopes in the batch
+}
+
+// result is what the writer sends back to a caller.
+type result struct {
+	envs []Envelope
+	err  error
+}
+
+// prepared is an event whose type and data were encoded in the caller's
+// goroutine, so a bad event fails only its own caller and the writer does
+// no reflection.
+type prepared struct {
+	typ   Type
+	qtype []byte // the type as a JSON string
+	data  json.RawMessage
+}
+
+// size is the number of events a request adds.
+func (r *request) size() int { return len(r.evs) + len(r.imports) }
+
+// Append appends events to the ledger, in order and contiguous, and returns
+// their envelopes once they are committed (fsynced) and every Subscribe
+// hook has seen them. Concurrent calls are grouped into one transaction by
+// the writer goroutine; a batch that cannot be committed fails every call
+// in it with an error wrapping ErrUnavailable and leaves the ledger as it
+// was. An event whose data cannot be encoded fails only its own call, with
+// ErrInvalid, before reaching the writer.
+//
+// ctx is honoured only while the request waits to be taken by the writer:
+// then Append returns ctx.Err() and nothing is appended. Once the writer has
+// taken the request, Append waits for and returns the true outcome, so a
+// caller never sees an error for an event that was in fact stored.
+//
+// Append is not idempotent: retrying after an error other than
+// ErrUnavailable/ErrClosed may append a second event.
+func (s *Store) Append(ctx context.Context, events ...Event) ([]Envelope, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	if err := s.writable("append"); err != nil {
+		return nil, err
+	}
+	r := &request{evs: make([]prepared, len(events)), res: make(chan result, 1)}
+	for i, ev := range events {
+		p, err := prepare(ev)
+		if err != nil {
+			return nil, fmt.Errorf("append event %d: %w", i, err)
+		}
+		r.evs[i] = p
+	}
+	res, err := s.submit(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("append: %w", err)
+	}
+	return res, nil
+}
+
+// prepare checks and encodes one event.
+func prepare(ev Event) (prepared, error) {
+	if ev.Type == "" {
+		return prepared{}, fmt.Errorf("%w: empty event type", ErrInvalid)
+	}
+	qt, err := json.Marshal(string(ev.Type))
+	if err != nil {
+		return prepared{}, fmt.Errorf("%w: type: %v", ErrInvalid, err)
+	}
+	data, err := EncodeData(ev.Data)
+	if err != nil {
+		return prepared{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return prepared{typ: ev.Type, qtype: qt, data: data}, nil
+}
+
+// writable reports why the store cannot take writes, if it cannot.
+func (s *Store) writable(op string) error {
+	if s.ro {
+		return fmt.Errorf("%s: %w: opened read-only", op, ErrUnavailable)
+	}
+	if s.broken != nil {
+		return fmt.Errorf("%s: %w", op, s.broken)
+	}
+	return nil
+}
+
+// submit hands r to the writer and waits for its result.
+func (s *Store) submit(ctx context.Context, r *request) ([]Envelope, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return nil, ctx.Err()
+	}
+	s.mu.RUnlock()
+	select {
+	case res := <-r.res:
+		return res.envs, res.err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqPending, reqAbandoned) {
+			return nil, ctx.Err()
+		}
+		res := <-r.res
+		return res.envs, res.err
+	}
+}
+
+// writer is the one goroutine that writes events. Its fields are the
+// committed tail; a batch works on copies and publishes them only after
+// its transaction committed.
+type writer struct {
+	s       *Store
+	ids     idGen
+	seq     uint64
+	prev    [32]byte // binary hash of the event at seq
+	hasPrev bool     // false while the ledger is empty
+}
+
+// run takes requests until Close, then commits what was already handed
+// over and returns.
+func (w *writer) run() {
+	defer close(w.s.done)
+	batch := make([]*request, 0, 64)
+	for {
+		select {
+		case r := <-w.s.reqs:
+			batch = w.gather(batch[:0], r)
+			w.commit(batch)
+		case <-w.s.stop:
+			for {
+				select {
+				case r := <-w.s.reqs:
+					batch = w.gather(batch[:0], r)
+					w.commit(batch)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// gather takes first and whatever else is waiting, up to MaxBatch events.
+func (w *writer) gather(batch []*request, first *request) []*request {
+	n := 0
+	take := func(r *request) {
+		if r.state.CompareAndSwap(reqPending, reqTaken) {
+			batch = append(batch, r)
+			n += r.size()
+		}
+	}
+	take(first)
+	for n < w.s.max {
+		select {
+		case r := <-w.s.reqs:
+			take(r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// tail is the chain state a batch advances.
+type tail struct {
+	ids     idGen
+	seq     uint64
+	prev    [32]byte
+	hasPrev bool
+}
+
+// commit writes batch in one read-write transaction, fsyncs it, calls the
+// hooks and releases the callers.
+func (w *writer) commit(batch []*request) {
+	if len(batch) == 0 {
+		return
+	}
+	envs, t, err := w.write(batch)
+	if err != nil {
+		w.s.log.Error("ledger batch failed", logKeyBatch, len(batch), logKeySeq, w.seq, logKeyErr, err)
+		for _, r := range batch {
+			r.res <- result{err: err}
+		}
+		return
+	}
+	w.ids, w.seq, w.prev, w.hasPrev = t.ids, t.seq, t.prev, t.hasPrev
+	if len(envs) > 0 {
+		last := envs[len(envs)-1]
+		w.s.head.Store(&head{seq: last.Seq, hash: last.Hash, id: last.ID})
+		w.s.hooksMu.Lock()
+		hooks := w.s.hooks
+		w.s.hooksMu.Unlock()
+		for _, fn := range hooks {
+			fn(envs)
+		}
+	}
+	for _, r := range batch {
+		if r.err != nil {
+			r.res <- result{err: r.err}
+			continue
+		}
+		r.res <- result{envs: envs[r.start:r.end:r.end]}
+	}
+}
+
+// write builds and commits the batch's transaction. It returns the
+// committed envelopes in seq order and the new tail; on error nothing was
+// committed and the writer's state is untouched.
+func (w *writer) write(batch []*request) ([]Envelope, tail, error) {
+	t := tail{ids: w.ids, seq: w.seq, prev: w.prev, hasPrev: w.hasPrev}
+	n, size := 0, 0
+	for _, r := range batch {
+		n += r.size()
+		for _, p := range r.evs {
+			size += len(p.data) + len(p.qtype) + envelopeOverhead
+		}
+		for _, im := range r.imports {
+			size += len(im.env.Raw)
+		}
+	}
+	now := w.s.now()
+	tx, err := w.s.db.Begin(true)
+	if err != nil {
+		return nil, t, fmt.Errorf("%w: begin: %v", ErrUnavailable, err)
+	}
+	b := tx.Bucket(bucketEvents)
+	b.FillPercent = 1.0 // keys only ever grow: pack pages full
+	envs := make([]Envelope, 0, n)
+	keys := make([]byte, 8*n)
+	slab := make([]byte, 0, size)
+	enc := sealer{}
+	for _, r := range batch {
+		r.start = len(envs)
+		if r.imports != nil {
+			if r.err = t.checkImport(r.imports); r.err != nil {
+				r.end = r.start
+				continue
+			}
+		}
+		for _, p := range r.evs {
+			id, err := t.ids.next(now)
+			if err != nil {
+				tx.Rollback()
+				return nil, t, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			}
+			t.seq++
+			var e Envelope
+			slab, e = enc.seal(slab, t.seq, id, p, &t.prev, t.hasPrev)
+			t.hasPrev = true
+			envs = append(envs, e)
+		}
+		for _, im := range r.imports {
+			t.seq, t.prev, t.hasPrev, t.ids.last = im.env.Seq, im.hash, true, im.env.ID
+			envs = append(envs, im.env)
+		}
+		r.end = len(envs)
+	}
+	for i := range envs {
+		k := keys[8*i : 8*i+8 : 8*i+8]
+		copy(k, seqKey(envs[i].Seq))
+		if err := b.Put(k, envs[i].Raw); err != nil {
+			tx.Rollback()
+			return nil, t, fmt.Errorf("%w: put seq %d: %v", ErrUnavailable, envs[i].Seq, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, t, fmt.Errorf("%w: commit: %v", ErrUnavailable, err)
+	}
+	return envs, t, nil
+}
