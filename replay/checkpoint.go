@@ -1,0 +1,190 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
+)
+
+// Checkpointer defaults.
+const (
+	DefaultCheckpointEvents = 100_000
+	DefaultCheckpointEvery  = time.Minute
+	// checkpointPoll is how often the Checkpointer looks at the live seq
+	// (a cheap read) when Every is longer.
+	checkpointPoll = time.Second
+	// finalSaveTimeout bounds the save made on stop.
+	finalSaveTimeout = 30 * time.Second
+)
+
+// Log attribute keys.
+const (
+	logKeySeq     = "seq"
+	logKeyBytes   = "bytes"
+	logKeyTook    = "took"
+	logKeyErr     = "err"
+	logKeyVersion = "version"
+)
+
+// CheckpointSaver stores a checkpoint; *ledger.Store fits it.
+type CheckpointSaver interface {
+	SaveCheckpoint(ctx context.Context, version string, seq uint64, state []byte) error
+}
+
+// CheckpointLoader reads the newest checkpoint of a version; *ledger.Store
+// fits it. It returns an error wrapping ledger.ErrNotFound when there is none.
+type CheckpointLoader interface {
+	LoadCheckpoint(ctx context.Context, version string) (seq uint64, state []byte, err error)
+}
+
+// Snapshotter is the live state the Checkpointer saves; *projections.Live
+// fits it. Seq must be cheap: it is read every poll. Snapshot returns the
+// checkpoint encoding of the state and the seq it covers.
+type Snapshotter interface {
+	Seq() uint64
+	Snapshot() ([]byte, uint64, error)
+}
+
+var (
+	_ CheckpointSaver  = (*ledger.Store)(nil)
+	_ CheckpointLoader = (*ledger.Store)(nil)
+	_ Snapshotter      = (*projections.Live)(nil)
+)
+
+// Checkpointer saves the live projections now and then so that a restart
+// replays only the tail. Run is its owner goroutine.
+type Checkpointer struct {
+	Store CheckpointSaver
+	Live  Snapshotter
+	// EveryEvents saves once this many events arrived since the last save
+	// (default DefaultCheckpointEvents).
+	EveryEvents uint64
+	// Every saves when this much time passed and new events arrived
+	// (default DefaultCheckpointEvery).
+	Every time.Duration
+	// Logger receives a line per save; nil discards.
+	Logger *slog.Logger
+}
+
+// Run saves checkpoints until ctx is done, then makes a final save if
+// events arrived since the last one, and returns. The caller must keep the
+// store open until Run has returned. A failed save is logged and retried
+// at the next occasion; Run returns nil on a normal stop, or the error of
+// the final save.
+func (c *Checkpointer) Run(ctx context.Context) error {
+	everyEvents := c.EveryEvents
+	if everyEvents == 0 {
+		everyEvents = DefaultCheckpointEvents
+	}
+	every := c.Every
+	if every <= 0 {
+		every = DefaultCheckpointEvery
+	}
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	poll := min(every, checkpointPoll)
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+
+	saved := c.Live.Seq() // what is live at start came from a checkpoint + tail: nothing new yet
+	lastSave := time.Now()
+	save := func(ctx context.Context) error {
+		start := time.Now()
+		b, seq, err := c.Live.Snapshot()
+		if err != nil {
+			return fmt.Errorf("checkpoint: snapshot: %w", err)
+		}
+		if seq <= saved {
+			return nil
+		}
+		if err := c.Store.SaveCheckpoint(ctx, projections.Version, seq, b); err != nil {
+			return fmt.Errorf("checkpoint seq %d: %w", seq, err)
+		}
+		saved = seq
+		log.Info("checkpoint saved", logKeySeq, seq, logKeyBytes, len(b), logKeyVersion, projections.Version,
+			logKeyTook, time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			if c.Live.Seq() <= saved {
+				return nil
+			}
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalSaveTimeout)
+			defer cancel()
+			return save(fctx)
+		case now := <-tick.C:
+			seq := c.Live.Seq()
+			if seq <= saved {
+				continue
+			}
+			if seq-saved < everyEvents && now.Sub(lastSave) < every {
+				continue
+			}
+			lastSave = now
+			if err := save(ctx); err != nil {
+				if ctx.Err() != nil {
+					continue // stopping: the final save follows
+				}
+				log.Warn("checkpoint failed; will retry", logKeyErr, err)
+			}
+		}
+	}
+}
+
+// Load rebuilds the projections from the newest checkpoint of
+// projections.Version in store and the tail of src after it, and returns
+// the state and how many events were replayed. With no checkpoint, or one
+// that does not decode, or one beyond src's events, it replays src from
+// the start. Checkpoints of other versions are never read, so a rules
+// change rebuilds from scratch.
+func Load(ctx context.Context, store CheckpointLoader, src Source) (*projections.State, uint64, error) {
+	return LoadWith(ctx, store, src, Options{})
+}
+
+// LoadWith is Load with replay options (Progress, Trace; Until must be zero
+// and From nil, since Load chooses the start).
+func LoadWith(ctx context.Context, store CheckpointLoader, src Source, opts Options) (*projections.State, uint64, error) {
+	if !opts.Until.IsZero() || opts.From != nil {
+		return nil, 0, fmt.Errorf("load: %w: Until and From are chosen by Load", ledger.ErrInvalid)
+	}
+	opts.From = FromCheckpoint(ctx, store)
+	st, stats, err := Run(ctx, src, opts)
+	if err != nil {
+		return nil, stats.Events, fmt.Errorf("load: %w", err)
+	}
+	return st, stats.Events, nil
+}
+
+// header is what FromCheckpoint uses, when the store has it, to refuse a
+// checkpoint ahead of the ledger (e.g. a data dir restored from an older copy).
+type header interface {
+	Head() (seq uint64, hash string)
+}
+
+// FromCheckpoint returns the state of the newest usable checkpoint of
+// projections.Version, or nil when there is none (missing, unreadable,
+// undecodable, or of a seq other than its state's).
+func FromCheckpoint(ctx context.Context, store CheckpointLoader) *projections.State {
+	seq, b, err := store.LoadCheckpoint(ctx, projections.Version)
+	if err != nil {
+		return nil
+	}
+	st, err := projections.UnmarshalCheckpoint(b)
+	if err != nil || st.Seq() != seq {
+		return nil
+	}
+	if h, ok := store.(header); ok {
+		if head, _ := h.Head(); seq > head {
+			return nil
+		}
+	}
+	return st
+}

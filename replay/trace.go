@@ -1,0 +1,111 @@
+package replay
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
+)
+
+// TraceLine formats one event and what it did as one line (no newline):
+//
+//	seq time type who what: change; change
+//
+// e.g. `42 2026-11-23T14:02:11.120Z command jdoe pause: c-77 recording→paused`.
+// who is the user the event concerns ("-" when none); what is the
+// canonical command, the signal and call, the configuration part, the sealed
+// day or the timer. A command that changed nothing shows its outcome and
+// reason instead of changes.
+func TraceLine(e *ledger.Envelope, eff projections.Effect) string {
+	return string(AppendTraceLine(nil, e, eff))
+}
+
+// AppendTraceLine appends TraceLine's text to b.
+func AppendTraceLine(b []byte, e *ledger.Envelope, eff projections.Effect) []byte {
+	b = strconv.AppendUint(b, e.Seq, 10)
+	b = append(b, ' ')
+	b = e.Time.UTC().AppendFormat(b, ledger.TimeLayout)
+	b = append(b, ' ')
+	b = append(b, e.Type...)
+	b = append(b, ' ')
+	who, what := describe(e, eff)
+	if who == "" {
+		who = "-"
+	}
+	b = append(b, who...)
+	b = append(b, ' ')
+	b = append(b, what...)
+	b = append(b, ':')
+	switch {
+	case len(eff.Changes) > 0:
+		b = append(b, ' ')
+		b = append(b, strings.Join(eff.Changes, "; ")...)
+	case eff.Result != nil:
+		b = append(b, ' ')
+		b = append(b, eff.Result.Outcome...)
+		if eff.Result.Reason != "" {
+			b = append(b, " ("...)
+			b = append(b, eff.Result.Reason...)
+			b = append(b, ')')
+		}
+	default:
+		b = append(b, " no change"...)
+	}
+	return b
+}
+
+// describe names who an event concerns and what it was. It decodes the
+// event's data only for the words of the trace; an undecodable event was
+// already refused by Apply.
+func describe(e *ledger.Envelope, eff projections.Effect) (who, what string) {
+	users := strings.Join(eff.Users, ",")
+	switch e.Type {
+	case ledger.TypeCommand:
+		var d ledger.Command
+		_ = json.Unmarshal(e.Data, &d)
+		what = d.Command
+		who = users
+		if r := eff.Result; r != nil {
+			if r.Command != "" {
+				what = r.Command
+			}
+			if r.UserID != "" {
+				who = r.UserID
+			}
+		}
+		if who == "" && d.SenderID != "" {
+			who = d.SenderID
+		}
+		if who == "" && d.Extension != "" {
+			who = "ext " + d.Extension
+		}
+	case ledger.TypeCallSignal:
+		var d ledger.CallSignal
+		_ = json.Unmarshal(e.Data, &d)
+		who = users
+		if who == "" {
+			who = "ext " + d.Extension
+		}
+		what = d.Type + " " + d.CallID
+	case ledger.TypeConfig:
+		var d ledger.ConfigChange
+		_ = json.Unmarshal(e.Data, &d)
+		who = d.Principal
+		what = strings.TrimSpace("config " + d.Op + " " + d.Part + " " + d.Key)
+	case ledger.TypeDayClosed:
+		var d ledger.DayClosed
+		_ = json.Unmarshal(e.Data, &d)
+		who = d.Principal
+		what = "seal " + d.Day + " by " + d.By
+	case ledger.TypeTimer:
+		var d ledger.TimerFired
+		_ = json.Unmarshal(e.Data, &d)
+		who = users
+		what = strings.TrimSpace(d.Timer + " " + d.ContactID)
+	default:
+		what = string(e.Type)
+	}
+	return who, what
+}

@@ -1,0 +1,106 @@
+package replay
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// untilKind says which of an event's coordinates an Until bounds.
+type untilKind uint8
+
+const (
+	untilNone untilKind = iota
+	untilSeq
+	untilID
+	untilTime
+)
+
+// Until bounds a replay: it stops after the last event with seq ≤ N, id ≤
+// ULID, or time ≤ T. The zero Until replays everything. Seq, id and time
+// all grow with the ledger, so the events kept are always a prefix.
+type Until struct {
+	kind untilKind
+	seq  uint64
+	id   ulid.ULID
+	t    time.Time
+}
+
+// UntilSeq bounds a replay to the events with seq ≤ n.
+func UntilSeq(n uint64) Until { return Until{kind: untilSeq, seq: n} }
+
+// UntilID bounds a replay to the events with id ≤ id.
+func UntilID(id ulid.ULID) Until { return Until{kind: untilID, id: id} }
+
+// UntilTime bounds a replay to the events with time ≤ t.
+func UntilTime(t time.Time) Until { return Until{kind: untilTime, t: t} }
+
+// ParseUntil reads SEQ (decimal), ULID (26 characters) or an RFC 3339 time.
+// The empty string is the zero Until (no bound).
+func ParseUntil(s string) (Until, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Until{}, nil
+	}
+	if isDigits(s) {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return Until{}, fmt.Errorf("until %q: %w: seq out of range", s, ledger.ErrInvalid)
+		}
+		return UntilSeq(n), nil
+	}
+	if len(s) == ulid.EncodedSize {
+		if id, err := ulid.ParseStrict(strings.ToUpper(s)); err == nil {
+			return UntilID(id), nil
+		}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return Until{}, fmt.Errorf("until %q: %w: want a seq, a ULID or an RFC 3339 time", s, ledger.ErrInvalid)
+	}
+	return UntilTime(t), nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// IsZero reports whether u bounds nothing.
+func (u Until) IsZero() bool { return u.kind == untilNone }
+
+// Past reports whether e lies beyond the bound (and so, since the bound is
+// monotone, every later event too).
+func (u Until) Past(e *ledger.Envelope) bool {
+	switch u.kind {
+	case untilSeq:
+		return e.Seq > u.seq
+	case untilID:
+		return e.ID.Compare(u.id) > 0
+	case untilTime:
+		return e.Time.After(u.t)
+	}
+	return false
+}
+
+// String gives the bound back in the form ParseUntil reads ("" when zero).
+func (u Until) String() string {
+	switch u.kind {
+	case untilSeq:
+		return strconv.FormatUint(u.seq, 10)
+	case untilID:
+		return u.id.String()
+	case untilTime:
+		return u.t.UTC().Format(time.RFC3339Nano)
+	}
+	return ""
+}
