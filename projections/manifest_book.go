@@ -1,74 +1,227 @@
 package projections
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
 
 	"github.com/recledger/recledger/ledger"
 )
 
 // manifestBook keeps what the end-of-day manifests are cut from: the
-// contacts closed since the last seal, and each sealed day's manifest.
+// contacts closed since the last seal, the changes to contacts of earlier
+// sealed days, and each sealed day's manifest (docs/manifests.md).
 //
 // The fold (state.go) calls it at three points: when a contact closes
-// (contactClosed), when a closed contact changes afterwards (contactUpdated:
-// a tag or metadata on the last call), and when a day is sealed (dayClosed).
-// Its exported fields are part of the checkpoint encoding.
+// (contactClosed), when a closed contact changes afterwards (contactUpdated
+// or contactUpdatedAt: a tag or metadata on the last call), and when a day
+// is sealed (dayClosed).
+//
+// Pending contacts are kept as their rendered manifest entries, not as
+// contacts, so that the book stays small and a manifest is cut from the
+// bytes recorded when each contact closed. Its exported fields are part of
+// the checkpoint encoding; every map is encoded with sorted keys.
 type manifestBook struct {
-	Pending []ledger.Contact           `json:"pending"`
-	Sealed  map[string]json.RawMessage `json:"sealed"`  // day → canonical manifest bytes
+	Pending map[string]pendingContact  `json:"pending"` // contact id → closed since the last seal
+	Updates map[string]pendingUpdate   `json:"updates"` // contact id → latest change since the last seal, to a contact of a sealed day
+	Sealed  map[string]json.RawMessage `json:"sealed"`  // day → canonical manifest bytes, without the final newline
 	DayOf   map[string]string          `json:"day_of"`  // contact id → sealed day
 	Order   []string                   `json:"order"`   // sealed days in seal order
 	LastAt  ledger.Time                `json:"last_at"` // time of the last seal
+	LastSeq uint64                     `json:"last_seq"`
+}
+
+// pendingContact is a contact closed since the last seal.
+type pendingContact struct {
+	EndedAt     ledger.Time     `json:"ended_at"`
+	Disposition string          `json:"disposition"`
+	Entry       json.RawMessage `json:"entry,omitempty"` // RenderContact; absent for discard
+}
+
+// pendingUpdate is the latest change to a contact of an earlier sealed day.
+type pendingUpdate struct {
+	Day   string          `json:"day"`
+	Seq   uint64          `json:"seq"`
+	Entry json.RawMessage `json:"entry"`
 }
 
 func newManifestBook() manifestBook {
-	return manifestBook{Sealed: map[string]json.RawMessage{}, DayOf: map[string]string{}}
+	return manifestBook{
+		Pending: map[string]pendingContact{},
+		Updates: map[string]pendingUpdate{},
+		Sealed:  map[string]json.RawMessage{},
+		DayOf:   map[string]string{},
+	}
+}
+
+// ensure makes the maps of a book decoded from an older or empty
+// checkpoint usable.
+func (b *manifestBook) ensure() {
+	if b.Pending == nil {
+		b.Pending = map[string]pendingContact{}
+	}
+	if b.Updates == nil {
+		b.Updates = map[string]pendingUpdate{}
+	}
+	if b.Sealed == nil {
+		b.Sealed = map[string]json.RawMessage{}
+	}
+	if b.DayOf == nil {
+		b.DayOf = map[string]string{}
+	}
 }
 
 // contactClosed records a contact that has just closed (disposition set).
+// A contact that cannot be rendered (no disposition) is an error of the
+// fold; it is recorded as discarded so that it is still counted.
 func (b *manifestBook) contactClosed(c ledger.Contact) {
-	b.Pending = append(b.Pending, c)
+	b.ensure()
+	b.Pending[c.ContactID] = pending(c)
 }
 
-// contactUpdated records a change to an already closed contact.
+func pending(c ledger.Contact) pendingContact {
+	p := pendingContact{EndedAt: c.EndedAt, Disposition: ledger.DispositionDiscard}
+	entry, err := RenderContact(c)
+	if err != nil || entry == nil {
+		return p
+	}
+	p.Disposition = *c.Disposition
+	p.Entry = entry
+	return p
+}
+
+// contactUpdated records a change to an already closed contact, without
+// the event that caused it. Prefer contactUpdatedAt: a change to a contact
+// of a sealed day is listed under the seq of its event, and here that seq
+// is unknown (0).
 func (b *manifestBook) contactUpdated(c ledger.Contact) {
-	for i := range b.Pending {
-		if b.Pending[i].ContactID == c.ContactID {
-			b.Pending[i] = c
-			return
+	b.contactUpdatedAt(0, c)
+}
+
+// contactUpdatedAt records a change, made by the event at seq, to an
+// already closed contact. A contact still pending is simply re-rendered; a
+// contact of a sealed day becomes a metadata update in the next manifest
+// (only its latest state is kept). A contact that is and stays discarded
+// is not listed: nothing of it is uploaded.
+func (b *manifestBook) contactUpdatedAt(seq uint64, c ledger.Contact) {
+	b.ensure()
+	if _, ok := b.Pending[c.ContactID]; ok {
+		b.Pending[c.ContactID] = pending(c)
+		return
+	}
+	day, ok := b.DayOf[c.ContactID]
+	if !ok {
+		// Not closed as far as the book knows: treat as a close.
+		b.Pending[c.ContactID] = pending(c)
+		return
+	}
+	entry, err := RenderContact(c)
+	if err != nil || entry == nil {
+		delete(b.Updates, c.ContactID)
+		return
+	}
+	b.Updates[c.ContactID] = pendingUpdate{Day: day, Seq: seq, Entry: entry}
+}
+
+// dayClosed seals d: the pending contacts and updates become the manifest
+// of d.Day. Sealing a day already sealed, or a day before the last sealed
+// day, changes nothing: the contacts stay pending for the next seal.
+func (b *manifestBook) dayClosed(e *ledger.Envelope, d ledger.DayClosed, cfg ledger.Config) ([]string, error) {
+	b.ensure()
+	if _, ok := b.Sealed[d.Day]; ok {
+		return []string{"day " + d.Day + " already sealed"}, nil
+	}
+	if n := len(b.Order); n > 0 && d.Day < b.Order[n-1] {
+		return []string{"day " + d.Day + " is before the last sealed day " + b.Order[n-1] + ": not sealed"}, nil
+	}
+	m := Manifest{
+		Format:          ManifestFormat,
+		Day:             d.Day,
+		Timezone:        cfg.Site.Timezone,
+		SealedAt:        e.Time,
+		SealedBy:        d.By,
+		SealEventID:     e.ID.String(),
+		SealSeq:         e.Seq,
+		PreviousSealSeq: b.LastSeq,
+		ChainHead:       e.Hash,
+	}
+	ids := make([]string, 0, len(b.Pending))
+	for id := range b.Pending {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, c := b.Pending[ids[i]], b.Pending[ids[j]]
+		if !a.EndedAt.Equal(c.EndedAt.Time) {
+			return a.EndedAt.Before(c.EndedAt.Time)
+		}
+		return ids[i] < ids[j]
+	})
+	m.Contacts = make([]ManifestEntry, 0, len(ids))
+	for _, id := range ids {
+		p := b.Pending[id]
+		switch p.Disposition {
+		case ledger.DispositionUpload:
+			m.Counts.Upload++
+		case ledger.DispositionBasicOnly:
+			m.Counts.BasicOnly++
+		default:
+			m.Counts.Discard++
+		}
+		if p.Entry != nil {
+			m.Contacts = append(m.Contacts, p.Entry)
 		}
 	}
-}
-
-// dayClosed seals d: the pending contacts become the manifest of d.Day.
-// Sealing a day already sealed changes nothing.
-func (b *manifestBook) dayClosed(e *ledger.Envelope, d ledger.DayClosed, cfg ledger.Config) ([]string, error) {
-	if _, ok := b.Sealed[d.Day]; ok {
-		return nil, nil
+	m.Counts.Total = len(ids)
+	m.MetadataUpdates = make([]MetadataUpdate, 0, len(b.Updates))
+	for id, u := range b.Updates {
+		m.MetadataUpdates = append(m.MetadataUpdates, MetadataUpdate{ContactID: id, Day: u.Day, Seq: u.Seq, Contact: u.Entry})
 	}
-	body, err := json.Marshal(map[string]any{"day": d.Day, "contacts": b.Pending, "head": e.Prev})
+	sort.Slice(m.MetadataUpdates, func(i, j int) bool {
+		a, c := m.MetadataUpdates[i], m.MetadataUpdates[j]
+		if a.Seq != c.Seq {
+			return a.Seq < c.Seq
+		}
+		return a.ContactID < c.ContactID
+	})
+	m.Counts.MetadataUpdates = len(m.MetadataUpdates)
+	body, err := m.Render()
 	if err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", d.Day, err)
+		return nil, fmt.Errorf("seal %s: %w", d.Day, err)
 	}
-	for _, c := range b.Pending {
-		b.DayOf[c.ContactID] = d.Day
+	for _, id := range ids {
+		b.DayOf[id] = d.Day
 	}
-	b.Sealed[d.Day] = body
+	b.Sealed[d.Day] = bytes.TrimSuffix(body, []byte("\n"))
 	b.Order = append(b.Order, d.Day)
 	b.LastAt = e.Time
-	b.Pending = nil
-	return []string{"day " + d.Day + " sealed"}, nil
+	b.LastSeq = e.Seq
+	b.Pending = map[string]pendingContact{}
+	b.Updates = map[string]pendingUpdate{}
+	return []string{fmt.Sprintf("day %s sealed: %d upload, %d basic_only, %d discard, %d metadata updates",
+		d.Day, m.Counts.Upload, m.Counts.BasicOnly, m.Counts.Discard, m.Counts.MetadataUpdates)}, nil
 }
 
 // day returns the sealed day of a contact, or "".
 func (b *manifestBook) day(contactID string) string { return b.DayOf[contactID] }
 
-// manifest returns the sealed manifest of day.
+// manifest returns the canonical bytes of day's sealed manifest.
 func (b *manifestBook) manifest(day string) ([]byte, error) {
 	m, ok := b.Sealed[day]
 	if !ok {
 		return nil, fmt.Errorf("manifest %s: %w", day, ledger.ErrNotFound)
 	}
-	return m, nil
+	out := make([]byte, 0, len(m)+1)
+	return append(append(out, m...), '\n'), nil
+}
+
+// sealedDays returns the sealed days in seal order (which is also day order).
+func (b *manifestBook) sealedDays() []string { return append([]string(nil), b.Order...) }
+
+// lastSeal returns the last sealed day and when it was sealed.
+func (b *manifestBook) lastSeal() (string, ledger.Time) {
+	if len(b.Order) == 0 {
+		return "", ledger.Time{}
+	}
+	return b.Order[len(b.Order)-1], b.LastAt
 }

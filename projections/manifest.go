@@ -1,0 +1,219 @@
+package projections
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// ManifestFormat names the manifest encoding; it is the first field of every
+// manifest. A reader meeting another value must stop rather than guess.
+const ManifestFormat = "recledger.manifest/1"
+
+// PausesAppliedAtUpload is the value of ManifestContact.PausesAppliedAt for
+// gateway contacts: the gateway recorded through the pauses, so the silence
+// ranges must be applied to the media when it is uploaded.
+const PausesAppliedAtUpload = "upload"
+
+// Manifest is the sealed manifest of one day (docs/manifests.md). Its
+// canonical encoding is compact JSON in this field order, with map keys
+// sorted, followed by one newline.
+type Manifest struct {
+	Format          string           `json:"format"`
+	Day             string           `json:"day"`
+	Timezone        string           `json:"timezone"`
+	SealedAt        ledger.Time      `json:"sealed_at"`
+	SealedBy        string           `json:"sealed_by"`
+	SealEventID     string           `json:"seal_event_id"`
+	SealSeq         uint64           `json:"seal_seq"`
+	PreviousSealSeq uint64           `json:"previous_seal_seq"`
+	Contacts        []ManifestEntry  `json:"contacts"`
+	MetadataUpdates []MetadataUpdate `json:"metadata_updates"`
+	Counts          ManifestCounts   `json:"counts"`
+	ChainHead       string           `json:"chain_head"`
+}
+
+// ManifestEntry is one listed contact, as encoded: a ManifestContact
+// rendered with RenderContact. It is kept as bytes so that the manifest of
+// a day is cut from the very bytes recorded when each contact closed.
+type ManifestEntry = json.RawMessage
+
+// ManifestCounts counts the contacts of a manifest by disposition.
+// Total = Upload + BasicOnly + Discard; MetadataUpdates is counted apart.
+type ManifestCounts struct {
+	Upload          int `json:"upload"`
+	BasicOnly       int `json:"basic_only"`
+	Discard         int `json:"discard"`
+	MetadataUpdates int `json:"metadata_updates"`
+	Total           int `json:"total"`
+}
+
+// ManifestBasic is the call data every listed contact carries; it is all a
+// basic_only (deleted) contact carries.
+type ManifestBasic struct {
+	ContactID      string      `json:"contact_id"`
+	CallID         string      `json:"call_id"`
+	UserID         string      `json:"user_id"`
+	Extension      string      `json:"extension"`
+	Team           string      `json:"team"`
+	RecordingType  string      `json:"recording_type"`
+	Direction      string      `json:"direction"`
+	ANI            string      `json:"ani"`
+	DNIS           string      `json:"dnis"`
+	StartedAt      ledger.Time `json:"started_at"`
+	EndedAt        ledger.Time `json:"ended_at"`
+	Disposition    string      `json:"disposition"`
+	Deleted        bool        `json:"deleted"`
+	RootMayPersist bool        `json:"root_may_persist,omitempty"`
+}
+
+// ManifestContact is an upload contact: call data, media and its data.
+type ManifestContact struct {
+	ManifestBasic
+	ReasonCodes     []string          `json:"reason_codes"`
+	Metadata        map[string]string `json:"metadata"`
+	RetainUntil     string            `json:"retain_until"`
+	PausesAppliedAt string            `json:"pauses_applied_at,omitempty"`
+	Segments        []ManifestSegment `json:"segments"`
+}
+
+// ManifestSegment is one stretch of media with the silence (pause) ranges
+// that fall inside it.
+type ManifestSegment struct {
+	Start   ledger.Time `json:"start"`
+	End     ledger.Time `json:"end"`
+	Silence []Silence   `json:"silence"`
+}
+
+// Silence is a pause interval clipped to a segment: absolute times, and
+// offsets in milliseconds from the segment's start.
+type Silence struct {
+	Start   ledger.Time `json:"start"`
+	End     ledger.Time `json:"end"`
+	StartMS int64       `json:"start_ms"`
+	EndMS   int64       `json:"end_ms"`
+	EndedBy string      `json:"ended_by"`
+}
+
+// MetadataUpdate is a change to a contact that is in an earlier sealed
+// manifest: its data as it is now (in the shape of a contacts entry), the
+// day whose manifest listed or counted it, and the event that changed it.
+type MetadataUpdate struct {
+	ContactID string          `json:"contact_id"`
+	Day       string          `json:"day"`
+	Seq       uint64          `json:"seq"`
+	Contact   json.RawMessage `json:"contact"`
+}
+
+// RenderContact returns the canonical manifest entry of a closed contact,
+// or nil for a discarded one (discarded contacts are only counted).
+func RenderContact(c ledger.Contact) (json.RawMessage, error) {
+	disp := ""
+	if c.Disposition != nil {
+		disp = *c.Disposition
+	}
+	basic := ManifestBasic{
+		ContactID: c.ContactID, CallID: c.CallID, UserID: c.UserID,
+		Extension: c.Extension, Team: c.Team, RecordingType: c.RecordingType,
+		Direction: c.Direction, ANI: c.ANI, DNIS: c.DNIS,
+		StartedAt: c.StartedAt, EndedAt: c.EndedAt,
+		Disposition: disp, Deleted: c.Deleted, RootMayPersist: c.RootMayPersist,
+	}
+	var v any
+	switch disp {
+	case ledger.DispositionDiscard:
+		return nil, nil
+	case ledger.DispositionBasicOnly:
+		v = basic
+	case ledger.DispositionUpload:
+		mc := ManifestContact{
+			ManifestBasic: basic,
+			ReasonCodes:   nonNil(c.ReasonCodes),
+			Metadata:      c.Metadata,
+			RetainUntil:   c.RetainUntil,
+			Segments:      silences(c.Segments, c.Pauses),
+		}
+		if mc.Metadata == nil {
+			mc.Metadata = map[string]string{}
+		}
+		if c.RecordingType == ledger.RecGateway {
+			mc.PausesAppliedAt = PausesAppliedAtUpload
+		}
+		v = mc
+	default:
+		return nil, fmt.Errorf("render contact %s: %w: disposition %q", c.ContactID, ledger.ErrInvalid, disp)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("render contact %s: %w", c.ContactID, err)
+	}
+	return b, nil
+}
+
+// silences clips every pause to every segment. A pause still open (no end)
+// runs to the segment's end; an empty intersection is left out.
+func silences(segs []ledger.Segment, pauses []ledger.Pause) []ManifestSegment {
+	out := make([]ManifestSegment, 0, len(segs))
+	for _, sg := range segs {
+		ms := ManifestSegment{Start: sg.Start, End: sg.End, Silence: []Silence{}}
+		for _, p := range pauses {
+			start, end := p.Start, p.End
+			if end.IsZero() || end.After(sg.End.Time) {
+				end = sg.End
+			}
+			if start.Before(sg.Start.Time) {
+				start = sg.Start
+			}
+			if !end.After(start.Time) {
+				continue
+			}
+			ms.Silence = append(ms.Silence, Silence{
+				Start: start, End: end,
+				StartMS: start.Sub(sg.Start.Time).Milliseconds(),
+				EndMS:   end.Sub(sg.Start.Time).Milliseconds(),
+				EndedBy: p.EndedBy,
+			})
+		}
+		sort.SliceStable(ms.Silence, func(i, j int) bool { return ms.Silence[i].Start.Before(ms.Silence[j].Start.Time) })
+		out = append(out, ms)
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Render returns the canonical bytes of m: compact JSON and one newline.
+func (m *Manifest) Render() ([]byte, error) {
+	if m.Contacts == nil {
+		m.Contacts = []ManifestEntry{}
+	}
+	if m.MetadataUpdates == nil {
+		m.MetadataUpdates = []MetadataUpdate{}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf) // Encode appends the one newline
+	if err := enc.Encode(m); err != nil {
+		return nil, fmt.Errorf("render manifest %s: %w", m.Day, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// ParseManifest decodes canonical manifest bytes and checks the format.
+func ParseManifest(b []byte) (Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Manifest{}, fmt.Errorf("parse manifest: %w: %v", ledger.ErrInvalid, err)
+	}
+	if m.Format != ManifestFormat {
+		return Manifest{}, fmt.Errorf("parse manifest: %w: format %q", ledger.ErrInvalid, m.Format)
+	}
+	return m, nil
+}
