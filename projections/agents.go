@@ -1,0 +1,114 @@
+package projections
+
+import "github.com/recledger/recledger/ledger"
+
+// agentOf returns the agent of a user, creating its state on first use.
+func (s *State) agentOf(user string) *agent {
+	a := s.agents[user]
+	if a == nil {
+		a = &agent{}
+		s.agents[user] = a
+	}
+	return a
+}
+
+// extensionOf is the extension a user is associated with now: the login
+// extension, else its configured default unless it was detached or another
+// agent is logged in there; "" when none.
+func (s *State) extensionOf(user string) string {
+	a := s.agents[user]
+	if a != nil && a.LoggedIn {
+		return a.Ext
+	}
+	if a != nil && a.Detached {
+		return ""
+	}
+	def := s.cfg.Users[user].Extension
+	if def == "" {
+		return ""
+	}
+	if other, ok := s.logins[def]; ok && other != user {
+		return ""
+	}
+	return def
+}
+
+// userAt is the agent associated with an extension now, or "": the agent
+// logged in there, else the first (by user id) configured with it as default
+// extension that is neither logged in elsewhere nor detached.
+func (s *State) userAt(ext string) string {
+	if u, ok := s.logins[ext]; ok {
+		return u
+	}
+	for _, u := range s.defaults[ext] {
+		if a := s.agents[u]; a != nil && (a.LoggedIn || a.Detached) {
+			continue
+		}
+		return u
+	}
+	return ""
+}
+
+// login associates user with ext (hot desking): any other agent on ext is
+// detached, the user's last call is reset.
+func (s *State) login(user, ext string, eff *Effect) {
+	for {
+		other := s.userAt(ext)
+		if other == "" || other == user {
+			break
+		}
+		o := s.agentOf(other)
+		if o.LoggedIn {
+			delete(s.logins, o.Ext)
+		}
+		o.LoggedIn, o.Ext, o.Detached = false, "", true
+		eff.Users = append(eff.Users, other)
+		eff.Changes = append(eff.Changes, other+" detached from "+ext)
+	}
+	a := s.agentOf(user)
+	if a.LoggedIn && a.Ext != ext {
+		delete(s.logins, a.Ext)
+	}
+	a.LoggedIn, a.Ext, a.Detached = true, ext, false
+	s.logins[ext] = user
+	a.LastCall = nil
+	eff.Changes = append(eff.Changes, user+" login "+ext)
+}
+
+// logout detaches user from its extension. Its active calls stop being
+// recorded now (their contacts close, saved per workflow) and stop being
+// its calls; the last of them that was recorded becomes its last call.
+func (s *State) logout(e *ledger.Envelope, user string, eff *Effect) {
+	a := s.agentOf(user)
+	now := eventTime(e)
+	for _, k := range a.Calls {
+		c := s.calls[k]
+		if c == nil {
+			continue
+		}
+		if c.Contact != "" {
+			s.closeContact(e, c, now, ledger.EndedByLogout, user, eff)
+		}
+		if c.LastContact != "" {
+			a.LastCall = &ledger.LastCall{CallID: c.CallID, ContactID: c.LastContact}
+		}
+		c.User = ""
+	}
+	a.Calls = nil
+	if a.LoggedIn {
+		delete(s.logins, a.Ext)
+	}
+	ext := s.extensionOf(user)
+	a.LoggedIn, a.Ext, a.Detached = false, "", true
+	eff.Changes = append(eff.Changes, user+" logout "+ext)
+}
+
+// removeCall drops a call key from its agent's list.
+func (a *agent) removeCall(k string) {
+	for i, x := range a.Calls {
+		if x == k {
+			a.Calls = append(a.Calls[:i], a.Calls[i+1:]...)
+			return
+		}
+	}
+}

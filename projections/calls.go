@@ -1,0 +1,171 @@
+package projections
+
+import (
+	"hash/fnv"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// signalTime is when a call signal happened: its At, else the envelope time.
+func signalTime(e *ledger.Envelope, d *ledger.CallSignal) ledger.Time {
+	if d.At.IsZero() {
+		return e.Time
+	}
+	return d.At
+}
+
+// otherParty is the number the exclusion list and the classifiers look at:
+// DNIS for outbound calls, ANI otherwise.
+func otherParty(direction, ani, dnis string) string {
+	if direction == ledger.DirectionOutbound {
+		return dnis
+	}
+	return ani
+}
+
+// matchAny reports whether s matches one of the patterns.
+func matchAny(patterns []string, s string) bool {
+	for _, p := range patterns {
+		if ledger.MatchPattern(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// signal applies one CTI call signal.
+func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
+	var eff Effect
+	k := callKey(d.CallID, d.Extension)
+	c := s.calls[k]
+	at := signalTime(e, d)
+	if c != nil && c.User != "" {
+		eff.Users = []string{c.User}
+	}
+	switch d.Type {
+	case ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered:
+		if c != nil {
+			fill(&c.Direction, d.Direction)
+			fill(&c.ANI, d.ANI)
+			fill(&c.DNIS, d.DNIS)
+			eff.Changes = append(eff.Changes, d.CallID+" "+d.Type)
+			return eff
+		}
+		s.startCall(e, d, at, &eff)
+	case ledger.SignalHeld, ledger.SignalRetrieved:
+		if c == nil {
+			eff.Changes = append(eff.Changes, "signal ignored: "+d.Type+" for unknown call "+d.CallID+" on "+d.Extension)
+			return eff
+		}
+		eff.Changes = append(eff.Changes, d.CallID+" "+d.Type)
+	case ledger.SignalEnded:
+		if c == nil {
+			eff.Changes = append(eff.Changes, "signal ignored: ended for unknown call "+d.CallID+" on "+d.Extension)
+			return eff
+		}
+		s.endCall(e, c, at, &eff)
+	default:
+		eff.Changes = append(eff.Changes, "signal ignored: unknown type "+d.Type)
+	}
+	return eff
+}
+
+func fill(dst *string, v string) {
+	if *dst == "" {
+		*dst = v
+	}
+}
+
+// startCall makes a call active and starts recording it when the workflow
+// says so (RULES.md "Automatic recording").
+func (s *State) startCall(e *ledger.Envelope, d *ledger.CallSignal, at ledger.Time, eff *Effect) {
+	c := &call{CallID: d.CallID, Ext: d.Extension, Direction: d.Direction, ANI: d.ANI, DNIS: d.DNIS,
+		StartedAt: at, StartSeq: e.Seq}
+	k := callKey(d.CallID, d.Extension)
+	s.calls[k] = c
+	user := s.userAt(d.Extension)
+	if user == "" {
+		eff.Changes = append(eff.Changes, d.CallID+" active on "+d.Extension+": no agent, call data only")
+		return
+	}
+	c.User = user
+	eff.Users = []string{user}
+	a := s.agentOf(user)
+	a.Calls = append(a.Calls, k)
+	u := s.cfg.Users[user]
+	t := s.team(u.Team)
+	c.Excluded = matchAny(t.Exclusion, otherParty(c.Direction, c.ANI, c.DNIS))
+	included := u.IsGateway() || len(t.Inclusion) == 0 || matchAny(t.Inclusion, d.Extension)
+	switch {
+	case c.Excluded:
+		eff.Changes = append(eff.Changes, d.CallID+" active for "+user+": not_recording (excluded)")
+	case !included:
+		eff.Changes = append(eff.Changes, d.CallID+" active for "+user+": not_recording (not included)")
+	default:
+		eff.Changes = append(eff.Changes, d.CallID+" active for "+user)
+		s.openContact(e, c, at, eff)
+	}
+}
+
+// endCall ends a call: an open contact closes (an open pause ends
+// call_end), and a recorded call becomes its agent's last call.
+func (s *State) endCall(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect) {
+	k := callKey(c.CallID, c.Ext)
+	if c.Contact != "" {
+		s.closeContact(e, c, at, ledger.EndedByCallEnd, "", eff)
+	}
+	eff.Changes = append(eff.Changes, c.CallID+" ended")
+	if c.User != "" {
+		a := s.agentOf(c.User)
+		a.removeCall(k)
+		if c.LastContact != "" {
+			a.LastCall = &ledger.LastCall{CallID: c.CallID, ContactID: c.LastContact}
+		}
+	}
+	delete(s.calls, k)
+}
+
+// callState is the recording state of a call.
+func (s *State) callState(c *call) string {
+	if c.Deleted {
+		return ledger.StateDeleted
+	}
+	if c.Contact == "" {
+		return ledger.StateNotRecording
+	}
+	return s.contacts[c.Contact].Recording
+}
+
+// targetCall picks the call a command acts on (RULES.md "Target call"):
+// among the agent's active calls, the one being recorded that started
+// recording first; if none is being recorded, the one that started first.
+func (s *State) targetCall(user string) *call {
+	a := s.agents[user]
+	if a == nil || len(a.Calls) == 0 {
+		return nil
+	}
+	var rec, first *call
+	for _, k := range a.Calls {
+		c := s.calls[k]
+		if c == nil {
+			continue
+		}
+		if first == nil || c.StartSeq < first.StartSeq {
+			first = c
+		}
+		if c.Contact != "" && !c.Deleted && (rec == nil || c.RecSeq < rec.RecSeq) {
+			rec = c
+		}
+	}
+	if rec != nil {
+		return rec
+	}
+	return first
+}
+
+// sampled is the deterministic workflow sampling: fnv-32a(call id) mod 100.
+func sampled(callID string, percent int) bool {
+	h := fnv.New32a()
+	h.Write([]byte(callID))
+	return int(h.Sum32()%100) < percent
+}

@@ -1,0 +1,400 @@
+package projections
+
+import (
+	"github.com/recledger/recledger/ledger"
+)
+
+// Canonical command names.
+const (
+	CmdTag          = "tag"
+	CmdPause        = "pause"
+	CmdResume       = "resume"
+	CmdRestart      = "restart"
+	CmdDelete       = "delete"
+	CmdLogin        = "login"
+	CmdLogout       = "logout"
+	CmdMetadata     = "metadata"
+	CmdStartSegment = "startsegment"
+	CmdStopSegment  = "stopsegment"
+	CmdConfig       = "config"
+)
+
+// Reason words of command results that are not applied.
+const (
+	ReasonNotRecording     = "not_recording"
+	ReasonAlreadyPaused    = "already_paused"
+	ReasonNotPaused        = "not_paused"
+	ReasonNoActiveCall     = "no_active_call"
+	ReasonNoLastCall       = "no_last_call"
+	ReasonDeleted          = "deleted"
+	ReasonGateway          = "gateway"
+	ReasonArchiveDisabled  = "archive_disabled"
+	ReasonExcluded         = "excluded"
+	ReasonAlreadyRecording = "already_recording"
+	ReasonAlreadyTagged    = "already_tagged"
+	ReasonNotLoggedIn      = "not_logged_in"
+	ReasonUnknownUser      = "unknown_user"
+	ReasonWrongPeripheral  = "wrong_peripheral"
+	ReasonMissingExtension = "missing_extension"
+	ReasonInvalidMetadata  = "invalid_metadata"
+	ReasonNoKnownKeys      = "no_known_keys"
+	ReasonUnknownCommand   = "unknown_command"
+)
+
+// CanonicalCommand resolves the vendor's aliases (recordtag, pauseurl,
+// start, stop); it returns "" for an unknown command.
+func CanonicalCommand(name string) string {
+	switch name {
+	case "recordtag", CmdTag:
+		return CmdTag
+	case "pauseurl", CmdPause:
+		return CmdPause
+	case "start", CmdStartSegment:
+		return CmdStartSegment
+	case "stop", CmdStopSegment:
+		return CmdStopSegment
+	case CmdResume, CmdRestart, CmdDelete, CmdLogin, CmdLogout, CmdMetadata, CmdConfig:
+		return name
+	}
+	return ""
+}
+
+// cmdCtx is one command being applied.
+type cmdCtx struct {
+	e    *ledger.Envelope
+	d    *ledger.Command
+	user string
+	u    ledger.User
+	r    *ledger.CommandResult
+	eff  *Effect
+	now  ledger.Time
+}
+
+func (x *cmdCtx) outcome(outcome, reason string) {
+	x.r.Outcome, x.r.Reason = outcome, reason
+}
+
+// on records the target call in the result.
+func (s *State) on(x *cmdCtx, c *call) {
+	x.r.CallID = c.CallID
+	x.r.ContactID = c.Contact
+	if c.Contact == "" && c.Deleted {
+		x.r.ContactID = c.LastContact
+	}
+	x.r.Recording = s.callState(c)
+}
+
+// command applies one Recording Controls command.
+func (s *State) command(e *ledger.Envelope, d *ledger.Command) Effect {
+	var eff Effect
+	name := CanonicalCommand(d.Command)
+	r := &ledger.CommandResult{Command: name, EventID: e.ID.String(), Seq: e.Seq, UserID: d.SenderID, Extension: d.Extension}
+	eff.Result = r
+	x := &cmdCtx{e: e, d: d, r: r, eff: &eff, now: eventTime(e)}
+	if name == "" {
+		r.Command = d.Command
+		x.outcome(ledger.OutcomeRejected, ReasonUnknownCommand)
+		r.Message = "unknown command " + d.Command
+		return eff
+	}
+	if d.Invalid != "" {
+		x.outcome(ledger.OutcomeRejected, d.Invalid)
+		r.Message = d.Message
+		return eff
+	}
+	user := d.SenderID
+	if user == "" && d.Extension != "" {
+		user = s.userAt(d.Extension)
+	}
+	u, ok := s.cfg.Users[user]
+	if !ok {
+		x.outcome(ledger.OutcomeRejected, ReasonUnknownUser)
+		r.Message = "no configured user for this sender or extension"
+		return eff
+	}
+	x.user, x.u = user, u
+	r.UserID = user
+	eff.Users = []string{user}
+	if d.PeripheralID != "" && u.PeripheralID != "" && d.PeripheralID != u.PeripheralID {
+		x.outcome(ledger.OutcomeRejected, ReasonWrongPeripheral)
+		r.Message = "peripheral_id does not match the user's configured one"
+		return eff
+	}
+	r.Extension = s.extensionOf(user)
+	if u.IsGateway() {
+		switch name {
+		case CmdLogin, CmdLogout, CmdRestart, CmdStartSegment, CmdStopSegment:
+			x.outcome(ledger.OutcomeUnsupported, ReasonGateway)
+			r.Message = name + " is not available for gateway recording"
+			return eff
+		}
+	}
+	switch name {
+	case CmdTag:
+		s.cmdTag(x)
+	case CmdPause:
+		s.cmdPause(x)
+	case CmdResume:
+		s.cmdResume(x)
+	case CmdRestart:
+		s.cmdRestart(x)
+	case CmdDelete:
+		s.cmdDelete(x)
+	case CmdLogin:
+		s.cmdLogin(x)
+	case CmdLogout:
+		s.cmdLogout(x)
+	case CmdMetadata:
+		s.cmdMetadata(x)
+	case CmdStartSegment:
+		s.cmdStartSegment(x)
+	case CmdStopSegment:
+		s.cmdStopSegment(x)
+	case CmdConfig:
+		s.cmdConfig(x)
+	}
+	return eff
+}
+
+// activeTarget finds the target call, answering no_active_call when none.
+func (s *State) activeTarget(x *cmdCtx) *call {
+	c := s.targetCall(x.user)
+	if c == nil {
+		x.outcome(ledger.OutcomeNoEffect, ReasonNoActiveCall)
+		return nil
+	}
+	s.on(x, c)
+	if c.Deleted {
+		x.outcome(ledger.OutcomeNoEffect, ReasonDeleted)
+		return nil
+	}
+	return c
+}
+
+func (s *State) cmdTag(x *cmdCtx) {
+	c := s.targetCall(x.user)
+	if c == nil {
+		s.tagLastCall(x)
+		return
+	}
+	s.on(x, c)
+	switch {
+	case c.Deleted:
+		x.outcome(ledger.OutcomeNoEffect, ReasonDeleted)
+		return
+	case x.u.IsGateway() && c.Contact == "" && c.Excluded:
+		x.outcome(ledger.OutcomeNoEffect, ReasonExcluded)
+		return
+	case x.u.IsGateway() && !s.team(x.u.Team).Archive:
+		x.outcome(ledger.OutcomeNoEffect, ReasonArchiveDisabled)
+		return
+	case x.u.IsGateway() && c.Contact == "":
+		x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
+		return
+	}
+	if c.Contact == "" {
+		s.openContact(x.e, c, x.now, x.eff)
+	}
+	ct := s.contacts[c.Contact]
+	if !ct.addTag() {
+		x.outcome(ledger.OutcomeNoEffect, ReasonAlreadyTagged)
+		s.on(x, c)
+		return
+	}
+	x.outcome(ledger.OutcomeApplied, "")
+	x.eff.Changes = append(x.eff.Changes, c.CallID+" tagged")
+	s.on(x, c)
+}
+
+// tagLastCall tags the agent's last call (no active call).
+func (s *State) tagLastCall(x *cmdCtx) {
+	ct := s.lastContact(x)
+	if ct == nil {
+		return
+	}
+	if x.u.IsGateway() && !s.team(x.u.Team).Archive {
+		x.outcome(ledger.OutcomeNoEffect, ReasonArchiveDisabled)
+		return
+	}
+	if !ct.addTag() {
+		x.outcome(ledger.OutcomeNoEffect, ReasonAlreadyTagged)
+		return
+	}
+	s.settle(ct)
+	x.outcome(ledger.OutcomeApplied, "")
+	x.eff.Changes = append(x.eff.Changes, "last call "+ct.V.CallID+" tagged: contact "+ct.V.ContactID+" "+*ct.V.Disposition)
+	s.book.contactUpdated(s.view(ct))
+}
+
+// lastContact returns the contact of the agent's last call, answering
+// no_last_call or deleted when there is none to act on.
+func (s *State) lastContact(x *cmdCtx) *contact {
+	a := s.agents[x.user]
+	if a == nil || a.LastCall == nil {
+		x.outcome(ledger.OutcomeNoEffect, ReasonNoLastCall)
+		return nil
+	}
+	ct := s.contacts[a.LastCall.ContactID]
+	if ct == nil {
+		x.outcome(ledger.OutcomeNoEffect, ReasonNoLastCall)
+		return nil
+	}
+	x.r.CallID, x.r.ContactID = ct.V.CallID, ct.V.ContactID
+	if ct.V.Deleted {
+		x.outcome(ledger.OutcomeNoEffect, ReasonDeleted)
+		return nil
+	}
+	return ct
+}
+
+func (s *State) cmdPause(x *cmdCtx) {
+	c := s.activeTarget(x)
+	if c == nil {
+		return
+	}
+	switch s.callState(c) {
+	case ledger.StatePaused:
+		x.outcome(ledger.OutcomeNoEffect, ReasonAlreadyPaused)
+		return
+	case ledger.StateNotRecording:
+		x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
+		return
+	}
+	s.openPause(x.e, s.contacts[c.Contact], x.now, x.user, x.d.Transport)
+	x.outcome(ledger.OutcomeApplied, "")
+	x.eff.Changes = append(x.eff.Changes, c.CallID+" recording→paused")
+	s.on(x, c)
+}
+
+func (s *State) cmdResume(x *cmdCtx) {
+	c := s.activeTarget(x)
+	if c == nil {
+		return
+	}
+	if s.callState(c) != ledger.StatePaused {
+		x.outcome(ledger.OutcomeNoEffect, ReasonNotPaused)
+		return
+	}
+	s.closePause(x.e, s.contacts[c.Contact], x.now, ledger.EndedByResume, x.user, x.eff)
+	x.outcome(ledger.OutcomeApplied, "")
+	x.eff.Changes = append(x.eff.Changes, c.CallID+" paused→recording")
+	s.on(x, c)
+}
+
+func (s *State) cmdRestart(x *cmdCtx) {
+	c := s.activeTarget(x)
+	if c == nil {
+		return
+	}
+	if c.Contact == "" {
+		s.openContact(x.e, c, x.now, x.eff)
+	} else {
+		ct := s.contacts[c.Contact]
+		s.stopRecording(x.e, ct, x.now, ledger.EndedByRestart, x.user, x.eff)
+		ct.V.Segments = nil
+		ct.SegStart = later(ct.V.StartedAt, x.now)
+		x.eff.Changes = append(x.eff.Changes, c.CallID+" restarted: media discarded, new segment")
+	}
+	s.contacts[c.Contact].addTag()
+	x.outcome(ledger.OutcomeApplied, "")
+	s.on(x, c)
+}
+
+func (s *State) cmdDelete(x *cmdCtx) {
+	c := s.activeTarget(x)
+	if c == nil {
+		return
+	}
+	if c.Contact == "" {
+		x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
+		return
+	}
+	ct := s.contacts[c.Contact]
+	s.stopRecording(x.e, ct, x.now, ledger.EndedByDelete, x.user, x.eff)
+	ct.V.Deleted = true
+	ct.V.Segments = nil
+	ct.V.Metadata = nil
+	ct.V.RootMayPersist = x.u.IsGateway()
+	ct.Recording = ledger.StateDeleted
+	c.Deleted = true
+	c.Meta = nil
+	x.outcome(ledger.OutcomeApplied, "")
+	x.eff.Changes = append(x.eff.Changes, c.CallID+" deleted: contact "+ct.V.ContactID)
+	s.on(x, c)
+}
+
+func (s *State) cmdLogin(x *cmdCtx) {
+	if x.d.Extension == "" {
+		x.outcome(ledger.OutcomeRejected, ReasonMissingExtension)
+		x.r.Message = "login needs an extension"
+		return
+	}
+	s.login(x.user, x.d.Extension, x.eff)
+	x.r.Extension = x.d.Extension
+	x.outcome(ledger.OutcomeApplied, "")
+}
+
+func (s *State) cmdLogout(x *cmdCtx) {
+	if s.extensionOf(x.user) == "" {
+		x.outcome(ledger.OutcomeNoEffect, ReasonNotLoggedIn)
+		return
+	}
+	if c := s.targetCall(x.user); c != nil {
+		s.on(x, c)
+	}
+	s.logout(x.e, x.user, x.eff)
+	if x.r.CallID != "" {
+		x.r.Recording = ledger.StateNotRecording
+		if x.r.ContactID == "" {
+			x.r.Recording = ""
+		}
+	}
+	x.r.Extension = ""
+	x.outcome(ledger.OutcomeApplied, "")
+}
+
+func (s *State) cmdStartSegment(x *cmdCtx) {
+	c := s.activeTarget(x)
+	if c == nil {
+		return
+	}
+	if c.Contact != "" {
+		x.outcome(ledger.OutcomeNoEffect, ReasonAlreadyRecording)
+		return
+	}
+	s.openContact(x.e, c, x.now, x.eff)
+	x.outcome(ledger.OutcomeApplied, "")
+	s.on(x, c)
+}
+
+func (s *State) cmdStopSegment(x *cmdCtx) {
+	c := s.activeTarget(x)
+	if c == nil {
+		return
+	}
+	if c.Contact == "" {
+		x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
+		return
+	}
+	id := c.Contact
+	s.closeContact(x.e, c, x.now, ledger.EndedByStopSegment, x.user, x.eff)
+	x.outcome(ledger.OutcomeApplied, "")
+	s.on(x, c)
+	x.r.ContactID = id
+}
+
+func (s *State) cmdConfig(x *cmdCtx) {
+	uc := s.userConfig(x.user, x.u)
+	x.r.Config = &uc
+	x.outcome(ledger.OutcomeApplied, "")
+}
+
+// userConfig is what the config command returns.
+func (s *State) userConfig(id string, u ledger.User) ledger.UserConfig {
+	uc := ledger.UserConfig{UserID: id, Name: u.Name, Recording: u.Recording, Extension: u.Extension,
+		Team: u.Team, PeripheralID: u.PeripheralID}
+	if u.Recording != ledger.RecDesktop {
+		uc.ServerHost = s.cfg.Site.ServerHost
+	}
+	return uc
+}

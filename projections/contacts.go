@@ -1,0 +1,186 @@
+package projections
+
+import (
+	"strings"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// openContact starts recording a call: a new contact whose id is the id of
+// the event that started it, with one segment from at. Metadata the call
+// collected while not recorded is handed to it.
+func (s *State) openContact(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect) *contact {
+	u := s.cfg.Users[c.User]
+	id := e.ID.String()
+	ct := &contact{
+		V: ledger.Contact{ContactID: id, CallID: c.CallID, UserID: c.User, Extension: c.Ext,
+			Team: u.Team, RecordingType: u.Recording, Direction: c.Direction, ANI: c.ANI, DNIS: c.DNIS,
+			StartedAt: at, Metadata: c.Meta},
+		SegStart: at, OpenPause: -1, Open: true, CallKey: callKey(c.CallID, c.Ext),
+		Recording: ledger.StateRecording,
+	}
+	c.Meta = nil
+	s.contacts[id] = ct
+	c.Contact, c.LastContact, c.RecSeq = id, id, e.Seq
+	eff.Changes = append(eff.Changes, c.CallID+" not_recording→recording: contact "+id+" opened")
+	return ct
+}
+
+// endSegment ends the segment being recorded at end (clamped to its start).
+func (ct *contact) endSegment(end ledger.Time) {
+	if ct.SegStart.IsZero() {
+		return
+	}
+	ct.V.Segments = append(ct.V.Segments, ledger.Segment{Start: ct.SegStart, End: later(ct.SegStart, end)})
+	ct.SegStart = ledger.Time{}
+}
+
+// stopRecording ends the open pause (endedBy, closed by event e, sent by
+// by) and the segment; when a pause was open, the media ends where the
+// pause began.
+func (s *State) stopRecording(e *ledger.Envelope, ct *contact, at ledger.Time, endedBy, by string, eff *Effect) {
+	segEnd := at
+	if ct.OpenPause >= 0 {
+		segEnd = s.pauses[ct.OpenPause].Start
+		s.closePause(e, ct, at, endedBy, by, eff)
+	}
+	ct.endSegment(segEnd)
+}
+
+// closeContact closes the call's open contact at at: the recording stops,
+// the disposition, reason codes and retention are decided, and the contact
+// goes to the manifest book.
+func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedBy, by string, eff *Effect) {
+	ct := s.contacts[c.Contact]
+	at = later(ct.V.StartedAt, at)
+	s.stopRecording(e, ct, at, endedBy, by, eff)
+	ct.V.EndedAt = at
+	ct.Open, ct.CallKey, ct.Recording = false, "", ""
+	c.Contact, c.RecSeq = "", 0
+	if !ct.V.Deleted {
+		t := s.team(ct.V.Team)
+		codes := make([]string, 0, 3)
+		if hasCode(ct.V.ReasonCodes, ledger.ReasonTagged) {
+			codes = append(codes, ledger.ReasonTagged)
+		}
+		if s.workflowMatch(t, ct) {
+			codes = append(codes, ledger.ReasonWorkflow)
+		}
+		if t.Archive {
+			codes = append(codes, ledger.ReasonArchive)
+		}
+		ct.V.ReasonCodes = codes
+	}
+	s.settle(ct)
+	eff.Changes = append(eff.Changes, "contact "+ct.V.ContactID+" closed ("+endedBy+"): "+*ct.V.Disposition+" ["+strings.Join(ct.V.ReasonCodes, " ")+"]")
+	s.book.contactClosed(s.view(ct))
+}
+
+// settle decides the disposition and retention of a closed contact from its
+// reason codes.
+func (s *State) settle(ct *contact) {
+	t := s.team(ct.V.Team)
+	d := ledger.DispositionDiscard
+	days := -1
+	switch {
+	case ct.V.Deleted:
+		d, days = ledger.DispositionBasicOnly, t.RetentionDays
+	case hasCode(ct.V.ReasonCodes, ledger.ReasonTagged):
+		d, days = ledger.DispositionUpload, t.TaggedRetentionDays
+	case len(ct.V.ReasonCodes) > 0:
+		d, days = ledger.DispositionUpload, t.RetentionDays
+	}
+	ct.V.Disposition = &d
+	ct.V.RetainUntil = ""
+	if days >= 0 {
+		y, m, dd := ct.V.EndedAt.In(s.loc).Date()
+		ct.V.RetainUntil = time.Date(y, m, dd+days, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)
+	}
+}
+
+// workflowMatch reports whether a classifier of the team matches the
+// contact: direction equal (or ""/"any"), number pattern on the other party
+// ("" = any), and the call sampled by percent.
+func (s *State) workflowMatch(t ledger.Team, ct *contact) bool {
+	other := otherParty(ct.V.Direction, ct.V.ANI, ct.V.DNIS)
+	for _, cl := range t.Classifiers {
+		if cl.Direction != "" && cl.Direction != "any" && cl.Direction != ct.V.Direction {
+			continue
+		}
+		if cl.NumberPattern != "" && !ledger.MatchPattern(cl.NumberPattern, other) {
+			continue
+		}
+		if sampled(ct.V.CallID, cl.Percent) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasCode(codes []string, code string) bool {
+	for _, c := range codes {
+		if c == code {
+			return true
+		}
+	}
+	return false
+}
+
+// addTag puts TAGGED first among the reason codes; false when already there.
+func (ct *contact) addTag() bool {
+	if hasCode(ct.V.ReasonCodes, ledger.ReasonTagged) {
+		return false
+	}
+	ct.V.ReasonCodes = append([]string{ledger.ReasonTagged}, ct.V.ReasonCodes...)
+	return true
+}
+
+// provisionalDay is the manifest day a closed, not yet sealed contact is
+// expected in: the site-local date it ended, or the next day when it ended
+// at or after the upload time.
+func (s *State) provisionalDay(end ledger.Time) string {
+	t := end.In(s.loc)
+	y, m, d := t.Date()
+	if hm := t.Format("15:04"); hm >= s.cfg.Site.UploadTime {
+		d++
+	}
+	return time.Date(y, m, d, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)
+}
+
+// view is the contact as the API shows it; it shares nothing mutable with
+// the state.
+func (s *State) view(ct *contact) ledger.Contact {
+	v := ct.V
+	v.Segments = make([]ledger.Segment, len(ct.V.Segments), len(ct.V.Segments)+1)
+	copy(v.Segments, ct.V.Segments)
+	if ct.Open && !ct.SegStart.IsZero() {
+		v.Segments = append(v.Segments, ledger.Segment{Start: ct.SegStart})
+	}
+	v.Pauses = make([]ledger.Pause, len(ct.Rows))
+	for i, r := range ct.Rows {
+		p := s.pauses[r]
+		v.Pauses[i] = ledger.Pause{Start: p.Start, End: p.End, EndedBy: p.EndedBy, Seconds: p.Seconds}
+	}
+	v.ReasonCodes = append([]string{}, ct.V.ReasonCodes...)
+	v.Metadata = make(map[string]string, len(ct.V.Metadata))
+	for k, x := range ct.V.Metadata {
+		v.Metadata[k] = x
+	}
+	switch {
+	case ct.Open:
+		v.State = ct.Recording
+	case ct.V.Deleted:
+		v.State = ledger.StateDeleted
+	default:
+		v.State = ledger.StateNotRecording
+	}
+	if ct.V.Disposition != nil {
+		d := *ct.V.Disposition
+		v.Disposition = &d
+		if v.Day = s.book.day(ct.V.ContactID); v.Day == "" {
+			v.Day = s.provisionalDay(ct.V.EndedAt)
+		}
+	}
+	return v
+}

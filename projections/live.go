@@ -1,0 +1,150 @@
+package projections
+
+import (
+	"sync"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// ResultRing is how many recent command results a Live remembers.
+const ResultRing = 1 << 16
+
+// Live is a State behind a RWMutex, fed by the store's commit hook, for the
+// server. Every method is safe for concurrent use.
+type Live struct {
+	mu      sync.RWMutex
+	s       *State
+	err     error
+	results []ledger.CommandResult // ring, indexed by seq % ResultRing
+	have    []uint64               // seq held in each slot (0 = none)
+}
+
+// NewLive wraps s; s must not be used directly afterwards.
+func NewLive(s *State) *Live {
+	return &Live{s: s, results: make([]ledger.CommandResult, ResultRing), have: make([]uint64, ResultRing)}
+}
+
+// OnCommit applies committed envelopes in order (the Store.Subscribe hook)
+// and remembers each command's result. After the first Apply error it stops
+// applying and keeps that error (see Err).
+func (l *Live) OnCommit(envs []ledger.Envelope) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range envs {
+		if l.err != nil {
+			return
+		}
+		e := &envs[i]
+		if e.Seq <= l.s.seq {
+			continue // already folded (e.g. from a checkpoint)
+		}
+		eff, err := l.s.Apply(e)
+		if err != nil {
+			l.err = err
+			return
+		}
+		if eff.Result != nil {
+			slot := e.Seq % ResultRing
+			l.results[slot], l.have[slot] = *eff.Result, e.Seq
+		}
+	}
+}
+
+// Err is the first Apply error, after which the state stopped advancing.
+func (l *Live) Err() error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.err
+}
+
+// Result returns the answer to the command at seq, if it is recent enough.
+func (l *Live) Result(seq uint64) (ledger.CommandResult, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	slot := seq % ResultRing
+	if seq == 0 || l.have[slot] != seq {
+		return ledger.CommandResult{}, false
+	}
+	return l.results[slot], true
+}
+
+// Snapshot returns the checkpoint bytes and the seq they hold.
+func (l *Live) Snapshot() ([]byte, uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	b, err := l.s.MarshalCheckpoint()
+	return b, l.s.seq, err
+}
+
+// Seq is State.Seq.
+func (l *Live) Seq() uint64 { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.Seq() }
+
+// Config is State.Config.
+func (l *Live) Config() ledger.Config { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.Config() }
+
+// Agent is State.Agent.
+func (l *Live) Agent(userID string) (ledger.AgentState, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.Agent(userID)
+}
+
+// Contacts is State.Contacts.
+func (l *Live) Contacts(q ledger.ContactQuery) []ledger.Contact {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.Contacts(q)
+}
+
+// Contact is State.Contact.
+func (l *Live) Contact(id string) (ledger.Contact, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.Contact(id)
+}
+
+// Pauses is State.Pauses.
+func (l *Live) Pauses(q ledger.PauseQuery) []ledger.PauseRow {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.Pauses(q)
+}
+
+// UserConfig is State.UserConfig.
+func (l *Live) UserConfig(userID string) (ledger.UserConfig, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.UserConfig(userID)
+}
+
+// Manifest is State.Manifest.
+func (l *Live) Manifest(day string) ([]byte, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.Manifest(day)
+}
+
+// SealedDays is State.SealedDays.
+func (l *Live) SealedDays() []string { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.SealedDays() }
+
+// LastSeal is State.LastSeal.
+func (l *Live) LastSeal() (string, ledger.Time) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.LastSeal()
+}
+
+// NextTimer is State.NextTimer.
+func (l *Live) NextTimer() (ledger.TimerFired, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.NextTimer()
+}
+
+// Digest is State.Digest with the seq it covers, read together (the shape
+// ingest.Views asks for).
+func (l *Live) Digest() (seq uint64, digest string) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.seq, l.s.Digest()
+}

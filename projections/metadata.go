@@ -1,0 +1,189 @@
+package projections
+
+import (
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// Reasons a metadata key is rejected (CommandResult.RejectedKeys values).
+const (
+	KeyLimit      = "limit"
+	KeyFormat     = "format"
+	KeyCardNumber = "card_number"
+)
+
+// ValidMetadataValue reports whether v is a valid value for a key of type
+// typ (RULES.md "Metadata"): date yyyy-mm-dd and a real calendar date;
+// number digits with at most one decimal point, which may lead but not
+// trail; text anything without the reserved characters & and =.
+func ValidMetadataValue(typ, v string) bool {
+	switch typ {
+	case ledger.MetaDate:
+		return validDate(v)
+	case ledger.MetaNumber:
+		return validNumber(v)
+	case ledger.MetaText:
+		return validText(v)
+	}
+	return false
+}
+
+func validDate(v string) bool {
+	if len(v) != 10 || v[4] != '-' || v[7] != '-' {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if i != 4 && i != 7 && (v[i] < '0' || v[i] > '9') {
+			return false
+		}
+	}
+	_, err := time.Parse(time.DateOnly, v)
+	return err == nil
+}
+
+// validNumber matches ^([0-9]+(\.[0-9]+)?|\.[0-9]+)$.
+func validNumber(v string) bool {
+	before, after, dot := 0, 0, false
+	for i := 0; i < len(v); i++ {
+		switch b := v[i]; {
+		case b >= '0' && b <= '9':
+			if dot {
+				after++
+			} else {
+				before++
+			}
+		case b == '.' && !dot:
+			dot = true
+		default:
+			return false
+		}
+	}
+	if dot {
+		return after > 0
+	}
+	return before > 0
+}
+
+func validText(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] == '&' || v[i] == '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// metaResult collects the per-key outcome of one metadata command.
+type metaResult struct {
+	applied, ignored []string
+	rejected         map[string]string
+}
+
+func addOnce(list []string, k string) []string {
+	for _, x := range list {
+		if x == k {
+			return list
+		}
+	}
+	return append(list, k)
+}
+
+// applyMetadata applies the command's params, in order, to m (the target's
+// metadata, possibly nil) and returns the new map.
+func (s *State) applyMetadata(d *ledger.Command, m map[string]string, res *metaResult) map[string]string {
+	for _, p := range d.Params {
+		def, ok := s.cfg.Metadata[p.Key]
+		if !ok {
+			res.ignored = addOnce(res.ignored, p.Key)
+			continue
+		}
+		reject := ""
+		_, have := m[p.Key]
+		switch {
+		case isMasked(d.Masked, p.Key):
+			reject = KeyCardNumber
+		case p.Value == "":
+		case !ValidMetadataValue(def.Type, p.Value):
+			reject = KeyFormat
+		case !have && len(m) >= ledger.MaxMetadataKeys:
+			reject = KeyLimit
+		}
+		if reject != "" {
+			if res.rejected == nil {
+				res.rejected = map[string]string{}
+			}
+			res.rejected[p.Key] = reject
+			continue
+		}
+		delete(res.rejected, p.Key)
+		if p.Value == "" {
+			delete(m, p.Key)
+		} else {
+			if m == nil {
+				m = map[string]string{}
+			}
+			m[p.Key] = p.Value
+		}
+		res.applied = addOnce(res.applied, p.Key)
+	}
+	return m
+}
+
+func isMasked(masked []string, k string) bool {
+	for _, x := range masked {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// cmdMetadata applies metadata to the active call (its contact, or kept on
+// the call until a contact opens), else to the last call.
+func (s *State) cmdMetadata(x *cmdCtx) {
+	var res metaResult
+	c := s.targetCall(x.user)
+	var updated *contact
+	switch {
+	case c != nil:
+		s.on(x, c)
+		if c.Deleted {
+			x.outcome(ledger.OutcomeNoEffect, ReasonDeleted)
+			return
+		}
+		if c.Contact != "" {
+			ct := s.contacts[c.Contact]
+			ct.V.Metadata = s.applyMetadata(x.d, ct.V.Metadata, &res)
+		} else {
+			c.Meta = s.applyMetadata(x.d, c.Meta, &res)
+		}
+	default:
+		ct := s.lastContact(x)
+		if ct == nil {
+			if x.r.Reason == ReasonNoLastCall {
+				x.r.Reason = ReasonNoActiveCall
+			}
+			return
+		}
+		ct.V.Metadata = s.applyMetadata(x.d, ct.V.Metadata, &res)
+		updated = ct
+	}
+	x.r.AppliedKeys, x.r.IgnoredKeys, x.r.RejectedKeys = res.applied, res.ignored, res.rejected
+	switch {
+	case len(res.applied) > 0:
+		x.outcome(ledger.OutcomeApplied, "")
+		line := "metadata " + x.r.CallID + ":"
+		for _, k := range res.applied {
+			line += " " + k
+		}
+		x.eff.Changes = append(x.eff.Changes, line)
+		if updated != nil {
+			s.book.contactUpdated(s.view(updated))
+		}
+	case len(res.rejected) > 0:
+		x.outcome(ledger.OutcomeRejected, ReasonInvalidMetadata)
+	default:
+		x.outcome(ledger.OutcomeNoEffect, ReasonNoKnownKeys)
+	}
+}

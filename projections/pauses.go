@@ -1,0 +1,72 @@
+package projections
+
+import (
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// Who closed a pause when no agent command did.
+const (
+	closedByCTI   = "cti"   // the call ended
+	closedByTimer = "timer" // max_pause_seconds elapsed
+)
+
+// openPause opens a pause interval on the contact at at, sent by user over
+// transport in event e.
+func (s *State) openPause(e *ledger.Envelope, ct *contact, at ledger.Time, user, transport string) {
+	s.pauses = append(s.pauses, ledger.PauseRow{
+		ContactID: ct.V.ContactID, CallID: ct.V.CallID, UserID: ct.V.UserID, Extension: ct.V.Extension,
+		Start: at, PausedBy: user, Transport: transport, OpenEventID: e.ID.String(),
+	})
+	i := len(s.pauses) - 1
+	ct.Rows = append(ct.Rows, i)
+	ct.OpenPause = i
+	ct.Recording = ledger.StatePaused
+	s.open[s.pauses[i].OpenEventID] = i
+}
+
+// closePause closes the contact's open pause at at (clamped to its start),
+// ended by endedBy, closed by event e sent by by ("" = the system).
+func (s *State) closePause(e *ledger.Envelope, ct *contact, at ledger.Time, endedBy, by string, eff *Effect) {
+	p := &s.pauses[ct.OpenPause]
+	p.End = later(p.Start, at)
+	p.EndedBy = endedBy
+	p.Seconds = float64(p.End.Sub(p.Start.Time)/time.Millisecond) / 1000
+	p.ResumedBy = by
+	if by == "" {
+		p.ResumedBy = closedByCTI
+		if endedBy == ledger.EndedByTimeout {
+			p.ResumedBy = closedByTimer
+		}
+	}
+	p.CloseEventID = e.ID.String()
+	delete(s.open, p.OpenEventID)
+	ct.OpenPause = -1
+	ct.Recording = ledger.StateRecording
+	eff.Changes = append(eff.Changes, ct.V.CallID+" pause closed ("+endedBy+")")
+}
+
+// timer applies a server timer. pause_expiry closes the pause it names with
+// ended_by timeout at its due time, when that pause is still open.
+func (s *State) timer(e *ledger.Envelope, d *ledger.TimerFired) Effect {
+	var eff Effect
+	if d.Timer != ledger.TimerPauseExpiry {
+		eff.Changes = []string{"timer ignored: unknown timer " + d.Timer}
+		return eff
+	}
+	i, ok := s.open[d.PauseOpenID]
+	if !ok {
+		eff.Changes = []string{"timer ignored: pause already closed"}
+		return eff
+	}
+	ct := s.contacts[s.pauses[i].ContactID]
+	at := d.Due
+	if at.IsZero() {
+		at = e.Time
+	}
+	eff.Users = []string{ct.V.UserID}
+	s.closePause(e, ct, at, ledger.EndedByTimeout, "", &eff)
+	eff.Changes = append(eff.Changes, ct.V.CallID+" paused→recording")
+	return eff
+}

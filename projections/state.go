@@ -1,0 +1,166 @@
+// Package projections folds the ledger's events into the recording state the
+// API shows: agents, calls, contacts, PCI pause intervals and the end-of-day
+// manifests. Every rule of RULES.md lives here, as a pure function of the
+// events: no wall clock, no randomness, no I/O, no map-order dependence.
+package projections
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// Version names the checkpoint encoding and the rules it was folded with.
+// Bump it whenever the state's shape or a rule changes, so that old
+// checkpoints are ignored and the state is rebuilt by replay.
+const Version = "1"
+
+// Effect is what one event did: the command's answer (command events only),
+// one human line per state change (for replay --trace), and the users the
+// event touched (for replay --user).
+type Effect struct {
+	Result  *ledger.CommandResult
+	Changes []string
+	Users   []string
+}
+
+// State is the whole derived state. It is not safe for concurrent use; the
+// server wraps it in a Live.
+type State struct {
+	seq      uint64
+	cfg      ledger.Config
+	agents   map[string]*agent   // user id → agent
+	logins   map[string]string   // extension → user logged in there
+	calls    map[string]*call    // callKey(call id, extension) → active call
+	contacts map[string]*contact // contact id → contact (open and closed)
+	pauses   []ledger.PauseRow   // every pause interval, in opening order
+	open     map[string]int      // open pause: open event id → index in pauses
+	book     manifestBook
+
+	// caches rebuilt from cfg, not part of the checkpoint
+	loc      *time.Location
+	defaults map[string][]string // default extension → user ids, sorted
+}
+
+// agent is one user's association and calls.
+type agent struct {
+	LoggedIn bool             `json:"logged_in,omitempty"`
+	Ext      string           `json:"ext,omitempty"`      // login extension
+	Detached bool             `json:"detached,omitempty"` // logged out, or another agent logged in on its default extension
+	Calls    []string         `json:"calls,omitempty"`    // keys of its active calls, in start order
+	LastCall *ledger.LastCall `json:"last_call,omitempty"`
+}
+
+// call is one active call on one extension.
+type call struct {
+	CallID      string            `json:"call_id"`
+	Ext         string            `json:"ext"`
+	User        string            `json:"user,omitempty"` // the agent associated when it became active; "" = call data only
+	Direction   string            `json:"direction,omitempty"`
+	ANI         string            `json:"ani,omitempty"`
+	DNIS        string            `json:"dnis,omitempty"`
+	StartedAt   ledger.Time       `json:"started_at"`
+	StartSeq    uint64            `json:"start_seq"`
+	RecSeq      uint64            `json:"rec_seq,omitempty"` // seq at which the open contact started recording
+	Contact     string            `json:"contact,omitempty"` // open contact
+	LastContact string            `json:"last_contact,omitempty"`
+	Deleted     bool              `json:"deleted,omitempty"`
+	Excluded    bool              `json:"excluded,omitempty"` // other party on the exclusion list
+	Meta        map[string]string `json:"meta,omitempty"`     // metadata waiting for a contact
+}
+
+// contact is a contact with what the view does not show.
+type contact struct {
+	V         ledger.Contact `json:"v"`                   // Pauses, Day, State are filled by view()
+	Rows      []int          `json:"rows,omitempty"`      // its pause intervals, indexes into State.pauses
+	SegStart  ledger.Time    `json:"seg_start"`           // start of the segment being recorded; zero when none
+	OpenPause int            `json:"open_pause"`          // index into State.pauses, -1 when none
+	Open      bool           `json:"open,omitempty"`      // not yet closed
+	CallKey   string         `json:"call_key,omitempty"`  // while open
+	Recording string         `json:"recording,omitempty"` // recording state while open
+}
+
+func callKey(callID, ext string) string { return callID + "\x00" + ext }
+
+// New returns the empty state: no events, an empty normalized configuration.
+func New() *State {
+	s := &State{
+		agents:   map[string]*agent{},
+		logins:   map[string]string{},
+		calls:    map[string]*call{},
+		contacts: map[string]*contact{},
+		open:     map[string]int{},
+		book:     newManifestBook(),
+	}
+	s.cfg.Normalize()
+	s.rebuildCaches()
+	return s
+}
+
+// Apply folds one event into the state. It returns an error only when the
+// event cannot be understood (undecodable data, unknown type or version);
+// replay stops there. A rule violation is an outcome, not an error.
+func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
+	if e.Version > ledger.CurrentVersion {
+		return Effect{}, fmt.Errorf("apply seq %d: %w: %s version %d", e.Seq, ledger.ErrUnknownVersion, e.Type, e.Version)
+	}
+	var (
+		eff Effect
+		err error
+	)
+	switch e.Type {
+	case ledger.TypeCommand:
+		var d ledger.Command
+		if err = decodeCommand(e, &d); err != nil {
+			return Effect{}, fmt.Errorf("apply: %w", err)
+		}
+		eff = s.command(e, &d)
+	case ledger.TypeCallSignal:
+		var d ledger.CallSignal
+		if err = decodeSignal(e, &d); err != nil {
+			return Effect{}, fmt.Errorf("apply: %w", err)
+		}
+		eff = s.signal(e, &d)
+	case ledger.TypeConfig:
+		var d ledger.ConfigChange
+		if err = e.Unmarshal(&d); err != nil {
+			return Effect{}, fmt.Errorf("apply: %w", err)
+		}
+		if eff, err = s.configChange(&d); err != nil {
+			return Effect{}, fmt.Errorf("apply seq %d: %w", e.Seq, err)
+		}
+	case ledger.TypeDayClosed:
+		var d ledger.DayClosed
+		if err = e.Unmarshal(&d); err != nil {
+			return Effect{}, fmt.Errorf("apply: %w", err)
+		}
+		ch, err := s.book.dayClosed(e, d, s.cfg)
+		if err != nil {
+			return Effect{}, fmt.Errorf("apply seq %d: %w", e.Seq, err)
+		}
+		eff.Changes = ch
+	case ledger.TypeTimer:
+		var d ledger.TimerFired
+		if err = e.Unmarshal(&d); err != nil {
+			return Effect{}, fmt.Errorf("apply: %w", err)
+		}
+		eff = s.timer(e, &d)
+	default:
+		return Effect{}, fmt.Errorf("apply seq %d: %w: type %q", e.Seq, ledger.ErrUnknownVersion, e.Type)
+	}
+	s.seq = e.Seq
+	return eff, nil
+}
+
+// eventTime is when a command or other server event happened.
+func eventTime(e *ledger.Envelope) ledger.Time { return e.Time }
+
+// later returns end, or start when end is before it: an interval never ends
+// before it starts.
+func later(start, end ledger.Time) ledger.Time {
+	if end.Before(start.Time) {
+		return start
+	}
+	return end
+}
