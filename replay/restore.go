@@ -1,0 +1,62 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// DefaultRestoreBatch is how many events Restore imports per transaction.
+const DefaultRestoreBatch = 4096
+
+// Importer takes already-sealed envelopes verbatim; *ledger.Store fits it.
+type Importer interface {
+	Import(ctx context.Context, envs []ledger.Envelope) error
+	Head() (seq uint64, hash string)
+}
+
+var _ Importer = (*ledger.Store)(nil)
+
+// Restore copies src's events after dst's head into dst, batch events per
+// Import (DefaultRestoreBatch when batch ≤ 0), calling progress (when set)
+// with the last seq of each batch. It returns how many events it copied.
+// dst checks the chain of what it imports; the caller verifies the result.
+func Restore(ctx context.Context, src Source, dst Importer, batch int, progress func(seq uint64)) (uint64, error) {
+	if batch <= 0 {
+		batch = DefaultRestoreBatch
+	}
+	after, _ := dst.Head()
+	var (
+		n   uint64
+		buf = make([]ledger.Envelope, 0, batch)
+	)
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if err := dst.Import(ctx, buf); err != nil {
+			return err
+		}
+		n += uint64(len(buf))
+		if progress != nil {
+			progress(buf[len(buf)-1].Seq)
+		}
+		buf = buf[:0]
+		return nil
+	}
+	err := src.Scan(ctx, after, func(e ledger.Envelope) error {
+		buf = append(buf, e)
+		if len(buf) == batch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return n, fmt.Errorf("restore after seq %d: %w", after+n, err)
+	}
+	return n, nil
+}
