@@ -1,0 +1,106 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+)
+
+// compareBuffer is how many stream events may wait for their bbolt twin.
+const compareBuffer = 4096
+
+// CompareJetStream walks the store and the site's events in the stream side
+// by side and names the first difference: a missing or extra event, a
+// different id, different bytes, or a stream that is not a chain. OK=false
+// is a finding (FirstBad, Problem), not an error; errors are I/O. Events is
+// how many events both copies agree on; Head is the store's head hash.
+// Neither copy is held in memory: the stream is read by a second goroutine
+// into a bounded channel.
+func CompareJetStream(ctx context.Context, store *Store, js jetstream.JetStream, site string) (VerifyReport, error) {
+	_, headHash := store.Head()
+	rep := VerifyReport{Head: headHash}
+	bad := func(seq uint64, format string, args ...any) error {
+		rep.FirstBad, rep.Problem = seq, fmt.Sprintf(format, args...)
+		return errStopCompare
+	}
+
+	var streamErr error
+	// streamFault reports the stream reader's error at seq: a finding when
+	// the stream is not a chain, else an I/O error.
+	streamFault := func(seq uint64) error {
+		if errors.Is(streamErr, ErrChainBroken) || errors.Is(streamErr, ErrCorrupt) {
+			return bad(seq, "stream: %v", streamErr)
+		}
+		return streamErr
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	ch := make(chan Envelope, compareBuffer)
+	g.Go(func() error {
+		defer close(ch)
+		streamErr = ScanJetStream(gctx, js, site, 0, func(e Envelope) error {
+			select {
+			case ch <- e:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+		return nil
+	})
+
+	err := store.Scan(ctx, 0, func(e Envelope) error {
+		j, ok := <-ch
+		if !ok {
+			// The stream's reader is done: streamErr is set (close happens after).
+			if streamErr != nil {
+				return streamFault(e.Seq)
+			}
+			return bad(e.Seq, "stream ends at seq %d; ledger has seq %d", rep.Events, e.Seq)
+		}
+		switch {
+		case j.Seq != e.Seq:
+			return bad(e.Seq, "stream has seq %d where the ledger has seq %d", j.Seq, e.Seq)
+		case j.ID != e.ID:
+			return bad(e.Seq, "seq %d: stream id %s, ledger id %s", e.Seq, j.ID, e.ID)
+		case !bytes.Equal(j.Raw, e.Raw):
+			return bad(e.Seq, "seq %d: stream bytes differ from the ledger's", e.Seq)
+		}
+		rep.Events++
+		return nil
+	})
+	if errors.Is(err, errStopCompare) {
+		cancel()
+		_ = g.Wait()
+		return rep, nil
+	}
+	if err != nil {
+		cancel()
+		_ = g.Wait()
+		return rep, fmt.Errorf("compare jetstream: %w", err)
+	}
+	if j, ok := <-ch; ok {
+		bad(j.Seq, "stream has seq %d beyond the ledger's head %d", j.Seq, rep.Events)
+		cancel()
+		_ = g.Wait()
+		return rep, nil
+	}
+	_ = g.Wait()
+	if streamErr == nil {
+		rep.OK = true
+		return rep, nil
+	}
+	if err := streamFault(rep.Events + 1); !errors.Is(err, errStopCompare) {
+		return rep, fmt.Errorf("compare jetstream: %w", err)
+	}
+	return rep, nil
+}
+
+// errStopCompare ends the ledger scan at the first difference.
+var errStopCompare = errors.New("stop compare")

@@ -1,0 +1,143 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultNATSListen is the client address of the embedded server when none is given.
+const DefaultNATSListen = "127.0.0.1:4222"
+
+// embeddedReadyTimeout bounds how long StartEmbedded waits for the server.
+const embeddedReadyTimeout = 5 * time.Second
+
+// Log attribute keys used by the JetStream half of the ledger.
+const (
+	jsLogKeyComponent = "component"
+	jsLogKeyErr       = "err"
+	jsLogKeyURL       = "url"
+	jsLogKeyName      = "name"
+	jsLogKeySeq       = "seq"
+	jsLogKeyTail      = "tail"
+	jsLogKeyHead      = "head"
+	jsLogKeySite      = "site"
+	jsLogKeyBackoff   = "backoff"
+	jsLogKeyCount     = "count"
+)
+
+// EmbeddedOptions configures the in-process nats-server.
+type EmbeddedOptions struct {
+	// StoreDir is where JetStream keeps its files.
+	StoreDir string
+	// Listen is the client address, host:port; DefaultNATSListen when empty.
+	// Port -1 picks a free port (tests).
+	Listen string
+	// Logger receives the server's log lines; nil keeps the server quiet.
+	Logger *slog.Logger
+}
+
+// StartEmbedded starts nats-server in this process with JetStream storing
+// under opts.StoreDir, and waits until it accepts connections. The caller
+// owns the server: srv.Shutdown(); srv.WaitForShutdown().
+func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
+	listen := opts.Listen
+	if listen == "" {
+		listen = DefaultNATSListen
+	}
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("start nats: listen %q: %w: %v", listen, ErrInvalid, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < -1 || port > 65535 {
+		return nil, fmt.Errorf("start nats: listen %q: %w: bad port", listen, ErrInvalid)
+	}
+	if opts.StoreDir == "" {
+		return nil, fmt.Errorf("start nats: %w: empty store dir", ErrInvalid)
+	}
+	sopts := &server.Options{
+		Host:      host,
+		Port:      port,
+		JetStream: true,
+		StoreDir:  opts.StoreDir,
+		NoSigs:    true,
+		NoLog:     opts.Logger == nil,
+	}
+	srv, err := server.NewServer(sopts)
+	if err != nil {
+		return nil, fmt.Errorf("start nats: %w", err)
+	}
+	if opts.Logger != nil {
+		srv.SetLoggerV2(natsLogger{opts.Logger.With(jsLogKeyComponent, "nats-server")}, false, false, false)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(embeddedReadyTimeout) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("start nats: %w: not ready after %s", ErrUnavailable, embeddedReadyTimeout)
+	}
+	return srv, nil
+}
+
+// natsLogger adapts slog to nats-server's Logger interface.
+type natsLogger struct{ log *slog.Logger }
+
+var _ server.Logger = natsLogger{}
+
+func (l natsLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+
+// reconnectWait is the pause between reconnect attempts of Connect.
+const reconnectWait = 250 * time.Millisecond
+
+// Connect dials NATS (urls: comma-separated) and returns the connection and
+// its JetStream context. The connection reconnects forever and logs each
+// disconnect and reconnect. The caller closes the connection.
+func Connect(ctx context.Context, urls string, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("connect: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With(jsLogKeyComponent, "nats", jsLogKeyName, name)
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(reconnectWait),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats disconnected", jsLogKeyErr, err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", jsLogKeyURL, nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) {
+			log.Info("nats connection closed")
+		}),
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		opts = append(opts, nats.Timeout(time.Until(dl)))
+	}
+	nc, err := nats.Connect(urls, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect %s: %w: %v", urls, ErrUnavailable, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("connect %s: jetstream: %w", urls, err)
+	}
+	return nc, js, nil
+}

@@ -1,0 +1,208 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// jsTestSite is the site the JetStream tests publish as.
+const jsTestSite = "s1"
+
+// jsServer starts an embedded server with JetStream in dir, on listen
+// ("127.0.0.1:-1" for any port), shut down at the end of the test.
+func jsServer(t testing.TB, dir, listen string) *server.Server {
+	t.Helper()
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: dir, Listen: listen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return srv
+}
+
+// jsConnect connects to srv and ensures the streams of jsTestSite.
+func jsConnect(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, js, err := Connect(ctx, srv.ClientURL(), "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := EnsureStreams(ctx, js, jsTestSite, 1); err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// jsStore opens a store in a temporary directory, closed at the end of the test.
+func jsStore(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "ledger.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// jsEvents returns n small events of two types, numbered from base.
+func jsEvents(base, n int) []Event {
+	evs := make([]Event, n)
+	for i := range evs {
+		k := strconv.Itoa(base + i)
+		if i%3 == 2 {
+			evs[i] = Event{Type: TypeCallSignal, Data: CallSignal{CallID: "c-" + k, Extension: "1001", Type: SignalRinging, Transport: TransportHTTP}}
+			continue
+		}
+		evs[i] = Event{Type: TypeCommand, Data: Command{Command: "pauseurl", Extension: "1001", Params: []Param{{Key: "n", Value: k}}, Transport: TransportCAD}}
+	}
+	return evs
+}
+
+// jsAppend appends n events in batches of up to 100.
+func jsAppend(t testing.TB, s *Store, n int) {
+	t.Helper()
+	for done := 0; done < n; {
+		k := min(100, n-done)
+		if _, err := s.Append(context.Background(), jsEvents(done, k)...); err != nil {
+			t.Fatal(err)
+		}
+		done += k
+	}
+}
+
+// jsStreamMsgs returns every message of the site in the events stream.
+func jsStreamMsgs(t testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// jsCheckMirror fails unless the stream holds exactly the store's events,
+// in order, each once, byte for byte, with the ULID as message id.
+func jsCheckMirror(t testing.TB, s *Store, js jetstream.JetStream) {
+	t.Helper()
+	msgs := jsStreamMsgs(t, js)
+	head, _ := s.Head()
+	if uint64(len(msgs)) != head {
+		t.Fatalf("stream holds %d events, ledger %d", len(msgs), head)
+	}
+	i := 0
+	err := s.Scan(context.Background(), 0, func(e Envelope) error {
+		m := msgs[i]
+		i++
+		if string(m.Data) != string(e.Raw) {
+			return fmt.Errorf("seq %d: stream bytes %q, ledger %q", e.Seq, m.Data, e.Raw)
+		}
+		if got := m.Header.Get(jetstream.MsgIDHeader); got != e.ID.String() {
+			return fmt.Errorf("seq %d: msg id %q, want %s", e.Seq, got, e.ID)
+		}
+		if want := EventSubject(jsTestSite, e.Type); m.Subject != want {
+			return fmt.Errorf("seq %d: subject %q, want %q", e.Seq, m.Subject, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// jsWait polls cond every 10ms until it holds or d passes.
+func jsWait(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestStartEmbeddedListen(t *testing.T) {
+	if _, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Listen: "nonsense"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad listen: err = %v, want ErrInvalid", err)
+	}
+	if _, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:-1"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("no store dir: err = %v, want ErrInvalid", err)
+	}
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	if !srv.JetStreamEnabled() {
+		t.Fatal("JetStream not enabled")
+	}
+	if addr := srv.Addr().String(); addr == "" || addr == "127.0.0.1:4222" {
+		t.Fatalf("listening on %q, want a random port", addr)
+	}
+}
+
+func TestEnsureStreamsKeepsOtherSites(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	ctx := context.Background()
+	for _, site := range []string{"s2", jsTestSite} { // s1 again: nothing changes
+		if err := EnsureStreams(ctx, js, site, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string][]string{
+		EventsStream:    {"recledger.events.s1.>", "recledger.events.s2.>"},
+		ManifestsStream: {"recledger.manifests.s1.*", "recledger.manifests.s2.*"},
+	} {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		got := slices.Sorted(slices.Values(cfg.Subjects))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s subjects %v, want %v", name, got, want)
+		}
+		if cfg.Storage != jetstream.FileStorage || cfg.Duplicates != DuplicateWindow {
+			t.Errorf("%s: storage %v duplicates %v", name, cfg.Storage, cfg.Duplicates)
+		}
+	}
+	if err := EnsureStreams(ctx, js, "a.b", 1); !errors.Is(err, ErrInvalid) {
+		t.Errorf("site with a dot: err = %v, want ErrInvalid", err)
+	}
+}
+
+func TestSubjects(t *testing.T) {
+	if got := EventSubject("east", TypeCommand); got != "recledger.events.east.command" {
+		t.Errorf("EventSubject = %q", got)
+	}
+	if got := ManifestSubject("east", "2026-11-23"); got != "recledger.manifests.east.2026-11-23" {
+		t.Errorf("ManifestSubject = %q", got)
+	}
+}

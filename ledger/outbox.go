@@ -1,0 +1,422 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Outbox tuning. The fields of Outbox carry them so tests can shorten them.
+const (
+	outboxWindow     = 1024            // publishes in flight, awaiting their ack
+	outboxAckTimeout = 5 * time.Second // one ack's patience
+	outboxTick       = 1 * time.Second // safety-net wake-up when no commit was signalled
+	outboxMinBackoff = 50 * time.Millisecond
+	outboxMaxBackoff = 5 * time.Second
+)
+
+// Outbox mirrors the committed events of a Store to the JetStream stream
+// RECLEDGER_EVENTS, in seq order, each exactly once, byte for byte.
+//
+// The outbox keeps no position of its own beside the data: its position is
+// the last event of this site in the stream. At start, and after every
+// publish error, timeout or reconnect, it reads that tail (the last message
+// on recledger.events.{site}.>), checks that it is the store's event at that
+// seq, and resumes at the next seq. The first publish after a resume carries
+// the expectation "the last message on recledger.events.{site}.> is the tail
+// I read" (Nats-Expected-Last-Subject-Sequence with that wildcard as the
+// subject) and is awaited alone; so if anything landed after the tail was
+// read (a publish of an earlier session still in flight), the server refuses
+// it and the outbox reads the tail again. Later publishes of the session go
+// on the same connection after it, so they cannot overtake the stale ones.
+// Thus nothing is published twice and nothing is skipped, whatever the
+// deduplication window; Nats-Msg-Id (the ULID) is a second line of defence.
+//
+// When the stream's tail is ahead of the store, or is not the store's event
+// at that seq, the stream belongs to another ledger: the outbox logs an
+// error, publishes nothing, reports it through Mismatch, and checks again
+// later. Appends never wait for the outbox; while JetStream is away, Lag
+// grows and drains when it is back.
+type Outbox struct {
+	store *Store
+	js    jetstream.JetStream
+	site  string
+	log   *slog.Logger
+	wake  chan struct{}
+
+	confirmed atomic.Uint64 // last seq known to be in the stream
+	published atomic.Uint64 // events this outbox published and saw acknowledged
+	mismatch  atomic.Pointer[error]
+
+	window     int
+	ackTimeout time.Duration
+	tick       time.Duration
+	minBackoff time.Duration
+	maxBackoff time.Duration
+
+	pubOnce sync.Once
+	pub     jetstream.JetStream
+}
+
+// NewOutbox returns an outbox for store's events of site. It subscribes to
+// the store's commits at once (call it before the first Append); Run does
+// the publishing.
+func NewOutbox(store *Store, js jetstream.JetStream, site string, log *slog.Logger) *Outbox {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	o := &Outbox{
+		store:      store,
+		js:         js,
+		site:       site,
+		log:        log.With(jsLogKeyComponent, "outbox", jsLogKeySite, site),
+		wake:       make(chan struct{}, 1),
+		window:     outboxWindow,
+		ackTimeout: outboxAckTimeout,
+		tick:       outboxTick,
+		minBackoff: outboxMinBackoff,
+		maxBackoff: outboxMaxBackoff,
+	}
+	store.Subscribe(o.notify)
+	return o
+}
+
+// notify is the store's commit hook. It runs in the writer goroutine and
+// must never block: a wake-up already pending is enough.
+func (o *Outbox) notify([]Envelope) {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Lag is the number of committed events not yet confirmed in the stream.
+func (o *Outbox) Lag() uint64 {
+	head, _ := o.store.Head()
+	c := o.confirmed.Load()
+	if c >= head {
+		return 0
+	}
+	return head - c
+}
+
+// Published is the number of events this outbox published and saw acknowledged.
+func (o *Outbox) Published() uint64 { return o.published.Load() }
+
+// Confirmed is the last seq known to be in the stream.
+func (o *Outbox) Confirmed() uint64 { return o.confirmed.Load() }
+
+// Mismatch is nil, or an error wrapping ErrMismatch when the stream holds
+// events of another ledger and the outbox has stopped publishing.
+func (o *Outbox) Mismatch() error {
+	if p := o.mismatch.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Run publishes until ctx is done, then returns nil. It is the outbox's
+// only goroutine; run it once.
+func (o *Outbox) Run(ctx context.Context) error {
+	if err := validSite(o.site); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	backoff := o.minBackoff
+	for {
+		progressed, err := o.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if progressed {
+			backoff = o.minBackoff
+		}
+		wait := backoff
+		if errors.Is(err, ErrMismatch) || errors.Is(err, ErrCorrupt) {
+			o.mismatch.Store(&err)
+			o.log.Error("outbox stopped: stream holds another ledger", jsLogKeyErr, err)
+			wait = o.maxBackoff
+		} else {
+			o.log.Warn("outbox: publishing interrupted, resuming from the stream tail", jsLogKeyErr, err, jsLogKeyBackoff, wait)
+			backoff = min(2*backoff, o.maxBackoff)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// publisher is the JetStream context the outbox publishes with: its own,
+// on the caller's connection, so its in-flight limit and ack timeout are
+// the outbox's and no one else's pending acks count against them.
+func (o *Outbox) publisher() jetstream.JetStream {
+	o.pubOnce.Do(func() {
+		o.pub = o.js
+		nc := o.js.Conn()
+		if nc == nil {
+			return
+		}
+		base := o.js.Options()
+		opts := []jetstream.JetStreamOpt{
+			jetstream.WithPublishAsyncMaxPending(o.window + 1),
+			jetstream.WithPublishAsyncTimeout(o.ackTimeout),
+		}
+		var pub jetstream.JetStream
+		var err error
+		switch {
+		case base.Domain != "":
+			pub, err = jetstream.NewWithDomain(nc, base.Domain, opts...)
+		case base.APIPrefix != "":
+			pub, err = jetstream.NewWithAPIPrefix(nc, base.APIPrefix, opts...)
+		default:
+			pub, err = jetstream.New(nc, opts...)
+		}
+		if err == nil {
+			o.pub = pub
+		}
+	})
+	return o.pub
+}
+
+// streamTail is the last event of a site in the stream.
+type streamTail struct {
+	seq       uint64 // the event's ledger seq; 0 when the site has none
+	streamSeq uint64 // its sequence in the stream
+	raw       []byte
+}
+
+// readTail reads the last event of site in the stream.
+func readTail(ctx context.Context, js jetstream.JetStream, site string) (streamTail, error) {
+	s, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		return streamTail{}, fmt.Errorf("stream tail: %w: %v", ErrUnavailable, err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, siteEventsFilter(site))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return streamTail{}, nil
+	}
+	if err != nil {
+		return streamTail{}, fmt.Errorf("stream tail: %w: %v", ErrUnavailable, err)
+	}
+	e, err := Decode(m.Data)
+	if err != nil {
+		return streamTail{}, fmt.Errorf("stream tail at stream seq %d: %w", m.Sequence, err)
+	}
+	return streamTail{seq: e.Seq, streamSeq: m.Sequence, raw: m.Data}, nil
+}
+
+// pendingAck is a publish awaiting its ack.
+type pendingAck struct {
+	seq uint64
+	raw []byte
+	f   jetstream.PubAckFuture
+}
+
+// session resumes at the stream's tail and publishes until an error or the
+// end of ctx. progressed reports whether any publish was confirmed.
+func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
+	pub := o.publisher()
+	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
+	tail, err := readTail(tctx, pub, o.site)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	if err := o.checkTail(ctx, tail); err != nil {
+		return false, err
+	}
+	if o.mismatch.Swap(nil) != nil {
+		o.log.Info("outbox: stream matches the ledger again")
+	}
+	o.confirmed.Store(tail.seq)
+	next := tail.seq + 1
+
+	// The first event goes alone, with the tail expectation.
+	for {
+		head, _ := o.store.Head()
+		if head >= next {
+			break
+		}
+		if !o.idle(ctx) {
+			return false, ctx.Err()
+		}
+	}
+	first, err := o.store.Get(ctx, next)
+	if err != nil {
+		return false, err
+	}
+	tctx, cancel = context.WithTimeout(ctx, o.ackTimeout)
+	ack, err := pub.PublishMsg(tctx, o.message(first),
+		jetstream.WithExpectLastSequenceForSubject(tail.streamSeq, siteEventsFilter(o.site)))
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("publish seq %d: %w", first.Seq, err)
+	}
+	if err := o.acked(ctx, pendingAck{seq: first.Seq, raw: first.Raw}, ack); err != nil {
+		return false, err
+	}
+	progressed = true
+	next++
+
+	// Then pipelined, a bounded window in flight, acks awaited in order.
+	q := make([]pendingAck, 0, o.window)
+	defer func() {
+		if err != nil && len(q) > 0 {
+			o.log.Debug("outbox: abandoning publishes in flight", jsLogKeyCount, len(q))
+		}
+	}()
+	for {
+		scanErr := o.store.Scan(ctx, next-1, func(e Envelope) error {
+			for len(q) >= o.window {
+				if err := o.await(ctx, q[0]); err != nil {
+					return err
+				}
+				q = q[1:]
+			}
+			f, err := pub.PublishMsgAsync(o.message(e))
+			if err != nil {
+				return fmt.Errorf("publish seq %d: %w", e.Seq, err)
+			}
+			q = append(q, pendingAck{e.Seq, e.Raw, f})
+			next = e.Seq + 1
+			q, err = o.reap(ctx, q)
+			return err
+		})
+		if scanErr != nil {
+			return progressed, scanErr
+		}
+		for len(q) > 0 {
+			if err := o.await(ctx, q[0]); err != nil {
+				return progressed, err
+			}
+			q = q[1:]
+		}
+		q = q[:0]
+		if head, _ := o.store.Head(); head >= next {
+			continue
+		}
+		if !o.idle(ctx) {
+			return progressed, ctx.Err()
+		}
+	}
+}
+
+// checkTail makes sure the stream's tail is the store's event at that seq.
+func (o *Outbox) checkTail(ctx context.Context, tail streamTail) error {
+	if tail.seq == 0 {
+		return nil
+	}
+	head, _ := o.store.Head()
+	if tail.seq > head {
+		return fmt.Errorf("outbox: %w: stream holds seq %d, ledger head is %d", ErrMismatch, tail.seq, head)
+	}
+	e, err := o.store.Get(ctx, tail.seq)
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	if !bytes.Equal(e.Raw, tail.raw) {
+		return fmt.Errorf("outbox: %w: stream's seq %d differs from the ledger's", ErrMismatch, tail.seq)
+	}
+	return nil
+}
+
+// idle waits for a commit, the safety-net tick or the end of ctx; false
+// means ctx is done.
+func (o *Outbox) idle(ctx context.Context) bool {
+	t := time.NewTimer(o.tick)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-o.wake:
+	case <-t.C:
+	}
+	return true
+}
+
+// message is the stream message of e: its stored bytes, its ULID as message id.
+func (o *Outbox) message(e Envelope) *nats.Msg {
+	return &nats.Msg{
+		Subject: EventSubject(o.site, e.Type),
+		Data:    e.Raw,
+		Header:  nats.Header{jetstream.MsgIDHeader: []string{e.ID.String()}},
+	}
+}
+
+// await waits for p's ack.
+func (o *Outbox) await(ctx context.Context, p pendingAck) error {
+	t := time.NewTimer(o.ackTimeout)
+	defer t.Stop()
+	select {
+	case ack := <-p.f.Ok():
+		return o.acked(ctx, p, ack)
+	case err := <-p.f.Err():
+		return fmt.Errorf("publish seq %d: %w", p.seq, err)
+	case <-t.C:
+		return fmt.Errorf("publish seq %d: %w", p.seq, jetstream.ErrAsyncPublishTimeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reap takes the acks that have already arrived off the front of q.
+func (o *Outbox) reap(ctx context.Context, q []pendingAck) ([]pendingAck, error) {
+	for len(q) > 0 {
+		select {
+		case ack := <-q[0].f.Ok():
+			if err := o.acked(ctx, q[0], ack); err != nil {
+				return q, err
+			}
+			q = q[1:]
+		default:
+			return q, nil
+		}
+	}
+	return q, nil
+}
+
+// acked records p as confirmed. A duplicate ack (the stream already knew
+// the message id) counts only if the stream really holds those bytes at the
+// acknowledged place: a message deleted from the stream stays in the
+// deduplication window, and counting it would skip it for good. Then the
+// session ends, and the event is published again once the window lets it.
+func (o *Outbox) acked(ctx context.Context, p pendingAck, ack *jetstream.PubAck) error {
+	if ack == nil || ack.Stream != EventsStream {
+		return fmt.Errorf("publish seq %d: %w: acknowledged by stream %v", p.seq, ErrUnavailable, ack)
+	}
+	if ack.Duplicate {
+		if err := o.checkDuplicate(ctx, p, ack.Sequence); err != nil {
+			return err
+		}
+		o.log.Warn("outbox: stream already held the event", jsLogKeySeq, p.seq)
+	}
+	o.confirmed.Store(p.seq)
+	o.published.Add(1)
+	return nil
+}
+
+// checkDuplicate makes sure the stream holds p's bytes at streamSeq.
+func (o *Outbox) checkDuplicate(ctx context.Context, p pendingAck, streamSeq uint64) error {
+	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
+	defer cancel()
+	s, err := o.publisher().Stream(tctx, EventsStream)
+	if err != nil {
+		return fmt.Errorf("publish seq %d: duplicate check: %w: %v", p.seq, ErrUnavailable, err)
+	}
+	m, err := s.GetMsg(tctx, streamSeq)
+	if err != nil || !bytes.Equal(m.Data, p.raw) {
+		return fmt.Errorf("publish seq %d: %w: stream remembers its id but does not hold it at %d; waiting for the deduplication window", p.seq, ErrUnavailable, streamSeq)
+	}
+	return nil
+}

@@ -1,0 +1,237 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// jsOutbox starts an outbox with short timings; stop cancels it and waits
+// for Run to return.
+func jsOutbox(t testing.TB, s *Store, js jetstream.JetStream) (o *Outbox, stop func()) {
+	t.Helper()
+	o = NewOutbox(s, js, jsTestSite, slog.New(slog.NewTextHandler(tWriter{t}, nil)))
+	o.ackTimeout = time.Second
+	o.tick = 100 * time.Millisecond
+	o.minBackoff = 20 * time.Millisecond
+	o.maxBackoff = 200 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("outbox Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return o, stop
+}
+
+// jsDrained waits until the outbox has confirmed the store's head.
+func jsDrained(t testing.TB, s *Store, o *Outbox) {
+	t.Helper()
+	head, _ := s.Head()
+	jsWait(t, 15*time.Second, "outbox to drain", func() bool { return o.Lag() == 0 && o.Confirmed() == head })
+}
+
+func TestOutboxPublishesInOrderOnce(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	jsAppend(t, s, 700) // before the outbox exists: found by its first scan
+	o, _ := jsOutbox(t, s, js)
+	jsAppend(t, s, 2300)
+	jsDrained(t, s, o)
+	if got := o.Published(); got != 3000 {
+		t.Errorf("Published = %d, want 3000", got)
+	}
+	jsCheckMirror(t, s, js)
+
+	// A single late event is picked up by the commit hook.
+	jsAppend(t, s, 1)
+	jsDrained(t, s, o)
+	jsCheckMirror(t, s, js)
+}
+
+func TestOutboxResumesFromStreamTailNotMemory(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	jsAppend(t, s, 500)
+	o1, stop1 := jsOutbox(t, s, js)
+	jsDrained(t, s, o1)
+	stop1() // "crash": whatever o1 knew is gone
+
+	jsAppend(t, s, 250)
+	o2, _ := jsOutbox(t, s, js)
+	jsDrained(t, s, o2)
+	if got := o2.Published(); got != 250 {
+		t.Errorf("second outbox published %d, want only the 250 new events", got)
+	}
+	jsCheckMirror(t, s, js)
+}
+
+func TestOutboxRefillsDeletedTail(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	ctx := context.Background()
+	// A short deduplication window: the deleted messages' ids stay in it,
+	// and the outbox must wait it out rather than count them as stored.
+	st, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.Duplicates = 500 * time.Millisecond
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	s := jsStore(t)
+	jsAppend(t, s, 300)
+	o1, stop1 := jsOutbox(t, s, js)
+	jsDrained(t, s, o1)
+	stop1()
+
+	const k = 40
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := info.State.LastSeq - k + 1; seq <= info.State.LastSeq; seq++ {
+		if err := st.DeleteMsg(ctx, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(jsStreamMsgs(t, js)); got != 300-k {
+		t.Fatalf("after delete the stream holds %d", got)
+	}
+
+	o2, _ := jsOutbox(t, s, js)
+	jsDrained(t, s, o2)
+	if got := o2.Published(); got != k {
+		t.Errorf("refill published %d, want %d", got, k)
+	}
+	jsCheckMirror(t, s, js)
+}
+
+func TestOutboxRefillsRestoredOlderStream(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	ctx := context.Background()
+	s := jsStore(t)
+	jsAppend(t, s, 200)
+	o1, stop1 := jsOutbox(t, s, js)
+	jsDrained(t, s, o1)
+	stop1()
+
+	// The stream is restored from an older copy holding the first 120.
+	old := jsStreamMsgs(t, js)[:120]
+	if err := js.DeleteStream(ctx, EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(ctx, js, jsTestSite, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range old {
+		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o2, _ := jsOutbox(t, s, js)
+	jsDrained(t, s, o2)
+	if got := o2.Published(); got != 80 {
+		t.Errorf("refill published %d, want 80", got)
+	}
+	jsCheckMirror(t, s, js)
+}
+
+func TestOutboxRefusesAnotherLedgersStream(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+
+	other := jsStore(t)
+	jsAppend(t, other, 50)
+	o1, stop1 := jsOutbox(t, other, js)
+	jsDrained(t, other, o1)
+	stop1()
+
+	for _, n := range []int{10, 80} { // behind the stream, then ahead with other bytes
+		s := jsStore(t)
+		jsAppend(t, s, n)
+		o, stop := jsOutbox(t, s, js)
+		jsWait(t, 10*time.Second, "mismatch", func() bool { return o.Mismatch() != nil })
+		if !errors.Is(o.Mismatch(), ErrMismatch) {
+			t.Errorf("n=%d: Mismatch = %v", n, o.Mismatch())
+		}
+		if o.Published() != 0 {
+			t.Errorf("n=%d: published %d over another ledger", n, o.Published())
+		}
+		stop()
+	}
+	if got := len(jsStreamMsgs(t, js)); got != 50 {
+		t.Errorf("stream holds %d, want the other ledger's 50", got)
+	}
+}
+
+func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv := jsServer(t, dir, "127.0.0.1:-1")
+	port := srv.Addr().(*net.TCPAddr).Port
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	o, _ := jsOutbox(t, s, js)
+
+	// Append all along, in small batches, never waiting for JetStream.
+	var stopAppend atomic.Bool
+	appended := make(chan error, 1)
+	go func() {
+		for i := 0; !stopAppend.Load(); i++ {
+			if _, err := s.Append(context.Background(), jsEvents(i*7, 7)...); err != nil {
+				appended <- err
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		appended <- nil
+	}()
+
+	jsWait(t, 10*time.Second, "some events published", func() bool { return o.Published() > 200 })
+	srv.Shutdown()
+	srv.WaitForShutdown()
+
+	// While JetStream is away, appends go on and the lag grows.
+	start, _ := s.Head()
+	jsWait(t, 10*time.Second, "lag to grow", func() bool {
+		head, _ := s.Head()
+		return head > start+300 && o.Lag() > 300
+	})
+
+	jsServer(t, dir, "127.0.0.1:"+strconv.Itoa(port))
+	jsWait(t, 10*time.Second, "publishing after restart", func() bool { return o.Confirmed() > start })
+	time.Sleep(200 * time.Millisecond)
+	stopAppend.Store(true)
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+	jsDrained(t, s, o)
+	jsCheckMirror(t, s, js)
+}
+
+// tWriter sends log lines to the test log.
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }

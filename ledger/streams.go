@@ -1,0 +1,119 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names (API.md §6).
+const (
+	// EventsStream holds every ledger event of every site, in ledger order per site.
+	EventsStream = "RECLEDGER_EVENTS"
+	// ManifestsStream holds each sealed end-of-day manifest.
+	ManifestsStream = "RECLEDGER_MANIFESTS"
+)
+
+// DuplicateWindow is the streams' message-id deduplication window. It is a
+// second line of defence only: the outbox's exactly-once guarantee comes
+// from resuming at the stream's tail, not from deduplication.
+const DuplicateWindow = 2 * time.Minute
+
+// EventSubject is the subject of an event of type t at site:
+// recledger.events.{site}.{type}.
+func EventSubject(site string, t Type) string {
+	return "recledger.events." + site + "." + string(t)
+}
+
+// siteEventsFilter matches every event subject of site.
+func siteEventsFilter(site string) string { return "recledger.events." + site + ".>" }
+
+// ManifestSubject is the subject of the manifest of day at site:
+// recledger.manifests.{site}.{day}.
+func ManifestSubject(site, day string) string {
+	return "recledger.manifests." + site + "." + day
+}
+
+// siteManifestsFilter matches every manifest subject of site.
+func siteManifestsFilter(site string) string { return "recledger.manifests." + site + ".*" }
+
+// validSite reports whether site can be one token of a subject.
+func validSite(site string) error {
+	if site == "" {
+		return fmt.Errorf("site: %w: empty", ErrInvalid)
+	}
+	for _, r := range site {
+		if r <= ' ' || r == '.' || r == '*' || r == '>' || r > 0x7e {
+			return fmt.Errorf("site %q: %w: not a subject token", site, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// EnsureStreams creates or updates RECLEDGER_EVENTS (recledger.events.{site}.>)
+// and RECLEDGER_MANIFESTS (recledger.manifests.{site}.*). Subjects of other
+// sites already in a stream are kept; this site's are added.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, site string, replicas int) error {
+	if err := validSite(site); err != nil {
+		return fmt.Errorf("ensure streams: %w", err)
+	}
+	if replicas < 1 {
+		replicas = 1
+	}
+	if err := ensureStream(ctx, js, EventsStream, siteEventsFilter(site), replicas); err != nil {
+		return err
+	}
+	return ensureStream(ctx, js, ManifestsStream, siteManifestsFilter(site), replicas)
+}
+
+// ensureStream creates stream name with subject, or adds subject to it.
+func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject string, replicas int) error {
+	s, err := js.Stream(ctx, name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		cfg := jetstream.StreamConfig{
+			Name:       name,
+			Subjects:   []string{subject},
+			Storage:    jetstream.FileStorage,
+			Retention:  jetstream.LimitsPolicy,
+			Discard:    jetstream.DiscardOld,
+			Replicas:   replicas,
+			Duplicates: DuplicateWindow,
+		}
+		if _, err := js.CreateStream(ctx, cfg); err != nil {
+			if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				return fmt.Errorf("ensure stream %s: create: %w: %v", name, ErrUnavailable, err)
+			}
+			// Created by someone else meanwhile: update it instead.
+			return ensureStream(ctx, js, name, subject, replicas)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("ensure stream %s: %w: %v", name, ErrUnavailable, err)
+	}
+	cfg := s.CachedInfo().Config
+	changed := false
+	if !slices.Contains(cfg.Subjects, subject) {
+		cfg.Subjects = append(cfg.Subjects, subject)
+		changed = true
+	}
+	if cfg.Replicas != replicas {
+		cfg.Replicas = replicas
+		changed = true
+	}
+	if cfg.Duplicates == 0 {
+		cfg.Duplicates = DuplicateWindow
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("ensure stream %s: update: %w: %v", name, ErrUnavailable, err)
+	}
+	return nil
+}
