@@ -1,0 +1,309 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// SealView is what the Scheduler reads from the live projections.
+type SealView interface {
+	Config() ledger.Config
+	// LastSeal is the last sealed day and when it was sealed ("" when none).
+	LastSeal() (day string, at ledger.Time)
+	SealedDays() []string
+	// NextTimer is the earliest pending pause expiry.
+	NextTimer() (ledger.TimerFired, bool)
+}
+
+// Scheduler defaults.
+const (
+	// DefaultSchedulerPoll is how often the scheduler looks for due pause
+	// expiries and upload times when not woken.
+	DefaultSchedulerPoll = time.Second
+	// DefaultConfigEvery is how often it re-reads the configuration.
+	DefaultConfigEvery = time.Minute
+	// maxTimersPerRound bounds the expiries appended in one round, so that a
+	// projection that keeps reporting a due timer cannot make it spin.
+	maxTimersPerRound = 64
+)
+
+// Log attribute keys.
+const (
+	schedKeyDay   = "day"
+	schedKeyBy    = "by"
+	schedKeyPause = "pause_open_id"
+	schedKeyErr   = "err"
+	schedKeyZone  = "timezone"
+)
+
+// Scheduler is the server's own event source: it seals each day at the
+// site's upload time (RULES.md "End of day and manifests") and fires pause
+// expiries (max_pause_seconds), by appending day_closed and timer events.
+// Both are ordinary ledger events, so replay reproduces their effects.
+//
+// Appender, View and Now are required; Logger, Poll and ConfigEvery have
+// defaults. Run is the owner goroutine; Wake may be called from anywhere.
+type Scheduler struct {
+	Appender    Appender
+	View        SealView
+	Now         func() time.Time
+	Logger      *slog.Logger
+	Poll        time.Duration // at most this long between looks; DefaultSchedulerPoll when 0
+	ConfigEvery time.Duration // configuration re-read interval; DefaultConfigEvery when 0
+
+	once sync.Once
+	wake chan struct{}
+}
+
+func (s *Scheduler) init() {
+	s.once.Do(func() { s.wake = make(chan struct{}, 1) })
+}
+
+// Wake makes Run look again now (after a commit that may have opened a
+// pause, or a configuration change). It never blocks.
+func (s *Scheduler) Wake() {
+	s.init()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sealReq is a seal decided but not yet appended.
+type sealReq struct{ day, by string }
+
+// Run seals days and fires pause expiries until ctx is done; it returns
+// ctx's error. Append failures are logged and retried on the next round.
+//
+// On start, if the most recent upload time at or before now belongs to a
+// day that is not sealed and is later than the last sealed day, that day is
+// sealed at once (by "startup"). Only that day: the contacts of any earlier
+// missed day are pending too and go into its manifest.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if s.Appender == nil || s.View == nil || s.Now == nil {
+		return errors.New("scheduler: Appender, View and Now are required")
+	}
+	s.init()
+	log := s.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	poll, cfgEvery := s.Poll, s.ConfigEvery
+	if poll <= 0 {
+		poll = DefaultSchedulerPoll
+	}
+	if cfgEvery <= 0 {
+		cfgEvery = DefaultConfigEvery
+	}
+	var (
+		site      ledger.Site
+		loc       *time.Location
+		cfgAt     time.Time
+		last      time.Time // when the previous round looked
+		first     = true
+		pending   *sealReq
+		lastFired ledger.TimerFired
+		woken     bool
+	)
+	for {
+		now := s.Now()
+		if loc == nil || woken || now.Sub(cfgAt) >= cfgEvery || now.Before(cfgAt) {
+			site, loc = s.site(log, site, loc)
+			cfgAt = now
+		}
+		prevAt, prevDay := PrevUpload(now, site.UploadTime, loc)
+		switch {
+		case first:
+			if s.sealable(prevDay) {
+				pending = &sealReq{prevDay, ledger.SealStartup}
+			}
+		case prevAt.After(last):
+			if s.sealable(prevDay) {
+				pending = &sealReq{prevDay, ledger.SealSchedule}
+			}
+		}
+		first, last = false, now
+		if pending != nil {
+			if !s.sealable(pending.day) {
+				pending = nil
+			} else if err := s.seal(ctx, *pending); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				log.Error("seal failed; retrying", schedKeyDay, pending.day, schedKeyBy, pending.by, schedKeyErr, err)
+			} else {
+				log.Info("day sealed", schedKeyDay, pending.day, schedKeyBy, pending.by)
+				pending = nil
+			}
+		}
+		s.fireTimers(ctx, log, now, &lastFired)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+
+		wait := poll
+		if d := NextUpload(now, site.UploadTime, loc).Sub(now); d < wait {
+			wait = d
+		}
+		if tf, ok := s.View.NextTimer(); ok && !sameTimer(tf, lastFired) {
+			if d := tf.Due.Sub(now); d < wait {
+				wait = d
+			}
+		}
+		if wait < 0 {
+			wait = 0
+		}
+		t := time.NewTimer(wait)
+		woken = false
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-s.wake:
+			t.Stop()
+			woken = true
+		case <-t.C:
+		}
+	}
+}
+
+// site reads the site settings, loading the time zone only when it changed
+// (old and oldLoc are the previous reading). An unusable time zone falls
+// back to UTC; configuration validation refuses those, so it is logged as
+// an error.
+func (s *Scheduler) site(log *slog.Logger, old ledger.Site, oldLoc *time.Location) (ledger.Site, *time.Location) {
+	site := s.View.Config().Site
+	site.Normalize()
+	if oldLoc != nil && site.Timezone == old.Timezone {
+		return site, oldLoc
+	}
+	loc, err := time.LoadLocation(site.Timezone)
+	if err != nil {
+		log.Error("scheduler: unknown time zone, using UTC", schedKeyZone, site.Timezone, schedKeyErr, err)
+		loc = time.UTC
+	}
+	return site, loc
+}
+
+// sealable reports whether day is not sealed and later than the last sealed day.
+func (s *Scheduler) sealable(day string) bool {
+	if day == "" {
+		return false
+	}
+	if last, _ := s.View.LastSeal(); last != "" && day <= last {
+		return false
+	}
+	return !slices.Contains(s.View.SealedDays(), day)
+}
+
+func (s *Scheduler) seal(ctx context.Context, r sealReq) error {
+	_, err := s.Appender.Append(ctx, ledger.Event{Type: ledger.TypeDayClosed, Data: ledger.DayClosed{Day: r.day, By: r.by}})
+	if err != nil {
+		return fmt.Errorf("seal %s: %w", r.day, err)
+	}
+	return nil
+}
+
+// fireTimers appends every pause expiry due at now. The fold ignores an
+// expiry for a pause already closed, so racing a resume is harmless.
+// lastFired guards against appending the same expiry twice in a row when
+// the view still reports it.
+func (s *Scheduler) fireTimers(ctx context.Context, log *slog.Logger, now time.Time, lastFired *ledger.TimerFired) {
+	for range maxTimersPerRound {
+		tf, ok := s.View.NextTimer()
+		if !ok || tf.Due.After(now) || sameTimer(tf, *lastFired) {
+			return
+		}
+		if _, err := s.Appender.Append(ctx, ledger.Event{Type: ledger.TypeTimer, Data: tf}); err != nil {
+			if ctx.Err() == nil {
+				log.Error("pause expiry failed; retrying", schedKeyPause, tf.PauseOpenID, schedKeyErr, err)
+			}
+			return
+		}
+		*lastFired = tf
+	}
+}
+
+func sameTimer(a, b ledger.TimerFired) bool {
+	return a.Timer == b.Timer && a.ContactID == b.ContactID && a.PauseOpenID == b.PauseOpenID && a.Due.Equal(b.Due.Time)
+}
+
+// uploadAt is the site's upload time hh:mm on the local date y-m-d in loc.
+// Daylight saving time:
+//   - when hh:mm does not exist that day (spring forward), the upload is at
+//     the instant the clocks jump, the first moment after the gap (02:30 in
+//     America/New_York on 2026-03-08 gives 03:00 EDT), as cron does;
+//   - when hh:mm happens twice (fall back), the upload is at the first.
+func uploadAt(y int, m time.Month, d, hh, mm int, loc *time.Location) time.Time {
+	t := time.Date(y, m, d, hh, mm, 0, 0, loc)
+	if t.Hour() != hh || t.Minute() != mm || t.Day() != d {
+		// In a gap: time.Date answered with a wall clock shifted by the gap
+		// into one of the zones around it. The gap ends at the boundary
+		// between those zones: the end of t's zone when t's wall clock is
+		// before hh:mm, else its start.
+		wall := time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), 0, 0, time.UTC)
+		want := time.Date(y, m, d, hh, mm, 0, 0, time.UTC)
+		start, end := t.ZoneBounds()
+		if wall.Before(want) && !end.IsZero() {
+			return end
+		}
+		if !start.IsZero() {
+			return start
+		}
+		return t
+	}
+	// Fall back: hh:mm may also exist in the zone before this one.
+	if start, _ := t.ZoneBounds(); !start.IsZero() {
+		_, off := t.Zone()
+		_, prevOff := start.Add(-time.Nanosecond).Zone()
+		if alt := t.Add(time.Duration(off-prevOff) * time.Second); alt.Before(start) && alt.Before(t) {
+			if h, mi, _ := alt.In(loc).Clock(); h == hh && mi == mm {
+				return alt
+			}
+		}
+	}
+	return t
+}
+
+// parseHHMM reads "HH:MM"; anything else is the default 23:00.
+func parseHHMM(s string) (hh, mm int) {
+	if _, err := fmt.Sscanf(s, "%d:%d", &hh, &mm); err != nil || hh < 0 || hh > 23 || mm < 0 || mm > 59 {
+		return 23, 0
+	}
+	return hh, mm
+}
+
+// PrevUpload returns the most recent upload time at or before now, for the
+// site's upload time "HH:MM" in loc, and the day it seals: the local date it
+// was computed for (YYYY-MM-DD).
+func PrevUpload(now time.Time, hhmm string, loc *time.Location) (time.Time, string) {
+	hh, mm := parseHHMM(hhmm)
+	y, m, d := now.In(loc).Date()
+	for i := 0; i < 3; i++ {
+		day := time.Date(y, m, d-i, 12, 0, 0, 0, time.UTC)
+		if t := uploadAt(day.Year(), day.Month(), day.Day(), hh, mm, loc); !t.After(now) {
+			return t, day.Format(time.DateOnly)
+		}
+	}
+	return time.Time{}, ""
+}
+
+// NextUpload returns the first upload time after now.
+func NextUpload(now time.Time, hhmm string, loc *time.Location) time.Time {
+	hh, mm := parseHHMM(hhmm)
+	y, m, d := now.In(loc).Date()
+	for i := -1; i < 3; i++ {
+		day := time.Date(y, m, d+i, 12, 0, 0, 0, time.UTC)
+		if t := uploadAt(day.Year(), day.Month(), day.Day(), hh, mm, loc); t.After(now) {
+			return t
+		}
+	}
+	return now.Add(24 * time.Hour)
+}

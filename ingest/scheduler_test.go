@@ -1,0 +1,383 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// fakeLedger stands in for the ledger and the live projections: it records
+// what the scheduler appends, with the (fake) time it was appended at, and
+// folds seals and timers into the little state SealView shows.
+type fakeLedger struct {
+	mu     sync.Mutex
+	site   ledger.Site
+	sealed []string
+	lastAt ledger.Time
+	timers []ledger.TimerFired
+	got    []appended
+	fail   int // fail this many appends first
+}
+
+type appended struct {
+	at time.Time
+	ev ledger.Event
+}
+
+func (f *fakeLedger) Append(ctx context.Context, evs ...ledger.Event) ([]ledger.Envelope, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail > 0 {
+		f.fail--
+		return nil, ledger.ErrUnavailable
+	}
+	var out []ledger.Envelope
+	for _, e := range evs {
+		f.got = append(f.got, appended{time.Now(), e})
+		switch d := e.Data.(type) {
+		case ledger.DayClosed:
+			if !slices.Contains(f.sealed, d.Day) {
+				f.sealed = append(f.sealed, d.Day)
+				f.lastAt = ledger.T(time.Now())
+			}
+		case ledger.TimerFired:
+			f.timers = slices.DeleteFunc(f.timers, func(t ledger.TimerFired) bool { return t.PauseOpenID == d.PauseOpenID })
+		}
+		out = append(out, ledger.Envelope{Seq: uint64(len(f.got)), Type: e.Type})
+	}
+	return out, nil
+}
+
+func (f *fakeLedger) Config() ledger.Config {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := ledger.Config{Site: f.site}
+	c.Normalize()
+	return c
+}
+
+func (f *fakeLedger) LastSeal() (string, ledger.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.sealed) == 0 {
+		return "", ledger.Time{}
+	}
+	return slices.Max(f.sealed), f.lastAt
+}
+
+func (f *fakeLedger) SealedDays() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.sealed)
+}
+
+func (f *fakeLedger) NextTimer() (ledger.TimerFired, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.timers) == 0 {
+		return ledger.TimerFired{}, false
+	}
+	return slices.MinFunc(f.timers, func(a, b ledger.TimerFired) int { return a.Due.Compare(b.Due.Time) }), true
+}
+
+func (f *fakeLedger) addTimer(t ledger.TimerFired) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.timers = append(f.timers, t)
+}
+
+func (f *fakeLedger) appended() []appended {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.got)
+}
+
+var _ Appender = (*fakeLedger)(nil)
+var _ SealView = (*fakeLedger)(nil)
+
+func utc(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// runFor runs a scheduler on f inside the synctest bubble, with the fake
+// clock starting at start, for d; it returns what was appended.
+func runFor(t *testing.T, f *fakeLedger, start time.Time, d time.Duration, poll time.Duration, during func(s *Scheduler, now func() time.Time)) []appended {
+	t.Helper()
+	base := time.Now()
+	now := func() time.Time { return start.Add(time.Since(base)) }
+	f.mu.Lock()
+	for i := range f.got { // rebase times recorded by Append
+		f.got[i].at = now()
+	}
+	f.mu.Unlock()
+	s := &Scheduler{Appender: f, View: f, Now: now, Poll: poll}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	if during != nil {
+		during(s, now)
+	}
+	time.Sleep(start.Add(d).Sub(now()))
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	got := f.appended()
+	for i := range got { // Append saw bubble time; report it on the test's clock
+		got[i].at = start.Add(got[i].at.Sub(base))
+	}
+	return got
+}
+
+type seal struct {
+	at  string
+	day string
+	by  string
+}
+
+func seals(t *testing.T, got []appended) []seal {
+	t.Helper()
+	var out []seal
+	for _, a := range got {
+		if d, ok := a.ev.Data.(ledger.DayClosed); ok {
+			if a.ev.Type != ledger.TypeDayClosed {
+				t.Errorf("seal appended with type %s", a.ev.Type)
+			}
+			out = append(out, seal{a.at.UTC().Format(time.RFC3339Nano), d.Day, d.By})
+		}
+	}
+	return out
+}
+
+func TestUploadTimes(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		now, hhmm string
+		loc       *time.Location
+		prev      string
+		prevDay   string
+		next      string
+	}{
+		// the day before spring forward: EST
+		{"2026-03-07T12:00:00Z", "23:00", ny, "2026-03-07T04:00:00Z", "2026-03-06", "2026-03-08T04:00:00Z"},
+		// spring-forward day: 23:00 is EDT
+		{"2026-03-08T12:00:00Z", "23:00", ny, "2026-03-08T04:00:00Z", "2026-03-07", "2026-03-09T03:00:00Z"},
+		// 02:30 does not exist on 2026-03-08: at the jump, 03:00 EDT
+		{"2026-03-08T06:59:59Z", "02:30", ny, "2026-03-07T07:30:00Z", "2026-03-07", "2026-03-08T07:00:00Z"},
+		{"2026-03-08T07:00:00Z", "02:30", ny, "2026-03-08T07:00:00Z", "2026-03-08", "2026-03-09T06:30:00Z"},
+		// fall back: 01:30 happens twice on 2026-11-01; the first (EDT) counts
+		{"2026-11-01T05:00:00Z", "01:30", ny, "2026-10-31T05:30:00Z", "2026-10-31", "2026-11-01T05:30:00Z"},
+		{"2026-11-01T06:45:00Z", "01:30", ny, "2026-11-01T05:30:00Z", "2026-11-01", "2026-11-02T06:30:00Z"},
+		// 23:00 on the fall-back day is EST
+		{"2026-11-01T12:00:00Z", "23:00", ny, "2026-11-01T03:00:00Z", "2026-10-31", "2026-11-02T04:00:00Z"},
+		// Europe/London: 01:30 does not exist on 2026-03-29 (01:00 GMT → 02:00 BST)
+		{"2026-03-29T00:00:00Z", "01:30", london, "2026-03-28T01:30:00Z", "2026-03-28", "2026-03-29T01:00:00Z"},
+		// exactly at the upload time: it is the previous one
+		{"2026-11-23T23:00:00Z", "23:00", time.UTC, "2026-11-23T23:00:00Z", "2026-11-23", "2026-11-24T23:00:00Z"},
+		// a broken upload time means the default 23:00
+		{"2026-11-23T12:00:00Z", "25:99", time.UTC, "2026-11-22T23:00:00Z", "2026-11-22", "2026-11-23T23:00:00Z"},
+	} {
+		now := utc(tc.now)
+		prev, day := PrevUpload(now, tc.hhmm, tc.loc)
+		next := NextUpload(now, tc.hhmm, tc.loc)
+		if !prev.Equal(utc(tc.prev)) || day != tc.prevDay || !next.Equal(utc(tc.next)) {
+			t.Errorf("%s %s %s: prev %s %s, next %s; want %s %s, %s", tc.now, tc.hhmm, tc.loc,
+				prev.UTC().Format(time.RFC3339), day, next.UTC().Format(time.RFC3339), tc.prev, tc.prevDay, tc.next)
+		}
+	}
+}
+
+func TestSealsAcrossDST(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		hhmm   string
+		start  string
+		last   string // last sealed day before start
+		length time.Duration
+		want   []seal
+	}{
+		{"spring forward 23:00", "23:00", "2026-03-07T12:00:00Z", "2026-03-06", 72 * time.Hour, []seal{
+			{"2026-03-08T04:00:00Z", "2026-03-07", ledger.SealSchedule},
+			{"2026-03-09T03:00:00Z", "2026-03-08", ledger.SealSchedule},
+			{"2026-03-10T03:00:00Z", "2026-03-09", ledger.SealSchedule},
+		}},
+		{"spring forward 02:30", "02:30", "2026-03-07T12:00:00Z", "2026-03-07", 48 * time.Hour, []seal{
+			{"2026-03-08T07:00:00Z", "2026-03-08", ledger.SealSchedule},
+			{"2026-03-09T06:30:00Z", "2026-03-09", ledger.SealSchedule},
+		}},
+		{"fall back 23:00", "23:00", "2026-10-31T12:00:00Z", "2026-10-30", 72 * time.Hour, []seal{
+			{"2026-11-01T03:00:00Z", "2026-10-31", ledger.SealSchedule},
+			{"2026-11-02T04:00:00Z", "2026-11-01", ledger.SealSchedule},
+			{"2026-11-03T04:00:00Z", "2026-11-02", ledger.SealSchedule},
+		}},
+		{"fall back 01:30 once", "01:30", "2026-10-31T12:00:00Z", "2026-10-31", 48 * time.Hour, []seal{
+			{"2026-11-01T05:30:00Z", "2026-11-01", ledger.SealSchedule},
+			{"2026-11-02T06:30:00Z", "2026-11-02", ledger.SealSchedule},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := &fakeLedger{site: ledger.Site{UploadTime: tc.hhmm, Timezone: "America/New_York"}, sealed: []string{tc.last}}
+				got := seals(t, runFor(t, f, utc(tc.start), tc.length, time.Minute, nil))
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("seals\n got %v\nwant %v", got, tc.want)
+				}
+			})
+		})
+	}
+}
+
+func TestSealOnStartAfterDowntime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// down at 23:00 on the 22nd and the 23rd: only the 23rd is sealed on
+		// start; the next seal is on schedule.
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-21"}}
+		got := seals(t, runFor(t, f, utc("2026-11-24T08:15:00Z"), 24*time.Hour, 0, nil))
+		want := []seal{
+			{"2026-11-24T08:15:00Z", "2026-11-23", ledger.SealStartup},
+			{"2026-11-24T23:00:00Z", "2026-11-24", ledger.SealSchedule},
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("seals\n got %v\nwant %v", got, want)
+		}
+	})
+}
+
+func TestNoSealOnStartWhenSealed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-23"}}
+		got := seals(t, runFor(t, f, utc("2026-11-24T08:15:00Z"), time.Hour, 0, nil))
+		if len(got) != 0 {
+			t.Errorf("sealed %v; want nothing", got)
+		}
+	})
+}
+
+func TestAlreadySealedDayNotSealedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// an administrator sealed the 23rd at 20:00; at 23:00 nothing happens
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-22"}}
+		got := seals(t, runFor(t, f, utc("2026-11-23T19:00:00Z"), 6*time.Hour, time.Minute, func(s *Scheduler, now func() time.Time) {
+			time.Sleep(time.Hour)
+			if _, err := f.Append(t.Context(), ledger.Event{Type: ledger.TypeDayClosed, Data: ledger.DayClosed{Day: "2026-11-23", By: ledger.SealRequest}}); err != nil {
+				t.Fatal(err)
+			}
+		}))
+		want := []seal{{"2026-11-23T20:00:00Z", "2026-11-23", ledger.SealRequest}}
+		if !slices.Equal(got, want) {
+			t.Errorf("seals\n got %v\nwant %v", got, want)
+		}
+	})
+}
+
+func TestSealRetriedAfterAppendFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-22"}, fail: 2}
+		got := seals(t, runFor(t, f, utc("2026-11-23T22:59:00Z"), 10*time.Minute, 0, nil))
+		// failed at 23:00:00 and 23:00:01, appended at the third look
+		want := []seal{{"2026-11-23T23:00:02Z", "2026-11-23", ledger.SealSchedule}}
+		if !slices.Equal(got, want) {
+			t.Errorf("seals\n got %v\nwant %v", got, want)
+		}
+	})
+}
+
+func TestConfigChangeTakesEffect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-22"}}
+		got := seals(t, runFor(t, f, utc("2026-11-23T12:00:00Z"), 12*time.Hour, time.Hour, func(s *Scheduler, now func() time.Time) {
+			time.Sleep(time.Hour)
+			f.mu.Lock()
+			f.site = ledger.Site{UploadTime: "17:00", Timezone: "America/New_York"}
+			f.mu.Unlock()
+		}))
+		// 17:00 EST = 22:00 UTC; the change is read within a minute
+		want := []seal{{"2026-11-23T22:00:00Z", "2026-11-23", ledger.SealSchedule}}
+		if !slices.Equal(got, want) {
+			t.Errorf("seals\n got %v\nwant %v", got, want)
+		}
+	})
+}
+
+func TestPauseExpiryFiresAtDue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := utc("2026-11-23T14:00:00Z")
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-22"}}
+		f.addTimer(ledger.TimerFired{Timer: ledger.TimerPauseExpiry, ContactID: "k1", PauseOpenID: "p1", Due: ledger.T(start.Add(90*time.Second + 250*time.Millisecond))})
+		// a long poll: the second pause is only seen thanks to Wake
+		got := runFor(t, f, start, 10*time.Minute, time.Hour, func(s *Scheduler, now func() time.Time) {
+			time.Sleep(10 * time.Second)
+			f.addTimer(ledger.TimerFired{Timer: ledger.TimerPauseExpiry, ContactID: "k2", PauseOpenID: "p2", Due: ledger.T(now().Add(30 * time.Second))})
+			s.Wake()
+			s.Wake() // never blocks
+		})
+		var fired []string
+		for _, a := range got {
+			tf, ok := a.ev.Data.(ledger.TimerFired)
+			if !ok || a.ev.Type != ledger.TypeTimer {
+				t.Fatalf("appended %v", a.ev)
+			}
+			if !a.at.Equal(tf.Due.Time) {
+				t.Errorf("timer %s fired at %s, due %s", tf.PauseOpenID, a.at.Format(time.RFC3339Nano), tf.Due)
+			}
+			fired = append(fired, tf.PauseOpenID)
+		}
+		if !slices.Equal(fired, []string{"p2", "p1"}) {
+			t.Errorf("fired %v, want [p2 p1]", fired)
+		}
+	})
+}
+
+func TestPauseExpiryNotRepeatedWhenIgnored(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := utc("2026-11-23T14:00:00Z")
+		f := &stickyTimer{fakeLedger: fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-22"}}}
+		f.addTimer(ledger.TimerFired{Timer: ledger.TimerPauseExpiry, PauseOpenID: "p1", Due: ledger.T(start.Add(time.Second))})
+		base := time.Now()
+		s := &Scheduler{Appender: f, View: f, Now: func() time.Time { return start.Add(time.Since(base)) }}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		time.Sleep(time.Minute)
+		cancel()
+		<-done
+		if n := len(f.appended()); n != 1 {
+			t.Errorf("appended %d timers for one due pause, want 1", n)
+		}
+	})
+}
+
+// stickyTimer is a view whose projection never drops a fired timer.
+type stickyTimer struct{ fakeLedger }
+
+func (s *stickyTimer) Append(ctx context.Context, evs ...ledger.Event) ([]ledger.Envelope, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range evs {
+		s.got = append(s.got, appended{time.Now(), e})
+	}
+	return nil, nil
+}
+
+func TestSchedulerNeedsItsParts(t *testing.T) {
+	if err := (&Scheduler{}).Run(t.Context()); err == nil {
+		t.Fatal("Run without Appender/View/Now succeeded")
+	}
+}
