@@ -1,0 +1,195 @@
+package replay_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/recledger/recledger/projections"
+	"github.com/recledger/recledger/replay"
+)
+
+// A checkpoint near the head makes Load replay only the tail, to the same state.
+func TestLoadReplaysOnlyTheTail(t *testing.T) {
+	ctx := context.Background()
+	d := writeDay(t, nil)
+	head, want := d.live.Digest()
+
+	// No checkpoint: everything.
+	st, n, err := replay.Load(ctx, d.store, d.store)
+	if err != nil || n != head || st.Digest() != want {
+		t.Fatalf("no checkpoint: replayed %d of %d, %v", n, head, err)
+	}
+
+	const tail = 5
+	cp, _, err := replay.Run(ctx, d.store, replay.Options{Until: replay.UntilSeq(head - tail)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cp.MarshalCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.store.SaveCheckpoint(ctx, projections.Version, head-tail, b); err != nil {
+		t.Fatal(err)
+	}
+	st, n, err = replay.Load(ctx, d.store, d.store)
+	if err != nil || n != tail || st.Digest() != want || st.Seq() != head {
+		t.Fatalf("with checkpoint at %d: replayed %d, seq %d, %v", head-tail, n, st.Seq(), err)
+	}
+}
+
+// Checkpoints of another projections version are never used, nor is one
+// that does not decode or whose state is not at the seq it is filed under.
+func TestLoadIgnoresUnusableCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	d := writeDay(t, nil)
+	head, _ := d.live.Digest()
+	cp, _, err := replay.Run(ctx, d.store, replay.Options{Until: replay.UntilSeq(head - 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := cp.MarshalCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		version string
+		seq     uint64
+		state   []byte
+	}{
+		{"other version", "0-old-rules", head - 3, good},
+		{"undecodable", projections.Version, head - 3, []byte(`{"version":`)},
+		{"state of another seq", projections.Version, head - 2, good},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := writeDay(t, nil)
+			if err := d.store.SaveCheckpoint(ctx, tc.version, tc.seq, tc.state); err != nil {
+				t.Fatal(err)
+			}
+			_, want := d.live.Digest()
+			st, n, err := replay.Load(ctx, d.store, d.store)
+			if err != nil || n != head || st.Digest() != want {
+				t.Fatalf("replayed %d of %d (want all), digest ok %v, %v", n, head, st != nil && st.Digest() == want, err)
+			}
+		})
+	}
+}
+
+// savedCheckpoint is one save seen by recorder.
+type savedCheckpoint struct {
+	version string
+	seq     uint64
+	at      time.Time
+}
+
+// recorder is a CheckpointSaver that remembers the saves (the bbolt side
+// is tested above and in ledger).
+type recorder struct {
+	mu    sync.Mutex
+	saves []savedCheckpoint
+	fail  error
+}
+
+func (r *recorder) SaveCheckpoint(_ context.Context, version string, seq uint64, state []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	if _, err := projections.UnmarshalCheckpoint(state); err != nil {
+		return err
+	}
+	r.saves = append(r.saves, savedCheckpoint{version, seq, time.Now()})
+	return nil
+}
+
+func (r *recorder) seqs() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var s []uint64
+	for _, c := range r.saves {
+		s = append(s, c.seq)
+	}
+	return s
+}
+
+// The Checkpointer saves after EveryEvents new events, or after Every when
+// something new arrived, never when nothing did, retries a failed save, and
+// saves once more on stop.
+func TestCheckpointerSchedule(t *testing.T) {
+	d := writeDay(t, nil)
+	envs := d.envs
+	synctest.Test(t, func(t *testing.T) {
+		live := projections.NewLive(projections.New())
+		rec := &recorder{}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		c := &replay.Checkpointer{Store: rec, Live: live, EveryEvents: 10, Every: time.Minute}
+		go func() { done <- c.Run(ctx) }()
+		feed := func(to uint64) {
+			for live.Seq() < to {
+				live.OnCommit(envs[live.Seq() : live.Seq()+1])
+			}
+		}
+		expect := func(step string, want ...uint64) {
+			t.Helper()
+			time.Sleep(1500 * time.Millisecond) // more than one poll
+			synctest.Wait()
+			if got := rec.seqs(); !equal(got, want) {
+				t.Fatalf("%s: saves at %v, want %v", step, got, want)
+			}
+		}
+		expect("idle")
+		feed(5)
+		expect("5 events", nil...)
+		feed(12)
+		expect("12 events", 12)
+		feed(13)
+		expect("one more event, less than Every", 12)
+		time.Sleep(time.Minute)
+		expect("Every passed", 12, 13)
+		time.Sleep(2 * time.Minute)
+		expect("nothing new", 12, 13)
+
+		rec.mu.Lock()
+		rec.fail = errors.New("disk full")
+		rec.mu.Unlock()
+		feed(30)
+		expect("failing", 12, 13)
+		rec.mu.Lock()
+		rec.fail = nil
+		rec.mu.Unlock()
+		expect("retried", 12, 13, 30)
+
+		feed(31)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.seqs(); !equal(got, []uint64{12, 13, 30, 31}) {
+			t.Fatalf("after stop: saves at %v", got)
+		}
+		for _, s := range rec.saves {
+			if s.version != projections.Version {
+				t.Fatalf("saved under version %q", s.version)
+			}
+		}
+	})
+}
+
+func equal(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
