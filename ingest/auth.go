@@ -1,0 +1,219 @@
+package ingest
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// Role is what a token or a client network may do (API.md §7).
+type Role string
+
+// The roles.
+const (
+	RoleCommand Role = "command" // Recording Controls and call signals (§2, §3)
+	RoleAdmin   Role = "admin"   // configuration and manifest close (§4); may also read
+	RoleAuditor Role = "auditor" // the read side (§5)
+)
+
+// Tokens maps bearer tokens and client networks to roles. Load it with
+// LoadTokens; a nil *Tokens means the API is open.
+type Tokens struct {
+	tokens   []tokenEntry
+	networks []networkEntry
+}
+
+type tokenEntry struct {
+	name  string
+	token []byte
+	roles map[Role]bool
+}
+
+type networkEntry struct {
+	name   string
+	prefix netip.Prefix
+	roles  map[Role]bool
+}
+
+// tokensFile is the JSON of --tokens FILE (docs/clients.md).
+type tokensFile struct {
+	Tokens []struct {
+		Name  string `json:"name"`
+		Token string `json:"token"`
+		Roles []Role `json:"roles"`
+	} `json:"tokens"`
+	Networks []struct {
+		Name  string `json:"name"`
+		CIDR  string `json:"cidr"`
+		Roles []Role `json:"roles"`
+	} `json:"networks"`
+}
+
+// minTokenLen keeps guessable tokens out of the file.
+const minTokenLen = 16
+
+// LoadTokens reads and checks a tokens file:
+//
+//	{"tokens":[{"name":"finesse","token":"…","roles":["command"]}],
+//	 "networks":[{"name":"cad-floor","cidr":"10.1.0.0/16","roles":["command"]}]}
+func LoadTokens(path string) (*Tokens, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+	t, err := ParseTokens(b)
+	if err != nil {
+		return nil, fmt.Errorf("tokens %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// ParseTokens checks and loads the JSON of a tokens file.
+func ParseTokens(b []byte) (*Tokens, error) {
+	var f tokensFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
+	}
+	t := &Tokens{}
+	seen := map[string]bool{}
+	for i, e := range f.Tokens {
+		field := fmt.Sprintf("tokens[%d]", i)
+		if strings.TrimSpace(e.Name) == "" {
+			return nil, &ledger.FieldError{Field: field + ".name", Message: "is required"}
+		}
+		if len(e.Token) < minTokenLen {
+			return nil, &ledger.FieldError{Field: field + ".token", Message: fmt.Sprintf("must be at least %d characters", minTokenLen)}
+		}
+		if seen[e.Token] {
+			return nil, &ledger.FieldError{Field: field + ".token", Message: "is used twice"}
+		}
+		seen[e.Token] = true
+		roles, err := roleSet(field, e.Roles)
+		if err != nil {
+			return nil, err
+		}
+		t.tokens = append(t.tokens, tokenEntry{name: e.Name, token: []byte(e.Token), roles: roles})
+	}
+	for i, n := range f.Networks {
+		field := fmt.Sprintf("networks[%d]", i)
+		p, err := netip.ParsePrefix(strings.TrimSpace(n.CIDR))
+		if err != nil {
+			return nil, &ledger.FieldError{Field: field + ".cidr", Message: fmt.Sprintf("not a CIDR network: %q", n.CIDR)}
+		}
+		roles, err := roleSet(field, n.Roles)
+		if err != nil {
+			return nil, err
+		}
+		name := n.Name
+		if name == "" {
+			name = p.Masked().String()
+		}
+		t.networks = append(t.networks, networkEntry{name: name, prefix: p.Masked(), roles: roles})
+	}
+	return t, nil
+}
+
+func roleSet(field string, roles []Role) (map[Role]bool, error) {
+	if len(roles) == 0 {
+		return nil, &ledger.FieldError{Field: field + ".roles", Message: "at least one role is required"}
+	}
+	set := map[Role]bool{}
+	for j, r := range roles {
+		switch r {
+		case RoleCommand, RoleAdmin, RoleAuditor:
+			set[r] = true
+		default:
+			return nil, &ledger.FieldError{Field: fmt.Sprintf("%s.roles[%d]", field, j), Message: fmt.Sprintf("must be command, admin or auditor, got %q", r)}
+		}
+	}
+	return set, nil
+}
+
+// grants reports whether roles allow want; admin may also read.
+func grants(roles map[Role]bool, want Role) bool {
+	return roles[want] || (want == RoleAuditor && roles[RoleAdmin])
+}
+
+// authorize decides a request for a role and returns the principal: the
+// token's name, or "net:" and the network's name for a client network, or
+// "" when the API is open. A request with an Authorization header is judged
+// by its token alone; without one, by its client address.
+func (t *Tokens) authorize(r *http.Request, want Role) (string, error) {
+	if t == nil {
+		return "", nil
+	}
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			return "", newError(http.StatusUnauthorized, reasonUnauthorized, "Authorization must be \"Bearer <token>\"")
+		}
+		e, ok := t.lookup(strings.TrimSpace(tok))
+		if !ok {
+			return "", newError(http.StatusUnauthorized, reasonUnauthorized, "unknown token")
+		}
+		if !grants(e.roles, want) {
+			return "", newError(http.StatusForbidden, reasonForbidden, fmt.Sprintf("token %q lacks role %s", e.name, want))
+		}
+		return e.name, nil
+	}
+	addr, ok := clientAddr(r)
+	if ok {
+		matched := false
+		for _, n := range t.networks {
+			if !n.prefix.Contains(addr) {
+				continue
+			}
+			matched = true
+			if grants(n.roles, want) {
+				return "net:" + n.name, nil
+			}
+		}
+		if matched {
+			return "", newError(http.StatusForbidden, reasonForbidden, fmt.Sprintf("client network lacks role %s", want))
+		}
+	}
+	return "", newError(http.StatusUnauthorized, reasonUnauthorized, "a bearer token is required")
+}
+
+// lookup finds a token, comparing every entry in constant time.
+func (t *Tokens) lookup(tok string) (tokenEntry, bool) {
+	var found tokenEntry
+	ok := false
+	for _, e := range t.tokens {
+		if subtle.ConstantTimeCompare(e.token, []byte(tok)) == 1 {
+			found, ok = e, true
+		}
+	}
+	return found, ok
+}
+
+// clientAddr is the request's remote IP (proxies' headers are not trusted).
+func clientAddr(r *http.Request) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// clientIP is the remote IP as text, for the ledger.
+func clientIP(r *http.Request) string {
+	if a, ok := clientAddr(r); ok {
+		return a.String()
+	}
+	return r.RemoteAddr
+}

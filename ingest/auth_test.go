@@ -1,0 +1,113 @@
+package ingest
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+const testTokens = `{"tokens":[
+  {"name":"finesse","token":"finesse-token-0123456789","roles":["command"]},
+  {"name":"ops","token":"admin-token-0123456789ab","roles":["admin"]},
+  {"name":"audit","token":"audit-token-0123456789ab","roles":["auditor"]}],
+ "networks":[{"name":"cad-floor","cidr":"10.1.0.0/16","roles":["command"]},
+  {"cidr":"192.168.7.0/24","roles":["auditor"]}]}`
+
+func TestAuthorize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	if err := os.WriteFile(path, []byte(testTokens), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, remote, header string
+		role                 Role
+		status               int
+		principal            string
+	}{
+		{"token with role", "203.0.113.9:5000", "Bearer finesse-token-0123456789", RoleCommand, 200, "finesse"},
+		{"token without role", "203.0.113.9:5000", "Bearer finesse-token-0123456789", RoleAdmin, 403, ""},
+		{"admin reads", "203.0.113.9:5000", "Bearer admin-token-0123456789ab", RoleAuditor, 200, "ops"},
+		{"auditor cannot admin", "203.0.113.9:5000", "Bearer audit-token-0123456789ab", RoleAdmin, 403, ""},
+		{"wrong token", "10.1.2.3:5000", "Bearer nope", RoleCommand, 401, ""},
+		{"not bearer", "10.1.2.3:5000", "Basic abc", RoleCommand, 401, ""},
+		{"CAD network", "10.1.2.3:5000", "", RoleCommand, 200, "net:cad-floor"},
+		{"CAD network, IPv4-mapped", "[::ffff:10.1.2.3]:5000", "", RoleCommand, 200, "net:cad-floor"},
+		{"CAD network lacks admin", "10.1.2.3:5000", "", RoleAdmin, 403, ""},
+		{"unnamed network", "192.168.7.20:1", "", RoleAuditor, 200, "net:192.168.7.0/24"},
+		{"unknown network", "172.16.0.1:5000", "", RoleCommand, 401, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tc.remote
+			if tc.header != "" {
+				r.Header.Set("Authorization", tc.header)
+			}
+			p, err := tok.authorize(r, tc.role)
+			if got := statusOf(err); got != tc.status || p != tc.principal {
+				t.Errorf("authorize = %q, %v (status %d); want %q, status %d", p, err, got, tc.principal, tc.status)
+			}
+		})
+	}
+	var open *Tokens
+	if p, err := open.authorize(httptest.NewRequest("GET", "/", nil), RoleAdmin); p != "" || err != nil {
+		t.Errorf("open API: %q, %v", p, err)
+	}
+}
+
+func TestParseTokensRejects(t *testing.T) {
+	for name, doc := range map[string]string{
+		"tokens[0].token":    `{"tokens":[{"name":"a","token":"short","roles":["command"]}]}`,
+		"tokens[0].roles[0]": `{"tokens":[{"name":"a","token":"0123456789abcdef0","roles":["root"]}]}`,
+		"tokens[1].token":    `{"tokens":[{"name":"a","token":"0123456789abcdef0","roles":["admin"]},{"name":"b","token":"0123456789abcdef0","roles":["admin"]}]}`,
+		"networks[0].cidr":   `{"networks":[{"cidr":"10.1.0.0/33","roles":["command"]}]}`,
+		"networks[0].roles":  `{"networks":[{"cidr":"10.1.0.0/16"}]}`,
+	} {
+		_, err := ParseTokens([]byte(doc))
+		var fe *ledger.FieldError
+		if !errors.As(err, &fe) || fe.Field != name {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+	if _, err := ParseTokens([]byte(`{"token":[]}`)); !errors.Is(err, ledger.ErrInvalid) {
+		t.Errorf("unknown field: got %v", err)
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	for err, want := range map[error]int{
+		ledger.ErrClosed:                             http.StatusServiceUnavailable,
+		ledger.ErrUnavailable:                        http.StatusServiceUnavailable,
+		ledger.ErrNotFound:                           http.StatusNotFound,
+		ledger.ErrConflict:                           http.StatusConflict,
+		&ledger.FieldError{Field: "x", Message: "y"}: http.StatusBadRequest,
+		errors.New("boom"):                           http.StatusInternalServerError,
+		tooLarge(10):                                 http.StatusRequestEntityTooLarge,
+	} {
+		if got := statusOf(err); got != want {
+			t.Errorf("statusOf(%v) = %d, want %d", err, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		outcome, reason string
+		want            int
+	}{
+		{ledger.OutcomeApplied, "", 200},
+		{ledger.OutcomeNoEffect, "not_recording", 200},
+		{ledger.OutcomeUnsupported, "gateway", 409},
+		{ledger.OutcomeRejected, "unknown_user", 404},
+		{ledger.OutcomeRejected, "invalid_input", 400},
+	} {
+		if got := statusOfResult(ledger.CommandResult{Outcome: tc.outcome, Reason: tc.reason}); got != tc.want {
+			t.Errorf("statusOfResult(%s, %s) = %d, want %d", tc.outcome, tc.reason, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// maxSignalsPerBatch bounds one call-signal batch.
+const maxSignalsPerBatch = 1000
+
+// callSignalIn is one call signal as a CTI client sends it (API.md §3).
+type callSignalIn struct {
+	CallID    string  `json:"call_id"`
+	Extension string  `json:"extension"`
+	Type      string  `json:"type"`
+	Direction string  `json:"direction"`
+	ANI       string  `json:"ani"`
+	DNIS      string  `json:"dnis"`
+	ACD       bool    `json:"acd"`
+	At        *string `json:"at"`
+}
+
+// callsReply is the answer to an accepted batch.
+type callsReply struct {
+	Accepted int    `json:"accepted"`
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+}
+
+// parseSignals reads one signal object or an array of them and checks
+// every one. The feed is all or nothing: one bad signal refuses the batch
+// (400 naming its index and field) and nothing is appended, because a CTI
+// feed retries and a half-taken batch would be replayed twice.
+func parseSignals(body []byte, received time.Time, transport, principal string) ([]ledger.Event, error) {
+	body = bytes.TrimSpace(body)
+	var ins []callSignalIn
+	var err error
+	switch firstByte(body) {
+	case '{':
+		var one callSignalIn
+		err = decodeStrict(body, &one)
+		ins = []callSignalIn{one}
+	case '[':
+		err = decodeStrict(body, &ins)
+	default:
+		err = errors.New("the body must be a JSON object or an array of objects")
+	}
+	if err != nil {
+		return nil, newError(http.StatusBadRequest, reasonInvalidInput, err.Error())
+	}
+	if len(ins) == 0 {
+		return nil, newError(http.StatusBadRequest, reasonInvalidInput, "no call signals in the body")
+	}
+	if len(ins) > maxSignalsPerBatch {
+		return nil, newError(http.StatusBadRequest, reasonInvalidInput,
+			fmt.Sprintf("at most %d call signals per batch, got %d", maxSignalsPerBatch, len(ins)))
+	}
+	at := ledger.T(received)
+	events := make([]ledger.Event, 0, len(ins))
+	for i, in := range ins {
+		sig, field, msg := checkSignal(in, at)
+		if field != "" {
+			return nil, newError(http.StatusBadRequest, reasonInvalidInput,
+				fmt.Sprintf("signal %d: %s: %s", i, field, msg)).with("index", i).with("field", field)
+		}
+		sig.Transport, sig.Principal = transport, principal
+		events = append(events, ledger.Event{Type: ledger.TypeCallSignal, Data: sig})
+	}
+	return events, nil
+}
+
+// checkSignal validates one signal; field names the first bad field.
+func checkSignal(in callSignalIn, received ledger.Time) (sig ledger.CallSignal, field, msg string) {
+	switch {
+	case in.CallID == "":
+		return sig, "call_id", "is required"
+	case len(in.CallID) > 128:
+		return sig, "call_id", "is longer than 128 characters"
+	case in.Extension == "":
+		return sig, "extension", "is required"
+	case len(in.Extension) > 64:
+		return sig, "extension", "is longer than 64 characters"
+	}
+	switch in.Type {
+	case ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered,
+		ledger.SignalHeld, ledger.SignalRetrieved, ledger.SignalEnded:
+	default:
+		return sig, "type", fmt.Sprintf("must be ringing, dialing, answered, held, retrieved or ended, got %q", in.Type)
+	}
+	switch in.Direction {
+	case "", ledger.DirectionInbound, ledger.DirectionOutbound, ledger.DirectionInternal:
+	default:
+		return sig, "direction", fmt.Sprintf("must be inbound, outbound or internal, got %q", in.Direction)
+	}
+	at := received
+	if in.At != nil && *in.At != "" {
+		t, err := time.Parse(time.RFC3339Nano, *in.At)
+		if err != nil {
+			return sig, "at", fmt.Sprintf("must be an RFC 3339 time, got %q", *in.At)
+		}
+		at = ledger.T(t)
+	}
+	return ledger.CallSignal{
+		CallID: in.CallID, Extension: in.Extension, Type: in.Type, Direction: in.Direction,
+		ANI: in.ANI, DNIS: in.DNIS, ACD: in.ACD, At: at,
+	}, "", ""
+}
+
+// decodeStrict decodes exactly one JSON value with no unknown fields.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// acceptSignals parses, checks and appends one batch in one Append call.
+func (s *Server) acceptSignals(ctx context.Context, source string, body []byte, transport, principal string) (callsReply, error) {
+	events, err := parseSignals(body, s.now(), transport, principal)
+	if err != nil {
+		return callsReply{}, err
+	}
+	envs, err := s.appendEvents(ctx, source, events...)
+	if err != nil {
+		return callsReply{}, err
+	}
+	return callsReply{Accepted: len(envs), FirstSeq: envs[0].Seq, LastSeq: envs[len(envs)-1].Seq}, nil
+}
+
+// handleCalls serves POST /v1/calls/events.
+func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > maxFeedBody {
+		s.writeError(w, r, tooLarge(maxFeedBody))
+		return
+	}
+	principal, err := s.tokens.authorize(r, RoleCommand)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := readBody(w, r, maxFeedBody)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	reply, err := s.acceptSignals(r.Context(), sourceCalls, body, ledger.TransportHTTP, principal)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, reply)
+}
+
+// readBody reads at most limit bytes of the body (413 beyond).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(limit)
+		}
+		return nil, newError(http.StatusBadRequest, reasonInvalidInput, "cannot read the request body")
+	}
+	return body, nil
+}

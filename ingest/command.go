@@ -1,0 +1,116 @@
+package ingest
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// commandNames lists the Recording Controls commands (API.md §2) as the
+// path names them, sorted; aliases are resolved by the projections.
+func commandNames() []string {
+	return []string{
+		"config", "delete", "login", "logout", "metadata", "pause", "pauseurl",
+		"recordtag", "restart", "resume", "start", "startsegment", "stop",
+		"stopsegment", "tag",
+	}
+}
+
+func knownCommand(name string) bool {
+	_, ok := slices.BinarySearch(commandNames(), name)
+	return ok
+}
+
+// handleCommand serves /recordingcontrols/rest/{command}: size first, auth
+// second, then the command name; every request that gets that far is
+// appended, whatever its input, and answered with the projections' result.
+func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodHead:
+	default:
+		w.Header().Set("Allow", "GET, POST, PUT")
+		s.writeError(w, r, newError(http.StatusMethodNotAllowed, reasonMethod, "use GET, POST or PUT"))
+		return
+	}
+	if r.ContentLength > s.maxBody {
+		s.writeError(w, r, tooLarge(s.maxBody))
+		return
+	}
+	principal, err := s.tokens.authorize(r, RoleCommand)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	name := strings.ToLower(r.PathValue("command"))
+	if !knownCommand(name) {
+		valid := commandNames()
+		s.writeError(w, r, newError(http.StatusNotFound, reasonUnknownCommand,
+			fmt.Sprintf("unknown command %q; valid commands: %s", r.PathValue("command"), strings.Join(valid, ", "))).
+			with("commands", valid))
+		return
+	}
+	body, err := readBody(w, r, s.maxBody)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+
+	req := parseParams(r.URL.RawQuery, r.Header.Get("Content-Type"), body)
+	cmd := ledger.Command{
+		Command:      name,
+		SenderID:     req.SenderID,
+		PeripheralID: req.PeripheralID,
+		Extension:    req.Extension,
+		Params:       req.Params,
+		Masked:       req.Masked,
+		Invalid:      req.Invalid,
+		Message:      req.Message,
+		Transport:    transportOf(req),
+		Method:       r.Method,
+		Client:       clientIP(r),
+		Principal:    principal,
+	}
+	envs, err := s.appendEvents(r.Context(), sourceCommand, ledger.Event{Type: ledger.TypeCommand, Data: cmd})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	env := envs[0]
+	res, ok := s.views.Result(env.Seq)
+	if !ok {
+		s.writeError(w, r, newError(http.StatusInternalServerError, reasonInternal,
+			"the command was recorded but its result is not available").
+			with("seq", env.Seq).with("event_id", env.ID.String()))
+		return
+	}
+	if res.EventID == "" {
+		res.EventID = env.ID.String()
+	}
+	if res.Seq == 0 {
+		res.Seq = env.Seq
+	}
+	if res.Command == "" {
+		res.Command = name
+	}
+	s.met.commands.WithLabelValues(res.Command, res.Outcome).Inc()
+	s.log.Debug("command", logKeyCommand, res.Command, logKeyOutcome, res.Outcome, logKeySeq, env.Seq, logKeyPrincipal, principal)
+	writeJSON(w, statusOfResult(res), res)
+}
+
+// transportOf names how a command arrived: a JSON body is what Cisco
+// Finesse workflows send; query and form parameters are what Cisco Agent
+// Desktop HTTP actions send.
+func transportOf(req request) string {
+	if req.JSON {
+		return ledger.TransportFinesse
+	}
+	return ledger.TransportCAD
+}
+
+func tooLarge(limit int64) error {
+	return newError(http.StatusRequestEntityTooLarge, reasonTooLarge,
+		fmt.Sprintf("the request body is over %d bytes", limit)).with("limit", limit)
+}

@@ -1,0 +1,170 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// Config change sources.
+const (
+	configSourceAPI  = "api"
+	configSourceFile = "file"
+)
+
+// configReply is the answer to a configuration change.
+type configReply struct {
+	Part    string `json:"part"`
+	Key     string `json:"key,omitempty"`
+	Op      string `json:"op"`
+	Seq     uint64 `json:"seq"`
+	EventID string `json:"event_id"`
+}
+
+// handleGetConfig serves GET /v1/config: the whole document.
+func (s *Server) handleGetConfig(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.views.Config())
+}
+
+// handlePutSite serves PUT /v1/config/site.
+func (s *Server) handlePutSite(w http.ResponseWriter, r *http.Request) {
+	var site ledger.Site
+	if !s.decodeConfig(w, r, "site", &site) {
+		return
+	}
+	site.Normalize()
+	s.putPart(w, r, ledger.PartSite, "", site, site.Validate("site"))
+}
+
+// handlePutMetadata serves PUT /v1/config/metadata/{key}; at most
+// ledger.MaxMetadataKeys keys may be defined.
+func (s *Server) handlePutMetadata(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	field := "metadata." + key
+	var m ledger.MetadataKey
+	if !s.decodeConfig(w, r, field, &m) {
+		return
+	}
+	err := ledger.ValidateName(field, key)
+	if err == nil {
+		err = m.Validate(field)
+	}
+	s.putPart(w, r, ledger.PartMetadata, key, m, err)
+}
+
+// handlePutTeam serves PUT /v1/config/teams/{team}.
+func (s *Server) handlePutTeam(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("team")
+	field := "teams." + name
+	var t ledger.Team
+	if !s.decodeConfig(w, r, field, &t) {
+		return
+	}
+	t.Normalize()
+	err := ledger.ValidateName(field, name)
+	if err == nil {
+		err = t.Validate(field)
+	}
+	s.putPart(w, r, ledger.PartTeam, name, t, err)
+}
+
+// handlePutUser serves PUT /v1/config/users/{user_id}.
+func (s *Server) handlePutUser(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("user_id")
+	field := "users." + id
+	var u ledger.User
+	if !s.decodeConfig(w, r, field, &u) {
+		return
+	}
+	err := ledger.ValidateName(field, id)
+	if err == nil {
+		err = u.Validate(field)
+	}
+	s.putPart(w, r, ledger.PartUser, id, u, err)
+}
+
+// decodeConfig reads a configuration part strictly (unknown fields are
+// errors: a misspelt setting must not be silently dropped).
+func (s *Server) decodeConfig(w http.ResponseWriter, r *http.Request, field string, v any) bool {
+	body, err := readBody(w, r, maxFeedBody)
+	if err != nil {
+		s.writeError(w, r, err)
+		return false
+	}
+	if err := decodeStrict(body, v); err != nil {
+		s.writeError(w, r, configError(&ledger.FieldError{Field: field, Message: "not a valid document: " + err.Error()}))
+		return false
+	}
+	return true
+}
+
+// configError makes a validation error the 400 of API.md §4.
+func configError(err error) error {
+	var fe *ledger.FieldError
+	if ok := asFieldError(err, &fe); ok {
+		return newError(http.StatusBadRequest, reasonInvalidConfig, fe.Message).with("field", fe.Field)
+	}
+	return newError(http.StatusBadRequest, reasonInvalidConfig, err.Error())
+}
+
+// putPart appends a validated put of one part.
+func (s *Server) putPart(w http.ResponseWriter, r *http.Request, part, key string, v any, verr error) {
+	if verr != nil {
+		s.writeError(w, r, configError(verr))
+		return
+	}
+	value, err := json.Marshal(v)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if part == ledger.PartMetadata {
+		defined := s.views.Config().Metadata
+		if _, ok := defined[key]; !ok && len(defined) >= ledger.MaxMetadataKeys {
+			s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidConfig,
+				fmt.Sprintf("at most %d metadata keys may be defined", ledger.MaxMetadataKeys)).with("field", "metadata"))
+			return
+		}
+	}
+	s.changeConfig(w, r, ledger.ConfigChange{Part: part, Key: key, Op: ledger.OpPut, Value: value})
+}
+
+// handleDelete serves DELETE of a metadata key, team or user (404 when it
+// is not defined).
+func (s *Server) handleDelete(part, pathKey string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue(pathKey)
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+		cfg := s.views.Config()
+		var exists bool
+		switch part {
+		case ledger.PartMetadata:
+			_, exists = cfg.Metadata[key]
+		case ledger.PartTeam:
+			_, exists = cfg.Teams[key]
+		case ledger.PartUser:
+			_, exists = cfg.Users[key]
+		}
+		if !exists {
+			s.writeError(w, r, newError(http.StatusNotFound, reasonNotFound, fmt.Sprintf("%s %q is not defined", part, key)))
+			return
+		}
+		s.changeConfig(w, r, ledger.ConfigChange{Part: part, Key: key, Op: ledger.OpDelete})
+	}
+}
+
+// changeConfig appends one change made through the API and answers it.
+func (s *Server) changeConfig(w http.ResponseWriter, r *http.Request, c ledger.ConfigChange) {
+	c.Principal, c.Source = principalOf(r), configSourceAPI
+	envs, err := s.appendEvents(r.Context(), sourceConfig, ledger.Event{Type: ledger.TypeConfig, Data: c})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, configReply{Part: c.Part, Key: c.Key, Op: c.Op, Seq: envs[0].Seq, EventID: envs[0].ID.String()})
+}

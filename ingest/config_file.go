@@ -1,0 +1,82 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// maxConfigFile bounds a --config document.
+const maxConfigFile = 4 << 20
+
+// ApplyConfigFile applies a whole configuration document (--config FILE):
+// it is validated as a whole, and appended as one document put only when it
+// differs from the current configuration, so restarts append nothing.
+func (s *Server) ApplyConfigFile(ctx context.Context, path string) error {
+	_, err := s.applyConfigFile(ctx, path)
+	return err
+}
+
+func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error) {
+	b, err := readFile(path)
+	if err != nil {
+		return false, fmt.Errorf("config file: %w", err)
+	}
+	var doc ledger.Config
+	if err := decodeStrict(b, &doc); err != nil {
+		return false, fmt.Errorf("config file %s: %w: %v", path, ledger.ErrInvalid, err)
+	}
+	doc.Normalize()
+	if err := doc.Validate(); err != nil {
+		return false, fmt.Errorf("config file %s: %w", path, err)
+	}
+	value, err := json.Marshal(doc)
+	if err != nil {
+		return false, fmt.Errorf("config file: %w", err)
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	current, err := canonicalConfig(s.views.Config())
+	if err != nil {
+		return false, fmt.Errorf("config file: current: %w", err)
+	}
+	if bytes.Equal(current, value) {
+		return false, nil
+	}
+	c := ledger.ConfigChange{Part: ledger.PartDocument, Op: ledger.OpPut, Value: value, Source: configSourceFile}
+	if _, err := s.appendEvents(ctx, sourceConfig, ledger.Event{Type: ledger.TypeConfig, Data: c}); err != nil {
+		return false, fmt.Errorf("config file: %w", err)
+	}
+	return true, nil
+}
+
+// canonicalConfig encodes a copy of c normalised, without touching c's maps
+// (they may belong to the projections).
+func canonicalConfig(c ledger.Config) ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	var cp ledger.Config
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return nil, err
+	}
+	cp.Normalize()
+	return json.Marshal(cp)
+}
+
+// readFile reads a small operator file.
+func readFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > maxConfigFile {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxConfigFile)
+	}
+	return os.ReadFile(path)
+}

@@ -1,0 +1,85 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// CTI subscription settings.
+const (
+	ctiQueue   = "recledger-ingest" // queue group, so a second server never double-appends
+	ctiWorkers = 4                  // concurrent batches (appends are group-committed)
+	ctiBuffer  = 1024               // messages waiting for a worker
+)
+
+// CTISubject is the NATS subject call signals arrive on (API.md §6).
+func CTISubject(site string) string { return "recledger.cti." + site }
+
+// RunCTI takes call signals on CTISubject(site), request/reply, until ctx is
+// done: the same JSON as POST /v1/calls/events, the same reply (or the same
+// error body with a "status" member). It is the owner of its workers; on
+// return the subscription is gone and every message a worker took has been
+// appended and answered. Messages still queued are dropped unanswered, so
+// their requesters time out and retry.
+func (s *Server) RunCTI(ctx context.Context, nc *nats.Conn, site string) error {
+	if site == "" {
+		site = s.site
+	}
+	subject := CTISubject(site)
+	ch := make(chan *nats.Msg, ctiBuffer)
+	sub, err := nc.ChanQueueSubscribe(subject, ctiQueue, ch)
+	if err != nil {
+		return fmt.Errorf("cti: subscribe %s: %w", subject, err)
+	}
+	s.log.Info("taking call signals", logKeySubject, subject)
+	var wg sync.WaitGroup
+	for range ctiWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case msg := <-ch:
+					s.handleCTIMsg(context.WithoutCancel(ctx), msg)
+				}
+			}
+		}()
+	}
+	<-ctx.Done()
+	uerr := sub.Unsubscribe()
+	wg.Wait()
+	if uerr != nil && nc.IsConnected() {
+		return fmt.Errorf("cti: unsubscribe: %w", uerr)
+	}
+	return nil
+}
+
+// handleCTIMsg appends one batch and answers it.
+func (s *Server) handleCTIMsg(ctx context.Context, msg *nats.Msg) {
+	var reply []byte
+	res, err := s.acceptSignals(ctx, sourceCTI, msg.Data, ledger.TransportNATS, "")
+	if err != nil {
+		body := errorBody(err)
+		body["status"] = statusOf(err)
+		reply, _ = json.Marshal(body)
+		if statusOf(err) >= 500 {
+			s.log.Error("call signals not taken", logKeySubject, msg.Subject, logKeyErr, err)
+		}
+	} else {
+		reply, _ = json.Marshal(res)
+	}
+	if msg.Reply == "" {
+		return
+	}
+	if err := msg.Respond(reply); err != nil {
+		s.log.Warn("cannot answer call signals", logKeySubject, msg.Subject, logKeyErr, err)
+	}
+}

@@ -1,0 +1,130 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// Reasons the HTTP layer answers with, beside the projections' own.
+const (
+	reasonInvalidInput   = "invalid_input"
+	reasonInvalidConfig  = "invalid_config"
+	reasonUnknownCommand = "unknown_command"
+	reasonUnknownUser    = "unknown_user"
+	reasonNotFound       = "not_found"
+	reasonConflict       = "conflict"
+	reasonAlreadySealed  = "already_sealed"
+	reasonTooLarge       = "too_large"
+	reasonUnauthorized   = "unauthorized"
+	reasonForbidden      = "forbidden"
+	reasonUnavailable    = "unavailable"
+	reasonMethod         = "method_not_allowed"
+	reasonInternal       = "internal"
+)
+
+// apiError is an error answered with a chosen status, a machine reason, a
+// sentence for people and optional extra fields of the JSON body.
+type apiError struct {
+	Status  int
+	Reason  string
+	Message string
+	Fields  map[string]any
+}
+
+func (e *apiError) Error() string { return e.Reason + ": " + e.Message }
+
+func newError(status int, reason, message string) *apiError {
+	return &apiError{Status: status, Reason: reason, Message: message}
+}
+
+// with adds a field to the error body.
+func (e *apiError) with(key string, v any) *apiError {
+	if e.Fields == nil {
+		e.Fields = map[string]any{}
+	}
+	e.Fields[key] = v
+	return e
+}
+
+// statusOf is the one place errors become HTTP status codes.
+func statusOf(err error) int {
+	var ae *apiError
+	var fe *ledger.FieldError
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.As(err, &ae):
+		return ae.Status
+	case errors.As(err, &fe), errors.Is(err, ledger.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, ledger.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ledger.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ledger.ErrClosed), errors.Is(err, ledger.ErrUnavailable),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// reasonOf is the machine word of an error body, matching statusOf.
+func reasonOf(err error) string {
+	var ae *apiError
+	var fe *ledger.FieldError
+	switch {
+	case errors.As(err, &ae):
+		return ae.Reason
+	case errors.As(err, &fe), errors.Is(err, ledger.ErrInvalid):
+		return reasonInvalidInput
+	case errors.Is(err, ledger.ErrNotFound):
+		return reasonNotFound
+	case errors.Is(err, ledger.ErrConflict):
+		return reasonConflict
+	case statusOf(err) == http.StatusServiceUnavailable:
+		return reasonUnavailable
+	}
+	return reasonInternal
+}
+
+// statusOfResult maps a command's outcome to its HTTP status (API.md §2):
+// applied and no_effect 200, unsupported 409, rejected 404 for an unknown
+// user and 400 otherwise.
+func statusOfResult(res ledger.CommandResult) int {
+	switch res.Outcome {
+	case ledger.OutcomeApplied, ledger.OutcomeNoEffect:
+		return http.StatusOK
+	case ledger.OutcomeUnsupported:
+		return http.StatusConflict
+	case ledger.OutcomeRejected:
+		if res.Reason == reasonUnknownUser {
+			return http.StatusNotFound
+		}
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+// errorBody is the JSON of every error answer: reason, message and the
+// error's extra fields (a FieldError adds "field").
+func errorBody(err error) map[string]any {
+	body := map[string]any{"reason": reasonOf(err), "message": err.Error()}
+	var ae *apiError
+	var fe *ledger.FieldError
+	if errors.As(err, &ae) {
+		body["message"] = ae.Message
+		for k, v := range ae.Fields {
+			body[k] = v
+		}
+	} else if errors.As(err, &fe) {
+		body["field"] = fe.Field
+		body["message"] = fe.Message
+	}
+	return body
+}
+
+// asFieldError finds a *ledger.FieldError in err's chain.
+func asFieldError(err error, fe **ledger.FieldError) bool { return errors.As(err, fe) }

@@ -1,0 +1,62 @@
+package ingest
+
+import (
+	"net/http"
+)
+
+// Failer is implemented by a part that can fall into a failed state: the
+// store when it can no longer write, the projections when an event could
+// not be applied. Ready reports the first such error.
+type Failer interface {
+	Err() error
+}
+
+// readyReply is GET /readyz.
+type readyReply struct {
+	Ready         bool   `json:"ready"`
+	OutboxLag     uint64 `json:"outbox_lag"`
+	HeadSeq       uint64 `json:"head_seq"`
+	ProjectionSeq uint64 `json:"projection_seq"`
+	Problem       string `json:"problem,omitempty"`
+}
+
+// handleHealthz serves GET /healthz: 200 while the process runs.
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// handleReadyz serves GET /readyz: 200 when the ledger takes writes and
+// the projections are healthy, 503 otherwise; both with the outbox lag.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	rep := s.ready()
+	status := http.StatusOK
+	if !rep.Ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, rep)
+}
+
+func (s *Server) ready() readyReply {
+	var rep readyReply
+	// Projections first: they follow the head, so read in this order they
+	// can never look ahead of it.
+	rep.ProjectionSeq = s.views.Seq()
+	rep.HeadSeq, _ = s.events.Head()
+	if s.health != nil {
+		rep.OutboxLag = s.health.Lag()
+	}
+	for _, part := range []any{s.app, s.events, s.views} {
+		if f, ok := part.(Failer); ok {
+			if err := f.Err(); err != nil {
+				rep.Problem = err.Error()
+				return rep
+			}
+		}
+	}
+	if rep.ProjectionSeq > rep.HeadSeq {
+		rep.Problem = "projections are ahead of the ledger"
+		return rep
+	}
+	rep.Ready = true
+	return rep
+}

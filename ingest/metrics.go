@@ -1,0 +1,136 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the API's Prometheus collectors.
+type metrics struct {
+	commands    *prometheus.CounterVec   // by command and outcome
+	requests    *prometheus.CounterVec   // by route and status
+	appendSecs  *prometheus.HistogramVec // by source
+	appendBatch prometheus.Histogram
+	appended    prometheus.Counter
+	gatherer    prometheus.Gatherer
+}
+
+// Append sources, the label of the append histogram.
+const (
+	sourceCommand = "command"
+	sourceCalls   = "calls"
+	sourceCTI     = "cti_nats"
+	sourceConfig  = "config"
+	sourceSeal    = "seal"
+)
+
+func newMetrics(reg prometheus.Registerer, lag func() uint64) (*metrics, error) {
+	m := &metrics{
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recledger_commands_total",
+			Help: "Recording Controls commands by canonical command and outcome.",
+		}, []string{"command", "outcome"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recledger_http_requests_total",
+			Help: "HTTP requests by route pattern and status code.",
+		}, []string{"route", "code"}),
+		appendSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "recledger_append_seconds",
+			Help:    "Time an Append call took, until the events were durable.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"source"}),
+		appendBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "recledger_append_batch_size",
+			Help:    "Events per Append call made by the API.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
+		}),
+		appended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recledger_events_appended_total",
+			Help: "Events appended by the API.",
+		}),
+	}
+	cs := []prometheus.Collector{m.commands, m.requests, m.appendSecs, m.appendBatch, m.appended}
+	if lag != nil {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "recledger_outbox_lag",
+			Help: "Ledger events not yet confirmed by JetStream.",
+		}, func() float64 { return float64(lag()) }))
+	}
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, m.gatherer = r, r
+	} else if g, ok := reg.(prometheus.Gatherer); ok {
+		m.gatherer = g
+	} else {
+		m.gatherer = prometheus.DefaultGatherer
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("metrics: %w (one Server per registry)", err)
+			}
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// observeAppend records one Append call.
+func (m *metrics) observeAppend(source string, n int, took time.Duration, err error) {
+	m.appendSecs.WithLabelValues(source).Observe(took.Seconds())
+	m.appendBatch.Observe(float64(n))
+	if err == nil {
+		m.appended.Add(float64(n))
+	}
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{})
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// instrument counts every request by its route pattern and status.
+func (m *metrics) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		code := sw.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	})
+}

@@ -1,0 +1,391 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/url"
+	"strings"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// Parameter names of the Recording Controls API (API.md §2).
+const (
+	paramSender     = "sender_id"
+	paramPeripheral = "peripheral_id"
+	paramExtension  = "extension"
+	paramMetadata   = "metadata"
+)
+
+// finesseVariable marks a Finesse variable the desktop did not expand.
+const finesseVariable = "${"
+
+// request is a Recording Controls request's parameters, merged, masked and
+// checked, ready to become a ledger.Command.
+type request struct {
+	SenderID     string
+	PeripheralID string
+	Extension    string
+	Params       []ledger.Param
+	Masked       []string
+	Invalid      string // "invalid_input" when the input could not be accepted
+	Message      string
+	JSON         bool // the parameters included a JSON body
+}
+
+// orderedParams is a parameter list where a later value of a key replaces
+// the earlier one in place, so that the order is the order of first sight.
+type orderedParams struct {
+	list []ledger.Param
+	idx  map[string]int
+}
+
+func (o *orderedParams) set(k, v string) {
+	if o.idx == nil {
+		o.idx = map[string]int{}
+	}
+	if i, ok := o.idx[k]; ok {
+		o.list[i].Value = v
+		return
+	}
+	o.idx[k] = len(o.list)
+	o.list = append(o.list, ledger.Param{Key: k, Value: v})
+}
+
+func (o *orderedParams) get(k string) (string, bool) {
+	i, ok := o.idx[k]
+	if !ok {
+		return "", false
+	}
+	return o.list[i].Value, true
+}
+
+// parseParams merges a request's parameters (API.md §2): the query string,
+// then a form body, then a JSON object body; later wins. Query and form
+// parameters keep the order of the raw text. The JSON body is read token by
+// token, so its member order is kept too. Card numbers are masked before
+// anything else sees the values; unexpanded Finesse variables and malformed
+// input set Invalid. It never fails: whatever could be read is returned, so
+// that refused requests are still recorded as evidence.
+func parseParams(rawQuery, contentType string, body []byte) request {
+	var (
+		req  request
+		all  orderedParams
+		meta []ledger.Param // members of a JSON `metadata` object
+		bad  []string       // why the input is invalid, first reason first
+	)
+	invalid := func(format string, a ...any) { bad = append(bad, fmt.Sprintf(format, a...)) }
+
+	qs, err := parseQuery(rawQuery)
+	if err != nil {
+		invalid("query string: %v", err)
+	}
+	for _, p := range qs {
+		all.set(canonicalKey(p.Key), p.Value)
+	}
+
+	mediaType, _, _ := mime.ParseMediaType(contentType)
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	switch {
+	case mediaType == "application/x-www-form-urlencoded" && !bytes.HasPrefix(trimmed, []byte("{")):
+		fs, err := parseQuery(string(body))
+		if err != nil {
+			invalid("form body: %v", err)
+		}
+		for _, p := range fs {
+			all.set(canonicalKey(p.Key), p.Value)
+		}
+	case mediaType == "text/json" || mediaType == "application/json" || bytes.HasPrefix(trimmed, []byte("{")):
+		if len(trimmed) == 0 {
+			break
+		}
+		req.JSON = true
+		members, m, err := parseJSONObject(trimmed)
+		if err != nil {
+			invalid("JSON body: %v", err)
+		}
+		for _, p := range members {
+			all.set(canonicalKey(p.Key), p.Value)
+		}
+		if m != nil {
+			meta = m
+			all.set(paramMetadata, "") // the object itself is flattened below
+		}
+	}
+
+	// Flatten `metadata`: a JSON object from the body, or a JSON-encoded
+	// object in a query or form parameter.
+	if v, ok := all.get(paramMetadata); ok && meta == nil && strings.TrimSpace(v) != "" {
+		m, err := parseMetadataString(v)
+		if err != nil {
+			invalid("parameter metadata: %v", err)
+		}
+		meta = m
+	}
+	var params orderedParams
+	for _, p := range meta {
+		params.set(p.Key, p.Value)
+	}
+	for _, p := range all.list {
+		switch p.Key {
+		case paramSender:
+			req.SenderID = p.Value
+		case paramPeripheral:
+			req.PeripheralID = p.Value
+		case paramExtension:
+			req.Extension = p.Value
+		case paramMetadata:
+			// flattened above
+		default:
+			params.set(p.Key, p.Value)
+		}
+	}
+	req.Params = params.list
+
+	// Card numbers first: nothing below may copy a value in clear.
+	maskField := func(key string, v *string) {
+		if m, ok := maskCards(*v); ok {
+			*v = m
+			req.Masked = appendUnique(req.Masked, key)
+		}
+	}
+	maskField(paramSender, &req.SenderID)
+	maskField(paramPeripheral, &req.PeripheralID)
+	maskField(paramExtension, &req.Extension)
+	for i := range req.Params {
+		p := &req.Params[i]
+		if m, ok := maskCards(p.Key); ok { // a card number as a key is still a card number
+			p.Key = m
+			req.Masked = appendUnique(req.Masked, m)
+		}
+		maskField(p.Key, &p.Value)
+	}
+
+	checkVar := func(key, v string) {
+		if strings.Contains(v, finesseVariable) {
+			invalid("parameter %s holds an unexpanded Finesse variable (${...})", key)
+		}
+	}
+	checkVar(paramSender, req.SenderID)
+	checkVar(paramPeripheral, req.PeripheralID)
+	checkVar(paramExtension, req.Extension)
+	for _, p := range req.Params {
+		checkVar(p.Key, p.Value)
+	}
+	if len(bad) > 0 {
+		req.Invalid = reasonInvalidInput
+		req.Message = bad[0]
+		if m, ok := maskCards(req.Message); ok {
+			req.Message = m
+		}
+	}
+	return req
+}
+
+// canonicalKey resolves the camelCase aliases of the fixed parameters.
+func canonicalKey(k string) string {
+	switch strings.ToLower(k) {
+	case "sender_id", "senderid":
+		return paramSender
+	case "peripheral_id", "peripheralid":
+		return paramPeripheral
+	case "extension":
+		return paramExtension
+	case "metadata":
+		return paramMetadata
+	}
+	return k
+}
+
+// parseQuery splits application/x-www-form-urlencoded text into its
+// parameters in order. Bad escapes are reported; the parameters that could
+// be read are still returned.
+func parseQuery(s string) ([]ledger.Param, error) {
+	var (
+		out   []ledger.Param
+		first error
+	)
+	for s != "" {
+		var part string
+		part, s, _ = strings.Cut(s, "&")
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		key, err1 := url.QueryUnescape(k)
+		val, err2 := url.QueryUnescape(v)
+		if err := errors.Join(err1, err2); err != nil {
+			if first == nil {
+				first = fmt.Errorf("bad escape in parameter %d", len(out)+1)
+			}
+			continue
+		}
+		if key == "" {
+			continue
+		}
+		out = append(out, ledger.Param{Key: key, Value: val})
+	}
+	return out, first
+}
+
+// parseJSONObject reads a JSON object body member by member, in order.
+// Values may be strings, numbers (kept as their literal text), booleans or
+// null (""). A `metadata` member holding an object is returned apart, its
+// own members in order. On malformed input it returns what it read so far.
+func parseJSONObject(b []byte) (members, metadata []ledger.Param, err error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, nil, err
+	}
+	for dec.More() {
+		key, err := objectKey(dec)
+		if err != nil {
+			return members, metadata, err
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return members, metadata, fmt.Errorf("member %q: %w", key, plainJSONError(err))
+		}
+		if canonicalKey(key) == paramMetadata && firstByte(raw) == '{' {
+			m, err := metadataMembers(raw)
+			if err != nil {
+				return members, metadata, fmt.Errorf("member metadata: %w", err)
+			}
+			metadata = m
+			continue
+		}
+		v, err := scalar(raw)
+		if err != nil {
+			return members, metadata, fmt.Errorf("member %q: %w", key, err)
+		}
+		members = append(members, ledger.Param{Key: key, Value: v})
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return members, metadata, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return members, metadata, errors.New("unexpected data after the object")
+	}
+	return members, metadata, nil
+}
+
+// parseMetadataString decodes a `metadata` parameter sent as text: a
+// JSON-encoded object.
+func parseMetadataString(v string) ([]ledger.Param, error) {
+	raw := []byte(strings.TrimSpace(v))
+	if firstByte(raw) != '{' {
+		return nil, errors.New("must be a JSON object of key to value")
+	}
+	m, err := metadataMembers(raw)
+	if err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// metadataMembers reads the members of a metadata object, in order.
+func metadataMembers(raw []byte) ([]ledger.Param, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, err
+	}
+	var out []ledger.Param
+	for dec.More() {
+		key, err := objectKey(dec)
+		if err != nil {
+			return out, err
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return out, fmt.Errorf("key %q: %w", key, plainJSONError(err))
+		}
+		s, err := scalar(v)
+		if err != nil {
+			return out, fmt.Errorf("key %q: %w", key, err)
+		}
+		out = append(out, ledger.Param{Key: key, Value: s})
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return out, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return out, errors.New("unexpected data after the object")
+	}
+	return out, nil
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return plainJSONError(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("expected %q", string(want))
+	}
+	return nil
+}
+
+func objectKey(dec *json.Decoder) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", plainJSONError(err)
+	}
+	key, ok := tok.(string)
+	if !ok {
+		return "", errors.New("expected a member name")
+	}
+	return key, nil
+}
+
+// scalar turns a JSON value into parameter text.
+func scalar(raw json.RawMessage) (string, error) {
+	switch firstByte(raw) {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", plainJSONError(err)
+		}
+		return s, nil
+	case 'n':
+		return "", nil
+	case '{', '[':
+		return "", errors.New("must be a string or a number")
+	}
+	return string(bytes.TrimSpace(raw)), nil // number or boolean, as sent
+}
+
+func firstByte(b []byte) byte {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0]
+}
+
+// plainJSONError keeps the kind of a JSON error but not the input bytes it
+// may quote, so that a rejected body cannot leak a value into the ledger.
+func plainJSONError(err error) error {
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("malformed JSON at offset %d", se.Offset)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("malformed JSON: unexpected end")
+	}
+	return errors.New("malformed JSON")
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}

@@ -1,0 +1,125 @@
+package ingest
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+func TestParseParams(t *testing.T) {
+	for _, tc := range []struct {
+		name, query, ctype, body string
+		want                     request
+	}{
+		{
+			name:  "CAD metadata form, in order",
+			ctype: "application/x-www-form-urlencoded",
+			body:  "agentname=Jane+Doe&sender_id=jdoe&peripheral_id=5001",
+			want: request{SenderID: "jdoe", PeripheralID: "5001",
+				Params: []ledger.Param{{Key: "agentname", Value: "Jane Doe"}}},
+		},
+		{
+			name:  "CAD stop form",
+			ctype: "application/x-www-form-urlencoded",
+			body:  "extension=3420&sender_id=jdoe&peripheral_id=5001",
+			want:  request{SenderID: "jdoe", PeripheralID: "5001", Extension: "3420"},
+		},
+		{
+			name:  "Finesse start, text/json",
+			ctype: "text/json",
+			body:  `{"sender_id":"jdoe","peripheral_id":"5001"}`,
+			want:  request{SenderID: "jdoe", PeripheralID: "5001", JSON: true},
+		},
+		{
+			name: "Finesse start, no content type, numbers keep their text",
+			body: ` {"senderId":"jdoe","peripheralId":5001}`,
+			want: request{SenderID: "jdoe", PeripheralID: "5001", JSON: true},
+		},
+		{
+			name:  "Finesse metadata object first, member order kept",
+			ctype: "application/json",
+			body:  `{"sender_id":"jdoe","note":"x","metadata":{"zeta":"1","account":10.70,"agentname":"Jane"}}`,
+			want: request{SenderID: "jdoe", JSON: true, Params: []ledger.Param{
+				{Key: "zeta", Value: "1"}, {Key: "account", Value: "10.70"}, {Key: "agentname", Value: "Jane"}, {Key: "note", Value: "x"}}},
+		},
+		{
+			name:  "metadata as a JSON string in the query; body wins over query",
+			query: "sender_id=old&metadata=%7B%22account%22%3A%22123%22%7D&b=2&a=1",
+			ctype: "application/x-www-form-urlencoded",
+			body:  "sender_id=jdoe",
+			want: request{SenderID: "jdoe", Params: []ledger.Param{
+				{Key: "account", Value: "123"}, {Key: "b", Value: "2"}, {Key: "a", Value: "1"}}},
+		},
+		{
+			name:  "card number masked, key listed",
+			ctype: "text/json",
+			body:  `{"sender_id":"jdoe","metadata":{"account":"4111 1111 1111 1111"}}`,
+			want: request{SenderID: "jdoe", JSON: true, Masked: []string{"account"},
+				Params: []ledger.Param{{Key: "account", Value: "411111******1111"}}},
+		},
+		{
+			name:  "unexpanded Finesse variable",
+			ctype: "text/json",
+			body:  `{"sender_id":"${userId}","peripheral_id":"5001"}`,
+			want: request{SenderID: "${userId}", PeripheralID: "5001", JSON: true, Invalid: "invalid_input",
+				Message: "parameter sender_id holds an unexpanded Finesse variable (${...})"},
+		},
+		{
+			name:  "malformed JSON keeps what was read",
+			ctype: "text/json",
+			body:  `{"sender_id":"jdoe","peripheral_id":`,
+			want: request{SenderID: "jdoe", JSON: true, Invalid: "invalid_input",
+				Message: `JSON body: member "peripheral_id": malformed JSON: unexpected end`},
+		},
+		{
+			name:  "nested value refused",
+			ctype: "text/json",
+			body:  `{"sender_id":["a"]}`,
+			want: request{JSON: true, Invalid: "invalid_input",
+				Message: `JSON body: member "sender_id": must be a string or a number`},
+		},
+		{
+			name:  "bad escape in the query",
+			query: "sender_id=jdoe&x=%zz",
+			want: request{SenderID: "jdoe", Invalid: "invalid_input",
+				Message: "query string: bad escape in parameter 2"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := parseParams(tc.query, tc.ctype, []byte(tc.body))
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("parseParams:\n got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzParseParams(f *testing.F) {
+	f.Add("sender_id=jdoe", "", "")
+	f.Add("", "application/x-www-form-urlencoded", "agentname=Jane&sender_id=jdoe&peripheral_id=5001")
+	f.Add("", "text/json", `{"sender_id":"jdoe","metadata":{"account":"4111111111111111","n":1.5}}`)
+	f.Add("metadata=%7B%22a%22%3A%224111-1111-1111-1111%22%7D", "", `{"x":"${y}"}`)
+	f.Add("a=%zz&&=&b", "multipart/form-data; boundary=x", "{")
+	f.Fuzz(func(t *testing.T, query, ctype, body string) {
+		req := parseParams(query, ctype, []byte(body))
+		values := []string{req.SenderID, req.PeripheralID, req.Extension, req.Message}
+		for _, p := range req.Params {
+			values = append(values, p.Key, p.Value)
+		}
+		for _, v := range values {
+			if d, ok := cardLeft(v); ok {
+				t.Fatalf("card number %s left in %q", d, v)
+			}
+		}
+		if (req.Invalid == "") != (req.Message == "") {
+			t.Fatalf("Invalid %q with message %q", req.Invalid, req.Message)
+		}
+		for _, v := range values[:3] {
+			if strings.Contains(v, "${") && req.Invalid == "" {
+				t.Fatalf("unexpanded variable accepted: %+v", req)
+			}
+		}
+	})
+}

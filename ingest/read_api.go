@@ -1,0 +1,290 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// Limits of GET /v1/events.
+const (
+	defaultEventsLimit = 1000
+	maxEventsLimit     = 10000
+)
+
+const dayLayout = "2006-01-02"
+
+// handleAgent serves GET /v1/agents/{user_id}.
+func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
+	a, err := s.views.Agent(r.PathValue("user_id"))
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("agent %q: %w", r.PathValue("user_id"), err))
+		return
+	}
+	if a.ActiveCalls == nil {
+		a.ActiveCalls = []ledger.ActiveCall{}
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+// handleContacts serves GET /v1/contacts?user_id=&day=&disposition=.
+func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cq := ledger.ContactQuery{UserID: q.Get("user_id"), Day: q.Get("day"), Disposition: q.Get("disposition")}
+	if cq.Day != "" {
+		if err := checkDay(cq.Day); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	switch cq.Disposition {
+	case "", ledger.DispositionUpload, ledger.DispositionBasicOnly, ledger.DispositionDiscard:
+	default:
+		s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidInput,
+			fmt.Sprintf("disposition must be upload, basic_only or discard, got %q", cq.Disposition)).with("field", "disposition"))
+		return
+	}
+	cs := s.views.Contacts(cq)
+	if cs == nil {
+		cs = []ledger.Contact{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"contacts": cs})
+}
+
+// handleContact serves GET /v1/contacts/{contact_id}.
+func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
+	c, err := s.views.Contact(r.PathValue("contact_id"))
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("contact %q: %w", r.PathValue("contact_id"), err))
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// handlePauses serves GET /v1/pauses?user_id=&from=&to= as JSON, or as CSV
+// with a header row on Accept: text/csv or ?format=csv.
+func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	pq := ledger.PauseQuery{UserID: q.Get("user_id")}
+	var err error
+	if pq.From, err = parseTimeParam("from", q.Get("from")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if pq.To, err = parseTimeParam("to", q.Get("to")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rows := s.views.Pauses(pq)
+	if rows == nil {
+		rows = []ledger.PauseRow{}
+	}
+	if wantsCSV(r) {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		w.Write(pausesCSV(rows))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"pauses": rows})
+}
+
+func wantsCSV(r *http.Request) bool {
+	if f := r.URL.Query().Get("format"); f != "" {
+		return strings.EqualFold(f, "csv")
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/csv")
+}
+
+// pauseCSVHeader is the header row of the CSV pause history.
+func pauseCSVHeader() []string {
+	return []string{"contact_id", "call_id", "user_id", "extension", "start", "end", "ended_by", "seconds",
+		"paused_by", "resumed_by", "transport", "open_event_id", "close_event_id"}
+}
+
+func pausesCSV(rows []ledger.PauseRow) []byte {
+	var b bytes.Buffer
+	cw := csv.NewWriter(&b)
+	cw.Write(pauseCSVHeader())
+	for _, p := range rows {
+		cw.Write([]string{p.ContactID, p.CallID, p.UserID, p.Extension, p.Start.String(), p.End.String(), p.EndedBy,
+			strconv.FormatFloat(p.Seconds, 'f', 3, 64), p.PausedBy, p.ResumedBy, p.Transport, p.OpenEventID, p.CloseEventID})
+	}
+	cw.Flush()
+	return b.Bytes()
+}
+
+// parseTimeParam reads an RFC 3339 time or a YYYY-MM-DD day (midnight UTC).
+func parseTimeParam(name, v string) (ledger.Time, error) {
+	if v == "" {
+		return ledger.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return ledger.T(t), nil
+	}
+	if t, err := time.Parse(dayLayout, v); err == nil {
+		return ledger.T(t), nil
+	}
+	return ledger.Time{}, newError(http.StatusBadRequest, reasonInvalidInput,
+		fmt.Sprintf("%s must be an RFC 3339 time or YYYY-MM-DD, got %q", name, v)).with("field", name)
+}
+
+func checkDay(day string) error {
+	if _, err := time.Parse(dayLayout, day); err != nil {
+		return newError(http.StatusBadRequest, reasonInvalidInput,
+			fmt.Sprintf("day must be YYYY-MM-DD, got %q", day)).with("field", "day")
+	}
+	return nil
+}
+
+// handleManifest serves GET /v1/manifests/{day}: the sealed manifest's
+// bytes as they are (404 until sealed).
+func (s *Server) handleManifest(w http.ResponseWriter, r *http.Request) {
+	day := r.PathValue("day")
+	if err := checkDay(day); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b, err := s.views.Manifest(day)
+	if err != nil {
+		if errors.Is(err, ledger.ErrNotFound) {
+			err = newError(http.StatusNotFound, reasonNotFound, fmt.Sprintf("day %s is not sealed", day))
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	writeRawJSON(w, b)
+}
+
+// handleCloseDay serves POST /v1/manifests/{day}/close (admin): seal the
+// day now and answer its manifest; 409 already_sealed when it is sealed.
+func (s *Server) handleCloseDay(w http.ResponseWriter, r *http.Request) {
+	day := r.PathValue("day")
+	if err := checkDay(day); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	sealed := s.views.SealedDays()
+	if slices.Contains(sealed, day) {
+		s.writeError(w, r, newError(http.StatusConflict, reasonAlreadySealed,
+			fmt.Sprintf("day %s is already sealed; GET /v1/manifests/%s returns its manifest", day, day)).with("day", day))
+		return
+	}
+	if last := slices.Max(append([]string{""}, sealed...)); day < last {
+		s.writeError(w, r, newError(http.StatusConflict, reasonConflict,
+			fmt.Sprintf("day %s is before the last sealed day %s", day, last)).with("day", day))
+		return
+	}
+	d := ledger.DayClosed{Day: day, By: ledger.SealRequest, Principal: principalOf(r)}
+	if _, err := s.appendEvents(r.Context(), sourceSeal, ledger.Event{Type: ledger.TypeDayClosed, Data: d}); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b, err := s.views.Manifest(day)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("manifest %s after seal: %w", day, err))
+		return
+	}
+	writeRawJSON(w, b)
+}
+
+func writeRawJSON(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+// errStopScan ends a Scan early once the page is full.
+var errStopScan = errors.New("page full")
+
+// handleEvents serves GET /v1/events?after_seq=N&limit=M: the envelopes as
+// stored, in ledger order, and the seq to continue after.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	after, err := uintParam(q.Get("after_seq"), 0, "after_seq")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := uintParam(q.Get("limit"), defaultEventsLimit, "limit")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit = min(max(limit, 1), maxEventsLimit)
+	var b bytes.Buffer
+	b.WriteString(`{"events":[`)
+	next, n := after, uint64(0)
+	err = s.events.Scan(r.Context(), after, func(e ledger.Envelope) error {
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(e.Raw)
+		next, n = e.Seq, n+1
+		if n >= limit {
+			return errStopScan
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		s.writeError(w, r, fmt.Errorf("events: %w", err))
+		return
+	}
+	fmt.Fprintf(&b, `],"next_after_seq":%d}`, next)
+	b.WriteByte('\n')
+	writeRawJSON(w, b.Bytes())
+}
+
+func uintParam(v string, def uint64, name string) (uint64, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, newError(http.StatusBadRequest, reasonInvalidInput,
+			fmt.Sprintf("%s must be a non-negative integer, got %q", name, v)).with("field", name)
+	}
+	return n, nil
+}
+
+// verifyReply is GET /v1/verify.
+type verifyReply struct {
+	OK       bool   `json:"ok"`
+	Events   uint64 `json:"events"`
+	Head     string `json:"head"`
+	FirstBad uint64 `json:"first_bad,omitempty"`
+	Problem  string `json:"problem,omitempty"`
+}
+
+// handleVerify serves GET /v1/verify: the hash chain checked end to end.
+// A broken chain is a report (200, ok false), not a failure of the request.
+func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.events.Verify(r.Context())
+	if err != nil && !rep.OK && rep.Problem == "" {
+		s.writeError(w, r, fmt.Errorf("verify: %w", err))
+		return
+	}
+	out := verifyReply{OK: rep.OK, Events: rep.Events, Head: rep.Head}
+	if !rep.OK {
+		out.FirstBad, out.Problem = rep.FirstBad, rep.Problem
+		if out.Problem == "" && err != nil {
+			out.Problem = err.Error()
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleDigest serves GET /v1/digest.
+func (s *Server) handleDigest(w http.ResponseWriter, r *http.Request) {
+	seq, digest := s.views.Digest()
+	writeJSON(w, http.StatusOK, map[string]any{"seq": seq, "digest": digest})
+}

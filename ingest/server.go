@@ -1,0 +1,239 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// Appender appends events durably and in order (ledger.Store). It returns
+// after fsync, once the live projections have applied the events.
+type Appender interface {
+	Append(ctx context.Context, events ...ledger.Event) ([]ledger.Envelope, error)
+}
+
+// Views is what the API reads from the live projections (projections.Live,
+// through a small adapter in cmd/recledger).
+type Views interface {
+	// Result is the answer to the command event at seq.
+	Result(seq uint64) (ledger.CommandResult, bool)
+	Agent(userID string) (ledger.AgentState, error)
+	Contacts(q ledger.ContactQuery) []ledger.Contact
+	Contact(contactID string) (ledger.Contact, error)
+	Pauses(q ledger.PauseQuery) []ledger.PauseRow
+	Config() ledger.Config
+	// Manifest is the canonical manifest of a sealed day (ledger.ErrNotFound until sealed).
+	Manifest(day string) ([]byte, error)
+	SealedDays() []string
+	// Seq is the seq of the last event the projections applied.
+	Seq() uint64
+	// Digest is the hash of all projection state and the seq it covers, read together.
+	Digest() (seq uint64, digest string)
+}
+
+// Events is the ledger's read side (ledger.Store).
+type Events interface {
+	Scan(ctx context.Context, after uint64, fn func(ledger.Envelope) error) error
+	Head() (seq uint64, hash string)
+	Verify(ctx context.Context) (ledger.VerifyReport, error)
+}
+
+// Health reports the JetStream outbox (ledger.Outbox).
+type Health interface {
+	Lag() uint64
+}
+
+// Default limits.
+const (
+	// DefaultMaxBody is the vendor's limit on a Recording Controls body.
+	DefaultMaxBody = 16 << 10
+	// maxFeedBody bounds call-signal batches and configuration documents.
+	maxFeedBody = 1 << 20
+)
+
+// Log attribute keys.
+const (
+	logKeyErr       = "err"
+	logKeyCommand   = "command"
+	logKeyOutcome   = "outcome"
+	logKeySeq       = "seq"
+	logKeyPrincipal = "principal"
+	logKeyRoute     = "route"
+	logKeySubject   = "subject"
+	logKeyCount     = "count"
+)
+
+// Options configures a Server. Appender, Views and Events are required.
+type Options struct {
+	Appender Appender
+	Views    Views
+	Events   Events
+	Health   Health // nil: no outbox (lag 0)
+	Site     string
+	Tokens   *Tokens // nil: the API is open (a warning is logged once)
+	Logger   *slog.Logger
+	Registry prometheus.Registerer // nil: a private registry, served on /metrics
+	MaxBody  int64                 // Recording Controls body limit; 0 = DefaultMaxBody
+	// Now gives the time a call signal without `at` is stamped with; nil = time.Now.
+	Now func() time.Time
+}
+
+// Server is the HTTP API and the NATS call-signal subscriber.
+type Server struct {
+	app     Appender
+	views   Views
+	events  Events
+	health  Health
+	site    string
+	tokens  *Tokens
+	log     *slog.Logger
+	maxBody int64
+	now     func() time.Time
+	met     *metrics
+	handler http.Handler
+
+	writeMu sync.Mutex // serialises the check-then-append of config changes and seals
+}
+
+// New checks opts, registers the metrics and builds the routes.
+func New(opts Options) (*Server, error) {
+	if opts.Appender == nil || opts.Views == nil || opts.Events == nil {
+		return nil, errors.New("ingest: Appender, Views and Events are required")
+	}
+	s := &Server{
+		app: opts.Appender, views: opts.Views, events: opts.Events, health: opts.Health,
+		site: opts.Site, tokens: opts.Tokens, log: opts.Logger, maxBody: opts.MaxBody, now: opts.Now,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBody
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.site == "" {
+		s.site = "default"
+	}
+	var lag func() uint64
+	if s.health != nil {
+		lag = s.health.Lag
+	}
+	met, err := newMetrics(opts.Registry, lag)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	s.met = met
+	if s.tokens == nil {
+		s.log.Warn("no tokens file: the API is open to every client, as the vendor's is")
+	}
+	s.handler = met.instrument(s.routes())
+	return s, nil
+}
+
+// Handler is the whole HTTP API.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/recordingcontrols/rest/{command}", s.handleCommand)
+	mux.HandleFunc("POST /v1/calls/events", s.handleCalls)
+
+	mux.HandleFunc("GET /v1/config", s.admin(s.handleGetConfig))
+	mux.HandleFunc("PUT /v1/config/site", s.admin(s.handlePutSite))
+	mux.HandleFunc("PUT /v1/config/metadata/{key}", s.admin(s.handlePutMetadata))
+	mux.HandleFunc("DELETE /v1/config/metadata/{key}", s.admin(s.handleDelete(ledger.PartMetadata, "key")))
+	mux.HandleFunc("PUT /v1/config/teams/{team}", s.admin(s.handlePutTeam))
+	mux.HandleFunc("DELETE /v1/config/teams/{team}", s.admin(s.handleDelete(ledger.PartTeam, "team")))
+	mux.HandleFunc("PUT /v1/config/users/{user_id}", s.admin(s.handlePutUser))
+	mux.HandleFunc("DELETE /v1/config/users/{user_id}", s.admin(s.handleDelete(ledger.PartUser, "user_id")))
+	mux.HandleFunc("POST /v1/manifests/{day}/close", s.admin(s.handleCloseDay))
+
+	mux.HandleFunc("GET /v1/agents/{user_id}", s.auditor(s.handleAgent))
+	mux.HandleFunc("GET /v1/contacts", s.auditor(s.handleContacts))
+	mux.HandleFunc("GET /v1/contacts/{contact_id}", s.auditor(s.handleContact))
+	mux.HandleFunc("GET /v1/pauses", s.auditor(s.handlePauses))
+	mux.HandleFunc("GET /v1/manifests/{day}", s.auditor(s.handleManifest))
+	mux.HandleFunc("GET /v1/events", s.auditor(s.handleEvents))
+	mux.HandleFunc("GET /v1/verify", s.auditor(s.handleVerify))
+	mux.HandleFunc("GET /v1/digest", s.auditor(s.handleDigest))
+
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.Handle("GET /metrics", s.met.handler())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, newError(http.StatusNotFound, reasonNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path))
+	})
+	return mux
+}
+
+// principalKey carries the authorised principal to a handler.
+type principalKey struct{}
+
+func principalOf(r *http.Request) string {
+	p, _ := r.Context().Value(principalKey{}).(string)
+	return p
+}
+
+// require wraps h with the role check.
+func (s *Server) require(role Role, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.tokens.authorize(r, role)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	}
+}
+
+func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc   { return s.require(RoleAdmin, h) }
+func (s *Server) auditor(h http.HandlerFunc) http.HandlerFunc { return s.require(RoleAuditor, h) }
+
+// appendEvents appends and records the metrics of the call.
+func (s *Server) appendEvents(ctx context.Context, source string, events ...ledger.Event) ([]ledger.Envelope, error) {
+	start := time.Now()
+	envs, err := s.app.Append(ctx, events...)
+	s.met.observeAppend(source, len(events), time.Since(start), err)
+	if err != nil {
+		return nil, fmt.Errorf("append: %w", err)
+	}
+	if len(envs) != len(events) {
+		return nil, fmt.Errorf("append: %d envelopes for %d events", len(envs), len(events))
+	}
+	return envs, nil
+}
+
+// writeJSON answers v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"reason":"internal","message":"cannot encode the answer"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// writeError answers err with statusOf(err) and the error body.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(err)
+	if status >= 500 {
+		s.log.Error("request failed", logKeyRoute, r.Pattern, logKeyErr, err)
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="recledger"`)
+	}
+	writeJSON(w, status, errorBody(err))
+}
