@@ -2,13 +2,52 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/recledger/recledger/cmd/internal/uploadworker"
 )
 
-// UploadWorkerCommand is the `uploadworker` subcommand. (Being built; see the issue tracker.)
-type UploadWorkerCommand struct{}
+// UploadWorkerCommand is the `upload-worker` subcommand: it consumes the
+// site's sealed manifests and writes one file per contact under --dest.
+// Several may run at once; any may be killed at any point.
+type UploadWorkerCommand struct {
+	Stderr io.Writer
+}
 
-// Run parses args and runs the command.
+// Run parses flags and works until ctx is done.
 func (c *UploadWorkerCommand) Run(ctx context.Context, args []string) error {
-	return errors.New("uploadworker: not built yet")
+	var (
+		url  = "nats://127.0.0.1:4222"
+		site = "default"
+		cfg  uploadworker.Config
+	)
+	fs := flag.NewFlagSet("upload-worker", flag.ContinueOnError)
+	strFlag(fs, &url, "nats", "RECLEDGER_NATS", "NATS URL(s) of the site's JetStream")
+	strFlag(fs, &site, "site", "RECLEDGER_SITE", "site name, part of subjects")
+	fs.StringVar(&cfg.Dest, "dest", "", "destination directory: DEST/{day}/{contact_id}.json")
+	fs.StringVar(&cfg.Durable, "durable", "", "durable consumer name (default upload-{site})")
+	fs.IntVar(&cfg.MaxTries, "max-tries", 5, "attempts per contact file before the manifest is nak'd for redelivery")
+	fs.DurationVar(&cfg.AckWait, "ack-wait", 5*time.Minute, "consumer AckWait")
+	fs.DurationVar(&cfg.NakDelay, "nak-delay", time.Minute, "redelivery delay of a manifest that could not be written")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("upload-worker: unexpected arguments %q", fs.Args())
+	}
+	if cfg.Dest == "" {
+		return fmt.Errorf("upload-worker: --dest is required")
+	}
+	stderr := c.Stderr
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	cfg.Site = site
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	return uploadworker.Run(ctx, url, cfg)
 }

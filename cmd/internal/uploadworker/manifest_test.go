@@ -1,0 +1,111 @@
+package uploadworker
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseManifest(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		files    []string
+		err      string
+	}{
+		{name: "contacts and updates",
+			in:    `{"day":"2026-11-23","contacts":[{"contact_id":"A1"},{"contact_id":"B2"}],"metadata_updates":[{"contact_id":"A1","seq":42}],"counts":{},"chain_head":"ff"}`,
+			files: []string{"A1.json", "B2.json", "A1.metadata.42.json"}},
+		{name: "empty day", in: `{"day":"2026-11-23","contacts":[]}`},
+		{name: "bad day", in: `{"day":"2026-13-01","contacts":[]}`, err: "not YYYY-MM-DD"},
+		{name: "path in id", in: `{"day":"2026-11-23","contacts":[{"contact_id":"../x"}]}`, err: "safe file name"},
+		{name: "dot id", in: `{"day":"2026-11-23","contacts":[{"contact_id":".upload-x"}]}`, err: "safe file name"},
+		{name: "no seq", in: `{"day":"2026-11-23","metadata_updates":[{"contact_id":"A"}]}`, err: "seq"},
+		{name: "not json", in: `nope`, err: "manifest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ParseManifest([]byte(tc.in))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range m.Files {
+				got = append(got, f.Name)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.files, ",") {
+				t.Fatalf("files %v, want %v", got, tc.files)
+			}
+		})
+	}
+}
+
+func FuzzParseManifest(f *testing.F) {
+	f.Add([]byte(`{"day":"2026-11-23","contacts":[{"contact_id":"A1"}],"metadata_updates":[{"contact_id":"A1","seq":"7"}]}`))
+	f.Add([]byte(`{"day":"2026-11-23","contacts":[{"contact_id":"a/b"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseManifest(data)
+		if err != nil {
+			return
+		}
+		for _, file := range m.Files {
+			if file.Name != filepath.Base(file.Name) || strings.HasPrefix(file.Name, ".") || !strings.HasPrefix(file.Name, file.ContactID+".") {
+				t.Fatalf("unsafe file name %q", file.Name)
+			}
+		}
+	})
+}
+
+func TestWriteAtomicSkipsIdentical(t *testing.T) {
+	dir := t.TempDir()
+	if res, err := writeAtomic(dir, "a.json", []byte(`{"x":1}`)); err != nil || res != written {
+		t.Fatalf("first write: %v %v", res, err)
+	}
+	info1, _ := os.Stat(filepath.Join(dir, "a.json"))
+	time.Sleep(10 * time.Millisecond)
+	if res, err := writeAtomic(dir, "a.json", []byte(`{"x":1}`)); err != nil || res != skipped {
+		t.Fatalf("second write: %v %v", res, err)
+	}
+	info2, _ := os.Stat(filepath.Join(dir, "a.json"))
+	if !info1.ModTime().Equal(info2.ModTime()) {
+		t.Fatal("identical rewrite touched the file")
+	}
+	if res, err := writeAtomic(dir, "a.json", []byte(`{"x":2}`)); err != nil || res != replaced {
+		t.Fatalf("changed write: %v %v", res, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("%d entries, want 1 (no temp files)", len(entries))
+	}
+}
+
+func TestSweepTemps(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, tempPrefix+"a.json.123")
+	fresh := filepath.Join(dir, tempPrefix+"b.json.456")
+	keep := filepath.Join(dir, "c.json")
+	for _, p := range []string{old, fresh, keep} {
+		if err := os.WriteFile(p, []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	if err := os.Chtimes(old, now.Add(-time.Hour), now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := sweepTemps(dir, time.Minute, now)
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d, %v; want 1", n, err)
+	}
+	for p, want := range map[string]bool{old: false, fresh: true, keep: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s exists=%v, want %v", filepath.Base(p), err == nil, want)
+		}
+	}
+}

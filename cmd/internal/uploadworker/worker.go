@@ -1,0 +1,318 @@
+// Package uploadworker consumes the sealed end-of-day manifests from
+// JetStream and writes one file per contact (and per metadata update) into
+// a destination directory, acking a manifest only once every file is durable.
+// Any number of workers may share the durable consumer; a worker killed at
+// any point leaves each file whole or absent, and the redelivered manifest
+// completes the work without writing anything twice.
+package uploadworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamName is the manifests stream (API.md §6).
+const StreamName = "RECLEDGER_MANIFESTS"
+
+// Log attribute keys.
+const (
+	logKeyDay       = "day"
+	logKeyFiles     = "files"
+	logKeyWritten   = "written"
+	logKeySkipped   = "skipped"
+	logKeyReplaced  = "replaced"
+	logKeyFailed    = "failed_contacts"
+	logKeyErr       = "err"
+	logKeyDelivered = "delivery"
+	logKeyConsumer  = "consumer"
+	logKeySubject   = "subject"
+	logKeySwept     = "temp_files_removed"
+	logKeyTook      = "took"
+	logKeyRetryIn   = "retry_in"
+)
+
+// Config is what a worker needs. Zero values take the defaults in Defaults.
+type Config struct {
+	Site     string // site name, part of the subject
+	Dest     string // destination directory: Dest/{day}/{contact_id}.json
+	Durable  string // durable consumer name; default "upload-{site}"
+	MaxTries int    // attempts per file before the manifest is Nak'd; default 5
+
+	AckWait      time.Duration // consumer AckWait; default 5 min
+	NakDelay     time.Duration // redelivery delay of a manifest that failed; default 1 min
+	BackoffBase  time.Duration // first retry delay of a file; default 50 ms
+	BackoffMax   time.Duration // retry delay cap; default 5 s
+	StaleTemp    time.Duration // temp files older than this are swept; default 1 min
+	FetchMaxWait time.Duration // how long one pull waits; default 2 s
+
+	Logger *slog.Logger
+	// OnFile, when set, is called after each file was handled (written or
+	// skipped), with its path. Used for progress display and tests.
+	OnFile func(path string)
+}
+
+// Defaults fills zero fields.
+func (c *Config) Defaults() {
+	if c.Durable == "" {
+		c.Durable = "upload-" + c.Site
+	}
+	if c.MaxTries <= 0 {
+		c.MaxTries = 5
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 5 * time.Minute
+	}
+	if c.NakDelay <= 0 {
+		c.NakDelay = time.Minute
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 50 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 5 * time.Second
+	}
+	if c.StaleTemp <= 0 {
+		c.StaleTemp = time.Minute
+	}
+	if c.FetchMaxWait <= 0 {
+		c.FetchMaxWait = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Subject is the filter of the worker's consumer.
+func Subject(site string) string { return "recledger.manifests." + site + ".*" }
+
+// ConsumerConfig is the durable pull consumer every worker of a site binds.
+func ConsumerConfig(cfg Config) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       cfg.Durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: Subject(cfg.Site),
+	}
+}
+
+// Run connects to url and works until ctx is done.
+func Run(ctx context.Context, url string, cfg Config) error {
+	if cfg.Site == "" || cfg.Dest == "" {
+		return errors.New("upload-worker: site and dest are required")
+	}
+	cfg.Defaults()
+	nc, err := nats.Connect(url, nats.Name("recledger-upload-worker"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("upload-worker: connect: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("upload-worker: jetstream: %w", err)
+	}
+	return New(js, cfg).Run(ctx)
+}
+
+// Worker is one upload worker bound to the site's durable consumer.
+type Worker struct {
+	js  jetstream.JetStream
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a worker; cfg gets its defaults.
+func New(js jetstream.JetStream, cfg Config) *Worker {
+	cfg.Defaults()
+	return &Worker{js: js, cfg: cfg, log: cfg.Logger}
+}
+
+// Run binds the consumer (waiting for the stream to exist) and handles
+// manifests one at a time until ctx is done. It returns nil on cancellation.
+func (w *Worker) Run(ctx context.Context) error {
+	cons, err := w.bind(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	for ctx.Err() == nil {
+		msg, err := cons.Next(jetstream.FetchMaxWait(w.cfg.FetchMaxWait))
+		if err != nil {
+			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+				continue
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.log.Warn("fetching a manifest", logKeyErr, err)
+			if !sleep(ctx, w.cfg.FetchMaxWait) {
+				return nil
+			}
+			continue
+		}
+		w.handle(ctx, msg)
+	}
+	return nil
+}
+
+// bind creates or updates the durable consumer, retrying until the
+// stream exists (workers may start before the server).
+func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
+	delay := w.cfg.BackoffBase
+	for {
+		cons, err := w.js.CreateOrUpdateConsumer(ctx, StreamName, ConsumerConfig(w.cfg))
+		if err == nil {
+			w.log.Info("upload worker bound", logKeyConsumer, w.cfg.Durable, logKeySubject, Subject(w.cfg.Site))
+			return cons, nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			w.log.Warn("binding the manifests consumer", logKeyErr, err)
+		}
+		delay = min(delay*2, w.cfg.BackoffMax)
+		if !sleep(ctx, delay) {
+			return nil, fmt.Errorf("upload-worker: bind: %w", ctx.Err())
+		}
+	}
+}
+
+// handle processes one manifest message and acks, naks or terms it.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	start := time.Now()
+	delivery := uint64(1)
+	if md, err := msg.Metadata(); err == nil {
+		delivery = md.NumDelivered
+	}
+	m, err := ParseManifest(msg.Data())
+	if err != nil {
+		// No retry can fix a malformed manifest: term it, loudly.
+		w.log.Error("MANIFEST REJECTED: cannot be parsed; terminated, fix and republish it",
+			logKeySubject, msg.Subject(), logKeyDelivered, delivery, logKeyErr, err)
+		if err := msg.TermWithReason("unparseable manifest"); err != nil {
+			w.log.Error("term", logKeyErr, err)
+		}
+		return
+	}
+	stats, failed := w.writeManifest(ctx, m, func() { _ = msg.InProgress() })
+	if ctx.Err() != nil {
+		// Stopping: neither ack nor nak; AckWait redelivers it.
+		return
+	}
+	if len(failed) > 0 {
+		w.log.Error("MANIFEST NOT UPLOADED: contacts could not be written; redelivery scheduled",
+			logKeyDay, m.Day, logKeyFailed, failed, logKeyDelivered, delivery,
+			logKeyRetryIn, w.cfg.NakDelay, logKeyWritten, stats.written, logKeyFiles, len(m.Files))
+		if err := msg.NakWithDelay(w.cfg.NakDelay); err != nil {
+			w.log.Error("nak", logKeyDay, m.Day, logKeyErr, err)
+		}
+		return
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		// Not acked: it comes back and every file is skipped as identical.
+		w.log.Warn("ack failed; the manifest will be redelivered", logKeyDay, m.Day, logKeyErr, err)
+		return
+	}
+	w.log.Info("manifest uploaded", logKeyDay, m.Day, logKeyFiles, len(m.Files),
+		logKeyWritten, stats.written, logKeySkipped, stats.skipped, logKeyReplaced, stats.replaced,
+		logKeyDelivered, delivery, logKeyTook, time.Since(start).Round(time.Millisecond))
+}
+
+type writeStats struct{ written, skipped, replaced int }
+
+// writeManifest writes every file of m, retrying each with capped
+// exponential backoff. It returns the contact ids that could not be written.
+// progress is called while working so the message's AckWait does not expire.
+func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func()) (writeStats, []string) {
+	var st writeStats
+	dir := filepath.Join(w.cfg.Dest, m.Day)
+	lastProgress := time.Now()
+	tick := func() {
+		if time.Since(lastProgress) >= w.cfg.AckWait/4 {
+			progress()
+			lastProgress = time.Now()
+		}
+	}
+	var failed []string
+	if err := w.retry(ctx, tick, func() error { return ensureDir(dir) }); err != nil {
+		return st, ContactIDs(m.Files)
+	}
+	if n, err := sweepTemps(dir, w.cfg.StaleTemp, time.Now()); err != nil {
+		w.log.Warn("sweeping temp files", logKeyDay, m.Day, logKeyErr, err)
+	} else if n > 0 {
+		w.log.Info("removed temp files left by an interrupted worker", logKeyDay, m.Day, logKeySwept, n)
+	}
+	for _, f := range m.Files {
+		if ctx.Err() != nil {
+			return st, nil
+		}
+		var res writeResult
+		err := w.retry(ctx, tick, func() error {
+			var err error
+			res, err = writeAtomic(dir, f.Name, f.Body)
+			return err
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Error("contact not written", logKeyDay, m.Day, "contact_id", f.ContactID, logKeyErr, err)
+				failed = append(failed, f.ContactID)
+			}
+			continue
+		}
+		switch res {
+		case written:
+			st.written++
+		case skipped:
+			st.skipped++
+		case replaced:
+			st.replaced++
+			w.log.Warn("contact file replaced with different bytes", logKeyDay, m.Day, "file", f.Name)
+		}
+		if w.cfg.OnFile != nil {
+			w.cfg.OnFile(filepath.Join(dir, f.Name))
+		}
+		tick()
+	}
+	return st, failed
+}
+
+// retry runs fn up to MaxTries times with capped exponential backoff.
+func (w *Worker) retry(ctx context.Context, tick func(), fn func() error) error {
+	delay := w.cfg.BackoffBase
+	var err error
+	for try := 1; try <= w.cfg.MaxTries; try++ {
+		if err = fn(); err == nil {
+			return nil
+		}
+		if try == w.cfg.MaxTries {
+			break
+		}
+		w.log.Warn("write failed; retrying", logKeyErr, err, logKeyRetryIn, delay)
+		if !sleep(ctx, delay) {
+			return ctx.Err()
+		}
+		tick()
+		delay = min(delay*2, w.cfg.BackoffMax)
+	}
+	return err
+}
+
+// sleep waits d or until ctx is done; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

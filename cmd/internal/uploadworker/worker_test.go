@@ -1,0 +1,356 @@
+package uploadworker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const testSite = "s1"
+
+// Environment of a child worker process (see TestWorkerChild).
+const (
+	envChild    = "RECLEDGER_UPLOADWORKER_CHILD"
+	envURL      = "RECLEDGER_UPLOADWORKER_URL"
+	envDest     = "RECLEDGER_UPLOADWORKER_DEST"
+	envThrottle = "RECLEDGER_UPLOADWORKER_THROTTLE"
+)
+
+// testConfig is the worker configuration of the tests: short AckWait so a
+// killed worker's manifest comes back quickly.
+func testConfig(dest string, log *slog.Logger) Config {
+	return Config{
+		Site: testSite, Dest: dest,
+		AckWait: 2 * time.Second, NakDelay: 200 * time.Millisecond,
+		BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond,
+		StaleTemp: 300 * time.Millisecond, FetchMaxWait: 300 * time.Millisecond,
+		Logger: log,
+	}
+}
+
+// TestWorkerChild is the body of a worker child process; it does nothing in
+// a normal test run. The parent kills it with SIGKILL or stops it with SIGTERM.
+func TestWorkerChild(t *testing.T) {
+	if os.Getenv(envChild) != "1" {
+		t.Skip("child process only")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	cfg := testConfig(os.Getenv(envDest), slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if d, err := time.ParseDuration(os.Getenv(envThrottle)); err == nil && d > 0 {
+		cfg.OnFile = func(string) { time.Sleep(d) }
+	}
+	if err := Run(ctx, os.Getenv(envURL), cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startNATS(t *testing.T) (*server.Server, jetstream.JetStream) {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same shape as ledger.EnsureStreams gives RECLEDGER_MANIFESTS.
+	_, err = js.CreateOrUpdateStream(context.Background(), jetstream.StreamConfig{
+		Name:     StreamName,
+		Subjects: []string{"recledger.manifests." + testSite + ".*"},
+		Storage:  jetstream.FileStorage,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns, js
+}
+
+// testManifest builds a manifest of day with n contacts and a metadata
+// update for every tenth; it returns the bytes and the file names expected.
+func testManifest(t *testing.T, day string, n int) ([]byte, []string) {
+	t.Helper()
+	type contact struct {
+		ContactID string            `json:"contact_id"`
+		CallID    string            `json:"call_id"`
+		Day       string            `json:"day"`
+		Metadata  map[string]string `json:"metadata"`
+	}
+	type update struct {
+		ContactID string            `json:"contact_id"`
+		Seq       uint64            `json:"seq"`
+		Metadata  map[string]string `json:"metadata"`
+	}
+	var m struct {
+		Day             string         `json:"day"`
+		Contacts        []contact      `json:"contacts"`
+		MetadataUpdates []update       `json:"metadata_updates"`
+		Counts          map[string]int `json:"counts"`
+		ChainHead       string         `json:"chain_head"`
+	}
+	m.Day, m.ChainHead = day, strings.Repeat("ab", 32)
+	var names []string
+	for i := range n {
+		id := fmt.Sprintf("01K%s%05d", strings.ReplaceAll(day, "-", ""), i)
+		m.Contacts = append(m.Contacts, contact{ContactID: id, CallID: fmt.Sprintf("c-%d", i), Day: day,
+			Metadata: map[string]string{"account": fmt.Sprint(1000 + i), "note": strings.Repeat("x", 200)}})
+		names = append(names, id+".json")
+		if i%10 == 0 {
+			seq := uint64(1000 + i)
+			m.MetadataUpdates = append(m.MetadataUpdates, update{ContactID: id, Seq: seq, Metadata: map[string]string{"account": "1"}})
+			names = append(names, fmt.Sprintf("%s.metadata.%d.json", id, seq))
+		}
+	}
+	m.Counts = map[string]int{"contacts": n}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, names
+}
+
+func publishManifests(t *testing.T, js jetstream.JetStream, days []string, n int) map[string][]string {
+	t.Helper()
+	want := map[string][]string{}
+	for _, day := range days {
+		body, names := testManifest(t, day, n)
+		want[day] = names
+		_, err := js.Publish(context.Background(), "recledger.manifests."+testSite+"."+day, body, jetstream.WithMsgID(testSite+"."+day))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return want
+}
+
+// countFiles returns the final files and the temp files under dest.
+func countFiles(t *testing.T, dest string) (finals map[string]int, temps []string) {
+	t.Helper()
+	finals = map[string]int{}
+	err := filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			temps = append(temps, p)
+			return nil
+		}
+		rel, _ := filepath.Rel(dest, p)
+		finals[rel]++
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return finals, temps
+}
+
+type child struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+func startChild(t *testing.T, url, dest string, throttle time.Duration) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerChild$", "-test.v")
+	cmd.Env = append(os.Environ(), envChild+"=1", envURL+"="+url, envDest+"="+dest, envThrottle+"="+throttle.String())
+	c := &child{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stderr = &lockedWriter{w: c.stderr}
+	cmd.Stdout = cmd.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-c.done
+		if t.Failed() {
+			t.Logf("child %d output:\n%s", cmd.Process.Pid, c.stderr.String())
+		}
+	})
+	return c
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestKilledWorkerEveryContactOnce runs two worker processes on three
+// manifests, SIGKILLs one in the middle of a manifest, restarts it, and
+// checks that every contact file exists exactly once, whole, with no temp
+// file left and nothing left unacked.
+func TestKilledWorkerEveryContactOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns worker processes")
+	}
+	ns, js := startNATS(t)
+	dest := t.TempDir()
+	days := []string{"2026-11-21", "2026-11-22", "2026-11-23"}
+	want := publishManifests(t, js, days, 200)
+	total := 0
+	for _, names := range want {
+		total += len(names)
+	}
+
+	a := startChild(t, ns.ClientURL(), dest, 10*time.Millisecond)
+	// Let A take a manifest and write part of it before B starts, so the kill lands mid-manifest.
+	waitFor(t, "worker A to start writing", 30*time.Second, func() bool {
+		f, _ := countFiles(t, dest)
+		return len(f) >= 20
+	})
+	startChild(t, ns.ClientURL(), dest, time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-a.done
+	a.done <- nil // for the cleanup
+	killedAt, _ := countFiles(t, dest)
+	if len(killedAt) >= total {
+		t.Fatalf("worker A was killed after all %d files were written: the test did not kill mid-manifest", total)
+	}
+	startChild(t, ns.ClientURL(), dest, 0) // A restarted
+
+	cons, err := js.Consumer(context.Background(), StreamName, "upload-"+testSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every manifest acked", 60*time.Second, func() bool {
+		info, err := cons.Info(context.Background())
+		if err != nil {
+			return false
+		}
+		return info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream == uint64(len(days))
+	})
+
+	finals, temps := countFiles(t, dest)
+	if len(temps) > 0 {
+		t.Errorf("temp files left behind: %v", temps)
+	}
+	for _, day := range days {
+		for _, name := range want[day] {
+			rel := filepath.Join(day, name)
+			if finals[rel] != 1 {
+				t.Errorf("%s: %d copies, want 1", rel, finals[rel])
+			}
+			body, err := os.ReadFile(filepath.Join(dest, rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c struct {
+				ContactID string `json:"contact_id"`
+			}
+			if err := json.Unmarshal(body, &c); err != nil {
+				t.Errorf("%s does not parse: %v", rel, err)
+			} else if !strings.HasPrefix(name, c.ContactID+".") {
+				t.Errorf("%s holds contact %q", rel, c.ContactID)
+			}
+			delete(finals, rel)
+		}
+	}
+	if len(finals) > 0 {
+		t.Errorf("unexpected files: %v", finals)
+	}
+}
+
+// TestRedeliveryWritesNothingTwice handles the same manifest twice in
+// process: the second pass skips every file.
+func TestRedeliveryWritesNothingTwice(t *testing.T) {
+	_, js := startNATS(t)
+	dest := t.TempDir()
+	body, names := testManifest(t, "2026-11-23", 30)
+	m, err := ParseManifest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := New(js, testConfig(dest, nil))
+	st, failed := w.writeManifest(context.Background(), m, func() {})
+	if len(failed) > 0 || st.written != len(names) || st.skipped != 0 {
+		t.Fatalf("first pass: %+v failed=%v, want %d written", st, failed, len(names))
+	}
+	st, failed = w.writeManifest(context.Background(), m, func() {})
+	if len(failed) > 0 || st.written != 0 || st.skipped != len(names) {
+		t.Fatalf("second pass: %+v failed=%v, want %d skipped", st, failed, len(names))
+	}
+}
+
+// TestUnwritableContactNaks makes the day directory impossible to create: the
+// manifest is nak'd (not acked, not dropped) and redelivered.
+func TestUnwritableContactNaks(t *testing.T) {
+	_, js := startNATS(t)
+	dest := t.TempDir()
+	day := "2026-11-23"
+	// A plain file where the day directory should be: nothing can be written (even as root).
+	if err := os.WriteFile(filepath.Join(dest, day), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	publishManifests(t, js, []string{day}, 3)
+	var logBuf lockedWriter
+	logBuf.w = &bytes.Buffer{}
+	cfg := testConfig(dest, slog.New(slog.NewTextHandler(&logBuf, nil)))
+	cfg.MaxTries = 2
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- New(js, cfg).Run(ctx) }()
+	waitFor(t, "a nak", 20*time.Second, func() bool {
+		logBuf.mu.Lock()
+		defer logBuf.mu.Unlock()
+		return strings.Count(logBuf.w.String(), "MANIFEST NOT UPLOADED") >= 2
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	logBuf.mu.Lock()
+	out := logBuf.w.String()
+	logBuf.mu.Unlock()
+	if !strings.Contains(out, day) || !strings.Contains(out, "01K2026112300000") {
+		t.Fatalf("the error does not name the day and the contacts:\n%s", out)
+	}
+}
