@@ -277,3 +277,248 @@ func TestAppendAfterClose(t *testing.T) {
 		t.Fatalf("second close: %v", err)
 	}
 }
+
+func TestCommitFailureFailsWholeBatch(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Options{})
+	if _, err := s.Append(ctx, cmd("a")); err != nil {
+		t.Fatal(err)
+	}
+	seq0, h0 := s.Head()
+	// Cap the file at its size: the next transaction that needs a new
+	// page fails in Commit. The writer is idle, and the next Append's
+	// channel send orders this write before its reads.
+	s.db.MaxSize = 1
+	big := Event{Type: TypeConfig, Data: map[string]string{"blob": string(bytes.Repeat([]byte("x"), 1<<20))}}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = s.Append(ctx, big) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("caller %d: %v, want ErrUnavailable", i, err)
+		}
+	}
+	t.Logf("failed batch: %v", errs[0])
+	if seq, h := s.Head(); seq != seq0 || h != h0 {
+		t.Fatalf("head moved to %d after a failed commit", seq)
+	}
+	if _, err := s.Get(ctx, seq0+1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("failed batch left seq %d: %v", seq0+1, err)
+	}
+	lastID := s.LastID()
+	s.db.MaxSize = 0
+	envs, err := s.Append(ctx, cmd("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if envs[0].Seq != seq0+1 || envs[0].Prev != h0 || envs[0].ID.Compare(lastID) <= 0 {
+		t.Fatalf("append after failure does not continue the chain: %+v", envs[0])
+	}
+	mustVerify(t, s, 2)
+}
+
+func TestCancelledWhileWaiting(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	// Hold bbolt's writer lock so the writer blocks in Begin with the
+	// first request taken; the second then waits in the channel.
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	first := &request{evs: []prepared{mustPrepare(t, cmd("taken"))}, res: make(chan result, 1)}
+	res1 := make(chan error, 1)
+	go func() { _, err := s.submit(ctx1, first); res1 <- err }()
+	for first.state.Load() != reqTaken {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // let the writer reach Begin
+
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	res2 := make(chan error, 1)
+	go func() { _, err := s.Append(ctx2, cmd("abandoned")); res2 <- err }()
+	for len(s.reqs) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel2()
+	if err := <-res2; !errors.Is(err, context.Canceled) {
+		t.Fatalf("waiting request: %v, want context.Canceled", err)
+	}
+	cancel1()
+	select {
+	case err := <-res1:
+		t.Fatalf("taken request returned before its commit: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res1; err != nil {
+		t.Fatalf("taken request: %v, want its true (successful) result", err)
+	}
+	envs, err := s.Append(context.Background(), cmd("next"))
+	if err != nil || envs[0].Seq != 2 {
+		t.Fatalf("next append: %+v %v (the abandoned event must not be stored)", envs, err)
+	}
+	mustVerify(t, s, 2)
+}
+
+func mustPrepare(t *testing.T, ev Event) prepared {
+	t.Helper()
+	p, err := prepare(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTest(t, Options{})
+	if _, _, err := s.LoadCheckpoint(ctx, "v1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("empty: %v", err)
+	}
+	if _, err := s.Append(ctx, cmd("a"), cmd("b"), cmd("c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCheckpoint(ctx, "v1", 1, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCheckpoint(ctx, "v1", 3, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCheckpoint(ctx, "v1", 4, []byte("ahead")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("checkpoint after the head: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	seq, state, err := s.LoadCheckpoint(ctx, "v1")
+	if err != nil || seq != 3 || string(state) != "new" {
+		t.Fatalf("load v1: %d %q %v", seq, state, err)
+	}
+	if _, _, err := s.LoadCheckpoint(ctx, "v2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("other version: %v", err)
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTest(t, Options{})
+	if _, err := s.Append(ctx, cmd("a"), cmd("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCheckpoint(ctx, "v1", 2, []byte("state")); err != nil {
+		t.Fatal(err)
+	}
+	// bbolt's writer holds an exclusive flock: a read-only open must give
+	// up (after its short timeout) rather than hang.
+	if _, err := Open(path, Options{ReadOnly: true}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("read-only open beside a writer: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	ro2, err := Open(path, Options{ReadOnly: true}) // shared locks coexist
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro2.Close()
+	if seq, _ := ro.Head(); seq != 2 {
+		t.Fatalf("head %d", seq)
+	}
+	mustVerify(t, ro, 2)
+	if seq, _, err := ro.LoadCheckpoint(ctx, "v1"); err != nil || seq != 2 {
+		t.Fatalf("checkpoint: %d %v", seq, err)
+	}
+	if _, err := ro.Append(ctx, cmd("c")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("append read-only: %v", err)
+	}
+	if err := ro.SaveCheckpoint(ctx, "v1", 2, nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("checkpoint read-only: %v", err)
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "missing.db"), Options{ReadOnly: true}); err == nil {
+		t.Fatal("read-only open of a missing file succeeded")
+	}
+}
+
+func TestImport(t *testing.T) {
+	ctx := context.Background()
+	src, _ := openTest(t, Options{})
+	for i := range 50 {
+		if _, err := src.Append(ctx, cmd("a"), Event{Type: TypeCallSignal, Data: CallSignal{Type: SignalRinging, CallID: string(rune('a' + i%26))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var all []Envelope
+	if err := src.Scan(ctx, 0, func(e Envelope) error { all = append(all, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+
+	// The copy's clock is behind the source's: new appends still follow.
+	dst, _ := openTest(t, Options{Now: func() time.Time { return time.Unix(0, 0) }})
+	var hooked int
+	dst.Subscribe(func(envs []Envelope) { hooked += len(envs) })
+	if err := dst.Import(ctx, all[:30]); err != nil {
+		t.Fatal(err)
+	}
+	gap := append([]Envelope{}, all[31:40]...)
+	if err := dst.Import(ctx, gap); !errors.Is(err, ErrChainBroken) {
+		t.Fatalf("gap: %v", err)
+	}
+	if seq, _ := dst.Head(); seq != 30 {
+		t.Fatalf("failed import moved the head to %d", seq)
+	}
+	forged := all[30]
+	forged.Raw = bytes.Replace(forged.Raw, []byte(`"transport":"http"`), []byte(`"transport":"nats"`), 1)
+	if bytes.Equal(forged.Raw, all[30].Raw) {
+		t.Fatal("forgery changed nothing")
+	}
+	if err := dst.Import(ctx, []Envelope{forged}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("forged envelope: %v", err)
+	}
+	noRaw := all[30]
+	noRaw.Raw = nil
+	if err := dst.Import(ctx, []Envelope{noRaw}); err != nil {
+		t.Fatalf("envelope without Raw: %v", err)
+	}
+	if err := dst.Import(ctx, all[31:]); err != nil {
+		t.Fatal(err)
+	}
+	if hooked != len(all) {
+		t.Fatalf("hooks saw %d imported envelopes, want %d", hooked, len(all))
+	}
+	i := 0
+	err := dst.ScanRaw(ctx, 0, func(seq uint64, raw []byte) error {
+		if seq != all[i].Seq || !bytes.Equal(raw, all[i].Raw) {
+			t.Fatalf("seq %d differs from the source", seq)
+		}
+		i++
+		return nil
+	})
+	if err != nil || i != len(all) {
+		t.Fatalf("scan copy: %d events, %v", i, err)
+	}
+	srcRep, dstRep := mustVerify(t, src, 100), mustVerify(t, dst, 100)
+	if srcRep.Head != dstRep.Head {
+		t.Fatalf("heads differ: %s %s", srcRep.Head, dstRep.Head)
+	}
+	envs, err := dst.Append(ctx, cmd("after"))
+	if err != nil || envs[0].Seq != 101 || envs[0].ID.Compare(all[99].ID) <= 0 {
+		t.Fatalf("append after import: %+v %v", envs, err)
+	}
+}
