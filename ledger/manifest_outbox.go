@@ -1,0 +1,151 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ManifestSource is where the manifest outbox reads sealed manifests from
+// (the live projections).
+type ManifestSource interface {
+	SealedDays() []string
+	// Manifest is the canonical manifest of a sealed day.
+	Manifest(day string) ([]byte, error)
+}
+
+// DefaultManifestEvery is how often the manifest outbox looks for newly
+// sealed days when not woken.
+const DefaultManifestEvery = 2 * time.Second
+
+// Log attribute keys of the manifest outbox.
+const (
+	mobKeyDay = "day"
+	mobKeyErr = "err"
+)
+
+// ManifestOutbox publishes each sealed day's manifest to RECLEDGER_MANIFESTS
+// once (API.md §6), oldest day first. Run is its owner goroutine; Wake and
+// Lag may be called from anywhere.
+type ManifestOutbox struct {
+	js    jetstream.JetStream
+	site  string
+	src   ManifestSource
+	log   *slog.Logger
+	every time.Duration
+	wake  chan struct{}
+
+	lag atomic.Int64 // sealed days not yet confirmed in the stream, at the last look
+}
+
+// NewManifestOutbox returns an outbox publishing src's sealed manifests as
+// site. log may be nil.
+func NewManifestOutbox(js jetstream.JetStream, site string, src ManifestSource, log *slog.Logger) *ManifestOutbox {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &ManifestOutbox{js: js, site: site, src: src, log: log, every: DefaultManifestEvery, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes Run look for sealed days now (after a seal). It never blocks.
+func (o *ManifestOutbox) Wake() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Lag is the number of sealed days not yet known to be in the stream.
+func (o *ManifestOutbox) Lag() uint64 { return uint64(max(o.lag.Load(), 0)) }
+
+// Run publishes until ctx is done and returns ctx's error. On start it
+// lists the manifest subjects already in the stream; then, on every look,
+// it publishes each sealed day not yet confirmed, oldest first, through
+// PublishManifest, which checks the stream again before publishing, so a
+// restart or a crash between publish and confirmation never duplicates. A
+// day whose stream copy differs (ErrConflict) is logged and skipped; any
+// other failure stops the round, to be retried at the next look, so that
+// days are never published out of order.
+func (o *ManifestOutbox) Run(ctx context.Context) error {
+	if err := validSite(o.site); err != nil {
+		return fmt.Errorf("manifest outbox: %w", err)
+	}
+	confirmed := map[string]bool{}
+	listed := false
+	t := time.NewTicker(o.every)
+	defer t.Stop()
+	for {
+		if !listed {
+			listed = o.list(ctx, confirmed) == nil
+		}
+		o.round(ctx, confirmed)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-o.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// list marks the days whose manifest subject already holds a message.
+func (o *ManifestOutbox) list(ctx context.Context, confirmed map[string]bool) error {
+	s, err := o.js.Stream(ctx, ManifestsStream)
+	if err != nil {
+		return fmt.Errorf("manifest outbox: %w: %v", ErrUnavailable, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(ManifestSubject(o.site, "*")))
+	if err != nil {
+		return fmt.Errorf("manifest outbox: %w: %v", ErrUnavailable, err)
+	}
+	prefix := ManifestSubject(o.site, "")
+	for subj, n := range info.State.Subjects {
+		if n > 0 && len(subj) > len(prefix) {
+			confirmed[subj[len(prefix):]] = true
+		}
+	}
+	return nil
+}
+
+// round publishes the sealed days not yet confirmed, oldest first.
+func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
+	days := o.src.SealedDays()
+	slices.Sort(days)
+	todo := make([]string, 0, 1)
+	for _, d := range days {
+		if !confirmed[d] {
+			todo = append(todo, d)
+		}
+	}
+	o.lag.Store(int64(len(todo)))
+	for _, day := range todo {
+		if ctx.Err() != nil {
+			return
+		}
+		body, err := o.src.Manifest(day)
+		if err == nil {
+			err = PublishManifest(ctx, o.js, o.site, day, body)
+		}
+		switch {
+		case err == nil:
+			o.log.Info("manifest published", mobKeyDay, day)
+		case errors.Is(err, ErrConflict):
+			// Another ledger's manifest for that day is in the stream:
+			// retrying cannot help; an operator must look.
+			o.log.Error("manifest not published: the stream holds a different one", mobKeyDay, day, mobKeyErr, err)
+		default:
+			if ctx.Err() == nil {
+				o.log.Warn("manifest not published yet; will retry", mobKeyDay, day, mobKeyErr, err)
+			}
+			return
+		}
+		confirmed[day] = true
+		o.lag.Add(-1)
+	}
+}

@@ -1,0 +1,230 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// memManifests is a ManifestSource holding sealed manifests in memory.
+type memManifests struct {
+	mu   sync.Mutex
+	days []string
+	body map[string][]byte
+}
+
+func (m *memManifests) seal(day string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.body == nil {
+		m.body = map[string][]byte{}
+	}
+	m.days = append(m.days, day)
+	m.body[day] = fmt.Appendf(nil, "{\"format\":\"recledger.manifest/1\",\"day\":%q}\n", day)
+}
+
+func (m *memManifests) SealedDays() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.days)
+}
+
+func (m *memManifests) Manifest(day string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.body[day]
+	if !ok {
+		return nil, fmt.Errorf("manifest %s: %w", day, ErrNotFound)
+	}
+	return b, nil
+}
+
+var _ ManifestSource = (*memManifests)(nil)
+
+// manifestMsgs returns every message of the manifests stream, in stream order.
+func manifestMsgs(t testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, ManifestsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// checkManifests fails unless the stream holds exactly src's manifests of
+// days, in that order, each once, with subject, message id and bytes.
+func checkManifests(t testing.TB, js jetstream.JetStream, src *memManifests, days ...string) {
+	t.Helper()
+	msgs := manifestMsgs(t, js)
+	var got []string
+	for _, m := range msgs {
+		got = append(got, m.Subject)
+	}
+	var want []string
+	for _, d := range days {
+		want = append(want, ManifestSubject(jsTestSite, d))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("stream subjects\n got %v\nwant %v", got, want)
+	}
+	for i, m := range msgs {
+		body, _ := src.Manifest(days[i])
+		if !bytes.Equal(m.Data, body) {
+			t.Errorf("%s: body %q, want %q", days[i], m.Data, body)
+		}
+		if id := m.Header.Get("Nats-Msg-Id"); id != jsTestSite+"."+days[i] {
+			t.Errorf("%s: message id %q", days[i], id)
+		}
+	}
+}
+
+// shortDedupe shrinks the manifests stream's duplicate window, so that the
+// tests see a second publish of the same day instead of JetStream hiding it.
+func shortDedupe(t testing.TB, js jetstream.JetStream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, ManifestsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Duplicates = 100 * time.Millisecond
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runOutbox runs o until the returned stop is called.
+func runOutbox(t *testing.T, o *ManifestOutbox) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run: %v", err)
+		}
+	}
+}
+
+func TestManifestOutboxPublishesEachOnceAcrossRestarts(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	shortDedupe(t, js)
+	src := &memManifests{}
+	// sealed in day order, listed out of order: published oldest first
+	src.seal("2026-11-21")
+	src.seal("2026-11-23")
+	src.seal("2026-11-22")
+
+	o := NewManifestOutbox(js, jsTestSite, src, nil)
+	stop := runOutbox(t, o)
+	jsWait(t, 10*time.Second, "three manifests", func() bool { return len(manifestMsgs(t, js)) >= 3 && o.Lag() == 0 })
+	stop()
+	checkManifests(t, js, src, "2026-11-21", "2026-11-22", "2026-11-23")
+
+	// a restart, after the duplicate window, publishes only what is new
+	time.Sleep(200 * time.Millisecond)
+	src.seal("2026-11-24")
+	o = NewManifestOutbox(js, jsTestSite, src, nil)
+	stop = runOutbox(t, o)
+	jsWait(t, 10*time.Second, "the fourth manifest", func() bool { return len(manifestMsgs(t, js)) >= 4 && o.Lag() == 0 })
+	time.Sleep(3 * DefaultManifestEvery / 2) // another look changes nothing
+	stop()
+	checkManifests(t, js, src, "2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24")
+}
+
+func TestManifestOutboxDoesNotDuplicateAfterCrash(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	shortDedupe(t, js)
+	src := &memManifests{}
+	src.seal("2026-11-21")
+	o := NewManifestOutbox(js, jsTestSite, src, nil)
+	o.every = time.Hour // only Wake makes it look again
+	stop := runOutbox(t, o)
+	defer stop()
+	jsWait(t, 10*time.Second, "the first manifest", func() bool { return len(manifestMsgs(t, js)) == 1 })
+
+	// Published by an earlier run that crashed before confirming it: the
+	// outbox's start-up listing did not see it.
+	src.seal("2026-11-22")
+	body, _ := src.Manifest("2026-11-22")
+	if err := PublishManifest(t.Context(), js, jsTestSite, "2026-11-22", body); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // past the duplicate window
+	src.seal("2026-11-23")
+	o.Wake()
+	jsWait(t, 10*time.Second, "the third manifest", func() bool { return len(manifestMsgs(t, js)) >= 3 && o.Lag() == 0 })
+	checkManifests(t, js, src, "2026-11-21", "2026-11-22", "2026-11-23")
+}
+
+func TestManifestOutboxSkipsConflictingDay(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	// another ledger's manifest for the 21st is already there
+	other := &memManifests{}
+	other.seal("2026-11-21")
+	other.body["2026-11-21"] = []byte("{\"other\":true}\n")
+	if err := PublishManifest(t.Context(), js, jsTestSite, "2026-11-21", other.body["2026-11-21"]); err != nil {
+		t.Fatal(err)
+	}
+	src := &memManifests{}
+	src.seal("2026-11-21")
+	src.seal("2026-11-22")
+	o := NewManifestOutbox(js, jsTestSite, src, nil)
+	stop := runOutbox(t, o)
+	defer stop()
+	jsWait(t, 10*time.Second, "the second manifest", func() bool { return len(manifestMsgs(t, js)) >= 2 })
+	msgs := manifestMsgs(t, js)
+	if len(msgs) != 2 || string(msgs[0].Data) != "{\"other\":true}\n" || msgs[1].Subject != ManifestSubject(jsTestSite, "2026-11-22") {
+		t.Fatalf("stream holds %d messages; first %q", len(msgs), msgs[0].Data)
+	}
+}
+
+func TestManifestOutboxConflictIsReported(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-21", []byte("a\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-21", []byte("a\n")); err != nil {
+		t.Fatalf("same bytes again: %v", err)
+	}
+	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-21", []byte("b\n")); !errors.Is(err, ErrConflict) {
+		t.Fatalf("different bytes: %v, want ErrConflict", err)
+	}
+}
+
+func TestManifestOutboxRejectsBadSite(t *testing.T) {
+	o := NewManifestOutbox(nil, "a.b", &memManifests{}, nil)
+	if err := o.Run(t.Context()); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Run with site a.b: %v, want ErrInvalid", err)
+	}
+}
