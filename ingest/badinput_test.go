@@ -1,0 +1,108 @@
+package ingest_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/recledger/recledger/ingest"
+)
+
+// TestBadInput: refused requests get the right status and body; those that
+// name a known command and pass auth and size are still in the ledger.
+func TestBadInput(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	events := 1
+	check := func(r reply, status int, reason string, appended bool) {
+		t.Helper()
+		if r.Status != status || r.str("reason") != reason || (status != 200 && r.str("message") == "") {
+			t.Fatalf("got %d %q, want %d %q: %s", r.Status, r.str("reason"), status, reason, r.Raw)
+		}
+		if r.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("content type %q", r.Header.Get("Content-Type"))
+		}
+		if appended {
+			events++
+		}
+		s.verified(events)
+	}
+
+	check(s.finesse("pause", `{"sender_id":"jdoe",`), 400, "invalid_input", true)
+	r := s.do("GET", "/recordingcontrols/rest/Frobnicate?sender_id=jdoe", "", "")
+	check(r, 404, "unknown_command", false)
+	if cmds, _ := r.JSON["commands"].([]any); len(cmds) != 15 || !strings.Contains(r.str("message"), "pauseurl") {
+		t.Fatalf("unknown command body: %s", r.Raw)
+	}
+	check(s.form("pause", "sender_id=nobody"), 404, "unknown_user", true)
+	check(s.form("login", "sender_id=jdoe&peripheral_id=5001"), 400, "missing_extension", true)
+	r = s.finesse("tag", `{"sender_id":"jdoe","peripheral_id":"${peripheralId}"}`)
+	check(r, 400, "invalid_input", true)
+	if !strings.Contains(r.str("message"), "peripheral_id") {
+		t.Fatalf("message does not name the parameter: %s", r.Raw)
+	}
+	check(s.finesse("tag", `{"sender_id":"jdoe","peripheral_id":"`+strings.Repeat("9", 17<<10)+`"}`), 413, "too_large", false)
+	check(s.form("tag", "sender_id=jdoe&peripheral_id=9999"), 400, "wrong_peripheral", true)
+	check(s.do("DELETE", "/recordingcontrols/rest/tag", "", ""), 405, "method_not_allowed", false)
+	// Methods: GET and PUT work like POST.
+	check(s.do("GET", "/recordingcontrols/rest/TAG?sender_id=jdoe&peripheral_id=5001", "", ""), 200, "no_last_call", true)
+	check(s.do("PUT", "/recordingcontrols/rest/tag", "application/x-www-form-urlencoded", "sender_id=jdoe"), 200, "no_last_call", true)
+
+	check(s.do("PUT", "/v1/config/teams/sales", "application/json", `{"classifiers":[{"percent":120}]}`), 400, "invalid_config", false)
+	check(s.do("POST", "/v1/calls/events", "application/json", `[{"call_id":"c-1","extension":"3420","type":"ringing"},{"call_id":"c-1","extension":"3420","type":"rang"}]`), 400, "invalid_input", false)
+	check(s.do("GET", "/v1/contacts?day=23-11-2026", "", ""), 400, "invalid_input", false)
+	check(s.do("GET", "/v1/agents/nobody", "", ""), 404, "not_found", false)
+	check(s.do("GET", "/v1/nothing", "", ""), 404, "not_found", false)
+}
+
+// TestAuth: tokens and client networks (CAD cannot send headers).
+func TestAuth(t *testing.T) {
+	tok, err := ingest.ParseTokens([]byte(`{"tokens":[
+	  {"name":"finesse","token":"finesse-token-0123456789","roles":["command"]},
+	  {"name":"ops","token":"admin-token-0123456789ab","roles":["admin"]},
+	  {"name":"audit","token":"audit-token-0123456789ab","roles":["auditor"]}],
+	 "networks":[{"name":"local","cidr":"127.0.0.0/8","roles":["command"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStack(t, tok)
+	s.configure()
+	events := 1
+	bearer := func(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+
+	// The test client is on 127.0.0.1: the network grants command, like a CAD floor.
+	r := s.form("tag", "sender_id=jdoe")
+	s.outcome(r, 200, "no_effect", "no_last_call")
+	events++
+	r = s.do("POST", "/recordingcontrols/rest/tag", "text/json", `{"sender_id":"jdoe"}`, bearer("finesse-token-0123456789")...)
+	s.outcome(r, 200, "no_effect", "no_last_call")
+	events++
+	for _, c := range []struct {
+		method, path string
+		hdr          []string
+		status       int
+	}{
+		{"POST", "/recordingcontrols/rest/tag", bearer("wrong-token"), 401},
+		{"POST", "/recordingcontrols/rest/tag", bearer("audit-token-0123456789ab"), 403},
+		{"GET", "/v1/config", nil, 403}, // the network has no admin role
+		{"GET", "/v1/config", bearer("finesse-token-0123456789"), 403},
+		{"GET", "/v1/agents/jdoe", bearer("wrong-token"), 401},
+		{"PUT", "/v1/config/metadata/zip", bearer("audit-token-0123456789ab"), 403},
+		{"GET", "/v1/config", bearer("admin-token-0123456789ab"), 200},
+		{"GET", "/v1/agents/jdoe", bearer("audit-token-0123456789ab"), 200},
+		{"GET", "/v1/agents/jdoe", bearer("admin-token-0123456789ab"), 200},
+	} {
+		r := s.do(c.method, c.path, "", "", c.hdr...)
+		if r.Status != c.status {
+			t.Errorf("%s %s %v: %d, want %d: %s", c.method, c.path, c.hdr, r.Status, c.status, r.Raw)
+		}
+	}
+	r = s.must(200, "GET", "/v1/verify", "", "", bearer("audit-token-0123456789ab")...)
+	if r.JSON["events"] != float64(events) {
+		t.Fatalf("refused requests were appended: %s", r.Raw)
+	}
+	// The principal is recorded.
+	ev := s.must(200, "GET", "/v1/events", "", "", bearer("audit-token-0123456789ab")...)
+	if !strings.Contains(ev.Raw, `"principal":"net:local"`) || !strings.Contains(ev.Raw, `"principal":"finesse"`) {
+		t.Fatalf("principals: %s", ev.Raw)
+	}
+}

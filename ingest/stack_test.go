@@ -1,0 +1,163 @@
+package ingest_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/recledger/recledger/ingest"
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
+)
+
+var _ ingest.Views = (*projections.Live)(nil)
+var _ ingest.Events = (*ledger.Store)(nil)
+var _ ingest.Appender = (*ledger.Store)(nil)
+
+// stack is the real thing: a bbolt store, the live projections fed by its
+// commit hook, the API and an HTTP server in front of it.
+type stack struct {
+	t     testing.TB
+	store *ledger.Store
+	live  *projections.Live
+	api   *ingest.Server
+	srv   *httptest.Server
+	reg   *prometheus.Registry
+}
+
+func newStack(t testing.TB, tokens *ingest.Tokens) *stack {
+	t.Helper()
+	store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := projections.NewLive(projections.New())
+	store.Subscribe(live.OnCommit)
+	reg := prometheus.NewRegistry()
+	api, err := ingest.New(ingest.Options{
+		Appender: store, Views: live, Events: store, Site: "test", Tokens: tokens, Registry: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		store.Close()
+	})
+	return &stack{t: t, store: store, live: live, api: api, srv: srv, reg: reg}
+}
+
+// reply is an HTTP answer with its JSON body decoded.
+type reply struct {
+	Status int
+	Header http.Header
+	Raw    string
+	JSON   map[string]any
+}
+
+// str is a top-level string member of the body ("" when absent).
+func (r reply) str(k string) string { s, _ := r.JSON[k].(string); return s }
+
+// do sends a request; hdr holds header pairs.
+func (s *stack) do(method, path, ctype, body string, hdr ...string) reply {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := reply{Status: resp.StatusCode, Header: resp.Header, Raw: string(b)}
+	_ = json.Unmarshal(b, &r.JSON)
+	return r
+}
+
+// must sends a request and fails unless it gets status.
+func (s *stack) must(status int, method, path, ctype, body string, hdr ...string) reply {
+	s.t.Helper()
+	r := s.do(method, path, ctype, body, hdr...)
+	if r.Status != status {
+		s.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, status, r.Raw)
+	}
+	return r
+}
+
+// form posts a CAD-style form command.
+func (s *stack) form(command, body string) reply {
+	s.t.Helper()
+	return s.do("POST", "/recordingcontrols/rest/"+command, "application/x-www-form-urlencoded", body)
+}
+
+// finesse posts a Finesse-style JSON command.
+func (s *stack) finesse(command, body string) reply {
+	s.t.Helper()
+	return s.do("POST", "/recordingcontrols/rest/"+command, "text/json", body)
+}
+
+// signal posts call signals.
+func (s *stack) signal(body string) reply {
+	s.t.Helper()
+	return s.must(200, "POST", "/v1/calls/events", "application/json", body)
+}
+
+// outcome checks a command answer.
+func (s *stack) outcome(r reply, status int, outcome, reason string) {
+	s.t.Helper()
+	if r.Status != status || r.str("outcome") != outcome || r.str("reason") != reason {
+		s.t.Fatalf("got %d %s/%s, want %d %s/%s: %s", r.Status, r.str("outcome"), r.str("reason"), status, outcome, reason, r.Raw)
+	}
+}
+
+// verified checks the chain through the API and the number of events.
+func (s *stack) verified(events int) {
+	s.t.Helper()
+	r := s.must(200, "GET", "/v1/verify", "", "")
+	if r.JSON["ok"] != true || r.JSON["events"] != float64(events) {
+		s.t.Fatalf("verify: %s, want ok with %d events", r.Raw, events)
+	}
+}
+
+// siteConfig is the configuration of the vendor examples.
+const siteConfig = `{"site":{"upload_time":"23:00","timezone":"UTC","max_pause_seconds":0,"server_host":"qm-base-1"},
+ "metadata":{"account":{"type":"number"},"agentname":{"type":"text"},"callback":{"type":"date"}},
+ "teams":{"sales":{"archive":false,"inclusion":[],"exclusion":["+1800555*"],
+   "classifiers":[{"direction":"inbound","number_pattern":"*","percent":100}],
+   "retention_days":90,"tagged_retention_days":365},
+  "gw":{"archive":true,"retention_days":30,"tagged_retention_days":30}},
+ "users":{"jdoe":{"name":"Jane Doe","team":"sales","recording":"desktop","extension":"3420","peripheral_id":"5001"},
+  "gwuser":{"name":"Gate Way","team":"gw","recording":"gateway","extension":"3500"}}}`
+
+// configure applies siteConfig as a --config file (one event).
+func (s *stack) configure() {
+	s.t.Helper()
+	path := filepath.Join(s.t.TempDir(), "config.json")
+	writeFile(s.t, path, siteConfig)
+	if err := s.api.ApplyConfigFile(s.t.Context(), path); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func writeFile(t testing.TB, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
