@@ -2,6 +2,8 @@ package replay
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -29,4 +31,25 @@ var _ Source = JetStreamSource{}
 // Scan reads the site's events after the given seq with an ordered consumer.
 func (s JetStreamSource) Scan(ctx context.Context, after uint64, fn func(ledger.Envelope) error) error {
 	return ledger.ScanJetStream(ctx, s.JS, s.Site, after, fn)
+}
+
+// Head returns the ledger seq of the site's last event in the stream (0
+// when it holds none), e.g. for a progress bar's total.
+func (s JetStreamSource) Head(ctx context.Context) (uint64, error) {
+	st, err := s.JS.Stream(ctx, ledger.EventsStream)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream head: %w: %v", ledger.ErrUnavailable, err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, "recledger.events."+s.Site+".>")
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("jetstream head: %w: %v", ledger.ErrUnavailable, err)
+	}
+	e, err := ledger.Decode(m.Data)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream head: %w", err)
+	}
+	return e.Seq, nil
 }

@@ -3,12 +3,67 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
 )
 
-// ManifestCommand is the `manifest` subcommand. (Being built; see the issue tracker.)
-type ManifestCommand struct{}
+// ManifestCommand is the `manifest` subcommand: print the sealed manifest
+// of a day, replayed offline from a data dir; the same bytes as
+// GET /v1/manifests/{day}. A day not sealed is an error (exit status 1).
+type ManifestCommand struct {
+	Out    io.Writer // results; os.Stdout when nil
+	Stderr *os.File  // flag errors and the progress bar (terminal only); os.Stderr when nil
+}
 
-// Run parses args and runs the command.
+// Run parses args (flags may come before or after DAY) and prints the manifest.
 func (c *ManifestCommand) Run(ctx context.Context, args []string) error {
-	return errors.New("manifest: not built yet")
+	out, stderr := outOr(c.Out), stderrOr(c.Stderr)
+	fs := flag.NewFlagSet("manifest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: recledger manifest [--data DIR] DAY")
+		fs.PrintDefaults()
+	}
+	data := dataFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) > 1 { // flags after DAY
+		if err := fs.Parse(rest[1:]); err != nil {
+			return err
+		}
+		rest = append(rest[:1], fs.Args()...)
+	}
+	if len(rest) != 1 {
+		fs.Usage()
+		return fmt.Errorf("manifest: %w: want exactly one DAY (YYYY-MM-DD)", ledger.ErrInvalid)
+	}
+	day := rest[0]
+	if _, err := time.Parse(time.DateOnly, day); err != nil {
+		return fmt.Errorf("manifest: day %q: %w: want YYYY-MM-DD", day, ledger.ErrInvalid)
+	}
+	st, err := loadLedgerState(ctx, *data, stderr)
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	b, err := st.Manifest(day)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return fmt.Errorf("manifest %s: %w: the day is not sealed (ledger at seq %d)", day, ledger.ErrNotFound, st.Seq())
+	}
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", day, err)
+	}
+	if _, err := out.Write(b); err != nil {
+		return err
+	}
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		_, err = io.WriteString(out, "\n")
+	}
+	return err
 }

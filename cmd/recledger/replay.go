@@ -2,13 +2,290 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
+	"github.com/recledger/recledger/replay"
 )
 
-// ReplayCommand is the `replay` subcommand. (Being built; see the issue tracker.)
-type ReplayCommand struct{}
+// defaultNATSURL is where the offline commands find JetStream by default:
+// the embedded server of a local `serve`.
+const defaultNATSURL = "nats://" + ledger.DefaultNATSListen
 
-// Run parses args and runs the command.
+// Replay sources.
+const (
+	sourceBolt      = "bbolt"
+	sourceJetStream = "jetstream"
+)
+
+// ReplayCommand is the `replay` subcommand: rebuild the projections from the
+// ledger (bbolt or the JetStream mirror), optionally up to a point, with a
+// trace of what each event changed, and print a summary or the digest.
+type ReplayCommand struct {
+	Out    io.Writer // results; os.Stdout when nil
+	Stderr *os.File  // flag errors and the progress bar (terminal only); os.Stderr when nil
+}
+
+// replaySummary is what `replay` prints without --trace or --digest.
+type replaySummary struct {
+	Seq            uint64   `json:"seq"`
+	LastID         string   `json:"last_id,omitempty"`
+	LastTime       string   `json:"last_time,omitempty"`
+	Replayed       uint64   `json:"replayed"`
+	FromCheckpoint uint64   `json:"from_checkpoint"`
+	Users          int      `json:"users"`
+	LoggedIn       int      `json:"logged_in"`
+	ActiveCalls    int      `json:"active_calls"`
+	Contacts       int      `json:"contacts"`
+	OpenContacts   int      `json:"open_contacts"`
+	Pauses         int      `json:"pauses"`
+	OpenPauses     int      `json:"open_pauses"`
+	SealedDays     []string `json:"sealed_days"`
+	Digest         string   `json:"digest"`
+}
+
+// digestView is GET /v1/digest's body.
+type digestView struct {
+	Seq    uint64 `json:"seq"`
+	Digest string `json:"digest"`
+}
+
+// Run parses args and replays.
 func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
-	return errors.New("replay: not built yet")
+	out, stderr := outOr(c.Out), stderrOr(c.Stderr)
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := dataFlag(fs)
+	source := fs.String("source", sourceBolt, "where to read the ledger: bbolt (DIR/"+LedgerFile+", read-only) or jetstream")
+	natsURL := fs.String("nats", envOr("RECLEDGER_NATS", defaultNATSURL), "NATS URL(s) for --source jetstream (env RECLEDGER_NATS)")
+	site := siteFlag(fs)
+	untilS := fs.String("until", "", "stop after the last event with seq ≤ SEQ, id ≤ ULID or time ≤ RFC 3339 time")
+	user := fs.String("user", "", "trace only the events that touched this user id")
+	trace := fs.Bool("trace", false, "print each event with the state change it caused")
+	digest := fs.Bool("digest", false, "print the projections' digest, as GET /v1/digest")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("replay: unexpected arguments %q", fs.Args())
+	}
+	until, err := replay.ParseUntil(*untilS)
+	if err != nil {
+		return fmt.Errorf("replay: --until: %w", err)
+	}
+	opts := replay.Options{Until: until, User: *user}
+	if *trace {
+		opts.Trace = out
+	}
+
+	var (
+		src  replay.Source
+		head uint64
+	)
+	switch *source {
+	case sourceBolt:
+		store, err := openLedgerReadOnly(*data)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		defer store.Close()
+		src = store
+		head, _ = store.Head()
+		// A checkpoint is only a shortcut to the present: a bounded replay
+		// or a trace needs the history from the start.
+		if until.IsZero() && !*trace {
+			opts.From = replay.FromCheckpoint(ctx, store)
+		}
+	case sourceJetStream:
+		nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-replay", nil)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		defer nc.Close()
+		jsrc := replay.JetStreamSource{JS: js, Site: *site}
+		src = jsrc
+		if head, err = jsrc.Head(ctx); err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+	default:
+		return fmt.Errorf("replay: --source %q: %w: want bbolt or jetstream", *source, ledger.ErrInvalid)
+	}
+
+	var from uint64
+	if opts.From != nil {
+		from = opts.From.Seq()
+	}
+	if !*trace {
+		p := replay.NewProgress(stderr, from, head)
+		opts.Progress = p.Update
+		defer p.Finish()
+	}
+	st, stats, err := replay.Run(ctx, src, opts)
+	if err != nil {
+		return fmt.Errorf("replay: after seq %d: %w", stats.Last.Seq, err)
+	}
+	switch {
+	case *digest:
+		if *asJSON {
+			return writeJSONLine(out, digestView{Seq: st.Seq(), Digest: st.Digest()})
+		}
+		_, err = fmt.Fprintf(out, "%d %s\n", st.Seq(), st.Digest())
+		return err
+	case *trace:
+		return nil
+	}
+	sum := summarize(st, stats, from)
+	if *asJSON {
+		return writeJSONLine(out, sum)
+	}
+	return writeSummary(out, sum)
+}
+
+// summarize counts what the state holds.
+func summarize(st *projections.State, stats replay.Stats, from uint64) replaySummary {
+	s := replaySummary{Seq: st.Seq(), Replayed: stats.Events, FromCheckpoint: from, SealedDays: st.SealedDays(), Digest: st.Digest()}
+	if stats.Events > 0 {
+		s.LastID, s.LastTime = stats.Last.ID.String(), stats.Last.Time.String()
+	}
+	cfg := st.Config()
+	s.Users = len(cfg.Users)
+	for id := range cfg.Users {
+		if a, err := st.Agent(id); err == nil {
+			if a.LoggedIn {
+				s.LoggedIn++
+			}
+			s.ActiveCalls += len(a.ActiveCalls)
+		}
+	}
+	for _, ct := range st.Contacts(ledger.ContactQuery{}) {
+		s.Contacts++
+		if ct.Disposition == nil {
+			s.OpenContacts++
+		}
+	}
+	for _, p := range st.Pauses(ledger.PauseQuery{}) {
+		s.Pauses++
+		if p.End.IsZero() {
+			s.OpenPauses++
+		}
+	}
+	return s
+}
+
+func writeSummary(w io.Writer, s replaySummary) error {
+	last := ""
+	if s.LastID != "" {
+		last = fmt.Sprintf(" (last %s at %s)", s.LastID, s.LastTime)
+	}
+	cp := "no checkpoint"
+	if s.FromCheckpoint > 0 {
+		cp = fmt.Sprintf("from checkpoint at seq %d", s.FromCheckpoint)
+	}
+	days := strings.Join(s.SealedDays, " ")
+	if days == "" {
+		days = "none"
+	}
+	_, err := fmt.Fprintf(w, "events       %d%s\n"+
+		"replayed     %d (%s)\n"+
+		"agents       %d configured, %d logged in, %d active calls\n"+
+		"contacts     %d (%d open)\n"+
+		"pauses       %d (%d open)\n"+
+		"sealed days  %d: %s\n"+
+		"digest       %s\n",
+		s.Seq, last, s.Replayed, cp, s.Users, s.LoggedIn, s.ActiveCalls,
+		s.Contacts, s.OpenContacts, s.Pauses, s.OpenPauses, len(s.SealedDays), days, s.Digest)
+	return err
+}
+
+// --- helpers shared by the offline subcommands (replay, verify, restore, pauses, manifest) ---
+
+// envOr returns the environment variable env when set and not empty, else def.
+func envOr(env, def string) string {
+	if v := os.Getenv(env); v != "" {
+		return v
+	}
+	return def
+}
+
+// dataFlag defines --data (env RECLEDGER_DATA, default ./data).
+func dataFlag(fs *flag.FlagSet) *string {
+	return fs.String("data", envOr("RECLEDGER_DATA", "./data"), "data dir of the ledger (env RECLEDGER_DATA)")
+}
+
+// siteFlag defines --site (env RECLEDGER_SITE, default "default").
+func siteFlag(fs *flag.FlagSet) *string {
+	return fs.String("site", envOr("RECLEDGER_SITE", "default"), "site name, part of subjects (env RECLEDGER_SITE)")
+}
+
+func outOr(w io.Writer) io.Writer {
+	if w == nil {
+		return os.Stdout
+	}
+	return w
+}
+
+func stderrOr(f *os.File) *os.File {
+	if f == nil {
+		return os.Stderr
+	}
+	return f
+}
+
+// openLedgerReadOnly opens DIR/ledger.db without taking the writer's lock.
+// bbolt's writer holds an exclusive lock, so this fails while `serve` runs
+// on DIR: the error says so and points to the JetStream mirror.
+func openLedgerReadOnly(dir string) (*ledger.Store, error) {
+	path := filepath.Join(dir, LedgerFile)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no ledger at %s: %w", path, ledger.ErrNotFound)
+	}
+	st, err := ledger.Open(path, ledger.Options{ReadOnly: true})
+	if errors.Is(err, ledger.ErrUnavailable) {
+		return nil, fmt.Errorf("%s is locked, probably by a running `recledger serve`: "+
+			"stop it, or read the JetStream mirror with --source jetstream: %w", path, err)
+	}
+	return st, err
+}
+
+// loadLedgerState opens DIR's ledger read-only and rebuilds the projections
+// from the newest checkpoint and the tail (from scratch when there is
+// none), with a progress bar on a terminal.
+func loadLedgerState(ctx context.Context, dir string, stderr *os.File) (*projections.State, error) {
+	store, err := openLedgerReadOnly(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	from := replay.FromCheckpoint(ctx, store)
+	var after uint64
+	if from != nil {
+		after = from.Seq()
+	}
+	head, _ := store.Head()
+	p := replay.NewProgress(stderr, after, head)
+	defer p.Finish()
+	st, stats, err := replay.Run(ctx, store, replay.Options{From: from, Progress: p.Update})
+	if err != nil {
+		return nil, fmt.Errorf("replay after seq %d: %w", stats.Last.Seq, err)
+	}
+	return st, nil
+}
+
+// writeJSONLine writes v as one line of JSON.
+func writeJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }

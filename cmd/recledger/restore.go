@@ -3,12 +3,134 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
+	"github.com/recledger/recledger/replay"
 )
 
-// RestoreCommand is the `restore` subcommand. (Being built; see the issue tracker.)
-type RestoreCommand struct{}
+// RestoreCommand is the `restore` subcommand: rebuild a data dir's ledger
+// from the JetStream mirror alone, verify it, and leave a checkpoint so the
+// next `serve` starts at once.
+type RestoreCommand struct {
+	Out    io.Writer // results; os.Stdout when nil
+	Stderr *os.File  // flag errors and the progress bar (terminal only); os.Stderr when nil
+}
 
-// Run parses args and runs the command.
+// restoreResult is what `restore --json` prints.
+type restoreResult struct {
+	Events uint64 `json:"events"`
+	Seq    uint64 `json:"seq"`
+	Head   string `json:"head"`
+	Digest string `json:"digest"`
+}
+
+// Run parses args and restores.
 func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
-	return errors.New("restore: not built yet")
+	out, stderr := outOr(c.Out), stderrOr(c.Stderr)
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fromJS := fs.Bool("from-jetstream", false, "rebuild from the JetStream mirror (required: the only source)")
+	natsURL := fs.String("nats", envOr("RECLEDGER_NATS", defaultNATSURL), "NATS URL(s) (env RECLEDGER_NATS)")
+	site := siteFlag(fs)
+	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("restore: unexpected arguments %q", fs.Args())
+	}
+	if !*fromJS {
+		return fmt.Errorf("restore: %w: --from-jetstream is required (the mirror is the only source)", ledger.ErrInvalid)
+	}
+
+	path := filepath.Join(*data, LedgerFile)
+	if err := refuseNonEmpty(path); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-restore", nil)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer nc.Close()
+	src := replay.JetStreamSource{JS: js, Site: *site}
+	head, err := src.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if head == 0 {
+		return fmt.Errorf("restore: %w: the stream holds no events of site %q", ledger.ErrNotFound, *site)
+	}
+
+	if err := os.MkdirAll(*data, 0o755); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	store, err := ledger.Open(path, ledger.Options{})
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer store.Close()
+	if seq, _ := store.Head(); seq != 0 { // created under us
+		return fmt.Errorf("restore: %s: %w: it already holds %d events", path, ledger.ErrConflict, seq)
+	}
+
+	p := replay.NewProgress(stderr, 0, head)
+	n, err := replay.Restore(ctx, src, store, 0, p.Update)
+	p.Finish()
+	if err != nil {
+		return fmt.Errorf("restore: %d events stored before: %w", n, err)
+	}
+	rep, err := store.Verify(ctx)
+	if err != nil {
+		return fmt.Errorf("restore: verify: %w", err)
+	}
+	if !rep.OK {
+		return fmt.Errorf("restore: verify: %w at seq %d: %s", ledger.ErrChainBroken, rep.FirstBad, rep.Problem)
+	}
+	// Fold once now: it proves the events are understood, gives the digest
+	// to compare with the old server's GET /v1/digest, and leaves a
+	// checkpoint for the next start.
+	st, _, err := replay.Run(ctx, store, replay.Options{})
+	if err != nil {
+		return fmt.Errorf("restore: replay: %w", err)
+	}
+	b, err := st.MarshalCheckpoint()
+	if err == nil {
+		err = store.SaveCheckpoint(ctx, projections.Version, st.Seq(), b)
+	}
+	if err != nil {
+		return fmt.Errorf("restore: checkpoint: %w", err)
+	}
+	seq, hash := store.Head()
+	res := restoreResult{Events: n, Seq: seq, Head: hash, Digest: st.Digest()}
+	if *asJSON {
+		return writeJSONLine(out, res)
+	}
+	_, err = fmt.Fprintf(out, "restored %d events into %s\nhead     seq %d hash %s\ndigest   %d %s\n",
+		res.Events, path, res.Seq, res.Head, res.Seq, res.Digest)
+	return err
+}
+
+// refuseNonEmpty fails when path is a ledger that holds events (or cannot
+// be read to tell).
+func refuseNonEmpty(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	st, err := ledger.Open(path, ledger.Options{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("%s exists and cannot be read (a running server?): %w", path, err)
+	}
+	seq, _ := st.Head()
+	st.Close()
+	if seq > 0 {
+		return fmt.Errorf("%s: %w: it already holds %d events; restore only into an empty data dir", path, ledger.ErrConflict, seq)
+	}
+	return nil
 }

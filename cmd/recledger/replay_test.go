@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
+	"github.com/recledger/recledger/replay"
+	"github.com/recledger/recledger/replay/replaytest"
+)
+
+// offlineDay is a data dir holding one realistic day, written through a
+// store watched by live projections, and what those said.
+type offlineDay struct {
+	dir     string
+	seq     uint64
+	digest  string            // live digest at the head
+	digests map[uint64]string // live digest after each Append
+	live    *projections.Live
+	natsURL string // set when mirrored to JetStream
+}
+
+// writeOfflineDay writes the day into a fresh data dir and closes the store
+// (so the offline commands can open it), mirroring it to a fresh in-process
+// JetStream when mirror is set.
+func writeOfflineDay(t *testing.T, mirror bool, checkpointAt uint64) *offlineDay {
+	t.Helper()
+	ctx := context.Background()
+	d := &offlineDay{dir: t.TempDir(), digests: map[uint64]string{}, live: projections.NewLive(projections.New())}
+	clk := replaytest.NewClock(replaytest.Start, 250*time.Millisecond)
+	store, err := ledger.Open(filepath.Join(d.dir, LedgerFile), ledger.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	store.Subscribe(d.live.OnCommit)
+	var outbox *ledger.Outbox
+	if mirror {
+		var js jetstream.JetStream
+		d.natsURL, js = startJetStream(t)
+		if err := ledger.EnsureStreams(ctx, js, replaytest.Site, 1); err != nil {
+			t.Fatal(err)
+		}
+		outbox = ledger.NewOutbox(store, js, replaytest.Site, nil)
+		octx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- outbox.Run(octx) }()
+		defer func() { cancel(); <-done }()
+	}
+	_, err = replaytest.Write(ctx, store, replaytest.DayEvents(), func(envs []ledger.Envelope) {
+		seq, dg := d.live.Digest()
+		d.digests[seq] = dg
+		if seq == checkpointAt {
+			b, _, err := d.live.Snapshot()
+			if err == nil {
+				err = store.SaveCheckpoint(ctx, projections.Version, seq, b)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.seq, d.digest = d.live.Digest()
+	if outbox != nil {
+		deadline := time.Now().Add(20 * time.Second)
+		for outbox.Lag() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("outbox lag %d", outbox.Lag())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return d
+}
+
+func startJetStream(t *testing.T) (string, jetstream.JetStream) {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv.ClientURL(), js
+}
+
+// run runs a command with args and returns what it printed.
+func runCmd(t *testing.T, c interface {
+	Run(context.Context, []string) error
+}, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	switch c := c.(type) {
+	case *ReplayCommand:
+		c.Out = &out
+	case *VerifyCommand:
+		c.Out = &out
+	case *RestoreCommand:
+		c.Out = &out
+	case *PausesCommand:
+		c.Out = &out
+	case *ManifestCommand:
+		c.Out = &out
+	}
+	err := c.Run(context.Background(), args)
+	return out.String(), err
+}
+
+func TestReplayCommandDigestAndSummary(t *testing.T) {
+	d := writeOfflineDay(t, false, 0)
+	out, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--digest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%d %s\n", d.seq, d.digest); out != want {
+		t.Fatalf("--digest printed %q, want %q", out, want)
+	}
+	out, err = runCmd(t, &ReplayCommand{}, "--data", d.dir, "--digest", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dv digestView
+	if err := json.Unmarshal([]byte(out), &dv); err != nil || dv.Seq != d.seq || dv.Digest != d.digest {
+		t.Fatalf("--digest --json: %q (%v)", out, err)
+	}
+
+	out, err = runCmd(t, &ReplayCommand{}, "--data", d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("events       %d (last ", d.seq),
+		"replayed     " + fmt.Sprint(d.seq) + " (no checkpoint)",
+		"agents       5 configured, 2 logged in, 1 active calls",
+		"sealed days  1: " + replaytest.Day,
+		"digest       " + d.digest,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = runCmd(t, &ReplayCommand{}, "--data", d.dir, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum replaySummary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.Seq != d.seq || sum.Digest != d.digest || sum.OpenPauses != 1 {
+		t.Fatalf("--json summary %q (%v)", out, err)
+	}
+}
+
+// --until at several seqs gives the digest the live projections had then.
+func TestReplayCommandUntil(t *testing.T) {
+	d := writeOfflineDay(t, false, 0)
+	checked := 0
+	for seq, want := range d.digests {
+		if seq%5 != 0 && seq != 1 {
+			continue
+		}
+		out, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--until", fmt.Sprint(seq), "--digest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%d %s\n", seq, want); out != got {
+			t.Errorf("--until %d: %q, want %q", seq, out, got)
+		}
+		checked++
+	}
+	if checked < 5 {
+		t.Fatalf("only %d points checked", checked)
+	}
+	if _, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--until", "yesterday"); !errors.Is(err, ledger.ErrInvalid) {
+		t.Fatalf("bad --until: %v", err)
+	}
+}
+
+func TestReplayCommandTraceUser(t *testing.T) {
+	d := writeOfflineDay(t, false, 0)
+	out, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--trace", "--user", "asmith")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		" command asmith login: asmith login 3421",
+		" command asmith pause: c-2 recording→paused",
+		" call_signal asmith ended c-2: c-2 pause closed (call_end)",
+		" command asmith pause: no_effect (not_recording)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trace lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "jdoe") {
+		t.Errorf("trace of asmith shows jdoe:\n%s", out)
+	}
+}
+
+// With a checkpoint the summary replays only the tail, to the same digest.
+func TestReplayCommandUsesCheckpoint(t *testing.T) {
+	d := writeOfflineDay(t, false, 30)
+	out, err := runCmd(t, &ReplayCommand{}, "--data", d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("replayed     %d (from checkpoint at seq 30)", d.seq-30)
+	if !strings.Contains(out, want) || !strings.Contains(out, d.digest) {
+		t.Fatalf("summary lacks %q or the digest:\n%s", want, out)
+	}
+	// A trace needs the whole history: no checkpoint.
+	out, err = runCmd(t, &ReplayCommand{}, "--data", d.dir, "--trace", "--digest")
+	if err != nil || !strings.HasPrefix(out, "1 ") || !strings.HasSuffix(out, d.digest+"\n") {
+		t.Fatalf("trace+digest: %v\n%s", err, out)
+	}
+}
+
+// While a server holds the ledger, replay says so and points to JetStream.
+func TestReplayCommandLockedLedger(t *testing.T) {
+	d := writeOfflineDay(t, false, 0)
+	store, err := ledger.Open(filepath.Join(d.dir, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	_, err = runCmd(t, &ReplayCommand{}, "--data", d.dir, "--digest")
+	if err == nil || !strings.Contains(err.Error(), "--source jetstream") || !errors.Is(err, ledger.ErrUnavailable) {
+		t.Fatalf("locked ledger: %v", err)
+	}
+	_, err = runCmd(t, &ReplayCommand{}, "--data", t.TempDir())
+	if !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("no ledger: %v", err)
+	}
+}
+
+// JetStream: replay from the mirror, verify both copies, restore a data dir
+// from the mirror alone, and replay it: the same digest everywhere.
+func TestReplayVerifyRestoreFromJetStream(t *testing.T) {
+	d := writeOfflineDay(t, true, 0)
+	js := []string{"--nats", d.natsURL, "--site", replaytest.Site}
+	want := fmt.Sprintf("%d %s\n", d.seq, d.digest)
+
+	out, err := runCmd(t, &ReplayCommand{}, append([]string{"--source", "jetstream", "--digest"}, js...)...)
+	if err != nil || out != want {
+		t.Fatalf("replay --source jetstream: %q, %v; want %q", out, err, want)
+	}
+
+	out, err = runCmd(t, &VerifyCommand{}, append([]string{"--data", d.dir}, js...)...)
+	if err != nil || !strings.Contains(out, fmt.Sprintf("chain     ok: %d events", d.seq)) ||
+		!strings.Contains(out, fmt.Sprintf("jetstream ok: %d events", d.seq)) {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+
+	dir := t.TempDir()
+	out, err = runCmd(t, &RestoreCommand{}, append([]string{"--from-jetstream", "--data", dir}, js...)...)
+	if err != nil || !strings.Contains(out, fmt.Sprintf("restored %d events", d.seq)) || !strings.Contains(out, d.digest) {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	out, err = runCmd(t, &ReplayCommand{}, "--data", dir, "--digest")
+	if err != nil || out != want {
+		t.Fatalf("replay of the restored dir: %q, %v; want %q", out, err, want)
+	}
+	out, err = runCmd(t, &ReplayCommand{}, "--data", dir)
+	if err != nil || !strings.Contains(out, "replayed     0 (from checkpoint at seq "+fmt.Sprint(d.seq)) {
+		t.Fatalf("restore left no checkpoint: %v\n%s", err, out)
+	}
+	out, err = runCmd(t, &VerifyCommand{}, append([]string{"--data", dir}, js...)...)
+	if err != nil {
+		t.Fatalf("verify restored: %v\n%s", err, out)
+	}
+
+	// A data dir that holds events is never overwritten.
+	_, err = runCmd(t, &RestoreCommand{}, append([]string{"--from-jetstream", "--data", dir}, js...)...)
+	if !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("restore into a full dir: %v", err)
+	}
+	_, err = runCmd(t, &RestoreCommand{}, "--data", t.TempDir(), "--nats", d.natsURL)
+	if !errors.Is(err, ledger.ErrInvalid) {
+		t.Fatalf("restore without --from-jetstream: %v", err)
+	}
+
+	// The mirror of another site holds nothing.
+	_, err = runCmd(t, &RestoreCommand{}, "--from-jetstream", "--data", t.TempDir(), "--nats", d.natsURL, "--site", "elsewhere")
+	if !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("restore of an empty site: %v", err)
+	}
+}
+
+var _ replay.Source = (*ledger.Store)(nil)
