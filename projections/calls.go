@@ -48,6 +48,11 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 			fill(&c.Direction, d.Direction)
 			fill(&c.ANI, d.ANI)
 			fill(&c.DNIS, d.DNIS)
+			if ct := s.contacts[c.Contact]; ct != nil {
+				fill(&ct.V.Direction, c.Direction)
+				fill(&ct.V.ANI, c.ANI)
+				fill(&ct.V.DNIS, c.DNIS)
+			}
 			eff.Changes = append(eff.Changes, d.CallID+" "+d.Type)
 			return eff
 		}

@@ -66,12 +66,7 @@ func UnmarshalCheckpoint(b []byte) (*State, error) {
 	}
 	s.pauses = c.Pauses
 	s.book = c.Book
-	if s.book.Sealed == nil {
-		s.book.Sealed = map[string]json.RawMessage{}
-	}
-	if s.book.DayOf == nil {
-		s.book.DayOf = map[string]string{}
-	}
+	s.book.ensure()
 	s.rebuildCaches()
 	return s, nil
 }

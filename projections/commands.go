@@ -223,7 +223,7 @@ func (s *State) tagLastCall(x *cmdCtx) {
 	s.settle(ct)
 	x.outcome(ledger.OutcomeApplied, "")
 	x.eff.Changes = append(x.eff.Changes, "last call "+ct.V.CallID+" tagged: contact "+ct.V.ContactID+" "+*ct.V.Disposition)
-	s.book.contactUpdated(s.view(ct))
+	s.book.contactUpdatedAt(x.e.Seq, s.view(ct))
 }
 
 // lastContact returns the contact of the agent's last call, answering
@@ -314,6 +314,7 @@ func (s *State) cmdDelete(x *cmdCtx) {
 	ct.V.Deleted = true
 	ct.V.Segments = nil
 	ct.V.Metadata = nil
+	ct.V.ReasonCodes = nil
 	ct.V.RootMayPersist = x.u.IsGateway()
 	ct.Recording = ledger.StateDeleted
 	c.Deleted = true

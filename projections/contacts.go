@@ -54,6 +54,10 @@ func (s *State) stopRecording(e *ledger.Envelope, ct *contact, at ledger.Time, e
 func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedBy, by string, eff *Effect) {
 	ct := s.contacts[c.Contact]
 	at = later(ct.V.StartedAt, at)
+	at = later(ct.SegStart, at)
+	if ct.OpenPause >= 0 {
+		at = later(s.pauses[ct.OpenPause].Start, at)
+	}
 	s.stopRecording(e, ct, at, endedBy, by, eff)
 	ct.V.EndedAt = at
 	ct.Open, ct.CallKey, ct.Recording = false, "", ""

@@ -179,7 +179,7 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 		}
 		x.eff.Changes = append(x.eff.Changes, line)
 		if updated != nil {
-			s.book.contactUpdated(s.view(updated))
+			s.book.contactUpdatedAt(x.e.Seq, s.view(updated))
 		}
 	case len(res.rejected) > 0:
 		x.outcome(ledger.OutcomeRejected, ReasonInvalidMetadata)

@@ -18,7 +18,7 @@ package projections
 //	cmd <command> [sender=<id>] [ext=..] [peripheral=..] [transport=..] [at=..]
 //	    [masked=(k1,k2)] [invalid=<reason>] [message=(text)] [key=value ...]
 //	    input (optional): more params, one key=value a line (value raw)
-//	timer pause_expiry <#seq|seq|ulid> [at=..]   (default at: the pause's due time)
+//	timer pause_expiry [#seq|seq|ulid] [at=..]   (default: the next due pause, at its due time)
 //	seal <day> [at=..] [by=..]
 //	agent <user> | contact <call_id|#seq> | contacts [user=..] [day=..] [disposition=..]
 //	pauses [user=..] [from=..] [to=..] | manifest <day> | days | timers | digest
@@ -390,7 +390,11 @@ func (r *scriptRun) timer(t *testing.T, d *datadriven.TestData, b *strings.Build
 		tf.PauseOpenID = r.resolve(t, d.CmdArgs[1].Key)
 	}
 	at, given := r.when(t, d)
-	if next, ok := r.s.NextTimer(); ok && next.PauseOpenID == tf.PauseOpenID {
+	next, ok := r.s.NextTimer()
+	if ok && tf.PauseOpenID == "" {
+		tf.PauseOpenID = next.PauseOpenID
+	}
+	if ok && next.PauseOpenID == tf.PauseOpenID {
 		tf.ContactID = next.ContactID
 		if !given {
 			at = next.Due.Time
