@@ -1,0 +1,159 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/replay/replaytest"
+)
+
+func TestPausesCommandFormats(t *testing.T) {
+	d := writeOfflineDay(t, false, 20)
+	want := d.live.Pauses(ledger.PauseQuery{})
+	if len(want) < 3 {
+		t.Fatalf("the day has %d pauses", len(want))
+	}
+
+	out, err := runCmd(t, &PausesCommand{}, "--data", d.dir, "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Pauses []ledger.PauseRow }
+	if err := json.Unmarshal([]byte(out), &got); err != nil || !reflect.DeepEqual(got.Pauses, want) {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	// The JSON field names, in order, are the CSV header.
+	var fields []string
+	dec := json.NewDecoder(strings.NewReader(out))
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			if v == '{' || v == '[' {
+				depth++
+			} else {
+				depth--
+			}
+		case string:
+			if depth == 3 && len(fields) < len(pauseColumns) && dec.More() {
+				fields = append(fields, v)
+				dec.Token() // the value
+			}
+		}
+	}
+
+	out, err = runCmd(t, &PausesCommand{}, "--data", d.dir, "--format", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(recs[0], fields) {
+		t.Fatalf("csv header %q, json fields %q", recs[0], fields)
+	}
+	if len(recs) != len(want)+1 {
+		t.Fatalf("csv has %d rows, want %d", len(recs)-1, len(want))
+	}
+	for i, p := range want {
+		if r := recs[i+1]; r[0] != p.ContactID || r[4] != p.Start.String() || r[5] != p.End.String() || r[6] != p.EndedBy || r[11] != p.OpenEventID {
+			t.Errorf("csv row %d %q, want %+v", i, r, p)
+		}
+	}
+
+	out, err = runCmd(t, &PausesCommand{}, "--data", d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != len(want)+1 || !strings.HasPrefix(lines[0], "contact_id  ") {
+		t.Fatalf("table:\n%s", out)
+	}
+	// Aligned: every row's second column starts where the header's does.
+	col := strings.Index(lines[0], "call_id")
+	for _, l := range lines[1:] {
+		if l[col-1] != ' ' || l[col] == ' ' {
+			t.Errorf("row not aligned at %d: %q", col, l)
+		}
+	}
+}
+
+func TestPausesCommandFilters(t *testing.T) {
+	d := writeOfflineDay(t, false, 0)
+	for _, tc := range []struct {
+		args []string
+		q    ledger.PauseQuery
+	}{
+		{[]string{"--user", "jdoe"}, ledger.PauseQuery{UserID: "jdoe"}},
+		{[]string{"--user", "asmith", "--from", replaytest.Day}, ledger.PauseQuery{UserID: "asmith", From: day(t, replaytest.Day)}},
+		{[]string{"--to", "2026-11-23T08:00:05Z"}, ledger.PauseQuery{To: day(t, "2026-11-23T08:00:05Z")}},
+		{[]string{"--from", "2026-11-24"}, ledger.PauseQuery{From: day(t, "2026-11-24")}},
+	} {
+		out, err := runCmd(t, &PausesCommand{}, append([]string{"--data", d.dir, "--format", "json"}, tc.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct{ Pauses []ledger.PauseRow }
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatal(err)
+		}
+		if want := d.live.Pauses(tc.q); !reflect.DeepEqual(got.Pauses, want) {
+			t.Errorf("%q: %d rows, want %d", tc.args, len(got.Pauses), len(want))
+		}
+	}
+	for _, bad := range [][]string{{"--from", "monday"}, {"--format", "xml"}} {
+		if _, err := runCmd(t, &PausesCommand{}, append([]string{"--data", d.dir}, bad...)...); !errors.Is(err, ledger.ErrInvalid) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+func day(t *testing.T, s string) ledger.Time {
+	t.Helper()
+	v, err := parsePauseTime("t", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestManifestCommand(t *testing.T) {
+	d := writeOfflineDay(t, false, 0)
+	want, err := d.live.Manifest(replaytest.Day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(t, &ManifestCommand{}, "--data", d.dir, replaytest.Day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSuffix(out, "\n") != strings.TrimSuffix(string(want), "\n") {
+		t.Fatalf("manifest differs from the live one:\n%s\n%s", out, want)
+	}
+	// Flags after the day work too.
+	out2, err := runCmd(t, &ManifestCommand{}, replaytest.Day, "--data", d.dir)
+	if err != nil || out2 != out {
+		t.Fatalf("flags after DAY: %v", err)
+	}
+	if _, err := runCmd(t, &ManifestCommand{}, "--data", d.dir, "2026-11-24"); !errors.Is(err, ledger.ErrNotFound) ||
+		!strings.Contains(err.Error(), "not sealed") {
+		t.Fatalf("unsealed day: %v", err)
+	}
+	if _, err := runCmd(t, &ManifestCommand{}, "--data", d.dir, "23/11/2026"); !errors.Is(err, ledger.ErrInvalid) {
+		t.Fatalf("bad day: %v", err)
+	}
+	if _, err := runCmd(t, &ManifestCommand{}, "--data", d.dir); !errors.Is(err, ledger.ErrInvalid) {
+		t.Fatalf("no day: %v", err)
+	}
+}
+

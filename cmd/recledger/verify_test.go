@@ -1,0 +1,77 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// A ledger whose stored bytes were altered fails verify, which names the
+// first bad seq and exits non-zero.
+func TestVerifyCommandNamesFirstBadEvent(t *testing.T) {
+	d := writeOfflineDay(t, false, 0)
+	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res verifyResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.OK || res.Chain.Events != d.seq || res.JetStream != nil {
+		t.Fatalf("clean ledger: %v %s", err, out)
+	}
+
+	// Tamper with event 7 in the file (the store is closed).
+	db, err := bolt.Open(filepath.Join(d.dir, LedgerFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("events"))
+		if b == nil {
+			return errors.New("no events bucket")
+		}
+		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], 7)
+		v := append([]byte(nil), b.Get(k[:])...)
+		i := strings.Index(string(v), `"pause`)
+		if i < 0 {
+			return errors.New("event 7 is not the expected pause")
+		}
+		copy(v[i+1:], "tag  ")
+		return b.Put(k[:], v)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCmd(t, &VerifyCommand{}, "--data", d.dir)
+	if !errors.Is(err, ledger.ErrChainBroken) || !strings.Contains(out, "chain     FAILED at seq 7") {
+		t.Fatalf("tampered ledger: %v\n%s", err, out)
+	}
+}
+
+// A ledger ahead of its mirror: verify names the first event JetStream lacks.
+func TestVerifyCommandMirrorBehind(t *testing.T) {
+	d := writeOfflineDay(t, true, 0)
+	store, err := ledger.Open(filepath.Join(d.dir, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = store.Append(t.Context(), ledger.Event{Type: ledger.TypeDayClosed, Data: ledger.DayClosed{Day: "2026-11-24", By: ledger.SealRequest}})
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir, "--nats", d.natsURL, "--site", "test")
+	if !errors.Is(err, ledger.ErrMismatch) || !strings.Contains(out, "chain     ok") ||
+		!strings.Contains(out, "jetstream FAILED at seq "+strconv.FormatUint(d.seq+1, 10)) {
+		t.Fatalf("mirror behind: %v\n%s", err, out)
+	}
+}
