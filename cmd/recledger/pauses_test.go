@@ -156,4 +156,3 @@ func TestManifestCommand(t *testing.T) {
 		t.Fatalf("no day: %v", err)
 	}
 }
-
