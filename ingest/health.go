@@ -5,8 +5,10 @@ import (
 )
 
 // Failer is implemented by a part that can fall into a failed state: the
-// store when it can no longer write, the projections when an event could
-// not be applied. Ready reports the first such error.
+// projections when an event could not be applied (projections.Live), the
+// store if it reports one. /readyz reports the first such error, and also
+// fails while the ledger refuses writes (the last Append failed with
+// ErrClosed or ErrUnavailable).
 type Failer interface {
 	Err() error
 }
@@ -44,6 +46,10 @@ func (s *Server) ready() readyReply {
 	rep.HeadSeq, _ = s.events.Head()
 	if s.health != nil {
 		rep.OutboxLag = s.health.Lag()
+	}
+	if err := s.writeErr.Load(); err != nil {
+		rep.Problem = "the ledger refused the last write: " + (*err).Error()
+		return rep
 	}
 	for _, part := range []any{s.app, s.events, s.views} {
 		if f, ok := part.(Failer); ok {

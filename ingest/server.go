@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,6 +103,10 @@ type Server struct {
 	handler http.Handler
 
 	writeMu sync.Mutex // serialises the check-then-append of config changes and seals
+
+	// writeErr is the error of the last Append when the ledger refused
+	// writes (closed, unavailable); cleared by the next successful Append.
+	writeErr atomic.Pointer[error]
 }
 
 // New checks opts, registers the metrics and builds the routes.
@@ -206,8 +211,12 @@ func (s *Server) appendEvents(ctx context.Context, source string, events ...ledg
 	envs, err := s.app.Append(ctx, events...)
 	s.met.observeAppend(source, len(events), time.Since(start), err)
 	if err != nil {
+		if errors.Is(err, ledger.ErrClosed) || errors.Is(err, ledger.ErrUnavailable) {
+			s.writeErr.Store(&err)
+		}
 		return nil, fmt.Errorf("append: %w", err)
 	}
+	s.writeErr.Store(nil)
 	if len(envs) != len(events) {
 		return nil, fmt.Errorf("append: %d envelopes for %d events", len(envs), len(events))
 	}

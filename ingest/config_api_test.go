@@ -1,0 +1,97 @@
+package ingest_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestConfigAPI(t *testing.T) {
+	s := newStack(t, nil)
+	events := 0
+	put := func(path, body string, status int) reply {
+		t.Helper()
+		r := s.must(status, "PUT", path, "application/json", body)
+		if status == 200 {
+			events++
+		}
+		return r
+	}
+	put("/v1/config/site", `{"upload_time":"22:30","timezone":"Europe/Paris"}`, 200)
+	put("/v1/config/teams/sales", `{"archive":true}`, 200)
+	put("/v1/config/users/jdoe", `{"name":"Jane Doe","team":"sales","recording":"desktop","extension":"3420"}`, 200)
+	for i := range 10 {
+		put(fmt.Sprintf("/v1/config/metadata/k%d", i), `{"type":"text"}`, 200)
+	}
+	r := put("/v1/config/metadata/k10", `{"type":"text"}`, 400)
+	if r.str("reason") != "invalid_config" || r.str("field") != "metadata" {
+		t.Fatalf("11th key: %s", r.Raw)
+	}
+	put("/v1/config/metadata/k3", `{"type":"date"}`, 200) // redefining one is fine
+
+	for path, field := range map[string]string{
+		"/v1/config/site":            "site.timezone",
+		"/v1/config/users/bad%20id":  "users.bad id",
+		"/v1/config/users/x":         "users.x.recording",
+		"/v1/config/metadata/k1":     "metadata.k1.type",
+		"/v1/config/teams/sales":     "teams.sales.inclusion[0]",
+		"/v1/config/teams/typo-team": "teams.typo-team",
+	} {
+		body := map[string]string{
+			"/v1/config/site":            `{"timezone":"Mars/Olympus"}`,
+			"/v1/config/users/bad%20id":  `{"name":"x","team":"sales","recording":"desktop"}`,
+			"/v1/config/users/x":         `{"name":"x","team":"sales","recording":"tape"}`,
+			"/v1/config/metadata/k1":     `{"type":"blob"}`,
+			"/v1/config/teams/sales":     `{"inclusion":["34x"]}`,
+			"/v1/config/teams/typo-team": `{"archiv":true}`,
+		}[path]
+		r := put(path, body, 400)
+		if r.str("reason") != "invalid_config" || r.str("field") != field {
+			t.Errorf("PUT %s: field %q, want %q: %s", path, r.str("field"), field, r.Raw)
+		}
+	}
+
+	s.must(404, "DELETE", "/v1/config/users/nobody", "", "")
+	s.must(200, "DELETE", "/v1/config/metadata/k9", "", "")
+	s.must(200, "DELETE", "/v1/config/users/jdoe", "", "")
+	events += 2
+	cfg := s.must(200, "GET", "/v1/config", "", "")
+	site, _ := cfg.JSON["site"].(map[string]any)
+	md, _ := cfg.JSON["metadata"].(map[string]any)
+	users, _ := cfg.JSON["users"].(map[string]any)
+	if site["timezone"] != "Europe/Paris" || len(md) != 9 || len(users) != 0 {
+		t.Fatalf("config: %s", cfg.Raw)
+	}
+	ev := s.must(200, "GET", "/v1/events", "", "")
+	if !strings.Contains(ev.Raw, `"source":"api"`) || !strings.Contains(ev.Raw, `"op":"delete"`) {
+		t.Fatalf("config events: %s", ev.Raw)
+	}
+	s.verified(events)
+}
+
+// TestApplyConfigFile: --config appends the document once; restarts with the
+// same file append nothing; an invalid file is refused whole.
+func TestApplyConfigFile(t *testing.T) {
+	s := newStack(t, nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	writeFile(t, path, siteConfig)
+	for range 3 {
+		if err := s.api.ApplyConfigFile(t.Context(), path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.verified(1)
+	writeFile(t, path, strings.Replace(siteConfig, `"23:00"`, `"22:00"`, 1))
+	if err := s.api.ApplyConfigFile(t.Context(), path); err != nil {
+		t.Fatal(err)
+	}
+	s.verified(2)
+	writeFile(t, path, strings.Replace(siteConfig, `"desktop"`, `"cassette"`, 1))
+	err := s.api.ApplyConfigFile(t.Context(), path)
+	if err == nil || !strings.Contains(err.Error(), "users.jdoe.recording") {
+		t.Fatalf("invalid file: %v", err)
+	}
+	s.verified(2)
+}

@@ -1,0 +1,95 @@
+package ingest_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/recledger/recledger/ingest"
+)
+
+func TestCTIOverNATS(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+
+	s := newStack(t, nil)
+	s.configure()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.api.RunCTI(ctx, nc, "test") }()
+
+	request := func(body string) map[string]any {
+		t.Helper()
+		var msg *nats.Msg
+		var err error
+		for range 50 { // the subscription may not be in place yet
+			msg, err = nc.Request(ingest.CTISubject("test"), []byte(body), time.Second)
+			if err != nats.ErrNoResponders {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		if err := json.Unmarshal(msg.Data, &out); err != nil {
+			t.Fatalf("reply %q: %v", msg.Data, err)
+		}
+		return out
+	}
+	r := request(`[{"call_id":"c-9","extension":"3420","type":"ringing","direction":"inbound"},{"call_id":"c-9","extension":"3420","type":"answered"}]`)
+	if r["accepted"] != 2.0 || r["first_seq"] != 2.0 || r["last_seq"] != 3.0 {
+		t.Fatalf("reply %v", r)
+	}
+	r = request(`{"call_id":"c-9","extension":"3420","type":"hung_up"}`)
+	if r["status"] != 400.0 || r["reason"] != "invalid_input" || r["field"] != "type" || r["index"] != 0.0 {
+		t.Fatalf("bad signal reply %v", r)
+	}
+	a := s.must(200, "GET", "/v1/agents/jdoe", "", "")
+	if calls, _ := a.JSON["active_calls"].([]any); len(calls) != 1 {
+		t.Fatalf("agent: %s", a.Raw)
+	}
+	s.verified(3)
+	ev := s.must(200, "GET", "/v1/events?after_seq=1", "", "")
+	var page struct {
+		Events []struct {
+			Data struct {
+				Transport string `json:"transport"`
+			} `json:"data"`
+		} `json:"events"`
+	}
+	json.Unmarshal([]byte(ev.Raw), &page)
+	if len(page.Events) != 2 || page.Events[0].Data.Transport != "nats" {
+		t.Fatalf("events: %s", ev.Raw)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunCTI did not stop")
+	}
+	if _, err := nc.Request(ingest.CTISubject("test"), []byte(`{}`), 200*time.Millisecond); err == nil {
+		t.Fatal("still answering after stop")
+	}
+}

@@ -1,0 +1,120 @@
+package ingest_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestEventsPaging(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	var batch []string
+	for i := range 25 {
+		batch = append(batch, fmt.Sprintf(`{"call_id":"c-%d","extension":"3420","type":"ringing"}`, i))
+	}
+	r := s.signal("[" + strings.Join(batch, ",") + "]")
+	if r.JSON["accepted"] != 25.0 || r.JSON["first_seq"] != 2.0 || r.JSON["last_seq"] != 26.0 {
+		t.Fatalf("batch: %s", r.Raw)
+	}
+	var seqs []uint64
+	after := uint64(0)
+	for {
+		r := s.must(200, "GET", fmt.Sprintf("/v1/events?after_seq=%d&limit=10", after), "", "")
+		var page struct {
+			Events []json.RawMessage `json:"events"`
+			Next   uint64            `json:"next_after_seq"`
+		}
+		if err := json.Unmarshal([]byte(r.Raw), &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, raw := range page.Events {
+			var e struct {
+				Seq  uint64 `json:"seq"`
+				Hash string `json:"hash"`
+			}
+			json.Unmarshal(raw, &e)
+			seqs = append(seqs, e.Seq)
+			// the bytes are the stored ones
+			stored, err := s.store.Get(t.Context(), e.Seq)
+			if err != nil || string(stored.Raw) != string(raw) {
+				t.Fatalf("seq %d: served bytes differ from the ledger's", e.Seq)
+			}
+		}
+		if len(page.Events) == 0 {
+			if page.Next != after {
+				t.Fatalf("empty page moved next_after_seq to %d", page.Next)
+			}
+			break
+		}
+		after = page.Next
+	}
+	if len(seqs) != 26 || seqs[0] != 1 || seqs[25] != 26 {
+		t.Fatalf("seqs %v", seqs)
+	}
+	s.must(400, "GET", "/v1/events?after_seq=-1", "", "")
+	s.must(400, "GET", "/v1/events?limit=x", "", "")
+}
+
+func TestManifestsAndDigest(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	s.signal(`[{"call_id":"c-1","extension":"3420","type":"ringing","direction":"inbound","ani":"+13125550100","at":"2026-11-23T09:00:00Z"},
+	           {"call_id":"c-1","extension":"3420","type":"ended","at":"2026-11-23T09:05:00Z"}]`)
+	s.must(404, "GET", "/v1/manifests/2026-11-23", "", "")
+	s.must(400, "POST", "/v1/manifests/2026-13-01/close", "", "")
+	r := s.must(200, "POST", "/v1/manifests/2026-11-23/close", "", "")
+	if r.Header.Get("Content-Type") != "application/json" || r.JSON["day"] != "2026-11-23" {
+		t.Fatalf("close: %s", r.Raw)
+	}
+	g := s.must(200, "GET", "/v1/manifests/2026-11-23", "", "")
+	if g.Raw != r.Raw {
+		t.Fatalf("GET manifest differs from the close answer")
+	}
+	again := s.must(409, "POST", "/v1/manifests/2026-11-23/close", "", "")
+	if again.str("reason") != "already_sealed" {
+		t.Fatalf("second close: %s", again.Raw)
+	}
+	s.must(409, "POST", "/v1/manifests/2026-11-20/close", "", "")
+	s.verified(4)
+
+	d := s.must(200, "GET", "/v1/digest", "", "")
+	seq, digest := s.live.Digest()
+	if d.JSON["seq"] != float64(seq) || d.str("digest") != digest || seq != 4 {
+		t.Fatalf("digest %s, live %d %s", d.Raw, seq, digest)
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	s.form("tag", "sender_id=jdoe")
+	s.must(200, "GET", "/healthz", "", "")
+	r := s.must(200, "GET", "/readyz", "", "")
+	if r.JSON["ready"] != true || r.JSON["head_seq"] != 2.0 || r.JSON["outbox_lag"] != 0.0 {
+		t.Fatalf("readyz: %s", r.Raw)
+	}
+	m := s.must(200, "GET", "/metrics", "", "")
+	for _, want := range []string{
+		`recledger_commands_total{command="tag",outcome="no_effect"} 1`,
+		`recledger_http_requests_total{code="200",route="/recordingcontrols/rest/{command}"} 1`,
+		`recledger_events_appended_total 2`,
+		`recledger_append_batch_size_count 2`,
+		`recledger_append_seconds_count{source="command"} 1`,
+	} {
+		if !strings.Contains(m.Raw, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// A closed ledger: writes are refused with 503, readiness fails.
+	s.store.Close()
+	w := s.form("tag", "sender_id=jdoe")
+	if w.Status != 503 || w.str("reason") != "unavailable" {
+		t.Fatalf("append on a closed ledger: %d %s", w.Status, w.Raw)
+	}
+	s.must(200, "GET", "/healthz", "", "")
+	if r := s.must(503, "GET", "/readyz", "", ""); r.JSON["ready"] != false {
+		t.Fatalf("readyz on a closed ledger: %s", r.Raw)
+	}
+}
