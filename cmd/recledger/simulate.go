@@ -2,13 +2,104 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/recledger/recledger/cmd/internal/simulator"
 )
 
-// SimulateCommand is the `simulate` subcommand. (Being built; see the issue tracker.)
-type SimulateCommand struct{}
+// SimulateCommand is the `simulate` subcommand: it drives a realistic
+// contact center against a server over HTTP and reports what it sent, the
+// answers, throughput and latency, and whether the ledger grew by exactly
+// what it should have.
+type SimulateCommand struct {
+	Stdout, Stderr io.Writer
+}
 
-// Run parses args and runs the command.
+// errMismatch is returned when the server's counts differ from what was sent.
+var errMismatch = errors.New("simulate: server counts do not match what was sent")
+
+// Run parses flags, runs the simulation and prints the report.
 func (c *SimulateCommand) Run(ctx context.Context, args []string) error {
-	return errors.New("simulate: not built yet")
+	var (
+		cfg      simulator.Config
+		day      string
+		asJSON   bool
+		noProg   bool
+		strict   bool
+		stdout   = c.Stdout
+		stderr   = c.Stderr
+		startDay = "2026-11-23"
+	)
+	if stdout == nil {
+		stdout = os.Stdout
+	}
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base URL of the recledger server")
+	fs.IntVar(&cfg.Agents, "agents", 10, "number of agents (one goroutine each)")
+	fs.IntVar(&cfg.CallsPerAgent, "calls-per-agent", 20, "calls per agent")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "cap on requests per second overall (0 = no cap)")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "stop sending after this long (0 = play the whole day)")
+	fs.Int64Var(&cfg.Seed, "seed", 1, "seed: each agent's sequence of requests is a pure function of it")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "requests in flight at most (default: --agents)")
+	fs.StringVar(&cfg.Token, "token", "", "bearer token (with command and admin roles) when the server has --tokens")
+	fs.StringVar(&day, "day", startDay, "simulated day (YYYY-MM-DD); calls start at 08:00Z")
+	fs.BoolVar(&cfg.SkipSetup, "skip-setup", false, "do not PUT the site configuration (already done)")
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&noProg, "no-progress", false, "no progress bar even on a terminal")
+	fs.BoolVar(&strict, "strict", false, "exit non-zero when the server's counts do not match")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("simulate: unexpected arguments %q", fs.Args())
+	}
+	d, err := time.Parse(time.DateOnly, day)
+	if err != nil {
+		return fmt.Errorf("simulate: --day: %w", err)
+	}
+	cfg.Day = d
+
+	var bar *progressbar.ProgressBar
+	if f, ok := stderr.(*os.File); ok && !noProg && term.IsTerminal(int(f.Fd())) {
+		cfg.OnStart = func(total int) {
+			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(stderr),
+				progressbar.OptionSetDescription("simulating"), progressbar.OptionShowCount(),
+				progressbar.OptionShowIts(), progressbar.OptionSetItsString("req"),
+				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+		}
+		cfg.OnRequest = func() { _ = bar.Add(1) }
+	}
+	rep, err := simulator.Run(ctx, cfg)
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		rep.WriteText(stdout)
+	}
+	if strict && !rep.Check.Match {
+		return errMismatch
+	}
+	return nil
 }

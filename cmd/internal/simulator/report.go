@@ -1,0 +1,131 @@
+package simulator
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Report is what a simulation sent and what the server answered.
+type Report struct {
+	Seed          int64   `json:"seed"`
+	Agents        int     `json:"agents"`
+	CallsPerAgent int     `json:"calls_per_agent"`
+	Planned       int     `json:"planned_requests"`
+	Sent          int     `json:"sent_requests"`
+	StoppedEarly  bool    `json:"stopped_early"`
+	Seconds       float64 `json:"seconds"`
+	// PerSecond is requests answered per second of the play phase (setup excluded).
+	PerSecond float64 `json:"requests_per_second"`
+	// AppendedPerSecond is ledger events the play phase should have appended, per second.
+	AppendedPerSecond float64 `json:"appended_per_second"`
+
+	// Commands counts commands by command (as sent) then by outcome
+	// ("applied", "no_effect", …, or "http_NNN" when the answer had none).
+	Commands map[string]map[string]int `json:"commands"`
+	// Signals counts call-signal requests by status, and SignalEvents the signals accepted.
+	SignalEvents int `json:"signal_events"`
+	// HTTPErrors counts answers of 400 and above by status code ("transport" for no answer).
+	HTTPErrors map[string]int `json:"http_errors"`
+
+	Latency Latency `json:"latency"`
+	Check   Check   `json:"check"`
+}
+
+// Latency summarises request latencies (play phase).
+type Latency struct {
+	Count int     `json:"count"`
+	P50ms float64 `json:"p50_ms"`
+	P90ms float64 `json:"p90_ms"`
+	P99ms float64 `json:"p99_ms"`
+	MaxMs float64 `json:"max_ms"`
+}
+
+// Check compares what should have been appended with what the server says.
+type Check struct {
+	// Expected is the ledger events the simulator's requests should have
+	// appended: config changes accepted, every request that named a known
+	// command and passed size and auth (answered below 500), every signal accepted.
+	Expected         int `json:"expected_appended"`
+	ExpectedCommands int `json:"expected_commands"`
+	// VerifyBefore/After are GET /v1/verify's `events`; Delta is their difference.
+	VerifyBefore uint64 `json:"verify_before"`
+	VerifyAfter  uint64 `json:"verify_after"`
+	VerifyDelta  int64  `json:"verify_delta"`
+	VerifyOK     bool   `json:"verify_ok"`
+	// Metrics deltas of recledger_events_appended_total and
+	// recledger_commands_total; -1 when /metrics was not available.
+	MetricsAppendedDelta int64 `json:"metrics_appended_delta"`
+	MetricsCommandsDelta int64 `json:"metrics_commands_delta"`
+	// Match: the verify delta (and the metrics deltas, when available) equal what was expected.
+	Match bool   `json:"match"`
+	Note  string `json:"note,omitempty"`
+}
+
+func summarise(ds []time.Duration) Latency {
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	q := func(p float64) float64 {
+		i := int(float64(len(ds))*p+0.5) - 1
+		i = max(0, min(i, len(ds)-1))
+		return ms(ds[i])
+	}
+	return Latency{Count: len(ds), P50ms: q(0.50), P90ms: q(0.90), P99ms: q(0.99), MaxMs: ms(ds[len(ds)-1])}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// WriteText prints the report for people.
+func (r Report) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "simulated %d agents x %d calls (seed %d): %d of %d requests in %.2fs",
+		r.Agents, r.CallsPerAgent, r.Seed, r.Sent, r.Planned, r.Seconds)
+	if r.StoppedEarly {
+		fmt.Fprint(w, " (stopped early)")
+	}
+	fmt.Fprintf(w, "\nthroughput: %.0f requests/s, %.0f ledger events/s\n", r.PerSecond, r.AppendedPerSecond)
+	l := r.Latency
+	fmt.Fprintf(w, "latency: p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms  (n=%d)\n", l.P50ms, l.P90ms, l.P99ms, l.MaxMs, l.Count)
+	fmt.Fprintln(w, "commands by outcome:")
+	for _, c := range sortedKeys(r.Commands) {
+		var parts []string
+		for _, o := range sortedKeys(r.Commands[c]) {
+			parts = append(parts, fmt.Sprintf("%s=%d", o, r.Commands[c][o]))
+		}
+		fmt.Fprintf(w, "  %-22s %s\n", c, strings.Join(parts, " "))
+	}
+	fmt.Fprintf(w, "call signals accepted: %d\n", r.SignalEvents)
+	if len(r.HTTPErrors) > 0 {
+		var parts []string
+		for _, s := range sortedKeys(r.HTTPErrors) {
+			parts = append(parts, fmt.Sprintf("%s=%d", s, r.HTTPErrors[s]))
+		}
+		fmt.Fprintf(w, "HTTP errors by status: %s\n", strings.Join(parts, " "))
+	}
+	c := r.Check
+	fmt.Fprintf(w, "ledger check: expected +%d events (%d commands); /v1/verify %d -> %d (+%d, chain ok=%v)",
+		c.Expected, c.ExpectedCommands, c.VerifyBefore, c.VerifyAfter, c.VerifyDelta, c.VerifyOK)
+	if c.MetricsAppendedDelta >= 0 {
+		fmt.Fprintf(w, "; /metrics events +%d, commands +%d", c.MetricsAppendedDelta, c.MetricsCommandsDelta)
+	}
+	if c.Match {
+		fmt.Fprintln(w, ": MATCH")
+	} else {
+		fmt.Fprintln(w, ": MISMATCH")
+	}
+	if c.Note != "" {
+		fmt.Fprintln(w, "note:", c.Note)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

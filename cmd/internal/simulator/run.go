@@ -1,0 +1,296 @@
+package simulator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// runner is one simulation in progress.
+type runner struct {
+	cfg     Config
+	base    string
+	limiter *rate.Limiter // nil: no cap
+	sem     chan struct{}
+	stop    <-chan struct{} // closed when Duration is up: no new requests
+}
+
+// tally is what one agent saw; merged at the end.
+type tally struct {
+	sent, expected, expectedCmds, signalEvents int
+	commands                                   map[string]map[string]int
+	httpErrors                                 map[string]int
+	latencies                                  []time.Duration
+}
+
+func newTally() *tally {
+	return &tally{commands: map[string]map[string]int{}, httpErrors: map[string]int{}}
+}
+
+func (t *tally) merge(o *tally) {
+	t.sent += o.sent
+	t.expected += o.expected
+	t.expectedCmds += o.expectedCmds
+	t.signalEvents += o.signalEvents
+	for c, m := range o.commands {
+		if t.commands[c] == nil {
+			t.commands[c] = map[string]int{}
+		}
+		for k, v := range m {
+			t.commands[c][k] += v
+		}
+	}
+	for k, v := range o.httpErrors {
+		t.httpErrors[k] += v
+	}
+	t.latencies = append(t.latencies, o.latencies...)
+}
+
+// Run configures the site, plays every agent's script and reports. It
+// reads GET /v1/verify and /metrics before and after, and checks that the
+// ledger grew by exactly what the requests should have appended. A Duration
+// that runs out stops new requests (those in flight finish); cancelling
+// ctx aborts.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	cfg = cfg.withDefaults()
+	r := &runner{cfg: cfg, base: strings.TrimRight(cfg.URL, "/"), sem: make(chan struct{}, cfg.Concurrency)}
+	if r.base == "" {
+		return Report{}, errors.New("simulate: no server URL")
+	}
+	if cfg.Rate > 0 {
+		r.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/20)))
+	}
+	agents := Agents(cfg.Agents)
+	scripts := make([][]Request, len(agents))
+	planned := 0
+	for i, a := range agents {
+		scripts[i] = Script(cfg.Seed, a, cfg.CallsPerAgent, cfg.Day)
+		planned += len(scripts[i])
+	}
+	var setup []Request
+	if !cfg.SkipSetup {
+		setup = configRequests(agents)
+	}
+	rep := Report{Seed: cfg.Seed, Agents: cfg.Agents, CallsPerAgent: cfg.CallsPerAgent, Planned: planned + len(setup)}
+	if cfg.OnStart != nil {
+		cfg.OnStart(rep.Planned)
+	}
+
+	before, _, err := r.verify(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("simulate: %w", err)
+	}
+	metA0, metC0, metOK := r.counters(ctx)
+
+	stop := make(chan struct{})
+	r.stop = stop
+	if cfg.Duration > 0 {
+		t := time.AfterFunc(cfg.Duration, func() { close(stop) })
+		defer t.Stop()
+	}
+
+	total := newTally()
+	// Setup: the site, keys and teams first (users refer to teams), then users in parallel.
+	nFixed := len(setup) - len(agents)
+	if len(setup) > 0 {
+		st := newTally()
+		r.play(ctx, setup[:nFixed], st)
+		r.parallel(ctx, setup[nFixed:], st)
+		if failed := setupFailures(st); failed != "" {
+			return rep, fmt.Errorf("simulate: configuring the site: %s", failed)
+		}
+		total.merge(st)
+		total.latencies = total.latencies[:0] // setup is not part of the play's latency
+	}
+
+	start := time.Now()
+	tallies := make([]*tally, len(agents))
+	var wg sync.WaitGroup
+	for i := range agents {
+		tallies[i] = newTally()
+		wg.Go(func() { r.play(ctx, scripts[i], tallies[i]) })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	play := newTally()
+	for _, t := range tallies {
+		play.merge(t)
+	}
+	total.merge(play)
+	select {
+	case <-stop:
+		rep.StoppedEarly = true
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, fmt.Errorf("simulate: %w", err)
+	}
+
+	rep.Sent = total.sent
+	rep.Seconds = elapsed.Seconds()
+	if rep.Seconds > 0 {
+		rep.PerSecond = float64(play.sent) / rep.Seconds
+		rep.AppendedPerSecond = float64(play.expected) / rep.Seconds
+	}
+	rep.Commands = total.commands
+	rep.SignalEvents = total.signalEvents
+	rep.HTTPErrors = total.httpErrors
+	rep.Latency = summarise(play.latencies)
+
+	c := &rep.Check
+	c.Expected, c.ExpectedCommands = total.expected, total.expectedCmds
+	c.VerifyBefore = before
+	c.VerifyAfter, c.VerifyOK, err = r.verify(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("simulate: %w", err)
+	}
+	c.VerifyDelta = int64(c.VerifyAfter) - int64(c.VerifyBefore)
+	c.MetricsAppendedDelta, c.MetricsCommandsDelta = -1, -1
+	c.Match = c.VerifyOK && c.VerifyDelta == int64(c.Expected)
+	if a1, c1, ok := r.counters(ctx); ok && metOK {
+		c.MetricsAppendedDelta, c.MetricsCommandsDelta = a1-metA0, c1-metC0
+		c.Match = c.Match && c.MetricsAppendedDelta == int64(c.Expected) && c.MetricsCommandsDelta == int64(c.ExpectedCommands)
+	}
+	if !c.Match {
+		c.Note = "the server's counts differ from what was sent; other clients writing at the same time, or server-appended events (timers, seals), also count"
+	}
+	return rep, nil
+}
+
+// setupFailures describes config requests that were refused, or "".
+func setupFailures(t *tally) string {
+	var parts []string
+	for status, n := range t.httpErrors {
+		parts = append(parts, fmt.Sprintf("%d answered %s", n, status))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// parallel sends independent requests with up to Concurrency in flight.
+func (r *runner) parallel(ctx context.Context, reqs []Request, t *tally) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, req := range reqs {
+		wg.Go(func() {
+			one := newTally()
+			r.play(ctx, []Request{req}, one)
+			mu.Lock()
+			t.merge(one)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+}
+
+// play sends reqs in order, one at a time (an agent's script).
+func (r *runner) play(ctx context.Context, reqs []Request, t *tally) {
+	for _, req := range reqs {
+		select {
+		case <-r.stop:
+			return
+		case <-ctx.Done():
+			return
+		default:
+		}
+		if r.limiter != nil {
+			if err := r.limiter.Wait(ctx); err != nil {
+				return
+			}
+		}
+		select {
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		r.do(ctx, req, t)
+		<-r.sem
+		if r.cfg.OnRequest != nil {
+			r.cfg.OnRequest()
+		}
+	}
+}
+
+// answer is the part of a command or signal response the report uses.
+type answer struct {
+	Outcome  string `json:"outcome"`
+	Accepted int    `json:"accepted"`
+}
+
+// do sends one request and tallies the answer.
+func (r *runner) do(ctx context.Context, req Request, t *tally) {
+	var body io.Reader
+	if req.Body != nil {
+		body = bytes.NewReader(req.Body)
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, r.base+req.Path, body)
+	if err != nil {
+		t.httpErrors["request"]++
+		return
+	}
+	if req.ContentType != "" {
+		hr.Header.Set("Content-Type", req.ContentType)
+	}
+	if r.cfg.Token != "" {
+		hr.Header.Set("Authorization", "Bearer "+r.cfg.Token)
+	}
+	start := time.Now()
+	resp, err := r.cfg.Client.Do(hr)
+	t.sent++
+	if err != nil {
+		t.latencies = append(t.latencies, time.Since(start))
+		t.httpErrors["transport"]++
+		r.count(req, "transport", t)
+		return
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	t.latencies = append(t.latencies, time.Since(start))
+	if resp.StatusCode >= 400 {
+		t.httpErrors[strconv.Itoa(resp.StatusCode)]++
+	}
+	var ans answer
+	_ = json.Unmarshal(raw, &ans)
+	switch req.Kind {
+	case KindCommand:
+		outcome := ans.Outcome
+		if outcome == "" {
+			outcome = "http_" + strconv.Itoa(resp.StatusCode)
+		}
+		r.count(req, outcome, t)
+		if resp.StatusCode < 500 && req.Appends > 0 {
+			t.expected += req.Appends
+			t.expectedCmds += req.Appends
+		}
+	case KindSignal:
+		if resp.StatusCode/100 == 2 {
+			t.expected += req.Appends
+			t.signalEvents += req.Appends
+		}
+	case KindConfig:
+		if resp.StatusCode/100 == 2 {
+			t.expected += req.Appends
+		}
+	}
+}
+
+func (r *runner) count(req Request, outcome string, t *tally) {
+	if req.Kind != KindCommand {
+		return
+	}
+	m := t.commands[req.Label]
+	if m == nil {
+		m = map[string]int{}
+		t.commands[req.Label] = m
+	}
+	m[outcome]++
+}

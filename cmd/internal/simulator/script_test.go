@@ -1,0 +1,247 @@
+package simulator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recorder is a stand-in server that records every request by agent and
+// answers like recledger would at the HTTP level (it tests the client).
+type recorder struct {
+	mu       sync.Mutex
+	byAgent  map[int][]string
+	events   uint64
+	commands int
+}
+
+var (
+	agentRe = regexp.MustCompile(`agent(\d{5})`)
+	extRe   = regexp.MustCompile(`(?:"extension":"|extension=)3(\d{5})`)
+	known   = map[string]bool{"tag": true, "recordtag": true, "pause": true, "pauseurl": true, "resume": true,
+		"restart": true, "delete": true, "login": true, "logout": true, "metadata": true, "startsegment": true,
+		"stopsegment": true, "start": true, "stop": true, "config": true}
+)
+
+func newRecorder() *recorder { return &recorder{byAgent: map[int][]string{}} }
+
+func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	key := r.Method + " " + r.URL.RequestURI() + " " + r.Header.Get("Content-Type") + " " + string(body)
+	agent := -1
+	if m := agentRe.FindStringSubmatch(key); m != nil {
+		agent, _ = strconv.Atoi(m[1])
+	} else if m := extRe.FindStringSubmatch(key); m != nil {
+		agent, _ = strconv.Atoi(m[1])
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	switch {
+	case r.URL.Path == "/v1/verify":
+		fmt.Fprintf(w, `{"ok":true,"events":%d,"head":"00"}`, rec.events)
+		return
+	case r.URL.Path == "/metrics":
+		fmt.Fprintf(w, "# TYPE recledger_events_appended_total counter\nrecledger_events_appended_total %d\nrecledger_commands_total{command=\"tag\",outcome=\"applied\"} %d\n", rec.events, rec.commands)
+		return
+	}
+	rec.byAgent[agent] = append(rec.byAgent[agent], key)
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/v1/config/"):
+		rec.events++
+		w.Write([]byte(`{}`))
+	case r.URL.Path == "/v1/calls/events":
+		n := 1
+		if bytes.HasPrefix(body, []byte("[")) {
+			n = bytes.Count(body, []byte(`"call_id"`))
+		}
+		rec.events += uint64(n)
+		fmt.Fprintf(w, `{"accepted":%d}`, n)
+	case strings.HasPrefix(r.URL.Path, "/recordingcontrols/rest/"):
+		cmd := strings.ToLower(strings.TrimPrefix(r.URL.Path, "/recordingcontrols/rest/"))
+		if !known[cmd] {
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"outcome":"rejected","reason":"unknown_command"}`))
+			return
+		}
+		if len(body) > maxBody {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			w.Write([]byte(`{"outcome":"rejected","reason":"too_large"}`))
+			return
+		}
+		rec.events++
+		rec.commands++
+		fmt.Fprintf(w, `{"command":%q,"outcome":"applied"}`, cmd)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func keys(reqs []Request) []string {
+	out := make([]string, len(reqs))
+	for i, r := range reqs {
+		out[i] = r.Method + " " + r.Path + " " + r.ContentType + " " + string(r.Body)
+	}
+	return out
+}
+
+// TestSameSeedSameRequests runs the simulator twice with one seed against a
+// recording server: each agent's requests arrive in the same order with the
+// same bytes, and equal Script's; another seed gives other requests.
+func TestSameSeedSameRequests(t *testing.T) {
+	const agents, calls = 12, 8
+	run := func(seed int64) *recorder {
+		rec := newRecorder()
+		srv := httptest.NewServer(rec)
+		defer srv.Close()
+		rep, err := Run(context.Background(), Config{URL: srv.URL, Agents: agents, CallsPerAgent: calls, Seed: seed, Concurrency: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Check.Match {
+			var b bytes.Buffer
+			rep.WriteText(&b)
+			t.Fatalf("check does not match:\n%s", b.String())
+		}
+		return rec
+	}
+	a, b := run(42), run(42)
+	for i, ag := range Agents(agents) {
+		want := append(keys(configRequests([]Agent{ag})[len(configRequests(nil)):]), keys(Script(42, ag, calls, defaultDay))...)
+		if !reflect.DeepEqual(a.byAgent[i], want) {
+			t.Fatalf("agent %d: recorded requests differ from its script (%d vs %d)", i, len(a.byAgent[i]), len(want))
+		}
+		if !reflect.DeepEqual(a.byAgent[i], b.byAgent[i]) {
+			t.Fatalf("agent %d: two runs with the same seed sent different requests", i)
+		}
+	}
+	c := run(43)
+	if reflect.DeepEqual(a.byAgent[1], c.byAgent[1]) {
+		t.Fatal("seeds 42 and 43 gave agent 1 the same requests")
+	}
+}
+
+// TestScriptCoversTheDay checks that a day of a few agents holds every
+// kind of request the issue asks for.
+func TestScriptCoversTheDay(t *testing.T) {
+	seen := map[string]int{}
+	for _, a := range Agents(30) {
+		for _, r := range Script(1, a, 30, defaultDay) {
+			seen[r.Label]++
+			switch {
+			case r.Kind == KindSignal:
+				var one struct{ Type, Direction string }
+				if json.Unmarshal(r.Body, &one) == nil && one.Type != "" {
+					seen["signal:"+one.Type+":"+one.Direction]++
+				} else {
+					seen["signal:batch"]++
+				}
+			case r.Kind == KindCommand && r.Method == "GET":
+				seen["via:cad-get"]++
+			case r.ContentType == "application/x-www-form-urlencoded":
+				seen["via:cad-form"]++
+			case r.ContentType == "":
+				seen["via:finesse-bare"]++
+			default:
+				seen["via:finesse-json"]++
+			}
+			if bytes.Contains(r.Body, []byte("4111 1111 1111 1111")) || strings.Contains(r.Path, "4111+1111") {
+				seen["card"]++
+			}
+		}
+	}
+	for _, k := range []string{"login", "logout", "tag", "recordtag", "pause", "pauseurl", "resume", "restart", "delete",
+		"metadata", "startsegment", "stopsegment", "start", "stop", "config",
+		"bad:unknown_command", "bad:unknown_user", "bad:finesse_variable", "bad:oversize",
+		"signal:ringing:inbound", "signal:answered:inbound", "signal:ended:inbound", "signal:dialing:outbound",
+		"signal:dialing:internal", "signal:held:inbound", "signal:retrieved:inbound", "signal:batch",
+		"via:cad-get", "via:cad-form", "via:finesse-json", "via:finesse-bare", "card"} {
+		if seen[k] == 0 {
+			t.Errorf("no %q in the simulated day", k)
+		}
+	}
+}
+
+// TestSignalTimesAdvance checks the simulated clock: every agent's signals
+// are on the simulated day, in non-decreasing order.
+func TestSignalTimesAdvance(t *testing.T) {
+	for _, a := range Agents(5) {
+		var last time.Time
+		for _, r := range Script(9, a, 40, defaultDay) {
+			if r.Kind != KindSignal {
+				continue
+			}
+			var sigs []signal
+			if r.Body[0] == '[' {
+				json.Unmarshal(r.Body, &sigs)
+			} else {
+				var s signal
+				json.Unmarshal(r.Body, &s)
+				sigs = []signal{s}
+			}
+			for _, s := range sigs {
+				at, err := time.Parse(time.RFC3339, s.At)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if at.Before(last) || at.Format(time.DateOnly) != "2026-11-23" || at.Hour() < 8 {
+					t.Fatalf("agent %d: signal at %s after %s", a.Index, at, last)
+				}
+				last = at
+			}
+		}
+	}
+}
+
+func TestRateCapAndDuration(t *testing.T) {
+	srv := httptest.NewServer(newRecorder())
+	defer srv.Close()
+	rep, err := Run(context.Background(), Config{URL: srv.URL, Agents: 4, CallsPerAgent: 50, Rate: 200, Duration: 300 * time.Millisecond, SkipSetup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.StoppedEarly || rep.Sent >= rep.Planned {
+		t.Fatalf("sent %d of %d, stopped early %v: --duration did not stop the run", rep.Sent, rep.Planned, rep.StoppedEarly)
+	}
+	// 200/s for 0.3 s plus the burst: far below the plan and below 200.
+	if rep.Sent > 120 {
+		t.Fatalf("sent %d requests in 0.3 s at a 200/s cap", rep.Sent)
+	}
+	if !rep.Check.Match {
+		t.Fatalf("check: %+v", rep.Check)
+	}
+}
+
+func TestSumMetric(t *testing.T) {
+	text := []byte("# HELP x\nrecledger_commands_total{command=\"tag\",outcome=\"applied\"} 3\nrecledger_commands_total{command=\"pause\",outcome=\"no_effect\"} 4\nrecledger_commands_totalx 100\nrecledger_events_appended_total 1.2e+06\n")
+	if n, ok := sumMetric(text, "recledger_commands_total"); !ok || n != 7 {
+		t.Fatalf("commands = %d %v", n, ok)
+	}
+	if n, ok := sumMetric(text, "recledger_events_appended_total"); !ok || n != 1200000 {
+		t.Fatalf("appended = %d %v", n, ok)
+	}
+	if _, ok := sumMetric(text, "nothing"); ok {
+		t.Fatal("found a missing metric")
+	}
+}
+
+func TestSummarise(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	l := summarise(ds)
+	if l.P50ms != 50 || l.P90ms != 90 || l.P99ms != 99 || l.MaxMs != 100 || l.Count != 100 {
+		t.Fatalf("%+v", l)
+	}
+}
