@@ -2,15 +2,107 @@ package projections
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/datadriven"
 	"github.com/oklog/ulid/v2"
+
 	"github.com/recledger/recledger/ledger"
 )
+
+// TestManifestScripts runs the golden scripts under testdata/manifest with
+// the harness of script_test.go, plus one directive:
+//
+//	identical <day>   the manifest's bytes are the same when read twice,
+//	                  when parsed and rendered again, and after a checkpoint
+//	                  round trip; prints their size and SHA-256
+//
+// Regenerate with: go test ./projections -run TestManifestScripts -rewrite
+func TestManifestScripts(t *testing.T) {
+	files, err := filepath.Glob("testdata/manifest/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scripts: %v", err)
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
+			r := newScriptRun()
+			datadriven.RunTest(t, f, func(t *testing.T, d *datadriven.TestData) string {
+				if d.Cmd == "identical" {
+					return identical(t, r, d.CmdArgs[0].Key)
+				}
+				return r.alias(r.directive(t, d))
+			})
+		})
+	}
+}
+
+func identical(t *testing.T, r *scriptRun, day string) string {
+	t.Helper()
+	a, err := r.s.Manifest(day)
+	if err != nil {
+		return "error: " + err.Error() + "\n"
+	}
+	b, _ := r.s.Manifest(day)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("manifest %s differs between two reads", day)
+	}
+	if !bytes.HasSuffix(a, []byte("}\n")) || bytes.Count(a, []byte("\n")) != 1 {
+		t.Fatalf("manifest %s is not compact JSON and one newline", day)
+	}
+	m, err := ParseManifest(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := m.Render()
+	if err != nil || !bytes.Equal(a, again) {
+		t.Fatalf("manifest %s re-rendered differs:\n%s\n%s", day, a, again)
+	}
+	checkCounts(t, m)
+	cp, err := r.s.MarshalCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := UnmarshalCheckpoint(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s2.Manifest(day)
+	if err != nil || !bytes.Equal(a, c) {
+		t.Fatalf("manifest %s differs after a checkpoint round trip: %v", day, err)
+	}
+	return fmt.Sprintf("%d bytes sha256=%x\n", len(a), sha256.Sum256(a))
+}
+
+// checkCounts fails unless the counts agree with the listed entries.
+func checkCounts(t *testing.T, m Manifest) {
+	t.Helper()
+	var up, basic int
+	for _, raw := range m.Contacts {
+		var c ManifestBasic
+		if err := json.Unmarshal(raw, &c); err != nil {
+			t.Fatal(err)
+		}
+		switch c.Disposition {
+		case ledger.DispositionUpload:
+			up++
+		case ledger.DispositionBasicOnly:
+			basic++
+		default:
+			t.Errorf("listed contact %s with disposition %q", c.ContactID, c.Disposition)
+		}
+	}
+	n := m.Counts
+	if n.Upload != up || n.BasicOnly != basic || n.MetadataUpdates != len(m.MetadataUpdates) || n.Total != n.Upload+n.BasicOnly+n.Discard {
+		t.Errorf("counts %+v disagree with %d upload, %d basic_only, %d updates listed", n, up, basic, len(m.MetadataUpdates))
+	}
+}
 
 func mt(s string) ledger.Time {
 	t, err := time.Parse(time.RFC3339Nano, s)
