@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // Request states: a caller may abandon a request only while it is pending;
@@ -84,8 +85,8 @@ func (s *Store) Append(ctx context.Context, events ...Event) ([]Envelope, error)
 
 // prepare checks and encodes one event.
 func prepare(ev Event) (prepared, error) {
-	if ev.Type == "" {
-		return prepared{}, fmt.Errorf("%w: empty event type", ErrInvalid)
+	if ev.Type == "" || !utf8.ValidString(string(ev.Type)) {
+		return prepared{}, fmt.Errorf("%w: event type %q", ErrInvalid, ev.Type)
 	}
 	qt, err := json.Marshal(string(ev.Type))
 	if err != nil {

@@ -1,0 +1,115 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// tamper closes s, applies fn to the bolt file directly and reopens it.
+func tamper(t *testing.T, s *Store, path string, fn func(b *bolt.Bucket) error) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return fn(tx.Bucket(bucketEvents)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// rewrite replaces old with new in the value at seq.
+func rewrite(seq uint64, old, new string) func(b *bolt.Bucket) error {
+	return func(b *bolt.Bucket) error {
+		v := b.Get(seqKey(seq))
+		if !bytes.Contains(v, []byte(old)) {
+			return errors.New("nothing to rewrite: " + string(v))
+		}
+		return b.Put(seqKey(seq), bytes.Replace(bytes.Clone(v), []byte(old), []byte(new), 1))
+	}
+}
+
+// tenEvents makes a ledger of ten command events named c1…c10.
+func tenEvents(t *testing.T) (*Store, string) {
+	t.Helper()
+	s, path := openTest(t, Options{})
+	for i := 1; i <= 10; i++ {
+		if _, err := s.Append(context.Background(), cmd("c"+string(rune('0'+i%10)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustVerify(t, s, 10)
+	return s, path
+}
+
+func TestVerifyFindsDamage(t *testing.T) {
+	cases := []struct {
+		name    string
+		seq     uint64
+		fn      func(b *bolt.Bucket) error
+		problem string
+	}{
+		{"data byte flipped", 5, rewrite(5, `"command":"c5"`, `"command":"c6"`), "hash mismatch"},
+		{"hash byte flipped", 4, func(b *bolt.Bucket) error {
+			v := bytes.Clone(b.Get(seqKey(4)))
+			i := bytes.Index(v, []byte(`"hash":"`)) + len(`"hash":"`)
+			v[i] ^= 1 // '0'↔'1', 'a'↔'`'…: still the same length
+			return b.Put(seqKey(4), v)
+		}, "hash mismatch"},
+		{"not canonical", 6, rewrite(6, `"seq":6,`, `"seq": 6,`), "canonical"},
+		{"middle key deleted", 5, func(b *bolt.Bucket) error { return b.Delete(seqKey(5)) }, "missing"},
+		{"value under the wrong key", 7, func(b *bolt.Bucket) error {
+			return b.Put(seqKey(7), bytes.Clone(b.Get(seqKey(8))))
+		}, "holds seq 8"},
+		{"event replaced by a valid one", 3, func(b *bolt.Bucket) error {
+			// a self-consistent event whose prev is not the chain's
+			e := Envelope{Seq: 3, Type: TypeCommand, Version: CurrentVersion, Data: []byte(`{}`)}
+			raw, err := e.Seal(strings.Repeat("ab", 32))
+			if err != nil {
+				return err
+			}
+			return b.Put(seqKey(3), raw)
+		}, "prev"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, path := tenEvents(t)
+			s = tamper(t, s, path, c.fn)
+			rep, err := s.Verify(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK || rep.FirstBad != c.seq || rep.Events != c.seq-1 || !strings.Contains(rep.Problem, c.problem) {
+				t.Fatalf("report %+v, want first bad %d with %q", rep, c.seq, c.problem)
+			}
+		})
+	}
+}
+
+func TestCorruptTailRefusesAppends(t *testing.T) {
+	s, path := tenEvents(t)
+	s = tamper(t, s, path, rewrite(10, `"command":"c0"`, `"command":"cX"`))
+	if _, err := s.Append(context.Background(), cmd("more")); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("append on a corrupt tail: %v", err)
+	}
+	rep, err := s.Verify(context.Background())
+	if err != nil || rep.OK || rep.FirstBad != 10 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
