@@ -2,7 +2,10 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
 )
 
 // fakeLedger stands in for the ledger and the live projections: it records
@@ -380,4 +384,80 @@ func TestSchedulerNeedsItsParts(t *testing.T) {
 	if err := (&Scheduler{}).Run(t.Context()); err == nil {
 		t.Fatal("Run without Appender/View/Now succeeded")
 	}
+}
+
+// TestSchedulerWithRealLedger runs the scheduler against a bbolt store and
+// the live projections: it seals the missed day on start, fires a pause
+// expiry at its due time, and the projections close the pause with timeout.
+func TestSchedulerWithRealLedger(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now() // the bubble's clock: 2000-01-01T00:00:00Z
+		store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{Now: time.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		live := projections.NewLive(projections.New())
+		store.Subscribe(live.OnCommit)
+
+		doc := `{"site":{"upload_time":"23:00","timezone":"UTC","max_pause_seconds":90},
+			"teams":{"sales":{"archive":true,"retention_days":90,"tagged_retention_days":365}},
+			"users":{"jdoe":{"name":"Jane Doe","team":"sales","recording":"desktop","extension":"3420"}}}`
+		var cfg ledger.Config
+		if err := json.Unmarshal([]byte(doc), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Normalize()
+		val, _ := json.Marshal(cfg)
+		ctx := t.Context()
+		if _, err := store.Append(ctx,
+			ledger.Event{Type: ledger.TypeConfig, Data: ledger.ConfigChange{Part: ledger.PartDocument, Op: ledger.OpPut, Value: val, Source: "file"}},
+			ledger.Event{Type: ledger.TypeCallSignal, Data: ledger.CallSignal{CallID: "c-1", Extension: "3420", Type: ledger.SignalRinging, Direction: ledger.DirectionInbound, ANI: "+13125550100", At: ledger.T(start), Transport: ledger.TransportHTTP}},
+			ledger.Event{Type: ledger.TypeCommand, Data: ledger.Command{Command: "pause", SenderID: "jdoe", Transport: ledger.TransportHTTP}},
+		); err != nil {
+			t.Fatal(err)
+		}
+		tf, ok := live.NextTimer()
+		if !ok || !tf.Due.Equal(start.Add(90*time.Second)) {
+			t.Fatalf("next timer %+v %v; want one due at +90s", tf, ok)
+		}
+
+		s := &Scheduler{Appender: store, View: live, Now: time.Now}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- s.Run(rctx) }()
+		time.Sleep(2 * time.Minute)
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run: %v", err)
+		}
+
+		var got []string
+		if err := store.Scan(ctx, 3, func(e ledger.Envelope) error {
+			got = append(got, fmt.Sprintf("%s %s +%s", e.Type, e.Data, e.Time.Sub(start)))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{
+			`day_closed {"day":"1999-12-31","by":"startup"} +0s`,
+			fmt.Sprintf(`timer {"timer":"pause_expiry","contact_id":%q,"pause_open_id":%q,"due":"2000-01-01T00:01:30.000Z"} +1m30s`, tf.ContactID, tf.PauseOpenID),
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("appended\n got %q\nwant %q", got, want)
+		}
+		if days := live.SealedDays(); !slices.Equal(days, []string{"1999-12-31"}) {
+			t.Errorf("sealed days %v", days)
+		}
+		if _, ok := live.NextTimer(); ok {
+			t.Errorf("the expired pause is still pending")
+		}
+		rows := live.Pauses(ledger.PauseQuery{UserID: "jdoe"})
+		if len(rows) != 1 || rows[0].EndedBy != ledger.EndedByTimeout {
+			t.Errorf("pauses %+v; want one ended by timeout", rows)
+		}
+		if err := store.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
