@@ -1,10 +1,17 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
 )
 
 // jsReadBatch is how many messages the ordered consumer keeps buffered.
@@ -58,9 +65,11 @@ func ScanJetStream(ctx context.Context, js jetstream.JetStream, site string, aft
 		if err != nil {
 			return fmt.Errorf("scan jetstream: metadata: %w: %v", ErrUnavailable, err)
 		}
-		e, err := Decode(m.Data())
-		if err != nil {
-			return fmt.Errorf("scan jetstream: stream seq %d: %w", md.Sequence.Stream, err)
+		e, ok := decodeFast(m.Data())
+		if !ok {
+			if e, err = Decode(m.Data()); err != nil {
+				return fmt.Errorf("scan jetstream: stream seq %d: %w", md.Sequence.Stream, err)
+			}
 		}
 		if e.Seq != prev.Seq+1 {
 			return fmt.Errorf("scan jetstream: stream seq %d: %w: seq %d after %d", md.Sequence.Stream, ErrChainBroken, e.Seq, prev.Seq)
@@ -78,4 +87,146 @@ func ScanJetStream(ctx context.Context, js jetstream.JetStream, site string, aft
 		}
 		prev = Envelope{Seq: e.Seq, Hash: e.Hash}
 	}
+}
+
+// decodeFast decodes raw like Decode, but only when raw has exactly the
+// shape of the canonical encoding (what Seal writes): then the hashed body
+// is raw up to ",\"prev\":" plus "}", and no JSON has to be re-encoded.
+// For anything else ok is false and the caller uses Decode, which stays the
+// authority on errors. When ok, the envelope is the one Decode returns.
+func decodeFast(raw []byte) (e Envelope, ok bool) {
+	rest, good := bytes.CutPrefix(raw, []byte(`{"seq":`))
+	if !good {
+		return e, false
+	}
+	var tok []byte
+	if tok, rest, good = cutUntil(rest, ','); !good {
+		return e, false
+	}
+	seq, err := strconv.ParseUint(string(tok), 10, 64)
+	if err != nil || strconv.FormatUint(seq, 10) != string(tok) {
+		return e, false
+	}
+	if rest, good = bytes.CutPrefix(rest, []byte(`"id":"`)); !good || len(rest) < ulid.EncodedSize+1 || rest[ulid.EncodedSize] != '"' {
+		return e, false
+	}
+	id, err := ulid.ParseStrict(string(rest[:ulid.EncodedSize]))
+	if err != nil || id.String() != string(rest[:ulid.EncodedSize]) {
+		return e, false
+	}
+	rest = rest[ulid.EncodedSize+1:]
+	if rest, good = bytes.CutPrefix(rest, []byte(`,"time":"`)); !good {
+		return e, false
+	}
+	if tok, rest, good = cutUntil(rest, '"'); !good {
+		return e, false
+	}
+	p, err := time.Parse(time.RFC3339Nano, string(tok))
+	if err != nil {
+		return e, false
+	}
+	at := T(p)
+	if at.IsZero() || at.Format(TimeLayout) != string(tok) {
+		return e, false
+	}
+	if rest, good = bytes.CutPrefix(rest, []byte(`,"type":"`)); !good {
+		return e, false
+	}
+	if tok, rest, good = cutUntil(rest, '"'); !good || !plainWord(tok) {
+		return e, false
+	}
+	typ := Type(tok)
+	if rest, good = bytes.CutPrefix(rest, []byte(`,"version":`)); !good {
+		return e, false
+	}
+	if tok, rest, good = cutUntil(rest, ','); !good {
+		return e, false
+	}
+	version, err := strconv.Atoi(string(tok))
+	if err != nil || strconv.Itoa(version) != string(tok) {
+		return e, false
+	}
+	if rest, good = bytes.CutPrefix(rest, []byte(`"data":`)); !good {
+		return e, false
+	}
+	// The tail is fixed: ,"prev":"<hex>","hash":"<64 hex>"}.
+	const hashTail = len(`","hash":"`) + 64 + len(`"}`)
+	pi := bytes.LastIndex(rest, []byte(`,"prev":"`))
+	if pi < 0 {
+		return e, false
+	}
+	data, tail := rest[:pi], rest[pi+len(`,"prev":"`):]
+	if len(tail) < hashTail {
+		return e, false
+	}
+	prev, hashPart := tail[:len(tail)-hashTail], tail[len(tail)-hashTail:]
+	if !bytes.HasPrefix(hashPart, []byte(`","hash":"`)) || !bytes.HasSuffix(hashPart, []byte(`"}`)) {
+		return e, false
+	}
+	hash := hashPart[len(`","hash":"`) : len(hashPart)-2]
+	if (len(prev) != 0 && len(prev) != 64) || !lowerHex(prev) || !lowerHex(hash) || !compactData(data) {
+		return e, false
+	}
+	var pb [32]byte
+	if _, err := hex.Decode(pb[:len(prev)/2], prev); err != nil {
+		return e, false
+	}
+	h := sha256.New()
+	h.Write(pb[:len(prev)/2])
+	h.Write(raw[:len(raw)-len(rest)+pi])
+	h.Write([]byte{'}'})
+	var sum [32]byte
+	var hx [64]byte
+	hex.Encode(hx[:], h.Sum(sum[:0]))
+	if !bytes.Equal(hx[:], hash) {
+		return e, false
+	}
+	return Envelope{
+		Seq: seq, ID: id, Time: at, Type: typ, Version: version,
+		Data: json.RawMessage(data), Prev: string(prev), Hash: string(hash), Raw: raw,
+	}, true
+}
+
+// cutUntil splits b at the first c, dropping c.
+func cutUntil(b []byte, c byte) (before, after []byte, found bool) {
+	i := bytes.IndexByte(b, c)
+	if i < 0 {
+		return nil, nil, false
+	}
+	return b[:i], b[i+1:], true
+}
+
+// plainWord reports whether b is a non-empty [a-z0-9_]+, which JSON
+// encodes as itself.
+func plainWord(b []byte) bool {
+	for _, c := range b {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// lowerHex reports whether b is lower-case hex.
+func lowerHex(b []byte) bool {
+	for _, c := range b {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// compactData reports whether data is valid JSON exactly as json.Marshal
+// writes a RawMessage: compact, with <, >, & and U+2028/U+2029 escaped.
+func compactData(data []byte) bool {
+	if bytes.ContainsAny(data, "<>&\u2028\u2029") {
+		return false
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(data))
+	if err := json.Compact(&buf, data); err != nil {
+		return false
+	}
+	return bytes.Equal(buf.Bytes(), data)
 }

@@ -206,3 +206,51 @@ func TestSubjects(t *testing.T) {
 		t.Errorf("ManifestSubject = %q", got)
 	}
 }
+
+func TestPublishManifestOnce(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	ctx := context.Background()
+	st, err := js.Stream(ctx, ManifestsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A tiny deduplication window, long past at the re-publish: only the
+	// look-before-publish keeps the stream from holding the day twice.
+	cfg := st.CachedInfo().Config
+	cfg.Duplicates = 100 * time.Millisecond
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"day":"2026-11-23","contacts":[]}`)
+	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-23", body); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-23", body); err != nil {
+		t.Fatalf("re-publish: %v", err)
+	}
+	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-23", []byte(`{"other":1}`)); !errors.Is(err, ErrConflict) {
+		t.Errorf("different bytes for a published day: err = %v, want ErrConflict", err)
+	}
+	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-24", body); err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Fatalf("stream holds %d manifests, want 2", info.State.Msgs)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, ManifestSubject(jsTestSite, "2026-11-23"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Data) != string(body) || m.Header.Get(jetstream.MsgIDHeader) != jsTestSite+".2026-11-23" {
+		t.Errorf("stored %q with id %q", m.Data, m.Header.Get(jetstream.MsgIDHeader))
+	}
+	if err := PublishManifest(ctx, js, jsTestSite, "a.b", body); !errors.Is(err, ErrInvalid) {
+		t.Errorf("day with a dot: err = %v, want ErrInvalid", err)
+	}
+}

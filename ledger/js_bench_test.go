@@ -1,0 +1,116 @@
+package ledger
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// jsBenchEvents is the ledger size of the scan benchmarks.
+const jsBenchEvents = 100_000
+
+// jsBenchStore returns a store of n events, appended in large batches.
+func jsBenchStore(b *testing.B, n int) *Store {
+	b.Helper()
+	s := jsStore(b)
+	for done := 0; done < n; {
+		k := min(2000, n-done)
+		if _, err := s.Append(context.Background(), jsEvents(done, k)...); err != nil {
+			b.Fatal(err)
+		}
+		done += k
+	}
+	return s
+}
+
+// BenchmarkScanBolt reads the whole ledger from bbolt (decoded, hash-checked).
+func BenchmarkScanBolt(b *testing.B) {
+	s := jsBenchStore(b, jsBenchEvents)
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		n := 0
+		if err := s.Scan(ctx, 0, func(Envelope) error { n++; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if n != jsBenchEvents {
+			b.Fatalf("scanned %d", n)
+		}
+	}
+	b.ReportMetric(float64(jsBenchEvents)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkScanJetStream reads the whole ledger back from the stream
+// (ordered consumer, decoded, hash- and chain-checked).
+func BenchmarkScanJetStream(b *testing.B) {
+	s := jsBenchStore(b, jsBenchEvents)
+	srv := jsServer(b, b.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(b, srv)
+	o, stop := jsOutbox(b, s, js)
+	start := time.Now()
+	jsWait(b, 60*time.Second, "mirror", func() bool { return o.Confirmed() == jsBenchEvents })
+	b.Logf("outbox published %d events in %v (%.0f events/s)", jsBenchEvents, time.Since(start), jsBenchEvents/time.Since(start).Seconds())
+	stop()
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		n := 0
+		if err := ScanJetStream(ctx, js, jsTestSite, 0, func(Envelope) error { n++; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if n != jsBenchEvents {
+			b.Fatalf("scanned %d", n)
+		}
+	}
+	b.ReportMetric(float64(jsBenchEvents)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkJetStreamRawRead is the ceiling of BenchmarkScanJetStream: the
+// same ordered consumer, messages counted, not decoded.
+func BenchmarkJetStreamRawRead(b *testing.B) {
+	s := jsBenchStore(b, jsBenchEvents)
+	srv := jsServer(b, b.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(b, srv)
+	o, stop := jsOutbox(b, s, js)
+	jsWait(b, 60*time.Second, "mirror", func() bool { return o.Confirmed() == jsBenchEvents })
+	stop()
+	ctx := context.Background()
+	for b.Loop() {
+		cons, err := js.OrderedConsumer(ctx, EventsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{siteEventsFilter(jsTestSite)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(jsReadBatch))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for n := 0; n < jsBenchEvents; n++ {
+			if _, err := it.Next(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		it.Stop()
+	}
+	b.ReportMetric(float64(jsBenchEvents)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkDecodeFast compares the canonical fast path with Decode.
+func BenchmarkDecodeFast(b *testing.B) {
+	raws := jsSealed(b)
+	b.Run("fast", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			if _, ok := decodeFast(raws[i%len(raws)]); !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("Decode", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			if _, err := Decode(raws[i%len(raws)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

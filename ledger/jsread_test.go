@@ -1,0 +1,238 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// jsMirrored returns a store of n events mirrored to a fresh stream, with
+// the outbox stopped.
+func jsMirrored(t testing.TB, n int) (*Store, jetstream.JetStream) {
+	t.Helper()
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	jsAppend(t, s, n)
+	o, stop := jsOutbox(t, s, js)
+	jsDrained(t, s, o)
+	stop()
+	return s, js
+}
+
+// jsCollect returns the raw bytes of every event fn is called with.
+func jsCollect(t testing.TB, scan func(func(Envelope) error) error) [][]byte {
+	t.Helper()
+	var out [][]byte
+	if err := scan(func(e Envelope) error { out = append(out, e.Raw); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestScanJetStreamMatchesScan(t *testing.T) {
+	s, js := jsMirrored(t, 1500)
+	ctx := context.Background()
+
+	// Another site's events interleaved in the same stream are not ours.
+	if err := EnsureStreams(ctx, js, "s2", 1); err != nil {
+		t.Fatal(err)
+	}
+	other := jsStore(t)
+	jsAppend(t, other, 30)
+	o2 := NewOutbox(other, js, "s2", nil)
+	octx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- o2.Run(octx) }()
+	jsWait(t, 10*time.Second, "site s2 mirrored", func() bool { return o2.Lag() == 0 && o2.Confirmed() == 30 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	jsAppend(t, s, 20)
+	o, stop := jsOutbox(t, s, js)
+	jsDrained(t, s, o)
+	stop()
+
+	for _, after := range []uint64{0, 1, 777, 1519, 1520, 5000} {
+		want := jsCollect(t, func(fn func(Envelope) error) error { return s.Scan(ctx, after, fn) })
+		got := jsCollect(t, func(fn func(Envelope) error) error { return ScanJetStream(ctx, js, jsTestSite, after, fn) })
+		if len(got) != len(want) {
+			t.Fatalf("after %d: %d events from JetStream, %d from bbolt", after, len(got), len(want))
+		}
+		for i := range got {
+			if string(got[i]) != string(want[i]) {
+				t.Fatalf("after %d: event %d differs:\n%s\n%s", after, i, got[i], want[i])
+			}
+		}
+	}
+	if got := jsCollect(t, func(fn func(Envelope) error) error { return ScanJetStream(ctx, js, "s2", 0, fn) }); len(got) != 30 {
+		t.Errorf("site s2: %d events, want 30", len(got))
+	}
+	if got := jsCollect(t, func(fn func(Envelope) error) error { return ScanJetStream(ctx, js, "s3", 0, fn) }); len(got) != 0 {
+		t.Errorf("site s3: %d events, want none", len(got))
+	}
+
+	// fn's error stops the scan and comes back as is.
+	stopErr := errors.New("enough")
+	calls := 0
+	err := ScanJetStream(ctx, js, jsTestSite, 0, func(Envelope) error {
+		if calls++; calls == 10 {
+			return stopErr
+		}
+		return nil
+	})
+	if err != stopErr || calls != 10 {
+		t.Errorf("err = %v after %d calls, want the callback's error after 10", err, calls)
+	}
+
+	// A cancelled context ends it too.
+	cctx, ccancel := context.WithCancel(ctx)
+	calls = 0
+	err = ScanJetStream(cctx, js, jsTestSite, 0, func(Envelope) error {
+		if calls++; calls == 5 {
+			ccancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || calls >= 1520 {
+		t.Errorf("cancelled: err = %v after %d calls", err, calls)
+	}
+}
+
+func TestCompareJetStream(t *testing.T) {
+	s, js := jsMirrored(t, 400)
+	ctx := context.Background()
+	headSeq, headHash := s.Head()
+
+	rep, err := CompareJetStream(ctx, s, js, jsTestSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || rep.Events != headSeq || rep.Head != headHash || rep.FirstBad != 0 {
+		t.Fatalf("equal copies: %+v", rep)
+	}
+
+	// The ledger has an event the stream lacks (the outbox is not running).
+	jsAppend(t, s, 1)
+	rep, err = CompareJetStream(ctx, s, js, jsTestSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.FirstBad != 401 || rep.Events != 400 || !strings.Contains(rep.Problem, "stream ends") {
+		t.Errorf("stream one short: %+v", rep)
+	}
+
+	// An event missing in the middle of the stream.
+	st, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteMsg(ctx, 123); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = CompareJetStream(ctx, s, js, jsTestSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.FirstBad != 123 || rep.Events != 122 || !strings.Contains(rep.Problem, "seq 124 after 122") {
+		t.Errorf("stream lacks seq 123: %+v", rep)
+	}
+}
+
+func TestCompareJetStreamOtherLedger(t *testing.T) {
+	_, js := jsMirrored(t, 50)
+	ctx := context.Background()
+
+	// A different ledger of the same length: ids and bytes differ at seq 1.
+	other := jsStore(t)
+	jsAppend(t, other, 50)
+	rep, err := CompareJetStream(ctx, other, js, jsTestSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.FirstBad != 1 || !strings.Contains(rep.Problem, "stream id") {
+		t.Errorf("other ledger: %+v", rep)
+	}
+
+	// A shorter ledger: the stream has more.
+	short := jsStore(t)
+	rep, err = CompareJetStream(ctx, short, js, jsTestSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.FirstBad != 1 || !strings.Contains(rep.Problem, "beyond the ledger's head") {
+		t.Errorf("empty ledger against a stream of 50: %+v", rep)
+	}
+}
+
+// jsSealed returns the stored bytes of a few sealed events of every shape.
+func jsSealed(t testing.TB) [][]byte {
+	t.Helper()
+	s := jsStore(t)
+	evs := append(jsEvents(0, 3),
+		Event{Type: TypeCommand, Data: Command{Command: "metadata", Params: []Param{{Key: "note", Value: "<b>&\u2028 é \"q\""}}, Transport: TransportFinesse}},
+		Event{Type: TypeDayClosed, Data: DayClosed{Day: "2026-11-23", By: "admin"}},
+	)
+	envs, err := s.Append(context.Background(), evs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([][]byte, len(envs))
+	for i, e := range envs {
+		out[i] = e.Raw
+	}
+	return out
+}
+
+func TestDecodeFastTakesSealedEvents(t *testing.T) {
+	for _, raw := range jsSealed(t) {
+		got, ok := decodeFast(raw)
+		if !ok {
+			t.Fatalf("fast path refused a sealed event: %s", raw)
+		}
+		want, err := Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("fast %+v\nDecode %+v", got, want)
+		}
+		// One flipped byte anywhere: refused, or (in data) a hash mismatch.
+		for i := range raw {
+			bad := bytes.Clone(raw)
+			bad[i] ^= 0x01
+			if _, ok := decodeFast(bad); ok {
+				t.Fatalf("fast path took %s with byte %d flipped", bad, i)
+			}
+		}
+	}
+}
+
+// FuzzDecodeFast checks that the fast path never accepts what Decode
+// rejects, and agrees with it on what it accepts.
+func FuzzDecodeFast(f *testing.F) {
+	for _, raw := range jsSealed(f) {
+		f.Add(raw)
+	}
+	f.Add([]byte(`{"seq":1}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, ok := decodeFast(raw)
+		if !ok {
+			return
+		}
+		want, err := Decode(raw)
+		if err != nil {
+			t.Fatalf("fast path took what Decode refuses (%v): %q", err, raw)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("fast %+v\nDecode %+v", got, want)
+		}
+	})
+}
