@@ -55,6 +55,10 @@ type Check struct {
 	VerifyAfter  uint64 `json:"verify_after"`
 	VerifyDelta  int64  `json:"verify_delta"`
 	VerifyOK     bool   `json:"verify_ok"`
+	// ServerAppended is the events in that range the server appended by
+	// itself (day seals, pause timers); read from /v1/events only when the
+	// delta differs from Expected.
+	ServerAppended int `json:"server_appended"`
 	// Metrics deltas of recledger_events_appended_total and
 	// recledger_commands_total; -1 when /metrics was not available.
 	MetricsAppendedDelta int64 `json:"metrics_appended_delta"`
@@ -108,6 +112,9 @@ func (r Report) WriteText(w io.Writer) {
 	c := r.Check
 	fmt.Fprintf(w, "ledger check: expected +%d events (%d commands); /v1/verify %d -> %d (+%d, chain ok=%v)",
 		c.Expected, c.ExpectedCommands, c.VerifyBefore, c.VerifyAfter, c.VerifyDelta, c.VerifyOK)
+	if c.ServerAppended > 0 {
+		fmt.Fprintf(w, " of which %d appended by the server itself (seals, timers)", c.ServerAppended)
+	}
 	if c.MetricsAppendedDelta >= 0 {
 		fmt.Fprintf(w, "; /metrics events +%d, commands +%d", c.MetricsAppendedDelta, c.MetricsCommandsDelta)
 	}

@@ -90,3 +90,44 @@ func (r *runner) get(ctx context.Context, path string) ([]byte, int, error) {
 	body, err := io.ReadAll(resp.Body)
 	return body, resp.StatusCode, err
 }
+
+// serverAppended pages through GET /v1/events over (after, upTo] and counts
+// the events the server appends by itself (seals, timers): everything that
+// is not a command, a call signal or a configuration change.
+func (r *runner) serverAppended(ctx context.Context, after, upTo uint64) (int, error) {
+	n := 0
+	for after < upTo {
+		body, status, err := r.get(ctx, "/v1/events?after_seq="+strconv.FormatUint(after, 10)+"&limit=10000")
+		if err != nil {
+			return 0, err
+		}
+		if status != http.StatusOK {
+			return 0, fmt.Errorf("GET /v1/events: status %d", status)
+		}
+		var page struct {
+			Events []struct {
+				Seq  uint64 `json:"seq"`
+				Type string `json:"type"`
+			} `json:"events"`
+			Next uint64 `json:"next_after_seq"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			return 0, fmt.Errorf("GET /v1/events: %w", err)
+		}
+		if len(page.Events) == 0 {
+			break
+		}
+		for _, e := range page.Events {
+			if e.Seq > upTo {
+				return n, nil
+			}
+			switch e.Type {
+			case "command", "call_signal", "config":
+			default:
+				n++
+			}
+			after = e.Seq
+		}
+	}
+	return n, nil
+}

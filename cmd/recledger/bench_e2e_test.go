@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/recledger/recledger/cmd/internal/naive"
+	"github.com/recledger/recledger/cmd/internal/simulator"
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/replay"
+)
+
+// e2eRequests is roughly how many requests each load level plays.
+const e2eRequests = 40_000
+
+// e2eServer starts the real server in-process: embedded JetStream and the
+// bbolt ledger in dir, HTTP and NATS on free ports.
+func e2eServer(tb testing.TB, ctx context.Context, dir string) *Server {
+	tb.Helper()
+	cfg := DefaultServeConfig()
+	cfg.Data = dir
+	cfg.HTTP = "127.0.0.1:0"
+	cfg.NATSListen = "127.0.0.1:-1"
+	cfg.Site = "bench"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := StartServer(ctx, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return srv
+}
+
+// e2eStop stops srv and waits for it.
+func e2eStop(tb testing.TB, srv *Server) {
+	tb.Helper()
+	srv.Stop()
+	if err := srv.Wait(); err != nil {
+		tb.Errorf("server stopped with: %v", err)
+	}
+}
+
+// e2eSimulate plays agents concurrent agents with no rate cap.
+func e2eSimulate(tb testing.TB, ctx context.Context, url string, agents int) simulator.Report {
+	tb.Helper()
+	calls := max(3, e2eRequests/agents/11) // ~11 requests per call
+	rep, err := simulator.Run(ctx, simulator.Config{URL: url, Agents: agents, CallsPerAgent: calls, Seed: 1, Concurrency: agents})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if !rep.Check.Match {
+		tb.Errorf("%d agents: the server's counts do not match what was sent: %+v", agents, rep.Check)
+	}
+	if n := rep.HTTPErrors["transport"] + rep.HTTPErrors["503"] + rep.HTTPErrors["500"]; n > 0 {
+		tb.Errorf("%d agents: %d requests failed: %v", agents, n, rep.HTTPErrors)
+	}
+	return rep
+}
+
+// BenchmarkE2E measures the whole server over HTTP with the simulator: durable
+// requests/s and latency at 16, 64 and 256 concurrent agents, the same load
+// against the naive one-bbolt.Batch-per-request server and the ratio, replay
+// speed of the resulting ledger, and the heap after a day of 1,000 agents.
+// Run it with `make bench-e2e` (-benchtime 1x: each level plays one day).
+func BenchmarkE2E(b *testing.B) {
+	for _, agents := range []int{16, 64, 256} {
+		b.Run(fmt.Sprintf("agents=%d", agents), func(b *testing.B) {
+			for range b.N {
+				ctx := b.Context()
+				srv := e2eServer(b, ctx, b.TempDir())
+				rep := e2eSimulate(b, ctx, "http://"+srv.Addr(), agents)
+				e2eStop(b, srv)
+
+				nv, err := naive.Open(filepath.Join(b.TempDir(), "naive.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				hs := httptest.NewServer(nv.Handler())
+				nrep := e2eSimulate(b, ctx, hs.URL, agents)
+				hs.Close()
+				nv.Close()
+
+				b.ReportMetric(rep.PerSecond, "req/s")
+				b.ReportMetric(rep.AppendedPerSecond, "events/s")
+				b.ReportMetric(rep.Latency.P50ms, "p50-ms")
+				b.ReportMetric(rep.Latency.P99ms, "p99-ms")
+				b.ReportMetric(nrep.PerSecond, "naive-req/s")
+				b.ReportMetric(nrep.Latency.P99ms, "naive-p99-ms")
+				b.ReportMetric(rep.PerSecond/nrep.PerSecond, "x-naive")
+				b.Logf("%d agents: recledger %.0f req/s p50 %.2fms p99 %.2fms | naive %.0f req/s p99 %.2fms | %.2fx; %d requests, check match=%v",
+					agents, rep.PerSecond, rep.Latency.P50ms, rep.Latency.P99ms, nrep.PerSecond, nrep.Latency.P99ms,
+					rep.PerSecond/nrep.PerSecond, rep.Sent, rep.Check.Match)
+			}
+		})
+	}
+	b.Run("day=1000agents", func(b *testing.B) {
+		for range b.N {
+			ctx := b.Context()
+			dir := b.TempDir()
+			srv := e2eServer(b, ctx, dir)
+			rep, err := simulator.Run(ctx, simulator.Config{URL: "http://" + srv.Addr(), Agents: 1000, CallsPerAgent: 20, Seed: 1, Concurrency: 256})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !rep.Check.Match {
+				b.Errorf("1000 agents: counts do not match: %+v", rep.Check)
+			}
+			rep = simulator.Report{} // drop the simulator's garbage before measuring
+			http.DefaultClient.CloseIdleConnections()
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			e2eStop(b, srv)
+			b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-inuse-MB")
+
+			// Replay the day's ledger from scratch.
+			store, err := ledger.Open(filepath.Join(dir, LedgerFile), ledger.Options{ReadOnly: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			_, st, err := replay.Run(ctx, store, replay.Options{})
+			took := time.Since(start)
+			store.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(st.Events)/took.Seconds(), "replay-events/s")
+			b.Logf("1000 agents x 20 calls: heap in use %.1f MB after the day; replay of %d events in %s (%.0f events/s)",
+				float64(ms.HeapInuse)/(1<<20), st.Events, took.Round(time.Millisecond), float64(st.Events)/took.Seconds())
+		}
+	})
+}
