@@ -44,11 +44,22 @@ type Stats struct {
 // errUntil ends a Scan early once the Until bound is passed.
 var errUntil = errors.New("replay: past the until bound")
 
+// Pipeline shape: the source is read (and its events decoded) by a second
+// goroutine, in batches, while the caller's goroutine folds; on two cores
+// decoding and folding overlap.
+const (
+	pipeBatch = 512 // events per hand-over
+	pipeDepth = 4   // batches in flight
+)
+
 // Run folds src's events into a state and returns it. It checks that the
 // seqs continue without a gap from the start state, and stops at the first
 // event the projections cannot understand (wrapping the projections' error,
 // e.g. ledger.ErrUnknownVersion). On error the partial state and stats are
 // returned too, so a caller can show how far it got.
+//
+// The source is read by a goroutine that Run starts and always waits for
+// before returning; Trace and Progress are called on the caller's goroutine.
 func Run(ctx context.Context, src Source, opts Options) (*projections.State, Stats, error) {
 	st := opts.From
 	if st == nil {
@@ -59,23 +70,65 @@ func Run(ctx context.Context, src Source, opts Options) (*projections.State, Sta
 	if opts.Trace != nil {
 		tw = bufio.NewWriterSize(opts.Trace, 64<<10)
 	}
-	next := stats.After + 1
-	var line []byte
-	err := src.Scan(ctx, stats.After, func(e ledger.Envelope) error {
-		if opts.Until.Past(&e) {
-			return errUntil
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []ledger.Envelope, pipeDepth)
+	free := make(chan []ledger.Envelope, pipeDepth+2)
+	var scanErr error
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		defer close(batches)
+		buf := make([]ledger.Envelope, 0, pipeBatch)
+		send := func() error {
+			select {
+			case batches <- buf:
+			case <-sctx.Done():
+				return sctx.Err()
+			}
+			select {
+			case buf = <-free:
+				buf = buf[:0]
+			default:
+				buf = make([]ledger.Envelope, 0, pipeBatch)
+			}
+			return nil
 		}
+		scanErr = src.Scan(sctx, stats.After, func(e ledger.Envelope) error {
+			if opts.Until.Past(&e) {
+				return errUntil
+			}
+			buf = append(buf, e)
+			if len(buf) == pipeBatch {
+				return send()
+			}
+			return nil
+		})
+		if (scanErr == nil || errors.Is(scanErr, errUntil)) && len(buf) > 0 {
+			if err := send(); err != nil {
+				scanErr = err
+			}
+		}
+	}()
+
+	next := stats.After + 1
+	var (
+		line    []byte
+		foldErr error
+	)
+	fold := func(e *ledger.Envelope) error {
 		if e.Seq != next {
 			return fmt.Errorf("replay: %w: expected seq %d, got %d", ledger.ErrChainBroken, next, e.Seq)
 		}
-		eff, err := st.Apply(&e)
+		eff, err := st.Apply(e)
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
 		next++
 		stats.Events++
 		if tw != nil && (opts.User == "" || touches(eff, opts.User)) {
-			line = AppendTraceLine(line[:0], &e, eff)
+			line = AppendTraceLine(line[:0], e, eff)
 			line = append(line, '\n')
 			if _, err := tw.Write(line); err != nil {
 				return fmt.Errorf("replay: trace: %w", err)
@@ -85,11 +138,25 @@ func Run(ctx context.Context, src Source, opts Options) (*projections.State, Sta
 		if opts.Progress != nil {
 			opts.Progress(e.Seq)
 		}
-		stats.Last = e
+		stats.Last = *e
 		return nil
-	})
-	if errors.Is(err, errUntil) {
-		err = nil
+	}
+	for b := range batches {
+		for i := 0; i < len(b) && foldErr == nil; i++ {
+			if foldErr = fold(&b[i]); foldErr != nil {
+				cancel() // stop the reader; keep draining until it is gone
+			}
+		}
+		select {
+		case free <- b:
+		default:
+		}
+	}
+	<-scanned
+
+	err := foldErr
+	if err == nil && scanErr != nil && !errors.Is(scanErr, errUntil) {
+		err = scanErr
 	}
 	if tw != nil {
 		if ferr := tw.Flush(); ferr != nil && err == nil {

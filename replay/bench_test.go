@@ -1,0 +1,202 @@
+package replay_test
+
+import (
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
+	"github.com/recledger/recledger/replay"
+	"github.com/recledger/recledger/replay/replaytest"
+)
+
+// Benchmark sizes; override with RECLEDGER_BENCH_EVENTS (throughput) and
+// RECLEDGER_BENCH_RESTART_EVENTS (restart with a checkpoint).
+const (
+	benchEvents        = 200_000
+	benchRestartEvents = 1_000_000
+	benchAgents        = 200
+	benchSealEvery     = 50_000
+	benchTail          = 1_000
+)
+
+func benchSize(env string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(env)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// buildBenchLedger writes about n events of a busy site into dir/ledger.db
+// and closes it.
+func buildBenchLedger(b *testing.B, dir string, n int) (path string, head uint64) {
+	b.Helper()
+	path = filepath.Join(dir, "ledger.db")
+	st, err := ledger.Open(path, ledger.Options{Now: replaytest.NewClock(replaytest.Start, time.Millisecond).Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	head, err = replaytest.Bulk(context.Background(), st, n, benchAgents, benchSealEvery)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return path, head
+}
+
+func reportRate(b *testing.B, events uint64) {
+	b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(events)/float64(b.N), "ns/event")
+}
+
+// BenchmarkBoltCursorScan is the floor: a bare bbolt cursor over the
+// events bucket, touching every value, no copy, no decode.
+func BenchmarkBoltCursorScan(b *testing.B) {
+	path, head := buildBenchLedger(b, b.TempDir(), benchSize("RECLEDGER_BENCH_EVENTS", benchEvents))
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var sink uint64
+	for b.Loop() {
+		var n uint64
+		err := db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket([]byte("events")).Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				sink += binary.BigEndian.Uint64(k) + uint64(len(v))
+				n++
+			}
+			return nil
+		})
+		if err != nil || n != head {
+			b.Fatalf("scanned %d of %d: %v", n, head, err)
+		}
+	}
+	reportRate(b, head)
+	_ = sink
+}
+
+// BenchmarkReplayBolt folds the whole ledger from bbolt (Store.Scan:
+// bounded transactions, decode with hash check, Apply).
+func BenchmarkReplayBolt(b *testing.B) {
+	path, head := buildBenchLedger(b, b.TempDir(), benchSize("RECLEDGER_BENCH_EVENTS", benchEvents))
+	st, err := ledger.Open(path, ledger.Options{ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	for b.Loop() {
+		s, stats, err := replay.Run(context.Background(), st, replay.Options{})
+		if err != nil || stats.Events != head || s.Seq() != head {
+			b.Fatalf("replayed %d of %d: %v", stats.Events, head, err)
+		}
+	}
+	reportRate(b, head)
+}
+
+// BenchmarkReplayJetStream folds the whole ledger from the JetStream
+// mirror (ordered consumer on an in-process server).
+func BenchmarkReplayJetStream(b *testing.B) {
+	n := benchSize("RECLEDGER_BENCH_EVENTS", benchEvents)
+	_, js := startJetStream(b)
+	ctx := context.Background()
+	if err := ledger.EnsureStreams(ctx, js, replaytest.Site, 1); err != nil {
+		b.Fatal(err)
+	}
+	st := openStore(b)
+	ob := ledger.NewOutbox(st, js, replaytest.Site, nil)
+	octx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- ob.Run(octx) }()
+	head, err := replaytest.Bulk(ctx, st, n, benchAgents, benchSealEvery)
+	if err != nil {
+		b.Fatal(err)
+	}
+	waitMirrored(b, ob)
+	cancel()
+	<-done
+	src := replay.JetStreamSource{JS: js, Site: replaytest.Site}
+	for b.Loop() {
+		s, stats, err := replay.Run(ctx, src, replay.Options{})
+		if err != nil || stats.Events != head || s.Seq() != head {
+			b.Fatalf("replayed %d of %d: %v", stats.Events, head, err)
+		}
+	}
+	reportRate(b, head)
+}
+
+// BenchmarkRestartWithCheckpoint is a server restart on a large ledger:
+// the newest checkpoint is benchTail events behind the head; Load decodes
+// it and replays the tail. It reports the restart time, the checkpoint's
+// size and the peak heap in use during the load.
+func BenchmarkRestartWithCheckpoint(b *testing.B) {
+	ctx := context.Background()
+	path, head := buildBenchLedger(b, b.TempDir(), benchSize("RECLEDGER_BENCH_RESTART_EVENTS", benchRestartEvents))
+	st, err := ledger.Open(path, ledger.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cp, _, err := replay.Run(ctx, st, replay.Options{Until: replay.UntilSeq(head - benchTail)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	blob, err := cp.MarshalCheckpoint()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.SaveCheckpoint(ctx, projections.Version, cp.Seq(), blob); err != nil {
+		b.Fatal(err)
+	}
+	cp = nil
+	runtime.GC()
+
+	var peak uint64
+	for b.Loop() {
+		stop := sampleHeap(&peak)
+		s, tail, err := replay.Load(ctx, st, st)
+		stop()
+		if err != nil || tail != benchTail || s.Seq() != head {
+			b.Fatalf("load: tail %d, seq %d of %d: %v", tail, s.Seq(), head, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/restart")
+	b.ReportMetric(float64(len(blob))/(1<<20), "checkpoint-MiB")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(head), "ledger-events")
+	st.Close()
+}
+
+// sampleHeap records the peak HeapInuse into peak until stop is called.
+func sampleHeap(peak *uint64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			*peak = max(*peak, ms.HeapInuse)
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
