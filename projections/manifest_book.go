@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -146,20 +148,22 @@ func (b *manifestBook) dayClosed(e *ledger.Envelope, d ledger.DayClosed, cfg led
 		PreviousSealSeq: b.LastSeq,
 		ChainHead:       e.Hash,
 	}
-	ids := make([]string, 0, len(b.Pending))
-	for id := range b.Pending {
-		ids = append(ids, id)
+	type closed struct {
+		id string
+		pendingContact
 	}
-	sort.Slice(ids, func(i, j int) bool {
-		a, c := b.Pending[ids[i]], b.Pending[ids[j]]
-		if !a.EndedAt.Equal(c.EndedAt.Time) {
-			return a.EndedAt.Before(c.EndedAt.Time)
+	all := make([]closed, 0, len(b.Pending))
+	for id, p := range b.Pending {
+		all = append(all, closed{id, p})
+	}
+	slices.SortFunc(all, func(a, c closed) int {
+		if n := a.EndedAt.Compare(c.EndedAt.Time); n != 0 {
+			return n
 		}
-		return ids[i] < ids[j]
+		return strings.Compare(a.id, c.id)
 	})
-	m.Contacts = make([]ManifestEntry, 0, len(ids))
-	for _, id := range ids {
-		p := b.Pending[id]
+	m.Contacts = make([]ManifestEntry, 0, len(all))
+	for _, p := range all {
 		switch p.Disposition {
 		case ledger.DispositionUpload:
 			m.Counts.Upload++
@@ -172,7 +176,7 @@ func (b *manifestBook) dayClosed(e *ledger.Envelope, d ledger.DayClosed, cfg led
 			m.Contacts = append(m.Contacts, p.Entry)
 		}
 	}
-	m.Counts.Total = len(ids)
+	m.Counts.Total = len(all)
 	m.MetadataUpdates = make([]MetadataUpdate, 0, len(b.Updates))
 	for id, u := range b.Updates {
 		m.MetadataUpdates = append(m.MetadataUpdates, MetadataUpdate{ContactID: id, Day: u.Day, Seq: u.Seq, Contact: u.Entry})
@@ -185,12 +189,12 @@ func (b *manifestBook) dayClosed(e *ledger.Envelope, d ledger.DayClosed, cfg led
 		return a.ContactID < c.ContactID
 	})
 	m.Counts.MetadataUpdates = len(m.MetadataUpdates)
-	body, err := m.Render()
+	body, err := m.render(true)
 	if err != nil {
 		return nil, fmt.Errorf("seal %s: %w", d.Day, err)
 	}
-	for _, id := range ids {
-		b.DayOf[id] = d.Day
+	for _, p := range all {
+		b.DayOf[p.id] = d.Day
 	}
 	b.Sealed[d.Day] = bytes.TrimSuffix(body, []byte("\n"))
 	b.Order = append(b.Order, d.Day)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -329,6 +330,45 @@ func TestBookSealOrderCountsAndUpdates(t *testing.T) {
 	}
 }
 
+// TestRenderIsEncodingJSON pins the hand-joined rendering to what
+// encoding/json writes for the same Manifest, and shows that untrusted
+// entries are compacted.
+func TestRenderIsEncodingJSON(t *testing.T) {
+	b := newManifestBook()
+	for i, id := range []string{"c2", "c1", "c3"} {
+		c := uploadContact(id, fmt.Sprintf("2026-11-23T15:0%d:00Z", i))
+		c.Metadata["note"] = "<&>"
+		b.contactClosed(c)
+	}
+	b.DayOf["c0"] = "2026-11-22"
+	b.contactUpdatedAt(7, uploadContact("c0", "2026-11-22T10:00:00Z"))
+	e, d := sealEnv(t, 9, "2026-11-23T23:00:00Z", "2026-11-23")
+	if _, err := b.dayClosed(e, d, cfgTZ("UTC")); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := b.manifest("2026-11-23")
+	m, err := ParseManifest(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref bytes.Buffer
+	if err := json.NewEncoder(&ref).Encode(m); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, ref.Bytes()) {
+		t.Fatalf("render differs from encoding/json:\n%s\n%s", got, ref.Bytes())
+	}
+	m.Contacts[0] = json.RawMessage(" {\"contact_id\" : \"c2\"} ")
+	out, err := m.Render()
+	if err != nil || !bytes.Contains(out, []byte(`"contacts":[{"contact_id":"c2"},`)) {
+		t.Fatalf("untrusted entry not compacted: %s %v", out, err)
+	}
+	m.Contacts[0] = json.RawMessage("{")
+	if _, err := m.Render(); err == nil {
+		t.Fatal("rendered an invalid entry")
+	}
+}
+
 func TestBookCheckpointRoundTrip(t *testing.T) {
 	b := newManifestBook()
 	cfg := cfgTZ("UTC")
@@ -397,4 +437,46 @@ func FuzzParseManifest(f *testing.F) {
 			t.Fatalf("render not stable:\n%s\n%s", out, out2)
 		}
 	})
+}
+
+// BenchmarkContactClosed is the cost the manifest book adds to each contact
+// close: rendering its manifest entry.
+func BenchmarkContactClosed(b *testing.B) {
+	c := uploadContact("c1", "2026-11-23T15:00:00Z")
+	c.Pauses = []ledger.Pause{{Start: mt("2026-11-23T14:02:00Z"), End: mt("2026-11-23T14:03:00Z"), EndedBy: "resume"}}
+	bk := newManifestBook()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c.ContactID = fmt.Sprintf("c%07d", i%10000)
+		bk.contactClosed(c)
+	}
+}
+
+// BenchmarkSealDay seals a day of 10,000 contacts (a large site).
+func BenchmarkSealDay(b *testing.B) {
+	const n = 10000
+	cfg := cfgTZ("UTC")
+	var t testing.T
+	e, d := sealEnv(&t, 1, "2026-11-23T23:00:00Z", "2026-11-23")
+	base := newManifestBook()
+	for i := range n {
+		c := uploadContact(fmt.Sprintf("c%07d", i), "2026-11-23T15:00:00Z")
+		c.EndedAt = ledger.T(c.EndedAt.Add(time.Duration(i%5000) * time.Second))
+		if i%3 == 0 {
+			c.Disposition = disp(ledger.DispositionDiscard)
+		}
+		base.contactClosed(c)
+	}
+	b.ReportAllocs()
+	var size int
+	for b.Loop() {
+		bk := base
+		bk.Pending = maps.Clone(base.Pending)
+		bk.Sealed, bk.DayOf, bk.Order = map[string]json.RawMessage{}, map[string]string{}, nil
+		if _, err := bk.dayClosed(e, d, cfg); err != nil {
+			b.Fatal(err)
+		}
+		size = len(bk.Sealed[d.Day])
+	}
+	b.ReportMetric(float64(size), "manifest-bytes")
 }
