@@ -3,12 +3,100 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
 )
 
-// ServeCommand is the `serve` subcommand. (Being built; see the issue tracker.)
-type ServeCommand struct{}
+// ServeConfig is everything `recledger serve` needs, with defaults from
+// DefaultServeConfig and overrides from flags and their RECLEDGER_* env.
+type ServeConfig struct {
+	Data       string // bbolt ledger, checkpoints, embedded JetStream store
+	HTTP       string // HTTP API address
+	NATS       string // external NATS URLs (comma-separated); empty = embedded server
+	NATSListen string // client address of the embedded server
+	Replicas   int    // stream replicas on an external cluster
+	Site       string // site name, part of subjects
+	ConfigFile string // JSON configuration applied at start
+	TokensFile string // API tokens and roles; empty = open
 
-// Run parses args and runs the command.
-func (c *ServeCommand) Run(ctx context.Context, args []string) error {
-	return errors.New("serve: not built yet")
+	CheckpointEvents uint64        // save projection state every N events…
+	CheckpointEvery  time.Duration // …or this often, whichever comes first
+	ShutdownTimeout  time.Duration // how long in-flight requests get on stop
+
+	Logger *slog.Logger
 }
+
+// DefaultServeConfig returns the defaults of API.md §1.
+func DefaultServeConfig() ServeConfig {
+	return ServeConfig{
+		Data:             "./data",
+		HTTP:             "127.0.0.1:8080",
+		NATSListen:       "127.0.0.1:4222",
+		Replicas:         1,
+		Site:             "default",
+		CheckpointEvents: 100_000,
+		CheckpointEvery:  time.Minute,
+		ShutdownTimeout:  10 * time.Second,
+	}
+}
+
+// ServeCommand is the `serve` subcommand: it runs everything a site needs.
+type ServeCommand struct {
+	Stderr io.Writer
+}
+
+// Run parses flags (each with its RECLEDGER_* environment variable) and
+// serves until ctx is done.
+func (c *ServeCommand) Run(ctx context.Context, args []string) error {
+	cfg := DefaultServeConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	strFlag(fs, &cfg.Data, "data", "RECLEDGER_DATA", "bbolt ledger, checkpoints, embedded JetStream store")
+	strFlag(fs, &cfg.HTTP, "http", "RECLEDGER_HTTP", "HTTP API address")
+	strFlag(fs, &cfg.NATS, "nats", "RECLEDGER_NATS", "external NATS/JetStream URLs, comma-separated; empty = embedded server")
+	strFlag(fs, &cfg.NATSListen, "nats-listen", "RECLEDGER_NATS_LISTEN", "client address of the embedded NATS server")
+	intFlag(fs, &cfg.Replicas, "replicas", "RECLEDGER_REPLICAS", "stream replicas on an external cluster")
+	strFlag(fs, &cfg.Site, "site", "RECLEDGER_SITE", "site name, part of subjects")
+	strFlag(fs, &cfg.ConfigFile, "config", "RECLEDGER_CONFIG", "JSON configuration applied at start")
+	strFlag(fs, &cfg.TokensFile, "tokens", "RECLEDGER_TOKENS", "API tokens and roles (JSON); none = open")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	stderr := c.Stderr
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	srv, err := StartServer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return srv.Wait()
+}
+
+// strFlag defines a string flag whose default comes from env when set.
+func strFlag(fs *flag.FlagSet, p *string, name, env, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		*p = v
+	}
+	fs.StringVar(p, name, *p, usage+" (env "+env+")")
+}
+
+// intFlag defines an int flag whose default comes from env when set.
+func intFlag(fs *flag.FlagSet, p *int, name, env, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			*p = n
+		}
+	}
+	fs.IntVar(p, name, *p, usage+" (env "+env+")")
+}
+
+var errStopped = errors.New("stopped")

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/recledger/recledger/ingest"
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
+	"github.com/recledger/recledger/replay"
+)
+
+// Log attribute keys used by serve.
+const (
+	logKeyHTTP   = "http"
+	logKeyNATS   = "nats"
+	logKeySite   = "site"
+	logKeyData   = "data"
+	logKeySeq    = "seq"
+	logKeyTail   = "replayed"
+	logKeyTook   = "took"
+	logKeyErr    = "err"
+	logKeyServer = "component"
+)
+
+// LedgerFile and JetStreamDir name the parts of a data dir.
+const (
+	LedgerFile   = "ledger.db"
+	JetStreamDir = "jetstream"
+)
+
+// Server is a running `recledger serve`: the ledger, the live projections,
+// JetStream (embedded or external), the HTTP API and every goroutine that
+// belongs to them, owned by one errgroup.
+type Server struct {
+	cfg      ServeConfig
+	log      *slog.Logger
+	store    *ledger.Store
+	live     *projections.Live
+	nsrv     *server.Server // nil with an external NATS
+	nc       *nats.Conn
+	httpLn   net.Listener
+	natsURL  string
+	group    *errgroup.Group
+	cancel   context.CancelFunc
+	done     chan struct{}
+	err      error
+	registry *prometheus.Registry
+}
+
+// StartServer opens everything and starts serving; it returns once the HTTP
+// listener is bound. Stop it by cancelling ctx, then Wait.
+func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
+	start := time.Now()
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+		return nil, fmt.Errorf("serve: data dir: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, done: make(chan struct{}), registry: prometheus.NewRegistry()}
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeAll()
+		}
+	}()
+
+	store, err := ledger.Open(filepath.Join(cfg.Data, LedgerFile), ledger.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	s.store = store
+
+	// Rebuild the projections: newest checkpoint + the tail.
+	state, replayed, err := replay.Load(ctx, store, store)
+	if err != nil {
+		return nil, fmt.Errorf("serve: replay: %w", err)
+	}
+	s.live = projections.NewLive(state)
+	store.Subscribe(s.live.OnCommit)
+	head, _ := store.Head()
+	log.Info("projections ready", logKeySeq, head, logKeyTail, replayed, logKeyTook, time.Since(start).Round(time.Millisecond))
+
+	// JetStream: embedded unless --nats names a cluster.
+	urls := cfg.NATS
+	if urls == "" {
+		ns, err := ledger.StartEmbedded(ledger.EmbeddedOptions{
+			StoreDir: filepath.Join(cfg.Data, JetStreamDir),
+			Listen:   cfg.NATSListen,
+			Logger:   log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+		s.nsrv = ns
+		urls = ns.ClientURL()
+	}
+	s.natsURL = urls
+	nc, js, err := ledger.Connect(ctx, urls, "recledger-serve", log)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	s.nc = nc
+	replicas := cfg.Replicas
+	if s.nsrv != nil {
+		replicas = 1
+	}
+	if err := ledger.EnsureStreams(ctx, js, cfg.Site, replicas); err != nil {
+		// The ledger is the durable copy: serve anyway, the outbox catches up.
+		log.Warn("jetstream streams not ready; the outbox will catch up", logKeyErr, err)
+	}
+
+	outbox := ledger.NewOutbox(store, js, cfg.Site, log)
+
+	var tokens *ingest.Tokens
+	if cfg.TokensFile != "" {
+		if tokens, err = ingest.LoadTokens(cfg.TokensFile); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+	}
+	api, err := ingest.New(ingest.Options{
+		Appender: store,
+		Views:    s.live,
+		Events:   store,
+		Health:   outbox,
+		Site:     cfg.Site,
+		Tokens:   tokens,
+		Logger:   log,
+		Registry: s.registry,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	if cfg.ConfigFile != "" {
+		if err := api.ApplyConfigFile(ctx, cfg.ConfigFile); err != nil {
+			return nil, fmt.Errorf("serve: --config: %w", err)
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("serve: http: %w", err)
+	}
+	s.httpLn = ln
+	httpSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+
+	gctx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	g, gctx := errgroup.WithContext(gctx)
+	s.group = g
+
+	g.Go(func() error { return outbox.Run(gctx) })
+	g.Go(func() error {
+		return ledger.NewManifestOutbox(js, cfg.Site, s.live, log).Run(gctx)
+	})
+	g.Go(func() error {
+		return (&ingest.Scheduler{Appender: store, View: s.live, Now: time.Now, Logger: log}).Run(gctx)
+	})
+	g.Go(func() error {
+		return (&replay.Checkpointer{Store: store, Live: s.live, EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Logger: log}).Run(gctx)
+	})
+	g.Go(func() error { return api.RunCTI(gctx, nc, cfg.Site) })
+	g.Go(func() error {
+		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		// Finish in-flight requests: each returns only after its append is durable.
+		sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer scancel()
+		return httpSrv.Shutdown(sctx)
+	})
+
+	go func() {
+		s.err = g.Wait()
+		s.closeAll()
+		close(s.done)
+	}()
+	ok = true
+	log.Info("recledger serving", logKeyHTTP, "http://"+ln.Addr().String(), logKeyNATS, urls,
+		logKeySite, cfg.Site, logKeyData, cfg.Data, logKeyTook, time.Since(start).Round(time.Millisecond))
+	return s, nil
+}
+
+// Addr is the bound HTTP address (host:port).
+func (s *Server) Addr() string { return s.httpLn.Addr().String() }
+
+// NATSURL is the NATS client URL(s) the server uses.
+func (s *Server) NATSURL() string { return s.natsURL }
+
+// Stop asks the server to stop; Wait returns when it has.
+func (s *Server) Stop() { s.cancel() }
+
+// Wait blocks until the server has stopped and everything is closed.
+func (s *Server) Wait() error {
+	<-s.done
+	if errors.Is(s.err, context.Canceled) {
+		return nil
+	}
+	return s.err
+}
+
+// closeAll releases what StartServer opened, in reverse order.
+func (s *Server) closeAll() {
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.log.Error("closing ledger", logKeyErr, err)
+		}
+	}
+	if s.nsrv != nil {
+		s.nsrv.Shutdown()
+		s.nsrv.WaitForShutdown()
+	}
+}
+
