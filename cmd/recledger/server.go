@@ -234,4 +234,3 @@ func (s *Server) closeAll() {
 		s.nsrv.WaitForShutdown()
 	}
 }
-
