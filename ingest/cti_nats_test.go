@@ -39,7 +39,7 @@ func TestCTIOverNATS(t *testing.T) {
 		var msg *nats.Msg
 		var err error
 		for range 50 { // the subscription may not be in place yet
-			msg, err = nc.Request(ingest.CTISubject("test"), []byte(body), time.Second)
+			msg, err = nc.Request(ingest.CTISubject("test"), []byte(body), 10*time.Second)
 			if err != nats.ErrNoResponders {
 				break
 			}
