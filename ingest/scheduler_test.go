@@ -461,3 +461,36 @@ func TestSchedulerWithRealLedger(t *testing.T) {
 		}
 	})
 }
+
+// FuzzUploadTimes checks, for any upload time text, zone and instant, that
+// the previous upload time is at or before now, the next one after it, and
+// that they are at most a day (and a DST hour) apart.
+func FuzzUploadTimes(f *testing.F) {
+	zones := []string{"UTC", "America/New_York", "Europe/London", "Australia/Lord_Howe", "America/Santiago", "Asia/Kolkata"}
+	f.Add("23:00", uint8(1), int64(1772953200)) // 2026-03-08T07:00Z
+	f.Add("02:30", uint8(1), int64(1772951400))
+	f.Add("00:00", uint8(4), int64(1775354400))
+	f.Add("x", uint8(0), int64(0))
+	f.Fuzz(func(t *testing.T, hhmm string, zone uint8, unix int64) {
+		loc, err := time.LoadLocation(zones[int(zone)%len(zones)])
+		if err != nil {
+			t.Skip(err)
+		}
+		now := time.Unix(unix%(1<<34), 0) // years 1425..2514
+		prev, day := PrevUpload(now, hhmm, loc)
+		next := NextUpload(now, hhmm, loc)
+		if prev.IsZero() || prev.After(now) || !next.After(now) {
+			t.Fatalf("%s %s %s: prev %s next %s", hhmm, loc, now.UTC(), prev.UTC(), next.UTC())
+		}
+		if gap := next.Sub(prev); gap <= 0 || gap > 26*time.Hour {
+			t.Fatalf("%s %s %s: uploads %s apart", hhmm, loc, now.UTC(), gap)
+		}
+		d, err := time.Parse(time.DateOnly, day)
+		if err != nil {
+			t.Fatalf("day %q: %v", day, err)
+		}
+		if y, m, dd := now.In(loc).Date(); d.After(time.Date(y, m, dd, 0, 0, 0, 0, time.UTC)) {
+			t.Fatalf("day %s after the local date of now %s", day, now.In(loc))
+		}
+	})
+}
