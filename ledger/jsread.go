@@ -121,12 +121,8 @@ func decodeFast(raw []byte) (e Envelope, ok bool) {
 	if tok, rest, good = cutUntil(rest, '"'); !good {
 		return e, false
 	}
-	p, err := time.Parse(time.RFC3339Nano, string(tok))
-	if err != nil {
-		return e, false
-	}
-	at := T(p)
-	if at.IsZero() || at.Format(TimeLayout) != string(tok) {
+	at, good := parseCanonicalTime(tok)
+	if !good {
 		return e, false
 	}
 	if rest, good = bytes.CutPrefix(rest, []byte(`,"type":"`)); !good {
@@ -187,6 +183,40 @@ func decodeFast(raw []byte) (e Envelope, ok bool) {
 	}, true
 }
 
+// parseCanonicalTime parses exactly TimeLayout in UTC
+// (2006-01-02T15:04:05.000Z), rejecting any other spelling of an instant.
+func parseCanonicalTime(b []byte) (Time, bool) {
+	if len(b) != len("2006-01-02T15:04:05.000Z") || b[4] != '-' || b[7] != '-' || b[10] != 'T' ||
+		b[13] != ':' || b[16] != ':' || b[19] != '.' || b[23] != 'Z' {
+		return Time{}, false
+	}
+	num := func(i, n int) (int, bool) {
+		v := 0
+		for _, c := range b[i : i+n] {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	var f [7]int
+	for i, at := range [7][2]int{{0, 4}, {5, 2}, {8, 2}, {11, 2}, {14, 2}, {17, 2}, {20, 3}} {
+		v, ok := num(at[0], at[1])
+		if !ok {
+			return Time{}, false
+		}
+		f[i] = v
+	}
+	t := time.Date(f[0], time.Month(f[1]), f[2], f[3], f[4], f[5], f[6]*int(time.Millisecond), time.UTC)
+	// time.Date normalises (Feb 30 → Mar 2): only an exact round trip counts.
+	if t.Year() != f[0] || int(t.Month()) != f[1] || t.Day() != f[2] || t.Hour() != f[3] ||
+		t.Minute() != f[4] || t.Second() != f[5] || t.IsZero() {
+		return Time{}, false
+	}
+	return T(t), true
+}
+
 // cutUntil splits b at the first c, dropping c.
 func cutUntil(b []byte, c byte) (before, after []byte, found bool) {
 	i := bytes.IndexByte(b, c)
@@ -210,7 +240,7 @@ func plainWord(b []byte) bool {
 // lowerHex reports whether b is lower-case hex.
 func lowerHex(b []byte) bool {
 	for _, c := range b {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+		if c-'0' > 9 && c-'a' > 5 { // bytes wrap: one compare per range
 			return false
 		}
 	}
@@ -220,8 +250,13 @@ func lowerHex(b []byte) bool {
 // compactData reports whether data is valid JSON exactly as json.Marshal
 // writes a RawMessage: compact, with <, >, & and U+2028/U+2029 escaped.
 func compactData(data []byte) bool {
-	if bytes.ContainsAny(data, "<>&\u2028\u2029") {
-		return false
+	for i, c := range data {
+		switch {
+		case c == '<', c == '>', c == '&':
+			return false
+		case c == 0xe2 && i+2 < len(data) && data[i+1] == 0x80 && (data[i+2] == 0xa8 || data[i+2] == 0xa9):
+			return false // U+2028, U+2029
+		}
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(data))

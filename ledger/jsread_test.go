@@ -236,3 +236,23 @@ func FuzzDecodeFast(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCanonicalTime holds the hand-written time parser to time.Parse.
+func FuzzParseCanonicalTime(f *testing.F) {
+	for _, s := range []string{"2026-11-23T18:59:37.290Z", "2024-02-29T23:59:59.999Z", "2023-02-29T00:00:00.000Z", "0001-01-01T00:00:00.000Z", "2026-11-23T24:00:00.000Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseCanonicalTime([]byte(s))
+		if !ok {
+			return
+		}
+		p, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatalf("took %q, which time.Parse refuses: %v", s, err)
+		}
+		if want := T(p); got != want || got.Format(TimeLayout) != s {
+			t.Fatalf("%q: got %v, want %v", s, got, want)
+		}
+	})
+}
