@@ -41,7 +41,8 @@ type ManifestOutbox struct {
 	every time.Duration
 	wake  chan struct{}
 
-	lag atomic.Int64 // sealed days not yet confirmed in the stream, at the last look
+	lag     atomic.Int64 // sealed days not yet confirmed in the stream, at the last look
+	lastErr string       // the last retryable failure logged; owned by Run
 }
 
 // NewManifestOutbox returns an outbox publishing src's sealed manifests as
@@ -140,11 +141,15 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
 			// retrying cannot help; an operator must look.
 			o.log.Error("manifest not published: the stream holds a different one", mobKeyDay, day, mobKeyErr, err)
 		default:
-			if ctx.Err() == nil {
+			// Logged once per distinct failure: the stream may be down for
+			// a while, and the outbox looks every few seconds.
+			if ctx.Err() == nil && err.Error() != o.lastErr {
 				o.log.Warn("manifest not published yet; will retry", mobKeyDay, day, mobKeyErr, err)
+				o.lastErr = err.Error()
 			}
 			return
 		}
+		o.lastErr = ""
 		confirmed[day] = true
 		o.lag.Add(-1)
 	}

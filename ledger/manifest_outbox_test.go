@@ -228,3 +228,31 @@ func TestManifestOutboxRejectsBadSite(t *testing.T) {
 		t.Fatalf("Run with site a.b: %v, want ErrInvalid", err)
 	}
 }
+
+func TestManifestOutboxWaitsForTheStream(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	nc, js, err := Connect(ctx, srv.ClientURL(), "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	src := &memManifests{}
+	src.seal("2026-11-21")
+	src.seal("2026-11-22")
+	o := NewManifestOutbox(js, jsTestSite, src, nil)
+	o.every = 50 * time.Millisecond
+	stop := runOutbox(t, o)
+	defer stop()
+	jsWait(t, 10*time.Second, "a look without a stream", func() bool { return o.Lag() == 2 })
+	time.Sleep(200 * time.Millisecond) // a few failed looks
+	if o.Lag() != 2 {
+		t.Fatalf("lag %d without a stream, want 2", o.Lag())
+	}
+	if err := EnsureStreams(ctx, js, jsTestSite, 1); err != nil {
+		t.Fatal(err)
+	}
+	jsWait(t, 10*time.Second, "both manifests", func() bool { return o.Lag() == 0 })
+	checkManifests(t, js, src, "2026-11-21", "2026-11-22")
+}
