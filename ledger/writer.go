@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 )
 
@@ -148,23 +149,33 @@ type writer struct {
 	seq     uint64
 	prev    [32]byte // binary hash of the event at seq
 	hasPrev bool     // false while the ledger is empty
+
+	// batch filling, see gather
+	expect      int       // requests expected in the next batch
+	lingerUntil time.Time // gather waits for them until then
+	timer       *time.Timer
 }
+
+// maxLinger caps how long the writer waits for a batch to fill.
+const maxLinger = 2 * time.Millisecond
 
 // run takes requests until Close, then commits what was already handed
 // over and returns.
 func (w *writer) run() {
 	defer close(w.s.done)
+	w.timer = time.NewTimer(time.Hour)
+	w.timer.Stop()
 	batch := make([]*request, 0, 64)
 	for {
 		select {
 		case r := <-w.s.reqs:
-			batch = w.gather(batch[:0], r)
+			batch = w.gather(batch[:0], r, true)
 			w.commit(batch)
 		case <-w.s.stop:
 			for {
 				select {
 				case r := <-w.s.reqs:
-					batch = w.gather(batch[:0], r)
+					batch = w.gather(batch[:0], r, false)
 					w.commit(batch)
 				default:
 					return
@@ -175,7 +186,15 @@ func (w *writer) run() {
 }
 
 // gather takes first and whatever else is waiting, up to MaxBatch events.
-func (w *writer) gather(batch []*request, first *request) []*request {
+//
+// Group commit alone settles into alternating half-full batches: while one
+// batch is being fsynced the callers of the previous one are still
+// returning, so the next batch starts with only part of them. So, shortly
+// after a commit, gather expects the callers it just released to come
+// back, plus those who arrived during the commit, and lingers for them,
+// but never past half the last commit's duration (at most maxLinger)
+// after it. A lone appender never waits: it is the only one expected.
+func (w *writer) gather(batch []*request, first *request, linger bool) []*request {
 	n := 0
 	take := func(r *request) {
 		if r.state.CompareAndSwap(reqPending, reqTaken) {
@@ -183,12 +202,30 @@ func (w *writer) gather(batch []*request, first *request) []*request {
 			n += r.size()
 		}
 	}
+	expect := w.expect
 	take(first)
 	for n < w.s.max {
 		select {
 		case r := <-w.s.reqs:
 			take(r)
+			continue
 		default:
+		}
+		break
+	}
+	wait := time.Until(w.lingerUntil)
+	if !linger || n >= w.s.max || len(batch) >= expect || wait <= 0 {
+		return batch
+	}
+	w.timer.Reset(wait)
+	defer w.timer.Stop()
+	for n < w.s.max && len(batch) < expect {
+		select {
+		case r := <-w.s.reqs:
+			take(r)
+		case <-w.timer.C:
+			return batch
+		case <-w.s.stop:
 			return batch
 		}
 	}
@@ -209,7 +246,12 @@ func (w *writer) commit(batch []*request) {
 	if len(batch) == 0 {
 		return
 	}
+	start := time.Now()
 	envs, t, err := w.write(batch)
+	took := time.Since(start)
+	// Those who arrived during the commit, and those about to be released.
+	w.expect = len(w.s.reqs) + len(batch)
+	w.lingerUntil = time.Now().Add(min(took/2, maxLinger))
 	if err != nil {
 		w.s.log.Error("ledger batch failed", logKeyBatch, len(batch), logKeySeq, w.seq, logKeyErr, err)
 		for _, r := range batch {

@@ -1,0 +1,115 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// benchAppenders are the concurrency levels every write benchmark runs at.
+var benchAppenders = []int{1, 64, 512}
+
+// benchCommand is a typical command event (about 300 bytes stored).
+var benchCommand = Event{Type: TypeCommand, Data: Command{
+	Command: "pauserecording", SenderID: "agent-0042", PeripheralID: "5000", Extension: "4711",
+	Params:    []Param{{Key: "reason", Value: "card"}, {Key: "duration", Value: "120"}},
+	Transport: TransportFinesse, Method: "POST", Client: "10.1.2.3", Principal: "finesse-prod",
+}}
+
+// runAppenders runs n goroutines that together call op b.N times, and
+// reports the throughput as events/s.
+func runAppenders(b *testing.B, n int, op func(i uint64) error) {
+	b.Helper()
+	var next atomic.Uint64
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	b.ResetTimer()
+	for range n {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > uint64(b.N) {
+					return
+				}
+				if err := op(i); err != nil {
+					failed.Store(&err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppend measures Store.Append of single events by concurrent
+// appenders: the grouping writer should share each fsync among them.
+func BenchmarkAppend(b *testing.B) {
+	for _, n := range benchAppenders {
+		b.Run("appenders="+strconv.Itoa(n), func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "ledger.db"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var batches atomic.Int64
+			s.Subscribe(func([]Envelope) { batches.Add(1) })
+			ctx := context.Background()
+			b.ReportAllocs()
+			runAppenders(b, n, func(uint64) error {
+				_, err := s.Append(ctx, benchCommand)
+				return err
+			})
+			if seq, _ := s.Head(); seq != uint64(b.N) {
+				b.Fatalf("head %d after %d appends", seq, b.N)
+			}
+			b.ReportMetric(float64(b.N)/float64(batches.Load()), "events/batch")
+		})
+	}
+}
+
+// benchValue is a stored value of about the size of benchCommand's.
+var benchValue = bytes.Repeat([]byte("v"), 300)
+
+// benchBolt runs the plain-bbolt baselines: put seq → 300 bytes, one write
+// per op, through write (db.Batch or db.Update).
+func benchBolt(b *testing.B, write func(db *bolt.DB, fn func(*bolt.Tx) error) error) {
+	for _, n := range benchAppenders {
+		b.Run("appenders="+strconv.Itoa(n), func(b *testing.B) {
+			db, err := bolt.Open(filepath.Join(b.TempDir(), "bolt.db"), 0o600, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bucketEvents); return err }); err != nil {
+				b.Fatal(err)
+			}
+			runAppenders(b, n, func(i uint64) error {
+				var k [8]byte
+				binary.BigEndian.PutUint64(k[:], i)
+				return write(db, func(tx *bolt.Tx) error { return tx.Bucket(bucketEvents).Put(k[:], benchValue) })
+			})
+		})
+	}
+}
+
+// BenchmarkBoltBatch is the baseline of bbolt's own grouping (db.Batch).
+func BenchmarkBoltBatch(b *testing.B) {
+	benchBolt(b, func(db *bolt.DB, fn func(*bolt.Tx) error) error { return db.Batch(fn) })
+}
+
+// BenchmarkBoltUpdate is the baseline of one transaction per write.
+func BenchmarkBoltUpdate(b *testing.B) {
+	benchBolt(b, func(db *bolt.DB, fn func(*bolt.Tx) error) error { return db.Update(fn) })
+}

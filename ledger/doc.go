@@ -1,0 +1,80 @@
+/*
+Package ledger is recledger's event log: every Recording Controls command
+and call signal is appended, durably and in order, to one hash-chained log
+kept in a bbolt file and mirrored to NATS JetStream. Everything else (agent
+state, contacts, pause intervals, upload manifests) is derived from it by
+the projections, which replay the events; nothing here interprets them.
+
+The package also holds the shared vocabulary of recledger: the event data
+structs (data.go), the configuration document (config.go), the read-side
+shapes the API returns (views.go) and the sentinel errors (errors.go).
+
+# Basics
+
+An Event is what a caller appends: a Type and its data. The Store turns it
+into an Envelope, the stored form: seq, id, time, type, version, data, prev
+and hash, encoded as compact JSON with a fixed field order (Envelope.Seal).
+The same bytes are the value in bbolt (bucket "events", key the 8-byte
+big-endian seq) and the payload in JetStream, and Decode checks them.
+
+Seq is gapless from 1 and is the order of the ledger. ID is a ULID, strictly
+increasing in seq order, also across restarts and when the clock steps
+backwards (its time is then held at the last ID's). Time is the ID's
+millisecond timestamp, so ledger time never decreases. Hash is SHA-256 over
+the previous event's hash (prev, raw bytes; none for seq 1) and the
+envelope's body without prev and hash: changing any stored byte, dropping
+or reordering an event breaks the chain from that point on.
+
+Open starts one writer goroutine; Close stops it. Append hands its events
+to the writer, which takes every pending request, writes them all in one
+bbolt read-write transaction and commits it (fsync) — one fsync for many
+concurrent callers — then calls the Subscribe hooks with the batch in seq
+order, then releases the callers with their envelopes. The live
+projections and the JetStream outbox subscribe; register hooks before the
+first Append. Import appends already-sealed envelopes verbatim through the
+same writer (restore from JetStream).
+
+Scan and ScanRaw read the events after a seq, up to the head at the call,
+in bounded read transactions; Get reads one. Verify recomputes the chain
+from seq 1 and reports the first bad seq. SaveCheckpoint and
+LoadCheckpoint keep the newest projection state per checkpoint version
+(bucket "checkpoints": version → 8-byte seq + state) so a restart replays
+only the tail.
+
+The Outbox publishes committed envelopes to the RECLEDGER_EVENTS stream in
+seq order; ScanJetStream and CompareJetStream read the mirror back and
+compare it with the store. Their files document the details.
+
+# Caveats
+
+Ordering: seq is the only order. IDs sort the same way, but an event's time
+is when the ledger appended it, not when the client sent it (the client's
+times, when any, are in the data); with a clock stepped back, consecutive
+events share the held time.
+
+Idempotency: Append is not idempotent. A caller that retries after an
+error or a timeout may append a second event for the same request; the
+events are what was received, duplicates included, and the projections
+decide what they mean. Cancelling Append's context only withdraws a
+request the writer has not taken yet; once taken, the caller waits for the
+true outcome. Publishing to JetStream is exactly-once: every message
+carries Nats-Msg-Id = the envelope's ID, and the outbox resumes from the
+stream's tail after a restart.
+
+What is never stored: card numbers in clear (ingest masks them to the first
+6 and last 4 digits before the event is built and lists the masked keys),
+bearer tokens, and request bodies verbatim — only the parsed parameters.
+
+Durability: the bbolt file is the durable copy; an Append returns only
+after its transaction is fsynced. JetStream is a mirror that may lag, and
+can rebuild a data directory (Import). bbolt locks its file: a second
+process cannot open it for writing, and a read-only Open (Options.ReadOnly)
+waits only briefly for a live server's lock and then fails with
+ErrUnavailable, so tools that run beside a server read through its API or
+JetStream instead.
+
+Stored values are never rewritten: Verify, not the store, is the defence
+against tampering, and a chain whose tail does not decode makes Open refuse
+appends (ErrCorrupt) while still allowing reads and Verify.
+*/
+package ledger
