@@ -14,9 +14,9 @@ import (
 //	seq time type who what: change; change
 //
 // e.g. `42 2026-11-23T14:02:11.120Z command jdoe pause: c-77 recording→paused`.
-// who is the user the event concerns ("-" when none); what is the
-// canonical command, the signal and call, the configuration part, the sealed
-// day or the timer. A command that changed nothing shows its outcome and
+// who is the user the event concerns ("-" when none; the principal for
+// configuration changes and seals); what is the canonical command, the
+// signal and call, the configuration operation, the sealed day or the timer. A command that changed nothing shows its outcome and
 // reason instead of changes.
 func TraceLine(e *ledger.Envelope, eff projections.Effect) string {
 	return string(AppendTraceLine(nil, e, eff))
@@ -93,7 +93,7 @@ func describe(e *ledger.Envelope, eff projections.Effect) (who, what string) {
 		var d ledger.ConfigChange
 		_ = json.Unmarshal(e.Data, &d)
 		who = d.Principal
-		what = strings.TrimSpace("config " + d.Op + " " + d.Part + " " + d.Key)
+		what = d.Op
 	case ledger.TypeDayClosed:
 		var d ledger.DayClosed
 		_ = json.Unmarshal(e.Data, &d)

@@ -40,14 +40,15 @@ func UntilID(id ulid.ULID) Until { return Until{kind: untilID, id: id} }
 // UntilTime bounds a replay to the events with time ≤ t.
 func UntilTime(t time.Time) Until { return Until{kind: untilTime, t: t} }
 
-// ParseUntil reads SEQ (decimal), ULID (26 characters) or an RFC 3339 time.
+// ParseUntil reads SEQ (decimal), ULID (26 characters, any case) or an
+// RFC 3339 time; errors wrap ledger.ErrInvalid.
 // The empty string is the zero Until (no bound).
 func ParseUntil(s string) (Until, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return Until{}, nil
 	}
-	if isDigits(s) {
+	if isDigits(s) && len(s) != ulid.EncodedSize { // 26 digits can only be a ULID
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
 			return Until{}, fmt.Errorf("until %q: %w: seq out of range", s, ledger.ErrInvalid)

@@ -1,0 +1,72 @@
+package replay_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/replay"
+)
+
+func TestParseUntil(t *testing.T) {
+	id := ulid.MustParse("01JDAX3Y8Z0000000000000000")
+	at := time.Date(2026, 11, 23, 14, 2, 11, 120e6, time.UTC)
+	env := func(seq uint64, id ulid.ULID, t time.Time) *ledger.Envelope {
+		return &ledger.Envelope{Seq: seq, ID: id, Time: ledger.T(t)}
+	}
+	later := ulid.MustParse("01JDAX3Y8Z0000000000000001")
+	for _, tc := range []struct {
+		in         string
+		kept, past *ledger.Envelope
+	}{
+		{"42", env(42, later, at.Add(time.Hour)), env(43, id, at)},
+		{"01JDAX3Y8Z0000000000000000", env(99, id, at.Add(time.Hour)), env(1, later, at)},
+		{"01jdax3y8z0000000000000000", env(99, id, at), env(1, later, at)},
+		{"01234567890123456789012345", env(1, ulid.MustParse("01234567890123456789012345"), at), env(1, later, at)},
+		{"2026-11-23T14:02:11.120Z", env(99, later, at), env(1, id, at.Add(time.Millisecond))},
+		{"2026-11-23T15:02:11.12+01:00", env(99, later, at), env(1, id, at.Add(time.Millisecond))},
+	} {
+		u, err := replay.ParseUntil(tc.in)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.in, err)
+		}
+		if u.Past(tc.kept) || !u.Past(tc.past) {
+			t.Errorf("%q (%s): kept %v past %v", tc.in, u, !u.Past(tc.kept), u.Past(tc.past))
+		}
+	}
+	if u, err := replay.ParseUntil(""); err != nil || !u.IsZero() || u.Past(env(1<<60, later, at)) {
+		t.Errorf("empty: %v %v", u, err)
+	}
+	for _, bad := range []string{"yesterday", "-1", "99999999999999999999999", "2026-11-23", "01JDAX3Y8Z000000000000000U"} {
+		if _, err := replay.ParseUntil(bad); !errors.Is(err, ledger.ErrInvalid) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+// Whatever ParseUntil accepts, its String parses back to the same bound.
+func FuzzParseUntil(f *testing.F) {
+	for _, s := range []string{"", "0", "42", "18446744073709551615", "01JDAX3Y8Z0000000000000000",
+		"2026-11-23T14:02:11.120Z", "2026-11-23T14:02:11+05:30", "x", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := replay.ParseUntil(s)
+		if err != nil {
+			if !errors.Is(err, ledger.ErrInvalid) {
+				t.Fatalf("%q: error not ErrInvalid: %v", s, err)
+			}
+			return
+		}
+		v, err := replay.ParseUntil(u.String())
+		if err != nil {
+			t.Fatalf("%q → %q: %v", s, u.String(), err)
+		}
+		if v.String() != u.String() || v.IsZero() != u.IsZero() {
+			t.Fatalf("%q → %q → %q", s, u, v)
+		}
+	})
+}
