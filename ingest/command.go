@@ -29,7 +29,7 @@ func knownCommand(name string) bool {
 // appended, whatever its input, and answered with the projections' result.
 func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
-	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodHead:
+	case http.MethodGet, http.MethodPost, http.MethodPut:
 	default:
 		w.Header().Set("Allow", "GET, POST, PUT")
 		s.writeError(w, r, newError(http.StatusMethodNotAllowed, reasonMethod, "use GET, POST or PUT"))

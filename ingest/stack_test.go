@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,7 +36,19 @@ type stack struct {
 
 func newStack(t testing.TB, tokens *ingest.Tokens) *stack {
 	t.Helper()
-	store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
+	return newStackClock(t, tokens, nil)
+}
+
+// tickClock is a clock that starts at start and moves one second per reading.
+func tickClock(start time.Time) func() time.Time {
+	var n atomic.Int64
+	return func() time.Time { return start.Add(time.Duration(n.Add(1)) * time.Second) }
+}
+
+// newStackClock is newStack with the ledger's clock (nil = wall clock).
+func newStackClock(t testing.TB, tokens *ingest.Tokens, now func() time.Time) *stack {
+	t.Helper()
+	store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +56,7 @@ func newStack(t testing.TB, tokens *ingest.Tokens) *stack {
 	store.Subscribe(live.OnCommit)
 	reg := prometheus.NewRegistry()
 	api, err := ingest.New(ingest.Options{
-		Appender: store, Views: live, Events: store, Site: "test", Tokens: tokens, Registry: reg,
+		Appender: store, Views: live, Events: store, Site: "test", Tokens: tokens, Registry: reg, Now: now,
 	})
 	if err != nil {
 		t.Fatal(err)
