@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +20,18 @@ import (
 )
 
 // e2eRequests is roughly how many requests each load level plays.
-const e2eRequests = 40_000
+const e2eRequests = 25_000
+
+// cpuTime is the CPU time (user+system) this process has used. The machine
+// is shared, so wall-clock rates move with the neighbours' load; CPU time
+// per request is the steadier figure.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // e2eServer starts the real server in-process: embedded JetStream and the
 // bbolt ledger in dir, HTTP and NATS on free ports.
@@ -47,9 +59,16 @@ func e2eStop(tb testing.TB, srv *Server) {
 	}
 }
 
-// e2eSimulate plays agents concurrent agents with no rate cap.
-func e2eSimulate(tb testing.TB, ctx context.Context, url string, agents int) simulator.Report {
+// e2eSimulate plays agents concurrent agents with no rate cap. cpuPerReq is
+// the process's CPU time (server and simulator) per request played.
+func e2eSimulate(tb testing.TB, ctx context.Context, url string, agents int) (rep simulator.Report, cpuPerReq time.Duration) {
 	tb.Helper()
+	cpu0 := cpuTime()
+	defer func() {
+		if rep.Sent > 0 {
+			cpuPerReq = (cpuTime() - cpu0) / time.Duration(rep.Sent)
+		}
+	}()
 	calls := max(3, e2eRequests/agents/11) // ~11 requests per call
 	rep, err := simulator.Run(ctx, simulator.Config{URL: url, Agents: agents, CallsPerAgent: calls, Seed: 1, Concurrency: agents})
 	if err != nil {
@@ -61,7 +80,7 @@ func e2eSimulate(tb testing.TB, ctx context.Context, url string, agents int) sim
 	if n := rep.HTTPErrors["transport"] + rep.HTTPErrors["503"] + rep.HTTPErrors["500"]; n > 0 {
 		tb.Errorf("%d agents: %d requests failed: %v", agents, n, rep.HTTPErrors)
 	}
-	return rep
+	return rep, cpuPerReq
 }
 
 // BenchmarkE2E measures the whole server over HTTP with the simulator: durable
@@ -75,7 +94,7 @@ func BenchmarkE2E(b *testing.B) {
 			for range b.N {
 				ctx := b.Context()
 				srv := e2eServer(b, ctx, b.TempDir())
-				rep := e2eSimulate(b, ctx, "http://"+srv.Addr(), agents)
+				rep, cpu := e2eSimulate(b, ctx, "http://"+srv.Addr(), agents)
 				e2eStop(b, srv)
 
 				nv, err := naive.Open(filepath.Join(b.TempDir(), "naive.db"))
@@ -83,7 +102,7 @@ func BenchmarkE2E(b *testing.B) {
 					b.Fatal(err)
 				}
 				hs := httptest.NewServer(nv.Handler())
-				nrep := e2eSimulate(b, ctx, hs.URL, agents)
+				nrep, ncpu := e2eSimulate(b, ctx, hs.URL, agents)
 				hs.Close()
 				nv.Close()
 
@@ -94,8 +113,11 @@ func BenchmarkE2E(b *testing.B) {
 				b.ReportMetric(nrep.PerSecond, "naive-req/s")
 				b.ReportMetric(nrep.Latency.P99ms, "naive-p99-ms")
 				b.ReportMetric(rep.PerSecond/nrep.PerSecond, "x-naive")
-				b.Logf("%d agents: recledger %.0f req/s p50 %.2fms p99 %.2fms | naive %.0f req/s p99 %.2fms | %.2fx; %d requests, check match=%v",
-					agents, rep.PerSecond, rep.Latency.P50ms, rep.Latency.P99ms, nrep.PerSecond, nrep.Latency.P99ms,
+				b.ReportMetric(float64(cpu.Microseconds()), "cpu-us/req")
+				b.ReportMetric(float64(ncpu.Microseconds()), "naive-cpu-us/req")
+				b.Logf("%d agents: recledger %.0f req/s p50 %.2fms p99 %.2fms %dus CPU/req | naive %.0f req/s p50 %.2fms p99 %.2fms %dus CPU/req | %.2fx; %d requests, check match=%v",
+					agents, rep.PerSecond, rep.Latency.P50ms, rep.Latency.P99ms, cpu.Microseconds(),
+					nrep.PerSecond, nrep.Latency.P50ms, nrep.Latency.P99ms, ncpu.Microseconds(),
 					rep.PerSecond/nrep.PerSecond, rep.Sent, rep.Check.Match)
 			}
 		})

@@ -2,6 +2,7 @@ package uploadworker
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -36,7 +37,15 @@ func ContactIDs(files []File) []string {
 // no path separators, no leading dot (temp files start with one).
 var safeName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$`)
 
+// Format is the manifest encoding this worker understands (docs/manifests.md).
+const Format = "recledger.manifest/1"
+
+// ErrFormat: the manifest is in an encoding this worker does not know; a
+// newer worker is needed, so it must be retried later, not dropped.
+var ErrFormat = errors.New("unknown manifest format")
+
 type wireManifest struct {
+	Format          string            `json:"format"`
 	Day             string            `json:"day"`
 	Contacts        []json.RawMessage `json:"contacts"`
 	MetadataUpdates []json.RawMessage `json:"metadata_updates"`
@@ -54,6 +63,9 @@ func ParseManifest(data []byte) (Manifest, error) {
 	var w wireManifest
 	if err := json.Unmarshal(data, &w); err != nil {
 		return Manifest{}, fmt.Errorf("manifest: %w", err)
+	}
+	if w.Format != "" && w.Format != Format {
+		return Manifest{}, fmt.Errorf("manifest %s: %w %q (this worker reads %q)", w.Day, ErrFormat, w.Format, Format)
 	}
 	if _, err := time.Parse(time.DateOnly, w.Day); err != nil {
 		return Manifest{}, fmt.Errorf("manifest: day %q is not YYYY-MM-DD", w.Day)

@@ -23,6 +23,8 @@ func TestParseManifest(t *testing.T) {
 		{name: "dot id", in: `{"day":"2026-11-23","contacts":[{"contact_id":".upload-x"}]}`, err: "safe file name"},
 		{name: "no seq", in: `{"day":"2026-11-23","metadata_updates":[{"contact_id":"A"}]}`, err: "seq"},
 		{name: "not json", in: `nope`, err: "manifest"},
+		{name: "newer format", in: `{"format":"recledger.manifest/2","day":"2026-11-23","contacts":[]}`, err: "unknown manifest format"},
+		{name: "current format", in: `{"format":"recledger.manifest/1","day":"2026-11-23","contacts":[{"contact_id":"X"}]}`, files: []string{"X.json"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := ParseManifest([]byte(tc.in))

@@ -193,6 +193,15 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		delivery = md.NumDelivered
 	}
 	m, err := ParseManifest(msg.Data())
+	if errors.Is(err, ErrFormat) {
+		// Written by a newer server: stop rather than guess, keep it for a newer worker.
+		w.log.Error("MANIFEST NOT UPLOADED: unknown format; upgrade the upload worker",
+			logKeySubject, msg.Subject(), logKeyDelivered, delivery, logKeyRetryIn, w.cfg.NakDelay, logKeyErr, err)
+		if err := msg.NakWithDelay(w.cfg.NakDelay); err != nil {
+			w.log.Error("nak", logKeyErr, err)
+		}
+		return
+	}
 	if err != nil {
 		// No retry can fix a malformed manifest: term it, loudly.
 		w.log.Error("MANIFEST REJECTED: cannot be parsed; terminated, fix and republish it",

@@ -20,6 +20,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/recledger/recledger/ledger"
 )
 
 const testSite = "s1"
@@ -81,13 +83,7 @@ func startNATS(t *testing.T) (*server.Server, jetstream.JetStream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Same shape as ledger.EnsureStreams gives RECLEDGER_MANIFESTS.
-	_, err = js.CreateOrUpdateStream(context.Background(), jetstream.StreamConfig{
-		Name:     StreamName,
-		Subjects: []string{"recledger.manifests." + testSite + ".*"},
-		Storage:  jetstream.FileStorage,
-	})
-	if err != nil {
+	if err := ledger.EnsureStreams(context.Background(), js, testSite, 1); err != nil {
 		t.Fatal(err)
 	}
 	return ns, js
@@ -109,13 +105,14 @@ func testManifest(t *testing.T, day string, n int) ([]byte, []string) {
 		Metadata  map[string]string `json:"metadata"`
 	}
 	var m struct {
+		Format          string         `json:"format"`
 		Day             string         `json:"day"`
 		Contacts        []contact      `json:"contacts"`
 		MetadataUpdates []update       `json:"metadata_updates"`
 		Counts          map[string]int `json:"counts"`
 		ChainHead       string         `json:"chain_head"`
 	}
-	m.Day, m.ChainHead = day, strings.Repeat("ab", 32)
+	m.Format, m.Day, m.ChainHead = Format, day, strings.Repeat("ab", 32)
 	var names []string
 	for i := range n {
 		id := fmt.Sprintf("01K%s%05d", strings.ReplaceAll(day, "-", ""), i)

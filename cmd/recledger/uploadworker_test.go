@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestUploadWorkerAgainstServer plays a small day on the real server, seals
+// it, and runs `upload-worker` on the server's JetStream: every contact and
+// metadata update of the manifest ends up as a file holding its exact bytes.
+func TestUploadWorkerAgainstServer(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := e2eServer(t, ctx, t.TempDir())
+	defer e2eStop(t, srv)
+	base := "http://" + srv.Addr()
+	sim := &SimulateCommand{Stdout: io.Discard, Stderr: io.Discard}
+	if err := sim.Run(ctx, []string{"--url", base, "--agents", "6", "--calls-per-agent", "4", "--seed", "11"}); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Now().UTC().Format(time.DateOnly)
+	resp, err := http.Post(base+"/v1/manifests/"+day+"/close", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("close %s: %d %s", day, resp.StatusCode, body)
+	}
+	var m struct {
+		Day      string            `json:"day"`
+		Contacts []json.RawMessage `json:"contacts"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Contacts) == 0 {
+		t.Fatalf("the sealed day lists no contacts: %.300s", body)
+	}
+
+	dest := t.TempDir()
+	wctx, wcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() {
+		done <- (&UploadWorkerCommand{Stderr: &logs}).Run(wctx, []string{"--nats", srv.NATSURL(), "--site", "bench", "--dest", dest})
+	}()
+	dir := filepath.Join(dest, m.Day)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		entries, _ := os.ReadDir(dir)
+		if len(entries) >= len(m.Contacts) {
+			break
+		}
+		if time.Now().After(deadline) {
+			wcancel()
+			<-done
+			t.Fatalf("%d of %d files after 30s; worker log:\n%s", len(entries), len(m.Contacts), logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wcancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range m.Contacts {
+		var id struct {
+			ContactID string `json:"contact_id"`
+		}
+		if err := json.Unmarshal(c, &id); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, id.ContactID+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, c) {
+			t.Fatalf("%s.json differs from the manifest entry", id.ContactID)
+		}
+	}
+	if !strings.Contains(logs.String(), "manifest uploaded") {
+		t.Fatalf("no upload logged:\n%s", logs.String())
+	}
+}
