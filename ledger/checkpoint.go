@@ -32,7 +32,7 @@ func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, 
 		return tx.Bucket(bucketCheckpoints).Put([]byte(version), v)
 	})
 	if err != nil {
-		return fmt.Errorf("save checkpoint: %w: %v", ErrUnavailable, err)
+		return s.readErr("save checkpoint", err)
 	}
 	return nil
 }
@@ -53,7 +53,7 @@ func (s *Store) LoadCheckpoint(ctx context.Context, version string) (seq uint64,
 		return nil
 	})
 	if err != nil {
-		return 0, nil, fmt.Errorf("load checkpoint: %w: %v", ErrUnavailable, err)
+		return 0, nil, s.readErr("load checkpoint", err)
 	}
 	if v == nil {
 		return 0, nil, fmt.Errorf("load checkpoint %q: %w", version, ErrNotFound)

@@ -60,7 +60,7 @@ func (s *Store) ScanRaw(ctx context.Context, after uint64, fn func(seq uint64, r
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("scan: %w", err)
+			return s.readErr("scan", err)
 		}
 		if len(chunk) == 0 {
 			return nil // the rest was deleted under us; Verify reports that
@@ -104,7 +104,7 @@ func (s *Store) Get(ctx context.Context, seq uint64) (Envelope, error) {
 		return nil
 	})
 	if err != nil {
-		return Envelope{}, fmt.Errorf("get seq %d: %w: %v", seq, ErrUnavailable, err)
+		return Envelope{}, s.readErr(fmt.Sprintf("get seq %d", seq), err)
 	}
 	if raw == nil {
 		return Envelope{}, fmt.Errorf("get seq %d: %w", seq, ErrNotFound)

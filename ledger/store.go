@@ -70,9 +70,12 @@ type Store struct {
 	path string
 
 	head atomic.Pointer[head]
-	// broken is set at Open when the last stored event does not decode;
-	// Append then refuses (appending would extend a chain from a bad hash).
-	broken error
+	// broken is set when appending must stop: at Open when the last stored
+	// event does not decode (appending would extend a chain from a bad
+	// hash), or when a failed commit left the file's head unknown.
+	broken atomic.Pointer[error]
+	// closedFlag mirrors closed for readers, which do not take mu.
+	closedFlag atomic.Bool
 
 	hooksMu sync.Mutex
 	hooks   []func([]Envelope)
@@ -137,7 +140,7 @@ func Open(path string, opts Options) (*Store, error) {
 			db.Close()
 			return nil, fmt.Errorf("open %s: %w", path, err)
 		}
-		s.broken = err
+		s.setBroken(err)
 		s.log.Error("ledger tail is corrupt; appends refused", logKeyPath, path, logKeyErr, err)
 	}
 	s.head.Store(h)
@@ -148,7 +151,7 @@ func Open(path string, opts Options) (*Store, error) {
 		w := &writer{s: s, ids: idGen{last: h.id}, seq: h.seq}
 		if h.hash != "" {
 			if _, err := hex.Decode(w.prev[:], []byte(h.hash)); err != nil {
-				s.broken = fmt.Errorf("head hash: %w: %v", ErrCorrupt, err)
+				s.setBroken(fmt.Errorf("head hash: %w: %v", ErrCorrupt, err))
 			}
 			w.hasPrev = true
 		}
@@ -217,6 +220,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
+		s.closedFlag.Store(true)
 		s.mu.Unlock()
 		if s.stop != nil {
 			close(s.stop)
@@ -234,4 +238,21 @@ func seqKey(seq uint64) []byte {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], seq)
 	return k[:]
+}
+
+// setBroken stops all further appends with err.
+func (s *Store) setBroken(err error) { s.broken.Store(&err) }
+
+// readErr wraps an error of a bbolt read: ErrClosed once the store is
+// closed, the error itself when it already names a ledger sentinel (such
+// as ErrCorrupt), ErrUnavailable otherwise.
+func (s *Store) readErr(op string, err error) error {
+	switch {
+	case s.closedFlag.Load():
+		return fmt.Errorf("%s: %w", op, ErrClosed)
+	case errors.Is(err, ErrCorrupt):
+		return fmt.Errorf("%s: %w", op, err)
+	default:
+		return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
+	}
 }

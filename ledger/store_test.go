@@ -276,6 +276,12 @@ func TestAppendAfterClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
+	if err := s.Scan(context.Background(), 0, func(Envelope) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("scan after close: %v", err)
+	}
+	if _, err := s.Get(context.Background(), 1); !errors.Is(err, ErrClosed) {
+		t.Fatalf("get after close: %v", err)
+	}
 }
 
 func TestCommitFailureFailsWholeBatch(t *testing.T) {

@@ -32,6 +32,9 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	)
 	err := s.ScanRaw(ctx, 0, func(seq uint64, raw []byte) error {
 		if seq != rep.Events+1 {
+			if rep.Events == 0 {
+				return bad(1, "missing: the ledger starts at seq %d", seq)
+			}
 			return bad(rep.Events+1, "missing: seq %d is followed by seq %d", rep.Events, seq)
 		}
 		e, err := Decode(raw)

@@ -73,6 +73,7 @@ func TestVerifyFindsDamage(t *testing.T) {
 			return b.Put(seqKey(4), v)
 		}, "hash mismatch"},
 		{"not canonical", 6, rewrite(6, `"seq":6,`, `"seq": 6,`), "canonical"},
+		{"first key deleted", 1, func(b *bolt.Bucket) error { return b.Delete(seqKey(1)) }, "starts at seq 2"},
 		{"middle key deleted", 5, func(b *bolt.Bucket) error { return b.Delete(seqKey(5)) }, "missing"},
 		{"value under the wrong key", 7, func(b *bolt.Bucket) error {
 			return b.Put(seqKey(7), bytes.Clone(b.Get(seqKey(8))))

@@ -60,8 +60,8 @@ func (r *request) size() int { return len(r.evs) + len(r.imports) }
 // taken the request, Append waits for and returns the true outcome, so a
 // caller never sees an error for an event that was in fact stored.
 //
-// Append is not idempotent: retrying after an error other than
-// ErrUnavailable/ErrClosed may append a second event.
+// Append is not idempotent: each call appends new events, so a client that
+// retries a request whose answer it never got has it appended twice.
 func (s *Store) Append(ctx context.Context, events ...Event) ([]Envelope, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -105,8 +105,8 @@ func (s *Store) writable(op string) error {
 	if s.ro {
 		return fmt.Errorf("%s: %w: opened read-only", op, ErrUnavailable)
 	}
-	if s.broken != nil {
-		return fmt.Errorf("%s: %w", op, s.broken)
+	if err := s.broken.Load(); err != nil {
+		return fmt.Errorf("%s: %w", op, *err)
 	}
 	return nil
 }
@@ -254,6 +254,7 @@ func (w *writer) commit(batch []*request) {
 	w.lingerUntil = time.Now().Add(min(took/2, maxLinger))
 	if err != nil {
 		w.s.log.Error("ledger batch failed", logKeyBatch, len(batch), logKeySeq, w.seq, logKeyErr, err)
+		w.reconcile()
 		for _, r := range batch {
 			r.res <- result{err: err}
 		}
@@ -277,6 +278,24 @@ func (w *writer) commit(batch []*request) {
 		}
 		r.res <- result{envs: envs[r.start:r.end:r.end]}
 	}
+}
+
+// reconcile checks, after a failed batch, that the file's head is still
+// the writer's. A commit can fail after bbolt made it visible (its last
+// fsync failed): then the outcome is unknown, and appending on would
+// overwrite or fork the chain, so appends stop until a restart reads the
+// file again.
+func (w *writer) reconcile() {
+	h, err := w.s.readHead()
+	if err == nil && h.seq == w.seq && h.id == w.ids.last {
+		return
+	}
+	if err == nil {
+		err = fmt.Errorf("file head is seq %d, writer's is %d", h.seq, w.seq)
+	}
+	err = fmt.Errorf("%w: a failed commit left the ledger head unknown; reopen the store: %v", ErrUnavailable, err)
+	w.s.setBroken(err)
+	w.s.log.Error("ledger appends stopped", logKeyErr, err)
 }
 
 // write builds and commits the batch's transaction. It returns the
