@@ -70,7 +70,6 @@ const (
 	logKeyPrincipal = "principal"
 	logKeyRoute     = "route"
 	logKeySubject   = "subject"
-	logKeyCount     = "count"
 )
 
 // Options configures a Server. Appender, Views and Events are required.
