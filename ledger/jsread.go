@@ -37,55 +37,68 @@ func ScanJetStream(ctx context.Context, js jetstream.JetStream, site string, aft
 	if tail.seq == 0 || tail.seq <= after {
 		return nil
 	}
-	cons, err := js.OrderedConsumer(ctx, EventsStream, jetstream.OrderedConsumerConfig{
+	var prev Envelope
+	return readSite(ctx, js, site, 0, tail.streamSeq, func(streamSeq uint64, e Envelope) error {
+		if e.Seq != prev.Seq+1 {
+			return fmt.Errorf("scan jetstream: stream seq %d: %w: seq %d after %d", streamSeq, ErrChainBroken, e.Seq, prev.Seq)
+		}
+		if e.Prev != prev.Hash {
+			return fmt.Errorf("scan jetstream: seq %d: %w: prev is not the hash of seq %d", e.Seq, ErrChainBroken, prev.Seq)
+		}
+		prev = Envelope{Seq: e.Seq, Hash: e.Hash}
+		if e.Seq > after {
+			return fn(e)
+		}
+		return nil
+	})
+}
+
+// readSite calls fn with the site's events in the stream, decoded, from
+// stream seq from (0: the first) through stream seq until, which must hold
+// one of them, with an ordered consumer. fn's error is returned as is.
+func readSite(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, fn func(streamSeq uint64, e Envelope) error) error {
+	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{siteEventsFilter(site)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
+	}
+	if from > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	cons, err := js.OrderedConsumer(ctx, EventsStream, cfg)
 	if err != nil {
-		return fmt.Errorf("scan jetstream: consumer: %w: %v", ErrUnavailable, err)
+		return fmt.Errorf("read stream: consumer: %w: %v", ErrUnavailable, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(jsReadBatch))
 	if err != nil {
-		return fmt.Errorf("scan jetstream: messages: %w: %v", ErrUnavailable, err)
+		return fmt.Errorf("read stream: messages: %w: %v", ErrUnavailable, err)
 	}
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
-
-	var prev Envelope
 	for {
 		m, err := it.Next()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("scan jetstream: next: %w: %v", ErrUnavailable, err)
+			return fmt.Errorf("read stream: next: %w: %v", ErrUnavailable, err)
 		}
 		md, err := m.Metadata()
 		if err != nil {
-			return fmt.Errorf("scan jetstream: metadata: %w: %v", ErrUnavailable, err)
+			return fmt.Errorf("read stream: metadata: %w: %v", ErrUnavailable, err)
 		}
 		e, ok := decodeFast(m.Data())
 		if !ok {
 			if e, err = Decode(m.Data()); err != nil {
-				return fmt.Errorf("scan jetstream: stream seq %d: %w", md.Sequence.Stream, err)
+				return fmt.Errorf("read stream: stream seq %d: %w", md.Sequence.Stream, err)
 			}
 		}
-		if e.Seq != prev.Seq+1 {
-			return fmt.Errorf("scan jetstream: stream seq %d: %w: seq %d after %d", md.Sequence.Stream, ErrChainBroken, e.Seq, prev.Seq)
+		if err := fn(md.Sequence.Stream, e); err != nil {
+			return err
 		}
-		if e.Prev != prev.Hash {
-			return fmt.Errorf("scan jetstream: seq %d: %w: prev is not the hash of seq %d", e.Seq, ErrChainBroken, prev.Seq)
-		}
-		if e.Seq > after {
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		if md.Sequence.Stream >= tail.streamSeq {
+		if md.Sequence.Stream >= until {
 			return nil
 		}
-		prev = Envelope{Seq: e.Seq, Hash: e.Hash}
 	}
 }
 

@@ -39,6 +39,12 @@ const (
 // on the same connection after it, so they cannot overtake the stale ones.
 // Thus nothing is published twice and nothing is skipped, whatever the
 // deduplication window; Nats-Msg-Id (the ULID) is a second line of defence.
+// Async publishes are never retried by the client (a retry would land
+// behind later messages); and after an interrupted session the outbox
+// checks that what landed beyond its last in-order ack has no hole (one
+// refused message followed by stored ones), which it could not fill in
+// order and reports as a mismatch. A duplicate ack counts only if the
+// stream really holds the event (see acked).
 //
 // When the stream's tail is ahead of the store, or is not the store's event
 // at that seq, the stream belongs to another ledger: the outbox logs an
@@ -64,6 +70,10 @@ type Outbox struct {
 
 	pubOnce sync.Once
 	pub     jetstream.JetStream
+
+	// The last event acknowledged in order, and its stream seq; only the
+	// Run goroutine touches them.
+	lastSeq, lastStreamSeq uint64
 }
 
 // NewOutbox returns an outbox for store's events of site. It subscribes to
@@ -236,6 +246,10 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 	if err := o.checkTail(ctx, tail); err != nil {
 		return false, err
 	}
+	if err := o.checkRun(ctx, pub, tail); err != nil {
+		return false, err
+	}
+	o.lastSeq, o.lastStreamSeq = tail.seq, tail.streamSeq
 	if o.mismatch.Swap(nil) != nil {
 		o.log.Info("outbox: stream matches the ledger again")
 	}
@@ -284,7 +298,9 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 				}
 				q = q[1:]
 			}
-			f, err := pub.PublishMsgAsync(o.message(e))
+			// No client-side retries: a retried message would land after
+			// the ones sent behind it.
+			f, err := pub.PublishMsgAsync(o.message(e), jetstream.WithRetryAttempts(0))
 			if err != nil {
 				return fmt.Errorf("publish seq %d: %w", e.Seq, err)
 			}
@@ -401,9 +417,30 @@ func (o *Outbox) acked(ctx context.Context, p pendingAck, ack *jetstream.PubAck)
 		}
 		o.log.Warn("outbox: stream already held the event", jsLogKeySeq, p.seq)
 	}
+	o.lastSeq, o.lastStreamSeq = p.seq, ack.Sequence
 	o.confirmed.Store(p.seq)
 	o.published.Add(1)
 	return nil
+}
+
+// checkRun makes sure that what landed in the stream after the last
+// in-order ack of an interrupted session has no hole: publishes are
+// pipelined, so one refused message could be followed by stored ones.
+// A hole cannot be filled in order; it is reported as a mismatch.
+func (o *Outbox) checkRun(ctx context.Context, js jetstream.JetStream, tail streamTail) error {
+	if o.lastStreamSeq == 0 || tail.seq <= o.lastSeq || tail.streamSeq <= o.lastStreamSeq {
+		return nil
+	}
+	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
+	defer cancel()
+	want := o.lastSeq + 1
+	return readSite(tctx, js, o.site, o.lastStreamSeq+1, tail.streamSeq, func(_ uint64, e Envelope) error {
+		if e.Seq != want {
+			return fmt.Errorf("outbox: %w: stream lacks seq %d, holds seq %d after it", ErrMismatch, want, e.Seq)
+		}
+		want++
+		return nil
+	})
 }
 
 // checkDuplicate makes sure the stream holds p's bytes at streamSeq.

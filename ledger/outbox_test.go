@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -235,3 +236,29 @@ func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
 type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func TestOutboxFindsHoleLeftByInterruptedSession(t *testing.T) {
+	s, js := jsMirrored(t, 100)
+	ctx := context.Background()
+	o := NewOutbox(s, js, jsTestSite, nil)
+	o.lastSeq, o.lastStreamSeq = 50, 50 // acknowledged in order before the interruption
+
+	tail, err := readTail(ctx, js, jsTestSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.checkRun(ctx, js, tail); err != nil {
+		t.Fatalf("no hole: %v", err)
+	}
+	st, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteMsg(ctx, 60); err != nil {
+		t.Fatal(err)
+	}
+	err = o.checkRun(ctx, js, tail)
+	if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "lacks seq 60") {
+		t.Fatalf("hole at 60: err = %v", err)
+	}
+}
