@@ -66,6 +66,11 @@ type Checkpointer struct {
 	// Every saves when this much time passed and new events arrived
 	// (default DefaultCheckpointEvery).
 	Every time.Duration
+	// Saved is the seq of the newest checkpoint already stored, that the
+	// live state started from (for a state from Load: head - replayed).
+	// 0 counts every event of the live state as new, so that a start that
+	// replayed a long ledger from scratch soon leaves a checkpoint behind.
+	Saved uint64
 	// Logger receives a line per save; nil discards.
 	Logger *slog.Logger
 }
@@ -92,7 +97,7 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 
-	saved := c.Live.Seq() // what is live at start came from a checkpoint + tail: nothing new yet
+	saved := c.Saved
 	lastSave := time.Now()
 	save := func(ctx context.Context) error {
 		start := time.Now()
@@ -170,21 +175,23 @@ type header interface {
 }
 
 // FromCheckpoint returns the state of the newest usable checkpoint of
-// projections.Version, or nil when there is none (missing, unreadable,
-// undecodable, or of a seq other than its state's).
+// projections.Version, or nil when there is none usable: missing,
+// unreadable, ahead of the store's head (when the store has Head), not
+// decodable, or holding a state of another seq than it is filed under.
+// Every such case only costs time: the caller replays from seq 1.
 func FromCheckpoint(ctx context.Context, store CheckpointLoader) *projections.State {
 	seq, b, err := store.LoadCheckpoint(ctx, projections.Version)
 	if err != nil {
-		return nil
-	}
-	st, err := projections.UnmarshalCheckpoint(b)
-	if err != nil || st.Seq() != seq {
 		return nil
 	}
 	if h, ok := store.(header); ok {
 		if head, _ := h.Head(); seq > head {
 			return nil
 		}
+	}
+	st, err := projections.UnmarshalCheckpoint(b)
+	if err != nil || st.Seq() != seq {
+		return nil
 	}
 	return st
 }

@@ -193,3 +193,32 @@ func equal(a, b []uint64) bool {
 	}
 	return true
 }
+
+// A live state that came from a long replay without a checkpoint is saved
+// at the first poll; one that came from a checkpoint (Saved) is not.
+func TestCheckpointerSavesAfterColdStart(t *testing.T) {
+	d := writeDay(t, nil)
+	for _, tc := range []struct {
+		saved uint64
+		want  []uint64
+	}{{0, []uint64{30}}, {30, nil}, {25, nil}} {
+		st, _, err := replay.Run(context.Background(), d.store, replay.Options{Until: replay.UntilSeq(30)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Test(t, func(t *testing.T) {
+			rec := &recorder{}
+			ctx, cancel := context.WithCancel(t.Context())
+			c := &replay.Checkpointer{Store: rec, Live: projections.NewLive(st), EveryEvents: 10, Every: time.Hour, Saved: tc.saved}
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx) }()
+			time.Sleep(1500 * time.Millisecond)
+			synctest.Wait()
+			if got := rec.seqs(); !equal(got, tc.want) {
+				t.Errorf("saved %d: saves at %v, want %v", tc.saved, got, tc.want)
+			}
+			cancel()
+			<-done
+		})
+	}
+}
