@@ -38,6 +38,10 @@ type State struct {
 	open     map[string]int      // open pause: open event id → index in pauses
 	book     manifestBook
 
+	// scratch space for decoding, reused by every Apply
+	cmdBuf ledger.Command
+	sigBuf ledger.CallSignal
+
 	// caches rebuilt from cfg, not part of the checkpoint
 	loc      *time.Location
 	defaults map[string][]string // default extension → user ids, sorted
@@ -111,17 +115,19 @@ func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
 	)
 	switch e.Type {
 	case ledger.TypeCommand:
-		var d ledger.Command
-		if err = decodeCommand(e, &d); err != nil {
+		d := &s.cmdBuf
+		*d = ledger.Command{}
+		if err = decodeCommand(e, d); err != nil {
 			return Effect{}, fmt.Errorf("apply: %w", err)
 		}
-		eff = s.command(e, &d)
+		eff = s.command(e, d)
 	case ledger.TypeCallSignal:
-		var d ledger.CallSignal
-		if err = decodeSignal(e, &d); err != nil {
+		d := &s.sigBuf
+		*d = ledger.CallSignal{}
+		if err = decodeSignal(e, d); err != nil {
 			return Effect{}, fmt.Errorf("apply: %w", err)
 		}
-		eff = s.signal(e, &d)
+		eff = s.signal(e, d)
 	case ledger.TypeConfig:
 		var d ledger.ConfigChange
 		if err = e.Unmarshal(&d); err != nil {

@@ -1,0 +1,73 @@
+package projections
+
+import (
+	"math/rand"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// BenchmarkApply folds a realistic mix (calls with answer and end, PCI
+// pauses, tags, metadata) and reports events/s of wall time, and events
+// per second of CPU time used by the process (the machine is shared and
+// noisy, so the second is the fairer figure); the target is at least 2M
+// events/s on one core:
+//
+//	go test ./projections -run XXX -bench Apply -cpu 1
+func BenchmarkApply(b *testing.B) {
+	g := newEnvGen(b)
+	g.config(genConfig(200, 0))
+	g.realistic(rand.New(rand.NewSource(1)), 200, 100_000)
+	envs := g.out
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	n := 0
+	for b.Loop() {
+		s := New()
+		for i := range envs {
+			if _, err := s.Apply(&envs[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n += len(envs)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(n)/(cpuTime()-cpu0).Seconds(), "events/cpu-s")
+}
+
+// cpuTime is the user+system CPU time of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkDecodeSignal compares the fast call-signal decoder with
+// encoding/json on the same bytes (report the ratio of their ns/op).
+func BenchmarkDecodeSignal(b *testing.B) {
+	g := newEnvGen(b)
+	g.realistic(rand.New(rand.NewSource(1)), 10, 1)
+	e := &g.out[0]
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var d ledger.CallSignal
+			if err := decodeSignal(e, &d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var d ledger.CallSignal
+			if err := e.Unmarshal(&d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

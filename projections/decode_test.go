@@ -1,0 +1,44 @@
+package projections
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// FuzzDecode checks the fast decoders against encoding/json: the same
+// bytes must give the same struct, or the same failure.
+func FuzzDecode(f *testing.F) {
+	seeds := []any{
+		ledger.Command{Command: "metadata", SenderID: "jdoe", Extension: "3420", PeripheralID: "5001",
+			Params: []ledger.Param{{Key: "account", Value: "12"}, {Key: "note", Value: "a&b <x> \"q\" Zoë\u2028"}},
+			Masked: []string{"card"}, Invalid: "invalid_input", Message: "m", Transport: "finesse", Method: "POST", Client: "10.0.0.1", Principal: "tok"},
+		ledger.Command{Command: "tag", Transport: "cad"},
+		ledger.CallSignal{CallID: "c-1", Extension: "3420", Type: "ringing", Direction: "inbound", ANI: "+1312", DNIS: "8001", ACD: true,
+			At: ledger.T(scriptDay), Transport: "nats", Principal: "p"},
+		ledger.CallSignal{CallID: "c-1", Extension: "3420", Type: "ended", Transport: "http"},
+	}
+	for _, v := range seeds {
+		b, _ := json.Marshal(v)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"command":"tag","params":null}`))
+	f.Add([]byte(` { "call_id" : "c" , "acd" : false , "at" : "2026-11-23T10:00:00+01:00" } `))
+	f.Add([]byte(`{"Call_ID":"c","extra":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c1, c2 ledger.Command
+		e1 := json.Unmarshal(b, &c1)
+		e2 := decodeCommand(&ledger.Envelope{Data: b, Version: 1}, &c2)
+		if (e1 == nil) != (e2 == nil) || (e1 == nil && !reflect.DeepEqual(c1, c2)) {
+			t.Fatalf("command %q: json %+v (%v), fast %+v (%v)", b, c1, e1, c2, e2)
+		}
+		var s1, s2 ledger.CallSignal
+		e1 = json.Unmarshal(b, &s1)
+		e2 = decodeSignal(&ledger.Envelope{Data: b, Version: 1}, &s2)
+		if (e1 == nil) != (e2 == nil) || (e1 == nil && !reflect.DeepEqual(s1, s2)) {
+			t.Fatalf("signal %q: json %+v (%v), fast %+v (%v)", b, s1, e1, s2, e2)
+		}
+	})
+}
