@@ -218,14 +218,3 @@ func (b *manifestBook) manifest(day string) ([]byte, error) {
 	out := make([]byte, 0, len(m)+1)
 	return append(append(out, m...), '\n'), nil
 }
-
-// sealedDays returns the sealed days in seal order (which is also day order).
-func (b *manifestBook) sealedDays() []string { return append([]string(nil), b.Order...) }
-
-// lastSeal returns the last sealed day and when it was sealed.
-func (b *manifestBook) lastSeal() (string, ledger.Time) {
-	if len(b.Order) == 0 {
-		return "", ledger.Time{}
-	}
-	return b.Order[len(b.Order)-1], b.LastAt
-}

@@ -322,11 +322,11 @@ func TestBookSealOrderCountsAndUpdates(t *testing.T) {
 		m2.MetadataUpdates[1].ContactID != "c3" || !bytes.Contains(m2.MetadataUpdates[1].Contact, []byte(`"segments"`)) {
 		t.Errorf("metadata updates: %s", raw2)
 	}
-	if got := b.sealedDays(); strings.Join(got, ",") != "2026-11-23,2026-11-24" {
+	if got := b.Order; strings.Join(got, ",") != "2026-11-23,2026-11-24" {
 		t.Errorf("sealed days %v", got)
 	}
-	if day, at := b.lastSeal(); day != "2026-11-24" || !at.Equal(e4.Time.Time) {
-		t.Errorf("last seal %s %s", day, at)
+	if !b.LastAt.Equal(e4.Time.Time) || b.LastSeq != 30 {
+		t.Errorf("last seal at %s seq %d", b.LastAt, b.LastSeq)
 	}
 }
 
