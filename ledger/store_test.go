@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -527,4 +528,48 @@ func TestImport(t *testing.T) {
 	if err != nil || envs[0].Seq != 101 || envs[0].ID.Compare(all[99].ID) <= 0 {
 		t.Fatalf("append after import: %+v %v", envs, err)
 	}
+}
+
+func TestGatherLingersForReturningCallers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &Store{reqs: make(chan *request, 16), stop: make(chan struct{}), max: 5}
+		w := &writer{s: s, timer: time.NewTimer(time.Hour)}
+		w.timer.Stop()
+		mk := func(n int) *request { return &request{evs: make([]prepared, n), res: make(chan result, 1)} }
+		gather := func(expect int, linger time.Duration, first *request) ([]*request, time.Duration) {
+			w.expect, w.lingerUntil = expect, time.Now().Add(linger)
+			start := time.Now()
+			b := w.gather(nil, first, true)
+			return b, time.Since(start)
+		}
+
+		if b, took := gather(1, time.Millisecond, mk(1)); len(b) != 1 || took != 0 {
+			t.Errorf("lone appender: %d requests after %v, want 1 at once", len(b), took)
+		}
+		go func() {
+			time.Sleep(100 * time.Microsecond)
+			s.reqs <- mk(1)
+			s.reqs <- mk(1)
+		}()
+		if b, took := gather(3, time.Millisecond, mk(1)); len(b) != 3 || took != 100*time.Microsecond {
+			t.Errorf("returning callers: %d requests after %v, want 3 after 100µs", len(b), took)
+		}
+		go func() { s.reqs <- mk(1) }()
+		synctest.Wait()
+		if b, took := gather(3, time.Millisecond, mk(1)); len(b) != 2 || took != time.Millisecond {
+			t.Errorf("missing caller: %d requests after %v, want 2 after the linger", len(b), took)
+		}
+		if b, took := gather(3, -time.Millisecond, mk(1)); len(b) != 1 || took != 0 {
+			t.Errorf("linger over: %d requests after %v, want 1 at once", len(b), took)
+		}
+		if b, took := gather(3, time.Millisecond, mk(5)); len(b) != 1 || took != 0 {
+			t.Errorf("full batch: %d requests after %v, want 1 at once", len(b), took)
+		}
+		abandoned := mk(1)
+		abandoned.state.Store(reqAbandoned)
+		s.reqs <- abandoned
+		if b, _ := gather(1, 0, mk(1)); len(b) != 1 || abandoned.state.Load() != reqAbandoned {
+			t.Errorf("abandoned request taken: %d", len(b))
+		}
+	})
 }
