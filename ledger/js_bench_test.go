@@ -136,3 +136,27 @@ func jsReport(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(events/(jsCPU(b)-cpu0).Seconds(), "events/cpu-s")
 }
+
+// BenchmarkOutboxPublish mirrors a ledger of jsBenchEvents into an empty
+// stream: the catch-up rate after JetStream was away.
+func BenchmarkOutboxPublish(b *testing.B) {
+	s := jsBenchStore(b, jsBenchEvents)
+	srv := jsServer(b, b.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(b, srv)
+	ctx := context.Background()
+	cpu0 := jsCPU(b)
+	for b.Loop() {
+		b.StopTimer()
+		if err := js.DeleteStream(ctx, EventsStream); err != nil {
+			b.Fatal(err)
+		}
+		if err := EnsureStreams(ctx, js, jsTestSite, 1); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		o, stop := jsOutbox(b, s, js)
+		jsWait(b, 120*time.Second, "mirror", func() bool { return o.Confirmed() == jsBenchEvents })
+		stop()
+	}
+	jsReport(b, cpu0)
+}

@@ -291,7 +291,11 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 		}
 	}()
 	for {
-		scanErr := o.store.Scan(ctx, next-1, func(e Envelope) error {
+		scanErr := o.store.ScanRaw(ctx, next-1, func(seq uint64, raw []byte) error {
+			e, err := decodeStored(seq, raw)
+			if err != nil {
+				return err
+			}
 			for len(q) >= o.window {
 				if err := o.await(ctx, q[0]); err != nil {
 					return err
@@ -326,6 +330,22 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 			return progressed, ctx.Err()
 		}
 	}
+}
+
+// decodeStored decodes the event stored under seq, by the canonical fast
+// path when it can.
+func decodeStored(seq uint64, raw []byte) (Envelope, error) {
+	e, ok := decodeFast(raw)
+	if !ok {
+		var err error
+		if e, err = Decode(raw); err != nil {
+			return Envelope{}, fmt.Errorf("outbox: seq %d: %w", seq, err)
+		}
+	}
+	if e.Seq != seq {
+		return Envelope{}, fmt.Errorf("outbox: seq %d: %w: holds seq %d", seq, ErrCorrupt, e.Seq)
+	}
+	return e, nil
 }
 
 // checkTail makes sure the stream's tail is the store's event at that seq.
