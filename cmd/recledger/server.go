@@ -127,6 +127,22 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	}
 
 	outbox := ledger.NewOutbox(store, js, cfg.Site, log)
+	manifests := ledger.NewManifestOutbox(js, cfg.Site, s.live, log)
+	sched := &ingest.Scheduler{Appender: store, View: s.live, Now: time.Now, Logger: log}
+	// Commits wake the schedulers at once instead of at their next poll: a
+	// config change may move the upload time, a seal has a manifest to
+	// publish. New pauses are found by the scheduler's own poll (a second):
+	// an expiry closes the pause at its due time however late it fires.
+	store.Subscribe(func(envs []ledger.Envelope) {
+		for i := range envs {
+			switch envs[i].Type {
+			case ledger.TypeConfig:
+				sched.Wake()
+			case ledger.TypeDayClosed:
+				manifests.Wake()
+			}
+		}
+	})
 
 	var tokens *ingest.Tokens
 	if cfg.TokensFile != "" {
@@ -167,10 +183,10 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 
 	g.Go(func() error { return outbox.Run(gctx) })
 	g.Go(func() error {
-		return ledger.NewManifestOutbox(js, cfg.Site, s.live, log).Run(gctx)
+		return manifests.Run(gctx)
 	})
 	g.Go(func() error {
-		return (&ingest.Scheduler{Appender: store, View: s.live, Now: time.Now, Logger: log}).Run(gctx)
+		return sched.Run(gctx)
 	})
 	g.Go(func() error {
 		return (&replay.Checkpointer{Store: store, Live: s.live, EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Logger: log}).Run(gctx)
