@@ -1,0 +1,105 @@
+package projections
+
+import (
+	"errors"
+	"math/rand"
+	"sync"
+	"testing"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+func TestLiveResultsSnapshotAndConcurrentReads(t *testing.T) {
+	g := newEnvGen(t)
+	g.config(genConfig(8, 30))
+	g.realistic(rand.New(rand.NewSource(7)), 8, 2000)
+	envs := g.out
+	l := NewLive(New())
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() { // a reader racing the writer (run with -race)
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			l.Contacts(ledger.ContactQuery{UserID: "u1"})
+			l.Pauses(ledger.PauseQuery{})
+			_, _ = l.Agent("u2")
+			l.NextTimer()
+			l.Digest()
+		}
+	}()
+	for i := 0; i < len(envs); i += 7 {
+		l.OnCommit(envs[i:min(i+7, len(envs))])
+	}
+	close(stop)
+	wg.Wait()
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// a batch delivered twice is not folded twice
+	seq, before := l.Digest()
+	l.OnCommit(envs[len(envs)-3:])
+	if s2, after := l.Digest(); s2 != seq || after != before {
+		t.Fatalf("re-delivered batch changed the state")
+	}
+
+	commands := 0
+	for _, e := range envs {
+		r, ok := l.Result(e.Seq)
+		if e.Type != ledger.TypeCommand {
+			if ok {
+				t.Fatalf("seq %d is not a command but has a result", e.Seq)
+			}
+			continue
+		}
+		commands++
+		if !ok || r.Seq != e.Seq || r.EventID != e.ID.String() || r.Outcome == "" {
+			t.Fatalf("seq %d: result %+v, %v", e.Seq, r, ok)
+		}
+	}
+	if commands == 0 {
+		t.Fatal("no commands in the mix")
+	}
+	if _, ok := l.Result(0); ok {
+		t.Fatal("seq 0 has a result")
+	}
+
+	b, sseq, err := l.Snapshot()
+	if err != nil || sseq != seq {
+		t.Fatalf("snapshot at %d, want %d: %v", sseq, seq, err)
+	}
+	s, err := UnmarshalCheckpoint(b)
+	if err != nil || s.Digest() != before || s.Seq() != seq {
+		t.Fatalf("snapshot does not restore the state: %v", err)
+	}
+}
+
+func TestLiveStopsAtFirstError(t *testing.T) {
+	g := newEnvGen(t)
+	g.config(genConfig(2, 0))
+	g.add(ledger.TypeCommand, 0, ledger.Command{Command: "tag", SenderID: "u0"})
+	bad := g.add(ledger.TypeCommand, 0, ledger.Command{Command: "tag", SenderID: "u0"})
+	bad.Version = ledger.CurrentVersion + 1
+	g.add(ledger.TypeCommand, 0, ledger.Command{Command: "tag", SenderID: "u0"})
+	l := NewLive(New())
+	l.OnCommit(g.out)
+	if !errors.Is(l.Err(), ledger.ErrUnknownVersion) {
+		t.Fatalf("err = %v", l.Err())
+	}
+	if l.Seq() != 2 {
+		t.Fatalf("seq = %d, want 2 (stopped before the bad event)", l.Seq())
+	}
+	l.OnCommit(g.out[2:])
+	if l.Seq() != 2 {
+		t.Fatal("applied after an error")
+	}
+	if _, ok := l.Result(3); ok {
+		t.Fatal("result for an event never applied")
+	}
+}
