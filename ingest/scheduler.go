@@ -20,6 +20,8 @@ type SealView interface {
 	SealedDays() []string
 	// NextTimer is the earliest pending pause expiry.
 	NextTimer() (ledger.TimerFired, bool)
+	// Seq is the seq of the last event folded (0 for an empty ledger).
+	Seq() uint64
 }
 
 // Scheduler defaults.
@@ -85,7 +87,8 @@ type sealReq struct{ day, by string }
 // On start, if the most recent upload time at or before now belongs to a
 // day that is not sealed and is later than the last sealed day, that day is
 // sealed at once (by "startup"). Only that day: the contacts of any earlier
-// missed day are pending too and go into its manifest.
+// missed day are pending too and go into its manifest. A fresh site (an
+// empty ledger) is not sealed on start.
 func (s *Scheduler) Run(ctx context.Context) error {
 	if s.Appender == nil || s.View == nil || s.Now == nil {
 		return errors.New("scheduler: Appender, View and Now are required")
@@ -121,7 +124,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		prevAt, prevDay := PrevUpload(now, site.UploadTime, loc)
 		switch {
 		case first:
-			if s.sealable(prevDay) {
+			// A fresh site (nothing in the ledger, never sealed) was not
+			// "down at upload time": it has nothing to seal.
+			if d, _ := s.View.LastSeal(); (d != "" || s.View.Seq() > 0) && s.sealable(prevDay) {
 				pending = &sealReq{prevDay, ledger.SealStartup}
 			}
 		case prevAt.After(last):

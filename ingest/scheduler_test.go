@@ -81,6 +81,12 @@ func (f *fakeLedger) SealedDays() []string {
 	return slices.Clone(f.sealed)
 }
 
+func (f *fakeLedger) Seq() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return uint64(len(f.got))
+}
+
 func (f *fakeLedger) NextTimer() (ledger.TimerFired, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -260,6 +266,16 @@ func TestSealOnStartAfterDowntime(t *testing.T) {
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("seals\n got %v\nwant %v", got, want)
+		}
+	})
+}
+
+func TestNoSealOnStartOfFreshSite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}}
+		got := seals(t, runFor(t, f, utc("2026-11-24T08:15:00Z"), time.Hour, 0, nil))
+		if len(got) != 0 {
+			t.Errorf("sealed %v on the first start of an empty ledger; want nothing", got)
 		}
 	})
 }
