@@ -116,3 +116,12 @@ func TestTimeEncoding(t *testing.T) {
 		t.Fatalf("%v %v", back, err)
 	}
 }
+
+func TestQuoteTypeMatchesMarshal(t *testing.T) {
+	for _, ty := range []Type{TypeCommand, TypeCallSignal, TypeConfig, TypeDayClosed, TypeTimer, "other <&>"} {
+		want, _ := json.Marshal(string(ty))
+		if got, err := quoteType(ty); err != nil || got != string(want) {
+			t.Errorf("%s: %s, want %s (%v)", ty, got, want, err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
@@ -40,7 +41,7 @@ type result struct {
 // no reflection.
 type prepared struct {
 	typ   Type
-	qtype []byte // the type as a JSON string
+	qtype string // the type as a JSON string
 	data  json.RawMessage
 }
 
@@ -89,7 +90,7 @@ func prepare(ev Event) (prepared, error) {
 	if ev.Type == "" || !utf8.ValidString(string(ev.Type)) {
 		return prepared{}, fmt.Errorf("%w: event type %q", ErrInvalid, ev.Type)
 	}
-	qt, err := json.Marshal(string(ev.Type))
+	qt, err := quoteType(ev.Type)
 	if err != nil {
 		return prepared{}, fmt.Errorf("%w: type: %v", ErrInvalid, err)
 	}
@@ -98,6 +99,24 @@ func prepare(ev Event) (prepared, error) {
 		return prepared{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return prepared{typ: ev.Type, qtype: qt, data: data}, nil
+}
+
+// quoteType returns t as a JSON string, as json.Marshal writes it.
+func quoteType(t Type) (string, error) {
+	switch t {
+	case TypeCommand:
+		return `"command"`, nil
+	case TypeCallSignal:
+		return `"call_signal"`, nil
+	case TypeConfig:
+		return `"config"`, nil
+	case TypeDayClosed:
+		return `"day_closed"`, nil
+	case TypeTimer:
+		return `"timer"`, nil
+	}
+	b, err := json.Marshal(string(t))
+	return string(b), err
 }
 
 // writable reports why the store cannot take writes, if it cannot.
@@ -350,9 +369,13 @@ func (w *writer) write(batch []*request) ([]Envelope, tail, error) {
 		}
 		r.end = len(envs)
 	}
+	if len(envs) == 0 { // only refused imports: nothing to write
+		tx.Rollback()
+		return nil, t, nil
+	}
 	for i := range envs {
 		k := keys[8*i : 8*i+8 : 8*i+8]
-		copy(k, seqKey(envs[i].Seq))
+		binary.BigEndian.PutUint64(k, envs[i].Seq)
 		if err := b.Put(k, envs[i].Raw); err != nil {
 			tx.Rollback()
 			return nil, t, fmt.Errorf("%w: put seq %d: %v", ErrUnavailable, envs[i].Seq, err)
