@@ -37,8 +37,20 @@ func ScanJetStream(ctx context.Context, js jetstream.JetStream, site string, aft
 	if tail.seq == 0 || tail.seq <= after {
 		return nil
 	}
+	// Start at the event numbered after, found by bisection, when there is
+	// one: it is read only to continue the chain from its hash.
+	var from uint64
+	if after > 0 {
+		if from, err = seekSite(ctx, js, site, after, tail.streamSeq); err != nil {
+			return fmt.Errorf("scan jetstream: %w", err)
+		}
+	}
 	var prev Envelope
-	return readSite(ctx, js, site, 0, tail.streamSeq, func(streamSeq uint64, e Envelope) error {
+	return readSite(ctx, js, site, from, tail.streamSeq, func(streamSeq uint64, e Envelope) error {
+		if from > 0 && prev.Seq == 0 && e.Seq == after {
+			prev = Envelope{Seq: e.Seq, Hash: e.Hash}
+			return nil
+		}
 		if e.Seq != prev.Seq+1 {
 			return fmt.Errorf("scan jetstream: stream seq %d: %w: seq %d after %d", streamSeq, ErrChainBroken, e.Seq, prev.Seq)
 		}
@@ -51,6 +63,55 @@ func ScanJetStream(ctx context.Context, js jetstream.JetStream, site string, aft
 		}
 		return nil
 	})
+}
+
+// seekSite returns the stream seq of the site's event numbered seq, by
+// bisection over the stream with "next message on the site's subjects"
+// lookups (the site's events are in ledger order in the stream). It
+// returns 0 when there is no such event, and the caller reads from the
+// start, where the chain check names the fault.
+func seekSite(ctx context.Context, js jetstream.JetStream, site string, seq, last uint64) (uint64, error) {
+	s, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		return 0, fmt.Errorf("seek: %w: %v", ErrUnavailable, err)
+	}
+	// at returns the site's first event at stream seq >= p.
+	at := func(p uint64) (uint64, Envelope, error) {
+		m, err := s.GetMsg(ctx, p, jetstream.WithGetMsgSubject(siteEventsFilter(site)))
+		if err != nil {
+			return 0, Envelope{}, fmt.Errorf("seek: %w: %v", ErrUnavailable, err)
+		}
+		e, ok := decodeFast(m.Data)
+		if !ok {
+			if e, err = Decode(m.Data); err != nil {
+				return 0, Envelope{}, fmt.Errorf("seek: stream seq %d: %w", m.Sequence, err)
+			}
+		}
+		return m.Sequence, e, nil
+	}
+	// Invariant: the site's events before stream seq lo number < seq, and
+	// the first one at or after hi numbers >= seq.
+	lo, hi := uint64(1), last
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		p, e, err := at(mid)
+		if err != nil {
+			return 0, err
+		}
+		if e.Seq < seq {
+			lo = p + 1
+		} else {
+			hi = mid
+		}
+	}
+	p, e, err := at(lo)
+	if err != nil {
+		return 0, err
+	}
+	if e.Seq != seq {
+		return 0, nil
+	}
+	return p, nil
 }
 
 // readSite calls fn with the site's events in the stream, decoded, from

@@ -144,6 +144,17 @@ func TestCompareJetStream(t *testing.T) {
 	if rep.OK || rep.FirstBad != 123 || rep.Events != 122 || !strings.Contains(rep.Problem, "seq 124 after 122") {
 		t.Errorf("stream lacks seq 123: %+v", rep)
 	}
+	// Reading after the missing event: the seek finds no seq 123, reads
+	// from the start, and the chain check names the hole.
+	err = ScanJetStream(ctx, js, jsTestSite, 123, func(Envelope) error { return nil })
+	if !errors.Is(err, ErrChainBroken) {
+		t.Errorf("scan after the hole's seq: err = %v, want ErrChainBroken", err)
+	}
+	// Reading after a later event starts there and is fine.
+	n := 0
+	if err := ScanJetStream(ctx, js, jsTestSite, 300, func(Envelope) error { n++; return nil }); err != nil || n != 100 {
+		t.Errorf("scan after 300: %d events, err %v", n, err)
+	}
 }
 
 func TestCompareJetStreamOtherLedger(t *testing.T) {

@@ -150,8 +150,9 @@ func (o *Outbox) Run(ctx context.Context) error {
 		}
 		wait := backoff
 		if errors.Is(err, ErrMismatch) || errors.Is(err, ErrCorrupt) {
-			o.mismatch.Store(&err)
-			o.log.Error("outbox stopped: stream holds another ledger", jsLogKeyErr, err)
+			if prev := o.mismatch.Swap(&err); prev == nil || (*prev).Error() != err.Error() {
+				o.log.Error("outbox stopped: the stream does not continue this ledger", jsLogKeyErr, err)
+			}
 			wait = o.maxBackoff
 		} else {
 			o.log.Warn("outbox: publishing interrupted, resuming from the stream tail", jsLogKeyErr, err, jsLogKeyBackoff, wait)
