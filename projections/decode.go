@@ -215,8 +215,6 @@ func (s *scanner) list(elem func() error) error {
 	}
 }
 
-var transports = []string{ledger.TransportHTTP, ledger.TransportCAD, ledger.TransportFinesse, ledger.TransportNATS}
-
 func fastCommand(b []byte, d *ledger.Command) error {
 	s := scanner{b: b}
 	if err := s.begin(); err != nil {
@@ -244,7 +242,7 @@ func fastCommand(b []byte, d *ledger.Command) error {
 		case "message":
 			err = s.into(&d.Message)
 		case "transport":
-			err = s.word(&d.Transport, transports...)
+			err = s.word(&d.Transport, ledger.TransportHTTP, ledger.TransportCAD, ledger.TransportFinesse, ledger.TransportNATS)
 		case "method":
 			err = s.word(&d.Method, "GET", "POST", "PUT")
 		case "client":
@@ -327,7 +325,7 @@ func fastSignal(b []byte, d *ledger.CallSignal) error {
 		case "dnis":
 			err = s.into(&d.DNIS)
 		case "transport":
-			err = s.word(&d.Transport, transports...)
+			err = s.word(&d.Transport, ledger.TransportHTTP, ledger.TransportCAD, ledger.TransportFinesse, ledger.TransportNATS)
 		case "principal":
 			err = s.into(&d.Principal)
 		case "acd":
