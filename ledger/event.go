@@ -145,9 +145,10 @@ func (e *Envelope) Seal(prev string) ([]byte, error) {
 	return raw, nil
 }
 
-// Decode parses a stored envelope and checks that raw is its canonical
-// encoding and that its hash matches its own body and prev. It does not
-// check that prev is the previous event's hash; Verify does.
+// Decode parses a stored envelope and checks that its hash matches its own
+// body and prev. It does not check that raw is the canonical encoding
+// (Canonical does; Store.Verify and Store.Import check both), nor that prev
+// is the previous event's hash (Store.Verify does).
 func Decode(raw []byte) (Envelope, error) {
 	var e Envelope
 	if err := json.Unmarshal(raw, &e); err != nil {
