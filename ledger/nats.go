@@ -87,12 +87,14 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 	return srv, nil
 }
 
-// natsLogger adapts slog to nats-server's Logger interface.
+// natsLogger adapts slog to nats-server's Logger interface. The server's
+// notices (its start-up banner among them) are debug lines here: the
+// program logs its own one-line summary.
 type natsLogger struct{ log *slog.Logger }
 
 var _ server.Logger = natsLogger{}
 
-func (l natsLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }

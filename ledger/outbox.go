@@ -71,6 +71,8 @@ type Outbox struct {
 	pubOnce sync.Once
 	pub     jetstream.JetStream
 
+	replicas int // > 0: create missing streams with this many replicas
+
 	// The last event acknowledged in order, and its stream seq; only the
 	// Run goroutine touches them.
 	lastSeq, lastStreamSeq uint64
@@ -107,6 +109,12 @@ func (o *Outbox) notify([]Envelope) {
 	default:
 	}
 }
+
+// CreateStreams makes the outbox create the streams (EnsureStreams with
+// replicas) when it finds them missing, as when JetStream was not
+// reachable at start or its store was lost. Call it before Run. Without
+// it, the outbox waits for someone else to create them.
+func (o *Outbox) CreateStreams(replicas int) { o.replicas = max(replicas, 1) }
 
 // Lag is the number of committed events not yet confirmed in the stream.
 func (o *Outbox) Lag() uint64 {
@@ -211,7 +219,7 @@ type streamTail struct {
 func readTail(ctx context.Context, js jetstream.JetStream, site string) (streamTail, error) {
 	s, err := js.Stream(ctx, EventsStream)
 	if err != nil {
-		return streamTail{}, fmt.Errorf("stream tail: %w: %v", ErrUnavailable, err)
+		return streamTail{}, fmt.Errorf("stream tail: %w: %w", ErrUnavailable, err)
 	}
 	m, err := s.GetLastMsgForSubject(ctx, siteEventsFilter(site))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -240,6 +248,12 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 	pub := o.publisher()
 	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
 	tail, err := readTail(tctx, pub, o.site)
+	if errors.Is(err, jetstream.ErrStreamNotFound) && o.replicas > 0 {
+		o.log.Info("outbox: creating the streams")
+		if err = EnsureStreams(tctx, pub, o.site, o.replicas); err == nil {
+			tail, err = readTail(tctx, pub, o.site)
+		}
+	}
 	cancel()
 	if err != nil {
 		return false, err

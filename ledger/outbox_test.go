@@ -262,3 +262,29 @@ func TestOutboxFindsHoleLeftByInterruptedSession(t *testing.T) {
 		t.Fatalf("hole at 60: err = %v", err)
 	}
 }
+
+func TestOutboxCreatesMissingStreams(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	nc, js, err := Connect(context.Background(), srv.ClientURL(), "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	s := jsStore(t)
+	jsAppend(t, s, 20)
+	o := NewOutbox(s, js, jsTestSite, nil)
+	o.CreateStreams(1)
+	o.minBackoff, o.maxBackoff = 20*time.Millisecond, 100*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	jsDrained(t, s, o)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	jsCheckMirror(t, s, js)
+	if _, err := js.Stream(context.Background(), ManifestsStream); err != nil {
+		t.Errorf("manifest stream: %v", err)
+	}
+}
