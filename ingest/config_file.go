@@ -45,12 +45,16 @@ func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error)
 		return false, fmt.Errorf("config file: current: %w", err)
 	}
 	if bytes.Equal(current, value) {
+		s.log.Info("configuration file unchanged", logKeyFile, path)
 		return false, nil
 	}
 	c := ledger.ConfigChange{Part: ledger.PartDocument, Op: ledger.OpPut, Value: value, Source: configSourceFile}
-	if _, err := s.appendEvents(ctx, sourceConfig, ledger.Event{Type: ledger.TypeConfig, Data: c}); err != nil {
+	envs, err := s.appendEvents(ctx, sourceConfig, ledger.Event{Type: ledger.TypeConfig, Data: c})
+	if err != nil {
 		return false, fmt.Errorf("config file: %w", err)
 	}
+	// The file replaces the whole document, changes made through the API included.
+	s.log.Info("configuration file applied", logKeyFile, path, logKeySeq, envs[0].Seq)
 	return true, nil
 }
 

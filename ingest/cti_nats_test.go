@@ -3,16 +3,25 @@ package ingest_test
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/recledger/recledger/ingest"
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
 )
 
-func TestCTIOverNATS(t *testing.T) {
+// startNATS runs an in-process nats-server with JetStream and connects to it.
+func startNATS(t *testing.T) *nats.Conn {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +36,11 @@ func TestCTIOverNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
+	return nc
+}
 
+func TestCTIOverNATS(t *testing.T) {
+	nc := startNATS(t)
 	s := newStack(t, nil)
 	s.configure()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -92,4 +105,54 @@ func TestCTIOverNATS(t *testing.T) {
 	if _, err := nc.Request(ingest.CTISubject("test"), []byte(`{}`), 200*time.Millisecond); err == nil {
 		t.Fatal("still answering after stop")
 	}
+}
+
+// TestOutboxLag: /readyz and the outbox-lag gauge follow the real outbox:
+// events wait while it is stopped and drain once it runs.
+func TestOutboxLag(t *testing.T) {
+	nc := startNATS(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.EnsureStreams(t.Context(), js, "test", 1); err != nil {
+		t.Fatal(err)
+	}
+	store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	live := projections.NewLive(projections.New())
+	store.Subscribe(live.OnCommit)
+	outbox := ledger.NewOutbox(store, js, "test", nil)
+	reg := prometheus.NewRegistry()
+	api, err := ingest.New(ingest.Options{Appender: store, Views: live, Events: store, Health: outbox, Site: "test", Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	s := &stack{t: t, store: store, live: live, api: api, srv: srv, reg: reg}
+	s.configure()
+	s.signal(`[{"call_id":"c-1","extension":"3420","type":"ringing"},{"call_id":"c-1","extension":"3420","type":"ended"}]`)
+
+	if r := s.must(200, "GET", "/readyz", "", ""); r.JSON["outbox_lag"] != 3.0 {
+		t.Fatalf("readyz before the outbox runs: %s", r.Raw)
+	}
+	if m := s.must(200, "GET", "/metrics", "", ""); !strings.Contains(m.Raw, "recledger_outbox_lag 3") {
+		t.Fatal("metrics lack the outbox lag")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- outbox.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for outbox.Lag() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := s.must(200, "GET", "/readyz", "", ""); r.JSON["outbox_lag"] != 0.0 || r.JSON["head_seq"] != 3.0 {
+		t.Fatalf("readyz after the outbox ran: %s", r.Raw)
+	}
+	cancel()
+	<-done
 }

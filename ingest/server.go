@@ -70,6 +70,7 @@ const (
 	logKeyPrincipal = "principal"
 	logKeyRoute     = "route"
 	logKeySubject   = "subject"
+	logKeyFile      = "file"
 )
 
 // Options configures a Server. Appender, Views and Events are required.

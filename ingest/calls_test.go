@@ -1,0 +1,89 @@
+package ingest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+func TestParseSignals(t *testing.T) {
+	now := time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
+	evs, err := parseSignals([]byte(` {"call_id":"c-1","extension":"3420","type":"ringing","at":"2026-11-23T14:02:11.1204+01:00"} `), now, ledger.TransportHTTP, "p")
+	if err != nil || len(evs) != 1 {
+		t.Fatal(evs, err)
+	}
+	sig := evs[0].Data.(ledger.CallSignal)
+	if sig.At.String() != "2026-11-23T13:02:11.120Z" || sig.Transport != "http" || sig.Principal != "p" {
+		t.Fatalf("%+v", sig)
+	}
+	evs, _ = parseSignals([]byte(`[{"call_id":"c-1","extension":"3420","type":"ended"}]`), now, ledger.TransportNATS, "")
+	if sig := evs[0].Data.(ledger.CallSignal); !sig.At.Equal(now) {
+		t.Fatalf("default at: %v", sig.At)
+	}
+	for body, field := range map[string]string{
+		`[{"call_id":"c-1","extension":"1","type":"ringing"},{"extension":"1","type":"ringing"}]`: "call_id",
+		`{"call_id":"c","type":"ringing"}`:                                     "extension",
+		`{"call_id":"c","extension":"1","type":"ring"}`:                        "type",
+		`{"call_id":"c","extension":"1","type":"held","direction":"sideways"}`: "direction",
+		`{"call_id":"c","extension":"1","type":"held","at":"yesterday"}`:       "at",
+	} {
+		_, err := parseSignals([]byte(body), now, ledger.TransportHTTP, "")
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.Fields["field"] != field || ae.Status != 400 {
+			t.Errorf("%s: %v", body, err)
+		}
+	}
+	for _, body := range []string{``, `[]`, `"x"`, `{"call_id":"c","extension":"1","type":"held","colour":"red"}`, `{} {}`} {
+		if _, err := parseSignals([]byte(body), now, ledger.TransportHTTP, ""); statusOf(err) != 400 {
+			t.Errorf("%q: %v", body, err)
+		}
+	}
+}
+
+func FuzzParseSignals(f *testing.F) {
+	f.Add(`{"call_id":"c-1","extension":"3420","type":"ringing","at":"2026-11-23T14:02:11.120Z"}`)
+	f.Add(`[{"call_id":"c-1","extension":"3420","type":"ended","direction":"inbound","acd":true}]`)
+	f.Add(`[{"call_id":"","extension":"3420","type":"x"}]`)
+	f.Fuzz(func(t *testing.T, body string) {
+		evs, err := parseSignals([]byte(body), time.Unix(0, 0), ledger.TransportHTTP, "")
+		if err != nil {
+			if statusOf(err) != 400 {
+				t.Fatalf("status %d for %v", statusOf(err), err)
+			}
+			return
+		}
+		if len(evs) == 0 || len(evs) > maxSignalsPerBatch {
+			t.Fatalf("%d events accepted", len(evs))
+		}
+		for _, e := range evs {
+			s := e.Data.(ledger.CallSignal)
+			if _, field, _ := checkSignal(callSignalIn{CallID: s.CallID, Extension: s.Extension, Type: s.Type, Direction: s.Direction}, s.At); field != "" {
+				t.Fatalf("accepted an invalid signal: %+v (%s)", s, field)
+			}
+			if s.At.IsZero() {
+				t.Fatalf("no time: %+v", s)
+			}
+		}
+	})
+}
+
+func FuzzParseTokens(f *testing.F) {
+	f.Add(`{"tokens":[{"name":"a","token":"0123456789abcdef0","roles":["command"]}],"networks":[{"cidr":"10.0.0.0/8","roles":["admin"]}]}`)
+	f.Add(`{"networks":[{"cidr":"::1/128","roles":["auditor","admin"]}]}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		tok, err := ParseTokens([]byte(doc))
+		if err != nil {
+			if !errors.Is(err, ledger.ErrInvalid) {
+				t.Fatalf("error without ErrInvalid: %v", err)
+			}
+			return
+		}
+		for _, e := range tok.tokens {
+			if len(e.token) < minTokenLen || len(e.roles) == 0 {
+				t.Fatalf("accepted %+v", e)
+			}
+		}
+	})
+}
