@@ -48,7 +48,8 @@ type Options struct {
 	// ReadOnly opens the file with a shared lock and refuses every write.
 	// bbolt's writer holds an exclusive lock, so a read-only Open fails
 	// (after a short timeout, with ErrUnavailable) while a live server has
-	// the file open.
+	// the file open, and a server cannot open it while a read-only Store
+	// holds it: to read beside a live server use its API or JetStream.
 	ReadOnly bool
 }
 
