@@ -19,7 +19,9 @@ const compareBuffer = 4096
 // is a finding (FirstBad, Problem), not an error; errors are I/O. Events is
 // how many events both copies agree on; Head is the store's head hash.
 // Neither copy is held in memory: the stream is read by a second goroutine
-// into a bounded channel.
+// into a bounded channel. Each side is read up to its head at the call, so
+// on a live ledger the outbox's lag shows as "stream ends": compare a
+// quiescent ledger, or one whose outbox reports no lag.
 func CompareJetStream(ctx context.Context, store *Store, js jetstream.JetStream, site string) (VerifyReport, error) {
 	_, headHash := store.Head()
 	rep := VerifyReport{Head: headHash}
