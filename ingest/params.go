@@ -91,7 +91,8 @@ func parseParams(rawQuery, contentType string, body []byte) request {
 	mediaType, _, _ := mime.ParseMediaType(contentType)
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	switch {
-	case mediaType == "application/x-www-form-urlencoded" && !bytes.HasPrefix(trimmed, []byte("{")):
+	case (mediaType == "application/x-www-form-urlencoded" || mediaType == "") && !bytes.HasPrefix(trimmed, []byte("{")):
+		// A body without a Content-Type that is not JSON is read as a form.
 		fs, err := parseQuery(string(body))
 		if err != nil {
 			invalid("form body: %v", err)

@@ -27,6 +27,18 @@ func TestParseParams(t *testing.T) {
 			want:  request{SenderID: "jdoe", PeripheralID: "5001", Extension: "3420"},
 		},
 		{
+			name: "form body without a Content-Type",
+			body: "extension=3420&sender_id=jdoe",
+			want: request{SenderID: "jdoe", Extension: "3420"},
+		},
+		{
+			name:  "other content types are not read",
+			ctype: "text/plain",
+			query: "sender_id=jdoe",
+			body:  "extension=3420",
+			want:  request{SenderID: "jdoe"},
+		},
+		{
 			name:  "Finesse start, text/json",
 			ctype: "text/json",
 			body:  `{"sender_id":"jdoe","peripheral_id":"5001"}`,
