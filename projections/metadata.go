@@ -101,7 +101,7 @@ func (s *State) applyMetadata(d *ledger.Command, m map[string]string, res *metaR
 		reject := ""
 		_, have := m[p.Key]
 		switch {
-		case isMasked(d.Masked, p.Key):
+		case isMasked(d.Masked, p.Key) || holdsCardNumber(p.Value):
 			reject = KeyCardNumber
 		case p.Value == "":
 		case !ValidMetadataValue(def.Type, p.Value):
@@ -128,6 +128,52 @@ func (s *State) applyMetadata(d *ledger.Command, m map[string]string, res *metaR
 		res.applied = addOnce(res.applied, p.Key)
 	}
 	return m
+}
+
+// holdsCardNumber reports whether v holds a run of 13–19 digits (spaces or
+// dashes allowed between them) that passes the Luhn check. Ingest masks
+// such values before they reach the ledger; this is the projections' own
+// guard for events that did not pass through it.
+func holdsCardNumber(v string) bool {
+	var digits []byte
+	flush := func() bool {
+		defer func() { digits = digits[:0] }()
+		for n := 13; n <= 19 && n <= len(digits); n++ {
+			for i := 0; i+n <= len(digits); i++ {
+				if luhn(digits[i : i+n]) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= '0' && c <= '9':
+			digits = append(digits, c)
+		case (c == ' ' || c == '-') && len(digits) > 0:
+		default:
+			if flush() {
+				return true
+			}
+		}
+	}
+	return flush()
+}
+
+// luhn reports whether the digits pass the Luhn check.
+func luhn(d []byte) bool {
+	sum := 0
+	for i := range d {
+		n := int(d[len(d)-1-i] - '0')
+		if i%2 == 1 {
+			if n *= 2; n > 9 {
+				n -= 9
+			}
+		}
+		sum += n
+	}
+	return sum%10 == 0
 }
 
 func isMasked(masked []string, k string) bool {

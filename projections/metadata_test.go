@@ -70,3 +70,24 @@ func FuzzMetadataValue(f *testing.F) {
 		}
 	})
 }
+
+func TestHoldsCardNumber(t *testing.T) {
+	cases := map[string]bool{
+		"4111111111111111":          true,
+		"4111 1111-1111 1111":       true,
+		"card 4111111111111111 exp": true,
+		"x4111111111111111":         true,
+		"99 4111111111111111 ":      true, // a card glued to other digits by a space is still caught
+		"411111******1111":          false,
+		"411111111111":              false, // 12 digits
+		"123456789012":              false,
+		"1234":                      false,
+		"":                          false,
+		"0000000000000":             true, // 13 zeros pass Luhn: treated as a card number
+	}
+	for v, want := range cases {
+		if got := holdsCardNumber(v); got != want {
+			t.Errorf("holdsCardNumber(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
