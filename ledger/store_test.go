@@ -573,3 +573,37 @@ func TestGatherLingersForReturningCallers(t *testing.T) {
 		}
 	})
 }
+
+func TestScanCallsFnOutsideTransactions(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Options{})
+	if _, err := s.Append(ctx, cmd("a"), cmd("b")); err != nil {
+		t.Fatal(err)
+	}
+	// An append that grows the file makes bbolt remap it, which waits for
+	// every open read transaction: from inside fn it can only finish if
+	// Scan holds none.
+	big := Event{Type: TypeConfig, Data: map[string]string{"blob": string(bytes.Repeat([]byte("x"), 4<<20))}}
+	var seen []uint64
+	err := s.Scan(ctx, 0, func(e Envelope) error {
+		seen = append(seen, e.Seq)
+		if e.Seq != 1 {
+			return nil
+		}
+		done := make(chan error, 1)
+		go func() { _, err := s.Append(ctx, big); done <- err }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("append from inside Scan's fn is stuck: Scan holds a read transaction")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 2 {
+		t.Fatalf("scan saw seqs %v, want 1 and 2 (up to the head at the call)", seen)
+	}
+}
