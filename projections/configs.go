@@ -98,6 +98,10 @@ func (s *State) rebuildCaches() {
 	if l, err := time.LoadLocation(s.cfg.Site.Timezone); err == nil {
 		s.loc = l
 	}
+	s.uploadMin = 23 * 60
+	if u, err := time.Parse("15:04", s.cfg.Site.UploadTime); err == nil {
+		s.uploadMin = u.Hour()*60 + u.Minute()
+	}
 	s.defaults = map[string][]string{}
 	for id, u := range s.cfg.Users {
 		if u.Extension != "" {

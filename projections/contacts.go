@@ -146,7 +146,7 @@ func (ct *contact) addTag() bool {
 func (s *State) provisionalDay(end ledger.Time) string {
 	t := end.In(s.loc)
 	y, m, d := t.Date()
-	if hm := t.Format("15:04"); hm >= s.cfg.Site.UploadTime {
+	if t.Hour()*60+t.Minute() >= s.uploadMin {
 		d++
 	}
 	return time.Date(y, m, d, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)

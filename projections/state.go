@@ -43,8 +43,9 @@ type State struct {
 	sigBuf ledger.CallSignal
 
 	// caches rebuilt from cfg, not part of the checkpoint
-	loc      *time.Location
-	defaults map[string][]string // default extension → user ids, sorted
+	loc       *time.Location
+	uploadMin int                 // upload time, minutes after local midnight
+	defaults  map[string][]string // default extension → user ids, sorted
 }
 
 // agent is one user's association and calls.
