@@ -41,6 +41,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("message does not name the parameter: %s", r.Raw)
 	}
 	check(s.finesse("tag", `{"sender_id":"jdoe","peripheral_id":"`+strings.Repeat("9", 17<<10)+`"}`), 413, "too_large", false)
+	check(s.do("GET", "/recordingcontrols/rest/tag?sender_id=jdoe&x="+strings.Repeat("9", 17<<10), "", ""), 414, "too_large", false)
 	check(s.form("tag", "sender_id=jdoe&peripheral_id=9999"), 400, "wrong_peripheral", true)
 	check(s.do("DELETE", "/recordingcontrols/rest/tag", "", ""), 405, "method_not_allowed", false)
 	// Methods: GET and PUT work like POST.

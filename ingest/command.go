@@ -39,6 +39,13 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, tooLarge(s.maxBody))
 		return
 	}
+	if int64(len(r.URL.RawQuery)) > s.maxBody {
+		// The body limit, applied to the query string too: a command's
+		// parameters become a ledger event, whichever way they came.
+		s.writeError(w, r, newError(http.StatusRequestURITooLong, reasonTooLarge,
+			fmt.Sprintf("the query string is over %d bytes", s.maxBody)).with("limit", s.maxBody))
+		return
+	}
 	principal, err := s.tokens.authorize(r, RoleCommand)
 	if err != nil {
 		s.writeError(w, r, err)

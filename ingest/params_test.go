@@ -135,3 +135,11 @@ func FuzzParseParams(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseParams(b *testing.B) {
+	body := []byte(`{"sender_id":"jdoe","peripheral_id":"5001","metadata":{"account":"10.70","agentname":"Jane Doe","callback":"2026-12-01","ref":"4111 1111 1111 1111"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		parseParams("", "text/json", body)
+	}
+}
