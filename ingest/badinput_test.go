@@ -107,3 +107,16 @@ func TestAuth(t *testing.T) {
 		t.Fatalf("principals: %s", ev.Raw)
 	}
 }
+
+func TestWrongMethodIsJSON(t *testing.T) {
+	s := newStack(t, nil)
+	r := s.do("DELETE", "/v1/config", "", "")
+	if r.Status != 405 || r.str("reason") != "method_not_allowed" || r.Header.Get("Allow") != "GET" {
+		t.Fatalf("%d %v %s", r.Status, r.Header, r.Raw)
+	}
+	r = s.do("GET", "/v1/config/users/jdoe", "", "")
+	if r.Status != 405 || r.Header.Get("Allow") != "PUT, DELETE" {
+		t.Fatalf("%d %v %s", r.Status, r.Header, r.Raw)
+	}
+	s.must(404, "GET", "/v2/nothing", "", "")
+}
