@@ -15,13 +15,12 @@ type Live struct {
 	mu      sync.RWMutex
 	s       *State
 	err     error
-	results []ledger.CommandResult // ring, indexed by seq % ResultRing
-	have    []uint64               // seq held in each slot (0 = none)
+	results []*ledger.CommandResult // ring, indexed by seq % ResultRing; each holds its own Seq
 }
 
 // NewLive wraps s; s must not be used directly afterwards.
 func NewLive(s *State) *Live {
-	return &Live{s: s, results: make([]ledger.CommandResult, ResultRing), have: make([]uint64, ResultRing)}
+	return &Live{s: s, results: make([]*ledger.CommandResult, ResultRing)}
 }
 
 // OnCommit applies committed envelopes in order (the Store.Subscribe hook)
@@ -44,8 +43,7 @@ func (l *Live) OnCommit(envs []ledger.Envelope) {
 			return
 		}
 		if eff.Result != nil {
-			slot := e.Seq % ResultRing
-			l.results[slot], l.have[slot] = *eff.Result, e.Seq
+			l.results[e.Seq%ResultRing] = eff.Result
 		}
 	}
 }
@@ -57,15 +55,16 @@ func (l *Live) Err() error {
 	return l.err
 }
 
-// Result returns the answer to the command at seq, if it is recent enough.
+// Result returns the answer to the command at seq, if it is recent enough
+// (the last ResultRing seqs). Its slices and map are shared: read only.
 func (l *Live) Result(seq uint64) (ledger.CommandResult, bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	slot := seq % ResultRing
-	if seq == 0 || l.have[slot] != seq {
+	r := l.results[seq%ResultRing]
+	if seq == 0 || r == nil || r.Seq != seq {
 		return ledger.CommandResult{}, false
 	}
-	return l.results[slot], true
+	return *r, true
 }
 
 // Snapshot returns the checkpoint bytes and the seq they hold.
