@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"testing"
 	"time"
@@ -56,6 +58,19 @@ func e2eStop(tb testing.TB, srv *Server) {
 	srv.Stop()
 	if err := srv.Wait(); err != nil {
 		tb.Errorf("server stopped with: %v", err)
+	}
+}
+
+// e2eHeapProfile writes the live heap (what the server holds after the
+// day) to path, for `go tool pprof -sample_index=inuse_space`.
+func e2eHeapProfile(tb testing.TB, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		tb.Fatal(err)
 	}
 }
 
@@ -139,6 +154,9 @@ func BenchmarkE2E(b *testing.B) {
 			runtime.GC()
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
+			if path := os.Getenv("RECLEDGER_E2E_HEAPPROFILE"); path != "" {
+				e2eHeapProfile(b, path)
+			}
 			e2eStop(b, srv)
 			b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-inuse-MB")
 
