@@ -68,7 +68,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	natsURL := fs.String("nats", envOr("RECLEDGER_NATS", defaultNATSURL), "NATS URL(s) for --source jetstream (env RECLEDGER_NATS)")
 	site := siteFlag(fs)
 	untilS := fs.String("until", "", "stop after the last event with seq ≤ SEQ, id ≤ ULID or time ≤ RFC 3339 time")
-	user := fs.String("user", "", "trace only the events that touched this user id")
+	user := fs.String("user", "", "trace only the events that touched this user id (implies --trace)")
 	trace := fs.Bool("trace", false, "print each event with the state change it caused")
 	digest := fs.Bool("digest", false, "print the projections' digest, as GET /v1/digest")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -83,6 +83,9 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("replay: --until: %w", err)
 	}
 	opts := replay.Options{Until: until, User: *user}
+	if *user != "" {
+		*trace = true
+	}
 	if *trace {
 		opts.Trace = out
 	}

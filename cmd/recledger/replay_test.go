@@ -203,7 +203,7 @@ func TestReplayCommandUntil(t *testing.T) {
 
 func TestReplayCommandTraceUser(t *testing.T) {
 	d := writeOfflineDay(t, false, 0)
-	out, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--trace", "--user", "asmith")
+	out, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--user", "asmith")
 	if err != nil {
 		t.Fatal(err)
 	}

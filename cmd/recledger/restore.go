@@ -84,7 +84,7 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	n, err := replay.Restore(ctx, src, store, 0, p.Update)
 	p.Finish()
 	if err != nil {
-		return fmt.Errorf("restore: %d events stored before: %w", n, err)
+		return fmt.Errorf("restore: stopped after %d events (remove %s to start again): %w", n, path, err)
 	}
 	rep, err := store.Verify(ctx)
 	if err != nil {
