@@ -219,24 +219,27 @@ func decodeFast(raw []byte) (e Envelope, ok bool) {
 	if rest, good = bytes.CutPrefix(rest, []byte(`"data":`)); !good {
 		return e, false
 	}
-	// The tail is fixed: ,"prev":"<hex>","hash":"<64 hex>"}.
-	const hashTail = len(`","hash":"`) + 64 + len(`"}`)
-	pi := bytes.LastIndex(rest, []byte(`,"prev":"`))
+	// The tail is fixed: ,"prev":"<"" or 64 hex>","hash":"<64 hex>"}.
+	const prevKey, hashKey = `,"prev":"`, `","hash":"`
+	const hashTail = len(hashKey) + 64 + len(`"}`)
+	pi := -1
+	for _, n := range [2]int{64, 0} {
+		if at := len(rest) - hashTail - n - len(prevKey); at >= 0 && bytes.HasPrefix(rest[at:], []byte(prevKey)) {
+			pi = at
+			break
+		}
+	}
 	if pi < 0 {
 		return e, false
 	}
-	data, tail := rest[:pi], rest[pi+len(`,"prev":"`):]
-	if len(tail) < hashTail {
-		return e, false
-	}
+	data, tail := rest[:pi], rest[pi+len(prevKey):]
 	prev, hashPart := tail[:len(tail)-hashTail], tail[len(tail)-hashTail:]
-	if !bytes.HasPrefix(hashPart, []byte(`","hash":"`)) || !bytes.HasSuffix(hashPart, []byte(`"}`)) {
+	if !bytes.HasPrefix(hashPart, []byte(hashKey)) || !bytes.HasSuffix(hashPart, []byte(`"}`)) || !compactData(data) {
 		return e, false
 	}
-	hash := hashPart[len(`","hash":"`) : len(hashPart)-2]
-	if (len(prev) != 0 && len(prev) != 64) || !lowerHex(prev) || !lowerHex(hash) || !compactData(data) {
-		return e, false
-	}
+	// The hash is compared with a lower-case hex encoding, so it needs no
+	// check of its own; prev is checked by hex.Decode, as ChainHash does.
+	hash := hashPart[len(hashKey) : len(hashPart)-2]
 	var pb [32]byte
 	if _, err := hex.Decode(pb[:len(prev)/2], prev); err != nil {
 		return e, false
@@ -309,16 +312,6 @@ func plainWord(b []byte) bool {
 		}
 	}
 	return len(b) > 0
-}
-
-// lowerHex reports whether b is lower-case hex.
-func lowerHex(b []byte) bool {
-	for _, c := range b {
-		if c-'0' > 9 && c-'a' > 5 { // bytes wrap: one compare per range
-			return false
-		}
-	}
-	return true
 }
 
 // compactData reports whether data is valid JSON exactly as json.Marshal
