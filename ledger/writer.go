@@ -175,6 +175,9 @@ type writer struct {
 	timer       *time.Timer
 }
 
+// slabSize is the size of the byte slabs the writer encodes envelopes into.
+const slabSize = 32 << 10
+
 // maxLinger caps how long the writer waits for a batch to fill.
 const maxLinger = 2 * time.Millisecond
 
@@ -322,15 +325,9 @@ func (w *writer) reconcile() {
 // committed and the writer's state is untouched.
 func (w *writer) write(batch []*request) ([]Envelope, tail, error) {
 	t := tail{ids: w.ids, seq: w.seq, prev: w.prev, hasPrev: w.hasPrev}
-	n, size := 0, 0
+	n := 0
 	for _, r := range batch {
 		n += r.size()
-		for _, p := range r.evs {
-			size += len(p.data) + len(p.qtype) + envelopeOverhead
-		}
-		for _, im := range r.imports {
-			size += len(im.env.Raw)
-		}
 	}
 	now := w.s.now()
 	tx, err := w.s.db.Begin(true)
@@ -341,7 +338,7 @@ func (w *writer) write(batch []*request) ([]Envelope, tail, error) {
 	b.FillPercent = 1.0 // keys only ever grow: pack pages full
 	envs := make([]Envelope, 0, n)
 	keys := make([]byte, 8*n)
-	slab := make([]byte, 0, size)
+	var slab []byte
 	enc := sealer{}
 	for _, r := range batch {
 		r.start = len(envs)
@@ -358,6 +355,12 @@ func (w *writer) write(batch []*request) ([]Envelope, tail, error) {
 				return nil, t, fmt.Errorf("%w: %v", ErrUnavailable, err)
 			}
 			t.seq++
+			if need := len(p.data) + len(p.qtype) + envelopeOverhead; cap(slab)-len(slab) < need {
+				// Envelopes go into shared slabs of at most slabSize: they
+				// are handed out, so slabs are never reused, and small
+				// ones avoid the churn of large heap objects.
+				slab = make([]byte, 0, max(need, slabSize))
+			}
 			var e Envelope
 			slab, e = enc.seal(slab, t.seq, id, p, &t.prev, t.hasPrev)
 			t.hasPrev = true
