@@ -88,8 +88,11 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	env := envs[0]
 	res, ok := s.views.Result(env.Seq)
 	if !ok {
-		s.writeError(w, r, newError(http.StatusInternalServerError, reasonInternal,
-			"the command was recorded but its result is not available").
+		status, reason := http.StatusInternalServerError, reasonInternal
+		if f, isFailer := s.views.(Failer); isFailer && f.Err() != nil {
+			status, reason = http.StatusServiceUnavailable, reasonUnavailable // the projections stopped
+		}
+		s.writeError(w, r, newError(status, reason, "the command was recorded but its result is not available").
 			with("seq", env.Seq).with("event_id", env.ID.String()))
 		return
 	}

@@ -64,8 +64,16 @@ func (s *Server) RunCTI(ctx context.Context, nc *nats.Conn, site string) error {
 
 // handleCTIMsg appends one batch and answers it.
 func (s *Server) handleCTIMsg(ctx context.Context, msg *nats.Msg) {
-	var reply []byte
-	res, err := s.acceptSignals(ctx, sourceCTI, msg.Data, ledger.TransportNATS, "")
+	var (
+		reply []byte
+		res   callsReply
+		err   error
+	)
+	if len(msg.Data) > maxFeedBody {
+		err = tooLarge(maxFeedBody)
+	} else {
+		res, err = s.acceptSignals(ctx, sourceCTI, msg.Data, ledger.TransportNATS, "")
+	}
 	if err != nil {
 		body := errorBody(err)
 		body["status"] = statusOf(err)
