@@ -235,13 +235,26 @@ func TestKilledWorkerEveryContactOnce(t *testing.T) {
 		total += len(names)
 	}
 
+	// A temp file as an earlier killed worker would have left it.
+	stale := filepath.Join(dest, days[1], tempPrefix+"01KSTALE.json.123")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, []byte(`{"contact_id":"01KST`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+
 	a := startChild(t, ns.ClientURL(), dest, 10*time.Millisecond)
 	// Let A take a manifest and write part of it before B starts, so the kill lands mid-manifest.
 	waitFor(t, "worker A to start writing", 30*time.Second, func() bool {
 		f, _ := countFiles(t, dest)
 		return len(f) >= 20
 	})
-	startChild(t, ns.ClientURL(), dest, time.Millisecond)
+	b := startChild(t, ns.ClientURL(), dest, time.Millisecond)
 	time.Sleep(200 * time.Millisecond)
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -252,7 +265,7 @@ func TestKilledWorkerEveryContactOnce(t *testing.T) {
 	if len(killedAt) >= total {
 		t.Fatalf("worker A was killed after all %d files were written: the test did not kill mid-manifest", total)
 	}
-	startChild(t, ns.ClientURL(), dest, 0) // A restarted
+	a2 := startChild(t, ns.ClientURL(), dest, 0) // A restarted
 
 	cons, err := js.Consumer(context.Background(), StreamName, "upload-"+testSite)
 	if err != nil {
@@ -265,6 +278,17 @@ func TestKilledWorkerEveryContactOnce(t *testing.T) {
 		}
 		return info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream == uint64(len(days))
 	})
+
+	// The manifest A held when it was killed came back to a worker.
+	logs := func(c *child) string {
+		w := c.cmd.Stderr.(*lockedWriter)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.w.String()
+	}
+	if out := logs(b) + logs(a2); !strings.Contains(out, "delivery=2") {
+		t.Errorf("no manifest was redelivered after the kill:\n%s", out)
+	}
 
 	finals, temps := countFiles(t, dest)
 	if len(temps) > 0 {
