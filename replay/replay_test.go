@@ -33,6 +33,12 @@ func TestReplayEqualsLiveFromEveryCopy(t *testing.T) {
 		t.Fatalf("bbolt replay: digest %s, %d events, last %d; live %s at %d", got, stats.Events, stats.Last.Seq, want, head)
 	}
 
+	if h, err := (replay.JetStreamSource{JS: js, Site: replaytest.Site}).Head(ctx); err != nil || h != head {
+		t.Fatalf("jetstream head %d, %v; want %d", h, err, head)
+	}
+	if h, err := (replay.JetStreamSource{JS: js, Site: "elsewhere"}).Head(ctx); err != nil || h != 0 {
+		t.Fatalf("jetstream head of an empty site %d, %v", h, err)
+	}
 	jst, jstats, err := replay.Run(ctx, replay.JetStreamSource{JS: js, Site: replaytest.Site}, replay.Options{})
 	if err != nil {
 		t.Fatal(err)
