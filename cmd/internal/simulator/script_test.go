@@ -316,3 +316,14 @@ func TestServerAppendedEventsAreNotCountedAsMismatch(t *testing.T) {
 		t.Fatalf("extra events went unnoticed: %+v", rep.Check)
 	}
 }
+
+func FuzzSumMetric(f *testing.F) {
+	f.Add([]byte("recledger_commands_total{command=\"tag\",outcome=\"applied\"} 3\nrecledger_commands_total 4\n"))
+	f.Add([]byte("recledger_commands_total{a=\"}\"} 1e3\n# x\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		n, ok := sumMetric(text, "recledger_commands_total")
+		if !ok && n != 0 {
+			t.Fatalf("not found but sum %d", n)
+		}
+	})
+}
