@@ -189,7 +189,10 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return sched.Run(gctx)
 	})
 	g.Go(func() error {
-		return (&replay.Checkpointer{Store: store, Live: s.live, EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Logger: log}).Run(gctx)
+		// Saved: the state we started from is already checkpointed up to
+		// head−replayed, so the first save waits for that many new events.
+		return (&replay.Checkpointer{Store: store, Live: s.live, EveryEvents: cfg.CheckpointEvents,
+			Every: cfg.CheckpointEvery, Saved: head - replayed, Logger: log}).Run(gctx)
 	})
 	g.Go(func() error { return api.RunCTI(gctx, nc, cfg.Site) })
 	g.Go(func() error {
