@@ -24,8 +24,10 @@ const (
 )
 
 // writeAtomic makes dir/name hold body: a temp file in dir is written,
-// fsynced and renamed over the name, then dir is fsynced, so the file is
-// either whole or absent. When the file already holds body, nothing is written.
+// fsynced and renamed over the name, so the file is either whole or absent.
+// When the file already holds body, nothing is written. The rename is
+// durable only once dir is fsynced (syncDir): the caller does that once
+// after a manifest's files, before acking it.
 func writeAtomic(dir, name string, body []byte) (writeResult, error) {
 	final := filepath.Join(dir, name)
 	old, err := os.ReadFile(final)
@@ -64,9 +66,6 @@ func writeAtomic(dir, name string, body []byte) (writeResult, error) {
 		return 0, fmt.Errorf("rename %s: %w", name, err)
 	}
 	ok = true
-	if err := syncDir(dir); err != nil {
-		return 0, err
-	}
 	return res, nil
 }
 

@@ -290,6 +290,14 @@ func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func())
 		}
 		tick()
 	}
+	// One directory fsync makes every rename above durable; until it
+	// succeeds the manifest is not acked (a crash before it redelivers).
+	if st.written+st.replaced > 0 && ctx.Err() == nil {
+		if err := w.retry(ctx, tick, func() error { return syncDir(dir) }); err != nil {
+			w.log.Error("day directory not synced", logKeyDay, m.Day, logKeyErr, err)
+			return st, ContactIDs(m.Files)
+		}
+	}
 	return st, failed
 }
 
