@@ -39,7 +39,7 @@ type Config struct {
 	OnRequest func()
 }
 
-// DefaultDay is the simulated day when Config.Day is zero.
+// defaultDay is the simulated day when Config.Day is zero.
 var defaultDay = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 
 // withDefaults returns c with zero fields filled.
