@@ -20,6 +20,10 @@ type readyReply struct {
 	HeadSeq       uint64 `json:"head_seq"`
 	ProjectionSeq uint64 `json:"projection_seq"`
 	Problem       string `json:"problem,omitempty"`
+	// OutboxProblem is set when the JetStream copy does not continue this
+	// ledger: the outbox stopped publishing and an operator must look. The
+	// ledger still takes writes, so it does not make the server unready.
+	OutboxProblem string `json:"outbox_problem,omitempty"`
 }
 
 // handleHealthz serves GET /healthz: 200 while the process runs.
@@ -46,6 +50,9 @@ func (s *Server) ready() readyReply {
 	rep.HeadSeq, _ = s.events.Head()
 	if s.health != nil {
 		rep.OutboxLag = s.health.Lag()
+		if err := s.health.Mismatch(); err != nil {
+			rep.OutboxProblem = err.Error()
+		}
 	}
 	if err := s.writeErr.Load(); err != nil {
 		rep.Problem = "the ledger refused the last write: " + (*err).Error()

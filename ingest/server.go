@@ -49,9 +49,11 @@ type Events interface {
 	Verify(ctx context.Context) (ledger.VerifyReport, error)
 }
 
-// Health reports the JetStream outbox (ledger.Outbox).
+// Health reports the JetStream outbox (ledger.Outbox): how far the mirror
+// is behind, and whether the stream has stopped continuing this ledger.
 type Health interface {
 	Lag() uint64
+	Mismatch() error
 }
 
 // Default limits.

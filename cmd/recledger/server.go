@@ -127,6 +127,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	}
 
 	outbox := ledger.NewOutbox(store, js, cfg.Site, log)
+	outbox.CreateStreams(replicas) // streams missing now (JetStream down) are made when it is back
 	manifests := ledger.NewManifestOutbox(js, cfg.Site, s.live, log)
 	sched := &ingest.Scheduler{Appender: store, View: s.live, Now: time.Now, Logger: log}
 	// Commits wake the schedulers at once instead of at their next poll: a
