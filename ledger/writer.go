@@ -325,9 +325,12 @@ func (w *writer) reconcile() {
 // committed and the writer's state is untouched.
 func (w *writer) write(batch []*request) ([]Envelope, tail, error) {
 	t := tail{ids: w.ids, seq: w.seq, prev: w.prev, hasPrev: w.hasPrev}
-	n := 0
+	n, size := 0, 0 // events, and an upper bound of their encoded bytes
 	for _, r := range batch {
 		n += r.size()
+		for _, p := range r.evs {
+			size += len(p.data) + len(p.qtype) + envelopeOverhead
+		}
 	}
 	now := w.s.now()
 	tx, err := w.s.db.Begin(true)
@@ -355,12 +358,15 @@ func (w *writer) write(batch []*request) ([]Envelope, tail, error) {
 				return nil, t, fmt.Errorf("%w: %v", ErrUnavailable, err)
 			}
 			t.seq++
-			if need := len(p.data) + len(p.qtype) + envelopeOverhead; cap(slab)-len(slab) < need {
-				// Envelopes go into shared slabs of at most slabSize: they
-				// are handed out, so slabs are never reused, and small
-				// ones avoid the churn of large heap objects.
-				slab = make([]byte, 0, max(need, slabSize))
+			need := len(p.data) + len(p.qtype) + envelopeOverhead
+			if cap(slab)-len(slab) < need {
+				// Envelopes go into shared slabs of at most slabSize (or
+				// what the rest of the batch needs): they are handed out,
+				// so slabs are never reused, and small ones avoid the
+				// churn of large heap objects.
+				slab = make([]byte, 0, max(need, min(size, slabSize)))
 			}
+			size -= need
 			var e Envelope
 			slab, e = enc.seal(slab, t.seq, id, p, &t.prev, t.hasPrev)
 			t.hasPrev = true
