@@ -18,10 +18,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/ledger/ledgertest"
 )
 
 const testSite = "s1"
@@ -65,28 +64,8 @@ func TestWorkerChild(t *testing.T) {
 
 func startNATS(t *testing.T) (*server.Server, jetstream.JetStream) {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ledger.EnsureStreams(context.Background(), js, testSite, 1); err != nil {
-		t.Fatal(err)
-	}
-	return ns, js
+	j := ledgertest.StartJetStream(t, testSite)
+	return j.Server, j.JS
 }
 
 // testManifest builds a manifest of day with n contacts and a metadata
