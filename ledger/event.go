@@ -149,7 +149,23 @@ func (e *Envelope) Seal(prev string) ([]byte, error) {
 // body and prev. It does not check that raw is the canonical encoding
 // (Canonical does; Store.Verify and Store.Import check both), nor that prev
 // is the previous event's hash (Store.Verify does).
+//
+// Envelopes in the exact form Seal writes (all of them, in a healthy
+// ledger) take a fast path: the fields are read at their fixed places, and
+// the hash is checked over the stored bytes themselves, which hold the
+// canonical body as a prefix; no JSON is re-encoded. Data and Raw then
+// share raw's memory. Anything else goes through encoding/json, which stays
+// the authority on errors.
 func Decode(raw []byte) (Envelope, error) {
+	if e, ok := decodeFast(raw); ok {
+		return e, nil
+	}
+	return decodeSlow(raw)
+}
+
+// decodeSlow is Decode through encoding/json, for any spelling of an
+// envelope: the envelope is parsed, its body re-encoded and hashed.
+func decodeSlow(raw []byte) (Envelope, error) {
 	var e Envelope
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return Envelope{}, fmt.Errorf("decode: %w: %v", ErrCorrupt, err)

@@ -315,20 +315,30 @@ func plainWord(b []byte) bool {
 }
 
 // compactData reports whether data is valid JSON exactly as json.Marshal
-// writes a RawMessage: compact, with <, >, & and U+2028/U+2029 escaped.
+// writes a RawMessage: compact (no white space outside strings), with <, >,
+// & and U+2028/U+2029 escaped. One pass finds white space and the escaped
+// characters; json.Valid (no allocation) checks the rest.
 func compactData(data []byte) bool {
-	for i, c := range data {
-		switch {
-		case c == '<', c == '>', c == '&':
+	in := false
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '"':
+			in = !in
+		case '\\':
+			if in {
+				i++ // the escaped character cannot end the string
+			}
+		case ' ', '\t', '\n', '\r':
+			if !in {
+				return false
+			}
+		case '<', '>', '&':
 			return false
-		case c == 0xe2 && i+2 < len(data) && data[i+1] == 0x80 && (data[i+2] == 0xa8 || data[i+2] == 0xa9):
-			return false // U+2028, U+2029
+		case 0xe2:
+			if i+2 < len(data) && data[i+1] == 0x80 && (data[i+2] == 0xa8 || data[i+2] == 0xa9) {
+				return false // U+2028, U+2029
+			}
 		}
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(data))
-	if err := json.Compact(&buf, data); err != nil {
-		return false
-	}
-	return bytes.Equal(buf.Bytes(), data)
+	return json.Valid(data)
 }
