@@ -21,6 +21,7 @@ const (
 	outboxTick       = 1 * time.Second // safety-net wake-up when no commit was signalled
 	outboxMinBackoff = 50 * time.Millisecond
 	outboxMaxBackoff = 5 * time.Second
+	outboxFeed       = 256 // committed batches queued for the outbox before it reads bbolt instead
 )
 
 // Outbox mirrors the committed events of a Store to the JetStream stream
@@ -58,6 +59,15 @@ type Outbox struct {
 	log   *slog.Logger
 	wake  chan struct{}
 
+	// feed carries the committed batches from the writer's hook to Run, so
+	// the outbox publishes the envelopes the writer has in memory instead of
+	// reading them back from bbolt. The hook never blocks: when feed is
+	// full it drops the batch, and Run, seeing the gap, reads bbolt.
+	feed     chan []Envelope
+	fed      atomic.Uint64 // last seq the hook saw
+	firstFed atomic.Uint64 // first seq the hook saw; 0 before the first commit
+	fromDB   atomic.Uint64 // events read back from bbolt to be published
+
 	confirmed atomic.Uint64 // last seq known to be in the stream
 	published atomic.Uint64 // events this outbox published and saw acknowledged
 	mismatch  atomic.Pointer[error]
@@ -91,6 +101,7 @@ func NewOutbox(store *Store, js jetstream.JetStream, site string, log *slog.Logg
 		site:       site,
 		log:        log.With(jsLogKeyComponent, "outbox", jsLogKeySite, site),
 		wake:       make(chan struct{}, 1),
+		feed:       make(chan []Envelope, outboxFeed),
 		window:     outboxWindow,
 		ackTimeout: outboxAckTimeout,
 		tick:       outboxTick,
@@ -102,8 +113,18 @@ func NewOutbox(store *Store, js jetstream.JetStream, site string, log *slog.Logg
 }
 
 // notify is the store's commit hook. It runs in the writer goroutine and
-// must never block: a wake-up already pending is enough.
-func (o *Outbox) notify([]Envelope) {
+// must never block: it queues the batch for Run if there is room (Run reads
+// bbolt for what it finds missing), and a wake-up already pending is enough.
+func (o *Outbox) notify(envs []Envelope) {
+	if len(envs) == 0 {
+		return
+	}
+	select {
+	case o.feed <- envs:
+	default:
+	}
+	o.firstFed.CompareAndSwap(0, envs[0].Seq)
+	o.fed.Store(envs[len(envs)-1].Seq)
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -305,31 +326,66 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 			o.log.Debug("outbox: abandoning publishes in flight", jsLogKeyCount, len(q))
 		}
 	}()
-	for {
-		scanErr := o.store.ScanRaw(ctx, next-1, func(seq uint64, raw []byte) error {
+	publish := func(e Envelope) error {
+		for len(q) >= o.window {
+			if err := o.await(ctx, q[0]); err != nil {
+				return err
+			}
+			q = q[1:]
+		}
+		// No client-side retries: a retried message would land after the
+		// ones sent behind it.
+		f, err := pub.PublishMsgAsync(o.message(e), jetstream.WithRetryAttempts(0))
+		if err != nil {
+			return fmt.Errorf("publish seq %d: %w", e.Seq, err)
+		}
+		q = append(q, pendingAck{e.Seq, e.Raw, f})
+		next = e.Seq + 1
+		q, err = o.reap(ctx, q)
+		return err
+	}
+	// catchUp publishes from bbolt what the feed does not hold: events
+	// committed before the outbox subscribed, and batches the hook dropped.
+	catchUp := func() error {
+		return o.store.ScanRaw(ctx, next-1, func(seq uint64, raw []byte) error {
 			e, err := decodeStored(seq, raw)
 			if err != nil {
 				return err
 			}
-			for len(q) >= o.window {
-				if err := o.await(ctx, q[0]); err != nil {
-					return err
-				}
-				q = q[1:]
-			}
-			// No client-side retries: a retried message would land after
-			// the ones sent behind it.
-			f, err := pub.PublishMsgAsync(o.message(e), jetstream.WithRetryAttempts(0))
-			if err != nil {
-				return fmt.Errorf("publish seq %d: %w", e.Seq, err)
-			}
-			q = append(q, pendingAck{e.Seq, e.Raw, f})
-			next = e.Seq + 1
-			q, err = o.reap(ctx, q)
-			return err
+			o.fromDB.Add(1)
+			return publish(e)
 		})
-		if scanErr != nil {
-			return progressed, scanErr
+	}
+	for {
+		select {
+		case envs := <-o.feed:
+			for _, e := range envs {
+				if e.Seq < next {
+					continue // published already, from bbolt or an earlier session
+				}
+				if e.Seq > next { // a dropped batch lies between
+					if err := catchUp(); err != nil {
+						return progressed, err
+					}
+					if e.Seq < next {
+						continue
+					}
+					if e.Seq > next {
+						return progressed, fmt.Errorf("outbox: seq %d: %w: committed but not in the ledger", next, ErrCorrupt)
+					}
+				}
+				if err := publish(e); err != nil {
+					return progressed, err
+				}
+			}
+			continue
+		default:
+		}
+		if o.missing(next) {
+			if err := catchUp(); err != nil {
+				return progressed, err
+			}
+			continue
 		}
 		for len(q) > 0 {
 			if err := o.await(ctx, q[0]); err != nil {
@@ -338,13 +394,26 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 			q = q[1:]
 		}
 		q = q[:0]
-		if head, _ := o.store.Head(); head >= next {
+		if len(o.feed) > 0 || o.missing(next) {
 			continue
 		}
 		if !o.idle(ctx) {
 			return progressed, ctx.Err()
 		}
 	}
+}
+
+// missing reports, when the feed is empty, whether committed events from
+// next on must be read from bbolt: they were committed before the outbox
+// subscribed, or the hook dropped them (it saw them, but the feed no
+// longer holds them). Reading an event the feed still brings is harmless:
+// Run skips what it has published.
+func (o *Outbox) missing(next uint64) bool {
+	if head, _ := o.store.Head(); head < next {
+		return false
+	}
+	first := o.firstFed.Load()
+	return first == 0 || next < first || o.fed.Load() >= next
 }
 
 // decodeStored decodes the event stored under seq, by the canonical fast

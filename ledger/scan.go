@@ -14,6 +14,9 @@ import (
 // cannot reuse pages a reader may see, nor grow its mmap under a reader).
 const scanChunk = 4096
 
+// scanSlab caps the byte slabs ScanRaw copies values into.
+const scanSlab = 256 << 10
+
 // ScanRaw calls fn with the seq and stored bytes of every event with
 // seq > after, up to the head at the time of the call, in order. It reads in
 // bounded transactions of scanChunk events and calls fn outside them, so fn
@@ -25,7 +28,11 @@ func (s *Store) ScanRaw(ctx context.Context, after uint64, fn func(seq uint64, r
 		seq uint64
 		raw []byte
 	}
-	chunk := make([]kv, 0, scanChunk)
+	if after >= end {
+		return nil
+	}
+	// Sized to what this scan can return: the outbox scans a short tail.
+	chunk := make([]kv, 0, min(scanChunk, end-after))
 	for after < end {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -46,12 +53,13 @@ func (s *Store) ScanRaw(ctx context.Context, after uint64, fn func(seq uint64, r
 				if seq > end {
 					break
 				}
-				if buf == nil {
-					buf = make([]byte, 0, len(v)*scanChunk)
-				}
-				// One slab per chunk; values must be copied out of the tx.
+				// Values must be copied out of the tx: into slabs sized
+				// for the events left in this chunk (as large as this
+				// one), at most scanSlab, so a short tail is a small
+				// allocation.
 				if cap(buf)-len(buf) < len(v) {
-					buf = make([]byte, 0, max(len(v), cap(buf)))
+					left := min(uint64(scanChunk-len(chunk)), end-seq+1)
+					buf = make([]byte, 0, max(len(v), int(min(uint64(len(v))*left, scanSlab))))
 				}
 				start := len(buf)
 				buf = append(buf, v...)
