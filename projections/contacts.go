@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"strings"
 	"time"
 
@@ -78,7 +79,27 @@ func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedB
 	}
 	s.settle(ct)
 	eff.Changes = append(eff.Changes, "contact "+ct.V.ContactID+" closed ("+endedBy+"): "+*ct.V.Disposition+" ["+strings.Join(ct.V.ReasonCodes, " ")+"]")
-	s.book.contactClosed(s.view(ct))
+	s.book.closed(ct.V.ContactID, s.pendingOf(ct))
+}
+
+// pendingOf renders a closed contact for the manifest book straight from
+// the state, as pending(s.view(ct)) would, without copying the view.
+func (s *State) pendingOf(ct *contact) pendingContact {
+	p := pendingContact{EndedAt: ct.V.EndedAt, Disposition: ledger.DispositionDiscard}
+	ps := s.scratch.pauses[:0]
+	for _, r := range ct.Rows {
+		row := &s.pauses[r]
+		ps = append(ps, ledger.Pause{Start: row.Start, End: row.End, EndedBy: row.EndedBy})
+	}
+	s.scratch.pauses = ps
+	b, ok, err := appendEntry(s.scratch.entry[:0], &ct.V, ps)
+	s.scratch.entry = b
+	if err != nil || !ok {
+		return p
+	}
+	p.Disposition = *ct.V.Disposition
+	p.Entry = bytes.Clone(b)
+	return p
 }
 
 // settle decides the disposition and retention of a closed contact from its

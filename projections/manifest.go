@@ -111,44 +111,9 @@ type MetadataUpdate struct {
 // RenderContact returns the canonical manifest entry of a closed contact,
 // or nil for a discarded one (discarded contacts are only counted).
 func RenderContact(c ledger.Contact) (json.RawMessage, error) {
-	disp := ""
-	if c.Disposition != nil {
-		disp = *c.Disposition
-	}
-	basic := ManifestBasic{
-		ContactID: c.ContactID, CallID: c.CallID, UserID: c.UserID,
-		Extension: c.Extension, Team: c.Team, RecordingType: c.RecordingType,
-		Direction: c.Direction, ANI: c.ANI, DNIS: c.DNIS,
-		StartedAt: c.StartedAt, EndedAt: c.EndedAt,
-		Disposition: disp, Deleted: c.Deleted, RootMayPersist: c.RootMayPersist,
-	}
-	var v any
-	switch disp {
-	case ledger.DispositionDiscard:
-		return nil, nil
-	case ledger.DispositionBasicOnly:
-		v = basic
-	case ledger.DispositionUpload:
-		mc := ManifestContact{
-			ManifestBasic: basic,
-			ReasonCodes:   nonNil(c.ReasonCodes),
-			Metadata:      c.Metadata,
-			RetainUntil:   c.RetainUntil,
-			Segments:      silences(c.Segments, c.Pauses),
-		}
-		if mc.Metadata == nil {
-			mc.Metadata = map[string]string{}
-		}
-		if c.RecordingType == ledger.RecGateway {
-			mc.PausesAppliedAt = PausesAppliedAtUpload
-		}
-		v = mc
-	default:
-		return nil, fmt.Errorf("render contact %s: %w: disposition %q", c.ContactID, ledger.ErrInvalid, disp)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("render contact %s: %w", c.ContactID, err)
+	b, ok, err := appendEntry(nil, &c, c.Pauses)
+	if err != nil || !ok {
+		return nil, err
 	}
 	return b, nil
 }

@@ -82,6 +82,12 @@ func (b *manifestBook) contactClosed(c ledger.Contact) {
 	b.Pending[c.ContactID] = pending(c)
 }
 
+// closed records a contact that has just closed, as pendingOf renders it.
+func (b *manifestBook) closed(id string, p pendingContact) {
+	b.ensure()
+	b.Pending[id] = p
+}
+
 func pending(c ledger.Contact) pendingContact {
 	p := pendingContact{EndedAt: c.EndedAt, Disposition: ledger.DispositionDiscard}
 	entry, err := RenderContact(c)

@@ -39,8 +39,12 @@ type State struct {
 	book     manifestBook
 
 	// scratch space for decoding, reused by every Apply
-	cmdBuf ledger.Command
-	sigBuf ledger.CallSignal
+	cmdBuf  ledger.Command
+	sigBuf  ledger.CallSignal
+	scratch struct {
+		pauses []ledger.Pause // a closing contact's pauses
+		entry  []byte         // a closing contact's manifest entry
+	}
 
 	// caches rebuilt from cfg, not part of the checkpoint
 	loc       *time.Location

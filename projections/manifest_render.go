@@ -1,0 +1,192 @@
+package projections
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// appendEntry appends the canonical manifest entry of the closed contact c,
+// whose pause intervals are pauses (c.Pauses is not read), to b: the bytes
+// json.Marshal gives for ManifestBasic or ManifestContact, written by hand
+// (encoding/json's reflection was a third of a fold). ok is false for a
+// discarded contact, which has no entry. TestRenderMatchesJSON and
+// FuzzRenderContact hold it to encoding/json.
+func appendEntry(b []byte, c *ledger.Contact, pauses []ledger.Pause) (out []byte, ok bool, err error) {
+	disp := ""
+	if c.Disposition != nil {
+		disp = *c.Disposition
+	}
+	switch disp {
+	case ledger.DispositionDiscard:
+		return b, false, nil
+	case ledger.DispositionBasicOnly, ledger.DispositionUpload:
+	default:
+		return b, false, fmt.Errorf("render contact %s: %w: disposition %q", c.ContactID, ledger.ErrInvalid, disp)
+	}
+	b = appendKey(b, '{', "contact_id")
+	b = appendString(b, c.ContactID)
+	b = appendKey(b, ',', "call_id")
+	b = appendString(b, c.CallID)
+	b = appendKey(b, ',', "user_id")
+	b = appendString(b, c.UserID)
+	b = appendKey(b, ',', "extension")
+	b = appendString(b, c.Extension)
+	b = appendKey(b, ',', "team")
+	b = appendString(b, c.Team)
+	b = appendKey(b, ',', "recording_type")
+	b = appendString(b, c.RecordingType)
+	b = appendKey(b, ',', "direction")
+	b = appendString(b, c.Direction)
+	b = appendKey(b, ',', "ani")
+	b = appendString(b, c.ANI)
+	b = appendKey(b, ',', "dnis")
+	b = appendString(b, c.DNIS)
+	b = appendKey(b, ',', "started_at")
+	b = appendTime(b, c.StartedAt)
+	b = appendKey(b, ',', "ended_at")
+	b = appendTime(b, c.EndedAt)
+	b = appendKey(b, ',', "disposition")
+	b = appendString(b, disp)
+	b = appendKey(b, ',', "deleted")
+	b = strconv.AppendBool(b, c.Deleted)
+	if c.RootMayPersist {
+		b = append(b, `,"root_may_persist":true`...)
+	}
+	if disp == ledger.DispositionBasicOnly {
+		return append(b, '}'), true, nil
+	}
+	b = append(b, `,"reason_codes":[`...)
+	for i, r := range c.ReasonCodes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, r)
+	}
+	b = append(b, `],"metadata":{`...)
+	b = appendMap(b, c.Metadata)
+	b = append(b, `},"retain_until":`...)
+	b = appendString(b, c.RetainUntil)
+	if c.RecordingType == ledger.RecGateway {
+		b = append(b, `,"pauses_applied_at":"`+PausesAppliedAtUpload+`"`...)
+	}
+	b = append(b, `,"segments":[`...)
+	for i, sg := range c.Segments {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendSegment(b, sg, pauses)
+	}
+	return append(b, "]}"...), true, nil
+}
+
+// appendSegment writes one ManifestSegment: the segment and the pauses
+// clipped to it (see silences), stably ordered by start.
+func appendSegment(b []byte, sg ledger.Segment, pauses []ledger.Pause) []byte {
+	b = appendKey(b, '{', "start")
+	b = appendTime(b, sg.Start)
+	b = appendKey(b, ',', "end")
+	b = appendTime(b, sg.End)
+	b = append(b, `,"silence":[`...)
+	var buf [4]Silence
+	sil := buf[:0]
+	for _, p := range pauses {
+		if s, ok := clip(sg, p); ok {
+			sil = append(sil, s)
+		}
+	}
+	slices.SortStableFunc(sil, func(x, y Silence) int { return x.Start.Compare(y.Start.Time) })
+	for i, s := range sil {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendKey(b, '{', "start")
+		b = appendTime(b, s.Start)
+		b = appendKey(b, ',', "end")
+		b = appendTime(b, s.End)
+		b = appendKey(b, ',', "start_ms")
+		b = strconv.AppendInt(b, s.StartMS, 10)
+		b = appendKey(b, ',', "end_ms")
+		b = strconv.AppendInt(b, s.EndMS, 10)
+		b = appendKey(b, ',', "ended_by")
+		b = appendString(b, s.EndedBy)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+// clip is the pause p within the segment sg; false when they do not
+// overlap. A pause still open runs to the segment's end.
+func clip(sg ledger.Segment, p ledger.Pause) (Silence, bool) {
+	start, end := p.Start, p.End
+	if end.IsZero() || end.After(sg.End.Time) {
+		end = sg.End
+	}
+	if start.Before(sg.Start.Time) {
+		start = sg.Start
+	}
+	if !end.After(start.Time) {
+		return Silence{}, false
+	}
+	return Silence{
+		Start: start, End: end,
+		StartMS: start.Sub(sg.Start.Time).Milliseconds(),
+		EndMS:   end.Sub(sg.Start.Time).Milliseconds(),
+		EndedBy: p.EndedBy,
+	}, true
+}
+
+// appendMap writes the members of m with sorted keys, as encoding/json
+// does, without the braces.
+func appendMap(b []byte, m map[string]string) []byte {
+	var buf [16]string
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendString(b, m[k])
+	}
+	return b
+}
+
+// appendKey writes sep and "key":.
+func appendKey(b []byte, sep byte, key string) []byte {
+	b = append(b, sep, '"')
+	b = append(b, key...)
+	return append(b, '"', ':')
+}
+
+// appendTime writes t as ledger.Time.MarshalJSON does.
+func appendTime(b []byte, t ledger.Time) []byte {
+	if t.IsZero() {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, ledger.TimeLayout)
+	return append(b, '"')
+}
+
+// appendString writes s as encoding/json does (HTML-safe escaping). Plain
+// printable ASCII, nearly every string of a contact, is copied as is; the
+// rest goes through encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
