@@ -1,7 +1,9 @@
 package projections
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -10,9 +12,11 @@ import (
 	"github.com/recledger/recledger/ledger"
 )
 
-// checkpoint is the canonical encoding of a State: structs and maps only
-// (encoding/json writes map keys sorted), so the same state always gives the
-// same bytes.
+// checkpoint is the head of the canonical encoding of a State: structs and
+// maps only (encoding/json writes map keys sorted), so the same state always
+// gives the same bytes. The bulky, history-long parts (the sealed manifests
+// and the cold contacts) follow it as raw sections: they are copied, never
+// parsed, when a checkpoint is written or read.
 type checkpoint struct {
 	Version  string              `json:"version"`
 	Seq      uint64              `json:"seq"`
@@ -24,23 +28,78 @@ type checkpoint struct {
 	Pauses   []ledger.PauseRow   `json:"pauses"`
 	Open     map[string]int      `json:"open"`
 	Book     manifestBook        `json:"book"`
+	Cold     []string            `json:"cold"` // the days of the cold sections, in order
 }
+
+// checkpointMagic starts every checkpoint of this encoding:
+//
+//	magic, uvarint n, n bytes of checkpoint JSON,
+//	for each day of Book.Order: uvarint n, n bytes of its manifest,
+//	for each day of Cold: uvarint n, n bytes of its cold records.
+const checkpointMagic = "recledger.checkpoint\n"
 
 // MarshalCheckpoint encodes the whole state canonically.
 func (s *State) MarshalCheckpoint() ([]byte, error) {
-	b, err := json.Marshal(checkpoint{Version: Version, Seq: s.seq, Config: s.cfg, Agents: s.agents, Logins: s.logins,
-		Calls: s.calls, Contacts: s.contacts, Pauses: s.pauses, Open: s.open, Book: s.book})
+	days := make([]string, len(s.cold))
+	size := 64
+	for i, d := range s.cold {
+		days[i] = d.Day
+		size += len(d.Data) + binary.MaxVarintLen64
+	}
+	for _, day := range s.book.Order {
+		size += len(s.book.Sealed[day]) + binary.MaxVarintLen64
+	}
+	head, err := json.Marshal(checkpoint{Version: Version, Seq: s.seq, Config: s.cfg, Agents: s.agents, Logins: s.logins,
+		Calls: s.calls, Contacts: s.contacts, Pauses: s.pauses, Open: s.open, Book: s.book, Cold: days})
 	if err != nil {
 		return nil, fmt.Errorf("marshal checkpoint: %w", err)
+	}
+	b := make([]byte, 0, size+len(head))
+	b = append(b, checkpointMagic...)
+	b = binary.AppendUvarint(b, uint64(len(head)))
+	b = append(b, head...)
+	for _, day := range s.book.Order {
+		b = binary.AppendUvarint(b, uint64(len(s.book.Sealed[day])))
+		b = append(b, s.book.Sealed[day]...)
+	}
+	for _, d := range s.cold {
+		b = binary.AppendUvarint(b, uint64(len(d.Data)))
+		b = append(b, d.Data...)
 	}
 	return b, nil
 }
 
-// UnmarshalCheckpoint rebuilds a State from MarshalCheckpoint's bytes.
-// A checkpoint of another Version is ErrUnknownVersion.
+// UnmarshalCheckpoint rebuilds a State from MarshalCheckpoint's bytes. The
+// state keeps parts of b (the manifests and cold contacts): the caller must
+// not change b afterwards. A checkpoint of another Version is
+// ErrUnknownVersion.
 func UnmarshalCheckpoint(b []byte) (*State, error) {
+	rest, ok := bytes.CutPrefix(b, []byte(checkpointMagic))
+	if !ok {
+		// An older encoding (plain JSON) or garbage.
+		var v struct {
+			Version string `json:"version"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			return nil, fmt.Errorf("unmarshal checkpoint: %w: %v", ledger.ErrCorrupt, err)
+		}
+		return nil, fmt.Errorf("unmarshal checkpoint: %w: version %q, want %q", ledger.ErrUnknownVersion, v.Version, Version)
+	}
+	section := func() ([]byte, error) {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || uint64(len(rest)-k) < n {
+			return nil, fmt.Errorf("unmarshal checkpoint: %w: truncated", ledger.ErrCorrupt)
+		}
+		sec := rest[k : k+int(n) : k+int(n)]
+		rest = rest[k+int(n):]
+		return sec, nil
+	}
+	head, err := section()
+	if err != nil {
+		return nil, err
+	}
 	var c checkpoint
-	if err := json.Unmarshal(b, &c); err != nil {
+	if err := json.Unmarshal(head, &c); err != nil {
 		return nil, fmt.Errorf("unmarshal checkpoint: %w: %v", ledger.ErrCorrupt, err)
 	}
 	if c.Version != Version {
@@ -67,6 +126,24 @@ func UnmarshalCheckpoint(b []byte) (*State, error) {
 	s.pauses = c.Pauses
 	s.book = c.Book
 	s.book.ensure()
+	for _, day := range s.book.Order {
+		if s.book.Sealed[day], err = section(); err != nil {
+			return nil, err
+		}
+	}
+	for _, day := range c.Cold {
+		data, err := section()
+		if err != nil {
+			return nil, err
+		}
+		s.cold = append(s.cold, coldDay{Day: day, Data: data})
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("unmarshal checkpoint: %w: %d bytes after the last section", ledger.ErrCorrupt, len(rest))
+	}
+	if err := s.checkCold(); err != nil {
+		return nil, fmt.Errorf("unmarshal checkpoint: %w", err)
+	}
 	s.rebuildCaches()
 	return s, nil
 }

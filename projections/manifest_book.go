@@ -27,7 +27,7 @@ import (
 type manifestBook struct {
 	Pending map[string]pendingContact  `json:"pending"` // contact id → closed since the last seal
 	Updates map[string]pendingUpdate   `json:"updates"` // contact id → latest change since the last seal, to a contact of a sealed day
-	Sealed  map[string]json.RawMessage `json:"sealed"`  // day → canonical manifest bytes, without the final newline
+	Sealed  map[string]json.RawMessage `json:"-"`       // day → canonical manifest bytes, without the final newline; a raw section of the checkpoint
 	DayOf   map[string]string          `json:"day_of"`  // contact id → sealed day
 	Order   []string                   `json:"order"`   // sealed days in seal order
 	LastAt  ledger.Time                `json:"last_at"` // time of the last seal

@@ -382,19 +382,23 @@ func TestBookCheckpointRoundTrip(t *testing.T) {
 	b.contactClosed(uploadContact("c2", "2026-11-24T15:00:00Z"))
 	want, _ := b.manifest("2026-11-23")
 
-	enc, err := json.Marshal(b)
+	// The sealed manifests are a raw section of the state's checkpoint.
+	s := New()
+	s.book = b
+	enc, err := s.MarshalCheckpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back manifestBook
-	if err := json.Unmarshal(enc, &back); err != nil {
+	s2, err := UnmarshalCheckpoint(enc)
+	if err != nil {
 		t.Fatal(err)
 	}
+	back := s2.book
 	got, err := back.manifest("2026-11-23")
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("manifest after checkpoint round trip differs:\n%s\n%s", got, want)
 	}
-	enc2, _ := json.Marshal(&back)
+	enc2, _ := s2.MarshalCheckpoint()
 	if !bytes.Equal(enc, enc2) {
 		t.Errorf("checkpoint encoding is not stable")
 	}

@@ -43,6 +43,8 @@ func (s *State) Agent(userID string) (ledger.AgentState, error) {
 }
 
 // Contacts returns the contacts matching q, ordered by start, then id.
+// Contacts of the cold store (closed, of a sealed day) are decoded on
+// demand: only that day's records when q.Day is set, all of them otherwise.
 func (s *State) Contacts(q ledger.ContactQuery) []ledger.Contact {
 	out := []ledger.Contact{}
 	for _, ct := range s.contacts {
@@ -58,6 +60,23 @@ func (s *State) Contacts(q ledger.ContactQuery) []ledger.Contact {
 		}
 		out = append(out, v)
 	}
+	for i, d := range s.cold {
+		if q.Day != "" && d.Day != q.Day {
+			continue
+		}
+		s.eachCold(i, func(ct *contact) bool {
+			if q.UserID != "" && ct.V.UserID != q.UserID {
+				return true
+			}
+			if q.Disposition != "" && (ct.V.Disposition == nil || *ct.V.Disposition != q.Disposition) {
+				return true
+			}
+			if v, ok := s.coldView(ct, d.Day); ok {
+				out = append(out, v)
+			}
+			return true
+		}, "")
+	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].StartedAt.Equal(out[j].StartedAt.Time) {
 			return out[i].StartedAt.Before(out[j].StartedAt.Time)
@@ -67,13 +86,18 @@ func (s *State) Contacts(q ledger.ContactQuery) []ledger.Contact {
 	return out
 }
 
-// Contact returns one contact; ErrNotFound when unknown.
+// Contact returns one contact; ErrNotFound when unknown. A contact no
+// longer in memory is looked up in the cold store, newest day first.
 func (s *State) Contact(id string) (ledger.Contact, error) {
-	ct := s.contacts[id]
-	if ct == nil {
-		return ledger.Contact{}, fmt.Errorf("contact %s: %w", id, ledger.ErrNotFound)
+	if ct := s.contacts[id]; ct != nil {
+		return s.view(ct), nil
 	}
-	return s.view(ct), nil
+	if ct, day := s.coldContact(id); ct != nil {
+		if v, ok := s.coldView(ct, day); ok {
+			return v, nil
+		}
+	}
+	return ledger.Contact{}, fmt.Errorf("contact %s: %w", id, ledger.ErrNotFound)
 }
 
 // Pauses returns the pause intervals of q.UserID (all when empty) that

@@ -14,7 +14,7 @@ import (
 // Version names the checkpoint encoding and the rules it was folded with.
 // Bump it whenever the state's shape or a rule changes, so that old
 // checkpoints are ignored and the state is rebuilt by replay.
-const Version = "1"
+const Version = "2"
 
 // Effect is what one event did: the command's answer (command events only),
 // one human line per state change (for replay --trace), and the users the
@@ -37,6 +37,9 @@ type State struct {
 	pauses   []ledger.PauseRow   // every pause interval, in opening order
 	open     map[string]int      // open pause: open event id → index in pauses
 	book     manifestBook
+	cold     []coldDay      // closed contacts of sealed days no rule needs any more, in seal order
+	coldIdx  map[string]int // day → index in cold; rebuilt, not part of the checkpoint
+	noCold   bool           // tests only: keep every contact in memory, to check the cold store's answers
 
 	// scratch space for decoding, reused by every Apply
 	cmdBuf  ledger.Command
@@ -101,6 +104,7 @@ func New() *State {
 		contacts: map[string]*contact{},
 		open:     map[string]int{},
 		book:     newManifestBook(),
+		coldIdx:  map[string]int{},
 	}
 	s.cfg.Normalize()
 	s.rebuildCaches()
@@ -146,11 +150,15 @@ func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
 		if err = e.Unmarshal(&d); err != nil {
 			return Effect{}, fmt.Errorf("apply: %w", err)
 		}
+		sealed := len(s.book.Order)
 		ch, err := s.book.dayClosed(e, d, s.cfg)
 		if err != nil {
 			return Effect{}, fmt.Errorf("apply seq %d: %w", e.Seq, err)
 		}
 		eff.Changes = ch
+		if len(s.book.Order) > sealed && !s.noCold {
+			s.coolDown()
+		}
 	case ledger.TypeTimer:
 		var d ledger.TimerFired
 		if err = e.Unmarshal(&d); err != nil {
