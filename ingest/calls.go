@@ -161,7 +161,7 @@ func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, reply)
+	s.writeJSON(w, http.StatusOK, reply)
 }
 
 // readBody reads at most limit bytes of the body (413 beyond).

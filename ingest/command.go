@@ -105,9 +105,9 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	if res.Command == "" {
 		res.Command = name
 	}
-	s.met.commands.WithLabelValues(res.Command, res.Outcome).Inc()
+	s.met.countCommand(res.Command, res.Outcome)
 	s.log.Debug("command", logKeyCommand, res.Command, logKeyOutcome, res.Outcome, logKeySeq, env.Seq, logKeyPrincipal, principal)
-	writeJSON(w, statusOfResult(res), res)
+	s.writeJSON(w, statusOfResult(res), res)
 }
 
 // transportOf names how a command arrived: a JSON body is what Cisco

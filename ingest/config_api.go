@@ -25,7 +25,7 @@ type configReply struct {
 
 // handleGetConfig serves GET /v1/config: the whole document.
 func (s *Server) handleGetConfig(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.views.Config())
+	s.writeJSON(w, http.StatusOK, s.views.Config())
 }
 
 // handlePutSite serves PUT /v1/config/site.
@@ -166,5 +166,5 @@ func (s *Server) changeConfig(w http.ResponseWriter, r *http.Request, c ledger.C
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, configReply{Part: c.Part, Key: c.Key, Op: c.Op, Seq: envs[0].Seq, EventID: envs[0].ID.String()})
+	s.writeJSON(w, http.StatusOK, configReply{Part: c.Part, Key: c.Key, Op: c.Op, Seq: envs[0].Seq, EventID: envs[0].ID.String()})
 }

@@ -28,7 +28,7 @@ type readyReply struct {
 
 // handleHealthz serves GET /healthz: 200 while the process runs.
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	s.writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
 // handleReadyz serves GET /readyz: 200 when the ledger takes writes and
@@ -39,7 +39,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if !rep.Ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, rep)
+	s.writeJSON(w, status, rep)
 }
 
 func (s *Server) ready() readyReply {

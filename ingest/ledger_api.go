@@ -96,11 +96,11 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 			out.Problem = err.Error()
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	s.writeJSON(w, http.StatusOK, out)
 }
 
 // handleDigest serves GET /v1/digest.
 func (s *Server) handleDigest(w http.ResponseWriter, r *http.Request) {
 	seq, digest := s.views.Digest()
-	writeJSON(w, http.StatusOK, map[string]any{"seq": seq, "digest": digest})
+	s.writeJSON(w, http.StatusOK, map[string]any{"seq": seq, "digest": digest})
 }

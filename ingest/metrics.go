@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,39 @@ type metrics struct {
 	appendBatch prometheus.Histogram
 	appended    prometheus.Counter
 	gatherer    prometheus.Gatherer
+
+	// The children of the vectors, looked up once per label set: a
+	// WithLabelValues call hashes its labels and takes the vector's lock
+	// on every request.
+	commandsBy childCache[[2]string, prometheus.Counter]
+	requestsBy childCache[routeCode, prometheus.Counter]
+	appendBy   childCache[string, prometheus.Observer]
+}
+
+// routeCode is the label set of the requests counter.
+type routeCode struct {
+	route string
+	code  int
+}
+
+// childCache remembers the child of a metric vector for each label set.
+// Label sets are few and bounded (routes, status codes, commands and
+// outcomes), so it never forgets.
+type childCache[K comparable, V any] struct{ m sync.Map }
+
+func (c *childCache[K, V]) get(k K, make func() V) V {
+	if v, ok := c.m.Load(k); ok {
+		return v.(V)
+	}
+	v, _ := c.m.LoadOrStore(k, make())
+	return v.(V)
+}
+
+// countCommand counts a command's outcome.
+func (m *metrics) countCommand(command, outcome string) {
+	m.commandsBy.get([2]string{command, outcome}, func() prometheus.Counter {
+		return m.commands.WithLabelValues(command, outcome)
+	}).Inc()
 }
 
 // Append sources, the label of the append histogram.
@@ -84,7 +118,9 @@ func newMetrics(reg prometheus.Registerer, lag func() uint64) (*metrics, error) 
 
 // observeAppend records one Append call.
 func (m *metrics) observeAppend(source string, n int, took time.Duration, err error) {
-	m.appendSecs.WithLabelValues(source).Observe(took.Seconds())
+	m.appendBy.get(source, func() prometheus.Observer {
+		return m.appendSecs.WithLabelValues(source)
+	}).Observe(took.Seconds())
 	m.appendBatch.Observe(float64(n))
 	if err == nil {
 		m.appended.Add(float64(n))
@@ -131,6 +167,8 @@ func (m *metrics) instrument(next http.Handler) http.Handler {
 		if code == 0 {
 			code = http.StatusOK
 		}
-		m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+		m.requestsBy.get(routeCode{route, code}, func() prometheus.Counter {
+			return m.requests.WithLabelValues(route, strconv.Itoa(code))
+		}).Inc()
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -39,25 +40,47 @@ type request struct {
 
 // orderedParams is a parameter list where a later value of a key replaces
 // the earlier one in place, so that the order is the order of first sight.
+// A request has a handful of parameters: they are searched in the list
+// until there are more than orderedIndexAt, then through a map.
 type orderedParams struct {
 	list []ledger.Param
 	idx  map[string]int
 }
 
+const orderedIndexAt = 16
+
 func (o *orderedParams) set(k, v string) {
-	if o.idx == nil {
-		o.idx = map[string]int{}
-	}
-	if i, ok := o.idx[k]; ok {
+	if i, ok := o.find(k); ok {
 		o.list[i].Value = v
 		return
 	}
-	o.idx[k] = len(o.list)
+	if o.idx != nil {
+		o.idx[k] = len(o.list)
+	}
 	o.list = append(o.list, ledger.Param{Key: k, Value: v})
+	if o.idx == nil && len(o.list) > orderedIndexAt {
+		o.idx = make(map[string]int, 2*len(o.list))
+		for i, p := range o.list {
+			o.idx[p.Key] = i
+		}
+	}
+}
+
+func (o *orderedParams) find(k string) (int, bool) {
+	if o.idx != nil {
+		i, ok := o.idx[k]
+		return i, ok
+	}
+	for i := range o.list {
+		if o.list[i].Key == k {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 func (o *orderedParams) get(k string) (string, bool) {
-	i, ok := o.idx[k]
+	i, ok := o.find(k)
 	if !ok {
 		return "", false
 	}
@@ -88,7 +111,7 @@ func parseParams(rawQuery, contentType string, body []byte) request {
 		all.set(canonicalKey(p.Key), p.Value)
 	}
 
-	mediaType, _, _ := mime.ParseMediaType(contentType)
+	mediaType := mediaTypeOf(contentType)
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	switch {
 	case (mediaType == "application/x-www-form-urlencoded" || mediaType == "") && !bytes.HasPrefix(trimmed, []byte("{")):
@@ -185,6 +208,18 @@ func parseParams(rawQuery, contentType string, body []byte) request {
 		}
 	}
 	return req
+}
+
+// mediaTypeOf is the media type of a Content-Type, lower case, without
+// parameters ("" when it does not parse). The types desktops send, as they
+// send them, are answered without parsing.
+func mediaTypeOf(contentType string) string {
+	switch contentType {
+	case "", "application/x-www-form-urlencoded", "application/json", "text/json":
+		return contentType
+	}
+	mediaType, _, _ := mime.ParseMediaType(contentType)
+	return mediaType
 }
 
 // canonicalKey resolves the camelCase aliases of the fixed parameters.
@@ -348,6 +383,11 @@ func objectKey(dec *json.Decoder) (string, error) {
 func scalar(raw json.RawMessage) (string, error) {
 	switch firstByte(raw) {
 	case '"':
+		// The decoder has checked the value: without escapes and in valid
+		// UTF-8 (Unmarshal would replace bad bytes) it is its own text.
+		if t := bytes.TrimSpace(raw); len(t) >= 2 && bytes.IndexByte(t, '\\') < 0 && utf8.Valid(t) {
+			return string(t[1 : len(t)-1]), nil
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return "", plainJSONError(err)

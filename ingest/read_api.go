@@ -26,7 +26,7 @@ func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
 	if a.ActiveCalls == nil {
 		a.ActiveCalls = []ledger.ActiveCall{}
 	}
-	writeJSON(w, http.StatusOK, a)
+	s.writeJSON(w, http.StatusOK, a)
 }
 
 // handleContacts serves GET /v1/contacts?user_id=&day=&disposition=.
@@ -50,7 +50,7 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
 	if cs == nil {
 		cs = []ledger.Contact{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"contacts": cs})
+	s.writeJSON(w, http.StatusOK, map[string]any{"contacts": cs})
 }
 
 // handleContact serves GET /v1/contacts/{contact_id}.
@@ -60,7 +60,7 @@ func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("contact %q: %w", r.PathValue("contact_id"), err))
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	s.writeJSON(w, http.StatusOK, c)
 }
 
 // handlePauses serves GET /v1/pauses?user_id=&from=&to= as JSON, or as CSV
@@ -87,7 +87,7 @@ func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 		w.Write(pausesCSV(rows))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"pauses": rows})
+	s.writeJSON(w, http.StatusOK, map[string]any{"pauses": rows})
 }
 
 func wantsCSV(r *http.Request) bool {

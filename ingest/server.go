@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -106,6 +107,8 @@ type Server struct {
 	handler http.Handler
 
 	writeMu sync.Mutex // serialises the check-then-append of config changes and seals
+
+	answers sync.Pool // *bytes.Buffer, see writeJSON
 
 	// writeErr is the error of the last Append when the ledger refused
 	// writes (closed, unavailable); cleared by the next successful Append.
@@ -245,16 +248,31 @@ func (s *Server) appendEvents(ctx context.Context, source string, events ...ledg
 	return envs, nil
 }
 
-// writeJSON answers v as JSON with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+// maxPooledAnswer is the largest answer buffer put back for reuse; one
+// grown by a large read is let go.
+const maxPooledAnswer = 64 << 10
+
+// writeJSON answers v as JSON with status (as json.Marshal writes it, and
+// a newline), encoded into a reused buffer.
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	buf, _ := s.answers.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledAnswer {
+			s.answers.Put(buf)
+		}
+	}()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		status = http.StatusInternalServerError
-		b = []byte(`{"reason":"internal","message":"cannot encode the answer"}`)
+		buf.Reset()
+		buf.WriteString(`{"reason":"internal","message":"cannot encode the answer"}` + "\n")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(buf.Bytes())
 }
 
 // writeError answers err with statusOf(err) and the error body.
@@ -266,5 +284,5 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="recledger"`)
 	}
-	writeJSON(w, status, errorBody(err))
+	s.writeJSON(w, status, errorBody(err))
 }
