@@ -96,6 +96,21 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// written counts the writer's committed transactions and their events.
+	commits, committed atomic.Uint64
+}
+
+// WriterStats counts the writer's committed transactions.
+type WriterStats struct {
+	Commits uint64 // read-write transactions committed
+	Events  uint64 // events they held
+}
+
+// WriterStats returns the commits so far: Events/Commits is the mean group
+// size, which says how well concurrent appenders are grouped.
+func (s *Store) WriterStats() WriterStats {
+	return WriterStats{Commits: s.commits.Load(), Events: s.committed.Load()}
 }
 
 // Open opens (creating if needed, unless read-only) the ledger at path and,

@@ -284,6 +284,8 @@ func (w *writer) commit(batch []*request) {
 	}
 	w.ids, w.seq, w.prev, w.hasPrev = t.ids, t.seq, t.prev, t.hasPrev
 	if len(envs) > 0 {
+		w.s.commits.Add(1)
+		w.s.committed.Add(uint64(len(envs)))
 		last := envs[len(envs)-1]
 		w.s.head.Store(&head{seq: last.Seq, hash: last.Hash, id: last.ID})
 		w.s.hooksMu.Lock()

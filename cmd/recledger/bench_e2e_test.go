@@ -74,9 +74,22 @@ func e2eHeapProfile(tb testing.TB, path string) {
 	}
 }
 
+// e2eLabels runs start with the profiler labels of a server's side:
+// goroutines it starts (the listener, the connections, the ledger's
+// writer) inherit them, so that
+//
+//	go tool pprof -tags rl.test cpu.out
+//	go tool pprof -tagfocus e2e=recledger-server -top rl.test cpu.out
+//
+// tell the server's CPU from the in-process simulator's (e2e=NAME-client;
+// the embedded JetStream's own goroutines carry its labels instead).
+func e2eLabels(ctx context.Context, name string, start func()) {
+	pprof.Do(ctx, pprof.Labels("e2e", name+"-server"), func(context.Context) { start() })
+}
+
 // e2eSimulate plays agents concurrent agents with no rate cap. cpuPerReq is
 // the process's CPU time (server and simulator) per request played.
-func e2eSimulate(tb testing.TB, ctx context.Context, url string, agents int) (rep simulator.Report, cpuPerReq time.Duration) {
+func e2eSimulate(tb testing.TB, ctx context.Context, name, url string, agents int) (rep simulator.Report, cpuPerReq time.Duration) {
 	tb.Helper()
 	cpu0 := cpuTime()
 	defer func() {
@@ -85,7 +98,13 @@ func e2eSimulate(tb testing.TB, ctx context.Context, url string, agents int) (re
 		}
 	}()
 	calls := max(3, e2eRequests/agents/11) // ~11 requests per call
-	rep, err := simulator.Run(ctx, simulator.Config{URL: url, Agents: agents, CallsPerAgent: calls, Seed: 1, Concurrency: agents})
+	var err error
+	// The client's goroutines (and the HTTP transport's, which inherit
+	// the labels) are tagged, so a CPU profile tells the server's share
+	// (see e2eLabels).
+	pprof.Do(ctx, pprof.Labels("e2e", name+"-client"), func(ctx context.Context) {
+		rep, err = simulator.Run(ctx, simulator.Config{URL: url, Agents: agents, CallsPerAgent: calls, Seed: 1, Concurrency: agents})
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -108,16 +127,21 @@ func BenchmarkE2E(b *testing.B) {
 		b.Run(fmt.Sprintf("agents=%d", agents), func(b *testing.B) {
 			for range b.N {
 				ctx := b.Context()
-				srv := e2eServer(b, ctx, b.TempDir())
-				rep, cpu := e2eSimulate(b, ctx, "http://"+srv.Addr(), agents)
+				var srv *Server
+				e2eLabels(ctx, "recledger", func() { srv = e2eServer(b, ctx, b.TempDir()) })
+				ws0 := srv.store.WriterStats()
+				rep, cpu := e2eSimulate(b, ctx, "recledger", "http://"+srv.Addr(), agents)
+				ws := srv.store.WriterStats()
 				e2eStop(b, srv)
+				perCommit := float64(ws.Events-ws0.Events) / float64(max(1, ws.Commits-ws0.Commits))
 
 				nv, err := naive.Open(filepath.Join(b.TempDir(), "naive.db"))
 				if err != nil {
 					b.Fatal(err)
 				}
-				hs := httptest.NewServer(nv.Handler())
-				nrep, ncpu := e2eSimulate(b, ctx, hs.URL, agents)
+				var hs *httptest.Server
+				e2eLabels(ctx, "naive", func() { hs = httptest.NewServer(nv.Handler()) })
+				nrep, ncpu := e2eSimulate(b, ctx, "naive", hs.URL, agents)
 				hs.Close()
 				nv.Close()
 
@@ -130,8 +154,9 @@ func BenchmarkE2E(b *testing.B) {
 				b.ReportMetric(rep.PerSecond/nrep.PerSecond, "x-naive")
 				b.ReportMetric(float64(cpu.Microseconds()), "cpu-us/req")
 				b.ReportMetric(float64(ncpu.Microseconds()), "naive-cpu-us/req")
-				b.Logf("%d agents: recledger %.0f req/s p50 %.2fms p99 %.2fms %dus CPU/req | naive %.0f req/s p50 %.2fms p99 %.2fms %dus CPU/req | %.2fx; %d requests, check match=%v",
-					agents, rep.PerSecond, rep.Latency.P50ms, rep.Latency.P99ms, cpu.Microseconds(),
+				b.ReportMetric(perCommit, "events/commit")
+				b.Logf("%d agents: recledger %.0f req/s p50 %.2fms p99 %.2fms %dus CPU/req %.1f events/commit | naive %.0f req/s p50 %.2fms p99 %.2fms %dus CPU/req | %.2fx; %d requests, check match=%v",
+					agents, rep.PerSecond, rep.Latency.P50ms, rep.Latency.P99ms, cpu.Microseconds(), perCommit,
 					nrep.PerSecond, nrep.Latency.P50ms, nrep.Latency.P99ms, ncpu.Microseconds(),
 					rep.PerSecond/nrep.PerSecond, rep.Sent, rep.Check.Match)
 			}
