@@ -26,6 +26,7 @@ func BenchmarkCommandPath(b *testing.B) {
 	var next atomic.Int64
 	var failed atomic.Int64
 	b.SetParallelism((clients + 1) / 2) // × GOMAXPROCS goroutines; 64 on two cores
+	ws0 := s.store.WriterStats()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		id := next.Add(1) - 1
@@ -49,4 +50,6 @@ func BenchmarkCommandPath(b *testing.B) {
 		b.Fatalf("%d requests failed", n)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commands/s")
+	ws := s.store.WriterStats()
+	b.ReportMetric(float64(ws.Events-ws0.Events)/float64(max(1, ws.Commits-ws0.Commits)), "events/commit")
 }
