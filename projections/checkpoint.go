@@ -18,30 +18,32 @@ import (
 // and the cold contacts) follow it as raw sections: they are copied, never
 // parsed, when a checkpoint is written or read.
 type checkpoint struct {
-	Version  string              `json:"version"`
-	Seq      uint64              `json:"seq"`
-	Config   ledger.Config       `json:"config"`
-	Agents   map[string]*agent   `json:"agents"`
-	Logins   map[string]string   `json:"logins"`
-	Calls    map[string]*call    `json:"calls"`
-	Contacts map[string]*contact `json:"contacts"`
-	Pauses   []ledger.PauseRow   `json:"pauses"`
-	Open     map[string]int      `json:"open"`
-	Book     manifestBook        `json:"book"`
-	Cold     []string            `json:"cold"` // the days of the cold sections, in order
+	Version  string                   `json:"version"`
+	Seq      uint64                   `json:"seq"`
+	Config   ledger.Config            `json:"config"`
+	Agents   map[string]*agent        `json:"agents"`
+	Logins   map[string]string        `json:"logins"`
+	Calls    map[string]*call         `json:"calls"`
+	Contacts map[string]*contact      `json:"contacts"`
+	Pauses   []ledger.PauseRow        `json:"pauses"`         // the rows opened since the last seal
+	Patched  map[int]*ledger.PauseRow `json:"pauses_patched"` // rows changed since they were encoded
+	Open     map[string]int           `json:"open"`
+	Book     manifestBook             `json:"book"`
+	Cold     []string                 `json:"cold"` // the days of the cold sections, in order
 }
 
 // checkpointMagic starts every checkpoint of this encoding:
 //
 //	magic, uvarint n, n bytes of checkpoint JSON,
 //	for each day of Book.Order: uvarint n, n bytes of its manifest,
-//	for each day of Cold: uvarint n, n bytes of its cold records.
+//	for each day of Cold: uvarint n, n bytes of its cold records,
+//	uvarint n, n bytes of encoded pause rows.
 const checkpointMagic = "recledger.checkpoint\n"
 
 // MarshalCheckpoint encodes the whole state canonically.
 func (s *State) MarshalCheckpoint() ([]byte, error) {
 	days := make([]string, len(s.cold))
-	size := 64
+	size := 64 + len(s.pauses.enc) + binary.MaxVarintLen64
 	for i, d := range s.cold {
 		days[i] = d.Day
 		size += len(d.Data) + binary.MaxVarintLen64
@@ -50,7 +52,7 @@ func (s *State) MarshalCheckpoint() ([]byte, error) {
 		size += len(s.book.Sealed[day]) + binary.MaxVarintLen64
 	}
 	head, err := json.Marshal(checkpoint{Version: Version, Seq: s.seq, Config: s.cfg, Agents: s.agents, Logins: s.logins,
-		Calls: s.calls, Contacts: s.contacts, Pauses: s.pauses, Open: s.open, Book: s.book, Cold: days})
+		Calls: s.calls, Contacts: s.contacts, Pauses: s.pauses.hot, Patched: s.pauses.patched, Open: s.open, Book: s.book, Cold: days})
 	if err != nil {
 		return nil, fmt.Errorf("marshal checkpoint: %w", err)
 	}
@@ -66,6 +68,8 @@ func (s *State) MarshalCheckpoint() ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(d.Data)))
 		b = append(b, d.Data...)
 	}
+	b = binary.AppendUvarint(b, uint64(len(s.pauses.enc)))
+	b = append(b, s.pauses.enc...)
 	return b, nil
 }
 
@@ -123,7 +127,7 @@ func UnmarshalCheckpoint(b []byte) (*State, error) {
 	if c.Open != nil {
 		s.open = c.Open
 	}
-	s.pauses = c.Pauses
+	s.pauses.hot, s.pauses.patched = c.Pauses, c.Patched
 	s.book = c.Book
 	s.book.ensure()
 	for _, day := range s.book.Order {
@@ -138,8 +142,14 @@ func UnmarshalCheckpoint(b []byte) (*State, error) {
 		}
 		s.cold = append(s.cold, coldDay{Day: day, Data: data})
 	}
+	if s.pauses.enc, err = section(); err != nil {
+		return nil, err
+	}
 	if len(rest) != 0 {
 		return nil, fmt.Errorf("unmarshal checkpoint: %w: %d bytes after the last section", ledger.ErrCorrupt, len(rest))
+	}
+	if err := s.pauses.index(); err != nil {
+		return nil, fmt.Errorf("unmarshal checkpoint: %w", err)
 	}
 	if err := s.checkCold(); err != nil {
 		return nil, fmt.Errorf("unmarshal checkpoint: %w", err)

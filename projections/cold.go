@@ -293,7 +293,7 @@ func (s *State) checkCold() error {
 // points at pause rows that do not exist (a corrupt checkpoint).
 func (s *State) coldView(ct *contact, day string) (ledger.Contact, bool) {
 	for _, r := range ct.Rows {
-		if r < 0 || r >= len(s.pauses) {
+		if r < 0 || r >= s.pauses.Len() {
 			return ledger.Contact{}, false
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -15,7 +16,7 @@ import (
 // memory, and checks after every seal that every contact query answers the
 // same; one fold goes through a checkpoint on the way.
 func TestColdAnswersLikeMemory(t *testing.T) {
-	cooled := 0
+	cooled, encoded, patched := 0, 0, 0
 	for seed := int64(1); seed <= 4; seed++ {
 		g := newEnvGen(t)
 		g.config(genConfig(12, 30))
@@ -24,6 +25,19 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 		// then calls handled one after another, a day sealed every 1000 events
 		for d := 1; d <= 4; d++ {
 			g.realistic(rng, 12, len(g.out)+1000)
+			if d == 3 {
+				// pauses still open across the seal, closed after it
+				for u := range 4 {
+					id, ext := fmt.Sprintf("open-%d", u), fmt.Sprintf("%d", 3000+u)
+					g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalRinging, Direction: ledger.DirectionInbound, ANI: "+13125550100", DNIS: "8001"})
+					g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalAnswered})
+					g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "pause", SenderID: fmt.Sprintf("u%d", u), Transport: "finesse"})
+				}
+				g.add(ledger.TypeDayClosed, 0, ledger.DayClosed{Day: "2027-01-03", By: ledger.SealSchedule})
+				for u := range 4 {
+					g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: fmt.Sprintf("open-%d", u), Extension: fmt.Sprintf("%d", 3000+u), Type: ledger.SignalEnded})
+				}
+			}
 			g.add(ledger.TypeDayClosed, 0, ledger.DayClosed{Day: fmt.Sprintf("2027-01-%02d", d), By: ledger.SealSchedule})
 		}
 		g.random(rng, 12, 500)
@@ -51,6 +65,8 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 			}
 			sameContacts(t, seed, e.Seq, cold, warm)
 		}
+		encoded += len(cold.pauses.offs)
+		patched += len(cold.pauses.patched)
 		for _, d := range cold.cold {
 			if len(d.Data) > 0 {
 				cooled++
@@ -59,6 +75,10 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 		if len(cold.contacts) >= len(warm.contacts) {
 			t.Fatalf("seed %d: %d contacts in memory, as many as without the cold store", seed, len(cold.contacts))
 		}
+	}
+	t.Logf("%d contacts cooled, %d pause rows encoded, %d patched", cooled, encoded, patched)
+	if encoded == 0 || patched == 0 {
+		t.Fatal("no pause row was ever encoded, or closed after it was: the test checks nothing")
 	}
 	if cooled == 0 {
 		t.Fatal("no contact ever went to the cold store: the test checks nothing")
@@ -94,6 +114,12 @@ func sameContacts(t *testing.T, seed int64, seq uint64, cold, warm *State) {
 		q = ledger.ContactQuery{Day: d, Disposition: ledger.DispositionUpload, UserID: "u1"}
 		eq("upload contacts of u1 on "+d, cold.Contacts(q), warm.Contacts(q))
 	}
+	eq("pauses", cold.Pauses(ledger.PauseQuery{}), warm.Pauses(ledger.PauseQuery{}))
+	q := ledger.PauseQuery{UserID: "u2", From: ledger.T(scriptDay.Add(9 * time.Hour)), To: ledger.T(scriptDay.Add(30 * time.Hour))}
+	eq("pauses of u2", cold.Pauses(q), warm.Pauses(q))
+	ta, oka := cold.NextTimer()
+	tb, okb := warm.NextTimer()
+	eq("next timer", []any{ta, oka}, []any{tb, okb})
 	for _, d := range warm.SealedDays() {
 		a, _ := cold.Manifest(d)
 		b, _ := warm.Manifest(d)

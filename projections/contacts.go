@@ -43,7 +43,7 @@ func (ct *contact) endSegment(end ledger.Time) {
 func (s *State) stopRecording(e *ledger.Envelope, ct *contact, at ledger.Time, endedBy, by string, eff *Effect) {
 	segEnd := at
 	if ct.OpenPause >= 0 {
-		segEnd = s.pauses[ct.OpenPause].Start
+		segEnd = s.pauses.at(ct.OpenPause).Start
 		s.closePause(e, ct, at, endedBy, by, eff)
 	}
 	ct.endSegment(segEnd)
@@ -57,7 +57,7 @@ func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedB
 	at = later(ct.V.StartedAt, at)
 	at = later(ct.SegStart, at)
 	if ct.OpenPause >= 0 {
-		at = later(s.pauses[ct.OpenPause].Start, at)
+		at = later(s.pauses.at(ct.OpenPause).Start, at)
 	}
 	s.stopRecording(e, ct, at, endedBy, by, eff)
 	ct.V.EndedAt = at
@@ -88,7 +88,7 @@ func (s *State) pendingOf(ct *contact) pendingContact {
 	p := pendingContact{EndedAt: ct.V.EndedAt, Disposition: ledger.DispositionDiscard}
 	ps := s.scratch.pauses[:0]
 	for _, r := range ct.Rows {
-		row := &s.pauses[r]
+		row := s.pauses.at(r)
 		ps = append(ps, ledger.Pause{Start: row.Start, End: row.End, EndedBy: row.EndedBy})
 	}
 	s.scratch.pauses = ps
@@ -184,7 +184,7 @@ func (s *State) view(ct *contact) ledger.Contact {
 	}
 	v.Pauses = make([]ledger.Pause, len(ct.Rows))
 	for i, r := range ct.Rows {
-		p := s.pauses[r]
+		p := s.pauses.at(r)
 		v.Pauses[i] = ledger.Pause{Start: p.Start, End: p.End, EndedBy: p.EndedBy, Seconds: p.Seconds}
 	}
 	v.ReasonCodes = append([]string{}, ct.V.ReasonCodes...)

@@ -15,21 +15,21 @@ const (
 // openPause opens a pause interval on the contact at at, sent by user over
 // transport in event e.
 func (s *State) openPause(e *ledger.Envelope, ct *contact, at ledger.Time, user, transport string) {
-	s.pauses = append(s.pauses, ledger.PauseRow{
+	id := e.ID.String()
+	i := s.pauses.add(ledger.PauseRow{
 		ContactID: ct.V.ContactID, CallID: ct.V.CallID, UserID: ct.V.UserID, Extension: ct.V.Extension,
-		Start: at, PausedBy: user, Transport: transport, OpenEventID: e.ID.String(),
+		Start: at, PausedBy: user, Transport: transport, OpenEventID: id,
 	})
-	i := len(s.pauses) - 1
 	ct.Rows = append(ct.Rows, i)
 	ct.OpenPause = i
 	ct.Recording = ledger.StatePaused
-	s.open[s.pauses[i].OpenEventID] = i
+	s.open[id] = i
 }
 
 // closePause closes the contact's open pause at at (clamped to its start),
 // ended by endedBy, closed by event e sent by by ("" = the system).
 func (s *State) closePause(e *ledger.Envelope, ct *contact, at ledger.Time, endedBy, by string, eff *Effect) {
-	p := &s.pauses[ct.OpenPause]
+	p := s.pauses.ptr(ct.OpenPause)
 	p.End = later(p.Start, at)
 	p.EndedBy = endedBy
 	p.Seconds = float64(p.End.Sub(p.Start.Time)/time.Millisecond) / 1000
@@ -60,7 +60,7 @@ func (s *State) timer(e *ledger.Envelope, d *ledger.TimerFired) Effect {
 		eff.Changes = []string{"timer ignored: pause already closed"}
 		return eff
 	}
-	ct := s.contacts[s.pauses[i].ContactID]
+	ct := s.contacts[s.pauses.at(i).ContactID]
 	at := d.Due
 	if at.IsZero() {
 		at = e.Time

@@ -13,7 +13,7 @@ import (
 func checkInvariants(t *testing.T, s *State, seq uint64) {
 	t.Helper()
 	for id, i := range s.open {
-		p := s.pauses[i]
+		p := s.pauses.at(i)
 		ct := s.contacts[p.ContactID]
 		if ct == nil || !ct.Open || ct.OpenPause != i || p.OpenEventID != id {
 			t.Fatalf("seq %d: open pause %s is not the open pause of an open contact", seq, id)
@@ -42,7 +42,8 @@ func checkInvariants(t *testing.T, s *State, seq uint64) {
 			}
 		}
 	}
-	for _, p := range s.pauses {
+	for i := range s.pauses.Len() {
+		p := s.pauses.at(i)
 		if !p.End.IsZero() && p.End.Before(p.Start.Time) {
 			t.Fatalf("seq %d: pause ends before it starts: %+v", seq, p)
 		}

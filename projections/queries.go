@@ -105,7 +105,8 @@ func (s *State) Contact(id string) (ledger.Contact, error) {
 // of the event that opened them. An open pause extends to the end of time.
 func (s *State) Pauses(q ledger.PauseQuery) []ledger.PauseRow {
 	out := []ledger.PauseRow{}
-	for _, p := range s.pauses {
+	for i := range s.pauses.Len() {
+		p := s.pauses.at(i)
 		if q.UserID != "" && p.UserID != q.UserID {
 			continue
 		}
@@ -160,9 +161,9 @@ func (s *State) NextTimer() (ledger.TimerFired, bool) {
 	}
 	var best *ledger.PauseRow
 	for _, i := range s.open {
-		p := &s.pauses[i]
+		p := s.pauses.at(i)
 		if best == nil || p.Start.Before(best.Start.Time) || (p.Start.Equal(best.Start.Time) && p.OpenEventID < best.OpenEventID) {
-			best = p
+			best = &p
 		}
 	}
 	return ledger.TimerFired{Timer: ledger.TimerPauseExpiry, ContactID: best.ContactID, PauseOpenID: best.OpenEventID,

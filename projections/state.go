@@ -34,12 +34,12 @@ type State struct {
 	logins   map[string]string   // extension → user logged in there
 	calls    map[string]*call    // callKey(call id, extension) → active call
 	contacts map[string]*contact // contact id → contact (open and closed)
-	pauses   []ledger.PauseRow   // every pause interval, in opening order
+	pauses   pauseLog            // every pause interval, in opening order
 	open     map[string]int      // open pause: open event id → index in pauses
 	book     manifestBook
 	cold     []coldDay      // closed contacts of sealed days no rule needs any more, in seal order
 	coldIdx  map[string]int // day → index in cold; rebuilt, not part of the checkpoint
-	noCold   bool           // tests only: keep every contact in memory, to check the cold store's answers
+	noCold   bool           // tests only: keep every contact and pause row as structs, to check the compact forms' answers
 
 	// scratch space for decoding, reused by every Apply
 	cmdBuf  ledger.Command
@@ -157,6 +157,7 @@ func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
 		}
 		eff.Changes = ch
 		if len(s.book.Order) > sealed && !s.noCold {
+			s.pauses.compact()
 			s.coolDown()
 		}
 	case ledger.TypeTimer:
