@@ -151,12 +151,13 @@ func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	body, err := readBody(w, r, maxFeedBody)
+	body, release, err := s.readBodyPooled(w, r, maxFeedBody)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	reply, err := s.acceptSignals(r.Context(), sourceCalls, body, ledger.TransportHTTP, principal)
+	release() // the signals hold copies of what they took from the body
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -166,16 +167,50 @@ func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {
 
 // readBody reads at most limit bytes of the body (413 beyond).
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, tooLarge(limit)
+	var buf bytes.Buffer
+	if err := readBodyInto(&buf, w, r, limit); err != nil {
+		return nil, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
+	return buf.Bytes(), nil
+}
+
+// readBodyInto reads r's body, at most limit bytes, into buf.
+func readBodyInto(buf *bytes.Buffer, w http.ResponseWriter, r *http.Request, limit int64) error {
+	if r.ContentLength > limit {
+		return tooLarge(limit)
+	}
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + 1) // +1: ReadFrom's probe for the end
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tooLarge(limit)
+			return tooLarge(limit)
 		}
-		return nil, newError(http.StatusBadRequest, reasonInvalidInput, "cannot read the request body")
+		return newError(http.StatusBadRequest, reasonInvalidInput, "cannot read the request body")
 	}
-	return body, nil
+	return nil
 }
+
+// readBodyPooled reads r's body into a reused buffer; call release once
+// nothing refers to the body any more (the parsers copy what they keep).
+func (s *Server) readBodyPooled(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, release func(), err error) {
+	buf, _ := s.bodies.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	release = func() {
+		if buf.Cap() <= maxPooledBody {
+			s.bodies.Put(buf)
+		}
+	}
+	if err := readBodyInto(buf, w, r, limit); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return buf.Bytes(), release, nil
+}
+
+// maxPooledBody is the largest body buffer put back for reuse.
+const maxPooledBody = 64 << 10

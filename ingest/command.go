@@ -59,13 +59,13 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 			with("commands", valid))
 		return
 	}
-	body, err := readBody(w, r, s.maxBody)
+	body, release, err := s.readBodyPooled(w, r, s.maxBody)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-
 	req := parseParams(r.URL.RawQuery, r.Header.Get("Content-Type"), body)
+	release() // parseParams copies what it keeps
 	cmd := ledger.Command{
 		Command:      name,
 		SenderID:     req.SenderID,

@@ -109,6 +109,7 @@ type Server struct {
 	writeMu sync.Mutex // serialises the check-then-append of config changes and seals
 
 	answers sync.Pool // *bytes.Buffer, see writeJSON
+	bodies  sync.Pool // *bytes.Buffer, see readBodyPooled
 
 	// writeErr is the error of the last Append when the ledger refused
 	// writes (closed, unavailable); cleared by the next successful Append.
