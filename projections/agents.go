@@ -63,7 +63,9 @@ func (s *State) login(user, ext string, eff *Effect) {
 		}
 		o.LoggedIn, o.Ext, o.Detached = false, "", true
 		eff.Users = append(eff.Users, other)
-		eff.Changes = append(eff.Changes, other+" detached from "+ext)
+		if !s.quiet {
+			eff.Changes = append(eff.Changes, other+" detached from "+ext)
+		}
 	}
 	a := s.agentOf(user)
 	if a.LoggedIn && a.Ext != ext {
@@ -72,7 +74,9 @@ func (s *State) login(user, ext string, eff *Effect) {
 	a.LoggedIn, a.Ext, a.Detached = true, ext, false
 	s.logins[ext] = user
 	a.LastCall = nil
-	eff.Changes = append(eff.Changes, user+" login "+ext)
+	if !s.quiet {
+		eff.Changes = append(eff.Changes, user+" login "+ext)
+	}
 }
 
 // logout detaches user from its extension. Its active calls stop being
@@ -100,7 +104,9 @@ func (s *State) logout(e *ledger.Envelope, user string, eff *Effect) {
 	}
 	ext := s.extensionOf(user)
 	a.LoggedIn, a.Ext, a.Detached = false, "", true
-	eff.Changes = append(eff.Changes, user+" logout "+ext)
+	if !s.quiet {
+		eff.Changes = append(eff.Changes, user+" logout "+ext)
+	}
 }
 
 // removeCall drops a call key from its agent's list.

@@ -16,7 +16,15 @@ import (
 // events/s on one core:
 //
 //	go test ./projections -run XXX -bench Apply -cpu 1
+//
+// Sub-benchmark quiet folds as replay does without a trace (no change
+// lines, State.SetQuiet).
 func BenchmarkApply(b *testing.B) {
+	b.Run("trace", func(b *testing.B) { benchApply(b, false) })
+	b.Run("quiet", func(b *testing.B) { benchApply(b, true) })
+}
+
+func benchApply(b *testing.B, quiet bool) {
 	g := newEnvGen(b)
 	g.config(genConfig(200, 0))
 	g.realistic(rand.New(rand.NewSource(1)), 200, 100_000)
@@ -26,6 +34,7 @@ func BenchmarkApply(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		s := New()
+		s.SetQuiet(quiet)
 		for i := range envs {
 			if _, err := s.Apply(&envs[i]); err != nil {
 				b.Fatal(err)

@@ -53,24 +53,34 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 				fill(&ct.V.ANI, c.ANI)
 				fill(&ct.V.DNIS, c.DNIS)
 			}
-			eff.Changes = append(eff.Changes, d.CallID+" "+d.Type)
+			if !s.quiet {
+				eff.Changes = append(eff.Changes, d.CallID+" "+d.Type)
+			}
 			return eff
 		}
 		s.startCall(e, d, at, &eff)
 	case ledger.SignalHeld, ledger.SignalRetrieved:
 		if c == nil {
-			eff.Changes = append(eff.Changes, "signal ignored: "+d.Type+" for unknown call "+d.CallID+" on "+d.Extension)
+			if !s.quiet {
+				eff.Changes = append(eff.Changes, "signal ignored: "+d.Type+" for unknown call "+d.CallID+" on "+d.Extension)
+			}
 			return eff
 		}
-		eff.Changes = append(eff.Changes, d.CallID+" "+d.Type)
+		if !s.quiet {
+			eff.Changes = append(eff.Changes, d.CallID+" "+d.Type)
+		}
 	case ledger.SignalEnded:
 		if c == nil {
-			eff.Changes = append(eff.Changes, "signal ignored: ended for unknown call "+d.CallID+" on "+d.Extension)
+			if !s.quiet {
+				eff.Changes = append(eff.Changes, "signal ignored: ended for unknown call "+d.CallID+" on "+d.Extension)
+			}
 			return eff
 		}
 		s.endCall(e, c, at, &eff)
 	default:
-		eff.Changes = append(eff.Changes, "signal ignored: unknown type "+d.Type)
+		if !s.quiet {
+			eff.Changes = append(eff.Changes, "signal ignored: unknown type "+d.Type)
+		}
 	}
 	return eff
 }
@@ -90,7 +100,9 @@ func (s *State) startCall(e *ledger.Envelope, d *ledger.CallSignal, at ledger.Ti
 	s.calls[k] = c
 	user := s.userAt(d.Extension)
 	if user == "" {
-		eff.Changes = append(eff.Changes, d.CallID+" active on "+d.Extension+": no agent, call data only")
+		if !s.quiet {
+			eff.Changes = append(eff.Changes, d.CallID+" active on "+d.Extension+": no agent, call data only")
+		}
 		return
 	}
 	c.User = user
@@ -103,11 +115,17 @@ func (s *State) startCall(e *ledger.Envelope, d *ledger.CallSignal, at ledger.Ti
 	included := u.IsGateway() || len(t.Inclusion) == 0 || matchAny(t.Inclusion, d.Extension)
 	switch {
 	case c.Excluded:
-		eff.Changes = append(eff.Changes, d.CallID+" active for "+user+": not_recording (excluded)")
+		if !s.quiet {
+			eff.Changes = append(eff.Changes, d.CallID+" active for "+user+": not_recording (excluded)")
+		}
 	case !included:
-		eff.Changes = append(eff.Changes, d.CallID+" active for "+user+": not_recording (not included)")
+		if !s.quiet {
+			eff.Changes = append(eff.Changes, d.CallID+" active for "+user+": not_recording (not included)")
+		}
 	default:
-		eff.Changes = append(eff.Changes, d.CallID+" active for "+user)
+		if !s.quiet {
+			eff.Changes = append(eff.Changes, d.CallID+" active for "+user)
+		}
 		s.openContact(e, c, at, eff)
 	}
 }
@@ -119,7 +137,9 @@ func (s *State) endCall(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect
 	if c.Contact != "" {
 		s.closeContact(e, c, at, ledger.EndedByCallEnd, "", eff)
 	}
-	eff.Changes = append(eff.Changes, c.CallID+" ended")
+	if !s.quiet {
+		eff.Changes = append(eff.Changes, c.CallID+" ended")
+	}
 	if c.User != "" {
 		a := s.agentOf(c.User)
 		a.removeCall(k)

@@ -202,7 +202,9 @@ func (s *State) cmdTag(x *cmdCtx) {
 		return
 	}
 	x.outcome(ledger.OutcomeApplied, "")
-	x.eff.Changes = append(x.eff.Changes, c.CallID+" tagged")
+	if !s.quiet {
+		x.eff.Changes = append(x.eff.Changes, c.CallID+" tagged")
+	}
 	s.on(x, c)
 }
 
@@ -222,7 +224,9 @@ func (s *State) tagLastCall(x *cmdCtx) {
 	}
 	s.settle(ct)
 	x.outcome(ledger.OutcomeApplied, "")
-	x.eff.Changes = append(x.eff.Changes, "last call "+ct.V.CallID+" tagged: contact "+ct.V.ContactID+" "+*ct.V.Disposition)
+	if !s.quiet {
+		x.eff.Changes = append(x.eff.Changes, "last call "+ct.V.CallID+" tagged: contact "+ct.V.ContactID+" "+*ct.V.Disposition)
+	}
 	s.book.contactUpdatedAt(x.e.Seq, s.view(ct))
 }
 
@@ -262,7 +266,9 @@ func (s *State) cmdPause(x *cmdCtx) {
 	}
 	s.openPause(x.e, s.contacts[c.Contact], x.now, x.user, x.d.Transport)
 	x.outcome(ledger.OutcomeApplied, "")
-	x.eff.Changes = append(x.eff.Changes, c.CallID+" recording→paused")
+	if !s.quiet {
+		x.eff.Changes = append(x.eff.Changes, c.CallID+" recording→paused")
+	}
 	s.on(x, c)
 }
 
@@ -277,7 +283,9 @@ func (s *State) cmdResume(x *cmdCtx) {
 	}
 	s.closePause(x.e, s.contacts[c.Contact], x.now, ledger.EndedByResume, x.user, x.eff)
 	x.outcome(ledger.OutcomeApplied, "")
-	x.eff.Changes = append(x.eff.Changes, c.CallID+" paused→recording")
+	if !s.quiet {
+		x.eff.Changes = append(x.eff.Changes, c.CallID+" paused→recording")
+	}
 	s.on(x, c)
 }
 
@@ -293,7 +301,9 @@ func (s *State) cmdRestart(x *cmdCtx) {
 		s.stopRecording(x.e, ct, x.now, ledger.EndedByRestart, x.user, x.eff)
 		ct.V.Segments = nil
 		ct.SegStart = later(ct.V.StartedAt, x.now)
-		x.eff.Changes = append(x.eff.Changes, c.CallID+" restarted: media discarded, new segment")
+		if !s.quiet {
+			x.eff.Changes = append(x.eff.Changes, c.CallID+" restarted: media discarded, new segment")
+		}
 	}
 	s.contacts[c.Contact].addTag()
 	x.outcome(ledger.OutcomeApplied, "")
@@ -320,7 +330,9 @@ func (s *State) cmdDelete(x *cmdCtx) {
 	c.Deleted = true
 	c.Meta = nil
 	x.outcome(ledger.OutcomeApplied, "")
-	x.eff.Changes = append(x.eff.Changes, c.CallID+" deleted: contact "+ct.V.ContactID)
+	if !s.quiet {
+		x.eff.Changes = append(x.eff.Changes, c.CallID+" deleted: contact "+ct.V.ContactID)
+	}
 	s.on(x, c)
 }
 

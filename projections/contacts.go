@@ -24,7 +24,9 @@ func (s *State) openContact(e *ledger.Envelope, c *call, at ledger.Time, eff *Ef
 	c.Meta = nil
 	s.contacts[id] = ct
 	c.Contact, c.LastContact, c.RecSeq = id, id, e.Seq
-	eff.Changes = append(eff.Changes, c.CallID+" not_recording→recording: contact "+id+" opened")
+	if !s.quiet {
+		eff.Changes = append(eff.Changes, c.CallID+" not_recording→recording: contact "+id+" opened")
+	}
 	return ct
 }
 
@@ -78,7 +80,9 @@ func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedB
 		ct.V.ReasonCodes = codes
 	}
 	s.settle(ct)
-	eff.Changes = append(eff.Changes, "contact "+ct.V.ContactID+" closed ("+endedBy+"): "+*ct.V.Disposition+" ["+strings.Join(ct.V.ReasonCodes, " ")+"]")
+	if !s.quiet {
+		eff.Changes = append(eff.Changes, "contact "+ct.V.ContactID+" closed ("+endedBy+"): "+*ct.V.Disposition+" ["+strings.Join(ct.V.ReasonCodes, " ")+"]")
+	}
 	s.book.closed(ct.V.ContactID, s.pendingOf(ct))
 }
 

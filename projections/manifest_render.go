@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -166,14 +167,27 @@ func appendKey(b []byte, sep byte, key string) []byte {
 	return append(b, '"', ':')
 }
 
-// appendTime writes t as ledger.Time.MarshalJSON does.
+// appendTime writes t as ledger.Time.MarshalJSON does: "null", or
+// "2006-01-02T15:04:05.000Z" written digit by digit (time.AppendFormat
+// re-reads its layout on every call).
 func appendTime(b []byte, t ledger.Time) []byte {
 	if t.IsZero() {
 		return append(b, "null"...)
 	}
-	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, ledger.TimeLayout)
-	return append(b, '"')
+	u := t.UTC()
+	y, mo, d := u.Date()
+	if y < 0 || y > 9999 {
+		b = append(b, '"')
+		b = u.AppendFormat(b, ledger.TimeLayout)
+		return append(b, '"')
+	}
+	h, mi, sec := u.Clock()
+	ms := u.Nanosecond() / int(time.Millisecond)
+	return append(b, '"',
+		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+int(mo)/10), byte('0'+int(mo)%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z', '"')
 }
 
 // appendString writes s as encoding/json does (HTML-safe escaping). Plain

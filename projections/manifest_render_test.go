@@ -114,3 +114,21 @@ func FuzzRenderContact(f *testing.F) {
 		checkRender(t, c)
 	})
 }
+
+// FuzzAppendTime holds the hand-written time format to Time.MarshalJSON.
+func FuzzAppendTime(f *testing.F) {
+	f.Add(int64(0))
+	f.Add(scriptDay.UnixMilli())
+	f.Add(int64(-62135596800000))
+	f.Add(int64(253402300799999))
+	f.Fuzz(func(t *testing.T, ms int64) {
+		tm := ledger.T(time.UnixMilli(ms))
+		want, err := tm.MarshalJSON()
+		if err != nil {
+			return
+		}
+		if got := appendTime(nil, tm); !bytes.Equal(got, want) {
+			t.Fatalf("appendTime %s, MarshalJSON %s", got, want)
+		}
+	})
+}

@@ -223,7 +223,9 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 		for _, k := range res.applied {
 			line += " " + k
 		}
-		x.eff.Changes = append(x.eff.Changes, line)
+		if !s.quiet {
+			x.eff.Changes = append(x.eff.Changes, line)
+		}
 		if updated != nil {
 			s.book.contactUpdatedAt(x.e.Seq, s.view(updated))
 		}

@@ -44,7 +44,9 @@ func (s *State) closePause(e *ledger.Envelope, ct *contact, at ledger.Time, ende
 	delete(s.open, p.OpenEventID)
 	ct.OpenPause = -1
 	ct.Recording = ledger.StateRecording
-	eff.Changes = append(eff.Changes, ct.V.CallID+" pause closed ("+endedBy+")")
+	if !s.quiet {
+		eff.Changes = append(eff.Changes, ct.V.CallID+" pause closed ("+endedBy+")")
+	}
 }
 
 // timer applies a server timer. pause_expiry closes the pause it names with
@@ -52,12 +54,16 @@ func (s *State) closePause(e *ledger.Envelope, ct *contact, at ledger.Time, ende
 func (s *State) timer(e *ledger.Envelope, d *ledger.TimerFired) Effect {
 	var eff Effect
 	if d.Timer != ledger.TimerPauseExpiry {
-		eff.Changes = []string{"timer ignored: unknown timer " + d.Timer}
+		if !s.quiet {
+			eff.Changes = []string{"timer ignored: unknown timer " + d.Timer}
+		}
 		return eff
 	}
 	i, ok := s.open[d.PauseOpenID]
 	if !ok {
-		eff.Changes = []string{"timer ignored: pause already closed"}
+		if !s.quiet {
+			eff.Changes = []string{"timer ignored: pause already closed"}
+		}
 		return eff
 	}
 	ct := s.contacts[s.pauses.at(i).ContactID]
@@ -67,6 +73,8 @@ func (s *State) timer(e *ledger.Envelope, d *ledger.TimerFired) Effect {
 	}
 	eff.Users = []string{ct.V.UserID}
 	s.closePause(e, ct, at, ledger.EndedByTimeout, "", &eff)
-	eff.Changes = append(eff.Changes, ct.V.CallID+" paused→recording")
+	if !s.quiet {
+		eff.Changes = append(eff.Changes, ct.V.CallID+" paused→recording")
+	}
 	return eff
 }

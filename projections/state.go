@@ -39,6 +39,7 @@ type State struct {
 	book     manifestBook
 	cold     []coldDay      // closed contacts of sealed days no rule needs any more, in seal order
 	coldIdx  map[string]int // day → index in cold; rebuilt, not part of the checkpoint
+	quiet    bool           // no Effect.Changes lines (SetQuiet)
 	noCold   bool           // tests only: keep every contact and pause row as structs, to check the compact forms' answers
 
 	// scratch space for decoding, reused by every Apply
@@ -109,6 +110,15 @@ func New() *State {
 	s.cfg.Normalize()
 	s.rebuildCaches()
 	return s
+}
+
+// SetQuiet turns off (q true) or on the Effect.Changes lines, which only a
+// trace reads: building them is a tenth of a fold. Results and Users are
+// always filled. It returns the previous setting. The setting is not part
+// of the state: it changes no digest and is not in a checkpoint.
+func (s *State) SetQuiet(q bool) (was bool) {
+	was, s.quiet = s.quiet, q
+	return was
 }
 
 // Apply folds one event into the state. It returns an error only when the

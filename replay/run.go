@@ -66,6 +66,10 @@ func Run(ctx context.Context, src Source, opts Options) (*projections.State, Sta
 		st = projections.New()
 	}
 	stats := Stats{After: st.Seq()}
+	if opts.Trace == nil {
+		// Nobody reads the change lines: do not build them.
+		defer st.SetQuiet(st.SetQuiet(true))
+	}
 	var tw *bufio.Writer
 	if opts.Trace != nil {
 		tw = bufio.NewWriterSize(opts.Trace, 64<<10)
