@@ -273,6 +273,14 @@ func parseQuery(s string) ([]ledger.Param, error) {
 // null (""). A `metadata` member holding an object is returned apart, its
 // own members in order. On malformed input it returns what it read so far.
 func parseJSONObject(b []byte) (members, metadata []ledger.Param, err error) {
+	if m, md, ok := quickJSONObject(b); ok {
+		return m, md, nil
+	}
+	return decodeJSONObject(b)
+}
+
+// decodeJSONObject is parseJSONObject with json.Decoder, for any input.
+func decodeJSONObject(b []byte) (members, metadata []ledger.Param, err error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := expectDelim(dec, '{'); err != nil {
