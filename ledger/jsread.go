@@ -316,29 +316,175 @@ func plainWord(b []byte) bool {
 
 // compactData reports whether data is valid JSON exactly as json.Marshal
 // writes a RawMessage: compact (no white space outside strings), with <, >,
-// & and U+2028/U+2029 escaped. One pass finds white space and the escaped
-// characters; json.Valid (no allocation) checks the rest.
+// & and U+2028/U+2029 escaped. It is one hand-written pass (json.Valid was
+// a quarter of a replay's decoding); it may refuse some valid input (very
+// deep nesting), which then takes Decode's encoding/json path.
 func compactData(data []byte) bool {
-	in := false
-	for i := 0; i < len(data); i++ {
-		switch c := data[i]; c {
-		case '"':
-			in = !in
-		case '\\':
-			if in {
-				i++ // the escaped character cannot end the string
-			}
-		case ' ', '\t', '\n', '\r':
-			if !in {
+	v := compactValidator{b: data}
+	return v.value(0) && v.i == len(data)
+}
+
+// compactValidator checks one compact JSON value at b[i:].
+type compactValidator struct {
+	b []byte
+	i int
+}
+
+// maxCompactDepth bounds nesting; deeper input goes the slow way.
+const maxCompactDepth = 64
+
+func (v *compactValidator) value(depth int) bool {
+	if v.i >= len(v.b) || depth > maxCompactDepth {
+		return false
+	}
+	switch c := v.b[v.i]; {
+	case c == '{':
+		v.i++
+		if v.i < len(v.b) && v.b[v.i] == '}' {
+			v.i++
+			return true
+		}
+		for {
+			if !v.str() || v.i >= len(v.b) || v.b[v.i] != ':' {
 				return false
 			}
-		case '<', '>', '&':
+			v.i++
+			if !v.value(depth + 1) {
+				return false
+			}
+			if v.i >= len(v.b) {
+				return false
+			}
+			switch v.b[v.i] {
+			case ',':
+				v.i++
+			case '}':
+				v.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '[':
+		v.i++
+		if v.i < len(v.b) && v.b[v.i] == ']' {
+			v.i++
+			return true
+		}
+		for {
+			if !v.value(depth + 1) {
+				return false
+			}
+			if v.i >= len(v.b) {
+				return false
+			}
+			switch v.b[v.i] {
+			case ',':
+				v.i++
+			case ']':
+				v.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '"':
+		return v.str()
+	case c == 't':
+		return v.lit("true")
+	case c == 'f':
+		return v.lit("false")
+	case c == 'n':
+		return v.lit("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return v.num()
+	}
+	return false
+}
+
+func (v *compactValidator) lit(w string) bool {
+	if !bytes.HasPrefix(v.b[v.i:], []byte(w)) {
+		return false
+	}
+	v.i += len(w)
+	return true
+}
+
+// str checks a string: no control characters, valid escapes, none of the
+// characters json.Marshal would escape.
+func (v *compactValidator) str() bool {
+	if v.i >= len(v.b) || v.b[v.i] != '"' {
+		return false
+	}
+	for v.i++; v.i < len(v.b); v.i++ {
+		switch c := v.b[v.i]; {
+		case c == '"':
+			v.i++
+			return true
+		case c < 0x20, c == '<', c == '>', c == '&':
 			return false
-		case 0xe2:
-			if i+2 < len(data) && data[i+1] == 0x80 && (data[i+2] == 0xa8 || data[i+2] == 0xa9) {
+		case c == 0xe2:
+			if v.i+2 < len(v.b) && v.b[v.i+1] == 0x80 && (v.b[v.i+2] == 0xa8 || v.b[v.i+2] == 0xa9) {
 				return false // U+2028, U+2029
+			}
+		case c == '\\':
+			v.i++
+			if v.i >= len(v.b) {
+				return false
+			}
+			switch v.b[v.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if v.i+4 >= len(v.b) {
+					return false
+				}
+				for _, h := range v.b[v.i+1 : v.i+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return false
+					}
+				}
+				v.i += 4
+			default:
+				return false
 			}
 		}
 	}
-	return json.Valid(data)
+	return false
+}
+
+// num checks -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
+func (v *compactValidator) num() bool {
+	digits := func() int {
+		n := 0
+		for v.i < len(v.b) && v.b[v.i] >= '0' && v.b[v.i] <= '9' {
+			v.i++
+			n++
+		}
+		return n
+	}
+	if v.b[v.i] == '-' {
+		v.i++
+	}
+	switch {
+	case v.i < len(v.b) && v.b[v.i] == '0':
+		v.i++
+	case digits() == 0:
+		return false
+	}
+	if v.i < len(v.b) && v.b[v.i] == '.' {
+		v.i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if v.i < len(v.b) && (v.b[v.i] == 'e' || v.b[v.i] == 'E') {
+		v.i++
+		if v.i < len(v.b) && (v.b[v.i] == '+' || v.b[v.i] == '-') {
+			v.i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return true
 }
