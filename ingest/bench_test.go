@@ -6,8 +6,20 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
+
+// cpuTime is the CPU time (user+system) this process has used: server and
+// client together, the steadier figure on a shared machine.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // BenchmarkCommandPath measures the whole HTTP write path: request parsing,
 // auth (open), append with fsync (group commit), the live projections and
@@ -27,6 +39,7 @@ func BenchmarkCommandPath(b *testing.B) {
 	var failed atomic.Int64
 	b.SetParallelism((clients + 1) / 2) // × GOMAXPROCS goroutines; 64 on two cores
 	ws0 := s.store.WriterStats()
+	cpu0 := cpuTime()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		id := next.Add(1) - 1
@@ -46,6 +59,7 @@ func BenchmarkCommandPath(b *testing.B) {
 		}
 	})
 	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d requests failed", n)
 	}
