@@ -29,7 +29,8 @@ type checkpoint struct {
 	Patched  map[int]*ledger.PauseRow `json:"pauses_patched"` // rows changed since they were encoded
 	Open     map[string]int           `json:"open"`
 	Book     manifestBook             `json:"book"`
-	Cold     []string                 `json:"cold"` // the days of the cold sections, in order
+	Cold     []string                 `json:"cold"`         // the days of the cold sections, in order
+	Chunks   int                      `json:"pause_chunks"` // how many sections of encoded pause rows follow
 }
 
 // checkpointMagic starts every checkpoint of this encoding:
@@ -37,13 +38,16 @@ type checkpoint struct {
 //	magic, uvarint n, n bytes of checkpoint JSON,
 //	for each day of Book.Order: uvarint n, n bytes of its manifest,
 //	for each day of Cold: uvarint n, n bytes of its cold records,
-//	uvarint n, n bytes of encoded pause rows.
+//	Chunks times: uvarint n, n bytes of encoded pause rows.
 const checkpointMagic = "recledger.checkpoint\n"
 
 // MarshalCheckpoint encodes the whole state canonically.
 func (s *State) MarshalCheckpoint() ([]byte, error) {
 	days := make([]string, len(s.cold))
-	size := 64 + len(s.pauses.enc) + binary.MaxVarintLen64
+	size := 64
+	for _, c := range s.pauses.chunks {
+		size += len(c) + binary.MaxVarintLen64
+	}
 	for i, d := range s.cold {
 		days[i] = d.Day
 		size += len(d.Data) + binary.MaxVarintLen64
@@ -52,7 +56,7 @@ func (s *State) MarshalCheckpoint() ([]byte, error) {
 		size += len(s.book.Sealed[day]) + binary.MaxVarintLen64
 	}
 	head, err := json.Marshal(checkpoint{Version: Version, Seq: s.seq, Config: s.cfg, Agents: s.agents, Logins: s.logins,
-		Calls: s.calls, Contacts: s.contacts, Pauses: s.pauses.hot, Patched: s.pauses.patched, Open: s.open, Book: s.book, Cold: days})
+		Calls: s.calls, Contacts: s.contacts, Pauses: s.pauses.hot, Patched: s.pauses.patched, Open: s.open, Book: s.book, Cold: days, Chunks: len(s.pauses.chunks)})
 	if err != nil {
 		return nil, fmt.Errorf("marshal checkpoint: %w", err)
 	}
@@ -68,8 +72,10 @@ func (s *State) MarshalCheckpoint() ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(d.Data)))
 		b = append(b, d.Data...)
 	}
-	b = binary.AppendUvarint(b, uint64(len(s.pauses.enc)))
-	b = append(b, s.pauses.enc...)
+	for _, c := range s.pauses.chunks {
+		b = binary.AppendUvarint(b, uint64(len(c)))
+		b = append(b, c...)
+	}
 	return b, nil
 }
 
@@ -142,8 +148,15 @@ func UnmarshalCheckpoint(b []byte) (*State, error) {
 		}
 		s.cold = append(s.cold, coldDay{Day: day, Data: data})
 	}
-	if s.pauses.enc, err = section(); err != nil {
-		return nil, err
+	if c.Chunks < 0 || c.Chunks > len(rest) {
+		return nil, fmt.Errorf("unmarshal checkpoint: %w: %d pause chunks", ledger.ErrCorrupt, c.Chunks)
+	}
+	for range c.Chunks {
+		chunk, err := section()
+		if err != nil {
+			return nil, err
+		}
+		s.pauses.chunks = append(s.pauses.chunks, chunk)
 	}
 	if len(rest) != 0 {
 		return nil, fmt.Errorf("unmarshal checkpoint: %w: %d bytes after the last section", ledger.ErrCorrupt, len(rest))

@@ -68,6 +68,9 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 			sameContacts(t, seed, e.Seq, cold, warm)
 		}
 		encoded += len(cold.pauses.offs)
+		if len(cold.pauses.chunks) < 2 {
+			t.Fatalf("seed %d: %d chunks of pause rows after several seals", seed, len(cold.pauses.chunks))
+		}
 		patched += len(cold.pauses.patched)
 		for _, d := range cold.cold {
 			if len(d.Data) > 0 {

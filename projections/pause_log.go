@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -11,13 +12,15 @@ import (
 // pauseLog is the PCI pause history, every interval in opening order and
 // indexed by that order (contact.Rows, contact.OpenPause, State.open). It
 // is the audit record, so it is kept whole, but compactly: at each seal
-// the rows so far are encoded into enc (about a third of their size in
-// memory, and a raw section of the checkpoint that is never parsed); the
-// rows opened since stay as structs in hot. A row still open when it was
-// encoded is copied into patched when it is closed; patched then wins.
+// the rows opened since the last one are encoded into a new chunk (about a
+// third of their size in memory, and a raw section of the checkpoint that
+// is never parsed; a chunk is never copied again); the rows opened since
+// stay as structs in hot. A row still open when it was encoded is copied
+// into patched when it is closed; patched then wins.
 type pauseLog struct {
-	enc     []byte                   // rows 0..len(offs)-1, each as appendPauseRow writes it
-	offs    []uint32                 // start of each encoded row in enc; rebuilt, not in the checkpoint
+	chunks  [][]byte                 // encoded rows, as appendPauseRow writes them
+	first   []int                    // index of each chunk's first row
+	offs    []uint32                 // start of each encoded row in its chunk; rebuilt, not in the checkpoint
 	hot     []ledger.PauseRow        // rows len(offs).., as structs
 	patched map[int]*ledger.PauseRow // encoded rows changed since
 }
@@ -31,6 +34,13 @@ func (l *pauseLog) add(r ledger.PauseRow) int {
 	return l.Len() - 1
 }
 
+// encoded decodes encoded row i.
+func (l *pauseLog) encoded(i int) ledger.PauseRow {
+	c, _ := slices.BinarySearch(l.first, i+1) // chunks starting at or before i
+	r, _ := readPauseRow(l.chunks[c-1][l.offs[i]:])
+	return r
+}
+
 // at returns row i.
 func (l *pauseLog) at(i int) ledger.PauseRow {
 	if i >= len(l.offs) {
@@ -39,8 +49,7 @@ func (l *pauseLog) at(i int) ledger.PauseRow {
 	if p, ok := l.patched[i]; ok {
 		return *p
 	}
-	r, _ := readPauseRow(l.enc[l.offs[i]:])
-	return r
+	return l.encoded(i)
 }
 
 // ptr returns row i to be changed.
@@ -51,7 +60,7 @@ func (l *pauseLog) ptr(i int) *ledger.PauseRow {
 	if p, ok := l.patched[i]; ok {
 		return p
 	}
-	r, _ := readPauseRow(l.enc[l.offs[i]:])
+	r := l.encoded(i)
 	if l.patched == nil {
 		l.patched = map[int]*ledger.PauseRow{}
 	}
@@ -59,32 +68,48 @@ func (l *pauseLog) ptr(i int) *ledger.PauseRow {
 	return &r
 }
 
-// compact encodes the hot rows.
+// compact encodes the hot rows into a new chunk.
 func (l *pauseLog) compact() {
-	for i := range l.hot {
-		l.offs = append(l.offs, uint32(len(l.enc)))
-		l.enc = appendPauseRow(l.enc, &l.hot[i])
+	if len(l.hot) == 0 {
+		return
 	}
+	size := 0
+	for i := range l.hot {
+		size += 128 + len(l.hot[i].CallID) + len(l.hot[i].UserID) + len(l.hot[i].PausedBy) + len(l.hot[i].ResumedBy)
+	}
+	c := make([]byte, 0, size)
+	l.first = append(l.first, len(l.offs))
+	for i := range l.hot {
+		l.offs = append(l.offs, uint32(len(c)))
+		c = appendPauseRow(c, &l.hot[i])
+	}
+	l.chunks = append(l.chunks, c)
 	l.hot = l.hot[:0]
 }
 
-// index rebuilds offs from enc (after a checkpoint is read), checking that
-// every row decodes.
+// index rebuilds first and offs from the chunks (after a checkpoint is
+// read), checking that every row decodes.
 func (l *pauseLog) index() error {
-	l.offs = l.offs[:0]
-	for at := 0; at < len(l.enc); {
-		if at > math.MaxUint32 {
-			return fmt.Errorf("pause rows: %w: more than 4 GiB", ledger.ErrCorrupt)
+	l.first, l.offs = l.first[:0], l.offs[:0]
+	for k, c := range l.chunks {
+		if len(c) > math.MaxUint32 {
+			return fmt.Errorf("pause rows: %w: a chunk over 4 GiB", ledger.ErrCorrupt)
 		}
-		_, n := readPauseRow(l.enc[at:])
-		if n <= 0 {
-			return fmt.Errorf("pause rows: %w: bad row at byte %d", ledger.ErrCorrupt, at)
+		if len(c) == 0 {
+			return fmt.Errorf("pause rows: %w: empty chunk %d", ledger.ErrCorrupt, k)
 		}
-		l.offs = append(l.offs, uint32(at))
-		at += n
+		l.first = append(l.first, len(l.offs))
+		for at := 0; at < len(c); {
+			_, n := readPauseRow(c[at:])
+			if n <= 0 {
+				return fmt.Errorf("pause rows: %w: bad row in chunk %d at byte %d", ledger.ErrCorrupt, k, at)
+			}
+			l.offs = append(l.offs, uint32(at))
+			at += n
+		}
 	}
-	for i := range l.patched {
-		if i < 0 || i >= len(l.offs) || l.patched[i] == nil {
+	for i, p := range l.patched {
+		if i < 0 || i >= len(l.offs) || p == nil {
 			return fmt.Errorf("pause rows: %w: patched row %d", ledger.ErrCorrupt, i)
 		}
 	}
