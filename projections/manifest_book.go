@@ -206,7 +206,8 @@ func (b *manifestBook) dayClosed(e *ledger.Envelope, d ledger.DayClosed, cfg led
 	b.Order = append(b.Order, d.Day)
 	b.LastAt = e.Time
 	b.LastSeq = e.Seq
-	b.Pending = map[string]pendingContact{}
+	// The next day is likely as busy: size its map once, not by doubling.
+	b.Pending = make(map[string]pendingContact, len(all))
 	b.Updates = map[string]pendingUpdate{}
 	return []string{fmt.Sprintf("day %s sealed: %d upload, %d basic_only, %d discard, %d metadata updates",
 		d.Day, m.Counts.Upload, m.Counts.BasicOnly, m.Counts.Discard, m.Counts.MetadataUpdates)}, nil
