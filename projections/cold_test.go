@@ -67,6 +67,15 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 			}
 			sameContacts(t, seed, e.Seq, cold, warm)
 		}
+		straight := New()
+		for i := range g.out {
+			if _, err := straight.Apply(&g.out[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if straight.Digest() != cold.Digest() {
+			t.Fatalf("seed %d: the fold through a checkpoint and the straight fold differ", seed)
+		}
 		encoded += len(cold.pauses.offs)
 		if len(cold.pauses.chunks) < 2 {
 			t.Fatalf("seed %d: %d chunks of pause rows after several seals", seed, len(cold.pauses.chunks))
