@@ -41,20 +41,12 @@ type callsReply struct {
 // feed retries and a half-taken batch would be replayed twice.
 func parseSignals(body []byte, received time.Time, transport, principal string) ([]ledger.Event, error) {
 	body = bytes.TrimSpace(body)
-	var ins []callSignalIn
-	var err error
-	switch firstByte(body) {
-	case '{':
-		var one callSignalIn
-		err = decodeStrict(body, &one)
-		ins = []callSignalIn{one}
-	case '[':
-		err = decodeStrict(body, &ins)
-	default:
-		err = errors.New("the body must be a JSON object or an array of objects")
-	}
-	if err != nil {
-		return nil, newError(http.StatusBadRequest, reasonInvalidInput, err.Error())
+	ins, ok := quickSignals(body)
+	if !ok {
+		var err error
+		if ins, err = decodeSignals(body); err != nil {
+			return nil, newError(http.StatusBadRequest, reasonInvalidInput, err.Error())
+		}
 	}
 	if len(ins) == 0 {
 		return nil, newError(http.StatusBadRequest, reasonInvalidInput, "no call signals in the body")
@@ -75,6 +67,22 @@ func parseSignals(body []byte, received time.Time, transport, principal string) 
 		events = append(events, ledger.Event{Type: ledger.TypeCallSignal, Data: sig})
 	}
 	return events, nil
+}
+
+// decodeSignals reads one signal object or an array of them with
+// json.Decoder, unknown fields refused.
+func decodeSignals(body []byte) (ins []callSignalIn, err error) {
+	switch firstByte(body) {
+	case '{':
+		var one callSignalIn
+		err = decodeStrict(body, &one)
+		ins = []callSignalIn{one}
+	case '[':
+		err = decodeStrict(body, &ins)
+	default:
+		err = errors.New("the body must be a JSON object or an array of objects")
+	}
+	return ins, err
 }
 
 // checkSignal validates one signal; field names the first bad field.

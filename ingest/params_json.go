@@ -102,8 +102,25 @@ func (p *jsonCursor) key() (string, bool) {
 
 // str reads a string, decoded as encoding/json decodes it.
 func (p *jsonCursor) str() (string, bool) {
-	if !p.eat('"') {
+	b, plain, ok := p.strBytes()
+	if !ok {
 		return "", false
+	}
+	if plain {
+		return string(b), true
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// strBytes reads a string: its text when plain (no escapes, valid UTF-8,
+// which is then its decoded value), else the quoted JSON to decode.
+func (p *jsonCursor) strBytes() (b []byte, plain, ok bool) {
+	if !p.eat('"') {
+		return nil, false, false
 	}
 	start, escaped := p.i, false
 	for p.i < len(p.b) {
@@ -116,17 +133,31 @@ func (p *jsonCursor) str() (string, bool) {
 			raw := p.b[start:p.i]
 			p.i++
 			if !escaped && utf8.Valid(raw) {
-				return string(raw), true
+				return raw, true, true
 			}
-			var s string
-			if err := json.Unmarshal(p.b[start-1:p.i], &s); err != nil {
-				return "", false
-			}
-			return s, true
+			return p.b[start-1 : p.i], false, true
 		}
 		p.i++
 	}
-	return "", false
+	return nil, false, false
+}
+
+// name reads `"name":` for a lookup: no allocation when the name is plain.
+func (p *jsonCursor) name() ([]byte, bool) {
+	p.space()
+	b, plain, ok := p.strBytes()
+	if !ok {
+		return nil, false
+	}
+	if !plain {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return nil, false
+		}
+		b = []byte(s)
+	}
+	p.space()
+	return b, p.eat(':')
 }
 
 // scalar reads a string, a number or a literal as parameter text (see
@@ -176,4 +207,123 @@ func (p *jsonCursor) object() ([]ledger.Param, bool) {
 		}
 		out = append(out, ledger.Param{Key: k, Value: v})
 	}
+}
+
+// quickSignals is decodeStrict for a call-signal body (one object or an
+// array of them) in the form CTI feeds send: json.Valid, members named
+// exactly, strings where strings belong, acd a boolean, at a string or
+// null. ok is false for anything else, which the Decoder path then reads
+// (and words the errors of).
+func quickSignals(b []byte) (ins []callSignalIn, ok bool) {
+	if !json.Valid(b) {
+		return nil, false
+	}
+	p := jsonCursor{b: b}
+	p.space()
+	if p.peek() == '{' {
+		in, ok := p.signal()
+		if !ok {
+			return nil, false
+		}
+		return []callSignalIn{in}, true
+	}
+	if !p.eat('[') {
+		return nil, false
+	}
+	for first := true; ; first = false {
+		p.space()
+		if p.eat(']') {
+			return ins, ins != nil
+		}
+		if !first && !p.eat(',') {
+			return nil, false
+		}
+		p.space()
+		in, ok := p.signal()
+		if !ok {
+			return nil, false
+		}
+		ins = append(ins, in)
+	}
+}
+
+// signal reads one call-signal object.
+func (p *jsonCursor) signal() (in callSignalIn, ok bool) {
+	if !p.eat('{') {
+		return in, false
+	}
+	for first := true; ; first = false {
+		p.space()
+		if p.eat('}') {
+			return in, true
+		}
+		if !first && !p.eat(',') {
+			return in, false
+		}
+		k, ok := p.name()
+		if !ok {
+			return in, false
+		}
+		p.space()
+		var dst *string
+		switch string(k) {
+		case "call_id":
+			dst = &in.CallID
+		case "extension":
+			dst = &in.Extension
+		case "type":
+			dst = &in.Type
+		case "direction":
+			dst = &in.Direction
+		case "ani":
+			dst = &in.ANI
+		case "dnis":
+			dst = &in.DNIS
+		case "acd":
+			switch {
+			case p.lit("true"):
+				in.ACD = true
+			case p.lit("false"):
+				in.ACD = false
+			default:
+				return in, false
+			}
+			continue
+		case "at":
+			if p.lit("null") {
+				in.At = nil
+				continue
+			}
+			s, ok := p.strOnly()
+			if !ok {
+				return in, false
+			}
+			in.At = &s
+			continue
+		default:
+			return in, false
+		}
+		s, ok := p.strOnly()
+		if !ok {
+			return in, false
+		}
+		*dst = s
+	}
+}
+
+// strOnly reads a string value, and nothing else.
+func (p *jsonCursor) strOnly() (string, bool) {
+	if p.peek() != '"' {
+		return "", false
+	}
+	return p.str()
+}
+
+// lit reads the literal word w.
+func (p *jsonCursor) lit(w string) bool {
+	if len(p.b)-p.i >= len(w) && string(p.b[p.i:p.i+len(w)]) == w {
+		p.i += len(w)
+		return true
+	}
+	return false
 }
