@@ -19,7 +19,11 @@ type Live struct {
 }
 
 // NewLive wraps s; s must not be used directly afterwards.
+//
+// The live state is quiet (State.SetQuiet): nobody reads the change lines
+// of the server's fold, only replay's trace does.
 func NewLive(s *State) *Live {
+	s.SetQuiet(true)
 	return &Live{s: s, results: make([]*ledger.CommandResult, ResultRing)}
 }
 
