@@ -6,11 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/ledger/ledgertest"
 	"github.com/recledger/recledger/projections"
 	"github.com/recledger/recledger/replay/replaytest"
 )
@@ -91,23 +90,6 @@ func waitMirrored(t testing.TB, o *ledger.Outbox) {
 // its URL and a JetStream context on it.
 func startJetStream(t testing.TB) (string, jetstream.JetStream) {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv.ClientURL(), js
+	j := ledgertest.StartJetStream(t)
+	return j.URL(), j.JS
 }
