@@ -119,7 +119,10 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger) (*
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(reconnectWait),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if err == nil && nc.IsClosed() {
+				return // our own Close; the closed handler says so
+			}
 			log.Warn("nats disconnected", jsLogKeyErr, err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

@@ -212,7 +212,13 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 
 	go func() {
 		s.err = g.Wait()
+		head, _ := store.Head()
 		s.closeAll()
+		if s.err != nil && !errors.Is(s.err, context.Canceled) {
+			log.Error("recledger stopped", logKeyErr, s.err, logKeySeq, head)
+		} else {
+			log.Info("recledger stopped", logKeySeq, head)
+		}
 		close(s.done)
 	}()
 	ok = true
