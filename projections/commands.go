@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"strings"
+
 	"github.com/recledger/recledger/ledger"
 )
 
@@ -82,6 +84,17 @@ func (s *State) on(x *cmdCtx, c *call) {
 		x.r.ContactID = c.LastContact
 	}
 	x.r.Recording = s.callState(c)
+}
+
+// appliedOn answers x "applied" on call c: the outcome, the change line
+// (joined from parts, and only when the fold is not quiet, so a quiet fold
+// builds no strings) and the call, contact and state the answer names.
+func (s *State) appliedOn(x *cmdCtx, c *call, change ...string) {
+	x.outcome(ledger.OutcomeApplied, "")
+	if !s.quiet && len(change) > 0 {
+		x.eff.Changes = append(x.eff.Changes, strings.Join(change, ""))
+	}
+	s.on(x, c)
 }
 
 // command applies one Recording Controls command.
@@ -201,11 +214,7 @@ func (s *State) cmdTag(x *cmdCtx) {
 		s.on(x, c)
 		return
 	}
-	x.outcome(ledger.OutcomeApplied, "")
-	if !s.quiet {
-		x.eff.Changes = append(x.eff.Changes, c.CallID+" tagged")
-	}
-	s.on(x, c)
+	s.appliedOn(x, c, c.CallID, " tagged")
 }
 
 // tagLastCall tags the agent's last call (no active call).
@@ -265,11 +274,7 @@ func (s *State) cmdPause(x *cmdCtx) {
 		return
 	}
 	s.openPause(x.e, s.contacts[c.Contact], x.now, x.user, x.d.Transport)
-	x.outcome(ledger.OutcomeApplied, "")
-	if !s.quiet {
-		x.eff.Changes = append(x.eff.Changes, c.CallID+" recording→paused")
-	}
-	s.on(x, c)
+	s.appliedOn(x, c, c.CallID, " recording→paused")
 }
 
 func (s *State) cmdResume(x *cmdCtx) {
@@ -282,11 +287,7 @@ func (s *State) cmdResume(x *cmdCtx) {
 		return
 	}
 	s.closePause(x.e, s.contacts[c.Contact], x.now, ledger.EndedByResume, x.user, x.eff)
-	x.outcome(ledger.OutcomeApplied, "")
-	if !s.quiet {
-		x.eff.Changes = append(x.eff.Changes, c.CallID+" paused→recording")
-	}
-	s.on(x, c)
+	s.appliedOn(x, c, c.CallID, " paused→recording")
 }
 
 func (s *State) cmdRestart(x *cmdCtx) {
@@ -306,8 +307,7 @@ func (s *State) cmdRestart(x *cmdCtx) {
 		}
 	}
 	s.contacts[c.Contact].addTag()
-	x.outcome(ledger.OutcomeApplied, "")
-	s.on(x, c)
+	s.appliedOn(x, c)
 }
 
 func (s *State) cmdDelete(x *cmdCtx) {
@@ -329,11 +329,7 @@ func (s *State) cmdDelete(x *cmdCtx) {
 	ct.Recording = ledger.StateDeleted
 	c.Deleted = true
 	c.Meta = nil
-	x.outcome(ledger.OutcomeApplied, "")
-	if !s.quiet {
-		x.eff.Changes = append(x.eff.Changes, c.CallID+" deleted: contact "+ct.V.ContactID)
-	}
-	s.on(x, c)
+	s.appliedOn(x, c, c.CallID, " deleted: contact ", ct.V.ContactID)
 }
 
 func (s *State) cmdLogin(x *cmdCtx) {
@@ -376,8 +372,7 @@ func (s *State) cmdStartSegment(x *cmdCtx) {
 		return
 	}
 	s.openContact(x.e, c, x.now, x.eff)
-	x.outcome(ledger.OutcomeApplied, "")
-	s.on(x, c)
+	s.appliedOn(x, c)
 }
 
 func (s *State) cmdStopSegment(x *cmdCtx) {
@@ -391,8 +386,7 @@ func (s *State) cmdStopSegment(x *cmdCtx) {
 	}
 	id := c.Contact
 	s.closeContact(x.e, c, x.now, ledger.EndedByStopSegment, x.user, x.eff)
-	x.outcome(ledger.OutcomeApplied, "")
-	s.on(x, c)
+	s.appliedOn(x, c)
 	x.r.ContactID = id
 }
 
