@@ -136,7 +136,15 @@ func readSite(ctx context.Context, js jetstream.JetStream, site string, from, un
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	done := ctx.Done()
 	for {
+		// Stopping the iterator (on cancel) does not empty its buffer, so
+		// look at ctx before each message, not only when Next fails.
+		select {
+		case <-done:
+			return ctx.Err()
+		default:
+		}
 		m, err := it.Next()
 		if err != nil {
 			if ctx.Err() != nil {
