@@ -51,25 +51,7 @@ var _ ManifestSource = (*memManifests)(nil)
 // manifestMsgs returns every message of the manifests stream, in stream order.
 func manifestMsgs(t testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, ManifestsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*jetstream.RawStreamMsg
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, m)
-	}
-	return out
+	return streamMsgs(t, js, ManifestsStream)
 }
 
 // checkManifests fails unless the stream holds exactly src's manifests of

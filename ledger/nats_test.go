@@ -83,12 +83,19 @@ func jsAppend(t testing.TB, s *Store, n int) {
 	}
 }
 
-// jsStreamMsgs returns every message of the site in the events stream.
+// jsStreamMsgs returns every message of the events stream.
 func jsStreamMsgs(t testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
+	t.Helper()
+	return streamMsgs(t, js, EventsStream)
+}
+
+// streamMsgs returns every message of a stream in stream order, skipping
+// deleted ones.
+func streamMsgs(t testing.TB, js jetstream.JetStream, stream string) []*jetstream.RawStreamMsg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, EventsStream)
+	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
