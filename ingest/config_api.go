@@ -39,50 +39,44 @@ func (s *Server) handlePutSite(w http.ResponseWriter, r *http.Request) {
 }
 
 // handlePutMetadata serves PUT /v1/config/metadata/{key}; at most
-// ledger.MaxMetadataKeys keys may be defined.
+// ledger.MaxMetadataKeys keys may be defined (checked in putPart).
 func (s *Server) handlePutMetadata(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	field := "metadata." + key
-	var m ledger.MetadataKey
-	if !s.decodeConfig(w, r, field, &m) {
-		return
-	}
-	err := ledger.ValidateName(field, key)
-	if err == nil {
-		err = m.Validate(field)
-	}
-	s.putPart(w, r, ledger.PartMetadata, key, m, err)
+	putNamed[ledger.MetadataKey](s, w, r, ledger.PartMetadata, "key", "metadata.")
 }
 
 // handlePutTeam serves PUT /v1/config/teams/{team}.
 func (s *Server) handlePutTeam(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("team")
-	field := "teams." + name
-	var t ledger.Team
-	if !s.decodeConfig(w, r, field, &t) {
-		return
-	}
-	t.Normalize()
-	err := ledger.ValidateName(field, name)
-	if err == nil {
-		err = t.Validate(field)
-	}
-	s.putPart(w, r, ledger.PartTeam, name, t, err)
+	putNamed[ledger.Team](s, w, r, ledger.PartTeam, "team", "teams.")
 }
 
 // handlePutUser serves PUT /v1/config/users/{user_id}.
 func (s *Server) handlePutUser(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("user_id")
-	field := "users." + id
-	var u ledger.User
-	if !s.decodeConfig(w, r, field, &u) {
+	putNamed[ledger.User](s, w, r, ledger.PartUser, "user_id", "users.")
+}
+
+// namedPart is a configuration part kept under a name (a metadata key, a
+// team, a user): it validates itself, naming the field at fault.
+type namedPart interface {
+	Validate(field string) error
+}
+
+// putNamed reads, normalises (when the part has defaults) and validates one
+// named part from the path value param, and appends it.
+func putNamed[T namedPart](s *Server, w http.ResponseWriter, r *http.Request, part, param, prefix string) {
+	name := r.PathValue(param)
+	field := prefix + name
+	var v T
+	if !s.decodeConfig(w, r, field, &v) {
 		return
 	}
-	err := ledger.ValidateName(field, id)
-	if err == nil {
-		err = u.Validate(field)
+	if n, ok := any(&v).(interface{ Normalize() }); ok {
+		n.Normalize()
 	}
-	s.putPart(w, r, ledger.PartUser, id, u, err)
+	err := ledger.ValidateName(field, name)
+	if err == nil {
+		err = v.Validate(field)
+	}
+	s.putPart(w, r, part, name, v, err)
 }
 
 // decodeConfig reads a configuration part strictly (unknown fields are
