@@ -94,6 +94,8 @@ type Store struct {
 	stop   chan struct{}
 	done   chan struct{}
 
+	reqPool sync.Pool // free *request, see newRequest
+
 	closeOnce sync.Once
 	closeErr  error
 

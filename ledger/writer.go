@@ -70,13 +70,14 @@ func (s *Store) Append(ctx context.Context, events ...Event) ([]Envelope, error)
 	if err := s.writable("append"); err != nil {
 		return nil, err
 	}
-	r := &request{evs: make([]prepared, len(events)), res: make(chan result, 1)}
+	r := s.newRequest()
 	for i, ev := range events {
 		p, err := prepare(ev)
 		if err != nil {
+			s.recycle(r)
 			return nil, fmt.Errorf("append event %d: %w", i, err)
 		}
-		r.evs[i] = p
+		r.evs = append(r.evs, p)
 	}
 	res, err := s.submit(ctx, r)
 	if err != nil {
@@ -130,33 +131,57 @@ func (s *Store) writable(op string) error {
 	return nil
 }
 
-// submit hands r to the writer and waits for its result.
+// newRequest returns an empty request, reused when one is free: a request
+// and its channel per Append were a good part of an append's garbage.
+func (s *Store) newRequest() *request {
+	if r, ok := s.reqPool.Get().(*request); ok {
+		return r
+	}
+	return &request{res: make(chan result, 1)}
+}
+
+// recycle makes r, whose result has been received (or which never reached
+// the writer), free for another call. An abandoned request is never
+// recycled: it may still sit in the writer's queue.
+func (s *Store) recycle(r *request) {
+	clear(r.evs)
+	r.evs, r.imports, r.err, r.start, r.end = r.evs[:0], nil, nil, 0, 0
+	r.state.Store(reqPending)
+	s.reqPool.Put(r)
+}
+
+// submit hands r to the writer and waits for its result. r is recycled
+// unless it was abandoned: the caller must not use it afterwards.
 func (s *Store) submit(ctx context.Context, r *request) ([]Envelope, error) {
 	if err := ctx.Err(); err != nil {
+		s.recycle(r)
 		return nil, err
 	}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
+		s.recycle(r)
 		return nil, ErrClosed
 	}
 	select {
 	case s.reqs <- r:
 	case <-ctx.Done():
 		s.mu.RUnlock()
+		s.recycle(r)
 		return nil, ctx.Err()
 	}
 	s.mu.RUnlock()
+	var res result
 	select {
-	case res := <-r.res:
-		return res.envs, res.err
+	case res = <-r.res:
 	case <-ctx.Done():
 		if r.state.CompareAndSwap(reqPending, reqAbandoned) {
 			return nil, ctx.Err()
 		}
-		res := <-r.res
-		return res.envs, res.err
+		res = <-r.res
 	}
+	s.recycle(r)
+	return res.envs, res.err
 }
 
 // writer is the one goroutine that writes events. Its fields are the

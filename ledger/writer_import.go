@@ -31,7 +31,8 @@ func (s *Store) Import(ctx context.Context, envs []Envelope) error {
 	if err := s.writable("import"); err != nil {
 		return err
 	}
-	r := &request{imports: make([]imported, len(envs)), res: make(chan result, 1)}
+	r := s.newRequest()
+	r.imports = make([]imported, len(envs))
 	for i, e := range envs {
 		im, err := checkSealed(e)
 		if err != nil {
