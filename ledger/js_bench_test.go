@@ -46,7 +46,7 @@ func BenchmarkScanBolt(b *testing.B) {
 }
 
 // BenchmarkScanJetStream reads the whole ledger back from the stream
-// (ordered consumer, decoded, hash- and chain-checked).
+// (batched direct gets, decoded, hash- and chain-checked).
 func BenchmarkScanJetStream(b *testing.B) {
 	s := jsBenchStore(b, jsBenchEvents)
 	srv := jsServer(b, b.TempDir(), "127.0.0.1:-1")
@@ -70,8 +70,8 @@ func BenchmarkScanJetStream(b *testing.B) {
 	jsReport(b, cpu0)
 }
 
-// BenchmarkJetStreamRawRead is the ceiling of BenchmarkScanJetStream: the
-// same ordered consumer, messages counted, not decoded.
+// BenchmarkJetStreamRawRead is the ceiling of the ordered consumer that
+// ScanJetStream falls back to: messages counted, not decoded.
 func BenchmarkJetStreamRawRead(b *testing.B) {
 	s := jsBenchStore(b, jsBenchEvents)
 	srv := jsServer(b, b.TempDir(), "127.0.0.1:-1")

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -20,7 +21,8 @@ const jsReadBatch = 4096
 // ScanJetStream calls fn with every event of site in the stream with
 // seq > after, in order, up to the site's last message at the time of the
 // call, decoded with Decode (Raw = the message bytes, fn's to keep). It
-// reads with an ordered consumer filtered on recledger.events.{site}.>.
+// reads the messages on recledger.events.{site}.> with batched direct gets
+// (jsdirect.go), or with an ordered consumer where the server has none.
 //
 // The events must form the ledger: seqs from 1 without gap or repeat, each
 // prev the hash of the one before; otherwise the scan stops with an error
@@ -46,13 +48,16 @@ func ScanJetStream(ctx context.Context, js jetstream.JetStream, site string, aft
 		}
 	}
 	var prev Envelope
-	return readSite(ctx, js, site, from, tail.streamSeq, func(streamSeq uint64, e Envelope) error {
+	return readSite(ctx, js, site, from, tail.streamSeq, func(_ uint64, e Envelope) error {
+		if prev.Seq == tail.seq && prev.Seq > 0 {
+			return errStopRead // appended after the scan began
+		}
 		if from > 0 && prev.Seq == 0 && e.Seq == after {
 			prev = Envelope{Seq: e.Seq, Hash: e.Hash}
 			return nil
 		}
 		if e.Seq != prev.Seq+1 {
-			return fmt.Errorf("scan jetstream: stream seq %d: %w: seq %d after %d", streamSeq, ErrChainBroken, e.Seq, prev.Seq)
+			return fmt.Errorf("scan jetstream: %w: seq %d after %d", ErrChainBroken, e.Seq, prev.Seq)
 		}
 		if e.Prev != prev.Hash {
 			return fmt.Errorf("scan jetstream: seq %d: %w: prev is not the hash of seq %d", e.Seq, ErrChainBroken, prev.Seq)
@@ -114,10 +119,31 @@ func seekSite(ctx context.Context, js jetstream.JetStream, site string, seq, las
 	return p, nil
 }
 
+// errStopRead, returned by readSite's fn, ends the read without an error.
+var errStopRead = errors.New("stop reading")
+
 // readSite calls fn with the site's events in the stream, decoded, from
-// stream seq from (0: the first) through stream seq until, which must hold
-// one of them, with an ordered consumer. fn's error is returned as is.
+// stream seq from (0: the first) through at least stream seq until, which
+// must hold one of them: with batched direct gets (jsdirect.go), or with
+// an ordered consumer when the server does not answer those. fn is given
+// the event's stream seq when it is known, else 0, and may be given
+// events after until: it ends the read by returning errStopRead. Any other
+// error of fn is returned as is.
 func readSite(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, fn func(streamSeq uint64, e Envelope) error) error {
+	next := from
+	err := readSiteDirect(ctx, js, site, &next, until, jsDirectBatch, fn)
+	if errors.Is(err, errNoDirect) {
+		err = readSiteConsumer(ctx, js, site, next, until, fn)
+	}
+	if errors.Is(err, errStopRead) {
+		return nil
+	}
+	return err
+}
+
+// readSiteConsumer is readSite with an ordered consumer; it stops at
+// stream seq until.
+func readSiteConsumer(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, fn func(streamSeq uint64, e Envelope) error) error {
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{siteEventsFilter(site)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,

@@ -79,10 +79,39 @@ func TestScanJetStreamMatchesScan(t *testing.T) {
 		t.Errorf("site s3: %d events, want none", len(got))
 	}
 
+	// Both ways of reading the stream give the same events: batched direct
+	// gets, here in batches of 7 (many batches, the other site's events
+	// between), and the ordered consumer.
+	tail, err := readTail(ctx, js, jsTestSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := jsCollect(t, func(fn func(Envelope) error) error { return s.Scan(ctx, 0, fn) })
+	ways := []struct {
+		name string
+		read func(func(uint64, Envelope) error) error
+	}{
+		{"direct gets", func(fn func(uint64, Envelope) error) error {
+			next := uint64(0)
+			return readSiteDirect(ctx, js, jsTestSite, &next, tail.streamSeq, 7, fn)
+		}},
+		{"ordered consumer", func(fn func(uint64, Envelope) error) error {
+			return readSiteConsumer(ctx, js, jsTestSite, 0, tail.streamSeq, fn)
+		}},
+	}
+	for _, w := range ways {
+		got := jsCollect(t, func(fn func(Envelope) error) error {
+			return w.read(func(_ uint64, e Envelope) error { return fn(e) })
+		})
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %d events, differing from bbolt's %d", w.name, len(got), len(want))
+		}
+	}
+
 	// fn's error stops the scan and comes back as is.
 	stopErr := errors.New("enough")
 	calls := 0
-	err := ScanJetStream(ctx, js, jsTestSite, 0, func(Envelope) error {
+	err = ScanJetStream(ctx, js, jsTestSite, 0, func(Envelope) error {
 		if calls++; calls == 10 {
 			return stopErr
 		}
@@ -103,6 +132,25 @@ func TestScanJetStreamMatchesScan(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) || calls != 5 {
 		t.Errorf("cancelled: err = %v after %d calls", err, calls)
+	}
+
+	// A stream that does not answer direct gets is read with the consumer.
+	st, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.AllowDirect = false
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	next := uint64(0)
+	if err := readSiteDirect(ctx, js, jsTestSite, &next, tail.streamSeq, 7, func(uint64, Envelope) error { return nil }); !errors.Is(err, errNoDirect) || next != 0 {
+		t.Errorf("direct get without AllowDirect: %v, next %d", err, next)
+	}
+	got := jsCollect(t, func(fn func(Envelope) error) error { return ScanJetStream(ctx, js, jsTestSite, 0, fn) })
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("without direct gets: %d events, differing from bbolt's %d", len(got), len(want))
 	}
 }
 

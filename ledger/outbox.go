@@ -539,6 +539,9 @@ func (o *Outbox) checkRun(ctx context.Context, js jetstream.JetStream, tail stre
 	defer cancel()
 	want := o.lastSeq + 1
 	return readSite(tctx, js, o.site, o.lastStreamSeq+1, tail.streamSeq, func(_ uint64, e Envelope) error {
+		if want > tail.seq {
+			return errStopRead // published after the tail was read
+		}
 		if e.Seq != want {
 			return fmt.Errorf("outbox: %w: stream lacks seq %d, holds seq %d after it", ErrMismatch, want, e.Seq)
 		}

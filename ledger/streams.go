@@ -83,6 +83,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 			Discard:    jetstream.DiscardOld,
 			Replicas:   replicas,
 			Duplicates: DuplicateWindow,
+			// Replay reads with batched direct gets (jsdirect.go).
+			AllowDirect: true,
 		}
 		if _, err := js.CreateStream(ctx, cfg); err != nil {
 			if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
@@ -107,6 +109,10 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 	}
 	if cfg.Duplicates == 0 {
 		cfg.Duplicates = DuplicateWindow
+		changed = true
+	}
+	if !cfg.AllowDirect {
+		cfg.AllowDirect = true
 		changed = true
 	}
 	if !changed {

@@ -124,7 +124,7 @@ func BenchmarkReplayBolt(b *testing.B) {
 }
 
 // BenchmarkReplayJetStream folds the whole ledger from the JetStream
-// mirror (ordered consumer on an in-process server).
+// mirror (ledger.ScanJetStream on an in-process server).
 func BenchmarkReplayJetStream(b *testing.B) {
 	n := benchSize("RECLEDGER_BENCH_EVENTS", benchEvents)
 	_, js := startJetStream(b)

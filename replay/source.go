@@ -28,7 +28,8 @@ type JetStreamSource struct {
 
 var _ Source = JetStreamSource{}
 
-// Scan reads the site's events after the given seq with an ordered consumer.
+// Scan reads the site's events after the given seq from the stream
+// (ledger.ScanJetStream: batched direct gets, or an ordered consumer).
 func (s JetStreamSource) Scan(ctx context.Context, after uint64, fn func(ledger.Envelope) error) error {
 	return ledger.ScanJetStream(ctx, s.JS, s.Site, after, fn)
 }
