@@ -8,11 +8,24 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// Section is an immutable part of a checkpoint's state, stored apart from
+// it under its own key: the projections cut one for each sealed day's
+// manifest, its cold contacts and its pause rows, and name them in the
+// checkpoint. A key is written once; the same key always holds the same
+// bytes (the projections derive both from the ledger and put their
+// version in the key).
+type Section struct {
+	Key  string
+	Data []byte
+}
+
 // SaveCheckpoint stores state as the projections' checkpoint for version
-// at seq, replacing any older one of that version. It is an ordinary bbolt
+// at seq, replacing any older one of that version, and puts sections into
+// the bucket "sections" in the same transaction: a checkpoint is never
+// stored without the sections it names. It is an ordinary bbolt
 // transaction of its own (one fsync), taken between two of the writer's
 // batches; it never waits for more than the batch being written.
-func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, state []byte) error {
+func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, state []byte, sections []Section) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -25,10 +38,21 @@ func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, 
 	if head, _ := s.Head(); seq > head {
 		return fmt.Errorf("save checkpoint: %w: seq %d is after the head %d", ErrInvalid, seq, head)
 	}
+	for _, sec := range sections {
+		if sec.Key == "" {
+			return fmt.Errorf("save checkpoint: %w: a section without a key", ErrInvalid)
+		}
+	}
 	v := make([]byte, 8+len(state))
 	binary.BigEndian.PutUint64(v, seq)
 	copy(v[8:], state)
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		sb := tx.Bucket(bucketSections)
+		for _, sec := range sections {
+			if err := sb.Put([]byte(sec.Key), sec.Data); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(bucketCheckpoints).Put([]byte(version), v)
 	})
 	if err != nil {
@@ -38,7 +62,8 @@ func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, 
 }
 
 // LoadCheckpoint returns the checkpoint stored for version, or an error
-// wrapping ErrNotFound when there is none.
+// wrapping ErrNotFound when there is none. The sections it names are read
+// apart, with Section.
 func (s *Store) LoadCheckpoint(ctx context.Context, version string) (seq uint64, state []byte, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err
@@ -62,4 +87,55 @@ func (s *Store) LoadCheckpoint(ctx context.Context, version string) (seq uint64,
 		return 0, nil, fmt.Errorf("load checkpoint %q: %w: %d bytes", version, ErrCorrupt, len(v))
 	}
 	return binary.BigEndian.Uint64(v), v[8:], nil
+}
+
+// Section returns a copy of the bytes stored under key by SaveCheckpoint,
+// or an error wrapping ErrNotFound when there are none.
+func (s *Store) Section(ctx context.Context, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var v []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketSections); b != nil {
+			if got := b.Get([]byte(key)); got != nil {
+				v = append(make([]byte, 0, len(got)), got...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.readErr("load section "+key, err)
+	}
+	if v == nil {
+		return nil, fmt.Errorf("load section %s: %w", key, ErrNotFound)
+	}
+	return v, nil
+}
+
+// SectionSizes returns the length of each key's section, -1 for a key with
+// none, in one read transaction and without copying any section: it is how
+// a checkpoint's sections are checked at a restart without reading them.
+func (s *Store) SectionSizes(ctx context.Context, keys []string) ([]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]int, len(keys))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSections)
+		for i, k := range keys {
+			out[i] = -1
+			if b == nil {
+				continue
+			}
+			if got := b.Get([]byte(k)); got != nil {
+				out[i] = len(got)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.readErr("section sizes", err)
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
@@ -44,8 +45,10 @@ func (s *State) Agent(userID string) (ledger.AgentState, error) {
 
 // Contacts returns the contacts matching q, ordered by start, then id.
 // Contacts of the cold store (closed, of a sealed day) are decoded on
-// demand: only that day's records when q.Day is set, all of them otherwise.
-func (s *State) Contacts(q ledger.ContactQuery) []ledger.Contact {
+// demand: only that day's sections when q.Day is set, all of them
+// otherwise, read back through the SectionReader when the state no longer
+// holds them.
+func (s *State) Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Contact, error) {
 	out := []ledger.Contact{}
 	for _, ct := range s.contacts {
 		if q.UserID != "" && ct.V.UserID != q.UserID {
@@ -60,22 +63,34 @@ func (s *State) Contacts(q ledger.ContactQuery) []ledger.Contact {
 		}
 		out = append(out, v)
 	}
-	for i, d := range s.cold {
+	h := s.history(ctx)
+	for i := range s.cold {
+		d := &s.cold[i]
 		if q.Day != "" && d.Day != q.Day {
 			continue
 		}
-		s.eachCold(i, func(ct *contact) bool {
+		var verr error
+		err := h.eachCold(d, func(ct *contact) bool {
 			if q.UserID != "" && ct.V.UserID != q.UserID {
 				return true
 			}
 			if q.Disposition != "" && (ct.V.Disposition == nil || *ct.V.Disposition != q.Disposition) {
 				return true
 			}
-			if v, ok := s.coldView(ct, d.Day); ok {
-				out = append(out, v)
+			v, err := s.coldView(h, ct, d.Day)
+			if err != nil {
+				verr = err
+				return false
 			}
+			out = append(out, v)
 			return true
 		}, "")
+		if err == nil {
+			err = verr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("contacts: %w", err)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].StartedAt.Equal(out[j].StartedAt.Time) {
@@ -83,40 +98,65 @@ func (s *State) Contacts(q ledger.ContactQuery) []ledger.Contact {
 		}
 		return out[i].ContactID < out[j].ContactID
 	})
-	return out
+	return out, nil
 }
 
 // Contact returns one contact; ErrNotFound when unknown. A contact no
-// longer in memory is looked up in the cold store, newest day first.
-func (s *State) Contact(id string) (ledger.Contact, error) {
+// longer in memory is looked up in the cold store, newest section first.
+func (s *State) Contact(ctx context.Context, id string) (ledger.Contact, error) {
 	if ct := s.contacts[id]; ct != nil {
 		return s.view(ct), nil
 	}
-	if ct, day := s.coldContact(id); ct != nil {
-		if v, ok := s.coldView(ct, day); ok {
-			return v, nil
-		}
+	h := s.history(ctx)
+	ct, day, err := s.coldContact(h, id)
+	if err != nil {
+		return ledger.Contact{}, fmt.Errorf("contact %s: %w", id, err)
 	}
-	return ledger.Contact{}, fmt.Errorf("contact %s: %w", id, ledger.ErrNotFound)
+	if ct == nil {
+		return ledger.Contact{}, fmt.Errorf("contact %s: %w", id, ledger.ErrNotFound)
+	}
+	return s.coldView(h, ct, day)
 }
 
 // Pauses returns the pause intervals of q.UserID (all when empty) that
 // overlap [q.From, q.To) (zero = open end), ordered by start, then the id
 // of the event that opened them. An open pause extends to the end of time.
-func (s *State) Pauses(q ledger.PauseQuery) []ledger.PauseRow {
+// The rows encoded at past seals are read chunk by chunk.
+func (s *State) Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.PauseRow, error) {
 	out := []ledger.PauseRow{}
-	for i := range s.pauses.Len() {
-		p := s.pauses.at(i)
+	keep := func(p *ledger.PauseRow) {
 		if q.UserID != "" && p.UserID != q.UserID {
-			continue
+			return
 		}
 		if !q.To.IsZero() && !p.Start.Before(q.To.Time) {
-			continue
+			return
 		}
 		if !q.From.IsZero() && !p.End.IsZero() && !p.End.After(q.From.Time) && !(p.End.Equal(p.Start.Time) && p.Start.Equal(q.From.Time)) {
-			continue
+			return
 		}
-		out = append(out, p)
+		out = append(out, *p)
+	}
+	l := &s.pauses
+	for k := range l.chunks {
+		c := &l.chunks[k]
+		b, err := c.Sec.load(ctx, s.reader)
+		if err != nil {
+			return nil, fmt.Errorf("pauses: %w", err)
+		}
+		rows, err := decodeChunk(c, b)
+		if err != nil {
+			return nil, fmt.Errorf("pauses: %w", err)
+		}
+		for j := range rows {
+			if p, ok := l.patched[c.First+j]; ok {
+				keep(p)
+				continue
+			}
+			keep(&rows[j])
+		}
+	}
+	for i := range l.hot {
+		keep(&l.hot[i])
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].Start.Equal(out[j].Start.Time) {
@@ -124,7 +164,7 @@ func (s *State) Pauses(q ledger.PauseQuery) []ledger.PauseRow {
 		}
 		return out[i].OpenEventID < out[j].OpenEventID
 	})
-	return out
+	return out, nil
 }
 
 // UserConfig is what the config command returns for a user; ErrNotFound
@@ -139,7 +179,9 @@ func (s *State) UserConfig(userID string) (ledger.UserConfig, error) {
 
 // Manifest returns the sealed manifest of day (canonical bytes);
 // ErrNotFound until the day is sealed.
-func (s *State) Manifest(day string) ([]byte, error) { return s.book.manifest(day) }
+func (s *State) Manifest(ctx context.Context, day string) ([]byte, error) {
+	return s.book.manifest(ctx, s.reader, day)
+}
 
 // SealedDays lists the sealed days in seal order.
 func (s *State) SealedDays() []string { return append([]string{}, s.book.Order...) }

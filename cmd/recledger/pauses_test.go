@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -14,8 +15,8 @@ import (
 
 func TestPausesCommandFormats(t *testing.T) {
 	d := writeOfflineDay(t, false, 20)
-	want := d.live.Pauses(ledger.PauseQuery{})
-	if len(want) < 3 {
+	want, err := d.live.Pauses(context.Background(), ledger.PauseQuery{})
+	if err != nil || len(want) < 3 {
 		t.Fatalf("the day has %d pauses", len(want))
 	}
 
@@ -107,7 +108,7 @@ func TestPausesCommandFilters(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &got); err != nil {
 			t.Fatal(err)
 		}
-		if want := d.live.Pauses(tc.q); !reflect.DeepEqual(got.Pauses, want) {
+		if want, _ := d.live.Pauses(context.Background(), tc.q); !reflect.DeepEqual(got.Pauses, want) {
 			t.Errorf("%q: %d rows, want %d", tc.args, len(got.Pauses), len(want))
 		}
 	}
@@ -129,7 +130,7 @@ func day(t *testing.T, s string) ledger.Time {
 
 func TestManifestCommand(t *testing.T) {
 	d := writeOfflineDay(t, false, 0)
-	want, err := d.live.Manifest(replaytest.Day)
+	want, err := d.live.Manifest(context.Background(), replaytest.Day)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,9 +62,16 @@ func writeOfflineDay(t *testing.T, mirror bool, checkpointAt uint64) *offlineDay
 		seq, dg := d.live.Digest()
 		d.digests[seq] = dg
 		if seq == checkpointAt {
-			b, _, err := d.live.Snapshot()
+			b, _, secs, err := d.live.Snapshot()
 			if err == nil {
-				err = store.SaveCheckpoint(ctx, projections.Version, seq, b)
+				err = store.SaveCheckpoint(ctx, projections.Version, seq, b, secs)
+			}
+			if err == nil {
+				keys := make([]string, len(secs))
+				for i, sec := range secs {
+					keys[i] = sec.Key
+				}
+				d.live.SectionsStored(store, keys)
 			}
 			if err != nil {
 				t.Error(err)
