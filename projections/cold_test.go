@@ -130,6 +130,14 @@ func sameContacts(t *testing.T, seed int64, seq uint64, cold, warm *State) {
 	eq("pauses", pausesOf(t, cold, ledger.PauseQuery{}), pausesOf(t, warm, ledger.PauseQuery{}))
 	q := ledger.PauseQuery{UserID: "u2", From: ledger.T(scriptDay.Add(9 * time.Hour)), To: ledger.T(scriptDay.Add(30 * time.Hour))}
 	eq("pauses of u2", pausesOf(t, cold, q), pausesOf(t, warm, q))
+	// time ranges over the whole history (08:00 to about 15:00): the chunks
+	// outside them are skipped
+	for m := 7 * 60; m < 16*60; m += 19 {
+		from, to := ledger.T(scriptDay.Add(time.Duration(m)*time.Minute)), ledger.T(scriptDay.Add(time.Duration(m+2)*time.Minute))
+		for _, q := range []ledger.PauseQuery{{From: from, To: to}, {From: from}, {To: to}, {From: from, To: from}} {
+			eq("pauses from "+q.From.String()+" to "+q.To.String(), pausesOf(t, cold, q), pausesOf(t, warm, q))
+		}
+	}
 	ta, oka := cold.NextTimer()
 	tb, okb := warm.NextTimer()
 	eq("next timer", []any{ta, oka}, []any{tb, okb})

@@ -32,11 +32,15 @@ type pauseLog struct {
 }
 
 // pauseChunk is the rows First..First+Rows-1, as appendPauseRow writes
-// them one after another.
+// them one after another. Start and End bound the rows' times as they
+// were encoded (End zero: a row was still open), so that a query for a
+// time range skips the chunks outside it without reading them.
 type pauseChunk struct {
-	First int     `json:"first"`
-	Rows  int     `json:"rows"`
-	Sec   section `json:"sec"`
+	First int         `json:"first"`
+	Rows  int         `json:"rows"`
+	Start ledger.Time `json:"start"` // the earliest start
+	End   ledger.Time `json:"end"`   // the latest end; zero when a row was open
+	Sec   section     `json:"sec"`
 }
 
 // Len is the number of rows.
@@ -95,8 +99,18 @@ func (l *pauseLog) compact(seq uint64, inMemory func(contactID string) bool) {
 		size += 128 + len(l.hot[i].CallID) + len(l.hot[i].UserID) + len(l.hot[i].PausedBy) + len(l.hot[i].ResumedBy)
 	}
 	c := make([]byte, 0, size)
+	start, end, open := l.hot[0].Start, l.hot[0].End, false
 	for i := range l.hot {
-		c = appendPauseRow(c, &l.hot[i])
+		r := &l.hot[i]
+		if r.Start.Before(start.Time) {
+			start = r.Start
+		}
+		if r.End.IsZero() {
+			open = true
+		} else if r.End.After(end.Time) {
+			end = r.End
+		}
+		c = appendPauseRow(c, r)
 		if inMemory(l.hot[i].ContactID) {
 			if l.pinned == nil {
 				l.pinned = map[int]ledger.PauseRow{}
@@ -104,7 +118,11 @@ func (l *pauseLog) compact(seq uint64, inMemory func(contactID string) bool) {
 			l.pinned[l.encoded+i] = l.hot[i]
 		}
 	}
-	l.chunks = append(l.chunks, pauseChunk{First: l.encoded, Rows: len(l.hot), Sec: newSection("p/"+strconv.FormatUint(seq, 10), c)})
+	if open {
+		end = ledger.Time{}
+	}
+	l.chunks = append(l.chunks, pauseChunk{First: l.encoded, Rows: len(l.hot), Start: start, End: end,
+		Sec: newSection("p/"+strconv.FormatUint(seq, 10), c)})
 	l.encoded += len(l.hot)
 	l.hot = l.hot[:0]
 }

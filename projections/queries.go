@@ -121,7 +121,8 @@ func (s *State) Contact(ctx context.Context, id string) (ledger.Contact, error) 
 // Pauses returns the pause intervals of q.UserID (all when empty) that
 // overlap [q.From, q.To) (zero = open end), ordered by start, then the id
 // of the event that opened them. An open pause extends to the end of time.
-// The rows encoded at past seals are read chunk by chunk.
+// The rows encoded at past seals are read chunk by chunk, skipping the
+// chunks whose rows all lie outside [q.From, q.To).
 func (s *State) Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.PauseRow, error) {
 	out := []ledger.PauseRow{}
 	keep := func(p *ledger.PauseRow) {
@@ -139,6 +140,15 @@ func (s *State) Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.Pause
 	l := &s.pauses
 	for k := range l.chunks {
 		c := &l.chunks[k]
+		if outside(c, q) {
+			// Only the rows changed since the chunk was cut can be in range.
+			for i := c.First; i < c.First+c.Rows; i++ {
+				if p, ok := l.patched[i]; ok {
+					keep(p)
+				}
+			}
+			continue
+		}
 		b, err := c.Sec.load(ctx, s.reader)
 		if err != nil {
 			return nil, fmt.Errorf("pauses: %w", err)
@@ -165,6 +175,15 @@ func (s *State) Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.Pause
 		return out[i].OpenEventID < out[j].OpenEventID
 	})
 	return out, nil
+}
+
+// outside reports whether every row of chunk c, as encoded, is outside
+// [q.From, q.To): all start at or after To, or all ended before From.
+func outside(c *pauseChunk, q ledger.PauseQuery) bool {
+	if !q.To.IsZero() && !c.Start.Before(q.To.Time) {
+		return true
+	}
+	return !q.From.IsZero() && !c.End.IsZero() && c.End.Before(q.From.Time)
 }
 
 // UserConfig is what the config command returns for a user; ErrNotFound
