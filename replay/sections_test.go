@@ -205,3 +205,73 @@ func TestDamagedSections(t *testing.T) {
 		t.Fatal("a checkpoint naming a missing section is used")
 	}
 }
+
+// The server's path under load: live projections on the store's commits,
+// a Checkpointer storing sections and dropping them while readers query
+// sealed history; every read succeeds, and the state ends where a replay
+// from scratch does. Run it with -race.
+func TestSectionsStoredWhileServing(t *testing.T) {
+	ctx := context.Background()
+	st, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{Now: replaytest.NewClock(replaytest.Start, time.Millisecond).Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	live := projections.NewLive(projections.New())
+	st.Subscribe(live.OnCommit)
+	cctx, cancel := context.WithCancel(ctx)
+	saved := make(chan error, 1)
+	go func() {
+		saved <- (&replay.Checkpointer{Store: st, Live: live, EveryEvents: 400, Every: 5 * time.Millisecond}).Run(cctx)
+	}()
+	stop := make(chan struct{})
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				for _, d := range live.SealedDays() {
+					if _, err := live.Manifest(ctx, d); err != nil {
+						errs <- err
+						return
+					}
+					if _, err := live.Contacts(ctx, ledger.ContactQuery{Day: d}); err != nil {
+						errs <- err
+						return
+					}
+				}
+				if _, err := live.Pauses(ctx, ledger.PauseQuery{UserID: "agent1"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	head, err := replaytest.Bulk(ctx, st, 6_000, 8, 1_000)
+	close(stop)
+	for range 2 {
+		if rerr := <-errs; rerr != nil {
+			t.Fatalf("a query while sections were stored: %v", rerr)
+		}
+	}
+	cancel()
+	if serr := <-saved; serr != nil || err != nil {
+		t.Fatalf("bulk %v, final save %v", err, serr)
+	}
+	if _, _, left, _ := live.Snapshot(); len(left) != 0 || len(live.SealedDays()) < 3 {
+		t.Fatalf("%d sections held after the final save, %d sealed days", len(left), len(live.SealedDays()))
+	}
+	want, _, err := replay.Run(ctx, st, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, d := live.Digest(); seq != head || d != want.Digest() {
+		t.Fatalf("live at %d of %d, digest equal %v", seq, head, d == want.Digest())
+	}
+	sameAnswers(t, "live after serving", live, want)
+}
