@@ -59,7 +59,7 @@ func (c *section) load(ctx context.Context, r SectionReader) ([]byte, error) {
 		if ctx.Err() == nil && errors.Is(err, ledger.ErrNotFound) {
 			return nil, fmt.Errorf("load section %s: %w: missing from the store", c.Key, ledger.ErrCorrupt)
 		}
-		return nil, fmt.Errorf("load section %s: %w", c.Key, err)
+		return nil, fmt.Errorf("sealed history: %w", err)
 	}
 	h := sha256.Sum256(b)
 	if len(b) != c.Len || hex.EncodeToString(h[:]) != c.Hash {

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -89,8 +90,18 @@ func TestPausesCommandFormats(t *testing.T) {
 	}
 }
 
+// afterSeal is the seq of the day's seal: a checkpoint there names the
+// day's sections, which the offline commands then read from the store.
+func afterSeal() uint64 {
+	n := 0
+	for _, b := range replaytest.DayEvents() {
+		n += len(b)
+	}
+	return uint64(n - 2) // the seal, then two events of the next morning
+}
+
 func TestPausesCommandFilters(t *testing.T) {
-	d := writeOfflineDay(t, false, 0)
+	d := writeOfflineDay(t, false, afterSeal())
 	for _, tc := range []struct {
 		args []string
 		q    ledger.PauseQuery
@@ -129,7 +140,7 @@ func day(t *testing.T, s string) ledger.Time {
 }
 
 func TestManifestCommand(t *testing.T) {
-	d := writeOfflineDay(t, false, 0)
+	d := writeOfflineDay(t, false, afterSeal()) // the manifest is read from the checkpoint's section
 	want, err := d.live.Manifest(context.Background(), replaytest.Day)
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +151,12 @@ func TestManifestCommand(t *testing.T) {
 	}
 	if strings.TrimSuffix(out, "\n") != strings.TrimSuffix(string(want), "\n") {
 		t.Fatalf("manifest differs from the live one:\n%s\n%s", out, want)
+	}
+	// That was read through the checkpoint after the seal, whose summary
+	// (contacts and pauses of the sealed day) also comes from its sections.
+	sum, err := runCmd(t, &ReplayCommand{}, "--data", d.dir)
+	if want := fmt.Sprintf("(from checkpoint at seq %d)", afterSeal()); err != nil || !strings.Contains(sum, want) || !strings.Contains(sum, d.digest) {
+		t.Fatalf("replay summary lacks %q or the digest: %v\n%s", want, err, sum)
 	}
 	// Flags after the day work too.
 	out2, err := runCmd(t, &ManifestCommand{}, replaytest.Day, "--data", d.dir)
