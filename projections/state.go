@@ -2,6 +2,11 @@
 // API shows: agents, calls, contacts, PCI pause intervals and the end-of-day
 // manifests. Every rule of RULES.md lives here, as a pure function of the
 // events: no wall clock, no randomness, no I/O, no map-order dependence.
+//
+// The sealed history (manifests, cold contacts, encoded pause rows) is cut
+// into immutable sections that a checkpoint stores apart (sections.go); the
+// fold never reads them, and the queries that need them read them back
+// through a SectionReader, with a context.
 package projections
 
 import (
