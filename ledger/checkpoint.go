@@ -1,9 +1,11 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -11,20 +13,27 @@ import (
 // Section is an immutable part of a checkpoint's state, stored apart from
 // it under its own key: the projections cut one for each sealed day's
 // manifest, its cold contacts and its pause rows, and name them in the
-// checkpoint. A key is written once; the same key always holds the same
-// bytes (the projections derive both from the ledger and put their
-// version in the key).
+// checkpoint. A section belongs to the checkpoint version its key starts
+// with ("VERSION/..."). A key is written once; the same key always holds
+// the same bytes (the projections derive both from the ledger).
 type Section struct {
 	Key  string
 	Data []byte
 }
 
 // SaveCheckpoint stores state as the projections' checkpoint for version
-// at seq, replacing any older one of that version, and puts sections into
-// the bucket "sections" in the same transaction: a checkpoint is never
-// stored without the sections it names. It is an ordinary bbolt
-// transaction of its own (one fsync), taken between two of the writer's
-// batches; it never waits for more than the batch being written.
+// at seq, replacing any older one of that version, and puts sections (each
+// key starting with "version/") into the bucket "sections" in the same
+// transaction: a checkpoint is never stored without the sections it names.
+//
+// The first checkpoint of a version also deletes the checkpoints and
+// sections of every other version: they are never read again by this
+// code, and they are as large as the history. (An older program started
+// afterwards finds its checkpoint gone and rebuilds its state by replay.)
+//
+// It is an ordinary bbolt transaction of its own (one fsync), taken
+// between two of the writer's batches; it never waits for more than the
+// batch being written.
 func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, state []byte, sections []Section) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -38,25 +47,62 @@ func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, 
 	if head, _ := s.Head(); seq > head {
 		return fmt.Errorf("save checkpoint: %w: seq %d is after the head %d", ErrInvalid, seq, head)
 	}
+	prefix := version + "/"
 	for _, sec := range sections {
-		if sec.Key == "" {
-			return fmt.Errorf("save checkpoint: %w: a section without a key", ErrInvalid)
+		if !strings.HasPrefix(sec.Key, prefix) || len(sec.Key) == len(prefix) {
+			return fmt.Errorf("save checkpoint: %w: section key %q is not under %q", ErrInvalid, sec.Key, prefix)
 		}
 	}
 	v := make([]byte, 8+len(state))
 	binary.BigEndian.PutUint64(v, seq)
 	copy(v[8:], state)
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		sb := tx.Bucket(bucketSections)
+		cb, sb := tx.Bucket(bucketCheckpoints), tx.Bucket(bucketSections)
+		if cb.Get([]byte(version)) == nil {
+			if err := dropOtherVersions(cb, sb, version); err != nil {
+				return err
+			}
+		}
 		for _, sec := range sections {
 			if err := sb.Put([]byte(sec.Key), sec.Data); err != nil {
 				return err
 			}
 		}
-		return tx.Bucket(bucketCheckpoints).Put([]byte(version), v)
+		return cb.Put([]byte(version), v)
 	})
 	if err != nil {
 		return s.readErr("save checkpoint", err)
+	}
+	return nil
+}
+
+// dropOtherVersions deletes the checkpoints of every version but version,
+// and the sections not under "version/".
+func dropOtherVersions(cb, sb *bolt.Bucket, version string) error {
+	var old [][]byte
+	c := cb.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if string(k) != version {
+			old = append(old, bytes.Clone(k))
+		}
+	}
+	for _, k := range old {
+		if err := cb.Delete(k); err != nil {
+			return err
+		}
+	}
+	prefix := []byte(version + "/")
+	old = old[:0]
+	c = sb.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if !bytes.HasPrefix(k, prefix) {
+			old = append(old, bytes.Clone(k))
+		}
+	}
+	for _, k := range old {
+		if err := sb.Delete(k); err != nil {
+			return err
+		}
 	}
 	return nil
 }

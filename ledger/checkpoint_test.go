@@ -47,12 +47,21 @@ func TestCheckpointSections(t *testing.T) {
 	if _, err := s.Append(ctx, cmd("a"), cmd("b")); err != nil {
 		t.Fatal(err)
 	}
-	secs := []Section{{Key: "3/m/2026-11-23", Data: []byte("manifest")}, {Key: "3/p/2", Data: []byte("rows")}}
-	if err := s.SaveCheckpoint(ctx, "v1", 2, []byte("head"), secs); err != nil {
+	// an older version's checkpoint and section
+	if err := s.SaveCheckpoint(ctx, "2", 1, []byte("old"), []Section{{Key: "2/m/2026-11-22", Data: []byte("old manifest")}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveCheckpoint(ctx, "v1", 2, []byte("head"), []Section{{Data: []byte("x")}}); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("a section without a key: %v", err)
+	secs := []Section{{Key: "3/m/2026-11-23", Data: []byte("manifest")}, {Key: "3/p/2", Data: []byte("rows")}}
+	if err := s.SaveCheckpoint(ctx, "3", 2, []byte("head"), secs); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "3/", "2/m/2026-11-24", "3m"} {
+		if err := s.SaveCheckpoint(ctx, "3", 2, []byte("head"), []Section{{Key: bad, Data: []byte("x")}}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("section key %q: %v", bad, err)
+		}
+	}
+	if err := s.SaveCheckpoint(ctx, "3", 2, []byte("head"), nil); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -69,8 +78,11 @@ func TestCheckpointSections(t *testing.T) {
 	if _, err := ro.Section(ctx, "3/m/2026-11-24"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing section: %v", err)
 	}
-	sizes, err := ro.SectionSizes(ctx, []string{"3/p/2", "nope", "3/m/2026-11-23"})
-	if err != nil || len(sizes) != 3 || sizes[0] != 4 || sizes[1] != -1 || sizes[2] != 8 {
-		t.Fatalf("sizes: %v %v", sizes, err)
+	sizes, err := ro.SectionSizes(ctx, []string{"3/p/2", "nope", "3/m/2026-11-23", "2/m/2026-11-22"})
+	if err != nil || len(sizes) != 4 || sizes[0] != 4 || sizes[1] != -1 || sizes[2] != 8 || sizes[3] != -1 {
+		t.Fatalf("sizes (the older version's section dropped): %v %v", sizes, err)
+	}
+	if _, _, err := ro.LoadCheckpoint(ctx, "2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the older version's checkpoint was kept: %v", err)
 	}
 }

@@ -72,7 +72,7 @@ func TestLoadIgnoresUnusableCheckpoints(t *testing.T) {
 		state    []byte
 		sections []ledger.Section
 	}{
-		{"other version", "0-old-rules", head - 2, good, secs},
+		{"other version", "0-old-rules", head - 2, good, nil},
 		{"undecodable", projections.Version, head - 2, []byte(`{"version":`), secs},
 		{"state of another seq", projections.Version, head - 1, good, secs},
 		{"sections missing", projections.Version, head - 2, good, nil},
