@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -74,14 +75,14 @@ func (s *State) coolDown(seq uint64) {
 
 // coldContact finds a contact of the cold store, newest section first;
 // nil when there is none.
-func (s *State) coldContact(h *history, id string) (*contact, string, error) {
-	for i := len(s.cold) - 1; i >= 0; i-- {
-		d := &s.cold[i]
+func (h *history) coldContact(ctx context.Context, id string) (*contact, string, error) {
+	for i := len(h.cold) - 1; i >= 0; i-- {
+		d := &h.cold[i]
 		if id < d.Min || id > d.Max {
 			continue
 		}
 		var found *contact
-		err := h.eachCold(d, func(ct *contact) bool {
+		err := h.eachCold(ctx, d, func(ct *contact) bool {
 			if ct.V.ContactID == id {
 				found = ct
 				return false
@@ -101,8 +102,8 @@ func (s *State) coldContact(h *history, id string) (*contact, string, error) {
 // eachCold calls fn with each contact of cold section d, while fn returns
 // true. With only set, records of other contacts are skipped without
 // decoding.
-func (h *history) eachCold(d *coldDay, fn func(*contact) bool, only string) error {
-	b, err := h.bytes(&d.Sec)
+func (h *history) eachCold(ctx context.Context, d *coldDay, fn func(*contact) bool, only string) error {
+	b, err := h.bytes(ctx, &d.Sec)
 	if err != nil {
 		return err
 	}
@@ -125,6 +126,39 @@ func (h *history) eachCold(d *coldDay, fn func(*contact) bool, only string) erro
 		}
 	}
 	return nil
+}
+
+// coldContacts appends to out the views of the cold contacts matching q.
+func (h *history) coldContacts(ctx context.Context, q ledger.ContactQuery, out []ledger.Contact) ([]ledger.Contact, error) {
+	for i := range h.cold {
+		d := &h.cold[i]
+		if q.Day != "" && d.Day != q.Day {
+			continue
+		}
+		var verr error
+		err := h.eachCold(ctx, d, func(ct *contact) bool {
+			if q.UserID != "" && ct.V.UserID != q.UserID {
+				return true
+			}
+			if q.Disposition != "" && (ct.V.Disposition == nil || *ct.V.Disposition != q.Disposition) {
+				return true
+			}
+			v, err := h.coldView(ctx, ct, d.Day)
+			if err != nil {
+				verr = err
+				return false
+			}
+			out = append(out, v)
+			return true
+		}, "")
+		if err == nil {
+			err = verr
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // coldIDIs reports whether the record is the contact id's (the id is the
@@ -314,15 +348,15 @@ func (s *State) checkCold() error {
 
 // coldView is the view of a cold contact of day, with its pause rows from
 // the history.
-func (s *State) coldView(h *history, ct *contact, day string) (ledger.Contact, error) {
+func (h *history) coldView(ctx context.Context, ct *contact, day string) (ledger.Contact, error) {
 	rows := make([]ledger.PauseRow, len(ct.Rows))
 	for k, r := range ct.Rows {
 		var err error
-		if rows[k], err = h.row(r); err != nil {
+		if rows[k], err = h.row(ctx, r); err != nil {
 			return ledger.Contact{}, fmt.Errorf("contact %s: %w", ct.V.ContactID, err)
 		}
 	}
-	v := s.viewRows(ct, func(k int) ledger.PauseRow { return rows[k] })
+	v := viewOf(ct, func(k int) ledger.PauseRow { return rows[k] })
 	if v.Disposition != nil {
 		v.Day = day
 	}

@@ -180,11 +180,18 @@ func (s *State) provisionalDay(end ledger.Time) string {
 // view is the contact as the API shows it; it shares nothing mutable with
 // the state.
 func (s *State) view(ct *contact) ledger.Contact {
-	return s.viewRows(ct, func(k int) ledger.PauseRow { return s.pauses.at(ct.Rows[k]) })
+	v := viewOf(ct, func(k int) ledger.PauseRow { return s.pauses.at(ct.Rows[k]) })
+	if v.Disposition != nil {
+		if v.Day = s.book.day(ct.V.ContactID); v.Day == "" {
+			v.Day = s.provisionalDay(ct.V.EndedAt)
+		}
+	}
+	return v
 }
 
-// viewRows is view with the contact's k-th pause row from row.
-func (s *State) viewRows(ct *contact, row func(k int) ledger.PauseRow) ledger.Contact {
+// viewOf is the view of ct but its day, with its k-th pause row from row.
+// It reads nothing of the state.
+func viewOf(ct *contact, row func(k int) ledger.PauseRow) ledger.Contact {
 	v := ct.V
 	v.Segments = make([]ledger.Segment, len(ct.V.Segments), len(ct.V.Segments)+1)
 	copy(v.Segments, ct.V.Segments)
@@ -212,9 +219,6 @@ func (s *State) viewRows(ct *contact, row func(k int) ledger.PauseRow) ledger.Co
 	if ct.V.Disposition != nil {
 		d := *ct.V.Disposition
 		v.Disposition = &d
-		if v.Day = s.book.day(ct.V.ContactID); v.Day == "" {
-			v.Day = s.provisionalDay(ct.V.EndedAt)
-		}
 	}
 	return v
 }

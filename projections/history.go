@@ -3,6 +3,8 @@ package projections
 import (
 	"context"
 	"fmt"
+	"maps"
+	"sort"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -11,46 +13,65 @@ import (
 // contacts have their rows in one or two chunks.
 const historyChunks = 4
 
-// history is how one query reaches the sealed history: the sections'
-// bytes, held or read back through the state's SectionReader, and the
-// pause chunks it decoded, kept for the rest of the query.
+// history is how a query reaches the sealed history: the descriptors of the
+// sections as they were when it was taken, the reader for the sections whose
+// bytes the state no longer holds, and the pause chunks it decoded, kept
+// for the rest of the query. Everything it reaches is immutable (sections,
+// and the rows of cold contacts, which are in chunks or final in patched),
+// so a history taken under the Live's lock is read after releasing it.
 type history struct {
-	ctx    context.Context
-	s      *State
-	chunks map[int][]ledger.PauseRow
+	reader  SectionReader
+	cold    []coldDay
+	chunks  []pauseChunk
+	patched map[int]*ledger.PauseRow // read only
+	decoded map[int][]ledger.PauseRow
 }
 
-func (s *State) history(ctx context.Context) *history {
-	return &history{ctx: ctx, s: s}
+// history returns the state's history for one query. With own, it copies
+// what the fold may change (the slices it appends to, the patched map),
+// so that it can be read while the fold goes on.
+func (s *State) history(own bool) *history {
+	h := &history{reader: s.reader, cold: s.cold, chunks: s.pauses.chunks, patched: s.pauses.patched}
+	if own {
+		h.cold, h.chunks, h.patched = clipped(s.cold), clipped(s.pauses.chunks), maps.Clone(s.pauses.patched)
+	}
+	return h
 }
 
-// bytes returns the bytes of a section of the state.
-func (h *history) bytes(c *section) ([]byte, error) { return c.load(h.ctx, h.s.reader) }
+// clipped is s with no room to grow: an append by the fold copies it
+// rather than writing into it. A dropped section (SectionsStored) changes
+// an element in place, which the copy does not see.
+func clipped[T any](s []T) []T { return append([]T(nil), s...) }
 
-// row returns pause row i.
-func (h *history) row(i int) (ledger.PauseRow, error) {
-	l := &h.s.pauses
-	if i < 0 || i >= l.Len() {
-		return ledger.PauseRow{}, fmt.Errorf("pause row %d: %w: %d rows", i, ledger.ErrCorrupt, l.Len())
+// bytes returns the bytes of a section.
+func (h *history) bytes(ctx context.Context, c *section) ([]byte, error) {
+	return c.load(ctx, h.reader)
+}
+
+// row returns pause row i of a cold contact: encoded in a chunk, or
+// patched since.
+func (h *history) row(ctx context.Context, i int) (ledger.PauseRow, error) {
+	if p, ok := h.patched[i]; ok {
+		return *p, nil
 	}
-	if r, ok := l.mem(i); ok {
-		return r, nil
+	k := sort.Search(len(h.chunks), func(k int) bool { return h.chunks[k].First+h.chunks[k].Rows > i })
+	if i < 0 || k == len(h.chunks) {
+		return ledger.PauseRow{}, fmt.Errorf("pause row %d: %w: not in a sealed chunk", i, ledger.ErrCorrupt)
 	}
-	k := l.chunkOf(i)
-	rows, err := h.chunk(k)
+	rows, err := h.chunk(ctx, k)
 	if err != nil {
 		return ledger.PauseRow{}, err
 	}
-	return rows[i-l.chunks[k].First], nil
+	return rows[i-h.chunks[k].First], nil
 }
 
 // chunk returns the rows of chunk k as encoded (patched rows not applied).
-func (h *history) chunk(k int) ([]ledger.PauseRow, error) {
-	if rows, ok := h.chunks[k]; ok {
+func (h *history) chunk(ctx context.Context, k int) ([]ledger.PauseRow, error) {
+	if rows, ok := h.decoded[k]; ok {
 		return rows, nil
 	}
-	c := &h.s.pauses.chunks[k]
-	b, err := h.bytes(&c.Sec)
+	c := &h.chunks[k]
+	b, err := h.bytes(ctx, &c.Sec)
 	if err != nil {
 		return nil, err
 	}
@@ -58,15 +79,15 @@ func (h *history) chunk(k int) ([]ledger.PauseRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	if h.chunks == nil {
-		h.chunks = map[int][]ledger.PauseRow{}
+	if h.decoded == nil {
+		h.decoded = map[int][]ledger.PauseRow{}
 	}
-	if len(h.chunks) >= historyChunks {
-		for k := range h.chunks {
-			delete(h.chunks, k) // any one: only the cost of a query depends on it
+	if len(h.decoded) >= historyChunks {
+		for k := range h.decoded {
+			delete(h.decoded, k) // any one: only the cost of a query depends on it
 			break
 		}
 	}
-	h.chunks[k] = rows
+	h.decoded[k] = rows
 	return rows, nil
 }

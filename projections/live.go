@@ -103,26 +103,36 @@ func (l *Live) Agent(userID string) (ledger.AgentState, error) {
 	return l.s.Agent(userID)
 }
 
-// Contacts is State.Contacts. Like every query that reads sealed history,
-// it holds the read lock while it reads sections: the fold waits for it.
+// Contacts is State.Contacts. The contacts in memory are read under the
+// lock; the sealed history after releasing it (see history), so that the
+// fold never waits for the store.
 func (l *Live) Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Contact, error) {
 	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.s.Contacts(ctx, q)
+	mem := l.s.memContacts(q)
+	h := l.s.history(true)
+	l.mu.RUnlock()
+	return h.contacts(ctx, q, mem)
 }
 
-// Contact is State.Contact.
+// Contact is State.Contact, reading sealed history outside the lock.
 func (l *Live) Contact(ctx context.Context, id string) (ledger.Contact, error) {
 	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.s.Contact(ctx, id)
+	if ct := l.s.contacts[id]; ct != nil {
+		defer l.mu.RUnlock()
+		return l.s.view(ct), nil
+	}
+	h := l.s.history(true)
+	l.mu.RUnlock()
+	return h.contact(ctx, id)
 }
 
-// Pauses is State.Pauses.
+// Pauses is State.Pauses, reading sealed history outside the lock.
 func (l *Live) Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.PauseRow, error) {
 	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.s.Pauses(ctx, q)
+	hot := l.s.hotPauses(q)
+	h := l.s.history(true)
+	l.mu.RUnlock()
+	return h.pauses(ctx, q, hot)
 }
 
 // UserConfig is State.UserConfig.

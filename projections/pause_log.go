@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 
 	"github.com/recledger/recledger/ledger"
@@ -155,11 +154,6 @@ func (l *pauseLog) index() error {
 		}
 	}
 	return nil
-}
-
-// chunkOf returns the index of the chunk holding encoded row i.
-func (l *pauseLog) chunkOf(i int) int {
-	return sort.Search(len(l.chunks), func(k int) bool { return l.chunks[k].First+l.chunks[k].Rows > i })
 }
 
 // decodeChunk decodes the rows of chunk c from its bytes b.

@@ -49,6 +49,11 @@ func (s *State) Agent(userID string) (ledger.AgentState, error) {
 // otherwise, read back through the SectionReader when the state no longer
 // holds them.
 func (s *State) Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Contact, error) {
+	return s.history(false).contacts(ctx, q, s.memContacts(q))
+}
+
+// memContacts returns the views of the contacts in memory matching q.
+func (s *State) memContacts(q ledger.ContactQuery) []ledger.Contact {
 	out := []ledger.Contact{}
 	for _, ct := range s.contacts {
 		if q.UserID != "" && ct.V.UserID != q.UserID {
@@ -63,34 +68,14 @@ func (s *State) Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.C
 		}
 		out = append(out, v)
 	}
-	h := s.history(ctx)
-	for i := range s.cold {
-		d := &s.cold[i]
-		if q.Day != "" && d.Day != q.Day {
-			continue
-		}
-		var verr error
-		err := h.eachCold(d, func(ct *contact) bool {
-			if q.UserID != "" && ct.V.UserID != q.UserID {
-				return true
-			}
-			if q.Disposition != "" && (ct.V.Disposition == nil || *ct.V.Disposition != q.Disposition) {
-				return true
-			}
-			v, err := s.coldView(h, ct, d.Day)
-			if err != nil {
-				verr = err
-				return false
-			}
-			out = append(out, v)
-			return true
-		}, "")
-		if err == nil {
-			err = verr
-		}
-		if err != nil {
-			return nil, fmt.Errorf("contacts: %w", err)
-		}
+	return out
+}
+
+// contacts adds the cold contacts matching q to mem and sorts them.
+func (h *history) contacts(ctx context.Context, q ledger.ContactQuery, mem []ledger.Contact) ([]ledger.Contact, error) {
+	out, err := h.coldContacts(ctx, q, mem)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: %w", err)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].StartedAt.Equal(out[j].StartedAt.Time) {
@@ -107,15 +92,19 @@ func (s *State) Contact(ctx context.Context, id string) (ledger.Contact, error) 
 	if ct := s.contacts[id]; ct != nil {
 		return s.view(ct), nil
 	}
-	h := s.history(ctx)
-	ct, day, err := s.coldContact(h, id)
+	return s.history(false).contact(ctx, id)
+}
+
+// contact looks a contact up in the cold store.
+func (h *history) contact(ctx context.Context, id string) (ledger.Contact, error) {
+	ct, day, err := h.coldContact(ctx, id)
 	if err != nil {
 		return ledger.Contact{}, fmt.Errorf("contact %s: %w", id, err)
 	}
 	if ct == nil {
 		return ledger.Contact{}, fmt.Errorf("contact %s: %w", id, ledger.ErrNotFound)
 	}
-	return s.coldView(h, ct, day)
+	return h.coldView(ctx, ct, day)
 }
 
 // Pauses returns the pause intervals of q.UserID (all when empty) that
@@ -124,32 +113,54 @@ func (s *State) Contact(ctx context.Context, id string) (ledger.Contact, error) 
 // The rows encoded at past seals are read chunk by chunk, skipping the
 // chunks whose rows all lie outside [q.From, q.To).
 func (s *State) Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.PauseRow, error) {
+	return s.history(false).pauses(ctx, q, s.hotPauses(q))
+}
+
+// hotPauses returns the rows opened since the last seal that match q.
+func (s *State) hotPauses(q ledger.PauseQuery) []ledger.PauseRow {
+	var out []ledger.PauseRow
+	for i := range s.pauses.hot {
+		if pauseMatches(q, &s.pauses.hot[i]) {
+			out = append(out, s.pauses.hot[i])
+		}
+	}
+	return out
+}
+
+// pauseMatches reports whether row p is one of q's.
+func pauseMatches(q ledger.PauseQuery, p *ledger.PauseRow) bool {
+	if q.UserID != "" && p.UserID != q.UserID {
+		return false
+	}
+	if !q.To.IsZero() && !p.Start.Before(q.To.Time) {
+		return false
+	}
+	if !q.From.IsZero() && !p.End.IsZero() && !p.End.After(q.From.Time) && !(p.End.Equal(p.Start.Time) && p.Start.Equal(q.From.Time)) {
+		return false
+	}
+	return true
+}
+
+// pauses returns the encoded rows matching q, then hot, sorted.
+func (h *history) pauses(ctx context.Context, q ledger.PauseQuery, hot []ledger.PauseRow) ([]ledger.PauseRow, error) {
 	out := []ledger.PauseRow{}
 	keep := func(p *ledger.PauseRow) {
-		if q.UserID != "" && p.UserID != q.UserID {
-			return
+		if pauseMatches(q, p) {
+			out = append(out, *p)
 		}
-		if !q.To.IsZero() && !p.Start.Before(q.To.Time) {
-			return
-		}
-		if !q.From.IsZero() && !p.End.IsZero() && !p.End.After(q.From.Time) && !(p.End.Equal(p.Start.Time) && p.Start.Equal(q.From.Time)) {
-			return
-		}
-		out = append(out, *p)
 	}
-	l := &s.pauses
-	for k := range l.chunks {
-		c := &l.chunks[k]
+	for k := range h.chunks {
+		c := &h.chunks[k]
 		if outside(c, q) {
 			// Only the rows changed since the chunk was cut can be in range.
 			for i := c.First; i < c.First+c.Rows; i++ {
-				if p, ok := l.patched[i]; ok {
+				if p, ok := h.patched[i]; ok {
 					keep(p)
 				}
 			}
 			continue
 		}
-		b, err := c.Sec.load(ctx, s.reader)
+		b, err := h.bytes(ctx, &c.Sec)
 		if err != nil {
 			return nil, fmt.Errorf("pauses: %w", err)
 		}
@@ -158,16 +169,14 @@ func (s *State) Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.Pause
 			return nil, fmt.Errorf("pauses: %w", err)
 		}
 		for j := range rows {
-			if p, ok := l.patched[c.First+j]; ok {
+			if p, ok := h.patched[c.First+j]; ok {
 				keep(p)
 				continue
 			}
 			keep(&rows[j])
 		}
 	}
-	for i := range l.hot {
-		keep(&l.hot[i])
-	}
+	out = append(out, hot...)
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].Start.Equal(out[j].Start.Time) {
 			return out[i].Start.Before(out[j].Start.Time)
