@@ -230,3 +230,59 @@ func sampleHeap(peak *uint64) (stop func()) {
 	}()
 	return func() { close(done); wg.Wait() }
 }
+
+// BenchmarkSealedQueries is what a query of sealed history costs once the
+// sections are in bbolt (the state after a restart): one cold contact, the
+// contacts of a sealed day, its manifest, and one agent's pauses over an
+// hour of it.
+func BenchmarkSealedQueries(b *testing.B) {
+	ctx := context.Background()
+	path, _ := buildBenchLedger(b, b.TempDir(), benchSize("RECLEDGER_BENCH_EVENTS", benchEvents))
+	st, err := ledger.Open(path, ledger.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	s, _, err := replay.Run(ctx, st, replay.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := (&replay.Checkpointer{Store: st, Live: projections.NewLive(s)}).Run(stopped); err != nil {
+		b.Fatal(err)
+	}
+	s, _, err = replay.Load(ctx, st, st)
+	if err != nil || len(s.PendingSections()) != 0 {
+		b.Fatalf("load: %v", err)
+	}
+	days := s.SealedDays()
+	if len(days) < 2 {
+		b.Fatalf("%d sealed days", len(days))
+	}
+	day := days[len(days)/2]
+	cts, err := s.Contacts(ctx, ledger.ContactQuery{Day: day})
+	if err != nil || len(cts) == 0 {
+		b.Fatalf("contacts of %s: %d, %v", day, len(cts), err)
+	}
+	id := cts[len(cts)/2].ContactID
+	from := cts[len(cts)/2].StartedAt
+	pq := ledger.PauseQuery{UserID: cts[len(cts)/2].UserID, From: from, To: ledger.T(from.Add(time.Hour))}
+	for _, q := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"contact", func() error { _, err := s.Contact(ctx, id); return err }},
+		{"contacts-of-day", func() error { _, err := s.Contacts(ctx, ledger.ContactQuery{Day: day}); return err }},
+		{"manifest", func() error { _, err := s.Manifest(ctx, day); return err }},
+		{"pauses-hour", func() error { _, err := s.Pauses(ctx, pq); return err }},
+	} {
+		b.Run(q.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := q.fn(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
