@@ -46,7 +46,11 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("disposition must be upload, basic_only or discard, got %q", cq.Disposition)).with("field", "disposition"))
 		return
 	}
-	cs := s.views.Contacts(cq)
+	cs, err := s.views.Contacts(r.Context(), cq)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if cs == nil {
 		cs = []ledger.Contact{}
 	}
@@ -55,7 +59,7 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
 
 // handleContact serves GET /v1/contacts/{contact_id}.
 func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
-	c, err := s.views.Contact(r.PathValue("contact_id"))
+	c, err := s.views.Contact(r.Context(), r.PathValue("contact_id"))
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("contact %q: %w", r.PathValue("contact_id"), err))
 		return
@@ -77,7 +81,11 @@ func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	rows := s.views.Pauses(pq)
+	rows, err := s.views.Pauses(r.Context(), pq)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if rows == nil {
 		rows = []ledger.PauseRow{}
 	}
@@ -146,7 +154,7 @@ func (s *Server) handleManifest(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	b, err := s.views.Manifest(day)
+	b, err := s.views.Manifest(r.Context(), day)
 	if err != nil {
 		if errors.Is(err, ledger.ErrNotFound) {
 			err = newError(http.StatusNotFound, reasonNotFound, fmt.Sprintf("day %s is not sealed", day))
@@ -183,7 +191,7 @@ func (s *Server) handleCloseDay(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	b, err := s.views.Manifest(day)
+	b, err := s.views.Manifest(r.Context(), day)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("manifest %s after seal: %w", day, err))
 		return

@@ -468,8 +468,8 @@ func TestSchedulerWithRealLedger(t *testing.T) {
 		if _, ok := live.NextTimer(); ok {
 			t.Errorf("the expired pause is still pending")
 		}
-		rows := live.Pauses(ledger.PauseQuery{UserID: "jdoe"})
-		if len(rows) != 1 || rows[0].EndedBy != ledger.EndedByTimeout {
+		rows, err := live.Pauses(context.Background(), ledger.PauseQuery{UserID: "jdoe"})
+		if err != nil || len(rows) != 1 || rows[0].EndedBy != ledger.EndedByTimeout {
 			t.Errorf("pauses %+v; want one ended by timeout", rows)
 		}
 		if err := store.Close(); err != nil {

@@ -30,12 +30,14 @@ type Views interface {
 	// Result is the answer to the command event at seq.
 	Result(seq uint64) (ledger.CommandResult, bool)
 	Agent(userID string) (ledger.AgentState, error)
-	Contacts(q ledger.ContactQuery) []ledger.Contact
-	Contact(contactID string) (ledger.Contact, error)
-	Pauses(q ledger.PauseQuery) []ledger.PauseRow
+	// Contacts, Contact, Pauses and Manifest may read sealed history from
+	// the store.
+	Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Contact, error)
+	Contact(ctx context.Context, contactID string) (ledger.Contact, error)
+	Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.PauseRow, error)
 	Config() ledger.Config
 	// Manifest is the canonical manifest of a sealed day (ledger.ErrNotFound until sealed).
-	Manifest(day string) ([]byte, error)
+	Manifest(ctx context.Context, day string) ([]byte, error)
 	SealedDays() []string
 	// Seq is the seq of the last event the projections applied.
 	Seq() uint64

@@ -1,18 +1,40 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
 
+// Section is an immutable part of a checkpoint's state, stored apart from
+// it under its own key: the projections cut one for each sealed day's
+// manifest, its cold contacts and its pause rows, and name them in the
+// checkpoint. A section belongs to the checkpoint version its key starts
+// with ("VERSION/..."). A key is written once; the same key always holds
+// the same bytes (the projections derive both from the ledger).
+type Section struct {
+	Key  string
+	Data []byte
+}
+
 // SaveCheckpoint stores state as the projections' checkpoint for version
-// at seq, replacing any older one of that version. It is an ordinary bbolt
-// transaction of its own (one fsync), taken between two of the writer's
-// batches; it never waits for more than the batch being written.
-func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, state []byte) error {
+// at seq, replacing any older one of that version, and puts sections (each
+// key starting with "version/") into the bucket "sections" in the same
+// transaction: a checkpoint is never stored without the sections it names.
+//
+// The first checkpoint of a version also deletes the checkpoints and
+// sections of every other version: they are never read again by this
+// code, and they are as large as the history. (An older program started
+// afterwards finds its checkpoint gone and rebuilds its state by replay.)
+//
+// It is an ordinary bbolt transaction of its own (one fsync), taken
+// between two of the writer's batches; it never waits for more than the
+// batch being written.
+func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, state []byte, sections []Section) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -25,11 +47,28 @@ func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, 
 	if head, _ := s.Head(); seq > head {
 		return fmt.Errorf("save checkpoint: %w: seq %d is after the head %d", ErrInvalid, seq, head)
 	}
+	prefix := version + "/"
+	for _, sec := range sections {
+		if !strings.HasPrefix(sec.Key, prefix) || len(sec.Key) == len(prefix) {
+			return fmt.Errorf("save checkpoint: %w: section key %q is not under %q", ErrInvalid, sec.Key, prefix)
+		}
+	}
 	v := make([]byte, 8+len(state))
 	binary.BigEndian.PutUint64(v, seq)
 	copy(v[8:], state)
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketCheckpoints).Put([]byte(version), v)
+		cb, sb := tx.Bucket(bucketCheckpoints), tx.Bucket(bucketSections)
+		if cb.Get([]byte(version)) == nil {
+			if err := dropOtherVersions(cb, sb, version); err != nil {
+				return err
+			}
+		}
+		for _, sec := range sections {
+			if err := sb.Put([]byte(sec.Key), sec.Data); err != nil {
+				return err
+			}
+		}
+		return cb.Put([]byte(version), v)
 	})
 	if err != nil {
 		return s.readErr("save checkpoint", err)
@@ -37,8 +76,40 @@ func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, 
 	return nil
 }
 
+// dropOtherVersions deletes the checkpoints of every version but version,
+// and the sections not under "version/".
+func dropOtherVersions(cb, sb *bolt.Bucket, version string) error {
+	var old [][]byte
+	c := cb.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if string(k) != version {
+			old = append(old, bytes.Clone(k))
+		}
+	}
+	for _, k := range old {
+		if err := cb.Delete(k); err != nil {
+			return err
+		}
+	}
+	prefix := []byte(version + "/")
+	old = old[:0]
+	c = sb.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if !bytes.HasPrefix(k, prefix) {
+			old = append(old, bytes.Clone(k))
+		}
+	}
+	for _, k := range old {
+		if err := sb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // LoadCheckpoint returns the checkpoint stored for version, or an error
-// wrapping ErrNotFound when there is none.
+// wrapping ErrNotFound when there is none. The sections it names are read
+// apart, with Section.
 func (s *Store) LoadCheckpoint(ctx context.Context, version string) (seq uint64, state []byte, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err
@@ -62,4 +133,55 @@ func (s *Store) LoadCheckpoint(ctx context.Context, version string) (seq uint64,
 		return 0, nil, fmt.Errorf("load checkpoint %q: %w: %d bytes", version, ErrCorrupt, len(v))
 	}
 	return binary.BigEndian.Uint64(v), v[8:], nil
+}
+
+// Section returns a copy of the bytes stored under key by SaveCheckpoint,
+// or an error wrapping ErrNotFound when there are none.
+func (s *Store) Section(ctx context.Context, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var v []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketSections); b != nil {
+			if got := b.Get([]byte(key)); got != nil {
+				v = append(make([]byte, 0, len(got)), got...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.readErr("load section "+key, err)
+	}
+	if v == nil {
+		return nil, fmt.Errorf("load section %s: %w", key, ErrNotFound)
+	}
+	return v, nil
+}
+
+// SectionSizes returns the length of each key's section, -1 for a key with
+// none, in one read transaction and without copying any section: it is how
+// a checkpoint's sections are checked at a restart without reading them.
+func (s *Store) SectionSizes(ctx context.Context, keys []string) ([]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]int, len(keys))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSections)
+		for i, k := range keys {
+			out[i] = -1
+			if b == nil {
+				continue
+			}
+			if got := b.Get([]byte(k)); got != nil {
+				out[i] = len(got)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.readErr("section sizes", err)
+	}
+	return out, nil
 }

@@ -15,13 +15,13 @@ func TestCheckpoints(t *testing.T) {
 	if _, err := s.Append(ctx, cmd("a"), cmd("b"), cmd("c")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveCheckpoint(ctx, "v1", 1, []byte("old")); err != nil {
+	if err := s.SaveCheckpoint(ctx, "v1", 1, []byte("old"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveCheckpoint(ctx, "v1", 3, []byte("new")); err != nil {
+	if err := s.SaveCheckpoint(ctx, "v1", 3, []byte("new"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveCheckpoint(ctx, "v1", 4, []byte("ahead")); !errors.Is(err, ErrInvalid) {
+	if err := s.SaveCheckpoint(ctx, "v1", 4, []byte("ahead"), nil); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("checkpoint after the head: %v", err)
 	}
 	if err := s.Close(); err != nil {
@@ -38,5 +38,51 @@ func TestCheckpoints(t *testing.T) {
 	}
 	if _, _, err := s.LoadCheckpoint(ctx, "v2"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("other version: %v", err)
+	}
+}
+
+func TestCheckpointSections(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTest(t, Options{})
+	if _, err := s.Append(ctx, cmd("a"), cmd("b")); err != nil {
+		t.Fatal(err)
+	}
+	// an older version's checkpoint and section
+	if err := s.SaveCheckpoint(ctx, "2", 1, []byte("old"), []Section{{Key: "2/m/2026-11-22", Data: []byte("old manifest")}}); err != nil {
+		t.Fatal(err)
+	}
+	secs := []Section{{Key: "3/m/2026-11-23", Data: []byte("manifest")}, {Key: "3/p/2", Data: []byte("rows")}}
+	if err := s.SaveCheckpoint(ctx, "3", 2, []byte("head"), secs); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "3/", "2/m/2026-11-24", "3m"} {
+		if err := s.SaveCheckpoint(ctx, "3", 2, []byte("head"), []Section{{Key: bad, Data: []byte("x")}}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("section key %q: %v", bad, err)
+		}
+	}
+	if err := s.SaveCheckpoint(ctx, "3", 2, []byte("head"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	got, err := ro.Section(ctx, "3/m/2026-11-23")
+	if err != nil || string(got) != "manifest" {
+		t.Fatalf("section: %q %v", got, err)
+	}
+	if _, err := ro.Section(ctx, "3/m/2026-11-24"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing section: %v", err)
+	}
+	sizes, err := ro.SectionSizes(ctx, []string{"3/p/2", "nope", "3/m/2026-11-23", "2/m/2026-11-22"})
+	if err != nil || len(sizes) != 4 || sizes[0] != 4 || sizes[1] != -1 || sizes[2] != 8 || sizes[3] != -1 {
+		t.Fatalf("sizes (the older version's section dropped): %v %v", sizes, err)
+	}
+	if _, _, err := ro.LoadCheckpoint(ctx, "2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the older version's checkpoint was kept: %v", err)
 	}
 }

@@ -39,7 +39,11 @@ in bounded read transactions; Get reads one. Verify recomputes the chain
 from seq 1 and reports the first bad seq. SaveCheckpoint and
 LoadCheckpoint keep the newest projection state per checkpoint version
 (bucket "checkpoints": version → 8-byte seq + state) so a restart replays
-only the tail.
+only the tail. SaveCheckpoint also puts, in the same transaction, the
+sections the state names (bucket "sections": "VERSION/..." key → bytes,
+written once, never changed): the sealed history the projections keep out
+of the heap and read back with Section. The first checkpoint of a version
+deletes the checkpoints and sections of the others.
 
 The Outbox publishes committed envelopes to the RECLEDGER_EVENTS stream in
 seq order; ScanJetStream and CompareJetStream read the mirror back and

@@ -17,7 +17,7 @@ import (
 type ManifestSource interface {
 	SealedDays() []string
 	// Manifest is the canonical manifest of a sealed day.
-	Manifest(day string) ([]byte, error)
+	Manifest(ctx context.Context, day string) ([]byte, error)
 }
 
 // DefaultManifestEvery is how often the manifest outbox looks for newly
@@ -129,7 +129,7 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
 		if ctx.Err() != nil {
 			return
 		}
-		body, err := o.src.Manifest(day)
+		body, err := o.src.Manifest(ctx, day)
 		if err == nil {
 			err = PublishManifest(ctx, o.js, o.site, day, body)
 		}

@@ -36,7 +36,7 @@ func (m *memManifests) SealedDays() []string {
 	return slices.Clone(m.days)
 }
 
-func (m *memManifests) Manifest(day string) ([]byte, error) {
+func (m *memManifests) Manifest(_ context.Context, day string) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, ok := m.body[day]
@@ -71,7 +71,7 @@ func checkManifests(t testing.TB, js jetstream.JetStream, src *memManifests, day
 		t.Fatalf("stream subjects\n got %v\nwant %v", got, want)
 	}
 	for i, m := range msgs {
-		body, _ := src.Manifest(days[i])
+		body, _ := src.Manifest(context.Background(), days[i])
 		if !bytes.Equal(m.Data, body) {
 			t.Errorf("%s: body %q, want %q", days[i], m.Data, body)
 		}
@@ -154,7 +154,7 @@ func TestManifestOutboxDoesNotDuplicateAfterCrash(t *testing.T) {
 	// Published by an earlier run that crashed before confirming it: the
 	// outbox's start-up listing did not see it.
 	src.seal("2026-11-22")
-	body, _ := src.Manifest("2026-11-22")
+	body, _ := src.Manifest(context.Background(), "2026-11-22")
 	if err := PublishManifest(t.Context(), js, jsTestSite, "2026-11-22", body); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 var (
 	bucketEvents      = []byte("events")      // 8-byte big-endian seq → canonical envelope
 	bucketCheckpoints = []byte("checkpoints") // version → 8-byte seq + state
+	bucketSections    = []byte("sections")    // section key → the section's bytes (see SaveCheckpoint)
 )
 
 // DefaultMaxBatch is the most events the writer puts in one transaction
@@ -145,7 +146,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s.db = db
 	if !s.ro {
 		err = db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bucketEvents, bucketCheckpoints} {
+			for _, b := range [][]byte{bucketEvents, bucketCheckpoints, bucketSections} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}

@@ -158,7 +158,7 @@ func TestReadOnly(t *testing.T) {
 	if _, err := s.Append(ctx, cmd("a"), cmd("b")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveCheckpoint(ctx, "v1", 2, []byte("state")); err != nil {
+	if err := s.SaveCheckpoint(ctx, "v1", 2, []byte("state"), nil); err != nil {
 		t.Fatal(err)
 	}
 	// bbolt's writer holds an exclusive flock: a read-only open must give
@@ -190,7 +190,7 @@ func TestReadOnly(t *testing.T) {
 	if _, err := ro.Append(ctx, cmd("c")); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("append read-only: %v", err)
 	}
-	if err := ro.SaveCheckpoint(ctx, "v1", 2, nil); !errors.Is(err, ErrUnavailable) {
+	if err := ro.SaveCheckpoint(ctx, "v1", 2, nil, nil); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("checkpoint read-only: %v", err)
 	}
 	if _, err := Open(filepath.Join(t.TempDir(), "missing.db"), Options{ReadOnly: true}); err == nil {

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -12,11 +13,12 @@ import (
 	"github.com/recledger/recledger/ledger"
 )
 
-// checkpoint is the head of the canonical encoding of a State: structs and
-// maps only (encoding/json writes map keys sorted), so the same state always
-// gives the same bytes. The bulky, history-long parts (the sealed manifests
-// and the cold contacts) follow it as raw sections: they are copied, never
-// parsed, when a checkpoint is written or read.
+// checkpoint is the canonical encoding of a State: structs and maps only
+// (encoding/json writes map keys sorted), so the same state always gives
+// the same bytes. The bulky, history-long parts (the sealed manifests, the
+// cold contacts, the encoded pause rows) are sections (sections.go): the
+// checkpoint names each by key, length and SHA-256, and their bytes are
+// stored apart (ledger.Store.SaveCheckpoint), never copied through it.
 type checkpoint struct {
 	Version  string                   `json:"version"`
 	Seq      uint64                   `json:"seq"`
@@ -26,64 +28,43 @@ type checkpoint struct {
 	Calls    map[string]*call         `json:"calls"`
 	Contacts map[string]*contact      `json:"contacts"`
 	Pauses   []ledger.PauseRow        `json:"pauses"`         // the rows opened since the last seal
-	Patched  map[int]*ledger.PauseRow `json:"pauses_patched"` // rows changed since they were encoded
+	Patched  map[int]*ledger.PauseRow `json:"pauses_patched"` // encoded rows changed since
+	Pinned   map[int]ledger.PauseRow  `json:"pauses_pinned"`  // encoded rows of contacts in memory
+	Chunks   []pauseChunk             `json:"pause_chunks"`
 	Open     map[string]int           `json:"open"`
 	Book     manifestBook             `json:"book"`
-	Cold     []string                 `json:"cold"`         // the days of the cold sections, in order
-	Chunks   int                      `json:"pause_chunks"` // how many sections of encoded pause rows follow
+	Cold     []coldDay                `json:"cold"`
 }
 
 // checkpointMagic starts every checkpoint of this encoding:
 //
-//	magic, uvarint n, n bytes of checkpoint JSON,
-//	for each day of Book.Order: uvarint n, n bytes of its manifest,
-//	for each day of Cold: uvarint n, n bytes of its cold records,
-//	Chunks times: uvarint n, n bytes of encoded pause rows.
+//	magic, uvarint n, n bytes of checkpoint JSON.
+//
+// (Version 2 put the sections' bytes after the JSON.)
 const checkpointMagic = "recledger.checkpoint\n"
 
-// MarshalCheckpoint encodes the whole state canonically.
+// MarshalCheckpoint encodes the whole state canonically. The sections'
+// bytes are not in it: a checkpoint is stored with PendingSections, and
+// the state told SectionsStored afterwards.
 func (s *State) MarshalCheckpoint() ([]byte, error) {
-	days := make([]string, len(s.cold))
-	size := 64
-	for _, c := range s.pauses.chunks {
-		size += len(c) + binary.MaxVarintLen64
-	}
-	for i, d := range s.cold {
-		days[i] = d.Day
-		size += len(d.Data) + binary.MaxVarintLen64
-	}
-	for _, day := range s.book.Order {
-		size += len(s.book.Sealed[day]) + binary.MaxVarintLen64
-	}
 	head, err := json.Marshal(checkpoint{Version: Version, Seq: s.seq, Config: s.cfg, Agents: s.agents, Logins: s.logins,
-		Calls: s.calls, Contacts: s.contacts, Pauses: s.pauses.hot, Patched: s.pauses.patched, Open: s.open, Book: s.book, Cold: days, Chunks: len(s.pauses.chunks)})
+		Calls: s.calls, Contacts: s.contacts, Pauses: s.pauses.hot, Patched: s.pauses.patched, Pinned: s.pauses.pinned,
+		Chunks: s.pauses.chunks, Open: s.open, Book: s.book, Cold: s.cold})
 	if err != nil {
 		return nil, fmt.Errorf("marshal checkpoint: %w", err)
 	}
-	b := make([]byte, 0, size+len(head))
+	b := make([]byte, 0, len(checkpointMagic)+binary.MaxVarintLen64+len(head))
 	b = append(b, checkpointMagic...)
 	b = binary.AppendUvarint(b, uint64(len(head)))
-	b = append(b, head...)
-	for _, day := range s.book.Order {
-		b = binary.AppendUvarint(b, uint64(len(s.book.Sealed[day])))
-		b = append(b, s.book.Sealed[day]...)
-	}
-	for _, d := range s.cold {
-		b = binary.AppendUvarint(b, uint64(len(d.Data)))
-		b = append(b, d.Data...)
-	}
-	for _, c := range s.pauses.chunks {
-		b = binary.AppendUvarint(b, uint64(len(c)))
-		b = append(b, c...)
-	}
-	return b, nil
+	return append(b, head...), nil
 }
 
-// UnmarshalCheckpoint rebuilds a State from MarshalCheckpoint's bytes. The
-// state keeps parts of b (the manifests and cold contacts): the caller must
-// not change b afterwards. A checkpoint of another Version is
-// ErrUnknownVersion.
-func UnmarshalCheckpoint(b []byte) (*State, error) {
+// UnmarshalCheckpoint rebuilds a State from MarshalCheckpoint's bytes,
+// with the sections it names stored in r: it checks that r has each of
+// them at the right length (reading none), and the state's queries read
+// them through r. A checkpoint of another Version is ErrUnknownVersion; a
+// section r lacks is ErrCorrupt.
+func UnmarshalCheckpoint(ctx context.Context, b []byte, r SectionReader) (*State, error) {
 	rest, ok := bytes.CutPrefix(b, []byte(checkpointMagic))
 	if !ok {
 		// An older encoding (plain JSON) or garbage.
@@ -95,25 +76,20 @@ func UnmarshalCheckpoint(b []byte) (*State, error) {
 		}
 		return nil, fmt.Errorf("unmarshal checkpoint: %w: version %q, want %q", ledger.ErrUnknownVersion, v.Version, Version)
 	}
-	section := func() ([]byte, error) {
-		n, k := binary.Uvarint(rest)
-		if k <= 0 || uint64(len(rest)-k) < n {
-			return nil, fmt.Errorf("unmarshal checkpoint: %w: truncated", ledger.ErrCorrupt)
-		}
-		sec := rest[k : k+int(n) : k+int(n)]
-		rest = rest[k+int(n):]
-		return sec, nil
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || uint64(len(rest)-k) < n {
+		return nil, fmt.Errorf("unmarshal checkpoint: %w: truncated", ledger.ErrCorrupt)
 	}
-	head, err := section()
-	if err != nil {
-		return nil, err
-	}
+	head := rest[k : k+int(n)]
 	var c checkpoint
 	if err := json.Unmarshal(head, &c); err != nil {
 		return nil, fmt.Errorf("unmarshal checkpoint: %w: %v", ledger.ErrCorrupt, err)
 	}
 	if c.Version != Version {
 		return nil, fmt.Errorf("unmarshal checkpoint: %w: version %q, want %q", ledger.ErrUnknownVersion, c.Version, Version)
+	}
+	if len(rest) != k+int(n) {
+		return nil, fmt.Errorf("unmarshal checkpoint: %w: %d bytes after the head", ledger.ErrCorrupt, len(rest)-k-int(n))
 	}
 	s := New()
 	s.seq, s.cfg = c.Seq, c.Config
@@ -133,46 +109,30 @@ func UnmarshalCheckpoint(b []byte) (*State, error) {
 	if c.Open != nil {
 		s.open = c.Open
 	}
-	s.pauses.hot, s.pauses.patched = c.Pauses, c.Patched
+	s.pauses = pauseLog{chunks: c.Chunks, hot: c.Pauses, patched: c.Patched, pinned: c.Pinned}
 	s.book = c.Book
 	s.book.ensure()
-	for _, day := range s.book.Order {
-		if s.book.Sealed[day], err = section(); err != nil {
-			return nil, err
-		}
-	}
-	for _, day := range c.Cold {
-		data, err := section()
-		if err != nil {
-			return nil, err
-		}
-		s.cold = append(s.cold, coldDay{Day: day, Data: data})
-	}
-	if c.Chunks < 0 || c.Chunks > len(rest) {
-		return nil, fmt.Errorf("unmarshal checkpoint: %w: %d pause chunks", ledger.ErrCorrupt, c.Chunks)
-	}
-	for range c.Chunks {
-		chunk, err := section()
-		if err != nil {
-			return nil, err
-		}
-		s.pauses.chunks = append(s.pauses.chunks, chunk)
-	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("unmarshal checkpoint: %w: %d bytes after the last section", ledger.ErrCorrupt, len(rest))
-	}
+	s.cold = c.Cold
 	if err := s.pauses.index(); err != nil {
+		return nil, fmt.Errorf("unmarshal checkpoint: %w", err)
+	}
+	if err := s.book.check(); err != nil {
 		return nil, fmt.Errorf("unmarshal checkpoint: %w", err)
 	}
 	if err := s.checkCold(); err != nil {
 		return nil, fmt.Errorf("unmarshal checkpoint: %w", err)
 	}
+	if err := s.checkStored(ctx, r); err != nil {
+		return nil, fmt.Errorf("unmarshal checkpoint: %w", err)
+	}
+	s.reader = r
 	s.rebuildCaches()
 	return s, nil
 }
 
-// Digest is the hex SHA-256 of the canonical checkpoint encoding: equal
-// states give equal digests.
+// Digest is the hex SHA-256 of the canonical checkpoint encoding (which
+// names each section by key, length and SHA-256): equal states give equal
+// digests, wherever their sections' bytes are.
 func (s *State) Digest() string {
 	b, err := s.MarshalCheckpoint()
 	if err != nil {

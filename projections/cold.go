@@ -1,28 +1,37 @@
 package projections
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/recledger/recledger/ledger"
 )
 
-// coldDay holds the closed contacts of one sealed day that the fold no
-// longer needs, as compact records (see appendCold), so that the fold's
-// memory grows with the active agents and open contacts, not with the
-// history. Queries decode them on demand (docs/rules-decisions.md).
+// coldDay holds closed contacts of one sealed day that the fold no longer
+// needs, cooled at one seal, as compact records (see appendCold) in a
+// section (sections.go): the fold's memory grows with the active agents
+// and open contacts, not with the history. Queries decode the records on
+// demand (docs/rules-decisions.md); Min and Max bound the contact ids in
+// it, so that one contact is looked up only where it can be.
 type coldDay struct {
-	Day  string
-	Data []byte // records, each a uvarint length and the record
+	Day  string  `json:"day"`
+	Seal uint64  `json:"seal"` // seq of the seal that cooled them
+	Min  string  `json:"min"`
+	Max  string  `json:"max"`
+	Sec  section `json:"sec"` // records, each a uvarint length and the record
 }
 
 // coolDown moves to the cold store every closed contact of a sealed day
 // that no agent's last call and no active call refers to: nothing can
 // change it any more (a tag or metadata after the call reaches only the
-// last call's contact). It runs after each seal, in contact id order.
-func (s *State) coolDown() {
+// last call's contact). It runs after each seal (at seq) and cuts one
+// section per day, days in order, contacts in id order.
+func (s *State) coolDown(seq uint64) {
 	keep := map[string]bool{}
 	for _, a := range s.agents {
 		if a.LastCall != nil {
@@ -38,47 +47,70 @@ func (s *State) coolDown() {
 			ids = append(ids, id)
 		}
 	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		day := s.book.DayOf[id]
-		i, ok := s.coldIdx[day]
-		if !ok {
-			s.cold = append(s.cold, coldDay{Day: day})
-			i = len(s.cold) - 1
-			s.coldIdx[day] = i
+	slices.SortFunc(ids, func(a, b string) int {
+		if n := strings.Compare(s.book.DayOf[a], s.book.DayOf[b]); n != 0 {
+			return n
 		}
-		s.cold[i].Data = appendCold(s.cold[i].Data, s.contacts[id])
-		delete(s.contacts, id)
-		delete(s.book.DayOf, id)
+		return strings.Compare(a, b)
+	})
+	for len(ids) > 0 {
+		day := s.book.DayOf[ids[0]]
+		n := 1
+		for n < len(ids) && s.book.DayOf[ids[n]] == day {
+			n++
+		}
+		var data []byte
+		for _, id := range ids[:n] {
+			ct := s.contacts[id]
+			data = appendCold(data, ct)
+			s.pauses.unpin(ct.Rows)
+			delete(s.contacts, id)
+			delete(s.book.DayOf, id)
+		}
+		s.cold = append(s.cold, coldDay{Day: day, Seal: seq, Min: ids[0], Max: ids[n-1],
+			Sec: newSection("c/"+strconv.FormatUint(seq, 10)+"/"+day, data)})
+		ids = ids[n:]
 	}
 }
 
-// coldContact finds a contact of the cold store; nil when there is none.
-func (s *State) coldContact(id string) (*contact, string) {
-	for i := len(s.cold) - 1; i >= 0; i-- {
+// coldContact finds a contact of the cold store, newest section first;
+// nil when there is none.
+func (h *history) coldContact(ctx context.Context, id string) (*contact, string, error) {
+	for i := len(h.cold) - 1; i >= 0; i-- {
+		d := &h.cold[i]
+		if id < d.Min || id > d.Max {
+			continue
+		}
 		var found *contact
-		s.eachCold(i, func(ct *contact) bool {
+		err := h.eachCold(ctx, d, func(ct *contact) bool {
 			if ct.V.ContactID == id {
 				found = ct
 				return false
 			}
 			return true
 		}, id)
+		if err != nil {
+			return nil, "", err
+		}
 		if found != nil {
-			return found, s.cold[i].Day
+			return found, d.Day, nil
 		}
 	}
-	return nil, ""
+	return nil, "", nil
 }
 
-// eachCold calls fn with each contact of cold day i, while fn returns true.
-// With only set, records of other contacts are skipped without decoding.
-func (s *State) eachCold(i int, fn func(*contact) bool, only string) {
-	b := s.cold[i].Data
+// eachCold calls fn with each contact of cold section d, while fn returns
+// true. With only set, records of other contacts are skipped without
+// decoding.
+func (h *history) eachCold(ctx context.Context, d *coldDay, fn func(*contact) bool, only string) error {
+	b, err := h.bytes(ctx, &d.Sec)
+	if err != nil {
+		return err
+	}
 	for len(b) > 0 {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || uint64(len(b)-k) < n {
-			return // cannot happen: the records are written by appendCold
+			return fmt.Errorf("cold contacts %s: %w: bad record length", d.Sec.Key, ledger.ErrCorrupt)
 		}
 		rec := b[k : k+int(n)]
 		b = b[k+int(n):]
@@ -87,12 +119,46 @@ func (s *State) eachCold(i int, fn func(*contact) bool, only string) {
 		}
 		ct, ok := readCold(rec)
 		if !ok {
-			return
+			return fmt.Errorf("cold contacts %s: %w: bad record", d.Sec.Key, ledger.ErrCorrupt)
 		}
 		if !fn(ct) {
-			return
+			return nil
 		}
 	}
+	return nil
+}
+
+// coldContacts appends to out the views of the cold contacts matching q.
+func (h *history) coldContacts(ctx context.Context, q ledger.ContactQuery, out []ledger.Contact) ([]ledger.Contact, error) {
+	for i := range h.cold {
+		d := &h.cold[i]
+		if q.Day != "" && d.Day != q.Day {
+			continue
+		}
+		var verr error
+		err := h.eachCold(ctx, d, func(ct *contact) bool {
+			if q.UserID != "" && ct.V.UserID != q.UserID {
+				return true
+			}
+			if q.Disposition != "" && (ct.V.Disposition == nil || *ct.V.Disposition != q.Disposition) {
+				return true
+			}
+			v, err := h.coldView(ctx, ct, d.Day)
+			if err != nil {
+				verr = err
+				return false
+			}
+			out = append(out, v)
+			return true
+		}, "")
+		if err == nil {
+			err = verr
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // coldIDIs reports whether the record is the contact id's (the id is the
@@ -270,36 +336,29 @@ func readCold(rec []byte) (*contact, bool) {
 	return ct, !r.bad && len(r.b) == 0
 }
 
-// checkCold checks the framing of every cold day's records (each record
-// is checked again when it is read) and indexes the days.
+// checkCold checks the cold sections of a decoded checkpoint.
 func (s *State) checkCold() error {
-	for i, d := range s.cold {
-		for b := d.Data; len(b) > 0; {
-			n, k := binary.Uvarint(b)
-			if k <= 0 || uint64(len(b)-k) < n {
-				return fmt.Errorf("cold contacts of %s: %w: bad record length", d.Day, ledger.ErrCorrupt)
-			}
-			b = b[k+int(n):]
+	for _, d := range s.cold {
+		if d.Day == "" || d.Min == "" || d.Min > d.Max || d.Sec.Len <= 0 {
+			return fmt.Errorf("cold contacts %s: %w: bad section", d.Sec.Key, ledger.ErrCorrupt)
 		}
-		if _, dup := s.coldIdx[d.Day]; dup {
-			return fmt.Errorf("cold contacts: %w: day %s twice", ledger.ErrCorrupt, d.Day)
-		}
-		s.coldIdx[d.Day] = i
 	}
 	return nil
 }
 
-// coldView is the view of a cold contact of day; false when its record
-// points at pause rows that do not exist (a corrupt checkpoint).
-func (s *State) coldView(ct *contact, day string) (ledger.Contact, bool) {
-	for _, r := range ct.Rows {
-		if r < 0 || r >= s.pauses.Len() {
-			return ledger.Contact{}, false
+// coldView is the view of a cold contact of day, with its pause rows from
+// the history.
+func (h *history) coldView(ctx context.Context, ct *contact, day string) (ledger.Contact, error) {
+	rows := make([]ledger.PauseRow, len(ct.Rows))
+	for k, r := range ct.Rows {
+		var err error
+		if rows[k], err = h.row(ctx, r); err != nil {
+			return ledger.Contact{}, fmt.Errorf("contact %s: %w", ct.V.ContactID, err)
 		}
 	}
-	v := s.view(ct)
+	v := viewOf(ct, func(k int) ledger.PauseRow { return rows[k] })
 	if v.Disposition != nil {
 		v.Day = day
 	}
-	return v, true
+	return v, nil
 }

@@ -180,6 +180,18 @@ func (s *State) provisionalDay(end ledger.Time) string {
 // view is the contact as the API shows it; it shares nothing mutable with
 // the state.
 func (s *State) view(ct *contact) ledger.Contact {
+	v := viewOf(ct, func(k int) ledger.PauseRow { return s.pauses.at(ct.Rows[k]) })
+	if v.Disposition != nil {
+		if v.Day = s.book.day(ct.V.ContactID); v.Day == "" {
+			v.Day = s.provisionalDay(ct.V.EndedAt)
+		}
+	}
+	return v
+}
+
+// viewOf is the view of ct but its day, with its k-th pause row from row.
+// It reads nothing of the state.
+func viewOf(ct *contact, row func(k int) ledger.PauseRow) ledger.Contact {
 	v := ct.V
 	v.Segments = make([]ledger.Segment, len(ct.V.Segments), len(ct.V.Segments)+1)
 	copy(v.Segments, ct.V.Segments)
@@ -187,8 +199,8 @@ func (s *State) view(ct *contact) ledger.Contact {
 		v.Segments = append(v.Segments, ledger.Segment{Start: ct.SegStart})
 	}
 	v.Pauses = make([]ledger.Pause, len(ct.Rows))
-	for i, r := range ct.Rows {
-		p := s.pauses.at(r)
+	for i := range ct.Rows {
+		p := row(i)
 		v.Pauses[i] = ledger.Pause{Start: p.Start, End: p.End, EndedBy: p.EndedBy, Seconds: p.Seconds}
 	}
 	v.ReasonCodes = append([]string{}, ct.V.ReasonCodes...)
@@ -207,9 +219,6 @@ func (s *State) view(ct *contact) ledger.Contact {
 	if ct.V.Disposition != nil {
 		d := *ct.V.Disposition
 		v.Disposition = &d
-		if v.Day = s.book.day(ct.V.ContactID); v.Day == "" {
-			v.Day = s.provisionalDay(ct.V.EndedAt)
-		}
 	}
 	return v
 }

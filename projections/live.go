@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"context"
 	"sync"
 
 	"github.com/recledger/recledger/ledger"
@@ -71,12 +72,22 @@ func (l *Live) Result(seq uint64) (ledger.CommandResult, bool) {
 	return *r, true
 }
 
-// Snapshot returns the checkpoint bytes and the seq they hold.
-func (l *Live) Snapshot() ([]byte, uint64, error) {
+// Snapshot returns the checkpoint bytes, the seq they hold and the
+// sections the state still holds (State.PendingSections): a checkpoint is
+// stored with them.
+func (l *Live) Snapshot() (head []byte, seq uint64, sections []ledger.Section, err error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	b, err := l.s.MarshalCheckpoint()
-	return b, l.s.seq, err
+	return b, l.s.seq, l.s.PendingSections(), err
+}
+
+// SectionsStored is State.SectionsStored: the sections of keys are stored
+// in r, and the state drops their bytes.
+func (l *Live) SectionsStored(r SectionReader, keys []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.s.SectionsStored(r, keys)
 }
 
 // Seq is State.Seq.
@@ -92,25 +103,36 @@ func (l *Live) Agent(userID string) (ledger.AgentState, error) {
 	return l.s.Agent(userID)
 }
 
-// Contacts is State.Contacts.
-func (l *Live) Contacts(q ledger.ContactQuery) []ledger.Contact {
+// Contacts is State.Contacts. The contacts in memory are read under the
+// lock; the sealed history after releasing it (see history), so that the
+// fold never waits for the store.
+func (l *Live) Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Contact, error) {
 	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.s.Contacts(q)
+	mem := l.s.memContacts(q)
+	h := l.s.history(true)
+	l.mu.RUnlock()
+	return h.contacts(ctx, q, mem)
 }
 
-// Contact is State.Contact.
-func (l *Live) Contact(id string) (ledger.Contact, error) {
+// Contact is State.Contact, reading sealed history outside the lock.
+func (l *Live) Contact(ctx context.Context, id string) (ledger.Contact, error) {
 	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.s.Contact(id)
+	if ct := l.s.contacts[id]; ct != nil {
+		defer l.mu.RUnlock()
+		return l.s.view(ct), nil
+	}
+	h := l.s.history(true)
+	l.mu.RUnlock()
+	return h.contact(ctx, id)
 }
 
-// Pauses is State.Pauses.
-func (l *Live) Pauses(q ledger.PauseQuery) []ledger.PauseRow {
+// Pauses is State.Pauses, reading sealed history outside the lock.
+func (l *Live) Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.PauseRow, error) {
 	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.s.Pauses(q)
+	hot := l.s.hotPauses(q)
+	h := l.s.history(true)
+	l.mu.RUnlock()
+	return h.pauses(ctx, q, hot)
 }
 
 // UserConfig is State.UserConfig.
@@ -120,11 +142,14 @@ func (l *Live) UserConfig(userID string) (ledger.UserConfig, error) {
 	return l.s.UserConfig(userID)
 }
 
-// Manifest is State.Manifest.
-func (l *Live) Manifest(day string) ([]byte, error) {
+// Manifest is State.Manifest. A sealed manifest's section never changes,
+// so it is read outside the lock.
+func (l *Live) Manifest(ctx context.Context, day string) ([]byte, error) {
 	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.s.Manifest(day)
+	sec, ok := l.s.book.section(day)
+	r := l.s.reader
+	l.mu.RUnlock()
+	return readManifest(ctx, r, day, sec, ok)
 }
 
 // SealedDays is State.SealedDays.

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"context"
 	"errors"
 	"math/rand"
 	"sync"
@@ -27,8 +28,8 @@ func TestLiveResultsSnapshotAndConcurrentReads(t *testing.T) {
 				return
 			default:
 			}
-			l.Contacts(ledger.ContactQuery{UserID: "u1"})
-			l.Pauses(ledger.PauseQuery{})
+			l.Contacts(context.Background(), ledger.ContactQuery{UserID: "u1"})
+			l.Pauses(context.Background(), ledger.PauseQuery{})
 			_, _ = l.Agent("u2")
 			l.NextTimer()
 			l.Digest()
@@ -70,11 +71,15 @@ func TestLiveResultsSnapshotAndConcurrentReads(t *testing.T) {
 		t.Fatal("seq 0 has a result")
 	}
 
-	b, sseq, err := l.Snapshot()
+	b, sseq, secs, err := l.Snapshot()
 	if err != nil || sseq != seq {
 		t.Fatalf("snapshot at %d, want %d: %v", sseq, seq, err)
 	}
-	s, err := UnmarshalCheckpoint(b)
+	m := memSections{}
+	for _, sec := range secs {
+		m[sec.Key] = sec.Data
+	}
+	s, err := UnmarshalCheckpoint(context.Background(), b, m)
 	if err != nil || s.Digest() != before || s.Seq() != seq {
 		t.Fatalf("snapshot does not restore the state: %v", err)
 	}

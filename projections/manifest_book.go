@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -25,13 +26,14 @@ import (
 // bytes recorded when each contact closed. Its exported fields are part of
 // the checkpoint encoding; every map is encoded with sorted keys.
 type manifestBook struct {
-	Pending map[string]pendingContact  `json:"pending"` // contact id → closed since the last seal
-	Updates map[string]pendingUpdate   `json:"updates"` // contact id → latest change since the last seal, to a contact of a sealed day
-	Sealed  map[string]json.RawMessage `json:"-"`       // day → canonical manifest bytes, without the final newline; a raw section of the checkpoint
-	DayOf   map[string]string          `json:"day_of"`  // contact id → sealed day
-	Order   []string                   `json:"order"`   // sealed days in seal order
-	LastAt  ledger.Time                `json:"last_at"` // time of the last seal
-	LastSeq uint64                     `json:"last_seq"`
+	Pending   map[string]pendingContact `json:"pending"`   // contact id → closed since the last seal
+	Updates   map[string]pendingUpdate  `json:"updates"`   // contact id → latest change since the last seal, to a contact of a sealed day
+	DayOf     map[string]string         `json:"day_of"`    // contact id → sealed day, for the contacts in memory
+	Order     []string                  `json:"order"`     // sealed days in seal order
+	Manifests []section                 `json:"manifests"` // Order[i]'s canonical manifest bytes, without the final newline: a section
+	LastAt    ledger.Time               `json:"last_at"`   // time of the last seal
+	LastSeq   uint64                    `json:"last_seq"`
+	sealed    map[string]int            // day → index in Order; rebuilt, not in the checkpoint
 }
 
 // pendingContact is a contact closed since the last seal.
@@ -52,8 +54,8 @@ func newManifestBook() manifestBook {
 	return manifestBook{
 		Pending: map[string]pendingContact{},
 		Updates: map[string]pendingUpdate{},
-		Sealed:  map[string]json.RawMessage{},
 		DayOf:   map[string]string{},
+		sealed:  map[string]int{},
 	}
 }
 
@@ -66,12 +68,28 @@ func (b *manifestBook) ensure() {
 	if b.Updates == nil {
 		b.Updates = map[string]pendingUpdate{}
 	}
-	if b.Sealed == nil {
-		b.Sealed = map[string]json.RawMessage{}
-	}
 	if b.DayOf == nil {
 		b.DayOf = map[string]string{}
 	}
+	if b.sealed == nil {
+		b.sealed = make(map[string]int, len(b.Order))
+		for i, d := range b.Order {
+			b.sealed[d] = i
+		}
+	}
+}
+
+// check checks the sealed days of a decoded checkpoint.
+func (b *manifestBook) check() error {
+	if len(b.Manifests) != len(b.Order) || len(b.sealed) != len(b.Order) {
+		return fmt.Errorf("manifests: %w: %d manifests for %d sealed days", ledger.ErrCorrupt, len(b.Manifests), len(b.Order))
+	}
+	for i, m := range b.Manifests {
+		if m.Len <= 0 || m.Key != Version+"/m/"+b.Order[i] {
+			return fmt.Errorf("manifests: %w: section %q for day %s", ledger.ErrCorrupt, m.Key, b.Order[i])
+		}
+	}
+	return nil
 }
 
 // contactClosed records a contact that has just closed (disposition set).
@@ -137,7 +155,7 @@ func (b *manifestBook) contactUpdatedAt(seq uint64, c ledger.Contact) {
 // day, changes nothing: the contacts stay pending for the next seal.
 func (b *manifestBook) dayClosed(e *ledger.Envelope, d ledger.DayClosed, cfg ledger.Config) ([]string, error) {
 	b.ensure()
-	if _, ok := b.Sealed[d.Day]; ok {
+	if _, ok := b.sealed[d.Day]; ok {
 		return []string{"day " + d.Day + " already sealed"}, nil
 	}
 	if n := len(b.Order); n > 0 && d.Day < b.Order[n-1] {
@@ -202,8 +220,9 @@ func (b *manifestBook) dayClosed(e *ledger.Envelope, d ledger.DayClosed, cfg led
 	for _, p := range all {
 		b.DayOf[p.id] = d.Day
 	}
-	b.Sealed[d.Day] = bytes.TrimSuffix(body, []byte("\n"))
+	b.sealed[d.Day] = len(b.Order)
 	b.Order = append(b.Order, d.Day)
+	b.Manifests = append(b.Manifests, newSection("m/"+d.Day, bytes.TrimSuffix(body, []byte("\n"))))
 	b.LastAt = e.Time
 	b.LastSeq = e.Seq
 	// The next day is likely as busy: size its map once, not by doubling.
@@ -216,11 +235,31 @@ func (b *manifestBook) dayClosed(e *ledger.Envelope, d ledger.DayClosed, cfg led
 // day returns the sealed day of a contact, or "".
 func (b *manifestBook) day(contactID string) string { return b.DayOf[contactID] }
 
-// manifest returns the canonical bytes of day's sealed manifest.
-func (b *manifestBook) manifest(day string) ([]byte, error) {
-	m, ok := b.Sealed[day]
+// manifest returns the canonical bytes of day's sealed manifest, reading
+// its section through r when the book no longer holds it.
+func (b *manifestBook) manifest(ctx context.Context, r SectionReader, day string) ([]byte, error) {
+	sec, ok := b.section(day)
+	return readManifest(ctx, r, day, sec, ok)
+}
+
+// section returns the section of day's sealed manifest; false until sealed.
+func (b *manifestBook) section(day string) (section, bool) {
+	i, ok := b.sealed[day]
 	if !ok {
+		return section{}, false
+	}
+	return b.Manifests[i], true
+}
+
+// readManifest returns the canonical bytes of the manifest of day in sec
+// (ErrNotFound when !sealed).
+func readManifest(ctx context.Context, r SectionReader, day string, sec section, sealed bool) ([]byte, error) {
+	if !sealed {
 		return nil, fmt.Errorf("manifest %s: %w", day, ledger.ErrNotFound)
+	}
+	m, err := sec.load(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", day, err)
 	}
 	out := make([]byte, 0, len(m)+1)
 	return append(append(out, m...), '\n'), nil

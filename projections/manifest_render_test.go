@@ -71,7 +71,7 @@ func TestRenderMatchesJSON(t *testing.T) {
 		}
 	}
 	n := 0
-	for _, c := range s.Contacts(ledger.ContactQuery{}) {
+	for _, c := range contactsOf(t, s, ledger.ContactQuery{}) {
 		if c.Disposition != nil {
 			checkRender(t, c)
 			n++

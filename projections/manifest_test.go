@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -46,11 +47,11 @@ func TestManifestScripts(t *testing.T) {
 
 func identical(t *testing.T, r *scriptRun, day string) string {
 	t.Helper()
-	a, err := r.s.Manifest(day)
+	a, err := r.s.Manifest(context.Background(), day)
 	if err != nil {
 		return "error: " + err.Error() + "\n"
 	}
-	b, _ := r.s.Manifest(day)
+	b, _ := r.s.Manifest(context.Background(), day)
 	if !bytes.Equal(a, b) {
 		t.Fatalf("manifest %s differs between two reads", day)
 	}
@@ -66,15 +67,8 @@ func identical(t *testing.T, r *scriptRun, day string) string {
 		t.Fatalf("manifest %s re-rendered differs:\n%s\n%s", day, a, again)
 	}
 	checkCounts(t, m)
-	cp, err := r.s.MarshalCheckpoint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, err := UnmarshalCheckpoint(cp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s2.Manifest(day)
+	s2 := roundTrip(t, r.s, r.store)
+	c, err := s2.Manifest(context.Background(), day)
 	if err != nil || !bytes.Equal(a, c) {
 		t.Fatalf("manifest %s differs after a checkpoint round trip: %v", day, err)
 	}
@@ -248,7 +242,7 @@ func TestBookSealOrderCountsAndUpdates(t *testing.T) {
 	if len(ch) != 1 || !strings.Contains(ch[0], "sealed") {
 		t.Fatalf("changes %q", ch)
 	}
-	raw, err := b.manifest("2026-11-23")
+	raw, err := b.manifest(context.Background(), nil, "2026-11-23")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +283,7 @@ func TestBookSealOrderCountsAndUpdates(t *testing.T) {
 	if ch, _ = b.dayClosed(e3, dc3, cfg); len(ch) != 1 || !strings.Contains(ch[0], "before the last sealed day") {
 		t.Errorf("earlier seal: %q", ch)
 	}
-	if again, _ := b.manifest("2026-11-23"); !bytes.Equal(again, raw) {
+	if again, _ := b.manifest(context.Background(), nil, "2026-11-23"); !bytes.Equal(again, raw) {
 		t.Errorf("manifest changed by a repeated seal")
 	}
 
@@ -309,7 +303,7 @@ func TestBookSealOrderCountsAndUpdates(t *testing.T) {
 	if _, err := b.dayClosed(e4, dc4, cfg); err != nil {
 		t.Fatal(err)
 	}
-	raw2, _ := b.manifest("2026-11-24")
+	raw2, _ := b.manifest(context.Background(), nil, "2026-11-24")
 	m2, err := ParseManifest(raw2)
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +340,7 @@ func TestRenderIsEncodingJSON(t *testing.T) {
 	if _, err := b.dayClosed(e, d, cfgTZ("UTC")); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := b.manifest("2026-11-23")
+	got, _ := b.manifest(context.Background(), nil, "2026-11-23")
 	m, err := ParseManifest(got)
 	if err != nil {
 		t.Fatal(err)
@@ -380,21 +374,20 @@ func TestBookCheckpointRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.contactClosed(uploadContact("c2", "2026-11-24T15:00:00Z"))
-	want, _ := b.manifest("2026-11-23")
+	ctx := context.Background()
+	want, _ := b.manifest(ctx, nil, "2026-11-23")
 
-	// The sealed manifests are a raw section of the state's checkpoint.
+	// The sealed manifests are sections the checkpoint names.
 	s := New()
 	s.book = b
 	enc, err := s.MarshalCheckpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, err := UnmarshalCheckpoint(enc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := memSections{}
+	s2 := roundTrip(t, s, m)
 	back := s2.book
-	got, err := back.manifest("2026-11-23")
+	got, err := back.manifest(ctx, m, "2026-11-23")
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("manifest after checkpoint round trip differs:\n%s\n%s", got, want)
 	}
@@ -410,12 +403,12 @@ func TestBookCheckpointRoundTrip(t *testing.T) {
 	if _, err := back.dayClosed(e2, d2, cfg); err != nil {
 		t.Fatal(err)
 	}
-	x, _ := b.manifest("2026-11-24")
-	y, _ := back.manifest("2026-11-24")
+	x, _ := b.manifest(ctx, m, "2026-11-24")
+	y, _ := back.manifest(ctx, m, "2026-11-24")
 	if !bytes.Equal(x, y) {
 		t.Errorf("next manifest differs after round trip:\n%s\n%s", x, y)
 	}
-	if _, err := b.manifest("2026-11-25"); !errors.Is(err, ledger.ErrNotFound) {
+	if _, err := b.manifest(ctx, m, "2026-11-25"); !errors.Is(err, ledger.ErrNotFound) {
 		t.Errorf("unsealed day: %v", err)
 	}
 }
@@ -476,11 +469,11 @@ func BenchmarkSealDay(b *testing.B) {
 	for b.Loop() {
 		bk := base
 		bk.Pending = maps.Clone(base.Pending)
-		bk.Sealed, bk.DayOf, bk.Order = map[string]json.RawMessage{}, map[string]string{}, nil
+		bk.DayOf, bk.Order, bk.Manifests, bk.sealed = map[string]string{}, nil, nil, nil
 		if _, err := bk.dayClosed(e, d, cfg); err != nil {
 			b.Fatal(err)
 		}
-		size = len(bk.Sealed[d.Day])
+		size = bk.Manifests[0].Len
 	}
 	b.ReportMetric(float64(size), "manifest-bytes")
 }

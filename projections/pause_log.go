@@ -4,29 +4,46 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
+	"strconv"
 
 	"github.com/recledger/recledger/ledger"
 )
 
 // pauseLog is the PCI pause history, every interval in opening order and
 // indexed by that order (contact.Rows, contact.OpenPause, State.open). It
-// is the audit record, so it is kept whole, but compactly: at each seal
-// the rows opened since the last one are encoded into a new chunk (about a
-// third of their size in memory, and a raw section of the checkpoint that
-// is never parsed; a chunk is never copied again); the rows opened since
-// stay as structs in hot. A row still open when it was encoded is copied
-// into patched when it is closed; patched then wins.
+// is the audit record, so it is kept whole, but out of the heap: at each
+// seal the rows opened since the last one are encoded into a new chunk, a
+// section (sections.go) that is stored with the next checkpoint and then
+// read back only by queries; the rows opened since stay as structs in hot.
+//
+// The fold never reads a chunk. It only touches rows of contacts still in
+// memory (open ones, and the last calls a tag or metadata may still
+// change), so an encoded row of such a contact is also kept as a struct in
+// pinned until its contact goes cold. A pinned row that is changed (a
+// pause open at the seal, closed after it) moves to patched, which wins
+// over the chunk for good.
 type pauseLog struct {
-	chunks  [][]byte                 // encoded rows, as appendPauseRow writes them
-	first   []int                    // index of each chunk's first row
-	offs    []uint32                 // start of each encoded row in its chunk; rebuilt, not in the checkpoint
-	hot     []ledger.PauseRow        // rows len(offs).., as structs
+	chunks  []pauseChunk
+	encoded int                      // rows in chunks; rebuilt, not in the checkpoint
+	hot     []ledger.PauseRow        // rows encoded.., as structs
 	patched map[int]*ledger.PauseRow // encoded rows changed since
+	pinned  map[int]ledger.PauseRow  // encoded rows, unchanged, of contacts still in memory
+}
+
+// pauseChunk is the rows First..First+Rows-1, as appendPauseRow writes
+// them one after another. Start and End bound the rows' times as they
+// were encoded (End zero: a row was still open), so that a query for a
+// time range skips the chunks outside it without reading them.
+type pauseChunk struct {
+	First int         `json:"first"`
+	Rows  int         `json:"rows"`
+	Start ledger.Time `json:"start"` // the earliest start
+	End   ledger.Time `json:"end"`   // the latest end; zero when a row was open
+	Sec   section     `json:"sec"`
 }
 
 // Len is the number of rows.
-func (l *pauseLog) Len() int { return len(l.offs) + len(l.hot) }
+func (l *pauseLog) Len() int { return l.encoded + len(l.hot) }
 
 // add appends a row and returns its index.
 func (l *pauseLog) add(r ledger.PauseRow) int {
@@ -34,33 +51,35 @@ func (l *pauseLog) add(r ledger.PauseRow) int {
 	return l.Len() - 1
 }
 
-// encoded decodes encoded row i.
-func (l *pauseLog) encoded(i int) ledger.PauseRow {
-	c, _ := slices.BinarySearch(l.first, i+1) // chunks starting at or before i
-	r, _ := readPauseRow(l.chunks[c-1][l.offs[i]:])
-	return r
-}
-
-// at returns row i.
-func (l *pauseLog) at(i int) ledger.PauseRow {
-	if i >= len(l.offs) {
-		return l.hot[i-len(l.offs)]
+// mem returns row i when it is in memory: hot, patched or pinned.
+func (l *pauseLog) mem(i int) (ledger.PauseRow, bool) {
+	if i >= l.encoded {
+		return l.hot[i-l.encoded], true
 	}
 	if p, ok := l.patched[i]; ok {
-		return *p
+		return *p, true
 	}
-	return l.encoded(i)
+	r, ok := l.pinned[i]
+	return r, ok
+}
+
+// at returns row i for the fold: a row of a contact in memory, which is
+// always in memory itself.
+func (l *pauseLog) at(i int) ledger.PauseRow {
+	r, _ := l.mem(i)
+	return r
 }
 
 // ptr returns row i to be changed.
 func (l *pauseLog) ptr(i int) *ledger.PauseRow {
-	if i >= len(l.offs) {
-		return &l.hot[i-len(l.offs)]
+	if i >= l.encoded {
+		return &l.hot[i-l.encoded]
 	}
 	if p, ok := l.patched[i]; ok {
 		return p
 	}
-	r := l.encoded(i)
+	r := l.pinned[i]
+	delete(l.pinned, i)
 	if l.patched == nil {
 		l.patched = map[int]*ledger.PauseRow{}
 	}
@@ -68,8 +87,9 @@ func (l *pauseLog) ptr(i int) *ledger.PauseRow {
 	return &r
 }
 
-// compact encodes the hot rows into a new chunk.
-func (l *pauseLog) compact() {
+// compact encodes the hot rows into the chunk of the seal at seq, pinning
+// the rows of the contacts for which inMemory is true.
+func (l *pauseLog) compact(seq uint64, inMemory func(contactID string) bool) {
 	if len(l.hot) == 0 {
 		return
 	}
@@ -78,42 +98,79 @@ func (l *pauseLog) compact() {
 		size += 128 + len(l.hot[i].CallID) + len(l.hot[i].UserID) + len(l.hot[i].PausedBy) + len(l.hot[i].ResumedBy)
 	}
 	c := make([]byte, 0, size)
-	l.first = append(l.first, len(l.offs))
+	start, end, open := l.hot[0].Start, l.hot[0].End, false
 	for i := range l.hot {
-		l.offs = append(l.offs, uint32(len(c)))
-		c = appendPauseRow(c, &l.hot[i])
+		r := &l.hot[i]
+		if r.Start.Before(start.Time) {
+			start = r.Start
+		}
+		if r.End.IsZero() {
+			open = true
+		} else if r.End.After(end.Time) {
+			end = r.End
+		}
+		c = appendPauseRow(c, r)
+		if inMemory(l.hot[i].ContactID) {
+			if l.pinned == nil {
+				l.pinned = map[int]ledger.PauseRow{}
+			}
+			l.pinned[l.encoded+i] = l.hot[i]
+		}
 	}
-	l.chunks = append(l.chunks, c)
+	if open {
+		end = ledger.Time{}
+	}
+	l.chunks = append(l.chunks, pauseChunk{First: l.encoded, Rows: len(l.hot), Start: start, End: end,
+		Sec: newSection("p/"+strconv.FormatUint(seq, 10), c)})
+	l.encoded += len(l.hot)
 	l.hot = l.hot[:0]
 }
 
-// index rebuilds first and offs from the chunks (after a checkpoint is
-// read), checking that every row decodes.
+// unpin forgets the pinned copies of rows (their contact went cold).
+func (l *pauseLog) unpin(rows []int) {
+	for _, i := range rows {
+		delete(l.pinned, i)
+	}
+}
+
+// index checks the chunks and the rows in memory of a decoded checkpoint
+// and counts the encoded rows.
 func (l *pauseLog) index() error {
-	l.first, l.offs = l.first[:0], l.offs[:0]
+	l.encoded = 0
 	for k, c := range l.chunks {
-		if len(c) > math.MaxUint32 {
-			return fmt.Errorf("pause rows: %w: a chunk over 4 GiB", ledger.ErrCorrupt)
+		if c.First != l.encoded || c.Rows <= 0 || c.Sec.Len <= 0 {
+			return fmt.Errorf("pause rows: %w: chunk %d of %d rows from %d", ledger.ErrCorrupt, k, c.Rows, c.First)
 		}
-		if len(c) == 0 {
-			return fmt.Errorf("pause rows: %w: empty chunk %d", ledger.ErrCorrupt, k)
-		}
-		l.first = append(l.first, len(l.offs))
-		for at := 0; at < len(c); {
-			_, n := readPauseRow(c[at:])
-			if n <= 0 {
-				return fmt.Errorf("pause rows: %w: bad row in chunk %d at byte %d", ledger.ErrCorrupt, k, at)
-			}
-			l.offs = append(l.offs, uint32(at))
-			at += n
-		}
+		l.encoded += c.Rows
 	}
 	for i, p := range l.patched {
-		if i < 0 || i >= len(l.offs) || p == nil {
+		if i < 0 || i >= l.encoded || p == nil {
 			return fmt.Errorf("pause rows: %w: patched row %d", ledger.ErrCorrupt, i)
 		}
 	}
+	for i := range l.pinned {
+		if i < 0 || i >= l.encoded {
+			return fmt.Errorf("pause rows: %w: pinned row %d", ledger.ErrCorrupt, i)
+		}
+	}
 	return nil
+}
+
+// decodeChunk decodes the rows of chunk c from its bytes b.
+func decodeChunk(c *pauseChunk, b []byte) ([]ledger.PauseRow, error) {
+	rows := make([]ledger.PauseRow, 0, c.Rows)
+	for at := 0; at < len(b); {
+		r, n := readPauseRow(b[at:])
+		if n <= 0 || len(rows) == c.Rows {
+			return nil, fmt.Errorf("pause rows %s: %w: bad row at byte %d", c.Sec.Key, ledger.ErrCorrupt, at)
+		}
+		rows = append(rows, r)
+		at += n
+	}
+	if len(rows) != c.Rows {
+		return nil, fmt.Errorf("pause rows %s: %w: %d rows, want %d", c.Sec.Key, ledger.ErrCorrupt, len(rows), c.Rows)
+	}
+	return rows, nil
 }
 
 // appendPauseRow appends the compact encoding of r.

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
@@ -44,8 +45,15 @@ func (s *State) Agent(userID string) (ledger.AgentState, error) {
 
 // Contacts returns the contacts matching q, ordered by start, then id.
 // Contacts of the cold store (closed, of a sealed day) are decoded on
-// demand: only that day's records when q.Day is set, all of them otherwise.
-func (s *State) Contacts(q ledger.ContactQuery) []ledger.Contact {
+// demand: only that day's sections when q.Day is set, all of them
+// otherwise, read back through the SectionReader when the state no longer
+// holds them.
+func (s *State) Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Contact, error) {
+	return s.history(false).contacts(ctx, q, s.memContacts(q))
+}
+
+// memContacts returns the views of the contacts in memory matching q.
+func (s *State) memContacts(q ledger.ContactQuery) []ledger.Contact {
 	out := []ledger.Contact{}
 	for _, ct := range s.contacts {
 		if q.UserID != "" && ct.V.UserID != q.UserID {
@@ -60,22 +68,14 @@ func (s *State) Contacts(q ledger.ContactQuery) []ledger.Contact {
 		}
 		out = append(out, v)
 	}
-	for i, d := range s.cold {
-		if q.Day != "" && d.Day != q.Day {
-			continue
-		}
-		s.eachCold(i, func(ct *contact) bool {
-			if q.UserID != "" && ct.V.UserID != q.UserID {
-				return true
-			}
-			if q.Disposition != "" && (ct.V.Disposition == nil || *ct.V.Disposition != q.Disposition) {
-				return true
-			}
-			if v, ok := s.coldView(ct, d.Day); ok {
-				out = append(out, v)
-			}
-			return true
-		}, "")
+	return out
+}
+
+// contacts adds the cold contacts matching q to mem and sorts them.
+func (h *history) contacts(ctx context.Context, q ledger.ContactQuery, mem []ledger.Contact) ([]ledger.Contact, error) {
+	out, err := h.coldContacts(ctx, q, mem)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: %w", err)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].StartedAt.Equal(out[j].StartedAt.Time) {
@@ -83,48 +83,116 @@ func (s *State) Contacts(q ledger.ContactQuery) []ledger.Contact {
 		}
 		return out[i].ContactID < out[j].ContactID
 	})
-	return out
+	return out, nil
 }
 
 // Contact returns one contact; ErrNotFound when unknown. A contact no
-// longer in memory is looked up in the cold store, newest day first.
-func (s *State) Contact(id string) (ledger.Contact, error) {
+// longer in memory is looked up in the cold store, newest section first.
+func (s *State) Contact(ctx context.Context, id string) (ledger.Contact, error) {
 	if ct := s.contacts[id]; ct != nil {
 		return s.view(ct), nil
 	}
-	if ct, day := s.coldContact(id); ct != nil {
-		if v, ok := s.coldView(ct, day); ok {
-			return v, nil
-		}
+	return s.history(false).contact(ctx, id)
+}
+
+// contact looks a contact up in the cold store.
+func (h *history) contact(ctx context.Context, id string) (ledger.Contact, error) {
+	ct, day, err := h.coldContact(ctx, id)
+	if err != nil {
+		return ledger.Contact{}, fmt.Errorf("contact %s: %w", id, err)
 	}
-	return ledger.Contact{}, fmt.Errorf("contact %s: %w", id, ledger.ErrNotFound)
+	if ct == nil {
+		return ledger.Contact{}, fmt.Errorf("contact %s: %w", id, ledger.ErrNotFound)
+	}
+	return h.coldView(ctx, ct, day)
 }
 
 // Pauses returns the pause intervals of q.UserID (all when empty) that
 // overlap [q.From, q.To) (zero = open end), ordered by start, then the id
 // of the event that opened them. An open pause extends to the end of time.
-func (s *State) Pauses(q ledger.PauseQuery) []ledger.PauseRow {
-	out := []ledger.PauseRow{}
-	for i := range s.pauses.Len() {
-		p := s.pauses.at(i)
-		if q.UserID != "" && p.UserID != q.UserID {
-			continue
+// The rows encoded at past seals are read chunk by chunk, skipping the
+// chunks whose rows all lie outside [q.From, q.To).
+func (s *State) Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.PauseRow, error) {
+	return s.history(false).pauses(ctx, q, s.hotPauses(q))
+}
+
+// hotPauses returns the rows opened since the last seal that match q.
+func (s *State) hotPauses(q ledger.PauseQuery) []ledger.PauseRow {
+	var out []ledger.PauseRow
+	for i := range s.pauses.hot {
+		if pauseMatches(q, &s.pauses.hot[i]) {
+			out = append(out, s.pauses.hot[i])
 		}
-		if !q.To.IsZero() && !p.Start.Before(q.To.Time) {
-			continue
-		}
-		if !q.From.IsZero() && !p.End.IsZero() && !p.End.After(q.From.Time) && !(p.End.Equal(p.Start.Time) && p.Start.Equal(q.From.Time)) {
-			continue
-		}
-		out = append(out, p)
 	}
+	return out
+}
+
+// pauseMatches reports whether row p is one of q's.
+func pauseMatches(q ledger.PauseQuery, p *ledger.PauseRow) bool {
+	if q.UserID != "" && p.UserID != q.UserID {
+		return false
+	}
+	if !q.To.IsZero() && !p.Start.Before(q.To.Time) {
+		return false
+	}
+	if !q.From.IsZero() && !p.End.IsZero() && !p.End.After(q.From.Time) && !(p.End.Equal(p.Start.Time) && p.Start.Equal(q.From.Time)) {
+		return false
+	}
+	return true
+}
+
+// pauses returns the encoded rows matching q, then hot, sorted.
+func (h *history) pauses(ctx context.Context, q ledger.PauseQuery, hot []ledger.PauseRow) ([]ledger.PauseRow, error) {
+	out := []ledger.PauseRow{}
+	keep := func(p *ledger.PauseRow) {
+		if pauseMatches(q, p) {
+			out = append(out, *p)
+		}
+	}
+	for k := range h.chunks {
+		c := &h.chunks[k]
+		if outside(c, q) {
+			// Only the rows changed since the chunk was cut can be in range.
+			for i := c.First; i < c.First+c.Rows; i++ {
+				if p, ok := h.patched[i]; ok {
+					keep(p)
+				}
+			}
+			continue
+		}
+		b, err := h.bytes(ctx, &c.Sec)
+		if err != nil {
+			return nil, fmt.Errorf("pauses: %w", err)
+		}
+		rows, err := decodeChunk(c, b)
+		if err != nil {
+			return nil, fmt.Errorf("pauses: %w", err)
+		}
+		for j := range rows {
+			if p, ok := h.patched[c.First+j]; ok {
+				keep(p)
+				continue
+			}
+			keep(&rows[j])
+		}
+	}
+	out = append(out, hot...)
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].Start.Equal(out[j].Start.Time) {
 			return out[i].Start.Before(out[j].Start.Time)
 		}
 		return out[i].OpenEventID < out[j].OpenEventID
 	})
-	return out
+	return out, nil
+}
+
+// outside reports whether every row of chunk c, as encoded, is outside
+// [q.From, q.To): all start at or after To, or all ended before From.
+func outside(c *pauseChunk, q ledger.PauseQuery) bool {
+	if !q.To.IsZero() && !c.Start.Before(q.To.Time) {
+		return true
+	}
+	return !q.From.IsZero() && !c.End.IsZero() && c.End.Before(q.From.Time)
 }
 
 // UserConfig is what the config command returns for a user; ErrNotFound
@@ -139,7 +207,9 @@ func (s *State) UserConfig(userID string) (ledger.UserConfig, error) {
 
 // Manifest returns the sealed manifest of day (canonical bytes);
 // ErrNotFound until the day is sealed.
-func (s *State) Manifest(day string) ([]byte, error) { return s.book.manifest(day) }
+func (s *State) Manifest(ctx context.Context, day string) ([]byte, error) {
+	return s.book.manifest(ctx, s.reader, day)
+}
 
 // SealedDays lists the sealed days in seal order.
 func (s *State) SealedDays() []string { return append([]string{}, s.book.Order...) }

@@ -30,6 +30,7 @@ package projections
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -68,10 +69,11 @@ type scriptRun struct {
 	ids   map[string]uint64 // event id → seq
 	bySeq map[uint64]ulid.ULID
 	trace bool
+	store memSections // the sections of the checkpoints taken
 }
 
 func newScriptRun() *scriptRun {
-	return &scriptRun{s: New(), last: scriptDay, ids: map[string]uint64{}, bySeq: map[uint64]ulid.ULID{}, trace: true}
+	return &scriptRun{s: New(), last: scriptDay, ids: map[string]uint64{}, bySeq: map[uint64]ulid.ULID{}, trace: true, store: memSections{}}
 }
 
 // runScript runs one golden script against a fresh State.
@@ -231,7 +233,7 @@ func (r *scriptRun) directive(t *testing.T, d *datadriven.TestData) string {
 		r.contact(t, d, &b)
 	case "contacts":
 		q := ledger.ContactQuery{UserID: argVal(d, "user"), Day: argVal(d, "day"), Disposition: argVal(d, "disposition")}
-		for _, c := range r.s.Contacts(q) {
+		for _, c := range contactsOf(t, r.s, q) {
 			b.WriteString(contactLine(c))
 		}
 	case "pauses":
@@ -242,13 +244,13 @@ func (r *scriptRun) directive(t *testing.T, d *datadriven.TestData) string {
 		if v := argVal(d, "to"); v != "" {
 			q.To = ledger.T(parseAt(t, v))
 		}
-		for _, p := range r.s.Pauses(q) {
+		for _, p := range pausesOf(t, r.s, q) {
 			fmt.Fprintf(&b, "%s %s %s@%s %s→%s %s %.3fs by=%s/%s resumed_by=%s open=%s close=%s\n",
 				p.ContactID, p.CallID, p.UserID, p.Extension, clock(p.Start), clock(p.End), orOpen(p.EndedBy), p.Seconds,
 				p.PausedBy, p.Transport, p.ResumedBy, p.OpenEventID, p.CloseEventID)
 		}
 	case "manifest":
-		m, err := r.s.Manifest(d.CmdArgs[0].Key)
+		m, err := r.s.Manifest(context.Background(), d.CmdArgs[0].Key)
 		if err != nil {
 			return "error: " + err.Error() + "\n"
 		}
@@ -271,14 +273,7 @@ func (r *scriptRun) directive(t *testing.T, d *datadriven.TestData) string {
 		fmt.Fprintf(&b, "%s\n", r.s.Digest())
 	case "checkpoint":
 		before := r.s.Digest()
-		cp, err := r.s.MarshalCheckpoint()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s2, err := UnmarshalCheckpoint(cp)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s2 := roundTrip(t, r.s, r.store)
 		if after := s2.Digest(); after != before {
 			t.Fatalf("checkpoint round trip changed the digest: %s → %s", before, after)
 		}
@@ -409,7 +404,7 @@ func (r *scriptRun) timer(t *testing.T, d *datadriven.TestData, b *strings.Build
 func (r *scriptRun) contact(t *testing.T, d *datadriven.TestData, b *strings.Builder) {
 	key := d.CmdArgs[0].Key
 	if strings.HasPrefix(key, "#") {
-		c, err := r.s.Contact(r.resolve(t, key))
+		c, err := r.s.Contact(context.Background(), r.resolve(t, key))
 		if err != nil {
 			b.WriteString("error: " + err.Error() + "\n")
 			return
@@ -417,12 +412,12 @@ func (r *scriptRun) contact(t *testing.T, d *datadriven.TestData, b *strings.Bui
 		writeJSON(t, b, c)
 		return
 	}
-	if c, err := r.s.Contact(key); err == nil {
+	if c, err := r.s.Contact(context.Background(), key); err == nil {
 		writeJSON(t, b, c)
 		return
 	}
 	n := 0
-	for _, c := range r.s.Contacts(ledger.ContactQuery{}) {
+	for _, c := range contactsOf(t, r.s, ledger.ContactQuery{}) {
 		if c.CallID == key {
 			writeJSON(t, b, c)
 			n++

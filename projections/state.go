@@ -2,6 +2,11 @@
 // API shows: agents, calls, contacts, PCI pause intervals and the end-of-day
 // manifests. Every rule of RULES.md lives here, as a pure function of the
 // events: no wall clock, no randomness, no I/O, no map-order dependence.
+//
+// The sealed history (manifests, cold contacts, encoded pause rows) is cut
+// into immutable sections that a checkpoint stores apart (sections.go); the
+// fold never reads them, and the queries that need them read them back
+// through a SectionReader, with a context.
 package projections
 
 import (
@@ -14,7 +19,7 @@ import (
 // Version names the checkpoint encoding and the rules it was folded with.
 // Bump it whenever the state's shape or a rule changes, so that old
 // checkpoints are ignored and the state is rebuilt by replay.
-const Version = "2"
+const Version = "3"
 
 // Effect is what one event did: the command's answer (command events only),
 // one human line per state change (for replay --trace), and the users the
@@ -37,10 +42,10 @@ type State struct {
 	pauses   pauseLog            // every pause interval, in opening order
 	open     map[string]int      // open pause: open event id → index in pauses
 	book     manifestBook
-	cold     []coldDay      // closed contacts of sealed days no rule needs any more, in seal order
-	coldIdx  map[string]int // day → index in cold; rebuilt, not part of the checkpoint
-	quiet    bool           // no Effect.Changes lines (SetQuiet)
-	noCold   bool           // tests only: keep every contact and pause row as structs, to check the compact forms' answers
+	cold     []coldDay     // closed contacts of sealed days no rule needs any more, in seal order
+	reader   SectionReader // where the sections whose bytes the state does not hold are read; not part of the checkpoint
+	quiet    bool          // no Effect.Changes lines (SetQuiet)
+	noCold   bool          // tests only: keep every contact and pause row as structs, to check the compact forms' answers
 
 	// scratch space for decoding, reused by every Apply
 	cmdBuf  ledger.Command
@@ -105,7 +110,6 @@ func New() *State {
 		contacts: map[string]*contact{},
 		open:     map[string]int{},
 		book:     newManifestBook(),
-		coldIdx:  map[string]int{},
 	}
 	s.cfg.Normalize()
 	s.rebuildCaches()
@@ -167,8 +171,8 @@ func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
 		}
 		eff.Changes = ch
 		if len(s.book.Order) > sealed && !s.noCold {
-			s.pauses.compact()
-			s.coolDown()
+			s.coolDown(e.Seq)
+			s.pauses.compact(e.Seq, func(id string) bool { return s.contacts[id] != nil })
 		}
 	case ledger.TypeTimer:
 		var d ledger.TimerFired

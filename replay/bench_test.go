@@ -170,14 +170,23 @@ func BenchmarkRestartWithCheckpoint(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	blob, err := cp.MarshalCheckpoint()
-	if err != nil {
+	// Saved as serve saves: the Checkpointer's path, sections and head in
+	// one transaction.
+	var sectionBytes int64
+	for _, sec := range cp.PendingSections() {
+		sectionBytes += int64(len(sec.Data))
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	live := projections.NewLive(cp)
+	if err := (&replay.Checkpointer{Store: st, Live: live}).Run(cctx); err != nil {
 		b.Fatal(err)
 	}
-	if err := st.SaveCheckpoint(ctx, projections.Version, cp.Seq(), blob); err != nil {
-		b.Fatal(err)
+	blob, seq, secs, err := live.Snapshot()
+	if err != nil || seq != head-benchTail || len(secs) != 0 {
+		b.Fatalf("after the save: seq %d, %d sections still held: %v", seq, len(secs), err)
 	}
-	cp = nil
+	cp, live = nil, nil
 	runtime.GC()
 
 	var peak uint64
@@ -193,6 +202,7 @@ func BenchmarkRestartWithCheckpoint(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/restart")
 	b.ReportMetric(float64((cpuTime(b)-cpu0).Milliseconds())/float64(b.N), "cpu-ms/restart")
 	b.ReportMetric(float64(len(blob))/(1<<20), "checkpoint-MiB")
+	b.ReportMetric(float64(sectionBytes)/(1<<20), "sections-MiB")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(head), "ledger-events")
 	st.Close()
@@ -219,4 +229,60 @@ func sampleHeap(peak *uint64) (stop func()) {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// BenchmarkSealedQueries is what a query of sealed history costs once the
+// sections are in bbolt (the state after a restart): one cold contact, the
+// contacts of a sealed day, its manifest, and one agent's pauses over an
+// hour of it.
+func BenchmarkSealedQueries(b *testing.B) {
+	ctx := context.Background()
+	path, _ := buildBenchLedger(b, b.TempDir(), benchSize("RECLEDGER_BENCH_EVENTS", benchEvents))
+	st, err := ledger.Open(path, ledger.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	s, _, err := replay.Run(ctx, st, replay.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := (&replay.Checkpointer{Store: st, Live: projections.NewLive(s)}).Run(stopped); err != nil {
+		b.Fatal(err)
+	}
+	s, _, err = replay.Load(ctx, st, st)
+	if err != nil || len(s.PendingSections()) != 0 {
+		b.Fatalf("load: %v", err)
+	}
+	days := s.SealedDays()
+	if len(days) < 2 {
+		b.Fatalf("%d sealed days", len(days))
+	}
+	day := days[len(days)/2]
+	cts, err := s.Contacts(ctx, ledger.ContactQuery{Day: day})
+	if err != nil || len(cts) == 0 {
+		b.Fatalf("contacts of %s: %d, %v", day, len(cts), err)
+	}
+	id := cts[len(cts)/2].ContactID
+	from := cts[len(cts)/2].StartedAt
+	pq := ledger.PauseQuery{UserID: cts[len(cts)/2].UserID, From: from, To: ledger.T(from.Add(time.Hour))}
+	for _, q := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"contact", func() error { _, err := s.Contact(ctx, id); return err }},
+		{"contacts-of-day", func() error { _, err := s.Contacts(ctx, ledger.ContactQuery{Day: day}); return err }},
+		{"manifest", func() error { _, err := s.Manifest(ctx, day); return err }},
+		{"pauses-hour", func() error { _, err := s.Pauses(ctx, pq); return err }},
+	} {
+		b.Run(q.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := q.fn(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

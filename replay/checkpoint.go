@@ -23,30 +23,39 @@ const (
 
 // Log attribute keys.
 const (
-	logKeySeq     = "seq"
-	logKeyBytes   = "bytes"
-	logKeyTook    = "took"
-	logKeyErr     = "err"
-	logKeyVersion = "version"
+	logKeySeq          = "seq"
+	logKeyBytes        = "bytes"
+	logKeySections     = "sections"
+	logKeySectionBytes = "section_bytes"
+	logKeyTook         = "took"
+	logKeyErr          = "err"
+	logKeyVersion      = "version"
 )
 
-// CheckpointSaver stores a checkpoint; *ledger.Store fits it.
+// CheckpointSaver stores a checkpoint with the sections it names, in one
+// transaction, and reads the sections back; *ledger.Store fits it.
 type CheckpointSaver interface {
-	SaveCheckpoint(ctx context.Context, version string, seq uint64, state []byte) error
+	SaveCheckpoint(ctx context.Context, version string, seq uint64, state []byte, sections []ledger.Section) error
+	projections.SectionReader
 }
 
-// CheckpointLoader reads the newest checkpoint of a version; *ledger.Store
-// fits it. It returns an error wrapping ledger.ErrNotFound when there is none.
+// CheckpointLoader reads the newest checkpoint of a version, and the
+// sections it names; *ledger.Store fits it. LoadCheckpoint returns an error
+// wrapping ledger.ErrNotFound when there is none.
 type CheckpointLoader interface {
 	LoadCheckpoint(ctx context.Context, version string) (seq uint64, state []byte, err error)
+	projections.SectionReader
 }
 
 // Snapshotter is the live state the Checkpointer saves; *projections.Live
 // fits it. Seq must be cheap: it is read every poll. Snapshot returns the
-// checkpoint encoding of the state and the seq it covers.
+// checkpoint encoding of the state, the seq it covers and the sections
+// whose bytes the state still holds; SectionsStored tells the state that
+// they are stored, so that it drops their bytes.
 type Snapshotter interface {
 	Seq() uint64
-	Snapshot() ([]byte, uint64, error)
+	Snapshot() (head []byte, seq uint64, sections []ledger.Section, err error)
+	SectionsStored(r projections.SectionReader, keys []string)
 }
 
 var (
@@ -101,19 +110,25 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 	lastSave := time.Now()
 	save := func(ctx context.Context) error {
 		start := time.Now()
-		b, seq, err := c.Live.Snapshot()
+		b, seq, secs, err := c.Live.Snapshot()
 		if err != nil {
 			return fmt.Errorf("checkpoint: snapshot: %w", err)
 		}
 		if seq <= saved {
 			return nil
 		}
-		if err := c.Store.SaveCheckpoint(ctx, projections.Version, seq, b); err != nil {
+		if err := c.Store.SaveCheckpoint(ctx, projections.Version, seq, b, secs); err != nil {
 			return fmt.Errorf("checkpoint seq %d: %w", seq, err)
 		}
 		saved = seq
-		log.Info("checkpoint saved", logKeySeq, seq, logKeyBytes, len(b), logKeyVersion, projections.Version,
-			logKeyTook, time.Since(start).Round(time.Millisecond))
+		keys, size := make([]string, len(secs)), 0
+		for i, sec := range secs {
+			keys[i] = sec.Key
+			size += len(sec.Data)
+		}
+		c.Live.SectionsStored(c.Store, keys)
+		log.Info("checkpoint saved", logKeySeq, seq, logKeyBytes, len(b), logKeySections, len(secs), logKeySectionBytes, size,
+			logKeyVersion, projections.Version, logKeyTook, time.Since(start).Round(time.Millisecond))
 		return nil
 	}
 	for {
@@ -177,8 +192,11 @@ type header interface {
 // FromCheckpoint returns the state of the newest usable checkpoint of
 // projections.Version, or nil when there is none usable: missing,
 // unreadable, ahead of the store's head (when the store has Head), not
-// decodable, or holding a state of another seq than it is filed under.
-// Every such case only costs time: the caller replays from seq 1.
+// decodable, naming a section the store lacks (or holds at another
+// length), or holding a state of another seq than it is filed under.
+// Every such case only costs time: the caller replays from seq 1. Only
+// the checkpoint's head is read; the state's queries read the sections
+// from store when they need them.
 func FromCheckpoint(ctx context.Context, store CheckpointLoader) *projections.State {
 	seq, b, err := store.LoadCheckpoint(ctx, projections.Version)
 	if err != nil {
@@ -189,7 +207,7 @@ func FromCheckpoint(ctx context.Context, store CheckpointLoader) *projections.St
 			return nil
 		}
 	}
-	st, err := projections.UnmarshalCheckpoint(b)
+	st, err := projections.UnmarshalCheckpoint(ctx, b, store)
 	if err != nil || st.Seq() != seq {
 		return nil
 	}

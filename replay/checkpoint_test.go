@@ -3,11 +3,13 @@ package replay_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/projections"
 	"github.com/recledger/recledger/replay"
 )
@@ -33,7 +35,7 @@ func TestLoadReplaysOnlyTheTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.store.SaveCheckpoint(ctx, projections.Version, head-tail, b); err != nil {
+	if err := d.store.SaveCheckpoint(ctx, projections.Version, head-tail, b, cp.PendingSections()); err != nil {
 		t.Fatal(err)
 	}
 	st, n, err = replay.Load(ctx, d.store, d.store)
@@ -43,12 +45,13 @@ func TestLoadReplaysOnlyTheTail(t *testing.T) {
 }
 
 // Checkpoints of another projections version are never used, nor is one
-// that does not decode or whose state is not at the seq it is filed under.
+// that does not decode, whose state is not at the seq it is filed under, or
+// that names a section the store lacks or holds at another length.
 func TestLoadIgnoresUnusableCheckpoints(t *testing.T) {
 	ctx := context.Background()
 	d := writeDay(t, nil)
 	head, _ := d.live.Digest()
-	cp, _, err := replay.Run(ctx, d.store, replay.Options{Until: replay.UntilSeq(head - 3)})
+	cp, _, err := replay.Run(ctx, d.store, replay.Options{Until: replay.UntilSeq(head - 2)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,19 +59,28 @@ func TestLoadIgnoresUnusableCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	secs := cp.PendingSections()
+	if len(secs) == 0 {
+		t.Fatal("the day cut no section") // the checkpoint is after the seal
+	}
+	short := slices.Clone(secs)
+	short[0].Data = short[0].Data[1:]
 	for _, tc := range []struct {
-		name    string
-		version string
-		seq     uint64
-		state   []byte
+		name     string
+		version  string
+		seq      uint64
+		state    []byte
+		sections []ledger.Section
 	}{
-		{"other version", "0-old-rules", head - 3, good},
-		{"undecodable", projections.Version, head - 3, []byte(`{"version":`)},
-		{"state of another seq", projections.Version, head - 2, good},
+		{"other version", "0-old-rules", head - 2, good, nil},
+		{"undecodable", projections.Version, head - 2, []byte(`{"version":`), secs},
+		{"state of another seq", projections.Version, head - 1, good, secs},
+		{"sections missing", projections.Version, head - 2, good, nil},
+		{"a section cut short", projections.Version, head - 2, good, short},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := writeDay(t, nil)
-			if err := d.store.SaveCheckpoint(ctx, tc.version, tc.seq, tc.state); err != nil {
+			if err := d.store.SaveCheckpoint(ctx, tc.version, tc.seq, tc.state, tc.sections); err != nil {
 				t.Fatal(err)
 			}
 			_, want := d.live.Digest()
@@ -87,25 +99,58 @@ type savedCheckpoint struct {
 	at      time.Time
 }
 
-// recorder is a CheckpointSaver that remembers the saves (the bbolt side
-// is tested above and in ledger).
+// recorder is a CheckpointSaver that remembers the saves and keeps the
+// sections in a map (the bbolt side is tested above and in ledger).
 type recorder struct {
-	mu    sync.Mutex
-	saves []savedCheckpoint
-	fail  error
+	mu       sync.Mutex
+	saves    []savedCheckpoint
+	sections map[string][]byte
+	fail     error
 }
 
-func (r *recorder) SaveCheckpoint(_ context.Context, version string, seq uint64, state []byte) error {
+func (r *recorder) SaveCheckpoint(ctx context.Context, version string, seq uint64, state []byte, sections []ledger.Section) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.fail != nil {
+		r.mu.Unlock()
 		return r.fail
 	}
-	if _, err := projections.UnmarshalCheckpoint(state); err != nil {
+	if r.sections == nil {
+		r.sections = map[string][]byte{}
+	}
+	for _, sec := range sections {
+		r.sections[sec.Key] = slices.Clone(sec.Data)
+	}
+	r.mu.Unlock()
+	if _, err := projections.UnmarshalCheckpoint(ctx, state, r); err != nil {
 		return err
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.saves = append(r.saves, savedCheckpoint{version, seq, time.Now()})
 	return nil
+}
+
+func (r *recorder) Section(_ context.Context, key string) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.sections[key]
+	if !ok {
+		return nil, ledger.ErrNotFound
+	}
+	return slices.Clone(b), nil
+}
+
+func (r *recorder) SectionSizes(_ context.Context, keys []string) ([]int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]int, len(keys))
+	for i, k := range keys {
+		out[i] = -1
+		if b, ok := r.sections[k]; ok {
+			out[i] = len(b)
+		}
+	}
+	return out, nil
 }
 
 func (r *recorder) seqs() []uint64 {

@@ -48,11 +48,12 @@ func (c *ManifestCommand) Run(ctx context.Context, args []string) error {
 	if _, err := time.Parse(time.DateOnly, day); err != nil {
 		return fmt.Errorf("manifest: day %q: %w: want YYYY-MM-DD", day, ledger.ErrInvalid)
 	}
-	st, err := loadLedgerState(ctx, *data, stderr)
+	st, store, err := loadLedgerState(ctx, *data, stderr)
 	if err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
-	b, err := st.Manifest(day)
+	defer store.Close()
+	b, err := st.Manifest(ctx, day)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return fmt.Errorf("manifest %s: %w: the day is not sealed (ledger at seq %d)", day, ledger.ErrNotFound, st.Seq())
 	}

@@ -64,11 +64,15 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 	default:
 		return fmt.Errorf("pauses: --format %q: %w: want csv, json or table", *format, ledger.ErrInvalid)
 	}
-	st, err := loadLedgerState(ctx, *data, stderr)
+	st, store, err := loadLedgerState(ctx, *data, stderr)
 	if err != nil {
 		return fmt.Errorf("pauses: %w", err)
 	}
-	rows := st.Pauses(q)
+	defer store.Close()
+	rows, err := st.Pauses(ctx, q)
+	if err != nil {
+		return fmt.Errorf("pauses: %w", err)
+	}
 	switch *format {
 	case formatJSON:
 		return writeJSONLine(out, map[string][]ledger.PauseRow{"pauses": rows})

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,8 +16,8 @@ import (
 
 func TestPausesCommandFormats(t *testing.T) {
 	d := writeOfflineDay(t, false, 20)
-	want := d.live.Pauses(ledger.PauseQuery{})
-	if len(want) < 3 {
+	want, err := d.live.Pauses(context.Background(), ledger.PauseQuery{})
+	if err != nil || len(want) < 3 {
 		t.Fatalf("the day has %d pauses", len(want))
 	}
 
@@ -88,8 +90,18 @@ func TestPausesCommandFormats(t *testing.T) {
 	}
 }
 
+// afterSeal is the seq of the day's seal: a checkpoint there names the
+// day's sections, which the offline commands then read from the store.
+func afterSeal() uint64 {
+	n := 0
+	for _, b := range replaytest.DayEvents() {
+		n += len(b)
+	}
+	return uint64(n - 2) // the seal, then two events of the next morning
+}
+
 func TestPausesCommandFilters(t *testing.T) {
-	d := writeOfflineDay(t, false, 0)
+	d := writeOfflineDay(t, false, afterSeal())
 	for _, tc := range []struct {
 		args []string
 		q    ledger.PauseQuery
@@ -107,7 +119,7 @@ func TestPausesCommandFilters(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &got); err != nil {
 			t.Fatal(err)
 		}
-		if want := d.live.Pauses(tc.q); !reflect.DeepEqual(got.Pauses, want) {
+		if want, _ := d.live.Pauses(context.Background(), tc.q); !reflect.DeepEqual(got.Pauses, want) {
 			t.Errorf("%q: %d rows, want %d", tc.args, len(got.Pauses), len(want))
 		}
 	}
@@ -128,8 +140,8 @@ func day(t *testing.T, s string) ledger.Time {
 }
 
 func TestManifestCommand(t *testing.T) {
-	d := writeOfflineDay(t, false, 0)
-	want, err := d.live.Manifest(replaytest.Day)
+	d := writeOfflineDay(t, false, afterSeal()) // the manifest is read from the checkpoint's section
+	want, err := d.live.Manifest(context.Background(), replaytest.Day)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +151,12 @@ func TestManifestCommand(t *testing.T) {
 	}
 	if strings.TrimSuffix(out, "\n") != strings.TrimSuffix(string(want), "\n") {
 		t.Fatalf("manifest differs from the live one:\n%s\n%s", out, want)
+	}
+	// That was read through the checkpoint after the seal, whose summary
+	// (contacts and pauses of the sealed day) also comes from its sections.
+	sum, err := runCmd(t, &ReplayCommand{}, "--data", d.dir)
+	if want := fmt.Sprintf("(from checkpoint at seq %d)", afterSeal()); err != nil || !strings.Contains(sum, want) || !strings.Contains(sum, d.digest) {
+		t.Fatalf("replay summary lacks %q or the digest: %v\n%s", want, err, sum)
 	}
 	// Flags after the day work too.
 	out2, err := runCmd(t, &ManifestCommand{}, replaytest.Day, "--data", d.dir)

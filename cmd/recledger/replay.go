@@ -146,15 +146,18 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	case *trace:
 		return nil
 	}
-	sum := summarize(st, stats, from)
+	sum, err := summarize(ctx, st, stats, from)
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
 	if *asJSON {
 		return writeJSONLine(out, sum)
 	}
 	return writeSummary(out, sum)
 }
 
-// summarize counts what the state holds.
-func summarize(st *projections.State, stats replay.Stats, from uint64) replaySummary {
+// summarize counts what the state holds (reading its sealed history).
+func summarize(ctx context.Context, st *projections.State, stats replay.Stats, from uint64) (replaySummary, error) {
 	s := replaySummary{Seq: st.Seq(), Replayed: stats.Events, FromCheckpoint: from, SealedDays: st.SealedDays(), Digest: st.Digest()}
 	if stats.Events > 0 {
 		s.LastID, s.LastTime = stats.Last.ID.String(), stats.Last.Time.String()
@@ -169,19 +172,27 @@ func summarize(st *projections.State, stats replay.Stats, from uint64) replaySum
 			s.ActiveCalls += len(a.ActiveCalls)
 		}
 	}
-	for _, ct := range st.Contacts(ledger.ContactQuery{}) {
+	cts, err := st.Contacts(ctx, ledger.ContactQuery{})
+	if err != nil {
+		return s, err
+	}
+	for _, ct := range cts {
 		s.Contacts++
 		if ct.Disposition == nil {
 			s.OpenContacts++
 		}
 	}
-	for _, p := range st.Pauses(ledger.PauseQuery{}) {
+	ps, err := st.Pauses(ctx, ledger.PauseQuery{})
+	if err != nil {
+		return s, err
+	}
+	for _, p := range ps {
 		s.Pauses++
 		if p.End.IsZero() {
 			s.OpenPauses++
 		}
 	}
-	return s
+	return s, nil
 }
 
 func writeSummary(w io.Writer, s replaySummary) error {
@@ -262,12 +273,14 @@ func openLedgerReadOnly(dir string) (*ledger.Store, error) {
 // loadLedgerState opens DIR's ledger read-only and rebuilds the projections
 // from the newest checkpoint and the tail (from scratch when there is
 // none), with a progress bar on a terminal.
-func loadLedgerState(ctx context.Context, dir string, stderr *os.File) (*projections.State, error) {
+//
+// The state reads its sealed history from the store: the caller closes the
+// store when done with the state.
+func loadLedgerState(ctx context.Context, dir string, stderr *os.File) (*projections.State, *ledger.Store, error) {
 	store, err := openLedgerReadOnly(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer store.Close()
 	from := replay.FromCheckpoint(ctx, store)
 	var after uint64
 	if from != nil {
@@ -278,9 +291,10 @@ func loadLedgerState(ctx context.Context, dir string, stderr *os.File) (*project
 	defer p.Finish()
 	st, stats, err := replay.Run(ctx, store, replay.Options{From: from, Progress: p.Update})
 	if err != nil {
-		return nil, fmt.Errorf("replay after seq %d: %w", stats.Last.Seq, err)
+		store.Close()
+		return nil, nil, fmt.Errorf("replay after seq %d: %w", stats.Last.Seq, err)
 	}
-	return st, nil
+	return st, store, nil
 }
 
 // writeJSONLine writes v as one line of JSON.

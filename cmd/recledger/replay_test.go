@@ -62,9 +62,11 @@ func writeOfflineDay(t *testing.T, mirror bool, checkpointAt uint64) *offlineDay
 		seq, dg := d.live.Digest()
 		d.digests[seq] = dg
 		if seq == checkpointAt {
-			b, _, err := d.live.Snapshot()
+			b, _, secs, err := d.live.Snapshot()
 			if err == nil {
-				err = store.SaveCheckpoint(ctx, projections.Version, seq, b)
+				// d.live keeps the sections' bytes: it is the reference
+				// the commands are compared with, after the store closes.
+				err = store.SaveCheckpoint(ctx, projections.Version, seq, b, secs)
 			}
 			if err != nil {
 				t.Error(err)

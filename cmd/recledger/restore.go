@@ -102,7 +102,7 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	}
 	b, err := st.MarshalCheckpoint()
 	if err == nil {
-		err = store.SaveCheckpoint(ctx, projections.Version, st.Seq(), b)
+		err = store.SaveCheckpoint(ctx, projections.Version, st.Seq(), b, st.PendingSections())
 	}
 	if err != nil {
 		return fmt.Errorf("restore: checkpoint: %w", err)

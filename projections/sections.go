@@ -1,0 +1,167 @@
+package projections
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// SectionReader reads back the sections a checkpoint named (*ledger.Store
+// fits it). Section returns the bytes stored under key (an error wrapping
+// ledger.ErrNotFound when there are none); SectionSizes returns the length
+// stored under each key, -1 for none, without reading the bytes.
+type SectionReader interface {
+	Section(ctx context.Context, key string) ([]byte, error)
+	SectionSizes(ctx context.Context, keys []string) ([]int, error)
+}
+
+var _ SectionReader = (*ledger.Store)(nil)
+
+// section is one immutable, history-long part of the state: a sealed day's
+// manifest, the contacts cooled at a seal, the pause rows encoded at a
+// seal. Its key is derived from the ledger (the seal and the day), so the
+// same ledger cuts the same sections under the same keys. The state holds
+// its bytes only until they are stored (State.SectionsStored); queries
+// then read them back through the SectionReader. The checkpoint and the
+// digest name a section by key, length and SHA-256, never by its bytes, so
+// neither depends on where the bytes are.
+type section struct {
+	Key  string `json:"key"`
+	Len  int    `json:"len"`
+	Hash string `json:"sha256"`
+	data []byte // nil once stored
+}
+
+// newSection cuts a section of data under key (with the version prefix).
+func newSection(key string, data []byte) section {
+	h := sha256.Sum256(data)
+	return section{Key: Version + "/" + key, Len: len(data), Hash: hex.EncodeToString(h[:]), data: data}
+}
+
+// held reports whether the state still holds the bytes.
+func (c *section) held() bool { return c.data != nil }
+
+// load returns the section's bytes: the ones held, or the ones r reads,
+// checked against the length and hash.
+func (c *section) load(ctx context.Context, r SectionReader) ([]byte, error) {
+	if c.data != nil {
+		return c.data, nil
+	}
+	if r == nil {
+		return nil, fmt.Errorf("load section %s: %w: no section store", c.Key, ledger.ErrUnavailable)
+	}
+	b, err := r.Section(ctx, c.Key)
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, ledger.ErrNotFound) {
+			return nil, fmt.Errorf("load section %s: %w: missing from the store", c.Key, ledger.ErrCorrupt)
+		}
+		return nil, fmt.Errorf("sealed history: %w", err)
+	}
+	h := sha256.Sum256(b)
+	if len(b) != c.Len || hex.EncodeToString(h[:]) != c.Hash {
+		return nil, fmt.Errorf("load section %s: %w: %d bytes that do not hash to the checkpoint's", c.Key, ledger.ErrCorrupt, len(b))
+	}
+	return b, nil
+}
+
+// sections lists every section of the state in the checkpoint's order:
+// the manifests in seal order, the cold contacts, the pause rows.
+func (s *State) sections() []*section {
+	out := make([]*section, 0, len(s.book.Manifests)+len(s.cold)+len(s.pauses.chunks))
+	for i := range s.book.Manifests {
+		out = append(out, &s.book.Manifests[i])
+	}
+	for i := range s.cold {
+		out = append(out, &s.cold[i].Sec)
+	}
+	for i := range s.pauses.chunks {
+		out = append(out, &s.pauses.chunks[i].Sec)
+	}
+	return out
+}
+
+// PendingSections returns the sections whose bytes the state still holds,
+// in the checkpoint's order: what a checkpoint of the state must store
+// beside its head. The bytes are shared and never change: read only.
+func (s *State) PendingSections() []ledger.Section {
+	var out []ledger.Section
+	for _, c := range s.sections() {
+		if c.held() {
+			out = append(out, ledger.Section{Key: c.Key, Data: c.data})
+		}
+	}
+	return out
+}
+
+// SectionsStored tells the state that the sections of keys are stored and
+// readable through r: it drops their bytes, and queries read them back
+// through r from now on. Keys the state does not hold are ignored.
+func (s *State) SectionsStored(r SectionReader, keys []string) {
+	if r == nil || len(keys) == 0 {
+		return
+	}
+	s.reader = r
+	stored := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		stored[k] = true
+	}
+	for _, c := range s.sections() {
+		if stored[c.Key] {
+			c.data = nil
+		}
+	}
+}
+
+// checkStored checks that r holds every section the state does not, at
+// the right length (the hash is checked whenever one is read).
+func (s *State) checkStored(ctx context.Context, r SectionReader) error {
+	var keys []string
+	var lens []int
+	for _, c := range s.sections() {
+		if !c.held() {
+			keys, lens = append(keys, c.Key), append(lens, c.Len)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if r == nil {
+		return fmt.Errorf("sections: %w: %d stored sections and no section store", ledger.ErrUnavailable, len(keys))
+	}
+	sizes, err := r.SectionSizes(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("sections: %w", err)
+	}
+	if len(sizes) != len(keys) {
+		return fmt.Errorf("sections: %w: %d sizes for %d keys", ledger.ErrCorrupt, len(sizes), len(keys))
+	}
+	for i, n := range sizes {
+		switch {
+		case n < 0:
+			return fmt.Errorf("section %s: %w: missing from the store", keys[i], ledger.ErrCorrupt)
+		case n != lens[i]:
+			return fmt.Errorf("section %s: %w: %d bytes stored, the checkpoint says %d", keys[i], ledger.ErrCorrupt, n, lens[i])
+		}
+	}
+	return nil
+}
+
+// CheckSections reads every section of the state and checks it against
+// the checkpoint's length and SHA-256; it returns how many sections and
+// bytes it read, and the first section that fails (wrapping
+// ledger.ErrCorrupt when it is missing or altered). A restart checks only
+// that the sections are there; this reads them all.
+func (s *State) CheckSections(ctx context.Context) (n int, size int64, err error) {
+	for _, c := range s.sections() {
+		b, err := c.load(ctx, s.reader)
+		if err != nil {
+			return n, size, err
+		}
+		n, size = n+1, size+int64(len(b))
+	}
+	return n, size, nil
+}

@@ -1,0 +1,277 @@
+package replay_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
+	"github.com/recledger/recledger/replay"
+	"github.com/recledger/recledger/replay/replaytest"
+)
+
+// views is what the section tests ask of a state or a Live.
+type views interface {
+	Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Contact, error)
+	Contact(ctx context.Context, id string) (ledger.Contact, error)
+	Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.PauseRow, error)
+	Manifest(ctx context.Context, day string) ([]byte, error)
+	SealedDays() []string
+}
+
+// bulkStore writes a busy site with several seals into a bbolt file and
+// returns the open store and the file's path.
+func bulkStore(t *testing.T) (*ledger.Store, string, uint64) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	st, err := ledger.Open(path, ledger.Options{Now: replaytest.NewClock(replaytest.Start, time.Millisecond).Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	head, err := replaytest.Bulk(context.Background(), st, 12_000, 12, 2_500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, path, head
+}
+
+// sameAnswers checks that got answers every history query as want does.
+func sameAnswers(t *testing.T, what string, got, want views) {
+	t.Helper()
+	ctx := context.Background()
+	eq := func(q string, a, b any, errA, errB error) {
+		t.Helper()
+		if errA != nil || errB != nil {
+			t.Fatalf("%s: %s: %v / %v", what, q, errA, errB)
+		}
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if string(ja) != string(jb) {
+			t.Fatalf("%s: %s differs:\n%.300s\n%.300s", what, q, ja, jb)
+		}
+	}
+	all, err := want.Contacts(ctx, ledger.ContactQuery{})
+	a, errA := got.Contacts(ctx, ledger.ContactQuery{})
+	eq("all contacts", a, all, errA, err)
+	days := want.SealedDays()
+	if len(days) < 3 {
+		t.Fatalf("%d sealed days: the test checks too little", len(days))
+	}
+	for _, d := range days {
+		q := ledger.ContactQuery{Day: d}
+		a, errA := got.Contacts(ctx, q)
+		b, errB := want.Contacts(ctx, q)
+		eq("contacts of "+d, a, b, errA, errB)
+		ma, errA := got.Manifest(ctx, d)
+		mb, errB := want.Manifest(ctx, d)
+		eq("manifest of "+d, string(ma), string(mb), errA, errB)
+	}
+	for i := 0; i < len(all); i += 37 {
+		a, errA := got.Contact(ctx, all[i].ContactID)
+		b, errB := want.Contact(ctx, all[i].ContactID)
+		eq("contact "+all[i].ContactID, a, b, errA, errB)
+	}
+	for _, q := range []ledger.PauseQuery{{}, {UserID: "agent3"}, {From: ledger.T(replaytest.Start.Add(time.Hour)), To: ledger.T(replaytest.Start.Add(2 * time.Hour))}} {
+		a, errA := got.Pauses(ctx, q)
+		b, errB := want.Pauses(ctx, q)
+		eq("pauses", a, b, errA, errB)
+	}
+}
+
+// A state with sealed days, checkpointed as serve does: its sections are
+// stored in bbolt and dropped from the heap, and it, and a restart from
+// that checkpoint, answer every query that reads sealed history exactly as
+// the state that holds everything in memory, at the same digest.
+func TestStoredSectionsAnswerLikeMemory(t *testing.T) {
+	ctx := context.Background()
+	store, _, head := bulkStore(t)
+	mem, _, err := replay.Run(ctx, store, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := mem.PendingSections()
+	if len(held) < 6 {
+		t.Fatalf("%d sections: the test checks too little", len(held))
+	}
+
+	st, _, err := replay.Run(ctx, store, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := projections.NewLive(st)
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := (&replay.Checkpointer{Store: store, Live: live}).Run(stopped); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, left, _ := live.Snapshot(); len(left) != 0 {
+		t.Fatalf("%d sections still held after the save", len(left))
+	}
+	if _, d := live.Digest(); d != mem.Digest() {
+		t.Fatal("the digest changed when the sections were stored")
+	}
+	sameAnswers(t, "live, sections stored", live, mem)
+
+	loaded, n, err := replay.Load(ctx, store, store)
+	if err != nil || n != 0 || loaded.Seq() != head {
+		t.Fatalf("restart: replayed %d, seq %d of %d: %v", n, loaded.Seq(), head, err)
+	}
+	if len(loaded.PendingSections()) != 0 || loaded.Digest() != mem.Digest() {
+		t.Fatal("the restart holds sections, or its digest differs")
+	}
+	sameAnswers(t, "restart from the checkpoint", loaded, mem)
+}
+
+// A stored section that was altered is an error wrapping ErrCorrupt when a
+// query reads it; one that is missing makes Load rebuild from seq 1.
+func TestDamagedSections(t *testing.T) {
+	ctx := context.Background()
+	store, path, head := bulkStore(t)
+	mem, _, err := replay.Run(ctx, store, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := mem.MarshalCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secs := mem.PendingSections()
+	if err := store.SaveCheckpoint(ctx, projections.Version, head, b, secs); err != nil {
+		t.Fatal(err)
+	}
+	day := mem.SealedDays()[0]
+	manifestKey := projections.Version + "/m/" + day
+	var pauseKey string
+	for _, s := range secs {
+		if strings.HasPrefix(s.Key, projections.Version+"/p/") {
+			pauseKey = s.Key
+			break
+		}
+	}
+	store.Close()
+
+	damage := func(fn func(b *bolt.Bucket) error) *ledger.Store {
+		t.Helper()
+		db, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Update(func(tx *bolt.Tx) error { return fn(tx.Bucket([]byte("sections"))) }); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		st, err := ledger.Open(path, ledger.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+
+	// One byte of a manifest changed: the restart only checks lengths, the
+	// query checks the hash.
+	ro := damage(func(b *bolt.Bucket) error {
+		v := append([]byte(nil), b.Get([]byte(manifestKey))...)
+		v[len(v)/2] ^= 1
+		return b.Put([]byte(manifestKey), v)
+	})
+	st, n, err := replay.Load(ctx, ro, ro)
+	if err != nil || n != 0 {
+		t.Fatalf("load: replayed %d: %v", n, err)
+	}
+	if _, err := st.Manifest(ctx, day); !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(err.Error(), manifestKey) {
+		t.Fatalf("altered manifest: %v", err)
+	}
+	if m, err := st.Manifest(ctx, mem.SealedDays()[1]); err != nil || len(m) == 0 {
+		t.Fatalf("another day's manifest: %v", err)
+	}
+	ro.Close()
+
+	// A chunk of pause rows gone: the checkpoint is not used.
+	ro = damage(func(b *bolt.Bucket) error { return b.Delete([]byte(pauseKey)) })
+	st, n, err = replay.Load(ctx, ro, ro)
+	if err != nil || n != head || st.Digest() != mem.Digest() {
+		t.Fatalf("load without a section: replayed %d of %d: %v", n, head, err)
+	}
+	if st2 := replay.FromCheckpoint(ctx, ro); st2 != nil {
+		t.Fatal("a checkpoint naming a missing section is used")
+	}
+}
+
+// The server's path under load: live projections on the store's commits,
+// a Checkpointer storing sections and dropping them while readers query
+// sealed history; every read succeeds, and the state ends where a replay
+// from scratch does. Run it with -race.
+func TestSectionsStoredWhileServing(t *testing.T) {
+	ctx := context.Background()
+	st, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{Now: replaytest.NewClock(replaytest.Start, time.Millisecond).Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	live := projections.NewLive(projections.New())
+	st.Subscribe(live.OnCommit)
+	cctx, cancel := context.WithCancel(ctx)
+	saved := make(chan error, 1)
+	go func() {
+		saved <- (&replay.Checkpointer{Store: st, Live: live, EveryEvents: 400, Every: 5 * time.Millisecond}).Run(cctx)
+	}()
+	stop := make(chan struct{})
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				for _, d := range live.SealedDays() {
+					if _, err := live.Manifest(ctx, d); err != nil {
+						errs <- err
+						return
+					}
+					if _, err := live.Contacts(ctx, ledger.ContactQuery{Day: d}); err != nil {
+						errs <- err
+						return
+					}
+				}
+				if _, err := live.Pauses(ctx, ledger.PauseQuery{UserID: "agent1"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	head, err := replaytest.Bulk(ctx, st, 6_000, 8, 1_000)
+	close(stop)
+	for range 2 {
+		if rerr := <-errs; rerr != nil {
+			t.Fatalf("a query while sections were stored: %v", rerr)
+		}
+	}
+	cancel()
+	if serr := <-saved; serr != nil || err != nil {
+		t.Fatalf("bulk %v, final save %v", err, serr)
+	}
+	if _, _, left, _ := live.Snapshot(); len(left) != 0 || len(live.SealedDays()) < 3 {
+		t.Fatalf("%d sections held after the final save, %d sealed days", len(left), len(live.SealedDays()))
+	}
+	want, _, err := replay.Run(ctx, st, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, d := live.Digest(); seq != head || d != want.Digest() {
+		t.Fatalf("live at %d of %d, digest equal %v", seq, head, d == want.Digest())
+	}
+	sameAnswers(t, "live after serving", live, want)
+}
