@@ -96,6 +96,7 @@ type Store struct {
 	done   chan struct{}
 
 	reqPool sync.Pool // free *request, see newRequest
+	encPool sync.Pool // free *[]byte for event data, see Store.prepare
 
 	closeOnce sync.Once
 	closeErr  error
