@@ -65,7 +65,7 @@ func BenchmarkDecodeSignal(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var d ledger.CallSignal
-			if err := decodeSignal(e, &d); err != nil {
+			if err := decodeSignal(e, &d, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -19,18 +19,20 @@ import (
 // errSlow asks for the encoding/json fallback.
 var errSlow = errors.New("fallback")
 
-// decodeCommand decodes a command event's data.
-func decodeCommand(e *ledger.Envelope, d *ledger.Command) error {
-	if fastCommand(e.Data, d) == nil {
+// decodeCommand decodes a command event's data. Its strings come from in
+// (nil: fresh copies).
+func decodeCommand(e *ledger.Envelope, d *ledger.Command, in *interner) error {
+	if fastCommand(e.Data, d, in) == nil {
 		return nil
 	}
 	*d = ledger.Command{}
 	return e.Unmarshal(d)
 }
 
-// decodeSignal decodes a call signal event's data.
-func decodeSignal(e *ledger.Envelope, d *ledger.CallSignal) error {
-	if fastSignal(e.Data, d) == nil {
+// decodeSignal decodes a call signal event's data. Its strings come from
+// in (nil: fresh copies).
+func decodeSignal(e *ledger.Envelope, d *ledger.CallSignal, in *interner) error {
+	if fastSignal(e.Data, d, in) == nil {
 		return nil
 	}
 	*d = ledger.CallSignal{}
@@ -39,8 +41,9 @@ func decodeSignal(e *ledger.Envelope, d *ledger.CallSignal) error {
 
 // scanner reads one flat JSON object.
 type scanner struct {
-	b []byte
-	i int
+	b  []byte
+	i  int
+	in *interner // where unescaped strings come from; nil: fresh copies
 }
 
 func (s *scanner) ws() {
@@ -54,7 +57,12 @@ func (s *scanner) ws() {
 	}
 }
 
+// peek returns the next byte that is not white space (0 at the end). The
+// data Seal writes is compact, so the first test nearly always answers.
 func (s *scanner) peek() byte {
+	if s.i < len(s.b) && s.b[s.i] > ' ' {
+		return s.b[s.i]
+	}
 	s.ws()
 	if s.i < len(s.b) {
 		return s.b[s.i]
@@ -75,30 +83,44 @@ func (s *scanner) str() (string, error) {
 	if s.peek() != '"' {
 		return "", errSlow
 	}
-	start := s.i
-	s.i++
-	esc := false
+	start := s.i + 1
+	ascii := true
+	for j := start; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c == '"':
+			inner := s.b[start:j]
+			if !ascii && !utf8.Valid(inner) {
+				return "", errSlow
+			}
+			s.i = j + 1
+			return s.in.str(inner), nil
+		case c == '\\':
+			return s.escaped(start-1, j)
+		case c < 0x20:
+			return "", errSlow
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return "", errSlow
+}
+
+// escaped reads the rest of a string that opens at start and has a
+// backslash at j, through encoding/json.
+func (s *scanner) escaped(start, j int) (string, error) {
+	s.i = j
 	for s.i < len(s.b) {
 		switch c := s.b[s.i]; {
 		case c == '\\':
-			esc = true
 			s.i += 2
 			continue
 		case c == '"':
 			s.i++
-			raw := s.b[start:s.i]
-			if esc {
-				var v string
-				if err := json.Unmarshal(raw, &v); err != nil {
-					return "", errSlow
-				}
-				return v, nil
-			}
-			inner := raw[1 : len(raw)-1]
-			if !utf8.Valid(inner) {
+			var v string
+			if err := json.Unmarshal(s.b[start:s.i], &v); err != nil {
 				return "", errSlow
 			}
-			return string(inner), nil
+			return v, nil
 		case c < 0x20:
 			return "", errSlow
 		}
@@ -215,8 +237,8 @@ func (s *scanner) list(elem func() error) error {
 	}
 }
 
-func fastCommand(b []byte, d *ledger.Command) error {
-	s := scanner{b: b}
+func fastCommand(b []byte, d *ledger.Command, in *interner) error {
+	s := scanner{b: b, in: in}
 	if err := s.begin(); err != nil {
 		return err
 	}
@@ -297,8 +319,8 @@ func (s *scanner) param(d *ledger.Command) error {
 	}
 }
 
-func fastSignal(b []byte, d *ledger.CallSignal) error {
-	s := scanner{b: b}
+func fastSignal(b []byte, d *ledger.CallSignal, in *interner) error {
+	s := scanner{b: b, in: in}
 	if err := s.begin(); err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ type State struct {
 	// scratch space for decoding, reused by every Apply
 	cmdBuf  ledger.Command
 	sigBuf  ledger.CallSignal
+	strs    interner // the decoded strings that repeat
 	scratch struct {
 		pauses []ledger.Pause // a closing contact's pauses
 		entry  []byte         // a closing contact's manifest entry
@@ -136,14 +137,14 @@ func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
 	case ledger.TypeCommand:
 		d := &s.cmdBuf
 		*d = ledger.Command{}
-		if err = decodeCommand(e, d); err != nil {
+		if err = decodeCommand(e, d, &s.strs); err != nil {
 			return Effect{}, fmt.Errorf("apply: %w", err)
 		}
 		eff = s.command(e, d)
 	case ledger.TypeCallSignal:
 		d := &s.sigBuf
 		*d = ledger.CallSignal{}
-		if err = decodeSignal(e, d); err != nil {
+		if err = decodeSignal(e, d, &s.strs); err != nil {
 			return Effect{}, fmt.Errorf("apply: %w", err)
 		}
 		eff = s.signal(e, d)
