@@ -13,12 +13,12 @@ import (
 // collected while not recorded is handed to it.
 func (s *State) openContact(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect) *contact {
 	u := s.cfg.Users[c.User]
-	id := e.ID.String()
+	id := s.eventID(e)
 	ct := &contact{
 		V: ledger.Contact{ContactID: id, CallID: c.CallID, UserID: c.User, Extension: c.Ext,
 			Team: u.Team, RecordingType: u.Recording, Direction: c.Direction, ANI: c.ANI, DNIS: c.DNIS,
 			StartedAt: at, Metadata: c.Meta},
-		SegStart: at, OpenPause: -1, Open: true, CallKey: callKey(c.CallID, c.Ext),
+		SegStart: at, OpenPause: -1, Open: true, CallKey: c.keyOf(),
 		Recording: ledger.StateRecording,
 	}
 	c.Meta = nil
@@ -67,17 +67,17 @@ func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedB
 	c.Contact, c.RecSeq = "", 0
 	if !ct.V.Deleted {
 		t := s.team(ct.V.Team)
-		codes := make([]string, 0, 3)
+		var set codeSet
 		if hasCode(ct.V.ReasonCodes, ledger.ReasonTagged) {
-			codes = append(codes, ledger.ReasonTagged)
+			set |= codeTagged
 		}
 		if s.workflowMatch(t, ct) {
-			codes = append(codes, ledger.ReasonWorkflow)
+			set |= codeWorkflow
 		}
 		if t.Archive {
-			codes = append(codes, ledger.ReasonArchive)
+			set |= codeArchive
 		}
-		ct.V.ReasonCodes = codes
+		ct.V.ReasonCodes = s.reasonCodes(set)
 	}
 	s.settle(ct)
 	if !s.quiet {
@@ -120,12 +120,23 @@ func (s *State) settle(ct *contact) {
 	case len(ct.V.ReasonCodes) > 0:
 		d, days = ledger.DispositionUpload, t.RetentionDays
 	}
-	ct.V.Disposition = &d
+	ct.V.Disposition = s.disposition(d)
 	ct.V.RetainUntil = ""
 	if days >= 0 {
-		y, m, dd := ct.V.EndedAt.In(s.loc).Date()
-		ct.V.RetainUntil = time.Date(y, m, dd+days, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)
+		ct.V.RetainUntil = s.retainUntil(ct.V.EndedAt, days)
 	}
+}
+
+// retainUntil is the site-local date days after end's, the last one made
+// kept for the contacts that end the same day.
+func (s *State) retainUntil(end ledger.Time, days int) string {
+	y, m, d := end.In(s.loc).Date()
+	r := &s.shared.retain
+	if r.s == "" || r.y != y || r.m != m || r.d != d || r.days != days {
+		*r = retainDay{y: y, m: m, d: d, days: days,
+			s: time.Date(y, m, d+days, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)}
+	}
+	return r.s
 }
 
 // workflowMatch reports whether a classifier of the team matches the

@@ -219,11 +219,11 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 	switch {
 	case len(res.applied) > 0:
 		x.outcome(ledger.OutcomeApplied, "")
-		line := "metadata " + x.r.CallID + ":"
-		for _, k := range res.applied {
-			line += " " + k
-		}
 		if !s.quiet {
+			line := "metadata " + x.r.CallID + ":"
+			for _, k := range res.applied {
+				line += " " + k
+			}
 			x.eff.Changes = append(x.eff.Changes, line)
 		}
 		if updated != nil {

@@ -46,6 +46,9 @@ type State struct {
 	cmdBuf  ledger.Command
 	sigBuf  ledger.CallSignal
 	strs    interner // the decoded strings that repeat
+	shared  shared   // strings and lists made once, handed out many times
+	keyBuf  []byte   // a call key being looked up
+	spare   []*call  // structs of ended calls, for the next ones
 	scratch struct {
 		pauses []ledger.Pause // a closing contact's pauses
 		entry  []byte         // a closing contact's manifest entry
@@ -82,6 +85,8 @@ type call struct {
 	Deleted     bool              `json:"deleted,omitempty"`
 	Excluded    bool              `json:"excluded,omitempty"` // other party on the exclusion list
 	Meta        map[string]string `json:"meta,omitempty"`     // metadata waiting for a contact
+
+	key string // callKey(CallID, Ext), see keyOf
 }
 
 // contact is a contact with what the view does not show.
