@@ -29,6 +29,10 @@ type ServeConfig struct {
 	ShutdownTimeout  time.Duration // how long in-flight requests get on stop
 
 	Logger *slog.Logger
+	// Now is the scheduler's clock (day seals, pause timers); nil means
+	// time.Now. Tests fix it so that what a restart seals does not depend
+	// on the day they run.
+	Now func() time.Time
 }
 
 // DefaultServeConfig returns the defaults of API.md §1.

@@ -24,6 +24,10 @@ func startTestServer(t *testing.T, data string) *Server {
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.NATSListen = "127.0.0.1:-1"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The simulated day is 2026-11-23: the scheduler's clock stays in its
+	// evening, before that day's upload time, so a restart seals nothing
+	// whatever day the test runs.
+	cfg.Now = func() time.Time { return testNow }
 	start := time.Now()
 	srv, err := StartServer(context.Background(), cfg)
 	if err != nil {
@@ -49,6 +53,9 @@ func getJSON(t *testing.T, url string, v any) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }
+
+// testNow is the test servers' scheduler clock.
+var testNow = time.Date(2026, 11, 23, 20, 0, 0, 0, time.UTC)
 
 type digestReply struct {
 	Seq    uint64 `json:"seq"`

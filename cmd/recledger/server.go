@@ -129,7 +129,11 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	outbox := ledger.NewOutbox(store, js, cfg.Site, log)
 	outbox.CreateStreams(replicas) // streams missing now (JetStream down) are made when it is back
 	manifests := ledger.NewManifestOutbox(js, cfg.Site, s.live, log)
-	sched := &ingest.Scheduler{Appender: store, View: s.live, Now: time.Now, Logger: log}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	sched := &ingest.Scheduler{Appender: store, View: s.live, Now: now, Logger: log}
 	// Commits wake the schedulers at once instead of at their next poll: a
 	// config change may move the upload time, a seal has a manifest to
 	// publish. New pauses are found by the scheduler's own poll (a second):
