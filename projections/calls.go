@@ -47,7 +47,7 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 			fill(&c.Direction, d.Direction)
 			fill(&c.ANI, d.ANI)
 			fill(&c.DNIS, d.DNIS)
-			if ct := s.contacts[c.Contact]; ct != nil {
+			if ct := s.openOf(c); ct != nil {
 				fill(&ct.V.Direction, c.Direction)
 				fill(&ct.V.ANI, c.ANI)
 				fill(&ct.V.DNIS, c.DNIS)
@@ -199,7 +199,7 @@ func (s *State) callState(c *call) string {
 	if c.Contact == "" {
 		return ledger.StateNotRecording
 	}
-	return s.contacts[c.Contact].Recording
+	return s.openOf(c).Recording
 }
 
 // targetCall picks the call a command acts on (RULES.md "Target call"):

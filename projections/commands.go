@@ -108,7 +108,8 @@ func (s *State) command(e *ledger.Envelope, d *ledger.Command) Effect {
 func (s *State) commandIn(x *cmdCtx) {
 	e, d := x.e, x.d
 	name := CanonicalCommand(d.Command)
-	r := &ledger.CommandResult{Command: name, EventID: s.eventID(e), Seq: e.Seq, UserID: d.SenderID, Extension: d.Extension}
+	r := s.newResult()
+	*r = ledger.CommandResult{Command: name, EventID: s.eventID(e), Seq: e.Seq, UserID: d.SenderID, Extension: d.Extension}
 	x.r, x.eff.Result = r, r
 	if name == "" {
 		r.Command = d.Command
@@ -174,6 +175,20 @@ func (s *State) commandIn(x *cmdCtx) {
 	}
 }
 
+// newResult returns a zeroed CommandResult cut from a block of them: one
+// allocation per resultBlock commands instead of one each. A block lives
+// as long as one of its results is held (Live keeps the recent ones).
+func (s *State) newResult() *ledger.CommandResult {
+	if len(s.results) == 0 {
+		s.results = make([]ledger.CommandResult, resultBlock)
+	}
+	r := &s.results[0]
+	s.results = s.results[1:]
+	return r
+}
+
+const resultBlock = 32
+
 // activeTarget finds the target call, answering no_active_call when none.
 func (s *State) activeTarget(x *cmdCtx) *call {
 	c := s.targetCall(x.user)
@@ -213,7 +228,7 @@ func (s *State) cmdTag(x *cmdCtx) {
 	if c.Contact == "" {
 		s.openContact(x.e, c, x.now, &x.eff)
 	}
-	ct := s.contacts[c.Contact]
+	ct := s.openOf(c)
 	if !ct.addTag() {
 		x.outcome(ledger.OutcomeNoEffect, ReasonAlreadyTagged)
 		s.on(x, c)
@@ -278,7 +293,7 @@ func (s *State) cmdPause(x *cmdCtx) {
 		x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
 		return
 	}
-	s.openPause(x.e, s.contacts[c.Contact], x.now, x.user, x.d.Transport)
+	s.openPause(x.e, s.openOf(c), x.now, x.user, x.d.Transport)
 	s.appliedOn(x, c, c.CallID, " recording→paused")
 }
 
@@ -291,7 +306,7 @@ func (s *State) cmdResume(x *cmdCtx) {
 		x.outcome(ledger.OutcomeNoEffect, ReasonNotPaused)
 		return
 	}
-	s.closePause(x.e, s.contacts[c.Contact], x.now, ledger.EndedByResume, x.user, &x.eff)
+	s.closePause(x.e, s.openOf(c), x.now, ledger.EndedByResume, x.user, &x.eff)
 	s.appliedOn(x, c, c.CallID, " paused→recording")
 }
 
@@ -303,7 +318,7 @@ func (s *State) cmdRestart(x *cmdCtx) {
 	if c.Contact == "" {
 		s.openContact(x.e, c, x.now, &x.eff)
 	} else {
-		ct := s.contacts[c.Contact]
+		ct := s.openOf(c)
 		s.stopRecording(x.e, ct, x.now, ledger.EndedByRestart, x.user, &x.eff)
 		ct.V.Segments = nil
 		ct.SegStart = later(ct.V.StartedAt, x.now)
@@ -311,7 +326,7 @@ func (s *State) cmdRestart(x *cmdCtx) {
 			x.eff.Changes = append(x.eff.Changes, c.CallID+" restarted: media discarded, new segment")
 		}
 	}
-	s.contacts[c.Contact].addTag()
+	s.openOf(c).addTag()
 	s.appliedOn(x, c)
 }
 
@@ -324,7 +339,7 @@ func (s *State) cmdDelete(x *cmdCtx) {
 		x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
 		return
 	}
-	ct := s.contacts[c.Contact]
+	ct := s.openOf(c)
 	s.stopRecording(x.e, ct, x.now, ledger.EndedByDelete, x.user, &x.eff)
 	ct.V.Deleted = true
 	ct.V.Segments = nil

@@ -23,11 +23,23 @@ func (s *State) openContact(e *ledger.Envelope, c *call, at ledger.Time, eff *Ef
 	}
 	c.Meta = nil
 	s.contacts[id] = ct
-	c.Contact, c.LastContact, c.RecSeq = id, id, e.Seq
+	c.Contact, c.LastContact, c.RecSeq, c.open = id, id, e.Seq, ct
 	if !s.quiet {
 		eff.Changes = append(eff.Changes, c.CallID+" not_recording→recording: contact "+id+" opened")
 	}
 	return ct
+}
+
+// openOf is the call's open contact, nil when none; the call keeps a
+// pointer to it (found again by id for a call read from a checkpoint).
+func (s *State) openOf(c *call) *contact {
+	if c.Contact == "" {
+		return nil
+	}
+	if c.open == nil || c.open.V.ContactID != c.Contact {
+		c.open = s.contacts[c.Contact]
+	}
+	return c.open
 }
 
 // endSegment ends the segment being recorded at end (clamped to its start).
@@ -55,7 +67,7 @@ func (s *State) stopRecording(e *ledger.Envelope, ct *contact, at ledger.Time, e
 // the disposition, reason codes and retention are decided, and the contact
 // goes to the manifest book.
 func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedBy, by string, eff *Effect) {
-	ct := s.contacts[c.Contact]
+	ct := s.openOf(c)
 	at = later(ct.V.StartedAt, at)
 	at = later(ct.SegStart, at)
 	if ct.OpenPause >= 0 {
@@ -64,7 +76,7 @@ func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedB
 	s.stopRecording(e, ct, at, endedBy, by, eff)
 	ct.V.EndedAt = at
 	ct.Open, ct.CallKey, ct.Recording = false, "", ""
-	c.Contact, c.RecSeq = "", 0
+	c.Contact, c.RecSeq, c.open = "", 0, nil
 	if !ct.V.Deleted {
 		t := s.team(ct.V.Team)
 		var set codeSet
@@ -127,15 +139,20 @@ func (s *State) settle(ct *contact) {
 	}
 }
 
-// retainUntil is the site-local date days after end's, the last one made
-// kept for the contacts that end the same day.
+// retainUntil is the date days after end's site-local date; the last few
+// made are kept for the contacts that end the same day.
 func (s *State) retainUntil(end ledger.Time, days int) string {
 	y, m, d := end.In(s.loc).Date()
-	r := &s.shared.retain
-	if r.s == "" || r.y != y || r.m != m || r.d != d || r.days != days {
-		*r = retainDay{y: y, m: m, d: d, days: days,
-			s: time.Date(y, m, d+days, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)}
+	sh := &s.shared
+	for i := range sh.retain {
+		if r := &sh.retain[i]; r.s != "" && r.y == y && r.m == m && r.d == d && r.days == days {
+			return r.s
+		}
 	}
+	r := retainDay{y: y, m: m, d: d, days: days,
+		s: time.Date(y, m, d+days, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)}
+	sh.retain[sh.next] = r
+	sh.next = (sh.next + 1) % len(sh.retain)
 	return r.s
 }
 

@@ -23,6 +23,9 @@ var errSlow = errors.New("fallback")
 // (nil: fresh copies).
 func decodeCommand(e *ledger.Envelope, d *ledger.Command, in *interner) error {
 	if fastCommand(e.Data, d, in) == nil {
+		if in != nil {
+			in.params = d.Params
+		}
 		return nil
 	}
 	*d = ledger.Command{}
@@ -279,7 +282,7 @@ func fastCommand(b []byte, d *ledger.Command, in *interner) error {
 				return err
 			})
 		case "params":
-			d.Params = []ledger.Param{}
+			d.Params = s.in.paramList()
 			err = s.list(func() error { return s.param(d) })
 		default:
 			return errSlow

@@ -19,7 +19,17 @@ import (
 // a string from it equals string(b) in every case, only its memory is
 // shared.
 type interner struct {
-	slots [internSlots]string
+	slots  [internSlots]string
+	params []ledger.Param // the last command's params, whose array the next one reuses
+}
+
+// paramList is an empty, non-nil list for a command's params, on the
+// array of the last command's (nobody keeps those).
+func (in *interner) paramList() []ledger.Param {
+	if in == nil || in.params == nil {
+		return []ledger.Param{}
+	}
+	return in.params[:0]
 }
 
 const internSlots = 1 << 11 // a power of two
@@ -58,7 +68,8 @@ type shared struct {
 	users  map[string][]string // configured user id → []string{id}; reset with the configuration
 	codes  [8][]string         // reason codes of a closing contact, by codeSet bits
 	disp   struct{ discard, basicOnly, upload string }
-	retain retainDay // the last retainUntil
+	retain [4]retainDay // the last answers of retainUntil, one per retention seen lately
+	next   int          // the retain slot to replace next
 }
 
 // retainDay is one answer of retainUntil.
@@ -112,7 +123,8 @@ func (s *State) disposition(d string) *string {
 		p = &s.shared.disp.upload
 	case ledger.DispositionDiscard:
 	default:
-		return &d
+		v := d
+		return &v
 	}
 	*p = d
 	return p

@@ -199,7 +199,7 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 			return
 		}
 		if c.Contact != "" {
-			ct := s.contacts[c.Contact]
+			ct := s.openOf(c)
 			ct.V.Metadata = s.applyMetadata(x.d, ct.V.Metadata, &res)
 		} else {
 			c.Meta = s.applyMetadata(x.d, c.Meta, &res)

@@ -45,10 +45,11 @@ type State struct {
 	// scratch space for decoding, reused by every Apply
 	cmdBuf  ledger.Command
 	sigBuf  ledger.CallSignal
-	strs    interner // the decoded strings that repeat
-	shared  shared   // strings and lists made once, handed out many times
-	keyBuf  []byte   // a call key being looked up
-	spare   []*call  // structs of ended calls, for the next ones
+	strs    interner               // the decoded strings that repeat
+	shared  shared                 // strings and lists made once, handed out many times
+	keyBuf  []byte                 // a call key being looked up
+	spare   []*call                // structs of ended calls, for the next ones
+	results []ledger.CommandResult // the rest of the block newResult cuts from
 	scratch struct {
 		pauses []ledger.Pause // a closing contact's pauses
 		entry  []byte         // a closing contact's manifest entry
@@ -86,7 +87,8 @@ type call struct {
 	Excluded    bool              `json:"excluded,omitempty"` // other party on the exclusion list
 	Meta        map[string]string `json:"meta,omitempty"`     // metadata waiting for a contact
 
-	key string // callKey(CallID, Ext), see keyOf
+	key  string   // callKey(CallID, Ext), see keyOf
+	open *contact // the contact named by Contact, see openOf
 }
 
 // contact is a contact with what the view does not show.
