@@ -70,6 +70,16 @@ func BenchmarkDecodeSignal(b *testing.B) {
 			}
 		}
 	})
+	b.Run("interned", func(b *testing.B) { // as a State decodes: repeating strings shared
+		in := &interner{}
+		b.ReportAllocs()
+		for b.Loop() {
+			var d ledger.CallSignal
+			if err := decodeSignal(e, &d, in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("json", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

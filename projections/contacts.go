@@ -114,9 +114,27 @@ func (s *State) pendingOf(ct *contact) pendingContact {
 		return p
 	}
 	p.Disposition = *ct.V.Disposition
-	p.Entry = bytes.Clone(b)
+	p.Entry = s.keepEntry(b)
 	return p
 }
+
+// keepEntry copies a rendered manifest entry into the block entries are
+// kept in, one allocation per entryBlock bytes instead of one per
+// contact. The copy's capacity is its length: appending to it copies. A
+// block lives as long as one of its entries is pending.
+func (s *State) keepEntry(b []byte) []byte {
+	if len(b) > entryBlock/4 {
+		return bytes.Clone(b)
+	}
+	if cap(s.entries)-len(s.entries) < len(b) {
+		s.entries = make([]byte, 0, entryBlock)
+	}
+	n := len(s.entries)
+	s.entries = append(s.entries, b...)
+	return s.entries[n:len(s.entries):len(s.entries)]
+}
+
+const entryBlock = 16 << 10
 
 // settle decides the disposition and retention of a closed contact from its
 // reason codes.

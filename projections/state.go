@@ -50,6 +50,7 @@ type State struct {
 	keyBuf  []byte                 // a call key being looked up
 	spare   []*call                // structs of ended calls, for the next ones
 	results []ledger.CommandResult // the rest of the block newResult cuts from
+	entries []byte                 // the block keepEntry copies manifest entries to
 	scratch struct {
 		pauses []ledger.Pause // a closing contact's pauses
 		entry  []byte         // a closing contact's manifest entry
