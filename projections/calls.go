@@ -39,7 +39,10 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 	c := s.callAt(d.CallID, d.Extension)
 	at := signalTime(e, d)
 	if c != nil && c.User != "" {
-		eff.Users = s.usersOf(c.User)
+		if c.users == nil || c.users[0] != c.User {
+			c.users = s.usersOf(c.User)
+		}
+		eff.Users = c.users
 	}
 	switch d.Type {
 	case ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered:

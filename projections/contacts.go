@@ -77,8 +77,8 @@ func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedB
 	ct.V.EndedAt = at
 	ct.Open, ct.CallKey, ct.Recording = false, "", ""
 	c.Contact, c.RecSeq, c.open = "", 0, nil
+	t := s.team(ct.V.Team)
 	if !ct.V.Deleted {
-		t := s.team(ct.V.Team)
 		var set codeSet
 		if hasCode(ct.V.ReasonCodes, ledger.ReasonTagged) {
 			set |= codeTagged
@@ -91,7 +91,7 @@ func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedB
 		}
 		ct.V.ReasonCodes = s.reasonCodes(set)
 	}
-	s.settle(ct)
+	s.settleIn(t, ct)
 	if !s.quiet {
 		eff.Changes = append(eff.Changes, "contact "+ct.V.ContactID+" closed ("+endedBy+"): "+*ct.V.Disposition+" ["+strings.Join(ct.V.ReasonCodes, " ")+"]")
 	}
@@ -138,8 +138,10 @@ const entryBlock = 16 << 10
 
 // settle decides the disposition and retention of a closed contact from its
 // reason codes.
-func (s *State) settle(ct *contact) {
-	t := s.team(ct.V.Team)
+func (s *State) settle(ct *contact) { s.settleIn(s.team(ct.V.Team), ct) }
+
+// settleIn is settle with the contact's team t.
+func (s *State) settleIn(t ledger.Team, ct *contact) {
 	d := ledger.DispositionDiscard
 	days := -1
 	switch {

@@ -197,8 +197,8 @@ func (s *scanner) field(first bool, keys []string, from int) (int, error) {
 	}
 	if (first || j > s.i) && j < len(s.b) && s.b[j] == '"' {
 		rest := s.b[j:]
-		for i := from; i < len(keys); i++ {
-			if k := keys[i]; len(rest) >= len(k) && string(rest[:len(k)]) == k {
+		for i := from; i < len(keys) && len(rest) > 1; i++ {
+			if k := keys[i]; rest[1] == k[1] && len(rest) >= len(k) && string(rest[:len(k)]) == k {
 				s.i = j + len(k)
 				return i, nil
 			}

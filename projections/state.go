@@ -88,8 +88,9 @@ type call struct {
 	Excluded    bool              `json:"excluded,omitempty"` // other party on the exclusion list
 	Meta        map[string]string `json:"meta,omitempty"`     // metadata waiting for a contact
 
-	key  string   // callKey(CallID, Ext), see keyOf
-	open *contact // the contact named by Contact, see openOf
+	key   string   // callKey(CallID, Ext), see keyOf
+	open  *contact // the contact named by Contact, see openOf
+	users []string // usersOf(User), kept for the call's signals
 }
 
 // contact is a contact with what the view does not show.
