@@ -23,7 +23,7 @@ var errSlow = errors.New("fallback")
 // (nil: fresh copies).
 func decodeCommand(e *ledger.Envelope, d *ledger.Command, in *interner) error {
 	if fastCommand(e.Data, d, in) == nil {
-		if in != nil {
+		if in != nil && cap(d.Params) > cap(in.params) {
 			in.params = d.Params
 		}
 		return nil
