@@ -18,7 +18,8 @@ const Version = "2"
 
 // Effect is what one event did: the command's answer (command events only),
 // one human line per state change (for replay --trace), and the users the
-// event touched (for replay --user).
+// event touched (for replay --user). Users may be shared with other
+// effects of the same State: read it, do not write to it.
 type Effect struct {
 	Result  *ledger.CommandResult
 	Changes []string
