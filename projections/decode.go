@@ -89,7 +89,11 @@ func (s *scanner) str() (string, error) {
 	start := s.i + 1
 	ascii := true
 	for j := start; j < len(s.b); j++ {
-		switch c := s.b[j]; {
+		c := s.b[j]
+		if c-0x20 < 0x60 && c != '"' && c != '\\' {
+			continue // printable ASCII: the usual case
+		}
+		switch {
 		case c == '"':
 			inner := s.b[start:j]
 			if !ascii && !utf8.Valid(inner) {

@@ -196,8 +196,8 @@ func appendTime(b []byte, t ledger.Time) []byte {
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c > '>' && c <= 0x7e && c != '\\' {
-			continue // letters and most punctuation: the usual case, one test
+		if c-'\'' <= ';'-'\'' || c > '>' && c <= 0x7e && c != '\\' {
+			continue // digits, letters and most punctuation: the usual case
 		}
 		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			q, _ := json.Marshal(s) // a string always encodes
