@@ -108,9 +108,16 @@ func (s *State) command(e *ledger.Envelope, d *ledger.Command) Effect {
 func (s *State) commandIn(x *cmdCtx) {
 	e, d := x.e, x.d
 	name := CanonicalCommand(d.Command)
-	r := s.newResult()
-	*r = ledger.CommandResult{Command: name, EventID: s.eventID(e), Seq: e.Seq, UserID: d.SenderID, Extension: d.Extension}
-	x.r, x.eff.Result = r, r
+	var r *ledger.CommandResult
+	if s.noResult {
+		r = &s.result // the rules still read and write it; nobody else does
+		*r = ledger.CommandResult{Command: name, Seq: e.Seq, UserID: d.SenderID, Extension: d.Extension}
+	} else {
+		r = s.newResult()
+		*r = ledger.CommandResult{Command: name, EventID: s.eventID(e), Seq: e.Seq, UserID: d.SenderID, Extension: d.Extension}
+		x.eff.Result = r
+	}
+	x.r = r
 	if name == "" {
 		r.Command = d.Command
 		x.outcome(ledger.OutcomeRejected, ReasonUnknownCommand)

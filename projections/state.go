@@ -41,6 +41,7 @@ type State struct {
 	cold     []coldDay      // closed contacts of sealed days no rule needs any more, in seal order
 	coldIdx  map[string]int // day → index in cold; rebuilt, not part of the checkpoint
 	quiet    bool           // no Effect.Changes lines (SetQuiet)
+	noResult bool           // no Effect.Result (SetResults)
 	noCold   bool           // tests only: keep every contact and pause row as structs, to check the compact forms' answers
 
 	// scratch space for decoding, reused by every Apply
@@ -51,6 +52,7 @@ type State struct {
 	keyBuf  []byte                 // a call key being looked up
 	spare   []*call                // structs of ended calls, for the next ones
 	results []ledger.CommandResult // the rest of the block newResult cuts from
+	result  ledger.CommandResult   // the answer a fold without results works in
 	entries []byte                 // the block keepEntry copies manifest entries to
 	scratch struct {
 		pauses []ledger.Pause // a closing contact's pauses
@@ -129,6 +131,16 @@ func New() *State {
 // of the state: it changes no digest and is not in a checkpoint.
 func (s *State) SetQuiet(q bool) (was bool) {
 	was, s.quiet = s.quiet, q
+	return was
+}
+
+// SetResults turns on (r true) or off the Effect.Result of commands. The
+// server's answers (Live) and a trace read them; a fold that only rebuilds
+// the state (replay without a trace) does not, and need not make them. It
+// returns the previous setting. Like SetQuiet, the setting is not part of
+// the state: it changes no digest and is not in a checkpoint.
+func (s *State) SetResults(r bool) (was bool) {
+	was, s.noResult = !s.noResult, !r
 	return was
 }
 
