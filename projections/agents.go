@@ -94,7 +94,7 @@ func (s *State) logout(e *ledger.Envelope, user string, eff *Effect) {
 			s.closeContact(e, c, now, ledger.EndedByLogout, user, eff)
 		}
 		if c.LastContact != "" {
-			a.LastCall = &ledger.LastCall{CallID: c.CallID, ContactID: c.LastContact}
+			a.setLastCall(c)
 		}
 		c.User = ""
 	}
@@ -117,4 +117,13 @@ func (a *agent) removeCall(k string) {
 			return
 		}
 	}
+}
+
+// setLastCall makes c the agent's last call. The LastCall struct is the
+// agent's own (queries copy it), so it is reused.
+func (a *agent) setLastCall(c *call) {
+	if a.LastCall == nil {
+		a.LastCall = new(ledger.LastCall)
+	}
+	*a.LastCall = ledger.LastCall{CallID: c.CallID, ContactID: c.LastContact}
 }

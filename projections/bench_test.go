@@ -17,14 +17,16 @@ import (
 //
 //	go test ./projections -run XXX -bench Apply -cpu 1
 //
-// Sub-benchmark quiet folds as replay does without a trace (no change
-// lines, State.SetQuiet).
+// Sub-benchmark quiet folds as the server does (no change lines,
+// State.SetQuiet); bare as replay does without a trace (no command
+// results either, State.SetResults).
 func BenchmarkApply(b *testing.B) {
-	b.Run("trace", func(b *testing.B) { benchApply(b, false) })
-	b.Run("quiet", func(b *testing.B) { benchApply(b, true) })
+	b.Run("trace", func(b *testing.B) { benchApply(b, false, true) })
+	b.Run("quiet", func(b *testing.B) { benchApply(b, true, true) })
+	b.Run("bare", func(b *testing.B) { benchApply(b, true, false) })
 }
 
-func benchApply(b *testing.B, quiet bool) {
+func benchApply(b *testing.B, quiet, results bool) {
 	g := newEnvGen(b)
 	g.config(genConfig(200, 0))
 	g.realistic(rand.New(rand.NewSource(1)), 200, 100_000)
@@ -35,6 +37,7 @@ func benchApply(b *testing.B, quiet bool) {
 	for b.Loop() {
 		s := New()
 		s.SetQuiet(quiet)
+		s.SetResults(results)
 		for i := range envs {
 			if _, err := s.Apply(&envs[i]); err != nil {
 				b.Fatal(err)
@@ -65,7 +68,17 @@ func BenchmarkDecodeSignal(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var d ledger.CallSignal
-			if err := decodeSignal(e, &d); err != nil {
+			if err := decodeSignal(e, &d, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("interned", func(b *testing.B) { // as a State decodes: repeating strings shared
+		in := &interner{}
+		b.ReportAllocs()
+		for b.Loop() {
+			var d ledger.CallSignal
+			if err := decodeSignal(e, &d, in); err != nil {
 				b.Fatal(err)
 			}
 		}

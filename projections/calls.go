@@ -36,11 +36,13 @@ func matchAny(patterns []string, s string) bool {
 // signal applies one CTI call signal.
 func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 	var eff Effect
-	k := callKey(d.CallID, d.Extension)
-	c := s.calls[k]
+	c := s.callAt(d.CallID, d.Extension)
 	at := signalTime(e, d)
 	if c != nil && c.User != "" {
-		eff.Users = []string{c.User}
+		if c.users == nil || c.users[0] != c.User {
+			c.users = s.usersOf(c.User)
+		}
+		eff.Users = c.users
 	}
 	switch d.Type {
 	case ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered:
@@ -48,7 +50,7 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 			fill(&c.Direction, d.Direction)
 			fill(&c.ANI, d.ANI)
 			fill(&c.DNIS, d.DNIS)
-			if ct := s.contacts[c.Contact]; ct != nil {
+			if ct := s.openOf(c); ct != nil {
 				fill(&ct.V.Direction, c.Direction)
 				fill(&ct.V.ANI, c.ANI)
 				fill(&ct.V.DNIS, c.DNIS)
@@ -94,9 +96,10 @@ func fill(dst *string, v string) {
 // startCall makes a call active and starts recording it when the workflow
 // says so (RULES.md "Automatic recording").
 func (s *State) startCall(e *ledger.Envelope, d *ledger.CallSignal, at ledger.Time, eff *Effect) {
-	c := &call{CallID: d.CallID, Ext: d.Extension, Direction: d.Direction, ANI: d.ANI, DNIS: d.DNIS,
-		StartedAt: at, StartSeq: e.Seq}
 	k := callKey(d.CallID, d.Extension)
+	c := s.newCall()
+	*c = call{CallID: d.CallID, Ext: d.Extension, Direction: d.Direction, ANI: d.ANI, DNIS: d.DNIS,
+		StartedAt: at, StartSeq: e.Seq, key: k}
 	s.calls[k] = c
 	user := s.userAt(d.Extension)
 	if user == "" {
@@ -106,7 +109,7 @@ func (s *State) startCall(e *ledger.Envelope, d *ledger.CallSignal, at ledger.Ti
 		return
 	}
 	c.User = user
-	eff.Users = []string{user}
+	eff.Users = s.usersOf(user)
 	a := s.agentOf(user)
 	a.Calls = append(a.Calls, k)
 	u := s.cfg.Users[user]
@@ -133,7 +136,7 @@ func (s *State) startCall(e *ledger.Envelope, d *ledger.CallSignal, at ledger.Ti
 // endCall ends a call: an open contact closes (an open pause ends
 // call_end), and a recorded call becomes its agent's last call.
 func (s *State) endCall(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect) {
-	k := callKey(c.CallID, c.Ext)
+	k := c.keyOf()
 	if c.Contact != "" {
 		s.closeContact(e, c, at, ledger.EndedByCallEnd, "", eff)
 	}
@@ -144,11 +147,52 @@ func (s *State) endCall(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect
 		a := s.agentOf(c.User)
 		a.removeCall(k)
 		if c.LastContact != "" {
-			a.LastCall = &ledger.LastCall{CallID: c.CallID, ContactID: c.LastContact}
+			a.setLastCall(c)
 		}
 	}
 	delete(s.calls, k)
+	s.freeCall(c)
 }
+
+// callAt is the active call callID on ext, or nil. The key is built in a
+// reused buffer: looking up allocates nothing.
+func (s *State) callAt(callID, ext string) *call {
+	b := append(s.keyBuf[:0], callID...)
+	b = append(b, 0)
+	b = append(b, ext...)
+	s.keyBuf = b
+	return s.calls[string(b)]
+}
+
+// keyOf is the call's key in State.calls (computed again for a call read
+// from a checkpoint).
+func (c *call) keyOf() string {
+	if c.key == "" {
+		c.key = callKey(c.CallID, c.Ext)
+	}
+	return c.key
+}
+
+// newCall returns a call struct for startCall, reusing one that ended.
+func (s *State) newCall() *call {
+	if n := len(s.spare); n > 0 {
+		c := s.spare[n-1]
+		s.spare = s.spare[:n-1]
+		return c
+	}
+	return new(call)
+}
+
+// freeCall keeps an ended call's struct for the next call; nothing refers
+// to a call once it has left State.calls. At most maxSpare are kept.
+func (s *State) freeCall(c *call) {
+	if len(s.spare) < maxSpare {
+		*c = call{}
+		s.spare = append(s.spare, c)
+	}
+}
+
+const maxSpare = 256
 
 // callState is the recording state of a call.
 func (s *State) callState(c *call) string {
@@ -158,7 +202,7 @@ func (s *State) callState(c *call) string {
 	if c.Contact == "" {
 		return ledger.StateNotRecording
 	}
-	return s.contacts[c.Contact].Recording
+	return s.openOf(c).Recording
 }
 
 // targetCall picks the call a command acts on (RULES.md "Target call"):

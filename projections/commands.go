@@ -68,7 +68,7 @@ type cmdCtx struct {
 	user string
 	u    ledger.User
 	r    *ledger.CommandResult
-	eff  *Effect
+	eff  Effect // what command returns; r is its Result
 	now  ledger.Time
 }
 
@@ -99,21 +99,35 @@ func (s *State) appliedOn(x *cmdCtx, c *call, change ...string) {
 
 // command applies one Recording Controls command.
 func (s *State) command(e *ledger.Envelope, d *ledger.Command) Effect {
-	var eff Effect
+	x := cmdCtx{e: e, d: d, now: eventTime(e)}
+	s.commandIn(&x)
+	return x.eff
+}
+
+// commandIn applies the command of x; x stays on command's stack.
+func (s *State) commandIn(x *cmdCtx) {
+	e, d := x.e, x.d
 	name := CanonicalCommand(d.Command)
-	r := &ledger.CommandResult{Command: name, EventID: e.ID.String(), Seq: e.Seq, UserID: d.SenderID, Extension: d.Extension}
-	eff.Result = r
-	x := &cmdCtx{e: e, d: d, r: r, eff: &eff, now: eventTime(e)}
+	var r *ledger.CommandResult
+	if s.noResult {
+		r = &s.result // the rules still read and write it; nobody else does
+		*r = ledger.CommandResult{Command: name, Seq: e.Seq, UserID: d.SenderID, Extension: d.Extension}
+	} else {
+		r = s.newResult()
+		*r = ledger.CommandResult{Command: name, EventID: s.eventID(e), Seq: e.Seq, UserID: d.SenderID, Extension: d.Extension}
+		x.eff.Result = r
+	}
+	x.r = r
 	if name == "" {
 		r.Command = d.Command
 		x.outcome(ledger.OutcomeRejected, ReasonUnknownCommand)
 		r.Message = "unknown command " + d.Command
-		return eff
+		return
 	}
 	if d.Invalid != "" {
 		x.outcome(ledger.OutcomeRejected, d.Invalid)
 		r.Message = d.Message
-		return eff
+		return
 	}
 	user := d.SenderID
 	if user == "" && d.Extension != "" {
@@ -123,15 +137,15 @@ func (s *State) command(e *ledger.Envelope, d *ledger.Command) Effect {
 	if !ok {
 		x.outcome(ledger.OutcomeRejected, ReasonUnknownUser)
 		r.Message = "no configured user for this sender or extension"
-		return eff
+		return
 	}
 	x.user, x.u = user, u
 	r.UserID = user
-	eff.Users = []string{user}
+	x.eff.Users = s.usersOf(user)
 	if d.PeripheralID != "" && u.PeripheralID != "" && d.PeripheralID != u.PeripheralID {
 		x.outcome(ledger.OutcomeRejected, ReasonWrongPeripheral)
 		r.Message = "peripheral_id does not match the user's configured one"
-		return eff
+		return
 	}
 	r.Extension = s.extensionOf(user)
 	if u.IsGateway() {
@@ -139,7 +153,7 @@ func (s *State) command(e *ledger.Envelope, d *ledger.Command) Effect {
 		case CmdLogin, CmdLogout, CmdRestart, CmdStartSegment, CmdStopSegment:
 			x.outcome(ledger.OutcomeUnsupported, ReasonGateway)
 			r.Message = name + " is not available for gateway recording"
-			return eff
+			return
 		}
 	}
 	switch name {
@@ -166,8 +180,21 @@ func (s *State) command(e *ledger.Envelope, d *ledger.Command) Effect {
 	case CmdConfig:
 		s.cmdConfig(x)
 	}
-	return eff
 }
+
+// newResult returns a zeroed CommandResult cut from a block of them: one
+// allocation per resultBlock commands instead of one each. A block lives
+// as long as one of its results is held (Live keeps the recent ones).
+func (s *State) newResult() *ledger.CommandResult {
+	if len(s.results) == 0 {
+		s.results = make([]ledger.CommandResult, resultBlock)
+	}
+	r := &s.results[0]
+	s.results = s.results[1:]
+	return r
+}
+
+const resultBlock = 32
 
 // activeTarget finds the target call, answering no_active_call when none.
 func (s *State) activeTarget(x *cmdCtx) *call {
@@ -206,9 +233,9 @@ func (s *State) cmdTag(x *cmdCtx) {
 		return
 	}
 	if c.Contact == "" {
-		s.openContact(x.e, c, x.now, x.eff)
+		s.openContact(x.e, c, x.now, &x.eff)
 	}
-	ct := s.contacts[c.Contact]
+	ct := s.openOf(c)
 	if !ct.addTag() {
 		x.outcome(ledger.OutcomeNoEffect, ReasonAlreadyTagged)
 		s.on(x, c)
@@ -273,7 +300,7 @@ func (s *State) cmdPause(x *cmdCtx) {
 		x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
 		return
 	}
-	s.openPause(x.e, s.contacts[c.Contact], x.now, x.user, x.d.Transport)
+	s.openPause(x.e, s.openOf(c), x.now, x.user, x.d.Transport)
 	s.appliedOn(x, c, c.CallID, " recording→paused")
 }
 
@@ -286,7 +313,7 @@ func (s *State) cmdResume(x *cmdCtx) {
 		x.outcome(ledger.OutcomeNoEffect, ReasonNotPaused)
 		return
 	}
-	s.closePause(x.e, s.contacts[c.Contact], x.now, ledger.EndedByResume, x.user, x.eff)
+	s.closePause(x.e, s.openOf(c), x.now, ledger.EndedByResume, x.user, &x.eff)
 	s.appliedOn(x, c, c.CallID, " paused→recording")
 }
 
@@ -296,17 +323,17 @@ func (s *State) cmdRestart(x *cmdCtx) {
 		return
 	}
 	if c.Contact == "" {
-		s.openContact(x.e, c, x.now, x.eff)
+		s.openContact(x.e, c, x.now, &x.eff)
 	} else {
-		ct := s.contacts[c.Contact]
-		s.stopRecording(x.e, ct, x.now, ledger.EndedByRestart, x.user, x.eff)
+		ct := s.openOf(c)
+		s.stopRecording(x.e, ct, x.now, ledger.EndedByRestart, x.user, &x.eff)
 		ct.V.Segments = nil
 		ct.SegStart = later(ct.V.StartedAt, x.now)
 		if !s.quiet {
 			x.eff.Changes = append(x.eff.Changes, c.CallID+" restarted: media discarded, new segment")
 		}
 	}
-	s.contacts[c.Contact].addTag()
+	s.openOf(c).addTag()
 	s.appliedOn(x, c)
 }
 
@@ -319,8 +346,8 @@ func (s *State) cmdDelete(x *cmdCtx) {
 		x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
 		return
 	}
-	ct := s.contacts[c.Contact]
-	s.stopRecording(x.e, ct, x.now, ledger.EndedByDelete, x.user, x.eff)
+	ct := s.openOf(c)
+	s.stopRecording(x.e, ct, x.now, ledger.EndedByDelete, x.user, &x.eff)
 	ct.V.Deleted = true
 	ct.V.Segments = nil
 	ct.V.Metadata = nil
@@ -338,7 +365,7 @@ func (s *State) cmdLogin(x *cmdCtx) {
 		x.r.Message = "login needs an extension"
 		return
 	}
-	s.login(x.user, x.d.Extension, x.eff)
+	s.login(x.user, x.d.Extension, &x.eff)
 	x.r.Extension = x.d.Extension
 	x.outcome(ledger.OutcomeApplied, "")
 }
@@ -351,7 +378,7 @@ func (s *State) cmdLogout(x *cmdCtx) {
 	if c := s.targetCall(x.user); c != nil {
 		s.on(x, c)
 	}
-	s.logout(x.e, x.user, x.eff)
+	s.logout(x.e, x.user, &x.eff)
 	if x.r.CallID != "" {
 		x.r.Recording = ledger.StateNotRecording
 		if x.r.ContactID == "" {
@@ -371,7 +398,7 @@ func (s *State) cmdStartSegment(x *cmdCtx) {
 		x.outcome(ledger.OutcomeNoEffect, ReasonAlreadyRecording)
 		return
 	}
-	s.openContact(x.e, c, x.now, x.eff)
+	s.openContact(x.e, c, x.now, &x.eff)
 	s.appliedOn(x, c)
 }
 
@@ -385,7 +412,7 @@ func (s *State) cmdStopSegment(x *cmdCtx) {
 		return
 	}
 	id := c.Contact
-	s.closeContact(x.e, c, x.now, ledger.EndedByStopSegment, x.user, x.eff)
+	s.closeContact(x.e, c, x.now, ledger.EndedByStopSegment, x.user, &x.eff)
 	s.appliedOn(x, c)
 	x.r.ContactID = id
 }

@@ -13,21 +13,33 @@ import (
 // collected while not recorded is handed to it.
 func (s *State) openContact(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect) *contact {
 	u := s.cfg.Users[c.User]
-	id := e.ID.String()
+	id := s.eventID(e)
 	ct := &contact{
 		V: ledger.Contact{ContactID: id, CallID: c.CallID, UserID: c.User, Extension: c.Ext,
 			Team: u.Team, RecordingType: u.Recording, Direction: c.Direction, ANI: c.ANI, DNIS: c.DNIS,
 			StartedAt: at, Metadata: c.Meta},
-		SegStart: at, OpenPause: -1, Open: true, CallKey: callKey(c.CallID, c.Ext),
+		SegStart: at, OpenPause: -1, Open: true, CallKey: c.keyOf(),
 		Recording: ledger.StateRecording,
 	}
 	c.Meta = nil
 	s.contacts[id] = ct
-	c.Contact, c.LastContact, c.RecSeq = id, id, e.Seq
+	c.Contact, c.LastContact, c.RecSeq, c.open = id, id, e.Seq, ct
 	if !s.quiet {
 		eff.Changes = append(eff.Changes, c.CallID+" not_recording→recording: contact "+id+" opened")
 	}
 	return ct
+}
+
+// openOf is the call's open contact, nil when none; the call keeps a
+// pointer to it (found again by id for a call read from a checkpoint).
+func (s *State) openOf(c *call) *contact {
+	if c.Contact == "" {
+		return nil
+	}
+	if c.open == nil || c.open.V.ContactID != c.Contact {
+		c.open = s.contacts[c.Contact]
+	}
+	return c.open
 }
 
 // endSegment ends the segment being recorded at end (clamped to its start).
@@ -55,7 +67,7 @@ func (s *State) stopRecording(e *ledger.Envelope, ct *contact, at ledger.Time, e
 // the disposition, reason codes and retention are decided, and the contact
 // goes to the manifest book.
 func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedBy, by string, eff *Effect) {
-	ct := s.contacts[c.Contact]
+	ct := s.openOf(c)
 	at = later(ct.V.StartedAt, at)
 	at = later(ct.SegStart, at)
 	if ct.OpenPause >= 0 {
@@ -64,22 +76,22 @@ func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedB
 	s.stopRecording(e, ct, at, endedBy, by, eff)
 	ct.V.EndedAt = at
 	ct.Open, ct.CallKey, ct.Recording = false, "", ""
-	c.Contact, c.RecSeq = "", 0
+	c.Contact, c.RecSeq, c.open = "", 0, nil
+	t := s.team(ct.V.Team)
 	if !ct.V.Deleted {
-		t := s.team(ct.V.Team)
-		codes := make([]string, 0, 3)
+		var set codeSet
 		if hasCode(ct.V.ReasonCodes, ledger.ReasonTagged) {
-			codes = append(codes, ledger.ReasonTagged)
+			set |= codeTagged
 		}
 		if s.workflowMatch(t, ct) {
-			codes = append(codes, ledger.ReasonWorkflow)
+			set |= codeWorkflow
 		}
 		if t.Archive {
-			codes = append(codes, ledger.ReasonArchive)
+			set |= codeArchive
 		}
-		ct.V.ReasonCodes = codes
+		ct.V.ReasonCodes = s.reasonCodes(set)
 	}
-	s.settle(ct)
+	s.settleIn(t, ct)
 	if !s.quiet {
 		eff.Changes = append(eff.Changes, "contact "+ct.V.ContactID+" closed ("+endedBy+"): "+*ct.V.Disposition+" ["+strings.Join(ct.V.ReasonCodes, " ")+"]")
 	}
@@ -102,14 +114,34 @@ func (s *State) pendingOf(ct *contact) pendingContact {
 		return p
 	}
 	p.Disposition = *ct.V.Disposition
-	p.Entry = bytes.Clone(b)
+	p.Entry = s.keepEntry(b)
 	return p
 }
 
+// keepEntry copies a rendered manifest entry into the block entries are
+// kept in, one allocation per entryBlock bytes instead of one per
+// contact. The copy's capacity is its length: appending to it copies. A
+// block lives as long as one of its entries is pending.
+func (s *State) keepEntry(b []byte) []byte {
+	if len(b) > entryBlock/4 {
+		return bytes.Clone(b)
+	}
+	if cap(s.entries)-len(s.entries) < len(b) {
+		s.entries = make([]byte, 0, entryBlock)
+	}
+	n := len(s.entries)
+	s.entries = append(s.entries, b...)
+	return s.entries[n:len(s.entries):len(s.entries)]
+}
+
+const entryBlock = 16 << 10
+
 // settle decides the disposition and retention of a closed contact from its
 // reason codes.
-func (s *State) settle(ct *contact) {
-	t := s.team(ct.V.Team)
+func (s *State) settle(ct *contact) { s.settleIn(s.team(ct.V.Team), ct) }
+
+// settleIn is settle with the contact's team t.
+func (s *State) settleIn(t ledger.Team, ct *contact) {
 	d := ledger.DispositionDiscard
 	days := -1
 	switch {
@@ -120,12 +152,28 @@ func (s *State) settle(ct *contact) {
 	case len(ct.V.ReasonCodes) > 0:
 		d, days = ledger.DispositionUpload, t.RetentionDays
 	}
-	ct.V.Disposition = &d
+	ct.V.Disposition = s.disposition(d)
 	ct.V.RetainUntil = ""
 	if days >= 0 {
-		y, m, dd := ct.V.EndedAt.In(s.loc).Date()
-		ct.V.RetainUntil = time.Date(y, m, dd+days, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)
+		ct.V.RetainUntil = s.retainUntil(ct.V.EndedAt, days)
 	}
+}
+
+// retainUntil is the date days after end's site-local date; the last few
+// made are kept for the contacts that end the same day.
+func (s *State) retainUntil(end ledger.Time, days int) string {
+	y, m, d := end.In(s.loc).Date()
+	sh := &s.shared
+	for i := range sh.retain {
+		if r := &sh.retain[i]; r.s != "" && r.y == y && r.m == m && r.d == d && r.days == days {
+			return r.s
+		}
+	}
+	r := retainDay{y: y, m: m, d: d, days: days,
+		s: time.Date(y, m, d+days, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)}
+	sh.retain[sh.next] = r
+	sh.next = (sh.next + 1) % len(sh.retain)
+	return r.s
 }
 
 // workflowMatch reports whether a classifier of the team matches the

@@ -19,18 +19,23 @@ import (
 // errSlow asks for the encoding/json fallback.
 var errSlow = errors.New("fallback")
 
-// decodeCommand decodes a command event's data.
-func decodeCommand(e *ledger.Envelope, d *ledger.Command) error {
-	if fastCommand(e.Data, d) == nil {
+// decodeCommand decodes a command event's data. Its strings come from in
+// (nil: fresh copies).
+func decodeCommand(e *ledger.Envelope, d *ledger.Command, in *interner) error {
+	if fastCommand(e.Data, d, in) == nil {
+		if in != nil && cap(d.Params) > cap(in.params) {
+			in.params = d.Params
+		}
 		return nil
 	}
 	*d = ledger.Command{}
 	return e.Unmarshal(d)
 }
 
-// decodeSignal decodes a call signal event's data.
-func decodeSignal(e *ledger.Envelope, d *ledger.CallSignal) error {
-	if fastSignal(e.Data, d) == nil {
+// decodeSignal decodes a call signal event's data. Its strings come from
+// in (nil: fresh copies).
+func decodeSignal(e *ledger.Envelope, d *ledger.CallSignal, in *interner) error {
+	if fastSignal(e.Data, d, in) == nil {
 		return nil
 	}
 	*d = ledger.CallSignal{}
@@ -39,8 +44,9 @@ func decodeSignal(e *ledger.Envelope, d *ledger.CallSignal) error {
 
 // scanner reads one flat JSON object.
 type scanner struct {
-	b []byte
-	i int
+	b  []byte
+	i  int
+	in *interner // where unescaped strings come from; nil: fresh copies
 }
 
 func (s *scanner) ws() {
@@ -54,7 +60,12 @@ func (s *scanner) ws() {
 	}
 }
 
+// peek returns the next byte that is not white space (0 at the end). The
+// data Seal writes is compact, so the first test nearly always answers.
 func (s *scanner) peek() byte {
+	if s.i < len(s.b) && s.b[s.i] > ' ' {
+		return s.b[s.i]
+	}
 	s.ws()
 	if s.i < len(s.b) {
 		return s.b[s.i]
@@ -75,30 +86,48 @@ func (s *scanner) str() (string, error) {
 	if s.peek() != '"' {
 		return "", errSlow
 	}
-	start := s.i
-	s.i++
-	esc := false
+	start := s.i + 1
+	ascii := true
+	for j := start; j < len(s.b); j++ {
+		c := s.b[j]
+		if c-0x20 < 0x60 && c != '"' && c != '\\' {
+			continue // printable ASCII: the usual case
+		}
+		switch {
+		case c == '"':
+			inner := s.b[start:j]
+			if !ascii && !utf8.Valid(inner) {
+				return "", errSlow
+			}
+			s.i = j + 1
+			return s.in.str(inner), nil
+		case c == '\\':
+			return s.escaped(start-1, j)
+		case c < 0x20:
+			return "", errSlow
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return "", errSlow
+}
+
+// escaped reads the rest of a string that opens at start and has a
+// backslash at j, through encoding/json.
+func (s *scanner) escaped(start, j int) (string, error) {
+	s.i = j
 	for s.i < len(s.b) {
 		switch c := s.b[s.i]; {
 		case c == '\\':
-			esc = true
 			s.i += 2
 			continue
 		case c == '"':
 			s.i++
-			raw := s.b[start:s.i]
-			if esc {
-				var v string
-				if err := json.Unmarshal(raw, &v); err != nil {
-					return "", errSlow
-				}
-				return v, nil
-			}
-			inner := raw[1 : len(raw)-1]
-			if !utf8.Valid(inner) {
+			var v string
+			if err := json.Unmarshal(s.b[start:s.i], &v); err != nil {
 				return "", errSlow
 			}
-			return string(inner), nil
+			return v, nil
 		case c < 0x20:
 			return "", errSlow
 		}
@@ -159,6 +188,41 @@ func (s *scanner) member(first bool) (key []byte, ok bool, err error) {
 	return key, true, nil
 }
 
+// field reads the next member's key and colon like member, and returns
+// the key's index in keys, each written as compact data has it
+// ("name":), or -1 at the closing brace; a key not in keys answers
+// errSlow. Encoded data has its members in the struct's order, so the
+// keys from from on are tried first, each by one comparison, before the
+// key is read byte by byte.
+func (s *scanner) field(first bool, keys []string, from int) (int, error) {
+	j := s.i
+	if !first && j < len(s.b) && s.b[j] == ',' {
+		j++
+	}
+	if (first || j > s.i) && j < len(s.b) && s.b[j] == '"' {
+		rest := s.b[j:]
+		for i := from; i < len(keys) && len(rest) > 1; i++ {
+			if k := keys[i]; rest[1] == k[1] && len(rest) >= len(k) && string(rest[:len(k)]) == k {
+				s.i = j + len(k)
+				return i, nil
+			}
+		}
+	}
+	k, ok, err := s.member(first)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return -1, nil
+	}
+	for i, name := range keys {
+		if len(name) == len(k)+3 && string(k) == name[1:len(name)-2] {
+			return i, nil
+		}
+	}
+	return 0, errSlow
+}
+
 // word reads a string and returns the shared constant when it is one of
 // words, so that the usual values cost no allocation.
 func (s *scanner) word(dst *string, words ...string) error {
@@ -215,52 +279,70 @@ func (s *scanner) list(elem func() error) error {
 	}
 }
 
-func fastCommand(b []byte, d *ledger.Command) error {
-	s := scanner{b: b}
+// The members of a command, in ledger.Command's order.
+const (
+	cmdCommand = iota
+	cmdSenderID
+	cmdPeripheralID
+	cmdExtension
+	cmdParams
+	cmdMasked
+	cmdInvalid
+	cmdMessage
+	cmdTransport
+	cmdMethod
+	cmdClient
+	cmdPrincipal
+)
+
+func fastCommand(b []byte, d *ledger.Command, in *interner) error {
+	keys := [...]string{`"command":`, `"sender_id":`, `"peripheral_id":`, `"extension":`, `"params":`, `"masked":`,
+		`"invalid":`, `"message":`, `"transport":`, `"method":`, `"client":`, `"principal":`}
+	s := scanner{b: b, in: in}
 	if err := s.begin(); err != nil {
 		return err
 	}
+	next := 0
 	for first := true; ; first = false {
-		k, ok, err := s.member(first)
+		k, err := s.field(first, keys[:], next)
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if k < 0 {
 			return s.end()
 		}
-		switch string(k) {
-		case "command":
+		next = k + 1
+		switch k {
+		case cmdCommand:
 			err = s.word(&d.Command, "tag", "pause", "resume", "metadata", "pauseurl", "recordtag", "restart", "delete")
-		case "sender_id":
+		case cmdSenderID:
 			err = s.into(&d.SenderID)
-		case "peripheral_id":
+		case cmdPeripheralID:
 			err = s.into(&d.PeripheralID)
-		case "extension":
+		case cmdExtension:
 			err = s.into(&d.Extension)
-		case "invalid":
+		case cmdInvalid:
 			err = s.into(&d.Invalid)
-		case "message":
+		case cmdMessage:
 			err = s.into(&d.Message)
-		case "transport":
+		case cmdTransport:
 			err = s.word(&d.Transport, ledger.TransportHTTP, ledger.TransportCAD, ledger.TransportFinesse, ledger.TransportNATS)
-		case "method":
+		case cmdMethod:
 			err = s.word(&d.Method, "GET", "POST", "PUT")
-		case "client":
+		case cmdClient:
 			err = s.into(&d.Client)
-		case "principal":
+		case cmdPrincipal:
 			err = s.into(&d.Principal)
-		case "masked":
+		case cmdMasked:
 			d.Masked = []string{}
 			err = s.list(func() error {
 				v, err := s.str()
 				d.Masked = append(d.Masked, v)
 				return err
 			})
-		case "params":
-			d.Params = []ledger.Param{}
+		case cmdParams:
+			d.Params = s.in.paramList()
 			err = s.list(func() error { return s.param(d) })
-		default:
-			return errSlow
 		}
 		if err != nil {
 			return err
@@ -270,26 +352,26 @@ func fastCommand(b []byte, d *ledger.Command) error {
 
 // param reads one {"k":…,"v":…} of a command's params.
 func (s *scanner) param(d *ledger.Command) error {
+	keys := [...]string{`"k":`, `"v":`}
 	var p ledger.Param
 	if err := s.begin(); err != nil {
 		return err
 	}
+	next := 0
 	for first := true; ; first = false {
-		k, ok, err := s.member(first)
+		k, err := s.field(first, keys[:], next)
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if k < 0 {
 			d.Params = append(d.Params, p)
 			return nil
 		}
-		switch string(k) {
-		case "k":
+		next = k + 1
+		if k == 0 {
 			err = s.into(&p.Key)
-		case "v":
+		} else {
 			err = s.into(&p.Value)
-		default:
-			return errSlow
 		}
 		if err != nil {
 			return err
@@ -297,43 +379,59 @@ func (s *scanner) param(d *ledger.Command) error {
 	}
 }
 
-func fastSignal(b []byte, d *ledger.CallSignal) error {
-	s := scanner{b: b}
+// The members of a call signal, in ledger.CallSignal's order.
+const (
+	sigCallID = iota
+	sigExtension
+	sigType
+	sigDirection
+	sigANI
+	sigDNIS
+	sigACD
+	sigAt
+	sigTransport
+	sigPrincipal
+)
+
+func fastSignal(b []byte, d *ledger.CallSignal, in *interner) error {
+	keys := [...]string{`"call_id":`, `"extension":`, `"type":`, `"direction":`, `"ani":`, `"dnis":`, `"acd":`, `"at":`,
+		`"transport":`, `"principal":`}
+	s := scanner{b: b, in: in}
 	if err := s.begin(); err != nil {
 		return err
 	}
+	next := 0
 	for first := true; ; first = false {
-		k, ok, err := s.member(first)
+		k, err := s.field(first, keys[:], next)
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if k < 0 {
 			return s.end()
 		}
-		switch string(k) {
-		case "call_id":
+		next = k + 1
+		switch k {
+		case sigCallID:
 			err = s.into(&d.CallID)
-		case "extension":
+		case sigExtension:
 			err = s.into(&d.Extension)
-		case "type":
+		case sigType:
 			err = s.word(&d.Type, ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered,
 				ledger.SignalHeld, ledger.SignalRetrieved, ledger.SignalEnded)
-		case "direction":
+		case sigDirection:
 			err = s.word(&d.Direction, ledger.DirectionInbound, ledger.DirectionOutbound, ledger.DirectionInternal)
-		case "ani":
+		case sigANI:
 			err = s.into(&d.ANI)
-		case "dnis":
+		case sigDNIS:
 			err = s.into(&d.DNIS)
-		case "transport":
+		case sigTransport:
 			err = s.word(&d.Transport, ledger.TransportHTTP, ledger.TransportCAD, ledger.TransportFinesse, ledger.TransportNATS)
-		case "principal":
+		case sigPrincipal:
 			err = s.into(&d.Principal)
-		case "acd":
+		case sigACD:
 			d.ACD, err = s.boolean()
-		case "at":
+		case sigAt:
 			err = s.at(&d.At)
-		default:
-			return errSlow
 		}
 		if err != nil {
 			return err

@@ -27,18 +27,25 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"command":"tag","params":null}`))
 	f.Add([]byte(` { "call_id" : "c" , "acd" : false , "at" : "2026-11-23T10:00:00+01:00" } `))
 	f.Add([]byte(`{"Call_ID":"c","extra":1}`))
+	in := &interner{} // shared by every input, as a State's is by every event
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var c1, c2 ledger.Command
+		var c1, c2, c3 ledger.Command
 		e1 := json.Unmarshal(b, &c1)
-		e2 := decodeCommand(&ledger.Envelope{Data: b, Version: 1}, &c2)
+		e2 := decodeCommand(&ledger.Envelope{Data: b, Version: 1}, &c2, nil)
 		if (e1 == nil) != (e2 == nil) || (e1 == nil && !reflect.DeepEqual(c1, c2)) {
 			t.Fatalf("command %q: json %+v (%v), fast %+v (%v)", b, c1, e1, c2, e2)
 		}
-		var s1, s2 ledger.CallSignal
+		if e3 := decodeCommand(&ledger.Envelope{Data: b, Version: 1}, &c3, in); (e3 == nil) != (e2 == nil) || !reflect.DeepEqual(c2, c3) {
+			t.Fatalf("command %q: interned %+v (%v), fast %+v (%v)", b, c3, e3, c2, e2)
+		}
+		var s1, s2, s3 ledger.CallSignal
 		e1 = json.Unmarshal(b, &s1)
-		e2 = decodeSignal(&ledger.Envelope{Data: b, Version: 1}, &s2)
+		e2 = decodeSignal(&ledger.Envelope{Data: b, Version: 1}, &s2, nil)
 		if (e1 == nil) != (e2 == nil) || (e1 == nil && !reflect.DeepEqual(s1, s2)) {
 			t.Fatalf("signal %q: json %+v (%v), fast %+v (%v)", b, s1, e1, s2, e2)
+		}
+		if e3 := decodeSignal(&ledger.Envelope{Data: b, Version: 1}, &s3, in); (e3 == nil) != (e2 == nil) || !reflect.DeepEqual(s2, s3) {
+			t.Fatalf("signal %q: interned %+v (%v), fast %+v (%v)", b, s3, e3, s2, e2)
 		}
 	})
 }

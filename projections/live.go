@@ -22,9 +22,11 @@ type Live struct {
 // NewLive wraps s; s must not be used directly afterwards.
 //
 // The live state is quiet (State.SetQuiet): nobody reads the change lines
-// of the server's fold, only replay's trace does.
+// of the server's fold, only replay's trace does. It makes results
+// (State.SetResults): they are the server's answers.
 func NewLive(s *State) *Live {
 	s.SetQuiet(true)
+	s.SetResults(true)
 	return &Live{s: s, results: make([]*ledger.CommandResult, ResultRing)}
 }
 

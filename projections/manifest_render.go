@@ -195,7 +195,11 @@ func appendTime(b []byte, t ledger.Time) []byte {
 // rest goes through encoding/json.
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		c := s[i]
+		if c-'\'' <= ';'-'\'' || c > '>' && c <= 0x7e && c != '\\' {
+			continue // digits, letters and most punctuation: the usual case
+		}
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			q, _ := json.Marshal(s) // a string always encodes
 			return append(b, q...)
 		}

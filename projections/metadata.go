@@ -80,11 +80,16 @@ type metaResult struct {
 	rejected         map[string]string
 }
 
-func addOnce(list []string, k string) []string {
+// addOnce appends k to list unless it is there; a new list gets room for
+// n keys (the command's params), so it is allocated once.
+func addOnce(list []string, k string, n int) []string {
 	for _, x := range list {
 		if x == k {
 			return list
 		}
+	}
+	if list == nil {
+		list = make([]string, 0, n)
 	}
 	return append(list, k)
 }
@@ -95,7 +100,7 @@ func (s *State) applyMetadata(d *ledger.Command, m map[string]string, res *metaR
 	for _, p := range d.Params {
 		def, ok := s.cfg.Metadata[p.Key]
 		if !ok {
-			res.ignored = addOnce(res.ignored, p.Key)
+			res.ignored = addOnce(res.ignored, p.Key, len(d.Params))
 			continue
 		}
 		reject := ""
@@ -125,7 +130,7 @@ func (s *State) applyMetadata(d *ledger.Command, m map[string]string, res *metaR
 			}
 			m[p.Key] = p.Value
 		}
-		res.applied = addOnce(res.applied, p.Key)
+		res.applied = addOnce(res.applied, p.Key, len(d.Params))
 	}
 	return m
 }
@@ -135,30 +140,34 @@ func (s *State) applyMetadata(d *ledger.Command, m map[string]string, res *metaR
 // such values before they reach the ledger; this is the projections' own
 // guard for events that did not pass through it.
 func holdsCardNumber(v string) bool {
-	var digits []byte
-	flush := func() bool {
-		defer func() { digits = digits[:0] }()
-		for n := 13; n <= 19 && n <= len(digits); n++ {
-			for i := 0; i+n <= len(digits); i++ {
-				if luhn(digits[i : i+n]) {
-					return true
-				}
-			}
-		}
-		return false
-	}
+	var buf [32]byte
+	digits := buf[:0]
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; {
 		case c >= '0' && c <= '9':
 			digits = append(digits, c)
 		case (c == ' ' || c == '-') && len(digits) > 0:
 		default:
-			if flush() {
+			if luhnRun(digits) {
+				return true
+			}
+			digits = digits[:0]
+		}
+	}
+	return luhnRun(digits)
+}
+
+// luhnRun reports whether a run of 13 to 19 of the digits passes the Luhn
+// check.
+func luhnRun(digits []byte) bool {
+	for n := 13; n <= 19 && n <= len(digits); n++ {
+		for i := 0; i+n <= len(digits); i++ {
+			if luhn(digits[i : i+n]) {
 				return true
 			}
 		}
 	}
-	return flush()
+	return false
 }
 
 // luhn reports whether the digits pass the Luhn check.
@@ -199,7 +208,7 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 			return
 		}
 		if c.Contact != "" {
-			ct := s.contacts[c.Contact]
+			ct := s.openOf(c)
 			ct.V.Metadata = s.applyMetadata(x.d, ct.V.Metadata, &res)
 		} else {
 			c.Meta = s.applyMetadata(x.d, c.Meta, &res)
@@ -219,11 +228,11 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 	switch {
 	case len(res.applied) > 0:
 		x.outcome(ledger.OutcomeApplied, "")
-		line := "metadata " + x.r.CallID + ":"
-		for _, k := range res.applied {
-			line += " " + k
-		}
 		if !s.quiet {
+			line := "metadata " + x.r.CallID + ":"
+			for _, k := range res.applied {
+				line += " " + k
+			}
 			x.eff.Changes = append(x.eff.Changes, line)
 		}
 		if updated != nil {

@@ -15,7 +15,7 @@ const (
 // openPause opens a pause interval on the contact at at, sent by user over
 // transport in event e.
 func (s *State) openPause(e *ledger.Envelope, ct *contact, at ledger.Time, user, transport string) {
-	id := e.ID.String()
+	id := s.eventID(e)
 	i := s.pauses.add(ledger.PauseRow{
 		ContactID: ct.V.ContactID, CallID: ct.V.CallID, UserID: ct.V.UserID, Extension: ct.V.Extension,
 		Start: at, PausedBy: user, Transport: transport, OpenEventID: id,
@@ -40,7 +40,7 @@ func (s *State) closePause(e *ledger.Envelope, ct *contact, at ledger.Time, ende
 			p.ResumedBy = closedByTimer
 		}
 	}
-	p.CloseEventID = e.ID.String()
+	p.CloseEventID = s.eventID(e)
 	delete(s.open, p.OpenEventID)
 	ct.OpenPause = -1
 	ct.Recording = ledger.StateRecording

@@ -44,3 +44,41 @@ func TestQuietFoldsTheSame(t *testing.T) {
 		t.Fatal("quiet and loud folds reach different states")
 	}
 }
+
+// TestFoldWithoutResults checks that a fold that makes no command results
+// reaches the same state and touches the same users.
+func TestFoldWithoutResults(t *testing.T) {
+	g := newEnvGen(t)
+	g.config(genConfig(12, 30))
+	g.random(rand.New(rand.NewSource(11)), 12, 3000)
+	full, bare := New(), New()
+	if was := bare.SetResults(false); !was {
+		t.Fatal("a new state makes no results")
+	}
+	results := 0
+	for i := range g.out {
+		a, err := full.Apply(&g.out[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := bare.Apply(&g.out[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Result != nil {
+			results++
+		}
+		if b.Result != nil || !reflect.DeepEqual(a.Users, b.Users) || !reflect.DeepEqual(a.Changes, b.Changes) {
+			t.Fatalf("seq %d: %+v %v %q / %+v %v %q", g.out[i].Seq, a.Result, a.Users, a.Changes, b.Result, b.Users, b.Changes)
+		}
+	}
+	if results == 0 {
+		t.Fatal("no command results: the test checks nothing")
+	}
+	if full.Digest() != bare.Digest() {
+		t.Fatal("folds with and without results reach different states")
+	}
+	if bare.SetResults(true) {
+		t.Fatal("SetResults(false) did not stick")
+	}
+}

@@ -23,7 +23,8 @@ const Version = "3"
 
 // Effect is what one event did: the command's answer (command events only),
 // one human line per state change (for replay --trace), and the users the
-// event touched (for replay --user).
+// event touched (for replay --user). Users may be shared with other
+// effects of the same State: read it, do not write to it.
 type Effect struct {
 	Result  *ledger.CommandResult
 	Changes []string
@@ -45,11 +46,19 @@ type State struct {
 	cold     []coldDay     // closed contacts of sealed days no rule needs any more, in seal order
 	reader   SectionReader // where the sections whose bytes the state does not hold are read; not part of the checkpoint
 	quiet    bool          // no Effect.Changes lines (SetQuiet)
+	noResult bool          // no Effect.Result (SetResults)
 	noCold   bool          // tests only: keep every contact and pause row as structs, to check the compact forms' answers
 
 	// scratch space for decoding, reused by every Apply
 	cmdBuf  ledger.Command
 	sigBuf  ledger.CallSignal
+	strs    interner               // the decoded strings that repeat
+	shared  shared                 // strings and lists made once, handed out many times
+	keyBuf  []byte                 // a call key being looked up
+	spare   []*call                // structs of ended calls, for the next ones
+	results []ledger.CommandResult // the rest of the block newResult cuts from
+	result  ledger.CommandResult   // the answer a fold without results works in
+	entries []byte                 // the block keepEntry copies manifest entries to
 	scratch struct {
 		pauses []ledger.Pause // a closing contact's pauses
 		entry  []byte         // a closing contact's manifest entry
@@ -86,6 +95,10 @@ type call struct {
 	Deleted     bool              `json:"deleted,omitempty"`
 	Excluded    bool              `json:"excluded,omitempty"` // other party on the exclusion list
 	Meta        map[string]string `json:"meta,omitempty"`     // metadata waiting for a contact
+
+	key   string   // callKey(CallID, Ext), see keyOf
+	open  *contact // the contact named by Contact, see openOf
+	users []string // usersOf(User), kept for the call's signals
 }
 
 // contact is a contact with what the view does not show.
@@ -125,6 +138,16 @@ func (s *State) SetQuiet(q bool) (was bool) {
 	return was
 }
 
+// SetResults turns on (r true) or off the Effect.Result of commands. The
+// server's answers (Live) and a trace read them; a fold that only rebuilds
+// the state (replay without a trace) does not, and need not make them. It
+// returns the previous setting. Like SetQuiet, the setting is not part of
+// the state: it changes no digest and is not in a checkpoint.
+func (s *State) SetResults(r bool) (was bool) {
+	was, s.noResult = !s.noResult, !r
+	return was
+}
+
 // Apply folds one event into the state. It returns an error only when the
 // event cannot be understood (undecodable data, unknown type or version);
 // replay stops there. A rule violation is an outcome, not an error.
@@ -140,14 +163,14 @@ func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
 	case ledger.TypeCommand:
 		d := &s.cmdBuf
 		*d = ledger.Command{}
-		if err = decodeCommand(e, d); err != nil {
+		if err = decodeCommand(e, d, &s.strs); err != nil {
 			return Effect{}, fmt.Errorf("apply: %w", err)
 		}
 		eff = s.command(e, d)
 	case ledger.TypeCallSignal:
 		d := &s.sigBuf
 		*d = ledger.CallSignal{}
-		if err = decodeSignal(e, d); err != nil {
+		if err = decodeSignal(e, d, &s.strs); err != nil {
 			return Effect{}, fmt.Errorf("apply: %w", err)
 		}
 		eff = s.signal(e, d)

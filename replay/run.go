@@ -67,8 +67,10 @@ func Run(ctx context.Context, src Source, opts Options) (*projections.State, Sta
 	}
 	stats := Stats{After: st.Seq()}
 	if opts.Trace == nil {
-		// Nobody reads the change lines: do not build them.
+		// Nobody reads the change lines or the commands' answers: do not
+		// build them.
 		defer st.SetQuiet(st.SetQuiet(true))
+		defer st.SetResults(st.SetResults(false))
 	}
 	var tw *bufio.Writer
 	if opts.Trace != nil {
