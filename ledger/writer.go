@@ -190,22 +190,32 @@ func (s *Store) submit(ctx context.Context, r *request) ([]Envelope, error) {
 		s.recycle(r)
 		return nil, ErrClosed
 	}
+	// The queue is rarely full: try it without a select first (a select
+	// on two channels costs more than the rest of the hand-over).
 	select {
 	case s.reqs <- r:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		s.recycle(r)
-		return nil, ctx.Err()
+	default:
+		select {
+		case s.reqs <- r:
+		case <-ctx.Done():
+			s.mu.RUnlock()
+			s.recycle(r)
+			return nil, ctx.Err()
+		}
 	}
 	s.mu.RUnlock()
 	var res result
-	select {
-	case res = <-r.res:
-	case <-ctx.Done():
-		if r.state.CompareAndSwap(reqPending, reqAbandoned) {
-			return nil, ctx.Err()
+	if done := ctx.Done(); done == nil {
+		res = <-r.res // a context that cannot end: nothing to wait for but the writer
+	} else {
+		select {
+		case res = <-r.res:
+		case <-done:
+			if r.state.CompareAndSwap(reqPending, reqAbandoned) {
+				return nil, ctx.Err()
+			}
+			res = <-r.res
 		}
-		res = <-r.res
 	}
 	s.recycle(r)
 	return res.envs, res.err
