@@ -14,7 +14,7 @@ import "encoding/json"
 // appendCommand appends the canonical JSON of c.
 func appendCommand(b []byte, c *Command) []byte {
 	b = append(b, `{"command":`...)
-	b = appendJSONString(b, c.Command)
+	b = AppendJSONString(b, c.Command)
 	b = appendOptString(b, `,"sender_id":`, c.SenderID)
 	b = appendOptString(b, `,"peripheral_id":`, c.PeripheralID)
 	b = appendOptString(b, `,"extension":`, c.Extension)
@@ -25,9 +25,9 @@ func appendCommand(b []byte, c *Command) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"k":`...)
-			b = appendJSONString(b, p.Key)
+			b = AppendJSONString(b, p.Key)
 			b = append(b, `,"v":`...)
-			b = appendJSONString(b, p.Value)
+			b = AppendJSONString(b, p.Value)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
@@ -38,14 +38,14 @@ func appendCommand(b []byte, c *Command) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, m)
+			b = AppendJSONString(b, m)
 		}
 		b = append(b, ']')
 	}
 	b = appendOptString(b, `,"invalid":`, c.Invalid)
 	b = appendOptString(b, `,"message":`, c.Message)
 	b = append(b, `,"transport":`...)
-	b = appendJSONString(b, c.Transport)
+	b = AppendJSONString(b, c.Transport)
 	b = appendOptString(b, `,"method":`, c.Method)
 	b = appendOptString(b, `,"client":`, c.Client)
 	b = appendOptString(b, `,"principal":`, c.Principal)
@@ -55,11 +55,11 @@ func appendCommand(b []byte, c *Command) []byte {
 // appendCallSignal appends the canonical JSON of s.
 func appendCallSignal(b []byte, s *CallSignal) []byte {
 	b = append(b, `{"call_id":`...)
-	b = appendJSONString(b, s.CallID)
+	b = AppendJSONString(b, s.CallID)
 	b = append(b, `,"extension":`...)
-	b = appendJSONString(b, s.Extension)
+	b = AppendJSONString(b, s.Extension)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, s.Type)
+	b = AppendJSONString(b, s.Type)
 	b = appendOptString(b, `,"direction":`, s.Direction)
 	b = appendOptString(b, `,"ani":`, s.ANI)
 	b = appendOptString(b, `,"dnis":`, s.DNIS)
@@ -69,7 +69,7 @@ func appendCallSignal(b []byte, s *CallSignal) []byte {
 	b = append(b, `,"at":`...)
 	b = appendTimeJSON(b, s.At)
 	b = append(b, `,"transport":`...)
-	b = appendJSONString(b, s.Transport)
+	b = AppendJSONString(b, s.Transport)
 	b = appendOptString(b, `,"principal":`, s.Principal)
 	return append(b, '}')
 }
@@ -79,7 +79,7 @@ func appendOptString(b []byte, key, v string) []byte {
 	if v == "" {
 		return b
 	}
-	return appendJSONString(append(b, key...), v)
+	return AppendJSONString(append(b, key...), v)
 }
 
 // appendTimeJSON appends t as Time.MarshalJSON writes it.
@@ -92,12 +92,16 @@ func appendTimeJSON(b []byte, t Time) []byte {
 	return append(b, '"')
 }
 
-// appendJSONString appends s as json.Marshal writes a string: printable
+// AppendJSONString appends s as json.Marshal writes a string: printable
 // ASCII other than '"', '\\' and the HTML characters is copied, anything
-// else is left to json.Marshal.
-func appendJSONString(b []byte, s string) []byte {
+// else is left to json.Marshal. The manifest encoder uses it too.
+func AppendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		c := s[i]
+		if c-'\'' <= ';'-'\'' || c > '>' && c <= 0x7e && c != '\\' {
+			continue // digits, letters and most punctuation: the usual case
+		}
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			q, _ := json.Marshal(s) // a string always encodes
 			return append(b, q...)
 		}

@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -29,29 +28,29 @@ func appendEntry(b []byte, c *ledger.Contact, pauses []ledger.Pause) (out []byte
 		return b, false, fmt.Errorf("render contact %s: %w: disposition %q", c.ContactID, ledger.ErrInvalid, disp)
 	}
 	b = appendKey(b, '{', "contact_id")
-	b = appendString(b, c.ContactID)
+	b = ledger.AppendJSONString(b, c.ContactID)
 	b = appendKey(b, ',', "call_id")
-	b = appendString(b, c.CallID)
+	b = ledger.AppendJSONString(b, c.CallID)
 	b = appendKey(b, ',', "user_id")
-	b = appendString(b, c.UserID)
+	b = ledger.AppendJSONString(b, c.UserID)
 	b = appendKey(b, ',', "extension")
-	b = appendString(b, c.Extension)
+	b = ledger.AppendJSONString(b, c.Extension)
 	b = appendKey(b, ',', "team")
-	b = appendString(b, c.Team)
+	b = ledger.AppendJSONString(b, c.Team)
 	b = appendKey(b, ',', "recording_type")
-	b = appendString(b, c.RecordingType)
+	b = ledger.AppendJSONString(b, c.RecordingType)
 	b = appendKey(b, ',', "direction")
-	b = appendString(b, c.Direction)
+	b = ledger.AppendJSONString(b, c.Direction)
 	b = appendKey(b, ',', "ani")
-	b = appendString(b, c.ANI)
+	b = ledger.AppendJSONString(b, c.ANI)
 	b = appendKey(b, ',', "dnis")
-	b = appendString(b, c.DNIS)
+	b = ledger.AppendJSONString(b, c.DNIS)
 	b = appendKey(b, ',', "started_at")
 	b = appendTime(b, c.StartedAt)
 	b = appendKey(b, ',', "ended_at")
 	b = appendTime(b, c.EndedAt)
 	b = appendKey(b, ',', "disposition")
-	b = appendString(b, disp)
+	b = ledger.AppendJSONString(b, disp)
 	b = appendKey(b, ',', "deleted")
 	b = strconv.AppendBool(b, c.Deleted)
 	if c.RootMayPersist {
@@ -65,12 +64,12 @@ func appendEntry(b []byte, c *ledger.Contact, pauses []ledger.Pause) (out []byte
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, r)
+		b = ledger.AppendJSONString(b, r)
 	}
 	b = append(b, `],"metadata":{`...)
 	b = appendMap(b, c.Metadata)
 	b = append(b, `},"retain_until":`...)
-	b = appendString(b, c.RetainUntil)
+	b = ledger.AppendJSONString(b, c.RetainUntil)
 	if c.RecordingType == ledger.RecGateway {
 		b = append(b, `,"pauses_applied_at":"`+PausesAppliedAtUpload+`"`...)
 	}
@@ -113,7 +112,7 @@ func appendSegment(b []byte, sg ledger.Segment, pauses []ledger.Pause) []byte {
 		b = appendKey(b, ',', "end_ms")
 		b = strconv.AppendInt(b, s.EndMS, 10)
 		b = appendKey(b, ',', "ended_by")
-		b = appendString(b, s.EndedBy)
+		b = ledger.AppendJSONString(b, s.EndedBy)
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)
@@ -153,9 +152,9 @@ func appendMap(b []byte, m map[string]string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = ledger.AppendJSONString(b, k)
 		b = append(b, ':')
-		b = appendString(b, m[k])
+		b = ledger.AppendJSONString(b, m[k])
 	}
 	return b
 }
@@ -188,23 +187,4 @@ func appendTime(b []byte, t ledger.Time) []byte {
 		byte('0'+int(mo)/10), byte('0'+int(mo)%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
 		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
 		byte('0'+sec/10), byte('0'+sec%10), '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z', '"')
-}
-
-// appendString writes s as encoding/json does (HTML-safe escaping). Plain
-// printable ASCII, nearly every string of a contact, is copied as is; the
-// rest goes through encoding/json.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c-'\'' <= ';'-'\'' || c > '>' && c <= 0x7e && c != '\\' {
-			continue // digits, letters and most punctuation: the usual case
-		}
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
