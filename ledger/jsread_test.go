@@ -152,6 +152,14 @@ func TestScanJetStreamMatchesScan(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("without direct gets: %d events, differing from bbolt's %d", len(got), len(want))
 	}
+
+	// A start (EnsureStreams) turns direct gets on again.
+	if err := EnsureStreams(ctx, js, jsTestSite, 1); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = js.Stream(ctx, EventsStream); err != nil || !st.CachedInfo().Config.AllowDirect {
+		t.Errorf("after EnsureStreams: AllowDirect off (%v)", err)
+	}
 }
 
 func TestCompareJetStream(t *testing.T) {

@@ -111,15 +111,17 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 		cfg.Duplicates = DuplicateWindow
 		changed = true
 	}
+	if changed {
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure stream %s: update: %w: %v", name, ErrUnavailable, err)
+		}
+	}
 	if !cfg.AllowDirect {
+		// Only a speed-up for reading the stream back (jsdirect.go): a
+		// stream this account may not update is read with the ordered
+		// consumer instead, so a refusal here is not an error.
 		cfg.AllowDirect = true
-		changed = true
-	}
-	if !changed {
-		return nil
-	}
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("ensure stream %s: update: %w: %v", name, ErrUnavailable, err)
+		_, _ = js.UpdateStream(ctx, cfg)
 	}
 	return nil
 }
