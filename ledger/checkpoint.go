@@ -23,8 +23,14 @@ type Section struct {
 
 // SaveCheckpoint stores state as the projections' checkpoint for version
 // at seq, replacing any older one of that version, and puts sections (each
-// key starting with "version/") into the bucket "sections" in the same
-// transaction: a checkpoint is never stored without the sections it names.
+// key starting with "version/") into the bucket "sections": a checkpoint is
+// never stored without the sections it names. The sections go first, in
+// transactions of at most sectionTxBytes each, the last of them with the
+// checkpoint itself, so that a first save after a rebuild (every section
+// of the history, a GiB at 10 M events) does not hold bbolt's write lock,
+// and so every append, for the whole of it. A crash in between leaves
+// sections no checkpoint names yet; the next save writes them again (the
+// same key always holds the same bytes).
 //
 // The first checkpoint of a version also deletes the checkpoints and
 // sections of every other version: they are never read again by this
@@ -53,6 +59,32 @@ func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, 
 			return fmt.Errorf("save checkpoint: %w: section key %q is not under %q", ErrInvalid, sec.Key, prefix)
 		}
 	}
+	put := func(sb *bolt.Bucket, secs []Section) error {
+		for _, sec := range secs {
+			if err := sb.Put([]byte(sec.Key), sec.Data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for len(sections) > 0 {
+		n, size := 0, 0
+		for n < len(sections) && (n == 0 || size+len(sections[n].Data) <= s.sectionTxBytes) {
+			size += len(sections[n].Data)
+			n++
+		}
+		if n == len(sections) {
+			break // the last part goes with the checkpoint
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketSections), sections[:n]) })
+		if err != nil {
+			return s.readErr("save checkpoint sections", err)
+		}
+		sections = sections[n:]
+	}
 	v := make([]byte, 8+len(state))
 	binary.BigEndian.PutUint64(v, seq)
 	copy(v[8:], state)
@@ -63,10 +95,8 @@ func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, 
 				return err
 			}
 		}
-		for _, sec := range sections {
-			if err := sb.Put([]byte(sec.Key), sec.Data); err != nil {
-				return err
-			}
+		if err := put(sb, sections); err != nil {
+			return err
 		}
 		return cb.Put([]byte(version), v)
 	})

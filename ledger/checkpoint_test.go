@@ -1,8 +1,10 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -84,5 +86,32 @@ func TestCheckpointSections(t *testing.T) {
 	}
 	if _, _, err := ro.LoadCheckpoint(ctx, "2"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the older version's checkpoint was kept: %v", err)
+	}
+}
+
+// TestCheckpointSectionsInParts saves more section bytes than one
+// transaction takes (parts of at most 100 bytes, so about a dozen
+// commits): every section and the checkpoint are stored.
+func TestCheckpointSectionsInParts(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Options{})
+	if _, err := s.Append(ctx, cmd("a")); err != nil {
+		t.Fatal(err)
+	}
+	s.sectionTxBytes = 100
+	var secs []Section
+	for i := range 25 {
+		secs = append(secs, Section{Key: fmt.Sprintf("3/c/%d/2026-11-23", i), Data: bytes.Repeat([]byte{byte('a' + i)}, 30+i)})
+	}
+	if err := s.SaveCheckpoint(ctx, "3", 1, []byte("head"), secs); err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range secs {
+		if got, err := s.Section(ctx, sec.Key); err != nil || !bytes.Equal(got, sec.Data) {
+			t.Fatalf("%s: %q %v", sec.Key, got, err)
+		}
+	}
+	if seq, head, err := s.LoadCheckpoint(ctx, "3"); err != nil || seq != 1 || string(head) != "head" {
+		t.Fatalf("checkpoint: %d %q %v", seq, head, err)
 	}
 }

@@ -25,6 +25,10 @@ var (
 // when Options.MaxBatch is zero.
 const DefaultMaxBatch = 4096
 
+// DefaultSectionTxBytes is how many bytes of checkpoint sections one
+// SaveCheckpoint transaction writes at most, but the last.
+const DefaultSectionTxBytes = 16 << 20
+
 // pageSize is the bbolt page size of a new ledger file (an existing file
 // keeps its own). Events are about 0.5 KB and only ever appended: 16 KiB
 // pages cut the writes per commit (bbolt writes page by page) fourfold.
@@ -95,6 +99,10 @@ type Store struct {
 	stop   chan struct{}
 	done   chan struct{}
 
+	// sectionTxBytes bounds the section bytes of one SaveCheckpoint
+	// transaction but the last (DefaultSectionTxBytes; tests shrink it).
+	sectionTxBytes int
+
 	reqPool sync.Pool // free *request, see newRequest
 	encPool sync.Pool // free *[]byte for event data, see Store.prepare
 
@@ -121,11 +129,12 @@ func (s *Store) WriterStats() WriterStats {
 // unless read-only, starts its writer goroutine. Close stops it.
 func Open(path string, opts Options) (*Store, error) {
 	s := &Store{
-		log:  opts.Logger,
-		now:  opts.Now,
-		max:  opts.MaxBatch,
-		ro:   opts.ReadOnly,
-		path: path,
+		sectionTxBytes: DefaultSectionTxBytes,
+		log:            opts.Logger,
+		now:            opts.Now,
+		max:            opts.MaxBatch,
+		ro:             opts.ReadOnly,
+		path:           path,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -32,8 +32,9 @@ const (
 	logKeyVersion      = "version"
 )
 
-// CheckpointSaver stores a checkpoint with the sections it names, in one
-// transaction, and reads the sections back; *ledger.Store fits it.
+// CheckpointSaver stores a checkpoint with the sections it names (never the
+// checkpoint without them), and reads the sections back; *ledger.Store
+// fits it.
 type CheckpointSaver interface {
 	SaveCheckpoint(ctx context.Context, version string, seq uint64, state []byte, sections []ledger.Section) error
 	projections.SectionReader
