@@ -179,7 +179,7 @@ func BenchmarkRestartWithCheckpoint(b *testing.B) {
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	live := projections.NewLive(cp)
-	if err := (&replay.Checkpointer{Store: st, Live: live}).Run(cctx); err != nil {
+	if err := (&replay.Checkpointer{Store: st, Source: st, Live: live}).Run(cctx); err != nil {
 		b.Fatal(err)
 	}
 	blob, seq, secs, err := live.Snapshot()
@@ -249,7 +249,7 @@ func BenchmarkSealedQueries(b *testing.B) {
 	}
 	stopped, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := (&replay.Checkpointer{Store: st, Live: projections.NewLive(s)}).Run(stopped); err != nil {
+	if err := (&replay.Checkpointer{Store: st, Source: st, Live: projections.NewLive(s)}).Run(stopped); err != nil {
 		b.Fatal(err)
 	}
 	s, _, err = replay.Load(ctx, st, st)

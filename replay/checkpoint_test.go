@@ -174,7 +174,7 @@ func TestCheckpointerSchedule(t *testing.T) {
 		rec := &recorder{}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
-		c := &replay.Checkpointer{Store: rec, Live: live, EveryEvents: 10, Every: time.Minute}
+		c := &replay.Checkpointer{Store: rec, Source: d.store, Live: live, EveryEvents: 10, Every: time.Minute}
 		go func() { done <- c.Run(ctx) }()
 		feed := func(to uint64) {
 			for live.Seq() < to {
@@ -254,7 +254,7 @@ func TestCheckpointerSavesAfterColdStart(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			rec := &recorder{}
 			ctx, cancel := context.WithCancel(t.Context())
-			c := &replay.Checkpointer{Store: rec, Live: projections.NewLive(st), EveryEvents: 10, Every: time.Hour, Saved: tc.saved}
+			c := &replay.Checkpointer{Store: rec, Source: d.store, Live: projections.NewLive(st), EveryEvents: 10, Every: time.Hour, Saved: tc.saved}
 			done := make(chan error, 1)
 			go func() { done <- c.Run(ctx) }()
 			time.Sleep(1500 * time.Millisecond)
@@ -275,7 +275,7 @@ func TestCheckpointerWithStoreThenLoad(t *testing.T) {
 	d := writeDay(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	c := &replay.Checkpointer{Store: d.store, Live: d.live, EveryEvents: 1 << 40, Every: time.Hour}
+	c := &replay.Checkpointer{Store: d.store, Source: d.store, Live: d.live, EveryEvents: 1 << 40, Every: time.Hour}
 	go func() { done <- c.Run(ctx) }()
 	cancel()
 	if err := <-done; err != nil {

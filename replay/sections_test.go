@@ -109,7 +109,7 @@ func TestStoredSectionsAnswerLikeMemory(t *testing.T) {
 	live := projections.NewLive(st)
 	stopped, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := (&replay.Checkpointer{Store: store, Live: live}).Run(stopped); err != nil {
+	if err := (&replay.Checkpointer{Store: store, Source: store, Live: live}).Run(stopped); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, left, _ := live.Snapshot(); len(left) != 0 {
@@ -222,7 +222,7 @@ func TestSectionsStoredWhileServing(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	saved := make(chan error, 1)
 	go func() {
-		saved <- (&replay.Checkpointer{Store: st, Live: live, EveryEvents: 400, Every: 5 * time.Millisecond}).Run(cctx)
+		saved <- (&replay.Checkpointer{Store: st, Source: st, Live: live, EveryEvents: 400, Every: 5 * time.Millisecond}).Run(cctx)
 	}()
 	stop := make(chan struct{})
 	errs := make(chan error, 2)

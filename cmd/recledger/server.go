@@ -196,8 +196,11 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	g.Go(func() error {
 		// Saved: the state we started from is already checkpointed up to
 		// head−replayed, so the first save waits for that many new events.
-		return (&replay.Checkpointer{Store: store, Live: s.live, EveryEvents: cfg.CheckpointEvents,
-			Every: cfg.CheckpointEvery, Saved: head - replayed, Logger: log}).Run(gctx)
+		// Its own copy of the state starts from the same checkpoint the
+		// live state did (read again: the live one is not to be shared).
+		from := replay.FromCheckpoint(gctx, store)
+		return (&replay.Checkpointer{Store: store, Source: store, Live: s.live, From: from,
+			EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Saved: head - replayed, Logger: log}).Run(gctx)
 	})
 	g.Go(func() error { return api.RunCTI(gctx, nc, cfg.Site) })
 	g.Go(func() error {
