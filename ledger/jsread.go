@@ -239,7 +239,7 @@ func decodeFast(raw []byte) (e Envelope, ok bool) {
 	if tok, rest, good = cutUntil(rest, '"'); !good || !plainWord(tok) {
 		return e, false
 	}
-	typ := Type(tok)
+	typ := knownType(tok)
 	if rest, good = bytes.CutPrefix(rest, []byte(`,"version":`)); !good {
 		return e, false
 	}
@@ -326,6 +326,24 @@ func parseCanonicalTime(b []byte) (Time, bool) {
 		return Time{}, false
 	}
 	return T(t), true
+}
+
+// knownType returns tok as a Type, without allocating for the types this
+// code writes.
+func knownType(tok []byte) Type {
+	switch Type(tok) {
+	case TypeCommand:
+		return TypeCommand
+	case TypeCallSignal:
+		return TypeCallSignal
+	case TypeConfig:
+		return TypeConfig
+	case TypeDayClosed:
+		return TypeDayClosed
+	case TypeTimer:
+		return TypeTimer
+	}
+	return Type(tok)
 }
 
 // cutUntil splits b at the first c, dropping c.
