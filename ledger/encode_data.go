@@ -111,22 +111,23 @@ func AppendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// commandSize is about the encoded size of c, so that one allocation
-// usually holds it.
-func commandSize(c *Command) int {
-	n := 160 + len(c.Command) + len(c.SenderID) + len(c.PeripheralID) + len(c.Extension) +
-		len(c.Invalid) + len(c.Message) + len(c.Transport) + len(c.Method) + len(c.Client) + len(c.Principal)
-	for _, p := range c.Params {
-		n += 16 + len(p.Key) + len(p.Value)
+// appendData appends the canonical JSON of v when v is one of the data
+// types encoded by hand (a command or a call signal, by value or pointer);
+// ok is false for anything else, which goes through json.Marshal.
+func appendData(b []byte, v any) (_ []byte, ok bool) {
+	switch d := v.(type) {
+	case Command:
+		return appendCommand(b, &d), true
+	case *Command:
+		if d != nil {
+			return appendCommand(b, d), true
+		}
+	case CallSignal:
+		return appendCallSignal(b, &d), true
+	case *CallSignal:
+		if d != nil {
+			return appendCallSignal(b, d), true
+		}
 	}
-	for _, m := range c.Masked {
-		n += 4 + len(m)
-	}
-	return n
-}
-
-// callSignalSize is about the encoded size of s.
-func callSignalSize(s *CallSignal) int {
-	return 160 + len(s.CallID) + len(s.Extension) + len(s.Type) + len(s.Direction) + len(s.ANI) +
-		len(s.DNIS) + len(s.Transport) + len(s.Principal)
+	return b, false
 }

@@ -190,19 +190,8 @@ func Canonical(e Envelope, raw []byte) bool {
 
 // EncodeData returns the canonical JSON of an event's data.
 func EncodeData(v any) (json.RawMessage, error) {
-	switch d := v.(type) {
-	case Command:
-		return appendCommand(make([]byte, 0, commandSize(&d)), &d), nil
-	case *Command:
-		if d != nil {
-			return appendCommand(make([]byte, 0, commandSize(d)), d), nil
-		}
-	case CallSignal:
-		return appendCallSignal(make([]byte, 0, callSignalSize(&d)), &d), nil
-	case *CallSignal:
-		if d != nil {
-			return appendCallSignal(make([]byte, 0, callSignalSize(d)), d), nil
-		}
+	if b, ok := appendData(nil, v); ok {
+		return b, nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {

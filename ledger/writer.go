@@ -92,15 +92,6 @@ func (s *Store) Append(ctx context.Context, events ...Event) ([]Envelope, error)
 // of the Store's pool, which the writer takes back once it has copied the
 // data into the envelope: that was a fifth of an append's garbage.
 func (s *Store) prepare(ev Event) (prepared, error) {
-	var enc func([]byte) []byte
-	switch d := ev.Data.(type) {
-	case Command:
-		enc = func(b []byte) []byte { return appendCommand(b, &d) }
-	case CallSignal:
-		enc = func(b []byte) []byte { return appendCallSignal(b, &d) }
-	default:
-		return prepare(ev)
-	}
 	qt, err := quoteType(ev.Type)
 	if err != nil || ev.Type == "" || !utf8.ValidString(string(ev.Type)) {
 		return prepare(ev) // for its error
@@ -109,8 +100,13 @@ func (s *Store) prepare(ev Event) (prepared, error) {
 	if buf == nil {
 		buf = new([]byte)
 	}
-	*buf = enc((*buf)[:0])
-	return prepared{typ: ev.Type, qtype: qt, data: *buf, buf: buf}, nil
+	b, ok := appendData((*buf)[:0], ev.Data)
+	if !ok {
+		s.encPool.Put(buf)
+		return prepare(ev)
+	}
+	*buf = b
+	return prepared{typ: ev.Type, qtype: qt, data: b, buf: buf}, nil
 }
 
 // prepare checks and encodes one event.
