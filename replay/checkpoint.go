@@ -143,28 +143,17 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 			}
 			own = st
 		}
-		seq := own.Seq()
-		if seq <= saved {
+		if own.Seq() <= saved {
 			return nil
 		}
-		b, err := own.MarshalCheckpoint()
+		sv, err := Save(ctx, c.Store, own)
 		if err != nil {
-			return fmt.Errorf("checkpoint seq %d: %w", seq, err)
+			return err
 		}
-		secs := own.PendingSections()
-		if err := c.Store.SaveCheckpoint(ctx, projections.Version, seq, b, secs); err != nil {
-			return fmt.Errorf("checkpoint seq %d: %w", seq, err)
-		}
-		saved = seq
-		keys, size := make([]string, len(secs)), 0
-		for i, sec := range secs {
-			keys[i] = sec.Key
-			size += len(sec.Data)
-		}
-		own.SectionsStored(c.Store, keys)
-		c.Live.SectionsStored(c.Store, keys)
-		log.Info("checkpoint saved", logKeySeq, seq, logKeyBytes, len(b), logKeySections, len(secs), logKeySectionBytes, size,
-			logKeyVersion, projections.Version, logKeyTook, time.Since(start).Round(time.Millisecond))
+		saved = sv.Seq
+		c.Live.SectionsStored(c.Store, sv.Sections)
+		log.Info("checkpoint saved", logKeySeq, sv.Seq, logKeyBytes, sv.HeadBytes, logKeySections, len(sv.Sections),
+			logKeySectionBytes, sv.SectionBytes, logKeyVersion, projections.Version, logKeyTook, time.Since(start).Round(time.Millisecond))
 		return nil
 	}
 	for {
@@ -193,6 +182,37 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// SavedCheckpoint describes a checkpoint Save stored.
+type SavedCheckpoint struct {
+	Seq          uint64
+	HeadBytes    int      // the encoded state's head
+	Sections     []string // keys of the sections stored with it
+	SectionBytes int
+}
+
+// Save stores st as the checkpoint of projections.Version at its seq, with
+// the sections whose bytes it still holds, and then tells st they are
+// stored, so that it drops those bytes.
+func Save(ctx context.Context, store CheckpointSaver, st *projections.State) (SavedCheckpoint, error) {
+	sv := SavedCheckpoint{Seq: st.Seq()}
+	b, err := st.MarshalCheckpoint()
+	if err != nil {
+		return sv, fmt.Errorf("checkpoint seq %d: %w", sv.Seq, err)
+	}
+	secs := st.PendingSections()
+	if err := store.SaveCheckpoint(ctx, projections.Version, sv.Seq, b, secs); err != nil {
+		return sv, fmt.Errorf("checkpoint seq %d: %w", sv.Seq, err)
+	}
+	sv.HeadBytes = len(b)
+	sv.Sections = make([]string, len(secs))
+	for i, sec := range secs {
+		sv.Sections[i] = sec.Key
+		sv.SectionBytes += len(sec.Data)
+	}
+	st.SectionsStored(store, sv.Sections)
+	return sv, nil
 }
 
 // Load rebuilds the projections from the newest checkpoint of

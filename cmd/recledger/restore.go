@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 
 	"github.com/recledger/recledger/ledger"
-	"github.com/recledger/recledger/projections"
 	"github.com/recledger/recledger/replay"
 )
 
@@ -100,12 +99,8 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("restore: replay: %w", err)
 	}
-	b, err := st.MarshalCheckpoint()
-	if err == nil {
-		err = store.SaveCheckpoint(ctx, projections.Version, st.Seq(), b, st.PendingSections())
-	}
-	if err != nil {
-		return fmt.Errorf("restore: checkpoint: %w", err)
+	if _, err := replay.Save(ctx, store, st); err != nil {
+		return fmt.Errorf("restore: %w", err)
 	}
 	seq, hash := store.Head()
 	res := restoreResult{Events: n, Seq: seq, Head: hash, Digest: st.Digest()}
