@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -50,15 +51,17 @@ func TestUploadWorkerAgainstServer(t *testing.T) {
 	dest := t.TempDir()
 	wctx, wcancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	var logs bytes.Buffer
+	logs := &lockedBuffer{}
 	go func() {
-		done <- (&UploadWorkerCommand{Stderr: &logs}).Run(wctx, []string{"--nats", srv.NATSURL(), "--site", "bench", "--dest", dest})
+		done <- (&UploadWorkerCommand{Stderr: logs}).Run(wctx, []string{"--nats", srv.NATSURL(), "--site", "bench", "--dest", dest})
 	}()
+	// The worker writes the files, acknowledges the manifest, then logs
+	// it: wait for the log line too before stopping it.
 	dir := filepath.Join(dest, m.Day)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		entries, _ := os.ReadDir(dir)
-		if len(entries) >= len(m.Contacts) {
+		if len(entries) >= len(m.Contacts) && strings.Contains(logs.String(), "manifest uploaded") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -87,7 +90,22 @@ func TestUploadWorkerAgainstServer(t *testing.T) {
 			t.Fatalf("%s.json differs from the manifest entry", id.ContactID)
 		}
 	}
-	if !strings.Contains(logs.String(), "manifest uploaded") {
-		t.Fatalf("no upload logged:\n%s", logs.String())
-	}
+}
+
+// lockedBuffer is a bytes.Buffer that a worker writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
