@@ -265,8 +265,13 @@ func TestKilledWorkerEveryContactOnce(t *testing.T) {
 		defer w.mu.Unlock()
 		return w.w.String()
 	}
-	if out := logs(b) + logs(a2); !strings.Contains(out, "delivery=2") {
-		t.Errorf("no manifest was redelivered after the kill:\n%s", out)
+	// A worker acks a manifest before it logs it: wait for the line.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs(b)+logs(a2), "delivery=2") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no manifest was redelivered after the kill:\n%s", logs(b)+logs(a2))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	finals, temps := countFiles(t, dest)
