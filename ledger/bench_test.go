@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -27,15 +28,27 @@ var benchCommand = Event{Type: TypeCommand, Data: Command{
 // reports the throughput as events/s.
 func runAppenders(b *testing.B, n int, op func(i uint64) error) {
 	b.Helper()
-	var next atomic.Uint64
+	b.ResetTimer()
+	err := spread(n, 1, uint64(b.N), op)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// spread runs n goroutines that together call op for i = from..to, and
+// returns the first error.
+func spread(n int, from, to uint64, op func(i uint64) error) error {
+	next := atomic.Uint64{}
+	next.Store(from - 1)
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
-	b.ResetTimer()
 	for range n {
 		wg.Go(func() {
 			for {
 				i := next.Add(1)
-				if i > uint64(b.N) {
+				if i > to {
 					return
 				}
 				if err := op(i); err != nil {
@@ -46,11 +59,10 @@ func runAppenders(b *testing.B, n int, op func(i uint64) error) {
 		})
 	}
 	wg.Wait()
-	b.StopTimer()
 	if err := failed.Load(); err != nil {
-		b.Fatal(*err)
+		return *err
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	return nil
 }
 
 // BenchmarkAppend measures Store.Append of single events by concurrent
@@ -112,4 +124,62 @@ func BenchmarkBoltBatch(b *testing.B) {
 // BenchmarkBoltUpdate is the baseline of one transaction per write.
 func BenchmarkBoltUpdate(b *testing.B) {
 	benchBolt(b, func(db *bolt.DB, fn func(*bolt.Tx) error) error { return db.Update(fn) })
+}
+
+// BenchmarkAppendVsBatch runs Store.Append and plain bbolt.Batch (the same
+// puts as BenchmarkBoltBatch) by turns, in rounds, each b.N events by the
+// same number of appenders, and reports both rates and x-batch, their
+// ratio. The machine is shared: a ratio of rates measured in the same
+// seconds is steadier than rates from two benchmarks run one after the
+// other.
+func BenchmarkAppendVsBatch(b *testing.B) {
+	const rounds = 4
+	for _, n := range benchAppenders {
+		b.Run("appenders="+strconv.Itoa(n), func(b *testing.B) {
+			dir := b.TempDir()
+			s, err := Open(filepath.Join(dir, "ledger.db"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			db, err := bolt.Open(filepath.Join(dir, "bolt.db"), 0o600, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bucketEvents); return err }); err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			appendOp := func(uint64) error { _, err := s.Append(ctx, benchCommand); return err }
+			batchOp := func(i uint64) error {
+				var k [8]byte
+				binary.BigEndian.PutUint64(k[:], i)
+				return db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(bucketEvents).Put(k[:], benchValue) })
+			}
+			var inAppend, inBatch time.Duration
+			per := max(1, b.N/rounds)
+			b.ResetTimer()
+			for done := 0; done < b.N; done += per {
+				from, to := uint64(done+1), uint64(min(done+per, b.N))
+				start := time.Now()
+				if err := spread(n, from, to, appendOp); err != nil {
+					b.Fatal(err)
+				}
+				mid := time.Now()
+				if err := spread(n, from, to, batchOp); err != nil {
+					b.Fatal(err)
+				}
+				inAppend, inBatch = inAppend+mid.Sub(start), inBatch+time.Since(mid)
+			}
+			b.StopTimer()
+			if seq, _ := s.Head(); seq != uint64(b.N) {
+				b.Fatalf("head %d after %d appends", seq, b.N)
+			}
+			appendRate, batchRate := float64(b.N)/inAppend.Seconds(), float64(b.N)/inBatch.Seconds()
+			b.ReportMetric(appendRate, "append-events/s")
+			b.ReportMetric(batchRate, "batch-events/s")
+			b.ReportMetric(appendRate/batchRate, "x-batch")
+		})
+	}
 }
