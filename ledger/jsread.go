@@ -124,14 +124,26 @@ var errStopRead = errors.New("stop reading")
 
 // readSite calls fn with the site's events in the stream, decoded, from
 // stream seq from (0: the first) through at least stream seq until, which
-// must hold one of them: with batched direct gets (jsdirect.go), or with
+// must hold one of them: with batched direct gets (jsdirect.go; without a
+// subject filter while the stream holds no other site's), or with
 // an ordered consumer when the server does not answer those. fn is given
 // the event's stream seq when it is known, else 0, and may be given
 // events after until: it ends the read by returning errStopRead. Any other
 // error of fn is returned as is.
 func readSite(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, fn func(streamSeq uint64, e Envelope) error) error {
+	return readSiteSized(ctx, js, site, from, until, jsDirectBatch, fn)
+}
+
+// readSiteSized is readSite with direct gets of size messages.
+func readSiteSized(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, size int, fn func(streamSeq uint64, e Envelope) error) error {
 	next := from
-	err := readSiteDirect(ctx, js, site, &next, until, jsDirectBatch, fn)
+	sole := soleSite(ctx, js, site)
+	err := readSiteDirect(ctx, js, site, sole, &next, until, size, fn)
+	if sole && (errors.Is(err, errNotSole) || errors.Is(err, errNoDirect)) {
+		// Another site's subject arrived, or the server wants a filter:
+		// read on with one.
+		err = readSiteDirect(ctx, js, site, false, &next, until, size, fn)
+	}
 	if errors.Is(err, errNoDirect) {
 		err = readSiteConsumer(ctx, js, site, next, until, fn)
 	}
