@@ -137,6 +137,16 @@ func (l *Live) Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.PauseR
 	return h.pauses(ctx, q, hot)
 }
 
+// EachPause is State.EachPause: the rows are read after the lock is let go,
+// so a slow reader of a long history holds no fold up.
+func (l *Live) EachPause(ctx context.Context, q ledger.PauseQuery, fn func(*ledger.PauseRow) error) error {
+	l.mu.RLock()
+	hot := l.s.hotPauses(q)
+	h := l.s.history(true)
+	l.mu.RUnlock()
+	return h.eachPause(ctx, q, hot, fn)
+}
+
 // UserConfig is State.UserConfig.
 func (l *Live) UserConfig(userID string) (ledger.UserConfig, error) {
 	l.mu.RLock()

@@ -2,8 +2,11 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -116,6 +119,24 @@ func (s *State) Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.Pause
 	return s.history(false).pauses(ctx, q, s.hotPauses(q))
 }
 
+// EachPause calls fn with the rows Pauses returns, in the same order, one
+// at a time: the rows of past seals a chunk at a time, so that a query of
+// the whole history holds one chunk, not all of it. It stops at fn's
+// first error and returns it. The row is fn's only for the call.
+//
+// The pause log is in the order Pauses sorts by: a row's start is the
+// time of the event that opened it, and a ledger's event times never go
+// back. A row that breaks that order (a ledger whose times do: not one
+// this code wrote) stops EachPause with ErrUnordered before fn sees it;
+// Pauses, which sorts, still answers.
+func (s *State) EachPause(ctx context.Context, q ledger.PauseQuery, fn func(*ledger.PauseRow) error) error {
+	return s.history(false).eachPause(ctx, q, s.hotPauses(q), fn)
+}
+
+// ErrUnordered says that the pause log is not in start order, so it
+// cannot be streamed in that order; see EachPause.
+var ErrUnordered = errors.New("pause rows are not in start order")
+
 // hotPauses returns the rows opened since the last seal that match q.
 func (s *State) hotPauses(q ledger.PauseQuery) []ledger.PauseRow {
 	var out []ledger.PauseRow
@@ -144,10 +165,50 @@ func pauseMatches(q ledger.PauseQuery, p *ledger.PauseRow) bool {
 // pauses returns the encoded rows matching q, then hot, sorted.
 func (h *history) pauses(ctx context.Context, q ledger.PauseQuery, hot []ledger.PauseRow) ([]ledger.PauseRow, error) {
 	out := []ledger.PauseRow{}
-	keep := func(p *ledger.PauseRow) {
-		if pauseMatches(q, p) {
-			out = append(out, *p)
+	err := h.walkPauses(ctx, q, hot, func(p *ledger.PauseRow) error {
+		out = append(out, *p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !slices.IsSortedFunc(out, comparePauses) { // only a ledger whose times go back
+		slices.SortStableFunc(out, comparePauses)
+	}
+	return out, nil
+}
+
+// eachPause is walkPauses with the order checked: see EachPause.
+func (h *history) eachPause(ctx context.Context, q ledger.PauseQuery, hot []ledger.PauseRow, fn func(*ledger.PauseRow) error) error {
+	var last ledger.PauseRow
+	first := true
+	return h.walkPauses(ctx, q, hot, func(p *ledger.PauseRow) error {
+		if !first && comparePauses(*p, last) < 0 {
+			return fmt.Errorf("pauses: %w: row opened by %s starts before the one opened by %s", ErrUnordered, p.OpenEventID, last.OpenEventID)
 		}
+		first, last = false, *p
+		return fn(p)
+	})
+}
+
+// comparePauses orders rows by start, then by the id of the event that
+// opened them.
+func comparePauses(a, b ledger.PauseRow) int {
+	if c := a.Start.Compare(b.Start.Time); c != 0 {
+		return c
+	}
+	return strings.Compare(a.OpenEventID, b.OpenEventID)
+}
+
+// walkPauses calls fn with the rows matching q in the log's order: the
+// encoded ones, a chunk decoded at a time (patched rows in their place),
+// then hot.
+func (h *history) walkPauses(ctx context.Context, q ledger.PauseQuery, hot []ledger.PauseRow, fn func(*ledger.PauseRow) error) error {
+	keep := func(p *ledger.PauseRow) error {
+		if pauseMatches(q, p) {
+			return fn(p)
+		}
+		return nil
 	}
 	for k := range h.chunks {
 		c := &h.chunks[k]
@@ -155,35 +216,37 @@ func (h *history) pauses(ctx context.Context, q ledger.PauseQuery, hot []ledger.
 			// Only the rows changed since the chunk was cut can be in range.
 			for i := c.First; i < c.First+c.Rows; i++ {
 				if p, ok := h.patched[i]; ok {
-					keep(p)
+					if err := keep(p); err != nil {
+						return err
+					}
 				}
 			}
 			continue
 		}
 		b, err := h.bytes(ctx, &c.Sec)
 		if err != nil {
-			return nil, fmt.Errorf("pauses: %w", err)
+			return fmt.Errorf("pauses: %w", err)
 		}
 		rows, err := decodeChunk(c, b)
 		if err != nil {
-			return nil, fmt.Errorf("pauses: %w", err)
+			return fmt.Errorf("pauses: %w", err)
 		}
 		for j := range rows {
-			if p, ok := h.patched[c.First+j]; ok {
-				keep(p)
-				continue
+			p := &rows[j]
+			if patched, ok := h.patched[c.First+j]; ok {
+				p = patched
 			}
-			keep(&rows[j])
+			if err := keep(p); err != nil {
+				return err
+			}
 		}
 	}
-	out = append(out, hot...)
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].Start.Equal(out[j].Start.Time) {
-			return out[i].Start.Before(out[j].Start.Time)
+	for i := range hot {
+		if err := keep(&hot[i]); err != nil {
+			return err
 		}
-		return out[i].OpenEventID < out[j].OpenEventID
-	})
-	return out, nil
+	}
+	return nil
 }
 
 // outside reports whether every row of chunk c, as encoded, is outside

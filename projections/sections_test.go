@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/recledger/recledger/ledger"
@@ -74,6 +75,17 @@ func pausesOf(t testing.TB, s *State, q ledger.PauseQuery) []ledger.PauseRow {
 	out, err := s.Pauses(context.Background(), q)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// EachPause streams the same rows in the same order.
+	streamed := []ledger.PauseRow{}
+	if err := s.EachPause(context.Background(), q, func(p *ledger.PauseRow) error {
+		streamed = append(streamed, *p)
+		return nil
+	}); err != nil {
+		t.Fatalf("EachPause %+v: %v", q, err)
+	}
+	if !reflect.DeepEqual(streamed, out) {
+		t.Fatalf("EachPause %+v: %d rows, differing from Pauses' %d", q, len(streamed), len(out))
 	}
 	return out
 }

@@ -233,8 +233,8 @@ func sampleHeap(peak *uint64) (stop func()) {
 
 // BenchmarkSealedQueries is what a query of sealed history costs once the
 // sections are in bbolt (the state after a restart): one cold contact, the
-// contacts of a sealed day, its manifest, and one agent's pauses over an
-// hour of it.
+// contacts of a sealed day, its manifest, one agent's pauses over an
+// hour of it, and every pause row, collected and streamed.
 func BenchmarkSealedQueries(b *testing.B) {
 	ctx := context.Background()
 	path, _ := buildBenchLedger(b, b.TempDir(), benchSize("RECLEDGER_BENCH_EVENTS", benchEvents))
@@ -276,8 +276,15 @@ func BenchmarkSealedQueries(b *testing.B) {
 		{"contacts-of-day", func() error { _, err := s.Contacts(ctx, ledger.ContactQuery{Day: day}); return err }},
 		{"manifest", func() error { _, err := s.Manifest(ctx, day); return err }},
 		{"pauses-hour", func() error { _, err := s.Pauses(ctx, pq); return err }},
+		// the whole history, as an export: collected, and streamed (one
+		// sealed chunk of rows at a time; compare B/op)
+		{"pauses-all", func() error { _, err := s.Pauses(ctx, ledger.PauseQuery{}); return err }},
+		{"pauses-all-streamed", func() error {
+			return s.EachPause(ctx, ledger.PauseQuery{}, func(*ledger.PauseRow) error { return nil })
+		}},
 	} {
 		b.Run(q.name, func(b *testing.B) {
+			b.ReportAllocs()
 			for b.Loop() {
 				if err := q.fn(); err != nil {
 					b.Fatal(err)
