@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -68,7 +69,12 @@ func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
 }
 
 // handlePauses serves GET /v1/pauses?user_id=&from=&to= as JSON, or as CSV
-// with a header row on Accept: text/csv or ?format=csv.
+// with a header row on Accept: text/csv or ?format=csv. The rows are
+// streamed (Views.EachPause): an export of the whole history holds one
+// sealed chunk of rows at a time, not all of them. An error before the
+// first bytes were sent is answered through Views.Pauses (which sorts a
+// log out of order, and answers errors with their status); after that the
+// connection is cut.
 func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	pq := ledger.PauseQuery{UserID: q.Get("user_id")}
@@ -81,6 +87,50 @@ func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	st := &streamed{w: w}
+	if wantsCSV(r) {
+		st.ctype = "text/csv; charset=utf-8"
+		cw := csv.NewWriter(st)
+		cw.Write(pauseCSVHeader())
+		err = s.views.EachPause(r.Context(), pq, func(p *ledger.PauseRow) error {
+			return cw.Write(pauseCSVRecord(p))
+		})
+		cw.Flush()
+		if err == nil {
+			err = cw.Error()
+		}
+	} else {
+		st.ctype = "application/json"
+		st.WriteString(`{"pauses":[`)
+		n := 0
+		err = s.views.EachPause(r.Context(), pq, func(p *ledger.PauseRow) error {
+			b, err := json.Marshal(p)
+			if err != nil {
+				return err
+			}
+			if n++; n > 1 {
+				st.WriteString(",")
+			}
+			_, err = st.Write(b)
+			return err
+		})
+		st.WriteString("]}\n")
+	}
+	if err == nil {
+		err = st.flush()
+	}
+	switch {
+	case err == nil:
+	case st.pending():
+		s.answerPauses(w, r, pq)
+	default:
+		s.log.Error("pause history cut short", logKeyRoute, r.Pattern, logKeyErr, err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// answerPauses answers GET /v1/pauses from Views.Pauses, whole.
+func (s *Server) answerPauses(w http.ResponseWriter, r *http.Request, pq ledger.PauseQuery) {
 	rows, err := s.views.Pauses(r.Context(), pq)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -111,13 +161,18 @@ func pauseCSVHeader() []string {
 		"paused_by", "resumed_by", "transport", "open_event_id", "close_event_id"}
 }
 
+// pauseCSVRecord is one row of the CSV pause history.
+func pauseCSVRecord(p *ledger.PauseRow) []string {
+	return []string{p.ContactID, p.CallID, p.UserID, p.Extension, p.Start.String(), p.End.String(), p.EndedBy,
+		strconv.FormatFloat(p.Seconds, 'f', 3, 64), p.PausedBy, p.ResumedBy, p.Transport, p.OpenEventID, p.CloseEventID}
+}
+
 func pausesCSV(rows []ledger.PauseRow) []byte {
 	var b bytes.Buffer
 	cw := csv.NewWriter(&b)
 	cw.Write(pauseCSVHeader())
-	for _, p := range rows {
-		cw.Write([]string{p.ContactID, p.CallID, p.UserID, p.Extension, p.Start.String(), p.End.String(), p.EndedBy,
-			strconv.FormatFloat(p.Seconds, 'f', 3, 64), p.PausedBy, p.ResumedBy, p.Transport, p.OpenEventID, p.CloseEventID})
+	for i := range rows {
+		cw.Write(pauseCSVRecord(&rows[i]))
 	}
 	cw.Flush()
 	return b.Bytes()

@@ -35,6 +35,10 @@ type Views interface {
 	Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Contact, error)
 	Contact(ctx context.Context, contactID string) (ledger.Contact, error)
 	Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.PauseRow, error)
+	// EachPause calls fn with Pauses' rows, in order, one at a time, and
+	// stops at fn's first error; it may also fail where Pauses answers
+	// (a log out of start order).
+	EachPause(ctx context.Context, q ledger.PauseQuery, fn func(*ledger.PauseRow) error) error
 	Config() ledger.Config
 	// Manifest is the canonical manifest of a sealed day (ledger.ErrNotFound until sealed).
 	Manifest(ctx context.Context, day string) ([]byte, error)

@@ -1,0 +1,127 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// pauseViews answers the pause history from rows; EachPause fails with
+// eachErr after failAfter rows (never when eachErr is nil), Pauses with
+// pausesErr.
+type pauseViews struct {
+	Views     // the rest is not used by the pause history
+	rows      []ledger.PauseRow
+	failAfter int
+	eachErr   error
+	pausesErr error
+}
+
+func (v *pauseViews) Pauses(context.Context, ledger.PauseQuery) ([]ledger.PauseRow, error) {
+	if v.pausesErr != nil {
+		return nil, v.pausesErr
+	}
+	return v.rows, nil
+}
+
+func (v *pauseViews) EachPause(_ context.Context, _ ledger.PauseQuery, fn func(*ledger.PauseRow) error) error {
+	for i := range v.rows {
+		if i == v.failAfter && v.eachErr != nil {
+			return v.eachErr
+		}
+		if err := fn(&v.rows[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// manyPauses is n rows, several times streamFlushBytes of JSON for n in
+// the thousands.
+func manyPauses(n int) []ledger.PauseRow {
+	start := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	rows := make([]ledger.PauseRow, n)
+	for i := range rows {
+		at := start.Add(time.Duration(i) * time.Second)
+		rows[i] = ledger.PauseRow{ContactID: fmt.Sprintf("contact-%06d", i), CallID: fmt.Sprintf("call-%d", i), UserID: "jdoe",
+			Extension: "4711", Start: ledger.T(at), End: ledger.T(at.Add(30 * time.Second)), EndedBy: "resume", Seconds: 30,
+			PausedBy: "jdoe", ResumedBy: "jdoe", Transport: "finesse", OpenEventID: fmt.Sprintf("open-%06d", i), CloseEventID: fmt.Sprintf("close-%06d", i)}
+	}
+	return rows
+}
+
+// TestPauseHistoryStreamed: the streamed answer is byte for byte the
+// whole one (JSON and CSV, far longer than one send); an error before the
+// first send is answered from Pauses; an error after it cuts the
+// connection, so a client never gets a truncated list that parses.
+func TestPauseHistoryStreamed(t *testing.T) {
+	rows := manyPauses(5000)
+	whole := &Server{views: &pauseViews{rows: rows}, log: slog.New(slog.DiscardHandler)}
+	var wantJSON bytes.Buffer
+	json.NewEncoder(&wantJSON).Encode(map[string]any{"pauses": rows})
+	if wantJSON.Len() < 4*streamFlushBytes {
+		t.Fatalf("test answer of %d bytes is not several sends", wantJSON.Len())
+	}
+	wantCSV := pausesCSV(rows)
+
+	get := func(s *Server, target string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		s.handlePauses(rec, httptest.NewRequest("GET", target, nil))
+		return rec
+	}
+	for _, tc := range []struct {
+		target, ctype string
+		want          []byte
+	}{
+		{"/v1/pauses", "application/json", wantJSON.Bytes()},
+		{"/v1/pauses?format=csv", "text/csv; charset=utf-8", wantCSV},
+	} {
+		rec := get(whole, tc.target)
+		if rec.Code != 200 || rec.Header().Get("Content-Type") != tc.ctype || !bytes.Equal(rec.Body.Bytes(), tc.want) {
+			t.Errorf("%s: %d %q, %d bytes, want 200 %q, the %d bytes of the whole answer", tc.target, rec.Code,
+				rec.Header().Get("Content-Type"), rec.Body.Len(), tc.ctype, len(tc.want))
+		}
+	}
+	// Empty.
+	empty := &Server{views: &pauseViews{}, log: slog.New(slog.DiscardHandler)}
+	if rec := get(empty, "/v1/pauses"); rec.Body.String() != "{\"pauses\":[]}\n" {
+		t.Errorf("no rows: %q", rec.Body.String())
+	}
+
+	// An error before anything was sent: Pauses answers, whole, or with
+	// the error's status.
+	early := &Server{views: &pauseViews{rows: rows, failAfter: 3, eachErr: errors.New("unordered")}, log: slog.New(slog.DiscardHandler)}
+	if rec := get(early, "/v1/pauses"); rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), wantJSON.Bytes()) {
+		t.Errorf("early error: %d, %d bytes, want the whole answer from Pauses", rec.Code, rec.Body.Len())
+	}
+	failing := &Server{views: &pauseViews{rows: rows, failAfter: 3, eachErr: ledger.ErrUnavailable,
+		pausesErr: fmt.Errorf("read section: %w", ledger.ErrUnavailable)}, log: slog.New(slog.DiscardHandler)}
+	if rec := get(failing, "/v1/pauses"); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("early error, Pauses failing too: %d %s, want 503", rec.Code, rec.Body.String())
+	}
+
+	// An error after the first send: the connection is cut.
+	late := &Server{views: &pauseViews{rows: rows, failAfter: 4000, eachErr: ledger.ErrUnavailable}, log: slog.New(slog.DiscardHandler)}
+	srv := httptest.NewServer(http.HandlerFunc(late.handlePauses))
+	defer srv.Close()
+	srv.Config.ErrorLog = nil
+	resp, err := http.Get(srv.URL + "/v1/pauses")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || json.Valid(body) {
+		t.Errorf("late error: read %d bytes, err %v, valid JSON %v; want a cut connection", len(body), err, json.Valid(body))
+	}
+}
