@@ -159,13 +159,13 @@ func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	body, release, err := s.readBodyPooled(w, r, maxFeedBody)
+	body, err := s.readBodyPooled(w, r, maxFeedBody)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	reply, err := s.acceptSignals(r.Context(), sourceCalls, body, ledger.TransportHTTP, principal)
-	release() // the signals hold copies of what they took from the body
+	reply, err := s.acceptSignals(r.Context(), sourceCalls, body.Bytes(), ledger.TransportHTTP, principal)
+	s.releaseBody(body) // the signals hold copies of what they took from the body
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -200,24 +200,27 @@ func readBodyInto(buf *bytes.Buffer, w http.ResponseWriter, r *http.Request, lim
 	return nil
 }
 
-// readBodyPooled reads r's body into a reused buffer; call release once
-// nothing refers to the body any more (the parsers copy what they keep).
-func (s *Server) readBodyPooled(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, release func(), err error) {
+// readBodyPooled reads r's body into a reused buffer; hand the buffer to
+// releaseBody once nothing refers to the body any more (the parsers copy
+// what they keep).
+func (s *Server) readBodyPooled(w http.ResponseWriter, r *http.Request, limit int64) (*bytes.Buffer, error) {
 	buf, _ := s.bodies.Get().(*bytes.Buffer)
 	if buf == nil {
 		buf = new(bytes.Buffer)
 	}
 	buf.Reset()
-	release = func() {
-		if buf.Cap() <= maxPooledBody {
-			s.bodies.Put(buf)
-		}
-	}
 	if err := readBodyInto(buf, w, r, limit); err != nil {
-		release()
-		return nil, nil, err
+		s.releaseBody(buf)
+		return nil, err
 	}
-	return buf.Bytes(), release, nil
+	return buf, nil
+}
+
+// releaseBody puts a body buffer of readBodyPooled back for reuse.
+func (s *Server) releaseBody(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBody {
+		s.bodies.Put(buf)
+	}
 }
 
 // maxPooledBody is the largest body buffer put back for reuse.

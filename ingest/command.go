@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -59,13 +60,13 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 			with("commands", valid))
 		return
 	}
-	body, release, err := s.readBodyPooled(w, r, s.maxBody)
+	body, err := s.readBodyPooled(w, r, s.maxBody)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	req := parseParams(r.URL.RawQuery, r.Header.Get("Content-Type"), body)
-	release() // parseParams copies what it keeps
+	req := parseParams(r.URL.RawQuery, r.Header.Get("Content-Type"), body.Bytes())
+	s.releaseBody(body) // parseParams copies what it keeps
 	cmd := ledger.Command{
 		Command:      name,
 		SenderID:     req.SenderID,
@@ -106,7 +107,9 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 		res.Command = name
 	}
 	s.met.countCommand(res.Command, res.Outcome)
-	s.log.Debug("command", logKeyCommand, res.Command, logKeyOutcome, res.Outcome, logKeySeq, env.Seq, logKeyPrincipal, principal)
+	if s.log.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost four allocations even when not logged
+		s.log.Debug("command", logKeyCommand, res.Command, logKeyOutcome, res.Outcome, logKeySeq, env.Seq, logKeyPrincipal, principal)
+	}
 	s.writeJSON(w, statusOfResult(res), res)
 }
 

@@ -19,7 +19,9 @@ type metrics struct {
 	appendSecs  *prometheus.HistogramVec // by source
 	appendBatch prometheus.Histogram
 	appended    prometheus.Counter
-	gatherer    prometheus.Gatherer
+
+	writers  sync.Pool // free *statusWriter, see instrument
+	gatherer prometheus.Gatherer
 
 	// The children of the vectors, looked up once per label set: a
 	// WithLabelValues call hashes its labels and takes the vector's lock
@@ -157,13 +159,19 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // instrument counts every request by its route pattern and status.
 func (m *metrics) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w}
+		sw, _ := m.writers.Get().(*statusWriter)
+		if sw == nil {
+			sw = new(statusWriter)
+		}
+		*sw = statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
+		code := sw.code
+		*sw = statusWriter{} // keep no ResponseWriter alive in the pool
+		m.writers.Put(sw)    // a handler that panicked does not get here: its writer is left to the GC
 		route := r.Pattern
 		if route == "" {
 			route = "unmatched"
 		}
-		code := sw.code
 		if code == 0 {
 			code = http.StatusOK
 		}
