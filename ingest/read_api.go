@@ -123,6 +123,8 @@ func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 	case st.pending():
 		s.answerPauses(w, r, pq)
+	case r.Context().Err() != nil: // the client went away
+		panic(http.ErrAbortHandler)
 	default:
 		s.log.Error("pause history cut short", logKeyRoute, r.Pattern, logKeyErr, err)
 		panic(http.ErrAbortHandler)
