@@ -25,4 +25,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrMismatch: two copies of the ledger (bbolt, JetStream) differ.
 	ErrMismatch = errors.New("copies differ")
+	// ErrUnordered: a read that hands rows over in the order of their
+	// events' times met one out of that order (a ledger whose times go
+	// back, which Store never writes); the sorted, whole answer still
+	// exists (projections.State.EachPause, Pauses).
+	ErrUnordered = errors.New("out of time order")
 )

@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -127,15 +126,12 @@ func (s *State) Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.Pause
 // The pause log is in the order Pauses sorts by: a row's start is the
 // time of the event that opened it, and a ledger's event times never go
 // back. A row that breaks that order (a ledger whose times do: not one
-// this code wrote) stops EachPause with ErrUnordered before fn sees it;
-// Pauses, which sorts, still answers.
+// this code wrote) stops EachPause with an error wrapping
+// ledger.ErrUnordered before fn sees it; Pauses, which sorts, still
+// answers.
 func (s *State) EachPause(ctx context.Context, q ledger.PauseQuery, fn func(*ledger.PauseRow) error) error {
 	return s.history(false).eachPause(ctx, q, s.hotPauses(q), fn)
 }
-
-// ErrUnordered says that the pause log is not in start order, so it
-// cannot be streamed in that order; see EachPause.
-var ErrUnordered = errors.New("pause rows are not in start order")
 
 // hotPauses returns the rows opened since the last seal that match q.
 func (s *State) hotPauses(q ledger.PauseQuery) []ledger.PauseRow {
@@ -184,7 +180,7 @@ func (h *history) eachPause(ctx context.Context, q ledger.PauseQuery, hot []ledg
 	first := true
 	return h.walkPauses(ctx, q, hot, func(p *ledger.PauseRow) error {
 		if !first && comparePauses(*p, last) < 0 {
-			return fmt.Errorf("pauses: %w: row opened by %s starts before the one opened by %s", ErrUnordered, p.OpenEventID, last.OpenEventID)
+			return fmt.Errorf("pauses: %w: row opened by %s starts before the one opened by %s", ledger.ErrUnordered, p.OpenEventID, last.OpenEventID)
 		}
 		first, last = false, *p
 		return fn(p)

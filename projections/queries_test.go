@@ -12,7 +12,7 @@ import (
 
 // TestEachPauseRefusesAnUnorderedLog: a ledger whose event times go back
 // (not one the ledger writes) leaves the pause log out of start order.
-// Pauses still answers sorted; EachPause stops with ErrUnordered before
+// Pauses still answers sorted; EachPause stops with ledger.ErrUnordered before
 // its callback sees the row that breaks the order.
 func TestEachPauseRefusesAnUnorderedLog(t *testing.T) {
 	g := newEnvGen(t)
@@ -40,7 +40,7 @@ func TestEachPauseRefusesAnUnorderedLog(t *testing.T) {
 		seen = append(seen, p.UserID)
 		return nil
 	})
-	if !errors.Is(err, ErrUnordered) || len(seen) != 1 || seen[0] != "u0" {
+	if !errors.Is(err, ledger.ErrUnordered) || len(seen) != 1 || seen[0] != "u0" {
 		t.Errorf("EachPause: %v after %v, want ErrUnordered after u0's row alone", err, seen)
 	}
 }
