@@ -135,30 +135,43 @@ func (h *history) coldContacts(ctx context.Context, q ledger.ContactQuery, out [
 		if q.Day != "" && d.Day != q.Day {
 			continue
 		}
-		var verr error
-		err := h.eachCold(ctx, d, func(ct *contact) bool {
-			if q.UserID != "" && ct.V.UserID != q.UserID {
-				return true
-			}
-			if q.Disposition != "" && (ct.V.Disposition == nil || *ct.V.Disposition != q.Disposition) {
-				return true
-			}
-			v, err := h.coldView(ctx, ct, d.Day)
-			if err != nil {
-				verr = err
-				return false
-			}
-			out = append(out, v)
-			return true
-		}, "")
-		if err == nil {
-			err = verr
-		}
-		if err != nil {
+		var err error
+		if out, err = h.dayContacts(ctx, q, d, out); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// dayContacts appends to out the views of the contacts of cold section d
+// that match q (but its day).
+func (h *history) dayContacts(ctx context.Context, q ledger.ContactQuery, d *coldDay, out []ledger.Contact) ([]ledger.Contact, error) {
+	var verr error
+	err := h.eachCold(ctx, d, func(ct *contact) bool {
+		if !coldMatches(q, ct) {
+			return true
+		}
+		v, err := h.coldView(ctx, ct, d.Day)
+		if err != nil {
+			verr = err
+			return false
+		}
+		out = append(out, v)
+		return true
+	}, "")
+	if err == nil {
+		err = verr
+	}
+	return out, err
+}
+
+// coldMatches reports whether cold contact ct is one of q's, its day
+// aside (a section is one day's).
+func coldMatches(q ledger.ContactQuery, ct *contact) bool {
+	if q.UserID != "" && ct.V.UserID != q.UserID {
+		return false
+	}
+	return q.Disposition == "" || (ct.V.Disposition != nil && *ct.V.Disposition == q.Disposition)
 }
 
 // coldIDIs reports whether the record is the contact id's (the id is the

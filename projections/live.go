@@ -116,6 +116,16 @@ func (l *Live) Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Co
 	return h.contacts(ctx, q, mem)
 }
 
+// EachContact is State.EachContact; the sealed days are read after the
+// lock is let go.
+func (l *Live) EachContact(ctx context.Context, q ledger.ContactQuery, fn func(*ledger.Contact) error) error {
+	l.mu.RLock()
+	mem := l.s.memContacts(q)
+	h := l.s.history(true)
+	l.mu.RUnlock()
+	return h.eachContact(ctx, q, mem, fn)
+}
+
 // Contact is State.Contact, reading sealed history outside the lock.
 func (l *Live) Contact(ctx context.Context, id string) (ledger.Contact, error) {
 	l.mu.RLock()

@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -79,13 +78,21 @@ func (h *history) contacts(ctx context.Context, q ledger.ContactQuery, mem []led
 	if err != nil {
 		return nil, fmt.Errorf("contacts: %w", err)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].StartedAt.Equal(out[j].StartedAt.Time) {
-			return out[i].StartedAt.Before(out[j].StartedAt.Time)
-		}
-		return out[i].ContactID < out[j].ContactID
-	})
+	sortContacts(out)
 	return out, nil
+}
+
+// sortContacts sorts cs by start, then id.
+func sortContacts(cs []ledger.Contact) {
+	sort.Slice(cs, func(i, j int) bool { return compareContacts(&cs[i], &cs[j]) < 0 })
+}
+
+// compareContacts orders contacts by start, then id.
+func compareContacts(a, b *ledger.Contact) int {
+	if c := a.StartedAt.Compare(b.StartedAt.Time); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ContactID, b.ContactID)
 }
 
 // Contact returns one contact; ErrNotFound when unknown. A contact no
@@ -168,10 +175,20 @@ func (h *history) pauses(ctx context.Context, q ledger.PauseQuery, hot []ledger.
 	if err != nil {
 		return nil, err
 	}
-	if !slices.IsSortedFunc(out, comparePauses) { // only a ledger whose times go back
-		slices.SortStableFunc(out, comparePauses)
+	if !pausesSorted(out) { // only a ledger whose times go back
+		sort.SliceStable(out, func(i, j int) bool { return comparePauses(&out[i], &out[j]) < 0 })
 	}
 	return out, nil
+}
+
+// pausesSorted reports whether rows are in comparePauses' order.
+func pausesSorted(rows []ledger.PauseRow) bool {
+	for i := 1; i < len(rows); i++ {
+		if comparePauses(&rows[i], &rows[i-1]) < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // eachPause is walkPauses with the order checked: see EachPause.
@@ -179,7 +196,7 @@ func (h *history) eachPause(ctx context.Context, q ledger.PauseQuery, hot []ledg
 	var last ledger.PauseRow
 	first := true
 	return h.walkPauses(ctx, q, hot, func(p *ledger.PauseRow) error {
-		if !first && comparePauses(*p, last) < 0 {
+		if !first && comparePauses(p, &last) < 0 {
 			return fmt.Errorf("pauses: %w: row opened by %s starts before the one opened by %s", ledger.ErrUnordered, p.OpenEventID, last.OpenEventID)
 		}
 		first, last = false, *p
@@ -189,7 +206,7 @@ func (h *history) eachPause(ctx context.Context, q ledger.PauseQuery, hot []ledg
 
 // comparePauses orders rows by start, then by the id of the event that
 // opened them.
-func comparePauses(a, b ledger.PauseRow) int {
+func comparePauses(a, b *ledger.PauseRow) int {
 	if c := a.Start.Compare(b.Start.Time); c != 0 {
 		return c
 	}

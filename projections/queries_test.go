@@ -54,3 +54,65 @@ func pausesOfSorted(t *testing.T, s *State) []ledger.PauseRow {
 	}
 	return rows
 }
+
+// TestEachContactAcrossDays: a call that outlasts a seal is filed under
+// the next day, yet starts before the first day's calls. EachContact,
+// which hands contacts over as it reads the days, still gives them in
+// Contacts' order, that call first.
+func TestEachContactAcrossDays(t *testing.T) {
+	g := newEnvGen(t)
+	g.config(genConfig(4, 0))
+	call := func(u int, id string) {
+		ext := fmt.Sprintf("%d", 3000+u)
+		g.add(ledger.TypeCallSignal, time.Minute, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalRinging, Direction: ledger.DirectionInbound, ANI: "+13125550100", DNIS: "8001"})
+		g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalAnswered})
+	}
+	end := func(u int, id string) {
+		g.add(ledger.TypeCallSignal, time.Minute, ledger.CallSignal{CallID: id, Extension: fmt.Sprintf("%d", 3000+u), Type: ledger.SignalEnded})
+	}
+	seal := func(day string) { g.add(ledger.TypeDayClosed, 0, ledger.DayClosed{Day: day, By: ledger.SealSchedule}) }
+	call(0, "long") // outlasts the first seal
+	for i := range 3 {
+		call(1, fmt.Sprintf("short-%d", i))
+		end(1, fmt.Sprintf("short-%d", i))
+	}
+	seal("2027-01-01")
+	end(0, "long")
+	for i := 3; i < 6; i++ {
+		call(1, fmt.Sprintf("short-%d", i))
+		end(1, fmt.Sprintf("short-%d", i))
+	}
+	seal("2027-01-02")
+	for u := range 2 { // newer last calls, so that the others can go cold
+		call(u, fmt.Sprintf("last-%d", u))
+		end(u, fmt.Sprintf("last-%d", u))
+	}
+	seal("2027-01-03")
+	call(2, "open") // in memory
+	s := New()
+	for i := range g.out {
+		if _, err := s.Apply(&g.out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(s.cold) < 2 {
+		t.Fatalf("%d cold sections, want the days in several", len(s.cold))
+	}
+	all := contactsOf(t, s, ledger.ContactQuery{}) // checks EachContact against Contacts
+	if len(all) != 10 || all[0].CallID != "long" || all[0].Day != "2027-01-02" || all[1].Day != "2027-01-01" {
+		t.Fatalf("contacts: %d, first %s of %s then one of %s; want 10, the long call (filed under the 2nd) first",
+			len(all), all[0].CallID, all[0].Day, all[1].Day)
+	}
+	// A callback's error stops it.
+	stop := errors.New("enough")
+	n := 0
+	err := s.EachContact(context.Background(), ledger.ContactQuery{}, func(*ledger.Contact) error {
+		if n++; n == 3 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || n != 3 {
+		t.Errorf("EachContact: %v after %d, want the callback's error after 3", err, n)
+	}
+}

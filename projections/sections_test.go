@@ -66,6 +66,17 @@ func contactsOf(t testing.TB, s *State, q ledger.ContactQuery) []ledger.Contact 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// EachContact hands over the same contacts in the same order.
+	streamed := []ledger.Contact{}
+	if err := s.EachContact(context.Background(), q, func(c *ledger.Contact) error {
+		streamed = append(streamed, *c)
+		return nil
+	}); err != nil {
+		t.Fatalf("EachContact %+v: %v", q, err)
+	}
+	if !reflect.DeepEqual(streamed, out) {
+		t.Fatalf("EachContact %+v: %d contacts, differing from Contacts' %d", q, len(streamed), len(out))
+	}
 	return out
 }
 

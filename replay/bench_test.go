@@ -234,7 +234,7 @@ func sampleHeap(peak *uint64) (stop func()) {
 // BenchmarkSealedQueries is what a query of sealed history costs once the
 // sections are in bbolt (the state after a restart): one cold contact, the
 // contacts of a sealed day, its manifest, one agent's pauses over an
-// hour of it, and every pause row, collected and streamed.
+// hour of it, and every pause row and contact, collected and streamed.
 func BenchmarkSealedQueries(b *testing.B) {
 	ctx := context.Background()
 	path, _ := buildBenchLedger(b, b.TempDir(), benchSize("RECLEDGER_BENCH_EVENTS", benchEvents))
@@ -281,6 +281,10 @@ func BenchmarkSealedQueries(b *testing.B) {
 		{"pauses-all", func() error { _, err := s.Pauses(ctx, ledger.PauseQuery{}); return err }},
 		{"pauses-all-streamed", func() error {
 			return s.EachPause(ctx, ledger.PauseQuery{}, func(*ledger.PauseRow) error { return nil })
+		}},
+		{"contacts-all", func() error { _, err := s.Contacts(ctx, ledger.ContactQuery{}); return err }},
+		{"contacts-all-streamed", func() error {
+			return s.EachContact(ctx, ledger.ContactQuery{}, func(*ledger.Contact) error { return nil })
 		}},
 	} {
 		b.Run(q.name, func(b *testing.B) {
