@@ -30,7 +30,8 @@ func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, a)
 }
 
-// handleContacts serves GET /v1/contacts?user_id=&day=&disposition=.
+// handleContacts serves GET /v1/contacts?user_id=&day=&disposition=,
+// streamed as GET /v1/pauses is.
 func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	cq := ledger.ContactQuery{UserID: q.Get("user_id"), Day: q.Get("day"), Disposition: q.Get("disposition")}
@@ -47,15 +48,21 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("disposition must be upload, basic_only or discard, got %q", cq.Disposition)).with("field", "disposition"))
 		return
 	}
-	cs, err := s.views.Contacts(r.Context(), cq)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if cs == nil {
-		cs = []ledger.Contact{}
-	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"contacts": cs})
+	st := &streamed{w: w, ctype: "application/json"}
+	err := streamJSONList(st, "contacts", func(fn func(*ledger.Contact) error) error {
+		return s.views.EachContact(r.Context(), cq, fn)
+	})
+	s.endStream(w, r, st, err, func() {
+		cs, err := s.views.Contacts(r.Context(), cq)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if cs == nil {
+			cs = []ledger.Contact{}
+		}
+		s.writeJSON(w, http.StatusOK, map[string]any{"contacts": cs})
+	})
 }
 
 // handleContact serves GET /v1/contacts/{contact_id}.
@@ -101,32 +108,48 @@ func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		st.ctype = "application/json"
-		st.WriteString(`{"pauses":[`)
-		n := 0
-		err = s.views.EachPause(r.Context(), pq, func(p *ledger.PauseRow) error {
-			b, err := json.Marshal(p)
-			if err != nil {
-				return err
-			}
-			if n++; n > 1 {
-				st.WriteString(",")
-			}
-			_, err = st.Write(b)
-			return err
+		err = streamJSONList(st, "pauses", func(fn func(*ledger.PauseRow) error) error {
+			return s.views.EachPause(r.Context(), pq, fn)
 		})
-		st.WriteString("]}\n")
 	}
+	s.endStream(w, r, st, err, func() { s.answerPauses(w, r, pq) })
+}
+
+// streamJSONList writes {"name":[item,...]} and a newline to st, the
+// items from each, encoded as encoding/json does.
+func streamJSONList[T any](st *streamed, name string, each func(fn func(*T) error) error) error {
+	st.WriteString(`{"` + name + `":[`)
+	n := 0
+	err := each(func(v *T) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if n++; n > 1 {
+			st.WriteString(",")
+		}
+		_, err = st.Write(b)
+		return err
+	})
+	st.WriteString("]}\n")
+	return err
+}
+
+// endStream ends a streamed answer: it sends the rest, or, after err,
+// answers through whole (nothing was sent yet), or cuts the connection
+// (the status went out already).
+func (s *Server) endStream(w http.ResponseWriter, r *http.Request, st *streamed, err error, whole func()) {
 	if err == nil {
 		err = st.flush()
 	}
 	switch {
 	case err == nil:
 	case st.pending():
-		s.answerPauses(w, r, pq)
+		whole()
 	case r.Context().Err() != nil: // the client went away
 		panic(http.ErrAbortHandler)
 	default:
-		s.log.Error("pause history cut short", logKeyRoute, r.Pattern, logKeyErr, err)
+		s.log.Error("streamed answer cut short", logKeyRoute, r.Pattern, logKeyErr, err)
 		panic(http.ErrAbortHandler)
 	}
 }

@@ -33,6 +33,9 @@ type Views interface {
 	// Contacts, Contact, Pauses and Manifest may read sealed history from
 	// the store.
 	Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Contact, error)
+	// EachContact calls fn with Contacts' contacts, in order, one at a
+	// time, and stops at fn's first error.
+	EachContact(ctx context.Context, q ledger.ContactQuery, fn func(*ledger.Contact) error) error
 	Contact(ctx context.Context, contactID string) (ledger.Contact, error)
 	Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.PauseRow, error)
 	// EachPause calls fn with Pauses' rows, in order, one at a time, and

@@ -125,3 +125,51 @@ func TestPauseHistoryStreamed(t *testing.T) {
 		t.Errorf("late error: read %d bytes, err %v, valid JSON %v; want a cut connection", len(body), err, json.Valid(body))
 	}
 }
+
+// contactViews answers contacts from cs.
+type contactViews struct {
+	Views
+	cs []ledger.Contact
+}
+
+func (v *contactViews) Contacts(context.Context, ledger.ContactQuery) ([]ledger.Contact, error) {
+	return v.cs, nil
+}
+
+func (v *contactViews) EachContact(_ context.Context, _ ledger.ContactQuery, fn func(*ledger.Contact) error) error {
+	for i := range v.cs {
+		if err := fn(&v.cs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestContactsStreamed: GET /v1/contacts streamed is byte for byte the
+// whole answer, metadata maps and all.
+func TestContactsStreamed(t *testing.T) {
+	cs := make([]ledger.Contact, 3000)
+	for i := range cs {
+		d := ledger.DispositionUpload
+		cs[i] = ledger.Contact{ContactID: fmt.Sprintf("contact-%06d", i), CallID: fmt.Sprintf("call-%d", i), UserID: "jdoe",
+			StartedAt: ledger.T(time.Date(2026, 11, 23, 8, 0, i, 0, time.UTC)), Disposition: &d, Day: "2026-11-23",
+			Metadata: map[string]string{"b": "<2>", "a": "1"}, ReasonCodes: []string{"sale"}}
+	}
+	var want bytes.Buffer
+	json.NewEncoder(&want).Encode(map[string]any{"contacts": cs})
+	if want.Len() < 2*streamFlushBytes {
+		t.Fatalf("test answer of %d bytes is not several sends", want.Len())
+	}
+	s := &Server{views: &contactViews{cs: cs}, log: slog.New(slog.DiscardHandler)}
+	rec := httptest.NewRecorder()
+	s.handleContacts(rec, httptest.NewRequest("GET", "/v1/contacts", nil))
+	if rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), want.Bytes()) {
+		t.Errorf("contacts: %d, %d bytes, want 200 and the %d bytes of the whole answer", rec.Code, rec.Body.Len(), want.Len())
+	}
+	empty := &Server{views: &contactViews{}, log: slog.New(slog.DiscardHandler)}
+	rec = httptest.NewRecorder()
+	empty.handleContacts(rec, httptest.NewRequest("GET", "/v1/contacts?day=2026-11-23", nil))
+	if rec.Body.String() != "{\"contacts\":[]}\n" {
+		t.Errorf("no contacts: %q", rec.Body.String())
+	}
+}
