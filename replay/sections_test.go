@@ -22,6 +22,8 @@ type views interface {
 	Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Contact, error)
 	Contact(ctx context.Context, id string) (ledger.Contact, error)
 	Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.PauseRow, error)
+	EachContact(ctx context.Context, q ledger.ContactQuery, fn func(*ledger.Contact) error) error
+	EachPause(ctx context.Context, q ledger.PauseQuery, fn func(*ledger.PauseRow) error) error
 	Manifest(ctx context.Context, day string) ([]byte, error)
 	SealedDays() []string
 }
@@ -61,6 +63,9 @@ func sameAnswers(t *testing.T, what string, got, want views) {
 	all, err := want.Contacts(ctx, ledger.ContactQuery{})
 	a, errA := got.Contacts(ctx, ledger.ContactQuery{})
 	eq("all contacts", a, all, errA, err)
+	streamed := []ledger.Contact{}
+	errA = got.EachContact(ctx, ledger.ContactQuery{}, func(c *ledger.Contact) error { streamed = append(streamed, *c); return nil })
+	eq("all contacts, streamed", streamed, all, errA, nil)
 	days := want.SealedDays()
 	if len(days) < 3 {
 		t.Fatalf("%d sealed days: the test checks too little", len(days))
@@ -83,6 +88,9 @@ func sameAnswers(t *testing.T, what string, got, want views) {
 		a, errA := got.Pauses(ctx, q)
 		b, errB := want.Pauses(ctx, q)
 		eq("pauses", a, b, errA, errB)
+		streamed := []ledger.PauseRow{}
+		errA = got.EachPause(ctx, q, func(p *ledger.PauseRow) error { streamed = append(streamed, *p); return nil })
+		eq("pauses, streamed", streamed, b, errA, nil)
 	}
 }
 
@@ -246,6 +254,15 @@ func TestSectionsStoredWhileServing(t *testing.T) {
 					}
 				}
 				if _, err := live.Pauses(ctx, ledger.PauseQuery{UserID: "agent1"}); err != nil {
+					errs <- err
+					return
+				}
+				// the streamed whole history, as the API serves it
+				if err := live.EachPause(ctx, ledger.PauseQuery{}, func(*ledger.PauseRow) error { return nil }); err != nil {
+					errs <- err
+					return
+				}
+				if err := live.EachContact(ctx, ledger.ContactQuery{}, func(*ledger.Contact) error { return nil }); err != nil {
 					errs <- err
 					return
 				}
