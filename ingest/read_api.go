@@ -52,17 +52,7 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
 	err := streamJSONList(st, "contacts", func(fn func(*ledger.Contact) error) error {
 		return s.views.EachContact(r.Context(), cq, fn)
 	})
-	s.endStream(w, r, st, err, func() {
-		cs, err := s.views.Contacts(r.Context(), cq)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if cs == nil {
-			cs = []ledger.Contact{}
-		}
-		s.writeJSON(w, http.StatusOK, map[string]any{"contacts": cs})
-	})
+	s.endStream(w, r, st, err, nil)
 }
 
 // handleContact serves GET /v1/contacts/{contact_id}.
@@ -78,10 +68,9 @@ func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
 // handlePauses serves GET /v1/pauses?user_id=&from=&to= as JSON, or as CSV
 // with a header row on Accept: text/csv or ?format=csv. The rows are
 // streamed (Views.EachPause): an export of the whole history holds one
-// sealed chunk of rows at a time, not all of them. An error before the
-// first bytes were sent is answered through Views.Pauses (which sorts a
-// log out of order, and answers errors with their status); after that the
-// connection is cut.
+// sealed chunk of rows at a time, not all of them. A log out of time order
+// found before the first bytes were sent is answered whole through
+// Views.Pauses, which sorts; see endStream for the other errors.
 func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	pq := ledger.PauseQuery{UserID: q.Get("user_id")}
@@ -135,17 +124,20 @@ func streamJSONList[T any](st *streamed, name string, each func(fn func(*T) erro
 	return err
 }
 
-// endStream ends a streamed answer: it sends the rest, or, after err,
-// answers through whole (nothing was sent yet), or cuts the connection
-// (the status went out already).
-func (s *Server) endStream(w http.ResponseWriter, r *http.Request, st *streamed, err error, whole func()) {
+// endStream ends a streamed answer: it sends the rest; or, after err and
+// before anything was sent, answers the error (or, for a log out of time
+// order, the whole sorted answer through unordered); or cuts the
+// connection, the status having gone out already.
+func (s *Server) endStream(w http.ResponseWriter, r *http.Request, st *streamed, err error, unordered func()) {
 	if err == nil {
 		err = st.flush()
 	}
 	switch {
 	case err == nil:
+	case st.pending() && unordered != nil && errors.Is(err, ledger.ErrUnordered):
+		unordered()
 	case st.pending():
-		whole()
+		s.writeError(w, r, err)
 	case r.Context().Err() != nil: // the client went away
 		panic(http.ErrAbortHandler)
 	default:
