@@ -109,21 +109,23 @@ func (l *Live) Agent(userID string) (ledger.AgentState, error) {
 // lock; the sealed history after releasing it (see history), so that the
 // fold never waits for the store.
 func (l *Live) Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Contact, error) {
-	l.mu.RLock()
-	mem := l.s.memContacts(q)
-	h := l.s.history(true)
-	l.mu.RUnlock()
+	mem, h := l.contactsAt(q)
 	return h.contacts(ctx, q, mem)
 }
 
-// EachContact is State.EachContact; the sealed days are read after the
-// lock is let go.
+// EachContact is State.EachContact, reading sealed history outside the
+// lock.
 func (l *Live) EachContact(ctx context.Context, q ledger.ContactQuery, fn func(*ledger.Contact) error) error {
-	l.mu.RLock()
-	mem := l.s.memContacts(q)
-	h := l.s.history(true)
-	l.mu.RUnlock()
+	mem, h := l.contactsAt(q)
 	return h.eachContact(ctx, q, mem, fn)
+}
+
+// contactsAt takes, under the lock, the contacts in memory matching q and
+// the history a contacts query reads after the lock is let go.
+func (l *Live) contactsAt(q ledger.ContactQuery) ([]ledger.Contact, *history) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.memContacts(q), l.s.history(true)
 }
 
 // Contact is State.Contact, reading sealed history outside the lock.
@@ -140,21 +142,23 @@ func (l *Live) Contact(ctx context.Context, id string) (ledger.Contact, error) {
 
 // Pauses is State.Pauses, reading sealed history outside the lock.
 func (l *Live) Pauses(ctx context.Context, q ledger.PauseQuery) ([]ledger.PauseRow, error) {
-	l.mu.RLock()
-	hot := l.s.hotPauses(q)
-	h := l.s.history(true)
-	l.mu.RUnlock()
+	hot, h := l.pausesAt(q)
 	return h.pauses(ctx, q, hot)
 }
 
 // EachPause is State.EachPause: the rows are read after the lock is let go,
 // so a slow reader of a long history holds no fold up.
 func (l *Live) EachPause(ctx context.Context, q ledger.PauseQuery, fn func(*ledger.PauseRow) error) error {
-	l.mu.RLock()
-	hot := l.s.hotPauses(q)
-	h := l.s.history(true)
-	l.mu.RUnlock()
+	hot, h := l.pausesAt(q)
 	return h.eachPause(ctx, q, hot, fn)
+}
+
+// pausesAt takes, under the lock, the rows since the last seal matching q
+// and the history a pauses query reads after the lock is let go.
+func (l *Live) pausesAt(q ledger.PauseQuery) ([]ledger.PauseRow, *history) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.hotPauses(q), l.s.history(true)
 }
 
 // UserConfig is State.UserConfig.

@@ -193,13 +193,13 @@ func pausesSorted(rows []ledger.PauseRow) bool {
 
 // eachPause is walkPauses with the order checked: see EachPause.
 func (h *history) eachPause(ctx context.Context, q ledger.PauseQuery, hot []ledger.PauseRow, fn func(*ledger.PauseRow) error) error {
-	var last ledger.PauseRow
+	var last ledger.PauseRow // its start and open event id: what comparePauses reads
 	first := true
 	return h.walkPauses(ctx, q, hot, func(p *ledger.PauseRow) error {
 		if !first && comparePauses(p, &last) < 0 {
 			return fmt.Errorf("pauses: %w: row opened by %s starts before the one opened by %s", ledger.ErrUnordered, p.OpenEventID, last.OpenEventID)
 		}
-		first, last = false, *p
+		first, last.Start, last.OpenEventID = false, p.Start, p.OpenEventID
 		return fn(p)
 	})
 }

@@ -59,44 +59,43 @@ func roundTrip(t testing.TB, s *State, m memSections) *State {
 	return s2
 }
 
-// contactsOf is State.Contacts; an error fails the test.
+// contactsOf is State.Contacts; an error fails the test, and so does an
+// EachContact that hands over anything else.
 func contactsOf(t testing.TB, s *State, q ledger.ContactQuery) []ledger.Contact {
 	t.Helper()
 	out, err := s.Contacts(context.Background(), q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// EachContact hands over the same contacts in the same order.
-	streamed := []ledger.Contact{}
-	if err := s.EachContact(context.Background(), q, func(c *ledger.Contact) error {
-		streamed = append(streamed, *c)
-		return nil
-	}); err != nil {
-		t.Fatalf("EachContact %+v: %v", q, err)
-	}
-	if !reflect.DeepEqual(streamed, out) {
-		t.Fatalf("EachContact %+v: %d contacts, differing from Contacts' %d", q, len(streamed), len(out))
-	}
+	sameStreamed(t, fmt.Sprintf("EachContact %+v", q), out, func(fn func(*ledger.Contact) error) error {
+		return s.EachContact(context.Background(), q, fn)
+	})
 	return out
 }
 
-// pausesOf is State.Pauses; an error fails the test.
+// sameStreamed fails the test unless each hands over exactly want, in
+// order.
+func sameStreamed[T any](t testing.TB, what string, want []T, each func(fn func(*T) error) error) {
+	t.Helper()
+	got := []T{}
+	if err := each(func(v *T) error { got = append(got, *v); return nil }); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s: %d handed over, differing from the %d collected", what, len(got), len(want))
+	}
+}
+
+// pausesOf is State.Pauses; an error fails the test, and so does an
+// EachPause that hands over anything else.
 func pausesOf(t testing.TB, s *State, q ledger.PauseQuery) []ledger.PauseRow {
 	t.Helper()
 	out, err := s.Pauses(context.Background(), q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// EachPause streams the same rows in the same order.
-	streamed := []ledger.PauseRow{}
-	if err := s.EachPause(context.Background(), q, func(p *ledger.PauseRow) error {
-		streamed = append(streamed, *p)
-		return nil
-	}); err != nil {
-		t.Fatalf("EachPause %+v: %v", q, err)
-	}
-	if !reflect.DeepEqual(streamed, out) {
-		t.Fatalf("EachPause %+v: %d rows, differing from Pauses' %d", q, len(streamed), len(out))
-	}
+	sameStreamed(t, fmt.Sprintf("EachPause %+v", q), out, func(fn func(*ledger.PauseRow) error) error {
+		return s.EachPause(context.Background(), q, fn)
+	})
 	return out
 }
