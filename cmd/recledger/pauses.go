@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
 )
 
 // Output formats of `pauses`.
@@ -69,17 +73,69 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("pauses: %w", err)
 	}
 	defer store.Close()
-	rows, err := st.Pauses(ctx, q)
-	if err != nil {
+	if *format == formatTable { // aligned columns need every row first
+		rows, err := st.Pauses(ctx, q)
+		if err != nil {
+			return fmt.Errorf("pauses: %w", err)
+		}
+		return writePausesTable(out, rows)
+	}
+	if err := streamPauses(ctx, st, q, *format, out); err != nil {
 		return fmt.Errorf("pauses: %w", err)
 	}
-	switch *format {
-	case formatJSON:
-		return writeJSONLine(out, map[string][]ledger.PauseRow{"pauses": rows})
-	case formatCSV:
-		return writePausesCSV(out, rows)
+	return nil
+}
+
+// streamPauses writes the CSV or JSON of q's rows as State.EachPause hands
+// them over, so that a year's history is never held whole. JSON is the
+// body GET /v1/pauses answers. A log out of time order (EachPause's
+// ledger.ErrUnordered), found before anything was written, is answered
+// from the sorted Pauses instead; any error after the first write leaves
+// the output cut short, and the command fails.
+func streamPauses(ctx context.Context, st *projections.State, q ledger.PauseQuery, format string, out io.Writer) error {
+	cw := &countingWriter{w: out}
+	bw := bufio.NewWriterSize(cw, 64<<10)
+	write := func(each func(fn func(*ledger.PauseRow) error) error) error {
+		var err error
+		if format == formatJSON {
+			err = writePausesJSON(bw, each)
+		} else {
+			err = writePausesCSV(bw, each)
+		}
+		if err != nil {
+			return err
+		}
+		return bw.Flush()
 	}
-	return writePausesTable(out, rows)
+	err := write(func(fn func(*ledger.PauseRow) error) error { return st.EachPause(ctx, q, fn) })
+	if err == nil || !errors.Is(err, ledger.ErrUnordered) || cw.n > 0 {
+		return err
+	}
+	rows, err := st.Pauses(ctx, q)
+	if err != nil {
+		return err
+	}
+	bw.Reset(cw)
+	return write(func(fn func(*ledger.PauseRow) error) error {
+		for i := range rows {
+			if err := fn(&rows[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // parsePauseTime reads an RFC 3339 time or a YYYY-MM-DD day (midnight UTC),
@@ -104,15 +160,37 @@ func pauseFields(p ledger.PauseRow) []string {
 		strconv.FormatFloat(p.Seconds, 'f', 3, 64), p.PausedBy, p.ResumedBy, p.Transport, p.OpenEventID, p.CloseEventID}
 }
 
-func writePausesCSV(w io.Writer, rows []ledger.PauseRow) error {
+// writePausesJSON writes {"pauses":[…]} and a newline, each row as
+// encoding/json writes a ledger.PauseRow.
+func writePausesJSON(w *bufio.Writer, each func(fn func(*ledger.PauseRow) error) error) error {
+	w.WriteString(`{"pauses":[`)
+	n := 0
+	err := each(func(p *ledger.PauseRow) error {
+		b, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		if n++; n > 1 {
+			w.WriteByte(',')
+		}
+		_, err = w.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	_, err = w.WriteString("]}\n")
+	return err
+}
+
+func writePausesCSV(w io.Writer, each func(fn func(*ledger.PauseRow) error) error) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(pauseColumns); err != nil {
 		return err
 	}
-	for _, p := range rows {
-		if err := cw.Write(pauseFields(p)); err != nil {
-			return err
-		}
+	err := each(func(p *ledger.PauseRow) error { return cw.Write(pauseFields(*p)) })
+	if err != nil {
+		return err
 	}
 	cw.Flush()
 	return cw.Error()

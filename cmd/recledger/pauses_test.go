@@ -9,8 +9,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
 
 	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
 	"github.com/recledger/recledger/replay/replaytest"
 )
 
@@ -173,4 +177,91 @@ func TestManifestCommand(t *testing.T) {
 	if _, err := runCmd(t, &ManifestCommand{}, "--data", d.dir); !errors.Is(err, ledger.ErrInvalid) {
 		t.Fatalf("no day: %v", err)
 	}
+}
+
+// TestPausesStreamedAsCollected: the CSV and JSON that streamPauses writes
+// are, byte for byte, what the collected rows give; and a log out of time
+// order (EachPause stops with ledger.ErrUnordered before anything went
+// out) is answered whole and sorted.
+func TestPausesStreamedAsCollected(t *testing.T) {
+	ctx := context.Background()
+	for _, back := range []bool{false, true} {
+		st := pausedState(t, back)
+		rows, err := st.Pauses(ctx, ledger.PauseQuery{})
+		if err != nil || len(rows) != 3 {
+			t.Fatalf("%d rows: %v", len(rows), err)
+		}
+		if err := st.EachPause(ctx, ledger.PauseQuery{}, func(*ledger.PauseRow) error { return nil }); errors.Is(err, ledger.ErrUnordered) != back {
+			t.Fatalf("times back %v: EachPause %v", back, err)
+		}
+		wantJSON, _ := json.Marshal(map[string][]ledger.PauseRow{"pauses": rows})
+		var wantCSV strings.Builder
+		each := func(fn func(*ledger.PauseRow) error) error {
+			for i := range rows {
+				if err := fn(&rows[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := writePausesCSV(&wantCSV, each); err != nil {
+			t.Fatal(err)
+		}
+		for format, want := range map[string]string{formatJSON: string(wantJSON) + "\n", formatCSV: wantCSV.String()} {
+			var out strings.Builder
+			if err := streamPauses(ctx, st, ledger.PauseQuery{}, format, &out); err != nil || out.String() != want {
+				t.Errorf("times back %v, %s: %v\n%s\nwant\n%s", back, format, err, out.String(), want)
+			}
+		}
+	}
+	var out strings.Builder
+	if err := streamPauses(ctx, pausedState(t, false), ledger.PauseQuery{UserID: "nobody"}, formatJSON, &out); err != nil || out.String() != `{"pauses":[]}`+"\n" {
+		t.Errorf("no rows: %v %q", err, out.String())
+	}
+}
+
+// pausedState folds three agents' paused calls, the second one an hour
+// before the first when back is set.
+func pausedState(t *testing.T, back bool) *projections.State {
+	t.Helper()
+	cfg := ledger.Config{Users: map[string]ledger.User{}}
+	for u := range 3 {
+		cfg.Users[fmt.Sprintf("u%d", u)] = ledger.User{Recording: ledger.RecServer, Extension: fmt.Sprintf("%d", 3000+u)}
+	}
+	cfg.Normalize()
+	doc, err := ledger.EncodeData(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	st, prev, seq := projections.New(), "", uint64(0)
+	add := func(step time.Duration, typ ledger.Type, data any) {
+		t.Helper()
+		raw, err := ledger.EncodeData(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now, seq = now.Add(step), seq+1
+		e := ledger.Envelope{Seq: seq, ID: ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()), Time: ledger.T(now),
+			Type: typ, Version: ledger.CurrentVersion, Data: raw}
+		if _, err := e.Seal(prev); err != nil {
+			t.Fatal(err)
+		}
+		prev = e.Hash
+		if _, err := st.Apply(&e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(0, ledger.TypeConfig, ledger.ConfigChange{Part: ledger.PartDocument, Op: ledger.OpPut, Value: doc})
+	for u := range 3 {
+		step := time.Minute
+		if back && u == 1 {
+			step = -time.Hour
+		}
+		id, ext := fmt.Sprintf("c-%d", u), fmt.Sprintf("%d", 3000+u)
+		add(step, ledger.TypeCallSignal, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalRinging, Direction: ledger.DirectionInbound, ANI: "+13125550100", DNIS: "8001"})
+		add(time.Second, ledger.TypeCallSignal, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalAnswered})
+		add(time.Second, ledger.TypeCommand, ledger.Command{Command: "pause", SenderID: fmt.Sprintf("u%d", u), Transport: "finesse"})
+	}
+	return st
 }
