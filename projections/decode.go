@@ -10,11 +10,12 @@ import (
 )
 
 // The two event types that make up nearly all of a ledger, commands and
-// call signals, are decoded by a small scanner for the flat objects the
-// ledger writes (encoding/json's reflection was 40% of a fold). Anything it
-// does not expect (unknown field, number, nesting, odd escapes) falls back
-// to encoding/json, so the result is always what json.Unmarshal gives;
-// FuzzDecode checks that.
+// call signals, are decoded in up to three tries (encoding/json's
+// reflection was 40% of a fold): the canonical decoders (decode_canon.go)
+// read the one shape the ledger's encoder writes; a small scanner reads
+// any flat object; anything it does not expect (unknown field, number,
+// nesting, odd escapes) falls back to encoding/json. The result is always
+// what json.Unmarshal gives; FuzzDecode checks that.
 
 // errSlow asks for the encoding/json fallback.
 var errSlow = errors.New("fallback")
@@ -22,6 +23,13 @@ var errSlow = errors.New("fallback")
 // decodeCommand decodes a command event's data. Its strings come from in
 // (nil: fresh copies).
 func decodeCommand(e *ledger.Envelope, d *ledger.Command, in *interner) error {
+	if canonCommand(e.Data, d, in) {
+		if in != nil && cap(d.Params) > cap(in.params) {
+			in.params = d.Params
+		}
+		return nil
+	}
+	*d = ledger.Command{}
 	if fastCommand(e.Data, d, in) == nil {
 		if in != nil && cap(d.Params) > cap(in.params) {
 			in.params = d.Params
@@ -35,6 +43,10 @@ func decodeCommand(e *ledger.Envelope, d *ledger.Command, in *interner) error {
 // decodeSignal decodes a call signal event's data. Its strings come from
 // in (nil: fresh copies).
 func decodeSignal(e *ledger.Envelope, d *ledger.CallSignal, in *interner) error {
+	if canonSignal(e.Data, d, in) {
+		return nil
+	}
+	*d = ledger.CallSignal{}
 	if fastSignal(e.Data, d, in) == nil {
 		return nil
 	}
@@ -87,8 +99,13 @@ func (s *scanner) str() (string, error) {
 		return "", errSlow
 	}
 	start := s.i + 1
+	j := start + plainRun(s.b, start)
+	if j < len(s.b) && s.b[j] == '"' { // the usual case: printable ASCII, no escape
+		s.i = j + 1
+		return s.in.str(s.b[start:j]), nil
+	}
 	ascii := true
-	for j := start; j < len(s.b); j++ {
+	for ; j < len(s.b); j++ {
 		c := s.b[j]
 		if c-0x20 < 0x60 && c != '"' && c != '\\' {
 			continue // printable ASCII: the usual case
@@ -192,20 +209,17 @@ func (s *scanner) member(first bool) (key []byte, ok bool, err error) {
 // the key's index in keys, each written as compact data has it
 // ("name":), or -1 at the closing brace; a key not in keys answers
 // errSlow. Encoded data has its members in the struct's order, so the
-// keys from from on are tried first, each by one comparison, before the
-// key is read byte by byte.
-func (s *scanner) field(first bool, keys []string, from int) (int, error) {
+// keys from from on are tried first, each by two masked compares, before
+// the key is read byte by byte.
+func (s *scanner) field(first bool, keys *prefixes, from int) (int, error) {
 	j := s.i
 	if !first && j < len(s.b) && s.b[j] == ',' {
 		j++
 	}
 	if (first || j > s.i) && j < len(s.b) && s.b[j] == '"' {
-		rest := s.b[j:]
-		for i := from; i < len(keys) && len(rest) > 1; i++ {
-			if k := keys[i]; rest[1] == k[1] && len(rest) >= len(k) && string(rest[:len(k)]) == k {
-				s.i = j + len(k)
-				return i, nil
-			}
+		if k := keys.at(s.b, j, from); k >= 0 {
+			s.i = j + len(keys.s[k])
+			return k, nil
 		}
 	}
 	k, ok, err := s.member(first)
@@ -215,7 +229,7 @@ func (s *scanner) field(first bool, keys []string, from int) (int, error) {
 	if !ok {
 		return -1, nil
 	}
-	for i, name := range keys {
+	for i, name := range keys.s {
 		if len(name) == len(k)+3 && string(k) == name[1:len(name)-2] {
 			return i, nil
 		}
@@ -224,17 +238,15 @@ func (s *scanner) field(first bool, keys []string, from int) (int, error) {
 }
 
 // word reads a string and returns the shared constant when it is one of
-// words, so that the usual values cost no allocation.
-func (s *scanner) word(dst *string, words ...string) error {
+// words (each with its closing quote, `value"`), so that the usual values
+// cost no allocation.
+func (s *scanner) word(dst *string, words *prefixes) error {
 	if s.peek() == '"' {
-		if j := s.i + 1; j < len(s.b) {
-			for _, w := range words {
-				if k := j + len(w); k < len(s.b) && s.b[k] == '"' && string(s.b[j:k]) == w {
-					*dst = w
-					s.i = k + 1
-					return nil
-				}
-			}
+		if k := words.at(s.b, s.i+1, 0); k >= 0 {
+			w := words.s[k]
+			*dst = w[:len(w)-1]
+			s.i += 1 + len(w)
+			return nil
 		}
 	}
 	return s.into(dst)
@@ -295,16 +307,39 @@ const (
 	cmdPrincipal
 )
 
+// The keys and enumerated values the decoders know, read-only.
+var (
+	commandKeys = newPrefixes(`"command":`, `"sender_id":`, `"peripheral_id":`, `"extension":`, `"params":`, `"masked":`,
+		`"invalid":`, `"message":`, `"transport":`, `"method":`, `"client":`, `"principal":`)
+	paramKeys  = newPrefixes(`"k":`, `"v":`)
+	signalKeys = newPrefixes(`"call_id":`, `"extension":`, `"type":`, `"direction":`, `"ani":`, `"dnis":`, `"acd":`, `"at":`,
+		`"transport":`, `"principal":`)
+	commandWords   = quoted("tag", "pause", "resume", "metadata", "pauseurl", "recordtag", "restart", "delete")
+	transportWords = quoted(ledger.TransportHTTP, ledger.TransportCAD, ledger.TransportFinesse, ledger.TransportNATS)
+	methodWords    = quoted("GET", "POST", "PUT")
+	signalWords    = quoted(ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered,
+		ledger.SignalHeld, ledger.SignalRetrieved, ledger.SignalEnded)
+	directionWords = quoted(ledger.DirectionInbound, ledger.DirectionOutbound, ledger.DirectionInternal)
+)
+
+// quoted is the prefixes of words, each followed by its closing quote.
+func quoted(words ...string) *prefixes {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = w + `"`
+	}
+	return newPrefixes(q...)
+}
+
 func fastCommand(b []byte, d *ledger.Command, in *interner) error {
-	keys := [...]string{`"command":`, `"sender_id":`, `"peripheral_id":`, `"extension":`, `"params":`, `"masked":`,
-		`"invalid":`, `"message":`, `"transport":`, `"method":`, `"client":`, `"principal":`}
+	keys := commandKeys
 	s := scanner{b: b, in: in}
 	if err := s.begin(); err != nil {
 		return err
 	}
 	next := 0
 	for first := true; ; first = false {
-		k, err := s.field(first, keys[:], next)
+		k, err := s.field(first, keys, next)
 		if err != nil {
 			return err
 		}
@@ -314,7 +349,7 @@ func fastCommand(b []byte, d *ledger.Command, in *interner) error {
 		next = k + 1
 		switch k {
 		case cmdCommand:
-			err = s.word(&d.Command, "tag", "pause", "resume", "metadata", "pauseurl", "recordtag", "restart", "delete")
+			err = s.word(&d.Command, commandWords)
 		case cmdSenderID:
 			err = s.into(&d.SenderID)
 		case cmdPeripheralID:
@@ -326,9 +361,9 @@ func fastCommand(b []byte, d *ledger.Command, in *interner) error {
 		case cmdMessage:
 			err = s.into(&d.Message)
 		case cmdTransport:
-			err = s.word(&d.Transport, ledger.TransportHTTP, ledger.TransportCAD, ledger.TransportFinesse, ledger.TransportNATS)
+			err = s.word(&d.Transport, transportWords)
 		case cmdMethod:
-			err = s.word(&d.Method, "GET", "POST", "PUT")
+			err = s.word(&d.Method, methodWords)
 		case cmdClient:
 			err = s.into(&d.Client)
 		case cmdPrincipal:
@@ -352,14 +387,14 @@ func fastCommand(b []byte, d *ledger.Command, in *interner) error {
 
 // param reads one {"k":…,"v":…} of a command's params.
 func (s *scanner) param(d *ledger.Command) error {
-	keys := [...]string{`"k":`, `"v":`}
+	keys := paramKeys
 	var p ledger.Param
 	if err := s.begin(); err != nil {
 		return err
 	}
 	next := 0
 	for first := true; ; first = false {
-		k, err := s.field(first, keys[:], next)
+		k, err := s.field(first, keys, next)
 		if err != nil {
 			return err
 		}
@@ -394,15 +429,14 @@ const (
 )
 
 func fastSignal(b []byte, d *ledger.CallSignal, in *interner) error {
-	keys := [...]string{`"call_id":`, `"extension":`, `"type":`, `"direction":`, `"ani":`, `"dnis":`, `"acd":`, `"at":`,
-		`"transport":`, `"principal":`}
+	keys := signalKeys
 	s := scanner{b: b, in: in}
 	if err := s.begin(); err != nil {
 		return err
 	}
 	next := 0
 	for first := true; ; first = false {
-		k, err := s.field(first, keys[:], next)
+		k, err := s.field(first, keys, next)
 		if err != nil {
 			return err
 		}
@@ -416,16 +450,15 @@ func fastSignal(b []byte, d *ledger.CallSignal, in *interner) error {
 		case sigExtension:
 			err = s.into(&d.Extension)
 		case sigType:
-			err = s.word(&d.Type, ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered,
-				ledger.SignalHeld, ledger.SignalRetrieved, ledger.SignalEnded)
+			err = s.word(&d.Type, signalWords)
 		case sigDirection:
-			err = s.word(&d.Direction, ledger.DirectionInbound, ledger.DirectionOutbound, ledger.DirectionInternal)
+			err = s.word(&d.Direction, directionWords)
 		case sigANI:
 			err = s.into(&d.ANI)
 		case sigDNIS:
 			err = s.into(&d.DNIS)
 		case sigTransport:
-			err = s.word(&d.Transport, ledger.TransportHTTP, ledger.TransportCAD, ledger.TransportFinesse, ledger.TransportNATS)
+			err = s.word(&d.Transport, transportWords)
 		case sigPrincipal:
 			err = s.into(&d.Principal)
 		case sigACD:

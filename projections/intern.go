@@ -15,6 +15,7 @@ import "github.com/recledger/recledger/ledger"
 type interner struct {
 	slots  [internSlots]string
 	params []ledger.Param // the last command's params, whose array the next one reuses
+	pad    []byte         // the last event's data, padded for the canonical decoders (padded)
 }
 
 // paramList is an empty, non-nil list for a command's params, on the
