@@ -8,6 +8,9 @@ func (s *State) agentOf(user string) *agent {
 	if a == nil {
 		a = &agent{}
 		s.agents[user] = a
+		if m := s.members[user]; m != nil {
+			m.agent = a
+		}
 	}
 	return a
 }
@@ -16,14 +19,19 @@ func (s *State) agentOf(user string) *agent {
 // extension, else its configured default unless it was detached or another
 // agent is logged in there; "" when none.
 func (s *State) extensionOf(user string) string {
-	a := s.agents[user]
+	return s.extensionIn(user, s.memberOf(user))
+}
+
+// extensionIn is extensionOf with user's member m.
+func (s *State) extensionIn(user string, m *member) string {
+	a := m.agent
 	if a != nil && a.LoggedIn {
 		return a.Ext
 	}
 	if a != nil && a.Detached {
 		return ""
 	}
-	def := s.cfg.Users[user].Extension
+	def := m.u.Extension
 	if def == "" {
 		return ""
 	}

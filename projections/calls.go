@@ -109,11 +109,11 @@ func (s *State) startCall(e *ledger.Envelope, d *ledger.CallSignal, at ledger.Ti
 		return
 	}
 	c.User = user
-	eff.Users = s.usersOf(user)
-	a := s.agentOf(user)
+	m := s.memberOf(user)
+	eff.Users = m.users
+	a := s.agentIn(user, m)
 	a.Calls = append(a.Calls, k)
-	u := s.cfg.Users[user]
-	t := s.team(u.Team)
+	u, t := &m.u, &m.team
 	c.Excluded = matchAny(t.Exclusion, otherParty(c.Direction, c.ANI, c.DNIS))
 	included := u.IsGateway() || len(t.Inclusion) == 0 || matchAny(t.Inclusion, d.Extension)
 	switch {
@@ -129,7 +129,7 @@ func (s *State) startCall(e *ledger.Envelope, d *ledger.CallSignal, at ledger.Ti
 		if !s.quiet {
 			eff.Changes = append(eff.Changes, d.CallID+" active for "+user)
 		}
-		s.openContact(e, c, at, eff)
+		s.openContact(e, c, u, at, eff)
 	}
 }
 
@@ -205,11 +205,11 @@ func (s *State) callState(c *call) string {
 	return s.openOf(c).Recording
 }
 
-// targetCall picks the call a command acts on (RULES.md "Target call"):
-// among the agent's active calls, the one being recorded that started
-// recording first; if none is being recorded, the one that started first.
-func (s *State) targetCall(user string) *call {
-	a := s.agents[user]
+// targetCallOf picks the call a command acts on (RULES.md "Target call")
+// among the active calls of the agent state a (nil: none): the one being
+// recorded that started recording first; if none is being recorded, the
+// one that started first.
+func (s *State) targetCallOf(a *agent) *call {
 	if a == nil || len(a.Calls) == 0 {
 		return nil
 	}

@@ -67,6 +67,7 @@ type cmdCtx struct {
 	d    *ledger.Command
 	user string
 	u    ledger.User
+	m    *member // user's
 	r    *ledger.CommandResult
 	eff  Effect // what command returns; r is its Result
 	now  ledger.Time
@@ -133,21 +134,22 @@ func (s *State) commandIn(x *cmdCtx) {
 	if user == "" && d.Extension != "" {
 		user = s.userAt(d.Extension)
 	}
-	u, ok := s.cfg.Users[user]
-	if !ok {
+	m := s.members[user]
+	if m == nil {
 		x.outcome(ledger.OutcomeRejected, ReasonUnknownUser)
 		r.Message = "no configured user for this sender or extension"
 		return
 	}
-	x.user, x.u = user, u
+	u := m.u
+	x.user, x.u, x.m = user, u, m
 	r.UserID = user
-	x.eff.Users = s.usersOf(user)
+	x.eff.Users = m.users
 	if d.PeripheralID != "" && u.PeripheralID != "" && d.PeripheralID != u.PeripheralID {
 		x.outcome(ledger.OutcomeRejected, ReasonWrongPeripheral)
 		r.Message = "peripheral_id does not match the user's configured one"
 		return
 	}
-	r.Extension = s.extensionOf(user)
+	r.Extension = s.extensionIn(user, m)
 	if u.IsGateway() {
 		switch name {
 		case CmdLogin, CmdLogout, CmdRestart, CmdStartSegment, CmdStopSegment:
@@ -198,7 +200,7 @@ const resultBlock = 32
 
 // activeTarget finds the target call, answering no_active_call when none.
 func (s *State) activeTarget(x *cmdCtx) *call {
-	c := s.targetCall(x.user)
+	c := s.targetCallOf(x.m.agent)
 	if c == nil {
 		x.outcome(ledger.OutcomeNoEffect, ReasonNoActiveCall)
 		return nil
@@ -212,7 +214,7 @@ func (s *State) activeTarget(x *cmdCtx) *call {
 }
 
 func (s *State) cmdTag(x *cmdCtx) {
-	c := s.targetCall(x.user)
+	c := s.targetCallOf(x.m.agent)
 	if c == nil {
 		s.tagLastCall(x)
 		return
@@ -225,7 +227,7 @@ func (s *State) cmdTag(x *cmdCtx) {
 	case x.u.IsGateway() && c.Contact == "" && c.Excluded:
 		x.outcome(ledger.OutcomeNoEffect, ReasonExcluded)
 		return
-	case x.u.IsGateway() && !s.team(x.u.Team).Archive:
+	case x.u.IsGateway() && !x.m.team.Archive:
 		x.outcome(ledger.OutcomeNoEffect, ReasonArchiveDisabled)
 		return
 	case x.u.IsGateway() && c.Contact == "":
@@ -233,7 +235,7 @@ func (s *State) cmdTag(x *cmdCtx) {
 		return
 	}
 	if c.Contact == "" {
-		s.openContact(x.e, c, x.now, &x.eff)
+		s.openContact(x.e, c, &x.u, x.now, &x.eff)
 	}
 	ct := s.openOf(c)
 	if !ct.addTag() {
@@ -250,7 +252,7 @@ func (s *State) tagLastCall(x *cmdCtx) {
 	if ct == nil {
 		return
 	}
-	if x.u.IsGateway() && !s.team(x.u.Team).Archive {
+	if x.u.IsGateway() && !x.m.team.Archive {
 		x.outcome(ledger.OutcomeNoEffect, ReasonArchiveDisabled)
 		return
 	}
@@ -323,7 +325,7 @@ func (s *State) cmdRestart(x *cmdCtx) {
 		return
 	}
 	if c.Contact == "" {
-		s.openContact(x.e, c, x.now, &x.eff)
+		s.openContact(x.e, c, &x.u, x.now, &x.eff)
 	} else {
 		ct := s.openOf(c)
 		s.stopRecording(x.e, ct, x.now, ledger.EndedByRestart, x.user, &x.eff)
@@ -371,11 +373,11 @@ func (s *State) cmdLogin(x *cmdCtx) {
 }
 
 func (s *State) cmdLogout(x *cmdCtx) {
-	if s.extensionOf(x.user) == "" {
+	if s.extensionIn(x.user, x.m) == "" {
 		x.outcome(ledger.OutcomeNoEffect, ReasonNotLoggedIn)
 		return
 	}
-	if c := s.targetCall(x.user); c != nil {
+	if c := s.targetCallOf(x.m.agent); c != nil {
 		s.on(x, c)
 	}
 	s.logout(x.e, x.user, &x.eff)
@@ -398,7 +400,7 @@ func (s *State) cmdStartSegment(x *cmdCtx) {
 		x.outcome(ledger.OutcomeNoEffect, ReasonAlreadyRecording)
 		return
 	}
-	s.openContact(x.e, c, x.now, &x.eff)
+	s.openContact(x.e, c, &x.u, x.now, &x.eff)
 	s.appliedOn(x, c)
 }
 

@@ -102,7 +102,7 @@ func (s *State) rebuildCaches() {
 	if u, err := time.Parse("15:04", s.cfg.Site.UploadTime); err == nil {
 		s.uploadMin = u.Hour()*60 + u.Minute()
 	}
-	s.shared.users = nil
+	s.buildMembers()
 	s.defaults = map[string][]string{}
 	for id, u := range s.cfg.Users {
 		if u.Extension != "" {

@@ -10,9 +10,9 @@ import (
 
 // openContact starts recording a call: a new contact whose id is the id of
 // the event that started it, with one segment from at. Metadata the call
-// collected while not recorded is handed to it.
-func (s *State) openContact(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect) *contact {
-	u := s.cfg.Users[c.User]
+// collected while not recorded is handed to it. u is the configuration of
+// the call's user.
+func (s *State) openContact(e *ledger.Envelope, c *call, u *ledger.User, at ledger.Time, eff *Effect) *contact {
 	id := s.eventID(e)
 	ct := &contact{
 		V: ledger.Contact{ContactID: id, CallID: c.CallID, UserID: c.User, Extension: c.Ext,

@@ -198,7 +198,7 @@ func isMasked(masked []string, k string) bool {
 // the call until a contact opens), else to the last call.
 func (s *State) cmdMetadata(x *cmdCtx) {
 	var res metaResult
-	c := s.targetCall(x.user)
+	c := s.targetCallOf(x.m.agent)
 	var updated *contact
 	switch {
 	case c != nil:

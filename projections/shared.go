@@ -9,14 +9,12 @@ import (
 )
 
 // shared holds what the fold hands out again and again, so that it is
-// made once: the event id string, each configured user's one-element
-// Users list, the reason-code lists. What it hands out is never written
-// to, by the fold or by a caller (Effect.Users is read-only).
+// made once: the event id string, the reason-code lists. What it hands
+// out is never written to, by the fold or by a caller.
 type shared struct {
 	idOf   ulid.ULID // the id whose string id is
 	id     string
-	users  map[string][]string // configured user id → []string{id}; reset with the configuration
-	codes  [8][]string         // reason codes of a closing contact, by codeSet bits
+	codes  [8][]string // reason codes of a closing contact, by codeSet bits
 	disp   struct{ discard, basicOnly, upload string }
 	retain [4]retainDay // the last answers of retainUntil, one per retention seen lately
 	next   int          // the retain slot to replace next
@@ -91,15 +89,8 @@ func (s *State) eventID(e *ledger.Envelope) string {
 // usersOf is the Effect.Users of an event that touched user alone. Its
 // capacity is its length, so appending to it copies.
 func (s *State) usersOf(user string) []string {
-	if l, ok := s.shared.users[user]; ok {
-		return l
+	if m := s.members[user]; m != nil {
+		return m.users
 	}
-	l := []string{user}
-	if _, ok := s.cfg.Users[user]; ok {
-		if s.shared.users == nil {
-			s.shared.users = map[string][]string{}
-		}
-		s.shared.users[user] = l
-	}
-	return l
+	return []string{user}
 }
