@@ -241,7 +241,7 @@ func decodeFast(raw []byte) (e Envelope, ok bool) {
 	if tok, rest, good = cutUntil(rest, '"'); !good {
 		return e, false
 	}
-	at, good := parseCanonicalTime(tok)
+	at, good := ParseCanonicalTime(tok)
 	if !good {
 		return e, false
 	}
@@ -306,9 +306,12 @@ func decodeFast(raw []byte) (e Envelope, ok bool) {
 	}, true
 }
 
-// parseCanonicalTime parses exactly TimeLayout in UTC
-// (2006-01-02T15:04:05.000Z), rejecting any other spelling of an instant.
-func parseCanonicalTime(b []byte) (Time, bool) {
+// ParseCanonicalTime parses exactly TimeLayout in UTC
+// (2006-01-02T15:04:05.000Z), the way the ledger writes every time,
+// rejecting any other spelling of an instant; it is several times faster
+// than time.Parse. A caller that must also take other spellings falls
+// back to time.Parse when ok is false.
+func ParseCanonicalTime(b []byte) (Time, bool) {
 	if len(b) != len("2006-01-02T15:04:05.000Z") || b[4] != '-' || b[7] != '-' || b[10] != 'T' ||
 		b[13] != ':' || b[16] != ':' || b[19] != '.' || b[23] != 'Z' {
 		return Time{}, false

@@ -311,7 +311,7 @@ func FuzzParseCanonicalTime(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, ok := parseCanonicalTime([]byte(s))
+		got, ok := ParseCanonicalTime([]byte(s))
 		if !ok {
 			return
 		}

@@ -41,35 +41,40 @@ func (s *State) coolDown(seq uint64) {
 	for _, c := range s.calls {
 		keep[c.Contact], keep[c.LastContact] = true, true
 	}
-	var ids []string
+	// Each contact with its day, looked up once: sorting by a day found
+	// in the map at each comparison was most of a seal's cost.
+	type cooling struct {
+		day, id string
+		ct      *contact
+	}
+	var all []cooling
 	for id, ct := range s.contacts {
-		if !ct.Open && !keep[id] && s.book.DayOf[id] != "" {
-			ids = append(ids, id)
+		if day := s.book.DayOf[id]; !ct.Open && !keep[id] && day != "" {
+			all = append(all, cooling{day, id, ct})
 		}
 	}
-	slices.SortFunc(ids, func(a, b string) int {
-		if n := strings.Compare(s.book.DayOf[a], s.book.DayOf[b]); n != 0 {
+	slices.SortFunc(all, func(a, b cooling) int {
+		if n := strings.Compare(a.day, b.day); n != 0 {
 			return n
 		}
-		return strings.Compare(a, b)
+		return strings.Compare(a.id, b.id)
 	})
-	for len(ids) > 0 {
-		day := s.book.DayOf[ids[0]]
+	for len(all) > 0 {
+		day := all[0].day
 		n := 1
-		for n < len(ids) && s.book.DayOf[ids[n]] == day {
+		for n < len(all) && all[n].day == day {
 			n++
 		}
 		var data []byte
-		for _, id := range ids[:n] {
-			ct := s.contacts[id]
-			data = appendCold(data, ct)
-			s.pauses.unpin(ct.Rows)
-			delete(s.contacts, id)
-			delete(s.book.DayOf, id)
+		for _, c := range all[:n] {
+			data = appendCold(data, c.ct)
+			s.pauses.unpin(c.ct.Rows)
+			delete(s.contacts, c.id)
+			delete(s.book.DayOf, c.id)
 		}
-		s.cold = append(s.cold, coldDay{Day: day, Seal: seq, Min: ids[0], Max: ids[n-1],
+		s.cold = append(s.cold, coldDay{Day: day, Seal: seq, Min: all[0].id, Max: all[n-1].id,
 			Sec: newSection("c/"+strconv.FormatUint(seq, 10)+"/"+day, data)})
-		ids = ids[n:]
+		all = all[n:]
 	}
 }
 

@@ -112,6 +112,15 @@ var (
 	litClient       = newLit(`,"client":`)
 )
 
+// canonTime reads a time in quotes at i, spelt as the ledger writes it.
+func canonTime(b []byte, i int) (ledger.Time, bool) {
+	const n = len(`"2006-01-02T15:04:05.000Z"`)
+	if i+n > len(b) || b[i] != '"' || b[i+n-1] != '"' {
+		return ledger.Time{}, false
+	}
+	return ledger.ParseCanonicalTime(b[i+1 : i+n-1])
+}
+
 // canonSignal decodes a call signal in the encoder's shape into the zero
 // d; false leaves d to be zeroed and decoded again.
 func canonSignal(data []byte, d *ledger.CallSignal, in *interner) bool {
@@ -150,9 +159,12 @@ func canonSignal(data []byte, d *ledger.CallSignal, in *interner) bool {
 	if !litAt(b, i, &litAtKey) {
 		return false
 	}
+	const timeLen = len(`"2006-01-02T15:04:05.000Z"`)
 	if i += litAtKey.n; litAt(b, i, &litNull) {
 		i += litNull.n
-	} else { // a client's time: as the scanner reads it
+	} else if t, ok := canonTime(b, i); ok { // a client's time, as the ledger writes it
+		d.At, i = t, i+timeLen
+	} else { // any other spelling: as the scanner reads it
 		s := scanner{b: data, i: i, in: in}
 		if s.at(&d.At) != nil {
 			return false
