@@ -316,31 +316,60 @@ func ParseCanonicalTime(b []byte) (Time, bool) {
 		b[13] != ':' || b[16] != ':' || b[19] != '.' || b[23] != 'Z' {
 		return Time{}, false
 	}
-	num := func(i, n int) (int, bool) {
-		v := 0
-		for _, c := range b[i : i+n] {
-			if c < '0' || c > '9' {
-				return 0, false
-			}
-			v = v*10 + int(c-'0')
-		}
-		return v, true
-	}
-	var f [7]int
-	for i, at := range [7][2]int{{0, 4}, {5, 2}, {8, 2}, {11, 2}, {14, 2}, {17, 2}, {20, 3}} {
-		v, ok := num(at[0], at[1])
-		if !ok {
+	for _, i := range [...]uint8{0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22} {
+		if b[i]-'0' > 9 {
 			return Time{}, false
 		}
-		f[i] = v
 	}
-	t := time.Date(f[0], time.Month(f[1]), f[2], f[3], f[4], f[5], f[6]*int(time.Millisecond), time.UTC)
-	// time.Date normalises (Feb 30 → Mar 2): only an exact round trip counts.
-	if t.Year() != f[0] || int(t.Month()) != f[1] || t.Day() != f[2] || t.Hour() != f[3] ||
-		t.Minute() != f[4] || t.Second() != f[5] || t.IsZero() {
+	d2 := func(i int) int64 { return int64(b[i]-'0')*10 + int64(b[i+1]-'0') }
+	y, mo, d, h, mi, sec, ms := d2(0)*100+d2(2), d2(5), d2(8), d2(11), d2(14), d2(17), d2(20)*10+int64(b[22]-'0')
+	if mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, y) || h > 23 || mi > 59 || sec > 59 {
 		return Time{}, false
 	}
-	return T(t), true
+	// The instant from the fields by integer steps (time.Date, then the
+	// round trip that caught Feb 30, cost a thousand instructions, and
+	// every event read from the ledger has a time). It is whole
+	// milliseconds in UTC already, as T would make it.
+	t := time.UnixMilli((daysFromCivil(y, mo, d)*86_400+h*3600+mi*60+sec)*1000 + ms).UTC()
+	if t.IsZero() {
+		return Time{}, false
+	}
+	return Time{t}, true
+}
+
+// daysIn is the number of days of month mo (1-12) of year y.
+func daysIn(mo, y int64) int64 {
+	switch mo {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to the proleptic
+// Gregorian date y-mo-d (Howard Hinnant's days_from_civil).
+func daysFromCivil(y, mo, d int64) int64 {
+	if mo <= 2 {
+		y--
+	}
+	era := y
+	if era < 0 {
+		era -= 399
+	}
+	era /= 400
+	yoe := y - era*400
+	mp := mo - 3
+	if mo <= 2 {
+		mp = mo + 9
+	}
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146_097 + doe - 719_468
 }
 
 // knownType returns tok as a Type, without allocating for the types this

@@ -324,3 +324,22 @@ func FuzzParseCanonicalTime(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCanonicalTimeRoundTrip: every time the ledger can write (years 0 to
+// 9999, not the zero time) is read back by ParseCanonicalTime, equal.
+func FuzzCanonicalTimeRoundTrip(f *testing.F) {
+	for _, ms := range []int64{0, -1, 1, 951782399999, 951782400000, 1795000000123, -62167219200000, 253402300799999} {
+		f.Add(ms)
+	}
+	f.Fuzz(func(t *testing.T, ms int64) {
+		tm := T(time.UnixMilli(ms))
+		if y := tm.Year(); y < 0 || y > 9999 || tm.IsZero() {
+			return
+		}
+		s := tm.Format(TimeLayout)
+		got, ok := ParseCanonicalTime([]byte(s))
+		if !ok || got != tm {
+			t.Fatalf("%s (%d ms): got %v, %v", s, ms, got, ok)
+		}
+	})
+}
