@@ -47,6 +47,9 @@ func (ct *contact) endSegment(end ledger.Time) {
 	if ct.SegStart.IsZero() {
 		return
 	}
+	if ct.V.Segments == nil { // most contacts have one segment: no allocation of its own
+		ct.V.Segments = ct.seg0[:0:1]
+	}
 	ct.V.Segments = append(ct.V.Segments, ledger.Segment{Start: ct.SegStart, End: later(ct.SegStart, end)})
 	ct.SegStart = ledger.Time{}
 }

@@ -111,6 +111,8 @@ type contact struct {
 	Open      bool           `json:"open,omitempty"`      // not yet closed
 	CallKey   string         `json:"call_key,omitempty"`  // while open
 	Recording string         `json:"recording,omitempty"` // recording state while open
+
+	seg0 [1]ledger.Segment // the array of the first segment (endSegment)
 }
 
 func callKey(callID, ext string) string { return callID + "\x00" + ext }
