@@ -98,3 +98,20 @@ func TestCanonTakesTheEncodersShape(t *testing.T) {
 		t.Fatalf("only %d commands and signals", n)
 	}
 }
+
+// FuzzInterner: whatever went into the table before, a string from it
+// equals the bytes asked for, and so does each of their prefixes.
+func FuzzInterner(f *testing.F) {
+	for _, s := range []string{"", "a", "a\x00", "call-12345", "+13125550100", "0123456789abcdef", "0123456789abcdefg",
+		"01JDB3A1C4E6G8J0K2M4N6P8Q0"} {
+		f.Add([]byte(s))
+	}
+	in := &interner{}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for n := len(b); n >= 0; n-- {
+			if got := in.str(b[:n]); got != string(b[:n]) {
+				t.Fatalf("str(%q) = %q", b[:n], got)
+			}
+		}
+	})
+}
