@@ -19,11 +19,15 @@ import (
 // demand (docs/rules-decisions.md); Min and Max bound the contact ids in
 // it, so that one contact is looked up only where it can be.
 type coldDay struct {
-	Day  string  `json:"day"`
-	Seal uint64  `json:"seal"` // seq of the seal that cooled them
-	Min  string  `json:"min"`
-	Max  string  `json:"max"`
-	Sec  section `json:"sec"` // records, each a uvarint length and the record
+	Day  string `json:"day"`
+	Seal uint64 `json:"seal"` // seq of the seal that cooled them
+	Min  string `json:"min"`
+	Max  string `json:"max"`
+	// First is the earliest start of the day's contacts, so that a query
+	// of the whole history knows, before it reads them, that no later
+	// section holds a contact to hand over earlier (EachContact).
+	First ledger.Time `json:"first"`
+	Sec   section     `json:"sec"` // records, each a uvarint length and the record
 }
 
 // coolDown moves to the cold store every closed contact of a sealed day
@@ -66,13 +70,15 @@ func (s *State) coolDown(seq uint64) {
 			n++
 		}
 		var data []byte
+		var first ledger.Time
 		for _, c := range all[:n] {
+			first = earliest(first, c.ct.V.StartedAt)
 			data = appendCold(data, c.ct)
 			s.pauses.unpin(c.ct.Rows)
 			delete(s.contacts, c.id)
 			delete(s.book.DayOf, c.id)
 		}
-		s.cold = append(s.cold, coldDay{Day: day, Seal: seq, Min: all[0].id, Max: all[n-1].id,
+		s.cold = append(s.cold, coldDay{Day: day, Seal: seq, Min: all[0].id, Max: all[n-1].id, First: first,
 			Sec: newSection("c/"+strconv.FormatUint(seq, 10)+"/"+day, data)})
 		all = all[n:]
 	}

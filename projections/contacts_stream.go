@@ -16,12 +16,12 @@ import (
 //
 // Contacts are ordered by start, but filed by the day they were uploaded
 // with, so a sealed day can hold calls that started before the previous
-// day's last ones (a call across the upload time). So EachContact first
-// reads each sealed day for the earliest start of its matching contacts,
-// then reads the days again in order, keeping them merged and sorted, and
-// hands over whatever starts before every day not yet read. What it holds
-// at once is bounded by the longest call, not by the history; the price
-// is reading the sealed days twice.
+// day's last ones (a call across the upload time). Each sealed day's
+// section records the earliest start of its contacts (coldDay.First), so
+// EachContact reads the days once, in order, keeping what it read merged
+// and sorted, and hands over whatever starts before every day not yet
+// read. What it holds at once is bounded by the longest call, not by the
+// history.
 func (s *State) EachContact(ctx context.Context, q ledger.ContactQuery, fn func(*ledger.Contact) error) error {
 	return s.history(false).eachContact(ctx, q, s.memContacts(q), fn)
 }
@@ -35,14 +35,17 @@ func (h *history) eachContact(ctx context.Context, q ledger.ContactQuery, mem []
 			days = append(days, &h.cold[i])
 		}
 	}
-	// after[i] is the earliest start of the matching contacts of days[i:];
-	// zero when they have none.
+	// after[i] is at or before the earliest start of the matching
+	// contacts of days[i:]: the earliest start of all their contacts.
 	after := make([]ledger.Time, len(days)+1)
 	if len(days) > 1 {
 		for i := len(days) - 1; i >= 0; i-- {
-			first, err := h.firstStart(ctx, q, days[i])
-			if err != nil {
-				return fmt.Errorf("contacts: %w", err)
+			first := days[i].First
+			if first.IsZero() { // not recorded: read the day for it
+				var err error
+				if first, err = h.firstStart(ctx, q, days[i]); err != nil {
+					return fmt.Errorf("contacts: %w", err)
+				}
 			}
 			after[i] = earliest(first, after[i+1])
 		}
@@ -82,7 +85,7 @@ func (h *history) eachContact(ctx context.Context, q ledger.ContactQuery, mem []
 		}
 		sortContacts(held)
 		// Nothing of the days still to read starts before after[i+1]
-		// (zero: they have nothing for q, and everything can go).
+		// (zero: they have nothing, and everything can go).
 		if err := emit(after[i+1]); err != nil {
 			return err
 		}
