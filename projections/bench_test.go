@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"fmt"
 	"math/rand"
 	"syscall"
 	"testing"
@@ -92,4 +93,30 @@ func BenchmarkDecodeSignal(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkConfigUserByUser folds a site configured one user at a time, as
+// an administrator or `recledger simulate` does it: 1,000 user puts. Each
+// change costs time in the number of users (the configuration is copied,
+// the default-extension index rebuilt); anything built per user at each
+// change makes the whole n².
+func BenchmarkConfigUserByUser(b *testing.B) {
+	g := newEnvGen(b)
+	g.config(genConfig(0, 0))
+	for i := range 1000 {
+		v, err := ledger.EncodeData(ledger.User{Name: "x", Team: "a", Recording: ledger.RecServer, Extension: fmt.Sprintf("%d", 3000+i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		g.add(ledger.TypeConfig, time.Second, ledger.ConfigChange{Part: ledger.PartUser, Op: ledger.OpPut, Key: fmt.Sprintf("u%d", i), Value: v})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s := New()
+		for i := range g.out {
+			if _, err := s.Apply(&g.out[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 }

@@ -134,7 +134,7 @@ func (s *State) commandIn(x *cmdCtx) {
 	if user == "" && d.Extension != "" {
 		user = s.userAt(d.Extension)
 	}
-	m := s.members[user]
+	m := s.member(user)
 	if m == nil {
 		x.outcome(ledger.OutcomeRejected, ReasonUnknownUser)
 		r.Message = "no configured user for this sender or extension"

@@ -102,8 +102,8 @@ func (s *State) rebuildCaches() {
 	if u, err := time.Parse("15:04", s.cfg.Site.UploadTime); err == nil {
 		s.uploadMin = u.Hour()*60 + u.Minute()
 	}
-	s.buildMembers()
-	s.defaults = map[string][]string{}
+	s.resetMembers()
+	s.defaults = make(map[string][]string, len(s.cfg.Users))
 	for id, u := range s.cfg.Users {
 		if u.Extension != "" {
 			s.defaults[u.Extension] = append(s.defaults[u.Extension], id)

@@ -89,7 +89,7 @@ func (s *State) eventID(e *ledger.Envelope) string {
 // usersOf is the Effect.Users of an event that touched user alone. Its
 // capacity is its length, so appending to it copies.
 func (s *State) usersOf(user string) []string {
-	if m := s.members[user]; m != nil {
+	if m := s.member(user); m != nil {
 		return m.users
 	}
 	return []string{user}

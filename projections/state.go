@@ -68,7 +68,7 @@ type State struct {
 	loc       *time.Location
 	uploadMin int                 // upload time, minutes after local midnight
 	defaults  map[string][]string // default extension → user ids, sorted
-	members   map[string]*member  // configured user id → what the fold reads of it (members.go)
+	members   map[string]*member  // configured user id → what the fold reads of it, made on first use (members.go)
 }
 
 // agent is one user's association and calls.
