@@ -5,10 +5,10 @@ import "github.com/recledger/recledger/ledger"
 // member is a configured user as the fold reads it on each of its events:
 // its configuration, its team's workflow, its Effect.Users list and its
 // agent state, found by one lookup instead of one each (map lookups were
-// a fifth of a fold). A user's member is made at its first event after a
-// configuration change (members), not for every user at each change: a
-// site configured user by user would otherwise make n² of them. Members
-// are not part of the checkpoint.
+// a fifth of a fold). A user's member is made at its first event after
+// a configuration change (State.member), not for every user at each
+// change: a site configured user by user would otherwise make n² of
+// them. Members are not part of the checkpoint.
 //
 // agent is the user's entry of State.agents, nil while it has none:
 // agentOf, which alone adds entries, sets it; a checkpoint that replaces
