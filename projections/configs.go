@@ -94,9 +94,13 @@ func cloneConfig(c ledger.Config) ledger.Config {
 // rebuildCaches derives the time zone and the default-extension index from
 // the configuration.
 func (s *State) rebuildCaches() {
-	s.loc = time.UTC
-	if l, err := time.LoadLocation(s.cfg.Site.Timezone); err == nil {
-		s.loc = l
+	// The zone is read again only when its name changed: loading it reads
+	// the system's zone files, and most changes are to users or teams.
+	if s.loc == nil || s.locName != s.cfg.Site.Timezone {
+		s.loc, s.locName = time.UTC, s.cfg.Site.Timezone
+		if l, err := time.LoadLocation(s.cfg.Site.Timezone); err == nil {
+			s.loc = l
+		}
 	}
 	s.uploadMin = 23 * 60
 	if u, err := time.Parse("15:04", s.cfg.Site.UploadTime); err == nil {

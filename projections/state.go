@@ -66,6 +66,7 @@ type State struct {
 
 	// caches rebuilt from cfg, not part of the checkpoint
 	loc       *time.Location
+	locName   string              // the Site.Timezone loc was loaded for
 	uploadMin int                 // upload time, minutes after local midnight
 	defaults  map[string][]string // default extension → user ids, sorted
 	members   map[string]*member  // configured user id → what the fold reads of it, made on first use (members.go)
