@@ -50,6 +50,43 @@ func benchApply(b *testing.B, quiet, results bool) {
 	b.ReportMetric(float64(n)/(cpuTime()-cpu0).Seconds(), "events/cpu-s")
 }
 
+// BenchmarkApplyDays folds two busy days as a replay meets them: the
+// realistic mix of BenchmarkApply, signals carrying their own times (as a
+// CTI feed's may), and each day sealed (manifest, cooled contacts, pause
+// rows: sections hashed), without results or change lines, as
+// replay.Run folds. BenchmarkApply shows neither cost.
+func BenchmarkApplyDays(b *testing.B) {
+	g := newEnvGen(b)
+	g.config(genConfig(200, 0))
+	g.clientTimes = true
+	rng := rand.New(rand.NewSource(1))
+	for range 2 { // a seal every 50,000 events, as replay's benchmarks do
+		g.realistic(rng, 200, len(g.out)+50_000)
+		g.add(ledger.TypeDayClosed, time.Minute, ledger.DayClosed{Day: g.now.Format(time.DateOnly), By: ledger.SealRequest})
+		g.now = g.now.Add(24 * time.Hour)
+	}
+	envs := g.out
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	n := 0
+	for b.Loop() {
+		s := New()
+		s.SetQuiet(true)
+		s.SetResults(false)
+		for i := range envs {
+			if _, err := s.Apply(&envs[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if len(s.book.Order) != 2 {
+			b.Fatalf("%d days sealed, want 2", len(s.book.Order))
+		}
+		n += len(envs)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(n)/(cpuTime()-cpu0).Seconds(), "events/cpu-s")
+}
+
 // cpuTime is the user+system CPU time of the process so far.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage

@@ -19,6 +19,8 @@ type envGen struct {
 	now  time.Time
 	prev string
 	out  []ledger.Envelope
+
+	clientTimes bool // realistic: signals carry their own time (At), as a CTI feed's may
 }
 
 func newEnvGen(tb testing.TB) *envGen {
@@ -134,6 +136,15 @@ func (g *envGen) random(rng *rand.Rand, agents, n int) {
 	}
 }
 
+// at is the client time of a signal added step from now, when the
+// generator gives signals their own times; zero otherwise.
+func (g *envGen) at(step time.Duration) ledger.Time {
+	if !g.clientTimes {
+		return ledger.Time{}
+	}
+	return ledger.T(g.now.Add(step))
+}
+
 // realistic appends calls agents handle one after another: ring, maybe a
 // PCI pause and resume, maybe a tag, maybe metadata, end. n is about the
 // number of events.
@@ -145,8 +156,9 @@ func (g *envGen) realistic(rng *rand.Rand, agents, n int) {
 		call++
 		id := fmt.Sprintf("call-%d", call)
 		g.add(ledger.TypeCallSignal, 200*time.Millisecond, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalRinging,
-			Direction: ledger.DirectionInbound, ANI: genNumbers[rng.Intn(3)], DNIS: "8001", Transport: "nats"})
-		g.add(ledger.TypeCallSignal, 100*time.Millisecond, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalAnswered, Transport: "nats"})
+			Direction: ledger.DirectionInbound, ANI: genNumbers[rng.Intn(3)], DNIS: "8001", At: g.at(200 * time.Millisecond), Transport: "nats"})
+		g.add(ledger.TypeCallSignal, 100*time.Millisecond, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalAnswered,
+			At: g.at(100 * time.Millisecond), Transport: "nats"})
 		if rng.Intn(3) == 0 {
 			g.add(ledger.TypeCommand, 100*time.Millisecond, ledger.Command{Command: "pause", SenderID: user, Transport: "finesse"})
 			g.add(ledger.TypeCommand, 100*time.Millisecond, ledger.Command{Command: "resume", SenderID: user, Transport: "finesse"})
@@ -158,6 +170,7 @@ func (g *envGen) realistic(rng *rand.Rand, agents, n int) {
 			g.add(ledger.TypeCommand, 100*time.Millisecond, ledger.Command{Command: "metadata", SenderID: user, Transport: "finesse",
 				Params: []ledger.Param{{Key: "account", Value: "12345"}, {Key: "name", Value: "Jane Doe"}}})
 		}
-		g.add(ledger.TypeCallSignal, 100*time.Millisecond, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalEnded, Transport: "nats"})
+		g.add(ledger.TypeCallSignal, 100*time.Millisecond, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalEnded,
+			At: g.at(100 * time.Millisecond), Transport: "nats"})
 	}
 }
