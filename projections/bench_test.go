@@ -31,7 +31,14 @@ func benchApply(b *testing.B, quiet, results bool) {
 	g := newEnvGen(b)
 	g.config(genConfig(200, 0))
 	g.realistic(rand.New(rand.NewSource(1)), 200, 100_000)
-	envs := g.out
+	benchFold(b, g.out, quiet, results, nil)
+}
+
+// benchFold folds envs into a new State per iteration (quiet and results
+// as State.SetQuiet and SetResults), calls check, when set, with each
+// folded state, and reports events/s of wall time and events per second
+// of the process's CPU time.
+func benchFold(b *testing.B, envs []ledger.Envelope, quiet, results bool, check func(*State)) {
 	b.ReportAllocs()
 	cpu0 := cpuTime()
 	n := 0
@@ -43,6 +50,9 @@ func benchApply(b *testing.B, quiet, results bool) {
 			if _, err := s.Apply(&envs[i]); err != nil {
 				b.Fatal(err)
 			}
+		}
+		if check != nil {
+			check(s)
 		}
 		n += len(envs)
 	}
@@ -65,26 +75,11 @@ func BenchmarkApplyDays(b *testing.B) {
 		g.add(ledger.TypeDayClosed, time.Minute, ledger.DayClosed{Day: g.now.Format(time.DateOnly), By: ledger.SealRequest})
 		g.now = g.now.Add(24 * time.Hour)
 	}
-	envs := g.out
-	b.ReportAllocs()
-	cpu0 := cpuTime()
-	n := 0
-	for b.Loop() {
-		s := New()
-		s.SetQuiet(true)
-		s.SetResults(false)
-		for i := range envs {
-			if _, err := s.Apply(&envs[i]); err != nil {
-				b.Fatal(err)
-			}
-		}
+	benchFold(b, g.out, true, false, func(s *State) {
 		if len(s.book.Order) != 2 {
 			b.Fatalf("%d days sealed, want 2", len(s.book.Order))
 		}
-		n += len(envs)
-	}
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64(n)/(cpuTime()-cpu0).Seconds(), "events/cpu-s")
+	})
 }
 
 // cpuTime is the user+system CPU time of the process so far.
@@ -147,13 +142,5 @@ func BenchmarkConfigUserByUser(b *testing.B) {
 		}
 		g.add(ledger.TypeConfig, time.Second, ledger.ConfigChange{Part: ledger.PartUser, Op: ledger.OpPut, Key: fmt.Sprintf("u%d", i), Value: v})
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		s := New()
-		for i := range g.out {
-			if _, err := s.Apply(&g.out[i]); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	benchFold(b, g.out, false, true, nil)
 }
