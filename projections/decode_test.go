@@ -75,27 +75,28 @@ func TestCanonTakesTheEncodersShape(t *testing.T) {
 		}
 		switch e.Type {
 		case ledger.TypeCallSignal:
-			var got, want ledger.CallSignal
-			if !canonSignal(e.Data, &got, in) {
-				t.Fatalf("canonSignal refused %s", e.Data)
-			}
-			if err := json.Unmarshal(e.Data, &want); err != nil || !reflect.DeepEqual(got, want) {
-				t.Fatalf("%s: canon %+v, json %+v (%v)", e.Data, got, want, err)
-			}
+			canonReads(t, e.Data, canonSignal, in)
 			n++
 		case ledger.TypeCommand:
-			var got, want ledger.Command
-			if !canonCommand(e.Data, &got, in) {
-				t.Fatalf("canonCommand refused %s", e.Data)
-			}
-			if err := json.Unmarshal(e.Data, &want); err != nil || !reflect.DeepEqual(got, want) {
-				t.Fatalf("%s: canon %+v, json %+v (%v)", e.Data, got, want, err)
-			}
+			canonReads(t, e.Data, canonCommand, in)
 			n++
 		}
 	}
 	if n < 800 {
 		t.Fatalf("only %d commands and signals", n)
+	}
+}
+
+// canonReads checks that canon takes data and reads what json.Unmarshal
+// reads.
+func canonReads[T any](t *testing.T, data []byte, canon func([]byte, *T, *interner) bool, in *interner) {
+	t.Helper()
+	var got, want T
+	if !canon(data, &got, in) {
+		t.Fatalf("canonical decoder refused %s", data)
+	}
+	if err := json.Unmarshal(data, &want); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s: canon %+v, json %+v (%v)", data, got, want, err)
 	}
 }
 
