@@ -128,10 +128,10 @@ func BenchmarkDecodeSignal(b *testing.B) {
 }
 
 // BenchmarkConfigUserByUser folds a site configured one user at a time, as
-// an administrator or `recledger simulate` does it: 1,000 user puts. Each
-// change costs time in the number of users (the configuration is copied,
-// the default-extension index rebuilt); anything built per user at each
-// change makes the whole n².
+// an administrator or `recledger simulate` does it: 1,000 user puts. A
+// change must cost time in what it changes: anything done per configured
+// user at each change (a copy of the configuration, a rebuilt index, a
+// member per user) makes the whole n².
 func BenchmarkConfigUserByUser(b *testing.B) {
 	g := newEnvGen(b)
 	g.config(genConfig(0, 0))

@@ -3,6 +3,7 @@ package projections
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -11,8 +12,14 @@ import (
 
 // configChange applies a TypeConfig event: put or delete one part, or
 // replace the whole document. It takes effect from the next event on.
+//
+// A change costs time in what it changes, not in the size of the
+// configuration: a site configured user by user (as administrators and
+// `recledger simulate` do it) folds in linear time. The configuration's
+// maps are changed in place; nothing outside the state holds them (Config
+// hands out a copy, members copy a user and a team by value), and a part
+// is stored only once its value decoded, so a bad event changes nothing.
 func (s *State) configChange(d *ledger.ConfigChange) (Effect, error) {
-	cfg := cloneConfig(s.cfg)
 	put := d.Op != ledger.OpDelete
 	var err error
 	switch d.Part {
@@ -21,39 +28,50 @@ func (s *State) configChange(d *ledger.ConfigChange) (Effect, error) {
 		if put {
 			err = json.Unmarshal(d.Value, &c)
 		}
-		cfg = c
+		if err == nil {
+			c.Normalize()
+			s.cfg = c
+			s.rebuildCaches()
+		}
 	case ledger.PartSite:
 		var v ledger.Site
 		if put {
 			err = json.Unmarshal(d.Value, &v)
 		}
-		cfg.Site = v
+		if err == nil {
+			v.Normalize()
+			s.cfg.Site = v
+			s.siteCaches()
+		}
 	case ledger.PartMetadata:
 		if put {
 			var v ledger.MetadataKey
 			if err = json.Unmarshal(d.Value, &v); err == nil {
-				cfg.Metadata[d.Key] = v
+				s.cfg.Metadata[d.Key] = v
 			}
 		} else {
-			delete(cfg.Metadata, d.Key)
+			delete(s.cfg.Metadata, d.Key)
 		}
 	case ledger.PartTeam:
 		if put {
 			var v ledger.Team
 			if err = json.Unmarshal(d.Value, &v); err == nil {
-				cfg.Teams[d.Key] = v
+				v.Normalize()
+				s.cfg.Teams[d.Key] = v
 			}
 		} else {
-			delete(cfg.Teams, d.Key)
+			delete(s.cfg.Teams, d.Key)
+		}
+		if err == nil {
+			s.resetMembers() // each member holds its team's workflow
 		}
 	case ledger.PartUser:
+		var v ledger.User
 		if put {
-			var v ledger.User
-			if err = json.Unmarshal(d.Value, &v); err == nil {
-				cfg.Users[d.Key] = v
-			}
-		} else {
-			delete(cfg.Users, d.Key)
+			err = json.Unmarshal(d.Value, &v)
+		}
+		if err == nil {
+			s.userChanged(d.Key, v, put)
 		}
 	default:
 		return Effect{}, fmt.Errorf("config: %w: part %q", ledger.ErrCorrupt, d.Part)
@@ -61,14 +79,53 @@ func (s *State) configChange(d *ledger.ConfigChange) (Effect, error) {
 	if err != nil {
 		return Effect{}, fmt.Errorf("config %s: %w: %v", d.Part, ledger.ErrCorrupt, err)
 	}
-	cfg.Normalize()
-	s.cfg = cfg
-	s.rebuildCaches()
 	line := "config " + d.Op + " " + d.Part
 	if d.Key != "" {
 		line += " " + d.Key
 	}
 	return Effect{Changes: []string{line}}, nil
+}
+
+// userChanged stores user id's new configuration u (put) or removes it,
+// and mends the caches that depend on it: its member and the default
+// extensions' index.
+func (s *State) userChanged(id string, u ledger.User, put bool) {
+	if old, ok := s.cfg.Users[id]; ok && old.Extension != "" {
+		s.dropDefault(old.Extension, id)
+	}
+	delete(s.members, id)
+	if !put {
+		delete(s.cfg.Users, id)
+		return
+	}
+	s.cfg.Users[id] = u
+	if u.Extension != "" {
+		s.addDefault(u.Extension, id)
+	}
+}
+
+// addDefault puts id into ext's sorted list of users having it as default
+// extension.
+func (s *State) addDefault(ext, id string) {
+	ids := s.defaults[ext]
+	i, found := slices.BinarySearch(ids, id)
+	if !found {
+		s.defaults[ext] = slices.Insert(ids, i, id)
+	}
+}
+
+// dropDefault takes id out of ext's list; an empty list is removed, as a
+// rebuild would leave it.
+func (s *State) dropDefault(ext, id string) {
+	ids := s.defaults[ext]
+	i, found := slices.BinarySearch(ids, id)
+	switch {
+	case !found:
+	case len(ids) == 1:
+		delete(s.defaults, ext)
+	default:
+		s.defaults[ext] = slices.Delete(ids, i, i+1)
+	}
 }
 
 // cloneConfig copies the maps, so a config value handed out by Config is
@@ -91,21 +148,10 @@ func cloneConfig(c ledger.Config) ledger.Config {
 	return out
 }
 
-// rebuildCaches derives the time zone and the default-extension index from
-// the configuration.
+// rebuildCaches derives every cache from the whole configuration: after a
+// new document or a checkpoint.
 func (s *State) rebuildCaches() {
-	// The zone is read again only when its name changed: loading it reads
-	// the system's zone files, and most changes are to users or teams.
-	if s.loc == nil || s.locName != s.cfg.Site.Timezone {
-		s.loc, s.locName = time.UTC, s.cfg.Site.Timezone
-		if l, err := time.LoadLocation(s.cfg.Site.Timezone); err == nil {
-			s.loc = l
-		}
-	}
-	s.uploadMin = 23 * 60
-	if u, err := time.Parse("15:04", s.cfg.Site.UploadTime); err == nil {
-		s.uploadMin = u.Hour()*60 + u.Minute()
-	}
+	s.siteCaches()
 	s.resetMembers()
 	s.defaults = make(map[string][]string, len(s.cfg.Users))
 	for id, u := range s.cfg.Users {
@@ -115,6 +161,22 @@ func (s *State) rebuildCaches() {
 	}
 	for _, ids := range s.defaults {
 		sort.Strings(ids)
+	}
+}
+
+// siteCaches derives the time zone and the upload time from the site.
+func (s *State) siteCaches() {
+	// The zone is read again only when its name changed: loading it reads
+	// the system's zone files.
+	if s.loc == nil || s.locName != s.cfg.Site.Timezone {
+		s.loc, s.locName = time.UTC, s.cfg.Site.Timezone
+		if l, err := time.LoadLocation(s.cfg.Site.Timezone); err == nil {
+			s.loc = l
+		}
+	}
+	s.uploadMin = 23 * 60
+	if u, err := time.Parse("15:04", s.cfg.Site.UploadTime); err == nil {
+		s.uploadMin = u.Hour()*60 + u.Minute()
 	}
 }
 
