@@ -14,7 +14,8 @@ import (
 
 // SealView is what the Scheduler reads from the live projections.
 type SealView interface {
-	Config() ledger.Config
+	// Site is the site's settings (upload time, time zone), normalized.
+	Site() ledger.Site
 	// LastSeal is the last sealed day and when it was sealed ("" when none).
 	LastSeal() (day string, at ledger.Time)
 	SealedDays() []string
@@ -184,7 +185,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // back to UTC; configuration validation refuses those, so it is logged as
 // an error.
 func (s *Scheduler) site(log *slog.Logger, old ledger.Site, oldLoc *time.Location) (ledger.Site, *time.Location) {
-	site := s.View.Config().Site
+	site := s.View.Site()
 	site.Normalize()
 	if oldLoc != nil && site.Timezone == old.Timezone {
 		return site, oldLoc

@@ -58,12 +58,12 @@ func (f *fakeLedger) Append(ctx context.Context, evs ...ledger.Event) ([]ledger.
 	return out, nil
 }
 
-func (f *fakeLedger) Config() ledger.Config {
+func (f *fakeLedger) Site() ledger.Site {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c := ledger.Config{Site: f.site}
-	c.Normalize()
-	return c
+	s := f.site
+	s.Normalize()
+	return s
 }
 
 func (f *fakeLedger) LastSeal() (string, ledger.Time) {

@@ -98,6 +98,9 @@ func (l *Live) Seq() uint64 { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.Seq
 // Config is State.Config.
 func (l *Live) Config() ledger.Config { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.Config() }
 
+// Site is State.Site at the last commit.
+func (l *Live) Site() ledger.Site { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.Site() }
+
 // Agent is State.Agent.
 func (l *Live) Agent(userID string) (ledger.AgentState, error) {
 	l.mu.RLock()

@@ -15,6 +15,10 @@ func (s *State) Seq() uint64 { return s.seq }
 // Config returns a copy of the configuration in force.
 func (s *State) Config() ledger.Config { return cloneConfig(s.cfg) }
 
+// Site is the site's settings: what Config().Site is, without copying
+// every user (the seal scheduler reads it at each configuration change).
+func (s *State) Site() ledger.Site { return s.cfg.Site }
+
 // Agent returns a user's recording state; ErrNotFound for an unknown user.
 func (s *State) Agent(userID string) (ledger.AgentState, error) {
 	a := s.agents[userID]
