@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -101,4 +103,74 @@ func checkCaches(t *testing.T, s *State, at string) {
 	if !reflect.DeepEqual(mended, s.defaults) {
 		t.Fatalf("%s: default extensions mended to %v, rebuilt %v", at, mended, s.defaults)
 	}
+}
+
+// FuzzConfigDocument holds the fold to the validator: any configuration
+// document the API would accept (decoded strictly, normalized, valid)
+// folds without error as a whole document, Config gives it back
+// unchanged, and putting its parts one by one (site, metadata keys,
+// teams, users) folds to the same configuration and caches.
+func FuzzConfigDocument(f *testing.F) {
+	for _, c := range []ledger.Config{genConfig(5, 30), {}} {
+		b, err := ledger.EncodeData(c)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add([]byte(b))
+	}
+	f.Add([]byte(`{"site":{"timezone":"Europe/Paris","upload_time":"01:30"},"users":{"a":{"recording":"gateway","team":"t","extension":"+1#2"},"b":{"recording":"server","team":"t","extension":"+1#2"}}}`))
+	f.Add([]byte(`{"teams":{"t":{"classifiers":[{"direction":"any","number_pattern":"*9","percent":100}]}},"metadata":{"k":{"type":"date"}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		var doc ledger.Config
+		if dec.Decode(&doc) != nil {
+			return
+		}
+		doc.Normalize()
+		if doc.Validate() != nil {
+			return
+		}
+		want, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc := func(v any) []byte {
+			b, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		apply := func(s *State, g *envGen, c ledger.ConfigChange) {
+			if _, err := s.Apply(g.add(ledger.TypeConfig, time.Second, c)); err != nil {
+				t.Fatalf("%s %s: %v", c.Part, c.Key, err)
+			}
+		}
+		whole, g := New(), newEnvGen(t)
+		apply(whole, g, ledger.ConfigChange{Part: ledger.PartDocument, Op: ledger.OpPut, Value: want})
+		if got := enc(whole.Config()); !bytes.Equal(got, want) {
+			t.Fatalf("folded document\n%s\nis not the one put\n%s", got, want)
+		}
+
+		parts, g := New(), newEnvGen(t)
+		apply(parts, g, ledger.ConfigChange{Part: ledger.PartSite, Op: ledger.OpPut, Value: enc(doc.Site)})
+		for _, k := range slices.Sorted(maps.Keys(doc.Metadata)) {
+			apply(parts, g, ledger.ConfigChange{Part: ledger.PartMetadata, Op: ledger.OpPut, Key: k, Value: enc(doc.Metadata[k])})
+		}
+		for _, k := range slices.Sorted(maps.Keys(doc.Teams)) {
+			apply(parts, g, ledger.ConfigChange{Part: ledger.PartTeam, Op: ledger.OpPut, Key: k, Value: enc(doc.Teams[k])})
+		}
+		for _, k := range slices.Sorted(maps.Keys(doc.Users)) {
+			parts.member(k) // made before a later change, to be mended
+			apply(parts, g, ledger.ConfigChange{Part: ledger.PartUser, Op: ledger.OpPut, Key: k, Value: enc(doc.Users[k])})
+		}
+		if got := enc(parts.Config()); !bytes.Equal(got, want) {
+			t.Fatalf("document put part by part\n%s\nis not the one put whole\n%s", got, want)
+		}
+		if parts.loc.String() != whole.loc.String() || parts.uploadMin != whole.uploadMin {
+			t.Fatalf("site caches: parts %s %d, whole %s %d", parts.loc, parts.uploadMin, whole.loc, whole.uploadMin)
+		}
+		checkCaches(t, parts, "parts")
+	})
 }
