@@ -64,7 +64,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := dataFlag(fs)
-	source := fs.String("source", sourceBolt, "where to read the ledger: bbolt (DIR/"+LedgerFile+", read-only) or jetstream")
+	source := fs.String("source", sourceBolt, "where to read the ledger: bbolt (DIR/"+LedgerFile+", read-only; while a server runs on DIR and --source is not given, its JetStream mirror) or jetstream")
 	natsURL := fs.String("nats", envOr("RECLEDGER_NATS", defaultNATSURL), "NATS URL(s) for --source jetstream (env RECLEDGER_NATS)")
 	site := siteFlag(fs)
 	untilS := fs.String("until", "", "stop after the last event with seq ≤ SEQ, id ≤ ULID or time ≤ RFC 3339 time")
@@ -94,20 +94,33 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		src  replay.Source
 		head uint64
 	)
-	switch *source {
-	case sourceBolt:
+	sourceGiven := false
+	fs.Visit(func(f *flag.Flag) { sourceGiven = sourceGiven || f.Name == "source" })
+	if *source == sourceBolt {
 		store, err := openLedgerReadOnly(*data)
-		if err != nil {
+		switch info, live := readServing(*data); {
+		case err == nil:
+			defer store.Close()
+			src = store
+			head, _ = store.Head()
+			// A checkpoint is only a shortcut to the present: a bounded
+			// replay or a trace needs the history from the start.
+			if until.IsZero() && !*trace {
+				opts.From = replay.FromCheckpoint(ctx, store)
+			}
+		case errors.Is(err, ledger.ErrUnavailable) && live && !sourceGiven:
+			// The same events, byte for byte and hash-chained, are in the
+			// running server's mirror: replay beside it from there.
+			fmt.Fprintf(stderr, "replay: %s is held by the server running on it (pid %d); "+
+				"replaying its JetStream mirror (%s, site %s), which may be a few events behind\n",
+				filepath.Join(*data, LedgerFile), info.PID, info.NATS, info.Site)
+			*source, *natsURL, *site = sourceJetStream, info.NATS, info.Site
+		default:
 			return fmt.Errorf("replay: %w", err)
 		}
-		defer store.Close()
-		src = store
-		head, _ = store.Head()
-		// A checkpoint is only a shortcut to the present: a bounded replay
-		// or a trace needs the history from the start.
-		if until.IsZero() && !*trace {
-			opts.From = replay.FromCheckpoint(ctx, store)
-		}
+	}
+	switch *source {
+	case sourceBolt:
 	case sourceJetStream:
 		nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-replay", nil)
 		if err != nil {
@@ -264,6 +277,11 @@ func openLedgerReadOnly(dir string) (*ledger.Store, error) {
 	}
 	st, err := ledger.Open(path, ledger.Options{ReadOnly: true})
 	if errors.Is(err, ledger.ErrUnavailable) {
+		if info, ok := readServing(dir); ok {
+			return nil, fmt.Errorf("%s is held by the server running on it (pid %d): ask it over HTTP (%s), "+
+				"read its JetStream mirror (--source jetstream --nats %s --site %s) or stop it: %w",
+				path, info.PID, info.HTTP, info.NATS, info.Site, err)
+		}
 		return nil, fmt.Errorf("%s is locked, probably by a running `recledger serve`: "+
 			"stop it, or read the JetStream mirror with --source jetstream: %w", path, err)
 	}

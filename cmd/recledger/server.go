@@ -217,9 +217,13 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return httpSrv.Shutdown(sctx)
 	})
 
+	if err := writeServing(cfg.Data, servingInfo{PID: os.Getpid(), HTTP: "http://" + ln.Addr().String(), NATS: urls, Site: cfg.Site}); err != nil {
+		log.Warn("cannot record where this server is served; offline commands will not find it", logKeyErr, err)
+	}
 	go func() {
 		s.err = g.Wait()
 		head, _ := store.Head()
+		removeServing(cfg.Data)
 		s.closeAll()
 		if s.err != nil && !errors.Is(s.err, context.Canceled) {
 			log.Error("recledger stopped", logKeyErr, s.err, logKeySeq, head)
