@@ -279,11 +279,11 @@ func openLedgerReadOnly(dir string) (*ledger.Store, error) {
 	if errors.Is(err, ledger.ErrUnavailable) {
 		if info, ok := readServing(dir); ok {
 			return nil, fmt.Errorf("%s is held by the server running on it (pid %d): ask it over HTTP (%s), "+
-				"read its JetStream mirror (--source jetstream --nats %s --site %s) or stop it: %w",
+				"replay its JetStream mirror (recledger replay --source jetstream --nats %s --site %s) or stop it: %w",
 				path, info.PID, info.HTTP, info.NATS, info.Site, err)
 		}
 		return nil, fmt.Errorf("%s is locked, probably by a running `recledger serve`: "+
-			"stop it, or read the JetStream mirror with --source jetstream: %w", path, err)
+			"stop it, or replay the JetStream mirror (recledger replay --source jetstream): %w", path, err)
 	}
 	return st, err
 }
