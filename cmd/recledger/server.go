@@ -83,6 +83,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 
 	store, err := ledger.Open(filepath.Join(cfg.Data, LedgerFile), ledger.Options{Logger: log})
 	if err != nil {
+		if info, held := readServing(cfg.Data); held && errors.Is(err, ledger.ErrUnavailable) {
+			return nil, fmt.Errorf("serve: %s is served already, by pid %d at %s: %w", cfg.Data, info.PID, info.HTTP, err)
+		}
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	s.store = store

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +71,18 @@ func TestReplayBesideRunningServer(t *testing.T) {
 		if !errors.Is(err, ledger.ErrUnavailable) || !strings.Contains(err.Error(), base) {
 			t.Fatalf("%T %v beside the server: %v", c.cmd, c.args, err)
 		}
+	}
+
+	// A second server on the same data dir names the first.
+	cfg := DefaultServeConfig()
+	cfg.Data, cfg.HTTP, cfg.NATSListen = data, "127.0.0.1:0", "127.0.0.1:-1"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if second, err := StartServer(ctx, cfg); err == nil {
+		second.Stop()
+		_ = second.Wait()
+		t.Fatal("a second server started on a data dir in use")
+	} else if !strings.Contains(err.Error(), base) {
+		t.Fatalf("second server: %v", err)
 	}
 
 	srv.Stop()
