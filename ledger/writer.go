@@ -228,8 +228,9 @@ type writer struct {
 	hasPrev bool     // false while the ledger is empty
 
 	// batch filling, see gather
-	expect      int       // requests expected in the next batch
-	lingerUntil time.Time // gather waits for them until then
+	expect      int           // requests expected in the next batch
+	lingerUntil time.Time     // gather waits for them until then
+	lingerGap   time.Duration // …but not longer than this after the last arrival
 	timer       *time.Timer
 
 	release chan released // to the releaser goroutine, which run owns
@@ -241,8 +242,12 @@ const maxPooledData = 4 << 10
 // slabSize is the size of the byte slabs the writer encodes envelopes into.
 const slabSize = 32 << 10
 
-// maxLinger caps how long the writer waits for a batch to fill.
-const maxLinger = 2 * time.Millisecond
+// maxLinger caps how long the writer waits for a batch to fill, and
+// minLingerGap is the shortest silence that ends the wait (see gather).
+const (
+	maxLinger    = 4 * time.Millisecond
+	minLingerGap = 50 * time.Microsecond
+)
 
 // run takes requests until Close, then commits what was already handed
 // over and returns.
@@ -280,9 +285,15 @@ func (w *writer) run() {
 // batch is being fsynced the callers of the previous one are still
 // returning, so the next batch starts with only part of them. So, shortly
 // after a commit, gather expects the callers it just released to come
-// back, plus those who arrived during the commit, and lingers for them,
-// but never past half the last commit's duration (at most maxLinger)
-// after it. A lone appender never waits: it is the only one expected.
+// back, plus those who arrived during the commit, and lingers for them:
+// at most as long as the last commit took (at most maxLinger), and no
+// longer than a quarter of that (at least minLingerGap) after the last
+// caller arrived. The callers of a busy server come back one by one, as
+// their HTTP answers are written and their next requests read; each one
+// waited for is a share of an fsync saved. Callers that come back in a
+// burst are all there at once, and a straggler behind a silence is left
+// to the next batch, whose fsync it would otherwise delay. A lone
+// appender never waits: it is the only one expected.
 func (w *writer) gather(batch []*request, first *request, linger bool) []*request {
 	n := 0
 	take := func(r *request) {
@@ -306,12 +317,21 @@ func (w *writer) gather(batch []*request, first *request, linger bool) []*reques
 	if !linger || n >= w.s.max || len(batch) >= expect || wait <= 0 {
 		return batch
 	}
-	w.timer.Reset(wait)
+	gap := w.lingerGap
+	w.timer.Reset(min(wait, gap))
 	defer w.timer.Stop()
 	for n < w.s.max && len(batch) < expect {
 		select {
 		case r := <-w.s.reqs:
 			take(r)
+			if !w.timer.Stop() {
+				return batch
+			}
+			wait = time.Until(w.lingerUntil)
+			if wait <= 0 {
+				return batch
+			}
+			w.timer.Reset(min(wait, gap))
 		case <-w.timer.C:
 			return batch
 		case <-w.s.stop:
@@ -340,7 +360,8 @@ func (w *writer) commit(batch []*request) {
 	took := time.Since(start)
 	// Those who arrived during the commit, and those about to be released.
 	w.expect = len(w.s.reqs) + len(batch)
-	w.lingerUntil = time.Now().Add(min(took/2, maxLinger))
+	w.lingerUntil = time.Now().Add(min(took, maxLinger))
+	w.lingerGap = max(took/4, minLingerGap)
 	if err != nil {
 		w.s.log.Error("ledger batch failed", logKeyBatch, len(batch), logKeySeq, w.seq, logKeyErr, err)
 		w.reconcile()

@@ -245,8 +245,9 @@ func TestGatherLingersForReturningCallers(t *testing.T) {
 		w := &writer{s: s, timer: time.NewTimer(time.Hour)}
 		w.timer.Stop()
 		mk := func(n int) *request { return &request{evs: make([]prepared, n), res: make(chan result, 1)} }
+		gap := time.Hour // the gap rule is off until its own case below
 		gather := func(expect int, linger time.Duration, first *request) ([]*request, time.Duration) {
-			w.expect, w.lingerUntil = expect, time.Now().Add(linger)
+			w.expect, w.lingerUntil, w.lingerGap = expect, time.Now().Add(linger), gap
 			start := time.Now()
 			b := w.gather(nil, first, true)
 			return b, time.Since(start)
@@ -274,6 +275,25 @@ func TestGatherLingersForReturningCallers(t *testing.T) {
 		if b, took := gather(3, time.Millisecond, mk(5)); len(b) != 1 || took != 0 {
 			t.Errorf("full batch: %d requests after %v, want 1 at once", len(b), took)
 		}
+		// Callers that keep coming are waited for; one that comes after a
+		// longer silence than the gap is left to the next batch.
+		gap = 200 * time.Microsecond
+		go func() {
+			time.Sleep(150 * time.Microsecond)
+			s.reqs <- mk(1)
+			time.Sleep(150 * time.Microsecond)
+			s.reqs <- mk(1)
+			time.Sleep(400 * time.Microsecond)
+			s.reqs <- mk(1)
+		}()
+		if b, took := gather(4, time.Millisecond, mk(1)); len(b) != 3 || took != 500*time.Microsecond {
+			t.Errorf("gap: %d requests after %v, want 3 after 500µs", len(b), took)
+		}
+		if b, _ := gather(1, 0, <-s.reqs); len(b) != 1 {
+			t.Errorf("late caller: %d requests", len(b))
+		}
+		gap = time.Hour
+
 		abandoned := mk(1)
 		abandoned.state.Store(reqAbandoned)
 		s.reqs <- abandoned
