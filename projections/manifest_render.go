@@ -45,9 +45,15 @@ func appendEntry(b []byte, c *ledger.Contact, pauses []ledger.Pause) (out []byte
 	b = appendKey(b, ',', "dnis")
 	b = ledger.AppendJSONString(b, c.DNIS)
 	b = appendKey(b, ',', "started_at")
+	at := len(b)
 	b = appendTime(b, c.StartedAt)
+	// Most segments start and end when their contact does: their times
+	// are copied from these. b only grows, so the bytes stay as written.
+	bounds := renderedBounds{start: c.StartedAt, end: c.EndedAt, startQ: b[at:len(b):len(b)]}
 	b = appendKey(b, ',', "ended_at")
+	at = len(b)
 	b = appendTime(b, c.EndedAt)
+	bounds.endQ = b[at:len(b):len(b)]
 	b = appendKey(b, ',', "disposition")
 	b = ledger.AppendJSONString(b, disp)
 	b = appendKey(b, ',', "deleted")
@@ -77,18 +83,38 @@ func appendEntry(b []byte, c *ledger.Contact, pauses []ledger.Pause) (out []byte
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendSegment(b, sg, pauses)
+		b = appendSegment(b, sg, pauses, &bounds)
 	}
 	return append(b, "]}"...), true, nil
 }
 
+// renderedBounds are a contact's start and end times as appendTime wrote
+// them.
+type renderedBounds struct {
+	start, end   ledger.Time
+	startQ, endQ []byte
+}
+
+// appendBound is appendTime, copying t's rendering from r when t is the
+// contact's start or end.
+func (r *renderedBounds) appendBound(b []byte, t ledger.Time) []byte {
+	switch ms := t.UnixMilli(); {
+	case t.IsZero():
+	case ms == r.start.UnixMilli() && !r.start.IsZero():
+		return append(b, r.startQ...)
+	case ms == r.end.UnixMilli() && !r.end.IsZero():
+		return append(b, r.endQ...)
+	}
+	return appendTime(b, t)
+}
+
 // appendSegment writes one ManifestSegment: the segment and the pauses
 // clipped to it (see silences), stably ordered by start.
-func appendSegment(b []byte, sg ledger.Segment, pauses []ledger.Pause) []byte {
+func appendSegment(b []byte, sg ledger.Segment, pauses []ledger.Pause, r *renderedBounds) []byte {
 	b = appendKey(b, '{', "start")
-	b = appendTime(b, sg.Start)
+	b = r.appendBound(b, sg.Start)
 	b = appendKey(b, ',', "end")
-	b = appendTime(b, sg.End)
+	b = r.appendBound(b, sg.End)
 	b = append(b, `,"silence":[`...)
 	var buf [4]Silence
 	sil := buf[:0]
