@@ -190,7 +190,7 @@ func (s *Scheduler) site(log *slog.Logger, old ledger.Site, oldLoc *time.Locatio
 	if oldLoc != nil && site.Timezone == old.Timezone {
 		return site, oldLoc
 	}
-	loc, err := time.LoadLocation(site.Timezone)
+	loc, err := ledger.LoadZone(site.Timezone)
 	if err != nil {
 		log.Error("scheduler: unknown time zone, using UTC", schedKeyZone, site.Timezone, schedKeyErr, err)
 		loc = time.UTC

@@ -170,11 +170,11 @@ func seals(t *testing.T, got []appended) []seal {
 }
 
 func TestUploadTimes(t *testing.T) {
-	ny, err := time.LoadLocation("America/New_York")
+	ny, err := ledger.LoadZone("America/New_York")
 	if err != nil {
 		t.Fatal(err)
 	}
-	london, err := time.LoadLocation("Europe/London")
+	london, err := ledger.LoadZone("Europe/London")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +488,7 @@ func FuzzUploadTimes(f *testing.F) {
 	f.Add("00:00", uint8(4), int64(1775354400))
 	f.Add("x", uint8(0), int64(0))
 	f.Fuzz(func(t *testing.T, hhmm string, zone uint8, unix int64) {
-		loc, err := time.LoadLocation(zones[int(zone)%len(zones)])
+		loc, err := ledger.LoadZone(zones[int(zone)%len(zones)])
 		if err != nil {
 			t.Skip(err)
 		}

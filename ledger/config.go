@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 )
 
 // Config is the whole configuration document (API.md §4). Maps are encoded
@@ -191,7 +190,7 @@ func (s Site) Validate(field string) error {
 		return fieldErr(field+".upload_time", "must be HH:MM (24-hour), got %q", s.UploadTime)
 	}
 	if s.Timezone != "" {
-		if _, err := time.LoadLocation(s.Timezone); err != nil {
+		if _, err := LoadZone(s.Timezone); err != nil {
 			return fieldErr(field+".timezone", "unknown time zone %q", s.Timezone)
 		}
 	}

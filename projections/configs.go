@@ -166,11 +166,12 @@ func (s *State) rebuildCaches() {
 
 // siteCaches derives the time zone and the upload time from the site.
 func (s *State) siteCaches() {
-	// The zone is read again only when its name changed: loading it reads
-	// the system's zone files.
+	// The zone is loaded again only when its name changed: loading it
+	// reads the database the binary carries (ledger.LoadZone), never the
+	// host's, so that every machine dates the site's contacts alike.
 	if s.loc == nil || s.locName != s.cfg.Site.Timezone {
 		s.loc, s.locName = time.UTC, s.cfg.Site.Timezone
-		if l, err := time.LoadLocation(s.cfg.Site.Timezone); err == nil {
+		if l, err := ledger.LoadZone(s.cfg.Site.Timezone); err == nil {
 			s.loc = l
 		}
 	}

@@ -11,11 +11,6 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
-
-	// The projections and the scheduler load the site's time zone; with
-	// the zone database in the binary they do so on every host, also one
-	// without /usr/share/zoneinfo.
-	_ "time/tzdata"
 )
 
 // command is one subcommand: it parses its own flags from args and runs.
