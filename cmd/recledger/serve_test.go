@@ -19,6 +19,18 @@ import (
 // JetStream on a free port, HTTP on a free port.
 func startTestServer(t *testing.T, data string) *Server {
 	t.Helper()
+	start := time.Now()
+	srv, err := StartServer(context.Background(), testServeConfig(data))
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Logf("serving after %v", time.Since(start))
+	t.Cleanup(func() { srv.Stop(); _ = srv.Wait() })
+	return srv
+}
+
+// testServeConfig serves data on free ports, quietly.
+func testServeConfig(data string) ServeConfig {
 	cfg := DefaultServeConfig()
 	cfg.Data = data
 	cfg.HTTP = "127.0.0.1:0"
@@ -28,14 +40,25 @@ func startTestServer(t *testing.T, data string) *Server {
 	// evening, before that day's upload time, so a restart seals nothing
 	// whatever day the test runs.
 	cfg.Now = func() time.Time { return testNow }
-	start := time.Now()
-	srv, err := StartServer(context.Background(), cfg)
+	return cfg
+}
+
+// startSimulatedServer starts a test server on a fresh data dir and plays
+// a simulated day through it; the server's counts must match.
+func startSimulatedServer(t *testing.T, sim simulator.Config) (data string, srv *Server, base string) {
+	t.Helper()
+	data = t.TempDir()
+	srv = startTestServer(t, data)
+	base = "http://" + srv.Addr()
+	sim.URL = base
+	rep, err := simulator.Run(context.Background(), sim)
 	if err != nil {
-		t.Fatalf("start: %v", err)
+		t.Fatalf("simulate: %v", err)
 	}
-	t.Logf("serving after %v", time.Since(start))
-	t.Cleanup(func() { srv.Stop(); _ = srv.Wait() })
-	return srv
+	if !rep.Check.Match {
+		t.Fatalf("simulator totals do not match the server: %+v", rep.Check)
+	}
+	return data, srv, base
 }
 
 func getJSON(t *testing.T, url string, v any) {
@@ -69,17 +92,7 @@ type digestReply struct {
 // data dir restored from the stream alone.
 func TestServeRealisticDay(t *testing.T) {
 	ctx := context.Background()
-	data := t.TempDir()
-	srv := startTestServer(t, data)
-	base := "http://" + srv.Addr()
-
-	rep, err := simulator.Run(ctx, simulator.Config{URL: base, Agents: 6, CallsPerAgent: 4, Seed: 7})
-	if err != nil {
-		t.Fatalf("simulate: %v", err)
-	}
-	if !rep.Check.Match {
-		t.Fatalf("simulator totals do not match the server: %+v", rep.Check)
-	}
+	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 6, CallsPerAgent: 4, Seed: 7})
 	if resp, err := http.Post(base+"/v1/manifests/2026-11-23/close", "", nil); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("close day: %v %v", resp, err)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,13 +22,7 @@ import (
 // Once it has stopped, the ledger is read again.
 func TestReplayBesideRunningServer(t *testing.T) {
 	ctx := context.Background()
-	data := t.TempDir()
-	srv := startTestServer(t, data)
-	base := "http://" + srv.Addr()
-	rep, err := simulator.Run(ctx, simulator.Config{URL: base, Agents: 3, CallsPerAgent: 2, Seed: 3})
-	if err != nil || !rep.Check.Match {
-		t.Fatalf("simulate: %v %+v", err, rep.Check)
-	}
+	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 3, CallsPerAgent: 2, Seed: 3})
 	var live digestReply
 	getJSON(t, base+"/v1/digest", &live)
 	info, ok := readServing(data)
@@ -74,10 +66,7 @@ func TestReplayBesideRunningServer(t *testing.T) {
 	}
 
 	// A second server on the same data dir names the first.
-	cfg := DefaultServeConfig()
-	cfg.Data, cfg.HTTP, cfg.NATSListen = data, "127.0.0.1:0", "127.0.0.1:-1"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if second, err := StartServer(ctx, cfg); err == nil {
+	if second, err := StartServer(ctx, testServeConfig(data)); err == nil {
 		second.Stop()
 		_ = second.Wait()
 		t.Fatal("a second server started on a data dir in use")
