@@ -17,9 +17,6 @@ import (
 //go:embed zoneinfo.zip
 var zoneinfoZip []byte
 
-// ZoneData names the version of the zone database LoadZone reads.
-const ZoneData = "2025c"
-
 // LoadZone returns the zone name ("UTC" when empty) from the database the
 // binary carries, never from the host's: a site's local dates (a contact's
 // day, its retention date, the upload time) must come out the same on

@@ -120,7 +120,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		}
 	}
 	switch *source {
-	case sourceBolt:
+	case sourceBolt: // opened above
 	case sourceJetStream:
 		nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-replay", nil)
 		if err != nil {
