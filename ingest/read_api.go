@@ -3,12 +3,10 @@ package ingest
 import (
 	"bytes"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -49,7 +47,7 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := &streamed{w: w, ctype: "application/json"}
-	err := streamJSONList(st, "contacts", func(fn func(*ledger.Contact) error) error {
+	err := ledger.WriteList(st, "contacts", func(fn func(*ledger.Contact) error) error {
 		return s.views.EachContact(r.Context(), cq, fn)
 	})
 	s.endStream(w, r, st, err, nil)
@@ -87,9 +85,9 @@ func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 	if wantsCSV(r) {
 		st.ctype = "text/csv; charset=utf-8"
 		cw := csv.NewWriter(st)
-		cw.Write(pauseCSVHeader())
+		cw.Write(ledger.PauseCSVHeader())
 		err = s.views.EachPause(r.Context(), pq, func(p *ledger.PauseRow) error {
-			return cw.Write(pauseCSVRecord(p))
+			return cw.Write(p.CSVRecord())
 		})
 		cw.Flush()
 		if err == nil {
@@ -97,31 +95,11 @@ func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		st.ctype = "application/json"
-		err = streamJSONList(st, "pauses", func(fn func(*ledger.PauseRow) error) error {
+		err = ledger.WriteList(st, "pauses", func(fn func(*ledger.PauseRow) error) error {
 			return s.views.EachPause(r.Context(), pq, fn)
 		})
 	}
 	s.endStream(w, r, st, err, func() { s.answerPauses(w, r, pq) })
-}
-
-// streamJSONList writes {"name":[item,...]} and a newline to st, the
-// items from each, encoded as encoding/json does.
-func streamJSONList[T any](st *streamed, name string, each func(fn func(*T) error) error) error {
-	st.WriteString(`{"` + name + `":[`)
-	n := 0
-	err := each(func(v *T) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		if n++; n > 1 {
-			st.WriteString(",")
-		}
-		_, err = st.Write(b)
-		return err
-	})
-	st.WriteString("]}\n")
-	return err
 }
 
 // endStream ends a streamed answer: it sends the rest; or, after err and
@@ -172,24 +150,12 @@ func wantsCSV(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "text/csv")
 }
 
-// pauseCSVHeader is the header row of the CSV pause history.
-func pauseCSVHeader() []string {
-	return []string{"contact_id", "call_id", "user_id", "extension", "start", "end", "ended_by", "seconds",
-		"paused_by", "resumed_by", "transport", "open_event_id", "close_event_id"}
-}
-
-// pauseCSVRecord is one row of the CSV pause history.
-func pauseCSVRecord(p *ledger.PauseRow) []string {
-	return []string{p.ContactID, p.CallID, p.UserID, p.Extension, p.Start.String(), p.End.String(), p.EndedBy,
-		strconv.FormatFloat(p.Seconds, 'f', 3, 64), p.PausedBy, p.ResumedBy, p.Transport, p.OpenEventID, p.CloseEventID}
-}
-
 func pausesCSV(rows []ledger.PauseRow) []byte {
 	var b bytes.Buffer
 	cw := csv.NewWriter(&b)
-	cw.Write(pauseCSVHeader())
+	cw.Write(ledger.PauseCSVHeader())
 	for i := range rows {
-		cw.Write(pauseCSVRecord(&rows[i]))
+		cw.Write(rows[i].CSVRecord())
 	}
 	cw.Flush()
 	return b.Bytes()

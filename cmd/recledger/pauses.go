@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,11 +31,6 @@ type PausesCommand struct {
 	Out    io.Writer // results; os.Stdout when nil
 	Stderr *os.File  // flag errors and the progress bar (terminal only); os.Stderr when nil
 }
-
-// pauseColumns are the CSV header and table columns: the JSON field names
-// of ledger.PauseRow, in its order.
-var pauseColumns = []string{"contact_id", "call_id", "user_id", "extension", "start", "end", "ended_by", "seconds",
-	"paused_by", "resumed_by", "transport", "open_event_id", "close_event_id"}
 
 // Run parses args and prints the pauses.
 func (c *PausesCommand) Run(ctx context.Context, args []string) error {
@@ -98,7 +91,7 @@ func streamPauses(ctx context.Context, st *projections.State, q ledger.PauseQuer
 	write := func(each func(fn func(*ledger.PauseRow) error) error) error {
 		var err error
 		if format == formatJSON {
-			err = writePausesJSON(bw, each)
+			err = ledger.WriteList(bw, "pauses", each)
 		} else {
 			err = writePausesCSV(bw, each)
 		}
@@ -153,42 +146,12 @@ func parsePauseTime(name, v string) (ledger.Time, error) {
 	return ledger.Time{}, fmt.Errorf("--%s %q: %w: want an RFC 3339 time or YYYY-MM-DD", name, v, ledger.ErrInvalid)
 }
 
-// pauseFields is one row as strings, in pauseColumns order; seconds as the
-// API's CSV writes them.
-func pauseFields(p ledger.PauseRow) []string {
-	return []string{p.ContactID, p.CallID, p.UserID, p.Extension, p.Start.String(), p.End.String(), p.EndedBy,
-		strconv.FormatFloat(p.Seconds, 'f', 3, 64), p.PausedBy, p.ResumedBy, p.Transport, p.OpenEventID, p.CloseEventID}
-}
-
-// writePausesJSON writes {"pauses":[…]} and a newline, each row as
-// encoding/json writes a ledger.PauseRow.
-func writePausesJSON(w *bufio.Writer, each func(fn func(*ledger.PauseRow) error) error) error {
-	w.WriteString(`{"pauses":[`)
-	n := 0
-	err := each(func(p *ledger.PauseRow) error {
-		b, err := json.Marshal(p)
-		if err != nil {
-			return err
-		}
-		if n++; n > 1 {
-			w.WriteByte(',')
-		}
-		_, err = w.Write(b)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	_, err = w.WriteString("]}\n")
-	return err
-}
-
 func writePausesCSV(w io.Writer, each func(fn func(*ledger.PauseRow) error) error) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(pauseColumns); err != nil {
+	if err := cw.Write(ledger.PauseCSVHeader()); err != nil {
 		return err
 	}
-	err := each(func(p *ledger.PauseRow) error { return cw.Write(pauseFields(*p)) })
+	err := each(func(p *ledger.PauseRow) error { return cw.Write(p.CSVRecord()) })
 	if err != nil {
 		return err
 	}
@@ -198,9 +161,9 @@ func writePausesCSV(w io.Writer, each func(fn func(*ledger.PauseRow) error) erro
 
 func writePausesTable(w io.Writer, rows []ledger.PauseRow) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(pauseColumns, "\t"))
-	for _, p := range rows {
-		f := pauseFields(p)
+	fmt.Fprintln(tw, strings.Join(ledger.PauseCSVHeader(), "\t"))
+	for i := range rows {
+		f := rows[i].CSVRecord()
 		for i := range f {
 			if f[i] == "" {
 				f[i] = "-"

@@ -50,7 +50,7 @@ func TestPausesCommandFormats(t *testing.T) {
 				depth--
 			}
 		case string:
-			if depth == 3 && len(fields) < len(pauseColumns) && dec.More() {
+			if depth == 3 && len(fields) < len(ledger.PauseCSVHeader()) && dec.More() {
 				fields = append(fields, v)
 				dec.Token() // the value
 			}

@@ -1,0 +1,60 @@
+package ledger
+
+import (
+	"encoding/json"
+	"io"
+	"strconv"
+)
+
+// The encodings of the read-side shapes that more than one package writes:
+// the server answers them over HTTP, and the offline commands print the
+// same bytes from a data dir.
+
+// PauseCSVHeader is the header row of the pause history as CSV: PauseRow's
+// JSON field names, in its order.
+func PauseCSVHeader() []string {
+	return []string{"contact_id", "call_id", "user_id", "extension", "start", "end", "ended_by", "seconds",
+		"paused_by", "resumed_by", "transport", "open_event_id", "close_event_id"}
+}
+
+// CSVRecord is p as a CSV row, in PauseCSVHeader's order: times as
+// Time.String writes them (empty when zero), seconds with three decimals.
+func (p *PauseRow) CSVRecord() []string {
+	return []string{p.ContactID, p.CallID, p.UserID, p.Extension, p.Start.String(), p.End.String(), p.EndedBy,
+		strconv.FormatFloat(p.Seconds, 'f', 3, 64), p.PausedBy, p.ResumedBy, p.Transport, p.OpenEventID, p.CloseEventID}
+}
+
+// ListWriter is where WriteList writes.
+type ListWriter interface {
+	io.Writer
+	io.StringWriter
+}
+
+// WriteList writes {"name":[item,...]} and a newline, the items handed
+// over by each and encoded as encoding/json encodes them: a list answer of
+// API.md §5, written as it is read, never held whole. An error from each,
+// or from encoding an item, stops the list unfinished.
+func WriteList[T any](w ListWriter, name string, each func(fn func(*T) error) error) error {
+	if _, err := w.WriteString(`{"` + name + `":[`); err != nil {
+		return err
+	}
+	n := 0
+	err := each(func(v *T) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if n++; n > 1 {
+			if _, err := w.WriteString(","); err != nil {
+				return err
+			}
+		}
+		_, err = w.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	_, err = w.WriteString("]}\n")
+	return err
+}

@@ -1,0 +1,59 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The CSV columns are PauseRow's JSON names, in its order, so that the
+// CSV and the JSON of the pause history say the same things.
+func TestPauseCSVColumnsAreTheJSONFields(t *testing.T) {
+	var names []string
+	rt := reflect.TypeFor[PauseRow]()
+	for i := range rt.NumField() {
+		names = append(names, strings.Split(rt.Field(i).Tag.Get("json"), ",")[0])
+	}
+	if h := PauseCSVHeader(); !slices.Equal(h, names) {
+		t.Fatalf("CSV header %v, JSON fields %v", h, names)
+	}
+	p := PauseRow{ContactID: "c", Seconds: 1.5, CloseEventID: "z"}
+	if r := p.CSVRecord(); len(r) != len(names) || r[0] != "c" || r[7] != "1.500" || r[len(r)-1] != "z" {
+		t.Fatalf("record %q", r)
+	}
+}
+
+func TestWriteList(t *testing.T) {
+	rows := []PauseRow{{ContactID: "a"}, {ContactID: "b"}}
+	each := func(n int, err error) func(fn func(*PauseRow) error) error {
+		return func(fn func(*PauseRow) error) error {
+			for i := range rows[:n] {
+				if err := fn(&rows[i]); err != nil {
+					return err
+				}
+			}
+			return err
+		}
+	}
+	var b bytes.Buffer
+	if err := WriteList(&b, "pauses", each(0, nil)); err != nil || b.String() != "{\"pauses\":[]}\n" {
+		t.Fatalf("empty: %q %v", b.String(), err)
+	}
+	b.Reset()
+	if err := WriteList(&b, "pauses", each(2, nil)); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(map[string]any{"pauses": rows})
+	if b.String() != string(want)+"\n" {
+		t.Fatalf("list\n%s\nencoding/json\n%s", b.String(), want)
+	}
+	b.Reset()
+	stop := errors.New("stop")
+	if err := WriteList(&b, "pauses", each(1, stop)); !errors.Is(err, stop) || strings.HasSuffix(b.String(), "]}\n") {
+		t.Fatalf("an error must leave the list unfinished: %q %v", b.String(), err)
+	}
+}
