@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"time"
 
@@ -30,6 +31,7 @@ func (c *ManifestCommand) Run(ctx context.Context, args []string) error {
 		fs.PrintDefaults()
 	}
 	data := dataFlag(fs)
+	token := tokenFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,16 +51,24 @@ func (c *ManifestCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("manifest: day %q: %w: want YYYY-MM-DD", day, ledger.ErrInvalid)
 	}
 	st, store, err := loadLedgerState(ctx, *data, stderr)
-	if err != nil {
-		return fmt.Errorf("manifest: %w", err)
-	}
-	defer store.Close()
-	b, err := st.Manifest(ctx, day)
-	if errors.Is(err, ledger.ErrNotFound) {
-		return fmt.Errorf("manifest %s: %w: the day is not sealed (ledger at seq %d)", day, ledger.ErrNotFound, st.Seq())
-	}
-	if err != nil {
-		return fmt.Errorf("manifest %s: %w", day, err)
+	var b []byte
+	if info, held := heldByServer(*data, err); held {
+		fmt.Fprintf(stderr, "manifest: the ledger is held by the server running on it (pid %d); asking it at %s\n", info.PID, info.HTTP)
+		if b, err = manifestFromServer(ctx, info, *token, day); err != nil {
+			return fmt.Errorf("manifest %s: %w", day, err)
+		}
+	} else {
+		if err != nil {
+			return fmt.Errorf("manifest: %w", err)
+		}
+		defer store.Close()
+		b, err = st.Manifest(ctx, day)
+		if errors.Is(err, ledger.ErrNotFound) {
+			return fmt.Errorf("manifest %s: %w: the day is not sealed (ledger at seq %d)", day, ledger.ErrNotFound, st.Seq())
+		}
+		if err != nil {
+			return fmt.Errorf("manifest %s: %w", day, err)
+		}
 	}
 	if _, err := out.Write(b); err != nil {
 		return err
@@ -67,4 +77,15 @@ func (c *ManifestCommand) Run(ctx context.Context, args []string) error {
 		_, err = io.WriteString(out, "\n")
 	}
 	return err
+}
+
+// manifestFromServer is what GET /v1/manifests/{day} answers: the same
+// bytes as the sealed manifest in the ledger.
+func manifestFromServer(ctx context.Context, info servingInfo, token, day string) ([]byte, error) {
+	body, err := askServer(ctx, info, token, "/v1/manifests/"+url.PathEscape(day))
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	return io.ReadAll(body)
 }

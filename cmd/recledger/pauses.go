@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -42,6 +44,7 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 	fromS := fs.String("from", "", "only pauses overlapping from this time on (RFC 3339 or YYYY-MM-DD, UTC)")
 	toS := fs.String("to", "", "only pauses overlapping up to this time (RFC 3339 or YYYY-MM-DD, UTC)")
 	format := fs.String("format", formatTable, "csv, json or table")
+	token := tokenFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,6 +65,13 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("pauses: --format %q: %w: want csv, json or table", *format, ledger.ErrInvalid)
 	}
 	st, store, err := loadLedgerState(ctx, *data, stderr)
+	if info, held := heldByServer(*data, err); held {
+		fmt.Fprintf(stderr, "pauses: the ledger is held by the server running on it (pid %d); asking it at %s\n", info.PID, info.HTTP)
+		if err := pausesFromServer(ctx, info, *token, *user, *fromS, *toS, *format, out); err != nil {
+			return fmt.Errorf("pauses: %w", err)
+		}
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("pauses: %w", err)
 	}
@@ -117,6 +127,37 @@ func streamPauses(ctx context.Context, st *projections.State, q ledger.PauseQuer
 		}
 		return nil
 	})
+}
+
+// pausesFromServer prints what GET /v1/pauses answers for the same query:
+// CSV and JSON as the server writes them (the same bytes this command
+// writes from the ledger), a table from its JSON.
+func pausesFromServer(ctx context.Context, info servingInfo, token, user, from, to, format string, out io.Writer) error {
+	q := url.Values{}
+	for k, v := range map[string]string{"user_id": user, "from": from, "to": to} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if format == formatCSV {
+		q.Set("format", "csv")
+	}
+	body, err := askServer(ctx, info, token, "/v1/pauses?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if format != formatTable {
+		_, err = io.Copy(out, body)
+		return err
+	}
+	var answer struct {
+		Pauses []ledger.PauseRow `json:"pauses"`
+	}
+	if err := json.NewDecoder(body).Decode(&answer); err != nil {
+		return fmt.Errorf("the server's answer: %w", err)
+	}
+	return writePausesTable(out, answer.Pauses)
 }
 
 // countingWriter counts the bytes written through it.

@@ -1,14 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/recledger/recledger/ledger"
 )
 
 // ServingFile names the file a running `serve` keeps in its data dir: where
@@ -83,4 +89,59 @@ func withoutCredentials(urls string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// askServer GETs path (with its query) from the server recorded in info,
+// with the bearer token when one is given, and returns the answer's body
+// for a 200. A 404 is ledger.ErrNotFound, a 401 or 403 names --token; any
+// other answer is an error with the server's message. The caller closes
+// the body.
+func askServer(ctx context.Context, info servingInfo, token, path string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, info.HTTP+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the server running on the data dir (pid %d): %v", ledger.ErrUnavailable, info.PID, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp.Body, nil
+	}
+	defer resp.Body.Close()
+	var e struct {
+		Reason  string `json:"reason"`
+		Message string `json:"message"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &e) != nil || e.Message == "" {
+		e.Message = strings.TrimSpace(string(b))
+	}
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("%w: %s", ledger.ErrNotFound, e.Message)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return nil, fmt.Errorf("%w: the server at %s refused: %s (give a token with the auditor role: --token or RECLEDGER_TOKEN)",
+			ledger.ErrUnavailable, info.HTTP, e.Message)
+	}
+	return nil, fmt.Errorf("%w: the server at %s answered %d: %s", ledger.ErrUnavailable, info.HTTP, resp.StatusCode, e.Message)
+}
+
+// tokenFlag defines --token (env RECLEDGER_TOKEN): what the offline
+// commands present to a running server they ask instead of the ledger.
+func tokenFlag(fs *flag.FlagSet) *string {
+	return fs.String("token", envOr("RECLEDGER_TOKEN", ""),
+		"bearer token with the auditor role, for a server running on the data dir that has --tokens (env RECLEDGER_TOKEN)")
+}
+
+// heldByServer is the server holding dir's ledger when err says the ledger
+// is locked and a live server is recorded there.
+func heldByServer(dir string, err error) (servingInfo, bool) {
+	if !errors.Is(err, ledger.ErrUnavailable) {
+		return servingInfo{}, false
+	}
+	return readServing(dir)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +24,7 @@ import (
 // Once it has stopped, the ledger is read again.
 func TestReplayBesideRunningServer(t *testing.T) {
 	ctx := context.Background()
-	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 3, CallsPerAgent: 2, Seed: 3})
+	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 6, CallsPerAgent: 4, Seed: 3})
 	var live digestReply
 	getJSON(t, base+"/v1/digest", &live)
 	info, ok := readServing(data)
@@ -48,8 +50,34 @@ func TestReplayBesideRunningServer(t *testing.T) {
 		t.Fatalf("no notice that the mirror was read: %q", b)
 	}
 
-	// Asked for bbolt by name, or for what only bbolt holds: refused,
-	// naming the server.
+	// pauses and manifest ask the server, and print what it answers:
+	// the same bytes they print from the ledger.
+	for _, c := range []struct{ format, path string }{
+		{"csv", "/v1/pauses?format=csv&from=2026-11-23"},
+		{"json", "/v1/pauses?from=2026-11-23"},
+	} {
+		out, err := runCmd(t, &PausesCommand{Stderr: f}, "--data", data, "--from", "2026-11-23", "--format", c.format)
+		if want := getBody(t, base+c.path); err != nil || out != want || !strings.Contains(out, "agent0000") {
+			t.Fatalf("pauses --format %s beside the server: %v\n%s\nthe server answers\n%s", c.format, err, out, want)
+		}
+	}
+	if out, err := runCmd(t, &PausesCommand{Stderr: f}, "--data", data); err != nil || !strings.HasPrefix(out, "contact_id  ") {
+		t.Fatalf("pauses table beside the server: %v\n%s", err, out)
+	}
+	if _, err := runCmd(t, &ManifestCommand{Stderr: f}, "--data", data, "2026-11-23"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("manifest of a day not sealed, beside the server: %v", err)
+	}
+	if resp, err := http.Post(base+"/v1/manifests/2026-11-23/close", "", nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("close day: %v %v", resp, err)
+	}
+	if out, err := runCmd(t, &ManifestCommand{Stderr: f}, "--data", data, "2026-11-23"); err != nil ||
+		strings.TrimSuffix(out, "\n") != strings.TrimSuffix(getBody(t, base+"/v1/manifests/2026-11-23"), "\n") {
+		t.Fatalf("manifest beside the server: %v\n%s", err, out)
+	}
+	getJSON(t, base+"/v1/digest", &live) // the seal is an event
+
+	// Asked for bbolt by name, or for what only the ledger file holds:
+	// refused, naming the server.
 	for _, c := range []struct {
 		cmd interface {
 			Run(context.Context, []string) error
@@ -57,7 +85,7 @@ func TestReplayBesideRunningServer(t *testing.T) {
 		args []string
 	}{
 		{&ReplayCommand{}, []string{"--data", data, "--source", "bbolt"}},
-		{&PausesCommand{}, []string{"--data", data}},
+		{&VerifyCommand{}, []string{"--data", data}},
 	} {
 		_, err := runCmd(t, c.cmd, c.args...)
 		if !errors.Is(err, ledger.ErrUnavailable) || !strings.Contains(err.Error(), base) {
@@ -122,4 +150,48 @@ func jetStreamOf(t *testing.T, url string) jetstream.JetStream {
 	}
 	t.Cleanup(nc.Close)
 	return js
+}
+
+// getBody is the body of a 200 answer to GET url.
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s %v", url, resp.StatusCode, b, err)
+	}
+	return string(b)
+}
+
+// A server with --tokens is asked with the token given to the command.
+func TestPausesBesideServerWithTokens(t *testing.T) {
+	data := t.TempDir()
+	tokens := filepath.Join(t.TempDir(), "tokens.json")
+	const auditor = "auditor-token-0123456789"
+	if err := os.WriteFile(tokens, []byte(`{"tokens":[{"name":"audit","token":"`+auditor+`","roles":["auditor"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testServeConfig(data)
+	cfg.TokensFile = tokens
+	srv, err := StartServer(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop(); _ = srv.Wait() })
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	if _, err := runCmd(t, &PausesCommand{Stderr: stderr}, "--data", data, "--format", "csv"); err == nil || !strings.Contains(err.Error(), "--token") {
+		t.Fatalf("without a token: %v", err)
+	}
+	out, err := runCmd(t, &PausesCommand{Stderr: stderr}, "--data", data, "--format", "csv", "--token", auditor)
+	if err != nil || !strings.HasPrefix(out, "contact_id,") {
+		t.Fatalf("with the auditor's token: %v %q", err, out)
+	}
 }
