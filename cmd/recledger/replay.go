@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/projections"
@@ -94,6 +95,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		src  replay.Source
 		head uint64
 	)
+	var beside *servingInfo // the running server whose mirror is read instead of its ledger
 	sourceGiven := false
 	fs.Visit(func(f *flag.Flag) { sourceGiven = sourceGiven || f.Name == "source" })
 	if *source == sourceBolt {
@@ -112,9 +114,10 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 			// The same events, byte for byte and hash-chained, are in the
 			// running server's mirror: replay beside it from there.
 			fmt.Fprintf(stderr, "replay: %s is held by the server running on it (pid %d); "+
-				"replaying its JetStream mirror (%s, site %s), which may be a few events behind\n",
+				"replaying its JetStream mirror (%s, site %s)\n",
 				filepath.Join(*data, LedgerFile), info.PID, info.NATS, info.Site)
 			*source, *natsURL, *site = sourceJetStream, info.NATS, info.Site
+			beside = &info
 		default:
 			return fmt.Errorf("replay: %w", err)
 		}
@@ -131,6 +134,9 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		src = jsrc
 		if head, err = jsrc.Head(ctx); err != nil {
 			return fmt.Errorf("replay: %w", err)
+		}
+		if beside != nil {
+			head = catchUp(ctx, *beside, jsrc, head, mirrorCatchUp, stderr)
 		}
 	default:
 		return fmt.Errorf("replay: --source %q: %w: want bbolt or jetstream", *source, ledger.ErrInvalid)
@@ -323,4 +329,32 @@ func writeJSONLine(w io.Writer, v any) error {
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+// mirrorCatchUp bounds how long replay waits for a running server's mirror
+// to hold the events the server had when asked.
+const mirrorCatchUp = 10 * time.Second
+
+// catchUp waits until the mirror src of the server info holds the
+// server's head as its /readyz gives it (the outbox's lag is normally
+// milliseconds), so that a replay beside the server is not behind it;
+// after wait, or at once when the server does not say, it goes on with
+// what the mirror has and says so. head is the mirror's head as last
+// read; catchUp returns it as it is when done.
+func catchUp(ctx context.Context, info servingInfo, src replay.JetStreamSource, head uint64, wait time.Duration, stderr io.Writer) uint64 {
+	want, ok := serverHead(ctx, info)
+	if !ok || head >= want {
+		return head
+	}
+	deadline := time.Now().Add(wait)
+	for head < want && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+		if h, err := src.Head(ctx); err == nil {
+			head = h
+		}
+	}
+	if head < want {
+		fmt.Fprintf(stderr, "replay: the mirror holds seq %d, the server %d: replaying what the mirror has\n", head, want)
+	}
+	return head
 }

@@ -145,3 +145,24 @@ func heldByServer(dir string, err error) (servingInfo, bool) {
 	}
 	return readServing(dir)
 }
+
+// serverHead is the ledger head of the server in info, from its /readyz
+// (open to every client, ready or not); ok is false when it does not say.
+func serverHead(ctx context.Context, info servingInfo) (seq uint64, ok bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, info.HTTP+"/readyz", nil)
+	if err != nil {
+		return 0, false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	var r struct {
+		HeadSeq *uint64 `json:"head_seq"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&r) != nil || r.HeadSeq == nil {
+		return 0, false
+	}
+	return *r.HeadSeq, true
+}

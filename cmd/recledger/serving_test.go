@@ -6,16 +6,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/nats-io/nats.go/jetstream"
+	"time"
 
 	"github.com/recledger/recledger/cmd/internal/simulator"
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/replay"
+	"github.com/recledger/recledger/replay/replaytest"
 )
 
 // Beside a running server, whose bbolt lock keeps every other reader out,
@@ -31,7 +32,8 @@ func TestReplayBesideRunningServer(t *testing.T) {
 	if !ok || info.HTTP != base || info.PID != os.Getpid() || info.Site != "default" {
 		t.Fatalf("serving file: %+v %v", info, ok)
 	}
-	waitStreamHead(t, replay.JetStreamSource{JS: jetStreamOf(t, info.NATS), Site: info.Site}, live.Seq)
+	// No wait for the outbox here: the replay waits for the mirror to hold
+	// the server's head itself (catchUp).
 
 	notice := filepath.Join(t.TempDir(), "stderr")
 	f, err := os.Create(notice)
@@ -141,17 +143,6 @@ func TestServingFile(t *testing.T) {
 	}
 }
 
-// jetStreamOf connects to url for the test's life.
-func jetStreamOf(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, js, err := ledger.Connect(context.Background(), url, "test", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return js
-}
-
 // getBody is the body of a 200 answer to GET url.
 func getBody(t *testing.T, url string) string {
 	t.Helper()
@@ -193,5 +184,45 @@ func TestPausesBesideServerWithTokens(t *testing.T) {
 	out, err := runCmd(t, &PausesCommand{Stderr: stderr}, "--data", data, "--format", "csv", "--token", auditor)
 	if err != nil || !strings.HasPrefix(out, "contact_id,") {
 		t.Fatalf("with the auditor's token: %v %q", err, out)
+	}
+}
+
+// catchUp waits for a mirror behind the server's head, and goes on with
+// what the mirror has when it stays behind.
+func TestCatchUpWaitsForTheMirror(t *testing.T) {
+	ctx := context.Background()
+	d := writeOfflineDay(t, true, 0)
+	nc, js, err := ledger.Connect(ctx, d.natsURL, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	src := replay.JetStreamSource{JS: js, Site: replaytest.Site}
+	// A server whose /readyz gives head as its ledger's head.
+	server := func(head uint64) servingInfo {
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/readyz" {
+				http.NotFound(w, r)
+				return
+			}
+			w.WriteHeader(http.StatusServiceUnavailable) // ready or not, it says its head
+			fmt.Fprintf(w, `{"ready":false,"head_seq":%d}`, head)
+		}))
+		t.Cleanup(hs.Close)
+		return servingInfo{PID: os.Getpid(), HTTP: hs.URL}
+	}
+	var notes strings.Builder
+	// The mirror was read behind the server (seq-3) and has caught up since.
+	if got := catchUp(ctx, server(d.seq), src, d.seq-3, time.Minute, &notes); got != d.seq || notes.Len() > 0 {
+		t.Fatalf("caught up: head %d (want %d), notes %q", got, d.seq, notes.String())
+	}
+	// The mirror stays behind: after the wait, what it has, said.
+	if got := catchUp(ctx, server(d.seq+5), src, d.seq, 100*time.Millisecond, &notes); got != d.seq ||
+		!strings.Contains(notes.String(), fmt.Sprintf("the mirror holds seq %d, the server %d", d.seq, d.seq+5)) {
+		t.Fatalf("behind: head %d, notes %q", got, notes.String())
+	}
+	// A server that does not say: no wait.
+	if got := catchUp(ctx, servingInfo{HTTP: "http://127.0.0.1:1"}, src, 1, time.Minute, &notes); got != 1 {
+		t.Fatalf("no server: head %d", got)
 	}
 }
