@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/recledger/recledger/cmd/internal/simulator"
+	"github.com/recledger/recledger/ledger"
 )
 
 // SimulateCommand is the `simulate` subcommand: it drives a realistic
@@ -65,6 +66,19 @@ func (c *SimulateCommand) Run(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("simulate: unexpected arguments %q", fs.Args())
+	}
+	// The library takes 0 for its defaults; on the command line a number
+	// given is meant.
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"agents", cfg.Agents}, {"calls-per-agent", cfg.CallsPerAgent}} {
+		if f.v < 1 {
+			return fmt.Errorf("simulate: --%s %d: %w: want at least 1", f.name, f.v, ledger.ErrInvalid)
+		}
+	}
+	if cfg.Concurrency < 0 || cfg.Rate < 0 || cfg.Duration < 0 {
+		return fmt.Errorf("simulate: --concurrency, --rate and --duration: %w: must not be negative", ledger.ErrInvalid)
 	}
 	d, err := time.Parse(time.DateOnly, day)
 	if err != nil {

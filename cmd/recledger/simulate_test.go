@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/recledger/recledger/cmd/internal/simulator"
+	"github.com/recledger/recledger/ledger"
 )
 
 // TestSimulateAgainstServer plays a small day against the real server
@@ -55,5 +57,20 @@ func TestSimulateAgainstServer(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "MATCH") {
 		t.Fatalf("text report without a check line:\n%s", out.String())
+	}
+}
+
+// A number given on the command line is meant: 0 is not the library's
+// default, and nothing is sent.
+func TestSimulateRefusesNoAgentsOrCalls(t *testing.T) {
+	for _, args := range [][]string{
+		{"--calls-per-agent", "0"}, {"--agents", "0"}, {"--agents", "-3"}, {"--rate", "-1"}, {"--duration", "-1s"},
+	} {
+		var out, errOut bytes.Buffer
+		cmd := &SimulateCommand{Stdout: &out, Stderr: &errOut}
+		err := cmd.Run(context.Background(), append([]string{"--url", "http://127.0.0.1:1"}, args...))
+		if !errors.Is(err, ledger.ErrInvalid) {
+			t.Errorf("simulate %v: %v", args, err)
+		}
 	}
 }
