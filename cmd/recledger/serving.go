@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -60,10 +59,7 @@ func readServing(dir string) (info servingInfo, ok bool) {
 	if err != nil || info.PID <= 0 {
 		return info, false
 	}
-	if err := syscall.Kill(info.PID, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return info, false
-	}
-	return info, true
+	return info, processAlive(info.PID)
 }
 
 func readServingFile(dir string) (servingInfo, error) {
