@@ -354,7 +354,7 @@ func catchUp(ctx context.Context, info servingInfo, src replay.JetStreamSource, 
 		}
 	}
 	if head < want {
-		fmt.Fprintf(stderr, "replay: the mirror holds seq %d, the server %d: replaying what the mirror has\n", head, want)
+		fmt.Fprintf(stderr, "recledger: the mirror holds seq %d, the server %d after %s: going on with what the mirror has\n", head, want, wait)
 	}
 	return head
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -87,12 +88,20 @@ func TestReplayBesideRunningServer(t *testing.T) {
 		args []string
 	}{
 		{&ReplayCommand{}, []string{"--data", data, "--source", "bbolt"}},
-		{&VerifyCommand{}, []string{"--data", data}},
 	} {
 		_, err := runCmd(t, c.cmd, c.args...)
 		if !errors.Is(err, ledger.ErrUnavailable) || !strings.Contains(err.Error(), base) {
 			t.Fatalf("%T %v beside the server: %v", c.cmd, c.args, err)
 		}
+	}
+
+	// verify asks the server to check its chain, and compares the mirror.
+	var ver ledger.VerifyReport
+	getJSON(t, base+"/v1/verify", &ver)
+	out, err = runCmd(t, &VerifyCommand{Stderr: f}, "--data", data)
+	if want := fmt.Sprintf("jetstream ok: %d events, head %s", ver.Events, ver.Head); err != nil ||
+		!strings.Contains(out, want) || !strings.Contains(out, "chain     ok") {
+		t.Fatalf("verify beside the server: %v\n%s\nwant %q", err, out, want)
 	}
 
 	// A second server on the same data dir names the first.
@@ -224,5 +233,56 @@ func TestCatchUpWaitsForTheMirror(t *testing.T) {
 	// A server that does not say: no wait.
 	if got := catchUp(ctx, servingInfo{HTTP: "http://127.0.0.1:1"}, src, 1, time.Minute, &notes); got != 1 {
 		t.Fatalf("no server: head %d", got)
+	}
+}
+
+// verify beside a server names a mirror that is behind the server's head
+// or does not end in the server's hash.
+func TestVerifyBesideServerComparesTheMirror(t *testing.T) {
+	ctx := context.Background()
+	d := writeOfflineDay(t, true, 0)
+	store, err := ledger.Open(filepath.Join(d.dir, LedgerFile), ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth, err := store.Verify(ctx)
+	store.Close()
+	if err != nil || !truth.OK {
+		t.Fatalf("the day's own chain: %+v %v", truth, err)
+	}
+	// A server whose /v1/verify and /readyz say rep.
+	server := func(rep ledger.VerifyReport) servingInfo {
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/v1/verify":
+				json.NewEncoder(w).Encode(rep)
+			case "/readyz":
+				fmt.Fprintf(w, `{"ready":true,"head_seq":%d}`, rep.Events)
+			default:
+				http.NotFound(w, r)
+			}
+		}))
+		t.Cleanup(hs.Close)
+		return servingInfo{PID: os.Getpid(), HTTP: hs.URL, NATS: d.natsURL, Site: replaytest.Site}
+	}
+	var notes strings.Builder
+	for _, c := range []struct {
+		name   string
+		server ledger.VerifyReport
+		ok     bool
+		bad    uint64
+		words  string
+	}{
+		{"the same", truth, true, 0, ""},
+		{"another hash", ledger.VerifyReport{OK: true, Events: truth.Events, Head: strings.Repeat("0", 64)}, false, truth.Events, "differ at or before"},
+		{"behind", ledger.VerifyReport{OK: true, Events: truth.Events + 2, Head: truth.Head}, false, truth.Events + 1, "stream ends at seq"},
+	} {
+		res, err := verifyBesideServer(ctx, server(c.server), "", 100*time.Millisecond, &notes)
+		if err != nil || res.JetStream == nil {
+			t.Fatalf("%s: %v %+v", c.name, err, res)
+		}
+		if j := res.JetStream; j.OK != c.ok || res.OK != c.ok || j.FirstBad != c.bad || !strings.Contains(j.Problem, c.words) {
+			t.Errorf("%s: %+v", c.name, *j)
+		}
 	}
 }

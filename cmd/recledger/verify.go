@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/replay"
@@ -48,6 +50,7 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	natsURL := fs.String("nats", os.Getenv("RECLEDGER_NATS"), "NATS URL(s): also compare with the JetStream mirror (env RECLEDGER_NATS)")
 	site := siteFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	token := tokenFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,6 +58,15 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("verify: unexpected arguments %q", fs.Args())
 	}
 	store, err := openLedgerReadOnly(*data)
+	if info, held := heldByServer(*data, err); held {
+		fmt.Fprintf(stderr, "verify: the ledger is held by the server running on it (pid %d); asking it at %s "+
+			"and reading its mirror; the checkpoint's sections are not checked\n", info.PID, info.HTTP)
+		res, err := verifyBesideServer(ctx, info, *token, mirrorCatchUp, stderr)
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		return writeVerify(out, res, *asJSON, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
@@ -90,8 +102,14 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		res.JetStream = &rep
 		res.OK = res.OK && rep.OK
 	}
+	return writeVerify(out, res, *asJSON, secErr)
+}
 
-	if *asJSON {
+// writeVerify prints res, as JSON or a line per check, and fails (naming
+// the first problem) when a check did not pass; secErr is the sections'
+// finding.
+func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) error {
+	if asJSON {
 		if err := writeJSONLine(out, res); err != nil {
 			return err
 		}
@@ -123,4 +141,75 @@ func writeVerifyLine(w io.Writer, what string, r ledger.VerifyReport) {
 		return
 	}
 	fmt.Fprintf(w, "%-9s FAILED at seq %d: %s (%d events good before it)\n", what, r.FirstBad, r.Problem, r.Events)
+}
+
+// verifyBesideServer checks a ledger that a running server holds: the
+// server checks its chain (GET /v1/verify), and the mirror is read here,
+// its chain recomputed, up to the server's head (waiting for the outbox
+// as replay does, at most wait), where its hash must be the server's. Equal hashes at
+// equal seqs mean equal histories, the chain being a chain; a mirror that
+// differs is named at that seq, and the first differing event is left to
+// a verify of the stopped server's file.
+func verifyBesideServer(ctx context.Context, info servingInfo, token string, wait time.Duration, stderr io.Writer) (verifyResult, error) {
+	var res verifyResult
+	body, err := askServer(ctx, info, token, "/v1/verify")
+	if err != nil {
+		return res, err
+	}
+	err = json.NewDecoder(body).Decode(&res.Chain)
+	body.Close()
+	if err != nil {
+		return res, fmt.Errorf("the server's verify: %w", err)
+	}
+	res.OK = res.Chain.OK
+	if !res.Chain.OK {
+		return res, nil
+	}
+	nc, js, err := ledger.Connect(ctx, info.NATS, "recledger-verify", nil)
+	if err != nil {
+		return res, err
+	}
+	defer nc.Close()
+	src := replay.JetStreamSource{JS: js, Site: info.Site}
+	head, err := src.Head(ctx)
+	if err != nil {
+		return res, fmt.Errorf("jetstream: %w", err)
+	}
+	want := res.Chain.Events
+	if head < want {
+		catchUp(ctx, info, src, head, wait, stderr)
+	}
+	rep := ledger.VerifyReport{}
+	var last ledger.Envelope
+	errEnough := errors.New("at the server's head")
+	err = ledger.ScanJetStream(ctx, js, info.Site, 0, func(e ledger.Envelope) error {
+		last = e
+		rep.Events, rep.Head = e.Seq, e.Hash
+		if e.Seq >= want {
+			return errEnough
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errEnough) || err == nil:
+	case errors.Is(err, ledger.ErrChainBroken) || errors.Is(err, ledger.ErrCorrupt):
+		rep.FirstBad, rep.Problem = last.Seq+1, "stream: "+err.Error()
+	default:
+		return res, fmt.Errorf("jetstream: %w", err)
+	}
+	switch {
+	case rep.Problem != "":
+		rep.Events = last.Seq
+	case last.Seq < want:
+		rep.FirstBad, rep.Problem = last.Seq+1, fmt.Sprintf("stream ends at seq %d; the server's ledger has seq %d", last.Seq, want)
+	case last.Hash != res.Chain.Head:
+		// Which event differs first is not known here: none is claimed good.
+		rep.Events, rep.FirstBad = 0, want
+		rep.Problem = fmt.Sprintf("at seq %d the stream's hash is %s, the server's %s: the copies differ at or "+
+			"before it (verify the stopped server's file to name the first difference)", want, last.Hash, res.Chain.Head)
+	}
+	rep.OK = rep.Problem == ""
+	res.JetStream = &rep
+	res.OK = res.OK && rep.OK
+	return res, nil
 }
