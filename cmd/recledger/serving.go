@@ -12,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/replay"
 )
 
 // ServingFile names the file a running `serve` keeps in its data dir: where
@@ -161,4 +163,32 @@ func serverHead(ctx context.Context, info servingInfo) (seq uint64, ok bool) {
 		return 0, false
 	}
 	return *r.HeadSeq, true
+}
+
+// mirrorCatchUp bounds how long replay and verify wait for a running
+// server's mirror to hold the events the server had when asked.
+const mirrorCatchUp = 10 * time.Second
+
+// catchUp waits until the mirror src of the server info holds the
+// server's head as its /readyz gives it (the outbox's lag is normally
+// milliseconds), so that a replay beside the server is not behind it;
+// after wait, or at once when the server does not say, it goes on with
+// what the mirror has and says so. head is the mirror's head as last
+// read; catchUp returns it as it is when done.
+func catchUp(ctx context.Context, info servingInfo, src replay.JetStreamSource, head uint64, wait time.Duration, stderr io.Writer) uint64 {
+	want, ok := serverHead(ctx, info)
+	if !ok || head >= want {
+		return head
+	}
+	deadline := time.Now().Add(wait)
+	for head < want && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+		if h, err := src.Head(ctx); err == nil {
+			head = h
+		}
+	}
+	if head < want {
+		fmt.Fprintf(stderr, "recledger: the mirror holds seq %d, the server %d after %s: going on with what the mirror has\n", head, want, wait)
+	}
+	return head
 }
