@@ -77,6 +77,11 @@ waits only briefly for a live server's lock and then fails with
 ErrUnavailable, so tools that run beside a server read through its API or
 JetStream instead.
 
+Time zones: a site's local dates (a contact's day, its retention date, the
+upload time) are computed with the zone database embedded in this package
+(LoadZone, Go's zoneinfo.zip), never the host's, so that every machine
+replaying a ledger dates it alike; a newer database is a change of rules.
+
 Stored values are never rewritten: Verify, not the store, is the defence
 against tampering, and a chain whose tail does not decode makes Open refuse
 appends (ErrCorrupt) while still allowing reads and Verify.
