@@ -52,8 +52,7 @@ func (c *ManifestCommand) Run(ctx context.Context, args []string) error {
 	}
 	st, store, err := loadLedgerState(ctx, *data, stderr)
 	var b []byte
-	if info, held := heldByServer(*data, err); held {
-		fmt.Fprintf(stderr, "manifest: the ledger is held by the server running on it (pid %d); asking it at %s\n", info.PID, info.HTTP)
+	if info, held := heldByServer(*data, err, "manifest", stderr); held {
 		if b, err = manifestFromServer(ctx, info, *token, day); err != nil {
 			return fmt.Errorf("manifest %s: %w", day, err)
 		}

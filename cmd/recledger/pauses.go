@@ -65,8 +65,7 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("pauses: --format %q: %w: want csv, json or table", *format, ledger.ErrInvalid)
 	}
 	st, store, err := loadLedgerState(ctx, *data, stderr)
-	if info, held := heldByServer(*data, err); held {
-		fmt.Fprintf(stderr, "pauses: the ledger is held by the server running on it (pid %d); asking it at %s\n", info.PID, info.HTTP)
+	if info, held := heldByServer(*data, err, "pauses", stderr); held {
 		if err := pausesFromServer(ctx, info, *token, *user, *fromS, *toS, *format, out); err != nil {
 			return fmt.Errorf("pauses: %w", err)
 		}

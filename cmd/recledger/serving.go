@@ -95,23 +95,15 @@ func withoutCredentials(urls string) string {
 // other answer is an error with the server's message. The caller closes
 // the body.
 func askServer(ctx context.Context, info servingInfo, token, path string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, info.HTTP+path, nil)
+	resp, err := getFromServer(ctx, info, token, path)
 	if err != nil {
 		return nil, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: the server running on the data dir (pid %d): %v", ledger.ErrUnavailable, info.PID, err)
 	}
 	if resp.StatusCode == http.StatusOK {
 		return resp.Body, nil
 	}
 	defer resp.Body.Close()
 	var e struct {
-		Reason  string `json:"reason"`
 		Message string `json:"message"`
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -128,6 +120,23 @@ func askServer(ctx context.Context, info servingInfo, token, path string) (io.Re
 	return nil, fmt.Errorf("%w: the server at %s answered %d: %s", ledger.ErrUnavailable, info.HTTP, resp.StatusCode, e.Message)
 }
 
+// getFromServer sends GET path to the server in info, with the bearer
+// token when one is given.
+func getFromServer(ctx context.Context, info servingInfo, token, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, info.HTTP+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the server running on the data dir (pid %d): %v", ledger.ErrUnavailable, info.PID, err)
+	}
+	return resp, nil
+}
+
 // tokenFlag defines --token (env RECLEDGER_TOKEN): what the offline
 // commands present to a running server they ask instead of the ledger.
 func tokenFlag(fs *flag.FlagSet) *string {
@@ -136,22 +145,23 @@ func tokenFlag(fs *flag.FlagSet) *string {
 }
 
 // heldByServer is the server holding dir's ledger when err says the ledger
-// is locked and a live server is recorded there.
-func heldByServer(dir string, err error) (servingInfo, bool) {
+// is locked and a live server is recorded there; it then tells stderr that
+// cmd asks that server instead.
+func heldByServer(dir string, err error, cmd string, stderr io.Writer) (servingInfo, bool) {
 	if !errors.Is(err, ledger.ErrUnavailable) {
 		return servingInfo{}, false
 	}
-	return readServing(dir)
+	info, ok := readServing(dir)
+	if ok {
+		fmt.Fprintf(stderr, "%s: the ledger is held by the server running on it (pid %d); asking it at %s\n", cmd, info.PID, info.HTTP)
+	}
+	return info, ok
 }
 
 // serverHead is the ledger head of the server in info, from its /readyz
 // (open to every client, ready or not); ok is false when it does not say.
 func serverHead(ctx context.Context, info servingInfo) (seq uint64, ok bool) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, info.HTTP+"/readyz", nil)
-	if err != nil {
-		return 0, false
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := getFromServer(ctx, info, "", "/readyz")
 	if err != nil {
 		return 0, false
 	}

@@ -58,9 +58,8 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("verify: unexpected arguments %q", fs.Args())
 	}
 	store, err := openLedgerReadOnly(*data)
-	if info, held := heldByServer(*data, err); held {
-		fmt.Fprintf(stderr, "verify: the ledger is held by the server running on it (pid %d); asking it at %s "+
-			"and reading its mirror; the checkpoint's sections are not checked\n", info.PID, info.HTTP)
+	if info, held := heldByServer(*data, err, "verify", stderr); held {
+		fmt.Fprintln(stderr, "verify: the chain as the server checks it, and its mirror compared; the checkpoint's sections are not checked")
 		res, err := verifyBesideServer(ctx, info, *token, mirrorCatchUp, stderr)
 		if err != nil {
 			return fmt.Errorf("verify: %w", err)
