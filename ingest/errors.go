@@ -17,6 +17,7 @@ const (
 	reasonNotFound       = "not_found"
 	reasonConflict       = "conflict"
 	reasonAlreadySealed  = "already_sealed"
+	reasonFutureDay      = "future_day"
 	reasonTooLarge       = "too_large"
 	reasonUnauthorized   = "unauthorized"
 	reasonForbidden      = "forbidden"

@@ -224,6 +224,11 @@ func (s *Server) handleCloseDay(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("day %s is before the last sealed day %s", day, last)).with("day", day))
 		return
 	}
+	if today, zone := s.siteToday(); day > today {
+		s.writeError(w, r, newError(http.StatusConflict, reasonFutureDay,
+			fmt.Sprintf("day %s has not begun at the site (today is %s in %s): days are sealed in order, so sealing it would stop every seal until then", day, today, zone)).with("day", day))
+		return
+	}
 	d := ledger.DayClosed{Day: day, By: ledger.SealRequest, Principal: principalOf(r)}
 	if _, err := s.appendEvents(r.Context(), sourceSeal, ledger.Event{Type: ledger.TypeDayClosed, Data: d}); err != nil {
 		s.writeError(w, r, err)
@@ -235,6 +240,18 @@ func (s *Server) handleCloseDay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeRawJSON(w, b)
+}
+
+// siteToday is the site's date now, and the name of its time zone (UTC
+// when the configured one cannot be loaded, as the scheduler does).
+func (s *Server) siteToday() (day, zone string) {
+	site := s.views.Site()
+	site.Normalize()
+	loc, err := ledger.LoadZone(site.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	return s.now().In(loc).Format(dayLayout), loc.String()
 }
 
 func writeRawJSON(w http.ResponseWriter, b []byte) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEventsPaging(t *testing.T) {
@@ -84,6 +85,24 @@ func TestManifestsAndDigest(t *testing.T) {
 	if d.JSON["seq"] != float64(seq) || d.str("digest") != digest || seq != 4 {
 		t.Fatalf("digest %s, live %d %s", d.Raw, seq, digest)
 	}
+}
+
+// TestCloseRefusesADayNotBegun: a day after the site's today is refused
+// and appends nothing. Days are sealed in order, so a mistyped future day
+// would stop every seal until it came.
+func TestCloseRefusesADayNotBegun(t *testing.T) {
+	// 23:30 UTC on the 23rd is already the 24th in Paris.
+	s := newStackClock(t, nil, func() time.Time { return time.Date(2026, 11, 23, 23, 30, 0, 0, time.UTC) })
+	s.configure()
+	s.must(200, "PUT", "/v1/config/site", "application/json", `{"upload_time":"23:00","timezone":"Europe/Paris"}`)
+	s.verified(2)
+	r := s.must(409, "POST", "/v1/manifests/2026-11-25/close", "", "")
+	if r.str("reason") != "future_day" || !strings.Contains(r.str("message"), "today is 2026-11-24 in Europe/Paris") {
+		t.Fatalf("close of a day not begun: %s", r.Raw)
+	}
+	s.verified(2)
+	s.must(200, "POST", "/v1/manifests/2026-11-24/close", "", "")
+	s.verified(3)
 }
 
 func TestHealthAndMetrics(t *testing.T) {

@@ -43,6 +43,8 @@ type Views interface {
 	// (a log out of start order).
 	EachPause(ctx context.Context, q ledger.PauseQuery, fn func(*ledger.PauseRow) error) error
 	Config() ledger.Config
+	// Site is the configuration's site settings, without copying the rest.
+	Site() ledger.Site
 	// Manifest is the canonical manifest of a sealed day (ledger.ErrNotFound until sealed).
 	Manifest(ctx context.Context, day string) ([]byte, error)
 	SealedDays() []string
