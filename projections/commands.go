@@ -328,9 +328,10 @@ func (s *State) cmdRestart(x *cmdCtx) {
 		s.openContact(x.e, c, &x.u, x.now, &x.eff)
 	} else {
 		ct := s.openOf(c)
-		s.stopRecording(x.e, ct, x.now, ledger.EndedByRestart, x.user, &x.eff)
+		at := s.notBefore(ct, x.now)
+		s.stopRecording(x.e, ct, at, ledger.EndedByRestart, x.user, &x.eff)
 		ct.V.Segments = nil
-		ct.SegStart = later(ct.V.StartedAt, x.now)
+		ct.SegStart = at
 		if !s.quiet {
 			x.eff.Changes = append(x.eff.Changes, c.CallID+" restarted: media discarded, new segment")
 		}
@@ -349,7 +350,7 @@ func (s *State) cmdDelete(x *cmdCtx) {
 		return
 	}
 	ct := s.openOf(c)
-	s.stopRecording(x.e, ct, x.now, ledger.EndedByDelete, x.user, &x.eff)
+	s.stopRecording(x.e, ct, s.notBefore(ct, x.now), ledger.EndedByDelete, x.user, &x.eff)
 	ct.V.Deleted = true
 	ct.V.Segments = nil
 	ct.V.Metadata = nil

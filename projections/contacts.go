@@ -42,6 +42,28 @@ func (s *State) openOf(c *call) *contact {
 	return c.open
 }
 
+// notBefore returns at, or the latest time already on the contact when at
+// is before it: its start, its segments, its pauses. A contact, and the
+// segment it is recording, never end before anything that happened on
+// them. Commands carry the server's clock and call signals their sender's
+// (`at`): when the sender's runs behind, an "ended" can name a time
+// before a pause the agent gave during the call, and the media would end
+// before the pause and lose its silence in the manifest. The ledger's
+// order decides instead.
+func (s *State) notBefore(ct *contact, at ledger.Time) ledger.Time {
+	at = later(ct.V.StartedAt, at)
+	at = later(ct.SegStart, at)
+	if n := len(ct.V.Segments); n > 0 {
+		at = later(ct.V.Segments[n-1].End, at)
+	}
+	if n := len(ct.Rows); n > 0 {
+		p := s.pauses.at(ct.Rows[n-1])
+		at = later(p.Start, at)
+		at = later(p.End, at)
+	}
+	return at
+}
+
 // endSegment ends the segment being recorded at end (clamped to its start).
 func (ct *contact) endSegment(end ledger.Time) {
 	if ct.SegStart.IsZero() {
@@ -71,11 +93,7 @@ func (s *State) stopRecording(e *ledger.Envelope, ct *contact, at ledger.Time, e
 // goes to the manifest book.
 func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedBy, by string, eff *Effect) {
 	ct := s.openOf(c)
-	at = later(ct.V.StartedAt, at)
-	at = later(ct.SegStart, at)
-	if ct.OpenPause >= 0 {
-		at = later(s.pauses.at(ct.OpenPause).Start, at)
-	}
+	at = s.notBefore(ct, at)
 	s.stopRecording(e, ct, at, endedBy, by, eff)
 	ct.V.EndedAt = at
 	ct.Open, ct.CallKey, ct.Recording = false, "", ""
