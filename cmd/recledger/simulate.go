@@ -31,14 +31,13 @@ var errMismatch = errors.New("simulate: server counts do not match what was sent
 // Run parses flags, runs the simulation and prints the report.
 func (c *SimulateCommand) Run(ctx context.Context, args []string) error {
 	var (
-		cfg      simulator.Config
-		day      string
-		asJSON   bool
-		noProg   bool
-		strict   bool
-		stdout   = c.Stdout
-		stderr   = c.Stderr
-		startDay = "2026-11-23"
+		cfg    simulator.Config
+		day    string
+		asJSON bool
+		noProg bool
+		strict bool
+		stdout = c.Stdout
+		stderr = c.Stderr
 	)
 	if stdout == nil {
 		stdout = os.Stdout
@@ -56,7 +55,8 @@ func (c *SimulateCommand) Run(ctx context.Context, args []string) error {
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed: each agent's sequence of requests is a pure function of it")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "requests in flight at most (default: --agents)")
 	fs.StringVar(&cfg.Token, "token", "", "bearer token (with command and admin roles) when the server has --tokens")
-	fs.StringVar(&day, "day", startDay, "simulated day (YYYY-MM-DD); calls start at 08:00Z")
+	fs.StringVar(&day, "day", "", "play the calls on `YYYY-MM-DD`, from 08:00Z, through the signals' at member;\n"+
+		"commands keep the server's time, so the two clocks disagree (default: signals carry no time, the server stamps them)")
 	fs.BoolVar(&cfg.SkipSetup, "skip-setup", false, "do not PUT the site configuration (already done)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&noProg, "no-progress", false, "no progress bar even on a terminal")
@@ -80,11 +80,13 @@ func (c *SimulateCommand) Run(ctx context.Context, args []string) error {
 	if cfg.Concurrency < 0 || cfg.Rate < 0 || cfg.Duration < 0 {
 		return fmt.Errorf("simulate: --concurrency, --rate and --duration: %w: must not be negative", ledger.ErrInvalid)
 	}
-	d, err := time.Parse(time.DateOnly, day)
-	if err != nil {
-		return fmt.Errorf("simulate: --day: %w", err)
+	if day != "" {
+		d, err := time.Parse(time.DateOnly, day)
+		if err != nil {
+			return fmt.Errorf("simulate: --day: %w", err)
+		}
+		cfg.Day = d
 	}
-	cfg.Day = d
 
 	var bar *progressbar.ProgressBar
 	if f, ok := stderr.(*os.File); ok && !noProg && term.IsTerminal(int(f.Fd())) {

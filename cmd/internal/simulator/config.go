@@ -26,7 +26,14 @@ type Config struct {
 	Seed          int64         // the scripts are a pure function of the seed
 	Concurrency   int           // requests in flight at most; default Agents
 	Token         string        // bearer token sent with every request, if set
-	Day           time.Time     // simulated day; calls start at 08:00Z; default 2026-11-23
+	// Day, when set, plays the calls on that day through the signals'
+	// `at`, from 08:00Z, with realistic durations; commands keep the
+	// server's time (the vendor's API gives them none), so the two clocks
+	// disagree. Zero (the default) sends signals without `at`: the server
+	// stamps them as they arrive, as it does commands and as a live feed
+	// should, so contacts, pauses and manifests are on one clock (and
+	// last as long as the run does).
+	Day time.Time
 
 	// SkipSetup leaves the server's configuration alone (it was set up by
 	// an earlier run with the same number of agents).
@@ -39,8 +46,9 @@ type Config struct {
 	OnRequest func()
 }
 
-// defaultDay is the simulated day when Config.Day is zero.
-var defaultDay = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+// scriptDay is the day a script's clock runs on when Config.Day is zero:
+// the signals then carry no time, but metadata dates still follow it.
+var scriptDay = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 
 // withDefaults returns c with zero fields filled.
 func (c Config) withDefaults() Config {
@@ -53,10 +61,9 @@ func (c Config) withDefaults() Config {
 	if c.Concurrency <= 0 {
 		c.Concurrency = c.Agents
 	}
-	if c.Day.IsZero() {
-		c.Day = defaultDay
+	if !c.Day.IsZero() {
+		c.Day = time.Date(c.Day.Year(), c.Day.Month(), c.Day.Day(), 0, 0, 0, 0, time.UTC)
 	}
-	c.Day = time.Date(c.Day.Year(), c.Day.Month(), c.Day.Day(), 0, 0, 0, 0, time.UTC)
 	if c.Client == nil {
 		c.Client = &http.Client{
 			Timeout: 30 * time.Second,

@@ -40,13 +40,18 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 const maxBody = 16 << 10
 
 // Script returns agent a's requests for a day of calls: a pure function
-// of seed, the agent, calls and day.
+// of seed, the agent, calls and day. Signals carry their time on day
+// (`at`); with a zero day they carry none, and the server stamps them.
 func Script(seed int64, a Agent, calls int, day time.Time) []Request {
 	s := &scripter{
 		a:     a,
 		rng:   rand.New(rand.NewPCG(uint64(seed), uint64(a.Index)+1)),
-		clock: day.Add(8*time.Hour + time.Duration(a.Index%60)*time.Second),
+		stamp: !day.IsZero(),
 	}
+	if day.IsZero() {
+		day = scriptDay
+	}
+	s.clock = day.Add(8*time.Hour + time.Duration(a.Index%60)*time.Second)
 	s.play(calls)
 	return s.out
 }
@@ -55,6 +60,7 @@ type scripter struct {
 	a     Agent
 	rng   *rand.Rand
 	clock time.Time
+	stamp bool // signals carry the clock as their `at`
 	out   []Request
 	seq   int // call counter
 }
@@ -353,14 +359,17 @@ type signal struct {
 	ANI       string `json:"ani,omitempty"`
 	DNIS      string `json:"dnis,omitempty"`
 	ACD       bool   `json:"acd,omitempty"`
-	At        string `json:"at"`
+	At        string `json:"at,omitempty"`
 }
 
-// signals posts one signal, or several as one array, at the simulated clock.
+// signals posts one signal, or several as one array, at the simulated
+// clock when it stamps them.
 func (s *scripter) signals(sigs ...*signal) {
 	for _, sg := range sigs {
 		sg.Extension = s.a.Phone
-		sg.At = s.clock.UTC().Format(timeLayout)
+		if s.stamp {
+			sg.At = s.clock.UTC().Format(timeLayout)
+		}
 	}
 	var body []byte
 	if len(sigs) == 1 {

@@ -141,7 +141,7 @@ func TestSameSeedSameRequests(t *testing.T) {
 	}
 	a, b := run(42), run(42)
 	for i, ag := range Agents(agents) {
-		want := append(keys(configRequests([]Agent{ag})[len(configRequests(nil)):]), keys(Script(42, ag, calls, defaultDay))...)
+		want := append(keys(configRequests([]Agent{ag})[len(configRequests(nil)):]), keys(Script(42, ag, calls, time.Time{}))...)
 		if !reflect.DeepEqual(a.byAgent[i], want) {
 			t.Fatalf("agent %d: recorded requests differ from its script (%d vs %d)", i, len(a.byAgent[i]), len(want))
 		}
@@ -160,7 +160,7 @@ func TestSameSeedSameRequests(t *testing.T) {
 func TestScriptCoversTheDay(t *testing.T) {
 	seen := map[string]int{}
 	for _, a := range Agents(30) {
-		for _, r := range Script(1, a, 30, defaultDay) {
+		for _, r := range Script(1, a, 30, scriptDay) {
 			seen[r.Label]++
 			switch {
 			case r.Kind == KindSignal:
@@ -196,12 +196,29 @@ func TestScriptCoversTheDay(t *testing.T) {
 	}
 }
 
+// TestSignalsWithoutADayCarryNoTime: with no day, the server stamps the
+// signals, as it does commands.
+func TestSignalsWithoutADayCarryNoTime(t *testing.T) {
+	n := 0
+	for _, r := range Script(9, Agents(3)[2], 10, time.Time{}) {
+		if r.Kind == KindSignal {
+			n++
+			if bytes.Contains(r.Body, []byte(`"at"`)) {
+				t.Fatalf("signal with a time: %s", r.Body)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no signals")
+	}
+}
+
 // TestSignalTimesAdvance checks the simulated clock: every agent's signals
 // are on the simulated day, in non-decreasing order.
 func TestSignalTimesAdvance(t *testing.T) {
 	for _, a := range Agents(5) {
 		var last time.Time
-		for _, r := range Script(9, a, 40, defaultDay) {
+		for _, r := range Script(9, a, 40, scriptDay) {
 			if r.Kind != KindSignal {
 				continue
 			}
