@@ -28,6 +28,30 @@ func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, a)
 }
 
+// handleAgents serves GET /v1/agents?logged_in=true|false: every
+// configured agent, and any other one a command or a call signal named,
+// ordered by user id.
+func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
+	var want *bool
+	switch v := r.URL.Query().Get("logged_in"); v {
+	case "":
+	case "true", "false":
+		b := v == "true"
+		want = &b
+	default:
+		s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidInput,
+			fmt.Sprintf("logged_in must be true or false, got %q", v)).with("field", "logged_in"))
+		return
+	}
+	agents := s.views.Agents()
+	if want != nil {
+		agents = slices.DeleteFunc(agents, func(a ledger.AgentState) bool { return a.LoggedIn != *want })
+	}
+	s.writeJSON(w, http.StatusOK, struct {
+		Agents []ledger.AgentState `json:"agents"`
+	}{agents})
+}
+
 // handleContacts serves GET /v1/contacts?user_id=&day=&disposition=,
 // streamed as GET /v1/pauses is.
 func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,42 @@ func TestEventsPaging(t *testing.T) {
 	}
 	s.must(400, "GET", "/v1/events?after_seq=-1", "", "")
 	s.must(400, "GET", "/v1/events?limit=x", "", "")
+}
+
+func TestAgentsList(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	ids := func(r reply) (out []string) {
+		as, _ := r.JSON["agents"].([]any)
+		for _, a := range as {
+			m, _ := a.(map[string]any)
+			out = append(out, fmt.Sprint(m["user_id"], ":", m["logged_in"]))
+		}
+		return out
+	}
+	if got := ids(s.must(200, "GET", "/v1/agents", "", "")); !slices.Equal(got, []string{"gwuser:false", "jdoe:false"}) {
+		t.Fatalf("agents: %v", got)
+	}
+	if r := s.form("login", "sender_id=jdoe&extension=3421&peripheral_id=5001"); r.Status != 200 {
+		t.Fatalf("login: %d %s", r.Status, r.Raw)
+	}
+	for q, want := range map[string][]string{
+		"":                 {"gwuser:false", "jdoe:true"},
+		"?logged_in=true":  {"jdoe:true"},
+		"?logged_in=false": {"gwuser:false"},
+	} {
+		if got := ids(s.must(200, "GET", "/v1/agents"+q, "", "")); !slices.Equal(got, want) {
+			t.Errorf("agents%s: %v, want %v", q, got, want)
+		}
+	}
+	if r := s.must(400, "GET", "/v1/agents?logged_in=maybe", "", ""); r.str("field") != "logged_in" {
+		t.Errorf("bad filter: %s", r.Raw)
+	}
+	one := s.must(200, "GET", "/v1/agents/jdoe", "", "")
+	all := s.must(200, "GET", "/v1/agents?logged_in=true", "", "")
+	if !strings.Contains(all.Raw, strings.TrimSpace(one.Raw)) {
+		t.Errorf("the list's jdoe %s is not GET /v1/agents/jdoe's %s", all.Raw, one.Raw)
+	}
 }
 
 func TestManifestsAndDigest(t *testing.T) {

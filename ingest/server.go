@@ -30,6 +30,8 @@ type Views interface {
 	// Result is the answer to the command event at seq.
 	Result(seq uint64) (ledger.CommandResult, bool)
 	Agent(userID string) (ledger.AgentState, error)
+	// Agents is every agent's state, ordered by user id.
+	Agents() []ledger.AgentState
 	// Contacts, Contact, Pauses and Manifest may read sealed history from
 	// the store.
 	Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Contact, error)
@@ -182,6 +184,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("DELETE /v1/config/users/{user_id}", s.admin(s.handleDelete(ledger.PartUser, "user_id")))
 	mux.HandleFunc("POST /v1/manifests/{day}/close", s.admin(s.handleCloseDay))
 
+	mux.HandleFunc("GET /v1/agents", s.auditor(s.handleAgents))
 	mux.HandleFunc("GET /v1/agents/{user_id}", s.auditor(s.handleAgent))
 	mux.HandleFunc("GET /v1/contacts", s.auditor(s.handleContacts))
 	mux.HandleFunc("GET /v1/contacts/{contact_id}", s.auditor(s.handleContact))

@@ -102,6 +102,13 @@ func (l *Live) Config() ledger.Config { l.mu.RLock(); defer l.mu.RUnlock(); retu
 func (l *Live) Site() ledger.Site { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.Site() }
 
 // Agent is State.Agent.
+// Agents is State.Agents.
+func (l *Live) Agents() []ledger.AgentState {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.Agents()
+}
+
 func (l *Live) Agent(userID string) (ledger.AgentState, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -46,6 +47,27 @@ func (s *State) Agent(userID string) (ledger.AgentState, error) {
 		st.LastCall = &lc
 	}
 	return st, nil
+}
+
+// Agents returns the state of every agent, configured or seen in a
+// command or a call signal, ordered by user id.
+func (s *State) Agents() []ledger.AgentState {
+	ids := make([]string, 0, len(s.cfg.Users)+len(s.agents))
+	for id := range s.cfg.Users {
+		ids = append(ids, id)
+	}
+	for id := range s.agents {
+		if _, ok := s.cfg.Users[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	out := make([]ledger.AgentState, 0, len(ids))
+	for _, id := range ids {
+		a, _ := s.Agent(id) // every id is configured or seen: no error
+		out = append(out, a)
+	}
+	return out
 }
 
 // Contacts returns the contacts matching q, ordered by start, then id.
