@@ -187,14 +187,8 @@ func pausesCSV(rows []ledger.PauseRow) []byte {
 
 // parseTimeParam reads an RFC 3339 time or a YYYY-MM-DD day (midnight UTC).
 func parseTimeParam(name, v string) (ledger.Time, error) {
-	if v == "" {
-		return ledger.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return ledger.T(t), nil
-	}
-	if t, err := time.Parse(dayLayout, v); err == nil {
-		return ledger.T(t), nil
+	if t, ok := ledger.ParseQueryTime(v); ok {
+		return t, nil
 	}
 	return ledger.Time{}, newError(http.StatusBadRequest, reasonInvalidInput,
 		fmt.Sprintf("%s must be an RFC 3339 time or YYYY-MM-DD, got %q", name, v)).with("field", name)

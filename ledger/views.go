@@ -1,5 +1,7 @@
 package ledger
 
+import "time"
+
 // The shapes the projections derive and the API returns (API.md §2, §5).
 // They live here, beside the events, so that every package speaks the same
 // words; only the projections compute them.
@@ -167,4 +169,20 @@ type PauseQuery struct {
 	UserID string
 	From   Time
 	To     Time
+}
+
+// ParseQueryTime reads a bound of a PauseQuery as the API and the CLI
+// take it: an RFC 3339 time, or a date YYYY-MM-DD (its midnight UTC).
+// Empty is the zero Time, an open end; false means neither form.
+func ParseQueryTime(v string) (Time, bool) {
+	if v == "" {
+		return Time{}, true
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return T(t), true
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return T(t), true
+	}
+	return Time{}, false
 }

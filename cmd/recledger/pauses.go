@@ -13,7 +13,6 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/projections"
@@ -174,14 +173,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // parsePauseTime reads an RFC 3339 time or a YYYY-MM-DD day (midnight UTC),
 // as GET /v1/pauses does.
 func parsePauseTime(name, v string) (ledger.Time, error) {
-	if v == "" {
-		return ledger.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return ledger.T(t), nil
-	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return ledger.T(t), nil
+	if t, ok := ledger.ParseQueryTime(v); ok {
+		return t, nil
 	}
 	return ledger.Time{}, fmt.Errorf("--%s %q: %w: want an RFC 3339 time or YYYY-MM-DD", name, v, ledger.ErrInvalid)
 }
