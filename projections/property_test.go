@@ -3,8 +3,10 @@ package projections
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand"
 	"testing"
+	"time"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -40,6 +42,11 @@ func checkInvariants(t *testing.T, s *State, seq uint64) {
 		for _, sg := range ct.V.Segments {
 			if sg.End.Before(sg.Start.Time) || sg.End.After(ct.V.EndedAt.Time) {
 				t.Fatalf("seq %d: contact %s has a bad segment %v", seq, id, sg)
+			}
+		}
+		for _, r := range ct.Rows {
+			if p := s.pauses.at(r); p.End.After(ct.V.EndedAt.Time) {
+				t.Fatalf("seq %d: contact %s ends at %v, before its pause %+v", seq, id, ct.V.EndedAt, p)
 			}
 		}
 	}
@@ -95,6 +102,37 @@ func TestPropertyRandomFold(t *testing.T) {
 		}
 		if len(contactsOf(t, a, ledger.ContactQuery{})) == 0 {
 			t.Fatalf("seed %d: no contacts at all: the generator does not exercise the rules", seed)
+		}
+	}
+}
+
+// TestPropertyClockSkew folds calls whose signals' sender runs behind or
+// ahead of the server's clock by up to a minute and a half, with pauses,
+// resumes and restarts given during them: the invariants hold after every
+// event, a closed contact ending after each of its pauses among them.
+func TestPropertyClockSkew(t *testing.T) {
+	commands := []string{"pause", "resume", "pause", "resume", "restart", "tag"}
+	for seed := int64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		g := newEnvGen(t)
+		g.config(genConfig(2, 0))
+		step := func() time.Duration { return time.Duration(1+rng.Intn(20000)) * time.Millisecond }
+		for call := range 30 {
+			skew := time.Duration(rng.Intn(180000)-90000) * time.Millisecond
+			signal := func(typ string) {
+				at := g.now.Add(skew)
+				g.add(ledger.TypeCallSignal, step(), ledger.CallSignal{CallID: fmt.Sprintf("c%d", call), Extension: "3001",
+					Type: typ, Direction: ledger.DirectionInbound, ANI: "+13125550100", At: ledger.T(at), Transport: "nats"})
+			}
+			signal(ledger.SignalRinging)
+			for range rng.Intn(6) {
+				g.add(ledger.TypeCommand, step(), ledger.Command{Command: commands[rng.Intn(len(commands))], SenderID: "u1", Transport: "http"})
+			}
+			signal(ledger.SignalEnded)
+		}
+		s := fold(t, g.out, true)
+		if len(contactsOf(t, s, ledger.ContactQuery{})) < 30 {
+			t.Fatalf("seed %d: not every call was recorded", seed)
 		}
 	}
 }
