@@ -93,7 +93,10 @@ func (s *State) stopRecording(e *ledger.Envelope, ct *contact, at ledger.Time, e
 // goes to the manifest book.
 func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedBy, by string, eff *Effect) {
 	ct := s.openOf(c)
-	at = s.notBefore(ct, at)
+	was := at
+	if at = s.notBefore(ct, at); !s.quiet && !at.Equal(was.Time) {
+		eff.Changes = append(eff.Changes, "contact "+ct.V.ContactID+" ends at "+at.String()+", not at "+was.String()+": a contact never ends before what happened on it")
+	}
 	s.stopRecording(e, ct, at, endedBy, by, eff)
 	ct.V.EndedAt = at
 	ct.Open, ct.CallKey, ct.Recording = false, "", ""
