@@ -260,15 +260,10 @@ func (s *Server) handleCloseDay(w http.ResponseWriter, r *http.Request) {
 	writeRawJSON(w, b)
 }
 
-// siteToday is the site's date now, and the name of its time zone (UTC
-// when the configured one cannot be loaded, as the scheduler does).
+// siteToday is the site's date now, in the time zone the projections
+// date days with, and that zone's name.
 func (s *Server) siteToday() (day, zone string) {
-	site := s.views.Site()
-	site.Normalize()
-	loc, err := ledger.LoadZone(site.Timezone)
-	if err != nil {
-		loc = time.UTC
-	}
+	loc := s.views.Location()
 	return s.now().In(loc).Format(dayLayout), loc.String()
 }
 

@@ -45,8 +45,9 @@ type Views interface {
 	// (a log out of start order).
 	EachPause(ctx context.Context, q ledger.PauseQuery, fn func(*ledger.PauseRow) error) error
 	Config() ledger.Config
-	// Site is the configuration's site settings, without copying the rest.
-	Site() ledger.Site
+	// Location is the site's time zone, the one the projections date
+	// contacts and days with.
+	Location() *time.Location
 	// Manifest is the canonical manifest of a sealed day (ledger.ErrNotFound until sealed).
 	Manifest(ctx context.Context, day string) ([]byte, error)
 	SealedDays() []string

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -101,7 +102,9 @@ func (l *Live) Config() ledger.Config { l.mu.RLock(); defer l.mu.RUnlock(); retu
 // Site is State.Site at the last commit.
 func (l *Live) Site() ledger.Site { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.Site() }
 
-// Agent is State.Agent.
+// Location is State.Location.
+func (l *Live) Location() *time.Location { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.Location() }
+
 // Agents is State.Agents.
 func (l *Live) Agents() []ledger.AgentState {
 	l.mu.RLock()
@@ -109,6 +112,7 @@ func (l *Live) Agents() []ledger.AgentState {
 	return l.s.Agents()
 }
 
+// Agent is State.Agent.
 func (l *Live) Agent(userID string) (ledger.AgentState, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -19,6 +20,15 @@ func (s *State) Config() ledger.Config { return cloneConfig(s.cfg) }
 // Site is the site's settings: what Config().Site is, without copying
 // every user (the seal scheduler reads it at each configuration change).
 func (s *State) Site() ledger.Site { return s.cfg.Site }
+
+// Location is the site's time zone as the fold dates contacts with it
+// (UTC until a zone is configured, or when it cannot be loaded).
+func (s *State) Location() *time.Location {
+	if s.loc == nil {
+		return time.UTC
+	}
+	return s.loc
+}
 
 // Agent returns a user's recording state; ErrNotFound for an unknown user.
 func (s *State) Agent(userID string) (ledger.AgentState, error) {
