@@ -16,6 +16,9 @@ import (
 type SealView interface {
 	// Site is the site's settings (upload time, time zone), normalized.
 	Site() ledger.Site
+	// Location is the site's time zone as the projections date days with
+	// it, so that a day is sealed where the fold ends it.
+	Location() *time.Location
 	// LastSeal is the last sealed day and when it was sealed ("" when none).
 	LastSeal() (day string, at ledger.Time)
 	SealedDays() []string
@@ -43,7 +46,6 @@ const (
 	schedKeyBy    = "by"
 	schedKeyPause = "pause_open_id"
 	schedKeyErr   = "err"
-	schedKeyZone  = "timezone"
 )
 
 // Scheduler is the server's own event source: it seals each day at the
@@ -119,7 +121,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	for {
 		now := s.Now()
 		if loc == nil || woken || now.Sub(cfgAt) >= cfgEvery || now.Before(cfgAt) {
-			site, loc = s.site(log, site, loc)
+			site, loc = s.site()
 			cfgAt = now
 		}
 		prevAt, prevDay := PrevUpload(now, site.UploadTime, loc)
@@ -180,19 +182,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
-// site reads the site settings, loading the time zone only when it changed
-// (old and oldLoc are the previous reading). An unusable time zone falls
-// back to UTC; configuration validation refuses those, so it is logged as
-// an error.
-func (s *Scheduler) site(log *slog.Logger, old ledger.Site, oldLoc *time.Location) (ledger.Site, *time.Location) {
+// site reads the site settings and the zone the projections date days
+// in. A zone that cannot be loaded is UTC there (configuration validation
+// refuses one), and so here.
+func (s *Scheduler) site() (ledger.Site, *time.Location) {
 	site := s.View.Site()
 	site.Normalize()
-	if oldLoc != nil && site.Timezone == old.Timezone {
-		return site, oldLoc
-	}
-	loc, err := ledger.LoadZone(site.Timezone)
-	if err != nil {
-		log.Error("scheduler: unknown time zone, using UTC", schedKeyZone, site.Timezone, schedKeyErr, err)
+	loc := s.View.Location()
+	if loc == nil {
 		loc = time.UTC
 	}
 	return site, loc

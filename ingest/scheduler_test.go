@@ -66,6 +66,17 @@ func (f *fakeLedger) Site() ledger.Site {
 	return s
 }
 
+// Location loads the site's zone as the projections do.
+func (f *fakeLedger) Location() *time.Location {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	loc, err := ledger.LoadZone(f.site.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
 func (f *fakeLedger) LastSeal() (string, ledger.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
