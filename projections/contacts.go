@@ -239,14 +239,22 @@ func (ct *contact) addTag() bool {
 
 // provisionalDay is the manifest day a closed, not yet sealed contact is
 // expected in: the site-local date it ended, or the next day when it ended
-// at or after the upload time.
+// at or after the upload time. A contact that closed after its date was
+// sealed (a day an administrator sealed early) goes into the next seal, so
+// it is expected on the day after the last sealed one, at the earliest.
 func (s *State) provisionalDay(end ledger.Time) string {
 	t := end.In(s.loc)
 	y, m, d := t.Date()
 	if t.Hour()*60+t.Minute() >= s.uploadMin {
 		d++
 	}
-	return time.Date(y, m, d, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)
+	day := time.Date(y, m, d, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)
+	if n := len(s.book.Order); n > 0 && day <= s.book.Order[n-1] {
+		if last, err := time.Parse(time.DateOnly, s.book.Order[n-1]); err == nil {
+			return last.AddDate(0, 0, 1).Format(time.DateOnly)
+		}
+	}
+	return day
 }
 
 // view is the contact as the API shows it; it shares nothing mutable with
