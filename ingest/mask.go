@@ -1,19 +1,30 @@
 package ingest
 
-import "strings"
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Card-number masking (RULES.md "Metadata"): a run of 13–19 digits, with
 // spaces or dashes allowed between them, that passes the Luhn check is a
 // card number and never reaches the ledger in clear.
 //
 // A run is a maximal stretch of digits in which digits may be separated by
-// any number of spaces and dashes; the separators cut it into groups. A
-// card number is a run, or a part of a run made of whole consecutive
-// groups ("4111 1111 1111 1111 1225" holds one), with 13–19 digits that
-// pass Luhn. A run holding one is replaced whole by its first 6 digits, one
-// '*' per hidden digit and its last 4 digits, its separators dropped
+// any number of separators; the separators cut it into groups. A card
+// number is a run, or a part of a run made of whole consecutive groups
+// ("4111 1111 1111 1111 1225" holds one), with 13–19 digits that pass
+// Luhn. A run holding one is replaced whole by its first 6 digits, one '*'
+// per hidden digit and its last 4 digits, its separators dropped
 // ("4111 1111-1111 1111" → "411111******1111"), so that no digits of the
 // run can combine into another card number. Everything else is kept.
+//
+// What reads as a digit or a space to a person counts, not only ASCII: a
+// digit is any Unicode decimal digit (full-width "４", Arabic-Indic "٤"),
+// kept as its ASCII digit when shown; a separator is a space or a dash of
+// any kind (tab, no-break space, en dash, minus sign) or an invisible
+// format character (zero-width space, soft hyphen). A card number typed
+// with any of them is still one.
 
 const (
 	cardMinDigits = 13
@@ -25,16 +36,17 @@ const (
 // maskCards returns v with every card-number run masked, and whether it
 // masked any.
 func maskCards(v string) (string, bool) {
-	if countDigits(v) < cardMinDigits {
+	if plainFewDigits(v) {
 		return v, false
 	}
 	var b strings.Builder
 	masked := false
 	i := 0
 	for i < len(v) {
-		if !isDigit(v[i]) {
-			b.WriteByte(v[i])
-			i++
+		r, size := utf8.DecodeRuneInString(v[i:])
+		if _, ok := cardDigit(r); !ok {
+			b.WriteString(v[i : i+size])
+			i += size
 			continue
 		}
 		end, digits, groups := scanRun(v, i)
@@ -54,25 +66,45 @@ func maskCards(v string) (string, bool) {
 	return b.String(), true
 }
 
-// scanRun reads the run starting at the digit v[start]: it returns the index
-// just after the run's last digit, the run's digits, and where each group
-// ends in digits.
+// plainFewDigits reports whether v is ASCII with fewer digits than a card
+// number has: the usual value, which cannot hold one.
+func plainFewDigits(v string) bool {
+	n := 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c >= utf8.RuneSelf {
+			return false
+		}
+		if isDigit(c) {
+			n++
+		}
+	}
+	return n < cardMinDigits
+}
+
+// scanRun reads the run starting at the digit at v[start]: it returns the
+// index just after the run's last digit, the run's digits (as ASCII), and
+// where each group ends in digits.
 func scanRun(v string, start int) (end int, digits []byte, groupEnds []int) {
 	end = start
-	for j := start; j < len(v); j++ {
-		c := v[j]
-		switch {
-		case isDigit(c):
-			digits = append(digits, c)
-			end = j + 1
-		case c == ' ' || c == '-':
-			// a separator belongs to the run only if a digit follows
-			if n := len(groupEnds); isDigit(v[j-1]) && (n == 0 || groupEnds[n-1] != len(digits)) {
-				groupEnds = append(groupEnds, len(digits))
-			}
-		default:
-			return end, digits, closeGroups(groupEnds, len(digits))
+	afterDigit := false
+	for j := start; j < len(v); {
+		r, size := utf8.DecodeRuneInString(v[j:])
+		if d, ok := cardDigit(r); ok {
+			digits = append(digits, d)
+			j += size
+			end, afterDigit = j, true
+			continue
 		}
+		if !cardSeparator(r) {
+			break
+		}
+		// a separator belongs to the run only if a digit follows
+		if n := len(groupEnds); afterDigit && (n == 0 || groupEnds[n-1] != len(digits)) {
+			groupEnds = append(groupEnds, len(digits))
+		}
+		afterDigit = false
+		j += size
 	}
 	return end, digits, closeGroups(groupEnds, len(digits))
 }
@@ -82,6 +114,44 @@ func closeGroups(ends []int, n int) []int {
 		ends = append(ends, n)
 	}
 	return ends
+}
+
+// cardDigit returns the ASCII digit r stands for, if r is a decimal digit
+// of any script.
+func cardDigit(r rune) (byte, bool) {
+	if r >= '0' && r <= '9' {
+		return byte(r), true
+	}
+	if r < utf8.RuneSelf || !unicode.IsDigit(r) {
+		return 0, false
+	}
+	// Unicode's decimal digits come in runs of ten, zero to nine, and the
+	// Nd table's ranges are made of whole runs (TestDigitRuns).
+	for _, rg := range unicode.Nd.R16 {
+		if lo, hi := rune(rg.Lo), rune(rg.Hi); r >= lo && r <= hi {
+			return byte('0' + (r-lo)%10), true
+		}
+	}
+	for _, rg := range unicode.Nd.R32 {
+		if lo, hi := rune(rg.Lo), rune(rg.Hi); r >= lo && r <= hi {
+			return byte('0' + (r-lo)%10), true
+		}
+	}
+	return 0, false
+}
+
+// cardSeparator reports whether r may stand between a card number's
+// digits: a space or a dash of any kind, or an invisible format character.
+func cardSeparator(r rune) bool {
+	switch {
+	case r == ' ' || r == '-':
+		return true
+	case r < utf8.RuneSelf:
+		return r == '\t' || r == '\n' || r == '\v' || r == '\f' || r == '\r'
+	case r == '\u2212': // minus sign
+		return true
+	}
+	return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf)
 }
 
 // holdsCard reports whether whole consecutive groups of a run hold 13–19
@@ -122,13 +192,3 @@ func luhn(digits []byte) bool {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func countDigits(v string) int {
-	n := 0
-	for i := 0; i < len(v); i++ {
-		if isDigit(v[i]) {
-			n++
-		}
-	}
-	return n
-}

@@ -1,8 +1,11 @@
 package ingest
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 func TestMaskCards(t *testing.T) {
@@ -25,6 +28,18 @@ func TestMaskCards(t *testing.T) {
 		{"ref 12 4111-1111-1111-1111", "ref 124111********1111", true}, // number before the card
 		{"a 4111111111111111 b 5500005555555559", "a 411111******1111 b 550000******5559", true},
 		{"", "", false},
+		// what reads as a space, a dash or a digit to a person
+		{"4111\t1111\t1111\t1111", "411111******1111", true},
+		{"4111\u00a01111\u00a01111\u00a01111", "411111******1111", true}, // no-break spaces
+		{"4111\u20131111\u20131111\u20131111", "411111******1111", true}, // en dashes
+		{"4111\u200b1111111111\u00ad11", "411111******1111", true},        // zero-width space, soft hyphen
+		{"\uff14111111111111111", "411111******1111", true},              // a full-width first digit
+		{"\uff14\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11", "411111******1111", true},
+		{"\u0664\u0661\u0661\u0661 1111 1111 1111", "411111******1111", true}, // Arabic-Indic digits
+		{"n\u00b0 4111111111111112 \u00e9t\u00e9", "n\u00b0 4111111111111112 \u00e9t\u00e9", false}, // accents around a non-card
+		{"caf\u00e9 4111 1111 1111 1111.", "caf\u00e9 411111******1111.", true},
+		{"\xff4111111111111111\xfe", "\xff411111******1111\xfe", true}, // invalid UTF-8 around it is kept
+		{"\uff11\uff12\uff13", "\uff11\uff12\uff13", false},               // few digits: kept as sent
 	} {
 		got, masked := maskCards(tc.in)
 		if got != tc.want || masked != tc.masked {
@@ -42,22 +57,27 @@ func TestLuhn(t *testing.T) {
 }
 
 // cardLeft reports a card number left in v: whole consecutive digit groups
-// of a run (groups separated by spaces and dashes) with 13–19 digits
-// passing Luhn. Written independently of the masker.
+// of a run (groups separated by spaces, dashes and invisible format
+// characters of any script) with 13–19 decimal digits of any script passing
+// Luhn. Written independently of the masker.
 func cardLeft(v string) (string, bool) {
-	isSep := func(r rune) bool { return r == ' ' || r == '-' }
-	runs := strings.FieldsFunc(v, func(r rune) bool { return !(r >= '0' && r <= '9') && !isSep(r) })
+	isSep := func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf) || r == '\u2212'
+	}
+	runs := strings.FieldsFunc(v, func(r rune) bool { return !unicode.IsDigit(r) && !isSep(r) })
 	for _, run := range runs {
 		groups := strings.FieldsFunc(run, isSep)
 		for i := range groups {
-			card := ""
+			var card []byte
 			for _, g := range groups[i:] {
-				card += g
+				for _, r := range g {
+					card = append(card, digitOf(r))
+				}
 				if len(card) > cardMaxDigits {
 					break
 				}
-				if len(card) >= cardMinDigits && luhn([]byte(card)) {
-					return card, true
+				if len(card) >= cardMinDigits && luhn(card) {
+					return string(card), true
 				}
 			}
 		}
@@ -65,8 +85,52 @@ func cardLeft(v string) (string, bool) {
 	return "", false
 }
 
+// digitOf is the ASCII digit of a decimal digit r, read from Unicode's
+// table as the masker reads it (TestDigitRuns checks that reading).
+func digitOf(r rune) byte {
+	for _, rg := range unicode.Nd.R16 {
+		if r >= rune(rg.Lo) && r <= rune(rg.Hi) {
+			return byte('0' + (r-rune(rg.Lo))%10)
+		}
+	}
+	for _, rg := range unicode.Nd.R32 {
+		if r >= rune(rg.Lo) && r <= rune(rg.Hi) {
+			return byte('0' + (r-rune(rg.Lo))%10)
+		}
+	}
+	panic(fmt.Sprintf("%U is not a decimal digit", r))
+}
+
+// TestDigitRuns holds the masker to what it assumes of Unicode: the
+// decimal digits come in whole runs of ten in the Nd table, each from zero
+// to nine, so a digit's value is its distance from its range's start,
+// modulo ten.
+func TestDigitRuns(t *testing.T) {
+	check := func(lo, hi, stride uint32) {
+		if stride != 1 || (hi-lo+1)%10 != 0 {
+			t.Errorf("Nd range %U-%U stride %d: not whole runs of ten", lo, hi, stride)
+		}
+	}
+	for _, rg := range unicode.Nd.R16 {
+		check(uint32(rg.Lo), uint32(rg.Hi), uint32(rg.Stride))
+	}
+	for _, rg := range unicode.Nd.R32 {
+		check(rg.Lo, rg.Hi, rg.Stride)
+	}
+	for r, want := range map[rune]byte{'0': '0', '9': '9', '\uff10': '0', '\uff19': '9', '\u0663': '3', '\u096f': '9', '\U0001d7d7': '9', '\U0001d7d8': '0'} {
+		if got, ok := cardDigit(r); !ok || got != want {
+			t.Errorf("cardDigit(%U) = %q, %v; want %q", r, got, ok, want)
+		}
+	}
+	for _, r := range []rune{'a', '\u00b2', '\u2155', '\u216b', utf8.RuneError} { // superscript two, a fraction, a Roman numeral: no decimal digits
+		if _, ok := cardDigit(r); ok {
+			t.Errorf("cardDigit(%U) is a digit", r)
+		}
+	}
+}
+
 func FuzzMask(f *testing.F) {
-	for _, s := range []string{"4111111111111111", "4111 1111-1111 1111", "x 5500005555555559 y", "12345", "--1 2-3", "9" + strings.Repeat("0", 30)} {
+	for _, s := range []string{"4111111111111111", "4111 1111-1111 1111", "4111\u00a01111\t1111\u20131111", "\uff14111111111111111", "x 5500005555555559 y", "12345", "--1 2-3", "9" + strings.Repeat("0", 30)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
