@@ -217,3 +217,45 @@ func clientIP(r *http.Request) string {
 	}
 	return r.RemoteAddr
 }
+
+// NATS decides a client of the embedded NATS server as authorize decides
+// an HTTP request (ledger.NATSAuthorizer): by its token when it presents
+// one, else by its address. The command role may send call signals; the
+// auditor and admin roles may read the streams.
+func (t *Tokens) NATS(token string, addr netip.Addr) (string, ledger.NATSAccess, bool) {
+	if token != "" {
+		e, ok := t.lookup(token)
+		if !ok {
+			return "", 0, false
+		}
+		a := natsAccess(e.roles)
+		return e.name, a, a != 0
+	}
+	if !addr.IsValid() {
+		return "", 0, false
+	}
+	var a ledger.NATSAccess
+	name := ""
+	for _, n := range t.networks {
+		if n.prefix.Contains(addr) {
+			if na := natsAccess(n.roles); na != 0 {
+				a |= na
+				if name == "" {
+					name = "net:" + n.name
+				}
+			}
+		}
+	}
+	return name, a, a != 0
+}
+
+func natsAccess(roles map[Role]bool) ledger.NATSAccess {
+	var a ledger.NATSAccess
+	if roles[RoleCommand] {
+		a |= ledger.NATSSignals
+	}
+	if grants(roles, RoleAuditor) {
+		a |= ledger.NATSRead
+	}
+	return a
+}

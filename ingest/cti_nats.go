@@ -18,10 +18,7 @@ const (
 	ctiBuffer  = 1024               // messages waiting for a worker
 )
 
-// CTISubject is the NATS subject call signals arrive on (API.md §6).
-func CTISubject(site string) string { return "recledger.cti." + site }
-
-// RunCTI takes call signals on CTISubject(site), request/reply, until ctx is
+// RunCTI takes call signals on ledger.CTISubject(site), request/reply, until ctx is
 // done: the same JSON as POST /v1/calls/events, the same reply (or the same
 // error body with a "status" member). It is the owner of its workers; on
 // return the subscription is gone and every message a worker took has been
@@ -31,7 +28,7 @@ func (s *Server) RunCTI(ctx context.Context, nc *nats.Conn, site string) error {
 	if site == "" {
 		site = s.site
 	}
-	subject := CTISubject(site)
+	subject := ledger.CTISubject(site)
 	ch := make(chan *nats.Msg, ctiBuffer)
 	sub, err := nc.ChanQueueSubscribe(subject, ctiQueue, ch)
 	if err != nil {

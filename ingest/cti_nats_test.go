@@ -38,7 +38,7 @@ func TestCTIOverNATS(t *testing.T) {
 		var msg *nats.Msg
 		var err error
 		for range 50 { // the subscription may not be in place yet
-			msg, err = nc.Request(ingest.CTISubject("test"), []byte(body), 10*time.Second)
+			msg, err = nc.Request(ledger.CTISubject("test"), []byte(body), 10*time.Second)
 			if err != nats.ErrNoResponders {
 				break
 			}
@@ -88,7 +88,7 @@ func TestCTIOverNATS(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("RunCTI did not stop")
 	}
-	if _, err := nc.Request(ingest.CTISubject("test"), []byte(`{}`), 200*time.Millisecond); err == nil {
+	if _, err := nc.Request(ledger.CTISubject("test"), []byte(`{}`), 200*time.Millisecond); err == nil {
 		t.Fatal("still answering after stop")
 	}
 }

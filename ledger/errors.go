@@ -30,4 +30,7 @@ var (
 	// back, which Store never writes); the sorted, whole answer still
 	// exists (projections.State.EachPause, Pauses).
 	ErrUnordered = errors.New("out of time order")
+	// ErrRefused: a NATS server refused this program's connection for its
+	// credentials (a token missing, unknown, or of a role without access).
+	ErrRefused = errors.New("refused")
 )

@@ -215,7 +215,7 @@ func TestManifestOutboxWaitsForTheStream(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	nc, js, err := Connect(ctx, srv.ClientURL(), "test", nil)
+	nc, js, err := Connect(ctx, srv.ClientURL(), "test", nil, srv.Own())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -42,12 +43,27 @@ type EmbeddedOptions struct {
 	Listen string
 	// Logger receives the server's log lines; nil keeps the server quiet.
 	Logger *slog.Logger
+	// Site names the call-signal subject the access rules allow.
+	Site string
+	// Authorize decides each client (API.md §7, by the tokens file). nil
+	// lets every client send call signals and read the streams, as the
+	// open HTTP API lets everyone in. Either way only this process's own
+	// connections (Embedded.Own) write the streams.
+	Authorize NATSAuthorizer
+	// Unguarded lets every client do anything, as a bare nats-server does
+	// (tests that write the streams themselves).
+	Unguarded bool
+
+	// own is the token of the process's own connections; empty makes a
+	// fresh one. A test that restarts a server under a live connection
+	// gives the first server's.
+	own string
 }
 
 // StartEmbedded starts nats-server in this process with JetStream storing
 // under opts.StoreDir, and waits until it accepts connections. The caller
 // owns the server: srv.Shutdown(); srv.WaitForShutdown().
-func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
+func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	listen := opts.Listen
 	if listen == "" {
 		listen = DefaultNATSListen
@@ -63,6 +79,10 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 	if opts.StoreDir == "" {
 		return nil, fmt.Errorf("start nats: %w: empty store dir", ErrInvalid)
 	}
+	guard, err := newStreamGuard(opts.Site, opts.Authorize, opts.own)
+	if err != nil {
+		return nil, fmt.Errorf("start nats: %w", err)
+	}
 	sopts := &server.Options{
 		Host:      host,
 		Port:      port,
@@ -70,6 +90,9 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 		StoreDir:  opts.StoreDir,
 		NoSigs:    true,
 		NoLog:     opts.Logger == nil,
+	}
+	if !opts.Unguarded {
+		sopts.CustomClientAuthentication = guard
 	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {
@@ -84,7 +107,7 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("start nats: %w: not ready after %s", ErrUnavailable, embeddedReadyTimeout)
 	}
-	return srv, nil
+	return &Embedded{Server: srv, own: string(guard.own)}, nil
 }
 
 // natsLogger adapts slog to nats-server's Logger interface. The server's
@@ -107,7 +130,10 @@ const reconnectWait = 250 * time.Millisecond
 // Connect dials NATS (urls: comma-separated) and returns the connection and
 // its JetStream context. The connection reconnects forever and logs each
 // disconnect and reconnect. The caller closes the connection.
-func Connect(ctx context.Context, urls string, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+//
+// extra options come last: Embedded.Own for the server's own connection,
+// nats.Token for a client of a server with a tokens file.
+func Connect(ctx context.Context, urls string, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("connect: %w", err)
 	}
@@ -131,11 +157,17 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger) (*
 		nats.ClosedHandler(func(*nats.Conn) {
 			log.Info("nats connection closed")
 		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("nats error", jsLogKeyErr, err) // a refusal is also told by Refused
+		}),
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		opts = append(opts, nats.Timeout(time.Until(dl)))
 	}
-	nc, err := nats.Connect(urls, opts...)
+	nc, err := nats.Connect(urls, append(opts, extra...)...)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, nil, fmt.Errorf("connect %s: %w: a server with a tokens file wants a token (--token or RECLEDGER_TOKEN) whose role may connect", urls, ErrRefused)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect %s: %w: %v", urls, ErrUnavailable, err)
 	}
@@ -145,4 +177,18 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger) (*
 		return nil, nil, fmt.Errorf("connect %s: jetstream: %w", urls, err)
 	}
 	return nc, js, nil
+}
+
+// Refused returns err, unless nc was refused an operation for its
+// credentials meanwhile (a NATS permissions violation: a token whose role
+// may not do what was asked). Then it returns an error wrapping
+// ErrRefused that says so, since the operation itself only timed out.
+func Refused(nc *nats.Conn, err error) error {
+	if err == nil || nc == nil {
+		return err
+	}
+	if last := nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) {
+		return fmt.Errorf("%w: %v (a server with a tokens file lets the auditor and admin roles read its streams): %v", ErrRefused, last, err)
+	}
+	return err
 }

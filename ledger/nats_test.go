@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -20,9 +19,16 @@ const jsTestSite = "s1"
 
 // jsServer starts an embedded server with JetStream in dir, on listen
 // ("127.0.0.1:-1" for any port), shut down at the end of the test.
-func jsServer(t testing.TB, dir, listen string) *server.Server {
+func jsServer(t testing.TB, dir, listen string) *Embedded {
 	t.Helper()
-	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: dir, Listen: listen})
+	return jsServerOwn(t, dir, listen, "")
+}
+
+// jsServerOwn is jsServer with the own token of an earlier server, so that
+// that server's connections, reconnecting, are the new one's own.
+func jsServerOwn(t testing.TB, dir, listen, own string) *Embedded {
+	t.Helper()
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: dir, Listen: listen, Site: jsTestSite, own: own})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,12 +36,13 @@ func jsServer(t testing.TB, dir, listen string) *server.Server {
 	return srv
 }
 
-// jsConnect connects to srv and ensures the streams of jsTestSite.
-func jsConnect(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.JetStream) {
+// jsConnect connects to srv as the server's own connection does, and
+// ensures the streams of jsTestSite.
+func jsConnect(t testing.TB, srv *Embedded) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, js, err := Connect(ctx, srv.ClientURL(), "test", nil)
+	nc, js, err := Connect(ctx, srv.ClientURL(), "test", nil, srv.Own())
 	if err != nil {
 		t.Fatal(err)
 	}

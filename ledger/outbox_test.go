@@ -221,7 +221,7 @@ func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
 		return head > start+300 && o.Lag() > 300
 	})
 
-	jsServer(t, dir, "127.0.0.1:"+strconv.Itoa(port))
+	jsServerOwn(t, dir, "127.0.0.1:"+strconv.Itoa(port), srv.own)
 	jsWait(t, 10*time.Second, "publishing after restart", func() bool { return o.Confirmed() > start })
 	time.Sleep(200 * time.Millisecond)
 	stopAppend.Store(true)
@@ -265,7 +265,7 @@ func TestOutboxFindsHoleLeftByInterruptedSession(t *testing.T) {
 
 func TestOutboxCreatesMissingStreams(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
-	nc, js, err := Connect(context.Background(), srv.ClientURL(), "test", nil)
+	nc, js, err := Connect(context.Background(), srv.ClientURL(), "test", nil, srv.Own())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,10 @@ func ManifestSubject(site, day string) string {
 // siteManifestsFilter matches every manifest subject of site.
 func siteManifestsFilter(site string) string { return "recledger.manifests." + site + ".*" }
 
+// CTISubject is the subject call signals arrive on, request/reply:
+// recledger.cti.{site} (API.md §6).
+func CTISubject(site string) string { return "recledger.cti." + site }
+
 // validSite reports whether site can be one token of a subject.
 func validSite(site string) error {
 	if site == "" {

@@ -72,6 +72,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	trace := fs.Bool("trace", false, "print each event with the state change it caused")
 	digest := fs.Bool("digest", false, "print the projections' digest, as GET /v1/digest")
 	asJSON := fs.Bool("json", false, "print JSON")
+	token := tokenFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -124,7 +125,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	switch *source {
 	case sourceBolt: // opened above
 	case sourceJetStream:
-		nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-replay", nil)
+		nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-replay", nil, natsToken(*token)...)
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
@@ -132,7 +133,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		jsrc := replay.JetStreamSource{JS: js, Site: *site}
 		src = jsrc
 		if head, err = jsrc.Head(ctx); err != nil {
-			return fmt.Errorf("replay: %w", err)
+			return fmt.Errorf("replay: %w", ledger.Refused(nc, err))
 		}
 		if beside != nil {
 			head = catchUp(ctx, *beside, jsrc, head, mirrorCatchUp, stderr)

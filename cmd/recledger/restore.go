@@ -39,6 +39,7 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	site := siteFlag(fs)
 	data := dataFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	token := tokenFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -53,7 +54,7 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	if err := refuseNonEmpty(path); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-restore", nil)
+	nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-restore", nil, natsToken(*token)...)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -61,7 +62,7 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	src := replay.JetStreamSource{JS: js, Site: *site}
 	head, err := src.Head(ctx)
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return fmt.Errorf("restore: %w", ledger.Refused(nc, err))
 	}
 	if head == 0 {
 		return fmt.Errorf("restore: %w: the stream holds no events of site %q", ledger.ErrNotFound, *site)

@@ -63,7 +63,20 @@ func startSimulatedServer(t *testing.T, sim simulator.Config) (data string, srv 
 
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	getJSONWith(t, url, "", v)
+}
+
+// getJSONWith is getJSON presenting a bearer token (none when empty).
+func getJSONWith(t *testing.T, url, token string, v any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

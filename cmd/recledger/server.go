@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -50,7 +49,7 @@ type Server struct {
 	log      *slog.Logger
 	store    *ledger.Store
 	live     *projections.Live
-	nsrv     *server.Server // nil with an external NATS
+	nsrv     *ledger.Embedded // nil with an external NATS
 	nc       *nats.Conn
 	httpLn   net.Listener
 	natsURL  string
@@ -100,22 +99,38 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	head, _ := store.Head()
 	log.Info("projections ready", logKeySeq, head, logKeyTail, replayed, logKeyTook, time.Since(start).Round(time.Millisecond))
 
-	// JetStream: embedded unless --nats names a cluster.
+	var tokens *ingest.Tokens
+	if cfg.TokensFile != "" {
+		if tokens, err = ingest.LoadTokens(cfg.TokensFile); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+	}
+
+	// JetStream: embedded unless --nats names a cluster. The embedded
+	// server lets its clients do what the tokens file lets them do over
+	// HTTP, and only this process write the streams.
 	urls := cfg.NATS
+	var own []nats.Option
 	if urls == "" {
-		ns, err := ledger.StartEmbedded(ledger.EmbeddedOptions{
+		eo := ledger.EmbeddedOptions{
 			StoreDir: filepath.Join(cfg.Data, JetStreamDir),
 			Listen:   cfg.NATSListen,
 			Logger:   log,
-		})
+			Site:     cfg.Site,
+		}
+		if tokens != nil {
+			eo.Authorize = tokens.NATS
+		}
+		ns, err := ledger.StartEmbedded(eo)
 		if err != nil {
 			return nil, fmt.Errorf("serve: %w", err)
 		}
 		s.nsrv = ns
 		urls = ns.ClientURL()
+		own = append(own, ns.Own())
 	}
 	s.natsURL = urls
-	nc, js, err := ledger.Connect(ctx, urls, "recledger-serve", log)
+	nc, js, err := ledger.Connect(ctx, urls, "recledger-serve", log, own...)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
@@ -152,12 +167,6 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		}
 	})
 
-	var tokens *ingest.Tokens
-	if cfg.TokensFile != "" {
-		if tokens, err = ingest.LoadTokens(cfg.TokensFile); err != nil {
-			return nil, fmt.Errorf("serve: %w", err)
-		}
-	}
 	api, err := ingest.New(ingest.Options{
 		Appender: store,
 		Views:    s.live,

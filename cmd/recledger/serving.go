@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"io"
 	"net/http"
 	"net/url"
@@ -141,7 +142,15 @@ func getFromServer(ctx context.Context, info servingInfo, token, path string) (*
 // commands present to a running server they ask instead of the ledger.
 func tokenFlag(fs *flag.FlagSet) *string {
 	return fs.String("token", envOr("RECLEDGER_TOKEN", ""),
-		"bearer token with the auditor role, for a server running on the data dir that has --tokens (env RECLEDGER_TOKEN)")
+		"token with the auditor role, for a server that has --tokens: sent to its HTTP API and to its embedded NATS (env RECLEDGER_TOKEN)")
+}
+
+// natsToken is the connect option presenting token to NATS; none when empty.
+func natsToken(token string) []nats.Option {
+	if token == "" {
+		return nil
+	}
+	return []nats.Option{nats.Token(token)}
 }
 
 // heldByServer is the server holding dir's ledger when err says the ledger

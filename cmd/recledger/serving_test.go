@@ -167,12 +167,14 @@ func getBody(t *testing.T, url string) string {
 	return string(b)
 }
 
-// A server with --tokens is asked with the token given to the command.
-func TestPausesBesideServerWithTokens(t *testing.T) {
+// A server with --tokens is asked with the token given to the command,
+// over HTTP and over its embedded NATS.
+func TestCommandsBesideServerWithTokens(t *testing.T) {
 	data := t.TempDir()
 	tokens := filepath.Join(t.TempDir(), "tokens.json")
 	const auditor = "auditor-token-0123456789"
-	if err := os.WriteFile(tokens, []byte(`{"tokens":[{"name":"audit","token":"`+auditor+`","roles":["auditor"]}]}`), 0o600); err != nil {
+	if err := os.WriteFile(tokens, []byte(`{"tokens":[{"name":"audit","token":"`+auditor+`","roles":["auditor"]},`+
+		`{"name":"desk","token":"command-token-0123456789","roles":["command"]}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testServeConfig(data)
@@ -193,6 +195,24 @@ func TestPausesBesideServerWithTokens(t *testing.T) {
 	out, err := runCmd(t, &PausesCommand{Stderr: stderr}, "--data", data, "--format", "csv", "--token", auditor)
 	if err != nil || !strings.HasPrefix(out, "contact_id,") {
 		t.Fatalf("with the auditor's token: %v %q", err, out)
+	}
+
+	// The embedded NATS server lets in what the tokens file lets in: the
+	// mirror is read with the auditor's token, and not without one.
+	if _, err := runCmd(t, &ReplayCommand{Stderr: stderr}, "--data", data, "--digest"); err == nil || !strings.Contains(err.Error(), "--token") {
+		t.Fatalf("replay of the mirror without a token: %v", err)
+	}
+	if _, err := runCmd(t, &ReplayCommand{Stderr: stderr}, "--data", data, "--digest", "--token", "command-token-0123456789"); !errors.Is(err, ledger.ErrRefused) {
+		t.Fatalf("replay of the mirror with the command role's token: %v", err)
+	}
+	var live digestReply
+	getJSONWith(t, "http://"+srv.Addr()+"/v1/digest", auditor, &live)
+	out, err = runCmd(t, &ReplayCommand{Stderr: stderr}, "--data", data, "--digest", "--token", auditor)
+	if want := fmt.Sprintf("%d %s\n", live.Seq, live.Digest); err != nil || out != want {
+		t.Fatalf("replay of the mirror with the auditor's token: %v %q, want %q", err, out, want)
+	}
+	if out, err := runCmd(t, &VerifyCommand{Stderr: stderr}, "--data", data, "--token", auditor); err != nil {
+		t.Fatalf("verify beside the server with the auditor's token: %v %s", err, out)
 	}
 }
 

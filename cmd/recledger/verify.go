@@ -89,14 +89,14 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		res.OK = res.OK && res.Sections.OK
 	}
 	if *natsURL != "" {
-		nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-verify", nil)
+		nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-verify", nil, natsToken(*token)...)
 		if err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}
 		defer nc.Close()
 		rep, err := ledger.CompareJetStream(ctx, store, js, *site)
 		if err != nil {
-			return fmt.Errorf("verify: jetstream: %w", err)
+			return fmt.Errorf("verify: jetstream: %w", ledger.Refused(nc, err))
 		}
 		res.JetStream = &rep
 		res.OK = res.OK && rep.OK
@@ -164,7 +164,7 @@ func verifyBesideServer(ctx context.Context, info servingInfo, token string, wai
 	if !res.Chain.OK {
 		return res, nil
 	}
-	nc, js, err := ledger.Connect(ctx, info.NATS, "recledger-verify", nil)
+	nc, js, err := ledger.Connect(ctx, info.NATS, "recledger-verify", nil, natsToken(token)...)
 	if err != nil {
 		return res, err
 	}
@@ -172,7 +172,7 @@ func verifyBesideServer(ctx context.Context, info servingInfo, token string, wai
 	src := replay.JetStreamSource{JS: js, Site: info.Site}
 	head, err := src.Head(ctx)
 	if err != nil {
-		return res, fmt.Errorf("jetstream: %w", err)
+		return res, fmt.Errorf("jetstream: %w", ledger.Refused(nc, err))
 	}
 	want := res.Chain.Events
 	if head < want {
@@ -194,7 +194,7 @@ func verifyBesideServer(ctx context.Context, info servingInfo, token string, wai
 	case errors.Is(err, ledger.ErrChainBroken) || errors.Is(err, ledger.ErrCorrupt):
 		rep.FirstBad, rep.Problem = last.Seq+1, "stream: "+err.Error()
 	default:
-		return res, fmt.Errorf("jetstream: %w", err)
+		return res, fmt.Errorf("jetstream: %w", ledger.Refused(nc, err))
 	}
 	switch {
 	case rep.Problem != "":

@@ -7,7 +7,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -16,7 +15,7 @@ import (
 
 // JetStream is a running in-process nats-server with a client on it.
 type JetStream struct {
-	Server *server.Server
+	Server *ledger.Embedded
 	Conn   *nats.Conn
 	JS     jetstream.JetStream
 }
@@ -26,11 +25,12 @@ func (j *JetStream) URL() string { return j.Server.ClientURL() }
 
 // StartJetStream starts nats-server with JetStream (store in a temp dir,
 // client port chosen free, quiet) and connects to it; both are stopped when
-// the test ends. With sites given, it also creates recledger's streams for
+// the test ends. It is unguarded: its clients may write the streams, as
+// the tests of the outbox do. With sites given, it also creates recledger's streams for
 // each site (ledger.EnsureStreams).
 func StartJetStream(tb testing.TB, sites ...string) *JetStream {
 	tb.Helper()
-	srv, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: tb.TempDir(), Listen: "127.0.0.1:-1"})
+	srv, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: tb.TempDir(), Listen: "127.0.0.1:-1", Unguarded: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -44,6 +44,7 @@ type Config struct {
 	Dest     string // destination directory: Dest/{day}/{contact_id}.json
 	Durable  string // durable consumer name; default "upload-{site}"
 	MaxTries int    // attempts per file before the manifest is Nak'd; default 5
+	Token    string // presented to NATS (a server with a tokens file wants the auditor role); none when empty
 
 	AckWait      time.Duration // consumer AckWait; default 5 min
 	NakDelay     time.Duration // redelivery delay of a manifest that failed; default 1 min
@@ -110,7 +111,14 @@ func Run(ctx context.Context, url string, cfg Config) error {
 		return errors.New("upload-worker: site and dest are required")
 	}
 	cfg.Defaults()
-	nc, err := nats.Connect(url, nats.Name("recledger-upload-worker"), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.Name("recledger-upload-worker"), nats.MaxReconnects(-1)}
+	if cfg.Token != "" {
+		opts = append(opts, nats.Token(cfg.Token))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return fmt.Errorf("upload-worker: connect: %w: the server has a tokens file: give a token with the auditor role (--token or RECLEDGER_TOKEN)", err)
+	}
 	if err != nil {
 		return fmt.Errorf("upload-worker: connect: %w", err)
 	}

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/recledger/recledger/ledger"
 
 	"github.com/recledger/recledger/ledger/ledgertest"
 )
@@ -62,7 +62,7 @@ func TestWorkerChild(t *testing.T) {
 	}
 }
 
-func startNATS(t *testing.T) (*server.Server, jetstream.JetStream) {
+func startNATS(t *testing.T) (*ledger.Embedded, jetstream.JetStream) {
 	t.Helper()
 	j := ledgertest.StartJetStream(t, testSite)
 	return j.Server, j.JS

@@ -1,0 +1,124 @@
+package ledger
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"net"
+	"net/netip"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// NATSAccess is what a client of the embedded NATS server may do. The
+// streams themselves are written by the server's own connections only:
+// no access lets a client publish to recledger.events.> or
+// recledger.manifests.>, nor create, change, purge or delete a stream.
+type NATSAccess uint8
+
+// The accesses; a client may hold both.
+const (
+	// NATSSignals: publish call signals on recledger.cti.{site} and receive
+	// the replies (API.md §3; the command role).
+	NATSSignals NATSAccess = 1 << iota
+	// NATSRead: read the streams through JetStream (stream info, ordered
+	// and durable consumers, acks): replay, verify, restore and upload
+	// workers (the auditor and admin roles).
+	NATSRead
+)
+
+// NATSAuthorizer decides a client of the embedded server by the token it
+// presents ("" for none; a password counts as its token) and its address.
+// It returns the principal the client is known by and its access, or ok
+// false to refuse the connection.
+type NATSAuthorizer func(token string, addr netip.Addr) (principal string, access NATSAccess, ok bool)
+
+// Embedded is a running embedded nats-server. Stop it with Shutdown and
+// WaitForShutdown.
+type Embedded struct {
+	*server.Server
+	own string // the token of this process's own connections
+}
+
+// Own is the option that makes a connection this process's own: it may
+// write the streams. Give it to ledger.Connect for the server's
+// connection; never hand it out.
+func (e *Embedded) Own() nats.Option { return nats.Token(e.own) }
+
+// streamGuard is the embedded server's client authentication: the own
+// token gets every permission, every other client what its access allows.
+type streamGuard struct {
+	own       []byte
+	site      string
+	authorize NATSAuthorizer
+}
+
+var _ server.Authentication = (*streamGuard)(nil)
+
+func newStreamGuard(site string, authorize NATSAuthorizer, own string) (*streamGuard, error) {
+	if own != "" {
+		return &streamGuard{own: []byte(own), site: site, authorize: authorize}, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return &streamGuard{own: []byte(hex.EncodeToString(b)), site: site, authorize: authorize}, nil
+}
+
+// Check implements server.Authentication.
+func (g *streamGuard) Check(c server.ClientAuthentication) bool {
+	o := c.GetOpts()
+	tok := o.Token
+	if tok == "" {
+		tok = o.Password
+	}
+	if subtle.ConstantTimeCompare([]byte(tok), g.own) == 1 {
+		c.RegisterUser(&server.User{Username: "recledger"})
+		return true
+	}
+	principal, access := "", NATSSignals|NATSRead
+	if g.authorize != nil {
+		var ok bool
+		if principal, access, ok = g.authorize(tok, remoteAddr(c.RemoteAddress())); !ok {
+			return false
+		}
+	}
+	c.RegisterUser(&server.User{Username: principal, Permissions: natsPermissions(g.site, access)})
+	return true
+}
+
+func remoteAddr(a net.Addr) netip.Addr {
+	if t, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(t.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// natsPermissions are the subjects an access may publish and subscribe
+// to. Reading the streams goes through JetStream's API ($JS.API.>), less
+// every operation that writes or removes a stream.
+func natsPermissions(site string, access NATSAccess) *server.Permissions {
+	pub := &server.SubjectPermission{Allow: []string{}, Deny: []string{
+		"recledger.events.>", "recledger.manifests.>",
+		"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>",
+		"$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.STREAM.SNAPSHOT.>",
+		"$JS.API.STREAM.RESTORE.>", "$JS.API.STREAM.PEER.>", "$JS.API.STREAM.LEADER.>",
+		"$JS.API.ACCOUNT.>", "$JS.API.SERVER.>", "$JS.API.META.>",
+	}}
+	sub := &server.SubjectPermission{Allow: []string{"_INBOX.>"}}
+	if access&NATSSignals != 0 {
+		pub.Allow = append(pub.Allow, CTISubject(site))
+	}
+	if access&NATSRead != 0 {
+		pub.Allow = append(pub.Allow, "$JS.API.>", "$JS.ACK.>", "$JS.FC.>")
+		sub.Allow = append(sub.Allow, siteEventsFilter(site), "recledger.manifests."+site+".>")
+	}
+	if len(pub.Allow) == 0 {
+		pub.Allow = []string{"_INBOX.none"} // nothing: an empty allow list would allow everything
+	}
+	return &server.Permissions{Publish: pub, Subscribe: sub}
+}

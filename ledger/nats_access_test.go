@@ -1,0 +1,211 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// natsClient is a client of the embedded server as an operator's tool or
+// a stranger would be: no own token. It records the permission violations
+// the server reports.
+type natsClient struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+
+	mu         sync.Mutex
+	violations []string
+}
+
+func dialClient(t *testing.T, srv *Embedded, opts ...nats.Option) (*natsClient, error) {
+	t.Helper()
+	c := &natsClient{}
+	opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.violations = append(c.violations, err.Error())
+	}))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	nc, js, err := Connect(ctx, srv.ClientURL(), "test-client", nil, opts...)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(nc.Close)
+	c.nc, c.js = nc, js
+	return c, nil
+}
+
+// denied reports whether the server refused a publish to subject.
+func (c *natsClient) denied(subject string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range c.violations {
+		if strings.Contains(v, "Permissions Violation for Publish to \""+subject) {
+			return true
+		}
+	}
+	return false
+}
+
+// canRead reports whether the client reads the events stream's messages.
+func (c *natsClient) canRead(t *testing.T, want int) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	cons, err := c.js.OrderedConsumer(ctx, EventsStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return false
+	}
+	batch, err := cons.FetchNoWait(want)
+	if err != nil {
+		return false
+	}
+	n := 0
+	for range batch.Messages() {
+		n++
+	}
+	return n == want
+}
+
+// canSignal reports whether a call signal sent by the client on the CTI
+// subject is answered.
+func (c *natsClient) canSignal(t *testing.T) bool {
+	t.Helper()
+	_, err := c.nc.Request(CTISubject(jsTestSite), []byte(`{}`), 500*time.Millisecond)
+	return err == nil
+}
+
+// natsGuardFixture is an embedded server with the streams, five events
+// in them written by the own connection, and a responder on the CTI
+// subject.
+func natsGuardFixture(t *testing.T, authorize NATSAuthorizer) (*Embedded, jetstream.JetStream) {
+	t.Helper()
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Site: jsTestSite, Authorize: authorize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, js := jsConnect(t, srv)
+	for i := range 5 {
+		if _, err := js.Publish(t.Context(), EventSubject(jsTestSite, TypeCommand), []byte{'0' + byte(i)}); err != nil {
+			t.Fatalf("own connection: %v", err)
+		}
+	}
+	sub, err := nc.Subscribe(CTISubject(jsTestSite), func(m *nats.Msg) { _ = m.Respond([]byte(`{"accepted":0}`)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return srv, js
+}
+
+// tryWrites attempts what no client may do: publish into both streams,
+// purge and delete the events stream. It returns after the server had
+// time to answer.
+func (c *natsClient) tryWrites(t *testing.T) {
+	t.Helper()
+	// a plain publish to a stream's subject is stored as a JetStream one is
+	_ = c.nc.Publish(EventSubject(jsTestSite, TypeCommand), []byte("forged"))
+	_ = c.nc.Publish(ManifestSubject(jsTestSite, "2026-11-23"), []byte("forged"))
+	for _, api := range []string{"$JS.API.STREAM.PURGE.", "$JS.API.STREAM.DELETE."} {
+		_, _ = c.nc.Request(api+EventsStream, nil, 200*time.Millisecond)
+	}
+	_ = c.nc.Flush()
+}
+
+// TestEmbeddedNATSWritesOnlyItsOwn: without a tokens file, any client may
+// send call signals and read the streams, as anyone may use the open HTTP
+// API; no client but the server's own connection may write, purge or
+// delete a stream, so a stray publish cannot break the mirror's chain.
+func TestEmbeddedNATSWritesOnlyItsOwn(t *testing.T) {
+	srv, own := natsGuardFixture(t, nil)
+	c, err := dialClient(t, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.canSignal(t) {
+		t.Error("an open server refused a call signal")
+	}
+	if !c.canRead(t, 5) {
+		t.Error("an open server refused a read of the events stream")
+	}
+	c.tryWrites(t)
+	for _, subj := range []string{EventSubject(jsTestSite, TypeCommand), ManifestSubject(jsTestSite, "2026-11-23"),
+		"$JS.API.STREAM.PURGE." + EventsStream, "$JS.API.STREAM.DELETE." + EventsStream} {
+		if !c.denied(subj) {
+			t.Errorf("a client's publish to %s was not refused", subj)
+		}
+	}
+	info, err := own.Stream(t.Context(), EventsStream)
+	if err != nil {
+		t.Fatalf("the events stream is gone: %v", err)
+	}
+	if n := info.CachedInfo().State.Msgs; n != 5 {
+		t.Errorf("the events stream holds %d messages, want the own connection's 5", n)
+	}
+}
+
+// TestEmbeddedNATSFollowsTheTokens: with a tokens file, a client is let in
+// by its token, or by its address when it has none, and does what its
+// role allows: the command role sends call signals, the auditor reads.
+func TestEmbeddedNATSFollowsTheTokens(t *testing.T) {
+	loopback := netip.MustParsePrefix("127.0.0.0/8")
+	authorize := func(token string, addr netip.Addr) (string, NATSAccess, bool) {
+		switch {
+		case token == "cmd-token":
+			return "cti", NATSSignals, true
+		case token == "aud-token":
+			return "audit", NATSRead, true
+		case token == "" && loopback.Contains(addr):
+			return "net:local", NATSSignals, true
+		}
+		return "", 0, false
+	}
+	srv, _ := natsGuardFixture(t, authorize)
+
+	if _, err := dialClient(t, srv, nats.Token("wrong-token")); !errors.Is(err, ErrRefused) {
+		t.Errorf("an unknown token: %v, want ErrRefused", err)
+	}
+	cmd, err := dialClient(t, srv, nats.Token("cmd-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmd.canSignal(t) {
+		t.Error("the command role cannot send a call signal")
+	}
+	if cmd.canRead(t, 5) {
+		t.Error("the command role reads the stream")
+	}
+	aud, err := dialClient(t, srv, nats.Token("aud-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !aud.canRead(t, 5) {
+		t.Error("the auditor role cannot read the stream")
+	}
+	if aud.canSignal(t) {
+		t.Error("the auditor role sends call signals")
+	}
+	local, err := dialClient(t, srv) // no token: by address
+	if err != nil {
+		t.Fatalf("a client of a granted network: %v", err)
+	}
+	if !local.canSignal(t) {
+		t.Error("the granted network cannot send a call signal")
+	}
+	aud.tryWrites(t)
+	if !aud.denied(EventSubject(jsTestSite, TypeCommand)) {
+		t.Error("the auditor role may write the events stream")
+	}
+}
