@@ -11,13 +11,19 @@ import (
 // card number and never reaches the ledger in clear.
 //
 // A run is a maximal stretch of digits in which digits may be separated by
-// any number of separators; the separators cut it into groups. A card
-// number is a run, or a part of a run made of whole consecutive groups
-// ("4111 1111 1111 1111 1225" holds one), with 13–19 digits that pass
-// Luhn. A run holding one is replaced whole by its first 6 digits, one '*'
-// per hidden digit and its last 4 digits, its separators dropped
+// any number of separators. A run holds a card number when any 13–19 of
+// its consecutive digits pass Luhn, separators or not: a card number
+// followed by its expiry date or CVV with nothing between
+// ("41111111111111111225") holds one. This is the projections' own rule
+// (projections.holdsCardNumber), which rejects such a key, so that
+// nothing the fold rejects as a card number is in the ledger in clear. A
+// run holding one is replaced whole by its first 6 digits, one '*' per
+// hidden digit and its last 4 digits, its separators dropped
 // ("4111 1111-1111 1111" → "411111******1111"), so that no digits of the
-// run can combine into another card number. Everything else is kept.
+// run can combine into another card number. Everything else is kept. A
+// long run of digits (a reference number of 20 or more) is likely to hold
+// a window that passes Luhn by chance, and is then masked too: a false
+// alarm costs a metadata value, a missed card number an audit.
 //
 // What reads as a digit or a space to a person counts, not only ASCII: a
 // digit is any Unicode decimal digit (full-width "４", Arabic-Indic "٤"),
@@ -49,8 +55,8 @@ func maskCards(v string) (string, bool) {
 			i += size
 			continue
 		}
-		end, digits, groups := scanRun(v, i)
-		if len(digits) >= cardMinDigits && holdsCard(digits, groups) {
+		end, digits := scanRun(v, i)
+		if holdsCard(digits) {
 			b.Write(digits[:cardKeepHead])
 			b.WriteString(strings.Repeat("*", len(digits)-cardKeepHead-cardKeepTail))
 			b.Write(digits[len(digits)-cardKeepTail:])
@@ -83,37 +89,23 @@ func plainFewDigits(v string) bool {
 }
 
 // scanRun reads the run starting at the digit at v[start]: it returns the
-// index just after the run's last digit, the run's digits (as ASCII), and
-// where each group ends in digits.
-func scanRun(v string, start int) (end int, digits []byte, groupEnds []int) {
+// index just after the run's last digit and the run's digits (as ASCII).
+func scanRun(v string, start int) (end int, digits []byte) {
 	end = start
-	afterDigit := false
 	for j := start; j < len(v); {
 		r, size := utf8.DecodeRuneInString(v[j:])
 		if d, ok := cardDigit(r); ok {
 			digits = append(digits, d)
 			j += size
-			end, afterDigit = j, true
+			end = j
 			continue
 		}
 		if !cardSeparator(r) {
 			break
 		}
-		// a separator belongs to the run only if a digit follows
-		if n := len(groupEnds); afterDigit && (n == 0 || groupEnds[n-1] != len(digits)) {
-			groupEnds = append(groupEnds, len(digits))
-		}
-		afterDigit = false
-		j += size
+		j += size // a separator belongs to the run only if a digit follows
 	}
-	return end, digits, closeGroups(groupEnds, len(digits))
-}
-
-func closeGroups(ends []int, n int) []int {
-	if len(ends) == 0 || ends[len(ends)-1] != n {
-		ends = append(ends, n)
-	}
-	return ends
+	return end, digits
 }
 
 // cardDigit returns the ASCII digit r stands for, if r is a decimal digit
@@ -154,21 +146,15 @@ func cardSeparator(r rune) bool {
 	return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf)
 }
 
-// holdsCard reports whether whole consecutive groups of a run hold 13–19
-// digits that pass Luhn.
-func holdsCard(digits []byte, groupEnds []int) bool {
-	start := 0
-	for i := range groupEnds {
-		for _, end := range groupEnds[i:] {
-			n := end - start
-			if n > cardMaxDigits {
-				break
-			}
-			if n >= cardMinDigits && luhn(digits[start:end]) {
+// holdsCard reports whether any 13–19 consecutive digits of a run pass
+// Luhn.
+func holdsCard(digits []byte) bool {
+	for n := cardMinDigits; n <= cardMaxDigits && n <= len(digits); n++ {
+		for i := 0; i+n <= len(digits); i++ {
+			if luhn(digits[i : i+n]) {
 				return true
 			}
 		}
-		start = groupEnds[i]
 	}
 	return false
 }

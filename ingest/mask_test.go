@@ -18,12 +18,15 @@ func TestMaskCards(t *testing.T) {
 		{"4111-1111-1111-1111", "411111******1111", true},
 		{"378282246310005", "378282*****0005", true},                   // 15-digit Amex
 		{"6011111111111117", "601111******1117", true},                 // Discover
-		{"4111111111111112", "4111111111111112", false},                // fails Luhn
+		{"4111111111111113", "4111111111111113", false},                // no 13–19 digits of it pass Luhn
 		{"123456789012", "123456789012", false},                        // 12 digits
 		{"+13125550100", "+13125550100", false},                        // phone number
 		{"2026-11-23", "2026-11-23", false},                            // a date
 		{"10.70", "10.70", false},                                      // an amount
-		{"x94111111111111111y", "x94111111111111111y", false},          // 17 digits, not Luhn-valid
+		{"x94111111111111000y", "x94111111111111000y", false},          // 17 digits, none of their windows Luhn-valid
+		{"41111111111111111225", "411111**********1225", true},         // card and expiry, no separator
+		{"5500000000000004123", "550000*********4123", true},           // card and CVV
+		{"123454111111111111111", "123454***********1111", true},       // digits before the card
 		{"4111111111111111 1225", "411111**********1225", true},        // card then expiry: whole run hidden
 		{"ref 12 4111-1111-1111-1111", "ref 124111********1111", true}, // number before the card
 		{"a 4111111111111111 b 5500005555555559", "a 411111******1111 b 550000******5559", true},
@@ -32,14 +35,14 @@ func TestMaskCards(t *testing.T) {
 		{"4111\t1111\t1111\t1111", "411111******1111", true},
 		{"4111\u00a01111\u00a01111\u00a01111", "411111******1111", true}, // no-break spaces
 		{"4111\u20131111\u20131111\u20131111", "411111******1111", true}, // en dashes
-		{"4111\u200b1111111111\u00ad11", "411111******1111", true},        // zero-width space, soft hyphen
+		{"4111\u200b1111111111\u00ad11", "411111******1111", true},       // zero-width space, soft hyphen
 		{"\uff14111111111111111", "411111******1111", true},              // a full-width first digit
 		{"\uff14\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11", "411111******1111", true},
-		{"\u0664\u0661\u0661\u0661 1111 1111 1111", "411111******1111", true}, // Arabic-Indic digits
-		{"n\u00b0 4111111111111112 \u00e9t\u00e9", "n\u00b0 4111111111111112 \u00e9t\u00e9", false}, // accents around a non-card
+		{"\u0664\u0661\u0661\u0661 1111 1111 1111", "411111******1111", true},                       // Arabic-Indic digits
+		{"n\u00b0 4111111111111113 \u00e9t\u00e9", "n\u00b0 4111111111111113 \u00e9t\u00e9", false}, // accents around a non-card
 		{"caf\u00e9 4111 1111 1111 1111.", "caf\u00e9 411111******1111.", true},
 		{"\xff4111111111111111\xfe", "\xff411111******1111\xfe", true}, // invalid UTF-8 around it is kept
-		{"\uff11\uff12\uff13", "\uff11\uff12\uff13", false},               // few digits: kept as sent
+		{"\uff11\uff12\uff13", "\uff11\uff12\uff13", false},            // few digits: kept as sent
 	} {
 		got, masked := maskCards(tc.in)
 		if got != tc.want || masked != tc.masked {
@@ -56,28 +59,26 @@ func TestLuhn(t *testing.T) {
 	}
 }
 
-// cardLeft reports a card number left in v: whole consecutive digit groups
-// of a run (groups separated by spaces, dashes and invisible format
-// characters of any script) with 13–19 decimal digits of any script passing
-// Luhn. Written independently of the masker.
+// cardLeft reports a card number left in v: 13–19 consecutive decimal
+// digits of any script, within a run of digits and separators (spaces,
+// dashes and invisible format characters of any script), passing Luhn.
+// Written independently of the masker.
 func cardLeft(v string) (string, bool) {
 	isSep := func(r rune) bool {
 		return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf) || r == '\u2212'
 	}
 	runs := strings.FieldsFunc(v, func(r rune) bool { return !unicode.IsDigit(r) && !isSep(r) })
 	for _, run := range runs {
-		groups := strings.FieldsFunc(run, isSep)
-		for i := range groups {
-			var card []byte
-			for _, g := range groups[i:] {
-				for _, r := range g {
-					card = append(card, digitOf(r))
-				}
-				if len(card) > cardMaxDigits {
-					break
-				}
-				if len(card) >= cardMinDigits && luhn(card) {
-					return string(card), true
+		var digits []byte
+		for _, r := range run {
+			if unicode.IsDigit(r) {
+				digits = append(digits, digitOf(r))
+			}
+		}
+		for i := range digits {
+			for n := cardMinDigits; n <= cardMaxDigits && i+n <= len(digits); n++ {
+				if luhn(digits[i : i+n]) {
+					return string(digits[i : i+n]), true
 				}
 			}
 		}
