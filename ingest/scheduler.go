@@ -60,6 +60,10 @@ type Scheduler struct {
 	View        SealView
 	Now         func() time.Time
 	Logger      *slog.Logger
+	// Began tells when the ledger's first event was appended (ok false
+	// when it cannot tell). A start after an upload time the ledger did
+	// not yet exist at seals nothing. nil: the ledger is taken to be older.
+	Began       func(context.Context) (time.Time, bool)
 	Poll        time.Duration // at most this long between looks; DefaultSchedulerPoll when 0
 	ConfigEvery time.Duration // configuration re-read interval; DefaultConfigEvery when 0
 
@@ -91,7 +95,9 @@ type sealReq struct{ day, by string }
 // day that is not sealed and is later than the last sealed day, that day is
 // sealed at once (by "startup"). Only that day: the contacts of any earlier
 // missed day are pending too and go into its manifest. A fresh site (an
-// empty ledger) is not sealed on start.
+// empty ledger, or one begun after that upload time and never sealed) is
+// not sealed on start: it was not down at that upload time, it did not
+// exist, and its contacts wait for the next one.
 func (s *Scheduler) Run(ctx context.Context) error {
 	if s.Appender == nil || s.View == nil || s.Now == nil {
 		return errors.New("scheduler: Appender, View and Now are required")
@@ -129,7 +135,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case first:
 			// A fresh site (nothing in the ledger, never sealed) was not
 			// "down at upload time": it has nothing to seal.
-			if d, _ := s.View.LastSeal(); (d != "" || s.View.Seq() > 0) && s.sealable(prevDay) {
+			if s.missed(ctx, prevAt) && s.sealable(prevDay) {
 				pending = &sealReq{prevDay, ledger.SealStartup}
 			}
 		case prevAt.After(last):
@@ -180,6 +186,22 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// missed reports whether the site was down at the upload time at: it has
+// sealed a day before, or its ledger held events by then.
+func (s *Scheduler) missed(ctx context.Context, at time.Time) bool {
+	if d, _ := s.View.LastSeal(); d != "" {
+		return true
+	}
+	if s.View.Seq() == 0 {
+		return false
+	}
+	if s.Began == nil {
+		return true
+	}
+	began, ok := s.Began(ctx)
+	return !ok || !began.After(at)
 }
 
 // site reads the site settings and the zone the projections date days

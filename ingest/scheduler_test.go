@@ -20,6 +20,7 @@ import (
 // what the scheduler appends, with the (fake) time it was appended at, and
 // folds seals and timers into the little state SealView shows.
 type fakeLedger struct {
+	began  time.Time // when the ledger's first event was appended; zero: unknown
 	mu     sync.Mutex
 	site   ledger.Site
 	sealed []string
@@ -141,7 +142,8 @@ func runFor(t *testing.T, f *fakeLedger, start time.Time, d time.Duration, poll 
 		f.got[i].at = now()
 	}
 	f.mu.Unlock()
-	s := &Scheduler{Appender: f, View: f, Now: now, Poll: poll}
+	s := &Scheduler{Appender: f, View: f, Now: now, Poll: poll,
+		Began: func(context.Context) (time.Time, bool) { return f.began, !f.began.IsZero() }}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -289,6 +291,35 @@ func TestNoSealOnStartOfFreshSite(t *testing.T) {
 			t.Errorf("sealed %v on the first start of an empty ledger; want nothing", got)
 		}
 	})
+}
+
+// A ledger begun after the last upload time was not down at it: it
+// existed only since. Its contacts wait for the next upload time, and a
+// ledger begun before it is sealed on start as before.
+func TestNoSealOnStartOfLedgerBegunAfterUploadTime(t *testing.T) {
+	for _, tc := range []struct {
+		began string
+		want  []seal
+	}{
+		{"2026-11-24T03:52:00Z", []seal{{"2026-11-24T23:00:00Z", "2026-11-24", ledger.SealSchedule}}},
+		{"2026-11-23T22:59:00Z", []seal{
+			{"2026-11-24T08:15:00Z", "2026-11-23", ledger.SealStartup},
+			{"2026-11-24T23:00:00Z", "2026-11-24", ledger.SealSchedule},
+		}},
+	} {
+		t.Run(tc.began, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, began: utc(tc.began)}
+				if _, err := f.Append(t.Context(), ledger.Event{Type: ledger.TypeConfig}); err != nil {
+					t.Fatal(err)
+				}
+				got := seals(t, runFor(t, f, utc("2026-11-24T08:15:00Z"), 16*time.Hour, time.Minute, nil))
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("seals\n got %v\nwant %v", got, tc.want)
+				}
+			})
+		})
+	}
 }
 
 func TestNoSealOnStartWhenSealed(t *testing.T) {

@@ -151,7 +151,11 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	if now == nil {
 		now = time.Now
 	}
-	sched := &ingest.Scheduler{Appender: store, View: s.live, Now: now, Logger: log}
+	sched := &ingest.Scheduler{Appender: store, View: s.live, Now: now, Logger: log,
+		Began: func(ctx context.Context) (time.Time, bool) {
+			first, err := store.Get(ctx, 1)
+			return first.Time.Time, err == nil
+		}}
 	// Commits wake the schedulers at once instead of at their next poll: a
 	// config change may move the upload time, a seal has a manifest to
 	// publish. New pauses are found by the scheduler's own poll (a second):
