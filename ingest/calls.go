@@ -16,6 +16,19 @@ import (
 // maxSignalsPerBatch bounds one call-signal batch.
 const maxSignalsPerBatch = 1000
 
+// A signal's number fields are phone numbers or dialed digits: bounded, so
+// that no signal makes an event too large to mirror.
+const maxSignalNumber = 64
+
+// A signal's at is refused before earliestSignalAt and more than
+// maxSignalAhead after it was received: a date from a broken clock would
+// date a contact, its day and its retention absurdly (year 9999), while a
+// feed resending after an outage sends past times, and one whose clock
+// runs a little ahead sends times slightly in the future.
+var earliestSignalAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const maxSignalAhead = 24 * time.Hour
+
 // callSignalIn is one call signal as a CTI client sends it (API.md §3).
 type callSignalIn struct {
 	CallID    string  `json:"call_id"`
@@ -96,6 +109,10 @@ func checkSignal(in callSignalIn, received ledger.Time) (sig ledger.CallSignal, 
 		return sig, "extension", "is required"
 	case len(in.Extension) > 64:
 		return sig, "extension", "is longer than 64 characters"
+	case len(in.ANI) > maxSignalNumber:
+		return sig, "ani", fmt.Sprintf("is longer than %d characters", maxSignalNumber)
+	case len(in.DNIS) > maxSignalNumber:
+		return sig, "dnis", fmt.Sprintf("is longer than %d characters", maxSignalNumber)
 	}
 	switch in.Type {
 	case ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered,
@@ -113,6 +130,10 @@ func checkSignal(in callSignalIn, received ledger.Time) (sig ledger.CallSignal, 
 		t, err := time.Parse(time.RFC3339Nano, *in.At)
 		if err != nil {
 			return sig, "at", fmt.Sprintf("must be an RFC 3339 time, got %q", *in.At)
+		}
+		if t.Before(earliestSignalAt) || t.After(received.Add(maxSignalAhead)) {
+			return sig, "at", fmt.Sprintf("%s is not a time this call can have: at must be after %s and at most %s after the server's clock (%s); leave it out to have the server stamp the signal",
+				*in.At, earliestSignalAt.Format(time.DateOnly), maxSignalAhead, received.Format(time.RFC3339))
 		}
 		at = ledger.T(t)
 	}

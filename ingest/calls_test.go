@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,16 +19,27 @@ func TestParseSignals(t *testing.T) {
 	if sig.At.String() != "2026-11-23T13:02:11.120Z" || sig.Transport != "http" || sig.Principal != "p" {
 		t.Fatalf("%+v", sig)
 	}
+	// a resent signal of last year, and one from a clock a few hours ahead
+	for _, at := range []string{"2025-11-23T14:00:00Z", "2026-11-24T13:59:59Z"} {
+		if _, err := parseSignals([]byte(`{"call_id":"c-1","extension":"3420","type":"ended","at":"`+at+`"}`), now, ledger.TransportHTTP, ""); err != nil {
+			t.Errorf("at %s: %v", at, err)
+		}
+	}
 	evs, _ = parseSignals([]byte(`[{"call_id":"c-1","extension":"3420","type":"ended"}]`), now, ledger.TransportNATS, "")
 	if sig := evs[0].Data.(ledger.CallSignal); !sig.At.Equal(now) {
 		t.Fatalf("default at: %v", sig.At)
 	}
 	for body, field := range map[string]string{
 		`[{"call_id":"c-1","extension":"1","type":"ringing"},{"extension":"1","type":"ringing"}]`: "call_id",
-		`{"call_id":"c","type":"ringing"}`:                                     "extension",
-		`{"call_id":"c","extension":"1","type":"ring"}`:                        "type",
-		`{"call_id":"c","extension":"1","type":"held","direction":"sideways"}`: "direction",
-		`{"call_id":"c","extension":"1","type":"held","at":"yesterday"}`:       "at",
+		`{"call_id":"c","type":"ringing"}`:                                                       "extension",
+		`{"call_id":"c","extension":"1","type":"ring"}`:                                          "type",
+		`{"call_id":"c","extension":"1","type":"held","direction":"sideways"}`:                   "direction",
+		`{"call_id":"c","extension":"1","type":"held","at":"yesterday"}`:                         "at",
+		`{"call_id":"c","extension":"1","type":"held","at":"9999-12-31T23:30:00Z"}`:              "at", // a broken clock
+		`{"call_id":"c","extension":"1","type":"held","at":"2026-11-24T14:00:01Z"}`:              "at", // more than a day ahead
+		`{"call_id":"c","extension":"1","type":"held","at":"0001-01-01T00:00:00Z"}`:              "at",
+		`{"call_id":"c","extension":"1","type":"held","ani":"` + strings.Repeat("1", 65) + `"}`:  "ani",
+		`{"call_id":"c","extension":"1","type":"held","dnis":"` + strings.Repeat("1", 65) + `"}`: "dnis",
 	} {
 		_, err := parseSignals([]byte(body), now, ledger.TransportHTTP, "")
 		var ae *apiError
@@ -47,7 +59,7 @@ func FuzzParseSignals(f *testing.F) {
 	f.Add(`[{"call_id":"c-1","extension":"3420","type":"ended","direction":"inbound","acd":true}]`)
 	f.Add(`[{"call_id":"","extension":"3420","type":"x"}]`)
 	f.Fuzz(func(t *testing.T, body string) {
-		evs, err := parseSignals([]byte(body), time.Unix(0, 0), ledger.TransportHTTP, "")
+		evs, err := parseSignals([]byte(body), time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC), ledger.TransportHTTP, "")
 		if err != nil {
 			if statusOf(err) != 400 {
 				t.Fatalf("status %d for %v", statusOf(err), err)
@@ -59,7 +71,7 @@ func FuzzParseSignals(f *testing.F) {
 		}
 		for _, e := range evs {
 			s := e.Data.(ledger.CallSignal)
-			if _, field, _ := checkSignal(callSignalIn{CallID: s.CallID, Extension: s.Extension, Type: s.Type, Direction: s.Direction}, s.At); field != "" {
+			if _, field, _ := checkSignal(callSignalIn{CallID: s.CallID, Extension: s.Extension, Type: s.Type, Direction: s.Direction, ANI: s.ANI, DNIS: s.DNIS}, s.At); field != "" {
 				t.Fatalf("accepted an invalid signal: %+v (%s)", s, field)
 			}
 			if s.At.IsZero() {
