@@ -33,4 +33,7 @@ var (
 	// ErrRefused: a NATS server refused this program's connection for its
 	// credentials (a token missing, unknown, or of a role without access).
 	ErrRefused = errors.New("refused")
+	// ErrTooLarge: a message is larger than the NATS server takes
+	// (max_payload); publishing waits until the server is given more.
+	ErrTooLarge = errors.New("larger than the NATS server's max_payload")
 )

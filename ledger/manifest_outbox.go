@@ -140,6 +140,13 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
 			// Another ledger's manifest for that day is in the stream:
 			// retrying cannot help; an operator must look.
 			o.log.Error("manifest not published: the stream holds a different one", mobKeyDay, day, mobKeyErr, err)
+		case errors.Is(err, ErrTooLarge):
+			// Days go in order: none is published until this one fits.
+			if ctx.Err() == nil && err.Error() != o.lastErr {
+				o.log.Error("manifest not published: larger than the NATS server takes; later days wait for it", mobKeyDay, day, mobKeyErr, err)
+				o.lastErr = err.Error()
+			}
+			return
 		default:
 			// Logged once per distinct failure: the stream may be down for
 			// a while, and the outbox looks every few seconds.

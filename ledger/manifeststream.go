@@ -25,6 +25,9 @@ func PublishManifest(ctx context.Context, js jetstream.JetStream, site, day stri
 	if err := validSite(day); err != nil {
 		return fmt.Errorf("publish manifest: day: %w", err)
 	}
+	if max := js.Conn().MaxPayload(); max > 0 && int64(len(body))+msgOverhead > max {
+		return fmt.Errorf("publish manifest %s: %w: the manifest is %d bytes, the server takes %d; raise its max_payload", day, ErrTooLarge, len(body), max)
+	}
 	subj := ManifestSubject(site, day)
 	s, err := js.Stream(ctx, ManifestsStream)
 	if err != nil {

@@ -17,6 +17,13 @@ import (
 // DefaultNATSListen is the client address of the embedded server when none is given.
 const DefaultNATSListen = "127.0.0.1:4222"
 
+// EmbeddedMaxPayload is the embedded server's largest message. A sealed
+// day's manifest is one message (API.md §6), about 500 bytes a contact:
+// NATS's default of 1 MiB would hold about 2,000 contacts, an ordinary
+// day of a contact center; 32 MiB holds some 60,000. (nats-server warns
+// at start that more than 8 MiB is not its recommendation.)
+const EmbeddedMaxPayload = 32 << 20
+
 // embeddedReadyTimeout bounds how long StartEmbedded waits for the server.
 const embeddedReadyTimeout = 5 * time.Second
 
@@ -58,6 +65,8 @@ type EmbeddedOptions struct {
 	// fresh one. A test that restarts a server under a live connection
 	// gives the first server's.
 	own string
+	// maxPayload replaces EmbeddedMaxPayload when set (tests).
+	maxPayload int32
 }
 
 // StartEmbedded starts nats-server in this process with JetStream storing
@@ -84,12 +93,16 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		return nil, fmt.Errorf("start nats: %w", err)
 	}
 	sopts := &server.Options{
-		Host:      host,
-		Port:      port,
-		JetStream: true,
-		StoreDir:  opts.StoreDir,
-		NoSigs:    true,
-		NoLog:     opts.Logger == nil,
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   opts.StoreDir,
+		NoSigs:     true,
+		NoLog:      opts.Logger == nil,
+		MaxPayload: EmbeddedMaxPayload,
+	}
+	if opts.maxPayload > 0 {
+		sopts.MaxPayload = opts.maxPayload
 	}
 	if !opts.Unguarded {
 		sopts.CustomClientAuthentication = guard

@@ -153,8 +153,10 @@ func (o *Outbox) Published() uint64 { return o.published.Load() }
 // Confirmed is the last seq known to be in the stream.
 func (o *Outbox) Confirmed() uint64 { return o.confirmed.Load() }
 
-// Mismatch is nil, or an error wrapping ErrMismatch when the stream holds
-// events of another ledger and the outbox has stopped publishing.
+// Mismatch is nil, or why the outbox cannot go on: an error wrapping
+// ErrMismatch when the stream holds events of another ledger and the
+// outbox has stopped publishing, or ErrTooLarge while the next event is
+// larger than the NATS server takes.
 func (o *Outbox) Mismatch() error {
 	if p := o.mismatch.Load(); p != nil {
 		return *p
@@ -176,11 +178,21 @@ func (o *Outbox) Run(ctx context.Context) error {
 		}
 		if progressed {
 			backoff = o.minBackoff
+			if p := o.mismatch.Load(); p != nil && errors.Is(*p, ErrTooLarge) {
+				o.mismatch.CompareAndSwap(p, nil)
+			}
 		}
 		wait := backoff
 		if errors.Is(err, ErrMismatch) || errors.Is(err, ErrCorrupt) {
 			if prev := o.mismatch.Swap(&err); prev == nil || (*prev).Error() != err.Error() {
 				o.log.Error("outbox stopped: the stream does not continue this ledger", jsLogKeyErr, err)
+			}
+			wait = o.maxBackoff
+		} else if errors.Is(err, ErrTooLarge) {
+			// Events go in order: none passes this one until the server
+			// takes it. Shown on /readyz as the outbox's problem.
+			if prev := o.mismatch.Swap(&err); prev == nil || (*prev).Error() != err.Error() {
+				o.log.Error("outbox waiting: an event is larger than the NATS server takes", jsLogKeyErr, err)
 			}
 			wait = o.maxBackoff
 		} else {
@@ -196,6 +208,10 @@ func (o *Outbox) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// msgOverhead bounds what a published event adds to its bytes on the
+// wire's payload: the Nats-Msg-Id header.
+const msgOverhead = 128
 
 // publisher is the JetStream context the outbox publishes with: its own,
 // on the caller's connection, so its in-flight limit and ack timeout are
@@ -335,6 +351,9 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 		}
 		// No client-side retries: a retried message would land after the
 		// ones sent behind it.
+		if max := o.js.Conn().MaxPayload(); max > 0 && int64(len(e.Raw))+msgOverhead > max {
+			return fmt.Errorf("publish seq %d: %w: the event is %d bytes, the server takes %d; raise its max_payload", e.Seq, ErrTooLarge, len(e.Raw), max)
+		}
 		f, err := pub.PublishMsgAsync(o.message(e), jetstream.WithRetryAttempts(0))
 		if err != nil {
 			return fmt.Errorf("publish seq %d: %w", e.Seq, err)
