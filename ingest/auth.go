@@ -84,13 +84,20 @@ func ParseTokens(b []byte) (*Tokens, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
 	}
+	if len(f.Tokens) == 0 && len(f.Networks) == 0 {
+		return nil, &ledger.FieldError{Field: "tokens", Message: "the file grants no token and no network: every request would be refused (without --tokens the API is open)"}
+	}
 	t := &Tokens{}
-	seen := map[string]bool{}
+	seen, names := map[string]bool{}, map[string]bool{}
 	for i, e := range f.Tokens {
 		field := fmt.Sprintf("tokens[%d]", i)
 		if strings.TrimSpace(e.Name) == "" {
 			return nil, &ledger.FieldError{Field: field + ".name", Message: "is required"}
 		}
+		if names[e.Name] {
+			return nil, &ledger.FieldError{Field: field + ".name", Message: fmt.Sprintf("%q is used twice: the ledger records who by this name", e.Name)}
+		}
+		names[e.Name] = true
 		if len(e.Token) < minTokenLen {
 			return nil, &ledger.FieldError{Field: field + ".token", Message: fmt.Sprintf("must be at least %d characters", minTokenLen)}
 		}

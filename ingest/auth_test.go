@@ -70,6 +70,8 @@ func TestParseTokensRejects(t *testing.T) {
 		"tokens[1].token":    `{"tokens":[{"name":"a","token":"0123456789abcdef0","roles":["admin"]},{"name":"b","token":"0123456789abcdef0","roles":["admin"]}]}`,
 		"networks[0].cidr":   `{"networks":[{"cidr":"10.1.0.0/33","roles":["command"]}]}`,
 		"networks[0].roles":  `{"networks":[{"cidr":"10.1.0.0/16"}]}`,
+		"tokens[1].name":     `{"tokens":[{"name":"a","token":"0123456789abcdef0","roles":["admin"]},{"name":"a","token":"0123456789abcdef1","roles":["admin"]}]}`,
+		"tokens":             `{"tokens":[],"networks":[]}`,
 	} {
 		_, err := ParseTokens([]byte(doc))
 		var fe *ledger.FieldError

@@ -88,6 +88,15 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	if opts.StoreDir == "" {
 		return nil, fmt.Errorf("start nats: %w: empty store dir", ErrInvalid)
 	}
+	if port != -1 {
+		// nats-server only logs a failed bind, and is then "not ready"
+		// after a while: try the address first, to say why at once.
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return nil, fmt.Errorf("start nats: %w: %v", ErrUnavailable, err)
+		}
+		ln.Close()
+	}
 	guard, err := newStreamGuard(opts.Site, opts.Authorize, opts.own)
 	if err != nil {
 		return nil, fmt.Errorf("start nats: %w", err)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -266,5 +268,22 @@ func TestPublishManifestOnce(t *testing.T) {
 	}
 	if err := PublishManifest(ctx, js, jsTestSite, "a.b", body); !errors.Is(err, ErrInvalid) {
 		t.Errorf("day with a dot: err = %v, want ErrInvalid", err)
+	}
+}
+
+// A NATS address already taken is said at once, with the reason.
+func TestStartEmbeddedOnATakenAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Listen: ln.Addr().String()})
+	if err == nil {
+		srv.Shutdown()
+		t.Fatal("started on a taken address")
+	}
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("err = %v, want ErrUnavailable saying the address is in use", err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/recledger/recledger/ledger"
 )
 
 // ServeConfig is everything `recledger serve` needs, with defaults from
@@ -63,7 +65,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	strFlag(fs, &cfg.HTTP, "http", "RECLEDGER_HTTP", "HTTP API address")
 	strFlag(fs, &cfg.NATS, "nats", "RECLEDGER_NATS", "external NATS/JetStream URLs, comma-separated; empty = embedded server")
 	strFlag(fs, &cfg.NATSListen, "nats-listen", "RECLEDGER_NATS_LISTEN", "client address of the embedded NATS server")
-	intFlag(fs, &cfg.Replicas, "replicas", "RECLEDGER_REPLICAS", "stream replicas on an external cluster")
+	replicasEnv := intFlag(fs, &cfg.Replicas, "replicas", "RECLEDGER_REPLICAS", "stream replicas on an external cluster")
 	strFlag(fs, &cfg.Site, "site", "RECLEDGER_SITE", "site name, part of subjects")
 	strFlag(fs, &cfg.ConfigFile, "config", "RECLEDGER_CONFIG", "JSON configuration applied at start")
 	strFlag(fs, &cfg.TokensFile, "tokens", "RECLEDGER_TOKENS", "API tokens and roles (JSON); none = open")
@@ -72,6 +74,9 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	if err := replicasEnv(); err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	stderr := c.Stderr
 	if stderr == nil {
@@ -93,14 +98,27 @@ func strFlag(fs *flag.FlagSet, p *string, name, env, usage string) {
 	fs.StringVar(p, name, *p, usage+" (env "+env+")")
 }
 
-// intFlag defines an int flag whose default comes from env when set.
-func intFlag(fs *flag.FlagSet, p *int, name, env, usage string) {
+// intFlag defines an int flag whose default comes from env when set. The
+// returned check reports an env value that is not an integer, unless the
+// flag was given on the command line (which wins); call it after Parse.
+func intFlag(fs *flag.FlagSet, p *int, name, env, usage string) func() error {
+	var bad error
 	if v, ok := os.LookupEnv(env); ok {
 		if n, err := strconv.Atoi(v); err == nil {
 			*p = n
+		} else {
+			bad = fmt.Errorf("%s=%q: %w: not an integer", env, v, ledger.ErrInvalid)
 		}
 	}
 	fs.IntVar(p, name, *p, usage+" (env "+env+")")
+	return func() error {
+		given := false
+		fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+		if given {
+			return nil
+		}
+		return bad
+	}
 }
 
 var errStopped = errors.New("stopped")
