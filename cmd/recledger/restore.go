@@ -79,6 +79,9 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	if seq, _ := store.Head(); seq != 0 { // created under us
 		return fmt.Errorf("restore: %s: %w: it already holds %d events", path, ledger.ErrConflict, seq)
 	}
+	if err := store.ClaimSite(ctx, *site); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 
 	p := replay.NewProgress(stderr, 0, head)
 	n, err := replay.Restore(ctx, src, store, 0, p.Update)

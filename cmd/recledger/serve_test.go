@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -194,4 +196,37 @@ func waitStreamHead(t *testing.T, src replay.JetStreamSource, seq uint64) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// A data dir is one site's: served under another name it is refused,
+// since its mirror would start again under other subjects.
+func TestServeRefusesAnotherSite(t *testing.T) {
+	data := t.TempDir()
+	cfg := testServeConfig(data)
+	cfg.Site = "alpha"
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	if err := srv.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Site = "beta"
+	srv, err = StartServer(t.Context(), cfg)
+	if err == nil {
+		srv.Stop()
+		_ = srv.Wait()
+		t.Fatal("served alpha's ledger as site beta")
+	}
+	if !errors.Is(err, ledger.ErrConflict) || !strings.Contains(err.Error(), `"alpha"`) {
+		t.Errorf("err = %v, want a conflict naming alpha", err)
+	}
+	cfg.Site = "alpha"
+	srv, err = StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("served again as alpha: %v", err)
+	}
+	srv.Stop()
+	_ = srv.Wait()
 }

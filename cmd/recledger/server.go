@@ -88,6 +88,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	s.store = store
+	if err := store.ClaimSite(ctx, cfg.Site); err != nil {
+		return nil, fmt.Errorf("serve: --site %s: %w: serve it as its own site, or start another data dir for %s", cfg.Site, err, cfg.Site)
+	}
 
 	// Rebuild the projections: newest checkpoint + the tail.
 	state, replayed, err := replay.Load(ctx, store, store)

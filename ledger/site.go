@@ -1,0 +1,67 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// bucketMeta holds facts about the ledger file itself: "site", the site
+// whose ledger it is.
+var (
+	bucketMeta = []byte("meta")
+	metaSite   = []byte("site")
+)
+
+// ClaimSite records site as the one whose ledger this is, or, when another
+// site is recorded, returns an error wrapping ErrConflict naming it. The
+// site names the subjects the ledger is mirrored under (API.md §6): served
+// under another name, its mirror would start again from event 1 under the
+// new subjects, and the old stream would no longer verify or restore. A
+// ledger written before sites were recorded takes the first site claimed.
+func (s *Store) ClaimSite(ctx context.Context, site string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("claim site: %w", err)
+	}
+	if err := validSite(site); err != nil {
+		return fmt.Errorf("claim site: %w", err)
+	}
+	var held string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if v := b.Get(metaSite); v != nil {
+			held = string(v)
+			return nil
+		}
+		return b.Put(metaSite, []byte(site))
+	})
+	if err != nil {
+		return fmt.Errorf("claim site: %w: %v", ErrUnavailable, err)
+	}
+	if held != "" && held != site {
+		return fmt.Errorf("claim site: %w: this is the ledger of site %q, not %q", ErrConflict, held, site)
+	}
+	return nil
+}
+
+// Site is the site recorded by ClaimSite, "" when none is.
+func (s *Store) Site(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("site: %w", err)
+	}
+	var site string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketMeta); b != nil {
+			site = string(b.Get(metaSite))
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("site: %w: %v", ErrUnavailable, err)
+	}
+	return site, nil
+}
