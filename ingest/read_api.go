@@ -97,12 +97,22 @@ func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	pq := ledger.PauseQuery{UserID: q.Get("user_id")}
 	var err error
-	if pq.From, err = parseTimeParam("from", q.Get("from")); err != nil {
+	loc := s.views.Location()
+	if pq.From, err = parseTimeParam("from", q.Get("from"), loc); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if pq.To, err = parseTimeParam("to", q.Get("to")); err != nil {
+	if pq.To, err = parseTimeParam("to", q.Get("to"), loc); err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if err := pq.CheckBounds(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if f := q.Get("format"); f != "" && !strings.EqualFold(f, "csv") && !strings.EqualFold(f, "json") {
+		s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidInput,
+			fmt.Sprintf("format must be csv or json, got %q", f)).with("field", "format"))
 		return
 	}
 	st := &streamed{w: w}
@@ -185,9 +195,10 @@ func pausesCSV(rows []ledger.PauseRow) []byte {
 	return b.Bytes()
 }
 
-// parseTimeParam reads an RFC 3339 time or a YYYY-MM-DD day (midnight UTC).
-func parseTimeParam(name, v string) (ledger.Time, error) {
-	if t, ok := ledger.ParseQueryTime(v); ok {
+// parseTimeParam reads an RFC 3339 time or a YYYY-MM-DD day (midnight in
+// the site's zone, loc).
+func parseTimeParam(name, v string, loc *time.Location) (ledger.Time, error) {
+	if t, ok := ledger.ParseQueryTime(v, loc); ok {
 		return t, nil
 	}
 	return ledger.Time{}, newError(http.StatusBadRequest, reasonInvalidInput,

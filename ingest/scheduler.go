@@ -56,10 +56,10 @@ const (
 // Appender, View and Now are required; Logger, Poll and ConfigEvery have
 // defaults. Run is the owner goroutine; Wake may be called from anywhere.
 type Scheduler struct {
-	Appender    Appender
-	View        SealView
-	Now         func() time.Time
-	Logger      *slog.Logger
+	Appender Appender
+	View     SealView
+	Now      func() time.Time
+	Logger   *slog.Logger
 	// Began tells when the ledger's first event was appended (ok false
 	// when it cannot tell). A start after an upload time the ledger did
 	// not yet exist at seals nothing. nil: the ledger is taken to be older.

@@ -27,6 +27,9 @@ type pauseViews struct {
 	pausesErr error
 }
 
+// Location is the site's zone: UTC here.
+func (v *pauseViews) Location() *time.Location { return time.UTC }
+
 func (v *pauseViews) Pauses(context.Context, ledger.PauseQuery) ([]ledger.PauseRow, error) {
 	if v.pausesErr != nil {
 		return nil, v.pausesErr

@@ -1,6 +1,9 @@
 package ledger
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // The shapes the projections derive and the API returns (API.md §2, §5).
 // They live here, beside the events, so that every package speaks the same
@@ -172,17 +175,30 @@ type PauseQuery struct {
 }
 
 // ParseQueryTime reads a bound of a PauseQuery as the API and the CLI
-// take it: an RFC 3339 time, or a date YYYY-MM-DD (its midnight UTC).
-// Empty is the zero Time, an open end; false means neither form.
-func ParseQueryTime(v string) (Time, bool) {
+// take it: an RFC 3339 time, or a date YYYY-MM-DD, its midnight in loc
+// (the site's time zone, as contacts' days and manifests are dated; UTC
+// when nil). Empty is the zero Time, an open end; false means neither form.
+func ParseQueryTime(v string, loc *time.Location) (Time, bool) {
 	if v == "" {
 		return Time{}, true
 	}
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 		return T(t), true
 	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
+	if loc == nil {
+		loc = time.UTC
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, v, loc); err == nil {
 		return T(t), true
 	}
 	return Time{}, false
+}
+
+// CheckBounds reports a query whose From is after its To: it can match
+// nothing, and is more likely a mistake than a question.
+func (q PauseQuery) CheckBounds() error {
+	if !q.From.IsZero() && !q.To.IsZero() && q.From.After(q.To.Time) {
+		return &FieldError{Field: "to", Message: fmt.Sprintf("to (%s) is before from (%s): the query can match nothing", q.To, q.From)}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -18,7 +19,7 @@ func TestParseQueryTime(t *testing.T) {
 		{"14:02", "", false},
 		{"2026-11-31", "", false},
 	} {
-		got, ok := ParseQueryTime(c.in)
+		got, ok := ParseQueryTime(c.in, nil)
 		s := ""
 		if !got.IsZero() {
 			s = got.UTC().Format(time.RFC3339Nano)
@@ -26,5 +27,25 @@ func TestParseQueryTime(t *testing.T) {
 		if ok != c.ok || s != c.want {
 			t.Errorf("ParseQueryTime(%q) = %q, %v; want %q, %v", c.in, s, ok, c.want, c.ok)
 		}
+	}
+}
+
+// A date is the site's midnight, as its contacts' days are.
+func TestParseQueryTimeInTheSiteZone(t *testing.T) {
+	chicago, err := LoadZone("America/Chicago")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := ParseQueryTime("2026-11-29", chicago)
+	if want := "2026-11-29T06:00:00Z"; !ok || got.UTC().Format(time.RFC3339) != want {
+		t.Errorf("2026-11-29 in Chicago = %v, %v; want %s", got, ok, want)
+	}
+	got, _ = ParseQueryTime("2026-11-29T00:00:00Z", chicago) // a time names its own zone
+	if want := "2026-11-29T00:00:00Z"; got.UTC().Format(time.RFC3339) != want {
+		t.Errorf("a time with its zone = %v; want %s", got, want)
+	}
+	q := PauseQuery{From: T(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)), To: T(time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC))}
+	if err := q.CheckBounds(); !errors.Is(err, ErrInvalid) {
+		t.Errorf("from after to: %v", err)
 	}
 }

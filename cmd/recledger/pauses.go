@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/projections"
@@ -40,8 +41,8 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 	fs.SetOutput(stderr)
 	data := dataFlag(fs)
 	user := fs.String("user", "", "only this user id's pauses")
-	fromS := fs.String("from", "", "only pauses overlapping from this time on (RFC 3339 or YYYY-MM-DD, UTC)")
-	toS := fs.String("to", "", "only pauses overlapping up to this time (RFC 3339 or YYYY-MM-DD, UTC)")
+	fromS := fs.String("from", "", "only pauses overlapping from this time on (RFC 3339, or YYYY-MM-DD: midnight in the site's time zone)")
+	toS := fs.String("to", "", "only pauses overlapping up to this time (RFC 3339, or YYYY-MM-DD: midnight in the site's time zone)")
 	format := fs.String("format", formatTable, "csv, json or table")
 	token := tokenFlag(fs)
 	if err := fs.Parse(args); err != nil {
@@ -50,12 +51,10 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("pauses: unexpected arguments %q", fs.Args())
 	}
-	q := ledger.PauseQuery{UserID: *user}
-	var err error
-	if q.From, err = parsePauseTime("from", *fromS); err != nil {
-		return fmt.Errorf("pauses: %w", err)
-	}
-	if q.To, err = parsePauseTime("to", *toS); err != nil {
+	// Checked now, before the ledger is read; a date is read again in the
+	// site's zone once the state is loaded (GET /v1/pauses does the same).
+	q, err := pauseQuery(*user, *fromS, *toS, nil)
+	if err != nil {
 		return fmt.Errorf("pauses: %w", err)
 	}
 	switch *format {
@@ -74,6 +73,9 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("pauses: %w", err)
 	}
 	defer store.Close()
+	if q, err = pauseQuery(*user, *fromS, *toS, st.Location()); err != nil {
+		return fmt.Errorf("pauses: %w", err)
+	}
 	if *format == formatTable { // aligned columns need every row first
 		rows, err := st.Pauses(ctx, q)
 		if err != nil {
@@ -170,10 +172,23 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// parsePauseTime reads an RFC 3339 time or a YYYY-MM-DD day (midnight UTC),
-// as GET /v1/pauses does.
-func parsePauseTime(name, v string) (ledger.Time, error) {
-	if t, ok := ledger.ParseQueryTime(v); ok {
+// pauseQuery is the query of --user, --from and --to, dates read in loc.
+func pauseQuery(user, from, to string, loc *time.Location) (ledger.PauseQuery, error) {
+	q := ledger.PauseQuery{UserID: user}
+	var err error
+	if q.From, err = parsePauseTime("from", from, loc); err != nil {
+		return q, err
+	}
+	if q.To, err = parsePauseTime("to", to, loc); err != nil {
+		return q, err
+	}
+	return q, q.CheckBounds()
+}
+
+// parsePauseTime reads an RFC 3339 time or a YYYY-MM-DD day (midnight in
+// the site's zone, loc), as GET /v1/pauses does.
+func parsePauseTime(name, v string, loc *time.Location) (ledger.Time, error) {
+	if t, ok := ledger.ParseQueryTime(v, loc); ok {
 		return t, nil
 	}
 	return ledger.Time{}, fmt.Errorf("--%s %q: %w: want an RFC 3339 time or YYYY-MM-DD", name, v, ledger.ErrInvalid)

@@ -136,7 +136,7 @@ func TestPausesCommandFilters(t *testing.T) {
 
 func day(t *testing.T, s string) ledger.Time {
 	t.Helper()
-	v, err := parsePauseTime("t", s)
+	v, err := parsePauseTime("t", s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,45 @@
+package ingest_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// An auditor asks for a site's day by its date: the site's midnight to
+// midnight, in its time zone, as its contacts' days and manifests are.
+// A query that can match nothing, or a format not served, is refused.
+func TestPauseQueryDatesAreTheSites(t *testing.T) {
+	// 2026-11-29 21:00 in Chicago is 2026-11-30 03:00 UTC.
+	s := newStackClock(t, nil, tickClock(time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)))
+	s.configure()
+	s.must(200, "PUT", "/v1/config/site", "", `{"upload_time":"23:00","timezone":"America/Chicago"}`)
+	s.signal(`{"call_id":"c-1","extension":"3420","type":"ringing","direction":"inbound","ani":"+13125550100"}`)
+	s.outcome(s.form("pause", "sender_id=jdoe"), 200, "applied", "")
+	s.outcome(s.form("resume", "sender_id=jdoe"), 200, "applied", "")
+
+	rows := func(query string) int {
+		t.Helper()
+		r := s.must(200, "GET", "/v1/pauses?"+query, "", "")
+		ps, _ := r.JSON["pauses"].([]any)
+		return len(ps)
+	}
+	if n := rows("from=2026-11-29&to=2026-11-30"); n != 1 {
+		t.Errorf("the site's 2026-11-29: %d pauses, want its 1", n)
+	}
+	if n := rows("from=2026-11-30&to=2026-12-01"); n != 0 {
+		t.Errorf("the site's 2026-11-30: %d pauses, want none (the pause is on the 29th there)", n)
+	}
+	if n := rows("from=2026-11-30T00:00:00Z"); n != 1 {
+		t.Errorf("from a time with its zone: %d pauses, want 1", n)
+	}
+	for query, field := range map[string]string{
+		"from=2026-11-30&to=2026-11-29": "to",
+		"format=xml":                    "format",
+	} {
+		r := s.do("GET", "/v1/pauses?"+query, "", "")
+		if r.Status != 400 || r.JSON["field"] != field || !strings.Contains(r.str("message"), field) {
+			t.Errorf("%s: %d %s, want 400 naming %s", query, r.Status, r.Raw, field)
+		}
+	}
+}
