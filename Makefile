@@ -13,8 +13,8 @@ build:
 run: build
 	$(BIN) serve --data $(DATA)
 
-test:
-	$(GO) vet $(PKGS)
+# lint first: go vet, and gofmt of every tracked Go file.
+test: lint
 	$(GO) test -count=1 -timeout 10m $(PKGS)
 
 test-race:
