@@ -36,7 +36,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	limit = min(max(limit, 1), maxEventsLimit)
+	if limit == 0 {
+		s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidInput,
+			fmt.Sprintf("limit must be 1 to %d (more is taken as %d), got 0", maxEventsLimit, maxEventsLimit)).with("field", "limit"))
+		return
+	}
+	limit = min(limit, maxEventsLimit)
 	var b bytes.Buffer
 	b.WriteString(`{"events":[`)
 	next, n := after, uint64(0)

@@ -43,3 +43,22 @@ func TestPauseQueryDatesAreTheSites(t *testing.T) {
 		}
 	}
 }
+
+// A contact id is a ULID, read in any case; an events page of no events is
+// refused; an unknown contact's error names it once.
+func TestReadParams(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	s.signal(`{"call_id":"c-1","extension":"3420","type":"ringing","direction":"inbound","ani":"+13125550100"}`)
+	id := s.form("tag", "sender_id=jdoe").str("contact_id")
+	if c := s.must(200, "GET", "/v1/contacts/"+strings.ToLower(id), "", ""); c.str("contact_id") != id {
+		t.Errorf("contact by its id in lower case: %s", c.Raw)
+	}
+	if r := s.do("GET", "/v1/events?limit=0", "", ""); r.Status != 400 || r.JSON["field"] != "limit" {
+		t.Errorf("limit=0: %d %s", r.Status, r.Raw)
+	}
+	r := s.do("GET", "/v1/contacts/01ZZZZZZZZZZZZZZZZZZZZZZZZ", "", "")
+	if r.Status != 404 || strings.Count(r.str("message"), "01ZZZZZZZZZZZZZZZZZZZZZZZZ") != 1 {
+		t.Errorf("unknown contact: %d %s", r.Status, r.Raw)
+	}
+}

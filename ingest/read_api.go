@@ -79,9 +79,11 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
 
 // handleContact serves GET /v1/contacts/{contact_id}.
 func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
-	c, err := s.views.Contact(r.Context(), r.PathValue("contact_id"))
+	// Contact ids are ULIDs, which are read in any case (as replay --until
+	// reads them) and written in upper case.
+	c, err := s.views.Contact(r.Context(), strings.ToUpper(r.PathValue("contact_id")))
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("contact %q: %w", r.PathValue("contact_id"), err))
+		s.writeError(w, r, err) // the error names the contact
 		return
 	}
 	s.writeJSON(w, http.StatusOK, c)

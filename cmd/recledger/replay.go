@@ -96,8 +96,22 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		head uint64
 	)
 	var beside *servingInfo // the running server whose mirror is read instead of its ledger
-	sourceGiven := false
-	fs.Visit(func(f *flag.Flag) { sourceGiven = sourceGiven || f.Name == "source" })
+	sourceGiven, natsGiven, siteGiven := false, false, false
+	fs.Visit(func(f *flag.Flag) {
+		sourceGiven = sourceGiven || f.Name == "source"
+		natsGiven = natsGiven || f.Name == "nats"
+		siteGiven = siteGiven || f.Name == "site"
+	})
+	if *source == sourceJetStream && !natsGiven && os.Getenv("RECLEDGER_NATS") == "" {
+		// The mirror of the server running on the data dir, where it is.
+		if info, live := readServing(*data); live {
+			*natsURL = info.NATS
+			if !siteGiven && os.Getenv("RECLEDGER_SITE") == "" {
+				*site = info.Site
+			}
+			beside = &info
+		}
+	}
 	if *source == sourceBolt {
 		store, err := openLedgerReadOnly(*data)
 		switch info, live := readServing(*data); {
@@ -155,6 +169,20 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("replay: after seq %d: %w", stats.Last.Seq, err)
 	}
+	if stats.Events == 0 && st.Seq() > 0 {
+		// Started from a checkpoint at the head: the last event is the
+		// checkpoint's, read from the ledger for the summary.
+		if g, ok := src.(interface {
+			Get(context.Context, uint64) (ledger.Envelope, error)
+		}); ok {
+			if last, err := g.Get(ctx, st.Seq()); err == nil {
+				stats.Last = last
+			}
+		}
+	}
+	if *user != "" && stats.Traced == 0 {
+		fmt.Fprintf(stderr, "replay: no event touched user %q\n", *user)
+	}
 	switch {
 	case *digest:
 		if *asJSON {
@@ -178,7 +206,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 // summarize counts what the state holds (reading its sealed history).
 func summarize(ctx context.Context, st *projections.State, stats replay.Stats, from uint64) (replaySummary, error) {
 	s := replaySummary{Seq: st.Seq(), Replayed: stats.Events, FromCheckpoint: from, SealedDays: st.SealedDays(), Digest: st.Digest()}
-	if stats.Events > 0 {
+	if stats.Last.Seq > 0 {
 		s.LastID, s.LastTime = stats.Last.ID.String(), stats.Last.Time.String()
 	}
 	cfg := st.Config()

@@ -222,6 +222,18 @@ func TestReplayCommandUsesCheckpoint(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "1 ") || !strings.HasSuffix(out, d.digest+"\n") {
 		t.Fatalf("trace+digest: %v\n%s", err, out)
 	}
+
+	// A checkpoint at the head leaves nothing to replay; the summary still
+	// names the last event.
+	head := writeOfflineDay(t, false, d.seq)
+	out, err = runCmd(t, &ReplayCommand{}, "--data", head.dir, "--json")
+	var sum replaySummary
+	if err != nil || json.Unmarshal([]byte(out), &sum) != nil {
+		t.Fatalf("summary from a checkpoint at the head: %v %s", err, out)
+	}
+	if sum.Replayed != 0 || sum.FromCheckpoint != d.seq || len(sum.LastID) != 26 || sum.LastTime == "" {
+		t.Errorf("summary from a checkpoint at the head: %+v, want the last event named", sum)
+	}
 }
 
 // While a server holds the ledger, replay says so and points to JetStream.

@@ -52,6 +52,11 @@ func TestReplayBesideRunningServer(t *testing.T) {
 	if b, _ := os.ReadFile(notice); !strings.Contains(string(b), "JetStream mirror") {
 		t.Fatalf("no notice that the mirror was read: %q", b)
 	}
+	// Asked for by name, without --nats, the mirror is the running server's.
+	out, err = runCmd(t, &ReplayCommand{Stderr: f}, "--data", data, "--source", "jetstream", "--digest")
+	if want := fmt.Sprintf("%d %s\n", live.Seq, live.Digest); err != nil || out != want {
+		t.Fatalf("replay --source jetstream beside the server: %v %q, want %q", err, out, want)
+	}
 
 	// pauses and manifest ask the server, and print what it answers:
 	// the same bytes they print from the ledger.
