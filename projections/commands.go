@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/recledger/recledger/ledger"
@@ -137,7 +138,17 @@ func (s *State) commandIn(x *cmdCtx) {
 	m := s.member(user)
 	if m == nil {
 		x.outcome(ledger.OutcomeRejected, ReasonUnknownUser)
-		r.Message = "no configured user for this sender or extension"
+		switch {
+		case d.SenderID != "":
+			r.Message = "no configured user " + strconv.Quote(d.SenderID)
+		case d.Extension != "":
+			r.Message = "no user is at extension " + strconv.Quote(d.Extension)
+		default:
+			// Most often a body that was not read: a form is read as
+			// application/x-www-form-urlencoded, JSON as text/json,
+			// application/json, or any body starting with '{'.
+			r.Message = "the request names no sender_id (senderId) and no extension; a body is read as a form or as a JSON object only"
+		}
 		return
 	}
 	u := m.u
