@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"github.com/recledger/recledger/projections"
 	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,4 +232,66 @@ func TestServeRefusesAnotherSite(t *testing.T) {
 	}
 	srv.Stop()
 	_ = srv.Wait()
+}
+
+// A server stopped under load finishes its requests before its last
+// checkpoint and mirror: the checkpoint is at the head, every answered
+// command in it, and the stream holds the head too.
+func TestStopUnderLoadCheckpointsTheHead(t *testing.T) {
+	data := t.TempDir()
+	cfg := testServeConfig(data)
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + srv.Addr()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		lastSeen uint64
+	)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				body := fmt.Sprintf(`{"call_id":"c-%d-%d","extension":"%d","type":"ringing"}`, i, n, 1000+i)
+				resp, err := http.Post(base+"/v1/calls/events", "application/json", strings.NewReader(body))
+				if err != nil {
+					return // stopped
+				}
+				var r struct {
+					LastSeq uint64 `json:"last_seq"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&r)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return
+				}
+				mu.Lock()
+				lastSeen = max(lastSeen, r.LastSeq)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	srv.Stop()
+	if err := srv.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+
+	store, err := ledger.Open(filepath.Join(data, LedgerFile), ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	head, _ := store.Head()
+	cp, _, err := store.LoadCheckpoint(t.Context(), projections.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head < lastSeen || cp != head {
+		t.Errorf("head %d, last answered seq %d, checkpoint at %d: want the checkpoint at the head", head, lastSeen, cp)
+	}
 }

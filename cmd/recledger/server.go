@@ -60,6 +60,10 @@ type Server struct {
 	registry *prometheus.Registry
 }
 
+// mirrorGrace is how long a stopping server waits for its outbox to mirror
+// the last events; what is left is mirrored at the next start.
+const mirrorGrace = 2 * time.Second
+
 // StartServer opens everything and starts serving; it returns once the HTTP
 // listener is bound. Stop it by cancelling ctx, then Wait.
 func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
@@ -205,23 +209,33 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	g, gctx := errgroup.WithContext(gctx)
 	s.group = g
 
-	g.Go(func() error { return outbox.Run(gctx) })
+	// Stopping goes in two steps. The intake (HTTP, the CTI subscriber)
+	// stops first and finishes its requests; the workers behind it (the
+	// outbox, manifests, scheduler and checkpointer) run on workCtx until
+	// then, so that the final checkpoint and the mirror hold every
+	// command acknowledged during the drain.
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(gctx))
+	ctiDone := make(chan struct{})
+	g.Go(func() error { return outbox.Run(workCtx) })
 	g.Go(func() error {
-		return manifests.Run(gctx)
+		return manifests.Run(workCtx)
 	})
 	g.Go(func() error {
-		return sched.Run(gctx)
+		return sched.Run(workCtx)
 	})
 	g.Go(func() error {
 		// Saved: the state we started from is already checkpointed up to
 		// head−replayed, so the first save waits for that many new events.
 		// Its own copy of the state starts from the same checkpoint the
 		// live state did (read again: the live one is not to be shared).
-		from := replay.FromCheckpoint(gctx, store)
+		from := replay.FromCheckpoint(workCtx, store)
 		return (&replay.Checkpointer{Store: store, Source: store, Live: s.live, From: from,
-			EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Saved: head - replayed, Logger: log}).Run(gctx)
+			EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Saved: head - replayed, Logger: log}).Run(workCtx)
 	})
-	g.Go(func() error { return api.RunCTI(gctx, nc, cfg.Site) })
+	g.Go(func() error {
+		defer close(ctiDone)
+		return api.RunCTI(gctx, nc, cfg.Site)
+	})
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
@@ -229,11 +243,19 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil
 	})
 	g.Go(func() error {
+		defer stopWork()
 		<-gctx.Done()
+		log.Info("stopping: finishing the requests in flight")
 		// Finish in-flight requests: each returns only after its append is durable.
 		sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer scancel()
-		return httpSrv.Shutdown(sctx)
+		err := httpSrv.Shutdown(sctx)
+		<-ctiDone
+		// Let the outbox mirror what the drain appended, for a moment.
+		for wait := time.Now().Add(mirrorGrace); outbox.Lag() > 0 && time.Now().Before(wait); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return err
 	})
 
 	if err := writeServing(cfg.Data, servingInfo{PID: os.Getpid(), HTTP: "http://" + ln.Addr().String(), NATS: urls, Site: cfg.Site}); err != nil {
