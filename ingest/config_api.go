@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -116,6 +118,13 @@ func (s *Server) putPart(w http.ResponseWriter, r *http.Request, part, key strin
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if u, ok := v.(ledger.User); ok {
+		if _, defined := s.views.Config().Teams[u.Team]; !defined {
+			s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidConfig,
+				fmt.Sprintf("team %q is not defined: put the team first (a user of no team is recorded and nothing of it is saved)", u.Team)).with("field", "users."+key+".team"))
+			return
+		}
+	}
 	if part == ledger.PartMetadata {
 		defined := s.views.Config().Metadata
 		if _, ok := defined[key]; !ok && len(defined) >= ledger.MaxMetadataKeys {
@@ -148,6 +157,13 @@ func (s *Server) handleDelete(part, pathKey string) http.HandlerFunc {
 			s.writeError(w, r, newError(http.StatusNotFound, reasonNotFound, fmt.Sprintf("%s %q is not defined", part, key)))
 			return
 		}
+		if part == ledger.PartTeam {
+			if users := teamUsers(cfg, key); len(users) > 0 {
+				s.writeError(w, r, newError(http.StatusConflict, reasonConflict,
+					fmt.Sprintf("team %q has %d users (%s): move or delete them first", key, len(users), strings.Join(users[:min(len(users), 5)], ", "))).with("users", users))
+				return
+			}
+		}
 		s.changeConfig(w, r, ledger.ConfigChange{Part: part, Key: key, Op: ledger.OpDelete})
 	}
 }
@@ -161,4 +177,16 @@ func (s *Server) changeConfig(w http.ResponseWriter, r *http.Request, c ledger.C
 		return
 	}
 	s.writeJSON(w, http.StatusOK, configReply{Part: c.Part, Key: c.Key, Op: c.Op, Seq: envs[0].Seq, EventID: envs[0].ID.String()})
+}
+
+// teamUsers lists, sorted, the users of team.
+func teamUsers(cfg ledger.Config, team string) []string {
+	var users []string
+	for id, u := range cfg.Users {
+		if u.Team == team {
+			users = append(users, id)
+		}
+	}
+	slices.Sort(users)
+	return users
 }

@@ -34,6 +34,9 @@ func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error)
 	if err := doc.Validate(); err != nil {
 		return false, fmt.Errorf("config file %s: %w", path, err)
 	}
+	if err := doc.CheckReferences(); err != nil {
+		return false, fmt.Errorf("config file %s: %w", path, err)
+	}
 	value, err := json.Marshal(doc)
 	if err != nil {
 		return false, fmt.Errorf("config file: %w", err)

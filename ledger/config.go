@@ -176,6 +176,20 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// CheckReferences checks what the parts of a document say of each other:
+// every user's team is defined. The API and --config refuse a document
+// that fails it. The projections still fold one (a ledger written before
+// the check), giving such a user the zero workflow: recorded, nothing
+// saved, which is why a typo in a team must not get that far.
+func (c *Config) CheckReferences() error {
+	for _, k := range sortedKeys(c.Users) {
+		if _, ok := c.Teams[c.Users[k].Team]; !ok {
+			return fieldErr("users."+k+".team", "team %q is not defined: a user of no team is recorded and nothing of it is saved", c.Users[k].Team)
+		}
+	}
+	return nil
+}
+
 // ValidateName checks a map key (user id, team, metadata key).
 func ValidateName(field, name string) error {
 	if !nameChars.MatchString(name) {

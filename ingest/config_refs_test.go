@@ -1,0 +1,30 @@
+package ingest_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A user's team must be defined: a typo in it would make the user's calls
+// recorded and never saved. A team with users cannot be deleted.
+func TestConfigTeamReferences(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	r := s.do("PUT", "/v1/config/users/x", "", `{"name":"X","team":"saels","recording":"desktop","extension":"3999"}`)
+	if r.Status != 400 || r.JSON["field"] != "users.x.team" || !strings.Contains(r.str("message"), `"saels"`) {
+		t.Errorf("a user of an undefined team: %d %s", r.Status, r.Raw)
+	}
+	r = s.do("DELETE", "/v1/config/teams/sales", "", "")
+	if users, _ := r.JSON["users"].([]any); r.Status != 409 || len(users) != 1 || users[0] != "jdoe" {
+		t.Errorf("deleting a team with a user: %d %s", r.Status, r.Raw)
+	}
+	s.must(200, "DELETE", "/v1/config/users/jdoe", "", "")
+	s.must(200, "DELETE", "/v1/config/teams/sales", "", "")
+
+	path := filepath.Join(t.TempDir(), "config.json")
+	writeFile(t, path, `{"teams":{"a":{}},"users":{"u":{"name":"U","team":"b","recording":"desktop"}}}`)
+	if err := s.api.ApplyConfigFile(t.Context(), path); err == nil || !strings.Contains(err.Error(), "users.u.team") {
+		t.Errorf("a config file with a user of an undefined team: %v", err)
+	}
+}
