@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/recledger/recledger/ledger"
@@ -58,7 +59,15 @@ func parseSignals(body []byte, received time.Time, transport, principal string) 
 	if !ok {
 		var err error
 		if ins, err = decodeSignals(body); err != nil {
-			return nil, newError(http.StatusBadRequest, reasonInvalidInput, err.Error())
+			e := newError(http.StatusBadRequest, reasonInvalidInput, err.Error())
+			var se *signalError
+			if errors.As(err, &se) {
+				e = e.with("index", se.index)
+				if se.field != "" {
+					e = e.with("field", se.field)
+				}
+			}
+			return nil, e
 		}
 	}
 	if len(ins) == 0 {
@@ -82,20 +91,93 @@ func parseSignals(body []byte, received time.Time, transport, principal string) 
 	return events, nil
 }
 
+// signalMembers are the members of a call signal, as API.md §3 names them.
+var signalMembers = [...]string{"call_id", "extension", "type", "direction", "ani", "dnis", "acd", "at"}
+
+// signalError is a call signal that could not be read: which one of the
+// batch, which member, and why.
+type signalError struct {
+	index int
+	field string
+	msg   string
+}
+
+func (e *signalError) Error() string {
+	if e.field == "" {
+		return fmt.Sprintf("signal %d: %s", e.index, e.msg)
+	}
+	return fmt.Sprintf("signal %d: %s: %s", e.index, e.field, e.msg)
+}
+
 // decodeSignals reads one signal object or an array of them with
-// json.Decoder, unknown fields refused.
-func decodeSignals(body []byte) (ins []callSignalIn, err error) {
+// json.Decoder: members named exactly as API.md §3 does (not in another
+// case), each once, each of its type. Its errors name the signal and the
+// member at fault.
+func decodeSignals(body []byte) ([]callSignalIn, error) {
+	var raws []json.RawMessage
 	switch firstByte(body) {
 	case '{':
-		var one callSignalIn
-		err = decodeStrict(body, &one)
-		ins = []callSignalIn{one}
+		raws = []json.RawMessage{body}
 	case '[':
-		err = decodeStrict(body, &ins)
+		if err := decodeStrict(body, &raws); err != nil {
+			return nil, fmt.Errorf("the body is not a JSON array of call signals: %v", err)
+		}
 	default:
-		err = errors.New("the body must be a JSON object or an array of objects")
+		return nil, errors.New("the body must be a JSON object or an array of objects")
 	}
-	return ins, err
+	ins := make([]callSignalIn, len(raws))
+	for i, raw := range raws {
+		if err := signalMembersOK(raw); err != nil {
+			err.index = i
+			return nil, err
+		}
+		if err := decodeStrict(raw, &ins[i]); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field != "" {
+				want := "a string"
+				switch te.Field {
+				case "acd":
+					want = "true or false"
+				case "at":
+					want = "an RFC 3339 time as a string, or null"
+				}
+				return nil, &signalError{index: i, field: te.Field, msg: "must be " + want + ", got a JSON " + te.Value}
+			}
+			return nil, &signalError{index: i, msg: "not a JSON object: " + err.Error()}
+		}
+	}
+	return ins, nil
+}
+
+// signalMembersOK checks that raw is an object whose members are call
+// signal members, each named once and exactly (encoding/json would take
+// "Type" for "type", and the last of two).
+func signalMembersOK(raw []byte) *signalError {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return &signalError{msg: "must be a JSON object"}
+	}
+	var seen uint8
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return &signalError{msg: "not a JSON object: " + err.Error()}
+		}
+		k, _ := t.(string)
+		bit := signalMemberBit(k)
+		switch {
+		case bit == 0:
+			return &signalError{field: k, msg: "is not a member of a call signal (" + strings.Join(signalMembers[:], ", ") + ")"}
+		case seen&bit != 0:
+			return &signalError{field: k, msg: "is given twice"}
+		}
+		seen |= bit
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return &signalError{field: k, msg: "not a JSON value: " + err.Error()}
+		}
+	}
+	return nil
 }
 
 // checkSignal validates one signal; field names the first bad field.

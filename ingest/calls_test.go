@@ -47,6 +47,26 @@ func TestParseSignals(t *testing.T) {
 			t.Errorf("%s: %v", body, err)
 		}
 	}
+	// Read by the Decoder path: the signal and the member at fault are named.
+	for _, c := range []struct {
+		body  string
+		index int
+		field string
+	}{
+		{`[{"call_id":"s","extension":"1","type":"ringing"},{"call_id":"s","extension":"1","type":"ended","zz":1}]`, 1, "zz"},
+		{`{"call_id":"s","extension":"1","type":"ringing","acd":"true"}`, 0, "acd"},
+		{`{"call_id":77,"extension":"1","type":"ringing"}`, 0, "call_id"},
+		{`{"call_id":"s","extension":"1","type":"ringing","Type":"x"}`, 0, "Type"},
+		{`{"call_id":"s-10","call_id":"s-11","extension":"1","type":"ringing"}`, 0, "call_id"},
+		{`[{"call_id":"s","extension":"1","type":"ringing"},"x"]`, 1, ""},
+	} {
+		_, err := parseSignals([]byte(c.body), now, ledger.TransportHTTP, "")
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.Status != 400 || ae.Fields["index"] != c.index || (c.field != "" && ae.Fields["field"] != c.field) ||
+			strings.Contains(ae.Message, "Go struct") {
+			t.Errorf("%s: %v %+v, want index %d field %q", c.body, err, ae, c.index, c.field)
+		}
+	}
 	for _, body := range []string{``, `[]`, `"x"`, `{"call_id":"c","extension":"1","type":"held","colour":"red"}`, `{} {}`} {
 		if _, err := parseSignals([]byte(body), now, ledger.TransportHTTP, ""); statusOf(err) != 400 {
 			t.Errorf("%q: %v", body, err)

@@ -252,6 +252,7 @@ func (p *jsonCursor) signal() (in callSignalIn, ok bool) {
 	if !p.eat('{') {
 		return in, false
 	}
+	var seen uint8 // one bit per member: a member named twice goes to the Decoder path, which refuses it
 	for first := true; ; first = false {
 		p.space()
 		if p.eat('}') {
@@ -264,6 +265,11 @@ func (p *jsonCursor) signal() (in callSignalIn, ok bool) {
 		if !ok {
 			return in, false
 		}
+		bit := signalMemberBit(string(k))
+		if bit == 0 || seen&bit != 0 {
+			return in, false
+		}
+		seen |= bit
 		p.space()
 		var dst *string
 		switch string(k) {
@@ -309,6 +315,16 @@ func (p *jsonCursor) signal() (in callSignalIn, ok bool) {
 		}
 		*dst = s
 	}
+}
+
+// signalMemberBit is the bit of a call signal's member name; 0 for none.
+func signalMemberBit(k string) uint8 {
+	for i, m := range signalMembers {
+		if m == k {
+			return 1 << i
+		}
+	}
+	return 0
 }
 
 // strOnly reads a string value, and nothing else.
