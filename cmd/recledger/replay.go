@@ -87,6 +87,9 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	if *user != "" {
 		*trace = true
 	}
+	if *trace && *asJSON && !*digest {
+		return fmt.Errorf("replay: %w: --json prints the summary or --digest as JSON; a trace is text (docs/replay.md)", ledger.ErrInvalid)
+	}
 	if *trace {
 		opts.Trace = out
 	}

@@ -204,6 +204,9 @@ func TestReplayCommandTraceUser(t *testing.T) {
 	if strings.Contains(out, "jdoe") {
 		t.Errorf("trace of asmith shows jdoe:\n%s", out)
 	}
+	if _, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--user", "asmith", "--json"); !errors.Is(err, ledger.ErrInvalid) {
+		t.Errorf("a trace asked for as JSON: %v, want it refused", err)
+	}
 }
 
 // With a checkpoint the summary replays only the tail, to the same digest.
