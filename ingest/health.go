@@ -1,7 +1,12 @@
 package ingest
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
 )
 
 // Failer is implemented by a part that can fall into a failed state: the
@@ -24,6 +29,11 @@ type readyReply struct {
 	// ledger: the outbox stopped publishing and an operator must look. The
 	// ledger still takes writes, so it does not make the server unready.
 	OutboxProblem string `json:"outbox_problem,omitempty"`
+	// ChainProblem is set when a check of the hash chain (CheckChain at
+	// start, or GET /v1/verify) found it broken: an event was changed
+	// after it was written. The server still appends, after the break; an
+	// auditor must look (recledger verify names the event).
+	ChainProblem string `json:"chain_problem,omitempty"`
 }
 
 // handleHealthz serves GET /healthz: 200 while the process runs.
@@ -54,6 +64,9 @@ func (s *Server) ready() readyReply {
 			rep.OutboxProblem = err.Error()
 		}
 	}
+	if p := s.chainProblem.Load(); p != nil {
+		rep.ChainProblem = *p
+	}
 	if err := s.writeErr.Load(); err != nil {
 		rep.Problem = "the ledger refused the last write: " + (*err).Error()
 		return rep
@@ -72,4 +85,33 @@ func (s *Server) ready() readyReply {
 	}
 	rep.Ready = true
 	return rep
+}
+
+// CheckChain verifies the ledger's hash chain once, from its first event,
+// as GET /v1/verify does, and logs the result. serve runs it at start, in
+// the background: the start replays only the events after the newest
+// checkpoint, so an event changed before it would otherwise go unnoticed
+// until someone asked. A broken chain shows on /readyz as chain_problem.
+// It returns nil, also when ctx ends it.
+func (s *Server) CheckChain(ctx context.Context) error {
+	start := time.Now()
+	rep, err := s.events.Verify(ctx)
+	switch {
+	case ctx.Err() != nil:
+	case !rep.OK && (rep.FirstBad > 0 || rep.Problem != ""):
+		s.noteChain(rep)
+	case err != nil:
+		s.log.Error("ledger chain not checked", logKeyErr, err)
+	default:
+		s.log.Info("ledger chain verified", logKeyEvents, rep.Events, logKeyTook, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// noteChain records and logs a broken chain.
+func (s *Server) noteChain(rep ledger.VerifyReport) {
+	p := fmt.Sprintf("hash chain broken at seq %d: %s; recledger verify --data DIR names it", rep.FirstBad, rep.Problem)
+	if old := s.chainProblem.Swap(&p); old == nil || *old != p {
+		s.log.Error("ledger chain broken: an event was changed after it was written", logKeySeq, rep.FirstBad, logKeyErr, rep.Problem)
+	}
 }

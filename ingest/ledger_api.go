@@ -96,6 +96,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	}
 	out := verifyReply{OK: rep.OK, Events: rep.Events, Head: rep.Head}
 	if !rep.OK {
+		s.noteChain(rep)
 		out.FirstBad, out.Problem = rep.FirstBad, rep.Problem
 		if out.Problem == "" && err != nil {
 			out.Problem = err.Error()

@@ -89,6 +89,8 @@ const (
 	logKeyRoute     = "route"
 	logKeySubject   = "subject"
 	logKeyFile      = "file"
+	logKeyEvents    = "events"
+	logKeyTook      = "took"
 )
 
 // Options configures a Server. Appender, Views and Events are required.
@@ -128,6 +130,9 @@ type Server struct {
 	// writeErr is the error of the last Append when the ledger refused
 	// writes (closed, unavailable); cleared by the next successful Append.
 	writeErr atomic.Pointer[error]
+	// chainProblem is a broken hash chain found by CheckChain or GET
+	// /v1/verify, for /readyz.
+	chainProblem atomic.Pointer[string]
 }
 
 // New checks opts, registers the metrics and builds the routes.

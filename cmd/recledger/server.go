@@ -232,6 +232,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return (&replay.Checkpointer{Store: store, Source: store, Live: s.live, From: from,
 			EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Saved: head - replayed, Logger: log}).Run(workCtx)
 	})
+	g.Go(func() error { return api.CheckChain(workCtx) })
 	g.Go(func() error {
 		defer close(ctiDone)
 		return api.RunCTI(gctx, nc, cfg.Site)

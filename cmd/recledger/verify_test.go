@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -29,8 +31,18 @@ func TestVerifyCommandNamesFirstBadEvent(t *testing.T) {
 		t.Fatalf("clean ledger: %v %s", err, out)
 	}
 
-	// Tamper with event 7 in the file (the store is closed).
-	db, err := bolt.Open(filepath.Join(d.dir, LedgerFile), 0o600, nil)
+	tamperPause(t, d.dir, 7)
+	out, err = runCmd(t, &VerifyCommand{}, "--data", d.dir)
+	if !errors.Is(err, ledger.ErrChainBroken) || !strings.Contains(out, "chain     FAILED at seq 7") {
+		t.Fatalf("tampered ledger: %v\n%s", err, out)
+	}
+}
+
+// tamperPause turns event seq of dir's ledger, a pause, into a tag in the
+// file (the store is closed), as someone editing the file would.
+func tamperPause(t *testing.T, dir string, seq uint64) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, LedgerFile), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,11 +52,11 @@ func TestVerifyCommandNamesFirstBadEvent(t *testing.T) {
 			return errors.New("no events bucket")
 		}
 		var k [8]byte
-		binary.BigEndian.PutUint64(k[:], 7)
+		binary.BigEndian.PutUint64(k[:], seq)
 		v := append([]byte(nil), b.Get(k[:])...)
 		i := strings.Index(string(v), `"pause`)
 		if i < 0 {
-			return errors.New("event 7 is not the expected pause")
+			return fmt.Errorf("event %d is not the expected pause", seq)
 		}
 		copy(v[i+1:], "tag  ")
 		return b.Put(k[:], v)
@@ -53,9 +65,32 @@ func TestVerifyCommandNamesFirstBadEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err = runCmd(t, &VerifyCommand{}, "--data", d.dir)
-	if !errors.Is(err, ledger.ErrChainBroken) || !strings.Contains(out, "chain     FAILED at seq 7") {
-		t.Fatalf("tampered ledger: %v\n%s", err, out)
+}
+
+// A server started on a ledger changed before its checkpoint (so that the
+// start's replay does not read the change) finds it in the background and
+// shows it on /readyz, still ready.
+func TestServeFindsAChangedEventBeforeItsCheckpoint(t *testing.T) {
+	d := writeOfflineDay(t, false, 30)
+	tamperPause(t, d.dir, 7)
+	cfg := testServeConfig(d.dir)
+	cfg.Site = replaytest.Site
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("serve on a ledger changed before its checkpoint: %v", err)
+	}
+	defer func() { srv.Stop(); _ = srv.Wait() }()
+	var ready struct {
+		Ready        bool   `json:"ready"`
+		ChainProblem string `json:"chain_problem"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ready.ChainProblem == "" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		getJSON(t, "http://"+srv.Addr()+"/readyz", &ready)
+	}
+	if !ready.Ready || !strings.Contains(ready.ChainProblem, "seq 7") {
+		t.Errorf("readyz: %+v, want ready with the broken chain at seq 7", ready)
 	}
 }
 
