@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -55,6 +56,11 @@ type callsReply struct {
 // feed retries and a half-taken batch would be replayed twice.
 func parseSignals(body []byte, received time.Time, transport, principal string) ([]ledger.Event, error) {
 	body = bytes.TrimSpace(body)
+	if !utf8.Valid(body) {
+		// JSON is UTF-8 (RFC 8259): a call id with a stray byte would be
+		// read as U+FFFD, and two calls could become one.
+		return nil, newError(http.StatusBadRequest, reasonInvalidInput, "the body is not UTF-8 text")
+	}
 	ins, ok := quickSignals(body)
 	if !ok {
 		var err error

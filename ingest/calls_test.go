@@ -67,7 +67,7 @@ func TestParseSignals(t *testing.T) {
 			t.Errorf("%s: %v %+v, want index %d field %q", c.body, err, ae, c.index, c.field)
 		}
 	}
-	for _, body := range []string{``, `[]`, `"x"`, `{"call_id":"c","extension":"1","type":"held","colour":"red"}`, `{} {}`} {
+	for _, body := range []string{"{\"call_id\":\"u-2\xff\",\"extension\":\"1\",\"type\":\"held\"}", ``, `[]`, `"x"`, `{"call_id":"c","extension":"1","type":"held","colour":"red"}`, `{} {}`} {
 		if _, err := parseSignals([]byte(body), now, ledger.TransportHTTP, ""); statusOf(err) != 400 {
 			t.Errorf("%q: %v", body, err)
 		}

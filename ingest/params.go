@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"golang.org/x/text/encoding/charmap"
+
 	"github.com/recledger/recledger/ledger"
 )
 
@@ -128,6 +130,11 @@ func parseParams(rawQuery, contentType string, body []byte) request {
 			break
 		}
 		req.JSON = true
+		if !utf8.Valid(trimmed) {
+			// JSON is UTF-8 (RFC 8259); its reader would put U+FFFD in
+			// place of the bytes, and the value would be lost unsaid.
+			invalid("JSON body: not UTF-8 text")
+		}
 		members, m, err := parseJSONObject(trimmed)
 		if err != nil {
 			invalid("JSON body: %v", err)
@@ -263,9 +270,23 @@ func parseQuery(s string) ([]ledger.Param, error) {
 		if key == "" {
 			continue
 		}
-		out = append(out, ledger.Param{Key: key, Value: val})
+		out = append(out, ledger.Param{Key: fromCodePage(key), Value: fromCodePage(val)})
 	}
 	return out, first
+}
+
+// fromCodePage reads a query or form text that is not UTF-8 as Windows-1252
+// (Latin-1's superset), the code page of a desktop that escapes its own
+// bytes: "caf%E9" is "café", where the UTF-8 reading would put U+FFFD in
+// place of the letter and lose it. UTF-8 text, the usual, is kept as sent.
+func fromCodePage(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	if t, err := charmap.Windows1252.NewDecoder().String(s); err == nil {
+		return t
+	}
+	return s
 }
 
 // parseJSONObject reads a JSON object body member by member, in order.

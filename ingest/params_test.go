@@ -39,6 +39,26 @@ func TestParseParams(t *testing.T) {
 			want:  request{SenderID: "jdoe"},
 		},
 		{
+			name:  "a desktop's own code page: Windows-1252 bytes read as such",
+			ctype: "application/x-www-form-urlencoded",
+			query: "sender_id=jdoe&agentname=caf%E9",
+			body:  "note=na\xefve+%80+ok",
+			want: request{SenderID: "jdoe",
+				Params: []ledger.Param{{Key: "agentname", Value: "café"}, {Key: "note", Value: "naïve € ok"}}},
+		},
+		{
+			name:  "UTF-8 escapes are kept as sent",
+			query: "sender_id=jdoe&agentname=caf%C3%A9",
+			want:  request{SenderID: "jdoe", Params: []ledger.Param{{Key: "agentname", Value: "café"}}},
+		},
+		{
+			name:  "a JSON body is UTF-8, or invalid",
+			ctype: "text/json",
+			body:  "{\"sender_id\":\"jdoe\",\"agentname\":\"caf\xe9\"}",
+			want: request{SenderID: "jdoe", JSON: true, Params: []ledger.Param{{Key: "agentname", Value: "caf\ufffd"}},
+				Invalid: reasonInvalidInput, Message: "JSON body: not UTF-8 text"},
+		},
+		{
 			name:  "Finesse start, text/json",
 			ctype: "text/json",
 			body:  `{"sender_id":"jdoe","peripheral_id":"5001"}`,
