@@ -89,8 +89,8 @@ func (s *Server) decodeConfig(w http.ResponseWriter, r *http.Request, field stri
 		s.writeError(w, r, err)
 		return false
 	}
-	if err := decodeStrict(body, v); err != nil {
-		s.writeError(w, r, configError(&ledger.FieldError{Field: field, Message: "not a valid document: " + err.Error()}))
+	if err := decodeConfigPart(body, field, v); err != nil {
+		s.writeError(w, r, configError(err))
 		return false
 	}
 	return true

@@ -36,7 +36,7 @@ func TestConfigAPI(t *testing.T) {
 		"/v1/config/users/x":         "users.x.recording",
 		"/v1/config/metadata/k1":     "metadata.k1.type",
 		"/v1/config/teams/sales":     "teams.sales.inclusion[0]",
-		"/v1/config/teams/typo-team": "teams.typo-team",
+		"/v1/config/teams/typo-team": "teams.typo-team.archiv",
 	} {
 		body := map[string]string{
 			"/v1/config/site":            `{"timezone":"Mars/Olympus"}`,

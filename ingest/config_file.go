@@ -27,8 +27,8 @@ func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error)
 		return false, fmt.Errorf("config file: %w", err)
 	}
 	var doc ledger.Config
-	if err := decodeStrict(b, &doc); err != nil {
-		return false, fmt.Errorf("config file %s: %w: %v", path, ledger.ErrInvalid, err)
+	if err := decodeConfigPart(b, "", &doc); err != nil {
+		return false, fmt.Errorf("config file %s: %w", path, err)
 	}
 	doc.Normalize()
 	if err := doc.Validate(); err != nil {

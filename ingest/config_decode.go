@@ -1,0 +1,155 @@
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// decodeConfigPart decodes a configuration document or part strictly into
+// v, and names the member at fault in its error: root is the part's path
+// ("site", "teams.sales", "" for the whole document). encoding/json says
+// `unknown field "upload_tme"` without saying where; an administrator
+// wants "site.upload_tme" (API.md §4: "the field at fault").
+func decodeConfigPart(b []byte, root string, v any) error {
+	err := decodeStrict(b, v)
+	if err == nil {
+		return nil
+	}
+	field, msg := root, "not a valid document: "+err.Error()
+	var doc any
+	var te *json.UnmarshalTypeError
+	switch {
+	case json.Unmarshal(b, &doc) != nil: // not JSON: no member to name
+	case errors.As(err, &te) || strings.HasPrefix(err.Error(), "json: unknown field "):
+		if p, m, ok := badMember(doc, reflect.TypeOf(v)); ok {
+			field, msg = joinPath(root, p), m
+		} else if te != nil && te.Field != "" {
+			field, msg = joinPath(root, te.Field), "must be a JSON "+jsonKind(te.Type)+", got a JSON "+te.Value
+		}
+	}
+	if field == "" {
+		field = "document"
+	}
+	return &ledger.FieldError{Field: field, Message: msg}
+}
+
+// badMember finds, in a decoded JSON value, the first member (in key
+// order) that t has no field for, or whose value is of another JSON kind
+// than its field takes; it returns its dotted path and why.
+func badMember(doc any, t reflect.Type) (path, msg string, ok bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if doc == nil {
+		return "", "", false // null decodes into anything
+	}
+	if want, got := jsonKind(t), kindOf(doc); want != got && !(want == "object" && t.Kind() == reflect.Interface) {
+		return "", "must be a JSON " + want + ", got a JSON " + got, true
+	}
+	switch d := doc.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(d))
+		for k := range d {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			var ft reflect.Type
+			switch t.Kind() {
+			case reflect.Map:
+				ft = t.Elem()
+			case reflect.Struct:
+				f, ok := fieldByJSONName(t, k)
+				if !ok {
+					return k, "is not a setting here (a misspelt one is refused rather than dropped)", true
+				}
+				ft = f.Type
+			default:
+				continue
+			}
+			if p, m, ok := badMember(d[k], ft); ok {
+				return joinPath(k, p), m, true
+			}
+		}
+	case []any:
+		for i, e := range d {
+			if p, m, ok := badMember(e, t.Elem()); ok {
+				return joinPath("["+strconv.Itoa(i)+"]", p), m, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// kindOf names the JSON kind of a decoded value.
+func kindOf(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	case float64:
+		return "number"
+	case []any:
+		return "array"
+	}
+	return "object"
+}
+
+// fieldByJSONName finds the field of struct t that a JSON member k
+// decodes into, as encoding/json matches them (its tag name, or its Go
+// name, either in any case).
+func fieldByJSONName(t reflect.Type, k string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if strings.EqualFold(name, k) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func joinPath(root, p string) string {
+	switch {
+	case root == "":
+		return p
+	case p == "":
+		return root
+	case strings.HasPrefix(p, "["):
+		return root + p
+	}
+	return root + "." + p
+}
+
+// jsonKind names the JSON kind a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	}
+	return "object"
+}
