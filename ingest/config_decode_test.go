@@ -11,7 +11,7 @@ import (
 func TestDecodeConfigPartNamesTheField(t *testing.T) {
 	for _, c := range []struct {
 		root, doc, field string
-		v               any
+		v                any
 	}{
 		{"", `{"site":{"upload_tme":"23:00"}}`, "site.upload_tme", &ledger.Config{}},
 		{"", `{"teams":{"t2":{"retension_days":3}}}`, "teams.t2.retension_days", &ledger.Config{}},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -133,6 +134,9 @@ type Server struct {
 	// chainProblem is a broken hash chain found by CheckChain or GET
 	// /v1/verify, for /readyz.
 	chainProblem atomic.Pointer[string]
+	// unavailableLog paces the log of requests refused while the ledger
+	// takes no writes.
+	unavailableLog rate.Sometimes
 }
 
 // New checks opts, registers the metrics and builds the routes.
@@ -147,6 +151,7 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.unavailableLog.Interval = 10 * time.Second
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}
@@ -299,7 +304,15 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 // writeError answers err with statusOf(err) and the error body.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		// The ledger refusing writes refuses every request alike: logged
+		// once every few seconds, not once a request (the store logs the
+		// cause; /readyz says it).
+		s.unavailableLog.Do(func() {
+			s.log.Error("requests refused: the ledger takes no writes (repeats are logged every 10 s)", logKeyRoute, r.Pattern, logKeyErr, err)
+		})
+	case status >= 500:
 		s.log.Error("request failed", logKeyRoute, r.Pattern, logKeyErr, err)
 	}
 	if status == http.StatusUnauthorized {

@@ -183,6 +183,7 @@ func Open(path string, opts Options) (*Store, error) {
 		s.stop = make(chan struct{})
 		s.done = make(chan struct{})
 		w := &writer{s: s, ids: idGen{last: h.id}, seq: h.seq}
+		w.failLog.Interval = 10 * time.Second
 		if h.hash != "" {
 			if _, err := hex.Decode(w.prev[:], []byte(h.hash)); err != nil {
 				s.setBroken(fmt.Errorf("head hash: %w: %v", ErrCorrupt, err))

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"golang.org/x/time/rate"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -226,6 +227,7 @@ type writer struct {
 	seq     uint64
 	prev    [32]byte // binary hash of the event at seq
 	hasPrev bool     // false while the ledger is empty
+	failLog rate.Sometimes
 
 	// batch filling, see gather
 	expect      int           // requests expected in the next batch
@@ -363,7 +365,11 @@ func (w *writer) commit(batch []*request) {
 	w.lingerUntil = time.Now().Add(min(took, maxLinger))
 	w.lingerGap = max(took/4, minLingerGap)
 	if err != nil {
-		w.s.log.Error("ledger batch failed", logKeyBatch, len(batch), logKeySeq, w.seq, logKeyErr, err)
+		// Every batch fails alike while the disk refuses writes: logged
+		// every few seconds, not once a batch.
+		w.failLog.Do(func() {
+			w.s.log.Error("ledger batch failed (repeats are logged every 10 s)", logKeyBatch, len(batch), logKeySeq, w.seq, logKeyErr, err)
+		})
 		w.reconcile()
 		w.handOver(batch, nil, err)
 		return

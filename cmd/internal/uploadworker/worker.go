@@ -23,19 +23,20 @@ const StreamName = "RECLEDGER_MANIFESTS"
 
 // Log attribute keys.
 const (
-	logKeyDay       = "day"
-	logKeyFiles     = "files"
-	logKeyWritten   = "written"
-	logKeySkipped   = "skipped"
-	logKeyReplaced  = "replaced"
-	logKeyFailed    = "failed_contacts"
-	logKeyErr       = "err"
-	logKeyDelivered = "delivery"
-	logKeyConsumer  = "consumer"
-	logKeySubject   = "subject"
-	logKeySwept     = "temp_files_removed"
-	logKeyTook      = "took"
-	logKeyRetryIn   = "retry_in"
+	logKeyDay         = "day"
+	logKeyFiles       = "files"
+	logKeyWritten     = "written"
+	logKeySkipped     = "skipped"
+	logKeyReplaced    = "replaced"
+	logKeyFailed      = "failed_contacts" // the first maxFailedShown of them
+	logKeyFailedCount = "failed"
+	logKeyErr         = "err"
+	logKeyDelivered   = "delivery"
+	logKeyConsumer    = "consumer"
+	logKeySubject     = "subject"
+	logKeySwept       = "temp_files_removed"
+	logKeyTook        = "took"
+	logKeyRetryIn     = "retry_in"
 )
 
 // Config is what a worker needs. Zero values take the defaults in Defaults.
@@ -104,6 +105,9 @@ func ConsumerConfig(cfg Config) jetstream.ConsumerConfig {
 		FilterSubject: Subject(cfg.Site),
 	}
 }
+
+// maxFailedShown is how many failed contact ids a log line names.
+const maxFailedShown = 10
 
 // Run connects to url and works until ctx is done.
 func Run(ctx context.Context, url string, cfg Config) error {
@@ -225,8 +229,14 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if len(failed) > 0 {
+		// The first few ids name the problem; a whole day's would make a
+		// line of tens of kilobytes, at every redelivery.
+		shown := failed
+		if len(shown) > maxFailedShown {
+			shown = shown[:maxFailedShown]
+		}
 		w.log.Error("MANIFEST NOT UPLOADED: contacts could not be written; redelivery scheduled",
-			logKeyDay, m.Day, logKeyFailed, failed, logKeyDelivered, delivery,
+			logKeyDay, m.Day, logKeyFailedCount, len(failed), logKeyFailed, shown, logKeyDelivered, delivery,
 			logKeyRetryIn, w.cfg.NakDelay, logKeyWritten, stats.written, logKeyFiles, len(m.Files))
 		if err := msg.NakWithDelay(w.cfg.NakDelay); err != nil {
 			w.log.Error("nak", logKeyDay, m.Day, logKeyErr, err)
