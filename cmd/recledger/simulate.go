@@ -102,7 +102,7 @@ func (c *SimulateCommand) Run(ctx context.Context, args []string) error {
 	if bar != nil {
 		_ = bar.Finish()
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, simulator.ErrUnchecked) {
 		return err
 	}
 	if asJSON {
@@ -113,6 +113,9 @@ func (c *SimulateCommand) Run(ctx context.Context, args []string) error {
 		}
 	} else {
 		rep.WriteText(stdout)
+	}
+	if err != nil { // the report is printed; the failure is said too
+		return err
 	}
 	if strict && !rep.Check.Match {
 		return errMismatch

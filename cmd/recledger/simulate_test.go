@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/recledger/recledger/cmd/internal/simulator"
@@ -58,6 +61,22 @@ func TestSimulateAgainstServer(t *testing.T) {
 	if !strings.Contains(out.String(), "MATCH") {
 		t.Fatalf("text report without a check line:\n%s", out.String())
 	}
+	if len(rep.Replaced) != 0 {
+		t.Errorf("a fresh server's setup replaced %v", rep.Replaced)
+	}
+
+	// A site configured otherwise: the setup says what it replaced.
+	req, _ := http.NewRequest(http.MethodPut, "http://"+srv.Addr()+"/v1/config/site", strings.NewReader(`{"timezone":"America/Chicago","upload_time":"18:00"}`))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("PUT site: %v %v", err, resp)
+	}
+	out.Reset()
+	if err := cmd.Run(ctx, []string{"--url", "http://" + srv.Addr(), "--agents", "2", "--calls-per-agent", "1", "--seed", "7"}); err != nil {
+		t.Fatalf("third run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "setup replaced the server's configuration: site (was timezone America/Chicago, upload 18:00)") {
+		t.Errorf("the setup did not say it replaced the site:\n%s", out.String())
+	}
 }
 
 // A number given on the command line is meant: 0 is not the library's
@@ -72,5 +91,30 @@ func TestSimulateRefusesNoAgentsOrCalls(t *testing.T) {
 		if !errors.Is(err, ledger.ErrInvalid) {
 			t.Errorf("simulate %v: %v", args, err)
 		}
+	}
+}
+
+// A server that goes away once the day was played still leaves the report
+// of what was sent and answered, marked unchecked.
+func TestSimulateReportsWhenTheServerIsGone(t *testing.T) {
+	ctx := t.Context()
+	srv := e2eServer(t, ctx, t.TempDir())
+	var (
+		n, planned atomic.Int64
+		once       sync.Once
+	)
+	cfg := simulator.Config{URL: "http://" + srv.Addr(), Agents: 2, CallsPerAgent: 2, Seed: 3,
+		OnStart: func(total int) { planned.Store(int64(total)) },
+		OnRequest: func() {
+			if n.Add(1) == planned.Load() { // the last answer is in: the server goes
+				once.Do(func() { e2eStop(t, srv) })
+			}
+		}}
+	rep, err := simulator.Run(ctx, cfg)
+	if !errors.Is(err, simulator.ErrUnchecked) {
+		t.Fatalf("err = %v, want ErrUnchecked", err)
+	}
+	if rep.Sent != rep.Planned || rep.Sent == 0 || !strings.HasPrefix(rep.Check.Note, "not checked") || rep.Check.Match {
+		t.Errorf("report: sent %d of %d, check %+v", rep.Sent, rep.Planned, rep.Check)
 	}
 }

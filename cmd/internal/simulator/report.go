@@ -32,6 +32,10 @@ type Report struct {
 
 	Latency Latency `json:"latency"`
 	Check   Check   `json:"check"`
+	// Replaced names the parts of the server's configuration the setup
+	// replaced with its own (the site, a team, a metadata key, a user),
+	// as they were before: the simulator configures the site it plays.
+	Replaced []string `json:"setup_replaced,omitempty"`
 }
 
 // Latency summarises request latencies (play phase).
@@ -108,6 +112,9 @@ func (r Report) WriteText(w io.Writer) {
 			parts = append(parts, fmt.Sprintf("%s=%d", s, r.HTTPErrors[s]))
 		}
 		fmt.Fprintf(w, "HTTP errors by status: %s\n", strings.Join(parts, " "))
+	}
+	if len(r.Replaced) > 0 {
+		fmt.Fprintf(w, "setup replaced the server's configuration: %s\n", strings.Join(r.Replaced, "; "))
 	}
 	c := r.Check
 	fmt.Fprintf(w, "ledger check: expected +%d events (%d commands); /v1/verify %d -> %d (+%d, chain ok=%v)",

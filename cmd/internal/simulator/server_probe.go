@@ -131,3 +131,69 @@ func (r *runner) serverAppended(ctx context.Context, after, upTo uint64) (int, e
 	}
 	return n, nil
 }
+
+// replaced reads GET /v1/config and names each part that the setup's puts
+// will replace with something else, as it is now ("site (timezone
+// America/Chicago, upload 18:00)", "team sales"). Best effort: a server
+// that does not answer gets no names.
+func (r *runner) replaced(ctx context.Context, setup []Request) []string {
+	body, status, err := r.get(ctx, "/v1/config")
+	if err != nil || status != http.StatusOK {
+		return nil
+	}
+	var cfg map[string]json.RawMessage
+	if json.Unmarshal(body, &cfg) != nil {
+		return nil
+	}
+	var out []string
+	for _, q := range setup {
+		part, key, _ := strings.Cut(strings.TrimPrefix(q.Path, "/v1/config/"), "/")
+		cur := cfg[part]
+		if key != "" {
+			var m map[string]json.RawMessage
+			if json.Unmarshal(cur, &m) != nil {
+				continue
+			}
+			cur = m[key]
+		}
+		if len(cur) == 0 || string(cur) == "null" || sameJSON(cur, q.Body, part == "site") {
+			continue
+		}
+		switch part {
+		case "site":
+			var st struct {
+				Timezone   string `json:"timezone"`
+				UploadTime string `json:"upload_time"`
+			}
+			_ = json.Unmarshal(cur, &st)
+			out = append(out, fmt.Sprintf("site (was timezone %s, upload %s)", st.Timezone, st.UploadTime))
+		case "teams":
+			out = append(out, "team "+key)
+		case "metadata":
+			out = append(out, "metadata key "+key)
+		case "users":
+			out = append(out, "user "+key)
+		}
+	}
+	return out
+}
+
+// sameJSON reports whether a and b hold the same members with the same
+// values (a as the server shows it may hold defaults b leaves out: only
+// b's members are compared). For the site, only what dates and seals the
+// day counts: its server_host is a label.
+func sameJSON(a, b []byte, site bool) bool {
+	var ma, mb map[string]any
+	if json.Unmarshal(a, &ma) != nil || json.Unmarshal(b, &mb) != nil {
+		return false
+	}
+	if site {
+		delete(mb, "server_host")
+	}
+	for k, v := range mb {
+		if fmt.Sprint(ma[k]) != fmt.Sprint(v) {
+			return false
+		}
+	}
+	return true
+}
