@@ -24,8 +24,15 @@ const (
 	paramMetadata   = "metadata"
 )
 
-// finesseVariable marks a Finesse variable the desktop did not expand.
+// finesseVariable opens a Finesse variable the desktop did not expand:
+// ${name}, the closing brace after it.
 const finesseVariable = "${"
+
+// holdsFinesseVariable reports whether v holds an unexpanded ${...}.
+func holdsFinesseVariable(v string) bool {
+	i := strings.Index(v, finesseVariable)
+	return i >= 0 && strings.IndexByte(v[i+len(finesseVariable):], '}') >= 0
+}
 
 // request is a Recording Controls request's parameters, merged, masked and
 // checked, ready to become a ledger.Command.
@@ -197,7 +204,7 @@ func parseParams(rawQuery, contentType string, body []byte) request {
 	}
 
 	checkVar := func(key, v string) {
-		if strings.Contains(v, finesseVariable) {
+		if holdsFinesseVariable(v) {
 			invalid("parameter %s holds an unexpanded Finesse variable (${...})", key)
 		}
 	}
