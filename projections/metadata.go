@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"slices"
 	"time"
 
 	"github.com/recledger/recledger/ledger"
@@ -232,6 +233,19 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 			line := "metadata " + x.r.CallID + ":"
 			for _, k := range res.applied {
 				line += " " + k
+			}
+			if len(res.rejected) > 0 {
+				// An auditor tracing a call must see a refused card number
+				// beside what was applied.
+				keys := make([]string, 0, len(res.rejected))
+				for k := range res.rejected {
+					keys = append(keys, k)
+				}
+				slices.Sort(keys)
+				line += "; rejected"
+				for _, k := range keys {
+					line += " " + k + " (" + res.rejected[k] + ")"
+				}
 			}
 			x.eff.Changes = append(x.eff.Changes, line)
 		}
