@@ -188,19 +188,26 @@ func signalMembersOK(raw []byte) *signalError {
 
 // checkSignal validates one signal; field names the first bad field.
 func checkSignal(in callSignalIn, received ledger.Time) (sig ledger.CallSignal, field, msg string) {
+	runes := utf8.RuneCountInString
 	switch {
 	case in.CallID == "":
 		return sig, "call_id", "is required"
-	case len(in.CallID) > 128:
+	case runes(in.CallID) > 128:
 		return sig, "call_id", "is longer than 128 characters"
 	case in.Extension == "":
 		return sig, "extension", "is required"
-	case len(in.Extension) > 64:
+	case runes(in.Extension) > 64:
 		return sig, "extension", "is longer than 64 characters"
-	case len(in.ANI) > maxSignalNumber:
+	case runes(in.ANI) > maxSignalNumber:
 		return sig, "ani", fmt.Sprintf("is longer than %d characters", maxSignalNumber)
-	case len(in.DNIS) > maxSignalNumber:
+	case runes(in.DNIS) > maxSignalNumber:
 		return sig, "dnis", fmt.Sprintf("is longer than %d characters", maxSignalNumber)
+	case strings.ContainsRune(in.CallID, utf8.RuneError):
+		// From an escape of a lone surrogate (\ud800) or of U+FFFD itself:
+		// two such ids would read as one, and end each other's calls.
+		return sig, "call_id", "holds U+FFFD, a character that stands for one that could not be read"
+	case strings.ContainsRune(in.Extension, utf8.RuneError):
+		return sig, "extension", "holds U+FFFD, a character that stands for one that could not be read"
 	}
 	switch in.Type {
 	case ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered,
@@ -220,8 +227,8 @@ func checkSignal(in callSignalIn, received ledger.Time) (sig ledger.CallSignal, 
 			return sig, "at", fmt.Sprintf("must be an RFC 3339 time, got %q", *in.At)
 		}
 		if t.Before(earliestSignalAt) || t.After(received.Add(maxSignalAhead)) {
-			return sig, "at", fmt.Sprintf("%s is not a time this call can have: at must be after %s and at most %s after the server's clock (%s); leave it out to have the server stamp the signal",
-				*in.At, earliestSignalAt.Format(time.DateOnly), maxSignalAhead, received.Format(time.RFC3339))
+			return sig, "at", fmt.Sprintf("%s is not a time this call can have: at must be after %s and at most %d hours after the server's clock (%s); leave it out to have the server stamp the signal",
+				*in.At, earliestSignalAt.Format(time.DateOnly), int(maxSignalAhead/time.Hour), received.Format(time.RFC3339))
 		}
 		at = ledger.T(t)
 	}

@@ -31,17 +31,25 @@ func TestParseSignals(t *testing.T) {
 	}
 	for body, field := range map[string]string{
 		`[{"call_id":"c-1","extension":"1","type":"ringing"},{"extension":"1","type":"ringing"}]`: "call_id",
-		`{"call_id":"c","type":"ringing"}`:                                                       "extension",
-		`{"call_id":"c","extension":"1","type":"ring"}`:                                          "type",
-		`{"call_id":"c","extension":"1","type":"held","direction":"sideways"}`:                   "direction",
-		`{"call_id":"c","extension":"1","type":"held","at":"yesterday"}`:                         "at",
-		`{"call_id":"c","extension":"1","type":"held","at":"9999-12-31T23:30:00Z"}`:              "at", // a broken clock
-		`{"call_id":"c","extension":"1","type":"held","at":"2026-11-24T14:00:01Z"}`:              "at", // more than a day ahead
-		`{"call_id":"c","extension":"1","type":"held","at":"0001-01-01T00:00:00Z"}`:              "at",
-		`{"call_id":"c","extension":"1","type":"held","ani":"` + strings.Repeat("1", 65) + `"}`:  "ani",
-		`{"call_id":"c","extension":"1","type":"held","dnis":"` + strings.Repeat("1", 65) + `"}`: "dnis",
+		`{"call_id":"c","type":"ringing"}`:                                                           "extension",
+		`{"call_id":"c","extension":"1","type":"ring"}`:                                              "type",
+		`{"call_id":"c","extension":"1","type":"held","direction":"sideways"}`:                       "direction",
+		`{"call_id":"c","extension":"1","type":"held","at":"yesterday"}`:                             "at",
+		`{"call_id":"c","extension":"1","type":"held","at":"9999-12-31T23:30:00Z"}`:                  "at", // a broken clock
+		`{"call_id":"c","extension":"1","type":"held","at":"2026-11-24T14:00:01Z"}`:                  "at", // more than a day ahead
+		`{"call_id":"c","extension":"1","type":"held","at":"0001-01-01T00:00:00Z"}`:                  "at",
+		`{"call_id":"c","extension":"1","type":"held","ani":"` + strings.Repeat("1", 65) + `"}`:      "ani",
+		`{"call_id":"c","extension":"1","type":"held","dnis":"` + strings.Repeat("1", 65) + `"}`:     "dnis",
+		`{"call_id":"x\ud800","extension":"1","type":"held"}`:                                        "call_id", // a lone surrogate
+		`{"call_id":"c","extension":"1","type":"held","ani":"` + strings.Repeat("\uff11", 64) + `"}`: "",        // 64 characters: taken
 	} {
 		_, err := parseSignals([]byte(body), now, ledger.TransportHTTP, "")
+		if field == "" {
+			if err != nil {
+				t.Errorf("%s: %v", body, err)
+			}
+			continue
+		}
 		var ae *apiError
 		if !errors.As(err, &ae) || ae.Fields["field"] != field || ae.Status != 400 {
 			t.Errorf("%s: %v", body, err)

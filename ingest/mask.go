@@ -1,9 +1,13 @@
 package ingest
 
 import (
+	"math/big"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Card-number masking (RULES.md "Metadata"): a run of 13–19 digits, with
@@ -28,9 +32,14 @@ import (
 // What reads as a digit or a space to a person counts, not only ASCII: a
 // digit is any Unicode decimal digit (full-width "４", Arabic-Indic "٤"),
 // kept as its ASCII digit when shown; a separator is a space or a dash of
-// any kind (tab, no-break space, en dash, minus sign) or an invisible
-// format character (zero-width space, soft hyphen). A card number typed
-// with any of them is still one.
+// any kind (tab, no-break space, en dash, minus sign), an invisible format
+// character (zero-width space, soft hyphen), a mark (a variation
+// selector, a keycap's enclosing circle), a Hangul filler, or U+FFFD, the
+// character a byte that could not be read became. A value that holds no
+// card number so is also read in its NFKC form, which folds superscript
+// and circled digits ("⁴", "④") to digits, and a number written with an
+// exponent ("4.111111111111111e15", as JSON may) as its digits. A card
+// number typed with any of them is still one.
 
 const (
 	cardMinDigits = 13
@@ -42,6 +51,26 @@ const (
 // maskCards returns v with every card-number run masked, and whether it
 // masked any.
 func maskCards(v string) (string, bool) {
+	if m, ok := maskRuns(v); ok {
+		return m, true
+	}
+	if d, ok := exponentDigits(v); ok {
+		if m, ok := maskRuns(d); ok {
+			return m, true
+		}
+	}
+	if !isASCII(v) {
+		if n := norm.NFKC.String(v); n != v {
+			if m, ok := maskRuns(n); ok {
+				return m, true
+			}
+		}
+	}
+	return v, false
+}
+
+// maskRuns masks the card-number runs of v as it is written.
+func maskRuns(v string) (string, bool) {
 	if plainFewDigits(v) {
 		return v, false
 	}
@@ -70,6 +99,59 @@ func maskCards(v string) (string, bool) {
 		return v, false
 	}
 	return b.String(), true
+}
+
+// maxExponent bounds the numbers exponentDigits writes out: a card number
+// has at most 19 digits.
+const maxExponent = 40
+
+// exponentDigits writes a decimal number with an exponent ("4.1e15",
+// "-41E+14") out as its digits, when it is a whole number.
+func exponentDigits(v string) (string, bool) {
+	mant, exp, ok := strings.Cut(strings.ToLower(v), "e")
+	if !ok || len(v) > 64 || !isDecimal(strings.TrimPrefix(mant, "-"), true) {
+		return "", false
+	}
+	e := strings.TrimLeft(exp, "+-")
+	if !isDecimal(e, false) || len(e) > 2 {
+		return "", false
+	}
+	if n, _ := strconv.Atoi(e); n > maxExponent {
+		return "", false
+	}
+	r, ok := new(big.Rat).SetString(v)
+	if !ok || !r.IsInt() {
+		return "", false
+	}
+	return new(big.Int).Abs(r.Num()).String(), true
+}
+
+// isDecimal reports whether s is digits, with one point among them when
+// point is set.
+func isDecimal(s string, point bool) bool {
+	if s == "" {
+		return false
+	}
+	seen := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case isDigit(c):
+		case c == '.' && point && !seen:
+			seen = true
+		default:
+			return false
+		}
+	}
+	return s != "."
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // plainFewDigits reports whether v is ASCII with fewer digits than a card
@@ -140,10 +222,12 @@ func cardSeparator(r rune) bool {
 		return true
 	case r < utf8.RuneSelf:
 		return r == '\t' || r == '\n' || r == '\v' || r == '\f' || r == '\r'
-	case r == '\u2212': // minus sign
+	case r == '\u2212', // minus sign
+		r == utf8.RuneError,                                        // a byte that could not be read
+		r == '\u115f', r == '\u1160', r == '\u3164', r == '\uffa0': // Hangul fillers, blank
 		return true
 	}
-	return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf)
+	return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf, unicode.Mn, unicode.Me)
 }
 
 // holdsCard reports whether any 13–19 consecutive digits of a run pass

@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"fmt"
+	"golang.org/x/text/unicode/norm"
+	"math/big"
 	"strings"
 	"testing"
 	"unicode"
@@ -41,8 +43,17 @@ func TestMaskCards(t *testing.T) {
 		{"\u0664\u0661\u0661\u0661 1111 1111 1111", "411111******1111", true},                       // Arabic-Indic digits
 		{"n\u00b0 4111111111111113 \u00e9t\u00e9", "n\u00b0 4111111111111113 \u00e9t\u00e9", false}, // accents around a non-card
 		{"caf\u00e9 4111 1111 1111 1111.", "caf\u00e9 411111******1111.", true},
-		{"\xff4111111111111111\xfe", "\xff411111******1111\xfe", true}, // invalid UTF-8 around it is kept
-		{"\uff11\uff12\uff13", "\uff11\uff12\uff13", false},            // few digits: kept as sent
+		{"\xff4111111111111111\xfe", "\xff411111******1111\xfe", true},         // invalid UTF-8 around it is kept
+		{"\uff11\uff12\uff13", "\uff11\uff12\uff13", false},                    // few digits: kept as sent
+		{"4111\ufffd1111\ufffd1111\ufffd1111", "411111******1111", true},       // bytes that could not be read
+		{"4111\ufe0f1111\u034f1111\u31641111", "411111******1111", true},       // a variation selector, a joiner, a filler
+		{"4\ufe0f\u20e31\ufe0f\u20e311111111111111", "411111******1111", true}, // keycap digits
+		{"\u2074\u00b9\u00b9\u00b91111 1111 1111", "411111******1111", true},   // superscripts, by NFKC
+		{"\u2463\u2460\u2460\u2460 1111 1111 1111", "411111******1111", true},  // circled digits, by NFKC
+		{"4.111111111111111e15", "411111******1111", true},                     // a JSON number with an exponent
+		{"-4111111111111111000E-3", "-411111*********1000E-3", true},           // its digits as written hold one
+		{"4.5e3", "4.5e3", false},
+		{"1e999999", "1e999999", false},
 	} {
 		got, masked := maskCards(tc.in)
 		if got != tc.want || masked != tc.masked {
@@ -61,11 +72,29 @@ func TestLuhn(t *testing.T) {
 
 // cardLeft reports a card number left in v: 13–19 consecutive decimal
 // digits of any script, within a run of digits and separators (spaces,
-// dashes and invisible format characters of any script), passing Luhn.
-// Written independently of the masker.
+// dashes, invisible format characters and marks of any script, Hangul
+// fillers, U+FFFD), passing Luhn; in v as written, in its NFKC form, or in
+// the digits of v read as a number with an exponent. Written independently
+// of the masker.
 func cardLeft(v string) (string, bool) {
+	forms := []string{v, norm.NFKC.String(v)}
+	if strings.ContainsAny(v, "eE") && len(v) <= 64 && !strings.ContainsAny(v, "/xXpP_") {
+		if r, ok := new(big.Rat).SetString(v); ok && r.IsInt() && r.Num().BitLen() < 140 {
+			forms = append(forms, new(big.Int).Abs(r.Num()).String())
+		}
+	}
+	for _, f := range forms {
+		if d, ok := cardIn(f); ok {
+			return d, true
+		}
+	}
+	return "", false
+}
+
+func cardIn(v string) (string, bool) {
 	isSep := func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf) || r == '\u2212'
+		return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf, unicode.Mn, unicode.Me) ||
+			strings.ContainsRune("\u2212\ufffd\u115f\u1160\u3164\uffa0", r)
 	}
 	runs := strings.FieldsFunc(v, func(r rune) bool { return !unicode.IsDigit(r) && !isSep(r) })
 	for _, run := range runs {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/url"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -121,6 +122,9 @@ func parseParams(rawQuery, contentType string, body []byte) request {
 	}
 
 	mediaType := mediaTypeOf(contentType)
+	// A byte-order mark some editors and platforms put before JSON is
+	// not part of it.
+	body = bytes.TrimPrefix(body, []byte("\ufeff"))
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	switch {
 	case (mediaType == "application/x-www-form-urlencoded" || mediaType == "") && !bytes.HasPrefix(trimmed, []byte("{")):
@@ -321,7 +325,7 @@ func decodeJSONObject(b []byte) (members, metadata []ledger.Param, err error) {
 		}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return members, metadata, fmt.Errorf("member %q: %w", key, plainJSONError(err))
+			return members, metadata, fmt.Errorf("member %s: %w", shownKey(key), plainJSONError(err))
 		}
 		if canonicalKey(key) == paramMetadata && firstByte(raw) == '{' {
 			m, err := metadataMembers(raw)
@@ -333,7 +337,7 @@ func decodeJSONObject(b []byte) (members, metadata []ledger.Param, err error) {
 		}
 		v, err := scalar(raw)
 		if err != nil {
-			return members, metadata, fmt.Errorf("member %q: %w", key, err)
+			return members, metadata, fmt.Errorf("member %s: %w", shownKey(key), err)
 		}
 		members = append(members, ledger.Param{Key: key, Value: v})
 	}
@@ -375,11 +379,11 @@ func metadataMembers(raw []byte) ([]ledger.Param, error) {
 		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return out, fmt.Errorf("key %q: %w", key, plainJSONError(err))
+			return out, fmt.Errorf("key %s: %w", shownKey(key), plainJSONError(err))
 		}
 		s, err := scalar(v)
 		if err != nil {
-			return out, fmt.Errorf("key %q: %w", key, err)
+			return out, fmt.Errorf("key %s: %w", shownKey(key), err)
 		}
 		out = append(out, ledger.Param{Key: key, Value: s})
 	}
@@ -465,4 +469,14 @@ func appendUnique(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
+}
+
+// shownKey is a member name as an error message quotes it: masked first,
+// since quoting escapes the separators (a tab becomes \t) that the
+// message's own masking reads a card number by.
+func shownKey(k string) string {
+	if m, ok := maskCards(k); ok {
+		k = m
+	}
+	return strconv.Quote(k)
 }

@@ -39,6 +39,18 @@ func TestParseParams(t *testing.T) {
 			want:  request{SenderID: "jdoe"},
 		},
 		{
+			name: "a JSON body after a byte-order mark, no Content-Type",
+			body: "\ufeff{\"sender_id\":\"jdoe\"}",
+			want: request{SenderID: "jdoe", JSON: true},
+		},
+		{
+			name:  "a card number as a bad member's name is masked in the message",
+			ctype: "text/json",
+			body:  "{\"sender_id\":\"jdoe\",\"4111\\t1111\\t1111\\t1111\":[1]}",
+			want: request{SenderID: "jdoe", JSON: true, Invalid: reasonInvalidInput,
+				Message: `JSON body: member "411111******1111": must be a string or a number`},
+		},
+		{
 			name:  "a dollar and a brace that open no variable are text",
 			query: "sender_id=jdoe&note=pre+%24%7Bopen",
 			want:  request{SenderID: "jdoe", Params: []ledger.Param{{Key: "note", Value: "pre ${open"}}},
