@@ -101,6 +101,9 @@ func ParseTokens(b []byte) (*Tokens, error) {
 		if len(e.Token) < minTokenLen {
 			return nil, &ledger.FieldError{Field: field + ".token", Message: fmt.Sprintf("must be at least %d characters", minTokenLen)}
 		}
+		if strings.ContainsFunc(e.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return nil, &ledger.FieldError{Field: field + ".token", Message: "must not hold spaces or control characters: it could not be sent in an Authorization header as written"}
+		}
 		if seen[e.Token] {
 			return nil, &ledger.FieldError{Field: field + ".token", Message: "is used twice"}
 		}

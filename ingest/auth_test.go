@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/recledger/recledger/ledger"
@@ -78,6 +79,9 @@ func TestParseTokensRejects(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Field != name {
 			t.Errorf("%s: got %v", name, err)
 		}
+	}
+	if _, err := ParseTokens([]byte(`{"tokens":[{"name":"a","token":"0123456789 abcdef0","roles":["admin"]}]}`)); err == nil || !strings.Contains(err.Error(), "spaces") {
+		t.Errorf("a token with a space: %v", err)
 	}
 	if _, err := ParseTokens([]byte(`{"token":[]}`)); !errors.Is(err, ledger.ErrInvalid) {
 		t.Errorf("unknown field: got %v", err)

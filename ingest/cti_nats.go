@@ -66,6 +66,14 @@ func (s *Server) handleCTIMsg(ctx context.Context, msg *nats.Msg) {
 		res   callsReply
 		err   error
 	)
+	if !ledger.SafeReplySubject(msg.Reply) {
+		// The answer goes out on the server's own connection, which may
+		// write the streams: a reply subject naming a stream's subject (or
+		// JetStream's API) would have the server write its answer there.
+		// Refused whole, before anything is appended.
+		s.log.Warn("call signals refused: their reply subject is not an inbox", logKeySubject, msg.Subject, logKeyReply, msg.Reply)
+		return
+	}
 	if len(msg.Data) > maxFeedBody {
 		err = tooLarge(maxFeedBody)
 	} else {

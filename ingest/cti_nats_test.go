@@ -65,6 +65,19 @@ func TestCTIOverNATS(t *testing.T) {
 	if calls, _ := a.JSON["active_calls"].([]any); len(calls) != 1 {
 		t.Fatalf("agent: %s", a.Raw)
 	}
+	// A reply subject naming a stream's subject would have the server
+	// write its answer there: such signals are refused whole, unanswered.
+	stream, err := nc.SubscribeSync("recledger.events.test.call_signal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.PublishRequest(ledger.CTISubject("test"), "recledger.events.test.call_signal",
+		[]byte(`{"call_id":"c-10","extension":"3420","type":"ringing"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := stream.NextMsg(300 * time.Millisecond); err == nil {
+		t.Fatalf("the server answered on a stream's subject: %s", m.Data)
+	}
 	s.verified(3)
 	ev := s.must(200, "GET", "/v1/events?after_seq=1", "", "")
 	var page struct {

@@ -91,6 +91,7 @@ const (
 	logKeySubject   = "subject"
 	logKeyFile      = "file"
 	logKeyEvents    = "events"
+	logKeyReply     = "reply"
 	logKeyTook      = "took"
 )
 

@@ -165,6 +165,7 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 	log = log.With(jsLogKeyComponent, "nats", jsLogKeyName, name)
 	opts := []nats.Option{
 		nats.Name(name),
+		nats.CustomInboxPrefix(ReaderInboxPrefix),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(reconnectWait),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -27,6 +28,12 @@ const (
 	// workers (the auditor and admin roles).
 	NATSRead
 )
+
+// ReaderInboxPrefix is the inbox prefix of recledger's own NATS clients
+// (Connect, the upload worker): the replies to their reads arrive there,
+// where a client of the command role, which may subscribe to _INBOX.> for
+// its own replies, cannot listen.
+const ReaderInboxPrefix = "_RECLEDGER_INBOX"
 
 // NATSAuthorizer decides a client of the embedded server by the token it
 // presents ("" for none; a password counts as its token) and its address.
@@ -108,6 +115,8 @@ func natsPermissions(site string, access NATSAccess) *server.Permissions {
 		"$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.STREAM.SNAPSHOT.>",
 		"$JS.API.STREAM.RESTORE.>", "$JS.API.STREAM.PEER.>", "$JS.API.STREAM.LEADER.>",
 		"$JS.API.ACCOUNT.>", "$JS.API.SERVER.>", "$JS.API.META.>",
+		// the upload workers' consumers are theirs to use, not to remove
+		"$JS.API.CONSUMER.DELETE." + ManifestsStream + ".>", "$JS.API.CONSUMER.PAUSE." + ManifestsStream + ".>",
 	}}
 	sub := &server.SubjectPermission{Allow: []string{"_INBOX.>"}}
 	if access&NATSSignals != 0 {
@@ -115,10 +124,18 @@ func natsPermissions(site string, access NATSAccess) *server.Permissions {
 	}
 	if access&NATSRead != 0 {
 		pub.Allow = append(pub.Allow, "$JS.API.>", "$JS.ACK.>", "$JS.FC.>")
-		sub.Allow = append(sub.Allow, siteEventsFilter(site), "recledger.manifests."+site+".>")
+		sub.Allow = append(sub.Allow, ReaderInboxPrefix+".>", siteEventsFilter(site), "recledger.manifests."+site+".>")
 	}
 	if len(pub.Allow) == 0 {
 		pub.Allow = []string{"_INBOX.none"} // nothing: an empty allow list would allow everything
 	}
 	return &server.Permissions{Publish: pub, Subscribe: sub}
+}
+
+// SafeReplySubject reports whether the server's own connection may answer
+// a request on reply: none, or any subject but the streams' and NATS's own
+// ($JS, $SYS, …). The own connection may write the streams, so a reply
+// subject chosen by a client must not name them.
+func SafeReplySubject(reply string) bool {
+	return !strings.HasPrefix(reply, "recledger.") && !strings.HasPrefix(reply, "$")
 }

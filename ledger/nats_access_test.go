@@ -27,7 +27,8 @@ type natsClient struct {
 func dialClient(t *testing.T, srv *Embedded, opts ...nats.Option) (*natsClient, error) {
 	t.Helper()
 	c := &natsClient{}
-	opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	// a third party's client: the default inbox prefix
+	opts = append(opts, nats.CustomInboxPrefix("_INBOX"), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.violations = append(c.violations, err.Error())
@@ -207,5 +208,21 @@ func TestEmbeddedNATSFollowsTheTokens(t *testing.T) {
 	aud.tryWrites(t)
 	if !aud.denied(EventSubject(jsTestSite, TypeCommand)) {
 		t.Error("the auditor role may write the events stream")
+	}
+	// The upload workers' consumers are not the readers' to remove.
+	_, _ = aud.nc.Request("$JS.API.CONSUMER.DELETE."+ManifestsStream+".upload-"+jsTestSite, nil, 200*time.Millisecond)
+	if !aud.denied("$JS.API.CONSUMER.DELETE." + ManifestsStream) {
+		t.Error("the auditor role may delete an upload worker's consumer")
+	}
+	// recledger's own readers' replies are out of the command role's reach.
+	if _, err := cmd.nc.SubscribeSync(ReaderInboxPrefix + ".>"); err == nil {
+		_ = cmd.nc.Flush()
+		time.Sleep(100 * time.Millisecond)
+		cmd.mu.Lock()
+		seen := strings.Join(cmd.violations, "\n")
+		cmd.mu.Unlock()
+		if !strings.Contains(seen, "Permissions Violation for Subscription to \""+ReaderInboxPrefix) {
+			t.Errorf("the command role may listen to recledger's readers' replies: %q", seen)
+		}
 	}
 }

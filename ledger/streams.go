@@ -52,11 +52,15 @@ func validSite(site string) error {
 	}
 	for _, r := range site {
 		if r <= ' ' || r == '.' || r == '*' || r == '>' || r > 0x7e {
-			return fmt.Errorf("site %q: %w: not a subject token", site, ErrInvalid)
+			return fmt.Errorf("site %q: %w: a site is one token of a NATS subject: printable ASCII, no spaces, '.', '*' or '>'", site, ErrInvalid)
 		}
 	}
 	return nil
 }
+
+// CheckSite reports a site name that cannot be one token of the
+// subjects (API.md §6), before anything is created under it.
+func CheckSite(site string) error { return validSite(site) }
 
 // EnsureStreams creates or updates RECLEDGER_EVENTS (recledger.events.{site}.>)
 // and RECLEDGER_MANIFESTS (recledger.manifests.{site}.*). Subjects of other

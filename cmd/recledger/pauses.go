@@ -51,11 +51,13 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("pauses: unexpected arguments %q", fs.Args())
 	}
-	// Checked now, before the ledger is read; a date is read again in the
-	// site's zone once the state is loaded (GET /v1/pauses does the same).
-	q, err := pauseQuery(*user, *fromS, *toS, nil)
-	if err != nil {
-		return fmt.Errorf("pauses: %w", err)
+	// Their form is checked now, before the ledger is read; a date is
+	// midnight in the site's zone, so the query, and whether to comes
+	// after from, wait for the state (or the server) to know it.
+	for _, b := range [][2]string{{"from", *fromS}, {"to", *toS}} {
+		if _, err := parsePauseTime(b[0], b[1], nil); err != nil {
+			return fmt.Errorf("pauses: %w", err)
+		}
 	}
 	switch *format {
 	case formatCSV, formatJSON, formatTable:
@@ -73,7 +75,8 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("pauses: %w", err)
 	}
 	defer store.Close()
-	if q, err = pauseQuery(*user, *fromS, *toS, st.Location()); err != nil {
+	q, err := pauseQuery(*user, *fromS, *toS, st.Location())
+	if err != nil {
 		return fmt.Errorf("pauses: %w", err)
 	}
 	if *format == formatTable { // aligned columns need every row first

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -264,4 +265,28 @@ func pausedState(t *testing.T, back bool) *projections.State {
 		add(time.Second, ledger.TypeCommand, ledger.Command{Command: "pause", SenderID: fmt.Sprintf("u%d", u), Transport: "finesse"})
 	}
 	return st
+}
+
+// A date bound is the site's midnight: for a site west of UTC, a time in
+// the small hours UTC comes before the day's end there, and the range is
+// asked, not refused.
+func TestPausesDateBoundInTheSiteZone(t *testing.T) {
+	d := writeOfflineDay(t, false, 0)
+	store, err := ledger.Open(filepath.Join(d.dir, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	site, _ := json.Marshal(ledger.Site{UploadTime: "23:00", Timezone: "America/New_York"})
+	_, err = store.Append(t.Context(), ledger.Event{Type: ledger.TypeConfig, Data: ledger.ConfigChange{Part: ledger.PartSite, Op: ledger.OpPut, Value: site}})
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2026-11-24 in New York begins at 05:00Z: after 04:00Z.
+	if _, err := runCmd(t, &PausesCommand{}, "--data", d.dir, "--from", "2026-11-24T04:00:00Z", "--to", "2026-11-24", "--format", "csv"); err != nil {
+		t.Errorf("a range ending at the site's midnight: %v", err)
+	}
+	if _, err := runCmd(t, &PausesCommand{}, "--data", d.dir, "--from", "2026-11-24T06:00:00Z", "--to", "2026-11-24"); !errors.Is(err, ledger.ErrInvalid) {
+		t.Errorf("to before from: %v, want it refused", err)
+	}
 }

@@ -72,6 +72,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	if err := ledger.CheckSite(cfg.Site); err != nil {
+		return nil, fmt.Errorf("serve: --site: %w", err)
+	}
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, fmt.Errorf("serve: data dir: %w", err)
 	}

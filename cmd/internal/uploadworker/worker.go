@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/recledger/recledger/ledger"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -115,7 +116,8 @@ func Run(ctx context.Context, url string, cfg Config) error {
 		return errors.New("upload-worker: site and dest are required")
 	}
 	cfg.Defaults()
-	opts := []nats.Option{nats.Name("recledger-upload-worker"), nats.MaxReconnects(-1)}
+	opts := []nats.Option{nats.Name("recledger-upload-worker"), nats.MaxReconnects(-1),
+		nats.CustomInboxPrefix(ledger.ReaderInboxPrefix)}
 	if cfg.Token != "" {
 		opts = append(opts, nats.Token(cfg.Token))
 	}
@@ -186,6 +188,10 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 		if err == nil {
 			w.log.Info("upload worker bound", logKeyConsumer, w.cfg.Durable, logKeySubject, Subject(w.cfg.Site))
 			return cons, nil
+		}
+		if nc := w.js.Conn(); nc != nil && errors.Is(nc.LastError(), nats.ErrPermissionViolation) {
+			// No retry gets past the token's role.
+			return nil, fmt.Errorf("upload-worker: bind: %w: the token's role may not read the manifests: give one with the auditor or admin role (--token or RECLEDGER_TOKEN)", nc.LastError())
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoHeartbeat) {
 			w.log.Warn("binding the manifests consumer", logKeyErr, err)
