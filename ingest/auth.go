@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -101,7 +103,9 @@ func ParseTokens(b []byte) (*Tokens, error) {
 		if len(e.Token) < minTokenLen {
 			return nil, &ledger.FieldError{Field: field + ".token", Message: fmt.Sprintf("must be at least %d characters", minTokenLen)}
 		}
-		if strings.ContainsFunc(e.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		if strings.ContainsFunc(e.Token, func(r rune) bool {
+			return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zs) || r == utf8.RuneError
+		}) {
 			return nil, &ledger.FieldError{Field: field + ".token", Message: "must not hold spaces or control characters: it could not be sent in an Authorization header as written"}
 		}
 		if seen[e.Token] {

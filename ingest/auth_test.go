@@ -80,8 +80,10 @@ func TestParseTokensRejects(t *testing.T) {
 			t.Errorf("%s: got %v", name, err)
 		}
 	}
-	if _, err := ParseTokens([]byte(`{"tokens":[{"name":"a","token":"0123456789 abcdef0","roles":["admin"]}]}`)); err == nil || !strings.Contains(err.Error(), "spaces") {
-		t.Errorf("a token with a space: %v", err)
+	for _, tok := range []string{"0123456789 abcdef0", "0123456789\u00a0abcdef0", "0123456789\u200babcdef0", "0123456789\u0085abcdef0"} {
+		if _, err := ParseTokens([]byte(`{"tokens":[{"name":"a","token":"` + tok + `","roles":["admin"]}]}`)); err == nil || !strings.Contains(err.Error(), "spaces") {
+			t.Errorf("a token with a space %q: %v", tok, err)
+		}
 	}
 	if _, err := ParseTokens([]byte(`{"token":[]}`)); !errors.Is(err, ledger.ErrInvalid) {
 		t.Errorf("unknown field: got %v", err)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/recledger/recledger/ledger"
@@ -202,6 +203,10 @@ func checkSignal(in callSignalIn, received ledger.Time) (sig ledger.CallSignal, 
 		return sig, "ani", fmt.Sprintf("is longer than %d characters", maxSignalNumber)
 	case runes(in.DNIS) > maxSignalNumber:
 		return sig, "dnis", fmt.Sprintf("is longer than %d characters", maxSignalNumber)
+	case strings.ContainsFunc(in.CallID, unicode.IsControl):
+		return sig, "call_id", "holds a control character"
+	case strings.ContainsFunc(in.Extension, unicode.IsControl):
+		return sig, "extension", "holds a control character"
 	case strings.ContainsRune(in.CallID, utf8.RuneError):
 		// From an escape of a lone surrogate (\ud800) or of U+FFFD itself:
 		// two such ids would read as one, and end each other's calls.
@@ -232,6 +237,10 @@ func checkSignal(in callSignalIn, received ledger.Time) (sig ledger.CallSignal, 
 		}
 		at = ledger.T(t)
 	}
+	// Not masked: a call's ids and numbers are identities, and a long
+	// call id or an international number can hold a 13–15 digit window
+	// that passes Luhn by chance; masked, two calls could become one, or
+	// a number escape its team's inclusion list (docs/rules-decisions.md).
 	return ledger.CallSignal{
 		CallID: in.CallID, Extension: in.Extension, Type: in.Type, Direction: in.Direction,
 		ANI: in.ANI, DNIS: in.DNIS, ACD: in.ACD, At: at,

@@ -41,6 +41,7 @@ func TestParseSignals(t *testing.T) {
 		`{"call_id":"c","extension":"1","type":"held","ani":"` + strings.Repeat("1", 65) + `"}`:      "ani",
 		`{"call_id":"c","extension":"1","type":"held","dnis":"` + strings.Repeat("1", 65) + `"}`:     "dnis",
 		`{"call_id":"x\ud800","extension":"1","type":"held"}`:                                        "call_id", // a lone surrogate
+		`{"call_id":"x\u0000","extension":"1","type":"held"}`:                                        "call_id", // a control character
 		`{"call_id":"c","extension":"1","type":"held","ani":"` + strings.Repeat("\uff11", 64) + `"}`: "",        // 64 characters: taken
 	} {
 		_, err := parseSignals([]byte(body), now, ledger.TransportHTTP, "")

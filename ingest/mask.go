@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"math/big"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -51,13 +52,15 @@ const (
 // maskCards returns v with every card-number run masked, and whether it
 // masked any.
 func maskCards(v string) (string, bool) {
-	if m, ok := maskRuns(v); ok {
-		return m, true
-	}
-	if d, ok := exponentDigits(v); ok {
+	// Numbers with an exponent first: as written, the digits after their
+	// point could be masked alone and leave the ones before it in clear.
+	if d, ok := expandExponents(v); ok {
 		if m, ok := maskRuns(d); ok {
 			return m, true
 		}
+	}
+	if m, ok := maskRuns(v); ok {
+		return m, true
 	}
 	if !isASCII(v) {
 		if n := norm.NFKC.String(v); n != v {
@@ -105,21 +108,50 @@ func maskRuns(v string) (string, bool) {
 // has at most 19 digits.
 const maxExponent = 40
 
+// exponentNumber is a decimal number with an exponent, within a text.
+var exponentNumber = regexp.MustCompile(`[0-9]+(?:\.[0-9]+)?[eE][+-]?[0-9]+`)
+
+// expandExponents writes each whole number with an exponent in v
+// ("4.1e15", "41E+014") out as its digits; false when v holds none.
+func expandExponents(v string) (string, bool) {
+	if !strings.ContainsAny(v, "eE") {
+		return "", false
+	}
+	changed := false
+	out := exponentNumber.ReplaceAllStringFunc(v, func(n string) string {
+		if d, ok := exponentDigits(n); ok {
+			changed = true
+			return d
+		}
+		return n
+	})
+	return out, changed
+}
+
 // exponentDigits writes a decimal number with an exponent ("4.1e15",
-// "-41E+14") out as its digits, when it is a whole number.
+// "41E+014") out as its digits, when it is a whole number.
 func exponentDigits(v string) (string, bool) {
 	mant, exp, ok := strings.Cut(strings.ToLower(v), "e")
 	if !ok || len(v) > 64 || !isDecimal(strings.TrimPrefix(mant, "-"), true) {
 		return "", false
 	}
-	e := strings.TrimLeft(exp, "+-")
-	if !isDecimal(e, false) || len(e) > 2 {
+	sign := ""
+	if exp != "" && (exp[0] == '+' || exp[0] == '-') {
+		sign, exp = exp[:1], exp[1:]
+	}
+	if !isDecimal(exp, false) {
 		return "", false
 	}
-	if n, _ := strconv.Atoi(e); n > maxExponent {
+	if exp = strings.TrimLeft(exp, "0"); exp == "" {
+		exp = "0"
+	}
+	if len(exp) > 2 {
 		return "", false
 	}
-	r, ok := new(big.Rat).SetString(v)
+	if n, _ := strconv.Atoi(exp); n > maxExponent {
+		return "", false
+	}
+	r, ok := new(big.Rat).SetString(mant + "e" + sign + exp)
 	if !ok || !r.IsInt() {
 		return "", false
 	}
@@ -221,13 +253,13 @@ func cardSeparator(r rune) bool {
 	case r == ' ' || r == '-':
 		return true
 	case r < utf8.RuneSelf:
-		return r == '\t' || r == '\n' || r == '\v' || r == '\f' || r == '\r'
+		return r < ' ' || r == 0x7f // control characters: tab, NUL, …
 	case r == '\u2212', // minus sign
 		r == utf8.RuneError,                                        // a byte that could not be read
 		r == '\u115f', r == '\u1160', r == '\u3164', r == '\uffa0': // Hangul fillers, blank
 		return true
 	}
-	return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf, unicode.Mn, unicode.Me)
+	return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf, unicode.Cc, unicode.Mn, unicode.Me)
 }
 
 // holdsCard reports whether any 13–19 consecutive digits of a run pass

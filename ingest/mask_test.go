@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"golang.org/x/text/unicode/norm"
 	"math/big"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode"
@@ -51,9 +52,14 @@ func TestMaskCards(t *testing.T) {
 		{"\u2074\u00b9\u00b9\u00b91111 1111 1111", "411111******1111", true},   // superscripts, by NFKC
 		{"\u2463\u2460\u2460\u2460 1111 1111 1111", "411111******1111", true},  // circled digits, by NFKC
 		{"4.111111111111111e15", "411111******1111", true},                     // a JSON number with an exponent
-		{"-4111111111111111000E-3", "-411111*********1000E-3", true},           // its digits as written hold one
+		{"-4111111111111111000E-3", "-411111******1111", true},                 // the number, not its digits as written
 		{"4.5e3", "4.5e3", false},
 		{"1e999999", "1e999999", false},
+		{"4.111111111111111e015", "411111******1111", true}, // an exponent with leading zeros
+		{"4.111111111111111E+0015", "411111******1111", true},
+		{"x4.111111111111111e15 y", "x411111******1111 y", true},   // within a text
+		{"5.500005555555559e15", "550000******5559", true},         // the whole number, not its decimals alone
+		{"4111\x001111\x011111\x7f1111", "411111******1111", true}, // control characters
 	} {
 		got, masked := maskCards(tc.in)
 		if got != tc.want || masked != tc.masked {
@@ -78,10 +84,18 @@ func TestLuhn(t *testing.T) {
 // of the masker.
 func cardLeft(v string) (string, bool) {
 	forms := []string{v, norm.NFKC.String(v)}
-	if strings.ContainsAny(v, "eE") && len(v) <= 64 && !strings.ContainsAny(v, "/xXpP_") {
-		if r, ok := new(big.Rat).SetString(v); ok && r.IsInt() && r.Num().BitLen() < 140 {
-			forms = append(forms, new(big.Int).Abs(r.Num()).String())
-		}
+	if strings.ContainsAny(v, "eE") {
+		// every number with an exponent written out, where it is whole
+		words := regexp.MustCompile(`[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+`).ReplaceAllStringFunc(v, func(n string) string {
+			if e := strings.TrimLeft(n[strings.IndexAny(n, "eE")+1:], "+-0"); len(e) > 3 {
+				return n // too large to be a card number; not worth writing out
+			}
+			if r, ok := new(big.Rat).SetString(n); ok && r.IsInt() && r.Num().BitLen() < 140 {
+				return r.Num().String()
+			}
+			return n
+		})
+		forms = append(forms, words)
 	}
 	for _, f := range forms {
 		if d, ok := cardIn(f); ok {
@@ -93,7 +107,7 @@ func cardLeft(v string) (string, bool) {
 
 func cardIn(v string) (string, bool) {
 	isSep := func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf, unicode.Mn, unicode.Me) ||
+		return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf, unicode.Cc, unicode.Mn, unicode.Me) ||
 			strings.ContainsRune("\u2212\ufffd\u115f\u1160\u3164\uffa0", r)
 	}
 	runs := strings.FieldsFunc(v, func(r rune) bool { return !unicode.IsDigit(r) && !isSep(r) })

@@ -117,6 +117,7 @@ func natsPermissions(site string, access NATSAccess) *server.Permissions {
 		"$JS.API.ACCOUNT.>", "$JS.API.SERVER.>", "$JS.API.META.>",
 		// the upload workers' consumers are theirs to use, not to remove
 		"$JS.API.CONSUMER.DELETE." + ManifestsStream + ".>", "$JS.API.CONSUMER.PAUSE." + ManifestsStream + ".>",
+		"$JS.API.CONSUMER.RESET." + ManifestsStream + ".>", "$JS.API.CONSUMER.UNPIN." + ManifestsStream + ".>",
 	}}
 	sub := &server.SubjectPermission{Allow: []string{"_INBOX.>"}}
 	if access&NATSSignals != 0 {
@@ -134,8 +135,14 @@ func natsPermissions(site string, access NATSAccess) *server.Permissions {
 
 // SafeReplySubject reports whether the server's own connection may answer
 // a request on reply: none, or any subject but the streams' and NATS's own
-// ($JS, $SYS, …). The own connection may write the streams, so a reply
-// subject chosen by a client must not name them.
+// ($JS, $SYS, …), and recledger's readers' inboxes. The own connection
+// may write the streams, and only readers may listen on their inboxes, so
+// a reply subject chosen by a client must not name them.
 func SafeReplySubject(reply string) bool {
-	return !strings.HasPrefix(reply, "recledger.") && !strings.HasPrefix(reply, "$")
+	for _, p := range []string{"recledger.", "$", ReaderInboxPrefix + "."} {
+		if strings.HasPrefix(reply, p) {
+			return false
+		}
+	}
+	return true
 }

@@ -214,6 +214,10 @@ func TestEmbeddedNATSFollowsTheTokens(t *testing.T) {
 	if !aud.denied("$JS.API.CONSUMER.DELETE." + ManifestsStream) {
 		t.Error("the auditor role may delete an upload worker's consumer")
 	}
+	_, _ = aud.nc.Request("$JS.API.CONSUMER.RESET."+ManifestsStream+".upload-"+jsTestSite, []byte(`{"seq":5}`), 200*time.Millisecond)
+	if !aud.denied("$JS.API.CONSUMER.RESET." + ManifestsStream) {
+		t.Error("the auditor role may move an upload worker's consumer")
+	}
 	// recledger's own readers' replies are out of the command role's reach.
 	if _, err := cmd.nc.SubscribeSync(ReaderInboxPrefix + ".>"); err == nil {
 		_ = cmd.nc.Flush()
@@ -224,5 +228,31 @@ func TestEmbeddedNATSFollowsTheTokens(t *testing.T) {
 		if !strings.Contains(seen, "Permissions Violation for Subscription to \""+ReaderInboxPrefix) {
 			t.Errorf("the command role may listen to recledger's readers' replies: %q", seen)
 		}
+	}
+}
+
+// The server answers on a client's reply subject only outside the streams,
+// NATS's own subjects and recledger's readers' inboxes.
+func TestSafeReplySubject(t *testing.T) {
+	for reply, want := range map[string]bool{
+		"":                                  true,
+		"_INBOX.abc.1":                      true,
+		"feed.replies.7":                    true,
+		"recledger.events.s1.command":       false,
+		"recledger.manifests.s1.2026-11-30": false,
+		"$JS.API.STREAM.PURGE.X":            false,
+		ReaderInboxPrefix + ".victim.1":     false,
+	} {
+		if got := SafeReplySubject(reply); got != want {
+			t.Errorf("SafeReplySubject(%q) = %v, want %v", reply, got, want)
+		}
+	}
+	for _, site := range []string{"a/b", "a.b", "", "é", "a b"} {
+		if err := CheckSite(site); !errors.Is(err, ErrInvalid) {
+			t.Errorf("CheckSite(%q) = %v", site, err)
+		}
+	}
+	if err := CheckSite("north-1_b"); err != nil {
+		t.Errorf("CheckSite(north-1_b) = %v", err)
 	}
 }

@@ -51,8 +51,8 @@ func validSite(site string) error {
 		return fmt.Errorf("site: %w: empty", ErrInvalid)
 	}
 	for _, r := range site {
-		if r <= ' ' || r == '.' || r == '*' || r == '>' || r > 0x7e {
-			return fmt.Errorf("site %q: %w: a site is one token of a NATS subject: printable ASCII, no spaces, '.', '*' or '>'", site, ErrInvalid)
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("site %q: %w: a site is one token of NATS subjects and part of consumer names: letters, digits, '-' and '_'", site, ErrInvalid)
 		}
 	}
 	return nil

@@ -75,6 +75,14 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	if err := ledger.CheckSite(cfg.Site); err != nil {
 		return nil, fmt.Errorf("serve: --site: %w", err)
 	}
+	// Read before anything is created: a refused file leaves no data dir.
+	var tokens *ingest.Tokens
+	if cfg.TokensFile != "" {
+		var err error
+		if tokens, err = ingest.LoadTokens(cfg.TokensFile); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+	}
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, fmt.Errorf("serve: data dir: %w", err)
 	}
@@ -108,13 +116,6 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	store.Subscribe(s.live.OnCommit)
 	head, _ := store.Head()
 	log.Info("projections ready", logKeySeq, head, logKeyTail, replayed, logKeyTook, time.Since(start).Round(time.Millisecond))
-
-	var tokens *ingest.Tokens
-	if cfg.TokensFile != "" {
-		if tokens, err = ingest.LoadTokens(cfg.TokensFile); err != nil {
-			return nil, fmt.Errorf("serve: %w", err)
-		}
-	}
 
 	// JetStream: embedded unless --nats names a cluster. The embedded
 	// server lets its clients do what the tokens file lets them do over
