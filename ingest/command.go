@@ -106,6 +106,9 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	if res.Command == "" {
 		res.Command = name
 	}
+	if res.Message == "" && res.Reason != "" {
+		res.Message = ledger.ReasonMessage(res.Reason) // the sentence for people API.md §2 promises
+	}
 	s.met.countCommand(res.Command, res.Outcome)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost four allocations even when not logged
 		s.log.Debug("command", logKeyCommand, res.Command, logKeyOutcome, res.Outcome, logKeySeq, env.Seq, logKeyPrincipal, principal)

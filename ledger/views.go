@@ -202,3 +202,40 @@ func (q PauseQuery) CheckBounds() error {
 	}
 	return nil
 }
+
+// ReasonMessage says an outcome reason (API.md §2: `reason` for machines,
+// `message` for people) in a sentence, for answers whose projections gave
+// no message of their own; "" for a word it does not know.
+func ReasonMessage(reason string) string {
+	switch reason {
+	case "not_recording":
+		return "the call is not being recorded"
+	case "already_paused":
+		return "the recording is already paused"
+	case "not_paused":
+		return "the recording is not paused"
+	case "no_active_call":
+		return "the agent has no active call"
+	case "no_last_call":
+		return "the agent has no active or last call"
+	case "deleted":
+		return "the recording of this call was deleted"
+	case "gateway":
+		return "not available for gateway recording"
+	case "archive_disabled":
+		return "the agent's team does not archive recordings"
+	case "excluded":
+		return "the call is on the team's exclusion list"
+	case "already_recording":
+		return "the call is already being recorded"
+	case "already_tagged":
+		return "the call is already tagged"
+	case "not_logged_in":
+		return "the agent is not logged in"
+	case "invalid_metadata":
+		return "no metadata key was applied: see rejected_keys"
+	case "no_known_keys":
+		return "no parameter names a defined metadata key"
+	}
+	return ""
+}
