@@ -25,6 +25,9 @@ func knownCommand(name string) bool {
 	return ok
 }
 
+// commandPathPrefix is where the Recording Controls commands are served.
+const commandPathPrefix = "/recordingcontrols/rest/"
+
 // handleCommand serves /recordingcontrols/rest/{command}: size first, auth
 // second, then the command name; every request that gets that far is
 // appended, whatever its input, and answered with the projections' result.
@@ -52,11 +55,15 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	name := strings.ToLower(r.PathValue("command"))
+	asked := r.PathValue("command")
+	if asked == "" { // the catch-all: no command, or more than one segment
+		asked = strings.TrimPrefix(r.URL.Path, commandPathPrefix)
+	}
+	name := strings.ToLower(asked)
 	if !knownCommand(name) {
 		valid := commandNames()
 		s.writeError(w, r, newError(http.StatusNotFound, reasonUnknownCommand,
-			fmt.Sprintf("unknown command %q; valid commands: %s", r.PathValue("command"), strings.Join(valid, ", "))).
+			fmt.Sprintf("unknown command %q; valid commands: %s", asked, strings.Join(valid, ", "))).
 			with("commands", valid))
 		return
 	}

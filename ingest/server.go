@@ -183,7 +183,8 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/recordingcontrols/rest/{command}", s.handleCommand)
+	mux.HandleFunc(commandPathPrefix+"{command}", s.handleCommand)
+	mux.HandleFunc(commandPathPrefix, s.handleCommand) // no command, or a path below one: 404 with the list
 	mux.HandleFunc("POST /v1/calls/events", s.handleCalls)
 
 	mux.HandleFunc("GET /v1/config", s.admin(s.handleGetConfig))
