@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
@@ -19,6 +20,14 @@ import (
 func decodeConfigPart(b []byte, root string, v any) error {
 	err := decodeStrict(b, v)
 	if err == nil {
+		// encoding/json also takes "Team" for "team", and the last of two
+		// members of one name: neither is how a setting is written.
+		var doc any
+		if json.Unmarshal(b, &doc) == nil {
+			if p, m, ok := badMember(doc, reflect.TypeOf(v)); ok {
+				return &ledger.FieldError{Field: joinPath(root, p), Message: m}
+			}
+		}
 		return nil
 	}
 	field, msg := root, "not a valid document: "+err.Error()
@@ -69,6 +78,9 @@ func badMember(doc any, t reflect.Type) (path, msg string, ok bool) {
 				if !ok {
 					return k, "is not a setting here (a misspelt one is refused rather than dropped)", true
 				}
+				if name := jsonName(f); name != k {
+					return k, fmt.Sprintf("is written %q", name), true
+				}
 				ft = f.Type
 			default:
 				continue
@@ -111,18 +123,24 @@ func fieldByJSONName(t reflect.Type, k string) (reflect.StructField, bool) {
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		name := jsonName(f)
 		if name == "-" {
 			continue
-		}
-		if name == "" {
-			name = f.Name
 		}
 		if strings.EqualFold(name, k) {
 			return f, true
 		}
 	}
 	return reflect.StructField{}, false
+}
+
+// jsonName is the member name a struct field is written as.
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name == "" {
+		return f.Name
+	}
+	return name
 }
 
 func joinPath(root, p string) string {

@@ -22,6 +22,8 @@ func TestDecodeConfigPartNamesTheField(t *testing.T) {
 		{"teams.t2", `{"retention_days":"3"}`, "teams.t2.retention_days", &ledger.Team{}},
 		{"", `{"teams":{"t2":{"archive":"yes"}}}`, "teams.t2.archive", &ledger.Config{}},
 		{"site", `{"upload_time":`, "site", &ledger.Site{}},
+		{"users.x", `{"Team":"t2","name":"X","recording":"desktop"}`, "users.x.Team", &ledger.User{}}, // a setting in another case
+		{"", `{"teams":{"t2":{"Archive":true}}}`, "teams.t2.Archive", &ledger.Config{}},
 	} {
 		err := decodeConfigPart([]byte(c.doc), c.root, c.v)
 		var fe *ledger.FieldError
