@@ -77,6 +77,15 @@ waits only briefly for a live server's lock and then fails with
 ErrUnavailable, so tools that run beside a server read through its API or
 JetStream instead.
 
+Who writes the mirror: the embedded NATS server (StartEmbedded) lets only
+this process's own connections (Embedded.Own) publish into the streams or
+change them; other clients get what a NATSAuthorizer grants (call signals,
+reading). A client that may read can still have JetStream itself store a
+message in a stream (an API reply subject, a push consumer's deliver
+subject), which NATS permissions cannot see; docs/clients.md says what
+closing that takes. The data dir records its site (ClaimSite), since the
+site names the subjects its events are mirrored under.
+
 Time zones: a site's local dates (a contact's day, its retention date, the
 upload time) are computed with the zone database embedded in this package
 (LoadZone, Go's zoneinfo.zip), never the host's, so that every machine
