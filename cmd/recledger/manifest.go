@@ -27,7 +27,7 @@ func (c *ManifestCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("manifest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: recledger manifest [--data DIR] DAY")
+		fmt.Fprintln(stderr, "usage: recledger manifest [--data DIR] [--token T] DAY")
 		fs.PrintDefaults()
 	}
 	data := dataFlag(fs)

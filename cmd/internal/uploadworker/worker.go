@@ -116,8 +116,10 @@ func Run(ctx context.Context, url string, cfg Config) error {
 		return errors.New("upload-worker: site and dest are required")
 	}
 	cfg.Defaults()
+	// A worker may start before the server: it keeps trying to connect,
+	// as it keeps trying to bind once connected.
 	opts := []nats.Option{nats.Name("recledger-upload-worker"), nats.MaxReconnects(-1),
-		nats.CustomInboxPrefix(ledger.ReaderInboxPrefix)}
+		nats.RetryOnFailedConnect(true), nats.CustomInboxPrefix(ledger.ReaderInboxPrefix)}
 	if cfg.Token != "" {
 		opts = append(opts, nats.Token(cfg.Token))
 	}
@@ -188,6 +190,14 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 		if err == nil {
 			w.log.Info("upload worker bound", logKeyConsumer, w.cfg.Durable, logKeySubject, Subject(w.cfg.Site))
 			return cons, nil
+		}
+		if nc := w.js.Conn(); nc != nil && nc.IsClosed() {
+			// Closed for good: the server refused the credentials (nats.go
+			// gives up after two refusals), or the worker is stopping.
+			if errors.Is(nc.LastError(), nats.ErrAuthorization) {
+				return nil, fmt.Errorf("upload-worker: %w: the server has a tokens file: give a token with the auditor or admin role (--token or RECLEDGER_TOKEN)", nc.LastError())
+			}
+			return nil, fmt.Errorf("upload-worker: bind: the connection is closed: %w", err)
 		}
 		if nc := w.js.Conn(); nc != nil && errors.Is(nc.LastError(), nats.ErrPermissionViolation) {
 			// No retry gets past the token's role.

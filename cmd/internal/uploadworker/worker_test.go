@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -357,5 +360,53 @@ func TestUnwritableContactNaks(t *testing.T) {
 	logBuf.mu.Unlock()
 	if !strings.Contains(out, day) || !strings.Contains(out, "01K2026112300000") {
 		t.Fatalf("the error does not name the day and the contacts:\n%s", out)
+	}
+}
+
+// A worker started before the server keeps trying to connect, binds once
+// the server and its stream are up, and uploads.
+func TestWorkerStartedBeforeTheServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dest := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, "nats://"+addr, testConfig(dest, nil)) }()
+	time.Sleep(300 * time.Millisecond) // the worker is trying, with nothing there
+
+	srv, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: t.TempDir(), Listen: addr, Unguarded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.EnsureStreams(ctx, js, testSite, 1); err != nil {
+		t.Fatal(err)
+	}
+	want := publishManifests(t, js, []string{"2026-11-23"}, 3)["2026-11-23"]
+	waitFor(t, "the uploads", 20*time.Second, func() bool {
+		for _, n := range want {
+			if _, err := os.Stat(filepath.Join(dest, "2026-11-23", n)); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
 	}
 }
