@@ -120,7 +120,34 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	if s.log.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost four allocations even when not logged
 		s.log.Debug("command", logKeyCommand, res.Command, logKeyOutcome, res.Outcome, logKeySeq, env.Seq, logKeyPrincipal, principal)
 	}
+	if res.Command == "metadata" {
+		s.writeJSON(w, statusOfResult(res), metadataAnswer(res))
+		return
+	}
 	s.writeJSON(w, statusOfResult(res), res)
+}
+
+// metadataReply is a metadata command's answer: the three key lists are
+// always there (API.md §2), empty when no key went that way.
+type metadataReply struct {
+	ledger.CommandResult
+	AppliedKeys  []string          `json:"applied_keys"`
+	IgnoredKeys  []string          `json:"ignored_keys"`
+	RejectedKeys map[string]string `json:"rejected_keys"`
+}
+
+func metadataAnswer(res ledger.CommandResult) metadataReply {
+	m := metadataReply{CommandResult: res, AppliedKeys: res.AppliedKeys, IgnoredKeys: res.IgnoredKeys, RejectedKeys: res.RejectedKeys}
+	if m.AppliedKeys == nil {
+		m.AppliedKeys = []string{}
+	}
+	if m.IgnoredKeys == nil {
+		m.IgnoredKeys = []string{}
+	}
+	if m.RejectedKeys == nil {
+		m.RejectedKeys = map[string]string{}
+	}
+	return m
 }
 
 // transportOf names how a command arrived: a JSON body is what Cisco
