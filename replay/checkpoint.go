@@ -2,6 +2,8 @@ package replay
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"time"
@@ -24,6 +26,7 @@ const (
 // Log attribute keys.
 const (
 	logKeySeq          = "seq"
+	logKeyDigest       = "digest"
 	logKeyBytes        = "bytes"
 	logKeySections     = "sections"
 	logKeySectionBytes = "section_bytes"
@@ -152,7 +155,7 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 		}
 		saved = sv.Seq
 		c.Live.SectionsStored(c.Store, sv.Sections)
-		log.Info("checkpoint saved", logKeySeq, sv.Seq, logKeyBytes, sv.HeadBytes, logKeySections, len(sv.Sections),
+		log.Info("checkpoint saved", logKeySeq, sv.Seq, logKeyDigest, sv.Digest, logKeyBytes, sv.HeadBytes, logKeySections, len(sv.Sections),
 			logKeySectionBytes, sv.SectionBytes, logKeyVersion, projections.Version, logKeyTook, time.Since(start).Round(time.Millisecond))
 		return nil
 	}
@@ -188,6 +191,7 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 type SavedCheckpoint struct {
 	Seq          uint64
 	HeadBytes    int      // the encoded state's head
+	Digest       string   // the state's digest at Seq, as GET /v1/digest gives it
 	Sections     []string // keys of the sections stored with it
 	SectionBytes int
 }
@@ -206,6 +210,8 @@ func Save(ctx context.Context, store CheckpointSaver, st *projections.State) (Sa
 		return sv, fmt.Errorf("checkpoint seq %d: %w", sv.Seq, err)
 	}
 	sv.HeadBytes = len(b)
+	sum := sha256.Sum256(b) // what State.Digest is, from the bytes at hand
+	sv.Digest = hex.EncodeToString(sum[:])
 	sv.Sections = make([]string, len(secs))
 	for i, sec := range secs {
 		sv.Sections[i] = sec.Key

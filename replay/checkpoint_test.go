@@ -291,3 +291,21 @@ func TestCheckpointerWithStoreThenLoad(t *testing.T) {
 		t.Fatalf("load: replayed %d, %v", n, err)
 	}
 }
+
+// A checkpoint's digest is the state's, as GET /v1/digest gives it: the
+// server logs it with each save, for an engineer to bisect against.
+func TestSaveGivesTheDigest(t *testing.T) {
+	d := writeDay(t, nil)
+	st, _, err := replay.Run(context.Background(), d.store, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := st.Digest()
+	sv, err := replay.Save(context.Background(), d.store, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, live := d.live.Digest(); sv.Digest != want || sv.Digest != live {
+		t.Errorf("saved digest %s, the state's %s, the live state's %s", sv.Digest, want, live)
+	}
+}
