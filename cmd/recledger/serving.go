@@ -146,11 +146,20 @@ func tokenFlag(fs *flag.FlagSet) *string {
 }
 
 // natsToken is the connect option presenting token to NATS; none when empty.
+//
+// A command reads the mirror or nothing: the first request its token may
+// not make closes the connection, so that the request fails at once
+// (ledger.Refused then says why) instead of at its timeout.
 func natsToken(token string) []nats.Option {
-	if token == "" {
-		return nil
+	opts := []nats.Option{nats.ErrorHandler(func(nc *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			nc.Close()
+		}
+	})}
+	if token != "" {
+		opts = append(opts, nats.Token(token))
 	}
-	return []nats.Option{nats.Token(token)}
+	return opts
 }
 
 // heldByServer is the server holding dir's ledger when err says the ledger
