@@ -119,7 +119,14 @@ func Run(ctx context.Context, url string, cfg Config) error {
 	// A worker may start before the server: it keeps trying to connect,
 	// as it keeps trying to bind once connected.
 	opts := []nats.Option{nats.Name("recledger-upload-worker"), nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true), nats.CustomInboxPrefix(ledger.ReaderInboxPrefix)}
+		nats.RetryOnFailedConnect(true), nats.CustomInboxPrefix(ledger.ReaderInboxPrefix),
+		// A token that may not read the manifests never will: stop at the
+		// first refusal rather than wait for its request's timeout.
+		nats.ErrorHandler(func(nc *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				nc.Close()
+			}
+		})}
 	if cfg.Token != "" {
 		opts = append(opts, nats.Token(cfg.Token))
 	}
@@ -191,6 +198,10 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 			w.log.Info("upload worker bound", logKeyConsumer, w.cfg.Durable, logKeySubject, Subject(w.cfg.Site))
 			return cons, nil
 		}
+		if nc := w.js.Conn(); nc != nil && errors.Is(nc.LastError(), nats.ErrPermissionViolation) {
+			// No retry gets past the token's role.
+			return nil, fmt.Errorf("upload-worker: bind: %w: the token's role may not read the manifests: give one with the auditor or admin role (--token or RECLEDGER_TOKEN)", nc.LastError())
+		}
 		if nc := w.js.Conn(); nc != nil && nc.IsClosed() {
 			// Closed for good: the server refused the credentials (nats.go
 			// gives up after two refusals), or the worker is stopping.
@@ -198,10 +209,6 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 				return nil, fmt.Errorf("upload-worker: %w: the server has a tokens file: give a token with the auditor or admin role (--token or RECLEDGER_TOKEN)", nc.LastError())
 			}
 			return nil, fmt.Errorf("upload-worker: bind: the connection is closed: %w", err)
-		}
-		if nc := w.js.Conn(); nc != nil && errors.Is(nc.LastError(), nats.ErrPermissionViolation) {
-			// No retry gets past the token's role.
-			return nil, fmt.Errorf("upload-worker: bind: %w: the token's role may not read the manifests: give one with the auditor or admin role (--token or RECLEDGER_TOKEN)", nc.LastError())
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoHeartbeat) {
 			w.log.Warn("binding the manifests consumer", logKeyErr, err)
