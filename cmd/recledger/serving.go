@@ -116,7 +116,10 @@ func askServer(ctx context.Context, info servingInfo, token, path string) (io.Re
 		return nil, fmt.Errorf("%w: %s", ledger.ErrNotFound, e.Message)
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return nil, fmt.Errorf("%w: the server at %s refused: %s (give a token with the auditor role: --token or RECLEDGER_TOKEN)",
-			ledger.ErrUnavailable, info.HTTP, e.Message)
+			ledger.ErrRefused, info.HTTP, e.Message)
+	case http.StatusBadRequest:
+		// The question, not the server: say it as the command would.
+		return nil, fmt.Errorf("%w: %s", ledger.ErrInvalid, e.Message)
 	}
 	return nil, fmt.Errorf("%w: the server at %s answered %d: %s", ledger.ErrUnavailable, info.HTTP, resp.StatusCode, e.Message)
 }
