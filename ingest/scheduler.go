@@ -126,9 +126,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	)
 	for {
 		now := s.Now()
+		moved := false // the upload time or zone changed since the last look
 		if loc == nil || woken || now.Sub(cfgAt) >= cfgEvery || now.Before(cfgAt) {
+			old := site
 			site, loc = s.site()
 			cfgAt = now
+			moved = !first && (site.UploadTime != old.UploadTime || site.Timezone != old.Timezone)
 		}
 		prevAt, prevDay := PrevUpload(now, site.UploadTime, loc)
 		switch {
@@ -140,6 +143,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			}
 		case prevAt.After(last):
 			if s.sealable(prevDay) {
+				pending = &sealReq{prevDay, ledger.SealSchedule}
+			}
+		case moved:
+			// Moved to a time already past today: that day's upload time
+			// has come, and it is sealed now, as a restart would seal it;
+			// waiting for tomorrow's would put its contacts in the next
+			// day's manifest.
+			if s.missed(ctx, prevAt) && s.sealable(prevDay) {
 				pending = &sealReq{prevDay, ledger.SealSchedule}
 			}
 		}

@@ -378,6 +378,26 @@ func TestConfigChangeTakesEffect(t *testing.T) {
 	})
 }
 
+// An upload time moved to one already past today seals the day at once,
+// as a restart would; moved to a later one, it waits for it.
+func TestUploadTimeMovedIntoThePast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-22"},
+			began: utc("2026-11-20T08:00:00Z")}
+		got := seals(t, runFor(t, f, utc("2026-11-23T21:00:00Z"), 2*time.Hour+30*time.Minute, time.Minute, func(s *Scheduler, now func() time.Time) {
+			time.Sleep(90 * time.Minute) // 22:30
+			f.mu.Lock()
+			f.site = ledger.Site{UploadTime: "22:00", Timezone: "UTC"}
+			f.mu.Unlock()
+			s.Wake()
+		}))
+		want := []seal{{"2026-11-23T22:30:00Z", "2026-11-23", ledger.SealSchedule}}
+		if !slices.Equal(got, want) {
+			t.Errorf("seals\n got %v\nwant %v", got, want)
+		}
+	})
+}
+
 func TestPauseExpiryFiresAtDue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := utc("2026-11-23T14:00:00Z")
