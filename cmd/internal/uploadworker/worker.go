@@ -181,11 +181,28 @@ func (w *Worker) Run(ctx context.Context) error {
 			if !sleep(ctx, w.cfg.FetchMaxWait) {
 				return nil
 			}
+			if gone(err) {
+				// The consumer is not there any more (a JetStream store
+				// lost or restored behind the same address): bind again,
+				// which makes it anew and waits for the stream.
+				if cons, err = w.bind(ctx); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+			}
 			continue
 		}
 		w.handle(ctx, msg)
 	}
 	return nil
+}
+
+// gone reports a fetch error that says the consumer no longer answers.
+func gone(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+		errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrNoHeartbeat)
 }
 
 // bind creates or updates the durable consumer, retrying until the

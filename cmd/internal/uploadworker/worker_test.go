@@ -410,3 +410,62 @@ func TestWorkerStartedBeforeTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A worker whose consumer is gone (the JetStream store behind its address
+// lost, and a new one started) binds again and uploads from the new one.
+func TestWorkerBindsAgainWhenItsConsumerIsGone(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	serve := func() (*ledger.Embedded, jetstream.JetStream) {
+		srv, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: t.TempDir(), Listen: addr, Unguarded: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(srv.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ledger.EnsureStreams(context.Background(), js, testSite, 1); err != nil {
+			t.Fatal(err)
+		}
+		return srv, js
+	}
+	first, js := serve()
+	dest := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, "nats://"+addr, testConfig(dest, nil)) }()
+	want := publishManifests(t, js, []string{"2026-11-23"}, 2)["2026-11-23"]
+	uploaded := func(day string, names []string) func() bool {
+		return func() bool {
+			for _, n := range names {
+				if _, err := os.Stat(filepath.Join(dest, day, n)); err != nil {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	waitFor(t, "the first server's uploads", 20*time.Second, uploaded("2026-11-23", want))
+	first.Shutdown()
+	first.WaitForShutdown()
+
+	second, js := serve() // a fresh store: no consumer in it
+	defer func() { second.Shutdown(); second.WaitForShutdown() }()
+	want = publishManifests(t, js, []string{"2026-11-24"}, 2)["2026-11-24"]
+	waitFor(t, "the second server's uploads", 30*time.Second, uploaded("2026-11-24", want))
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+}
