@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,6 +183,18 @@ func TestReplayCommandUntil(t *testing.T) {
 	}
 	if _, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--until", "yesterday"); !errors.Is(err, ledger.ErrInvalid) {
 		t.Fatalf("bad --until: %v", err)
+	}
+	// A time before the first event: the empty state, and a word on stderr.
+	notice, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notice.Close()
+	if _, err := runCmd(t, &ReplayCommand{Stderr: notice}, "--data", d.dir, "--until", "2000-01-01T00:00:00Z", "--digest"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), "comes before the ledger's first event") {
+		t.Errorf("no word of an --until before the ledger: %q", b)
 	}
 }
 
