@@ -30,7 +30,15 @@ func (j *JetStream) URL() string { return j.Server.ClientURL() }
 // each site (ledger.EnsureStreams).
 func StartJetStream(tb testing.TB, sites ...string) *JetStream {
 	tb.Helper()
-	srv, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: tb.TempDir(), Listen: "127.0.0.1:-1", Unguarded: true})
+	return StartJetStreamOn(tb, "127.0.0.1:-1", sites...)
+}
+
+// StartJetStreamOn is StartJetStream on the client address listen, for a
+// test that starts a server where a client already dials (a fresh store
+// each time). Shutting it down early is allowed.
+func StartJetStreamOn(tb testing.TB, listen string, sites ...string) *JetStream {
+	tb.Helper()
+	srv, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: tb.TempDir(), Listen: listen, Unguarded: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

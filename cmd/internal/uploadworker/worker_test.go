@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/nats-io/nats.go"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -363,109 +362,69 @@ func TestUnwritableContactNaks(t *testing.T) {
 	}
 }
 
-// A worker started before the server keeps trying to connect, binds once
-// the server and its stream are up, and uploads.
-func TestWorkerStartedBeforeTheServer(t *testing.T) {
+// freeAddr is a loopback address nothing listens on yet.
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dest := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, "nats://"+addr, testConfig(dest, nil)) }()
-	time.Sleep(300 * time.Millisecond) // the worker is trying, with nothing there
+	defer ln.Close()
+	return ln.Addr().String()
+}
 
-	srv, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: t.TempDir(), Listen: addr, Unguarded: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ledger.EnsureStreams(ctx, js, testSite, 1); err != nil {
-		t.Fatal(err)
-	}
-	want := publishManifests(t, js, []string{"2026-11-23"}, 3)["2026-11-23"]
-	waitFor(t, "the uploads", 20*time.Second, func() bool {
-		for _, n := range want {
-			if _, err := os.Stat(filepath.Join(dest, "2026-11-23", n)); err != nil {
+// uploaded reports whether dest holds the files names of day.
+func uploaded(dest, day string, names []string) func() bool {
+	return func() bool {
+		for _, n := range names {
+			if _, err := os.Stat(filepath.Join(dest, day, n)); err != nil {
 				return false
 			}
 		}
 		return true
-	})
-	cancel()
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-		t.Fatal(err)
 	}
+}
+
+// runWorker runs Run against addr until the test ends it with the returned
+// stop, which checks that it ended cleanly.
+func runWorker(t *testing.T, addr, dest string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, "nats://"+addr, testConfig(dest, nil)) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A worker started before the server keeps trying to connect, binds once
+// the server and its stream are up, and uploads.
+func TestWorkerStartedBeforeTheServer(t *testing.T) {
+	addr, dest := freeAddr(t), t.TempDir()
+	stop := runWorker(t, addr, dest)
+	time.Sleep(300 * time.Millisecond) // the worker is trying, with nothing there
+	j := ledgertest.StartJetStreamOn(t, addr, testSite)
+	want := publishManifests(t, j.JS, []string{"2026-11-23"}, 3)["2026-11-23"]
+	waitFor(t, "the uploads", 20*time.Second, uploaded(dest, "2026-11-23", want))
+	stop()
 }
 
 // A worker whose consumer is gone (the JetStream store behind its address
 // lost, and a new one started) binds again and uploads from the new one.
 func TestWorkerBindsAgainWhenItsConsumerIsGone(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	serve := func() (*ledger.Embedded, jetstream.JetStream) {
-		srv, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: t.TempDir(), Listen: addr, Unguarded: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nc, err := nats.Connect(srv.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ledger.EnsureStreams(context.Background(), js, testSite, 1); err != nil {
-			t.Fatal(err)
-		}
-		return srv, js
-	}
-	first, js := serve()
-	dest := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, "nats://"+addr, testConfig(dest, nil)) }()
-	want := publishManifests(t, js, []string{"2026-11-23"}, 2)["2026-11-23"]
-	uploaded := func(day string, names []string) func() bool {
-		return func() bool {
-			for _, n := range names {
-				if _, err := os.Stat(filepath.Join(dest, day, n)); err != nil {
-					return false
-				}
-			}
-			return true
-		}
-	}
-	waitFor(t, "the first server's uploads", 20*time.Second, uploaded("2026-11-23", want))
-	first.Shutdown()
-	first.WaitForShutdown()
+	addr, dest := freeAddr(t), t.TempDir()
+	first := ledgertest.StartJetStreamOn(t, addr, testSite)
+	stop := runWorker(t, addr, dest)
+	want := publishManifests(t, first.JS, []string{"2026-11-23"}, 2)["2026-11-23"]
+	waitFor(t, "the first server's uploads", 20*time.Second, uploaded(dest, "2026-11-23", want))
+	first.Server.Shutdown()
+	first.Server.WaitForShutdown()
 
-	second, js := serve() // a fresh store: no consumer in it
-	defer func() { second.Shutdown(); second.WaitForShutdown() }()
-	want = publishManifests(t, js, []string{"2026-11-24"}, 2)["2026-11-24"]
-	waitFor(t, "the second server's uploads", 30*time.Second, uploaded("2026-11-24", want))
-	cancel()
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-		t.Fatal(err)
-	}
+	second := ledgertest.StartJetStreamOn(t, addr, testSite) // a fresh store: no consumer in it
+	want = publishManifests(t, second.JS, []string{"2026-11-24"}, 2)["2026-11-24"]
+	waitFor(t, "the second server's uploads", 30*time.Second, uploaded(dest, "2026-11-24", want))
+	stop()
 }
