@@ -114,7 +114,7 @@ var exponentNumber = regexp.MustCompile(`[0-9]+(?:\.[0-9]+)?[eE][+-]?[0-9]+`)
 // expandExponents writes each whole number with an exponent in v
 // ("4.1e15", "41E+014") out as its digits; false when v holds none.
 func expandExponents(v string) (string, bool) {
-	if !strings.ContainsAny(v, "eE") {
+	if !hasExponent(v) {
 		return "", false
 	}
 	changed := false
@@ -126,6 +126,20 @@ func expandExponents(v string) (string, bool) {
 		return n
 	})
 	return out, changed
+}
+
+// hasExponent reports whether v has a digit, then e or E, then a digit
+// or a sign: the usual value ("Jane Doe", "2026-11-23") has not, and
+// skips the regular expression.
+func hasExponent(v string) bool {
+	for i := 1; i+1 < len(v); i++ {
+		if c := v[i]; (c == 'e' || c == 'E') && isDigit(v[i-1]) {
+			if n := v[i+1]; isDigit(n) || n == '+' || n == '-' {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // exponentDigits writes a decimal number with an exponent ("4.1e15",
