@@ -13,6 +13,7 @@ import (
 	"github.com/recledger/recledger/ledger"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,6 +39,7 @@ const (
 	logKeySwept       = "temp_files_removed"
 	logKeyTook        = "took"
 	logKeyRetryIn     = "retry_in"
+	logKeyMsgID       = "msg_id"
 )
 
 // Config is what a worker needs. Zero values take the defaults in Defaults.
@@ -243,6 +245,16 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	delivery := uint64(1)
 	if md, err := msg.Metadata(); err == nil {
 		delivery = md.NumDelivered
+	}
+	if id, want := msg.Headers().Get(jetstream.MsgIDHeader), w.cfg.Site+"."+strings.TrimPrefix(msg.Subject(), "recledger.manifests."+w.cfg.Site+"."); id != want {
+		// Not published as a manifest: JetStream stored it for a client
+		// (docs/clients.md). The server puts the day's manifest in its place.
+		w.log.Warn("not a manifest: the message lacks the day's message id; terminated",
+			logKeySubject, msg.Subject(), logKeyMsgID, id)
+		if err := msg.TermWithReason("not a manifest"); err != nil {
+			w.log.Error("term", logKeyErr, err)
+		}
+		return
 	}
 	m, err := ParseManifest(msg.Data())
 	if errors.Is(err, ErrFormat) {

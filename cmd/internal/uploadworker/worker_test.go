@@ -428,3 +428,34 @@ func TestWorkerBindsAgainWhenItsConsumerIsGone(t *testing.T) {
 	waitFor(t, "the second server's uploads", 30*time.Second, uploaded(dest, "2026-11-24", want))
 	stop()
 }
+
+// A message on a day's subject without the day's message id is not a
+// manifest (JetStream stored it for a client, docs/clients.md): it is
+// terminated with a warning, and the manifests after it are uploaded.
+func TestNotAManifestIsTerminated(t *testing.T) {
+	_, js := startNATS(t)
+	dest := t.TempDir()
+	if _, err := js.Publish(context.Background(), "recledger.manifests."+testSite+".2026-11-22", []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response"}`)); err != nil {
+		t.Fatal(err)
+	}
+	want := publishManifests(t, js, []string{"2026-11-23"}, 3)["2026-11-23"]
+	var logBuf lockedWriter
+	logBuf.w = &bytes.Buffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- New(js, testConfig(dest, slog.New(slog.NewTextHandler(&logBuf, nil)))).Run(ctx) }()
+	waitFor(t, "the uploads", 20*time.Second, uploaded(dest, "2026-11-23", want))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	logBuf.mu.Lock()
+	out := logBuf.w.String()
+	logBuf.mu.Unlock()
+	if !strings.Contains(out, "level=WARN msg=\"not a manifest") || strings.Contains(out, "MANIFEST REJECTED") {
+		t.Errorf("the foreign message is not told apart:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "2026-11-22")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("something was written for the foreign message's day: %v", err)
+	}
+}
