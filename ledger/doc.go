@@ -82,8 +82,12 @@ this process's own connections (Embedded.Own) publish into the streams or
 change them; other clients get what a NATSAuthorizer grants (call signals,
 reading). A client that may read can still have JetStream itself store a
 message in a stream (an API reply subject, a push consumer's deliver
-subject), which NATS permissions cannot see; docs/clients.md says what
-closing that takes. The data dir records its site (ClaimSite), since the
+subject), which NATS permissions cannot see. Such a message is never an
+event or a manifest: the readers of the events stream step over what
+does not decode (ScanJetStreamNoting counts it), the outbox deletes what
+follows its last event, and a manifest subject holding a message without
+the day's message id is purged before the manifest is published
+(jsforeign.go; docs/clients.md says what keeping them out takes). The data dir records its site (ClaimSite), since the
 site names the subjects its events are mirrored under.
 
 Time zones: a site's local dates (a contact's day, its retention date, the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
@@ -21,8 +22,18 @@ const compareBuffer = 4096
 // Neither copy is held in memory: the stream is read by a second goroutine
 // into a bounded channel. Each side is read up to its head at the call, so
 // on a live ledger the outbox's lag shows as "stream ends": compare a
-// quiescent ledger, or one whose outbox reports no lag.
+// quiescent ledger, or one whose outbox reports no lag. Messages on the
+// site's subjects that are not events are stepped over and counted
+// (Foreign).
 func CompareJetStream(ctx context.Context, store *Store, js jetstream.JetStream, site string) (VerifyReport, error) {
+	var foreign atomic.Uint64
+	rep, err := compareJetStream(ctx, store, js, site, &foreign)
+	rep.Foreign = foreign.Load() // the stream's reader is done
+	return rep, err
+}
+
+// compareJetStream is CompareJetStream counting foreign messages.
+func compareJetStream(ctx context.Context, store *Store, js jetstream.JetStream, site string, foreign *atomic.Uint64) (VerifyReport, error) {
 	_, headHash := store.Head()
 	rep := VerifyReport{Head: headHash}
 	bad := func(seq uint64, format string, args ...any) error {
@@ -46,14 +57,14 @@ func CompareJetStream(ctx context.Context, store *Store, js jetstream.JetStream,
 	ch := make(chan Envelope, compareBuffer)
 	g.Go(func() error {
 		defer close(ch)
-		streamErr = ScanJetStream(gctx, js, site, 0, func(e Envelope) error {
+		streamErr = ScanJetStreamNoting(gctx, js, site, 0, func(e Envelope) error {
 			select {
 			case ch <- e:
 				return nil
 			case <-gctx.Done():
 				return gctx.Err()
 			}
-		})
+		}, func(uint64) { foreign.Add(1) })
 		return nil
 	})
 

@@ -98,7 +98,7 @@ func stillSole(ctx context.Context, js jetstream.JetStream, site string) bool {
 // such requests) the ordered consumer goes on from exactly there. The
 // stream seq passed to fn is 0 (not sent), and the last batch may hold
 // events after stream seq until: fn ends the read with errStopRead.
-func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, sole bool, next *uint64, until uint64, size int, fn func(streamSeq uint64, e Envelope) error) error {
+func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, sole bool, next *uint64, until uint64, size int, foreign foreignNear, fn func(streamSeq uint64, e Envelope) error) error {
 	nc := js.Conn()
 	subject := directGetSubject(js.Options())
 	inbox := nc.NewInbox()
@@ -186,7 +186,8 @@ func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, so
 			e, ok := decodeFast(raw)
 			if !ok {
 				if e, err = Decode(raw); err != nil {
-					return fmt.Errorf("read stream: stream seq %d or before: %w", last, err)
+					foreign(last) // at stream seq last or before
+					continue
 				}
 			}
 			if err := fn(0, e); err != nil {

@@ -25,7 +25,7 @@ func TestDirectGetsWithoutFilter(t *testing.T) {
 	}
 	next := uint64(0)
 	got := jsCollect(t, func(fn func(Envelope) error) error {
-		return readSiteDirect(ctx, js, jsTestSite, true, &next, tail.streamSeq, 7, func(_ uint64, e Envelope) error { return fn(e) })
+		return readSiteDirect(ctx, js, jsTestSite, true, &next, tail.streamSeq, 7, nil, func(_ uint64, e Envelope) error { return fn(e) })
 	})
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("without a filter: %d events, differing from bbolt's %d", len(got), len(want))
@@ -37,7 +37,7 @@ func TestDirectGetsWithoutFilter(t *testing.T) {
 	foreign := []byte(`{"not":"ours"}`)
 	added := false
 	got = nil
-	err = readSiteSized(ctx, js, jsTestSite, 0, tail.streamSeq, 7, func(_ uint64, e Envelope) error {
+	err = readSiteSized(ctx, js, jsTestSite, 0, tail.streamSeq, 7, nil, func(_ uint64, e Envelope) error {
 		if !added {
 			added = true
 			if err := EnsureStreams(ctx, js, "s2", 1); err != nil {
@@ -60,7 +60,7 @@ func TestDirectGetsWithoutFilter(t *testing.T) {
 		t.Fatalf("stream holds %d messages, want this site's %d and the other's", n, len(want))
 	}
 	next = 0
-	err = readSiteDirect(ctx, js, jsTestSite, true, &next, tail.streamSeq, 7, func(uint64, Envelope) error { return nil })
+	err = readSiteDirect(ctx, js, jsTestSite, true, &next, tail.streamSeq, 7, nil, func(uint64, Envelope) error { return nil })
 	if !errors.Is(err, errNotSole) || next != 0 {
 		t.Errorf("unfiltered read of a stream with two sites: %v at %d, want errNotSole at 0", err, next)
 	}

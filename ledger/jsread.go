@@ -26,9 +26,18 @@ const jsReadBatch = 4096
 //
 // The events must form the ledger: seqs from 1 without gap or repeat, each
 // prev the hash of the one before; otherwise the scan stops with an error
-// wrapping ErrChainBroken (or ErrCorrupt for bytes that do not decode).
-// An error from fn stops the scan and is returned as is.
+// wrapping ErrChainBroken. Messages that are not events (jsforeign.go)
+// are stepped over; ScanJetStreamNoting tells of them. An error from fn
+// stops the scan and is returned as is.
 func ScanJetStream(ctx context.Context, js jetstream.JetStream, site string, after uint64, fn func(Envelope) error) error {
+	return ScanJetStreamNoting(ctx, js, site, after, fn, nil)
+}
+
+// ScanJetStreamNoting is ScanJetStream calling foreign, when not nil, for
+// each message on the site's event subjects that is not an event: a
+// client had JetStream store it (docs/clients.md), or its bytes were
+// damaged. near is its stream seq, or that of a later message.
+func ScanJetStreamNoting(ctx context.Context, js jetstream.JetStream, site string, after uint64, fn func(Envelope) error, foreign func(near uint64)) error {
 	if err := validSite(site); err != nil {
 		return fmt.Errorf("scan jetstream: %w", err)
 	}
@@ -48,7 +57,7 @@ func ScanJetStream(ctx context.Context, js jetstream.JetStream, site string, aft
 		}
 	}
 	var prev Envelope
-	return readSite(ctx, js, site, from, tail.streamSeq, func(_ uint64, e Envelope) error {
+	return readSite(ctx, js, site, from, tail.streamSeq, foreign, func(_ uint64, e Envelope) error {
 		if prev.Seq == tail.seq && prev.Seq > 0 {
 			return errStopRead // appended after the scan began
 		}
@@ -80,19 +89,19 @@ func seekSite(ctx context.Context, js jetstream.JetStream, site string, seq, las
 	if err != nil {
 		return 0, fmt.Errorf("seek: %w: %v", ErrUnavailable, err)
 	}
-	// at returns the site's first event at stream seq >= p.
+	// at returns the site's first event at stream seq >= p, stepping over
+	// foreign messages (jsforeign.go); last holds an event.
 	at := func(p uint64) (uint64, Envelope, error) {
-		m, err := s.GetMsg(ctx, p, jetstream.WithGetMsgSubject(siteEventsFilter(site)))
-		if err != nil {
-			return 0, Envelope{}, fmt.Errorf("seek: %w: %v", ErrUnavailable, err)
-		}
-		e, ok := decodeFast(m.Data)
-		if !ok {
-			if e, err = Decode(m.Data); err != nil {
-				return 0, Envelope{}, fmt.Errorf("seek: stream seq %d: %w", m.Sequence, err)
+		for {
+			m, err := s.GetMsg(ctx, p, jetstream.WithGetMsgSubject(siteEventsFilter(site)))
+			if err != nil {
+				return 0, Envelope{}, fmt.Errorf("seek: %w: %v", ErrUnavailable, err)
 			}
+			if e, err := decodeAny(m.Data); err == nil || m.Sequence >= last {
+				return m.Sequence, e, err
+			}
+			p = m.Sequence + 1
 		}
-		return m.Sequence, e, nil
 	}
 	// Invariant: the site's events before stream seq lo number < seq, and
 	// the first one at or after hi numbers >= seq.
@@ -130,22 +139,25 @@ var errStopRead = errors.New("stop reading")
 // the event's stream seq when it is known, else 0, and may be given
 // events after until: it ends the read by returning errStopRead. Any other
 // error of fn is returned as is.
-func readSite(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, fn func(streamSeq uint64, e Envelope) error) error {
-	return readSiteSized(ctx, js, site, from, until, jsDirectBatch, fn)
+func readSite(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, foreign foreignNear, fn func(streamSeq uint64, e Envelope) error) error {
+	return readSiteSized(ctx, js, site, from, until, jsDirectBatch, foreign, fn)
 }
 
 // readSiteSized is readSite with direct gets of size messages.
-func readSiteSized(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, size int, fn func(streamSeq uint64, e Envelope) error) error {
+func readSiteSized(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, size int, foreign foreignNear, fn func(streamSeq uint64, e Envelope) error) error {
+	if foreign == nil {
+		foreign = func(uint64) {}
+	}
 	next := from
 	sole := soleSite(ctx, js, site)
-	err := readSiteDirect(ctx, js, site, sole, &next, until, size, fn)
+	err := readSiteDirect(ctx, js, site, sole, &next, until, size, foreign, fn)
 	if sole && (errors.Is(err, errNotSole) || errors.Is(err, errNoDirect)) {
 		// Another site's subject arrived, or the server wants a filter:
 		// read on with one.
-		err = readSiteDirect(ctx, js, site, false, &next, until, size, fn)
+		err = readSiteDirect(ctx, js, site, false, &next, until, size, foreign, fn)
 	}
 	if errors.Is(err, errNoDirect) {
-		err = readSiteConsumer(ctx, js, site, next, until, fn)
+		err = readSiteConsumer(ctx, js, site, next, until, foreign, fn)
 	}
 	if errors.Is(err, errStopRead) {
 		return nil
@@ -155,7 +167,7 @@ func readSiteSized(ctx context.Context, js jetstream.JetStream, site string, fro
 
 // readSiteConsumer is readSite with an ordered consumer; it stops at
 // stream seq until.
-func readSiteConsumer(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, fn func(streamSeq uint64, e Envelope) error) error {
+func readSiteConsumer(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, foreign foreignNear, fn func(streamSeq uint64, e Envelope) error) error {
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{siteEventsFilter(site)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
@@ -194,13 +206,9 @@ func readSiteConsumer(ctx context.Context, js jetstream.JetStream, site string, 
 		if err != nil {
 			return fmt.Errorf("read stream: metadata: %w: %v", ErrUnavailable, err)
 		}
-		e, ok := decodeFast(m.Data())
-		if !ok {
-			if e, err = Decode(m.Data()); err != nil {
-				return fmt.Errorf("read stream: stream seq %d: %w", md.Sequence.Stream, err)
-			}
-		}
-		if err := fn(md.Sequence.Stream, e); err != nil {
+		if e, err := decodeAny(m.Data()); err != nil {
+			foreign(md.Sequence.Stream)
+		} else if err := fn(md.Sequence.Stream, e); err != nil {
 			return err
 		}
 		if md.Sequence.Stream >= until {
@@ -587,4 +595,18 @@ func (v *compactValidator) num() bool {
 		}
 	}
 	return true
+}
+
+// JetStreamHead returns the ledger seq of site's last event in the stream,
+// 0 when it holds none; messages after it that are not events
+// (jsforeign.go) are stepped over.
+func JetStreamHead(ctx context.Context, js jetstream.JetStream, site string) (uint64, error) {
+	if err := validSite(site); err != nil {
+		return 0, fmt.Errorf("jetstream head: %w", err)
+	}
+	tail, err := readTail(ctx, js, site)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream head: %w", err)
+	}
+	return tail.seq, nil
 }

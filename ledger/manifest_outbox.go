@@ -95,7 +95,8 @@ func (o *ManifestOutbox) Run(ctx context.Context) error {
 	}
 }
 
-// list marks the days whose manifest subject already holds a message.
+// list marks the days whose manifest subject already holds their
+// manifest: a message with its message id (foreignManifest).
 func (o *ManifestOutbox) list(ctx context.Context, confirmed map[string]bool) error {
 	s, err := o.js.Stream(ctx, ManifestsStream)
 	if err != nil {
@@ -107,8 +108,20 @@ func (o *ManifestOutbox) list(ctx context.Context, confirmed map[string]bool) er
 	}
 	prefix := ManifestSubject(o.site, "")
 	for subj, n := range info.State.Subjects {
-		if n > 0 && len(subj) > len(prefix) {
-			confirmed[subj[len(prefix):]] = true
+		if n == 0 || len(subj) <= len(prefix) {
+			continue
+		}
+		day := subj[len(prefix):]
+		m, err := s.GetLastMsgForSubject(ctx, subj)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return fmt.Errorf("manifest outbox: %w: %v", ErrUnavailable, err)
+		case foreignManifest(m, o.site, day):
+			o.log.Warn("manifest outbox: a day's subject holds a message that is not its manifest; a client had JetStream store it (docs/clients.md); it is replaced when the day is sealed",
+				mobKeyDay, day)
+		default:
+			confirmed[day] = true
 		}
 	}
 	return nil

@@ -16,8 +16,10 @@ const manifestAttempts = 3
 // ManifestSubject(site, day) with message id "{site}.{day}", once. It first
 // looks for a message already on that subject: the same bytes make it a
 // no-op (a re-publish after a crash, however long after), different bytes
-// are an error wrapping ErrConflict. The publish itself expects the subject
-// to be still empty, so two racing publishers cannot both store it.
+// are an error wrapping ErrConflict. Messages on the subject that are not a
+// manifest (foreignManifest) are removed first, when js may. The publish
+// itself expects the subject to be still empty, so two racing publishers
+// cannot both store it.
 func PublishManifest(ctx context.Context, js jetstream.JetStream, site, day string, body []byte) error {
 	if err := validSite(site); err != nil {
 		return fmt.Errorf("publish manifest: %w", err)
@@ -36,10 +38,16 @@ func PublishManifest(ctx context.Context, js jetstream.JetStream, site, day stri
 	for range manifestAttempts {
 		m, err := s.GetLastMsgForSubject(ctx, subj)
 		switch {
-		case err == nil:
-			if bytes.Equal(m.Data, body) {
-				return nil
+		case err == nil && bytes.Equal(m.Data, body):
+			return nil
+		case err == nil && foreignManifest(m, site, day):
+			// JetStream stored something on the subject for a client
+			// (jsforeign.go); the day's manifest goes in its place.
+			if err := s.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+				return fmt.Errorf("publish manifest %s: %w: the subject holds a message that is not a manifest, which cannot be removed: %v", day, ErrConflict, err)
 			}
+			continue
+		case err == nil:
 			return fmt.Errorf("publish manifest %s: %w: stream holds a different manifest for that day", day, ErrConflict)
 		case !errors.Is(err, jetstream.ErrMsgNotFound):
 			return fmt.Errorf("publish manifest %s: %w: %v", day, ErrUnavailable, err)
@@ -57,4 +65,12 @@ func PublishManifest(ctx context.Context, js jetstream.JetStream, site, day stri
 		// Someone stored it meanwhile: look again.
 	}
 	return fmt.Errorf("publish manifest %s: %w: subject keeps changing", day, ErrConflict)
+}
+
+// foreignManifest reports whether m, on the manifest subject of day at
+// site, was not published as its manifest: manifests carry the message id
+// "{site}.{day}" (API.md §6), which no message JetStream stores for a
+// client has.
+func foreignManifest(m *jetstream.RawStreamMsg, site, day string) bool {
+	return m.Header.Get(jetstream.MsgIDHeader) != site+"."+day
 }

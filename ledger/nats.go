@@ -29,16 +29,19 @@ const embeddedReadyTimeout = 5 * time.Second
 
 // Log attribute keys used by the JetStream half of the ledger.
 const (
-	jsLogKeyComponent = "component"
-	jsLogKeyErr       = "err"
-	jsLogKeyURL       = "url"
-	jsLogKeyName      = "name"
-	jsLogKeySeq       = "seq"
-	jsLogKeyTail      = "tail"
-	jsLogKeyHead      = "head"
-	jsLogKeySite      = "site"
-	jsLogKeyBackoff   = "backoff"
-	jsLogKeyCount     = "count"
+	jsLogKeyComponent  = "component"
+	jsLogKeyErr        = "err"
+	jsLogKeyURL        = "url"
+	jsLogKeyName       = "name"
+	jsLogKeySeq        = "seq"
+	jsLogKeyTail       = "tail"
+	jsLogKeyHead       = "head"
+	jsLogKeySite       = "site"
+	jsLogKeyBackoff    = "backoff"
+	jsLogKeyCount      = "count"
+	jsLogKeyStreamSeqs = "stream_seqs"
+	jsLogKeyFound      = "found"
+	jsLogKeyRemoved    = "removed"
 )
 
 // EmbeddedOptions configures the in-process nats-server.

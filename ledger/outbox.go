@@ -250,26 +250,8 @@ type streamTail struct {
 	seq       uint64 // the event's ledger seq; 0 when the site has none
 	streamSeq uint64 // its sequence in the stream
 	raw       []byte
-}
-
-// readTail reads the last event of site in the stream.
-func readTail(ctx context.Context, js jetstream.JetStream, site string) (streamTail, error) {
-	s, err := js.Stream(ctx, EventsStream)
-	if err != nil {
-		return streamTail{}, fmt.Errorf("stream tail: %w: %w", ErrUnavailable, err)
-	}
-	m, err := s.GetLastMsgForSubject(ctx, siteEventsFilter(site))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return streamTail{}, nil
-	}
-	if err != nil {
-		return streamTail{}, fmt.Errorf("stream tail: %w: %v", ErrUnavailable, err)
-	}
-	e, err := Decode(m.Data)
-	if err != nil {
-		return streamTail{}, fmt.Errorf("stream tail at stream seq %d: %w", m.Sequence, err)
-	}
-	return streamTail{seq: e.Seq, streamSeq: m.Sequence, raw: m.Data}, nil
+	last      uint64   // the stream seq of the site's last message, foreign or not
+	foreign   []uint64 // stream seqs of the foreign messages after the event, last first
 }
 
 // pendingAck is a publish awaiting its ack.
@@ -290,6 +272,9 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 		if err = EnsureStreams(tctx, pub, o.site, o.replicas); err == nil {
 			tail, err = readTail(tctx, pub, o.site)
 		}
+	}
+	if err == nil && o.removeForeign(tctx, pub, tail) > 0 {
+		tail, err = readTail(tctx, pub, o.site)
 	}
 	cancel()
 	if err != nil {
@@ -324,7 +309,7 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 	}
 	tctx, cancel = context.WithTimeout(ctx, o.ackTimeout)
 	ack, err := pub.PublishMsg(tctx, o.message(first),
-		jetstream.WithExpectLastSequenceForSubject(tail.streamSeq, siteEventsFilter(o.site)))
+		jetstream.WithExpectLastSequenceForSubject(tail.last, siteEventsFilter(o.site)))
 	cancel()
 	if err != nil {
 		return false, fmt.Errorf("publish seq %d: %w", first.Seq, err)
@@ -557,7 +542,7 @@ func (o *Outbox) checkRun(ctx context.Context, js jetstream.JetStream, tail stre
 	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
 	defer cancel()
 	want := o.lastSeq + 1
-	return readSite(tctx, js, o.site, o.lastStreamSeq+1, tail.streamSeq, func(_ uint64, e Envelope) error {
+	return readSite(tctx, js, o.site, o.lastStreamSeq+1, tail.streamSeq, nil, func(_ uint64, e Envelope) error {
 		if want > tail.seq {
 			return errStopRead // published after the tail was read
 		}

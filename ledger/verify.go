@@ -13,6 +13,10 @@ type VerifyReport struct {
 	Head     string `json:"head"`
 	FirstBad uint64 `json:"first_bad,omitempty"`
 	Problem  string `json:"problem,omitempty"`
+	// Foreign counts the messages on the site's event subjects of the
+	// JetStream copy that are not events (jsforeign.go); they do not make
+	// the copy differ.
+	Foreign uint64 `json:"foreign_messages,omitempty"`
 }
 
 // Verify recomputes the hash chain from seq 1 to the head at the time of

@@ -2,8 +2,6 @@ package replay
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -37,20 +35,5 @@ func (s JetStreamSource) Scan(ctx context.Context, after uint64, fn func(ledger.
 // Head returns the ledger seq of the site's last event in the stream (0
 // when it holds none), e.g. for a progress bar's total.
 func (s JetStreamSource) Head(ctx context.Context) (uint64, error) {
-	st, err := s.JS.Stream(ctx, ledger.EventsStream)
-	if err != nil {
-		return 0, fmt.Errorf("jetstream head: %w: %v", ledger.ErrUnavailable, err)
-	}
-	m, err := st.GetLastMsgForSubject(ctx, "recledger.events."+s.Site+".>")
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("jetstream head: %w: %v", ledger.ErrUnavailable, err)
-	}
-	e, err := ledger.Decode(m.Data)
-	if err != nil {
-		return 0, fmt.Errorf("jetstream head: %w", err)
-	}
-	return e.Seq, nil
+	return ledger.JetStreamHead(ctx, s.JS, s.Site)
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/recledger/recledger/cmd/internal/simulator"
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/replay"
@@ -35,6 +37,10 @@ func TestReplayBesideRunningServer(t *testing.T) {
 	}
 	// No wait for the outbox here: the replay waits for the mirror to hold
 	// the server's head itself (catchUp).
+
+	// A reading client had JetStream store an answer among the events
+	// (docs/clients.md): every reader of the mirror steps over it.
+	plantForeign(t, info.NATS, ledger.EventSubject(info.Site, "x"))
 
 	notice := filepath.Join(t.TempDir(), "stderr")
 	f, err := os.Create(notice)
@@ -105,7 +111,8 @@ func TestReplayBesideRunningServer(t *testing.T) {
 	getJSON(t, base+"/v1/verify", &ver)
 	out, err = runCmd(t, &VerifyCommand{Stderr: f}, "--data", data)
 	if want := fmt.Sprintf("jetstream ok: %d events, head %s", ver.Events, ver.Head); err != nil ||
-		!strings.Contains(out, want) || !strings.Contains(out, "chain     ok") {
+		!strings.Contains(out, want) || !strings.Contains(out, "chain     ok") ||
+		!strings.Contains(out, "jetstream note: the stream also holds 1 messages that are not events") {
 		t.Fatalf("verify beside the server: %v\n%s\nwant %q", err, out, want)
 	}
 
@@ -310,4 +317,32 @@ func TestVerifyBesideServerComparesTheMirror(t *testing.T) {
 			t.Errorf("%s: %+v", c.name, *j)
 		}
 	}
+}
+
+// plantForeign has the JetStream of the server at natsURL store its
+// answer to a client's API request on subject, as any client allowed to
+// read may (docs/clients.md).
+func plantForeign(t *testing.T, natsURL, subject string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	nc, js, err := ledger.Connect(ctx, natsURL, "test-reader", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.PublishRequest("$JS.API.STREAM.INFO."+ledger.EventsStream, subject, nil); err != nil {
+		t.Fatal(err)
+	}
+	for ctx.Err() == nil {
+		s, err := js.Stream(ctx, ledger.EventsStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject)); err == nil && info.State.Subjects[subject] > 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the planted answer never reached the stream")
 }

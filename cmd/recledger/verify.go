@@ -137,9 +137,12 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 func writeVerifyLine(w io.Writer, what string, r ledger.VerifyReport) {
 	if r.OK {
 		fmt.Fprintf(w, "%-9s ok: %d events, head %s\n", what, r.Events, r.Head)
-		return
+	} else {
+		fmt.Fprintf(w, "%-9s FAILED at seq %d: %s (%d events good before it)\n", what, r.FirstBad, r.Problem, r.Events)
 	}
-	fmt.Fprintf(w, "%-9s FAILED at seq %d: %s (%d events good before it)\n", what, r.FirstBad, r.Problem, r.Events)
+	if r.Foreign > 0 {
+		fmt.Fprintf(w, "%-9s note: the stream also holds %d messages that are not events; a client had JetStream store them (docs/clients.md)\n", what, r.Foreign)
+	}
 }
 
 // verifyBesideServer checks a ledger that a running server holds: the
@@ -181,14 +184,14 @@ func verifyBesideServer(ctx context.Context, info servingInfo, token string, wai
 	rep := ledger.VerifyReport{}
 	var last ledger.Envelope
 	errEnough := errors.New("at the server's head")
-	err = ledger.ScanJetStream(ctx, js, info.Site, 0, func(e ledger.Envelope) error {
+	err = ledger.ScanJetStreamNoting(ctx, js, info.Site, 0, func(e ledger.Envelope) error {
 		last = e
 		rep.Events, rep.Head = e.Seq, e.Hash
 		if e.Seq >= want {
 			return errEnough
 		}
 		return nil
-	})
+	}, func(uint64) { rep.Foreign++ })
 	switch {
 	case errors.Is(err, errEnough) || err == nil:
 	case errors.Is(err, ledger.ErrChainBroken) || errors.Is(err, ledger.ErrCorrupt):

@@ -1,0 +1,119 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// A foreign message is one on a site's event subjects that is not an
+// event: bytes that do not decode as an envelope. Only the outbox
+// publishes there, and no client may (nats_access.go), but JetStream
+// itself stores what it is told to send on a stream's subject: its answer
+// to an API request whose reply subject a reading client chose, or a push
+// consumer's deliveries from the other stream. Such messages cannot be
+// told from the events by NATS permissions, and they cannot pass for
+// events (an event is a chain link the outbox wrote), so every reader of
+// the stream steps over them and says so, and the outbox removes those
+// it finds at the tail. A stored event whose bytes were damaged is
+// stepped over too; the chain check then names the seq it lacks.
+
+// maxForeignTail bounds the walk back over foreign messages at the end of
+// a site's events before the stream is called unreadable.
+const maxForeignTail = 10_000
+
+// foreignNear is called by the stream readers for each foreign message,
+// with its stream seq, or the stream seq of a later message when the
+// reader does not know it (batched direct gets).
+type foreignNear func(streamSeq uint64)
+
+// siteSubject reports whether subject is one of site's event subjects.
+func siteSubject(subject, site string) bool {
+	rest, ok := strings.CutPrefix(subject, "recledger.events.")
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest, site)
+	return ok && len(rest) > 1 && rest[0] == '.'
+}
+
+// decodeAny decodes raw by the canonical fast path when it can.
+func decodeAny(raw []byte) (Envelope, error) {
+	if e, ok := decodeFast(raw); ok {
+		return e, nil
+	}
+	return Decode(raw)
+}
+
+// readTail reads the last event of site in the stream, stepping back over
+// foreign messages after it (listed in the result).
+func readTail(ctx context.Context, js jetstream.JetStream, site string) (streamTail, error) {
+	s, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		return streamTail{}, fmt.Errorf("stream tail: %w: %w", ErrUnavailable, err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, siteEventsFilter(site))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return streamTail{}, nil
+	}
+	if err != nil {
+		return streamTail{}, fmt.Errorf("stream tail: %w: %v", ErrUnavailable, err)
+	}
+	tail := streamTail{last: m.Sequence}
+	first := s.CachedInfo().State.FirstSeq
+	for {
+		if e, err := decodeAny(m.Data); err == nil {
+			tail.seq, tail.streamSeq, tail.raw = e.Seq, m.Sequence, m.Data
+			return tail, nil
+		}
+		tail.foreign = append(tail.foreign, m.Sequence)
+		if len(tail.foreign) > maxForeignTail {
+			return streamTail{}, fmt.Errorf("stream tail: %w: more than %d messages that are not events after stream seq %d", ErrCorrupt, maxForeignTail, m.Sequence)
+		}
+		if m, err = prevSiteMsg(ctx, s, site, m.Sequence, first); err != nil || m == nil {
+			return tail, err
+		}
+	}
+}
+
+// prevSiteMsg returns the site's message before stream seq seq, nil when
+// there is none from first on.
+func prevSiteMsg(ctx context.Context, s jetstream.Stream, site string, seq, first uint64) (*jetstream.RawStreamMsg, error) {
+	for p := seq - 1; p >= max(first, 1) && p < seq; p-- {
+		m, err := s.GetMsg(ctx, p)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			continue // deleted, or another site's removed by limits
+		case err != nil:
+			return nil, fmt.Errorf("stream tail: %w: %v", ErrUnavailable, err)
+		case siteSubject(m.Subject, site):
+			return m, nil
+		}
+	}
+	return nil, nil
+}
+
+// removeForeign deletes the foreign messages tail lists, with the outbox's
+// own connection; it returns how many went. A stream the connection may
+// not delete from keeps them: the readers step over them anyway.
+func (o *Outbox) removeForeign(ctx context.Context, js jetstream.JetStream, tail streamTail) int {
+	if len(tail.foreign) == 0 {
+		return 0
+	}
+	s, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, seq := range tail.foreign {
+		if err := s.DeleteMsg(ctx, seq); err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
+			n++
+		}
+	}
+	o.log.Warn("outbox: messages that are not events follow the stream's last event; a client had JetStream store them (docs/clients.md)",
+		jsLogKeyFound, len(tail.foreign), jsLogKeyRemoved, n, jsLogKeyStreamSeqs, tail.foreign[:min(len(tail.foreign), 10)])
+	return n
+}

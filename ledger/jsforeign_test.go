@@ -1,0 +1,120 @@
+package ledger
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// plantAnswer has JetStream store its answer to a reading client's API
+// request on subject, as a client may by naming it as the reply subject
+// (docs/clients.md), and waits until the stream holds it.
+func plantAnswer(t *testing.T, c *natsClient, own jetstream.JetStream, stream, subject string) {
+	t.Helper()
+	count := func() uint64 {
+		s, err := own.Stream(t.Context(), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().State.Msgs
+	}
+	before := count()
+	if err := c.nc.PublishRequest("$JS.API.STREAM.INFO."+stream, subject, nil); err != nil {
+		t.Fatal(err)
+	}
+	jsWait(t, 5*time.Second, "the planted answer", func() bool { return count() > before })
+}
+
+// TestForeignMessagesInTheStreams: a reading client has JetStream store its
+// API answers among the site's events and on a day's manifest subject. The
+// readers step over them and count them, the outbox resumes after its
+// last event and removes those after it, and the day's manifest replaces
+// the one on its subject.
+func TestForeignMessagesInTheStreams(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	c, err := dialClient(t, srv) // a reader: no token, no tokens file
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	s := jsStore(t)
+	jsAppend(t, s, 50)
+	o, stop := jsOutbox(t, s, js)
+	jsDrained(t, s, o)
+	plantAnswer(t, c, js, EventsStream, EventSubject(jsTestSite, TypeCommand))
+	jsAppend(t, s, 50)
+	jsDrained(t, s, o)
+	stop()
+	plantAnswer(t, c, js, EventsStream, EventSubject(jsTestSite, "x"))
+	plantAnswer(t, c, js, EventsStream, EventSubject(jsTestSite, TypeCommand))
+
+	var foreign int
+	all := jsCollect(t, func(fn func(Envelope) error) error {
+		return ScanJetStreamNoting(ctx, js, jsTestSite, 0, fn, func(uint64) { foreign++ })
+	})
+	if len(all) != 100 || foreign != 3 {
+		t.Errorf("scan: %d events and %d foreign messages, want 100 and 3", len(all), foreign)
+	}
+	if got := jsCollect(t, func(fn func(Envelope) error) error { return ScanJetStream(ctx, js, jsTestSite, 49, fn) }); len(got) != 51 {
+		t.Errorf("scan after seq 49, beside a foreign message: %d events, want 51", len(got))
+	}
+	rep, err := CompareJetStream(ctx, s, js, jsTestSite)
+	if err != nil || !rep.OK || rep.Events != 100 || rep.Foreign != 3 {
+		t.Errorf("compare: %+v, %v; want ok, 100 events, 3 foreign", rep, err)
+	}
+
+	// The outbox resumes after seq 100, not at a foreign message, and
+	// removes the two after it; the one between events stays.
+	jsAppend(t, s, 10)
+	o, _ = jsOutbox(t, s, js)
+	jsDrained(t, s, o)
+	if got := o.Published(); got != 10 {
+		t.Errorf("outbox published %d after the restart, want 10", got)
+	}
+	rep, err = CompareJetStream(ctx, s, js, jsTestSite)
+	if err != nil || !rep.OK || rep.Events != 110 || rep.Foreign != 1 {
+		t.Errorf("compare after the restart: %+v, %v; want ok, 110 events, 1 foreign", rep, err)
+	}
+
+	// A day's manifest subject taken before the day is sealed.
+	day := "2026-12-05"
+	plantAnswer(t, c, js, ManifestsStream, ManifestSubject(jsTestSite, day))
+	src := &memManifests{}
+	mo := NewManifestOutbox(js, jsTestSite, src, nil)
+	stopMO := runOutbox(t, mo)
+	src.seal(day)
+	mo.Wake()
+	jsWait(t, 10*time.Second, "the day's manifest", func() bool {
+		msgs := manifestMsgs(t, js)
+		return len(msgs) == 1 && msgs[0].Header.Get(jetstream.MsgIDHeader) == jsTestSite+"."+day
+	})
+	stopMO()
+	checkManifests(t, js, src, day)
+}
+
+// A message on a day's subject that is not its manifest does not stop the
+// day's publication; a different manifest of the day still does.
+func TestPublishManifestReplacesForeignMessage(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	c, err := dialClient(t, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	plantAnswer(t, c, js, ManifestsStream, ManifestSubject(jsTestSite, "2026-12-06"))
+	body := []byte(`{"day":"2026-12-06"}`)
+	if err := PublishManifest(ctx, js, jsTestSite, "2026-12-06", body); err != nil {
+		t.Fatal(err)
+	}
+	msgs := manifestMsgs(t, js)
+	if len(msgs) != 1 || string(msgs[0].Data) != string(body) {
+		t.Fatalf("stream holds %d messages, want the manifest alone", len(msgs))
+	}
+	if err := PublishManifest(ctx, js, jsTestSite, "2026-12-06", []byte(`{"day":"other"}`)); err == nil {
+		t.Error("a different manifest for a published day was taken")
+	}
+}
