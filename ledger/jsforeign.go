@@ -49,7 +49,8 @@ func decodeAny(raw []byte) (Envelope, error) {
 }
 
 // readTail reads the last event of site in the stream, stepping back over
-// foreign messages after it (listed in the result).
+// foreign messages after it (listed in the result). Past maxForeignTail of
+// them it fails, listing those it stepped over.
 func readTail(ctx context.Context, js jetstream.JetStream, site string) (streamTail, error) {
 	s, err := js.Stream(ctx, EventsStream)
 	if err != nil {
@@ -70,8 +71,9 @@ func readTail(ctx context.Context, js jetstream.JetStream, site string) (streamT
 			return tail, nil
 		}
 		tail.foreign = append(tail.foreign, m.Sequence)
-		if len(tail.foreign) > maxForeignTail {
-			return streamTail{}, fmt.Errorf("stream tail: %w: more than %d messages that are not events after stream seq %d", ErrCorrupt, maxForeignTail, m.Sequence)
+		if len(tail.foreign) >= maxForeignTail {
+			// The outbox removes these and looks again.
+			return streamTail{foreign: tail.foreign}, fmt.Errorf("stream tail: %w: %d messages that are not events and more before stream seq %d", ErrCorrupt, len(tail.foreign), m.Sequence)
 		}
 		if m, err = prevSiteMsg(ctx, s, site, m.Sequence, first); err != nil || m == nil {
 			return tail, err

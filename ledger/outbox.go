@@ -273,7 +273,7 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 			tail, err = readTail(tctx, pub, o.site)
 		}
 	}
-	if err == nil && o.removeForeign(tctx, pub, tail) > 0 {
+	for len(tail.foreign) > 0 && o.removeForeign(tctx, pub, tail) > 0 {
 		tail, err = readTail(tctx, pub, o.site)
 	}
 	cancel()
