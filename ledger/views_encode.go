@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"strconv"
+	"strings"
 )
 
 // The encodings of the read-side shapes that more than one package writes:
@@ -18,10 +19,25 @@ func PauseCSVHeader() []string {
 }
 
 // CSVRecord is p as a CSV row, in PauseCSVHeader's order: times as
-// Time.String writes them (empty when zero), seconds with three decimals.
+// Time.String writes them (empty when zero), seconds with three decimals,
+// text as csvText writes it.
 func (p *PauseRow) CSVRecord() []string {
-	return []string{p.ContactID, p.CallID, p.UserID, p.Extension, p.Start.String(), p.End.String(), p.EndedBy,
-		strconv.FormatFloat(p.Seconds, 'f', 3, 64), p.PausedBy, p.ResumedBy, p.Transport, p.OpenEventID, p.CloseEventID}
+	return []string{csvText(p.ContactID), csvText(p.CallID), csvText(p.UserID), csvText(p.Extension),
+		p.Start.String(), p.End.String(), csvText(p.EndedBy), strconv.FormatFloat(p.Seconds, 'f', 3, 64),
+		csvText(p.PausedBy), csvText(p.ResumedBy), csvText(p.Transport), csvText(p.OpenEventID), csvText(p.CloseEventID)}
+}
+
+// csvText is a text cell of a CSV export that auditors open in a
+// spreadsheet: a value a spreadsheet would take for a formula (one
+// beginning with = + - @, a tab or a carriage return; call ids and
+// extensions come from the phone system and the desktops) gets a leading
+// apostrophe, which spreadsheets read as "this is text" and do not show
+// (OWASP, CSV injection). The JSON answer carries every value as it is.
+func csvText(v string) string {
+	if v != "" && strings.IndexByte("=+-@\t\r", v[0]) >= 0 {
+		return "'" + v
+	}
+	return v
 }
 
 // ListWriter is where WriteList writes.

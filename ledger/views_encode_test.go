@@ -27,6 +27,20 @@ func TestPauseCSVColumnsAreTheJSONFields(t *testing.T) {
 	}
 }
 
+// A call id or extension a spreadsheet would run as a formula is written
+// to the CSV as text; other values are unchanged.
+func TestPauseCSVKeepsFormulasOut(t *testing.T) {
+	p := PauseRow{CallID: `=HYPERLINK("http://x","y")`, Extension: "+1 555", PausedBy: "@sum", ResumedBy: "-2+3",
+		UserID: "\tcmd", Transport: "\r=1", ContactID: "c-1=2"}
+	r := p.CSVRecord()
+	want := map[int]string{0: "c-1=2", 1: `'=HYPERLINK("http://x","y")`, 2: "'\tcmd", 3: "'+1 555", 8: "'@sum", 9: "'-2+3", 10: "'\r=1"}
+	for i, w := range want {
+		if r[i] != w {
+			t.Errorf("%s: %q, want %q", PauseCSVHeader()[i], r[i], w)
+		}
+	}
+}
+
 func TestWriteList(t *testing.T) {
 	rows := []PauseRow{{ContactID: "a"}, {ContactID: "b"}}
 	each := func(n int, err error) func(fn func(*PauseRow) error) error {
