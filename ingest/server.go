@@ -174,7 +174,7 @@ func New(opts Options) (*Server, error) {
 	if s.tokens == nil {
 		s.log.Warn("no tokens file: the API is open to every client, as the vendor's is")
 	}
-	s.handler = met.instrument(s.routes())
+	s.handler = cleanPaths(met.instrument(s.routes()))
 	return s, nil
 }
 

@@ -1,0 +1,45 @@
+package ingest_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// A path with doubled slashes or dot segments, as a desktop's base URL
+// ending in "/" joined to "/recordingcontrols/..." gives, is served as its
+// clean form, not redirected: a desktop's HTTP action may not follow a
+// redirect, and its body would be HTML.
+func TestUncleanPathsAreServed(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for i, c := range []struct{ method, path, reason string }{
+		{"POST", "//recordingcontrols/rest/tag?sender_id=jdoe", "no_last_call"},
+		{"GET", "/recordingcontrols/rest//tag?sender_id=jdoe", "no_last_call"},
+		{"GET", "/recordingcontrols/./rest/tag?sender_id=jdoe", "no_last_call"},
+		{"GET", "//v1/agents/jdoe", ""},
+		{"GET", "/recordingcontrols/rest//", "unknown_command"},
+	} {
+		req, err := http.NewRequest(c.method, s.srv.URL+c.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var body map[string]any
+		if err := json.Unmarshal(b, &body); err != nil || (c.reason != "" && body["reason"] != c.reason) ||
+			(c.reason == "" && resp.StatusCode != http.StatusOK) {
+			t.Errorf("%s %s: %d %s", c.method, c.path, resp.StatusCode, strings.TrimSpace(string(b)))
+		}
+		if i < 3 {
+			s.verified(2 + i) // the command was appended once
+		}
+	}
+}
