@@ -114,3 +114,32 @@ func TestCorruptTailRefusesAppends(t *testing.T) {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
+
+// Verify during appends checks the ledger up to the head at its call:
+// events appended meanwhile are not a hole at the end.
+func TestVerifyDuringAppends(t *testing.T) {
+	s := jsStore(t)
+	jsAppend(t, s, 5000)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			if _, err := s.Append(ctx, jsEvents(5000+i, 1)...); err != nil && ctx.Err() == nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for range 20 {
+		rep, err := s.Verify(t.Context())
+		if err != nil || !rep.OK {
+			t.Errorf("verify during appends: %+v %v", rep, err)
+			break
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
