@@ -9,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/replay"
 )
@@ -35,7 +38,7 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fromJS := fs.Bool("from-jetstream", false, "rebuild from the JetStream mirror (required: the only source)")
-	natsURL := fs.String("nats", envOr("RECLEDGER_NATS", defaultNATSURL), "NATS URL(s) (env RECLEDGER_NATS)")
+	natsURL := fs.String("nats", envOr("RECLEDGER_NATS", defaultNATSURL), "NATS URL(s) (env RECLEDGER_NATS); without it, the data dir's own mirror when it has one")
 	site := siteFlag(fs)
 	data := dataFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -54,8 +57,22 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	if err := refuseNonEmpty(path); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-restore", nil, natsToken(*token)...)
-	if err != nil {
+	var nc *nats.Conn
+	var js jetstream.JetStream
+	var err error
+	if mirror := filepath.Join(*data, JetStreamDir); !natsGiven(fs) && isDir(mirror) {
+		// The data dir's own embedded mirror, after its ledger file was
+		// lost: served here, on a loopback port, while restore reads it.
+		ns, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: mirror, Listen: "127.0.0.1:-1", Site: *site})
+		if err != nil {
+			return fmt.Errorf("restore: the mirror in %s: %w", mirror, err)
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		fmt.Fprintf(stderr, "reading the mirror in %s\n", mirror)
+		if nc, js, err = ledger.Connect(ctx, ns.ClientURL(), "recledger-restore", nil, ns.Own()); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	} else if nc, js, err = ledger.Connect(ctx, *natsURL, "recledger-restore", nil, natsToken(*token)...); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer nc.Close()
@@ -132,4 +149,17 @@ func refuseNonEmpty(path string) error {
 		return fmt.Errorf("%s: %w: it already holds %d events; restore only into an empty data dir", path, ledger.ErrConflict, seq)
 	}
 	return nil
+}
+
+// natsGiven reports whether the NATS URL was given, by flag or environment.
+func natsGiven(fs *flag.FlagSet) bool {
+	given := os.Getenv("RECLEDGER_NATS") != ""
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "nats" })
+	return given
+}
+
+// isDir reports whether path is a directory.
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }

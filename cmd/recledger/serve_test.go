@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -293,5 +294,41 @@ func TestStopUnderLoadCheckpointsTheHead(t *testing.T) {
 	}
 	if head < lastSeen || cp != head {
 		t.Errorf("head %d, last answered seq %d, checkpoint at %d: want the checkpoint at the head", head, lastSeen, cp)
+	}
+}
+
+// A data dir whose ledger file was lost, while its mirror was kept: serve
+// refuses to start a second history under the site's subjects and says
+// how to restore; restore reads the data dir's own mirror; then serve
+// starts with the old state.
+func TestServeRefusesALostLedger(t *testing.T) {
+	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 3, CallsPerAgent: 2, Seed: 5})
+	var live digestReply
+	getJSON(t, base+"/v1/digest", &live)
+	srv.Stop()
+	if err := srv.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(data, LedgerFile)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := StartServer(t.Context(), testServeConfig(data))
+	if !errors.Is(err, ledger.ErrMismatch) || !strings.Contains(err.Error(), "recledger restore --from-jetstream --data "+data) {
+		t.Fatalf("serve over a lost ledger: %v", err)
+	}
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	out, err := runCmd(t, &RestoreCommand{Stderr: stderr}, "--from-jetstream", "--data", data)
+	if err != nil || !strings.Contains(out, fmt.Sprintf("digest   %d %s", live.Seq, live.Digest)) {
+		t.Fatalf("restore from the data dir's mirror: %v\n%s\nwant digest %d %s", err, out, live.Seq, live.Digest)
+	}
+	srv = startTestServer(t, data)
+	var again digestReply
+	getJSON(t, "http://"+srv.Addr()+"/v1/digest", &again)
+	if again != live {
+		t.Fatalf("served after the restore: %+v, before the loss %+v", again, live)
 	}
 }

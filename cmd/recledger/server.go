@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
@@ -153,6 +154,11 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	if err := ledger.EnsureStreams(ctx, js, cfg.Site, replicas); err != nil {
 		// The ledger is the durable copy: serve anyway, the outbox catches up.
 		log.Warn("jetstream streams not ready; the outbox will catch up", logKeyErr, err)
+	}
+	if head == 0 {
+		if err := refuseLostLedger(ctx, js, cfg); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
 	}
 
 	outbox := ledger.NewOutbox(store, js, cfg.Site, log)
@@ -316,4 +322,29 @@ func (s *Server) closeAll() {
 		s.nsrv.Shutdown()
 		s.nsrv.WaitForShutdown()
 	}
+}
+
+// refuseLostLedger fails when the ledger holds no events but the mirror
+// holds some of the site's: the ledger file was lost or replaced, and
+// serving would start a second history under the same subjects (new
+// events from seq 1), which the mirror refuses and which blocks a
+// restore. A mirror that cannot be read now does not stop the start.
+func refuseLostLedger(ctx context.Context, js jetstream.JetStream, cfg ServeConfig) error {
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := ledger.JetStreamHead(tctx, js, cfg.Site)
+	if err != nil || n == 0 {
+		return nil
+	}
+	path := filepath.Join(cfg.Data, LedgerFile)
+	if cfg.NATS == "" {
+		return fmt.Errorf("%w: %s holds no events, but the mirror in %s holds %d of site %s: the ledger file was lost or replaced. "+
+			"Rebuild it from the mirror with `recledger restore --from-jetstream --data %s --site %s`, then serve again; "+
+			"to start a new ledger instead, move %s away first",
+			ledger.ErrMismatch, path, filepath.Join(cfg.Data, JetStreamDir), n, cfg.Site, cfg.Data, cfg.Site, filepath.Join(cfg.Data, JetStreamDir))
+	}
+	return fmt.Errorf("%w: %s holds no events, but the stream %s holds %d of site %s: the ledger file was lost or replaced. "+
+		"Rebuild it from the mirror with `recledger restore --from-jetstream --nats URL --data %s --site %s`, then serve again; "+
+		"to start a new ledger instead, serve it as another --site, or remove the site's events from the stream first",
+		ledger.ErrMismatch, path, ledger.EventsStream, n, cfg.Site, cfg.Data, cfg.Site)
 }
