@@ -123,8 +123,23 @@ func errorBody(err error) map[string]any {
 	} else if errors.As(err, &fe) {
 		body["field"] = fe.Field
 		body["message"] = fe.Message
+	} else if m := unavailableMessage(err); m != "" {
+		body["message"] = m
 	}
 	return body
+}
+
+// unavailableMessage is what a client is told when the ledger takes no
+// writes: what to do, not the store's error (a file path, an errno),
+// which the log and /readyz carry.
+func unavailableMessage(err error) string {
+	switch {
+	case errors.Is(err, ledger.ErrClosed):
+		return "the server is stopping: nothing was recorded; send it again once the server is back"
+	case errors.Is(err, ledger.ErrUnavailable):
+		return "the ledger cannot take writes now (GET /readyz says why): nothing was recorded; send it again later"
+	}
+	return ""
 }
 
 // asFieldError finds a *ledger.FieldError in err's chain.

@@ -67,7 +67,7 @@ func (s *Server) ready() readyReply {
 	if p := s.chainProblem.Load(); p != nil {
 		rep.ChainProblem = *p
 	}
-	if err := s.writeErr.Load(); err != nil {
+	if err := s.writeErr.Load(); err != nil && !s.writableAgain(err) {
 		rep.Problem = "the ledger refused the last write: " + (*err).Error()
 		return rep
 	}
@@ -85,6 +85,40 @@ func (s *Server) ready() readyReply {
 	}
 	rep.Ready = true
 	return rep
+}
+
+// WriteProber is an Appender that can tell whether it takes writes
+// without appending an event (ledger.Store).
+type WriteProber interface {
+	ProbeWrite(ctx context.Context) error
+}
+
+// probeEvery paces the write probes of /readyz: each is an fsync.
+const probeEvery = time.Second
+
+// writableAgain probes, at most once every probeEvery, whether the ledger
+// that refused the last write (err) takes writes again, and clears err
+// when it does: nothing else would, while a load balancer keeps requests
+// away from a server that says it is not ready.
+func (s *Server) writableAgain(err *error) bool {
+	p, ok := s.app.(WriteProber)
+	if !ok {
+		return false
+	}
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	if now := s.now(); now.Sub(s.lastProbe) >= probeEvery {
+		s.lastProbe = now
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if p.ProbeWrite(ctx) == nil {
+			if s.writeErr.CompareAndSwap(err, nil) {
+				s.log.Info("the ledger takes writes again")
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // CheckChain verifies the ledger's hash chain once, from its first event,

@@ -138,6 +138,9 @@ type Server struct {
 	// unavailableLog paces the log of requests refused while the ledger
 	// takes no writes.
 	unavailableLog rate.Sometimes
+	// probeMu guards lastProbe, the time of /readyz's last write probe.
+	probeMu   sync.Mutex
+	lastProbe time.Time
 }
 
 // New checks opts, registers the metrics and builds the routes.
@@ -267,7 +270,7 @@ func (s *Server) appendEvents(ctx context.Context, source string, events ...ledg
 		if errors.Is(err, ledger.ErrClosed) || errors.Is(err, ledger.ErrUnavailable) {
 			s.writeErr.Store(&err)
 		}
-		return nil, fmt.Errorf("append: %w", err)
+		return nil, err // the store's error says "append: …"
 	}
 	s.writeErr.Store(nil)
 	if len(envs) != len(events) {
@@ -317,8 +320,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case status >= 500:
 		s.log.Error("request failed", logKeyRoute, r.Pattern, logKeyErr, err)
 	}
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="recledger"`)
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
 	}
 	s.writeJSON(w, status, errorBody(err))
 }

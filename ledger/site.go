@@ -8,10 +8,11 @@ import (
 )
 
 // bucketMeta holds facts about the ledger file itself: "site", the site
-// whose ledger it is.
+// whose ledger it is; "probe", ProbeWrite's.
 var (
 	bucketMeta = []byte("meta")
 	metaSite   = []byte("site")
+	metaProbe  = []byte("probe") // written by ProbeWrite, never read
 )
 
 // ClaimSite records site as the one whose ledger this is, or, when another
@@ -64,4 +65,31 @@ func (s *Store) Site(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("site: %w: %v", ErrUnavailable, err)
 	}
 	return site, nil
+}
+
+// ProbeWrite commits a write that holds no event (a key of the meta
+// bucket), fsynced as an append is: whether the file takes writes now.
+// A server whose last append failed (a full disk, since freed) learns
+// from it that it may take requests again, without risking one.
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("probe write: %w", err)
+	}
+	if s.closedFlag.Load() {
+		return fmt.Errorf("probe write: %w", ErrClosed)
+	}
+	if b := s.broken.Load(); b != nil {
+		return fmt.Errorf("probe write: %w", *b)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		return b.Put(metaProbe, []byte{1})
+	})
+	if err != nil {
+		return s.readErr("probe write", err)
+	}
+	return nil
 }

@@ -47,3 +47,18 @@ func TestClaimSite(t *testing.T) {
 		t.Errorf("read-only site: %q %v", site, err)
 	}
 }
+
+// ProbeWrite commits without appending; a closed store says so.
+func TestProbeWrite(t *testing.T) {
+	s := jsStore(t)
+	if err := s.ProbeWrite(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if head, _ := s.Head(); head != 0 {
+		t.Errorf("head %d after a probe", head)
+	}
+	s.Close()
+	if err := s.ProbeWrite(t.Context()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("probe of a closed store: %v", err)
+	}
+}
