@@ -26,8 +26,11 @@ type readyReply struct {
 	ProjectionSeq uint64 `json:"projection_seq"`
 	Problem       string `json:"problem,omitempty"`
 	// OutboxProblem is set when the JetStream copy does not continue this
-	// ledger: the outbox stopped publishing and an operator must look. The
-	// ledger still takes writes, so it does not make the server unready.
+	// ledger (the outbox stopped publishing), when an event is too large
+	// for the NATS server, or when events wait and no publish has gone
+	// through for 30 s (JetStream out of disk space, a stream it cannot
+	// create, a server away): an operator must look. The ledger still
+	// takes writes, so it does not make the server unready.
 	OutboxProblem string `json:"outbox_problem,omitempty"`
 	// ChainProblem is set when a check of the hash chain (CheckChain at
 	// start, or GET /v1/verify) found it broken: an event was changed

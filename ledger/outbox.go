@@ -22,7 +22,15 @@ const (
 	outboxMinBackoff = 50 * time.Millisecond
 	outboxMaxBackoff = 5 * time.Second
 	outboxFeed       = 256 // committed batches queued for the outbox before it reads bbolt instead
+	outboxStallFor   = 30 * time.Second
 )
+
+// stall is the outbox failing to publish without progress: since the
+// first failure, and the last one.
+type stall struct {
+	since time.Time
+	err   error
+}
 
 // Outbox mirrors the committed events of a Store to the JetStream stream
 // RECLEDGER_EVENTS, in seq order, each exactly once, byte for byte.
@@ -71,6 +79,8 @@ type Outbox struct {
 	confirmed atomic.Uint64 // last seq known to be in the stream
 	published atomic.Uint64 // events this outbox published and saw acknowledged
 	mismatch  atomic.Pointer[error]
+	stall     atomic.Pointer[stall] // sessions failing without progress, since when
+	stallFor  time.Duration         // how long before Mismatch reports a stall
 
 	window     int
 	ackTimeout time.Duration
@@ -107,6 +117,7 @@ func NewOutbox(store *Store, js jetstream.JetStream, site string, log *slog.Logg
 		tick:       outboxTick,
 		minBackoff: outboxMinBackoff,
 		maxBackoff: outboxMaxBackoff,
+		stallFor:   outboxStallFor,
 	}
 	store.Subscribe(o.notify)
 	return o
@@ -155,11 +166,21 @@ func (o *Outbox) Confirmed() uint64 { return o.confirmed.Load() }
 
 // Mismatch is nil, or why the outbox cannot go on: an error wrapping
 // ErrMismatch when the stream holds events of another ledger and the
-// outbox has stopped publishing, or ErrTooLarge while the next event is
-// larger than the NATS server takes.
+// outbox has stopped publishing, ErrTooLarge while the next event is
+// larger than the NATS server takes, or ErrUnavailable when events wait
+// and no publish has gone through for a while (JetStream out of disk
+// space, a stream that cannot be created as configured, a server away).
 func (o *Outbox) Mismatch() error {
 	if p := o.mismatch.Load(); p != nil {
 		return *p
+	}
+	if st := o.stall.Load(); st != nil {
+		if d := time.Since(st.since); d >= o.stallFor {
+			if lag := o.Lag(); lag > 0 {
+				return fmt.Errorf("outbox: %w: the mirror has not advanced for %s and is %d events behind: %v",
+					ErrUnavailable, d.Round(time.Second), lag, st.err)
+			}
+		}
 	}
 	return nil
 }
@@ -175,6 +196,14 @@ func (o *Outbox) Run(ctx context.Context) error {
 		progressed, err := o.session(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		switch prev := o.stall.Load(); {
+		case progressed:
+			o.stall.Store(nil)
+		case prev == nil:
+			o.stall.Store(&stall{since: time.Now(), err: err})
+		default:
+			o.stall.Store(&stall{since: prev.since, err: err})
 		}
 		if progressed {
 			backoff = o.minBackoff

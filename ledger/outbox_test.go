@@ -195,6 +195,7 @@ func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
 	_, js := jsConnect(t, srv)
 	s := jsStore(t)
 	o, _ := jsOutbox(t, s, js)
+	o.stallFor = 300 * time.Millisecond // read by Mismatch only, on this goroutine
 
 	// Append all along, in small batches, never waiting for JetStream.
 	var stopAppend atomic.Bool
@@ -220,6 +221,8 @@ func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
 		head, _ := s.Head()
 		return head > start+300 && o.Lag() > 300
 	})
+	// and, once no publish has gone through for a while, readiness says so.
+	jsWait(t, 10*time.Second, "the stall to be reported", func() bool { return errors.Is(o.Mismatch(), ErrUnavailable) })
 
 	jsServerOwn(t, dir, "127.0.0.1:"+strconv.Itoa(port), srv.own)
 	jsWait(t, 10*time.Second, "publishing after restart", func() bool { return o.Confirmed() > start })
@@ -230,6 +233,9 @@ func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
 	}
 	jsDrained(t, s, o)
 	jsCheckMirror(t, s, js)
+	if err := o.Mismatch(); err != nil {
+		t.Errorf("after the outbox caught up: %v", err)
+	}
 }
 
 // tWriter sends log lines to the test log.
