@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -192,15 +194,15 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 	}
 	nc, err := nats.Connect(urls, append(opts, extra...)...)
 	if errors.Is(err, nats.ErrAuthorization) {
-		return nil, nil, fmt.Errorf("connect %s: %w: a server with a tokens file wants a token (--token or RECLEDGER_TOKEN) whose role may connect", urls, ErrRefused)
+		return nil, nil, fmt.Errorf("connect %s: %w: a server with a tokens file wants a token (--token or RECLEDGER_TOKEN) whose role may connect", RedactURLs(urls), ErrRefused)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect %s: %w: %v", urls, ErrUnavailable, err)
+		return nil, nil, fmt.Errorf("connect %s: %w: %v", RedactURLs(urls), ErrUnavailable, err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("connect %s: jetstream: %w", urls, err)
+		return nil, nil, fmt.Errorf("connect %s: jetstream: %w", RedactURLs(urls), err)
 	}
 	return nc, js, nil
 }
@@ -217,4 +219,23 @@ func Refused(nc *nats.Conn, err error) error {
 		return fmt.Errorf("%w: %v (a server with a tokens file lets the auditor and admin roles read its streams): %v", ErrRefused, last, err)
 	}
 	return err
+}
+
+// RedactURLs is a comma-separated list of NATS URLs as logs and errors may
+// show it: a password, or a token given as the user, is "xxxxx".
+func RedactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || u.User == nil {
+			continue
+		}
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		} else {
+			u.User = url.User("xxxxx")
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }

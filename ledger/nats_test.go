@@ -287,3 +287,17 @@ func TestStartEmbeddedOnATakenAddress(t *testing.T) {
 		t.Errorf("err = %v, want ErrUnavailable saying the address is in use", err)
 	}
 }
+
+// Credentials in NATS URLs never reach a log or an error.
+func TestRedactURLs(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":                          "nats://127.0.0.1:4222",
+		"nats://rl:secret@h:4222":                        "nats://rl:xxxxx@h:4222",
+		"nats://s3cr3t-token@h:4222, nats://u:p@h2:4222": "nats://xxxxx@h:4222,nats://u:xxxxx@h2:4222",
+		"nats://h:4222,nats://h2:4222":                   "nats://h:4222,nats://h2:4222",
+	} {
+		if got := RedactURLs(in); got != want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

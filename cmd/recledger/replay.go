@@ -130,10 +130,18 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		case errors.Is(err, ledger.ErrUnavailable) && live && !sourceGiven:
 			// The same events, byte for byte and hash-chained, are in the
 			// running server's mirror: replay beside it from there.
+			*source = sourceJetStream
+			if !natsGiven && os.Getenv("RECLEDGER_NATS") == "" {
+				// serving.json holds the URL without its credentials: an
+				// external NATS that wants them is named with --nats.
+				*natsURL = info.NATS
+			}
+			if !siteGiven && os.Getenv("RECLEDGER_SITE") == "" {
+				*site = info.Site
+			}
 			fmt.Fprintf(stderr, "replay: %s is held by the server running on it (pid %d); "+
 				"replaying its JetStream mirror (%s, site %s)\n",
-				filepath.Join(*data, LedgerFile), info.PID, info.NATS, info.Site)
-			*source, *natsURL, *site = sourceJetStream, info.NATS, info.Site
+				filepath.Join(*data, LedgerFile), info.PID, withoutCredentials(*natsURL), *site)
 			beside = &info
 		default:
 			return fmt.Errorf("replay: %w", err)

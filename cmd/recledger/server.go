@@ -285,7 +285,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		close(s.done)
 	}()
 	ok = true
-	log.Info("recledger serving", logKeyHTTP, "http://"+ln.Addr().String(), logKeyNATS, urls,
+	log.Info("recledger serving", logKeyHTTP, "http://"+ln.Addr().String(), logKeyNATS, ledger.RedactURLs(urls),
 		logKeySite, cfg.Site, logKeyData, cfg.Data, logKeyTook, time.Since(start).Round(time.Millisecond))
 	return s, nil
 }

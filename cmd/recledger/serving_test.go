@@ -116,6 +116,15 @@ func TestReplayBesideRunningServer(t *testing.T) {
 		t.Fatalf("verify beside the server: %v\n%s\nwant %q", err, out, want)
 	}
 
+	// A --nats given beside the server is the one used (serving.json
+	// holds the URL without credentials): here one where nothing listens.
+	begin := time.Now()
+	if _, err := runCmd(t, &VerifyCommand{Stderr: f}, "--data", data, "--nats", "nats://u:pw@127.0.0.1:1"); err == nil ||
+		!strings.Contains(err.Error(), "127.0.0.1:1") || strings.Contains(err.Error(), "pw") {
+		t.Fatalf("verify beside the server with --nats: %v", err)
+	}
+	t.Logf("verify with an unreachable --nats failed after %v", time.Since(begin))
+
 	// A second server on the same data dir names the first.
 	if second, err := StartServer(ctx, testServeConfig(data)); err == nil {
 		second.Stop()

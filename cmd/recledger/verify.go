@@ -60,6 +60,11 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	store, err := openLedgerReadOnly(*data)
 	if info, held := heldByServer(*data, err, "verify", stderr); held {
 		fmt.Fprintln(stderr, "verify: the chain as the server checks it, and its mirror compared; the checkpoint's sections are not checked")
+		if *natsURL != "" {
+			// serving.json holds the URL without its credentials: an
+			// external NATS that wants them is named with --nats.
+			info.NATS = *natsURL
+		}
 		res, err := verifyBesideServer(ctx, info, *token, mirrorCatchUp, stderr)
 		if err != nil {
 			return fmt.Errorf("verify: %w", err)
