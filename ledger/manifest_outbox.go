@@ -43,7 +43,15 @@ type ManifestOutbox struct {
 
 	lag     atomic.Int64 // sealed days not yet confirmed in the stream, at the last look
 	lastErr string       // the last retryable failure logged; owned by Run
+
+	replicas int       // > 0: create the stream with this many replicas when it is missing
+	created  time.Time // when the stream listed was created; owned by Run
 }
+
+// CreateStreams makes the outbox create RECLEDGER_MANIFESTS (with
+// replicas) when it finds it missing, as when the JetStream store was
+// lost. Call it before Run.
+func (o *ManifestOutbox) CreateStreams(replicas int) { o.replicas = max(replicas, 1) }
 
 // NewManifestOutbox returns an outbox publishing src's sealed manifests as
 // site. log may be nil.
@@ -65,8 +73,9 @@ func (o *ManifestOutbox) Wake() {
 // Lag is the number of sealed days not yet known to be in the stream.
 func (o *ManifestOutbox) Lag() uint64 { return uint64(max(o.lag.Load(), 0)) }
 
-// Run publishes until ctx is done and returns ctx's error. On start it
-// lists the manifest subjects already in the stream; then, on every look,
+// Run publishes until ctx is done and returns ctx's error. On start, and
+// whenever the stream was created again, it lists the manifest subjects
+// already in the stream; then, on every look,
 // it publishes each sealed day not yet confirmed, oldest first, through
 // PublishManifest, which checks the stream again before publishing, so a
 // restart or a crash between publish and confirmation never duplicates. A
@@ -82,6 +91,13 @@ func (o *ManifestOutbox) Run(ctx context.Context) error {
 	t := time.NewTicker(o.every)
 	defer t.Stop()
 	for {
+		if listed && o.replaced(ctx) {
+			// A new stream (the JetStream store was lost): what was
+			// confirmed in the old one is not in it.
+			o.log.Warn("manifest outbox: the manifests stream was created again; publishing every sealed day's manifest again")
+			clear(confirmed)
+			listed = false
+		}
 		if !listed {
 			listed = o.list(ctx, confirmed) == nil
 		}
@@ -95,6 +111,19 @@ func (o *ManifestOutbox) Run(ctx context.Context) error {
 	}
 }
 
+// replaced reports whether the stream listed is gone (then created again
+// when the outbox may) or is not the one listed.
+func (o *ManifestOutbox) replaced(ctx context.Context) bool {
+	s, err := o.js.Stream(ctx, ManifestsStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if o.replicas > 0 {
+			_ = ensureStream(ctx, o.js, ManifestsStream, siteManifestsFilter(o.site), o.replicas)
+		}
+		return true
+	}
+	return err == nil && !s.CachedInfo().Created.Equal(o.created)
+}
+
 // list marks the days whose manifest subject already holds their
 // manifest: a message with its message id (foreignManifest).
 func (o *ManifestOutbox) list(ctx context.Context, confirmed map[string]bool) error {
@@ -102,6 +131,7 @@ func (o *ManifestOutbox) list(ctx context.Context, confirmed map[string]bool) er
 	if err != nil {
 		return fmt.Errorf("manifest outbox: %w: %v", ErrUnavailable, err)
 	}
+	o.created = s.CachedInfo().Created
 	info, err := s.Info(ctx, jetstream.WithSubjectFilter(ManifestSubject(o.site, "*")))
 	if err != nil {
 		return fmt.Errorf("manifest outbox: %w: %v", ErrUnavailable, err)

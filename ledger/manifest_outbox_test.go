@@ -238,3 +238,30 @@ func TestManifestOutboxWaitsForTheStream(t *testing.T) {
 	jsWait(t, 10*time.Second, "both manifests", func() bool { return o.Lag() == 0 })
 	checkManifests(t, js, src, "2026-11-21", "2026-11-22")
 }
+
+// The manifests stream lost while the server runs (its JetStream store
+// wiped): the outbox creates it again and publishes every sealed day's
+// manifest again, without waiting for a restart or the next seal.
+func TestManifestOutboxRefillsALostStream(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	src := &memManifests{}
+	src.seal("2026-11-21")
+	src.seal("2026-11-22")
+	o := NewManifestOutbox(js, jsTestSite, src, nil)
+	o.CreateStreams(1)
+	o.every = 50 * time.Millisecond
+	stop := runOutbox(t, o)
+	defer stop()
+	jsWait(t, 10*time.Second, "two manifests", func() bool { return len(manifestMsgs(t, js)) == 2 })
+	if err := js.DeleteStream(t.Context(), ManifestsStream); err != nil {
+		t.Fatal(err)
+	}
+	jsWait(t, 10*time.Second, "the manifests again", func() bool {
+		if _, err := js.Stream(t.Context(), ManifestsStream); err != nil {
+			return false
+		}
+		return len(manifestMsgs(t, js)) == 2
+	})
+	checkManifests(t, js, src, "2026-11-21", "2026-11-22")
+}

@@ -164,6 +164,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	outbox := ledger.NewOutbox(store, js, cfg.Site, log)
 	outbox.CreateStreams(replicas) // streams missing now (JetStream down) are made when it is back
 	manifests := ledger.NewManifestOutbox(js, cfg.Site, s.live, log)
+	manifests.CreateStreams(replicas)
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
