@@ -240,8 +240,14 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		// Its own copy of the state starts from the same checkpoint the
 		// live state did (read again: the live one is not to be shared).
 		from := replay.FromCheckpoint(workCtx, store)
-		return (&replay.Checkpointer{Store: store, Source: store, Live: s.live, From: from,
+		err := (&replay.Checkpointer{Store: store, Source: store, Live: s.live, From: from,
 			EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Saved: head - replayed, Logger: log}).Run(workCtx)
+		if err != nil {
+			// Only the final save returns an error. Nothing is lost: the
+			// next start replays the events since the last checkpoint.
+			log.Error("final checkpoint not saved; the next start replays the events since the last one", logKeyErr, err)
+		}
+		return nil
 	})
 	g.Go(func() error { return api.CheckChain(workCtx) })
 	g.Go(func() error {
