@@ -149,26 +149,38 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.ro {
 		bo = &bolt.Options{ReadOnly: true, Timeout: readOnlyTimeout}
 	}
-	db, err := bolt.Open(path, 0o600, bo)
+	db, err := openBolt(path, bo)
+	if errors.Is(err, ErrCorrupt) {
+		return nil, fmt.Errorf("open %s: %w; move it away and rebuild it from the mirror with recledger restore (docs/replay.md)", path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w: %v", path, ErrUnavailable, err)
 	}
 	s.db = db
 	if !s.ro {
-		err = db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bucketEvents, bucketCheckpoints, bucketSections} {
-				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-					return err
+		err = guarded(func() error {
+			return db.Update(func(tx *bolt.Tx) error {
+				for _, b := range [][]byte{bucketEvents, bucketCheckpoints, bucketSections} {
+					if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+						return err
+					}
 				}
-			}
-			return nil
+				return nil
+			})
 		})
 		if err != nil {
 			db.Close()
 			return nil, fmt.Errorf("open %s: %w: %v", path, ErrUnavailable, err)
 		}
 	}
-	h, err := s.readHead()
+	var h *head
+	err = guarded(func() (err error) {
+		h, err = s.readHead()
+		return err
+	})
+	if h == nil {
+		h = &head{}
+	}
 	if err != nil {
 		if !errors.Is(err, ErrCorrupt) {
 			db.Close()

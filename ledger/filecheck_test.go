@@ -1,0 +1,50 @@
+package ledger
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A ledger file cut short (a copy that stopped, a full disk at the wrong
+// moment) is refused with ErrCorrupt and the way out, not a crash.
+func TestOpenRefusesAFileCutShort(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsAppend(t, s, 3000)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int64{fi.Size() / 2, 3 * pageSize} {
+		if err := os.Truncate(path, size); err != nil {
+			t.Fatal(err)
+		}
+		for _, ro := range []bool{false, true} {
+			_, err := Open(path, Options{ReadOnly: ro})
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "cut short") || !strings.Contains(err.Error(), "recledger restore") {
+				t.Errorf("open of a file cut to %d bytes (read-only %v): %v", size, ro, err)
+			}
+		}
+	}
+}
+
+// A fault while reading the mapped file is an error, not a crash.
+func TestGuardedTurnsAFaultIntoAnError(t *testing.T) {
+	err := guarded(func() error {
+		var p *int
+		_ = *p // a fault, as a page past the end of a mapped file gives
+		return nil
+	})
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("guarded: %v", err)
+	}
+}
