@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -92,6 +93,9 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	}
 	if opts.StoreDir == "" {
 		return nil, fmt.Errorf("start nats: %w: empty store dir", ErrInvalid)
+	}
+	if err := checkStoreDir(opts.StoreDir); err != nil {
+		return nil, fmt.Errorf("start nats: %w", err)
 	}
 	if port != -1 {
 		// nats-server only logs a failed bind, and is then "not ready"
@@ -238,4 +242,30 @@ func RedactURLs(urls string) string {
 		parts[i] = u.String()
 	}
 	return strings.Join(parts, ",")
+}
+
+// checkStoreDir says why JetStream could not use dir, which nats-server
+// reports as "storage directory is not a directory" whatever the cause
+// (a permission, say): a dir that exists must be a readable, writable
+// directory; one that does not is made by the server.
+func checkStoreDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w: the JetStream store %s: %v", ErrUnavailable, dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("%w: the JetStream store %s is not a directory", ErrUnavailable, dir)
+	}
+	if _, err := os.ReadDir(dir); err != nil {
+		return fmt.Errorf("%w: the JetStream store %s cannot be read: %v", ErrUnavailable, dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("%w: the JetStream store %s cannot be written: %v", ErrUnavailable, dir, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -299,5 +300,31 @@ func TestRedactURLs(t *testing.T) {
 		if got := RedactURLs(in); got != want {
 			t.Errorf("RedactURLs(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A JetStream store that exists but is not a directory, or cannot be
+// read, is named with the cause (nats-server says "not a directory" for
+// all of them).
+func TestStartEmbeddedNamesAStoreItCannotUse(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "jetstream")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := StartEmbedded(EmbeddedOptions{StoreDir: file, Listen: "127.0.0.1:-1"})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "is not a directory") {
+		t.Errorf("a file as the store: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		return // root reads every directory
+	}
+	dir := filepath.Join(t.TempDir(), "jetstream")
+	if err := os.Mkdir(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o700) })
+	_, err = StartEmbedded(EmbeddedOptions{StoreDir: dir, Listen: "127.0.0.1:-1"})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("an unreadable store: %v", err)
 	}
 }
