@@ -114,7 +114,13 @@ func TestSimulateReportsWhenTheServerIsGone(t *testing.T) {
 	if !errors.Is(err, simulator.ErrUnchecked) {
 		t.Fatalf("err = %v, want ErrUnchecked", err)
 	}
-	if rep.Sent != rep.Planned || rep.Sent == 0 || !strings.HasPrefix(rep.Check.Note, "not checked") || rep.Check.Match {
+	if rep.Sent != rep.Planned || rep.Sent == 0 || !strings.HasPrefix(rep.Check.Note, "not checked") || rep.Check.Match || !rep.Check.Unchecked {
 		t.Errorf("report: sent %d of %d, check %+v", rep.Sent, rep.Planned, rep.Check)
+	}
+	// The text says the check was not made, not that the chain failed.
+	var text strings.Builder
+	rep.WriteText(&text)
+	if out := text.String(); !strings.Contains(out, "ledger check: not checked") || strings.Contains(out, "MISMATCH") || strings.Contains(out, "chain ok") {
+		t.Errorf("report text:\n%s", out)
 	}
 }

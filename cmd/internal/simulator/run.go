@@ -161,7 +161,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		// The server went away at the end: what was sent and answered is
 		// still the report, without the check.
-		c.Note = "not checked: " + err.Error()
+		c.Note, c.Unchecked = "not checked, the server did not answer at the end: "+err.Error(), true
 		return rep, fmt.Errorf("simulate: %w: %w", ErrUnchecked, err)
 	}
 	c.VerifyDelta = int64(c.VerifyAfter) - int64(c.VerifyBefore)
