@@ -13,6 +13,7 @@ import (
 	"github.com/recledger/recledger/ledger"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,9 @@ const (
 	logKeyTook        = "took"
 	logKeyRetryIn     = "retry_in"
 	logKeyMsgID       = "msg_id"
+	logKeyURL         = "url"
+	logKeySite        = "site"
+	logKeyOtherSites  = "other_sites"
 )
 
 // Config is what a worker needs. Zero values take the defaults in Defaults.
@@ -215,6 +219,7 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 		cons, err := w.js.CreateOrUpdateConsumer(ctx, StreamName, ConsumerConfig(w.cfg))
 		if err == nil {
 			w.log.Info("upload worker bound", logKeyConsumer, w.cfg.Durable, logKeySubject, Subject(w.cfg.Site))
+			w.checkSite(ctx)
 			return cons, nil
 		}
 		if nc := w.js.Conn(); nc != nil && errors.Is(nc.LastError(), nats.ErrPermissionViolation) {
@@ -230,12 +235,44 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 			return nil, fmt.Errorf("upload-worker: bind: the connection is closed: %w", err)
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			w.log.Warn("binding the manifests consumer", logKeyErr, err)
+			var url string
+			if nc := w.js.Conn(); nc != nil {
+				url = ledger.RedactURLs(strings.Join(nc.Servers(), ","))
+			}
+			w.log.Warn("binding the manifests consumer", logKeyURL, url, logKeyErr, err)
 		}
 		delay = min(delay*2, w.cfg.BackoffMax)
 		if !sleep(ctx, delay) {
 			return nil, fmt.Errorf("upload-worker: bind: %w", ctx.Err())
 		}
+	}
+}
+
+// checkSite warns when the stream holds manifests of other sites but none
+// of this one: a --site spelt otherwise than the server's waits forever.
+func (w *Worker) checkSite(ctx context.Context) {
+	s, err := w.js.Stream(ctx, StreamName)
+	if err != nil {
+		return
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter("recledger.manifests.*.*"))
+	if err != nil {
+		return
+	}
+	var others []string
+	for subj := range info.State.Subjects {
+		site, _, _ := strings.Cut(strings.TrimPrefix(subj, "recledger.manifests."), ".")
+		if site == w.cfg.Site {
+			return
+		}
+		if !slices.Contains(others, site) {
+			others = append(others, site)
+		}
+	}
+	if len(others) > 0 {
+		slices.Sort(others)
+		w.log.Warn("the stream holds manifests of other sites and none of this one yet: is --site the server's?",
+			logKeySite, w.cfg.Site, logKeyOtherSites, others)
 	}
 }
 

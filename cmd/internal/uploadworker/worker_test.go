@@ -459,3 +459,26 @@ func TestNotAManifestIsTerminated(t *testing.T) {
 		t.Errorf("something was written for the foreign message's day: %v", err)
 	}
 }
+
+// A worker whose --site has no manifests while other sites have says so
+// once bound: a misspelt site would otherwise wait forever in silence.
+func TestWorkerWarnsOfAnotherSitesStream(t *testing.T) {
+	js := ledgertest.StartJetStream(t, testSite, "Elsewhere").JS
+	if _, err := js.Publish(context.Background(), "recledger.manifests.Elsewhere.2026-11-23", []byte(`{}`), jetstream.WithMsgID("Elsewhere.2026-11-23")); err != nil {
+		t.Fatal(err)
+	}
+	var logBuf lockedWriter
+	logBuf.w = &bytes.Buffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- New(js, testConfig(t.TempDir(), slog.New(slog.NewTextHandler(&logBuf, nil)))).Run(ctx) }()
+	waitFor(t, "the warning", 10*time.Second, func() bool {
+		logBuf.mu.Lock()
+		defer logBuf.mu.Unlock()
+		return strings.Contains(logBuf.w.String(), "other_sites=[Elsewhere]")
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
