@@ -85,15 +85,23 @@ func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, 
 		}
 		sections = sections[n:]
 	}
-	v := make([]byte, 8+len(state))
-	binary.BigEndian.PutUint64(v, seq)
-	copy(v[8:], state)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	v, err := s.putHeadParts(ctx, version, seq, state)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		cb, sb := tx.Bucket(bucketCheckpoints), tx.Bucket(bucketSections)
+		pb, err := tx.CreateBucketIfNotExists(bucketHeadParts)
+		if err != nil {
+			return err
+		}
 		if cb.Get([]byte(version)) == nil {
 			if err := dropOtherVersions(cb, sb, version); err != nil {
 				return err
 			}
+		}
+		if err := dropHeadParts(pb, version, seq); err != nil {
+			return err
 		}
 		if err := put(sb, sections); err != nil {
 			return err
@@ -144,25 +152,41 @@ func (s *Store) LoadCheckpoint(ctx context.Context, version string) (seq uint64,
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err
 	}
-	var v []byte
+	var found bool
+	var bad error
+	// One read transaction for the value and its parts: a save meanwhile
+	// deletes the parts of the checkpoint it replaces.
 	err = s.db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketCheckpoints); b != nil {
-			if got := b.Get([]byte(version)); got != nil {
-				v = append([]byte(nil), got...)
-			}
+		b := tx.Bucket(bucketCheckpoints)
+		if b == nil {
+			return nil
 		}
+		v := b.Get([]byte(version))
+		if v == nil {
+			return nil
+		}
+		found = true
+		if len(v) < 8 {
+			bad = fmt.Errorf("%w: %d bytes", ErrCorrupt, len(v))
+			return nil
+		}
+		seq = binary.BigEndian.Uint64(v)
+		if desc, ok := bytes.CutPrefix(v[8:], []byte(headPartsMarker)); ok {
+			state, bad = readHeadParts(tx, version, seq, desc)
+			return nil
+		}
+		state = bytes.Clone(v[8:])
 		return nil
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return 0, nil, s.readErr("load checkpoint", err)
-	}
-	if v == nil {
+	case !found:
 		return 0, nil, fmt.Errorf("load checkpoint %q: %w", version, ErrNotFound)
+	case bad != nil:
+		return 0, nil, fmt.Errorf("load checkpoint %q: %w", version, bad)
 	}
-	if len(v) < 8 {
-		return 0, nil, fmt.Errorf("load checkpoint %q: %w: %d bytes", version, ErrCorrupt, len(v))
-	}
-	return binary.BigEndian.Uint64(v), v[8:], nil
+	return seq, state, nil
 }
 
 // Section returns a copy of the bytes stored under key by SaveCheckpoint,

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestCheckpoints(t *testing.T) {
@@ -113,5 +115,59 @@ func TestCheckpointSectionsInParts(t *testing.T) {
 	}
 	if seq, head, err := s.LoadCheckpoint(ctx, "3"); err != nil || seq != 1 || string(head) != "head" {
 		t.Fatalf("checkpoint: %d %q %v", seq, head, err)
+	}
+}
+
+// A state larger than a transaction's share is stored in parts, each in
+// a transaction of its own, and read back whole; a later checkpoint
+// removes the parts of the one it replaces, and of other versions.
+func TestCheckpointHeadInParts(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Options{})
+	if _, err := s.Append(ctx, cmd("a"), cmd("b"), cmd("c")); err != nil {
+		t.Fatal(err)
+	}
+	s.sectionTxBytes = 100
+	parts := func() (keys []string) {
+		_ = s.db.View(func(tx *bolt.Tx) error {
+			if b := tx.Bucket(bucketHeadParts); b != nil {
+				_ = b.ForEach(func(k, _ []byte) error { keys = append(keys, string(k)); return nil })
+			}
+			return nil
+		})
+		return keys
+	}
+	big := func(n int, c byte) []byte {
+		return append([]byte("recledger.checkpoint\n"), bytes.Repeat([]byte{c}, n)...)
+	}
+	for _, c := range []struct {
+		version string
+		seq     uint64
+		state   []byte
+		parts   int
+	}{
+		{"3", 1, big(950, 'x'), 10}, // 971 bytes: 10 parts
+		{"3", 2, big(350, 'y'), 4},  // replaces seq 1's parts
+		{"3", 3, []byte("small"), 0},
+		{"3", 3, big(150, 'z'), 2},
+		{"4", 3, big(250, 'w'), 3}, // another version: the old one's parts go
+	} {
+		if err := s.SaveCheckpoint(ctx, c.version, c.seq, c.state, nil); err != nil {
+			t.Fatal(err)
+		}
+		seq, state, err := s.LoadCheckpoint(ctx, c.version)
+		if err != nil || seq != c.seq || !bytes.Equal(state, c.state) {
+			t.Fatalf("version %s seq %d: got seq %d, %d bytes, %v", c.version, c.seq, seq, len(state), err)
+		}
+		if got := parts(); len(got) != c.parts {
+			t.Errorf("version %s seq %d: parts stored %q, want %d", c.version, c.seq, got, c.parts)
+		}
+	}
+	// A part gone is a corrupt checkpoint, not a short state.
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketHeadParts).Delete(headPartKey("4", 3, 1)) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.LoadCheckpoint(ctx, "4"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a checkpoint missing a part: %v", err)
 	}
 }

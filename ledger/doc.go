@@ -39,8 +39,10 @@ in bounded read transactions; Get reads one. Verify recomputes the chain
 from seq 1 and reports the first bad seq. SaveCheckpoint and
 LoadCheckpoint keep the newest projection state per checkpoint version
 (bucket "checkpoints": version → 8-byte seq + state) so a restart replays
-only the tail. SaveCheckpoint also puts, first, in transactions of at
-most 16 MiB, the last with the checkpoint, the sections the state names (bucket "sections": "VERSION/..." key → bytes,
+only the tail; a state larger than 1 MiB goes in parts of that size,
+each in a transaction of its own (bucket "checkpoint_parts"), before the
+checkpoint naming them. SaveCheckpoint also puts, first, in transactions of at
+most 1 MiB, the last with the checkpoint, the sections the state names (bucket "sections": "VERSION/..." key → bytes,
 written once, never changed): the sealed history the projections keep out
 of the heap and read back with Section. The first checkpoint of a version
 deletes the checkpoints and sections of the others.
