@@ -23,6 +23,7 @@ const (
 	outboxMaxBackoff = 5 * time.Second
 	outboxFeed       = 256 // committed batches queued for the outbox before it reads bbolt instead
 	outboxStallFor   = 30 * time.Second
+	outboxLook       = 10 * time.Second // while idle, how often to check that the stream is still there
 )
 
 // stall is the outbox failing to publish without progress: since the
@@ -81,6 +82,8 @@ type Outbox struct {
 	mismatch  atomic.Pointer[error]
 	stall     atomic.Pointer[stall] // sessions failing without progress, since when
 	stallFor  time.Duration         // how long before Mismatch reports a stall
+	look      time.Duration         // outboxLook
+	lookedAt  time.Time             // the last check that the stream is there; Run's
 
 	window     int
 	ackTimeout time.Duration
@@ -118,6 +121,7 @@ func NewOutbox(store *Store, js jetstream.JetStream, site string, log *slog.Logg
 		minBackoff: outboxMinBackoff,
 		maxBackoff: outboxMaxBackoff,
 		stallFor:   outboxStallFor,
+		look:       outboxLook,
 	}
 	store.Subscribe(o.notify)
 	return o
@@ -328,8 +332,10 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 		if head >= next {
 			break
 		}
-		if !o.idle(ctx) {
+		if ok, err := o.idle(ctx); !ok {
 			return false, ctx.Err()
+		} else if err != nil {
+			return false, err
 		}
 	}
 	first, err := o.store.Get(ctx, next)
@@ -430,8 +436,10 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 		if len(o.feed) > 0 || o.missing(next) {
 			continue
 		}
-		if !o.idle(ctx) {
+		if ok, err := o.idle(ctx); !ok {
 			return progressed, ctx.Err()
+		} else if err != nil {
+			return progressed, err
 		}
 	}
 }
@@ -485,18 +493,36 @@ func (o *Outbox) checkTail(ctx context.Context, tail streamTail) error {
 }
 
 // idle waits for a commit, the safety-net tick or the end of ctx; false
-// means ctx is done.
-func (o *Outbox) idle(ctx context.Context) bool {
+// means ctx is done. Every o.look it also makes sure the stream is still
+// there: one lost while nothing is appended (a JetStream store wiped)
+// would otherwise show no lag, and be refilled only at the next append.
+// Then it returns errStreamGone, and Run's next session creates and
+// refills it.
+func (o *Outbox) idle(ctx context.Context) (bool, error) {
 	t := time.NewTimer(o.tick)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false
+		return false, nil
 	case <-o.wake:
-	case <-t.C:
+		return true, nil
+	case now := <-t.C:
+		if now.Sub(o.lookedAt) < o.look {
+			return true, nil
+		}
+		o.lookedAt = now
+		tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
+		defer cancel()
+		if _, err := o.publisher().Stream(tctx, EventsStream); errors.Is(err, jetstream.ErrStreamNotFound) {
+			o.confirmed.Store(0)
+			return true, errStreamGone
+		}
 	}
-	return true
+	return true, nil
 }
+
+// errStreamGone ends a session whose stream has disappeared.
+var errStreamGone = errors.New("outbox: the events stream is gone; creating it again and refilling it from the ledger")
 
 // message is the stream message of e: its stored bytes, its ULID as message id.
 func (o *Outbox) message(e Envelope) *nats.Msg {

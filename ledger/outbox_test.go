@@ -294,3 +294,29 @@ func TestOutboxCreatesMissingStreams(t *testing.T) {
 		t.Errorf("manifest stream: %v", err)
 	}
 }
+
+// The stream lost while nothing is appended (the JetStream store wiped):
+// the outbox notices within its look interval, creates the stream again
+// and refills it from the ledger, without waiting for the next append.
+func TestOutboxRefillsALostStreamWhileIdle(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	jsAppend(t, s, 100)
+	o := NewOutbox(s, js, jsTestSite, nil)
+	o.CreateStreams(1)
+	o.tick, o.look, o.minBackoff = 20*time.Millisecond, 50*time.Millisecond, 10*time.Millisecond
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	jsDrained(t, s, o)
+	if err := js.DeleteStream(t.Context(), EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	jsWait(t, 10*time.Second, "the stream refilled", func() bool {
+		st, err := js.Stream(t.Context(), EventsStream)
+		return err == nil && st.CachedInfo().State.Msgs == 100 && o.Lag() == 0
+	})
+	jsCheckMirror(t, s, js)
+}
