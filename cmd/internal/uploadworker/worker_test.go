@@ -188,6 +188,30 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// String is what was written so far.
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
+}
+
+// runLogged runs a worker on js with cfg, its log captured in the returned
+// writer, until the returned stop, which checks that it ended cleanly.
+func runLogged(t *testing.T, js jetstream.JetStream, cfg Config) (log *lockedWriter, stop func()) {
+	t.Helper()
+	log = &lockedWriter{w: &bytes.Buffer{}}
+	cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- New(js, cfg).Run(ctx) }()
+	return log, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -338,25 +362,12 @@ func TestUnwritableContactNaks(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishManifests(t, js, []string{day}, 3)
-	var logBuf lockedWriter
-	logBuf.w = &bytes.Buffer{}
-	cfg := testConfig(dest, slog.New(slog.NewTextHandler(&logBuf, nil)))
+	cfg := testConfig(dest, nil)
 	cfg.MaxTries = 2
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- New(js, cfg).Run(ctx) }()
-	waitFor(t, "a nak", 20*time.Second, func() bool {
-		logBuf.mu.Lock()
-		defer logBuf.mu.Unlock()
-		return strings.Count(logBuf.w.String(), "MANIFEST NOT UPLOADED") >= 2
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	logBuf.mu.Lock()
-	out := logBuf.w.String()
-	logBuf.mu.Unlock()
+	log, stop := runLogged(t, js, cfg)
+	waitFor(t, "a nak", 20*time.Second, func() bool { return strings.Count(log.String(), "MANIFEST NOT UPLOADED") >= 2 })
+	stop()
+	out := log.String()
 	if !strings.Contains(out, day) || !strings.Contains(out, "01K2026112300000") {
 		t.Fatalf("the error does not name the day and the contacts:\n%s", out)
 	}
@@ -439,19 +450,10 @@ func TestNotAManifestIsTerminated(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := publishManifests(t, js, []string{"2026-11-23"}, 3)["2026-11-23"]
-	var logBuf lockedWriter
-	logBuf.w = &bytes.Buffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- New(js, testConfig(dest, slog.New(slog.NewTextHandler(&logBuf, nil)))).Run(ctx) }()
+	log, stop := runLogged(t, js, testConfig(dest, nil))
 	waitFor(t, "the uploads", 20*time.Second, uploaded(dest, "2026-11-23", want))
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	logBuf.mu.Lock()
-	out := logBuf.w.String()
-	logBuf.mu.Unlock()
+	stop()
+	out := log.String()
 	if !strings.Contains(out, "level=WARN msg=\"not a manifest") || strings.Contains(out, "MANIFEST REJECTED") {
 		t.Errorf("the foreign message is not told apart:\n%s", out)
 	}
@@ -467,18 +469,7 @@ func TestWorkerWarnsOfAnotherSitesStream(t *testing.T) {
 	if _, err := js.Publish(context.Background(), "recledger.manifests.Elsewhere.2026-11-23", []byte(`{}`), jetstream.WithMsgID("Elsewhere.2026-11-23")); err != nil {
 		t.Fatal(err)
 	}
-	var logBuf lockedWriter
-	logBuf.w = &bytes.Buffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- New(js, testConfig(t.TempDir(), slog.New(slog.NewTextHandler(&logBuf, nil)))).Run(ctx) }()
-	waitFor(t, "the warning", 10*time.Second, func() bool {
-		logBuf.mu.Lock()
-		defer logBuf.mu.Unlock()
-		return strings.Contains(logBuf.w.String(), "other_sites=[Elsewhere]")
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	log, stop := runLogged(t, js, testConfig(t.TempDir(), nil))
+	waitFor(t, "the warning", 10*time.Second, func() bool { return strings.Contains(log.String(), "other_sites=[Elsewhere]") })
+	stop()
 }
