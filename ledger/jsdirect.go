@@ -45,52 +45,8 @@ type directGetRequest struct {
 	NoHeader bool   `json:"no_hdr"`
 }
 
-// errNotSole says that the events stream took another site's subject
-// during a read without a subject filter; the caller reads on from *next
-// with the filter.
-var errNotSole = errors.New("the events stream holds another site's subjects")
-
-// soleSite reports whether every message the events stream holds is
-// site's, and no other site's can be stored: its only subject is site's
-// filter, and site's subjects hold all its messages. Then direct gets need
-// no subject filter, which spares the server matching each message's
-// subject against one (the stream has a subject per event type): a read
-// takes 7-15 % less CPU. Any doubt (an error, another subject) answers
-// false.
-func soleSite(ctx context.Context, js jetstream.JetStream, site string) bool {
-	st, err := js.Stream(ctx, EventsStream)
-	if err != nil || !onlySubject(st.CachedInfo().Config.Subjects, site) {
-		return false
-	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(siteEventsFilter(site)))
-	if err != nil || !onlySubject(info.Config.Subjects, site) {
-		return false
-	}
-	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
-	}
-	return n == info.State.Msgs
-}
-
-// onlySubject reports whether subjects is site's events filter alone.
-func onlySubject(subjects []string, site string) bool {
-	return len(subjects) == 1 && subjects[0] == siteEventsFilter(site)
-}
-
-// stillSole reports whether the events stream's only subject is still
-// site's: checked after each batch read without a filter, before anyone
-// sees it, because only then could another site's message have been
-// stored since soleSite.
-func stillSole(ctx context.Context, js jetstream.JetStream, site string) bool {
-	st, err := js.Stream(ctx, EventsStream)
-	return err == nil && onlySubject(st.CachedInfo().Config.Subjects, site)
-}
-
 // readSiteDirect is readSite with batched direct gets of size messages
-// (jsDirectBatch but in tests), without a subject filter when sole
-// (soleSite said so: then a batch read after the stream took another
-// subject is dropped and errNotSole returned, *next at its start). Each batch is
+// (jsDirectBatch but in tests) on the site's subjects. Each batch is
 // collected whole, up to its end, before fn sees it, and the next batch is
 // asked for before that: the server sends it while fn works. *next (the
 // stream seq to read from) is advanced past every batch passed to fn, so
@@ -98,7 +54,10 @@ func stillSole(ctx context.Context, js jetstream.JetStream, site string) bool {
 // such requests) the ordered consumer goes on from exactly there. The
 // stream seq passed to fn is 0 (not sent), and the last batch may hold
 // events after stream seq until: fn ends the read with errStopRead.
-func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, sole bool, next *uint64, until uint64, size int, foreign foreignNear, fn func(streamSeq uint64, e Envelope) error) error {
+// (Reading without a subject filter while the stream held one site alone
+// saved 7-15 % of the server's CPU, but needed the stream's configuration,
+// which readers may not see: docs/clients.md.)
+func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, next *uint64, until uint64, size int, foreign foreignNear, fn func(streamSeq uint64, e Envelope) error) error {
 	nc := js.Conn()
 	subject := directGetSubject(js.Options())
 	inbox := nc.NewInbox()
@@ -111,11 +70,7 @@ func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, so
 	}
 	defer sub.Unsubscribe()
 	ask := func(from uint64) error {
-		filter := siteEventsFilter(site)
-		if sole {
-			filter = "" // every message: no subject to match
-		}
-		req, _ := json.Marshal(directGetRequest{Seq: max(from, 1), NextFor: filter, Batch: size, NoHeader: true})
+		req, _ := json.Marshal(directGetRequest{Seq: max(from, 1), NextFor: siteEventsFilter(site), Batch: size, NoHeader: true})
 		if err := nc.PublishRequest(subject, inbox, req); err != nil {
 			return fmt.Errorf("read stream: direct get: %w: %v", ErrUnavailable, err)
 		}
@@ -165,9 +120,6 @@ func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, so
 			continue
 		}
 		empty = 0
-		if sole && !stillSole(ctx, js, site) {
-			return fmt.Errorf("read stream: from stream seq %d: %w", *next, errNotSole)
-		}
 		if last < *next {
 			return fmt.Errorf("read stream: %w: batch from stream seq %d ended at %d", errNoDirect, *next, last)
 		}
@@ -234,4 +186,46 @@ func directGetSubject(o jetstream.JetStreamOptions) string {
 		}
 	}
 	return prefix + "DIRECT.GET." + EventsStream
+}
+
+// directMsg is a message of the events stream read by getDirect.
+type directMsg struct {
+	Seq     uint64
+	Subject string
+	Data    []byte
+}
+
+// directOne is the JSON of a direct get of one message: by seq, the next
+// one on a subject from seq, or the last one on a subject.
+type directOne struct {
+	Seq     uint64 `json:"seq,omitempty"`
+	NextFor string `json:"next_by_subj,omitempty"`
+	LastFor string `json:"last_by_subj,omitempty"`
+}
+
+// getDirect reads one message of the events stream with a direct get: nil
+// when there is none. Readers use it, not the stream's info (which they
+// may not read, docs/clients.md). An error wraps errNoDirect when no one
+// answers (no such stream, or one without direct gets).
+func getDirect(ctx context.Context, js jetstream.JetStream, req directOne) (*directMsg, error) {
+	body, _ := json.Marshal(req)
+	m, err := js.Conn().RequestWithContext(ctx, directGetSubject(js.Options()), body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("direct get: %w: %v", errNoDirect, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("direct get: %w: %v", ErrUnavailable, err)
+	}
+	switch code := m.Header.Get("Status"); code {
+	case "":
+	case "404":
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("direct get: %w: status %s %s", ErrUnavailable, code, m.Header.Get("Description"))
+	}
+	seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("direct get: %w: no sequence in the answer", ErrUnavailable)
+	}
+	return &directMsg{Seq: seq, Subject: m.Header.Get(jetstream.SubjectHeader), Data: m.Data}, nil
 }

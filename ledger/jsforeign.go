@@ -50,8 +50,57 @@ func decodeAny(raw []byte) (Envelope, error) {
 
 // readTail reads the last event of site in the stream, stepping back over
 // foreign messages after it (listed in the result). Past maxForeignTail of
-// them it fails, listing those it stepped over.
+// them it fails, listing those it stepped over. It reads with direct
+// gets, as readers may (tailAPI reads a stream without them).
 func readTail(ctx context.Context, js jetstream.JetStream, site string) (streamTail, error) {
+	m, err := getDirect(ctx, js, directOne{LastFor: siteEventsFilter(site)})
+	if errors.Is(err, errNoDirect) {
+		return tailAPI(ctx, js, site)
+	}
+	if err != nil {
+		return streamTail{}, fmt.Errorf("stream tail: %w", err)
+	}
+	if m == nil {
+		return streamTail{}, nil
+	}
+	tail := streamTail{last: m.Seq}
+	for {
+		if e, err := decodeAny(m.Data); err == nil {
+			tail.seq, tail.streamSeq, tail.raw = e.Seq, m.Seq, m.Data
+			return tail, nil
+		}
+		tail.foreign = append(tail.foreign, m.Seq)
+		if len(tail.foreign) >= maxForeignTail {
+			// The outbox removes these and looks again.
+			return streamTail{foreign: tail.foreign}, fmt.Errorf("stream tail: %w: %d messages that are not events and more before stream seq %d", ErrCorrupt, len(tail.foreign), m.Seq)
+		}
+		if m, err = prevSiteMsg(ctx, js, site, m.Seq); err != nil || m == nil {
+			return tail, err
+		}
+	}
+}
+
+// prevSiteMsg returns the site's message before stream seq seq, nil when
+// there is none.
+func prevSiteMsg(ctx context.Context, js jetstream.JetStream, site string, seq uint64) (*directMsg, error) {
+	for p := seq - 1; p >= 1 && p < seq; p-- {
+		m, err := getDirect(ctx, js, directOne{Seq: p})
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("stream tail: %w", err)
+		case m == nil:
+			continue // deleted, or removed by limits
+		case siteSubject(m.Subject, site):
+			return m, nil
+		}
+	}
+	return nil, nil
+}
+
+// tailAPI is readTail for a stream without direct gets (or none at all:
+// then an error wrapping jetstream.ErrStreamNotFound), through the stream
+// API, which readers of the embedded server may not use.
+func tailAPI(ctx context.Context, js jetstream.JetStream, site string) (streamTail, error) {
 	s, err := js.Stream(ctx, EventsStream)
 	if err != nil {
 		return streamTail{}, fmt.Errorf("stream tail: %w: %w", ErrUnavailable, err)
@@ -64,38 +113,25 @@ func readTail(ctx context.Context, js jetstream.JetStream, site string) (streamT
 		return streamTail{}, fmt.Errorf("stream tail: %w: %v", ErrUnavailable, err)
 	}
 	tail := streamTail{last: m.Sequence}
-	first := s.CachedInfo().State.FirstSeq
-	for {
+	for p := m.Sequence; ; {
 		if e, err := decodeAny(m.Data); err == nil {
 			tail.seq, tail.streamSeq, tail.raw = e.Seq, m.Sequence, m.Data
 			return tail, nil
 		}
 		tail.foreign = append(tail.foreign, m.Sequence)
-		if len(tail.foreign) >= maxForeignTail {
-			// The outbox removes these and looks again.
-			return streamTail{foreign: tail.foreign}, fmt.Errorf("stream tail: %w: %d messages that are not events and more before stream seq %d", ErrCorrupt, len(tail.foreign), m.Sequence)
-		}
-		if m, err = prevSiteMsg(ctx, s, site, m.Sequence, first); err != nil || m == nil {
-			return tail, err
-		}
-	}
-}
-
-// prevSiteMsg returns the site's message before stream seq seq, nil when
-// there is none from first on.
-func prevSiteMsg(ctx context.Context, s jetstream.Stream, site string, seq, first uint64) (*jetstream.RawStreamMsg, error) {
-	for p := seq - 1; p >= max(first, 1) && p < seq; p-- {
-		m, err := s.GetMsg(ctx, p)
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			continue // deleted, or another site's removed by limits
-		case err != nil:
-			return nil, fmt.Errorf("stream tail: %w: %v", ErrUnavailable, err)
-		case siteSubject(m.Subject, site):
-			return m, nil
+		for m = nil; m == nil; {
+			if p--; p == 0 || len(tail.foreign) >= maxForeignTail {
+				return tail, nil
+			}
+			got, err := s.GetMsg(ctx, p)
+			if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				return streamTail{}, fmt.Errorf("stream tail: %w: %v", ErrUnavailable, err)
+			}
+			if err == nil && siteSubject(got.Subject, site) {
+				m = got
+			}
 		}
 	}
-	return nil, nil
 }
 
 // removeForeign deletes the foreign messages tail lists, with the outbox's

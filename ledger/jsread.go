@@ -85,22 +85,38 @@ func ScanJetStreamNoting(ctx context.Context, js jetstream.JetStream, site strin
 // returns 0 when there is no such event, and the caller reads from the
 // start, where the chain check names the fault.
 func seekSite(ctx context.Context, js jetstream.JetStream, site string, seq, last uint64) (uint64, error) {
-	s, err := js.Stream(ctx, EventsStream)
-	if err != nil {
-		return 0, fmt.Errorf("seek: %w: %v", ErrUnavailable, err)
-	}
 	// at returns the site's first event at stream seq >= p, stepping over
 	// foreign messages (jsforeign.go); last holds an event.
+	var api jetstream.Stream // for a stream without direct gets
+	next := func(p uint64) (*directMsg, error) {
+		if api == nil {
+			m, err := getDirect(ctx, js, directOne{Seq: p, NextFor: siteEventsFilter(site)})
+			if !errors.Is(err, errNoDirect) {
+				return m, err
+			}
+			if api, err = js.Stream(ctx, EventsStream); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			}
+		}
+		m, err := api.GetMsg(ctx, p, jetstream.WithGetMsgSubject(siteEventsFilter(site)))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return &directMsg{Seq: m.Sequence, Subject: m.Subject, Data: m.Data}, nil
+	}
 	at := func(p uint64) (uint64, Envelope, error) {
 		for {
-			m, err := s.GetMsg(ctx, p, jetstream.WithGetMsgSubject(siteEventsFilter(site)))
+			m, err := next(p)
 			if err != nil {
-				return 0, Envelope{}, fmt.Errorf("seek: %w: %v", ErrUnavailable, err)
+				return 0, Envelope{}, fmt.Errorf("seek: %w", err)
 			}
-			if e, err := decodeAny(m.Data); err == nil || m.Sequence >= last {
-				return m.Sequence, e, err
+			if m == nil {
+				return 0, Envelope{}, fmt.Errorf("seek: %w: no event from stream seq %d", ErrUnavailable, p)
 			}
-			p = m.Sequence + 1
+			if e, err := decodeAny(m.Data); err == nil || m.Seq >= last {
+				return m.Seq, e, err
+			}
+			p = m.Seq + 1
 		}
 	}
 	// Invariant: the site's events before stream seq lo number < seq, and
@@ -133,8 +149,7 @@ var errStopRead = errors.New("stop reading")
 
 // readSite calls fn with the site's events in the stream, decoded, from
 // stream seq from (0: the first) through at least stream seq until, which
-// must hold one of them: with batched direct gets (jsdirect.go; without a
-// subject filter while the stream holds no other site's), or with
+// must hold one of them: with batched direct gets (jsdirect.go), or with
 // an ordered consumer when the server does not answer those. fn is given
 // the event's stream seq when it is known, else 0, and may be given
 // events after until: it ends the read by returning errStopRead. Any other
@@ -149,13 +164,7 @@ func readSiteSized(ctx context.Context, js jetstream.JetStream, site string, fro
 		foreign = func(uint64) {}
 	}
 	next := from
-	sole := soleSite(ctx, js, site)
-	err := readSiteDirect(ctx, js, site, sole, &next, until, size, foreign, fn)
-	if sole && (errors.Is(err, errNotSole) || errors.Is(err, errNoDirect)) {
-		// Another site's subject arrived, or the server wants a filter:
-		// read on with one.
-		err = readSiteDirect(ctx, js, site, false, &next, until, size, foreign, fn)
-	}
+	err := readSiteDirect(ctx, js, site, &next, until, size, foreign, fn)
 	if errors.Is(err, errNoDirect) {
 		err = readSiteConsumer(ctx, js, site, next, until, foreign, fn)
 	}

@@ -93,7 +93,7 @@ func TestScanJetStreamMatchesScan(t *testing.T) {
 	}{
 		{"direct gets", func(fn func(uint64, Envelope) error) error {
 			next := uint64(0)
-			return readSiteDirect(ctx, js, jsTestSite, false, &next, tail.streamSeq, 7, nil, fn)
+			return readSiteDirect(ctx, js, jsTestSite, &next, tail.streamSeq, 7, nil, fn)
 		}},
 		{"ordered consumer", func(fn func(uint64, Envelope) error) error {
 			return readSiteConsumer(ctx, js, jsTestSite, 0, tail.streamSeq, func(uint64) {}, fn)
@@ -145,7 +145,7 @@ func TestScanJetStreamMatchesScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := uint64(0)
-	if err := readSiteDirect(ctx, js, jsTestSite, false, &next, tail.streamSeq, 7, nil, func(uint64, Envelope) error { return nil }); !errors.Is(err, errNoDirect) || next != 0 {
+	if err := readSiteDirect(ctx, js, jsTestSite, &next, tail.streamSeq, 7, nil, func(uint64, Envelope) error { return nil }); !errors.Is(err, errNoDirect) || next != 0 {
 		t.Errorf("direct get without AllowDirect: %v, next %d", err, next)
 	}
 	got := jsCollect(t, func(fn func(Envelope) error) error { return ScanJetStream(ctx, js, jsTestSite, 0, fn) })

@@ -8,12 +8,12 @@ package uploadworker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/recledger/recledger/ledger"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -248,31 +248,28 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 	}
 }
 
-// checkSite warns when the stream holds manifests of other sites but none
+// checkSite warns when the stream holds manifests of another site but none
 // of this one: a --site spelt otherwise than the server's waits forever.
+// It reads with direct gets: a reader of the embedded server may not read
+// the stream's configuration.
 func (w *Worker) checkSite(ctx context.Context) {
-	s, err := w.js.Stream(ctx, StreamName)
-	if err != nil {
+	last := func(filter string) (subject string, ok bool) {
+		req, _ := json.Marshal(map[string]string{"last_by_subj": filter})
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		m, err := w.js.Conn().RequestWithContext(ctx, "$JS.API.DIRECT.GET."+StreamName, req)
+		if err != nil || m.Header.Get("Status") != "" {
+			return "", false
+		}
+		return m.Header.Get(jetstream.SubjectHeader), true
+	}
+	if _, ok := last(Subject(w.cfg.Site)); ok {
 		return
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter("recledger.manifests.*.*"))
-	if err != nil {
-		return
-	}
-	var others []string
-	for subj := range info.State.Subjects {
-		site, _, _ := strings.Cut(strings.TrimPrefix(subj, "recledger.manifests."), ".")
-		if site == w.cfg.Site {
-			return
-		}
-		if !slices.Contains(others, site) {
-			others = append(others, site)
-		}
-	}
-	if len(others) > 0 {
-		slices.Sort(others)
-		w.log.Warn("the stream holds manifests of other sites and none of this one yet: is --site the server's?",
-			logKeySite, w.cfg.Site, logKeyOtherSites, others)
+	if subj, ok := last("recledger.manifests.*.*"); ok {
+		other, _, _ := strings.Cut(strings.TrimPrefix(subj, "recledger.manifests."), ".")
+		w.log.Warn("the stream holds manifests of another site and none of this one yet: is --site the server's?",
+			logKeySite, w.cfg.Site, logKeyOtherSites, []string{other})
 	}
 }
 
