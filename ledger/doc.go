@@ -82,14 +82,19 @@ JetStream instead.
 Who writes the mirror: the embedded NATS server (StartEmbedded) lets only
 this process's own connections (Embedded.Own) publish into the streams or
 change them; other clients get what a NATSAuthorizer grants (call signals,
-reading). A client that may read can still have JetStream itself store a
-message in a stream (an API reply subject, a push consumer's deliver
-subject), which NATS permissions cannot see. Such a message is never an
-event or a manifest: the readers of the events stream step over what
-does not decode (ScanJetStreamNoting counts it), the outbox deletes what
-follows its last event, and a manifest subject holding a message without
-the day's message id is purged before the manifest is published
-(jsforeign.go; docs/clients.md says what keeping them out takes). The data dir records its site (ClaimSite), since the
+reading). JetStream itself stores on a stream whatever it is told to send
+on a subject the stream takes, its answers to a client's API requests
+included (the client names the reply subject), which NATS permissions
+cannot see: so the embedded server's streams take messages under a
+prefix that is a secret of each start (Embedded.Capture,
+EnsureStreamsCapturing, Outbox.PublishUnder) and store them under the
+public subjects, and readers may not read the streams' configuration.
+On streams taking the public subjects (an external NATS), a message that
+is not an event or a manifest may still arrive: the readers of the
+events stream step over what does not decode (ScanJetStreamNoting counts
+it), the outbox deletes what follows its last event, and a manifest
+subject's messages without the day's message id are deleted before the
+manifest is published (jsforeign.go; docs/clients.md). The data dir records its site (ClaimSite), since the
 site names the subjects its events are mirrored under.
 
 Time zones: a site's local dates (a contact's day, its retention date, the

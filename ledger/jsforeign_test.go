@@ -21,14 +21,15 @@ func plantAnswer(t *testing.T, c *natsClient, own jetstream.JetStream, stream, s
 		return s.CachedInfo().State.Msgs
 	}
 	before := count()
-	if err := c.nc.PublishRequest("$JS.API.STREAM.INFO."+stream, subject, nil); err != nil {
+	if err := c.nc.PublishRequest("$JS.API.CONSUMER.LIST."+stream, subject, nil); err != nil {
 		t.Fatal(err)
 	}
 	jsWait(t, 5*time.Second, "the planted answer", func() bool { return count() > before })
 }
 
-// TestForeignMessagesInTheStreams: a reading client has JetStream store its
-// API answers among the site's events and on a day's manifest subject. The
+// TestForeignMessagesInTheStreams: streams taking the public subjects (as
+// on an external NATS), a reading client has JetStream store its API
+// answers among the site's events and on a day's manifest subject. The
 // readers step over them and count them, the outbox resumes after its
 // last event and removes those after it, and the day's manifest replaces
 // the one on its subject.
@@ -116,5 +117,81 @@ func TestPublishManifestReplacesForeignMessage(t *testing.T) {
 	}
 	if err := PublishManifest(ctx, js, jsTestSite, "2026-12-06", []byte(`{"day":"other"}`)); err == nil {
 		t.Error("a different manifest for a published day was taken")
+	}
+	// A foreign message after the published manifest: only it goes; the
+	// manifest stays where it was (published again, it would fall in the
+	// deduplication window and be lost).
+	published := msgs[0].Sequence
+	plantAnswer(t, c, js, ManifestsStream, ManifestSubject(jsTestSite, "2026-12-06"))
+	if err := PublishManifest(ctx, js, jsTestSite, "2026-12-06", body); err != nil {
+		t.Fatal(err)
+	}
+	if msgs = manifestMsgs(t, js); len(msgs) != 1 || msgs[0].Sequence != published {
+		t.Fatalf("after a foreign message behind the manifest: %d messages, first at %d, want the manifest alone at %d", len(msgs), msgs[0].Sequence, published)
+	}
+}
+
+// TestEmbeddedStreamsTakeOnlyTheirOwn: with the streams taking messages
+// under the embedded server's capture prefix, a reading client that names
+// a stream's public subject as the reply of its API requests has nothing
+// stored; it reads the events under the public subjects with direct gets,
+// and may read neither the streams' configuration nor publish under the
+// prefix.
+func TestEmbeddedStreamsTakeOnlyTheirOwn(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	ctx := t.Context()
+	nc, js, err := Connect(ctx, srv.ClientURL(), "own", nil, srv.Own())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := EnsureStreamsCapturing(ctx, js, jsTestSite, 1, srv.Capture()); err != nil {
+		t.Fatal(err)
+	}
+	s := jsStore(t)
+	jsAppend(t, s, 50)
+	o := NewOutbox(s, js, jsTestSite, nil)
+	o.PublishUnder(srv.Capture())
+	octx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- o.Run(octx) }()
+	defer func() { cancel(); <-done }()
+	jsDrained(t, s, o)
+	if err := publishManifest(ctx, js, jsTestSite, "2026-11-29", []byte(`{"day":"2026-11-29"}`), srv.Capture()); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := dialClient(t, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []struct{ api, reply, body string }{
+		{"$JS.API.CONSUMER.LIST." + EventsStream, EventSubject(jsTestSite, TypeCommand), ""},
+		{"$JS.API.CONSUMER.LIST." + EventsStream, ManifestSubject(jsTestSite, "2026-11-30"), ""},
+		{"$JS.API.DIRECT.GET." + EventsStream, EventSubject(jsTestSite, TypeCommand), `{"seq":1}`},
+	} {
+		if err := c.nc.PublishRequest(req.api, req.reply, []byte(req.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = c.nc.Publish(srv.Capture()+".events."+jsTestSite+".command", []byte("forged"))
+	_, _ = c.nc.Request("$JS.API.STREAM.INFO."+EventsStream, nil, 200*time.Millisecond)
+	_ = c.nc.Flush()
+	time.Sleep(200 * time.Millisecond)
+
+	jsCheckMirror(t, s, js) // the events alone, under the public subjects
+	if msgs := manifestMsgs(t, js); len(msgs) != 1 || msgs[0].Subject != ManifestSubject(jsTestSite, "2026-11-29") {
+		t.Errorf("manifests stream: %d messages", len(msgs))
+	}
+	if got := jsCollect(t, func(fn func(Envelope) error) error { return ScanJetStream(ctx, c.js, jsTestSite, 0, fn) }); len(got) != 50 {
+		t.Errorf("a reader read %d events, want 50", len(got))
+	}
+	if got := jsCollect(t, func(fn func(Envelope) error) error { return ScanJetStream(ctx, c.js, jsTestSite, 20, fn) }); len(got) != 30 {
+		t.Errorf("a reader read %d events after seq 20, want 30", len(got))
+	}
+	for _, subj := range []string{srv.Capture() + ".events." + jsTestSite + ".command", "$JS.API.STREAM.INFO." + EventsStream} {
+		if !c.denied(subj) {
+			t.Errorf("a reader's publish to %s was not refused", subj)
+		}
 	}
 }

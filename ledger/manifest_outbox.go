@@ -45,8 +45,13 @@ type ManifestOutbox struct {
 	lastErr string       // the last retryable failure logged; owned by Run
 
 	replicas int       // > 0: create the stream with this many replicas when it is missing
+	capture  string    // the stream's capture prefix (PublishUnder)
 	created  time.Time // when the stream listed was created; owned by Run
 }
+
+// PublishUnder makes the outbox publish on the subjects under capture
+// (Embedded.Capture), and create a missing stream so. Call it before Run.
+func (o *ManifestOutbox) PublishUnder(capture string) { o.capture = capture }
 
 // CreateStreams makes the outbox create RECLEDGER_MANIFESTS (with
 // replicas) when it finds it missing, as when the JetStream store was
@@ -117,7 +122,7 @@ func (o *ManifestOutbox) replaced(ctx context.Context) bool {
 	s, err := o.js.Stream(ctx, ManifestsStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		if o.replicas > 0 {
-			_ = ensureStream(ctx, o.js, ManifestsStream, siteManifestsFilter(o.site), o.replicas)
+			_ = ensureStream(ctx, o.js, ManifestsStream, siteManifestsFilter(o.site), o.replicas, o.capture)
 		}
 		return true
 	}
@@ -148,7 +153,8 @@ func (o *ManifestOutbox) list(ctx context.Context, confirmed map[string]bool) er
 		case err != nil:
 			return fmt.Errorf("manifest outbox: %w: %v", ErrUnavailable, err)
 		case foreignManifest(m, o.site, day):
-			o.log.Warn("manifest outbox: a day's subject holds a message that is not its manifest; a client had JetStream store it (docs/clients.md); it is replaced when the day is sealed",
+			// Its manifest may be before it: publishManifest looks.
+			o.log.Warn("manifest outbox: a day's subject holds a message that is not its manifest; a client had JetStream store it (docs/clients.md); it is removed when the day is sealed",
 				mobKeyDay, day)
 		default:
 			confirmed[day] = true
@@ -174,7 +180,7 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
 		}
 		body, err := o.src.Manifest(ctx, day)
 		if err == nil {
-			err = PublishManifest(ctx, o.js, o.site, day, body)
+			err = publishManifest(ctx, o.js, o.site, day, body, o.capture)
 		}
 		switch {
 		case err == nil:

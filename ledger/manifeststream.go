@@ -21,6 +21,12 @@ const manifestAttempts = 3
 // itself expects the subject to be still empty, so two racing publishers
 // cannot both store it.
 func PublishManifest(ctx context.Context, js jetstream.JetStream, site, day string, body []byte) error {
+	return publishManifest(ctx, js, site, day, body, "")
+}
+
+// publishManifest is PublishManifest publishing under capture (see
+// Embedded.Capture).
+func publishManifest(ctx context.Context, js jetstream.JetStream, site, day string, body []byte, capture string) error {
 	if err := validSite(site); err != nil {
 		return fmt.Errorf("publish manifest: %w", err)
 	}
@@ -42,9 +48,17 @@ func PublishManifest(ctx context.Context, js jetstream.JetStream, site, day stri
 			return nil
 		case err == nil && foreignManifest(m, site, day):
 			// JetStream stored something on the subject for a client
-			// (jsforeign.go); the day's manifest goes in its place.
-			if err := s.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			// (jsforeign.go): remove it, and only it. The day's manifest
+			// may be before it; purging that too would lose it, its
+			// message id staying in the deduplication window.
+			ours, err := removeForeignManifests(ctx, s, subj, site, day)
+			switch {
+			case err != nil:
 				return fmt.Errorf("publish manifest %s: %w: the subject holds a message that is not a manifest, which cannot be removed: %v", day, ErrConflict, err)
+			case ours != nil && bytes.Equal(ours.Data, body):
+				return nil
+			case ours != nil:
+				return fmt.Errorf("publish manifest %s: %w: stream holds a different manifest for that day", day, ErrConflict)
 			}
 			continue
 		case err == nil:
@@ -52,7 +66,7 @@ func PublishManifest(ctx context.Context, js jetstream.JetStream, site, day stri
 		case !errors.Is(err, jetstream.ErrMsgNotFound):
 			return fmt.Errorf("publish manifest %s: %w: %v", day, ErrUnavailable, err)
 		}
-		_, err = js.Publish(ctx, subj, body,
+		_, err = js.Publish(ctx, captured(subj, capture), body,
 			jetstream.WithMsgID(site+"."+day),
 			jetstream.WithExpectLastSequencePerSubject(0))
 		if err == nil {
@@ -73,4 +87,27 @@ func PublishManifest(ctx context.Context, js jetstream.JetStream, site, day stri
 // client has.
 func foreignManifest(m *jetstream.RawStreamMsg, site, day string) bool {
 	return m.Header.Get(jetstream.MsgIDHeader) != site+"."+day
+}
+
+// removeForeignManifests deletes the messages on a day's subject that are
+// not its manifest (foreignManifest), and returns the manifest when the
+// subject holds it.
+func removeForeignManifests(ctx context.Context, s jetstream.Stream, subj, site, day string) (ours *jetstream.RawStreamMsg, err error) {
+	for p := uint64(1); ; {
+		m, err := s.GetMsg(ctx, p, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return ours, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !foreignManifest(m, site, day) {
+			if ours == nil {
+				ours = m
+			}
+		} else if err := s.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, err
+		}
+		p = m.Sequence + 1
+	}
 }

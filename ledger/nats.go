@@ -138,7 +138,7 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("start nats: %w: not ready after %s", ErrUnavailable, embeddedReadyTimeout)
 	}
-	return &Embedded{Server: srv, own: string(guard.own)}, nil
+	return &Embedded{Server: srv, own: string(guard.own), capture: captureOf(guard.own)}, nil
 }
 
 // natsLogger adapts slog to nats-server's Logger interface. The server's

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"net"
@@ -23,8 +24,9 @@ const (
 	// NATSSignals: publish call signals on recledger.cti.{site} and receive
 	// the replies (API.md §3; the command role).
 	NATSSignals NATSAccess = 1 << iota
-	// NATSRead: read the streams through JetStream (stream info, ordered
-	// and durable consumers, acks): replay, verify, restore and upload
+	// NATSRead: read the streams through JetStream (direct gets, ordered
+	// and durable consumers, acks; not the streams' configuration, which
+	// names their capture subjects): replay, verify, restore and upload
 	// workers (the auditor and admin roles).
 	NATSRead
 )
@@ -45,13 +47,38 @@ type NATSAuthorizer func(token string, addr netip.Addr) (principal string, acces
 // WaitForShutdown.
 type Embedded struct {
 	*server.Server
-	own string // the token of this process's own connections
+	own     string // the token of this process's own connections
+	capture string // the subjects' prefix the streams take messages on
 }
 
 // Own is the option that makes a connection this process's own: it may
 // write the streams. Give it to ledger.Connect for the server's
 // connection; never hand it out.
 func (e *Embedded) Own() nats.Option { return nats.Token(e.own) }
+
+// Capture is the prefix of the subjects the streams take messages on when
+// made with it (EnsureStreamsCapturing, Outbox.PublishUnder): a secret of
+// this start, derived from the own token. JetStream stores on a stream
+// whatever it is told to send on a subject the stream takes, its answers
+// to API requests included, and a client names the reply subject of its
+// requests: a stream taking recledger.events.> would store a copy of an
+// event sent as the answer to a reading client's direct get. Taking
+// messages on subjects no client can name closes that; the stream stores
+// them under the public subjects (a subject transform), which readers
+// read, and readers may not read the streams' configuration.
+func (e *Embedded) Capture() string { return e.capture }
+
+// CapturePrefix starts every capture prefix; clients may not publish
+// under it.
+const CapturePrefix = "_RECLEDGER_OWN"
+
+// captureOf is the capture prefix of an own token: the same for a server
+// started again with the token of the one before (as tests do), and
+// unguessable without it.
+func captureOf(own []byte) string {
+	sum := sha256.Sum256(append([]byte("capture:"), own...))
+	return CapturePrefix + "." + hex.EncodeToString(sum[:16])
+}
 
 // streamGuard is the embedded server's client authentication: the own
 // token gets every permission, every other client what its access allows.
@@ -110,7 +137,9 @@ func remoteAddr(a net.Addr) netip.Addr {
 // every operation that writes or removes a stream.
 func natsPermissions(site string, access NATSAccess) *server.Permissions {
 	pub := &server.SubjectPermission{Allow: []string{}, Deny: []string{
-		"recledger.events.>", "recledger.manifests.>",
+		"recledger.events.>", "recledger.manifests.>", CapturePrefix + ".>",
+		// the streams' configuration names the capture subjects
+		"$JS.API.STREAM.INFO.>", "$JS.API.STREAM.LIST", "$JS.API.STREAM.LIST.>",
 		"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>",
 		"$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.STREAM.SNAPSHOT.>",
 		"$JS.API.STREAM.RESTORE.>", "$JS.API.STREAM.PEER.>", "$JS.API.STREAM.LEADER.>",

@@ -94,7 +94,8 @@ type Outbox struct {
 	pubOnce sync.Once
 	pub     jetstream.JetStream
 
-	replicas int // > 0: create missing streams with this many replicas
+	replicas int    // > 0: create missing streams with this many replicas
+	capture  string // the streams' capture prefix (PublishUnder); "" for the public subjects
 
 	// The last event acknowledged in order, and its stream seq; only the
 	// Run goroutine touches them.
@@ -151,6 +152,11 @@ func (o *Outbox) notify(envs []Envelope) {
 // reachable at start or its store was lost. Call it before Run. Without
 // it, the outbox waits for someone else to create them.
 func (o *Outbox) CreateStreams(replicas int) { o.replicas = max(replicas, 1) }
+
+// PublishUnder makes the outbox publish on the subjects under capture, the
+// prefix the embedded server's streams take messages on
+// (Embedded.Capture), and create missing streams so. Call it before Run.
+func (o *Outbox) PublishUnder(capture string) { o.capture = capture }
 
 // Lag is the number of committed events not yet confirmed in the stream.
 func (o *Outbox) Lag() uint64 {
@@ -302,7 +308,7 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 	tail, err := readTail(tctx, pub, o.site)
 	if errors.Is(err, jetstream.ErrStreamNotFound) && o.replicas > 0 {
 		o.log.Info("outbox: creating the streams")
-		if err = EnsureStreams(tctx, pub, o.site, o.replicas); err == nil {
+		if err = EnsureStreamsCapturing(tctx, pub, o.site, o.replicas, o.capture); err == nil {
 			tail, err = readTail(tctx, pub, o.site)
 		}
 	}
@@ -527,7 +533,7 @@ var errStreamGone = errors.New("outbox: the events stream is gone; creating it a
 // message is the stream message of e: its stored bytes, its ULID as message id.
 func (o *Outbox) message(e Envelope) *nats.Msg {
 	return &nats.Msg{
-		Subject: EventSubject(o.site, e.Type),
+		Subject: captured(EventSubject(o.site, e.Type), o.capture),
 		Data:    e.Raw,
 		Header:  nats.Header{jetstream.MsgIDHeader: []string{e.ID.String()}},
 	}

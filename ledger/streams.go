@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -66,31 +67,60 @@ func CheckSite(site string) error { return validSite(site) }
 // and RECLEDGER_MANIFESTS (recledger.manifests.{site}.*). Subjects of other
 // sites already in a stream are kept; this site's are added.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, site string, replicas int) error {
+	return EnsureStreamsCapturing(ctx, js, site, replicas, "")
+}
+
+// EnsureStreamsCapturing is EnsureStreams for the embedded server's
+// streams: with a capture prefix (Embedded.Capture), each stream takes
+// messages on the site's subjects under the prefix alone, and stores them
+// under the public ones (recledger.events.{site}.>, …); its subjects of
+// before (public, or an earlier start's prefix) are replaced.
+func EnsureStreamsCapturing(ctx context.Context, js jetstream.JetStream, site string, replicas int, capture string) error {
 	if err := validSite(site); err != nil {
 		return fmt.Errorf("ensure streams: %w", err)
 	}
 	if replicas < 1 {
 		replicas = 1
 	}
-	if err := ensureStream(ctx, js, EventsStream, siteEventsFilter(site), replicas); err != nil {
+	if err := ensureStream(ctx, js, EventsStream, siteEventsFilter(site), replicas, capture); err != nil {
 		return err
 	}
-	return ensureStream(ctx, js, ManifestsStream, siteManifestsFilter(site), replicas)
+	return ensureStream(ctx, js, ManifestsStream, siteManifestsFilter(site), replicas, capture)
 }
 
-// ensureStream creates stream name with subject, or adds subject to it.
-func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject string, replicas int) error {
+// captured is subject as a stream with capture prefix takes it: the
+// prefix in place of "recledger"; subject itself without one.
+func captured(subject, capture string) string {
+	if capture == "" {
+		return subject
+	}
+	return capture + strings.TrimPrefix(subject, "recledger")
+}
+
+// captureTransform is the subject transform of a stream with capture
+// prefix: its messages are stored under the public subjects.
+func captureTransform(capture string) *jetstream.SubjectTransformConfig {
+	if capture == "" {
+		return nil
+	}
+	return &jetstream.SubjectTransformConfig{Source: capture + ".>", Destination: "recledger.>"}
+}
+
+// ensureStream creates stream name with subject (under capture, when set),
+// or adds subject to it (with capture, makes it its only subject).
+func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject string, replicas int, capture string) error {
 	s, err := js.Stream(ctx, name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		cfg := jetstream.StreamConfig{
-			Name:       name,
-			Subjects:   []string{subject},
-			Storage:    jetstream.FileStorage,
-			Retention:  jetstream.LimitsPolicy,
-			Discard:    jetstream.DiscardOld,
-			Replicas:   replicas,
-			Duplicates: DuplicateWindow,
+			Name:             name,
+			Subjects:         []string{captured(subject, capture)},
+			SubjectTransform: captureTransform(capture),
+			Storage:          jetstream.FileStorage,
+			Retention:        jetstream.LimitsPolicy,
+			Discard:          jetstream.DiscardOld,
+			Replicas:         replicas,
+			Duplicates:       DuplicateWindow,
 			// Replay reads with batched direct gets (jsdirect.go).
 			AllowDirect: true,
 		}
@@ -99,7 +129,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 				return fmt.Errorf("ensure stream %s: create: %w: %v", name, ErrUnavailable, err)
 			}
 			// Created by someone else meanwhile: update it instead.
-			return ensureStream(ctx, js, name, subject, replicas)
+			return ensureStream(ctx, js, name, subject, replicas, capture)
 		}
 		return nil
 	case err != nil:
@@ -107,8 +137,15 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 	}
 	cfg := s.CachedInfo().Config
 	changed := false
-	if !slices.Contains(cfg.Subjects, subject) {
+	if want := captured(subject, capture); capture != "" && !slices.Equal(cfg.Subjects, []string{want}) {
+		cfg.Subjects = []string{want}
+		changed = true
+	} else if capture == "" && !slices.Contains(cfg.Subjects, subject) {
 		cfg.Subjects = append(cfg.Subjects, subject)
+		changed = true
+	}
+	if tr := captureTransform(capture); tr != nil && (cfg.SubjectTransform == nil || *cfg.SubjectTransform != *tr) {
+		cfg.SubjectTransform = tr
 		changed = true
 	}
 	if cfg.Replicas != replicas {

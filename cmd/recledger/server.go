@@ -151,7 +151,14 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	if s.nsrv != nil {
 		replicas = 1
 	}
-	if err := ledger.EnsureStreams(ctx, js, cfg.Site, replicas); err != nil {
+	// The embedded server's streams take messages on secret subjects of
+	// this start, so no client can have JetStream store anything in them
+	// (ledger.Embedded.Capture); an external NATS is its operator's.
+	var capture string
+	if s.nsrv != nil {
+		capture = s.nsrv.Capture()
+	}
+	if err := ledger.EnsureStreamsCapturing(ctx, js, cfg.Site, replicas, capture); err != nil {
 		// The ledger is the durable copy: serve anyway, the outbox catches up.
 		log.Warn("jetstream streams not ready; the outbox will catch up", logKeyErr, err)
 	}
@@ -163,8 +170,10 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 
 	outbox := ledger.NewOutbox(store, js, cfg.Site, log)
 	outbox.CreateStreams(replicas) // streams missing now (JetStream down) are made when it is back
+	outbox.PublishUnder(capture)
 	manifests := ledger.NewManifestOutbox(js, cfg.Site, s.live, log)
 	manifests.CreateStreams(replicas)
+	manifests.PublishUnder(capture)
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
