@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -67,10 +68,16 @@ func (s *Store) Site(ctx context.Context) (string, error) {
 	return site, nil
 }
 
-// ProbeWrite commits a write that holds no event (a key of the meta
-// bucket), fsynced as an append is: whether the file takes writes now.
-// A server whose last append failed (a full disk, since freed) learns
-// from it that it may take requests again, without risking one.
+// probeMinFree is the free space ProbeWrite wants beside the file: its
+// own commit may fit in pages the file already has, while an append needs
+// new ones.
+const probeMinFree = 4 << 20
+
+// ProbeWrite tells whether the file takes writes now: the file system
+// holding it has probeMinFree left (where that can be told), and a write
+// that holds no event (a key of the meta bucket) commits, fsynced as an
+// append is. A server whose last append failed (a full disk, since freed)
+// learns from it that it may take requests again, without risking one.
 func (s *Store) ProbeWrite(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("probe write: %w", err)
@@ -80,6 +87,9 @@ func (s *Store) ProbeWrite(ctx context.Context) error {
 	}
 	if b := s.broken.Load(); b != nil {
 		return fmt.Errorf("probe write: %w", *b)
+	}
+	if free, ok := freeBytes(filepath.Dir(s.path)); ok && free < probeMinFree {
+		return fmt.Errorf("probe write: %w: %d bytes free beside %s", ErrUnavailable, free, s.path)
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketMeta)

@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -60,5 +61,13 @@ func TestProbeWrite(t *testing.T) {
 	s.Close()
 	if err := s.ProbeWrite(t.Context()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("probe of a closed store: %v", err)
+	}
+}
+
+// The free space beside a ledger is known where ProbeWrite looks at it.
+func TestFreeBytes(t *testing.T) {
+	free, ok := freeBytes(t.TempDir())
+	if runtime.GOOS == "linux" && (!ok || free == 0) {
+		t.Fatalf("free bytes of a temp dir: %d, %v", free, ok)
 	}
 }
