@@ -156,7 +156,7 @@ func (s *Store) LoadCheckpoint(ctx context.Context, version string) (seq uint64,
 	var bad error
 	// One read transaction for the value and its parts: a save meanwhile
 	// deletes the parts of the checkpoint it replaces.
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCheckpoints)
 		if b == nil {
 			return nil
@@ -196,7 +196,7 @@ func (s *Store) Section(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	var v []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketSections); b != nil {
 			if got := b.Get([]byte(key)); got != nil {
 				v = append(make([]byte, 0, len(got)), got...)
@@ -221,7 +221,7 @@ func (s *Store) SectionSizes(ctx context.Context, keys []string) ([]int, error) 
 		return nil, err
 	}
 	out := make([]int, len(keys))
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSections)
 		for i, k := range keys {
 			out[i] = -1

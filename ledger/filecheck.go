@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -107,8 +108,19 @@ func guarded(fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: reading the file failed: %v", ErrCorrupt, r)
+			err = fmt.Errorf("%w: %w: %v", ErrCorrupt, errDamaged, r)
 		}
 	}()
 	return fn()
+}
+
+// errDamaged is what guarded returns a fault or bbolt panic as (wrapped
+// with ErrCorrupt).
+var errDamaged = errors.New("the file is damaged (reading it failed)")
+
+// view is db.View, as guarded runs it: a page bbolt finds damaged while
+// reading (it panics on what it cannot trust) is an error wrapping
+// ErrCorrupt, not the end of the process.
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	return guarded(func() error { return s.db.View(fn) })
 }

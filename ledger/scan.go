@@ -39,7 +39,7 @@ func (s *Store) ScanRaw(ctx context.Context, after uint64, fn func(seq uint64, r
 		}
 		chunk = chunk[:0]
 		var buf []byte
-		err := s.db.View(func(tx *bolt.Tx) error {
+		err := s.view(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketEvents)
 			if b == nil {
 				return nil
@@ -103,7 +103,7 @@ func (s *Store) Get(ctx context.Context, seq uint64) (Envelope, error) {
 		return Envelope{}, err
 	}
 	var raw []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketEvents); b != nil {
 			if v := b.Get(seqKey(seq)); v != nil {
 				raw = bytes.Clone(v)

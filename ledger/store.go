@@ -187,8 +187,11 @@ func Open(path string, opts Options) (*Store, error) {
 		h = &head{}
 	}
 	if err != nil {
-		if !errors.Is(err, ErrCorrupt) {
+		if errors.Is(err, errDamaged) || !errors.Is(err, ErrCorrupt) {
 			db.Close()
+			if errors.Is(err, errDamaged) {
+				return nil, fmt.Errorf("open %s: %w; move it away and rebuild it from the mirror with recledger restore (docs/replay.md)", path, err)
+			}
 			return nil, fmt.Errorf("open %s: %w", path, err)
 		}
 		s.setBroken(err)

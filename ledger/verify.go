@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -64,8 +65,15 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 		rep.Events, rep.Head = seq, e.Hash
 		return nil
 	})
-	if err != nil && err != errStopVerify {
+	switch {
+	case errors.Is(err, ErrCorrupt) && rep.Problem == "":
+		// The file could not be read past rep.Events: a damaged page.
+		bad(rep.Events+1, "the file is damaged after seq %d: %v; move it away and rebuild it from the mirror with recledger restore (docs/replay.md)", rep.Events, err)
+	case err != nil && err != errStopVerify:
 		return rep, fmt.Errorf("verify: %w", err)
+	}
+	if b := s.broken.Load(); b != nil && rep.Problem == "" {
+		bad(rep.Events+1, "%v", *b)
 	}
 	if rep.Problem == "" && rep.Events != end {
 		bad(rep.Events+1, "missing: the ledger ends at seq %d, its head is %d", rep.Events, end)
