@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -618,4 +619,25 @@ func JetStreamHead(ctx context.Context, js jetstream.JetStream, site string) (ui
 		return 0, fmt.Errorf("jetstream head: %w", err)
 	}
 	return tail.seq, nil
+}
+
+// MirrorSite returns a site whose events the events stream holds, and the
+// ledger seq of that site's last event there; n is 0 when the stream
+// holds none, or cannot be read. For the embedded server's stream, which
+// holds one data dir's site.
+func MirrorSite(ctx context.Context, js jetstream.JetStream) (site string, n uint64) {
+	m, err := getDirect(ctx, js, directOne{LastFor: "recledger.events.>"})
+	if err != nil || m == nil {
+		return "", 0
+	}
+	rest, _ := strings.CutPrefix(m.Subject, "recledger.events.")
+	site, _, _ = strings.Cut(rest, ".")
+	if validSite(site) != nil {
+		return "", 0
+	}
+	tail, err := readTail(ctx, js, site)
+	if err != nil {
+		return "", 0
+	}
+	return site, tail.seq
 }

@@ -312,7 +312,14 @@ func TestServeRefusesALostLedger(t *testing.T) {
 	if err := os.Remove(filepath.Join(data, LedgerFile)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := StartServer(t.Context(), testServeConfig(data))
+	// Served under another name by mistake: refused, and nothing claimed.
+	other := testServeConfig(data)
+	other.Site = "elsewhere"
+	_, err := StartServer(t.Context(), other)
+	if !errors.Is(err, ledger.ErrMismatch) || !strings.Contains(err.Error(), "served as site default") {
+		t.Fatalf("serve over a lost ledger as another site: %v", err)
+	}
+	_, err = StartServer(t.Context(), testServeConfig(data))
 	if !errors.Is(err, ledger.ErrMismatch) || !strings.Contains(err.Error(), "recledger restore --from-jetstream --data "+data) {
 		t.Fatalf("serve over a lost ledger: %v", err)
 	}

@@ -104,8 +104,18 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	s.store = store
-	if err := store.ClaimSite(ctx, cfg.Site); err != nil {
-		return nil, fmt.Errorf("serve: --site %s: %w: serve it as its own site, or start another data dir for %s", cfg.Site, err, cfg.Site)
+	claim := func() error {
+		if err := store.ClaimSite(ctx, cfg.Site); err != nil {
+			return fmt.Errorf("serve: --site %s: %w: serve it as its own site, or start another data dir for %s", cfg.Site, err, cfg.Site)
+		}
+		return nil
+	}
+	// An empty ledger is claimed once the mirror beside it was looked at
+	// (refuseLostLedger): a refused start must not claim the dir.
+	if first, _ := store.Head(); first > 0 {
+		if err := claim(); err != nil {
+			return nil, err
+		}
 	}
 
 	// Rebuild the projections: newest checkpoint + the tail.
@@ -165,6 +175,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	if head == 0 {
 		if err := refuseLostLedger(ctx, js, cfg); err != nil {
 			return nil, fmt.Errorf("serve: %w", err)
+		}
+		if err := claim(); err != nil {
+			return nil, err
 		}
 	}
 
@@ -348,11 +361,20 @@ func (s *Server) closeAll() {
 func refuseLostLedger(ctx context.Context, js jetstream.JetStream, cfg ServeConfig) error {
 	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	path := filepath.Join(cfg.Data, LedgerFile)
+	if cfg.NATS == "" {
+		// The embedded mirror is this dir's alone: events of another
+		// site in it mean the dir was served under that name.
+		if other, n := ledger.MirrorSite(tctx, js); n > 0 && other != cfg.Site {
+			return fmt.Errorf("%w: %s holds no events, but the mirror in %s holds %d of site %s: this data dir was served as site %s. "+
+				"Serve it with --site %s; if its ledger file was lost, rebuild it first with `recledger restore --from-jetstream --data %s --site %s`",
+				ledger.ErrMismatch, path, filepath.Join(cfg.Data, JetStreamDir), n, other, other, other, cfg.Data, other)
+		}
+	}
 	n, err := ledger.JetStreamHead(tctx, js, cfg.Site)
 	if err != nil || n == 0 {
 		return nil
 	}
-	path := filepath.Join(cfg.Data, LedgerFile)
 	if cfg.NATS == "" {
 		return fmt.Errorf("%w: %s holds no events, but the mirror in %s holds %d of site %s: the ledger file was lost or replaced. "+
 			"Rebuild it from the mirror with `recledger restore --from-jetstream --data %s --site %s`, then serve again; "+
