@@ -36,4 +36,7 @@ var (
 	// ErrTooLarge: a message is larger than the NATS server takes
 	// (max_payload); publishing waits until the server is given more.
 	ErrTooLarge = errors.New("larger than the NATS server's max_payload")
+	// ErrLocked: another process holds the ledger file's lock (a running
+	// serve); Open wraps it with ErrUnavailable.
+	ErrLocked = errors.New("the file is locked by another process")
 )

@@ -12,6 +12,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Bucket names of the bbolt file.
@@ -157,6 +158,9 @@ func Open(path string, opts Options) (*Store, error) {
 	db, err := openBolt(path, bo)
 	if errors.Is(err, ErrCorrupt) {
 		return nil, fmt.Errorf("open %s: %w; move it away and rebuild it from the mirror with recledger restore (docs/replay.md)", path, err)
+	}
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w: %w", path, ErrUnavailable, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w: %v", path, ErrUnavailable, err)

@@ -127,7 +127,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 			if until.IsZero() && !*trace {
 				opts.From = replay.FromCheckpoint(ctx, store)
 			}
-		case errors.Is(err, ledger.ErrUnavailable) && live && !sourceGiven:
+		case errors.Is(err, ledger.ErrLocked) && live && !sourceGiven:
 			// The same events, byte for byte and hash-chained, are in the
 			// running server's mirror: replay beside it from there.
 			*source = sourceJetStream
@@ -320,11 +320,15 @@ func stderrOr(f *os.File) *os.File {
 // on DIR: the error says so and points to the JetStream mirror.
 func openLedgerReadOnly(dir string) (*ledger.Store, error) {
 	path := filepath.Join(dir, LedgerFile)
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		return nil, fmt.Errorf("no ledger at %s: %w", path, ledger.ErrNotFound)
 	}
+	if fi.Size() == 0 {
+		return nil, fmt.Errorf("%s is empty (0 bytes): its ledger was lost; rebuild it with recledger restore --from-jetstream (docs/replay.md): %w", path, ledger.ErrNotFound)
+	}
 	st, err := ledger.Open(path, ledger.Options{ReadOnly: true})
-	if errors.Is(err, ledger.ErrUnavailable) {
+	if errors.Is(err, ledger.ErrLocked) {
 		if info, ok := readServing(dir); ok {
 			return nil, fmt.Errorf("%s is held by the server running on it (pid %d): ask it over HTTP (%s), "+
 				"replay its JetStream mirror (recledger replay --source jetstream --nats %s --site %s) or stop it: %w",

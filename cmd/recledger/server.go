@@ -98,7 +98,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 
 	store, err := ledger.Open(filepath.Join(cfg.Data, LedgerFile), ledger.Options{Logger: log})
 	if err != nil {
-		if info, held := readServing(cfg.Data); held && errors.Is(err, ledger.ErrUnavailable) {
+		if info, held := readServing(cfg.Data); held && errors.Is(err, ledger.ErrLocked) {
 			return nil, fmt.Errorf("serve: %s is served already, by pid %d at %s (if it is stopping, wait for it to exit: it saves a checkpoint first): %w", cfg.Data, info.PID, info.HTTP, err)
 		}
 		return nil, fmt.Errorf("serve: %w", err)

@@ -169,7 +169,7 @@ func natsToken(token string) []nats.Option {
 // is locked and a live server is recorded there; it then tells stderr that
 // cmd asks that server instead.
 func heldByServer(dir string, err error, cmd string, stderr io.Writer) (servingInfo, bool) {
-	if !errors.Is(err, ledger.ErrUnavailable) {
+	if !errors.Is(err, ledger.ErrLocked) {
 		return servingInfo{}, false
 	}
 	info, ok := readServing(dir)

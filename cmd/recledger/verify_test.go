@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -145,4 +146,25 @@ func TestVerifyCommandChecksSections(t *testing.T) {
 		res.Sections.OK || !strings.Contains(res.Sections.Problem, string(key)) || !res.Chain.OK {
 		t.Fatalf("altered section: %v\n%s", err, out)
 	}
+}
+
+// An offline command on a ledger it cannot open for another reason than a
+// running server's lock says that reason, not "locked".
+func TestOfflineOpenErrorsSayWhy(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, LedgerFile), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runCmd(t, &VerifyCommand{}, "--data", dir)
+	if err == nil || strings.Contains(err.Error(), "locked") || !strings.Contains(err.Error(), "is empty") {
+		t.Fatalf("verify of an empty ledger file: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, LedgerFile), []byte("not a ledger, but long enough to be read as one by bbolt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runCmd(t, &VerifyCommand{}, "--data", dir)
+	if err == nil || strings.Contains(err.Error(), "locked") {
+		t.Fatalf("verify of a file that is not a ledger: %v", err)
+	}
+	t.Logf("%v", err)
 }
