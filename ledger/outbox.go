@@ -26,6 +26,9 @@ const (
 	outboxLook       = 10 * time.Second // while idle, how often to check that the stream is still there
 )
 
+// errStalled is the outbox's problem while JetStream takes no events.
+var errStalled = errors.New("JetStream is not taking the events")
+
 // stall is the outbox failing to publish without progress: since the
 // first failure, and the last one.
 type stall struct {
@@ -177,8 +180,8 @@ func (o *Outbox) Confirmed() uint64 { return o.confirmed.Load() }
 // Mismatch is nil, or why the outbox cannot go on: an error wrapping
 // ErrMismatch when the stream holds events of another ledger and the
 // outbox has stopped publishing, ErrTooLarge while the next event is
-// larger than the NATS server takes, or ErrUnavailable when events wait
-// and no publish has gone through for a while (JetStream out of disk
+// larger than the NATS server takes, or errStalled when events wait and
+// no publish has gone through for a while (JetStream out of disk
 // space, a stream that cannot be created as configured, a server away).
 func (o *Outbox) Mismatch() error {
 	if p := o.mismatch.Load(); p != nil {
@@ -187,8 +190,9 @@ func (o *Outbox) Mismatch() error {
 	if st := o.stall.Load(); st != nil {
 		if d := time.Since(st.since); d >= o.stallFor {
 			if lag := o.Lag(); lag > 0 {
-				return fmt.Errorf("outbox: %w: the mirror has not advanced for %s and is %d events behind: %v",
-					ErrUnavailable, d.Round(time.Second), lag, st.err)
+				return fmt.Errorf("outbox: %w: the mirror has not advanced for %s and is %d events behind (the ledger takes writes; "+
+					"after JetStream ran out of disk space, restart serve once space is freed): %v",
+					errStalled, d.Round(time.Second), lag, st.err)
 			}
 		}
 	}

@@ -222,7 +222,7 @@ func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
 		return head > start+300 && o.Lag() > 300
 	})
 	// and, once no publish has gone through for a while, readiness says so.
-	jsWait(t, 10*time.Second, "the stall to be reported", func() bool { return errors.Is(o.Mismatch(), ErrUnavailable) })
+	jsWait(t, 10*time.Second, "the stall to be reported", func() bool { return errors.Is(o.Mismatch(), errStalled) })
 
 	jsServerOwn(t, dir, "127.0.0.1:"+strconv.Itoa(port), srv.own)
 	jsWait(t, 10*time.Second, "publishing after restart", func() bool { return o.Confirmed() > start })
