@@ -24,6 +24,10 @@ const (
 	RoleCommand Role = "command" // Recording Controls and call signals (§2, §3)
 	RoleAdmin   Role = "admin"   // configuration and manifest close (§4); may also read
 	RoleAuditor Role = "auditor" // the read side (§5)
+	// RoleUpload: upload workers, on the embedded NATS server only (the
+	// manifests stream's consumers); no HTTP endpoint. An addition to
+	// API.md §7 (docs/clients.md).
+	RoleUpload Role = "upload"
 )
 
 // Tokens maps bearer tokens and client networks to roles. Load it with
@@ -144,10 +148,10 @@ func roleSet(field string, roles []Role) (map[Role]bool, error) {
 	set := map[Role]bool{}
 	for j, r := range roles {
 		switch r {
-		case RoleCommand, RoleAdmin, RoleAuditor:
+		case RoleCommand, RoleAdmin, RoleAuditor, RoleUpload:
 			set[r] = true
 		default:
-			return nil, &ledger.FieldError{Field: fmt.Sprintf("%s.roles[%d]", field, j), Message: fmt.Sprintf("must be command, admin or auditor, got %q", r)}
+			return nil, &ledger.FieldError{Field: fmt.Sprintf("%s.roles[%d]", field, j), Message: fmt.Sprintf("must be command, admin, auditor or upload, got %q", r)}
 		}
 	}
 	return set, nil
@@ -235,7 +239,8 @@ func clientIP(r *http.Request) string {
 // NATS decides a client of the embedded NATS server as authorize decides
 // an HTTP request (ledger.NATSAuthorizer): by its token when it presents
 // one, else by its address. The command role may send call signals; the
-// auditor and admin roles may read the streams.
+// auditor and admin roles may read the streams; the upload role may use
+// the manifests stream's consumers.
 func (t *Tokens) NATS(token string, addr netip.Addr) (string, ledger.NATSAccess, bool) {
 	if token != "" {
 		e, ok := t.lookup(token)
@@ -270,6 +275,9 @@ func natsAccess(roles map[Role]bool) ledger.NATSAccess {
 	}
 	if grants(roles, RoleAuditor) {
 		a |= ledger.NATSRead
+	}
+	if roles[RoleUpload] {
+		a |= ledger.NATSUpload
 	}
 	return a
 }

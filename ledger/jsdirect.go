@@ -100,8 +100,12 @@ func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, ne
 				return fmt.Errorf("read stream: %w: no answer in %v", errNoDirect, jsDirectWait)
 			case m = <-msgs:
 			}
-			if len(m.Header) == 0 && len(m.Data) > 0 {
-				batch = append(batch, m.Data) // the next event of the site
+			if len(m.Header) == 0 {
+				// The next message of the site (with no_hdr, a stored
+				// message comes without headers; only the server's
+				// status messages have them). An empty one is not an
+				// event: fn's caller is told of it as foreign.
+				batch = append(batch, m.Data)
 				continue
 			}
 			if last, end, err = directStatus(m); err != nil {

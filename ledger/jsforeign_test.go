@@ -21,7 +21,8 @@ func plantAnswer(t *testing.T, c *natsClient, own jetstream.JetStream, stream, s
 		return s.CachedInfo().State.Msgs
 	}
 	before := count()
-	if err := c.nc.PublishRequest("$JS.API.CONSUMER.LIST."+stream, subject, nil); err != nil {
+	// a direct get of a message that is not there: answered with a status
+	if err := c.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, subject, []byte(`{"seq":999999}`)); err != nil {
 		t.Fatal(err)
 	}
 	jsWait(t, 5*time.Second, "the planted answer", func() bool { return count() > before })
@@ -166,8 +167,8 @@ func TestEmbeddedStreamsTakeOnlyTheirOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, req := range []struct{ api, reply, body string }{
-		{"$JS.API.CONSUMER.LIST." + EventsStream, EventSubject(jsTestSite, TypeCommand), ""},
-		{"$JS.API.CONSUMER.LIST." + EventsStream, ManifestSubject(jsTestSite, "2026-11-30"), ""},
+		{"$JS.API.DIRECT.GET." + EventsStream, EventSubject(jsTestSite, TypeCommand), `{"seq":999999}`},
+		{"$JS.API.DIRECT.GET." + ManifestsStream, ManifestSubject(jsTestSite, "2026-11-30"), `{"seq":999999}`},
 		{"$JS.API.DIRECT.GET." + EventsStream, EventSubject(jsTestSite, TypeCommand), `{"seq":1}`},
 	} {
 		if err := c.nc.PublishRequest(req.api, req.reply, []byte(req.body)); err != nil {

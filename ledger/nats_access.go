@@ -24,12 +24,21 @@ const (
 	// NATSSignals: publish call signals on recledger.cti.{site} and receive
 	// the replies (API.md §3; the command role).
 	NATSSignals NATSAccess = 1 << iota
-	// NATSRead: read the streams through JetStream (direct gets, ordered
-	// and durable consumers, acks; not the streams' configuration, which
-	// names their capture subjects): replay, verify, restore and upload
-	// workers (the auditor and admin roles).
+	// NATSRead: read the streams with direct gets (not their
+	// configuration, which names their capture subjects; no consumers):
+	// replay, verify and restore (the auditor and admin roles).
 	NATSRead
+	// NATSUpload: use the manifests stream's durable consumers as upload
+	// workers do (create, fetch, ack), and read it with direct gets (the
+	// upload role). No other access touches the consumers, their
+	// deliveries or their acks.
+	NATSUpload
 )
+
+// UploadInboxPrefix is the inbox prefix of recledger's upload workers: the
+// manifests delivered to them arrive there, where only the upload role
+// may listen.
+const UploadInboxPrefix = "_RECLEDGER_UPLOAD"
 
 // ReaderInboxPrefix is the inbox prefix of recledger's own NATS clients
 // (Connect, the upload worker): the replies to their reads arrive there,
@@ -112,7 +121,7 @@ func (g *streamGuard) Check(c server.ClientAuthentication) bool {
 		c.RegisterUser(&server.User{Username: "recledger"})
 		return true
 	}
-	principal, access := "", NATSSignals|NATSRead
+	principal, access := "", NATSSignals|NATSRead|NATSUpload
 	if g.authorize != nil {
 		var ok bool
 		if principal, access, ok = g.authorize(tok, remoteAddr(c.RemoteAddress())); !ok {
@@ -153,8 +162,16 @@ func natsPermissions(site string, access NATSAccess) *server.Permissions {
 		pub.Allow = append(pub.Allow, CTISubject(site))
 	}
 	if access&NATSRead != 0 {
-		pub.Allow = append(pub.Allow, "$JS.API.>", "$JS.ACK.>", "$JS.FC.>")
-		sub.Allow = append(sub.Allow, ReaderInboxPrefix+".>", siteEventsFilter(site), "recledger.manifests."+site+".>")
+		pub.Allow = append(pub.Allow, "$JS.API.DIRECT.GET.>", "$JS.API.STREAM.MSG.GET.>")
+		sub.Allow = append(sub.Allow, ReaderInboxPrefix+".>")
+	}
+	if access&NATSUpload != 0 {
+		for _, api := range []string{"CONSUMER.CREATE", "CONSUMER.DURABLE.CREATE", "CONSUMER.INFO", "CONSUMER.MSG.NEXT"} {
+			pub.Allow = append(pub.Allow, "$JS.API."+api+"."+ManifestsStream+".>")
+		}
+		pub.Allow = append(pub.Allow, "$JS.API.DIRECT.GET."+ManifestsStream, "$JS.API.DIRECT.GET."+ManifestsStream+".>",
+			"$JS.ACK."+ManifestsStream+".>")
+		sub.Allow = append(sub.Allow, UploadInboxPrefix+".>")
 	}
 	if len(pub.Allow) == 0 {
 		pub.Allow = []string{"_INBOX.none"} // nothing: an empty allow list would allow everything
@@ -168,7 +185,7 @@ func natsPermissions(site string, access NATSAccess) *server.Permissions {
 // may write the streams, and only readers may listen on their inboxes, so
 // a reply subject chosen by a client must not name them.
 func SafeReplySubject(reply string) bool {
-	for _, p := range []string{"recledger.", "$", ReaderInboxPrefix + "."} {
+	for _, p := range []string{"recledger.", "$", ReaderInboxPrefix + ".", UploadInboxPrefix + ".", CapturePrefix + "."} {
 		if strings.HasPrefix(reply, p) {
 			return false
 		}

@@ -56,24 +56,14 @@ func (c *natsClient) denied(subject string) bool {
 	return false
 }
 
-// canRead reports whether the client reads the events stream's messages.
+// canRead reports whether the client reads the events stream's message
+// at stream seq want, with a direct get as recledger's readers do.
 func (c *natsClient) canRead(t *testing.T, want int) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
-	cons, err := c.js.OrderedConsumer(ctx, EventsStream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return false
-	}
-	batch, err := cons.FetchNoWait(want)
-	if err != nil {
-		return false
-	}
-	n := 0
-	for range batch.Messages() {
-		n++
-	}
-	return n == want
+	m, err := getDirect(ctx, c.js, directOne{Seq: uint64(want)})
+	return err == nil && m != nil && m.Seq == uint64(want)
 }
 
 // canSignal reports whether a call signal sent by the client on the CTI
@@ -168,6 +158,8 @@ func TestEmbeddedNATSFollowsTheTokens(t *testing.T) {
 			return "cti", NATSSignals, true
 		case token == "aud-token":
 			return "audit", NATSRead, true
+		case token == "up-token":
+			return "upload", NATSUpload, true
 		case token == "" && loopback.Contains(addr):
 			return "net:local", NATSSignals, true
 		}
@@ -227,6 +219,33 @@ func TestEmbeddedNATSFollowsTheTokens(t *testing.T) {
 		cmd.mu.Unlock()
 		if !strings.Contains(seen, "Permissions Violation for Subscription to \""+ReaderInboxPrefix) {
 			t.Errorf("the command role may listen to recledger's readers' replies: %q", seen)
+		}
+	}
+
+	// The upload workers' consumer, deliveries and acks are the upload
+	// role's alone.
+	up, err := dialClient(t, srv, nats.Token("up-token"), nats.CustomInboxPrefix(UploadInboxPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	cfg := jetstream.ConsumerConfig{Durable: "upload-" + jsTestSite, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "recledger.manifests." + jsTestSite + ".*"}
+	if _, err := up.js.CreateOrUpdateConsumer(ctx, ManifestsStream, cfg); err != nil {
+		t.Errorf("the upload role cannot make its consumer: %v", err)
+	}
+	_, _ = aud.nc.Request("$JS.API.CONSUMER.CREATE."+ManifestsStream+".upload-"+jsTestSite, []byte(`{}`), 200*time.Millisecond)
+	_ = aud.nc.Publish("$JS.ACK."+ManifestsStream+".upload-"+jsTestSite+".1.1.1.1.0", []byte("+TERM"))
+	_, _ = aud.nc.SubscribeSync(UploadInboxPrefix + ".>")
+	_ = aud.nc.Flush()
+	time.Sleep(100 * time.Millisecond)
+	aud.mu.Lock()
+	seen := strings.Join(aud.violations, "\n")
+	aud.mu.Unlock()
+	for _, v := range []string{"Publish to \"$JS.API.CONSUMER.CREATE." + ManifestsStream, "Publish to \"$JS.ACK." + ManifestsStream,
+		"Subscription to \"" + UploadInboxPrefix} {
+		if !strings.Contains(seen, "Permissions Violation for "+v) {
+			t.Errorf("the auditor role was not refused %s", v)
 		}
 	}
 }

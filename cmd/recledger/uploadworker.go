@@ -31,7 +31,7 @@ func (c *UploadWorkerCommand) Run(ctx context.Context, args []string) error {
 	strFlag(fs, &site, "site", "RECLEDGER_SITE", "site name, part of subjects")
 	fs.StringVar(&cfg.Dest, "dest", "", "destination directory: DEST/{day}/{contact_id}.json")
 	fs.StringVar(&cfg.Durable, "durable", "", "durable consumer name (default upload-{site})")
-	strFlag(fs, &cfg.Token, "token", "RECLEDGER_TOKEN", "token with the auditor role, for a server that has --tokens")
+	strFlag(fs, &cfg.Token, "token", "RECLEDGER_TOKEN", "token with the upload role, for a server that has --tokens")
 	fs.IntVar(&cfg.MaxTries, "max-tries", 5, "attempts per contact file before the manifest is nak'd for redelivery")
 	fs.DurationVar(&cfg.AckWait, "ack-wait", 5*time.Minute, "consumer AckWait")
 	fs.DurationVar(&cfg.NakDelay, "nak-delay", time.Minute, "redelivery delay of a manifest that could not be written")

@@ -52,7 +52,7 @@ type Config struct {
 	Dest     string // destination directory: Dest/{day}/{contact_id}.json
 	Durable  string // durable consumer name; default "upload-{site}"
 	MaxTries int    // attempts per file before the manifest is Nak'd; default 5
-	Token    string // presented to NATS (a server with a tokens file wants the auditor role); none when empty
+	Token    string // presented to NATS (a server with a tokens file wants the upload role); none when empty
 
 	AckWait      time.Duration // consumer AckWait; default 5 min
 	NakDelay     time.Duration // redelivery delay of a manifest that failed; default 1 min
@@ -125,7 +125,7 @@ func Run(ctx context.Context, url string, cfg Config) error {
 	// A worker may start before the server: it keeps trying to connect,
 	// as it keeps trying to bind once connected.
 	opts := []nats.Option{nats.Name("recledger-upload-worker"), nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true), nats.CustomInboxPrefix(ledger.ReaderInboxPrefix),
+		nats.RetryOnFailedConnect(true), nats.CustomInboxPrefix(ledger.UploadInboxPrefix),
 		// A token that may not read the manifests never will: stop at the
 		// first refusal rather than wait for its request's timeout.
 		nats.ErrorHandler(func(nc *nats.Conn, _ *nats.Subscription, err error) {
@@ -138,7 +138,7 @@ func Run(ctx context.Context, url string, cfg Config) error {
 	}
 	nc, err := nats.Connect(url, opts...)
 	if errors.Is(err, nats.ErrAuthorization) {
-		return fmt.Errorf("upload-worker: connect: %w: the server has a tokens file: give a token with the auditor role (--token or RECLEDGER_TOKEN)", err)
+		return fmt.Errorf("upload-worker: connect: %w: the server has a tokens file: give a token with the upload role (--token or RECLEDGER_TOKEN)", err)
 	}
 	if err != nil {
 		return fmt.Errorf("upload-worker: connect: %w", err)
@@ -224,13 +224,13 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 		}
 		if nc := w.js.Conn(); nc != nil && errors.Is(nc.LastError(), nats.ErrPermissionViolation) {
 			// No retry gets past the token's role.
-			return nil, fmt.Errorf("upload-worker: bind: %w: the token's role may not read the manifests: give one with the auditor or admin role (--token or RECLEDGER_TOKEN)", nc.LastError())
+			return nil, fmt.Errorf("upload-worker: bind: %w: the token's role may not take manifests: give one with the upload role (--token or RECLEDGER_TOKEN)", nc.LastError())
 		}
 		if nc := w.js.Conn(); nc != nil && nc.IsClosed() {
 			// Closed for good: the server refused the credentials (nats.go
 			// gives up after two refusals), or the worker is stopping.
 			if errors.Is(nc.LastError(), nats.ErrAuthorization) {
-				return nil, fmt.Errorf("upload-worker: %w: the server has a tokens file: give a token with the auditor or admin role (--token or RECLEDGER_TOKEN)", nc.LastError())
+				return nil, fmt.Errorf("upload-worker: %w: the server has a tokens file: give a token with the upload role (--token or RECLEDGER_TOKEN)", nc.LastError())
 			}
 			return nil, fmt.Errorf("upload-worker: bind: the connection is closed: %w", err)
 		}
