@@ -8,18 +8,25 @@ import (
 	"testing"
 )
 
-// A ledger file cut short (a copy that stopped, a full disk at the wrong
-// moment) is refused with ErrCorrupt and the way out, not a crash.
-func TestOpenRefusesAFileCutShort(t *testing.T) {
+// closedLedger is the path of a closed ledger file holding n events.
+func closedLedger(t *testing.T, n int) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	jsAppend(t, s, 3000)
+	jsAppend(t, s, n)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+// A ledger file cut short (a copy that stopped, a full disk at the wrong
+// moment) is refused with ErrCorrupt and the way out, not a crash.
+func TestOpenRefusesAFileCutShort(t *testing.T) {
+	path := closedLedger(t, 3000)
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -53,15 +60,7 @@ func TestGuardedTurnsAFaultIntoAnError(t *testing.T) {
 // panics on it when reading) gives an error and a failed verify, not a
 // crash.
 func TestDamagedPageIsAnError(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	s, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jsAppend(t, s, 3000)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := closedLedger(t, 3000)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +71,7 @@ func TestDamagedPageIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	s, err = Open(path, Options{ReadOnly: true})
+	s, err := Open(path, Options{ReadOnly: true})
 	if err != nil {
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "recledger restore") {
 			t.Fatalf("open: %v", err)
