@@ -71,7 +71,9 @@ func (s *Server) handleCTIMsg(ctx context.Context, msg *nats.Msg) {
 		// write the streams: a reply subject naming a stream's subject (or
 		// JetStream's API) would have the server write its answer there.
 		// Refused whole, before anything is appended.
-		s.log.Warn("call signals refused: their reply subject is not an inbox", logKeySubject, msg.Subject, logKeyReply, msg.Reply)
+		s.refusedReplyLog.Do(func() {
+			s.log.Warn("call signals refused: their reply subject is not an inbox (repeats are logged every 10 s)", logKeySubject, msg.Subject, logKeyReply, msg.Reply)
+		})
 		return
 	}
 	if len(msg.Data) > maxFeedBody {

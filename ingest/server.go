@@ -138,6 +138,9 @@ type Server struct {
 	// unavailableLog paces the log of requests refused while the ledger
 	// takes no writes.
 	unavailableLog rate.Sometimes
+	// refusedReplyLog paces the log of NATS call signals refused for their
+	// reply subject (a client may send any number).
+	refusedReplyLog rate.Sometimes
 	// probeMu guards lastProbe, the time of /readyz's last write probe.
 	probeMu   sync.Mutex
 	lastProbe time.Time
@@ -156,6 +159,7 @@ func New(opts Options) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.unavailableLog.Interval = 10 * time.Second
+	s.refusedReplyLog.Interval = 10 * time.Second
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}
