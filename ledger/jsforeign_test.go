@@ -166,6 +166,19 @@ func TestEmbeddedStreamsTakeOnlyTheirOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server's own requests are answered where no reader listens:
+	// their answers name the capture subjects.
+	sniff, err := c.nc.SubscribeSync(ReaderInboxPrefix + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.nc.Flush()
+	if _, err := js.Stream(ctx, EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := sniff.NextMsg(300 * time.Millisecond); err == nil {
+		t.Errorf("a reader saw the server's own answer: %.200s", m.Data)
+	}
 	for _, req := range []struct{ api, reply, body string }{
 		{"$JS.API.DIRECT.GET." + EventsStream, EventSubject(jsTestSite, TypeCommand), `{"seq":999999}`},
 		{"$JS.API.DIRECT.GET." + ManifestsStream, ManifestSubject(jsTestSite, "2026-11-30"), `{"seq":999999}`},

@@ -63,7 +63,18 @@ type Embedded struct {
 // Own is the option that makes a connection this process's own: it may
 // write the streams. Give it to ledger.Connect for the server's
 // connection; never hand it out.
-func (e *Embedded) Own() nats.Option { return nats.Token(e.own) }
+//
+// Its replies arrive under the capture prefix (Capture + ".INBOX"), where
+// no client may listen: the server's own requests (stream information,
+// which names the capture subjects) are answered there, and under the
+// readers' inbox prefix any reader would see them.
+func (e *Embedded) Own() nats.Option {
+	return func(o *nats.Options) error {
+		o.Token = e.own
+		o.InboxPrefix = e.capture + ".INBOX"
+		return nil
+	}
+}
 
 // Capture is the prefix of the subjects the streams take messages on when
 // made with it (EnsureStreamsCapturing, Outbox.PublishUnder): a secret of
