@@ -182,6 +182,11 @@ func TestEmbeddedStreamsTakeOnlyTheirOwn(t *testing.T) {
 	for _, req := range []struct{ api, reply, body string }{
 		{"$JS.API.DIRECT.GET." + EventsStream, EventSubject(jsTestSite, TypeCommand), `{"seq":999999}`},
 		{"$JS.API.DIRECT.GET." + ManifestsStream, ManifestSubject(jsTestSite, "2026-11-30"), `{"seq":999999}`},
+		// JetStream's empty "not found" answer, sent on an API subject, is
+		// carried out as a request of JetStream's own: the streams deny
+		// purges.
+		{"$JS.API.DIRECT.GET." + ManifestsStream, "$JS.API.STREAM.PURGE." + EventsStream, `{"seq":999999}`},
+		{"$JS.API.DIRECT.GET." + EventsStream, "$JS.API.STREAM.PURGE." + ManifestsStream, `{"seq":999999}`},
 		{"$JS.API.DIRECT.GET." + EventsStream, EventSubject(jsTestSite, TypeCommand), `{"seq":1}`},
 	} {
 		if err := c.nc.PublishRequest(req.api, req.reply, []byte(req.body)); err != nil {

@@ -173,7 +173,7 @@ func natsPermissions(site string, access NATSAccess) *server.Permissions {
 		pub.Allow = append(pub.Allow, CTISubject(site))
 	}
 	if access&NATSRead != 0 {
-		pub.Allow = append(pub.Allow, "$JS.API.DIRECT.GET.>", "$JS.API.STREAM.MSG.GET.>")
+		pub.Allow = append(pub.Allow, "$JS.API.DIRECT.GET.>")
 		sub.Allow = append(sub.Allow, ReaderInboxPrefix+".>")
 	}
 	if access&NATSUpload != 0 {

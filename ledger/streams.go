@@ -74,7 +74,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, site string, rep
 // streams: with a capture prefix (Embedded.Capture), each stream takes
 // messages on the site's subjects under the prefix alone, and stores them
 // under the public ones (recledger.events.{site}.>, …); its subjects of
-// before (public, or an earlier start's prefix) are replaced.
+// before (public, or an earlier start's prefix) are replaced. Such a
+// stream also denies deleting and purging messages (for good: JetStream
+// does not let that be undone).
 func EnsureStreamsCapturing(ctx context.Context, js jetstream.JetStream, site string, replicas int, capture string) error {
 	if err := validSite(site); err != nil {
 		return fmt.Errorf("ensure streams: %w", err)
@@ -116,6 +118,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 			Name:             name,
 			Subjects:         []string{captured(subject, capture)},
 			SubjectTransform: captureTransform(capture),
+			DenyDelete:       capture != "",
+			DenyPurge:        capture != "",
 			Storage:          jetstream.FileStorage,
 			Retention:        jetstream.LimitsPolicy,
 			Discard:          jetstream.DiscardOld,
@@ -146,6 +150,14 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 	}
 	if tr := captureTransform(capture); tr != nil && (cfg.SubjectTransform == nil || *cfg.SubjectTransform != *tr) {
 		cfg.SubjectTransform = tr
+		changed = true
+	}
+	if capture != "" && (!cfg.DenyDelete || !cfg.DenyPurge) {
+		// A client allowed to use JetStream's API can have JetStream
+		// send an empty answer on an API subject, and JetStream then
+		// carries that out as a request of its own (a purge of a whole
+		// stream, say): no message may be removed from these streams.
+		cfg.DenyDelete, cfg.DenyPurge = true, true
 		changed = true
 	}
 	if cfg.Replicas != replicas {
