@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,5 +214,17 @@ func TestEmbeddedStreamsTakeOnlyTheirOwn(t *testing.T) {
 		if !c.denied(subj) {
 			t.Errorf("a reader's publish to %s was not refused", subj)
 		}
+	}
+
+	// A stream missing (deleted, about to be created again) is said so to
+	// a reader, not blamed on its role.
+	if err := js.DeleteStream(ctx, EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+	defer scancel()
+	err = Refused(c.nc, ScanJetStream(sctx, c.js, jsTestSite, 0, func(Envelope) error { return nil }))
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("a reader's scan of a missing stream: %v", err)
 	}
 }

@@ -219,10 +219,17 @@ func Refused(nc *nats.Conn, err error) error {
 	if err == nil || nc == nil {
 		return err
 	}
-	if last := nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) {
-		return fmt.Errorf("%w: %v (a server with a tokens file lets the auditor and admin roles read its streams): %v", ErrRefused, last, err)
+	last := nc.LastError()
+	switch {
+	case !errors.Is(last, nats.ErrPermissionViolation):
+		return err
+	case strings.Contains(last.Error(), "$JS.API.STREAM.INFO."):
+		// Readers ask for the stream's configuration only when a direct
+		// get found no stream: it is missing (lost, or being created
+		// again by the server), not their role at fault.
+		return fmt.Errorf("%w: the stream did not answer a direct get: it is missing, or being created again by the server; try again in a few seconds: %v", ErrUnavailable, err)
 	}
-	return err
+	return fmt.Errorf("%w: %v (a server with a tokens file lets the auditor and admin roles read its streams): %v", ErrRefused, last, err)
 }
 
 // RedactURLs is a comma-separated list of NATS URLs as logs and errors may
