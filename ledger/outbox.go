@@ -26,6 +26,20 @@ const (
 	outboxLook       = 10 * time.Second // while idle, how often to check that the stream is still there
 )
 
+// errStreamDeleted is the outbox's problem for lostShown after it found
+// the events stream gone.
+var errStreamDeleted = errors.New("the events stream was deleted")
+
+// lostShown is how long a lost stream stays the outbox's problem.
+const lostShown = time.Minute
+
+// noteLost counts a stream found gone.
+func (o *Outbox) noteLost() {
+	o.lost.Add(1)
+	o.lostAt.Store(time.Now().UnixNano())
+	o.log.Warn("outbox: the events stream was deleted; creating it again and refilling it from the ledger (docs/clients.md)", jsLogKeyCount, o.lost.Load())
+}
+
 // errStalled is the outbox's problem while JetStream takes no events.
 var errStalled = errors.New("JetStream is not taking the events")
 
@@ -83,6 +97,8 @@ type Outbox struct {
 	confirmed atomic.Uint64 // last seq known to be in the stream
 	published atomic.Uint64 // events this outbox published and saw acknowledged
 	mismatch  atomic.Pointer[error]
+	lost      atomic.Uint64         // times a stream that held events was found gone
+	lostAt    atomic.Int64          // when last, Unix ns
 	stall     atomic.Pointer[stall] // sessions failing without progress, since when
 	stallFor  time.Duration         // how long before Mismatch reports a stall
 	look      time.Duration         // outboxLook
@@ -186,6 +202,11 @@ func (o *Outbox) Confirmed() uint64 { return o.confirmed.Load() }
 func (o *Outbox) Mismatch() error {
 	if p := o.mismatch.Load(); p != nil {
 		return *p
+	}
+	if at := o.lostAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < lostShown {
+		return fmt.Errorf("outbox: %w: %d times since the server started, last %s ago; it is created again and refilled from the ledger each time. "+
+			"A client allowed to use JetStream's API can have JetStream delete it (docs/clients.md)",
+			errStreamDeleted, o.lost.Load(), time.Since(time.Unix(0, at)).Round(time.Second))
 	}
 	if st := o.stall.Load(); st != nil {
 		if d := time.Since(st.since); d >= o.stallFor {
@@ -311,6 +332,9 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
 	tail, err := readTail(tctx, pub, o.site)
 	if errors.Is(err, jetstream.ErrStreamNotFound) && o.replicas > 0 {
+		if o.confirmed.Load() > 0 || o.lastStreamSeq > 0 {
+			o.noteLost()
+		}
 		o.log.Info("outbox: creating the streams")
 		if err = EnsureStreamsCapturing(tctx, pub, o.site, o.replicas, o.capture); err == nil {
 			tail, err = readTail(tctx, pub, o.site)
@@ -524,6 +548,7 @@ func (o *Outbox) idle(ctx context.Context) (bool, error) {
 		tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
 		defer cancel()
 		if _, err := o.publisher().Stream(tctx, EventsStream); errors.Is(err, jetstream.ErrStreamNotFound) {
+			o.noteLost()
 			o.confirmed.Store(0)
 			return true, errStreamGone
 		}

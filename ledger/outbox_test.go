@@ -319,4 +319,7 @@ func TestOutboxRefillsALostStreamWhileIdle(t *testing.T) {
 		return err == nil && st.CachedInfo().State.Msgs == 100 && o.Lag() == 0
 	})
 	jsCheckMirror(t, s, js)
+	if err := o.Mismatch(); !errors.Is(err, errStreamDeleted) {
+		t.Errorf("after the stream was deleted: problem %v, want one saying so", err)
+	}
 }
