@@ -65,6 +65,10 @@ type Server struct {
 // the last events; what is left is mirrored at the next start.
 const mirrorGrace = 2 * time.Second
 
+// servingRetry is how often a serving file that could not be written is
+// tried again.
+const servingRetry = 5 * time.Second
+
 // StartServer opens everything and starts serving; it returns once the HTTP
 // listener is bound. Stop it by cancelling ctx, then Wait.
 func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
@@ -298,8 +302,25 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return err
 	})
 
-	if err := writeServing(cfg.Data, servingInfo{PID: os.Getpid(), HTTP: "http://" + ln.Addr().String(), NATS: urls, Site: cfg.Site}); err != nil {
-		log.Warn("cannot record where this server is served; offline commands will not find it", logKeyErr, err)
+	serving := servingInfo{PID: os.Getpid(), HTTP: "http://" + ln.Addr().String(), NATS: urls, Site: cfg.Site}
+	if err := writeServing(cfg.Data, serving); err != nil {
+		log.Warn("cannot record where this server is served; offline commands will not find it until it can; trying again every 5 s", logKeyErr, err)
+		// A full disk, say: tried again until it goes through.
+		g.Go(func() error {
+			t := time.NewTicker(servingRetry)
+			defer t.Stop()
+			for {
+				select {
+				case <-gctx.Done():
+					return nil
+				case <-t.C:
+					if writeServing(cfg.Data, serving) == nil {
+						log.Info("recorded where this server is served")
+						return nil
+					}
+				}
+			}
+		})
 	}
 	go func() {
 		s.err = g.Wait()

@@ -43,6 +43,7 @@ func writeServing(dir string, info servingInfo) error {
 	}
 	tmp := filepath.Join(dir, ServingFile+".tmp")
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		_ = os.Remove(tmp) // a part written on a full disk
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, ServingFile))

@@ -347,3 +347,31 @@ func plantAnswer(t *testing.T, natsURL, subject string) {
 	}
 	time.Sleep(100 * time.Millisecond) // the answer is sent by then
 }
+
+// A serving file that cannot be written at the start (a full disk, here
+// a directory in the way) is written once it can, so that offline
+// commands find the server.
+func TestServingFileWrittenOnceItCan(t *testing.T) {
+	data := t.TempDir()
+	blocker := filepath.Join(data, ServingFile+".tmp", "x")
+	if err := os.MkdirAll(blocker, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := startTestServer(t, data)
+	if _, ok := readServing(data); ok {
+		t.Fatal("a serving file was written through a directory in the way")
+	}
+	if err := os.RemoveAll(filepath.Dir(blocker)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * servingRetry)
+	for {
+		if info, ok := readServing(data); ok && info.HTTP == "http://"+srv.Addr() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the serving file was not written once it could be")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
