@@ -139,12 +139,10 @@ func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, ne
 				return ctx.Err()
 			default:
 			}
-			e, ok := decodeFast(raw)
-			if !ok {
-				if e, err = Decode(raw); err != nil {
-					foreign(last) // at stream seq last or before
-					continue
-				}
+			e, err := Decode(raw)
+			if err != nil {
+				foreign(last) // at stream seq last or before
+				continue
 			}
 			if err := fn(0, e); err != nil {
 				return err

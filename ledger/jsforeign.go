@@ -40,14 +40,6 @@ func siteSubject(subject, site string) bool {
 	return ok && len(rest) > 1 && rest[0] == '.'
 }
 
-// decodeAny decodes raw by the canonical fast path when it can.
-func decodeAny(raw []byte) (Envelope, error) {
-	if e, ok := decodeFast(raw); ok {
-		return e, nil
-	}
-	return Decode(raw)
-}
-
 // readTail reads the last event of site in the stream, stepping back over
 // foreign messages after it (listed in the result). Past maxForeignTail of
 // them it fails, listing those it stepped over. It reads with direct
@@ -65,7 +57,7 @@ func readTail(ctx context.Context, js jetstream.JetStream, site string) (streamT
 	}
 	tail := streamTail{last: m.Seq}
 	for {
-		if e, err := decodeAny(m.Data); err == nil {
+		if e, err := Decode(m.Data); err == nil {
 			tail.seq, tail.streamSeq, tail.raw = e.Seq, m.Seq, m.Data
 			return tail, nil
 		}
@@ -114,7 +106,7 @@ func tailAPI(ctx context.Context, js jetstream.JetStream, site string) (streamTa
 	}
 	tail := streamTail{last: m.Sequence}
 	for p := m.Sequence; ; {
-		if e, err := decodeAny(m.Data); err == nil {
+		if e, err := Decode(m.Data); err == nil {
 			tail.seq, tail.streamSeq, tail.raw = e.Seq, m.Sequence, m.Data
 			return tail, nil
 		}

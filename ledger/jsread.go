@@ -114,7 +114,7 @@ func seekSite(ctx context.Context, js jetstream.JetStream, site string, seq, las
 			if m == nil {
 				return 0, Envelope{}, fmt.Errorf("seek: %w: no event from stream seq %d", ErrUnavailable, p)
 			}
-			if e, err := decodeAny(m.Data); err == nil || m.Seq >= last {
+			if e, err := Decode(m.Data); err == nil || m.Seq >= last {
 				return m.Seq, e, err
 			}
 			p = m.Seq + 1
@@ -216,7 +216,7 @@ func readSiteConsumer(ctx context.Context, js jetstream.JetStream, site string, 
 		if err != nil {
 			return fmt.Errorf("read stream: metadata: %w: %v", ErrUnavailable, err)
 		}
-		if e, err := decodeAny(m.Data()); err != nil {
+		if e, err := Decode(m.Data()); err != nil {
 			foreign(md.Sequence.Stream)
 		} else if err := fn(md.Sequence.Stream, e); err != nil {
 			return err

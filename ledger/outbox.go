@@ -491,15 +491,11 @@ func (o *Outbox) missing(next uint64) bool {
 	return first == 0 || next < first || o.fed.Load() >= next
 }
 
-// decodeStored decodes the event stored under seq, by the canonical fast
-// path when it can.
+// decodeStored decodes the event stored under seq.
 func decodeStored(seq uint64, raw []byte) (Envelope, error) {
-	e, ok := decodeFast(raw)
-	if !ok {
-		var err error
-		if e, err = Decode(raw); err != nil {
-			return Envelope{}, fmt.Errorf("outbox: seq %d: %w", seq, err)
-		}
+	e, err := Decode(raw)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("outbox: seq %d: %w", seq, err)
 	}
 	if e.Seq != seq {
 		return Envelope{}, fmt.Errorf("outbox: seq %d: %w: holds seq %d", seq, ErrCorrupt, e.Seq)
