@@ -89,6 +89,12 @@ cannot see: so the embedded server's streams take messages under a
 prefix that is a secret of each start (Embedded.Capture,
 EnsureStreamsCapturing, Outbox.PublishUnder) and store them under the
 public subjects, and readers may not read the streams' configuration.
+The clients themselves live in a NATS account of their own
+(ClientsAccount), which reaches the streams only through the services the
+global account exports to it: the answers to a client's requests come
+back into its own account, where no stream and no JetStream API is, so
+no reply subject a client names can make JetStream write, purge or
+delete anything.
 On streams taking the public subjects (an external NATS), a message that
 is not an event or a manifest may still arrive: the readers of the
 events stream step over what does not decode (ScanJetStreamNoting counts

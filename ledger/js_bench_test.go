@@ -57,17 +57,31 @@ func BenchmarkScanJetStream(b *testing.B) {
 	b.Logf("outbox published %d events in %v (%.0f events/s)", jsBenchEvents, time.Since(start), jsBenchEvents/time.Since(start).Seconds())
 	stop()
 	ctx := context.Background()
-	cpu0 := jsCPU(b)
-	for b.Loop() {
-		n := 0
-		if err := ScanJetStream(ctx, js, jsTestSite, 0, func(Envelope) error { n++; return nil }); err != nil {
-			b.Fatal(err)
-		}
-		if n != jsBenchEvents {
-			b.Fatalf("scanned %d", n)
-		}
+	// A reader (replay, verify, restore beside a server) is a client in
+	// ClientsAccount: its reads cross the account boundary.
+	nc, reader, err := Connect(ctx, srv.ClientURL(), "reader", nil)
+	if err != nil {
+		b.Fatal(err)
 	}
-	jsReport(b, cpu0)
+	defer nc.Close()
+	for _, by := range []struct {
+		name string
+		js   jetstream.JetStream
+	}{{"own", js}, {"reader", reader}} {
+		b.Run(by.name, func(b *testing.B) {
+			cpu0 := jsCPU(b)
+			for b.Loop() {
+				n := 0
+				if err := ScanJetStream(ctx, by.js, jsTestSite, 0, func(Envelope) error { n++; return nil }); err != nil {
+					b.Fatal(err)
+				}
+				if n != jsBenchEvents {
+					b.Fatalf("scanned %d", n)
+				}
+			}
+			jsReport(b, cpu0)
+		})
+	}
 }
 
 // BenchmarkJetStreamRawRead is the ceiling of the ordered consumer that

@@ -30,6 +30,19 @@ func plantAnswer(t *testing.T, c *natsClient, own jetstream.JetStream, stream, s
 	jsWait(t, 5*time.Second, "the planted answer", func() bool { return count() > before })
 }
 
+// externalServer stands for an external NATS: one account for every
+// client, the streams among them (the embedded server keeps its clients
+// in an account of their own, ClientsAccount).
+func externalServer(t *testing.T) *Embedded {
+	t.Helper()
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Site: jsTestSite, Unguarded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return srv
+}
+
 // TestForeignMessagesInTheStreams: streams taking the public subjects (as
 // on an external NATS), a reading client has JetStream store its API
 // answers among the site's events and on a day's manifest subject. The
@@ -37,7 +50,7 @@ func plantAnswer(t *testing.T, c *natsClient, own jetstream.JetStream, stream, s
 // last event and removes those after it, and the day's manifest replaces
 // the one on its subject.
 func TestForeignMessagesInTheStreams(t *testing.T) {
-	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := externalServer(t)
 	_, js := jsConnect(t, srv)
 	c, err := dialClient(t, srv) // a reader: no token, no tokens file
 	if err != nil {
@@ -102,7 +115,7 @@ func TestForeignMessagesInTheStreams(t *testing.T) {
 // A message on a day's subject that is not its manifest does not stop the
 // day's publication; a different manifest of the day still does.
 func TestPublishManifestReplacesForeignMessage(t *testing.T) {
-	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := externalServer(t)
 	_, js := jsConnect(t, srv)
 	c, err := dialClient(t, srv)
 	if err != nil {

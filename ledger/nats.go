@@ -138,6 +138,15 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("start nats: %w: not ready after %s", ErrUnavailable, embeddedReadyTimeout)
 	}
+	if !opts.Unguarded {
+		clients, err := shareWithClients(srv)
+		if err != nil {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			return nil, fmt.Errorf("start nats: %w", err)
+		}
+		guard.clients.Store(clients)
+	}
 	return &Embedded{Server: srv, own: string(guard.own), capture: captureOf(guard.own)}, nil
 }
 

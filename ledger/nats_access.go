@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -106,6 +107,7 @@ type streamGuard struct {
 	own       []byte
 	site      string
 	authorize NATSAuthorizer
+	clients   atomic.Pointer[server.Account] // ClientsAccount, once made
 }
 
 var _ server.Authentication = (*streamGuard)(nil)
@@ -132,6 +134,10 @@ func (g *streamGuard) Check(c server.ClientAuthentication) bool {
 		c.RegisterUser(&server.User{Username: "recledger"})
 		return true
 	}
+	clients := g.clients.Load()
+	if clients == nil { // the server is starting: its services are not there yet
+		return false
+	}
 	principal, access := "", NATSSignals|NATSRead|NATSUpload
 	if g.authorize != nil {
 		var ok bool
@@ -139,7 +145,7 @@ func (g *streamGuard) Check(c server.ClientAuthentication) bool {
 			return false
 		}
 	}
-	c.RegisterUser(&server.User{Username: principal, Permissions: natsPermissions(g.site, access)})
+	c.RegisterUser(&server.User{Username: principal, Permissions: natsPermissions(g.site, access), Account: clients})
 	return true
 }
 

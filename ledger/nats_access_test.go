@@ -275,3 +275,87 @@ func TestSafeReplySubject(t *testing.T) {
 		t.Errorf("CheckSite(north-1_b) = %v", err)
 	}
 }
+
+// TestClientsCannotRemoveByReply: JetStream answers a request on the reply
+// subject its client names, and an empty "not found" answer sent on one
+// of JetStream's API subjects would be carried out as a request of its
+// own. Clients of the embedded server live in an account of their own,
+// which reaches the streams through the services recledger exports: the
+// answers come back into the clients' account, where JetStream's API
+// reaches nothing. Neither stream nor the upload workers' consumer can
+// be removed that way, by any role.
+func TestClientsCannotRemoveByReply(t *testing.T) {
+	srv, own := natsGuardFixture(t, nil) // open: every client may read, send signals and upload
+	ctx := t.Context()
+	consumer := "upload-" + jsTestSite
+	if _, err := own.CreateOrUpdateConsumer(ctx, ManifestsStream, jetstream.ConsumerConfig{Durable: consumer, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := dialClient(t, srv, nats.CustomInboxPrefix(UploadInboxPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	removals := []string{
+		"$JS.API.STREAM.DELETE." + EventsStream, "$JS.API.STREAM.DELETE." + ManifestsStream,
+		"$JS.API.CONSUMER.DELETE." + ManifestsStream + "." + consumer,
+	}
+	for _, reply := range removals {
+		for _, req := range []struct{ api, body string }{
+			{"$JS.API.DIRECT.GET." + EventsStream, `{"seq":999999}`},
+			{"$JS.API.DIRECT.GET." + ManifestsStream, `{"seq":999999}`},
+			{"$JS.API.CONSUMER.INFO." + ManifestsStream + ".nothing", ``},
+			{"$JS.API.CONSUMER.MSG.NEXT." + ManifestsStream + "." + consumer, `{"batch":1,"no_wait":true}`},
+			{CTISubject(jsTestSite), `{}`},
+		} {
+			if err := c.nc.PublishRequest(req.api, reply, []byte(req.body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_ = c.nc.Flush()
+	time.Sleep(300 * time.Millisecond)
+	for _, name := range []string{EventsStream, ManifestsStream} {
+		if _, err := own.Stream(ctx, name); err != nil {
+			t.Errorf("stream %s: %v", name, err)
+		}
+	}
+	if _, err := own.Consumer(ctx, ManifestsStream, consumer); err != nil {
+		t.Errorf("the upload workers' consumer: %v", err)
+	}
+	// and the client still reads, sends signals and uses the consumer
+	if !c.canRead(t, 5) {
+		t.Error("the client cannot read the events stream")
+	}
+	if !c.canSignal(t) {
+		t.Error("the client cannot send a call signal")
+	}
+	// An upload worker's pull and acknowledgement cross the boundary.
+	if _, err := own.Publish(ctx, ManifestSubject(jsTestSite, "2026-11-30"), []byte(`{"day":"2026-11-30"}`)); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := c.js.Consumer(ctx, ManifestsStream, consumer)
+	if err != nil {
+		t.Fatalf("the client cannot see its consumer: %v", err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	for m := range batch.Messages() {
+		got++
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Errorf("ack: %v", err)
+		}
+	}
+	if got != 1 || batch.Error() != nil {
+		t.Fatalf("fetched %d manifests: %v", got, batch.Error())
+	}
+	info, err := own.Consumer(ctx, ManifestsStream, consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci := info.CachedInfo(); ci.AckFloor.Stream != 1 || ci.NumAckPending != 0 {
+		t.Errorf("after the ack: ack floor %d, %d pending", ci.AckFloor.Stream, ci.NumAckPending)
+	}
+}
