@@ -23,6 +23,7 @@ type checkpoint struct {
 	Version  string                   `json:"version"`
 	Seq      uint64                   `json:"seq"`
 	Config   ledger.Config            `json:"config"`
+	LimitAt  ledger.Time              `json:"limit_at"` // State.limitAt
 	Agents   map[string]*agent        `json:"agents"`
 	Logins   map[string]string        `json:"logins"`
 	Calls    map[string]*call         `json:"calls"`
@@ -47,7 +48,7 @@ const checkpointMagic = "recledger.checkpoint\n"
 // bytes are not in it: a checkpoint is stored with PendingSections, and
 // the state told SectionsStored afterwards.
 func (s *State) MarshalCheckpoint() ([]byte, error) {
-	head, err := json.Marshal(checkpoint{Version: Version, Seq: s.seq, Config: s.cfg, Agents: s.agents, Logins: s.logins,
+	head, err := json.Marshal(checkpoint{Version: Version, Seq: s.seq, Config: s.cfg, LimitAt: s.limitAt, Agents: s.agents, Logins: s.logins,
 		Calls: s.calls, Contacts: s.contacts, Pauses: s.pauses.hot, Patched: s.pauses.patched, Pinned: s.pauses.pinned,
 		Chunks: s.pauses.chunks, Open: s.open, Book: s.book, Cold: s.cold})
 	if err != nil {
@@ -92,7 +93,7 @@ func UnmarshalCheckpoint(ctx context.Context, b []byte, r SectionReader) (*State
 		return nil, fmt.Errorf("unmarshal checkpoint: %w: %d bytes after the head", ledger.ErrCorrupt, len(rest)-k-int(n))
 	}
 	s := New()
-	s.seq, s.cfg = c.Seq, c.Config
+	s.seq, s.cfg, s.limitAt = c.Seq, c.Config, c.LimitAt
 	s.cfg.Normalize()
 	if c.Agents != nil {
 		s.agents = c.Agents

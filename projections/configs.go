@@ -19,7 +19,17 @@ import (
 // maps are changed in place; nothing outside the state holds them (Config
 // hands out a copy, members copy a user and a team by value), and a part
 // is stored only once its value decoded, so a bad event changes nothing.
-func (s *State) configChange(d *ledger.ConfigChange) (Effect, error) {
+//
+// A change of max_pause_seconds takes effect at the change (limitAt): a
+// pause already open then expires no earlier than that, and never before
+// the limit existed.
+func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, error) {
+	limit := s.cfg.Site.MaxPauseSeconds
+	defer func() {
+		if s.cfg.Site.MaxPauseSeconds != limit {
+			s.limitAt = at
+		}
+	}()
 	put := d.Op != ledger.OpDelete
 	var err error
 	switch d.Part {

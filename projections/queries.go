@@ -335,7 +335,9 @@ func (s *State) LastSeal() (day string, at ledger.Time) {
 }
 
 // NextTimer returns the earliest due pause expiry when max_pause_seconds is
-// set: Due = pause start + max_pause_seconds; ties by open event id.
+// set: Due = pause start + max_pause_seconds, or the time the limit took
+// its value when that is later (a pause open before it had lasted too
+// long expires at the change); ties by open event id.
 func (s *State) NextTimer() (ledger.TimerFired, bool) {
 	max := s.cfg.Site.MaxPauseSeconds
 	if max <= 0 || len(s.open) == 0 {
@@ -348,6 +350,10 @@ func (s *State) NextTimer() (ledger.TimerFired, bool) {
 			best = &p
 		}
 	}
+	due := best.Start.Add(secondsDur(max))
+	if due.Before(s.limitAt.Time) {
+		due = s.limitAt.Time
+	}
 	return ledger.TimerFired{Timer: ledger.TimerPauseExpiry, ContactID: best.ContactID, PauseOpenID: best.OpenEventID,
-		Due: ledger.T(best.Start.Add(secondsDur(max)))}, true
+		Due: ledger.T(due)}, true
 }

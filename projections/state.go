@@ -19,7 +19,7 @@ import (
 // Version names the checkpoint encoding and the rules it was folded with.
 // Bump it whenever the state's shape or a rule changes, so that old
 // checkpoints are ignored and the state is rebuilt by replay.
-const Version = "6"
+const Version = "7"
 
 // Effect is what one event did: the command's answer (command events only),
 // one human line per state change (for replay --trace), and the users the
@@ -36,6 +36,7 @@ type Effect struct {
 type State struct {
 	seq      uint64
 	cfg      ledger.Config
+	limitAt  ledger.Time // when cfg.Site.MaxPauseSeconds took its value: no pause expires before it
 	agents   map[string]*agent   // user id → agent
 	logins   map[string]string   // extension → user logged in there
 	calls    map[string]*call    // callKey(call id, extension) → active call
@@ -183,7 +184,7 @@ func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
 		if err = e.Unmarshal(&d); err != nil {
 			return Effect{}, fmt.Errorf("apply: %w", err)
 		}
-		if eff, err = s.configChange(&d); err != nil {
+		if eff, err = s.configChange(e.Time, &d); err != nil {
 			return Effect{}, fmt.Errorf("apply seq %d: %w", e.Seq, err)
 		}
 	case ledger.TypeDayClosed:
