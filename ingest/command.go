@@ -115,6 +115,8 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	if res.Message == "" && res.Reason != "" {
 		res.Message = ledger.ReasonMessage(res.Reason) // the sentence for people API.md §2 promises
+	} else if res.Message == "" && res.Command == "metadata" && res.Outcome == ledger.OutcomeApplied && res.ContactID == "" {
+		res.Message = metadataHeld
 	}
 	s.met.countCommand(res.Command, res.Outcome)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost four allocations even when not logged
@@ -135,6 +137,11 @@ type metadataReply struct {
 	IgnoredKeys  []string          `json:"ignored_keys"`
 	RejectedKeys map[string]string `json:"rejected_keys"`
 }
+
+// metadataHeld is the message of metadata applied to an active call that
+// is not recorded (docs/rules-decisions.md, Metadata): it waits on the
+// call for a contact.
+const metadataHeld = "the call is not being recorded: the metadata is kept on the call and saved only if its recording starts (tag, restart, startsegment); it is lost if the call ends unrecorded"
 
 func metadataAnswer(res ledger.CommandResult) metadataReply {
 	m := metadataReply{CommandResult: res, AppliedKeys: res.AppliedKeys, IgnoredKeys: res.IgnoredKeys, RejectedKeys: res.RejectedKeys}
