@@ -43,11 +43,18 @@ func siteSubject(subject, site string) bool {
 // readTail reads the last event of site in the stream, stepping back over
 // foreign messages after it (listed in the result). Past maxForeignTail of
 // them it fails, listing those it stepped over. It reads with direct
-// gets, as readers may (tailAPI reads a stream without them).
+// gets, as readers may; a stream without them is read through the stream
+// API (apiMsgs), which readers of the embedded server may not use.
 func readTail(ctx context.Context, js jetstream.JetStream, site string) (streamTail, error) {
-	m, err := getDirect(ctx, js, directOne{LastFor: siteEventsFilter(site)})
+	var msgs tailMsgs = directMsgs{js}
+	m, err := msgs.last(ctx, siteEventsFilter(site))
 	if errors.Is(err, errNoDirect) {
-		return tailAPI(ctx, js, site)
+		s, serr := js.Stream(ctx, EventsStream)
+		if serr != nil { // none at all: an error wrapping jetstream.ErrStreamNotFound
+			return streamTail{}, fmt.Errorf("stream tail: %w: %w", ErrUnavailable, serr)
+		}
+		msgs = apiMsgs{s}
+		m, err = msgs.last(ctx, siteEventsFilter(site))
 	}
 	if err != nil {
 		return streamTail{}, fmt.Errorf("stream tail: %w", err)
@@ -66,17 +73,57 @@ func readTail(ctx context.Context, js jetstream.JetStream, site string) (streamT
 			// The outbox removes these and looks again.
 			return streamTail{foreign: tail.foreign}, fmt.Errorf("stream tail: %w: %d messages that are not events and more before stream seq %d", ErrCorrupt, len(tail.foreign), m.Seq)
 		}
-		if m, err = prevSiteMsg(ctx, js, site, m.Seq); err != nil || m == nil {
+		if m, err = prevSiteMsg(ctx, msgs, site, m.Seq); err != nil || m == nil {
 			return tail, err
 		}
 	}
 }
 
+// tailMsgs reads single messages of the events stream for readTail: the
+// last one on a subject filter, and one by stream seq; nil when there is
+// none.
+type tailMsgs interface {
+	last(ctx context.Context, filter string) (*directMsg, error)
+	at(ctx context.Context, seq uint64) (*directMsg, error)
+}
+
+// directMsgs reads with direct gets.
+type directMsgs struct{ js jetstream.JetStream }
+
+func (d directMsgs) last(ctx context.Context, filter string) (*directMsg, error) {
+	return getDirect(ctx, d.js, directOne{LastFor: filter})
+}
+
+func (d directMsgs) at(ctx context.Context, seq uint64) (*directMsg, error) {
+	return getDirect(ctx, d.js, directOne{Seq: seq})
+}
+
+// apiMsgs reads through the stream API, for a stream without direct gets.
+type apiMsgs struct{ s jetstream.Stream }
+
+func (a apiMsgs) last(ctx context.Context, filter string) (*directMsg, error) {
+	return apiMsg(a.s.GetLastMsgForSubject(ctx, filter))
+}
+
+func (a apiMsgs) at(ctx context.Context, seq uint64) (*directMsg, error) {
+	return apiMsg(a.s.GetMsg(ctx, seq))
+}
+
+func apiMsg(m *jetstream.RawStreamMsg, err error) (*directMsg, error) {
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return &directMsg{Seq: m.Sequence, Subject: m.Subject, Data: m.Data}, nil
+}
+
 // prevSiteMsg returns the site's message before stream seq seq, nil when
 // there is none.
-func prevSiteMsg(ctx context.Context, js jetstream.JetStream, site string, seq uint64) (*directMsg, error) {
+func prevSiteMsg(ctx context.Context, msgs tailMsgs, site string, seq uint64) (*directMsg, error) {
 	for p := seq - 1; p >= 1 && p < seq; p-- {
-		m, err := getDirect(ctx, js, directOne{Seq: p})
+		m, err := msgs.at(ctx, p)
 		switch {
 		case err != nil:
 			return nil, fmt.Errorf("stream tail: %w", err)
@@ -87,43 +134,6 @@ func prevSiteMsg(ctx context.Context, js jetstream.JetStream, site string, seq u
 		}
 	}
 	return nil, nil
-}
-
-// tailAPI is readTail for a stream without direct gets (or none at all:
-// then an error wrapping jetstream.ErrStreamNotFound), through the stream
-// API, which readers of the embedded server may not use.
-func tailAPI(ctx context.Context, js jetstream.JetStream, site string) (streamTail, error) {
-	s, err := js.Stream(ctx, EventsStream)
-	if err != nil {
-		return streamTail{}, fmt.Errorf("stream tail: %w: %w", ErrUnavailable, err)
-	}
-	m, err := s.GetLastMsgForSubject(ctx, siteEventsFilter(site))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return streamTail{}, nil
-	}
-	if err != nil {
-		return streamTail{}, fmt.Errorf("stream tail: %w: %v", ErrUnavailable, err)
-	}
-	tail := streamTail{last: m.Sequence}
-	for p := m.Sequence; ; {
-		if e, err := Decode(m.Data); err == nil {
-			tail.seq, tail.streamSeq, tail.raw = e.Seq, m.Sequence, m.Data
-			return tail, nil
-		}
-		tail.foreign = append(tail.foreign, m.Sequence)
-		for m = nil; m == nil; {
-			if p--; p == 0 || len(tail.foreign) >= maxForeignTail {
-				return tail, nil
-			}
-			got, err := s.GetMsg(ctx, p)
-			if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-				return streamTail{}, fmt.Errorf("stream tail: %w: %v", ErrUnavailable, err)
-			}
-			if err == nil && siteSubject(got.Subject, site) {
-				m = got
-			}
-		}
-	}
 }
 
 // removeForeign deletes the foreign messages tail lists, with the outbox's

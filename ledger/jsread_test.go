@@ -152,6 +152,20 @@ func TestScanJetStreamMatchesScan(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("without direct gets: %d events, differing from bbolt's %d", len(got), len(want))
 	}
+	// Its tail is read through the stream API, stepping back over foreign
+	// messages after the last event as with direct gets.
+	for range 2 {
+		if _, err := js.Publish(ctx, EventSubject(jsTestSite, TypeCommand), []byte("not an event")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.Publish(ctx, EventSubject("s2", TypeCommand), []byte("another site's")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readTail(ctx, js, jsTestSite); err != nil || got.seq != tail.seq || got.streamSeq != tail.streamSeq ||
+		len(got.foreign) != 2 || got.foreign[0] != got.last || got.last != got.foreign[1]+1 {
+		t.Errorf("tail without direct gets: %+v (%v), want seq %d at stream seq %d after 2 foreign", got, err, tail.seq, tail.streamSeq)
+	}
 
 	// A start (EnsureStreams) turns direct gets on again.
 	if err := EnsureStreams(ctx, js, jsTestSite, 1); err != nil {
