@@ -78,11 +78,15 @@ func (ct *contact) endSegment(end ledger.Time) {
 
 // stopRecording ends the open pause (endedBy, closed by event e, sent by
 // by) and the segment; when a pause was open, the media ends where the
-// pause began.
+// pause began, except on a gateway contact: the gateway records through
+// pauses (they are silenced at upload), so its media runs to at and the
+// pause is a silence range of it.
 func (s *State) stopRecording(e *ledger.Envelope, ct *contact, at ledger.Time, endedBy, by string, eff *Effect) {
 	segEnd := at
 	if ct.OpenPause >= 0 {
-		segEnd = s.pauses.at(ct.OpenPause).Start
+		if ct.V.RecordingType != ledger.RecGateway {
+			segEnd = s.pauses.at(ct.OpenPause).Start
+		}
 		s.closePause(e, ct, at, endedBy, by, eff)
 	}
 	ct.endSegment(segEnd)
