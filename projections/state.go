@@ -36,7 +36,7 @@ type Effect struct {
 type State struct {
 	seq      uint64
 	cfg      ledger.Config
-	limitAt  ledger.Time // when cfg.Site.MaxPauseSeconds took its value: no pause expires before it
+	limitAt  ledger.Time         // when cfg.Site.MaxPauseSeconds took its value: no pause expires before it
 	agents   map[string]*agent   // user id → agent
 	logins   map[string]string   // extension → user logged in there
 	calls    map[string]*call    // callKey(call id, extension) → active call
