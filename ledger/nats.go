@@ -205,7 +205,14 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 	if dl, ok := ctx.Deadline(); ok {
 		opts = append(opts, nats.Timeout(time.Until(dl)))
 	}
-	nc, err := nats.Connect(urls, append(opts, extra...)...)
+	opts = append(opts, extra...)
+	opts = append(opts, func(o *nats.Options) error {
+		if o.InboxPrefix == ReaderInboxPrefix || o.InboxPrefix == UploadInboxPrefix { // not Embedded.Own's
+			o.InboxPrefix = InboxFor(o.InboxPrefix, OptionsToken(o, urls))
+		}
+		return nil
+	})
+	nc, err := nats.Connect(urls, opts...)
 	if errors.Is(err, nats.ErrAuthorization) {
 		return nil, nil, fmt.Errorf("connect %s: %w: a server with a tokens file wants a token (--token or RECLEDGER_TOKEN) whose role may connect", RedactURLs(urls), ErrRefused)
 	}
@@ -218,6 +225,28 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 		return nil, nil, fmt.Errorf("connect %s: jetstream: %w", RedactURLs(urls), err)
 	}
 	return nc, js, nil
+}
+
+// OptionsToken is the token a connection made with o presents to the
+// server, as the embedded server reads it (streamGuard.Check): the token,
+// else the password, else the user part of the first of urls that has one
+// (nats://TOKEN@host).
+func OptionsToken(o *nats.Options, urls string) string {
+	switch {
+	case o.Token != "":
+		return o.Token
+	case o.Password != "":
+		return o.Password
+	}
+	for _, u := range strings.Split(urls, ",") {
+		if p, err := url.Parse(strings.TrimSpace(u)); err == nil && p.User != nil {
+			if pw, ok := p.User.Password(); ok {
+				return pw
+			}
+			return p.User.Username()
+		}
+	}
+	return ""
 }
 
 // Refused returns err, unless nc was refused an operation for its

@@ -36,16 +36,30 @@ const (
 	NATSUpload
 )
 
-// UploadInboxPrefix is the inbox prefix of recledger's upload workers: the
+// UploadInboxPrefix starts the inboxes of recledger's upload workers: the
 // manifests delivered to them arrive there, where only the upload role
-// may listen.
+// may listen (InboxFor).
 const UploadInboxPrefix = "_RECLEDGER_UPLOAD"
 
-// ReaderInboxPrefix is the inbox prefix of recledger's own NATS clients
-// (Connect, the upload worker): the replies to their reads arrive there,
-// where a client of the command role, which may subscribe to _INBOX.> for
-// its own replies, cannot listen.
+// ReaderInboxPrefix starts the inboxes of recledger's own NATS clients
+// (Connect): the replies to their reads arrive there, where a client of
+// the command role, which may subscribe to _INBOX.> for its own replies,
+// cannot listen (InboxFor).
 const ReaderInboxPrefix = "_RECLEDGER_INBOX"
+
+// InboxFor is the inbox prefix of a client presenting token under prefix
+// (ReaderInboxPrefix, UploadInboxPrefix): prefix.<a hash of the token>, or
+// prefix.open for a client without one. The embedded server lets a client
+// listen only under its own token's prefix, so a reader cannot see
+// another token's replies, nor learn the reply subjects it would need to
+// slip a message of its choosing into another's read.
+func InboxFor(prefix, token string) string {
+	if token == "" {
+		return prefix + ".open"
+	}
+	sum := sha256.Sum256(append([]byte("inbox:"), token...))
+	return prefix + "." + hex.EncodeToString(sum[:12])
+}
 
 // NATSAuthorizer decides a client of the embedded server by the token it
 // presents ("" for none; a password counts as its token) and its address.
@@ -145,7 +159,7 @@ func (g *streamGuard) Check(c server.ClientAuthentication) bool {
 			return false
 		}
 	}
-	c.RegisterUser(&server.User{Username: principal, Permissions: natsPermissions(g.site, access), Account: clients})
+	c.RegisterUser(&server.User{Username: principal, Permissions: natsPermissions(g.site, access, tok), Account: clients})
 	return true
 }
 
@@ -159,9 +173,10 @@ func remoteAddr(a net.Addr) netip.Addr {
 }
 
 // natsPermissions are the subjects an access may publish and subscribe
-// to. Reading the streams goes through JetStream's API ($JS.API.>), less
-// every operation that writes or removes a stream.
-func natsPermissions(site string, access NATSAccess) *server.Permissions {
+// to, for a client presenting token. Reading the streams goes through
+// JetStream's API ($JS.API.>), less every operation that writes or removes
+// a stream.
+func natsPermissions(site string, access NATSAccess, token string) *server.Permissions {
 	pub := &server.SubjectPermission{Allow: []string{}, Deny: []string{
 		"recledger.events.>", "recledger.manifests.>", CapturePrefix + ".>",
 		// the streams' configuration names the capture subjects
@@ -180,7 +195,7 @@ func natsPermissions(site string, access NATSAccess) *server.Permissions {
 	}
 	if access&NATSRead != 0 {
 		pub.Allow = append(pub.Allow, "$JS.API.DIRECT.GET.>")
-		sub.Allow = append(sub.Allow, ReaderInboxPrefix+".>")
+		sub.Allow = append(sub.Allow, InboxFor(ReaderInboxPrefix, token)+".>")
 	}
 	if access&NATSUpload != 0 {
 		for _, api := range []string{"CONSUMER.CREATE", "CONSUMER.DURABLE.CREATE", "CONSUMER.INFO", "CONSUMER.MSG.NEXT"} {
@@ -188,7 +203,7 @@ func natsPermissions(site string, access NATSAccess) *server.Permissions {
 		}
 		pub.Allow = append(pub.Allow, "$JS.API.DIRECT.GET."+ManifestsStream, "$JS.API.DIRECT.GET."+ManifestsStream+".>",
 			"$JS.ACK."+ManifestsStream+".>")
-		sub.Allow = append(sub.Allow, UploadInboxPrefix+".>")
+		sub.Allow = append(sub.Allow, InboxFor(UploadInboxPrefix, token)+".>")
 	}
 	if len(pub.Allow) == 0 {
 		pub.Allow = []string{"_INBOX.none"} // nothing: an empty allow list would allow everything

@@ -27,8 +27,10 @@ type natsClient struct {
 func dialClient(t *testing.T, srv *Embedded, opts ...nats.Option) (*natsClient, error) {
 	t.Helper()
 	c := &natsClient{}
-	// a third party's client: the default inbox prefix
-	opts = append(opts, nats.CustomInboxPrefix("_INBOX"), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	// a third party's client: the default inbox prefix, unless opts say
+	// otherwise
+	opts = append([]nats.Option{nats.CustomInboxPrefix("_INBOX")}, opts...)
+	opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.violations = append(c.violations, err.Error())
@@ -357,5 +359,63 @@ func TestClientsCannotRemoveByReply(t *testing.T) {
 	}
 	if ci := info.CachedInfo(); ci.AckFloor.Stream != 1 || ci.NumAckPending != 0 {
 		t.Errorf("after the ack: ack floor %d, %d pending", ci.AckFloor.Stream, ci.NumAckPending)
+	}
+}
+
+// TestReadersListenOnlyToTheirOwnReplies: each token's readers get their
+// replies under their own inbox prefix (InboxFor), where readers of
+// another token may not listen, so they can neither watch another's reads
+// nor learn the reply subjects they would need to slip a message into
+// one.
+func TestReadersListenOnlyToTheirOwnReplies(t *testing.T) {
+	authorize := func(token string, _ netip.Addr) (string, NATSAccess, bool) {
+		switch token {
+		case "aud-a", "aud-b":
+			return token, NATSRead, true
+		case "up-a":
+			return token, NATSUpload, true
+		}
+		return "", 0, false
+	}
+	srv, _ := natsGuardFixture(t, authorize)
+	a, err := dialClient(t, srv, nats.Token("aud-a"), nats.CustomInboxPrefix(ReaderInboxPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := a.nc.Opts.InboxPrefix, InboxFor(ReaderInboxPrefix, "aud-a"); got != want || want == InboxFor(ReaderInboxPrefix, "aud-b") {
+		t.Fatalf("inbox prefix %q, want %q, distinct from another token's", got, want)
+	}
+	if !a.canRead(t, 5) {
+		t.Fatal("a reader cannot read under its own inbox prefix")
+	}
+	b, err := dialClient(t, srv, nats.Token("aud-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := dialClient(t, srv, nats.Token("up-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, subj := range []string{ReaderInboxPrefix + ".>", InboxFor(ReaderInboxPrefix, "aud-a") + ".>", UploadInboxPrefix + ".>"} {
+		if _, err := b.nc.SubscribeSync(subj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := up.nc.SubscribeSync(ReaderInboxPrefix + ".>"); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.nc.Flush()
+	_ = up.nc.Flush()
+	time.Sleep(100 * time.Millisecond)
+	for _, c := range []struct {
+		*natsClient
+		tried int
+	}{{b, 3}, {up, 1}} {
+		c.mu.Lock()
+		seen := strings.Join(c.violations, "\n")
+		c.mu.Unlock()
+		if n := strings.Count(seen, "Permissions Violation for Subscription to"); n != c.tried {
+			t.Errorf("refused %d of %d subscriptions outside its own inbox:\n%s", n, c.tried, seen)
+		}
 	}
 }

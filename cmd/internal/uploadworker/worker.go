@@ -125,7 +125,7 @@ func Run(ctx context.Context, url string, cfg Config) error {
 	// A worker may start before the server: it keeps trying to connect,
 	// as it keeps trying to bind once connected.
 	opts := []nats.Option{nats.Name("recledger-upload-worker"), nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true), nats.CustomInboxPrefix(ledger.UploadInboxPrefix),
+		nats.RetryOnFailedConnect(true),
 		// A token that may not read the manifests never will: stop at the
 		// first refusal rather than wait for its request's timeout.
 		nats.ErrorHandler(func(nc *nats.Conn, _ *nats.Subscription, err error) {
@@ -136,6 +136,12 @@ func Run(ctx context.Context, url string, cfg Config) error {
 	if cfg.Token != "" {
 		opts = append(opts, nats.Token(cfg.Token))
 	}
+	// The deliveries arrive under this token's own inbox prefix, where
+	// no other token may listen (ledger.InboxFor).
+	opts = append(opts, func(o *nats.Options) error {
+		o.InboxPrefix = ledger.InboxFor(ledger.UploadInboxPrefix, ledger.OptionsToken(o, url))
+		return nil
+	})
 	nc, err := nats.Connect(url, opts...)
 	if errors.Is(err, nats.ErrAuthorization) {
 		return fmt.Errorf("upload-worker: connect: %w: the server has a tokens file: give a token with the upload role (--token or RECLEDGER_TOKEN)", err)
