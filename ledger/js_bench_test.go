@@ -4,10 +4,13 @@ package ledger
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -173,4 +176,61 @@ func BenchmarkOutboxPublish(b *testing.B) {
 		stop()
 	}
 	jsReport(b, cpu0)
+}
+
+// BenchmarkDirectGetFlood is a reader's flood of direct gets while the
+// site takes events: 2 connections × 100 requests for batches of 10,000
+// of an 8,000-event stream, their answers sent nowhere. It reports the
+// peak heap in use while the server works through them, and the outbox's
+// greatest lag meanwhile (it must keep up: the reads do not hold the
+// stream). Without the relay's bounds (nats_relay.go), 2 × 500 such
+// requests took the heap past 4 GB and stalled the outbox.
+func BenchmarkDirectGetFlood(b *testing.B) {
+	srv := jsServer(b, b.TempDir(), "127.0.0.1:-1")
+	ctx := context.Background()
+	nc, js, err := Connect(ctx, srv.ClientURL(), "own", nil, srv.Own())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	if err := EnsureStreamsCapturing(ctx, js, jsTestSite, 1, srv.Capture()); err != nil {
+		b.Fatal(err)
+	}
+	s := jsBenchStore(b, 8000)
+	o := NewOutbox(s, js, jsTestSite, nil)
+	o.PublishUnder(srv.Capture())
+	octx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- o.Run(octx) }()
+	defer func() { cancel(); <-done }()
+	jsWait(b, 60*time.Second, "mirror", func() bool { return o.Confirmed() == 8000 })
+	for b.Loop() {
+		traffic, stopTraffic := context.WithCancel(ctx)
+		go func() {
+			for traffic.Err() == nil {
+				_, _ = s.Append(ctx, jsEvents(0, 10)...)
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+		for range 2 {
+			c, err := nats.Connect(srv.ClientURL())
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range 100 {
+				_ = c.PublishRequest("$JS.API.DIRECT.GET."+EventsStream, fmt.Sprintf("nowhere.%d", i), []byte(`{"seq":1,"batch":10000}`))
+			}
+			_ = c.Flush()
+			c.Close()
+		}
+		var peak, lag uint64
+		var ms runtime.MemStats
+		for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(100 * time.Millisecond) {
+			runtime.ReadMemStats(&ms)
+			peak, lag = max(peak, ms.HeapInuse), max(lag, o.Lag())
+		}
+		stopTraffic()
+		b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+		b.ReportMetric(float64(lag), "max-outbox-lag")
+	}
 }

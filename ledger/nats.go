@@ -139,7 +139,11 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		return nil, fmt.Errorf("start nats: %w: not ready after %s", ErrUnavailable, embeddedReadyTimeout)
 	}
 	if !opts.Unguarded {
-		clients, err := shareWithClients(srv)
+		capture := captureOf(guard.own)
+		clients, err := shareWithClients(srv, capture)
+		if err == nil {
+			err = startDirectRelay(srv, string(guard.own), capture, opts.Logger)
+		}
 		if err != nil {
 			srv.Shutdown()
 			srv.WaitForShutdown()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -417,5 +418,68 @@ func TestReadersListenOnlyToTheirOwnReplies(t *testing.T) {
 		if n := strings.Count(seen, "Permissions Violation for Subscription to"); n != c.tried {
 			t.Errorf("refused %d of %d subscriptions outside its own inbox:\n%s", n, c.tried, seen)
 		}
+	}
+}
+
+// TestDirectGetsAreCapped: a client's direct gets reach the stream through
+// the relay, which caps a batch (relayMaxBatch) and passes the answers on
+// as the stream sends them: a batch asking for more ends early with the
+// stream's end-of-batch, and single gets, gets by subject and a missing
+// stream are answered as JetStream answers them.
+func TestDirectGetsAreCapped(t *testing.T) {
+	srv, own := natsGuardFixture(t, nil)
+	for i := range relayMaxBatch + 50 {
+		if _, err := own.PublishAsync(EventSubject(jsTestSite, TypeCommand), []byte{'x', byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-own.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		t.Fatal("publishing timed out")
+	}
+	c, err := dialClient(t, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := c.nc.NewInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.nc.PublishRequest("$JS.API.DIRECT.GET."+EventsStream, inbox, []byte(`{"seq":1,"batch":50000,"max_bytes":1073741824,"no_hdr":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", got, err)
+		}
+		if m.Header.Get("Status") != "" {
+			if m.Header.Get("Status") != "204" || m.Header.Get("Nats-Last-Sequence") != strconv.Itoa(relayMaxBatch) {
+				t.Errorf("the batch ended with status %q, last sequence %q", m.Header.Get("Status"), m.Header.Get("Nats-Last-Sequence"))
+			}
+			break
+		}
+		got++
+	}
+	if got != relayMaxBatch {
+		t.Errorf("a batch of 50,000 gave %d messages, want %d", got, relayMaxBatch)
+	}
+	m, err := c.nc.Request("$JS.API.DIRECT.GET."+EventsStream, []byte(`{"seq":7}`), 2*time.Second)
+	if err != nil || m.Header.Get("Nats-Sequence") != "7" {
+		t.Errorf("single get: %v %v", err, m)
+	}
+	m, err = c.nc.Request("$JS.API.DIRECT.GET."+EventsStream+"."+EventSubject(jsTestSite, TypeCommand), nil, 2*time.Second)
+	if err != nil || m.Header.Get("Nats-Sequence") != strconv.Itoa(relayMaxBatch+55) {
+		t.Errorf("last by subject: %v %v", err, m)
+	}
+	m, err = c.nc.Request("$JS.API.DIRECT.GET."+EventsStream, []byte(`{"seq":999999}`), 2*time.Second)
+	if err != nil || m.Header.Get("Status") != "404" {
+		t.Errorf("missing message: %v %v", err, m)
+	}
+	if _, err = c.nc.Request("$JS.API.DIRECT.GET.NO_SUCH_STREAM", []byte(`{"seq":1}`), 2*time.Second); !errors.Is(err, nats.ErrNoResponders) {
+		t.Errorf("missing stream: %v, want no responders", err)
 	}
 }

@@ -25,23 +25,25 @@ const ClientsAccount = "RECLEDGER_CLIENTS"
 type clientService struct {
 	subject string
 	stream  bool // answered by more than one message
+	relayed bool // taken by the direct-get relay (nats_relay.go), not JetStream
 }
 
 // clientServices are all that clients reach across the account boundary;
 // their permissions (natsPermissions) then narrow them by role.
 var clientServices = [...]clientService{
-	{"recledger.cti.>", false},
-	{"$JS.API.DIRECT.GET.>", true}, // a batch is many messages
-	{"$JS.API.CONSUMER.CREATE." + ManifestsStream + ".>", false},
-	{"$JS.API.CONSUMER.DURABLE.CREATE." + ManifestsStream + ".>", false},
-	{"$JS.API.CONSUMER.INFO." + ManifestsStream + ".>", false},
-	{"$JS.API.CONSUMER.MSG.NEXT." + ManifestsStream + ".>", true}, // a pull's deliveries
-	{"$JS.ACK." + ManifestsStream + ".>", false},
+	{"recledger.cti.>", false, false},
+	{"$JS.API.DIRECT.GET.>", true, true}, // a batch is many messages
+	{"$JS.API.CONSUMER.CREATE." + ManifestsStream + ".>", false, false},
+	{"$JS.API.CONSUMER.DURABLE.CREATE." + ManifestsStream + ".>", false, false},
+	{"$JS.API.CONSUMER.INFO." + ManifestsStream + ".>", false, false},
+	{"$JS.API.CONSUMER.MSG.NEXT." + ManifestsStream + ".>", true, false}, // a pull's deliveries
+	{"$JS.ACK." + ManifestsStream + ".>", false, false},
 }
 
 // shareWithClients makes the clients' account of a started server and
-// the services its clients reach the streams by.
-func shareWithClients(srv *server.Server) (*server.Account, error) {
+// the services its clients reach the streams by; their direct gets go to
+// the relay under capture.
+func shareWithClients(srv *server.Server, capture string) (*server.Account, error) {
 	clients, err := srv.RegisterAccount(ClientsAccount)
 	if err != nil {
 		return nil, fmt.Errorf("clients' account: %w", err)
@@ -53,10 +55,14 @@ func shareWithClients(srv *server.Server) (*server.Account, error) {
 		if svc.stream {
 			rt = server.Streamed
 		}
-		if err := global.AddServiceExportWithResponse(svc.subject, rt, to); err != nil {
+		exported := svc.subject
+		if svc.relayed {
+			exported = relaySubject(capture) + ".>"
+		}
+		if err := global.AddServiceExportWithResponse(exported, rt, to); err != nil {
 			return nil, fmt.Errorf("clients' account: export %s: %w", svc.subject, err)
 		}
-		if err := clients.AddServiceImport(global, svc.subject, ""); err != nil {
+		if err := clients.AddServiceImport(global, svc.subject, exported); err != nil {
 			return nil, fmt.Errorf("clients' account: import %s: %w", svc.subject, err)
 		}
 	}
