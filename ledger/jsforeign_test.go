@@ -164,6 +164,19 @@ func TestEmbeddedStreamsTakeOnlyTheirOwn(t *testing.T) {
 	if err := EnsureStreamsCapturing(ctx, js, jsTestSite, 1, srv.Capture()); err != nil {
 		t.Fatal(err)
 	}
+	// The site's upload consumer is made with the streams, and set back to
+	// its configuration at each start.
+	changed := UploadConsumerConfig(jsTestSite, UploadDurable(jsTestSite), time.Second)
+	changed.MaxDeliver = 1
+	if _, err := js.CreateOrUpdateConsumer(ctx, ManifestsStream, changed); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreamsCapturing(ctx, js, jsTestSite, 1, srv.Capture()); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := js.Consumer(ctx, ManifestsStream, UploadDurable(jsTestSite)); err != nil || c.CachedInfo().Config.MaxDeliver != -1 || c.CachedInfo().Config.AckWait != UploadAckWait {
+		t.Errorf("the upload consumer after a start: %v", err)
+	}
 	s := jsStore(t)
 	jsAppend(t, s, 50)
 	o := NewOutbox(s, js, jsTestSite, nil)

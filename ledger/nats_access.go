@@ -188,6 +188,10 @@ func natsPermissions(site string, access NATSAccess, token string) *server.Permi
 		// the upload workers' consumers are theirs to use, not to remove
 		"$JS.API.CONSUMER.DELETE." + ManifestsStream + ".>", "$JS.API.CONSUMER.PAUSE." + ManifestsStream + ".>",
 		"$JS.API.CONSUMER.RESET." + ManifestsStream + ".>", "$JS.API.CONSUMER.UNPIN." + ManifestsStream + ".>",
+		// and the site's own is the server's to make (ensureUploadConsumer)
+		"$JS.API.CONSUMER.CREATE." + ManifestsStream + "." + UploadDurable(site),
+		"$JS.API.CONSUMER.CREATE." + ManifestsStream + "." + UploadDurable(site) + ".>",
+		"$JS.API.CONSUMER.DURABLE.CREATE." + ManifestsStream + "." + UploadDurable(site),
 	}}
 	sub := &server.SubjectPermission{Allow: []string{"_INBOX.>"}}
 	if access&NATSSignals != 0 {

@@ -168,7 +168,7 @@ func TestEmbeddedNATSFollowsTheTokens(t *testing.T) {
 		}
 		return "", 0, false
 	}
-	srv, _ := natsGuardFixture(t, authorize)
+	srv, own := natsGuardFixture(t, authorize)
 
 	if _, err := dialClient(t, srv, nats.Token("wrong-token")); !errors.Is(err, ErrRefused) {
 		t.Errorf("an unknown token: %v, want ErrRefused", err)
@@ -233,9 +233,35 @@ func TestEmbeddedNATSFollowsTheTokens(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
-	cfg := jetstream.ConsumerConfig{Durable: "upload-" + jsTestSite, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "recledger.manifests." + jsTestSite + ".*"}
-	if _, err := up.js.CreateOrUpdateConsumer(ctx, ManifestsStream, cfg); err != nil {
-		t.Errorf("the upload role cannot make its consumer: %v", err)
+	// The site's own consumer is the server's to make (EnsureStreamsCapturing):
+	// the upload role uses it as it is, and may make others of its own.
+	if err := ensureUploadConsumer(ctx, own, jsTestSite); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.js.Consumer(ctx, ManifestsStream, UploadDurable(jsTestSite)); err != nil {
+		t.Errorf("the upload role cannot bind the site's consumer: %v", err)
+	}
+	if _, err := up.js.CreateOrUpdateConsumer(ctx, ManifestsStream, UploadConsumerConfig(jsTestSite, "upload-mine", time.Minute)); err != nil {
+		t.Errorf("the upload role cannot make a consumer of its own: %v", err)
+	}
+	changed := UploadConsumerConfig(jsTestSite, UploadDurable(jsTestSite), UploadAckWait)
+	changed.MaxDeliver, changed.InactiveThreshold = 1, time.Second
+	dctx, dcancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	_, _ = up.js.CreateOrUpdateConsumer(dctx, ManifestsStream, changed)
+	dcancel()
+	_, _ = up.nc.Request("$JS.API.CONSUMER.DURABLE.CREATE."+ManifestsStream+"."+UploadDurable(jsTestSite), []byte(`{}`), 200*time.Millisecond)
+	_ = up.nc.Flush()
+	time.Sleep(100 * time.Millisecond)
+	up.mu.Lock()
+	upSeen := strings.Join(up.violations, "\n")
+	up.mu.Unlock()
+	for _, api := range []string{"CONSUMER.CREATE.", "CONSUMER.DURABLE.CREATE."} {
+		if !strings.Contains(upSeen, "Permissions Violation for Publish to \"$JS.API."+api+ManifestsStream+"."+UploadDurable(jsTestSite)) {
+			t.Errorf("the upload role may %s the site's consumer: %s", api, upSeen)
+		}
+	}
+	if info, err := own.Consumer(t.Context(), ManifestsStream, UploadDurable(jsTestSite)); err != nil || info.CachedInfo().Config.MaxDeliver != -1 {
+		t.Errorf("the site's consumer after the upload role's attempts: %v", err)
 	}
 	_, _ = aud.nc.Request("$JS.API.CONSUMER.CREATE."+ManifestsStream+".upload-"+jsTestSite, []byte(`{}`), 200*time.Millisecond)
 	_ = aud.nc.Publish("$JS.ACK."+ManifestsStream+".upload-"+jsTestSite+".1.1.1.1.0", []byte("+TERM"))

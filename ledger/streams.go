@@ -76,7 +76,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, site string, rep
 // under the public ones (recledger.events.{site}.>, …); its subjects of
 // before (public, or an earlier start's prefix) are replaced. Such a
 // stream also denies deleting and purging messages (for good: JetStream
-// does not let that be undone).
+// does not let that be undone), and the site's upload consumer is made
+// here (ensureUploadConsumer), since clients may not make it.
 func EnsureStreamsCapturing(ctx context.Context, js jetstream.JetStream, site string, replicas int, capture string) error {
 	if err := validSite(site); err != nil {
 		return fmt.Errorf("ensure streams: %w", err)
@@ -87,7 +88,10 @@ func EnsureStreamsCapturing(ctx context.Context, js jetstream.JetStream, site st
 	if err := ensureStream(ctx, js, EventsStream, siteEventsFilter(site), replicas, capture); err != nil {
 		return err
 	}
-	return ensureStream(ctx, js, ManifestsStream, siteManifestsFilter(site), replicas, capture)
+	if err := ensureStream(ctx, js, ManifestsStream, siteManifestsFilter(site), replicas, capture); err != nil || capture == "" {
+		return err
+	}
+	return ensureUploadConsumer(ctx, js, site)
 }
 
 // captured is subject as a stream with capture prefix takes it: the

@@ -37,6 +37,8 @@ const (
 	logKeyDelivered   = "delivery"
 	logKeyConsumer    = "consumer"
 	logKeySubject     = "subject"
+	logKeyAckWait     = "ack_wait"
+	logKeyMaxDeliver  = "max_deliver"
 	logKeySwept       = "temp_files_removed"
 	logKeyTook        = "took"
 	logKeyRetryIn     = "retry_in"
@@ -70,13 +72,13 @@ type Config struct {
 // Defaults fills zero fields.
 func (c *Config) Defaults() {
 	if c.Durable == "" {
-		c.Durable = "upload-" + c.Site
+		c.Durable = ledger.UploadDurable(c.Site)
 	}
 	if c.MaxTries <= 0 {
 		c.MaxTries = 5
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 5 * time.Minute
+		c.AckWait = ledger.UploadAckWait
 	}
 	if c.NakDelay <= 0 {
 		c.NakDelay = time.Minute
@@ -103,14 +105,7 @@ func Subject(site string) string { return "recledger.manifests." + site + ".*" }
 
 // ConsumerConfig is the durable pull consumer every worker of a site binds.
 func ConsumerConfig(cfg Config) jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
-		Durable:       cfg.Durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    -1,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		FilterSubject: Subject(cfg.Site),
-	}
+	return ledger.UploadConsumerConfig(cfg.Site, cfg.Durable, cfg.AckWait)
 }
 
 // maxFailedShown is how many failed contact ids a log line names.
@@ -129,7 +124,7 @@ func Run(ctx context.Context, url string, cfg Config) error {
 		// A token that may not read the manifests never will: stop at the
 		// first refusal rather than wait for its request's timeout.
 		nats.ErrorHandler(func(nc *nats.Conn, _ *nats.Subscription, err error) {
-			if errors.Is(err, nats.ErrPermissionViolation) {
+			if errors.Is(err, nats.ErrPermissionViolation) && !strings.Contains(err.Error(), "CREATE.") {
 				nc.Close()
 			}
 		})}
@@ -217,18 +212,30 @@ func gone(err error) bool {
 		errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrNoHeartbeat)
 }
 
-// bind creates or updates the durable consumer, retrying until the
-// stream exists (workers may start before the server).
+// bind binds the durable consumer, retrying until the stream exists
+// (workers may start before the server). A consumer that is there is
+// used as it is: the embedded server makes its site's (upload-{site})
+// itself, and no client may change it. One that is not is created (an
+// external NATS, another --durable); the embedded server refuses to
+// create its own for a client, and the worker waits for the server to.
 func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 	delay := w.cfg.BackoffBase
 	for {
-		cons, err := w.js.CreateOrUpdateConsumer(ctx, StreamName, ConsumerConfig(w.cfg))
+		cons, err := w.js.Consumer(ctx, StreamName, w.cfg.Durable)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			cons, err = w.js.CreateOrUpdateConsumer(ctx, StreamName, ConsumerConfig(w.cfg))
+		} else if err == nil {
+			w.checkConsumer(cons)
+		}
 		if err == nil {
 			w.log.Info("upload worker bound", logKeyConsumer, w.cfg.Durable, logKeySubject, Subject(w.cfg.Site))
 			w.checkSite(ctx)
 			return cons, nil
 		}
-		if nc := w.js.Conn(); nc != nil && errors.Is(nc.LastError(), nats.ErrPermissionViolation) {
+		if nc := w.js.Conn(); nc != nil && errors.Is(nc.LastError(), nats.ErrPermissionViolation) && strings.Contains(nc.LastError().Error(), "CREATE.") {
+			// The server makes this consumer itself: it will be there.
+			w.log.Warn("the server makes this consumer itself and has not yet; waiting for it", logKeyConsumer, w.cfg.Durable)
+		} else if nc != nil && errors.Is(nc.LastError(), nats.ErrPermissionViolation) {
 			// No retry gets past the token's role.
 			return nil, fmt.Errorf("upload-worker: bind: %w: the token's role may not take manifests: give one with the upload role (--token or RECLEDGER_TOKEN)", nc.LastError())
 		}
@@ -251,6 +258,17 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 		if !sleep(ctx, delay) {
 			return nil, fmt.Errorf("upload-worker: bind: %w", ctx.Err())
 		}
+	}
+}
+
+// checkConsumer warns when the consumer found differs from what this
+// worker would have made: the server's settings (or another worker's)
+// are used, not its flags.
+func (w *Worker) checkConsumer(cons jetstream.Consumer) {
+	got, want := cons.CachedInfo().Config, ConsumerConfig(w.cfg)
+	if got.AckWait != want.AckWait || got.FilterSubject != want.FilterSubject || got.AckPolicy != want.AckPolicy || got.MaxDeliver != want.MaxDeliver {
+		w.log.Warn("the consumer was made with other settings than this worker's; working with its own",
+			logKeyConsumer, w.cfg.Durable, logKeyAckWait, got.AckWait, logKeySubject, got.FilterSubject, logKeyMaxDeliver, got.MaxDeliver)
 	}
 }
 
