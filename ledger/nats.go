@@ -10,11 +10,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 )
 
 // DefaultNATSListen is the client address of the embedded server when none is given.
@@ -118,6 +120,9 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		NoSigs:     true,
 		NoLog:      opts.Logger == nil,
 		MaxPayload: EmbeddedMaxPayload,
+		// recledger's clients hold a few subscriptions each; a walk held
+		// 300,000 on one connection (240 MB of the server's memory).
+		MaxSubs: embeddedMaxSubs,
 	}
 	if opts.maxPayload > 0 {
 		sopts.MaxPayload = opts.maxPayload
@@ -130,7 +135,7 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		return nil, fmt.Errorf("start nats: %w", err)
 	}
 	if opts.Logger != nil {
-		srv.SetLoggerV2(natsLogger{opts.Logger.With(jsLogKeyComponent, "nats-server")}, false, false, false)
+		srv.SetLoggerV2(newNATSLogger(opts.Logger.With(jsLogKeyComponent, "nats-server")), false, false, false)
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(embeddedReadyTimeout) {
@@ -154,19 +159,57 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	return &Embedded{Server: srv, own: string(guard.own), capture: captureOf(guard.own)}, nil
 }
 
+// embeddedMaxSubs is how many subscriptions one client of the embedded
+// server may hold.
+const embeddedMaxSubs = 1000
+
 // natsLogger adapts slog to nats-server's Logger interface. The server's
 // notices (its start-up banner among them) are debug lines here: the
 // program logs its own one-line summary.
-type natsLogger struct{ log *slog.Logger }
+//
+// nats-server logs a line for each publish a client's permissions refuse
+// and each refused connection: a client sending 100,000 refused
+// publishes wrote 18 MB of log in under two seconds. Lines beyond
+// natsLogRate a second (natsLogBurst at once) are counted, not written,
+// and the count is written with the next line that is.
+type natsLogger struct {
+	log        *slog.Logger
+	limit      *rate.Limiter
+	suppressed atomic.Int64
+}
 
-var _ server.Logger = natsLogger{}
+const (
+	natsLogRate  = 20
+	natsLogBurst = 100
+)
 
-func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func newNATSLogger(log *slog.Logger) *natsLogger {
+	return &natsLogger{log: log, limit: rate.NewLimiter(natsLogRate, natsLogBurst)}
+}
+
+var _ server.Logger = (*natsLogger)(nil)
+
+func (l *natsLogger) emit(level slog.Level, format string, v ...any) {
+	ctx := context.Background()
+	if !l.log.Enabled(ctx, level) {
+		return
+	}
+	if !l.limit.Allow() {
+		l.suppressed.Add(1)
+		return
+	}
+	if n := l.suppressed.Swap(0); n > 0 {
+		l.log.Warn("nats-server log lines not written: too many", jsLogKeyCount, n)
+	}
+	l.log.Log(ctx, level, fmt.Sprintf(format, v...))
+}
+
+func (l *natsLogger) Noticef(format string, v ...any) { l.emit(slog.LevelDebug, format, v...) }
+func (l *natsLogger) Warnf(format string, v ...any)   { l.emit(slog.LevelWarn, format, v...) }
+func (l *natsLogger) Fatalf(format string, v ...any)  { l.emit(slog.LevelError, format, v...) }
+func (l *natsLogger) Errorf(format string, v ...any)  { l.emit(slog.LevelError, format, v...) }
+func (l *natsLogger) Debugf(format string, v ...any)  { l.emit(slog.LevelDebug, format, v...) }
+func (l *natsLogger) Tracef(format string, v ...any)  { l.emit(slog.LevelDebug, format, v...) }
 
 // reconnectWait is the pause between reconnect attempts of Connect.
 const reconnectWait = 250 * time.Millisecond

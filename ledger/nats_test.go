@@ -1,9 +1,11 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -326,5 +328,24 @@ func TestStartEmbeddedNamesAStoreItCannotUse(t *testing.T) {
 	_, err = StartEmbedded(EmbeddedOptions{StoreDir: dir, Listen: "127.0.0.1:-1"})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("an unreadable store: %v", err)
+	}
+}
+
+// TestNATSLogIsPaced: nats-server's lines beyond natsLogBurst at once are
+// counted, not written; the count comes with the next line written.
+func TestNATSLogIsPaced(t *testing.T) {
+	var buf bytes.Buffer
+	l := newNATSLogger(slog.New(slog.NewTextHandler(&buf, nil)))
+	for i := range 10 * natsLogBurst {
+		l.Errorf("refused publish %d", i)
+	}
+	if n := strings.Count(buf.String(), "\n"); n != natsLogBurst {
+		t.Errorf("%d lines written at once, want %d", n, natsLogBurst)
+	}
+	time.Sleep(2 * time.Second / natsLogRate)
+	buf.Reset()
+	l.Errorf("one more")
+	if !strings.Contains(buf.String(), "count="+strconv.Itoa(9*natsLogBurst)) || !strings.Contains(buf.String(), "one more") {
+		t.Errorf("after the burst: %q", buf.String())
 	}
 }
