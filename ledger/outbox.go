@@ -614,6 +614,9 @@ func (o *Outbox) acked(ctx context.Context, p pendingAck, ack *jetstream.PubAck)
 	o.lastSeq, o.lastStreamSeq = p.seq, ack.Sequence
 	o.confirmed.Store(p.seq)
 	o.published.Add(1)
+	if o.stall.Load() != nil {
+		o.stall.Store(nil) // publishing again: no stall, even before this session ends
+	}
 	return nil
 }
 

@@ -226,7 +226,17 @@ func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
 
 	jsServerOwn(t, dir, "127.0.0.1:"+strconv.Itoa(port), srv.own)
 	jsWait(t, 10*time.Second, "publishing after restart", func() bool { return o.Confirmed() > start })
-	time.Sleep(200 * time.Millisecond)
+	// Publishing again, the stall is over, though events still wait for
+	// their turn now and then: a stall is told only while no publish goes
+	// through.
+	confirmed := o.Confirmed()
+	jsWait(t, 10*time.Second, "more publishing after restart", func() bool { return o.Confirmed() > confirmed })
+	for range 20 {
+		if err := o.Mismatch(); err != nil {
+			t.Fatalf("publishing again, lag %d: %v", o.Lag(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	stopAppend.Store(true)
 	if err := <-appended; err != nil {
 		t.Fatal(err)
