@@ -271,43 +271,6 @@ func sameTimer(a, b ledger.TimerFired) bool {
 	return a.Timer == b.Timer && a.ContactID == b.ContactID && a.PauseOpenID == b.PauseOpenID && a.Due.Equal(b.Due.Time)
 }
 
-// uploadAt is the site's upload time hh:mm on the local date y-m-d in loc.
-// Daylight saving time:
-//   - when hh:mm does not exist that day (spring forward), the upload is at
-//     the instant the clocks jump, the first moment after the gap (02:30 in
-//     America/New_York on 2026-03-08 gives 03:00 EDT), as cron does;
-//   - when hh:mm happens twice (fall back), the upload is at the first.
-func uploadAt(y int, m time.Month, d, hh, mm int, loc *time.Location) time.Time {
-	t := time.Date(y, m, d, hh, mm, 0, 0, loc)
-	if t.Hour() != hh || t.Minute() != mm || t.Day() != d {
-		// In a gap: time.Date answered with a wall clock shifted by the gap
-		// into one of the zones around it. The gap ends at the boundary
-		// between those zones: the end of t's zone when t's wall clock is
-		// before hh:mm, else its start.
-		wall := time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), 0, 0, time.UTC)
-		want := time.Date(y, m, d, hh, mm, 0, 0, time.UTC)
-		start, end := t.ZoneBounds()
-		if wall.Before(want) && !end.IsZero() {
-			return end
-		}
-		if !start.IsZero() {
-			return start
-		}
-		return t
-	}
-	// Fall back: hh:mm may also exist in the zone before this one.
-	if start, _ := t.ZoneBounds(); !start.IsZero() {
-		_, off := t.Zone()
-		_, prevOff := start.Add(-time.Nanosecond).Zone()
-		if alt := t.Add(time.Duration(off-prevOff) * time.Second); alt.Before(start) && alt.Before(t) {
-			if h, mi, _ := alt.In(loc).Clock(); h == hh && mi == mm {
-				return alt
-			}
-		}
-	}
-	return t
-}
-
 // parseHHMM reads "HH:MM"; anything else is the default 23:00.
 func parseHHMM(s string) (hh, mm int) {
 	if _, err := fmt.Sscanf(s, "%d:%d", &hh, &mm); err != nil || hh < 0 || hh > 23 || mm < 0 || mm > 59 {
@@ -324,7 +287,7 @@ func PrevUpload(now time.Time, hhmm string, loc *time.Location) (time.Time, stri
 	y, m, d := now.In(loc).Date()
 	for i := 0; i < 3; i++ {
 		day := time.Date(y, m, d-i, 12, 0, 0, 0, time.UTC)
-		if t := uploadAt(day.Year(), day.Month(), day.Day(), hh, mm, loc); !t.After(now) {
+		if t := ledger.UploadAt(day.Year(), day.Month(), day.Day(), hh, mm, loc); !t.After(now) {
 			return t, day.Format(time.DateOnly)
 		}
 	}
@@ -337,7 +300,7 @@ func NextUpload(now time.Time, hhmm string, loc *time.Location) time.Time {
 	y, m, d := now.In(loc).Date()
 	for i := -1; i < 3; i++ {
 		day := time.Date(y, m, d+i, 12, 0, 0, 0, time.UTC)
-		if t := uploadAt(day.Year(), day.Month(), day.Day(), hh, mm, loc); t.After(now) {
+		if t := ledger.UploadAt(day.Year(), day.Month(), day.Day(), hh, mm, loc); t.After(now) {
 			return t
 		}
 	}

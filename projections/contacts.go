@@ -246,10 +246,15 @@ func (ct *contact) addTag() bool {
 // at or after the upload time. A contact that closed after its date was
 // sealed (a day an administrator sealed early) goes into the next seal, so
 // it is expected on the day after the last sealed one, at the earliest.
+//
+// The upload time is an instant of the date, as the scheduler seals at it
+// (ledger.UploadAt): on a day the clocks go back, a contact that ended in
+// the hour repeated after the seal, wall clock before the upload time, is
+// in the next day's manifest all the same.
 func (s *State) provisionalDay(end ledger.Time) string {
 	t := end.In(s.loc)
 	y, m, d := t.Date()
-	if t.Hour()*60+t.Minute() >= s.uploadMin {
+	if !end.Before(s.uploadInstant(y, m, d)) {
 		d++
 	}
 	day := time.Date(y, m, d, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)
@@ -305,4 +310,21 @@ func viewOf(ct *contact, row func(k int) ledger.PauseRow) ledger.Contact {
 		v.Disposition = &d
 	}
 	return v
+}
+
+// uploadCache is the upload instant of one site-local date.
+type uploadCache struct {
+	y, d int
+	m    time.Month
+	at   time.Time
+}
+
+// uploadInstant is the site's upload time on the local date y-m-d as an
+// instant (ledger.UploadAt), kept for the date asked last: contacts close
+// mostly on the same date.
+func (s *State) uploadInstant(y int, m time.Month, d int) time.Time {
+	if c := &s.upload; c.at.IsZero() || c.y != y || c.m != m || c.d != d {
+		*c = uploadCache{y: y, m: m, d: d, at: ledger.UploadAt(y, m, d, s.uploadMin/60, s.uploadMin%60, s.loc)}
+	}
+	return s.upload.at
 }
