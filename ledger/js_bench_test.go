@@ -186,23 +186,10 @@ func BenchmarkOutboxPublish(b *testing.B) {
 // stream). Without the relay's bounds (nats_relay.go), 2 × 500 such
 // requests took the heap past 4 GB and stalled the outbox.
 func BenchmarkDirectGetFlood(b *testing.B) {
-	srv := jsServer(b, b.TempDir(), "127.0.0.1:-1")
+	srv, js := jsCapturing(b)
 	ctx := context.Background()
-	nc, js, err := Connect(ctx, srv.ClientURL(), "own", nil, srv.Own())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	if err := EnsureStreamsCapturing(ctx, js, jsTestSite, 1, srv.Capture()); err != nil {
-		b.Fatal(err)
-	}
 	s := jsBenchStore(b, 8000)
-	o := NewOutbox(s, js, jsTestSite, nil)
-	o.PublishUnder(srv.Capture())
-	octx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- o.Run(octx) }()
-	defer func() { cancel(); <-done }()
+	o, _ := jsOutboxUnder(b, s, js, srv.Capture())
 	jsWait(b, 60*time.Second, "mirror", func() bool { return o.Confirmed() == 8000 })
 	for b.Loop() {
 		traffic, stopTraffic := context.WithCancel(ctx)

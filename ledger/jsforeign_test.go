@@ -154,16 +154,8 @@ func TestPublishManifestReplacesForeignMessage(t *testing.T) {
 // and may read neither the streams' configuration nor publish under the
 // prefix.
 func TestEmbeddedStreamsTakeOnlyTheirOwn(t *testing.T) {
-	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv, js := jsCapturing(t)
 	ctx := t.Context()
-	nc, js, err := Connect(ctx, srv.ClientURL(), "own", nil, srv.Own())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if err := EnsureStreamsCapturing(ctx, js, jsTestSite, 1, srv.Capture()); err != nil {
-		t.Fatal(err)
-	}
 	// The site's upload consumer is made with the streams, and set back to
 	// its configuration at each start.
 	changed := UploadConsumerConfig(jsTestSite, UploadDurable(jsTestSite), time.Second)
@@ -179,12 +171,7 @@ func TestEmbeddedStreamsTakeOnlyTheirOwn(t *testing.T) {
 	}
 	s := jsStore(t)
 	jsAppend(t, s, 50)
-	o := NewOutbox(s, js, jsTestSite, nil)
-	o.PublishUnder(srv.Capture())
-	octx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- o.Run(octx) }()
-	defer func() { cancel(); <-done }()
+	o, _ := jsOutboxUnder(t, s, js, srv.Capture())
 	jsDrained(t, s, o)
 	if err := publishManifest(ctx, js, jsTestSite, "2026-11-29", []byte(`{"day":"2026-11-29"}`), srv.Capture()); err != nil {
 		t.Fatal(err)

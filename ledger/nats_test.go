@@ -41,6 +41,23 @@ func jsServerOwn(t testing.TB, dir, listen, own string) *Embedded {
 	return srv
 }
 
+// jsCapturing starts an embedded server whose streams take messages under
+// its capture prefix, as serve makes them, and connects to it as its own.
+func jsCapturing(t testing.TB) (*Embedded, jetstream.JetStream) {
+	t.Helper()
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	ctx := context.Background()
+	nc, js, err := Connect(ctx, srv.ClientURL(), "own", nil, srv.Own())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := EnsureStreamsCapturing(ctx, js, jsTestSite, 1, srv.Capture()); err != nil {
+		t.Fatal(err)
+	}
+	return srv, js
+}
+
 // jsConnect connects to srv as the server's own connection does, and
 // ensures the streams of jsTestSite.
 func jsConnect(t testing.TB, srv *Embedded) (*nats.Conn, jetstream.JetStream) {

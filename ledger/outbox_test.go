@@ -20,7 +20,17 @@ import (
 // for Run to return.
 func jsOutbox(t testing.TB, s *Store, js jetstream.JetStream) (o *Outbox, stop func()) {
 	t.Helper()
+	return jsOutboxUnder(t, s, js, "")
+}
+
+// jsOutboxUnder is jsOutbox publishing under a capture prefix
+// (Outbox.PublishUnder), as serve's outbox does on the embedded server.
+func jsOutboxUnder(t testing.TB, s *Store, js jetstream.JetStream, capture string) (o *Outbox, stop func()) {
+	t.Helper()
 	o = NewOutbox(s, js, jsTestSite, slog.New(slog.NewTextHandler(tWriter{t}, nil)))
+	if capture != "" {
+		o.PublishUnder(capture)
+	}
 	o.ackTimeout = time.Second
 	o.tick = 100 * time.Millisecond
 	o.minBackoff = 20 * time.Millisecond
