@@ -189,7 +189,6 @@ func (s *State) siteCaches() {
 	if u, err := time.Parse("15:04", s.cfg.Site.UploadTime); err == nil {
 		s.uploadMin = u.Hour()*60 + u.Minute()
 	}
-	s.upload = uploadCache{}
 }
 
 // team returns the workflow of a team; an unknown team has the zero

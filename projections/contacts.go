@@ -254,7 +254,7 @@ func (ct *contact) addTag() bool {
 func (s *State) provisionalDay(end ledger.Time) string {
 	t := end.In(s.loc)
 	y, m, d := t.Date()
-	if !end.Before(s.uploadInstant(y, m, d)) {
+	if !end.Before(ledger.UploadAt(y, m, d, s.uploadMin/60, s.uploadMin%60, s.loc)) {
 		d++
 	}
 	day := time.Date(y, m, d, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)
@@ -310,21 +310,4 @@ func viewOf(ct *contact, row func(k int) ledger.PauseRow) ledger.Contact {
 		v.Disposition = &d
 	}
 	return v
-}
-
-// uploadCache is the upload instant of one site-local date.
-type uploadCache struct {
-	y, d int
-	m    time.Month
-	at   time.Time
-}
-
-// uploadInstant is the site's upload time on the local date y-m-d as an
-// instant (ledger.UploadAt), kept for the date asked last: contacts close
-// mostly on the same date.
-func (s *State) uploadInstant(y int, m time.Month, d int) time.Time {
-	if c := &s.upload; c.at.IsZero() || c.y != y || c.m != m || c.d != d {
-		*c = uploadCache{y: y, m: m, d: d, at: ledger.UploadAt(y, m, d, s.uploadMin/60, s.uploadMin%60, s.loc)}
-	}
-	return s.upload.at
 }

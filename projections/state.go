@@ -69,7 +69,6 @@ type State struct {
 	loc       *time.Location
 	locName   string              // the Site.Timezone loc was loaded for
 	uploadMin int                 // upload time, minutes after local midnight
-	upload    uploadCache         // the upload instant of the last date asked (provisionalDay)
 	defaults  map[string][]string // default extension → user ids, sorted
 	members   map[string]*member  // configured user id → what the fold reads of it, made on first use (members.go)
 }
