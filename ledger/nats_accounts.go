@@ -62,6 +62,16 @@ func shareWithClients(srv *server.Server, capture string) (*server.Account, erro
 		if err := global.AddServiceExportWithResponse(exported, rt, to); err != nil {
 			return nil, fmt.Errorf("clients' account: export %s: %w", svc.subject, err)
 		}
+		if svc.relayed {
+			// The server keeps each request's way back until its answer
+			// is done, for a streamed one until this long (2 min by
+			// default): a client sending requests as fast as it can, which
+			// the relay drops, would have it hold them all that time. The
+			// relay answers within relayWait.
+			if err := global.SetServiceExportResponseThreshold(exported, relayAnswerWithin); err != nil {
+				return nil, fmt.Errorf("clients' account: export %s: %w", svc.subject, err)
+			}
+		}
 		if err := clients.AddServiceImport(global, svc.subject, exported); err != nil {
 			return nil, fmt.Errorf("clients' account: import %s: %w", svc.subject, err)
 		}

@@ -36,6 +36,9 @@ const (
 	relayPending    = 1024            // requests waiting for the relay
 	relayWait       = 5 * time.Second // for the stream's next answer
 	relayDropLogGap = 10 * time.Second
+	// relayAnswerWithin is how long a client's request may wait for the
+	// relay's answers: the server forgets its way back after that.
+	relayAnswerWithin = 3 * relayWait
 )
 
 // relaySubject is where the clients' account's $JS.API.DIRECT.GET.> is
