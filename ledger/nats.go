@@ -143,8 +143,8 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("start nats: %w: not ready after %s", ErrUnavailable, embeddedReadyTimeout)
 	}
+	capture := captureOf(guard.own)
 	if !opts.Unguarded {
-		capture := captureOf(guard.own)
 		clients, err := shareWithClients(srv, capture)
 		if err == nil {
 			err = startDirectRelay(srv, string(guard.own), capture, opts.Logger)
@@ -156,7 +156,7 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		}
 		guard.clients.Store(clients)
 	}
-	return &Embedded{Server: srv, own: string(guard.own), capture: captureOf(guard.own)}, nil
+	return &Embedded{Server: srv, own: string(guard.own), capture: capture}, nil
 }
 
 // embeddedMaxSubs is how many subscriptions one client of the embedded
