@@ -95,8 +95,9 @@ global account exports to it: the answers to a client's requests come
 back into its own account, where no stream and no JetStream API is, so
 no reply subject a client names can make JetStream write, purge or
 delete anything. Their direct gets go through a relay (nats_relay.go)
-that caps each and takes them one at a time, so that no reader can have
-JetStream queue more than the server can hold.
+that caps each and takes them one at a time, each requester's in turn,
+so that no reader can have JetStream queue more than the server can
+hold, nor keep the others waiting; it answers only on readers' inboxes.
 On streams taking the public subjects (an external NATS), a message that
 is not an event or a manifest may still arrive: the readers of the
 events stream step over what does not decode (ScanJetStreamNoting counts

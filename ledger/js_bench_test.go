@@ -4,8 +4,10 @@ package ledger
 
 import (
 	"context"
-	"fmt"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -178,46 +180,68 @@ func BenchmarkOutboxPublish(b *testing.B) {
 	jsReport(b, cpu0)
 }
 
-// BenchmarkDirectGetFlood is a reader's flood of direct gets while the
-// site takes events: 2 connections × 100 requests for batches of 10,000
-// of an 8,000-event stream, their answers sent nowhere. It reports the
-// peak heap in use while the server works through them, and the outbox's
-// greatest lag meanwhile (it must keep up: the reads do not hold the
-// stream). Without the relay's bounds (nats_relay.go), 2 × 500 such
-// requests took the heap past 4 GB and stalled the outbox.
+// BenchmarkDirectGetFlood is readers' floods of direct gets while the
+// site takes events, their answers sent nowhere: "batches" is 2
+// connections × 100 requests for batches of 10,000 of an 8,000-event
+// stream, "singles" 8 connections × 50,000 single gets with 3 KB reply
+// subjects. It reports the peak heap in use while the server works
+// through them, and the outbox's greatest lag meanwhile (it must keep up:
+// the reads do not hold the stream). Without the relay's bounds
+// (nats_relay.go), 2 × 500 batch requests took the heap past 4 GB and
+// stalled the outbox; while requests crossed into the streams' account as
+// a service, the server kept each one's way back for 15 s, and a walk's
+// 8 × 200,000 singles took it to 10 GB.
 func BenchmarkDirectGetFlood(b *testing.B) {
-	srv, js := jsCapturing(b)
-	ctx := context.Background()
-	s := jsBenchStore(b, 8000)
-	o, _ := jsOutboxUnder(b, s, js, srv.Capture())
-	jsWait(b, 60*time.Second, "mirror", func() bool { return o.Confirmed() == 8000 })
-	for b.Loop() {
-		traffic, stopTraffic := context.WithCancel(ctx)
-		go func() {
-			for traffic.Err() == nil {
-				_, _ = s.Append(ctx, jsEvents(0, 10)...)
-				time.Sleep(5 * time.Millisecond)
+	floods := []struct {
+		name         string
+		conns, reqs  int
+		body         string
+		replyPadding int
+	}{
+		{"batches", 2, 100, `{"seq":1,"batch":10000}`, 0},
+		{"singles", 8, 50_000, `{"seq":1}`, 3000},
+	}
+	for _, f := range floods {
+		b.Run(f.name, func(b *testing.B) {
+			srv, js := jsCapturing(b)
+			ctx := context.Background()
+			s := jsBenchStore(b, 8000)
+			o, _ := jsOutboxUnder(b, s, js, srv.Capture())
+			jsWait(b, 60*time.Second, "mirror", func() bool { return o.Confirmed() == 8000 })
+			pad := strings.Repeat("x", f.replyPadding)
+			for b.Loop() {
+				traffic, stopTraffic := context.WithCancel(ctx)
+				go func() {
+					for traffic.Err() == nil {
+						_, _ = s.Append(ctx, jsEvents(0, 10)...)
+						time.Sleep(5 * time.Millisecond)
+					}
+				}()
+				var wg sync.WaitGroup
+				for range f.conns {
+					c, err := nats.Connect(srv.ClientURL())
+					if err != nil {
+						b.Fatal(err)
+					}
+					wg.Go(func() {
+						defer c.Close()
+						for i := range f.reqs {
+							_ = c.PublishRequest("$JS.API.DIRECT.GET."+EventsStream, "_INBOX.nowhere"+pad+"."+strconv.Itoa(i), []byte(f.body))
+						}
+						_ = c.Flush()
+					})
+				}
+				var peak, lag uint64
+				var ms runtime.MemStats
+				for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(100 * time.Millisecond) {
+					runtime.ReadMemStats(&ms)
+					peak, lag = max(peak, ms.HeapInuse), max(lag, o.Lag())
+				}
+				wg.Wait()
+				stopTraffic()
+				b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+				b.ReportMetric(float64(lag), "max-outbox-lag")
 			}
-		}()
-		for range 2 {
-			c, err := nats.Connect(srv.ClientURL())
-			if err != nil {
-				b.Fatal(err)
-			}
-			for i := range 100 {
-				_ = c.PublishRequest("$JS.API.DIRECT.GET."+EventsStream, fmt.Sprintf("nowhere.%d", i), []byte(`{"seq":1,"batch":10000}`))
-			}
-			_ = c.Flush()
-			c.Close()
-		}
-		var peak, lag uint64
-		var ms runtime.MemStats
-		for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(100 * time.Millisecond) {
-			runtime.ReadMemStats(&ms)
-			peak, lag = max(peak, ms.HeapInuse), max(lag, o.Lag())
-		}
-		stopTraffic()
-		b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
-		b.ReportMetric(float64(lag), "max-outbox-lag")
+		})
 	}
 }

@@ -47,6 +47,7 @@ const (
 	jsLogKeyStreamSeqs = "stream_seqs"
 	jsLogKeyFound      = "found"
 	jsLogKeyRemoved    = "removed"
+	jsLogKeyDropped    = "dropped"
 )
 
 // EmbeddedOptions configures the in-process nats-server.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -507,5 +508,106 @@ func TestDirectGetsAreCapped(t *testing.T) {
 	}
 	if _, err = c.nc.Request("$JS.API.DIRECT.GET.NO_SUCH_STREAM", []byte(`{"seq":1}`), 2*time.Second); !errors.Is(err, nats.ErrNoResponders) {
 		t.Errorf("missing stream: %v, want no responders", err)
+	}
+}
+
+// TestDirectGetsTakeTurns: the relay takes each reader's direct gets in
+// turn, so a reader asking for batch after batch delays another's get by
+// about one batch, not by all it asked for; and it answers the requests
+// beyond a reader's share at once with 429 Too Many Requests.
+func TestDirectGetsTakeTurns(t *testing.T) {
+	authorize := func(token string, _ netip.Addr) (string, NATSAccess, bool) {
+		return token, NATSRead, token == "aud-a" || token == "aud-b"
+	}
+	srv, own := natsGuardFixture(t, authorize)
+	for i := range relayMaxBatch {
+		if _, err := own.PublishAsync(EventSubject(jsTestSite, TypeCommand), []byte{'x', byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-own.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		t.Fatal("publishing timed out")
+	}
+	a, err := dialClient(t, srv, nats.Token("aud-a"), nats.CustomInboxPrefix(ReaderInboxPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dialClient(t, srv, nats.Token("aud-b"), nats.CustomInboxPrefix(ReaderInboxPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs, ends, busy atomic.Int64
+	inbox := a.nc.NewInbox()
+	sub, err := a.nc.Subscribe(inbox, func(m *nats.Msg) {
+		switch m.Header.Get("Status") {
+		case "":
+			msgs.Add(1)
+		case "204":
+			ends.Add(1)
+		case "429":
+			busy.Add(1)
+		default:
+			t.Errorf("status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = sub.SetPendingLimits(-1, -1)
+	const asked = 40
+	for range asked {
+		if err := a.nc.PublishRequest("$JS.API.DIRECT.GET."+EventsStream, inbox, []byte(`{"seq":1,"batch":10000,"no_hdr":true}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = a.nc.Flush()
+	jsWait(t, 10*time.Second, "the first batch", func() bool { return msgs.Load() > 0 })
+	m, err := b.nc.Request("$JS.API.DIRECT.GET."+EventsStream, []byte(`{"seq":7}`), 10*time.Second)
+	endsBefore := ends.Load()
+	if err != nil || m.Header.Get("Nats-Sequence") != "7" {
+		t.Fatalf("another reader's single get: %v %v", err, m)
+	}
+	jsWait(t, 60*time.Second, "every batch answered", func() bool { return ends.Load()+busy.Load() == asked })
+	if endsBefore > 3 {
+		t.Errorf("another reader's get waited for %d of the first reader's batches", endsBefore)
+	}
+	if busy.Load() == 0 || ends.Load() > relayPerOwner+2 {
+		t.Errorf("%d batches sent, %d refused: want those beyond the reader's share (%d) refused", ends.Load(), busy.Load(), relayPerOwner)
+	}
+}
+
+// TestReplyOwner: the relay answers only on the inbox prefixes the clients'
+// account gets back, each token's inbox a requester of its own; every
+// other reply subject (JetStream's API, the streams', a wildcard, an
+// overlong one) is none it may publish on.
+func TestReplyOwner(t *testing.T) {
+	a := InboxFor(ReaderInboxPrefix, "aud-a")
+	for _, c := range []struct {
+		reply, owner string
+		ok           bool
+	}{
+		{a + ".x1.7", a, true},
+		{InboxFor(UploadInboxPrefix, "up") + ".x", InboxFor(UploadInboxPrefix, "up"), true},
+		{"_INBOX.abc.1", "_INBOX", true},
+		{"_INBOX", "", false},
+		{a, "", false},
+		{ReaderInboxPrefix + ".open", "", false},
+		{a + ".*", "", false},
+		{a + ".>", "", false},
+		{"_INBOX..x", "", false},
+		{"_INBOX.a b", "", false},
+		{"$JS.API.STREAM.DELETE." + EventsStream, "", false},
+		{"recledger.events.s1.command", "", false},
+		{CapturePrefix + ".abc.events", "", false},
+		{"_INBOXX.a", "", false},
+		{"_INBOX." + strings.Repeat("x", relayMaxReply), "", false},
+		{"", "", false},
+	} {
+		owner, ok := replyOwner(c.reply)
+		if owner != c.owner && c.ok || ok != c.ok {
+			t.Errorf("replyOwner(%q) = %q, %v; want %q, %v", c.reply, owner, ok, c.owner, c.ok)
+		}
 	}
 }

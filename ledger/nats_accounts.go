@@ -25,20 +25,24 @@ const ClientsAccount = "RECLEDGER_CLIENTS"
 type clientService struct {
 	subject string
 	stream  bool // answered by more than one message
-	relayed bool // taken by the direct-get relay (nats_relay.go), not JetStream
 }
 
-// clientServices are all that clients reach across the account boundary;
-// their permissions (natsPermissions) then narrow them by role.
+// clientServices are the services clients reach across the account
+// boundary; their permissions (natsPermissions) then narrow them by role.
+// Direct gets cross it otherwise (relayDirectGets).
 var clientServices = [...]clientService{
-	{"recledger.cti.>", false, false},
-	{"$JS.API.DIRECT.GET.>", true, true}, // a batch is many messages
-	{"$JS.API.CONSUMER.CREATE." + ManifestsStream + ".>", false, false},
-	{"$JS.API.CONSUMER.DURABLE.CREATE." + ManifestsStream + ".>", false, false},
-	{"$JS.API.CONSUMER.INFO." + ManifestsStream + ".>", false, false},
-	{"$JS.API.CONSUMER.MSG.NEXT." + ManifestsStream + ".>", true, false}, // a pull's deliveries
-	{"$JS.ACK." + ManifestsStream + ".>", false, false},
+	{"recledger.cti.>", false},
+	{"$JS.API.CONSUMER.CREATE." + ManifestsStream + ".>", false},
+	{"$JS.API.CONSUMER.DURABLE.CREATE." + ManifestsStream + ".>", false},
+	{"$JS.API.CONSUMER.INFO." + ManifestsStream + ".>", false},
+	{"$JS.API.CONSUMER.MSG.NEXT." + ManifestsStream + ".>", true}, // a pull's deliveries
+	{"$JS.ACK." + ManifestsStream + ".>", false},
 }
+
+// relayReplyPrefixes start the only reply subjects the direct-get relay
+// answers on: the inboxes of recledger's readers and upload workers
+// (InboxFor) and NATS's default one.
+var relayReplyPrefixes = [...]string{ReaderInboxPrefix, UploadInboxPrefix, "_INBOX"}
 
 // shareWithClients makes the clients' account of a started server and
 // the services its clients reach the streams by; their direct gets go to
@@ -55,26 +59,46 @@ func shareWithClients(srv *server.Server, capture string) (*server.Account, erro
 		if svc.stream {
 			rt = server.Streamed
 		}
-		exported := svc.subject
-		if svc.relayed {
-			exported = relaySubject(capture) + ".>"
-		}
-		if err := global.AddServiceExportWithResponse(exported, rt, to); err != nil {
+		if err := global.AddServiceExportWithResponse(svc.subject, rt, to); err != nil {
 			return nil, fmt.Errorf("clients' account: export %s: %w", svc.subject, err)
 		}
-		if svc.relayed {
-			// The server keeps each request's way back until its answer
-			// is done, for a streamed one until this long (2 min by
-			// default): a client sending requests as fast as it can, which
-			// the relay drops, would have it hold them all that time. The
-			// relay answers within relayWait.
-			if err := global.SetServiceExportResponseThreshold(exported, relayAnswerWithin); err != nil {
-				return nil, fmt.Errorf("clients' account: export %s: %w", svc.subject, err)
-			}
-		}
-		if err := clients.AddServiceImport(global, svc.subject, exported); err != nil {
+		if err := clients.AddServiceImport(global, svc.subject, svc.subject); err != nil {
 			return nil, fmt.Errorf("clients' account: import %s: %w", svc.subject, err)
 		}
 	}
+	if err := relayDirectGets(clients, global, capture); err != nil {
+		return nil, fmt.Errorf("clients' account: %w", err)
+	}
 	return clients, nil
+}
+
+// relayDirectGets carries the clients' direct gets to the relay
+// (nats_relay.go) under capture, and the relay's answers back, as streams
+// one way and the other: the server keeps nothing per request.
+//
+// As a service, each request crossing accounts would have the server
+// keep its way back until answered, and a streamed answer (a batch)
+// until a time limit: a walk's 8 connections sending single gets with
+// 3.5 KB reply subjects as fast as they could had it hold 1.6 million of
+// them, 10 GB. As streams, the request keeps the reply subject its client
+// named, so the relay, which publishes in the streams' account, answers
+// only on the inbox prefixes the global account exports back
+// (relayReplyPrefixes), where nothing of the server's own listens.
+func relayDirectGets(clients, global *server.Account, capture string) error {
+	const direct = "$JS.API.DIRECT.GET.>"
+	if err := clients.AddStreamExport(direct, []*server.Account{global}); err != nil {
+		return fmt.Errorf("export %s: %w", direct, err)
+	}
+	if err := global.AddMappedStreamImport(clients, direct, relaySubject(capture)+".>"); err != nil {
+		return fmt.Errorf("import %s: %w", direct, err)
+	}
+	for _, p := range relayReplyPrefixes {
+		if err := global.AddStreamExport(p+".>", []*server.Account{clients}); err != nil {
+			return fmt.Errorf("export %s: %w", p, err)
+		}
+		if err := clients.AddStreamImport(global, p+".>", ""); err != nil {
+			return fmt.Errorf("import %s: %w", p, err)
+		}
+	}
+	return nil
 }

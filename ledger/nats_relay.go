@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,8 +16,8 @@ import (
 
 // The embedded server's clients do not reach JetStream's direct gets
 // themselves: a relay on one of the server's own connections asks the
-// stream for them and passes the answers on, one request at a time and
-// bounded.
+// stream for them and passes the answers on, one request at a time,
+// bounded, and taking each client's requests in turn.
 //
 // JetStream answers a direct get in the requester's read loop, queueing
 // the whole batch on the stream at once (up to max_bytes, 64 MiB when
@@ -25,20 +26,29 @@ import (
 // and the outbox stalled, since the queued reads held the stream. The
 // relay caps each request (relayMaxBatch, relayMaxBytes) and takes the
 // next one only once it has passed on the last answer of the one before
-// (the end of a batch, or the one message of a single get). Requests
-// beyond what it holds (relayPending) are dropped, and their senders time
-// out. (JetStream cannot be asked to answer the client directly: NATS
-// refuses a client's request whose reply subject is a cross-account
-// reply, _R_.…)
+// (the end of a batch, or the one message of a single get). (JetStream
+// cannot be asked to answer the client directly: NATS refuses a
+// client's request whose reply subject is a cross-account reply, _R_.…)
+//
+// Requests wait in one queue per requester, the reply subject's inbox
+// prefix (a token's: InboxFor), taken in turn: a client asking without
+// pause delays the others by one request of its own each, not by all it
+// sent. A request beyond its requester's share (relayPerOwner) or beyond
+// all the relay holds (relayPending) is answered at once with status 429
+// Too Many Requests; recledger's readers wait and ask again.
 const (
 	relayMaxBatch   = 10_000
 	relayMaxBytes   = 4 << 20
-	relayPending    = 1024            // requests waiting for the relay
+	relayPending    = 1024 // requests waiting for the relay, all requesters
+	relayPerOwner   = 16   // requests waiting for the relay, one requester
+	relayMaxRequest = 16 << 10
+	relayMaxReply   = 512
 	relayWait       = 5 * time.Second // for the stream's next answer
 	relayDropLogGap = 10 * time.Second
-	// relayAnswerWithin is how long a client's request may wait for the
-	// relay's answers: the server forgets its way back after that.
-	relayAnswerWithin = 3 * relayWait
+	// relayIntake bounds the requests the relay's connection holds before
+	// sorting them into its queues: beyond it they are dropped unanswered
+	// (the relay sorts far faster than a client can send).
+	relayIntake = 64 << 10
 )
 
 // relaySubject is where the clients' account's $JS.API.DIRECT.GET.> is
@@ -48,7 +58,8 @@ func relaySubject(capture string) string { return capture + ".dget" }
 
 // directRelay hands clients' direct gets on to JetStream and its answers
 // back. Its subscription's goroutine (nats.go's, owned by the connection)
-// is the only one to use it.
+// sorts requests into the queues; its worker (run) relays them until the
+// connection closes.
 type directRelay struct {
 	nc      *nats.Conn
 	prefix  string // relaySubject + "."
@@ -56,21 +67,32 @@ type directRelay struct {
 	answers chan *nats.Msg
 	n       uint64 // requests relayed: the last token of their inbox
 	log     *slog.Logger
-	dropped atomic.Int64
-	lastLog atomic.Int64 // unix nanoseconds of the last "dropped" line
+	wake    chan struct{}
+
+	mu      sync.Mutex
+	waiting map[string][]*nats.Msg // by replyOwner, oldest first
+	turns   []string               // owners with requests waiting, next first
+	queued  int
+
+	refused atomic.Int64 // answered 429
+	dropped atomic.Int64 // dropped unanswered: intake full
+	lastLog atomic.Int64 // unix nanoseconds of the last "refused" line
 }
 
 // startDirectRelay connects to srv in process as its own (token own) and
-// relays until srv shuts down, which closes the connection and ends the
-// subscription's goroutine.
+// relays until srv shuts down, which closes the connection and so ends
+// the subscription's goroutine and the worker.
 func startDirectRelay(srv *server.Server, own, capture string, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &directRelay{prefix: relaySubject(capture) + ".", log: log.With(jsLogKeyComponent, "direct-get relay"),
-		answers: make(chan *nats.Msg, relayMaxBatch+16)}
+		answers: make(chan *nats.Msg, relayMaxBatch+16), wake: make(chan struct{}, 1),
+		waiting: make(map[string][]*nats.Msg)}
+	closed := make(chan struct{})
 	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Token(own), nats.Name("recledger-relay"),
 		nats.NoReconnect(), nats.CustomInboxPrefix(capture+".INBOX"),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { r.noteDropped(err) }))
 	if err != nil {
 		return fmt.Errorf("direct-get relay: %w", err)
@@ -78,15 +100,115 @@ func startDirectRelay(srv *server.Server, own, capture string, log *slog.Logger)
 	r.nc, r.inbox = nc, nc.NewInbox()
 	if _, err = nc.ChanSubscribe(r.inbox+".*", r.answers); err == nil {
 		var sub *nats.Subscription
-		if sub, err = nc.Subscribe(r.prefix+">", r.relay); err == nil {
-			err = sub.SetPendingLimits(relayPending, relayPending*1024)
+		if sub, err = nc.Subscribe(r.prefix+">", r.take); err == nil {
+			err = sub.SetPendingLimits(relayIntake, 64<<20)
 		}
 	}
 	if err != nil {
 		nc.Close()
 		return fmt.Errorf("direct-get relay: %w", err)
 	}
+	go r.run(closed)
 	return nil
+}
+
+// take puts a client's request in its requester's queue, or answers it
+// at once when it may not wait there.
+func (r *directRelay) take(m *nats.Msg) {
+	owner, ok := replyOwner(m.Reply)
+	if !ok {
+		return // no answer is possible, or allowed
+	}
+	if len(m.Data) > relayMaxRequest {
+		r.answerStatus(m.Reply, "408", "Bad Request")
+		return
+	}
+	r.mu.Lock()
+	q := r.waiting[owner]
+	if len(q) >= relayPerOwner || r.queued >= relayPending {
+		r.mu.Unlock()
+		r.answerStatus(m.Reply, "429", "Too Many Requests")
+		r.noteRefused()
+		return
+	}
+	if len(q) == 0 {
+		r.turns = append(r.turns, owner)
+	}
+	r.waiting[owner] = append(q, m)
+	r.queued++
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next is the request to relay now: the oldest of the requester whose
+// turn it is. nil when none waits.
+func (r *directRelay) next() *nats.Msg {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.turns) == 0 {
+		return nil
+	}
+	owner := r.turns[0]
+	r.turns = append(r.turns[:0], r.turns[1:]...)
+	q := r.waiting[owner]
+	m := q[0]
+	if len(q) == 1 {
+		delete(r.waiting, owner)
+	} else {
+		r.waiting[owner] = q[1:]
+		r.turns = append(r.turns, owner)
+	}
+	r.queued--
+	return m
+}
+
+// run relays the waiting requests, one at a time, until closed.
+func (r *directRelay) run(closed <-chan struct{}) {
+	for {
+		if m := r.next(); m != nil {
+			r.relay(m)
+			continue
+		}
+		select {
+		case <-r.wake:
+		case <-closed:
+			return
+		}
+	}
+}
+
+// replyOwner is the requester a reply subject names, for the relay's
+// turns: its inbox prefix with the token's hash (_RECLEDGER_INBOX.<hash>)
+// or NATS's default _INBOX. ok is false for a subject the relay must not
+// publish on: it publishes in the streams' account, with every right.
+func replyOwner(reply string) (owner string, ok bool) {
+	if len(reply) > relayMaxReply || !server.IsValidLiteralSubject(reply) || strings.ContainsAny(reply, " \t\r\n") {
+		return "", false
+	}
+	for _, p := range relayReplyPrefixes {
+		rest, found := strings.CutPrefix(reply, p+".")
+		if !found {
+			continue
+		}
+		if p == "_INBOX" {
+			return p, true
+		}
+		hash, _, found := strings.Cut(rest, ".")
+		return p + "." + hash, found
+	}
+	return "", false
+}
+
+// answerStatus answers a request with a status and no message, as
+// JetStream does.
+func (r *directRelay) answerStatus(reply, code, description string) {
+	h := nats.Header{}
+	h.Set("Status", code)
+	h.Set("Description", description)
+	_ = r.nc.PublishMsg(&nats.Msg{Subject: reply, Header: h})
 }
 
 // relay asks the stream for one client's request, capped, and passes each
@@ -147,16 +269,24 @@ func capDirectGet(req *server.JSApiMsgGetRequest) bool {
 	return changed
 }
 
-// noteDropped logs the requests dropped for want of room, once every
-// relayDropLogGap at most.
+// noteDropped counts the requests dropped unanswered for want of room
+// in the intake, and logs other errors of the connection.
 func (r *directRelay) noteDropped(err error) {
 	if err != nats.ErrSlowConsumer {
 		r.log.Warn("nats error", jsLogKeyErr, err)
 		return
 	}
-	n := r.dropped.Add(1)
+	r.dropped.Add(1)
+	r.noteRefused()
+}
+
+// noteRefused logs the requests refused and dropped so far, once every
+// relayDropLogGap at most.
+func (r *directRelay) noteRefused() {
+	n := r.refused.Add(1)
 	now := time.Now().UnixNano()
 	if last := r.lastLog.Load(); now-last >= int64(relayDropLogGap) && r.lastLog.CompareAndSwap(last, now) {
-		r.log.Warn("direct gets dropped: clients ask faster than the streams can answer", jsLogKeyCount, n)
+		r.log.Warn("direct gets refused: clients ask faster than the streams can answer",
+			jsLogKeyCount, n, jsLogKeyDropped, r.dropped.Load())
 	}
 }
