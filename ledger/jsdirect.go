@@ -33,9 +33,38 @@ const jsDirectWait = 10 * time.Second
 // leader, say) are retried before the ordered consumer takes over.
 const jsDirectRetries = 3
 
+// jsBusyRetries is how many "429 Too Many Requests" answers in a row (the
+// embedded server's relay, its share of other readers' requests taken)
+// are waited out and asked again, jsBusyBackoff the longest wait between:
+// about a minute in all.
+const (
+	jsBusyRetries = 40
+	jsBusyBackoff = 2 * time.Second
+)
+
 // errNoDirect says that the server did not answer a batched direct get as
 // expected; the caller reads with the ordered consumer from *next.
 var errNoDirect = errors.New("no batched direct get")
+
+// errBusy says that the server answered "429 Too Many Requests": ask
+// again after waitBusy.
+var errBusy = fmt.Errorf("%w: the server is busy with other readers' requests", ErrUnavailable)
+
+// waitBusy waits before asking again after the nth busy answer in a row
+// (from 0), and returns errBusy once there were too many.
+func waitBusy(ctx context.Context, n int) error {
+	if n >= jsBusyRetries {
+		return errBusy
+	}
+	t := time.NewTimer(min(50*time.Millisecond<<min(n, 6), jsBusyBackoff))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // directGetRequest is the JSON of a batched direct get request.
 type directGetRequest struct {
@@ -80,7 +109,7 @@ func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, ne
 	defer timer.Stop()
 	done := ctx.Done()
 	batch := make([][]byte, 0, size)
-	empty := 0
+	empty, busy := 0, 0
 	if *next <= until {
 		if err := ask(*next); err != nil {
 			return err
@@ -97,7 +126,10 @@ func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, ne
 			case <-done:
 				return ctx.Err()
 			case <-timer.C:
-				return fmt.Errorf("read stream: %w: no answer in %v", errNoDirect, jsDirectWait)
+				// Not a server without direct gets (that one says so at
+				// once): a busy or stuck one. The ordered consumer would
+				// not fare better, and a reader may not make one.
+				return fmt.Errorf("read stream: %w: no answer to a direct get in %v", ErrUnavailable, jsDirectWait)
 			case m = <-msgs:
 			}
 			if len(m.Header) == 0 {
@@ -108,10 +140,23 @@ func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, ne
 				batch = append(batch, m.Data)
 				continue
 			}
-			if last, end, err = directStatus(m); err != nil {
+			last, end, err = directStatus(m)
+			if errors.Is(err, errBusy) && len(batch) == 0 {
+				// Refused whole, before any message: ask again.
+				if err := waitBusy(ctx, busy); err != nil {
+					return fmt.Errorf("read stream: %w", err)
+				}
+				busy++
+				if err := ask(*next); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
 				return err
 			}
 		}
+		busy = 0
 		if len(batch) == 0 {
 			// Nothing from *next on, though the tail said otherwise: a
 			// replica behind the leader may have answered. Ask again.
@@ -154,7 +199,8 @@ func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, ne
 
 // directStatus reads a status message of a direct get batch: the end of
 // the batch (done, with the last stream seq sent), "not found" (done, no
-// messages), or anything else (an error wrapping errNoDirect).
+// messages), "too many requests" (errBusy), or anything else (an error
+// wrapping errNoDirect).
 func directStatus(m *nats.Msg) (last uint64, done bool, err error) {
 	switch code := m.Header.Get("Status"); code {
 	case "204": // EOB
@@ -165,6 +211,8 @@ func directStatus(m *nats.Msg) (last uint64, done bool, err error) {
 		return last, true, nil
 	case "404":
 		return 0, true, nil
+	case "429":
+		return 0, false, errBusy
 	case "":
 		// A message with headers: a server that ignored no_hdr, and
 		// likely batch too.
@@ -208,15 +256,32 @@ type directOne struct {
 // getDirect reads one message of the events stream with a direct get: nil
 // when there is none. Readers use it, not the stream's info (which they
 // may not read, docs/clients.md). An error wraps errNoDirect when no one
-// answers (no such stream, or one without direct gets).
+// answers (no such stream, or one without direct gets). Each request
+// waits jsDirectWait at most, whatever ctx allows; a busy server is asked
+// again (waitBusy).
 func getDirect(ctx context.Context, js jetstream.JetStream, req directOne) (*directMsg, error) {
 	body, _ := json.Marshal(req)
-	m, err := js.Conn().RequestWithContext(ctx, directGetSubject(js.Options()), body)
-	if errors.Is(err, nats.ErrNoResponders) {
-		return nil, fmt.Errorf("direct get: %w: %v", errNoDirect, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("direct get: %w: %v", ErrUnavailable, err)
+	var m *nats.Msg
+	for busy := 0; ; busy++ {
+		rctx, cancel := context.WithTimeout(ctx, jsDirectWait)
+		var err error
+		m, err = js.Conn().RequestWithContext(rctx, directGetSubject(js.Options()), body)
+		cancel()
+		if errors.Is(err, nats.ErrNoResponders) {
+			return nil, fmt.Errorf("direct get: %w: %v", errNoDirect, err)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("direct get: %w: no answer in %v: %v", ErrUnavailable, jsDirectWait, err)
+		}
+		if m.Header.Get("Status") != "429" {
+			break
+		}
+		if err := waitBusy(ctx, busy); err != nil {
+			return nil, fmt.Errorf("direct get: %w", err)
+		}
 	}
 	switch code := m.Header.Get("Status"); code {
 	case "":

@@ -167,7 +167,13 @@ func readSiteSized(ctx context.Context, js jetstream.JetStream, site string, fro
 	next := from
 	err := readSiteDirect(ctx, js, site, &next, until, size, foreign, fn)
 	if errors.Is(err, errNoDirect) {
+		direct := err
 		err = readSiteConsumer(ctx, js, site, next, until, foreign, fn)
+		if errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
+			// Most often a reader of the embedded server, which may
+			// not make consumers: the direct get's failure says why.
+			err = fmt.Errorf("%w (after %v)", err, direct)
+		}
 	}
 	if errors.Is(err, errStopRead) {
 		return nil

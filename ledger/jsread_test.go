@@ -6,9 +6,11 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -356,4 +358,59 @@ func FuzzCanonicalTimeRoundTrip(f *testing.F) {
 			t.Fatalf("%s (%d ms): got %v, %v", s, ms, got, ok)
 		}
 	})
+}
+
+// TestReadersWaitOutABusyServer: a server that answers a direct get with
+// 429 Too Many Requests (the embedded server's relay, when it holds its
+// share of a reader's requests) is asked again after a wait, and the read
+// is whole. The stream is read through a relay of the test's on another
+// API prefix that answers two requests of three with 429 and hands the
+// third to JetStream.
+func TestReadersWaitOutABusyServer(t *testing.T) {
+	s, js := jsMirrored(t, 3000)
+	ctx := t.Context()
+	nc := js.Conn()
+	var asked, refused atomic.Int64
+	sub, err := nc.Subscribe("busy.API.DIRECT.GET.>", func(m *nats.Msg) {
+		if asked.Add(1)%3 != 0 {
+			refused.Add(1)
+			h := nats.Header{}
+			h.Set("Status", "429")
+			h.Set("Description", "Too Many Requests")
+			_ = nc.PublishMsg(&nats.Msg{Subject: m.Reply, Header: h})
+			return
+		}
+		_ = nc.PublishRequest("$JS.API.DIRECT.GET."+strings.TrimPrefix(m.Subject, "busy.API.DIRECT.GET."), m.Reply, m.Data)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	busy, err := jetstream.NewWithAPIPrefix(nc, "busy.API")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := jsCollect(t, func(fn func(Envelope) error) error { return s.Scan(ctx, 0, fn) })
+	var got [][]byte
+	err = readSiteSized(ctx, busy, jsTestSite, 0, 3000, 500, nil, func(_ uint64, e Envelope) error {
+		got = append(got, e.Raw)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d events read, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("event %d differs", i)
+		}
+	}
+	if head, err := JetStreamHead(ctx, busy, jsTestSite); err != nil || head != 3000 {
+		t.Errorf("head through a busy server: %d, %v", head, err)
+	}
+	if refused.Load() < 10 {
+		t.Errorf("only %d requests refused: the test did not test", refused.Load())
+	}
 }
