@@ -48,6 +48,7 @@ const (
 	jsLogKeyFound      = "found"
 	jsLogKeyRemoved    = "removed"
 	jsLogKeyDropped    = "dropped"
+	jsLogKeyNotWritten = "lines_not_written"
 )
 
 // EmbeddedOptions configures the in-process nats-server.
@@ -124,6 +125,13 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		// recledger's clients hold a few subscriptions each; a walk held
 		// 300,000 on one connection (240 MB of the server's memory).
 		MaxSubs: embeddedMaxSubs,
+		MaxConn: embeddedMaxConns,
+		// The server keeps a closed connection's record, its
+		// subscriptions listed, for monitoring (which recledger does not
+		// serve): 10,000 of them by default, and a walk's thousands of
+		// short connections of 1,000 subscriptions each kept 1 GB after
+		// they had all gone.
+		MaxClosedClients: embeddedClosedClients,
 	}
 	if opts.maxPayload > 0 {
 		sopts.MaxPayload = opts.maxPayload
@@ -160,9 +168,15 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	return &Embedded{Server: srv, own: string(guard.own), capture: capture}, nil
 }
 
-// embeddedMaxSubs is how many subscriptions one client of the embedded
-// server may hold.
-const embeddedMaxSubs = 1000
+// Bounds of the embedded server: the subscriptions one client may hold,
+// the connections all clients may hold (recledger's own among them), and
+// the closed connections it keeps a record of. Together they
+// bound what subscriptions can cost it, about 200 MB at most.
+const (
+	embeddedMaxSubs       = 256
+	embeddedMaxConns      = 1024
+	embeddedClosedClients = 64
+)
 
 // natsLogger adapts slog to nats-server's Logger interface. The server's
 // notices (its start-up banner among them) are debug lines here: the
@@ -172,7 +186,8 @@ const embeddedMaxSubs = 1000
 // and each refused connection: a client sending 100,000 refused
 // publishes wrote 18 MB of log in under two seconds. Lines beyond
 // natsLogRate a second (natsLogBurst at once) are counted, not written,
-// and the count is written with the next line that is.
+// and the count is written on the next line that is
+// (lines_not_written=N: that many before it were not).
 type natsLogger struct {
 	log        *slog.Logger
 	limit      *rate.Limiter
@@ -200,7 +215,9 @@ func (l *natsLogger) emit(level slog.Level, format string, v ...any) {
 		return
 	}
 	if n := l.suppressed.Swap(0); n > 0 {
-		l.log.Warn("nats-server log lines not written: too many", jsLogKeyCount, n)
+		// on the line itself: a line of its own would double the rate
+		l.log.Log(ctx, level, fmt.Sprintf(format, v...), jsLogKeyNotWritten, n)
+		return
 	}
 	l.log.Log(ctx, level, fmt.Sprintf(format, v...))
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -362,7 +363,35 @@ func TestNATSLogIsPaced(t *testing.T) {
 	time.Sleep(2 * time.Second / natsLogRate)
 	buf.Reset()
 	l.Errorf("one more")
-	if !strings.Contains(buf.String(), "count="+strconv.Itoa(9*natsLogBurst)) || !strings.Contains(buf.String(), "one more") {
+	if got := buf.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, "lines_not_written="+strconv.Itoa(9*natsLogBurst)) || !strings.Contains(got, "one more") {
 		t.Errorf("after the burst: %q", buf.String())
+	}
+}
+
+// TestEmbeddedForgetsClosedClients: the embedded server keeps the record
+// of a few closed connections only (embeddedClosedClients), not of 10,000
+// with each one's subscriptions, as nats-server does by default.
+func TestEmbeddedForgetsClosedClients(t *testing.T) {
+	srv, _ := natsGuardFixture(t, nil)
+	for range 2 * embeddedClosedClients {
+		c, err := nats.Connect(srv.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range 10 {
+			if _, err := c.SubscribeSync("_INBOX.s" + strconv.Itoa(j)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = c.Flush()
+		c.Close()
+	}
+	jsWait(t, 10*time.Second, "the clients gone", func() bool { return srv.NumClients() <= 3 })
+	z, err := srv.Connz(&server.ConnzOptions{State: server.ConnClosed, Limit: 10 * embeddedClosedClients})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z.Total > embeddedClosedClients || z.Total == 0 {
+		t.Errorf("%d closed connections on record, want %d", z.Total, embeddedClosedClients)
 	}
 }
