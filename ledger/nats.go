@@ -163,7 +163,7 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 			srv.WaitForShutdown()
 			return nil, fmt.Errorf("start nats: %w", err)
 		}
-		guard.clients.Store(clients)
+		guard.ready(srv, clients)
 	}
 	return &Embedded{Server: srv, own: string(guard.own), capture: capture}, nil
 }
@@ -279,7 +279,7 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 	})
 	nc, err := nats.Connect(urls, opts...)
 	if errors.Is(err, nats.ErrAuthorization) {
-		return nil, nil, fmt.Errorf("connect %s: %w: a server with a tokens file wants a token (--token or RECLEDGER_TOKEN) whose role may connect", RedactURLs(urls), ErrRefused)
+		return nil, nil, fmt.Errorf("connect %s: %w: a server with a tokens file wants a token (--token or RECLEDGER_TOKEN) whose role may connect, and the embedded server takes %d connections per token at most", RedactURLs(urls), ErrRefused, embeddedConnsPerHolder)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect %s: %w: %v", RedactURLs(urls), ErrUnavailable, err)

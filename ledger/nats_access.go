@@ -7,8 +7,11 @@ import (
 	"encoding/hex"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -116,13 +119,32 @@ func captureOf(own []byte) string {
 }
 
 // streamGuard is the embedded server's client authentication: the own
-// token gets every permission, every other client what its access allows.
+// token gets every permission, every other client what its access allows,
+// with at most embeddedConnsPerHolder connections per holder.
 type streamGuard struct {
 	own       []byte
 	site      string
 	authorize NATSAuthorizer
 	clients   atomic.Pointer[server.Account] // ClientsAccount, once made
+	srv       atomic.Pointer[server.Server]  // set with clients
+
+	mu      sync.Mutex
+	conns   map[string]string // client address (host:port) → holder, admitted
+	held    map[string]int    // holder → connections in conns
+	counted time.Time         // of the last recount
 }
+
+// embeddedConnsPerHolder is how many connections one holder may have
+// open on the embedded server: a token, or for clients admitted by
+// network, one address of it. A walk held as many as the server took
+// with one token; with embeddedMaxConns in all, a single token can no
+// longer keep every other client (and the server's own connections,
+// when they reconnect) out.
+const embeddedConnsPerHolder = 64
+
+// recountGap is the least time between two recounts of the open
+// connections (recount).
+const recountGap = 100 * time.Millisecond
 
 var _ server.Authentication = (*streamGuard)(nil)
 
@@ -135,6 +157,12 @@ func newStreamGuard(site string, authorize NATSAuthorizer, own string) (*streamG
 		return nil, err
 	}
 	return &streamGuard{own: []byte(hex.EncodeToString(b)), site: site, authorize: authorize}, nil
+}
+
+// ready lets clients in: the server and its clients' account are made.
+func (g *streamGuard) ready(srv *server.Server, clients *server.Account) {
+	g.srv.Store(srv)
+	g.clients.Store(clients)
 }
 
 // Check implements server.Authentication.
@@ -153,14 +181,87 @@ func (g *streamGuard) Check(c server.ClientAuthentication) bool {
 		return false
 	}
 	principal, access := "", NATSSignals|NATSRead|NATSUpload
+	addr := remoteAddr(c.RemoteAddress())
 	if g.authorize != nil {
 		var ok bool
-		if principal, access, ok = g.authorize(tok, remoteAddr(c.RemoteAddress())); !ok {
+		if principal, access, ok = g.authorize(tok, addr); !ok {
 			return false
 		}
 	}
-	c.RegisterUser(&server.User{Username: principal, Permissions: natsPermissions(g.site, access, tok), Account: clients})
+	holder := principal
+	if tok == "" {
+		holder += "@" + addr.String()
+	}
+	user := &server.User{Username: principal, Permissions: natsPermissions(g.site, access, tok), Account: clients}
+	return g.admit(holder, c, user)
+}
+
+// admit registers user on c unless holder holds embeddedConnsPerHolder
+// connections already. A client that is not on TCP (in process) is not
+// counted.
+func (g *streamGuard) admit(holder string, c server.ClientAuthentication, user *server.User) bool {
+	addr, ok := c.RemoteAddress().(*net.TCPAddr)
+	if !ok {
+		c.RegisterUser(user)
+		return true
+	}
+	key := addr.String()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.conns == nil {
+		g.conns, g.held = make(map[string]string), make(map[string]int)
+	}
+	if prev, ok := g.conns[key]; ok { // a second CONNECT on the connection
+		delete(g.conns, key)
+		g.held[prev]--
+	}
+	if g.held[holder] >= embeddedConnsPerHolder {
+		// Closed connections are forgotten by asking the server which are
+		// open, at most once every recountGap: a holder connecting faster
+		// waits (its own connection's goroutine), others do not.
+		if wait := recountGap - time.Since(g.counted); wait > 0 {
+			g.mu.Unlock()
+			time.Sleep(wait)
+			g.mu.Lock()
+		}
+		g.recount()
+	}
+	if g.held[holder] >= embeddedConnsPerHolder {
+		return false
+	}
+	// Registered under the lock, so that a recount sees it in the
+	// clients' account.
+	c.RegisterUser(user)
+	g.conns[key] = holder
+	g.held[holder]++
 	return true
+}
+
+// recount forgets the admitted connections that are closed, asking the
+// server which are open (about a millisecond for a thousand); at most
+// once every recountGap.
+func (g *streamGuard) recount() {
+	srv := g.srv.Load()
+	if srv == nil || time.Since(g.counted) < recountGap {
+		return
+	}
+	g.counted = time.Now()
+	z, err := srv.Connz(&server.ConnzOptions{Account: ClientsAccount, Limit: 2 * embeddedMaxConns})
+	if err != nil {
+		return
+	}
+	open := make(map[string]bool, len(z.Conns))
+	for _, ci := range z.Conns {
+		open[net.JoinHostPort(ci.IP, strconv.Itoa(ci.Port))] = true
+	}
+	for key, holder := range g.conns {
+		if !open[key] {
+			delete(g.conns, key)
+			if g.held[holder]--; g.held[holder] <= 0 {
+				delete(g.held, holder)
+			}
+		}
+	}
 }
 
 func remoteAddr(a net.Addr) netip.Addr {

@@ -611,3 +611,47 @@ func TestReplyOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbeddedLimitsConnectionsPerHolder: one token holds at most
+// embeddedConnsPerHolder connections, and another token still connects
+// while it does; once some of its connections close, it may open as
+// many again.
+func TestEmbeddedLimitsConnectionsPerHolder(t *testing.T) {
+	authorize := func(token string, _ netip.Addr) (string, NATSAccess, bool) {
+		return token, NATSRead, token == "aud-a" || token == "aud-b"
+	}
+	srv, _ := natsGuardFixture(t, authorize)
+	dial := func(token string) (*nats.Conn, error) {
+		nc, err := nats.Connect(srv.ClientURL(), nats.Token(token), nats.NoReconnect())
+		if err == nil {
+			t.Cleanup(nc.Close)
+		}
+		return nc, err
+	}
+	var held []*nats.Conn
+	for i := range embeddedConnsPerHolder {
+		nc, err := dial("aud-a")
+		if err != nil {
+			t.Fatalf("connection %d of %d: %v", i+1, embeddedConnsPerHolder, err)
+		}
+		held = append(held, nc)
+	}
+	if _, err := dial("aud-a"); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("a connection beyond the holder's %d: %v, want refused", embeddedConnsPerHolder, err)
+	}
+	if _, err := dial("aud-b"); err != nil {
+		t.Fatalf("another token, while the first holds its all: %v", err)
+	}
+	for _, nc := range held[:10] {
+		nc.Close()
+	}
+	jsWait(t, 5*time.Second, "closed", func() bool { return srv.NumClients() <= embeddedConnsPerHolder-10+4 })
+	for i := range 10 {
+		if _, err := dial("aud-a"); err != nil {
+			t.Fatalf("after 10 closed, connection %d: %v", i+1, err)
+		}
+	}
+	if _, err := dial("aud-a"); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("beyond the holder's %d again: %v, want refused", embeddedConnsPerHolder, err)
+	}
+}
