@@ -448,6 +448,24 @@ func TestReadersListenOnlyToTheirOwnReplies(t *testing.T) {
 	}
 }
 
+// ownPublish has the own connection publish n small messages on the
+// events stream, 1,000 at a time (more at once stall the publisher).
+func ownPublish(t *testing.T, own jetstream.JetStream, n int) {
+	t.Helper()
+	for i := 0; i < n; {
+		for end := min(n, i+1000); i < end; i++ {
+			if _, err := own.PublishAsync(EventSubject(jsTestSite, TypeCommand), []byte{'x', byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case <-own.PublishAsyncComplete():
+		case <-time.After(30 * time.Second):
+			t.Fatal("publishing timed out")
+		}
+	}
+}
+
 // TestDirectGetsAreCapped: a client's direct gets reach the stream through
 // the relay, which caps a batch (relayMaxBatch) and passes the answers on
 // as the stream sends them: a batch asking for more ends early with the
@@ -455,16 +473,7 @@ func TestReadersListenOnlyToTheirOwnReplies(t *testing.T) {
 // stream are answered as JetStream answers them.
 func TestDirectGetsAreCapped(t *testing.T) {
 	srv, own := natsGuardFixture(t, nil)
-	for i := range relayMaxBatch + 50 {
-		if _, err := own.PublishAsync(EventSubject(jsTestSite, TypeCommand), []byte{'x', byte(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case <-own.PublishAsyncComplete():
-	case <-time.After(30 * time.Second):
-		t.Fatal("publishing timed out")
-	}
+	ownPublish(t, own, relayMaxBatch+50)
 	c, err := dialClient(t, srv)
 	if err != nil {
 		t.Fatal(err)
@@ -520,16 +529,7 @@ func TestDirectGetsTakeTurns(t *testing.T) {
 		return token, NATSRead, token == "aud-a" || token == "aud-b"
 	}
 	srv, own := natsGuardFixture(t, authorize)
-	for i := range relayMaxBatch {
-		if _, err := own.PublishAsync(EventSubject(jsTestSite, TypeCommand), []byte{'x', byte(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case <-own.PublishAsyncComplete():
-	case <-time.After(30 * time.Second):
-		t.Fatal("publishing timed out")
-	}
+	ownPublish(t, own, relayMaxBatch)
 	a, err := dialClient(t, srv, nats.Token("aud-a"), nats.CustomInboxPrefix(ReaderInboxPrefix))
 	if err != nil {
 		t.Fatal(err)
