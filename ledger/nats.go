@@ -125,7 +125,11 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		// recledger's clients hold a few subscriptions each; a walk held
 		// 300,000 on one connection (240 MB of the server's memory).
 		MaxSubs: embeddedMaxSubs,
-		MaxConn: embeddedMaxConns,
+		// A subscription costs the server its subject a few times over
+		// (the clients' account imports the inboxes): a walk's 1,000
+		// connections of 256 subscriptions with 3.9 KB subjects held
+		// 4 GB. recledger's protocol lines are a few hundred bytes.
+		MaxControlLine: embeddedMaxControlLine,
 		// The server keeps a closed connection's record, its
 		// subscriptions listed, for monitoring (which recledger does not
 		// serve): 10,000 of them by default, and a walk's thousands of
@@ -156,7 +160,7 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	if !opts.Unguarded {
 		clients, err := shareWithClients(srv, capture)
 		if err == nil {
-			err = startDirectRelay(srv, string(guard.own), capture, opts.Logger)
+			err = startDirectRelay(srv, string(guard.own), capture, guard.knownInbox, opts.Logger)
 		}
 		if err != nil {
 			srv.Shutdown()
@@ -169,13 +173,17 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 }
 
 // Bounds of the embedded server: the subscriptions one client may hold,
-// the connections all clients may hold (recledger's own among them), and
-// the closed connections it keeps a record of. Together they
-// bound what subscriptions can cost it, about 200 MB at most.
+// the length of a protocol line (a subject, a CONNECT with its token),
+// and the closed connections it keeps a record of. With the connections
+// per token (embeddedConnsPerHolder) they bound what one token's
+// subscriptions can cost it: 64 × 256 subjects of at most 1 KiB.
+// The connections in all are nats-server's default (65,536): a walk held
+// a lower bound (1,024) with connections that never authenticate, each
+// for the 2 s the server waits, and kept every client out.
 const (
-	embeddedMaxSubs       = 256
-	embeddedMaxConns      = 1024
-	embeddedClosedClients = 64
+	embeddedMaxSubs        = 256
+	embeddedMaxControlLine = 1024
+	embeddedClosedClients  = 64
 )
 
 // natsLogger adapts slog to nats-server's Logger interface. The server's

@@ -132,14 +132,19 @@ type streamGuard struct {
 	conns   map[string]string // client address (host:port) → holder, admitted
 	held    map[string]int    // holder → connections in conns
 	counted time.Time         // of the last recount
+	inboxes map[string]bool   // InboxFor of the tokens admitted (knownInbox)
 }
+
+// guardMaxInboxes bounds the inbox prefixes the guard remembers: a
+// tokens file names fewer; without one any token connects.
+const guardMaxInboxes = 4096
 
 // embeddedConnsPerHolder is how many connections one holder may have
 // open on the embedded server: a token, or for clients admitted by
-// network, one address of it. A walk held as many as the server took
-// with one token; with embeddedMaxConns in all, a single token can no
-// longer keep every other client (and the server's own connections,
-// when they reconnect) out.
+// network, one address of it. A walk held 1,024 connections of 256
+// subscriptions with one token (4 GB of the server's memory), and with a
+// bound on the connections in all, kept every other client (and the
+// server's own connections, when they reconnect) out.
 const embeddedConnsPerHolder = 64
 
 // recountGap is the least time between two recounts of the open
@@ -193,7 +198,41 @@ func (g *streamGuard) Check(c server.ClientAuthentication) bool {
 		holder += "@" + addr.String()
 	}
 	user := &server.User{Username: principal, Permissions: natsPermissions(g.site, access, tok), Account: clients}
-	return g.admit(holder, c, user)
+	if !g.admit(holder, c, user) {
+		return false
+	}
+	g.noteInboxes(tok, access)
+	return true
+}
+
+// noteInboxes remembers the inbox prefixes a client admitted with token
+// and access may listen under.
+func (g *streamGuard) noteInboxes(token string, access NATSAccess) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inboxes == nil {
+		g.inboxes = make(map[string]bool)
+	}
+	for _, p := range []struct {
+		prefix string
+		access NATSAccess
+	}{{ReaderInboxPrefix, NATSRead}, {UploadInboxPrefix, NATSUpload}} {
+		if access&p.access != 0 && len(g.inboxes) < guardMaxInboxes {
+			g.inboxes[InboxFor(p.prefix, token)] = true
+		}
+	}
+}
+
+// knownInbox reports whether owner, an inbox prefix replyOwner gives, is
+// one a client admitted may listen under: NATS's default _INBOX, or the
+// reader or upload inbox of a token admitted since the start.
+func (g *streamGuard) knownInbox(owner string) bool {
+	if owner == "_INBOX" {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.inboxes[owner]
 }
 
 // admit registers user on c unless holder holds embeddedConnsPerHolder
@@ -246,7 +285,7 @@ func (g *streamGuard) recount() {
 		return
 	}
 	g.counted = time.Now()
-	z, err := srv.Connz(&server.ConnzOptions{Account: ClientsAccount, Limit: 2 * embeddedMaxConns})
+	z, err := srv.Connz(&server.ConnzOptions{Account: ClientsAccount, Limit: 1 << 20})
 	if err != nil {
 		return
 	}

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -654,4 +656,69 @@ func TestEmbeddedLimitsConnectionsPerHolder(t *testing.T) {
 	if _, err := dial("aud-a"); !errors.Is(err, nats.ErrAuthorization) {
 		t.Fatalf("beyond the holder's %d again: %v, want refused", embeddedConnsPerHolder, err)
 	}
+}
+
+// TestRelayTakesOnlyKnownInboxes: a reader naming inboxes of tokens that
+// never connected, each a requester of its own to the relay, gets no
+// turns with them, so another reader's get is answered at once.
+func TestRelayTakesOnlyKnownInboxes(t *testing.T) {
+	authorize := func(token string, _ netip.Addr) (string, NATSAccess, bool) {
+		return token, NATSRead, token == "aud-a" || token == "aud-b"
+	}
+	srv, own := natsGuardFixture(t, authorize)
+	ownPublish(t, own, relayMaxBatch)
+	a, err := dialClient(t, srv, nats.Token("aud-a"), nats.CustomInboxPrefix(ReaderInboxPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dialClient(t, srv, nats.Token("aud-b"), nats.CustomInboxPrefix(ReaderInboxPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range relayPending + 100 {
+		reply := InboxFor(ReaderInboxPrefix, "made-up-"+strconv.Itoa(i)) + ".x"
+		if err := a.nc.PublishRequest("$JS.API.DIRECT.GET."+EventsStream, reply, []byte(`{"seq":1,"batch":10000}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = a.nc.Flush()
+	m, err := b.nc.Request("$JS.API.DIRECT.GET."+EventsStream, []byte(`{"seq":7}`), 5*time.Second)
+	if err != nil || m.Header.Get("Nats-Sequence") != "7" {
+		t.Fatalf("another reader's single get: %v %v", err, m)
+	}
+}
+
+// TestRelayComesBack: the server closes a connection that cannot keep up
+// with what it is sent, the relay's too under a flood; it reconnects, and
+// readers' direct gets are answered again.
+func TestRelayComesBack(t *testing.T) {
+	srv, _ := natsGuardFixture(t, nil)
+	c, err := dialClient(t, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() error {
+		m, err := c.nc.Request("$JS.API.DIRECT.GET."+EventsStream, []byte(`{"seq":2}`), time.Second)
+		if err == nil && m.Header.Get("Nats-Sequence") != "2" {
+			err = fmt.Errorf("answer %v", m.Header)
+		}
+		return err
+	}
+	if err := get(); err != nil {
+		t.Fatal(err)
+	}
+	z, err := srv.Connz(&server.ConnzOptions{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kicked := false
+	for _, ci := range z.Conns {
+		if ci.Name == "recledger-relay" {
+			kicked = srv.DisconnectClientByID(ci.Cid) == nil
+		}
+	}
+	if !kicked {
+		t.Fatal("no relay connection to close")
+	}
+	jsWait(t, 10*time.Second, "a direct get answered again", func() bool { return get() == nil })
 }

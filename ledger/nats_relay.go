@@ -44,7 +44,9 @@ const (
 	relayMaxRequest = 16 << 10
 	relayMaxReply   = 512
 	relayWait       = 5 * time.Second // for the stream's next answer
-	relayDropLogGap = 10 * time.Second
+	// relayReconnectWait is the pause between the relay's reconnects.
+	relayReconnectWait = 20 * time.Millisecond
+	relayDropLogGap    = 10 * time.Second
 	// relayIntake bounds the requests the relay's connection holds before
 	// sorting them into its queues: beyond it they are dropped unanswered
 	// (the relay sorts far faster than a client can send).
@@ -65,6 +67,7 @@ type directRelay struct {
 	prefix  string // relaySubject + "."
 	inbox   string // where the stream answers the relay
 	answers chan *nats.Msg
+	known   func(owner string) bool
 	n       uint64 // requests relayed: the last token of their inbox
 	log     *slog.Logger
 	wake    chan struct{}
@@ -81,17 +84,28 @@ type directRelay struct {
 
 // startDirectRelay connects to srv in process as its own (token own) and
 // relays until srv shuts down, which closes the connection and so ends
-// the subscription's goroutine and the worker.
-func startDirectRelay(srv *server.Server, own, capture string, log *slog.Logger) error {
+// the subscription's goroutine and the worker. It answers only requests
+// whose reply names a requester known(owner) accepts (replyOwner).
+func startDirectRelay(srv *server.Server, own, capture string, known func(owner string) bool, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &directRelay{prefix: relaySubject(capture) + ".", log: log.With(jsLogKeyComponent, "direct-get relay"),
+	r := &directRelay{prefix: relaySubject(capture) + ".", known: known, log: log.With(jsLogKeyComponent, "direct-get relay"),
 		answers: make(chan *nats.Msg, relayMaxBatch+16), wake: make(chan struct{}, 1),
 		waiting: make(map[string][]*nats.Msg)}
 	closed := make(chan struct{})
+	// The server closes a connection that reads slower than it is sent to
+	// (a slow consumer): a walk's flood of direct gets did so to the
+	// relay's, which then stayed away until a restart. It reconnects at
+	// once, its subscriptions with it, until the server shuts down.
 	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Token(own), nats.Name("recledger-relay"),
-		nats.NoReconnect(), nats.CustomInboxPrefix(capture+".INBOX"),
+		nats.MaxReconnects(-1), nats.ReconnectWait(relayReconnectWait), nats.CustomInboxPrefix(capture+".INBOX"),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if !nc.IsClosed() {
+				r.log.Warn("direct-get relay disconnected; reconnecting", jsLogKeyErr, err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { r.log.Info("direct-get relay reconnected") }),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { r.noteDropped(err) }))
 	if err != nil {
@@ -109,6 +123,10 @@ func startDirectRelay(srv *server.Server, own, capture string, log *slog.Logger)
 		return fmt.Errorf("direct-get relay: %w", err)
 	}
 	go r.run(closed)
+	go func() { // ends the relay with the server
+		srv.WaitForShutdown()
+		nc.Close()
+	}()
 	return nil
 }
 
@@ -116,8 +134,11 @@ func startDirectRelay(srv *server.Server, own, capture string, log *slog.Logger)
 // at once when it may not wait there.
 func (r *directRelay) take(m *nats.Msg) {
 	owner, ok := replyOwner(m.Reply)
-	if !ok {
-		return // no answer is possible, or allowed
+	if !ok || !r.known(owner) {
+		// No answer is possible, or allowed; or an inbox of no client's
+		// token, made up to get turns of its own (a walk's reader took
+		// every turn so, with a few hundred hashes).
+		return
 	}
 	if len(m.Data) > relayMaxRequest {
 		r.answerStatus(m.Reply, "408", "Bad Request")
