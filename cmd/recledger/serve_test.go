@@ -5,19 +5,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/recledger/recledger/projections"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
 	"github.com/recledger/recledger/cmd/internal/simulator"
 	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
 	"github.com/recledger/recledger/replay"
 )
 
@@ -337,5 +341,56 @@ func TestServeRefusesALostLedger(t *testing.T) {
 	getJSON(t, "http://"+srv.Addr()+"/v1/digest", &again)
 	if again != live {
 		t.Fatalf("served after the restore: %+v, before the loss %+v", again, live)
+	}
+}
+
+// TestCallSignalsHaveTheirOwnConnection: call signals arrive on a NATS
+// connection of their own, so that NATS closing it (a slow consumer,
+// under a client's huge signals) leaves the mirror's connection be; it
+// reconnects and takes signals again.
+func TestCallSignalsHaveTheirOwnConnection(t *testing.T) {
+	srv := startTestServer(t, t.TempDir())
+	subject := ledger.CTISubject(testServeConfig("").Site)
+	takes := map[string]bool{} // connection name → holds the signals' subscription
+	cids := func() map[string]uint64 {
+		z, err := srv.nsrv.Connz(&server.ConnzOptions{Limit: 1000, Subscriptions: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]uint64{}
+		for _, ci := range z.Conns {
+			out[ci.Name] = ci.Cid
+			takes[ci.Name] = slices.Contains(ci.Subs, subject)
+		}
+		return out
+	}
+	before := cids()
+	for end := time.Now().Add(10 * time.Second); !takes["recledger-cti"] && time.Now().Before(end); before = cids() {
+		time.Sleep(20 * time.Millisecond) // RunCTI subscribes as it starts
+	}
+	if before["recledger-serve"] == 0 || before["recledger-cti"] == 0 || !takes["recledger-cti"] || takes["recledger-serve"] {
+		t.Fatalf("connections %v, taking call signals %v", before, takes)
+	}
+	if err := srv.nsrv.DisconnectClientByID(before["recledger-cti"]); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, err := nc.Request(subject, []byte(`{"call_id":"c-1","extension":"3420","type":"ended"}`), time.Second)
+		if err == nil && strings.Contains(string(m.Data), "accepted") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no call signal answered after the connection was closed: %v %v", err, m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if after := cids(); after["recledger-serve"] != before["recledger-serve"] {
+		t.Errorf("the mirror's connection went too: %v → %v", before, after)
 	}
 }

@@ -51,7 +51,8 @@ type Server struct {
 	store    *ledger.Store
 	live     *projections.Live
 	nsrv     *ledger.Embedded // nil with an external NATS
-	nc       *nats.Conn
+	nc       *nats.Conn       // the streams'
+	ctiNC    *nats.Conn       // call signals'
 	httpLn   net.Listener
 	natsURL  string
 	group    *errgroup.Group
@@ -161,6 +162,15 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	s.nc = nc
+	// Call signals come in on a connection of their own: a client of the
+	// command role sending 30 MiB signals had NATS close the server's
+	// connection as a slow consumer, three times in two seconds, and the
+	// outbox's mirroring with it.
+	ctiNC, _, err := ledger.Connect(ctx, urls, "recledger-cti", log, own...)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	s.ctiNC = ctiNC
 	replicas := cfg.Replicas
 	if s.nsrv != nil {
 		replicas = 1
@@ -278,7 +288,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	g.Go(func() error { return api.CheckChain(workCtx) })
 	g.Go(func() error {
 		defer close(ctiDone)
-		return api.RunCTI(gctx, nc, cfg.Site)
+		return api.RunCTI(gctx, ctiNC, cfg.Site)
 	})
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -360,6 +370,9 @@ func (s *Server) Wait() error {
 
 // closeAll releases what StartServer opened, in reverse order.
 func (s *Server) closeAll() {
+	if s.ctiNC != nil {
+		s.ctiNC.Close()
+	}
 	if s.nc != nil {
 		s.nc.Close()
 	}
