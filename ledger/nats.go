@@ -338,7 +338,7 @@ func Refused(nc *nats.Conn, err error) error {
 		// Readers ask for the stream's configuration only when a direct
 		// get found no stream: it is missing (lost, or being created
 		// again by the server), not their role at fault.
-		return fmt.Errorf("%w: the stream did not answer a direct get: it is missing, or being created again by the server; try again in a few seconds: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: the stream did not answer a direct get: it is missing, being created again by the server, or the embedded server's relay of direct gets is reconnecting (its log says so); try again in a few seconds: %v", ErrUnavailable, err)
 	}
 	return fmt.Errorf("%w: %v (a server with a tokens file lets the auditor and admin roles read its streams): %v", ErrRefused, last, err)
 }
