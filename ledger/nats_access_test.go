@@ -522,24 +522,32 @@ func TestDirectGetsAreCapped(t *testing.T) {
 	}
 }
 
-// TestDirectGetsTakeTurns: the relay takes each reader's direct gets in
-// turn, so a reader asking for batch after batch delays another's get by
-// about one batch, not by all it asked for; and it answers the requests
-// beyond a reader's share at once with 429 Too Many Requests.
-func TestDirectGetsTakeTurns(t *testing.T) {
+// twoReaders connects two readers of two tokens, each with its token's
+// inbox prefix, to a guarded server whose events stream holds
+// relayMaxBatch messages.
+func twoReaders(t *testing.T) (a, b *natsClient) {
+	t.Helper()
 	authorize := func(token string, _ netip.Addr) (string, NATSAccess, bool) {
 		return token, NATSRead, token == "aud-a" || token == "aud-b"
 	}
 	srv, own := natsGuardFixture(t, authorize)
 	ownPublish(t, own, relayMaxBatch)
-	a, err := dialClient(t, srv, nats.Token("aud-a"), nats.CustomInboxPrefix(ReaderInboxPrefix))
-	if err != nil {
+	var err error
+	if a, err = dialClient(t, srv, nats.Token("aud-a"), nats.CustomInboxPrefix(ReaderInboxPrefix)); err != nil {
 		t.Fatal(err)
 	}
-	b, err := dialClient(t, srv, nats.Token("aud-b"), nats.CustomInboxPrefix(ReaderInboxPrefix))
-	if err != nil {
+	if b, err = dialClient(t, srv, nats.Token("aud-b"), nats.CustomInboxPrefix(ReaderInboxPrefix)); err != nil {
 		t.Fatal(err)
 	}
+	return a, b
+}
+
+// TestDirectGetsTakeTurns: the relay takes each reader's direct gets in
+// turn, so a reader asking for batch after batch delays another's get by
+// about one batch, not by all it asked for; and it answers the requests
+// beyond a reader's share at once with 429 Too Many Requests.
+func TestDirectGetsTakeTurns(t *testing.T) {
+	a, b := twoReaders(t)
 	var msgs, ends, busy atomic.Int64
 	inbox := a.nc.NewInbox()
 	sub, err := a.nc.Subscribe(inbox, func(m *nats.Msg) {
@@ -662,19 +670,7 @@ func TestEmbeddedLimitsConnectionsPerHolder(t *testing.T) {
 // never connected, each a requester of its own to the relay, gets no
 // turns with them, so another reader's get is answered at once.
 func TestRelayTakesOnlyKnownInboxes(t *testing.T) {
-	authorize := func(token string, _ netip.Addr) (string, NATSAccess, bool) {
-		return token, NATSRead, token == "aud-a" || token == "aud-b"
-	}
-	srv, own := natsGuardFixture(t, authorize)
-	ownPublish(t, own, relayMaxBatch)
-	a, err := dialClient(t, srv, nats.Token("aud-a"), nats.CustomInboxPrefix(ReaderInboxPrefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := dialClient(t, srv, nats.Token("aud-b"), nats.CustomInboxPrefix(ReaderInboxPrefix))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := twoReaders(t)
 	for i := range relayPending + 100 {
 		reply := InboxFor(ReaderInboxPrefix, "made-up-"+strconv.Itoa(i)) + ".x"
 		if err := a.nc.PublishRequest("$JS.API.DIRECT.GET."+EventsStream, reply, []byte(`{"seq":1,"batch":10000}`)); err != nil {
