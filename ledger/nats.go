@@ -162,6 +162,9 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		if err == nil {
 			err = startDirectRelay(srv, string(guard.own), capture, guard.knownInbox, opts.Logger)
 		}
+		if err == nil {
+			err = startConsumerGate(srv, string(guard.own), capture, opts.Logger)
+		}
 		if err != nil {
 			srv.Shutdown()
 			srv.WaitForShutdown()

@@ -718,3 +718,35 @@ func TestRelayComesBack(t *testing.T) {
 	}
 	jsWait(t, 10*time.Second, "a direct get answered again", func() bool { return get() == nil })
 }
+
+// TestClientsMakeOnlyPullConsumers: a client of the upload role makes
+// pull consumers on the manifests stream, but no push consumer, whose
+// deliver subject (a JetStream API subject, say) would get the stream's
+// messages in the streams' account.
+func TestClientsMakeOnlyPullConsumers(t *testing.T) {
+	authorize := func(token string, _ netip.Addr) (string, NATSAccess, bool) {
+		return token, NATSUpload, token == "up-a"
+	}
+	srv, own := natsGuardFixture(t, authorize)
+	c, err := dialClient(t, srv, nats.Token("up-a"), nats.CustomInboxPrefix(UploadInboxPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := c.js.CreateOrUpdateConsumer(ctx, ManifestsStream, jetstream.ConsumerConfig{Durable: "w2", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatalf("a pull consumer: %v", err)
+	}
+	if _, err := own.Consumer(ctx, ManifestsStream, "w2"); err != nil {
+		t.Fatalf("the pull consumer made: %v", err)
+	}
+	push := `{"stream_name":"` + ManifestsStream + `","config":{"durable_name":"evil","deliver_subject":"$JS.API.STREAM.DELETE.` + EventsStream + `","ack_policy":"none"}}`
+	for _, api := range []string{"$JS.API.CONSUMER.CREATE." + ManifestsStream + ".evil", "$JS.API.CONSUMER.DURABLE.CREATE." + ManifestsStream + ".evil"} {
+		m, err := c.nc.Request(api, []byte(push), 5*time.Second)
+		if err != nil || !strings.Contains(string(m.Data), "only pull consumers") {
+			t.Errorf("%s, a push consumer: %v %s", api, err, m.Data)
+		}
+	}
+	if _, err := own.Consumer(ctx, ManifestsStream, "evil"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("the push consumer: %v, want none", err)
+	}
+}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -25,18 +26,19 @@ const ClientsAccount = "RECLEDGER_CLIENTS"
 type clientService struct {
 	subject string
 	stream  bool // answered by more than one message
+	gated   bool // through the consumer gate (nats_consumer_gate.go)
 }
 
 // clientServices are the services clients reach across the account
 // boundary; their permissions (natsPermissions) then narrow them by role.
 // Direct gets cross it otherwise (relayDirectGets).
 var clientServices = [...]clientService{
-	{"recledger.cti.>", false},
-	{"$JS.API.CONSUMER.CREATE." + ManifestsStream + ".>", false},
-	{"$JS.API.CONSUMER.DURABLE.CREATE." + ManifestsStream + ".>", false},
-	{"$JS.API.CONSUMER.INFO." + ManifestsStream + ".>", false},
-	{"$JS.API.CONSUMER.MSG.NEXT." + ManifestsStream + ".>", true}, // a pull's deliveries
-	{"$JS.ACK." + ManifestsStream + ".>", false},
+	{"recledger.cti.>", false, false},
+	{"$JS.API.CONSUMER.CREATE." + ManifestsStream + ".>", false, true},
+	{"$JS.API.CONSUMER.DURABLE.CREATE." + ManifestsStream + ".>", false, true},
+	{"$JS.API.CONSUMER.INFO." + ManifestsStream + ".>", false, false},
+	{"$JS.API.CONSUMER.MSG.NEXT." + ManifestsStream + ".>", true, false}, // a pull's deliveries
+	{"$JS.ACK." + ManifestsStream + ".>", false, false},
 }
 
 // relayReplyPrefixes start the only reply subjects the direct-get relay
@@ -59,10 +61,14 @@ func shareWithClients(srv *server.Server, capture string) (*server.Account, erro
 		if svc.stream {
 			rt = server.Streamed
 		}
-		if err := global.AddServiceExportWithResponse(svc.subject, rt, to); err != nil {
+		exported := svc.subject
+		if svc.gated {
+			exported = gateSubject(capture) + "." + strings.TrimPrefix(svc.subject, "$JS.API.")
+		}
+		if err := global.AddServiceExportWithResponse(exported, rt, to); err != nil {
 			return nil, fmt.Errorf("clients' account: export %s: %w", svc.subject, err)
 		}
-		if err := clients.AddServiceImport(global, svc.subject, svc.subject); err != nil {
+		if err := clients.AddServiceImport(global, svc.subject, exported); err != nil {
 			return nil, fmt.Errorf("clients' account: import %s: %w", svc.subject, err)
 		}
 	}
