@@ -139,7 +139,7 @@ func Run(ctx context.Context, url string, cfg Config) error {
 	})
 	nc, err := nats.Connect(url, opts...)
 	if errors.Is(err, nats.ErrAuthorization) {
-		return fmt.Errorf("upload-worker: connect: %w: the server has a tokens file: give a token with the upload role (--token or RECLEDGER_TOKEN)", err)
+		return fmt.Errorf("upload-worker: connect: %w: the server has a tokens file: give a token with the upload role (--token or RECLEDGER_TOKEN); the embedded server also takes 64 connections per token at most", err)
 	}
 	if err != nil {
 		return fmt.Errorf("upload-worker: connect: %w", err)
