@@ -39,8 +39,7 @@ func startConsumerGate(srv *server.Server, own, capture string, log *slog.Logger
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With(jsLogKeyComponent, "consumer gate")
-	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Token(own), nats.Name("recledger-consumer-gate"),
-		nats.MaxReconnects(-1), nats.ReconnectWait(relayReconnectWait), nats.CustomInboxPrefix(capture+".INBOX"),
+	nc, err := connectInProcess(srv, own, capture, "recledger-consumer-gate",
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("nats error", jsLogKeyErr, err) }))
 	if err != nil {
 		return fmt.Errorf("consumer gate: %w", err)
@@ -64,9 +63,5 @@ func startConsumerGate(srv *server.Server, own, capture string, log *slog.Logger
 		nc.Close()
 		return fmt.Errorf("consumer gate: %w", err)
 	}
-	go func() { // ends the gate with the server
-		srv.WaitForShutdown()
-		nc.Close()
-	}()
 	return nil
 }

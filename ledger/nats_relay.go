@@ -44,7 +44,8 @@ const (
 	relayMaxRequest = 16 << 10
 	relayMaxReply   = 512
 	relayWait       = 5 * time.Second // for the stream's next answer
-	// relayReconnectWait is the pause between the relay's reconnects.
+	// relayReconnectWait is the pause between reconnects of the server's
+	// in-process connections (connectInProcess).
 	relayReconnectWait = 20 * time.Millisecond
 	relayDropLogGap    = 10 * time.Second
 	// relayIntake bounds the requests the relay's connection holds before
@@ -98,8 +99,7 @@ func startDirectRelay(srv *server.Server, own, capture string, known func(owner 
 	// (a slow consumer): a walk's flood of direct gets did so to the
 	// relay's, which then stayed away until a restart. It reconnects at
 	// once, its subscriptions with it, until the server shuts down.
-	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Token(own), nats.Name("recledger-relay"),
-		nats.MaxReconnects(-1), nats.ReconnectWait(relayReconnectWait), nats.CustomInboxPrefix(capture+".INBOX"),
+	nc, err := connectInProcess(srv, own, capture, "recledger-relay",
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if !nc.IsClosed() {
 				r.log.Warn("direct-get relay disconnected; reconnecting", jsLogKeyErr, err)
@@ -123,11 +123,25 @@ func startDirectRelay(srv *server.Server, own, capture string, known func(owner 
 		return fmt.Errorf("direct-get relay: %w", err)
 	}
 	go r.run(closed)
-	go func() { // ends the relay with the server
+	return nil
+}
+
+// connectInProcess connects to srv in process as its own (token own),
+// named name, with its replies under the capture prefix. The connection
+// reconnects at once when the server closes it (as a slow consumer, say)
+// and is closed when the server shuts down.
+func connectInProcess(srv *server.Server, own, capture, name string, opts ...nats.Option) (*nats.Conn, error) {
+	opts = append([]nats.Option{nats.InProcessServer(srv), nats.Token(own), nats.Name(name),
+		nats.MaxReconnects(-1), nats.ReconnectWait(relayReconnectWait), nats.CustomInboxPrefix(capture + ".INBOX")}, opts...)
+	nc, err := nats.Connect("", opts...)
+	if err != nil {
+		return nil, err
+	}
+	go func() { // its owner is the server: gone with it
 		srv.WaitForShutdown()
 		nc.Close()
 	}()
-	return nil
+	return nc, nil
 }
 
 // take puts a client's request in its requester's queue, or answers it
