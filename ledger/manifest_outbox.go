@@ -42,6 +42,7 @@ type ManifestOutbox struct {
 	wake  chan struct{}
 
 	lag     atomic.Int64 // sealed days not yet confirmed in the stream, at the last look
+	failing atomic.Int64 // Unix ns of the first failed publish since the last one that went through; 0 when none
 	lastErr string       // the last retryable failure logged; owned by Run
 
 	replicas int       // > 0: create the stream with this many replicas when it is missing
@@ -77,6 +78,18 @@ func (o *ManifestOutbox) Wake() {
 
 // Lag is the number of sealed days not yet known to be in the stream.
 func (o *ManifestOutbox) Lag() uint64 { return uint64(max(o.lag.Load(), 0)) }
+
+// Stalled is how long sealed days have waited for a publish that keeps
+// failing; 0 when none waits or none has failed since the last that went
+// through. A day larger than the server takes, or whose stream copy
+// differs, does not count: a restart of JetStream mends neither.
+func (o *ManifestOutbox) Stalled() time.Duration {
+	at := o.failing.Load()
+	if at == 0 || o.Lag() == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, at))
+}
 
 // Run publishes until ctx is done and returns ctx's error. On start, and
 // whenever the stream was created again, it lists the manifest subjects
@@ -174,6 +187,9 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
 		}
 	}
 	o.lag.Store(int64(len(todo)))
+	if len(todo) == 0 {
+		o.failing.Store(0)
+	}
 	for _, day := range todo {
 		if ctx.Err() != nil {
 			return
@@ -184,6 +200,7 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
 		}
 		switch {
 		case err == nil:
+			o.failing.Store(0)
 			o.log.Info("manifest published", mobKeyDay, day)
 		case errors.Is(err, ErrConflict):
 			// Another ledger's manifest for that day is in the stream:
@@ -191,6 +208,7 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
 			o.log.Error("manifest not published: the stream holds a different one", mobKeyDay, day, mobKeyErr, err)
 		case errors.Is(err, ErrTooLarge):
 			// Days go in order: none is published until this one fits.
+			o.failing.Store(0)
 			if ctx.Err() == nil && err.Error() != o.lastErr {
 				o.log.Error("manifest not published: larger than the NATS server takes; later days wait for it", mobKeyDay, day, mobKeyErr, err)
 				o.lastErr = err.Error()
@@ -199,6 +217,7 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
 		default:
 			// Logged once per distinct failure: the stream may be down for
 			// a while, and the outbox looks every few seconds.
+			o.failing.CompareAndSwap(0, time.Now().UnixNano())
 			if ctx.Err() == nil && err.Error() != o.lastErr {
 				o.log.Warn("manifest not published yet; will retry", mobKeyDay, day, mobKeyErr, err)
 				o.lastErr = err.Error()

@@ -232,11 +232,20 @@ func TestManifestOutboxWaitsForTheStream(t *testing.T) {
 	if o.Lag() != 2 {
 		t.Fatalf("lag %d without a stream, want 2", o.Lag())
 	}
+	// Stalled since its first failed look (the Mender's measure).
+	if d := o.Stalled(); d < 200*time.Millisecond {
+		t.Errorf("stalled %v after failing for 200 ms", d)
+	}
 	if err := EnsureStreams(ctx, js, jsTestSite, 1); err != nil {
 		t.Fatal(err)
 	}
 	jsWait(t, 10*time.Second, "both manifests", func() bool { return o.Lag() == 0 })
 	checkManifests(t, js, src, "2026-11-21", "2026-11-22")
+	// A publish that went through ends the stall: the next day to wait
+	// does not count from the failures before it.
+	if at := o.failing.Load(); at != 0 {
+		t.Errorf("failing since %v after every day was published", time.Unix(0, at))
+	}
 }
 
 // The manifests stream lost while the server runs (its JetStream store

@@ -212,12 +212,25 @@ func (o *Outbox) Mismatch() error {
 		if d := time.Since(st.since); d >= o.stallFor {
 			if lag := o.Lag(); lag > 0 {
 				return fmt.Errorf("outbox: %w: the mirror has not advanced for %s and is %d events behind (the ledger takes writes; "+
-					"after JetStream ran out of disk space, restart serve once space is freed): %v",
-					errStalled, d.Round(time.Second), lag, st.err)
+					"after the disk was full, the embedded NATS server's JetStream is restarted once %d MiB are free; an external one needs its operator): %v",
+					errStalled, d.Round(time.Second), lag, DefaultMendFree>>20, st.err)
 			}
 		}
 	}
 	return nil
+}
+
+// Stalled is how long events have waited with no publish going through;
+// 0 when none wait, when one went through since, and while the outbox
+// has stopped on a stream that does not continue the ledger or an event
+// larger than the server takes (Mismatch; a restart of JetStream mends
+// neither).
+func (o *Outbox) Stalled() time.Duration {
+	st := o.stall.Load()
+	if st == nil || o.mismatch.Load() != nil || o.Lag() == 0 {
+		return 0
+	}
+	return time.Since(st.since)
 }
 
 // Run publishes until ctx is done, then returns nil. It is the outbox's

@@ -29,6 +29,10 @@ type ServeConfig struct {
 	CheckpointEvents uint64        // save projection state every N events…
 	CheckpointEvery  time.Duration // …or this often, whichever comes first
 	ShutdownTimeout  time.Duration // how long in-flight requests get on stop
+	// MendAfter is how long the mirror may stall, its disk having room,
+	// before the embedded server's JetStream is restarted
+	// (ledger.Mender); 0 means ledger.DefaultMendAfter.
+	MendAfter time.Duration
 
 	Logger *slog.Logger
 	// Now is the scheduler's clock (day seals, pause timers); nil means

@@ -394,3 +394,53 @@ func TestCallSignalsHaveTheirOwnConnection(t *testing.T) {
 		t.Errorf("the mirror's connection went too: %v → %v", before, after)
 	}
 }
+
+// TestServeRestartsAStuckJetStream: when the embedded server's JetStream
+// stops taking events (as NATS does to a store whose write failed on a
+// full disk) while the data dir has room, serve restarts it, and the
+// mirror catches up without a restart of serve.
+func TestServeRestartsAStuckJetStream(t *testing.T) {
+	data := t.TempDir()
+	cfg := testServeConfig(data)
+	cfg.MendAfter = time.Second
+	srv, err := StartServer(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop(); _ = srv.Wait() })
+	base := "http://" + srv.Addr()
+	signal := func(i int) {
+		t.Helper()
+		body := fmt.Sprintf(`{"call_id":"c-%d","extension":"3420","type":"ringing"}`, i)
+		resp, err := http.Post(base+"/v1/calls/events", "application/json", strings.NewReader(body))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("call signal: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	type ready struct {
+		Lag  uint64 `json:"outbox_lag"`
+		Head uint64 `json:"head_seq"`
+	}
+	waitLag := func(what string, ok func(ready) bool) {
+		t.Helper()
+		var r ready
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if getJSON(t, base+"/readyz", &r); ok(r) {
+				return
+			}
+		}
+		t.Fatalf("%s: %+v", what, r)
+	}
+	signal(1)
+	waitLag("mirrored", func(r ready) bool { return r.Head > 0 && r.Lag == 0 })
+
+	if err := srv.nsrv.GlobalAccount().DisableJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 20; i++ {
+		signal(i)
+	}
+	waitLag("behind", func(r ready) bool { return r.Lag > 0 })
+	waitLag("mirrored after JetStream was restarted", func(r ready) bool { return r.Head >= 20 && r.Lag == 0 })
+}

@@ -286,6 +286,14 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil
 	})
 	g.Go(func() error { return api.CheckChain(workCtx) })
+	if s.nsrv != nil {
+		// A JetStream store whose write failed (a full disk) takes nothing
+		// until JetStream opens it anew: done once the disk has room.
+		g.Go(func() error {
+			return (&ledger.Mender{Server: s.nsrv, Publishers: []ledger.Stalled{outbox, manifests},
+				Dir: filepath.Join(cfg.Data, JetStreamDir), After: cfg.MendAfter, Log: log}).Run(workCtx)
+		})
+	}
 	g.Go(func() error {
 		defer close(ctiDone)
 		return api.RunCTI(gctx, ctiNC, cfg.Site)

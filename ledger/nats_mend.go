@@ -1,0 +1,153 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// A JetStream file store whose write fails (a full disk) takes no message
+// again until JetStream opens it anew: nats-server logs a "critical write
+// error" and keeps the error for the life of the stream. bbolt takes
+// writes again as soon as the disk has room, so the ledger went on while
+// the mirror waited for a restart of serve. The Mender does that restart
+// for the embedded server, of JetStream only: clients stay connected,
+// and the streams and consumers are read back from their files, as at a
+// start of the server. What the failed writes lost of the stream's tail,
+// the outbox refills from the ledger.
+
+// Mender defaults.
+const (
+	// DefaultMendAfter is how long a publisher must have been stalled.
+	DefaultMendAfter = 30 * time.Second
+	// DefaultMendFree is the room the store's file system must have.
+	DefaultMendFree = 16 << 20
+	// DefaultMendEvery is how often the Mender looks.
+	DefaultMendEvery = 5 * time.Second
+	// mendBackoffMax bounds the wait between restarts that did not help.
+	mendBackoffMax = 30 * time.Minute
+)
+
+// Log attribute keys of the Mender.
+const (
+	mendKeyStalled = "stalled"
+	mendKeyFree    = "free_bytes"
+	mendKeyCount   = "restarts"
+	mendKeyNext    = "next_after"
+)
+
+// Stalled is a publisher to JetStream: how long it has had work waiting
+// that JetStream did not take, 0 when it has none or is not stalled.
+type Stalled interface {
+	Stalled() time.Duration
+}
+
+var (
+	_ Stalled = (*Outbox)(nil)
+	_ Stalled = (*ManifestOutbox)(nil)
+)
+
+// Mender restarts the embedded server's JetStream when a publisher has
+// been stalled for After while the store's file system has MinFree bytes
+// free (or its room cannot be told). A restart that does not end the stall is tried again after a
+// wait that doubles, from After to 30 minutes. Run is its goroutine.
+type Mender struct {
+	Server     *Embedded
+	Publishers []Stalled
+	// Dir is a directory on the JetStream store's file system.
+	Dir     string
+	Log     *slog.Logger // nil: no log
+	After   time.Duration
+	MinFree uint64
+	Every   time.Duration
+
+	restarts int // owned by Run
+}
+
+// Run looks every Every until ctx is done, then returns nil. Stop it
+// before shutting the server down.
+func (m *Mender) Run(ctx context.Context) error {
+	after, every, minFree := m.After, m.Every, m.MinFree
+	if after <= 0 {
+		after = DefaultMendAfter
+	}
+	if every <= 0 {
+		every = DefaultMendEvery
+	}
+	if minFree == 0 {
+		minFree = DefaultMendFree
+	}
+	log := m.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With(jsLogKeyComponent, "jetstream-mender")
+	t := time.NewTicker(every)
+	defer t.Stop()
+	wait := after      // how long a stall must last before the next restart
+	var last time.Time // the last restart
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		stalled := m.stalled()
+		if stalled == 0 {
+			wait = after
+			continue
+		}
+		if stalled < wait || (!last.IsZero() && time.Since(last) < wait) {
+			continue
+		}
+		// Where the room cannot be told, a restart is tried anyway: one
+		// on a full disk fails again, and the wait doubles.
+		free, ok := freeBytes(m.Dir)
+		if ok && free < minFree {
+			continue
+		}
+		m.restarts++
+		last = time.Now()
+		err := m.Server.RestartJetStream()
+		next := min(2*wait, mendBackoffMax)
+		if err != nil {
+			log.Error("JetStream restart failed", jsLogKeyErr, err, mendKeyNext, next)
+		} else {
+			log.Warn("JetStream was not taking what serve publishes though its disk has room; restarted it: its streams are read again from their files, and the outbox refills what they lost",
+				mendKeyStalled, stalled.Round(time.Second), mendKeyFree, free, mendKeyCount, m.restarts)
+		}
+		wait = next
+	}
+}
+
+// stalled is the longest stall among the publishers.
+func (m *Mender) stalled() time.Duration {
+	var d time.Duration
+	for _, p := range m.Publishers {
+		d = max(d, p.Stalled())
+	}
+	return d
+}
+
+// RestartJetStream closes JetStream of the streams' account and opens it
+// again: every stream and consumer is read back from its files, as at a
+// start of the server, and a store that failed a write takes messages
+// again. Clients stay connected; their requests meanwhile go unanswered.
+// A standalone server keeps JetStream itself enabled after a failed write
+// (only a cluster's turns it off); one turned off is not turned on here.
+func (e *Embedded) RestartJetStream() error {
+	if !e.JetStreamEnabled() {
+		return fmt.Errorf("restart jetstream: %w: JetStream is off on the server", ErrUnavailable)
+	}
+	acc := e.GlobalAccount()
+	if acc.JetStreamEnabled() {
+		if err := acc.DisableJetStream(); err != nil {
+			return fmt.Errorf("restart jetstream: %w: %v", ErrUnavailable, err)
+		}
+	}
+	if err := acc.EnableJetStream(nil, nil); err != nil {
+		return fmt.Errorf("restart jetstream: %w: %v", ErrUnavailable, err)
+	}
+	return nil
+}

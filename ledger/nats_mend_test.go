@@ -1,0 +1,153 @@
+//go:build linux
+
+package ledger
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// fillDisk makes every write to the open block files of stream fail with
+// ENOSPC, as on a full disk: it puts /dev/full under their descriptors.
+// nats-server keeps a stream's last block open for writing. It returns
+// how many it found.
+func fillDisk(t *testing.T, storeDir, stream string) int {
+	t.Helper()
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	want := string(filepath.Separator) + filepath.Join(stream, "msgs") + string(filepath.Separator)
+	n := 0
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err != nil || !strings.HasPrefix(target, storeDir) || !strings.Contains(target, want) || !strings.HasSuffix(target, ".blk") {
+			continue
+		}
+		num, err := strconv.Atoi(fd.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.Dup3(int(full.Fd()), num, unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+// stallAfter is a publisher stalled since since; not stalled while it is zero.
+type stallAfter struct {
+	mu    sync.Mutex
+	since time.Time
+}
+
+func (s *stallAfter) Stalled() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.since.IsZero() {
+		return 0
+	}
+	return time.Since(s.since)
+}
+
+// TestMenderRestartsAJetStreamThatFailedAWrite: once a write to the events
+// stream's file fails (the disk full), JetStream takes no event, even with
+// room again; the Mender restarts it and the outbox refills the mirror,
+// exactly once and in order.
+func TestMenderRestartsAJetStreamThatFailedAWrite(t *testing.T) {
+	dir := t.TempDir()
+	srv := jsServer(t, dir, "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	o, _ := jsOutbox(t, s, js)
+	jsAppend(t, s, 200)
+	jsDrained(t, s, o)
+
+	if n := fillDisk(t, dir, EventsStream); n == 0 {
+		t.Fatal("no open block file of the events stream")
+	}
+	jsAppend(t, s, 300)
+	jsWait(t, 20*time.Second, "the outbox to stall", func() bool { return o.Stalled() > 0 })
+	// The store stays failed: the stall goes on.
+	time.Sleep(1500 * time.Millisecond)
+	if o.Stalled() < time.Second || o.Lag() == 0 {
+		t.Fatalf("stalled %v with lag %d: the failed store took events again", o.Stalled(), o.Lag())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	m := &Mender{Server: srv, Publishers: []Stalled{o}, Dir: dir, After: time.Second, Every: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(tWriter{t}, nil))}
+	go func() { done <- m.Run(ctx) }()
+	jsDrained(t, s, o)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if m.restarts != 1 {
+		t.Errorf("%d restarts, want 1", m.restarts)
+	}
+	jsAppend(t, s, 50)
+	jsDrained(t, s, o)
+	if r, err := CompareJetStream(context.Background(), s, js, jsTestSite); err != nil || !r.OK {
+		t.Fatalf("mirror after the restart: %+v, %v", r, err)
+	}
+}
+
+// TestMenderWaitsForRoomAndBacksOff: no restart while the store's file
+// system lacks the room asked for, nor before a stall has lasted After;
+// restarts that do not end a stall come at doubling intervals.
+func TestMenderWaitsForRoomAndBacksOff(t *testing.T) {
+	dir := t.TempDir()
+	srv := jsServer(t, dir, "127.0.0.1:-1")
+	p := &stallAfter{}
+	run := func(m *Mender, d time.Duration) int {
+		m.Server, m.Publishers, m.Dir, m.Every = srv, []Stalled{p}, dir, 10*time.Millisecond
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		if err := m.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return m.restarts
+	}
+	if n := run(&Mender{After: 50 * time.Millisecond}, 300*time.Millisecond); n != 0 {
+		t.Errorf("no stall: %d restarts", n)
+	}
+	p.mu.Lock()
+	p.since = time.Now()
+	p.mu.Unlock()
+	if n := run(&Mender{After: time.Hour}, 300*time.Millisecond); n != 0 {
+		t.Errorf("a stall shorter than After: %d restarts", n)
+	}
+	free, ok := freeBytes(dir)
+	if !ok {
+		t.Skip("the free space cannot be told here")
+	}
+	if n := run(&Mender{After: 50 * time.Millisecond, MinFree: free * 2}, 300*time.Millisecond); n != 0 {
+		t.Errorf("too little room: %d restarts", n)
+	}
+	// Stalled all along: restarts at 50, +100, +200, +400 ms: 4 in 1 s
+	// (a look every 10 ms, so a little later each), not 1 s / 50 ms.
+	if n := run(&Mender{After: 50 * time.Millisecond}, time.Second); n < 2 || n > 5 {
+		t.Errorf("stalled for 1 s with After 50 ms: %d restarts, want about 4", n)
+	}
+	// JetStream is back after them.
+	_, js := jsConnect(t, srv)
+	if _, err := js.AccountInfo(context.Background()); err != nil {
+		t.Errorf("after the restarts: %v", err)
+	}
+}
