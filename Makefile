@@ -13,7 +13,7 @@ build:
 run: build
 	$(BIN) serve --data $(DATA)
 
-# lint first: go vet, and gofmt of every tracked Go file.
+# lint first: go vet, staticcheck, and gofmt of every tracked Go file.
 test: lint
 	$(GO) test -count=1 -timeout 10m $(PKGS)
 
@@ -36,8 +36,13 @@ fuzz:
 	  done; \
 	done
 
+# staticcheck at a fixed version, fetched by the go command through the
+# module proxy on first use (about a minute), from the build cache after.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 
 clean:

@@ -17,8 +17,8 @@ import (
 // sealed days, and each sealed day's manifest (docs/manifests.md).
 //
 // The fold (state.go) calls it at three points: when a contact closes
-// (contactClosed), when a closed contact changes afterwards (contactUpdated
-// or contactUpdatedAt: a tag or metadata on the last call), and when a day
+// (contactClosed), when a closed contact changes afterwards
+// (contactUpdatedAt: a tag or metadata on the last call), and when a day
 // is sealed (dayClosed).
 //
 // Pending contacts are kept as their rendered manifest entries, not as
@@ -115,14 +115,6 @@ func pending(c ledger.Contact) pendingContact {
 	p.Disposition = *c.Disposition
 	p.Entry = entry
 	return p
-}
-
-// contactUpdated records a change to an already closed contact, without
-// the event that caused it. Prefer contactUpdatedAt: a change to a contact
-// of a sealed day is listed under the seq of its event, and here that seq
-// is unknown (0).
-func (b *manifestBook) contactUpdated(c ledger.Contact) {
-	b.contactUpdatedAt(0, c)
 }
 
 // contactUpdatedAt records a change, made by the event at seq, to an

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -124,5 +123,3 @@ func intFlag(fs *flag.FlagSet, p *int, name, env, usage string) func() error {
 		return bad
 	}
 }
-
-var errStopped = errors.New("stopped")
