@@ -136,6 +136,13 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		// short connections of 1,000 subscriptions each kept 1 GB after
 		// they had all gone.
 		MaxClosedClients: embeddedClosedClients,
+		// Left unset, JetStream may store three quarters of what the disk
+		// had free at start, plus what it held: a server restarted on a
+		// disk nearly full found its mirror refused ("insufficient
+		// resources") for good, though the disk had room again later.
+		// The disk itself is the limit of the embedded server: what fills
+		// it is mended by the Mender (nats_mend.go).
+		JetStreamMaxStore: embeddedMaxStore,
 	}
 	if opts.maxPayload > 0 {
 		sopts.MaxPayload = opts.maxPayload
@@ -188,6 +195,10 @@ const (
 	embeddedMaxControlLine = 1024
 	embeddedClosedClients  = 64
 )
+
+// embeddedMaxStore is the embedded JetStream's store limit: 1 EiB, that
+// is none but the disk's.
+const embeddedMaxStore = 1 << 60
 
 // natsLogger adapts slog to nats-server's Logger interface. The server's
 // notices (its start-up banner among them) are debug lines here: the

@@ -395,3 +395,26 @@ func TestEmbeddedForgetsClosedClients(t *testing.T) {
 		t.Errorf("%d closed connections on record, want %d", z.Total, embeddedClosedClients)
 	}
 }
+
+// TestEmbeddedStoreIsBoundByTheDiskOnly: the embedded JetStream's store
+// limit does not depend on the room the disk had at start (nats-server's
+// default: three quarters of it), which refused the mirror for good on a
+// server started on a disk nearly full.
+func TestEmbeddedStoreIsBoundByTheDiskOnly(t *testing.T) {
+	dir := t.TempDir()
+	srv := jsServer(t, dir, "127.0.0.1:-1")
+	free, ok := freeBytes(dir)
+	if !ok {
+		t.Skip("the free space cannot be told here")
+	}
+	if got := srv.JetStreamConfig().MaxStore; got < int64(free)*1000 || got != embeddedMaxStore {
+		t.Errorf("JetStream may store %d bytes, the disk has %d free", got, free)
+	}
+	// And so it stays after a restart of JetStream.
+	if err := srv.RestartJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.JetStreamConfig().MaxStore; got != embeddedMaxStore {
+		t.Errorf("after a restart JetStream may store %d bytes", got)
+	}
+}
