@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -154,4 +155,36 @@ func TestOutboxLag(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// stuckManifests is a manifest outbox whose days wait on failing publishes.
+type stuckManifests struct{}
+
+func (stuckManifests) Lag() uint64 { return 2 }
+func (stuckManifests) Problem() error {
+	return errors.New("manifest outbox: no manifest published for 31s")
+}
+
+// TestReadyzTellsManifestsWaiting: /readyz shows the manifest outbox's lag
+// and, when its publishes keep failing, why; the server stays ready (the
+// ledger takes writes).
+func TestReadyzTellsManifestsWaiting(t *testing.T) {
+	store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	live := projections.NewLive(projections.New())
+	store.Subscribe(live.OnCommit)
+	api, err := ingest.New(ingest.Options{Appender: store, Views: live, Events: store, Manifests: stuckManifests{}, Site: "test", Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	s := &stack{t: t, store: store, live: live, api: api, srv: srv}
+	r := s.must(200, "GET", "/readyz", "", "")
+	if r.JSON["manifest_lag"] != 2.0 || !strings.Contains(r.str("manifest_problem"), "no manifest published for 31s") {
+		t.Fatalf("readyz: %s", r.Raw)
+	}
 }

@@ -32,6 +32,13 @@ type readyReply struct {
 	// create, a server away): an operator must look. The ledger still
 	// takes writes, so it does not make the server unready.
 	OutboxProblem string `json:"outbox_problem,omitempty"`
+	// ManifestLag is the number of sealed days whose manifest is not yet
+	// known to be in the manifests stream.
+	ManifestLag uint64 `json:"manifest_lag"`
+	// ManifestProblem is set when sealed days wait and every publish of
+	// their manifest has failed for 30 s (as OutboxProblem; the upload
+	// workers get nothing meanwhile).
+	ManifestProblem string `json:"manifest_problem,omitempty"`
 	// ChainProblem is set when a check of the hash chain (CheckChain at
 	// start, or GET /v1/verify) found it broken: an event was changed
 	// after it was written. The server still appends, after the break; an
@@ -65,6 +72,12 @@ func (s *Server) ready() readyReply {
 		rep.OutboxLag = s.health.Lag()
 		if err := s.health.Mismatch(); err != nil {
 			rep.OutboxProblem = err.Error()
+		}
+	}
+	if s.manifests != nil {
+		rep.ManifestLag = s.manifests.Lag()
+		if err := s.manifests.Problem(); err != nil {
+			rep.ManifestProblem = err.Error()
 		}
 	}
 	if p := s.chainProblem.Load(); p != nil {

@@ -41,9 +41,11 @@ type ManifestOutbox struct {
 	every time.Duration
 	wake  chan struct{}
 
-	lag     atomic.Int64 // sealed days not yet confirmed in the stream, at the last look
-	failing atomic.Int64 // Unix ns of the first failed publish since the last one that went through; 0 when none
-	lastErr string       // the last retryable failure logged; owned by Run
+	lag        atomic.Int64           // sealed days not yet confirmed in the stream, at the last look
+	failing    atomic.Int64           // Unix ns of the first failed publish since the last one that went through; 0 when none
+	failErr    atomic.Pointer[string] // the last failure, while failing
+	shownAfter time.Duration          // how long a stall lasts before Problem tells it
+	lastErr    string                 // the last retryable failure logged; owned by Run
 
 	replicas int       // > 0: create the stream with this many replicas when it is missing
 	capture  string    // the stream's capture prefix (PublishUnder)
@@ -65,7 +67,7 @@ func NewManifestOutbox(js jetstream.JetStream, site string, src ManifestSource, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &ManifestOutbox{js: js, site: site, src: src, log: log, every: DefaultManifestEvery, wake: make(chan struct{}, 1)}
+	return &ManifestOutbox{js: js, site: site, src: src, log: log, every: DefaultManifestEvery, wake: make(chan struct{}, 1), shownAfter: outboxStallFor}
 }
 
 // Wake makes Run look for sealed days now (after a seal). It never blocks.
@@ -89,6 +91,21 @@ func (o *ManifestOutbox) Stalled() time.Duration {
 		return 0
 	}
 	return time.Since(time.Unix(0, at))
+}
+
+// Problem is nil, or why sealed days' manifests have not been published
+// for a while: every publish of the oldest has failed for 30 s.
+func (o *ManifestOutbox) Problem() error {
+	d := o.Stalled()
+	if d == 0 || d < o.shownAfter {
+		return nil
+	}
+	last := ""
+	if p := o.failErr.Load(); p != nil {
+		last = *p
+	}
+	return fmt.Errorf("manifest outbox: %w: no manifest published for %s, %d sealed days wait (after a full disk, the embedded NATS server's JetStream is restarted once its file system has %d MiB free; an external one needs its operator): %s",
+		errStalled, d.Round(time.Second), o.Lag(), DefaultMendFree>>20, last)
 }
 
 // Run publishes until ctx is done and returns ctx's error. On start, and
@@ -218,6 +235,8 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
 			// Logged once per distinct failure: the stream may be down for
 			// a while, and the outbox looks every few seconds.
 			o.failing.CompareAndSwap(0, time.Now().UnixNano())
+			msg := err.Error()
+			o.failErr.Store(&msg)
 			if ctx.Err() == nil && err.Error() != o.lastErr {
 				o.log.Warn("manifest not published yet; will retry", mobKeyDay, day, mobKeyErr, err)
 				o.lastErr = err.Error()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -225,6 +226,7 @@ func TestManifestOutboxWaitsForTheStream(t *testing.T) {
 	src.seal("2026-11-22")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	o.every = 50 * time.Millisecond
+	o.shownAfter = 150 * time.Millisecond
 	stop := runOutbox(t, o)
 	defer stop()
 	jsWait(t, 10*time.Second, "a look without a stream", func() bool { return o.Lag() == 2 })
@@ -232,9 +234,13 @@ func TestManifestOutboxWaitsForTheStream(t *testing.T) {
 	if o.Lag() != 2 {
 		t.Fatalf("lag %d without a stream, want 2", o.Lag())
 	}
-	// Stalled since its first failed look (the Mender's measure).
+	// Stalled since its first failed look (the Mender's measure), and
+	// told on /readyz.
 	if d := o.Stalled(); d < 200*time.Millisecond {
 		t.Errorf("stalled %v after failing for 200 ms", d)
+	}
+	if err := o.Problem(); !errors.Is(err, errStalled) || !strings.Contains(err.Error(), "2 sealed days wait") {
+		t.Errorf("problem after failing for 200 ms: %v", err)
 	}
 	if err := EnsureStreams(ctx, js, jsTestSite, 1); err != nil {
 		t.Fatal(err)
@@ -245,6 +251,9 @@ func TestManifestOutboxWaitsForTheStream(t *testing.T) {
 	// does not count from the failures before it.
 	if at := o.failing.Load(); at != 0 {
 		t.Errorf("failing since %v after every day was published", time.Unix(0, at))
+	}
+	if err := o.Problem(); err != nil {
+		t.Errorf("every day published: %v", err)
 	}
 }
 

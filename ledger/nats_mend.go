@@ -35,6 +35,7 @@ const (
 	mendKeyFree    = "free_bytes"
 	mendKeyCount   = "restarts"
 	mendKeyNext    = "next_after"
+	mendKeyTook    = "took"
 )
 
 // Stalled is a publisher to JetStream: how long it has had work waiting
@@ -95,6 +96,10 @@ func (m *Mender) Run(ctx context.Context) error {
 		}
 		stalled := m.stalled()
 		if stalled == 0 {
+			if !last.IsZero() {
+				log.Info("the mirror advances again after the restart of JetStream", mendKeyTook, time.Since(last).Round(time.Millisecond))
+				last = time.Time{}
+			}
 			wait = after
 			continue
 		}
@@ -114,8 +119,9 @@ func (m *Mender) Run(ctx context.Context) error {
 		if err != nil {
 			log.Error("JetStream restart failed", jsLogKeyErr, err, mendKeyNext, next)
 		} else {
+			// next: if the mirror still does not advance, the next try.
 			log.Warn("JetStream was not taking what serve publishes though its disk has room; restarted it: its streams are read again from their files, and the outbox refills what they lost",
-				mendKeyStalled, stalled.Round(time.Second), mendKeyFree, free, mendKeyCount, m.restarts)
+				mendKeyStalled, stalled.Round(time.Second), mendKeyFree, free, mendKeyCount, m.restarts, mendKeyNext, next)
 		}
 		wait = next
 	}

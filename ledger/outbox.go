@@ -211,8 +211,8 @@ func (o *Outbox) Mismatch() error {
 	if st := o.stall.Load(); st != nil {
 		if d := time.Since(st.since); d >= o.stallFor {
 			if lag := o.Lag(); lag > 0 {
-				return fmt.Errorf("outbox: %w: the mirror has not advanced for %s and is %d events behind (the ledger takes writes; "+
-					"after the disk was full, the embedded NATS server's JetStream is restarted once %d MiB are free; an external one needs its operator): %v",
+				return fmt.Errorf("outbox: %w: the mirror has not advanced for %s and is %d events behind "+
+					"(after a full disk, the embedded NATS server's JetStream is restarted once its file system has %d MiB free; an external one needs its operator): %v",
 					errStalled, d.Round(time.Second), lag, DefaultMendFree>>20, st.err)
 			}
 		}

@@ -226,14 +226,15 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	})
 
 	api, err := ingest.New(ingest.Options{
-		Appender: store,
-		Views:    s.live,
-		Events:   store,
-		Health:   outbox,
-		Site:     cfg.Site,
-		Tokens:   tokens,
-		Logger:   log,
-		Registry: s.registry,
+		Appender:  store,
+		Views:     s.live,
+		Events:    store,
+		Health:    outbox,
+		Manifests: manifests,
+		Site:      cfg.Site,
+		Tokens:    tokens,
+		Logger:    log,
+		Registry:  s.registry,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
