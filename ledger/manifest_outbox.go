@@ -47,14 +47,18 @@ type ManifestOutbox struct {
 	shownAfter time.Duration          // how long a stall lasts before Problem tells it
 	lastErr    string                 // the last retryable failure logged; owned by Run
 
-	replicas int       // > 0: create the stream with this many replicas when it is missing
-	capture  string    // the stream's capture prefix (PublishUnder)
-	created  time.Time // when the stream listed was created; owned by Run
+	replicas int                     // > 0: create the stream with this many replicas when it is missing
+	capture  string                  // the stream's capture prefix (PublishUnder)
+	created  time.Time               // when the stream listed was created; owned by Run
+	steady   func() (release func()) // CreateSteadily; nil: no guard
 }
 
 // PublishUnder makes the outbox publish on the subjects under capture
 // (Embedded.Capture), and create a missing stream so. Call it before Run.
 func (o *ManifestOutbox) PublishUnder(capture string) { o.capture = capture }
+
+// CreateSteadily is Outbox.CreateSteadily for the manifests stream.
+func (o *ManifestOutbox) CreateSteadily(steady func() (release func())) { o.steady = steady }
 
 // CreateStreams makes the outbox create RECLEDGER_MANIFESTS (with
 // replicas) when it finds it missing, as when the JetStream store was
@@ -150,6 +154,12 @@ func (o *ManifestOutbox) Run(ctx context.Context) error {
 // when the outbox may) or is not the one listed.
 func (o *ManifestOutbox) replaced(ctx context.Context) bool {
 	s, err := o.js.Stream(ctx, ManifestsStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) && o.steady != nil {
+		// Missing, or being read back by a restart of JetStream.
+		release := o.steady()
+		defer release()
+		s, err = o.js.Stream(ctx, ManifestsStream)
+	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		if o.replicas > 0 {
 			_ = ensureStream(ctx, o.js, ManifestsStream, siteManifestsFilter(o.site), o.replicas, o.capture)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -164,10 +165,11 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		return nil, fmt.Errorf("start nats: %w: not ready after %s", ErrUnavailable, embeddedReadyTimeout)
 	}
 	capture := captureOf(guard.own)
+	restart := new(sync.RWMutex)
 	if !opts.Unguarded {
 		clients, err := shareWithClients(srv, capture)
 		if err == nil {
-			err = startDirectRelay(srv, string(guard.own), capture, guard.knownInbox, opts.Logger)
+			err = startDirectRelay(srv, string(guard.own), capture, guard.knownInbox, restart, opts.Logger)
 		}
 		if err == nil {
 			err = startConsumerGate(srv, string(guard.own), capture, opts.Logger)
@@ -179,7 +181,7 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		}
 		guard.ready(srv, clients)
 	}
-	return &Embedded{Server: srv, own: string(guard.own), capture: capture}, nil
+	return &Embedded{Server: srv, own: string(guard.own), capture: capture, restart: restart}, nil
 }
 
 // Bounds of the embedded server: the subscriptions one client may hold,

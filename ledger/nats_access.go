@@ -76,6 +76,19 @@ type Embedded struct {
 	*server.Server
 	own     string // the token of this process's own connections
 	capture string // the subjects' prefix the streams take messages on
+	// restart is held by RestartJetStream, and read-held by Steady and by
+	// the direct-get relay while it relays a request.
+	restart *sync.RWMutex
+}
+
+// Steady waits out a restart of JetStream in progress (RestartJetStream)
+// and keeps the next from starting until release is called. While
+// JetStream reads its streams back from their files, a stream not yet
+// read is "not found": an outbox that created it then would take the
+// place of the one being read back, its consumers with it.
+func (e *Embedded) Steady() (release func()) {
+	e.restart.RLock()
+	return e.restart.RUnlock
 }
 
 // Own is the option that makes a connection this process's own: it may

@@ -143,6 +143,8 @@ func (m *Mender) stalled() time.Duration {
 // A standalone server keeps JetStream itself enabled after a failed write
 // (only a cluster's turns it off); one turned off is not turned on here.
 func (e *Embedded) RestartJetStream() error {
+	e.restart.Lock()
+	defer e.restart.Unlock()
 	if !e.JetStreamEnabled() {
 		return fmt.Errorf("restart jetstream: %w: JetStream is off on the server", ErrUnavailable)
 	}

@@ -4,6 +4,7 @@ package ledger
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -149,5 +150,93 @@ func TestMenderWaitsForRoomAndBacksOff(t *testing.T) {
 	_, js := jsConnect(t, srv)
 	if _, err := js.AccountInfo(context.Background()); err != nil {
 		t.Errorf("after the restarts: %v", err)
+	}
+}
+
+// TestReadersRideOutARestartOfJetStream: a reader (replay, verify,
+// restore beside a server) reading while JetStream's streams are away for
+// a restart (Mender) is answered once they are back: the direct-get relay
+// holds its requests meanwhile, where they would have found no one to
+// answer them.
+func TestReadersRideOutARestartOfJetStream(t *testing.T) {
+	srv, js := jsCapturing(t)
+	s := jsStore(t)
+	jsAppend(t, s, 20_000)
+	o, _ := jsOutboxUnder(t, s, js, srv.Capture(), func(o *Outbox) {
+		o.CreateStreams(1)
+		o.CreateSteadily(srv.Steady)
+	})
+	jsDrained(t, s, o)
+	ctx := t.Context()
+	nc, reader, err := Connect(ctx, srv.ClientURL(), "reader", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+
+	// JetStream away, as RestartJetStream makes it, for 300 ms.
+	acc := srv.GlobalAccount()
+	srv.restart.Lock()
+	if err := acc.DisableJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	scanned, got := make(chan error, 1), make(chan error, 1)
+	go func() {
+		n := 0
+		err := ScanJetStream(ctx, reader, jsTestSite, 0, func(Envelope) error { n++; return nil })
+		if err == nil && n != 20_000 {
+			err = fmt.Errorf("read %d events", n)
+		}
+		scanned <- err
+	}()
+	go func() {
+		m, err := getDirect(ctx, reader, directOne{Seq: 7})
+		if err == nil && (m == nil || m.Seq != 7) {
+			err = fmt.Errorf("got %+v", m)
+		}
+		got <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := acc.EnableJetStream(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	srv.restart.Unlock()
+	if err := <-scanned; err != nil {
+		t.Errorf("a read across the restart: %v", err)
+	}
+	if err := <-got; err != nil {
+		t.Errorf("a single get across the restart: %v", err)
+	}
+}
+
+// TestOutboxLeavesStreamsBeingReadBack: while JetStream reads its streams
+// back (RestartJetStream), a stream not yet read is "not found"; the
+// outbox, looking for its stream then, waits for the restart to end
+// instead of creating the stream anew (which would take the place of the
+// one being read back, and of its consumers).
+func TestOutboxLeavesStreamsBeingReadBack(t *testing.T) {
+	srv, js := jsCapturing(t)
+	s := jsStore(t)
+	jsAppend(t, s, 5_000)
+	o, _ := jsOutboxUnder(t, s, js, srv.Capture(), func(o *Outbox) {
+		o.CreateStreams(1)
+		o.CreateSteadily(srv.Steady)
+		o.look = time.Millisecond // look for the stream at every tick
+		o.tick = 5 * time.Millisecond
+	})
+	jsDrained(t, s, o)
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		if err := srv.RestartJetStream(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := o.lost.Load(); n > 0 {
+		t.Errorf("the outbox took a stream being read back for a lost one %d times", n)
+	}
+	jsAppend(t, s, 10)
+	jsDrained(t, s, o)
+	if r, err := CompareJetStream(t.Context(), s, js, jsTestSite); err != nil || !r.OK {
+		t.Fatalf("mirror after the restarts: %+v, %v", r, err)
 	}
 }

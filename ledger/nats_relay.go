@@ -72,6 +72,7 @@ type directRelay struct {
 	n       uint64 // requests relayed: the last token of their inbox
 	log     *slog.Logger
 	wake    chan struct{}
+	restart *sync.RWMutex // Embedded.restart: held while JetStream restarts
 
 	mu      sync.Mutex
 	waiting map[string][]*nats.Msg // by replyOwner, oldest first
@@ -87,13 +88,13 @@ type directRelay struct {
 // relays until srv shuts down, which closes the connection and so ends
 // the subscription's goroutine and the worker. It answers only requests
 // whose reply names a requester known(owner) accepts (replyOwner).
-func startDirectRelay(srv *server.Server, own, capture string, known func(owner string) bool, log *slog.Logger) error {
+func startDirectRelay(srv *server.Server, own, capture string, known func(owner string) bool, restart *sync.RWMutex, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &directRelay{prefix: relaySubject(capture) + ".", known: known, log: log.With(jsLogKeyComponent, "direct-get relay"),
 		answers: make(chan *nats.Msg, relayMaxBatch+16), wake: make(chan struct{}, 1),
-		waiting: make(map[string][]*nats.Msg)}
+		waiting: make(map[string][]*nats.Msg), restart: restart}
 	closed := make(chan struct{})
 	// The server closes a connection that reads slower than it is sent to
 	// (a slow consumer): a walk's flood of direct gets did so to the
@@ -204,7 +205,12 @@ func (r *directRelay) next() *nats.Msg {
 func (r *directRelay) run(closed <-chan struct{}) {
 	for {
 		if m := r.next(); m != nil {
+			// Not while JetStream restarts (Embedded.RestartJetStream):
+			// its streams are away then, and the request would find no
+			// one to answer it, or be dropped in flight.
+			r.restart.RLock()
 			r.relay(m)
+			r.restart.RUnlock()
 			continue
 		}
 		select {

@@ -113,8 +113,9 @@ type Outbox struct {
 	pubOnce sync.Once
 	pub     jetstream.JetStream
 
-	replicas int    // > 0: create missing streams with this many replicas
-	capture  string // the streams' capture prefix (PublishUnder); "" for the public subjects
+	replicas int                     // > 0: create missing streams with this many replicas
+	capture  string                  // the streams' capture prefix (PublishUnder); "" for the public subjects
+	steady   func() (release func()) // CreateSteadily; nil: no guard
 
 	// The last event acknowledged in order, and its stream seq; only the
 	// Run goroutine touches them.
@@ -171,6 +172,12 @@ func (o *Outbox) notify(envs []Envelope) {
 // reachable at start or its store was lost. Call it before Run. Without
 // it, the outbox waits for someone else to create them.
 func (o *Outbox) CreateStreams(replicas int) { o.replicas = max(replicas, 1) }
+
+// CreateSteadily makes the outbox look for a stream found missing again,
+// and create it, only while steady holds (Embedded.Steady): not while the
+// embedded server's JetStream is reading its streams back. Call it before
+// Run.
+func (o *Outbox) CreateSteadily(steady func() (release func())) { o.steady = steady }
 
 // PublishUnder makes the outbox publish on the subjects under capture, the
 // prefix the embedded server's streams take messages on
@@ -338,20 +345,35 @@ type pendingAck struct {
 	f   jetstream.PubAckFuture
 }
 
+// createStreams creates the missing streams and reads the tail again.
+func (o *Outbox) createStreams(ctx context.Context, pub jetstream.JetStream) (streamTail, error) {
+	if o.confirmed.Load() > 0 || o.lastStreamSeq > 0 {
+		o.noteLost()
+	}
+	o.log.Info("outbox: creating the streams")
+	if err := EnsureStreamsCapturing(ctx, pub, o.site, o.replicas, o.capture); err != nil {
+		return streamTail{}, err
+	}
+	return readTail(ctx, pub, o.site)
+}
+
 // session resumes at the stream's tail and publishes until an error or the
 // end of ctx. progressed reports whether any publish was confirmed.
 func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 	pub := o.publisher()
 	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
 	tail, err := readTail(tctx, pub, o.site)
-	if errors.Is(err, jetstream.ErrStreamNotFound) && o.replicas > 0 {
-		if o.confirmed.Load() > 0 || o.lastStreamSeq > 0 {
-			o.noteLost()
+	if errors.Is(err, jetstream.ErrStreamNotFound) && o.replicas > 0 && o.steady != nil {
+		// Missing, or being read back by a restart of JetStream: look
+		// again once no restart is in progress.
+		release := o.steady()
+		tail, err = readTail(tctx, pub, o.site)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			tail, err = o.createStreams(tctx, pub)
 		}
-		o.log.Info("outbox: creating the streams")
-		if err = EnsureStreamsCapturing(tctx, pub, o.site, o.replicas, o.capture); err == nil {
-			tail, err = readTail(tctx, pub, o.site)
-		}
+		release()
+	} else if errors.Is(err, jetstream.ErrStreamNotFound) && o.replicas > 0 {
+		tail, err = o.createStreams(tctx, pub)
 	}
 	for len(tail.foreign) > 0 && o.removeForeign(tctx, pub, tail) > 0 {
 		tail, err = readTail(tctx, pub, o.site)
@@ -556,7 +578,15 @@ func (o *Outbox) idle(ctx context.Context) (bool, error) {
 		o.lookedAt = now
 		tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
 		defer cancel()
-		if _, err := o.publisher().Stream(tctx, EventsStream); errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err := o.publisher().Stream(tctx, EventsStream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) && o.steady != nil {
+			// Or being read back by a restart of JetStream: look again
+			// once none is in progress.
+			release := o.steady()
+			_, err = o.publisher().Stream(tctx, EventsStream)
+			release()
+		}
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			o.noteLost()
 			o.confirmed.Store(0)
 			return true, errStreamGone

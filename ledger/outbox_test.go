@@ -24,12 +24,16 @@ func jsOutbox(t testing.TB, s *Store, js jetstream.JetStream) (o *Outbox, stop f
 }
 
 // jsOutboxUnder is jsOutbox publishing under a capture prefix
-// (Outbox.PublishUnder), as serve's outbox does on the embedded server.
-func jsOutboxUnder(t testing.TB, s *Store, js jetstream.JetStream, capture string) (o *Outbox, stop func()) {
+// (Outbox.PublishUnder), as serve's outbox does on the embedded server;
+// setup runs before Run.
+func jsOutboxUnder(t testing.TB, s *Store, js jetstream.JetStream, capture string, setup ...func(*Outbox)) (o *Outbox, stop func()) {
 	t.Helper()
 	o = NewOutbox(s, js, jsTestSite, slog.New(slog.NewTextHandler(tWriter{t}, nil)))
 	if capture != "" {
 		o.PublishUnder(capture)
+	}
+	for _, f := range setup {
+		f(o)
 	}
 	o.ackTimeout = time.Second
 	o.tick = 100 * time.Millisecond

@@ -201,6 +201,11 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	manifests := ledger.NewManifestOutbox(js, cfg.Site, s.live, log)
 	manifests.CreateStreams(replicas)
 	manifests.PublishUnder(capture)
+	if s.nsrv != nil {
+		// Not while the Mender restarts JetStream (ledger.Embedded.Steady).
+		outbox.CreateSteadily(s.nsrv.Steady)
+		manifests.CreateSteadily(s.nsrv.Steady)
+	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
