@@ -4,20 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/recledger/recledger/ingest"
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/ledger/ledgertest"
-	"github.com/recledger/recledger/projections"
 )
 
 // startNATS runs an in-process nats-server with JetStream and connects to it.
@@ -118,22 +114,11 @@ func TestOutboxLag(t *testing.T) {
 	if err := ledger.EnsureStreams(t.Context(), js, "test", 1); err != nil {
 		t.Fatal(err)
 	}
-	store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	live := projections.NewLive(projections.New())
-	store.Subscribe(live.OnCommit)
-	outbox := ledger.NewOutbox(store, js, "test", nil)
-	reg := prometheus.NewRegistry()
-	api, err := ingest.New(ingest.Options{Appender: store, Views: live, Events: store, Health: outbox, Site: "test", Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.Handler())
-	t.Cleanup(srv.Close)
-	s := &stack{t: t, store: store, live: live, api: api, srv: srv, reg: reg}
+	var outbox *ledger.Outbox
+	s := newStackWith(t, nil, func(o *ingest.Options, store *ledger.Store) {
+		outbox = ledger.NewOutbox(store, js, "test", nil)
+		o.Health = outbox
+	})
 	s.configure()
 	s.signal(`[{"call_id":"c-1","extension":"3420","type":"ringing"},{"call_id":"c-1","extension":"3420","type":"ended"}]`)
 
@@ -169,20 +154,7 @@ func (stuckManifests) Problem() error {
 // and, when its publishes keep failing, why; the server stays ready (the
 // ledger takes writes).
 func TestReadyzTellsManifestsWaiting(t *testing.T) {
-	store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	live := projections.NewLive(projections.New())
-	store.Subscribe(live.OnCommit)
-	api, err := ingest.New(ingest.Options{Appender: store, Views: live, Events: store, Manifests: stuckManifests{}, Site: "test", Registry: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.Handler())
-	t.Cleanup(srv.Close)
-	s := &stack{t: t, store: store, live: live, api: api, srv: srv}
+	s := newStackWith(t, nil, func(o *ingest.Options, _ *ledger.Store) { o.Manifests = stuckManifests{} })
 	r := s.must(200, "GET", "/readyz", "", "")
 	if r.JSON["manifest_lag"] != 2.0 || !strings.Contains(r.str("manifest_problem"), "no manifest published for 31s") {
 		t.Fatalf("readyz: %s", r.Raw)

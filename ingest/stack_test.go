@@ -48,6 +48,13 @@ func tickClock(start time.Time) func() time.Time {
 // newStackClock is newStack with the ledger's clock (nil = wall clock).
 func newStackClock(t testing.TB, tokens *ingest.Tokens, now func() time.Time) *stack {
 	t.Helper()
+	return newStackWith(t, now, func(o *ingest.Options, _ *ledger.Store) { o.Tokens = tokens })
+}
+
+// newStackWith is newStackClock whose API options edit changes (the store
+// given, for parts made on it) before the API is made.
+func newStackWith(t testing.TB, now func() time.Time, edit func(*ingest.Options, *ledger.Store)) *stack {
+	t.Helper()
 	store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -55,9 +62,9 @@ func newStackClock(t testing.TB, tokens *ingest.Tokens, now func() time.Time) *s
 	live := projections.NewLive(projections.New())
 	store.Subscribe(live.OnCommit)
 	reg := prometheus.NewRegistry()
-	api, err := ingest.New(ingest.Options{
-		Appender: store, Views: live, Events: store, Site: "test", Tokens: tokens, Registry: reg, Now: now,
-	})
+	opts := ingest.Options{Appender: store, Views: live, Events: store, Site: "test", Registry: reg, Now: now}
+	edit(&opts, store)
+	api, err := ingest.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sys/unix"
 )
 
@@ -153,20 +154,29 @@ func TestMenderWaitsForRoomAndBacksOff(t *testing.T) {
 	}
 }
 
+// steadyMirror is an embedded server whose events stream mirrors a store
+// of n events, through an outbox as serve makes it: creating missing
+// streams, not while JetStream restarts. setup runs before the outbox.
+func steadyMirror(t *testing.T, n int, setup ...func(*Outbox)) (*Embedded, jetstream.JetStream, *Store, *Outbox) {
+	t.Helper()
+	srv, js := jsCapturing(t)
+	s := jsStore(t)
+	jsAppend(t, s, n)
+	o, _ := jsOutboxUnder(t, s, js, srv.Capture(), append([]func(*Outbox){func(o *Outbox) {
+		o.CreateStreams(1)
+		o.CreateSteadily(srv.Steady)
+	}}, setup...)...)
+	jsDrained(t, s, o)
+	return srv, js, s, o
+}
+
 // TestReadersRideOutARestartOfJetStream: a reader (replay, verify,
 // restore beside a server) reading while JetStream's streams are away for
 // a restart (Mender) is answered once they are back: the direct-get relay
 // holds its requests meanwhile, where they would have found no one to
 // answer them.
 func TestReadersRideOutARestartOfJetStream(t *testing.T) {
-	srv, js := jsCapturing(t)
-	s := jsStore(t)
-	jsAppend(t, s, 20_000)
-	o, _ := jsOutboxUnder(t, s, js, srv.Capture(), func(o *Outbox) {
-		o.CreateStreams(1)
-		o.CreateSteadily(srv.Steady)
-	})
-	jsDrained(t, s, o)
+	srv, _, _, _ := steadyMirror(t, 20_000)
 	ctx := t.Context()
 	nc, reader, err := Connect(ctx, srv.ClientURL(), "reader", nil)
 	if err != nil {
@@ -215,16 +225,10 @@ func TestReadersRideOutARestartOfJetStream(t *testing.T) {
 // instead of creating the stream anew (which would take the place of the
 // one being read back, and of its consumers).
 func TestOutboxLeavesStreamsBeingReadBack(t *testing.T) {
-	srv, js := jsCapturing(t)
-	s := jsStore(t)
-	jsAppend(t, s, 5_000)
-	o, _ := jsOutboxUnder(t, s, js, srv.Capture(), func(o *Outbox) {
-		o.CreateStreams(1)
-		o.CreateSteadily(srv.Steady)
+	srv, js, s, o := steadyMirror(t, 5_000, func(o *Outbox) {
 		o.look = time.Millisecond // look for the stream at every tick
 		o.tick = 5 * time.Millisecond
 	})
-	jsDrained(t, s, o)
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
 		if err := srv.RestartJetStream(); err != nil {
 			t.Fatal(err)
