@@ -97,6 +97,10 @@ func (o *ManifestOutbox) Stalled() time.Duration {
 	return time.Since(time.Unix(0, at))
 }
 
+// errManifestsStalled is the manifest outbox's problem while JetStream
+// takes no manifest.
+var errManifestsStalled = errors.New("JetStream is not taking the manifests")
+
 // Problem is nil, or why sealed days' manifests have not been published
 // for a while: every publish of the oldest has failed for 30 s.
 func (o *ManifestOutbox) Problem() error {
@@ -108,8 +112,8 @@ func (o *ManifestOutbox) Problem() error {
 	if p := o.failErr.Load(); p != nil {
 		last = *p
 	}
-	return fmt.Errorf("manifest outbox: %w: no manifest published for %s, %d sealed days wait (after a full disk, the embedded NATS server's JetStream is restarted once its file system has %d MiB free; an external one needs its operator): %s",
-		errStalled, d.Round(time.Second), o.Lag(), DefaultMendFree>>20, last)
+	return fmt.Errorf("manifest outbox: %w: none published for %s, %d sealed days wait (after a full disk, the embedded NATS server's JetStream is restarted once its file system has %d MiB free; an external one needs its operator): %s",
+		errManifestsStalled, d.Round(time.Second), o.Lag(), DefaultMendFree>>20, last)
 }
 
 // Run publishes until ctx is done and returns ctx's error. On start, and

@@ -239,7 +239,7 @@ func TestManifestOutboxWaitsForTheStream(t *testing.T) {
 	if d := o.Stalled(); d < 200*time.Millisecond {
 		t.Errorf("stalled %v after failing for 200 ms", d)
 	}
-	if err := o.Problem(); !errors.Is(err, errStalled) || !strings.Contains(err.Error(), "2 sealed days wait") {
+	if err := o.Problem(); !errors.Is(err, errManifestsStalled) || !strings.Contains(err.Error(), "2 sealed days wait") {
 		t.Errorf("problem after failing for 200 ms: %v", err)
 	}
 	if err := EnsureStreams(ctx, js, jsTestSite, 1); err != nil {

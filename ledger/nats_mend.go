@@ -38,24 +38,25 @@ const (
 	mendKeyTook    = "took"
 )
 
-// Stalled is a publisher to JetStream: how long it has had work waiting
+// Staller is a publisher to JetStream: how long it has had work waiting
 // that JetStream did not take, 0 when it has none or is not stalled.
-type Stalled interface {
+type Staller interface {
 	Stalled() time.Duration
 }
 
 var (
-	_ Stalled = (*Outbox)(nil)
-	_ Stalled = (*ManifestOutbox)(nil)
+	_ Staller = (*Outbox)(nil)
+	_ Staller = (*ManifestOutbox)(nil)
 )
 
 // Mender restarts the embedded server's JetStream when a publisher has
 // been stalled for After while the store's file system has MinFree bytes
-// free (or its room cannot be told). A restart that does not end the stall is tried again after a
-// wait that doubles, from After to 30 minutes. Run is its goroutine.
+// free (or its room cannot be told). A restart that does not end the
+// stall is tried again after a wait that doubles, from After to 30
+// minutes. Run is its goroutine.
 type Mender struct {
 	Server     *Embedded
-	Publishers []Stalled
+	Publishers []Staller
 	// Dir is a directory on the JetStream store's file system.
 	Dir     string
 	Log     *slog.Logger // nil: no log

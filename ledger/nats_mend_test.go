@@ -93,7 +93,7 @@ func TestMenderRestartsAJetStreamThatFailedAWrite(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	m := &Mender{Server: srv, Publishers: []Stalled{o}, Dir: dir, After: time.Second, Every: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(tWriter{t}, nil))}
+	m := &Mender{Server: srv, Publishers: []Staller{o}, Dir: dir, After: time.Second, Every: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(tWriter{t}, nil))}
 	go func() { done <- m.Run(ctx) }()
 	jsDrained(t, s, o)
 	cancel()
@@ -118,7 +118,7 @@ func TestMenderWaitsForRoomAndBacksOff(t *testing.T) {
 	srv := jsServer(t, dir, "127.0.0.1:-1")
 	p := &stallAfter{}
 	run := func(m *Mender, d time.Duration) int {
-		m.Server, m.Publishers, m.Dir, m.Every = srv, []Stalled{p}, dir, 10*time.Millisecond
+		m.Server, m.Publishers, m.Dir, m.Every = srv, []Staller{p}, dir, 10*time.Millisecond
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
 		if err := m.Run(ctx); err != nil {

@@ -296,7 +296,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		// A JetStream store whose write failed (a full disk) takes nothing
 		// until JetStream opens it anew: done once the disk has room.
 		g.Go(func() error {
-			return (&ledger.Mender{Server: s.nsrv, Publishers: []ledger.Stalled{outbox, manifests},
+			return (&ledger.Mender{Server: s.nsrv, Publishers: []ledger.Staller{outbox, manifests},
 				Dir: filepath.Join(cfg.Data, JetStreamDir), After: cfg.MendAfter, Log: log}).Run(workCtx)
 		})
 	}
