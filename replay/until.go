@@ -79,6 +79,9 @@ func isDigits(s string) bool {
 // IsZero reports whether u bounds nothing.
 func (u Until) IsZero() bool { return u.kind == untilNone }
 
+// Seq is the bound's seq when it is one (UntilSeq).
+func (u Until) Seq() (n uint64, ok bool) { return u.seq, u.kind == untilSeq }
+
 // Past reports whether e lies beyond the bound (and so, since the bound is
 // monotone, every later event too).
 func (u Until) Past(e *ledger.Envelope) bool {

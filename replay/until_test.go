@@ -40,6 +40,14 @@ func TestParseUntil(t *testing.T) {
 	if u, err := replay.ParseUntil(""); err != nil || !u.IsZero() || u.Past(env(1<<60, later, at)) {
 		t.Errorf("empty: %v %v", u, err)
 	}
+	// Only a seq bound has a seq (replay beside a server waits for the
+	// mirror unless it holds that seq).
+	for in, want := range map[string]uint64{"42": 42, "0": 0, "01JDAX3Y8Z0000000000000000": 0, "2026-11-23T14:02:11.120Z": 0, "": 0} {
+		u, _ := replay.ParseUntil(in)
+		if n, ok := u.Seq(); n != want || ok != (in == "42" || in == "0") {
+			t.Errorf("%q: Seq() = %d, %v", in, n, ok)
+		}
+	}
 	for _, bad := range []string{"yesterday", "-1", "99999999999999999999999", "2026-11-23", "01JDAX3Y8Z000000000000000U"} {
 		if _, err := replay.ParseUntil(bad); !errors.Is(err, ledger.ErrInvalid) {
 			t.Errorf("%q: %v", bad, err)

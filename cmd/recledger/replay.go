@@ -160,7 +160,9 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		if head, err = jsrc.Head(ctx); err != nil {
 			return fmt.Errorf("replay: %w", ledger.Refused(nc, err))
 		}
-		if beside != nil {
+		if n, ok := opts.Until.Seq(); beside != nil && !(ok && head >= n) {
+			// Waits for the mirror to hold the server's head, unless it
+			// holds the seq asked for already.
 			head = catchUp(ctx, *beside, jsrc, head, mirrorCatchUp, stderr)
 		}
 	default:
