@@ -75,6 +75,7 @@ func compareJetStream(ctx context.Context, store *Store, js jetstream.JetStream,
 			if streamErr != nil {
 				return streamFault(e.Seq)
 			}
+			rep.Behind = true
 			return bad(e.Seq, "stream ends at seq %d; ledger has seq %d", rep.Events, e.Seq)
 		}
 		switch {

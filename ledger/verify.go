@@ -18,6 +18,11 @@ type VerifyReport struct {
 	// JetStream copy that are not events (jsforeign.go); they do not make
 	// the copy differ.
 	Foreign uint64 `json:"foreign_messages,omitempty"`
+	// Behind is set, with OK false, when the JetStream copy holds the
+	// ledger's first Events events, each equal to the ledger's, and
+	// nothing after them: it lags (its outbox has not published the
+	// rest), and nothing it holds differs.
+	Behind bool `json:"behind,omitempty"`
 }
 
 // Verify recomputes the hash chain from seq 1 to the head at the time of

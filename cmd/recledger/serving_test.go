@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -290,14 +291,21 @@ func TestVerifyBesideServerComparesTheMirror(t *testing.T) {
 	if err != nil || !truth.OK {
 		t.Fatalf("the day's own chain: %+v %v", truth, err)
 	}
-	// A server whose /v1/verify and /readyz say rep.
-	server := func(rep ledger.VerifyReport) servingInfo {
+	// A server whose /v1/verify and /readyz say rep, and whose event at
+	// the mirror's last seq has the hash atLast.
+	server := func(rep ledger.VerifyReport, atLast string) servingInfo {
 		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch r.URL.Path {
 			case "/v1/verify":
 				json.NewEncoder(w).Encode(rep)
 			case "/readyz":
 				fmt.Fprintf(w, `{"ready":true,"head_seq":%d}`, rep.Events)
+			case "/v1/events":
+				if r.URL.Query().Get("after_seq") != strconv.FormatUint(truth.Events-1, 10) {
+					http.Error(w, "not the mirror's last event", http.StatusBadRequest)
+					return
+				}
+				fmt.Fprintf(w, `{"events":[{"seq":%d,"hash":%q}],"next_after_seq":%d}`, truth.Events, atLast, truth.Events)
 			default:
 				http.NotFound(w, r)
 			}
@@ -306,22 +314,27 @@ func TestVerifyBesideServerComparesTheMirror(t *testing.T) {
 		return servingInfo{PID: os.Getpid(), HTTP: hs.URL, NATS: d.natsURL, Site: replaytest.Site}
 	}
 	var notes strings.Builder
+	other := strings.Repeat("0", 64)
 	for _, c := range []struct {
 		name   string
 		server ledger.VerifyReport
+		atLast string
 		ok     bool
+		behind bool
 		bad    uint64
 		words  string
 	}{
-		{"the same", truth, true, 0, ""},
-		{"another hash", ledger.VerifyReport{OK: true, Events: truth.Events, Head: strings.Repeat("0", 64)}, false, truth.Events, "differ at or before"},
-		{"behind", ledger.VerifyReport{OK: true, Events: truth.Events + 2, Head: truth.Head}, false, truth.Events + 1, "stream ends at seq"},
+		{"the same", truth, truth.Head, true, false, 0, ""},
+		{"another hash", ledger.VerifyReport{OK: true, Events: truth.Events, Head: other}, truth.Head, false, false, truth.Events, "differ at or before"},
+		// Behind: a prefix of the server's ledger, or not.
+		{"behind", ledger.VerifyReport{OK: true, Events: truth.Events + 2, Head: other}, truth.Head, false, true, truth.Events + 1, "stream ends at seq"},
+		{"behind and another", ledger.VerifyReport{OK: true, Events: truth.Events + 2, Head: other}, other, false, false, truth.Events, "differ at or before"},
 	} {
-		res, err := verifyBesideServer(ctx, server(c.server), "", 100*time.Millisecond, &notes)
+		res, err := verifyBesideServer(ctx, server(c.server, c.atLast), "", 100*time.Millisecond, &notes)
 		if err != nil || res.JetStream == nil {
 			t.Fatalf("%s: %v %+v", c.name, err, res)
 		}
-		if j := res.JetStream; j.OK != c.ok || res.OK != c.ok || j.FirstBad != c.bad || !strings.Contains(j.Problem, c.words) {
+		if j := res.JetStream; j.OK != c.ok || res.OK != c.ok || j.Behind != c.behind || j.FirstBad != c.bad || !strings.Contains(j.Problem, c.words) {
 			t.Errorf("%s: %+v", c.name, *j)
 		}
 	}

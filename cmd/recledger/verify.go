@@ -133,6 +133,8 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		return fmt.Errorf("verify: %w at seq %d: %s", ledger.ErrChainBroken, res.Chain.FirstBad, res.Chain.Problem)
 	case res.Sections != nil && !res.Sections.OK:
 		return fmt.Errorf("verify: checkpoint at seq %d: %w", res.Sections.Checkpoint, secErr)
+	case res.JetStream != nil && res.JetStream.Behind:
+		return fmt.Errorf("verify: jetstream: %w: the mirror is behind, nothing it holds differs: %s", ledger.ErrUnavailable, res.JetStream.Problem)
 	case res.JetStream != nil && !res.JetStream.OK:
 		return fmt.Errorf("verify: jetstream: %w at seq %d: %s", ledger.ErrMismatch, res.JetStream.FirstBad, res.JetStream.Problem)
 	}
@@ -142,12 +144,36 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 func writeVerifyLine(w io.Writer, what string, r ledger.VerifyReport) {
 	if r.OK {
 		fmt.Fprintf(w, "%-9s ok: %d events, head %s\n", what, r.Events, r.Head)
+	} else if r.Behind {
+		fmt.Fprintf(w, "%-9s BEHIND: %s; the %d events it holds are the ledger's (the outbox lags: see /readyz)\n", what, r.Problem, r.Events)
 	} else {
 		fmt.Fprintf(w, "%-9s FAILED at seq %d: %s (%d events good before it)\n", what, r.FirstBad, r.Problem, r.Events)
 	}
 	if r.Foreign > 0 {
 		fmt.Fprintf(w, "%-9s note: the stream also holds %d messages that are not events; a client had JetStream store them (docs/clients.md)\n", what, r.Foreign)
 	}
+}
+
+// serverHash is the hash of the server's event at seq (GET /v1/events).
+func serverHash(ctx context.Context, info servingInfo, token string, seq uint64) (string, error) {
+	body, err := askServer(ctx, info, token, fmt.Sprintf("/v1/events?after_seq=%d&limit=1", seq-1))
+	if err != nil {
+		return "", err
+	}
+	defer body.Close()
+	var page struct {
+		Events []struct {
+			Seq  uint64 `json:"seq"`
+			Hash string `json:"hash"`
+		} `json:"events"`
+	}
+	if err := json.NewDecoder(body).Decode(&page); err != nil {
+		return "", fmt.Errorf("the server's events: %w", err)
+	}
+	if len(page.Events) != 1 || page.Events[0].Seq != seq {
+		return "", fmt.Errorf("the server's events: %w: no event at seq %d", ledger.ErrNotFound, seq)
+	}
+	return page.Events[0].Hash, nil
 }
 
 // verifyBesideServer checks a ledger that a running server holds: the
@@ -209,6 +235,18 @@ func verifyBesideServer(ctx context.Context, info servingInfo, token string, wai
 		rep.Events = last.Seq
 	case last.Seq < want:
 		rep.FirstBad, rep.Problem = last.Seq+1, fmt.Sprintf("stream ends at seq %d; the server's ledger has seq %d", last.Seq, want)
+		// What it holds is a chain: equal to the ledger's if its last
+		// hash is the server's at that seq.
+		if last.Seq == 0 {
+			rep.Behind = true
+		} else if h, err := serverHash(ctx, info, token, last.Seq); err == nil {
+			rep.Behind = h == last.Hash
+			if !rep.Behind {
+				rep.Events, rep.FirstBad = 0, last.Seq
+				rep.Problem = fmt.Sprintf("at seq %d the stream's hash is %s, the server's %s: the copies differ at or "+
+					"before it (verify the stopped server's file to name the first difference)", last.Seq, last.Hash, h)
+			}
+		}
 	case last.Hash != res.Chain.Head:
 		// Which event differs first is not known here: none is claimed good.
 		rep.Events, rep.FirstBad = 0, want
