@@ -102,7 +102,8 @@ func startDirectRelay(srv *server.Server, own, capture string, known func(owner 
 	// once, its subscriptions with it, until the server shuts down.
 	nc, err := connectInProcess(srv, own, capture, "recledger-relay",
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
-			if !nc.IsClosed() {
+			// Not when the server shuts down: it closes every connection.
+			if !nc.IsClosed() && srv.Running() {
 				r.log.Warn("direct-get relay disconnected; reconnecting", jsLogKeyErr, err)
 			}
 		}),
