@@ -363,17 +363,18 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 	pub := o.publisher()
 	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
 	tail, err := readTail(tctx, pub, o.site)
-	if errors.Is(err, jetstream.ErrStreamNotFound) && o.replicas > 0 && o.steady != nil {
-		// Missing, or being read back by a restart of JetStream: look
-		// again once no restart is in progress.
-		release := o.steady()
-		tail, err = readTail(tctx, pub, o.site)
+	if errors.Is(err, jetstream.ErrStreamNotFound) && o.replicas > 0 {
+		release := func() {}
+		if o.steady != nil {
+			// Missing, or being read back by a restart of JetStream:
+			// look again once no restart is in progress.
+			release = o.steady()
+			tail, err = readTail(tctx, pub, o.site)
+		}
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			tail, err = o.createStreams(tctx, pub)
 		}
 		release()
-	} else if errors.Is(err, jetstream.ErrStreamNotFound) && o.replicas > 0 {
-		tail, err = o.createStreams(tctx, pub)
 	}
 	for len(tail.foreign) > 0 && o.removeForeign(tctx, pub, tail) > 0 {
 		tail, err = readTail(tctx, pub, o.site)

@@ -154,6 +154,13 @@ func writeVerifyLine(w io.Writer, what string, r ledger.VerifyReport) {
 	}
 }
 
+// copiesDiffer is the problem of a mirror whose hash at seq is not the
+// server's: some event at or before seq differs.
+func copiesDiffer(seq uint64, stream, server string) string {
+	return fmt.Sprintf("at seq %d the stream's hash is %s, the server's %s: the copies differ at or "+
+		"before it (verify the stopped server's file to name the first difference)", seq, stream, server)
+}
+
 // serverHash is the hash of the server's event at seq (GET /v1/events).
 func serverHash(ctx context.Context, info servingInfo, token string, seq uint64) (string, error) {
 	body, err := askServer(ctx, info, token, fmt.Sprintf("/v1/events?after_seq=%d&limit=1", seq-1))
@@ -243,15 +250,13 @@ func verifyBesideServer(ctx context.Context, info servingInfo, token string, wai
 			rep.Behind = h == last.Hash
 			if !rep.Behind {
 				rep.Events, rep.FirstBad = 0, last.Seq
-				rep.Problem = fmt.Sprintf("at seq %d the stream's hash is %s, the server's %s: the copies differ at or "+
-					"before it (verify the stopped server's file to name the first difference)", last.Seq, last.Hash, h)
+				rep.Problem = copiesDiffer(last.Seq, last.Hash, h)
 			}
 		}
 	case last.Hash != res.Chain.Head:
 		// Which event differs first is not known here: none is claimed good.
 		rep.Events, rep.FirstBad = 0, want
-		rep.Problem = fmt.Sprintf("at seq %d the stream's hash is %s, the server's %s: the copies differ at or "+
-			"before it (verify the stopped server's file to name the first difference)", want, last.Hash, res.Chain.Head)
+		rep.Problem = copiesDiffer(want, last.Hash, res.Chain.Head)
 	}
 	rep.OK = rep.Problem == ""
 	res.JetStream = &rep
