@@ -26,8 +26,26 @@ import (
 // jsDirectBatch is how many messages one direct get request asks for.
 const jsDirectBatch = 8192
 
-// jsDirectWait bounds the wait for the next message of a direct get batch.
+// jsDirectWait bounds the wait for the next message of a direct get batch,
+// and for the answer to a single direct get.
 const jsDirectWait = 10 * time.Second
+
+// jsLostRetries is how many times in a row a request whose answer stopped
+// coming (a batch or a single get dropped on its way: a relay's intake
+// full, a connection closed as a slow consumer, a stream leader that
+// changed) is asked again before the read fails.
+const jsLostRetries = 2
+
+// directPace is how readSiteDirect asks: batch messages a request, and
+// wait at most for each next message before the request is taken for
+// lost. Tests read in small batches with short waits.
+type directPace struct {
+	batch int
+	wait  time.Duration
+}
+
+// defaultPace is the pace of every read but the tests'.
+func defaultPace() directPace { return directPace{batch: jsDirectBatch, wait: jsDirectWait} }
 
 // jsDirectRetries is how many empty answers in a row (a replica behind the
 // leader, say) are retried before the ordered consumer takes over.
@@ -74,42 +92,54 @@ type directGetRequest struct {
 	NoHeader bool   `json:"no_hdr"`
 }
 
-// readSiteDirect is readSite with batched direct gets of size messages
-// (jsDirectBatch but in tests) on the site's subjects. Each batch is
-// collected whole, up to its end, before fn sees it, and the next batch is
-// asked for before that: the server sends it while fn works. *next (the
-// stream seq to read from) is advanced past every batch passed to fn, so
-// that after an error wrapping errNoDirect (the server does not answer
-// such requests) the ordered consumer goes on from exactly there. The
-// stream seq passed to fn is 0 (not sent), and the last batch may hold
-// events after stream seq until: fn ends the read with errStopRead.
+// readSiteDirect is readSite with batched direct gets of pace.batch
+// messages on the site's subjects. Each batch is collected whole, up to its
+// end, before fn sees it, and the next batch is asked for before that: the
+// server sends it while fn works. *next (the stream seq to read from) is
+// advanced past every batch passed to fn, so that after an error wrapping
+// errNoDirect (the server does not answer such requests) the ordered
+// consumer goes on from exactly there. The stream seq passed to fn is 0
+// (not sent), and the last batch may hold events after stream seq until:
+// fn ends the read with errStopRead.
+//
+// Each request has a reply subject of its own under one subscription, so
+// that a batch whose messages stopped coming for pace.wait can be asked
+// for again (jsLostRetries times in a row) and a late answer to the lost
+// request is told apart and dropped. What came of a lost batch is dropped
+// with it: fn never saw it.
 // (Reading without a subject filter while the stream held one site alone
 // saved 7-15 % of the server's CPU, but needed the stream's configuration,
 // which readers may not see: docs/clients.md.)
-func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, next *uint64, until uint64, size int, foreign foreignNear, fn func(streamSeq uint64, e Envelope) error) error {
+func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, next *uint64, until uint64, pace directPace, foreign foreignNear, fn func(streamSeq uint64, e Envelope) error) error {
 	nc := js.Conn()
 	subject := directGetSubject(js.Options())
 	inbox := nc.NewInbox()
 	// Room for two batches: the one being collected and the next, asked
 	// for before the first is handed to fn.
-	msgs := make(chan *nats.Msg, 2*size+16)
-	sub, err := nc.ChanSubscribe(inbox, msgs)
+	msgs := make(chan *nats.Msg, 2*pace.batch+16)
+	sub, err := nc.ChanSubscribe(inbox+".*", msgs)
 	if err != nil {
 		return fmt.Errorf("read stream: %w: %v", ErrUnavailable, err)
 	}
 	defer sub.Unsubscribe()
+	var (
+		asked uint64
+		reply string // the request whose answers count
+	)
 	ask := func(from uint64) error {
-		req, _ := json.Marshal(directGetRequest{Seq: max(from, 1), NextFor: siteEventsFilter(site), Batch: size, NoHeader: true})
-		if err := nc.PublishRequest(subject, inbox, req); err != nil {
+		asked++
+		reply = inbox + "." + strconv.FormatUint(asked, 10)
+		req, _ := json.Marshal(directGetRequest{Seq: max(from, 1), NextFor: siteEventsFilter(site), Batch: pace.batch, NoHeader: true})
+		if err := nc.PublishRequest(subject, reply, req); err != nil {
 			return fmt.Errorf("read stream: direct get: %w: %v", ErrUnavailable, err)
 		}
 		return nil
 	}
-	timer := time.NewTimer(jsDirectWait)
+	timer := time.NewTimer(pace.wait)
 	defer timer.Stop()
 	done := ctx.Done()
-	batch := make([][]byte, 0, size)
-	empty, busy := 0, 0
+	batch := make([][]byte, 0, pace.batch)
+	empty, busy, lost := 0, 0, 0
 	if *next <= until {
 		if err := ask(*next); err != nil {
 			return err
@@ -120,17 +150,28 @@ func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, ne
 		batch = batch[:0]
 		var last uint64
 		for end := false; !end; {
-			timer.Reset(jsDirectWait)
+			timer.Reset(pace.wait)
 			var m *nats.Msg
 			select {
 			case <-done:
 				return ctx.Err()
 			case <-timer.C:
 				// Not a server without direct gets (that one says so at
-				// once): a busy or stuck one. The ordered consumer would
-				// not fare better, and a reader may not make one.
-				return fmt.Errorf("read stream: %w: no answer to a direct get in %v", ErrUnavailable, jsDirectWait)
+				// once): the batch was lost on its way, or the server is
+				// stuck. The ordered consumer would not fare better, and
+				// a reader may not make one.
+				if lost++; lost > jsLostRetries {
+					return fmt.Errorf("read stream: %w: no answer to a direct get in %v, %d times", ErrUnavailable, pace.wait, lost)
+				}
+				batch = batch[:0]
+				if err := ask(*next); err != nil {
+					return err
+				}
+				continue
 			case m = <-msgs:
+			}
+			if m.Subject != reply {
+				continue // late, for a request taken for lost
 			}
 			if len(m.Header) == 0 {
 				// The next message of the site (with no_hdr, a stored
@@ -156,7 +197,7 @@ func readSiteDirect(ctx context.Context, js jetstream.JetStream, site string, ne
 				return err
 			}
 		}
-		busy = 0
+		busy, lost = 0, 0
 		if len(batch) == 0 {
 			// Nothing from *next on, though the tail said otherwise: a
 			// replica behind the leader may have answered. Ask again.
@@ -260,10 +301,18 @@ type directOne struct {
 // waits jsDirectWait at most, whatever ctx allows; a busy server is asked
 // again (waitBusy).
 func getDirect(ctx context.Context, js jetstream.JetStream, req directOne) (*directMsg, error) {
+	return getDirectWaiting(ctx, js, req, jsDirectWait)
+}
+
+// getDirectWaiting is getDirect waiting wait for each answer. A request
+// not answered in time is asked again, jsLostRetries times in a row; each
+// has a reply subject of its own (nats.go's), so a late answer to the
+// first is not taken for the next one's.
+func getDirectWaiting(ctx context.Context, js jetstream.JetStream, req directOne, wait time.Duration) (*directMsg, error) {
 	body, _ := json.Marshal(req)
 	var m *nats.Msg
-	for busy := 0; ; busy++ {
-		rctx, cancel := context.WithTimeout(ctx, jsDirectWait)
+	for busy, lost := 0, 0; ; {
+		rctx, cancel := context.WithTimeout(ctx, wait)
 		var err error
 		m, err = js.Conn().RequestWithContext(rctx, directGetSubject(js.Options()), body)
 		cancel()
@@ -274,7 +323,10 @@ func getDirect(ctx context.Context, js jetstream.JetStream, req directOne) (*dir
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, fmt.Errorf("direct get: %w: no answer in %v: %v", ErrUnavailable, jsDirectWait, err)
+			if lost++; errors.Is(err, context.DeadlineExceeded) && lost <= jsLostRetries {
+				continue
+			}
+			return nil, fmt.Errorf("direct get: %w: no answer in %v, %d times: %v", ErrUnavailable, wait, lost, err)
 		}
 		if m.Header.Get("Status") != "429" {
 			break
@@ -282,6 +334,7 @@ func getDirect(ctx context.Context, js jetstream.JetStream, req directOne) (*dir
 		if err := waitBusy(ctx, busy); err != nil {
 			return nil, fmt.Errorf("direct get: %w", err)
 		}
+		busy++
 	}
 	switch code := m.Header.Get("Status"); code {
 	case "":

@@ -26,7 +26,7 @@ func TestDirectGetsReadOneSite(t *testing.T) {
 	for _, size := range []int{7, 200, 1000} {
 		next := uint64(0)
 		got := jsCollect(t, func(fn func(Envelope) error) error {
-			return readSiteDirect(ctx, js, jsTestSite, &next, tail.streamSeq, size, nil, func(_ uint64, e Envelope) error { return fn(e) })
+			return readSiteDirect(ctx, js, jsTestSite, &next, tail.streamSeq, directPace{batch: size, wait: jsDirectWait}, nil, func(_ uint64, e Envelope) error { return fn(e) })
 		})
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("batches of %d: %d events, differing from bbolt's %d", size, len(got), len(want))

@@ -156,16 +156,16 @@ var errStopRead = errors.New("stop reading")
 // events after until: it ends the read by returning errStopRead. Any other
 // error of fn is returned as is.
 func readSite(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, foreign foreignNear, fn func(streamSeq uint64, e Envelope) error) error {
-	return readSiteSized(ctx, js, site, from, until, jsDirectBatch, foreign, fn)
+	return readSitePaced(ctx, js, site, from, until, defaultPace(), foreign, fn)
 }
 
-// readSiteSized is readSite with direct gets of size messages.
-func readSiteSized(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, size int, foreign foreignNear, fn func(streamSeq uint64, e Envelope) error) error {
+// readSitePaced is readSite with direct gets at pace.
+func readSitePaced(ctx context.Context, js jetstream.JetStream, site string, from, until uint64, pace directPace, foreign foreignNear, fn func(streamSeq uint64, e Envelope) error) error {
 	if foreign == nil {
 		foreign = func(uint64) {}
 	}
 	next := from
-	err := readSiteDirect(ctx, js, site, &next, until, size, foreign, fn)
+	err := readSiteDirect(ctx, js, site, &next, until, pace, foreign, fn)
 	if errors.Is(err, errNoDirect) {
 		direct := err
 		err = readSiteConsumer(ctx, js, site, next, until, foreign, fn)

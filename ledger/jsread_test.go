@@ -95,7 +95,7 @@ func TestScanJetStreamMatchesScan(t *testing.T) {
 	}{
 		{"direct gets", func(fn func(uint64, Envelope) error) error {
 			next := uint64(0)
-			return readSiteDirect(ctx, js, jsTestSite, &next, tail.streamSeq, 7, nil, fn)
+			return readSiteDirect(ctx, js, jsTestSite, &next, tail.streamSeq, directPace{batch: 7, wait: jsDirectWait}, nil, fn)
 		}},
 		{"ordered consumer", func(fn func(uint64, Envelope) error) error {
 			return readSiteConsumer(ctx, js, jsTestSite, 0, tail.streamSeq, func(uint64) {}, fn)
@@ -147,7 +147,7 @@ func TestScanJetStreamMatchesScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := uint64(0)
-	if err := readSiteDirect(ctx, js, jsTestSite, &next, tail.streamSeq, 7, nil, func(uint64, Envelope) error { return nil }); !errors.Is(err, errNoDirect) || next != 0 {
+	if err := readSiteDirect(ctx, js, jsTestSite, &next, tail.streamSeq, directPace{batch: 7, wait: jsDirectWait}, nil, func(uint64, Envelope) error { return nil }); !errors.Is(err, errNoDirect) || next != 0 {
 		t.Errorf("direct get without AllowDirect: %v, next %d", err, next)
 	}
 	got := jsCollect(t, func(fn func(Envelope) error) error { return ScanJetStream(ctx, js, jsTestSite, 0, fn) })
@@ -392,7 +392,7 @@ func TestReadersWaitOutABusyServer(t *testing.T) {
 	}
 	want := jsCollect(t, func(fn func(Envelope) error) error { return s.Scan(ctx, 0, fn) })
 	var got [][]byte
-	err = readSiteSized(ctx, busy, jsTestSite, 0, 3000, 500, nil, func(_ uint64, e Envelope) error {
+	err = readSitePaced(ctx, busy, jsTestSite, 0, 3000, directPace{batch: 500, wait: jsDirectWait}, nil, func(_ uint64, e Envelope) error {
 		got = append(got, e.Raw)
 		return nil
 	})
