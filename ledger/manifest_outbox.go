@@ -82,6 +82,10 @@ func (o *ManifestOutbox) Wake() {
 	}
 }
 
+// Mended tells the outbox that JetStream was restarted (Mender): it
+// publishes the days waiting now, not at its next look. It never blocks.
+func (o *ManifestOutbox) Mended() { o.Wake() }
+
 // Lag is the number of sealed days not yet known to be in the stream.
 func (o *ManifestOutbox) Lag() uint64 { return uint64(max(o.lag.Load(), 0)) }
 

@@ -39,9 +39,11 @@ const (
 )
 
 // Staller is a publisher to JetStream: how long it has had work waiting
-// that JetStream did not take, 0 when it has none or is not stalled.
+// that JetStream did not take, 0 when it has none or is not stalled; and
+// Mended, called after a restart of JetStream, to try again at once.
 type Staller interface {
 	Stalled() time.Duration
+	Mended()
 }
 
 var (
@@ -120,6 +122,9 @@ func (m *Mender) Run(ctx context.Context) error {
 		if err != nil {
 			log.Error("JetStream restart failed", jsLogKeyErr, err, mendKeyNext, next)
 		} else {
+			for _, p := range m.Publishers {
+				p.Mended()
+			}
 			// next: if the mirror still does not advance, the next try.
 			log.Warn("JetStream was not taking what serve publishes though its disk has room; restarted it: its streams are read again from their files, and the outbox refills what they lost",
 				mendKeyStalled, stalled.Round(time.Second), mendKeyFree, free, mendKeyCount, m.restarts, mendKeyNext, next)

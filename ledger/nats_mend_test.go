@@ -52,10 +52,18 @@ func fillDisk(t *testing.T, storeDir, stream string) int {
 	return n
 }
 
-// stallAfter is a publisher stalled since since; not stalled while it is zero.
+// stallAfter is a publisher stalled since since; not stalled while it is
+// zero. It counts the Mender's calls of Mended.
 type stallAfter struct {
-	mu    sync.Mutex
-	since time.Time
+	mu     sync.Mutex
+	since  time.Time
+	mended int
+}
+
+func (s *stallAfter) Mended() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mended++
 }
 
 func (s *stallAfter) Stalled() time.Duration {
@@ -110,6 +118,50 @@ func TestMenderRestartsAJetStreamThatFailedAWrite(t *testing.T) {
 	}
 }
 
+// TestMendedOutboxTriesAgainAtOnce: after a restart of JetStream
+// (Mended), an outbox stalled on the failed store neither waits out the
+// acks of its session nor the backoff after it (each an hour here), and
+// refills the mirror.
+func TestMendedOutboxTriesAgainAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(*Outbox)
+	}{
+		{"waiting on acks", func(o *Outbox) { o.ackTimeout = time.Hour }},
+		{"waiting out the backoff", func(o *Outbox) { o.minBackoff, o.maxBackoff = time.Hour, time.Hour }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			srv := jsServer(t, dir, "127.0.0.1:-1")
+			_, js := jsConnect(t, srv)
+			s := jsStore(t)
+			o, _ := jsOutboxUnder(t, s, js, "", tc.setup)
+			jsAppend(t, s, 200)
+			jsDrained(t, s, o)
+			if n := fillDisk(t, dir, EventsStream); n == 0 {
+				t.Fatal("no open block file of the events stream")
+			}
+			jsAppend(t, s, 300)
+			time.Sleep(1500 * time.Millisecond) // past the test's ack timeout of 1 s
+			if o.Lag() == 0 {
+				t.Fatal("the failed store took events")
+			}
+			// Stalled as the Mender wants it: the outbox's own sessions
+			// fail without progress once serve's ack timeout has passed
+			// twice, longer than this test waits.
+			o.stall.Store(&stall{since: time.Now().Add(-time.Minute)})
+			if err := srv.RestartJetStream(); err != nil {
+				t.Fatal(err)
+			}
+			o.Mended()
+			jsDrained(t, s, o)
+			if r, err := CompareJetStream(context.Background(), s, js, jsTestSite); err != nil || !r.OK {
+				t.Fatalf("mirror after the restart: %+v, %v", r, err)
+			}
+		})
+	}
+}
+
 // TestMenderWaitsForRoomAndBacksOff: no restart while the store's file
 // system lacks the room asked for, nor before a stall has lasted After;
 // restarts that do not end a stall come at doubling intervals.
@@ -144,8 +196,16 @@ func TestMenderWaitsForRoomAndBacksOff(t *testing.T) {
 	}
 	// Stalled all along: restarts at 50, +100, +200, +400 ms: 4 in 1 s
 	// (a look every 10 ms, so a little later each), not 1 s / 50 ms.
-	if n := run(&Mender{After: 50 * time.Millisecond}, time.Second); n < 2 || n > 5 {
+	n := run(&Mender{After: 50 * time.Millisecond}, time.Second)
+	if n < 2 || n > 5 {
 		t.Errorf("stalled for 1 s with After 50 ms: %d restarts, want about 4", n)
+	}
+	// The publisher was told of each, to try again at once.
+	p.mu.Lock()
+	mended := p.mended
+	p.mu.Unlock()
+	if mended != n {
+		t.Errorf("%d restarts, the publisher told of %d", n, mended)
 	}
 	// JetStream is back after them.
 	_, js := jsConnect(t, srv)

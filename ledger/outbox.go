@@ -113,6 +113,12 @@ type Outbox struct {
 	pubOnce sync.Once
 	pub     jetstream.JetStream
 
+	// Mended ends the running session through endSession and cuts the
+	// wait before the next through mended.
+	sessionMu  sync.Mutex
+	endSession context.CancelFunc // the running session's; nil between sessions
+	mended     chan struct{}
+
 	replicas int                     // > 0: create missing streams with this many replicas
 	capture  string                  // the streams' capture prefix (PublishUnder); "" for the public subjects
 	steady   func() (release func()) // CreateSteadily; nil: no guard
@@ -135,6 +141,7 @@ func NewOutbox(store *Store, js jetstream.JetStream, site string, log *slog.Logg
 		site:       site,
 		log:        log.With(jsLogKeyComponent, "outbox", jsLogKeySite, site),
 		wake:       make(chan struct{}, 1),
+		mended:     make(chan struct{}, 1),
 		feed:       make(chan []Envelope, outboxFeed),
 		window:     outboxWindow,
 		ackTimeout: outboxAckTimeout,
@@ -240,6 +247,38 @@ func (o *Outbox) Stalled() time.Duration {
 	return time.Since(st.since)
 }
 
+// Mended tells the outbox that JetStream was restarted (Mender): a
+// session stalled on the JetStream from before is ended, where it would
+// have waited out its acks' timeout, and the next begins at once, not
+// after the backoff of the failed ones. It never blocks.
+func (o *Outbox) Mended() {
+	if o.stall.Load() != nil {
+		o.sessionMu.Lock()
+		if o.endSession != nil {
+			o.endSession()
+		}
+		o.sessionMu.Unlock()
+	}
+	select {
+	case o.mended <- struct{}{}:
+	default:
+	}
+}
+
+// runSession is one session, which Mended may end.
+func (o *Outbox) runSession(ctx context.Context) (progressed, ended bool, err error) {
+	sctx, end := context.WithCancel(ctx)
+	defer end()
+	o.sessionMu.Lock()
+	o.endSession = end
+	o.sessionMu.Unlock()
+	progressed, err = o.session(sctx)
+	o.sessionMu.Lock()
+	o.endSession = nil
+	o.sessionMu.Unlock()
+	return progressed, sctx.Err() != nil && ctx.Err() == nil, err
+}
+
 // Run publishes until ctx is done, then returns nil. It is the outbox's
 // only goroutine; run it once.
 func (o *Outbox) Run(ctx context.Context) error {
@@ -248,7 +287,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 	}
 	backoff := o.minBackoff
 	for {
-		progressed, err := o.session(ctx)
+		progressed, ended, err := o.runSession(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -265,6 +304,11 @@ func (o *Outbox) Run(ctx context.Context) error {
 			if p := o.mismatch.Load(); p != nil && errors.Is(*p, ErrTooLarge) {
 				o.mismatch.CompareAndSwap(p, nil)
 			}
+		}
+		if ended {
+			o.log.Info("outbox: resuming from the stream tail after a restart of JetStream")
+			backoff = o.minBackoff
+			continue
 		}
 		wait := backoff
 		if errors.Is(err, ErrMismatch) || errors.Is(err, ErrCorrupt) {
@@ -288,6 +332,9 @@ func (o *Outbox) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
+		case <-o.mended:
+			t.Stop()
+			backoff = o.minBackoff
 		case <-t.C:
 		}
 	}

@@ -25,20 +25,20 @@ func jsOutbox(t testing.TB, s *Store, js jetstream.JetStream) (o *Outbox, stop f
 
 // jsOutboxUnder is jsOutbox publishing under a capture prefix
 // (Outbox.PublishUnder), as serve's outbox does on the embedded server;
-// setup runs before Run.
+// setup runs before Run, after the tests' short timeouts are set.
 func jsOutboxUnder(t testing.TB, s *Store, js jetstream.JetStream, capture string, setup ...func(*Outbox)) (o *Outbox, stop func()) {
 	t.Helper()
 	o = NewOutbox(s, js, jsTestSite, slog.New(slog.NewTextHandler(tWriter{t}, nil)))
 	if capture != "" {
 		o.PublishUnder(capture)
 	}
-	for _, f := range setup {
-		f(o)
-	}
 	o.ackTimeout = time.Second
 	o.tick = 100 * time.Millisecond
 	o.minBackoff = 20 * time.Millisecond
 	o.maxBackoff = 200 * time.Millisecond
+	for _, f := range setup {
+		f(o)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- o.Run(ctx) }()
