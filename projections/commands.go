@@ -280,7 +280,9 @@ func (s *State) tagLastCall(x *cmdCtx) {
 }
 
 // lastContact returns the contact of the agent's last call, answering
-// no_last_call or deleted when there is none to act on.
+// no_last_call or deleted when there is none to act on. The answer names
+// the call, its contact and its state: the call has ended, so it is not
+// recorded (not_recording), or its recording was deleted.
 func (s *State) lastContact(x *cmdCtx) *contact {
 	a := s.agents[x.user]
 	if a == nil || a.LastCall == nil {
@@ -292,8 +294,9 @@ func (s *State) lastContact(x *cmdCtx) *contact {
 		x.outcome(ledger.OutcomeNoEffect, ReasonNoLastCall)
 		return nil
 	}
-	x.r.CallID, x.r.ContactID = ct.V.CallID, ct.V.ContactID
+	x.r.CallID, x.r.ContactID, x.r.Recording = ct.V.CallID, ct.V.ContactID, ledger.StateNotRecording
 	if ct.V.Deleted {
+		x.r.Recording = ledger.StateDeleted
 		x.outcome(ledger.OutcomeNoEffect, ReasonDeleted)
 		return nil
 	}
