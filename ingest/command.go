@@ -58,6 +58,10 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	asked := r.PathValue("command")
 	if asked == "" { // the catch-all: no command, or more than one segment
 		asked = strings.TrimPrefix(r.URL.Path, commandPathPrefix)
+		// "tag/", as a desktop's action path may be typed, is tag.
+		if c, ok := strings.CutSuffix(asked, "/"); ok && c != "" && !strings.Contains(c, "/") {
+			asked = c
+		}
 	}
 	name := strings.ToLower(asked)
 	if !knownCommand(name) {

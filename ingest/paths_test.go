@@ -11,7 +11,8 @@ import (
 // A path with doubled slashes or dot segments, as a desktop's base URL
 // ending in "/" joined to "/recordingcontrols/..." gives, is served as its
 // clean form, not redirected: a desktop's HTTP action may not follow a
-// redirect, and its body would be HTML.
+// redirect, and its body would be HTML. A command's path typed with a
+// trailing slash is the command.
 func TestUncleanPathsAreServed(t *testing.T) {
 	s := newStack(t, nil)
 	s.configure()
@@ -20,8 +21,11 @@ func TestUncleanPathsAreServed(t *testing.T) {
 		{"POST", "//recordingcontrols/rest/tag?sender_id=jdoe", "no_last_call"},
 		{"GET", "/recordingcontrols/rest//tag?sender_id=jdoe", "no_last_call"},
 		{"GET", "/recordingcontrols/./rest/tag?sender_id=jdoe", "no_last_call"},
+		{"GET", "/recordingcontrols/rest/TAG/?sender_id=jdoe", "no_last_call"},
+		{"GET", "/recordingcontrols/rest/tag//?sender_id=jdoe", "no_last_call"},
 		{"GET", "//v1/agents/jdoe", ""},
 		{"GET", "/recordingcontrols/rest//", "unknown_command"},
+		{"GET", "/recordingcontrols/rest/tag/x/?sender_id=jdoe", "unknown_command"},
 	} {
 		req, err := http.NewRequest(c.method, s.srv.URL+c.path, nil)
 		if err != nil {
@@ -38,7 +42,7 @@ func TestUncleanPathsAreServed(t *testing.T) {
 			(c.reason == "" && resp.StatusCode != http.StatusOK) {
 			t.Errorf("%s %s: %d %s", c.method, c.path, resp.StatusCode, strings.TrimSpace(string(b)))
 		}
-		if i < 3 {
+		if i < 5 {
 			s.verified(2 + i) // the command was appended once
 		}
 	}
