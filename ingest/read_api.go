@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,7 +20,7 @@ const dayLayout = "2006-01-02"
 func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
 	a, err := s.views.Agent(r.PathValue("user_id"))
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("agent %q: %w", r.PathValue("user_id"), err))
+		s.writeError(w, r, err) // "agent ID: not found"
 		return
 	}
 	if a.ActiveCalls == nil {
@@ -179,11 +180,66 @@ func (s *Server) answerPauses(w http.ResponseWriter, r *http.Request, pq ledger.
 	s.writeJSON(w, http.StatusOK, map[string]any{"pauses": rows})
 }
 
+// wantsCSV reports whether r asks for CSV: ?format=csv, or else an
+// Accept header that prefers text/csv to application/json.
 func wantsCSV(r *http.Request) bool {
 	if f := r.URL.Query().Get("format"); f != "" {
 		return strings.EqualFold(f, "csv")
 	}
-	return strings.Contains(r.Header.Get("Accept"), "text/csv")
+	return prefersCSV(r.Header.Get("Accept"))
+}
+
+// prefersCSV reports whether an Accept header prefers text/csv to
+// application/json (RFC 9110 §12.5.1). Each gets the quality of the most
+// specific range naming it (type/subtype, type/*, */*), case aside; q=0 is
+// "not acceptable". At equal quality the more specific range wins, then
+// the one listed first; JSON when nothing tells them apart.
+func prefersCSV(accept string) bool {
+	type pref struct {
+		q    float64
+		spec int // 2 type/subtype, 1 type/*, 0 */*, -1 none
+		pos  int
+	}
+	csvPref, jsonPref := pref{q: -1, spec: -1}, pref{q: -1, spec: -1}
+	for pos, part := range strings.Split(accept, ",") {
+		mt, params, _ := strings.Cut(part, ";")
+		mt = strings.ToLower(strings.TrimSpace(mt))
+		q := 1.0
+		for p := range strings.SplitSeq(params, ";") {
+			if k, v, ok := strings.Cut(p, "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && f >= 0 && f <= 1 {
+					q = f
+				}
+			}
+		}
+		for _, t := range []struct {
+			p           *pref
+			full, major string
+		}{{&csvPref, "text/csv", "text/*"}, {&jsonPref, "application/json", "application/*"}} {
+			spec := -1
+			switch mt {
+			case t.full:
+				spec = 2
+			case t.major:
+				spec = 1
+			case "*/*":
+				spec = 0
+			}
+			if spec > t.p.spec {
+				*t.p = pref{q: q, spec: spec, pos: pos}
+			}
+		}
+	}
+	switch c, j := csvPref, jsonPref; {
+	case c.q <= 0:
+		return false
+	case c.q != j.q:
+		return c.q > j.q
+	case c.spec != j.spec:
+		return c.spec > j.spec
+	default:
+		return c.pos < j.pos
+	}
 }
 
 func pausesCSV(rows []ledger.PauseRow) []byte {
