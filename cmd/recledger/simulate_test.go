@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -122,5 +123,41 @@ func TestSimulateReportsWhenTheServerIsGone(t *testing.T) {
 	rep.WriteText(&text)
 	if out := text.String(); !strings.Contains(out, "ledger check: not checked") || strings.Contains(out, "MISMATCH") || strings.Contains(out, "chain ok") {
 		t.Errorf("report text:\n%s", out)
+	}
+}
+
+// A setup the server refuses (here: it already has 10 metadata keys of
+// its own, the most there may be) stops before the users, and the error
+// names the first refusal and why.
+func TestSimulateNamesTheSetupRefused(t *testing.T) {
+	ctx := t.Context()
+	srv := e2eServer(t, ctx, t.TempDir())
+	defer e2eStop(t, srv)
+	base := "http://" + srv.Addr()
+	for i := range 10 {
+		req, _ := http.NewRequest(http.MethodPut, base+"/v1/config/metadata/own"+strconv.Itoa(i), strings.NewReader(`{"type":"text"}`))
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("PUT key %d: %v %v", i, err, resp)
+		}
+	}
+	var out, errOut bytes.Buffer
+	cmd := &SimulateCommand{Stdout: &out, Stderr: &errOut}
+	err := cmd.Run(ctx, []string{"--url", base, "--agents", "3", "--calls-per-agent", "1"})
+	if err == nil || !strings.Contains(err.Error(), "the first: PUT /v1/config/metadata/") || !strings.Contains(err.Error(), "at most 10") {
+		t.Fatalf("simulate: %v", err)
+	}
+	resp, err := http.Get(base + "/v1/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cfg struct {
+		Users map[string]any `json:"users"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Users) != 0 {
+		t.Errorf("users configured for a site whose setup failed: %d", len(cfg.Users))
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +33,7 @@ type tally struct {
 	commands                                   map[string]map[string]int
 	httpErrors                                 map[string]int
 	latencies                                  []time.Duration
+	refused                                    string // the first configuration request refused, and why
 }
 
 func newTally() *tally {
@@ -42,6 +45,9 @@ func (t *tally) merge(o *tally) {
 	t.expected += o.expected
 	t.expectedCmds += o.expectedCmds
 	t.signalEvents += o.signalEvents
+	if t.refused == "" {
+		t.refused = o.refused
+	}
 	for c, m := range o.commands {
 		if t.commands[c] == nil {
 			t.commands[c] = map[string]int{}
@@ -112,9 +118,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if len(setup) > 0 {
 		st := newTally()
 		r.play(ctx, setup[:nFixed], st)
-		r.parallel(ctx, setup[nFixed:], st)
+		if setupFailures(st) == "" { // no users for a site that was not set up
+			r.parallel(ctx, setup[nFixed:], st)
+		}
 		if failed := setupFailures(st); failed != "" {
-			return rep, fmt.Errorf("simulate: configuring the site: %s", failed)
+			return rep, fmt.Errorf("simulate: configuring the site: %s (the other changes of the setup were made)", failed)
 		}
 		total.merge(st)
 		total.latencies = total.latencies[:0] // setup is not part of the play's latency
@@ -185,10 +193,17 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 // setupFailures describes config requests that were refused, or "".
 func setupFailures(t *tally) string {
 	var parts []string
-	for status, n := range t.httpErrors {
-		parts = append(parts, fmt.Sprintf("%d answered %s", n, status))
+	for _, status := range slices.Sorted(maps.Keys(t.httpErrors)) {
+		parts = append(parts, fmt.Sprintf("%d answered %s", t.httpErrors[status], status))
 	}
-	return strings.Join(parts, ", ")
+	if len(parts) == 0 {
+		return ""
+	}
+	s := strings.Join(parts, ", ")
+	if t.refused != "" {
+		s += "; the first: " + t.refused
+	}
+	return s
 }
 
 // parallel sends independent requests with up to Concurrency in flight.
@@ -239,6 +254,7 @@ func (r *runner) play(ctx context.Context, reqs []Request, t *tally) {
 type answer struct {
 	Outcome  string `json:"outcome"`
 	Accepted int    `json:"accepted"`
+	Message  string `json:"message"`
 }
 
 // do sends one request and tallies the answer.
@@ -275,6 +291,9 @@ func (r *runner) do(ctx context.Context, req Request, t *tally) {
 	}
 	var ans answer
 	_ = json.Unmarshal(raw, &ans)
+	if req.Kind == KindConfig && resp.StatusCode >= 400 && t.refused == "" {
+		t.refused = fmt.Sprintf("%s %s: %d %s", req.Method, req.Path, resp.StatusCode, ans.Message)
+	}
 	switch req.Kind {
 	case KindCommand:
 		outcome := ans.Outcome
