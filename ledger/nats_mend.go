@@ -27,6 +27,9 @@ const (
 	DefaultMendEvery = 5 * time.Second
 	// mendBackoffMax bounds the wait between restarts that did not help.
 	mendBackoffMax = 30 * time.Minute
+	// mendLookAfter is how often the Mender looks after a restart, until
+	// the publishers advance: the log tells how long that took.
+	mendLookAfter = 250 * time.Millisecond
 )
 
 // Log attribute keys of the Mender.
@@ -87,15 +90,20 @@ func (m *Mender) Run(ctx context.Context) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With(jsLogKeyComponent, "jetstream-mender")
-	t := time.NewTicker(every)
+	t := time.NewTimer(every)
 	defer t.Stop()
 	wait := after      // how long a stall must last before the next restart
-	var last time.Time // the last restart
+	var last time.Time // the last restart, until the publishers advance
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		if last.IsZero() {
+			t.Reset(every)
+		} else {
+			t.Reset(min(every, mendLookAfter))
 		}
 		stalled := m.stalled()
 		if stalled == 0 {
@@ -117,6 +125,7 @@ func (m *Mender) Run(ctx context.Context) error {
 		}
 		m.restarts++
 		last = time.Now()
+		t.Reset(min(every, mendLookAfter))
 		err := m.Server.RestartJetStream()
 		next := min(2*wait, mendBackoffMax)
 		if err != nil {
