@@ -116,6 +116,40 @@ func (s *State) SectionsStored(r SectionReader, keys []string) {
 	}
 }
 
+// DropStored drops the bytes of every section the state holds that r
+// holds too, at the same length, and reads them back through r from then
+// on (checked against the state's own hash whenever one is read). It is
+// how a replay from scratch over a ledger whose checkpoints stored its
+// sealed history keeps that history out of the heap; the digest, made of
+// the state's own hashes, does not change. It returns how many it dropped.
+func (s *State) DropStored(ctx context.Context, r SectionReader) (int, error) {
+	var held []*section
+	for _, c := range s.sections() {
+		if c.held() {
+			held = append(held, c)
+		}
+	}
+	if len(held) == 0 || r == nil {
+		return 0, nil
+	}
+	keys := make([]string, len(held))
+	for i, c := range held {
+		keys[i] = c.Key
+	}
+	sizes, err := r.SectionSizes(ctx, keys)
+	if err != nil {
+		return 0, err
+	}
+	var drop []string
+	for i, c := range held {
+		if sizes[i] == c.Len {
+			drop = append(drop, c.Key)
+		}
+	}
+	s.SectionsStored(r, drop)
+	return len(drop), nil
+}
+
 // checkStored checks that r holds every section the state does not, at
 // the right length (the hash is checked whenever one is read).
 func (s *State) checkStored(ctx context.Context, r SectionReader) error {

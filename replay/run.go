@@ -27,6 +27,13 @@ type Options struct {
 	// projections.New(). The replay continues after From.Seq() and
 	// folds into From itself.
 	From *projections.State
+	// Sections, when set, is where the ledger's sealed history may
+	// already be stored (its own file, which serve's checkpoints fill):
+	// after each seal, the sections the state cut that Sections holds at
+	// the same length are dropped from memory and read back from there
+	// (State.DropStored), so a replay from scratch holds about a day of
+	// history, not all of it.
+	Sections projections.SectionReader
 }
 
 // Stats describes a finished replay.
@@ -133,6 +140,11 @@ func Run(ctx context.Context, src Source, opts Options) (*projections.State, Sta
 		}
 		next++
 		stats.Events++
+		if opts.Sections != nil && e.Type == ledger.TypeDayClosed {
+			if _, err := st.DropStored(ctx, opts.Sections); err != nil {
+				return fmt.Errorf("replay: sealed history: %w", err)
+			}
+		}
 		if tw != nil && (opts.User == "" || touches(eff, opts.User)) {
 			line = AppendTraceLine(line[:0], e, eff)
 			line = append(line, '\n')

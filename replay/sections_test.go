@@ -136,6 +136,43 @@ func TestStoredSectionsAnswerLikeMemory(t *testing.T) {
 		t.Fatal("the restart holds sections, or its digest differs")
 	}
 	sameAnswers(t, "restart from the checkpoint", loaded, mem)
+
+	// Rebuilt from seq 1 over that file, the replay reads back the
+	// sealed history the checkpoint stored instead of holding it.
+	rebuilt, _, err := replay.Run(ctx, store, replay.Options{Sections: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rebuilt.PendingSections()); n != 0 || rebuilt.Digest() != mem.Digest() {
+		t.Fatalf("rebuilt from seq 1: %d sections held of %d, or the digest differs", n, len(held))
+	}
+	sameAnswers(t, "rebuilt from seq 1, sections read back", rebuilt, mem)
+
+	// A section the file lacks stays in memory.
+	lacking := hiding{SectionReader: store, key: held[2].Key}
+	rebuilt, _, err = replay.Run(ctx, store, replay.Options{Sections: lacking})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rebuilt.PendingSections(); len(p) != 1 || p[0].Key != lacking.key || rebuilt.Digest() != mem.Digest() {
+		t.Fatalf("rebuilt over a file lacking %s: holds %d sections", lacking.key, len(p))
+	}
+}
+
+// hiding is a section store that lacks one key.
+type hiding struct {
+	projections.SectionReader
+	key string
+}
+
+func (h hiding) SectionSizes(ctx context.Context, keys []string) ([]int, error) {
+	sizes, err := h.SectionReader.SectionSizes(ctx, keys)
+	for i, k := range keys {
+		if k == h.key && err == nil {
+			sizes[i] = -1
+		}
+	}
+	return sizes, err
 }
 
 // A stored section that was altered is an error wrapping ErrCorrupt when a

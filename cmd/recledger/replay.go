@@ -72,6 +72,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	trace := fs.Bool("trace", false, "print each event with the state change it caused")
 	digest := fs.Bool("digest", false, "print the projections' digest, as GET /v1/digest")
 	asJSON := fs.Bool("json", false, "print JSON")
+	fromCheckpoint := fs.Bool("from-checkpoint", false, "start from the ledger's newest checkpoint and replay only the events after it: fast, but the state up to it is the checkpoint's, not rebuilt (bbolt only; not with --until or --trace)")
 	token := tokenFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -92,6 +93,9 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	}
 	if *trace {
 		opts.Trace = out
+	}
+	if *fromCheckpoint && (!until.IsZero() || *trace) {
+		return fmt.Errorf("replay: %w: --from-checkpoint starts at the present; a bounded replay or a trace needs the history from seq 1", ledger.ErrInvalid)
 	}
 
 	var (
@@ -122,9 +126,12 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 			defer store.Close()
 			src = store
 			head, _ = store.Head()
-			// A checkpoint is only a shortcut to the present: a bounded
-			// replay or a trace needs the history from the start.
-			if until.IsZero() && !*trace {
+			// Rebuilt from seq 1, the sealed history that the server's
+			// checkpoints stored in the file is read back from there
+			// rather than held. A checkpoint is only a shortcut to the
+			// present, taken when asked for.
+			opts.Sections = store
+			if *fromCheckpoint {
 				opts.From = replay.FromCheckpoint(ctx, store)
 			}
 		case errors.Is(err, ledger.ErrLocked) && live && !sourceGiven:
@@ -150,6 +157,9 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	switch *source {
 	case sourceBolt: // opened above
 	case sourceJetStream:
+		if *fromCheckpoint {
+			fmt.Fprintf(stderr, "replay: --from-checkpoint: the mirror holds no checkpoint; replaying from seq 1\n")
+		}
 		nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-replay", nil, natsToken(*token)...)
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
@@ -263,9 +273,9 @@ func writeSummary(w io.Writer, s replaySummary) error {
 	if s.LastID != "" {
 		last = fmt.Sprintf(" (last %s at %s)", s.LastID, s.LastTime)
 	}
-	cp := "no checkpoint"
+	cp := "from seq 1"
 	if s.FromCheckpoint > 0 {
-		cp = fmt.Sprintf("from checkpoint at seq %d", s.FromCheckpoint)
+		cp = fmt.Sprintf("from checkpoint at seq %d, the state up to it the checkpoint's", s.FromCheckpoint)
 	}
 	days := strings.Join(s.SealedDays, " ")
 	if days == "" {

@@ -142,7 +142,7 @@ func TestReplayCommandDigestAndSummary(t *testing.T) {
 	}
 	for _, want := range []string{
 		fmt.Sprintf("events       %d (last ", d.seq),
-		"replayed     " + fmt.Sprint(d.seq) + " (no checkpoint)",
+		"replayed     " + fmt.Sprint(d.seq) + " (from seq 1)",
 		"agents       5 configured, 2 logged in, 1 active calls",
 		"sealed days  1: " + replaytest.Day,
 		"digest       " + d.digest,
@@ -222,14 +222,19 @@ func TestReplayCommandTraceUser(t *testing.T) {
 	}
 }
 
-// With a checkpoint the summary replays only the tail, to the same digest.
+// replay rebuilds from seq 1; with --from-checkpoint it replays only the
+// tail after the newest checkpoint, to the same digest.
 func TestReplayCommandUsesCheckpoint(t *testing.T) {
 	d := writeOfflineDay(t, false, 30)
 	out, err := runCmd(t, &ReplayCommand{}, "--data", d.dir)
+	if want := fmt.Sprintf("replayed     %d (from seq 1)", d.seq); err != nil || !strings.Contains(out, want) || !strings.Contains(out, d.digest) {
+		t.Fatalf("summary lacks %q or the digest: %v\n%s", want, err, out)
+	}
+	out, err = runCmd(t, &ReplayCommand{}, "--data", d.dir, "--from-checkpoint")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("replayed     %d (from checkpoint at seq 30)", d.seq-30)
+	want := fmt.Sprintf("replayed     %d (from checkpoint at seq 30, the state up to it the checkpoint's)", d.seq-30)
 	if !strings.Contains(out, want) || !strings.Contains(out, d.digest) {
 		t.Fatalf("summary lacks %q or the digest:\n%s", want, out)
 	}
@@ -238,11 +243,16 @@ func TestReplayCommandUsesCheckpoint(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "1 ") || !strings.HasSuffix(out, d.digest+"\n") {
 		t.Fatalf("trace+digest: %v\n%s", err, out)
 	}
+	for _, args := range [][]string{{"--trace"}, {"--until", "5"}} {
+		if _, err := runCmd(t, &ReplayCommand{}, append([]string{"--data", d.dir, "--from-checkpoint"}, args...)...); !errors.Is(err, ledger.ErrInvalid) {
+			t.Errorf("--from-checkpoint %v: %v, want it refused", args, err)
+		}
+	}
 
 	// A checkpoint at the head leaves nothing to replay; the summary still
 	// names the last event.
 	head := writeOfflineDay(t, false, d.seq)
-	out, err = runCmd(t, &ReplayCommand{}, "--data", head.dir, "--json")
+	out, err = runCmd(t, &ReplayCommand{}, "--data", head.dir, "--json", "--from-checkpoint")
 	var sum replaySummary
 	if err != nil || json.Unmarshal([]byte(out), &sum) != nil {
 		t.Fatalf("summary from a checkpoint at the head: %v %s", err, out)
@@ -297,7 +307,7 @@ func TestReplayVerifyRestoreFromJetStream(t *testing.T) {
 	if err != nil || out != want {
 		t.Fatalf("replay of the restored dir: %q, %v; want %q", out, err, want)
 	}
-	out, err = runCmd(t, &ReplayCommand{}, "--data", dir)
+	out, err = runCmd(t, &ReplayCommand{}, "--data", dir, "--from-checkpoint")
 	if err != nil || !strings.Contains(out, "replayed     0 (from checkpoint at seq "+fmt.Sprint(d.seq)) {
 		t.Fatalf("restore left no checkpoint: %v\n%s", err, out)
 	}

@@ -68,6 +68,21 @@ func tamperPause(t *testing.T, dir string, seq uint64) {
 	}
 }
 
+// replay rebuilds from seq 1, so an event changed before the newest
+// checkpoint fails it, as verify does; --from-checkpoint, which does not
+// read that far back, says where it started.
+func TestReplayFindsAChangedEventBeforeItsCheckpoint(t *testing.T) {
+	d := writeOfflineDay(t, false, 30)
+	tamperPause(t, d.dir, 7)
+	if out, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--digest"); !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(err.Error(), "seq 7") {
+		t.Fatalf("replay --digest of a changed ledger: %v\n%s", err, out)
+	}
+	out, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--from-checkpoint")
+	if err != nil || !strings.Contains(out, "from checkpoint at seq 30, the state up to it the checkpoint's") {
+		t.Fatalf("replay --from-checkpoint: %v\n%s", err, out)
+	}
+}
+
 // A server started on a ledger changed before its checkpoint (so that the
 // start's replay does not read the change) finds it in the background and
 // shows it on /readyz, still ready.
