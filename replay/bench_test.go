@@ -208,6 +208,51 @@ func BenchmarkRestartWithCheckpoint(b *testing.B) {
 	st.Close()
 }
 
+// BenchmarkRebuildWithStoredSections: a replay from seq 1 (what `recledger
+// replay` does) over a ledger whose checkpoint stored its sealed history,
+// holding the sections it cuts (held) or reading them back from the file
+// after each seal (stored, replay.Options.Sections). It reports the rate
+// and the peak heap in use.
+func BenchmarkRebuildWithStoredSections(b *testing.B) {
+	ctx := context.Background()
+	path, head := buildBenchLedger(b, b.TempDir(), benchSize("RECLEDGER_BENCH_RESTART_EVENTS", benchRestartEvents))
+	st, err := ledger.Open(path, ledger.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	cp, _, err := replay.Run(ctx, st, replay.Options{Until: replay.UntilSeq(head - benchTail)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := (&replay.Checkpointer{Store: st, Source: st, Live: projections.NewLive(cp)}).Run(cctx); err != nil {
+		b.Fatal(err)
+	}
+	cp = nil
+	for _, bc := range []struct {
+		name     string
+		sections projections.SectionReader
+	}{{"held", nil}, {"stored", st}} {
+		b.Run(bc.name, func(b *testing.B) {
+			runtime.GC()
+			var peak uint64
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				stop := sampleHeap(&peak)
+				s, stats, err := replay.Run(ctx, st, replay.Options{Sections: bc.sections})
+				stop()
+				if err != nil || s.Seq() != head || stats.Events != head {
+					b.Fatalf("rebuild: seq %d of %d: %v", s.Seq(), head, err)
+				}
+			}
+			reportRate(b, head, cpuTime(b)-cpu0)
+			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+		})
+	}
+}
+
 // sampleHeap records the peak HeapInuse into peak until stop is called.
 func sampleHeap(peak *uint64) (stop func()) {
 	done := make(chan struct{})
