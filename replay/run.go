@@ -118,8 +118,10 @@ func Run(ctx context.Context, src Source, opts Options) (*projections.State, Sta
 			}
 			return nil
 		})
-		if (scanErr == nil || errors.Is(scanErr, errUntil)) && len(buf) > 0 {
-			if err := send(); err != nil {
+		// What was read before the end, or before a bad event, is
+		// folded: a replay that fails names the last good seq.
+		if len(buf) > 0 && sctx.Err() == nil {
+			if err := send(); err != nil && scanErr == nil {
 				scanErr = err
 			}
 		}
