@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,10 @@ type ManifestSource interface {
 // DefaultManifestEvery is how often the manifest outbox looks for newly
 // sealed days when not woken.
 const DefaultManifestEvery = 2 * time.Second
+
+// manifestEventsPoll is how often a manifest waiting for its seal event to
+// be in the events stream (AfterEvents) looks again.
+const manifestEventsPoll = 20 * time.Millisecond
 
 // Log attribute keys of the manifest outbox.
 const (
@@ -47,6 +52,8 @@ type ManifestOutbox struct {
 	shownAfter time.Duration          // how long a stall lasts before Problem tells it
 	lastErr    string                 // the last retryable failure logged; owned by Run
 
+	events func() uint64 // the last seq the events stream holds (AfterEvents); nil: no wait
+
 	replicas int                     // > 0: create the stream with this many replicas when it is missing
 	capture  string                  // the stream's capture prefix (PublishUnder)
 	created  time.Time               // when the stream listed was created; owned by Run
@@ -59,6 +66,15 @@ func (o *ManifestOutbox) PublishUnder(capture string) { o.capture = capture }
 
 // CreateSteadily is Outbox.CreateSteadily for the manifests stream.
 func (o *ManifestOutbox) CreateSteadily(steady func() (release func())) { o.steady = steady }
+
+// AfterEvents makes the outbox publish a day's manifest only once the
+// events stream holds the event that sealed it (the manifest's seal_seq,
+// at or before confirmed(): the events outbox's Confirmed). So a
+// manifest's chain_head can always be found in the mirror, and a ledger
+// restored from the mirror holds every seal whose manifest upload workers
+// have: it never seals such a day again, to another manifest. Call it
+// before Run.
+func (o *ManifestOutbox) AfterEvents(confirmed func() uint64) { o.events = confirmed }
 
 // CreateStreams makes the outbox create RECLEDGER_MANIFESTS (with
 // replicas) when it finds it missing, as when the JetStream store was
@@ -148,12 +164,21 @@ func (o *ManifestOutbox) Run(ctx context.Context) error {
 		if !listed {
 			listed = o.list(ctx, confirmed) == nil
 		}
-		o.round(ctx, confirmed)
+		var soon *time.Timer
+		var soonC <-chan time.Time
+		if o.round(ctx, confirmed) {
+			soon = time.NewTimer(manifestEventsPoll)
+			soonC = soon.C
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-o.wake:
 		case <-t.C:
+		case <-soonC:
+		}
+		if soon != nil {
+			soon.Stop()
 		}
 	}
 }
@@ -211,8 +236,10 @@ func (o *ManifestOutbox) list(ctx context.Context, confirmed map[string]bool) er
 	return nil
 }
 
-// round publishes the sealed days not yet confirmed, oldest first.
-func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
+// round publishes the sealed days not yet confirmed, oldest first. It
+// reports whether it stopped at a day whose seal event the events stream
+// does not hold yet (AfterEvents).
+func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (waiting bool) {
 	days := o.src.SealedDays()
 	slices.Sort(days)
 	todo := make([]string, 0, 1)
@@ -230,6 +257,11 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
 			return
 		}
 		body, err := o.src.Manifest(ctx, day)
+		if err == nil && o.events != nil {
+			if seal := sealSeqOf(body); seal > o.events() {
+				return true // days go in order: none passes this one
+			}
+		}
 		if err == nil {
 			err = publishManifest(ctx, o.js, o.site, day, body, o.capture)
 		}
@@ -248,7 +280,7 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
 				o.log.Error("manifest not published: larger than the NATS server takes; later days wait for it", mobKeyDay, day, mobKeyErr, err)
 				o.lastErr = err.Error()
 			}
-			return
+			return false
 		default:
 			// Logged once per distinct failure: the stream may be down for
 			// a while, and the outbox looks every few seconds.
@@ -259,10 +291,21 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) {
 				o.log.Warn("manifest not published yet; will retry", mobKeyDay, day, mobKeyErr, err)
 				o.lastErr = err.Error()
 			}
-			return
+			return false
 		}
 		o.lastErr = ""
 		confirmed[day] = true
 		o.lag.Add(-1)
 	}
+	return false
+}
+
+// sealSeqOf is a manifest's seal_seq: the seq of the event that sealed its
+// day; 0 when it names none.
+func sealSeqOf(body []byte) uint64 {
+	var m struct {
+		SealSeq uint64 `json:"seal_seq"`
+	}
+	_ = json.Unmarshal(body, &m)
+	return m.SealSeq
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +30,14 @@ func (m *memManifests) seal(day string) {
 	}
 	m.days = append(m.days, day)
 	m.body[day] = fmt.Appendf(nil, "{\"format\":\"recledger.manifest/1\",\"day\":%q}\n", day)
+}
+
+// sealAt seals day with a manifest naming seq as its seal event's.
+func (m *memManifests) sealAt(day string, seq uint64) {
+	m.seal(day)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.body[day] = fmt.Appendf(nil, "{\"format\":\"recledger.manifest/1\",\"day\":%q,\"seal_seq\":%d}\n", day, seq)
 }
 
 func (m *memManifests) SealedDays() []string {
@@ -281,5 +290,32 @@ func TestManifestOutboxRefillsALostStream(t *testing.T) {
 		}
 		return len(manifestMsgs(t, js)) == 2
 	})
+	checkManifests(t, js, src, "2026-11-21", "2026-11-22")
+}
+
+// TestManifestWaitsForItsSealEvent: with AfterEvents, a day's manifest is
+// published only once the events stream holds the event that sealed it,
+// and later days wait behind it; the wait ends as soon as the events
+// stream has it, not at the outbox's next look.
+func TestManifestWaitsForItsSealEvent(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	src := &memManifests{}
+	src.sealAt("2026-11-21", 10)
+	src.sealAt("2026-11-22", 20)
+	var mirrored atomic.Uint64
+	mirrored.Store(15)
+	o := NewManifestOutbox(js, jsTestSite, src, nil)
+	o.every = time.Hour // only woken, or polling for the events stream
+	o.AfterEvents(mirrored.Load)
+	stop := runOutbox(t, o)
+	defer stop()
+	jsWait(t, 10*time.Second, "the first manifest", func() bool { return len(manifestMsgs(t, js)) == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if n, lag := len(manifestMsgs(t, js)), o.Lag(); n != 1 || lag != 1 {
+		t.Fatalf("%d manifests published, lag %d, with the second day's seal event not in the events stream", n, lag)
+	}
+	mirrored.Store(20)
+	jsWait(t, 10*time.Second, "the second manifest", func() bool { return len(manifestMsgs(t, js)) == 2 && o.Lag() == 0 })
 	checkManifests(t, js, src, "2026-11-21", "2026-11-22")
 }

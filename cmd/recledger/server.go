@@ -201,6 +201,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	manifests := ledger.NewManifestOutbox(js, cfg.Site, s.live, log)
 	manifests.CreateStreams(replicas)
 	manifests.PublishUnder(capture)
+	manifests.AfterEvents(outbox.Confirmed) // a manifest never before its seal event
 	if s.nsrv != nil {
 		// Not while the Mender restarts JetStream (ledger.Embedded.Steady).
 		outbox.CreateSteadily(s.nsrv.Steady)
