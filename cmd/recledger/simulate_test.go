@@ -127,8 +127,8 @@ func TestSimulateReportsWhenTheServerIsGone(t *testing.T) {
 }
 
 // A setup the server refuses (here: it already has 10 metadata keys of
-// its own, the most there may be) stops before the users, and the error
-// names the first refusal and why.
+// its own, the most there may be) stops at the first refusal, before the
+// teams and users, and the error names it and why.
 func TestSimulateNamesTheSetupRefused(t *testing.T) {
 	ctx := t.Context()
 	srv := e2eServer(t, ctx, t.TempDir())
@@ -153,11 +153,12 @@ func TestSimulateNamesTheSetupRefused(t *testing.T) {
 	defer resp.Body.Close()
 	var cfg struct {
 		Users map[string]any `json:"users"`
+		Teams map[string]any `json:"teams"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Users) != 0 {
-		t.Errorf("users configured for a site whose setup failed: %d", len(cfg.Users))
+	if len(cfg.Users) != 0 || len(cfg.Teams) != 0 {
+		t.Errorf("%d users and %d teams configured for a site whose setup failed", len(cfg.Users), len(cfg.Teams))
 	}
 }

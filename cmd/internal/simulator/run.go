@@ -117,12 +117,16 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	nFixed := len(setup) - len(agents)
 	if len(setup) > 0 {
 		st := newTally()
-		r.play(ctx, setup[:nFixed], st)
-		if setupFailures(st) == "" { // no users for a site that was not set up
+		// One at a time, stopping at the first refused: no teams or
+		// users for a site that was not set up.
+		for i := 0; i < nFixed && setupFailures(st) == ""; i++ {
+			r.play(ctx, setup[i:i+1], st)
+		}
+		if setupFailures(st) == "" {
 			r.parallel(ctx, setup[nFixed:], st)
 		}
 		if failed := setupFailures(st); failed != "" {
-			return rep, fmt.Errorf("simulate: configuring the site: %s (the other changes of the setup were made)", failed)
+			return rep, fmt.Errorf("simulate: configuring the site: %s (the setup's changes before it were made)", failed)
 		}
 		total.merge(st)
 		total.latencies = total.latencies[:0] // setup is not part of the play's latency
