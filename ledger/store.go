@@ -166,6 +166,24 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w: %v", path, ErrUnavailable, err)
 	}
 	s.db = db
+	if s.ro {
+		// Every ledger file has its buckets from its first read-write
+		// open. A file without them is not a ledger, or a torn copy (one
+		// taken while a server wrote it) whose root names another page:
+		// read as it is, it would pass for an empty, valid ledger.
+		err = guarded(func() error {
+			return db.View(func(tx *bolt.Tx) error {
+				if tx.Bucket(bucketEvents) == nil {
+					return fmt.Errorf("%w: it holds no events bucket: not a ledger, or a copy taken while a server wrote it", ErrCorrupt)
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open %s: %w; move it away and rebuild it from the mirror with recledger restore (docs/replay.md)", path, err)
+		}
+	}
 	if !s.ro {
 		err = guarded(func() error {
 			return db.Update(func(tx *bolt.Tx) error {
