@@ -54,12 +54,12 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	}
 
 	path := filepath.Join(*data, LedgerFile)
-	if err := refuseNonEmpty(path); err != nil {
+	held, err := ledgerHead(path)
+	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	var nc *nats.Conn
 	var js jetstream.JetStream
-	var err error
 	if mirror := filepath.Join(*data, JetStreamDir); !natsGiven(fs) && isDir(mirror) {
 		// The data dir's own embedded mirror, after its ledger file was
 		// lost: served here, on a loopback port, while restore reads it.
@@ -84,6 +84,18 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	if head == 0 {
 		return fmt.Errorf("restore: %w: the stream holds no events of site %q", ledger.ErrNotFound, *site)
 	}
+	if held > 0 {
+		// Only the start of the mirror, as an interrupted restore
+		// leaves it, is continued.
+		if err := checkPrefix(ctx, src, path, held, head); err != nil {
+			return fmt.Errorf("restore: %w", ledger.Refused(nc, err))
+		}
+		if held == head {
+			fmt.Fprintf(stderr, "%s holds all the mirror's %d events: nothing to copy; checking it\n", path, held)
+		} else {
+			fmt.Fprintf(stderr, "%s holds the mirror's first %d events: continuing the restore after them\n", path, held)
+		}
+	}
 
 	if err := os.MkdirAll(*data, 0o755); err != nil {
 		return fmt.Errorf("restore: %w", err)
@@ -93,18 +105,18 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer store.Close()
-	if seq, _ := store.Head(); seq != 0 { // created under us
-		return fmt.Errorf("restore: %s: %w: it already holds %d events", path, ledger.ErrConflict, seq)
+	if seq, _ := store.Head(); seq != held { // written under us
+		return fmt.Errorf("restore: %s: %w: it now holds %d events", path, ledger.ErrConflict, seq)
 	}
 	if err := store.ClaimSite(ctx, *site); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 
-	p := replay.NewProgress(stderr, 0, head)
+	p := replay.NewProgress(stderr, held, head)
 	n, err := replay.Restore(ctx, src, store, 0, p.Update)
 	p.Finish()
 	if err != nil {
-		return fmt.Errorf("restore: stopped after %d events (remove %s to start again): %w", n, path, err)
+		return fmt.Errorf("restore: stopped after %d events (run it again to continue): %w", held+n, err)
 	}
 	rep, err := store.Verify(ctx)
 	if err != nil {
@@ -133,20 +145,54 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	return err
 }
 
-// refuseNonEmpty fails when path is a ledger that holds events (or cannot
-// be read to tell).
-func refuseNonEmpty(path string) error {
+// ledgerHead is the head seq of the ledger at path: 0 when there is none;
+// an error when it cannot be read to tell (a running server holds it).
+func ledgerHead(path string) (uint64, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil
+		return 0, nil
 	}
 	st, err := ledger.Open(path, ledger.Options{ReadOnly: true})
 	if err != nil {
-		return fmt.Errorf("%s exists and cannot be read (a running server?): %w", path, err)
+		return 0, fmt.Errorf("%s exists and cannot be read (a running server?): %w", path, err)
 	}
+	defer st.Close()
 	seq, _ := st.Head()
+	return seq, nil
+}
+
+// checkPrefix fails unless the ledger at path, of held events, is the
+// start of src's (head events): its last event is the mirror's at that
+// seq, and the chain makes the rest equal.
+func checkPrefix(ctx context.Context, src replay.JetStreamSource, path string, held, head uint64) error {
+	st, err := ledger.Open(path, ledger.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	_, hash := st.Head()
+	rep, err := st.Verify(ctx)
 	st.Close()
-	if seq > 0 {
-		return fmt.Errorf("%s: %w: it already holds %d events; restore only into an empty data dir", path, ledger.ErrConflict, seq)
+	switch {
+	case err != nil:
+		return err
+	case !rep.OK:
+		return fmt.Errorf("%s: %w at seq %d: %s; move it away and restore into an empty data dir", path, ledger.ErrChainBroken, rep.FirstBad, rep.Problem)
+	case held > head:
+		return fmt.Errorf("%s: %w: it holds %d events, more than the mirror's %d; restore only into an empty data dir", path, ledger.ErrConflict, held, head)
+	}
+	errFound := errors.New("found")
+	var theirs string
+	err = src.Scan(ctx, held-1, func(e ledger.Envelope) error {
+		if e.Seq == held {
+			theirs = e.Hash
+		}
+		return errFound
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return err
+	}
+	if theirs != hash {
+		return fmt.Errorf("%s: %w: its %d events are not the mirror's (at seq %d its hash is %s, the mirror's %q); restore only into an empty data dir",
+			path, ledger.ErrConflict, held, held, hash, theirs)
 	}
 	return nil
 }

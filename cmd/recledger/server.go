@@ -194,10 +194,15 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 			return nil, err
 		}
 	}
+	mirrored, err := refuseLedgerBehind(ctx, js, cfg, head)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
 
 	outbox := ledger.NewOutbox(store, js, cfg.Site, log)
 	outbox.CreateStreams(replicas) // streams missing now (JetStream down) are made when it is back
 	outbox.PublishUnder(capture)
+	outbox.Holds(mirrored) // /readyz's lag is right before the outbox's first look
 	manifests := ledger.NewManifestOutbox(js, cfg.Site, s.live, log)
 	manifests.CreateStreams(replicas)
 	manifests.PublishUnder(capture)
@@ -400,6 +405,35 @@ func (s *Server) closeAll() {
 		s.nsrv.Shutdown()
 		s.nsrv.WaitForShutdown()
 	}
+}
+
+// refuseLedgerBehind fails when the mirror holds more of the site's events
+// than the ledger: the outbox publishes only what the ledger committed, so
+// the ledger lost its tail (an interrupted restore, a copy of the ledger
+// older than the copy of its mirror), and serving would give seqs the
+// mirror holds to other events. A mirror that cannot be read now does
+// not stop the start.
+// It returns the mirror's head as read (0 when it could not be).
+func refuseLedgerBehind(ctx context.Context, js jetstream.JetStream, cfg ServeConfig, head uint64) (uint64, error) {
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := ledger.JetStreamHead(tctx, js, cfg.Site)
+	if err != nil {
+		return 0, nil
+	}
+	if n <= head {
+		return n, nil
+	}
+	path := filepath.Join(cfg.Data, LedgerFile)
+	nats := ""
+	if cfg.NATS != "" {
+		nats = " --nats URL"
+	}
+	return 0, fmt.Errorf("%w: %s ends at seq %d, but the mirror holds %d events of site %s: the ledger lost its tail "+
+		"(an interrupted restore, or a copy of the ledger older than the copy of its mirror), and serving would give "+
+		"seqs the mirror holds to other events. Complete it from the mirror with `recledger restore --from-jetstream%s --data %s --site %s` "+
+		"(it continues a ledger that is the mirror's start), then serve again",
+		ledger.ErrMismatch, path, head, n, cfg.Site, nats, cfg.Data, cfg.Site)
 }
 
 // refuseLostLedger fails when the ledger holds no events but the mirror

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/recledger/recledger/cmd/internal/simulator"
+	"github.com/recledger/recledger/ledger"
+)
+
+// prefixLedger replaces data's ledger with a copy of its first n events
+// (and, with other, one event of its own after them), as an interrupted
+// restore, or a ledger file copied before its mirror, leaves it.
+func prefixLedger(t *testing.T, data string, n uint64, other bool) {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(data, LedgerFile)
+	src, err := ledger.Open(path, ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var envs []ledger.Envelope
+	errEnough := errors.New("enough")
+	err = src.Scan(ctx, 0, func(e ledger.Envelope) error {
+		if e.Seq > n {
+			return errEnough
+		}
+		envs = append(envs, e)
+		return nil
+	})
+	src.Close()
+	if err != nil && !errors.Is(err, errEnough) {
+		t.Fatal(err)
+	}
+	tmp := path + ".prefix"
+	dst, err := ledger.Open(tmp, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Import(ctx, envs); err != nil {
+		t.Fatal(err)
+	}
+	if other {
+		if _, err := dst.Append(ctx, ledger.Event{Type: ledger.TypeCommand, Data: ledger.Command{Command: "tag", SenderID: "someone"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A ledger behind its own mirror (here, its first half): serve refuses
+// it, since it would give seqs the mirror holds to other events, and says
+// how to complete it; restore continues it from the mirror; then serve
+// starts with the state of before. A ledger that is not the mirror's
+// start is not continued.
+func TestServeRefusesALedgerBehindItsMirror(t *testing.T) {
+	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 3, CallsPerAgent: 2, Seed: 5})
+	var live digestReply
+	getJSON(t, base+"/v1/digest", &live)
+	srv.Stop()
+	if err := srv.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	half := live.Seq / 2
+
+	// Not the mirror's start: refused by restore.
+	saved, err := os.ReadFile(filepath.Join(data, LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefixLedger(t, data, half-1, true)
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	if out, err := runCmd(t, &RestoreCommand{Stderr: stderr}, "--from-jetstream", "--data", data); !errors.Is(err, ledger.ErrConflict) || !strings.Contains(err.Error(), "not the mirror's") {
+		t.Fatalf("restore over a ledger that is not the mirror's start: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(data, LedgerFile), saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	prefixLedger(t, data, half, false)
+	_, err = StartServer(t.Context(), testServeConfig(data))
+	if want := fmt.Sprintf("ends at seq %d, but the mirror holds %d events", half, live.Seq); !errors.Is(err, ledger.ErrMismatch) ||
+		!strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "recledger restore --from-jetstream --data "+data) {
+		t.Fatalf("serve over a ledger behind its mirror: %v", err)
+	}
+	out, err := runCmd(t, &RestoreCommand{Stderr: stderr}, "--from-jetstream", "--data", data)
+	if err != nil || !strings.Contains(out, fmt.Sprintf("restored %d events", live.Seq-half)) ||
+		!strings.Contains(out, fmt.Sprintf("digest   %d %s", live.Seq, live.Digest)) {
+		t.Fatalf("restore continuing the ledger: %v\n%s\nwant digest %d %s", err, out, live.Seq, live.Digest)
+	}
+	srv = startTestServer(t, data)
+	var again digestReply
+	getJSON(t, "http://"+srv.Addr()+"/v1/digest", &again)
+	if again != live {
+		t.Fatalf("served after the restore: %+v, before %+v", again, live)
+	}
+}
+
+// Restarted on a ledger its mirror holds whole, the server's first
+// /readyz says no lag: the outbox is told what the start saw in the
+// mirror (Outbox.Holds), not left to report the whole ledger as lag
+// until its first look at the stream.
+func TestReadyzKnowsTheMirrorFromTheStart(t *testing.T) {
+	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 2, CallsPerAgent: 2, Seed: 3})
+	var r struct {
+		Lag  uint64 `json:"outbox_lag"`
+		Head uint64 `json:"head_seq"`
+	}
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if getJSON(t, base+"/readyz", &r); r.Lag == 0 || time.Now().After(end) {
+			break
+		}
+	}
+	srv.Stop()
+	if err := srv.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		srv = startTestServer(t, data)
+		getJSON(t, "http://"+srv.Addr()+"/readyz", &r)
+		srv.Stop()
+		if err := srv.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if r.Head == 0 || r.Lag != 0 {
+			t.Fatalf("first /readyz after a restart: lag %d of %d events", r.Lag, r.Head)
+		}
+	}
+}
