@@ -191,6 +191,12 @@ func (o *Outbox) CreateSteadily(steady func() (release func())) { o.steady = ste
 // (Embedded.Capture), and create missing streams so. Call it before Run.
 func (o *Outbox) PublishUnder(capture string) { o.capture = capture }
 
+// Holds tells the outbox, before Run, that the stream was seen to hold
+// the site's events through seq (at the server's start), so that Lag is
+// the true lag before Run's own first look at the stream, not the whole
+// ledger. Run's looks replace it.
+func (o *Outbox) Holds(seq uint64) { o.confirmed.CompareAndSwap(0, seq) }
+
 // Lag is the number of committed events not yet confirmed in the stream.
 func (o *Outbox) Lag() uint64 {
 	head, _ := o.store.Head()
