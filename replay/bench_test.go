@@ -176,12 +176,7 @@ func BenchmarkRestartWithCheckpoint(b *testing.B) {
 	for _, sec := range cp.PendingSections() {
 		sectionBytes += int64(len(sec.Data))
 	}
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	live := projections.NewLive(cp)
-	if err := (&replay.Checkpointer{Store: st, Source: st, Live: live}).Run(cctx); err != nil {
-		b.Fatal(err)
-	}
+	live := saveAsServe(b, st, cp)
 	blob, seq, secs, err := live.Snapshot()
 	if err != nil || seq != head-benchTail || len(secs) != 0 {
 		b.Fatalf("after the save: seq %d, %d sections still held: %v", seq, len(secs), err)
@@ -225,11 +220,7 @@ func BenchmarkRebuildWithStoredSections(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := (&replay.Checkpointer{Store: st, Source: st, Live: projections.NewLive(cp)}).Run(cctx); err != nil {
-		b.Fatal(err)
-	}
+	saveAsServe(b, st, cp)
 	cp = nil
 	for _, bc := range []struct {
 		name     string
@@ -251,6 +242,20 @@ func BenchmarkRebuildWithStoredSections(b *testing.B) {
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 		})
 	}
+}
+
+// saveAsServe saves s in st as serve's Checkpointer does (sections and
+// head in one transaction; a stopped Checkpointer saves once) and returns
+// the Live it saved from.
+func saveAsServe(b *testing.B, st *ledger.Store, s *projections.State) *projections.Live {
+	b.Helper()
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	live := projections.NewLive(s)
+	if err := (&replay.Checkpointer{Store: st, Source: st, Live: live}).Run(stopped); err != nil {
+		b.Fatal(err)
+	}
+	return live
 }
 
 // sampleHeap records the peak HeapInuse into peak until stop is called.
@@ -292,11 +297,7 @@ func BenchmarkSealedQueries(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	stopped, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := (&replay.Checkpointer{Store: st, Source: st, Live: projections.NewLive(s)}).Run(stopped); err != nil {
-		b.Fatal(err)
-	}
+	saveAsServe(b, st, s)
 	s, _, err = replay.Load(ctx, st, st)
 	if err != nil || len(s.PendingSections()) != 0 {
 		b.Fatalf("load: %v", err)

@@ -327,20 +327,31 @@ func TestServeRefusesALostLedger(t *testing.T) {
 	if !errors.Is(err, ledger.ErrMismatch) || !strings.Contains(err.Error(), "recledger restore --from-jetstream --data "+data) {
 		t.Fatalf("serve over a lost ledger: %v", err)
 	}
+	restoreAndServe(t, data, live)
+}
+
+// restoreAndServe restores data's ledger from its own mirror, checks that
+// restore printed live's digest (and each of want), then serves data and
+// checks that the server's digest is live's.
+func restoreAndServe(t *testing.T, data string, live digestReply, want ...string) {
+	t.Helper()
 	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stderr.Close()
 	out, err := runCmd(t, &RestoreCommand{Stderr: stderr}, "--from-jetstream", "--data", data)
-	if err != nil || !strings.Contains(out, fmt.Sprintf("digest   %d %s", live.Seq, live.Digest)) {
-		t.Fatalf("restore from the data dir's mirror: %v\n%s\nwant digest %d %s", err, out, live.Seq, live.Digest)
+	want = append(want, fmt.Sprintf("digest   %d %s", live.Seq, live.Digest))
+	for _, w := range want {
+		if err != nil || !strings.Contains(out, w) {
+			t.Fatalf("restore from the data dir's mirror: %v\n%s\nwant %q", err, out, w)
+		}
 	}
-	srv = startTestServer(t, data)
+	srv := startTestServer(t, data)
 	var again digestReply
 	getJSON(t, "http://"+srv.Addr()+"/v1/digest", &again)
 	if again != live {
-		t.Fatalf("served after the restore: %+v, before the loss %+v", again, live)
+		t.Fatalf("served after the restore: %+v, before %+v", again, live)
 	}
 }
 
