@@ -26,6 +26,7 @@ import (
 // skipped.
 type boltMeta struct {
 	pageSize uint32
+	freelist uint64 // the page of the free-page list
 	pgid     uint64 // pages in use: the file holds at least pgid*pageSize bytes
 	txid     uint64
 }
@@ -51,12 +52,64 @@ func readBoltMeta(f *os.File, off int64) (m boltMeta, ok bool) {
 	if le.Uint32(meta[0:]) != boltMagic || le.Uint32(meta[4:]) != boltVersion || le.Uint64(meta[56:]) != h.Sum64() {
 		return m, false
 	}
-	return boltMeta{pageSize: le.Uint32(meta[8:]), pgid: le.Uint64(meta[40:]), txid: le.Uint64(meta[48:])}, true
+	return boltMeta{pageSize: le.Uint32(meta[8:]), freelist: le.Uint64(meta[32:]), pgid: le.Uint64(meta[40:]), txid: le.Uint64(meta[48:])}, true
+}
+
+// bbolt's free-page list: a page with this flag, whose header's count (or,
+// when that is 0xFFFF, the first id slot) says how many page ids follow.
+const (
+	boltFreelistFlag = 0x10
+	boltNoFreelist   = ^uint64(0) // a file written with NoFreelistSync
+)
+
+// checkFreelist fails with ErrCorrupt when the free-page list m names is
+// not one, or lists a page outside the file's pages (below 2, the meta
+// pages, or at or above m.pgid). bbolt reads the list as it opens a file
+// for writing and hands its pages out: a page beyond the end made a
+// writer panic ("pgid above high water mark") on the first commit, with
+// the events all readable. A copy of the file taken while a server wrote
+// it can be so.
+func checkFreelist(f *os.File, m boltMeta) error {
+	if m.freelist == boltNoFreelist {
+		return nil
+	}
+	// The caller checked that the file holds m.pgid pages of m.pageSize.
+	ps := int64(m.pageSize)
+	if m.freelist < 2 || m.freelist >= m.pgid {
+		return fmt.Errorf("%w: its free-page list is page %d, outside its %d pages", ErrCorrupt, m.freelist, m.pgid)
+	}
+	var h [boltPageHeader + 8]byte
+	if _, err := f.ReadAt(h[:], int64(m.freelist)*ps); err != nil {
+		return fmt.Errorf("%w: its free-page list cannot be read: %v", ErrCorrupt, err)
+	}
+	le := binary.LittleEndian
+	flags, count, overflow := le.Uint16(h[8:]), uint64(le.Uint16(h[10:])), int64(le.Uint32(h[12:]))
+	if flags&boltFreelistFlag == 0 {
+		return fmt.Errorf("%w: its page %d is not the free-page list its header names", ErrCorrupt, m.freelist)
+	}
+	skip := int64(boltPageHeader)
+	if count == 0xFFFF {
+		count, skip = le.Uint64(h[boltPageHeader:]), boltPageHeader+8
+	}
+	if overflow >= int64(m.pgid-m.freelist) || count > uint64(((overflow+1)*ps-skip)/8) {
+		return fmt.Errorf("%w: its free-page list claims %d pages, more than its %d pages hold", ErrCorrupt, count, overflow+1)
+	}
+	ids := make([]byte, count*8)
+	if _, err := f.ReadAt(ids, int64(m.freelist)*ps+skip); err != nil {
+		return fmt.Errorf("%w: its free-page list cannot be read: %v", ErrCorrupt, err)
+	}
+	for i := 0; i < len(ids); i += 8 {
+		if id := le.Uint64(ids[i:]); id < 2 || id >= m.pgid {
+			return fmt.Errorf("%w: its free-page list names page %d, outside its %d pages (a copy taken while a server wrote the file?)", ErrCorrupt, id, m.pgid)
+		}
+	}
+	return nil
 }
 
 // checkFileLength fails with ErrCorrupt when the file at path is shorter
-// than the pages its newest valid meta page counts. A missing or empty
-// file, or one without a valid meta page, is left to bbolt.
+// than the pages its newest valid meta page counts, or when the free-page
+// list that meta page names is damaged (checkFreelist). A missing or
+// empty file, or one without a valid meta page, is left to bbolt.
 func checkFileLength(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -83,10 +136,10 @@ func checkFileLength(path string) error {
 	if !found {
 		return nil
 	}
-	if need := int64(best.pgid) * int64(best.pageSize); fi.Size() < need {
-		return fmt.Errorf("%w: the file is %d bytes, but its pages reach %d: it was cut short", ErrCorrupt, fi.Size(), need)
+	if best.pageSize == 0 || best.pgid > uint64(fi.Size())/uint64(best.pageSize) {
+		return fmt.Errorf("%w: the file is %d bytes, but its pages reach %d: it was cut short", ErrCorrupt, fi.Size(), best.pgid*uint64(best.pageSize))
 	}
-	return nil
+	return checkFreelist(f, best)
 }
 
 // openBolt opens the bbolt file, after checkFileLength, as guarded does.
