@@ -152,7 +152,10 @@ func ledgerHead(path string) (uint64, error) {
 		return 0, nil
 	}
 	st, err := ledger.Open(path, ledger.Options{ReadOnly: true})
-	if err != nil {
+	switch {
+	case errors.Is(err, ledger.ErrCorrupt):
+		return 0, err // it names the file and the way out
+	case err != nil:
 		return 0, fmt.Errorf("%s exists and cannot be read (a running server?): %w", path, err)
 	}
 	defer st.Close()
