@@ -93,6 +93,11 @@ func TestServeRefusesALedgerBehindItsMirror(t *testing.T) {
 	}
 
 	prefixLedger(t, data, half, false)
+	// verify of the stopped dir compares its own mirror, which holds more.
+	if out, err := runCmd(t, &VerifyCommand{Stderr: stderr}, "--data", data); !errors.Is(err, ledger.ErrMismatch) ||
+		!strings.Contains(out, fmt.Sprintf("stream has seq %d beyond the ledger's head %d", half+1, half)) {
+		t.Fatalf("verify of a ledger behind its mirror: %v\n%s", err, out)
+	}
 	_, err = StartServer(t.Context(), testServeConfig(data))
 	if want := fmt.Sprintf("ends at seq %d, but the mirror holds %d events", half, live.Seq); !errors.Is(err, ledger.ErrMismatch) ||
 		!strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "recledger restore --from-jetstream --data "+data) {
@@ -130,5 +135,15 @@ func TestReadyzKnowsTheMirrorFromTheStart(t *testing.T) {
 		if r.Head == 0 || r.Lag != 0 {
 			t.Fatalf("first /readyz after a restart: lag %d of %d events", r.Lag, r.Head)
 		}
+	}
+	// verify of the stopped dir compares its own mirror too.
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	out, err := runCmd(t, &VerifyCommand{Stderr: stderr}, "--data", data)
+	if err != nil || !strings.Contains(out, "jetstream ok: ") {
+		t.Fatalf("verify of the stopped dir: %v\n%s", err, out)
 	}
 }

@@ -58,24 +58,26 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	var nc *nats.Conn
-	var js jetstream.JetStream
-	if mirror := filepath.Join(*data, JetStreamDir); !natsGiven(fs) && isDir(mirror) {
+	var (
+		nc   *nats.Conn
+		js   jetstream.JetStream
+		stop func()
+		own  bool
+	)
+	if !natsGiven(fs) {
 		// The data dir's own embedded mirror, after its ledger file was
 		// lost: served here, on a loopback port, while restore reads it.
-		ns, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: mirror, Listen: "127.0.0.1:-1", Site: *site})
-		if err != nil {
-			return fmt.Errorf("restore: the mirror in %s: %w", mirror, err)
-		}
-		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-		fmt.Fprintf(stderr, "reading the mirror in %s\n", mirror)
-		if nc, js, err = ledger.Connect(ctx, ns.ClientURL(), "recledger-restore", nil, ns.Own()); err != nil {
+		if nc, js, stop, own, err = openOwnMirror(ctx, *data, *site, "recledger-restore", stderr); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
-	} else if nc, js, err = ledger.Connect(ctx, *natsURL, "recledger-restore", nil, natsToken(*token)...); err != nil {
-		return fmt.Errorf("restore: %w", err)
 	}
-	defer nc.Close()
+	if !own {
+		if nc, js, err = ledger.Connect(ctx, *natsURL, "recledger-restore", nil, natsToken(*token)...); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		stop = nc.Close
+	}
+	defer stop()
 	src := replay.JetStreamSource{JS: js, Site: *site}
 	head, err := src.Head(ctx)
 	if err != nil {

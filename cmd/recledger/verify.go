@@ -10,6 +10,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/replay"
 )
@@ -93,12 +96,31 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		}
 		res.OK = res.OK && res.Sections.OK
 	}
-	if *natsURL != "" {
-		nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-verify", nil, natsToken(*token)...)
-		if err != nil {
+	var (
+		nc        *nats.Conn
+		js        jetstream.JetStream
+		stop      func()
+		connected bool
+	)
+	if *natsURL == "" {
+		// A stopped server's data dir: its own embedded mirror, served
+		// here on a loopback port, under the site the ledger records.
+		siteGiven := os.Getenv("RECLEDGER_SITE") != ""
+		fs.Visit(func(f *flag.Flag) { siteGiven = siteGiven || f.Name == "site" })
+		if recorded, _ := store.Site(ctx); recorded != "" && !siteGiven {
+			*site = recorded
+		}
+		if nc, js, stop, connected, err = openOwnMirror(ctx, *data, *site, "recledger-verify", stderr); err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}
-		defer nc.Close()
+	} else {
+		if nc, js, err = ledger.Connect(ctx, *natsURL, "recledger-verify", nil, natsToken(*token)...); err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		stop, connected = nc.Close, true
+	}
+	if connected {
+		defer stop()
 		rep, err := ledger.CompareJetStream(ctx, store, js, *site)
 		if err != nil {
 			return fmt.Errorf("verify: jetstream: %w", ledger.Refused(nc, err))
@@ -145,7 +167,7 @@ func writeVerifyLine(w io.Writer, what string, r ledger.VerifyReport) {
 	if r.OK {
 		fmt.Fprintf(w, "%-9s ok: %d events, head %s\n", what, r.Events, r.Head)
 	} else if r.Behind {
-		fmt.Fprintf(w, "%-9s BEHIND: %s; the %d events it holds are the ledger's (the outbox lags: see /readyz)\n", what, r.Problem, r.Events)
+		fmt.Fprintf(w, "%-9s BEHIND: %s; the %d events it holds are the ledger's (the outbox has not published the rest: a running server's /readyz shows its lag)\n", what, r.Problem, r.Events)
 	} else {
 		fmt.Fprintf(w, "%-9s FAILED at seq %d: %s (%d events good before it)\n", what, r.FirstBad, r.Problem, r.Events)
 	}
