@@ -190,6 +190,10 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	}
 	st, stats, err := replay.Run(ctx, src, opts)
 	if err != nil {
+		if errors.Is(err, ledger.ErrCorrupt) || errors.Is(err, ledger.ErrChainBroken) {
+			return fmt.Errorf("replay: after seq %d: %w (the ledger's stored events were changed or damaged: "+
+				"`recledger verify` names the first; docs/replay.md, \"Verify and restore\", says what to do)", stats.Last.Seq, err)
+		}
 		return fmt.Errorf("replay: after seq %d: %w", stats.Last.Seq, err)
 	}
 	if stats.Events == 0 && st.Seq() > 0 {
@@ -337,7 +341,7 @@ func openLedgerReadOnly(dir string) (*ledger.Store, error) {
 		return nil, fmt.Errorf("no ledger at %s: %w", path, ledger.ErrNotFound)
 	}
 	if fi.Size() == 0 {
-		return nil, fmt.Errorf("%s is empty (0 bytes): its ledger was lost; rebuild it with recledger restore --from-jetstream (docs/replay.md): %w", path, ledger.ErrNotFound)
+		return nil, fmt.Errorf("%w: %s is empty (0 bytes): its ledger was lost; rebuild it with recledger restore --from-jetstream (docs/replay.md)", ledger.ErrNotFound, path)
 	}
 	st, err := ledger.Open(path, ledger.Options{ReadOnly: true})
 	if errors.Is(err, ledger.ErrLocked) {

@@ -74,7 +74,7 @@ func tamperPause(t *testing.T, dir string, seq uint64) {
 func TestReplayFindsAChangedEventBeforeItsCheckpoint(t *testing.T) {
 	d := writeOfflineDay(t, false, 30)
 	tamperPause(t, d.dir, 7)
-	if out, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--digest"); !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(err.Error(), "after seq 6: scan: decode seq 7") {
+	if out, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--digest"); !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(err.Error(), "after seq 6: scan: decode seq 7") || !strings.Contains(err.Error(), "`recledger verify` names the first") {
 		t.Fatalf("replay --digest of a changed ledger: %v\n%s", err, out)
 	}
 	out, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--from-checkpoint")
