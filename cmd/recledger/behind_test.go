@@ -146,4 +146,16 @@ func TestReadyzKnowsTheMirrorFromTheStart(t *testing.T) {
 	if err != nil || !strings.Contains(out, "jetstream ok: ") {
 		t.Fatalf("verify of the stopped dir: %v\n%s", err, out)
 	}
+	// A mirror store without the events stream lags, it does not differ.
+	js := filepath.Join(data, JetStreamDir)
+	if err := os.Rename(js, js+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(js, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCmd(t, &VerifyCommand{Stderr: stderr}, "--data", data)
+	if !errors.Is(err, ledger.ErrUnavailable) || !strings.Contains(out, "jetstream BEHIND: the mirror holds no events stream") {
+		t.Fatalf("verify of a dir whose mirror has no stream: %v\n%s", err, out)
+	}
 }

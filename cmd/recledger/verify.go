@@ -113,6 +113,19 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		if nc, js, stop, connected, err = openOwnMirror(ctx, *data, *site, "recledger-verify", stderr); err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}
+		if connected && streamMissing(ctx, js) {
+			// Its store holds no events stream (lost, or never made):
+			// the next serve creates it and refills it from the ledger.
+			defer stop()
+			head, _ := store.Head()
+			rep := ledger.VerifyReport{OK: head == 0, Behind: head > 0}
+			if head > 0 {
+				rep.FirstBad, rep.Problem = 1, "the mirror holds no events stream (the next serve creates it and refills it from the ledger)"
+			}
+			res.JetStream = &rep
+			res.OK = res.OK && rep.OK
+			return writeVerify(out, res, *asJSON, secErr)
+		}
 	} else {
 		if nc, js, err = ledger.Connect(ctx, *natsURL, "recledger-verify", nil, natsToken(*token)...); err != nil {
 			return fmt.Errorf("verify: %w", err)
@@ -129,6 +142,12 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		res.OK = res.OK && rep.OK
 	}
 	return writeVerify(out, res, *asJSON, secErr)
+}
+
+// streamMissing reports whether js has no events stream.
+func streamMissing(ctx context.Context, js jetstream.JetStream) bool {
+	_, err := js.Stream(ctx, ledger.EventsStream)
+	return errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // writeVerify prints res, as JSON or a line per check, and fails (naming
