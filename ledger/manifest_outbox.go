@@ -52,7 +52,8 @@ type ManifestOutbox struct {
 	shownAfter time.Duration          // how long a stall lasts before Problem tells it
 	lastErr    string                 // the last retryable failure logged; owned by Run
 
-	events func() uint64 // the last seq the events stream holds (AfterEvents); nil: no wait
+	events  func() uint64     // the last seq the events stream holds (AfterEvents); nil: no wait
+	waitFor map[string]uint64 // days waiting for their seal event: its seq; owned by Run
 
 	replicas int                     // > 0: create the stream with this many replicas when it is missing
 	capture  string                  // the stream's capture prefix (PublishUnder)
@@ -256,9 +257,18 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 		if ctx.Err() != nil {
 			return
 		}
+		if seal, ok := o.waitFor[day]; ok && seal > o.events() {
+			// Known from an earlier round: the manifest (megabytes on a
+			// busy day) is not read again while the poll waits.
+			return true
+		}
 		body, err := o.src.Manifest(ctx, day)
 		if err == nil && o.events != nil {
 			if seal := sealSeqOf(body); seal > o.events() {
+				if o.waitFor == nil {
+					o.waitFor = map[string]uint64{}
+				}
+				o.waitFor[day] = seal
 				return true // days go in order: none passes this one
 			}
 		}
@@ -294,6 +304,7 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 			return false
 		}
 		o.lastErr = ""
+		delete(o.waitFor, day)
 		confirmed[day] = true
 		o.lag.Add(-1)
 	}

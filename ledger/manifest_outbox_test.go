@@ -17,9 +17,10 @@ import (
 
 // memManifests is a ManifestSource holding sealed manifests in memory.
 type memManifests struct {
-	mu   sync.Mutex
-	days []string
-	body map[string][]byte
+	mu    sync.Mutex
+	days  []string
+	body  map[string][]byte
+	reads int // Manifest calls
 }
 
 func (m *memManifests) seal(day string) {
@@ -49,6 +50,7 @@ func (m *memManifests) SealedDays() []string {
 func (m *memManifests) Manifest(_ context.Context, day string) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.reads++
 	b, ok := m.body[day]
 	if !ok {
 		return nil, fmt.Errorf("manifest %s: %w", day, ErrNotFound)
@@ -314,6 +316,13 @@ func TestManifestWaitsForItsSealEvent(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if n, lag := len(manifestMsgs(t, js)), o.Lag(); n != 1 || lag != 1 {
 		t.Fatalf("%d manifests published, lag %d, with the second day's seal event not in the events stream", n, lag)
+	}
+	// The wait polls every 20 ms without reading the manifest again.
+	src.mu.Lock()
+	reads := src.reads
+	src.mu.Unlock()
+	if reads > 3 {
+		t.Errorf("%d manifest reads while one day waited 200 ms", reads)
 	}
 	mirrored.Store(20)
 	jsWait(t, 10*time.Second, "the second manifest", func() bool { return len(manifestMsgs(t, js)) == 2 && o.Lag() == 0 })
