@@ -65,13 +65,7 @@ func prefixLedger(t *testing.T, data string, n uint64, other bool) {
 // starts with the state of before. A ledger that is not the mirror's
 // start is not continued.
 func TestServeRefusesALedgerBehindItsMirror(t *testing.T) {
-	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 3, CallsPerAgent: 2, Seed: 5})
-	var live digestReply
-	getJSON(t, base+"/v1/digest", &live)
-	srv.Stop()
-	if err := srv.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	data, live := stoppedSimulatedDir(t)
 	half := live.Seq / 2
 
 	// Not the mirror's start: refused by restore.

@@ -306,13 +306,7 @@ func TestStopUnderLoadCheckpointsTheHead(t *testing.T) {
 // how to restore; restore reads the data dir's own mirror; then serve
 // starts with the old state.
 func TestServeRefusesALostLedger(t *testing.T) {
-	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 3, CallsPerAgent: 2, Seed: 5})
-	var live digestReply
-	getJSON(t, base+"/v1/digest", &live)
-	srv.Stop()
-	if err := srv.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	data, live := stoppedSimulatedDir(t)
 	if err := os.Remove(filepath.Join(data, LedgerFile)); err != nil {
 		t.Fatal(err)
 	}
@@ -328,6 +322,19 @@ func TestServeRefusesALostLedger(t *testing.T) {
 		t.Fatalf("serve over a lost ledger: %v", err)
 	}
 	restoreAndServe(t, data, live)
+}
+
+// stoppedSimulatedDir is the data dir of a server that played a small
+// simulated day and stopped, and the digest it served.
+func stoppedSimulatedDir(t *testing.T) (data string, live digestReply) {
+	t.Helper()
+	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 3, CallsPerAgent: 2, Seed: 5})
+	getJSON(t, base+"/v1/digest", &live)
+	srv.Stop()
+	if err := srv.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return data, live
 }
 
 // restoreAndServe restores data's ledger from its own mirror, checks that
