@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,39 +129,98 @@ func TestSimulateReportsWhenTheServerIsGone(t *testing.T) {
 	}
 }
 
-// A setup the server refuses (here: it already has 10 metadata keys of
-// its own, the most there may be) stops at the first refusal, before the
-// teams and users, and the error names it and why.
-func TestSimulateNamesTheSetupRefused(t *testing.T) {
+// A setup whose metadata keys and the server's own would be more than a
+// site may define is refused before it changes anything: the site
+// settings, teams and users are as they were, and the error names the
+// keys and the ways out.
+func TestSimulateRefusesKeysThatDoNotFit(t *testing.T) {
 	ctx := t.Context()
 	srv := e2eServer(t, ctx, t.TempDir())
 	defer e2eStop(t, srv)
 	base := "http://" + srv.Addr()
-	for i := range 10 {
-		req, _ := http.NewRequest(http.MethodPut, base+"/v1/config/metadata/own"+strconv.Itoa(i), strings.NewReader(`{"type":"text"}`))
-		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
-			t.Fatalf("PUT key %d: %v %v", i, err, resp)
+	put := func(path, body string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPut, base+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("PUT %s: %s", path, resp.Status)
 		}
 	}
+	put("/v1/config/site", `{"timezone":"Europe/Paris","upload_time":"03:00"}`)
+	for i := range 6 { // with the setup's keys, more than 10
+		put("/v1/config/metadata/own"+strconv.Itoa(i), `{"type":"text"}`)
+	}
+	before := getConfig(t, base)
 	var out, errOut bytes.Buffer
 	cmd := &SimulateCommand{Stdout: &out, Stderr: &errOut}
 	err := cmd.Run(ctx, []string{"--url", base, "--agents", "3", "--calls-per-agent", "1"})
-	if err == nil || !strings.Contains(err.Error(), "the first: PUT /v1/config/metadata/") || !strings.Contains(err.Error(), "at most 10") {
+	if err == nil || !strings.Contains(err.Error(), "6 metadata keys of its own (own0, own1, own2, own3, own4, own5)") ||
+		!strings.Contains(err.Error(), "at most 10") || !strings.Contains(err.Error(), "--skip-setup") {
 		t.Fatalf("simulate: %v", err)
 	}
+	if after := getConfig(t, base); after != before {
+		t.Errorf("the configuration changed:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// A setup the server refuses (here: the token has no admin role) stops at
+// the first refusal, before the teams and users, and the error names it
+// and why.
+func TestSimulateNamesTheSetupRefused(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens.json")
+	const desk = "desk-token-0123456789"
+	if err := os.WriteFile(tokens, []byte(`{"tokens":[{"name":"desk","token":"`+desk+`","roles":["command","auditor"]},`+
+		`{"name":"admin","token":"admin-token-0123456789","roles":["admin"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testServeConfig(t.TempDir())
+	cfg.TokensFile = tokens
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2eStop(t, srv)
+	base := "http://" + srv.Addr()
+	var out, errOut bytes.Buffer
+	cmd := &SimulateCommand{Stdout: &out, Stderr: &errOut}
+	err = cmd.Run(t.Context(), []string{"--url", base, "--token", desk, "--agents", "3", "--calls-per-agent", "1"})
+	if err == nil || !strings.Contains(err.Error(), "the first: PUT /v1/config/site") || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("simulate: %v", err)
+	}
+	var c struct {
+		Users map[string]any `json:"users"`
+		Teams map[string]any `json:"teams"`
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/config", nil)
+	req.Header.Set("Authorization", "Bearer admin-token-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Users) != 0 || len(c.Teams) != 0 {
+		t.Errorf("%d users and %d teams configured for a site whose setup failed", len(c.Users), len(c.Teams))
+	}
+}
+
+// getConfig is GET /v1/config of an open server, as text.
+func getConfig(t *testing.T, base string) string {
+	t.Helper()
 	resp, err := http.Get(base + "/v1/config")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var cfg struct {
-		Users map[string]any `json:"users"`
-		Teams map[string]any `json:"teams"`
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/config: %v %s", err, resp.Status)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil {
-		t.Fatal(err)
-	}
-	if len(cfg.Users) != 0 || len(cfg.Teams) != 0 {
-		t.Errorf("%d users and %d teams configured for a site whose setup failed", len(cfg.Users), len(cfg.Teams))
-	}
+	return string(b)
 }

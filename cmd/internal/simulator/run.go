@@ -101,7 +101,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return rep, fmt.Errorf("simulate: %w", err)
 	}
 	if len(setup) > 0 {
-		rep.Replaced = r.replaced(ctx, setup)
+		cur := r.config(ctx)
+		if err := keysFit(cur, setup); err != nil {
+			return rep, fmt.Errorf("simulate: configuring the site: %w", err)
+		}
+		rep.Replaced = replaced(cur, setup)
 	}
 	metA0, metC0, metOK := r.counters(ctx)
 

@@ -6,9 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/recledger/recledger/ledger"
 )
 
 // verify reads GET /v1/verify: the number of events and whether the chain is sound.
@@ -132,11 +136,9 @@ func (r *runner) serverAppended(ctx context.Context, after, upTo uint64) (int, e
 	return n, nil
 }
 
-// replaced reads GET /v1/config and names each part that the setup's puts
-// will replace with something else, as it is now ("site (timezone
-// America/Chicago, upload 18:00)", "team sales"). Best effort: a server
-// that does not answer gets no names.
-func (r *runner) replaced(ctx context.Context, setup []Request) []string {
+// config reads GET /v1/config, each part raw; nil when the server does
+// not answer it (the checks below are then best effort).
+func (r *runner) config(ctx context.Context) map[string]json.RawMessage {
 	body, status, err := r.get(ctx, "/v1/config")
 	if err != nil || status != http.StatusOK {
 		return nil
@@ -145,6 +147,40 @@ func (r *runner) replaced(ctx context.Context, setup []Request) []string {
 	if json.Unmarshal(body, &cfg) != nil {
 		return nil
 	}
+	return cfg
+}
+
+// keysFit refuses, before the setup changes anything, a setup whose
+// metadata keys and the server's own would be more than a site may
+// define: the server would refuse the setup's first key beyond the
+// limit, after the site settings were already replaced.
+func keysFit(cfg map[string]json.RawMessage, setup []Request) error {
+	var own map[string]json.RawMessage
+	if json.Unmarshal(cfg["metadata"], &own) != nil || len(own) == 0 {
+		return nil
+	}
+	all := maps.Clone(own)
+	var added []string
+	for _, q := range setup {
+		if key, ok := strings.CutPrefix(q.Path, "/v1/config/metadata/"); ok {
+			if _, have := all[key]; !have {
+				all[key] = nil
+				added = append(added, key)
+			}
+		}
+	}
+	if len(all) <= ledger.MaxMetadataKeys {
+		return nil
+	}
+	return fmt.Errorf("the server defines %d metadata keys of its own (%s) and the setup would add %d (%s): a site may define at most %d; "+
+		"delete some (DELETE /v1/config/metadata/{key}), or run with --skip-setup against a site set up already. Nothing was changed",
+		len(own), strings.Join(slices.Sorted(maps.Keys(own)), ", "), len(added), strings.Join(added, ", "), ledger.MaxMetadataKeys)
+}
+
+// replaced names each part of cfg (as GET /v1/config shows it) that the
+// setup's puts will replace with something else ("site (timezone
+// America/Chicago, upload 18:00)", "team sales").
+func replaced(cfg map[string]json.RawMessage, setup []Request) []string {
 	var out []string
 	for _, q := range setup {
 		part, key, _ := strings.Cut(strings.TrimPrefix(q.Path, "/v1/config/"), "/")
