@@ -32,11 +32,8 @@ func (s *State) extensionIn(user string, m *member) string {
 		return ""
 	}
 	def := m.u.Extension
-	if def == "" {
-		return ""
-	}
-	if other, ok := s.logins[def]; ok && other != user {
-		return ""
+	if def == "" || s.userAt(def) != user {
+		return "" // someone logged in there, or a user before it by id shares it
 	}
 	return def
 }
@@ -57,23 +54,20 @@ func (s *State) userAt(ext string) string {
 	return ""
 }
 
-// login associates user with ext (hot desking): any other agent on ext is
-// detached, the user's last call is reset.
+// login associates user with ext (hot desking): every other agent on ext
+// is detached, the one logged in there and each whose default extension
+// it is (not only the one the extension would go to: whoever logs in,
+// the others stay without it once user moves on), and the user's last
+// call is reset.
 func (s *State) login(user, ext string, eff *Effect) {
-	for {
-		other := s.userAt(ext)
-		if other == "" || other == user {
-			break
+	if other, ok := s.logins[ext]; ok && other != user {
+		s.detach(other, ext, eff)
+	}
+	for _, other := range s.defaults[ext] {
+		if o := s.agents[other]; other == user || o != nil && (o.LoggedIn || o.Detached) {
+			continue
 		}
-		o := s.agentOf(other)
-		if o.LoggedIn {
-			delete(s.logins, o.Ext)
-		}
-		o.LoggedIn, o.Ext, o.Detached = false, "", true
-		eff.Users = append(eff.Users, other)
-		if !s.quiet {
-			eff.Changes = append(eff.Changes, other+" detached from "+ext)
-		}
+		s.detach(other, ext, eff)
 	}
 	a := s.agentOf(user)
 	if a.LoggedIn && a.Ext != ext {
@@ -84,6 +78,20 @@ func (s *State) login(user, ext string, eff *Effect) {
 	a.LastCall = nil
 	if !s.quiet {
 		eff.Changes = append(eff.Changes, user+" login "+ext)
+	}
+}
+
+// detach leaves user without an extension until it logs in: another
+// agent logged in on ext.
+func (s *State) detach(user, ext string, eff *Effect) {
+	o := s.agentOf(user)
+	if o.LoggedIn {
+		delete(s.logins, o.Ext)
+	}
+	o.LoggedIn, o.Ext, o.Detached = false, "", true
+	eff.Users = append(eff.Users, user)
+	if !s.quiet {
+		eff.Changes = append(eff.Changes, user+" detached from "+ext)
 	}
 }
 
