@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,6 +56,8 @@ type ManifestOutbox struct {
 	events  func() uint64     // the last seq the events stream holds (AfterEvents); nil: no wait
 	waitFor map[string]uint64 // days waiting for their seal event: its seq; owned by Run
 
+	tooLarge atomic.Pointer[tooLarge] // the day that does not fit the server, while it does not
+
 	replicas int                     // > 0: create the stream with this many replicas when it is missing
 	capture  string                  // the stream's capture prefix (PublishUnder)
 	created  time.Time               // when the stream listed was created; owned by Run
@@ -81,6 +84,14 @@ func (o *ManifestOutbox) AfterEvents(confirmed func() uint64) { o.events = confi
 // replicas) when it finds it missing, as when the JetStream store was
 // lost. Call it before Run.
 func (o *ManifestOutbox) CreateStreams(replicas int) { o.replicas = max(replicas, 1) }
+
+// tooLarge is a day whose manifest, even compressed, is larger than the
+// NATS server takes.
+type tooLarge struct {
+	day string
+	max int64 // the server's max_payload then: the day is tried again once it changes
+	err error
+}
 
 // NewManifestOutbox returns an outbox publishing src's sealed manifests as
 // site. log may be nil.
@@ -122,9 +133,13 @@ func (o *ManifestOutbox) Stalled() time.Duration {
 // takes no manifest.
 var errManifestsStalled = errors.New("JetStream is not taking the manifests")
 
-// Problem is nil, or why sealed days' manifests have not been published
-// for a while: every publish of the oldest has failed for 30 s.
+// Problem is nil, or why sealed days' manifests have not been published:
+// the oldest is larger than the NATS server takes, or every publish of it
+// has failed for 30 s.
 func (o *ManifestOutbox) Problem() error {
+	if tl := o.tooLarge.Load(); tl != nil {
+		return fmt.Errorf("manifest outbox: %d sealed days wait behind %s: %w", o.Lag(), tl.day, tl.err)
+	}
 	d := o.Stalled()
 	if d == 0 || d < o.shownAfter {
 		return nil
@@ -257,6 +272,11 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 		if ctx.Err() != nil {
 			return
 		}
+		if tl := o.tooLarge.Load(); tl != nil && tl.day == day && o.js.Conn().MaxPayload() == tl.max {
+			// Not read, compressed and refused again every few
+			// seconds: tried again once the server takes more.
+			return false
+		}
 		if seal, ok := o.waitFor[day]; ok && seal > o.events() {
 			// Known from an earlier round: the manifest (megabytes on a
 			// busy day) is not read again while the poll waits.
@@ -285,7 +305,9 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 			o.log.Error("manifest not published: the stream holds a different one", mobKeyDay, day, mobKeyErr, err)
 		case errors.Is(err, ErrTooLarge):
 			// Days go in order: none is published until this one fits.
+			// Shown on /readyz as the manifests' problem.
 			o.failing.Store(0)
+			o.tooLarge.Store(&tooLarge{day: day, max: o.js.Conn().MaxPayload(), err: err})
 			if ctx.Err() == nil && err.Error() != o.lastErr {
 				o.log.Error("manifest not published: larger than the NATS server takes; later days wait for it", mobKeyDay, day, mobKeyErr, err)
 				o.lastErr = err.Error()
@@ -304,6 +326,7 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 			return false
 		}
 		o.lastErr = ""
+		o.tooLarge.Store(nil)
 		delete(o.waitFor, day)
 		confirmed[day] = true
 		o.lag.Add(-1)
@@ -312,11 +335,30 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 }
 
 // sealSeqOf is a manifest's seal_seq: the seq of the event that sealed its
-// day; 0 when it names none.
+// day; 0 when it names none. It reads the top-level members up to
+// seal_seq only, which comes before the contacts (megabytes on a busy
+// day).
 func sealSeqOf(body []byte) uint64 {
-	var m struct {
-		SealSeq uint64 `json:"seal_seq"`
+	d := json.NewDecoder(bytes.NewReader(body))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return 0
 	}
-	_ = json.Unmarshal(body, &m)
-	return m.SealSeq
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			return 0
+		}
+		if k == "seal_seq" {
+			var seq uint64
+			if d.Decode(&seq) != nil {
+				return 0
+			}
+			return seq
+		}
+		var skip json.RawMessage
+		if d.Decode(&skip) != nil {
+			return 0
+		}
+	}
+	return 0
 }

@@ -84,8 +84,8 @@ func checkManifests(t testing.TB, js jetstream.JetStream, src *memManifests, day
 	}
 	for i, m := range msgs {
 		body, _ := src.Manifest(context.Background(), days[i])
-		if !bytes.Equal(m.Data, body) {
-			t.Errorf("%s: body %q, want %q", days[i], m.Data, body)
+		if got, err := ManifestBody(m.Header, m.Data, MaxManifestBytes); err != nil || !bytes.Equal(got, body) {
+			t.Errorf("%s: body %.200q (%v), want %.200q", days[i], got, err, body)
 		}
 		if id := m.Header.Get("Nats-Msg-Id"); id != jsTestSite+"."+days[i] {
 			t.Errorf("%s: message id %q", days[i], id)

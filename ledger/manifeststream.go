@@ -1,11 +1,11 @@
 package ledger
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -13,8 +13,10 @@ import (
 const manifestAttempts = 3
 
 // PublishManifest publishes the sealed manifest of day at site to
-// ManifestSubject(site, day) with message id "{site}.{day}", once. It first
-// looks for a message already on that subject: the same bytes make it a
+// ManifestSubject(site, day) with message id "{site}.{day}", once; a
+// manifest larger than the NATS server takes is compressed
+// (ManifestEncodingHeader). It first
+// looks for a message already on that subject: the same manifest makes it a
 // no-op (a re-publish after a crash, however long after), different bytes
 // are an error wrapping ErrConflict. Messages on the subject that are not a
 // manifest (foreignManifest) are removed first, when js may. The publish
@@ -33,8 +35,17 @@ func publishManifest(ctx context.Context, js jetstream.JetStream, site, day stri
 	if err := validSite(day); err != nil {
 		return fmt.Errorf("publish manifest: day: %w", err)
 	}
+	data, hdr := body, nats.Header{}
 	if max := js.Conn().MaxPayload(); max > 0 && int64(len(body))+msgOverhead > max {
-		return fmt.Errorf("publish manifest %s: %w: the manifest is %d bytes, the server takes %d; raise its max_payload", day, ErrTooLarge, len(body), max)
+		z, err := gzipManifest(body)
+		if err != nil {
+			return fmt.Errorf("publish manifest %s: gzip: %w", day, err)
+		}
+		if int64(len(z))+msgOverhead > max {
+			return fmt.Errorf("publish manifest %s: %w: the manifest is %d bytes, %d compressed, the server takes %d; raise its max_payload", day, ErrTooLarge, len(body), len(z), max)
+		}
+		data = z
+		hdr.Set(ManifestEncodingHeader, ManifestGzip)
 	}
 	subj := ManifestSubject(site, day)
 	s, err := js.Stream(ctx, ManifestsStream)
@@ -44,7 +55,7 @@ func publishManifest(ctx context.Context, js jetstream.JetStream, site, day stri
 	for range manifestAttempts {
 		m, err := s.GetLastMsgForSubject(ctx, subj)
 		switch {
-		case err == nil && bytes.Equal(m.Data, body):
+		case err == nil && sameManifest(m.Header, m.Data, body):
 			return nil
 		case err == nil && foreignManifest(m, site, day):
 			// JetStream stored something on the subject for a client
@@ -55,7 +66,7 @@ func publishManifest(ctx context.Context, js jetstream.JetStream, site, day stri
 			switch {
 			case err != nil:
 				return fmt.Errorf("publish manifest %s: %w: the subject holds a message that is not a manifest, which cannot be removed: %v", day, ErrConflict, err)
-			case ours != nil && bytes.Equal(ours.Data, body):
+			case ours != nil && sameManifest(ours.Header, ours.Data, body):
 				return nil
 			case ours != nil:
 				return fmt.Errorf("publish manifest %s: %w: stream holds a different manifest for that day", day, ErrConflict)
@@ -66,7 +77,7 @@ func publishManifest(ctx context.Context, js jetstream.JetStream, site, day stri
 		case !errors.Is(err, jetstream.ErrMsgNotFound):
 			return fmt.Errorf("publish manifest %s: %w: %v", day, ErrUnavailable, err)
 		}
-		_, err = js.Publish(ctx, captured(subj, capture), body,
+		_, err = js.PublishMsg(ctx, &nats.Msg{Subject: captured(subj, capture), Data: data, Header: hdr},
 			jetstream.WithMsgID(site+"."+day),
 			jetstream.WithExpectLastSequencePerSubject(0))
 		if err == nil {

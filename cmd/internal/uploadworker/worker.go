@@ -314,7 +314,14 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 		return
 	}
-	m, err := ParseManifest(msg.Data())
+	body, err := ledger.ManifestBody(msg.Headers(), msg.Data(), ledger.MaxManifestBytes)
+	if errors.Is(err, ledger.ErrUnknownVersion) {
+		err = fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	var m Manifest
+	if err == nil {
+		m, err = ParseManifest(body)
+	}
 	if errors.Is(err, ErrFormat) {
 		// Written by a newer server: stop rather than guess, keep it for a newer worker.
 		w.log.Error("MANIFEST NOT UPLOADED: unknown format; upgrade the upload worker",

@@ -2,6 +2,7 @@ package uploadworker
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/recledger/recledger/ledger"
 
@@ -472,4 +474,40 @@ func TestWorkerWarnsOfAnotherSitesStream(t *testing.T) {
 	log, stop := runLogged(t, js, testConfig(t.TempDir(), nil))
 	waitFor(t, "the warning", 10*time.Second, func() bool { return strings.Contains(log.String(), "other_sites=[Elsewhere]") })
 	stop()
+}
+
+// A manifest the server compressed (larger than the NATS server's
+// max_payload) is uploaded as a plain one; one in an encoding this worker
+// does not know is kept for a newer worker (nak'd, not terminated).
+func TestCompressedManifestIsUploaded(t *testing.T) {
+	_, js := startNATS(t)
+	dest := t.TempDir()
+	body, names := testManifest(t, "2026-11-23", 20)
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	if _, err := zw.Write(body); err != nil || zw.Close() != nil {
+		t.Fatal(err)
+	}
+	publish := func(day string, data []byte, enc string) {
+		t.Helper()
+		msg := &nats.Msg{Subject: "recledger.manifests." + testSite + "." + day, Data: data, Header: nats.Header{}}
+		msg.Header.Set(ledger.ManifestEncodingHeader, enc)
+		if _, err := js.PublishMsg(context.Background(), msg, jetstream.WithMsgID(testSite+"."+day)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("2026-11-22", []byte("not brotli"), "br")
+	publish("2026-11-23", z.Bytes(), ledger.ManifestGzip)
+	log, stop := runLogged(t, js, testConfig(dest, nil))
+	waitFor(t, "the uploads", 20*time.Second, uploaded(dest, "2026-11-23", names))
+	stop()
+	for _, n := range names[:3] {
+		b, err := os.ReadFile(filepath.Join(dest, "2026-11-23", n))
+		if err != nil || !bytes.Contains(body, b) {
+			t.Errorf("%s: %q (%v), not the manifest's bytes", n, b, err)
+		}
+	}
+	if out := log.String(); !strings.Contains(out, "unknown format; upgrade the upload worker") || !strings.Contains(out, `encoding \"br\"`) {
+		t.Errorf("the unknown encoding is not told:\n%s", out)
+	}
 }
