@@ -19,6 +19,13 @@ const (
 	// checkpointPoll is how often the Checkpointer looks at the live seq
 	// (a cheap read) when Every is longer.
 	checkpointPoll = time.Second
+	// savesRest spaces saves that take long (the head of a big unsealed
+	// day: 100-200 MB, seconds to encode and store while appends wait on
+	// the disk and the CPU): after a save, the next waits this many times
+	// as long as it took, so that saving takes at most a tenth of the
+	// time. The tail a restart replays grows instead (some 300,000
+	// events a second).
+	savesRest = 9
 	// finalSaveTimeout bounds the save made on stop.
 	finalSaveTimeout = 30 * time.Second
 )
@@ -129,6 +136,7 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 
 	saved := c.Saved
 	lastSave := time.Now()
+	var rest time.Time // no save before: nine times the last one's duration after it
 	own := c.From
 	if own == nil {
 		own = projections.New()
@@ -173,11 +181,13 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 			if seq <= saved {
 				continue
 			}
-			if seq-saved < everyEvents && now.Sub(lastSave) < every {
+			if seq-saved < everyEvents && now.Sub(lastSave) < every || now.Before(rest) {
 				continue
 			}
 			lastSave = now
-			if err := save(ctx); err != nil {
+			err := save(ctx)
+			rest = time.Now().Add(savesRest * time.Since(now))
+			if err != nil {
 				if ctx.Err() != nil {
 					continue // stopping: the final save follows
 				}

@@ -106,9 +106,14 @@ type recorder struct {
 	saves    []savedCheckpoint
 	sections map[string][]byte
 	fail     error
+	took     time.Duration // each save takes this long (a big head)
 }
 
 func (r *recorder) SaveCheckpoint(ctx context.Context, version string, seq uint64, state []byte, sections []ledger.Section) error {
+	r.mu.Lock()
+	took := r.took
+	r.mu.Unlock()
+	time.Sleep(took)
 	r.mu.Lock()
 	if r.fail != nil {
 		r.mu.Unlock()
@@ -223,6 +228,49 @@ func TestCheckpointerSchedule(t *testing.T) {
 			if s.version != projections.Version {
 				t.Fatalf("saved under version %q", s.version)
 			}
+		}
+	})
+}
+
+// Saves that take long (the head of a big unsealed day: 100-200 MB,
+// seconds to encode and store) are spaced so that saving takes at most a
+// tenth of the time: the next waits nine times as long as the last took,
+// whatever arrives meanwhile; the tail a restart replays grows instead.
+func TestCheckpointerSpacesLongSaves(t *testing.T) {
+	d := writeDay(t, nil)
+	envs := d.envs
+	synctest.Test(t, func(t *testing.T) {
+		live := projections.NewLive(projections.New())
+		rec := &recorder{took: 30 * time.Second}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		c := &replay.Checkpointer{Store: rec, Source: d.store, Live: live, EveryEvents: 10, Every: time.Minute}
+		go func() { done <- c.Run(ctx) }()
+		feed := func(to uint64) {
+			for live.Seq() < to {
+				live.OnCommit(envs[live.Seq() : live.Seq()+1])
+			}
+		}
+		expect := func(step string, after time.Duration, want ...uint64) {
+			t.Helper()
+			time.Sleep(after)
+			synctest.Wait()
+			if got := rec.seqs(); !equal(got, want) {
+				t.Fatalf("%s: saves at %v, want %v", step, got, want)
+			}
+		}
+		start := time.Now()
+		feed(12)
+		expect("the first save, 30 s long", 32*time.Second, 12)
+		feed(25)
+		expect("more than EveryEvents, and Every, since", 2*time.Minute, 12)
+		if waited := time.Since(start); waited > 4*time.Minute+30*time.Second {
+			t.Fatalf("the test's clock is at %s already", waited)
+		}
+		expect("nine times 30 s after the first save", 4*time.Minute, 12, 25)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	})
 }
