@@ -132,7 +132,7 @@ func (s *State) commandIn(x *cmdCtx) {
 		return
 	}
 	user := d.SenderID
-	if user == "" && d.Extension != "" {
+	if user == "" && d.Extension != "" && name != CmdLogin {
 		user = s.userAt(d.Extension)
 	}
 	m := s.member(user)
@@ -141,6 +141,10 @@ func (s *State) commandIn(x *cmdCtx) {
 		switch {
 		case d.SenderID != "":
 			r.Message = "no configured user " + strconv.Quote(d.SenderID)
+		case name == CmdLogin && d.Extension != "":
+			// API.md: login's extension is where the agent logs in;
+			// only the other commands find their agent by it.
+			r.Message = "login names no sender_id (senderId): its extension is where the agent logs in, not who the agent is"
 		case d.Extension != "":
 			r.Message = "no user is at extension " + strconv.Quote(d.Extension)
 		default:
