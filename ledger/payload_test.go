@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A busy day's manifest is larger than NATS's default 1 MiB: the embedded
@@ -32,14 +34,9 @@ func TestLargeManifestIsPublished(t *testing.T) {
 // everything after it, back, and says why instead of retrying blindly;
 // /readyz shows the event's case as the outbox's problem.
 func TestTooLargeForTheServerIsSaid(t *testing.T) {
-	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Site: jsTestSite, maxPayload: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	_, js := jsConnect(t, srv)
+	js := smallPayloadJS(t)
 
-	err = PublishManifest(t.Context(), js, jsTestSite, "2026-11-23", incompressible(200<<10))
+	err := PublishManifest(t.Context(), js, jsTestSite, "2026-11-23", incompressible(200<<10))
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "max_payload") || !strings.Contains(err.Error(), "compressed") {
 		t.Errorf("a manifest too large: %v, want ErrTooLarge naming max_payload and the compressed size", err)
 	}
@@ -73,12 +70,7 @@ func incompressible(n int) []byte {
 // next day's, small, as it is. Publishing either again is a no-op; a
 // different manifest for the day is a conflict, compressed or not.
 func TestLargerManifestIsCompressed(t *testing.T) {
-	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Site: jsTestSite, maxPayload: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	_, js := jsConnect(t, srv)
+	js := smallPayloadJS(t)
 	src := &memManifests{}
 	src.seal("2026-11-23")
 	var day bytes.Buffer
@@ -121,12 +113,7 @@ func TestLargerManifestIsCompressed(t *testing.T) {
 // is not read, compressed and refused again at every look while the
 // server takes no more.
 func TestManifestTooLargeIsAProblem(t *testing.T) {
-	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Site: jsTestSite, maxPayload: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	_, js := jsConnect(t, srv)
+	js := smallPayloadJS(t)
 	src := &memManifests{}
 	src.seal("2026-11-23")
 	src.body["2026-11-23"] = incompressible(200 << 10)
@@ -146,4 +133,17 @@ func TestManifestTooLargeIsAProblem(t *testing.T) {
 	if n := len(manifestMsgs(t, js)); n != 0 {
 		t.Errorf("%d manifests published past the one too large", n)
 	}
+}
+
+// smallPayloadJS is JetStream on an embedded server that takes messages of
+// at most 64 KiB.
+func smallPayloadJS(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Site: jsTestSite, maxPayload: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	_, js := jsConnect(t, srv)
+	return js
 }

@@ -181,11 +181,7 @@ func TestCheckpointerSchedule(t *testing.T) {
 		done := make(chan error, 1)
 		c := &replay.Checkpointer{Store: rec, Source: d.store, Live: live, EveryEvents: 10, Every: time.Minute}
 		go func() { done <- c.Run(ctx) }()
-		feed := func(to uint64) {
-			for live.Seq() < to {
-				live.OnCommit(envs[live.Seq() : live.Seq()+1])
-			}
-		}
+		feed := feeder(live, envs)
 		expect := func(step string, want ...uint64) {
 			t.Helper()
 			time.Sleep(1500 * time.Millisecond) // more than one poll
@@ -246,11 +242,7 @@ func TestCheckpointerSpacesLongSaves(t *testing.T) {
 		done := make(chan error, 1)
 		c := &replay.Checkpointer{Store: rec, Source: d.store, Live: live, EveryEvents: 10, Every: time.Minute}
 		go func() { done <- c.Run(ctx) }()
-		feed := func(to uint64) {
-			for live.Seq() < to {
-				live.OnCommit(envs[live.Seq() : live.Seq()+1])
-			}
-		}
+		feed := feeder(live, envs)
 		expect := func(step string, after time.Duration, want ...uint64) {
 			t.Helper()
 			time.Sleep(after)
@@ -273,6 +265,16 @@ func TestCheckpointerSpacesLongSaves(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// feeder commits envs to live one by one up to a seq, as the store's
+// commit hook does.
+func feeder(live *projections.Live, envs []ledger.Envelope) func(to uint64) {
+	return func(to uint64) {
+		for live.Seq() < to {
+			live.OnCommit(envs[live.Seq() : live.Seq()+1])
+		}
+	}
 }
 
 func equal(a, b []uint64) bool {
