@@ -23,6 +23,13 @@ func TestLargeManifestIsPublished(t *testing.T) {
 	src.seal("2026-11-23")
 	src.body["2026-11-23"] = append(bytes.Repeat([]byte(" "), 3<<20), '{', '}') // 3 MiB
 	src.seal("2026-11-24")
+	publishTwoDays(t, js, src)
+}
+
+// publishTwoDays runs a manifest outbox until src's two sealed days,
+// 2026-11-23 and 2026-11-24, are in the stream, and checks them.
+func publishTwoDays(t *testing.T, js jetstream.JetStream, src *memManifests) {
+	t.Helper()
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	stop := runOutbox(t, o)
 	jsWait(t, 10*time.Second, "both manifests", func() bool { return len(manifestMsgs(t, js)) >= 2 && o.Lag() == 0 })
@@ -81,12 +88,7 @@ func TestLargerManifestIsCompressed(t *testing.T) {
 	day.WriteString(`{}]}` + "\n")
 	src.body["2026-11-23"] = day.Bytes()
 	src.seal("2026-11-24")
-
-	o := NewManifestOutbox(js, jsTestSite, src, nil)
-	stop := runOutbox(t, o)
-	jsWait(t, 10*time.Second, "both manifests", func() bool { return len(manifestMsgs(t, js)) >= 2 && o.Lag() == 0 })
-	stop()
-	checkManifests(t, js, src, "2026-11-23", "2026-11-24")
+	publishTwoDays(t, js, src)
 	msgs := manifestMsgs(t, js)
 	if enc := msgs[0].Header.Get(ManifestEncodingHeader); enc != ManifestGzip || len(msgs[0].Data) >= 64<<10 {
 		t.Errorf("the large manifest: encoding %q, %d bytes; want gzip, under 64 KiB", enc, len(msgs[0].Data))
