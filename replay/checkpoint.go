@@ -23,9 +23,13 @@ const (
 	// day: 100-200 MB, seconds to encode and store while appends wait on
 	// the disk and the CPU): after a save, the next waits this many times
 	// as long as it took, so that saving takes at most a tenth of the
-	// time. The tail a restart replays grows instead (some 300,000
-	// events a second).
+	// time, unless a day was sealed meanwhile. The tail a restart replays
+	// grows instead (some 300,000 events a second).
 	savesRest = 9
+	// replayRate is about how many events a second a start replays after
+	// its checkpoint (docs/replay.md, "Speed"), a low figure of a loaded
+	// machine.
+	replayRate = 200_000
 	// finalSaveTimeout bounds the save made on stop.
 	finalSaveTimeout = 30 * time.Second
 )
@@ -38,6 +42,7 @@ const (
 	logKeySections     = "sections"
 	logKeySectionBytes = "section_bytes"
 	logKeyTook         = "took"
+	logKeyEvents       = "events"
 	logKeyErr          = "err"
 	logKeyVersion      = "version"
 )
@@ -65,6 +70,9 @@ type CheckpointLoader interface {
 type LiveProjections interface {
 	Seq() uint64
 	SectionsStored(r projections.SectionReader, keys []string)
+	// LastSeal is the last sealed day (and when): a seal is saved at
+	// once, since it shrinks what the next restart reads.
+	LastSeal() (day string, at ledger.Time)
 }
 
 var (
@@ -110,7 +118,9 @@ type Checkpointer struct {
 }
 
 // Run saves checkpoints until ctx is done, then makes a final save if
-// events arrived since the last one, and returns. The caller must keep the
+// events arrived since the last one (unless the last save took a second
+// or more, and longer than replaying those events will: the next start
+// replays them), and returns. The caller must keep the
 // store open until Run has returned. A failed save is logged and retried
 // at the next occasion; Run returns nil on a normal stop, or the error of
 // the final save.
@@ -137,6 +147,9 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 	saved := c.Saved
 	lastSave := time.Now()
 	var rest time.Time // no save before: nine times the last one's duration after it
+	savedSeal, _ := c.Live.LastSeal()
+	failed := false
+	var took time.Duration // the last save's
 	own := c.From
 	if own == nil {
 		own = projections.New()
@@ -170,7 +183,15 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			if c.Live.Seq() <= saved {
+			seq := c.Live.Seq()
+			if seq <= saved {
+				return nil
+			}
+			if tail := replayTime(seq - saved); took >= time.Second && tail < took {
+				// A big head (a busy unsealed day): stopping would wait
+				// seconds for a save that the next start does without.
+				log.Info("final checkpoint skipped: the next start replays the events since the last one, quicker than a save",
+					logKeySeq, saved, logKeyEvents, seq-saved, logKeyTook, took.Round(time.Millisecond))
 				return nil
 			}
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalSaveTimeout)
@@ -181,12 +202,22 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 			if seq <= saved {
 				continue
 			}
-			if seq-saved < everyEvents && now.Sub(lastSave) < every || now.Before(rest) {
+			// A seal moves the day's closed contacts into sections:
+			// saved now, the next restart reads a small head, and the
+			// live state drops the sections' bytes.
+			seal, _ := c.Live.LastSeal()
+			sealed := seal != savedSeal && !failed
+			if !sealed && (seq-saved < everyEvents && now.Sub(lastSave) < every || now.Before(rest)) {
 				continue
 			}
 			lastSave = now
 			err := save(ctx)
-			rest = time.Now().Add(savesRest * time.Since(now))
+			took = time.Since(now)
+			rest = time.Now().Add(savesRest * took)
+			failed = err != nil
+			if !failed {
+				savedSeal = seal
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					continue // stopping: the final save follows
@@ -195,6 +226,11 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// replayTime is about how long a start takes to replay n events.
+func replayTime(n uint64) time.Duration {
+	return time.Duration(float64(n) / replayRate * float64(time.Second))
 }
 
 // SavedCheckpoint describes a checkpoint Save stored.

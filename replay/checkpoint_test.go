@@ -232,6 +232,8 @@ func TestCheckpointerSchedule(t *testing.T) {
 // seconds to encode and store) are spaced so that saving takes at most a
 // tenth of the time: the next waits nine times as long as the last took,
 // whatever arrives meanwhile; the tail a restart replays grows instead.
+// On stop, a tail that replays quicker than such a save is left to the
+// next start.
 func TestCheckpointerSpacesLongSaves(t *testing.T) {
 	d := writeDay(t, nil)
 	envs := d.envs
@@ -260,6 +262,56 @@ func TestCheckpointerSpacesLongSaves(t *testing.T) {
 			t.Fatalf("the test's clock is at %s already", waited)
 		}
 		expect("nine times 30 s after the first save", 4*time.Minute, 12, 25)
+		// Stopping: two events replay far quicker than a 30 s save.
+		feed(27)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.seqs(); !equal(got, []uint64{12, 25}) {
+			t.Fatalf("after stop: saves at %v, want no final save", got)
+		}
+	})
+}
+
+// A seal is saved at the next poll, however long the last save took: it
+// shrinks the head the next restart reads and lets the live state drop
+// the sealed day's bytes. The rest applies again after it.
+func TestCheckpointerSavesASealAtOnce(t *testing.T) {
+	d := writeDay(t, nil)
+	envs := d.envs
+	var seal uint64
+	for _, e := range envs {
+		if e.Type == ledger.TypeDayClosed {
+			seal = e.Seq
+			break
+		}
+	}
+	if seal < 12 || seal+2 > uint64(len(envs)) {
+		t.Fatalf("the day's seal is at seq %d of %d", seal, len(envs))
+	}
+	synctest.Test(t, func(t *testing.T) {
+		live := projections.NewLive(projections.New())
+		rec := &recorder{took: 30 * time.Second}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		c := &replay.Checkpointer{Store: rec, Source: d.store, Live: live, EveryEvents: 10, Every: time.Minute}
+		go func() { done <- c.Run(ctx) }()
+		feed := feeder(live, envs)
+		expect := func(step string, after time.Duration, want ...uint64) {
+			t.Helper()
+			time.Sleep(after)
+			synctest.Wait()
+			if got := rec.seqs(); !equal(got, want) {
+				t.Fatalf("%s: saves at %v, want %v", step, got, want)
+			}
+		}
+		feed(seal - 1)
+		expect("before the seal", 32*time.Second, seal-1)
+		feed(seal)
+		expect("the seal, within the rest", 32*time.Second, seal-1, seal)
+		feed(seal + 2)
+		expect("after it, the rest again", 2*time.Minute, seal-1, seal)
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
