@@ -152,11 +152,14 @@ func (stuckManifests) Problem() error {
 
 // TestReadyzTellsManifestsWaiting: /readyz shows the manifest outbox's lag
 // and, when its publishes keep failing, why; the server stays ready (the
-// ledger takes writes).
+// ledger takes writes). /metrics has the lag too.
 func TestReadyzTellsManifestsWaiting(t *testing.T) {
 	s := newStackWith(t, nil, func(o *ingest.Options, _ *ledger.Store) { o.Manifests = stuckManifests{} })
 	r := s.must(200, "GET", "/readyz", "", "")
 	if r.JSON["manifest_lag"] != 2.0 || !strings.Contains(r.str("manifest_problem"), "no manifest published for 31s") {
 		t.Fatalf("readyz: %s", r.Raw)
+	}
+	if m := s.must(200, "GET", "/metrics", "", ""); !strings.Contains(m.Raw, "recledger_manifest_lag 2") {
+		t.Fatal("metrics lack the manifest lag")
 	}
 }

@@ -66,7 +66,7 @@ const (
 	sourceSeal    = "seal"
 )
 
-func newMetrics(reg prometheus.Registerer, lag func() uint64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, lag, manifestLag func() uint64) (*metrics, error) {
 	m := &metrics{
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recledger_commands_total",
@@ -97,6 +97,12 @@ func newMetrics(reg prometheus.Registerer, lag func() uint64) (*metrics, error) 
 			Name: "recledger_outbox_lag",
 			Help: "Ledger events not yet confirmed by JetStream.",
 		}, func() float64 { return float64(lag()) }))
+	}
+	if manifestLag != nil {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "recledger_manifest_lag",
+			Help: "Sealed days whose manifest is not yet known to be in JetStream.",
+		}, func() float64 { return float64(manifestLag()) }))
 	}
 	if reg == nil {
 		r := prometheus.NewRegistry()

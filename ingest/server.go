@@ -184,7 +184,11 @@ func New(opts Options) (*Server, error) {
 	if s.health != nil {
 		lag = s.health.Lag
 	}
-	met, err := newMetrics(opts.Registry, lag)
+	var manifestLag func() uint64
+	if s.manifests != nil {
+		manifestLag = s.manifests.Lag
+	}
+	met, err := newMetrics(opts.Registry, lag, manifestLag)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}

@@ -32,8 +32,10 @@ const manifestEventsPoll = 20 * time.Millisecond
 
 // Log attribute keys of the manifest outbox.
 const (
-	mobKeyDay = "day"
-	mobKeyErr = "err"
+	mobKeyDay        = "day"
+	mobKeyErr        = "err"
+	mobKeyBytes      = "bytes"
+	mobKeyCompressed = "compressed" // published gzipped: larger than the server takes
 )
 
 // ManifestOutbox publishes each sealed day's manifest to RECLEDGER_MANIFESTS
@@ -298,7 +300,9 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 		switch {
 		case err == nil:
 			o.failing.Store(0)
-			o.log.Info("manifest published", mobKeyDay, day)
+			max := o.js.Conn().MaxPayload()
+			o.log.Info("manifest published", mobKeyDay, day, mobKeyBytes, len(body),
+				mobKeyCompressed, max > 0 && int64(len(body))+msgOverhead > max)
 		case errors.Is(err, ErrConflict):
 			// Another ledger's manifest for that day is in the stream:
 			// retrying cannot help; an operator must look.
