@@ -12,6 +12,10 @@ import (
 	"github.com/recledger/recledger/ledger"
 )
 
+// coldSample is how many of a day's records coolDown writes before it
+// sizes the section from their average.
+const coldSample = 64
+
 // coldDay holds closed contacts of one sealed day that the fold no longer
 // needs, cooled at one seal, as compact records (see appendCold) in a
 // section (sections.go): the fold's memory grows with the active agents
@@ -71,7 +75,13 @@ func (s *State) coolDown(seq uint64) {
 		}
 		var data []byte
 		var first ledger.Time
-		for _, c := range all[:n] {
+		for i, c := range all[:n] {
+			if i == coldSample && n > 2*coldSample {
+				// Sized once from the first records' (a busy day's
+				// section is tens of MB: grown by doubling, its
+				// copies were a third of a seal's time).
+				data = slices.Grow(data, len(data)/coldSample*(n-i)*9/8)
+			}
 			first = earliest(first, c.ct.V.StartedAt)
 			data = appendCold(data, c.ct)
 			s.pauses.unpin(c.ct.Rows)
