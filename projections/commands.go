@@ -373,7 +373,9 @@ func (s *State) cmdDelete(x *cmdCtx) {
 	ct.V.Segments = nil
 	ct.V.Metadata = nil
 	ct.V.ReasonCodes = nil
-	ct.V.RootMayPersist = x.u.IsGateway()
+	// The contact's recording, not the user's now: a user switched to or
+	// from gateway recording mid-call leaves the contact as it opened.
+	ct.V.RootMayPersist = ct.V.RecordingType == ledger.RecGateway
 	ct.Recording = ledger.StateDeleted
 	c.Deleted = true
 	c.Meta = nil

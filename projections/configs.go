@@ -32,6 +32,7 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 	}()
 	put := d.Op != ledger.OpDelete
 	var err error
+	var gone []string // users removed while logged in
 	switch d.Part {
 	case ledger.PartDocument:
 		var c ledger.Config
@@ -42,6 +43,7 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 			c.Normalize()
 			s.cfg = c
 			s.rebuildCaches()
+			gone = s.forgetRemovedLogins()
 		}
 	case ledger.PartSite:
 		var v ledger.Site
@@ -82,6 +84,9 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 		}
 		if err == nil {
 			s.userChanged(d.Key, v, put)
+			if !put && s.forgetLogin(d.Key) {
+				gone = []string{d.Key}
+			}
 		}
 	default:
 		return Effect{}, fmt.Errorf("config: %w: part %q", ledger.ErrCorrupt, d.Part)
@@ -93,7 +98,47 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 	if d.Key != "" {
 		line += " " + d.Key
 	}
-	return Effect{Changes: []string{line}}, nil
+	eff := Effect{Changes: []string{line}}
+	for _, u := range gone {
+		eff.Users = append(eff.Users, u)
+		eff.Changes = append(eff.Changes, u+" no longer configured: logged out")
+	}
+	return eff, nil
+}
+
+// forgetLogin logs out user id, removed from the configuration: its
+// extension's calls go to nobody (or to the users there by default) from
+// the next one, and a user configured again under that id starts as a
+// new one, on its default extension, with no last call. Calls already
+// active keep it until they end, as after a login elsewhere. It reports
+// whether id was logged in.
+func (s *State) forgetLogin(id string) bool {
+	a := s.agents[id]
+	if a == nil {
+		return false
+	}
+	was := a.LoggedIn
+	if was && s.logins[a.Ext] == id {
+		delete(s.logins, a.Ext)
+	}
+	a.LoggedIn, a.Ext, a.Detached, a.LastCall = false, "", false, nil
+	return was
+}
+
+// forgetRemovedLogins is forgetLogin for each user logged in that a new
+// configuration document no longer has, in id order.
+func (s *State) forgetRemovedLogins() []string {
+	var gone []string
+	for _, id := range s.logins {
+		if _, ok := s.cfg.Users[id]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	slices.Sort(gone)
+	for _, id := range gone {
+		s.forgetLogin(id)
+	}
+	return gone
 }
 
 // userChanged stores user id's new configuration u (put) or removes it,
