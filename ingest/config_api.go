@@ -163,6 +163,14 @@ func (s *Server) handleDelete(part, pathKey string) http.HandlerFunc {
 					fmt.Sprintf("team %q has %d users (%s): move or delete them first", key, len(users), strings.Join(users[:min(len(users), 5)], ", "))).with("users", users))
 				return
 			}
+			// Its workflow decides its contacts when they close: without
+			// it, an archived call would be discarded, a tagged one kept
+			// for no day.
+			if open := s.views.OpenContactsOfTeam(key); len(open) > 0 {
+				s.writeError(w, r, newError(http.StatusConflict, reasonConflict,
+					fmt.Sprintf("team %q has %d open contacts (%s), which its workflow decides when they close: delete it once their calls have ended", key, len(open), strings.Join(open[:min(len(open), 5)], ", "))).with("contacts", open))
+				return
+			}
 		}
 		s.changeConfig(w, r, ledger.ConfigChange{Part: part, Key: key, Op: ledger.OpDelete})
 	}

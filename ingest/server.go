@@ -52,6 +52,8 @@ type Views interface {
 	// Manifest is the canonical manifest of a sealed day (ledger.ErrNotFound until sealed).
 	Manifest(ctx context.Context, day string) ([]byte, error)
 	SealedDays() []string
+	// OpenContactsOfTeam lists the open contacts that opened in team.
+	OpenContactsOfTeam(team string) []string
 	// Seq is the seq of the last event the projections applied.
 	Seq() uint64
 	// Digest is the hash of all projection state and the seq it covers, read together.

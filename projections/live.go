@@ -195,6 +195,13 @@ func (l *Live) Manifest(ctx context.Context, day string) ([]byte, error) {
 // SealedDays is State.SealedDays.
 func (l *Live) SealedDays() []string { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.SealedDays() }
 
+// OpenContactsOfTeam is State.OpenContactsOfTeam.
+func (l *Live) OpenContactsOfTeam(team string) []string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.OpenContactsOfTeam(team)
+}
+
 // LastSeal is State.LastSeal.
 func (l *Live) LastSeal() (string, ledger.Time) {
 	l.mu.RLock()

@@ -323,6 +323,20 @@ func (s *State) Manifest(ctx context.Context, day string) ([]byte, error) {
 	return s.book.manifest(ctx, s.reader, day)
 }
 
+// OpenContactsOfTeam lists, sorted, the open contacts of team: the
+// contacts of active calls that opened in it (its workflow decides them
+// when they close).
+func (s *State) OpenContactsOfTeam(team string) []string {
+	var ids []string
+	for _, c := range s.calls {
+		if ct := s.contacts[c.Contact]; c.Contact != "" && ct != nil && ct.Open && ct.V.Team == team {
+			ids = append(ids, c.Contact)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // SealedDays lists the sealed days in seal order.
 func (s *State) SealedDays() []string { return append([]string{}, s.book.Order...) }
 
