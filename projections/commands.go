@@ -347,7 +347,7 @@ func (s *State) cmdRestart(x *cmdCtx) {
 	} else {
 		ct := s.openOf(c)
 		at := s.notBefore(ct, x.now)
-		s.stopRecording(x.e, ct, at, ledger.EndedByRestart, x.user, &x.eff)
+		s.stopRecording(x.e, ct, at, x.now, ledger.EndedByRestart, x.user, &x.eff)
 		ct.V.Segments = nil
 		ct.SegStart = at
 		if !s.quiet {
@@ -368,7 +368,7 @@ func (s *State) cmdDelete(x *cmdCtx) {
 		return
 	}
 	ct := s.openOf(c)
-	s.stopRecording(x.e, ct, s.notBefore(ct, x.now), ledger.EndedByDelete, x.user, &x.eff)
+	s.stopRecording(x.e, ct, s.notBefore(ct, x.now), x.now, ledger.EndedByDelete, x.user, &x.eff)
 	ct.V.Deleted = true
 	ct.V.Segments = nil
 	ct.V.Metadata = nil

@@ -81,13 +81,16 @@ func (ct *contact) endSegment(end ledger.Time) {
 // pause began, except on a gateway contact: the gateway records through
 // pauses (they are silenced at upload), so its media runs to at and the
 // pause is a silence range of it.
-func (s *State) stopRecording(e *ledger.Envelope, ct *contact, at ledger.Time, endedBy, by string, eff *Effect) {
+func (s *State) stopRecording(e *ledger.Envelope, ct *contact, at, said ledger.Time, endedBy, by string, eff *Effect) {
 	segEnd := at
 	if ct.OpenPause >= 0 {
 		if ct.V.RecordingType != ledger.RecGateway {
 			segEnd = s.pauses.at(ct.OpenPause).Start
 		}
-		s.closePause(e, ct, at, endedBy, by, eff)
+		// The pause ends when the event says (clamped to the pause's
+		// start alone), as a resume does: not at the contact's start
+		// when a sender's clock put that after the pause.
+		s.closePause(e, ct, said, endedBy, by, eff)
 	}
 	ct.endSegment(segEnd)
 }
@@ -101,7 +104,7 @@ func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedB
 	if at = s.notBefore(ct, at); !s.quiet && !at.Equal(was.Time) {
 		eff.Changes = append(eff.Changes, "contact "+ct.V.ContactID+" ends at "+at.String()+", not at "+was.String()+": a contact never ends before what happened on it")
 	}
-	s.stopRecording(e, ct, at, endedBy, by, eff)
+	s.stopRecording(e, ct, at, was, endedBy, by, eff)
 	ct.V.EndedAt = at
 	ct.Open, ct.CallKey, ct.Recording = false, "", ""
 	c.Contact, c.RecSeq, c.open = "", 0, nil

@@ -337,7 +337,13 @@ func (r *scriptRun) call(t *testing.T, d *datadriven.TestData, b *strings.Builde
 	if given {
 		cs.At = ledger.T(at)
 	}
-	eff, _ := r.append(t, ledger.TypeCallSignal, at, cs)
+	// sent= is when the server took it (the envelope's time), when a
+	// feed's clock disagrees with the server's; by default at.
+	sent := at
+	if a, ok := d.Arg("sent"); ok {
+		sent = parseAt(t, a.Vals[0])
+	}
+	eff, _ := r.append(t, ledger.TypeCallSignal, sent, cs)
 	if !r.trace {
 		fmt.Fprintf(b, "%s %s\n", cs.CallID, cs.Type)
 	}
