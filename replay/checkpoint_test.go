@@ -236,23 +236,9 @@ func TestCheckpointerSchedule(t *testing.T) {
 // next start.
 func TestCheckpointerSpacesLongSaves(t *testing.T) {
 	d := writeDay(t, nil)
-	envs := d.envs
 	synctest.Test(t, func(t *testing.T) {
-		live := projections.NewLive(projections.New())
-		rec := &recorder{took: 30 * time.Second}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		c := &replay.Checkpointer{Store: rec, Source: d.store, Live: live, EveryEvents: 10, Every: time.Minute}
-		go func() { done <- c.Run(ctx) }()
-		feed := feeder(live, envs)
-		expect := func(step string, after time.Duration, want ...uint64) {
-			t.Helper()
-			time.Sleep(after)
-			synctest.Wait()
-			if got := rec.seqs(); !equal(got, want) {
-				t.Fatalf("%s: saves at %v, want %v", step, got, want)
-			}
-		}
+		ck := startSlowSaves(t, d)
+		feed, expect := ck.feed, ck.expect
 		start := time.Now()
 		feed(12)
 		expect("the first save, 30 s long", 32*time.Second, 12)
@@ -264,11 +250,8 @@ func TestCheckpointerSpacesLongSaves(t *testing.T) {
 		expect("nine times 30 s after the first save", 4*time.Minute, 12, 25)
 		// Stopping: two events replay far quicker than a 30 s save.
 		feed(27)
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		if got := rec.seqs(); !equal(got, []uint64{12, 25}) {
+		ck.stop()
+		if got := ck.rec.seqs(); !equal(got, []uint64{12, 25}) {
 			t.Fatalf("after stop: saves at %v, want no final save", got)
 		}
 	})
@@ -279,44 +262,61 @@ func TestCheckpointerSpacesLongSaves(t *testing.T) {
 // the sealed day's bytes. The rest applies again after it.
 func TestCheckpointerSavesASealAtOnce(t *testing.T) {
 	d := writeDay(t, nil)
-	envs := d.envs
 	var seal uint64
-	for _, e := range envs {
+	for _, e := range d.envs {
 		if e.Type == ledger.TypeDayClosed {
 			seal = e.Seq
 			break
 		}
 	}
-	if seal < 12 || seal+2 > uint64(len(envs)) {
-		t.Fatalf("the day's seal is at seq %d of %d", seal, len(envs))
+	if seal < 12 || seal+2 > uint64(len(d.envs)) {
+		t.Fatalf("the day's seal is at seq %d of %d", seal, len(d.envs))
 	}
 	synctest.Test(t, func(t *testing.T) {
-		live := projections.NewLive(projections.New())
-		rec := &recorder{took: 30 * time.Second}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		c := &replay.Checkpointer{Store: rec, Source: d.store, Live: live, EveryEvents: 10, Every: time.Minute}
-		go func() { done <- c.Run(ctx) }()
-		feed := feeder(live, envs)
-		expect := func(step string, after time.Duration, want ...uint64) {
-			t.Helper()
-			time.Sleep(after)
-			synctest.Wait()
-			if got := rec.seqs(); !equal(got, want) {
-				t.Fatalf("%s: saves at %v, want %v", step, got, want)
-			}
-		}
+		ck := startSlowSaves(t, d)
+		feed, expect := ck.feed, ck.expect
 		feed(seal - 1)
 		expect("before the seal", 32*time.Second, seal-1)
 		feed(seal)
 		expect("the seal, within the rest", 32*time.Second, seal-1, seal)
 		feed(seal + 2)
 		expect("after it, the rest again", 2*time.Minute, seal-1, seal)
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		ck.stop()
 	})
+}
+
+// slowSaves is a Checkpointer saving every 10 events or every minute into
+// a recorder whose saves take 30 s, run inside a synctest bubble.
+type slowSaves struct {
+	rec    *recorder
+	feed   func(to uint64)                                        // commit d's events up to a seq
+	expect func(step string, after time.Duration, want ...uint64) // after that long, the saves are at want
+	stop   func()                                                 // stop it, and wait
+}
+
+func startSlowSaves(t *testing.T, d *day) slowSaves {
+	t.Helper()
+	live := projections.NewLive(projections.New())
+	rec := &recorder{took: 30 * time.Second}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	c := &replay.Checkpointer{Store: rec, Source: d.store, Live: live, EveryEvents: 10, Every: time.Minute}
+	go func() { done <- c.Run(ctx) }()
+	return slowSaves{rec: rec, feed: feeder(live, d.envs),
+		expect: func(step string, after time.Duration, want ...uint64) {
+			t.Helper()
+			time.Sleep(after)
+			synctest.Wait()
+			if got := rec.seqs(); !equal(got, want) {
+				t.Fatalf("%s: saves at %v, want %v", step, got, want)
+			}
+		},
+		stop: func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}}
 }
 
 // feeder commits envs to live one by one up to a seq, as the store's
