@@ -446,6 +446,12 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 	if o.mismatch.Swap(nil) != nil {
 		o.log.Info("outbox: stream matches the ledger again")
 	}
+	// A tail beyond what was confirmed is the mirror advancing (publishes
+	// whose acks were lost, as in a restart of JetStream): progress,
+	// though this session may publish nothing more.
+	if progressed = tail.seq > o.confirmed.Load(); progressed {
+		o.unstall()
+	}
 	o.confirmed.Store(tail.seq)
 	next := tail.seq + 1
 
@@ -456,24 +462,24 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 			break
 		}
 		if ok, err := o.idle(ctx); !ok {
-			return false, ctx.Err()
+			return progressed, ctx.Err()
 		} else if err != nil {
-			return false, err
+			return progressed, err
 		}
 	}
 	first, err := o.store.Get(ctx, next)
 	if err != nil {
-		return false, err
+		return progressed, err
 	}
 	tctx, cancel = context.WithTimeout(ctx, o.ackTimeout)
 	ack, err := pub.PublishMsg(tctx, o.message(first),
 		jetstream.WithExpectLastSequenceForSubject(tail.last, siteEventsFilter(o.site)))
 	cancel()
 	if err != nil {
-		return false, fmt.Errorf("publish seq %d: %w", first.Seq, err)
+		return progressed, fmt.Errorf("publish seq %d: %w", first.Seq, err)
 	}
 	if err := o.acked(ctx, pendingAck{seq: first.Seq, raw: first.Raw}, ack); err != nil {
-		return false, err
+		return progressed, err
 	}
 	progressed = true
 	next++
@@ -711,10 +717,16 @@ func (o *Outbox) acked(ctx context.Context, p pendingAck, ack *jetstream.PubAck)
 	o.lastSeq, o.lastStreamSeq = p.seq, ack.Sequence
 	o.confirmed.Store(p.seq)
 	o.published.Add(1)
-	if o.stall.Load() != nil {
-		o.stall.Store(nil) // publishing again: no stall, even before this session ends
-	}
+	o.unstall()
 	return nil
+}
+
+// unstall ends a stall: the mirror advanced, even before this session
+// ends.
+func (o *Outbox) unstall() {
+	if o.stall.Load() != nil {
+		o.stall.Store(nil)
+	}
 }
 
 // checkRun makes sure that what landed in the stream after the last
