@@ -102,6 +102,11 @@ type Checkpointer struct {
 	// newest usable checkpoint (FromCheckpoint), a state of its own, never
 	// the live one. nil starts from seq 1.
 	From *projections.State
+	// FromTook is how long reading From took. Until the first save, it
+	// stands for how long a save takes (encoding and storing the same
+	// head): a stop soon after a start with a big head then leaves a
+	// short tail to the next start rather than save it again.
+	FromTook time.Duration
 	// EveryEvents saves once this many events arrived since the last save
 	// (default DefaultCheckpointEvents).
 	EveryEvents uint64
@@ -149,7 +154,7 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 	var rest time.Time // no save before: nine times the last one's duration after it
 	savedSeal, _ := c.Live.LastSeal()
 	failed := false
-	var took time.Duration // the last save's
+	took := c.FromTook // the last save's; until one, reading From's
 	own := c.From
 	if own == nil {
 		own = projections.New()

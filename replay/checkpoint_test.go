@@ -285,6 +285,36 @@ func TestCheckpointerSavesASealAtOnce(t *testing.T) {
 	})
 }
 
+// A stop soon after a start whose checkpoint took seconds to read (a big
+// unsealed day's head) leaves the few events since to the next start: a
+// save of the same head would take about as long. A quick read does not.
+func TestCheckpointerStopSoonAfterABigStart(t *testing.T) {
+	d := writeDay(t, nil)
+	for _, tc := range []struct {
+		read time.Duration
+		want []uint64
+	}{{5 * time.Second, nil}, {50 * time.Millisecond, []uint64{3}}} {
+		synctest.Test(t, func(t *testing.T) {
+			live := projections.NewLive(projections.New())
+			rec := &recorder{}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			c := &replay.Checkpointer{Store: rec, Source: d.store, Live: live, From: projections.New(), FromTook: tc.read,
+				EveryEvents: 1000, Every: time.Hour}
+			go func() { done <- c.Run(ctx) }()
+			feeder(live, d.envs)(3)
+			time.Sleep(2 * time.Second)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if got := rec.seqs(); !equal(got, tc.want) {
+				t.Errorf("read in %s, stopped: saves at %v, want %v", tc.read, got, tc.want)
+			}
+		})
+	}
+}
+
 // slowSaves is a Checkpointer saving every 10 events or every minute into
 // a recorder whose saves take 30 s, run inside a synctest bubble.
 type slowSaves struct {

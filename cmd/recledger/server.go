@@ -287,8 +287,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		// head−replayed, so the first save waits for that many new events.
 		// Its own copy of the state starts from the same checkpoint the
 		// live state did (read again: the live one is not to be shared).
+		read := time.Now()
 		from := replay.FromCheckpoint(workCtx, store)
-		err := (&replay.Checkpointer{Store: store, Source: store, Live: s.live, From: from,
+		err := (&replay.Checkpointer{Store: store, Source: store, Live: s.live, From: from, FromTook: time.Since(read),
 			EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Saved: head - replayed, Logger: log}).Run(workCtx)
 		if err != nil {
 			// Only the final save returns an error. Nothing is lost: the
