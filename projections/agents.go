@@ -85,14 +85,20 @@ func (s *State) login(user, ext string, eff *Effect) {
 // agent logged in on ext.
 func (s *State) detach(user, ext string, eff *Effect) {
 	o := s.agentOf(user)
-	if o.LoggedIn {
-		delete(s.logins, o.Ext)
-	}
-	o.LoggedIn, o.Ext, o.Detached = false, "", true
+	s.leave(o)
+	o.Detached = true
 	eff.Users = append(eff.Users, user)
 	if !s.quiet {
 		eff.Changes = append(eff.Changes, user+" detached from "+ext)
 	}
+}
+
+// leave takes agent a off the extension it is logged in on, if any.
+func (s *State) leave(a *agent) {
+	if a.LoggedIn { // it holds that extension's login
+		delete(s.logins, a.Ext)
+	}
+	a.LoggedIn, a.Ext = false, ""
 }
 
 // logout detaches user from its extension. Its active calls stop being
@@ -115,11 +121,9 @@ func (s *State) logout(e *ledger.Envelope, user string, eff *Effect) {
 		c.User = ""
 	}
 	a.Calls = nil
-	if a.LoggedIn {
-		delete(s.logins, a.Ext)
-	}
 	ext := s.extensionOf(user)
-	a.LoggedIn, a.Ext, a.Detached = false, "", true
+	s.leave(a)
+	a.Detached = true
 	if !s.quiet {
 		eff.Changes = append(eff.Changes, user+" logout "+ext)
 	}

@@ -118,10 +118,8 @@ func (s *State) forgetLogin(id string) bool {
 		return false
 	}
 	was := a.LoggedIn
-	if was && s.logins[a.Ext] == id {
-		delete(s.logins, a.Ext)
-	}
-	a.LoggedIn, a.Ext, a.Detached, a.LastCall = false, "", false, nil
+	s.leave(a)
+	a.Detached, a.LastCall = false, nil
 	return was
 }
 
