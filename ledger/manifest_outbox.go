@@ -300,9 +300,8 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 		switch {
 		case err == nil:
 			o.failing.Store(0)
-			max := o.js.Conn().MaxPayload()
-			o.log.Info("manifest published", mobKeyDay, day, mobKeyBytes, len(body),
-				mobKeyCompressed, max > 0 && int64(len(body))+msgOverhead > max)
+			_, compressed := overPayload(o.js.Conn(), len(body))
+			o.log.Info("manifest published", mobKeyDay, day, mobKeyBytes, len(body), mobKeyCompressed, compressed)
 		case errors.Is(err, ErrConflict):
 			// Another ledger's manifest for that day is in the stream:
 			// retrying cannot help; an operator must look.

@@ -36,12 +36,12 @@ func publishManifest(ctx context.Context, js jetstream.JetStream, site, day stri
 		return fmt.Errorf("publish manifest: day: %w", err)
 	}
 	data, hdr := body, nats.Header{}
-	if max := js.Conn().MaxPayload(); max > 0 && int64(len(body))+msgOverhead > max {
+	if max, over := overPayload(js.Conn(), len(body)); over {
 		z, err := gzipManifest(body)
 		if err != nil {
 			return fmt.Errorf("publish manifest %s: gzip: %w", day, err)
 		}
-		if int64(len(z))+msgOverhead > max {
+		if _, over := overPayload(js.Conn(), len(z)); over {
 			return fmt.Errorf("publish manifest %s: %w: the manifest is %d bytes, %d compressed, the server takes %d; raise its max_payload", day, ErrTooLarge, len(body), len(z), max)
 		}
 		data = z

@@ -350,6 +350,14 @@ func (o *Outbox) Run(ctx context.Context) error {
 // wire's payload: the Nats-Msg-Id header.
 const msgOverhead = 128
 
+// overPayload reports whether a message of n bytes is larger than the
+// server nc is connected to takes, and that server's max_payload (0 when
+// it is not known).
+func overPayload(nc *nats.Conn, n int) (max int64, over bool) {
+	max = nc.MaxPayload()
+	return max, max > 0 && int64(n)+msgOverhead > max
+}
+
 // publisher is the JetStream context the outbox publishes with: its own,
 // on the caller's connection, so its in-flight limit and ack timeout are
 // the outbox's and no one else's pending acks count against them.
@@ -500,7 +508,7 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 		}
 		// No client-side retries: a retried message would land after the
 		// ones sent behind it.
-		if max := o.js.Conn().MaxPayload(); max > 0 && int64(len(e.Raw))+msgOverhead > max {
+		if max, over := overPayload(o.js.Conn(), len(e.Raw)); over {
 			return fmt.Errorf("publish seq %d: %w: the event is %d bytes, the server takes %d; raise its max_payload", e.Seq, ErrTooLarge, len(e.Raw), max)
 		}
 		f, err := pub.PublishMsgAsync(o.message(e), jetstream.WithRetryAttempts(0))
