@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -19,6 +20,12 @@ import (
 type Section struct {
 	Key  string
 	Data []byte
+	// Drop asks SaveCheckpoint to delete the section stored under Key:
+	// the checkpoint being saved no longer names it (the projections
+	// retire a section whose contents moved into another one). It is
+	// deleted in the checkpoint's own transaction, so the checkpoint it
+	// replaces, which may name it, stays whole until then.
+	Drop bool
 }
 
 // SaveCheckpoint stores state as the projections' checkpoint for version
@@ -36,6 +43,7 @@ type Section struct {
 // sections of every other version: they are never read again by this
 // code, and they are as large as the history. (An older program started
 // afterwards finds its checkpoint gone and rebuilds its state by replay.)
+// A section marked Drop is deleted with the checkpoint.
 //
 // It is an ordinary bbolt transaction of its own (one fsync), taken
 // between two of the writer's batches; it never waits for more than the
@@ -58,6 +66,18 @@ func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, 
 		if !strings.HasPrefix(sec.Key, prefix) || len(sec.Key) == len(prefix) {
 			return fmt.Errorf("save checkpoint: %w: section key %q is not under %q", ErrInvalid, sec.Key, prefix)
 		}
+	}
+	var drops []string
+	if slices.ContainsFunc(sections, func(sec Section) bool { return sec.Drop }) {
+		puts := make([]Section, 0, len(sections))
+		for _, sec := range sections {
+			if sec.Drop {
+				drops = append(drops, sec.Key)
+			} else {
+				puts = append(puts, sec)
+			}
+		}
+		sections = puts
 	}
 	put := func(sb *bolt.Bucket, secs []Section) error {
 		for _, sec := range secs {
@@ -105,6 +125,11 @@ func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, 
 		}
 		if err := put(sb, sections); err != nil {
 			return err
+		}
+		for _, k := range drops {
+			if err := sb.Delete([]byte(k)); err != nil {
+				return err
+			}
 		}
 		return cb.Put([]byte(version), v)
 	})

@@ -118,6 +118,46 @@ func TestCheckpointSectionsInParts(t *testing.T) {
 	}
 }
 
+// TestCheckpointDropsSections saves a checkpoint that retires a section
+// stored with the one before: it is deleted with the new checkpoint, and
+// only then. A save that fails (its context done before the checkpoint's
+// transaction) leaves it to the checkpoint that names it.
+func TestCheckpointDropsSections(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Options{})
+	if _, err := s.Append(ctx, cmd("a"), cmd("b")); err != nil {
+		t.Fatal(err)
+	}
+	s.sectionTxBytes = 10 // the new section goes in a part of its own, before the checkpoint
+	old := []Section{{Key: "3/e/1", Data: []byte("entries")}, {Key: "3/c/1/pending", Data: []byte("contacts")}}
+	if err := s.SaveCheckpoint(ctx, "3", 1, []byte("head 1"), old); err != nil {
+		t.Fatal(err)
+	}
+	next := []Section{{Key: "3/m/2026-11-23", Data: []byte("the manifest")}, {Key: "3/p/2", Data: []byte("rows")}, {Key: "3/e/1", Drop: true}}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.SaveCheckpoint(cctx, "3", 2, []byte("head 2"), next); err == nil {
+		t.Fatal("a save with its context done succeeded")
+	}
+	if got, err := s.Section(ctx, "3/e/1"); err != nil || string(got) != "entries" {
+		t.Fatalf("a failed save dropped the section its checkpoint names: %q %v", got, err)
+	}
+	if err := s.SaveCheckpoint(ctx, "3", 2, []byte("head 2"), next); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Section(ctx, "3/e/1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("retired section kept: %v", err)
+	}
+	for _, k := range []string{"3/c/1/pending", "3/m/2026-11-23", "3/p/2"} {
+		if _, err := s.Section(ctx, k); err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+	}
+	if seq, head, err := s.LoadCheckpoint(ctx, "3"); err != nil || seq != 2 || string(head) != "head 2" {
+		t.Fatalf("checkpoint: %d %q %v", seq, head, err)
+	}
+}
+
 // A state larger than a transaction's share is stored in parts, each in
 // a transaction of its own, and read back whole; a later checkpoint
 // removes the parts of the one it replaces, and of other versions.

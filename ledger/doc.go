@@ -44,8 +44,10 @@ each in a transaction of its own (bucket "checkpoint_parts"), before the
 checkpoint naming them. SaveCheckpoint also puts, first, in transactions of at
 most 1 MiB, the last with the checkpoint, the sections the state names (bucket "sections": "VERSION/..." key → bytes,
 written once, never changed): the sealed history the projections keep out
-of the heap and read back with Section. The first checkpoint of a version
-deletes the checkpoints and sections of the others.
+of the heap and read back with Section. A section the saved state no
+longer names (Section.Drop) is deleted in the checkpoint's own
+transaction. The first checkpoint of a version deletes the checkpoints
+and sections of the others.
 
 The Outbox publishes committed envelopes to the RECLEDGER_EVENTS stream in
 seq order; ScanJetStream and CompareJetStream read the mirror back and
