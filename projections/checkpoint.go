@@ -126,6 +126,9 @@ func UnmarshalCheckpoint(ctx context.Context, b []byte, r SectionReader) (*State
 	if err := s.checkStored(ctx, r); err != nil {
 		return nil, fmt.Errorf("unmarshal checkpoint: %w", err)
 	}
+	if err := s.loadKept(ctx, r); err != nil {
+		return nil, fmt.Errorf("unmarshal checkpoint: %w", err)
+	}
 	s.reader = r
 	s.rebuildCaches()
 	return s, nil

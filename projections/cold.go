@@ -16,15 +16,21 @@ import (
 // sizes the section from their average.
 const coldSample = 64
 
-// coldDay holds closed contacts of one sealed day that the fold no longer
-// needs, cooled at one seal, as compact records (see appendCold) in a
-// section (sections.go): the fold's memory grows with the active agents
-// and open contacts, not with the history. Queries decode the records on
-// demand (docs/rules-decisions.md); Min and Max bound the contact ids in
-// it, so that one contact is looked up only where it can be.
+// coolEvery is how many contacts close between two coolings of the day
+// not sealed yet (State.coolPending).
+const coolEvery = 8192
+
+// coldDay holds closed contacts that the fold no longer needs, as compact
+// records (see appendCold) in a section (sections.go): the fold's memory
+// grows with the active agents and open contacts, not with the history.
+// The contacts of a sealed day are cooled at its seal; those of the day
+// not sealed yet, every coolEvery closes (Day empty until the seal that
+// takes them sets it). Queries decode the records on demand
+// (docs/rules-decisions.md); Min and Max bound the contact ids in it, so
+// that one contact is looked up only where it can be.
 type coldDay struct {
-	Day  string `json:"day"`
-	Seal uint64 `json:"seal"` // seq of the seal that cooled them
+	Day  string `json:"day"`  // "" until the day is sealed: each contact's day is its provisional day
+	Seal uint64 `json:"seal"` // seq of the event that cooled them
 	Min  string `json:"min"`
 	Max  string `json:"max"`
 	// First is the earliest start of the day's contacts, so that a query
@@ -34,13 +40,17 @@ type coldDay struct {
 	Sec   section     `json:"sec"` // records, each a uvarint length and the record
 }
 
-// coolDown moves to the cold store every closed contact of a sealed day
-// that no agent's last call and no active call refers to: nothing can
-// change it any more (a tag or metadata after the call reaches only the
-// last call's contact). It runs after each seal (at seq) and cuts one
-// section per day, days in order, contacts in id order.
-func (s *State) coolDown(seq uint64) {
-	keep := map[string]bool{}
+// cooling is a contact being cooled.
+type cooling struct {
+	day, id string
+	ct      *contact
+}
+
+// referenced returns the closed contacts a rule may still change: every
+// agent's last call and the contacts of the active calls (a tag or
+// metadata after the call reaches only the last call's contact).
+func (s *State) referenced() map[string]bool {
+	keep := make(map[string]bool, len(s.agents)+2*len(s.calls))
 	for _, a := range s.agents {
 		if a.LastCall != nil {
 			keep[a.LastCall.ContactID] = true
@@ -49,12 +59,17 @@ func (s *State) coolDown(seq uint64) {
 	for _, c := range s.calls {
 		keep[c.Contact], keep[c.LastContact] = true, true
 	}
+	return keep
+}
+
+// coolDown moves to the cold store every closed contact of a sealed day
+// that is not referenced: nothing can change it any more. It runs after
+// each seal (at seq) and cuts one section per day, days in order,
+// contacts in id order.
+func (s *State) coolDown(seq uint64) {
+	keep := s.referenced()
 	// Each contact with its day, looked up once: sorting by a day found
 	// in the map at each comparison was most of a seal's cost.
-	type cooling struct {
-		day, id string
-		ct      *contact
-	}
 	var all []cooling
 	for id, ct := range s.contacts {
 		if day := s.book.DayOf[id]; !ct.Open && !keep[id] && day != "" {
@@ -73,25 +88,87 @@ func (s *State) coolDown(seq uint64) {
 		for n < len(all) && all[n].day == day {
 			n++
 		}
-		var data []byte
-		var first ledger.Time
-		for i, c := range all[:n] {
-			if i == coldSample && n > 2*coldSample {
-				// Sized once from the first records' (a busy day's
-				// section is tens of MB: grown by doubling, its
-				// copies were a third of a seal's time).
-				data = slices.Grow(data, len(data)/coldSample*(n-i)*9/8)
-			}
-			first = earliest(first, c.ct.V.StartedAt)
-			data = appendCold(data, c.ct)
-			s.pauses.unpin(c.ct.Rows)
-			delete(s.contacts, c.id)
-			delete(s.book.DayOf, c.id)
-		}
-		s.cold = append(s.cold, coldDay{Day: day, Seal: seq, Min: all[0].id, Max: all[n-1].id, First: first,
-			Sec: newSection("c/"+strconv.FormatUint(seq, 10)+"/"+day, data)})
+		s.cool(seq, "c/"+strconv.FormatUint(seq, 10)+"/"+day, day, all[:n])
 		all = all[n:]
 	}
+}
+
+// coolPending moves to the cold store every closed contact of the day not
+// sealed yet that is not referenced, and its manifest entry to a kept
+// section of the book, so that neither the heap nor a checkpoint's head
+// grows with a busy day. The pause rows go into a chunk, as at a seal. It
+// runs, at seq, when the book holds coolEvery more pending contacts than
+// after the last cooling, and cuts one section of each, contacts in id
+// order. The seal takes the sections as they are (State.sealCooled).
+func (s *State) coolPending(seq uint64) {
+	keep := s.referenced()
+	var all []cooling
+	for id := range s.book.Pending {
+		if ct := s.contacts[id]; ct != nil && !ct.Open && !keep[id] {
+			all = append(all, cooling{"", id, ct})
+		}
+	}
+	defer func() { s.book.CoolAt = len(s.book.Pending) + s.coolEvery() }()
+	if len(all) == 0 {
+		return
+	}
+	slices.SortFunc(all, func(a, b cooling) int { return strings.Compare(a.id, b.id) })
+	at := strconv.FormatUint(seq, 10)
+	var entries []byte
+	for i, c := range all {
+		if i == coldSample && len(all) > 2*coldSample {
+			entries = slices.Grow(entries, len(entries)/coldSample*(len(all)-i)*9/8)
+		}
+		entries = appendCooled(entries, c.id, s.book.Pending[c.id])
+		delete(s.book.Pending, c.id)
+	}
+	sec := newSection("e/"+at, entries)
+	sec.keep = true
+	s.book.Cooled = append(s.book.Cooled, sec)
+	s.cool(seq, "c/"+at+"/pending", "", all)
+	s.pauses.compact(seq, func(id string) bool { return s.contacts[id] != nil })
+	// The entries still pending kept the blocks they were cut from alive
+	// (keepEntry): copied into new ones, the old blocks go.
+	s.entries = nil
+	for id, p := range s.book.Pending {
+		if p.Entry != nil {
+			p.Entry = s.keepEntry(p.Entry)
+			s.book.Pending[id] = p
+		}
+	}
+}
+
+// cool cuts the section key of the contacts cs (one day's, day "" for the
+// day not sealed yet, in id order) and forgets them.
+func (s *State) cool(seq uint64, key, day string, cs []cooling) {
+	var data []byte
+	var first ledger.Time
+	for i, c := range cs {
+		if i == coldSample && len(cs) > 2*coldSample {
+			// Sized once from the first records' (a busy day's section
+			// is tens of MB: grown by doubling, its copies were a
+			// third of a seal's time).
+			data = slices.Grow(data, len(data)/coldSample*(len(cs)-i)*9/8)
+		}
+		first = earliest(first, c.ct.V.StartedAt)
+		data = appendCold(data, c.ct)
+		s.pauses.unpin(c.ct.Rows)
+		delete(s.contacts, c.id)
+		delete(s.book.DayOf, c.id)
+	}
+	s.cold = append(s.cold, coldDay{Day: day, Seal: seq, Min: cs[0].id, Max: cs[len(cs)-1].id, First: first, Sec: newSection(key, data)})
+}
+
+// sealCooled gives day to the contacts cooled before its seal, and
+// retires the sections of their manifest entries, which the seal has
+// just read into the day's manifest.
+func (s *State) sealCooled(day string, cooled []section) {
+	for i := range s.cold {
+		if s.cold[i].Day == "" {
+			s.cold[i].Day = day
+		}
+	}
+	s.retire(cooled)
 }
 
 // coldContact finds a contact of the cold store, newest section first;
@@ -153,7 +230,7 @@ func (h *history) eachCold(ctx context.Context, d *coldDay, fn func(*contact) bo
 func (h *history) coldContacts(ctx context.Context, q ledger.ContactQuery, out []ledger.Contact) ([]ledger.Contact, error) {
 	for i := range h.cold {
 		d := &h.cold[i]
-		if q.Day != "" && d.Day != q.Day {
+		if q.Day != "" && d.Day != q.Day && d.Day != "" {
 			continue
 		}
 		var err error
@@ -165,7 +242,7 @@ func (h *history) coldContacts(ctx context.Context, q ledger.ContactQuery, out [
 }
 
 // dayContacts appends to out the views of the contacts of cold section d
-// that match q (but its day).
+// that match q (its day too, when the section's day is not sealed yet).
 func (h *history) dayContacts(ctx context.Context, q ledger.ContactQuery, d *coldDay, out []ledger.Contact) ([]ledger.Contact, error) {
 	var verr error
 	err := h.eachCold(ctx, d, func(ct *contact) bool {
@@ -177,7 +254,9 @@ func (h *history) dayContacts(ctx context.Context, q ledger.ContactQuery, d *col
 			verr = err
 			return false
 		}
-		out = append(out, v)
+		if q.Day == "" || v.Day == q.Day {
+			out = append(out, v)
+		}
 		return true
 	}, "")
 	if err == nil {
@@ -187,7 +266,7 @@ func (h *history) dayContacts(ctx context.Context, q ledger.ContactQuery, d *col
 }
 
 // coldMatches reports whether cold contact ct is one of q's, its day
-// aside (a section is one day's).
+// aside.
 func coldMatches(q ledger.ContactQuery, ct *contact) bool {
 	if q.UserID != "" && ct.V.UserID != q.UserID {
 		return false
@@ -205,25 +284,14 @@ func coldIDIs(rec []byte, id string) bool {
 // appendCold appends the record of the closed contact ct: its length, then
 // the fields of ct.V a closed contact has and its pause rows.
 func appendCold(b []byte, ct *contact) []byte {
-	var r []byte
-	str := func(s string) {
-		r = binary.AppendUvarint(r, uint64(len(s)))
-		r = append(r, s...)
-	}
-	tm := func(t ledger.Time) {
-		if t.IsZero() {
-			r = append(r, 0)
-			return
-		}
-		r = append(r, 1)
-		r = binary.AppendVarint(r, t.UnixMilli())
-	}
+	w := coldWriter{b: b}
+	start := len(b)
 	v := &ct.V
 	for _, s := range [...]string{v.ContactID, v.CallID, v.UserID, v.Extension, v.Team, v.RecordingType, v.Direction, v.ANI, v.DNIS, v.RetainUntil} {
-		str(s)
+		w.str(s)
 	}
-	tm(v.StartedAt)
-	tm(v.EndedAt)
+	w.time(v.StartedAt)
+	w.time(v.EndedAt)
 	var flags byte
 	if v.Deleted {
 		flags |= 1
@@ -234,35 +302,67 @@ func appendCold(b []byte, ct *contact) []byte {
 	if v.Disposition != nil {
 		flags |= 4
 	}
-	r = append(r, flags)
+	w.b = append(w.b, flags)
 	if v.Disposition != nil {
-		str(*v.Disposition)
+		w.str(*v.Disposition)
 	}
-	r = binary.AppendUvarint(r, uint64(len(v.Segments)))
+	w.uint(uint64(len(v.Segments)))
 	for _, sg := range v.Segments {
-		tm(sg.Start)
-		tm(sg.End)
+		w.time(sg.Start)
+		w.time(sg.End)
 	}
-	r = binary.AppendUvarint(r, uint64(len(v.ReasonCodes)))
+	w.uint(uint64(len(v.ReasonCodes)))
 	for _, c := range v.ReasonCodes {
-		str(c)
+		w.str(c)
 	}
-	keys := make([]string, 0, len(v.Metadata))
+	var buf [16]string // a site has at most 10 metadata keys
+	keys := buf[:0]
 	for k := range v.Metadata {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	r = binary.AppendUvarint(r, uint64(len(keys)))
+	w.uint(uint64(len(keys)))
 	for _, k := range keys {
-		str(k)
-		str(v.Metadata[k])
+		w.str(k)
+		w.str(v.Metadata[k])
 	}
-	r = binary.AppendUvarint(r, uint64(len(ct.Rows)))
+	w.uint(uint64(len(ct.Rows)))
 	for _, i := range ct.Rows {
-		r = binary.AppendUvarint(r, uint64(i))
+		w.uint(uint64(i))
 	}
-	b = binary.AppendUvarint(b, uint64(len(r)))
-	return append(b, r...)
+	return w.record(start)
+}
+
+// coldWriter appends the fields of a compact record to b.
+type coldWriter struct{ b []byte }
+
+func (w *coldWriter) uint(x uint64) { w.b = binary.AppendUvarint(w.b, x) }
+
+func (w *coldWriter) str(s string) {
+	w.b = binary.AppendUvarint(w.b, uint64(len(s)))
+	w.b = append(w.b, s...)
+}
+
+func (w *coldWriter) time(t ledger.Time) { w.b = appendColdTime(w.b, t) }
+
+// record puts the length of what was written since start in front of it,
+// as a uvarint, and returns the bytes.
+func (w *coldWriter) record(start int) []byte {
+	n := len(w.b) - start
+	k := uvarintLen(uint64(n))
+	b := slices.Grow(w.b, k)[:len(w.b)+k]
+	copy(b[start+k:], b[start:start+n])
+	binary.PutUvarint(b[start:], uint64(n))
+	return b
+}
+
+// appendColdTime appends t as the compact records hold a time: 0 for
+// zero, else 1 and the varint of its Unix milliseconds.
+func appendColdTime(b []byte, t ledger.Time) []byte {
+	if t.IsZero() {
+		return append(b, 0)
+	}
+	return binary.AppendVarint(append(b, 1), t.UnixMilli())
 }
 
 // coldReader reads the fields appendCold wrote; bad is set on any fault.
@@ -373,15 +473,15 @@ func readCold(rec []byte) (*contact, bool) {
 // checkCold checks the cold sections of a decoded checkpoint.
 func (s *State) checkCold() error {
 	for _, d := range s.cold {
-		if d.Day == "" || d.Min == "" || d.Min > d.Max || d.Sec.Len <= 0 {
+		if d.Min == "" || d.Min > d.Max || d.Sec.Len <= 0 || (d.Day == "" && d.Seal <= s.book.LastSeq) {
 			return fmt.Errorf("cold contacts %s: %w: bad section", d.Sec.Key, ledger.ErrCorrupt)
 		}
 	}
 	return nil
 }
 
-// coldView is the view of a cold contact of day, with its pause rows from
-// the history.
+// coldView is the view of a cold contact of day ("": its day is not
+// sealed yet), with its pause rows from the history.
 func (h *history) coldView(ctx context.Context, ct *contact, day string) (ledger.Contact, error) {
 	rows := make([]ledger.PauseRow, len(ct.Rows))
 	for k, r := range ct.Rows {
@@ -392,7 +492,9 @@ func (h *history) coldView(ctx context.Context, ct *contact, day string) (ledger
 	}
 	v := viewOf(ct, func(k int) ledger.PauseRow { return rows[k] })
 	if v.Disposition != nil {
-		v.Day = day
+		if v.Day = day; day == "" {
+			v.Day = h.days.day(ct.V.EndedAt)
+		}
 	}
 	return v, nil
 }

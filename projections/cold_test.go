@@ -8,6 +8,8 @@ import (
 	"math"
 	"math/rand"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,11 +17,13 @@ import (
 )
 
 // TestColdAnswersLikeMemory folds random ledgers with seals twice, once
-// moving sealed contacts to the cold store and once keeping them all in
-// memory, and checks after every seal that every contact query answers the
-// same; one fold goes through a checkpoint on the way.
+// moving closed contacts to the cold store (every coolN closes, and at
+// each seal) and once keeping them all in memory, and checks after every
+// seal, and between seals, that every contact query answers the same; one
+// fold goes through a checkpoint on the way, and stores its sections.
 func TestColdAnswersLikeMemory(t *testing.T) {
-	cooled, encoded, patched := 0, 0, 0
+	const coolN = 40
+	cooled, encoded, patched, pending, kept := 0, 0, 0, 0, 0
 	for seed := int64(1); seed <= 4; seed++ {
 		g := newEnvGen(t)
 		g.config(genConfig(12, 30))
@@ -46,7 +50,9 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 		g.random(rng, 12, 500)
 		cold, warm := New(), New()
 		warm.noCold = true
+		cold.coolN = coolN
 		stored := memSections{}
+		tripped := false
 		for i := range g.out {
 			e := &g.out[i]
 			if _, err := cold.Apply(e); err != nil {
@@ -55,18 +61,35 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 			if _, err := warm.Apply(e); err != nil {
 				t.Fatal(err)
 			}
-			switch i {
-			case len(g.out) / 2:
+			for _, d := range cold.cold {
+				if d.Day == "" {
+					pending++
+				}
+			}
+			switch {
+			case !tripped && i >= len(g.out)/2 && (len(cold.book.Cooled) > 0 || i > len(g.out)*2/3):
+				// through a checkpoint, with entries cooled on the day
+				// not sealed yet when there are
+				tripped = true
+				kept += len(cold.book.Cooled)
 				cold = roundTrip(t, cold, stored)
-			case len(g.out) * 3 / 4:
+				cold.coolN = coolN
+			case i == len(g.out)*3/4:
 				stored.store(cold) // sections stored, bytes dropped, the fold goes on
 			}
-			if e.Type != ledger.TypeDayClosed && i != len(g.out)-1 {
+			if e.Type != ledger.TypeDayClosed && i != len(g.out)-1 && i%1000 != 999 {
 				continue
 			}
 			sameContacts(t, seed, e.Seq, cold, warm)
 		}
+		stored.store(cold)
+		for k := range stored {
+			if n := strings.Index(k, "/e/"); n >= 0 && !slices.ContainsFunc(cold.book.Cooled, func(c section) bool { return c.Key == k }) {
+				t.Fatalf("seed %d: section %s of entries a seal took is still stored", seed, k)
+			}
+		}
 		straight := New()
+		straight.coolN = coolN
 		for i := range g.out {
 			if _, err := straight.Apply(&g.out[i]); err != nil {
 				t.Fatal(err)
@@ -89,7 +112,11 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 			t.Fatalf("seed %d: %d contacts in memory, as many as without the cold store", seed, len(cold.contacts))
 		}
 	}
-	t.Logf("%d contacts cooled, %d pause rows encoded, %d patched", cooled, encoded, patched)
+	t.Logf("%d sections of contacts cooled, %d pause rows encoded, %d patched; %d sections (counted at each event) of a day not sealed yet; %d sections of cooled entries through a checkpoint",
+		cooled, encoded, patched, pending, kept)
+	if pending == 0 || kept == 0 {
+		t.Fatal("no contact was cooled before its day was sealed, or none through a checkpoint: the test checks nothing of it")
+	}
 	if encoded == 0 || patched == 0 {
 		t.Fatal("no pause row was ever encoded, or closed after it was: the test checks nothing")
 	}

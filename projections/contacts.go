@@ -254,15 +254,34 @@ func (ct *contact) addTag() bool {
 // (ledger.UploadAt): on a day the clocks go back, a contact that ended in
 // the hour repeated after the seal, wall clock before the upload time, is
 // in the next day's manifest all the same.
-func (s *State) provisionalDay(end ledger.Time) string {
-	t := end.In(s.loc)
+func (s *State) provisionalDay(end ledger.Time) string { return s.dayRule().day(end) }
+
+// dayRule is what a contact's provisional day depends on: the site's time
+// zone and upload time, and the last sealed day.
+type dayRule struct {
+	loc       *time.Location
+	uploadMin int
+	last      string // the last sealed day, "" for none
+}
+
+func (s *State) dayRule() dayRule {
+	r := dayRule{loc: s.loc, uploadMin: s.uploadMin}
+	if n := len(s.book.Order); n > 0 {
+		r.last = s.book.Order[n-1]
+	}
+	return r
+}
+
+// day is State.provisionalDay.
+func (r dayRule) day(end ledger.Time) string {
+	t := end.In(r.loc)
 	y, m, d := t.Date()
-	if !end.Before(ledger.UploadAt(y, m, d, s.uploadMin/60, s.uploadMin%60, s.loc)) {
+	if !end.Before(ledger.UploadAt(y, m, d, r.uploadMin/60, r.uploadMin%60, r.loc)) {
 		d++
 	}
 	day := time.Date(y, m, d, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)
-	if n := len(s.book.Order); n > 0 && day <= s.book.Order[n-1] {
-		if last, err := time.Parse(time.DateOnly, s.book.Order[n-1]); err == nil {
+	if r.last != "" && day <= r.last {
+		if last, err := time.Parse(time.DateOnly, r.last); err == nil {
 			return last.AddDate(0, 0, 1).Format(time.DateOnly)
 		}
 	}

@@ -31,7 +31,7 @@ func (s *State) EachContact(ctx context.Context, q ledger.ContactQuery, fn func(
 func (h *history) eachContact(ctx context.Context, q ledger.ContactQuery, mem []ledger.Contact, fn func(*ledger.Contact) error) error {
 	days := make([]*coldDay, 0, len(h.cold))
 	for i := range h.cold {
-		if q.Day == "" || h.cold[i].Day == q.Day {
+		if q.Day == "" || h.cold[i].Day == q.Day || h.cold[i].Day == "" {
 			days = append(days, &h.cold[i])
 		}
 	}

@@ -25,13 +25,14 @@ type history struct {
 	chunks  []pauseChunk
 	patched map[int]*ledger.PauseRow // read only
 	decoded map[int][]ledger.PauseRow
+	days    dayRule // the provisional day of a contact cooled before its day was sealed
 }
 
 // history returns the state's history for one query. With own, it copies
 // what the fold may change (the slices it appends to, the patched map),
 // so that it can be read while the fold goes on.
 func (s *State) history(own bool) *history {
-	h := &history{reader: s.reader, cold: s.cold, chunks: s.pauses.chunks, patched: s.pauses.patched}
+	h := &history{reader: s.reader, cold: s.cold, chunks: s.pauses.chunks, patched: s.pauses.patched, days: s.dayRule()}
 	if own {
 		h.cold, h.chunks, h.patched = clipped(s.cold), clipped(s.pauses.chunks), maps.Clone(s.pauses.patched)
 	}

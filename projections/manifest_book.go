@@ -26,7 +26,9 @@ import (
 // bytes recorded when each contact closed. Its exported fields are part of
 // the checkpoint encoding; every map is encoded with sorted keys.
 type manifestBook struct {
-	Pending   map[string]pendingContact `json:"pending"`   // contact id → closed since the last seal
+	Pending   map[string]pendingContact `json:"pending"`   // contact id → closed since the last seal, in memory
+	Cooled    []section                 `json:"cooled"`    // the entries of the contacts closed since the last seal and cooled (manifest_cooled.go): kept sections
+	CoolAt    int                       `json:"cool_at"`   // len(Pending) at which the fold next cools contacts (State.coolPending)
 	Updates   map[string]pendingUpdate  `json:"updates"`   // contact id → latest change since the last seal, to a contact of a sealed day
 	DayOf     map[string]string         `json:"day_of"`    // contact id → sealed day, for the contacts in memory
 	Order     []string                  `json:"order"`     // sealed days in seal order
@@ -77,6 +79,9 @@ func (b *manifestBook) ensure() {
 			b.sealed[d] = i
 		}
 	}
+	for i := range b.Cooled {
+		b.Cooled[i].keep = true
+	}
 }
 
 // check checks the sealed days of a decoded checkpoint.
@@ -87,6 +92,11 @@ func (b *manifestBook) check() error {
 	for i, m := range b.Manifests {
 		if m.Len <= 0 || m.Key != Version+"/m/"+b.Order[i] {
 			return fmt.Errorf("manifests: %w: section %q for day %s", ledger.ErrCorrupt, m.Key, b.Order[i])
+		}
+	}
+	for _, c := range b.Cooled {
+		if c.Len <= 0 || !strings.HasPrefix(c.Key, Version+"/e/") {
+			return fmt.Errorf("manifests: %w: section %q of cooled entries", ledger.ErrCorrupt, c.Key)
 		}
 	}
 	return nil
@@ -118,7 +128,8 @@ func pending(c ledger.Contact) pendingContact {
 }
 
 // contactUpdatedAt records a change, made by the event at seq, to an
-// already closed contact. A contact still pending is simply re-rendered; a
+// already closed contact (never a cooled one: nothing changes those). A
+// contact still pending is simply re-rendered; a
 // contact of a sealed day becomes a metadata update in the next manifest
 // (only its latest state is kept). A contact that is and stays discarded
 // is not listed: nothing of it is uploaded.
@@ -167,10 +178,21 @@ func (b *manifestBook) dayClosed(e *ledger.Envelope, d ledger.DayClosed, cfg led
 	type closed struct {
 		id string
 		pendingContact
+		cooled bool
 	}
-	all := make([]closed, 0, len(b.Pending))
+	n := len(b.Pending)
+	for i := range b.Cooled {
+		n += countRecords(b.Cooled[i].data)
+	}
+	all := make([]closed, 0, n)
 	for id, p := range b.Pending {
-		all = append(all, closed{id, p})
+		all = append(all, closed{id, p, false})
+	}
+	for i := range b.Cooled {
+		err := eachCooled(&b.Cooled[i], func(id string, p pendingContact) { all = append(all, closed{id, p, true}) })
+		if err != nil {
+			return nil, fmt.Errorf("seal %s: %w", d.Day, err)
+		}
 	}
 	slices.SortFunc(all, func(a, c closed) int {
 		if n := a.EndedAt.Compare(c.EndedAt.Time); n != 0 {
@@ -210,7 +232,9 @@ func (b *manifestBook) dayClosed(e *ledger.Envelope, d ledger.DayClosed, cfg led
 		return nil, fmt.Errorf("seal %s: %w", d.Day, err)
 	}
 	for _, p := range all {
-		b.DayOf[p.id] = d.Day
+		if !p.cooled {
+			b.DayOf[p.id] = d.Day
+		}
 	}
 	b.sealed[d.Day] = len(b.Order)
 	b.Order = append(b.Order, d.Day)
@@ -218,7 +242,8 @@ func (b *manifestBook) dayClosed(e *ledger.Envelope, d ledger.DayClosed, cfg led
 	b.LastAt = e.Time
 	b.LastSeq = e.Seq
 	// The next day is likely as busy: size its map once, not by doubling.
-	b.Pending = make(map[string]pendingContact, len(all))
+	b.Pending = make(map[string]pendingContact, len(b.Pending))
+	b.Cooled, b.CoolAt = nil, 0
 	b.Updates = map[string]pendingUpdate{}
 	return []string{fmt.Sprintf("day %s sealed: %d upload, %d basic_only, %d discard, %d metadata updates",
 		d.Day, m.Counts.Upload, m.Counts.BasicOnly, m.Counts.Discard, m.Counts.MetadataUpdates)}, nil

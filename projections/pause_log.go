@@ -175,24 +175,13 @@ func decodeChunk(c *pauseChunk, b []byte) ([]ledger.PauseRow, error) {
 
 // appendPauseRow appends the compact encoding of r.
 func appendPauseRow(b []byte, r *ledger.PauseRow) []byte {
-	str := func(s string) {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	tm := func(t ledger.Time) {
-		if t.IsZero() {
-			b = append(b, 0)
-			return
-		}
-		b = append(b, 1)
-		b = binary.AppendVarint(b, t.UnixMilli())
-	}
+	w := coldWriter{b: b}
 	for _, s := range [...]string{r.ContactID, r.CallID, r.UserID, r.Extension, r.EndedBy, r.PausedBy, r.ResumedBy, r.Transport, r.OpenEventID, r.CloseEventID} {
-		str(s)
+		w.str(s)
 	}
-	tm(r.Start)
-	tm(r.End)
-	return binary.LittleEndian.AppendUint64(b, math.Float64bits(r.Seconds))
+	w.time(r.Start)
+	w.time(r.End)
+	return binary.LittleEndian.AppendUint64(w.b, math.Float64bits(r.Seconds))
 }
 
 // readPauseRow decodes the row at the start of b and its length; n <= 0

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -29,11 +30,20 @@ var _ SectionReader = (*ledger.Store)(nil)
 // then read them back through the SectionReader. The checkpoint and the
 // digest name a section by key, length and SHA-256, never by its bytes, so
 // neither depends on where the bytes are.
+//
+// A kept section (the manifest entries of contacts cooled before their
+// day is sealed, manifestBook.Cooled) is one the fold itself reads: the
+// state keeps its bytes once stored too, and loads them when it is
+// rebuilt from a checkpoint. When the fold no longer names a section that
+// was stored, it retires it (State.retire): the next checkpoint deletes
+// it from the store.
 type section struct {
-	Key  string `json:"key"`
-	Len  int    `json:"len"`
-	Hash string `json:"sha256"`
-	data []byte // nil once stored
+	Key    string `json:"key"`
+	Len    int    `json:"len"`
+	Hash   string `json:"sha256"`
+	data   []byte // nil once stored, unless kept
+	keep   bool   // the fold reads it: the bytes stay in memory
+	stored bool   // the store has it
 }
 
 // newSection cuts a section of data under key (with the version prefix).
@@ -44,6 +54,18 @@ func newSection(key string, data []byte) section {
 
 // held reports whether the state still holds the bytes.
 func (c *section) held() bool { return c.data != nil }
+
+// unstored reports whether the store does not have the section yet.
+func (c *section) unstored() bool { return c.data != nil && !c.stored }
+
+// markStored records that the store has the section, dropping its bytes
+// unless it is kept.
+func (c *section) markStored() {
+	c.stored = true
+	if !c.keep {
+		c.data = nil
+	}
+}
 
 // load returns the section's bytes: the ones held, or the ones r reads,
 // checked against the length and hash.
@@ -69,11 +91,15 @@ func (c *section) load(ctx context.Context, r SectionReader) ([]byte, error) {
 }
 
 // sections lists every section of the state in the checkpoint's order:
-// the manifests in seal order, the cold contacts, the pause rows.
+// the manifests in seal order, the cooled manifest entries, the cold
+// contacts, the pause rows.
 func (s *State) sections() []*section {
-	out := make([]*section, 0, len(s.book.Manifests)+len(s.cold)+len(s.pauses.chunks))
+	out := make([]*section, 0, len(s.book.Manifests)+len(s.book.Cooled)+len(s.cold)+len(s.pauses.chunks))
 	for i := range s.book.Manifests {
 		out = append(out, &s.book.Manifests[i])
+	}
+	for i := range s.book.Cooled {
+		out = append(out, &s.book.Cooled[i])
 	}
 	for i := range s.cold {
 		out = append(out, &s.cold[i].Sec)
@@ -84,22 +110,37 @@ func (s *State) sections() []*section {
 	return out
 }
 
-// PendingSections returns the sections whose bytes the state still holds,
-// in the checkpoint's order: what a checkpoint of the state must store
+// PendingSections returns the sections the store does not have yet, in
+// the checkpoint's order, and then the stored sections the state retired
+// (Drop set): what a checkpoint of the state must store, and may delete,
 // beside its head. The bytes are shared and never change: read only.
 func (s *State) PendingSections() []ledger.Section {
 	var out []ledger.Section
 	for _, c := range s.sections() {
-		if c.held() {
+		if c.unstored() {
 			out = append(out, ledger.Section{Key: c.Key, Data: c.data})
 		}
+	}
+	for _, k := range s.retired {
+		out = append(out, ledger.Section{Key: k, Drop: true})
 	}
 	return out
 }
 
+// retire records that the state no longer names secs: those the store
+// has are deleted by the next checkpoint (PendingSections).
+func (s *State) retire(secs []section) {
+	for _, c := range secs {
+		if c.stored {
+			s.retired = append(s.retired, c.Key)
+		}
+	}
+}
+
 // SectionsStored tells the state that the sections of keys are stored and
-// readable through r: it drops their bytes, and queries read them back
-// through r from now on. Keys the state does not hold are ignored.
+// readable through r (and the retired ones among keys deleted): it drops
+// their bytes but a kept section's, and queries read them back through r
+// from now on. Keys the state does not know are ignored.
 func (s *State) SectionsStored(r SectionReader, keys []string) {
 	if r == nil || len(keys) == 0 {
 		return
@@ -111,9 +152,10 @@ func (s *State) SectionsStored(r SectionReader, keys []string) {
 	}
 	for _, c := range s.sections() {
 		if stored[c.Key] {
-			c.data = nil
+			c.markStored()
 		}
 	}
+	s.retired = slices.DeleteFunc(s.retired, func(k string) bool { return stored[k] })
 }
 
 // DropStored drops the bytes of every section the state holds that r
@@ -125,7 +167,7 @@ func (s *State) SectionsStored(r SectionReader, keys []string) {
 func (s *State) DropStored(ctx context.Context, r SectionReader) (int, error) {
 	var held []*section
 	for _, c := range s.sections() {
-		if c.held() {
+		if c.unstored() {
 			held = append(held, c)
 		}
 	}
@@ -148,6 +190,22 @@ func (s *State) DropStored(ctx context.Context, r SectionReader) (int, error) {
 	}
 	s.SectionsStored(r, drop)
 	return len(drop), nil
+}
+
+// loadKept reads, through r, the bytes of the kept sections of a state
+// rebuilt from a checkpoint (checked against the checkpoint's hash).
+func (s *State) loadKept(ctx context.Context, r SectionReader) error {
+	for _, c := range s.sections() {
+		if !c.keep || c.held() {
+			continue
+		}
+		b, err := c.load(ctx, r)
+		if err != nil {
+			return err
+		}
+		c.data, c.stored = b, true
+	}
+	return nil
 }
 
 // checkStored checks that r holds every section the state does not, at

@@ -37,7 +37,11 @@ func (m memSections) SectionSizes(_ context.Context, keys []string) ([]int, erro
 func (m memSections) store(s *State) {
 	var keys []string
 	for _, sec := range s.PendingSections() {
-		m[sec.Key] = append([]byte(nil), sec.Data...)
+		if sec.Drop {
+			delete(m, sec.Key)
+		} else {
+			m[sec.Key] = append([]byte(nil), sec.Data...)
+		}
 		keys = append(keys, sec.Key)
 	}
 	s.SectionsStored(m, keys)

@@ -4,9 +4,11 @@
 // events: no wall clock, no randomness, no I/O, no map-order dependence.
 //
 // The sealed history (manifests, cold contacts, encoded pause rows) is cut
-// into immutable sections that a checkpoint stores apart (sections.go); the
-// fold never reads them, and the queries that need them read them back
-// through a SectionReader, with a context.
+// into immutable sections that a checkpoint stores apart (sections.go); so
+// are the contacts of the day not sealed yet that no rule can change any
+// more (cold.go). The fold reads none of them but the cooled manifest
+// entries, which it keeps in memory until the seal; the queries that need
+// the others read them back through a SectionReader, with a context.
 package projections
 
 import (
@@ -19,7 +21,7 @@ import (
 // Version names the checkpoint encoding and the rules it was folded with.
 // Bump it whenever the state's shape or a rule changes, so that old
 // checkpoints are ignored and the state is rebuilt by replay.
-const Version = "8"
+const Version = "9"
 
 // Effect is what one event did: the command's answer (command events only),
 // one human line per state change (for replay --trace), and the users the
@@ -49,6 +51,8 @@ type State struct {
 	quiet    bool          // no Effect.Changes lines (SetQuiet)
 	noResult bool          // no Effect.Result (SetResults)
 	noCold   bool          // tests only: keep every contact and pause row as structs, to check the compact forms' answers
+	coolN    int           // tests only: cool the day not sealed yet every coolN closes, not coolEvery
+	retired  []string      // keys of stored sections the state no longer names, until a checkpoint deletes them; not part of the checkpoint
 
 	// scratch space for decoding, reused by every Apply
 	cmdBuf  ledger.Command
@@ -192,15 +196,18 @@ func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
 		if err = e.Unmarshal(&d); err != nil {
 			return Effect{}, fmt.Errorf("apply: %w", err)
 		}
-		sealed := len(s.book.Order)
+		sealed, cooled := len(s.book.Order), s.book.Cooled
 		ch, err := s.book.dayClosed(e, d, s.cfg)
 		if err != nil {
 			return Effect{}, fmt.Errorf("apply seq %d: %w", e.Seq, err)
 		}
 		eff.Changes = ch
-		if len(s.book.Order) > sealed && !s.noCold {
-			s.coolDown(e.Seq)
-			s.pauses.compact(e.Seq, func(id string) bool { return s.contacts[id] != nil })
+		if len(s.book.Order) > sealed {
+			s.sealCooled(d.Day, cooled)
+			if !s.noCold {
+				s.coolDown(e.Seq)
+				s.pauses.compact(e.Seq, func(id string) bool { return s.contacts[id] != nil })
+			}
 		}
 	case ledger.TypeTimer:
 		var d ledger.TimerFired
@@ -212,7 +219,19 @@ func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
 		return Effect{}, fmt.Errorf("apply seq %d: %w: type %q", e.Seq, ledger.ErrUnknownVersion, e.Type)
 	}
 	s.seq = e.Seq
+	if n := len(s.book.Pending); n >= s.coolEvery() && n >= s.book.CoolAt && !s.noCold {
+		s.coolPending(e.Seq)
+	}
 	return eff, nil
+}
+
+// coolEvery is how many contacts close between two coolings of the day not
+// sealed yet.
+func (s *State) coolEvery() int {
+	if s.coolN > 0 {
+		return s.coolN
+	}
+	return coolEvery
 }
 
 // eventTime is when a command or other server event happened.

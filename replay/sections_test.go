@@ -1,10 +1,13 @@
 package replay_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -328,4 +331,84 @@ func TestSectionsStoredWhileServing(t *testing.T) {
 		t.Fatalf("live at %d of %d, digest equal %v", seq, head, d == want.Digest())
 	}
 	sameAnswers(t, "live after serving", live, want)
+}
+
+// A day busy enough to be cooled before its seal (more closed contacts
+// than a cooling takes), checkpointed as serve does: the checkpoint names
+// the cooled contacts and manifest entries instead of carrying them, a
+// restart from it answers as the state that folded everything, and the
+// seal after the restart cuts the same manifest and deletes the entries'
+// sections from the store with its checkpoint.
+func TestBusyDayCooledBeforeItsSeal(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	store, err := ledger.Open(path, ledger.Options{Now: replaytest.NewClock(replaytest.Start, time.Millisecond).Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	// a day of about 8,900 calls, not sealed yet
+	if _, err := replaytest.Bulk(ctx, store, 62_000, 40, 0); err != nil {
+		t.Fatal(err)
+	}
+	mem, _, err := replay.Run(ctx, store, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []string
+	for _, sec := range mem.PendingSections() {
+		if strings.Contains(sec.Key, "/e/") {
+			entries = append(entries, sec.Key)
+		}
+	}
+	if len(entries) == 0 {
+		t.Fatal("no manifest entries cooled before the seal: the test checks nothing")
+	}
+
+	live := projections.NewLive(mem)
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := (&replay.Checkpointer{Store: store, Source: store, Live: live}).Run(stopped); err != nil {
+		t.Fatal(err)
+	}
+	if sizes, err := store.SectionSizes(ctx, entries); err != nil || slices.Contains(sizes, -1) {
+		t.Fatalf("the checkpoint did not store the cooled entries: %v %v", sizes, err)
+	}
+	loaded, n, err := replay.Load(ctx, store, store)
+	if err != nil || n != 0 || loaded.Digest() != mem.Digest() {
+		t.Fatalf("restart: replayed %d: %v, or its digest differs", n, err)
+	}
+
+	day := replaytest.Start.Format(time.DateOnly)
+	if _, err := store.Append(ctx, replaytest.Seal(day)); err != nil {
+		t.Fatal(err)
+	}
+	after, _, err := replay.Run(ctx, store, replay.Options{From: loaded})
+	if err != nil {
+		t.Fatal(err)
+	}
+	straight, _, err := replay.Run(ctx, store, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(straight.SealedDays()) != 1 || after.Digest() != straight.Digest() {
+		t.Fatalf("sealed %v; the seal after a restart and the straight fold differ", straight.SealedDays())
+	}
+	m1, err1 := after.Manifest(ctx, day)
+	m2, err2 := straight.Manifest(ctx, day)
+	c1, err3 := after.Contacts(ctx, ledger.ContactQuery{Day: day})
+	c2, err4 := straight.Contacts(ctx, ledger.ContactQuery{Day: day})
+	if err := errors.Join(err1, err2, err3, err4); err != nil || !bytes.Equal(m1, m2) || len(c1) < 8000 || !reflect.DeepEqual(c1, c2) {
+		t.Fatalf("the manifest or the contacts of %s differ (%d contacts): %v", day, len(c2), err)
+	}
+	if _, err := replay.Save(ctx, store, after); err != nil {
+		t.Fatal(err)
+	}
+	sizes, err := store.SectionSizes(ctx, entries)
+	if err != nil || slices.ContainsFunc(sizes, func(n int) bool { return n >= 0 }) {
+		t.Fatalf("the entries the seal took are still stored: %v %v", sizes, err)
+	}
+	if again, n, err := replay.Load(ctx, store, store); err != nil || n != 0 || again.Digest() != straight.Digest() {
+		t.Fatalf("restart after the seal: replayed %d: %v, or its digest differs", n, err)
+	}
 }
