@@ -176,8 +176,9 @@ func sameContacts(t *testing.T, seed int64, seq uint64, cold, warm *State) {
 }
 
 // FuzzColdRecords feeds arbitrary bytes to the decoders of the compact
-// forms: they must not panic, and what they accept must survive an encode
-// and decode unchanged.
+// forms (cold contacts, pause rows, cooled manifest entries): they must
+// not panic, and what they accept must survive an encode and decode
+// unchanged.
 func FuzzColdRecords(f *testing.F) {
 	d := ledger.DispositionUpload
 	ct := &contact{V: ledger.Contact{ContactID: "01KAQ", CallID: "c-1", StartedAt: ledger.T(scriptDay), Disposition: &d,
@@ -188,7 +189,24 @@ func FuzzColdRecords(f *testing.F) {
 	f.Add(rec[k:])
 	f.Add(appendPauseRow(nil, &ledger.PauseRow{ContactID: "01KAQ", Start: ledger.T(scriptDay), Seconds: 1.5}))
 	f.Add([]byte{0x80})
+	cooled := appendCooled(nil, "01KAQ", pendingContact{EndedAt: ledger.T(scriptDay), Disposition: d, Entry: []byte(`{"contact_id":"01KAQ"}`)})
+	f.Add(appendCooled(cooled, "01KAR", pendingContact{Disposition: ledger.DispositionDiscard}))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		type rec struct {
+			id string
+			p  pendingContact
+		}
+		var recs []rec
+		if eachCooled(&section{data: b}, func(id string, p pendingContact) { recs = append(recs, rec{id, p}) }) == nil {
+			var again []byte
+			for _, r := range recs {
+				again = appendCooled(again, r.id, r.p)
+			}
+			var back []rec
+			if err := eachCooled(&section{data: again}, func(id string, p pendingContact) { back = append(back, rec{id, p}) }); err != nil || !reflect.DeepEqual(back, recs) {
+				t.Fatalf("cooled entries change through an encode (%v):\n%+v\n%+v", err, recs, back)
+			}
+		}
 		if ct, ok := readCold(b); ok {
 			again := appendCold(nil, ct)
 			_, k := binary.Uvarint(again)
