@@ -186,7 +186,7 @@ func (h *history) coldContact(ctx context.Context, id string) (*contact, string,
 				return false
 			}
 			return true
-		}, id)
+		}, coldKey{id: id})
 		if err != nil {
 			return nil, "", err
 		}
@@ -198,9 +198,9 @@ func (h *history) coldContact(ctx context.Context, id string) (*contact, string,
 }
 
 // eachCold calls fn with each contact of cold section d, while fn returns
-// true. With only set, records of other contacts are skipped without
-// decoding.
-func (h *history) eachCold(ctx context.Context, d *coldDay, fn func(*contact) bool, only string) error {
+// true. The records of contacts other than only's id and user (each when
+// set) are skipped without decoding.
+func (h *history) eachCold(ctx context.Context, d *coldDay, fn func(*contact) bool, only coldKey) error {
 	b, err := h.bytes(ctx, &d.Sec)
 	if err != nil {
 		return err
@@ -212,7 +212,7 @@ func (h *history) eachCold(ctx context.Context, d *coldDay, fn func(*contact) bo
 		}
 		rec := b[k : k+int(n)]
 		b = b[k+int(n):]
-		if only != "" && !coldIDIs(rec, only) {
+		if !only.matches(rec) {
 			continue
 		}
 		ct, ok := readCold(rec)
@@ -258,7 +258,7 @@ func (h *history) dayContacts(ctx context.Context, q ledger.ContactQuery, d *col
 			out = append(out, v)
 		}
 		return true
-	}, "")
+	}, coldKey{user: q.UserID})
 	if err == nil {
 		err = verr
 	}
@@ -274,11 +274,28 @@ func coldMatches(q ledger.ContactQuery, ct *contact) bool {
 	return q.Disposition == "" || (ct.V.Disposition != nil && *ct.V.Disposition == q.Disposition)
 }
 
-// coldIDIs reports whether the record is the contact id's (the id is the
-// record's first field).
-func coldIDIs(rec []byte, id string) bool {
-	n, k := binary.Uvarint(rec)
-	return k > 0 && uint64(len(rec)-k) >= n && string(rec[k:k+int(n)]) == id
+// coldKey picks cold records by the contact id and the user id (each
+// when set), which appendCold writes first and third.
+type coldKey struct{ id, user string }
+
+// matches reports whether the record is of the contact and user of k. It
+// reads only the fields' lengths and the two ids.
+func (k coldKey) matches(rec []byte) bool {
+	if k.id == "" && k.user == "" {
+		return true
+	}
+	for i := 0; i < 3; i++ {
+		n, j := binary.Uvarint(rec)
+		if j <= 0 || uint64(len(rec)-j) < n {
+			return true // malformed: decoded, and refused, by the caller
+		}
+		f := rec[j : j+int(n)]
+		if (i == 0 && k.id != "" && string(f) != k.id) || (i == 2 && k.user != "" && string(f) != k.user) {
+			return false
+		}
+		rec = rec[j+int(n):]
+	}
+	return true
 }
 
 // appendCold appends the record of the closed contact ct: its length, then

@@ -154,6 +154,10 @@ func sameContacts(t *testing.T, seed int64, seq uint64, cold, warm *State) {
 		q = ledger.ContactQuery{Day: d, Disposition: ledger.DispositionUpload, UserID: "u1"}
 		eq("upload contacts of u1 on "+d, contactsOf(t, cold, q), contactsOf(t, warm, q))
 	}
+	for _, u := range []string{"u1", "u3"} {
+		q := ledger.ContactQuery{UserID: u}
+		eq("contacts of "+u, contactsOf(t, cold, q), contactsOf(t, warm, q))
+	}
 	eq("pauses", pausesOf(t, cold, ledger.PauseQuery{}), pausesOf(t, warm, ledger.PauseQuery{}))
 	q := ledger.PauseQuery{UserID: "u2", From: ledger.T(scriptDay.Add(9 * time.Hour)), To: ledger.T(scriptDay.Add(30 * time.Hour))}
 	eq("pauses of u2", pausesOf(t, cold, q), pausesOf(t, warm, q))

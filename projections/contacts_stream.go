@@ -102,7 +102,7 @@ func (h *history) firstStart(ctx context.Context, q ledger.ContactQuery, d *cold
 			first = earliest(first, ct.V.StartedAt)
 		}
 		return true
-	}, "")
+	}, coldKey{user: q.UserID})
 	return first, err
 }
 

@@ -320,6 +320,8 @@ func BenchmarkSealedQueries(b *testing.B) {
 	}{
 		{"contact", func() error { _, err := s.Contact(ctx, id); return err }},
 		{"contacts-of-day", func() error { _, err := s.Contacts(ctx, ledger.ContactQuery{Day: day}); return err }},
+		// one agent's whole history, as GET /v1/contacts?user_id= asks it
+		{"contacts-of-user", func() error { _, err := s.Contacts(ctx, ledger.ContactQuery{UserID: pq.UserID}); return err }},
 		{"manifest", func() error { _, err := s.Manifest(ctx, day); return err }},
 		{"pauses-hour", func() error { _, err := s.Pauses(ctx, pq); return err }},
 		// the whole history, as an export: collected, and streamed (one
