@@ -93,6 +93,15 @@ func (l *Live) SectionsStored(r SectionReader, keys []string) {
 	l.s.SectionsStored(r, keys)
 }
 
+// ShareKept is State.ShareKept: the kept sections share from's bytes.
+// from must not be folded meanwhile (the Checkpointer calls it with its
+// own state, between two of its folds).
+func (l *Live) ShareKept(from *State) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.ShareKept(from)
+}
+
 // Seq is State.Seq.
 func (l *Live) Seq() uint64 { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.Seq() }
 

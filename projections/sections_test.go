@@ -3,8 +3,10 @@ package projections
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -102,4 +104,45 @@ func pausesOf(t testing.TB, s *State, q ledger.PauseQuery) []ledger.PauseRow {
 		return s.EachPause(context.Background(), q, fn)
 	})
 	return out
+}
+
+// Two folds of the same busy day (the server's and the Checkpointer's
+// own) share the bytes of the manifest entries they keep for the seal,
+// and still seal the same day.
+func TestShareKept(t *testing.T) {
+	g := newEnvGen(t)
+	g.config(genConfig(12, 30))
+	g.realistic(rand.New(rand.NewSource(3)), 12, 3000)
+	a, b := New(), New()
+	a.coolN, b.coolN = 40, 40
+	for i := range g.out {
+		for _, s := range []*State{a, b} {
+			if _, err := s.Apply(&g.out[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(a.book.Cooled) < 2 {
+		t.Fatalf("%d sections of cooled entries: the test checks nothing", len(a.book.Cooled))
+	}
+	if n := a.ShareKept(b); n != len(a.book.Cooled) {
+		t.Fatalf("shared %d of %d", n, len(a.book.Cooled))
+	}
+	for i := range a.book.Cooled {
+		if &a.book.Cooled[i].data[0] != &b.book.Cooled[i].data[0] {
+			t.Fatalf("section %s not shared", a.book.Cooled[i].Key)
+		}
+	}
+	if n := a.ShareKept(b); n != 0 {
+		t.Fatalf("shared %d again", n)
+	}
+	g.add(ledger.TypeDayClosed, time.Minute, ledger.DayClosed{Day: g.now.Format(time.DateOnly), By: ledger.SealRequest})
+	for _, s := range []*State{a, b} {
+		if _, err := s.Apply(&g.out[len(g.out)-1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Digest() != b.Digest() || len(a.book.Order) != 1 {
+		t.Fatal("the two folds differ after the seal")
+	}
 }

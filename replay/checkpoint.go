@@ -66,10 +66,12 @@ type CheckpointLoader interface {
 // LiveProjections is what the Checkpointer needs of the server's live
 // state; *projections.Live fits it. Seq must be cheap: it is read every
 // poll. SectionsStored tells the state that sections are stored, so that
-// it drops their bytes.
+// it drops their bytes; ShareKept, that the sections it keeps in memory
+// can share the bytes of the Checkpointer's own state's.
 type LiveProjections interface {
 	Seq() uint64
 	SectionsStored(r projections.SectionReader, keys []string)
+	ShareKept(from *projections.State) int
 	// LastSeal is the last sealed day (and when): a seal is saved at
 	// once, since it shrinks what the next restart reads.
 	LastSeal() (day string, at ledger.Time)
@@ -181,6 +183,7 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 		}
 		saved = sv.Seq
 		c.Live.SectionsStored(c.Store, sv.Sections)
+		c.Live.ShareKept(own)
 		log.Info("checkpoint saved", logKeySeq, sv.Seq, logKeyDigest, sv.Digest, logKeyBytes, sv.HeadBytes, logKeySections, len(sv.Sections),
 			logKeySectionBytes, sv.SectionBytes, logKeyVersion, projections.Version, logKeyTook, time.Since(start).Round(time.Millisecond))
 		return nil
