@@ -174,3 +174,33 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Fatalf("readyz on a closed ledger: %s", r.Raw)
 	}
 }
+
+// A read query with a parameter its endpoint does not take, or one given
+// twice, is refused with the parameter named: a misspelt filter would
+// otherwise be ignored and the answer look like a filtered one.
+func TestReadQueriesRefuseUnknownParameters(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	for _, c := range []struct{ path, field string }{
+		{"/v1/contacts?userid=jdoe", "userid"},
+		{"/v1/contacts?user_id=jdoe&user_id=asmith", "user_id"},
+		{"/v1/contacts?day=2026-11-23&format=csv", "format"},
+		{"/v1/pauses?user=jdoe", "user"},
+		{"/v1/events?after=5", "after"},
+		{"/v1/agents?loggedin=true", "loggedin"},
+		{"/v1/agents/jdoe?x=1", "x"},
+		{"/v1/contacts/01JD000000000000000000000A?verbose=1", "verbose"},
+		{"/v1/manifests/2026-11-23?format=json", "format"},
+		{"/v1/verify?full=1", "full"},
+		{"/v1/digest?seq=3", "seq"},
+	} {
+		r := s.must(400, "GET", c.path, "", "")
+		if r.JSON["reason"] != "invalid_input" || r.JSON["field"] != c.field || !strings.Contains(fmt.Sprint(r.JSON["message"]), c.field) {
+			t.Fatalf("%s: %s", c.path, r.Raw)
+		}
+	}
+	for _, ok := range []string{"/v1/contacts?user_id=jdoe&day=2026-11-23&disposition=upload", "/v1/pauses?user_id=jdoe&format=csv",
+		"/v1/events?after_seq=0&limit=5", "/v1/agents?logged_in=true", "/v1/digest", "/v1/verify"} {
+		s.must(200, "GET", ok, "", "")
+	}
+}
