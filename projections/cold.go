@@ -12,8 +12,8 @@ import (
 	"github.com/recledger/recledger/ledger"
 )
 
-// coldSample is how many of a day's records coolDown writes before it
-// sizes the section from their average.
+// coldSample is how many records of a section are written before it is
+// sized from their average (sizedOnce).
 const coldSample = 64
 
 // coolEvery is how many contacts close between two coolings of the day
@@ -116,9 +116,7 @@ func (s *State) coolPending(seq uint64) {
 	at := strconv.FormatUint(seq, 10)
 	var entries []byte
 	for i, c := range all {
-		if i == coldSample && len(all) > 2*coldSample {
-			entries = slices.Grow(entries, len(entries)/coldSample*(len(all)-i)*9/8)
-		}
+		entries = sizedOnce(entries, i, len(all))
 		entries = appendCooled(entries, c.id, s.book.Pending[c.id])
 		delete(s.book.Pending, c.id)
 	}
@@ -144,12 +142,7 @@ func (s *State) cool(seq uint64, key, day string, cs []cooling) {
 	var data []byte
 	var first ledger.Time
 	for i, c := range cs {
-		if i == coldSample && len(cs) > 2*coldSample {
-			// Sized once from the first records' (a busy day's section
-			// is tens of MB: grown by doubling, its copies were a
-			// third of a seal's time).
-			data = slices.Grow(data, len(data)/coldSample*(len(cs)-i)*9/8)
-		}
+		data = sizedOnce(data, i, len(cs))
 		first = earliest(first, c.ct.V.StartedAt)
 		data = appendCold(data, c.ct)
 		s.pauses.unpin(c.ct.Rows)
@@ -157,6 +150,17 @@ func (s *State) cool(seq uint64, key, day string, cs []cooling) {
 		delete(s.book.DayOf, c.id)
 	}
 	s.cold = append(s.cold, coldDay{Day: day, Seal: seq, Min: cs[0].id, Max: cs[len(cs)-1].id, First: first, Sec: newSection(key, data)})
+}
+
+// sizedOnce grows b, about to take record i of n, once: after the first
+// coldSample records, to their average size times the records left (a
+// busy day's section is tens of MB: grown by doubling, its copies were a
+// third of a seal's time).
+func sizedOnce(b []byte, i, n int) []byte {
+	if i == coldSample && n > 2*coldSample {
+		return slices.Grow(b, len(b)/coldSample*(n-i)*9/8)
+	}
+	return b
 }
 
 // sealCooled gives day to the contacts cooled before its seal, and
