@@ -211,7 +211,7 @@ func (s *State) ShareKept(from *State) int {
 	for i := range s.book.Cooled {
 		c := &s.book.Cooled[i]
 		f := theirs[c.Key]
-		if f == nil || !c.held() || f.Len != c.Len || f.Hash != c.Hash || len(f.data) != c.Len {
+		if f == nil || c.Len == 0 || !c.held() || f.Len != c.Len || f.Hash != c.Hash || len(f.data) != c.Len {
 			continue
 		}
 		if &f.data[0] != &c.data[0] {
