@@ -96,17 +96,25 @@ func (s *State) coolDown(seq uint64) {
 // coolPending moves to the cold store every closed contact of the day not
 // sealed yet that is not referenced, and its manifest entry to a kept
 // section of the book, so that neither the heap nor a checkpoint's head
-// grows with a busy day. The pause rows go into a chunk, as at a seal. It
+// grows with a busy day. The pause rows go into a chunk, as at a seal,
+// up to the first still open. It
 // runs, at seq, when the book holds coolEvery more pending contacts than
 // after the last cooling, and cuts one section of each, contacts in id
 // order. The seal takes the sections as they are (State.sealCooled).
 func (s *State) coolPending(seq uint64) {
 	keep := s.referenced()
+	// Only the pause rows before the first one still open are encoded:
+	// an open row encoded would be patched when it closes, and patched
+	// rows stay in the head for good. A contact with a row after it waits
+	// for a later cooling, or the seal.
+	upTo := s.pauses.firstOpen(s.open)
 	var all []cooling
 	for id := range s.book.Pending {
-		if ct := s.contacts[id]; ct != nil && !ct.Open && !keep[id] {
-			all = append(all, cooling{"", id, ct})
+		ct := s.contacts[id]
+		if ct == nil || ct.Open || keep[id] || (len(ct.Rows) > 0 && ct.Rows[len(ct.Rows)-1] >= upTo) {
+			continue
 		}
+		all = append(all, cooling{"", id, ct})
 	}
 	defer func() { s.book.CoolAt = len(s.book.Pending) + s.coolEvery() }()
 	if len(all) == 0 {
@@ -124,7 +132,7 @@ func (s *State) coolPending(seq uint64) {
 	sec.keep = true
 	s.book.Cooled = append(s.book.Cooled, sec)
 	s.cool(seq, "c/"+at+"/pending", "", all)
-	s.pauses.compact(seq, func(id string) bool { return s.contacts[id] != nil })
+	s.pauses.compact(seq, upTo, func(id string) bool { return s.contacts[id] != nil })
 	// The entries still pending kept the blocks they were cut from alive
 	// (keepEntry): copied into new ones, the old blocks go.
 	s.entries = nil

@@ -23,7 +23,7 @@ import (
 // fold goes through a checkpoint on the way, and stores its sections.
 func TestColdAnswersLikeMemory(t *testing.T) {
 	const coolN = 40
-	cooled, encoded, patched, pending, kept := 0, 0, 0, 0, 0
+	cooled, encoded, patched, pending, kept, coolings := 0, 0, 0, 0, 0, 0
 	for seed := int64(1); seed <= 4; seed++ {
 		g := newEnvGen(t)
 		g.config(genConfig(12, 30))
@@ -31,6 +31,19 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 		g.random(rng, 12, 1500)
 		// then calls handled one after another, a day sealed every 1000 events
 		for d := 1; d <= 4; d++ {
+			if d == 1 {
+				// pauses open while the day is cooled, closed after
+				for u := range 4 {
+					id, ext := fmt.Sprintf("long-%d", u), fmt.Sprintf("%d", 3000+u)
+					g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalRinging, Direction: ledger.DirectionInbound, ANI: "+13125550100", DNIS: "8001"})
+					g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalAnswered})
+					g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "pause", SenderID: fmt.Sprintf("u%d", u), Transport: "finesse"})
+				}
+				g.realistic(rng, 12, len(g.out)+500)
+				for u := range 4 {
+					g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: fmt.Sprintf("long-%d", u), Extension: fmt.Sprintf("%d", 3000+u), Type: ledger.SignalEnded})
+				}
+			}
 			g.realistic(rng, 12, len(g.out)+1000)
 			if d == 3 {
 				// pauses still open across the seal, closed after it
@@ -55,6 +68,7 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 		tripped := false
 		for i := range g.out {
 			e := &g.out[i]
+			encodedBefore := cold.pauses.encoded
 			if _, err := cold.Apply(e); err != nil {
 				t.Fatal(err)
 			}
@@ -64,6 +78,14 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 			for _, d := range cold.cold {
 				if d.Day == "" {
 					pending++
+				}
+			}
+			if e.Type != ledger.TypeDayClosed && cold.pauses.encoded > encodedBefore {
+				coolings++
+				for _, r := range cold.open {
+					if r >= encodedBefore && r < cold.pauses.encoded {
+						t.Fatalf("seed %d seq %d: a cooling encoded pause row %d, still open: it would stay patched for good", seed, e.Seq, r)
+					}
 				}
 			}
 			switch {
@@ -112,9 +134,9 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 			t.Fatalf("seed %d: %d contacts in memory, as many as without the cold store", seed, len(cold.contacts))
 		}
 	}
-	t.Logf("%d sections of contacts cooled, %d pause rows encoded, %d patched; %d sections (counted at each event) of a day not sealed yet; %d sections of cooled entries through a checkpoint",
-		cooled, encoded, patched, pending, kept)
-	if pending == 0 || kept == 0 {
+	t.Logf("%d sections of contacts cooled, %d pause rows encoded, %d patched; %d sections (counted at each event) of a day not sealed yet; %d sections of cooled entries through a checkpoint; %d coolings encoded pause rows",
+		cooled, encoded, patched, pending, kept, coolings)
+	if pending == 0 || kept == 0 || coolings == 0 {
 		t.Fatal("no contact was cooled before its day was sealed, or none through a checkpoint: the test checks nothing of it")
 	}
 	if encoded == 0 || patched == 0 {

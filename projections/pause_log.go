@@ -87,20 +87,23 @@ func (l *pauseLog) ptr(i int) *ledger.PauseRow {
 	return &r
 }
 
-// compact encodes the hot rows into the chunk of the seal at seq, pinning
+// compact encodes the hot rows before row upTo into the chunk of the
+// event at seq (a seal, or a cooling of the day not sealed yet), pinning
 // the rows of the contacts for which inMemory is true.
-func (l *pauseLog) compact(seq uint64, inMemory func(contactID string) bool) {
-	if len(l.hot) == 0 {
+func (l *pauseLog) compact(seq uint64, upTo int, inMemory func(contactID string) bool) {
+	n := min(upTo-l.encoded, len(l.hot))
+	if n <= 0 {
 		return
 	}
+	rows := l.hot[:n]
 	size := 0
-	for i := range l.hot {
-		size += 128 + len(l.hot[i].CallID) + len(l.hot[i].UserID) + len(l.hot[i].PausedBy) + len(l.hot[i].ResumedBy)
+	for i := range rows {
+		size += 128 + len(rows[i].CallID) + len(rows[i].UserID) + len(rows[i].PausedBy) + len(rows[i].ResumedBy)
 	}
 	c := make([]byte, 0, size)
-	start, end, open := l.hot[0].Start, l.hot[0].End, false
-	for i := range l.hot {
-		r := &l.hot[i]
+	start, end, open := rows[0].Start, rows[0].End, false
+	for i := range rows {
+		r := &rows[i]
 		if r.Start.Before(start.Time) {
 			start = r.Start
 		}
@@ -110,20 +113,32 @@ func (l *pauseLog) compact(seq uint64, inMemory func(contactID string) bool) {
 			end = r.End
 		}
 		c = appendPauseRow(c, r)
-		if inMemory(l.hot[i].ContactID) {
+		if inMemory(r.ContactID) {
 			if l.pinned == nil {
 				l.pinned = map[int]ledger.PauseRow{}
 			}
-			l.pinned[l.encoded+i] = l.hot[i]
+			l.pinned[l.encoded+i] = *r
 		}
 	}
 	if open {
 		end = ledger.Time{}
 	}
-	l.chunks = append(l.chunks, pauseChunk{First: l.encoded, Rows: len(l.hot), Start: start, End: end,
+	l.chunks = append(l.chunks, pauseChunk{First: l.encoded, Rows: n, Start: start, End: end,
 		Sec: newSection("p/"+strconv.FormatUint(seq, 10), c)})
-	l.encoded += len(l.hot)
-	l.hot = l.hot[:0]
+	l.encoded += n
+	l.hot = append(l.hot[:0], l.hot[n:]...)
+}
+
+// firstOpen is the index of the first row opened since the last chunk
+// that is still open (open: open event id → index), Len() when none.
+func (l *pauseLog) firstOpen(open map[string]int) int {
+	first := l.Len()
+	for _, i := range open {
+		if i >= l.encoded && i < first {
+			first = i
+		}
+	}
+	return first
 }
 
 // unpin forgets the pinned copies of rows (their contact went cold).

@@ -206,7 +206,7 @@ func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
 			s.sealCooled(d.Day, cooled)
 			if !s.noCold {
 				s.coolDown(e.Seq)
-				s.pauses.compact(e.Seq, func(id string) bool { return s.contacts[id] != nil })
+				s.pauses.compact(e.Seq, s.pauses.Len(), func(id string) bool { return s.contacts[id] != nil })
 			}
 		}
 	case ledger.TypeTimer:
