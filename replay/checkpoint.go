@@ -42,6 +42,9 @@ const (
 	logKeySections     = "sections"
 	logKeySectionBytes = "section_bytes"
 	logKeyTook         = "took"
+	logKeyCatchUp      = "catch_up" // of took: folding the events since the last save
+	logKeyEncode       = "encode"   // of took: encoding the head
+	logKeyStore        = "store"    // of took: writing the sections and the head
 	logKeyEvents       = "events"
 	logKeyErr          = "err"
 	logKeyVersion      = "version"
@@ -174,6 +177,7 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 			}
 			own = st
 		}
+		caughtUp := time.Since(start)
 		if own.Seq() <= saved {
 			return nil
 		}
@@ -185,7 +189,8 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 		c.Live.SectionsStored(c.Store, sv.Sections)
 		c.Live.ShareKept(own)
 		log.Info("checkpoint saved", logKeySeq, sv.Seq, logKeyDigest, sv.Digest, logKeyBytes, sv.HeadBytes, logKeySections, len(sv.Sections),
-			logKeySectionBytes, sv.SectionBytes, logKeyVersion, projections.Version, logKeyTook, time.Since(start).Round(time.Millisecond))
+			logKeySectionBytes, sv.SectionBytes, logKeyVersion, projections.Version, logKeyTook, time.Since(start).Round(time.Millisecond),
+			logKeyCatchUp, caughtUp.Round(time.Millisecond), logKeyEncode, sv.Encode.Round(time.Millisecond), logKeyStore, sv.Store.Round(time.Millisecond))
 		return nil
 	}
 	for {
@@ -248,6 +253,8 @@ type SavedCheckpoint struct {
 	Digest       string   // the state's digest at Seq, as GET /v1/digest gives it
 	Sections     []string // keys of the sections stored with it
 	SectionBytes int
+	Encode       time.Duration // encoding the head
+	Store        time.Duration // SaveCheckpoint: the sections and the head
 }
 
 // Save stores st as the checkpoint of projections.Version at its seq, with
@@ -255,14 +262,17 @@ type SavedCheckpoint struct {
 // stored, so that it drops those bytes.
 func Save(ctx context.Context, store CheckpointSaver, st *projections.State) (SavedCheckpoint, error) {
 	sv := SavedCheckpoint{Seq: st.Seq()}
+	start := time.Now()
 	b, err := st.MarshalCheckpoint()
 	if err != nil {
 		return sv, fmt.Errorf("checkpoint seq %d: %w", sv.Seq, err)
 	}
+	sv.Encode = time.Since(start)
 	secs := st.PendingSections()
 	if err := store.SaveCheckpoint(ctx, projections.Version, sv.Seq, b, secs); err != nil {
 		return sv, fmt.Errorf("checkpoint seq %d: %w", sv.Seq, err)
 	}
+	sv.Store = time.Since(start) - sv.Encode
 	sv.HeadBytes = len(b)
 	sum := sha256.Sum256(b) // what State.Digest is, from the bytes at hand
 	sv.Digest = hex.EncodeToString(sum[:])
