@@ -33,30 +33,14 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 		for d := 1; d <= 4; d++ {
 			if d == 1 {
 				// pauses open while the day is cooled, closed after
-				for u := range 4 {
-					id, ext := fmt.Sprintf("long-%d", u), fmt.Sprintf("%d", 3000+u)
-					g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalRinging, Direction: ledger.DirectionInbound, ANI: "+13125550100", DNIS: "8001"})
-					g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalAnswered})
-					g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "pause", SenderID: fmt.Sprintf("u%d", u), Transport: "finesse"})
-				}
-				g.realistic(rng, 12, len(g.out)+500)
-				for u := range 4 {
-					g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: fmt.Sprintf("long-%d", u), Extension: fmt.Sprintf("%d", 3000+u), Type: ledger.SignalEnded})
-				}
+				pausedCalls(g, "long", func() { g.realistic(rng, 12, len(g.out)+500) })
 			}
 			g.realistic(rng, 12, len(g.out)+1000)
 			if d == 3 {
 				// pauses still open across the seal, closed after it
-				for u := range 4 {
-					id, ext := fmt.Sprintf("open-%d", u), fmt.Sprintf("%d", 3000+u)
-					g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalRinging, Direction: ledger.DirectionInbound, ANI: "+13125550100", DNIS: "8001"})
-					g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalAnswered})
-					g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "pause", SenderID: fmt.Sprintf("u%d", u), Transport: "finesse"})
-				}
-				g.add(ledger.TypeDayClosed, 0, ledger.DayClosed{Day: "2027-01-03", By: ledger.SealSchedule})
-				for u := range 4 {
-					g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: fmt.Sprintf("open-%d", u), Extension: fmt.Sprintf("%d", 3000+u), Type: ledger.SignalEnded})
-				}
+				pausedCalls(g, "open", func() {
+					g.add(ledger.TypeDayClosed, 0, ledger.DayClosed{Day: "2027-01-03", By: ledger.SealSchedule})
+				})
 			}
 			g.add(ledger.TypeDayClosed, 0, ledger.DayClosed{Day: fmt.Sprintf("2027-01-%02d", d), By: ledger.SealSchedule})
 		}
@@ -144,6 +128,21 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 	}
 	if cooled == 0 {
 		t.Fatal("no contact ever went to the cold store: the test checks nothing")
+	}
+}
+
+// pausedCalls answers a call on each of users u0..u3's extensions and
+// pauses it, adds the events of between, then ends the calls.
+func pausedCalls(g *envGen, prefix string, between func()) {
+	for u := range 4 {
+		id, ext := fmt.Sprintf("%s-%d", prefix, u), fmt.Sprintf("%d", 3000+u)
+		g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalRinging, Direction: ledger.DirectionInbound, ANI: "+13125550100", DNIS: "8001"})
+		g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalAnswered})
+		g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "pause", SenderID: fmt.Sprintf("u%d", u), Transport: "finesse"})
+	}
+	between()
+	for u := range 4 {
+		g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: fmt.Sprintf("%s-%d", prefix, u), Extension: fmt.Sprintf("%d", 3000+u), Type: ledger.SignalEnded})
 	}
 }
 
