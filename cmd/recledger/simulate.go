@@ -54,7 +54,7 @@ func (c *SimulateCommand) Run(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Duration, "duration", 0, "stop sending after this long (0 = play the whole day)")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed: each agent's sequence of requests is a pure function of it")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "requests in flight at most (default: --agents)")
-	fs.StringVar(&cfg.Token, "token", "", "bearer token (with command and admin roles) when the server has --tokens")
+	strFlag(fs, &cfg.Token, "token", "RECLEDGER_TOKEN", "bearer token (with the command and admin roles) when the server has --tokens")
 	fs.StringVar(&day, "day", "", "play the calls on `YYYY-MM-DD`, from 08:00Z, through the signals' at member;\n"+
 		"commands keep the server's time, so the two clocks disagree (default: signals carry no time, the server stamps them)")
 	fs.BoolVar(&cfg.SkipSetup, "skip-setup", false, "do not PUT the site configuration (already done)")

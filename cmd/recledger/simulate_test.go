@@ -224,3 +224,33 @@ func getConfig(t *testing.T, base string) string {
 	}
 	return string(b)
 }
+
+// A token without the command role (here, RECLEDGER_TOKEN with admin
+// only): the commands refused at auth append nothing and are not counted
+// as appended, so the ledger check still matches, and the note says why
+// the run did little.
+func TestSimulateCountsRefusalsAtAuth(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens.json")
+	const ops = "ops-token-0123456789"
+	if err := os.WriteFile(tokens, []byte(`{"tokens":[{"name":"ops","token":"`+ops+`","roles":["admin","auditor"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testServeConfig(t.TempDir())
+	cfg.TokensFile = tokens
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2eStop(t, srv)
+	t.Setenv("RECLEDGER_TOKEN", ops)
+	var out, errOut bytes.Buffer
+	cmd := &SimulateCommand{Stdout: &out, Stderr: &errOut}
+	if err := cmd.Run(t.Context(), []string{"--url", "http://" + srv.Addr(), "--agents", "3", "--calls-per-agent", "2", "--no-progress", "--strict"}); err != nil {
+		t.Fatalf("simulate: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"403=", ": MATCH", "refused at auth (401/403) and appended nothing"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -192,10 +192,18 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		c.MetricsAppendedDelta, c.MetricsCommandsDelta = a1-metA0, c1-metC0
 		c.Match = c.Match && c.MetricsAppendedDelta == int64(c.Expected) && c.MetricsCommandsDelta == int64(c.ExpectedCommands)
 	}
-	if !c.Match && c.Note == "" {
+	if n := total.httpErrors["401"] + total.httpErrors["403"]; n > 0 {
+		c.Note = strings.TrimSuffix(fmt.Sprintf("%d requests were refused at auth (401/403) and appended nothing: "+
+			"give --token a token with the command and admin roles; %s", n, c.Note), "; ")
+	} else if !c.Match && c.Note == "" {
 		c.Note = "the server's counts differ from what was sent; other clients writing at the same time also count"
 	}
 	return rep, nil
+}
+
+// refusedAtAuth reports a status the server answers before it appends.
+func refusedAtAuth(status int) bool {
+	return status == http.StatusUnauthorized || status == http.StatusForbidden
 }
 
 // setupFailures describes config requests that were refused, or "".
@@ -309,7 +317,9 @@ func (r *runner) do(ctx context.Context, req Request, t *tally) {
 			outcome = "http_" + strconv.Itoa(resp.StatusCode)
 		}
 		r.count(req, outcome, t)
-		if resp.StatusCode < 500 && req.Appends > 0 {
+		// A refusal at auth appends nothing; any other answer below 500
+		// follows the append (refused commands are audit evidence).
+		if resp.StatusCode < 500 && !refusedAtAuth(resp.StatusCode) && req.Appends > 0 {
 			t.expected += req.Appends
 			t.expectedCmds += req.Appends
 		}
