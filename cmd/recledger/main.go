@@ -44,6 +44,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
+	if len(args) == 2 && args[0] == "help" {
+		args = []string{args[1], "-h"} // `recledger help serve` is `recledger serve -h`
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage()
 		return nil
@@ -67,5 +70,5 @@ func usage() {
 	for _, n := range names {
 		fmt.Fprintln(os.Stderr, "  "+n)
 	}
-	fmt.Fprintln(os.Stderr, "run 'recledger <command> -h' for a command's flags")
+	fmt.Fprintln(os.Stderr, "run 'recledger <command> -h' (or 'recledger help <command>') for a command's flags")
 }

@@ -65,7 +65,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	fs.SetOutput(stderr)
 	data := dataFlag(fs)
 	source := fs.String("source", sourceBolt, "where to read the ledger: bbolt (DIR/"+LedgerFile+", read-only; while a server runs on DIR and --source is not given, its JetStream mirror) or jetstream")
-	natsURL := fs.String("nats", envOr("RECLEDGER_NATS", defaultNATSURL), "NATS URL(s) for --source jetstream (env RECLEDGER_NATS)")
+	natsURL := fs.String("nats", os.Getenv("RECLEDGER_NATS"), "NATS URL(s) for --source jetstream (env RECLEDGER_NATS; default: the mirror of the server running on DIR, as DIR/serving.json names it, else "+defaultNATSURL+")")
 	site := siteFlag(fs)
 	untilS := fs.String("until", "", "stop after the last event with seq ≤ SEQ, id ≤ ULID or time ≤ RFC 3339 time")
 	user := fs.String("user", "", "trace only the events that touched this user id (implies --trace)")
@@ -159,6 +159,9 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	case sourceJetStream:
 		if *fromCheckpoint {
 			fmt.Fprintf(stderr, "replay: --from-checkpoint: the mirror holds no checkpoint; replaying from seq 1\n")
+		}
+		if *natsURL == "" {
+			*natsURL = defaultNATSURL
 		}
 		nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-replay", nil, natsToken(*token)...)
 		if err != nil {

@@ -38,7 +38,7 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fromJS := fs.Bool("from-jetstream", false, "rebuild from the JetStream mirror (required: the only source)")
-	natsURL := fs.String("nats", envOr("RECLEDGER_NATS", defaultNATSURL), "NATS URL(s) (env RECLEDGER_NATS); without it, the data dir's own mirror when it has one")
+	natsURL := fs.String("nats", os.Getenv("RECLEDGER_NATS"), "NATS URL(s) (env RECLEDGER_NATS; default: the data dir's own mirror, DIR/jetstream, when it has one, else "+defaultNATSURL+")")
 	site := siteFlag(fs)
 	data := dataFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -72,6 +72,9 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 		}
 	}
 	if !own {
+		if *natsURL == "" {
+			*natsURL = defaultNATSURL
+		}
 		if nc, js, err = ledger.Connect(ctx, *natsURL, "recledger-restore", nil, natsToken(*token)...); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
