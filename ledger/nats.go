@@ -247,11 +247,22 @@ func (l *natsLogger) emit(level slog.Level, format string, v ...any) {
 }
 
 func (l *natsLogger) Noticef(format string, v ...any) { l.emit(slog.LevelDebug, format, v...) }
-func (l *natsLogger) Warnf(format string, v ...any)   { l.emit(slog.LevelWarn, format, v...) }
 func (l *natsLogger) Fatalf(format string, v ...any)  { l.emit(slog.LevelError, format, v...) }
 func (l *natsLogger) Errorf(format string, v ...any)  { l.emit(slog.LevelError, format, v...) }
 func (l *natsLogger) Debugf(format string, v ...any)  { l.emit(slog.LevelDebug, format, v...) }
 func (l *natsLogger) Tracef(format string, v ...any)  { l.emit(slog.LevelDebug, format, v...) }
+
+// Warnf logs at warning level, except the embedded server's warning
+// about a max_payload over 8 MB: ours is raised on purpose, so that a
+// day's manifest fits in one message (docs/manifests.md), and a warning
+// at every start would teach operators to ignore warnings.
+func (l *natsLogger) Warnf(format string, v ...any) {
+	if strings.HasPrefix(format, "Maximum payloads over ") {
+		l.emit(slog.LevelInfo, format+" (raised on purpose: a day's manifest is one message)", v...)
+		return
+	}
+	l.emit(slog.LevelWarn, format, v...)
+}
 
 // reconnectWait is the pause between reconnect attempts of Connect.
 const reconnectWait = 250 * time.Millisecond

@@ -368,6 +368,20 @@ func TestNATSLogIsPaced(t *testing.T) {
 	}
 }
 
+// TestNATSPayloadWarningIsInfo: the embedded server's warning about a
+// max_payload over 8 MB (ours is raised on purpose) is written as info;
+// its other warnings stay warnings.
+func TestNATSPayloadWarningIsInfo(t *testing.T) {
+	var buf bytes.Buffer
+	l := newNATSLogger(slog.New(slog.NewTextHandler(&buf, nil)))
+	l.Warnf("Maximum payloads over %v are generally discouraged and could lead to poor performance", "8.00 MB")
+	l.Warnf("Filestore [%s] %v", "x", "slow")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "level=INFO") || !strings.Contains(lines[0], "8.00 MB") || !strings.Contains(lines[1], "level=WARN") {
+		t.Errorf("logged:\n%s", buf.String())
+	}
+}
+
 // TestEmbeddedForgetsClosedClients: the embedded server keeps the record
 // of a few closed connections only (embeddedClosedClients), not of 10,000
 // with each one's subscriptions, as nats-server does by default.
