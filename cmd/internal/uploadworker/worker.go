@@ -137,7 +137,15 @@ func Run(ctx context.Context, url string, cfg Config) error {
 		o.InboxPrefix = ledger.InboxFor(ledger.UploadInboxPrefix, ledger.OptionsToken(o, url))
 		return nil
 	})
+	opts = append(opts, nats.ConnectHandler(func(*nats.Conn) {
+		cfg.Logger.Info("upload worker connected", logKeyURL, ledger.RedactURLs(url))
+	}))
 	nc, err := nats.Connect(url, opts...)
+	if err == nil && !nc.IsConnected() {
+		// Said once, so that a worker started before its server is not
+		// silent until the server comes up.
+		cfg.Logger.Info("upload worker waiting for the server's NATS", logKeyURL, ledger.RedactURLs(url))
+	}
 	if errors.Is(err, nats.ErrAuthorization) {
 		return fmt.Errorf("upload-worker: connect: %w: the server has a tokens file: give a token with the upload role (--token or RECLEDGER_TOKEN); the embedded server also takes 64 connections per token at most", err)
 	}

@@ -402,9 +402,15 @@ func uploaded(dest, day string, names []string) func() bool {
 // stop, which checks that it ended cleanly.
 func runWorker(t *testing.T, addr, dest string) (stop func()) {
 	t.Helper()
+	return runWorkerLogged(t, addr, dest, nil)
+}
+
+// runWorkerLogged is runWorker with the worker's log.
+func runWorkerLogged(t *testing.T, addr, dest string, log *slog.Logger) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, "nats://"+addr, testConfig(dest, nil)) }()
+	go func() { done <- Run(ctx, "nats://"+addr, testConfig(dest, log)) }()
 	return func() {
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
@@ -413,16 +419,42 @@ func runWorker(t *testing.T, addr, dest string) (stop func()) {
 	}
 }
 
-// A worker started before the server keeps trying to connect, binds once
-// the server and its stream are up, and uploads.
+// A worker started before the server says it waits, keeps trying to
+// connect, says when it has, binds once the server and its stream are
+// up, and uploads.
 func TestWorkerStartedBeforeTheServer(t *testing.T) {
 	addr, dest := freeAddr(t), t.TempDir()
-	stop := runWorker(t, addr, dest)
+	var logs syncBuffer
+	stop := runWorkerLogged(t, addr, dest, slog.New(slog.NewTextHandler(&logs, nil)))
 	time.Sleep(300 * time.Millisecond) // the worker is trying, with nothing there
+	if got := logs.String(); !strings.Contains(got, "upload worker waiting for the server's NATS") || strings.Contains(got, "upload worker connected") {
+		t.Errorf("before the server, the log: %s", got)
+	}
 	j := ledgertest.StartJetStreamOn(t, addr, testSite)
 	want := publishManifests(t, j.JS, []string{"2026-11-23"}, 3)["2026-11-23"]
 	waitFor(t, "the uploads", 20*time.Second, uploaded(dest, "2026-11-23", want))
 	stop()
+	if got := logs.String(); !strings.Contains(got, "upload worker connected") {
+		t.Errorf("after the server came, the log: %s", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger may write while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // A worker whose consumer is gone (the JetStream store behind its address
