@@ -2,6 +2,11 @@
 GO        ?= go
 BIN       := bin/recledger
 DATA      ?= ./data
+# make run HTTP_ADDR=127.0.0.1:18080 NATS_ADDR=127.0.0.1:14222 moves the
+# ports (empty: serve's own defaults, 8080 and 4222, or RECLEDGER_HTTP and
+# RECLEDGER_NATS_LISTEN).
+HTTP_ADDR ?=
+NATS_ADDR ?=
 PKGS      := ./...
 
 .PHONY: build run test test-race bench bench-e2e fuzz lint clean
@@ -11,7 +16,7 @@ build:
 
 # Serve with the embedded JetStream and the bbolt ledger under ./data.
 run: build
-	$(BIN) serve --data $(DATA)
+	$(BIN) serve --data $(DATA) $(if $(HTTP_ADDR),--http $(HTTP_ADDR)) $(if $(NATS_ADDR),--nats-listen $(NATS_ADDR))
 
 # lint first: go vet, staticcheck, and gofmt of every tracked Go file.
 test: lint
