@@ -52,6 +52,20 @@ func TestConfigAPI(t *testing.T) {
 		}
 	}
 
+	// Numbers past their bounds: once taken, they overflowed (every
+	// pause ended as it opened; retention dates before the contact's day).
+	for _, c := range []struct{ path, body, field string }{
+		{"/v1/config/site", `{"max_pause_seconds":9300000000}`, "site.max_pause_seconds"},
+		{"/v1/config/site", `{"max_pause_seconds":86401}`, "site.max_pause_seconds"},
+		{"/v1/config/teams/sales", `{"retention_days":36501}`, "teams.sales.retention_days"},
+		{"/v1/config/teams/sales", `{"tagged_retention_days":9223372036854775807}`, "teams.sales.tagged_retention_days"},
+	} {
+		r := put(c.path, c.body, 400)
+		if r.str("reason") != "invalid_config" || r.str("field") != c.field {
+			t.Errorf("PUT %s %s: field %q, want %q: %s", c.path, c.body, r.str("field"), c.field, r.Raw)
+		}
+	}
+
 	s.must(404, "DELETE", "/v1/config/users/nobody", "", "")
 	s.must(200, "DELETE", "/v1/config/metadata/k9", "", "")
 	s.must(200, "DELETE", "/v1/config/users/jdoe", "", "")

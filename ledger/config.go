@@ -16,6 +16,19 @@ type Config struct {
 	Users    map[string]User        `json:"users"`
 }
 
+// Bounds of the numbers a configuration holds. Larger values were once
+// taken and overflowed: a max_pause_seconds over 2^63 ns ended every pause
+// as it opened, and a retention of 2^31 days gave dates past year 9999 or
+// before the contact's own day.
+const (
+	// MaxPauseSecondsLimit is the largest max_pause_seconds: a day. A
+	// pause is not expected to outlast the day it is filed under.
+	MaxPauseSecondsLimit = 86_400
+	// MaxRetentionDays is the largest retention_days and
+	// tagged_retention_days: about a hundred years.
+	MaxRetentionDays = 36_500
+)
+
 // Site holds the site-wide settings.
 type Site struct {
 	UploadTime      string `json:"upload_time"`       // "HH:MM", default "23:00"
@@ -208,8 +221,8 @@ func (s Site) Validate(field string) error {
 			return fieldErr(field+".timezone", "unknown time zone %q", s.Timezone)
 		}
 	}
-	if s.MaxPauseSeconds < 0 {
-		return fieldErr(field+".max_pause_seconds", "must be 0 (off) or positive")
+	if s.MaxPauseSeconds < 0 || s.MaxPauseSeconds > MaxPauseSecondsLimit {
+		return fieldErr(field+".max_pause_seconds", "must be 0 (off) or 1..%d seconds (a day), got %d", MaxPauseSecondsLimit, s.MaxPauseSeconds)
 	}
 	return nil
 }
@@ -249,11 +262,11 @@ func (t Team) Validate(field string) error {
 			return fieldErr(f+".percent", "must be 0..100, got %d", c.Percent)
 		}
 	}
-	if t.RetentionDays < 0 {
-		return fieldErr(field+".retention_days", "must not be negative")
+	if t.RetentionDays < 0 || t.RetentionDays > MaxRetentionDays {
+		return fieldErr(field+".retention_days", "must be 0..%d days, got %d", MaxRetentionDays, t.RetentionDays)
 	}
-	if t.TaggedRetentionDays < 0 {
-		return fieldErr(field+".tagged_retention_days", "must not be negative")
+	if t.TaggedRetentionDays < 0 || t.TaggedRetentionDays > MaxRetentionDays {
+		return fieldErr(field+".tagged_retention_days", "must be 0..%d days, got %d", MaxRetentionDays, t.TaggedRetentionDays)
 	}
 	return nil
 }

@@ -174,3 +174,39 @@ func FuzzConfigDocument(f *testing.F) {
 		checkCaches(t, parts, "parts")
 	})
 }
+
+// TestOutOfRangeConfigIsBounded: a ledger written before configuration
+// numbers were bounded may hold a max_pause_seconds and a retention too
+// large for a time.Duration or a four-digit year. The fold bounds them as
+// validation does now: the pause expires a day after it opened, not
+// before, and the retention date is 36,500 days on.
+func TestOutOfRangeConfigIsBounded(t *testing.T) {
+	g := newEnvGen(t)
+	c := genConfig(4, 9_300_000_000)
+	a := c.Teams["a"]
+	a.TaggedRetentionDays = 1<<31 - 1
+	c.Teams["a"] = a
+	g.config(c)
+	g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: "c-1", Extension: "3000", Type: ledger.SignalRinging, Direction: ledger.DirectionInbound, ANI: "+13125550100"})
+	g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: "c-1", Extension: "3000", Type: ledger.SignalAnswered})
+	g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "tag", SenderID: "u0", Transport: "cad"})
+	paused := g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "pause", SenderID: "u0", Transport: "cad"})
+	s := New()
+	for i := range g.out {
+		if _, err := s.Apply(&g.out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tm, ok := s.NextTimer()
+	if want := paused.Time.Add(ledger.MaxPauseSecondsLimit * time.Second); !ok || !tm.Due.Equal(want) {
+		t.Fatalf("next timer %+v %v, want due %s", tm, ok, want)
+	}
+	if _, err := s.Apply(g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: "c-1", Extension: "3000", Type: ledger.SignalEnded})); err != nil {
+		t.Fatal(err)
+	}
+	cs := contactsOf(t, s, ledger.ContactQuery{})
+	want := scriptDay.AddDate(0, 0, ledger.MaxRetentionDays).Format(time.DateOnly)
+	if len(cs) != 1 || cs[0].RetainUntil != want {
+		t.Fatalf("contacts %+v, want one retained until %s", cs, want)
+	}
+}

@@ -353,7 +353,9 @@ func (s *State) LastSeal() (day string, at ledger.Time) {
 // its value when that is later (a pause open before it had lasted too
 // long expires at the change); ties by open event id.
 func (s *State) NextTimer() (ledger.TimerFired, bool) {
-	max := s.cfg.Site.MaxPauseSeconds
+	// Bounded as configuration is validated now: a ledger written before
+	// that may hold a larger value, which overflowed the due time.
+	max := min(s.cfg.Site.MaxPauseSeconds, ledger.MaxPauseSecondsLimit)
 	if max <= 0 || len(s.open) == 0 {
 		return ledger.TimerFired{}, false
 	}
