@@ -42,6 +42,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit = min(limit, maxEventsLimit)
+	// seq is gapless and only grows: a cursor beyond the head comes from
+	// another ledger (or one restored short of it), and an empty page
+	// that hands it back would skip every event up to it unseen.
+	if head, _ := s.events.Head(); after > head {
+		s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidInput,
+			fmt.Sprintf("after_seq %d is beyond the ledger's head, seq %d: this cursor is not from this ledger", after, head)).with("field", "after_seq"))
+		return
+	}
 	var b bytes.Buffer
 	b.WriteString(`{"events":[`)
 	next, n := after, uint64(0)

@@ -193,6 +193,13 @@ func TestReadQueriesRefuseUnknownParameters(t *testing.T) {
 		{"/v1/manifests/2026-11-23?format=json", "format"},
 		{"/v1/verify?full=1", "full"},
 		{"/v1/digest?seq=3", "seq"},
+		// What url.Values drops silently: a ; separator, a bad escape.
+		{"/v1/contacts?user_id=jdoe;", "query"},
+		{"/v1/agents?logged_in=true;", "query"},
+		{"/v1/events?limit=1;after_seq=5", "query"},
+		{"/v1/pauses?user_id=%zz", "query"},
+		// A cursor beyond the head is not from this ledger.
+		{"/v1/events?after_seq=999999", "after_seq"},
 	} {
 		r := s.must(400, "GET", c.path, "", "")
 		if r.JSON["reason"] != "invalid_input" || r.JSON["field"] != c.field || !strings.Contains(fmt.Sprint(r.JSON["message"]), c.field) {
@@ -200,7 +207,9 @@ func TestReadQueriesRefuseUnknownParameters(t *testing.T) {
 		}
 	}
 	for _, ok := range []string{"/v1/contacts?user_id=jdoe&day=2026-11-23&disposition=upload", "/v1/pauses?user_id=jdoe&format=csv",
-		"/v1/events?after_seq=0&limit=5", "/v1/agents?logged_in=true", "/v1/digest", "/v1/verify"} {
+		"/v1/events?after_seq=0&limit=5", "/v1/agents?logged_in=true", "/v1/digest", "/v1/verify",
+		// API.md's template: an empty filter is no filter.
+		"/v1/contacts?user_id=&day=2026-11-23&disposition="} {
 		s.must(200, "GET", ok, "", "")
 	}
 }

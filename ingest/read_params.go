@@ -3,6 +3,7 @@ package ingest
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -27,7 +28,13 @@ func onlyParams(r *http.Request, names []string) error {
 	if r.URL.RawQuery == "" {
 		return nil
 	}
-	q := r.URL.Query()
+	// url.Values' Query drops what it cannot parse: "user_id=jdoe;" would
+	// be read as no user_id at all, and answered with everyone's contacts.
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return newError(http.StatusBadRequest, reasonInvalidInput,
+			fmt.Sprintf("malformed query string: %v (parameters are separated by &, and %% is followed by two hex digits)", err)).with("field", "query")
+	}
 	keys := make([]string, 0, len(q))
 	for k := range q {
 		keys = append(keys, k)
