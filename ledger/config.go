@@ -278,13 +278,33 @@ func (u User) Validate(field string) error {
 	default:
 		return fieldErr(field+".recording", "must be desktop, server, network or gateway, got %q", u.Recording)
 	}
-	if u.Extension != "" && !pattern.MatchString(u.Extension) {
-		return fieldErr(field+".extension", "extension %q may hold only digits, + and #", u.Extension)
+	if u.Extension != "" && !ValidExtension(u.Extension) {
+		return fieldErr(field+".extension", "extension %q may hold only digits, + and # (at most %d)", u.Extension, MaxExtensionLen)
 	}
 	if strings.TrimSpace(u.Team) == "" {
 		return fieldErr(field+".team", "is required")
 	}
 	return nil
+}
+
+// MaxExtensionLen is the longest extension a user is configured with or
+// logs in to.
+const MaxExtensionLen = 32
+
+// ValidExtension reports whether ext is an extension a user may be
+// configured with or log in to: 1 to MaxExtensionLen digits, + and #.
+// (Until 2026-11-30 a configured one could hold the * of a pattern too,
+// and a login took any text.)
+func ValidExtension(ext string) bool {
+	if ext == "" || len(ext) > MaxExtensionLen {
+		return false
+	}
+	for i := 0; i < len(ext); i++ {
+		if c := ext[i]; (c < '0' || c > '9') && c != '+' && c != '#' {
+			return false
+		}
+	}
+	return true
 }
 
 // MatchPattern reports whether s matches p, where * matches any run of

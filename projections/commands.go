@@ -39,6 +39,7 @@ const (
 	ReasonUnknownUser      = "unknown_user"
 	ReasonWrongPeripheral  = "wrong_peripheral"
 	ReasonMissingExtension = "missing_extension"
+	ReasonInvalidExtension = "invalid_extension"
 	ReasonInvalidMetadata  = "invalid_metadata"
 	ReasonNoKnownKeys      = "no_known_keys"
 	ReasonUnknownCommand   = "unknown_command"
@@ -386,6 +387,13 @@ func (s *State) cmdLogin(x *cmdCtx) {
 	if x.d.Extension == "" {
 		x.outcome(ledger.OutcomeRejected, ReasonMissingExtension)
 		x.r.Message = "login needs an extension"
+		return
+	}
+	if !ledger.ValidExtension(x.d.Extension) {
+		// No call would ever match "3450 " or a line of text: the agent
+		// would be detached from its real extension, its calls unrecorded.
+		x.outcome(ledger.OutcomeRejected, ReasonInvalidExtension)
+		x.r.Message = "login extension " + strconv.Quote(x.d.Extension) + " may hold only digits, + and # (at most " + strconv.Itoa(ledger.MaxExtensionLen) + ")"
 		return
 	}
 	s.login(x.user, x.d.Extension, &x.eff)
