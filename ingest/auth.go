@@ -170,6 +170,10 @@ func (t *Tokens) authorize(r *http.Request, want Role) (string, error) {
 	if t == nil {
 		return "", nil
 	}
+	if hs := r.Header.Values("Authorization"); len(hs) > 1 {
+		// Which one would count is a guess a client should not rely on.
+		return "", newError(http.StatusUnauthorized, reasonUnauthorized, fmt.Sprintf("%d Authorization headers: send one", len(hs)))
+	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, _ := strings.Cut(h, " ")
 		if !strings.EqualFold(scheme, "Bearer") || tok == "" {

@@ -45,12 +45,17 @@ func TestAuthorize(t *testing.T) {
 		{"CAD network lacks admin", "10.1.2.3:5000", "", RoleAdmin, 403, ""},
 		{"unnamed network", "192.168.7.20:1", "", RoleAuditor, 200, "net:192.168.7.0/24"},
 		{"unknown network", "172.16.0.1:5000", "", RoleCommand, 401, ""},
+		// two headers (one per line here): neither counts
+		{"two headers", "203.0.113.9:5000", "Bearer audit-token-0123456789ab\nBearer finesse-token-0123456789", RoleCommand, 401, ""},
+		{"two headers, granted network", "10.1.2.3:5000", "Bearer finesse-token-0123456789\nBearer finesse-token-0123456789", RoleCommand, 401, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/", nil)
 			r.RemoteAddr = tc.remote
 			if tc.header != "" {
-				r.Header.Set("Authorization", tc.header)
+				for h := range strings.SplitSeq(tc.header, "\n") {
+					r.Header.Add("Authorization", h)
+				}
 			}
 			p, err := tok.authorize(r, tc.role)
 			if got := statusOf(err); got != tc.status || p != tc.principal {
