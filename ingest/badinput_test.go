@@ -33,6 +33,9 @@ func TestBadInput(t *testing.T) {
 	if cmds, _ := r.JSON["commands"].([]any); len(cmds) != 15 || !strings.Contains(r.str("message"), "pauseurl") {
 		t.Fatalf("unknown command body: %s", r.Raw)
 	}
+	for _, p := range []string{"/recordingcontrols/rest", "/recordingcontrols/rest/"} {
+		check(s.do("POST", p, "application/x-www-form-urlencoded", "sender_id=jdoe"), 404, "unknown_command", false)
+	}
 	check(s.form("pause", "sender_id=nobody"), 404, "unknown_user", true)
 	check(s.form("login", "sender_id=jdoe&peripheral_id=5001"), 400, "missing_extension", true)
 	check(s.form("login", "sender_id=jdoe&peripheral_id=5001&extension=3450%20"), 400, "invalid_extension", true)

@@ -209,6 +209,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc(commandPathPrefix+"{command}", s.handleCommand)
 	mux.HandleFunc(commandPathPrefix, s.handleCommand) // no command, or a path below one: 404 with the list
+	// Without the slash too: ServeMux would redirect it there, with an
+	// HTML body a desktop's HTTP action neither follows nor reads.
+	mux.HandleFunc(strings.TrimSuffix(commandPathPrefix, "/"), s.handleCommand)
 	mux.HandleFunc("POST /v1/calls/events", s.handleCalls)
 
 	mux.HandleFunc("GET /v1/config", s.admin(s.handleGetConfig))
