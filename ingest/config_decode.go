@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -18,12 +20,30 @@ import (
 // `unknown field "upload_tme"` without saying where; an administrator
 // wants "site.upload_tme" (API.md §4: "the field at fault").
 func decodeConfigPart(b []byte, root string, v any) error {
+	at := func(p string) string {
+		if f := joinPath(root, p); f != "" {
+			return f
+		}
+		return "document"
+	}
+	// What encoding/json would take and an administrator did not mean: a
+	// body that is not UTF-8 (read with U+FFFD in place of its letters),
+	// null for the whole part (every setting at its default), a member
+	// given twice (the last would win).
+	if !utf8.Valid(b) {
+		return &ledger.FieldError{Field: at(""), Message: "is not UTF-8 (RFC 8259)"}
+	}
+	if string(bytes.TrimSpace(b)) == "null" {
+		return &ledger.FieldError{Field: at(""), Message: "must be a JSON object, got null (DELETE removes a part)"}
+	}
+	if p, ok := duplicateMember(b); ok {
+		return &ledger.FieldError{Field: at(p), Message: "is given twice"}
+	}
 	err := decodeStrict(b, v)
 	if err == nil {
 		// encoding/json also takes "Team" for "team", and the last of two
 		// members of one name: neither is how a setting is written.
-		var doc any
-		if json.Unmarshal(b, &doc) == nil {
+		if doc, err := decodeNumbers(b); err == nil {
 			if p, m, ok := badMember(doc, reflect.TypeOf(v)); ok {
 				return &ledger.FieldError{Field: joinPath(root, p), Message: m}
 			}
@@ -31,15 +51,19 @@ func decodeConfigPart(b []byte, root string, v any) error {
 		return nil
 	}
 	field, msg := root, "not a valid document: "+err.Error()
-	var doc any
 	var te *json.UnmarshalTypeError
+	doc, docErr := decodeNumbers(b)
 	switch {
-	case json.Unmarshal(b, &doc) != nil: // not JSON: no member to name
+	case docErr != nil: // not JSON: no member to name
 	case errors.As(err, &te) || strings.HasPrefix(err.Error(), "json: unknown field "):
 		if p, m, ok := badMember(doc, reflect.TypeOf(v)); ok {
 			field, msg = joinPath(root, p), m
 		} else if te != nil && te.Field != "" {
 			field, msg = joinPath(root, te.Field), "must be a JSON "+jsonKind(te.Type)+", got a JSON "+te.Value
+			if jsonKind(te.Type) == "number" {
+				// 1.5 or 1e400 for a count: the kind is right, the number is not.
+				msg = "must be a whole number that fits, got " + strings.TrimPrefix(te.Value, "number ")
+			}
 		}
 	}
 	if field == "" {
@@ -99,6 +123,62 @@ func badMember(doc any, t reflect.Type) (path, msg string, ok bool) {
 	return "", "", false
 }
 
+// decodeNumbers decodes b into any, numbers as json.Number (a number too
+// large for a float64, 1e400, is still a number to name).
+func decodeNumbers(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var doc any
+	err := dec.Decode(&doc)
+	return doc, err
+}
+
+// duplicateMember finds the first member given twice in one object of
+// the JSON value b, and returns its dotted path; ok is false when there
+// is none, or b is not JSON (the decoder says so then).
+func duplicateMember(b []byte) (path string, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var walk func(p string) (string, bool, error)
+	walk = func(p string) (string, bool, error) {
+		t, err := dec.Token()
+		if err != nil {
+			return "", false, err
+		}
+		switch t {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return "", false, err
+				}
+				k, _ := kt.(string)
+				if seen[k] {
+					return joinPath(p, k), true, nil
+				}
+				seen[k] = true
+				if q, dup, err := walk(joinPath(p, k)); dup || err != nil {
+					return q, dup, err
+				}
+			}
+			_, err = dec.Token()
+			return "", false, err
+		case json.Delim('['):
+			for i := 0; dec.More(); i++ {
+				if q, dup, err := walk(joinPath(p, "["+strconv.Itoa(i)+"]")); dup || err != nil {
+					return q, dup, err
+				}
+			}
+			_, err = dec.Token()
+			return "", false, err
+		}
+		return "", false, nil
+	}
+	path, ok, _ = walk("")
+	return path, ok
+}
+
 // kindOf names the JSON kind of a decoded value.
 func kindOf(v any) string {
 	switch v.(type) {
@@ -106,7 +186,7 @@ func kindOf(v any) string {
 		return "string"
 	case bool:
 		return "boolean"
-	case float64:
+	case float64, json.Number:
 		return "number"
 	case []any:
 		return "array"

@@ -1,8 +1,11 @@
 package ingest
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -24,14 +27,54 @@ func TestDecodeConfigPartNamesTheField(t *testing.T) {
 		{"site", `{"upload_time":`, "site", &ledger.Site{}},
 		{"users.x", `{"Team":"t2","name":"X","recording":"desktop"}`, "users.x.Team", &ledger.User{}}, // a setting in another case
 		{"", `{"teams":{"t2":{"Archive":true}}}`, "teams.t2.Archive", &ledger.Config{}},
+		// what encoding/json takes and an administrator did not mean
+		{"metadata.k10", `{"type":"text","type":"date"}`, "metadata.k10.type", &ledger.MetadataKey{}},
+		{"", `{"teams":{"t2":{"archive":true},"t2":{}}}`, "teams.t2", &ledger.Config{}},
+		{"", `{"teams":{"t2":{"classifiers":[{"percent":5,"percent":6}]}}}`, "teams.t2.classifiers[0].percent", &ledger.Config{}},
+		{"teams.sales", `null`, "teams.sales", &ledger.Team{}},
+		{"", ` null `, "document", &ledger.Config{}},
+		{"users.x", "{\"name\":\"caf\xe9\",\"team\":\"t\",\"recording\":\"desktop\"}", "users.x", &ledger.User{}},
+		// a number of the right kind but not a count
+		{"teams.sales", `{"retention_days":1e400}`, "teams.sales.retention_days", &ledger.Team{}},
+		{"teams.sales", `{"retention_days":1.5}`, "teams.sales.retention_days", &ledger.Team{}},
 	} {
 		err := decodeConfigPart([]byte(c.doc), c.root, c.v)
 		var fe *ledger.FieldError
 		if !errors.As(err, &fe) || fe.Field != c.field || !errors.Is(err, ledger.ErrInvalid) {
 			t.Errorf("%s under %q: %v, want the field %s", c.doc, c.root, err, c.field)
 		}
+		if err != nil && strings.Contains(err.Error(), "Go struct") {
+			t.Errorf("%s: the message speaks of Go: %v", c.doc, err)
+		}
 	}
 	if err := decodeConfigPart([]byte(`{"site":{"upload_time":"22:00"}}`), "", &ledger.Config{}); err != nil {
 		t.Errorf("a valid document: %v", err)
 	}
+}
+
+// FuzzDecodeConfigPart: any body gives either a configuration or a field
+// error (never a panic, never another error); what is taken is valid
+// UTF-8 JSON with no member given twice.
+func FuzzDecodeConfigPart(f *testing.F) {
+	for _, s := range []string{`{"site":{"upload_time":"23:00"},"teams":{"t":{"classifiers":[{"percent":5}]}}}`,
+		`{"a":1,"a":2}`, `null`, `{"teams":{"t":{"retention_days":1e400}}}`, "{\"users\":{\"x\":{\"name\":\"\xe9\"}}}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c ledger.Config
+		err := decodeConfigPart(b, "", &c)
+		if err != nil {
+			var fe *ledger.FieldError
+			if !errors.As(err, &fe) || fe.Field == "" || !errors.Is(err, ledger.ErrInvalid) {
+				t.Fatalf("%q: %v is not a field error", b, err)
+			}
+			return
+		}
+		if !json.Valid(b) || !utf8.Valid(b) {
+			t.Fatalf("%q taken", b)
+		}
+		if p, dup := duplicateMember(b); dup {
+			t.Fatalf("%q taken with %s twice", b, p)
+		}
+	})
 }
