@@ -12,8 +12,9 @@ import (
 )
 
 // Card-number masking (RULES.md "Metadata"): a run of 13–19 digits, with
-// spaces or dashes allowed between them, that passes the Luhn check is a
-// card number and never reaches the ledger in clear.
+// spaces, dashes or grouping punctuation (cardPunct) allowed between them,
+// that passes the Luhn check is a card number and never reaches the
+// ledger in clear.
 //
 // A run is a maximal stretch of digits in which digits may be separated by
 // any number of separators. A run holds a card number when any 13–19 of
@@ -41,6 +42,15 @@ import (
 // and circled digits ("⁴", "④") to digits, and a number written with an
 // exponent ("4.111111111111111e15", as JSON may) as its digits. A card
 // number typed with any of them is still one.
+
+// cardPunct is the ASCII punctuation that may group a card number's
+// digits besides spaces and dashes: "4111.1111.1111.1111",
+// "4111/1111/…", "4111,1111,…", "4111_1111_…", "(4111) 1111 …". RULES.md
+// names spaces and dashes; the ledger cannot forget a card number it was
+// given, so a value that reads as one to a person is masked (full-width
+// forms fold to these by NFKC). An amount or a date has too few digits to
+// be taken for one.
+const cardPunct = "./,_()"
 
 const (
 	cardMinDigits = 13
@@ -261,10 +271,13 @@ func cardDigit(r rune) (byte, bool) {
 }
 
 // cardSeparator reports whether r may stand between a card number's
-// digits: a space or a dash of any kind, or an invisible format character.
+// digits: a space or a dash of any kind, an invisible format character,
+// or the punctuation people group digits with (cardPunct).
 func cardSeparator(r rune) bool {
 	switch {
 	case r == ' ' || r == '-':
+		return true
+	case strings.ContainsRune(cardPunct, r):
 		return true
 	case r < utf8.RuneSelf:
 		return r < ' ' || r == 0x7f // control characters: tab, NUL, …

@@ -60,6 +60,16 @@ func TestMaskCards(t *testing.T) {
 		{"x4.111111111111111e15 y", "x411111******1111 y", true},   // within a text
 		{"5.500005555555559e15", "550000******5559", true},         // the whole number, not its decimals alone
 		{"4111\x001111\x011111\x7f1111", "411111******1111", true}, // control characters
+		// grouped with punctuation
+		{"4111.1111.1111.1111", "411111******1111", true},
+		{"4111/1111/1111/1111", "411111******1111", true},
+		{"4111,1111,1111,1111", "411111******1111", true},
+		{"4111_1111_1111_1111", "411111******1111", true},
+		{"4.111.111.111.111.111", "411111******1111", true},
+		{"(4111) 1111 1111 1111", "(411111******1111", true},
+		{"4111\uff0e1111\uff0e1111\uff0e1111", "411111******1111", true}, // full-width full stops, by NFKC
+		{"total 1,234,567.89 on 2026/11/30", "total 1,234,567.89 on 2026/11/30", false},
+		{"ip 192.168.100.200", "ip 192.168.100.200", false},
 	} {
 		got, masked := maskCards(tc.in)
 		if got != tc.want || masked != tc.masked {
@@ -79,7 +89,7 @@ func TestLuhn(t *testing.T) {
 // cardLeft reports a card number left in v: 13–19 consecutive decimal
 // digits of any script, within a run of digits and separators (spaces,
 // dashes, invisible format characters and marks of any script, Hangul
-// fillers, U+FFFD), passing Luhn; in v as written, in its NFKC form, or in
+// fillers, U+FFFD, the punctuation . / , _ ( )), passing Luhn; in v as written, in its NFKC form, or in
 // the digits of v read as a number with an exponent. Written independently
 // of the masker.
 func cardLeft(v string) (string, bool) {
@@ -108,7 +118,7 @@ func cardLeft(v string) (string, bool) {
 func cardIn(v string) (string, bool) {
 	isSep := func(r rune) bool {
 		return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf, unicode.Cc, unicode.Mn, unicode.Me) ||
-			strings.ContainsRune("\u2212\ufffd\u115f\u1160\u3164\uffa0", r)
+			strings.ContainsRune("\u2212\ufffd\u115f\u1160\u3164\uffa0./,_()", r)
 	}
 	runs := strings.FieldsFunc(v, func(r rune) bool { return !unicode.IsDigit(r) && !isSep(r) })
 	for _, run := range runs {
