@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -41,12 +42,21 @@ func decodeConfigPart(b []byte, root string, v any) error {
 	}
 	err := decodeStrict(b, v)
 	if err == nil {
-		// encoding/json also takes "Team" for "team", and the last of two
-		// members of one name: neither is how a setting is written.
-		if doc, err := decodeNumbers(b); err == nil {
-			if p, m, ok := badMember(doc, reflect.TypeOf(v)); ok {
-				return &ledger.FieldError{Field: joinPath(root, p), Message: m}
-			}
+		doc, err := decodeNumbers(b)
+		if err != nil {
+			return nil // decodeStrict took it: cannot happen
+		}
+		// encoding/json also takes "Team" for "team": not how a setting
+		// is written.
+		if p, m, ok := badMember(doc, reflect.TypeOf(v)); ok {
+			return &ledger.FieldError{Field: joinPath(root, p), Message: m}
+		}
+		// Configuration is appended to the ledger as it is written, with
+		// no masking (a masked name or extension would be another one):
+		// a card number typed into it is refused instead.
+		if p, ok := cardInConfig(root, doc); ok {
+			f, _ := maskCards(at(p))
+			return &ledger.FieldError{Field: f, Message: "holds what reads as a card number, and configuration is stored in the ledger as written"}
 		}
 		return nil
 	}
@@ -121,6 +131,40 @@ func badMember(doc any, t reflect.Type) (path, msg string, ok bool) {
 		}
 	}
 	return "", "", false
+}
+
+// cardInConfig finds a card number (as maskCards reads one) in the part's
+// path root or in a member name or string value of doc, and returns the
+// path of the member that holds it ("" for root itself).
+func cardInConfig(root string, doc any) (string, bool) {
+	if _, ok := maskCards(root); ok {
+		return "", true
+	}
+	var walk func(p string, v any) (string, bool)
+	walk = func(p string, v any) (string, bool) {
+		switch d := v.(type) {
+		case string:
+			_, ok := maskCards(d)
+			return p, ok
+		case map[string]any:
+			for _, k := range slices.Sorted(maps.Keys(d)) {
+				if _, ok := maskCards(k); ok {
+					return joinPath(p, k), true
+				}
+				if q, ok := walk(joinPath(p, k), d[k]); ok {
+					return q, true
+				}
+			}
+		case []any:
+			for i, e := range d {
+				if q, ok := walk(joinPath(p, "["+strconv.Itoa(i)+"]"), e); ok {
+					return q, true
+				}
+			}
+		}
+		return "", false
+	}
+	return walk("", doc)
 }
 
 // decodeNumbers decodes b into any, numbers as json.Number (a number too

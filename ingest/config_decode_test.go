@@ -37,6 +37,13 @@ func TestDecodeConfigPartNamesTheField(t *testing.T) {
 		// a number of the right kind but not a count
 		{"teams.sales", `{"retention_days":1e400}`, "teams.sales.retention_days", &ledger.Team{}},
 		{"teams.sales", `{"retention_days":1.5}`, "teams.sales.retention_days", &ledger.Team{}},
+		// a card number is refused, not stored in clear (the field masked)
+		{"users.cu1", `{"name":"Card 4111 1111 1111 1111","team":"t","recording":"desktop"}`, "users.cu1.name", &ledger.User{}},
+		{"users.cu1", `{"name":"x","team":"t","recording":"desktop","peripheral_id":"6011111111111117"}`, "users.cu1.peripheral_id", &ledger.User{}},
+		{"users.4111111111111111", `{"name":"x","team":"t","recording":"desktop"}`, "users.411111******1111", &ledger.User{}},
+		{"", `{"teams":{"5500005555555559":{}}}`, "teams.550000******5559", &ledger.Config{}},
+		{"site", `{"server_host":"4111.1111.1111.1111"}`, "site.server_host", &ledger.Site{}},
+		{"teams.t", `{"exclusion":["+1800*","4111111111111111"]}`, "teams.t.exclusion[1]", &ledger.Team{}},
 	} {
 		err := decodeConfigPart([]byte(c.doc), c.root, c.v)
 		var fe *ledger.FieldError

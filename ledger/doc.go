@@ -69,9 +69,11 @@ true outcome. Publishing to JetStream is exactly-once: every message
 carries Nats-Msg-Id = the envelope's ID, and the outbox resumes from the
 stream's tail after a restart.
 
-What is never stored: card numbers in clear (ingest masks them to the first
-6 and last 4 digits before the event is built and lists the masked keys),
-bearer tokens, and request bodies verbatim — only the parsed parameters.
+What is never stored: card numbers in clear (ingest masks them in commands
+to the first 6 and last 4 digits before the event is built and lists the
+masked keys, and refuses configuration that holds one), bearer tokens, and
+request bodies verbatim — only the parsed parameters. Call signals are
+not masked: their ids and numbers are identities (docs/rules-decisions.md).
 
 Durability: the bbolt file is the durable copy; an Append returns only
 after its transaction is fsynced. JetStream is a mirror that may lag, and
