@@ -188,23 +188,31 @@ func getBody(t *testing.T, url string) string {
 	return string(b)
 }
 
-// A server with --tokens is asked with the token given to the command,
-// over HTTP and over its embedded NATS.
-func TestCommandsBesideServerWithTokens(t *testing.T) {
-	data := t.TempDir()
-	tokens := filepath.Join(t.TempDir(), "tokens.json")
-	const auditor = "auditor-token-0123456789"
-	if err := os.WriteFile(tokens, []byte(`{"tokens":[{"name":"audit","token":"`+auditor+`","roles":["auditor"]},`+
-		`{"name":"desk","token":"command-token-0123456789","roles":["command"]}]}`), 0o600); err != nil {
+// startWithTokens starts a server on data with the tokens file holding
+// tokens, stopped when the test ends.
+func startWithTokens(t *testing.T, data, tokens string) *Server {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	if err := os.WriteFile(path, []byte(tokens), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testServeConfig(data)
-	cfg.TokensFile = tokens
+	cfg.TokensFile = path
 	srv, err := StartServer(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Stop(); _ = srv.Wait() })
+	t.Cleanup(func() { e2eStop(t, srv) })
+	return srv
+}
+
+// A server with --tokens is asked with the token given to the command,
+// over HTTP and over its embedded NATS.
+func TestCommandsBesideServerWithTokens(t *testing.T) {
+	data := t.TempDir()
+	const auditor = "auditor-token-0123456789"
+	srv := startWithTokens(t, data, `{"tokens":[{"name":"audit","token":"`+auditor+`","roles":["auditor"]},`+
+		`{"name":"desk","token":"command-token-0123456789","roles":["command"]}]}`)
 	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
 	if err != nil {
 		t.Fatal(err)

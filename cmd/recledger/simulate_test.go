@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,23 +169,13 @@ func TestSimulateRefusesKeysThatDoNotFit(t *testing.T) {
 // the first refusal, before the teams and users, and the error names it
 // and why.
 func TestSimulateNamesTheSetupRefused(t *testing.T) {
-	tokens := filepath.Join(t.TempDir(), "tokens.json")
 	const desk = "desk-token-0123456789"
-	if err := os.WriteFile(tokens, []byte(`{"tokens":[{"name":"desk","token":"`+desk+`","roles":["command","auditor"]},`+
-		`{"name":"admin","token":"admin-token-0123456789","roles":["admin"]}]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := testServeConfig(t.TempDir())
-	cfg.TokensFile = tokens
-	srv, err := StartServer(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e2eStop(t, srv)
+	srv := startWithTokens(t, t.TempDir(), `{"tokens":[{"name":"desk","token":"`+desk+`","roles":["command","auditor"]},`+
+		`{"name":"admin","token":"admin-token-0123456789","roles":["admin"]}]}`)
 	base := "http://" + srv.Addr()
 	var out, errOut bytes.Buffer
 	cmd := &SimulateCommand{Stdout: &out, Stderr: &errOut}
-	err = cmd.Run(t.Context(), []string{"--url", base, "--token", desk, "--agents", "3", "--calls-per-agent", "1"})
+	err := cmd.Run(t.Context(), []string{"--url", base, "--token", desk, "--agents", "3", "--calls-per-agent", "1"})
 	if err == nil || !strings.Contains(err.Error(), "the first: PUT /v1/config/site") || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("simulate: %v", err)
 	}
@@ -230,18 +218,8 @@ func getConfig(t *testing.T, base string) string {
 // as appended, so the ledger check still matches, and the note says why
 // the run did little.
 func TestSimulateCountsRefusalsAtAuth(t *testing.T) {
-	tokens := filepath.Join(t.TempDir(), "tokens.json")
 	const ops = "ops-token-0123456789"
-	if err := os.WriteFile(tokens, []byte(`{"tokens":[{"name":"ops","token":"`+ops+`","roles":["admin","auditor"]}]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := testServeConfig(t.TempDir())
-	cfg.TokensFile = tokens
-	srv, err := StartServer(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e2eStop(t, srv)
+	srv := startWithTokens(t, t.TempDir(), `{"tokens":[{"name":"ops","token":"`+ops+`","roles":["admin","auditor"]}]}`)
 	t.Setenv("RECLEDGER_TOKEN", ops)
 	var out, errOut bytes.Buffer
 	cmd := &SimulateCommand{Stdout: &out, Stderr: &errOut}

@@ -424,8 +424,8 @@ func runWorkerLogged(t *testing.T, addr, dest string, log *slog.Logger) (stop fu
 // up, and uploads.
 func TestWorkerStartedBeforeTheServer(t *testing.T) {
 	addr, dest := freeAddr(t), t.TempDir()
-	var logs syncBuffer
-	stop := runWorkerLogged(t, addr, dest, slog.New(slog.NewTextHandler(&logs, nil)))
+	logs := &lockedWriter{w: &bytes.Buffer{}}
+	stop := runWorkerLogged(t, addr, dest, slog.New(slog.NewTextHandler(logs, nil)))
 	time.Sleep(300 * time.Millisecond) // the worker is trying, with nothing there
 	if got := logs.String(); !strings.Contains(got, "upload worker waiting for the server's NATS") || strings.Contains(got, "upload worker connected") {
 		t.Errorf("before the server, the log: %s", got)
@@ -437,24 +437,6 @@ func TestWorkerStartedBeforeTheServer(t *testing.T) {
 	if got := logs.String(); !strings.Contains(got, "upload worker connected") {
 		t.Errorf("after the server came, the log: %s", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that a logger may write while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // A worker whose consumer is gone (the JetStream store behind its address
