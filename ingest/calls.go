@@ -56,7 +56,9 @@ type callsReply struct {
 // (400 naming its index and field) and nothing is appended, because a CTI
 // feed retries and a half-taken batch would be replayed twice.
 func parseSignals(body []byte, received time.Time, transport, principal string) ([]ledger.Event, error) {
-	body = bytes.TrimSpace(body)
+	// A byte order mark, as some JSON writers put first, is taken as the
+	// command path takes it (RFC 8259 lets a parser ignore it).
+	body = bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), []byte("\ufeff")))
 	if !utf8.Valid(body) {
 		// JSON is UTF-8 (RFC 8259): a call id with a stray byte would be
 		// read as U+FFFD, and two calls could become one.
@@ -227,7 +229,7 @@ func checkSignal(in callSignalIn, received ledger.Time) (sig ledger.CallSignal, 
 	}
 	at := received
 	if in.At != nil && *in.At != "" {
-		t, err := time.Parse(time.RFC3339Nano, *in.At)
+		t, err := ledger.ParseRFC3339(*in.At)
 		if err != nil {
 			return sig, "at", fmt.Sprintf("must be an RFC 3339 time, got %q", *in.At)
 		}

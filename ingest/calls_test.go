@@ -25,6 +25,11 @@ func TestParseSignals(t *testing.T) {
 			t.Errorf("at %s: %v", at, err)
 		}
 	}
+	// a byte order mark first, and RFC 3339's lower-case t and z, are taken
+	evs, err = parseSignals([]byte("\ufeff"+`{"call_id":"c-1","extension":"3420","type":"ringing","at":"2026-11-23t13:02:11.12z"}`), now, ledger.TransportHTTP, "")
+	if err != nil || evs[0].Data.(ledger.CallSignal).At.String() != "2026-11-23T13:02:11.120Z" {
+		t.Fatalf("BOM, lower-case t and z: %v %v", evs, err)
+	}
 	evs, _ = parseSignals([]byte(`[{"call_id":"c-1","extension":"3420","type":"ended"}]`), now, ledger.TransportNATS, "")
 	if sig := evs[0].Data.(ledger.CallSignal); !sig.At.Equal(now) {
 		t.Fatalf("default at: %v", sig.At)

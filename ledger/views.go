@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -174,6 +175,13 @@ type PauseQuery struct {
 	To     Time
 }
 
+// ParseRFC3339 parses an RFC 3339 time as a client writes one: its "T"
+// and "Z" may be lower case too (RFC 3339 §5.6, NOTE), which time.Parse
+// refuses. Events themselves are read strictly (canonical form).
+func ParseRFC3339(v string) (time.Time, error) {
+	return time.Parse(time.RFC3339Nano, strings.ToUpper(v))
+}
+
 // ParseQueryTime reads a bound of a PauseQuery as the API and the CLI
 // take it: an RFC 3339 time, or a date YYYY-MM-DD, its midnight in loc
 // (the site's time zone, as contacts' days and manifests are dated; UTC
@@ -182,7 +190,7 @@ func ParseQueryTime(v string, loc *time.Location) (Time, bool) {
 	if v == "" {
 		return Time{}, true
 	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+	if t, err := ParseRFC3339(v); err == nil {
 		return T(t), true
 	}
 	if loc == nil {

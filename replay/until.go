@@ -60,7 +60,7 @@ func ParseUntil(s string) (Until, error) {
 			return UntilID(id), nil
 		}
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := ledger.ParseRFC3339(s)
 	if err != nil {
 		return Until{}, fmt.Errorf("until %q: %w: want a seq, a ULID or an RFC 3339 time", s, ledger.ErrInvalid)
 	}

@@ -28,6 +28,7 @@ func TestParseUntil(t *testing.T) {
 		{"01234567890123456789012345", env(1, ulid.MustParse("01234567890123456789012345"), at), env(1, later, at)},
 		{"2026-11-23T14:02:11.120Z", env(99, later, at), env(1, id, at.Add(time.Millisecond))},
 		{"2026-11-23T15:02:11.12+01:00", env(99, later, at), env(1, id, at.Add(time.Millisecond))},
+		{"2026-11-23t14:02:11.120z", env(99, later, at), env(1, id, at.Add(time.Millisecond))}, // RFC 3339's lower case
 	} {
 		u, err := replay.ParseUntil(tc.in)
 		if err != nil {
