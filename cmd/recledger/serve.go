@@ -24,6 +24,10 @@ type ServeConfig struct {
 	Site       string // site name, part of subjects
 	ConfigFile string // JSON configuration applied at start
 	TokensFile string // API tokens and roles; empty = open
+	// Rebuild starts from the events alone, not from the stored
+	// checkpoint, which the next save replaces (`recledger verify` says
+	// when a checkpoint does not match its events).
+	Rebuild bool
 
 	CheckpointEvents uint64        // save projection state every N events…
 	CheckpointEvery  time.Duration // …or this often, whichever comes first
@@ -72,6 +76,8 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	strFlag(fs, &cfg.Site, "site", "RECLEDGER_SITE", "site name, part of subjects")
 	strFlag(fs, &cfg.ConfigFile, "config", "RECLEDGER_CONFIG", "JSON configuration applied at start")
 	strFlag(fs, &cfg.TokensFile, "tokens", "RECLEDGER_TOKENS", "API tokens and roles (JSON); none = open")
+	rebuildEnv := boolFlag(fs, &cfg.Rebuild, "rebuild", "RECLEDGER_REBUILD",
+		"start from the events alone, not the stored checkpoint, and replace it (when `recledger verify` finds it does not match its events)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,6 +85,9 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
 	}
 	if err := replicasEnv(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := rebuildEnv(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	stderr := c.Stderr
@@ -99,6 +108,30 @@ func strFlag(fs *flag.FlagSet, p *string, name, env, usage string) {
 		*p = v
 	}
 	fs.StringVar(p, name, *p, usage+" (env "+env+")")
+}
+
+// boolFlag defines a boolean flag whose default comes from env when set
+// (true, false, 1, 0, …). The returned check reports an env value that is
+// not a boolean, unless the flag was given on the command line (which
+// wins); call it after Parse.
+func boolFlag(fs *flag.FlagSet, p *bool, name, env, usage string) func() error {
+	var bad error
+	if v, ok := os.LookupEnv(env); ok {
+		if b, err := strconv.ParseBool(v); err != nil {
+			bad = fmt.Errorf("%w: %s=%q is not true or false", ledger.ErrInvalid, env, v)
+		} else {
+			*p = b
+		}
+	}
+	fs.BoolVar(p, name, *p, usage+" (env "+env+")")
+	return func() error {
+		given := false
+		fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+		if given {
+			return nil
+		}
+		return bad
+	}
 }
 
 // intFlag defines an int flag whose default comes from env when set. The

@@ -123,9 +123,20 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		}
 	}
 
-	// Rebuild the projections: newest checkpoint + the tail.
-	state, replayed, err := replay.Load(ctx, store, store)
-	if err != nil {
+	// Rebuild the projections: newest checkpoint + the tail, or every
+	// event when asked (--rebuild).
+	var (
+		state    *projections.State
+		replayed uint64
+	)
+	if cfg.Rebuild {
+		st, stats, err := replay.Run(ctx, store, replay.Options{Sections: store})
+		if err != nil {
+			return nil, fmt.Errorf("serve: replay: %w", err)
+		}
+		state, replayed = st, stats.Events
+		log.Warn("projections rebuilt from the events alone (--rebuild); the stored checkpoint was not read, and the next save replaces it")
+	} else if state, replayed, err = replay.Load(ctx, store, store); err != nil {
 		return nil, fmt.Errorf("serve: replay: %w", err)
 	}
 	s.live = projections.NewLive(state)
@@ -288,7 +299,10 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		// Its own copy of the state starts from the same checkpoint the
 		// live state did (read again: the live one is not to be shared).
 		read := time.Now()
-		from := replay.FromCheckpoint(workCtx, store)
+		var from *projections.State // from seq 1 when rebuilding
+		if !cfg.Rebuild {
+			from = replay.FromCheckpoint(workCtx, store)
+		}
 		err := (&replay.Checkpointer{Store: store, Source: store, Live: s.live, From: from, FromTook: time.Since(read),
 			EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Saved: head - replayed, Logger: log}).Run(workCtx)
 		if err != nil {

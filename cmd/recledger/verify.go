@@ -32,6 +32,19 @@ type verifyResult struct {
 	Chain     ledger.VerifyReport  `json:"chain"`
 	JetStream *ledger.VerifyReport `json:"jetstream,omitempty"`
 	Sections  *sectionsReport      `json:"sections,omitempty"`
+	// Checkpoint compares the newest checkpoint's state with the state
+	// its events give, rebuilt from seq 1.
+	Checkpoint *checkpointReport `json:"checkpoint,omitempty"`
+}
+
+// checkpointReport is the newest checkpoint checked against its events:
+// the server starts from it without folding them again, so a head that
+// was edited, or encoded wrong, would be served as if it were the ledger.
+type checkpointReport struct {
+	OK      bool   `json:"ok"`
+	Seq     uint64 `json:"seq"`
+	Digest  string `json:"digest"`  // of the stored state
+	Rebuilt string `json:"rebuilt"` // of the state the events up to Seq give
 }
 
 // sectionsReport is the check of the newest checkpoint's sections: the
@@ -95,6 +108,16 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 			res.Sections.Problem, secErr = err.Error(), err
 		}
 		res.OK = res.OK && res.Sections.OK
+		if res.Chain.OK {
+			rebuilt, _, err := replay.Run(ctx, store, replay.Options{Until: replay.UntilSeq(st.Seq()), Sections: store})
+			if err != nil {
+				return fmt.Errorf("verify: checkpoint: %w", err)
+			}
+			cp := &checkpointReport{Seq: st.Seq(), Digest: st.Digest(), Rebuilt: rebuilt.Digest()}
+			cp.OK = cp.Digest == cp.Rebuilt && cp.Digest != ""
+			res.Checkpoint = cp
+			res.OK = res.OK && cp.OK
+		}
 	}
 	var (
 		nc        *nats.Conn
@@ -165,6 +188,12 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		} else if r != nil {
 			fmt.Fprintf(out, "%-9s FAILED: %s (%d good before it)\n", "sections", r.Problem, r.Sections)
 		}
+		if c := res.Checkpoint; c != nil && c.OK {
+			fmt.Fprintf(out, "%-9s ok: the state at seq %d, rebuilt from the events, has the stored digest %s\n", "checkpoint", c.Seq, c.Digest)
+		} else if c != nil {
+			fmt.Fprintf(out, "%-9s FAILED: the state stored at seq %d is not what its events give (stored digest %s, rebuilt %s); "+
+				"start serve once with --rebuild to replace it\n", "checkpoint", c.Seq, c.Digest, c.Rebuilt)
+		}
 		if res.JetStream != nil {
 			writeVerifyLine(out, "jetstream", *res.JetStream)
 		}
@@ -174,6 +203,8 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		return fmt.Errorf("verify: %w at seq %d: %s", ledger.ErrChainBroken, res.Chain.FirstBad, res.Chain.Problem)
 	case res.Sections != nil && !res.Sections.OK:
 		return fmt.Errorf("verify: checkpoint at seq %d: %w", res.Sections.Checkpoint, secErr)
+	case res.Checkpoint != nil && !res.Checkpoint.OK:
+		return fmt.Errorf("verify: checkpoint at seq %d: %w: its state is not what its events give (start serve once with --rebuild)", res.Checkpoint.Seq, ledger.ErrCorrupt)
 	case res.JetStream != nil && res.JetStream.Behind:
 		return fmt.Errorf("verify: jetstream: %w: the mirror is behind, nothing it holds differs: %s", ledger.ErrUnavailable, res.JetStream.Problem)
 	case res.JetStream != nil && !res.JetStream.OK:

@@ -184,3 +184,56 @@ func TestOfflineOpenErrorsSayWhy(t *testing.T) {
 	}
 	t.Logf("%v", err)
 }
+
+// A checkpoint whose state is not what its events give (here its head
+// was edited: a team's retention changed, which the chain and the
+// sections do not cover) fails verify, which rebuilds the state from the
+// events; a start with --rebuild serves the events' state and replaces
+// the checkpoint, after which verify passes.
+func TestVerifyRebuildsTheCheckpoint(t *testing.T) {
+	d := writeOfflineDay(t, false, 30)
+	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir)
+	if err != nil || !strings.Contains(out, "checkpoint ok: the state at seq 30, rebuilt from the events, has the stored digest "+d.digests[30]) {
+		t.Fatalf("clean: %v\n%s", err, out)
+	}
+	store, err := ledger.Open(filepath.Join(d.dir, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, head, err := store.LoadCheckpoint(t.Context(), projections.Version)
+	if err == nil {
+		// the same length: the head's parts are sized
+		i := strings.Index(string(head), `"retention_days":90,`)
+		if i < 0 {
+			t.Fatalf("no retention of 90 days in the head: %.300s", head)
+		}
+		head[i+len(`"retention_days":9`)] = '1'
+		err = store.SaveCheckpoint(t.Context(), projections.Version, seq, head, nil)
+	}
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCmd(t, &VerifyCommand{}, "--data", d.dir)
+	if !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(out, "checkpoint FAILED: the state stored at seq 30 is not what its events give") ||
+		!strings.Contains(out, "rebuilt "+d.digests[30]) || !strings.Contains(out, "chain     ok") {
+		t.Fatalf("edited head: %v\n%s", err, out)
+	}
+
+	cfg := testServeConfig(d.dir)
+	cfg.Site = replaytest.Site
+	cfg.Rebuild = true
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dg digestReply
+	getJSON(t, "http://"+srv.Addr()+"/v1/digest", &dg)
+	e2eStop(t, srv) // the final save replaces the checkpoint
+	if dg.Digest != d.digests[dg.Seq] {
+		t.Errorf("served with --rebuild: digest %s at seq %d, the events give %s", dg.Digest, dg.Seq, d.digests[dg.Seq])
+	}
+	if out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir); err != nil || !strings.Contains(out, "checkpoint ok") {
+		t.Fatalf("after --rebuild: %v\n%s", err, out)
+	}
+}
