@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/projections"
@@ -32,6 +33,9 @@ const (
 type ReplayCommand struct {
 	Out    io.Writer // results; os.Stdout when nil
 	Stderr *os.File  // flag errors and the progress bar (terminal only); os.Stderr when nil
+	// MirrorWait bounds the wait for a running server's mirror to hold
+	// the server's head; 0 means mirrorCatchUp.
+	MirrorWait time.Duration
 }
 
 // replaySummary is what `replay` prints without --trace or --digest.
@@ -146,9 +150,13 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 			if !siteGiven && os.Getenv("RECLEDGER_SITE") == "" {
 				*site = info.Site
 			}
+			whose := "its JetStream mirror"
+			if natsGiven || os.Getenv("RECLEDGER_NATS") != "" {
+				whose = "the JetStream mirror named by --nats or RECLEDGER_NATS, checked against its head"
+			}
 			fmt.Fprintf(stderr, "replay: %s is held by the server running on it (pid %d); "+
-				"replaying its JetStream mirror (%s, site %s)\n",
-				filepath.Join(*data, LedgerFile), info.PID, withoutCredentials(*natsURL), *site)
+				"replaying %s (%s, site %s)\n",
+				filepath.Join(*data, LedgerFile), info.PID, whose, withoutCredentials(*natsURL), *site)
 			beside = &info
 		default:
 			return fmt.Errorf("replay: %w", err)
@@ -176,7 +184,11 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		if n, ok := opts.Until.Seq(); beside != nil && !(ok && head >= n) {
 			// Waits for the mirror to hold the server's head, unless it
 			// holds the seq asked for already.
-			head = catchUp(ctx, *beside, jsrc, head, mirrorCatchUp, stderr)
+			wait := c.MirrorWait
+			if wait <= 0 {
+				wait = mirrorCatchUp
+			}
+			head = catchUp(ctx, *beside, jsrc, head, wait, stderr)
 		}
 	default:
 		return fmt.Errorf("replay: --source %q: %w: want bbolt or jetstream", *source, ledger.ErrInvalid)
@@ -208,6 +220,21 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 			if last, err := g.Get(ctx, st.Seq()); err == nil {
 				stats.Last = last
 			}
+		}
+	}
+	if beside != nil && stats.Last.Seq > 0 {
+		// The mirror read must be this server's: equal hashes at an equal
+		// seq mean equal histories. --nats or RECLEDGER_NATS may name
+		// another node's.
+		switch h, err := serverHash(ctx, *beside, *token, stats.Last.Seq); {
+		case errors.Is(err, ledger.ErrNotFound):
+			return fmt.Errorf("replay: %w: the mirror read (%s, site %s) holds seq %d, which the server on %s does not: it is another ledger's",
+				ledger.ErrMismatch, withoutCredentials(*natsURL), *site, stats.Last.Seq, *data)
+		case err != nil:
+			fmt.Fprintf(stderr, "replay: could not check the mirror against the server's ledger: %v\n", err)
+		case h != stats.Last.Hash:
+			return fmt.Errorf("replay: %w: the mirror read (%s, site %s) is not the ledger of the server on %s: %s",
+				ledger.ErrMismatch, withoutCredentials(*natsURL), *site, *data, copiesDiffer(stats.Last.Seq, stats.Last.Hash, h))
 		}
 	}
 	if !until.IsZero() && st.Seq() == 0 && head > 0 {

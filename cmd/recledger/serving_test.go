@@ -188,6 +188,38 @@ func getBody(t *testing.T, url string) string {
 	return string(b)
 }
 
+// Beside a running server, a mirror named by RECLEDGER_NATS that is
+// another node's (longer or shorter than the server's ledger) is not
+// replayed as the server's: its last hash is checked against the
+// server's event at that seq.
+func TestReplayBesideServerRefusesAnotherMirror(t *testing.T) {
+	small, _, _ := startSimulatedServer(t, simulator.Config{Agents: 2, CallsPerAgent: 2, Seed: 5})
+	big, _, _ := startSimulatedServer(t, simulator.Config{Agents: 4, CallsPerAgent: 3, Seed: 6})
+	for _, c := range []struct{ data, other string }{{small, big}, {big, small}} {
+		info, ok := readServing(c.other)
+		if !ok {
+			t.Fatal("no serving file")
+		}
+		t.Setenv("RECLEDGER_NATS", info.NATS)
+		// A shorter mirror is waited for as if it lagged: not long here.
+		_, err := runCmd(t, &ReplayCommand{Stderr: devNull(t), MirrorWait: 200 * time.Millisecond}, "--data", c.data, "--digest")
+		if !errors.Is(err, ledger.ErrMismatch) || !strings.Contains(err.Error(), "the server on "+c.data) {
+			t.Errorf("replay of %s with the other server's mirror: %v", c.data, err)
+		}
+	}
+}
+
+// devNull is a file that takes a command's stderr and is closed when the
+// test ends.
+func devNull(t *testing.T) *os.File {
+	f, err := os.Create(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 // startWithTokens starts a server on data with the tokens file holding
 // tokens, stopped when the test ends.
 func startWithTokens(t *testing.T, data, tokens string) *Server {

@@ -236,6 +236,10 @@ func copiesDiffer(seq uint64, stream, server string) string {
 // serverHash is the hash of the server's event at seq (GET /v1/events).
 func serverHash(ctx context.Context, info servingInfo, token string, seq uint64) (string, error) {
 	body, err := askServer(ctx, info, token, fmt.Sprintf("/v1/events?after_seq=%d&limit=1", seq-1))
+	if errors.Is(err, ledger.ErrInvalid) {
+		// after_seq beyond the server's head
+		return "", fmt.Errorf("the server's events: %w: no event at seq %d (%v)", ledger.ErrNotFound, seq, err)
+	}
 	if err != nil {
 		return "", err
 	}
