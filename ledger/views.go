@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -145,20 +147,41 @@ type Contact struct {
 }
 
 // PauseRow is one pause interval in the PCI history (GET /v1/pauses).
+//
+// Transport is how the pause arrived (cad, finesse); ResumeTransport how
+// the event that closed it did: cad or finesse for an agent's command,
+// http or nats for a call signal, "" for the server's own timer and while
+// the pause is open (RULES.md: "who sent the pause and the resume, by
+// which transport"). An open pause's Seconds is not known yet: its JSON
+// is null and its CSV cell empty, not 0 (a sum would read it as none).
 type PauseRow struct {
-	ContactID    string  `json:"contact_id"`
-	CallID       string  `json:"call_id"`
-	UserID       string  `json:"user_id"`
-	Extension    string  `json:"extension"`
-	Start        Time    `json:"start"`
-	End          Time    `json:"end"`
-	EndedBy      string  `json:"ended_by"`
-	Seconds      float64 `json:"seconds"`
-	PausedBy     string  `json:"paused_by"`
-	ResumedBy    string  `json:"resumed_by"`
-	Transport    string  `json:"transport"`
-	OpenEventID  string  `json:"open_event_id"`
-	CloseEventID string  `json:"close_event_id"`
+	ContactID       string  `json:"contact_id"`
+	CallID          string  `json:"call_id"`
+	UserID          string  `json:"user_id"`
+	Extension       string  `json:"extension"`
+	Start           Time    `json:"start"`
+	End             Time    `json:"end"`
+	EndedBy         string  `json:"ended_by"`
+	Seconds         float64 `json:"seconds"`
+	PausedBy        string  `json:"paused_by"`
+	ResumedBy       string  `json:"resumed_by"`
+	Transport       string  `json:"transport"`
+	OpenEventID     string  `json:"open_event_id"`
+	CloseEventID    string  `json:"close_event_id"`
+	ResumeTransport string  `json:"resume_transport"`
+}
+
+// MarshalJSON writes p as its fields say, with seconds null while p is
+// open.
+func (p PauseRow) MarshalJSON() ([]byte, error) {
+	type row PauseRow // the fields, not this method
+	b, err := json.Marshal(row(p))
+	if err != nil || !p.End.IsZero() {
+		return b, err
+	}
+	// The member's name is quoted as no string value's text can be (the
+	// quotes inside strings are escaped), so this is the member itself.
+	return bytes.Replace(b, []byte(`"seconds":0,`), []byte(`"seconds":null,`), 1), nil
 }
 
 // ContactQuery filters GET /v1/contacts; empty fields match all.

@@ -15,16 +15,21 @@ import (
 // JSON field names, in its order.
 func PauseCSVHeader() []string {
 	return []string{"contact_id", "call_id", "user_id", "extension", "start", "end", "ended_by", "seconds",
-		"paused_by", "resumed_by", "transport", "open_event_id", "close_event_id"}
+		"paused_by", "resumed_by", "transport", "open_event_id", "close_event_id", "resume_transport"}
 }
 
 // CSVRecord is p as a CSV row, in PauseCSVHeader's order: times as
-// Time.String writes them (empty when zero), seconds with three decimals,
-// text as csvText writes it.
+// Time.String writes them (empty when zero), seconds with three decimals
+// (empty while open), text as csvText writes it.
 func (p *PauseRow) CSVRecord() []string {
+	secs := ""
+	if !p.End.IsZero() {
+		secs = strconv.FormatFloat(p.Seconds, 'f', 3, 64)
+	}
 	return []string{csvText(p.ContactID), csvText(p.CallID), csvText(p.UserID), csvText(p.Extension),
-		p.Start.String(), p.End.String(), csvText(p.EndedBy), strconv.FormatFloat(p.Seconds, 'f', 3, 64),
-		csvText(p.PausedBy), csvText(p.ResumedBy), csvText(p.Transport), csvText(p.OpenEventID), csvText(p.CloseEventID)}
+		p.Start.String(), p.End.String(), csvText(p.EndedBy), secs,
+		csvText(p.PausedBy), csvText(p.ResumedBy), csvText(p.Transport), csvText(p.OpenEventID), csvText(p.CloseEventID),
+		csvText(p.ResumeTransport)}
 }
 
 // csvText is a text cell of a CSV export that auditors open in a

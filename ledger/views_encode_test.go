@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The CSV columns are PauseRow's JSON names, in its order, so that the
@@ -21,9 +22,23 @@ func TestPauseCSVColumnsAreTheJSONFields(t *testing.T) {
 	if h := PauseCSVHeader(); !slices.Equal(h, names) {
 		t.Fatalf("CSV header %v, JSON fields %v", h, names)
 	}
-	p := PauseRow{ContactID: "c", Seconds: 1.5, CloseEventID: "z"}
-	if r := p.CSVRecord(); len(r) != len(names) || r[0] != "c" || r[7] != "1.500" || r[len(r)-1] != "z" {
+	start := T(time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC))
+	p := PauseRow{ContactID: "c", Start: start, End: T(start.Add(1500 * time.Millisecond)), Seconds: 1.5, CloseEventID: "z", ResumeTransport: "finesse"}
+	if r := p.CSVRecord(); len(r) != len(names) || r[0] != "c" || r[7] != "1.500" || r[len(r)-2] != "z" || r[len(r)-1] != "finesse" {
 		t.Fatalf("record %q", r)
+	}
+	if b, err := json.Marshal(p); err != nil || !strings.Contains(string(b), `"seconds":1.5,`) || !strings.HasSuffix(string(b), `"resume_transport":"finesse"}`) {
+		t.Fatalf("closed row: %s %v", b, err)
+	}
+	// Open: how long is not known yet, which 0 would not say.
+	p = PauseRow{ContactID: "c", CallID: `"seconds":0,`, Start: start}
+	if r := p.CSVRecord(); r[7] != "" {
+		t.Fatalf("open row's seconds: %q", r[7])
+	}
+	b, err := json.Marshal(&p)
+	var back map[string]any
+	if err != nil || json.Unmarshal(b, &back) != nil || back["seconds"] != nil || back["call_id"] != `"seconds":0,` {
+		t.Fatalf("open row: %s %v", b, err)
 	}
 }
 

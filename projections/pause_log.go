@@ -191,7 +191,7 @@ func decodeChunk(c *pauseChunk, b []byte) ([]ledger.PauseRow, error) {
 // appendPauseRow appends the compact encoding of r.
 func appendPauseRow(b []byte, r *ledger.PauseRow) []byte {
 	w := coldWriter{b: b}
-	for _, s := range [...]string{r.ContactID, r.CallID, r.UserID, r.Extension, r.EndedBy, r.PausedBy, r.ResumedBy, r.Transport, r.OpenEventID, r.CloseEventID} {
+	for _, s := range [...]string{r.ContactID, r.CallID, r.UserID, r.Extension, r.EndedBy, r.PausedBy, r.ResumedBy, r.Transport, r.OpenEventID, r.CloseEventID, r.ResumeTransport} {
 		w.str(s)
 	}
 	w.time(r.Start)
@@ -203,7 +203,7 @@ func appendPauseRow(b []byte, r *ledger.PauseRow) []byte {
 // when b does not start with a whole row.
 func readPauseRow(b []byte) (r ledger.PauseRow, n int) {
 	rd := coldReader{b: b}
-	for _, p := range [...]*string{&r.ContactID, &r.CallID, &r.UserID, &r.Extension, &r.EndedBy, &r.PausedBy, &r.ResumedBy, &r.Transport, &r.OpenEventID, &r.CloseEventID} {
+	for _, p := range [...]*string{&r.ContactID, &r.CallID, &r.UserID, &r.Extension, &r.EndedBy, &r.PausedBy, &r.ResumedBy, &r.Transport, &r.OpenEventID, &r.CloseEventID, &r.ResumeTransport} {
 		*p = rd.str()
 	}
 	r.Start = rd.time()

@@ -41,12 +41,26 @@ func (s *State) closePause(e *ledger.Envelope, ct *contact, at ledger.Time, ende
 		}
 	}
 	p.CloseEventID = s.eventID(e)
+	p.ResumeTransport = s.transportOf(e)
 	delete(s.open, p.OpenEventID)
 	ct.OpenPause = -1
 	ct.Recording = ledger.StateRecording
 	if !s.quiet {
 		eff.Changes = append(eff.Changes, ct.V.CallID+" pause closed ("+endedBy+")")
 	}
+}
+
+// transportOf is how event e, being applied, arrived: its command's or
+// call signal's transport (the decode buffers hold it), "" for the
+// server's own events.
+func (s *State) transportOf(e *ledger.Envelope) string {
+	switch e.Type {
+	case ledger.TypeCommand:
+		return s.cmdBuf.Transport
+	case ledger.TypeCallSignal:
+		return s.sigBuf.Transport
+	}
+	return ""
 }
 
 // timer applies a server timer. pause_expiry closes the pause it names with

@@ -245,9 +245,9 @@ func (r *scriptRun) directive(t *testing.T, d *datadriven.TestData) string {
 			q.To = ledger.T(parseAt(t, v))
 		}
 		for _, p := range pausesOf(t, r.s, q) {
-			fmt.Fprintf(&b, "%s %s %s@%s %s→%s %s %.3fs by=%s/%s resumed_by=%s open=%s close=%s\n",
+			fmt.Fprintf(&b, "%s %s %s@%s %s→%s %s %.3fs by=%s/%s resumed_by=%s/%s open=%s close=%s\n",
 				p.ContactID, p.CallID, p.UserID, p.Extension, clock(p.Start), clock(p.End), orOpen(p.EndedBy), p.Seconds,
-				p.PausedBy, p.Transport, p.ResumedBy, p.OpenEventID, p.CloseEventID)
+				p.PausedBy, p.Transport, p.ResumedBy, p.ResumeTransport, p.OpenEventID, p.CloseEventID)
 		}
 	case "manifest":
 		m, err := r.s.Manifest(context.Background(), d.CmdArgs[0].Key)
