@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -65,6 +66,37 @@ func TestReplayEqualsLiveFromEveryCopy(t *testing.T) {
 	}
 	if got := rst.Digest(); got != want {
 		t.Fatalf("restored replay digest %s, live %s", got, want)
+	}
+}
+
+// damagedAt reads a real store, as a mirror damaged at one event reads:
+// that event fails the scan as corrupt.
+type damagedAt struct {
+	replay.Source
+	at uint64
+}
+
+func (d damagedAt) Scan(ctx context.Context, after uint64, fn func(ledger.Envelope) error) error {
+	return d.Source.Scan(ctx, after, func(e ledger.Envelope) error {
+		if e.Seq == d.at {
+			return fmt.Errorf("decode seq %d: %w", e.Seq, ledger.ErrCorrupt)
+		}
+		return fn(e)
+	})
+}
+
+// A restore from a source damaged at one event keeps every event before
+// it, also those read since the last whole batch.
+func TestRestoreKeepsWhatCameBeforeADamagedEvent(t *testing.T) {
+	ctx := context.Background()
+	d := writeDay(t, nil)
+	dst := openStore(t)
+	n, err := replay.Restore(ctx, damagedAt{d.store, 32}, dst, 1000, nil)
+	if !errors.Is(err, ledger.ErrCorrupt) || n != 31 {
+		t.Fatalf("restore: %d events, %v; want 31 and the damage", n, err)
+	}
+	if head, _ := dst.Head(); head != 31 {
+		t.Fatalf("restored head %d, want 31", head)
 	}
 }
 

@@ -52,8 +52,10 @@ func Restore(ctx context.Context, src Source, dst Importer, batch int, progress 
 		}
 		return nil
 	})
-	if err == nil {
-		err = flush()
+	// What was read before a failure was checked as it was read: keep it,
+	// so that a mirror damaged at one event restores up to that event.
+	if ferr := flush(); err == nil {
+		err = ferr
 	}
 	if err != nil {
 		return n, fmt.Errorf("restore after seq %d: %w", after+n, err)

@@ -120,6 +120,11 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	p := replay.NewProgress(stderr, held, head)
 	n, err := replay.Restore(ctx, src, store, 0, p.Update)
 	p.Finish()
+	if err != nil && (errors.Is(err, ledger.ErrCorrupt) || errors.Is(err, ledger.ErrChainBroken)) {
+		// Running it again stops at the same event.
+		return fmt.Errorf("restore: stopped after %d events: the mirror's next event is damaged, and no restore gets past it "+
+			"(the events before it are in %s; `recledger verify` names the event): %w", held+n, path, err)
+	}
 	if err != nil {
 		return fmt.Errorf("restore: stopped after %d events (run it again to continue): %w", held+n, err)
 	}
