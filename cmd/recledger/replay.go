@@ -237,6 +237,9 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 				ledger.ErrMismatch, withoutCredentials(*natsURL), *site, *data, copiesDiffer(stats.Last.Seq, stats.Last.Hash, h))
 		}
 	}
+	if n, ok := until.Seq(); ok && n > head {
+		fmt.Fprintf(stderr, "replay: --until %d is beyond the ledger's head, seq %d: the state is the head's\n", n, head)
+	}
 	if !until.IsZero() && st.Seq() == 0 && head > 0 {
 		fmt.Fprintf(stderr, "replay: --until %s comes before the ledger's first event: the state is empty\n", *untilS)
 	}

@@ -196,6 +196,14 @@ func TestReplayCommandUntil(t *testing.T) {
 	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), "comes before the ledger's first event") {
 		t.Errorf("no word of an --until before the ledger: %q", b)
 	}
+	// A seq beyond the head: the head's state, and a word on stderr.
+	out, err := runCmd(t, &ReplayCommand{Stderr: notice}, "--data", d.dir, "--until", "99999", "--digest")
+	if want := fmt.Sprintf("%d %s\n", d.seq, d.digests[d.seq]); err != nil || out != want {
+		t.Fatalf("--until beyond the head: %v %q, want %q", err, out, want)
+	}
+	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), fmt.Sprintf("--until 99999 is beyond the ledger's head, seq %d", d.seq)) {
+		t.Errorf("no word of an --until beyond the head: %q", b)
+	}
 }
 
 func TestReplayCommandTraceUser(t *testing.T) {
