@@ -345,18 +345,22 @@ func (s *State) cmdRestart(x *cmdCtx) {
 	}
 	if c.Contact == "" {
 		s.openContact(x.e, c, &x.u, x.now, &x.eff)
-	} else {
-		ct := s.openOf(c)
-		at := s.notBefore(ct, x.now)
-		s.stopRecording(x.e, ct, at, x.now, ledger.EndedByRestart, x.user, &x.eff)
-		ct.V.Segments = nil
-		ct.SegStart = at
-		if !s.quiet {
-			x.eff.Changes = append(x.eff.Changes, c.CallID+" restarted: media discarded, new segment")
-		}
+		s.openOf(c).addTag()
+		s.appliedOn(x, c, c.CallID, " tagged")
+		return
 	}
-	s.openOf(c).addTag()
-	s.appliedOn(x, c)
+	ct := s.openOf(c)
+	was := ct.Recording
+	at := s.notBefore(ct, x.now)
+	s.stopRecording(x.e, ct, at, x.now, ledger.EndedByRestart, x.user, &x.eff)
+	ct.V.Segments = nil
+	ct.SegStart = at
+	ct.addTag()
+	if was == ledger.StateRecording {
+		s.appliedOn(x, c, c.CallID, " restarted: media discarded, new segment; tagged")
+		return
+	}
+	s.appliedOn(x, c, c.CallID, " restarted: media discarded, new segment; ", was, "→recording, tagged")
 }
 
 func (s *State) cmdDelete(x *cmdCtx) {
@@ -406,10 +410,17 @@ func (s *State) cmdLogout(x *cmdCtx) {
 		x.outcome(ledger.OutcomeNoEffect, ReasonNotLoggedIn)
 		return
 	}
+	was := "" // the recording state of the call the logout stops recording
 	if c := s.targetCallOf(x.m.agent); c != nil {
 		s.on(x, c)
+		if c.Contact != "" {
+			was = s.callState(c)
+		}
 	}
 	s.logout(x.e, x.user, &x.eff)
+	if was != "" && !s.quiet {
+		x.eff.Changes = append(x.eff.Changes, x.r.CallID+" "+was+"→not_recording")
+	}
 	if x.r.CallID != "" {
 		x.r.Recording = ledger.StateNotRecording
 		if x.r.ContactID == "" {
@@ -442,9 +453,9 @@ func (s *State) cmdStopSegment(x *cmdCtx) {
 		x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
 		return
 	}
-	id := c.Contact
+	id, was := c.Contact, s.callState(c)
 	s.closeContact(x.e, c, x.now, ledger.EndedByStopSegment, x.user, &x.eff)
-	s.appliedOn(x, c)
+	s.appliedOn(x, c, c.CallID, " ", was, "→not_recording")
 	x.r.ContactID = id
 }
 

@@ -3,6 +3,7 @@ package projections
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"time"
@@ -32,7 +33,8 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 	}()
 	put := d.Op != ledger.OpDelete
 	var err error
-	var gone []string // users removed while logged in
+	var gone []string    // users removed while logged in
+	var touched []string // users whose configuration the change is (a trace by user shows it)
 	switch d.Part {
 	case ledger.PartDocument:
 		var c ledger.Config
@@ -41,6 +43,7 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 		}
 		if err == nil {
 			c.Normalize()
+			touched = changedUsers(s.cfg, c)
 			s.cfg = c
 			s.rebuildCaches()
 			gone = s.forgetRemovedLogins()
@@ -76,6 +79,7 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 		}
 		if err == nil {
 			s.resetMembers() // each member holds its team's workflow
+			touched = s.usersOfTeam(d.Key)
 		}
 	case ledger.PartUser:
 		var v ledger.User
@@ -83,6 +87,7 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 			err = json.Unmarshal(d.Value, &v)
 		}
 		if err == nil {
+			touched = []string{d.Key}
 			s.userChanged(d.Key, v, put)
 			if !put && s.forgetLogin(d.Key) {
 				gone = []string{d.Key}
@@ -98,12 +103,51 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 	if d.Key != "" {
 		line += " " + d.Key
 	}
-	eff := Effect{Changes: []string{line}}
+	switch {
+	case !put:
+	case d.Part == ledger.PartDocument:
+		line += fmt.Sprintf(" (%d users, %d teams, %d metadata keys)", len(s.cfg.Users), len(s.cfg.Teams), len(s.cfg.Metadata))
+	default:
+		line += " → " + string(d.Value) // what an engineer asks of a change: the value it set
+	}
+	eff := Effect{Changes: []string{line}, Users: touched}
 	for _, u := range gone {
-		eff.Users = append(eff.Users, u)
+		if !slices.Contains(eff.Users, u) {
+			eff.Users = append(eff.Users, u)
+		}
 		eff.Changes = append(eff.Changes, u+" no longer configured: logged out")
 	}
 	return eff, nil
+}
+
+// changedUsers lists, sorted, the users whose configuration differs
+// between old and c (put, changed or removed).
+func changedUsers(old, c ledger.Config) []string {
+	var ids []string
+	for id, u := range c.Users {
+		if o, ok := old.Users[id]; !ok || !reflect.DeepEqual(o, u) {
+			ids = append(ids, id)
+		}
+	}
+	for id := range old.Users {
+		if _, ok := c.Users[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// usersOfTeam lists, sorted, the users configured in team.
+func (s *State) usersOfTeam(team string) []string {
+	var ids []string
+	for id, u := range s.cfg.Users {
+		if u.Team == team {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // forgetLogin logs out user id, removed from the configuration: its

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,5 +209,43 @@ func TestOutOfRangeConfigIsBounded(t *testing.T) {
 	want := scriptDay.AddDate(0, 0, ledger.MaxRetentionDays).Format(time.DateOnly)
 	if len(cs) != 1 || cs[0].RetainUntil != want {
 		t.Fatalf("contacts %+v, want one retained until %s", cs, want)
+	}
+}
+
+// A configuration change names the users it is about, so that a trace of
+// one user (replay --user) shows it: a user put or deleted, the users of
+// a team put, the users a whole document changes, added or removes.
+func TestConfigChangeNamesItsUsers(t *testing.T) {
+	g := newEnvGen(t)
+	s := New()
+	apply := func(e *ledger.Envelope) Effect {
+		t.Helper()
+		eff, err := s.Apply(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eff
+	}
+	c := genConfig(4, 0) // u0..u3 in teams a, b, c, g
+	g.config(c)
+	if eff := apply(&g.out[len(g.out)-1]); !slices.Equal(eff.Users, []string{"u0", "u1", "u2", "u3"}) {
+		t.Errorf("first document: users %v", eff.Users)
+	}
+	u1 := c.Users["u1"]
+	u1.Extension = "3999"
+	c.Users["u1"] = u1
+	delete(c.Users, "u3")
+	g.config(c)
+	if eff := apply(&g.out[len(g.out)-1]); !slices.Equal(eff.Users, []string{"u1", "u3"}) {
+		t.Errorf("document changing u1, removing u3: users %v", eff.Users)
+	}
+	v, _ := ledger.EncodeData(u1)
+	eff := apply(g.add(ledger.TypeConfig, time.Second, ledger.ConfigChange{Part: ledger.PartUser, Op: ledger.OpPut, Key: "u1", Value: v}))
+	if !slices.Equal(eff.Users, []string{"u1"}) || !strings.Contains(eff.Changes[0], `→ {"name":"User 1"`) {
+		t.Errorf("user put: %+v", eff)
+	}
+	tv, _ := ledger.EncodeData(c.Teams["a"])
+	if eff := apply(g.add(ledger.TypeConfig, time.Second, ledger.ConfigChange{Part: ledger.PartTeam, Op: ledger.OpPut, Key: "a", Value: tv})); !slices.Equal(eff.Users, []string{"u0"}) {
+		t.Errorf("team a put: users %v", eff.Users)
 	}
 }
