@@ -88,7 +88,13 @@ func (s *State) timer(e *ledger.Envelope, d *ledger.TimerFired) Effect {
 	eff.Users = []string{ct.V.UserID}
 	s.closePause(e, ct, at, ledger.EndedByTimeout, "", &eff)
 	if !s.quiet {
-		eff.Changes = append(eff.Changes, ct.V.CallID+" paused→recording")
+		change := ct.V.CallID + " paused→recording"
+		if at.Before(e.Time.Time) {
+			// A server that was down appends the expiry when it is back:
+			// the row ends when it was due, the ledger learns it now.
+			change += " (due " + at.String() + ")"
+		}
+		eff.Changes = append(eff.Changes, change)
 	}
 	return eff
 }

@@ -352,7 +352,7 @@ func (r *scriptRun) call(t *testing.T, d *datadriven.TestData, b *strings.Builde
 
 // cmdKeys are the cmd directive's own arguments; the others are params.
 var cmdKeys = map[string]bool{"sender": true, "ext": true, "peripheral": true, "transport": true, "at": true,
-	"masked": true, "invalid": true, "message": true}
+	"masked": true, "invalid": true, "message": true, "appended": true}
 
 func (r *scriptRun) cmd(t *testing.T, d *datadriven.TestData, b *strings.Builder) {
 	c := ledger.Command{Command: d.CmdArgs[0].Key, SenderID: argVal(d, "sender"), Extension: argVal(d, "ext"),
@@ -402,6 +402,9 @@ func (r *scriptRun) timer(t *testing.T, d *datadriven.TestData, b *strings.Build
 		}
 	}
 	tf.Due = ledger.T(at)
+	if v := argVal(d, "appended"); v != "" {
+		at = parseAt(t, v) // a server back from an outage appends it late
+	}
 	eff, _ := r.append(t, ledger.TypeTimer, at, tf)
 	fmt.Fprintf(b, "timer %s due=%s\n", tf.Timer, clock(tf.Due))
 	r.changes(b, eff)
