@@ -199,12 +199,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
-// missed reports whether the site was down at the upload time at: it has
-// sealed a day before, or its ledger held events by then.
+// missed reports whether the site was down at the upload time at: its
+// ledger held events by then. A day sealed before is no proof of that:
+// an administrator may seal past days by hand on a ledger begun today,
+// and sealing yesterday at a restart would then file today's contacts
+// under it.
 func (s *Scheduler) missed(ctx context.Context, at time.Time) bool {
-	if d, _ := s.View.LastSeal(); d != "" {
-		return true
-	}
 	if s.View.Seq() == 0 {
 		return false
 	}

@@ -96,7 +96,8 @@ func (f *fakeLedger) SealedDays() []string {
 func (f *fakeLedger) Seq() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return uint64(len(f.got))
+	// A ledger that sealed days holds their events, appended here or not.
+	return uint64(max(len(f.got), len(f.sealed)))
 }
 
 func (f *fakeLedger) NextTimer() (ledger.TimerFired, bool) {
@@ -289,6 +290,27 @@ func TestNoSealOnStartOfFreshSite(t *testing.T) {
 		got := seals(t, runFor(t, f, utc("2026-11-24T08:15:00Z"), time.Hour, 0, nil))
 		if len(got) != 0 {
 			t.Errorf("sealed %v on the first start of an empty ledger; want nothing", got)
+		}
+	})
+}
+
+// Days sealed by hand on a ledger begun today (a backfill of past days)
+// do not make a restart, or an upload time moved later today, seal
+// yesterday: the site did not exist at yesterday's upload time, and
+// today's contacts would be filed under it.
+func TestNoSealOfYesterdayAfterPastDaysSealedByHand(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, began: utc("2026-11-24T07:00:00Z"),
+			sealed: []string{"2026-11-10", "2026-11-11"}}
+		got := seals(t, runFor(t, f, utc("2026-11-24T08:15:00Z"), 16*time.Hour, time.Minute, func(s *Scheduler, now func() time.Time) {
+			f.mu.Lock()
+			f.site.UploadTime = "21:42" // later today
+			f.mu.Unlock()
+			s.Wake()
+		}))
+		want := []seal{{"2026-11-24T21:42:00Z", "2026-11-24", ledger.SealSchedule}}
+		if !slices.Equal(got, want) {
+			t.Errorf("seals\n got %v\nwant %v", got, want)
 		}
 	})
 }
