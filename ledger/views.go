@@ -267,6 +267,8 @@ func ReasonMessage(reason string) string {
 		return "no metadata key was applied: see rejected_keys"
 	case "no_known_keys":
 		return "no parameter names a defined metadata key"
+	case "unchanged":
+		return "the call already holds these metadata values"
 	}
 	return ""
 }

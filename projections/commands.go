@@ -42,6 +42,7 @@ const (
 	ReasonInvalidExtension = "invalid_extension"
 	ReasonInvalidMetadata  = "invalid_metadata"
 	ReasonNoKnownKeys      = "no_known_keys"
+	ReasonUnchanged        = "unchanged"
 	ReasonUnknownCommand   = "unknown_command"
 )
 

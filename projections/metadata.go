@@ -76,9 +76,12 @@ func validText(v string) bool {
 }
 
 // metaResult collects the per-key outcome of one metadata command.
+// unchanged counts the valid keys that already held their value (or, to
+// be removed, were not there): nothing to do for them.
 type metaResult struct {
 	applied, ignored []string
 	rejected         map[string]string
+	unchanged        int
 }
 
 // addOnce appends k to list unless it is there; a new list gets room for
@@ -123,6 +126,10 @@ func (s *State) applyMetadata(d *ledger.Command, m map[string]string, res *metaR
 			continue
 		}
 		delete(res.rejected, p.Key)
+		if old, had := m[p.Key]; old == p.Value && (had || p.Value == "") && !slices.Contains(res.applied, p.Key) {
+			res.unchanged++ // the same value again, or removing what is not there
+			continue
+		}
 		if p.Value == "" {
 			delete(m, p.Key)
 		} else {
@@ -254,6 +261,10 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 		}
 	case len(res.rejected) > 0:
 		x.outcome(ledger.OutcomeRejected, ReasonInvalidMetadata)
+	case res.unchanged > 0:
+		// A desktop re-sending what it sent: nothing changes, and no
+		// manifest update repeats the contact (RULES.md: applied is a change).
+		x.outcome(ledger.OutcomeNoEffect, ReasonUnchanged)
 	default:
 		x.outcome(ledger.OutcomeNoEffect, ReasonNoKnownKeys)
 	}

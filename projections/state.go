@@ -21,7 +21,7 @@ import (
 // Version names the checkpoint encoding and the rules it was folded with.
 // Bump it whenever the state's shape or a rule changes, so that old
 // checkpoints are ignored and the state is rebuilt by replay.
-const Version = "13"
+const Version = "14"
 
 // Effect is what one event did: the command's answer (command events only),
 // one human line per state change (for replay --trace), and the users the
