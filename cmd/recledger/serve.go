@@ -118,20 +118,13 @@ func boolFlag(fs *flag.FlagSet, p *bool, name, env, usage string) func() error {
 	var bad error
 	if v, ok := os.LookupEnv(env); ok {
 		if b, err := strconv.ParseBool(v); err != nil {
-			bad = fmt.Errorf("%w: %s=%q is not true or false", ledger.ErrInvalid, env, v)
+			bad = fmt.Errorf("%s=%q: %w: not true or false", env, v, ledger.ErrInvalid)
 		} else {
 			*p = b
 		}
 	}
 	fs.BoolVar(p, name, *p, usage+" (env "+env+")")
-	return func() error {
-		given := false
-		fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
-		if given {
-			return nil
-		}
-		return bad
-	}
+	return unlessGiven(fs, name, bad)
 }
 
 // intFlag defines an int flag whose default comes from env when set. The
@@ -147,6 +140,13 @@ func intFlag(fs *flag.FlagSet, p *int, name, env, usage string) func() error {
 		}
 	}
 	fs.IntVar(p, name, *p, usage+" (env "+env+")")
+	return unlessGiven(fs, name, bad)
+}
+
+// unlessGiven returns a check, for after Parse, that reports bad (an
+// environment value that did not parse) unless flag name was given on
+// the command line, which wins.
+func unlessGiven(fs *flag.FlagSet, name string, bad error) func() error {
 	return func() error {
 		given := false
 		fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })

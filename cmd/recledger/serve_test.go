@@ -462,3 +462,17 @@ func TestServeRestartsAStuckJetStream(t *testing.T) {
 	waitLag("behind", func(r ready) bool { return r.Lag > 0 })
 	waitLag("mirrored after JetStream was restarted", func(r ready) bool { return r.Head >= 20 && r.Lag == 0 })
 }
+
+// An environment variable of serve's that does not parse stops it before
+// anything starts, naming the variable, unless the flag is given.
+func TestServeRefusesAnEnvValueThatDoesNotParse(t *testing.T) {
+	for env, want := range map[string]string{"RECLEDGER_REBUILD": "not true or false", "RECLEDGER_REPLICAS": "not an integer"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, "maybe")
+			err := (&ServeCommand{Stderr: devNull(t)}).Run(t.Context(), []string{"--data", t.TempDir()})
+			if !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), env+`="maybe"`) || !strings.Contains(err.Error(), want) {
+				t.Errorf("serve with %s=maybe: %v", env, err)
+			}
+		})
+	}
+}
