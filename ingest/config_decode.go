@@ -177,14 +177,25 @@ func decodeNumbers(b []byte) (any, error) {
 	return doc, err
 }
 
+// maxConfigDepth bounds the nesting duplicateMember walks: a configuration
+// is a few levels deep, and a body of a million brackets must not grow
+// the stack by a frame each (encoding/json refuses past 10,000).
+const maxConfigDepth = 64
+
 // duplicateMember finds the first member given twice in one object of
 // the JSON value b, and returns its dotted path; ok is false when there
 // is none, or b is not JSON (the decoder says so then).
 func duplicateMember(b []byte) (path string, ok bool) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
+	depth := 0
 	var walk func(p string) (string, bool, error)
 	walk = func(p string) (string, bool, error) {
+		if depth++; depth > maxConfigDepth {
+			// deeper than any configuration: the decoder refuses it
+			return "", false, errors.New("too deep")
+		}
+		defer func() { depth-- }()
 		t, err := dec.Token()
 		if err != nil {
 			return "", false, err

@@ -54,6 +54,11 @@ func TestDecodeConfigPartNamesTheField(t *testing.T) {
 			t.Errorf("%s: the message speaks of Go: %v", c.doc, err)
 		}
 	}
+	// a million brackets: refused, not walked a stack frame each
+	deep := `{"teams":{"t":` + strings.Repeat("[", 1_000_000) + `}}`
+	if err := decodeConfigPart([]byte(deep), "", &ledger.Config{}); !errors.Is(err, ledger.ErrInvalid) {
+		t.Errorf("a million brackets: %v", err)
+	}
 	if err := decodeConfigPart([]byte(`{"site":{"upload_time":"22:00"}}`), "", &ledger.Config{}); err != nil {
 		t.Errorf("a valid document: %v", err)
 	}
