@@ -3,6 +3,7 @@ package ingest
 import (
 	"math/big"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -12,9 +13,10 @@ import (
 )
 
 // Card-number masking (RULES.md "Metadata"): a run of 13–19 digits, with
-// spaces, dashes or grouping punctuation (cardPunct) allowed between them,
-// that passes the Luhn check is a card number and never reaches the
-// ledger in clear.
+// spaces or dashes allowed between them, that passes the Luhn check is a
+// card number and never reaches the ledger in clear; so is one grouped
+// with other punctuation that begins as a card brand's numbers do (see
+// "Grouping punctuation").
 //
 // A run is a maximal stretch of digits in which digits may be separated by
 // any number of separators. A run holds a card number when any 13–19 of
@@ -43,14 +45,15 @@ import (
 // exponent ("4.111111111111111e15", as JSON may) as its digits. A card
 // number typed with any of them is still one.
 
-// cardPunct is the ASCII punctuation that may group a card number's
-// digits besides spaces and dashes: "4111.1111.1111.1111",
-// "4111/1111/…", "4111,1111,…", "4111_1111_…", "(4111) 1111 …". RULES.md
-// names spaces and dashes; the ledger cannot forget a card number it was
-// given, so a value that reads as one to a person is masked (full-width
-// forms fold to these by NFKC). An amount or a date has too few digits to
-// be taken for one.
-const cardPunct = "./,_()"
+// Grouping punctuation. RULES.md names spaces and dashes between a card
+// number's digits; people also group them with other marks
+// ("4111.1111.1111.1111", "4111/1111/…", "4111·1111·…", "(4111) 1111 …",
+// the Swiss "4111’1111…"), and the ledger cannot forget a card number it
+// was given. So any punctuation or symbol (Unicode P and S) between digits
+// joins them too, but a window of digits joined so is taken for a card
+// number only if it also begins as a card brand's numbers do (cardBrand):
+// lists of addresses, phone numbers, dates or amounts joined by commas and
+// slashes pass Luhn as often as any digits do, and seldom begin so.
 
 const (
 	cardMinDigits = 13
@@ -97,8 +100,8 @@ func maskRuns(v string) (string, bool) {
 			i += size
 			continue
 		}
-		end, digits := scanRun(v, i)
-		if holdsCard(digits) {
+		end, digits, groups := scanRun(v, i)
+		if holdsCard(digits, groups) {
 			b.Write(digits[:cardKeepHead])
 			b.WriteString(strings.Repeat("*", len(digits)-cardKeepHead-cardKeepTail))
 			b.Write(digits[len(digits)-cardKeepTail:])
@@ -226,24 +229,66 @@ func plainFewDigits(v string) bool {
 	return n < cardMinDigits
 }
 
+// runJoins tells, of a run's digits, which begin a group: starts holds the
+// index of every digit after a separator of any kind, marks those after
+// grouping punctuation (not only spaces and dashes).
+type runJoins struct{ starts, marks []int }
+
 // scanRun reads the run starting at the digit at v[start]: it returns the
-// index just after the run's last digit and the run's digits (as ASCII).
-func scanRun(v string, start int) (end int, digits []byte) {
+// index just after the run's last digit, the run's digits (as ASCII), and
+// where its groups begin.
+func scanRun(v string, start int) (end int, digits []byte, g runJoins) {
 	end = start
+	sep, mark := false, false // since the last digit
 	for j := start; j < len(v); {
 		r, size := utf8.DecodeRuneInString(v[j:])
 		if d, ok := cardDigit(r); ok {
+			if sep {
+				g.starts = append(g.starts, len(digits))
+			}
+			if mark {
+				g.marks = append(g.marks, len(digits))
+			}
+			sep, mark = false, false
 			digits = append(digits, d)
 			j += size
 			end = j
 			continue
 		}
-		if !cardSeparator(r) {
-			break
+		switch {
+		case cardSeparator(r):
+			sep = true
+		case groupingMark(r):
+			sep, mark = true, true
+		default:
+			return end, digits, g
 		}
 		j += size // a separator belongs to the run only if a digit follows
 	}
-	return end, digits
+	return end, digits, g
+}
+
+// groupingMark reports whether r is punctuation or a symbol that may group
+// digits (see "Grouping punctuation").
+func groupingMark(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r > ' ' && r < 0x7f && !('0' <= r && r <= '9') && !('a' <= r && r <= 'z') && !('A' <= r && r <= 'Z')
+	}
+	return unicode.In(r, unicode.P, unicode.S)
+}
+
+// cardBrand reports whether digits begin as a card brand's numbers do:
+// 4 (Visa), 5 (Mastercard, Maestro), 2221–2720 (Mastercard), 3 (American
+// Express, Diners, JCB), 6 (Discover, UnionPay, Maestro).
+func cardBrand(digits []byte) bool {
+	switch digits[0] {
+	case '3', '4', '5', '6':
+		return true
+	case '2':
+		n, _ := strconv.Atoi(string(digits[:4]))
+		return n >= 2221 && n <= 2720
+	}
+	return false
 }
 
 // cardDigit returns the ASCII digit r stands for, if r is a decimal digit
@@ -271,13 +316,11 @@ func cardDigit(r rune) (byte, bool) {
 }
 
 // cardSeparator reports whether r may stand between a card number's
-// digits: a space or a dash of any kind, an invisible format character,
-// or the punctuation people group digits with (cardPunct).
+// digits as RULES.md's spaces and dashes do: a space or a dash of any
+// kind, an invisible format character, a control character.
 func cardSeparator(r rune) bool {
 	switch {
 	case r == ' ' || r == '-':
-		return true
-	case strings.ContainsRune(cardPunct, r):
 		return true
 	case r < utf8.RuneSelf:
 		return r < ' ' || r == 0x7f // control characters: tab, NUL, …
@@ -290,16 +333,39 @@ func cardSeparator(r rune) bool {
 }
 
 // holdsCard reports whether any 13–19 consecutive digits of a run pass
-// Luhn.
-func holdsCard(digits []byte) bool {
+// Luhn. A window that grouping punctuation joins (a mark inside it) must
+// also be written as card numbers are: whole groups, the first of at
+// least 4 digits (4-4-4-4, 4-6-5), beginning as a card brand's numbers
+// do. Phone numbers (312, 555), addresses and dates have shorter groups.
+func holdsCard(digits []byte, g runJoins) bool {
 	for n := cardMinDigits; n <= cardMaxDigits && n <= len(digits); n++ {
 		for i := 0; i+n <= len(digits); i++ {
-			if luhn(digits[i : i+n]) {
+			w := digits[i : i+n]
+			if !luhn(w) {
+				continue
+			}
+			if !slices.ContainsFunc(g.marks, func(j int) bool { return j > i && j < i+n }) || g.cardGroups(i, i+n, len(digits)) && cardBrand(w) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// cardGroups reports whether digits [i, end) of a run of n digits are
+// whole groups, the first of at least 4 digits.
+func (g runJoins) cardGroups(i, end, n int) bool {
+	if i != 0 && !slices.Contains(g.starts, i) || end != n && !slices.Contains(g.starts, end) {
+		return false
+	}
+	next := n // where the group at i ends
+	for _, s := range g.starts {
+		if s > i {
+			next = s
+			break
+		}
+	}
+	return next-i >= 4
 }
 
 // luhn reports whether the ASCII digits pass the Luhn checksum.

@@ -5,6 +5,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 	"math/big"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -60,16 +61,29 @@ func TestMaskCards(t *testing.T) {
 		{"x4.111111111111111e15 y", "x411111******1111 y", true},   // within a text
 		{"5.500005555555559e15", "550000******5559", true},         // the whole number, not its decimals alone
 		{"4111\x001111\x011111\x7f1111", "411111******1111", true}, // control characters
-		// grouped with punctuation
+		// grouped with punctuation or symbols, beginning as a brand's do
 		{"4111.1111.1111.1111", "411111******1111", true},
 		{"4111/1111/1111/1111", "411111******1111", true},
 		{"4111,1111,1111,1111", "411111******1111", true},
 		{"4111_1111_1111_1111", "411111******1111", true},
-		{"4.111.111.111.111.111", "411111******1111", true},
 		{"(4111) 1111 1111 1111", "(411111******1111", true},
-		{"4111\uff0e1111\uff0e1111\uff0e1111", "411111******1111", true}, // full-width full stops, by NFKC
+		{"4111:1111;1111|1111", "411111******1111", true},
+		{"[4111] [1111] [1111] [1111]", "[411111******1111]", true},
+		{"4111\u00b71111\u20221111\u20191111", "411111******1111", true}, // middle dot, bullet, Swiss apostrophe
+		{"\u0664\u0661\u0661\u0661\u066c\u0661\u0661\u0661\u0661\u066c\u0661\u0661\u0661\u0661\u066c\u0661\u0661\u0661\u0661", "411111******1111", true}, // Arabic thousands separators
+		{"4111\uff0e1111\uff0e1111\uff0e1111", "411111******1111", true},                                                                                 // full-width full stops
+		{"5500.0055.5555.5559", "550000******5559", true},
+		{"3782.822463.10005", "378282*****0005", true},
+		// joined by marks but not beginning as a brand's: lists, dates, amounts
 		{"total 1,234,567.89 on 2026/11/30", "total 1,234,567.89 on 2026/11/30", false},
 		{"ip 192.168.100.200", "ip 192.168.100.200", false},
+		{"192.168.100.200, 192.168.100.201", "192.168.100.200, 192.168.100.201", false},
+		{"11/01/2026 - 11/30/2026", "11/01/2026 - 11/30/2026", false},
+		{"1234.5678.9012.3452", "1234.5678.9012.3452", false}, // Luhn-valid, no brand: spaces would make it one (RULES.md)
+		{"1234 5678 9012 3452", "123456******3452", true},
+		{"4.111.111.111.111.111", "4.111.111.111.111.111", false},                   // as an amount: groups of 1 and 3
+		{"(312) 555-0100, (312) 555-0101", "(312) 555-0100, (312) 555-0101", false}, // phone numbers: groups of 3
+		{"4111.1111.1111.1111225", "4111.1111.1111.1111225", false},                 // a CVV glued to the last group: not whole groups
 	} {
 		got, masked := maskCards(tc.in)
 		if got != tc.want || masked != tc.masked {
@@ -118,20 +132,46 @@ func cardLeft(v string) (string, bool) {
 func cardIn(v string) (string, bool) {
 	isSep := func(r rune) bool {
 		return unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf, unicode.Cc, unicode.Mn, unicode.Me) ||
-			strings.ContainsRune("\u2212\ufffd\u115f\u1160\u3164\uffa0./,_()", r)
+			strings.ContainsRune("\u2212\ufffd\u115f\u1160\u3164\uffa0", r)
 	}
-	runs := strings.FieldsFunc(v, func(r rune) bool { return !unicode.IsDigit(r) && !isSep(r) })
+	// other punctuation and symbols join digits too, but a window they
+	// join must begin as a brand's numbers do
+	isMark := func(r rune) bool { return !isSep(r) && unicode.In(r, unicode.P, unicode.S) }
+	brand := func(d string) bool {
+		return strings.ContainsAny(d[:1], "3456") || (d[:4] >= "2221" && d[:4] <= "2720")
+	}
+	runs := strings.FieldsFunc(v, func(r rune) bool { return !unicode.IsDigit(r) && !isSep(r) && !isMark(r) })
 	for _, run := range runs {
 		var digits []byte
+		var marked, first []bool // before digit i: a mark; any separator
+		mark, gap := false, false
 		for _, r := range run {
-			if unicode.IsDigit(r) {
+			switch {
+			case unicode.IsDigit(r):
 				digits = append(digits, digitOf(r))
+				marked = append(marked, mark && len(digits) > 1)
+				first = append(first, gap || len(digits) == 1)
+				mark, gap = false, false
+			case isMark(r):
+				mark, gap = true, true
+			default:
+				gap = true
 			}
 		}
 		for i := range digits {
 			for n := cardMinDigits; n <= cardMaxDigits && i+n <= len(digits); n++ {
-				if luhn(digits[i : i+n]) {
-					return string(digits[i : i+n]), true
+				w := string(digits[i : i+n])
+				if !luhn([]byte(w)) {
+					continue
+				}
+				// by marks: whole groups, the first of 4 digits or more
+				whole := first[i] && (i+n == len(digits) || first[i+n])
+				firstLen := 1
+				for i+firstLen < len(digits) && !first[i+firstLen] {
+					firstLen++
+				}
+				if !slices.Contains(marked[i+1:i+n], true) || (brand(w) && whole && firstLen >= 4) {
+					return w, true
 				}
 			}
 		}
