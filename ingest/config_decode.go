@@ -34,6 +34,7 @@ func decodeConfigPart(b []byte, root string, v any) error {
 	if !utf8.Valid(b) {
 		return &ledger.FieldError{Field: at(""), Message: "is not UTF-8 (RFC 8259)"}
 	}
+	b = bytes.TrimPrefix(b, []byte("\ufeff")) // a byte order mark, as commands and signals take it
 	if string(bytes.TrimSpace(b)) == "null" {
 		return &ledger.FieldError{Field: at(""), Message: "must be a JSON object, got null (DELETE removes a part)"}
 	}
@@ -133,38 +134,53 @@ func badMember(doc any, t reflect.Type) (path, msg string, ok bool) {
 	return "", "", false
 }
 
+// phoneMember reports the configuration members that hold phone-system
+// numbers: extensions, peripheral ids and the patterns of numbers. Call
+// signals carry such numbers unmasked (docs/rules-decisions.md): an E.164
+// number passes Luhn one time in ten, and refused it could not be put on
+// an exclusion list. Their values are checked by their own rules (digits,
+// + # and *).
+func phoneMember(name string) bool {
+	switch name {
+	case "extension", "peripheral_id", "inclusion", "exclusion", "number_pattern":
+		return true
+	}
+	return false
+}
+
 // cardInConfig finds a card number (as maskCards reads one) in the part's
-// path root or in a member name or string value of doc, and returns the
-// path of the member that holds it ("" for root itself).
+// path root or in a member name or string value of doc (but a phoneMember's
+// values), and returns the path of the member that holds it ("" for root
+// itself).
 func cardInConfig(root string, doc any) (string, bool) {
 	if _, ok := maskCards(root); ok {
 		return "", true
 	}
-	var walk func(p string, v any) (string, bool)
-	walk = func(p string, v any) (string, bool) {
+	var walk func(p, member string, v any) (string, bool)
+	walk = func(p, member string, v any) (string, bool) {
 		switch d := v.(type) {
 		case string:
 			_, ok := maskCards(d)
-			return p, ok
+			return p, ok && !phoneMember(member)
 		case map[string]any:
 			for _, k := range slices.Sorted(maps.Keys(d)) {
 				if _, ok := maskCards(k); ok {
 					return joinPath(p, k), true
 				}
-				if q, ok := walk(joinPath(p, k), d[k]); ok {
+				if q, ok := walk(joinPath(p, k), k, d[k]); ok {
 					return q, true
 				}
 			}
 		case []any:
 			for i, e := range d {
-				if q, ok := walk(joinPath(p, "["+strconv.Itoa(i)+"]"), e); ok {
+				if q, ok := walk(joinPath(p, "["+strconv.Itoa(i)+"]"), member, e); ok {
 					return q, true
 				}
 			}
 		}
 		return "", false
 	}
-	return walk("", doc)
+	return walk("", "", doc)
 }
 
 // decodeNumbers decodes b into any, numbers as json.Number (a number too

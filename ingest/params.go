@@ -197,7 +197,12 @@ func parseParams(rawQuery, contentType string, body []byte) request {
 	}
 	maskField(paramSender, &req.SenderID)
 	maskField(paramPeripheral, &req.PeripheralID)
-	maskField(paramExtension, &req.Extension)
+	if !ledger.ValidExtension(req.Extension) {
+		// An extension is a phone line's number, which call signals carry
+		// unmasked too (docs/rules-decisions.md): +4915112345678 passes
+		// Luhn, and masked it is no line at all. Any other text is masked.
+		maskField(paramExtension, &req.Extension)
+	}
 	for i := range req.Params {
 		p := &req.Params[i]
 		if m, ok := maskCards(p.Key); ok { // a card number as a key is still a card number

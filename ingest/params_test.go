@@ -27,6 +27,17 @@ func TestParseParams(t *testing.T) {
 			want:  request{SenderID: "jdoe", PeripheralID: "5001", Extension: "3420"},
 		},
 		{
+			// a phone line's number, as call signals carry it (it passes Luhn)
+			name:  "an E.164 extension is not masked",
+			query: "sender_id=jdoe&extension=%2B4915112345678",
+			want:  request{SenderID: "jdoe", Extension: "+4915112345678"},
+		},
+		{
+			name:  "an extension that is text holding a card number is masked",
+			query: "sender_id=jdoe&extension=4111+1111+1111+1111",
+			want:  request{SenderID: "jdoe", Extension: "411111******1111", Masked: []string{"extension"}},
+		},
+		{
 			name: "form body without a Content-Type",
 			body: "extension=3420&sender_id=jdoe",
 			want: request{SenderID: "jdoe", Extension: "3420"},

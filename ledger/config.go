@@ -292,19 +292,23 @@ func (u User) Validate(field string) error {
 const MaxExtensionLen = 32
 
 // ValidExtension reports whether ext is an extension a user may be
-// configured with or log in to: 1 to MaxExtensionLen digits, + and #.
-// (Until 2026-11-30 a configured one could hold the * of a pattern too,
-// and a login took any text.)
+// configured with or log in to: 1 to MaxExtensionLen digits, + and #,
+// with at least one digit. (Until 2026-11-30 a configured one could hold
+// the * of a pattern too, and a login took any text.)
 func ValidExtension(ext string) bool {
 	if ext == "" || len(ext) > MaxExtensionLen {
 		return false
 	}
+	digit := false
 	for i := 0; i < len(ext); i++ {
-		if c := ext[i]; (c < '0' || c > '9') && c != '+' && c != '#' {
+		switch c := ext[i]; {
+		case c >= '0' && c <= '9':
+			digit = true
+		case c != '+' && c != '#':
 			return false
 		}
 	}
-	return true
+	return digit
 }
 
 // MatchPattern reports whether s matches p, where * matches any run of

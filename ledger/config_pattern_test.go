@@ -81,3 +81,14 @@ func FuzzMatchPattern(f *testing.F) {
 		}
 	})
 }
+
+func TestValidExtension(t *testing.T) {
+	for ext, want := range map[string]bool{
+		"3420": true, "+4915112345678": true, "#21": true, strings.Repeat("9", MaxExtensionLen): true,
+		"": false, "+": false, "##": false, "3420 ": false, "34*": false, "34x0": false, strings.Repeat("9", MaxExtensionLen+1): false,
+	} {
+		if got := ValidExtension(ext); got != want {
+			t.Errorf("ValidExtension(%q) = %v, want %v", ext, got, want)
+		}
+	}
+}
