@@ -66,6 +66,17 @@ func TestConfigAPI(t *testing.T) {
 		}
 	}
 
+	// What an error quotes is masked as the ledger would mask it.
+	for path, body := range map[string]string{
+		"/v1/config/users/u3":    `{"name":"x","team":"sales","recording":"desktop","4111111111111111":1}`,
+		"/v1/config/teams/sales": `{"retention_days":4111111111111111}`,
+	} {
+		r := put(path, body, 400)
+		if strings.Contains(r.Raw, "4111111111111111") || !strings.Contains(r.Raw, "******1111") {
+			t.Errorf("PUT %s %s: the card number is quoted in clear: %s", path, body, r.Raw)
+		}
+	}
+
 	s.must(404, "DELETE", "/v1/config/users/nobody", "", "")
 	s.must(200, "DELETE", "/v1/config/metadata/k9", "", "")
 	s.must(200, "DELETE", "/v1/config/users/jdoe", "", "")

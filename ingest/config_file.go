@@ -28,14 +28,14 @@ func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error)
 	}
 	var doc ledger.Config
 	if err := decodeConfigPart(b, "", &doc); err != nil {
-		return false, fmt.Errorf("config file %s: %w", path, err)
+		return false, fmt.Errorf("config file %s: %w", path, maskFieldErr(err))
 	}
 	doc.Normalize()
 	if err := doc.Validate(); err != nil {
-		return false, fmt.Errorf("config file %s: %w", path, err)
+		return false, fmt.Errorf("config file %s: %w", path, maskFieldErr(err))
 	}
 	if err := doc.CheckReferences(); err != nil {
-		return false, fmt.Errorf("config file %s: %w", path, err)
+		return false, fmt.Errorf("config file %s: %w", path, maskFieldErr(err))
 	}
 	value, err := json.Marshal(doc)
 	if err != nil {

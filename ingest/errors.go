@@ -126,7 +126,30 @@ func errorBody(err error) map[string]any {
 	} else if m := unavailableMessage(err); m != "" {
 		body["message"] = m
 	}
+	// An error may quote what it refused (a member's name, a number out of
+	// range): a card number in it is masked as it would be in the ledger.
+	for _, k := range []string{"message", "field"} {
+		if v, ok := body[k].(string); ok {
+			body[k], _ = maskCards(v)
+		}
+	}
 	return body
+}
+
+// maskFieldErr is err with a card number in its field or message masked,
+// when it is a field error (a configuration's: quoted in answers and in
+// serve's refusal of a --config file).
+func maskFieldErr(err error) error {
+	var fe *ledger.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	f, okF := maskCards(fe.Field)
+	m, okM := maskCards(fe.Message)
+	if !okF && !okM {
+		return err
+	}
+	return &ledger.FieldError{Field: f, Message: m}
 }
 
 // unavailableMessage is what a client is told when the ledger takes no
