@@ -107,6 +107,21 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 	case !put:
 	case d.Part == ledger.PartDocument:
 		line += fmt.Sprintf(" (%d users, %d teams, %d metadata keys)", len(s.cfg.Users), len(s.cfg.Teams), len(s.cfg.Metadata))
+		if len(touched) > 0 && len(touched) < len(s.cfg.Users) {
+			// which users it changes, and to what: a trace by user needs it
+			for i, id := range touched {
+				if i == maxUsersShown {
+					line += fmt.Sprintf("; and %d more", len(touched)-i)
+					break
+				}
+				if u, ok := s.cfg.Users[id]; ok {
+					b, _ := json.Marshal(u)
+					line += "; user " + id + " → " + string(b)
+				} else {
+					line += "; user " + id + " removed"
+				}
+			}
+		}
 	default:
 		line += " → " + string(d.Value) // what an engineer asks of a change: the value it set
 	}
@@ -119,6 +134,9 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 	}
 	return eff, nil
 }
+
+// maxUsersShown bounds the users a document's change line shows.
+const maxUsersShown = 10
 
 // changedUsers lists, sorted, the users whose configuration differs
 // between old and c (put, changed or removed).

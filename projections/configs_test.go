@@ -236,8 +236,9 @@ func TestConfigChangeNamesItsUsers(t *testing.T) {
 	c.Users["u1"] = u1
 	delete(c.Users, "u3")
 	g.config(c)
-	if eff := apply(&g.out[len(g.out)-1]); !slices.Equal(eff.Users, []string{"u1", "u3"}) {
-		t.Errorf("document changing u1, removing u3: users %v", eff.Users)
+	if eff := apply(&g.out[len(g.out)-1]); !slices.Equal(eff.Users, []string{"u1", "u3"}) ||
+		!strings.Contains(eff.Changes[0], `; user u1 → {"name":"User 1","team":"b","recording":"server","extension":"3999"}; user u3 removed`) {
+		t.Errorf("document changing u1, removing u3: %+v", eff)
 	}
 	v, _ := ledger.EncodeData(u1)
 	eff := apply(g.add(ledger.TypeConfig, time.Second, ledger.ConfigChange{Part: ledger.PartUser, Op: ledger.OpPut, Key: "u1", Value: v}))
