@@ -193,6 +193,7 @@ func TestReadQueriesRefuseUnknownParameters(t *testing.T) {
 		{"/v1/manifests/2026-11-23?format=json", "format"},
 		{"/v1/verify?full=1", "full"},
 		{"/v1/digest?seq=3", "seq"},
+		{"/v1/config?part=site", "part"},
 		// What url.Values drops silently: a ; separator, a bad escape.
 		{"/v1/contacts?user_id=jdoe;", "query"},
 		{"/v1/agents?logged_in=true;", "query"},

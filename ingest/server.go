@@ -214,7 +214,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc(strings.TrimSuffix(commandPathPrefix, "/"), s.handleCommand)
 	mux.HandleFunc("POST /v1/calls/events", s.handleCalls)
 
-	mux.HandleFunc("GET /v1/config", s.admin(s.handleGetConfig))
+	mux.HandleFunc("GET /v1/config", s.admin(s.takes(s.handleGetConfig)))
 	mux.HandleFunc("PUT /v1/config/site", s.admin(s.handlePutSite))
 	mux.HandleFunc("PUT /v1/config/metadata/{key}", s.admin(s.handlePutMetadata))
 	mux.HandleFunc("DELETE /v1/config/metadata/{key}", s.admin(s.handleDelete(ledger.PartMetadata, "key")))
