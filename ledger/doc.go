@@ -69,6 +69,14 @@ true outcome. Publishing to JetStream is exactly-once: every message
 carries Nats-Msg-Id = the envelope's ID, and the outbox resumes from the
 stream's tail after a restart.
 
+Versions: every event carries the version it was written under
+(CurrentVersion), and the projections fold it with that version's rules.
+A rule changed in a later build applies to the events appended after the
+upgrade, never to the history: a sealed manifest, and the answer a client
+was given, stay what they were. A build refuses events of a later version
+than its own (ErrUnknownVersion), so a ledger cannot be served again by
+an older build once a newer one has appended to it.
+
 What is never stored: card numbers in clear (ingest masks them in commands
 to the first 6 and last 4 digits before the event is built and lists the
 masked keys, and refuses configuration that holds one), bearer tokens, and

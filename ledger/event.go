@@ -25,8 +25,22 @@ const (
 	TypeTimer      Type = "timer"       // a server timer fired (pause expiry)
 )
 
-// CurrentVersion is the data version this code writes for every type.
-const CurrentVersion = 1
+// CurrentVersion is the version this code writes for every event: of its
+// data, and of the recording rules the projections fold it with. The fold
+// applies to each event the rules of its own version, so the history of a
+// ledger folds the same under every later build: a sealed manifest, and
+// an answer a client was given, never change with an upgrade.
+//
+//   - 1: the rules until 2026-11-30.
+//   - 2 (2026-11-30): a login's extension must be one a user could be
+//     configured with (rejected invalid_extension); metadata that changes
+//     nothing is no_effect (unchanged) and adds no manifest update; a
+//     retention is at most MaxRetentionDays.
+//
+// A build reads the versions up to its own and refuses later ones
+// (ErrUnknownVersion): a ledger written by a newer build is not folded by
+// an older one.
+const CurrentVersion = 2
 
 // TimeLayout is how every time in the ledger and the API is written:
 // RFC 3339 in UTC with milliseconds.

@@ -250,3 +250,75 @@ func TestConfigChangeNamesItsUsers(t *testing.T) {
 		t.Errorf("team a put: users %v", eff.Users)
 	}
 }
+
+// Each event is folded with the rules of its version: a ledger written
+// before the rules of version 2 folds as it did then (its sealed
+// manifests and the answers its clients got do not change with an
+// upgrade), and the same commands as version 2 events get today's rules.
+func TestEventsFoldWithTheRulesOfTheirVersion(t *testing.T) {
+	for _, tc := range []struct {
+		version                        int
+		login, resend, updates, retain string
+	}{
+		{1, "applied", "applied", "1", "5881637-06-02"},
+		{2, "rejected invalid_extension", "no_effect unchanged", "0", "2126-10-30"},
+	} {
+		t.Run(fmt.Sprint("version ", tc.version), func(t *testing.T) {
+			g := newEnvGen(t)
+			g.version = tc.version
+			c := genConfig(2, 0)
+			a := c.Teams["a"]
+			a.TaggedRetentionDays = 1<<31 - 1 // taken before version 2's bound
+			c.Teams["a"] = a
+			c.Metadata["account"] = ledger.MetadataKey{Type: ledger.MetaNumber}
+			g.config(c)
+			s := New()
+			apply := func(e *ledger.Envelope) Effect {
+				t.Helper()
+				eff, err := s.Apply(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return eff
+			}
+			apply(&g.out[0])
+			outcome := func(eff Effect) string {
+				return strings.TrimSpace(eff.Result.Outcome + " " + eff.Result.Reason)
+			}
+			if got := outcome(apply(g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "login", SenderID: "u1", Extension: "abc*", Transport: "cad"}))); got != tc.login {
+				t.Errorf("login to abc*: %s, want %s", got, tc.login)
+			}
+			for _, sig := range []string{ledger.SignalRinging, ledger.SignalAnswered} {
+				apply(g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: "c-1", Extension: "3000", Type: sig, Direction: ledger.DirectionInbound, ANI: "+13125550100"}))
+			}
+			apply(g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "tag", SenderID: "u0", Transport: "cad"}))
+			apply(g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: "c-1", Extension: "3000", Type: ledger.SignalEnded}))
+			apply(g.add(ledger.TypeDayClosed, time.Second, ledger.DayClosed{Day: "2026-11-23", By: ledger.SealRequest}))
+			meta := ledger.Command{Command: "metadata", SenderID: "u0", Transport: "finesse", Params: []ledger.Param{{Key: "account", Value: "5"}}}
+			apply(g.add(ledger.TypeCommand, time.Second, meta))
+			apply(g.add(ledger.TypeDayClosed, time.Second, ledger.DayClosed{Day: "2026-11-24", By: ledger.SealRequest}))
+			if got := outcome(apply(g.add(ledger.TypeCommand, time.Second, meta))); got != tc.resend {
+				t.Errorf("metadata sent again: %s, want %s", got, tc.resend)
+			}
+			apply(g.add(ledger.TypeDayClosed, time.Second, ledger.DayClosed{Day: "2026-11-25", By: ledger.SealRequest}))
+			type manifest struct {
+				Updates []struct {
+					Contact ledger.Contact `json:"contact"`
+				} `json:"metadata_updates"`
+			}
+			var first, second manifest
+			for day, m := range map[string]*manifest{"2026-11-24": &first, "2026-11-25": &second} {
+				b, err := s.Manifest(t.Context(), day)
+				if err != nil || json.Unmarshal(b, m) != nil {
+					t.Fatalf("manifest %s: %v %s", day, err, b)
+				}
+			}
+			if len(first.Updates) != 1 || first.Updates[0].Contact.RetainUntil != tc.retain {
+				t.Errorf("first update: %+v, want retained until %s", first.Updates, tc.retain)
+			}
+			if got := fmt.Sprint(len(second.Updates)); got != tc.updates {
+				t.Errorf("updates after the value was sent again: %s, want %s", got, tc.updates)
+			}
+		})
+	}
+}

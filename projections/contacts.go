@@ -186,9 +186,12 @@ func (s *State) settleIn(t ledger.Team, ct *contact) {
 	ct.V.Disposition = s.disposition(d)
 	ct.V.RetainUntil = ""
 	if days >= 0 {
-		// Bounded as configuration is validated now (a ledger written
-		// before may hold more, which gave dates past year 9999).
-		ct.V.RetainUntil = s.retainUntil(ct.V.EndedAt, min(days, ledger.MaxRetentionDays))
+		if s.rules >= 2 {
+			// Bounded as configuration is validated now (a ledger written
+			// before may hold more, which gave dates past year 9999).
+			days = min(days, ledger.MaxRetentionDays)
+		}
+		ct.V.RetainUntil = s.retainUntil(ct.V.EndedAt, days)
 	}
 }
 

@@ -21,6 +21,7 @@ type envGen struct {
 	out  []ledger.Envelope
 
 	clientTimes bool // realistic: signals carry their own time (At), as a CTI feed's may
+	version     int  // the events' version; 0 is ledger.CurrentVersion
 }
 
 func newEnvGen(tb testing.TB) *envGen {
@@ -35,7 +36,11 @@ func (g *envGen) add(typ ledger.Type, step time.Duration, data any) *ledger.Enve
 		g.tb.Fatal(err)
 	}
 	id := ulid.MustNew(ulid.Timestamp(g.now), seqEntropy(g.seq))
-	e := ledger.Envelope{Seq: g.seq, ID: id, Time: ledger.T(g.now), Type: typ, Version: ledger.CurrentVersion, Data: raw}
+	version := ledger.CurrentVersion
+	if g.version != 0 {
+		version = g.version
+	}
+	e := ledger.Envelope{Seq: g.seq, ID: id, Time: ledger.T(g.now), Type: typ, Version: version, Data: raw}
 	if _, err := e.Seal(g.prev); err != nil {
 		g.tb.Fatal(err)
 	}

@@ -126,7 +126,7 @@ func (s *State) applyMetadata(d *ledger.Command, m map[string]string, res *metaR
 			continue
 		}
 		delete(res.rejected, p.Key)
-		if old, had := m[p.Key]; old == p.Value && (had || p.Value == "") && !slices.Contains(res.applied, p.Key) {
+		if old, had := m[p.Key]; s.rules >= 2 && old == p.Value && (had || p.Value == "") && !slices.Contains(res.applied, p.Key) {
 			res.unchanged++ // the same value again, or removing what is not there
 			continue
 		}

@@ -21,7 +21,7 @@ import (
 // Version names the checkpoint encoding and the rules it was folded with.
 // Bump it whenever the state's shape or a rule changes, so that old
 // checkpoints are ignored and the state is rebuilt by replay.
-const Version = "14"
+const Version = "15"
 
 // Effect is what one event did: the command's answer (command events only),
 // one human line per state change (for replay --trace), and the users the
@@ -53,6 +53,7 @@ type State struct {
 	noCold   bool          // tests only: keep every contact and pause row as structs, to check the compact forms' answers
 	coolN    int           // tests only: cool the day not sealed yet every coolN closes, not coolEvery
 	retired  []string      // keys of stored sections the state no longer names, until a checkpoint deletes them; not part of the checkpoint
+	rules    int           // the version of the event being applied, whose rules apply (ledger.CurrentVersion); not part of the checkpoint
 
 	// scratch space for decoding, reused by every Apply
 	cmdBuf  ledger.Command
@@ -168,6 +169,7 @@ func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
 		eff Effect
 		err error
 	)
+	s.rules = e.Version // the rules this event is folded with (ledger.CurrentVersion)
 	switch e.Type {
 	case ledger.TypeCommand:
 		d := &s.cmdBuf
