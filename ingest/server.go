@@ -334,6 +334,9 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
 	switch {
+	case r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		// The client went away (or the server is stopping): its request
+		// was withdrawn, not refused by the ledger. Not worth a line.
 	case status == http.StatusServiceUnavailable:
 		// The ledger refusing writes refuses every request alike: logged
 		// once every few seconds, not once a request (the store logs the

@@ -77,7 +77,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	strFlag(fs, &cfg.ConfigFile, "config", "RECLEDGER_CONFIG", "JSON configuration applied at start")
 	strFlag(fs, &cfg.TokensFile, "tokens", "RECLEDGER_TOKENS", "API tokens and roles (JSON); none = open")
 	rebuildEnv := boolFlag(fs, &cfg.Rebuild, "rebuild", "RECLEDGER_REBUILD",
-		"start from the events alone, not the stored checkpoint, and replace it (when `recledger verify` finds it does not match its events)")
+		"start from the events alone, not the stored checkpoint, and replace it (when recledger verify finds it does not match its events)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

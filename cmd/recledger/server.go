@@ -134,8 +134,15 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("serve: replay: %w", err)
 		}
+		// Replaced before anything is served: a crash before the first
+		// save would bring the checkpoint that was not read back.
+		sv, err := replay.Save(ctx, store, st)
+		if err != nil {
+			return nil, fmt.Errorf("serve: --rebuild: replacing the checkpoint: %w", err)
+		}
 		state, replayed = st, stats.Events
-		log.Warn("projections rebuilt from the events alone (--rebuild); the stored checkpoint was not read, and the next save replaces it")
+		log.Warn("projections rebuilt from the events alone (--rebuild); the stored checkpoint was not read, and is replaced",
+			logKeySeq, sv.Seq, logKeyTook, time.Since(start).Round(time.Millisecond))
 	} else if state, replayed, err = replay.Load(ctx, store, store); err != nil {
 		return nil, fmt.Errorf("serve: replay: %w", err)
 	}
@@ -299,12 +306,13 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		// Its own copy of the state starts from the same checkpoint the
 		// live state did (read again: the live one is not to be shared).
 		read := time.Now()
-		var from *projections.State // from seq 1 when rebuilding
-		if !cfg.Rebuild {
-			from = replay.FromCheckpoint(workCtx, store)
+		from := replay.FromCheckpoint(workCtx, store)
+		saved := head - replayed
+		if cfg.Rebuild {
+			saved = head // saved before serving
 		}
 		err := (&replay.Checkpointer{Store: store, Source: store, Live: s.live, From: from, FromTook: time.Since(read),
-			EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Saved: head - replayed, Logger: log}).Run(workCtx)
+			EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Saved: saved, Logger: log}).Run(workCtx)
 		if err != nil {
 			// Only the final save returns an error. Nothing is lost: the
 			// next start replays the events since the last checkpoint.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/projections"
+	"github.com/recledger/recledger/replay"
 	"github.com/recledger/recledger/replay/replaytest"
 )
 
@@ -28,8 +29,9 @@ func TestVerifyCommandNamesFirstBadEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res verifyResult
-	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.OK || res.Chain.Events != d.seq || res.JetStream != nil {
-		t.Fatalf("clean ledger: %v %s", err, out)
+	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.OK || res.Chain.Events != d.seq || res.JetStream != nil ||
+		res.Checkpoint == nil || !res.Checkpoint.None {
+		t.Fatalf("clean ledger without a checkpoint: %v %s", err, out)
 	}
 
 	tamperPause(t, d.dir, 7)
@@ -226,6 +228,12 @@ func TestVerifyRebuildsTheCheckpoint(t *testing.T) {
 	srv, err := StartServer(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// replaced before serving: a crash now would not bring the edited one back
+	if st := replay.FromCheckpoint(t.Context(), srv.store); st == nil {
+		t.Error("no checkpoint once --rebuild serves")
+	} else if st.Digest() != d.digests[st.Seq()] {
+		t.Errorf("the checkpoint once --rebuild serves: digest %s at seq %d, the events give %s", st.Digest(), st.Seq(), d.digests[st.Seq()])
 	}
 	var dg digestReply
 	getJSON(t, "http://"+srv.Addr()+"/v1/digest", &dg)
