@@ -126,6 +126,11 @@ func badMember(doc any, t reflect.Type) (path, msg string, ok bool) {
 		}
 	case []any:
 		for i, e := range d {
+			if e == nil {
+				// a list's null would be taken as an empty pattern or a
+				// zero classifier (every call, 0 %): not what was meant
+				return "[" + strconv.Itoa(i) + "]", "is null: a list holds values (leave it out)", true
+			}
 			if p, m, ok := badMember(e, t.Elem()); ok {
 				return joinPath("["+strconv.Itoa(i)+"]", p), m, true
 			}

@@ -32,6 +32,8 @@ func TestDecodeConfigPartNamesTheField(t *testing.T) {
 		{"", `{"teams":{"t2":{"archive":true},"t2":{}}}`, "teams.t2", &ledger.Config{}},
 		{"", `{"teams":{"t2":{"classifiers":[{"percent":5,"percent":6}]}}}`, "teams.t2.classifiers[0].percent", &ledger.Config{}},
 		{"teams.sales", `null`, "teams.sales", &ledger.Team{}},
+		{"teams.t4", `{"classifiers":[null]}`, "teams.t4.classifiers[0]", &ledger.Team{}},
+		{"teams.t4", `{"exclusion":["+1800*",null]}`, "teams.t4.exclusion[1]", &ledger.Team{}},
 		{"", ` null `, "document", &ledger.Config{}},
 		{"users.x", "{\"name\":\"caf\xe9\",\"team\":\"t\",\"recording\":\"desktop\"}", "users.x", &ledger.User{}},
 		// a number of the right kind but not a count
