@@ -218,14 +218,7 @@ func TestOutOfRangeConfigIsBounded(t *testing.T) {
 func TestConfigChangeNamesItsUsers(t *testing.T) {
 	g := newEnvGen(t)
 	s := New()
-	apply := func(e *ledger.Envelope) Effect {
-		t.Helper()
-		eff, err := s.Apply(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return eff
-	}
+	apply := applier(t, s)
 	c := genConfig(4, 0) // u0..u3 in teams a, b, c, g
 	g.config(c)
 	if eff := apply(&g.out[len(g.out)-1]); !slices.Equal(eff.Users, []string{"u0", "u1", "u2", "u3"}) {
@@ -273,14 +266,7 @@ func TestEventsFoldWithTheRulesOfTheirVersion(t *testing.T) {
 			c.Metadata["account"] = ledger.MetadataKey{Type: ledger.MetaNumber}
 			g.config(c)
 			s := New()
-			apply := func(e *ledger.Envelope) Effect {
-				t.Helper()
-				eff, err := s.Apply(e)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return eff
-			}
+			apply := applier(t, s)
 			apply(&g.out[0])
 			outcome := func(eff Effect) string {
 				return strings.TrimSpace(eff.Result.Outcome + " " + eff.Result.Reason)
@@ -320,5 +306,18 @@ func TestEventsFoldWithTheRulesOfTheirVersion(t *testing.T) {
 				t.Errorf("updates after the value was sent again: %s, want %s", got, tc.updates)
 			}
 		})
+	}
+}
+
+// applier folds one event into s and returns its effect, failing t on an
+// error.
+func applier(t *testing.T, s *State) func(*ledger.Envelope) Effect {
+	return func(e *ledger.Envelope) Effect {
+		t.Helper()
+		eff, err := s.Apply(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eff
 	}
 }
