@@ -118,7 +118,18 @@ type Pause struct {
 	Start   Time    `json:"start"`
 	End     Time    `json:"end"` // null while open
 	EndedBy string  `json:"ended_by,omitempty"`
-	Seconds float64 `json:"seconds"`
+	Seconds float64 `json:"seconds"` // null while open, as PauseRow's
+}
+
+// MarshalJSON writes p as its fields say, with seconds null while p is
+// open (a closed contact's pauses, all a manifest holds, are closed).
+func (p Pause) MarshalJSON() ([]byte, error) {
+	type pause Pause // the fields, not this method
+	b, err := json.Marshal(pause(p))
+	if err != nil || !p.End.IsZero() {
+		return b, err
+	}
+	return bytes.Replace(b, []byte(`"seconds":0}`), []byte(`"seconds":null}`), 1), nil
 }
 
 // Contact is one recording unit (API.md §5).

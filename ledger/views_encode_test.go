@@ -86,3 +86,19 @@ func TestWriteList(t *testing.T) {
 		t.Fatalf("an error must leave the list unfinished: %q %v", b.String(), err)
 	}
 }
+
+// A contact's open pause has no length yet: null, as a pause row's.
+func TestOpenPauseSecondsAreNull(t *testing.T) {
+	start := T(time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC))
+	for _, c := range []struct {
+		p    Pause
+		want string
+	}{
+		{Pause{Start: start}, `"seconds":null}`},
+		{Pause{Start: start, End: T(start.Add(time.Second)), EndedBy: "resume", Seconds: 1}, `"seconds":1}`},
+	} {
+		if b, err := json.Marshal(c.p); err != nil || !strings.HasSuffix(string(b), c.want) {
+			t.Errorf("%+v: %s %v, want …%s", c.p, b, err, c.want)
+		}
+	}
+}
