@@ -59,6 +59,7 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("pauses: %w", err)
 		}
 	}
+	*format = strings.ToLower(*format) // as the API's format=CSV
 	switch *format {
 	case formatCSV, formatJSON, formatTable:
 	default:

@@ -62,6 +62,9 @@ func TestPausesCommandFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if upper, err := runCmd(t, &PausesCommand{}, "--data", d.dir, "--format", "CSV"); err != nil || upper != out {
+		t.Fatalf("--format CSV, as the API takes format=CSV: %v", err)
+	}
 	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
 	if err != nil {
 		t.Fatal(err)
