@@ -170,11 +170,15 @@ func (t *Tokens) authorize(r *http.Request, want Role) (string, error) {
 	if t == nil {
 		return "", nil
 	}
-	if hs := r.Header.Values("Authorization"); len(hs) > 1 {
+	hs := r.Header.Values("Authorization")
+	if len(hs) > 1 {
 		// Which one would count is a guess a client should not rely on.
 		return "", newError(http.StatusUnauthorized, reasonUnauthorized, fmt.Sprintf("%d Authorization headers: send one", len(hs)))
 	}
-	if h := r.Header.Get("Authorization"); h != "" {
+	if len(hs) == 1 {
+		// Present, it is judged alone, even empty: a client whose token
+		// variable was empty is not let in by its network.
+		h := hs[0]
 		scheme, tok, _ := strings.Cut(h, " ")
 		if !strings.EqualFold(scheme, "Bearer") || tok == "" {
 			return "", newError(http.StatusUnauthorized, reasonUnauthorized, "Authorization must be \"Bearer <token>\"")

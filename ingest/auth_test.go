@@ -48,13 +48,15 @@ func TestAuthorize(t *testing.T) {
 		// two headers (one per line here): neither counts
 		{"two headers", "203.0.113.9:5000", "Bearer audit-token-0123456789ab\nBearer finesse-token-0123456789", RoleCommand, 401, ""},
 		{"two headers, granted network", "10.1.2.3:5000", "Bearer finesse-token-0123456789\nBearer finesse-token-0123456789", RoleCommand, 401, ""},
+		// an empty header is a header: judged alone, not by the network
+		{"empty header, granted network", "10.1.2.3:5000", "(empty)", RoleCommand, 401, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/", nil)
 			r.RemoteAddr = tc.remote
 			if tc.header != "" {
 				for h := range strings.SplitSeq(tc.header, "\n") {
-					r.Header.Add("Authorization", h)
+					r.Header.Add("Authorization", strings.TrimSuffix(h, "(empty)"))
 				}
 			}
 			p, err := tok.authorize(r, tc.role)
