@@ -18,9 +18,11 @@ import (
 	"github.com/recledger/recledger/ledger"
 )
 
-// Version names the checkpoint encoding and the rules it was folded with.
-// Bump it whenever the state's shape or a rule changes, so that old
-// checkpoints are ignored and the state is rebuilt by replay.
+// Version names the checkpoint encoding and the fold that made it. Bump
+// it whenever the state's shape, or what the fold derives from any event,
+// changes, so that old checkpoints are ignored and the state is rebuilt
+// by replay. A recording rule changes by ledger.CurrentVersion instead:
+// the new rule applies to events of the new version only (State.rules).
 const Version = "15"
 
 // Effect is what one event did: the command's answer (command events only),
