@@ -35,7 +35,9 @@ const (
 //   - 2 (2026-11-30): a login's extension must be one a user could be
 //     configured with (rejected invalid_extension); metadata that changes
 //     nothing is no_effect (unchanged) and adds no manifest update; a
-//     retention is at most MaxRetentionDays.
+//     retention is at most MaxRetentionDays; a user configured again
+//     after its removal has no last call, even one its former self's
+//     call became by ending after the removal.
 //
 // A build reads the versions up to its own and refuses later ones
 // (ErrUnknownVersion): a ledger written by a newer build is not folded by

@@ -44,6 +44,11 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 		if err == nil {
 			c.Normalize()
 			touched = changedUsers(s.cfg, c)
+			for id := range c.Users {
+				if _, was := s.cfg.Users[id]; !was {
+					s.configuredAnew(id)
+				}
+			}
 			s.cfg = c
 			s.rebuildCaches()
 			gone = s.forgetRemovedLogins()
@@ -88,6 +93,9 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 		}
 		if err == nil {
 			touched = []string{d.Key}
+			if _, was := s.cfg.Users[d.Key]; put && !was {
+				s.configuredAnew(d.Key)
+			}
 			s.userChanged(d.Key, v, put)
 			if !put && s.forgetLogin(d.Key) {
 				gone = []string{d.Key}
@@ -166,6 +174,16 @@ func (s *State) usersOfTeam(team string) []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// configuredAnew starts user id, configured where it was not, as a new
+// user: no last call, though its former self's call ended after the
+// removal (events of version 2 on; until then the last call stayed).
+// Calls still active keep it until they end, as after a login elsewhere.
+func (s *State) configuredAnew(id string) {
+	if a := s.agents[id]; a != nil && s.rules >= 2 {
+		a.LastCall = nil
+	}
 }
 
 // forgetLogin logs out user id, removed from the configuration: its
