@@ -45,6 +45,10 @@ func csvText(v string) string {
 	return v
 }
 
+// jsonAppender is an item that appends its own JSON, as json.Marshal
+// would write it, without reflection (PauseRow).
+type jsonAppender interface{ AppendJSON([]byte) []byte }
+
 // ListWriter is where WriteList writes.
 type ListWriter interface {
 	io.Writer
@@ -60,17 +64,24 @@ func WriteList[T any](w ListWriter, name string, each func(fn func(*T) error) er
 		return err
 	}
 	n := 0
+	var buf []byte // reused by the items that append their own JSON
 	err := each(func(v *T) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
+		var b []byte
+		if a, ok := any(v).(jsonAppender); ok {
+			buf = a.AppendJSON(buf[:0])
+			b = buf
+		} else {
+			var err error
+			if b, err = json.Marshal(v); err != nil {
+				return err
+			}
 		}
 		if n++; n > 1 {
 			if _, err := w.WriteString(","); err != nil {
 				return err
 			}
 		}
-		_, err = w.Write(b)
+		_, err := w.Write(b)
 		return err
 	})
 	if err != nil {

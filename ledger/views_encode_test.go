@@ -102,3 +102,64 @@ func TestOpenPauseSecondsAreNull(t *testing.T) {
 		}
 	}
 }
+
+// The pause JSON written by hand is what encoding/json writes of the
+// fields (closed), with seconds null while open; texts that json.Marshal
+// escapes (HTML characters, quotes, control characters, non-ASCII) too.
+func FuzzPauseJSONByHand(f *testing.F) {
+	f.Add("01JD", "c-77", "jdoe", "3420", "resume", "cad", int64(1500), true)
+	f.Add("<a&b>", "c\"1\\", "é\x00", "+1#", "", "\u2028", int64(0), false)
+	f.Fuzz(func(t *testing.T, id, call, user, ext, endedBy, transport string, ms int64, closed bool) {
+		start := T(time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC))
+		p := PauseRow{ContactID: id, CallID: call, UserID: user, Extension: ext, Start: start, EndedBy: endedBy,
+			PausedBy: user, ResumedBy: endedBy, Transport: transport, OpenEventID: id, CloseEventID: call, ResumeTransport: transport}
+		q := Pause{Start: start, EndedBy: endedBy}
+		if closed {
+			secs := float64(ms%100_000_000) / 1000
+			if secs < 0 {
+				secs = -secs
+			}
+			p.End, p.Seconds = T(start.Add(time.Duration(secs*1000)*time.Millisecond)), secs
+			q.End, q.Seconds = p.End, p.Seconds
+		}
+		type row PauseRow
+		type pause Pause
+		for _, c := range []struct {
+			got  []byte
+			want any
+		}{{p.AppendJSON(nil), row(p)}, {q.AppendJSON(nil), pause(q)}} {
+			want, err := json.Marshal(c.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !closed {
+				want = bytes.Replace(want, []byte(`"seconds":0`), []byte(`"seconds":null`), 1)
+			}
+			if !bytes.Equal(c.got, want) {
+				t.Fatalf("by hand\n%s\nencoding/json\n%s", c.got, want)
+			}
+		}
+	})
+}
+
+func BenchmarkPauseRowJSON(b *testing.B) {
+	start := T(time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC))
+	p := PauseRow{ContactID: "01JDAX3Y8Z0000000000000000", CallID: "c-77", UserID: "jdoe", Extension: "3420", Start: start,
+		End: T(start.Add(time.Second)), EndedBy: "resume", Seconds: 1, PausedBy: "jdoe", ResumedBy: "jdoe", Transport: "cad",
+		OpenEventID: "01JDAX3Y8Z0000000000000001", CloseEventID: "01JDAX3Y8Z0000000000000002", ResumeTransport: "cad"}
+	type row PauseRow
+	r := row(p)
+	b.Run("by-hand", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			buf = p.AppendJSON(buf[:0])
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = json.Marshal(&r)
+		}
+	})
+}
