@@ -38,11 +38,17 @@ const (
 //     retention is at most MaxRetentionDays; a user configured again
 //     after its removal has no last call, even one its former self's
 //     call became by ending after the removal.
+//   - 3 (2026-12-01): a stopsegment ends a deleted segment (its contact
+//     closes basic_only), and the call can be recorded again by a new
+//     segment, as an outbound dialer's next customer is; metadata sent
+//     while the active call is between segments goes to the call's last
+//     segment; metadata on a gateway call that nothing can record is
+//     no_effect (excluded or not_recording), not kept to be lost.
 //
 // A build reads the versions up to its own and refuses later ones
 // (ErrUnknownVersion): a ledger written by a newer build is not folded by
 // an older one.
-const CurrentVersion = 2
+const CurrentVersion = 3
 
 // TimeLayout is how every time in the ledger and the API is written:
 // RFC 3339 in UTC with milliseconds.

@@ -81,6 +81,10 @@ type UserConfig struct {
 	Team         string `json:"team"`
 	PeripheralID string `json:"peripheral_id,omitempty"`
 	ServerHost   string `json:"server_host,omitempty"` // absent for desktop recording
+	// VendorServerHost is ServerHost under the vendor's name: the guide
+	// tells a client that "a user is configured for desktop recording if
+	// no serverHost is returned", so a client written to it reads this one.
+	VendorServerHost string `json:"serverHost,omitempty"`
 }
 
 // AgentState is GET /v1/agents/{user_id}.

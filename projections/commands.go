@@ -446,6 +446,12 @@ func (s *State) cmdStartSegment(x *cmdCtx) {
 }
 
 func (s *State) cmdStopSegment(x *cmdCtx) {
+	if s.rules >= 3 {
+		if c := s.targetCallOf(x.m.agent); c != nil && c.Deleted && c.Contact != "" {
+			s.stopDeletedSegment(x, c)
+			return
+		}
+	}
 	c := s.activeTarget(x)
 	if c == nil {
 		return
@@ -460,10 +466,29 @@ func (s *State) cmdStopSegment(x *cmdCtx) {
 	x.r.ContactID = id
 }
 
+// stopDeletedSegment ends the deleted segment of call c (rules of version
+// 3): its contact closes basic_only, and the call is between segments, as
+// after any stopsegment. The guide makes each segment of an outbound
+// dialer's call a contact of its own; before version 3 a delete marked the
+// whole call, and no later customer of the session could be recorded.
+func (s *State) stopDeletedSegment(x *cmdCtx, c *call) {
+	id := c.Contact
+	s.closeContact(x.e, c, x.now, ledger.EndedByStopSegment, x.user, &x.eff)
+	c.Deleted = false
+	s.appliedOn(x, c, c.CallID, " deleted→not_recording")
+	x.r.ContactID = id
+	x.r.Recording = ledger.StateNotRecording
+}
+
 func (s *State) cmdConfig(x *cmdCtx) {
 	uc := s.userConfig(x.user, x.u)
 	x.r.Config = &uc
 	x.outcome(ledger.OutcomeApplied, "")
+	if uc.ServerHost == "" && x.u.Recording != ledger.RecDesktop {
+		// The guide's clients take a user with no server host for desktop
+		// recording and send its commands to the desktop applet.
+		x.r.Message = "the site has no server_host: a client reading this answer takes " + strconv.Quote(x.user) + " for desktop recording, though it is configured for " + x.u.Recording + " recording"
+	}
 }
 
 // userConfig is what the config command returns.
@@ -472,6 +497,7 @@ func (s *State) userConfig(id string, u ledger.User) ledger.UserConfig {
 		Team: u.Team, PeripheralID: u.PeripheralID}
 	if u.Recording != ledger.RecDesktop {
 		uc.ServerHost = s.cfg.Site.ServerHost
+		uc.VendorServerHost = uc.ServerHost
 	}
 	return uc
 }

@@ -215,10 +215,33 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 			x.outcome(ledger.OutcomeNoEffect, ReasonDeleted)
 			return
 		}
-		if c.Contact != "" {
+		switch {
+		case c.Contact != "":
 			ct := s.openOf(c)
 			ct.V.Metadata = s.applyMetadata(x.d, ct.V.Metadata, &res)
-		} else {
+		case s.rules >= 3 && c.LastContact != "" && s.contacts[c.LastContact] != nil:
+			// Between segments: the data typed after a stopsegment
+			// belongs to the segment just recorded (an outbound
+			// dialer's customer), not to the next one.
+			ct := s.contacts[c.LastContact]
+			x.r.ContactID = ct.V.ContactID
+			if ct.V.Deleted {
+				x.outcome(ledger.OutcomeNoEffect, ReasonDeleted)
+				return
+			}
+			ct.V.Metadata = s.applyMetadata(x.d, ct.V.Metadata, &res)
+			updated = ct
+		case s.rules >= 3 && x.u.IsGateway():
+			// Gateway recording records every call not excluded, and
+			// nothing starts a recording on one it does not: kept on
+			// the call, the metadata would only be lost at its end.
+			x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
+			if c.Excluded {
+				x.outcome(ledger.OutcomeNoEffect, ReasonExcluded)
+			}
+			x.r.Message = "gateway recording does not record this call (" + x.r.Reason + "), and nothing can start its recording: the metadata is not kept"
+			return
+		default:
 			c.Meta = s.applyMetadata(x.d, c.Meta, &res)
 		}
 	default:

@@ -24,6 +24,8 @@ package projections
 //	pauses [user=..] [from=..] [to=..] | manifest <day> | days | timers | digest
 //	checkpoint                  round-trips the state; fails unless the digest is unchanged
 //	trace on|off                print each event's Changes lines (default on)
+//	version <n>                 the events that follow are of version n (default ledger.CurrentVersion):
+//	                            a rule of an earlier version stays tested
 //
 // Event ids are ULIDs built from the seq and time; in the output every id
 // of an event of the script is written #<seq>.
@@ -70,6 +72,7 @@ type scriptRun struct {
 	bySeq map[uint64]ulid.ULID
 	trace bool
 	store memSections // the sections of the checkpoints taken
+	version int       // the version of the events appended; 0 is ledger.CurrentVersion
 }
 
 func newScriptRun() *scriptRun {
@@ -144,7 +147,11 @@ func (r *scriptRun) append(t *testing.T, typ ledger.Type, at time.Time, data any
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &ledger.Envelope{Seq: r.seq, ID: id, Time: ledger.T(at), Type: typ, Version: ledger.CurrentVersion, Data: raw}
+	version := r.version
+	if version == 0 {
+		version = ledger.CurrentVersion
+	}
+	e := &ledger.Envelope{Seq: r.seq, ID: id, Time: ledger.T(at), Type: typ, Version: version, Data: raw}
 	if _, err := e.Seal(r.prev); err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +288,13 @@ func (r *scriptRun) directive(t *testing.T, d *datadriven.TestData) string {
 		b.WriteString("ok\n")
 	case "trace":
 		r.trace = d.CmdArgs[0].Key == "on"
+		return ""
+	case "version":
+		v, err := strconv.Atoi(d.CmdArgs[0].Key)
+		if err != nil || v < 1 || v > ledger.CurrentVersion {
+			t.Fatalf("version %s: 1 to %d", d.CmdArgs[0].Key, ledger.CurrentVersion)
+		}
+		r.version = v
 		return ""
 	default:
 		t.Fatalf("unknown directive %q", d.Cmd)
