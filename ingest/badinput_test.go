@@ -115,8 +115,15 @@ func TestAuth(t *testing.T) {
 func TestWrongMethodIsJSON(t *testing.T) {
 	s := newStack(t, nil)
 	r := s.do("DELETE", "/v1/config", "", "")
-	if r.Status != 405 || r.str("reason") != "method_not_allowed" || r.Header.Get("Allow") != "GET" {
+	if r.Status != 405 || r.str("reason") != "method_not_allowed" || r.Header.Get("Allow") != "GET, HEAD" {
 		t.Fatalf("%d %v %s", r.Status, r.Header, r.Raw)
+	}
+	// What Allow names is served: a GET route answers HEAD.
+	if r := s.do("HEAD", "/v1/config", "", ""); r.Status != 200 {
+		t.Fatalf("HEAD /v1/config: %d", r.Status)
+	}
+	if r := s.do("OPTIONS", "/v1/contacts", "", ""); r.Status != 405 || r.Header.Get("Allow") != "GET, HEAD" {
+		t.Fatalf("OPTIONS /v1/contacts: %d %v", r.Status, r.Header)
 	}
 	r = s.do("GET", "/v1/config/users/jdoe", "", "")
 	if r.Status != 405 || r.Header.Get("Allow") != "PUT, DELETE" {

@@ -257,6 +257,9 @@ func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host}
 		if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
 			allow = append(allow, m)
+			if m == http.MethodGet {
+				allow = append(allow, http.MethodHead) // a GET pattern serves HEAD too
+			}
 		}
 	}
 	return allow
