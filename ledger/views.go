@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -100,8 +101,23 @@ type AgentState struct {
 type ActiveCall struct {
 	CallID    string `json:"call_id"`
 	Recording string `json:"recording"`
-	ContactID string `json:"contact_id,omitempty"`
+	ContactID string `json:"contact_id"` // null in JSON while the call has no contact
 	Tagged    bool   `json:"tagged"`
+}
+
+// MarshalJSON writes contact_id null, not absent, for a call with no
+// contact: API.md lists contact_id among every active call's members.
+func (a ActiveCall) MarshalJSON() ([]byte, error) {
+	type plain ActiveCall
+	if a.ContactID != "" {
+		return json.Marshal(plain(a))
+	}
+	return json.Marshal(struct {
+		CallID    string  `json:"call_id"`
+		Recording string  `json:"recording"`
+		ContactID *string `json:"contact_id"`
+		Tagged    bool    `json:"tagged"`
+	}{a.CallID, a.Recording, nil, a.Tagged})
 }
 
 // LastCall names the agent's last recorded call.
