@@ -64,15 +64,15 @@ func TestScripts(t *testing.T) {
 
 // scriptRun is the state of one script.
 type scriptRun struct {
-	s     *State
-	seq   uint64
-	last  time.Time
-	prev  string
-	ids   map[string]uint64 // event id → seq
-	bySeq map[uint64]ulid.ULID
-	trace bool
-	store memSections // the sections of the checkpoints taken
-	version int       // the version of the events appended; 0 is ledger.CurrentVersion
+	s       *State
+	seq     uint64
+	last    time.Time
+	prev    string
+	ids     map[string]uint64 // event id → seq
+	bySeq   map[uint64]ulid.ULID
+	trace   bool
+	store   memSections // the sections of the checkpoints taken
+	version int         // the version of the events appended; 0 is ledger.CurrentVersion
 }
 
 func newScriptRun() *scriptRun {
