@@ -131,3 +131,27 @@ func TestWrongMethodIsJSON(t *testing.T) {
 	}
 	s.must(404, "GET", "/v2/nothing", "", "")
 }
+
+// TestTokenAsParameterIsRedacted: a desktop set up with its token in the
+// URL (CAD's HTTP actions send no headers) must not put the secret into
+// the ledger, where it could never be removed.
+func TestTokenAsParameterIsRedacted(t *testing.T) {
+	tok, err := ingest.ParseTokens([]byte(`{"tokens":[
+	  {"name":"finesse","token":"finesse-token-0123456789","roles":["command"]},
+	  {"name":"audit","token":"audit-token-0123456789ab","roles":["auditor"]}],
+	 "networks":[{"name":"local","cidr":"127.0.0.0/8","roles":["command"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStack(t, tok)
+	s.configure()
+	r := s.do("GET", "/recordingcontrols/rest/tag?sender_id=jdoe&token=finesse-token-0123456789&agentname=Bearer+audit-token-0123456789ab", "", "")
+	s.outcome(r, 200, "no_effect", "no_last_call")
+	ev := s.must(200, "GET", "/v1/events", "", "", "Authorization", "Bearer audit-token-0123456789ab")
+	if strings.Contains(ev.Raw, "token-0123456789") {
+		t.Fatalf("a token is in the ledger: %s", ev.Raw)
+	}
+	if !strings.Contains(ev.Raw, `"[token finesse redacted]"`) || !strings.Contains(ev.Raw, `"Bearer [token audit redacted]"`) {
+		t.Fatalf("the redaction does not name the tokens: %s", ev.Raw)
+	}
+}

@@ -103,6 +103,7 @@ const (
 	logKeyEvents    = "events"
 	logKeyReply     = "reply"
 	logKeyTook      = "took"
+	logKeyClient    = "client"
 )
 
 // Options configures a Server. Appender, Views and Events are required.
@@ -154,6 +155,9 @@ type Server struct {
 	// refusedReplyLog paces the log of NATS call signals refused for their
 	// reply subject (a client may send any number).
 	refusedReplyLog rate.Sometimes
+	// tokenParamLog paces the log of commands that carried a bearer token
+	// as a parameter (a desktop set up so sends one with every command).
+	tokenParamLog rate.Sometimes
 	// probeMu guards lastProbe, the time of /readyz's last write probe.
 	probeMu   sync.Mutex
 	lastProbe time.Time
@@ -173,6 +177,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.unavailableLog.Interval = 10 * time.Second
 	s.refusedReplyLog.Interval = 10 * time.Second
+	s.tokenParamLog.Interval = time.Minute
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}

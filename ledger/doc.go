@@ -79,7 +79,9 @@ an older build once a newer one has appended to it.
 
 What is never stored: card numbers in clear (ingest masks them in commands
 to the first 6 and last 4 digits before the event is built and lists the
-masked keys, and refuses configuration that holds one), bearer tokens, and
+masked keys, and refuses configuration that holds one), bearer tokens (a
+configured token sent as a command's parameter is stored as
+"[token NAME redacted]"), and
 request bodies verbatim — only the parsed parameters. Call signals are
 not masked: their ids and numbers are identities (docs/rules-decisions.md).
 
