@@ -1,10 +1,16 @@
 package ingest_test
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/recledger/recledger/ingest"
+	"github.com/recledger/recledger/ledger"
 )
 
 func TestConfigAPI(t *testing.T) {
@@ -119,4 +125,51 @@ func TestApplyConfigFile(t *testing.T) {
 		t.Fatalf("invalid file: %v", err)
 	}
 	s.verified(2)
+}
+
+// TestConfigFileSaysWhatItUndid: --config replaces the whole document, so a
+// restart undoes changes made through the API; the log must name them.
+func TestConfigFileSaysWhatItUndid(t *testing.T) {
+	var logs syncBuffer
+	s := newStackWith(t, nil, func(o *ingest.Options, _ *ledger.Store) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	path := filepath.Join(t.TempDir(), "config.json")
+	writeFile(t, path, siteConfig)
+	if err := s.api.ApplyConfigFile(t.Context(), path); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "undid") {
+		t.Fatalf("a first file undid nothing: %s", logs.String())
+	}
+	s.must(200, "PUT", "/v1/config/users/asmith", "application/json", `{"name":"Al Smith","team":"sales","recording":"server","extension":"3421"}`)
+	s.must(200, "PUT", "/v1/config/metadata/zip", "application/json", `{"type":"text"}`)
+	s.must(200, "PUT", "/v1/config/site", "application/json", `{"upload_time":"22:00","server_host":"qm-base-1"}`)
+	if err := s.api.ApplyConfigFile(t.Context(), path); err != nil {
+		t.Fatal(err)
+	}
+	got := logs.String()
+	for _, want := range []string{"level=WARN", "site changed", "metadata keys removed: zip", "users removed: asmith"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log lacks %q: %s", want, got)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

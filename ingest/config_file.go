@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -51,13 +52,23 @@ func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error)
 		s.log.Info("configuration file unchanged", logKeyFile, path)
 		return false, nil
 	}
+	var was ledger.Config
+	if err := json.Unmarshal(current, &was); err != nil {
+		return false, fmt.Errorf("config file: current: %w", err)
+	}
+	undone := configUndone(was, doc)
 	c := ledger.ConfigChange{Part: ledger.PartDocument, Op: ledger.OpPut, Value: value, Source: configSourceFile}
 	envs, err := s.appendEvents(ctx, sourceConfig, ledger.Event{Type: ledger.TypeConfig, Data: c})
 	if err != nil {
 		return false, fmt.Errorf("config file: %w", err)
 	}
 	// The file replaces the whole document, changes made through the API included.
-	s.log.Info("configuration file applied", logKeyFile, path, logKeySeq, envs[0].Seq)
+	if len(undone) == 0 {
+		s.log.Info("configuration file applied", logKeyFile, path, logKeySeq, envs[0].Seq)
+		return true, nil
+	}
+	s.log.Warn("configuration file applied: it replaced the whole configuration, and undid what it does not hold as the ledger had it (changes made through the API included); keep such changes in the file, or start without --config (docs/clients.md)",
+		logKeyFile, path, logKeySeq, envs[0].Seq, logKeyUndone, strings.Join(undone, "; "))
 	return true, nil
 }
 

@@ -104,6 +104,7 @@ const (
 	logKeyReply     = "reply"
 	logKeyTook      = "took"
 	logKeyClient    = "client"
+	logKeyUndone    = "undone"
 )
 
 // Options configures a Server. Appender, Views and Events are required.

@@ -74,7 +74,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	strFlag(fs, &cfg.NATSListen, "nats-listen", "RECLEDGER_NATS_LISTEN", "client address of the embedded NATS server")
 	replicasEnv := intFlag(fs, &cfg.Replicas, "replicas", "RECLEDGER_REPLICAS", "stream replicas on an external cluster")
 	strFlag(fs, &cfg.Site, "site", "RECLEDGER_SITE", "site name, part of subjects")
-	strFlag(fs, &cfg.ConfigFile, "config", "RECLEDGER_CONFIG", "JSON configuration applied at start")
+	strFlag(fs, &cfg.ConfigFile, "config", "RECLEDGER_CONFIG", "JSON configuration applied at start: it replaces the whole configuration, changes made through the API since included (the log names what it undid)")
 	strFlag(fs, &cfg.TokensFile, "tokens", "RECLEDGER_TOKENS", "API tokens and roles (JSON); none = open")
 	rebuildEnv := boolFlag(fs, &cfg.Rebuild, "rebuild", "RECLEDGER_REBUILD",
 		"start from the events alone, not the stored checkpoint, and replace it (when recledger verify finds it does not match its events)")
