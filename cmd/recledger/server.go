@@ -34,6 +34,8 @@ const (
 	logKeyTook   = "took"
 	logKeyErr    = "err"
 	logKeyServer = "component"
+	logKeyFile   = "file"
+	logKeyGiveUp = "gives_up_in"
 )
 
 // LedgerFile and JetStreamDir name the parts of a data dir.
@@ -101,12 +103,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		}
 	}()
 
-	store, err := ledger.Open(filepath.Join(cfg.Data, LedgerFile), ledger.Options{Logger: log})
+	store, err := openForServe(ctx, cfg.Data, log)
 	if err != nil {
-		if info, held := readServing(cfg.Data); held && errors.Is(err, ledger.ErrLocked) {
-			return nil, fmt.Errorf("serve: %s is served already, by pid %d at %s (if it is stopping, wait for it to exit: it saves a checkpoint first): %w", cfg.Data, info.PID, info.HTTP, err)
-		}
-		return nil, fmt.Errorf("serve: %w", err)
+		return nil, err
 	}
 	s.store = store
 	claim := func() error {

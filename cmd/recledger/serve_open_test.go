@@ -1,0 +1,62 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// TestServeWaitsForAnOfflineReader: a reader's shared lock on the ledger
+// (what replay, verify, pauses take on a stopped dir) delays serve's start,
+// naming the reader, instead of failing it.
+func TestServeWaitsForAnOfflineReader(t *testing.T) {
+	dir := t.TempDir()
+	st, err := ledger.Open(filepath.Join(dir, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	f, err := os.Open(filepath.Join(dir, LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	if _, err := openForServe(ctx, dir, log); err == nil || !strings.Contains(err.Error(), "waiting for the ledger's readers") {
+		t.Fatalf("a stop while waiting: %v", err)
+	}
+	if !strings.Contains(logs.String(), "waiting for the ledger: it is held by pid") {
+		t.Fatalf("the wait does not name the reader: %s", logs.String())
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		st, err := openForServe(t.Context(), dir, log)
+		if err == nil {
+			st.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	if err := <-done; err != nil {
+		t.Fatalf("the reader let go, serve did not start: %v", err)
+	}
+}
