@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -474,5 +475,30 @@ func TestServeRefusesAnEnvValueThatDoesNotParse(t *testing.T) {
 				t.Errorf("serve with %s=maybe: %v", env, err)
 			}
 		})
+	}
+}
+
+// TestStopCutsAStalledClient: a client that never finishes its request
+// does not turn a stop into a failure: it is cut off at the shutdown
+// timeout, and the stop is clean (nothing it sent was acknowledged).
+func TestStopCutsAStalledClient(t *testing.T) {
+	cfg := testServeConfig(t.TempDir())
+	cfg.ShutdownTimeout = 200 * time.Millisecond
+	srv, err := StartServer(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("POST /v1/calls/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the request is being read
+	srv.Stop()
+	if err := srv.Wait(); err != nil {
+		t.Fatalf("a stop with a stalled client: %v", err)
 	}
 }

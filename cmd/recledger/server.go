@@ -25,17 +25,18 @@ import (
 
 // Log attribute keys used by serve.
 const (
-	logKeyHTTP   = "http"
-	logKeyNATS   = "nats"
-	logKeySite   = "site"
-	logKeyData   = "data"
-	logKeySeq    = "seq"
-	logKeyTail   = "replayed"
-	logKeyTook   = "took"
-	logKeyErr    = "err"
-	logKeyServer = "component"
-	logKeyFile   = "file"
-	logKeyGiveUp = "gives_up_in"
+	logKeyHTTP    = "http"
+	logKeyNATS    = "nats"
+	logKeySite    = "site"
+	logKeyData    = "data"
+	logKeySeq     = "seq"
+	logKeyTail    = "replayed"
+	logKeyTook    = "took"
+	logKeyErr     = "err"
+	logKeyServer  = "component"
+	logKeyFile    = "file"
+	logKeyGiveUp  = "gives_up_in"
+	logKeyTimeout = "timeout"
 )
 
 // LedgerFile and JetStreamDir name the parts of a data dir.
@@ -71,6 +72,13 @@ const mirrorGrace = 2 * time.Second
 // servingRetry is how often a serving file that could not be written is
 // tried again.
 const servingRetry = 5 * time.Second
+
+// httpReadTimeout bounds the reading of one request, body included;
+// httpIdleTimeout closes a keep-alive connection left idle.
+const (
+	httpReadTimeout = 30 * time.Second
+	httpIdleTimeout = 2 * time.Minute
+)
 
 // StartServer opens everything and starts serving; it returns once the HTTP
 // listener is bound. Stop it by cancelling ctx, then Wait.
@@ -278,7 +286,12 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil, fmt.Errorf("serve: http: %w", err)
 	}
 	s.httpLn = ln
-	httpSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// A request has 30 s to arrive whole (16 KiB of command, at most 1 MiB
+	// of signals or configuration), and an idle keep-alive connection is
+	// closed after 2 minutes: a client that stalls holds nothing for long,
+	// nor a stop. No write timeout: an export of the pauses streams.
+	httpSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: httpReadTimeout, IdleTimeout: httpIdleTimeout}
 
 	gctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
@@ -346,6 +359,15 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer scancel()
 		err := httpSrv.Shutdown(sctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			// Requests still open at the timeout are cut off. Each was
+			// either answered (durable) or never appended: nothing
+			// acknowledged is lost, so the stop is still clean.
+			httpSrv.Close()
+			log.Warn("stopping: requests still open after the shutdown timeout were cut off; their clients got no answer, and what a request had not finished sending was not appended",
+				logKeyTimeout, cfg.ShutdownTimeout)
+			err = nil
+		}
 		<-ctiDone
 		// Let the outbox mirror what the drain appended, for a moment.
 		for wait := time.Now().Add(mirrorGrace); outbox.Lag() > 0 && time.Now().Before(wait); {
