@@ -11,8 +11,10 @@ PKGS      := ./...
 
 .PHONY: build run test test-race bench bench-e2e fuzz lint clean
 
+# -buildvcs=auto: `recledger version` and go_build_info name the source
+# revision when built in a git checkout (overrides a GOFLAGS that turns it off).
 build:
-	$(GO) build -o $(BIN) ./cmd/recledger
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/recledger
 
 # Serve with the embedded JetStream and the bbolt ledger under ./data.
 run: build

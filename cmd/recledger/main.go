@@ -28,7 +28,13 @@ var commands = map[string]func() command{
 	"manifest":      func() command { return &ManifestCommand{} },
 	"upload-worker": func() command { return &UploadWorkerCommand{} },
 	"simulate":      func() command { return &SimulateCommand{} },
+	"version":       func() command { return &VersionCommand{} },
 }
+
+// errUsage is a command line that names no command: usage is printed,
+// and the exit status is 2, so that a service file missing its command
+// does not pass for a run that succeeded.
+var errUsage = errors.New("no command given")
 
 func main() {
 	// SIGHUP too: a terminal that closes under `recledger serve` stops it
@@ -37,7 +43,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	err := run(ctx, os.Args[1:])
 	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
+	switch {
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil && !errors.Is(err, flag.ErrHelp):
 		fmt.Fprintln(os.Stderr, "recledger:", err)
 		os.Exit(1)
 	}
@@ -47,9 +56,16 @@ func run(ctx context.Context, args []string) error {
 	if len(args) == 2 && args[0] == "help" {
 		args = []string{args[1], "-h"} // `recledger help serve` is `recledger serve -h`
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		usage()
+		return errUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage()
 		return nil
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = []string{"version"}
 	}
 	mk, ok := commands[args[0]]
 	if !ok {

@@ -31,7 +31,7 @@ func (c *ManifestCommand) Run(ctx context.Context, args []string) error {
 		fs.PrintDefaults()
 	}
 	data := dataFlag(fs)
-	token := tokenFlag(fs)
+	token := tokenFlag(fs, "the HTTP API of a server running on --data")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

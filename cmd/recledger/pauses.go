@@ -44,7 +44,7 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 	fromS := fs.String("from", "", "only pauses overlapping from this time on (RFC 3339, or YYYY-MM-DD: midnight in the site's time zone)")
 	toS := fs.String("to", "", "only pauses overlapping up to this time (RFC 3339, or YYYY-MM-DD: midnight in the site's time zone)")
 	format := fs.String("format", formatTable, "csv, json or table")
-	token := tokenFlag(fs)
+	token := tokenFlag(fs, "the HTTP API of a server running on --data")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	digest := fs.Bool("digest", false, "print the projections' digest, as GET /v1/digest")
 	asJSON := fs.Bool("json", false, "print JSON")
 	fromCheckpoint := fs.Bool("from-checkpoint", false, "start from the ledger's newest checkpoint and replay only the events after it: fast, but the state up to it is the checkpoint's, not rebuilt (bbolt only; not with --until or --trace)")
-	token := tokenFlag(fs)
+	token := tokenFlag(fs, "the NATS server it reads the mirror from, and the HTTP API of a server running on --data")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

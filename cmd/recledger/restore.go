@@ -42,7 +42,7 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	site := siteFlag(fs)
 	data := dataFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	token := tokenFlag(fs)
+	token := tokenFlag(fs, "the NATS server it reads the mirror from")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -90,6 +90,10 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if err := rebuildEnv(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	if cfg.Replicas < 1 || cfg.Replicas > 5 {
+		// JetStream takes 1 to 5 replicas; 0 or less was taken and meant 1.
+		return fmt.Errorf("serve: --replicas %d: %w: 1 to 5", cfg.Replicas, ledger.ErrInvalid)
+	}
 	stderr := c.Stderr
 	if stderr == nil {
 		stderr = os.Stderr

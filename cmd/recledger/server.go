@@ -103,7 +103,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil, fmt.Errorf("serve: data dir: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, done: make(chan struct{}), registry: prometheus.NewRegistry()}
-	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewBuildInfoCollector())
 	ok := false
 	defer func() {
 		if !ok {

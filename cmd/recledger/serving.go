@@ -144,9 +144,10 @@ func getFromServer(ctx context.Context, info servingInfo, token, path string) (*
 
 // tokenFlag defines --token (env RECLEDGER_TOKEN): what the offline
 // commands present to a running server they ask instead of the ledger.
-func tokenFlag(fs *flag.FlagSet) *string {
+// uses says where this command sends it.
+func tokenFlag(fs *flag.FlagSet, uses string) *string {
 	return fs.String("token", envOr("RECLEDGER_TOKEN", ""),
-		"token with the auditor role, for a server that has --tokens: sent to its HTTP API and to its embedded NATS (env RECLEDGER_TOKEN)")
+		"token with the auditor role, for a server that has --tokens: sent to "+uses+" (env RECLEDGER_TOKEN; the environment keeps it out of ps)")
 }
 
 // natsToken is the connect option presenting token to NATS; none when empty.

@@ -44,6 +44,14 @@ func (c *UploadWorkerCommand) Run(ctx context.Context, args []string) error {
 	if cfg.Dest == "" {
 		return fmt.Errorf("upload-worker: --dest is required")
 	}
+	switch {
+	case cfg.MaxTries < 1:
+		return fmt.Errorf("upload-worker: --max-tries %d: at least 1", cfg.MaxTries)
+	case cfg.AckWait < time.Second:
+		return fmt.Errorf("upload-worker: --ack-wait %s: at least 1s", cfg.AckWait)
+	case cfg.NakDelay < 0:
+		return fmt.Errorf("upload-worker: --nak-delay %s: not negative", cfg.NakDelay)
+	}
 	stderr := c.Stderr
 	if stderr == nil {
 		stderr = os.Stderr

@@ -67,7 +67,7 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	natsURL := fs.String("nats", os.Getenv("RECLEDGER_NATS"), "NATS URL(s): also compare with the JetStream mirror (env RECLEDGER_NATS)")
 	site := siteFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	token := tokenFlag(fs)
+	token := tokenFlag(fs, "the HTTP API and the NATS server of a server running on --data, and to the NATS server --nats names")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

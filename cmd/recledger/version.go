@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/debug"
+)
+
+// VersionCommand prints which build this is: the module version, the
+// source revision it was built from (and whether the tree was modified),
+// and the Go version. The same is on /metrics as go_build_info.
+type VersionCommand struct{}
+
+// Run prints the version to stdout.
+func (*VersionCommand) Run(_ context.Context, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("version takes no arguments")
+	}
+	fmt.Fprintln(os.Stdout, buildVersion())
+	return nil
+}
+
+// buildVersion is one line: "recledger (devel) rev 1a2b3c4 (modified) go1.26.8".
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "recledger (no build information)"
+	}
+	v := "recledger " + bi.Main.Version
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = " (modified)"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		v += " rev " + rev + modified
+	}
+	return v + " " + bi.GoVersion
+}
