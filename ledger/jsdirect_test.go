@@ -2,7 +2,9 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -31,5 +33,23 @@ func TestDirectGetsReadOneSite(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("batches of %d: %d events, differing from bbolt's %d", size, len(got), len(want))
 		}
+	}
+}
+
+// TestReplicasOnASingleServer: --replicas 3 against a NATS server that is
+// not a cluster is a configuration error that says what to do, not an
+// unavailable server to wait for.
+func TestReplicasOnASingleServer(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	err := EnsureStreams(t.Context(), js, jsTestSite, 3)
+	if !errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "--replicas 1") {
+		t.Fatalf("replicas 3 on one server: %v", err)
+	}
+	if err := EnsureStreams(t.Context(), js, jsTestSite, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(t.Context(), js, jsTestSite, 3); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an update to replicas 3: %v", err)
 	}
 }

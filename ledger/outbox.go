@@ -307,7 +307,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 		}
 		if progressed {
 			backoff = o.minBackoff
-			if p := o.mismatch.Load(); p != nil && errors.Is(*p, ErrTooLarge) {
+			if p := o.mismatch.Load(); p != nil && (errors.Is(*p, ErrTooLarge) || errors.Is(*p, ErrInvalid)) {
 				o.mismatch.CompareAndSwap(p, nil)
 			}
 		}
@@ -327,6 +327,14 @@ func (o *Outbox) Run(ctx context.Context) error {
 			// takes it. Shown on /readyz as the outbox's problem.
 			if prev := o.mismatch.Swap(&err); prev == nil || (*prev).Error() != err.Error() {
 				o.log.Error("outbox waiting: an event is larger than the NATS server takes", jsLogKeyErr, err)
+			}
+			wait = o.maxBackoff
+		} else if errors.Is(err, ErrInvalid) {
+			// A stream the NATS server will not create as configured:
+			// said once, on /readyz meanwhile, tried again now and then
+			// (the server may be made a cluster).
+			if prev := o.mismatch.Swap(&err); prev == nil || (*prev).Error() != err.Error() {
+				o.log.Error("outbox waiting: the NATS server refuses the stream as configured; appends go on in the ledger, and are mirrored once it takes it", jsLogKeyErr, err)
 			}
 			wait = o.maxBackoff
 		} else {

@@ -133,6 +133,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 			AllowDirect: true,
 		}
 		if _, err := js.CreateStream(ctx, cfg); err != nil {
+			if refusesReplicas(err) {
+				return fmt.Errorf("ensure stream %s: create: %w: %v: the NATS server is not a cluster; serve with --replicas 1, or point --nats at a cluster of %d servers", name, ErrInvalid, err, replicas)
+			}
 			if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 				return fmt.Errorf("ensure stream %s: create: %w: %v", name, ErrUnavailable, err)
 			}
@@ -174,6 +177,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 	}
 	if changed {
 		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			if refusesReplicas(err) {
+				return fmt.Errorf("ensure stream %s: update: %w: %v: the NATS server is not a cluster; serve with --replicas 1, or point --nats at a cluster of %d servers", name, ErrInvalid, err, replicas)
+			}
 			return fmt.Errorf("ensure stream %s: update: %w: %v", name, ErrUnavailable, err)
 		}
 	}
@@ -185,4 +191,16 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 		_, _ = js.UpdateStream(ctx, cfg)
 	}
 	return nil
+}
+
+// jsReplicasNotSupported is nats-server's JSStreamReplicasNotSupportedErr:
+// a stream of more than one replica asked of a server that is not a
+// cluster. It is a configuration that never goes through, unlike a
+// cluster short of peers for a while.
+const jsReplicasNotSupported jetstream.ErrorCode = 10074
+
+// refusesReplicas reports err is jsReplicasNotSupported.
+func refusesReplicas(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == jsReplicasNotSupported
 }
