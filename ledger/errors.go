@@ -15,7 +15,7 @@ var (
 	// ErrChainBroken: an event's prev is not the previous event's hash, or seqs have a gap.
 	ErrChainBroken = errors.New("hash chain broken")
 	// ErrUnknownVersion: an event was written by newer code than this.
-	ErrUnknownVersion = errors.New("unknown event version")
+	ErrUnknownVersion = errors.New("unknown event version (written by a newer build of recledger: serve and read this ledger with that build or a later one)")
 	// ErrNotFound: the thing asked for does not exist (user, contact, day, seq).
 	ErrNotFound = errors.New("not found")
 	// ErrInvalid: input that does not satisfy the contract; wrap with the field at fault.

@@ -21,6 +21,7 @@ import (
 // stored apart (ledger.Store.SaveCheckpoint), never copied through it.
 type checkpoint struct {
 	Version  string                   `json:"version"`
+	Rules    int                      `json:"rules"` // the newest event version folded (State.newest)
 	Seq      uint64                   `json:"seq"`
 	Config   ledger.Config            `json:"config"`
 	LimitAt  ledger.Time              `json:"limit_at"` // State.limitAt
@@ -48,7 +49,7 @@ const checkpointMagic = "recledger.checkpoint\n"
 // bytes are not in it: a checkpoint is stored with PendingSections, and
 // the state told SectionsStored afterwards.
 func (s *State) MarshalCheckpoint() ([]byte, error) {
-	head, err := json.Marshal(checkpoint{Version: Version, Seq: s.seq, Config: s.cfg, LimitAt: s.limitAt, Agents: s.agents, Logins: s.logins,
+	head, err := json.Marshal(checkpoint{Version: Version, Rules: s.newest, Seq: s.seq, Config: s.cfg, LimitAt: s.limitAt, Agents: s.agents, Logins: s.logins,
 		Calls: s.calls, Contacts: s.contacts, Pauses: s.pauses.hot, Patched: s.pauses.patched, Pinned: s.pauses.pinned,
 		Chunks: s.pauses.chunks, Open: s.open, Book: s.book, Cold: s.cold})
 	if err != nil {
@@ -89,11 +90,16 @@ func UnmarshalCheckpoint(ctx context.Context, b []byte, r SectionReader) (*State
 	if c.Version != Version {
 		return nil, fmt.Errorf("unmarshal checkpoint: %w: version %q, want %q", ledger.ErrUnknownVersion, c.Version, Version)
 	}
+	if c.Rules > ledger.CurrentVersion {
+		// Its state folded events this build cannot: loaded, the build
+		// would serve and append to a ledger it cannot read.
+		return nil, fmt.Errorf("unmarshal checkpoint: %w: it folded events of version %d, this build reads up to %d", ledger.ErrUnknownVersion, c.Rules, ledger.CurrentVersion)
+	}
 	if len(rest) != k+int(n) {
 		return nil, fmt.Errorf("unmarshal checkpoint: %w: %d bytes after the head", ledger.ErrCorrupt, len(rest)-k-int(n))
 	}
 	s := New()
-	s.seq, s.cfg, s.limitAt = c.Seq, c.Config, c.LimitAt
+	s.seq, s.cfg, s.limitAt, s.newest = c.Seq, c.Config, c.LimitAt, c.Rules
 	s.cfg.Normalize()
 	if c.Agents != nil {
 		s.agents = c.Agents

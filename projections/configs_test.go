@@ -3,6 +3,7 @@ package projections
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -319,5 +320,31 @@ func applier(t *testing.T, s *State) func(*ledger.Envelope) Effect {
 			t.Fatal(err)
 		}
 		return eff
+	}
+}
+
+// TestCheckpointOfNewerEventsIsRefused: a checkpoint names the newest event
+// version it folded, and a build that cannot fold such events does not
+// load it (it would serve, and append to, a ledger it cannot read).
+func TestCheckpointOfNewerEventsIsRefused(t *testing.T) {
+	g := newEnvGen(t)
+	g.config(genConfig(1, 0))
+	s := New()
+	apply := applier(t, s)
+	apply(&g.out[0])
+	b, err := s.MarshalCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := fmt.Sprintf(`"rules":%d,`, ledger.CurrentVersion)
+	if !bytes.Contains(b, []byte(mine)) {
+		t.Fatalf("the checkpoint does not name version %d: %.200s", ledger.CurrentVersion, b)
+	}
+	if _, err := UnmarshalCheckpoint(t.Context(), b, memSections{}); err != nil {
+		t.Fatalf("this build's own checkpoint: %v", err)
+	}
+	newer := bytes.Replace(b, []byte(mine), fmt.Appendf(nil, `"rules":%d,`, ledger.CurrentVersion+1), 1)
+	if _, err := UnmarshalCheckpoint(t.Context(), newer, memSections{}); !errors.Is(err, ledger.ErrUnknownVersion) {
+		t.Fatalf("a checkpoint of newer events: %v", err)
 	}
 }

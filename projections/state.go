@@ -23,7 +23,10 @@ import (
 // changes, so that old checkpoints are ignored and the state is rebuilt
 // by replay. A recording rule changes by ledger.CurrentVersion instead:
 // the new rule applies to events of the new version only (State.rules).
-const Version = "15"
+// A checkpoint names the newest event version it folded, and a build
+// whose CurrentVersion is older does not load it (16: the first to; 15
+// and before loaded one holding events they could not fold).
+const Version = "16"
 
 // Effect is what one event did: the command's answer (command events only),
 // one human line per state change (for replay --trace), and the users the
@@ -56,6 +59,7 @@ type State struct {
 	coolN    int           // tests only: cool the day not sealed yet every coolN closes, not coolEvery
 	retired  []string      // keys of stored sections the state no longer names, until a checkpoint deletes them; not part of the checkpoint
 	rules    int           // the version of the event being applied, whose rules apply (ledger.CurrentVersion); not part of the checkpoint
+	newest   int           // the highest event version folded: a build older than it must not load this state's checkpoint
 
 	// scratch space for decoding, reused by every Apply
 	cmdBuf  ledger.Command
@@ -172,6 +176,9 @@ func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
 		err error
 	)
 	s.rules = e.Version // the rules this event is folded with (ledger.CurrentVersion)
+	if e.Version > s.newest {
+		s.newest = e.Version
+	}
 	switch e.Type {
 	case ledger.TypeCommand:
 		d := &s.cmdBuf
