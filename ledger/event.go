@@ -38,7 +38,7 @@ const (
 //     retention is at most MaxRetentionDays; a user configured again
 //     after its removal has no last call, even one its former self's
 //     call became by ending after the removal.
-//   - 3 (2026-12-01): a stopsegment ends a deleted segment (its contact
+//   - 3: a stopsegment ends a deleted segment (its contact
 //     closes basic_only), and the call can be recorded again by a new
 //     segment, as an outbound dialer's next customer is; metadata sent
 //     while the active call is between segments goes to the call's last

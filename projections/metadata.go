@@ -260,7 +260,20 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 	case len(res.applied) > 0:
 		x.outcome(ledger.OutcomeApplied, "")
 		if !s.quiet {
-			line := "metadata " + x.r.CallID + ":"
+			// Where it went: a trace must tell which customer's
+			// contact got the data.
+			line := "metadata " + x.r.CallID
+			switch {
+			case x.r.ContactID == "":
+				line += " (kept on the call for its recording)"
+			case updated != nil && c != nil:
+				line += " → " + x.r.ContactID + " (its last segment)"
+			case updated != nil:
+				line += " → " + x.r.ContactID + " (last call)"
+			default:
+				line += " → " + x.r.ContactID
+			}
+			line += ":"
 			for _, k := range res.applied {
 				line += " " + k
 			}
