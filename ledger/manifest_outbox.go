@@ -217,7 +217,15 @@ func (o *ManifestOutbox) replaced(ctx context.Context) bool {
 		}
 		return true
 	}
-	return err == nil && !s.CachedInfo().Created.Equal(o.created)
+	if err != nil || s.CachedInfo().Created.Equal(o.created) {
+		return false
+	}
+	if o.replicas > 0 && o.capture == "" {
+		// Made again by another site's server on a shared cluster, with
+		// its own subject only: this site's is added back.
+		_ = ensureStream(ctx, o.js, ManifestsStream, siteManifestsFilter(o.site), o.replicas, o.capture)
+	}
+	return true
 }
 
 // list marks the days whose manifest subject already holds their

@@ -295,6 +295,10 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", jsLogKeyURL, nc.ConnectedUrlRedacted())
 		}),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			// Only after a first connect that failed (RetryOnFailedConnect).
+			log.Info("nats connected", jsLogKeyURL, nc.ConnectedUrlRedacted())
+		}),
 		nats.ClosedHandler(func(*nats.Conn) {
 			log.Info("nats connection closed")
 		}),
@@ -314,7 +318,7 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 	})
 	nc, err := nats.Connect(urls, opts...)
 	if errors.Is(err, nats.ErrAuthorization) {
-		return nil, nil, fmt.Errorf("connect %s: %w: a server with a tokens file wants a token (--token or RECLEDGER_TOKEN) whose role may connect, and the embedded server takes %d connections per token at most", RedactURLs(urls), ErrRefused, embeddedConnsPerHolder)
+		return nil, nil, fmt.Errorf("connect %s: %w: the NATS server wants credentials this connection lacks, or refused them: a recledger server with a tokens file wants a token (--token or RECLEDGER_TOKEN) whose role may connect, and its embedded NATS takes %d connections per token at most; an external NATS server wants its own, in the URL (--nats nats://user:password@host)", RedactURLs(urls), ErrRefused, embeddedConnsPerHolder)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect %s: %w: %v", RedactURLs(urls), ErrUnavailable, err)

@@ -120,6 +120,7 @@ type Outbox struct {
 	mended     chan struct{}
 
 	replicas int                     // > 0: create missing streams with this many replicas
+	ensured  bool                    // the streams were checked (EnsureStreams) since the last failed session; external streams only
 	capture  string                  // the streams' capture prefix (PublishUnder); "" for the public subjects
 	steady   func() (release func()) // CreateSteadily; nil: no guard
 
@@ -431,6 +432,23 @@ func (o *Outbox) createStreams(ctx context.Context, pub jetstream.JetStream) (st
 func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 	pub := o.publisher()
 	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
+	if o.replicas > 0 && o.capture == "" && !o.ensured {
+		// An external cluster's streams may be shared by several sites'
+		// servers: one that made a lost stream again made it with its
+		// own site's subject only, and this site's publishes then find
+		// no stream. Checked at the first session and after every
+		// failed one.
+		if err := EnsureStreamsCapturing(tctx, pub, o.site, o.replicas, o.capture); errors.Is(err, ErrInvalid) {
+			cancel()
+			return false, err
+		}
+		o.ensured = true
+	}
+	defer func() {
+		if err != nil {
+			o.ensured = false
+		}
+	}()
 	tail, err := readTail(tctx, pub, o.site)
 	if errors.Is(err, jetstream.ErrStreamNotFound) && o.replicas > 0 {
 		release := func() {}

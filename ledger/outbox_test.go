@@ -347,3 +347,30 @@ func TestOutboxRefillsALostStreamWhileIdle(t *testing.T) {
 		t.Errorf("after the stream was deleted: problem %v, want one saying so", err)
 	}
 }
+
+// TestOutboxAddsItsSubjectToAStreamMadeByAnotherSite: on a cluster shared
+// by several sites, a lost stream made again by another site's server
+// holds that site's subject only; this site's outbox adds its own back
+// and refills the stream from its ledger, instead of failing forever.
+func TestOutboxAddsItsSubjectToAStreamMadeByAnotherSite(t *testing.T) {
+	ctx := context.Background()
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	jsAppend(t, s, 20)
+	o, stop := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.CreateStreams(1) })
+	defer stop()
+	jsDrained(t, s, o)
+
+	if err := js.DeleteStream(ctx, EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(ctx, js, "other", 1); err != nil { // the other site's server, first to notice
+		t.Fatal(err)
+	}
+	jsAppend(t, s, 5)
+	jsDrained(t, s, o)
+	if got := len(jsStreamMsgs(t, js)); got != 25 {
+		t.Fatalf("the stream holds %d events of the site, want 25", got)
+	}
+}

@@ -167,7 +167,10 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 		cfg.DenyDelete, cfg.DenyPurge = true, true
 		changed = true
 	}
-	if cfg.Replicas != replicas {
+	if cfg.Replicas < replicas {
+		// Raised, never lowered: the streams of an external cluster may
+		// be shared by several sites' servers, and one started with the
+		// default would take the others' replicas away.
 		cfg.Replicas = replicas
 		changed = true
 	}

@@ -502,3 +502,52 @@ func TestStopCutsAStalledClient(t *testing.T) {
 		t.Fatalf("a stop with a stalled client: %v", err)
 	}
 }
+
+// TestServesWhileAnExternalNATSIsAway: with --nats, a NATS server not
+// reachable at start delays the mirror, not the agents' commands (the
+// ledger is the durable copy); the mirror catches up once it comes.
+func TestServesWhileAnExternalNATSIsAway(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := testServeConfig(t.TempDir())
+	cfg.NATS = "nats://" + addr
+	srv, err := StartServer(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("start with the NATS server away: %v", err)
+	}
+	t.Cleanup(func() { srv.Stop(); _ = srv.Wait() })
+	base := "http://" + srv.Addr()
+	resp, err := http.Post(base+"/v1/calls/events", "application/json", strings.NewReader(`{"call_id":"c-1","extension":"3420","type":"ringing"}`))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a signal while NATS is away: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	ns, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: t.TempDir(), Listen: addr, Unguarded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var ready struct {
+			Lag  uint64 `json:"outbox_lag"`
+			Head uint64 `json:"head_seq"`
+		}
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&ready)
+		resp.Body.Close()
+		if err == nil && ready.Head >= 1 && ready.Lag == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror did not catch up: %+v %v", ready, err)
+		}
+	}
+}

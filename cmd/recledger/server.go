@@ -182,6 +182,12 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		own = append(own, ns.Own())
 	}
 	s.natsURL = urls
+	if s.nsrv == nil {
+		// The ledger is the durable copy: an external NATS away at start
+		// (a site's power cut, a cluster not up yet) delays the mirror,
+		// not the agents' commands. The connections keep trying.
+		own = append(own, nats.RetryOnFailedConnect(true))
+	}
 	nc, js, err := ledger.Connect(ctx, urls, "recledger-serve", log, own...)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
@@ -198,6 +204,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.ctiNC = ctiNC
 	replicas := cfg.Replicas
 	if s.nsrv != nil {
+		if replicas > 1 {
+			log.Warn("--replicas is for an external NATS cluster (--nats): the embedded server keeps one copy of the streams", "replicas", replicas)
+		}
 		replicas = 1
 	}
 	// The embedded server's streams take messages on secret subjects of
@@ -207,21 +216,34 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	if s.nsrv != nil {
 		capture = s.nsrv.Capture()
 	}
-	if err := ledger.EnsureStreamsCapturing(ctx, js, cfg.Site, replicas, capture); err != nil {
-		// The ledger is the durable copy: serve anyway, the outbox catches up.
-		log.Warn("jetstream streams not ready; the outbox will catch up", logKeyErr, err)
-	}
-	if head == 0 {
-		if err := refuseLostLedger(ctx, js, cfg); err != nil {
+	var mirrored uint64
+	if !nc.IsConnected() {
+		// Nothing to check the ledger against yet: the outbox makes the
+		// streams and checks that the stream continues the ledger once
+		// the server is reached (an outbox_problem on /readyz if not).
+		log.Warn("the NATS server is not reachable: serving from the ledger; the mirror catches up when it is (see /readyz)",
+			logKeyNATS, ledger.RedactURLs(urls))
+		if head == 0 {
+			if err := claim(); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		if err := ledger.EnsureStreamsCapturing(ctx, js, cfg.Site, replicas, capture); err != nil {
+			// The ledger is the durable copy: serve anyway, the outbox catches up.
+			log.Warn("jetstream streams not ready; the outbox will catch up", logKeyErr, err)
+		}
+		if head == 0 {
+			if err := refuseLostLedger(ctx, js, cfg); err != nil {
+				return nil, fmt.Errorf("serve: %w", err)
+			}
+			if err := claim(); err != nil {
+				return nil, err
+			}
+		}
+		if mirrored, err = refuseLedgerBehind(ctx, js, cfg, head); err != nil {
 			return nil, fmt.Errorf("serve: %w", err)
 		}
-		if err := claim(); err != nil {
-			return nil, err
-		}
-	}
-	mirrored, err := refuseLedgerBehind(ctx, js, cfg, head)
-	if err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
 	}
 
 	outbox := ledger.NewOutbox(store, js, cfg.Site, log)
