@@ -97,11 +97,13 @@ type Outbox struct {
 	confirmed atomic.Uint64 // last seq known to be in the stream
 	published atomic.Uint64 // events this outbox published and saw acknowledged
 	mismatch  atomic.Pointer[error]
+	gap       atomic.Pointer[error] // the stream lacks the site's first events (checkFirst); publishing goes on
 	lost      atomic.Uint64         // times a stream that held events was found gone
 	lostAt    atomic.Int64          // when last, Unix ns
 	stall     atomic.Pointer[stall] // sessions failing without progress, since when
 	stallFor  time.Duration         // how long before Mismatch reports a stall
 	look      time.Duration         // outboxLook
+	firstAt   time.Time             // the last checkFirst from idle; Run's
 	lookedAt  time.Time             // the last check that the stream is there; Run's
 
 	window     int
@@ -228,6 +230,9 @@ func (o *Outbox) Mismatch() error {
 		return fmt.Errorf("outbox: %w: %d times since the server started, last %s ago; it is created again and refilled from the ledger each time. "+
 			"A client allowed to use JetStream's API can have JetStream delete it (docs/clients.md)",
 			errStreamDeleted, o.lost.Load(), time.Since(time.Unix(0, at)).Round(time.Second))
+	}
+	if p := o.gap.Load(); p != nil {
+		return *p
 	}
 	if st := o.stall.Load(); st != nil {
 		if d := time.Since(st.since); d >= o.stallFor {
@@ -476,6 +481,7 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 	if err := o.checkRun(ctx, pub, tail); err != nil {
 		return false, err
 	}
+	o.checkFirst(ctx, pub, tail)
 	o.lastSeq, o.lastStreamSeq = tail.seq, tail.streamSeq
 	if o.mismatch.Swap(nil) != nil {
 		o.log.Info("outbox: stream matches the ledger again")
@@ -651,6 +657,38 @@ func (o *Outbox) checkTail(ctx context.Context, tail streamTail) error {
 	return nil
 }
 
+// checkFirst looks at the site's first message in the stream: it must be
+// the ledger's seq 1 when the stream holds any. A stream purged, or cut by
+// a limit its operator set, keeps its tail, and the outbox would go on
+// publishing after it while the mirror silently lacks the beginning
+// (restore and replay from it stop at the hole). That cannot be refilled
+// in order; it is shown as the outbox's problem, logged once, and
+// publishing goes on.
+func (o *Outbox) checkFirst(ctx context.Context, pub jetstream.JetStream, tail streamTail) {
+	if tail.seq == 0 {
+		o.gap.Store(nil)
+		return
+	}
+	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
+	defer cancel()
+	m, err := getDirect(tctx, pub, directOne{Seq: 1, NextFor: siteEventsFilter(o.site)})
+	if err != nil || m == nil {
+		return // cannot tell now; looked at again at the next session
+	}
+	e, err := Decode(m.Data)
+	if err != nil || e.Seq == 1 {
+		if o.gap.Swap(nil) != nil {
+			o.log.Info("outbox: the stream holds the site's events from seq 1 again")
+		}
+		return
+	}
+	gap := fmt.Errorf("outbox: %w: the stream's first event of this site is seq %d: the events before it were removed (a purge, or a limit set on the stream), and cannot be put back in order; "+
+		"to refill the mirror, delete the stream %s (every site's server sharing it refills its own), then check with recledger verify", ErrMismatch, e.Seq, EventsStream)
+	if prev := o.gap.Swap(&gap); prev == nil || (*prev).Error() != gap.Error() {
+		o.log.Error("outbox: the mirror lacks the site's first events", jsLogKeyErr, gap)
+	}
+}
+
 // idle waits for a commit, the safety-net tick or the end of ctx; false
 // means ctx is done. Every o.look it also makes sure the stream is still
 // there: one lost while nothing is appended (a JetStream store wiped)
@@ -658,6 +696,11 @@ func (o *Outbox) checkTail(ctx context.Context, tail streamTail) error {
 // Then it returns errStreamGone, and Run's next session creates and
 // refills it.
 func (o *Outbox) idle(ctx context.Context) (bool, error) {
+	if now := time.Now(); now.Sub(o.firstAt) >= o.look {
+		// Also under steady traffic, when the tick below never fires.
+		o.firstAt = now
+		o.checkFirst(ctx, o.publisher(), streamTail{seq: o.confirmed.Load()})
+	}
 	t := time.NewTimer(o.tick)
 	defer t.Stop()
 	select {

@@ -374,3 +374,34 @@ func TestOutboxAddsItsSubjectToAStreamMadeByAnotherSite(t *testing.T) {
 		t.Fatalf("the stream holds %d events of the site, want 25", got)
 	}
 }
+
+// TestOutboxSaysTheMirrorLostItsBeginning: a stream purged up to some seq
+// (an external stream's operator, a limit) keeps its tail, and nothing
+// else would notice the mirror lacks the beginning. The outbox says so,
+// and publishing goes on.
+func TestOutboxSaysTheMirrorLostItsBeginning(t *testing.T) {
+	ctx := context.Background()
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	jsAppend(t, s, 20)
+	o, stop := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.CreateStreams(1); o.look = 100 * time.Millisecond })
+	defer stop()
+	jsDrained(t, s, o)
+	if o.Mismatch() != nil {
+		t.Fatalf("a whole mirror: %v", o.Mismatch())
+	}
+	st, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSequence(11)); err != nil {
+		t.Fatal(err)
+	}
+	jsAppend(t, s, 5)
+	jsWait(t, 15*time.Second, "the gap reported", func() bool {
+		err := o.Mismatch()
+		return err != nil && strings.Contains(err.Error(), "first event of this site is seq 11")
+	})
+	jsDrained(t, s, o)
+}
