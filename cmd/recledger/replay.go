@@ -162,6 +162,21 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("replay: %w", err)
 		}
 	}
+	if *source == sourceJetStream && beside == nil {
+		// A stopped data dir's mirror: under the site its ledger records,
+		// unless another is asked for.
+		if store, err := openLedgerReadOnly(*data); err == nil {
+			recorded, _ := store.Site(ctx)
+			store.Close()
+			switch {
+			case recorded == "":
+			case !siteGiven && os.Getenv("RECLEDGER_SITE") == "":
+				*site = recorded
+			case recorded != *site:
+				fmt.Fprintf(stderr, "replay: %s was served as site %s; replaying the mirror of site %s, as asked\n", *data, recorded, *site)
+			}
+		}
+	}
 	switch *source {
 	case sourceBolt: // opened above
 	case sourceJetStream:
@@ -180,6 +195,9 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		src = jsrc
 		if head, err = jsrc.Head(ctx); err != nil {
 			return fmt.Errorf("replay: %w", ledger.Refused(nc, err))
+		}
+		if head == 0 {
+			fmt.Fprintf(stderr, "replay: the mirror at %s holds no events of site %s (is --site the server's?)\n", withoutCredentials(*natsURL), *site)
 		}
 		if n, ok := opts.Until.Seq(); beside != nil && !(ok && head >= n) {
 			// Waits for the mirror to hold the server's head, unless it

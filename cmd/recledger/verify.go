@@ -31,6 +31,8 @@ type verifyResult struct {
 	OK        bool                 `json:"ok"`
 	Chain     ledger.VerifyReport  `json:"chain"`
 	JetStream *ledger.VerifyReport `json:"jetstream,omitempty"`
+	// JetStreamSkipped says why no mirror was compared.
+	JetStreamSkipped string `json:"jetstream_skipped,omitempty"`
 	Sections  *sectionsReport      `json:"sections,omitempty"`
 	// Checkpoint compares the newest checkpoint's state with the state
 	// its events give, rebuilt from seq 1.
@@ -129,14 +131,18 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		stop      func()
 		connected bool
 	)
+	// The mirror is compared under the site the ledger records, unless
+	// another is asked for.
+	siteGiven := os.Getenv("RECLEDGER_SITE") != ""
+	fs.Visit(func(f *flag.Flag) { siteGiven = siteGiven || f.Name == "site" })
+	if recorded, _ := store.Site(ctx); recorded != "" && !siteGiven {
+		*site = recorded
+	} else if recorded != "" && recorded != *site {
+		fmt.Fprintf(stderr, "verify: %s was served as site %s; comparing the mirror of site %s, as asked\n", *data, recorded, *site)
+	}
 	if *natsURL == "" {
 		// A stopped server's data dir: its own embedded mirror, served
-		// here on a loopback port, under the site the ledger records.
-		siteGiven := os.Getenv("RECLEDGER_SITE") != ""
-		fs.Visit(func(f *flag.Flag) { siteGiven = siteGiven || f.Name == "site" })
-		if recorded, _ := store.Site(ctx); recorded != "" && !siteGiven {
-			*site = recorded
-		}
+		// here on a loopback port.
 		if nc, js, stop, connected, err = openOwnMirror(ctx, *data, *site, "recledger-verify", stderr); err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}
@@ -158,6 +164,9 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("verify: %w", err)
 		}
 		stop, connected = nc.Close, true
+	}
+	if !connected {
+		res.JetStreamSkipped = "the data dir has no mirror of its own (a server with --nats keeps it on that NATS): give --nats URL to compare it"
 	}
 	if connected {
 		defer stop()
@@ -199,6 +208,9 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		} else if c != nil {
 			fmt.Fprintf(out, "%-9s FAILED: the state stored at seq %d is not what its events give (stored digest %s, rebuilt %s); "+
 				"start serve once with --rebuild to replace it\n", "checkpoint", c.Seq, c.Digest, c.Rebuilt)
+		}
+		if res.JetStreamSkipped != "" {
+			fmt.Fprintf(out, "%-9s not checked: %s\n", "jetstream", res.JetStreamSkipped)
 		}
 		if res.JetStream != nil {
 			writeVerifyLine(out, "jetstream", *res.JetStream)

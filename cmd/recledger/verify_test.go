@@ -245,3 +245,25 @@ func TestVerifyRebuildsTheCheckpoint(t *testing.T) {
 		t.Fatalf("after --rebuild: %v\n%s", err, out)
 	}
 }
+
+// TestVerifySaysWhenNoMirrorWasCompared: a data dir served with an
+// external NATS has no mirror of its own; verify must say it did not
+// compare one, not print "ok" for the chain alone.
+func TestVerifySaysWhenNoMirrorWasCompared(t *testing.T) {
+	data := t.TempDir()
+	st, err := ledger.Open(filepath.Join(data, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ClaimSite(t.Context(), "siteA"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(t.Context(), ledger.Event{Type: ledger.TypeCallSignal, Data: ledger.CallSignal{CallID: "c-1", Extension: "3420", Type: ledger.SignalRinging}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	out, err := runCmd(t, &VerifyCommand{}, "--data", data)
+	if err != nil || !strings.Contains(out, "jetstream not checked: the data dir has no mirror of its own") {
+		t.Fatalf("verify of a dir without its own mirror: %v\n%s", err, out)
+	}
+}
