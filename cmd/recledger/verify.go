@@ -32,8 +32,8 @@ type verifyResult struct {
 	Chain     ledger.VerifyReport  `json:"chain"`
 	JetStream *ledger.VerifyReport `json:"jetstream,omitempty"`
 	// JetStreamSkipped says why no mirror was compared.
-	JetStreamSkipped string `json:"jetstream_skipped,omitempty"`
-	Sections  *sectionsReport      `json:"sections,omitempty"`
+	JetStreamSkipped string          `json:"jetstream_skipped,omitempty"`
+	Sections         *sectionsReport `json:"sections,omitempty"`
 	// Checkpoint compares the newest checkpoint's state with the state
 	// its events give, rebuilt from seq 1.
 	Checkpoint *checkpointReport `json:"checkpoint,omitempty"`
