@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestDirectGetsReadOneSite: the site's events are read with batched
@@ -36,10 +38,10 @@ func TestDirectGetsReadOneSite(t *testing.T) {
 	}
 }
 
-// TestReplicasOnASingleServer: --replicas 3 against a NATS server that is
+// TestStreamConfigRefusals: --replicas 3 against a NATS server that is
 // not a cluster is a configuration error that says what to do, not an
 // unavailable server to wait for.
-func TestReplicasOnASingleServer(t *testing.T) {
+func TestStreamConfigRefusals(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
 	err := EnsureStreams(t.Context(), js, jsTestSite, 3)
@@ -51,5 +53,13 @@ func TestReplicasOnASingleServer(t *testing.T) {
 	}
 	if err := EnsureStreams(t.Context(), js, jsTestSite, 3); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("an update to replicas 3: %v", err)
+	}
+	// Another stream of the operator's takes a site's subjects: also a
+	// configuration to fix, said so, not a server away.
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "OTHER", Subjects: []string{siteEventsFilter("s9")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(t.Context(), js, "s9", 1); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "another stream takes") {
+		t.Fatalf("a site's subjects taken by another stream: %v", err)
 	}
 }

@@ -133,8 +133,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 			AllowDirect: true,
 		}
 		if _, err := js.CreateStream(ctx, cfg); err != nil {
-			if refusesReplicas(err) {
-				return fmt.Errorf("ensure stream %s: create: %w: %v: the NATS server is not a cluster; serve with --replicas 1, or point --nats at a cluster of %d servers", name, ErrInvalid, err, replicas)
+			if e := refusedConfig(err, name, subject, replicas); e != nil {
+				return fmt.Errorf("ensure stream %s: create: %w", name, e)
 			}
 			if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 				return fmt.Errorf("ensure stream %s: create: %w: %v", name, ErrUnavailable, err)
@@ -180,8 +180,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 	}
 	if changed {
 		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			if refusesReplicas(err) {
-				return fmt.Errorf("ensure stream %s: update: %w: %v: the NATS server is not a cluster; serve with --replicas 1, or point --nats at a cluster of %d servers", name, ErrInvalid, err, replicas)
+			if e := refusedConfig(err, name, subject, replicas); e != nil {
+				return fmt.Errorf("ensure stream %s: update: %w", name, e)
 			}
 			return fmt.Errorf("ensure stream %s: update: %w: %v", name, ErrUnavailable, err)
 		}
@@ -196,14 +196,28 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 	return nil
 }
 
-// jsReplicasNotSupported is nats-server's JSStreamReplicasNotSupportedErr:
-// a stream of more than one replica asked of a server that is not a
-// cluster. It is a configuration that never goes through, unlike a
-// cluster short of peers for a while.
-const jsReplicasNotSupported jetstream.ErrorCode = 10074
+// nats-server's refusals of a stream's configuration that never go
+// through however long one waits, unlike a cluster short of peers for a
+// while: a stream of more than one replica asked of a server that is not
+// a cluster (JSStreamReplicasNotSupportedErr), and subjects another
+// stream takes (JSStreamSubjectOverlapErr).
+const (
+	jsReplicasNotSupported jetstream.ErrorCode = 10074
+	jsSubjectOverlap       jetstream.ErrorCode = 10065
+)
 
-// refusesReplicas reports err is jsReplicasNotSupported.
-func refusesReplicas(err error) bool {
+// refusedConfig is, for such a refusal of stream name's configuration, an
+// error wrapping ErrInvalid that says what to do; nil for any other error.
+func refusedConfig(err error, name, subject string, replicas int) error {
 	var api *jetstream.APIError
-	return errors.As(err, &api) && api.ErrorCode == jsReplicasNotSupported
+	if !errors.As(err, &api) {
+		return nil
+	}
+	switch api.ErrorCode {
+	case jsReplicasNotSupported:
+		return fmt.Errorf("%w: %v: the NATS server is not a cluster; serve with --replicas 1, or point --nats at a cluster of %d servers", ErrInvalid, err, replicas)
+	case jsSubjectOverlap:
+		return fmt.Errorf("%w: %v: another stream takes %s; remove that subject from it (nats stream info lists every stream's subjects), then the outbox goes on", ErrInvalid, err, subject)
+	}
+	return nil
 }
