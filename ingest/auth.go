@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -35,7 +36,12 @@ const (
 type Tokens struct {
 	tokens   []tokenEntry
 	networks []networkEntry
+	warnings []string
 }
+
+// Warnings are what the file allows that is likely a mistake: a network
+// of every address granted a role, a file other users may read.
+func (t *Tokens) Warnings() []string { return t.warnings }
 
 type tokenEntry struct {
 	name  string
@@ -63,6 +69,9 @@ type tokensFile struct {
 	} `json:"networks"`
 }
 
+// netPrincipalPrefix starts the principal recorded for a client network.
+const netPrincipalPrefix = "net:"
+
 // minTokenLen keeps guessable tokens out of the file.
 const minTokenLen = 16
 
@@ -79,6 +88,9 @@ func LoadTokens(path string) (*Tokens, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokens %s: %w", path, err)
 	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o044 != 0 {
+		t.warnings = append(t.warnings, fmt.Sprintf("tokens %s is readable by other users of this machine (mode %s): chmod 600 it", path, fi.Mode().Perm()))
+	}
 	return t, nil
 }
 
@@ -94,7 +106,7 @@ func ParseTokens(b []byte) (*Tokens, error) {
 		return nil, &ledger.FieldError{Field: "tokens", Message: "the file grants no token and no network: every request would be refused (without --tokens the API is open)"}
 	}
 	t := &Tokens{}
-	seen, names := map[string]bool{}, map[string]bool{}
+	seen, names, netNames := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for i, e := range f.Tokens {
 		field := fmt.Sprintf("tokens[%d]", i)
 		if strings.TrimSpace(e.Name) == "" {
@@ -102,6 +114,9 @@ func ParseTokens(b []byte) (*Tokens, error) {
 		}
 		if names[e.Name] {
 			return nil, &ledger.FieldError{Field: field + ".name", Message: fmt.Sprintf("%q is used twice: the ledger records who by this name", e.Name)}
+		}
+		if strings.HasPrefix(e.Name, netPrincipalPrefix) {
+			return nil, &ledger.FieldError{Field: field + ".name", Message: fmt.Sprintf("%q would read as a network in the ledger, which records a network as %s+its name", e.Name, netPrincipalPrefix)}
 		}
 		names[e.Name] = true
 		if len(e.Token) < minTokenLen {
@@ -128,6 +143,11 @@ func ParseTokens(b []byte) (*Tokens, error) {
 		if err != nil {
 			return nil, &ledger.FieldError{Field: field + ".cidr", Message: fmt.Sprintf("not a CIDR network: %q", n.CIDR)}
 		}
+		if p != p.Masked() {
+			// 10.1.2.3/16 grants 10.1.0.0/16: more than the address
+			// written, which may be a typo for a /32.
+			return nil, &ledger.FieldError{Field: field + ".cidr", Message: fmt.Sprintf("%q has host bits set: write the network %s, or the one address %s/%d", n.CIDR, p.Masked(), p.Addr(), p.Addr().BitLen())}
+		}
 		roles, err := roleSet(field, n.Roles)
 		if err != nil {
 			return nil, err
@@ -136,9 +156,26 @@ func ParseTokens(b []byte) (*Tokens, error) {
 		if name == "" {
 			name = p.Masked().String()
 		}
+		if p.Bits() == 0 {
+			t.warnings = append(t.warnings, fmt.Sprintf("%s.cidr %s grants %s to every client address, bearer token or not", field, p, strings.Join(roleNames(roles), ", ")))
+		}
+		if netNames[name] {
+			return nil, &ledger.FieldError{Field: field + ".name", Message: fmt.Sprintf("%q is used twice: the ledger records who by this name", name)}
+		}
+		netNames[name] = true
 		t.networks = append(t.networks, networkEntry{name: name, prefix: p.Masked(), roles: roles})
 	}
 	return t, nil
+}
+
+// roleNames lists a role set's roles, sorted.
+func roleNames(roles map[Role]bool) []string {
+	out := make([]string, 0, len(roles))
+	for r := range roles {
+		out = append(out, string(r))
+	}
+	slices.Sort(out)
+	return out
 }
 
 func roleSet(field string, roles []Role) (map[Role]bool, error) {
@@ -201,7 +238,7 @@ func (t *Tokens) authorize(r *http.Request, want Role) (string, error) {
 			}
 			matched = true
 			if grants(n.roles, want) {
-				return "net:" + n.name, nil
+				return netPrincipalPrefix + n.name, nil
 			}
 		}
 		if matched {
@@ -268,7 +305,7 @@ func (t *Tokens) NATS(token string, addr netip.Addr) (string, ledger.NATSAccess,
 			if na := natsAccess(n.roles); na != 0 {
 				a |= na
 				if name == "" {
-					name = "net:" + n.name
+					name = netPrincipalPrefix + n.name
 				}
 			}
 		}

@@ -126,3 +126,26 @@ func TestStatusOf(t *testing.T) {
 		}
 	}
 }
+
+// TestTokensFileAmbiguities: the ledger records who by name, so names
+// that could be read as another principal are refused; a network written
+// with host bits is refused (a typo for one address would grant 65,536);
+// a network of every address is allowed, with a warning.
+func TestTokensFileAmbiguities(t *testing.T) {
+	for doc, want := range map[string]string{
+		`{"tokens":[{"name":"net:cad","token":"0123456789abcdefgh","roles":["command"]}]}`:                                               "would read as a network",
+		`{"networks":[{"name":"cad","cidr":"10.1.0.0/16","roles":["command"]},{"name":"cad","cidr":"10.2.0.0/16","roles":["command"]}]}`: "is used twice",
+		`{"networks":[{"cidr":"10.1.2.3/16","roles":["command"]}]}`:                                                                      "host bits set",
+	} {
+		if _, err := ParseTokens([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", doc, err, want)
+		}
+	}
+	tok, err := ParseTokens([]byte(`{"networks":[{"cidr":"0.0.0.0/0","roles":["admin"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := tok.Warnings(); len(w) != 1 || !strings.Contains(w[0], "grants admin to every client address") {
+		t.Fatalf("warnings %q", w)
+	}
+}

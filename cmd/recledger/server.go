@@ -98,6 +98,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		if tokens, err = ingest.LoadTokens(cfg.TokensFile); err != nil {
 			return nil, fmt.Errorf("serve: %w", err)
 		}
+		for _, w := range tokens.Warnings() {
+			log.Warn(w)
+		}
 	}
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, fmt.Errorf("serve: data dir: %w", err)
