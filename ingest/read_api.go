@@ -317,10 +317,14 @@ func (s *Server) handleCloseDay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := ledger.DayClosed{Day: day, By: ledger.SealRequest, Principal: principalOf(r)}
-	if _, err := s.appendEvents(r.Context(), sourceSeal, ledger.Event{Type: ledger.TypeDayClosed, Data: d}); err != nil {
+	envs, err := s.appendEvents(r.Context(), sourceSeal, ledger.Event{Type: ledger.TypeDayClosed, Data: d})
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	// As the scheduler's seals are logged: an operator reading the log
+	// sees every day sealed, and who asked.
+	s.log.Info("day sealed", schedKeyDay, day, schedKeyBy, ledger.SealRequest, logKeyPrincipal, d.Principal, logKeySeq, envs[0].Seq)
 	b, err := s.views.Manifest(r.Context(), day)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("manifest %s after seal: %w", day, err))
