@@ -255,7 +255,12 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 			}
 			return nil, fmt.Errorf("upload-worker: bind: the connection is closed: %w", err)
 		}
-		if !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoHeartbeat) {
+		away := false // not connected: said once, as the wait for the server's NATS
+		if nc := w.js.Conn(); nc != nil && !nc.IsConnected() {
+			away = true
+		}
+		if !away && ctx.Err() == nil && !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, nats.ErrTimeout) &&
+			!errors.Is(err, jetstream.ErrNoHeartbeat) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 			var url string
 			if nc := w.js.Conn(); nc != nil {
 				url = ledger.RedactURLs(strings.Join(nc.Servers(), ","))
