@@ -18,7 +18,8 @@ const compareBuffer = 4096
 // by side and names the first difference: a missing or extra event, a
 // different id, different bytes, or a stream that is not a chain. OK=false
 // is a finding (FirstBad, Problem), not an error; errors are I/O. Events is
-// how many events both copies agree on; Head is the store's head hash.
+// how many events both copies agree on; Head is the hash of the last of
+// them (the store's head when OK, the mirror's when it is behind).
 // Neither copy is held in memory: the stream is read by a second goroutine
 // into a bounded channel. Each side is read up to its head at the call, so
 // on a live ledger the outbox's lag shows as "stream ends": compare a
@@ -34,8 +35,8 @@ func CompareJetStream(ctx context.Context, store *Store, js jetstream.JetStream,
 
 // compareJetStream is CompareJetStream counting foreign messages.
 func compareJetStream(ctx context.Context, store *Store, js jetstream.JetStream, site string, foreign *atomic.Uint64) (VerifyReport, error) {
-	_, headHash := store.Head()
-	rep := VerifyReport{Head: headHash}
+	headSeq, _ := store.Head()
+	var rep VerifyReport
 	bad := func(seq uint64, format string, args ...any) error {
 		rep.FirstBad, rep.Problem = seq, fmt.Sprintf(format, args...)
 		return errStopCompare
@@ -76,7 +77,7 @@ func compareJetStream(ctx context.Context, store *Store, js jetstream.JetStream,
 				return streamFault(e.Seq)
 			}
 			rep.Behind = true
-			return bad(e.Seq, "stream ends at seq %d; ledger has seq %d", rep.Events, e.Seq)
+			return bad(e.Seq, "the stream ends at seq %d; the ledger goes on to seq %d", rep.Events, headSeq)
 		}
 		switch {
 		case j.Seq != e.Seq:
@@ -87,6 +88,7 @@ func compareJetStream(ctx context.Context, store *Store, js jetstream.JetStream,
 			return bad(e.Seq, "seq %d: stream bytes differ from the ledger's", e.Seq)
 		}
 		rep.Events++
+		rep.Head = e.Hash
 		return nil
 	})
 	if errors.Is(err, errStopCompare) {

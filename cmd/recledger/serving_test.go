@@ -367,7 +367,7 @@ func TestVerifyBesideServerComparesTheMirror(t *testing.T) {
 		{"the same", truth, truth.Head, true, false, 0, ""},
 		{"another hash", ledger.VerifyReport{OK: true, Events: truth.Events, Head: other}, truth.Head, false, false, truth.Events, "differ at or before"},
 		// Behind: a prefix of the server's ledger, or not.
-		{"behind", ledger.VerifyReport{OK: true, Events: truth.Events + 2, Head: other}, truth.Head, false, true, truth.Events + 1, "stream ends at seq"},
+		{"behind", ledger.VerifyReport{OK: true, Events: truth.Events + 2, Head: other}, truth.Head, false, true, truth.Events + 1, "the stream ends at seq"},
 		{"behind and another", ledger.VerifyReport{OK: true, Events: truth.Events + 2, Head: other}, other, false, false, truth.Events, "differ at or before"},
 	} {
 		res, err := verifyBesideServer(ctx, server(c.server, c.atLast), "", 100*time.Millisecond, &notes)

@@ -235,7 +235,7 @@ func writeVerifyLine(w io.Writer, what string, r ledger.VerifyReport) {
 	if r.OK {
 		fmt.Fprintf(w, "%-9s ok: %d events, head %s\n", what, r.Events, r.Head)
 	} else if r.Behind {
-		fmt.Fprintf(w, "%-9s BEHIND: %s; the %d events it holds are the ledger's (the outbox has not published the rest: a running server's /readyz shows its lag)\n", what, r.Problem, r.Events)
+		fmt.Fprintf(w, "%-9s BEHIND: %s; the %d events it holds are the ledger's (not published yet: a running server's outbox publishes the rest, its /readyz shows the lag; a stopped server's next start publishes it)\n", what, r.Problem, r.Events)
 	} else {
 		fmt.Fprintf(w, "%-9s FAILED at seq %d: %s (%d events good before it)\n", what, r.FirstBad, r.Problem, r.Events)
 	}
@@ -335,7 +335,7 @@ func verifyBesideServer(ctx context.Context, info servingInfo, token string, wai
 	case rep.Problem != "":
 		rep.Events = last.Seq
 	case last.Seq < want:
-		rep.FirstBad, rep.Problem = last.Seq+1, fmt.Sprintf("stream ends at seq %d; the server's ledger has seq %d", last.Seq, want)
+		rep.FirstBad, rep.Problem = last.Seq+1, fmt.Sprintf("the stream ends at seq %d; the server's ledger goes on to seq %d", last.Seq, want)
 		// What it holds is a chain: equal to the ledger's if its last
 		// hash is the server's at that seq.
 		if last.Seq == 0 {

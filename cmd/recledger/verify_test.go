@@ -126,7 +126,7 @@ func TestVerifyCommandMirrorBehind(t *testing.T) {
 	}
 	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir, "--nats", d.natsURL, "--site", "test")
 	if !errors.Is(err, ledger.ErrUnavailable) || !strings.Contains(out, "chain     ok") ||
-		!strings.Contains(out, "jetstream BEHIND: stream ends at seq "+strconv.FormatUint(d.seq, 10)) ||
+		!strings.Contains(out, "jetstream BEHIND: the stream ends at seq "+strconv.FormatUint(d.seq, 10)) ||
 		!strings.Contains(out, fmt.Sprintf("the %d events it holds are the ledger's", d.seq)) {
 		t.Fatalf("mirror behind: %v\n%s", err, out)
 	}
