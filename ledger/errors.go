@@ -8,8 +8,10 @@ import "errors"
 var (
 	// ErrClosed: the store was closed; nothing more can be appended.
 	ErrClosed = errors.New("ledger closed")
-	// ErrUnavailable: the ledger cannot take writes now (disk, I/O error).
-	ErrUnavailable = errors.New("ledger unavailable")
+	// ErrUnavailable: the ledger cannot take writes now (disk, I/O error,
+	// its file locked), or a NATS server or stream cannot be reached. The
+	// wrapping error names which.
+	ErrUnavailable = errors.New("unavailable")
 	// ErrCorrupt: stored bytes do not decode or do not match their hash.
 	ErrCorrupt = errors.New("ledger corrupt")
 	// ErrChainBroken: an event's prev is not the previous event's hash, or seqs have a gap.
