@@ -248,9 +248,32 @@ func (l *natsLogger) emit(level slog.Level, format string, v ...any) {
 
 func (l *natsLogger) Noticef(format string, v ...any) { l.emit(slog.LevelDebug, format, v...) }
 func (l *natsLogger) Fatalf(format string, v ...any)  { l.emit(slog.LevelError, format, v...) }
-func (l *natsLogger) Errorf(format string, v ...any)  { l.emit(slog.LevelError, format, v...) }
-func (l *natsLogger) Debugf(format string, v ...any)  { l.emit(slog.LevelDebug, format, v...) }
-func (l *natsLogger) Tracef(format string, v ...any)  { l.emit(slog.LevelDebug, format, v...) }
+
+// Errorf logs at error level, except what a client did wrong (a token
+// refused, a permission it lacks, a connection over its limit, a reader
+// too slow): warnings, since the server itself is well.
+func (l *natsLogger) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if clientFault(msg) {
+		l.emit(slog.LevelWarn, "%s", msg)
+		return
+	}
+	l.emit(slog.LevelError, "%s", msg)
+}
+
+// clientFault reports whether a nats-server error line is about what a
+// client, not the server, did wrong.
+func clientFault(msg string) bool {
+	for _, c := range [...]string{"Violation", "authentication error", "Authorization Error", "Maximum Connections",
+		"Slow Consumer", "Maximum Payload", "maximum subscriptions"} {
+		if strings.Contains(msg, c) {
+			return true
+		}
+	}
+	return false
+}
+func (l *natsLogger) Debugf(format string, v ...any) { l.emit(slog.LevelDebug, format, v...) }
+func (l *natsLogger) Tracef(format string, v ...any) { l.emit(slog.LevelDebug, format, v...) }
 
 // Warnf logs at warning level, except the embedded server's warning
 // about a max_payload over 8 MB: ours is raised on purpose, so that a

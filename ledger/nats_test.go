@@ -432,3 +432,16 @@ func TestEmbeddedStoreIsBoundByTheDiskOnly(t *testing.T) {
 		t.Errorf("after a restart JetStream may store %d bytes", got)
 	}
 }
+
+// TestClientFaultsAreWarnings: what a client did wrong is not the
+// server's error; the operator's ERROR lines stay the server's own.
+func TestClientFaultsAreWarnings(t *testing.T) {
+	var b bytes.Buffer
+	l := newNATSLogger(slog.New(slog.NewTextHandler(&b, nil)))
+	l.Errorf("%s - %s", `127.0.0.1:5555 - cid:7 - "v1.55.0:go:test" - "RECLEDGER_CLIENTS/user:finesse"`, `Publish Violation - User "finesse", Subject "recledger.events.x.command"`)
+	l.Errorf("JetStream failed to store a msg on stream %q: %v", "RECLEDGER_EVENTS", "no space left on device")
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[1], "level=ERROR") {
+		t.Fatalf("levels:\n%s", b.String())
+	}
+}
