@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -143,6 +144,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 			return ensureStream(ctx, js, name, subject, replicas, capture)
 		}
 		return nil
+	case errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		return fmt.Errorf("ensure stream %s: %w: %v: no JetStream answered; is JetStream enabled on the NATS server (nats-server -js, or a jetstream block in its configuration)?", name, ErrUnavailable, err)
 	case err != nil:
 		return fmt.Errorf("ensure stream %s: %w: %v", name, ErrUnavailable, err)
 	}
