@@ -66,7 +66,7 @@ const (
 	sourceSeal    = "seal"
 )
 
-func newMetrics(reg prometheus.Registerer, lag, manifestLag func() uint64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, lag, manifestLag, head func() uint64) (*metrics, error) {
 	m := &metrics{
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recledger_commands_total",
@@ -88,10 +88,14 @@ func newMetrics(reg prometheus.Registerer, lag, manifestLag func() uint64) (*met
 		}),
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "recledger_events_appended_total",
-			Help: "Events appended by the API.",
+			Help: "Events appended by the API (not the server's own: timers, seals by schedule; recledger_ledger_head_seq counts every event).",
 		}),
 	}
-	cs := []prometheus.Collector{m.commands, m.requests, m.appendSecs, m.appendBatch, m.appended}
+	cs := []prometheus.Collector{m.commands, m.requests, m.appendSecs, m.appendBatch, m.appended,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "recledger_ledger_head_seq",
+			Help: "The seq of the ledger's last event: every event appended, by the API or the server, since the ledger began.",
+		}, func() float64 { return float64(head()) })}
 	if lag != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "recledger_outbox_lag",

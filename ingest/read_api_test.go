@@ -158,6 +158,7 @@ func TestHealthAndMetrics(t *testing.T) {
 		`recledger_events_appended_total 2`,
 		`recledger_append_batch_size_count 2`,
 		`recledger_append_seconds_count{source="command"} 1`,
+		`recledger_ledger_head_seq 2`,
 	} {
 		if !strings.Contains(m.Raw, want) {
 			t.Errorf("metrics lack %s", want)

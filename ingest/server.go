@@ -196,7 +196,8 @@ func New(opts Options) (*Server, error) {
 	if s.manifests != nil {
 		manifestLag = s.manifests.Lag
 	}
-	met, err := newMetrics(opts.Registry, lag, manifestLag)
+	head := func() uint64 { seq, _ := s.events.Head(); return seq }
+	met, err := newMetrics(opts.Registry, lag, manifestLag, head)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
