@@ -22,7 +22,7 @@ func (r *runner) verify(ctx context.Context) (events uint64, ok bool, err error)
 		return 0, false, err
 	}
 	if status != http.StatusOK {
-		return 0, false, fmt.Errorf("GET /v1/verify: status %d", status)
+		return 0, false, fmt.Errorf("GET /v1/verify: %s", refusedRead(status))
 	}
 	var v struct {
 		OK     bool   `json:"ok"`
@@ -106,7 +106,7 @@ func (r *runner) serverAppended(ctx context.Context, after, upTo uint64) (int, e
 			return 0, err
 		}
 		if status != http.StatusOK {
-			return 0, fmt.Errorf("GET /v1/events: status %d", status)
+			return 0, fmt.Errorf("GET /v1/events: %s", refusedRead(status))
 		}
 		var page struct {
 			Events []struct {
@@ -232,4 +232,13 @@ func sameJSON(a, b []byte, site bool) bool {
 		}
 	}
 	return true
+}
+
+// refusedRead says what a read's status means for the simulator's token.
+func refusedRead(status int) string {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Sprintf("status %d: the simulator reads the ledger to check its totals; its token (--token or RECLEDGER_TOKEN) needs the admin role, beside command", status)
+	}
+	return fmt.Sprintf("status %d", status)
 }
