@@ -1,16 +1,15 @@
 package ingest_test
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/recledger/recledger/ingest"
 	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/ledger/ledgertest"
 )
 
 func TestConfigAPI(t *testing.T) {
@@ -130,7 +129,7 @@ func TestApplyConfigFile(t *testing.T) {
 // TestConfigFileSaysWhatItUndid: --config replaces the whole document, so a
 // restart undoes changes made through the API; the log must name them.
 func TestConfigFileSaysWhatItUndid(t *testing.T) {
-	var logs syncBuffer
+	var logs ledgertest.Buffer
 	s := newStackWith(t, nil, func(o *ingest.Options, _ *ledger.Store) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
@@ -154,22 +153,4 @@ func TestConfigFileSaysWhatItUndid(t *testing.T) {
 			t.Errorf("log lacks %q: %s", want, got)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

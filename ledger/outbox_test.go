@@ -354,13 +354,7 @@ func TestOutboxRefillsALostStreamWhileIdle(t *testing.T) {
 // and refills the stream from its ledger, instead of failing forever.
 func TestOutboxAddsItsSubjectToAStreamMadeByAnotherSite(t *testing.T) {
 	ctx := context.Background()
-	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
-	_, js := jsConnect(t, srv)
-	s := jsStore(t)
-	jsAppend(t, s, 20)
-	o, stop := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.CreateStreams(1) })
-	defer stop()
-	jsDrained(t, s, o)
+	js, s, o := jsExternal(t, 20)
 
 	if err := js.DeleteStream(ctx, EventsStream); err != nil {
 		t.Fatal(err)
@@ -381,13 +375,7 @@ func TestOutboxAddsItsSubjectToAStreamMadeByAnotherSite(t *testing.T) {
 // and publishing goes on.
 func TestOutboxSaysTheMirrorLostItsBeginning(t *testing.T) {
 	ctx := context.Background()
-	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
-	_, js := jsConnect(t, srv)
-	s := jsStore(t)
-	jsAppend(t, s, 20)
-	o, stop := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.CreateStreams(1); o.look = 100 * time.Millisecond })
-	defer stop()
-	jsDrained(t, s, o)
+	js, s, o := jsExternal(t, 20, func(o *Outbox) { o.look = 100 * time.Millisecond })
 	if o.Mismatch() != nil {
 		t.Fatalf("a whole mirror: %v", o.Mismatch())
 	}
@@ -404,4 +392,19 @@ func TestOutboxSaysTheMirrorLostItsBeginning(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "first event of this site is seq 11")
 	})
 	jsDrained(t, s, o)
+}
+
+// jsExternal is an outbox publishing n events to streams it creates on
+// the public subjects, as serve's does on an external NATS server,
+// drained; setup runs before Run.
+func jsExternal(t *testing.T, n int, setup ...func(*Outbox)) (jetstream.JetStream, *Store, *Outbox) {
+	t.Helper()
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	jsAppend(t, s, n)
+	o, stop := jsOutboxUnder(t, s, js, "", append([]func(*Outbox){func(o *Outbox) { o.CreateStreams(1) }}, setup...)...)
+	t.Cleanup(stop)
+	jsDrained(t, s, o)
+	return js, s, o
 }

@@ -9,9 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/recledger/recledger/ledger/ledgertest"
 )
 
 // TestUploadWorkerAgainstServer plays a small day on the real server, seals
@@ -51,7 +52,7 @@ func TestUploadWorkerAgainstServer(t *testing.T) {
 	dest := t.TempDir()
 	wctx, wcancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	logs := &lockedBuffer{}
+	logs := &ledgertest.Buffer{}
 	go func() {
 		done <- (&UploadWorkerCommand{Stderr: logs}).Run(wctx, []string{"--nats", srv.NATSURL(), "--site", "bench", "--dest", dest})
 	}()
@@ -92,20 +93,3 @@ func TestUploadWorkerAgainstServer(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer that a worker writes while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
