@@ -92,4 +92,3 @@ func TestUploadWorkerAgainstServer(t *testing.T) {
 		}
 	}
 }
-
