@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -47,6 +48,24 @@ type tokenEntry struct {
 	name  string
 	token []byte
 	roles map[Role]bool
+	forms []string // the token, and how a URL's decoding turns it when sent unencoded (redactTokens)
+}
+
+// tokenForms are the token and what a query string or form decodes it to
+// when it was put in a URL as written: '+' read as a space, '%XX' read as
+// a byte.
+func tokenForms(tok string) []string {
+	forms := []string{tok}
+	add := func(f string) {
+		if f != "" && !slices.Contains(forms, f) {
+			forms = append(forms, f)
+		}
+	}
+	add(strings.ReplaceAll(tok, "+", " "))
+	if u, err := url.QueryUnescape(tok); err == nil {
+		add(u)
+	}
+	return forms
 }
 
 type networkEntry struct {
@@ -88,8 +107,8 @@ func LoadTokens(path string) (*Tokens, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokens %s: %w", path, err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o044 != 0 {
-		t.warnings = append(t.warnings, fmt.Sprintf("tokens %s is readable by other users of this machine (mode %s): chmod 600 it", path, fi.Mode().Perm()))
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o066 != 0 {
+		t.warnings = append(t.warnings, fmt.Sprintf("tokens %s may be read or written by other users of this machine (mode %s): one could read the tokens, or add one of their own for the next start; chmod 600 it", path, fi.Mode().Perm()))
 	}
 	return t, nil
 }
@@ -135,13 +154,24 @@ func ParseTokens(b []byte) (*Tokens, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.tokens = append(t.tokens, tokenEntry{name: e.Name, token: []byte(e.Token), roles: roles})
+		t.tokens = append(t.tokens, tokenEntry{name: e.Name, token: []byte(e.Token), roles: roles, forms: tokenForms(e.Token)})
+		if strings.ContainsAny(e.Token, "&=#?;") {
+			// Sent unencoded in a URL (a desktop's HTTP action), such a
+			// token is cut into several parameters, which no redaction
+			// can recognise.
+			t.warnings = append(t.warnings, fmt.Sprintf("%s.token holds one of & = # ? ;, which a URL reads as separators: a desktop that puts it in a URL unencoded would have it stored in pieces. Prefer letters, digits, - and _", field))
+		}
 	}
 	for i, n := range f.Networks {
 		field := fmt.Sprintf("networks[%d]", i)
 		p, err := netip.ParsePrefix(strings.TrimSpace(n.CIDR))
 		if err != nil {
 			return nil, &ledger.FieldError{Field: field + ".cidr", Message: fmt.Sprintf("not a CIDR network: %q", n.CIDR)}
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			// Clients' IPv4 addresses are matched as IPv4: ::ffff:10.0.0.0/104
+			// is 10.0.0.0/8.
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		if p != p.Masked() {
 			// 10.1.2.3/16 grants 10.1.0.0/16: more than the address

@@ -141,6 +141,15 @@ func TestTokensFileAmbiguities(t *testing.T) {
 			t.Errorf("%s: %v, want %q", doc, err, want)
 		}
 	}
+	mapped, err := ParseTokens([]byte(`{"networks":[{"name":"lo","cidr":"::ffff:127.0.0.0/104","roles":["command"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "127.0.0.1:5555"
+	if who, err := mapped.authorize(r, RoleCommand); err != nil || who != "net:lo" {
+		t.Fatalf("an IPv4-mapped network and an IPv4 client: %q %v", who, err)
+	}
 	tok, err := ParseTokens([]byte(`{"networks":[{"cidr":"0.0.0.0/0","roles":["admin"]}]}`))
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,14 @@
 package ingest_test
 
 import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/recledger/recledger/ingest"
 )
@@ -154,4 +160,46 @@ func TestTokenAsParameterIsRedacted(t *testing.T) {
 	if !strings.Contains(ev.Raw, `"[token finesse redacted]"`) || !strings.Contains(ev.Raw, `"Bearer [token audit redacted]"`) {
 		t.Fatalf("the redaction does not name the tokens: %s", ev.Raw)
 	}
+
+	// A token with characters a URL decodes, sent unencoded: '+' is read
+	// as a space, '%41' as 'A'; the decoded forms are redacted too.
+	tok, err = ingest.ParseTokens([]byte(`{"tokens":[{"name":"b64","token":"Plus+Secret+1234567890","roles":["command"]},{"name":"pct","token":"Pct%41Secret1234567890","roles":["command"]},{"name":"audit","token":"audit-token-0123456789ab","roles":["auditor"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = newStack(t, tok)
+	s.configure()
+	s.do("GET", "/recordingcontrols/rest/metadata?sender_id=jdoe&note=Plus+Secret+1234567890&other=Pct%41Secret1234567890", "", "", "Authorization", "Bearer Plus+Secret+1234567890")
+	ev = s.must(200, "GET", "/v1/events", "", "", "Authorization", "Bearer audit-token-0123456789ab")
+	if strings.Contains(ev.Raw, "1234567890") || !strings.Contains(ev.Raw, "[token b64 redacted]") || !strings.Contains(ev.Raw, "[token pct redacted]") {
+		t.Fatalf("decoded forms of tokens: %s", ev.Raw)
+	}
+}
+
+// TestSlowBodyIsATimeout: a body that does not arrive whole within the
+// server's read timeout is answered 408, not "cannot read", and nothing
+// is appended.
+func TestSlowBodyIsATimeout(t *testing.T) {
+	s := newStack(t, nil)
+	srv := httptest.NewUnstartedServer(s.api.Handler())
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("POST /v1/calls/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[{")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(b), `"reason":"timeout"`) {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	s.verified(0)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -321,6 +322,12 @@ func readBodyInto(buf *bytes.Buffer, w http.ResponseWriter, r *http.Request, lim
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return tooLarge(limit)
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			// The server's read timeout: the body did not arrive whole
+			// in time (a client that stalls, a link too slow).
+			return newError(http.StatusRequestTimeout, reasonTimeout, "the request body did not arrive whole in time; send it again")
 		}
 		return newError(http.StatusBadRequest, reasonInvalidInput, "cannot read the request body")
 	}

@@ -78,11 +78,8 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	req := parseParams(r.URL.RawQuery, r.Header.Get("Content-Type"), body.Bytes())
 	s.releaseBody(body) // parseParams copies what it keeps
-	if s.tokens.redactTokens(&req) {
-		s.tokenParamLog.Do(func() {
-			s.log.Warn("a command carried a bearer token as a parameter: it is stored redacted, and is not a credential there. Send it in the Authorization header, or grant the desktops' network a role (docs/clients.md, Tokens; repeats are logged every minute)",
-				logKeyCommand, name, logKeyClient, clientIP(r))
-		})
+	if names := s.tokens.redactTokens(&req); len(names) > 0 {
+		s.warnTokenParam(names, name, clientIP(r))
 	}
 	cmd := ledger.Command{
 		Command:      name,

@@ -144,11 +144,12 @@ func TestConfigFileSaysWhatItUndid(t *testing.T) {
 	s.must(200, "PUT", "/v1/config/users/asmith", "application/json", `{"name":"Al Smith","team":"sales","recording":"server","extension":"3421"}`)
 	s.must(200, "PUT", "/v1/config/metadata/zip", "application/json", `{"type":"text"}`)
 	s.must(200, "PUT", "/v1/config/site", "application/json", `{"upload_time":"22:00","server_host":"qm-base-1"}`)
+	s.must(200, "DELETE", "/v1/config/users/gwuser", "", "")
 	if err := s.api.ApplyConfigFile(t.Context(), path); err != nil {
 		t.Fatal(err)
 	}
 	got := logs.String()
-	for _, want := range []string{"level=WARN", "site changed", "metadata keys removed: zip", "users removed: asmith"} {
+	for _, want := range []string{"level=WARN", `site changed: upload_time \"22:00\" → \"23:00\"`, "metadata keys removed: zip", "users removed: asmith", "users added: gwuser"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("log lacks %q: %s", want, got)
 		}

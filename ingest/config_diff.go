@@ -21,7 +21,9 @@ func configUndone(current, doc ledger.Config) []string {
 	zero.Normalize()
 	site := jsonOf(current.Site)
 	if !reflect.DeepEqual(site, jsonOf(doc.Site)) && !reflect.DeepEqual(site, jsonOf(zero.Site)) {
-		out = append(out, "site changed") // from what was set, not from the defaults
+		// From what was set, not from the defaults; each setting named,
+		// since a zone or upload time moves the days' bounds.
+		out = append(out, "site changed: "+fieldChanges(site, jsonOf(doc.Site)))
 	}
 	out = append(out, undoneIn("metadata keys", current.Metadata, doc.Metadata)...)
 	out = append(out, undoneIn("teams", current.Teams, doc.Teams)...)
@@ -73,4 +75,61 @@ func nameList(names []string) string {
 		return strings.Join(names, ", ")
 	}
 	return strings.Join(names[:most], ", ") + " and " + strconv.Itoa(len(names)-most) + " more"
+}
+
+// configAdded lists the metadata keys, teams and users doc holds and
+// current does not ("users added: jdoe"): after a change through the API
+// deleted one, a file that still holds it puts it back.
+func configAdded(current, doc ledger.Config) []string {
+	var out []string
+	for _, part := range []struct {
+		what      string
+		now, file []string
+	}{
+		{"metadata keys", keysOf(current.Metadata), keysOf(doc.Metadata)},
+		{"teams", keysOf(current.Teams), keysOf(doc.Teams)},
+		{"users", keysOf(current.Users), keysOf(doc.Users)},
+	} {
+		var added []string
+		for _, k := range part.file {
+			if !slices.Contains(part.now, k) {
+				added = append(added, k)
+			}
+		}
+		if len(added) > 0 {
+			out = append(out, part.what+" added: "+nameList(added))
+		}
+	}
+	return out
+}
+
+func keysOf[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// fieldChanges names the members of two JSON objects that differ, as
+// "timezone \"Europe/Paris\" → \"UTC\"", sorted by name.
+func fieldChanges(was, now any) string {
+	a, _ := was.(map[string]any)
+	b, _ := now.(map[string]any)
+	names := keysOf(a)
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	var parts []string
+	for _, k := range names {
+		if !reflect.DeepEqual(a[k], b[k]) {
+			x, _ := json.Marshal(a[k])
+			y, _ := json.Marshal(b[k])
+			parts = append(parts, k+" "+string(x)+" → "+string(y))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

@@ -57,6 +57,10 @@ func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error)
 		return false, fmt.Errorf("config file: current: %w", err)
 	}
 	undone := configUndone(was, doc)
+	var added []string
+	if len(was.Users)+len(was.Teams)+len(was.Metadata) > 0 {
+		added = configAdded(was, doc) // not at a first start: everything is added then
+	}
 	c := ledger.ConfigChange{Part: ledger.PartDocument, Op: ledger.OpPut, Value: value, Source: configSourceFile}
 	envs, err := s.appendEvents(ctx, sourceConfig, ledger.Event{Type: ledger.TypeConfig, Data: c})
 	if err != nil {
@@ -64,11 +68,13 @@ func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error)
 	}
 	// The file replaces the whole document, changes made through the API included.
 	if len(undone) == 0 {
-		s.log.Info("configuration file applied", logKeyFile, path, logKeySeq, envs[0].Seq)
+		// Only additions: the file's own new parts, or parts deleted
+		// through the API that it puts back.
+		s.log.Info("configuration file applied", logKeyFile, path, logKeySeq, envs[0].Seq, logKeyAdded, strings.Join(added, "; "))
 		return true, nil
 	}
 	s.log.Warn("configuration file applied: it replaced the whole configuration, and undid what it does not hold as the ledger had it (changes made through the API included); keep such changes in the file, or start without --config (docs/clients.md)",
-		logKeyFile, path, logKeySeq, envs[0].Seq, logKeyUndone, strings.Join(undone, "; "))
+		logKeyFile, path, logKeySeq, envs[0].Seq, logKeyUndone, strings.Join(undone, "; "), logKeyAdded, strings.Join(added, "; "))
 	return true, nil
 }
 

@@ -24,6 +24,7 @@ const (
 	reasonUnavailable    = "unavailable"
 	reasonMethod         = "method_not_allowed"
 	reasonInternal       = "internal"
+	reasonTimeout        = "timeout"
 )
 
 // apiError is an error answered with a chosen status, a machine reason, a

@@ -1,6 +1,10 @@
 package ingest
 
-import "strings"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // redactTokens replaces, in every value of req, each bearer token of t
 // (nil: none configured) with a mark naming the token's entry. A desktop
@@ -8,17 +12,22 @@ import "strings"
 // set up with the token as a parameter (?token=…); the parameter is not
 // read as a credential, and without this the secret would be stored in
 // the ledger, which is hash-chained, mirrored and read by every auditor,
-// and could never be removed. It reports whether anything was replaced.
-func (t *Tokens) redactTokens(req *request) bool {
+// and could never be removed. It returns the names of the entries whose
+// tokens it replaced.
+func (t *Tokens) redactTokens(req *request) []string {
 	if t == nil || len(t.tokens) == 0 {
-		return false
+		return nil
 	}
-	found := false
+	var found []string
 	redact := func(v *string) {
 		for _, e := range t.tokens {
-			if strings.Contains(*v, string(e.token)) {
-				*v = strings.ReplaceAll(*v, string(e.token), "[token "+e.name+" redacted]")
-				found = true
+			for _, f := range e.forms {
+				if strings.Contains(*v, f) {
+					*v = strings.ReplaceAll(*v, f, "[token "+e.name+" redacted]")
+					if !slices.Contains(found, e.name) {
+						found = append(found, e.name)
+					}
+				}
 			}
 		}
 	}
@@ -32,3 +41,29 @@ func (t *Tokens) redactTokens(req *request) bool {
 	}
 	return found
 }
+
+// warnTokenParam logs that commands carried the tokens of entries names
+// as parameters, each name at most once a minute: the administrator must
+// know which tokens travelled in URLs, and should be rotated.
+func (s *Server) warnTokenParam(names []string, command, client string) {
+	now := s.now()
+	s.tokenWarnMu.Lock()
+	var due []string
+	for _, n := range names {
+		if last, ok := s.tokenWarned[n]; !ok || now.Sub(last) >= tokenWarnEvery {
+			if s.tokenWarned == nil {
+				s.tokenWarned = map[string]time.Time{}
+			}
+			s.tokenWarned[n] = now
+			due = append(due, n)
+		}
+	}
+	s.tokenWarnMu.Unlock()
+	if len(due) > 0 {
+		s.log.Warn("a command carried a bearer token as a parameter: it is stored redacted, and is not a credential there. The token travelled in clear in the request: rotate it. Send tokens in the Authorization header, or grant the desktops' network a role (docs/clients.md, Tokens; repeats are logged every minute)",
+			logKeyTokens, strings.Join(due, ","), logKeyCommand, command, logKeyClient, client)
+	}
+}
+
+// tokenWarnEvery paces warnTokenParam per token.
+const tokenWarnEvery = time.Minute

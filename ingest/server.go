@@ -105,6 +105,8 @@ const (
 	logKeyTook      = "took"
 	logKeyClient    = "client"
 	logKeyUndone    = "undone"
+	logKeyTokens    = "tokens"
+	logKeyAdded     = "added"
 )
 
 // Options configures a Server. Appender, Views and Events are required.
@@ -156,9 +158,10 @@ type Server struct {
 	// refusedReplyLog paces the log of NATS call signals refused for their
 	// reply subject (a client may send any number).
 	refusedReplyLog rate.Sometimes
-	// tokenParamLog paces the log of commands that carried a bearer token
-	// as a parameter (a desktop set up so sends one with every command).
-	tokenParamLog rate.Sometimes
+	// tokenWarned paces, per token name, the log of commands that carried
+	// a bearer token as a parameter (warnTokenParam).
+	tokenWarnMu sync.Mutex
+	tokenWarned map[string]time.Time
 	// probeMu guards lastProbe, the time of /readyz's last write probe.
 	probeMu   sync.Mutex
 	lastProbe time.Time
@@ -178,7 +181,6 @@ func New(opts Options) (*Server, error) {
 	}
 	s.unavailableLog.Interval = 10 * time.Second
 	s.refusedReplyLog.Interval = 10 * time.Second
-	s.tokenParamLog.Interval = time.Minute
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}

@@ -50,7 +50,10 @@ func lockHolders(path string) []string {
 		}
 		name := "pid " + fields[4]
 		if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); err == nil && len(b) > 0 {
-			name += " (" + strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " ")) + ")"
+			// The program and its command only: the rest may hold a
+			// secret (--token, credentials in a URL).
+			args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+			name += " (" + strings.Join(args[:min(len(args), 2)], " ") + ")"
 		}
 		out = append(out, name)
 	}

@@ -31,10 +31,10 @@ var commands = map[string]func() command{
 	"version":       func() command { return &VersionCommand{} },
 }
 
-// errUsage is a command line that names no command: usage is printed,
-// and the exit status is 2, so that a service file missing its command
-// does not pass for a run that succeeded.
-var errUsage = errors.New("no command given")
+// errUsage is a command line that names no command, or an unknown one:
+// usage is printed, and the exit status is 2, so that a service file
+// missing its command does not pass for a run that succeeded.
+var errUsage = errors.New("no such command")
 
 func main() {
 	// SIGHUP too: a terminal that closes under `recledger serve` stops it
@@ -45,6 +45,9 @@ func main() {
 	stop()
 	switch {
 	case errors.Is(err, errUsage):
+		if err != errUsage {
+			fmt.Fprintln(os.Stderr, "recledger:", err)
+		}
 		os.Exit(2)
 	case err != nil && !errors.Is(err, flag.ErrHelp):
 		fmt.Fprintln(os.Stderr, "recledger:", err)
@@ -70,7 +73,7 @@ func run(ctx context.Context, args []string) error {
 	mk, ok := commands[args[0]]
 	if !ok {
 		usage()
-		return fmt.Errorf("unknown command %q", args[0])
+		return fmt.Errorf("unknown command %q: %w", args[0], errUsage)
 	}
 	return mk().Run(ctx, args[1:])
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -100,6 +101,12 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv, err := StartServer(ctx, cfg)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		// Stopped before it served (while waiting for the ledger's
+		// readers, say): what was asked, not a failure.
+		cfg.Logger.Info("recledger stopped before serving", logKeyErr, err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

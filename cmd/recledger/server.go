@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,6 +38,7 @@ const (
 	logKeyFile    = "file"
 	logKeyGiveUp  = "gives_up_in"
 	logKeyTimeout = "timeout"
+	logKeyWhy     = "why"
 )
 
 // LedgerFile and JetStreamDir name the parts of a data dir.
@@ -379,7 +381,13 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	g.Go(func() error {
 		defer stopWork()
 		<-gctx.Done()
-		log.Info("stopping: finishing the requests in flight")
+		why := context.Cause(gctx)
+		if why != nil && strings.Contains(why.Error(), "hangup") {
+			// An operator's "reload" is a stop here: say so.
+			log.Info("stopping: finishing the requests in flight (SIGHUP stops recledger, as a closing terminal sends it; it does not reload: start it again to read changed files)", logKeyWhy, why)
+		} else {
+			log.Info("stopping: finishing the requests in flight", logKeyWhy, why)
+		}
 		// Finish in-flight requests: each returns only after its append is durable.
 		sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer scancel()

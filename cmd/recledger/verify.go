@@ -224,12 +224,17 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 	case res.Checkpoint != nil && !res.Checkpoint.OK:
 		return fmt.Errorf("verify: checkpoint at seq %d: %w: its state is not what its events give (start serve once with --rebuild)", res.Checkpoint.Seq, ledger.ErrCorrupt)
 	case res.JetStream != nil && res.JetStream.Behind:
-		return fmt.Errorf("verify: jetstream: %w: the mirror is behind, nothing it holds differs: %s", ledger.ErrUnavailable, res.JetStream.Problem)
+		return fmt.Errorf("verify: jetstream: %w, nothing it holds differs: %s", errMirrorBehind, res.JetStream.Problem)
 	case res.JetStream != nil && !res.JetStream.OK:
 		return fmt.Errorf("verify: jetstream: %w at seq %d: %s", ledger.ErrMismatch, res.JetStream.FirstBad, res.JetStream.Problem)
 	}
 	return nil
 }
+
+// errMirrorBehind: the mirror holds a beginning of the ledger, equal to
+// it, and not the rest yet (an exit status 1 all the same: --json tells
+// it from a difference).
+var errMirrorBehind = errors.New("the mirror is behind")
 
 func writeVerifyLine(w io.Writer, what string, r ledger.VerifyReport) {
 	if r.OK {

@@ -125,7 +125,7 @@ func TestVerifyCommandMirrorBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir, "--nats", d.natsURL, "--site", "test")
-	if !errors.Is(err, ledger.ErrUnavailable) || !strings.Contains(out, "chain     ok") ||
+	if !errors.Is(err, errMirrorBehind) || !strings.Contains(out, "chain     ok") ||
 		!strings.Contains(out, "jetstream BEHIND: the stream ends at seq "+strconv.FormatUint(d.seq, 10)) ||
 		!strings.Contains(out, fmt.Sprintf("the %d events it holds are the ledger's", d.seq)) {
 		t.Fatalf("mirror behind: %v\n%s", err, out)

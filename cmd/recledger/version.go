@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -14,7 +15,11 @@ type VersionCommand struct{}
 
 // Run prints the version to stdout.
 func (*VersionCommand) Run(_ context.Context, args []string) error {
-	if len(args) > 0 {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if err := fs.Parse(args); err != nil {
+		return err // -h: the usage, and no error
+	}
+	if fs.NArg() > 0 {
 		return fmt.Errorf("version takes no arguments")
 	}
 	fmt.Fprintln(os.Stdout, buildVersion())
