@@ -12,6 +12,9 @@ var (
 	// its file locked), or a NATS server or stream cannot be reached. The
 	// wrapping error names which.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrFewerReplicas: a stream takes the site's messages, with fewer
+	// replicas than asked (a cluster that cannot place that many).
+	ErrFewerReplicas = errors.New("the stream keeps fewer replicas than asked")
 	// ErrCorrupt: stored bytes do not decode or do not match their hash.
 	ErrCorrupt = errors.New("ledger corrupt")
 	// ErrChainBroken: an event's prev is not the previous event's hash, or seqs have a gap.

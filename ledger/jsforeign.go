@@ -121,7 +121,34 @@ func apiMsg(m *jetstream.RawStreamMsg, err error) (*directMsg, error) {
 
 // prevSiteMsg returns the site's message before stream seq seq, nil when
 // there is none.
+//
+// In a stream several sites share, the site's previous message may lie
+// far back: a walk one stream seq at a time took longer than a session's
+// patience and stalled the outbox for good (a cluster walk: one foreign
+// message on a new site's subjects in a stream of 18,790). So the last
+// message of each event type's subject is asked first; when all of them
+// lie before seq, the newest is the site's previous event (foreign
+// messages between it and seq, on other subjects of the site, are left:
+// readers step over them). Otherwise the walk.
 func prevSiteMsg(ctx context.Context, msgs tailMsgs, site string, seq uint64) (*directMsg, error) {
+	var best *directMsg
+	fast := true
+	for _, t := range []Type{TypeCommand, TypeCallSignal, TypeConfig, TypeDayClosed, TypeTimer} {
+		m, err := msgs.last(ctx, EventSubject(site, t))
+		if err != nil {
+			return nil, fmt.Errorf("stream tail: %w", err)
+		}
+		if m != nil && m.Seq >= seq {
+			fast = false // this subject's last is the one found, or after it
+			break
+		}
+		if m != nil && (best == nil || m.Seq > best.Seq) {
+			best = m
+		}
+	}
+	if fast {
+		return best, nil
+	}
 	for p := seq - 1; p >= 1 && p < seq; p-- {
 		m, err := msgs.at(ctx, p)
 		switch {

@@ -98,6 +98,7 @@ type Outbox struct {
 	published atomic.Uint64 // events this outbox published and saw acknowledged
 	mismatch  atomic.Pointer[error]
 	gap       atomic.Pointer[error] // the stream lacks the site's first events (checkFirst); publishing goes on
+	fewer     atomic.Pointer[error] // the streams keep fewer replicas than asked (ErrFewerReplicas); publishing goes on
 	lost      atomic.Uint64         // times a stream that held events was found gone
 	lostAt    atomic.Int64          // when last, Unix ns
 	stall     atomic.Pointer[stall] // sessions failing without progress, since when
@@ -232,6 +233,9 @@ func (o *Outbox) Mismatch() error {
 			errStreamDeleted, o.lost.Load(), time.Since(time.Unix(0, at)).Round(time.Second))
 	}
 	if p := o.gap.Load(); p != nil {
+		return *p
+	}
+	if p := o.fewer.Load(); p != nil {
 		return *p
 	}
 	if st := o.stall.Load(); st != nil {
@@ -443,9 +447,20 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 		// own site's subject only, and this site's publishes then find
 		// no stream. Checked at the first session and after every
 		// failed one.
-		if err := EnsureStreamsCapturing(tctx, pub, o.site, o.replicas, o.capture); errors.Is(err, ErrInvalid) {
+		err := EnsureStreamsCapturing(tctx, pub, o.site, o.replicas, o.capture)
+		if errors.Is(err, ErrInvalid) {
 			cancel()
 			return false, err
+		}
+		switch {
+		case errors.Is(err, ErrFewerReplicas):
+			if prev := o.fewer.Swap(&err); prev == nil || (*prev).Error() != err.Error() {
+				o.log.Warn("outbox: the streams take this site's events with fewer replicas than --replicas asks", jsLogKeyErr, err)
+			}
+		case err == nil:
+			if o.fewer.Swap(nil) != nil {
+				o.log.Info("outbox: the streams have the replicas asked")
+			}
 		}
 		o.ensured = true
 	}
@@ -727,6 +742,16 @@ func (o *Outbox) idle(ctx context.Context) (bool, error) {
 			o.noteLost()
 			o.confirmed.Store(0)
 			return true, errStreamGone
+		}
+		if err == nil && o.capture == "" {
+			// On a cluster shared by several sites, the stream may have
+			// been lost and made again by another site's server: it is
+			// there, without this site's events.
+			if tail, terr := readTail(tctx, o.publisher(), o.site); terr == nil && tail.seq < o.confirmed.Load() {
+				o.noteLost()
+				o.confirmed.Store(0)
+				return true, errStreamGone
+			}
 		}
 	}
 	return true, nil

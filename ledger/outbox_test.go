@@ -408,3 +408,55 @@ func jsExternal(t *testing.T, n int, setup ...func(*Outbox)) (jetstream.JetStrea
 	jsDrained(t, s, o)
 	return js, s, o
 }
+
+// TestIdleOutboxRefillsAStreamMadeAgainWithoutIt: the stream lost and made
+// again by another site's server while this site sends nothing: the idle
+// outbox finds its events gone and refills them, instead of showing no
+// lag until its next event.
+func TestIdleOutboxRefillsAStreamMadeAgainWithoutIt(t *testing.T) {
+	ctx := context.Background()
+	js, _, o := jsExternal(t, 20, func(o *Outbox) { o.look = 100 * time.Millisecond })
+	if err := js.DeleteStream(ctx, EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(ctx, js, "other", 1); err != nil {
+		t.Fatal(err)
+	}
+	jsWait(t, 15*time.Second, "the idle site's events refilled", func() bool {
+		return len(jsStreamMsgs(t, js)) == 20 && o.Lag() == 0
+	})
+}
+
+// TestOutboxFindsItsTailFarBackInASharedStream: a foreign message after
+// the site's last event, with many of another site's messages between
+// them, does not make the tail's search outlast a session.
+func TestOutboxFindsItsTailFarBackInASharedStream(t *testing.T) {
+	ctx := context.Background()
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	jsAppend(t, s, 5)
+	first, stop := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.CreateStreams(1) })
+	jsDrained(t, s, first)
+	stop()
+	if err := EnsureStreams(ctx, js, "other", 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20_000 {
+		if _, err := js.PublishAsync(EventSubject("other", TypeCommand), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		if i%1000 == 999 {
+			<-js.PublishAsyncComplete()
+		}
+	}
+	<-js.PublishAsyncComplete()
+	if _, err := js.Publish(ctx, "recledger.events."+jsTestSite+".junk", []byte(`{"hello":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	// The server starts again: its outbox's first session reads the tail.
+	o, stop := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.CreateStreams(1); o.ackTimeout = 300 * time.Millisecond })
+	defer stop()
+	jsAppend(t, s, 3)
+	jsDrained(t, s, o)
+}

@@ -86,13 +86,23 @@ func EnsureStreamsCapturing(ctx context.Context, js jetstream.JetStream, site st
 	if replicas < 1 {
 		replicas = 1
 	}
-	if err := ensureStream(ctx, js, EventsStream, siteEventsFilter(site), replicas, capture); err != nil {
+	// A stream kept at fewer replicas than asked still takes the site:
+	// said at the end, after the other is made.
+	var fewer error
+	if err := ensureStream(ctx, js, EventsStream, siteEventsFilter(site), replicas, capture); errors.Is(err, ErrFewerReplicas) {
+		fewer = err
+	} else if err != nil {
 		return err
 	}
-	if err := ensureStream(ctx, js, ManifestsStream, siteManifestsFilter(site), replicas, capture); err != nil || capture == "" {
+	if err := ensureStream(ctx, js, ManifestsStream, siteManifestsFilter(site), replicas, capture); errors.Is(err, ErrFewerReplicas) {
+		fewer = errors.Join(fewer, err)
+	} else if err != nil {
 		return err
 	}
-	return ensureUploadConsumer(ctx, js, site)
+	if capture == "" {
+		return fewer
+	}
+	return errors.Join(fewer, ensureUploadConsumer(ctx, js, site))
 }
 
 // captured is subject as a stream with capture prefix takes it: the
@@ -134,6 +144,14 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 			AllowDirect: true,
 		}
 		if _, err := js.CreateStream(ctx, cfg); err != nil {
+			if noPeers(err) && replicas > 1 {
+				// The cluster cannot place that many now: one copy is
+				// better than no mirror; a later start raises it.
+				cfg.Replicas = 1
+				if _, err2 := js.CreateStream(ctx, cfg); err2 == nil {
+					return fmt.Errorf("ensure stream %s: create: %w: %d asked, 1 made: %v: the cluster cannot place that many (fewer servers, or some down)", name, ErrFewerReplicas, replicas, err)
+				}
+			}
 			if e := refusedConfig(err, name, subject, replicas); e != nil {
 				return fmt.Errorf("ensure stream %s: create: %w", name, e)
 			}
@@ -170,6 +188,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 		cfg.DenyDelete, cfg.DenyPurge = true, true
 		changed = true
 	}
+	had := cfg.Replicas
 	if cfg.Replicas < replicas {
 		// Raised, never lowered: the streams of an external cluster may
 		// be shared by several sites' servers, and one started with the
@@ -183,6 +202,14 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 	}
 	if changed {
 		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			if noPeers(err) && cfg.Replicas > had {
+				// The site's subjects are added all the same, at the
+				// replicas the stream has.
+				cfg.Replicas = had
+				if _, err2 := js.UpdateStream(ctx, cfg); err2 == nil {
+					return fmt.Errorf("ensure stream %s: update: %w: %d asked, %d kept: %v: the cluster cannot place that many (fewer servers, or some down)", name, ErrFewerReplicas, replicas, had, err)
+				}
+			}
 			if e := refusedConfig(err, name, subject, replicas); e != nil {
 				return fmt.Errorf("ensure stream %s: update: %w", name, e)
 			}
@@ -208,6 +235,16 @@ const (
 	jsReplicasNotSupported jetstream.ErrorCode = 10074
 	jsSubjectOverlap       jetstream.ErrorCode = 10065
 )
+
+// jsNoPeers is nats-server's JSClusterNoPeersErrF: no placement for the
+// replicas asked (a cluster of fewer servers, or some of them down).
+const jsNoPeers jetstream.ErrorCode = 10005
+
+// noPeers reports err is jsNoPeers.
+func noPeers(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == jsNoPeers
+}
 
 // refusedConfig is, for such a refusal of stream name's configuration, an
 // error wrapping ErrInvalid that says what to do; nil for any other error.

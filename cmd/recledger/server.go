@@ -234,7 +234,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 			}
 		}
 	} else {
-		if err := ledger.EnsureStreamsCapturing(ctx, js, cfg.Site, replicas, capture); err != nil {
+		if err := ledger.EnsureStreamsCapturing(ctx, js, cfg.Site, replicas, capture); errors.Is(err, ledger.ErrFewerReplicas) {
+			log.Warn("jetstream streams take the site with fewer replicas than --replicas asks", logKeyErr, err)
+		} else if err != nil {
 			// The ledger is the durable copy: serve anyway, the outbox catches up.
 			log.Warn("jetstream streams not ready; the outbox will catch up", logKeyErr, err)
 		}

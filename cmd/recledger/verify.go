@@ -239,6 +239,8 @@ var errMirrorBehind = errors.New("the mirror is behind")
 func writeVerifyLine(w io.Writer, what string, r ledger.VerifyReport) {
 	if r.OK {
 		fmt.Fprintf(w, "%-9s ok: %d events, head %s\n", what, r.Events, r.Head)
+	} else if r.Behind && r.Events == 0 {
+		fmt.Fprintf(w, "%-9s BEHIND: %s: the mirror holds no event of the site (a --site other than the server's, a mirror lost, or one never published to)\n", what, r.Problem)
 	} else if r.Behind {
 		fmt.Fprintf(w, "%-9s BEHIND: %s; the %d events it holds are the ledger's (not published yet: a running server's outbox publishes the rest, its /readyz shows the lag; a stopped server's next start publishes it)\n", what, r.Problem, r.Events)
 	} else {
