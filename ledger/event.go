@@ -43,7 +43,9 @@ const (
 //     segment, as an outbound dialer's next customer is; metadata sent
 //     while the active call is between segments goes to the call's last
 //     segment; metadata on a gateway call that nothing can record is
-//     no_effect (excluded or not_recording), not kept to be lost.
+//     no_effect (excluded or not_recording), not kept to be lost; a user
+//     configured again does not take over its former self's calls still
+//     active.
 //
 // A build reads the versions up to its own and refuses later ones
 // (ErrUnknownVersion): a ledger written by a newer build is not folded by

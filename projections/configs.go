@@ -178,11 +178,25 @@ func (s *State) usersOfTeam(team string) []string {
 
 // configuredAnew starts user id, configured where it was not, as a new
 // user: no last call, though its former self's call ended after the
-// removal (events of version 2 on; until then the last call stayed).
-// Calls still active keep it until they end, as after a login elsewhere.
+// removal (events of version 2 on; until then the last call stayed), and
+// no active call (version 3 on).
 func (s *State) configuredAnew(id string) {
-	if a := s.agents[id]; a != nil && s.rules >= 2 {
-		a.LastCall = nil
+	a := s.agents[id]
+	if a == nil || s.rules < 2 {
+		return
+	}
+	a.LastCall = nil
+	if s.rules >= 3 {
+		// Its former self's calls, still active, stay that self's: they
+		// record on to their end, and neither answer the new user's
+		// commands nor become its last call (version 3; before, the new
+		// user took them over, and the last of them as its last call).
+		for _, k := range a.Calls {
+			if c := s.calls[k]; c != nil {
+				c.User, c.users = "", nil
+			}
+		}
+		a.Calls = nil
 	}
 }
 
