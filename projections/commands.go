@@ -244,7 +244,7 @@ func (s *State) cmdTag(x *cmdCtx) {
 	case x.u.IsGateway() && c.Contact == "" && c.Excluded:
 		x.outcome(ledger.OutcomeNoEffect, ReasonExcluded)
 		return
-	case x.u.IsGateway() && !x.m.team.Archive:
+	case x.u.IsGateway() && !s.archives(x, c.Contact):
 		x.outcome(ledger.OutcomeNoEffect, ReasonArchiveDisabled)
 		return
 	case x.u.IsGateway() && c.Contact == "":
@@ -269,7 +269,7 @@ func (s *State) tagLastCall(x *cmdCtx) {
 	if ct == nil {
 		return
 	}
-	if x.u.IsGateway() && !x.m.team.Archive {
+	if x.u.IsGateway() && !s.archives(x, ct.V.ContactID) {
 		x.outcome(ledger.OutcomeNoEffect, ReasonArchiveDisabled)
 		return
 	}
@@ -283,6 +283,17 @@ func (s *State) tagLastCall(x *cmdCtx) {
 		x.eff.Changes = append(x.eff.Changes, "last call "+ct.V.CallID+" tagged: contact "+ct.V.ContactID+" "+*ct.V.Disposition)
 	}
 	s.book.contactUpdatedAt(x.e.Seq, s.view(ct))
+}
+
+// archives reports whether gateway tagging is enabled for contact id
+// ("" for none): by the team of the contact, which also decides its
+// ARCHIVE at close (version 3 on); by the user's team now before, and
+// for a call with no contact.
+func (s *State) archives(x *cmdCtx, id string) bool {
+	if ct := s.contacts[id]; id != "" && ct != nil && s.rules >= 3 {
+		return s.team(ct.V.Team).Archive
+	}
+	return x.m.team.Archive
 }
 
 // lastContact returns the contact of the agent's last call, answering
