@@ -45,7 +45,7 @@ const (
 //     segment; metadata on a gateway call that nothing can record is
 //     no_effect (excluded or not_recording), not kept to be lost; a user
 //     configured again does not take over its former self's calls still
-//     active.
+//     active; a gateway tag asks the archiving of the contact's team.
 //
 // A build reads the versions up to its own and refuses later ones
 // (ErrUnknownVersion): a ledger written by a newer build is not folded by
