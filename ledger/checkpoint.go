@@ -170,6 +170,29 @@ func dropOtherVersions(cb, sb *bolt.Bucket, version string) error {
 	return nil
 }
 
+// CheckpointVersions lists the versions of the checkpoints stored, sorted:
+// one other than the running build's says the build changed (an upgrade).
+func (s *Store) CheckpointVersions(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []string
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCheckpoints)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, s.readErr("checkpoint versions", err)
+	}
+	return out, nil
+}
+
 // LoadCheckpoint returns the checkpoint stored for version, or an error
 // wrapping ErrNotFound when there is none. The sections it names are read
 // apart, with Section.

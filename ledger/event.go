@@ -45,7 +45,9 @@ const (
 //     segment; metadata on a gateway call that nothing can record is
 //     no_effect (excluded or not_recording), not kept to be lost; a user
 //     configured again does not take over its former self's calls still
-//     active; a gateway tag asks the archiving of the contact's team.
+//     active; a gateway tag asks the archiving of the contact's team; a
+//     tag on a last call whose team was deleted is no_effect
+//     (team_deleted).
 //
 // A build reads the versions up to its own and refuses later ones
 // (ErrUnknownVersion): a ledger written by a newer build is not folded by

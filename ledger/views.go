@@ -316,7 +316,9 @@ func ReasonMessage(reason string) string {
 	case "gateway":
 		return "not available for gateway recording"
 	case "archive_disabled":
-		return "the agent's team does not archive recordings"
+		return "the recording's team does not archive recordings"
+	case "team_deleted":
+		return "the contact's team was deleted since it closed"
 	case "excluded":
 		return "the call is on the team's exclusion list"
 	case "already_recording":

@@ -44,6 +44,7 @@ const (
 	ReasonNoKnownKeys      = "no_known_keys"
 	ReasonUnchanged        = "unchanged"
 	ReasonUnknownCommand   = "unknown_command"
+	ReasonTeamDeleted      = "team_deleted"
 )
 
 // CanonicalCommand resolves the vendor's aliases (recordtag, pauseurl,
@@ -267,6 +268,14 @@ func (s *State) cmdTag(x *cmdCtx) {
 func (s *State) tagLastCall(x *cmdCtx) {
 	ct := s.lastContact(x)
 	if ct == nil {
+		return
+	}
+	if _, ok := s.cfg.Teams[ct.V.Team]; !ok && s.rules >= 3 {
+		// Its team was deleted since it closed: the tagged retention,
+		// and a gateway team's archiving, are not known any more (before
+		// version 3 the tag took 0 days of retention).
+		x.outcome(ledger.OutcomeNoEffect, ReasonTeamDeleted)
+		x.r.Message = "the last call's team " + strconv.Quote(ct.V.Team) + " was deleted since it closed: its tagged retention is not known; it keeps the retention it was given"
 		return
 	}
 	if x.u.IsGateway() && !s.archives(x, ct.V.ContactID) {

@@ -39,6 +39,10 @@ const (
 	logKeyGiveUp  = "gives_up_in"
 	logKeyTimeout = "timeout"
 	logKeyWhy     = "why"
+
+	logKeyStored       = "stored_version"
+	logKeyProjections  = "projection_version"
+	logKeyEventVersion = "event_version"
 )
 
 // LedgerFile and JetStreamDir name the parts of a data dir.
@@ -157,6 +161,8 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 			logKeySeq, sv.Seq, logKeyTook, time.Since(start).Round(time.Millisecond))
 	} else if state, replayed, err = replay.Load(ctx, store, store); err != nil {
 		return nil, fmt.Errorf("serve: replay: %w", err)
+	} else if head, _ := store.Head(); head > 0 && replayed == head {
+		noteUpgrade(ctx, store, log)
 	}
 	s.live = projections.NewLive(state)
 	store.Subscribe(s.live.OnCommit)
@@ -548,4 +554,25 @@ func refuseLostLedger(ctx context.Context, js jetstream.JetStream, cfg ServeConf
 		"Rebuild it from the mirror with `recledger restore --from-jetstream --nats URL --data %s --site %s`, then serve again; "+
 		"to start a new ledger instead, serve it as another --site, or remove the site's events from the stream first",
 		ledger.ErrMismatch, path, ledger.EventsStream, n, cfg.Site, cfg.Data, cfg.Site)
+}
+
+// noteUpgrade says, at a start that folded every event, when the reason
+// is a checkpoint of another build (an upgrade), and what follows from it.
+func noteUpgrade(ctx context.Context, store *ledger.Store, log *slog.Logger) {
+	versions, err := store.CheckpointVersions(ctx)
+	if err != nil {
+		return
+	}
+	var other []string
+	for _, v := range versions {
+		if v != projections.Version {
+			other = append(other, v)
+		}
+	}
+	if len(other) == 0 {
+		return
+	}
+	log.Info("a new build: the stored checkpoint is of another projection version, so every event was folded again, each with the rules of its own version; "+
+		"this build's first checkpoint replaces it. Events appended from now on are of this build's event version: an older build will not serve this ledger afterwards (docs/replay.md, Upgrading)",
+		logKeyStored, strings.Join(other, ","), logKeyProjections, projections.Version, logKeyEventVersion, ledger.CurrentVersion)
 }
