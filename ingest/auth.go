@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -119,6 +120,16 @@ func ParseTokens(b []byte) (*Tokens, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			line, col := lineCol(b, se.Offset)
+			return nil, fmt.Errorf("%w: line %d, column %d: %v", ledger.ErrInvalid, line, col, err)
+		case errors.As(err, &te):
+			line, col := lineCol(b, te.Offset)
+			return nil, fmt.Errorf("%w: line %d, column %d: %v", ledger.ErrInvalid, line, col, err)
+		}
 		return nil, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
 	}
 	if len(f.Tokens) == 0 && len(f.Networks) == 0 {
@@ -196,6 +207,15 @@ func ParseTokens(b []byte) (*Tokens, error) {
 		t.networks = append(t.networks, networkEntry{name: name, prefix: p.Masked(), roles: roles})
 	}
 	return t, nil
+}
+
+// lineCol is the 1-based line and column of byte offset off in b.
+func lineCol(b []byte, off int64) (line, col int) {
+	off = min(max(off, 0), int64(len(b)))
+	before := b[:off]
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = int(off) - (bytes.LastIndexByte(before, '\n') + 1) + 1
+	return line, col
 }
 
 // roleNames lists a role set's roles, sorted.

@@ -158,3 +158,12 @@ func TestTokensFileAmbiguities(t *testing.T) {
 		t.Fatalf("warnings %q", w)
 	}
 }
+
+// TestTokensFileSyntaxErrorHasItsPlace: a tokens file that does not parse
+// says where, so an administrator finds the stray comma.
+func TestTokensFileSyntaxErrorHasItsPlace(t *testing.T) {
+	_, err := ParseTokens([]byte("{\"tokens\":[\n  {\"name\":\"a\",\"token\":\"0123456789abcdefgh\",\"roles\":[\"admin\"],}\n]}"))
+	if err == nil || !strings.Contains(err.Error(), "line 2, column") {
+		t.Fatalf("%v", err)
+	}
+}
