@@ -183,10 +183,13 @@ func checkPrefix(ctx context.Context, src replay.JetStreamSource, path string, h
 	}
 	_, hash := st.Head()
 	rep, err := st.Verify(ctx)
+	recorded, _ := st.Site(ctx)
 	st.Close()
 	switch {
 	case err != nil:
 		return err
+	case recorded != "" && recorded != src.Site:
+		return fmt.Errorf("%s: %w: the data dir is site %s, not %s; restore it with --site %s, or restore site %s into an empty data dir", path, ledger.ErrConflict, recorded, src.Site, recorded, src.Site)
 	case !rep.OK:
 		return fmt.Errorf("%s: %w at seq %d: %s; move it away and restore into an empty data dir", path, ledger.ErrChainBroken, rep.FirstBad, rep.Problem)
 	case held > head:
