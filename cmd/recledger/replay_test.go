@@ -344,3 +344,47 @@ func TestReplayVerifyRestoreFromJetStream(t *testing.T) {
 }
 
 var _ replay.Source = (*ledger.Store)(nil)
+
+// TestRestoreIntoAnotherSitesDir: a data dir restored as one site is not
+// continued with another site's mirror; the refusal names the sites.
+func TestRestoreIntoAnotherSitesDir(t *testing.T) {
+	ctx := context.Background()
+	d := writeOfflineDay(t, true, 0)
+	dir := t.TempDir()
+	if _, err := runCmd(t, &RestoreCommand{}, "--from-jetstream", "--data", dir, "--nats", d.natsURL, "--site", replaytest.Site); err != nil {
+		t.Fatal(err)
+	}
+	// Another site's events in the same stream.
+	nc, js, err := ledger.Connect(ctx, d.natsURL, "test-other", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := ledger.EnsureStreams(ctx, js, "other", 1); err != nil {
+		t.Fatal(err)
+	}
+	other, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Append(ctx, ledger.Event{Type: ledger.TypeCallSignal, Data: ledger.CallSignal{CallID: "c-1", Extension: "3420", Type: ledger.SignalRinging}}); err != nil {
+		t.Fatal(err)
+	}
+	ob := ledger.NewOutbox(other, js, "other", nil)
+	octx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- ob.Run(octx) }()
+	for deadline := time.Now().Add(10 * time.Second); ob.Confirmed() < 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the other site's event was not mirrored")
+		}
+	}
+	cancel()
+	<-done
+
+	_, err = runCmd(t, &RestoreCommand{}, "--from-jetstream", "--data", dir, "--nats", d.natsURL, "--site", "other")
+	if !errors.Is(err, ledger.ErrConflict) || !strings.Contains(err.Error(), "the data dir is site "+replaytest.Site+", not other") {
+		t.Fatalf("restore of another site into a dir: %v", err)
+	}
+}
