@@ -51,6 +51,7 @@ type ManifestOutbox struct {
 
 	lag        atomic.Int64           // sealed days not yet confirmed in the stream, at the last look
 	failing    atomic.Int64           // Unix ns of the first failed publish since the last one that went through; 0 when none
+	behind     atomic.Int64           // Unix ns since when the oldest day waits for its seal event in the events stream; 0 when none
 	failErr    atomic.Pointer[string] // the last failure, while failing
 	shownAfter time.Duration          // how long a stall lasts before Problem tells it
 	lastErr    string                 // the last retryable failure logged; owned by Run
@@ -141,6 +142,12 @@ var errManifestsStalled = errors.New("JetStream is not taking the manifests")
 func (o *ManifestOutbox) Problem() error {
 	if tl := o.tooLarge.Load(); tl != nil {
 		return fmt.Errorf("manifest outbox: %d sealed days wait behind %s: %w", o.Lag(), tl.day, tl.err)
+	}
+	if at := o.behind.Load(); at != 0 && o.Lag() > 0 {
+		if d := time.Since(time.Unix(0, at)); d >= o.shownAfter {
+			return fmt.Errorf("manifest outbox: %d sealed days wait, for %s, for the events mirror to hold their seal events (a manifest is published after its seal event): see outbox_problem",
+				o.Lag(), d.Round(time.Second))
+		}
 	}
 	d := o.Stalled()
 	if d == 0 || d < o.shownAfter {
@@ -290,8 +297,10 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 		if seal, ok := o.waitFor[day]; ok && seal > o.events() {
 			// Known from an earlier round: the manifest (megabytes on a
 			// busy day) is not read again while the poll waits.
+			o.behind.CompareAndSwap(0, time.Now().UnixNano())
 			return true
 		}
+		o.behind.Store(0)
 		body, err := o.src.Manifest(ctx, day)
 		if err == nil && o.events != nil {
 			if seal := sealSeqOf(body); seal > o.events() {
@@ -299,6 +308,7 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 					o.waitFor = map[string]uint64{}
 				}
 				o.waitFor[day] = seal
+				o.behind.CompareAndSwap(0, time.Now().UnixNano())
 				return true // days go in order: none passes this one
 			}
 		}

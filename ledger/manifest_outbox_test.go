@@ -309,6 +309,7 @@ func TestManifestWaitsForItsSealEvent(t *testing.T) {
 	mirrored.Store(15)
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	o.every = time.Hour // only woken, or polling for the events stream
+	o.shownAfter = 100 * time.Millisecond
 	o.AfterEvents(mirrored.Load)
 	stop := runOutbox(t, o)
 	defer stop()
@@ -316,6 +317,11 @@ func TestManifestWaitsForItsSealEvent(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if n, lag := len(manifestMsgs(t, js)), o.Lag(); n != 1 || lag != 1 {
 		t.Fatalf("%d manifests published, lag %d, with the second day's seal event not in the events stream", n, lag)
+	}
+	// A wait that lasts is the manifests' problem too, pointing at the
+	// events mirror's.
+	if p := o.Problem(); p == nil || !strings.Contains(p.Error(), "for the events mirror to hold their seal events") {
+		t.Fatalf("problem while the second day waits: %v", p)
 	}
 	// The wait polls every 20 ms without reading the manifest again.
 	src.mu.Lock()
@@ -327,4 +333,7 @@ func TestManifestWaitsForItsSealEvent(t *testing.T) {
 	mirrored.Store(20)
 	jsWait(t, 10*time.Second, "the second manifest", func() bool { return len(manifestMsgs(t, js)) == 2 && o.Lag() == 0 })
 	checkManifests(t, js, src, "2026-11-21", "2026-11-22")
+	if p := o.Problem(); p != nil {
+		t.Fatalf("problem after the wait: %v", p)
+	}
 }
