@@ -82,25 +82,24 @@ func nameList(names []string) string {
 // deleted one, a file that still holds it puts it back.
 func configAdded(current, doc ledger.Config) []string {
 	var out []string
-	for _, part := range []struct {
-		what      string
-		now, file []string
-	}{
-		{"metadata keys", keysOf(current.Metadata), keysOf(doc.Metadata)},
-		{"teams", keysOf(current.Teams), keysOf(doc.Teams)},
-		{"users", keysOf(current.Users), keysOf(doc.Users)},
-	} {
-		var added []string
-		for _, k := range part.file {
-			if !slices.Contains(part.now, k) {
-				added = append(added, k)
-			}
-		}
-		if len(added) > 0 {
-			out = append(out, part.what+" added: "+nameList(added))
+	out = append(out, addedIn("metadata keys", current.Metadata, doc.Metadata)...)
+	out = append(out, addedIn("teams", current.Teams, doc.Teams)...)
+	out = append(out, addedIn("users", current.Users, doc.Users)...)
+	return out
+}
+
+// addedIn names the members of doc that current lacks.
+func addedIn[V any](what string, current, doc map[string]V) []string {
+	var added []string
+	for k := range doc {
+		if _, ok := current[k]; !ok {
+			added = append(added, k)
 		}
 	}
-	return out
+	if len(added) == 0 {
+		return nil
+	}
+	return []string{what + " added: " + nameList(added)}
 }
 
 func keysOf[V any](m map[string]V) []string {

@@ -152,7 +152,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 					return fmt.Errorf("ensure stream %s: create: %w: %d asked, 1 made: %v: the cluster cannot place that many (fewer servers, or some down)", name, ErrFewerReplicas, replicas, err)
 				}
 			}
-			if e := refusedConfig(err, name, subject, replicas); e != nil {
+			if e := refusedConfig(err, subject, replicas); e != nil {
 				return fmt.Errorf("ensure stream %s: create: %w", name, e)
 			}
 			if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
@@ -210,7 +210,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 					return fmt.Errorf("ensure stream %s: update: %w: %d asked, %d kept: %v: the cluster cannot place that many (fewer servers, or some down)", name, ErrFewerReplicas, replicas, had, err)
 				}
 			}
-			if e := refusedConfig(err, name, subject, replicas); e != nil {
+			if e := refusedConfig(err, subject, replicas); e != nil {
 				return fmt.Errorf("ensure stream %s: update: %w", name, e)
 			}
 			return fmt.Errorf("ensure stream %s: update: %w: %v", name, ErrUnavailable, err)
@@ -246,9 +246,10 @@ func noPeers(err error) bool {
 	return errors.As(err, &api) && api.ErrorCode == jsNoPeers
 }
 
-// refusedConfig is, for such a refusal of stream name's configuration, an
-// error wrapping ErrInvalid that says what to do; nil for any other error.
-func refusedConfig(err error, name, subject string, replicas int) error {
+// refusedConfig is, for such a refusal of a stream's configuration (the
+// site's subject, the replicas asked), an error wrapping ErrInvalid that
+// says what to do; nil for any other error.
+func refusedConfig(err error, subject string, replicas int) error {
 	var api *jetstream.APIError
 	if !errors.As(err, &api) {
 		return nil
