@@ -48,11 +48,14 @@ const (
 //     active; a gateway tag asks the archiving of the contact's team; a
 //     tag on a last call whose team was deleted is no_effect
 //     (team_deleted).
+//   - 4: a ringing, dialing or answered for a call that ended in the last
+//     hour of ledger time, whose time is not after that end, is a late
+//     signal of the ended call (ignored), not a new call with its id.
 //
 // A build reads the versions up to its own and refuses later ones
 // (ErrUnknownVersion): a ledger written by a newer build is not folded by
 // an older one.
-const CurrentVersion = 3
+const CurrentVersion = 4
 
 // TimeLayout is how every time in the ledger and the API is written:
 // RFC 3339 in UTC with milliseconds.

@@ -60,6 +60,18 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 			}
 			return eff
 		}
+		if s.rules >= 4 {
+			if ec, ok := s.ended.late(string(s.keyBuf), at, e.Time); ok {
+				if ec.User != "" {
+					eff.Users = s.usersOf(ec.User)
+				}
+				if !s.quiet {
+					eff.Changes = append(eff.Changes, "signal ignored: "+d.Type+" for "+d.CallID+" on "+d.Extension+" at "+at.String()+
+						" is not after its end at "+ec.At.String()+" (a late signal of the ended call)")
+				}
+				return eff
+			}
+		}
 		s.startCall(e, d, at, &eff)
 	case ledger.SignalHeld, ledger.SignalRetrieved:
 		if c == nil {
@@ -149,6 +161,9 @@ func (s *State) endCall(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect
 		if c.LastContact != "" {
 			a.setLastCall(c)
 		}
+	}
+	if s.rules >= 4 {
+		s.ended.add(endedCall{Key: k, User: c.User, At: at, Seen: e.Time})
 	}
 	delete(s.calls, k)
 	s.freeCall(c)

@@ -52,6 +52,7 @@ type State struct {
 	open     map[string]int      // open pause: open event id → index in pauses
 	book     manifestBook
 	cold     []coldDay     // closed contacts of sealed days no rule needs any more, in seal order
+	ended    endedCalls    // the calls that ended in the last hour, for late signals (rules version 4)
 	reader   SectionReader // where the sections whose bytes the state does not hold are read; not part of the checkpoint
 	quiet    bool          // no Effect.Changes lines (SetQuiet)
 	noResult bool          // no Effect.Result (SetResults)
