@@ -61,7 +61,7 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 			return eff
 		}
 		if s.rules >= 4 {
-			if ec, ok := s.ended.late(string(s.keyBuf), at, e.Time); ok {
+			if ec, ok := s.ended.late(d.Extension, d.CallID, at, e.Time); ok {
 				if ec.User != "" {
 					eff.Users = s.usersOf(ec.User)
 				}
@@ -163,7 +163,7 @@ func (s *State) endCall(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect
 		}
 	}
 	if s.rules >= 4 {
-		s.ended.add(endedCall{Key: k, User: c.User, At: at, Seen: e.Time})
+		s.ended.add(c.Ext, endedCall{CallID: c.CallID, User: c.User, At: at, Seen: e.Time})
 	}
 	delete(s.calls, k)
 	s.freeCall(c)

@@ -36,7 +36,7 @@ type checkpoint struct {
 	Open     map[string]int           `json:"open"`
 	Book     manifestBook             `json:"book"`
 	Cold     []coldDay                `json:"cold"`
-	Ended    []endedCall              `json:"ended,omitempty"` // State.ended; absent before rules version 4
+	Ended    endedCalls               `json:"ended,omitempty"` // State.ended; absent before rules version 4
 }
 
 // checkpointMagic starts every checkpoint of this encoding:
@@ -52,7 +52,7 @@ const checkpointMagic = "recledger.checkpoint\n"
 func (s *State) MarshalCheckpoint() ([]byte, error) {
 	head, err := json.Marshal(checkpoint{Version: Version, Rules: s.newest, Seq: s.seq, Config: s.cfg, LimitAt: s.limitAt, Agents: s.agents, Logins: s.logins,
 		Calls: s.calls, Contacts: s.contacts, Pauses: s.pauses.hot, Patched: s.pauses.patched, Pinned: s.pauses.pinned,
-		Chunks: s.pauses.chunks, Open: s.open, Book: s.book, Cold: s.cold, Ended: s.ended.list})
+		Chunks: s.pauses.chunks, Open: s.open, Book: s.book, Cold: s.cold, Ended: s.ended})
 	if err != nil {
 		return nil, fmt.Errorf("marshal checkpoint: %w", err)
 	}
@@ -121,8 +121,7 @@ func UnmarshalCheckpoint(ctx context.Context, b []byte, r SectionReader) (*State
 	s.book = c.Book
 	s.book.ensure()
 	s.cold = c.Cold
-	s.ended.list = c.Ended
-	s.ended.index()
+	s.ended = c.Ended
 	if err := s.pauses.index(); err != nil {
 		return nil, fmt.Errorf("unmarshal checkpoint: %w", err)
 	}
