@@ -22,14 +22,25 @@ func PauseCSVHeader() []string {
 // Time.String writes them (empty when zero), seconds with three decimals
 // (empty while open), text as csvText writes it.
 func (p *PauseRow) CSVRecord() []string {
+	f := p.Fields()
+	for i := range f {
+		f[i] = csvText(f[i]) // times and seconds begin with a digit, or are empty
+	}
+	return f
+}
+
+// Fields is the row's values as they are, in PauseCSVHeader's order:
+// CSVRecord before its spreadsheet guard (a table on a terminal shows
+// them so).
+func (p *PauseRow) Fields() []string {
 	secs := ""
 	if !p.End.IsZero() {
 		secs = strconv.FormatFloat(p.Seconds, 'f', 3, 64)
 	}
-	return []string{csvText(p.ContactID), csvText(p.CallID), csvText(p.UserID), csvText(p.Extension),
-		p.Start.String(), p.End.String(), csvText(p.EndedBy), secs,
-		csvText(p.PausedBy), csvText(p.ResumedBy), csvText(p.Transport), csvText(p.OpenEventID), csvText(p.CloseEventID),
-		csvText(p.ResumeTransport)}
+	return []string{p.ContactID, p.CallID, p.UserID, p.Extension,
+		p.Start.String(), p.End.String(), p.EndedBy, secs,
+		p.PausedBy, p.ResumedBy, p.Transport, p.OpenEventID, p.CloseEventID,
+		p.ResumeTransport}
 }
 
 // csvText is a text cell of a CSV export that auditors open in a

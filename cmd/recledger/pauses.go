@@ -11,9 +11,12 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/projections"
@@ -215,13 +218,25 @@ func writePausesTable(w io.Writer, rows []ledger.PauseRow) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(ledger.PauseCSVHeader(), "\t"))
 	for i := range rows {
-		f := rows[i].CSVRecord()
+		f := rows[i].Fields()
 		for i := range f {
-			if f[i] == "" {
-				f[i] = "-"
-			}
+			f[i] = tableCell(f[i])
 		}
 		fmt.Fprintln(tw, strings.Join(f, "\t"))
 	}
 	return tw.Flush()
+}
+
+// tableCell is a value as a table on a terminal shows it: as it is (not
+// the CSV's spreadsheet guard), "-" when empty, and quoted with escapes
+// when it holds a control character (a tab would break the columns, an
+// escape sequence would drive the terminal) or invalid UTF-8.
+func tableCell(v string) string {
+	if v == "" {
+		return "-"
+	}
+	if !utf8.ValidString(v) || strings.IndexFunc(v, unicode.IsControl) >= 0 {
+		return strconv.Quote(v)
+	}
+	return v
 }

@@ -293,3 +293,27 @@ func TestPausesDateBoundInTheSiteZone(t *testing.T) {
 		t.Errorf("to before from: %v, want it refused", err)
 	}
 }
+
+// The table shows values as they are, not with the CSV's spreadsheet
+// guard (an auditor compared an extension with the JSON's and the
+// manifest's), and quotes one holding a control character, which would
+// break the columns or drive the terminal.
+func TestPausesTableValuesAsTheyAre(t *testing.T) {
+	rows := []ledger.PauseRow{
+		{ContactID: "c-1", CallID: `=HYPERLINK("x")`, UserID: "pp", Extension: "+4915112345678", EndedBy: "resume"},
+		{ContactID: "c-2", CallID: "a\tb\x1b[2J", UserID: "pp", Extension: "3420"},
+	}
+	var b strings.Builder
+	if err := writePausesTable(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`=HYPERLINK("x")`, " +4915112345678 ", `"a\tb\x1b[2J"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "'") || strings.Contains(out, "\x1b") {
+		t.Errorf("table has a guard apostrophe or a raw escape:\n%s", out)
+	}
+}
