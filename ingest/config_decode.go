@@ -140,14 +140,16 @@ func badMember(doc any, t reflect.Type) (path, msg string, ok bool) {
 }
 
 // phoneMember reports the configuration members that hold phone-system
-// numbers: extensions, peripheral ids and the patterns of numbers. Call
-// signals carry such numbers unmasked (docs/rules-decisions.md): an E.164
-// number passes Luhn one time in ten, and refused it could not be put on
-// an exclusion list. Their values are checked by their own rules (digits,
-// + # and *).
+// numbers: extensions and the patterns of numbers. Call signals carry
+// such numbers unmasked (docs/rules-decisions.md): an E.164 number passes
+// Luhn one time in ten, and refused it could not be put on an exclusion
+// list. Their values are checked by their own rules (digits, + # and *).
+// A peripheral id is not one: commands carry it masked like any value,
+// so a card-like one configured would refuse every command that names it
+// (wrong_peripheral).
 func phoneMember(name string) bool {
 	switch name {
-	case "extension", "peripheral_id", "inclusion", "exclusion", "number_pattern":
+	case "extension", "inclusion", "exclusion", "number_pattern":
 		return true
 	}
 	return false

@@ -63,7 +63,7 @@ func TestDecodeConfigPartNamesTheField(t *testing.T) {
 	// an E.164 number passes Luhn one time in ten.
 	for root, doc := range map[string]string{
 		"teams.uk":   `{"exclusion":["+4915112345678","+4412345678901*"],"inclusion":["4420794601001"],"classifiers":[{"number_pattern":"+4915112345678"}]}`,
-		"users.long": `{"name":"x","team":"t","recording":"desktop","extension":"4111111111111111","peripheral_id":"6011111111111117"}`,
+		"users.long": `{"name":"x","team":"t","recording":"desktop","extension":"4111111111111111","peripheral_id":"5001"}`,
 	} {
 		var v any = &ledger.Team{}
 		if strings.HasPrefix(root, "users.") {
@@ -72,6 +72,13 @@ func TestDecodeConfigPartNamesTheField(t *testing.T) {
 		if err := decodeConfigPart([]byte(doc), root, v); err != nil {
 			t.Errorf("%s %s: %v", root, doc, err)
 		}
+	}
+	// A peripheral id is not: commands carry it masked, so a card-like one
+	// would refuse every command naming it (wrong_peripheral).
+	var fe *ledger.FieldError
+	err := decodeConfigPart([]byte(`{"name":"x","team":"t","recording":"desktop","extension":"3420","peripheral_id":"6011111111111117"}`), "users.pp", &ledger.User{})
+	if !errors.As(err, &fe) || fe.Field != "users.pp.peripheral_id" {
+		t.Errorf("a card-like peripheral id: %v, want refused naming peripheral_id", err)
 	}
 	if err := decodeConfigPart([]byte("\ufeff"+`{"site":{"upload_time":"22:00"}}`), "", &ledger.Config{}); err != nil {
 		t.Errorf("a document after a byte order mark: %v", err)
