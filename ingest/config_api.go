@@ -75,6 +75,9 @@ func putNamed[T namedPart](s *Server, w http.ResponseWriter, r *http.Request, pa
 		n.Normalize()
 	}
 	err := ledger.ValidateName(field, name)
+	if part == ledger.PartUser {
+		err = ledger.ValidateUserID(field, name)
+	}
 	if err == nil {
 		err = v.Validate(field)
 	}

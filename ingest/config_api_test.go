@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -38,6 +39,7 @@ func TestConfigAPI(t *testing.T) {
 	for path, field := range map[string]string{
 		"/v1/config/site":            "site.timezone",
 		"/v1/config/users/bad%20id":  "users.bad id",
+		"/v1/config/users/cti":       "users.cti",
 		"/v1/config/users/x":         "users.x.recording",
 		"/v1/config/metadata/k1":     "metadata.k1.type",
 		"/v1/config/teams/sales":     "teams.sales.inclusion[0]",
@@ -46,6 +48,7 @@ func TestConfigAPI(t *testing.T) {
 		body := map[string]string{
 			"/v1/config/site":            `{"timezone":"Mars/Olympus"}`,
 			"/v1/config/users/bad%20id":  `{"name":"x","team":"sales","recording":"desktop"}`,
+			"/v1/config/users/cti":       `{"name":"x","team":"sales","recording":"desktop"}`, // resumed_by's word for a call's end
 			"/v1/config/users/x":         `{"name":"x","team":"sales","recording":"tape"}`,
 			"/v1/config/metadata/k1":     `{"type":"blob"}`,
 			"/v1/config/teams/sales":     `{"inclusion":["34x"]}`,
@@ -55,6 +58,14 @@ func TestConfigAPI(t *testing.T) {
 		if r.str("reason") != "invalid_config" || r.str("field") != field {
 			t.Errorf("PUT %s: field %q, want %q: %s", path, r.str("field"), field, r.Raw)
 		}
+	}
+
+	// So is a --config document's.
+	doc := ledger.Config{Teams: map[string]ledger.Team{"sales": {}},
+		Users: map[string]ledger.User{"timer": {Name: "x", Team: "sales", Recording: ledger.RecDesktop}}}
+	var fe *ledger.FieldError
+	if err := doc.Validate(); !errors.As(err, &fe) || fe.Field != "users.timer" {
+		t.Errorf("a document with user timer: %v", err)
 	}
 
 	// Numbers past their bounds: once taken, they overflowed (every

@@ -179,7 +179,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, k := range sortedKeys(c.Users) {
-		if err := ValidateName("users."+k, k); err != nil {
+		if err := ValidateUserID("users."+k, k); err != nil {
 			return err
 		}
 		if err := c.Users[k].Validate("users." + k); err != nil {
@@ -207,6 +207,21 @@ func (c *Config) CheckReferences() error {
 func ValidateName(field, name string) error {
 	if !nameChars.MatchString(name) {
 		return fieldErr(field, "name %q must be 1-64 letters, digits or _ . @ -", name)
+	}
+	return nil
+}
+
+// ValidateUserID checks a user id: a name, and not one of the words a
+// pause row writes in resumed_by for a pause no agent ended (the call
+// ended, the time limit): a user so named would make its own resumes
+// read as those.
+func ValidateUserID(field, id string) error {
+	if err := ValidateName(field, id); err != nil {
+		return err
+	}
+	switch id {
+	case ResumedByCTI, ResumedByTimer:
+		return fieldErr(field, "user id %q is reserved: a pause row's resumed_by names %q for a pause the call's end or the time limit ended", id, id)
 	}
 	return nil
 }

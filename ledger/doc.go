@@ -23,7 +23,12 @@ backwards (its time is then held at the last ID's). Time is the ID's
 millisecond timestamp, so ledger time never decreases. Hash is SHA-256 over
 the previous event's hash (prev, raw bytes; none for seq 1) and the
 envelope's body without prev and hash: changing any stored byte, dropping
-or reordering an event breaks the chain from that point on.
+or reordering an event breaks the chain from that point on. The body is
+the stored bytes up to `,"prev":`, closed with `}` (GET /v1/events
+serves every event's stored bytes as they are). A checker that encodes
+the body again must write it as encoding/json does: no spaces, and `<`,
+`>`, `&`, U+2028 and U+2029 in strings escaped as \u003c, \u003e,
+\u0026, \u2028 and \u2029.
 
 Open starts one writer goroutine; Close stops it. Append hands its events
 to the writer, which takes every pending request, writes them all in one
@@ -77,9 +82,12 @@ was given, stay what they were. A build refuses events of a later version
 than its own (ErrUnknownVersion), so a ledger cannot be served again by
 an older build once a newer one has appended to it.
 
-What is never stored: card numbers in clear (ingest masks them in commands
-to the first 6 and last 4 digits before the event is built and lists the
-masked keys, and refuses configuration that holds one), bearer tokens (a
+What is never stored: card numbers in clear, as far as ingest recognises
+them (it masks them in commands to the first 6 and last 4 digits before
+the event is built and lists the masked keys, and refuses configuration
+that holds one; docs/rules-decisions.md, Metadata, names the forms
+it leaves in clear, such as a number written as a thousands-grouped
+amount), bearer tokens (a
 configured token sent as a command's parameter is stored as
 "[token NAME redacted]"), and
 request bodies verbatim — only the parsed parameters. Call signals are

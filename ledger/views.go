@@ -53,6 +53,12 @@ const (
 	EndedByTimeout     = "timeout"
 )
 
+// Who a pause row names in resumed_by when no agent's command ended it.
+const (
+	ResumedByCTI   = "cti"   // the call ended
+	ResumedByTimer = "timer" // max_pause_seconds elapsed
+)
+
 // CommandResult is the projections' answer to one command event; the HTTP
 // response is exactly this plus the event's id and seq.
 type CommandResult struct {

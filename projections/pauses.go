@@ -6,12 +6,6 @@ import (
 	"github.com/recledger/recledger/ledger"
 )
 
-// Who closed a pause when no agent command did.
-const (
-	closedByCTI   = "cti"   // the call ended
-	closedByTimer = "timer" // max_pause_seconds elapsed
-)
-
 // openPause opens a pause interval on the contact at at, sent by user over
 // transport in event e.
 func (s *State) openPause(e *ledger.Envelope, ct *contact, at ledger.Time, user, transport string) {
@@ -35,9 +29,9 @@ func (s *State) closePause(e *ledger.Envelope, ct *contact, at ledger.Time, ende
 	p.Seconds = float64(p.End.Sub(p.Start.Time)/time.Millisecond) / 1000
 	p.ResumedBy = by
 	if by == "" {
-		p.ResumedBy = closedByCTI
+		p.ResumedBy = ledger.ResumedByCTI
 		if endedBy == ledger.EndedByTimeout {
-			p.ResumedBy = closedByTimer
+			p.ResumedBy = ledger.ResumedByTimer
 		}
 	}
 	p.CloseEventID = s.eventID(e)
