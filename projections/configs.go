@@ -35,6 +35,7 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 	var err error
 	var gone []string    // users removed while logged in
 	var touched []string // users whose configuration the change is (a trace by user shows it)
+	all := false         // a change of what every user's rules read
 	switch d.Part {
 	case ledger.PartDocument:
 		var c ledger.Config
@@ -44,6 +45,7 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 		if err == nil {
 			c.Normalize()
 			touched = changedUsers(s.cfg, c)
+			all = !reflect.DeepEqual(s.cfg.Site, c.Site) || !reflect.DeepEqual(s.cfg.Metadata, c.Metadata)
 			for id := range c.Users {
 				if _, was := s.cfg.Users[id]; !was {
 					s.configuredAnew(id)
@@ -62,8 +64,10 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 			v.Normalize()
 			s.cfg.Site = v
 			s.siteCaches()
+			all = true
 		}
 	case ledger.PartMetadata:
+		all = true
 		if put {
 			var v ledger.MetadataKey
 			if err = json.Unmarshal(d.Value, &v); err == nil {
@@ -133,7 +137,7 @@ func (s *State) configChange(at ledger.Time, d *ledger.ConfigChange) (Effect, er
 	default:
 		line += " → " + string(d.Value) // what an engineer asks of a change: the value it set
 	}
-	eff := Effect{Changes: []string{line}, Users: touched}
+	eff := Effect{Changes: []string{line}, Users: touched, All: all}
 	for _, u := range gone {
 		if !slices.Contains(eff.Users, u) {
 			eff.Users = append(eff.Users, u)

@@ -240,8 +240,30 @@ func TestConfigChangeNamesItsUsers(t *testing.T) {
 		t.Errorf("user put: %+v", eff)
 	}
 	tv, _ := ledger.EncodeData(c.Teams["a"])
-	if eff := apply(g.add(ledger.TypeConfig, time.Second, ledger.ConfigChange{Part: ledger.PartTeam, Op: ledger.OpPut, Key: "a", Value: tv})); !slices.Equal(eff.Users, []string{"u0"}) {
-		t.Errorf("team a put: users %v", eff.Users)
+	if eff := apply(g.add(ledger.TypeConfig, time.Second, ledger.ConfigChange{Part: ledger.PartTeam, Op: ledger.OpPut, Key: "a", Value: tv})); !slices.Equal(eff.Users, []string{"u0"}) || eff.All {
+		t.Errorf("team a put: users %v, all %v", eff.Users, eff.All)
+	}
+	// The site's settings and the metadata keys are every user's: a trace
+	// by user shows their changes (an auditor's walk missed the change of
+	// max_pause_seconds that ended a user's pauses).
+	c.Site.MaxPauseSeconds = 2
+	sv, _ := ledger.EncodeData(c.Site)
+	if eff := apply(g.add(ledger.TypeConfig, time.Second, ledger.ConfigChange{Part: ledger.PartSite, Op: ledger.OpPut, Value: sv})); !eff.All {
+		t.Errorf("site put: %+v", eff)
+	}
+	mv, _ := ledger.EncodeData(ledger.MetadataKey{Type: "text"})
+	if eff := apply(g.add(ledger.TypeConfig, time.Second, ledger.ConfigChange{Part: ledger.PartMetadata, Op: ledger.OpPut, Key: "note", Value: mv})); !eff.All {
+		t.Errorf("metadata put: %+v", eff)
+	}
+	c.Metadata["note"] = ledger.MetadataKey{Type: "text"}
+	g.config(c)
+	if eff := apply(&g.out[len(g.out)-1]); eff.All {
+		t.Errorf("a document changing no site setting or key: %+v", eff)
+	}
+	c.Site.MaxPauseSeconds = 30
+	g.config(c)
+	if eff := apply(&g.out[len(g.out)-1]); !eff.All {
+		t.Errorf("a document changing max_pause_seconds: %+v", eff)
 	}
 }
 

@@ -30,12 +30,14 @@ const Version = "16"
 
 // Effect is what one event did: the command's answer (command events only),
 // one human line per state change (for replay --trace), and the users the
-// event touched (for replay --user). Users may be shared with other
-// effects of the same State: read it, do not write to it.
+// event touched (for replay --user; All when it concerns every user).
+// Users may be shared with other effects of the same State: read it, do
+// not write to it.
 type Effect struct {
 	Result  *ledger.CommandResult
 	Changes []string
 	Users   []string
+	All     bool // the change concerns every user (the site's settings, the metadata keys): a trace by user shows it too
 }
 
 // State is the whole derived state. It is not safe for concurrent use; the

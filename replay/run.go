@@ -192,8 +192,12 @@ func Run(ctx context.Context, src Source, opts Options) (*projections.State, Sta
 	return st, stats, nil
 }
 
-// touches reports whether the event's effect names user.
+// touches reports whether the event's effect names user, or concerns
+// every user.
 func touches(eff projections.Effect, user string) bool {
+	if eff.All {
+		return true
+	}
 	for _, u := range eff.Users {
 		if u == user {
 			return true
