@@ -274,7 +274,7 @@ func ParseRFC3339(v string) (time.Time, error) {
 }
 
 // ParseQueryTime reads a bound of a PauseQuery as the API and the CLI
-// take it: an RFC 3339 time, or a date YYYY-MM-DD, its midnight in loc
+// take it: an RFC 3339 time, or a date YYYY-MM-DD, its first instant in loc
 // (the site's time zone, as contacts' days and manifests are dated; UTC
 // when nil). Empty is the zero Time, an open end; false means neither form.
 func ParseQueryTime(v string, loc *time.Location) (Time, bool) {
@@ -287,8 +287,12 @@ func ParseQueryTime(v string, loc *time.Location) (Time, bool) {
 	if loc == nil {
 		loc = time.UTC
 	}
-	if t, err := time.ParseInLocation(time.DateOnly, v, loc); err == nil {
-		return T(t), true
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		// The day's first instant there: where midnight falls in a
+		// daylight-saving gap, the end of the gap (time.Date would answer
+		// an hour early, in the day before), as UploadAt finds it.
+		y, m, d := t.Date()
+		return T(UploadAt(y, m, d, 0, 0, loc)), true
 	}
 	return Time{}, false
 }

@@ -41,6 +41,21 @@ func TestParseQueryTimeInTheSiteZone(t *testing.T) {
 	if want := "2026-11-29T06:00:00Z"; !ok || got.UTC().Format(time.RFC3339) != want {
 		t.Errorf("2026-11-29 in Chicago = %v, %v; want %s", got, ok, want)
 	}
+	// Midnight in a daylight-saving gap: the day begins at the gap's end
+	// (time.Date answered an hour early, the day before's last hour).
+	for _, c := range []struct{ zone, day, want string }{
+		{"America/Havana", "2026-03-08", "2026-03-08T05:00:00Z"},
+		{"America/Santiago", "2026-09-06", "2026-09-06T04:00:00Z"},
+		{"America/Santiago", "2026-04-05", "2026-04-05T04:00:00Z"}, // the clocks went back at midnight
+	} {
+		loc, err := LoadZone(c.zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := ParseQueryTime(c.day, loc); !ok || got.UTC().Format(time.RFC3339) != c.want {
+			t.Errorf("%s in %s = %v, %v; want %s", c.day, c.zone, got, ok, c.want)
+		}
+	}
 	got, _ = ParseQueryTime("2026-11-29T00:00:00Z", chicago) // a time names its own zone
 	if want := "2026-11-29T00:00:00Z"; got.UTC().Format(time.RFC3339) != want {
 		t.Errorf("a time with its zone = %v; want %s", got, want)
