@@ -235,7 +235,7 @@ func checkSignal(in callSignalIn, received ledger.Time) (sig ledger.CallSignal, 
 			return sig, "at", fmt.Sprintf("must be an RFC 3339 time, got %q", *in.At)
 		}
 		if t.Before(earliestSignalAt) || t.After(received.Add(maxSignalAhead)) {
-			return sig, "at", fmt.Sprintf("%s is not a time this call can have: at must be after %s and at most %d hours after the server's clock (%s); leave it out to have the server stamp the signal",
+			return sig, "at", fmt.Sprintf("%s is not a time this call can have: at must not be before %s and at most %d hours after the server's clock (%s); leave it out to have the server stamp the signal",
 				*in.At, earliestSignalAt.Format(time.DateOnly), int(maxSignalAhead/time.Hour), received.Format(time.RFC3339))
 		}
 		at = ledger.T(t)

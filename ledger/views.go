@@ -268,9 +268,23 @@ type PauseQuery struct {
 
 // ParseRFC3339 parses an RFC 3339 time as a client writes one: its "T"
 // and "Z" may be lower case too (RFC 3339 §5.6, NOTE), which time.Parse
-// refuses. Events themselves are read strictly (canonical form).
+// refuses. What time.Parse takes and RFC 3339 does not is refused: a
+// comma before the fraction, and an offset of hour 24 or minute 60 (a
+// walk's "+24:00" dated a call a whole day off). Events themselves are
+// read strictly (canonical form).
 func ParseRFC3339(v string) (time.Time, error) {
-	return time.Parse(time.RFC3339Nano, strings.ToUpper(v))
+	u := strings.ToUpper(v)
+	t, err := time.Parse(time.RFC3339Nano, u)
+	if err != nil {
+		return t, err
+	}
+	if strings.IndexByte(u, ',') >= 0 {
+		return time.Time{}, fmt.Errorf("parsing time %q: a comma before the fraction is not RFC 3339", v)
+	}
+	if n := len(u); u[n-1] != 'Z' && (u[n-5:n-3] > "23" || u[n-2:] > "59") {
+		return time.Time{}, fmt.Errorf("parsing time %q: the offset is out of range", v)
+	}
+	return t, nil
 }
 
 // ParseQueryTime reads a bound of a PauseQuery as the API and the CLI

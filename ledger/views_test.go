@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -17,6 +18,10 @@ func TestParseQueryTime(t *testing.T) {
 		{"2026-11-23T14:02:00Z", "2026-11-23T14:02:00Z", true},
 		{"2026-11-23T15:02:00.250+01:00", "2026-11-23T14:02:00.25Z", true},
 		{"2026-11-23t14:02:00z", "2026-11-23T14:02:00Z", true}, // RFC 3339 §5.6 allows lower case
+		{"2026-11-23T14:02:00-23:59", "2026-11-24T14:01:00Z", true},
+		{"2026-11-23T14:02:00+24:00", "", false}, // time.Parse takes these three, RFC 3339 does not
+		{"2026-11-23T14:02:00+01:60", "", false},
+		{"2026-11-23T14:02:00,5Z", "", false},
 		{"14:02", "", false},
 		{"2026-11-31", "", false},
 	} {
@@ -64,4 +69,25 @@ func TestParseQueryTimeInTheSiteZone(t *testing.T) {
 	if err := q.CheckBounds(); !errors.Is(err, ErrInvalid) {
 		t.Errorf("from after to: %v", err)
 	}
+}
+
+// FuzzParseRFC3339: never a panic; what it takes, time.Parse takes too,
+// with an offset within ±23:59 and no comma.
+func FuzzParseRFC3339(f *testing.F) {
+	for _, s := range []string{"2026-11-23T14:02:00Z", "2026-11-23t14:02:00.5+01:00", "2026-11-23T14:02:00+24:00", "2026-11-23T14:02:00,5Z", "Z", "+01:00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got, err := ParseRFC3339(v)
+		if err != nil {
+			return
+		}
+		want, err := time.Parse(time.RFC3339Nano, strings.ToUpper(v))
+		if err != nil || !got.Equal(want) {
+			t.Fatalf("%q: %v, time.Parse %v %v", v, got, want, err)
+		}
+		if _, off := got.Zone(); off <= -24*3600 || off >= 24*3600 || strings.Contains(v, ",") {
+			t.Fatalf("%q taken: offset %d", v, off)
+		}
+	})
 }
