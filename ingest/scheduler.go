@@ -86,7 +86,12 @@ func (s *Scheduler) Wake() {
 }
 
 // sealReq is a seal decided but not yet appended.
-type sealReq struct{ day, by string }
+// sealReq is a seal to append: day, by whom, and the upload time that
+// closed it.
+type sealReq struct {
+	day, by string
+	at      time.Time
+}
 
 // Run seals days and fires pause expiries until ctx is done; it returns
 // ctx's error. Append failures are logged and retried on the next round.
@@ -139,11 +144,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			// A fresh site (nothing in the ledger, never sealed) was not
 			// "down at upload time": it has nothing to seal.
 			if s.missed(ctx, prevAt) && s.sealable(prevDay) {
-				pending = &sealReq{prevDay, ledger.SealStartup}
+				pending = &sealReq{prevDay, ledger.SealStartup, prevAt}
 			}
 		case prevAt.After(last):
 			if s.sealable(prevDay) {
-				pending = &sealReq{prevDay, ledger.SealSchedule}
+				pending = &sealReq{prevDay, ledger.SealSchedule, prevAt}
 			}
 		case moved:
 			// Moved to a time already past today: that day's upload time
@@ -151,11 +156,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			// waiting for tomorrow's would put its contacts in the next
 			// day's manifest.
 			if s.missed(ctx, prevAt) && s.sealable(prevDay) {
-				pending = &sealReq{prevDay, ledger.SealSchedule}
+				pending = &sealReq{prevDay, ledger.SealSchedule, prevAt}
 			}
 		}
 		first, last = false, now
 		if pending != nil {
+			// The pauses that expired before the upload time expire before
+			// the seal, in the ledger too: after a downtime they are due
+			// together, and a replay up to a time between the two would
+			// show the day sealed with such a pause open.
+			for s.fireTimers(ctx, log, pending.at, &lastFired) == maxTimersPerRound {
+			}
 			if !s.sealable(pending.day) {
 				pending = nil
 			} else if err := s.seal(ctx, *pending); err != nil {
@@ -250,21 +261,23 @@ func (s *Scheduler) seal(ctx context.Context, r sealReq) error {
 // fireTimers appends every pause expiry due at now. The fold ignores an
 // expiry for a pause already closed, so racing a resume is harmless.
 // lastFired guards against appending the same expiry twice in a row when
-// the view still reports it.
-func (s *Scheduler) fireTimers(ctx context.Context, log *slog.Logger, now time.Time, lastFired *ledger.TimerFired) {
-	for range maxTimersPerRound {
+// the view still reports it. It returns how many it appended, at most
+// maxTimersPerRound.
+func (s *Scheduler) fireTimers(ctx context.Context, log *slog.Logger, now time.Time, lastFired *ledger.TimerFired) int {
+	for n := range maxTimersPerRound {
 		tf, ok := s.View.NextTimer()
 		if !ok || tf.Due.After(now) || sameTimer(tf, *lastFired) {
-			return
+			return n
 		}
 		if _, err := s.Appender.Append(ctx, ledger.Event{Type: ledger.TypeTimer, Data: tf}); err != nil {
 			if ctx.Err() == nil {
 				log.Error("pause expiry failed; retrying", schedKeyPause, tf.PauseOpenID, schedKeyErr, err)
 			}
-			return
+			return n
 		}
 		*lastFired = tf
 	}
+	return maxTimersPerRound
 }
 
 func sameTimer(a, b ledger.TimerFired) bool {

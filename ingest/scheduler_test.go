@@ -284,6 +284,30 @@ func TestSealOnStartAfterDowntime(t *testing.T) {
 	})
 }
 
+// After a downtime, the pauses that expired before the upload time expire
+// before the seal in the ledger too (a time walk found the seal first: a
+// replay up to a time between them showed the day sealed with the pause
+// open); one due after it, after.
+func TestPauseExpiriesBeforeTheStartupSeal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-22"}}
+		f.addTimer(ledger.TimerFired{Timer: ledger.TimerPauseExpiry, ContactID: "k1", PauseOpenID: "before", Due: ledger.T(utc("2026-11-23T22:59:59Z"))})
+		f.addTimer(ledger.TimerFired{Timer: ledger.TimerPauseExpiry, ContactID: "k2", PauseOpenID: "after", Due: ledger.T(utc("2026-11-23T23:00:01Z"))})
+		var order []string
+		for _, a := range runFor(t, f, utc("2026-11-24T08:15:00Z"), time.Minute, 0, nil) {
+			switch d := a.ev.Data.(type) {
+			case ledger.TimerFired:
+				order = append(order, d.PauseOpenID)
+			case ledger.DayClosed:
+				order = append(order, d.Day+" "+d.By)
+			}
+		}
+		if want := []string{"before", "2026-11-23 startup", "after"}; !slices.Equal(order, want) {
+			t.Errorf("appended %v, want %v", order, want)
+		}
+	})
+}
+
 func TestNoSealOnStartOfFreshSite(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}}
