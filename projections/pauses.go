@@ -83,9 +83,10 @@ func (s *State) timer(e *ledger.Envelope, d *ledger.TimerFired) Effect {
 	s.closePause(e, ct, at, ledger.EndedByTimeout, "", &eff)
 	if !s.quiet {
 		change := ct.V.CallID + " paused→recording"
-		if at.Before(e.Time.Time) {
+		if e.Time.Sub(at.Time) >= time.Second {
 			// A server that was down appends the expiry when it is back:
-			// the row ends when it was due, the ledger learns it now.
+			// the row ends when it was due, the ledger learns it now. (An
+			// expiry appended on time is a few milliseconds after due.)
 			change += " (due " + at.String() + ")"
 		}
 		eff.Changes = append(eff.Changes, change)

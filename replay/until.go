@@ -96,6 +96,20 @@ func (u Until) Past(e *ledger.Envelope) bool {
 	return false
 }
 
+// Beyond reports whether the bound lies after e (so that e, were it the
+// ledger's last event, leaves the bound in the future).
+func (u Until) Beyond(e *ledger.Envelope) bool {
+	switch u.kind {
+	case untilSeq:
+		return u.seq > e.Seq
+	case untilID:
+		return u.id.Compare(e.ID) > 0
+	case untilTime:
+		return u.t.After(e.Time.Time)
+	}
+	return false
+}
+
 // String gives the bound back in the form ParseUntil reads ("" when zero).
 func (u Until) String() string {
 	switch u.kind {

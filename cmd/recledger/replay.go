@@ -257,6 +257,8 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	}
 	if n, ok := until.Seq(); ok && n > head {
 		fmt.Fprintf(stderr, "replay: --until %d is beyond the ledger's head, seq %d: the state is the head's\n", n, head)
+	} else if !ok && !until.IsZero() && head > 0 && stats.Last.Seq == head && until.Beyond(&stats.Last) {
+		fmt.Fprintf(stderr, "replay: --until %s is after the ledger's last event (seq %d, %s): the state is the head's\n", *untilS, head, stats.Last.Time)
 	}
 	if !until.IsZero() && st.Seq() == 0 && head > 0 {
 		fmt.Fprintf(stderr, "replay: --until %s comes before the ledger's first event: the state is empty\n", *untilS)

@@ -204,6 +204,15 @@ func TestReplayCommandUntil(t *testing.T) {
 	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), fmt.Sprintf("--until 99999 is beyond the ledger's head, seq %d", d.seq)) {
 		t.Errorf("no word of an --until beyond the head: %q", b)
 	}
+	// A time after the last event: the same (a walk took the silence for
+	// a state at that time).
+	out, err = runCmd(t, &ReplayCommand{Stderr: notice}, "--data", d.dir, "--until", "2099-01-01T00:00:00Z", "--digest")
+	if want := fmt.Sprintf("%d %s\n", d.seq, d.digests[d.seq]); err != nil || out != want {
+		t.Fatalf("--until after the last event: %v %q, want %q", err, out, want)
+	}
+	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), fmt.Sprintf("--until 2099-01-01T00:00:00Z is after the ledger's last event (seq %d, ", d.seq)) {
+		t.Errorf("no word of an --until after the last event: %q", b)
+	}
 }
 
 func TestReplayCommandTraceUser(t *testing.T) {
