@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -88,7 +89,7 @@ func parseSignals(body []byte, received time.Time, transport, principal string) 
 			fmt.Sprintf("at most %d call signals per batch, got %d", maxSignalsPerBatch, len(ins)))
 	}
 	at := ledger.T(received)
-	events := make([]ledger.Event, 0, len(ins))
+	sigs := make([]ledger.CallSignal, 0, len(ins))
 	for i, in := range ins {
 		sig, field, msg := checkSignal(in, at)
 		if field != "" {
@@ -96,7 +97,16 @@ func parseSignals(body []byte, received time.Time, transport, principal string) 
 				fmt.Sprintf("signal %d: %s: %s", i, field, msg)).with("index", i).with("field", field)
 		}
 		sig.Transport, sig.Principal = transport, principal
-		events = append(events, ledger.Event{Type: ledger.TypeCallSignal, Data: sig})
+		sigs = append(sigs, sig)
+	}
+	// In the order of their times: a feed resending after an outage may
+	// send a call's end before its start, which folded in that order
+	// would lose the call (its start late after its end). Equal times keep
+	// the batch's order, and a signal without at has the time received.
+	slices.SortStableFunc(sigs, func(a, b ledger.CallSignal) int { return a.At.Compare(b.At.Time) })
+	events := make([]ledger.Event, len(sigs))
+	for i, sig := range sigs {
+		events[i] = ledger.Event{Type: ledger.TypeCallSignal, Data: sig}
 	}
 	return events, nil
 }

@@ -34,6 +34,22 @@ func TestParseSignals(t *testing.T) {
 	if sig := evs[0].Data.(ledger.CallSignal); !sig.At.Equal(now) {
 		t.Fatalf("default at: %v", sig.At)
 	}
+	// A batch is appended in the order of its signals' times (a resend
+	// with a call's end first lost the call); equal times keep their order,
+	// and one without at has the time received.
+	evs, err = parseSignals([]byte(`[
+		{"call_id":"p-1","extension":"3420","type":"ended","at":"2026-11-23T13:10:00Z"},
+		{"call_id":"p-2","extension":"3420","type":"ringing"},
+		{"call_id":"p-1","extension":"3420","type":"ringing","at":"2026-11-23T13:09:00Z"},
+		{"call_id":"p-1","extension":"3420","type":"answered","at":"2026-11-23T13:09:00Z"}]`), now, ledger.TransportHTTP, "")
+	var order []string
+	for _, e := range evs {
+		sig := e.Data.(ledger.CallSignal)
+		order = append(order, sig.CallID+" "+sig.Type)
+	}
+	if want := "p-1 ringing,p-1 answered,p-1 ended,p-2 ringing"; err != nil || strings.Join(order, ",") != want {
+		t.Errorf("batch order %v %v, want %s", order, err, want)
+	}
 	for body, field := range map[string]string{
 		`[{"call_id":"c-1","extension":"1","type":"ringing"},{"extension":"1","type":"ringing"}]`: "call_id",
 		`{"call_id":"c","type":"ringing"}`:                                                           "extension",

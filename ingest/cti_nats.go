@@ -92,6 +92,13 @@ func (s *Server) handleCTIMsg(ctx context.Context, msg *nats.Msg) {
 		reply, _ = json.Marshal(res)
 	}
 	if msg.Reply == "" {
+		// Published, not requested: valid signals are taken, and a
+		// refusal has no one to go to but the log.
+		if err != nil && statusOf(err) < 500 {
+			s.unansweredLog.Do(func() {
+				s.log.Warn("call signals refused, and their sender asked for no answer (repeats are logged every 10 s)", logKeySubject, msg.Subject, logKeyErr, err)
+			})
+		}
 		return
 	}
 	if err := msg.Respond(reply); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +162,44 @@ func TestReadyzTellsManifestsWaiting(t *testing.T) {
 	}
 	if m := s.must(200, "GET", "/metrics", "", ""); !strings.Contains(m.Raw, "recledger_manifest_lag 2") {
 		t.Fatal("metrics lack the manifest lag")
+	}
+}
+
+// Signals published with no reply subject: valid ones are taken, and a
+// refusal, which has no one to go to, is logged (a walk's feed lost
+// signals with no trace of why).
+func TestCTIPublishedWithoutReply(t *testing.T) {
+	nc := startNATS(t)
+	var logs ledgertest.Buffer
+	s := newStackWith(t, nil, func(o *ingest.Options, _ *ledger.Store) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	s.configure()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.api.RunCTI(ctx, nc, "test") }()
+	defer func() { cancel(); <-done }()
+	for range 50 { // the subscription may not be in place yet
+		if _, err := nc.Request(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"ringing"}`), time.Second); err != nats.ErrNoResponders {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := nc.Publish(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"nope"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"answered"}`)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if seq, _ := s.store.Head(); seq >= 3 && strings.Contains(logs.String(), "nope") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.verified(3)
+	if !strings.Contains(logs.String(), "call signals refused, and their sender asked for no answer") || !strings.Contains(logs.String(), "nope") {
+		t.Errorf("no word of the refused signal:\n%s", logs.String())
 	}
 }

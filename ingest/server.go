@@ -158,6 +158,9 @@ type Server struct {
 	// refusedReplyLog paces the log of NATS call signals refused for their
 	// reply subject (a client may send any number).
 	refusedReplyLog rate.Sometimes
+	// unansweredLog paces the log of NATS call signals refused when their
+	// sender asked for no answer (published, not requested).
+	unansweredLog rate.Sometimes
 	// tokenWarned paces, per token name, the log of commands that carried
 	// a bearer token as a parameter (warnTokenParam).
 	tokenWarnMu sync.Mutex
@@ -181,6 +184,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.unavailableLog.Interval = 10 * time.Second
 	s.refusedReplyLog.Interval = 10 * time.Second
+	s.unansweredLog.Interval = 10 * time.Second
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}

@@ -48,9 +48,11 @@ const (
 //     active; a gateway tag asks the archiving of the contact's team; a
 //     tag on a last call whose team was deleted is no_effect
 //     (team_deleted).
-//   - 4: a ringing, dialing or answered for a call that ended in the last
-//     hour of ledger time, whose time is not after that end, is a late
-//     signal of the ended call (ignored), not a new call with its id.
+//   - 4: a call signal whose time is not after the end of the call with
+//     its id on its extension (remembered for an hour of ledger time,
+//     also an end that came before its call's start) is a late signal
+//     of that call, ignored: it neither starts a call nor touches a
+//     later one that reuses the id.
 //
 // A build reads the versions up to its own and refuses later ones
 // (ErrUnknownVersion): a ledger written by a newer build is not folded by

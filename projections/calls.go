@@ -44,6 +44,21 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 		}
 		eff.Users = c.users
 	}
+	if s.rules >= 4 {
+		// A signal not after the end of a call with its id on its
+		// extension is that call's, sent again or out of order: it neither
+		// starts a call nor touches a later one that reuses the id.
+		if ec, ok := s.ended.late(d.Extension, d.CallID, at, e.Time); ok {
+			if ec.User != "" {
+				eff.Users = s.usersOf(ec.User)
+			}
+			if !s.quiet {
+				eff.Changes = append(eff.Changes, "signal ignored: "+d.Type+" for "+d.CallID+" on "+d.Extension+" at "+at.String()+
+					" is not after the end of that call at "+ec.At.String()+" (a late signal of the ended call)")
+			}
+			return eff
+		}
+	}
 	switch d.Type {
 	case ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered:
 		if c != nil {
@@ -60,18 +75,6 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 			}
 			return eff
 		}
-		if s.rules >= 4 {
-			if ec, ok := s.ended.late(d.Extension, d.CallID, at, e.Time); ok {
-				if ec.User != "" {
-					eff.Users = s.usersOf(ec.User)
-				}
-				if !s.quiet {
-					eff.Changes = append(eff.Changes, "signal ignored: "+d.Type+" for "+d.CallID+" on "+d.Extension+" at "+at.String()+
-						" is not after its end at "+ec.At.String()+" (a late signal of the ended call)")
-				}
-				return eff
-			}
-		}
 		s.startCall(e, d, at, &eff)
 	case ledger.SignalHeld, ledger.SignalRetrieved:
 		if c == nil {
@@ -85,6 +88,11 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 		}
 	case ledger.SignalEnded:
 		if c == nil {
+			if s.rules >= 4 {
+				// The end of a call not seen yet (its signals out of
+				// order): its start, coming later, is late.
+				s.ended.add(d.Extension, endedCall{CallID: d.CallID, At: endAt(at, ledger.Time{}, e.Time), Seen: e.Time})
+			}
 			if !s.quiet {
 				eff.Changes = append(eff.Changes, "signal ignored: ended for unknown call "+d.CallID+" on "+d.Extension)
 			}
@@ -163,7 +171,7 @@ func (s *State) endCall(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect
 		}
 	}
 	if s.rules >= 4 {
-		s.ended.add(c.Ext, endedCall{CallID: c.CallID, User: c.User, At: at, Seen: e.Time})
+		s.ended.add(c.Ext, endedCall{CallID: c.CallID, User: c.User, At: endAt(at, c.StartedAt, e.Time), Seen: e.Time})
 	}
 	delete(s.calls, k)
 	s.freeCall(c)

@@ -11,11 +11,12 @@ import (
 const endedWindow = time.Hour
 
 // endedCalls remembers, per extension, the calls that ended there in the
-// last endedWindow of ledger time (rules version 4 on): a ringing,
-// dialing or answered for a call id and extension whose time is not
-// after the end of that call is a late signal of the ended call, sent
-// again or out of order by a feed, not a new call with the id reused (a
-// new call starts after the old one ended). Memory grows with the
+// last endedWindow of ledger time (rules version 4 on), and the ends of
+// calls not seen yet: a signal for a call id and extension whose time is
+// not after the end of that call is a late signal of the ended call,
+// sent again or out of order by a feed; it neither starts a call nor
+// touches a later one that reuses the id (a new call starts after the
+// old one ended). Memory grows with the
 // extensions and the calls of an hour, not with history. The checkpoint
 // holds it as it is (encoding/json sorts the map's keys).
 type endedCalls map[string]*extEnds
@@ -32,6 +33,19 @@ type endedCall struct {
 	User   string      `json:"user,omitempty"` // the agent it was active for
 	At     ledger.Time `json:"at"`             // the end's signal time
 	Seen   ledger.Time `json:"seen"`           // the ended event's envelope time
+}
+
+// endAt is the end remembered for a call that started at start and ended
+// at at, learnt at seen: never before its start (a contact never ends
+// before it), nor after the server learnt of it, so that a feed clock
+// running ahead cannot make a later call with the id, sent without its
+// own time, look late.
+func endAt(at, start, seen ledger.Time) ledger.Time {
+	at = later(start, at)
+	if at.After(seen.Time) {
+		return seen
+	}
+	return at
 }
 
 // add remembers the end c of a call on ext, and forgets the ends on ext
