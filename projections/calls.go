@@ -48,7 +48,8 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 		// A signal not after the end of a call with its id on its
 		// extension is that call's, sent again or out of order: it neither
 		// starts a call nor touches a later one that reuses the id.
-		if ec, ok := s.ended.late(d.Extension, d.CallID, at, e.Time); ok {
+		x := s.endsFor(c, d.Extension)
+		if ec, ok := x.late(d.CallID, at, e.Time); ok {
 			if ec.User != "" {
 				eff.Users = s.usersOf(ec.User)
 			}
@@ -91,7 +92,7 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 			if s.rules >= 4 {
 				// The end of a call not seen yet (its signals out of
 				// order): its start, coming later, is late.
-				s.ended.add(d.Extension, endedCall{CallID: d.CallID, At: endAt(at, ledger.Time{}, e.Time), Seen: e.Time})
+				s.ended.add(d.Extension, endedCall{CallID: d.CallID, At: at, Seen: e.Time})
 			}
 			if !s.quiet {
 				eff.Changes = append(eff.Changes, "signal ignored: ended for unknown call "+d.CallID+" on "+d.Extension)
@@ -171,10 +172,25 @@ func (s *State) endCall(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect
 		}
 	}
 	if s.rules >= 4 {
-		s.ended.add(c.Ext, endedCall{CallID: c.CallID, User: c.User, At: endAt(at, c.StartedAt, e.Time), Seen: e.Time})
+		s.ended.add(c.Ext, endedCall{CallID: c.CallID, User: c.User, At: endAt(at, c.StartedAt), Seen: e.Time})
 	}
 	delete(s.calls, k)
 	s.freeCall(c)
+}
+
+// endsFor is the ends remembered on ext, for a signal of the active call
+// c (nil when none): a call's own are looked up once. While c is active
+// no end of its id on its extension can be added (its ended ends it), so
+// what was there when it was first looked up is all that concerns it,
+// and the list is the same pointer as it is pruned.
+func (s *State) endsFor(c *call, ext string) *extEnds {
+	if c == nil {
+		return s.ended[ext]
+	}
+	if !c.endsSet {
+		c.ends, c.endsSet = s.ended[ext], true
+	}
+	return c.ends
 }
 
 // callAt is the active call callID on ext, or nil. The key is built in a

@@ -122,6 +122,7 @@ func UnmarshalCheckpoint(ctx context.Context, b []byte, r SectionReader) (*State
 	s.book.ensure()
 	s.cold = c.Cold
 	s.ended = c.Ended
+	s.ended.index()
 	if err := s.pauses.index(); err != nil {
 		return nil, fmt.Errorf("unmarshal checkpoint: %w", err)
 	}

@@ -16,15 +16,16 @@ const endedWindow = time.Hour
 // not after the end of that call is a late signal of the ended call,
 // sent again or out of order by a feed; it neither starts a call nor
 // touches a later one that reuses the id (a new call starts after the
-// old one ended). Memory grows with the
-// extensions and the calls of an hour, not with history. The checkpoint
-// holds it as it is (encoding/json sorts the map's keys).
+// old one ended). Older ends are forgotten as calls end on the extension
+// and at each seal (prune): memory grows with the calls of an hour, not
+// with history. The checkpoint holds it as it is (encoding/json sorts the
+// map's keys).
 type endedCalls map[string]*extEnds
 
 // extEnds is one extension's ends, in ledger order.
 type extEnds struct {
 	List   []endedCall `json:"list"`
-	latest ledger.Time // the latest At of List, made again after a load (see late)
+	latest ledger.Time // no At of List is later (index makes it after a load; pruning may leave it later than all)
 }
 
 // endedCall is one call's end.
@@ -36,17 +37,14 @@ type endedCall struct {
 }
 
 // endAt is the end remembered for a call that started at start and ended
-// at at, learnt at seen: never before its start (a contact never ends
-// before it), nor after the server learnt of it, so that a feed clock
-// running ahead cannot make a later call with the id, sent without its
-// own time, look late.
-func endAt(at, start, seen ledger.Time) ledger.Time {
-	at = later(start, at)
-	if at.After(seen.Time) {
-		return seen
-	}
-	return at
-}
+// at at: never before its start, as its contact never ends before it (an
+// end dated earlier, remembered so, made the resent start a new call). It
+// is not bounded by when the ledger learnt it: a feed whose clock runs
+// ahead of the server's sends ends that are still in the future, and its
+// own resends, dated by that clock, must still be late; what that costs
+// is a call that reuses the id within the skew and is sent without its
+// own time, taken for late (docs/rules-decisions.md).
+func endAt(at, start ledger.Time) ledger.Time { return later(start, at) }
 
 // add remembers the end c of a call on ext, and forgets the ends on ext
 // seen more than endedWindow before it.
@@ -73,20 +71,13 @@ func (m *endedCalls) add(ext string, c endedCall) {
 	}
 }
 
-// late reports the latest end of callID on ext when at is not after it,
+// late reports the latest end of callID among x's (an extension's ends,
+// nil when it has none) when at is not after it,
 // unless that end was seen more than endedWindow before now (the
 // signal's envelope time).
-func (m endedCalls) late(ext, callID string, at, now ledger.Time) (endedCall, bool) {
-	x := m[ext]
+func (x *extEnds) late(callID string, at, now ledger.Time) (endedCall, bool) {
 	if x == nil {
 		return endedCall{}, false
-	}
-	if x.latest.IsZero() { // read from a checkpoint
-		for _, c := range x.List {
-			if c.At.After(x.latest.Time) {
-				x.latest = c.At
-			}
-		}
 	}
 	if at.After(x.latest.Time) { // after every end on ext: most calls
 		return endedCall{}, false
@@ -100,4 +91,38 @@ func (m endedCalls) late(ext, callID string, at, now ledger.Time) (endedCall, bo
 		}
 	}
 	return endedCall{}, false
+}
+
+// index makes each list's latest after a checkpoint's load. Too early a
+// latest would make late take a late signal for a new call (an upgrade
+// walk found a restart doing so, and the live state then differed from a
+// replay's); one later than every end only costs late a search.
+func (m endedCalls) index() {
+	for _, x := range m {
+		x.latest = ledger.Time{}
+		for _, c := range x.List {
+			if c.At.After(x.latest.Time) {
+				x.latest = c.At
+			}
+		}
+	}
+}
+
+// prune forgets, on every extension, the ends seen more than endedWindow
+// before now, and the extensions left with none: add prunes only the
+// extension a call ends on, so an extension gone quiet would keep its
+// ends for good. The fold calls it at each seal.
+func (m endedCalls) prune(now ledger.Time) {
+	from := now.Add(-endedWindow)
+	for ext, x := range m {
+		n := 0
+		for n < len(x.List) && x.List[n].Seen.Before(from) {
+			n++
+		}
+		if n == len(x.List) {
+			delete(m, ext)
+		} else if n > 0 {
+			x.List = append(x.List[:0], x.List[n:]...)
+		}
+	}
 }

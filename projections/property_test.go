@@ -166,3 +166,65 @@ func TestCheckpointRejectsOtherVersion(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestPropertyResentSignals folds calls whose feed sends each call's
+// signals once, with their times, and then again, whole or in part and in
+// any order, within the hour (a feed resending after an outage), with
+// pauses given during the calls, and a checkpoint taken and loaded every
+// few events: the invariants hold, the fold through the checkpoints gives
+// the straight fold's digest, and once every call has ended none is left
+// active (a resent signal made a call no end closes; an upgrade walk found
+// a restart taking a resend for a new call).
+func TestPropertyResentSignals(t *testing.T) {
+	types := []string{ledger.SignalRinging, ledger.SignalAnswered, ledger.SignalHeld, ledger.SignalRetrieved, ledger.SignalEnded}
+	for seed := int64(1); seed <= 30; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		g := newEnvGen(t)
+		agents := 2 + rng.Intn(3)
+		g.config(genConfig(agents, 0))
+		var done [][]ledger.CallSignal // each ended call's signals
+		for call := range 40 {
+			ext := fmt.Sprintf("%d", 3000+rng.Intn(agents))
+			start := g.now.Add(time.Duration(rng.Intn(3000)) * time.Millisecond)
+			var sigs []ledger.CallSignal
+			at := start // the feed's clock: ahead of the server's or behind it by seconds
+			for _, typ := range types {
+				sigs = append(sigs, ledger.CallSignal{CallID: fmt.Sprintf("c%d", call), Extension: ext, Type: typ,
+					Direction: ledger.DirectionInbound, ANI: "+13125550100", Transport: "http", At: ledger.T(at)})
+				at = at.Add(time.Duration(1+rng.Intn(5000)) * time.Millisecond)
+			}
+			for i, s := range sigs {
+				g.add(ledger.TypeCallSignal, time.Duration(1+rng.Intn(4000))*time.Millisecond, s)
+				if i == 1 && rng.Intn(2) == 0 {
+					g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "pause", SenderID: fmt.Sprintf("u%d", rng.Intn(agents)), Transport: "http"})
+				}
+			}
+			done = append(done, sigs)
+			if rng.Intn(3) == 0 { // a resend of an earlier call, some of it, in any order
+				again := done[rng.Intn(len(done))]
+				for _, i := range rng.Perm(len(again))[:1+rng.Intn(len(again))] {
+					g.add(ledger.TypeCallSignal, time.Duration(1+rng.Intn(2000))*time.Millisecond, again[i])
+				}
+			}
+		}
+		if span := g.out[len(g.out)-1].Time.Sub(g.out[0].Time.Time); span >= endedWindow {
+			t.Fatalf("seed %d: the feed spans %v, past the window the rule remembers", seed, span)
+		}
+		a := fold(t, g.out, true)
+		if len(a.calls) != 0 {
+			t.Fatalf("seed %d: %d calls active after every call ended", seed, len(a.calls))
+		}
+		c := New()
+		for i := range g.out {
+			if _, err := c.Apply(&g.out[i]); err != nil {
+				t.Fatal(err)
+			}
+			if i%(7+rng.Intn(20)) == 0 {
+				c = roundTrip(t, c, memSections{})
+			}
+		}
+		if c.Digest() != a.Digest() {
+			t.Fatalf("seed %d: a fold through checkpoints differs from the straight fold", seed)
+		}
+	}
+}

@@ -113,9 +113,11 @@ type call struct {
 	Excluded    bool              `json:"excluded,omitempty"` // other party on the exclusion list
 	Meta        map[string]string `json:"meta,omitempty"`     // metadata waiting for a contact
 
-	key   string   // callKey(CallID, Ext), see keyOf
-	open  *contact // the contact named by Contact, see openOf
-	users []string // usersOf(User), kept for the call's signals
+	key     string   // callKey(CallID, Ext), see keyOf
+	open    *contact // the contact named by Contact, see openOf
+	users   []string // usersOf(User), kept for the call's signals
+	ends    *extEnds // the ends remembered on Ext when first looked up (endsFor)
+	endsSet bool
 }
 
 // contact is a contact with what the view does not show.
@@ -217,6 +219,7 @@ func (s *State) Apply(e *ledger.Envelope) (Effect, error) {
 		}
 		eff.Changes = ch
 		if len(s.book.Order) > sealed {
+			s.ended.prune(e.Time)
 			s.sealCooled(d.Day, cooled)
 			if !s.noCold {
 				s.coolDown(e.Seq)
