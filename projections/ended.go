@@ -120,6 +120,7 @@ func (m endedCalls) prune(now ledger.Time) {
 			n++
 		}
 		if n == len(x.List) {
+			x.List = nil // a call may still hold x (endsFor)
 			delete(m, ext)
 		} else if n > 0 {
 			x.List = append(x.List[:0], x.List[n:]...)
