@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
 )
 
 // VersionCommand prints which build this is: the module version, the
 // source revision it was built from (and whether the tree was modified),
-// and the Go version. The same is on /metrics as go_build_info.
+// the Go version, and the event and projection versions it writes (what
+// decides whether an older build can read its ledger and checkpoints:
+// docs/replay.md, Upgrading). The same is on /metrics as go_build_info.
 type VersionCommand struct{}
 
 // Run prints the version to stdout.
@@ -26,11 +31,12 @@ func (*VersionCommand) Run(_ context.Context, args []string) error {
 	return nil
 }
 
-// buildVersion is one line: "recledger (devel) rev 1a2b3c4 (modified) go1.26.8".
+// buildVersion is one line: "recledger (devel) rev 1a2b3c4 (modified)
+// go1.26.8 events v4 projections 16".
 func buildVersion() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "recledger (no build information)"
+		return "recledger (no build information)" + formatVersions()
 	}
 	v := "recledger " + bi.Main.Version
 	var rev, modified string
@@ -50,5 +56,10 @@ func buildVersion() string {
 	if rev != "" {
 		v += " rev " + rev + modified
 	}
-	return v + " " + bi.GoVersion
+	return v + " " + bi.GoVersion + formatVersions()
+}
+
+// formatVersions is " events vN projections V".
+func formatVersions() string {
+	return fmt.Sprintf(" events v%d projections %s", ledger.CurrentVersion, projections.Version)
 }

@@ -2,12 +2,19 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
 )
 
 func TestVersionAndUsage(t *testing.T) {
-	if v := buildVersion(); !strings.HasPrefix(v, "recledger ") || !strings.Contains(v, " go1.") {
+	// It names the versions an older build's refusal speaks of (an upgrade
+	// walk could not tell two builds apart).
+	if v := buildVersion(); !strings.HasPrefix(v, "recledger ") || !strings.Contains(v, " go1.") ||
+		!strings.HasSuffix(v, fmt.Sprintf(" events v%d projections %s", ledger.CurrentVersion, projections.Version)) {
 		t.Fatalf("version %q", v)
 	}
 	if err := run(t.Context(), nil); !errors.Is(err, errUsage) {
