@@ -22,7 +22,8 @@ type imported struct {
 // and continue the chain: seq = head+1, prev = head hash, id > last id.
 // The call is one transaction, serialised with Append by the writer
 // goroutine; if any envelope does not fit, nothing of the call is stored
-// and the error wraps ErrCorrupt, ErrChainBroken or ErrInvalid. Subscribe
+// and the error wraps ErrCorrupt, ErrChainBroken, ErrInvalid, or
+// ErrUnknownVersion for an event of a newer build's version. Subscribe
 // hooks see imported envelopes like appended ones.
 func (s *Store) Import(ctx context.Context, envs []Envelope) error {
 	if len(envs) == 0 {
@@ -62,6 +63,12 @@ func checkSealed(e Envelope) (imported, error) {
 	}
 	if !Canonical(d, raw) {
 		return imported{}, fmt.Errorf("%w: not the canonical encoding", ErrCorrupt)
+	}
+	if d.Version > CurrentVersion {
+		// Imported, it would make a ledger this build cannot fold (an
+		// upgrade walk's older restore imported a newer build's mirror
+		// whole, then failed on it).
+		return imported{}, fmt.Errorf("%w: %s version %d, this build reads up to %d", ErrUnknownVersion, d.Type, d.Version, CurrentVersion)
 	}
 	im := imported{env: d}
 	if _, err := hex.Decode(im.hash[:], []byte(d.Hash)); err != nil || len(d.Hash) != 2*len(im.hash) {

@@ -338,6 +338,16 @@ func TestImport(t *testing.T) {
 	if err := dst.Import(ctx, []Envelope{forged}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("forged envelope: %v", err)
 	}
+	// An event of a newer build's version: refused, not imported to make
+	// a ledger this build cannot fold.
+	newer := all[30]
+	newer.Raw, newer.Version = nil, CurrentVersion+1
+	if _, err := newer.Seal(all[29].Hash); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Import(ctx, []Envelope{newer}); !errors.Is(err, ErrUnknownVersion) {
+		t.Fatalf("an event of version %d: %v", newer.Version, err)
+	}
 	noRaw := all[30]
 	noRaw.Raw = nil
 	if err := dst.Import(ctx, []Envelope{noRaw}); err != nil {
