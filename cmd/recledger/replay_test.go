@@ -397,3 +397,69 @@ func TestRestoreIntoAnotherSitesDir(t *testing.T) {
 		t.Fatalf("restore of another site into a dir: %v", err)
 	}
 }
+
+// A restore killed part way, from a mirror on another NATS (the data dir
+// has no mirror of its own to show the dir is short): serve refused
+// nothing, and its next event took a seq the mirror already gave
+// another (a crash walk). The dir is marked until the restore finishes:
+// serve refuses it, verify says so, and restore run again completes it.
+func TestUnfinishedRestoreIsNotServed(t *testing.T) {
+	d := writeOfflineDay(t, true, 0)
+	src, err := openLedgerReadOnly(d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first []ledger.Envelope
+	err = src.Scan(t.Context(), 0, func(e ledger.Envelope) error {
+		if e.Seq <= 10 {
+			first = append(first, e)
+		}
+		return nil
+	})
+	src.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	dst, err := ledger.Open(filepath.Join(dir, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.ClaimSite(t.Context(), replaytest.Site); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.SetRestoring(t.Context(), true); err != nil { // as restore marks it before copying
+		t.Fatal(err)
+	}
+	if err := dst.Import(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	dst.Close()
+
+	cfg := testServeConfig(dir)
+	cfg.Site = replaytest.Site
+	if srv, err := StartServer(t.Context(), cfg); err == nil {
+		srv.Stop()
+		_ = srv.Wait()
+		t.Fatal("served the dir of an unfinished restore")
+	} else if !errors.Is(err, ledger.ErrConflict) || !strings.Contains(err.Error(), "a restore into it did not finish") {
+		t.Fatalf("serve: %v", err)
+	}
+	out, err := runCmd(t, &VerifyCommand{}, "--data", dir, "--nats", d.natsURL, "--site", replaytest.Site)
+	if !errors.Is(err, ledger.ErrConflict) || !strings.Contains(out, "restore   UNFINISHED") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	out, err = runCmd(t, &RestoreCommand{}, "--from-jetstream", "--data", dir, "--nats", d.natsURL, "--site", replaytest.Site)
+	if err != nil || !strings.Contains(out, d.digest) {
+		t.Fatalf("restore again: %v\n%s", err, out)
+	}
+	if out, err := runCmd(t, &VerifyCommand{}, "--data", dir, "--nats", d.natsURL, "--site", replaytest.Site); err != nil {
+		t.Fatalf("verify after: %v\n%s", err, out)
+	}
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("serve after the restore finished: %v", err)
+	}
+	srv.Stop()
+	_ = srv.Wait()
+}

@@ -116,6 +116,10 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	if err := store.ClaimSite(ctx, *site); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	// Marked until the end: serve refuses a dir a killed restore left.
+	if err := store.SetRestoring(ctx, true); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 
 	p := replay.NewProgress(stderr, held, head)
 	n, err := replay.Restore(ctx, src, store, 0, p.Update)
@@ -143,6 +147,9 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("restore: replay: %w", err)
 	}
 	if _, err := replay.Save(ctx, store, st); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := store.SetRestoring(ctx, false); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	seq, hash := store.Head()

@@ -125,6 +125,13 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil, err
 	}
 	s.store = store
+	if on, err := store.Restoring(ctx); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	} else if on {
+		held, _ := store.Head()
+		return nil, fmt.Errorf("serve: %s: %w: a restore into it did not finish (it holds the mirror's first %d events; served, its next event would fork the history): "+
+			"run `recledger restore --from-jetstream` again with the same --data, --nats and --site to complete it, or move the dir away", cfg.Data, ledger.ErrConflict, held)
+	}
 	claim := func() error {
 		if err := store.ClaimSite(ctx, cfg.Site); err != nil {
 			return fmt.Errorf("serve: --site %s: %w: serve it as its own site, or start another data dir for %s", cfg.Site, err, cfg.Site)

@@ -37,6 +37,9 @@ type verifyResult struct {
 	// Checkpoint compares the newest checkpoint's state with the state
 	// its events give, rebuilt from seq 1.
 	Checkpoint *checkpointReport `json:"checkpoint,omitempty"`
+	// RestoreUnfinished: a restore began filling the file and did not
+	// finish; it holds only the first events of a history.
+	RestoreUnfinished bool `json:"restore_unfinished,omitempty"`
 }
 
 // checkpointReport is the newest checkpoint checked against its events:
@@ -100,6 +103,10 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("verify: %w", err)
 	}
 	res.OK = res.Chain.OK
+	if res.RestoreUnfinished, err = store.Restoring(ctx); err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	res.OK = res.OK && !res.RestoreUnfinished
 	var secErr error
 	st := replay.FromCheckpoint(ctx, store)
 	if st == nil {
@@ -196,6 +203,9 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		}
 	} else {
 		writeVerifyLine(out, "chain", res.Chain)
+		if res.RestoreUnfinished {
+			fmt.Fprintf(out, "%-9s UNFINISHED: a restore into this dir did not finish: it holds the mirror's first %d events; run restore again to complete it (serve refuses the dir until then)\n", "restore", res.Chain.Events)
+		}
 		if r := res.Sections; r != nil && r.OK {
 			fmt.Fprintf(out, "%-9s ok: %d of the checkpoint at seq %d, %d bytes\n", "sections", r.Sections, r.Checkpoint, r.Bytes)
 		} else if r != nil {
@@ -219,6 +229,8 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 	switch {
 	case !res.Chain.OK:
 		return fmt.Errorf("verify: %w at seq %d: %s", ledger.ErrChainBroken, res.Chain.FirstBad, res.Chain.Problem)
+	case res.RestoreUnfinished:
+		return fmt.Errorf("verify: %w: a restore into this dir did not finish (run it again to complete it)", ledger.ErrConflict)
 	case res.Sections != nil && !res.Sections.OK:
 		return fmt.Errorf("verify: checkpoint at seq %d: %w", res.Sections.Checkpoint, secErr)
 	case res.Checkpoint != nil && !res.Checkpoint.OK:
