@@ -691,6 +691,21 @@ func (o *Outbox) checkFirst(ctx context.Context, pub jetstream.JetStream, tail s
 		return // cannot tell now; looked at again at the next session
 	}
 	e, err := Decode(m.Data)
+	if err == nil && e.Seq == 1 {
+		// The beginning is there; the middle may not be: a damaged block
+		// of the stream's store loses the messages in it silently (a crash
+		// walk's mirror lacked 7,763 events, and nothing said so). The
+		// stream holds at least every event confirmed, when whole.
+		if n, ok := o.countSite(tctx, pub); ok && n < tail.seq {
+			gap := fmt.Errorf("outbox: %w: the stream holds %d of this site's events where the ledger's first %d were confirmed in it: events between its first and last are missing "+
+				"(a damaged store, or messages removed), and cannot be put back in order; recledger verify names the first; to refill the mirror, delete the stream %s "+
+				"(every site's server sharing it refills its own; for the embedded server, stop it and delete DIR/jetstream)", ErrMismatch, n, tail.seq, EventsStream)
+			if prev := o.gap.Swap(&gap); prev == nil || (*prev).Error() != gap.Error() {
+				o.log.Error("outbox: the mirror lacks events of the site", jsLogKeyErr, gap)
+			}
+			return
+		}
+	}
 	if err != nil || e.Seq == 1 {
 		if o.gap.Swap(nil) != nil {
 			o.log.Info("outbox: the stream holds the site's events from seq 1 again")
@@ -702,6 +717,24 @@ func (o *Outbox) checkFirst(ctx context.Context, pub jetstream.JetStream, tail s
 	if prev := o.gap.Swap(&gap); prev == nil || (*prev).Error() != gap.Error() {
 		o.log.Error("outbox: the mirror lacks the site's first events", jsLogKeyErr, gap)
 	}
+}
+
+// countSite is how many messages the events stream holds under the
+// site's subjects; false when it cannot tell now.
+func (o *Outbox) countSite(ctx context.Context, pub jetstream.JetStream) (uint64, bool) {
+	st, err := pub.Stream(ctx, EventsStream)
+	if err != nil {
+		return 0, false
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(siteEventsFilter(o.site)))
+	if err != nil {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n, true
 }
 
 // idle waits for a commit, the safety-net tick or the end of ctx; false

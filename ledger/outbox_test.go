@@ -394,6 +394,28 @@ func TestOutboxSaysTheMirrorLostItsBeginning(t *testing.T) {
 	jsDrained(t, s, o)
 }
 
+// TestOutboxSaysTheMirrorLostItsMiddle: a damaged block of the stream's
+// store loses the messages in it silently, first and last kept (a crash
+// walk's mirror lacked 7,763 events and /readyz said ready). The outbox
+// counts the site's messages and says so.
+func TestOutboxSaysTheMirrorLostItsMiddle(t *testing.T) {
+	ctx := context.Background()
+	js, s, o := jsExternal(t, 20, func(o *Outbox) { o.look = 100 * time.Millisecond })
+	st, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteMsg(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	jsAppend(t, s, 5)
+	jsWait(t, 15*time.Second, "the missing event reported", func() bool {
+		err := o.Mismatch()
+		return err != nil && strings.Contains(err.Error(), "holds 24 of this site's events where the ledger's first 25 were confirmed")
+	})
+	jsDrained(t, s, o)
+}
+
 // jsExternal is an outbox publishing n events to streams it creates on
 // the public subjects, as serve's does on an external NATS server,
 // drained; setup runs before Run.

@@ -223,6 +223,13 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	}
 	st, stats, err := replay.Run(ctx, src, opts)
 	if err != nil {
+		if (errors.Is(err, ledger.ErrCorrupt) || errors.Is(err, ledger.ErrChainBroken)) && *source == sourceJetStream {
+			// The mirror read is damaged, not necessarily the ledger (a
+			// crash walk's mirror lost a block; its ledger was whole).
+			return fmt.Errorf("replay: after seq %d: %w (the mirror's events are damaged or missing: `recledger verify` "+
+				"compares it with the ledger; a mirror is refilled from the ledger by deleting the stream, or the embedded "+
+				"server's jetstream/ dir while the server is stopped: docs/replay.md, \"Verify and restore\")", stats.Last.Seq, err)
+		}
 		if errors.Is(err, ledger.ErrCorrupt) || errors.Is(err, ledger.ErrChainBroken) {
 			return fmt.Errorf("replay: after seq %d: %w (the ledger's stored events were changed or damaged: "+
 				"`recledger verify` names the first; docs/replay.md, \"Verify and restore\", says what to do)", stats.Last.Seq, err)
