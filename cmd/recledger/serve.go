@@ -77,6 +77,11 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	strFlag(fs, &cfg.Site, "site", "RECLEDGER_SITE", "site name, part of subjects")
 	strFlag(fs, &cfg.ConfigFile, "config", "RECLEDGER_CONFIG", "JSON configuration applied at start: it replaces the whole configuration, changes made through the API since included (the log names what it undid)")
 	strFlag(fs, &cfg.TokensFile, "tokens", "RECLEDGER_TOKENS", "API tokens and roles (JSON); none = open")
+	cpEvents := int(cfg.CheckpointEvents)
+	cpEventsEnv := intFlag(fs, &cpEvents, "checkpoint-events", "RECLEDGER_CHECKPOINT_EVENTS",
+		fmt.Sprintf("save the projection state after this many events (%d to %d; restart folds at most about this many)", minCheckpointEvents, maxCheckpointEvents))
+	cpEveryEnv := durationFlag(fs, &cfg.CheckpointEvery, "checkpoint-every", "RECLEDGER_CHECKPOINT_EVERY",
+		fmt.Sprintf("…or this often, whichever comes first (%s to %s)", minCheckpointEvery, maxCheckpointEvery))
 	rebuildEnv := boolFlag(fs, &cfg.Rebuild, "rebuild", "RECLEDGER_REBUILD",
 		"start from the events alone, not the stored checkpoint, and replace it (when recledger verify finds it does not match its events)")
 	if err := fs.Parse(args); err != nil {
@@ -91,6 +96,16 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if err := rebuildEnv(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	if err := errors.Join(cpEventsEnv(), cpEveryEnv()); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if cpEvents < minCheckpointEvents || cpEvents > maxCheckpointEvents {
+		return fmt.Errorf("serve: --checkpoint-events %d: %w: %d to %d", cpEvents, ledger.ErrInvalid, minCheckpointEvents, maxCheckpointEvents)
+	}
+	if cfg.CheckpointEvery < minCheckpointEvery || cfg.CheckpointEvery > maxCheckpointEvery {
+		return fmt.Errorf("serve: --checkpoint-every %s: %w: %s to %s", cfg.CheckpointEvery, ledger.ErrInvalid, minCheckpointEvery, maxCheckpointEvery)
+	}
+	cfg.CheckpointEvents = uint64(cpEvents)
 	if cfg.Replicas < 1 || cfg.Replicas > 5 {
 		// JetStream takes 1 to 5 replicas; 0 or less was taken and meant 1.
 		return fmt.Errorf("serve: --replicas %d: %w: 1 to 5", cfg.Replicas, ledger.ErrInvalid)
@@ -153,6 +168,30 @@ func intFlag(fs *flag.FlagSet, p *int, name, env, usage string) func() error {
 	fs.IntVar(p, name, *p, usage+" (env "+env+")")
 	return unlessGiven(fs, name, bad)
 }
+
+// durationFlag defines a duration flag whose default comes from env when
+// set (as time.ParseDuration reads it); the returned check is intFlag's.
+func durationFlag(fs *flag.FlagSet, p *time.Duration, name, env, usage string) func() error {
+	var bad error
+	if v, ok := os.LookupEnv(env); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			*p = d
+		} else {
+			bad = fmt.Errorf("%s=%q: %w: not a duration such as 30s or 5m", env, v, ledger.ErrInvalid)
+		}
+	}
+	fs.DurationVar(p, name, *p, usage+" (env "+env+")")
+	return unlessGiven(fs, name, bad)
+}
+
+// The bounds of the checkpoint settings: a save encodes the state not
+// yet stored (seconds for a busy day), so not after every few events.
+const (
+	minCheckpointEvents = 1_000
+	maxCheckpointEvents = 10_000_000
+	minCheckpointEvery  = time.Second
+	maxCheckpointEvery  = 24 * time.Hour
+)
 
 // unlessGiven returns a check, for after Parse, that reports bad (an
 // environment value that did not parse) unless flag name was given on

@@ -467,7 +467,8 @@ func TestServeRestartsAStuckJetStream(t *testing.T) {
 // An environment variable of serve's that does not parse stops it before
 // anything starts, naming the variable, unless the flag is given.
 func TestServeRefusesAnEnvValueThatDoesNotParse(t *testing.T) {
-	for env, want := range map[string]string{"RECLEDGER_REBUILD": "not true or false", "RECLEDGER_REPLICAS": "not an integer"} {
+	for env, want := range map[string]string{"RECLEDGER_REBUILD": "not true or false", "RECLEDGER_REPLICAS": "not an integer",
+		"RECLEDGER_CHECKPOINT_EVENTS": "not an integer", "RECLEDGER_CHECKPOINT_EVERY": "not a duration"} {
 		t.Run(env, func(t *testing.T) {
 			t.Setenv(env, "maybe")
 			err := (&ServeCommand{Stderr: devNull(t)}).Run(t.Context(), []string{"--data", t.TempDir()})
@@ -475,6 +476,27 @@ func TestServeRefusesAnEnvValueThatDoesNotParse(t *testing.T) {
 				t.Errorf("serve with %s=maybe: %v", env, err)
 			}
 		})
+	}
+}
+
+// The checkpoint settings (a crash walk could not make saves more
+// frequent) are bounded: a save after every few events would stall the
+// server.
+func TestServeCheckpointFlags(t *testing.T) {
+	for _, args := range [][]string{{"--checkpoint-events", "10"}, {"--checkpoint-events", "20000000"},
+		{"--checkpoint-every", "0s"}, {"--checkpoint-every", "48h"}} {
+		err := (&ServeCommand{Stderr: devNull(t)}).Run(t.Context(), append([]string{"--data", t.TempDir()}, args...))
+		if !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("serve %v: %v", args, err)
+		}
+	}
+	// Taken: the server starts (and stops at once, its context done).
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := (&ServeCommand{Stderr: devNull(t)}).Run(ctx, []string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1",
+		"--checkpoint-events", "5000", "--checkpoint-every", "10s"})
+	if errors.Is(err, ledger.ErrInvalid) {
+		t.Errorf("valid checkpoint settings refused: %v", err)
 	}
 }
 
