@@ -50,6 +50,7 @@ type ManifestOutbox struct {
 	wake  chan struct{}
 
 	lag        atomic.Int64           // sealed days not yet confirmed in the stream, at the last look
+	looked     atomic.Bool            // a round has set lag
 	failing    atomic.Int64           // Unix ns of the first failed publish since the last one that went through; 0 when none
 	behind     atomic.Int64           // Unix ns since when the oldest day waits for its seal event in the events stream; 0 when none
 	failErr    atomic.Pointer[string] // the last failure, while failing
@@ -117,8 +118,15 @@ func (o *ManifestOutbox) Wake() {
 // publishes the days waiting now, not at its next look. It never blocks.
 func (o *ManifestOutbox) Mended() { o.Wake() }
 
-// Lag is the number of sealed days not yet known to be in the stream.
-func (o *ManifestOutbox) Lag() uint64 { return uint64(max(o.lag.Load(), 0)) }
+// Lag is the number of sealed days not yet known to be in the stream:
+// before the first look, every sealed day (a crash walk read 0 for a
+// second after a start, then 5 while the refilled stream took them).
+func (o *ManifestOutbox) Lag() uint64 {
+	if !o.looked.Load() {
+		return uint64(len(o.src.SealedDays()))
+	}
+	return uint64(max(o.lag.Load(), 0))
+}
 
 // Stalled is how long sealed days have waited for a publish that keeps
 // failing; 0 when none waits or none has failed since the last that went
@@ -282,6 +290,7 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 		}
 	}
 	o.lag.Store(int64(len(todo)))
+	o.looked.Store(true)
 	if len(todo) == 0 {
 		o.failing.Store(0)
 	}
