@@ -245,7 +245,7 @@ func TestManifestOutboxWaitsForTheStream(t *testing.T) {
 	o.shownAfter = 150 * time.Millisecond
 	stop := runOutbox(t, o)
 	defer stop()
-	jsWait(t, 10*time.Second, "a look without a stream", func() bool { return o.Lag() == 2 })
+	jsWait(t, 10*time.Second, "a look without a stream", func() bool { return o.looked.Load() && o.failing.Load() != 0 && o.Lag() == 2 })
 	time.Sleep(200 * time.Millisecond) // a few failed looks
 	if o.Lag() != 2 {
 		t.Fatalf("lag %d without a stream, want 2", o.Lag())
