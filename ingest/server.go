@@ -25,11 +25,13 @@ type Appender interface {
 	Append(ctx context.Context, events ...ledger.Event) ([]ledger.Envelope, error)
 }
 
-// Views is what the API reads from the live projections (projections.Live,
-// through a small adapter in cmd/recledger).
+// Views is what the API reads from the live projections (projections.Live).
 type Views interface {
 	// Result is the answer to the command event at seq.
 	Result(seq uint64) (ledger.CommandResult, bool)
+	// Ignored is why the call signal at seq changed nothing, "" when it
+	// did (or is too old to tell).
+	Ignored(seq uint64) string
 	Agent(userID string) (ledger.AgentState, error)
 	// Agents is every agent's state, ordered by user id.
 	Agents() []ledger.AgentState

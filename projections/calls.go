@@ -53,6 +53,7 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 			if ec.User != "" {
 				eff.Users = s.usersOf(ec.User)
 			}
+			eff.Ignored = IgnoredLate
 			if !s.quiet {
 				eff.Changes = append(eff.Changes, "signal ignored: "+d.Type+" for "+d.CallID+" on "+d.Extension+" at "+at.String()+
 					" is not after the end of that call at "+ec.At.String()+" (a late signal of the ended call)")
@@ -79,6 +80,7 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 		s.startCall(e, d, at, &eff)
 	case ledger.SignalHeld, ledger.SignalRetrieved:
 		if c == nil {
+			eff.Ignored = IgnoredUnknownCall
 			if !s.quiet {
 				eff.Changes = append(eff.Changes, "signal ignored: "+d.Type+" for unknown call "+d.CallID+" on "+d.Extension)
 			}
@@ -94,6 +96,7 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 				// order): its start, coming later, is late.
 				s.ended.add(d.Extension, endedCall{CallID: d.CallID, At: at, Seen: e.Time})
 			}
+			eff.Ignored = IgnoredUnknownCall
 			if !s.quiet {
 				eff.Changes = append(eff.Changes, "signal ignored: ended for unknown call "+d.CallID+" on "+d.Extension)
 			}
@@ -101,6 +104,7 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 		}
 		s.endCall(e, c, at, &eff)
 	default:
+		eff.Ignored = IgnoredUnknownType
 		if !s.quiet {
 			eff.Changes = append(eff.Changes, "signal ignored: unknown type "+d.Type)
 		}

@@ -18,6 +18,13 @@ type Live struct {
 	s       *State
 	err     error
 	results []*ledger.CommandResult // ring, indexed by seq % ResultRing; each holds its own Seq
+	ignored []ignoredAt             // ring of the call signals that changed nothing, indexed likewise
+}
+
+// ignoredAt is a call signal at seq that changed nothing, and why.
+type ignoredAt struct {
+	seq    uint64
+	reason string
 }
 
 // NewLive wraps s; s must not be used directly afterwards.
@@ -28,7 +35,7 @@ type Live struct {
 func NewLive(s *State) *Live {
 	s.SetQuiet(true)
 	s.SetResults(true)
-	return &Live{s: s, results: make([]*ledger.CommandResult, ResultRing)}
+	return &Live{s: s, results: make([]*ledger.CommandResult, ResultRing), ignored: make([]ignoredAt, ResultRing)}
 }
 
 // OnCommit applies committed envelopes in order (the Store.Subscribe hook)
@@ -53,6 +60,9 @@ func (l *Live) OnCommit(envs []ledger.Envelope) {
 		if eff.Result != nil {
 			l.results[e.Seq%ResultRing] = eff.Result
 		}
+		if eff.Ignored != "" {
+			l.ignored[e.Seq%ResultRing] = ignoredAt{e.Seq, eff.Ignored}
+		}
 	}
 }
 
@@ -73,6 +83,17 @@ func (l *Live) Result(seq uint64) (ledger.CommandResult, bool) {
 		return ledger.CommandResult{}, false
 	}
 	return *r, true
+}
+
+// Ignored reports why the call signal at seq changed nothing ("" when it
+// did, or when seq is not among the last ResultRing).
+func (l *Live) Ignored(seq uint64) string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if r := l.ignored[seq%ResultRing]; r.seq == seq && seq != 0 {
+		return r.reason
+	}
+	return ""
 }
 
 // Snapshot returns the checkpoint bytes, the seq they hold and the

@@ -37,8 +37,17 @@ type Effect struct {
 	Result  *ledger.CommandResult
 	Changes []string
 	Users   []string
-	All     bool // the change concerns every user (the site's settings, the metadata keys): a trace by user shows it too
+	All     bool   // the change concerns every user (the site's settings, the metadata keys): a trace by user shows it too
+	Ignored string // a call signal that changed nothing: why (IgnoredLate, …); "" otherwise
 }
+
+// Why a call signal changed nothing (Effect.Ignored): the server's answer
+// to a batch names them (docs/clients.md).
+const (
+	IgnoredLate        = "late"         // not after the end of the call with its id on its extension (rules version 4)
+	IgnoredUnknownCall = "unknown_call" // held, retrieved or ended for a call not active on its extension
+	IgnoredUnknownType = "unknown_type"
+)
 
 // State is the whole derived state. It is not safe for concurrent use; the
 // server wraps it in a Live.
