@@ -109,7 +109,7 @@ func FuzzParseSignals(f *testing.F) {
 	f.Add(`[{"call_id":"c-1","extension":"3420","type":"ended","direction":"inbound","acd":true}]`)
 	f.Add(`[{"call_id":"","extension":"3420","type":"x"}]`)
 	f.Fuzz(func(t *testing.T, body string) {
-		evs, err := parseSignals([]byte(body), time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC), ledger.TransportHTTP, "")
+		evs, order, err := parseSignalBatch([]byte(body), time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC), ledger.TransportHTTP, "")
 		if err != nil {
 			if statusOf(err) != 400 {
 				t.Fatalf("status %d for %v", statusOf(err), err)
@@ -118,6 +118,17 @@ func FuzzParseSignals(f *testing.F) {
 		}
 		if len(evs) == 0 || len(evs) > maxSignalsPerBatch {
 			t.Fatalf("%d events accepted", len(evs))
+		}
+		// In time order, and order a permutation of the request's indexes.
+		seen := make([]bool, len(evs))
+		for i, e := range evs {
+			if i > 0 && e.Data.(ledger.CallSignal).At.Before(evs[i-1].Data.(ledger.CallSignal).At.Time) {
+				t.Fatalf("event %d before event %d", i, i-1)
+			}
+			if order[i] < 0 || order[i] >= len(evs) || seen[order[i]] {
+				t.Fatalf("order %v is not a permutation", order)
+			}
+			seen[order[i]] = true
 		}
 		for _, e := range evs {
 			s := e.Data.(ledger.CallSignal)
