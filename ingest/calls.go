@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 	"unicode"
@@ -53,7 +52,8 @@ type callsReply struct {
 	LastSeq  uint64 `json:"last_seq"`
 	// Ignored lists the signals appended that changed nothing (a resend
 	// of an ended call's, an end of a call not active), by their index in
-	// the request: a feed sees what its resend did.
+	// the request (the order they are appended in): a feed sees what its
+	// resend did.
 	Ignored []ignoredSignal `json:"ignored"`
 }
 
@@ -70,21 +70,20 @@ type ignoredSignal struct {
 // every one. The feed is all or nothing: one bad signal refuses the batch
 // (400 naming its index and field) and nothing is appended, because a CTI
 // feed retries and a half-taken batch would be replayed twice.
+//
+// The signals are appended in the order given, not sorted by time:
+// sorted, a call whose feed dated its ended before its answered (a clock
+// step) was split in two, the second never ending (a CTI walk). A call's
+// signals listed out of order are late, or for an unknown call, instead,
+// and the answer names them (callsReply.Ignored).
 func parseSignals(body []byte, received time.Time, transport, principal string) ([]ledger.Event, error) {
-	events, _, err := parseSignalBatch(body, received, transport, principal)
-	return events, err
-}
-
-// parseSignalBatch is parseSignals that also returns, for each event, the
-// index of its signal in the request (the events are in time order).
-func parseSignalBatch(body []byte, received time.Time, transport, principal string) ([]ledger.Event, []int, error) {
 	// A byte order mark, as some JSON writers put first, is taken as the
 	// command path takes it (RFC 8259 lets a parser ignore it).
 	body = bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), []byte("\ufeff")))
 	if !utf8.Valid(body) {
 		// JSON is UTF-8 (RFC 8259): a call id with a stray byte would be
 		// read as U+FFFD, and two calls could become one.
-		return nil, nil, newError(http.StatusBadRequest, reasonInvalidInput, "the body is not UTF-8 text")
+		return nil, newError(http.StatusBadRequest, reasonInvalidInput, "the body is not UTF-8 text")
 	}
 	ins, ok := quickSignals(body)
 	if !ok {
@@ -98,52 +97,28 @@ func parseSignalBatch(body []byte, received time.Time, transport, principal stri
 					e = e.with("field", se.field)
 				}
 			}
-			return nil, nil, e
+			return nil, e
 		}
 	}
 	if len(ins) == 0 {
-		return nil, nil, newError(http.StatusBadRequest, reasonInvalidInput, "no call signals in the body")
+		return nil, newError(http.StatusBadRequest, reasonInvalidInput, "no call signals in the body")
 	}
 	if len(ins) > maxSignalsPerBatch {
-		return nil, nil, newError(http.StatusBadRequest, reasonInvalidInput,
+		return nil, newError(http.StatusBadRequest, reasonInvalidInput,
 			fmt.Sprintf("at most %d call signals per batch, got %d", maxSignalsPerBatch, len(ins)))
 	}
 	at := ledger.T(received)
-	sigs := make([]ledger.CallSignal, 0, len(ins))
-	order := make([]int, 0, len(ins))
+	events := make([]ledger.Event, 0, len(ins))
 	for i, in := range ins {
 		sig, field, msg := checkSignal(in, at)
 		if field != "" {
-			return nil, nil, newError(http.StatusBadRequest, reasonInvalidInput,
+			return nil, newError(http.StatusBadRequest, reasonInvalidInput,
 				fmt.Sprintf("signal %d: %s: %s", i, field, msg)).with("index", i).with("field", field)
 		}
 		sig.Transport, sig.Principal = transport, principal
-		sigs = append(sigs, sig)
-		order = append(order, i)
+		events = append(events, ledger.Event{Type: ledger.TypeCallSignal, Data: sig})
 	}
-	// In the order of their times: a feed resending after an outage may
-	// send a call's end before its start, which folded in that order
-	// would lose the call (its start late after its end). Equal times keep
-	// the batch's order, and a signal without at has the time received.
-	sort.Stable(byTime{sigs, order})
-	events := make([]ledger.Event, len(sigs))
-	for i, sig := range sigs {
-		events[i] = ledger.Event{Type: ledger.TypeCallSignal, Data: sig}
-	}
-	return events, order, nil
-}
-
-// byTime sorts signals by their time, their request indexes with them.
-type byTime struct {
-	sigs  []ledger.CallSignal
-	order []int
-}
-
-func (b byTime) Len() int           { return len(b.sigs) }
-func (b byTime) Less(i, j int) bool { return b.sigs[i].At.Before(b.sigs[j].At.Time) }
-func (b byTime) Swap(i, j int) {
-	b.sigs[i], b.sigs[j] = b.sigs[j], b.sigs[i]
-	b.order[i], b.order[j] = b.order[j], b.order[i]
+	return events, nil
 }
 
 // signalMembers are the members of a call signal, as API.md §3 names them.
@@ -310,7 +285,7 @@ func decodeStrict(b []byte, v any) error {
 
 // acceptSignals parses, checks and appends one batch in one Append call.
 func (s *Server) acceptSignals(ctx context.Context, source string, body []byte, transport, principal string) (callsReply, error) {
-	events, order, err := parseSignalBatch(body, s.now(), transport, principal)
+	events, err := parseSignals(body, s.now(), transport, principal)
 	if err != nil {
 		return callsReply{}, err
 	}
@@ -322,7 +297,7 @@ func (s *Server) acceptSignals(ctx context.Context, source string, body []byte, 
 	for i := range envs {
 		if why := s.views.Ignored(envs[i].Seq); why != "" {
 			sig := events[i].Data.(ledger.CallSignal)
-			ignored = append(ignored, ignoredSignal{Index: order[i], Seq: envs[i].Seq, CallID: sig.CallID, Type: sig.Type, Reason: why})
+			ignored = append(ignored, ignoredSignal{Index: i, Seq: envs[i].Seq, CallID: sig.CallID, Type: sig.Type, Reason: why})
 		}
 	}
 	return callsReply{Accepted: len(envs), FirstSeq: envs[0].Seq, LastSeq: envs[len(envs)-1].Seq, Ignored: ignored}, nil

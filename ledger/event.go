@@ -49,10 +49,10 @@ const (
 //     tag on a last call whose team was deleted is no_effect
 //     (team_deleted).
 //   - 4: a call signal whose time is not after the end of the call with
-//     its id on its extension (remembered for an hour of ledger time,
-//     also an end that came before its call's start) is a late signal
-//     of that call, ignored: it neither starts a call nor touches a
-//     later one that reuses the id.
+//     its id on its extension (remembered for an hour of ledger time, not
+//     before the call's start or latest signal; also an end that came
+//     before its call's start) is a late signal of that call, ignored: it
+//     neither starts a call nor touches a later one that reuses the id.
 //
 // A build reads the versions up to its own and refuses later ones
 // (ErrUnknownVersion): a ledger written by a newer build is not folded by

@@ -61,6 +61,9 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 			return eff
 		}
 	}
+	if s.rules >= 4 && c != nil && at.After(c.LastAt.Time) {
+		c.LastAt = at
+	}
 	switch d.Type {
 	case ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered:
 		if c != nil {
@@ -125,6 +128,9 @@ func (s *State) startCall(e *ledger.Envelope, d *ledger.CallSignal, at ledger.Ti
 	c := s.newCall()
 	*c = call{CallID: d.CallID, Ext: d.Extension, Direction: d.Direction, ANI: d.ANI, DNIS: d.DNIS,
 		StartedAt: at, StartSeq: e.Seq, key: k}
+	if s.rules >= 4 {
+		c.LastAt = at
+	}
 	s.calls[k] = c
 	user := s.userAt(d.Extension)
 	if user == "" {
@@ -176,7 +182,7 @@ func (s *State) endCall(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect
 		}
 	}
 	if s.rules >= 4 {
-		s.ended.add(c.Ext, endedCall{CallID: c.CallID, User: c.User, At: endAt(at, c.StartedAt), Seen: e.Time})
+		s.ended.add(c.Ext, endedCall{CallID: c.CallID, User: c.User, At: endAt(at, c.StartedAt, c.LastAt), Seen: e.Time})
 	}
 	delete(s.calls, k)
 	s.freeCall(c)

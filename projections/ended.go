@@ -36,15 +36,17 @@ type endedCall struct {
 	Seen   ledger.Time `json:"seen"`           // the ended event's envelope time
 }
 
-// endAt is the end remembered for a call that started at start and ended
-// at at: never before its start, as its contact never ends before it (an
-// end dated earlier, remembered so, made the resent start a new call). It
-// is not bounded by when the ledger learnt it: a feed whose clock runs
-// ahead of the server's sends ends that are still in the future, and its
-// own resends, dated by that clock, must still be late; what that costs
-// is a call that reuses the id within the skew and is sent without its
-// own time, taken for late (docs/rules-decisions.md).
-func endAt(at, start ledger.Time) ledger.Time { return later(start, at) }
+// endAt is the end remembered for a call that started at start, whose
+// latest signal was at last, and that ended at at: never before either
+// (an end dated before its call's start, or before its answered by a
+// feed clock that stepped back, remembered so, made a resend of the
+// earlier signals a second call, which nothing ended). It is not bounded
+// by when the ledger learnt it: a feed whose clock runs ahead of the
+// server's sends ends still in the future, and its own resends, dated by
+// that clock, must stay late; what that costs is a call that reuses the
+// id within the lead, sent without its own time, taken for late
+// (docs/rules-decisions.md).
+func endAt(at, start, last ledger.Time) ledger.Time { return later(later(start, last), at) }
 
 // add remembers the end c of a call on ext, and forgets the ends on ext
 // seen more than endedWindow before it.

@@ -168,8 +168,9 @@ func TestCheckpointRejectsOtherVersion(t *testing.T) {
 }
 
 // TestPropertyResentSignals folds calls whose feed sends each call's
-// signals once, with their times, and then again, whole or in part and in
-// any order, within the hour (a feed resending after an outage), with
+// signals once, with their times (now and then an end dated before the
+// call's start, a clock stepped back), and then again, whole or in part
+// and in any order, within the hour (a feed resending after an outage), with
 // pauses given during the calls, and a checkpoint taken and loaded every
 // few events: the invariants hold, the fold through the checkpoints gives
 // the straight fold's digest, and once every call has ended none is left
@@ -192,6 +193,9 @@ func TestPropertyResentSignals(t *testing.T) {
 				sigs = append(sigs, ledger.CallSignal{CallID: fmt.Sprintf("c%d", call), Extension: ext, Type: typ,
 					Direction: ledger.DirectionInbound, ANI: "+13125550100", Transport: "http", At: ledger.T(at)})
 				at = at.Add(time.Duration(1+rng.Intn(5000)) * time.Millisecond)
+			}
+			if rng.Intn(4) == 0 { // the feed's clock stepped back: its end dated before its start
+				sigs[len(sigs)-1].At = ledger.T(start.Add(-time.Duration(rng.Intn(10000)) * time.Millisecond))
 			}
 			for i, s := range sigs {
 				g.add(ledger.TypeCallSignal, time.Duration(1+rng.Intn(4000))*time.Millisecond, s)

@@ -120,6 +120,7 @@ type call struct {
 	LastContact string            `json:"last_contact,omitempty"`
 	Deleted     bool              `json:"deleted,omitempty"`
 	Excluded    bool              `json:"excluded,omitempty"` // other party on the exclusion list
+	LastAt      ledger.Time       `json:"last_at,omitzero"`   // the latest time among its signals (rules version 4: the end remembered is not before it)
 	Meta        map[string]string `json:"meta,omitempty"`     // metadata waiting for a contact
 
 	key     string   // callKey(CallID, Ext), see keyOf
