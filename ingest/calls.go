@@ -285,6 +285,20 @@ func decodeStrict(b []byte, v any) error {
 
 // acceptSignals parses, checks and appends one batch in one Append call.
 func (s *Server) acceptSignals(ctx context.Context, source string, body []byte, transport, principal string) (callsReply, error) {
+	res, err := s.takeSignals(ctx, source, body, transport, principal)
+	switch {
+	case err == nil:
+		s.met.countBatch(source, batchAccepted, res.Ignored)
+	case statusOf(err) >= 500:
+		s.met.countBatch(source, batchFailed, nil)
+	default:
+		s.met.countBatch(source, batchRefused, nil)
+	}
+	return res, err
+}
+
+// takeSignals is acceptSignals without the counting.
+func (s *Server) takeSignals(ctx context.Context, source string, body []byte, transport, principal string) (callsReply, error) {
 	events, err := parseSignals(body, s.now(), transport, principal)
 	if err != nil {
 		return callsReply{}, err

@@ -202,4 +202,19 @@ func TestCTIPublishedWithoutReply(t *testing.T) {
 	if !strings.Contains(logs.String(), "call signals refused, and their sender asked for no answer") || !strings.Contains(logs.String(), "nope") {
 		t.Errorf("no word of the refused signal:\n%s", logs.String())
 	}
+	// A signal that changed nothing is named in the answer and counted.
+	msg, err := nc.Request(ledger.CTISubject("test"), []byte(`{"call_id":"zz","extension":"3420","type":"held"}`), 5*time.Second)
+	if err != nil || !strings.Contains(string(msg.Data), `"ignored":[{"index":0,"seq":4,"call_id":"zz","type":"held","reason":"unknown_call"}]`) {
+		t.Fatalf("the answer to a held of no call: %v %s", err, msg.Data)
+	}
+	// The log paces itself; the count does not (a re-walk could not tell
+	// how many refusals one line stood for).
+	m := s.must(200, "GET", "/metrics", "", "")
+	for _, want := range []string{`recledger_call_signal_batches_total{result="refused",source="cti_nats"} 1`,
+		`recledger_call_signal_batches_total{result="accepted",source="cti_nats"} 3`,
+		`recledger_call_signals_ignored_total{reason="unknown_call"} 1`} {
+		if !strings.Contains(m.Raw, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }

@@ -19,6 +19,8 @@ type metrics struct {
 	appendSecs  *prometheus.HistogramVec // by source
 	appendBatch prometheus.Histogram
 	appended    prometheus.Counter
+	signals     *prometheus.CounterVec // call-signal batches by source and result
+	ignored     *prometheus.CounterVec // call signals appended that changed nothing, by reason
 
 	writers  sync.Pool // free *statusWriter, see instrument
 	gatherer prometheus.Gatherer
@@ -29,6 +31,26 @@ type metrics struct {
 	commandsBy childCache[[2]string, prometheus.Counter]
 	requestsBy childCache[routeCode, prometheus.Counter]
 	appendBy   childCache[string, prometheus.Observer]
+	signalsBy  childCache[[2]string, prometheus.Counter]
+	ignoredBy  childCache[string, prometheus.Counter]
+}
+
+// Results of a call-signal batch, the label of recledger_call_signal_batches_total.
+const (
+	batchAccepted = "accepted" // appended
+	batchRefused  = "refused"  // a 4xx: nothing appended
+	batchFailed   = "failed"   // a 5xx: nothing appended
+)
+
+// countBatch counts a call-signal batch's result, and the signals of it
+// that changed nothing.
+func (m *metrics) countBatch(source, result string, ignored []ignoredSignal) {
+	m.signalsBy.get([2]string{source, result}, func() prometheus.Counter {
+		return m.signals.WithLabelValues(source, result)
+	}).Inc()
+	for _, ig := range ignored {
+		m.ignoredBy.get(ig.Reason, func() prometheus.Counter { return m.ignored.WithLabelValues(ig.Reason) }).Inc()
+	}
 }
 
 // routeCode is the label set of the requests counter.
@@ -86,12 +108,20 @@ func newMetrics(reg prometheus.Registerer, lag, manifestLag, head func() uint64)
 			Help:    "Events per Append call made by the API.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
 		}),
+		signals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recledger_call_signal_batches_total",
+			Help: "Call-signal batches by source (calls: HTTP, cti_nats: NATS) and result (accepted, refused: a 4xx, failed: a 5xx).",
+		}, []string{"source", "result"}),
+		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recledger_call_signals_ignored_total",
+			Help: "Call signals appended that changed nothing, by reason (late, unknown_call, unknown_type).",
+		}, []string{"reason"}),
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "recledger_events_appended_total",
 			Help: "Events appended by the API (not the server's own: timers, seals by schedule; recledger_ledger_head_seq counts every event).",
 		}),
 	}
-	cs := []prometheus.Collector{m.commands, m.requests, m.appendSecs, m.appendBatch, m.appended,
+	cs := []prometheus.Collector{m.commands, m.requests, m.appendSecs, m.appendBatch, m.appended, m.signals, m.ignored,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "recledger_ledger_head_seq",
 			Help: "The seq of the ledger's last event: every event appended, by the API or the server, since the ledger began.",
