@@ -230,6 +230,12 @@ func checkSignal(in callSignalIn, received ledger.Time) (sig ledger.CallSignal, 
 		return sig, "call_id", "holds a control character"
 	case strings.ContainsFunc(in.Extension, unicode.IsControl):
 		return sig, "extension", "holds a control character"
+	case strings.TrimSpace(in.Extension) != in.Extension:
+		// "3420 " matches no agent's extension: its calls would be call
+		// data only, without a word (a CTI walk).
+		return sig, "extension", fmt.Sprintf("%q begins or ends with a space, so it could match no agent's extension", in.Extension)
+	case strings.TrimSpace(in.CallID) != in.CallID:
+		return sig, "call_id", fmt.Sprintf("%q begins or ends with a space (the same call sent without it would be another)", in.CallID)
 	case strings.ContainsRune(in.CallID, utf8.RuneError):
 		// From an escape of a lone surrogate (\ud800) or of U+FFFD itself:
 		// two such ids would read as one, and end each other's calls.

@@ -58,9 +58,11 @@ func TestParseSignals(t *testing.T) {
 		`{"call_id":"c","extension":"1","type":"held","at":"0001-01-01T00:00:00Z"}`:                  "at",
 		`{"call_id":"c","extension":"1","type":"held","ani":"` + strings.Repeat("1", 65) + `"}`:      "ani",
 		`{"call_id":"c","extension":"1","type":"held","dnis":"` + strings.Repeat("1", 65) + `"}`:     "dnis",
-		`{"call_id":"x\ud800","extension":"1","type":"held"}`:                                        "call_id", // a lone surrogate
-		`{"call_id":"x\u0000","extension":"1","type":"held"}`:                                        "call_id", // a control character
-		`{"call_id":"c","extension":"1","type":"held","ani":"` + strings.Repeat("\uff11", 64) + `"}`: "",        // 64 characters: taken
+		`{"call_id":"x\ud800","extension":"1","type":"held"}`:                                        "call_id",   // a lone surrogate
+		`{"call_id":"x\u0000","extension":"1","type":"held"}`:                                        "call_id",   // a control character
+		`{"call_id":"c","extension":"3420 ","type":"held"}`:                                          "extension", // matches no agent's
+		`{"call_id":" c","extension":"3420","type":"held"}`:                                          "call_id",
+		`{"call_id":"c","extension":"1","type":"held","ani":"` + strings.Repeat("\uff11", 64) + `"}`: "", // 64 characters: taken
 	} {
 		_, err := parseSignals([]byte(body), now, ledger.TransportHTTP, "")
 		if field == "" {
