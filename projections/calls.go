@@ -52,6 +52,8 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 		if ec, ok := x.late(d.CallID, at, e.Time); ok {
 			if ec.User != "" {
 				eff.Users = s.usersOf(ec.User)
+			} else {
+				eff.Users = s.usersAtExt(d.Extension)
 			}
 			eff.Ignored = IgnoredLate
 			if !s.quiet {
@@ -84,6 +86,7 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 	case ledger.SignalHeld, ledger.SignalRetrieved:
 		if c == nil {
 			eff.Ignored = IgnoredUnknownCall
+			eff.Users = s.usersAtExt(d.Extension)
 			if !s.quiet {
 				eff.Changes = append(eff.Changes, "signal ignored: "+d.Type+" for unknown call "+d.CallID+" on "+d.Extension)
 			}
@@ -94,6 +97,7 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 		}
 	case ledger.SignalEnded:
 		if c == nil {
+			eff.Users = s.usersAtExt(d.Extension)
 			if s.rules >= 4 {
 				// The end of a call not seen yet (its signals out of
 				// order): its start, coming later, is late.
@@ -186,6 +190,15 @@ func (s *State) endCall(e *ledger.Envelope, c *call, at ledger.Time, eff *Effect
 	}
 	delete(s.calls, k)
 	s.freeCall(c)
+}
+
+// usersAtExt is the users of the agent at ext now, for the trace by user
+// of a signal that changed nothing (nil when none).
+func (s *State) usersAtExt(ext string) []string {
+	if u := s.userAt(ext); u != "" {
+		return s.usersOf(u)
+	}
+	return nil
 }
 
 // endsFor is the ends remembered on ext, for a signal of the active call

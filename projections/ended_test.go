@@ -33,3 +33,26 @@ func TestSealForgetsOldEnds(t *testing.T) {
 		t.Errorf("after the seal: %+v", s.ended)
 	}
 }
+
+// A signal that changed nothing names the agent at its extension, so a
+// trace by user shows it (a walk's `--user` trace missed a resent held
+// of its own call).
+func TestIgnoredSignalNamesTheExtensionsAgent(t *testing.T) {
+	g := newEnvGen(t)
+	g.config(genConfig(2, 0)) // u0 on 3000
+	s := fold(t, g.out, false)
+	for _, typ := range []string{ledger.SignalHeld, ledger.SignalEnded} {
+		eff, err := s.Apply(g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: "gone", Extension: "3000", Type: typ, Transport: "http"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if eff.Ignored != IgnoredUnknownCall || len(eff.Users) != 1 || eff.Users[0] != "u0" {
+			t.Errorf("%s of no call: %+v", typ, eff)
+		}
+	}
+	eff, _ := s.Apply(g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: "gone", Extension: "3000", Type: ledger.SignalRinging, Transport: "http",
+		At: ledger.T(g.now.Add(-time.Minute))}))
+	if eff.Ignored != IgnoredLate || len(eff.Users) != 1 || eff.Users[0] != "u0" {
+		t.Errorf("a start after its end: %+v", eff)
+	}
+}

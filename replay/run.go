@@ -46,6 +46,9 @@ type Stats struct {
 	Last ledger.Envelope
 	// Traced is how many trace lines were written.
 	Traced uint64
+	// TracedUser is how many of them named Options.User itself (not only
+	// a change of what every user's rules read, Effect.All).
+	TracedUser uint64
 }
 
 // errUntil ends a Scan early once the Until bound is passed.
@@ -154,6 +157,9 @@ func Run(ctx context.Context, src Source, opts Options) (*projections.State, Sta
 				return fmt.Errorf("replay: trace: %w", err)
 			}
 			stats.Traced++
+			if opts.User != "" && touchesUser(eff, opts.User) {
+				stats.TracedUser++
+			}
 		}
 		if opts.Progress != nil {
 			opts.Progress(e.Seq)
@@ -195,9 +201,11 @@ func Run(ctx context.Context, src Source, opts Options) (*projections.State, Sta
 // touches reports whether the event's effect names user, or concerns
 // every user.
 func touches(eff projections.Effect, user string) bool {
-	if eff.All {
-		return true
-	}
+	return eff.All || touchesUser(eff, user)
+}
+
+// touchesUser reports whether the event's effect names user.
+func touchesUser(eff projections.Effect, user string) bool {
 	for _, u := range eff.Users {
 		if u == user {
 			return true

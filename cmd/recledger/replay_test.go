@@ -237,6 +237,20 @@ func TestReplayCommandTraceUser(t *testing.T) {
 	if _, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--user", "asmith", "--json"); !errors.Is(err, ledger.ErrInvalid) {
 		t.Errorf("a trace asked for as JSON: %v, want it refused", err)
 	}
+	// A user no event names: said so, though the site's configuration
+	// lines, every user's, are traced (a walk's typo read as an agent
+	// who did nothing).
+	notice, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notice.Close()
+	if _, err := runCmd(t, &ReplayCommand{Stderr: notice}, "--data", d.dir, "--user", "nosuch"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), `no event touched user "nosuch"`) {
+		t.Errorf("no word of a user no event names: %q", b)
+	}
 }
 
 // replay rebuilds from seq 1; with --from-checkpoint it replays only the
