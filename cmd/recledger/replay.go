@@ -163,18 +163,23 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		}
 	}
 	if *source == sourceJetStream && beside == nil {
-		// A stopped data dir's mirror: under the site its ledger records,
-		// unless another is asked for.
+		// A data dir's mirror: under the site its ledger records (or, while
+		// a server holds it, the site it serves), unless another is asked
+		// for.
+		recorded := ""
 		if store, err := openLedgerReadOnly(*data); err == nil {
-			recorded, _ := store.Site(ctx)
+			recorded, _ = store.Site(ctx)
 			store.Close()
-			switch {
-			case recorded == "":
-			case !siteGiven && os.Getenv("RECLEDGER_SITE") == "":
-				*site = recorded
-			case recorded != *site:
-				fmt.Fprintf(stderr, "replay: %s was served as site %s; replaying the mirror of site %s, as asked\n", *data, recorded, *site)
-			}
+		} else if info, live := readServing(*data); live {
+			// Served, with its mirror named by --nats: the site it serves.
+			recorded = info.Site
+		}
+		switch {
+		case recorded == "":
+		case !siteGiven && os.Getenv("RECLEDGER_SITE") == "":
+			*site = recorded
+		case recorded != *site:
+			fmt.Fprintf(stderr, "replay: %s was served as site %s; replaying the mirror of site %s, as asked\n", *data, recorded, *site)
 		}
 	}
 	switch *source {
@@ -196,8 +201,10 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		if head, err = jsrc.Head(ctx); err != nil {
 			return fmt.Errorf("replay: %w", ledger.Refused(nc, err))
 		}
-		if head == 0 {
-			fmt.Fprintf(stderr, "replay: the mirror at %s holds no events of site %s (is --site the server's?)\n", withoutCredentials(*natsURL), *site)
+		if head == 0 && beside == nil {
+			// An empty state printed with status 0 read as the answer (a
+			// walk's wrong --site).
+			return fmt.Errorf("replay: %w: the mirror at %s holds no events of site %s (is --site the server's?)", ledger.ErrNotFound, withoutCredentials(*natsURL), *site)
 		}
 		if n, ok := opts.Until.Seq(); beside != nil && !(ok && head >= n) {
 			// Waits for the mirror to hold the server's head, unless it
@@ -207,6 +214,13 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 				wait = mirrorCatchUp
 			}
 			head = catchUp(ctx, *beside, jsrc, head, wait, stderr)
+		}
+		if head == 0 && beside != nil {
+			// Empty beside a server: right only if its ledger is.
+			if want, ok := serverHead(ctx, *beside); !ok || want > 0 {
+				return fmt.Errorf("replay: %w: the mirror at %s holds no events of site %s, and the server on %s serves site %s (is --site the server's?)",
+					ledger.ErrNotFound, withoutCredentials(*natsURL), *site, *data, beside.Site)
+			}
 		}
 	default:
 		return fmt.Errorf("replay: --source %q: %w: want bbolt or jetstream", *source, ledger.ErrInvalid)

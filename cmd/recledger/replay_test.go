@@ -338,6 +338,11 @@ func TestReplayVerifyRestoreFromJetStream(t *testing.T) {
 	if err != nil || out != want {
 		t.Fatalf("replay of the restored dir: %q, %v; want %q", out, err, want)
 	}
+	// A mirror read under a site that has no events there: an error, not
+	// the empty state's digest with status 0 (a walk's wrong --site).
+	if out, err := runCmd(t, &ReplayCommand{}, "--source", "jetstream", "--digest", "--nats", d.natsURL, "--site", "elsewhere"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("replay of an empty site's mirror: %v %q", err, out)
+	}
 	out, err = runCmd(t, &ReplayCommand{}, "--data", dir, "--from-checkpoint")
 	if err != nil || !strings.Contains(out, "replayed     0 (from checkpoint at seq "+fmt.Sprint(d.seq)) {
 		t.Fatalf("restore left no checkpoint: %v\n%s", err, out)

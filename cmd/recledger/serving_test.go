@@ -209,6 +209,16 @@ func TestReplayBesideServerRefusesAnotherMirror(t *testing.T) {
 	}
 }
 
+// Beside a running server, a --site whose mirror holds nothing is an
+// error, not the empty state's digest with status 0 (a walk's).
+func TestReplayBesideServerUnderAnotherSite(t *testing.T) {
+	data, _, _ := startSimulatedServer(t, simulator.Config{Agents: 2, CallsPerAgent: 2, Seed: 5})
+	_, err := runCmd(t, &ReplayCommand{Stderr: devNull(t), MirrorWait: 200 * time.Millisecond}, "--data", data, "--digest", "--site", "other")
+	if !errors.Is(err, ledger.ErrNotFound) || !strings.Contains(err.Error(), "serves site default") {
+		t.Errorf("replay beside the server under another site: %v", err)
+	}
+}
+
 // devNull is a file that takes a command's stderr and is closed when the
 // test ends.
 func devNull(t *testing.T) *os.File {
