@@ -50,6 +50,21 @@ func AppendTraceLine(b []byte, e *ledger.Envelope, eff projections.Effect) []byt
 			b = append(b, eff.Result.Reason...)
 			b = append(b, ')')
 		}
+		// The call the answer named (a grep for a call id missed these
+		// lines: a walk), and its state then.
+		if r := eff.Result; r.CallID != "" {
+			b = append(b, " on "...)
+			b = append(b, r.CallID...)
+			if r.ContactID != "" {
+				b = append(b, " ("...)
+				b = append(b, r.ContactID...)
+				b = append(b, ')')
+			}
+			if r.Recording != "" {
+				b = append(b, ", "...)
+				b = append(b, r.Recording...)
+			}
+		}
 	default:
 		b = append(b, " no change"...)
 	}

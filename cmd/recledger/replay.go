@@ -58,8 +58,8 @@ type replaySummary struct {
 
 // digestView is GET /v1/digest's body.
 type digestView struct {
+	Digest string `json:"digest"` // in GET /v1/digest's order: the same bytes
 	Seq    uint64 `json:"seq"`
-	Digest string `json:"digest"`
 }
 
 // Run parses args and replays.
@@ -290,7 +290,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	switch {
 	case *digest:
 		if *asJSON {
-			return writeJSONLine(out, digestView{Seq: st.Seq(), Digest: st.Digest()})
+			return writeJSONLine(out, digestView{Digest: st.Digest(), Seq: st.Seq()})
 		}
 		_, err = fmt.Fprintf(out, "%d %s\n", st.Seq(), st.Digest())
 		return err
