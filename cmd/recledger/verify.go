@@ -255,6 +255,11 @@ func writeVerifyLine(w io.Writer, what string, r ledger.VerifyReport) {
 		fmt.Fprintf(w, "%-9s BEHIND: %s: the mirror holds no event of the site (a --site other than the server's, a mirror lost, or one never published to)\n", what, r.Problem)
 	} else if r.Behind {
 		fmt.Fprintf(w, "%-9s BEHIND: %s; the %d events it holds are the ledger's (not published yet: a running server's outbox publishes the rest, its /readyz shows the lag; a stopped server's next start publishes it)\n", what, r.Problem, r.Events)
+	} else if r.Events == 0 && r.FirstBad > 1 {
+		// Only the heads were compared (beside a server): which event
+		// differs first is not known, and none is claimed good (a walk
+		// read "0 events good" where 2,263 were).
+		fmt.Fprintf(w, "%-9s FAILED: %s\n", what, r.Problem)
 	} else {
 		fmt.Fprintf(w, "%-9s FAILED at seq %d: %s (%d events good before it)\n", what, r.FirstBad, r.Problem, r.Events)
 	}

@@ -267,3 +267,19 @@ func TestVerifySaysWhenNoMirrorWasCompared(t *testing.T) {
 		t.Fatalf("verify of a dir without its own mirror: %v\n%s", err, out)
 	}
 }
+
+// A mirror compared by its head alone (beside a server) claims no event
+// good, and names no first bad seq it does not know (a walk read "FAILED
+// at seq 2264 … 0 events good before it" where 2,263 were the same).
+func TestVerifyLineOfHeadsCompared(t *testing.T) {
+	var b strings.Builder
+	writeVerifyLine(&b, "jetstream", ledger.VerifyReport{FirstBad: 2264, Problem: copiesDiffer(2264, "aa", "bb")})
+	if out := b.String(); strings.Contains(out, "good before it") || !strings.HasPrefix(out, "jetstream FAILED: at seq 2264 the stream's hash is aa") {
+		t.Errorf("heads compared: %q", out)
+	}
+	b.Reset()
+	writeVerifyLine(&b, "jetstream", ledger.VerifyReport{FirstBad: 6, Events: 5, Problem: "seq 6: stream bytes differ from the ledger's"})
+	if out := b.String(); !strings.Contains(out, "FAILED at seq 6: seq 6: stream bytes differ from the ledger's (5 events good before it)") {
+		t.Errorf("compared event by event: %q", out)
+	}
+}
