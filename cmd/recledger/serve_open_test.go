@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/ledger/ledgertest"
 )
 
 // TestServeWaitsForAnOfflineReader: a reader's shared lock on the ledger
@@ -63,5 +64,44 @@ func TestServeWaitsForAnOfflineReader(t *testing.T) {
 	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	if err := <-done; err != nil {
 		t.Fatalf("the reader let go, serve did not start: %v", err)
+	}
+}
+
+// The fold's time in "projections ready" does not count a wait for an
+// offline reader (a walk read took=24s for a fold of milliseconds).
+func TestProjectionsReadyTimesTheFoldAlone(t *testing.T) {
+	dir := t.TempDir()
+	st, err := ledger.Open(filepath.Join(dir, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	f, err := os.Open(filepath.Join(dir, LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	var logs ledgertest.Buffer
+	cfg := testServeConfig(dir)
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	}()
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	_ = srv.Wait()
+	_, after, ok := strings.Cut(logs.String(), `msg="projections ready"`)
+	line, _, _ := strings.Cut(after, "\n")
+	_, took, _ := strings.Cut(line, "took=")
+	d, err := time.ParseDuration(took)
+	if !ok || err != nil || d >= time.Second {
+		t.Errorf("projections ready took %q (%v), after a wait of 1.5 s for the reader:\n%s", took, err, logs.String())
 	}
 }

@@ -152,6 +152,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		state    *projections.State
 		replayed uint64
 	)
+	folding := time.Now() // not start: opening the store may have waited for an offline reader
 	if cfg.Rebuild {
 		st, stats, err := replay.Run(ctx, store, replay.Options{Sections: store})
 		if err != nil {
@@ -165,7 +166,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		}
 		state, replayed = st, stats.Events
 		log.Warn("projections rebuilt from the events alone (--rebuild); the stored checkpoint was not read, and is replaced",
-			logKeySeq, sv.Seq, logKeyTook, time.Since(start).Round(time.Millisecond))
+			logKeySeq, sv.Seq, logKeyTook, time.Since(folding).Round(time.Millisecond))
 	} else if state, replayed, err = replay.Load(ctx, store, store); err != nil {
 		return nil, fmt.Errorf("serve: replay: %w", err)
 	} else if head, _ := store.Head(); head > 0 && replayed == head {
@@ -174,7 +175,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.live = projections.NewLive(state)
 	store.Subscribe(s.live.OnCommit)
 	head, _ := store.Head()
-	log.Info("projections ready", logKeySeq, head, logKeyTail, replayed, logKeyTook, time.Since(start).Round(time.Millisecond))
+	log.Info("projections ready", logKeySeq, head, logKeyTail, replayed, logKeyTook, time.Since(folding).Round(time.Millisecond))
 
 	// JetStream: embedded unless --nats names a cluster. The embedded
 	// server lets its clients do what the tokens file lets them do over
