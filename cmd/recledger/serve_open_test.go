@@ -17,11 +17,12 @@ import (
 	"github.com/recledger/recledger/ledger/ledgertest"
 )
 
-// TestServeWaitsForAnOfflineReader: a reader's shared lock on the ledger
-// (what replay, verify, pauses take on a stopped dir) delays serve's start,
-// naming the reader, instead of failing it.
-func TestServeWaitsForAnOfflineReader(t *testing.T) {
-	dir := t.TempDir()
+// heldByReader is a data dir with an empty ledger on which a reader
+// holds the shared lock (what replay, verify, pauses take on a stopped
+// dir) until release is called.
+func heldByReader(t *testing.T) (dir string, release func()) {
+	t.Helper()
+	dir = t.TempDir()
 	st, err := ledger.Open(filepath.Join(dir, LedgerFile), ledger.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -31,10 +32,18 @@ func TestServeWaitsForAnOfflineReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
 		t.Fatal(err)
 	}
+	return dir, func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }
+}
+
+// TestServeWaitsForAnOfflineReader: a reader's shared lock on the ledger
+// (what replay, verify, pauses take on a stopped dir) delays serve's start,
+// naming the reader, instead of failing it.
+func TestServeWaitsForAnOfflineReader(t *testing.T) {
+	dir, release := heldByReader(t)
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 
@@ -61,7 +70,7 @@ func TestServeWaitsForAnOfflineReader(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(300 * time.Millisecond)
-	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	release()
 	if err := <-done; err != nil {
 		t.Fatalf("the reader let go, serve did not start: %v", err)
 	}
@@ -70,26 +79,13 @@ func TestServeWaitsForAnOfflineReader(t *testing.T) {
 // The fold's time in "projections ready" does not count a wait for an
 // offline reader (a walk read took=24s for a fold of milliseconds).
 func TestProjectionsReadyTimesTheFoldAlone(t *testing.T) {
-	dir := t.TempDir()
-	st, err := ledger.Open(filepath.Join(dir, LedgerFile), ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-	f, err := os.Open(filepath.Join(dir, LedgerFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
-		t.Fatal(err)
-	}
+	dir, release := heldByReader(t)
 	var logs ledgertest.Buffer
 	cfg := testServeConfig(dir)
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	go func() {
 		time.Sleep(1500 * time.Millisecond)
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		release()
 	}()
 	srv, err := StartServer(t.Context(), cfg)
 	if err != nil {
