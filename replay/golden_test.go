@@ -19,6 +19,8 @@ var ulidRE = regexp.MustCompile(`\b[0-9A-HJKMNP-TV-Z]{26}\b`)
 // testdata/trace (go test ./replay/ -run TraceGolden -rewrite to update).
 //
 //	trace [user=ID] [until=SEQ|ULID|TIME]
+//
+// A trace of a user ends with the user's state there, as the command's.
 func TestTraceGolden(t *testing.T) {
 	d := writeDay(t, nil)
 	datadriven.RunTest(t, "testdata/trace", func(t *testing.T, td *datadriven.TestData) string {
@@ -36,8 +38,16 @@ func TestTraceGolden(t *testing.T) {
 				}
 				opts.Until = u
 			}
-			if _, _, err := replay.Run(context.Background(), d.store, opts); err != nil {
+			st, stats, err := replay.Run(context.Background(), d.store, opts)
+			if err != nil {
 				return err.Error()
+			}
+			if opts.User != "" { // as `recledger replay --user` ends
+				at, err := replay.Agent(st, opts.User, stats.Last)
+				if err != nil {
+					return err.Error()
+				}
+				buf.WriteString(replay.AgentLine(opts.User, at) + "\n")
 			}
 			return ulidRE.ReplaceAllString(buf.String(), "<id>")
 		}

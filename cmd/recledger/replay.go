@@ -72,7 +72,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	natsURL := fs.String("nats", os.Getenv("RECLEDGER_NATS"), "NATS URL(s) for --source jetstream (env RECLEDGER_NATS; default: the mirror of the server running on DIR, as DIR/serving.json names it, else "+defaultNATSURL+")")
 	site := siteFlag(fs)
 	untilS := fs.String("until", "", "stop after the last event with seq ≤ SEQ, id ≤ ULID or time ≤ RFC 3339 time")
-	user := fs.String("user", "", "trace only the events that touched this user id (implies --trace)")
+	user := fs.String("user", "", "trace only the events that touched this user id, and end with its state (implies --trace; with --json, its state alone, as GET /v1/agents/{id} answered then)")
 	trace := fs.Bool("trace", false, "print each event with the state change it caused")
 	digest := fs.Bool("digest", false, "print the projections' digest, as GET /v1/digest")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -89,7 +89,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("replay: --until: %w", err)
 	}
 	opts := replay.Options{Until: until, User: *user}
-	if *user != "" {
+	if *user != "" && (!*asJSON || *digest) {
 		*trace = true
 	}
 	if *trace && *asJSON && !*digest {
@@ -286,6 +286,20 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	}
 	if *user != "" && stats.TracedUser == 0 {
 		fmt.Fprintf(stderr, "replay: no event touched user %q\n", *user)
+	}
+	if *user != "" {
+		// The question a trace of a user ends on: where was the agent
+		// then (docs/replay.md, "Agent state at 14:02").
+		at, err := replay.Agent(st, *user, stats.Last)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		if !*trace {
+			return writeJSONLine(out, at)
+		}
+		if _, err := fmt.Fprintln(out, replay.AgentLine(*user, at)); err != nil {
+			return err
+		}
 	}
 	switch {
 	case *digest:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -234,8 +235,34 @@ func TestReplayCommandTraceUser(t *testing.T) {
 	if strings.Contains(out, "jdoe") {
 		t.Errorf("trace of asmith shows jdoe:\n%s", out)
 	}
-	if _, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--user", "asmith", "--json"); !errors.Is(err, ledger.ErrInvalid) {
+	// The trace ends with where the agent was (the question "what was
+	// asmith's state at 14:02?" had only the trace's lines to answer it).
+	if want := "\nasmith at seq "; !strings.Contains(out, want) || !strings.HasSuffix(out, "logged in on 3421; active c-6 paused (contact "+contactOf(t, out, "c-6")+"); last call c-2 (contact "+contactOf(t, out, "c-2")+")\n") {
+		t.Errorf("trace does not end with asmith's state:\n%s", out)
+	}
+	if _, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--user", "asmith", "--trace", "--json"); !errors.Is(err, ledger.ErrInvalid) {
 		t.Errorf("a trace asked for as JSON: %v, want it refused", err)
+	}
+	// --json: the state alone, as GET /v1/agents/asmith answered then.
+	out, err = runCmd(t, &ReplayCommand{}, "--data", d.dir, "--user", "asmith", "--json", "--until", "14")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at struct {
+		Seq   uint64
+		Time  string
+		Agent *ledger.AgentState
+	}
+	if err := json.Unmarshal([]byte(out), &at); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if a := at.Agent; at.Seq != 14 || at.Time == "" || a == nil || a.UserID != "asmith" || !a.LoggedIn || a.Extension != "3421" ||
+		len(a.ActiveCalls) != 1 || a.ActiveCalls[0].CallID != "c-2" || a.ActiveCalls[0].Recording != "recording" || a.ActiveCalls[0].ContactID == "" || a.LastCall != nil {
+		t.Errorf("asmith at seq 14: %s", out)
+	}
+	out, err = runCmd(t, &ReplayCommand{}, "--data", d.dir, "--user", "nosuch", "--json")
+	if err != nil || !strings.Contains(out, `"agent":null`) {
+		t.Errorf("an unknown user as JSON: %v %s, want agent null", err, out)
 	}
 	// A user no event names: said so, though the site's configuration
 	// lines, every user's, are traced (a walk's typo read as an agent
@@ -251,6 +278,16 @@ func TestReplayCommandTraceUser(t *testing.T) {
 	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), `no event touched user "nosuch"`) {
 		t.Errorf("no word of a user no event names: %q", b)
 	}
+}
+
+// contactOf finds the contact a trace says call opened.
+func contactOf(t *testing.T, trace, call string) string {
+	t.Helper()
+	m := regexp.MustCompile(regexp.QuoteMeta(call) + ` not_recording→recording: contact ([0-9A-Z]{26}) opened`).FindStringSubmatch(trace)
+	if m == nil {
+		t.Fatalf("no contact opened for %s in:\n%s", call, trace)
+	}
+	return m[1]
 }
 
 // replay rebuilds from seq 1; with --from-checkpoint it replays only the
