@@ -62,3 +62,50 @@ func TestReadParams(t *testing.T) {
 		t.Errorf("unknown contact: %d %s", r.Status, r.Raw)
 	}
 }
+
+// An auditor proves one recording's pauses: contact_id (a ULID, in any
+// case) and call_id narrow the rows as user_id does; before they were
+// taken, asking for them was refused as an unknown parameter.
+func TestPauseQueryByContactAndCall(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	s.signal(`{"call_id":"c-1","extension":"3420","type":"ringing","direction":"inbound","ani":"+13125550100"}`)
+	r1 := s.form("pause", "sender_id=jdoe")
+	s.outcome(r1, 200, "applied", "")
+	c1 := r1.str("contact_id")
+	s.signal(`{"call_id":"c-1","extension":"3420","type":"ended"}`)
+	s.signal(`{"call_id":"c-2","extension":"3420","type":"ringing","direction":"inbound","ani":"+13125550100"}`)
+	r2 := s.form("pause", "sender_id=jdoe")
+	s.outcome(r2, 200, "applied", "")
+	c2 := r2.str("contact_id")
+	if c1 == "" || c2 == "" || c1 == c2 {
+		t.Fatalf("contacts %q and %q", c1, c2)
+	}
+	calls := func(query string) []string {
+		t.Helper()
+		r := s.must(200, "GET", "/v1/pauses?"+query, "", "")
+		var out []string
+		ps, _ := r.JSON["pauses"].([]any)
+		for _, p := range ps {
+			out = append(out, p.(map[string]any)["call_id"].(string))
+		}
+		return out
+	}
+	for query, want := range map[string]string{
+		"":                                      "c-1 c-2",
+		"contact_id=" + strings.ToLower(c1):     "c-1",
+		"contact_id=" + c2:                      "c-2",
+		"call_id=c-2":                           "c-2",
+		"call_id=c-2&contact_id=" + c1:          "",
+		"user_id=asmith&contact_id=" + c1:       "",
+		"contact_id=01ZZZZZZZZZZZZZZZZZZZZZZZZ": "",
+		"call_id=c-1&from=2026-01-01T00:00:00Z": "c-1",
+	} {
+		if got := strings.Join(calls(query), " "); got != want {
+			t.Errorf("pauses?%s: calls %q, want %q", query, got, want)
+		}
+	}
+	if r := s.do("GET", "/v1/pauses?contact_id="+c1+"&format=csv", "", ""); r.Status != 200 || strings.Count(r.Raw, "\n") != 2 {
+		t.Errorf("one contact's pauses as CSV: %d %q, want a header and one row", r.Status, r.Raw)
+	}
+}

@@ -90,7 +90,7 @@ func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, c)
 }
 
-// handlePauses serves GET /v1/pauses?user_id=&from=&to= as JSON, or as CSV
+// handlePauses serves GET /v1/pauses?user_id=&contact_id=&call_id=&from=&to= as JSON, or as CSV
 // with a header row on Accept: text/csv or ?format=csv. The rows are
 // streamed (Views.EachPause): an export of the whole history holds one
 // sealed chunk of rows at a time, not all of them. A log out of time order
@@ -98,7 +98,7 @@ func (s *Server) handleContact(w http.ResponseWriter, r *http.Request) {
 // Views.Pauses, which sorts; see endStream for the other errors.
 func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	pq := ledger.PauseQuery{UserID: q.Get("user_id")}
+	pq := ledger.PauseQuery{UserID: q.Get("user_id"), ContactID: q.Get("contact_id"), CallID: q.Get("call_id")}
 	var err error
 	loc := s.views.Location()
 	if pq.From, err = parseTimeParam("from", q.Get("from"), loc); err != nil {

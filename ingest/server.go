@@ -243,7 +243,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /v1/agents/{user_id}", s.auditor(s.takes(s.handleAgent)))
 	mux.HandleFunc("GET /v1/contacts", s.auditor(s.takes(s.handleContacts, "user_id", "day", "disposition")))
 	mux.HandleFunc("GET /v1/contacts/{contact_id}", s.auditor(s.takes(s.handleContact)))
-	mux.HandleFunc("GET /v1/pauses", s.auditor(s.takes(s.handlePauses, "user_id", "from", "to", "format")))
+	mux.HandleFunc("GET /v1/pauses", s.auditor(s.takes(s.handlePauses, "user_id", "contact_id", "call_id", "from", "to", "format")))
 	mux.HandleFunc("GET /v1/manifests/{day}", s.auditor(s.takes(s.handleManifest)))
 	mux.HandleFunc("GET /v1/events", s.auditor(s.takes(s.handleEvents, "after_seq", "limit")))
 	mux.HandleFunc("GET /v1/verify", s.auditor(s.takes(s.handleVerify)))

@@ -259,11 +259,14 @@ type ContactQuery struct {
 	Disposition string
 }
 
-// PauseQuery filters GET /v1/pauses; zero times are open ends.
+// PauseQuery filters GET /v1/pauses; zero times are open ends, empty
+// strings match all.
 type PauseQuery struct {
-	UserID string
-	From   Time
-	To     Time
+	UserID    string
+	ContactID string // the pauses of one contact (its recording)
+	CallID    string // the pauses of one call id, on every contact it had
+	From      Time
+	To        Time
 }
 
 // ParseRFC3339 parses an RFC 3339 time as a client writes one: its "T"

@@ -192,6 +192,12 @@ func pauseMatches(q ledger.PauseQuery, p *ledger.PauseRow) bool {
 	if q.UserID != "" && p.UserID != q.UserID {
 		return false
 	}
+	if q.ContactID != "" && !strings.EqualFold(p.ContactID, q.ContactID) { // a ULID, read in any case
+		return false
+	}
+	if q.CallID != "" && p.CallID != q.CallID {
+		return false
+	}
 	if !q.To.IsZero() && !p.Start.Before(q.To.Time) {
 		return false
 	}

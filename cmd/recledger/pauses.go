@@ -44,6 +44,8 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 	fs.SetOutput(stderr)
 	data := dataFlag(fs)
 	user := fs.String("user", "", "only this user id's pauses")
+	contact := fs.String("contact", "", "only this contact id's pauses")
+	call := fs.String("call", "", "only this call id's pauses (on every contact the call had)")
 	fromS := fs.String("from", "", "only pauses overlapping from this time on (RFC 3339, or YYYY-MM-DD: midnight in the site's time zone)")
 	toS := fs.String("to", "", "only pauses overlapping up to this time (RFC 3339, or YYYY-MM-DD: midnight in the site's time zone)")
 	format := fs.String("format", formatTable, "csv, json or table")
@@ -68,9 +70,10 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 	default:
 		return fmt.Errorf("pauses: --format %q: %w: want csv, json or table", *format, ledger.ErrInvalid)
 	}
+	who := ledger.PauseQuery{UserID: *user, ContactID: *contact, CallID: *call}
 	st, store, err := loadLedgerState(ctx, *data, stderr)
 	if info, held := heldByServer(*data, err, "pauses", stderr); held {
-		if err := pausesFromServer(ctx, info, *token, *user, *fromS, *toS, *format, out); err != nil {
+		if err := pausesFromServer(ctx, info, *token, who, *fromS, *toS, *format, out); err != nil {
 			return fmt.Errorf("pauses: %w", err)
 		}
 		return nil
@@ -79,7 +82,7 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("pauses: %w", err)
 	}
 	defer store.Close()
-	q, err := pauseQuery(*user, *fromS, *toS, st.Location())
+	q, err := pauseQuery(who, *fromS, *toS, st.Location())
 	if err != nil {
 		return fmt.Errorf("pauses: %w", err)
 	}
@@ -139,9 +142,9 @@ func streamPauses(ctx context.Context, st *projections.State, q ledger.PauseQuer
 // pausesFromServer prints what GET /v1/pauses answers for the same query:
 // CSV and JSON as the server writes them (the same bytes this command
 // writes from the ledger), a table from its JSON.
-func pausesFromServer(ctx context.Context, info servingInfo, token, user, from, to, format string, out io.Writer) error {
+func pausesFromServer(ctx context.Context, info servingInfo, token string, who ledger.PauseQuery, from, to, format string, out io.Writer) error {
 	q := url.Values{}
-	for k, v := range map[string]string{"user_id": user, "from": from, "to": to} {
+	for k, v := range map[string]string{"user_id": who.UserID, "contact_id": who.ContactID, "call_id": who.CallID, "from": from, "to": to} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -179,9 +182,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// pauseQuery is the query of --user, --from and --to, dates read in loc.
-func pauseQuery(user, from, to string, loc *time.Location) (ledger.PauseQuery, error) {
-	q := ledger.PauseQuery{UserID: user}
+// pauseQuery is who's query (--user, --contact, --call) with --from and
+// --to, dates read in loc.
+func pauseQuery(who ledger.PauseQuery, from, to string, loc *time.Location) (ledger.PauseQuery, error) {
+	q := who
 	var err error
 	if q.From, err = parsePauseTime("from", from, loc); err != nil {
 		return q, err

@@ -110,11 +110,18 @@ func afterSeal() uint64 {
 
 func TestPausesCommandFilters(t *testing.T) {
 	d := writeOfflineDay(t, false, afterSeal())
+	all, err := d.live.Pauses(context.Background(), ledger.PauseQuery{})
+	if err != nil || len(all) < 2 {
+		t.Fatalf("%d pauses (%v), want two or more", len(all), err)
+	}
+	one := all[1]
 	for _, tc := range []struct {
 		args []string
 		q    ledger.PauseQuery
 	}{
 		{[]string{"--user", "jdoe"}, ledger.PauseQuery{UserID: "jdoe"}},
+		{[]string{"--contact", strings.ToLower(one.ContactID)}, ledger.PauseQuery{ContactID: one.ContactID}},
+		{[]string{"--call", one.CallID}, ledger.PauseQuery{CallID: one.CallID}},
 		{[]string{"--user", "asmith", "--from", replaytest.Day}, ledger.PauseQuery{UserID: "asmith", From: day(t, replaytest.Day)}},
 		{[]string{"--to", "2026-11-23T08:00:05Z"}, ledger.PauseQuery{To: day(t, "2026-11-23T08:00:05Z")}},
 		{[]string{"--from", "2026-11-24"}, ledger.PauseQuery{From: day(t, "2026-11-24")}},
@@ -127,8 +134,8 @@ func TestPausesCommandFilters(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &got); err != nil {
 			t.Fatal(err)
 		}
-		if want, _ := d.live.Pauses(context.Background(), tc.q); !reflect.DeepEqual(got.Pauses, want) {
-			t.Errorf("%q: %d rows, want %d", tc.args, len(got.Pauses), len(want))
+		if want, _ := d.live.Pauses(context.Background(), tc.q); !reflect.DeepEqual(got.Pauses, want) || len(want) == len(all) && tc.q.ContactID+tc.q.CallID != "" {
+			t.Errorf("%q: %d rows, want %d (of %d)", tc.args, len(got.Pauses), len(want), len(all))
 		}
 	}
 	for _, bad := range [][]string{{"--from", "monday"}, {"--format", "xml"}} {
