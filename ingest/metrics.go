@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -19,6 +20,7 @@ type metrics struct {
 	appendSecs  *prometheus.HistogramVec // by source
 	appendBatch prometheus.Histogram
 	appended    prometheus.Counter
+	conns       prometheus.Gauge       // HTTP connections open (ConnState)
 	signals     *prometheus.CounterVec // call-signal batches by source and result
 	ignored     *prometheus.CounterVec // call signals appended that changed nothing, by reason
 
@@ -116,12 +118,16 @@ func newMetrics(reg prometheus.Registerer, lag, manifestLag, head func() uint64)
 			Name: "recledger_call_signals_ignored_total",
 			Help: "Call signals appended that changed nothing, by reason (late, unknown_call, unknown_type).",
 		}, []string{"reason"}),
+		conns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recledger_http_open_connections",
+			Help: "HTTP connections open, idle keep-alive ones included (serve's --http-max-connections bounds them).",
+		}),
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "recledger_events_appended_total",
 			Help: "Events appended by the API (not the server's own: timers, seals by schedule; recledger_ledger_head_seq counts every event).",
 		}),
 	}
-	cs := []prometheus.Collector{m.commands, m.requests, m.appendSecs, m.appendBatch, m.appended, m.signals, m.ignored,
+	cs := []prometheus.Collector{m.commands, m.requests, m.appendSecs, m.appendBatch, m.appended, m.signals, m.ignored, m.conns,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "recledger_ledger_head_seq",
 			Help: "The seq of the ledger's last event: every event appended, by the API or the server, since the ledger began.",
@@ -219,4 +225,15 @@ func (m *metrics) instrument(next http.Handler) http.Handler {
 			return m.requests.WithLabelValues(route, strconv.Itoa(code))
 		}).Inc()
 	})
+}
+
+// ConnState is the http.Server's ConnState hook that keeps
+// recledger_http_open_connections.
+func (s *Server) ConnState(_ net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		s.met.conns.Inc()
+	case http.StateClosed, http.StateHijacked:
+		s.met.conns.Dec()
+	}
 }

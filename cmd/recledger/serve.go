@@ -33,6 +33,11 @@ type ServeConfig struct {
 	CheckpointEvents uint64        // save projection state every N events…
 	CheckpointEvery  time.Duration // …or this often, whichever comes first
 	ShutdownTimeout  time.Duration // how long in-flight requests get on stop
+	// MaxConnections bounds the HTTP connections open at once, idle
+	// keep-alive ones included; more wait to be accepted. With the
+	// header and body limits it bounds what clients can make the server
+	// hold (docs/clients.md, "Limits"); 0 means no bound.
+	MaxConnections int
 	// MendAfter is how long the mirror may stall, its disk having room,
 	// before the embedded server's JetStream is restarted
 	// (ledger.Mender); 0 means ledger.DefaultMendAfter.
@@ -56,6 +61,7 @@ func DefaultServeConfig() ServeConfig {
 		CheckpointEvents: 100_000,
 		CheckpointEvery:  time.Minute,
 		ShutdownTimeout:  10 * time.Second,
+		MaxConnections:   4096,
 	}
 }
 
@@ -82,6 +88,8 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 		fmt.Sprintf("save the projection state after this many events (%d to %d; restart folds at most about this many)", minCheckpointEvents, maxCheckpointEvents))
 	cpEveryEnv := durationFlag(fs, &cfg.CheckpointEvery, "checkpoint-every", "RECLEDGER_CHECKPOINT_EVERY",
 		fmt.Sprintf("…or this often, whichever comes first (%s to %s)", minCheckpointEvery, maxCheckpointEvery))
+	maxConnsEnv := intFlag(fs, &cfg.MaxConnections, "http-max-connections", "RECLEDGER_HTTP_MAX_CONNECTIONS",
+		fmt.Sprintf("HTTP connections open at once, idle keep-alive ones included; more wait to be accepted (%d to %d)", minMaxConnections, maxMaxConnections))
 	rebuildEnv := boolFlag(fs, &cfg.Rebuild, "rebuild", "RECLEDGER_REBUILD",
 		"start from the events alone, not the stored checkpoint, and replace it (when recledger verify finds it does not match its events)")
 	if err := fs.Parse(args); err != nil {
@@ -96,7 +104,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if err := rebuildEnv(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	if err := errors.Join(cpEventsEnv(), cpEveryEnv()); err != nil {
+	if err := errors.Join(cpEventsEnv(), cpEveryEnv(), maxConnsEnv()); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if cpEvents < minCheckpointEvents || cpEvents > maxCheckpointEvents {
@@ -104,6 +112,9 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	}
 	if cfg.CheckpointEvery < minCheckpointEvery || cfg.CheckpointEvery > maxCheckpointEvery {
 		return fmt.Errorf("serve: --checkpoint-every %s: %w: %s to %s", cfg.CheckpointEvery, ledger.ErrInvalid, minCheckpointEvery, maxCheckpointEvery)
+	}
+	if cfg.MaxConnections < minMaxConnections || cfg.MaxConnections > maxMaxConnections {
+		return fmt.Errorf("serve: --http-max-connections %d: %w: %d to %d", cfg.MaxConnections, ledger.ErrInvalid, minMaxConnections, maxMaxConnections)
 	}
 	cfg.CheckpointEvents = uint64(cpEvents)
 	if cfg.Replicas < 1 || cfg.Replicas > 5 {

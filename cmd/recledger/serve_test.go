@@ -484,7 +484,7 @@ func TestServeRefusesAnEnvValueThatDoesNotParse(t *testing.T) {
 // server.
 func TestServeCheckpointFlags(t *testing.T) {
 	for _, args := range [][]string{{"--checkpoint-events", "10"}, {"--checkpoint-events", "20000000"},
-		{"--checkpoint-every", "0s"}, {"--checkpoint-every", "48h"}} {
+		{"--checkpoint-every", "0s"}, {"--checkpoint-every", "48h"}, {"--http-max-connections", "0"}} {
 		err := (&ServeCommand{Stderr: devNull(t)}).Run(t.Context(), append([]string{"--data", t.TempDir()}, args...))
 		if !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), args[0]) {
 			t.Errorf("serve %v: %v", args, err)
@@ -494,7 +494,7 @@ func TestServeCheckpointFlags(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	err := (&ServeCommand{Stderr: devNull(t)}).Run(ctx, []string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1",
-		"--checkpoint-events", "5000", "--checkpoint-every", "10s"})
+		"--checkpoint-events", "5000", "--checkpoint-every", "10s", "--http-max-connections", "100"})
 	if errors.Is(err, ledger.ErrInvalid) {
 		t.Errorf("valid checkpoint settings refused: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/recledger/recledger/ingest"
@@ -84,6 +85,19 @@ const servingRetry = 5 * time.Second
 const (
 	httpReadTimeout = 30 * time.Second
 	httpIdleTimeout = 2 * time.Minute
+)
+
+// httpMaxHeaderBytes bounds a request's header (net/http's default is 1
+// MiB, read before any token is checked: a walk's 1,500 connections
+// each sending a megabyte of header took 3.6 GB). The desktops' and
+// feeds' headers are a few hundred bytes; a bearer token and a proxy's
+// additions fit many times over. Beyond it net/http answers 431.
+const httpMaxHeaderBytes = 32 << 10
+
+// The bounds of ServeConfig.MaxConnections.
+const (
+	minMaxConnections = 16
+	maxMaxConnections = 1_000_000
 )
 
 // StartServer opens everything and starts serving; it returns once the HTTP
@@ -329,12 +343,16 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil, fmt.Errorf("serve: http: %w", err)
 	}
 	s.httpLn = ln
+	if cfg.MaxConnections > 0 {
+		ln = netutil.LimitListener(ln, cfg.MaxConnections)
+	}
 	// A request has 30 s to arrive whole (16 KiB of command, at most 1 MiB
 	// of signals or configuration), and an idle keep-alive connection is
 	// closed after 2 minutes: a client that stalls holds nothing for long,
 	// nor a stop. No write timeout: an export of the pauses streams.
 	httpSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout: httpReadTimeout, IdleTimeout: httpIdleTimeout}
+		ReadTimeout: httpReadTimeout, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: httpMaxHeaderBytes,
+		ConnState: api.ConnState}
 
 	gctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
