@@ -87,12 +87,20 @@ func putNamed[T namedPart](s *Server, w http.ResponseWriter, r *http.Request, pa
 // decodeConfig reads a configuration part strictly (unknown fields are
 // errors: a misspelt setting must not be silently dropped).
 func (s *Server) decodeConfig(w http.ResponseWriter, r *http.Request, field string, v any) bool {
-	body, err := readBody(w, r, maxFeedBody)
+	release, err := s.holdFeedBody(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return false
 	}
-	if err := decodeConfigPart(body, field, v); err != nil {
+	body, err := readBody(w, r, maxFeedBody)
+	if err != nil {
+		release()
+		s.writeError(w, r, err)
+		return false
+	}
+	err = decodeConfigPart(body, field, v)
+	release()
+	if err != nil {
 		s.writeError(w, r, configError(err))
 		return false
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"golang.org/x/time/rate"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/time/rate"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -90,6 +91,9 @@ const (
 	DefaultMaxBody = 16 << 10
 	// maxFeedBody bounds call-signal batches and configuration documents.
 	maxFeedBody = 1 << 20
+	// feedBodyBudget bounds the bytes of such bodies held at once, by
+	// every request together (holdFeedBody).
+	feedBodyBudget = 64 << 20
 )
 
 // Log attribute keys.
@@ -147,6 +151,9 @@ type Server struct {
 
 	answers sync.Pool // *bytes.Buffer, see writeJSON
 	bodies  sync.Pool // *bytes.Buffer, see readBodyPooled
+	// feedBytes is the budget of the large bodies (signal batches,
+	// configuration) being read or held at once: see holdFeedBody.
+	feedBytes *semaphore.Weighted
 
 	// writeErr is the error of the last Append when the ledger refused
 	// writes (closed, unavailable); cleared by the next successful Append.
@@ -187,6 +194,7 @@ func New(opts Options) (*Server, error) {
 	s.unavailableLog.Interval = 10 * time.Second
 	s.refusedReplyLog.Interval = 10 * time.Second
 	s.unansweredLog.Interval = 10 * time.Second
+	s.feedBytes = semaphore.NewWeighted(feedBodyBudget)
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}
@@ -366,6 +374,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", logKeyRoute, r.Pattern, logKeyErr, err)
 	}
 	switch status {
+	case http.StatusRequestEntityTooLarge:
+		drainRefusedBody(r)
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="recledger"`)
 	case http.StatusServiceUnavailable:
