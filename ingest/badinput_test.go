@@ -176,6 +176,58 @@ func TestTokenAsParameterIsRedacted(t *testing.T) {
 	}
 }
 
+// A call signal holding a bearer token is refused and not stored (a
+// walk's call_id and ani were kept in clear), and no refusal quotes a
+// token back (a signal's type was).
+func TestTokenInCallSignalIsRefused(t *testing.T) {
+	tok, err := ingest.ParseTokens([]byte(`{"tokens":[
+	  {"name":"feed","token":"feed-token-0123456789ab","roles":["command"]},
+	  {"name":"audit","token":"audit-token-0123456789ab","roles":["auditor"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStack(t, tok)
+	s.configure()
+	before := head(s)
+	feed := []string{"Authorization", "Bearer feed-token-0123456789ab"}
+	for body, field := range map[string]string{
+		`{"call_id":"c-audit-token-0123456789ab","extension":"3420","type":"ringing"}`:                                                                   "call_id",
+		`[{"call_id":"c-1","extension":"3420","type":"ringing"},{"call_id":"c-1","extension":"3420","type":"ringing","ani":"audit-token-0123456789ab"}]`: "ani",
+		`{"call_id":"c-1","extension":"3420","type":"audit-token-0123456789ab"}`:                                                                         "type",
+	} {
+		r := s.do("POST", "/v1/calls/events", "application/json", body, feed...)
+		if r.Status != 400 || r.JSON["field"] != field || strings.Contains(r.Raw, "token-0123456789") {
+			t.Errorf("%s: %d %s, want 400 naming %s, no token quoted", body, r.Status, r.Raw, field)
+		}
+	}
+	if head(s) != before {
+		t.Errorf("refused signals appended: head %d → %d", before, head(s))
+	}
+}
+
+// A compressed body, or one in a charset whose bytes are not ASCII, is
+// refused naming what was sent (a walk's gzip body was "not UTF-8 text",
+// its UTF-16 form "names no sender_id"), and recorded as any refusal.
+func TestEncodedBodyIsNamed(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	before := head(s)
+	r := s.do("POST", "/recordingcontrols/rest/tag", "application/json", "\x1f\x8b\x08\x00garbage", "Content-Encoding", "gzip")
+	if r.Status != 400 || r.str("reason") != "invalid_input" || !strings.Contains(r.str("message"), `Content-Encoding "gzip"`) {
+		t.Errorf("gzip body: %d %s", r.Status, r.Raw)
+	}
+	utf16 := "s\x00e\x00n\x00d\x00e\x00r\x00_\x00i\x00d\x00=\x00j\x00d\x00o\x00e\x00"
+	r = s.do("POST", "/recordingcontrols/rest/tag", "application/x-www-form-urlencoded; charset=UTF-16LE", utf16)
+	if r.Status != 400 || r.str("reason") != "invalid_input" || !strings.Contains(r.str("message"), `charset is "UTF-16LE"`) {
+		t.Errorf("UTF-16 form: %d %s", r.Status, r.Raw)
+	}
+	// A charset whose bytes are ASCII's is read as before.
+	s.outcome(s.do("POST", "/recordingcontrols/rest/tag", "application/x-www-form-urlencoded; charset=ISO-8859-1", "sender_id=jdoe"), 200, "no_effect", "no_last_call")
+	if head(s) != before+3 {
+		t.Errorf("head %d → %d, want the three commands recorded", before, head(s))
+	}
+}
+
 // TestSlowBodyIsATimeout: a body that does not arrive whole within the
 // server's read timeout is answered 408, not "cannot read", and nothing
 // is appended.

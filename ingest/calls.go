@@ -243,6 +243,13 @@ func checkSignal(in callSignalIn, received ledger.Time) (sig ledger.CallSignal, 
 	case strings.ContainsRune(in.Extension, utf8.RuneError):
 		return sig, "extension", "holds U+FFFD, a character that stands for one that could not be read"
 	}
+	// A feed built from a template that left a variable unfilled: every
+	// call would share the id "${callId}" (a walk's was taken).
+	for _, m := range [...]struct{ field, v string }{{"call_id", in.CallID}, {"extension", in.Extension}, {"ani", in.ANI}, {"dnis", in.DNIS}} {
+		if holdsFinesseVariable(m.v) {
+			return sig, m.field, fmt.Sprintf("%q holds an unexpanded variable (${...}): the template that wrote it did not fill it", m.v)
+		}
+	}
 	switch in.Type {
 	case ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered,
 		ledger.SignalHeld, ledger.SignalRetrieved, ledger.SignalEnded:
@@ -308,6 +315,14 @@ func (s *Server) takeSignals(ctx context.Context, source string, body []byte, tr
 	events, err := parseSignals(body, s.now(), transport, principal)
 	if err != nil {
 		return callsReply{}, err
+	}
+	for i := range events {
+		sig := events[i].Data.(ledger.CallSignal)
+		if name, field := s.tokens.signalToken(&sig); name != "" {
+			return callsReply{}, newError(http.StatusBadRequest, reasonInvalidInput,
+				fmt.Sprintf("signal %d: %s holds the bearer token of entry %s: refused, not stored; rotate the token", i, field, name)).
+				with("index", i).with("field", field)
+		}
 	}
 	envs, err := s.appendEvents(ctx, source, events...)
 	if err != nil {

@@ -62,6 +62,9 @@ func TestParseSignals(t *testing.T) {
 		`{"call_id":"x\u0000","extension":"1","type":"held"}`:                                        "call_id",   // a control character
 		`{"call_id":"c","extension":"3420 ","type":"held"}`:                                          "extension", // matches no agent's
 		`{"call_id":" c","extension":"3420","type":"held"}`:                                          "call_id",
+		`{"call_id":"${callId}","extension":"3420","type":"held"}`:                                   "call_id", // a template's unfilled variable
+		`{"call_id":"c","extension":"3420","type":"held","dnis":"${dnis}"}`:                          "dnis",
+		`{"call_id":"c-${1","extension":"3420","type":"held"}`:                                       "", // no closing brace: not a variable
 		`{"call_id":"c","extension":"1","type":"held","ani":"` + strings.Repeat("\uff11", 64) + `"}`: "", // 64 characters: taken
 	} {
 		_, err := parseSignals([]byte(body), now, ledger.TransportHTTP, "")

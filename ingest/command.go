@@ -76,7 +76,16 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	req := parseParams(r.URL.RawQuery, r.Header.Get("Content-Type"), body.Bytes())
+	var req request
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		// A compressed body read as text is bytes nobody meant: refused
+		// with what was sent, not as text that is "not UTF-8" (a walk).
+		req = parseParams(r.URL.RawQuery, "", nil)
+		req.Invalid = reasonInvalidInput
+		req.Message, _ = maskCards(fmt.Sprintf("the body is encoded (Content-Encoding %.40q): send it uncompressed", enc))
+	} else {
+		req = parseParams(r.URL.RawQuery, r.Header.Get("Content-Type"), body.Bytes())
+	}
 	s.releaseBody(body) // parseParams copies what it keeps
 	if names := s.tokens.redactTokens(&req); len(names) > 0 {
 		s.warnTokenParam(names, name, clientIP(r))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/recledger/recledger/ledger"
@@ -171,7 +172,7 @@ func (s *Server) handleDelete(part, pathKey string) http.HandlerFunc {
 		if part == ledger.PartTeam {
 			if users := teamUsers(cfg, key); len(users) > 0 {
 				s.writeError(w, r, newError(http.StatusConflict, reasonConflict,
-					fmt.Sprintf("team %q has %d users (%s): move or delete them first", key, len(users), strings.Join(users[:min(len(users), 5)], ", "))).with("users", users))
+					fmt.Sprintf("team %q has %s (%s): move or delete them first", key, plural(len(users), "user"), strings.Join(users[:min(len(users), 5)], ", "))).with("users", users))
 				return
 			}
 			// Its workflow decides its contacts when they close: without
@@ -208,4 +209,12 @@ func teamUsers(cfg ledger.Config, team string) []string {
 	}
 	slices.Sort(users)
 	return users
+}
+
+// plural is "1 user", "2 users".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

@@ -59,6 +59,9 @@ func decodeConfigPart(b []byte, root string, v any) error {
 			f, _ := maskCards(at(p))
 			return &ledger.FieldError{Field: f, Message: "holds what reads as a card number, and configuration is stored in the ledger as written"}
 		}
+		if p, ok := variableInConfig(root, doc); ok {
+			return &ledger.FieldError{Field: at(p), Message: "holds an unexpanded variable (${...}): the template that wrote it did not fill it"}
+		}
 		return nil
 	}
 	field, msg := root, "not a valid document: "+err.Error()
@@ -160,18 +163,35 @@ func phoneMember(name string) bool {
 // values), and returns the path of the member that holds it ("" for root
 // itself).
 func cardInConfig(root string, doc any) (string, bool) {
-	if _, ok := maskCards(root); ok {
+	return stringInConfig(root, doc, func(member, s string) bool {
+		_, ok := maskCards(s)
+		return ok && !phoneMember(member)
+	})
+}
+
+// variableInConfig finds an unexpanded ${...} (a template's, as a Finesse
+// workflow's unfilled variable) in the part's path root, a member name or
+// a string value of doc: `config` would hand a desktop a server_host of
+// "${host}".
+func variableInConfig(root string, doc any) (string, bool) {
+	return stringInConfig(root, doc, func(_, s string) bool { return holdsFinesseVariable(s) })
+}
+
+// stringInConfig finds, in the part's path root or in a member name or
+// string value of doc (in key order), the first for which bad (given the
+// member's name, "" for root and names) holds, and returns its path.
+func stringInConfig(root string, doc any, bad func(member, s string) bool) (string, bool) {
+	if bad("", root) {
 		return "", true
 	}
 	var walk func(p, member string, v any) (string, bool)
 	walk = func(p, member string, v any) (string, bool) {
 		switch d := v.(type) {
 		case string:
-			_, ok := maskCards(d)
-			return p, ok && !phoneMember(member)
+			return p, bad(member, d)
 		case map[string]any:
 			for _, k := range slices.Sorted(maps.Keys(d)) {
-				if _, ok := maskCards(k); ok {
+				if bad("", k) {
 					return joinPath(p, k), true
 				}
 				if q, ok := walk(joinPath(p, k), k, d[k]); ok {

@@ -44,6 +44,10 @@ func TestDecodeConfigPartNamesTheField(t *testing.T) {
 		{"users.4111111111111111", `{"name":"x","team":"t","recording":"desktop"}`, "users.411111******1111", &ledger.User{}},
 		{"", `{"teams":{"5500005555555559":{}}}`, "teams.550000******5559", &ledger.Config{}},
 		{"site", `{"server_host":"4111.1111.1111.1111"}`, "site.server_host", &ledger.Site{}},
+		// a template's unfilled variable: `config` would hand it to desktops
+		{"site", `{"server_host":"${host}"}`, "site.server_host", &ledger.Site{}},
+		{"users.${userId}", `{"name":"x","team":"t","recording":"desktop"}`, "users.${userId}", &ledger.User{}},
+		{"", `{"users":{"u1":{"name":"${userName}","team":"t","recording":"desktop"}}}`, "users.u1.name", &ledger.Config{}},
 	} {
 		err := decodeConfigPart([]byte(c.doc), c.root, c.v)
 		var fe *ledger.FieldError

@@ -17,7 +17,7 @@ func TestConfigTeamReferences(t *testing.T) {
 		t.Errorf("a user of an undefined team: %d %s", r.Status, r.Raw)
 	}
 	r = s.do("DELETE", "/v1/config/teams/sales", "", "")
-	if users, _ := r.JSON["users"].([]any); r.Status != 409 || len(users) != 1 || users[0] != "jdoe" {
+	if users, _ := r.JSON["users"].([]any); r.Status != 409 || len(users) != 1 || users[0] != "jdoe" || !strings.Contains(r.str("message"), "has 1 user (jdoe)") {
 		t.Errorf("deleting a team with a user: %d %s", r.Status, r.Raw)
 	}
 	// A team whose users moved on while their calls go on keeps deciding

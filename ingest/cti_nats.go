@@ -82,7 +82,7 @@ func (s *Server) handleCTIMsg(ctx context.Context, msg *nats.Msg) {
 		res, err = s.acceptSignals(ctx, sourceCTI, msg.Data, ledger.TransportNATS, "")
 	}
 	if err != nil {
-		body := errorBody(err)
+		body := s.errorBody(err)
 		body["status"] = statusOf(err)
 		reply, _ = json.Marshal(body)
 		if statusOf(err) >= 500 {

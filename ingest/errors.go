@@ -112,7 +112,7 @@ func statusOfResult(res ledger.CommandResult) int {
 
 // errorBody is the JSON of every error answer: reason, message and the
 // error's extra fields (a FieldError adds "field").
-func errorBody(err error) map[string]any {
+func (s *Server) errorBody(err error) map[string]any {
 	body := map[string]any{"reason": reasonOf(err), "message": err.Error()}
 	var ae *apiError
 	var fe *ledger.FieldError
@@ -128,10 +128,13 @@ func errorBody(err error) map[string]any {
 		body["message"] = m
 	}
 	// An error may quote what it refused (a member's name, a number out of
-	// range): a card number in it is masked as it would be in the ledger.
+	// range): a card number in it is masked as it would be in the ledger,
+	// and a bearer token redacted (a walk's signal of type "<a token>"
+	// had it quoted back).
 	for _, k := range []string{"message", "field"} {
 		if v, ok := body[k].(string); ok {
-			body[k], _ = maskCards(v)
+			v, _ = maskCards(v)
+			body[k] = s.tokens.redact(v, nil)
 		}
 	}
 	return body

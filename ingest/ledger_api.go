@@ -47,7 +47,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	// that hands it back would skip every event up to it unseen.
 	if head, _ := s.events.Head(); after > head {
 		s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidInput,
-			fmt.Sprintf("after_seq %d is beyond the ledger's head, seq %d: this cursor is not from this ledger", after, head)).with("field", "after_seq"))
+			fmt.Sprintf("after_seq is beyond the ledger's head, seq %d: this cursor is not from this ledger", head)).with("field", "after_seq"))
 		return
 	}
 	var b bytes.Buffer

@@ -122,6 +122,13 @@ func parseParams(rawQuery, contentType string, body []byte) request {
 	}
 
 	mediaType := mediaTypeOf(contentType)
+	if cs := wideCharset(contentType); cs != "" {
+		// Form and JSON bodies are read as UTF-8 (and ASCII, which it
+		// holds); UTF-16 or UTF-32 bytes read so are no parameters at all,
+		// and the answer was "names no sender_id" (a walk).
+		invalid("the body's charset is %.20q: send it as UTF-8", cs)
+		body = nil
+	}
 	// A byte-order mark some editors and platforms put before JSON is
 	// not part of it.
 	body = bytes.TrimPrefix(body, []byte("\ufeff"))
@@ -231,6 +238,23 @@ func parseParams(rawQuery, contentType string, body []byte) request {
 		}
 	}
 	return req
+}
+
+// wideCharset returns a Content-Type's charset when it is one whose text
+// is not ASCII bytes (UTF-16, UTF-32, in any case); "" otherwise.
+func wideCharset(contentType string) string {
+	if !strings.Contains(strings.ToLower(contentType), "charset") {
+		return ""
+	}
+	_, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return ""
+	}
+	cs := strings.ToLower(params["charset"])
+	if strings.HasPrefix(cs, "utf-16") || strings.HasPrefix(cs, "utf-32") || strings.HasPrefix(cs, "ucs-") {
+		return params["charset"]
+	}
+	return ""
 }
 
 // mediaTypeOf is the media type of a Content-Type, lower case, without

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/recledger/recledger/ledger"
 )
 
 // redactTokens replaces, in every value of req, each bearer token of t
@@ -19,18 +21,7 @@ func (t *Tokens) redactTokens(req *request) []string {
 		return nil
 	}
 	var found []string
-	redact := func(v *string) {
-		for _, e := range t.tokens {
-			for _, f := range e.forms {
-				if strings.Contains(*v, f) {
-					*v = strings.ReplaceAll(*v, f, "[token "+e.name+" redacted]")
-					if !slices.Contains(found, e.name) {
-						found = append(found, e.name)
-					}
-				}
-			}
-		}
-	}
+	redact := func(v *string) { *v = t.redact(*v, &found) }
 	redact(&req.SenderID)
 	redact(&req.PeripheralID)
 	redact(&req.Extension)
@@ -40,6 +31,45 @@ func (t *Tokens) redactTokens(req *request) []string {
 		redact(&req.Params[i].Value)
 	}
 	return found
+}
+
+// redact returns v with each bearer token of t replaced by a mark naming
+// its entry, adding the names of the entries it replaced to found (when
+// not nil and not there yet).
+func (t *Tokens) redact(v string, found *[]string) string {
+	if t == nil {
+		return v
+	}
+	for _, e := range t.tokens {
+		for _, f := range e.forms {
+			if strings.Contains(v, f) {
+				v = strings.ReplaceAll(v, f, "[token "+e.name+" redacted]")
+				if found != nil && !slices.Contains(*found, e.name) {
+					*found = append(*found, e.name)
+				}
+			}
+		}
+	}
+	return v
+}
+
+// signalToken names the token entry and the member, if any, of a call
+// signal's value that holds a bearer token ("" when none): such a
+// signal is refused, not stored. A feed has no reason to send one (it
+// is not a desktop's parameter, redacted and kept), and the ledger
+// keeps what it stores for good.
+func (t *Tokens) signalToken(sig *ledger.CallSignal) (name, field string) {
+	if t == nil || len(t.tokens) == 0 {
+		return "", ""
+	}
+	for _, m := range [...]struct{ field, v string }{{"call_id", sig.CallID}, {"extension", sig.Extension},
+		{"ani", sig.ANI}, {"dnis", sig.DNIS}} {
+		var found []string
+		if t.redact(m.v, &found); len(found) > 0 {
+			return found[0], m.field
+		}
+	}
+	return "", ""
 }
 
 // warnTokenParam logs that commands carried the tokens of entries names

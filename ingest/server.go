@@ -381,5 +381,5 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
 	}
-	s.writeJSON(w, status, errorBody(err))
+	s.writeJSON(w, status, s.errorBody(err))
 }
