@@ -129,6 +129,9 @@ func (l *Live) Seq() uint64 { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.Seq
 // Config is State.Config.
 func (l *Live) Config() ledger.Config { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.Config() }
 
+// CallCounts is State.CallCounts.
+func (l *Live) CallCounts() CallCounts { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.CallCounts() }
+
 // Site is State.Site at the last commit.
 func (l *Live) Site() ledger.Site { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.Site() }
 

@@ -379,3 +379,28 @@ func (s *State) NextTimer() (ledger.TimerFired, bool) {
 	return ledger.TimerFired{Timer: ledger.TimerPauseExpiry, ContactID: best.ContactID, PauseOpenID: best.OpenEventID,
 		Due: ledger.T(due)}, true
 }
+
+// CallCounts are the active calls: how many, how many with no agent
+// (call data only), and the earliest start among them (zero when none).
+// A call is active until its `ended`: a feed that never sends one keeps
+// its calls, and the memory they take, for good; these show it.
+type CallCounts struct {
+	Active       int
+	WithoutAgent int
+	OldestStart  ledger.Time
+}
+
+// CallCounts counts the active calls.
+func (s *State) CallCounts() CallCounts {
+	var c CallCounts
+	for _, cl := range s.calls {
+		c.Active++
+		if cl.User == "" {
+			c.WithoutAgent++
+		}
+		if c.OldestStart.IsZero() || cl.StartedAt.Before(c.OldestStart.Time) {
+			c.OldestStart = cl.StartedAt
+		}
+	}
+	return c
+}

@@ -116,3 +116,27 @@ func TestEachContactAcrossDays(t *testing.T) {
 		t.Errorf("EachContact: %v after %d, want the callback's error after 3", err, n)
 	}
 }
+
+// CallCounts counts the active calls, those with no agent apart, and
+// the earliest start among them.
+func TestCallCounts(t *testing.T) {
+	g := newEnvGen(t)
+	g.config(genConfig(2, 0)) // u0 on 3000 (default extension), u1 on 3001
+	s := fold(t, g.out, false)
+	if c := s.CallCounts(); c != (CallCounts{}) {
+		t.Fatalf("no calls: %+v", c)
+	}
+	first := ledger.T(g.now.Add(-time.Hour))
+	for i, ext := range []string{"3000", "9999", "9998"} {
+		at := first
+		if i > 0 {
+			at = ledger.T(g.now)
+		}
+		if _, err := s.Apply(g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: ext, Extension: ext, Type: ledger.SignalRinging, Transport: "http", At: at})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := s.CallCounts(); c.Active != 3 || c.WithoutAgent != 2 || !c.OldestStart.Equal(first.Time) {
+		t.Errorf("three calls, one at u0's extension: %+v", c)
+	}
+}

@@ -100,6 +100,32 @@ const (
 	maxMaxConnections = 1_000_000
 )
 
+// callGauges are the gauges of the live state's active calls: a CTI feed
+// that never sends `ended` keeps its calls active, and their memory, for
+// good (an adversarial walk's 120,000 ringing calls took 390 MB);
+// these let an administrator see it and alert on it.
+func callGauges(live *projections.Live) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "recledger_active_calls",
+			Help: "Calls active in the live state (a call is active until its ended signal).",
+		}, func() float64 { return float64(live.CallCounts().Active) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "recledger_active_calls_without_agent",
+			Help: "Active calls on an extension no agent was at when they began (call data only).",
+		}, func() float64 { return float64(live.CallCounts().WithoutAgent) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "recledger_oldest_active_call_start_seconds",
+			Help: "Unix time of the earliest start among the active calls (0 when none): a call days old means a feed that did not send its ended.",
+		}, func() float64 {
+			if t := live.CallCounts().OldestStart; !t.IsZero() {
+				return float64(t.UnixMilli()) / 1000
+			}
+			return 0
+		}),
+	}
+}
+
 // StartServer opens everything and starts serving; it returns once the HTTP
 // listener is bound. Stop it by cancelling ctx, then Wait.
 func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
@@ -188,6 +214,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	}
 	s.live = projections.NewLive(state)
 	store.Subscribe(s.live.OnCommit)
+	s.registry.MustRegister(callGauges(s.live)...)
 	head, _ := store.Head()
 	log.Info("projections ready", logKeySeq, head, logKeyTail, replayed, logKeyTook, time.Since(folding).Round(time.Millisecond))
 
