@@ -93,11 +93,11 @@ func ensureDir(dir string) error {
 	return syncDir(filepath.Dir(dir))
 }
 
-// sweepTemps removes temporary files in dir older than age: what a worker
-// killed in the middle of a write left behind. A write takes milliseconds,
-// so an old temp file belongs to nobody; a live writer whose temp file was
-// removed anyway fails its rename and retries.
-func sweepTemps(dir string, age time.Duration, now time.Time) (int, error) {
+// sweepTemps removes temporary files in dir last written before cutoff:
+// what a worker killed in the middle of a write left behind. A write
+// takes milliseconds, so an old temp file belongs to nobody; a live
+// writer whose temp file was removed anyway fails its rename and retries.
+func sweepTemps(dir string, cutoff time.Time) (int, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -111,7 +111,7 @@ func sweepTemps(dir string, age time.Duration, now time.Time) (int, error) {
 			continue
 		}
 		info, err := e.Info()
-		if err != nil || now.Sub(info.ModTime()) < age {
+		if err != nil || !info.ModTime().Before(cutoff) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {

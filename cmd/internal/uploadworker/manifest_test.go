@@ -101,7 +101,7 @@ func TestSweepTemps(t *testing.T) {
 	if err := os.Chtimes(old, now.Add(-time.Hour), now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	n, err := sweepTemps(dir, time.Minute, now)
+	n, err := sweepTemps(dir, now.Add(-time.Minute))
 	if err != nil || n != 1 {
 		t.Fatalf("swept %d, %v; want 1", n, err)
 	}

@@ -390,6 +390,7 @@ type writeStats struct{ written, skipped, replaced int }
 // progress is called while working so the message's AckWait does not expire.
 func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func()) (writeStats, []string) {
 	var st writeStats
+	began := time.Now()
 	dir := filepath.Join(w.cfg.Dest, m.Day)
 	lastProgress := time.Now()
 	tick := func() {
@@ -402,11 +403,7 @@ func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func())
 	if err := w.retry(ctx, tick, func() error { return ensureDir(dir) }); err != nil {
 		return st, ContactIDs(m.Files)
 	}
-	if n, err := sweepTemps(dir, w.cfg.StaleTemp, time.Now()); err != nil {
-		w.log.Warn("sweeping temp files", logKeyDay, m.Day, logKeyErr, err)
-	} else if n > 0 {
-		w.log.Info("removed temp files left by an interrupted worker", logKeyDay, m.Day, logKeySwept, n)
-	}
+	w.sweep(dir, m.Day, began.Add(-w.cfg.StaleTemp))
 	for _, f := range m.Files {
 		if ctx.Err() != nil {
 			return st, nil
@@ -446,7 +443,26 @@ func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func())
 			return st, ContactIDs(m.Files)
 		}
 	}
+	if len(failed) == 0 && ctx.Err() == nil {
+		// Every file is in place: a temp file written before this
+		// delivery began is an earlier one's, killed mid-write. The sweep
+		// above spares those under StaleTemp old, and a redelivery after
+		// a kill can come sooner (a short AckWait): without this, such a
+		// file, a contact's data, stayed once the manifest was acked (a
+		// walk).
+		w.sweep(dir, m.Day, began)
+	}
 	return st, failed
+}
+
+// sweep removes the temp files of dir last written before cutoff, and
+// says so.
+func (w *Worker) sweep(dir, day string, cutoff time.Time) {
+	if n, err := sweepTemps(dir, cutoff); err != nil {
+		w.log.Warn("sweeping temp files", logKeyDay, day, logKeyErr, err)
+	} else if n > 0 {
+		w.log.Info("removed temp files left by an interrupted worker", logKeyDay, day, logKeySwept, n)
+	}
 }
 
 // retry runs fn up to MaxTries times with capped exponential backoff.

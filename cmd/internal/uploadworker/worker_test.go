@@ -353,6 +353,39 @@ func TestRedeliveryWritesNothingTwice(t *testing.T) {
 	}
 }
 
+// A temp file that a delivery killed moments ago left (younger than
+// StaleTemp, as when a short AckWait redelivers soon) is removed once the
+// manifest is all written: it held a contact's data, and stayed for good
+// after the ack (a walk).
+func TestYoungTempOfAKilledDeliveryIsSwept(t *testing.T) {
+	_, js := startNATS(t)
+	dest := t.TempDir()
+	body, names := testManifest(t, "2026-11-23", 5)
+	m, err := ParseManifest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(dest, "2026-11-23", tempPrefix+strings.TrimSuffix(names[0], ".json")+".json.674406664")
+	if err := os.MkdirAll(filepath.Dir(left), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(left, []byte(`{"contact_id":"`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ago := time.Now().Add(-time.Second)
+	if err := os.Chtimes(left, ago, ago); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(dest, nil)
+	cfg.StaleTemp = time.Minute
+	if st, failed := New(js, cfg).writeManifest(context.Background(), m, func() {}); len(failed) > 0 || st.written != len(names) {
+		t.Fatalf("%+v failed=%v", st, failed)
+	}
+	if _, err := os.Stat(left); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the killed delivery's temp file is still there: %v", err)
+	}
+}
+
 // TestUnwritableContactNaks makes the day directory impossible to create: the
 // manifest is nak'd (not acked, not dropped) and redelivered.
 func TestUnwritableContactNaks(t *testing.T) {
