@@ -312,7 +312,8 @@ func (s *Server) acceptSignals(ctx context.Context, source string, body []byte, 
 
 // takeSignals is acceptSignals without the counting.
 func (s *Server) takeSignals(ctx context.Context, source string, body []byte, transport, principal string) (callsReply, error) {
-	events, err := parseSignals(body, s.now(), transport, principal)
+	received := s.now()
+	events, err := parseSignals(body, received, transport, principal)
 	if err != nil {
 		return callsReply{}, err
 	}
@@ -328,6 +329,7 @@ func (s *Server) takeSignals(ctx context.Context, source string, body []byte, tr
 	if err != nil {
 		return callsReply{}, err
 	}
+	s.noteAhead(source, events, received)
 	ignored := []ignoredSignal{}
 	for i := range envs {
 		if why := s.views.Ignored(envs[i].Seq); why != "" {
@@ -337,6 +339,40 @@ func (s *Server) takeSignals(ctx context.Context, source string, body []byte, tr
 	}
 	return callsReply{Accepted: len(envs), FirstSeq: envs[0].Seq, LastSeq: envs[len(envs)-1].Seq, Ignored: ignored}, nil
 }
+
+// noteAhead counts the signals of an appended batch dated more than
+// aheadTolerance after the server received them, and logs (at most once
+// a minute) that the feed's clock runs ahead: a contact's media is cut by
+// the signals' times and its pauses by the server's, so a pause made
+// during a call can fall before its contact and be silenced nowhere
+// (the upload-worker walk's gateway pause). Nothing else showed it.
+func (s *Server) noteAhead(source string, events []ledger.Event, received time.Time) {
+	var n int
+	var most time.Duration
+	for i := range events {
+		sig, ok := events[i].Data.(ledger.CallSignal)
+		if !ok {
+			continue
+		}
+		if lead := sig.At.Sub(received); lead > aheadTolerance {
+			n++
+			most = max(most, lead)
+		}
+	}
+	if n == 0 {
+		return
+	}
+	s.met.ahead.Add(float64(n))
+	s.aheadLog.Do(func() {
+		s.log.Warn("call signals dated ahead of the server's clock: the feed's clock runs ahead. Pauses are dated by the server's clock and a contact's media by the signals', so a pause made during a call can fall before its contact and be silenced nowhere. Keep the feed's clock in step (NTP), or leave at out of live signals (docs/clients.md, Call signals; repeats are logged every minute, recledger_call_signals_ahead_total counts them)",
+			logKeySource, source, logKeyAhead, most.Round(time.Millisecond), logKeyEvents, n)
+	})
+}
+
+// aheadTolerance is how far after its arrival a signal may be dated
+// before noteAhead counts it: a clock in step with the server's dates a
+// signal before it arrives.
+const aheadTolerance = time.Second
 
 // handleCalls serves POST /v1/calls/events.
 func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {

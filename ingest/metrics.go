@@ -23,6 +23,7 @@ type metrics struct {
 	conns       prometheus.Gauge       // HTTP connections open (ConnState)
 	signals     *prometheus.CounterVec // call-signal batches by source and result
 	ignored     *prometheus.CounterVec // call signals appended that changed nothing, by reason
+	ahead       prometheus.Counter     // call signals dated ahead of the server's clock
 
 	writers  sync.Pool // free *statusWriter, see instrument
 	gatherer prometheus.Gatherer
@@ -122,12 +123,16 @@ func newMetrics(reg prometheus.Registerer, lag, manifestLag, head func() uint64)
 			Name: "recledger_http_open_connections",
 			Help: "HTTP connections open, idle keep-alive ones included (serve's --http-max-connections bounds them).",
 		}),
+		ahead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recledger_call_signals_ahead_total",
+			Help: "Call signals appended whose at was more than a second after the server received them: a feed whose clock runs ahead.",
+		}),
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "recledger_events_appended_total",
 			Help: "Events appended by the API (not the server's own: timers, seals by schedule; recledger_ledger_head_seq counts every event).",
 		}),
 	}
-	cs := []prometheus.Collector{m.commands, m.requests, m.appendSecs, m.appendBatch, m.appended, m.signals, m.ignored, m.conns,
+	cs := []prometheus.Collector{m.commands, m.requests, m.appendSecs, m.appendBatch, m.appended, m.signals, m.ignored, m.ahead, m.conns,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "recledger_ledger_head_seq",
 			Help: "The seq of the ledger's last event: every event appended, by the API or the server, since the ledger began.",

@@ -113,6 +113,8 @@ const (
 	logKeyUndone    = "undone"
 	logKeyTokens    = "tokens"
 	logKeyAdded     = "added"
+	logKeyAhead     = "ahead"
+	logKeySource    = "source"
 )
 
 // Options configures a Server. Appender, Views and Events are required.
@@ -170,6 +172,9 @@ type Server struct {
 	// unansweredLog paces the log of NATS call signals refused when their
 	// sender asked for no answer (published, not requested).
 	unansweredLog rate.Sometimes
+	// aheadLog paces the log of call signals dated ahead of the server's
+	// clock (noteAhead).
+	aheadLog rate.Sometimes
 	// tokenWarned paces, per token name, the log of commands that carried
 	// a bearer token as a parameter (warnTokenParam).
 	tokenWarnMu sync.Mutex
@@ -194,6 +199,7 @@ func New(opts Options) (*Server, error) {
 	s.unavailableLog.Interval = 10 * time.Second
 	s.refusedReplyLog.Interval = 10 * time.Second
 	s.unansweredLog.Interval = 10 * time.Second
+	s.aheadLog.Interval = time.Minute
 	s.feedBytes = semaphore.NewWeighted(feedBodyBudget)
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
