@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/recledger/recledger/ledger"
 )
 
@@ -38,6 +40,12 @@ const (
 	// maxTimersPerRound bounds the expiries appended in one round, so that a
 	// projection that keeps reporting a due timer cannot make it spin.
 	maxTimersPerRound = 64
+	// retryEvery is the least wait after an append that failed: the
+	// expiry stays due, and without it the scheduler tried again at once
+	// (a full-disk walk: 3,000 failed appends and log lines a second).
+	retryEvery = time.Second
+	// expiryLogEvery paces the log of failed pause expiries.
+	expiryLogEvery = 10 * time.Second
 )
 
 // Log attribute keys.
@@ -67,12 +75,16 @@ type Scheduler struct {
 	Poll        time.Duration // at most this long between looks; DefaultSchedulerPoll when 0
 	ConfigEvery time.Duration // configuration re-read interval; DefaultConfigEvery when 0
 
-	once sync.Once
-	wake chan struct{}
+	once      sync.Once
+	wake      chan struct{}
+	expiryLog rate.Sometimes // paces "pause expiry failed"
 }
 
 func (s *Scheduler) init() {
-	s.once.Do(func() { s.wake = make(chan struct{}, 1) })
+	s.once.Do(func() {
+		s.wake = make(chan struct{}, 1)
+		s.expiryLog.Interval = expiryLogEvery
+	})
 }
 
 // Wake makes Run look again now (after a commit that may have opened a
@@ -160,26 +172,43 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			}
 		}
 		first, last = false, now
+		failed := false // an append failed this round: wait retryEvery at least
 		if pending != nil {
 			// The pauses that expired before the upload time expire before
 			// the seal, in the ledger too: after a downtime they are due
 			// together, and a replay up to a time between the two would
-			// show the day sealed with such a pause open.
-			for s.fireTimers(ctx, log, pending.at, &lastFired) == maxTimersPerRound {
+			// show the day sealed with such a pause open. An expiry that
+			// could not be appended holds the seal back (a walk's disk,
+			// freed between the two, let the seal in first).
+			for {
+				n, err := s.fireTimers(ctx, log, pending.at, &lastFired)
+				if err != nil {
+					failed = true
+				}
+				if err != nil || n < maxTimersPerRound {
+					break
+				}
 			}
-			if !s.sealable(pending.day) {
+			if failed {
+				// Sealed once the expiries before it are in.
+			} else if !s.sealable(pending.day) {
 				pending = nil
 			} else if err := s.seal(ctx, *pending); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				log.Error("seal failed; retrying", schedKeyDay, pending.day, schedKeyBy, pending.by, schedKeyErr, err)
+				failed = true
 			} else {
 				log.Info("day sealed", schedKeyDay, pending.day, schedKeyBy, pending.by)
 				pending = nil
 			}
 		}
-		s.fireTimers(ctx, log, now, &lastFired)
+		if !failed {
+			if _, err := s.fireTimers(ctx, log, now, &lastFired); err != nil {
+				failed = true
+			}
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -195,6 +224,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		if wait < 0 {
 			wait = 0
+		}
+		if failed {
+			wait = max(wait, retryEvery)
 		}
 		t := time.NewTimer(wait)
 		woken = false
@@ -262,22 +294,25 @@ func (s *Scheduler) seal(ctx context.Context, r sealReq) error {
 // expiry for a pause already closed, so racing a resume is harmless.
 // lastFired guards against appending the same expiry twice in a row when
 // the view still reports it. It returns how many it appended, at most
-// maxTimersPerRound.
-func (s *Scheduler) fireTimers(ctx context.Context, log *slog.Logger, now time.Time, lastFired *ledger.TimerFired) int {
+// maxTimersPerRound, and the error of an append that failed (logged at
+// most every expiryLogEvery).
+func (s *Scheduler) fireTimers(ctx context.Context, log *slog.Logger, now time.Time, lastFired *ledger.TimerFired) (int, error) {
 	for n := range maxTimersPerRound {
 		tf, ok := s.View.NextTimer()
 		if !ok || tf.Due.After(now) || sameTimer(tf, *lastFired) {
-			return n
+			return n, nil
 		}
 		if _, err := s.Appender.Append(ctx, ledger.Event{Type: ledger.TypeTimer, Data: tf}); err != nil {
 			if ctx.Err() == nil {
-				log.Error("pause expiry failed; retrying", schedKeyPause, tf.PauseOpenID, schedKeyErr, err)
+				s.expiryLog.Do(func() {
+					log.Error("pause expiry failed; retrying every second (repeats are logged every 10 s)", schedKeyPause, tf.PauseOpenID, schedKeyErr, err)
+				})
 			}
-			return n
+			return n, err
 		}
 		*lastFired = tf
 	}
-	return maxTimersPerRound
+	return maxTimersPerRound, nil
 }
 
 func sameTimer(a, b ledger.TimerFired) bool {

@@ -28,6 +28,7 @@ type fakeLedger struct {
 	timers []ledger.TimerFired
 	got    []appended
 	fail   int // fail this many appends first
+	tries  int // appends asked for, failed ones too
 }
 
 type appended struct {
@@ -38,6 +39,7 @@ type appended struct {
 func (f *fakeLedger) Append(ctx context.Context, evs ...ledger.Event) ([]ledger.Envelope, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.tries++
 	if f.fail > 0 {
 		f.fail--
 		return nil, ledger.ErrUnavailable
@@ -403,6 +405,46 @@ func TestSealRetriedAfterAppendFailure(t *testing.T) {
 		want := []seal{{"2026-11-23T23:00:02Z", "2026-11-23", ledger.SealSchedule}}
 		if !slices.Equal(got, want) {
 			t.Errorf("seals\n got %v\nwant %v", got, want)
+		}
+	})
+}
+
+// A pause expiry that cannot be appended (a full disk) is tried again
+// every second, not at once: a walk's scheduler tried, and logged, 3,000
+// times a second.
+func TestFailedExpiryRetriedEverySecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := utc("2026-11-23T14:00:00Z")
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-22"}, fail: 1 << 30}
+		f.addTimer(ledger.TimerFired{Timer: ledger.TimerPauseExpiry, ContactID: "k1", PauseOpenID: "p1", Due: ledger.T(start.Add(time.Second))})
+		runFor(t, f, start, 10*time.Second, 0, nil)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.tries < 5 || f.tries > 11 {
+			t.Errorf("%d tries in 10 s, want about one a second", f.tries)
+		}
+	})
+}
+
+// An expiry due before the upload time that could not be appended holds
+// the seal back until it is in (a walk's disk, freed between the two
+// appends of a round, let the seal in first).
+func TestSealWaitsForAFailedExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-22"}, fail: 1}
+		f.addTimer(ledger.TimerFired{Timer: ledger.TimerPauseExpiry, ContactID: "k1", PauseOpenID: "before", Due: ledger.T(utc("2026-11-23T22:59:59Z"))})
+		var order []string
+		// started after a downtime: the seal and the expiry are both due
+		for _, a := range runFor(t, f, utc("2026-11-24T08:15:00Z"), time.Minute, 0, nil) {
+			switch d := a.ev.Data.(type) {
+			case ledger.TimerFired:
+				order = append(order, d.PauseOpenID)
+			case ledger.DayClosed:
+				order = append(order, d.Day)
+			}
+		}
+		if want := []string{"before", "2026-11-23"}; !slices.Equal(order, want) {
+			t.Errorf("appended %v, want %v", order, want)
 		}
 	})
 }
