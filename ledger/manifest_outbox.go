@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -243,6 +244,22 @@ func (o *ManifestOutbox) replaced(ctx context.Context) bool {
 	return true
 }
 
+// ensureSubject makes the manifests stream take this site's subject as
+// this outbox publishes it (under its capture prefix), when the outbox
+// may create streams; on the embedded server once no restart of its
+// JetStream is reading the streams back.
+func (o *ManifestOutbox) ensureSubject(ctx context.Context) {
+	if o.replicas == 0 {
+		return
+	}
+	if o.steady != nil {
+		defer o.steady()()
+	}
+	if err := ensureStream(ctx, o.js, ManifestsStream, siteManifestsFilter(o.site), o.replicas, o.capture); err != nil {
+		o.log.Debug("manifest outbox: setting the stream's subject", mobKeyErr, err)
+	}
+}
+
 // list marks the days whose manifest subject already holds their
 // manifest: a message with its message id (foreignManifest).
 func (o *ManifestOutbox) list(ctx context.Context, confirmed map[string]bool) error {
@@ -347,6 +364,12 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 			// Logged once per distinct failure: the stream may be down for
 			// a while, and the outbox looks every few seconds.
 			o.failing.CompareAndSwap(0, time.Now().UnixNano())
+			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+				// No stream takes the subject: on the embedded server, one
+				// left on another start's capture prefix (a start on a
+				// full disk could not set it; a full-disk walk).
+				o.ensureSubject(ctx)
+			}
 			msg := err.Error()
 			o.failErr.Store(&msg)
 			if ctx.Err() == nil && err.Error() != o.lastErr {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -341,4 +342,30 @@ func TestManifestWaitsForItsSealEvent(t *testing.T) {
 	if p := o.Problem(); p != nil {
 		t.Fatalf("problem after the wait: %v", p)
 	}
+}
+
+// A manifests stream left on another start's capture prefix (a start on
+// a full disk could not set its own) took no manifest, for good: the
+// outbox that finds no stream answering sets the stream's subject.
+func TestManifestOutboxSetsTheStreamToItsCapture(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	nc, js, err := Connect(t.Context(), srv.ClientURL(), "own", nil, srv.Own())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := EnsureStreamsCapturing(t.Context(), js, jsTestSite, 1, CapturePrefix+".previousstart"); err != nil {
+		t.Fatal(err)
+	}
+	src := &memManifests{}
+	src.seal("2026-11-21")
+	o := NewManifestOutbox(js, jsTestSite, src, slog.New(slog.NewTextHandler(tWriter{t}, nil)))
+	o.CreateStreams(1)
+	o.PublishUnder(srv.Capture())
+	o.CreateSteadily(srv.Steady)
+	o.every = 50 * time.Millisecond
+	stop := runOutbox(t, o)
+	defer stop()
+	jsWait(t, 10*time.Second, "the manifest", func() bool { return len(manifestMsgs(t, js)) == 1 })
+	checkManifests(t, js, src, "2026-11-21")
 }

@@ -85,7 +85,7 @@ func publishManifest(ctx context.Context, js jetstream.JetStream, site, day stri
 		}
 		var apiErr *jetstream.APIError
 		if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-			return fmt.Errorf("publish manifest %s: %w: %v", day, ErrUnavailable, err)
+			return fmt.Errorf("publish manifest %s: %w: %w", day, ErrUnavailable, err)
 		}
 		// Someone stored it meanwhile: look again.
 	}

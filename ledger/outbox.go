@@ -441,13 +441,22 @@ func (o *Outbox) createStreams(ctx context.Context, pub jetstream.JetStream) (st
 func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 	pub := o.publisher()
 	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
-	if o.replicas > 0 && o.capture == "" && !o.ensured {
+	if o.replicas > 0 && !o.ensured {
 		// An external cluster's streams may be shared by several sites'
 		// servers: one that made a lost stream again made it with its
 		// own site's subject only, and this site's publishes then find
-		// no stream. Checked at the first session and after every
-		// failed one.
+		// no stream. The embedded server's streams take this process's
+		// capture prefix, set at start: a start on a full disk could not
+		// set it, and every publish found no stream even once the disk
+		// had room (a full-disk walk). Checked at the first session and
+		// after every failed one; on the embedded server once no restart
+		// of its JetStream is reading the streams back.
+		release := func() {}
+		if o.steady != nil {
+			release = o.steady()
+		}
 		err := EnsureStreamsCapturing(tctx, pub, o.site, o.replicas, o.capture)
+		release()
 		if errors.Is(err, ErrInvalid) {
 			cancel()
 			return false, err

@@ -482,3 +482,30 @@ func TestOutboxFindsItsTailFarBackInASharedStream(t *testing.T) {
 	jsAppend(t, s, 3)
 	jsDrained(t, s, o)
 }
+
+// The embedded server's streams take the capture prefix of the start
+// that set it. A start on a full disk could not update them to its own,
+// and every publish then found no stream, for good, though the disk had
+// room again (a full-disk walk): the outbox sets the streams' subjects
+// at its first session and after each failed one.
+func TestOutboxSetsTheStreamsToItsCapture(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	ctx := context.Background()
+	nc, js, err := Connect(ctx, srv.ClientURL(), "own", nil, srv.Own())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	// As the previous start left them.
+	if err := EnsureStreamsCapturing(ctx, js, jsTestSite, 1, CapturePrefix+".previousstart"); err != nil {
+		t.Fatal(err)
+	}
+	s := jsStore(t)
+	jsAppend(t, s, 50)
+	o, _ := jsOutboxUnder(t, s, js, srv.Capture(), func(o *Outbox) {
+		o.CreateStreams(1)
+		o.CreateSteadily(srv.Steady)
+	})
+	jsDrained(t, s, o)
+	jsCheckMirror(t, s, js)
+}
