@@ -44,6 +44,10 @@ type readyReply struct {
 	// after it was written. The server still appends, after the break; an
 	// auditor must look (recledger verify names the event).
 	ChainProblem string `json:"chain_problem,omitempty"`
+	// CheckpointProblem is set while saves of the projections' checkpoint
+	// fail (a full disk): the server serves from its ledger, but a
+	// restart folds every event since the last one saved.
+	CheckpointProblem string `json:"checkpoint_problem,omitempty"`
 }
 
 // handleHealthz serves GET /healthz: 200 while the process runs.
@@ -82,6 +86,11 @@ func (s *Server) ready() readyReply {
 	}
 	if p := s.chainProblem.Load(); p != nil {
 		rep.ChainProblem = *p
+	}
+	if s.checkpoints != nil {
+		if err := s.checkpoints.Problem(); err != nil {
+			rep.CheckpointProblem = err.Error()
+		}
 	}
 	if err := s.writeErr.Load(); err != nil && !s.writableAgain(err) {
 		rep.Problem = "the ledger refused the last write: " + (*err).Error()

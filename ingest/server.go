@@ -85,6 +85,12 @@ type ManifestHealth interface {
 	Problem() error
 }
 
+// CheckpointHealth says why the projections' checkpoints are not being
+// saved (nil while they are): replay.Checkpointer.
+type CheckpointHealth interface {
+	Problem() error
+}
+
 // Default limits.
 const (
 	// DefaultMaxBody is the vendor's limit on a Recording Controls body.
@@ -125,29 +131,32 @@ type Options struct {
 	Health   Health // nil: no outbox (lag 0)
 	// Manifests is the manifest outbox; nil: none (lag 0).
 	Manifests ManifestHealth
-	Site      string
-	Tokens    *Tokens // nil: the API is open (a warning is logged once)
-	Logger    *slog.Logger
-	Registry  prometheus.Registerer // nil: a private registry, served on /metrics
-	MaxBody   int64                 // Recording Controls body limit; 0 = DefaultMaxBody
+	// Checkpoints is what saves the projections' checkpoints; nil: none.
+	Checkpoints CheckpointHealth
+	Site        string
+	Tokens      *Tokens // nil: the API is open (a warning is logged once)
+	Logger      *slog.Logger
+	Registry    prometheus.Registerer // nil: a private registry, served on /metrics
+	MaxBody     int64                 // Recording Controls body limit; 0 = DefaultMaxBody
 	// Now gives the time a call signal without `at` is stamped with; nil = time.Now.
 	Now func() time.Time
 }
 
 // Server is the HTTP API and the NATS call-signal subscriber.
 type Server struct {
-	app       Appender
-	views     Views
-	events    Events
-	health    Health
-	manifests ManifestHealth
-	site      string
-	tokens    *Tokens
-	log       *slog.Logger
-	maxBody   int64
-	now       func() time.Time
-	met       *metrics
-	handler   http.Handler
+	app         Appender
+	views       Views
+	events      Events
+	health      Health
+	manifests   ManifestHealth
+	checkpoints CheckpointHealth
+	site        string
+	tokens      *Tokens
+	log         *slog.Logger
+	maxBody     int64
+	now         func() time.Time
+	met         *metrics
+	handler     http.Handler
 
 	writeMu sync.Mutex // serialises the check-then-append of config changes and seals
 
@@ -190,7 +199,7 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("ingest: Appender, Views and Events are required")
 	}
 	s := &Server{
-		app: opts.Appender, views: opts.Views, events: opts.Events, health: opts.Health, manifests: opts.Manifests,
+		app: opts.Appender, views: opts.Views, events: opts.Events, health: opts.Health, manifests: opts.Manifests, checkpoints: opts.Checkpoints,
 		site: opts.Site, tokens: opts.Tokens, log: opts.Logger, maxBody: opts.MaxBody, now: opts.Now,
 	}
 	if s.log == nil {

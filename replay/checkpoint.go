@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/recledger/recledger/ledger"
@@ -125,6 +126,34 @@ type Checkpointer struct {
 	Saved uint64
 	// Logger receives a line per save; nil discards.
 	Logger *slog.Logger
+
+	savedSeq atomic.Uint64                     // the newest checkpoint's seq (SavedSeq)
+	failing  atomic.Pointer[checkpointFailing] // saves failing since (Problem)
+}
+
+// checkpointFailing is a run of failed saves.
+type checkpointFailing struct {
+	since time.Time
+	tries int
+	err   error
+}
+
+// SavedSeq is the seq of the newest checkpoint stored: Saved until Run
+// saves one. A restart folds the events after it.
+func (c *Checkpointer) SavedSeq() uint64 { return max(c.savedSeq.Load(), c.Saved) }
+
+// Problem is nil while saves succeed; after a failed save, until one
+// succeeds, it says since when they fail, how often, and why. The server
+// keeps serving (its ledger holds every event), but each failed save
+// leaves a longer tail for the next start to fold; a full disk was seen
+// only in a log line a minute (a full-disk walk).
+func (c *Checkpointer) Problem() error {
+	f := c.failing.Load()
+	if f == nil {
+		return nil
+	}
+	return fmt.Errorf("checkpoint saves fail since %s (%d tries; the next start folds every event after seq %d): %w",
+		f.since.UTC().Format(time.RFC3339), f.tries, c.savedSeq.Load(), f.err)
 }
 
 // Run saves checkpoints until ctx is done, then makes a final save if
@@ -155,6 +184,7 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 	defer tick.Stop()
 
 	saved := c.Saved
+	c.savedSeq.Store(saved)
 	lastSave := time.Now()
 	var rest time.Time // no save before: nine times the last one's duration after it
 	savedSeal, _ := c.Live.LastSeal()
@@ -186,6 +216,8 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 			return err
 		}
 		saved = sv.Seq
+		c.savedSeq.Store(saved)
+		c.failing.Store(nil)
 		c.Live.SectionsStored(c.Store, sv.Sections)
 		c.Live.ShareKept(own)
 		log.Info("checkpoint saved", logKeySeq, sv.Seq, logKeyDigest, sv.Digest, logKeyBytes, sv.HeadBytes, logKeySections, len(sv.Sections),
@@ -236,6 +268,11 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 					continue // stopping: the final save follows
 				}
 				log.Warn("checkpoint failed; will retry", logKeyErr, err)
+				f := &checkpointFailing{since: now, tries: 1, err: err}
+				if prev := c.failing.Load(); prev != nil {
+					f.since, f.tries = prev.since, prev.tries+1
+				}
+				c.failing.Store(f)
 			}
 		}
 	}

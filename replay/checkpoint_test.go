@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -205,12 +206,23 @@ func TestCheckpointerSchedule(t *testing.T) {
 		rec.mu.Lock()
 		rec.fail = errors.New("disk full")
 		rec.mu.Unlock()
+		if err := c.Problem(); err != nil || c.SavedSeq() != 13 {
+			t.Fatalf("saving: problem %v, saved seq %d", err, c.SavedSeq())
+		}
 		feed(30)
 		expect("failing", 12, 13)
+		// Said until a save succeeds (a full disk showed only in a log
+		// line a minute): since when, and what the next start folds.
+		if err := c.Problem(); err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "every event after seq 13") || c.SavedSeq() != 13 {
+			t.Fatalf("failing: problem %v, saved seq %d", err, c.SavedSeq())
+		}
 		rec.mu.Lock()
 		rec.fail = nil
 		rec.mu.Unlock()
 		expect("retried", 12, 13, 30)
+		if err := c.Problem(); err != nil || c.SavedSeq() != 30 {
+			t.Fatalf("saved again: problem %v, saved seq %d", err, c.SavedSeq())
+		}
 
 		feed(31)
 		cancel()

@@ -43,6 +43,10 @@ func TestActiveCallGauges(t *testing.T) {
 	if a, w, o := gauge("recledger_active_calls"), gauge("recledger_active_calls_without_agent"), gauge("recledger_oldest_active_call_start_seconds"); a != "2" || w != "2" || o != "1.7954208e+09" {
 		t.Errorf("two calls ringing where no agent is: active %s, without agent %s, oldest %s", a, w, o)
 	}
+	// Beside them, what a full disk needs an administrator to see.
+	if f, cp := gauge("recledger_data_free_bytes"), gauge("recledger_checkpoint_seq"); f == "0" || cp != "0" {
+		t.Errorf("free bytes %s (want some), checkpoint seq %s (want 0: none saved yet)", f, cp)
+	}
 	post(`{"call_id":"c-1","extension":"3420","type":"ended","at":"2026-11-23T08:05:00Z"}`)
 	if a, o := gauge("recledger_active_calls"), gauge("recledger_oldest_active_call_start_seconds"); a != "1" || o != "1.7954244e+09" {
 		t.Errorf("one ended: active %s, oldest %s", a, o)

@@ -40,6 +40,7 @@ const (
 	logKeyGiveUp  = "gives_up_in"
 	logKeyTimeout = "timeout"
 	logKeyWhy     = "why"
+	logKeyFree    = "free_bytes"
 
 	logKeyStored       = "stored_version"
 	logKeyProjections  = "projection_version"
@@ -86,6 +87,9 @@ const (
 	httpReadTimeout = 30 * time.Second
 	httpIdleTimeout = 2 * time.Minute
 )
+
+// lowDiskFree is the free space under which serve warns at start.
+const lowDiskFree = 256 << 20
 
 // httpMaxHeaderBytes bounds a request's header (net/http's default is 1
 // MiB, read before any token is checked: a walk's 1,500 connections
@@ -153,6 +157,17 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, done: make(chan struct{}), registry: prometheus.NewRegistry()}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewBuildInfoCollector())
+	if free, ok := diskFree(cfg.Data); ok {
+		s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "recledger_data_free_bytes",
+			Help: "Space left on the file system of the data dir (the ledger, its checkpoints and the embedded JetStream store).",
+		}, func() float64 { f, _ := diskFree(cfg.Data); return float64(f) }))
+		if free < lowDiskFree {
+			// A full disk showed first as clients' 503s (a walk).
+			log.Warn("the data dir's file system is nearly full: appends, checkpoints and the mirror need room (docs/clients.md, Disk space)",
+				logKeyFree, free, logKeyData, cfg.Data)
+		}
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -345,16 +360,29 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		}
 	})
 
+	// Saved: the state we started from is already checkpointed up to
+	// head−replayed, so the first save waits for that many new events.
+	// Its From is read in its own goroutine, below: it may take a while.
+	checkpointer := &replay.Checkpointer{Store: store, Source: store, Live: s.live,
+		EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Saved: head - replayed, Logger: log}
+	if cfg.Rebuild {
+		checkpointer.Saved = head // saved before serving
+	}
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "recledger_checkpoint_seq",
+		Help: "The seq of the newest checkpoint saved: a restart folds the events after it (recledger_ledger_head_seq minus this).",
+	}, func() float64 { return float64(checkpointer.SavedSeq()) }))
 	api, err := ingest.New(ingest.Options{
-		Appender:  store,
-		Views:     s.live,
-		Events:    store,
-		Health:    outbox,
-		Manifests: manifests,
-		Site:      cfg.Site,
-		Tokens:    tokens,
-		Logger:    log,
-		Registry:  s.registry,
+		Appender:    store,
+		Views:       s.live,
+		Events:      store,
+		Health:      outbox,
+		Manifests:   manifests,
+		Checkpoints: checkpointer,
+		Site:        cfg.Site,
+		Tokens:      tokens,
+		Logger:      log,
+		Registry:    s.registry,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
@@ -401,18 +429,12 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return sched.Run(workCtx)
 	})
 	g.Go(func() error {
-		// Saved: the state we started from is already checkpointed up to
-		// head−replayed, so the first save waits for that many new events.
 		// Its own copy of the state starts from the same checkpoint the
 		// live state did (read again: the live one is not to be shared).
 		read := time.Now()
-		from := replay.FromCheckpoint(workCtx, store)
-		saved := head - replayed
-		if cfg.Rebuild {
-			saved = head // saved before serving
-		}
-		err := (&replay.Checkpointer{Store: store, Source: store, Live: s.live, From: from, FromTook: time.Since(read),
-			EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Saved: saved, Logger: log}).Run(workCtx)
+		checkpointer.From = replay.FromCheckpoint(workCtx, store)
+		checkpointer.FromTook = time.Since(read)
+		err := checkpointer.Run(workCtx)
 		if err != nil {
 			// Only the final save returns an error. Nothing is lost: the
 			// next start replays the events since the last checkpoint.
