@@ -348,15 +348,7 @@ func TestManifestWaitsForItsSealEvent(t *testing.T) {
 // a full disk could not set its own) took no manifest, for good: the
 // outbox that finds no stream answering sets the stream's subject.
 func TestManifestOutboxSetsTheStreamToItsCapture(t *testing.T) {
-	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
-	nc, js, err := Connect(t.Context(), srv.ClientURL(), "own", nil, srv.Own())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if err := EnsureStreamsCapturing(t.Context(), js, jsTestSite, 1, CapturePrefix+".previousstart"); err != nil {
-		t.Fatal(err)
-	}
+	srv, js := jsCapturedByAnotherStart(t)
 	src := &memManifests{}
 	src.seal("2026-11-21")
 	o := NewManifestOutbox(js, jsTestSite, src, slog.New(slog.NewTextHandler(tWriter{t}, nil)))

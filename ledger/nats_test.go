@@ -46,6 +46,21 @@ func jsServerOwn(t testing.TB, dir, listen, own string) *Embedded {
 // its capture prefix, as serve makes them, and connects to it as its own.
 func jsCapturing(t testing.TB) (*Embedded, jetstream.JetStream) {
 	t.Helper()
+	return jsCapturingUnder(t, (*Embedded).Capture)
+}
+
+// jsCapturedByAnotherStart is jsCapturing with the streams left on
+// another start's capture prefix, as a start that could not update them
+// (a full disk) leaves them.
+func jsCapturedByAnotherStart(t testing.TB) (*Embedded, jetstream.JetStream) {
+	t.Helper()
+	return jsCapturingUnder(t, func(*Embedded) string { return CapturePrefix + ".previousstart" })
+}
+
+// jsCapturingUnder starts an embedded server, connects as its own
+// connection, and makes the streams of jsTestSite under capture(srv).
+func jsCapturingUnder(t testing.TB, capture func(*Embedded) string) (*Embedded, jetstream.JetStream) {
+	t.Helper()
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	ctx := context.Background()
 	nc, js, err := Connect(ctx, srv.ClientURL(), "own", nil, srv.Own())
@@ -53,7 +68,7 @@ func jsCapturing(t testing.TB) (*Embedded, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	if err := EnsureStreamsCapturing(ctx, js, jsTestSite, 1, srv.Capture()); err != nil {
+	if err := EnsureStreamsCapturing(ctx, js, jsTestSite, 1, capture(srv)); err != nil {
 		t.Fatal(err)
 	}
 	return srv, js

@@ -489,17 +489,7 @@ func TestOutboxFindsItsTailFarBackInASharedStream(t *testing.T) {
 // room again (a full-disk walk): the outbox sets the streams' subjects
 // at its first session and after each failed one.
 func TestOutboxSetsTheStreamsToItsCapture(t *testing.T) {
-	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
-	ctx := context.Background()
-	nc, js, err := Connect(ctx, srv.ClientURL(), "own", nil, srv.Own())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	// As the previous start left them.
-	if err := EnsureStreamsCapturing(ctx, js, jsTestSite, 1, CapturePrefix+".previousstart"); err != nil {
-		t.Fatal(err)
-	}
+	srv, js := jsCapturedByAnotherStart(t)
 	s := jsStore(t)
 	jsAppend(t, s, 50)
 	o, _ := jsOutboxUnder(t, s, js, srv.Capture(), func(o *Outbox) {
