@@ -92,8 +92,14 @@ func (s *Server) ready() readyReply {
 			rep.CheckpointProblem = err.Error()
 		}
 	}
-	if err := s.writeErr.Load(); err != nil && !s.writableAgain(err) {
-		rep.Problem = "the ledger refused the last write: " + (*err).Error()
+	failed := s.writeErr.Load()
+	if f, ok := s.app.(WriteFailer); ok && failed == nil {
+		if err := f.WriteFailure(); err != nil {
+			failed = &err // the server's own append (a timer, a seal)
+		}
+	}
+	if failed != nil && !s.writableAgain(failed) {
+		rep.Problem = "the ledger refused the last write: " + (*failed).Error()
 		return rep
 	}
 	for _, part := range []any{s.app, s.events, s.views} {
@@ -110,6 +116,12 @@ func (s *Server) ready() readyReply {
 	}
 	rep.Ready = true
 	return rep
+}
+
+// WriteFailer is an Appender that remembers its last failed write, by
+// whoever appended it, until one commits (ledger.Store).
+type WriteFailer interface {
+	WriteFailure() error
 }
 
 // WriteProber is an Appender that can tell whether it takes writes

@@ -20,10 +20,20 @@ import (
 
 // fullDisk is the real store, refusing writes as a full disk makes it
 // while full is set: its Append and ProbeWrite fail with ErrUnavailable,
-// the store's own error for a failed commit.
+// the store's own error for a failed commit. While own is set, the last
+// write that failed was another appender's (the scheduler's), not the
+// API's: WriteFailure reports it until a probe commits.
 type fullDisk struct {
 	*ledger.Store
 	full atomic.Bool
+	own  atomic.Bool
+}
+
+func (d *fullDisk) WriteFailure() error {
+	if d.own.Load() {
+		return fmt.Errorf("append: %w: commit: write /data/ledger.db: no space left on device", ledger.ErrUnavailable)
+	}
+	return d.Store.WriteFailure()
 }
 
 func (d *fullDisk) Append(ctx context.Context, events ...ledger.Event) ([]ledger.Envelope, error) {
@@ -37,7 +47,53 @@ func (d *fullDisk) ProbeWrite(ctx context.Context) error {
 	if d.full.Load() {
 		return fmt.Errorf("probe write: %w: no space left on device", ledger.ErrUnavailable)
 	}
+	d.own.Store(false)
 	return d.Store.ProbeWrite(ctx)
+}
+
+var _ ingest.WriteFailer = (*ledger.Store)(nil)
+var _ ingest.WriteProber = (*ledger.Store)(nil)
+
+// A server whose only writes are its own (a quiet night: pause
+// expiries, the seal) is not ready while they fail, though no request
+// failed (a walk's /readyz said ready for as long as no client wrote),
+// and is ready again once a probe commits.
+func TestReadyzSeesTheServersOwnFailedWrites(t *testing.T) {
+	store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	disk := &fullDisk{Store: store}
+	live := projections.NewLive(projections.New())
+	store.Subscribe(live.OnCommit)
+	now := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	api, err := ingest.New(ingest.Options{Appender: disk, Views: live, Events: store, Site: "test", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	ready := func() (int, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	disk.full.Store(true)
+	disk.own.Store(true)
+	if status, body := ready(); status != 503 || !strings.Contains(body, "no space left") {
+		t.Fatalf("the scheduler's write failed: %d %s", status, body)
+	}
+	disk.full.Store(false)
+	now = now.Add(time.Second)
+	if status, body := ready(); status != 200 {
+		t.Fatalf("once a probe commits: %d %s", status, body)
+	}
 }
 
 // While the ledger takes no writes, a command gets 503 with a message

@@ -2,6 +2,6 @@
 
 package ledger
 
-// freeBytes cannot tell the free space here; ProbeWrite relies on its
+// FreeBytes cannot tell the free space here; ProbeWrite relies on its
 // commit alone.
-func freeBytes(string) (uint64, bool) { return 0, false }
+func FreeBytes(string) (uint64, bool) { return 0, false }

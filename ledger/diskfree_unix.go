@@ -4,9 +4,9 @@ package ledger
 
 import "syscall"
 
-// freeBytes is the space an unprivileged writer may still use on the
+// FreeBytes is the space an unprivileged writer may still use on the
 // file system holding dir; ok is false when it cannot be told.
-func freeBytes(dir string) (free uint64, ok bool) {
+func FreeBytes(dir string) (free uint64, ok bool) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 0, false

@@ -119,7 +119,7 @@ func (m *Mender) Run(ctx context.Context) error {
 		}
 		// Where the room cannot be told, a restart is tried anyway: one
 		// on a full disk fails again, and the wait doubles.
-		free, ok := freeBytes(m.Dir)
+		free, ok := FreeBytes(m.Dir)
 		if ok && free < minFree {
 			continue
 		}

@@ -187,7 +187,7 @@ func TestMenderWaitsForRoomAndBacksOff(t *testing.T) {
 	if n := run(&Mender{After: time.Hour}, 300*time.Millisecond); n != 0 {
 		t.Errorf("a stall shorter than After: %d restarts", n)
 	}
-	free, ok := freeBytes(dir)
+	free, ok := FreeBytes(dir)
 	if !ok {
 		t.Skip("the free space cannot be told here")
 	}

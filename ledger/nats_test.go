@@ -432,7 +432,7 @@ func TestEmbeddedForgetsClosedClients(t *testing.T) {
 func TestEmbeddedStoreIsBoundByTheDiskOnly(t *testing.T) {
 	dir := t.TempDir()
 	srv := jsServer(t, dir, "127.0.0.1:-1")
-	free, ok := freeBytes(dir)
+	free, ok := FreeBytes(dir)
 	if !ok {
 		t.Skip("the free space cannot be told here")
 	}

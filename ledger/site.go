@@ -88,7 +88,7 @@ func (s *Store) ProbeWrite(ctx context.Context) error {
 	if b := s.broken.Load(); b != nil {
 		return fmt.Errorf("probe write: %w", *b)
 	}
-	if free, ok := freeBytes(filepath.Dir(s.path)); ok && free < probeMinFree {
+	if free, ok := FreeBytes(filepath.Dir(s.path)); ok && free < probeMinFree {
 		return fmt.Errorf("probe write: %w: %d bytes free beside %s", ErrUnavailable, free, s.path)
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -100,6 +100,19 @@ func (s *Store) ProbeWrite(ctx context.Context) error {
 	})
 	if err != nil {
 		return s.readErr("probe write", err)
+	}
+	s.writeFail.Store(nil)
+	return nil
+}
+
+// WriteFailure is the error of the last batch that failed to commit, by
+// any appender (the API's, the scheduler's timers and seals), until a
+// batch or ProbeWrite commits; nil while writes commit. A server whose
+// only writes are its own (a quiet night: pause expiries, the seal) said
+// it was ready while its disk was full (a walk).
+func (s *Store) WriteFailure() error {
+	if e := s.writeFail.Load(); e != nil {
+		return *e
 	}
 	return nil
 }

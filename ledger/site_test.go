@@ -66,7 +66,7 @@ func TestProbeWrite(t *testing.T) {
 
 // The free space beside a ledger is known where ProbeWrite looks at it.
 func TestFreeBytes(t *testing.T) {
-	free, ok := freeBytes(t.TempDir())
+	free, ok := FreeBytes(t.TempDir())
 	if runtime.GOOS == "linux" && (!ok || free == 0) {
 		t.Fatalf("free bytes of a temp dir: %d, %v", free, ok)
 	}

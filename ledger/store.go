@@ -93,6 +93,9 @@ type Store struct {
 	broken atomic.Pointer[error]
 	// closedFlag mirrors closed for readers, which do not take mu.
 	closedFlag atomic.Bool
+	// writeFail is the error of the last batch that failed to commit,
+	// whoever appended it, until a batch or ProbeWrite commits.
+	writeFail atomic.Pointer[error]
 
 	hooksMu sync.Mutex
 	hooks   []func([]Envelope)

@@ -370,10 +370,12 @@ func (w *writer) commit(batch []*request) {
 		w.failLog.Do(func() {
 			w.s.log.Error("ledger batch failed (repeats are logged every 10 s)", logKeyBatch, len(batch), logKeySeq, w.seq, logKeyErr, err)
 		})
+		w.s.writeFail.Store(&err)
 		w.reconcile()
 		w.handOver(batch, nil, err)
 		return
 	}
+	w.s.writeFail.Store(nil)
 	w.ids, w.seq, w.prev, w.hasPrev = t.ids, t.seq, t.prev, t.hasPrev
 	if len(envs) > 0 {
 		w.s.commits.Add(1)

@@ -172,11 +172,18 @@ func TestCommitFailureFailsWholeBatch(t *testing.T) {
 	if _, err := s.Get(ctx, seq0+1); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("failed batch left seq %d: %v", seq0+1, err)
 	}
+	// Remembered for whoever asks (/readyz), whoever appended.
+	if err := s.WriteFailure(); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("WriteFailure after a failed batch: %v", err)
+	}
 	lastID := s.LastID()
 	s.db.MaxSize = 0
 	envs, err := s.Append(ctx, cmd("b"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := s.WriteFailure(); err != nil {
+		t.Fatalf("WriteFailure after a batch committed: %v", err)
 	}
 	if envs[0].Seq != seq0+1 || envs[0].Prev != h0 || envs[0].ID.Compare(lastID) <= 0 {
 		t.Fatalf("append after failure does not continue the chain: %+v", envs[0])

@@ -260,6 +260,14 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 			took = time.Since(now)
 			rest = time.Now().Add(savesRest * took)
 			failed = err != nil
+			if failed {
+				// Tried again after Every, not as soon as EveryEvents more
+				// came: on a full disk each try wrote megabytes, every few
+				// seconds (a full-disk walk).
+				if retry := time.Now().Add(every); retry.After(rest) {
+					rest = retry
+				}
+			}
 			if !failed {
 				savedSeal = seal
 			}

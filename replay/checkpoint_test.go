@@ -219,17 +219,20 @@ func TestCheckpointerSchedule(t *testing.T) {
 		rec.mu.Lock()
 		rec.fail = nil
 		rec.mu.Unlock()
-		expect("retried", 12, 13, 30)
-		if err := c.Problem(); err != nil || c.SavedSeq() != 30 {
+		feed(40) // more than EveryEvents again: still not before Every
+		expect("not tried again at once", 12, 13)
+		time.Sleep(time.Minute)
+		expect("retried", 12, 13, 40)
+		if err := c.Problem(); err != nil || c.SavedSeq() != 40 {
 			t.Fatalf("saved again: problem %v, saved seq %d", err, c.SavedSeq())
 		}
 
-		feed(31)
+		feed(41)
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if got := rec.seqs(); !equal(got, []uint64{12, 13, 30, 31}) {
+		if got := rec.seqs(); !equal(got, []uint64{12, 13, 40, 41}) {
 			t.Fatalf("after stop: saves at %v", got)
 		}
 		for _, s := range rec.saves {

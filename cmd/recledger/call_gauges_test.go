@@ -29,7 +29,7 @@ func TestActiveCallGauges(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(string(b))
+		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(string(b))
 		if m == nil {
 			t.Fatalf("%s not on /metrics", name)
 		}
@@ -44,8 +44,8 @@ func TestActiveCallGauges(t *testing.T) {
 		t.Errorf("two calls ringing where no agent is: active %s, without agent %s, oldest %s", a, w, o)
 	}
 	// Beside them, what a full disk needs an administrator to see.
-	if f, cp := gauge("recledger_data_free_bytes"), gauge("recledger_checkpoint_seq"); f == "0" || cp != "0" {
-		t.Errorf("free bytes %s (want some), checkpoint seq %s (want 0: none saved yet)", f, cp)
+	if f, j, cp := gauge(`recledger_data_free_bytes{store="ledger"}`), gauge(`recledger_data_free_bytes{store="jetstream"}`), gauge("recledger_checkpoint_seq"); f == "0" || j == "0" || cp != "0" {
+		t.Errorf("free bytes %s and %s (want some), checkpoint seq %s (want 0: none saved yet)", f, j, cp)
 	}
 	post(`{"call_id":"c-1","extension":"3420","type":"ended","at":"2026-11-23T08:05:00Z"}`)
 	if a, o := gauge("recledger_active_calls"), gauge("recledger_oldest_active_call_start_seconds"); a != "1" || o != "1.7954244e+09" {

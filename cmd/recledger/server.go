@@ -27,20 +27,21 @@ import (
 
 // Log attribute keys used by serve.
 const (
-	logKeyHTTP    = "http"
-	logKeyNATS    = "nats"
-	logKeySite    = "site"
-	logKeyData    = "data"
-	logKeySeq     = "seq"
-	logKeyTail    = "replayed"
-	logKeyTook    = "took"
-	logKeyErr     = "err"
-	logKeyServer  = "component"
-	logKeyFile    = "file"
-	logKeyGiveUp  = "gives_up_in"
-	logKeyTimeout = "timeout"
-	logKeyWhy     = "why"
-	logKeyFree    = "free_bytes"
+	logKeyHTTP      = "http"
+	logKeyNATS      = "nats"
+	logKeySite      = "site"
+	logKeyData      = "data"
+	logKeySeq       = "seq"
+	logKeyTail      = "replayed"
+	logKeyTook      = "took"
+	logKeyErr       = "err"
+	logKeyServer    = "component"
+	logKeyFile      = "file"
+	logKeyGiveUp    = "gives_up_in"
+	logKeyTimeout   = "timeout"
+	logKeyWhy       = "why"
+	logKeyFree      = "free_bytes"
+	logKeyStoreKind = "store"
 
 	logKeyStored       = "stored_version"
 	logKeyProjections  = "projection_version"
@@ -90,6 +91,41 @@ const (
 
 // lowDiskFree is the free space under which serve warns at start.
 const lowDiskFree = 256 << 20
+
+// freeGauges are the gauges of the space left where the ledger (and its
+// checkpoints) and the embedded JetStream store are, which may be two
+// file systems (DATA/jetstream mounted apart), and warn at start of
+// those nearly full: a full disk showed first as clients' 503s, and one
+// only under DATA/jetstream not at all (full-disk walks).
+func freeGauges(cfg ServeConfig, log *slog.Logger) []prometheus.Collector {
+	dirs := [][2]string{{"ledger", cfg.Data}}
+	if cfg.NATS == "" {
+		dirs = append(dirs, [2]string{"jetstream", filepath.Join(cfg.Data, JetStreamDir)})
+	}
+	var cs []prometheus.Collector
+	for _, d := range dirs {
+		free := func() (uint64, bool) {
+			if f, ok := ledger.FreeBytes(d[1]); ok {
+				return f, true
+			}
+			return ledger.FreeBytes(cfg.Data) // not made yet: it will be there
+		}
+		f, ok := free()
+		if !ok {
+			continue
+		}
+		if f < lowDiskFree {
+			log.Warn("a file system of the data dir is nearly full: appends, checkpoints and the mirror need room (docs/clients.md, Disk space)",
+				logKeyStoreKind, d[0], logKeyFree, f, logKeyData, d[1])
+		}
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "recledger_data_free_bytes",
+			Help:        "Space left on the file system of the ledger (with its checkpoints) and of the embedded JetStream store, by store.",
+			ConstLabels: prometheus.Labels{"store": d[0]},
+		}, func() float64 { f, _ := free(); return float64(f) }))
+	}
+	return cs
+}
 
 // httpMaxHeaderBytes bounds a request's header (net/http's default is 1
 // MiB, read before any token is checked: a walk's 1,500 connections
@@ -157,17 +193,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, done: make(chan struct{}), registry: prometheus.NewRegistry()}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewBuildInfoCollector())
-	if free, ok := diskFree(cfg.Data); ok {
-		s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "recledger_data_free_bytes",
-			Help: "Space left on the file system of the data dir (the ledger, its checkpoints and the embedded JetStream store).",
-		}, func() float64 { f, _ := diskFree(cfg.Data); return float64(f) }))
-		if free < lowDiskFree {
-			// A full disk showed first as clients' 503s (a walk).
-			log.Warn("the data dir's file system is nearly full: appends, checkpoints and the mirror need room (docs/clients.md, Disk space)",
-				logKeyFree, free, logKeyData, cfg.Data)
-		}
-	}
+	s.registry.MustRegister(freeGauges(cfg, log)...)
 	ok := false
 	defer func() {
 		if !ok {
