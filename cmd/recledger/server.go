@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/recledger/recledger/ingest"
@@ -424,8 +423,18 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil, fmt.Errorf("serve: http: %w", err)
 	}
 	s.httpLn = ln
+	connState := api.ConnState
 	if cfg.MaxConnections > 0 {
-		ln = netutil.LimitListener(ln, cfg.MaxConnections)
+		lim := newConnLimit(ln, cfg.MaxConnections)
+		ln = lim
+		connState = func(c net.Conn, st http.ConnState) {
+			lim.ConnState(c, st)
+			api.ConnState(c, st)
+		}
+		s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "recledger_http_connections_shed_total",
+			Help: "HTTP connections answered 503 and closed because --http-max-connections were open and none idle.",
+		}, func() float64 { return float64(lim.Shed()) }))
 	}
 	// A request has 30 s to arrive whole (16 KiB of command, at most 1 MiB
 	// of signals or configuration), and an idle keep-alive connection is
@@ -433,7 +442,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	// nor a stop. No write timeout: an export of the pauses streams.
 	httpSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: httpReadTimeout, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: httpMaxHeaderBytes,
-		ConnState: api.ConnState}
+		ConnState: connState}
 
 	gctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// connLimit is serve's HTTP listener, holding at most max connections
+// open at once. At the bound, a new connection takes the place of one
+// idle between requests (a keep-alive connection, closed as the server
+// would close it after its idle timeout); with none idle, it is answered
+// 503 at once and closed, without its request being read. A first form
+// (golang.org/x/net/netutil's LimitListener) left connections beyond the
+// bound waiting in the kernel's queue: a desktop's command there timed
+// out, then was applied minutes later, when a slot freed (an adversarial
+// walk), and 4,096 idle connections held every slot for 2 minutes.
+type connLimit struct {
+	net.Listener
+	max   int
+	reply []byte // the answer to a connection shed
+
+	mu   sync.Mutex
+	open int                   // connections accepted and not yet closed
+	idle map[net.Conn]struct{} // of those, the ones idle between requests
+
+	answering chan struct{} // bounds the goroutines answering shed connections
+	shed      atomic.Uint64
+}
+
+// The answer to a connection shed, and how long it may take.
+const (
+	shedLinger  = time.Second
+	shedDrain   = 64 << 10
+	shedWorkers = 256
+)
+
+func newConnLimit(ln net.Listener, max int) *connLimit {
+	body := fmt.Sprintf(`{"reason":"unavailable","message":"the server holds as many connections as it takes (--http-max-connections %d): nothing was recorded; send it again later"}`, max)
+	return &connLimit{
+		Listener: ln,
+		max:      max,
+		reply: fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+			len(body), body),
+		idle:      map[net.Conn]struct{}{},
+		answering: make(chan struct{}, shedWorkers),
+	}
+}
+
+// Accept returns the next connection within the bound.
+func (l *connLimit) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		if l.open < l.max {
+			l.open++
+			l.mu.Unlock()
+			return c, nil
+		}
+		var idle net.Conn
+		for v := range l.idle { // any one: which does not matter
+			idle = v
+			break
+		}
+		if idle != nil {
+			delete(l.idle, idle)
+			l.open++ // back to the bound once the server sees idle closed
+			l.mu.Unlock()
+			idle.Close()
+			return c, nil
+		}
+		l.mu.Unlock()
+		l.shedConn(c)
+	}
+}
+
+// shedConn answers c 503 and closes it: the answer first (a server may
+// answer before reading), then what the client sent is read and dropped
+// for up to shedLinger, so that closing does not reset the connection
+// under an answer not yet read.
+func (l *connLimit) shedConn(c net.Conn) {
+	l.shed.Add(1)
+	select {
+	case l.answering <- struct{}{}:
+	default:
+		c.Close() // shedding faster than it can answer: no answer
+		return
+	}
+	go func() {
+		defer func() { <-l.answering }()
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(shedLinger))
+		if _, err := c.Write(l.reply); err != nil {
+			return
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+		io.CopyN(io.Discard, c, shedDrain)
+	}()
+}
+
+// ConnState is the http.Server's hook: it counts closed connections out
+// and keeps the idle ones.
+func (l *connLimit) ConnState(c net.Conn, state http.ConnState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch state {
+	case http.StateIdle:
+		l.idle[c] = struct{}{}
+	case http.StateActive:
+		delete(l.idle, c)
+	case http.StateClosed, http.StateHijacked:
+		delete(l.idle, c)
+		l.open--
+	}
+}
+
+// Shed is how many connections were answered 503 (or closed) at the bound.
+func (l *connLimit) Shed() uint64 { return l.shed.Load() }
