@@ -14,6 +14,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/recledger/recledger/ledger"
 )
 
@@ -385,11 +387,7 @@ func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	release, err := s.holdFeedBody(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+	release := s.holdFeedBody(r)
 	body, err := s.readBodyPooled(w, r, maxFeedBody)
 	if err != nil {
 		release()
@@ -406,26 +404,48 @@ func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, reply)
 }
 
-// holdFeedBody waits until a signal batch's or a configuration's body
-// fits in the budget that all such bodies being read and parsed share
-// (feedBodyBudget; its declared length, or maxFeedBody when it declares
-// none), and returns the release to call once the body is let go. Each
-// body may be up to maxFeedBody, and the connections are many: without
-// it, slow clients each sending a megabyte could make the server hold
-// gigabytes. A request waits while the budget is taken, at most until
-// the client goes away or its read timeout ends the body (408).
-func (s *Server) holdFeedBody(r *http.Request) (func(), error) {
-	n := int64(maxFeedBody)
-	if r.ContentLength >= 0 && r.ContentLength < n {
-		n = r.ContentLength
+// holdFeedBody makes r's body, a signal batch's or a configuration's,
+// take the bytes it brings from the budget that all such bodies being
+// read and parsed share (feedBodyBudget), as they arrive, and returns
+// the release to call once the body is let go. Each body may be up to
+// maxFeedBody, and the connections are many: without it, slow clients
+// each sending a megabyte could make the server hold gigabytes. Taken
+// as they arrive, not by the declared length: a first form took the
+// declared length up front, and 70 requests declaring a megabyte each,
+// sending a byte a second, made every batch wait 27 s (a walk). A body
+// whose bytes find the budget taken waits, at most until the client goes
+// away or its read timeout ends the body (408).
+func (s *Server) holdFeedBody(r *http.Request) func() {
+	b := &budgetedBody{ReadCloser: r.Body, ctx: r.Context(), sem: s.feedBytes}
+	r.Body = b
+	return b.release
+}
+
+// budgetedBody is a body that takes each chunk it reads from sem.
+type budgetedBody struct {
+	io.ReadCloser
+	ctx  context.Context
+	sem  *semaphore.Weighted
+	held int64
+}
+
+func (b *budgetedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		if aerr := b.sem.Acquire(b.ctx, int64(n)); aerr != nil {
+			return 0, aerr
+		}
+		b.held += int64(n)
 	}
-	if n == 0 {
-		return func() {}, nil
+	return n, err
+}
+
+// release gives back what the body took.
+func (b *budgetedBody) release() {
+	if b.held > 0 {
+		b.sem.Release(b.held)
+		b.held = 0
 	}
-	if err := s.feedBytes.Acquire(r.Context(), n); err != nil {
-		return nil, err
-	}
-	return func() { s.feedBytes.Release(n) }, nil
 }
 
 // drainRefusedBody reads and drops what is left of a body refused as too
@@ -438,7 +458,11 @@ func drainRefusedBody(r *http.Request) {
 	if r.Body == nil || r.ContentLength > maxDrain || strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
 		return // a client that waits for "100 Continue" reads the 413 instead of sending
 	}
-	io.CopyN(io.Discard, r.Body, maxDrain)
+	body := r.Body
+	if b, ok := body.(*budgetedBody); ok {
+		body = b.ReadCloser // dropped bytes take nothing from the budget
+	}
+	io.CopyN(io.Discard, body, maxDrain)
 }
 
 // maxDrain is the most drainRefusedBody reads.
@@ -459,7 +483,9 @@ func readBodyInto(buf *bytes.Buffer, w http.ResponseWriter, r *http.Request, lim
 		return tooLarge(limit)
 	}
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + 1) // +1: ReadFrom's probe for the end
+		// +1: ReadFrom's probe for the end. Not more than a command's
+		// ahead of the bytes: a declared megabyte may never come.
+		buf.Grow(int(min(r.ContentLength, DefaultMaxBody)) + 1)
 	}
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
 		var mbe *http.MaxBytesError

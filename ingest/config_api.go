@@ -88,11 +88,7 @@ func putNamed[T namedPart](s *Server, w http.ResponseWriter, r *http.Request, pa
 // decodeConfig reads a configuration part strictly (unknown fields are
 // errors: a misspelt setting must not be silently dropped).
 func (s *Server) decodeConfig(w http.ResponseWriter, r *http.Request, field string, v any) bool {
-	release, err := s.holdFeedBody(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return false
-	}
+	release := s.holdFeedBody(r)
 	body, err := readBody(w, r, maxFeedBody)
 	if err != nil {
 		release()
