@@ -228,6 +228,37 @@ func TestEncodedBodyIsNamed(t *testing.T) {
 	}
 }
 
+// Configuration holding a bearer token is refused, not stored (it is
+// kept as written, for good), and no answer quotes a token back, in any
+// case (a walk's 404 of a contact id quoted one upper-cased).
+func TestTokenInConfigurationIsRefused(t *testing.T) {
+	tok, err := ingest.ParseTokens([]byte(`{"tokens":[
+	  {"name":"ops","token":"admin-token-0123456789ab","roles":["admin","auditor"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStack(t, tok)
+	admin := []string{"Authorization", "Bearer admin-token-0123456789ab"}
+	s.must(200, "PUT", "/v1/config/teams/t", "application/json", `{}`, admin...)
+	before := head(s)
+	for path, body := range map[string]string{
+		"/v1/config/users/admin-token-0123456789ab": `{"name":"x","team":"t","recording":"desktop"}`,
+		"/v1/config/users/u1":                       `{"name":"admin-token-0123456789ab","team":"t","recording":"desktop"}`,
+		"/v1/config/site":                           `{"server_host":"ADMIN-TOKEN-0123456789AB"}`,
+	} {
+		r := s.do("PUT", path, "application/json", body, admin...)
+		if r.Status != 400 || r.str("reason") != "invalid_config" || strings.Contains(strings.ToLower(r.Raw), "token-0123456789") {
+			t.Errorf("PUT %s %s: %d %s", path, body, r.Status, r.Raw)
+		}
+	}
+	if head(s) != before {
+		t.Errorf("refused configuration appended: head %d → %d", before, head(s))
+	}
+	if r := s.do("GET", "/v1/contacts/admin-token-0123456789ab", "", "", admin...); r.Status != 404 || strings.Contains(strings.ToLower(r.Raw), "token-0123456789") {
+		t.Errorf("404 of a contact id holding a token: %d %s", r.Status, r.Raw)
+	}
+}
+
 // TestSlowBodyIsATimeout: a body that does not arrive whole within the
 // server's read timeout is answered 408, not "cannot read", and nothing
 // is appended.

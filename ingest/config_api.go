@@ -95,7 +95,10 @@ func (s *Server) decodeConfig(w http.ResponseWriter, r *http.Request, field stri
 		s.writeError(w, r, err)
 		return false
 	}
-	err = decodeConfigPart(body, field, v)
+	err = s.tokens.configToken(field, body)
+	if err == nil {
+		err = decodeConfigPart(body, field, v)
+	}
 	release()
 	if err != nil {
 		s.writeError(w, r, configError(err))

@@ -28,6 +28,9 @@ func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error)
 		return false, fmt.Errorf("config file: %w", err)
 	}
 	var doc ledger.Config
+	if err := s.tokens.configToken("", b); err != nil {
+		return false, fmt.Errorf("config file %s: %w", path, err)
+	}
 	if err := decodeConfigPart(b, "", &doc); err != nil {
 		return false, fmt.Errorf("config file %s: %w", path, maskFieldErr(err))
 	}

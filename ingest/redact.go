@@ -53,6 +53,30 @@ func (t *Tokens) redact(v string, found *[]string) string {
 	return v
 }
 
+// tokenIn names the entry of a bearer token that v holds ("" when none).
+func (t *Tokens) tokenIn(v string) string {
+	var found []string
+	if t.redact(v, &found); len(found) > 0 {
+		return found[0]
+	}
+	return ""
+}
+
+// configToken refuses a configuration part (its path root and its body)
+// that holds a bearer token: configuration is stored in the ledger as
+// written, for good (a walk's user named by a token was, and its answer
+// quoted it).
+func (t *Tokens) configToken(root string, body []byte) error {
+	if name := t.tokenIn(root + "\n" + string(body)); name != "" {
+		field := root
+		if field == "" {
+			field = "document"
+		}
+		return &ledger.FieldError{Field: field, Message: "holds the bearer token of entry " + name + ": refused, not stored; rotate the token"}
+	}
+	return nil
+}
+
 // signalToken names the token entry and the member, if any, of a call
 // signal's value that holds a bearer token ("" when none): such a
 // signal is refused, not stored. A feed has no reason to send one (it
