@@ -448,8 +448,9 @@ func (b *budgetedBody) release() {
 	}
 }
 
-// drainRefusedBody reads and drops what is left of a body refused as too
-// large, when that is at most maxDrain bytes, before the 413 is written.
+// drainRefusedBody reads and drops what is left of a refused request's
+// body (a 413's, a 405's, …), when that is at most maxDrain bytes, before
+// the answer is written.
 // A client that sends its whole body before reading the answer (most do)
 // otherwise had its connection reset under it, the answer unread: a
 // walk's 2 MB POST got ECONNRESET in 14 of 30 tries. Beyond maxDrain

@@ -58,6 +58,21 @@ func TestTooLargeBodyAnsweredAfterItIsSent(t *testing.T) {
 			}
 		}
 	}
+	// Any refusal of a request with a large body: a 405 here.
+	c, err := net.Dial("tcp", s.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetWriteBuffer(32 << 10)
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	body := strings.Repeat("x", 1<<20)
+	if _, err := fmt.Fprintf(c, "DELETE /recordingcontrols/rest/tag HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body); err != nil {
+		t.Fatalf("sending a DELETE's body: %v (the connection was reset before the answer)", err)
+	}
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 405 {
+		t.Fatalf("a DELETE with a body: %v %v, want 405", resp, err)
+	}
 	if head(s) != before {
 		t.Errorf("refused bodies appended events: head %d → %d", before, head(s))
 	}

@@ -105,6 +105,11 @@ func TestPauseQueryByContactAndCall(t *testing.T) {
 			t.Errorf("pauses?%s: calls %q, want %q", query, got, want)
 		}
 	}
+	for _, bad := range []string{"garbage", c1[:25], c1 + "X"} {
+		if r := s.do("GET", "/v1/pauses?contact_id="+bad, "", ""); r.Status != 400 || r.JSON["field"] != "contact_id" {
+			t.Errorf("contact_id=%s: %d %s, want 400 naming it (not an empty list)", bad, r.Status, r.Raw)
+		}
+	}
 	if r := s.do("GET", "/v1/pauses?contact_id="+c1+"&format=csv", "", ""); r.Status != 200 || strings.Count(r.Raw, "\n") != 2 {
 		t.Errorf("one contact's pauses as CSV: %d %q, want a header and one row", r.Status, r.Raw)
 	}

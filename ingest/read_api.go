@@ -109,7 +109,7 @@ func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := pq.CheckBounds(); err != nil {
+	if err := pq.Check(); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -388,9 +388,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case status >= 500:
 		s.log.Error("request failed", logKeyRoute, r.Pattern, logKeyErr, err)
 	}
+	// What the client sent and was not read is read and dropped first
+	// (up to maxDrain): a 405 or 404 of a large body was lost as a reset
+	// as the 413 was (a walk).
+	drainRefusedBody(r)
 	switch status {
-	case http.StatusRequestEntityTooLarge:
-		drainRefusedBody(r)
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="recledger"`)
 	case http.StatusServiceUnavailable:

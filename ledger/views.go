@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/oklog/ulid/v2"
 )
 
 // The shapes the projections derive and the API returns (API.md §2, §5).
@@ -314,9 +316,16 @@ func ParseQueryTime(v string, loc *time.Location) (Time, bool) {
 	return Time{}, false
 }
 
-// CheckBounds reports a query whose From is after its To: it can match
-// nothing, and is more likely a mistake than a question.
-func (q PauseQuery) CheckBounds() error {
+// Check reports a query whose contact id is not a ULID (a mistyped one
+// matched nothing, and read as "no pauses"), or whose From is after its
+// To: it can match nothing, and is more likely a mistake than a
+// question.
+func (q PauseQuery) Check() error {
+	if q.ContactID != "" {
+		if _, err := ulid.ParseStrict(strings.ToUpper(q.ContactID)); err != nil {
+			return &FieldError{Field: "contact_id", Message: fmt.Sprintf("%q is not a contact id (a 26-character ULID)", q.ContactID)}
+		}
+	}
 	if !q.From.IsZero() && !q.To.IsZero() && q.From.After(q.To.Time) {
 		return &FieldError{Field: "to", Message: fmt.Sprintf("to (%s) is before from (%s): the query can match nothing", q.To, q.From)}
 	}

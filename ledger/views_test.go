@@ -66,7 +66,7 @@ func TestParseQueryTimeInTheSiteZone(t *testing.T) {
 		t.Errorf("a time with its zone = %v; want %s", got, want)
 	}
 	q := PauseQuery{From: T(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)), To: T(time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC))}
-	if err := q.CheckBounds(); !errors.Is(err, ErrInvalid) {
+	if err := q.Check(); !errors.Is(err, ErrInvalid) {
 		t.Errorf("from after to: %v", err)
 	}
 }

@@ -193,7 +193,7 @@ func pauseQuery(who ledger.PauseQuery, from, to string, loc *time.Location) (led
 	if q.To, err = parsePauseTime("to", to, loc); err != nil {
 		return q, err
 	}
-	return q, q.CheckBounds()
+	return q, q.Check()
 }
 
 // parsePauseTime reads an RFC 3339 time or a YYYY-MM-DD day (midnight in

@@ -138,7 +138,7 @@ func TestPausesCommandFilters(t *testing.T) {
 			t.Errorf("%q: %d rows, want %d (of %d)", tc.args, len(got.Pauses), len(want), len(all))
 		}
 	}
-	for _, bad := range [][]string{{"--from", "monday"}, {"--format", "xml"}} {
+	for _, bad := range [][]string{{"--from", "monday"}, {"--format", "xml"}, {"--contact", "garbage"}} {
 		if _, err := runCmd(t, &PausesCommand{}, append([]string{"--data", d.dir}, bad...)...); !errors.Is(err, ledger.ErrInvalid) {
 			t.Errorf("%q: %v", bad, err)
 		}

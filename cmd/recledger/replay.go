@@ -284,7 +284,8 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	if !until.IsZero() && st.Seq() == 0 && head > 0 {
 		fmt.Fprintf(stderr, "replay: --until %s comes before the ledger's first event: the state is empty\n", *untilS)
 	}
-	if *user != "" && stats.TracedUser == 0 {
+	if *user != "" && *trace && stats.TracedUser == 0 {
+		// (Counted while tracing: with --json alone the state says it.)
 		fmt.Fprintf(stderr, "replay: no event touched user %q\n", *user)
 	}
 	if *user != "" {
