@@ -13,7 +13,7 @@ import (
 // connLimit is serve's HTTP listener, holding at most max connections
 // open at once. At the bound, a new connection takes the place of one
 // idle between requests (a keep-alive connection, closed as the server
-// would close it after its idle timeout); with none idle, it is answered
+// would close it after its idle timeout: see Accept); with none idle, it is answered
 // 503 at once and closed, without its request being read. A first form
 // (golang.org/x/net/netutil's LimitListener) left connections beyond the
 // bound waiting in the kernel's queue: a desktop's command there timed
@@ -73,7 +73,14 @@ func (l *connLimit) Accept() (net.Conn, error) {
 			delete(l.idle, idle)
 			l.open++ // back to the bound once the server sees idle closed
 			l.mu.Unlock()
-			idle.Close()
+			// Its wait for a next request ends now, and the server
+			// closes it, as at its idle timeout. Not closed here: a
+			// request that came in just before would be handled (and
+			// appended) with no way to answer it; the server's read of
+			// a request sets a deadline of its own, so such a request is
+			// served and answered (the bound then passed by one a
+			// while).
+			idle.SetReadDeadline(time.Now())
 			return c, nil
 		}
 		l.mu.Unlock()
