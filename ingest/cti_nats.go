@@ -16,6 +16,13 @@ const (
 	ctiQueue   = "recledger-ingest" // queue group, so a second server never double-appends
 	ctiWorkers = 4                  // concurrent batches (appends are group-committed)
 	ctiBuffer  = 1024               // messages waiting for a worker
+	// ctiBufferBytes bounds the bytes of the messages waiting. The
+	// embedded server takes messages of up to ledger.EmbeddedMaxPayload
+	// (32 MB, for manifests): a flood of such messages filled the waiting
+	// room of 1024 (a walk's server grew to 1.45 GB). Beyond either bound
+	// messages are dropped unanswered, counted and logged; their
+	// requesters time out and retry.
+	ctiBufferBytes = 64 << 20
 )
 
 // RunCTI takes call signals on ledger.CTISubject(site), request/reply, until ctx is
@@ -29,9 +36,32 @@ func (s *Server) RunCTI(ctx context.Context, nc *nats.Conn, site string) error {
 		site = s.site
 	}
 	subject := ledger.CTISubject(site)
-	ch := make(chan *nats.Msg, ctiBuffer)
-	sub, err := nc.ChanQueueSubscribe(subject, ctiQueue, ch)
+	work := make(chan *nats.Msg) // to a free worker
+	var (
+		sub     *nats.Subscription
+		dropped int // counted so far; read and written by the handler alone
+	)
+	take := func(msg *nats.Msg) {
+		// Messages too large for a batch are refused here, at once: a
+		// worker holds at most a batch's bytes.
+		if len(msg.Data) > maxFeedBody {
+			s.handleCTIMsg(ctx, msg)
+		} else {
+			select {
+			case work <- msg:
+			case <-ctx.Done():
+			}
+		}
+		dropped = s.noteCTIDropped(sub, subject, dropped)
+	}
+	sub, err := nc.QueueSubscribe(subject, ctiQueue, take)
+	if err == nil {
+		err = sub.SetPendingLimits(ctiBuffer, s.ctiBufferBytes)
+	}
 	if err != nil {
+		if sub != nil {
+			sub.Unsubscribe()
+		}
 		return fmt.Errorf("cti: subscribe %s: %w", subject, err)
 	}
 	s.log.Info("taking call signals", logKeySubject, subject)
@@ -44,7 +74,7 @@ func (s *Server) RunCTI(ctx context.Context, nc *nats.Conn, site string) error {
 				select {
 				case <-ctx.Done():
 					return
-				case msg := <-ch:
+				case msg := <-work:
 					s.handleCTIMsg(context.WithoutCancel(ctx), msg)
 				}
 			}
@@ -57,6 +87,24 @@ func (s *Server) RunCTI(ctx context.Context, nc *nats.Conn, site string) error {
 		return fmt.Errorf("cti: unsubscribe: %w", uerr)
 	}
 	return nil
+}
+
+// noteCTIDropped counts and logs (paced) the messages sub dropped since
+// it last saw before of them, and returns how many it has dropped.
+func (s *Server) noteCTIDropped(sub *nats.Subscription, subject string, before int) int {
+	if sub == nil {
+		return before
+	}
+	n, err := sub.Dropped()
+	if err != nil || n <= before {
+		return before
+	}
+	s.met.ctiDropped.Add(float64(n - before))
+	s.ctiDroppedLog.Do(func() {
+		s.log.Warn("call signals dropped unanswered: they arrive faster, or larger, than the server takes them; their senders time out (repeats are logged every 10 s)",
+			logKeySubject, subject, logKeyDropped, n)
+	})
+	return n
 }
 
 // handleCTIMsg appends one batch and answers it.

@@ -1,11 +1,15 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,4 +221,102 @@ func TestCTIPublishedWithoutReply(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+}
+
+// gatedAppender is the store whose appends wait while its gate is shut.
+type gatedAppender struct {
+	ingest.Appender
+	gate    sync.RWMutex
+	waiting atomic.Int32
+}
+
+func (g *gatedAppender) Append(ctx context.Context, evs ...ledger.Event) ([]ledger.Envelope, error) {
+	g.waiting.Add(1)
+	g.gate.RLock()
+	g.waiting.Add(-1)
+	defer g.gate.RUnlock()
+	return g.Appender.Append(ctx, evs...)
+}
+
+// A flood of call signals arriving while every worker is busy is held up
+// to a bound of bytes; beyond it messages are dropped unanswered, counted
+// and logged, and the server answers the next ones (a walk's flood of
+// 31 MB messages made it hold 1.45 GB).
+func TestCTIFloodIsBounded(t *testing.T) {
+	nc := startNATS(t)
+	var logs ledgertest.Buffer
+	gated := &gatedAppender{}
+	s := newStackWith(t, nil, func(o *ingest.Options, store *ledger.Store) {
+		gated.Appender = store
+		o.Appender = gated
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	s.api.SetCTIBufferBytes(4 << 20)
+	s.configure()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.api.RunCTI(ctx, nc, "test") }()
+	defer func() { cancel(); <-done }()
+	signal := []byte(`{"call_id":"c-1","extension":"3420","type":"ringing"}`)
+	for range 50 { // the subscription may not be in place yet
+		if _, err := nc.Request(ledger.CTISubject("test"), signal, 5*time.Second); err != nats.ErrNoResponders {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	answers, err := nc.SubscribeSync(nc.NewInbox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers.SetPendingLimits(-1, -1)
+	gated.gate.Lock()
+	for range 4 { // every worker waits in an append
+		if err := nc.PublishRequest(ledger.CTISubject("test"), answers.Subject, signal); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); gated.waiting.Load() < 4; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers wait in an append, want 4", gated.waiting.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	junk := bytes.Repeat([]byte("x"), 1_000_000) // under the batch limit, refused once parsed
+	const flood = 20
+	for range flood {
+		if err := nc.PublishRequest(ledger.CTISubject("test"), answers.Subject, junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the subscription reads what the server sent
+	gated.gate.Unlock()
+
+	got := 0
+	for {
+		if _, err := answers.NextMsg(2 * time.Second); err != nil {
+			break
+		}
+		got++
+	}
+	// The four batches, one message in the hand of the subscription's
+	// handler, and at most 4 MB waiting are answered; the rest dropped.
+	if got < 5 || got > 4+1+4 {
+		t.Fatalf("%d answers to 4 batches and a flood of %d MB messages, want 5 to 9", got, flood)
+	}
+	dropped := 4 + flood - got
+	m := s.must(200, "GET", "/metrics", "", "")
+	if want := fmt.Sprintf("recledger_call_signal_messages_dropped_total %d\n", dropped); !strings.Contains(m.Raw, want) {
+		t.Fatalf("metrics lack %q", want)
+	}
+	if !strings.Contains(logs.String(), "call signals dropped unanswered") {
+		t.Fatalf("no drop logged:\n%s", logs.String())
+	}
+	if r, err := nc.Request(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"answered"}`), 5*time.Second); err != nil || !bytes.Contains(r.Data, []byte(`"accepted":1`)) {
+		t.Fatalf("after the flood: %v %s", err, r.Data)
+	}
+	s.verified(7) // configuration, the first signal, the four batches, the last
 }

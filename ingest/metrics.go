@@ -24,6 +24,7 @@ type metrics struct {
 	signals     *prometheus.CounterVec // call-signal batches by source and result
 	ignored     *prometheus.CounterVec // call signals appended that changed nothing, by reason
 	ahead       prometheus.Counter     // call signals dated ahead of the server's clock
+	ctiDropped  prometheus.Counter     // NATS call-signal messages dropped unanswered
 
 	writers  sync.Pool // free *statusWriter, see instrument
 	gatherer prometheus.Gatherer
@@ -127,12 +128,16 @@ func newMetrics(reg prometheus.Registerer, lag, manifestLag, head func() uint64)
 			Name: "recledger_call_signals_ahead_total",
 			Help: "Call signals appended whose at was more than a second after the server received them: a feed whose clock runs ahead.",
 		}),
+		ctiDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recledger_call_signal_messages_dropped_total",
+			Help: "NATS call-signal messages dropped unanswered: more, or larger, than the server holds while its workers are busy arrived at once. Their requesters time out and retry.",
+		}),
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "recledger_events_appended_total",
 			Help: "Events appended by the API (not the server's own: timers, seals by schedule; recledger_ledger_head_seq counts every event).",
 		}),
 	}
-	cs := []prometheus.Collector{m.commands, m.requests, m.appendSecs, m.appendBatch, m.appended, m.signals, m.ignored, m.ahead, m.conns,
+	cs := []prometheus.Collector{m.commands, m.requests, m.appendSecs, m.appendBatch, m.appended, m.signals, m.ignored, m.ahead, m.ctiDropped, m.conns,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "recledger_ledger_head_seq",
 			Help: "The seq of the ledger's last event: every event appended, by the API or the server, since the ledger began.",

@@ -121,6 +121,7 @@ const (
 	logKeyAdded     = "added"
 	logKeyAhead     = "ahead"
 	logKeySource    = "source"
+	logKeyDropped   = "dropped"
 )
 
 // Options configures a Server. Appender, Views and Events are required.
@@ -181,6 +182,12 @@ type Server struct {
 	// unansweredLog paces the log of NATS call signals refused when their
 	// sender asked for no answer (published, not requested).
 	unansweredLog rate.Sometimes
+	// ctiDroppedLog paces the log of NATS call signals dropped unanswered
+	// (RunCTI).
+	ctiDroppedLog rate.Sometimes
+	// ctiBufferBytes bounds the NATS call signals waiting for a worker
+	// (ctiBufferBytes; tests make it smaller).
+	ctiBufferBytes int
 	// aheadLog paces the log of call signals dated ahead of the server's
 	// clock (noteAhead).
 	aheadLog rate.Sometimes
@@ -208,6 +215,8 @@ func New(opts Options) (*Server, error) {
 	s.unavailableLog.Interval = 10 * time.Second
 	s.refusedReplyLog.Interval = 10 * time.Second
 	s.unansweredLog.Interval = 10 * time.Second
+	s.ctiDroppedLog.Interval = 10 * time.Second
+	s.ctiBufferBytes = ctiBufferBytes
 	s.aheadLog.Interval = time.Minute
 	s.feedBytes = semaphore.NewWeighted(feedBodyBudget)
 	if s.maxBody <= 0 {

@@ -34,7 +34,8 @@ type ServeConfig struct {
 	CheckpointEvery  time.Duration // …or this often, whichever comes first
 	ShutdownTimeout  time.Duration // how long in-flight requests get on stop
 	// MaxConnections bounds the HTTP connections open at once, idle
-	// keep-alive ones included; more wait to be accepted. With the
+	// keep-alive ones included: at the bound an idle one gives way to a
+	// new one, or the new one is answered 503 at once (connLimit). With the
 	// header and body limits it bounds what clients can make the server
 	// hold (docs/clients.md, "Limits"); 0 means no bound.
 	MaxConnections int
@@ -89,7 +90,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	cpEveryEnv := durationFlag(fs, &cfg.CheckpointEvery, "checkpoint-every", "RECLEDGER_CHECKPOINT_EVERY",
 		fmt.Sprintf("…or this often, whichever comes first (%s to %s)", minCheckpointEvery, maxCheckpointEvery))
 	maxConnsEnv := intFlag(fs, &cfg.MaxConnections, "http-max-connections", "RECLEDGER_HTTP_MAX_CONNECTIONS",
-		fmt.Sprintf("HTTP connections open at once, idle keep-alive ones included; more wait to be accepted (%d to %d)", minMaxConnections, maxMaxConnections))
+		fmt.Sprintf("HTTP connections open at once, idle keep-alive ones included; at the bound an idle one gives way, else a new one is answered 503 (%d to %d)", minMaxConnections, maxMaxConnections))
 	rebuildEnv := boolFlag(fs, &cfg.Rebuild, "rebuild", "RECLEDGER_REBUILD",
 		"start from the events alone, not the stored checkpoint, and replace it (when recledger verify finds it does not match its events)")
 	if err := fs.Parse(args); err != nil {
