@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
+	"text/tabwriter"
 )
 
 // command is one subcommand: it parses its own flags from args and runs.
@@ -18,17 +18,27 @@ type command interface {
 	Run(ctx context.Context, args []string) error
 }
 
-// commands maps each subcommand to a constructor of its command type.
-var commands = map[string]func() command{
-	"serve":         func() command { return &ServeCommand{} },
-	"replay":        func() command { return &ReplayCommand{} },
-	"verify":        func() command { return &VerifyCommand{} },
-	"restore":       func() command { return &RestoreCommand{} },
-	"pauses":        func() command { return &PausesCommand{} },
-	"manifest":      func() command { return &ManifestCommand{} },
-	"upload-worker": func() command { return &UploadWorkerCommand{} },
-	"simulate":      func() command { return &SimulateCommand{} },
-	"version":       func() command { return &VersionCommand{} },
+// subcommand is a subcommand's name, what it does in a line, and the
+// constructor of its command type.
+type subcommand struct {
+	name, summary string
+	make          func() command
+}
+
+// subcommands lists the subcommands in the order usage shows them: the
+// server first, then what reads a ledger, then the tools beside it.
+func subcommands() []subcommand {
+	return []subcommand{
+		{"serve", "run the site: the Recording Controls API, the call-signal feed, the ledger and its JetStream mirror", func() command { return &ServeCommand{} }},
+		{"replay", "fold a ledger again: its digest, a trace of a user's events, the state at a seq, id or time", func() command { return &ReplayCommand{} }},
+		{"verify", "check the hash chain, and that JetStream holds the same events", func() command { return &VerifyCommand{} }},
+		{"pauses", "the PCI pause history, as a table, CSV or JSON", func() command { return &PausesCommand{} }},
+		{"manifest", "print a sealed day's upload manifest", func() command { return &ManifestCommand{} }},
+		{"restore", "build a data directory from the JetStream mirror alone", func() command { return &RestoreCommand{} }},
+		{"upload-worker", "consume sealed manifests and write one file per contact", func() command { return &UploadWorkerCommand{} }},
+		{"simulate", "play a day of a contact center against a server, and measure it", func() command { return &SimulateCommand{} }},
+		{"version", "print the version and source revision", func() command { return &VersionCommand{} }},
+	}
 }
 
 // errUsage is a command line that names no command, or an unknown one:
@@ -70,24 +80,22 @@ func run(ctx context.Context, args []string) error {
 	if args[0] == "--version" || args[0] == "-version" {
 		args = []string{"version"}
 	}
-	mk, ok := commands[args[0]]
-	if !ok {
-		usage()
-		return fmt.Errorf("unknown command %q: %w", args[0], errUsage)
+	for _, c := range subcommands() {
+		if c.name == args[0] {
+			return c.make().Run(ctx, args[1:])
+		}
 	}
-	return mk().Run(ctx, args[1:])
+	usage()
+	return fmt.Errorf("unknown command %q: %w", args[0], errUsage)
 }
 
 func usage() {
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
+	w := tabwriter.NewWriter(os.Stderr, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "usage: recledger <command> [flags]")
+	fmt.Fprintln(w, "commands:")
+	for _, c := range subcommands() {
+		fmt.Fprintf(w, "  %s\t%s\n", c.name, c.summary)
 	}
-	sort.Strings(names)
-	fmt.Fprintln(os.Stderr, "usage: recledger <command> [flags]")
-	fmt.Fprintln(os.Stderr, "commands:")
-	for _, n := range names {
-		fmt.Fprintln(os.Stderr, "  "+n)
-	}
+	w.Flush()
 	fmt.Fprintln(os.Stderr, "run 'recledger <command> -h' (or 'recledger help <command>') for a command's flags")
 }

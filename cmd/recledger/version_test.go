@@ -26,4 +26,17 @@ func TestVersionAndUsage(t *testing.T) {
 	if err := run(t.Context(), []string{"--version"}); err != nil {
 		t.Fatalf("--version: %v", err)
 	}
+	seen := map[string]bool{}
+	for _, c := range subcommands() {
+		if seen[c.name] || c.summary == "" {
+			t.Fatalf("subcommand %q named twice or without a summary", c.name)
+		}
+		seen[c.name] = true
+		if err := run(t.Context(), []string{"help", c.name}); errors.Is(err, errUsage) {
+			t.Fatalf("help %s: %v", c.name, err)
+		}
+	}
+	if err := run(t.Context(), []string{"nope"}); !errors.Is(err, errUsage) {
+		t.Fatalf("an unknown command: %v, want the usage error (exit 2)", err)
+	}
 }
