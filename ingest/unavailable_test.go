@@ -54,26 +54,35 @@ func (d *fullDisk) ProbeWrite(ctx context.Context) error {
 var _ ingest.WriteFailer = (*ledger.Store)(nil)
 var _ ingest.WriteProber = (*ledger.Store)(nil)
 
-// A server whose only writes are its own (a quiet night: pause
-// expiries, the seal) is not ready while they fail, though no request
-// failed (a walk's /readyz said ready for as long as no client wrote),
-// and is ready again once a probe commits.
-func TestReadyzSeesTheServersOwnFailedWrites(t *testing.T) {
+// newFullDiskAPI serves the API over a real store that refuses writes as
+// a full disk does while disk.full is set, with a clock that stands at
+// *now until a test moves it.
+func newFullDiskAPI(t *testing.T) (disk *fullDisk, srv *httptest.Server, now *time.Time) {
+	t.Helper()
 	store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	disk := &fullDisk{Store: store}
+	disk = &fullDisk{Store: store}
 	live := projections.NewLive(projections.New())
 	store.Subscribe(live.OnCommit)
-	now := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
-	api, err := ingest.New(ingest.Options{Appender: disk, Views: live, Events: store, Site: "test", Now: func() time.Time { return now }})
+	at := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	api, err := ingest.New(ingest.Options{Appender: disk, Views: live, Events: store, Site: "test", Now: func() time.Time { return at }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.Handler())
-	defer srv.Close()
+	srv = httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	return disk, srv, &at
+}
+
+// A server whose only writes are its own (a quiet night: pause
+// expiries, the seal) is not ready while they fail, though no request
+// failed (a walk's /readyz said ready for as long as no client wrote),
+// and is ready again once a probe commits.
+func TestReadyzSeesTheServersOwnFailedWrites(t *testing.T) {
+	disk, srv, now := newFullDiskAPI(t)
 	ready := func() (int, string) {
 		t.Helper()
 		resp, err := http.Get(srv.URL + "/readyz")
@@ -90,7 +99,7 @@ func TestReadyzSeesTheServersOwnFailedWrites(t *testing.T) {
 		t.Fatalf("the scheduler's write failed: %d %s", status, body)
 	}
 	disk.full.Store(false)
-	now = now.Add(time.Second)
+	*now = now.Add(time.Second)
 	if status, body := ready(); status != 200 {
 		t.Fatalf("once a probe commits: %d %s", status, body)
 	}
@@ -100,22 +109,8 @@ func TestReadyzSeesTheServersOwnFailedWrites(t *testing.T) {
 // that says what to do (no file path) and Retry-After; once the disk has
 // room again, /readyz says ready by itself, before any command comes.
 func TestReadyAgainAfterTheDiskHasRoom(t *testing.T) {
-	store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	disk := &fullDisk{Store: store}
-	live := projections.NewLive(projections.New())
-	store.Subscribe(live.OnCommit)
-	now := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	api, err := ingest.New(ingest.Options{Appender: disk, Views: live, Events: store, Site: "test", Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.Handler())
-	defer srv.Close()
+	disk, srv, now := newFullDiskAPI(t)
+	store := disk.Store
 	get := func(method, path string) (int, http.Header, map[string]any) {
 		t.Helper()
 		req, _ := http.NewRequest(method, srv.URL+path, nil)
@@ -145,7 +140,7 @@ func TestReadyAgainAfterTheDiskHasRoom(t *testing.T) {
 	if status, _, _ := get("GET", "/readyz"); status != 503 {
 		t.Fatalf("readyz probed again within a second of the last probe: %d", status)
 	}
-	now = now.Add(time.Second)
+	*now = now.Add(time.Second)
 	if status, _, body := get("GET", "/readyz"); status != 200 {
 		t.Fatalf("readyz once the disk has room: %d %v", status, body)
 	}
