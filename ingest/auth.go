@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"unicode"
@@ -135,6 +137,15 @@ func ParseTokens(b []byte) (*Tokens, error) {
 		case errors.As(err, &te):
 			line, col := lineCol(b, te.Offset)
 			return nil, fmt.Errorf("%w: line %d, column %d: %v", ledger.ErrInvalid, line, col, err)
+		case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+			return nil, fmt.Errorf("%w: the file ends before its JSON object does (cut short, or empty)", ledger.ErrInvalid)
+		}
+		// An unknown member: named by its path ("tokens[0].role"), as
+		// encoding/json names it alone.
+		if doc, derr := decodeNumbers(b); derr == nil {
+			if p, m, ok := badMember(doc, reflect.TypeOf(f)); ok {
+				return nil, &ledger.FieldError{Field: p, Message: m}
+			}
 		}
 		return nil, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
 	}

@@ -80,6 +80,8 @@ func TestParseTokensRejects(t *testing.T) {
 		"networks[0].roles":  `{"networks":[{"cidr":"10.1.0.0/16"}]}`,
 		"tokens[1].name":     `{"tokens":[{"name":"a","token":"0123456789abcdef0","roles":["admin"]},{"name":"a","token":"0123456789abcdef1","roles":["admin"]}]}`,
 		"tokens":             `{"tokens":[],"networks":[]}`,
+		"tokens[0].role":     `{"tokens":[{"name":"a","token":"0123456789abcdef0","role":["admin"]}]}`, // misspelt: named where it is
+		"token":              `{"token":[]}`,
 	} {
 		_, err := ParseTokens([]byte(doc))
 		var fe *ledger.FieldError
@@ -94,6 +96,11 @@ func TestParseTokensRejects(t *testing.T) {
 	}
 	if _, err := ParseTokens([]byte(`{"token":[]}`)); !errors.Is(err, ledger.ErrInvalid) {
 		t.Errorf("unknown field: got %v", err)
+	}
+	for _, cut := range []string{`{"tokens":[{"name":"a"`, ``} {
+		if _, err := ParseTokens([]byte(cut)); !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), "ends before") {
+			t.Errorf("a file cut short (%q): got %v", cut, err)
+		}
 	}
 }
 

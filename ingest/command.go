@@ -71,6 +71,11 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 			with("commands", valid))
 		return
 	}
+	if r.PathValue("command") == "" {
+		// "tag/" served by the catch-all is counted on /metrics with the
+		// other commands, not under the catch-all's route.
+		r.Pattern = commandPathPrefix + "{command}"
+	}
 	body, err := s.readBodyPooled(w, r, s.maxBody)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -118,7 +118,7 @@ func newMetrics(reg prometheus.Registerer, lag, manifestLag, head func() uint64)
 		}, []string{"source", "result"}),
 		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recledger_call_signals_ignored_total",
-			Help: "Call signals appended that changed nothing, by reason (late, unknown_call, unknown_type).",
+			Help: "Call signals appended that changed nothing, by reason (late, unknown_call; unknown_type, a type this build does not know, is refused by the API and so not seen from it).",
 		}, []string{"reason"}),
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "recledger_http_open_connections",

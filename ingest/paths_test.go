@@ -46,4 +46,15 @@ func TestUncleanPathsAreServed(t *testing.T) {
 			s.verified(2 + i) // the command was appended once
 		}
 	}
+	// Each command, however its path was typed, is counted under the
+	// commands' route; the catch-all counts what names no command.
+	m := s.must(200, "GET", "/metrics", "", "")
+	for _, want := range []string{
+		`recledger_http_requests_total{code="200",route="/recordingcontrols/rest/{command}"} 5`,
+		`recledger_http_requests_total{code="404",route="/recordingcontrols/rest/"} 2`,
+	} {
+		if !strings.Contains(m.Raw, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
