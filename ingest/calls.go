@@ -344,10 +344,11 @@ func (s *Server) takeSignals(ctx context.Context, source string, body []byte, tr
 
 // noteAhead counts the signals of an appended batch dated more than
 // aheadTolerance after the server received them, and logs (at most once
-// a minute) that the feed's clock runs ahead: a contact's media is cut by
-// the signals' times and its pauses by the server's, so a pause made
-// during a call can fall before its contact and be silenced nowhere
-// (the upload-worker walk's gateway pause). Nothing else showed it.
+// a minute) that the feed's clock runs ahead. Such signals are taken at
+// the time the ledger took them (event version 5); before, a pause made
+// during a call could fall before its contact and be silenced nowhere
+// (the upload-worker walk's gateway pause). The feed's clock is still
+// wrong, and its resends are dated by it.
 func (s *Server) noteAhead(source string, events []ledger.Event, received time.Time) {
 	var n int
 	var most time.Duration
@@ -366,7 +367,7 @@ func (s *Server) noteAhead(source string, events []ledger.Event, received time.T
 	}
 	s.met.ahead.Add(float64(n))
 	s.aheadLog.Do(func() {
-		s.log.Warn("call signals dated ahead of the server's clock: the feed's clock runs ahead. Pauses are dated by the server's clock and a contact's media by the signals', so a pause made during a call can fall before its contact and be silenced nowhere. Keep the feed's clock in step (NTP), or leave at out of live signals (docs/clients.md, Call signals; repeats are logged every minute, recledger_call_signals_ahead_total counts them)",
+		s.log.Warn("call signals dated ahead of the server's clock: the feed's clock runs ahead. They are taken at the time the server took them, not at their own; keep the feed's clock in step (NTP), or leave at out of live signals (docs/clients.md, Call signals; repeats are logged every minute, recledger_call_signals_ahead_total counts them)",
 			logKeySource, source, logKeyAhead, most.Round(time.Millisecond), logKeyEvents, n)
 	})
 }

@@ -53,11 +53,16 @@ const (
 //     before the call's start or latest signal; also an end that came
 //     before its call's start) is a late signal of that call, ignored: it
 //     neither starts a call nor touches a later one that reuses the id.
+//   - 5 (2026-12-01): a call signal whose time is after the envelope's
+//     (its sender's clock ahead of the server's: nothing is received
+//     before it happens) happens at the envelope time. A contact started
+//     by a feed running ahead began after a pause the agent gave during
+//     the call, and the manifest silenced none of it.
 //
 // A build reads the versions up to its own and refuses later ones
 // (ErrUnknownVersion): a ledger written by a newer build is not folded by
 // an older one.
-const CurrentVersion = 4
+const CurrentVersion = 5
 
 // TimeLayout is how every time in the ledger and the API is written:
 // RFC 3339 in UTC with milliseconds.

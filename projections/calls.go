@@ -37,7 +37,19 @@ func matchAny(patterns []string, s string) bool {
 func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 	var eff Effect
 	c := s.callAt(d.CallID, d.Extension)
-	at := signalTime(e, d)
+	// sent is the signal's time by its sender's clock, which the late
+	// rule compares with the ends its sender dated (endAt); at is when
+	// the call's media and contacts take it to have happened.
+	sent := signalTime(e, d)
+	at := sent
+	if s.rules >= 5 && at.After(e.Time.Time) {
+		// Dated after the server took it: the sender's clock runs ahead.
+		// Nothing is received before it happens (rules version 5).
+		if !s.quiet {
+			eff.Changes = append(eff.Changes, "signal "+d.Type+" for "+d.CallID+" dated "+at.String()+", after the server took it: at "+e.Time.String())
+		}
+		at = e.Time
+	}
 	if c != nil && c.User != "" {
 		if c.users == nil || c.users[0] != c.User {
 			c.users = s.usersOf(c.User)
@@ -49,7 +61,7 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 		// extension is that call's, sent again or out of order: it neither
 		// starts a call nor touches a later one that reuses the id.
 		x := s.endsFor(c, d.Extension)
-		if ec, ok := x.late(d.CallID, at, e.Time); ok {
+		if ec, ok := x.late(d.CallID, sent, e.Time); ok {
 			if ec.User != "" {
 				eff.Users = s.usersOf(ec.User)
 			} else {
@@ -57,14 +69,14 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 			}
 			eff.Ignored = IgnoredLate
 			if !s.quiet {
-				eff.Changes = append(eff.Changes, "signal ignored: "+d.Type+" for "+d.CallID+" on "+d.Extension+" at "+at.String()+
+				eff.Changes = append(eff.Changes, "signal ignored: "+d.Type+" for "+d.CallID+" on "+d.Extension+" at "+sent.String()+
 					" is not after the end of that call at "+ec.At.String()+" (a late signal of the ended call)")
 			}
 			return eff
 		}
 	}
-	if s.rules >= 4 && c != nil && at.After(c.LastAt.Time) {
-		c.LastAt = at
+	if s.rules >= 4 && c != nil && sent.After(c.LastAt.Time) {
+		c.LastAt = sent
 	}
 	switch d.Type {
 	case ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered:
@@ -101,7 +113,7 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 			if s.rules >= 4 {
 				// The end of a call not seen yet (its signals out of
 				// order): its start, coming later, is late.
-				s.ended.add(d.Extension, endedCall{CallID: d.CallID, At: at, Seen: e.Time})
+				s.ended.add(d.Extension, endedCall{CallID: d.CallID, At: sent, Seen: e.Time})
 			}
 			eff.Ignored = IgnoredUnknownCall
 			if !s.quiet {
@@ -133,7 +145,7 @@ func (s *State) startCall(e *ledger.Envelope, d *ledger.CallSignal, at ledger.Ti
 	*c = call{CallID: d.CallID, Ext: d.Extension, Direction: d.Direction, ANI: d.ANI, DNIS: d.DNIS,
 		StartedAt: at, StartSeq: e.Seq, key: k}
 	if s.rules >= 4 {
-		c.LastAt = at
+		c.LastAt = signalTime(e, d) // by the sender's clock, as signal's sent
 	}
 	s.calls[k] = c
 	user := s.userAt(d.Extension)

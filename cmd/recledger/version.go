@@ -32,7 +32,7 @@ func (*VersionCommand) Run(_ context.Context, args []string) error {
 }
 
 // buildVersion is one line: "recledger (devel) rev 1a2b3c4 (modified)
-// go1.26.8 events v4 projections 16".
+// go1.26.8 events v5 projections 16".
 func buildVersion() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {

@@ -94,11 +94,21 @@ func Cmd(command, user string, kv ...string) ledger.Event {
 	return ledger.Event{Type: ledger.TypeCommand, Data: d}
 }
 
-// Signal is a call signal event.
+// Signal is a call signal event dated at by its sender (none when at is
+// zero).
 func Signal(callID, ext, typ, dir, ani, dnis string, at time.Time) ledger.Event {
 	return ledger.Event{Type: ledger.TypeCallSignal, Data: ledger.CallSignal{
 		CallID: callID, Extension: ext, Type: typ, Direction: dir, ANI: ani, DNIS: dnis,
 		ACD: dir == ledger.DirectionInbound, At: ledger.T(at), Transport: ledger.TransportHTTP}}
+}
+
+// liveSignal is a call signal with no time of its own, as a live feed's
+// should not (docs/clients.md): the ledger stamps it. (DayEvents' signals
+// were once dated by the hours of a day while the ledger's clock takes
+// seconds: all ahead of it, they are taken when the ledger took them
+// since rules version 5.)
+func liveSignal(callID, ext, typ, dir, ani, dnis string) ledger.Event {
+	return Signal(callID, ext, typ, dir, ani, dnis, time.Time{})
 }
 
 // Seal is the day_closed event of day.
@@ -112,7 +122,6 @@ func Seal(day string) ledger.Event {
 // delete, segments on a dialer call, a gateway call, refused commands, a
 // configuration change, the seal, and an open call after it.
 func DayEvents() [][]ledger.Event {
-	at := func(h, m, s int) time.Time { return time.Date(2026, 11, 23, h, m, s, 0, time.UTC) }
 	in, out := ledger.DirectionInbound, ledger.DirectionOutbound
 	return [][]ledger.Event{
 		{ConfigEvent(Config())},
@@ -120,39 +129,39 @@ func DayEvents() [][]ledger.Event {
 		{Cmd("login", "asmith", "extension", "3421")},
 		{Cmd("login", "bkim", "extension", "3430")},
 		// jdoe: inbound, pause for the card number, resume, tag, metadata.
-		{Signal("c-1", "3420", ledger.SignalRinging, in, "+13125550100", "8001", at(9, 0, 0))},
-		{Signal("c-1", "3420", ledger.SignalAnswered, in, "+13125550100", "8001", at(9, 0, 5))},
+		{liveSignal("c-1", "3420", ledger.SignalRinging, in, "+13125550100", "8001")},
+		{liveSignal("c-1", "3420", ledger.SignalAnswered, in, "+13125550100", "8001")},
 		{Cmd("pauseurl", "jdoe")},
 		{Cmd("pause", "jdoe")},
 		{Cmd("resume", "jdoe")},
 		{Cmd("recordtag", "jdoe")},
 		{Cmd("metadata", "jdoe", "account", "123", "agentname", "Jane", "colour", "blue")},
-		{Signal("c-1", "3420", ledger.SignalEnded, in, "", "", at(9, 4, 0))},
+		{liveSignal("c-1", "3420", ledger.SignalEnded, in, "", "")},
 		// asmith: inbound, paused and never resumed: the call's end closes the pause.
-		{Signal("c-2", "3421", ledger.SignalRinging, in, "+13125550111", "8001", at(9, 10, 0)),
-			Signal("c-2", "3421", ledger.SignalAnswered, in, "+13125550111", "8001", at(9, 10, 3))},
+		{liveSignal("c-2", "3421", ledger.SignalRinging, in, "+13125550111", "8001"),
+			liveSignal("c-2", "3421", ledger.SignalAnswered, in, "+13125550111", "8001")},
 		{Cmd("pause", "asmith")},
 		{Cmd("metadata", "asmith", "callback", "2026-11-24")},
-		{Signal("c-2", "3421", ledger.SignalEnded, in, "", "", at(9, 12, 30))},
+		{liveSignal("c-2", "3421", ledger.SignalEnded, in, "", "")},
 		// asmith: a call from an excluded number, not recorded.
-		{Signal("c-3", "3421", ledger.SignalRinging, in, "+18005550000", "8001", at(9, 20, 0))},
+		{liveSignal("c-3", "3421", ledger.SignalRinging, in, "+18005550000", "8001")},
 		{Cmd("pause", "asmith")},
-		{Signal("c-3", "3421", ledger.SignalEnded, in, "", "", at(9, 21, 0))},
+		{liveSignal("c-3", "3421", ledger.SignalEnded, in, "", "")},
 		// bkim: outbound dialer call cut into two contacts, then deleted.
-		{Signal("c-4", "3430", ledger.SignalDialing, out, "3430", "+13125550199", at(10, 0, 0))},
-		{Signal("c-4", "3430", ledger.SignalAnswered, out, "3430", "+13125550199", at(10, 0, 9))},
+		{liveSignal("c-4", "3430", ledger.SignalDialing, out, "3430", "+13125550199")},
+		{liveSignal("c-4", "3430", ledger.SignalAnswered, out, "3430", "+13125550199")},
 		{Cmd("stopsegment", "bkim")},
 		{Cmd("start", "bkim")},
 		{Cmd("pause", "bkim")},
 		{Cmd("delete", "bkim")},
-		{Signal("c-4", "3430", ledger.SignalEnded, out, "", "", at(10, 5, 0))},
+		{liveSignal("c-4", "3430", ledger.SignalEnded, out, "", "")},
 		// gwu (gateway): recorded by the gateway; pause is not available.
-		{Signal("c-5", "3500", ledger.SignalRinging, in, "+13125550122", "8002", at(11, 0, 0))},
+		{liveSignal("c-5", "3500", ledger.SignalRinging, in, "+13125550122", "8002")},
 		{Cmd("pause", "gwu")},
 		{Cmd("tag", "gwu")},
-		{Signal("c-5", "3500", ledger.SignalHeld, in, "", "", at(11, 1, 0))},
-		{Signal("c-5", "3500", ledger.SignalRetrieved, in, "", "", at(11, 1, 30))},
-		{Signal("c-5", "3500", ledger.SignalEnded, in, "", "", at(11, 3, 0))},
+		{liveSignal("c-5", "3500", ledger.SignalHeld, in, "", "")},
+		{liveSignal("c-5", "3500", ledger.SignalRetrieved, in, "", "")},
+		{liveSignal("c-5", "3500", ledger.SignalEnded, in, "", "")},
 		// refused and idle commands.
 		{Cmd("pause", "jdoe")},
 		{Cmd("pause", "nobody")},
@@ -163,7 +172,7 @@ func DayEvents() [][]ledger.Event {
 		{Cmd("logout", "jdoe")},
 		{Seal(Day)},
 		// the next morning: asmith on a call, paused.
-		{Signal("c-6", "3421", ledger.SignalRinging, in, "+13125550133", "8001", at(23, 30, 0))},
+		{liveSignal("c-6", "3421", ledger.SignalRinging, in, "+13125550133", "8001")},
 		{Cmd("pause", "asmith")},
 	}
 }
