@@ -62,7 +62,15 @@ func ParseUntil(s string) (Until, error) {
 	}
 	t, err := ledger.ParseRFC3339(s)
 	if err != nil {
-		return Until{}, fmt.Errorf("until %q: %w: want a seq, a ULID or an RFC 3339 time", s, ledger.ErrInvalid)
+		hint := ""
+		if _, derr := time.Parse(time.DateOnly, s); derr == nil {
+			hint = fmt.Sprintf(" (a date alone names no moment: %sT00:00:00Z is its start in UTC; give the offset of the site's zone for its local midnight)", s)
+		} else if _, terr := time.Parse("15:04", s); terr == nil {
+			hint = " (a time of day alone names no day: give the date and the offset too, as 2026-11-23T" + s + ":00Z)"
+		} else if _, terr := time.Parse("15:04:05", s); terr == nil {
+			hint = " (a time of day alone names no day: give the date and the offset too, as 2026-11-23T" + s + "Z)"
+		}
+		return Until{}, fmt.Errorf("until %q: %w: want a seq, a ULID or an RFC 3339 time%s", s, ledger.ErrInvalid, hint)
 	}
 	return UntilTime(t), nil
 }

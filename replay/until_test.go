@@ -2,6 +2,7 @@ package replay_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,6 +53,16 @@ func TestParseUntil(t *testing.T) {
 	for _, bad := range []string{"yesterday", "-1", "99999999999999999999999", "2026-11-23", "01JDAX3Y8Z000000000000000U"} {
 		if _, err := replay.ParseUntil(bad); !errors.Is(err, ledger.ErrInvalid) {
 			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	// A date or a time of day alone is refused with what to give instead.
+	for bad, want := range map[string]string{
+		"2026-11-23": "2026-11-23T00:00:00Z is its start in UTC",
+		"14:02":      "as 2026-11-23T14:02:00Z",
+		"14:02:11":   "as 2026-11-23T14:02:11Z",
+	} {
+		if _, err := replay.ParseUntil(bad); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want it to say %q", bad, err, want)
 		}
 	}
 }

@@ -137,7 +137,7 @@ func TestReadyzKnowsTheMirrorFromTheStart(t *testing.T) {
 	}
 	defer stderr.Close()
 	out, err := runCmd(t, &VerifyCommand{Stderr: stderr}, "--data", data)
-	if err != nil || !strings.Contains(out, "jetstream ok: ") {
+	if err != nil || !strings.Contains(out, "jetstream  ok: ") {
 		t.Fatalf("verify of the stopped dir: %v\n%s", err, out)
 	}
 	// A mirror store without the events stream lags, it does not differ.
@@ -149,7 +149,7 @@ func TestReadyzKnowsTheMirrorFromTheStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = runCmd(t, &VerifyCommand{Stderr: stderr}, "--data", data)
-	if !errors.Is(err, errMirrorBehind) || !strings.Contains(out, "jetstream BEHIND: the mirror holds no events stream") {
+	if !errors.Is(err, errMirrorBehind) || !strings.Contains(out, "jetstream  BEHIND: the mirror holds no events stream") {
 		t.Fatalf("verify of a dir whose mirror has no stream: %v\n%s", err, out)
 	}
 }

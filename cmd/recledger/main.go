@@ -46,6 +46,41 @@ func subcommands() []subcommand {
 // missing its command does not pass for a run that succeeded.
 var errUsage = errors.New("no such command")
 
+// errCommandLine is a command's flag or argument that it cannot take:
+// the exit status is 2, as for an unknown command (the command's usage
+// has been printed by its flag set).
+var errCommandLine = errors.New("bad command line")
+
+// commandLineError is an error of fs's command line, errCommandLine.
+type commandLineError struct {
+	cmd string
+	err error
+}
+
+func (e *commandLineError) Error() string        { return e.cmd + ": " + e.err.Error() }
+func (e *commandLineError) Is(target error) bool { return target == errCommandLine }
+
+// commandLine makes err, from parsing fs, a command line error; -h stays
+// flag.ErrHelp (exit status 0).
+func commandLine(fs *flag.FlagSet, err error) error {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &commandLineError{fs.Name(), err}
+}
+
+// parseFlags parses args into fs, and refuses arguments that are not
+// flags: the commands but manifest take none.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return commandLine(fs, err)
+	}
+	if fs.NArg() > 0 {
+		return commandLine(fs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	return nil
+}
+
 func main() {
 	// SIGHUP too: a terminal that closes under `recledger serve` stops it
 	// as cleanly as an operator's SIGTERM (the final checkpoint, the
@@ -54,7 +89,7 @@ func main() {
 	err := run(ctx, os.Args[1:])
 	stop()
 	switch {
-	case errors.Is(err, errUsage):
+	case errors.Is(err, errUsage), errors.Is(err, errCommandLine):
 		if err != errUsage {
 			fmt.Fprintln(os.Stderr, "recledger:", err)
 		}

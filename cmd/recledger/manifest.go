@@ -33,12 +33,12 @@ func (c *ManifestCommand) Run(ctx context.Context, args []string) error {
 	data := dataFlag(fs)
 	token := tokenFlag(fs, "the HTTP API of a server running on --data")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return commandLine(fs, err)
 	}
 	rest := fs.Args()
 	if len(rest) > 1 { // flags after DAY
 		if err := fs.Parse(rest[1:]); err != nil {
-			return err
+			return commandLine(fs, err)
 		}
 		rest = append(rest[:1], fs.Args()...)
 	}

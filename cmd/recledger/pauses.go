@@ -50,11 +50,8 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 	toS := fs.String("to", "", "only pauses overlapping up to this time (RFC 3339, or YYYY-MM-DD: midnight in the site's time zone)")
 	format := fs.String("format", formatTable, "csv, json or table")
 	token := tokenFlag(fs, "the HTTP API of a server running on --data")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("pauses: unexpected arguments %q", fs.Args())
 	}
 	// Their form is checked now, before the ledger is read; a date is
 	// midnight in the site's zone, so the query, and whether to comes

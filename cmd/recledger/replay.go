@@ -78,11 +78,8 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	fromCheckpoint := fs.Bool("from-checkpoint", false, "start from the ledger's newest checkpoint and replay only the events after it: fast, but the state up to it is the checkpoint's, not rebuilt (bbolt only; not with --until or --trace)")
 	token := tokenFlag(fs, "the NATS server it reads the mirror from, and the HTTP API of a server running on --data")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("replay: unexpected arguments %q", fs.Args())
 	}
 	until, err := replay.ParseUntil(*untilS)
 	if err != nil {
@@ -286,7 +283,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	}
 	if *user != "" && *trace && stats.TracedUser == 0 {
 		// (Counted while tracing: with --json alone the state says it.)
-		fmt.Fprintf(stderr, "replay: no event touched user %q\n", *user)
+		fmt.Fprintf(stderr, "replay: no event names user %q (lines above, if any, change what every user's rules read)\n", *user)
 	}
 	if *user != "" {
 		// The question a trace of a user ends on: where was the agent

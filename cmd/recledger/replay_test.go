@@ -275,7 +275,7 @@ func TestReplayCommandTraceUser(t *testing.T) {
 	if _, err := runCmd(t, &ReplayCommand{Stderr: notice}, "--data", d.dir, "--user", "nosuch"); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), `no event touched user "nosuch"`) {
+	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), `no event names user "nosuch"`) {
 		t.Errorf("no word of a user no event names: %q", b)
 	}
 }
@@ -361,8 +361,8 @@ func TestReplayVerifyRestoreFromJetStream(t *testing.T) {
 	}
 
 	out, err = runCmd(t, &VerifyCommand{}, append([]string{"--data", d.dir}, js...)...)
-	if err != nil || !strings.Contains(out, fmt.Sprintf("chain     ok: %d events", d.seq)) ||
-		!strings.Contains(out, fmt.Sprintf("jetstream ok: %d events", d.seq)) {
+	if err != nil || !strings.Contains(out, fmt.Sprintf("chain      ok: %d events", d.seq)) ||
+		!strings.Contains(out, fmt.Sprintf("jetstream  ok: %d events", d.seq)) {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
 
@@ -502,7 +502,7 @@ func TestUnfinishedRestoreIsNotServed(t *testing.T) {
 		t.Fatalf("serve: %v", err)
 	}
 	out, err := runCmd(t, &VerifyCommand{}, "--data", dir, "--nats", d.natsURL, "--site", replaytest.Site)
-	if !errors.Is(err, ledger.ErrConflict) || !strings.Contains(out, "restore   UNFINISHED") {
+	if !errors.Is(err, ledger.ErrConflict) || !strings.Contains(out, "restore    UNFINISHED") {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
 	out, err = runCmd(t, &RestoreCommand{}, "--from-jetstream", "--data", dir, "--nats", d.natsURL, "--site", replaytest.Site)

@@ -43,11 +43,8 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	data := dataFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	token := tokenFlag(fs, "the NATS server it reads the mirror from")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("restore: unexpected arguments %q", fs.Args())
 	}
 	if !*fromJS {
 		return fmt.Errorf("restore: %w: --from-jetstream is required (the mirror is the only source)", ledger.ErrInvalid)

@@ -93,11 +93,8 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 		fmt.Sprintf("HTTP connections open at once, idle keep-alive ones included; at the bound an idle one gives way, else a new one is answered 503 (%d to %d)", minMaxConnections, maxMaxConnections))
 	rebuildEnv := boolFlag(fs, &cfg.Rebuild, "rebuild", "RECLEDGER_REBUILD",
 		"start from the events alone, not the stored checkpoint, and replace it (when recledger verify finds it does not match its events)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
 	}
 	if err := replicasEnv(); err != nil {
 		return fmt.Errorf("serve: %w", err)

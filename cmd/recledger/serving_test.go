@@ -110,8 +110,8 @@ func TestReplayBesideRunningServer(t *testing.T) {
 	var ver ledger.VerifyReport
 	getJSON(t, base+"/v1/verify", &ver)
 	out, err = runCmd(t, &VerifyCommand{Stderr: f}, "--data", data)
-	if want := fmt.Sprintf("jetstream ok: %d events, head %s", ver.Events, ver.Head); err != nil ||
-		!strings.Contains(out, want) || !strings.Contains(out, "chain     ok") ||
+	if want := fmt.Sprintf("jetstream  ok: %d events, head %s", ver.Events, ver.Head); err != nil ||
+		!strings.Contains(out, want) || !strings.Contains(out, "chain      ok") ||
 		strings.Contains(out, "note:") {
 		t.Fatalf("verify beside the server: %v\n%s\nwant %q", err, out, want)
 	}

@@ -61,11 +61,8 @@ func (c *SimulateCommand) Run(ctx context.Context, args []string) error {
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&noProg, "no-progress", false, "no progress bar even on a terminal")
 	fs.BoolVar(&strict, "strict", false, "exit non-zero when the server's counts do not match")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("simulate: unexpected arguments %q", fs.Args())
 	}
 	// The library takes 0 for its defaults; on the command line a number
 	// given is meant.

@@ -35,11 +35,8 @@ func (c *UploadWorkerCommand) Run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.MaxTries, "max-tries", 5, "attempts per contact file before the manifest is nak'd for redelivery")
 	fs.DurationVar(&cfg.AckWait, "ack-wait", 5*time.Minute, "consumer AckWait")
 	fs.DurationVar(&cfg.NakDelay, "nak-delay", time.Minute, "redelivery delay of a manifest that could not be written")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("upload-worker: unexpected arguments %q", fs.Args())
 	}
 	if cfg.Dest == "" {
 		return fmt.Errorf("upload-worker: --dest is required")

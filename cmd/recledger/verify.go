@@ -73,11 +73,8 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	site := siteFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	token := tokenFlag(fs, "the HTTP API and the NATS server of a server running on --data, and to the NATS server --nats names")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("verify: unexpected arguments %q", fs.Args())
 	}
 	store, err := openLedgerReadOnly(*data)
 	if info, held := heldByServer(*data, err, "verify", stderr); held {
@@ -204,23 +201,23 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 	} else {
 		writeVerifyLine(out, "chain", res.Chain)
 		if res.RestoreUnfinished {
-			fmt.Fprintf(out, "%-9s UNFINISHED: a restore into this dir did not finish: it holds the mirror's first %d events; run restore again to complete it (serve refuses the dir until then)\n", "restore", res.Chain.Events)
+			fmt.Fprintf(out, "%-10s UNFINISHED: a restore into this dir did not finish: it holds the mirror's first %d events; run restore again to complete it (serve refuses the dir until then)\n", "restore", res.Chain.Events)
 		}
 		if r := res.Sections; r != nil && r.OK {
-			fmt.Fprintf(out, "%-9s ok: %d of the checkpoint at seq %d, %d bytes\n", "sections", r.Sections, r.Checkpoint, r.Bytes)
+			fmt.Fprintf(out, "%-10s ok: %d of the checkpoint at seq %d, %d bytes\n", "sections", r.Sections, r.Checkpoint, r.Bytes)
 		} else if r != nil {
-			fmt.Fprintf(out, "%-9s FAILED: %s (%d good before it)\n", "sections", r.Problem, r.Sections)
+			fmt.Fprintf(out, "%-10s FAILED: %s (%d good before it)\n", "sections", r.Problem, r.Sections)
 		}
 		if c := res.Checkpoint; c != nil && c.None {
-			fmt.Fprintf(out, "%-9s none of this build's version (the next serve folds the events and saves one)\n", "checkpoint")
+			fmt.Fprintf(out, "%-10s none of this build's version (the next serve folds the events and saves one)\n", "checkpoint")
 		} else if c != nil && c.OK {
-			fmt.Fprintf(out, "%-9s ok: the state at seq %d, rebuilt from the events, has the stored digest %s\n", "checkpoint", c.Seq, c.Digest)
+			fmt.Fprintf(out, "%-10s ok: the state at seq %d, rebuilt from the events, has the stored digest %s\n", "checkpoint", c.Seq, c.Digest)
 		} else if c != nil {
-			fmt.Fprintf(out, "%-9s FAILED: the state stored at seq %d is not what its events give (stored digest %s, rebuilt %s); "+
+			fmt.Fprintf(out, "%-10s FAILED: the state stored at seq %d is not what its events give (stored digest %s, rebuilt %s); "+
 				"start serve once with --rebuild to replace it\n", "checkpoint", c.Seq, c.Digest, c.Rebuilt)
 		}
 		if res.JetStreamSkipped != "" {
-			fmt.Fprintf(out, "%-9s not checked: %s\n", "jetstream", res.JetStreamSkipped)
+			fmt.Fprintf(out, "%-10s not checked: %s\n", "jetstream", res.JetStreamSkipped)
 		}
 		if res.JetStream != nil {
 			writeVerifyLine(out, "jetstream", *res.JetStream)
@@ -250,21 +247,21 @@ var errMirrorBehind = errors.New("the mirror is behind")
 
 func writeVerifyLine(w io.Writer, what string, r ledger.VerifyReport) {
 	if r.OK {
-		fmt.Fprintf(w, "%-9s ok: %d events, head %s\n", what, r.Events, r.Head)
+		fmt.Fprintf(w, "%-10s ok: %d events, head %s\n", what, r.Events, r.Head)
 	} else if r.Behind && r.Events == 0 {
-		fmt.Fprintf(w, "%-9s BEHIND: %s: the mirror holds no event of the site (a --site other than the server's, a mirror lost, or one never published to)\n", what, r.Problem)
+		fmt.Fprintf(w, "%-10s BEHIND: %s: the mirror holds no event of the site (a --site other than the server's, a mirror lost, or one never published to)\n", what, r.Problem)
 	} else if r.Behind {
-		fmt.Fprintf(w, "%-9s BEHIND: %s; the %d events it holds are the ledger's (not published yet: a running server's outbox publishes the rest, its /readyz shows the lag; a stopped server's next start publishes it)\n", what, r.Problem, r.Events)
+		fmt.Fprintf(w, "%-10s BEHIND: %s; the %d events it holds are the ledger's (not published yet: a running server's outbox publishes the rest, its /readyz shows the lag; a stopped server's next start publishes it)\n", what, r.Problem, r.Events)
 	} else if r.Events == 0 && r.FirstBad > 1 {
 		// Only the heads were compared (beside a server): which event
 		// differs first is not known, and none is claimed good (a walk
 		// read "0 events good" where 2,263 were).
-		fmt.Fprintf(w, "%-9s FAILED: %s\n", what, r.Problem)
+		fmt.Fprintf(w, "%-10s FAILED: %s\n", what, r.Problem)
 	} else {
-		fmt.Fprintf(w, "%-9s FAILED at seq %d: %s (%d events good before it)\n", what, r.FirstBad, r.Problem, r.Events)
+		fmt.Fprintf(w, "%-10s FAILED at seq %d: %s (%d events good before it)\n", what, r.FirstBad, r.Problem, r.Events)
 	}
 	if r.Foreign > 0 {
-		fmt.Fprintf(w, "%-9s note: the stream also holds %d messages that are not events; a client had JetStream store them (docs/clients.md)\n", what, r.Foreign)
+		fmt.Fprintf(w, "%-10s note: the stream also holds %d messages that are not events; a client had JetStream store them (docs/clients.md)\n", what, r.Foreign)
 	}
 }
 

@@ -36,7 +36,7 @@ func TestVerifyCommandNamesFirstBadEvent(t *testing.T) {
 
 	tamperPause(t, d.dir, 7)
 	out, err = runCmd(t, &VerifyCommand{}, "--data", d.dir)
-	if !errors.Is(err, ledger.ErrChainBroken) || !strings.Contains(out, "chain     FAILED at seq 7") {
+	if !errors.Is(err, ledger.ErrChainBroken) || !strings.Contains(out, "chain      FAILED at seq 7") {
 		t.Fatalf("tampered ledger: %v\n%s", err, out)
 	}
 }
@@ -125,8 +125,8 @@ func TestVerifyCommandMirrorBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir, "--nats", d.natsURL, "--site", "test")
-	if !errors.Is(err, errMirrorBehind) || !strings.Contains(out, "chain     ok") ||
-		!strings.Contains(out, "jetstream BEHIND: the stream ends at seq "+strconv.FormatUint(d.seq, 10)) ||
+	if !errors.Is(err, errMirrorBehind) || !strings.Contains(out, "chain      ok") ||
+		!strings.Contains(out, "jetstream  BEHIND: the stream ends at seq "+strconv.FormatUint(d.seq, 10)) ||
 		!strings.Contains(out, fmt.Sprintf("the %d events it holds are the ledger's", d.seq)) {
 		t.Fatalf("mirror behind: %v\n%s", err, out)
 	}
@@ -137,7 +137,7 @@ func TestVerifyCommandMirrorBehind(t *testing.T) {
 func TestVerifyCommandChecksSections(t *testing.T) {
 	d := writeOfflineDay(t, false, afterSeal())
 	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir)
-	if err != nil || !strings.Contains(out, "sections  ok: ") || !strings.Contains(out, "of the checkpoint at seq "+strconv.FormatUint(afterSeal(), 10)) {
+	if err != nil || !strings.Contains(out, "sections   ok: ") || !strings.Contains(out, "of the checkpoint at seq "+strconv.FormatUint(afterSeal(), 10)) {
 		t.Fatalf("clean: %v\n%s", err, out)
 	}
 	db, err := bolt.Open(filepath.Join(d.dir, LedgerFile), 0o600, nil)
@@ -218,7 +218,7 @@ func TestVerifyRebuildsTheCheckpoint(t *testing.T) {
 	}
 	out, err = runCmd(t, &VerifyCommand{}, "--data", d.dir)
 	if !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(out, "checkpoint FAILED: the state stored at seq 30 is not what its events give") ||
-		!strings.Contains(out, "rebuilt "+d.digests[30]) || !strings.Contains(out, "chain     ok") {
+		!strings.Contains(out, "rebuilt "+d.digests[30]) || !strings.Contains(out, "chain      ok") {
 		t.Fatalf("edited head: %v\n%s", err, out)
 	}
 
@@ -263,7 +263,7 @@ func TestVerifySaysWhenNoMirrorWasCompared(t *testing.T) {
 	}
 	st.Close()
 	out, err := runCmd(t, &VerifyCommand{}, "--data", data)
-	if err != nil || !strings.Contains(out, "jetstream not checked: the data dir has no mirror of its own") {
+	if err != nil || !strings.Contains(out, "jetstream  not checked: the data dir has no mirror of its own") {
 		t.Fatalf("verify of a dir without its own mirror: %v\n%s", err, out)
 	}
 }
@@ -274,7 +274,7 @@ func TestVerifySaysWhenNoMirrorWasCompared(t *testing.T) {
 func TestVerifyLineOfHeadsCompared(t *testing.T) {
 	var b strings.Builder
 	writeVerifyLine(&b, "jetstream", ledger.VerifyReport{FirstBad: 2264, Problem: copiesDiffer(2264, "aa", "bb")})
-	if out := b.String(); strings.Contains(out, "good before it") || !strings.HasPrefix(out, "jetstream FAILED: at seq 2264 the stream's hash is aa") {
+	if out := b.String(); strings.Contains(out, "good before it") || !strings.HasPrefix(out, "jetstream  FAILED: at seq 2264 the stream's hash is aa") {
 		t.Errorf("heads compared: %q", out)
 	}
 	b.Reset()

@@ -21,11 +21,8 @@ type VersionCommand struct{}
 // Run prints the version to stdout.
 func (*VersionCommand) Run(_ context.Context, args []string) error {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err // -h: the usage, and no error
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("version takes no arguments")
 	}
 	fmt.Fprintln(os.Stdout, buildVersion())
 	return nil

@@ -36,6 +36,13 @@ func TestVersionAndUsage(t *testing.T) {
 			t.Fatalf("help %s: %v", c.name, err)
 		}
 	}
+	// A flag or an argument a command does not take is a command line
+	// error too: exit status 2, not 1 (the status of work that failed).
+	for _, args := range [][]string{{"replay", "--bogus"}, {"verify", "extra"}, {"manifest", "--bogus", "2026-11-23"}, {"version", "x"}} {
+		if err := run(t.Context(), args); !errors.Is(err, errCommandLine) {
+			t.Errorf("%q: %v, want a command line error (exit 2)", args, err)
+		}
+	}
 	if err := run(t.Context(), []string{"nope"}); !errors.Is(err, errUsage) {
 		t.Fatalf("an unknown command: %v, want the usage error (exit 2)", err)
 	}
