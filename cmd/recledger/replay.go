@@ -203,6 +203,11 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 			// walk's wrong --site).
 			return fmt.Errorf("replay: %w: the mirror at %s holds no events of site %s (is --site the server's?)", ledger.ErrNotFound, withoutCredentials(*natsURL), *site)
 		}
+		if head == 0 && beside != nil && beside.Site != "" && beside.Site != *site {
+			// Not worth waiting for: the server serves another site (a
+			// walk's --site nosuch waited the whole catch-up first).
+			return errOtherSite(*natsURL, *site, *data, beside.Site)
+		}
 		if n, ok := opts.Until.Seq(); beside != nil && !(ok && head >= n) {
 			// Waits for the mirror to hold the server's head, unless it
 			// holds the seq asked for already.
@@ -215,8 +220,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		if head == 0 && beside != nil {
 			// Empty beside a server: right only if its ledger is.
 			if want, ok := serverHead(ctx, *beside); !ok || want > 0 {
-				return fmt.Errorf("replay: %w: the mirror at %s holds no events of site %s, and the server on %s serves site %s (is --site the server's?)",
-					ledger.ErrNotFound, withoutCredentials(*natsURL), *site, *data, beside.Site)
+				return errOtherSite(*natsURL, *site, *data, beside.Site)
 			}
 		}
 	default:
@@ -477,4 +481,11 @@ func writeJSONLine(w io.Writer, v any) error {
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+// errOtherSite is replay's refusal of a mirror that holds no events of
+// site beside a server of the data dir data that serves the site served.
+func errOtherSite(natsURL, site, data, served string) error {
+	return fmt.Errorf("replay: %w: the mirror at %s holds no events of site %s, and the server on %s serves site %s (is --site the server's?)",
+		ledger.ErrNotFound, withoutCredentials(natsURL), site, data, served)
 }

@@ -213,9 +213,19 @@ func TestReplayBesideServerRefusesAnotherMirror(t *testing.T) {
 // error, not the empty state's digest with status 0 (a walk's).
 func TestReplayBesideServerUnderAnotherSite(t *testing.T) {
 	data, _, _ := startSimulatedServer(t, simulator.Config{Agents: 2, CallsPerAgent: 2, Seed: 5})
-	_, err := runCmd(t, &ReplayCommand{Stderr: devNull(t), MirrorWait: 200 * time.Millisecond}, "--data", data, "--digest", "--site", "other")
+	notes, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notes.Close()
+	// Refused at once: not after waiting for the mirror to catch up with
+	// a server of another site (a walk's waited 10 s).
+	_, err = runCmd(t, &ReplayCommand{Stderr: notes, MirrorWait: 2 * time.Second}, "--data", data, "--digest", "--site", "other")
 	if !errors.Is(err, ledger.ErrNotFound) || !strings.Contains(err.Error(), "serves site default") {
 		t.Errorf("replay beside the server under another site: %v", err)
+	}
+	if b, _ := os.ReadFile(notes.Name()); strings.Contains(string(b), "going on with what the mirror has") {
+		t.Errorf("it waited for the mirror first: %s", b)
 	}
 }
 
