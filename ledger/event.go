@@ -57,7 +57,8 @@ const (
 //     (its sender's clock ahead of the server's: nothing is received
 //     before it happens) happens at the envelope time. A contact started
 //     by a feed running ahead began after a pause the agent gave during
-//     the call, and the manifest silenced none of it.
+//     the call, and the manifest silenced none of it. A call started
+//     under an earlier version keeps its feed's times to its end.
 //
 // A build reads the versions up to its own and refuses later ones
 // (ErrUnknownVersion): a ledger written by a newer build is not folded by

@@ -42,7 +42,7 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 	// the call's media and contacts take it to have happened.
 	sent := signalTime(e, d)
 	at := sent
-	if s.rules >= 5 && at.After(e.Time.Time) {
+	if s.rules >= 5 && (c == nil || c.ReceiptBound) && at.After(e.Time.Time) {
 		// Dated after the server took it: the sender's clock runs ahead.
 		// Nothing is received before it happens (rules version 5).
 		if !s.quiet {
@@ -143,7 +143,7 @@ func (s *State) startCall(e *ledger.Envelope, d *ledger.CallSignal, at ledger.Ti
 	k := callKey(d.CallID, d.Extension)
 	c := s.newCall()
 	*c = call{CallID: d.CallID, Ext: d.Extension, Direction: d.Direction, ANI: d.ANI, DNIS: d.DNIS,
-		StartedAt: at, StartSeq: e.Seq, key: k}
+		StartedAt: at, StartSeq: e.Seq, ReceiptBound: s.rules >= 5, key: k}
 	if s.rules >= 4 {
 		c.LastAt = signalTime(e, d) // by the sender's clock, as signal's sent
 	}

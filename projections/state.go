@@ -107,21 +107,26 @@ type agent struct {
 
 // call is one active call on one extension.
 type call struct {
-	CallID      string            `json:"call_id"`
-	Ext         string            `json:"ext"`
-	User        string            `json:"user,omitempty"` // the agent associated when it became active; "" = call data only
-	Direction   string            `json:"direction,omitempty"`
-	ANI         string            `json:"ani,omitempty"`
-	DNIS        string            `json:"dnis,omitempty"`
-	StartedAt   ledger.Time       `json:"started_at"`
-	StartSeq    uint64            `json:"start_seq"`
-	RecSeq      uint64            `json:"rec_seq,omitempty"` // seq at which the open contact started recording
-	Contact     string            `json:"contact,omitempty"` // open contact
-	LastContact string            `json:"last_contact,omitempty"`
-	Deleted     bool              `json:"deleted,omitempty"`
-	Excluded    bool              `json:"excluded,omitempty"` // other party on the exclusion list
-	LastAt      ledger.Time       `json:"last_at,omitzero"`   // the latest time among its signals (rules version 4: the end remembered is not before it)
-	Meta        map[string]string `json:"meta,omitempty"`     // metadata waiting for a contact
+	CallID      string      `json:"call_id"`
+	Ext         string      `json:"ext"`
+	User        string      `json:"user,omitempty"` // the agent associated when it became active; "" = call data only
+	Direction   string      `json:"direction,omitempty"`
+	ANI         string      `json:"ani,omitempty"`
+	DNIS        string      `json:"dnis,omitempty"`
+	StartedAt   ledger.Time `json:"started_at"`
+	StartSeq    uint64      `json:"start_seq"`
+	RecSeq      uint64      `json:"rec_seq,omitempty"` // seq at which the open contact started recording
+	Contact     string      `json:"contact,omitempty"` // open contact
+	LastContact string      `json:"last_contact,omitempty"`
+	Deleted     bool        `json:"deleted,omitempty"`
+	Excluded    bool        `json:"excluded,omitempty"` // other party on the exclusion list
+	LastAt      ledger.Time `json:"last_at,omitzero"`   // the latest time among its signals (rules version 4: the end remembered is not before it)
+	// ReceiptBound: started under rules version 5, its signals are never
+	// dated after the server took them. A call started before keeps the
+	// times its feed gave to the end: its start may lie ahead, and an end
+	// taken at the server's time would cut its media to nothing.
+	ReceiptBound bool              `json:"receipt_bound,omitempty"`
+	Meta         map[string]string `json:"meta,omitempty"` // metadata waiting for a contact
 
 	key     string   // callKey(CallID, Ext), see keyOf
 	open    *contact // the contact named by Contact, see openOf
