@@ -323,6 +323,11 @@ func getDirectWaiting(ctx context.Context, js jetstream.JetStream, req directOne
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if errors.Is(err, nats.ErrConnectionClosed) {
+				// Closed under the request (a refusal closes a reader's:
+				// ledger.Refused says why), not a request left unanswered.
+				return nil, fmt.Errorf("direct get: %w: %v", ErrUnavailable, err)
+			}
 			if lost++; errors.Is(err, context.DeadlineExceeded) && lost <= jsLostRetries {
 				continue
 			}
