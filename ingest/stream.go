@@ -3,11 +3,17 @@ package ingest
 import (
 	"bytes"
 	"net/http"
+	"time"
 )
 
 // streamFlushBytes is how much of a streamed answer is gathered before it
 // is sent.
 const streamFlushBytes = 64 << 10
+
+// streamPartWait is how long a client has to take each part of a streamed
+// answer: the server's write timeout (serve's, a minute) bounds a whole
+// answer, and an export may take longer than that to produce and send.
+const streamPartWait = time.Minute
 
 // streamed writes a long answer while it is produced, so that an answer of
 // any length holds at most streamFlushBytes (and what its producer holds)
@@ -46,6 +52,9 @@ func (st *streamed) flush() error {
 		st.w.Header().Set("Content-Type", st.ctype)
 		st.w.WriteHeader(http.StatusOK)
 	}
+	// Not supported (a writer that does not reach the connection): the
+	// server's timeout stays as it was.
+	_ = http.NewResponseController(st.w).SetWriteDeadline(time.Now().Add(streamPartWait))
 	_, err := st.w.Write(st.buf.Bytes())
 	st.buf.Reset()
 	return err

@@ -25,8 +25,8 @@ type connLimit struct {
 	reply []byte // the answer to a connection shed
 
 	mu   sync.Mutex
-	open int                   // connections accepted and not yet closed
-	idle map[net.Conn]struct{} // of those, the ones idle between requests
+	open int                    // connections accepted and not yet closed
+	idle map[*limitedConn]int64 // of those, the ones idle between requests, and since when (Unix ns)
 
 	answering chan struct{} // bounds the goroutines answering shed connections
 	shed      atomic.Uint64
@@ -46,7 +46,7 @@ func newConnLimit(ln net.Listener, max int) *connLimit {
 		max:      max,
 		reply: fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
 			len(body), body),
-		idle:      map[net.Conn]struct{}{},
+		idle:      map[*limitedConn]int64{},
 		answering: make(chan struct{}, shedWorkers),
 	}
 }
@@ -54,22 +54,18 @@ func newConnLimit(ln net.Listener, max int) *connLimit {
 // Accept returns the next connection within the bound.
 func (l *connLimit) Accept() (net.Conn, error) {
 	for {
-		c, err := l.Listener.Accept()
+		raw, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
+		c := &limitedConn{Conn: raw}
 		l.mu.Lock()
 		if l.open < l.max {
 			l.open++
 			l.mu.Unlock()
 			return c, nil
 		}
-		var idle net.Conn
-		for v := range l.idle { // any one: which does not matter
-			idle = v
-			break
-		}
-		if idle != nil {
+		if idle := l.givingWay(); idle != nil {
 			delete(l.idle, idle)
 			l.open++ // back to the bound once the server sees idle closed
 			l.mu.Unlock()
@@ -84,8 +80,43 @@ func (l *connLimit) Accept() (net.Conn, error) {
 			return c, nil
 		}
 		l.mu.Unlock()
-		l.shedConn(c)
+		l.shedConn(raw)
 	}
+}
+
+// givingWay is the connection idle the longest among those that have
+// received nothing since their last answer, nil when there is none; l.mu
+// is held. One whose next request has begun to arrive is not idle to its
+// client: ended under its request, it answered 400 (a walk's desktop
+// whose header came in two packets). Any other one was picked before,
+// and one just answered is the likeliest to send next.
+func (l *connLimit) givingWay() *limitedConn {
+	var oldest *limitedConn
+	var since int64
+	for c, at := range l.idle {
+		if c.lastRead.Load() > at {
+			continue // bytes of a next request arrived
+		}
+		if oldest == nil || at < since {
+			oldest, since = c, at
+		}
+	}
+	return oldest
+}
+
+// limitedConn is a connection of connLimit's, which knows when bytes last
+// arrived on it.
+type limitedConn struct {
+	net.Conn
+	lastRead atomic.Int64 // Unix ns
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 // shedConn answers c 503 and closes it: the answer first (a server may
@@ -116,12 +147,17 @@ func (l *connLimit) shedConn(c net.Conn) {
 
 // ConnState is the http.Server's hook: it counts closed connections out
 // and keeps the idle ones.
-func (l *connLimit) ConnState(c net.Conn, state http.ConnState) {
+func (l *connLimit) ConnState(nc net.Conn, state http.ConnState) {
+	c, ok := nc.(*limitedConn)
+	if !ok {
+		return // not accepted by l
+	}
+	now := time.Now().UnixNano()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch state {
 	case http.StateIdle:
-		l.idle[c] = struct{}{}
+		l.idle[c] = now
 	case http.StateActive:
 		delete(l.idle, c)
 	case http.StateClosed, http.StateHijacked:

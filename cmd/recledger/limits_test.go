@@ -185,3 +185,73 @@ func metrics(t *testing.T, addr string) string {
 	})
 	return body
 }
+
+// An idle keep-alive connection whose next request has begun to arrive
+// does not give way: ended under its request, the server answered it 400
+// (a walk's desktop, whose header came in two packets, took that for a
+// refusal and did not send the command again). With no other one idle, a
+// new connection is answered 503, and the begun requests are served.
+func TestBegunRequestIsNotGivenWay(t *testing.T) {
+	cfg := testServeConfig(t.TempDir())
+	cfg.MaxConnections = 16
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop(); _ = srv.Wait() })
+	addr := srv.Addr()
+	type kept struct {
+		c net.Conn
+		r *bufio.Reader
+	}
+	var conns []kept
+	defer func() {
+		for _, k := range conns {
+			k.c.Close()
+		}
+	}()
+	for range cfg.MaxConnections {
+		waitFor(t, func() bool {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			r := bufio.NewReader(c)
+			io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil || resp.StatusCode != 200 {
+				c.Close()
+				return false
+			}
+			io.Copy(io.Discard, resp.Body)
+			conns = append(conns, kept{c, r})
+			return true
+		})
+	}
+	for _, k := range conns { // the next request, its first packet
+		if _, err := io.WriteString(k.c, "GET /healthz HTTP/1.1\r\nHo"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the server reads what came
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 503 {
+		t.Fatalf("a new connection while every one has a request begun: %v %v, want 503", resp, err)
+	}
+	for i, k := range conns { // the rest of it
+		k.c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(k.c, "st: x\r\n\r\n"); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		if resp, err := http.ReadResponse(k.r, nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("connection %d, its request begun: %v %v, want 200", i, resp, err)
+		}
+	}
+}

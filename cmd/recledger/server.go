@@ -82,10 +82,13 @@ const mirrorGrace = 2 * time.Second
 const servingRetry = 5 * time.Second
 
 // httpReadTimeout bounds the reading of one request, body included;
-// httpIdleTimeout closes a keep-alive connection left idle.
+// httpWriteTimeout the writing of its answer (a streamed answer extends
+// it as each part is taken: ingest's streamed); httpIdleTimeout closes a
+// keep-alive connection left idle.
 const (
-	httpReadTimeout = 30 * time.Second
-	httpIdleTimeout = 2 * time.Minute
+	httpReadTimeout  = 30 * time.Second
+	httpWriteTimeout = time.Minute
+	httpIdleTimeout  = 2 * time.Minute
 )
 
 // lowDiskFree is the free space under which serve warns at start.
@@ -439,9 +442,13 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	// A request has 30 s to arrive whole (16 KiB of command, at most 1 MiB
 	// of signals or configuration), and an idle keep-alive connection is
 	// closed after 2 minutes: a client that stalls holds nothing for long,
-	// nor a stop. No write timeout: an export of the pauses streams.
+	// nor a stop. An answer has a minute to be taken, and a streamed one
+	// (an export of the pauses) a minute for each part: without it, a
+	// client that sent requests and never read the answers held its
+	// connection for good, and 32 such held every slot of
+	// --http-max-connections (a walk).
 	httpSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout: httpReadTimeout, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: httpMaxHeaderBytes,
+		ReadTimeout: httpReadTimeout, WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: httpMaxHeaderBytes,
 		ConnState: connState}
 
 	gctx, cancel := context.WithCancel(ctx)
