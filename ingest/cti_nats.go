@@ -21,8 +21,11 @@ const (
 	// (32 MB, for manifests): a flood of such messages filled the waiting
 	// room of 1024 (a walk's server grew to 1.45 GB). Beyond either bound
 	// messages are dropped unanswered, counted and logged; their
-	// requesters time out and retry.
-	ctiBufferBytes = 64 << 20
+	// requesters time out and retry. 8 MiB is a second or two of work
+	// for the workers: with 64 MiB a walk's batches waited up to 7 s and
+	// were appended after their requesters had given up (and would send
+	// them again).
+	ctiBufferBytes = 8 << 20
 )
 
 // RunCTI takes call signals on ledger.CTISubject(site), request/reply, until ctx is
