@@ -26,7 +26,8 @@ type connLimit struct {
 
 	mu   sync.Mutex
 	open int                    // connections accepted and not yet closed
-	idle map[*limitedConn]int64 // of those, the ones idle between requests, and since when (Unix ns)
+	idle map[*limitedConn]int64 // of those, the ones idle between requests, and since when (ns since base)
+	base time.Time              // the monotonic clock's origin of idle and limitedConn.lastRead
 
 	answering chan struct{} // bounds the goroutines answering shed connections
 	shed      atomic.Uint64
@@ -47,6 +48,7 @@ func newConnLimit(ln net.Listener, max int) *connLimit {
 		reply: fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
 			len(body), body),
 		idle:      map[*limitedConn]int64{},
+		base:      time.Now(),
 		answering: make(chan struct{}, shedWorkers),
 	}
 }
@@ -58,7 +60,7 @@ func (l *connLimit) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &limitedConn{Conn: raw}
+		c := &limitedConn{Conn: raw, base: l.base}
 		l.mu.Lock()
 		if l.open < l.max {
 			l.open++
@@ -108,13 +110,14 @@ func (l *connLimit) givingWay() *limitedConn {
 // arrived on it.
 type limitedConn struct {
 	net.Conn
-	lastRead atomic.Int64 // Unix ns
+	base     time.Time
+	lastRead atomic.Int64 // ns since base (monotonic: a clock stepped back changes nothing)
 }
 
 func (c *limitedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
-		c.lastRead.Store(time.Now().UnixNano())
+		c.lastRead.Store(int64(time.Since(c.base)))
 	}
 	return n, err
 }
@@ -152,7 +155,7 @@ func (l *connLimit) ConnState(nc net.Conn, state http.ConnState) {
 	if !ok {
 		return // not accepted by l
 	}
-	now := time.Now().UnixNano()
+	now := int64(time.Since(l.base))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch state {
