@@ -22,14 +22,7 @@ import (
 // --http-max-connections; beyond them an idle one gives way, or the new
 // one is answered 503. The open ones are counted on /metrics.
 func TestServeBoundsConnectionsAndHeaders(t *testing.T) {
-	cfg := testServeConfig(t.TempDir())
-	cfg.MaxConnections = 16
-	srv, err := StartServer(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop(); _ = srv.Wait() })
-	addr := srv.Addr()
+	addr, maxConns := serveBounded(t)
 
 	req, _ := http.NewRequest("GET", "http://"+addr+"/healthz", nil)
 	req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
@@ -69,7 +62,7 @@ func TestServeBoundsConnectionsAndHeaders(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for range cfg.MaxConnections - 1 {
+	for range maxConns - 1 {
 		stall()
 	}
 	ask := func(c net.Conn, path string, wait time.Duration) (*http.Response, error) {
@@ -94,8 +87,8 @@ func TestServeBoundsConnectionsAndHeaders(t *testing.T) {
 		b, _ = io.ReadAll(resp.Body)
 		return true
 	})
-	if m := regexp.MustCompile(`(?m)^recledger_http_open_connections (\d+)$`).FindStringSubmatch(string(b)); m == nil || m[1] != fmt.Sprint(cfg.MaxConnections) {
-		t.Errorf("open connections on /metrics: %v, want %d", m, cfg.MaxConnections)
+	if m := regexp.MustCompile(`(?m)^recledger_http_open_connections (\d+)$`).FindStringSubmatch(string(b)); m == nil || m[1] != fmt.Sprint(maxConns) {
+		t.Errorf("open connections on /metrics: %v, want %d", m, maxConns)
 	}
 
 	// All taken by stalled clients: a new connection is answered 503 at
@@ -125,7 +118,7 @@ func TestServeBoundsConnectionsAndHeaders(t *testing.T) {
 	// Idle keep-alive connections give way: 16 clients that made a
 	// request and keep their connections, then one more is served.
 	var keep []*http.Client
-	for range cfg.MaxConnections {
+	for range maxConns {
 		cl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 		waitFor(t, func() bool {
 			resp, err := cl.Get("http://" + addr + "/healthz")
@@ -154,6 +147,20 @@ func TestServeBoundsConnectionsAndHeaders(t *testing.T) {
 	if m := regexp.MustCompile(`(?m)^recledger_http_connections_shed_total (\d+)$`).FindStringSubmatch(metrics(t, addr)); m == nil || m[1] == "0" {
 		t.Errorf("connections shed on /metrics: %v, want some", m)
 	}
+}
+
+// serveBounded starts a server bounded to 16 connections, stopped when
+// the test ends, and returns its address and the bound.
+func serveBounded(t *testing.T) (addr string, maxConns int) {
+	t.Helper()
+	cfg := testServeConfig(t.TempDir())
+	cfg.MaxConnections = 16
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop(); _ = srv.Wait() })
+	return srv.Addr(), cfg.MaxConnections
 }
 
 // waitFor polls ok for up to 10 s (a slot is freed once the server has
@@ -192,14 +199,7 @@ func metrics(t *testing.T, addr string) string {
 // refusal and did not send the command again). With no other one idle, a
 // new connection is answered 503, and the begun requests are served.
 func TestBegunRequestIsNotGivenWay(t *testing.T) {
-	cfg := testServeConfig(t.TempDir())
-	cfg.MaxConnections = 16
-	srv, err := StartServer(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop(); _ = srv.Wait() })
-	addr := srv.Addr()
+	addr, maxConns := serveBounded(t)
 	type kept struct {
 		c net.Conn
 		r *bufio.Reader
@@ -210,7 +210,7 @@ func TestBegunRequestIsNotGivenWay(t *testing.T) {
 			k.c.Close()
 		}
 	}()
-	for range cfg.MaxConnections {
+	for range maxConns {
 		waitFor(t, func() bool {
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
