@@ -40,10 +40,7 @@ func (s *Server) RunCTI(ctx context.Context, nc *nats.Conn, site string) error {
 	}
 	subject := ledger.CTISubject(site)
 	work := make(chan *nats.Msg) // to a free worker
-	var (
-		sub     *nats.Subscription
-		dropped int // counted so far; read and written by the handler alone
-	)
+	dropped := 0                 // counted so far; read and written by the handler alone
 	take := func(msg *nats.Msg) {
 		// Messages too large for a batch are refused here, at once: a
 		// worker holds at most a batch's bytes.
@@ -55,7 +52,9 @@ func (s *Server) RunCTI(ctx context.Context, nc *nats.Conn, site string) error {
 			case <-ctx.Done():
 			}
 		}
-		dropped = s.noteCTIDropped(sub, subject, dropped)
+		// msg.Sub, not the subscription QueueSubscribe returns: a first
+		// message may come before that is assigned.
+		dropped = s.noteCTIDropped(msg.Sub, subject, dropped)
 	}
 	sub, err := nc.QueueSubscribe(subject, ctiQueue, take)
 	if err == nil {
