@@ -189,19 +189,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 					break
 				}
 			}
-			if failed {
-				// Sealed once the expiries before it are in.
-			} else if !s.sealable(pending.day) {
-				pending = nil
-			} else if err := s.seal(ctx, *pending); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
+			// With an expiry not appended, the seal waits for the next
+			// round: it is sealed once the expiries before it are in.
+			if !failed {
+				if err := s.sealPending(ctx, log, pending); err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					failed = true
+				} else {
+					pending = nil
 				}
-				log.Error("seal failed; retrying", schedKeyDay, pending.day, schedKeyBy, pending.by, schedKeyErr, err)
-				failed = true
-			} else {
-				log.Info("day sealed", schedKeyDay, pending.day, schedKeyBy, pending.by)
-				pending = nil
 			}
 		}
 		if !failed {
@@ -240,6 +238,22 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// sealPending seals the day of p unless it can no longer be sealed (done
+// by hand meanwhile); an error leaves it pending, logged unless ctx ended.
+func (s *Scheduler) sealPending(ctx context.Context, log *slog.Logger, p *sealReq) error {
+	if !s.sealable(p.day) {
+		return nil
+	}
+	if err := s.seal(ctx, *p); err != nil {
+		if ctx.Err() == nil {
+			log.Error("seal failed; retrying", schedKeyDay, p.day, schedKeyBy, p.by, schedKeyErr, err)
+		}
+		return err
+	}
+	log.Info("day sealed", schedKeyDay, p.day, schedKeyBy, p.by)
+	return nil
 }
 
 // missed reports whether the site was down at the upload time at: its
