@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/recledger/recledger/ingest"
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/replay"
+)
+
+// workers are the parts of serve behind the intake: each runs in a
+// goroutine of the server's group until the intake has drained.
+type workers struct {
+	outbox       *ledger.Outbox
+	manifests    *ledger.ManifestOutbox
+	sched        *ingest.Scheduler
+	checkpointer *replay.Checkpointer
+}
+
+// newWorkers makes the outboxes (events and manifests), the scheduler
+// (seals, pause expiries) and the checkpointer; saved is the seq the
+// stored checkpoint covers.
+func (s *Server) newWorkers(m mirror, saved uint64) workers {
+	cfg, log, store := s.cfg, s.log, s.store
+	outbox := ledger.NewOutbox(store, m.js, cfg.Site, log)
+	outbox.CreateStreams(m.replicas) // streams missing now (JetStream down) are made when it is back
+	outbox.PublishUnder(m.capture)
+	outbox.Holds(m.mirrored) // /readyz's lag is right before the outbox's first look
+	manifests := ledger.NewManifestOutbox(m.js, cfg.Site, s.live, log)
+	manifests.CreateStreams(m.replicas)
+	manifests.PublishUnder(m.capture)
+	manifests.AfterEvents(outbox.Confirmed) // a manifest never before its seal event
+	if s.nsrv != nil {
+		// Not while the Mender restarts JetStream (ledger.Embedded.Steady).
+		outbox.CreateSteadily(s.nsrv.Steady)
+		manifests.CreateSteadily(s.nsrv.Steady)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	sched := &ingest.Scheduler{Appender: store, View: s.live, Now: now, Logger: log,
+		Began: func(ctx context.Context) (time.Time, bool) {
+			first, err := store.Get(ctx, 1)
+			return first.Time.Time, err == nil
+		}}
+	// Commits wake the schedulers at once instead of at their next poll: a
+	// config change may move the upload time, a seal has a manifest to
+	// publish. New pauses are found by the scheduler's own poll (a second):
+	// an expiry closes the pause at its due time however late it fires.
+	store.Subscribe(func(envs []ledger.Envelope) {
+		for i := range envs {
+			switch envs[i].Type {
+			case ledger.TypeConfig:
+				sched.Wake()
+			case ledger.TypeDayClosed:
+				manifests.Wake()
+			}
+		}
+	})
+	// The first save waits for saved's distance to the head in new
+	// events. Its From is read in its own goroutine (run): it may take a
+	// while.
+	checkpointer := &replay.Checkpointer{Store: store, Source: store, Live: s.live,
+		EveryEvents: cfg.CheckpointEvents, Every: cfg.CheckpointEvery, Saved: saved, Logger: log}
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "recledger_checkpoint_seq",
+		Help: "The seq of the newest checkpoint saved: a restart folds the events after it (recledger_ledger_head_seq minus this).",
+	}, func() float64 { return float64(checkpointer.SavedSeq()) }))
+	return workers{outbox: outbox, manifests: manifests, sched: sched, checkpointer: checkpointer}
+}
+
+// listen binds the HTTP listener, bounded by --http-max-connections, and
+// makes the HTTP server of api.
+func (s *Server) listen(api *ingest.Server) (*http.Server, net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.HTTP)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serve: http: %w", err)
+	}
+	s.httpLn = ln
+	connState := api.ConnState
+	if s.cfg.MaxConnections > 0 {
+		lim := newConnLimit(ln, s.cfg.MaxConnections)
+		ln = lim
+		connState = func(c net.Conn, st http.ConnState) {
+			lim.ConnState(c, st)
+			api.ConnState(c, st)
+		}
+		s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "recledger_http_connections_shed_total",
+			Help: "HTTP connections answered 503 and closed because --http-max-connections were open and none idle.",
+		}, func() float64 { return float64(lim.Shed()) }))
+	}
+	// A request has 30 s to arrive whole (16 KiB of command, at most 1 MiB
+	// of signals or configuration), and an idle keep-alive connection is
+	// closed after 2 minutes: a client that stalls holds nothing for long,
+	// nor a stop. An answer has a minute to be taken, and a streamed one
+	// (an export of the pauses) a minute for each part: without it, a
+	// client that sent requests and never read the answers held its
+	// connection for good, and 32 such held every slot of
+	// --http-max-connections (a walk).
+	httpSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: httpReadTimeout, WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: httpMaxHeaderBytes,
+		ConnState: connState}
+	return httpSrv, ln, nil
+}
+
+// run starts every goroutine of the server in its group: the workers, the
+// intake (HTTP on ln, the CTI subscriber) and the stop that drains them,
+// then the one that closes everything when the group is done.
+//
+// Stopping goes in two steps. The intake stops first and finishes its
+// requests; the workers behind it run on workCtx until then, so that the
+// final checkpoint and the mirror hold every command acknowledged during
+// the drain.
+func (s *Server) run(ctx context.Context, w workers, api *ingest.Server, httpSrv *http.Server, ln net.Listener) {
+	cfg, log := s.cfg, s.log
+	gctx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	g, gctx := errgroup.WithContext(gctx)
+
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(gctx))
+	ctiDone := make(chan struct{})
+	g.Go(func() error { return w.outbox.Run(workCtx) })
+	g.Go(func() error { return w.manifests.Run(workCtx) })
+	g.Go(func() error { return w.sched.Run(workCtx) })
+	g.Go(func() error {
+		// Its own copy of the state starts from the same checkpoint the
+		// live state did (read again: the live one is not to be shared).
+		read := time.Now()
+		w.checkpointer.From = replay.FromCheckpoint(workCtx, s.store)
+		w.checkpointer.FromTook = time.Since(read)
+		if err := w.checkpointer.Run(workCtx); err != nil {
+			// Only the final save returns an error. Nothing is lost: the
+			// next start replays the events since the last checkpoint.
+			log.Error("final checkpoint not saved; the next start replays the events since the last one", logKeyErr, err)
+		}
+		return nil
+	})
+	g.Go(func() error { return api.CheckChain(workCtx) })
+	if s.nsrv != nil {
+		// A JetStream store whose write failed (a full disk) takes nothing
+		// until JetStream opens it anew: done once the disk has room.
+		g.Go(func() error {
+			return (&ledger.Mender{Server: s.nsrv, Publishers: []ledger.Staller{w.outbox, w.manifests},
+				Dir: filepath.Join(cfg.Data, JetStreamDir), After: cfg.MendAfter, Log: log}).Run(workCtx)
+		})
+	}
+	g.Go(func() error {
+		defer close(ctiDone)
+		return api.RunCTI(gctx, s.ctiNC, cfg.Site)
+	})
+	g.Go(func() error {
+		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer stopWork()
+		<-gctx.Done()
+		return s.drain(gctx, httpSrv, ctiDone, w.outbox)
+	})
+	s.recordServing(gctx, g, ln)
+	go func() {
+		s.err = g.Wait()
+		head, _ := s.store.Head()
+		removeServing(cfg.Data)
+		s.closeAll()
+		if s.err != nil && !errors.Is(s.err, context.Canceled) {
+			log.Error("recledger stopped", logKeyErr, s.err, logKeySeq, head)
+		} else {
+			log.Info("recledger stopped", logKeySeq, head)
+		}
+		close(s.done)
+	}()
+}
+
+// drain stops the intake once gctx is done: it finishes the HTTP requests
+// in flight (each answers only once its append is durable), waits for the
+// CTI subscriber to stop, and lets the outbox mirror what the drain
+// appended, for a moment.
+func (s *Server) drain(gctx context.Context, httpSrv *http.Server, ctiDone <-chan struct{}, outbox *ledger.Outbox) error {
+	log := s.log
+	why := context.Cause(gctx)
+	if why != nil && strings.Contains(why.Error(), "hangup") {
+		// An operator's "reload" is a stop here: say so.
+		log.Info("stopping: finishing the requests in flight (SIGHUP stops recledger, as a closing terminal sends it; it does not reload: start it again to read changed files)", logKeyWhy, why)
+	} else {
+		log.Info("stopping: finishing the requests in flight", logKeyWhy, why)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer scancel()
+	err := httpSrv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Requests still open at the timeout are cut off. Each was
+		// either answered (durable) or never appended: nothing
+		// acknowledged is lost, so the stop is still clean.
+		httpSrv.Close()
+		log.Warn("stopping: requests still open after the shutdown timeout were cut off; their clients got no answer, and what a request had not finished sending was not appended",
+			logKeyTimeout, s.cfg.ShutdownTimeout)
+		err = nil
+	}
+	<-ctiDone
+	for wait := time.Now().Add(mirrorGrace); outbox.Lag() > 0 && time.Now().Before(wait); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
+}
+
+// recordServing writes where the server is served into the data dir, for
+// the offline commands; a write that fails (a full disk) is tried again
+// in a goroutine of g until it goes through.
+func (s *Server) recordServing(gctx context.Context, g *errgroup.Group, ln net.Listener) {
+	serving := servingInfo{PID: os.Getpid(), HTTP: "http://" + ln.Addr().String(), NATS: s.natsURL, Site: s.cfg.Site}
+	err := writeServing(s.cfg.Data, serving)
+	if err == nil {
+		return
+	}
+	s.log.Warn("cannot record where this server is served; offline commands will not find it until it can; trying again every 5 s", logKeyErr, err)
+	g.Go(func() error {
+		t := time.NewTicker(servingRetry)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				if writeServing(s.cfg.Data, serving) == nil {
+					s.log.Info("recorded where this server is served")
+					return nil
+				}
+			}
+		}
+	})
+}
