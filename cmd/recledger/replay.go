@@ -62,9 +62,23 @@ type digestView struct {
 	Seq    uint64 `json:"seq"`
 }
 
-// Run parses args and replays.
-func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
-	out, stderr := outOr(c.Out), stderrOr(c.Stderr)
+// replayArgs are replay's flags, parsed.
+type replayArgs struct {
+	data, source, natsURL, site, untilS, user, token string
+	trace, digest, asJSON, fromCheckpoint            bool
+	// Given on the command line (not their defaults).
+	sourceGiven, natsGiven, siteGiven bool
+	until                             replay.Until
+}
+
+// natsNamed reports whether --nats or RECLEDGER_NATS names the mirror.
+func (a *replayArgs) natsNamed() bool { return a.natsGiven || os.Getenv("RECLEDGER_NATS") != "" }
+
+// siteNamed reports whether --site or RECLEDGER_SITE names the site.
+func (a *replayArgs) siteNamed() bool { return a.siteGiven || os.Getenv("RECLEDGER_SITE") != "" }
+
+// parse reads replay's flags and checks how they combine.
+func (c *ReplayCommand) parse(args []string, stderr *os.File) (*replayArgs, error) {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := dataFlag(fs)
@@ -79,182 +93,65 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	fromCheckpoint := fs.Bool("from-checkpoint", false, "start from the ledger's newest checkpoint and replay only the events after it: fast, but the state up to it is the checkpoint's, not rebuilt (bbolt only; not with --until or --trace)")
 	token := tokenFlag(fs, "the NATS server it reads the mirror from, and the HTTP API of a server running on --data")
 	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	a := &replayArgs{data: *data, source: *source, natsURL: *natsURL, site: *site, untilS: *untilS, user: *user, token: *token,
+		trace: *trace, digest: *digest, asJSON: *asJSON, fromCheckpoint: *fromCheckpoint}
+	fs.Visit(func(f *flag.Flag) {
+		a.sourceGiven = a.sourceGiven || f.Name == "source"
+		a.natsGiven = a.natsGiven || f.Name == "nats"
+		a.siteGiven = a.siteGiven || f.Name == "site"
+	})
+	var err error
+	if a.until, err = replay.ParseUntil(a.untilS); err != nil {
+		return nil, fmt.Errorf("replay: --until: %w", err)
+	}
+	if a.user != "" && (!a.asJSON || a.digest) {
+		a.trace = true
+	}
+	if a.trace && a.asJSON && !a.digest {
+		return nil, fmt.Errorf("replay: %w: --json prints the summary or --digest as JSON; a trace is text (docs/replay.md)", ledger.ErrInvalid)
+	}
+	if a.fromCheckpoint && (!a.until.IsZero() || a.trace) {
+		return nil, fmt.Errorf("replay: %w: --from-checkpoint starts at the present; a bounded replay or a trace needs the history from seq 1", ledger.ErrInvalid)
+	}
+	return a, nil
+}
+
+// Run parses args and replays.
+func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
+	out, stderr := outOr(c.Out), stderrOr(c.Stderr)
+	a, err := c.parse(args, stderr)
+	if err != nil {
 		return err
 	}
-	until, err := replay.ParseUntil(*untilS)
-	if err != nil {
-		return fmt.Errorf("replay: --until: %w", err)
-	}
-	opts := replay.Options{Until: until, User: *user}
-	if *user != "" && (!*asJSON || *digest) {
-		*trace = true
-	}
-	if *trace && *asJSON && !*digest {
-		return fmt.Errorf("replay: %w: --json prints the summary or --digest as JSON; a trace is text (docs/replay.md)", ledger.ErrInvalid)
-	}
-	if *trace {
+	opts := replay.Options{Until: a.until, User: a.user}
+	if a.trace {
 		opts.Trace = out
 	}
-	if *fromCheckpoint && (!until.IsZero() || *trace) {
-		return fmt.Errorf("replay: %w: --from-checkpoint starts at the present; a bounded replay or a trace needs the history from seq 1", ledger.ErrInvalid)
+	rs, err := c.openSource(ctx, a, &opts, stderr)
+	if err != nil {
+		return err
 	}
-
-	var (
-		src  replay.Source
-		head uint64
-	)
-	var beside *servingInfo // the running server whose mirror is read instead of its ledger
-	sourceGiven, natsGiven, siteGiven := false, false, false
-	fs.Visit(func(f *flag.Flag) {
-		sourceGiven = sourceGiven || f.Name == "source"
-		natsGiven = natsGiven || f.Name == "nats"
-		siteGiven = siteGiven || f.Name == "site"
-	})
-	if *source == sourceJetStream && !natsGiven && os.Getenv("RECLEDGER_NATS") == "" {
-		// The mirror of the server running on the data dir, where it is.
-		if info, live := readServing(*data); live {
-			*natsURL = info.NATS
-			if !siteGiven && os.Getenv("RECLEDGER_SITE") == "" {
-				*site = info.Site
-			}
-			beside = &info
-		}
-	}
-	if *source == sourceBolt {
-		store, err := openLedgerReadOnly(*data)
-		switch info, live := readServing(*data); {
-		case err == nil:
-			defer store.Close()
-			src = store
-			head, _ = store.Head()
-			// Rebuilt from seq 1, the sealed history that the server's
-			// checkpoints stored in the file is read back from there
-			// rather than held. A checkpoint is only a shortcut to the
-			// present, taken when asked for.
-			opts.Sections = store
-			if *fromCheckpoint {
-				opts.From = replay.FromCheckpoint(ctx, store)
-			}
-		case errors.Is(err, ledger.ErrLocked) && live && !sourceGiven:
-			// The same events, byte for byte and hash-chained, are in the
-			// running server's mirror: replay beside it from there.
-			*source = sourceJetStream
-			if !natsGiven && os.Getenv("RECLEDGER_NATS") == "" {
-				// serving.json holds the URL without its credentials: an
-				// external NATS that wants them is named with --nats.
-				*natsURL = info.NATS
-			}
-			if !siteGiven && os.Getenv("RECLEDGER_SITE") == "" {
-				*site = info.Site
-			}
-			whose := "its JetStream mirror"
-			if natsGiven || os.Getenv("RECLEDGER_NATS") != "" {
-				whose = "the JetStream mirror named by --nats or RECLEDGER_NATS, checked against its head"
-			}
-			fmt.Fprintf(stderr, "replay: %s is held by the server running on it (pid %d); "+
-				"replaying %s (%s, site %s)\n",
-				filepath.Join(*data, LedgerFile), info.PID, whose, withoutCredentials(*natsURL), *site)
-			beside = &info
-		default:
-			return fmt.Errorf("replay: %w", err)
-		}
-	}
-	if *source == sourceJetStream && beside == nil {
-		// A data dir's mirror: under the site its ledger records (or, while
-		// a server holds it, the site it serves), unless another is asked
-		// for.
-		recorded := ""
-		if store, err := openLedgerReadOnly(*data); err == nil {
-			recorded, _ = store.Site(ctx)
-			store.Close()
-		} else if info, live := readServing(*data); live {
-			// Served, with its mirror named by --nats: the site it serves.
-			recorded = info.Site
-		}
-		switch {
-		case recorded == "":
-		case !siteGiven && os.Getenv("RECLEDGER_SITE") == "":
-			*site = recorded
-		case recorded != *site:
-			fmt.Fprintf(stderr, "replay: %s was served as site %s; replaying the mirror of site %s, as asked\n", *data, recorded, *site)
-		}
-	}
-	switch *source {
-	case sourceBolt: // opened above
-	case sourceJetStream:
-		if *fromCheckpoint {
-			fmt.Fprintf(stderr, "replay: --from-checkpoint: the mirror holds no checkpoint; replaying from seq 1\n")
-		}
-		if *natsURL == "" {
-			*natsURL = defaultNATSURL
-		}
-		nc, js, err := ledger.Connect(ctx, *natsURL, "recledger-replay", nil, natsToken(*token)...)
-		if err != nil {
-			return fmt.Errorf("replay: %w", err)
-		}
-		defer nc.Close()
-		jsrc := replay.JetStreamSource{JS: js, Site: *site}
-		src = jsrc
-		if head, err = jsrc.Head(ctx); err != nil {
-			return fmt.Errorf("replay: %w", ledger.Refused(nc, err))
-		}
-		if head == 0 && beside == nil {
-			// An empty state printed with status 0 read as the answer (a
-			// walk's wrong --site).
-			return fmt.Errorf("replay: %w: the mirror at %s holds no events of site %s (is --site the server's?)", ledger.ErrNotFound, withoutCredentials(*natsURL), *site)
-		}
-		if head == 0 && beside != nil && beside.Site != "" && beside.Site != *site {
-			// Not worth waiting for: the server serves another site (a
-			// walk's --site nosuch waited the whole catch-up first).
-			return errOtherSite(*natsURL, *site, *data, beside.Site)
-		}
-		if n, ok := opts.Until.Seq(); beside != nil && !(ok && head >= n) {
-			// Waits for the mirror to hold the server's head, unless it
-			// holds the seq asked for already.
-			wait := c.MirrorWait
-			if wait <= 0 {
-				wait = mirrorCatchUp
-			}
-			head = catchUp(ctx, *beside, jsrc, head, wait, stderr)
-		}
-		if head == 0 && beside != nil {
-			// Empty beside a server: right only if its ledger is.
-			if want, ok := serverHead(ctx, *beside); !ok || want > 0 {
-				return errOtherSite(*natsURL, *site, *data, beside.Site)
-			}
-		}
-	default:
-		return fmt.Errorf("replay: --source %q: %w: want bbolt or jetstream", *source, ledger.ErrInvalid)
-	}
+	defer rs.close()
 
 	var from uint64
 	if opts.From != nil {
 		from = opts.From.Seq()
 	}
-	if !*trace {
-		p := replay.NewProgress(stderr, from, head)
+	if !a.trace {
+		p := replay.NewProgress(stderr, from, rs.head)
 		opts.Progress = p.Update
 		defer p.Finish()
 	}
-	st, stats, err := replay.Run(ctx, src, opts)
+	st, stats, err := replay.Run(ctx, rs.src, opts)
 	if err != nil {
-		if (errors.Is(err, ledger.ErrCorrupt) || errors.Is(err, ledger.ErrChainBroken)) && *source == sourceJetStream {
-			// The mirror read is damaged, not necessarily the ledger (a
-			// crash walk's mirror lost a block; its ledger was whole).
-			return fmt.Errorf("replay: after seq %d: %w (the mirror's events are damaged or missing: `recledger verify` "+
-				"compares it with the ledger; a mirror is refilled from the ledger by deleting the stream, or the embedded "+
-				"server's jetstream/ dir while the server is stopped: docs/replay.md, \"Verify and restore\")", stats.Last.Seq, err)
-		}
-		if errors.Is(err, ledger.ErrCorrupt) || errors.Is(err, ledger.ErrChainBroken) {
-			return fmt.Errorf("replay: after seq %d: %w (the ledger's stored events were changed or damaged: "+
-				"`recledger verify` names the first; docs/replay.md, \"Verify and restore\", says what to do)", stats.Last.Seq, err)
-		}
-		return fmt.Errorf("replay: after seq %d: %w", stats.Last.Seq, err)
+		return replayFailed(err, stats, a.source)
 	}
 	if stats.Events == 0 && st.Seq() > 0 {
 		// Started from a checkpoint at the head: the last event is the
 		// checkpoint's, read from the ledger for the summary.
-		if g, ok := src.(interface {
+		if g, ok := rs.src.(interface {
 			Get(context.Context, uint64) (ledger.Envelope, error)
 		}); ok {
 			if last, err := g.Get(ctx, st.Seq()); err == nil {
@@ -262,62 +159,100 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 			}
 		}
 	}
-	if beside != nil && stats.Last.Seq > 0 {
-		// The mirror read must be this server's: equal hashes at an equal
-		// seq mean equal histories. --nats or RECLEDGER_NATS may name
-		// another node's.
-		switch h, err := serverHash(ctx, *beside, *token, stats.Last.Seq); {
-		case errors.Is(err, ledger.ErrNotFound):
-			return fmt.Errorf("replay: %w: the mirror read (%s, site %s) holds seq %d, which the server on %s does not: it is another ledger's",
-				ledger.ErrMismatch, withoutCredentials(*natsURL), *site, stats.Last.Seq, *data)
-		case err != nil:
-			fmt.Fprintf(stderr, "replay: could not check the mirror against the server's ledger: %v\n", err)
-		case h != stats.Last.Hash:
-			return fmt.Errorf("replay: %w: the mirror read (%s, site %s) is not the ledger of the server on %s: %s",
-				ledger.ErrMismatch, withoutCredentials(*natsURL), *site, *data, copiesDiffer(stats.Last.Seq, stats.Last.Hash, h))
+	if rs.beside != nil && stats.Last.Seq > 0 {
+		if err := checkBeside(ctx, a, *rs.beside, stats.Last, stderr); err != nil {
+			return err
 		}
 	}
+	noteUntil(a, rs.head, st, stats, stderr)
+	return a.print(ctx, st, stats, from, out)
+}
+
+// replayFailed is the error of a replay that stopped at an event, saying
+// what to do when the events read were damaged.
+func replayFailed(err error, stats replay.Stats, source string) error {
+	damaged := errors.Is(err, ledger.ErrCorrupt) || errors.Is(err, ledger.ErrChainBroken)
+	switch {
+	case damaged && source == sourceJetStream:
+		// The mirror read is damaged, not necessarily the ledger (a
+		// crash walk's mirror lost a block; its ledger was whole).
+		return fmt.Errorf("replay: after seq %d: %w (the mirror's events are damaged or missing: `recledger verify` "+
+			"compares it with the ledger; a mirror is refilled from the ledger by deleting the stream, or the embedded "+
+			"server's jetstream/ dir while the server is stopped: docs/replay.md, \"Verify and restore\")", stats.Last.Seq, err)
+	case damaged:
+		return fmt.Errorf("replay: after seq %d: %w (the ledger's stored events were changed or damaged: "+
+			"`recledger verify` names the first; docs/replay.md, \"Verify and restore\", says what to do)", stats.Last.Seq, err)
+	}
+	return fmt.Errorf("replay: after seq %d: %w", stats.Last.Seq, err)
+}
+
+// checkBeside checks that the mirror read is the ledger of the server
+// running beside: equal hashes at an equal seq mean equal histories.
+// --nats or RECLEDGER_NATS may name another node's.
+func checkBeside(ctx context.Context, a *replayArgs, beside servingInfo, last ledger.Envelope, stderr io.Writer) error {
+	switch h, err := serverHash(ctx, beside, a.token, last.Seq); {
+	case errors.Is(err, ledger.ErrNotFound):
+		return fmt.Errorf("replay: %w: the mirror read (%s, site %s) holds seq %d, which the server on %s does not: it is another ledger's",
+			ledger.ErrMismatch, withoutCredentials(a.natsURL), a.site, last.Seq, a.data)
+	case err != nil:
+		fmt.Fprintf(stderr, "replay: could not check the mirror against the server's ledger: %v\n", err)
+	case h != last.Hash:
+		return fmt.Errorf("replay: %w: the mirror read (%s, site %s) is not the ledger of the server on %s: %s",
+			ledger.ErrMismatch, withoutCredentials(a.natsURL), a.site, a.data, copiesDiffer(last.Seq, last.Hash, h))
+	}
+	return nil
+}
+
+// noteUntil says on stderr when --until lies outside the ledger, or the
+// user traced is named by no event.
+func noteUntil(a *replayArgs, head uint64, st *projections.State, stats replay.Stats, stderr io.Writer) {
+	until := a.until
 	if n, ok := until.Seq(); ok && n > head {
 		fmt.Fprintf(stderr, "replay: --until %d is beyond the ledger's head, seq %d: the state is the head's\n", n, head)
 	} else if !ok && !until.IsZero() && head > 0 && stats.Last.Seq == head && until.Beyond(&stats.Last) {
-		fmt.Fprintf(stderr, "replay: --until %s is after the ledger's last event (seq %d, %s): the state is the head's\n", *untilS, head, stats.Last.Time)
+		fmt.Fprintf(stderr, "replay: --until %s is after the ledger's last event (seq %d, %s): the state is the head's\n", a.untilS, head, stats.Last.Time)
 	}
 	if !until.IsZero() && st.Seq() == 0 && head > 0 {
-		fmt.Fprintf(stderr, "replay: --until %s comes before the ledger's first event: the state is empty\n", *untilS)
+		fmt.Fprintf(stderr, "replay: --until %s comes before the ledger's first event: the state is empty\n", a.untilS)
 	}
-	if *user != "" && *trace && stats.TracedUser == 0 {
+	if a.user != "" && a.trace && stats.TracedUser == 0 {
 		// (Counted while tracing: with --json alone the state says it.)
-		fmt.Fprintf(stderr, "replay: no event names user %q (lines above, if any, change what every user's rules read)\n", *user)
+		fmt.Fprintf(stderr, "replay: no event names user %q (lines above, if any, change what every user's rules read)\n", a.user)
 	}
-	if *user != "" {
+}
+
+// print writes what was asked for after the replay: the user's state,
+// the digest, or the summary (a trace was written as it went).
+func (a *replayArgs) print(ctx context.Context, st *projections.State, stats replay.Stats, from uint64, out io.Writer) error {
+	if a.user != "" {
 		// The question a trace of a user ends on: where was the agent
 		// then (docs/replay.md, "Agent state at 14:02").
-		at, err := replay.Agent(st, *user, stats.Last)
+		at, err := replay.Agent(st, a.user, stats.Last)
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
-		if !*trace {
+		if !a.trace {
 			return writeJSONLine(out, at)
 		}
-		if _, err := fmt.Fprintln(out, replay.AgentLine(*user, at)); err != nil {
+		if _, err := fmt.Fprintln(out, replay.AgentLine(a.user, at)); err != nil {
 			return err
 		}
 	}
 	switch {
-	case *digest:
-		if *asJSON {
+	case a.digest:
+		if a.asJSON {
 			return writeJSONLine(out, digestView{Digest: st.Digest(), Seq: st.Seq()})
 		}
-		_, err = fmt.Fprintf(out, "%d %s\n", st.Seq(), st.Digest())
+		_, err := fmt.Fprintf(out, "%d %s\n", st.Seq(), st.Digest())
 		return err
-	case *trace:
+	case a.trace:
 		return nil
 	}
 	sum, err := summarize(ctx, st, stats, from)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	if *asJSON {
+	if a.asJSON {
 		return writeJSONLine(out, sum)
 	}
 	return writeSummary(out, sum)
