@@ -439,45 +439,76 @@ func (o *Outbox) createStreams(ctx context.Context, pub jetstream.JetStream) (st
 // end of ctx. progressed reports whether any publish was confirmed.
 func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 	pub := o.publisher()
-	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
-	if o.replicas > 0 && !o.ensured {
-		// An external cluster's streams may be shared by several sites'
-		// servers: one that made a lost stream again made it with its
-		// own site's subject only, and this site's publishes then find
-		// no stream. The embedded server's streams take this process's
-		// capture prefix, set at start: a start on a full disk could not
-		// set it, and every publish found no stream even once the disk
-		// had room (a full-disk walk). Checked at the first session and
-		// after every failed one; on the embedded server once no restart
-		// of its JetStream is reading the streams back.
-		release := func() {}
-		if o.steady != nil {
-			release = o.steady()
-		}
-		err := EnsureStreamsCapturing(tctx, pub, o.site, o.replicas, o.capture)
-		release()
-		if errors.Is(err, ErrInvalid) {
-			cancel()
-			return false, err
-		}
-		switch {
-		case errors.Is(err, ErrFewerReplicas):
-			if prev := o.fewer.Swap(&err); prev == nil || (*prev).Error() != err.Error() {
-				o.log.Warn("outbox: the streams take this site's events with fewer replicas than --replicas asks", jsLogKeyErr, err)
-			}
-		case err == nil:
-			if o.fewer.Swap(nil) != nil {
-				o.log.Info("outbox: the streams have the replicas asked")
-			}
-		}
-		o.ensured = true
-	}
 	defer func() {
 		if err != nil {
 			o.ensured = false
 		}
 	}()
-	tail, err := readTail(tctx, pub, o.site)
+	tail, progressed, err := o.resume(ctx, pub)
+	if err != nil {
+		return progressed, err
+	}
+	if err := o.publishFirst(ctx, pub, tail); err != nil {
+		return progressed, err
+	}
+	p := &pipeline{o: o, pub: pub, next: tail.seq + 2, q: make([]pendingAck, 0, o.window)}
+	defer func() {
+		if len(p.q) > 0 {
+			o.log.Debug("outbox: abandoning publishes in flight", jsLogKeyCount, len(p.q))
+		}
+	}()
+	return true, p.run(ctx)
+}
+
+// ensureStreams checks, at the first session and after every failed one,
+// that the streams take this site's events. An external cluster's streams
+// may be shared by several sites' servers: one that made a lost stream
+// again made it with its own site's subject only, and this site's
+// publishes then find no stream. The embedded server's streams take this
+// process's capture prefix, set at start: a start on a full disk could not
+// set it, and every publish found no stream even once the disk had room (a
+// full-disk walk). On the embedded server it waits until no restart of
+// its JetStream is reading the streams back.
+func (o *Outbox) ensureStreams(ctx context.Context, pub jetstream.JetStream) error {
+	if o.replicas <= 0 || o.ensured {
+		return nil
+	}
+	release := func() {}
+	if o.steady != nil {
+		release = o.steady()
+	}
+	err := EnsureStreamsCapturing(ctx, pub, o.site, o.replicas, o.capture)
+	release()
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return err
+	case errors.Is(err, ErrFewerReplicas):
+		if prev := o.fewer.Swap(&err); prev == nil || (*prev).Error() != err.Error() {
+			o.log.Warn("outbox: the streams take this site's events with fewer replicas than --replicas asks", jsLogKeyErr, err)
+		}
+	case err == nil:
+		if o.fewer.Swap(nil) != nil {
+			o.log.Info("outbox: the streams have the replicas asked")
+		}
+	}
+	o.ensured = true
+	return nil
+}
+
+// resume reads the stream's tail (making the streams when they are
+// missing, and taking out what other sites' servers left under this
+// site's subjects), checks that it continues the ledger, and takes it as
+// confirmed. progressed reports whether the tail is beyond what was
+// confirmed before: the mirror advancing (publishes whose acks were lost,
+// as in a restart of JetStream), though the session may publish nothing
+// more.
+func (o *Outbox) resume(ctx context.Context, pub jetstream.JetStream) (tail streamTail, progressed bool, err error) {
+	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
+	defer cancel()
+	if err := o.ensureStreams(tctx, pub); err != nil {
+		return tail, false, err
+	}
+	tail, err = readTail(tctx, pub, o.site)
 	if errors.Is(err, jetstream.ErrStreamNotFound) && o.replicas > 0 {
 		release := func() {}
 		if o.steady != nil {
@@ -494,146 +525,163 @@ func (o *Outbox) session(ctx context.Context) (progressed bool, err error) {
 	for len(tail.foreign) > 0 && o.removeForeign(tctx, pub, tail) > 0 {
 		tail, err = readTail(tctx, pub, o.site)
 	}
-	cancel()
 	if err != nil {
-		return false, err
+		return tail, false, err
 	}
 	if err := o.checkTail(ctx, tail); err != nil {
-		return false, err
+		return tail, false, err
 	}
 	if err := o.checkRun(ctx, pub, tail); err != nil {
-		return false, err
+		return tail, false, err
 	}
 	o.checkFirst(ctx, pub, tail)
 	o.lastSeq, o.lastStreamSeq = tail.seq, tail.streamSeq
 	if o.mismatch.Swap(nil) != nil {
 		o.log.Info("outbox: stream matches the ledger again")
 	}
-	// A tail beyond what was confirmed is the mirror advancing (publishes
-	// whose acks were lost, as in a restart of JetStream): progress,
-	// though this session may publish nothing more.
 	if progressed = tail.seq > o.confirmed.Load(); progressed {
 		o.unstall()
 	}
 	o.confirmed.Store(tail.seq)
-	next := tail.seq + 1
+	return tail, progressed, nil
+}
 
-	// The first event goes alone, with the tail expectation.
+// publishFirst publishes the event after the tail alone, once committed,
+// expecting the tail as the site's last message: a stream another
+// publisher moved meanwhile refuses it.
+func (o *Outbox) publishFirst(ctx context.Context, pub jetstream.JetStream, tail streamTail) error {
+	next := tail.seq + 1
 	for {
 		head, _ := o.store.Head()
 		if head >= next {
 			break
 		}
 		if ok, err := o.idle(ctx); !ok {
-			return progressed, ctx.Err()
+			return ctx.Err()
 		} else if err != nil {
-			return progressed, err
+			return err
 		}
 	}
 	first, err := o.store.Get(ctx, next)
 	if err != nil {
-		return progressed, err
+		return err
 	}
-	tctx, cancel = context.WithTimeout(ctx, o.ackTimeout)
+	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
 	ack, err := pub.PublishMsg(tctx, o.message(first),
 		jetstream.WithExpectLastSequenceForSubject(tail.last, siteEventsFilter(o.site)))
 	cancel()
 	if err != nil {
-		return progressed, fmt.Errorf("publish seq %d: %w", first.Seq, err)
+		return fmt.Errorf("publish seq %d: %w", first.Seq, err)
 	}
-	if err := o.acked(ctx, pendingAck{seq: first.Seq, raw: first.Raw}, ack); err != nil {
-		return progressed, err
-	}
-	progressed = true
-	next++
+	return o.acked(ctx, pendingAck{seq: first.Seq, raw: first.Raw}, ack)
+}
 
-	// Then pipelined, a bounded window in flight, acks awaited in order.
-	q := make([]pendingAck, 0, o.window)
-	defer func() {
-		if err != nil && len(q) > 0 {
-			o.log.Debug("outbox: abandoning publishes in flight", jsLogKeyCount, len(q))
-		}
-	}()
-	publish := func(e Envelope) error {
-		for len(q) >= o.window {
-			if err := o.await(ctx, q[0]); err != nil {
-				return err
-			}
-			q = q[1:]
-		}
-		// No client-side retries: a retried message would land after the
-		// ones sent behind it.
-		if max, over := overPayload(o.js.Conn(), len(e.Raw)); over {
-			return fmt.Errorf("publish seq %d: %w: the event is %d bytes, the server takes %d; raise its max_payload", e.Seq, ErrTooLarge, len(e.Raw), max)
-		}
-		f, err := pub.PublishMsgAsync(o.message(e), jetstream.WithRetryAttempts(0))
-		if err != nil {
-			return fmt.Errorf("publish seq %d: %w", e.Seq, err)
-		}
-		q = append(q, pendingAck{e.Seq, e.Raw, f})
-		next = e.Seq + 1
-		q, err = o.reap(ctx, q)
-		return err
-	}
-	// catchUp publishes from bbolt what the feed does not hold: events
-	// committed before the outbox subscribed, and batches the hook dropped.
-	catchUp := func() error {
-		return o.store.ScanRaw(ctx, next-1, func(seq uint64, raw []byte) error {
-			e, err := decodeStored(seq, raw)
-			if err != nil {
-				return err
-			}
-			o.fromDB.Add(1)
-			return publish(e)
-		})
-	}
+// pipeline publishes the events from next on, in seq order, from the
+// commit feed or, for what the feed does not hold, from bbolt: a bounded
+// window in flight, acks awaited in order.
+type pipeline struct {
+	o    *Outbox
+	pub  jetstream.JetStream
+	q    []pendingAck // in flight, oldest first
+	next uint64       // the seq to publish next
+}
+
+// run publishes until an error or the end of ctx.
+func (p *pipeline) run(ctx context.Context) error {
+	o := p.o
 	for {
 		select {
 		case envs := <-o.feed:
-			for _, e := range envs {
-				if e.Seq < next {
-					continue // published already, from bbolt or an earlier session
-				}
-				if e.Seq > next { // a dropped batch lies between
-					if err := catchUp(); err != nil {
-						return progressed, err
-					}
-					if e.Seq < next {
-						continue
-					}
-					if e.Seq > next {
-						return progressed, fmt.Errorf("outbox: seq %d: %w: committed but not in the ledger", next, ErrCorrupt)
-					}
-				}
-				if err := publish(e); err != nil {
-					return progressed, err
-				}
+			if err := p.fromFeed(ctx, envs); err != nil {
+				return err
 			}
 			continue
 		default:
 		}
-		if o.missing(next) {
-			if err := catchUp(); err != nil {
-				return progressed, err
+		if o.missing(p.next) {
+			if err := p.catchUp(ctx); err != nil {
+				return err
 			}
 			continue
 		}
-		for len(q) > 0 {
-			if err := o.await(ctx, q[0]); err != nil {
-				return progressed, err
+		for len(p.q) > 0 {
+			if err := o.await(ctx, p.q[0]); err != nil {
+				return err
 			}
-			q = q[1:]
+			p.q = p.q[1:]
 		}
-		q = q[:0]
-		if len(o.feed) > 0 || o.missing(next) {
+		p.q = p.q[:0]
+		if len(o.feed) > 0 || o.missing(p.next) {
 			continue
 		}
 		if ok, err := o.idle(ctx); !ok {
-			return progressed, ctx.Err()
+			return ctx.Err()
 		} else if err != nil {
-			return progressed, err
+			return err
 		}
 	}
+}
+
+// fromFeed publishes a committed batch from the feed, skipping what was
+// published already and reading from bbolt what a dropped batch held.
+func (p *pipeline) fromFeed(ctx context.Context, envs []Envelope) error {
+	for _, e := range envs {
+		if e.Seq < p.next {
+			continue // published already, from bbolt or an earlier session
+		}
+		if e.Seq > p.next { // a dropped batch lies between
+			if err := p.catchUp(ctx); err != nil {
+				return err
+			}
+			if e.Seq < p.next {
+				continue
+			}
+			if e.Seq > p.next {
+				return fmt.Errorf("outbox: seq %d: %w: committed but not in the ledger", p.next, ErrCorrupt)
+			}
+		}
+		if err := p.publish(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish sends e, once the window has room, without waiting for its ack.
+func (p *pipeline) publish(ctx context.Context, e Envelope) error {
+	o := p.o
+	for len(p.q) >= o.window {
+		if err := o.await(ctx, p.q[0]); err != nil {
+			return err
+		}
+		p.q = p.q[1:]
+	}
+	// No client-side retries: a retried message would land after the
+	// ones sent behind it.
+	if max, over := overPayload(o.js.Conn(), len(e.Raw)); over {
+		return fmt.Errorf("publish seq %d: %w: the event is %d bytes, the server takes %d; raise its max_payload", e.Seq, ErrTooLarge, len(e.Raw), max)
+	}
+	f, err := p.pub.PublishMsgAsync(o.message(e), jetstream.WithRetryAttempts(0))
+	if err != nil {
+		return fmt.Errorf("publish seq %d: %w", e.Seq, err)
+	}
+	p.q = append(p.q, pendingAck{e.Seq, e.Raw, f})
+	p.next = e.Seq + 1
+	p.q, err = o.reap(ctx, p.q)
+	return err
+}
+
+// catchUp publishes from bbolt what the feed does not hold: events
+// committed before the outbox subscribed, and batches the hook dropped.
+func (p *pipeline) catchUp(ctx context.Context) error {
+	return p.o.store.ScanRaw(ctx, p.next-1, func(seq uint64, raw []byte) error {
+		e, err := decodeStored(seq, raw)
+		if err != nil {
+			return err
+		}
+		p.o.fromDB.Add(1)
+		return p.publish(ctx, e)
+	})
 }
 
 // missing reports, when the feed is empty, whether committed events from
