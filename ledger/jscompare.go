@@ -96,6 +96,29 @@ func compareJetStream(ctx context.Context, store *Store, js jetstream.JetStream,
 		_ = g.Wait()
 		return rep, nil
 	}
+	if (errors.Is(err, ErrCorrupt) || errors.Is(err, ErrChainBroken)) && ctx.Err() == nil {
+		// The ledger's own copy cannot be read here (its chain check
+		// names it too): a finding, and the mirror is read on, so that
+		// the report says whether it holds a whole copy to rebuild the
+		// ledger from. (Reported as an error, it hid every check's line,
+		// and named the mirror as the damaged copy: walks.)
+		seq, last := rep.Events+1, rep.Events
+		for j := range ch {
+			last = j.Seq
+		}
+		_ = g.Wait()
+		rep.FirstBad, rep.LedgerDamaged = seq, true
+		switch {
+		case streamErr != nil:
+			rep.Problem = fmt.Sprintf("the ledger's event at seq %d cannot be read (%v); the mirror is damaged too: %v", seq, err, streamErr)
+		case last < headSeq:
+			rep.Problem = fmt.Sprintf("the ledger's event at seq %d cannot be read (%v); the mirror, whole and chained, ends at seq %d, before the ledger's head %d", seq, err, last, headSeq)
+		default:
+			rep.Restorable = true
+			rep.Problem = fmt.Sprintf("the ledger's event at seq %d cannot be read (%v); the mirror holds every event to seq %d, whole and chained", seq, err, last)
+		}
+		return rep, nil
+	}
 	if err != nil {
 		cancel()
 		_ = g.Wait()

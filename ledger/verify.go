@@ -23,6 +23,13 @@ type VerifyReport struct {
 	// nothing after them: it lags (its outbox has not published the
 	// rest), and nothing it holds differs.
 	Behind bool `json:"behind,omitempty"`
+	// LedgerDamaged is set, with OK false, when the ledger's own event at
+	// FirstBad could not be read (the chain check fails there too);
+	// Restorable then says that the JetStream copy holds every event to
+	// the ledger's head, whole and chained: the ledger can be rebuilt
+	// from it (recledger restore --from-jetstream).
+	LedgerDamaged bool `json:"ledger_damaged,omitempty"`
+	Restorable    bool `json:"restorable,omitempty"`
 }
 
 // Verify recomputes the hash chain from seq 1 to the head at the time of

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,6 +41,9 @@ type verifyResult struct {
 	// RestoreUnfinished: a restore began filling the file and did not
 	// finish; it holds only the first events of a history.
 	RestoreUnfinished bool `json:"restore_unfinished,omitempty"`
+	// Rebuild says how to rebuild a damaged ledger from the mirror,
+	// when the mirror holds every event whole (JetStream.Restorable).
+	Rebuild string `json:"rebuild,omitempty"`
 }
 
 // checkpointReport is the newest checkpoint checked against its events:
@@ -180,6 +184,14 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		}
 		res.JetStream = &rep
 		res.OK = res.OK && rep.OK
+		if rep.Restorable {
+			nats := ""
+			if *natsURL != "" {
+				nats = " --nats " + withoutCredentials(*natsURL)
+			}
+			res.Rebuild = fmt.Sprintf("move %s away, then run `recledger restore --from-jetstream%s --data %s --site %s` (docs/replay.md, \"Verify and restore\")",
+				filepath.Join(*data, LedgerFile), nats, *data, *site)
+		}
 	}
 	return writeVerify(out, res, *asJSON, secErr)
 }
@@ -221,6 +233,9 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		}
 		if res.JetStream != nil {
 			writeVerifyLine(out, "jetstream", *res.JetStream)
+		}
+		if res.Rebuild != "" {
+			fmt.Fprintf(out, "%-10s the ledger can be rebuilt from the mirror: %s\n", "rebuild", res.Rebuild)
 		}
 	}
 	switch {

@@ -41,6 +41,37 @@ func TestVerifyCommandNamesFirstBadEvent(t *testing.T) {
 	}
 }
 
+// A ledger changed in the file beside a whole mirror: every check still
+// prints its line (the chain names the seq), the mirror's line says the
+// ledger's event cannot be read, not that the mirror differs, and verify
+// says how to rebuild the ledger from it. (It used to stop at the first
+// unreadable event with an error naming JetStream, and print nothing.)
+func TestVerifyNamesTheLedgerDamagedBesideAWholeMirror(t *testing.T) {
+	d := writeOfflineDay(t, true, 0)
+	tamperPause(t, d.dir, 7)
+	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir, "--nats", d.natsURL, "--site", replaytest.Site, "--json")
+	var res verifyResult
+	if jerr := json.Unmarshal([]byte(out), &res); jerr != nil || !errors.Is(err, ledger.ErrChainBroken) {
+		t.Fatalf("verify --json: %v %v\n%s", err, jerr, out)
+	}
+	js := res.JetStream
+	if res.OK || res.Chain.FirstBad != 7 || js == nil || js.FirstBad != 7 || !js.LedgerDamaged || !js.Restorable ||
+		js.Events != 6 || !strings.Contains(res.Rebuild, "restore --from-jetstream --nats") {
+		t.Fatalf("verify --json of a changed ledger beside a whole mirror: %s", out)
+	}
+	out, _ = runCmd(t, &VerifyCommand{}, "--data", d.dir, "--nats", d.natsURL, "--site", replaytest.Site)
+	for _, want := range []string{
+		"chain      FAILED at seq 7",
+		"jetstream  FAILED at seq 7: the ledger's event at seq 7 cannot be read (",
+		fmt.Sprintf("the mirror holds every event to seq %d, whole and chained", d.seq),
+		"rebuild    the ledger can be rebuilt from the mirror: move " + filepath.Join(d.dir, LedgerFile) + " away",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify of a changed ledger beside a whole mirror lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 // tamperPause turns event seq of dir's ledger, a pause, into a tag in the
 // file (the store is closed), as someone editing the file would.
 func tamperPause(t *testing.T, dir string, seq uint64) {
