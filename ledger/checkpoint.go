@@ -99,7 +99,7 @@ func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketSections), sections[:n]) })
+		err := s.update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketSections), sections[:n]) })
 		if err != nil {
 			return s.readErr("save checkpoint sections", err)
 		}
@@ -109,7 +109,7 @@ func (s *Store) SaveCheckpoint(ctx context.Context, version string, seq uint64, 
 	if err != nil {
 		return err
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		cb, sb := tx.Bucket(bucketCheckpoints), tx.Bucket(bucketSections)
 		pb, err := tx.CreateBucketIfNotExists(bucketHeadParts)
 		if err != nil {

@@ -42,7 +42,7 @@ func (s *Store) putHeadParts(ctx context.Context, version string, seq uint64, st
 			return nil, err
 		}
 		part := state[i*size : min((i+1)*size, len(state))]
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bolt.Tx) error {
 			b, err := tx.CreateBucketIfNotExists(bucketHeadParts)
 			if err != nil {
 				return err

@@ -177,3 +177,12 @@ var errDamaged = errors.New("the file is damaged (reading it failed)")
 func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 	return guarded(func() error { return s.db.View(fn) })
 }
+
+// update is db.Update, as guarded runs it: a page bbolt finds damaged
+// while a write reads it (a walk's checkpoint page whose element count
+// was changed made every checkpoint save panic, and the server with it)
+// is an error wrapping ErrCorrupt. bbolt rolls the transaction back as
+// the panic leaves Update, so the store stays usable.
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	return guarded(func() error { return s.db.Update(fn) })
+}

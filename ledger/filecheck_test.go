@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -124,4 +126,113 @@ func FuzzCheckFileLength(f *testing.F) {
 			t.Fatalf("checkFileLength: %v", err)
 		}
 	})
+}
+
+// A checkpoint page whose element count was changed (a walk: 1 to 5)
+// holds no event, so the chain is whole; bbolt's page check finds it, and
+// a checkpoint save, which reads the page and made bbolt panic, fails
+// with ErrCorrupt instead of ending the process. Appends go on.
+func TestDamagedCheckpointPage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsAppend(t, s, 10)
+	// Large enough for the checkpoints bucket to have a page of its own
+	// (bbolt keeps a small bucket inside its parent's page).
+	marker := append([]byte("checkpoint-state-marker"), bytes.Repeat([]byte{'x'}, 6<<10)...)
+	if err := s.SaveCheckpoint(t.Context(), "v1", 10, marker, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(b, marker)
+	if at < 0 {
+		t.Fatal("checkpoint state not found in the file")
+	}
+	page := at / pageSize * pageSize
+	if flags := binary.LittleEndian.Uint16(b[page+8:]); flags != 0x02 {
+		t.Fatalf("the checkpoint's page has flags %#x, not a leaf's", flags)
+	}
+	b[page+10] ^= 0x04 // the element count
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ro.CheckFile(t.Context())
+	ro.Close()
+	if err != nil || rep.OK || rep.Problem() == "" {
+		t.Fatalf("page check of a damaged checkpoint page: %+v %v", rep, err)
+	}
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SaveCheckpoint(t.Context(), "v1", 10, marker, nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("checkpoint save on a damaged page: %v", err)
+	}
+	jsAppend(t, s, 1)
+	if h, _ := s.Head(); h != 11 {
+		t.Fatalf("head after an append: %d", h)
+	}
+}
+
+// A whole file passes the page check.
+func TestCheckFileOfAWholeFile(t *testing.T) {
+	s, err := Open(closedLedger(t, 3000), Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if rep, err := s.CheckFile(t.Context()); err != nil || !rep.OK || rep.Pages == 0 {
+		t.Fatalf("page check of a whole file: %+v %v", rep, err)
+	}
+}
+
+// An append that meets a damaged page of the events fails with
+// ErrCorrupt, as a read does, instead of ending the process. (This damage
+// is met reading the head, before the write transaction; a panic inside
+// it is recovered the same way, writer.write.)
+func TestAppendOnADamagedPage(t *testing.T) {
+	path := closedLedger(t, 3000)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.LastIndex(b, []byte(`"seq":2990,`))
+	if at < 0 {
+		t.Fatal("event 2990 not found in the file")
+	}
+	page := at / pageSize * pageSize
+	if flags := binary.LittleEndian.Uint16(b[page+8:]); flags != 0x02 {
+		t.Fatalf("the event's page has flags %#x, not a leaf's", flags)
+	}
+	binary.LittleEndian.PutUint16(b[page+10:], binary.LittleEndian.Uint16(b[page+10:])+900)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Logf("open: %v", err)
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatal(err)
+		}
+		return
+	}
+	defer s.Close()
+	_, err = s.Append(t.Context(), Event{Type: TypeCallSignal, Data: CallSignal{CallID: "c-1", Extension: "3420", Type: "ringing"}})
+	t.Logf("append: %v", err)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("append on a damaged page: %v", err)
+	}
 }

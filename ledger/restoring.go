@@ -20,7 +20,7 @@ func (s *Store) SetRestoring(ctx context.Context, on bool) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("mark restore: %w", err)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
 			return err
@@ -43,7 +43,7 @@ func (s *Store) Restoring(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("restoring: %w", err)
 	}
 	var on bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketMeta); b != nil {
 			on = b.Get(metaRestoring) != nil
 		}

@@ -30,7 +30,7 @@ func (s *Store) ClaimSite(ctx context.Context, site string) error {
 		return fmt.Errorf("claim site: %w", err)
 	}
 	var held string
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
 			return err
@@ -56,7 +56,7 @@ func (s *Store) Site(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("site: %w", err)
 	}
 	var site string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketMeta); b != nil {
 			site = string(b.Get(metaSite))
 		}
@@ -91,7 +91,7 @@ func (s *Store) ProbeWrite(ctx context.Context) error {
 	if free, ok := FreeBytes(filepath.Dir(s.path)); ok && free < probeMinFree {
 		return fmt.Errorf("probe write: %w: %d bytes free beside %s", ErrUnavailable, free, s.path)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
 			return err

@@ -245,7 +245,7 @@ func Open(path string, opts Options) (*Store, error) {
 // wrapping ErrCorrupt.
 func (s *Store) readHead() (*head, error) {
 	h := &head{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
 		if b == nil {
 			return nil

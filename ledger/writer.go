@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"golang.org/x/time/rate"
+	"runtime/debug"
 	"slices"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 )
 
 // Request states: a caller may abandon a request only while it is pending;
@@ -447,7 +449,7 @@ func (w *writer) reconcile() {
 // write builds and commits the batch's transaction. It returns the
 // committed envelopes in seq order and the new tail; on error nothing was
 // committed and the writer's state is untouched.
-func (w *writer) write(batch []*request) ([]Envelope, tail, error) {
+func (w *writer) write(batch []*request) (_ []Envelope, _ tail, err error) {
 	t := tail{ids: w.ids, seq: w.seq, prev: w.prev, hasPrev: w.hasPrev}
 	n, size := 0, 0 // events, and an upper bound of their encoded bytes
 	for _, r := range batch {
@@ -457,10 +459,20 @@ func (w *writer) write(batch []*request) ([]Envelope, tail, error) {
 		}
 	}
 	now := w.s.now()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	tx, err := w.s.db.Begin(true)
 	if err != nil {
 		return nil, t, fmt.Errorf("%w: begin: %v", ErrUnavailable, err)
 	}
+	defer func() {
+		// A damaged page that bbolt panics on (or a fault reading the
+		// mapped file) fails the batch, as guarded does for the other
+		// transactions, instead of ending the process.
+		if r := recover(); r != nil {
+			_ = tx.Rollback()
+			err = fmt.Errorf("%w: %w: %v", ErrCorrupt, errDamaged, r)
+		}
+	}()
 	b := tx.Bucket(bucketEvents)
 	b.FillPercent = 1.0 // keys only ever grow: pack pages full
 	envs := make([]Envelope, 0, n)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -275,7 +276,14 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					continue // stopping: the final save follows
 				}
-				log.Warn("checkpoint failed; will retry", logKeyErr, err)
+				if errors.Is(err, ledger.ErrCorrupt) {
+					// Retrying will not mend the file: say what will.
+					log.Error("checkpoint failed: the ledger file is damaged where checkpoints are kept; the events are served and appended, "+
+						"but every restart folds them all. Stop the server, run `recledger verify`, and rebuild the file from the mirror "+
+						"with `recledger restore --from-jetstream` as it says (docs/replay.md, \"Verify and restore\")", logKeyErr, err)
+				} else {
+					log.Warn("checkpoint failed; will retry", logKeyErr, err)
+				}
 				f := &checkpointFailing{since: now, tries: 1, err: err}
 				if prev := c.failing.Load(); prev != nil {
 					f.since, f.tries = prev.since, prev.tries+1

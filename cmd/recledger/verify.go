@@ -29,8 +29,11 @@ type VerifyCommand struct {
 
 // verifyResult is what `verify --json` prints.
 type verifyResult struct {
-	OK        bool                 `json:"ok"`
-	Chain     ledger.VerifyReport  `json:"chain"`
+	OK    bool                `json:"ok"`
+	Chain ledger.VerifyReport `json:"chain"`
+	// File is bbolt's check of the file's pages: damage where no event
+	// is (checkpoints, sections) that the chain cannot show.
+	File      *ledger.FileReport   `json:"file,omitempty"`
 	JetStream *ledger.VerifyReport `json:"jetstream,omitempty"`
 	// JetStreamSkipped says why no mirror was compared.
 	JetStreamSkipped string          `json:"jetstream_skipped,omitempty"`
@@ -104,6 +107,12 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("verify: %w", err)
 	}
 	res.OK = res.Chain.OK
+	file, err := store.CheckFile(ctx)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	res.File = &file
+	res.OK = res.OK && file.OK
 	if res.RestoreUnfinished, err = store.Restoring(ctx); err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
@@ -184,7 +193,7 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		}
 		res.JetStream = &rep
 		res.OK = res.OK && rep.OK
-		if rep.Restorable {
+		if rep.Restorable || (rep.OK && !file.OK) {
 			nats := ""
 			if *natsURL != "" {
 				nats = " --nats " + withoutCredentials(*natsURL)
@@ -212,6 +221,11 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		}
 	} else {
 		writeVerifyLine(out, "chain", res.Chain)
+		if f := res.File; f != nil && f.OK {
+			fmt.Fprintf(out, "%-10s ok: %d pages, each reached once and readable\n", "file", f.Pages)
+		} else if f != nil {
+			fmt.Fprintf(out, "%-10s FAILED: %s\n", "file", f.Problem())
+		}
 		if res.RestoreUnfinished {
 			fmt.Fprintf(out, "%-10s UNFINISHED: a restore into this dir did not finish: it holds the mirror's first %d events; run restore again to complete it (serve refuses the dir until then)\n", "restore", res.Chain.Events)
 		}
@@ -241,6 +255,8 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 	switch {
 	case !res.Chain.OK:
 		return fmt.Errorf("verify: %w at seq %d: %s", ledger.ErrChainBroken, res.Chain.FirstBad, res.Chain.Problem)
+	case res.File != nil && !res.File.OK:
+		return fmt.Errorf("verify: %w: the file's pages are damaged: %s", ledger.ErrCorrupt, res.File.Problem())
 	case res.RestoreUnfinished:
 		return fmt.Errorf("verify: %w: a restore into this dir did not finish (run it again to complete it)", ledger.ErrConflict)
 	case res.Sections != nil && !res.Sections.OK:
