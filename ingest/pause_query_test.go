@@ -35,6 +35,8 @@ func TestPauseQueryDatesAreTheSites(t *testing.T) {
 	}
 	for query, field := range map[string]string{
 		"from=2026-11-30&to=2026-11-29": "to",
+		"from=2026-11-29&to=2026-11-29": "to", // one instant: the day is to=2026-11-30
+		"from=2026-11-30T03:00:00+05:00": "from",
 		"format=xml":                    "format",
 	} {
 		r := s.do("GET", "/v1/pauses?"+query, "", "")
@@ -42,6 +44,15 @@ func TestPauseQueryDatesAreTheSites(t *testing.T) {
 			t.Errorf("%s: %d %s, want 400 naming %s", query, r.Status, r.Raw, field)
 		}
 	}
+	if r := s.do("GET", "/v1/pauses?from=2026-11-29&to=2026-11-29", "", ""); !strings.Contains(r.str("message"), "for the whole day give to=2026-11-30") {
+		t.Errorf("the same day as both bounds: %s, want the day's to", r.Raw)
+	}
+	if r := s.do("GET", "/v1/pauses?from=2026-11-30T03:00:00+05:00", "", ""); !strings.Contains(r.str("message"), "%2B") {
+		t.Errorf("an offset's + unescaped: %s, want the hint", r.Raw)
+	}
+	// Two equal times are taken (200): they ask which pauses were in
+	// force then.
+	rows("from=2026-11-30T03:00:00.5Z&to=2026-11-30T03:00:00.5Z")
 }
 
 // A contact id is a ULID, read in any case; an events page of no events is

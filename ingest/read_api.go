@@ -113,6 +113,10 @@ func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := ledger.CheckDayBounds(q.Get("from"), q.Get("to")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if f := q.Get("format"); f != "" && !strings.EqualFold(f, "csv") && !strings.EqualFold(f, "json") {
 		s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidInput,
 			fmt.Sprintf("format must be csv or json, got %q", f)).with("field", "format"))
@@ -259,8 +263,13 @@ func parseTimeParam(name, v string, loc *time.Location) (ledger.Time, error) {
 	if t, ok := ledger.ParseQueryTime(v, loc); ok {
 		return t, nil
 	}
+	hint := ""
+	if strings.Contains(v, " ") {
+		// "T03:00:00+05:00" unescaped: the query string reads + as a space.
+		hint = " (a + in a URL's query is read as a space: send the offset's + as %2B)"
+	}
 	return ledger.Time{}, newError(http.StatusBadRequest, reasonInvalidInput,
-		fmt.Sprintf("%s must be an RFC 3339 time or YYYY-MM-DD, got %q", name, v)).with("field", name)
+		fmt.Sprintf("%s must be an RFC 3339 time or YYYY-MM-DD, got %q%s", name, v, hint)).with("field", name)
 }
 
 func checkDay(day string) error {

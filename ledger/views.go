@@ -316,6 +316,24 @@ func ParseQueryTime(v string, loc *time.Location) (Time, bool) {
 	return Time{}, false
 }
 
+// CheckDayBounds refuses from and to given as the same YYYY-MM-DD day. A
+// date is the midnight at its start, so the two name one instant, and
+// the query matches only the pauses open across that midnight: an
+// auditor's "the 1st to the 1st" answered as no pauses that day (a walk).
+// Two equal times are a question (the pauses in force then), and stay.
+func CheckDayBounds(from, to string) error {
+	if from == "" || from != to {
+		return nil
+	}
+	d, err := time.Parse(time.DateOnly, to)
+	if err != nil {
+		return nil
+	}
+	return &FieldError{Field: "to", Message: fmt.Sprintf("to (%s) is the day from names: a date is the midnight at its start, "+
+		"so the two name one instant, and the query would match only the pauses open across it; "+
+		"for the whole day give to=%s", to, d.AddDate(0, 0, 1).Format(time.DateOnly))}
+}
+
 // Check reports a query whose contact id is not a ULID (a mistyped one
 // matched nothing, and read as "no pauses"), or whose From is after its
 // To: it can match nothing, and is more likely a mistake than a

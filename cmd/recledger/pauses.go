@@ -190,7 +190,10 @@ func pauseQuery(who ledger.PauseQuery, from, to string, loc *time.Location) (led
 	if q.To, err = parsePauseTime("to", to, loc); err != nil {
 		return q, err
 	}
-	return q, q.Check()
+	if err := q.Check(); err != nil {
+		return q, err
+	}
+	return q, ledger.CheckDayBounds(from, to)
 }
 
 // parsePauseTime reads an RFC 3339 time or a YYYY-MM-DD day (midnight in

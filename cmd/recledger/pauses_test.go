@@ -299,6 +299,10 @@ func TestPausesDateBoundInTheSiteZone(t *testing.T) {
 	if _, err := runCmd(t, &PausesCommand{}, "--data", d.dir, "--from", "2026-11-24T06:00:00Z", "--to", "2026-11-24"); !errors.Is(err, ledger.ErrInvalid) {
 		t.Errorf("to before from: %v, want it refused", err)
 	}
+	if _, err := runCmd(t, &PausesCommand{}, "--data", d.dir, "--from", "2026-11-24", "--to", "2026-11-24"); !errors.Is(err, ledger.ErrInvalid) ||
+		!strings.Contains(err.Error(), "to=2026-11-25") {
+		t.Errorf("the same day as both bounds: %v, want it refused with the day's to", err)
+	}
 }
 
 // The table shows values as they are, not with the CSV's spreadsheet
