@@ -106,11 +106,16 @@ func (c *ReplayCommand) parse(args []string, stderr *os.File) (*replayArgs, erro
 	if a.until, err = replay.ParseUntil(a.untilS); err != nil {
 		return nil, fmt.Errorf("replay: --until: %w", err)
 	}
-	if a.user != "" && (!a.asJSON || a.digest) {
+	if a.user != "" && !a.asJSON {
 		a.trace = true
 	}
-	if a.trace && a.asJSON && !a.digest {
+	// What --json prints is JSON alone, one object (a trace and a digest
+	// together put text before the JSON: a walk's jq failed on it).
+	if a.trace && a.asJSON {
 		return nil, fmt.Errorf("replay: %w: --json prints the summary or --digest as JSON; a trace is text (docs/replay.md)", ledger.ErrInvalid)
+	}
+	if a.user != "" && a.asJSON && a.digest {
+		return nil, fmt.Errorf("replay: %w: with --json, --user prints the agent's state and --digest the digest: ask for one of them", ledger.ErrInvalid)
 	}
 	if a.fromCheckpoint && (!a.until.IsZero() || a.trace) {
 		return nil, fmt.Errorf("replay: %w: --from-checkpoint starts at the present; a bounded replay or a trace needs the history from seq 1", ledger.ErrInvalid)

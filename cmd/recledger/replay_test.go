@@ -240,6 +240,12 @@ func TestReplayCommandTraceUser(t *testing.T) {
 	if want := "\nasmith at seq "; !strings.Contains(out, want) || !strings.HasSuffix(out, "logged in on 3421; active c-6 paused (contact "+contactOf(t, out, "c-6")+"); last call c-2 (contact "+contactOf(t, out, "c-2")+")\n") {
 		t.Errorf("trace does not end with asmith's state:\n%s", out)
 	}
+	for _, args := range [][]string{{"--trace", "--json", "--digest"}, {"--user", "asmith", "--json", "--digest"}} {
+		// --json prints one JSON object and nothing else.
+		if out, err := runCmd(t, &ReplayCommand{}, append([]string{"--data", d.dir}, args...)...); !errors.Is(err, ledger.ErrInvalid) {
+			t.Errorf("replay %v: %v, want it refused\n%s", args, err, out)
+		}
+	}
 	if _, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--user", "asmith", "--trace", "--json"); !errors.Is(err, ledger.ErrInvalid) {
 		t.Errorf("a trace asked for as JSON: %v, want it refused", err)
 	}
