@@ -153,3 +153,32 @@ func TestReadyzKnowsTheMirrorFromTheStart(t *testing.T) {
 		t.Fatalf("verify of a dir whose mirror has no stream: %v\n%s", err, out)
 	}
 }
+
+// replay --source jetstream of a stopped server's data dir reads the
+// dir's own mirror, as verify and restore do (it tried the default
+// nats://127.0.0.1:4222 and failed: a walk), and says when the mirror read
+// holds more than the dir's ledger.
+func TestReplayReadsTheStoppedDirsOwnMirror(t *testing.T) {
+	data, live := stoppedSimulatedDir(t)
+	stderrPath := filepath.Join(t.TempDir(), "stderr")
+	replayJS := func() (string, string, error) {
+		t.Helper()
+		stderr, err := os.Create(stderrPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stderr.Close()
+		out, err := runCmd(t, &ReplayCommand{Stderr: stderr}, "--data", data, "--source", "jetstream", "--digest")
+		msg, _ := os.ReadFile(stderrPath)
+		return out, string(msg), err
+	}
+	out, msg, err := replayJS()
+	if want := fmt.Sprintf("%d %s\n", live.Seq, live.Digest); err != nil || out != want ||
+		!strings.Contains(msg, "reading the mirror in "+filepath.Join(data, JetStreamDir)) || strings.Contains(msg, "note:") {
+		t.Fatalf("replay --source jetstream of a stopped dir: %v %q, want %q\n%s", err, out, want, msg)
+	}
+	prefixLedger(t, data, live.Seq/2, false)
+	if _, msg, err = replayJS(); err != nil || !strings.Contains(msg, fmt.Sprintf("holds seq %d, which the ledger in %s does not", live.Seq, data)) {
+		t.Fatalf("replay of a mirror ahead of the dir's ledger: %v\n%s", err, msg)
+	}
+}

@@ -169,8 +169,33 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	if a.source == sourceJetStream && rs.beside == nil && stats.Last.Seq > 0 {
+		noteOtherLedger(ctx, a, stats.Last, stderr)
+	}
 	noteUntil(a, rs.head, st, stats, stderr)
 	return a.print(ctx, st, stats, from, out)
+}
+
+// noteOtherLedger says on stderr when the mirror read is not the ledger
+// of the data dir: its last event is not the ledger's at that seq. A
+// mirror named by --nats beside another dir's --data was replayed with
+// no word of it (a walk). Nothing is said when the dir holds no ledger.
+func noteOtherLedger(ctx context.Context, a *replayArgs, last ledger.Envelope, stderr io.Writer) {
+	store, err := openLedgerReadOnly(a.data)
+	if err != nil {
+		return
+	}
+	defer store.Close()
+	mine, err := store.Get(ctx, last.Seq)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		fmt.Fprintf(stderr, "replay: note: the mirror read (%s, site %s) holds seq %d, which the ledger in %s does not: it is another ledger's, or this one lost its tail (`recledger verify` compares them)\n",
+			withoutCredentials(a.natsURL), a.site, last.Seq, a.data)
+	case err != nil:
+	case mine.Hash != last.Hash:
+		fmt.Fprintf(stderr, "replay: note: the mirror read (%s, site %s) is not the ledger in %s: their events differ at or before seq %d (`recledger verify` names the first)\n",
+			withoutCredentials(a.natsURL), a.site, a.data, last.Seq)
+	}
 }
 
 // replayFailed is the error of a replay that stopped at an event, saying

@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/replay"
 )
@@ -135,14 +138,34 @@ func (c *ReplayCommand) openJetStream(ctx context.Context, a *replayArgs, opts *
 	if a.fromCheckpoint {
 		fmt.Fprintf(stderr, "replay: --from-checkpoint: the mirror holds no checkpoint; replaying from seq 1\n")
 	}
-	if a.natsURL == "" {
-		a.natsURL = defaultNATSURL
+	var (
+		nc  *nats.Conn
+		js  jetstream.JetStream
+		err error
+	)
+	own := false
+	if a.natsURL == "" && rs.beside == nil {
+		// A stopped server's data dir: its own embedded mirror, served
+		// here on a loopback port, as verify and restore read it (a walk
+		// found replay trying nats://127.0.0.1:4222 beside it).
+		var stop func()
+		if nc, js, stop, own, err = openOwnMirror(ctx, a.data, a.site, "recledger-replay", stderr); err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		if own {
+			rs.closes = append(rs.closes, stop)
+			a.natsURL = nc.ConnectedUrlRedacted()
+		}
 	}
-	nc, js, err := ledger.Connect(ctx, a.natsURL, "recledger-replay", nil, natsToken(a.token)...)
-	if err != nil {
-		return fmt.Errorf("replay: %w", err)
+	if !own {
+		if a.natsURL == "" {
+			a.natsURL = defaultNATSURL
+		}
+		if nc, js, err = ledger.Connect(ctx, a.natsURL, "recledger-replay", nil, natsToken(a.token)...); err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		rs.closes = append(rs.closes, nc.Close)
 	}
-	rs.closes = append(rs.closes, nc.Close)
 	jsrc := replay.JetStreamSource{JS: js, Site: a.site}
 	rs.src = jsrc
 	if rs.head, err = jsrc.Head(ctx); err != nil {
