@@ -69,10 +69,20 @@ func ParseUntil(s string) (Until, error) {
 			hint = " (a time of day alone names no day: give the date and the offset too, as 2026-11-23T" + s + ":00Z)"
 		} else if _, terr := time.Parse("15:04:05", s); terr == nil {
 			hint = " (a time of day alone names no day: give the date and the offset too, as 2026-11-23T" + s + "Z)"
+		} else if n, ok := withoutOffset(s); ok {
+			hint = " (a time without its offset names no moment: add Z for UTC, or the offset of the site's zone, as " + n + "Z or " + n + "-05:00)"
 		}
 		return Until{}, fmt.Errorf("until %q: %w: want a seq, a ULID or an RFC 3339 time%s", s, ledger.ErrInvalid, hint)
 	}
 	return UntilTime(t), nil
+}
+
+// withoutOffset reports whether s is a date and time with no offset (a
+// space for the T taken too), and gives it in RFC 3339's form.
+func withoutOffset(s string) (string, bool) {
+	n := strings.ToUpper(strings.Replace(s, " ", "T", 1))
+	_, err := time.Parse("2006-01-02T15:04:05.999999999", n)
+	return n, err == nil
 }
 
 func isDigits(s string) bool {

@@ -136,7 +136,7 @@ func refuseLedgerBehind(ctx context.Context, js jetstream.JetStream, cfg ServeCo
 		nats = " --nats URL"
 	}
 	return 0, fmt.Errorf("%w: %s ends at seq %d, but the mirror holds %d events of site %s: the ledger lost its tail "+
-		"(an interrupted restore, or a copy of the ledger older than the copy of its mirror), and serving would give "+
+		"(an interrupted restore, a copy of the ledger older than the copy of its mirror, or a damaged file: `recledger verify` checks its pages), and serving would give "+
 		"seqs the mirror holds to other events. Complete it from the mirror with `recledger restore --from-jetstream%s --data %s --site %s` "+
 		"(it continues a ledger that is the mirror's start), then serve again. If restore refuses it as not the mirror's start, "+
 		"the two hold different histories: compare them with `recledger verify`, then move away the one to give up (docs/replay.md)",
