@@ -2,6 +2,7 @@ package projections
 
 import (
 	"hash/fnv"
+	"time"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -32,6 +33,16 @@ func matchAny(patterns []string, s string) bool {
 	}
 	return false
 }
+
+// startsCall reports whether a signal of type t starts a call not known
+// yet.
+func startsCall(t string) bool {
+	return t == ledger.SignalRinging || t == ledger.SignalDialing || t == ledger.SignalAnswered
+}
+
+// lateNote is how long before the server took it a signal must be dated
+// for the trace to say so.
+const lateNote = time.Minute
 
 // signal applies one CTI call signal.
 func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
@@ -77,6 +88,14 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 	}
 	if s.rules >= 4 && c != nil && sent.After(c.LastAt.Time) {
 		c.LastAt = sent
+	}
+	if !s.quiet && e.Time.Sub(at.Time) >= lateNote && (c != nil || startsCall(d.Type)) {
+		// The trace prints the ledger's time; a signal dated well before
+		// it (resent after an outage, a feed behind) dates the call by
+		// its own, and --until counts the ledger's (a walk could not see
+		// why a contact of 07:00 was not in the state --until 07:30).
+		eff.Changes = append(eff.Changes, "signal "+d.Type+" for "+d.CallID+" dated "+at.String()+", "+
+			e.Time.Sub(at.Time).Round(time.Second).String()+" before the server took it: the call takes that date; --until counts the server's")
 	}
 	switch d.Type {
 	case ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered:

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,9 +125,28 @@ func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedB
 	}
 	s.settleIn(t, ct)
 	if !s.quiet {
-		eff.Changes = append(eff.Changes, "contact "+ct.V.ContactID+" closed ("+endedBy+"): "+*ct.V.Disposition+" ["+strings.Join(ct.V.ReasonCodes, " ")+"]")
+		line := "contact " + ct.V.ContactID + " closed (" + endedBy + "): " + *ct.V.Disposition + " [" + strings.Join(ct.V.ReasonCodes, " ") + "]"
+		if *ct.V.Disposition == ledger.DispositionDiscard {
+			line += discardWhy(ct.V.Team, t, s.cfg.Teams)
+		}
+		eff.Changes = append(eff.Changes, line)
 	}
 	s.book.closed(ct.V.ContactID, s.pendingOf(ct))
+}
+
+// discardWhy says, for the trace, why a contact of team name (settings t)
+// was discarded: nothing kept it (a walk's engineer could not tell, from
+// "discard []", that the team neither archived nor classified).
+func discardWhy(name string, t ledger.Team, teams map[string]ledger.Team) string {
+	team := "team " + strconv.Quote(name)
+	if _, ok := teams[name]; !ok {
+		team += " (not configured)"
+	}
+	if len(t.Classifiers) == 0 {
+		return " (not tagged; " + team + " does not archive and has no workflow classifiers)"
+	}
+
+	return " (not tagged; " + team + " does not archive, and none of its " + strconv.Itoa(len(t.Classifiers)) + " workflow classifiers matched)"
 }
 
 // pendingOf renders a closed contact for the manifest book straight from
