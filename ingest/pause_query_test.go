@@ -34,10 +34,10 @@ func TestPauseQueryDatesAreTheSites(t *testing.T) {
 		t.Errorf("from a time with its zone: %d pauses, want 1", n)
 	}
 	for query, field := range map[string]string{
-		"from=2026-11-30&to=2026-11-29": "to",
-		"from=2026-11-29&to=2026-11-29": "to", // one instant: the day is to=2026-11-30
+		"from=2026-11-30&to=2026-11-29":  "to",
+		"from=2026-11-29&to=2026-11-29":  "to", // one instant: the day is to=2026-11-30
 		"from=2026-11-30T03:00:00+05:00": "from",
-		"format=xml":                    "format",
+		"format=xml":                     "format",
 	} {
 		r := s.do("GET", "/v1/pauses?"+query, "", "")
 		if r.Status != 400 || r.JSON["field"] != field || !strings.Contains(r.str("message"), field) {
@@ -49,6 +49,17 @@ func TestPauseQueryDatesAreTheSites(t *testing.T) {
 	}
 	if r := s.do("GET", "/v1/pauses?from=2026-11-30T03:00:00+05:00", "", ""); !strings.Contains(r.str("message"), "%2B") {
 		t.Errorf("an offset's + unescaped: %s, want the hint", r.Raw)
+	}
+	// A user id that names no agent is 404, not "never paused" (an
+	// auditor's walk typed JDOE for jdoe).
+	for _, path := range []string{"/v1/pauses?user_id=JDOE", "/v1/pauses?user_id=JDOE&format=csv", "/v1/contacts?user_id=JDOE"} {
+		r := s.do("GET", path, "", "")
+		if r.Status != 404 || r.JSON["field"] != "user_id" || !strings.Contains(r.str("message"), `agent "jdoe" differs only in case`) {
+			t.Errorf("%s: %d %s, want 404 naming jdoe", path, r.Status, r.Raw)
+		}
+	}
+	if n := rows("user_id=jdoe"); n != 1 {
+		t.Errorf("jdoe's pauses: %d, want 1", n)
 	}
 	// Two equal times are taken (200): they ask which pauses were in
 	// force then.
@@ -108,7 +119,7 @@ func TestPauseQueryByContactAndCall(t *testing.T) {
 		"contact_id=" + c2:                      "c-2",
 		"call_id=c-2":                           "c-2",
 		"call_id=c-2&contact_id=" + c1:          "",
-		"user_id=asmith&contact_id=" + c1:       "",
+		"user_id=gwuser&contact_id=" + c1:       "",
 		"contact_id=01ZZZZZZZZZZZZZZZZZZZZZZZZ": "",
 		"call_id=c-1&from=2026-01-01T00:00:00Z": "c-1",
 	} {

@@ -71,6 +71,10 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("disposition must be upload, basic_only or discard, got %q", cq.Disposition)).with("field", "disposition"))
 		return
 	}
+	if err := s.checkUserFilter(cq.UserID); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	st := &streamed{w: w, ctype: "application/json"}
 	err := ledger.WriteList(st, "contacts", func(fn func(*ledger.Contact) error) error {
 		return s.views.EachContact(r.Context(), cq, fn)
@@ -114,6 +118,10 @@ func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := ledger.CheckDayBounds(q.Get("from"), q.Get("to")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.checkUserFilter(pq.UserID); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -255,6 +263,29 @@ func pausesCSV(rows []ledger.PauseRow) []byte {
 	}
 	cw.Flush()
 	return b.Bytes()
+}
+
+// checkUserFilter refuses a user_id filter that names no agent: no
+// configuration and no event has named it, so no contact or pause row can
+// be its, and an empty answer would read as "never paused" where the id
+// was mistyped (an auditor's walk: JDOE for jdoe). 404, as
+// GET /v1/agents/{user_id} answers, naming an agent that differs only in
+// case when there is one.
+func (s *Server) checkUserFilter(user string) error {
+	if user == "" {
+		return nil
+	}
+	if _, err := s.views.Agent(user); !errors.Is(err, ledger.ErrNotFound) {
+		return nil
+	}
+	msg := fmt.Sprintf("user_id %q names no agent: no configuration or event has named it, so nothing can match (user ids are case-sensitive)", user)
+	for _, a := range s.views.Agents() {
+		if strings.EqualFold(a.UserID, user) {
+			msg += fmt.Sprintf("; agent %q differs only in case", a.UserID)
+			break
+		}
+	}
+	return newError(http.StatusNotFound, reasonNotFound, msg).with("field", "user_id")
 }
 
 // parseTimeParam reads an RFC 3339 time or a YYYY-MM-DD day (midnight in

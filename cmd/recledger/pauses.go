@@ -83,6 +83,10 @@ func (c *PausesCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("pauses: %w", err)
 	}
+	if _, err := st.Agent(q.UserID); q.UserID != "" && errors.Is(err, ledger.ErrNotFound) {
+		// As GET /v1/pauses: a mistyped id is not "never paused".
+		return fmt.Errorf("pauses: --user %q: %w: no configuration or event has named it, so nothing can match (user ids are case-sensitive)", q.UserID, ledger.ErrNotFound)
+	}
 	if *format == formatTable { // aligned columns need every row first
 		rows, err := st.Pauses(ctx, q)
 		if err != nil {

@@ -143,6 +143,10 @@ func TestPausesCommandFilters(t *testing.T) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
+	// A user no configuration or event named: an error, not no rows.
+	if out, err := runCmd(t, &PausesCommand{}, "--data", d.dir, "--user", "JDOE"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("--user JDOE: %v\n%s", err, out)
+	}
 }
 
 func day(t *testing.T, s string) ledger.Time {
