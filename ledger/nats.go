@@ -316,11 +316,11 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 			log.Warn("nats disconnected", jsLogKeyErr, err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats reconnected", jsLogKeyURL, nc.ConnectedUrlRedacted())
+			log.Info("nats reconnected", jsLogKeyURL, RedactURLs(nc.ConnectedUrl()))
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			// Only after a first connect that failed (RetryOnFailedConnect).
-			log.Info("nats connected", jsLogKeyURL, nc.ConnectedUrlRedacted())
+			log.Info("nats connected", jsLogKeyURL, RedactURLs(nc.ConnectedUrl()))
 		}),
 		nats.ClosedHandler(func(*nats.Conn) {
 			log.Info("nats connection closed")

@@ -154,7 +154,7 @@ func (c *ReplayCommand) openJetStream(ctx context.Context, a *replayArgs, opts *
 		}
 		if own {
 			rs.closes = append(rs.closes, stop)
-			a.natsURL = nc.ConnectedUrlRedacted()
+			a.natsURL = ledger.RedactURLs(nc.ConnectedUrl())
 		}
 	}
 	if !own {
