@@ -59,6 +59,7 @@ type commandLineError struct {
 
 func (e *commandLineError) Error() string        { return e.cmd + ": " + e.err.Error() }
 func (e *commandLineError) Is(target error) bool { return target == errCommandLine }
+func (e *commandLineError) Unwrap() error        { return e.err }
 
 // commandLine makes err, from parsing fs, a command line error; -h stays
 // flag.ErrHelp (exit status 0).

@@ -44,7 +44,8 @@ func (c *ManifestCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(rest) != 1 {
 		fs.Usage()
-		return fmt.Errorf("manifest: %w: want exactly one DAY (YYYY-MM-DD)", ledger.ErrInvalid)
+		// Exit status 2, as for any argument a command does not take.
+		return commandLine(fs, fmt.Errorf("%w: want exactly one DAY (YYYY-MM-DD), got %d arguments", ledger.ErrInvalid, len(rest)))
 	}
 	day := rest[0]
 	if _, err := time.Parse(time.DateOnly, day); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/recledger/recledger/cmd/internal/uploadworker"
+	"github.com/recledger/recledger/ledger"
 )
 
 // UploadWorkerCommand is the `upload-worker` subcommand: it consumes the
@@ -40,6 +41,11 @@ func (c *UploadWorkerCommand) Run(ctx context.Context, args []string) error {
 	}
 	if cfg.Dest == "" {
 		return fmt.Errorf("upload-worker: --dest is required")
+	}
+	if err := ledger.CheckSite(site); err != nil {
+		// As serve refuses it: no consumer or subject can carry it, and
+		// the worker retried binding one for good (a walk).
+		return commandLine(fs, fmt.Errorf("--site: %w", err))
 	}
 	switch {
 	case cfg.MaxTries < 1:

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -91,4 +93,85 @@ func TestUploadWorkerAgainstServer(t *testing.T) {
 			t.Fatalf("%s.json differs from the manifest entry", id.ContactID)
 		}
 	}
+}
+
+// An upload worker whose token the server stops taking (restarted with a
+// tokens file that no longer has it) says so at ERROR, keeps trying, and
+// takes manifests again once the server takes the token again. It used to
+// fetch on a connection nats.go had closed after two refusals, warning
+// "connection closed" for good (a walk).
+func TestUploadWorkerOutlivesARefusedToken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsAddr := l.Addr().String()
+	l.Close()
+	const upload, admin = "upload-token-0123456789", "admin-token-0123456789"
+	data, dir := t.TempDir(), t.TempDir()
+	start := func(name, tokens string) *Server {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(`{"tokens":[`+tokens+`]}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := DefaultServeConfig()
+		cfg.Data, cfg.HTTP, cfg.NATSListen, cfg.Site, cfg.TokensFile = data, "127.0.0.1:0", natsAddr, "bench", path
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		srv, err := StartServer(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv
+	}
+	adminTok := `{"name":"adm","token":"` + admin + `","roles":["admin","command"]}`
+	withUpload := adminTok + `,{"name":"up","token":"` + upload + `","roles":["upload"]}`
+	srv := start("a.json", withUpload)
+
+	logs := &ledgertest.Buffer{}
+	wctx, wcancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- (&UploadWorkerCommand{Stderr: logs}).Run(wctx, []string{"--nats", "nats://" + natsAddr, "--token", upload, "--site", "bench", "--dest", t.TempDir()})
+	}()
+	defer func() {
+		wcancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	}()
+	waitLog := func(what string) {
+		t.Helper()
+		for end := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), what); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("no %q in 30 s; worker log:\n%s", what, logs.String())
+			}
+		}
+	}
+	waitLog("upload worker bound")
+
+	e2eStop(t, srv)
+	srv = start("b.json", adminTok)
+	waitLog("the server refuses this worker's token")
+	// Refused again (nats.go reconnects every 2 s): two refusals in a
+	// row made nats.go close the connection for good.
+	time.Sleep(5 * time.Second)
+	e2eStop(t, srv)
+	srv = start("a.json", withUpload)
+	defer e2eStop(t, srv)
+
+	base := "http://" + srv.Addr()
+	day := time.Now().UTC().Format(time.DateOnly)
+	req, _ := http.NewRequest("POST", base+"/v1/manifests/"+day+"/close", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("close %s: %d %s", day, resp.StatusCode, body)
+	}
+	waitLog("manifest uploaded")
 }

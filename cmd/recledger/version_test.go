@@ -38,7 +38,8 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 	// A flag or an argument a command does not take is a command line
 	// error too: exit status 2, not 1 (the status of work that failed).
-	for _, args := range [][]string{{"replay", "--bogus"}, {"verify", "extra"}, {"manifest", "--bogus", "2026-11-23"}, {"version", "x"}} {
+	for _, args := range [][]string{{"replay", "--bogus"}, {"verify", "extra"}, {"manifest", "--bogus", "2026-11-23"}, {"version", "x"},
+		{"manifest", "2026-11-30", "2026-12-01"}, {"manifest"}, {"upload-worker", "--dest", "x", "--site", "a b"}} {
 		if err := run(t.Context(), args); !errors.Is(err, errCommandLine) {
 			t.Errorf("%q: %v, want a command line error (exit 2)", args, err)
 		}

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -108,6 +109,9 @@ func ConsumerConfig(cfg Config) jetstream.ConsumerConfig {
 	return ledger.UploadConsumerConfig(cfg.Site, cfg.Durable, cfg.AckWait)
 }
 
+// refusedLogEvery paces the log of a token refused while reconnecting.
+const refusedLogEvery = time.Minute
+
 // maxFailedShown is how many failed contact ids a log line names.
 const maxFailedShown = 10
 
@@ -119,13 +123,28 @@ func Run(ctx context.Context, url string, cfg Config) error {
 	cfg.Defaults()
 	// A worker may start before the server: it keeps trying to connect,
 	// as it keeps trying to bind once connected.
+	var refusedLogged atomic.Int64 // unix ns of the last refusal logged
 	opts := []nats.Option{nats.Name("recledger-upload-worker"), nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
-		// A token that may not read the manifests never will: stop at the
-		// first refusal rather than wait for its request's timeout.
+		// A token refused while reconnecting (the server restarted with
+		// a tokens file that no longer has it) is tried again: nats.go
+		// would close the connection after two refusals, and the worker
+		// went on fetching on it, warning "connection closed" for good,
+		// even once the token was back (a walk).
+		nats.IgnoreAuthErrorAbort(),
 		nats.ErrorHandler(func(nc *nats.Conn, _ *nats.Subscription, err error) {
-			if errors.Is(err, nats.ErrPermissionViolation) && !strings.Contains(err.Error(), "CREATE.") {
+			switch {
+			case errors.Is(err, nats.ErrPermissionViolation) && !strings.Contains(err.Error(), "CREATE."):
+				// A token that may not read the manifests never will:
+				// stop at the first refusal rather than wait for its
+				// request's timeout.
 				nc.Close()
+			case errors.Is(err, nats.ErrAuthorization):
+				if now := time.Now().UnixNano(); now-refusedLogged.Load() >= int64(refusedLogEvery) {
+					refusedLogged.Store(now)
+					cfg.Logger.Error("the server refuses this worker's token (its tokens file changed?): NO MANIFEST IS TAKEN until it accepts one; "+
+						"the worker keeps trying (repeats are logged every minute)", logKeyURL, ledger.RedactURLs(url), logKeyErr, err)
+				}
 			}
 		})}
 	if cfg.Token != "" {
@@ -191,6 +210,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			if ctx.Err() != nil {
 				return nil
+			}
+			if nc := w.js.Conn(); nc != nil && nc.IsClosed() {
+				// Closed for good (a token whose role may not take
+				// manifests): no fetch will ever succeed on it.
+				return fmt.Errorf("upload-worker: the NATS connection is closed: %w (last error: %v)", err, nc.LastError())
 			}
 			w.log.Warn("fetching a manifest", logKeyErr, err)
 			if !sleep(ctx, w.cfg.FetchMaxWait) {
@@ -356,6 +380,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	stats, failed := w.writeManifest(ctx, m, func() { _ = msg.InProgress() })
 	if ctx.Err() != nil {
 		// Stopping: neither ack nor nak; AckWait redelivers it.
+		w.log.Info("stopping in the middle of a manifest: left unacknowledged, it is delivered again after the consumer's ack wait; the files written are skipped then",
+			logKeyDay, m.Day, logKeyWritten, stats.written+stats.replaced, logKeyFiles, len(m.Files))
 		return
 	}
 	if len(failed) > 0 {
@@ -367,7 +393,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 		w.log.Error("MANIFEST NOT UPLOADED: contacts could not be written; redelivery scheduled",
 			logKeyDay, m.Day, logKeyFailedCount, len(failed), logKeyFailed, shown, logKeyDelivered, delivery,
-			logKeyRetryIn, w.cfg.NakDelay, logKeyWritten, stats.written, logKeyFiles, len(m.Files))
+			logKeyRetryIn, w.cfg.NakDelay, logKeyWritten, stats.written, logKeyFiles, len(m.Files), logKeyErr, stats.err)
 		if err := msg.NakWithDelay(w.cfg.NakDelay); err != nil {
 			w.log.Error("nak", logKeyDay, m.Day, logKeyErr, err)
 		}
@@ -383,7 +409,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		logKeyDelivered, delivery, logKeyTook, time.Since(start).Round(time.Millisecond))
 }
 
-type writeStats struct{ written, skipped, replaced int }
+type writeStats struct {
+	written, skipped, replaced int
+	err                        error // the first write that failed, for the log
+}
 
 // writeManifest writes every file of m, retrying each with capped
 // exponential backoff. It returns the contact ids that could not be written.
@@ -401,6 +430,7 @@ func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func())
 	}
 	var failed []string
 	if err := w.retry(ctx, tick, func() error { return ensureDir(dir) }); err != nil {
+		st.err = err
 		return st, ContactIDs(m.Files)
 	}
 	w.sweep(dir, m.Day, began.Add(-w.cfg.StaleTemp))
@@ -418,6 +448,9 @@ func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func())
 			if ctx.Err() == nil {
 				w.log.Error("contact not written", logKeyDay, m.Day, "contact_id", f.ContactID, logKeyErr, err)
 				failed = append(failed, f.ContactID)
+				if st.err == nil {
+					st.err = err
+				}
 			}
 			continue
 		}
@@ -440,6 +473,7 @@ func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func())
 	if st.written+st.replaced > 0 && ctx.Err() == nil {
 		if err := w.retry(ctx, tick, func() error { return syncDir(dir) }); err != nil {
 			w.log.Error("day directory not synced", logKeyDay, m.Day, logKeyErr, err)
+			st.err = err
 			return st, ContactIDs(m.Files)
 		}
 	}

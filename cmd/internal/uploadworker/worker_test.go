@@ -406,6 +406,13 @@ func TestUnwritableContactNaks(t *testing.T) {
 	if !strings.Contains(out, day) || !strings.Contains(out, "01K2026112300000") {
 		t.Fatalf("the error does not name the day and the contacts:\n%s", out)
 	}
+	// The line that says the manifest was not uploaded says why too (a
+	// walk found the cause only in an earlier warning).
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "MANIFEST NOT UPLOADED") && !strings.Contains(line, " err=") {
+			t.Fatalf("no cause on the error line: %s", line)
+		}
+	}
 }
 
 // freeAddr is a loopback address nothing listens on yet.
