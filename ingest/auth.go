@@ -149,6 +149,11 @@ func ParseTokens(b []byte) (*Tokens, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
 	}
+	if p, ok := duplicateMember(b); ok {
+		// encoding/json keeps the last: a role list given twice
+		// silently took the other rights (a walk).
+		return nil, &ledger.FieldError{Field: p, Message: "is given twice (the file would mean only the last)"}
+	}
 	if len(f.Tokens) == 0 && len(f.Networks) == 0 {
 		return nil, &ledger.FieldError{Field: "tokens", Message: "the file grants no token and no network: every request would be refused (without --tokens the API is open)"}
 	}

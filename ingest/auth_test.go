@@ -82,7 +82,11 @@ func TestParseTokensRejects(t *testing.T) {
 		"tokens":             `{"tokens":[],"networks":[]}`,
 		"tokens[0].role":     `{"tokens":[{"name":"a","token":"0123456789abcdef0","role":["admin"]}]}`, // misspelt: named where it is
 		"token":              `{"token":[]}`,
+		// given twice: encoding/json keeps the last (a walk)
+		"tokens[0].roles": `{"tokens":[{"name":"a","token":"0123456789abcdef0","roles":["admin"],"roles":["auditor"]}]}`,
+		"tokens#":         `{"tokens":[{"name":"a","token":"0123456789abcdef0","roles":["admin"]}],` + "\n" + `"tokens":[{"name":"b","token":"0123456789abcdef1","roles":["command"]}]}`,
 	} {
+		name = strings.TrimSuffix(name, "#")
 		_, err := ParseTokens([]byte(doc))
 		var fe *ledger.FieldError
 		if !errors.As(err, &fe) || fe.Field != name {

@@ -134,6 +134,11 @@ func TestApplyConfigFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "users.jdoe.recording") {
 		t.Fatalf("invalid file: %v", err)
 	}
+	// A syntax error says where, as the tokens file's do.
+	writeFile(t, path, strings.Replace(siteConfig, `"23:00"`, `"23:00",}`, 1))
+	if err := s.api.ApplyConfigFile(t.Context(), path); err == nil || !strings.Contains(err.Error(), "line 1, column 33") {
+		t.Fatalf("a stray brace: %v", err)
+	}
 	s.verified(2)
 }
 

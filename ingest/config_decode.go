@@ -65,6 +65,12 @@ func decodeConfigPart(b []byte, root string, v any) error {
 		return nil
 	}
 	field, msg := root, "not a valid document: "+err.Error()
+	if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
+		// Where, as the tokens file's errors say it (a walk's --config
+		// with a stray brace said neither line nor column).
+		line, col := lineCol(b, se.Offset)
+		msg = fmt.Sprintf("not a valid document: line %d, column %d: %v", line, col, err)
+	}
 	var te *json.UnmarshalTypeError
 	doc, docErr := decodeNumbers(b)
 	switch {
