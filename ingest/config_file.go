@@ -22,24 +22,43 @@ func (s *Server) ApplyConfigFile(ctx context.Context, path string) error {
 	return err
 }
 
-func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error) {
+// CheckConfigFile reports what ApplyConfigFile would refuse in the file
+// at path, appending nothing: serve reads it before it creates or claims
+// anything, so that a refused file leaves a new data dir unclaimed (a
+// walk's misspelt member left the dir claimed by the default site).
+func CheckConfigFile(path string, tokens *Tokens) error {
+	_, err := readConfigFile(path, tokens)
+	return err
+}
+
+// readConfigFile reads and checks a --config file: the document it holds,
+// normalized and valid.
+func readConfigFile(path string, tokens *Tokens) (ledger.Config, error) {
+	var doc ledger.Config
 	b, err := readFile(path)
 	if err != nil {
-		return false, fmt.Errorf("config file: %w", err)
+		return doc, fmt.Errorf("config file: %w", err)
 	}
-	var doc ledger.Config
-	if err := s.tokens.configToken("", b); err != nil {
-		return false, fmt.Errorf("config file %s: %w", path, err)
+	if err := tokens.configToken("", b); err != nil {
+		return doc, fmt.Errorf("config file %s: %w", path, err)
 	}
 	if err := decodeConfigPart(b, "", &doc); err != nil {
-		return false, fmt.Errorf("config file %s: %w", path, maskFieldErr(err))
+		return doc, fmt.Errorf("config file %s: %w", path, maskFieldErr(err))
 	}
 	doc.Normalize()
 	if err := doc.Validate(); err != nil {
-		return false, fmt.Errorf("config file %s: %w", path, maskFieldErr(err))
+		return doc, fmt.Errorf("config file %s: %w", path, maskFieldErr(err))
 	}
 	if err := doc.CheckReferences(); err != nil {
-		return false, fmt.Errorf("config file %s: %w", path, maskFieldErr(err))
+		return doc, fmt.Errorf("config file %s: %w", path, maskFieldErr(err))
+	}
+	return doc, nil
+}
+
+func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error) {
+	doc, err := readConfigFile(path, s.tokens)
+	if err != nil {
+		return false, err
 	}
 	value, err := json.Marshal(doc)
 	if err != nil {

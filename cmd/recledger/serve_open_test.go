@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,4 +101,37 @@ func TestProjectionsReadyTimesTheFoldAlone(t *testing.T) {
 	if !ok || err != nil || d >= time.Second {
 		t.Errorf("projections ready took %q (%v), after a wait of 1.5 s for the reader:\n%s", took, err, logs.String())
 	}
+}
+
+// A start refused for its --config file or a port in use leaves a new
+// data dir unclaimed: the next start may serve it as another site (a
+// walk's misspelt member left it claimed by the default site).
+func TestRefusedStartClaimsNoSite(t *testing.T) {
+	data := t.TempDir()
+	bad := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(bad, []byte(`{"site":{"upload_tme":"23:00"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testServeConfig(data)
+	cfg.ConfigFile = bad
+	if _, err := StartServer(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "upload_tme") {
+		t.Fatalf("a misspelt member: %v", err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg = testServeConfig(data)
+	cfg.HTTP = busy.Addr().String()
+	if _, err := StartServer(t.Context(), cfg); err == nil {
+		t.Fatal("served on a port in use")
+	}
+	cfg = testServeConfig(data)
+	cfg.Site = "other"
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("the first start that succeeds, as another site: %v", err)
+	}
+	e2eStop(t, srv)
 }

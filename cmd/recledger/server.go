@@ -169,8 +169,9 @@ func callGauges(live *projections.Live) []prometheus.Collector {
 // In order: the tokens file (read before anything is created: a refused
 // file leaves no data dir), the ledger (openStore), the live projections
 // (loadState), NATS and the streams (connectNATS), the workers behind the
-// intake (newWorkers), the API and its --config file, the HTTP listener
-// (listen), and every goroutine (run).
+// intake (newWorkers), the API and its --config file, the HTTP server on
+// the listener bound after the ledger was opened (bind, httpServer), and
+// every goroutine (run).
 func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	start := time.Now()
 	log := cfg.Logger
@@ -183,6 +184,13 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	tokens, err := loadTokens(cfg.TokensFile, log)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.ConfigFile != "" {
+		// Checked before anything is created or claimed too; appended
+		// once the state is up (ApplyConfigFile).
+		if err := ingest.CheckConfigFile(cfg.ConfigFile, tokens); err != nil {
+			return nil, fmt.Errorf("serve: --config: %w", err)
+		}
 	}
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, fmt.Errorf("serve: data dir: %w", err)
@@ -198,6 +206,11 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	}()
 
 	if err := s.openStore(ctx); err != nil {
+		return nil, err
+	}
+	// Bound before an empty ledger is claimed (connectNATS): a port in
+	// use leaves a new data dir unclaimed.
+	if err := s.bind(); err != nil {
 		return nil, err
 	}
 	replayed, err := s.loadState(ctx)
@@ -236,10 +249,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 			return nil, fmt.Errorf("serve: --config: %w", err)
 		}
 	}
-	httpSrv, ln, err := s.listen(api)
-	if err != nil {
-		return nil, err
-	}
+	httpSrv, ln := s.httpServer(api)
 	s.run(ctx, w, api, httpSrv, ln)
 	ok = true
 	log.Info("recledger serving", logKeyHTTP, "http://"+ln.Addr().String(), logKeyNATS, ledger.RedactURLs(s.natsURL),
@@ -267,6 +277,9 @@ func (s *Server) Wait() error {
 
 // closeAll releases what StartServer opened, in reverse order.
 func (s *Server) closeAll() {
+	if s.httpLn != nil {
+		s.httpLn.Close() // closed already once served: http.Server.Shutdown closes it
+	}
 	if s.ctiNC != nil {
 		s.ctiNC.Close()
 	}

@@ -81,14 +81,20 @@ func (s *Server) newWorkers(m mirror, saved uint64) workers {
 	return workers{outbox: outbox, manifests: manifests, sched: sched, checkpointer: checkpointer}
 }
 
-// listen binds the HTTP listener, bounded by --http-max-connections, and
-// makes the HTTP server of api.
-func (s *Server) listen(api *ingest.Server) (*http.Server, net.Listener, error) {
+// bind binds the HTTP listener.
+func (s *Server) bind() error {
 	ln, err := net.Listen("tcp", s.cfg.HTTP)
 	if err != nil {
-		return nil, nil, fmt.Errorf("serve: http: %w", err)
+		return fmt.Errorf("serve: http: %w", err)
 	}
 	s.httpLn = ln
+	return nil
+}
+
+// httpServer makes the HTTP server of api on the bound listener, bounded
+// by --http-max-connections.
+func (s *Server) httpServer(api *ingest.Server) (*http.Server, net.Listener) {
+	ln := s.httpLn
 	connState := api.ConnState
 	if s.cfg.MaxConnections > 0 {
 		lim := newConnLimit(ln, s.cfg.MaxConnections)
@@ -113,7 +119,7 @@ func (s *Server) listen(api *ingest.Server) (*http.Server, net.Listener, error) 
 	httpSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: httpReadTimeout, WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: httpMaxHeaderBytes,
 		ConnState: connState}
-	return httpSrv, ln, nil
+	return httpSrv, ln
 }
 
 // run starts every goroutine of the server in its group: the workers, the
