@@ -3,7 +3,9 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -66,7 +68,21 @@ func (s *Server) RunCTI(ctx context.Context, nc *nats.Conn, site string) error {
 		}
 		return fmt.Errorf("cti: subscribe %s: %w", subject, err)
 	}
-	s.log.Info("taking call signals", logKeySubject, subject)
+	if nc.IsConnected() && nc.Flush() == nil {
+		// A refused subscription is told asynchronously, before the
+		// flush's answer: say it here rather than "taking" (a walk
+		// served on another recledger's embedded NATS, which lets no
+		// other server in, and read that it took call signals).
+		if err := nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), subject) {
+			s.log.Error("the NATS server refuses this server the call signals' subject: NO CALL SIGNAL IS TAKEN OVER NATS (POST /v1/calls/events still takes them). "+
+				"An external NATS must let this server's user subscribe to it; another recledger's embedded NATS lets no other server in: give each site an external NATS, or its own embedded one",
+				logKeySubject, subject, logKeyErr, err)
+		} else {
+			s.log.Info("taking call signals", logKeySubject, subject)
+		}
+	} else {
+		s.log.Info("taking call signals", logKeySubject, subject)
+	}
 	var wg sync.WaitGroup
 	for range ctiWorkers {
 		wg.Add(1)

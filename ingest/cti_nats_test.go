@@ -320,3 +320,36 @@ func TestCTIFloodIsBounded(t *testing.T) {
 	}
 	s.verified(7) // configuration, the first signal, the four batches, the last
 }
+
+// A NATS server that refuses this server the call signals' subject (a
+// walk served on another recledger's embedded NATS) is said at ERROR,
+// not as "taking call signals".
+func TestCTISubscriptionRefusedIsSaid(t *testing.T) {
+	srv, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Site: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	nc, err := nats.Connect(srv.ClientURL()) // not the embedded server's own connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	logs := &ledgertest.Buffer{}
+	s := newStackWith(t, nil, func(o *ingest.Options, _ *ledger.Store) {
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.api.RunCTI(ctx, nc, "test") }()
+	for end := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "call signals"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("nothing said of the subscription:\n%s", logs.String())
+		}
+	}
+	cancel()
+	<-done
+	if out := logs.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "NO CALL SIGNAL IS TAKEN OVER NATS") || strings.Contains(out, "taking call signals") {
+		t.Fatalf("a refused subscription:\n%s", out)
+	}
+}

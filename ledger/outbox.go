@@ -240,9 +240,15 @@ func (o *Outbox) Mismatch() error {
 	if st := o.stall.Load(); st != nil {
 		if d := time.Since(st.since); d >= o.stallFor {
 			if lag := o.Lag(); lag > 0 {
-				return fmt.Errorf("outbox: %w: the mirror has not advanced for %s and is %d events behind "+
-					"(after a full disk, the embedded NATS server's JetStream is restarted once its file system has %d MiB free; an external one needs its operator): %v",
-					errStalled, d.Round(time.Second), lag, DefaultMendFree>>20, st.err)
+				why := fmt.Sprintf("after a full disk, the embedded NATS server's JetStream is restarted once its file system has %d MiB free", DefaultMendFree>>20)
+				if o.steady == nil {
+					// An external NATS: a full disk is one cause of several
+					// (a walk served on another site's embedded NATS, which
+					// refuses other servers, and read of a full disk).
+					why = "an external NATS: check that it is up with JetStream, has room, and lets this server's user publish the site's events and use the JetStream API"
+				}
+				return fmt.Errorf("outbox: %w: the mirror has not advanced for %s and is %d events behind (%s): %v",
+					errStalled, d.Round(time.Second), lag, why, st.err)
 			}
 		}
 	}
