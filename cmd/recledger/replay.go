@@ -168,6 +168,11 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		if err := checkBeside(ctx, a, *rs.beside, stats.Last, stderr); err != nil {
 			return err
 		}
+		if p := serverChainProblem(ctx, *rs.beside); p != "" {
+			// The mirror read checked out; the server's own file did not
+			// (a walk's replay beside such a server said nothing of it).
+			fmt.Fprintf(stderr, "replay: note: the server's ledger reports a broken chain (its /readyz chain_problem: %s); the mirror replayed holds the events as they were published (docs/replay.md, \"Verify and restore\")\n", p)
+		}
 	}
 	if a.source == sourceJetStream && rs.beside == nil && stats.Last.Seq > 0 {
 		noteOtherLedger(ctx, a, stats.Last, stderr)

@@ -198,6 +198,23 @@ func serverHead(ctx context.Context, info servingInfo) (seq uint64, ok bool) {
 	return *r.HeadSeq, true
 }
 
+// serverChainProblem is the broken chain a running server's /readyz
+// reports (chain_problem); "" when none, or when it does not answer.
+func serverChainProblem(ctx context.Context, info servingInfo) string {
+	resp, err := getFromServer(ctx, info, "", "/readyz")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var r struct {
+		ChainProblem string `json:"chain_problem"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&r) != nil {
+		return ""
+	}
+	return r.ChainProblem
+}
+
 // mirrorCatchUp bounds how long replay and verify wait for a running
 // server's mirror to hold the events the server had when asked.
 const mirrorCatchUp = 10 * time.Second

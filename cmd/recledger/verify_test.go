@@ -141,6 +141,17 @@ func TestServeFindsAChangedEventBeforeItsCheckpoint(t *testing.T) {
 	if !ready.Ready || !strings.Contains(ready.ChainProblem, "seq 7") {
 		t.Errorf("readyz: %+v, want ready with the broken chain at seq 7", ready)
 	}
+	// A replay beside it reads the mirror, and says that the server's
+	// own file is broken.
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	_, err = runCmd(t, &ReplayCommand{Stderr: stderr, MirrorWait: 200 * time.Millisecond}, "--data", d.dir, "--digest")
+	if msg, _ := os.ReadFile(stderr.Name()); err != nil || !strings.Contains(string(msg), "the server's ledger reports a broken chain") {
+		t.Errorf("replay beside a server with a broken chain: %v\n%s", err, msg)
+	}
 }
 
 // A ledger ahead of its mirror: verify names the first event JetStream lacks.
