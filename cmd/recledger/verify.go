@@ -70,6 +70,13 @@ type sectionsReport struct {
 	Problem    string `json:"problem,omitempty"`
 }
 
+// verifyArgs are verify's flags, parsed.
+type verifyArgs struct {
+	data, natsURL, site, token string
+	asJSON                     bool
+	siteGiven                  bool // by --site or RECLEDGER_SITE
+}
+
 // Run parses args and verifies.
 func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	out, stderr := outOr(c.Out), stderrOr(c.Stderr)
@@ -83,84 +90,104 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	store, err := openLedgerReadOnly(*data)
-	if info, held := heldByServer(*data, err, "verify", stderr); held {
+	a := &verifyArgs{data: *data, natsURL: *natsURL, site: *site, token: *token, asJSON: *asJSON, siteGiven: os.Getenv("RECLEDGER_SITE") != ""}
+	fs.Visit(func(f *flag.Flag) { a.siteGiven = a.siteGiven || f.Name == "site" })
+
+	store, err := openLedgerReadOnly(a.data)
+	if info, held := heldByServer(a.data, err, "verify", stderr); held {
 		fmt.Fprintln(stderr, "verify: the chain as the server checks it, and its mirror compared; the checkpoint (its sections, its state against the events) is checked only in a stopped server's data dir")
-		if *natsURL != "" {
+		if a.natsURL != "" {
 			// serving.json holds the URL without its credentials: an
 			// external NATS that wants them is named with --nats.
-			info.NATS = *natsURL
+			info.NATS = a.natsURL
 		}
-		res, err := verifyBesideServer(ctx, info, *token, mirrorCatchUp, stderr)
+		res, err := verifyBesideServer(ctx, info, a.token, mirrorCatchUp, stderr)
 		if err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}
-		return writeVerify(out, res, *asJSON, nil)
+		return writeVerify(out, res, a.asJSON, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
 	defer store.Close()
+	res, secErr, err := checkStopped(ctx, store)
+	if err != nil {
+		return err
+	}
+	if err := a.compareMirror(ctx, store, &res, stderr); err != nil {
+		return err
+	}
+	return writeVerify(out, res, a.asJSON, secErr)
+}
 
-	res := verifyResult{}
+// checkStopped checks a stopped server's ledger: its chain, its file's
+// pages, an unfinished restore, and the newest checkpoint (its sections,
+// and its state against the state its events give). secErr is the
+// sections' finding.
+func checkStopped(ctx context.Context, store *ledger.Store) (res verifyResult, secErr error, err error) {
 	if res.Chain, err = store.Verify(ctx); err != nil {
-		return fmt.Errorf("verify: %w", err)
+		return res, nil, fmt.Errorf("verify: %w", err)
 	}
 	res.OK = res.Chain.OK
 	file, err := store.CheckFile(ctx)
 	if err != nil {
-		return fmt.Errorf("verify: %w", err)
+		return res, nil, fmt.Errorf("verify: %w", err)
 	}
 	res.File = &file
 	res.OK = res.OK && file.OK
 	if res.RestoreUnfinished, err = store.Restoring(ctx); err != nil {
-		return fmt.Errorf("verify: %w", err)
+		return res, nil, fmt.Errorf("verify: %w", err)
 	}
 	res.OK = res.OK && !res.RestoreUnfinished
-	var secErr error
 	st := replay.FromCheckpoint(ctx, store)
 	if st == nil {
 		res.Checkpoint = &checkpointReport{OK: true, None: true}
-	} else {
-		n, size, err := st.CheckSections(ctx)
-		res.Sections = &sectionsReport{OK: err == nil, Checkpoint: st.Seq(), Sections: n, Bytes: size}
+		return res, nil, nil
+	}
+	n, size, err := st.CheckSections(ctx)
+	res.Sections = &sectionsReport{OK: err == nil, Checkpoint: st.Seq(), Sections: n, Bytes: size}
+	if err != nil {
+		if !errors.Is(err, ledger.ErrCorrupt) {
+			return res, nil, fmt.Errorf("verify: sections: %w", err)
+		}
+		res.Sections.Problem, secErr = err.Error(), err
+	}
+	res.OK = res.OK && res.Sections.OK
+	if res.Chain.OK {
+		rebuilt, _, err := replay.Run(ctx, store, replay.Options{Until: replay.UntilSeq(st.Seq()), Sections: store})
 		if err != nil {
-			if !errors.Is(err, ledger.ErrCorrupt) {
-				return fmt.Errorf("verify: sections: %w", err)
-			}
-			res.Sections.Problem, secErr = err.Error(), err
+			return res, secErr, fmt.Errorf("verify: checkpoint: %w", err)
 		}
-		res.OK = res.OK && res.Sections.OK
-		if res.Chain.OK {
-			rebuilt, _, err := replay.Run(ctx, store, replay.Options{Until: replay.UntilSeq(st.Seq()), Sections: store})
-			if err != nil {
-				return fmt.Errorf("verify: checkpoint: %w", err)
-			}
-			cp := &checkpointReport{Seq: st.Seq(), Digest: st.Digest(), Rebuilt: rebuilt.Digest()}
-			cp.OK = cp.Digest == cp.Rebuilt && cp.Digest != ""
-			res.Checkpoint = cp
-			res.OK = res.OK && cp.OK
-		}
+		cp := &checkpointReport{Seq: st.Seq(), Digest: st.Digest(), Rebuilt: rebuilt.Digest()}
+		cp.OK = cp.Digest == cp.Rebuilt && cp.Digest != ""
+		res.Checkpoint = cp
+		res.OK = res.OK && cp.OK
+	}
+	return res, secErr, nil
+}
+
+// compareMirror compares the ledger with its JetStream mirror, into res:
+// the NATS server --nats names, else the data dir's own embedded mirror,
+// under the site the ledger records unless another is asked for. When
+// the mirror is whole and the ledger is not, res says how to rebuild it.
+func (a *verifyArgs) compareMirror(ctx context.Context, store *ledger.Store, res *verifyResult, stderr io.Writer) error {
+	if recorded, _ := store.Site(ctx); recorded != "" && !a.siteGiven {
+		a.site = recorded
+	} else if recorded != "" && recorded != a.site {
+		fmt.Fprintf(stderr, "verify: %s was served as site %s; comparing the mirror of site %s, as asked\n", a.data, recorded, a.site)
 	}
 	var (
 		nc        *nats.Conn
 		js        jetstream.JetStream
 		stop      func()
 		connected bool
+		err       error
 	)
-	// The mirror is compared under the site the ledger records, unless
-	// another is asked for.
-	siteGiven := os.Getenv("RECLEDGER_SITE") != ""
-	fs.Visit(func(f *flag.Flag) { siteGiven = siteGiven || f.Name == "site" })
-	if recorded, _ := store.Site(ctx); recorded != "" && !siteGiven {
-		*site = recorded
-	} else if recorded != "" && recorded != *site {
-		fmt.Fprintf(stderr, "verify: %s was served as site %s; comparing the mirror of site %s, as asked\n", *data, recorded, *site)
-	}
-	if *natsURL == "" {
+	if a.natsURL == "" {
 		// A stopped server's data dir: its own embedded mirror, served
 		// here on a loopback port.
-		if nc, js, stop, connected, err = openOwnMirror(ctx, *data, *site, "recledger-verify", stderr); err != nil {
+		if nc, js, stop, connected, err = openOwnMirror(ctx, a.data, a.site, "recledger-verify", stderr); err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}
 		if connected && streamMissing(ctx, js) {
@@ -174,35 +201,34 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 			}
 			res.JetStream = &rep
 			res.OK = res.OK && rep.OK
-			return writeVerify(out, res, *asJSON, secErr)
+			return nil
 		}
 	} else {
-		if nc, js, err = ledger.Connect(ctx, *natsURL, "recledger-verify", nil, natsToken(*token)...); err != nil {
+		if nc, js, err = ledger.Connect(ctx, a.natsURL, "recledger-verify", nil, natsToken(a.token)...); err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}
 		stop, connected = nc.Close, true
 	}
 	if !connected {
 		res.JetStreamSkipped = "the data dir has no mirror of its own (a server with --nats keeps it on that NATS): give --nats URL to compare it"
+		return nil
 	}
-	if connected {
-		defer stop()
-		rep, err := ledger.CompareJetStream(ctx, store, js, *site)
-		if err != nil {
-			return fmt.Errorf("verify: jetstream: %w", ledger.Refused(nc, err))
-		}
-		res.JetStream = &rep
-		res.OK = res.OK && rep.OK
-		if rep.Restorable || (rep.OK && !file.OK) {
-			nats := ""
-			if *natsURL != "" {
-				nats = " --nats " + withoutCredentials(*natsURL)
-			}
-			res.Rebuild = fmt.Sprintf("move %s away, then run `recledger restore --from-jetstream%s --data %s --site %s` (docs/replay.md, \"Verify and restore\")",
-				filepath.Join(*data, LedgerFile), nats, *data, *site)
-		}
+	defer stop()
+	rep, err := ledger.CompareJetStream(ctx, store, js, a.site)
+	if err != nil {
+		return fmt.Errorf("verify: jetstream: %w", ledger.Refused(nc, err))
 	}
-	return writeVerify(out, res, *asJSON, secErr)
+	res.JetStream = &rep
+	res.OK = res.OK && rep.OK
+	if rep.Restorable || (rep.OK && res.File != nil && !res.File.OK) {
+		nats := ""
+		if a.natsURL != "" {
+			nats = " --nats " + withoutCredentials(a.natsURL)
+		}
+		res.Rebuild = fmt.Sprintf("move %s away, then run `recledger restore --from-jetstream%s --data %s --site %s` (docs/replay.md, \"Verify and restore\")",
+			filepath.Join(a.data, LedgerFile), nats, a.data, a.site)
+	}
+	return nil
 }
 
 // streamMissing reports whether js has no events stream.
