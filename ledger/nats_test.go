@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -461,60 +459,4 @@ func TestClientFaultsAreWarnings(t *testing.T) {
 	if len(lines) != 2 || !strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[1], "level=ERROR") {
 		t.Fatalf("levels:\n%s", b.String())
 	}
-}
-
-// A token given in the URL (nats://TOKEN@host, as docs/clients.md
-// suggests) is not written to the log when the connection is made or
-// made again: nats.go's redaction masks only a password (a walk found
-// the token in the server's log).
-func TestConnectLogHidesAURLToken(t *testing.T) {
-	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Site: jsTestSite})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	const secret = "s3cr3t-token-0123456789"
-	nc, _, err := Connect(t.Context(), "nats://"+secret+"@"+u.Host, "test", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	srv.Shutdown()
-	srv.WaitForShutdown()
-	srv, err = StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Listen: u.Host, Site: jsTestSite})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	for end := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "nats reconnected"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("no reconnect logged:\n%s", logs.String())
-		}
-	}
-	if s := logs.String(); strings.Contains(s, secret) || !strings.Contains(s, "nats://xxxxx@") {
-		t.Fatalf("the log holds the URL's token, or no masked URL:\n%s", s)
-	}
-}
-
-// syncBuffer is a bytes.Buffer for logs written from other goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

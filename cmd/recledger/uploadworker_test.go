@@ -30,16 +30,7 @@ func TestUploadWorkerAgainstServer(t *testing.T) {
 	if err := sim.Run(ctx, []string{"--url", base, "--agents", "6", "--calls-per-agent", "4", "--seed", "11"}); err != nil {
 		t.Fatal(err)
 	}
-	day := time.Now().UTC().Format(time.DateOnly)
-	resp, err := http.Post(base+"/v1/manifests/"+day+"/close", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("close %s: %d %s", day, resp.StatusCode, body)
-	}
+	body := sealToday(t, base, "")
 	var m struct {
 		Day      string            `json:"day"`
 		Contacts []json.RawMessage `json:"contacts"`
@@ -160,10 +151,19 @@ func TestUploadWorkerOutlivesARefusedToken(t *testing.T) {
 	srv = start("a.json", withUpload)
 	defer e2eStop(t, srv)
 
-	base := "http://" + srv.Addr()
+	sealToday(t, "http://"+srv.Addr(), admin)
+	waitLog("manifest uploaded")
+}
+
+// sealToday closes today's day (UTC) on the server at base, with token
+// when not empty, and returns the manifest.
+func sealToday(t *testing.T, base, token string) []byte {
+	t.Helper()
 	day := time.Now().UTC().Format(time.DateOnly)
 	req, _ := http.NewRequest("POST", base+"/v1/manifests/"+day+"/close", nil)
-	req.Header.Set("Authorization", "Bearer "+admin)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -173,5 +173,5 @@ func TestUploadWorkerOutlivesARefusedToken(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("close %s: %d %s", day, resp.StatusCode, body)
 	}
-	waitLog("manifest uploaded")
+	return body
 }
