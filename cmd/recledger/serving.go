@@ -184,15 +184,8 @@ func heldByServer(dir string, err error, cmd string, stderr io.Writer) (servingI
 // serverHead is the ledger head of the server in info, from its /readyz
 // (open to every client, ready or not); ok is false when it does not say.
 func serverHead(ctx context.Context, info servingInfo) (seq uint64, ok bool) {
-	resp, err := getFromServer(ctx, info, "", "/readyz")
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	var r struct {
-		HeadSeq *uint64 `json:"head_seq"`
-	}
-	if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&r) != nil || r.HeadSeq == nil {
+	r, ok := serverReady(ctx, info)
+	if !ok || r.HeadSeq == nil {
 		return 0, false
 	}
 	return *r.HeadSeq, true
@@ -201,18 +194,25 @@ func serverHead(ctx context.Context, info servingInfo) (seq uint64, ok bool) {
 // serverChainProblem is the broken chain a running server's /readyz
 // reports (chain_problem); "" when none, or when it does not answer.
 func serverChainProblem(ctx context.Context, info servingInfo) string {
+	r, _ := serverReady(ctx, info)
+	return r.ChainProblem
+}
+
+// readyReply is the part of a server's /readyz the offline commands read.
+type readyReply struct {
+	HeadSeq      *uint64 `json:"head_seq"`
+	ChainProblem string  `json:"chain_problem"`
+}
+
+// serverReady reads a running server's /readyz; ok is false when it does
+// not answer with JSON.
+func serverReady(ctx context.Context, info servingInfo) (r readyReply, ok bool) {
 	resp, err := getFromServer(ctx, info, "", "/readyz")
 	if err != nil {
-		return ""
+		return r, false
 	}
 	defer resp.Body.Close()
-	var r struct {
-		ChainProblem string `json:"chain_problem"`
-	}
-	if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&r) != nil {
-		return ""
-	}
-	return r.ChainProblem
+	return r, json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&r) == nil
 }
 
 // mirrorCatchUp bounds how long replay and verify wait for a running

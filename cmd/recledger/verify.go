@@ -29,11 +29,8 @@ type VerifyCommand struct {
 
 // verifyResult is what `verify --json` prints.
 type verifyResult struct {
-	OK    bool                `json:"ok"`
-	Chain ledger.VerifyReport `json:"chain"`
-	// File is bbolt's check of the file's pages: damage where no event
-	// is (checkpoints, sections) that the chain cannot show.
-	File      *ledger.FileReport   `json:"file,omitempty"`
+	OK        bool                 `json:"ok"`
+	Chain     ledger.VerifyReport  `json:"chain"`
 	JetStream *ledger.VerifyReport `json:"jetstream,omitempty"`
 	// JetStreamSkipped says why no mirror was compared.
 	JetStreamSkipped string          `json:"jetstream_skipped,omitempty"`
@@ -130,10 +127,6 @@ func checkStopped(ctx context.Context, store *ledger.Store) (res verifyResult, s
 		return res, nil, fmt.Errorf("verify: %w", err)
 	}
 	res.OK = res.Chain.OK
-	// bbolt's page check (Store.CheckFile) is not run: on some damaged
-	// pages its checker goroutine faults outside any recovery, or loops
-	// without end (a walk); until it is bounded, verify reads the chain,
-	// sections and checkpoint only.
 	if res.RestoreUnfinished, err = store.Restoring(ctx); err != nil {
 		return res, nil, fmt.Errorf("verify: %w", err)
 	}
@@ -218,7 +211,7 @@ func (a *verifyArgs) compareMirror(ctx context.Context, store *ledger.Store, res
 	}
 	res.JetStream = &rep
 	res.OK = res.OK && rep.OK
-	if rep.Restorable || (rep.OK && res.File != nil && !res.File.OK) {
+	if rep.Restorable {
 		nats := ""
 		if a.natsURL != "" {
 			nats = " --nats " + withoutCredentials(a.natsURL)
@@ -245,11 +238,6 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		}
 	} else {
 		writeVerifyLine(out, "chain", res.Chain)
-		if f := res.File; f != nil && f.OK {
-			fmt.Fprintf(out, "%-10s ok: %d pages, each reached once and readable\n", "file", f.Pages)
-		} else if f != nil {
-			fmt.Fprintf(out, "%-10s FAILED: %s\n", "file", f.Problem())
-		}
 		if res.RestoreUnfinished {
 			fmt.Fprintf(out, "%-10s UNFINISHED: a restore into this dir did not finish: it holds the mirror's first %d events; run restore again to complete it (serve refuses the dir until then)\n", "restore", res.Chain.Events)
 		}
@@ -279,8 +267,6 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 	switch {
 	case !res.Chain.OK:
 		return fmt.Errorf("verify: %w at seq %d: %s", ledger.ErrChainBroken, res.Chain.FirstBad, res.Chain.Problem)
-	case res.File != nil && !res.File.OK:
-		return fmt.Errorf("verify: %w: the file's pages are damaged: %s", ledger.ErrCorrupt, res.File.Problem())
 	case res.RestoreUnfinished:
 		return fmt.Errorf("verify: %w: a restore into this dir did not finish (run it again to complete it)", ledger.ErrConflict)
 	case res.Sections != nil && !res.Sections.OK:
