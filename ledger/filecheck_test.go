@@ -215,3 +215,50 @@ func TestAppendOnADamagedPage(t *testing.T) {
 		t.Fatalf("append on a damaged page: %v", err)
 	}
 }
+
+// A leaf page whose second key was changed from seq 2 to seq 65,282 (a
+// walk's one flipped byte): a cursor seeking seq 2 lands past the head,
+// and the scan ended there as if the ledger held one event, so replay
+// printed the digest of that one event and exited 0. It is an error now,
+// for replay and verify alike.
+func TestScanRefusesALedgerCutByADamagedKey(t *testing.T) {
+	path := closedLedger(t, 3000)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := false
+	for off := 0; off+pageSize <= len(data) && !damaged; off += pageSize {
+		p := data[off : off+pageSize]
+		flags, count := binary.LittleEndian.Uint16(p[8:]), binary.LittleEndian.Uint16(p[10:])
+		if flags != 0x02 || count < 2 { // a leaf page with a second element
+			continue
+		}
+		el := p[32:] // element 1: flags, pos, ksize, vsize
+		pos, ksize := binary.LittleEndian.Uint32(el[4:]), binary.LittleEndian.Uint32(el[8:])
+		if k := 32 + int(pos); ksize == 8 && k+8 <= len(p) && bytes.Equal(p[k:k+8], seqKey(2)) {
+			p[k+6] ^= 0xff
+			damaged = true
+		}
+	}
+	if !damaged {
+		t.Fatal("no leaf page holds seq 2 as its second key")
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := 0
+	err = s.Scan(t.Context(), 0, func(Envelope) error { n++; return nil })
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "the head is seq 3000") {
+		t.Fatalf("scan read %d events and ended with %v", n, err)
+	}
+	rep, err := s.Verify(t.Context())
+	if err != nil || rep.OK || rep.FirstBad != 2 || !strings.Contains(rep.Problem, "recledger restore") {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}

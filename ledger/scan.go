@@ -21,7 +21,9 @@ const scanSlab = 256 << 10
 // seq > after, up to the head at the time of the call, in order. It reads in
 // bounded transactions of scanChunk events and calls fn outside them, so fn
 // may take its time; raw is fn's to keep. An error from fn stops the scan
-// and is returned as is.
+// and is returned as is. A scan whose cursor ends before that head (a
+// damaged page of the file) returns an error wrapping ErrCorrupt: events
+// are never deleted, so the ledger it read is not whole.
 func (s *Store) ScanRaw(ctx context.Context, after uint64, fn func(seq uint64, raw []byte) error) error {
 	end, _ := s.Head()
 	type kv struct {
@@ -71,7 +73,10 @@ func (s *Store) ScanRaw(ctx context.Context, after uint64, fn func(seq uint64, r
 			return s.readErr("scan", err)
 		}
 		if len(chunk) == 0 {
-			return nil // the rest was deleted under us; Verify reports that
+			// Events are never deleted: a cursor that ends before the
+			// head was led past them by a damaged page. Saying nothing
+			// would pass a ledger cut short for a whole one.
+			return fmt.Errorf("scan: %w: the events end at seq %d, the head is seq %d (a damaged page hides the rest)", ErrCorrupt, after, end)
 		}
 		for _, e := range chunk {
 			if err := fn(e.seq, e.raw); err != nil {
