@@ -24,6 +24,7 @@ const (
 	reasonUnavailable    = "unavailable"
 	reasonMethod         = "method_not_allowed"
 	reasonInternal       = "internal"
+	reasonLedgerCorrupt  = "ledger_corrupt"
 	reasonTimeout        = "timeout"
 )
 
@@ -88,6 +89,8 @@ func reasonOf(err error) string {
 		return reasonConflict
 	case statusOf(err) == http.StatusServiceUnavailable:
 		return reasonUnavailable
+	case errors.Is(err, ledger.ErrCorrupt):
+		return reasonLedgerCorrupt
 	}
 	return reasonInternal
 }
@@ -126,6 +129,8 @@ func (s *Server) errorBody(err error) map[string]any {
 		body["message"] = fe.Message
 	} else if m := unavailableMessage(err); m != "" {
 		body["message"] = m
+	} else if reasonOf(err) == reasonLedgerCorrupt {
+		body["message"] = err.Error() + corruptAdvice
 	}
 	// An error may quote what it refused (a member's name, a number out of
 	// range): a card number in it is masked as it would be in the ledger,
@@ -168,6 +173,12 @@ func unavailableMessage(err error) string {
 	}
 	return ""
 }
+
+// corruptAdvice follows a damaged file's error, in answers and on
+// /readyz: what the administrator runs to learn what is damaged and how to
+// mend it.
+const corruptAdvice = "; a part of the ledger file is damaged: stop the server and run `recledger verify --data DIR`, " +
+	"which names it and the way out (docs/replay.md, \"Verify and restore\")"
 
 // asFieldError finds a *ledger.FieldError in err's chain.
 func asFieldError(err error, fe **ledger.FieldError) bool { return errors.As(err, fe) }

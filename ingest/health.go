@@ -48,6 +48,12 @@ type readyReply struct {
 	// fail (a full disk): the server serves from its ledger, but a
 	// restart folds every event since the last one saved.
 	CheckpointProblem string `json:"checkpoint_problem,omitempty"`
+	// DamageProblem is set once a request met a damaged part of the
+	// ledger file (it was answered 500, reason ledger_corrupt): a sealed
+	// day's stored history whose bytes do not hash, a page bbolt cannot
+	// read. What does not touch that part is served, and writes go on; an
+	// administrator must look (recledger verify names it and the mend).
+	DamageProblem string `json:"damage_problem,omitempty"`
 }
 
 // handleHealthz serves GET /healthz: 200 while the process runs.
@@ -86,6 +92,9 @@ func (s *Server) ready() readyReply {
 	}
 	if p := s.chainProblem.Load(); p != nil {
 		rep.ChainProblem = *p
+	}
+	if p := s.damageProblem.Load(); p != nil {
+		rep.DamageProblem = *p
 	}
 	if s.checkpoints != nil {
 		if err := s.checkpoints.Problem(); err != nil {

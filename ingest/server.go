@@ -173,6 +173,9 @@ type Server struct {
 	// chainProblem is a broken hash chain found by CheckChain or GET
 	// /v1/verify, for /readyz.
 	chainProblem atomic.Pointer[string]
+	// damageProblem is the first damaged part of the file a request met
+	// (an answer of 500 ledger_corrupt), for /readyz.
+	damageProblem atomic.Pointer[string]
 	// unavailableLog paces the log of requests refused while the ledger
 	// takes no writes.
 	unavailableLog rate.Sometimes
@@ -396,6 +399,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		})
 	case status >= 500:
 		s.log.Error("request failed", logKeyRoute, r.Pattern, logKeyErr, err)
+		if errors.Is(err, ledger.ErrCorrupt) {
+			p := err.Error() + corruptAdvice
+			s.damageProblem.CompareAndSwap(nil, &p)
+		}
 	}
 	// What the client sent and was not read is read and dropped first
 	// (up to maxDrain): a 405 or 404 of a large body was lost as a reset

@@ -164,7 +164,12 @@ func (s *State) SectionsStored(r SectionReader, keys []string) {
 // how a replay from scratch over a ledger whose checkpoints stored its
 // sealed history keeps that history out of the heap; the digest, made of
 // the state's own hashes, does not change. It returns how many it dropped.
-func (s *State) DropStored(ctx context.Context, r SectionReader) (int, error) {
+//
+// With check set, each section r holds at that length is also read and
+// must hash to the state's own: one that does not (a damaged page) is
+// kept, unstored, so the next checkpoint writes it again under its key.
+// A rebuild (serve --rebuild) checks; a replay that only reads does not.
+func (s *State) DropStored(ctx context.Context, r SectionReader, check bool) (int, error) {
 	var held []*section
 	for _, c := range s.sections() {
 		if c.unstored() {
@@ -184,9 +189,19 @@ func (s *State) DropStored(ctx context.Context, r SectionReader) (int, error) {
 	}
 	var drop []string
 	for i, c := range held {
-		if sizes[i] == c.Len {
-			drop = append(drop, c.Key)
+		if sizes[i] != c.Len {
+			continue
 		}
+		if check {
+			b, err := r.Section(ctx, c.Key)
+			if err != nil && !errors.Is(err, ledger.ErrCorrupt) {
+				return 0, err
+			}
+			if h := sha256.Sum256(b); err != nil || hex.EncodeToString(h[:]) != c.Hash {
+				continue
+			}
+		}
+		drop = append(drop, c.Key)
 	}
 	s.SectionsStored(r, drop)
 	return len(drop), nil

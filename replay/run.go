@@ -34,6 +34,10 @@ type Options struct {
 	// (State.DropStored), so a replay from scratch holds about a day of
 	// history, not all of it.
 	Sections projections.SectionReader
+	// CheckSections reads each section Sections holds before trusting it:
+	// one whose bytes do not hash to the state's own stays in memory, for
+	// the next checkpoint to write again (a rebuild mends damaged ones).
+	CheckSections bool
 }
 
 // Stats describes a finished replay.
@@ -146,7 +150,7 @@ func Run(ctx context.Context, src Source, opts Options) (*projections.State, Sta
 		next++
 		stats.Events++
 		if opts.Sections != nil && e.Type == ledger.TypeDayClosed {
-			if _, err := st.DropStored(ctx, opts.Sections); err != nil {
+			if _, err := st.DropStored(ctx, opts.Sections, opts.CheckSections); err != nil {
 				return fmt.Errorf("replay: sealed history: %w", err)
 			}
 		}

@@ -72,7 +72,7 @@ func (s *Server) loadState(ctx context.Context) (uint64, error) {
 	store, log := s.store, s.log
 	folding := time.Now() // not the start: opening the store may have waited for an offline reader
 	if s.cfg.Rebuild {
-		st, stats, err := replay.Run(ctx, store, replay.Options{Sections: store})
+		st, stats, err := replay.Run(ctx, store, replay.Options{Sections: store, CheckSections: true})
 		if err != nil {
 			return 0, fmt.Errorf("serve: replay: %w", err)
 		}

@@ -244,7 +244,7 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		if r := res.Sections; r != nil && r.OK {
 			fmt.Fprintf(out, "%-10s ok: %d of the checkpoint at seq %d, %d bytes\n", "sections", r.Sections, r.Checkpoint, r.Bytes)
 		} else if r != nil {
-			fmt.Fprintf(out, "%-10s FAILED: %s (%d good before it)\n", "sections", r.Problem, r.Sections)
+			fmt.Fprintf(out, "%-10s FAILED: %s (%d good before it)%s\n", "sections", r.Problem, r.Sections, sectionsMend(res))
 		}
 		if c := res.Checkpoint; c != nil && c.None {
 			fmt.Fprintf(out, "%-10s none of this build's version (the next serve folds the events and saves one)\n", "checkpoint")
@@ -270,7 +270,7 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 	case res.RestoreUnfinished:
 		return fmt.Errorf("verify: %w: a restore into this dir did not finish (run it again to complete it)", ledger.ErrConflict)
 	case res.Sections != nil && !res.Sections.OK:
-		return fmt.Errorf("verify: checkpoint at seq %d: %w", res.Sections.Checkpoint, secErr)
+		return fmt.Errorf("verify: checkpoint at seq %d: %w%s", res.Sections.Checkpoint, secErr, sectionsMend(res))
 	case res.Checkpoint != nil && !res.Checkpoint.OK:
 		return fmt.Errorf("verify: checkpoint at seq %d: %w: its state is not what its events give (start serve once with --rebuild)", res.Checkpoint.Seq, ledger.ErrCorrupt)
 	case res.JetStream != nil && res.JetStream.Behind:
@@ -279,6 +279,16 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		return fmt.Errorf("verify: jetstream: %w at seq %d: %s", ledger.ErrMismatch, res.JetStream.FirstBad, res.JetStream.Problem)
 	}
 	return nil
+}
+
+// sectionsMend is what to do about damaged sections: they follow from the
+// events, so with a whole chain a rebuild writes them again; with a broken
+// one the events must be mended first (the chain line says how).
+func sectionsMend(res verifyResult) string {
+	if !res.Chain.OK {
+		return ""
+	}
+	return "; the events are whole and the sections follow from them: start serve once with --rebuild, which writes them again"
 }
 
 // errMirrorBehind: the mirror holds a beginning of the ledger, equal to

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -175,7 +176,12 @@ func TestVerifyCommandMirrorBehind(t *testing.T) {
 }
 
 // verify reads every section of the newest checkpoint: a manifest altered
-// in the file (same length, so a restart would not notice) fails it.
+// in the file (same length, so a restart would not notice) fails it, and
+// says to rebuild. A server on that file answers the day's manifest 500
+// ledger_corrupt, saying to verify, and shows damage_problem on /readyz
+// while it stays ready; a start with --rebuild writes the section again
+// (it used to trust any stored section of the right length, so the
+// damage outlived the rebuild), after which verify passes.
 func TestVerifyCommandChecksSections(t *testing.T) {
 	d := writeOfflineDay(t, false, afterSeal())
 	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir)
@@ -205,6 +211,41 @@ func TestVerifyCommandChecksSections(t *testing.T) {
 	if !errors.Is(err, ledger.ErrCorrupt) || json.Unmarshal([]byte(out), &res) != nil || res.OK || res.Sections == nil ||
 		res.Sections.OK || !strings.Contains(res.Sections.Problem, string(key)) || !res.Chain.OK {
 		t.Fatalf("altered section: %v\n%s", err, out)
+	}
+	if out, _ := runCmd(t, &VerifyCommand{}, "--data", d.dir); !strings.Contains(out, "start serve once with --rebuild, which writes them again") {
+		t.Fatalf("altered section, what to do:\n%s", out)
+	}
+
+	for _, rebuild := range []bool{false, true} {
+		cfg := testServeConfig(d.dir)
+		cfg.Site, cfg.Rebuild = replaytest.Site, rebuild
+		srv, err := StartServer(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + srv.Addr() + "/v1/manifests/" + replaytest.Day)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		var ready map[string]any
+		getJSON(t, "http://"+srv.Addr()+"/readyz", &ready)
+		e2eStop(t, srv)
+		msg, _ := body["message"].(string)
+		damage, _ := ready["damage_problem"].(string)
+		switch {
+		case !rebuild && (resp.StatusCode != http.StatusInternalServerError || body["reason"] != "ledger_corrupt" || !strings.Contains(msg, "recledger verify")):
+			t.Fatalf("the damaged day's manifest: %d %v", resp.StatusCode, body)
+		case !rebuild && (ready["ready"] != true || !strings.Contains(damage, string(key))):
+			t.Fatalf("readyz after a damaged read: %v", ready)
+		case rebuild && (resp.StatusCode != http.StatusOK || damage != ""):
+			t.Fatalf("the day's manifest after --rebuild: %d %v; readyz %v", resp.StatusCode, body, ready)
+		}
+	}
+	if out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir); err != nil || !strings.Contains(out, "sections   ok: ") {
+		t.Fatalf("after --rebuild: %v\n%s", err, out)
 	}
 }
 
