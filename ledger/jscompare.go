@@ -125,6 +125,7 @@ func compareJetStream(ctx context.Context, store *Store, js jetstream.JetStream,
 		return rep, fmt.Errorf("compare jetstream: %w", err)
 	}
 	if j, ok := <-ch; ok {
+		rep.Ahead = true
 		bad(j.Seq, "stream has seq %d beyond the ledger's head %d", j.Seq, rep.Events)
 		cancel()
 		_ = g.Wait()

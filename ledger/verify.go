@@ -30,6 +30,12 @@ type VerifyReport struct {
 	// from it (recledger restore --from-jetstream).
 	LedgerDamaged bool `json:"ledger_damaged,omitempty"`
 	Restorable    bool `json:"restorable,omitempty"`
+	// Ahead is set, with OK false, when the JetStream copy holds the
+	// ledger's Events events, each equal, and more after them: the ledger
+	// lost its tail, or all of it (a replaced file, an interrupted
+	// restore, a copy older than its mirror's). recledger restore
+	// --from-jetstream continues such a ledger.
+	Ahead bool `json:"ahead,omitempty"`
 }
 
 // Verify recomputes the hash chain from seq 1 to the head at the time of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,7 +90,8 @@ func TestServeRefusesALedgerBehindItsMirror(t *testing.T) {
 	prefixLedger(t, data, half, false)
 	// verify of the stopped dir compares its own mirror, which holds more.
 	if out, err := runCmd(t, &VerifyCommand{Stderr: stderr}, "--data", data); !errors.Is(err, ledger.ErrMismatch) ||
-		!strings.Contains(out, fmt.Sprintf("stream has seq %d beyond the ledger's head %d", half+1, half)) {
+		!strings.Contains(out, fmt.Sprintf("stream has seq %d beyond the ledger's head %d", half+1, half)) ||
+		!strings.Contains(out, fmt.Sprintf("--data %s --site default`: the ledger's %d events are the mirror's first, and restore continues it", data, half)) {
 		t.Fatalf("verify of a ledger behind its mirror: %v\n%s", err, out)
 	}
 	_, err = StartServer(t.Context(), testServeConfig(data))
@@ -180,5 +182,50 @@ func TestReplayReadsTheStoppedDirsOwnMirror(t *testing.T) {
 	prefixLedger(t, data, live.Seq/2, false)
 	if _, msg, err = replayJS(); err != nil || !strings.Contains(msg, fmt.Sprintf("holds seq %d, which the ledger in %s does not", live.Seq, data)) {
 		t.Fatalf("replay of a mirror ahead of the dir's ledger: %v\n%s", err, msg)
+	}
+}
+
+// A data dir served as site "east" whose ledger file was lost: the
+// refused start leaves an empty ledger.db that records no site, and verify
+// compared it with the mirror of the default site (empty): "ok". It now
+// compares the site the dir's own mirror holds, fails, and says to
+// restore, which continues the empty ledger; verify then passes.
+func TestVerifyOfALostLedgerComparesTheMirrorsSite(t *testing.T) {
+	data := t.TempDir()
+	cfg := testServeConfig(data)
+	cfg.Site = "east"
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+srv.Addr()+"/v1/calls/events", "application/json", strings.NewReader(`{"call_id":"c-1","extension":"3420","type":"ringing"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	e2eStop(t, srv) // the outbox drains before the stop returns
+	if err := os.Remove(filepath.Join(data, LedgerFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := StartServer(t.Context(), cfg); !errors.Is(err, ledger.ErrMismatch) {
+		t.Fatalf("serve of a lost ledger: %v", err)
+	}
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	out, err := runCmd(t, &VerifyCommand{Stderr: stderr}, "--data", data)
+	said, _ := os.ReadFile(stderr.Name())
+	if !errors.Is(err, ledger.ErrMismatch) || !strings.Contains(string(said), "its mirror holds 1 events of site east") ||
+		!strings.Contains(out, "stream has seq 1 beyond the ledger's head 0") ||
+		!strings.Contains(out, "rebuild    the ledger can be rebuilt from the mirror: run `recledger restore --from-jetstream --data "+data+" --site east`") {
+		t.Fatalf("verify of a lost ledger: %v\n%s%s", err, said, out)
+	}
+	if out, err := runCmd(t, &RestoreCommand{Stderr: stderr}, "--from-jetstream", "--data", data, "--site", "east"); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	if out, err := runCmd(t, &VerifyCommand{Stderr: stderr}, "--data", data); err != nil || !strings.Contains(out, "jetstream  ok: 1 events") {
+		t.Fatalf("verify after the restore: %v\n%s", err, out)
 	}
 }

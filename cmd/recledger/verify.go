@@ -205,19 +205,33 @@ func (a *verifyArgs) compareMirror(ctx context.Context, store *ledger.Store, res
 		return nil
 	}
 	defer stop()
+	if recorded, _ := store.Site(ctx); recorded == "" && !a.siteGiven && a.natsURL == "" {
+		// A ledger that records no site holds no event (a start refused
+		// it, or its file was replaced): the dir's own mirror is the
+		// dir's alone, so the site it holds is the one to compare. Under
+		// the default name a lost ledger beside a full mirror passed.
+		if other, n := ledger.MirrorSite(ctx, js); n > 0 && other != a.site {
+			fmt.Fprintf(stderr, "verify: %s records no site; its mirror holds %d events of site %s: comparing those\n", a.data, n, other)
+			a.site = other
+		}
+	}
 	rep, err := ledger.CompareJetStream(ctx, store, js, a.site)
 	if err != nil {
 		return fmt.Errorf("verify: jetstream: %w", ledger.Refused(nc, err))
 	}
 	res.JetStream = &rep
 	res.OK = res.OK && rep.OK
-	if rep.Restorable {
-		nats := ""
-		if a.natsURL != "" {
-			nats = " --nats " + withoutCredentials(a.natsURL)
-		}
+	nats := ""
+	if a.natsURL != "" {
+		nats = " --nats " + withoutCredentials(a.natsURL)
+	}
+	switch {
+	case rep.Restorable:
 		res.Rebuild = fmt.Sprintf("move %s away, then run `recledger restore --from-jetstream%s --data %s --site %s` (docs/replay.md, \"Verify and restore\")",
 			filepath.Join(a.data, LedgerFile), nats, a.data, a.site)
+	case rep.Ahead && res.Chain.OK:
+		res.Rebuild = fmt.Sprintf("run `recledger restore --from-jetstream%s --data %s --site %s`: the ledger's %d events are the mirror's first, "+
+			"and restore continues it (docs/replay.md, \"Verify and restore\")", nats, a.data, a.site, rep.Events)
 	}
 	return nil
 }
