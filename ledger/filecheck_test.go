@@ -46,6 +46,24 @@ func TestOpenRefusesAFileCutShort(t *testing.T) {
 	}
 }
 
+// A file with no valid header (cut to one byte, or not a ledger) is
+// refused as corrupt with the way out; bbolt's "invalid database" alone
+// was all a walk got.
+func TestOpenRefusesAFileWithoutAHeader(t *testing.T) {
+	path := closedLedger(t, 10)
+	for _, data := range [][]byte{{0x00}, []byte("not a ledger, but long enough to be read as one by bbolt")} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, ro := range []bool{false, true} {
+			_, err := Open(path, Options{ReadOnly: ro})
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "no valid header") || !strings.Contains(err.Error(), "recledger restore") {
+				t.Errorf("open of %q (read-only %v): %v", data, ro, err)
+			}
+		}
+	}
+}
+
 // A fault while reading the mapped file is an error, not a crash.
 func TestGuardedTurnsAFaultIntoAnError(t *testing.T) {
 	err := guarded(func() error {
@@ -260,5 +278,33 @@ func TestScanRefusesALedgerCutByADamagedKey(t *testing.T) {
 	rep, err := s.Verify(t.Context())
 	if err != nil || rep.OK || rep.FirstBad != 2 || !strings.Contains(rep.Problem, "recledger restore") {
 		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
+
+// Opening a ledger file for writing commits nothing when its buckets are
+// there: a commit on a damaged file can hand out pages still in use, and
+// a walk saw a start refused right after its open leave the file changed.
+func TestOpenForWritingCommitsNothing(t *testing.T) {
+	path := closedLedger(t, 10)
+	txid := func() uint64 {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		m0, _ := readBoltMeta(f, 0)
+		m1, _ := readBoltMeta(f, int64(m0.pageSize))
+		return max(m0.txid, m1.txid)
+	}
+	before := txid()
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := txid(); after != before {
+		t.Fatalf("open and close committed: txid %d, then %d", before, after)
 	}
 }

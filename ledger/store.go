@@ -159,6 +159,12 @@ func Open(path string, opts Options) (*Store, error) {
 		bo = &bolt.Options{ReadOnly: true, Timeout: readOnlyTimeout}
 	}
 	db, err := openBolt(path, bo)
+	if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
+		// Neither header page is bbolt's (a file cut to a few bytes, one
+		// overwritten, not a ledger at all): bbolt's words alone ("invalid
+		// database") left the administrator without a next step.
+		err = fmt.Errorf("%w: it has no valid header (%v): not a ledger file, or its first pages were damaged", ErrCorrupt, err)
+	}
 	if errors.Is(err, ErrCorrupt) {
 		return nil, fmt.Errorf("open %s: %w; move it away and rebuild it from the mirror with recledger restore (docs/replay.md)", path, err)
 	}
@@ -188,18 +194,38 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 	}
 	if !s.ro {
+		// The buckets are made once, by the first open. A file that has
+		// them is not written here: a commit on a damaged file (its
+		// free-page list, a page's header) can hand out pages still in use
+		// and make it worse, and a start that is refused next should
+		// leave the file as it found it.
+		buckets := [][]byte{bucketEvents, bucketCheckpoints, bucketSections}
+		missing := false
 		err = guarded(func() error {
-			return db.Update(func(tx *bolt.Tx) error {
-				for _, b := range [][]byte{bucketEvents, bucketCheckpoints, bucketSections} {
-					if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-						return err
-					}
+			return db.View(func(tx *bolt.Tx) error {
+				for _, b := range buckets {
+					missing = missing || tx.Bucket(b) == nil
 				}
 				return nil
 			})
 		})
+		if err == nil && missing {
+			err = guarded(func() error {
+				return db.Update(func(tx *bolt.Tx) error {
+					for _, b := range buckets {
+						if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			})
+		}
 		if err != nil {
 			db.Close()
+			if errors.Is(err, ErrCorrupt) {
+				return nil, fmt.Errorf("open %s: %w; move it away and rebuild it from the mirror with recledger restore (docs/replay.md)", path, err)
+			}
 			return nil, fmt.Errorf("open %s: %w: %v", path, ErrUnavailable, err)
 		}
 	}

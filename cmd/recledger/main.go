@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
+
+	"github.com/recledger/recledger/ledger"
 )
 
 // command is one subcommand: it parses its own flags from args and runs.
@@ -96,9 +99,22 @@ func main() {
 		}
 		os.Exit(2)
 	case err != nil && !errors.Is(err, flag.ErrHelp):
-		fmt.Fprintln(os.Stderr, "recledger:", err)
+		fmt.Fprintln(os.Stderr, "recledger:", errorLine(err))
 		os.Exit(1)
 	}
+}
+
+// errorLine is err as the last line a command prints. A damaged file's
+// error that does not say what to do (a serve refused while folding from
+// its checkpoint, a page bbolt could not read) gets the step that tells:
+// verify names the damage and its way out.
+func errorLine(err error) string {
+	msg := err.Error()
+	if errors.Is(err, ledger.ErrCorrupt) && !strings.Contains(msg, "recledger verify") &&
+		!strings.Contains(msg, "recledger restore") && !strings.Contains(msg, "--rebuild") {
+		msg += " (a part of the ledger file is damaged: `recledger verify --data DIR`, with no server on it, names it and the way out; docs/replay.md, \"Verify and restore\")"
+	}
+	return msg
 }
 
 func run(ctx context.Context, args []string) error {

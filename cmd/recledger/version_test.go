@@ -48,3 +48,21 @@ func TestVersionAndUsage(t *testing.T) {
 		t.Fatalf("an unknown command: %v, want the usage error (exit 2)", err)
 	}
 }
+
+// A damaged file's error that names no way out gets verify's; one that
+// names restore, verify or --rebuild is left as it is, as are others.
+func TestErrorLineSaysWhatToRunOnDamage(t *testing.T) {
+	bare := fmt.Errorf("serve: replay: load: scan: %w: the file is damaged (reading it failed): assertion failed", ledger.ErrCorrupt)
+	if got := errorLine(bare); !strings.HasSuffix(got, "`recledger verify --data DIR`, with no server on it, names it and the way out; docs/replay.md, \"Verify and restore\")") {
+		t.Errorf("bare damage: %s", got)
+	}
+	for _, err := range []error{
+		fmt.Errorf("open x: %w; move it away and rebuild it from the mirror with recledger restore (docs/replay.md)", ledger.ErrCorrupt),
+		fmt.Errorf("verify: %w: start serve once with --rebuild", ledger.ErrCorrupt),
+		errors.New("serve: listen: address in use"),
+	} {
+		if got := errorLine(err); got != err.Error() {
+			t.Errorf("%v became %s", err, got)
+		}
+	}
+}
