@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"os"
 	"runtime/debug"
-	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -26,6 +25,7 @@ import (
 // skipped.
 type boltMeta struct {
 	pageSize uint32
+	root     uint64 // the root bucket's page
 	freelist uint64 // the page of the free-page list
 	pgid     uint64 // pages in use: the file holds at least pgid*pageSize bytes
 	txid     uint64
@@ -52,7 +52,7 @@ func readBoltMeta(f *os.File, off int64) (m boltMeta, ok bool) {
 	if le.Uint32(meta[0:]) != boltMagic || le.Uint32(meta[4:]) != boltVersion || le.Uint64(meta[56:]) != h.Sum64() {
 		return m, false
 	}
-	return boltMeta{pageSize: le.Uint32(meta[8:]), freelist: le.Uint64(meta[32:]), pgid: le.Uint64(meta[40:]), txid: le.Uint64(meta[48:])}, true
+	return boltMeta{pageSize: le.Uint32(meta[8:]), root: le.Uint64(meta[16:]), freelist: le.Uint64(meta[32:]), pgid: le.Uint64(meta[40:]), txid: le.Uint64(meta[48:])}, true
 }
 
 // bbolt's free-page list: a page with this flag, whose header's count (or,
@@ -120,19 +120,7 @@ func checkFileLength(path string) error {
 	if err != nil || fi.Size() == 0 {
 		return nil
 	}
-	var best boltMeta
-	var found bool
-	m0, ok0 := readBoltMeta(f, 0)
-	offsets := []int64{4096, 8192, pageSize, 32 << 10, 64 << 10}
-	if ok0 {
-		best, found = m0, true
-		offsets = []int64{int64(m0.pageSize)}
-	}
-	for _, off := range slices.Compact(offsets) {
-		if m1, ok := readBoltMeta(f, off); ok && (!found || m1.txid > best.txid) {
-			best, found = m1, true
-		}
-	}
+	best, found := newestMeta(f)
 	if !found {
 		return nil
 	}

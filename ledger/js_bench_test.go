@@ -245,3 +245,27 @@ func BenchmarkDirectGetFlood(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVerifyVsCheckPages runs the two checks of a stopped ledger file
+// that verify reads it whole for, by turns on the same file: the chain
+// (Verify: every event decoded and hashed) and the page walk (CheckPages),
+// and reports their times and the walk's share of the chain's.
+func BenchmarkVerifyVsCheckPages(b *testing.B) {
+	s := jsBenchStore(b, jsBenchEvents)
+	ctx := context.Background()
+	var inChain, inPages time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if rep, err := s.Verify(ctx); err != nil || !rep.OK {
+			b.Fatalf("verify: %+v %v", rep, err)
+		}
+		mid := time.Now()
+		if rep, err := CheckPages(ctx, s.path); err != nil || !rep.OK {
+			b.Fatalf("check pages: %+v %v", rep, err)
+		}
+		inChain, inPages = inChain+mid.Sub(start), inPages+time.Since(mid)
+	}
+	b.ReportMetric(float64(inChain.Milliseconds())/float64(b.N), "chain-ms")
+	b.ReportMetric(float64(inPages.Milliseconds())/float64(b.N), "pages-ms")
+	b.ReportMetric(float64(inPages)/float64(inChain), "pages/chain")
+}

@@ -29,8 +29,12 @@ type VerifyCommand struct {
 
 // verifyResult is what `verify --json` prints.
 type verifyResult struct {
-	OK        bool                 `json:"ok"`
-	Chain     ledger.VerifyReport  `json:"chain"`
+	OK    bool                `json:"ok"`
+	Chain ledger.VerifyReport `json:"chain"`
+	// File is the check of the stopped ledger file's pages
+	// (ledger.CheckPages): damage the chain, which reads only the events,
+	// cannot see, and which a write could make worse.
+	File      *ledger.FileReport   `json:"file,omitempty"`
 	JetStream *ledger.VerifyReport `json:"jetstream,omitempty"`
 	// JetStreamSkipped says why no mirror was compared.
 	JetStreamSkipped string          `json:"jetstream_skipped,omitempty"`
@@ -112,6 +116,11 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	file, err := ledger.CheckPages(ctx, filepath.Join(a.data, LedgerFile))
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	res.File, res.OK = &file, res.OK && file.OK
 	if err := a.compareMirror(ctx, store, &res, stderr); err != nil {
 		return err
 	}
@@ -226,7 +235,7 @@ func (a *verifyArgs) compareMirror(ctx context.Context, store *ledger.Store, res
 		nats = " --nats " + withoutCredentials(a.natsURL)
 	}
 	switch {
-	case rep.Restorable:
+	case rep.Restorable, rep.OK && res.File != nil && !res.File.OK:
 		res.Rebuild = fmt.Sprintf("move %s away, then run `recledger restore --from-jetstream%s --data %s --site %s` (docs/replay.md, \"Verify and restore\")",
 			filepath.Join(a.data, LedgerFile), nats, a.data, a.site)
 	case rep.Ahead && res.Chain.OK:
@@ -252,6 +261,11 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		}
 	} else {
 		writeVerifyLine(out, "chain", res.Chain)
+		if f := res.File; f != nil && f.OK {
+			fmt.Fprintf(out, "%-10s ok: %d pages, each reached once from the root or free\n", "file", f.Pages)
+		} else if f != nil {
+			fmt.Fprintf(out, "%-10s FAILED: %s; a write on it could hand out pages in use: do not serve it\n", "file", f.Problem())
+		}
 		if res.RestoreUnfinished {
 			fmt.Fprintf(out, "%-10s UNFINISHED: a restore into this dir did not finish: it holds the mirror's first %d events; run restore again to complete it (serve refuses the dir until then)\n", "restore", res.Chain.Events)
 		}
@@ -281,6 +295,8 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 	switch {
 	case !res.Chain.OK:
 		return fmt.Errorf("verify: %w at seq %d: %s", ledger.ErrChainBroken, res.Chain.FirstBad, res.Chain.Problem)
+	case res.File != nil && !res.File.OK:
+		return fmt.Errorf("verify: %w: its pages: %s (move it away and rebuild it from the mirror with recledger restore: docs/replay.md, \"Verify and restore\")", ledger.ErrCorrupt, res.File.Problem())
 	case res.RestoreUnfinished:
 		return fmt.Errorf("verify: %w: a restore into this dir did not finish (run it again to complete it)", ledger.ErrConflict)
 	case res.Sections != nil && !res.Sections.OK:
