@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -219,11 +220,23 @@ func (s *Store) LoadCheckpoint(ctx context.Context, version string) (seq uint64,
 			return nil
 		}
 		seq = binary.BigEndian.Uint64(v)
-		if desc, ok := bytes.CutPrefix(v[8:], []byte(headPartsMarker)); ok {
-			state, bad = readHeadParts(tx, version, seq, desc)
-			return nil
+		rest, summed := bytes.CutPrefix(v[8:], []byte(headSumMarker))
+		var sum []byte
+		if summed {
+			if len(rest) < sha256.Size {
+				bad = fmt.Errorf("%w: the checkpoint at seq %d is cut short", ErrCorrupt, seq)
+				return nil
+			}
+			sum, rest = rest[:sha256.Size], rest[sha256.Size:]
 		}
-		state = bytes.Clone(v[8:])
+		if desc, ok := bytes.CutPrefix(rest, []byte(headPartsMarker)); ok {
+			state, bad = readHeadParts(tx, version, seq, desc)
+		} else {
+			state = bytes.Clone(rest)
+		}
+		if got := sha256.Sum256(state); bad == nil && summed && !bytes.Equal(got[:], sum) {
+			bad = fmt.Errorf("%w: the checkpoint at seq %d does not hash to its stored sum: its bytes were damaged", ErrCorrupt, seq)
+		}
 		return nil
 	})
 	switch {

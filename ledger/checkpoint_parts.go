@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"strconv"
@@ -21,6 +22,13 @@ import (
 // with the marker (projections' encoding starts with its own magic).
 const headPartsMarker = "\x00recledger.checkpoint-parts\n"
 
+// headSumMarker, after the seq, says that the SHA-256 of the state
+// follows (32 bytes), then the state or its parts' description as above.
+// LoadCheckpoint checks it: a head whose bytes were damaged but still
+// decode was served as the state until verify folded the events (a walk).
+// Checkpoints saved before it have no sum and load as they did.
+const headSumMarker = "\x00recledger.checkpoint-sha256\n"
+
 // headPartKey is the key of part i of the state of version's checkpoint
 // at seq.
 func headPartKey(version string, seq uint64, i int) []byte {
@@ -31,7 +39,9 @@ func headPartKey(version string, seq uint64, i int) []byte {
 // itself after the seq when it is small, else the parts' description,
 // after storing the parts.
 func (s *Store) putHeadParts(ctx context.Context, version string, seq uint64, state []byte) ([]byte, error) {
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 64), seq)
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 128), seq)
+	sum := sha256.Sum256(state)
+	v = append(append(v, headSumMarker...), sum[:]...)
 	size := s.sectionTxBytes
 	if len(state) <= size {
 		return append(v, state...), nil

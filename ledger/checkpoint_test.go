@@ -3,8 +3,10 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -200,5 +202,86 @@ func TestCheckpointHeadInParts(t *testing.T) {
 	}
 	if _, _, err := s.LoadCheckpoint(ctx, "4"); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("a checkpoint missing a part: %v", err)
+	}
+}
+
+// A checkpoint's state damaged in the file, still decodable (a walk
+// changed a pause's seconds inside a head), was served as the state. Its
+// SHA-256 is stored with it now: a damaged state, inline or in parts, is
+// ErrCorrupt (the caller folds the events instead), and a checkpoint
+// saved before the sum, without it, still loads.
+func TestCheckpointStateIsSummed(t *testing.T) {
+	ctx := context.Background()
+	for _, parts := range []bool{false, true} {
+		s, path := openTest(t, Options{})
+		if _, err := s.Append(ctx, cmd("a")); err != nil {
+			t.Fatal(err)
+		}
+		if parts {
+			s.sectionTxBytes = 10
+		}
+		state := []byte(`{"pauses":[{"seconds":45}],"padding":"0123456789"}`)
+		if err := s.SaveCheckpoint(ctx, "3", 1, state, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := s.LoadCheckpoint(ctx, "3"); err != nil || !bytes.Equal(got, state) {
+			t.Fatalf("parts %v: %q %v", parts, got, err)
+		}
+		s.Close()
+		db, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Update(func(tx *bolt.Tx) error {
+			b, key := tx.Bucket(bucketCheckpoints), []byte("3")
+			if parts {
+				b, key = tx.Bucket(bucketHeadParts), headPartKey("3", 1, 1)
+			}
+			v := bytes.Clone(b.Get(key))
+			i := bytes.Index(v, []byte("45"))
+			if i < 0 {
+				i = len(v) - 2
+			}
+			v[i] = '9' // 45 seconds became 95: same length, still JSON
+			return b.Put(key, v)
+		})
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ro, err := Open(path, Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ro.LoadCheckpoint(ctx, "3"); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "does not hash to its stored sum") {
+			t.Fatalf("parts %v, a damaged state: %v", parts, err)
+		}
+		ro.Close()
+	}
+
+	// Saved before the sum: the seq, then the state.
+	s, path := openTest(t, Options{})
+	if _, err := s.Append(ctx, cmd("a")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCheckpoints).Put([]byte("3"), append(binary.BigEndian.AppendUint64(nil, 1), "old head"...))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if seq, got, err := ro.LoadCheckpoint(ctx, "3"); err != nil || seq != 1 || string(got) != "old head" {
+		t.Fatalf("a checkpoint without a sum: %d %q %v", seq, got, err)
 	}
 }

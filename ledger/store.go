@@ -18,7 +18,7 @@ import (
 // Bucket names of the bbolt file.
 var (
 	bucketEvents      = []byte("events")           // 8-byte big-endian seq → canonical envelope
-	bucketCheckpoints = []byte("checkpoints")      // version → 8-byte seq + state
+	bucketCheckpoints = []byte("checkpoints")      // version → 8-byte seq, the state's SHA-256 (headSumMarker), the state or its parts
 	bucketSections    = []byte("sections")         // section key → the section's bytes (see SaveCheckpoint)
 	bucketHeadParts   = []byte("checkpoint_parts") // "version/seq/i" → part i of a large checkpoint's state
 )

@@ -298,8 +298,15 @@ func (s *Server) closeAll() {
 }
 
 // noteUpgrade says, at a start that folded every event, when the reason
-// is a checkpoint of another build (an upgrade), and what follows from it.
+// is a checkpoint of another build (an upgrade), and what follows from it,
+// or a damaged checkpoint of this build's version.
 func noteUpgrade(ctx context.Context, store *ledger.Store, log *slog.Logger) {
+	if _, _, err := store.LoadCheckpoint(ctx, projections.Version); errors.Is(err, ledger.ErrCorrupt) {
+		log.Warn("the stored checkpoint is damaged, so every event was folded again; the next checkpoint replaces it. "+
+			"Run `recledger verify` on the data dir when the server is next stopped: it checks the rest of the file",
+			logKeyErr, err)
+		return
+	}
 	versions, err := store.CheckpointVersions(ctx)
 	if err != nil {
 		return

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/projections"
 	"github.com/recledger/recledger/replay"
 )
 
@@ -59,6 +60,10 @@ type checkpointReport struct {
 	Seq     uint64 `json:"seq,omitempty"`
 	Digest  string `json:"digest,omitempty"`  // of the stored state
 	Rebuilt string `json:"rebuilt,omitempty"` // of the state the events up to Seq give
+	// Problem is set when the stored checkpoint cannot be used: its bytes
+	// do not hash to the sum stored with them (damaged).
+	Problem string `json:"problem,omitempty"`
+	err     error  // Problem's error
 }
 
 // sectionsReport is the check of the newest checkpoint's sections: the
@@ -143,6 +148,10 @@ func checkStopped(ctx context.Context, store *ledger.Store) (res verifyResult, s
 	st := replay.FromCheckpoint(ctx, store)
 	if st == nil {
 		res.Checkpoint = &checkpointReport{OK: true, None: true}
+		if _, _, err := store.LoadCheckpoint(ctx, projections.Version); errors.Is(err, ledger.ErrCorrupt) {
+			res.Checkpoint = &checkpointReport{Problem: err.Error(), err: err}
+			res.OK = false
+		}
 		return res, nil, nil
 	}
 	n, size, err := st.CheckSections(ctx)
@@ -274,7 +283,9 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		} else if r != nil {
 			fmt.Fprintf(out, "%-10s FAILED: %s (%d good before it)%s\n", "sections", r.Problem, r.Sections, sectionsMend(res))
 		}
-		if c := res.Checkpoint; c != nil && c.None {
+		if c := res.Checkpoint; c != nil && c.Problem != "" {
+			fmt.Fprintf(out, "%-10s FAILED: %s; the next serve folds every event instead and replaces it\n", "checkpoint", c.Problem)
+		} else if c != nil && c.None {
 			fmt.Fprintf(out, "%-10s none of this build's version (the next serve folds the events and saves one)\n", "checkpoint")
 		} else if c != nil && c.OK {
 			fmt.Fprintf(out, "%-10s ok: the state at seq %d, rebuilt from the events, has the stored digest %s\n", "checkpoint", c.Seq, c.Digest)
@@ -301,6 +312,8 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		return fmt.Errorf("verify: %w: a restore into this dir did not finish (run it again to complete it)", ledger.ErrConflict)
 	case res.Sections != nil && !res.Sections.OK:
 		return fmt.Errorf("verify: checkpoint at seq %d: %w%s", res.Sections.Checkpoint, secErr, sectionsMend(res))
+	case res.Checkpoint != nil && res.Checkpoint.Problem != "":
+		return fmt.Errorf("verify: checkpoint: %w (the next serve folds every event instead and replaces it)", res.Checkpoint.err)
 	case res.Checkpoint != nil && !res.Checkpoint.OK:
 		return fmt.Errorf("verify: checkpoint at seq %d: %w: its state is not what its events give (start serve once with --rebuild)", res.Checkpoint.Seq, ledger.ErrCorrupt)
 	case res.JetStream != nil && res.JetStream.Behind:

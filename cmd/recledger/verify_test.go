@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/recledger/recledger/ledger/ledgertest"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -409,5 +412,51 @@ func TestVerifyChecksTheFilesPages(t *testing.T) {
 		!strings.Contains(out, fmt.Sprintf("file       FAILED: page %d: in use and on the free-page list", leaf)) ||
 		!strings.Contains(out, "rebuild    the ledger can be rebuilt from the mirror: move "+path+" away") {
 		t.Fatalf("a leaf page listed free: %v\n%s", err, out)
+	}
+}
+
+// A head damaged in the file, same length and still decodable (a walk
+// changed a value inside it), was served as the state until verify folded
+// the events. The head's stored sum refuses it now: the start folds every
+// event, serves their state, and says why; verify says so before.
+func TestServeFoldsPastADamagedHead(t *testing.T) {
+	d := writeOfflineDay(t, false, 30)
+	db, err := bolt.Open(filepath.Join(d.dir, LedgerFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("checkpoints"))
+		v := bytes.Clone(b.Get([]byte(projections.Version)))
+		i := bytes.Index(v, []byte(`"retention_days":90,`))
+		if i < 0 {
+			return errors.New("no retention of 90 days in the stored head")
+		}
+		v[i+len(`"retention_days":9`)] = '1'
+		return b.Put([]byte(projections.Version), v)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir)
+	if !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(out, "checkpoint FAILED: ") || !strings.Contains(out, "does not hash to its stored sum") {
+		t.Fatalf("verify of a damaged head: %v\n%s", err, out)
+	}
+	var logs ledgertest.Buffer
+	cfg := testServeConfig(d.dir)
+	cfg.Site, cfg.Logger = replaytest.Site, slog.New(slog.NewTextHandler(&logs, nil))
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dg digestReply
+	getJSON(t, "http://"+srv.Addr()+"/v1/digest", &dg)
+	e2eStop(t, srv)
+	if dg.Digest != d.digests[dg.Seq] || !strings.Contains(logs.String(), "the stored checkpoint is damaged") {
+		t.Fatalf("served on a damaged head: digest %s at seq %d, the events give %s\n%s", dg.Digest, dg.Seq, d.digests[dg.Seq], logs.String())
+	}
+	if out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir); err != nil || !strings.Contains(out, "checkpoint ok") {
+		t.Fatalf("verify once served: %v\n%s", err, out)
 	}
 }
