@@ -61,6 +61,16 @@ const (
 // Store's lock keeps a server out). The error return is for I/O and
 // cancellation only.
 func CheckPages(ctx context.Context, path string) (FileReport, error) {
+	return checkPages(ctx, path, false)
+}
+
+// checkPages is CheckPages; light, as a start opening the file for writing
+// takes it, claims the leaf pages of the events bucket by their parent's
+// word without reading them (a start must not read the whole history): it
+// still finds an events page on the free-page list, or a page of the other
+// buckets, but not an events page's damaged header or overflow, and it
+// does not look for pages neither reached nor free.
+func checkPages(ctx context.Context, path string, light bool) (FileReport, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return FileReport{}, fmt.Errorf("check pages: %w: %v", ErrUnavailable, err)
@@ -70,7 +80,7 @@ func CheckPages(ctx context.Context, path string) (FileReport, error) {
 	if !ok {
 		return FileReport{Problems: []string{"no valid header page"}}, nil
 	}
-	w := &pageWalk{ctx: ctx, f: f, ps: int64(m.pageSize), pgid: m.pgid,
+	w := &pageWalk{ctx: ctx, f: f, ps: int64(m.pageSize), pgid: m.pgid, light: light,
 		used: make([]uint64, m.pgid/64+1), free: make([]uint64, m.pgid/64+1)}
 	w.rep.Pages = m.pgid
 	if fi, err := f.Stat(); err != nil || m.pageSize == 0 || int64(m.pgid)*w.ps > fi.Size() {
@@ -79,7 +89,7 @@ func CheckPages(ctx context.Context, path string) (FileReport, error) {
 	}
 	set(w.used, 0)
 	set(w.used, 1)
-	w.tree(m.root, nil, nil, 0)
+	w.tree(m.root, nil, nil, 0, false)
 	w.freelist(m.freelist)
 	if err := ctx.Err(); err != nil {
 		return w.rep, fmt.Errorf("check pages: %w", err)
@@ -87,7 +97,7 @@ func CheckPages(ctx context.Context, path string) (FileReport, error) {
 	if w.ioErr != nil {
 		return w.rep, fmt.Errorf("check pages: %w: %v", ErrUnavailable, w.ioErr)
 	}
-	for p := uint64(2); p < m.pgid; p++ {
+	for p := uint64(2); p < m.pgid && !light; p++ {
 		if !isSet(w.used, p) && !isSet(w.free, p) {
 			w.problem("page %d: neither reached from the root nor free", p)
 		}
@@ -123,6 +133,7 @@ type pageWalk struct {
 	used      []uint64 // bitset
 	free      []uint64 // bitset
 	rep       FileReport
+	light     bool // the events bucket's leaves claimed unread (checkPages)
 	ioErr     error
 	cancelled bool
 	pages     int // pages read, for the cancellation check
@@ -213,7 +224,7 @@ func (w *pageWalk) read(id uint64, want uint16, what string) *page {
 
 // tree walks the bucket whose root page is id; its keys must lie in
 // [lo, hi) (nil: unbounded).
-func (w *pageWalk) tree(id uint64, lo, hi []byte, depth int) {
+func (w *pageWalk) tree(id uint64, lo, hi []byte, depth int, unread bool) {
 	if w.stopped() {
 		return
 	}
@@ -238,7 +249,7 @@ func (w *pageWalk) tree(id uint64, lo, hi []byte, depth int) {
 		return
 	}
 	if want == boltBranchFlag {
-		w.branch(p, lo, hi, depth)
+		w.branch(p, lo, hi, depth, unread)
 		return
 	}
 	w.leaf(p, lo, hi, depth)
@@ -304,7 +315,10 @@ const bboltMaxKey = 32768
 
 // branch checks a branch page's elements, then walks its children, each
 // bounded by its key and the next one's.
-func (w *pageWalk) branch(p *page, lo, hi []byte, depth int) {
+//
+// With unread set, children that are leaf pages (all of a level are, when
+// the first is) are claimed by id, without being read.
+func (w *pageWalk) branch(p *page, lo, hi []byte, depth int, unread bool) {
 	els, keys, ok := w.elements(p, true, lo, hi)
 	if !ok {
 		return
@@ -313,12 +327,43 @@ func (w *pageWalk) branch(p *page, lo, hi []byte, depth int) {
 		w.problem("page %d: a branch page with no element", p.id)
 		return
 	}
+	if unread && w.leafLevel(els[0].child) {
+		for _, e := range els {
+			w.claim(e.child, "leaf")
+		}
+		return
+	}
 	for i, e := range els {
 		next := hi
 		if i+1 < len(keys) {
 			next = keys[i+1]
 		}
-		w.tree(e.child, keys[i], next, depth+1)
+		w.tree(e.child, keys[i], next, depth+1, unread)
+	}
+}
+
+// leafLevel reports whether page id's header says it is a leaf page.
+func (w *pageWalk) leafLevel(id uint64) bool {
+	if id < 2 || id >= w.pgid {
+		return false
+	}
+	var h [boltPageHeader]byte
+	if _, err := w.f.ReadAt(h[:], int64(id)*w.ps); err != nil {
+		w.ioErr = err
+		return false
+	}
+	return binary.LittleEndian.Uint16(h[8:]) == boltLeafFlag
+}
+
+// claim marks page id as used without reading it (its overflow unknown).
+func (w *pageWalk) claim(id uint64, what string) {
+	switch {
+	case id < 2 || id >= w.pgid:
+		w.problem("page %d (%s): outside the file's %d pages", id, what, w.pgid)
+	case isSet(w.used, id):
+		w.problem("page %d: reached twice (the second time as a %s)", id, what)
+	default:
+		set(w.used, id)
 	}
 }
 
@@ -328,7 +373,7 @@ func (w *pageWalk) leaf(p *page, lo, hi []byte, depth int) {
 		w.problem("page %d: deeper than %d levels", p.id, walkMaxDepth)
 		return
 	}
-	els, _, ok := w.elements(p, false, lo, hi)
+	els, keys, ok := w.elements(p, false, lo, hi)
 	if !ok {
 		return
 	}
@@ -348,7 +393,8 @@ func (w *pageWalk) leaf(p *page, lo, hi []byte, depth int) {
 			continue
 		}
 		if root := le.Uint64(v); root != 0 {
-			w.tree(root, nil, nil, depth+1)
+			events := w.light && depth == 0 && bytes.Equal(keys[i], bucketEvents)
+			w.tree(root, nil, nil, depth+1, events)
 			continue
 		}
 		in := v[16:]

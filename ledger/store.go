@@ -1,11 +1,13 @@
 package ledger
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,6 +160,8 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.ro {
 		bo = &bolt.Options{ReadOnly: true, Timeout: readOnlyTimeout}
 	}
+	fi, statErr := os.Stat(path)
+	existed := statErr == nil && fi.Size() > 0
 	db, err := openBolt(path, bo)
 	if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
 		// Neither header page is bbolt's (a file cut to a few bytes, one
@@ -175,6 +179,18 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w: %v", path, ErrUnavailable, err)
 	}
 	s.db = db
+	if !s.ro && existed {
+		// Before the first write: a free-page list naming a page in use
+		// makes bbolt hand it out, and the write overwrites events (a
+		// walk served a file verify had called damaged, and lost 1,054).
+		// The light walk reads every page but the events' leaves.
+		rep, err := checkPages(context.Background(), path, true)
+		if err == nil && !rep.OK {
+			db.Close()
+			return nil, fmt.Errorf("open %s: %w: its pages: %s; a write on it could overwrite pages in use: "+
+				"move it away and rebuild it from the mirror with recledger restore (docs/replay.md)", path, ErrCorrupt, rep.Problem())
+		}
+	}
 	if s.ro {
 		// Every ledger file has its buckets from its first read-write
 		// open. A file without them is not a ledger, or a torn copy (one
