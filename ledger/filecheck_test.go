@@ -147,15 +147,18 @@ func FuzzCheckFileLength(f *testing.F) {
 }
 
 // A checkpoint page whose element count was changed (a walk: 1 to 5)
-// holds no event, so the chain is whole; a checkpoint save, which reads
-// the page and made bbolt panic, fails with ErrCorrupt instead of ending
-// the process. Appends go on.
+// holds no event, so the chain is whole. Damaged under a running server,
+// a checkpoint save, which reads the page and made bbolt panic, fails
+// with ErrCorrupt instead of ending the process, and appends go on. The
+// next start refuses the file (its page walk finds the element past its
+// page), saying how to rebuild it.
 func TestDamagedCheckpointPage(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	jsAppend(t, s, 10)
 	// Large enough for the checkpoints bucket to have a page of its own
 	// (bbolt keeps a small bucket inside its parent's page).
@@ -163,8 +166,9 @@ func TestDamagedCheckpointPage(t *testing.T) {
 	if err := s.SaveCheckpoint(t.Context(), "v1", 10, marker, nil); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
 
+	// The file is mapped shared: bytes written to it are what the next
+	// transaction reads.
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -177,22 +181,25 @@ func TestDamagedCheckpointPage(t *testing.T) {
 	if flags := binary.LittleEndian.Uint16(b[page+8:]); flags != 0x02 {
 		t.Fatalf("the checkpoint's page has flags %#x, not a leaf's", flags)
 	}
-	b[page+10] ^= 0x04 // the element count
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err = Open(path, Options{})
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	if _, err := f.WriteAt([]byte{b[page+10] ^ 0x04}, int64(page+10)); err != nil { // the element count
+		t.Fatal(err)
+	}
+	f.Close()
+
 	if err := s.SaveCheckpoint(t.Context(), "v1", 10, marker, nil); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("checkpoint save on a damaged page: %v", err)
 	}
 	jsAppend(t, s, 1)
 	if h, _ := s.Head(); h != 11 {
 		t.Fatalf("head after an append: %d", h)
+	}
+	s.Close()
+	if _, err := Open(path, Options{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "recledger restore") {
+		t.Fatalf("a start on the damaged file: %v", err)
 	}
 }
 
