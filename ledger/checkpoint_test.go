@@ -285,3 +285,53 @@ func TestCheckpointStateIsSummed(t *testing.T) {
 		t.Fatalf("a checkpoint without a sum: %d %q %v", seq, got, err)
 	}
 }
+
+// A checkpoint saved after the ledger's head (events lost, or hidden by a
+// damaged page: a walk cut a branch page's count) marks the store damaged
+// as it is opened: its readers must refuse it, appends are refused.
+func TestCheckpointAfterTheHeadIsDamage(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTest(t, Options{})
+	jsAppend(t, s, 30)
+	if err := s.SaveCheckpoint(ctx, "3", 30, []byte("head"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.Damaged() != nil {
+		t.Fatalf("a whole store: %v", s.Damaged())
+	}
+	s.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for seq := uint64(21); seq <= 30; seq++ {
+			if err := tx.Bucket(bucketEvents).Delete(seqKey(seq)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ro := range []bool{true, false} {
+		st, err := Open(path, Options{ReadOnly: ro})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Damaged(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "the ledger ends at seq 20, but a checkpoint of it was saved at seq 30") {
+			t.Fatalf("read-only %v: %v", ro, err)
+		}
+		if !ro {
+			if _, err := st.Append(ctx, cmd("x")); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("an append to a ledger that lost its tail: %v", err)
+			}
+		}
+		if rep, err := st.Verify(ctx); err != nil || rep.OK || rep.FirstBad != 21 {
+			t.Fatalf("verify: %+v %v", rep, err)
+		}
+		st.Close()
+	}
+}

@@ -263,6 +263,15 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		s.setBroken(err)
 		s.log.Error("ledger tail is corrupt; appends refused", logKeyPath, path, logKeyErr, err)
+	} else if c := s.checkpointAfter(h.seq); c > 0 {
+		// A checkpoint is saved after its events are committed to the
+		// same file: one after the head means events were lost, or a
+		// damaged page hides them (a walk: a branch page's count cut, and
+		// replay gave the digest of the 1,842 events left, exit 0).
+		err := fmt.Errorf("%w: the ledger ends at seq %d, but a checkpoint of it was saved at seq %d: "+
+			"the events after seq %d are lost, or a damaged page hides them", ErrCorrupt, h.seq, c, h.seq)
+		s.setBroken(err)
+		s.log.Error("ledger tail is lost; appends refused", logKeyPath, path, logKeyErr, err)
 	}
 	s.head.Store(h)
 	if !s.ro {
@@ -360,6 +369,40 @@ func seqKey(seq uint64) []byte {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], seq)
 	return k[:]
+}
+
+// checkpointAfter returns the highest seq a stored checkpoint (of any
+// version) was saved at, when it is after seq; else 0.
+func (s *Store) checkpointAfter(seq uint64) uint64 {
+	var most uint64
+	_ = s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCheckpoints)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			if len(v) >= 8 {
+				most = max(most, binary.BigEndian.Uint64(v))
+			}
+			return nil
+		})
+	})
+	if most > seq {
+		return most
+	}
+	return 0
+}
+
+// Damaged returns what was found damaged when the store was opened: its
+// last event unreadable, or a checkpoint saved after its head (events
+// lost, or hidden by a damaged page); nil when nothing was. What such a
+// store reads is a ledger cut short: replays and servers must refuse it,
+// verify names it.
+func (s *Store) Damaged() error {
+	if b := s.broken.Load(); b != nil && errors.Is(*b, ErrCorrupt) {
+		return *b
+	}
+	return nil
 }
 
 // setBroken stops all further appends with err.

@@ -377,18 +377,36 @@ type header interface {
 // the checkpoint's head is read; the state's queries read the sections
 // from store when they need them.
 func FromCheckpoint(ctx context.Context, store CheckpointLoader) *projections.State {
+	st, _ := CheckpointState(ctx, store)
+	return st
+}
+
+// CheckpointState is FromCheckpoint saying why there is no state: an
+// error wrapping ledger.ErrNotFound when no checkpoint of this version is
+// stored, ledger.ErrCorrupt when the stored one cannot be used (its bytes
+// damaged, not decodable, naming a section the store lacks, of another
+// seq than it is filed under, or after the ledger's head), else the
+// store's error.
+func CheckpointState(ctx context.Context, store CheckpointLoader) (*projections.State, error) {
 	seq, b, err := store.LoadCheckpoint(ctx, projections.Version)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	if h, ok := store.(header); ok {
 		if head, _ := h.Head(); seq > head {
-			return nil
+			return nil, fmt.Errorf("checkpoint at seq %d: %w: after the ledger's head, seq %d", seq, ledger.ErrCorrupt, head)
 		}
 	}
 	st, err := projections.UnmarshalCheckpoint(ctx, b, store)
-	if err != nil || st.Seq() != seq {
-		return nil
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil && !errors.Is(err, ledger.ErrCorrupt) && !errors.Is(err, ledger.ErrUnavailable):
+		return nil, fmt.Errorf("checkpoint at seq %d: %w: %v", seq, ledger.ErrCorrupt, err)
+	case err != nil:
+		return nil, fmt.Errorf("checkpoint at seq %d: %w", seq, err)
+	case st.Seq() != seq:
+		return nil, fmt.Errorf("checkpoint at seq %d: %w: it holds the state at seq %d", seq, ledger.ErrCorrupt, st.Seq())
 	}
-	return st
+	return st, nil
 }

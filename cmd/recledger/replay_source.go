@@ -91,7 +91,7 @@ func (c *ReplayCommand) openSource(ctx context.Context, a *replayArgs, opts *rep
 // openBolt opens the data dir's ledger read-only; when a server holds it,
 // and --source was not given, it turns a to that server's mirror.
 func (rs *replaySource) openBolt(ctx context.Context, a *replayArgs, opts *replay.Options, stderr *os.File) error {
-	store, err := openLedgerReadOnly(a.data)
+	store, err := openLedgerToRead(a.data)
 	switch info, live := readServing(a.data); {
 	case err == nil:
 		rs.closes = append(rs.closes, func() { store.Close() })

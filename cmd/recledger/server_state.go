@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/recledger/recledger/ingest"
@@ -38,6 +39,17 @@ func (s *Server) openStore(ctx context.Context) error {
 		return err
 	}
 	s.store = store
+	if err := store.Damaged(); err != nil {
+		// Served, it would answer for the events it can read and append
+		// after them, under seqs the lost ones hold.
+		path := filepath.Join(s.cfg.Data, LedgerFile)
+		nats := ""
+		if s.cfg.NATS != "" {
+			nats = " --nats URL"
+		}
+		return fmt.Errorf("serve: %w. Move %s away, then rebuild it from the mirror with `recledger restore --from-jetstream%s --data %s --site %s` (docs/replay.md, \"Verify and restore\")",
+			err, path, nats, s.cfg.Data, s.cfg.Site)
+	}
 	if on, err := store.Restoring(ctx); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	} else if on {

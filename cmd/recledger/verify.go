@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/recledger/recledger/ledger"
-	"github.com/recledger/recledger/projections"
 	"github.com/recledger/recledger/replay"
 )
 
@@ -145,14 +144,19 @@ func checkStopped(ctx context.Context, store *ledger.Store) (res verifyResult, s
 		return res, nil, fmt.Errorf("verify: %w", err)
 	}
 	res.OK = res.OK && !res.RestoreUnfinished
-	st := replay.FromCheckpoint(ctx, store)
-	if st == nil {
+	st, err := replay.CheckpointState(ctx, store)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
 		res.Checkpoint = &checkpointReport{OK: true, None: true}
-		if _, _, err := store.LoadCheckpoint(ctx, projections.Version); errors.Is(err, ledger.ErrCorrupt) {
-			res.Checkpoint = &checkpointReport{Problem: err.Error(), err: err}
-			res.OK = false
-		}
 		return res, nil, nil
+	case errors.Is(err, ledger.ErrCorrupt):
+		// Damaged, not of another build (a walk read "none of this
+		// build's version" for a checkpoint page zeroed, exit 0).
+		res.Checkpoint = &checkpointReport{Problem: err.Error(), err: err}
+		res.OK = false
+		return res, nil, nil
+	case err != nil:
+		return res, nil, fmt.Errorf("verify: %w", err)
 	}
 	n, size, err := st.CheckSections(ctx)
 	res.Sections = &sectionsReport{OK: err == nil, Checkpoint: st.Seq(), Sections: n, Bytes: size}
@@ -243,8 +247,19 @@ func (a *verifyArgs) compareMirror(ctx context.Context, store *ledger.Store, res
 	if a.natsURL != "" {
 		nats = " --nats " + withoutCredentials(a.natsURL)
 	}
+	fileDamaged := res.File != nil && !res.File.OK
+	if !res.Chain.OK && !rep.Restorable && !rep.Ahead {
+		// The ledger's chain breaks (an event missing, changed), and the
+		// comparison stopped at the first difference: whether the mirror
+		// holds a whole copy to rebuild from is read on its own (walks
+		// found chain breaks with a whole mirror and no way out named).
+		head, _ := store.Head()
+		if last, err := mirrorWhole(ctx, js, a.site); err == nil && last >= head && head > 0 {
+			rep.Restorable = true
+		}
+	}
 	switch {
-	case rep.Restorable, rep.OK && res.File != nil && !res.File.OK:
+	case rep.Restorable, (rep.OK || rep.Ahead) && fileDamaged, rep.Ahead && !res.Chain.OK:
 		res.Rebuild = fmt.Sprintf("move %s away, then run `recledger restore --from-jetstream%s --data %s --site %s` (docs/replay.md, \"Verify and restore\")",
 			filepath.Join(a.data, LedgerFile), nats, a.data, a.site)
 	case rep.Ahead && res.Chain.OK:
@@ -252,6 +267,16 @@ func (a *verifyArgs) compareMirror(ctx context.Context, store *ledger.Store, res
 			"and restore continues it (docs/replay.md, \"Verify and restore\")", nats, a.data, a.site, rep.Events)
 	}
 	return nil
+}
+
+// mirrorWhole reads the site's events in the mirror to its end, checking
+// their chain, and returns the last seq; an error when they do not chain.
+func mirrorWhole(ctx context.Context, js jetstream.JetStream, site string) (last uint64, err error) {
+	err = ledger.ScanJetStream(ctx, js, site, 0, func(e ledger.Envelope) error {
+		last = e.Seq
+		return nil
+	})
+	return last, err
 }
 
 // streamMissing reports whether js has no events stream.
@@ -283,8 +308,10 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		} else if r != nil {
 			fmt.Fprintf(out, "%-10s FAILED: %s (%d good before it)%s\n", "sections", r.Problem, r.Sections, sectionsMend(res))
 		}
-		if c := res.Checkpoint; c != nil && c.Problem != "" {
+		if c := res.Checkpoint; c != nil && c.Problem != "" && res.Chain.OK {
 			fmt.Fprintf(out, "%-10s FAILED: %s; the next serve folds every event instead and replaces it\n", "checkpoint", c.Problem)
+		} else if c != nil && c.Problem != "" {
+			fmt.Fprintf(out, "%-10s FAILED: %s\n", "checkpoint", c.Problem)
 		} else if c != nil && c.None {
 			fmt.Fprintf(out, "%-10s none of this build's version (the next serve folds the events and saves one)\n", "checkpoint")
 		} else if c != nil && c.OK {

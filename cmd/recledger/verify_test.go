@@ -460,3 +460,66 @@ func TestServeFoldsPastADamagedHead(t *testing.T) {
 		t.Fatalf("verify once served: %v\n%s", err, out)
 	}
 }
+
+// deleteEvents deletes the events from..to from a stopped dir's ledger, as
+// a damaged page hides them.
+func deleteEvents(t *testing.T, dir string, from, to uint64) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, LedgerFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		for seq := from; seq <= to; seq++ {
+			if err := tx.Bucket([]byte("events")).Delete(binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Events gone from the middle of the ledger or from its end, the mirror
+// whole: verify says how to rebuild (it named no way out for a gap, and
+// for a lost tail said that restore "continues it", which left the damaged
+// file), replay refuses a ledger that lost its tail (it gave the digest of
+// the events left, exit 0), and so does serve, saying what to run.
+func TestVerifyRebuildsAfterEventsAreLost(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		from, to uint64
+	}{
+		{"a gap", 5, 9},
+		{"a lost tail", 20, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := writeOfflineDay(t, true, afterSeal())
+			to := c.to
+			if to == 0 {
+				to = d.seq
+			}
+			deleteEvents(t, d.dir, c.from, to)
+			path := filepath.Join(d.dir, LedgerFile)
+			out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir, "--nats", d.natsURL, "--site", replaytest.Site)
+			if err == nil || !strings.Contains(out, "chain      FAILED at seq "+strconv.FormatUint(c.from, 10)) ||
+				!strings.Contains(out, "rebuild    the ledger can be rebuilt from the mirror: move "+path+" away") {
+				t.Fatalf("verify: %v\n%s", err, out)
+			}
+			if out, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--digest"); err == nil {
+				t.Fatalf("replay of a ledger that lost events: %s", out)
+			}
+			if c.to == 0 {
+				cfg := testServeConfig(d.dir)
+				cfg.Site = replaytest.Site
+				_, err := StartServer(t.Context(), cfg)
+				if !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(err.Error(), "Move "+path+" away") {
+					t.Fatalf("serve of a ledger that lost its tail: %v", err)
+				}
+			}
+		})
+	}
+}
