@@ -397,11 +397,21 @@ func stderrOr(f *os.File) *os.File {
 func openLedgerReadOnly(dir string) (*ledger.Store, error) {
 	path := filepath.Join(dir, LedgerFile)
 	fi, err := os.Stat(path)
+	// A dir with its own mirror and no ledger in it lost its ledger file:
+	// say how to rebuild it (a walk read "not found" alone).
+	rebuild := ""
+	if isDir(filepath.Join(dir, JetStreamDir)) {
+		rebuild = fmt.Sprintf("; its mirror is in %s: rebuild the ledger from it with recledger restore --from-jetstream --data %s --site NAME (docs/replay.md)",
+			filepath.Join(dir, JetStreamDir), dir)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("no ledger at %s: %w", path, ledger.ErrNotFound)
+		return nil, fmt.Errorf("no ledger at %s: %w%s", path, ledger.ErrNotFound, rebuild)
 	}
 	if fi.Size() == 0 {
-		return nil, fmt.Errorf("%w: %s is empty (0 bytes): its ledger was lost; rebuild it with recledger restore --from-jetstream (docs/replay.md)", ledger.ErrNotFound, path)
+		if rebuild == "" {
+			rebuild = "; rebuild it with recledger restore --from-jetstream (docs/replay.md)"
+		}
+		return nil, fmt.Errorf("%w: %s is empty (0 bytes): its ledger was lost%s", ledger.ErrNotFound, path, rebuild)
 	}
 	st, err := ledger.Open(path, ledger.Options{ReadOnly: true})
 	if errors.Is(err, ledger.ErrLocked) {

@@ -161,8 +161,13 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 
 // ledgerHead is the head seq of the ledger at path: 0 when there is none;
 // an error when it cannot be read to tell (a running server holds it).
+//
+// An empty file (a refused start's, or one truncated to nothing) holds no
+// events: restore fills it (a walk followed verify's word to restore over
+// one, and restore failed reading it). A damaged ledger is refused later,
+// when restore opens it to write (Store.Damaged).
 func ledgerHead(path string) (uint64, error) {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	if fi, err := os.Stat(path); errors.Is(err, os.ErrNotExist) || (err == nil && fi.Size() == 0) {
 		return 0, nil
 	}
 	st, err := ledger.Open(path, ledger.Options{ReadOnly: true})

@@ -202,6 +202,8 @@ func serverChainProblem(ctx context.Context, info servingInfo) string {
 type readyReply struct {
 	HeadSeq      *uint64 `json:"head_seq"`
 	ChainProblem string  `json:"chain_problem"`
+	// DamageProblem: a request met a damaged part of the file.
+	DamageProblem string `json:"damage_problem"`
 }
 
 // serverReady reads a running server's /readyz; ok is false when it does

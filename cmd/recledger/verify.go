@@ -45,6 +45,10 @@ type verifyResult struct {
 	// RestoreUnfinished: a restore began filling the file and did not
 	// finish; it holds only the first events of a history.
 	RestoreUnfinished bool `json:"restore_unfinished,omitempty"`
+	// ServerDamage is, beside a running server, the damaged part of the
+	// file a request met (its /readyz damage_problem): the chain and the
+	// mirror may be whole while a sealed day's stored history is not.
+	ServerDamage string `json:"server_damage,omitempty"`
 	// Rebuild says how to rebuild a damaged ledger from the mirror,
 	// when the mirror holds every event whole (JetStream.Restorable).
 	Rebuild string `json:"rebuild,omitempty"`
@@ -113,6 +117,14 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 		return writeVerify(out, res, a.asJSON, nil)
 	}
 	if err != nil {
+		if a.asJSON {
+			// Automation reads stdout: a file that cannot be opened is a
+			// failed verify there too, not an empty line (a walk).
+			_ = writeJSONLine(out, struct {
+				OK    bool   `json:"ok"`
+				Error string `json:"error"`
+			}{false, err.Error()})
+		}
 		return fmt.Errorf("verify: %w", err)
 	}
 	defer store.Close()
@@ -326,6 +338,9 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		if res.JetStream != nil {
 			writeVerifyLine(out, "jetstream", *res.JetStream)
 		}
+		if res.ServerDamage != "" {
+			fmt.Fprintf(out, "%-10s FAILED: a request met a damaged part of the file: %s\n", "server", res.ServerDamage)
+		}
 		if res.Rebuild != "" {
 			fmt.Fprintf(out, "%-10s the ledger can be rebuilt from the mirror: %s\n", "rebuild", res.Rebuild)
 		}
@@ -343,6 +358,8 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		return fmt.Errorf("verify: checkpoint: %w (the next serve folds every event instead and replaces it)", res.Checkpoint.err)
 	case res.Checkpoint != nil && !res.Checkpoint.OK:
 		return fmt.Errorf("verify: checkpoint at seq %d: %w: its state is not what its events give (start serve once with --rebuild)", res.Checkpoint.Seq, ledger.ErrCorrupt)
+	case res.ServerDamage != "":
+		return fmt.Errorf("verify: %w: the server met a damaged part of the file: stop it, then run recledger verify on its data dir", ledger.ErrCorrupt)
 	case res.JetStream != nil && res.JetStream.Behind:
 		return fmt.Errorf("verify: jetstream: %w, nothing it holds differs: %s", errMirrorBehind, res.JetStream.Problem)
 	case res.JetStream != nil && !res.JetStream.OK:
@@ -438,6 +455,9 @@ func verifyBesideServer(ctx context.Context, info servingInfo, token string, wai
 		return res, fmt.Errorf("the server's verify: %w", err)
 	}
 	res.OK = res.Chain.OK
+	if r, ok := serverReady(ctx, info); ok && r.DamageProblem != "" {
+		res.ServerDamage, res.OK = r.DamageProblem, false
+	}
 	if !res.Chain.OK {
 		return res, nil
 	}

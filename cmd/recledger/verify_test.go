@@ -235,7 +235,16 @@ func TestVerifyCommandChecksSections(t *testing.T) {
 		resp.Body.Close()
 		var ready map[string]any
 		getJSON(t, "http://"+srv.Addr()+"/readyz", &ready)
+		// verify beside the server: its chain and mirror are whole, the
+		// day's stored history is not; verify says so and fails.
+		vout, verr := runCmd(t, &VerifyCommand{}, "--data", d.dir)
 		e2eStop(t, srv)
+		if !rebuild && (!errors.Is(verr, ledger.ErrCorrupt) || !strings.Contains(vout, "server     FAILED: a request met a damaged part of the file: ") || !strings.Contains(vout, string(key))) {
+			t.Fatalf("verify beside a server that met damage: %v\n%s", verr, vout)
+		}
+		if rebuild && verr != nil {
+			t.Fatalf("verify beside the rebuilt server: %v\n%s", verr, vout)
+		}
 		msg, _ := body["message"].(string)
 		damage, _ := ready["damage_problem"].(string)
 		switch {
@@ -271,6 +280,30 @@ func TestOfflineOpenErrorsSayWhy(t *testing.T) {
 		t.Fatalf("verify of a file that is not a ledger: %v", err)
 	}
 	t.Logf("%v", err)
+	// A dir holding its own mirror and no ledger: the error says how to
+	// rebuild the ledger from the mirror.
+	lost := t.TempDir()
+	if err := os.Mkdir(filepath.Join(lost, JetStreamDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []func() error{func() error { return nil }, func() error { return os.WriteFile(filepath.Join(lost, LedgerFile), nil, 0o600) }} {
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+		_, err = runCmd(t, &ReplayCommand{}, "--data", lost, "--digest")
+		if !errors.Is(err, ledger.ErrNotFound) || !strings.Contains(err.Error(), "rebuild the ledger from it with recledger restore --from-jetstream --data "+lost) {
+			t.Fatalf("replay of a dir whose ledger is lost beside its mirror: %v", err)
+		}
+	}
+	// --json: automation reading stdout gets a failed verify, not nothing.
+	out, err := runCmd(t, &VerifyCommand{}, "--data", t.TempDir(), "--json")
+	var res struct {
+		OK    *bool
+		Error string
+	}
+	if err == nil || json.Unmarshal([]byte(out), &res) != nil || res.OK == nil || *res.OK || !strings.Contains(res.Error, "no ledger at") {
+		t.Fatalf("verify --json of a dir with no ledger: %v\n%s", err, out)
+	}
 }
 
 // A checkpoint whose state is not what its events give (here its head
@@ -518,6 +551,21 @@ func TestVerifyRebuildsAfterEventsAreLost(t *testing.T) {
 				_, err := StartServer(t.Context(), cfg)
 				if !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(err.Error(), "Move "+path+" away") {
 					t.Fatalf("serve of a ledger that lost its tail: %v", err)
+				}
+				// restore does not continue it (it would keep the damage)...
+				js := []string{"--from-jetstream", "--data", d.dir, "--nats", d.natsURL, "--site", replaytest.Site}
+				if _, err := runCmd(t, &RestoreCommand{}, js...); !errors.Is(err, ledger.ErrChainBroken) || !strings.Contains(err.Error(), "move it away and restore into an empty data dir") {
+					t.Fatalf("restore over a ledger that lost its tail: %v", err)
+				}
+				// ...and fills an empty file in its place (it failed reading one).
+				if err := os.Truncate(path, 0); err != nil {
+					t.Fatal(err)
+				}
+				if out, err := runCmd(t, &RestoreCommand{}, js...); err != nil || !strings.Contains(out, d.digest) {
+					t.Fatalf("restore over an empty ledger file: %v\n%s", err, out)
+				}
+				if out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir, "--nats", d.natsURL, "--site", replaytest.Site); err != nil {
+					t.Fatalf("verify after the restore: %v\n%s", err, out)
 				}
 			}
 		})
