@@ -52,6 +52,11 @@ type verifyResult struct {
 	// Rebuild says how to rebuild a damaged ledger from the mirror,
 	// when the mirror holds every event whole (JetStream.Restorable).
 	Rebuild string `json:"rebuild,omitempty"`
+	// Remirror says how to rebuild a damaged mirror from the ledger,
+	// when the ledger is whole and the mirror's own events do not chain
+	// (damaged or missing in the stream's store): the ledger is the
+	// durable copy, and the outbox publishes it again into a new stream.
+	Remirror string `json:"remirror,omitempty"`
 }
 
 // checkpointReport is the newest checkpoint checked against its events:
@@ -270,6 +275,15 @@ func (a *verifyArgs) compareMirror(ctx context.Context, store *ledger.Store, res
 			rep.Restorable = true
 		}
 	}
+	if res.Chain.OK && !fileDamaged && !rep.OK && !rep.Behind && !rep.Ahead {
+		// Two copies that differ, the ledger's whole: when the mirror's
+		// own events do not chain, the mirror is the damaged one (a walk
+		// found this named with no way out). Two whole histories that
+		// differ are left to the operator: either may be the wrong one.
+		if _, err := mirrorWhole(ctx, js, a.site); errors.Is(err, ledger.ErrChainBroken) || errors.Is(err, ledger.ErrCorrupt) {
+			res.Remirror = remirror(a.natsURL, a.data)
+		}
+	}
 	switch {
 	case rep.Restorable, (rep.OK || rep.Ahead) && fileDamaged, rep.Ahead && !res.Chain.OK:
 		res.Rebuild = fmt.Sprintf("move %s away, then run `recledger restore --from-jetstream%s --data %s --site %s` (docs/replay.md, \"Verify and restore\")",
@@ -279,6 +293,19 @@ func (a *verifyArgs) compareMirror(ctx context.Context, store *ledger.Store, res
 			"and restore continues it (docs/replay.md, \"Verify and restore\")", nats, a.data, a.site, rep.Events)
 	}
 	return nil
+}
+
+// remirror is how to rebuild the mirror from a whole ledger: a stream
+// that lost or changed events in its middle cannot be mended in place
+// (the outbox resumes after the site's last message), so it is made anew
+// and the outbox publishes every event again, from seq 1.
+func remirror(natsURL, dir string) string {
+	if natsURL == "" {
+		return fmt.Sprintf("stop the server, move %s away, then start serve: the outbox publishes every event again into a new stream (docs/replay.md, \"Verify and restore\")",
+			filepath.Join(dir, JetStreamDir))
+	}
+	return fmt.Sprintf("delete the stream (`nats stream rm %s`, with the credentials of docs/clients.md): the server of each site sharing it makes it again "+
+		"and publishes its events again from its ledger; then run verify again (docs/replay.md, \"Verify and restore\")", ledger.EventsStream)
 }
 
 // mirrorWhole reads the site's events in the mirror to its end, checking
@@ -343,6 +370,9 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		}
 		if res.Rebuild != "" {
 			fmt.Fprintf(out, "%-10s the ledger can be rebuilt from the mirror: %s\n", "rebuild", res.Rebuild)
+		}
+		if res.Remirror != "" {
+			fmt.Fprintf(out, "%-10s the ledger is whole and the mirror's events do not chain: %s\n", "remirror", res.Remirror)
 		}
 	}
 	switch {
