@@ -240,7 +240,8 @@ func (a *verifyArgs) compareMirror(ctx context.Context, store *ledger.Store, res
 		stop, connected = nc.Close, true
 	}
 	if !connected {
-		res.JetStreamSkipped = "the data dir has no mirror of its own (a server with --nats keeps it on that NATS): give --nats URL to compare it"
+		res.JetStreamSkipped = "the data dir has no mirror of its own (a server with --nats keeps it on that NATS): give --nats URL to compare it; " +
+			"with the embedded server, the next serve makes the mirror again and publishes every event into it"
 		return nil
 	}
 	defer stop()
