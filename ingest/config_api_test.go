@@ -88,7 +88,9 @@ func TestConfigAPI(t *testing.T) {
 		"/v1/config/teams/sales": `{"retention_days":4111111111111111}`,
 	} {
 		r := put(path, body, 400)
-		if strings.Contains(r.Raw, "4111111111111111") || !strings.Contains(r.Raw, "******1111") {
+		// users.u3.4111…: the card's run begins with the 3 (a mark
+		// joins them), so it is starred whole.
+		if strings.Contains(r.Raw, "4111111111111111") || !strings.Contains(r.Raw, "******1111") && !strings.Contains(r.Raw, "u*****************") {
 			t.Errorf("PUT %s %s: the card number is quoted in clear: %s", path, body, r.Raw)
 		}
 	}

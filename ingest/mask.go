@@ -25,13 +25,16 @@ import (
 // ("41111111111111111225") holds one. This is the projections' own rule
 // (projections.holdsCardNumber), which rejects such a key, so that
 // nothing the fold rejects as a card number is in the ledger in clear. A
-// run holding one is replaced whole by its first 6 digits, one '*' per
-// hidden digit and its last 4 digits, its separators dropped
-// ("4111 1111-1111 1111" → "411111******1111"), so that no digits of the
-// run can combine into another card number. Everything else is kept. A
-// long run of digits (a reference number of 20 or more) is likely to hold
-// a window that passes Luhn by chance, and is then masked too: a false
-// alarm costs a metadata value, a missed card number an audit.
+// run that is one card number, all its digits, is replaced by its first
+// 6 digits, one '*' per hidden digit and its last 4 digits, its
+// separators dropped ("4111 1111-1111 1111" → "411111******1111"), so
+// that no digits of the run can combine into another card number; a run
+// holding one among other digits is replaced by one '*' per digit
+// ("41111111111111111225" → twenty '*'): its first and last digits may
+// be the code or the expiry. A long run of digits (a reference number of
+// 20 or more) is likely to hold a window that passes Luhn by chance, and
+// is then masked too: a false alarm costs a metadata value, a missed
+// card number an audit. The value's other digits are masked too (below).
 //
 // What reads as a digit or a space to a person counts, not only ASCII: a
 // digit is any Unicode decimal digit (full-width "４", Arabic-Indic "٤"),
@@ -44,6 +47,15 @@ import (
 // and circled digits ("⁴", "④") to digits, and a number written with an
 // exponent ("4.111111111111111e15", as JSON may) as its digits. A card
 // number typed with any of them is still one.
+
+// Beside a card number. A value that holds a card number has every other
+// digit masked as well, each a '*': what is typed beside a card number is
+// likely its expiry date and security code ("4111 1111 1111 1111 exp
+// 12/27 cvv 123" → "411111******1111 exp **/** cvv ***"), which PCI DSS
+// (3.3.1) says are never stored after authorization, and the ledger keeps
+// what it is given for good. An auditor's walk found them in clear beside
+// the masked number. Only such a value loses its digits: one without a
+// card number is kept as written.
 
 // Grouping punctuation. RULES.md names spaces and dashes between a card
 // number's digits; people also group them with other marks
@@ -91,30 +103,60 @@ func maskRuns(v string) (string, bool) {
 		return v, false
 	}
 	var b strings.Builder
-	masked := false
+	var cards [][2]int // where each card-number run begins and ends in v
 	i := 0
 	for i < len(v) {
 		r, size := utf8.DecodeRuneInString(v[i:])
 		if _, ok := cardDigit(r); !ok {
-			b.WriteString(v[i : i+size])
 			i += size
 			continue
 		}
 		end, digits, groups := scanRun(v, i)
 		if holdsCard(digits, groups) {
-			b.Write(digits[:cardKeepHead])
-			b.WriteString(strings.Repeat("*", len(digits)-cardKeepHead-cardKeepTail))
-			b.Write(digits[len(digits)-cardKeepTail:])
-			masked = true
-		} else {
-			b.WriteString(v[i:end])
+			cards = append(cards, [2]int{i, end})
 		}
 		i = end
 	}
-	if !masked {
+	if len(cards) == 0 {
 		return v, false
 	}
+	// Every other digit of a value that holds a card number is masked too
+	// (see "Beside a card number").
+	i = 0
+	for _, c := range cards {
+		b.WriteString(starDigits(v[i:c[0]]))
+		_, digits, groups := scanRun(v, c[0])
+		if !wholeCard(digits, groups) {
+			// Other digits glued to the card's run (its code, its
+			// expiry, "cvv 123, 4111…"): its first and last digits
+			// may be theirs, not the card's.
+			b.WriteString(strings.Repeat("*", len(digits)))
+			i = c[1]
+			continue
+		}
+		b.Write(digits[:cardKeepHead])
+		b.WriteString(strings.Repeat("*", len(digits)-cardKeepHead-cardKeepTail))
+		b.Write(digits[len(digits)-cardKeepTail:])
+		i = c[1]
+	}
+	b.WriteString(starDigits(v[i:]))
 	return b.String(), true
+}
+
+// starDigits is s with each of its digits (of any script) a '*', its
+// other bytes as they are.
+func starDigits(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if _, ok := cardDigit(r); ok {
+			b.WriteByte('*')
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // maxExponent bounds the numbers exponentDigits writes out: a card number
@@ -350,6 +392,14 @@ func holdsCard(digits []byte, g runJoins) bool {
 		}
 	}
 	return false
+}
+
+// wholeCard reports whether a run's digits are one card number, all of
+// them, as holdsCard takes one.
+func wholeCard(digits []byte, g runJoins) bool {
+	n := len(digits)
+	return n >= cardMinDigits && n <= cardMaxDigits && luhn(digits) &&
+		(len(g.marks) == 0 || g.cardGroups(0, n, n) && cardBrand(digits))
 }
 
 // cardGroups reports whether digits [i, end) of a run of n digits are

@@ -31,8 +31,17 @@ func TestCardNumbersTypedAnyWayAreMasked(t *testing.T) {
 			t.Errorf("the ledger holds %q in clear", v)
 		}
 	}
-	if got := strings.Count(ev.Raw, "411111*"); got != len(clear) {
+	// The card and its expiry run together: every digit starred.
+	if got := strings.Count(ev.Raw, "411111*") + strings.Count(ev.Raw, strings.Repeat("*", 20)); got != len(clear) {
 		t.Errorf("%d masked values in the ledger, want %d", got, len(clear))
 	}
-	s.verified(2 + len(clear))
+
+	// What is typed beside a card number (its expiry, its code) is
+	// masked with it; a value without one keeps its digits.
+	s.form("metadata", "sender_id=jdoe&agentname="+url.QueryEscape("4111 1111 1111 1111 exp 12/27 cvv 123")+"&note="+url.QueryEscape("ok 12/27 cvv 123"))
+	ev = s.must(200, "GET", "/v1/events?after_seq=0&limit=100", "", "")
+	if !strings.Contains(ev.Raw, "411111******1111 exp **/** cvv ***") || strings.Contains(ev.Raw, "1111 exp 12/27") || !strings.Contains(ev.Raw, "ok 12/27 cvv 123") {
+		t.Errorf("the expiry and code beside a card number are in the ledger, or a value without one lost its digits: %s", ev.Raw)
+	}
+	s.verified(3 + len(clear))
 }

@@ -28,11 +28,11 @@ func TestMaskCards(t *testing.T) {
 		{"2026-11-23", "2026-11-23", false},                            // a date
 		{"10.70", "10.70", false},                                      // an amount
 		{"x94111111111111000y", "x94111111111111000y", false},          // 17 digits, none of their windows Luhn-valid
-		{"41111111111111111225", "411111**********1225", true},         // card and expiry, no separator
-		{"5500000000000004123", "550000*********4123", true},           // card and CVV
-		{"123454111111111111111", "123454***********1111", true},       // digits before the card
-		{"4111111111111111 1225", "411111**********1225", true},        // card then expiry: whole run hidden
-		{"ref 12 4111-1111-1111-1111", "ref 124111********1111", true}, // number before the card
+		{"41111111111111111225", "********************", true},         // card and expiry, no separator
+		{"5500000000000004123", "*******************", true},           // card and CVV
+		{"123454111111111111111", "*********************", true},       // digits before the card
+		{"4111111111111111 1225", "********************", true},        // card then expiry: whole run hidden
+		{"ref 12 4111-1111-1111-1111", "ref ******************", true}, // number before the card
 		{"a 4111111111111111 b 5500005555555559", "a 411111******1111 b 550000******5559", true},
 		{"", "", false},
 		// what reads as a space, a dash or a digit to a person
@@ -84,6 +84,11 @@ func TestMaskCards(t *testing.T) {
 		{"4.111.111.111.111.111", "4.111.111.111.111.111", false},                   // as an amount: groups of 1 and 3
 		{"(312) 555-0100, (312) 555-0101", "(312) 555-0100, (312) 555-0101", false}, // phone numbers: groups of 3
 		{"4111.1111.1111.1111225", "4111.1111.1111.1111225", false},                 // a CVV glued to the last group: not whole groups
+		// beside a card number, every other digit masked: its expiry and code
+		{"4111 1111 1111 1111 exp 12/27 cvv 123", "411111******1111 exp **/** cvv ***", true},
+		{"cvv 123, 4111111111111111", "cvv *******************", true},
+		{"4111111111111111 and 5500005555555559 at 9", "411111******1111 and 550000******5559 at *", true},
+		{"exp \u0661\u0662/27 4111111111111111", "exp ********************", true},
 	} {
 		got, masked := maskCards(tc.in)
 		if got != tc.want || masked != tc.masked {
