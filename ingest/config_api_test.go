@@ -173,3 +173,47 @@ func TestConfigFileSaysWhatItUndid(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigFileKeepsATeamWithOpenContacts: a file that removes a team
+// whose calls go on keeps it (the API refuses that delete): an admin's
+// walk restarted with a file lacking a team added through the API, and
+// the team's archived call closed discarded.
+func TestConfigFileKeepsATeamWithOpenContacts(t *testing.T) {
+	var logs ledgertest.Buffer
+	s := newStackWith(t, nil, func(o *ingest.Options, _ *ledger.Store) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	path := filepath.Join(t.TempDir(), "config.json")
+	writeFile(t, path, siteConfig)
+	if err := s.api.ApplyConfigFile(t.Context(), path); err != nil {
+		t.Fatal(err)
+	}
+	s.must(200, "PUT", "/v1/config/teams/care2", "application/json", `{"archive":true,"retention_days":30,"tagged_retention_days":30}`)
+	s.must(200, "PUT", "/v1/config/users/carl", "application/json", `{"name":"Carl","team":"care2","recording":"gateway","extension":"3600"}`)
+	s.signal(`{"call_id":"K-1","extension":"3600","type":"ringing","direction":"inbound","ani":"+13125550100"}`)
+	s.signal(`{"call_id":"K-1","extension":"3600","type":"answered"}`)
+
+	if err := s.api.ApplyConfigFile(t.Context(), path); err != nil {
+		t.Fatal(err)
+	}
+	if got := logs.String(); !strings.Contains(got, "kept=") || !strings.Contains(got, "care2 (1 open contact: ") {
+		t.Fatalf("the kept team is not named: %s", got)
+	}
+	cfg := s.must(200, "GET", "/v1/config", "", "")
+	if !strings.Contains(cfg.Raw, `"care2"`) || strings.Contains(cfg.Raw, `"carl"`) {
+		t.Fatalf("care2 should be kept, carl removed: %s", cfg.Raw)
+	}
+	s.signal(`{"call_id":"K-1","extension":"3600","type":"ended"}`)
+	c := s.must(200, "GET", "/v1/contacts?user_id=carl", "", "")
+	if !strings.Contains(c.Raw, `"reason_codes":["ARCHIVE"]`) || !strings.Contains(c.Raw, `"disposition":"upload"`) {
+		t.Fatalf("the archived team's call did not close archived: %s", c.Raw)
+	}
+
+	// Its calls ended, the next start removes it as the file says.
+	if err := s.api.ApplyConfigFile(t.Context(), path); err != nil {
+		t.Fatal(err)
+	}
+	if cfg := s.must(200, "GET", "/v1/config", "", ""); strings.Contains(cfg.Raw, `"care2"`) {
+		t.Fatalf("care2 outlived its calls: %s", cfg.Raw)
+	}
+}

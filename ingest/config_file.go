@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/recledger/recledger/ledger"
@@ -60,23 +62,27 @@ func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	value, err := json.Marshal(doc)
-	if err != nil {
-		return false, fmt.Errorf("config file: %w", err)
-	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	current, err := canonicalConfig(s.views.Config())
 	if err != nil {
 		return false, fmt.Errorf("config file: current: %w", err)
 	}
-	if bytes.Equal(current, value) {
-		s.log.Info("configuration file unchanged", logKeyFile, path)
-		return false, nil
-	}
 	var was ledger.Config
 	if err := json.Unmarshal(current, &was); err != nil {
 		return false, fmt.Errorf("config file: current: %w", err)
+	}
+	if kept := s.keepBusyTeams(was, &doc); len(kept) > 0 {
+		s.log.Warn("configuration file: it removes teams that have open contacts; they are kept until a start after their calls have ended, since a team's workflow decides its contacts when they close (the API refuses such a delete too)",
+			logKeyFile, path, logKeyKept, strings.Join(kept, "; "))
+	}
+	value, err := json.Marshal(doc)
+	if err != nil {
+		return false, fmt.Errorf("config file: %w", err)
+	}
+	if bytes.Equal(current, value) {
+		s.log.Info("configuration file unchanged", logKeyFile, path)
+		return false, nil
 	}
 	undone := configUndone(was, doc)
 	var added []string
@@ -98,6 +104,29 @@ func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error)
 	s.log.Warn("configuration file applied: it replaced the whole configuration, and undid what it does not hold as the ledger had it (changes made through the API included); keep such changes in the file, or start without --config (docs/clients.md)",
 		logKeyFile, path, logKeySeq, envs[0].Seq, logKeyUndone, strings.Join(undone, "; "), logKeyAdded, strings.Join(added, "; "))
 	return true, nil
+}
+
+// keepBusyTeams puts back into doc each team of was that doc removes
+// while it has open contacts, and names them: without its workflow, an
+// archived call would be discarded when it closes, a tagged one kept for
+// no day (handleDelete refuses such a delete through the API).
+func (s *Server) keepBusyTeams(was ledger.Config, doc *ledger.Config) []string {
+	var kept []string
+	for _, team := range slices.Sorted(maps.Keys(was.Teams)) {
+		if _, ok := doc.Teams[team]; ok {
+			continue
+		}
+		open := s.views.OpenContactsOfTeam(team)
+		if len(open) == 0 {
+			continue
+		}
+		if doc.Teams == nil {
+			doc.Teams = map[string]ledger.Team{}
+		}
+		doc.Teams[team] = was.Teams[team]
+		kept = append(kept, fmt.Sprintf("%s (%s: %s)", team, plural(len(open), "open contact"), strings.Join(open[:min(len(open), 5)], ", ")))
+	}
+	return kept
 }
 
 // canonicalConfig encodes a copy of c normalised, without touching c's maps

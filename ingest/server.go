@@ -119,6 +119,7 @@ const (
 	logKeyUndone    = "undone"
 	logKeyTokens    = "tokens"
 	logKeyAdded     = "added"
+	logKeyKept      = "kept"
 	logKeyAhead     = "ahead"
 	logKeySource    = "source"
 	logKeyDropped   = "dropped"
