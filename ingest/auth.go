@@ -317,7 +317,16 @@ func (t *Tokens) authorize(r *http.Request, want Role) (string, error) {
 			return "", newError(http.StatusForbidden, reasonForbidden, fmt.Sprintf("client network lacks role %s", want))
 		}
 	}
-	return "", newError(http.StatusUnauthorized, reasonUnauthorized, "a bearer token is required")
+	msg := "a bearer token is required"
+	switch {
+	case ok && len(t.networks) > 0:
+		// A desktop that cannot send headers (a CAD HTTP action) is let
+		// in by its network: say which address was judged.
+		msg += fmt.Sprintf(": the client address %s is in no network the tokens file grants (docs/clients.md, \"Tokens\")", addr)
+	case ok:
+		msg += ": the tokens file grants no client network (docs/clients.md, \"Tokens\")"
+	}
+	return "", newError(http.StatusUnauthorized, reasonUnauthorized, msg)
 }
 
 // lookup finds a token, comparing every entry in constant time.

@@ -65,6 +65,12 @@ func TestAuthorize(t *testing.T) {
 			}
 		})
 	}
+	// A desktop that cannot send headers is told which address was judged.
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "172.16.0.1:5000"
+	if _, err := tok.authorize(r, RoleCommand); err == nil || !strings.Contains(err.Error(), "the client address 172.16.0.1 is in no network the tokens file grants") {
+		t.Errorf("unknown network: %v", err)
+	}
 	var open *Tokens
 	if p, err := open.authorize(httptest.NewRequest("GET", "/", nil), RoleAdmin); p != "" || err != nil {
 		t.Errorf("open API: %q, %v", p, err)
