@@ -169,7 +169,12 @@ func (c *ReplayCommand) openJetStream(ctx context.Context, a *replayArgs, opts *
 	jsrc := replay.JetStreamSource{JS: js, Site: a.site}
 	rs.src = jsrc
 	if rs.head, err = jsrc.Head(ctx); err != nil {
-		return fmt.Errorf("replay: %w", ledger.Refused(nc, err))
+		err = ledger.Refused(nc, err)
+		if errors.Is(err, ledger.ErrRefused) && a.token == "" {
+			// As verify, pauses and manifest say it (askServer).
+			return fmt.Errorf("replay: %w (give a token with the auditor role: --token or RECLEDGER_TOKEN)", err)
+		}
+		return fmt.Errorf("replay: %w", err)
 	}
 	beside := rs.beside
 	if rs.head == 0 && beside == nil {

@@ -264,7 +264,8 @@ func TestCommandsBesideServerWithTokens(t *testing.T) {
 	data := t.TempDir()
 	const auditor = "auditor-token-0123456789"
 	srv := startWithTokens(t, data, `{"tokens":[{"name":"audit","token":"`+auditor+`","roles":["auditor"]},`+
-		`{"name":"desk","token":"command-token-0123456789","roles":["command"]}]}`)
+		`{"name":"desk","token":"command-token-0123456789","roles":["command"]}],`+
+		`"networks":[{"name":"local","cidr":"127.0.0.0/8","roles":["command"]}]}`)
 	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
 	if err != nil {
 		t.Fatal(err)
