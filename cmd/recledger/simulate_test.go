@@ -68,7 +68,7 @@ func TestSimulateAgainstServer(t *testing.T) {
 	}
 
 	// A site configured otherwise: the setup says what it replaced.
-	req, _ := http.NewRequest(http.MethodPut, "http://"+srv.Addr()+"/v1/config/site", strings.NewReader(`{"timezone":"America/Chicago","upload_time":"18:00"}`))
+	req, _ := http.NewRequest(http.MethodPut, "http://"+srv.Addr()+"/v1/config/site", strings.NewReader(`{"timezone":"America/Chicago","upload_time":"18:00","max_pause_seconds":30}`))
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("PUT site: %v %v", err, resp)
 	}
@@ -76,7 +76,7 @@ func TestSimulateAgainstServer(t *testing.T) {
 	if err := cmd.Run(ctx, []string{"--url", "http://" + srv.Addr(), "--agents", "2", "--calls-per-agent", "1", "--seed", "7"}); err != nil {
 		t.Fatalf("third run: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "setup replaced the server's configuration: site (was timezone America/Chicago, upload 18:00)") {
+	if !strings.Contains(out.String(), `setup replaced the server's configuration: site (max_pause_seconds 30 → 0, server_host "" → "qm-base-1", timezone "America/Chicago" → "UTC", upload_time "18:00" → "23:00")`) {
 		t.Errorf("the setup did not say it replaced the site:\n%s", out.String())
 	}
 }

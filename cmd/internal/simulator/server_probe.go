@@ -192,17 +192,14 @@ func replaced(cfg map[string]json.RawMessage, setup []Request) []string {
 			}
 			cur = m[key]
 		}
-		if len(cur) == 0 || string(cur) == "null" || sameJSON(cur, q.Body, part == "site") {
+		if len(cur) == 0 || string(cur) == "null" || sameJSON(cur, q.Body) || part == "site" && defaultSite(cur) {
 			continue
 		}
 		switch part {
 		case "site":
-			var st struct {
-				Timezone   string `json:"timezone"`
-				UploadTime string `json:"upload_time"`
-			}
-			_ = json.Unmarshal(cur, &st)
-			out = append(out, fmt.Sprintf("site (was timezone %s, upload %s)", st.Timezone, st.UploadTime))
+			// Each setting named: a walk read only the zone and upload
+			// time, and max_pause_seconds went from 30 to 0 unsaid.
+			out = append(out, "site ("+strings.Join(memberChanges(cur, q.Body), ", ")+")")
 		case "teams":
 			out = append(out, "team "+key)
 		case "metadata":
@@ -214,17 +211,22 @@ func replaced(cfg map[string]json.RawMessage, setup []Request) []string {
 	return out
 }
 
+// defaultSite reports whether the server's site settings are the ones
+// it has when none were set (a fresh server's): not configured otherwise.
+func defaultSite(cur []byte) bool {
+	var zero ledger.Site
+	zero.Normalize()
+	b, err := json.Marshal(zero)
+	return err == nil && len(memberChanges(cur, b)) == 0
+}
+
 // sameJSON reports whether a and b hold the same members with the same
 // values (a as the server shows it may hold defaults b leaves out: only
-// b's members are compared). For the site, only what dates and seals the
-// day counts: its server_host is a label.
-func sameJSON(a, b []byte, site bool) bool {
+// b's members are compared).
+func sameJSON(a, b []byte) bool {
 	var ma, mb map[string]any
 	if json.Unmarshal(a, &ma) != nil || json.Unmarshal(b, &mb) != nil {
 		return false
-	}
-	if site {
-		delete(mb, "server_host")
 	}
 	for k, v := range mb {
 		if fmt.Sprint(ma[k]) != fmt.Sprint(v) {
@@ -232,6 +234,38 @@ func sameJSON(a, b []byte, site bool) bool {
 		}
 	}
 	return true
+}
+
+// memberChanges names, in member order, what putting b in place of a
+// changes: "max_pause_seconds 30 → 0"; a member of a that b leaves out
+// goes back to its default.
+func memberChanges(a, b []byte) []string {
+	var ma, mb map[string]json.RawMessage
+	if json.Unmarshal(a, &ma) != nil || json.Unmarshal(b, &mb) != nil {
+		return nil
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(ma)) {
+		v, ok := mb[k]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("%s %s → its default", k, ma[k]))
+		case !sameValue(ma[k], v):
+			out = append(out, fmt.Sprintf("%s %s → %s", k, ma[k], v))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(mb)) {
+		if _, ok := ma[k]; !ok {
+			out = append(out, fmt.Sprintf("%s → %s", k, mb[k]))
+		}
+	}
+	return out
+}
+
+// sameValue reports whether two JSON values are equal.
+func sameValue(a, b json.RawMessage) bool {
+	var va, vb any
+	return json.Unmarshal(a, &va) == nil && json.Unmarshal(b, &vb) == nil && fmt.Sprint(va) == fmt.Sprint(vb)
 }
 
 // refusedRead says what a read's status means for the simulator's token.
