@@ -45,6 +45,7 @@ func TestBadInput(t *testing.T) {
 	check(s.form("pause", "sender_id=nobody"), 404, "unknown_user", true)
 	check(s.form("login", "sender_id=jdoe&peripheral_id=5001"), 400, "missing_extension", true)
 	check(s.form("login", "sender_id=jdoe&peripheral_id=5001&extension=3450%20"), 400, "invalid_extension", true)
+	check(s.form("login", "sender_id=jdoe&peripheral_id=5001&extension=4111111111111111"), 400, "invalid_extension", true) // a card number, masked
 	r = s.finesse("tag", `{"sender_id":"jdoe","peripheral_id":"${peripheralId}"}`)
 	check(r, 400, "invalid_input", true)
 	if !strings.Contains(r.str("message"), "peripheral_id") {

@@ -152,7 +152,8 @@ func badMember(doc any, t reflect.Type) (path, msg string, ok bool) {
 // numbers: extensions and the patterns of numbers. Call signals carry
 // such numbers unmasked (docs/rules-decisions.md): an E.164 number passes
 // Luhn one time in ten, and refused it could not be put on an exclusion
-// list. Their values are checked by their own rules (digits, + # and *).
+// list. One of more digits than a phone number has is not one
+// (phoneDigits). Their values are checked by their own rules (digits, + # and *).
 // A peripheral id is not one: commands carry it masked like any value,
 // so a card-like one configured would refuse every command that names it
 // (wrong_peripheral).
@@ -171,8 +172,24 @@ func phoneMember(name string) bool {
 func cardInConfig(root string, doc any) (string, bool) {
 	return stringInConfig(root, doc, func(member, s string) bool {
 		_, ok := maskCards(s)
-		return ok && !phoneMember(member)
+		return ok && !(phoneMember(member) && phoneDigits(s))
 	})
+}
+
+// maxPhoneDigits is the most digits a phone number has (E.164: 15).
+const maxPhoneDigits = 15
+
+// phoneDigits reports whether s has no more digits than a phone number:
+// a card number of 16 to 19 digits cannot be one, and is masked or
+// refused as a card number wherever it stands.
+func phoneDigits(s string) bool {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if isDigit(s[i]) {
+			n++
+		}
+	}
+	return n <= maxPhoneDigits
 }
 
 // variableInConfig finds an unexpanded ${...} (a template's, as a Finesse

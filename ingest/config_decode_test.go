@@ -67,7 +67,7 @@ func TestDecodeConfigPartNamesTheField(t *testing.T) {
 	// an E.164 number passes Luhn one time in ten.
 	for root, doc := range map[string]string{
 		"teams.uk":   `{"exclusion":["+4915112345678","+4412345678901*"],"inclusion":["4420794601001"],"classifiers":[{"number_pattern":"+4915112345678"}]}`,
-		"users.long": `{"name":"x","team":"t","recording":"desktop","extension":"4111111111111111","peripheral_id":"5001"}`,
+		"users.long": `{"name":"x","team":"t","recording":"desktop","extension":"+4915112345678","peripheral_id":"5001"}`,
 	} {
 		var v any = &ledger.Team{}
 		if strings.HasPrefix(root, "users.") {
@@ -76,6 +76,11 @@ func TestDecodeConfigPartNamesTheField(t *testing.T) {
 		if err := decodeConfigPart([]byte(doc), root, v); err != nil {
 			t.Errorf("%s %s: %v", root, doc, err)
 		}
+	}
+	// A number longer than a phone number can be (16 digits and more) is
+	// no line's: a card number there is refused as anywhere.
+	if err := decodeConfigPart([]byte(`{"name":"x","team":"t","recording":"desktop","extension":"4111111111111111"}`), "users.long", &ledger.User{}); err == nil || !strings.Contains(err.Error(), "users.long.extension") {
+		t.Errorf("a card number as an extension: %v", err)
 	}
 	// A peripheral id is not: commands carry it masked, so a card-like one
 	// would refuse every command naming it (wrong_peripheral).

@@ -204,10 +204,12 @@ func parseParams(rawQuery, contentType string, body []byte) request {
 	}
 	maskField(paramSender, &req.SenderID)
 	maskField(paramPeripheral, &req.PeripheralID)
-	if !ledger.ValidExtension(req.Extension) {
+	if !ledger.ValidExtension(req.Extension) || !phoneDigits(req.Extension) {
 		// An extension is a phone line's number, which call signals carry
 		// unmasked too (docs/rules-decisions.md): +4915112345678 passes
-		// Luhn, and masked it is no line at all. Any other text is masked.
+		// Luhn, and masked it is no line at all. Any other text is
+		// masked, and so is a number longer than a phone number can be
+		// (an auditor's walk logged in on 4111111111111111, in clear).
 		maskField(paramExtension, &req.Extension)
 	}
 	for i := range req.Params {

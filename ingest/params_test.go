@@ -33,6 +33,12 @@ func TestParseParams(t *testing.T) {
 			want:  request{SenderID: "jdoe", Extension: "+4915112345678"},
 		},
 		{
+			// no phone number has 16 digits (E.164: at most 15)
+			name:  "an extension longer than a phone number holding a card number is masked",
+			query: "sender_id=jdoe&extension=4111111111111111",
+			want:  request{SenderID: "jdoe", Extension: "411111******1111", Masked: []string{"extension"}},
+		},
+		{
 			name:  "an extension that is text holding a card number is masked",
 			query: "sender_id=jdoe&extension=4111+1111+1111+1111",
 			want:  request{SenderID: "jdoe", Extension: "411111******1111", Masked: []string{"extension"}},
