@@ -24,6 +24,11 @@ type configReply struct {
 	Op      string `json:"op"`
 	Seq     uint64 `json:"seq"`
 	EventID string `json:"event_id"`
+	// SharesExtensionWith lists the other users whose default extension
+	// a user put has too, and Note says what that means: shared desks
+	// are allowed, a typo is not told apart from one.
+	SharesExtensionWith []string `json:"shares_extension_with,omitempty"`
+	Note                string   `json:"note,omitempty"`
 }
 
 // handleGetConfig serves GET /v1/config: the whole document.
@@ -129,12 +134,15 @@ func (s *Server) putPart(w http.ResponseWriter, r *http.Request, part, key strin
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	var reply configReply
 	if u, ok := v.(ledger.User); ok {
-		if _, defined := s.views.Config().Teams[u.Team]; !defined {
+		cfg := s.views.Config()
+		if _, defined := cfg.Teams[u.Team]; !defined {
 			s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidConfig,
 				fmt.Sprintf("team %q is not defined: put the team first (a user of no team is recorded and nothing of it is saved)", u.Team)).with("field", "users."+key+".team"))
 			return
 		}
+		reply.SharesExtensionWith, reply.Note = sharedExtension(cfg, key, u.Extension)
 	}
 	if part == ledger.PartMetadata {
 		defined := s.views.Config().Metadata
@@ -144,7 +152,30 @@ func (s *Server) putPart(w http.ResponseWriter, r *http.Request, part, key strin
 			return
 		}
 	}
-	s.changeConfig(w, r, ledger.ConfigChange{Part: part, Key: key, Op: ledger.OpPut, Value: value})
+	s.changeConfigWith(w, r, ledger.ConfigChange{Part: part, Key: key, Op: ledger.OpPut, Value: value}, reply)
+}
+
+// sharedExtension lists the users other than user whose default
+// extension is ext, and says what that means (an admin's walk gave bob
+// jdoe's extension by mistake: bob, first by id, took jdoe's calls and
+// nothing said so).
+func sharedExtension(cfg ledger.Config, user, ext string) ([]string, string) {
+	if ext == "" {
+		return nil, ""
+	}
+	var others []string
+	for id, u := range cfg.Users {
+		if id != user && u.Extension == ext {
+			others = append(others, id)
+		}
+	}
+	if len(others) == 0 {
+		return nil, ""
+	}
+	slices.Sort(others)
+	first := slices.Min(append([]string{user}, others...))
+	return others, fmt.Sprintf("extension %s is also the default extension of %s: its calls go to the agent logged in on it, else to the first of its users by user id (%s) unless logged in elsewhere; a shared desk is allowed (docs/rules-decisions.md)",
+		ext, strings.Join(others, ", "), first)
 }
 
 // handleDelete serves DELETE of a metadata key, team or user (404 when it
@@ -189,13 +220,19 @@ func (s *Server) handleDelete(part, pathKey string) http.HandlerFunc {
 
 // changeConfig appends one change made through the API and answers it.
 func (s *Server) changeConfig(w http.ResponseWriter, r *http.Request, c ledger.ConfigChange) {
+	s.changeConfigWith(w, r, c, configReply{})
+}
+
+// changeConfigWith is changeConfig answering with reply's notes.
+func (s *Server) changeConfigWith(w http.ResponseWriter, r *http.Request, c ledger.ConfigChange, reply configReply) {
 	c.Principal, c.Source = principalOf(r), configSourceAPI
 	envs, err := s.appendEvents(r.Context(), sourceConfig, ledger.Event{Type: ledger.TypeConfig, Data: c})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, configReply{Part: c.Part, Key: c.Key, Op: c.Op, Seq: envs[0].Seq, EventID: envs[0].ID.String()})
+	reply.Part, reply.Key, reply.Op, reply.Seq, reply.EventID = c.Part, c.Key, c.Op, envs[0].Seq, envs[0].ID.String()
+	s.writeJSON(w, http.StatusOK, reply)
 }
 
 // teamUsers lists, sorted, the users of team.

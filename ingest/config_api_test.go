@@ -217,3 +217,17 @@ func TestConfigFileKeepsATeamWithOpenContacts(t *testing.T) {
 		t.Fatalf("care2 outlived its calls: %s", cfg.Raw)
 	}
 }
+
+// A user put on another user's default extension is answered with who
+// else has it: a shared desk is allowed, a typo looks the same.
+func TestPutUserSaysWhoSharesItsExtension(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	r := s.must(200, "PUT", "/v1/config/users/bob", "application/json", `{"name":"Bob","team":"sales","recording":"desktop","extension":"3420"}`)
+	if !strings.Contains(r.Raw, `"shares_extension_with":["jdoe"]`) || !strings.Contains(r.str("note"), "extension 3420 is also the default extension of jdoe") || !strings.Contains(r.str("note"), "(bob)") {
+		t.Fatalf("a shared extension unsaid: %s", r.Raw)
+	}
+	if r := s.must(200, "PUT", "/v1/config/users/carol", "application/json", `{"name":"Carol","team":"sales","recording":"desktop","extension":"3999"}`); strings.Contains(r.Raw, "shares_extension_with") || strings.Contains(r.Raw, "note") {
+		t.Fatalf("an extension of its own: %s", r.Raw)
+	}
+}
