@@ -58,6 +58,9 @@ func TestPauseQueryDatesAreTheSites(t *testing.T) {
 			t.Errorf("%s: %d %s, want 404 naming jdoe", path, r.Status, r.Raw)
 		}
 	}
+	if r := s.do("GET", "/v1/agents/JDOE", "", ""); r.Status != 404 || !strings.Contains(r.str("message"), `agent "jdoe" differs only in case`) {
+		t.Errorf("/v1/agents/JDOE: %d %s, want 404 naming jdoe", r.Status, r.Raw)
+	}
 	if n := rows("user_id=jdoe"); n != 1 {
 		t.Errorf("jdoe's pauses: %d, want 1", n)
 	}

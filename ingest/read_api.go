@@ -18,7 +18,16 @@ const dayLayout = "2006-01-02"
 
 // handleAgent serves GET /v1/agents/{user_id}.
 func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
-	a, err := s.views.Agent(r.PathValue("user_id"))
+	user := r.PathValue("user_id")
+	a, err := s.views.Agent(user)
+	if errors.Is(err, ledger.ErrNotFound) {
+		if other, ok := s.agentInOtherCase(user); ok {
+			// As the filters of /v1/contacts and /v1/pauses say it.
+			s.writeError(w, r, newError(http.StatusNotFound, reasonNotFound,
+				fmt.Sprintf("agent %q: not found (user ids are case-sensitive); agent %q differs only in case", user, other)))
+			return
+		}
+	}
 	if err != nil {
 		s.writeError(w, r, err) // "agent ID: not found"
 		return
@@ -279,13 +288,20 @@ func (s *Server) checkUserFilter(user string) error {
 		return nil
 	}
 	msg := fmt.Sprintf("user_id %q names no agent: no configuration or event has named it, so nothing can match (user ids are case-sensitive)", user)
-	for _, a := range s.views.Agents() {
-		if strings.EqualFold(a.UserID, user) {
-			msg += fmt.Sprintf("; agent %q differs only in case", a.UserID)
-			break
-		}
+	if other, ok := s.agentInOtherCase(user); ok {
+		msg += fmt.Sprintf("; agent %q differs only in case", other)
 	}
 	return newError(http.StatusNotFound, reasonNotFound, msg).with("field", "user_id")
+}
+
+// agentInOtherCase finds an agent whose user id is user in other case.
+func (s *Server) agentInOtherCase(user string) (string, bool) {
+	for _, a := range s.views.Agents() {
+		if strings.EqualFold(a.UserID, user) {
+			return a.UserID, true
+		}
+	}
+	return "", false
 }
 
 // parseTimeParam reads an RFC 3339 time or a YYYY-MM-DD day (midnight in
