@@ -210,7 +210,7 @@ func (s *Server) handleDelete(part, pathKey string) http.HandlerFunc {
 			// for no day.
 			if open := s.views.OpenContactsOfTeam(key); len(open) > 0 {
 				s.writeError(w, r, newError(http.StatusConflict, reasonConflict,
-					fmt.Sprintf("team %q has %d open contacts (%s), which its workflow decides when they close: delete it once their calls have ended", key, len(open), strings.Join(open[:min(len(open), 5)], ", "))).with("contacts", open))
+					fmt.Sprintf("team %q has %s (%s), which its workflow decides when they close: delete it once their calls have ended", key, plural(len(open), "open contact"), strings.Join(open[:min(len(open), 5)], ", "))).with("contacts", open))
 				return
 			}
 		}

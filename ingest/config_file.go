@@ -98,12 +98,21 @@ func (s *Server) applyConfigFile(ctx context.Context, path string) (bool, error)
 	if len(undone) == 0 {
 		// Only additions: the file's own new parts, or parts deleted
 		// through the API that it puts back.
-		s.log.Info("configuration file applied", logKeyFile, path, logKeySeq, envs[0].Seq, logKeyAdded, strings.Join(added, "; "))
+		s.log.Info("configuration file applied", append([]any{logKeyFile, path, logKeySeq, envs[0].Seq}, addedAttr(added)...)...)
 		return true, nil
 	}
 	s.log.Warn("configuration file applied: it replaced the whole configuration, and undid what it does not hold as the ledger had it (changes made through the API included); keep such changes in the file, or start without --config (docs/clients.md)",
-		logKeyFile, path, logKeySeq, envs[0].Seq, logKeyUndone, strings.Join(undone, "; "), logKeyAdded, strings.Join(added, "; "))
+		append([]any{logKeyFile, path, logKeySeq, envs[0].Seq, logKeyUndone, strings.Join(undone, "; ")}, addedAttr(added)...)...)
 	return true, nil
+}
+
+// addedAttr is the log attribute naming what a file added, none when it
+// added nothing or is the first (everything is added then).
+func addedAttr(added []string) []any {
+	if len(added) == 0 {
+		return nil
+	}
+	return []any{logKeyAdded, strings.Join(added, "; ")}
 }
 
 // keepBusyTeams puts back into doc each team of was that doc removes

@@ -25,7 +25,7 @@ func TestConfigTeamReferences(t *testing.T) {
 	s.signal(`{"call_id":"c-1","extension":"3420","type":"ringing","direction":"inbound","ani":"+13125550100"}`)
 	s.must(200, "PUT", "/v1/config/users/jdoe", "", `{"name":"Jane Doe","team":"gw","recording":"desktop","extension":"3420"}`)
 	r = s.do("DELETE", "/v1/config/teams/sales", "", "")
-	if open, _ := r.JSON["contacts"].([]any); r.Status != 409 || len(open) != 1 || !strings.Contains(r.str("message"), "1 open contacts") {
+	if open, _ := r.JSON["contacts"].([]any); r.Status != 409 || len(open) != 1 || !strings.Contains(r.str("message"), "has 1 open contact (") {
 		t.Errorf("deleting a team with an open contact: %d %s", r.Status, r.Raw)
 	}
 	s.signal(`{"call_id":"c-1","extension":"3420","type":"ended"}`)
