@@ -56,7 +56,8 @@ func (c *SimulateCommand) Run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "requests in flight at most (default: --agents)")
 	strFlag(fs, &cfg.Token, "token", "RECLEDGER_TOKEN", "bearer token (with the command and admin roles) when the server has --tokens")
 	fs.StringVar(&day, "day", "", "play the calls on `YYYY-MM-DD`, from 08:00Z, through the signals' at member;\n"+
-		"commands keep the server's time, so the two clocks disagree; a time ahead of the server's is taken at the server's\n"+
+		"commands keep the server's time, so the two clocks disagree: contacts stretch from the day to their commands,\n"+
+		"and its manifests are not a real day's (docs/PERFORMANCE.md); a time ahead of the server's is taken at the server's\n"+
 		"(default: signals carry no time, the server stamps them)")
 	fs.BoolVar(&cfg.SkipSetup, "skip-setup", false, "do not PUT the site configuration (already done)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
