@@ -3,14 +3,11 @@ package ingest_test
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/recledger/recledger/ingest"
 	"github.com/recledger/recledger/ledger"
-	"github.com/recledger/recledger/ledger/ledgertest"
 )
 
 func TestConfigAPI(t *testing.T) {
@@ -147,10 +144,7 @@ func TestApplyConfigFile(t *testing.T) {
 // TestConfigFileSaysWhatItUndid: --config replaces the whole document, so a
 // restart undoes changes made through the API; the log must name them.
 func TestConfigFileSaysWhatItUndid(t *testing.T) {
-	var logs ledgertest.Buffer
-	s := newStackWith(t, nil, func(o *ingest.Options, _ *ledger.Store) {
-		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	})
+	s, logs := newLoggedStack(t)
 	path := filepath.Join(t.TempDir(), "config.json")
 	writeFile(t, path, siteConfig)
 	if err := s.api.ApplyConfigFile(t.Context(), path); err != nil {
@@ -179,10 +173,7 @@ func TestConfigFileSaysWhatItUndid(t *testing.T) {
 // walk restarted with a file lacking a team added through the API, and
 // the team's archived call closed discarded.
 func TestConfigFileKeepsATeamWithOpenContacts(t *testing.T) {
-	var logs ledgertest.Buffer
-	s := newStackWith(t, nil, func(o *ingest.Options, _ *ledger.Store) {
-		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	})
+	s, logs := newLoggedStack(t)
 	path := filepath.Join(t.TempDir(), "config.json")
 	writeFile(t, path, siteConfig)
 	if err := s.api.ApplyConfigFile(t.Context(), path); err != nil {

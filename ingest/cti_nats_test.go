@@ -174,10 +174,7 @@ func TestReadyzTellsManifestsWaiting(t *testing.T) {
 // signals with no trace of why).
 func TestCTIPublishedWithoutReply(t *testing.T) {
 	nc := startNATS(t)
-	var logs ledgertest.Buffer
-	s := newStackWith(t, nil, func(o *ingest.Options, _ *ledger.Store) {
-		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	})
+	s, logs := newLoggedStack(t)
 	s.configure()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

@@ -1,24 +1,16 @@
 package ingest_test
 
 import (
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/recledger/recledger/ingest"
-	"github.com/recledger/recledger/ledger"
-	"github.com/recledger/recledger/ledger/ledgertest"
 )
 
 // Signals dated ahead of the server's clock are counted and logged (once
 // a minute): a feed whose clock runs ahead dates contacts after the
 // pauses made during them, and nothing showed it.
 func TestSignalsAheadAreCounted(t *testing.T) {
-	var logs ledgertest.Buffer
-	s := newStackWith(t, nil, func(o *ingest.Options, _ *ledger.Store) {
-		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	})
+	s, logs := newLoggedStack(t)
 	s.configure()
 	at := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(time.RFC3339Nano) }
 	s.signal(`[{"call_id":"c-1","extension":"3420","type":"ringing","at":"` + at(10*time.Second) + `"},

@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/recledger/recledger/ingest"
 	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/ledger/ledgertest"
 	"github.com/recledger/recledger/projections"
 )
 
@@ -169,6 +171,17 @@ const siteConfig = `{"site":{"upload_time":"23:00","timezone":"UTC","max_pause_s
   "gw":{"archive":true,"retention_days":30,"tagged_retention_days":30}},
  "users":{"jdoe":{"name":"Jane Doe","team":"sales","recording":"desktop","extension":"3420","peripheral_id":"5001"},
   "gwuser":{"name":"Gate Way","team":"gw","recording":"gateway","extension":"3500"}}}`
+
+// newLoggedStack is a stack whose server logs, as text, to the buffer
+// returned.
+func newLoggedStack(t *testing.T) (*stack, *ledgertest.Buffer) {
+	t.Helper()
+	logs := new(ledgertest.Buffer)
+	s := newStackWith(t, nil, func(o *ingest.Options, _ *ledger.Store) {
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	return s, logs
+}
 
 // configure applies siteConfig as a --config file (one event).
 func (s *stack) configure() {

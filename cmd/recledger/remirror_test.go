@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,12 +41,7 @@ func TestVerifyRemirrorsADamagedMirror(t *testing.T) {
 				defer e2eStop(t, srv)
 				base := "http://" + srv.Addr()
 				for i := from; i <= to; i++ {
-					body := fmt.Sprintf(`{"call_id":"c-%d","extension":"3420","type":"ringing"}`, i)
-					resp, err := http.Post(base+"/v1/calls/events", "application/json", strings.NewReader(body))
-					if err != nil || resp.StatusCode != http.StatusOK {
-						t.Fatalf("call signal: %v %v", resp, err)
-					}
-					resp.Body.Close()
+					postRinging(t, base, i)
 				}
 				var r struct {
 					Lag  uint64 `json:"outbox_lag"`

@@ -430,12 +430,7 @@ func TestServeRestartsAStuckJetStream(t *testing.T) {
 	base := "http://" + srv.Addr()
 	signal := func(i int) {
 		t.Helper()
-		body := fmt.Sprintf(`{"call_id":"c-%d","extension":"3420","type":"ringing"}`, i)
-		resp, err := http.Post(base+"/v1/calls/events", "application/json", strings.NewReader(body))
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("call signal: %v %v", resp, err)
-		}
-		resp.Body.Close()
+		postRinging(t, base, i)
 	}
 	type ready struct {
 		Lag  uint64 `json:"outbox_lag"`
@@ -572,4 +567,16 @@ func TestServesWhileAnExternalNATSIsAway(t *testing.T) {
 			t.Fatalf("the mirror did not catch up: %+v %v", ready, err)
 		}
 	}
+}
+
+// postRinging posts the ringing of call c-i on extension 3420 to the
+// server at base.
+func postRinging(t *testing.T, base string, i int) {
+	t.Helper()
+	body := fmt.Sprintf(`{"call_id":"c-%d","extension":"3420","type":"ringing"}`, i)
+	resp, err := http.Post(base+"/v1/calls/events", "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("call signal: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }
