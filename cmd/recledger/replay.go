@@ -175,7 +175,7 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 		}
 	}
 	if a.source == sourceJetStream && rs.beside == nil && stats.Last.Seq > 0 {
-		noteOtherLedger(ctx, a, stats.Last, stderr)
+		noteOtherLedger(ctx, a, rs.head, stats.Last, stderr)
 	}
 	noteUntil(a, rs.head, st, stats, stderr)
 	return a.print(ctx, st, stats, from, out)
@@ -184,15 +184,23 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 // noteOtherLedger says on stderr when the mirror read is not the ledger
 // of the data dir: its last event is not the ledger's at that seq. A
 // mirror named by --nats beside another dir's --data was replayed with
-// no word of it (a walk). Nothing is said when the dir holds no ledger.
-func noteOtherLedger(ctx context.Context, a *replayArgs, last ledger.Envelope, stderr io.Writer) {
+// no word of it (a walk). It says too when the mirror, whose head is
+// mirrored, ends before the ledger and the replay read to its end: the
+// state is older than the ledger's (a walk's replay of a stale mirror
+// said nothing, where verify said BEHIND). Nothing is said when the dir
+// holds no ledger.
+func noteOtherLedger(ctx context.Context, a *replayArgs, mirrored uint64, last ledger.Envelope, stderr io.Writer) {
 	store, err := openLedgerReadOnly(a.data)
 	if err != nil {
 		return
 	}
 	defer store.Close()
 	mine, err := store.Get(ctx, last.Seq)
+	head, _ := store.Head()
 	switch {
+	case err == nil && mine.Hash == last.Hash && last.Seq == mirrored && head > mirrored:
+		fmt.Fprintf(stderr, "replay: note: the mirror read (%s, site %s) ends at seq %d, and the ledger in %s holds seq %d: the state is seq %d's, older than the ledger's (the mirror is behind; `recledger replay --source bbolt` reads the ledger, and the next serve refills the mirror)\n",
+			withoutCredentials(a.natsURL), a.site, last.Seq, a.data, head, last.Seq)
 	case errors.Is(err, ledger.ErrNotFound):
 		fmt.Fprintf(stderr, "replay: note: the mirror read (%s, site %s) holds seq %d, which the ledger in %s does not: it is another ledger's, or this one lost its tail (`recledger verify` compares them)\n",
 			withoutCredentials(a.natsURL), a.site, last.Seq, a.data)

@@ -41,10 +41,15 @@ func (c *ReplayCommand) openSource(ctx context.Context, a *replayArgs, opts *rep
 			rs.close()
 		}
 	}()
-	if a.source == sourceJetStream && !a.natsNamed() {
-		// The mirror of the server running on the data dir, where it is.
+	if a.source == sourceJetStream {
+		// The mirror of the server running on the data dir, where it is;
+		// one named by --nats is checked against that server's ledger
+		// (checkBeside) as it is without --source: an engineer's walk
+		// replayed another server's mirror beside d1's with no word.
 		if info, live := readServing(a.data); live {
-			a.natsURL = info.NATS
+			if !a.natsNamed() {
+				a.natsURL = info.NATS
+			}
 			if !a.siteNamed() {
 				a.site = info.Site
 			}

@@ -206,6 +206,11 @@ func TestReplayBesideServerRefusesAnotherMirror(t *testing.T) {
 		if !errors.Is(err, ledger.ErrMismatch) || !strings.Contains(err.Error(), "the server on "+c.data) {
 			t.Errorf("replay of %s with the other server's mirror: %v", c.data, err)
 		}
+		// Asked for by --source too (a walk's was replayed with no word).
+		_, err = runCmd(t, &ReplayCommand{Stderr: devNull(t), MirrorWait: 200 * time.Millisecond}, "--data", c.data, "--digest", "--source", "jetstream", "--nats", info.NATS)
+		if !errors.Is(err, ledger.ErrMismatch) || !strings.Contains(err.Error(), "the server on "+c.data) {
+			t.Errorf("replay --source jetstream of %s with the other server's mirror: %v", c.data, err)
+		}
 	}
 }
 
