@@ -70,7 +70,9 @@ func ParseUntil(s string) (Until, error) {
 		} else if _, terr := time.Parse("15:04:05", s); terr == nil {
 			hint = " (a time of day alone names no day: give the date and the offset too, as 2026-11-23T" + s + "Z)"
 		} else if n, ok := withoutOffset(s); ok {
-			hint = " (a time without its offset names no moment: add Z for UTC, or the offset of the site's zone, as " + n + "Z or " + n + "-05:00)"
+			// No offset given as an example: a walk copied the -05:00
+			// of the old hint on a Berlin site, six hours off.
+			hint = " (a time without its offset names no moment: add Z for UTC, as " + n + "Z, or the offset the site's zone had then, as " + n + "+HH:MM; GET /v1/config names the zone)"
 		}
 		return Until{}, fmt.Errorf("until %q: %w: want a seq, a ULID or an RFC 3339 time%s", s, ledger.ErrInvalid, hint)
 	}

@@ -60,7 +60,7 @@ func TestParseUntil(t *testing.T) {
 		"2026-11-23":              "2026-11-23T00:00:00Z is its start in UTC",
 		"14:02":                   "as 2026-11-23T14:02:00Z",
 		"14:02:11":                "as 2026-11-23T14:02:11Z",
-		"2026-11-23T14:02:11":     "add Z for UTC, or the offset of the site's zone, as 2026-11-23T14:02:11Z",
+		"2026-11-23T14:02:11":     "add Z for UTC, as 2026-11-23T14:02:11Z, or the offset the site's zone had then",
 		"2026-11-23 14:02:11.120": "as 2026-11-23T14:02:11.120Z",
 	} {
 		if _, err := replay.ParseUntil(bad); err == nil || !strings.Contains(err.Error(), want) {
