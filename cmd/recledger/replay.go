@@ -258,6 +258,18 @@ func noteUntil(a *replayArgs, head uint64, st *projections.State, stats replay.S
 	if !until.IsZero() && st.Seq() == 0 && head > 0 {
 		fmt.Fprintf(stderr, "replay: --until %s comes before the ledger's first event: the state is empty\n", a.untilS)
 	}
+	if a.user != "" {
+		if _, err := st.Agent(a.user); errors.Is(err, ledger.ErrNotFound) {
+			for _, ag := range st.Agents() {
+				if strings.EqualFold(ag.UserID, a.user) {
+					// As GET /v1/agents/{id} says it (an engineer's
+					// walk traced ALICE for alice).
+					fmt.Fprintf(stderr, "replay: user ids are case-sensitive: agent %q differs from %q only in case\n", ag.UserID, a.user)
+					break
+				}
+			}
+		}
+	}
 	if a.user != "" && a.trace && stats.TracedUser == 0 {
 		// (Counted while tracing: with --json alone the state says it.)
 		fmt.Fprintf(stderr, "replay: no event names user %q (lines above, if any, change what every user's rules read)\n", a.user)

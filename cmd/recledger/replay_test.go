@@ -284,6 +284,12 @@ func TestReplayCommandTraceUser(t *testing.T) {
 	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), `no event names user "nosuch"`) {
 		t.Errorf("no word of a user no event names: %q", b)
 	}
+	if _, err := runCmd(t, &ReplayCommand{Stderr: notice}, "--data", d.dir, "--user", "ASMITH"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), `agent "asmith" differs from "ASMITH" only in case`) {
+		t.Errorf("no word of the agent in other case: %q", b)
+	}
 }
 
 // contactOf finds the contact a trace says call opened.
