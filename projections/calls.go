@@ -327,7 +327,14 @@ func (s *State) targetCallOf(a *agent) *call {
 
 // sampled is the deterministic workflow sampling: fnv-32a(call id) mod 100.
 func sampled(callID string, percent int) bool {
+	return sample(callID) < percent
+}
+
+// sample is the call's sample, 0 to 99: the FNV-1a hash of its id,
+// modulo 100. A classifier of percent P keeps the calls whose sample is
+// below P.
+func sample(callID string) int {
 	h := fnv.New32a()
 	h.Write([]byte(callID))
-	return int(h.Sum32()%100) < percent
+	return int(h.Sum32() % 100)
 }

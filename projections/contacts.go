@@ -127,26 +127,52 @@ func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedB
 	if !s.quiet {
 		line := "contact " + ct.V.ContactID + " closed (" + endedBy + "): " + *ct.V.Disposition + " [" + strings.Join(ct.V.ReasonCodes, " ") + "]"
 		if *ct.V.Disposition == ledger.DispositionDiscard {
-			line += discardWhy(ct.V.Team, t, s.cfg.Teams)
+			line += discardWhy(ct, t, s.cfg.Teams)
 		}
 		eff.Changes = append(eff.Changes, line)
 	}
 	s.book.closed(ct.V.ContactID, s.pendingOf(ct))
 }
 
-// discardWhy says, for the trace, why a contact of team name (settings t)
-// was discarded: nothing kept it (a walk's engineer could not tell, from
-// "discard []", that the team neither archived nor classified).
-func discardWhy(name string, t ledger.Team, teams map[string]ledger.Team) string {
-	team := "team " + strconv.Quote(name)
-	if _, ok := teams[name]; !ok {
+// discardWhy says, for the trace, why contact ct of its team (settings
+// t) was discarded: nothing kept it (a walk's engineer could not tell,
+// from "discard []", that the team neither archived nor classified), and
+// what each classifier found (another walk could not tell a call sampled
+// out from one of another direction).
+func discardWhy(ct *contact, t ledger.Team, teams map[string]ledger.Team) string {
+	team := "team " + strconv.Quote(ct.V.Team)
+	if _, ok := teams[ct.V.Team]; !ok {
 		team += " (not configured)"
 	}
 	if len(t.Classifiers) == 0 {
 		return " (not tagged; " + team + " does not archive and has no workflow classifiers)"
 	}
+	why := make([]string, 0, len(t.Classifiers))
+	for i, cl := range t.Classifiers {
+		why = append(why, strconv.Itoa(i+1)+": "+classifierMiss(cl, ct))
+	}
+	return " (not tagged; " + team + " does not archive, and none of its " + strconv.Itoa(len(t.Classifiers)) + " workflow classifiers matched: " + strings.Join(why, "; ") + ")"
+}
 
-	return " (not tagged; " + team + " does not archive, and none of its " + strconv.Itoa(len(t.Classifiers)) + " workflow classifiers matched)"
+// classifierMiss says why classifier cl did not keep contact ct, as
+// workflowMatch reads it.
+func classifierMiss(cl ledger.Classifier, ct *contact) string {
+	if cl.Direction != "" && cl.Direction != "any" && cl.Direction != ct.V.Direction {
+		return "for " + cl.Direction + " calls, this one " + orNone(ct.V.Direction)
+	}
+	other := otherParty(ct.V.Direction, ct.V.ANI, ct.V.DNIS)
+	if cl.NumberPattern != "" && !ledger.MatchPattern(cl.NumberPattern, other) {
+		return "number " + strconv.Quote(other) + " does not match " + strconv.Quote(cl.NumberPattern)
+	}
+	return "sampled out (the call id's sample " + strconv.Itoa(sample(ct.V.CallID)) + " is not below " + strconv.Itoa(cl.Percent) + "%)"
+}
+
+// orNone is s, or "none" when it is empty.
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // pendingOf renders a closed contact for the manifest book straight from
