@@ -30,8 +30,8 @@ func NewProgress(out *os.File, after, head uint64) *Progress {
 		progressbar.OptionSetWriter(out),
 		progressbar.OptionSetDescription("replay"),
 		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("events"),
+		// No rate: set in steps of 8192, the library's showed 161 M to
+		// 1.3 G events/s on an engineer's walk.
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 	)
@@ -47,9 +47,12 @@ func (p *Progress) Update(seq uint64) {
 	_ = p.bar.Set64(int64(seq - p.start))
 }
 
-// Finish completes and clears the bar.
+// Finish completes and clears the bar; call it before writing what the
+// replay gives (a walk's digest was glued to a bar cleared after it).
+// Calls after the first do nothing.
 func (p *Progress) Finish() {
 	if p.bar != nil {
 		_ = p.bar.Finish()
+		p.bar = nil
 	}
 }

@@ -144,12 +144,13 @@ func (c *ReplayCommand) Run(ctx context.Context, args []string) error {
 	if opts.From != nil {
 		from = opts.From.Seq()
 	}
+	p := replay.NewProgress(nil, 0, 0)
 	if !a.trace {
-		p := replay.NewProgress(stderr, from, rs.head)
+		p = replay.NewProgress(stderr, from, rs.head)
 		opts.Progress = p.Update
-		defer p.Finish()
 	}
 	st, stats, err := replay.Run(ctx, rs.src, opts)
+	p.Finish() // cleared before anything is written
 	if err != nil {
 		return replayFailed(err, stats, a.source)
 	}
