@@ -73,6 +73,11 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 			*natsURL = defaultNATSURL
 		}
 		if nc, js, err = ledger.Connect(ctx, *natsURL, "recledger-restore", nil, natsToken(*token)...); err != nil {
+			if !natsGiven(fs) {
+				// An engineer's walk met only "no servers available".
+				return fmt.Errorf("restore: %w (%s has no mirror of its own, %s: give the mirror's NATS URL with --nats, a running server's or an external cluster's)",
+					err, *data, filepath.Join(*data, JetStreamDir))
+			}
 			return fmt.Errorf("restore: %w", err)
 		}
 		stop = nc.Close
@@ -174,8 +179,13 @@ func ledgerHead(path string) (uint64, error) {
 	switch {
 	case errors.Is(err, ledger.ErrCorrupt):
 		return 0, err // it names the file and the way out
+	case errors.Is(err, ledger.ErrLocked):
+		if info, live := readServing(filepath.Dir(path)); live {
+			return 0, fmt.Errorf("%s is held by the server running on it (pid %d, %s): stop it first, or restore into another data dir: %w", path, info.PID, info.HTTP, err)
+		}
+		return 0, fmt.Errorf("%s exists and is held by another process (a running server?): %w", path, err)
 	case err != nil:
-		return 0, fmt.Errorf("%s exists and cannot be read (a running server?): %w", path, err)
+		return 0, fmt.Errorf("%s exists and cannot be read: %w", path, err)
 	}
 	defer st.Close()
 	seq, _ := st.Head()

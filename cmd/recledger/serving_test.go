@@ -454,3 +454,13 @@ func TestServingFileWrittenOnceItCan(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Restore into a served data dir names the server holding it (a walk's
+// read "a running server?", while serving.json named it).
+func TestRestoreIntoAServedDirNamesTheServer(t *testing.T) {
+	data, _, _ := startSimulatedServer(t, simulator.Config{Agents: 2, CallsPerAgent: 1, Seed: 5})
+	_, err := runCmd(t, &RestoreCommand{Stderr: devNull(t)}, "--from-jetstream", "--data", data)
+	if err == nil || !strings.Contains(err.Error(), "is held by the server running on it (pid "+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("restore into a served dir: %v", err)
+	}
+}
