@@ -86,7 +86,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	strFlag(fs, &cfg.TokensFile, "tokens", "RECLEDGER_TOKENS", "API tokens and roles (JSON); none = open")
 	cpEvents := int(cfg.CheckpointEvents)
 	cpEventsEnv := intFlag(fs, &cpEvents, "checkpoint-events", "RECLEDGER_CHECKPOINT_EVENTS",
-		fmt.Sprintf("save the projection state after this many events (%d to %d; restart folds at most about this many)", minCheckpointEvents, maxCheckpointEvents))
+		fmt.Sprintf("save the projection state after this many events (%d to %d); a save is also spaced by nine times the last one's duration, so under load a restart may fold more (docs/replay.md)", minCheckpointEvents, maxCheckpointEvents))
 	cpEveryEnv := durationFlag(fs, &cfg.CheckpointEvery, "checkpoint-every", "RECLEDGER_CHECKPOINT_EVERY",
 		fmt.Sprintf("…or this often, whichever comes first (%s to %s)", minCheckpointEvery, maxCheckpointEvery))
 	maxConnsEnv := intFlag(fs, &cfg.MaxConnections, "http-max-connections", "RECLEDGER_HTTP_MAX_CONNECTIONS",
