@@ -112,7 +112,7 @@ func (c *ReplayCommand) parse(args []string, stderr *os.File) (*replayArgs, erro
 	// What --json prints is JSON alone, one object (a trace and a digest
 	// together put text before the JSON: a walk's jq failed on it).
 	if a.trace && a.asJSON {
-		return nil, fmt.Errorf("replay: %w: --json prints the summary or --digest as JSON; a trace is text (docs/replay.md)", ledger.ErrInvalid)
+		return nil, fmt.Errorf("replay: %w: --json prints the summary, --digest or, with --user and no --trace, the agent's state as JSON; a trace is text (docs/replay.md)", ledger.ErrInvalid)
 	}
 	if a.user != "" && a.asJSON && a.digest {
 		return nil, fmt.Errorf("replay: %w: with --json, --user prints the agent's state and --digest the digest: ask for one of them", ledger.ErrInvalid)
