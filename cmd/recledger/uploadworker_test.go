@@ -141,6 +141,23 @@ func TestUploadWorkerOutlivesARefusedToken(t *testing.T) {
 	}
 	waitLog("upload worker bound")
 
+	// A worker started with a token the server does not take, or none,
+	// is refused at once (an operator's walk's waited in silence).
+	for _, tok := range []string{"bogus-token-0123456789", ""} {
+		refused := make(chan error, 1)
+		go func() {
+			refused <- (&UploadWorkerCommand{Stderr: io.Discard}).Run(t.Context(), []string{"--nats", "nats://" + natsAddr, "--token", tok, "--site", "bench", "--dest", t.TempDir()})
+		}()
+		select {
+		case err := <-refused:
+			if err == nil || !strings.Contains(err.Error(), "give a token with the upload role") {
+				t.Errorf("a worker with token %q: %v", tok, err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("a worker with token %q was not refused in 15 s", tok)
+		}
+	}
+
 	e2eStop(t, srv)
 	srv = start("b.json", adminTok)
 	waitLog("the server refuses this worker's token")
@@ -153,6 +170,7 @@ func TestUploadWorkerOutlivesARefusedToken(t *testing.T) {
 
 	sealToday(t, "http://"+srv.Addr(), admin)
 	waitLog("manifest uploaded")
+	waitLog("upload worker reconnected")
 }
 
 // sealToday closes today's day (UTC) on the server at base, with token

@@ -125,7 +125,6 @@ func Run(ctx context.Context, url string, cfg Config) error {
 	// as it keeps trying to bind once connected.
 	var refusedLogged atomic.Int64 // unix ns of the last refusal logged
 	opts := []nats.Option{nats.Name("recledger-upload-worker"), nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true),
 		// A token refused while reconnecting (the server restarted with
 		// a tokens file that no longer has it) is tried again: nats.go
 		// would close the connection after two refusals, and the worker
@@ -156,27 +155,55 @@ func Run(ctx context.Context, url string, cfg Config) error {
 		o.InboxPrefix = ledger.InboxFor(ledger.UploadInboxPrefix, ledger.OptionsToken(o, url))
 		return nil
 	})
-	opts = append(opts, nats.ConnectHandler(func(*nats.Conn) {
-		cfg.Logger.Info("upload worker connected", logKeyURL, ledger.RedactURLs(url))
+	opts = append(opts, nats.ReconnectHandler(func(*nats.Conn) {
+		// The last line was the fetch that failed when the server went:
+		// say it is back (an operator's walk could not tell).
+		cfg.Logger.Info("upload worker reconnected", logKeyURL, ledger.RedactURLs(url))
 	}))
-	nc, err := nats.Connect(url, opts...)
-	if err == nil && !nc.IsConnected() {
-		// Said once, so that a worker started before its server is not
-		// silent until the server comes up.
-		cfg.Logger.Info("upload worker waiting for the server's NATS", logKeyURL, ledger.RedactURLs(url))
+	nc, err := connect(ctx, url, opts, cfg.Logger)
+	if err != nil || nc == nil {
+		return err // nil when ctx ended first
 	}
-	if errors.Is(err, nats.ErrAuthorization) {
-		return fmt.Errorf("upload-worker: connect: %w: the server has a tokens file: give a token with the upload role (--token or RECLEDGER_TOKEN); the embedded server also takes 64 connections per token at most", err)
-	}
-	if err != nil {
-		return fmt.Errorf("upload-worker: connect: %w", err)
-	}
+	cfg.Logger.Info("upload worker connected", logKeyURL, ledger.RedactURLs(url))
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("upload-worker: jetstream: %w", err)
 	}
 	return New(js, cfg).Run(ctx)
+}
+
+// connectRetry is how long a worker started before its server waits
+// between two tries to connect.
+const connectRetry = 2 * time.Second
+
+// connect connects to url, trying again while no server answers (a
+// worker may start before its server), until ctx is done. A refused
+// token ends it at once: nats.go's own retry of a first connect took
+// the refusal for a server away, and a worker with a mistyped token
+// waited in silence (an operator's walk).
+func connect(ctx context.Context, url string, opts []nats.Option, log *slog.Logger) (*nats.Conn, error) {
+	waiting := false
+	for {
+		nc, err := nats.Connect(url, opts...)
+		switch {
+		case err == nil:
+			return nc, nil
+		case errors.Is(err, nats.ErrAuthorization):
+			return nil, fmt.Errorf("upload-worker: connect: %w: the server has a tokens file: give a token with the upload role (--token or RECLEDGER_TOKEN); the embedded server also takes 64 connections per token at most", err)
+		}
+		if !waiting {
+			// Said once, so that a worker started before its server is
+			// not silent until the server comes up.
+			waiting = true
+			log.Info("upload worker waiting for the server's NATS", logKeyURL, ledger.RedactURLs(url), logKeyErr, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(connectRetry):
+		}
+	}
 }
 
 // Worker is one upload worker bound to the site's durable consumer.
