@@ -39,6 +39,9 @@ func TestSimulateAgainstServer(t *testing.T) {
 	if !rep.Check.Match || rep.Check.VerifyDelta == 0 {
 		t.Fatalf("check: %+v", rep.Check)
 	}
+	if rep.SignalsIgnored != 0 {
+		t.Errorf("a fresh server ignored %d signals", rep.SignalsIgnored)
+	}
 	for _, want := range []struct{ cmd, outcome string }{
 		{"pause", "applied"}, {"bad:unknown_user", "rejected"}, {"bad:finesse_variable", "rejected"},
 	} {
@@ -78,6 +81,22 @@ func TestSimulateAgainstServer(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `setup replaced the server's configuration: site (max_pause_seconds 30 → 0, server_host "" → "qm-base-1", timezone "America/Chicago" → "UTC", upload_time "18:00" → "23:00")`) {
 		t.Errorf("the setup did not say it replaced the site:\n%s", out.String())
+	}
+
+	// The same seed again: its calls are the last run's, ended, and the
+	// server ignores their signals; the report says so (a walk's run
+	// made no contact and read MATCH).
+	for _, run := range []string{"fourth", "fifth"} {
+		out.Reset()
+		if err := cmd.Run(ctx, []string{"--url", "http://" + srv.Addr(), "--agents", "2", "--calls-per-agent", "1", "--seed", "8", "--skip-setup", "--day", "2026-11-20"}); err != nil {
+			t.Fatalf("%s run: %v\n%s", run, err, out.String())
+		}
+		if run == "fourth" && strings.Contains(out.String(), "call signals ignored") {
+			t.Errorf("a new seed's signals ignored:\n%s", out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "call signals ignored by the server: ") || !strings.Contains(out.String(), "play another --seed") {
+		t.Errorf("a run of the same seed again does not say its signals were ignored:\n%s", out.String())
 	}
 }
 

@@ -27,6 +27,10 @@ type Report struct {
 	Commands map[string]map[string]int `json:"commands"`
 	// Signals counts call-signal requests by status, and SignalEvents the signals accepted.
 	SignalEvents int `json:"signal_events"`
+	// SignalsIgnored counts the signals the server took and ignored (a
+	// late signal of an ended call, one for an unknown call): a run whose
+	// call ids an earlier run used has its calls ignored whole.
+	SignalsIgnored int `json:"signals_ignored"`
 	// HTTPErrors counts answers of 400 and above by status code ("transport" for no answer).
 	HTTPErrors map[string]int `json:"http_errors"`
 
@@ -109,6 +113,12 @@ func (r Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "  %-22s %s\n", c, strings.Join(parts, " "))
 	}
 	fmt.Fprintf(w, "call signals accepted: %d\n", r.SignalEvents)
+	if r.SignalsIgnored > 0 {
+		// An operator's walk ran --day on a server an earlier run had
+		// played: every call was a late signal of an ended one, no
+		// contact was made, and the check said MATCH.
+		fmt.Fprintf(w, "call signals ignored by the server: %d (late signals of calls already ended, or for unknown calls: the call ids are the seed's, so an earlier run of this --seed on this server makes them late; play another --seed)\n", r.SignalsIgnored)
+	}
 	if len(r.HTTPErrors) > 0 {
 		var parts []string
 		for _, s := range sortedKeys(r.HTTPErrors) {

@@ -30,6 +30,7 @@ type runner struct {
 // tally is what one agent saw; merged at the end.
 type tally struct {
 	sent, expected, expectedCmds, signalEvents int
+	signalsIgnored                             int // signals the server took and ignored (its answer's ignored)
 	commands                                   map[string]map[string]int
 	httpErrors                                 map[string]int
 	latencies                                  []time.Duration
@@ -45,6 +46,7 @@ func (t *tally) merge(o *tally) {
 	t.expected += o.expected
 	t.expectedCmds += o.expectedCmds
 	t.signalEvents += o.signalEvents
+	t.signalsIgnored += o.signalsIgnored
 	if t.refused == "" {
 		t.refused = o.refused
 	}
@@ -167,6 +169,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	rep.Commands = total.commands
 	rep.SignalEvents = total.signalEvents
+	rep.SignalsIgnored = total.signalsIgnored
 	rep.HTTPErrors = total.httpErrors
 	rep.Latency = summarise(play.latencies)
 
@@ -268,9 +271,10 @@ func (r *runner) play(ctx context.Context, reqs []Request, t *tally) {
 
 // answer is the part of a command or signal response the report uses.
 type answer struct {
-	Outcome  string `json:"outcome"`
-	Accepted int    `json:"accepted"`
-	Message  string `json:"message"`
+	Outcome  string            `json:"outcome"`
+	Accepted int               `json:"accepted"`
+	Message  string            `json:"message"`
+	Ignored  []json.RawMessage `json:"ignored"`
 }
 
 // do sends one request and tallies the answer.
@@ -327,6 +331,7 @@ func (r *runner) do(ctx context.Context, req Request, t *tally) {
 		if resp.StatusCode/100 == 2 {
 			t.expected += req.Appends
 			t.signalEvents += req.Appends
+			t.signalsIgnored += len(ans.Ignored)
 		}
 	case KindConfig:
 		if resp.StatusCode/100 == 2 {

@@ -45,6 +45,7 @@ const maxBody = 16 << 10
 func Script(seed int64, a Agent, calls int, day time.Time) []Request {
 	s := &scripter{
 		a:     a,
+		seed:  seed,
 		rng:   rand.New(rand.NewPCG(uint64(seed), uint64(a.Index)+1)),
 		stamp: !day.IsZero(),
 	}
@@ -58,6 +59,7 @@ func Script(seed int64, a Agent, calls int, day time.Time) []Request {
 
 type scripter struct {
 	a     Agent
+	seed  int64 // in the call ids: another seed's calls are other calls
 	rng   *rand.Rand
 	clock time.Time
 	stamp bool // signals carry the clock as their `at`
@@ -99,8 +101,12 @@ func (s *scripter) play(calls int) {
 	}
 }
 
+// callID names the agent's call of this seed. The seed is in it: a run
+// of another seed on the same server makes calls of its own, where the
+// ids of an earlier run's ended calls were taken for late signals of
+// those and ignored (an operator's walk's run made no contact).
 func (s *scripter) callID(suffix string) string {
-	return fmt.Sprintf("a%05d-c%04d%s", s.a.Index, s.seq, suffix)
+	return fmt.Sprintf("s%d-a%05d-c%04d%s", s.seed, s.a.Index, s.seq, suffix)
 }
 
 // inboundCall: an ACD call with, at random, metadata, a payment pause, a
