@@ -59,11 +59,15 @@ const (
 //     by a feed running ahead began after a pause the agent gave during
 //     the call, and the manifest silenced none of it. A call started
 //     under an earlier version keeps its feed's times to its end.
+//   - 6 (2026-12-02): a call started by a dialing signal without a
+//     direction is outbound (the agent placed it): its other party, for
+//     the exclusion list and the classifiers, is the DNIS. It was read as
+//     inbound, and a number on the Don't Record list was recorded.
 //
 // A build reads the versions up to its own and refuses later ones
 // (ErrUnknownVersion): a ledger written by a newer build is not folded by
 // an older one.
-const CurrentVersion = 5
+const CurrentVersion = 6
 
 // TimeLayout is how every time in the ledger and the API is written:
 // RFC 3339 in UTC with milliseconds.

@@ -161,7 +161,13 @@ func fill(dst *string, v string) {
 func (s *State) startCall(e *ledger.Envelope, d *ledger.CallSignal, at ledger.Time, eff *Effect) {
 	k := callKey(d.CallID, d.Extension)
 	c := s.newCall()
-	*c = call{CallID: d.CallID, Ext: d.Extension, Direction: d.Direction, ANI: d.ANI, DNIS: d.DNIS,
+	dir := d.Direction
+	if dir == "" && d.Type == ledger.SignalDialing && s.rules >= 6 {
+		// The agent placed it: outbound, judged by the number dialed
+		// (a rules walk's dialing to an excluded number was recorded).
+		dir = ledger.DirectionOutbound
+	}
+	*c = call{CallID: d.CallID, Ext: d.Extension, Direction: dir, ANI: d.ANI, DNIS: d.DNIS,
 		StartedAt: at, StartSeq: e.Seq, ReceiptBound: s.rules >= 5, key: k}
 	if s.rules >= 4 {
 		c.LastAt = signalTime(e, d) // by the sender's clock, as signal's sent

@@ -158,21 +158,16 @@ func discardWhy(ct *contact, t ledger.Team, teams map[string]ledger.Team) string
 // workflowMatch reads it.
 func classifierMiss(cl ledger.Classifier, ct *contact) string {
 	if cl.Direction != "" && cl.Direction != "any" && cl.Direction != ct.V.Direction {
-		return "for " + cl.Direction + " calls, this one " + orNone(ct.V.Direction)
+		if ct.V.Direction == "" {
+			return "for " + cl.Direction + " calls, this one has no direction"
+		}
+		return "for " + cl.Direction + " calls, this one is " + ct.V.Direction
 	}
 	other := otherParty(ct.V.Direction, ct.V.ANI, ct.V.DNIS)
 	if cl.NumberPattern != "" && !ledger.MatchPattern(cl.NumberPattern, other) {
 		return "number " + strconv.Quote(other) + " does not match " + strconv.Quote(cl.NumberPattern)
 	}
 	return "sampled out (the call id's sample " + strconv.Itoa(sample(ct.V.CallID)) + " is not below " + strconv.Itoa(cl.Percent) + "%)"
-}
-
-// orNone is s, or "none" when it is empty.
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
 }
 
 // pendingOf renders a closed contact for the manifest book straight from
