@@ -56,7 +56,7 @@ type tokenEntry struct {
 
 // tokenForms are the token and what a query string or form decodes it to
 // when it was put in a URL as written: '+' read as a space, '%XX' read as
-// a byte; each also in upper and lower case.
+// a byte. redact finds each in any letter case.
 func tokenForms(tok string) []string {
 	forms := []string{tok}
 	add := func(f string) {
@@ -67,12 +67,6 @@ func tokenForms(tok string) []string {
 	add(strings.ReplaceAll(tok, "+", " "))
 	if u, err := url.QueryUnescape(tok); err == nil {
 		add(u)
-	}
-	// And in one case: a contact id is read upper-cased, and its 404
-	// quoted a token so (a walk).
-	for _, f := range slices.Clone(forms) {
-		add(strings.ToUpper(f))
-		add(strings.ToLower(f))
 	}
 	return forms
 }

@@ -152,10 +152,12 @@ func TestTokenAsParameterIsRedacted(t *testing.T) {
 	}
 	s := newStack(t, tok)
 	s.configure()
-	r := s.do("GET", "/recordingcontrols/rest/tag?sender_id=jdoe&token=finesse-token-0123456789&agentname=Bearer+audit-token-0123456789ab", "", "")
+	// The second in mixed case: a copy differing in a letter's case
+	// gives the token away (a security walk's was stored in clear).
+	r := s.do("GET", "/recordingcontrols/rest/tag?sender_id=jdoe&token=finesse-token-0123456789&agentname=Bearer+Audit-Token-0123456789AB", "", "")
 	s.outcome(r, 200, "no_effect", "no_last_call")
 	ev := s.must(200, "GET", "/v1/events", "", "", "Authorization", "Bearer audit-token-0123456789ab")
-	if strings.Contains(ev.Raw, "token-0123456789") {
+	if strings.Contains(strings.ToLower(ev.Raw), "token-0123456789") {
 		t.Fatalf("a token is in the ledger: %s", ev.Raw)
 	}
 	if !strings.Contains(ev.Raw, `"[token finesse redacted]"`) || !strings.Contains(ev.Raw, `"Bearer [token audit redacted]"`) {

@@ -42,15 +42,54 @@ func (t *Tokens) redact(v string, found *[]string) string {
 	}
 	for _, e := range t.tokens {
 		for _, f := range e.forms {
-			if strings.Contains(v, f) {
-				v = strings.ReplaceAll(v, f, "[token "+e.name+" redacted]")
-				if found != nil && !slices.Contains(*found, e.name) {
-					*found = append(*found, e.name)
-				}
+			var ok bool
+			if v, ok = replaceFold(v, f, "[token "+e.name+" redacted]"); ok && found != nil && !slices.Contains(*found, e.name) {
+				*found = append(*found, e.name)
 			}
 		}
 	}
 	return v
+}
+
+// replaceFold replaces each f in v, in any ASCII letter case, with repl;
+// ok reports whether it found one. A contact id is read upper-cased, and
+// its 404 quoted a token so (a walk); a copy differing in one letter's
+// case was stored in clear, and gave the token away (a security walk).
+func replaceFold(v, f, repl string) (string, bool) {
+	if f == "" {
+		return v, false
+	}
+	lv, lf := asciiLower(v), asciiLower(f)
+	i := strings.Index(lv, lf)
+	if i < 0 {
+		return v, false
+	}
+	var b strings.Builder
+	for i >= 0 {
+		b.WriteString(v[:i])
+		b.WriteString(repl)
+		v, lv = v[i+len(f):], lv[i+len(f):]
+		i = strings.Index(lv, lf)
+	}
+	b.WriteString(v)
+	return b.String(), true
+}
+
+// asciiLower is s with its ASCII capitals lowered, byte for byte (its
+// length kept, so that an index in it is one in s).
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; c >= 'A' && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // tokenIn names the entry of a bearer token that v holds ("" when none).
