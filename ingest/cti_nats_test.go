@@ -186,7 +186,7 @@ func TestCTIPublishedWithoutReply(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := nc.Publish(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"nope"}`)); err != nil {
+	if err := nc.Publish(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"nope 4111111111111111"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Publish(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"answered"}`)); err != nil {
@@ -202,6 +202,11 @@ func TestCTIPublishedWithoutReply(t *testing.T) {
 	s.verified(3)
 	if !strings.Contains(logs.String(), "call signals refused, and their sender asked for no answer") || !strings.Contains(logs.String(), "nope") {
 		t.Errorf("no word of the refused signal:\n%s", logs.String())
+	}
+	// Said as its answer would say it: a card number masked (a security
+	// walk's was logged in clear).
+	if strings.Contains(logs.String(), "4111111111111111") {
+		t.Errorf("a card number in the log:\n%s", logs.String())
 	}
 	// A signal that changed nothing is named in the answer and counted.
 	msg, err := nc.Request(ledger.CTISubject("test"), []byte(`{"call_id":"zz","extension":"3420","type":"held"}`), 5*time.Second)
