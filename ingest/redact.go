@@ -92,6 +92,14 @@ func asciiLower(s string) string {
 	return s
 }
 
+// RedactText is s as an answer would quote it: card numbers masked, the
+// bearer tokens of t (nil: none) redacted. serve applies it to what the
+// embedded NATS server logs of what clients sent.
+func (t *Tokens) RedactText(s string) string {
+	s, _ = maskCards(s)
+	return t.redact(s, nil)
+}
+
 // tokenIn names the entry of a bearer token that v holds ("" when none).
 func (t *Tokens) tokenIn(v string) string {
 	var found []string

@@ -368,7 +368,7 @@ func TestStartEmbeddedNamesAStoreItCannotUse(t *testing.T) {
 // counted, not written; the count comes with the next line written.
 func TestNATSLogIsPaced(t *testing.T) {
 	var buf bytes.Buffer
-	l := newNATSLogger(slog.New(slog.NewTextHandler(&buf, nil)))
+	l := newNATSLogger(slog.New(slog.NewTextHandler(&buf, nil)), nil)
 	for i := range 10 * natsLogBurst {
 		l.Errorf("refused publish %d", i)
 	}
@@ -388,7 +388,7 @@ func TestNATSLogIsPaced(t *testing.T) {
 // its other warnings stay warnings.
 func TestNATSPayloadWarningIsInfo(t *testing.T) {
 	var buf bytes.Buffer
-	l := newNATSLogger(slog.New(slog.NewTextHandler(&buf, nil)))
+	l := newNATSLogger(slog.New(slog.NewTextHandler(&buf, nil)), nil)
 	l.Warnf("Maximum payloads over %v are generally discouraged and could lead to poor performance", "8.00 MB")
 	l.Warnf("Filestore [%s] %v", "x", "slow")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
@@ -452,7 +452,7 @@ func TestEmbeddedStoreIsBoundByTheDiskOnly(t *testing.T) {
 // server's error; the operator's ERROR lines stay the server's own.
 func TestClientFaultsAreWarnings(t *testing.T) {
 	var b bytes.Buffer
-	l := newNATSLogger(slog.New(slog.NewTextHandler(&b, nil)))
+	l := newNATSLogger(slog.New(slog.NewTextHandler(&b, nil)), nil)
 	l.Errorf("%s - %s", `127.0.0.1:5555 - cid:7 - "v1.55.0:go:test" - "RECLEDGER_CLIENTS/user:finesse"`, `Publish Violation - User "finesse", Subject "recledger.events.x.command"`)
 	l.Errorf("JetStream failed to store a msg on stream %q: %v", "RECLEDGER_EVENTS", "no space left on device")
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")

@@ -42,6 +42,7 @@ func (s *Server) connectNATS(ctx context.Context, tokens *ingest.Tokens, head ui
 		if tokens != nil {
 			eo.Authorize = tokens.NATS
 		}
+		eo.Redact = tokens.RedactText // nil tokens: card numbers masked all the same
 		ns, err := ledger.StartEmbedded(eo)
 		if err != nil {
 			return mirror{}, fmt.Errorf("serve: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/recledger/recledger/cmd/internal/simulator"
 	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/ledger/ledgertest"
 	"github.com/recledger/recledger/replay"
 	"github.com/recledger/recledger/replay/replaytest"
 )
@@ -462,5 +466,42 @@ func TestRestoreIntoAServedDirNamesTheServer(t *testing.T) {
 	_, err := runCmd(t, &RestoreCommand{Stderr: devNull(t)}, "--from-jetstream", "--data", data)
 	if err == nil || !strings.Contains(err.Error(), "is held by the server running on it (pid "+strconv.Itoa(os.Getpid())) {
 		t.Fatalf("restore into a served dir: %v", err)
+	}
+}
+
+// What the embedded NATS server logs of what a client sent (a refused
+// subject, a user name) is masked and redacted as answers are: a
+// security walk found a card number and a token in those lines.
+func TestNATSLogLinesHideCardsAndTokens(t *testing.T) {
+	const desk = "command-token-0123456789"
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	if err := os.WriteFile(path, []byte(`{"tokens":[{"name":"desk","token":"`+desk+`","roles":["command"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &ledgertest.Buffer{}
+	cfg := testServeConfig(t.TempDir())
+	cfg.TokensFile = path
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2eStop(t, srv)
+	nc, err := nats.Connect(srv.NATSURL(), nats.Token(desk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.Publish("pan.4111111111111111."+strings.ToUpper(desk), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	for end := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "Publish Violation"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("no violation logged:\n%s", logs.String())
+		}
+	}
+	if got := strings.ToLower(logs.String()); strings.Contains(got, "4111111111111111") || strings.Contains(got, desk) {
+		t.Fatalf("a card number or a token in the log:\n%s", logs.String())
 	}
 }
