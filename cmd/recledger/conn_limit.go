@@ -12,9 +12,15 @@ import (
 
 // connLimit is serve's HTTP listener, holding at most max connections
 // open at once. At the bound, a new connection takes the place of one
+// waiting for a request that has sent nothing since it began to wait:
 // idle between requests (a keep-alive connection, closed as the server
-// would close it after its idle timeout: see Accept); with none idle, it is answered
-// 503 at once and closed, without its request being read. A first form
+// would close it after its idle timeout: see Accept), or new and silent;
+// else of one whose request header has taken more than slowHeader to
+// arrive. With none such, it is answered 503 at once and closed, without
+// its request being read. A security walk held every slot with
+// connections that sent nothing, or a header byte every 2 s, reopening
+// each as it closed: new connections were never taken for idle, and the
+// desktops' commands were answered 503. A first form
 // (golang.org/x/net/netutil's LimitListener) left connections beyond the
 // bound waiting in the kernel's queue: a desktop's command there timed
 // out, then was applied minutes later, when a slot freed (an adversarial
@@ -24,20 +30,26 @@ type connLimit struct {
 	max   int
 	reply []byte // the answer to a connection shed
 
+	slowHeader time.Duration // a header arriving longer than this may give way at the bound
+
 	mu   sync.Mutex
 	open int                    // connections accepted and not yet closed
-	idle map[*limitedConn]int64 // of those, the ones idle between requests, and since when (ns since base)
-	base time.Time              // the monotonic clock's origin of idle and limitedConn.lastRead
+	idle map[*limitedConn]int64 // of those, the ones waiting for a request (new, or idle between requests), and since when (ns since base)
+	base time.Time              // the monotonic clock's origin of idle and limitedConn's times
 
 	answering chan struct{} // bounds the goroutines answering shed connections
 	shed      atomic.Uint64
 }
 
-// The answer to a connection shed, and how long it may take.
+// The answer to a connection shed, and how long it may take; how long a
+// request header may take to arrive before its connection may give way
+// at the bound (a desktop's arrives in milliseconds; the server's own
+// limit is ReadHeaderTimeout, 10 s).
 const (
 	shedLinger  = time.Second
 	shedDrain   = 64 << 10
 	shedWorkers = 256
+	slowHeader  = 3 * time.Second
 )
 
 func newConnLimit(ln net.Listener, max int) *connLimit {
@@ -47,9 +59,10 @@ func newConnLimit(ln net.Listener, max int) *connLimit {
 		max:      max,
 		reply: fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
 			len(body), body),
-		idle:      map[*limitedConn]int64{},
-		base:      time.Now(),
-		answering: make(chan struct{}, shedWorkers),
+		slowHeader: slowHeader,
+		idle:       map[*limitedConn]int64{},
+		base:       time.Now(),
+		answering:  make(chan struct{}, shedWorkers),
 	}
 }
 
@@ -86,24 +99,34 @@ func (l *connLimit) Accept() (net.Conn, error) {
 	}
 }
 
-// givingWay is the connection idle the longest among those that have
-// received nothing since their last answer, nil when there is none; l.mu
-// is held. One whose next request has begun to arrive is not idle to its
-// client: ended under its request, it answered 400 (a walk's desktop
-// whose header came in two packets). Any other one was picked before,
+// givingWay is the connection waiting the longest among those that have
+// received nothing since they began to wait (new, or since their last
+// answer); else the one whose request header began to arrive the
+// longest ago, more than slowHeader ago; nil when there is none. l.mu is
+// held. One whose next request has just begun to arrive is not idle to
+// its client: ended under its request, it answered 400 (a walk's desktop
+// whose header came in two packets). Any silent one is picked before,
 // and one just answered is the likeliest to send next.
 func (l *connLimit) givingWay() *limitedConn {
-	var oldest *limitedConn
-	var since int64
+	now := int64(time.Since(l.base))
+	var silent, slow *limitedConn
+	var silentSince, slowSince int64
 	for c, at := range l.idle {
-		if c.lastRead.Load() > at {
-			continue // bytes of a next request arrived
+		if c.lastRead.Load() <= at {
+			if silent == nil || at < silentSince {
+				silent, silentSince = c, at
+			}
+			continue
 		}
-		if oldest == nil || at < since {
-			oldest, since = c, at
+		// Bytes of a request arrived: slow when its first came long ago.
+		if b := c.begun.Load(); b > at && now-b > int64(l.slowHeader) && (slow == nil || b < slowSince) {
+			slow, slowSince = c, b
 		}
 	}
-	return oldest
+	if silent != nil {
+		return silent
+	}
+	return slow
 }
 
 // limitedConn is a connection of connLimit's, which knows when bytes last
@@ -112,12 +135,15 @@ type limitedConn struct {
 	net.Conn
 	base     time.Time
 	lastRead atomic.Int64 // ns since base (monotonic: a clock stepped back changes nothing)
+	begun    atomic.Int64 // when the first byte since it began to wait arrived; 0: none yet
 }
 
 func (c *limitedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
-		c.lastRead.Store(int64(time.Since(c.base)))
+		now := int64(time.Since(c.base))
+		c.lastRead.Store(now)
+		c.begun.CompareAndSwap(0, now)
 	}
 	return n, err
 }
@@ -159,8 +185,11 @@ func (l *connLimit) ConnState(nc net.Conn, state http.ConnState) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch state {
-	case http.StateIdle:
+	case http.StateNew, http.StateIdle:
+		// Waiting for a request, which may not have begun: a new
+		// connection that sends nothing is as idle as a kept one.
 		l.idle[c] = now
+		c.begun.Store(0)
 	case http.StateActive:
 		delete(l.idle, c)
 	case http.StateClosed, http.StateHijacked:
