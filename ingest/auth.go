@@ -110,8 +110,15 @@ func LoadTokens(path string) (*Tokens, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokens %s: %w", path, err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o066 != 0 {
-		t.warnings = append(t.warnings, fmt.Sprintf("tokens %s may be read or written by other users of this machine (mode %s): one could read the tokens, or add one of their own for the next start; chmod 600 it", path, fi.Mode().Perm()))
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+	case fi.Mode().Perm()&0o022 != 0:
+		// Any user of the machine could add an admin token of their own
+		// for the next start (a security walk: the start only warned).
+		return nil, fmt.Errorf("tokens %s: %w: other users of this machine may write it (mode %s), and could add a token of their own: chmod 600 it", path, ledger.ErrInvalid, fi.Mode().Perm())
+	case fi.Mode().Perm()&0o044 != 0:
+		t.warnings = append(t.warnings, fmt.Sprintf("tokens %s may be read by other users of this machine (mode %s): one could read the tokens; chmod 600 it", path, fi.Mode().Perm()))
 	}
 	return t, nil
 }

@@ -28,6 +28,20 @@ func TestAuthorize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A file others may write is refused (any user could add a token of
+	// their own); one they may read is taken with a warning.
+	if err := os.Chmod(path, 0o646); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadTokens(path); err == nil || !strings.Contains(err.Error(), "other users of this machine may write it") {
+		t.Errorf("a tokens file others may write: %v", err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if t2, err := LoadTokens(path); err != nil || len(t2.warnings) != 1 {
+		t.Errorf("a tokens file others may read: %v %v", err, t2)
+	}
 	for _, tc := range []struct {
 		name, remote, header string
 		role                 Role
