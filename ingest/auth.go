@@ -196,6 +196,14 @@ func ParseTokens(b []byte) (*Tokens, error) {
 			t.warnings = append(t.warnings, fmt.Sprintf("%s.token holds one of & = # ? ;, which a URL reads as separators: a desktop that puts it in a URL unencoded would have it stored in pieces. Prefer letters, digits, - and _", field))
 		}
 	}
+	// A name is recorded in the ledger and logged with every write: one
+	// that holds a token gives it away (a security walk named an entry
+	// by its own token).
+	for i, e := range t.tokens {
+		if t.tokenIn(e.name) != "" {
+			return nil, &ledger.FieldError{Field: fmt.Sprintf("tokens[%d].name", i), Message: "holds a token of the file: the ledger records who by this name, and logs it"}
+		}
+	}
 	for i, n := range f.Networks {
 		field := fmt.Sprintf("networks[%d]", i)
 		p, err := netip.ParsePrefix(strings.TrimSpace(n.CIDR))
