@@ -383,7 +383,7 @@ func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, tooLarge(maxFeedBody))
 		return
 	}
-	principal, err := s.tokens.authorize(r, RoleCommand)
+	principal, err := s.authorize(r, RoleCommand)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -50,7 +50,7 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("the query string is over %d bytes", s.maxBody)).with("limit", s.maxBody))
 		return
 	}
-	principal, err := s.tokens.authorize(r, RoleCommand)
+	principal, err := s.authorize(r, RoleCommand)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -123,6 +123,7 @@ const (
 	logKeyAhead     = "ahead"
 	logKeySource    = "source"
 	logKeyDropped   = "dropped"
+	logKeyRefused   = "refused"
 )
 
 // Options configures a Server. Appender, Views and Events are required.
@@ -183,6 +184,10 @@ type Server struct {
 	// refusedReplyLog paces the log of NATS call signals refused for their
 	// reply subject (a client may send any number).
 	refusedReplyLog rate.Sometimes
+	// authRefusedLog paces the log of requests refused for their token or
+	// network (a client may send any number).
+	authRefusedLog rate.Sometimes
+	authRefused    atomic.Int64 // refusals since the last logged
 	// unansweredLog paces the log of NATS call signals refused when their
 	// sender asked for no answer (published, not requested).
 	unansweredLog rate.Sometimes
@@ -219,6 +224,7 @@ func New(opts Options) (*Server, error) {
 	s.unavailableLog.Interval = 10 * time.Second
 	s.refusedReplyLog.Interval = 10 * time.Second
 	s.unansweredLog.Interval = 10 * time.Second
+	s.authRefusedLog.Interval = 10 * time.Second
 	s.ctiDroppedLog.Interval = 10 * time.Second
 	s.ctiBufferBytes = ctiBufferBytes
 	s.aheadLog.Interval = time.Minute
@@ -327,13 +333,29 @@ func principalOf(r *http.Request) string {
 // require wraps h with the role check.
 func (s *Server) require(role Role, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.tokens.authorize(r, role)
+		p, err := s.authorize(r, role)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	}
+}
+
+// authorize is Tokens.authorize, with refusals logged (at most every
+// 10 s, with how many since): a security walk sent 300 wrong tokens and
+// only a counter on /metrics saw them. The token itself is not logged.
+func (s *Server) authorize(r *http.Request, role Role) (string, error) {
+	p, err := s.tokens.authorize(r, role)
+	if err != nil {
+		n := s.authRefused.Add(1)
+		s.authRefusedLog.Do(func() {
+			s.log.Warn("requests refused for their token or network (repeats are logged every 10 s)",
+				logKeyClient, r.RemoteAddr, logKeyRoute, s.tokens.RedactText(r.URL.Path), logKeyErr, err, logKeyRefused, n)
+			s.authRefused.Store(0)
+		})
+	}
+	return p, err
 }
 
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc   { return s.require(RoleAdmin, h) }
