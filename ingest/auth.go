@@ -51,19 +51,20 @@ type tokenEntry struct {
 	name  string
 	token []byte
 	roles map[Role]bool
-	forms []string // the token, and how a URL's decoding turns it when sent unencoded (redactTokens)
+	forms []string // the token, and how a URL's decoding turns it when sent unencoded, lower-cased (redactTokens)
 }
 
 // tokenForms are the token and what a query string or form decodes it to
-// when it was put in a URL as written: '+' read as a space, '%XX' read as
-// a byte. redact finds each in any letter case.
+// when it was put in a URL as written ('+' read as a space, '%XX' read as
+// a byte), in ASCII lower case: redact finds each in any letter case.
 func tokenForms(tok string) []string {
-	forms := []string{tok}
+	var forms []string
 	add := func(f string) {
-		if f != "" && !slices.Contains(forms, f) {
+		if f = asciiLower(f); f != "" && !slices.Contains(forms, f) {
 			forms = append(forms, f)
 		}
 	}
+	add(tok)
 	add(strings.ReplaceAll(tok, "+", " "))
 	if u, err := url.QueryUnescape(tok); err == nil {
 		add(u)

@@ -40,10 +40,15 @@ func (t *Tokens) redact(v string, found *[]string) string {
 	if t == nil {
 		return v
 	}
+	lv := asciiLower(v)
 	for _, e := range t.tokens {
 		for _, f := range e.forms {
-			var ok bool
-			if v, ok = replaceFold(v, f, "[token "+e.name+" redacted]"); ok && found != nil && !slices.Contains(*found, e.name) {
+			if !strings.Contains(lv, f) {
+				continue
+			}
+			v, _ = replaceFold(v, f, "[token "+e.name+" redacted]")
+			lv = asciiLower(v)
+			if found != nil && !slices.Contains(*found, e.name) {
 				*found = append(*found, e.name)
 			}
 		}
