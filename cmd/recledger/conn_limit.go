@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,11 +32,14 @@ type connLimit struct {
 	reply []byte // the answer to a connection shed
 
 	slowHeader time.Duration // a header arriving longer than this may give way at the bound
+	perAddr    int           // connections one client address may hold; 0: no bound
+	exempt     func(netip.Addr) bool
 
-	mu   sync.Mutex
-	open int                    // connections accepted and not yet closed
-	idle map[*limitedConn]int64 // of those, the ones waiting for a request (new, or idle between requests), and since when (ns since base)
-	base time.Time              // the monotonic clock's origin of idle and limitedConn's times
+	mu     sync.Mutex
+	open   int                    // connections accepted and not yet closed
+	idle   map[*limitedConn]int64 // of those, the ones waiting for a request (new, or idle between requests), and since when (ns since base)
+	byAddr map[netip.Addr]int     // of those, how many each bounded client address holds
+	base   time.Time              // the monotonic clock's origin of idle and limitedConn's times
 
 	answering chan struct{} // bounds the goroutines answering shed connections
 	shed      atomic.Uint64
@@ -52,6 +56,11 @@ const (
 	slowHeader  = 3 * time.Second
 )
 
+// A client address may hold a quarter of the connections (a security
+// walk filled them all from one address); loopback is not bounded so:
+// the machine's own tools and load tests run there.
+const perAddrShare = 4
+
 func newConnLimit(ln net.Listener, max int) *connLimit {
 	body := fmt.Sprintf(`{"reason":"unavailable","message":"the server holds as many connections as it takes (--http-max-connections %d): nothing was recorded; send it again later"}`, max)
 	return &connLimit{
@@ -60,7 +69,10 @@ func newConnLimit(ln net.Listener, max int) *connLimit {
 		reply: fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
 			len(body), body),
 		slowHeader: slowHeader,
+		perAddr:    max / perAddrShare,
+		exempt:     netip.Addr.IsLoopback,
 		idle:       map[*limitedConn]int64{},
+		byAddr:     map[netip.Addr]int{},
 		base:       time.Now(),
 		answering:  make(chan struct{}, shedWorkers),
 	}
@@ -73,16 +85,24 @@ func (l *connLimit) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &limitedConn{Conn: raw, base: l.base}
+		c := &limitedConn{Conn: raw, base: l.base, addr: remoteAddr(raw)}
 		l.mu.Lock()
-		if l.open < l.max {
+		bounded := l.perAddr > 0 && !l.exempt(c.addr)
+		var mine func(*limitedConn) bool // the connections that may give way to c
+		if bounded && l.byAddr[c.addr] >= l.perAddr {
+			// Its address holds its share: only one of its own may
+			// give way to it.
+			mine = func(o *limitedConn) bool { return o.addr == c.addr }
+		} else if l.open < l.max {
 			l.open++
+			l.count(c, bounded)
 			l.mu.Unlock()
 			return c, nil
 		}
-		if idle := l.givingWay(); idle != nil {
+		if idle := l.givingWay(mine); idle != nil {
 			delete(l.idle, idle)
 			l.open++ // back to the bound once the server sees idle closed
+			l.count(c, bounded)
 			l.mu.Unlock()
 			// Its wait for a next request ends now, and the server
 			// closes it, as at its idle timeout. Not closed here: a
@@ -107,11 +127,14 @@ func (l *connLimit) Accept() (net.Conn, error) {
 // its client: ended under its request, it answered 400 (a walk's desktop
 // whose header came in two packets). Any silent one is picked before,
 // and one just answered is the likeliest to send next.
-func (l *connLimit) givingWay() *limitedConn {
+func (l *connLimit) givingWay(among func(*limitedConn) bool) *limitedConn {
 	now := int64(time.Since(l.base))
 	var silent, slow *limitedConn
 	var silentSince, slowSince int64
 	for c, at := range l.idle {
+		if among != nil && !among(c) {
+			continue
+		}
 		if c.lastRead.Load() <= at {
 			if silent == nil || at < silentSince {
 				silent, silentSince = c, at
@@ -129,10 +152,28 @@ func (l *connLimit) givingWay() *limitedConn {
 	return slow
 }
 
+// count adds c to its address's connections when bounded; l.mu is held.
+func (l *connLimit) count(c *limitedConn, bounded bool) {
+	if bounded {
+		c.counted = true
+		l.byAddr[c.addr]++
+	}
+}
+
+// remoteAddr is c's client address (the zero Addr when it has none).
+func remoteAddr(c net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
 // limitedConn is a connection of connLimit's, which knows when bytes last
 // arrived on it.
 type limitedConn struct {
 	net.Conn
+	addr     netip.Addr // its client's
+	counted  bool       // in connLimit.byAddr
 	base     time.Time
 	lastRead atomic.Int64 // ns since base (monotonic: a clock stepped back changes nothing)
 	begun    atomic.Int64 // when the first byte since it began to wait arrived; 0: none yet
@@ -195,6 +236,11 @@ func (l *connLimit) ConnState(nc net.Conn, state http.ConnState) {
 	case http.StateClosed, http.StateHijacked:
 		delete(l.idle, c)
 		l.open--
+		if c.counted {
+			if l.byAddr[c.addr]--; l.byAddr[c.addr] <= 0 {
+				delete(l.byAddr, c.addr)
+			}
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -87,5 +88,56 @@ func TestSilentAndSlowConnectionsGiveWay(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if code, err := ask(); err != nil || code != 200 {
 		t.Fatalf("beside %d headers begun 350 ms ago: %d %v, want 200", maxConns, code, err)
+	}
+}
+
+// One client address holds at most its share of the connections: a
+// security walk filled all of them from one address.
+func TestOneAddressHoldsItsShare(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := newConnLimit(ln, 16)
+	lim.exempt = func(netip.Addr) bool { return false } // loopback is the test's only network
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }),
+		ConnState:         lim.ConnState,
+		ReadHeaderTimeout: 30 * time.Second,
+	}
+	go srv.Serve(lim)
+	defer srv.Close()
+	from := func(ip string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		c, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ask := func(ip string) int {
+		c := from(ip)
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("from %s: %v", ip, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Its share (16/4) of headers begun, from one address.
+	for range 4 {
+		c := from("127.0.0.1")
+		defer c.Close()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if code := ask("127.0.0.1"); code != 503 {
+		t.Errorf("a fifth from the same address: %d, want 503", code)
+	}
+	if code := ask("127.0.0.2"); code != 200 {
+		t.Errorf("one from another address: %d, want 200", code)
 	}
 }

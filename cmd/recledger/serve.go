@@ -90,7 +90,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	cpEveryEnv := durationFlag(fs, &cfg.CheckpointEvery, "checkpoint-every", "RECLEDGER_CHECKPOINT_EVERY",
 		fmt.Sprintf("…or this often, whichever comes first (%s to %s)", minCheckpointEvery, maxCheckpointEvery))
 	maxConnsEnv := intFlag(fs, &cfg.MaxConnections, "http-max-connections", "RECLEDGER_HTTP_MAX_CONNECTIONS",
-		fmt.Sprintf("HTTP connections open at once, idle keep-alive ones included; at the bound an idle one gives way, else a new one is answered 503 (%d to %d)", minMaxConnections, maxMaxConnections))
+		fmt.Sprintf("HTTP connections open at once, idle keep-alive ones included; at the bound an idle one gives way, else a new one is answered 503; one client address holds a quarter at most, loopback excepted (%d to %d)", minMaxConnections, maxMaxConnections))
 	rebuildEnv := boolFlag(fs, &cfg.Rebuild, "rebuild", "RECLEDGER_REBUILD",
 		"start from the events alone, not the stored checkpoint, and replace it (when recledger verify finds it does not match its events)")
 	if err := parseFlags(fs, args); err != nil {
