@@ -23,7 +23,7 @@ func configUndone(current, doc ledger.Config) []string {
 	if !reflect.DeepEqual(site, jsonOf(doc.Site)) && !reflect.DeepEqual(site, jsonOf(zero.Site)) {
 		// From what was set, not from the defaults; each setting named,
 		// since a zone or upload time moves the days' bounds.
-		out = append(out, "site changed: "+fieldChanges(site, jsonOf(doc.Site)))
+		out = append(out, "site changed: "+FieldChanges(site, jsonOf(doc.Site)))
 	}
 	out = append(out, undoneIn("metadata keys", current.Metadata, doc.Metadata)...)
 	out = append(out, undoneIn("teams", current.Teams, doc.Teams)...)
@@ -110,9 +110,10 @@ func keysOf[V any](m map[string]V) []string {
 	return out
 }
 
-// fieldChanges names the members of two JSON objects that differ, as
+// FieldChanges names the members of two decoded JSON objects that differ
+// (serve's --config log, and simulate's report of what its setup replaced), as
 // "timezone \"Europe/Paris\" → \"UTC\"", sorted by name.
-func fieldChanges(was, now any) string {
+func FieldChanges(was, now any) string {
 	a, _ := was.(map[string]any)
 	b, _ := now.(map[string]any)
 	names := keysOf(a)

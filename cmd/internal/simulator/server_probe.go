@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/recledger/recledger/ingest"
 	"github.com/recledger/recledger/ledger"
 )
 
@@ -199,7 +200,7 @@ func replaced(cfg map[string]json.RawMessage, setup []Request) []string {
 		case "site":
 			// Each setting named: a walk read only the zone and upload
 			// time, and max_pause_seconds went from 30 to 0 unsaid.
-			out = append(out, "site ("+strings.Join(memberChanges(cur, q.Body), ", ")+")")
+			out = append(out, "site ("+memberChanges(cur, q.Body)+")")
 		case "teams":
 			out = append(out, "team "+key)
 		case "metadata":
@@ -217,7 +218,7 @@ func defaultSite(cur []byte) bool {
 	var zero ledger.Site
 	zero.Normalize()
 	b, err := json.Marshal(zero)
-	return err == nil && len(memberChanges(cur, b)) == 0
+	return err == nil && memberChanges(cur, b) == ""
 }
 
 // sameJSON reports whether a and b hold the same members with the same
@@ -236,36 +237,13 @@ func sameJSON(a, b []byte) bool {
 	return true
 }
 
-// memberChanges names, in member order, what putting b in place of a
-// changes: "max_pause_seconds 30 → 0"; a member of a that b leaves out
-// goes back to its default.
-func memberChanges(a, b []byte) []string {
-	var ma, mb map[string]json.RawMessage
-	if json.Unmarshal(a, &ma) != nil || json.Unmarshal(b, &mb) != nil {
-		return nil
-	}
-	var out []string
-	for _, k := range slices.Sorted(maps.Keys(ma)) {
-		v, ok := mb[k]
-		switch {
-		case !ok:
-			out = append(out, fmt.Sprintf("%s %s → its default", k, ma[k]))
-		case !sameValue(ma[k], v):
-			out = append(out, fmt.Sprintf("%s %s → %s", k, ma[k], v))
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(mb)) {
-		if _, ok := ma[k]; !ok {
-			out = append(out, fmt.Sprintf("%s → %s", k, mb[k]))
-		}
-	}
-	return out
-}
-
-// sameValue reports whether two JSON values are equal.
-func sameValue(a, b json.RawMessage) bool {
+// memberChanges names what putting JSON object b in place of a changes
+// ("max_pause_seconds 30 → 0"), as serve's log of a --config file does.
+func memberChanges(a, b []byte) string {
 	var va, vb any
-	return json.Unmarshal(a, &va) == nil && json.Unmarshal(b, &vb) == nil && fmt.Sprint(va) == fmt.Sprint(vb)
+	_ = json.Unmarshal(a, &va)
+	_ = json.Unmarshal(b, &vb)
+	return ingest.FieldChanges(va, vb)
 }
 
 // refusedRead says what a read's status means for the simulator's token.
