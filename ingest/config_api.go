@@ -202,7 +202,7 @@ func (s *Server) handleDelete(part, pathKey string) http.HandlerFunc {
 		if part == ledger.PartTeam {
 			if users := teamUsers(cfg, key); len(users) > 0 {
 				s.writeError(w, r, newError(http.StatusConflict, reasonConflict,
-					fmt.Sprintf("team %q has %s (%s): move or delete them first", key, plural(len(users), "user"), strings.Join(users[:min(len(users), 5)], ", "))).with("users", users))
+					fmt.Sprintf("team %q has %s (%s): move or delete them first", key, plural(len(users), "user"), firstFew(users))).with("users", users))
 				return
 			}
 			// Its workflow decides its contacts when they close: without
@@ -210,7 +210,7 @@ func (s *Server) handleDelete(part, pathKey string) http.HandlerFunc {
 			// for no day.
 			if open := s.views.OpenContactsOfTeam(key); len(open) > 0 {
 				s.writeError(w, r, newError(http.StatusConflict, reasonConflict,
-					fmt.Sprintf("team %q has %s (%s), which its workflow decides when they close: delete it once their calls have ended", key, plural(len(open), "open contact"), strings.Join(open[:min(len(open), 5)], ", "))).with("contacts", open))
+					fmt.Sprintf("team %q has %s (%s), which its workflow decides when they close: delete it once their calls have ended", key, plural(len(open), "open contact"), firstFew(open))).with("contacts", open))
 				return
 			}
 		}
@@ -246,6 +246,10 @@ func teamUsers(cfg ledger.Config, team string) []string {
 	slices.Sort(users)
 	return users
 }
+
+// firstFew joins the first 5 of ids, for a message (the answer's member
+// lists them all).
+func firstFew(ids []string) string { return strings.Join(ids[:min(len(ids), 5)], ", ") }
 
 // plural is "1 user", "2 users".
 func plural(n int, noun string) string {

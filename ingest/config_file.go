@@ -133,7 +133,7 @@ func (s *Server) keepBusyTeams(was ledger.Config, doc *ledger.Config) []string {
 			doc.Teams = map[string]ledger.Team{}
 		}
 		doc.Teams[team] = was.Teams[team]
-		kept = append(kept, fmt.Sprintf("%s (%s: %s)", team, plural(len(open), "open contact"), strings.Join(open[:min(len(open), 5)], ", ")))
+		kept = append(kept, fmt.Sprintf("%s (%s: %s)", team, plural(len(open), "open contact"), firstFew(open)))
 	}
 	return kept
 }
