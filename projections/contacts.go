@@ -154,18 +154,16 @@ func discardWhy(ct *contact, t ledger.Team, teams map[string]ledger.Team) string
 	return " (not tagged; " + team + " does not archive, and none of its " + strconv.Itoa(len(t.Classifiers)) + " workflow classifiers matched: " + strings.Join(why, "; ") + ")"
 }
 
-// classifierMiss says why classifier cl did not keep contact ct, as
-// workflowMatch reads it.
+// classifierMiss says why classifier cl did not keep contact ct.
 func classifierMiss(cl ledger.Classifier, ct *contact) string {
-	if cl.Direction != "" && cl.Direction != "any" && cl.Direction != ct.V.Direction {
+	switch classify(cl, ct) {
+	case missDirection:
 		if ct.V.Direction == "" {
 			return "for " + cl.Direction + " calls, this one has no direction"
 		}
 		return "for " + cl.Direction + " calls, this one is " + ct.V.Direction
-	}
-	other := otherParty(ct.V.Direction, ct.V.ANI, ct.V.DNIS)
-	if cl.NumberPattern != "" && !ledger.MatchPattern(cl.NumberPattern, other) {
-		return "number " + strconv.Quote(other) + " does not match " + strconv.Quote(cl.NumberPattern)
+	case missNumber:
+		return "number " + strconv.Quote(otherParty(ct.V.Direction, ct.V.ANI, ct.V.DNIS)) + " does not match " + strconv.Quote(cl.NumberPattern)
 	}
 	return "sampled out (the call id's sample " + strconv.Itoa(sample(ct.V.CallID)) + " is not below " + strconv.Itoa(cl.Percent) + "%)"
 }
@@ -257,19 +255,38 @@ func (s *State) retainUntil(end ledger.Time, days int) string {
 // contact: direction equal (or ""/"any"), number pattern on the other party
 // ("" = any), and the call sampled by percent.
 func (s *State) workflowMatch(t ledger.Team, ct *contact) bool {
-	other := otherParty(ct.V.Direction, ct.V.ANI, ct.V.DNIS)
 	for _, cl := range t.Classifiers {
-		if cl.Direction != "" && cl.Direction != "any" && cl.Direction != ct.V.Direction {
-			continue
-		}
-		if cl.NumberPattern != "" && !ledger.MatchPattern(cl.NumberPattern, other) {
-			continue
-		}
-		if sampled(ct.V.CallID, cl.Percent) {
+		if classify(cl, ct) == matched {
 			return true
 		}
 	}
 	return false
+}
+
+// miss is what a classifier found of a contact: matched, or the first
+// test it failed.
+type miss int
+
+const (
+	matched miss = iota
+	missDirection
+	missNumber
+	missSample
+)
+
+// classify applies classifier cl to contact ct: workflowMatch's tests, in
+// order, shared with the trace's account of a discard (classifierMiss).
+func classify(cl ledger.Classifier, ct *contact) miss {
+	if cl.Direction != "" && cl.Direction != "any" && cl.Direction != ct.V.Direction {
+		return missDirection
+	}
+	if cl.NumberPattern != "" && !ledger.MatchPattern(cl.NumberPattern, otherParty(ct.V.Direction, ct.V.ANI, ct.V.DNIS)) {
+		return missNumber
+	}
+	if !sampled(ct.V.CallID, cl.Percent) {
+		return missSample
+	}
+	return matched
 }
 
 func hasCode(codes []string, code string) bool {
