@@ -43,9 +43,10 @@ func (c *UploadWorkerCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("upload-worker: --dest is required")
 	}
 	if err := ledger.CheckSite(site); err != nil {
-		// As serve refuses it: no consumer or subject can carry it, and
+		// As serve refuses it (exit status 1: a value the flag takes but
+		// the command refuses): no consumer or subject can carry it, and
 		// the worker retried binding one for good (a walk).
-		return commandLine(fs, fmt.Errorf("--site: %w", err))
+		return fmt.Errorf("upload-worker: --site: %w", err)
 	}
 	switch {
 	case cfg.MaxTries < 1:

@@ -39,9 +39,17 @@ func TestVersionAndUsage(t *testing.T) {
 	// A flag or an argument a command does not take is a command line
 	// error too: exit status 2, not 1 (the status of work that failed).
 	for _, args := range [][]string{{"replay", "--bogus"}, {"verify", "extra"}, {"manifest", "--bogus", "2026-11-23"}, {"version", "x"},
-		{"manifest", "2026-11-30", "2026-12-01"}, {"manifest"}, {"upload-worker", "--dest", "x", "--site", "a b"}} {
+		{"manifest", "2026-11-30", "2026-12-01"}, {"manifest"}} {
 		if err := run(t.Context(), args); !errors.Is(err, errCommandLine) {
 			t.Errorf("%q: %v, want a command line error (exit 2)", args, err)
+		}
+	}
+	// A value a flag takes but the command refuses is work that failed
+	// (exit status 1), the same for every command: serve and
+	// upload-worker refused a bad --site with different statuses.
+	for _, args := range [][]string{{"upload-worker", "--dest", "x", "--site", "a b"}, {"replay", "--site", "a.b"}, {"pauses", "--format", "xml"}} {
+		if err := run(t.Context(), args); err == nil || errors.Is(err, errCommandLine) || errors.Is(err, errUsage) {
+			t.Errorf("%q: %v, want a failure (exit 1)", args, err)
 		}
 	}
 	if err := run(t.Context(), []string{"nope"}); !errors.Is(err, errUsage) {
