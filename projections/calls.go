@@ -94,8 +94,18 @@ func (s *State) signal(e *ledger.Envelope, d *ledger.CallSignal) Effect {
 		// it (resent after an outage, a feed behind) dates the call by
 		// its own, and --until counts the ledger's (a walk could not see
 		// why a contact of 07:00 was not in the state --until 07:30).
+		// What the date does depends on the signal: only a start or an
+		// end dates the call (a walk read "the call takes that date" for a
+		// ringing on a call open for days, whose start stayed).
+		what := "the call takes that date"
+		switch {
+		case c != nil && d.Type == ledger.SignalEnded:
+			what = "the call ends at that date"
+		case c != nil:
+			what = "the call keeps its start, " + c.StartedAt.String()
+		}
 		eff.Changes = append(eff.Changes, "signal "+d.Type+" for "+d.CallID+" dated "+at.String()+", "+
-			e.Time.Sub(at.Time).Round(time.Second).String()+" before the server took it: the call takes that date; --until counts the server's")
+			e.Time.Sub(at.Time).Round(time.Second).String()+" before the server took it: "+what+"; --until counts the server's")
 	}
 	switch d.Type {
 	case ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered:
