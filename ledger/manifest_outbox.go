@@ -166,7 +166,7 @@ func (o *ManifestOutbox) Problem() error {
 	if p := o.failErr.Load(); p != nil {
 		last = *p
 	}
-	return fmt.Errorf("manifest outbox: %w: none published for %s, %d sealed days wait (after a full disk, the embedded NATS server's JetStream is restarted once its file system has %d MiB free; an external one needs its operator): %s",
+	return fmt.Errorf("manifest outbox: %w: none published for %s, %d sealed days wait (after a failed write — a full disk, a file it may not write — the embedded NATS server's JetStream is restarted once its file system has %d MiB free; an external one needs its operator): %s",
 		errManifestsStalled, d.Round(time.Second), o.Lag(), DefaultMendFree>>20, last)
 }
 

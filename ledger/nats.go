@@ -186,7 +186,7 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		}
 		guard.ready(srv, clients)
 	}
-	return &Embedded{Server: srv, own: string(guard.own), capture: capture, restart: restart}, nil
+	return &Embedded{Server: srv, own: string(guard.own), capture: capture, restart: restart, js: srv.JetStreamConfig()}, nil
 }
 
 // Bounds of the embedded server: the subscriptions one client may hold,

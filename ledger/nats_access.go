@@ -79,6 +79,9 @@ type Embedded struct {
 	// restart is held by RestartJetStream, and read-held by Steady and by
 	// the direct-get relay while it relays a request.
 	restart *sync.RWMutex
+	// js is JetStream's configuration as the server started it, to turn
+	// it on again after the server turned it off (RestartJetStream).
+	js *server.JetStreamConfig
 }
 
 // Steady waits out a restart of JetStream in progress (RestartJetStream)

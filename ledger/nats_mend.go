@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 )
 
@@ -155,13 +156,30 @@ func (m *Mender) stalled() time.Duration {
 // again: every stream and consumer is read back from its files, as at a
 // start of the server, and a store that failed a write takes messages
 // again. Clients stay connected; their requests meanwhile go unanswered.
-// A standalone server keeps JetStream itself enabled after a failed write
-// (only a cluster's turns it off); one turned off is not turned on here.
+// A standalone server keeps JetStream itself enabled after a full disk,
+// but turns it off after a write refused for want of permission (a file
+// made read-only or immutable): then it is turned on again, with the
+// configuration it started with (a walk's mirror stayed off for good
+// once the file could be written again).
 func (e *Embedded) RestartJetStream() error {
 	e.restart.Lock()
 	defer e.restart.Unlock()
 	if !e.JetStreamEnabled() {
-		return fmt.Errorf("restart jetstream: %w: JetStream is off on the server", ErrUnavailable)
+		if e.js == nil {
+			return fmt.Errorf("restart jetstream: %w: JetStream is off on the server", ErrUnavailable)
+		}
+		// EnableJetStream puts its own directory under StoreDir again.
+		cfg := *e.js
+		cfg.StoreDir = filepath.Dir(cfg.StoreDir)
+		if err := e.EnableJetStream(&cfg); err != nil {
+			return fmt.Errorf("restart jetstream: %w: turning it on again: %v", ErrUnavailable, err)
+		}
+		if acc := e.GlobalAccount(); !acc.JetStreamEnabled() {
+			if err := acc.EnableJetStream(nil, nil); err != nil {
+				return fmt.Errorf("restart jetstream: %w: %v", ErrUnavailable, err)
+			}
+		}
+		return nil
 	}
 	acc := e.GlobalAccount()
 	if acc.JetStreamEnabled() {

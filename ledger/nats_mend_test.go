@@ -118,6 +118,56 @@ func TestMenderRestartsAJetStreamThatFailedAWrite(t *testing.T) {
 	}
 }
 
+// TestMenderTurnsJetStreamOnAgain: a write the store's file system
+// refuses for want of permission (a block file made immutable) makes
+// nats-server turn JetStream off for the whole server
+// (Server.ShutdownJetStream, which this test calls as nats-server does).
+// Once the file can be written again, the Mender turns it on with the
+// configuration it started with, the outbox refills the mirror, and a
+// reader reads it again through the relay (a walk's mirror stayed off
+// until serve was restarted).
+func TestMenderTurnsJetStreamOnAgain(t *testing.T) {
+	dir := t.TempDir()
+	srv := jsServer(t, dir, "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	o, _ := jsOutbox(t, s, js)
+	jsAppend(t, s, 200)
+	jsDrained(t, s, o)
+	storeDir := srv.StoreDir()
+
+	if err := srv.ShutdownJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	jsAppend(t, s, 300)
+	jsWait(t, 20*time.Second, "the outbox to stall", func() bool { return o.Stalled() > 0 })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	m := &Mender{Server: srv, Publishers: []Staller{o}, Dir: dir, After: time.Second, Every: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(tWriter{t}, nil))}
+	go func() { done <- m.Run(ctx) }()
+	jsDrained(t, s, o)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !srv.JetStreamEnabled() || srv.StoreDir() != storeDir {
+		t.Fatalf("JetStream on %v, store %q, want on in %q", srv.JetStreamEnabled(), srv.StoreDir(), storeDir)
+	}
+	jsAppend(t, s, 50)
+	jsDrained(t, s, o)
+	if r, err := CompareJetStream(context.Background(), s, js, jsTestSite); err != nil || !r.OK {
+		t.Fatalf("mirror after JetStream was turned on again: %+v, %v", r, err)
+	}
+	c, err := dialClient(t, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.canRead(t, 550) {
+		t.Error("a reader cannot read the mirror after JetStream was turned on again")
+	}
+}
+
 // TestMendedOutboxTriesAgainAtOnce: after a restart of JetStream
 // (Mended), an outbox stalled on the failed store neither waits out the
 // acks of its session nor the backoff after it (each an hour here), and

@@ -240,7 +240,7 @@ func (o *Outbox) Mismatch() error {
 	if st := o.stall.Load(); st != nil {
 		if d := time.Since(st.since); d >= o.stallFor {
 			if lag := o.Lag(); lag > 0 {
-				why := fmt.Sprintf("after a full disk, the embedded NATS server's JetStream is restarted once its file system has %d MiB free", DefaultMendFree>>20)
+				why := fmt.Sprintf("after a failed write (a full disk, a file it may not write), the embedded NATS server's JetStream is restarted once its file system has %d MiB free; the log's jetstream-mender lines say how that goes", DefaultMendFree>>20)
 				if o.steady == nil {
 					// An external NATS: a full disk is one cause of several
 					// (a walk served on another site's embedded NATS, which
