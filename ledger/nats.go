@@ -36,6 +36,7 @@ const embeddedReadyTimeout = 5 * time.Second
 // Log attribute keys used by the JetStream half of the ledger.
 const (
 	jsLogKeyComponent  = "component"
+	jsLogKeyRepeats    = "held_back"
 	jsLogKeyErr        = "err"
 	jsLogKeyURL        = "url"
 	jsLogKeyName       = "name"
@@ -314,6 +315,7 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With(jsLogKeyComponent, "nats", jsLogKeyName, name)
+	paced := &errorPace{every: natsErrorEvery}
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.CustomInboxPrefix(ReaderInboxPrefix),
@@ -336,7 +338,10 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 			log.Info("nats connection closed")
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			log.Warn("nats error", jsLogKeyErr, err) // a refusal is also told by Refused
+			// a refusal is also told by Refused
+			if n, ok := paced.allow(err.Error(), time.Now()); ok {
+				log.Warn("nats error", jsLogKeyErr, err, jsLogKeyRepeats, n)
+			}
 		}),
 	}
 	if dl, ok := ctx.Deadline(); ok {
@@ -350,6 +355,10 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 		return nil
 	})
 	nc, err := nats.Connect(urls, opts...)
+	if err != nil {
+		// nats.go quotes a URL it cannot parse whole, password and all.
+		err = errors.New(redactSecrets(err.Error(), urls))
+	}
 	if errors.Is(err, nats.ErrAuthorization) {
 		return nil, nil, fmt.Errorf("connect %s: %w: the NATS server wants credentials this connection lacks, or refused them: a recledger server with a tokens file wants a token (--token or RECLEDGER_TOKEN) whose role may connect, and its embedded NATS takes %d connections per token at most; an external NATS server wants its own, in the URL (--nats nats://user:password@host)", RedactURLs(urls), ErrRefused, embeddedConnsPerHolder)
 	}
@@ -408,22 +417,124 @@ func Refused(nc *nats.Conn, err error) error {
 }
 
 // RedactURLs is a comma-separated list of NATS URLs as logs and errors may
-// show it: a password, or a token given as the user, is "xxxxx".
+// show it: a password, or a token given as the user, is "xxxxx". The
+// user part is found by its '@', not by url.Parse: nats.go takes a URL
+// without a scheme (user:password@host:4222), which url.Parse reads as
+// scheme "user", and a password url.Parse refuses (a space in it) was
+// shown whole.
 func RedactURLs(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil || u.User == nil {
+		p = strings.TrimSpace(p)
+		start, end, user := userInfo(p)
+		if end < 0 {
 			continue
 		}
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		} else {
-			u.User = url.User("xxxxx")
+		red := "xxxxx"
+		if user >= 0 {
+			red = p[start:user] + ":xxxxx"
 		}
-		parts[i] = u.String()
+		parts[i] = p[:start] + red + p[end:]
 	}
 	return strings.Join(parts, ",")
+}
+
+// StripURLCredentials is a comma-separated list of NATS URLs without
+// their user parts (serving.json's, which any local user may read),
+// found as RedactURLs finds them.
+func StripURLCredentials(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if start, end, _ := userInfo(p); end >= 0 {
+			parts[i] = p[:start] + p[end+1:]
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// userInfo finds the user part of NATS URL u: it is u[start:end], and the
+// user's name ends at user (-1: no password, the whole part is a token
+// or a name). end is -1 when u has no user part.
+func userInfo(u string) (start, end, user int) {
+	if k := strings.Index(u, "://"); k >= 0 {
+		start = k + 3
+	}
+	at := strings.LastIndexByte(u[start:], '@')
+	if at < 0 {
+		return 0, -1, -1
+	}
+	end = start + at
+	user = strings.IndexByte(u[start:end], ':')
+	if user >= 0 {
+		user += start
+	}
+	return start, end, user
+}
+
+// redactSecrets is text with every password or token of urls in it
+// "xxxxx" (as RedactURLs shows them), in the forms a URL holds it: as
+// written, and percent-decoded.
+func redactSecrets(text, urls string) string {
+	for _, p := range strings.Split(urls, ",") {
+		start, end, user := userInfo(p)
+		if end < 0 {
+			continue
+		}
+		secret := p[start:end]
+		if user >= 0 {
+			secret = p[user+1 : end]
+		}
+		if secret == "" {
+			continue
+		}
+		text = strings.ReplaceAll(text, secret, "xxxxx")
+		if dec, err := url.PathUnescape(secret); err == nil && dec != "" {
+			text = strings.ReplaceAll(text, dec, "xxxxx")
+		}
+	}
+	return text
+}
+
+// KeepTrying is the option of a connection that must outlast its server:
+// serve's. A first connect that fails is retried, and so is one the
+// server refuses for its credentials: nats.go closes a connection refused
+// twice alike for good, and a walk's serve never mirrored again after an
+// external server's password was changed and changed back.
+func KeepTrying() nats.Option {
+	return func(o *nats.Options) error {
+		o.RetryOnFailedConnect = true
+		o.IgnoreAuthErrorAbort = true
+		return nil
+	}
+}
+
+// natsErrorEvery is how often Connect logs one error again while it
+// repeats (a refused reconnect, every reconnectWait).
+const natsErrorEvery = time.Minute
+
+// errorPace lets the first of a run of like errors through, then one an
+// interval, with how many were held back.
+type errorPace struct {
+	mu    sync.Mutex
+	every time.Duration
+	last  string
+	at    time.Time
+	held  int
+}
+
+// allow reports whether error text msg is logged now, and how many like
+// it were not since the last that was.
+func (p *errorPace) allow(msg string, now time.Time) (held int, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if msg == p.last && now.Sub(p.at) < p.every {
+		p.held++
+		return 0, false
+	}
+	held, p.held = p.held, 0
+	p.last, p.at = msg, now
+	return held, true
 }
 
 // checkStoreDir says why JetStream could not use dir, which nats-server

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -331,10 +332,105 @@ func TestRedactURLs(t *testing.T) {
 		"nats://rl:secret@h:4222":                        "nats://rl:xxxxx@h:4222",
 		"nats://s3cr3t-token@h:4222, nats://u:p@h2:4222": "nats://xxxxx@h:4222,nats://u:xxxxx@h2:4222",
 		"nats://h:4222,nats://h2:4222":                   "nats://h:4222,nats://h2:4222",
+		// nats.go takes a URL without a scheme; url.Parse read the user
+		// as a scheme and left the password (a walk's serving.json).
+		"rl:S3cretPW@127.0.0.1:4222": "rl:xxxxx@127.0.0.1:4222",
+		"tok3n@127.0.0.1:4222":       "xxxxx@127.0.0.1:4222",
+		// url.Parse refuses these: they were shown whole.
+		"nats://rl:S3c ret@h:4222":   "nats://rl:xxxxx@h:4222",
+		"nats://rl:p@ss#w/rd@h:4222": "nats://rl:xxxxx@h:4222",
+		"tls://h:4222":               "tls://h:4222",
 	} {
 		if got := RedactURLs(in); got != want {
 			t.Errorf("RedactURLs(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// serving.json and replay's messages name the URLs without user parts,
+// in every form nats.go takes.
+func TestStripURLCredentials(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://rl:secret@h:4222":                   "nats://h:4222",
+		"rl:S3cretPW@127.0.0.1:4222, tok3n@h2:4222": "127.0.0.1:4222,h2:4222",
+		"nats://rl:S3c ret@h:4222":                  "nats://h:4222",
+		"nats://h:4222":                             "nats://h:4222",
+	} {
+		if got := StripURLCredentials(in); got != want {
+			t.Errorf("StripURLCredentials(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A URL nats.go cannot parse is quoted whole in its error: Connect's
+// error names it without the password.
+func TestConnectErrorHidesThePassword(t *testing.T) {
+	for _, u := range []string{"nats://rl:S3c ret@127.0.0.1:1", "nats://rl:S3c%zzret@127.0.0.1:1"} {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		_, _, err := Connect(ctx, u, "test", nil)
+		cancel()
+		if err == nil || strings.Contains(err.Error(), "S3c") {
+			t.Errorf("connect %q: %v", u, err)
+		}
+	}
+}
+
+// A connection made with KeepTrying outlasts a server that refuses its
+// credentials, and connects once they are taken: serve's connection to
+// an external NATS whose password is wrong at its start, or is changed
+// and changed back while it runs (a walk's serve never mirrored again).
+// The refusals, one each reconnect, are logged once a minute.
+func TestKeepTryingOutlivesRefusedCredentials(t *testing.T) {
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, Username: "rl", Password: "right", NoSigs: true, NoLog: true}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	password := func(pw string) {
+		t.Helper()
+		o := *opts
+		o.Password = pw
+		if err := srv.ReloadOptions(&o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logged safeBuffer
+	u := fmt.Sprintf("nats://rl:wrong@%s", srv.Addr())
+	nc, _, err := Connect(t.Context(), u, "test", slog.New(slog.NewTextHandler(&logged, nil)), KeepTrying())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	// Refused at the start: serve says why from LastError.
+	if err := nc.LastError(); !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("last error %v, want the refusal", err)
+	}
+	time.Sleep(time.Second) // several refused attempts
+	if nc.IsClosed() || nc.IsConnected() {
+		t.Fatalf("closed %v, connected %v: want still trying", nc.IsClosed(), nc.IsConnected())
+	}
+	password("wrong")
+	jsWait(t, 10*time.Second, "the connection to be taken", nc.IsConnected)
+
+	// Changed while connected, then changed back.
+	password("other")
+	jsWait(t, 10*time.Second, "the connection to be refused", func() bool { return !nc.IsConnected() })
+	time.Sleep(1500 * time.Millisecond)
+	if nc.IsClosed() {
+		t.Fatal("the connection was closed for good")
+	}
+	if n := strings.Count(logged.String(), `msg="nats error"`); n != 1 {
+		t.Errorf("%d refusals logged within 1.5 s, want 1:\n%s", n, logged.String())
+	}
+	password("wrong")
+	jsWait(t, 10*time.Second, "the connection to be taken again", nc.IsConnected)
+	if strings.Contains(logged.String(), "wrong") {
+		t.Errorf("the log shows the password:\n%s", logged.String())
 	}
 }
 
@@ -459,4 +555,23 @@ func TestClientFaultsAreWarnings(t *testing.T) {
 	if len(lines) != 2 || !strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[1], "level=ERROR") {
 		t.Fatalf("levels:\n%s", b.String())
 	}
+}
+
+// safeBuffer is a bytes.Buffer that a logger's goroutines and the test
+// may use at once.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

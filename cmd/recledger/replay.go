@@ -201,14 +201,14 @@ func noteOtherLedger(ctx context.Context, a *replayArgs, mirrored uint64, last l
 	switch {
 	case err == nil && mine.Hash == last.Hash && last.Seq == mirrored && head > mirrored:
 		fmt.Fprintf(stderr, "replay: note: the mirror read (%s, site %s) ends at seq %d, and the ledger in %s holds seq %d: the state is seq %d's, older than the ledger's (the mirror is behind; `recledger replay --source bbolt` reads the ledger, and the next serve refills the mirror)\n",
-			withoutCredentials(a.natsURL), a.site, last.Seq, a.data, head, last.Seq)
+			ledger.StripURLCredentials(a.natsURL), a.site, last.Seq, a.data, head, last.Seq)
 	case errors.Is(err, ledger.ErrNotFound):
 		fmt.Fprintf(stderr, "replay: note: the mirror read (%s, site %s) holds seq %d, which the ledger in %s does not: it is another ledger's, or this one lost its tail (`recledger verify` compares them)\n",
-			withoutCredentials(a.natsURL), a.site, last.Seq, a.data)
+			ledger.StripURLCredentials(a.natsURL), a.site, last.Seq, a.data)
 	case err != nil:
 	case mine.Hash != last.Hash:
 		fmt.Fprintf(stderr, "replay: note: the mirror read (%s, site %s) is not the ledger in %s: their events differ at or before seq %d (`recledger verify` names the first)\n",
-			withoutCredentials(a.natsURL), a.site, a.data, last.Seq)
+			ledger.StripURLCredentials(a.natsURL), a.site, a.data, last.Seq)
 	}
 }
 
@@ -237,12 +237,12 @@ func checkBeside(ctx context.Context, a *replayArgs, beside servingInfo, last le
 	switch h, err := serverHash(ctx, beside, a.token, last.Seq); {
 	case errors.Is(err, ledger.ErrNotFound):
 		return fmt.Errorf("replay: %w: the mirror read (%s, site %s) holds seq %d, which the server on %s does not: it is another ledger's",
-			ledger.ErrMismatch, withoutCredentials(a.natsURL), a.site, last.Seq, a.data)
+			ledger.ErrMismatch, ledger.StripURLCredentials(a.natsURL), a.site, last.Seq, a.data)
 	case err != nil:
 		fmt.Fprintf(stderr, "replay: could not check the mirror against the server's ledger: %v\n", err)
 	case h != last.Hash:
 		return fmt.Errorf("replay: %w: the mirror read (%s, site %s) is not the ledger of the server on %s: %s",
-			ledger.ErrMismatch, withoutCredentials(a.natsURL), a.site, a.data, copiesDiffer(last.Seq, last.Hash, h))
+			ledger.ErrMismatch, ledger.StripURLCredentials(a.natsURL), a.site, a.data, copiesDiffer(last.Seq, last.Hash, h))
 	}
 	return nil
 }
@@ -505,5 +505,5 @@ func writeJSONLine(w io.Writer, v any) error {
 // site beside a server of the data dir data that serves the site served.
 func errOtherSite(natsURL, site, data, served string) error {
 	return fmt.Errorf("replay: %w: the mirror at %s holds no events of site %s, and the server on %s serves site %s (is --site the server's?)",
-		ledger.ErrNotFound, withoutCredentials(natsURL), site, data, served)
+		ledger.ErrNotFound, ledger.StripURLCredentials(natsURL), site, data, served)
 }

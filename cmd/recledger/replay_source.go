@@ -128,7 +128,7 @@ func (rs *replaySource) openBolt(ctx context.Context, a *replayArgs, opts *repla
 		}
 		fmt.Fprintf(stderr, "replay: %s is held by the server running on it (pid %d); "+
 			"replaying %s (%s, site %s)\n",
-			filepath.Join(a.data, LedgerFile), info.PID, whose, withoutCredentials(a.natsURL), a.site)
+			filepath.Join(a.data, LedgerFile), info.PID, whose, ledger.StripURLCredentials(a.natsURL), a.site)
 		rs.beside = &info
 	default:
 		return fmt.Errorf("replay: %w", err)
@@ -185,7 +185,7 @@ func (c *ReplayCommand) openJetStream(ctx context.Context, a *replayArgs, opts *
 	if rs.head == 0 && beside == nil {
 		// An empty state printed with status 0 read as the answer (a
 		// walk's wrong --site).
-		return fmt.Errorf("replay: %w: the mirror at %s holds no events of site %s (is --site the server's?)", ledger.ErrNotFound, withoutCredentials(a.natsURL), a.site)
+		return fmt.Errorf("replay: %w: the mirror at %s holds no events of site %s (is --site the server's?)", ledger.ErrNotFound, ledger.StripURLCredentials(a.natsURL), a.site)
 	}
 	if rs.head == 0 && beside != nil && beside.Site != "" && beside.Site != a.site {
 		// Not worth waiting for: the server serves another site (a

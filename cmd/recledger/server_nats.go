@@ -52,9 +52,11 @@ func (s *Server) connectNATS(ctx context.Context, tokens *ingest.Tokens, head ui
 		own = append(own, ns.Own())
 	} else {
 		// The ledger is the durable copy: an external NATS away at start
-		// (a site's power cut, a cluster not up yet) delays the mirror,
-		// not the agents' commands. The connections keep trying.
-		own = append(own, nats.RetryOnFailedConnect(true))
+		// (a site's power cut, a cluster not up yet), or refusing this
+		// server's credentials for a while (a password being changed),
+		// delays the mirror, not the agents' commands. The connections
+		// keep trying.
+		own = append(own, ledger.KeepTrying())
 	}
 	s.natsURL = urls
 	nc, js, err := ledger.Connect(ctx, urls, "recledger-serve", log, own...)
@@ -87,8 +89,13 @@ func (s *Server) connectNATS(ctx context.Context, tokens *ingest.Tokens, head ui
 		// Nothing to check the ledger against yet: the outbox makes the
 		// streams and checks that the stream continues the ledger once
 		// the server is reached (an outbox_problem on /readyz if not).
-		log.Warn("the NATS server is not reachable: serving from the ledger; the mirror catches up when it is (see /readyz)",
-			logKeyNATS, ledger.RedactURLs(urls))
+		what := "the NATS server is not reachable"
+		if errors.Is(nc.LastError(), nats.ErrAuthorization) {
+			// The refusals that follow are logged once a minute.
+			what = "the NATS server refuses this server's credentials (the user and password or token in --nats)"
+		}
+		log.Warn(what+": serving from the ledger; the connections keep trying, and the mirror catches up once connected (see /readyz)",
+			logKeyNATS, ledger.RedactURLs(urls), logKeyErr, nc.LastError())
 		if head == 0 {
 			return m, s.claim(ctx)
 		}

@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +35,7 @@ type servingInfo struct {
 
 // writeServing records info in dir, replacing any earlier file whole.
 func writeServing(dir string, info servingInfo) error {
-	info.NATS = withoutCredentials(info.NATS)
+	info.NATS = ledger.StripURLCredentials(info.NATS) // the file is readable by the data dir's readers
 	b, err := json.Marshal(info)
 	if err != nil {
 		return err
@@ -76,19 +75,6 @@ func readServingFile(dir string) (servingInfo, error) {
 		return info, fmt.Errorf("%s: %w", ServingFile, err)
 	}
 	return info, nil
-}
-
-// withoutCredentials drops user:password@ from each URL of a
-// comma-separated list: the file is readable by the data dir's readers.
-func withoutCredentials(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			u.User = nil
-			parts[i] = u.String()
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // askServer GETs path (with its query) from the server recorded in info,

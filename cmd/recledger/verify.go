@@ -263,7 +263,7 @@ func (a *verifyArgs) compareMirror(ctx context.Context, store *ledger.Store, res
 	res.OK = res.OK && rep.OK
 	nats := ""
 	if a.natsURL != "" {
-		nats = " --nats " + withoutCredentials(a.natsURL)
+		nats = " --nats " + ledger.StripURLCredentials(a.natsURL)
 	}
 	fileDamaged := res.File != nil && !res.File.OK
 	if !res.Chain.OK && !rep.Restorable && !rep.Ahead {
