@@ -15,6 +15,11 @@ var (
 	// ErrFewerReplicas: a stream takes the site's messages, with fewer
 	// replicas than asked (a cluster that cannot place that many).
 	ErrFewerReplicas = errors.New("the stream keeps fewer replicas than asked")
+	// ErrStreamLimits: a stream takes the site's messages, but a limit
+	// of its configuration (an age, a count, a size, work-queue
+	// retention, memory storage) removes them by itself: the mirror
+	// cannot hold the ledger.
+	ErrStreamLimits = errors.New("the stream removes messages by itself")
 	// ErrCorrupt: stored bytes do not decode or do not match their hash.
 	ErrCorrupt = errors.New("ledger corrupt")
 	// ErrChainBroken: an event's prev is not the previous event's hash, or seqs have a gap.

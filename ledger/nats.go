@@ -357,7 +357,9 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 	nc, err := nats.Connect(urls, opts...)
 	if err != nil {
 		// nats.go quotes a URL it cannot parse whole, password and all.
-		err = errors.New(redactSecrets(err.Error(), urls))
+		if msg := redactSecrets(err.Error(), urls); msg != err.Error() {
+			err = &redactedError{msg: msg, err: err}
+		}
 	}
 	if errors.Is(err, nats.ErrAuthorization) {
 		return nil, nil, fmt.Errorf("connect %s: %w: the NATS server wants credentials this connection lacks, or refused them: a recledger server with a tokens file wants a token (--token or RECLEDGER_TOKEN) whose role may connect, and its embedded NATS takes %d connections per token at most; an external NATS server wants its own, in the URL (--nats nats://user:password@host)", RedactURLs(urls), ErrRefused, embeddedConnsPerHolder)
@@ -495,6 +497,16 @@ func redactSecrets(text, urls string) string {
 	}
 	return text
 }
+
+// redactedError is err with its text redacted (redactSecrets); errors.Is
+// still sees err.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // KeepTrying is the option of a connection that must outlast its server:
 // serve's. A first connect that fails is retried, and so is one the

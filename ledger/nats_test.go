@@ -251,6 +251,56 @@ func TestEnsureStreamsKeepsOtherSites(t *testing.T) {
 	}
 }
 
+// A stream an operator made with limits that remove messages takes the
+// site all the same, and EnsureStreams names the limits (a walk's 20 s
+// max_age had the whole history refilled every 20 s, each time called a
+// deleted stream, and nothing said why).
+func TestEnsureStreamsNamesLimitsThatRemoveMessages(t *testing.T) {
+	// An external server, which makes no stream of its own.
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	ctx := context.Background()
+	nc, js, err := Connect(ctx, srv.ClientURL(), "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: EventsStream, Subjects: []string{"legacy.>"}, Storage: jetstream.MemoryStorage, MaxAge: 20 * time.Second, MaxMsgs: 50}); err != nil {
+		t.Fatal(err)
+	}
+	err = EnsureStreams(ctx, js, jsTestSite, 1)
+	if !errors.Is(err, ErrStreamLimits) {
+		t.Fatalf("err = %v, want ErrStreamLimits", err)
+	}
+	for _, want := range []string{"RECLEDGER_EVENTS", "max_age 20s", "max_msgs 50", "memory storage", "nats stream edit RECLEDGER_EVENTS"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not name %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), ManifestsStream) {
+		t.Errorf("the manifests stream, made by EnsureStreams, has no limits: %v", err)
+	}
+	st, serr := js.Stream(ctx, EventsStream)
+	if serr != nil || !slices.Contains(st.CachedInfo().Config.Subjects, "recledger.events.s1.>") || st.CachedInfo().Config.MaxAge != 20*time.Second {
+		t.Fatalf("the site's subject was not added, or the operator's limits changed: %v %+v", serr, st.CachedInfo().Config)
+	}
+	o := NewOutbox(jsStore(t), js, jsTestSite, nil)
+	o.replicas = 1
+	if err := o.ensureStreams(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	if p := o.Mismatch(); p == nil || !errors.Is(p, ErrStreamLimits) {
+		t.Errorf("the outbox's problem (readyz) is %v, want the limits", p)
+	}
+}
+
 func TestSubjects(t *testing.T) {
 	if got := EventSubject("east", TypeCommand); got != "recledger.events.east.command" {
 		t.Errorf("EventSubject = %q", got)

@@ -27,7 +27,7 @@ const (
 
 // errStreamDeleted is the outbox's problem for lostShown after it found
 // the events stream gone.
-var errStreamDeleted = errors.New("the events stream was deleted")
+var errStreamDeleted = errors.New("the events stream was deleted, or lost this site's events")
 
 // lostShown is how long a lost stream stays the outbox's problem.
 const lostShown = time.Minute
@@ -37,6 +37,15 @@ func (o *Outbox) noteLost() {
 	o.lost.Add(1)
 	o.lostAt.Store(time.Now().UnixNano())
 	o.log.Warn("outbox: the events stream was deleted; creating it again and refilling it from the ledger (docs/clients.md)", jsLogKeyCount, o.lost.Load())
+}
+
+// noteRemoved counts a stream found without the site's events it had:
+// made again by another site's server, purged, or cut by a limit of its
+// own (the walk that found a 20 s max_age called a deleted stream).
+func (o *Outbox) noteRemoved() {
+	o.lost.Add(1)
+	o.lostAt.Store(time.Now().UnixNano())
+	o.log.Warn("outbox: the events stream no longer holds this site's last events (made again by another site's server, purged, or cut by a limit of the stream); refilling it from the ledger (docs/clients.md)", jsLogKeyCount, o.lost.Load())
 }
 
 // errStalled is the outbox's problem while JetStream takes no events.
@@ -227,8 +236,8 @@ func (o *Outbox) Mismatch() error {
 		return *p
 	}
 	if at := o.lostAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < lostShown {
-		return fmt.Errorf("outbox: %w: %d times since the server started, last %s ago; it is created again and refilled from the ledger each time. "+
-			"A client allowed to use JetStream's API can have JetStream delete it (docs/clients.md)",
+		return fmt.Errorf("outbox: %w: %d times since the server started, last %s ago; it is refilled from the ledger each time. "+
+			"A client allowed to use JetStream's API can have JetStream delete or purge it, and a limit of the stream (max_age, max_msgs …: the start's log says) cuts it (docs/clients.md)",
 			errStreamDeleted, o.lost.Load(), time.Since(time.Unix(0, at)).Round(time.Second))
 	}
 	if p := o.gap.Load(); p != nil {
@@ -488,9 +497,9 @@ func (o *Outbox) ensureStreams(ctx context.Context, pub jetstream.JetStream) err
 	switch {
 	case errors.Is(err, ErrInvalid):
 		return err
-	case errors.Is(err, ErrFewerReplicas):
+	case errors.Is(err, ErrFewerReplicas) || errors.Is(err, ErrStreamLimits):
 		if prev := o.fewer.Swap(&err); prev == nil || (*prev).Error() != err.Error() {
-			o.log.Warn("outbox: the streams take this site's events with fewer replicas than --replicas asks", jsLogKeyErr, err)
+			o.log.Warn("outbox: the streams take this site's events, with fewer replicas than --replicas asks or limits that remove them", jsLogKeyErr, err)
 		}
 	case err == nil:
 		if o.fewer.Swap(nil) != nil {
@@ -757,9 +766,10 @@ func (o *Outbox) idle(ctx context.Context) (bool, error) {
 		if err == nil && o.capture == "" {
 			// On a cluster shared by several sites, the stream may have
 			// been lost and made again by another site's server: it is
-			// there, without this site's events.
+			// there, without this site's events. Or they were removed
+			// from it: a purge, or a limit of the stream.
 			if tail, terr := readTail(tctx, o.publisher(), o.site); terr == nil && tail.seq < o.confirmed.Load() {
-				o.noteLost()
+				o.noteRemoved()
 				o.confirmed.Store(0)
 				return true, errStreamGone
 			}

@@ -88,13 +88,14 @@ func EnsureStreamsCapturing(ctx context.Context, js jetstream.JetStream, site st
 	}
 	// A stream kept at fewer replicas than asked still takes the site:
 	// said at the end, after the other is made.
+	// So is one whose own limits remove messages (ErrStreamLimits).
 	var fewer error
-	if err := ensureStream(ctx, js, EventsStream, siteEventsFilter(site), replicas, capture); errors.Is(err, ErrFewerReplicas) {
+	if err := ensureStream(ctx, js, EventsStream, siteEventsFilter(site), replicas, capture); errors.Is(err, ErrFewerReplicas) || errors.Is(err, ErrStreamLimits) {
 		fewer = err
 	} else if err != nil {
 		return err
 	}
-	if err := ensureStream(ctx, js, ManifestsStream, siteManifestsFilter(site), replicas, capture); errors.Is(err, ErrFewerReplicas) {
+	if err := ensureStream(ctx, js, ManifestsStream, siteManifestsFilter(site), replicas, capture); errors.Is(err, ErrFewerReplicas) || errors.Is(err, ErrStreamLimits) {
 		fewer = errors.Join(fewer, err)
 	} else if err != nil {
 		return err
@@ -223,7 +224,39 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 		cfg.AllowDirect = true
 		_, _ = js.UpdateStream(ctx, cfg)
 	}
+	if lim := removingLimits(cfg); len(lim) > 0 {
+		// An operator's stream is the operator's: said, not changed (a
+		// walk's max_age of 20 s had serve refill the whole history every
+		// 20 s, each time called a deleted stream).
+		return fmt.Errorf("ensure stream %s: %w: %s: JetStream removes the site's messages by itself and the mirror cannot hold the ledger (serve refills what it finds removed, again and again); remove them with the nats tool (nats stream edit %s), or let serve make the stream (nats stream rm %s)",
+			name, ErrStreamLimits, strings.Join(lim, ", "), name, name)
+	}
 	return nil
+}
+
+// removingLimits names what in stream configuration cfg removes
+// messages without anyone asking: the limits serve never sets.
+func removingLimits(cfg jetstream.StreamConfig) []string {
+	var lim []string
+	if cfg.MaxAge > 0 {
+		lim = append(lim, "max_age "+cfg.MaxAge.String())
+	}
+	if cfg.MaxMsgs > 0 {
+		lim = append(lim, fmt.Sprintf("max_msgs %d", cfg.MaxMsgs))
+	}
+	if cfg.MaxBytes > 0 {
+		lim = append(lim, fmt.Sprintf("max_bytes %d", cfg.MaxBytes))
+	}
+	if cfg.MaxMsgsPerSubject > 0 {
+		lim = append(lim, fmt.Sprintf("max_msgs_per_subject %d", cfg.MaxMsgsPerSubject))
+	}
+	if cfg.Retention != jetstream.LimitsPolicy {
+		lim = append(lim, "retention "+cfg.Retention.String())
+	}
+	if cfg.Storage == jetstream.MemoryStorage {
+		lim = append(lim, "memory storage (lost when its server stops)")
+	}
+	return lim
 }
 
 // nats-server's refusals of a stream's configuration that never go

@@ -101,8 +101,8 @@ func (s *Server) connectNATS(ctx context.Context, tokens *ingest.Tokens, head ui
 		}
 		return m, nil
 	}
-	if err := ledger.EnsureStreamsCapturing(ctx, js, cfg.Site, m.replicas, m.capture); errors.Is(err, ledger.ErrFewerReplicas) {
-		log.Warn("jetstream streams take the site with fewer replicas than --replicas asks", logKeyErr, err)
+	if err := ledger.EnsureStreamsCapturing(ctx, js, cfg.Site, m.replicas, m.capture); errors.Is(err, ledger.ErrFewerReplicas) || errors.Is(err, ledger.ErrStreamLimits) {
+		log.Warn("jetstream streams take the site, with fewer replicas than --replicas asks or limits that remove its messages", logKeyErr, err)
 	} else if err != nil {
 		// The ledger is the durable copy: serve anyway, the outbox catches up.
 		log.Warn("jetstream streams not ready; the outbox will catch up", logKeyErr, err)
