@@ -47,6 +47,9 @@ const (
 	logKeyURL         = "url"
 	logKeySite        = "site"
 	logKeyOtherSites  = "other_sites"
+	// logKeyManifestSite is the site of a manifest's subject, when it is
+	// not the worker's.
+	logKeyManifestSite = "manifest_site"
 )
 
 // Config is what a worker needs. Zero values take the defaults in Defaults.
@@ -102,7 +105,7 @@ func (c *Config) Defaults() {
 }
 
 // Subject is the filter of the worker's consumer.
-func Subject(site string) string { return "recledger.manifests." + site + ".*" }
+func Subject(site string) string { return manifestsPrefix + site + ".*" }
 
 // ConsumerConfig is the durable pull consumer every worker of a site binds.
 func ConsumerConfig(cfg Config) jetstream.ConsumerConfig {
@@ -114,6 +117,14 @@ const refusedLogEvery = time.Minute
 
 // maxFailedShown is how many failed contact ids a log line names.
 const maxFailedShown = 10
+
+// refusedHint follows a refusal of the worker's credentials. The worker
+// cannot tell recledger's embedded server from an external one when
+// refused (it learns nothing more than "Authorization Violation"), so it
+// names both causes: a walk against an external server with a wrong
+// password was sent to a tokens file that server did not have.
+const refusedHint = "the server refuses this worker's credentials: for recledger's embedded server, give a token with the upload role (--token or RECLEDGER_TOKEN); " +
+	"for an external NATS server, check the user/password or token in --nats"
 
 // Run connects to url and works until ctx is done.
 func Run(ctx context.Context, url string, cfg Config) error {
@@ -190,7 +201,7 @@ func connect(ctx context.Context, url string, opts []nats.Option, log *slog.Logg
 		case err == nil:
 			return nc, nil
 		case errors.Is(err, nats.ErrAuthorization):
-			return nil, fmt.Errorf("upload-worker: connect: %w: the server has a tokens file: give a token with the upload role (--token or RECLEDGER_TOKEN); the embedded server also takes 64 connections per token at most", err)
+			return nil, fmt.Errorf("upload-worker: connect: %w: %s (the embedded server also takes 64 connections per token at most)", err, refusedHint)
 		}
 		if !waiting {
 			// Said once, so that a worker started before its server is
@@ -260,7 +271,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		w.handle(ctx, msg)
+		if err := w.handle(ctx, msg); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -273,21 +286,29 @@ func gone(err error) bool {
 
 // bind binds the durable consumer, retrying until the stream exists
 // (workers may start before the server). A consumer that is there is
-// used as it is: the embedded server makes its site's (upload-{site})
-// itself, and no client may change it. One that is not is created (an
-// external NATS, another --durable); the embedded server refuses to
-// create its own for a client, and the worker waits for the server to.
+// used as it is (the embedded server makes its site's, upload-{site},
+// itself, and no client may change it), unless it filters other
+// subjects than this site's manifests: that one is refused
+// (checkFilter). One that is not there is created (an external NATS,
+// another --durable); the embedded server refuses to create its own for
+// a client, and the worker waits for the server to.
 func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 	delay := w.cfg.BackoffBase
 	for {
 		cons, err := w.js.Consumer(ctx, StreamName, w.cfg.Durable)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			cons, err = w.js.CreateOrUpdateConsumer(ctx, StreamName, ConsumerConfig(w.cfg))
-		} else if err == nil {
-			w.checkConsumer(cons)
+			cons, err = w.create(ctx)
 		}
 		if err == nil {
-			w.log.Info("upload worker bound", logKeyConsumer, w.cfg.Durable, logKeySubject, Subject(w.cfg.Site))
+			got := cons.CachedInfo().Config
+			if err := checkFilter(got, w.cfg.Site); err != nil {
+				return nil, err
+			}
+			w.checkConsumer(cons)
+			// The consumer's own filter, not the one this worker would
+			// have made: a walk's line named this site's subject for a
+			// consumer of another site's.
+			w.log.Info("upload worker bound", logKeyConsumer, w.cfg.Durable, logKeySubject, describeFilters(got))
 			w.checkSite(ctx)
 			return cons, nil
 		}
@@ -302,7 +323,7 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 			// Closed for good: the server refused the credentials (nats.go
 			// gives up after two refusals), or the worker is stopping.
 			if errors.Is(nc.LastError(), nats.ErrAuthorization) {
-				return nil, fmt.Errorf("upload-worker: %w: the server has a tokens file: give a token with the upload role (--token or RECLEDGER_TOKEN)", nc.LastError())
+				return nil, fmt.Errorf("upload-worker: %w: %s", nc.LastError(), refusedHint)
 			}
 			return nil, fmt.Errorf("upload-worker: bind: the connection is closed: %w", err)
 		}
@@ -310,7 +331,10 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 		if nc := w.js.Conn(); nc != nil && !nc.IsConnected() {
 			away = true
 		}
+		// ErrConsumerExists: made by another worker since this one looked;
+		// the next turn binds it.
 		if !away && ctx.Err() == nil && !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, nats.ErrTimeout) &&
+			!errors.Is(err, jetstream.ErrConsumerExists) &&
 			!errors.Is(err, jetstream.ErrNoHeartbeat) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 			var url string
 			if nc := w.js.Conn(); nc != nil {
@@ -327,12 +351,13 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 
 // checkConsumer warns when the consumer found differs from what this
 // worker would have made: the server's settings (or another worker's)
-// are used, not its flags.
+// are used, not its flags. Its filter is not among them: checkFilter
+// has refused one that is not this site's.
 func (w *Worker) checkConsumer(cons jetstream.Consumer) {
 	got, want := cons.CachedInfo().Config, ConsumerConfig(w.cfg)
-	if got.AckWait != want.AckWait || got.FilterSubject != want.FilterSubject || got.AckPolicy != want.AckPolicy || got.MaxDeliver != want.MaxDeliver {
+	if got.AckWait != want.AckWait || got.AckPolicy != want.AckPolicy || got.MaxDeliver != want.MaxDeliver {
 		w.log.Warn("the consumer was made with other settings than this worker's; working with its own",
-			logKeyConsumer, w.cfg.Durable, logKeyAckWait, got.AckWait, logKeySubject, got.FilterSubject, logKeyMaxDeliver, got.MaxDeliver)
+			logKeyConsumer, w.cfg.Durable, logKeyAckWait, got.AckWait, logKeySubject, describeFilters(got), logKeyMaxDeliver, got.MaxDeliver)
 	}
 }
 
@@ -354,21 +379,50 @@ func (w *Worker) checkSite(ctx context.Context) {
 	if _, ok := last(Subject(w.cfg.Site)); ok {
 		return
 	}
-	if subj, ok := last("recledger.manifests.*.*"); ok {
-		other, _, _ := strings.Cut(strings.TrimPrefix(subj, "recledger.manifests."), ".")
-		w.log.Warn("the stream holds manifests of another site and none of this one yet: is --site the server's?",
+	subj, ok := last(manifestsPrefix + "*.*")
+	if !ok {
+		return
+	}
+	// The direct get names the last manifest's site only: list them all
+	// (a walk's named one of three), or say the list is an example.
+	others, all := w.otherSites(ctx)
+	switch {
+	case all && len(others) > 0:
+		w.log.Warn("the stream holds manifests of other sites and none of this one yet: is --site the server's?",
+			logKeySite, w.cfg.Site, logKeyOtherSites, others)
+	case len(others) > 0:
+		w.log.Warn("the stream holds manifests of other sites (e.g. these; the list may miss some) and none of this one yet: is --site the server's?",
+			logKeySite, w.cfg.Site, logKeyOtherSites, others)
+	default:
+		other, _ := siteDay(subj)
+		w.log.Warn("the stream holds manifests of other sites (e.g. this one; the others could not be listed) and none of this one yet: is --site the server's?",
 			logKeySite, w.cfg.Site, logKeyOtherSites, []string{other})
 	}
 }
 
-// handle processes one manifest message and acks, naks or terms it.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+// handle processes one message. It returns an error only when the
+// worker must stop: the message was another site's manifest, which is
+// not this worker's to take nor to terminate (anotherSitesManifest).
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
+	if site, _ := siteDay(msg.Subject()); site != w.cfg.Site {
+		return w.anotherSitesManifest(msg, site)
+	}
+	w.upload(ctx, msg)
+	return nil
+}
+
+// upload processes one message of this site's subjects and acks, naks
+// or terms it.
+func (w *Worker) upload(ctx context.Context, msg jetstream.Msg) {
 	start := time.Now()
 	delivery := uint64(1)
 	if md, err := msg.Metadata(); err == nil {
 		delivery = md.NumDelivered
 	}
-	if id, want := msg.Headers().Get(jetstream.MsgIDHeader), w.cfg.Site+"."+strings.TrimPrefix(msg.Subject(), "recledger.manifests."+w.cfg.Site+"."); id != want {
+	// The id is checked against the message's own subject's site and
+	// day (a walk's was checked against the worker's site alone).
+	site, day := siteDay(msg.Subject())
+	if id, want := msg.Headers().Get(jetstream.MsgIDHeader), site+"."+day; id != want {
 		// Not published as a manifest: JetStream stored it for a client
 		// (docs/clients.md). The server puts the day's manifest in its place.
 		w.log.Warn("not a manifest: the message lacks the day's message id; terminated",
