@@ -101,7 +101,7 @@ func (c *SimulateCommand) Run(ctx context.Context, args []string) error {
 	if bar != nil {
 		_ = bar.Finish()
 	}
-	if err != nil && !errors.Is(err, simulator.ErrUnchecked) {
+	if err != nil && !errors.Is(err, simulator.ErrUnchecked) && !errors.Is(err, simulator.ErrInterrupted) {
 		return err
 	}
 	if asJSON {

@@ -146,6 +146,83 @@ func TestSimulateReportsWhenTheServerIsGone(t *testing.T) {
 	}
 }
 
+// A server that goes away in the middle of the play halts it: the
+// requests that got no answer are counted apart, not in the throughput
+// or the latencies, and the rest of the plan is not fired at a dead
+// address (a walk's killed server was credited with 16,480 requests/s).
+func TestSimulateHaltsWhenTheServerStopsAnswering(t *testing.T) {
+	ctx := t.Context()
+	srv := e2eServer(t, ctx, t.TempDir())
+	var (
+		n    atomic.Int64
+		once sync.Once
+	)
+	cfg := simulator.Config{URL: "http://" + srv.Addr(), Agents: 20, CallsPerAgent: 20, Seed: 4,
+		OnRequest: func() {
+			if n.Add(1) == 400 { // the setup and part of the play are answered
+				once.Do(func() { e2eStop(t, srv) })
+			}
+		}}
+	rep, err := simulator.Run(ctx, cfg)
+	if !errors.Is(err, simulator.ErrUnchecked) {
+		t.Fatalf("err = %v, want ErrUnchecked", err)
+	}
+	if !rep.StoppedEarly || !strings.Contains(rep.StoppedWhy, "the server stopped answering") {
+		t.Errorf("stopped early %v (%q), want halted for the server", rep.StoppedEarly, rep.StoppedWhy)
+	}
+	if rep.Unanswered == 0 || rep.Sent >= rep.Planned {
+		t.Errorf("sent %d of %d, %d unanswered: want the rest of the plan not sent", rep.Sent, rep.Planned, rep.Unanswered)
+	}
+	answered := 0
+	for _, m := range rep.Commands {
+		for o, k := range m {
+			if o != "transport" {
+				answered += k
+			}
+		}
+	}
+	if rep.Latency.Count > rep.Sent-rep.Unanswered || rep.Latency.Count < answered {
+		t.Errorf("%d latencies for %d sent, %d unanswered: unanswered requests counted as latencies", rep.Latency.Count, rep.Sent, rep.Unanswered)
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	if out := text.String(); !strings.Contains(out, "unanswered: ") || !strings.Contains(out, "the server stopped answering") {
+		t.Errorf("report text:\n%s", out)
+	}
+}
+
+// Ctrl-C during the play (ctx cancelled) stops it as --duration does:
+// the report covers what was sent, checked against the server, and
+// the run ends with ErrInterrupted (a walk's interrupted run printed
+// only "context canceled").
+func TestSimulateInterruptedReports(t *testing.T) {
+	ctx := t.Context()
+	srv := e2eServer(t, ctx, t.TempDir())
+	defer e2eStop(t, srv)
+	runCtx, interrupt := context.WithCancel(ctx)
+	defer interrupt()
+	var n atomic.Int64
+	cfg := simulator.Config{URL: "http://" + srv.Addr(), Agents: 20, CallsPerAgent: 20, Seed: 9,
+		OnRequest: func() {
+			if n.Add(1) == 300 {
+				interrupt()
+			}
+		}}
+	rep, err := simulator.Run(runCtx, cfg)
+	if !errors.Is(err, simulator.ErrInterrupted) {
+		t.Fatalf("err = %v, want ErrInterrupted", err)
+	}
+	if !rep.StoppedEarly || rep.StoppedWhy != "interrupted" || rep.Sent == 0 || rep.Sent >= rep.Planned {
+		t.Errorf("stopped early %v (%q), sent %d of %d", rep.StoppedEarly, rep.StoppedWhy, rep.Sent, rep.Planned)
+	}
+	if !rep.Check.Match || rep.Check.Unchecked {
+		t.Errorf("the interrupted run's check: %+v", rep.Check)
+	}
+	if c := rep.Check; c.Expected != c.ExpectedCommands+rep.SignalEvents+c.ExpectedConfig {
+		t.Errorf("expected %d events is not %d commands + %d signals + %d configuration changes", c.Expected, c.ExpectedCommands, rep.SignalEvents, c.ExpectedConfig)
+	}
+}
+
 // A setup whose metadata keys and the server's own would be more than a
 // site may define is refused before it changes anything: the site
 // settings, teams and users are as they were, and the error names the

@@ -10,13 +10,19 @@ import (
 
 // Report is what a simulation sent and what the server answered.
 type Report struct {
-	Seed          int64   `json:"seed"`
-	Agents        int     `json:"agents"`
-	CallsPerAgent int     `json:"calls_per_agent"`
-	Planned       int     `json:"planned_requests"`
-	Sent          int     `json:"sent_requests"`
-	StoppedEarly  bool    `json:"stopped_early"`
-	Seconds       float64 `json:"seconds"`
+	Seed          int64 `json:"seed"`
+	Agents        int   `json:"agents"`
+	CallsPerAgent int   `json:"calls_per_agent"`
+	Planned       int   `json:"planned_requests"`
+	Sent          int   `json:"sent_requests"`
+	StoppedEarly  bool  `json:"stopped_early"`
+	// StoppedWhy says what stopped the play early: --duration, a
+	// server that stopped answering, an interruption.
+	StoppedWhy string `json:"stopped_why,omitempty"`
+	// Unanswered counts the requests that got no answer (a transport
+	// error): neither in the throughput nor in the latencies.
+	Unanswered int     `json:"unanswered_requests"`
+	Seconds    float64 `json:"seconds"`
 	// PerSecond is requests answered per second of the play phase (setup excluded).
 	PerSecond float64 `json:"requests_per_second"`
 	// AppendedPerSecond is ledger events the play phase should have appended, per second.
@@ -58,6 +64,9 @@ type Check struct {
 	// command and passed size and auth (answered below 500), every signal accepted.
 	Expected         int `json:"expected_appended"`
 	ExpectedCommands int `json:"expected_commands"`
+	// ExpectedConfig is the configuration changes among Expected (the
+	// rest are Commands and Report.SignalEvents).
+	ExpectedConfig int `json:"expected_config"`
 	// VerifyBefore/After are GET /v1/verify's `events`; Delta is their difference.
 	VerifyBefore uint64 `json:"verify_before"`
 	VerifyAfter  uint64 `json:"verify_after"`
@@ -99,9 +108,16 @@ func (r Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "simulated %d agents x %d calls (seed %d): %d of %d requests in %.2fs",
 		r.Agents, r.CallsPerAgent, r.Seed, r.Sent, r.Planned, r.Seconds)
 	if r.StoppedEarly {
-		fmt.Fprint(w, " (stopped early)")
+		fmt.Fprint(w, " (stopped early")
+		if r.StoppedWhy != "" {
+			fmt.Fprint(w, ": ", r.StoppedWhy)
+		}
+		fmt.Fprint(w, ")")
 	}
-	fmt.Fprintf(w, "\nthroughput: %.0f requests/s, %.0f ledger events/s\n", r.PerSecond, r.AppendedPerSecond)
+	if r.Unanswered > 0 {
+		fmt.Fprintf(w, "\nunanswered: %d requests got no answer (not in the throughput or the latencies)", r.Unanswered)
+	}
+	fmt.Fprintf(w, "\nthroughput: %.0f answered requests/s, %.0f ledger events/s\n", r.PerSecond, r.AppendedPerSecond)
 	l := r.Latency
 	fmt.Fprintf(w, "latency: p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms  (n=%d)\n", l.P50ms, l.P90ms, l.P99ms, l.MaxMs, l.Count)
 	fmt.Fprintln(w, "commands by outcome:")
@@ -131,11 +147,11 @@ func (r Report) WriteText(w io.Writer) {
 	}
 	c := r.Check
 	if c.Unchecked {
-		fmt.Fprintf(w, "ledger check: %s (expected +%d events, %d commands)\n", c.Note, c.Expected, c.ExpectedCommands)
+		fmt.Fprintf(w, "ledger check: %s (expected +%d events: %s)\n", c.Note, c.Expected, r.expectedParts())
 		return
 	}
-	fmt.Fprintf(w, "ledger check: expected +%d events (%d commands); /v1/verify %d -> %d (+%d, chain ok=%v)",
-		c.Expected, c.ExpectedCommands, c.VerifyBefore, c.VerifyAfter, c.VerifyDelta, c.VerifyOK)
+	fmt.Fprintf(w, "ledger check: expected +%d events (%s); /v1/verify %d -> %d (+%d, chain ok=%v)",
+		c.Expected, r.expectedParts(), c.VerifyBefore, c.VerifyAfter, c.VerifyDelta, c.VerifyOK)
 	if c.ServerAppended > 0 {
 		fmt.Fprintf(w, " of which %d appended by the server itself (seals, timers)", c.ServerAppended)
 	}
@@ -150,6 +166,13 @@ func (r Report) WriteText(w io.Writer) {
 	if c.Note != "" {
 		fmt.Fprintln(w, "note:", c.Note)
 	}
+}
+
+// expectedParts is what the expected events are: commands, call
+// signals, configuration changes (a walk could not add the report's
+// figures up to its total).
+func (r Report) expectedParts() string {
+	return fmt.Sprintf("%d commands, %d call signals, %d configuration changes", r.Check.ExpectedCommands, r.SignalEvents, r.Check.ExpectedConfig)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

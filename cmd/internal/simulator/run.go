@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -24,12 +25,36 @@ type runner struct {
 	base    string
 	limiter *rate.Limiter // nil: no cap
 	sem     chan struct{}
-	stop    <-chan struct{} // closed when Duration is up: no new requests
+	stop    chan struct{} // closed by halt: no new requests
+	halted  sync.Once
+	why     string       // why it was halted; set once, before stop is closed
+	heard   atomic.Int64 // when a request was last answered, Unix ns
+	misses  atomic.Int64 // requests unanswered since the last answer
+}
+
+// The play halts when requests get no answer (the server gone) for
+// unreachableAfter, or unreachableMisses of them in a row (at least
+// twice the requests in flight): a walk's simulate sent 19,544 requests
+// to a killed server in a second, and counted their instant failures in
+// its throughput and latencies.
+const (
+	unreachableAfter  = 2 * time.Second
+	unreachableMisses = 64
+)
+
+// halt stops new requests (those in flight finish), saying why.
+func (r *runner) halt(why string) {
+	r.halted.Do(func() {
+		r.why = why
+		close(r.stop)
+	})
 }
 
 // tally is what one agent saw; merged at the end.
 type tally struct {
 	sent, expected, expectedCmds, signalEvents int
+	unanswered                                 int // requests that got no answer (transport errors)
+	expectedConfig                             int // configuration changes accepted
 	signalsIgnored                             int // signals the server took and ignored (its answer's ignored)
 	commands                                   map[string]map[string]int
 	httpErrors                                 map[string]int
@@ -43,6 +68,8 @@ func newTally() *tally {
 
 func (t *tally) merge(o *tally) {
 	t.sent += o.sent
+	t.unanswered += o.unanswered
+	t.expectedConfig += o.expectedConfig
 	t.expected += o.expected
 	t.expectedCmds += o.expectedCmds
 	t.signalEvents += o.signalEvents
@@ -68,14 +95,20 @@ func (t *tally) merge(o *tally) {
 // afterwards, so its counts were not checked; the Report holds the rest.
 var ErrUnchecked = errors.New("the server's counts were not checked")
 
+// ErrInterrupted: ctx was cancelled (Ctrl-C) during the play; the Report
+// holds what was sent until then, checked against the server.
+var ErrInterrupted = errors.New("interrupted: the report covers the requests sent until then")
+
 // Run configures the site, plays every agent's script and reports. It
 // reads GET /v1/verify and /metrics before and after, and checks that the
 // ledger grew by exactly what the requests should have appended. A Duration
-// that runs out stops new requests (those in flight finish); cancelling
-// ctx aborts.
+// that runs out stops new requests (those in flight finish), and so does
+// a server that stops answering, or ctx cancelled during the play (then
+// with ErrInterrupted): the report covers what was sent. Cancelling ctx
+// during the setup aborts.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	cfg = cfg.withDefaults()
-	r := &runner{cfg: cfg, base: strings.TrimRight(cfg.URL, "/"), sem: make(chan struct{}, cfg.Concurrency)}
+	r := &runner{cfg: cfg, base: strings.TrimRight(cfg.URL, "/"), sem: make(chan struct{}, cfg.Concurrency), stop: make(chan struct{})}
 	if r.base == "" {
 		return Report{}, errors.New("simulate: no server URL")
 	}
@@ -111,10 +144,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	metA0, metC0, metOK := r.counters(ctx)
 
-	stop := make(chan struct{})
-	r.stop = stop
 	if cfg.Duration > 0 {
-		t := time.AfterFunc(cfg.Duration, func() { close(stop) })
+		t := time.AfterFunc(cfg.Duration, func() { r.halt("--duration " + cfg.Duration.String() + " is up") })
 		defer t.Stop()
 	}
 
@@ -138,7 +169,16 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		total.latencies = total.latencies[:0] // setup is not part of the play's latency
 	}
 
+	// From here a Ctrl-C (ctx cancelled) halts the play as --duration
+	// does: the requests in flight finish, and the report and its check
+	// cover what was sent (a walk's interrupted run printed nothing).
+	interrupted := context.AfterFunc(ctx, func() { r.halt("interrupted") })
+	defer interrupted()
+	outer := ctx
+	ctx = context.WithoutCancel(ctx)
+
 	start := time.Now()
+	r.heard.Store(start.UnixNano())
 	tallies := make([]*tally, len(agents))
 	var wg sync.WaitGroup
 	for i := range agents {
@@ -153,18 +193,16 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	total.merge(play)
 	select {
-	case <-stop:
-		rep.StoppedEarly = true
+	case <-r.stop:
+		rep.StoppedEarly, rep.StoppedWhy = true, r.why
 	default:
-	}
-	if err := ctx.Err(); err != nil {
-		return rep, fmt.Errorf("simulate: %w", err)
 	}
 
 	rep.Sent = total.sent
+	rep.Unanswered = total.unanswered
 	rep.Seconds = elapsed.Seconds()
 	if rep.Seconds > 0 {
-		rep.PerSecond = float64(play.sent) / rep.Seconds
+		rep.PerSecond = float64(play.sent-play.unanswered) / rep.Seconds
 		rep.AppendedPerSecond = float64(play.expected) / rep.Seconds
 	}
 	rep.Commands = total.commands
@@ -174,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep.Latency = summarise(play.latencies)
 
 	c := &rep.Check
-	c.Expected, c.ExpectedCommands = total.expected, total.expectedCmds
+	c.Expected, c.ExpectedCommands, c.ExpectedConfig = total.expected, total.expectedCmds, total.expectedConfig
 	c.VerifyBefore = before
 	c.VerifyAfter, c.VerifyOK, err = r.verify(ctx)
 	if err != nil {
@@ -183,6 +221,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		c.Note, c.Unchecked = "not checked, the server did not answer at the end: "+err.Error(), true
 		return rep, fmt.Errorf("simulate: %w: %w", ErrUnchecked, err)
 	}
+
 	c.VerifyDelta = int64(c.VerifyAfter) - int64(c.VerifyBefore)
 	if c.VerifyDelta != int64(c.Expected) && c.VerifyAfter > c.VerifyBefore {
 		if c.ServerAppended, err = r.serverAppended(ctx, c.VerifyBefore, c.VerifyAfter); err != nil {
@@ -200,6 +239,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			"give --token a token with the command and admin roles; %s", n, c.Note), "; ")
 	} else if !c.Match && c.Note == "" {
 		c.Note = "the server's counts differ from what was sent; other clients writing at the same time also count"
+	}
+	if outer.Err() != nil {
+		return rep, fmt.Errorf("simulate: %w", ErrInterrupted)
 	}
 	return rep, nil
 }
@@ -298,11 +340,19 @@ func (r *runner) do(ctx context.Context, req Request, t *tally) {
 	resp, err := r.cfg.Client.Do(hr)
 	t.sent++
 	if err != nil {
-		t.latencies = append(t.latencies, time.Since(start))
+		// No answer: not a latency, nor part of the throughput.
+		t.unanswered++
 		t.httpErrors["transport"]++
 		r.count(req, "transport", t)
+		misses := r.misses.Add(1)
+		since := time.Since(time.Unix(0, r.heard.Load()))
+		if since > unreachableAfter || misses >= max(unreachableMisses, 2*int64(r.cfg.Concurrency)) {
+			r.halt(fmt.Sprintf("the server stopped answering: %d requests in a row, %s, without an answer (%v)", misses, since.Round(100*time.Millisecond), err))
+		}
 		return
 	}
+	r.heard.Store(time.Now().UnixNano())
+	r.misses.Store(0)
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	t.latencies = append(t.latencies, time.Since(start))
@@ -336,6 +386,7 @@ func (r *runner) do(ctx context.Context, req Request, t *tally) {
 	case KindConfig:
 		if resp.StatusCode/100 == 2 {
 			t.expected += req.Appends
+			t.expectedConfig += req.Appends
 		}
 	}
 }
