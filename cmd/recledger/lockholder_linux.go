@@ -13,21 +13,21 @@ import (
 )
 
 // lockHolders names the processes holding a lock on the file at path, as
-// "pid 4991 (recledger replay --data d1)", from /proc/locks; nil when
-// they cannot be told.
-func lockHolders(path string) []string {
+// "pid 4991 (recledger replay --data d1)", from /proc/locks, and whether
+// one holds it for writing (bbolt's exclusive lock: a serve, a restore);
+// nil when they cannot be told.
+func lockHolders(path string) (names []string, writer bool) {
 	var st unix.Stat_t
 	if unix.Stat(path, &st) != nil {
-		return nil
+		return nil, false
 	}
 	f, err := os.Open("/proc/locks")
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	defer f.Close()
 	major, minor := unix.Major(st.Dev), unix.Minor(st.Dev)
 	want := fmt.Sprintf(":%d", st.Ino)
-	var out []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// 1: FLOCK  ADVISORY  READ  4991 fd:01:1234567 0 EOF
@@ -55,7 +55,8 @@ func lockHolders(path string) []string {
 			args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 			name += " (" + strings.Join(args[:min(len(args), 2)], " ") + ")"
 		}
-		out = append(out, name)
+		names = append(names, name)
+		writer = writer || fields[3] == "WRITE"
 	}
-	return out
+	return names, writer
 }

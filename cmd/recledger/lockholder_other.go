@@ -3,4 +3,4 @@
 package main
 
 // lockHolders cannot tell the holders of a file lock on this system.
-func lockHolders(string) []string { return nil }
+func lockHolders(string) ([]string, bool) { return nil, false }

@@ -44,14 +44,23 @@ func openForServe(ctx context.Context, dir string, log *slog.Logger) (*ledger.St
 			return nil, fmt.Errorf("serve: %s is served already, by pid %d at %s (if it is stopping, wait for it to exit: it saves a checkpoint first): %w", dir, info.PID, info.HTTP, err)
 		}
 		holders := "another process"
-		if h := lockHolders(path); len(h) > 0 {
+		h, writer := lockHolders(path)
+		if len(h) > 0 {
 			holders = strings.Join(h, ", ")
 		}
+		// A holder for writing is another serve still starting (it
+		// writes serving.json once it serves, and this one then stops)
+		// or a restore; a walk's second serve called a starting one an
+		// offline reader.
+		doing := "reading it offline (replay, verify, pauses or manifest on the stopped data dir)"
+		if writer {
+			doing = "writing it: another serve starting (this one stops once that one serves) or a restore"
+		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("serve: %s is still held after %s by %s, reading it offline; let it finish or stop it, then start again: %w", path, readerWait, holders, err)
+			return nil, fmt.Errorf("serve: %s is still held after %s by %s, %s; let it finish or stop it, then start again: %w", path, readerWait, holders, doing, err)
 		}
 		if logged.IsZero() || time.Since(logged) >= readerWaitLog {
-			log.Warn("waiting for the ledger: it is held by "+holders+", reading it offline (replay, verify, pauses or manifest on the stopped data dir); serve starts when it lets go",
+			log.Warn("waiting for the ledger: it is held by "+holders+", "+doing+"; serve starts when it lets go",
 				logKeyFile, path, logKeyGiveUp, time.Until(deadline).Round(time.Second))
 			logged = time.Now()
 		}

@@ -77,6 +77,27 @@ func TestServeWaitsForAnOfflineReader(t *testing.T) {
 	}
 }
 
+// A ledger held for writing (another serve still starting, before it
+// writes serving.json, or a restore) is not called an offline reader's
+// (a walk's second serve did).
+func TestServeNamesAWriterHoldingTheLedger(t *testing.T) {
+	dir := t.TempDir()
+	st, err := ledger.Open(filepath.Join(dir, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var logs bytes.Buffer
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := openForServe(ctx, dir, slog.New(slog.NewTextHandler(&logs, nil))); err == nil {
+		t.Fatal("opened a ledger held for writing")
+	}
+	if out := logs.String(); !strings.Contains(out, "writing it: another serve starting") || strings.Contains(out, "reading it offline") {
+		t.Errorf("the wait for a writer: %s", out)
+	}
+}
+
 // The fold's time in "projections ready" does not count a wait for an
 // offline reader (a walk read took=24s for a fold of milliseconds).
 func TestProjectionsReadyTimesTheFoldAlone(t *testing.T) {
