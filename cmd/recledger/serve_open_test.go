@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,6 +97,40 @@ func TestServeNamesAWriterHoldingTheLedger(t *testing.T) {
 	}
 	if out := logs.String(); !strings.Contains(out, "writing it: another serve starting") || strings.Contains(out, "reading it offline") {
 		t.Errorf("the wait for a writer: %s", out)
+	}
+}
+
+// A serve that starts where the last one left its serving.json (killed)
+// says the last stop was not clean; a clean start says nothing of it.
+func TestServeSaysTheLastStopWasNotClean(t *testing.T) {
+	dir := t.TempDir()
+	start := func() string {
+		t.Helper()
+		var logs ledgertest.Buffer
+		cfg := testServeConfig(dir)
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		srv, err := StartServer(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e2eStop(t, srv)
+		return logs.String()
+	}
+	if out := start(); strings.Contains(out, "did not stop cleanly") {
+		t.Errorf("a first start: %s", out)
+	}
+	if out := start(); strings.Contains(out, "did not stop cleanly") {
+		t.Errorf("a start after a clean stop: %s", out)
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Skip(err)
+	}
+	if err := writeServing(dir, servingInfo{PID: gone.Process.Pid, HTTP: "http://127.0.0.1:1", Site: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	if out := start(); !strings.Contains(out, "did not stop cleanly") || !strings.Contains(out, "pid="+strconv.Itoa(gone.Process.Pid)) {
+		t.Errorf("a start after a killed serve: %s", out)
 	}
 }
 

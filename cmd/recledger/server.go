@@ -33,6 +33,7 @@ const (
 	logKeyServer    = "component"
 	logKeyFile      = "file"
 	logKeyGiveUp    = "gives_up_in"
+	logKeyPID       = "pid"
 	logKeyTimeout   = "timeout"
 	logKeyWhy       = "why"
 	logKeyFree      = "free_bytes"

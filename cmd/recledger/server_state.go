@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -39,6 +40,15 @@ func (s *Server) openStore(ctx context.Context) error {
 		return err
 	}
 	s.store = store
+	if info, err := readServingFile(s.cfg.Data); err == nil && info.PID != os.Getpid() {
+		// This process holds the ledger for writing, so the one the file
+		// names is gone without removing it: killed, or the machine
+		// stopped. Said, for the embedded NATS server's recovery warnings
+		// that follow ("Stream state outdated") had nothing to explain
+		// them (a walk).
+		s.log.Warn("the last serve of this data dir did not stop cleanly (killed, or its machine stopped): every event it acknowledged is in the ledger, and the mirror catches up; the NATS server's warnings about stream state that may follow are its recovery",
+			logKeyPID, info.PID)
+	}
 	if err := store.Damaged(); err != nil {
 		// Served, it would answer for the events it can read and append
 		// after them, under seqs the lost ones hold.

@@ -6,13 +6,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/nats-io/nats.go"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/replay"
