@@ -33,8 +33,8 @@ func publishSiteManifest(t *testing.T, js jetstream.JetStream, site, day string,
 }
 
 // runErr runs a worker on js with cfg until it returns, for at most
-// timeout; it returns Run's error and the worker's log.
-func runErr(t *testing.T, js jetstream.JetStream, cfg Config, timeout time.Duration) (error, string) {
+// timeout; it returns the worker's log and Run's error.
+func runErr(t *testing.T, js jetstream.JetStream, cfg Config, timeout time.Duration) (string, error) {
 	t.Helper()
 	log := &lockedWriter{w: &bytes.Buffer{}}
 	cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
@@ -44,12 +44,12 @@ func runErr(t *testing.T, js jetstream.JetStream, cfg Config, timeout time.Durat
 	go func() { done <- New(js, cfg).Run(ctx) }()
 	select {
 	case err := <-done:
-		return err, log.String()
+		return log.String(), err
 	case <-time.After(timeout):
 		cancel()
 		<-done
 		t.Fatalf("the worker did not stop in %s; its log:\n%s", timeout, log.String())
-		return nil, ""
+		return "", nil
 	}
 }
 
@@ -70,7 +70,7 @@ func TestWorkerRefusesAnotherSitesConsumer(t *testing.T) {
 	dest := t.TempDir()
 	cfg := testConfig(dest, nil)
 	cfg.Durable = "uploaders"
-	err, out := runErr(t, js, cfg, 15*time.Second)
+	out, err := runErr(t, js, cfg, 15*time.Second)
 	if err == nil {
 		t.Fatalf("the worker of %s bound %s's consumer; its log:\n%s", testSite, otherSite, out)
 	}
