@@ -120,6 +120,15 @@ func TestReplayBesideRunningServer(t *testing.T) {
 		t.Fatalf("verify beside the server: %v\n%s\nwant %q", err, out, want)
 	}
 
+	// Another site's --site is refused: the server checks its own (a
+	// walk's verify printed the served site's ok for it). Its own is fine.
+	if _, err := runCmd(t, &VerifyCommand{Stderr: f}, "--data", data, "--site", "elsewhere"); !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), "served as site") {
+		t.Fatalf("verify --site of another site beside the server: %v", err)
+	}
+	if _, err := runCmd(t, &VerifyCommand{Stderr: f}, "--data", data, "--site", "default"); err != nil {
+		t.Fatalf("verify --site of the server's own site: %v", err)
+	}
+
 	// A --nats given beside the server is the one used (serving.json
 	// holds the URL without credentials): here one where nothing listens.
 	begin := time.Now()

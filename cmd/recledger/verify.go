@@ -110,6 +110,12 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	store, err := openLedgerReadOnly(a.data)
 	if info, held := heldByServer(a.data, err, "verify", stderr); held {
 		fmt.Fprintln(stderr, "verify: the chain as the server checks it, and its mirror compared; the checkpoint (its sections, its state against the events) is checked only in a stopped server's data dir")
+		if a.siteGiven && info.Site != "" && info.Site != a.site {
+			// The server compares its own site's mirror: a walk's --site
+			// of another site printed the served site's ok, unsaid.
+			return fmt.Errorf("verify: --site %s: %w: %s is served as site %s, and verify beside a server checks the server's site; give --site %s, or stop the server to compare another site's mirror with this ledger",
+				a.site, ledger.ErrInvalid, a.data, info.Site, info.Site)
+		}
 		if a.natsURL != "" {
 			// serving.json holds the URL without its credentials: an
 			// external NATS that wants them is named with --nats.
