@@ -37,6 +37,8 @@ const embeddedReadyTimeout = 5 * time.Second
 const (
 	jsLogKeyComponent  = "component"
 	jsLogKeyRepeats    = "held_back"
+	jsLogKeyStalled    = "stalled"
+	jsLogKeyLag        = "lag"
 	jsLogKeyErr        = "err"
 	jsLogKeyURL        = "url"
 	jsLogKeyName       = "name"

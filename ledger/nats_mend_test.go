@@ -131,7 +131,11 @@ func TestMenderTurnsJetStreamOnAgain(t *testing.T) {
 	srv := jsServer(t, dir, "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
 	s := jsStore(t)
-	o, _ := jsOutbox(t, s, js)
+	var logged safeBuffer
+	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) {
+		o.log = slog.New(slog.NewTextHandler(&logged, nil))
+		o.stallFor = 500 * time.Millisecond
+	})
 	jsAppend(t, s, 200)
 	jsDrained(t, s, o)
 	storeDir := srv.StoreDir()
@@ -150,6 +154,10 @@ func TestMenderTurnsJetStreamOnAgain(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	// The stall was long enough to be a problem: its end is said.
+	if !strings.Contains(logged.String(), "the mirror advances again") {
+		t.Errorf("no word of the stall's end:\n%s", logged.String())
 	}
 	if !srv.JetStreamEnabled() || srv.StoreDir() != storeDir {
 		t.Fatalf("JetStream on %v, store %q, want on in %q", srv.JetStreamEnabled(), srv.StoreDir(), storeDir)

@@ -323,7 +323,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 		}
 		switch prev := o.stall.Load(); {
 		case progressed:
-			o.stall.Store(nil)
+			o.unstall()
 		case prev == nil:
 			o.stall.Store(&stall{since: time.Now(), err: err})
 		default:
@@ -845,9 +845,12 @@ func (o *Outbox) acked(ctx context.Context, p pendingAck, ack *jetstream.PubAck)
 }
 
 // unstall ends a stall: the mirror advanced, even before this session
-// ends.
+// ends. One long enough to have been a problem on /readyz is said to be
+// over (a walk saw a stall's WARN and no word when it ended).
 func (o *Outbox) unstall() {
-	if o.stall.Load() != nil {
-		o.stall.Store(nil)
+	if prev := o.stall.Swap(nil); prev != nil {
+		if d := time.Since(prev.since); d >= o.stallFor {
+			o.log.Info("outbox: the mirror advances again", jsLogKeyStalled, d.Round(time.Second), jsLogKeyLag, o.Lag())
+		}
 	}
 }

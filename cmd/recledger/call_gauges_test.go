@@ -47,6 +47,9 @@ func TestActiveCallGauges(t *testing.T) {
 	if f, j, cp := gauge(`recledger_data_free_bytes{store="ledger"}`), gauge(`recledger_data_free_bytes{store="jetstream"}`), gauge("recledger_checkpoint_seq"); f == "0" || j == "0" || cp != "0" {
 		t.Errorf("free bytes %s and %s (want some), checkpoint seq %s (want 0: none saved yet)", f, j, cp)
 	}
+	if m, c := gauge(`recledger_nats_connected{connection="mirror"}`), gauge(`recledger_nats_connected{connection="call_signals"}`); m != "1" || c != "1" {
+		t.Errorf("NATS connections up: mirror %s, call signals %s, want 1", m, c)
+	}
 	post(`{"call_id":"c-1","extension":"3420","type":"ended","at":"2026-11-23T08:05:00Z"}`)
 	if a, o := gauge("recledger_active_calls"), gauge("recledger_oldest_active_call_start_seconds"); a != "1" || o != "1.7954244e+09" {
 		t.Errorf("one ended: active %s, oldest %s", a, o)

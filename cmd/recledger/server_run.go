@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -78,6 +79,27 @@ func (s *Server) newWorkers(m mirror, saved uint64) workers {
 		Name: "recledger_checkpoint_seq",
 		Help: "The seq of the newest checkpoint saved: a restart folds the events after it (recledger_ledger_head_seq minus this).",
 	}, func() float64 { return float64(checkpointer.SavedSeq()) }))
+	// Whether the mirror's and the call signals' connections are up: an
+	// external NATS away or refusing serve's credentials shows here at
+	// once, not only after the outbox has stalled (a walk).
+	for _, c := range []struct {
+		name string
+		nc   *nats.Conn
+	}{{"mirror", s.nc}, {"call_signals", s.ctiNC}} {
+		if c.nc == nil {
+			continue
+		}
+		s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "recledger_nats_connected",
+			Help:        "1 while serve's NATS connection (mirror: the outbox's and readers'; call_signals: the CTI subscriber's) is connected, else 0.",
+			ConstLabels: prometheus.Labels{"connection": c.name},
+		}, func() float64 {
+			if c.nc.IsConnected() {
+				return 1
+			}
+			return 0
+		}))
+	}
 	return workers{outbox: outbox, manifests: manifests, sched: sched, checkpointer: checkpointer}
 }
 
