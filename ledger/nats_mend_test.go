@@ -75,6 +75,22 @@ func (s *stallAfter) Stalled() time.Duration {
 	return time.Since(s.since)
 }
 
+// mendUntilDrained runs a Mender of srv for outbox o (store s, the
+// JetStream store in dir) until the outbox has drained the store.
+func mendUntilDrained(t *testing.T, srv *Embedded, dir string, s *Store, o *Outbox) *Mender {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	m := &Mender{Server: srv, Publishers: []Staller{o}, Dir: dir, After: time.Second, Every: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(tWriter{t}, nil))}
+	go func() { done <- m.Run(ctx) }()
+	jsDrained(t, s, o)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // TestMenderRestartsAJetStreamThatFailedAWrite: once a write to the events
 // stream's file fails (the disk full), JetStream takes no event, even with
 // room again; the Mender restarts it and the outbox refills the mirror,
@@ -99,15 +115,7 @@ func TestMenderRestartsAJetStreamThatFailedAWrite(t *testing.T) {
 		t.Fatalf("stalled %v with lag %d: the failed store took events again", o.Stalled(), o.Lag())
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	m := &Mender{Server: srv, Publishers: []Staller{o}, Dir: dir, After: time.Second, Every: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(tWriter{t}, nil))}
-	go func() { done <- m.Run(ctx) }()
-	jsDrained(t, s, o)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	m := mendUntilDrained(t, srv, dir, s, o)
 	if m.restarts != 1 {
 		t.Errorf("%d restarts, want 1", m.restarts)
 	}
@@ -146,14 +154,8 @@ func TestMenderTurnsJetStreamOnAgain(t *testing.T) {
 	jsAppend(t, s, 300)
 	jsWait(t, 20*time.Second, "the outbox to stall", func() bool { return o.Stalled() > 0 })
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	m := &Mender{Server: srv, Publishers: []Staller{o}, Dir: dir, After: time.Second, Every: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(tWriter{t}, nil))}
-	go func() { done <- m.Run(ctx) }()
-	jsDrained(t, s, o)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	if m := mendUntilDrained(t, srv, dir, s, o); m.restarts != 1 {
+		t.Errorf("%d restarts, want 1", m.restarts)
 	}
 	// The stall was long enough to be a problem: its end is said.
 	if !strings.Contains(logged.String(), "the mirror advances again") {
