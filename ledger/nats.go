@@ -359,7 +359,7 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 	nc, err := nats.Connect(urls, opts...)
 	if err != nil {
 		// nats.go quotes a URL it cannot parse whole, password and all.
-		if msg := redactSecrets(err.Error(), urls); msg != err.Error() {
+		if msg := RedactSecrets(err.Error(), urls); msg != err.Error() {
 			err = &redactedError{msg: msg, err: err}
 		}
 	}
@@ -476,10 +476,11 @@ func userInfo(u string) (start, end, user int) {
 	return start, end, user
 }
 
-// redactSecrets is text with every password or token of urls in it
+// RedactSecrets is text with every password or token of urls in it
 // "xxxxx" (as RedactURLs shows them), in the forms a URL holds it: as
-// written, and percent-decoded.
-func redactSecrets(text, urls string) string {
+// written, and percent-decoded. nats.go quotes a URL it cannot parse
+// whole in its error.
+func RedactSecrets(text, urls string) string {
 	for _, p := range strings.Split(urls, ",") {
 		start, end, user := userInfo(p)
 		if end < 0 {
@@ -500,7 +501,7 @@ func redactSecrets(text, urls string) string {
 	return text
 }
 
-// redactedError is err with its text redacted (redactSecrets); errors.Is
+// redactedError is err with its text redacted (RedactSecrets); errors.Is
 // still sees err.
 type redactedError struct {
 	msg string

@@ -160,7 +160,7 @@ func TestUploadWorkerOutlivesARefusedToken(t *testing.T) {
 
 	e2eStop(t, srv)
 	srv = start("b.json", adminTok)
-	waitLog("the server refuses this worker's token")
+	waitLog("the server refuses this worker's credentials")
 	// Refused again (nats.go reconnects every 2 s): two refusals in a
 	// row made nats.go close the connection for good.
 	time.Sleep(5 * time.Second)

@@ -334,3 +334,39 @@ func TestRefusedCredentialsHintTellsBothServers(t *testing.T) {
 		t.Errorf("the refusal shows the password: %v", err)
 	}
 }
+
+// A push consumer under the --durable name is refused at start: it
+// never becomes a pull consumer, and a walk's worker retried it for good.
+func TestWorkerRefusesAPushConsumer(t *testing.T) {
+	js := ledgertest.StartJetStream(t, testSite).JS
+	cc := ledger.UploadConsumerConfig(testSite, "pushed", 2*time.Second)
+	cc.DeliverSubject = "somewhere.deliver"
+	if _, err := js.CreateConsumer(context.Background(), StreamName, cc); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t.TempDir(), nil)
+	cfg.Durable = "pushed"
+	out, err := runErr(t, js, cfg, 15*time.Second)
+	if !errors.Is(err, jetstream.ErrNotPullConsumer) || !strings.Contains(err.Error(), "--durable") {
+		t.Fatalf("a push consumer: %v; the worker's log:\n%s", err, out)
+	}
+}
+
+// A --nats URL that does not parse is refused at once, without its
+// password (a walk's worker waited for good, printing it).
+func TestWorkerRefusesAnUnparsableURL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var log lockedWriter
+	log.w = &bytes.Buffer{}
+	cfg := testConfig(t.TempDir(), slog.New(slog.NewTextHandler(&log, nil)))
+	for _, u := range []string{"nats://sp:Pa SECRETSP@127.0.0.1:1", "sp:Pa SECRETSP@127.0.0.1:1"} {
+		err := Run(ctx, u, cfg)
+		if err == nil || ctx.Err() != nil {
+			t.Fatalf("%q: %v (ctx %v): want refused at once", u, err, ctx.Err())
+		}
+		if strings.Contains(err.Error()+log.String(), "SECRETSP") {
+			t.Errorf("%q: the password is shown: %v\n%s", u, err, log.String())
+		}
+	}
+}

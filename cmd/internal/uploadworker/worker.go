@@ -11,8 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/recledger/recledger/ledger"
 	"log/slog"
+	neturl "net/url"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -20,6 +20,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/recledger/recledger/ledger"
 )
 
 // StreamName is the manifests stream (API.md §6).
@@ -152,7 +154,7 @@ func Run(ctx context.Context, url string, cfg Config) error {
 			case errors.Is(err, nats.ErrAuthorization):
 				if now := time.Now().UnixNano(); now-refusedLogged.Load() >= int64(refusedLogEvery) {
 					refusedLogged.Store(now)
-					cfg.Logger.Error("the server refuses this worker's token (its tokens file changed?): NO MANIFEST IS TAKEN until it accepts one; "+
+					cfg.Logger.Error("the server refuses this worker's credentials (a tokens file changed, or an external server's user or password): NO MANIFEST IS TAKEN until it accepts them; "+
 						"the worker keeps trying (repeats are logged every minute)", logKeyURL, ledger.RedactURLs(url), logKeyErr, err)
 				}
 			}
@@ -197,17 +199,23 @@ func connect(ctx context.Context, url string, opts []nats.Option, log *slog.Logg
 	waiting := false
 	for {
 		nc, err := nats.Connect(url, opts...)
+		var bad *neturl.Error
 		switch {
 		case err == nil:
 			return nc, nil
 		case errors.Is(err, nats.ErrAuthorization):
 			return nil, fmt.Errorf("upload-worker: connect: %w: %s (the embedded server also takes 64 connections per token at most)", err, refusedHint)
+		case errors.As(err, &bad):
+			// A URL that does not parse never will: refused at once, as
+			// the other commands refuse it, and without its password
+			// (a walk's worker waited for good, printing it).
+			return nil, fmt.Errorf("upload-worker: --nats %s: %s", ledger.RedactURLs(url), ledger.RedactSecrets(err.Error(), url))
 		}
 		if !waiting {
 			// Said once, so that a worker started before its server is
 			// not silent until the server comes up.
 			waiting = true
-			log.Info("upload worker waiting for the server's NATS", logKeyURL, ledger.RedactURLs(url), logKeyErr, err)
+			log.Info("upload worker waiting for the server's NATS", logKeyURL, ledger.RedactURLs(url), logKeyErr, ledger.RedactSecrets(err.Error(), url))
 		}
 		select {
 		case <-ctx.Done():
@@ -298,6 +306,13 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 		cons, err := w.js.Consumer(ctx, StreamName, w.cfg.Durable)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			cons, err = w.create(ctx)
+		}
+		if errors.Is(err, jetstream.ErrNotPullConsumer) {
+			// A push consumer under that name never becomes a pull one:
+			// refused, as any consumer the worker cannot use (a walk's
+			// worker retried it for good).
+			return nil, fmt.Errorf("upload-worker: %w: consumer %q of stream %s delivers to a subject (a push consumer); the workers take manifests from a pull consumer: choose another --durable, or remove that consumer",
+				err, w.cfg.Durable, StreamName)
 		}
 		if err == nil {
 			got := cons.CachedInfo().Config
