@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -356,7 +357,7 @@ func Connect(ctx context.Context, urls string, name string, log *slog.Logger, ex
 		}
 		return nil
 	})
-	nc, err := nats.Connect(urls, opts...)
+	nc, err := connectFirst(urls, opts, log)
 	if err != nil {
 		// nats.go quotes a URL it cannot parse whole, password and all.
 		if msg := RedactSecrets(err.Error(), urls); msg != err.Error() {
@@ -510,6 +511,39 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
+
+// connectFirst connects with opts. A connection that keeps trying
+// (KeepTrying) is tried once without it first, to say why it is not
+// connected: nats.go tells nothing of the refusals while it retries a
+// first connect (a walk's serve, refused at start, said only that the
+// server was not reachable, err=<nil>).
+func connectFirst(urls string, opts []nats.Option, log *slog.Logger) (*nats.Conn, error) {
+	var probe nats.Options
+	for _, o := range opts {
+		_ = o(&probe)
+	}
+	if !probe.RetryOnFailedConnect {
+		return nats.Connect(urls, opts...)
+	}
+	once := append(slices.Clone(opts), func(o *nats.Options) error {
+		o.RetryOnFailedConnect = false
+		return nil
+	})
+	nc, err := nats.Connect(urls, once...)
+	var bad *url.Error
+	switch {
+	case err == nil:
+		return nc, nil
+	case errors.As(err, &bad):
+		return nil, err // never parses: retrying would not help
+	case errors.Is(err, nats.ErrAuthorization):
+		log.Warn("the NATS server refuses this connection's credentials (the user and password or token in the URL): the connection keeps trying with them, without logging each refusal, and connects once the server takes them",
+			jsLogKeyURL, RedactURLs(urls), jsLogKeyErr, err)
+	default:
+		log.Warn("the NATS server is not reachable: the connection keeps trying", jsLogKeyURL, RedactURLs(urls), jsLogKeyErr, RedactSecrets(err.Error(), urls))
+	}
+	return nats.Connect(urls, opts...)
+}
 
 // KeepTrying is the option of a connection that must outlast its server:
 // serve's. A first connect that fails is retried, and so is one the

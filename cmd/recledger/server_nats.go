@@ -89,13 +89,10 @@ func (s *Server) connectNATS(ctx context.Context, tokens *ingest.Tokens, head ui
 		// Nothing to check the ledger against yet: the outbox makes the
 		// streams and checks that the stream continues the ledger once
 		// the server is reached (an outbox_problem on /readyz if not).
-		what := "the NATS server is not reachable"
-		if errors.Is(nc.LastError(), nats.ErrAuthorization) {
-			// The refusals that follow are logged once a minute.
-			what = "the NATS server refuses this server's credentials (the user and password or token in --nats)"
-		}
-		log.Warn(what+": serving from the ledger; the connections keep trying, and the mirror catches up once connected (see /readyz)",
-			logKeyNATS, ledger.RedactURLs(urls), logKeyErr, nc.LastError())
+		// The nats lines before say why: not reachable, or refusing
+		// serve's credentials (ledger.Connect's first try).
+		log.Warn("the NATS server is not connected (the nats lines before say why): serving from the ledger; the connections keep trying, and the mirror catches up once connected (see /readyz)",
+			logKeyNATS, ledger.RedactURLs(urls))
 		if head == 0 {
 			return m, s.claim(ctx)
 		}
