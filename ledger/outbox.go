@@ -110,6 +110,7 @@ type Outbox struct {
 	lost      atomic.Uint64         // times a stream that held events was found gone
 	lostAt    atomic.Int64          // when last, Unix ns
 	stall     atomic.Pointer[stall] // sessions failing without progress, since when
+	waitSince atomic.Int64          // since when committed events have waited with no publish confirmed, Unix ns; 0: none wait, or not known
 	stallFor  time.Duration         // how long before Mismatch reports a stall
 	look      time.Duration         // outboxLook
 	firstAt   time.Time             // the last checkFirst from idle; Run's
@@ -180,6 +181,9 @@ func (o *Outbox) notify(envs []Envelope) {
 	}
 	o.firstFed.CompareAndSwap(0, envs[0].Seq)
 	o.fed.Store(envs[len(envs)-1].Seq)
+	if o.waitSince.Load() == 0 {
+		o.waitSince.CompareAndSwap(0, time.Now().UnixNano())
+	}
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -325,7 +329,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 		case progressed:
 			o.unstall()
 		case prev == nil:
-			o.stall.Store(&stall{since: time.Now(), err: err})
+			o.stall.Store(&stall{since: o.waitingSince(), err: err})
 		default:
 			o.stall.Store(&stall{since: prev.since, err: err})
 		}
@@ -779,7 +783,7 @@ func (o *Outbox) idle(ctx context.Context) (bool, error) {
 }
 
 // errStreamGone ends a session whose stream has disappeared.
-var errStreamGone = errors.New("outbox: the events stream is gone; creating it again and refilling it from the ledger")
+var errStreamGone = errors.New("outbox: the events stream is gone, or no longer holds this site's last events; refilling it from the ledger")
 
 // message is the stream message of e: its stored bytes, its ULID as message id.
 func (o *Outbox) message(e Envelope) *nats.Msg {
@@ -841,7 +845,30 @@ func (o *Outbox) acked(ctx context.Context, p pendingAck, ack *jetstream.PubAck)
 	o.confirmed.Store(p.seq)
 	o.published.Add(1)
 	o.unstall()
+	// The events still waiting wait from now; none, when it was the last.
+	now := time.Now().UnixNano()
+	if p.seq >= o.fed.Load() {
+		o.waitSince.Store(0)
+		if o.fed.Load() > p.seq { // committed meanwhile
+			o.waitSince.CompareAndSwap(0, now)
+		}
+	} else {
+		o.waitSince.Store(now)
+	}
 	return nil
+}
+
+// waitingSince is when the events that wait began to wait with no
+// publish confirmed: a stall is counted from there, not from the first
+// session that failed, which ends only after its acks' timeout and the
+// server's reconnect attempts (a walk's /readyz named a 30 s stall 42 s
+// into an outage). Now, when that is not known.
+func (o *Outbox) waitingSince() time.Time {
+	now := time.Now()
+	if w := o.waitSince.Load(); w != 0 && w < now.UnixNano() {
+		return time.Unix(0, w)
+	}
+	return now
 }
 
 // unstall ends a stall: the mirror advanced, even before this session

@@ -262,6 +262,26 @@ func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
 	}
 }
 
+// A stall is counted from when the events began to wait, not from the
+// end of the first session that failed, which waits out its acks'
+// timeout (a walk's /readyz named a 30 s stall 42 s into an outage).
+func TestOutboxCountsAStallFromTheFirstEventWaiting(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	o, _ := jsOutbox(t, s, js) // acks time out after 1 s
+	jsAppend(t, s, 20)
+	jsDrained(t, s, o)
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	waiting := time.Now()
+	jsAppend(t, s, 5)
+	jsWait(t, 20*time.Second, "the outbox to stall", func() bool { return o.Stalled() > 0 })
+	if st, waited := o.Stalled(), time.Since(waiting); st < waited-300*time.Millisecond {
+		t.Errorf("stalled %v, though the events have waited %v", st, waited)
+	}
+}
+
 // tWriter sends log lines to the test log.
 type tWriter struct{ t testing.TB }
 
