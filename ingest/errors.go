@@ -18,6 +18,7 @@ const (
 	reasonConflict       = "conflict"
 	reasonAlreadySealed  = "already_sealed"
 	reasonFutureDay      = "future_day"
+	reasonBeforeContacts = "before_contacts"
 	reasonTooLarge       = "too_large"
 	reasonUnauthorized   = "unauthorized"
 	reasonForbidden      = "forbidden"

@@ -372,6 +372,18 @@ func (s *Server) handleCloseDay(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("day %s has not begun at the site (today is %s in %s): days are sealed in order, so sealing it would stop every seal until then", day, today, zone)).with("day", day))
 		return
 	}
+	if at, ok := s.views.EarliestPending(); ok {
+		// The seal files every contact closed since the last one under
+		// day: a day before all of them (a mistyped year) would misfile
+		// them for good, as the future typo above would stop the seals
+		// (a walk's 2025-12-02 took the day's calls).
+		loc := s.views.Location()
+		if first := at.In(loc).Format(dayLayout); day < first {
+			s.writeError(w, r, newError(http.StatusConflict, reasonBeforeContacts,
+				fmt.Sprintf("day %s is before every contact waiting for a seal (the earliest is of %s in %s): the seal would file them all under %s; seal %s or a later day", day, first, loc, day, first)).with("day", day))
+			return
+		}
+	}
 	d := ledger.DayClosed{Day: day, By: ledger.SealRequest, Principal: principalOf(r)}
 	envs, err := s.appendEvents(r.Context(), sourceSeal, ledger.Event{Type: ledger.TypeDayClosed, Data: d})
 	if err != nil {

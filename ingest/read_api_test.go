@@ -142,6 +142,31 @@ func TestCloseRefusesADayNotBegun(t *testing.T) {
 	s.verified(3)
 }
 
+// TestCloseRefusesADayBeforeItsContacts: a seal files every contact
+// closed since the last one under the day it seals; a day before all of
+// them (a mistyped year) is refused and appends nothing, as a day not
+// begun is (a walk's 2025-12-02 took the day's calls for good).
+func TestCloseRefusesADayBeforeItsContacts(t *testing.T) {
+	s := newStackClock(t, nil, func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) })
+	s.configure()
+	// No contact waits: an empty past day may be sealed.
+	s.must(200, "POST", "/v1/manifests/2026-11-01/close", "", "")
+	s.signal(`[{"call_id":"c-1","extension":"3420","type":"ringing","direction":"inbound","ani":"+13125550100","at":"2026-11-22T09:00:00Z"},
+	           {"call_id":"c-1","extension":"3420","type":"ended","at":"2026-11-22T09:05:00Z"}]`)
+	seq := s.live.Seq()
+	r := s.must(409, "POST", "/v1/manifests/2026-11-21/close", "", "")
+	if r.str("reason") != "before_contacts" || !strings.Contains(r.str("message"), "the earliest is of 2026-11-22 in UTC") {
+		t.Fatalf("close of a day before every contact waiting: %s", r.Raw)
+	}
+	if s.live.Seq() != seq {
+		t.Fatalf("the refused close appended: seq %d → %d", seq, s.live.Seq())
+	}
+	m := s.must(200, "POST", "/v1/manifests/2026-11-22/close", "", "")
+	if !strings.Contains(m.Raw, `"call_id":"c-1"`) {
+		t.Fatalf("the day of the contact: %s", m.Raw)
+	}
+}
+
 func TestHealthAndMetrics(t *testing.T) {
 	s := newStack(t, nil)
 	s.configure()

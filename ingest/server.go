@@ -55,6 +55,10 @@ type Views interface {
 	// Manifest is the canonical manifest of a sealed day (ledger.ErrNotFound until sealed).
 	Manifest(ctx context.Context, day string) ([]byte, error)
 	SealedDays() []string
+	// EarliestPending is the earliest time a contact closed since the
+	// last seal happened at (ok false: none): a seal files them all
+	// under the day it seals.
+	EarliestPending() (at ledger.Time, ok bool)
 	// OpenContactsOfTeam lists the open contacts that opened in team.
 	OpenContactsOfTeam(team string) []string
 	// Seq is the seq of the last event the projections applied.

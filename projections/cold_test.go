@@ -64,6 +64,15 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 					pending++
 				}
 			}
+			if i%50 == 0 {
+				// A close request's check: cooled contacts count from
+				// their start, never later than their ends in memory.
+				ca, cok := cold.EarliestPending()
+				wa, wok := warm.EarliestPending()
+				if cok != wok || ca.After(wa.Time) {
+					t.Fatalf("seed %d seq %d: earliest pending %v (%v) cooled, %v (%v) in memory", seed, e.Seq, ca, cok, wa, wok)
+				}
+			}
 			if e.Type != ledger.TypeDayClosed && cold.pauses.encoded > encodedBefore {
 				coolings++
 				for _, r := range cold.open {

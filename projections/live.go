@@ -225,6 +225,13 @@ func (l *Live) Manifest(ctx context.Context, day string) ([]byte, error) {
 	return readManifest(ctx, r, day, sec, ok)
 }
 
+// EarliestPending is State.EarliestPending.
+func (l *Live) EarliestPending() (ledger.Time, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.s.EarliestPending()
+}
+
 // SealedDays is State.SealedDays.
 func (l *Live) SealedDays() []string { l.mu.RLock(); defer l.mu.RUnlock(); return l.s.SealedDays() }
 

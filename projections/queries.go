@@ -346,6 +346,24 @@ func (s *State) OpenContactsOfTeam(team string) []string {
 // SealedDays lists the sealed days in seal order.
 func (s *State) SealedDays() []string { return append([]string{}, s.book.Order...) }
 
+// EarliestPending is the earliest time a contact closed since the last
+// seal happened at: the end of those in memory, the start of those
+// cooled (coldDay.First, earlier than their ends); ok is false when none
+// closed since. A seal puts all of them in the day it seals.
+func (s *State) EarliestPending() (at ledger.Time, ok bool) {
+	for _, p := range s.book.Pending {
+		if !ok || p.EndedAt.Before(at.Time) {
+			at, ok = p.EndedAt, true
+		}
+	}
+	for i := range s.cold {
+		if d := &s.cold[i]; d.Day == "" && !d.First.IsZero() && (!ok || d.First.Before(at.Time)) {
+			at, ok = d.First, true
+		}
+	}
+	return at, ok
+}
+
 // LastSeal returns the last sealed day and when it was sealed; "" when none.
 func (s *State) LastSeal() (day string, at ledger.Time) {
 	if n := len(s.book.Order); n > 0 {
