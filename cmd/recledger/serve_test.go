@@ -104,6 +104,12 @@ func getJSONWith(t *testing.T, url, token string, v any) {
 // testNow is the test servers' scheduler clock.
 var testNow = time.Date(2026, 11, 23, 20, 0, 0, 0, time.UTC)
 
+// testDay is the day of testNow, for a simulated day whose calls are
+// sealed by hand: a close refuses a day before every contact waiting
+// (before_contacts), and the server dates undated signals by the wall
+// clock, not by testNow.
+var testDay = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+
 type digestReply struct {
 	Seq    uint64 `json:"seq"`
 	Digest string `json:"digest"`
@@ -116,7 +122,7 @@ type digestReply struct {
 // data dir restored from the stream alone.
 func TestServeRealisticDay(t *testing.T) {
 	ctx := context.Background()
-	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 6, CallsPerAgent: 4, Seed: 7})
+	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 6, CallsPerAgent: 4, Seed: 7, Day: testDay})
 	if resp, err := http.Post(base+"/v1/manifests/2026-11-23/close", "", nil); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("close day: %v %v", resp, err)
 	}

@@ -31,7 +31,7 @@ import (
 // Once it has stopped, the ledger is read again.
 func TestReplayBesideRunningServer(t *testing.T) {
 	ctx := context.Background()
-	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 6, CallsPerAgent: 4, Seed: 3})
+	data, srv, base := startSimulatedServer(t, simulator.Config{Agents: 6, CallsPerAgent: 4, Seed: 3, Day: testDay})
 	var live digestReply
 	getJSON(t, base+"/v1/digest", &live)
 	info, ok := readServing(data)
