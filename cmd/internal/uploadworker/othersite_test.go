@@ -93,9 +93,11 @@ func TestWorkerRefusesAnotherSitesConsumer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.NumPending != 1 || info.NumAckPending != 0 || info.Delivered.Stream != 0 {
-		t.Errorf("the other site's manifest was touched: pending %d, ack pending %d, delivered %d",
-			info.NumPending, info.NumAckPending, info.Delivered.Stream)
+	// Never delivered (a consumer's pending count may lag the publish,
+	// so it is not asked; the other site's worker below takes it).
+	if info.NumAckPending != 0 || info.Delivered.Stream != 0 {
+		t.Errorf("the other site's manifest was touched: ack pending %d, delivered %d",
+			info.NumAckPending, info.Delivered.Stream)
 	}
 
 	// The other site's worker then takes its manifest.
