@@ -34,18 +34,22 @@ const lostShown = time.Minute
 
 // noteLost counts a stream found gone.
 func (o *Outbox) noteLost() {
-	o.lost.Add(1)
-	o.lostAt.Store(time.Now().UnixNano())
-	o.log.Warn("outbox: the events stream was deleted; creating it again and refilling it from the ledger (docs/clients.md)", jsLogKeyCount, o.lost.Load())
+	o.countLost("outbox: the events stream was deleted; creating it again and refilling it from the ledger (docs/clients.md)")
 }
 
 // noteRemoved counts a stream found without the site's events it had:
 // made again by another site's server, purged, or cut by a limit of its
 // own (the walk that found a 20 s max_age called a deleted stream).
 func (o *Outbox) noteRemoved() {
+	o.countLost("outbox: the events stream no longer holds this site's last events (made again by another site's server, purged, or cut by a limit of the stream); refilling it from the ledger (docs/clients.md)")
+}
+
+// countLost counts a stream found without the events it had, and says
+// so with msg.
+func (o *Outbox) countLost(msg string) {
 	o.lost.Add(1)
 	o.lostAt.Store(time.Now().UnixNano())
-	o.log.Warn("outbox: the events stream no longer holds this site's last events (made again by another site's server, purged, or cut by a limit of the stream); refilling it from the ledger (docs/clients.md)", jsLogKeyCount, o.lost.Load())
+	o.log.Warn(msg, jsLogKeyCount, o.lost.Load())
 }
 
 // errStalled is the outbox's problem while JetStream takes no events.
