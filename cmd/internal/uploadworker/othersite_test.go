@@ -1,7 +1,6 @@
 package uploadworker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -36,7 +35,7 @@ func publishSiteManifest(t *testing.T, js jetstream.JetStream, site, day string,
 // timeout; it returns the worker's log and Run's error.
 func runErr(t *testing.T, js jetstream.JetStream, cfg Config, timeout time.Duration) (string, error) {
 	t.Helper()
-	log := &lockedWriter{w: &bytes.Buffer{}}
+	log := &ledgertest.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -118,7 +117,7 @@ func TestAnotherSitesManifestIsNotTaken(t *testing.T) {
 	ctx := context.Background()
 	dest := t.TempDir()
 	cfg := testConfig(dest, nil)
-	log := &lockedWriter{w: &bytes.Buffer{}}
+	log := &ledgertest.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -283,7 +282,7 @@ func TestWorkerNamesEveryOtherSiteWithAnUploadToken(t *testing.T) {
 	}
 	publishSiteManifest(t, js, "siteB", "2026-12-01", 1)
 	publishSiteManifest(t, js, "siteA", "2026-12-02", 1)
-	log := &lockedWriter{w: &bytes.Buffer{}}
+	log := &ledgertest.Buffer{}
 	cfg := testConfig(t.TempDir(), slog.New(slog.NewTextHandler(log, nil)))
 	cfg.Token, cfg.Durable = "up-a", "uploaders" // upload-s1 is the server's to make
 	wctx, cancel := context.WithCancel(ctx)
@@ -359,8 +358,7 @@ func TestWorkerRefusesAPushConsumer(t *testing.T) {
 func TestWorkerRefusesAnUnparsableURL(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var log lockedWriter
-	log.w = &bytes.Buffer{}
+	var log ledgertest.Buffer
 	cfg := testConfig(t.TempDir(), slog.New(slog.NewTextHandler(&log, nil)))
 	for _, u := range []string{"nats://sp:Pa SECRETSP@127.0.0.1:1", "sp:Pa SECRETSP@127.0.0.1:1"} {
 		err := Run(ctx, u, cfg)

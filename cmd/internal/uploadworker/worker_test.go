@@ -15,7 +15,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -154,7 +153,7 @@ func countFiles(t *testing.T, dest string) (finals map[string]int, temps []strin
 
 type child struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *ledgertest.Buffer
 	done   chan error
 }
 
@@ -162,8 +161,8 @@ func startChild(t *testing.T, url, dest string, throttle time.Duration) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerChild$", "-test.v")
 	cmd.Env = append(os.Environ(), envChild+"=1", envURL+"="+url, envDest+"="+dest, envThrottle+"="+throttle.String())
-	c := &child{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	cmd.Stderr = &lockedWriter{w: c.stderr}
+	c := &child{cmd: cmd, stderr: &ledgertest.Buffer{}, done: make(chan error, 1)}
+	cmd.Stderr = c.stderr
 	cmd.Stdout = cmd.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -179,29 +178,11 @@ func startChild(t *testing.T, url, dest string, throttle time.Duration) *child {
 	return c
 }
 
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// String is what was written so far.
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
-}
-
 // runLogged runs a worker on js with cfg, its log captured in the returned
 // writer, until the returned stop, which checks that it ended cleanly.
-func runLogged(t *testing.T, js jetstream.JetStream, cfg Config) (log *lockedWriter, stop func()) {
+func runLogged(t *testing.T, js jetstream.JetStream, cfg Config) (log *ledgertest.Buffer, stop func()) {
 	t.Helper()
-	log = &lockedWriter{w: &bytes.Buffer{}}
+	log = &ledgertest.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -288,10 +269,7 @@ func TestKilledWorkerEveryContactOnce(t *testing.T) {
 
 	// The manifest A held when it was killed came back to a worker.
 	logs := func(c *child) string {
-		w := c.cmd.Stderr.(*lockedWriter)
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return w.w.String()
+		return c.stderr.String()
 	}
 	// A worker acks a manifest before it logs it: wait for the line.
 	deadline := time.Now().Add(10 * time.Second)
@@ -464,7 +442,7 @@ func runWorkerLogged(t *testing.T, addr, dest string, log *slog.Logger) (stop fu
 // up, and uploads.
 func TestWorkerStartedBeforeTheServer(t *testing.T) {
 	addr, dest := freeAddr(t), t.TempDir()
-	logs := &lockedWriter{w: &bytes.Buffer{}}
+	logs := &ledgertest.Buffer{}
 	stop := runWorkerLogged(t, addr, dest, slog.New(slog.NewTextHandler(logs, nil)))
 	time.Sleep(300 * time.Millisecond) // the worker is trying, with nothing there
 	if got := logs.String(); !strings.Contains(got, "upload worker waiting for the server's NATS") || strings.Contains(got, "upload worker connected") {
