@@ -375,39 +375,29 @@ func TestStartEmbeddedOnATakenAddress(t *testing.T) {
 	}
 }
 
-// Credentials in NATS URLs never reach a log or an error.
+// Credentials in NATS URLs never reach a log or an error (RedactURLs)
+// nor serving.json and replay's messages (StripURLCredentials), in every
+// form nats.go takes.
 func TestRedactURLs(t *testing.T) {
-	for in, want := range map[string]string{
-		"nats://127.0.0.1:4222":                          "nats://127.0.0.1:4222",
-		"nats://rl:secret@h:4222":                        "nats://rl:xxxxx@h:4222",
-		"nats://s3cr3t-token@h:4222, nats://u:p@h2:4222": "nats://xxxxx@h:4222,nats://u:xxxxx@h2:4222",
-		"nats://h:4222,nats://h2:4222":                   "nats://h:4222,nats://h2:4222",
+	for _, c := range []struct{ in, redacted, stripped string }{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://rl:secret@h:4222", "nats://rl:xxxxx@h:4222", "nats://h:4222"},
+		{"nats://s3cr3t-token@h:4222, nats://u:p@h2:4222", "nats://xxxxx@h:4222,nats://u:xxxxx@h2:4222", "nats://h:4222,nats://h2:4222"},
+		{"nats://h:4222,nats://h2:4222", "nats://h:4222,nats://h2:4222", "nats://h:4222,nats://h2:4222"},
 		// nats.go takes a URL without a scheme; url.Parse read the user
 		// as a scheme and left the password (a walk's serving.json).
-		"rl:S3cretPW@127.0.0.1:4222": "rl:xxxxx@127.0.0.1:4222",
-		"tok3n@127.0.0.1:4222":       "xxxxx@127.0.0.1:4222",
+		{"rl:S3cretPW@127.0.0.1:4222", "rl:xxxxx@127.0.0.1:4222", "127.0.0.1:4222"},
+		{"tok3n@127.0.0.1:4222", "xxxxx@127.0.0.1:4222", "127.0.0.1:4222"},
 		// url.Parse refuses these: they were shown whole.
-		"nats://rl:S3c ret@h:4222":   "nats://rl:xxxxx@h:4222",
-		"nats://rl:p@ss#w/rd@h:4222": "nats://rl:xxxxx@h:4222",
-		"tls://h:4222":               "tls://h:4222",
+		{"nats://rl:S3c ret@h:4222", "nats://rl:xxxxx@h:4222", "nats://h:4222"},
+		{"nats://rl:p@ss#w/rd@h:4222", "nats://rl:xxxxx@h:4222", "nats://h:4222"},
+		{"tls://h:4222", "tls://h:4222", "tls://h:4222"},
 	} {
-		if got := RedactURLs(in); got != want {
-			t.Errorf("RedactURLs(%q) = %q, want %q", in, got, want)
+		if got := RedactURLs(c.in); got != c.redacted {
+			t.Errorf("RedactURLs(%q) = %q, want %q", c.in, got, c.redacted)
 		}
-	}
-}
-
-// serving.json and replay's messages name the URLs without user parts,
-// in every form nats.go takes.
-func TestStripURLCredentials(t *testing.T) {
-	for in, want := range map[string]string{
-		"nats://rl:secret@h:4222":                   "nats://h:4222",
-		"rl:S3cretPW@127.0.0.1:4222, tok3n@h2:4222": "127.0.0.1:4222,h2:4222",
-		"nats://rl:S3c ret@h:4222":                  "nats://h:4222",
-		"nats://h:4222":                             "nats://h:4222",
-	} {
-		if got := StripURLCredentials(in); got != want {
-			t.Errorf("StripURLCredentials(%q) = %q, want %q", in, got, want)
+		if got := StripURLCredentials(c.in); got != c.stripped {
+			t.Errorf("StripURLCredentials(%q) = %q, want %q", c.in, got, c.stripped)
 		}
 	}
 }
