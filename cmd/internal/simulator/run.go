@@ -1,12 +1,10 @@
 package simulator
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -23,6 +21,7 @@ import (
 type runner struct {
 	cfg     Config
 	base    string
+	send    *sender
 	limiter *rate.Limiter // nil: no cap
 	sem     chan struct{}
 	stop    chan struct{} // closed by halt: no new requests
@@ -105,13 +104,15 @@ var ErrInterrupted = errors.New("interrupted: the report covers the requests sen
 // that runs out stops new requests (those in flight finish), and so does
 // a server that stops answering, or ctx cancelled during the play (then
 // with ErrInterrupted): the report covers what was sent. Cancelling ctx
-// during the setup aborts.
+// during the setup aborts it after the requests in flight.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	cfg = cfg.withDefaults()
 	r := &runner{cfg: cfg, base: strings.TrimRight(cfg.URL, "/"), sem: make(chan struct{}, cfg.Concurrency), stop: make(chan struct{})}
 	if r.base == "" {
 		return Report{}, errors.New("simulate: no server URL")
 	}
+	r.send = newSender(cfg.Concurrency, cfg.Token)
+	defer r.send.close()
 	if cfg.Rate > 0 {
 		r.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/20)))
 	}
@@ -303,7 +304,7 @@ func (r *runner) play(ctx context.Context, reqs []Request, t *tally) {
 		case <-ctx.Done():
 			return
 		}
-		r.do(ctx, req, t)
+		r.do(req, t)
 		<-r.sem
 		if r.cfg.OnRequest != nil {
 			r.cfg.OnRequest()
@@ -320,24 +321,14 @@ type answer struct {
 }
 
 // do sends one request and tallies the answer.
-func (r *runner) do(ctx context.Context, req Request, t *tally) {
-	var body io.Reader
-	if req.Body != nil {
-		body = bytes.NewReader(req.Body)
-	}
-	hr, err := http.NewRequestWithContext(ctx, req.Method, r.base+req.Path, body)
-	if err != nil {
-		t.httpErrors["request"]++
-		return
-	}
-	if req.ContentType != "" {
-		hr.Header.Set("Content-Type", req.ContentType)
-	}
-	if r.cfg.Token != "" {
-		hr.Header.Set("Authorization", "Bearer "+r.cfg.Token)
-	}
+func (r *runner) do(req Request, t *tally) {
 	start := time.Now()
-	resp, err := r.cfg.Client.Do(hr)
+	var status int
+	var ans answer
+	err := r.send.send(r.base, req, func(code int, body []byte) {
+		status = code
+		_ = json.Unmarshal(body, &ans)
+	})
 	t.sent++
 	if err != nil {
 		// No answer: not a latency, nor part of the throughput.
@@ -353,38 +344,34 @@ func (r *runner) do(ctx context.Context, req Request, t *tally) {
 	}
 	r.heard.Store(time.Now().UnixNano())
 	r.misses.Store(0)
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
 	t.latencies = append(t.latencies, time.Since(start))
-	if resp.StatusCode >= 400 {
-		t.httpErrors[strconv.Itoa(resp.StatusCode)]++
+	if status >= 400 {
+		t.httpErrors[strconv.Itoa(status)]++
 	}
-	var ans answer
-	_ = json.Unmarshal(raw, &ans)
-	if req.Kind == KindConfig && resp.StatusCode >= 400 && t.refused == "" {
-		t.refused = fmt.Sprintf("%s %s: %d %s", req.Method, req.Path, resp.StatusCode, ans.Message)
+	if req.Kind == KindConfig && status >= 400 && t.refused == "" {
+		t.refused = fmt.Sprintf("%s %s: %d %s", req.Method, req.Path, status, ans.Message)
 	}
 	switch req.Kind {
 	case KindCommand:
 		outcome := ans.Outcome
 		if outcome == "" {
-			outcome = "http_" + strconv.Itoa(resp.StatusCode)
+			outcome = "http_" + strconv.Itoa(status)
 		}
 		r.count(req, outcome, t)
 		// A refusal at auth appends nothing; any other answer below 500
 		// follows the append (refused commands are audit evidence).
-		if resp.StatusCode < 500 && !refusedAtAuth(resp.StatusCode) && req.Appends > 0 {
+		if status < 500 && !refusedAtAuth(status) && req.Appends > 0 {
 			t.expected += req.Appends
 			t.expectedCmds += req.Appends
 		}
 	case KindSignal:
-		if resp.StatusCode/100 == 2 {
+		if status/100 == 2 {
 			t.expected += req.Appends
 			t.signalEvents += req.Appends
 			t.signalsIgnored += len(ans.Ignored)
 		}
 	case KindConfig:
-		if resp.StatusCode/100 == 2 {
+		if status/100 == 2 {
 			t.expected += req.Appends
 			t.expectedConfig += req.Appends
 		}
