@@ -516,7 +516,8 @@ func (e *redactedError) Unwrap() error { return e.err }
 // (KeepTrying) is tried once without it first, to say why it is not
 // connected: nats.go tells nothing of the refusals while it retries a
 // first connect (a walk's serve, refused at start, said only that the
-// server was not reachable, err=<nil>).
+// server was not reachable, err=<nil>). Neither try waits long for a
+// server that does not answer (startDialer).
 func connectFirst(urls string, opts []nats.Option, log *slog.Logger) (*nats.Conn, error) {
 	var probe nats.Options
 	for _, o := range opts {
@@ -525,12 +526,22 @@ func connectFirst(urls string, opts []nats.Option, log *slog.Logger) (*nats.Conn
 	if !probe.RetryOnFailedConnect {
 		return nats.Connect(urls, opts...)
 	}
+	own := probe.CustomDialer == nil
+	dial := func(d *startDialer) []nats.Option {
+		if !own {
+			return nil
+		}
+		return []nats.Option{dialWith(d)}
+	}
+	first := &startDialer{}
 	once := append(slices.Clone(opts), func(o *nats.Options) error {
 		o.RetryOnFailedConnect = false
 		return nil
 	})
-	nc, err := nats.Connect(urls, once...)
+	nc, err := nats.Connect(urls, append(once, dial(first)...)...)
+	first.started.Store(true)
 	var bad *url.Error
+	retry := &startDialer{}
 	switch {
 	case err == nil:
 		return nc, nil
@@ -540,9 +551,14 @@ func connectFirst(urls string, opts []nats.Option, log *slog.Logger) (*nats.Conn
 		log.Warn("the NATS server refuses this connection's credentials (the user and password or token in the URL): the connection keeps trying with them, without logging each refusal, and connects once the server takes them",
 			jsLogKeyURL, RedactURLs(urls), jsLogKeyErr, err)
 	default:
+		// Tried just now: the connection's first round would only wait
+		// again for the same servers; its reconnects begin at once.
+		retry.fail = true
 		log.Warn("the NATS server is not reachable: the connection keeps trying", jsLogKeyURL, RedactURLs(urls), jsLogKeyErr, RedactSecrets(err.Error(), urls))
 	}
-	return nats.Connect(urls, opts...)
+	nc, err = nats.Connect(urls, append(slices.Clone(opts), dial(retry)...)...)
+	retry.started.Store(true)
+	return nc, err
 }
 
 // KeepTrying is the option of a connection that must outlast its server:

@@ -59,20 +59,28 @@ func (s *Server) connectNATS(ctx context.Context, tokens *ingest.Tokens, head ui
 		own = append(own, ledger.KeepTrying())
 	}
 	s.natsURL = urls
-	nc, js, err := ledger.Connect(ctx, urls, "recledger-serve", log, own...)
-	if err != nil {
-		return mirror{}, fmt.Errorf("serve: %w", err)
-	}
-	s.nc = nc
 	// Call signals come in on a connection of their own: a client of the
 	// command role sending 30 MiB signals had NATS close the server's
 	// connection as a slow consumer, three times in two seconds, and the
-	// outbox's mirroring with it.
-	ctiNC, _, err := ledger.Connect(ctx, urls, "recledger-cti", log, own...)
+	// outbox's mirroring with it. The two connect side by side: a NATS
+	// server that does not answer delays the start once, not twice.
+	var ctiNC *nats.Conn
+	ctiErr := make(chan error, 1)
+	go func() {
+		var err error
+		ctiNC, _, err = ledger.Connect(ctx, urls, "recledger-cti", log, own...)
+		ctiErr <- err
+	}()
+	nc, js, err := ledger.Connect(ctx, urls, "recledger-serve", log, own...)
+	s.nc = nc
+	errCTI := <-ctiErr
+	s.ctiNC = ctiNC
+	if err == nil {
+		err = errCTI
+	}
 	if err != nil {
 		return mirror{}, fmt.Errorf("serve: %w", err)
 	}
-	s.ctiNC = ctiNC
 	m := mirror{js: js, replicas: cfg.Replicas}
 	if s.nsrv != nil {
 		if m.replicas > 1 {
