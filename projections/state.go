@@ -266,6 +266,10 @@ func (s *State) coolEvery() int {
 	return coolEvery
 }
 
+// NewestVersion is the highest event version the state has folded (0
+// before any event).
+func (s *State) NewestVersion() int { return s.newest }
+
 // eventTime is when a command or other server event happened.
 func eventTime(e *ledger.Envelope) ledger.Time { return e.Time }
 

@@ -383,7 +383,9 @@ func FromCheckpoint(ctx context.Context, store CheckpointLoader) *projections.St
 
 // CheckpointState is FromCheckpoint saying why there is no state: an
 // error wrapping ledger.ErrNotFound when no checkpoint of this version is
-// stored, ledger.ErrCorrupt when the stored one cannot be used (its bytes
+// stored, ledger.ErrUnknownVersion when a newer build saved it (it folded
+// events of a version this build does not read), ledger.ErrCorrupt when
+// the stored one cannot be used (its bytes
 // damaged, not decodable, naming a section the store lacks, of another
 // seq than it is filed under, or after the ledger's head), else the
 // store's error.
@@ -401,6 +403,9 @@ func CheckpointState(ctx context.Context, store CheckpointLoader) (*projections.
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
+	case errors.Is(err, ledger.ErrUnknownVersion):
+		// Saved by a newer build: not damaged.
+		return nil, fmt.Errorf("checkpoint at seq %d: %w", seq, err)
 	case err != nil && !errors.Is(err, ledger.ErrCorrupt) && !errors.Is(err, ledger.ErrUnavailable):
 		return nil, fmt.Errorf("checkpoint at seq %d: %w: %v", seq, ledger.ErrCorrupt, err)
 	case err != nil:

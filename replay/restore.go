@@ -46,6 +46,12 @@ func Restore(ctx context.Context, src Source, dst Importer, batch int, progress 
 		return nil
 	}
 	err := src.Scan(ctx, after, func(e ledger.Envelope) error {
+		if e.Version > ledger.CurrentVersion {
+			// Imported with its batch, it would be refused with the events
+			// before it: those are kept, as for a damaged event, and the
+			// newer build's restore continues after them.
+			return fmt.Errorf("seq %d: %w: %s version %d, this build reads up to %d", e.Seq, ledger.ErrUnknownVersion, e.Type, e.Version, ledger.CurrentVersion)
+		}
 		buf = append(buf, e)
 		if len(buf) == batch {
 			return flush()

@@ -108,7 +108,13 @@ func (rs *replaySource) openBolt(ctx context.Context, a *replayArgs, opts *repla
 		// present, taken when asked for.
 		opts.Sections = store
 		if a.fromCheckpoint {
-			opts.From = replay.FromCheckpoint(ctx, store)
+			st, err := replay.CheckpointState(ctx, store)
+			opts.From = st
+			if st == nil {
+				// Said, as from the mirror: a walk's replay went from seq
+				// 1 without a word.
+				fmt.Fprintf(stderr, "replay: --from-checkpoint: %s; replaying from seq 1\n", noCheckpoint(err))
+			}
 		}
 	case errors.Is(err, ledger.ErrLocked) && live && !a.sourceGiven:
 		// The same events, byte for byte and hash-chained, are in the
@@ -208,4 +214,16 @@ func (c *ReplayCommand) openJetStream(ctx context.Context, a *replayArgs, opts *
 		}
 	}
 	return nil
+}
+
+// noCheckpoint says why replay.CheckpointState gave no state.
+func noCheckpoint(err error) string {
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return "the ledger holds no checkpoint of this build's version"
+	case errors.Is(err, ledger.ErrUnknownVersion):
+		return "the checkpoint was saved by a newer build (" + err.Error() + ")"
+	default:
+		return "the checkpoint cannot be used (" + err.Error() + ")"
+	}
 }

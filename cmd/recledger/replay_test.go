@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
 
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/ledger/ledgertest"
@@ -470,6 +472,53 @@ func TestRestoreIntoAnotherSitesDir(t *testing.T) {
 // has no mirror of its own to show the dir is short): serve refused
 // nothing, and its next event took a seq the mirror already gave
 // another (a crash walk). The dir is marked until the restore finishes:
+
+// TestRestoreStopsAtANewerBuildsEvents: a mirror holding events of a
+// newer build's version is restored up to them, and restore says to
+// finish with that build, not to run it again (a walk's operator went
+// round restore, verify and serve, each naming the next).
+func TestRestoreStopsAtANewerBuildsEvents(t *testing.T) {
+	d := writeOfflineDay(t, true, 0)
+	src, err := openLedgerReadOnly(d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last ledger.Envelope
+	err = src.Scan(t.Context(), d.seq-1, func(e ledger.Envelope) error { last = e; return nil })
+	src.Close()
+	if err != nil || last.Seq != d.seq {
+		t.Fatalf("last event: %v %d", err, last.Seq)
+	}
+	newer := last
+	newer.Seq, newer.Version, newer.Raw = last.Seq+1, ledger.CurrentVersion+1, nil
+	newer.ID = ulid.MustNew(last.ID.Time()+1, bytes.NewReader(make([]byte, 16)))
+	raw, err := newer.Seal(last.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(d.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: ledger.EventSubject(replaytest.Site, newer.Type), Data: raw,
+		Header: nats.Header{"Nats-Msg-Id": []string{newer.ID.String()}}}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for range 2 {
+		_, err = runCmd(t, &RestoreCommand{}, "--from-jetstream", "--data", dir, "--nats", d.natsURL, "--site", replaytest.Site)
+		if !errors.Is(err, ledger.ErrUnknownVersion) || !strings.Contains(err.Error(), "restore with that build") || strings.Contains(err.Error(), "run it again") {
+			t.Fatalf("restore of a mirror with a newer build's event: %v", err)
+		}
+	}
+	// The events before it are kept, for that build's restore to continue.
+	if head, err := ledgerHead(filepath.Join(dir, LedgerFile)); err != nil || head != d.seq {
+		t.Errorf("restored up to seq %d (%v), want the %d events before the newer one", head, err, d.seq)
+	}
+}
+
 // serve refuses it, verify says so, and restore run again completes it.
 func TestUnfinishedRestoreIsNotServed(t *testing.T) {
 	d := writeOfflineDay(t, true, 0)

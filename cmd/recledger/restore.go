@@ -131,6 +131,12 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("restore: stopped after %d events: the mirror's next event is damaged, and no restore gets past it "+
 			"(the events before it are in %s; `recledger verify` names the event): %w", held+n, path, err)
 	}
+	if errors.Is(err, ledger.ErrUnknownVersion) {
+		// Running it again stops there too: a walk's operator was sent
+		// round a loop of restore, verify and serve each naming another.
+		return fmt.Errorf("restore: stopped after %d events: the mirror holds events of a newer build of recledger, which this build does not read: "+
+			"restore with that build or a later one; it continues this restore (the events before them are in %s, marked as a restore not finished): %w", held+n, path, err)
+	}
 	if err != nil {
 		return fmt.Errorf("restore: stopped after %d events (run it again to continue): %w", held+n, err)
 	}

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +19,9 @@ import (
 
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/ledger/ledgertest"
+	"github.com/recledger/recledger/projections"
+	"github.com/recledger/recledger/replay"
+	"github.com/recledger/recledger/replay/replaytest"
 )
 
 // heldByReader is a data dir with an empty ledger on which a reader
@@ -191,4 +195,77 @@ func TestRefusedStartClaimsNoSite(t *testing.T) {
 		t.Fatalf("the first start that succeeds, as another site: %v", err)
 	}
 	e2eStop(t, srv)
+}
+
+// TestServeSaysItsEventVersionIsNew: a build whose event version is newer
+// than every event of the ledger says, at start, that what it appends
+// ends a plain rollback, also when it loads the older build's checkpoint
+// (same projection version: an upgrade walk's new build said nothing).
+// Once it has appended, the next start does not say it again.
+func TestServeSaysItsEventVersionIsNew(t *testing.T) {
+	ctx := t.Context()
+	scratch, err := ledger.Open(filepath.Join(t.TempDir(), LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs, err := replaytest.Write(ctx, scratch, replaytest.DayEvents()[:6], nil)
+	scratch.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := envs[0].Prev
+	for i := range envs {
+		envs[i].Version, envs[i].Raw = ledger.CurrentVersion-1, nil
+		if _, err := envs[i].Seal(prev); err != nil {
+			t.Fatal(err)
+		}
+		prev = envs[i].Hash
+	}
+	data := t.TempDir()
+	dst, err := ledger.Open(filepath.Join(data, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = dst.ClaimSite(ctx, replaytest.Site)
+	if err == nil {
+		err = dst.Import(ctx, envs)
+	}
+	if err == nil {
+		var st *projections.State
+		if st, _, err = replay.Run(ctx, dst, replay.Options{}); err == nil {
+			_, err = replay.Save(ctx, dst, st)
+		}
+	}
+	dst.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const said = "events appended from now on are of this build's"
+	start := func() (*Server, string) {
+		var logs ledgertest.Buffer
+		cfg := testServeConfig(data)
+		cfg.Site = replaytest.Site
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		srv, err := StartServer(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv, logs.String()
+	}
+	srv, logs := start()
+	if !strings.Contains(logs, said) || !strings.Contains(logs, fmt.Sprintf("ledger_event_version=%d", ledger.CurrentVersion-1)) {
+		t.Errorf("the first start of a newer event version does not say so:\n%s", logs)
+	}
+	postRinging(t, "http://"+srv.Addr(), 1)
+	srv.Stop()
+	if err := srv.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	srv, logs = start()
+	srv.Stop()
+	_ = srv.Wait()
+	if strings.Contains(logs, said) {
+		t.Errorf("said again once this build appended:\n%s", logs)
+	}
 }

@@ -39,9 +39,10 @@ const (
 	logKeyFree      = "free_bytes"
 	logKeyStoreKind = "store"
 
-	logKeyStored       = "stored_version"
-	logKeyProjections  = "projection_version"
-	logKeyEventVersion = "event_version"
+	logKeyStored        = "stored_version"
+	logKeyProjections   = "projection_version"
+	logKeyEventVersion  = "event_version"
+	logKeyLedgerVersion = "ledger_event_version" // the newest event version the ledger holds
 )
 
 // LedgerFile and JetStreamDir name the parts of a data dir.
@@ -301,16 +302,16 @@ func (s *Server) closeAll() {
 // noteUpgrade says, at a start that folded every event, when the reason
 // is a checkpoint of another build (an upgrade), and what follows from it,
 // or a damaged checkpoint of this build's version.
-func noteUpgrade(ctx context.Context, store *ledger.Store, log *slog.Logger) {
+func noteUpgrade(ctx context.Context, store *ledger.Store, log *slog.Logger) (said bool) {
 	if _, _, err := store.LoadCheckpoint(ctx, projections.Version); errors.Is(err, ledger.ErrCorrupt) {
 		log.Warn("the stored checkpoint is damaged, so every event was folded again; the next checkpoint replaces it. "+
 			"Run `recledger verify` on the data dir when the server is next stopped: it checks the rest of the file",
 			logKeyErr, err)
-		return
+		return false
 	}
 	versions, err := store.CheckpointVersions(ctx)
 	if err != nil {
-		return
+		return false
 	}
 	var other []string
 	for _, v := range versions {
@@ -319,9 +320,23 @@ func noteUpgrade(ctx context.Context, store *ledger.Store, log *slog.Logger) {
 		}
 	}
 	if len(other) == 0 {
-		return
+		return false
 	}
 	log.Info("a new build: the stored checkpoint is of another projection version, so every event was folded again, each with the rules of its own version; "+
 		"this build's first checkpoint replaces it. Events appended from now on are of this build's event version: an older build will not serve this ledger afterwards (docs/replay.md, Upgrading)",
 		logKeyStored, strings.Join(other, ","), logKeyProjections, projections.Version, logKeyEventVersion, ledger.CurrentVersion)
+	return true
+}
+
+// noteEventVersion says, at the start of a build whose event version is
+// newer than every event of the ledger, that the events it appends end a
+// plain rollback: an upgrade walk's new build, of the same projection
+// version, loaded the old checkpoint and said nothing of it.
+func noteEventVersion(st *projections.State, log *slog.Logger) {
+	if st.Seq() == 0 || st.NewestVersion() >= ledger.CurrentVersion {
+		return
+	}
+	log.Info("a new build: the ledger's events are of an older event version; events appended from now on are of this build's, "+
+		"and an older build will not serve this ledger afterwards (docs/replay.md, Upgrading)",
+		logKeyLedgerVersion, st.NewestVersion(), logKeyEventVersion, ledger.CurrentVersion)
 }

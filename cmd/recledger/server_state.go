@@ -109,8 +109,8 @@ func (s *Server) loadState(ctx context.Context) (uint64, error) {
 			logKeySeq, sv.Seq, logKeyTook, time.Since(folding).Round(time.Millisecond))
 	} else if state, replayed, err = replay.Load(ctx, store, store); err != nil {
 		return 0, fmt.Errorf("serve: replay: %w", err)
-	} else if head, _ := store.Head(); head > 0 && replayed == head {
-		noteUpgrade(ctx, store, log)
+	} else if head, _ := store.Head(); head == 0 || replayed < head || !noteUpgrade(ctx, store, log) {
+		noteEventVersion(state, log)
 	}
 	s.live = projections.NewLive(state)
 	store.Subscribe(s.live.OnCommit)

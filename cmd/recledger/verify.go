@@ -63,8 +63,12 @@ type verifyResult struct {
 // the server starts from it without folding them again, so a head that
 // was edited, or encoded wrong, would be served as if it were the ledger.
 type checkpointReport struct {
-	OK      bool   `json:"ok"`
-	None    bool   `json:"none,omitempty"` // no usable checkpoint of this build's version: nothing to check
+	OK   bool `json:"ok"`
+	None bool `json:"none,omitempty"` // no usable checkpoint of this build's version: nothing to check
+	// Newer is set when the checkpoint was saved by a newer build (it
+	// folded events of a version this build does not read): not checked,
+	// and not damaged.
+	Newer   string `json:"newer,omitempty"`
 	Seq     uint64 `json:"seq,omitempty"`
 	Digest  string `json:"digest,omitempty"`  // of the stored state
 	Rebuilt string `json:"rebuilt,omitempty"` // of the state the events up to Seq give
@@ -171,6 +175,11 @@ func checkStopped(ctx context.Context, store *ledger.Store) (res verifyResult, s
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		res.Checkpoint = &checkpointReport{OK: true, None: true}
+		return res, nil, nil
+	case errors.Is(err, ledger.ErrUnknownVersion):
+		// Saved by a newer build: a rollback's verify said the ledger
+		// was damaged, and to serve it (which the newer events refuse).
+		res.Checkpoint = &checkpointReport{OK: true, Newer: err.Error()}
 		return res, nil, nil
 	case errors.Is(err, ledger.ErrCorrupt):
 		// Damaged, not of another build (a walk read "none of this
@@ -358,6 +367,8 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 			fmt.Fprintf(out, "%-10s FAILED: %s; the next serve folds every event instead and replaces it\n", "checkpoint", c.Problem)
 		} else if c != nil && c.Problem != "" {
 			fmt.Fprintf(out, "%-10s FAILED: %s\n", "checkpoint", c.Problem)
+		} else if c != nil && c.Newer != "" {
+			fmt.Fprintf(out, "%-10s not checked: saved by a newer build (%s); serve and verify this dir with that build, or with this one if the ledger holds no events of the newer build (its serve then folds every event and saves its own)\n", "checkpoint", c.Newer)
 		} else if c != nil && c.None {
 			fmt.Fprintf(out, "%-10s none of this build's version (the next serve folds the events and saves one)\n", "checkpoint")
 		} else if c != nil && c.OK {

@@ -365,6 +365,46 @@ func TestVerifyRebuildsTheCheckpoint(t *testing.T) {
 	}
 }
 
+// TestVerifyOfANewerBuildsCheckpoint: a checkpoint that folded events of
+// a version this build does not read was saved by a newer build, not
+// damaged: a rollback's verify said "ledger corrupt", exit 1, and to
+// serve the dir, which the newer events refuse. Replay from it says why
+// it goes from seq 1.
+func TestVerifyOfANewerBuildsCheckpoint(t *testing.T) {
+	d := writeOfflineDay(t, false, 30)
+	store, err := ledger.Open(filepath.Join(d.dir, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, head, err := store.LoadCheckpoint(t.Context(), projections.Version)
+	if err == nil {
+		mine := fmt.Sprintf(`"rules":%d,`, ledger.CurrentVersion)
+		if !strings.Contains(string(head), mine) {
+			t.Fatalf("no %s in the head: %.300s", mine, head)
+		}
+		head = []byte(strings.Replace(string(head), mine, fmt.Sprintf(`"rules":%d,`, ledger.CurrentVersion+1), 1))
+		err = store.SaveCheckpoint(t.Context(), projections.Version, seq, head, nil)
+	}
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir)
+	if err != nil || !strings.Contains(out, "checkpoint not checked: saved by a newer build") || strings.Contains(out, "corrupt") {
+		t.Fatalf("verify of a newer build's checkpoint: %v\n%s", err, out)
+	}
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	out, err = runCmd(t, &ReplayCommand{Stderr: stderr}, "--data", d.dir, "--from-checkpoint", "--digest")
+	said, _ := os.ReadFile(stderr.Name())
+	if err != nil || !strings.Contains(string(said), "the checkpoint was saved by a newer build") || !strings.Contains(out, d.digest) {
+		t.Fatalf("replay --from-checkpoint of a newer build's checkpoint: %v\n%s%s", err, out, said)
+	}
+}
+
 // TestVerifySaysWhenNoMirrorWasCompared: a data dir served with an
 // external NATS has no mirror of its own; verify must say it did not
 // compare one, not print "ok" for the chain alone.
