@@ -199,6 +199,19 @@ func TestHealthAndMetrics(t *testing.T) {
 	if r := s.must(503, "GET", "/readyz", "", ""); r.JSON["ready"] != false {
 		t.Fatalf("readyz on a closed ledger: %s", r.Raw)
 	}
+	// The failed append is counted apart, not in the histograms (a full
+	// disk made appends look faster).
+	m = s.must(200, "GET", "/metrics", "", "")
+	for _, want := range []string{
+		`recledger_append_failures_total{source="command"} 1`,
+		`recledger_append_batch_size_count 2`,
+		`recledger_append_seconds_count{source="command"} 1`,
+		`recledger_events_appended_total 2`,
+	} {
+		if !strings.Contains(m.Raw, want) {
+			t.Errorf("metrics after a failed append lack %s", want)
+		}
+	}
 }
 
 // A read query with a parameter its endpoint does not take, or one given
