@@ -260,7 +260,17 @@ func (l *natsLogger) emit(level slog.Level, format string, v ...any) {
 	l.log.Log(ctx, level, msg)
 }
 
-func (l *natsLogger) Noticef(format string, v ...any) { l.emit(slog.LevelDebug, format, v...) }
+// Noticef logs at debug level, except what a client did wrong: the
+// server tells a slow consumer (and a write deadline exceeded) as a
+// notice, and a walk found them never shown.
+func (l *natsLogger) Noticef(format string, v ...any) {
+	if msg := fmt.Sprintf(format, v...); clientFault(msg) {
+		l.emit(slog.LevelWarn, "%s", msg)
+		return
+	}
+	l.emit(slog.LevelDebug, format, v...)
+}
+
 func (l *natsLogger) Fatalf(format string, v ...any)  { l.emit(slog.LevelError, format, v...) }
 
 // Errorf logs at error level, except what a client did wrong (a token

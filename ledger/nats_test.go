@@ -534,6 +534,19 @@ func TestNATSPayloadWarningIsInfo(t *testing.T) {
 	}
 }
 
+// TestNATSSlowConsumerNoticeIsAWarning: nats-server tells a slow
+// consumer as a notice, which the log writes at debug (not shown); a
+// client's fault, it is a warning, as its errors of that kind are.
+func TestNATSSlowConsumerNoticeIsAWarning(t *testing.T) {
+	var buf bytes.Buffer
+	l := newNATSLogger(slog.New(slog.NewTextHandler(&buf, nil)), nil)
+	l.Noticef("Slow Consumer Detected: MaxPending of %d Exceeded", 67108864)
+	l.Noticef("Server is ready")
+	if got := buf.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, "level=WARN") || !strings.Contains(got, "Slow Consumer Detected: MaxPending of 67108864") {
+		t.Errorf("logged:\n%s", got)
+	}
+}
+
 // TestEmbeddedForgetsClosedClients: the embedded server keeps the record
 // of a few closed connections only (embeddedClosedClients), not of 10,000
 // with each one's subscriptions, as nats-server does by default.

@@ -324,6 +324,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	backoff := o.minBackoff
+	var told time.Time // the start of the stall last told in the log
 	for {
 		progressed, ended, err := o.runSession(ctx)
 		if ctx.Err() != nil {
@@ -336,6 +337,14 @@ func (o *Outbox) Run(ctx context.Context) error {
 			o.stall.Store(&stall{since: o.waitingSince(), err: err})
 		default:
 			o.stall.Store(&stall{since: prev.since, err: err})
+		}
+		// A stall long enough for /readyz is told in the log once, with
+		// what to check: a walk's log held only the sessions' errors.
+		if st := o.stall.Load(); st != nil && !st.since.Equal(told) {
+			if why := o.Mismatch(); errors.Is(why, errStalled) {
+				told = st.since
+				o.log.Warn("outbox stalled: events wait for the mirror; appends go on in the ledger, and the mirror catches up once JetStream takes them", jsLogKeyErr, why)
+			}
 		}
 		if progressed {
 			backoff = o.minBackoff

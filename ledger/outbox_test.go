@@ -208,8 +208,11 @@ func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
 	port := srv.Addr().(*net.TCPAddr).Port
 	_, js := jsConnect(t, srv)
 	s := jsStore(t)
-	o, _ := jsOutbox(t, s, js)
-	o.stallFor = 300 * time.Millisecond // read by Mismatch only, on this goroutine
+	var logged safeBuffer
+	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) {
+		o.stallFor = 300 * time.Millisecond
+		o.log = slog.New(slog.NewTextHandler(&logged, nil))
+	})
 
 	// Append all along, in small batches, never waiting for JetStream.
 	var stopAppend atomic.Bool
@@ -237,6 +240,8 @@ func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
 	})
 	// and, once no publish has gone through for a while, readiness says so.
 	jsWait(t, 10*time.Second, "the stall to be reported", func() bool { return errors.Is(o.Mismatch(), errStalled) })
+	// and the log tells it once, with what to check.
+	jsWait(t, 10*time.Second, "the stall to be logged", func() bool { return strings.Contains(logged.String(), "outbox stalled") })
 
 	jsServerOwn(t, dir, "127.0.0.1:"+strconv.Itoa(port), srv.own)
 	jsWait(t, 10*time.Second, "publishing after restart", func() bool { return o.Confirmed() > start })
@@ -259,6 +264,9 @@ func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
 	jsCheckMirror(t, s, js)
 	if err := o.Mismatch(); err != nil {
 		t.Errorf("after the outbox caught up: %v", err)
+	}
+	if n := strings.Count(logged.String(), "outbox stalled"); n != 1 {
+		t.Errorf("the stall was logged %d times, want once:\n%s", n, logged.String())
 	}
 }
 

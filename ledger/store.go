@@ -47,10 +47,11 @@ const readOnlyTimeout = 500 * time.Millisecond
 
 // Log attribute keys.
 const (
-	logKeyPath  = "path"
-	logKeySeq   = "seq"
-	logKeyBatch = "batch"
-	logKeyErr   = "err"
+	logKeyPath     = "path"
+	logKeySeq      = "seq"
+	logKeyRequests = "requests" // the append calls of a failed write
+	logKeyHead     = "head_seq" // the last event committed
+	logKeyErr      = "err"
 )
 
 // Options configures Open. The zero value is usable.

@@ -370,7 +370,9 @@ func (w *writer) commit(batch []*request) {
 		// Every batch fails alike while the disk refuses writes: logged
 		// every few seconds, not once a batch.
 		w.failLog.Do(func() {
-			w.s.log.Error("ledger batch failed (repeats are logged every 10 s)", logKeyBatch, len(batch), logKeySeq, w.seq, logKeyErr, err)
+			w.s.log.Error("ledger write failed: nothing of it was stored, and its requests were answered 503; each new request tries again, "+
+				"and writes go on once the file can be written (free space on its file system, or mend what refuses the write) (repeats are logged every 10 s)",
+				logKeyRequests, len(batch), logKeyHead, w.seq, logKeyErr, err)
 		})
 		w.s.writeFail.Store(&err)
 		w.reconcile()
