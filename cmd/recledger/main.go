@@ -98,6 +98,8 @@ func main() {
 			fmt.Fprintln(os.Stderr, "recledger:", err)
 		}
 		os.Exit(2)
+	case errors.As(err, new(loggedError)):
+		os.Exit(1)
 	case err != nil && !errors.Is(err, flag.ErrHelp):
 		fmt.Fprintln(os.Stderr, "recledger:", errorLine(err))
 		os.Exit(1)

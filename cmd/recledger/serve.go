@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/recledger/recledger/ledger"
@@ -91,6 +92,9 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 		fmt.Sprintf("…or this often, whichever comes first (%s to %s)", minCheckpointEvery, maxCheckpointEvery))
 	maxConnsEnv := intFlag(fs, &cfg.MaxConnections, "http-max-connections", "RECLEDGER_HTTP_MAX_CONNECTIONS",
 		fmt.Sprintf("HTTP connections open at once, idle keep-alive ones included; at the bound an idle one gives way, else a new one is answered 503; one client address holds a quarter at most, loopback excepted (%d to %d)", minMaxConnections, maxMaxConnections))
+	logFormat, logLevel := "text", "info"
+	strFlag(fs, &logFormat, "log-format", "RECLEDGER_LOG_FORMAT", "log records as text (key=value) or json, one per line, on stderr")
+	strFlag(fs, &logLevel, "log-level", "RECLEDGER_LOG_LEVEL", "the lowest level logged: debug, info, warn or error")
 	rebuildEnv := boolFlag(fs, &cfg.Rebuild, "rebuild", "RECLEDGER_REBUILD",
 		"start from the events alone, not the stored checkpoint, and replace it (when recledger verify finds it does not match its events)")
 	if err := parseFlags(fs, args); err != nil {
@@ -123,7 +127,11 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if stderr == nil {
 		stderr = os.Stderr
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log, err := newLogger(stderr, logFormat, logLevel)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	cfg.Logger = log
 	srv, err := StartServer(ctx, cfg)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		// Stopped before it served (while waiting for the ledger's
@@ -132,10 +140,40 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	}
 	if err != nil {
-		return err
+		// A log record like the rest, which an alert on level=ERROR sees
+		// (a walk's crash loop left only plain lines).
+		cfg.Logger.Error("recledger did not start", logKeyErr, errorLine(err))
+		return loggedError{err}
 	}
-	return srv.Wait()
+	if err := srv.Wait(); err != nil {
+		cfg.Logger.Error("recledger stopped on an error", logKeyErr, errorLine(err))
+		return loggedError{err}
+	}
+	return nil
 }
+
+// newLogger is serve's logger: format text or json, at level and above.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w: debug, info, warn or error", level, ledger.ErrInvalid)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: %w: text or json", format, ledger.ErrInvalid)
+}
+
+// loggedError is an error the command has logged already: main exits 1
+// without printing it again.
+type loggedError struct{ err error }
+
+func (e loggedError) Error() string { return e.err.Error() }
+func (e loggedError) Unwrap() error { return e.err }
 
 // strFlag defines a string flag whose default comes from env when set.
 func strFlag(fs *flag.FlagSet, p *string, name, env, usage string) {

@@ -502,6 +502,43 @@ func TestServeCheckpointFlags(t *testing.T) {
 	}
 }
 
+// TestServeLogFlags: --log-format and --log-level are checked before
+// anything starts; a start that fails is a log record of level ERROR in
+// the format asked for (a walk's crash loop left only plain lines, which
+// an alert on level=ERROR misses), and main does not print it again.
+func TestServeLogFlags(t *testing.T) {
+	for _, args := range [][]string{{"--log-format", "xml"}, {"--log-level", "loud"}} {
+		err := (&ServeCommand{Stderr: devNull(t)}).Run(t.Context(), append([]string{"--data", t.TempDir()}, args...))
+		if !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("serve %v: %v", args, err)
+		}
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	var logs ledgertest.Buffer
+	err = (&ServeCommand{Stderr: &logs}).Run(t.Context(), []string{"--data", t.TempDir(), "--http", busy.Addr().String(),
+		"--nats-listen", "127.0.0.1:-1", "--log-format", "json", "--log-level", "warn"})
+	if !errors.As(err, new(loggedError)) || !strings.Contains(err.Error(), "--http "+busy.Addr().String()) {
+		t.Fatalf("serve on a port in use: %v", err)
+	}
+	var last struct{ Level, Msg, Err string }
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	for _, l := range lines {
+		if err := json.Unmarshal([]byte(l), &last); err != nil {
+			t.Fatalf("not a JSON record: %q", l)
+		}
+		if last.Level == "INFO" || last.Level == "DEBUG" {
+			t.Errorf("below --log-level warn: %q", l)
+		}
+	}
+	if last.Level != "ERROR" || last.Msg != "recledger did not start" || !strings.Contains(last.Err, "address already in use") {
+		t.Errorf("the failed start's record: %+v", last)
+	}
+}
+
 // TestStopCutsAStalledClient: a client that never finishes its request
 // does not turn a stop into a failure: it is cut off at the shutdown
 // timeout, and the stop is clean (nothing it sent was acknowledged).

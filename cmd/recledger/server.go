@@ -38,6 +38,9 @@ const (
 	logKeyWhy       = "why"
 	logKeyFree      = "free_bytes"
 	logKeyStoreKind = "store"
+	logKeyOpenFiles = "open_files_limit"
+	logKeyMaxConns  = "http_max_connections"
+	logKeyReserved  = "reserved"
 
 	logKeyStored        = "stored_version"
 	logKeyProjections   = "projection_version"
@@ -132,6 +135,11 @@ func freeGauges(cfg ServeConfig, log *slog.Logger) []prometheus.Collector {
 // feeds' headers are a few hundred bytes; a bearer token and a proxy's
 // additions fit many times over. Beyond it net/http answers 431.
 const httpMaxHeaderBytes = 32 << 10
+
+// reservedFiles is what serve opens besides HTTP connections: the ledger,
+// the embedded server's stream files and clients, logs, the CTI and
+// upload connections, with room to spare.
+const reservedFiles = 256
 
 // The bounds of ServeConfig.MaxConnections.
 const (

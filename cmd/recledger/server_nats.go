@@ -45,7 +45,7 @@ func (s *Server) connectNATS(ctx context.Context, tokens *ingest.Tokens, head ui
 		eo.Redact = tokens.RedactText // nil tokens: card numbers masked all the same
 		ns, err := ledger.StartEmbedded(eo)
 		if err != nil {
-			return mirror{}, fmt.Errorf("serve: %w", err)
+			return mirror{}, fmt.Errorf("serve: embedded NATS server on --nats-listen %s: %w", cfg.NATSListen, err)
 		}
 		s.nsrv = ns
 		urls = ns.ClientURL()

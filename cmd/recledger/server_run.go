@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -107,7 +108,7 @@ func (s *Server) newWorkers(m mirror, saved uint64) workers {
 func (s *Server) bind() error {
 	ln, err := net.Listen("tcp", s.cfg.HTTP)
 	if err != nil {
-		return fmt.Errorf("serve: http: %w", err)
+		return fmt.Errorf("serve: --http %s: %w", s.cfg.HTTP, err)
 	}
 	s.httpLn = ln
 	return nil
@@ -140,7 +141,16 @@ func (s *Server) httpServer(api *ingest.Server) (*http.Server, net.Listener) {
 	// --http-max-connections (a walk).
 	httpSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: httpReadTimeout, WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: httpMaxHeaderBytes,
-		ConnState: connState}
+		ConnState: connState,
+		// net/http's own errors (an accept that fails for want of file
+		// descriptors, above all) are log records like the rest: a walk
+		// found them in Go's plain log format.
+		ErrorLog: slog.NewLogLogger(s.log.With(logKeyServer, "http").Handler(), slog.LevelWarn)}
+	if n := openFilesLimit(); n > 0 && n < uint64(s.cfg.MaxConnections)+reservedFiles {
+		s.log.Warn("the process may open fewer files than --http-max-connections needs: at the bound, accepts fail (\"too many open files\") instead of shedding with 503; "+
+			"raise the limit (ulimit -n, systemd's LimitNOFILE) or lower --http-max-connections",
+			logKeyOpenFiles, n, logKeyMaxConns, s.cfg.MaxConnections, logKeyReserved, reservedFiles)
+	}
 	return httpSrv, ln
 }
 
