@@ -44,12 +44,12 @@ const (
 	logKeySections     = "sections"
 	logKeySectionBytes = "section_bytes"
 	logKeyTook         = "took"
-	logKeyCatchUp      = "catch_up" // of took: folding the events since the last save
-	logKeyEncode       = "encode"   // of took: encoding the head
-	logKeyStore        = "store"    // of took: writing the sections and the head
+	logKeyCatchUp      = "catch_up_took" // of took: folding the events since the last save
+	logKeyEncode       = "encode_took"   // of took: encoding the head
+	logKeyStore        = "store_took"    // of took: writing the sections and the head
 	logKeyEvents       = "events"
 	logKeyErr          = "err"
-	logKeyVersion      = "version"
+	logKeyVersion      = "projection_version" // as serve's start names it
 )
 
 // CheckpointSaver stores a checkpoint with the sections it names (never the

@@ -146,8 +146,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 		return loggedError{err}
 	}
 	if err := srv.Wait(); err != nil {
-		cfg.Logger.Error("recledger stopped on an error", logKeyErr, errorLine(err))
-		return loggedError{err}
+		return loggedError{err} // the server logged it as it stopped
 	}
 	return nil
 }

@@ -620,17 +620,27 @@ func TestServesWhileAnExternalNATSIsAway(t *testing.T) {
 func TestServesSoonWhenTheNATSServerDoesNotAnswer(t *testing.T) {
 	cfg := testServeConfig(t.TempDir())
 	cfg.NATS = "nats://" + ledgertest.SilentAddr(t)
+	var logs ledgertest.Buffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	start := time.Now()
 	srv, err := StartServer(context.Background(), cfg)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatalf("start with a NATS server that does not answer: %v", err)
 	}
-	t.Cleanup(func() { srv.Stop(); _ = srv.Wait() })
 	if took > 5*time.Second {
 		t.Errorf("serve took %s to start (nats.go's dial timeout is 2 s)", took.Round(time.Millisecond))
 	}
 	postRinging(t, "http://"+srv.Addr(), 1)
+	// The event left unmirrored is said at the stop: nothing serves
+	// /readyz then.
+	srv.Stop()
+	if err := srv.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "stopped with events not yet in the mirror") || !strings.Contains(logs.String(), "outbox_lag=1") {
+		t.Errorf("the stop does not say what the mirror lacks:\n%s", logs.String())
+	}
 }
 
 // postRinging posts the ringing of call c-i on extension 3420 to the

@@ -39,6 +39,7 @@ const (
 	logKeyFree      = "free_bytes"
 	logKeyStoreKind = "store"
 	logKeyOpenFiles = "open_files_limit"
+	logKeyLag       = "outbox_lag"
 	logKeyMaxConns  = "http_max_connections"
 	logKeyReserved  = "reserved"
 

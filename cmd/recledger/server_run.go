@@ -214,11 +214,16 @@ func (s *Server) run(ctx context.Context, w workers, api *ingest.Server, httpSrv
 	go func() {
 		s.err = g.Wait()
 		head, _ := s.store.Head()
+		lag := w.outbox.Lag()
 		removeServing(cfg.Data)
 		s.closeAll()
-		if s.err != nil && !errors.Is(s.err, context.Canceled) {
-			log.Error("recledger stopped", logKeyErr, s.err, logKeySeq, head)
-		} else {
+		switch {
+		case s.err != nil && !errors.Is(s.err, context.Canceled):
+			log.Error("recledger stopped", logKeyErr, s.err, logKeySeq, head, logKeyLag, lag)
+		case lag > 0:
+			// Said, not left for /readyz: nothing serves it now.
+			log.Warn("recledger stopped with events not yet in the mirror: the next start publishes them", logKeySeq, head, logKeyLag, lag)
+		default:
 			log.Info("recledger stopped", logKeySeq, head)
 		}
 		close(s.done)
