@@ -41,7 +41,20 @@ func AppendTraceLine(b []byte, e *ledger.Envelope, eff projections.Effect) []byt
 	switch {
 	case len(eff.Changes) > 0:
 		b = append(b, ' ')
-		b = append(b, strings.Join(eff.Changes, "; ")...)
+		start := len(b)
+		for i, c := range eff.Changes {
+			if i > 0 {
+				b = append(b, "; "...)
+			}
+			b = append(b, c...)
+		}
+		// The call the answer named, when no change names it (a logout
+		// on a call it did not record: a walk's answer named the call,
+		// and its trace line did not).
+		if r := eff.Result; r != nil && r.CallID != "" && !strings.Contains(string(b[start:]), r.CallID) {
+			b = append(b, "; on "...)
+			b = append(b, r.CallID...)
+		}
 	case eff.Result != nil:
 		b = append(b, ' ')
 		b = append(b, eff.Result.Outcome...)
