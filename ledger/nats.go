@@ -271,7 +271,7 @@ func (l *natsLogger) Noticef(format string, v ...any) {
 	l.emit(slog.LevelDebug, format, v...)
 }
 
-func (l *natsLogger) Fatalf(format string, v ...any)  { l.emit(slog.LevelError, format, v...) }
+func (l *natsLogger) Fatalf(format string, v ...any) { l.emit(slog.LevelError, format, v...) }
 
 // Errorf logs at error level, except what a client did wrong (a token
 // refused, a permission it lacks, a connection over its limit, a reader
