@@ -62,7 +62,7 @@ func (c *SimulateCommand) Run(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.SkipSetup, "skip-setup", false, "do not PUT the site configuration (already done)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&noProg, "no-progress", false, "no progress bar even on a terminal")
-	fs.BoolVar(&strict, "strict", false, "exit non-zero when the server's counts do not match")
+	fs.BoolVar(&strict, "strict", false, "exit non-zero when the server's counts do not match, or requests got no answer or were refused at auth")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -116,8 +116,25 @@ func (c *SimulateCommand) Run(ctx context.Context, args []string) error {
 	if err != nil { // the report is printed; the failure is said too
 		return err
 	}
-	if strict && !rep.Check.Match {
+	if strict {
+		return strictCheck(rep)
+	}
+	return nil
+}
+
+// strictCheck is --strict's verdict: the counts match, and every request
+// was answered and let in. A run whose requests all went unanswered (a
+// walk's, against an address its client could not dial) or were refused
+// at auth appended nothing, matched trivially, and passed.
+func strictCheck(rep simulator.Report) error {
+	refused := rep.HTTPErrors["401"] + rep.HTTPErrors["403"]
+	switch {
+	case !rep.Check.Match:
 		return errMismatch
+	case rep.Unanswered > 0:
+		return fmt.Errorf("simulate: --strict: %d of %d requests got no answer", rep.Unanswered, rep.Sent)
+	case refused > 0:
+		return fmt.Errorf("simulate: --strict: %d of %d requests were refused at auth (401/403): give --token a token with the command and admin roles", refused, rep.Sent)
 	}
 	return nil
 }

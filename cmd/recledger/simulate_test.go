@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/recledger/recledger/cmd/internal/simulator"
 	"github.com/recledger/recledger/ledger"
@@ -319,12 +320,32 @@ func TestSimulateCountsRefusalsAtAuth(t *testing.T) {
 	t.Setenv("RECLEDGER_TOKEN", ops)
 	var out, errOut bytes.Buffer
 	cmd := &SimulateCommand{Stdout: &out, Stderr: &errOut}
-	if err := cmd.Run(t.Context(), []string{"--url", "http://" + srv.Addr(), "--agents", "3", "--calls-per-agent", "2", "--no-progress", "--strict"}); err != nil {
-		t.Fatalf("simulate: %v\n%s", err, out.String())
+	// --strict fails it: nothing was appended, so the counts match
+	// trivially.
+	if err := cmd.Run(t.Context(), []string{"--url", "http://" + srv.Addr(), "--agents", "3", "--calls-per-agent", "2", "--no-progress", "--strict"}); err == nil || !strings.Contains(err.Error(), "refused at auth") {
+		t.Fatalf("simulate --strict with refusals at auth: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{"403=", ": MATCH", "refused at auth (401/403) and appended nothing"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// A halt ends the waits of --rate too: at --rate 0.2 a walk's run of
+// --duration 2s took 10 s, each agent waiting out its next request.
+func TestSimulateDurationEndsTheRateWaits(t *testing.T) {
+	ctx := t.Context()
+	srv := e2eServer(t, ctx, t.TempDir())
+	defer e2eStop(t, srv)
+	start := time.Now()
+	rep, err := simulator.Run(ctx, simulator.Config{URL: "http://" + srv.Addr(), Agents: 4, CallsPerAgent: 5, Seed: 3,
+		SkipSetup: true, Rate: 0.2, Duration: 500 * time.Millisecond})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.StoppedEarly || took > 8*time.Second {
+		t.Errorf("--rate 0.2 --duration 500ms took %s (stopped early: %v, sent %d)", took.Round(time.Millisecond), rep.StoppedEarly, rep.Sent)
 	}
 }

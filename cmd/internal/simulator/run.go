@@ -25,10 +25,15 @@ type runner struct {
 	limiter *rate.Limiter // nil: no cap
 	sem     chan struct{}
 	stop    chan struct{} // closed by halt: no new requests
-	halted  sync.Once
-	why     string       // why it was halted; set once, before stop is closed
-	heard   atomic.Int64 // when a request was last answered, Unix ns
-	misses  atomic.Int64 // requests unanswered since the last answer
+	// halting is done once halt is called (or ctx is), for the waits
+	// between requests.
+	halting       context.Context
+	cancelHalting context.CancelFunc
+	halted        sync.Once
+	why           string       // why it was halted; set once, before stop is closed
+	heard         atomic.Int64 // when a request was last answered, Unix ns
+	misses        atomic.Int64 // requests unanswered since the last answer
+	answered      atomic.Bool  // a request of this run was answered
 }
 
 // The play halts when requests get no answer (the server gone) for
@@ -46,6 +51,7 @@ func (r *runner) halt(why string) {
 	r.halted.Do(func() {
 		r.why = why
 		close(r.stop)
+		r.cancelHalting()
 	})
 }
 
@@ -113,6 +119,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	r.send = newSender(cfg.Concurrency, cfg.Token)
 	defer r.send.close()
+	r.halting, r.cancelHalting = context.WithCancel(ctx)
+	defer r.cancelHalting()
 	if cfg.Rate > 0 {
 		r.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/20)))
 	}
@@ -231,13 +239,21 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	c.MetricsAppendedDelta, c.MetricsCommandsDelta = -1, -1
 	c.Match = c.VerifyOK && c.VerifyDelta-int64(c.ServerAppended) == int64(c.Expected)
-	if a1, c1, ok := r.counters(ctx); ok && metOK {
+	restarted := false
+	if a1, c1, ok := r.counters(ctx); ok && metOK && (a1 < metA0 || c1 < metC0) {
+		// Counters that went back: the server restarted during the run
+		// (a walk's report said MISMATCH, and blamed other clients, for a
+		// ledger that grew by exactly what was sent).
+		restarted = true
+	} else if ok && metOK {
 		c.MetricsAppendedDelta, c.MetricsCommandsDelta = a1-metA0, c1-metC0
 		c.Match = c.Match && c.MetricsAppendedDelta == int64(c.Expected) && c.MetricsCommandsDelta == int64(c.ExpectedCommands)
 	}
 	if n := total.httpErrors["401"] + total.httpErrors["403"]; n > 0 {
 		c.Note = strings.TrimSuffix(fmt.Sprintf("%d requests were refused at auth (401/403) and appended nothing: "+
 			"give --token a token with the command and admin roles; %s", n, c.Note), "; ")
+	} else if restarted && c.Note == "" {
+		c.Note = "the server restarted during the run (its /metrics counters began again): only the ledger's count was checked"
 	} else if !c.Match && c.Note == "" {
 		c.Note = "the server's counts differ from what was sent; other clients writing at the same time also count"
 	}
@@ -295,8 +311,15 @@ func (r *runner) play(ctx context.Context, reqs []Request, t *tally) {
 		default:
 		}
 		if r.limiter != nil {
-			if err := r.limiter.Wait(ctx); err != nil {
+			// A halt (--duration, Ctrl-C, a server gone) ends the wait
+			// too: at --rate 0.2 a walk's 2 s run took 10 s.
+			if err := r.limiter.Wait(r.halting); err != nil || ctx.Err() != nil {
 				return
+			}
+			select {
+			case <-r.stop:
+				return
+			default:
 			}
 		}
 		select {
@@ -335,15 +358,25 @@ func (r *runner) do(req Request, t *tally) {
 		t.unanswered++
 		t.httpErrors["transport"]++
 		r.count(req, "transport", t)
+		if req.Kind == KindConfig && t.refused == "" {
+			// Said with the setup's failure: "1 answered transport" alone
+			// hid why (a walk).
+			t.refused = fmt.Sprintf("%s %s: no answer: %v", req.Method, req.Path, err)
+		}
 		misses := r.misses.Add(1)
 		since := time.Since(time.Unix(0, r.heard.Load()))
 		if since > unreachableAfter || misses >= max(unreachableMisses, 2*int64(r.cfg.Concurrency)) {
-			r.halt(fmt.Sprintf("the server stopped answering: %d requests in a row, %s, without an answer (%v)", misses, since.Round(100*time.Millisecond), err))
+			what := "stopped answering"
+			if !r.answered.Load() {
+				what = "does not answer"
+			}
+			r.halt(fmt.Sprintf("the server %s: %d requests in a row, %s, without an answer (%v)", what, misses, since.Round(100*time.Millisecond), err))
 		}
 		return
 	}
 	r.heard.Store(time.Now().UnixNano())
 	r.misses.Store(0)
+	r.answered.Store(true)
 	t.latencies = append(t.latencies, time.Since(start))
 	if status >= 400 {
 		t.httpErrors[strconv.Itoa(status)]++

@@ -37,6 +37,7 @@ func newSender(concurrency int, token string) *sender {
 		ReadTimeout:         sendTimeout,
 		WriteTimeout:        sendTimeout,
 		MaxResponseBodySize: 1 << 20,
+		DialDualStack:       true, // else an IPv6 address is not dialed at all (a walk: http://[::1]:port)
 		RetryIfErr:          noRetry,
 		// The path and query go as the script wrote them: bad input
 		// (`${…}` values, odd escapes) must reach the server unchanged.

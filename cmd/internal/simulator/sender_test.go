@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -79,5 +80,24 @@ func TestSenderNeverSendsARequestTwice(t *testing.T) {
 		if n := arrived.Load(); n != 1 {
 			t.Errorf("%s: the server got the request %d times, want once", m, n)
 		}
+	}
+}
+
+// TestSenderDialsIPv6: a server on an IPv6 address is reached (fasthttp
+// dials IPv4 only unless told: a walk's run against http://[::1]:port
+// sent nothing, and passed --strict).
+func TestSenderDialsIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{}`)) }))
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	s := newSender(1, "")
+	defer s.close()
+	if err := s.send(srv.URL, Request{Method: "GET", Path: "/healthz"}, func(int, []byte) {}); err != nil {
+		t.Fatalf("%s: %v", srv.URL, err)
 	}
 }
