@@ -107,6 +107,7 @@ type Outbox struct {
 	fromDB   atomic.Uint64 // events read back from bbolt to be published
 
 	confirmed atomic.Uint64 // last seq known to be in the stream
+	known     atomic.Bool   // confirmed was read from the stream (Holds, or a session's look at its tail)
 	published atomic.Uint64 // events this outbox published and saw acknowledged
 	mismatch  atomic.Pointer[error]
 	gap       atomic.Pointer[error] // the stream lacks the site's first events (checkFirst); publishing goes on
@@ -215,7 +216,15 @@ func (o *Outbox) PublishUnder(capture string) { o.capture = capture }
 // the site's events through seq (at the server's start), so that Lag is
 // the true lag before Run's own first look at the stream, not the whole
 // ledger. Run's looks replace it.
-func (o *Outbox) Holds(seq uint64) { o.confirmed.CompareAndSwap(0, seq) }
+func (o *Outbox) Holds(seq uint64) {
+	o.confirmed.CompareAndSwap(0, seq)
+	o.known.Store(true)
+}
+
+// LagKnown reports whether Lag is exact: what the stream holds was read
+// (at start, Holds, or by a session). Until then Lag counts every event
+// committed, an upper bound.
+func (o *Outbox) LagKnown() bool { return o.known.Load() }
 
 // Lag is the number of committed events not yet confirmed in the stream.
 func (o *Outbox) Lag() uint64 {
@@ -575,6 +584,7 @@ func (o *Outbox) resume(ctx context.Context, pub jetstream.JetStream) (tail stre
 		o.unstall()
 	}
 	o.confirmed.Store(tail.seq)
+	o.known.Store(true)
 	return tail, progressed, nil
 }
 

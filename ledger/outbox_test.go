@@ -527,3 +527,21 @@ func TestOutboxSetsTheStreamsToItsCapture(t *testing.T) {
 	jsDrained(t, s, o)
 	jsCheckMirror(t, s, js)
 }
+
+// TestOutboxKnowsWhenItsLagIsExact: before the stream was read (NATS
+// away since the start), the lag counts every event, and says it is not
+// exact; once the start's look (Holds) or a session has read the
+// stream, it is. A stop said "events not yet in the mirror" as fact for
+// a mirror that held them all.
+func TestOutboxKnowsWhenItsLagIsExact(t *testing.T) {
+	s := jsStore(t)
+	jsAppend(t, s, 5)
+	o := NewOutbox(s, nil, jsTestSite, nil)
+	if o.LagKnown() || o.Lag() != 5 {
+		t.Fatalf("before any look: known %v, lag %d", o.LagKnown(), o.Lag())
+	}
+	o.Holds(3)
+	if !o.LagKnown() || o.Lag() != 2 {
+		t.Fatalf("after the start's look: known %v, lag %d", o.LagKnown(), o.Lag())
+	}
+}

@@ -155,16 +155,25 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w: debug, info, warn or error", level, ledger.ErrInvalid)
+		return nil, fmt.Errorf("--log-level (or RECLEDGER_LOG_LEVEL) %q: %w: debug, info, warn or error", level, ledger.ErrInvalid)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch strings.ToLower(format) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
+		// Durations as text ("1.5s"), as in the text format: JSON's
+		// handler writes nanoseconds, which a reader takes for
+		// milliseconds or seconds (a walk).
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				return slog.String(a.Key, a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format %q: %w: text or json", format, ledger.ErrInvalid)
+	return nil, fmt.Errorf("--log-format (or RECLEDGER_LOG_FORMAT) %q: %w: text or json", format, ledger.ErrInvalid)
 }
 
 // loggedError is an error the command has logged already: main exits 1

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -539,6 +540,20 @@ func TestServeLogFlags(t *testing.T) {
 	}
 }
 
+// TestJSONLogsWriteDurationsAsText: "took":"1.5s", as the text format
+// writes it, not nanoseconds a reader takes for another unit.
+func TestJSONLogsWriteDurationsAsText(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := newLogger(&buf, "json", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("saved", logKeyTook, 1500*time.Millisecond)
+	if !strings.Contains(buf.String(), `"took":"1.5s"`) {
+		t.Errorf("logged %s", buf.String())
+	}
+}
+
 // TestStopCutsAStalledClient: a client that never finishes its request
 // does not turn a stop into a failure: it is cut off at the shutdown
 // timeout, and the stop is clean (nothing it sent was acknowledged).
@@ -611,6 +626,16 @@ func TestServesWhileAnExternalNATSIsAway(t *testing.T) {
 			t.Fatalf("the mirror did not catch up: %+v %v", ready, err)
 		}
 	}
+	// and /metrics shows the connection up (followed by its handlers).
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `recledger_nats_connected{connection="mirror"} 1`) {
+		t.Errorf("the mirror's connection is not shown up:\n%s", b)
+	}
 }
 
 // TestServesSoonWhenTheNATSServerDoesNotAnswer: with --nats naming an
@@ -632,14 +657,23 @@ func TestServesSoonWhenTheNATSServerDoesNotAnswer(t *testing.T) {
 		t.Errorf("serve took %s to start (nats.go's dial timeout is 2 s)", took.Round(time.Millisecond))
 	}
 	postRinging(t, "http://"+srv.Addr(), 1)
-	// The event left unmirrored is said at the stop: nothing serves
-	// /readyz then.
+	resp, err := http.Get("http://" + srv.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `recledger_nats_connected{connection="mirror"} 0`) {
+		t.Errorf("the mirror's connection is not shown down:\n%s", b)
+	}
+	// What the mirror may lack is said at the stop (nothing serves
+	// /readyz then), as not known: the mirror was never reached.
 	srv.Stop()
 	if err := srv.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), "stopped with events not yet in the mirror") || !strings.Contains(logs.String(), "outbox_lag=1") {
-		t.Errorf("the stop does not say what the mirror lacks:\n%s", logs.String())
+	if !strings.Contains(logs.String(), "stopped without having reached the mirror") || !strings.Contains(logs.String(), "outbox_lag=1") {
+		t.Errorf("the stop does not say what the mirror may lack:\n%s", logs.String())
 	}
 }
 

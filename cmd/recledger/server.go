@@ -66,6 +66,8 @@ type Server struct {
 	nsrv     *ledger.Embedded // nil with an external NATS
 	nc       *nats.Conn       // the streams'
 	ctiNC    *nats.Conn       // call signals'
+	ncLink   ledger.Link      // whether nc is connected, without its lock
+	ctiLink  ledger.Link      // whether ctiNC is connected
 	httpLn   net.Listener
 	natsURL  string
 	cancel   context.CancelFunc

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,6 +21,7 @@ type mirror struct {
 	replicas int    // the streams' replicas: 1 with the embedded server
 	capture  string // the embedded server's secret subjects (ledger.Embedded.Capture); "" with an external NATS
 	mirrored uint64 // the mirror's head as read at start (0 when it could not be)
+	read     bool   // the mirror's head was read at start
 }
 
 // connectNATS starts the embedded NATS server unless --nats names one,
@@ -68,10 +70,10 @@ func (s *Server) connectNATS(ctx context.Context, tokens *ingest.Tokens, head ui
 	ctiErr := make(chan error, 1)
 	go func() {
 		var err error
-		ctiNC, _, err = ledger.Connect(ctx, urls, "recledger-cti", log, own...)
+		ctiNC, _, err = ledger.Connect(ctx, urls, "recledger-cti", log, append(slices.Clone(own), ledger.Follow(&s.ctiLink))...)
 		ctiErr <- err
 	}()
-	nc, js, err := ledger.Connect(ctx, urls, "recledger-serve", log, own...)
+	nc, js, err := ledger.Connect(ctx, urls, "recledger-serve", log, append(slices.Clone(own), ledger.Follow(&s.ncLink))...)
 	s.nc = nc
 	errCTI := <-ctiErr
 	s.ctiNC = ctiNC
@@ -93,7 +95,7 @@ func (s *Server) connectNATS(ctx context.Context, tokens *ingest.Tokens, head ui
 		// operator's.
 		m.capture = s.nsrv.Capture()
 	}
-	if !nc.IsConnected() {
+	if !connectedNow(nc, &s.ncLink) {
 		// Nothing to check the ledger against yet: the outbox makes the
 		// streams and checks that the stream continues the ledger once
 		// the server is reached (an outbox_problem on /readyz if not).
@@ -120,7 +122,7 @@ func (s *Server) connectNATS(ctx context.Context, tokens *ingest.Tokens, head ui
 			return m, err
 		}
 	}
-	if m.mirrored, err = refuseLedgerBehind(ctx, js, cfg, head); err != nil {
+	if m.mirrored, m.read, err = refuseLedgerBehind(ctx, js, cfg, head); err != nil {
 		return m, fmt.Errorf("serve: %w", err)
 	}
 	return m, nil
@@ -132,23 +134,23 @@ func (s *Server) connectNATS(ctx context.Context, tokens *ingest.Tokens, head ui
 // older than the copy of its mirror), and serving would give seqs the
 // mirror holds to other events. A mirror that cannot be read now does
 // not stop the start.
-// It returns the mirror's head as read (0 when it could not be).
-func refuseLedgerBehind(ctx context.Context, js jetstream.JetStream, cfg ServeConfig, head uint64) (uint64, error) {
+// It returns the mirror's head, and whether it could be read.
+func refuseLedgerBehind(ctx context.Context, js jetstream.JetStream, cfg ServeConfig, head uint64) (uint64, bool, error) {
 	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	n, err := ledger.JetStreamHead(tctx, js, cfg.Site)
 	if err != nil {
-		return 0, nil
+		return 0, false, nil
 	}
 	if n <= head {
-		return n, nil
+		return n, true, nil
 	}
 	path := filepath.Join(cfg.Data, LedgerFile)
 	nats := ""
 	if cfg.NATS != "" {
 		nats = " --nats URL"
 	}
-	return 0, fmt.Errorf("%w: %s ends at seq %d, but the mirror holds %d events of site %s: the ledger lost its tail "+
+	return 0, true, fmt.Errorf("%w: %s ends at seq %d, but the mirror holds %d events of site %s: the ledger lost its tail "+
 		"(an interrupted restore, a copy of the ledger older than the copy of its mirror, or a damaged file: `recledger verify` checks its pages), and serving would give "+
 		"seqs the mirror holds to other events. Complete it from the mirror with `recledger restore --from-jetstream%s --data %s --site %s` "+
 		"(it continues a ledger that is the mirror's start), then serve again. If restore refuses it as not the mirror's start, "+
@@ -188,4 +190,25 @@ func refuseLostLedger(ctx context.Context, js jetstream.JetStream, cfg ServeConf
 		"Rebuild it from the mirror with `recledger restore --from-jetstream --nats URL --data %s --site %s`, then serve again; "+
 		"to start a new ledger instead, serve it as another --site, or remove the site's events from the stream first",
 		ledger.ErrMismatch, path, ledger.EventsStream, n, cfg.Site, cfg.Data, cfg.Site)
+}
+
+// connectedNow is nc.IsConnected without waiting out a reconnect's dial:
+// nats.go holds the connection's lock while it dials, and with three NATS
+// addresses that did not answer a walk's start waited 2 s more here. A
+// connection whose lock is held that long is dialing, so not connected;
+// the look left behind ends with that dial.
+func connectedNow(nc *nats.Conn, link *ledger.Link) bool {
+	if link.Connected() {
+		return true
+	}
+	answer := make(chan bool, 1)
+	go func() { answer <- nc.IsConnected() }()
+	t := time.NewTimer(250 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case up := <-answer:
+		return up
+	case <-t.C:
+		return false
+	}
 }

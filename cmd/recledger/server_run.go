@@ -38,7 +38,9 @@ func (s *Server) newWorkers(m mirror, saved uint64) workers {
 	outbox := ledger.NewOutbox(store, m.js, cfg.Site, log)
 	outbox.CreateStreams(m.replicas) // streams missing now (JetStream down) are made when it is back
 	outbox.PublishUnder(m.capture)
-	outbox.Holds(m.mirrored) // /readyz's lag is right before the outbox's first look
+	if m.read {
+		outbox.Holds(m.mirrored) // /readyz's lag is right before the outbox's first look
+	}
 	manifests := ledger.NewManifestOutbox(m.js, cfg.Site, s.live, log)
 	manifests.CreateStreams(m.replicas)
 	manifests.PublishUnder(m.capture)
@@ -86,7 +88,8 @@ func (s *Server) newWorkers(m mirror, saved uint64) workers {
 	for _, c := range []struct {
 		name string
 		nc   *nats.Conn
-	}{{"mirror", s.nc}, {"call_signals", s.ctiNC}} {
+		link *ledger.Link // not nc.IsConnected: a reconnect's dial holds its lock (a scrape waited seconds)
+	}{{"mirror", s.nc, &s.ncLink}, {"call_signals", s.ctiNC, &s.ctiLink}} {
 		if c.nc == nil {
 			continue
 		}
@@ -95,7 +98,7 @@ func (s *Server) newWorkers(m mirror, saved uint64) workers {
 			Help:        "1 while serve's NATS connection (mirror: the outbox's and readers'; call_signals: the CTI subscriber's) is connected, else 0.",
 			ConstLabels: prometheus.Labels{"connection": c.name},
 		}, func() float64 {
-			if c.nc.IsConnected() {
+			if c.link.Connected() {
 				return 1
 			}
 			return 0
@@ -147,8 +150,11 @@ func (s *Server) httpServer(api *ingest.Server) (*http.Server, net.Listener) {
 		// found them in Go's plain log format.
 		ErrorLog: slog.NewLogLogger(s.log.With(logKeyServer, "http").Handler(), slog.LevelWarn)}
 	if n := openFilesLimit(); n > 0 && n < uint64(s.cfg.MaxConnections)+reservedFiles {
-		s.log.Warn("the process may open fewer files than --http-max-connections needs: at the bound, accepts fail (\"too many open files\") instead of shedding with 503; "+
-			"raise the limit (ulimit -n, systemd's LimitNOFILE) or lower --http-max-connections",
+		way := "raise the limit (ulimit -n, systemd's LimitNOFILE)"
+		if n >= minMaxConnections+reservedFiles {
+			way += fmt.Sprintf(" or lower --http-max-connections to %d", n-reservedFiles)
+		}
+		s.log.Warn("the process may open fewer files than --http-max-connections needs: at the bound, accepts fail (\"too many open files\") instead of shedding with 503; "+way,
 			logKeyOpenFiles, n, logKeyMaxConns, s.cfg.MaxConnections, logKeyReserved, reservedFiles)
 	}
 	return httpSrv, ln
@@ -214,14 +220,21 @@ func (s *Server) run(ctx context.Context, w workers, api *ingest.Server, httpSrv
 	go func() {
 		s.err = g.Wait()
 		head, _ := s.store.Head()
-		lag := w.outbox.Lag()
+		lag, known, problem := w.outbox.Lag(), w.outbox.LagKnown(), w.outbox.Mismatch()
 		removeServing(cfg.Data)
 		s.closeAll()
+		// What the mirror lacks is said, not left for /readyz: nothing
+		// serves it now.
 		switch {
 		case s.err != nil && !errors.Is(s.err, context.Canceled):
 			log.Error("recledger stopped", logKeyErr, s.err, logKeySeq, head, logKeyLag, lag)
+		case lag > 0 && errors.Is(problem, ledger.ErrMismatch):
+			log.Warn("recledger stopped; the mirror does not continue this ledger, so its events are not published until that is resolved (docs/replay.md, Verify and restore)",
+				logKeySeq, head, logKeyLag, lag, logKeyErr, problem)
+		case lag > 0 && !known:
+			log.Warn("recledger stopped without having reached the mirror: what it holds is not known, up to every event (outbox_lag); the next start that reaches it publishes what it lacks",
+				logKeySeq, head, logKeyLag, lag)
 		case lag > 0:
-			// Said, not left for /readyz: nothing serves it now.
 			log.Warn("recledger stopped with events not yet in the mirror: the next start publishes them", logKeySeq, head, logKeyLag, lag)
 		default:
 			log.Info("recledger stopped", logKeySeq, head)

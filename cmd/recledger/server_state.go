@@ -65,7 +65,7 @@ func (s *Server) openStore(ctx context.Context) error {
 	} else if on {
 		held, _ := store.Head()
 		return fmt.Errorf("serve: %s: %w: a restore into it did not finish (it holds the mirror's first %d events; served, its next event would fork the history): "+
-			"run `recledger restore --from-jetstream` again with the same --data, --nats and --site to complete it, or move the dir away", s.cfg.Data, ledger.ErrConflict, held)
+			"run `recledger restore --from-jetstream` again with the same --data, --nats and --site to complete it (with the newer build that wrote them, if this build's restore stopped at a newer build's events), or move the dir away", s.cfg.Data, ledger.ErrConflict, held)
 	}
 	if first, _ := store.Head(); first > 0 {
 		return s.claim(ctx)

@@ -356,7 +356,7 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 			fmt.Fprintf(out, "%-10s FAILED: %s; a write on it could hand out pages in use: do not serve it\n", "file", f.Problem())
 		}
 		if res.RestoreUnfinished {
-			fmt.Fprintf(out, "%-10s UNFINISHED: a restore into this dir did not finish: it holds the mirror's first %d events; run restore again to complete it (serve refuses the dir until then)\n", "restore", res.Chain.Events)
+			fmt.Fprintf(out, "%-10s UNFINISHED: a restore into this dir did not finish: it holds the mirror's first %d events; run restore again to complete it (with the newer build that wrote them, if this build's restore stopped at a newer build's events; serve refuses the dir until then)\n", "restore", res.Chain.Events)
 		}
 		if r := res.Sections; r != nil && r.OK {
 			fmt.Fprintf(out, "%-10s ok: %d of the checkpoint at seq %d, %d bytes\n", "sections", r.Sections, r.Checkpoint, r.Bytes)
