@@ -14,6 +14,11 @@ type VerifyReport struct {
 	Head     string `json:"head"`
 	FirstBad uint64 `json:"first_bad,omitempty"`
 	Problem  string `json:"problem,omitempty"`
+	// Newer is the seq of the first event of a version newer than this
+	// build reads (CurrentVersion): a newer build appended it, and this
+	// build's serve refuses the ledger. The chain is checked all the same.
+	Newer        uint64 `json:"newer_from,omitempty"`
+	NewerVersion int    `json:"newer_version,omitempty"`
 	// Foreign counts the messages on the site's event subjects of the
 	// JetStream copy that are not events (jsforeign.go); they do not make
 	// the copy differ.
@@ -78,6 +83,9 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 			return bad(seq, "prev %q is not the hash of seq %d (%q)", e.Prev, prev.Seq, prev.Hash)
 		case seq > 1 && e.ID.Compare(prev.ID) <= 0:
 			return bad(seq, "id %s is not after %s", e.ID, prev.ID)
+		}
+		if e.Version > CurrentVersion && rep.Newer == 0 {
+			rep.Newer, rep.NewerVersion = seq, e.Version
 		}
 		prev = e
 		rep.Events, rep.Head = seq, e.Hash

@@ -143,3 +143,29 @@ func TestVerifyDuringAppends(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestVerifyNamesANewerBuildsEvents: events of a version newer than this
+// build reads pass the chain (a newer build appended them), and the
+// report names the first, so that a rollback's verify says why serve
+// refuses the ledger (a walk read "chain ok" and nothing else).
+func TestVerifyNamesANewerBuildsEvents(t *testing.T) {
+	s := jsStore(t)
+	jsAppend(t, s, 4)
+	var envs []Envelope
+	if err := s.Scan(t.Context(), 0, func(e Envelope) error { envs = append(envs, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	newer := envs[3]
+	newer.Raw, newer.Version = nil, CurrentVersion+1
+	raw, err := newer.Seal(envs[2].Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketEvents).Put(seqKey(4), raw) }); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Verify(t.Context())
+	if err != nil || !rep.OK || rep.Newer != 4 || rep.NewerVersion != CurrentVersion+1 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}

@@ -446,6 +446,9 @@ func writeVerifyLine(w io.Writer, what string, r ledger.VerifyReport) {
 	} else {
 		fmt.Fprintf(w, "%-10s FAILED at seq %d: %s (%d events good before it)\n", what, r.FirstBad, r.Problem, r.Events)
 	}
+	if r.Newer > 0 && what == "chain" {
+		fmt.Fprintf(w, "%-10s note: from seq %d the events are of version %d, a newer build's (this build reads up to %d): serve this ledger with that build or a later one\n", what, r.Newer, r.NewerVersion, ledger.CurrentVersion)
+	}
 	if r.Foreign > 0 {
 		fmt.Fprintf(w, "%-10s note: the stream also holds %d messages that are not events; a client had JetStream store them (docs/clients.md)\n", what, r.Foreign)
 	}
