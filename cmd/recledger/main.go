@@ -90,7 +90,14 @@ func main() {
 	// as cleanly as an operator's SIGTERM (the final checkpoint, the
 	// serving file removed), instead of killing it.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// A second signal is not caught: it ends the process at once, when
+	// the first one's orderly stop waits on something that does not
+	// answer (a walk's simulate against a frozen server took a minute,
+	// and ignored a second Ctrl-C). What was acknowledged is durable
+	// either way.
+	stopped := context.AfterFunc(ctx, stop)
 	err := run(ctx, os.Args[1:])
+	stopped()
 	stop()
 	switch {
 	case errors.Is(err, errUsage), errors.Is(err, errCommandLine):

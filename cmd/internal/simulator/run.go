@@ -46,6 +46,9 @@ const (
 	unreachableMisses = 64
 )
 
+// interruptedCheck bounds the check after a Ctrl-C.
+const interruptedCheck = 5 * time.Second
+
 // halt stops new requests (those in flight finish), saying why.
 func (r *runner) halt(why string) {
 	r.halted.Do(func() {
@@ -220,6 +223,14 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep.HTTPErrors = total.httpErrors
 	rep.Latency = summarise(play.latencies)
 
+	if outer.Err() != nil {
+		// Interrupted: the check waits a few seconds, not the client's
+		// 30 s a request (a walk's Ctrl-C against a frozen server took a
+		// minute to give its report).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, interruptedCheck)
+		defer cancel()
+	}
 	c := &rep.Check
 	c.Expected, c.ExpectedCommands, c.ExpectedConfig = total.expected, total.expectedCmds, total.expectedConfig
 	c.VerifyBefore = before
