@@ -627,15 +627,24 @@ func TestServesWhileAnExternalNATSIsAway(t *testing.T) {
 		}
 	}
 	// and /metrics shows the connection up (followed by its handlers).
-	resp, err = http.Get(base + "/metrics")
+	if m := metricsText(t, base); !strings.Contains(m, `recledger_nats_connected{connection="mirror"} 1`) {
+		t.Errorf("the mirror's connection is not shown up:\n%s", m)
+	}
+}
+
+// metricsText is base's /metrics.
+func metricsText(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(b), `recledger_nats_connected{connection="mirror"} 1`) {
-		t.Errorf("the mirror's connection is not shown up:\n%s", b)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return string(b)
 }
 
 // TestServesSoonWhenTheNATSServerDoesNotAnswer: with --nats naming an
@@ -657,14 +666,8 @@ func TestServesSoonWhenTheNATSServerDoesNotAnswer(t *testing.T) {
 		t.Errorf("serve took %s to start (nats.go's dial timeout is 2 s)", took.Round(time.Millisecond))
 	}
 	postRinging(t, "http://"+srv.Addr(), 1)
-	resp, err := http.Get("http://" + srv.Addr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(b), `recledger_nats_connected{connection="mirror"} 0`) {
-		t.Errorf("the mirror's connection is not shown down:\n%s", b)
+	if m := metricsText(t, "http://"+srv.Addr()); !strings.Contains(m, `recledger_nats_connected{connection="mirror"} 0`) {
+		t.Errorf("the mirror's connection is not shown down:\n%s", m)
 	}
 	// What the mirror may lack is said at the stop (nothing serves
 	// /readyz then), as not known: the mirror was never reached.
