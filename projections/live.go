@@ -57,12 +57,12 @@ func (l *Live) OnCommit(envs []ledger.Envelope) {
 			l.err = err
 			return
 		}
-		if eff.Result != nil {
-			l.results[e.Seq%ResultRing] = eff.Result
-		}
-		if eff.Ignored != "" {
-			l.ignored[e.Seq%ResultRing] = ignoredAt{e.Seq, eff.Ignored}
-		}
+		// Every event takes its slot, a nil result included: a slot left
+		// to an old command kept its result, and the block of results it
+		// was cut from, for good (a walk's server, never restarted, held
+		// every result of 12 days: 87 MB live against 24 MB restarted).
+		l.results[e.Seq%ResultRing] = eff.Result
+		l.ignored[e.Seq%ResultRing] = ignoredAt{e.Seq, eff.Ignored}
 	}
 }
 

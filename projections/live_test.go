@@ -3,9 +3,11 @@ package projections
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -106,5 +108,28 @@ func TestLiveStopsAtFirstError(t *testing.T) {
 	}
 	if _, ok := l.Result(3); ok {
 		t.Fatal("result for an event never applied")
+	}
+}
+
+// TestLiveRingForgetsOldResults: a command's result leaves the ring when
+// its slot comes round again, whatever event takes it; a call signal
+// left it in place, and with it the block of results it was cut from.
+func TestLiveRingForgetsOldResults(t *testing.T) {
+	g := newEnvGen(t)
+	g.config(genConfig(2, 0))
+	tag := g.add(ledger.TypeCommand, 0, ledger.Command{Command: "tag", SenderID: "u0"})
+	for i := range ResultRing {
+		g.add(ledger.TypeCallSignal, time.Millisecond, ledger.CallSignal{CallID: fmt.Sprintf("c%d", i), Extension: "3001", Type: ledger.SignalRinging})
+	}
+	l := NewLive(New())
+	l.OnCommit(g.out)
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r := l.results[tag.Seq%ResultRing]; r != nil {
+		t.Errorf("the slot of seq %d still holds the result of seq %d, %d events later", tag.Seq, r.Seq, ResultRing)
+	}
+	if _, ok := l.Result(tag.Seq); ok {
+		t.Errorf("the result of seq %d is still given", tag.Seq)
 	}
 }
