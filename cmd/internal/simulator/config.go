@@ -38,7 +38,9 @@ type Config struct {
 	// SkipSetup leaves the server's configuration alone (it was set up by
 	// an earlier run with the same number of agents).
 	SkipSetup bool
-	// Client is the HTTP client; default one with keep-alive sized to Concurrency.
+	// Client makes the check's reads (GET /v1/verify, /metrics,
+	// /v1/events) before and after the play; the play's requests go
+	// through fasthttp (sender.go). Default: one with a 30 s timeout.
 	Client *http.Client
 	// OnStart is called once with the number of requests planned; OnRequest
 	// after each request. For a progress display.
@@ -65,14 +67,7 @@ func (c Config) withDefaults() Config {
 		c.Day = time.Date(c.Day.Year(), c.Day.Month(), c.Day.Day(), 0, 0, 0, 0, time.UTC)
 	}
 	if c.Client == nil {
-		c.Client = &http.Client{
-			Timeout: 30 * time.Second,
-			Transport: &http.Transport{
-				MaxIdleConns:        c.Concurrency + 8,
-				MaxIdleConnsPerHost: c.Concurrency + 8,
-				IdleConnTimeout:     30 * time.Second,
-			},
-		}
+		c.Client = &http.Client{Timeout: 30 * time.Second}
 	}
 	return c
 }

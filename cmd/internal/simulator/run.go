@@ -24,13 +24,12 @@ type runner struct {
 	send    *sender
 	limiter *rate.Limiter // nil: no cap
 	sem     chan struct{}
-	stop    chan struct{} // closed by halt: no new requests
-	// halting is done once halt is called (or ctx is), for the waits
-	// between requests.
+	// halting is done once halt is called: no new requests, and no more
+	// waiting between them (those in flight finish).
 	halting       context.Context
 	cancelHalting context.CancelFunc
 	halted        sync.Once
-	why           string       // why it was halted; set once, before stop is closed
+	why           string       // why it was halted; set once, before halting is done
 	heard         atomic.Int64 // when a request was last answered, Unix ns
 	misses        atomic.Int64 // requests unanswered since the last answer
 	answered      atomic.Bool  // a request of this run was answered
@@ -53,7 +52,6 @@ const interruptedCheck = 5 * time.Second
 func (r *runner) halt(why string) {
 	r.halted.Do(func() {
 		r.why = why
-		close(r.stop)
 		r.cancelHalting()
 	})
 }
@@ -116,14 +114,20 @@ var ErrInterrupted = errors.New("interrupted: the report covers the requests sen
 // during the setup aborts it after the requests in flight.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	cfg = cfg.withDefaults()
-	r := &runner{cfg: cfg, base: strings.TrimRight(cfg.URL, "/"), sem: make(chan struct{}, cfg.Concurrency), stop: make(chan struct{})}
+	r := &runner{cfg: cfg, base: strings.TrimRight(cfg.URL, "/"), sem: make(chan struct{}, cfg.Concurrency)}
 	if r.base == "" {
 		return Report{}, errors.New("simulate: no server URL")
 	}
 	r.send = newSender(cfg.Concurrency, cfg.Token)
 	defer r.send.close()
-	r.halting, r.cancelHalting = context.WithCancel(ctx)
+	r.halting, r.cancelHalting = context.WithCancel(context.Background())
 	defer r.cancelHalting()
+	// A Ctrl-C (ctx cancelled) halts as --duration does: the requests in
+	// flight finish, and the report and its check cover what was sent (a
+	// walk's interrupted run printed nothing; another's, interrupted
+	// during the setup, still sent a request of the play).
+	interrupted := context.AfterFunc(ctx, func() { r.halt("interrupted") })
+	defer interrupted()
 	if cfg.Rate > 0 {
 		r.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/20)))
 	}
@@ -181,11 +185,6 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		total.latencies = total.latencies[:0] // setup is not part of the play's latency
 	}
 
-	// From here a Ctrl-C (ctx cancelled) halts the play as --duration
-	// does: the requests in flight finish, and the report and its check
-	// cover what was sent (a walk's interrupted run printed nothing).
-	interrupted := context.AfterFunc(ctx, func() { r.halt("interrupted") })
-	defer interrupted()
 	outer := ctx
 	ctx = context.WithoutCancel(ctx)
 
@@ -204,10 +203,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		play.merge(t)
 	}
 	total.merge(play)
-	select {
-	case <-r.stop:
+	if r.halting.Err() != nil {
 		rep.StoppedEarly, rep.StoppedWhy = true, r.why
-	default:
 	}
 
 	rep.Sent = total.sent
@@ -314,24 +311,13 @@ func (r *runner) parallel(ctx context.Context, reqs []Request, t *tally) {
 // play sends reqs in order, one at a time (an agent's script).
 func (r *runner) play(ctx context.Context, reqs []Request, t *tally) {
 	for _, req := range reqs {
-		select {
-		case <-r.stop:
+		if r.halting.Err() != nil || ctx.Err() != nil {
 			return
-		case <-ctx.Done():
-			return
-		default:
 		}
-		if r.limiter != nil {
-			// A halt (--duration, Ctrl-C, a server gone) ends the wait
-			// too: at --rate 0.2 a walk's 2 s run took 10 s.
-			if err := r.limiter.Wait(r.halting); err != nil || ctx.Err() != nil {
-				return
-			}
-			select {
-			case <-r.stop:
-				return
-			default:
-			}
+		// A halt (--duration, Ctrl-C, a server gone) ends the wait of
+		// --rate too: at --rate 0.2 a walk's 2 s run took 10 s.
+		if r.limiter != nil && (r.limiter.Wait(r.halting) != nil || r.halting.Err() != nil) {
+			return
 		}
 		select {
 		case r.sem <- struct{}{}:
