@@ -109,8 +109,16 @@ func (s *Server) loadState(ctx context.Context) (uint64, error) {
 			logKeySeq, sv.Seq, logKeyTook, time.Since(folding).Round(time.Millisecond))
 	} else if state, replayed, err = replay.Load(ctx, store, store); err != nil {
 		return 0, fmt.Errorf("serve: replay: %w", err)
-	} else if head, _ := store.Head(); head == 0 || replayed < head || !noteUpgrade(ctx, store, log) {
-		noteEventVersion(state, log)
+	} else {
+		// Every event folded again: the projection version changed, said
+		// with the event version; else the event version alone may have.
+		said := false
+		if head, _ := store.Head(); head > 0 && replayed == head {
+			said = noteUpgrade(ctx, store, log)
+		}
+		if !said {
+			noteEventVersion(state, log)
+		}
 	}
 	s.live = projections.NewLive(state)
 	store.Subscribe(s.live.OnCommit)

@@ -350,6 +350,9 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 		}
 	} else {
 		writeVerifyLine(out, "chain", res.Chain)
+		if c := res.Chain; c.Newer > 0 {
+			fmt.Fprintf(out, "%-10s note: from seq %d the events are of version %d, a newer build's (this build reads up to %d): serve this ledger with that build or a later one\n", "chain", c.Newer, c.NewerVersion, ledger.CurrentVersion)
+		}
 		if f := res.File; f != nil && f.OK {
 			fmt.Fprintf(out, "%-10s ok: %d pages, each reached once from the root or free\n", "file", f.Pages)
 		} else if f != nil {
@@ -445,9 +448,6 @@ func writeVerifyLine(w io.Writer, what string, r ledger.VerifyReport) {
 		fmt.Fprintf(w, "%-10s FAILED: %s\n", what, r.Problem)
 	} else {
 		fmt.Fprintf(w, "%-10s FAILED at seq %d: %s (%d events good before it)\n", what, r.FirstBad, r.Problem, r.Events)
-	}
-	if r.Newer > 0 && what == "chain" {
-		fmt.Fprintf(w, "%-10s note: from seq %d the events are of version %d, a newer build's (this build reads up to %d): serve this ledger with that build or a later one\n", what, r.Newer, r.NewerVersion, ledger.CurrentVersion)
 	}
 	if r.Foreign > 0 {
 		fmt.Fprintf(w, "%-10s note: the stream also holds %d messages that are not events; a client had JetStream store them (docs/clients.md)\n", what, r.Foreign)
