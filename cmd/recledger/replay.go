@@ -378,26 +378,6 @@ func writeSummary(w io.Writer, s replaySummary) error {
 	return err
 }
 
-// --- helpers shared by the offline subcommands (replay, verify, restore, pauses, manifest) ---
-
-// envOr returns the environment variable env when set and not empty, else def.
-func envOr(env, def string) string {
-	if v := os.Getenv(env); v != "" {
-		return v
-	}
-	return def
-}
-
-// dataFlag defines --data (env RECLEDGER_DATA, default ./data).
-func dataFlag(fs *flag.FlagSet) *string {
-	return fs.String("data", envOr("RECLEDGER_DATA", "./data"), "data dir of the ledger (env RECLEDGER_DATA)")
-}
-
-// siteFlag defines --site (env RECLEDGER_SITE, default "default").
-func siteFlag(fs *flag.FlagSet) *string {
-	return fs.String("site", envOr("RECLEDGER_SITE", "default"), "site name, part of subjects (env RECLEDGER_SITE)")
-}
-
 func outOr(w io.Writer) io.Writer {
 	if w == nil {
 		return os.Stdout

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -183,60 +182,21 @@ type loggedError struct{ err error }
 func (e loggedError) Error() string { return e.err.Error() }
 func (e loggedError) Unwrap() error { return e.err }
 
-// strFlag defines a string flag whose default comes from env when set.
-func strFlag(fs *flag.FlagSet, p *string, name, env, usage string) {
-	if v, ok := os.LookupEnv(env); ok {
-		*p = v
-	}
-	fs.StringVar(p, name, *p, usage+" (env "+env+")")
-}
-
-// boolFlag defines a boolean flag whose default comes from env when set
-// (true, false, 1, 0, …). The returned check reports an env value that is
-// not a boolean, unless the flag was given on the command line (which
-// wins); call it after Parse.
-func boolFlag(fs *flag.FlagSet, p *bool, name, env, usage string) func() error {
-	var bad error
-	if v, ok := os.LookupEnv(env); ok {
-		if b, err := strconv.ParseBool(v); err != nil {
-			bad = fmt.Errorf("%s=%q: %w: not true or false", env, v, ledger.ErrInvalid)
-		} else {
-			*p = b
+// checkNotEmpty refuses an empty data dir or address: an empty --http
+// would listen on every interface at a port of the system's choosing, an
+// empty --data would write beside the program, an empty --nats-listen
+// would take the default port unsaid.
+func checkNotEmpty(cfg ServeConfig) error {
+	for _, f := range []struct{ flag, value, takes string }{
+		{"--data", cfg.Data, "a directory, such as ./data"},
+		{"--http", cfg.HTTP, "host:port, such as 127.0.0.1:8080; 0.0.0.0:8080 for every interface"},
+		{"--nats-listen", cfg.NATSListen, "host:port, such as " + ledger.DefaultNATSListen},
+	} {
+		if f.value == "" && (f.flag != "--nats-listen" || cfg.NATS == "") {
+			return fmt.Errorf("serve: %s: %w: empty (give %s)", f.flag, ledger.ErrInvalid, f.takes)
 		}
 	}
-	fs.BoolVar(p, name, *p, usage+" (env "+env+")")
-	return unlessGiven(fs, name, bad)
-}
-
-// intFlag defines an int flag whose default comes from env when set. The
-// returned check reports an env value that is not an integer, unless the
-// flag was given on the command line (which wins); call it after Parse.
-func intFlag(fs *flag.FlagSet, p *int, name, env, usage string) func() error {
-	var bad error
-	if v, ok := os.LookupEnv(env); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			*p = n
-		} else {
-			bad = fmt.Errorf("%s=%q: %w: not an integer", env, v, ledger.ErrInvalid)
-		}
-	}
-	fs.IntVar(p, name, *p, usage+" (env "+env+")")
-	return unlessGiven(fs, name, bad)
-}
-
-// durationFlag defines a duration flag whose default comes from env when
-// set (as time.ParseDuration reads it); the returned check is intFlag's.
-func durationFlag(fs *flag.FlagSet, p *time.Duration, name, env, usage string) func() error {
-	var bad error
-	if v, ok := os.LookupEnv(env); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			*p = d
-		} else {
-			bad = fmt.Errorf("%s=%q: %w: not a duration such as 30s or 5m", env, v, ledger.ErrInvalid)
-		}
-	}
-	fs.DurationVar(p, name, *p, usage+" (env "+env+")")
-	return unlessGiven(fs, name, bad)
+	return nil
 }
 
 // The bounds of the checkpoint settings: a save encodes the state not
@@ -247,17 +207,3 @@ const (
 	minCheckpointEvery  = time.Second
 	maxCheckpointEvery  = 24 * time.Hour
 )
-
-// unlessGiven returns a check, for after Parse, that reports bad (an
-// environment value that did not parse) unless flag name was given on
-// the command line, which wins.
-func unlessGiven(fs *flag.FlagSet, name string, bad error) func() error {
-	return func() error {
-		given := false
-		fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
-		if given {
-			return nil
-		}
-		return bad
-	}
-}

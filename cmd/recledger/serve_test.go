@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -479,6 +480,70 @@ func TestServeRefusesAnEnvValueThatDoesNotParse(t *testing.T) {
 				t.Errorf("serve with %s=maybe: %v", env, err)
 			}
 		})
+	}
+}
+
+// An environment variable set to the empty string counts as not set, for
+// serve as for the offline commands (an empty RECLEDGER_HTTP made serve
+// listen on every interface at a random port, an empty RECLEDGER_SITE
+// refused the start while replay took "default"); an empty flag given on
+// the command line is refused, naming it.
+func TestServeTakesAnEmptyEnvValueAsUnset(t *testing.T) {
+	for _, env := range []string{"RECLEDGER_DATA", "RECLEDGER_HTTP", "RECLEDGER_NATS", "RECLEDGER_NATS_LISTEN", "RECLEDGER_SITE",
+		"RECLEDGER_REPLICAS", "RECLEDGER_REBUILD", "RECLEDGER_CHECKPOINT_EVENTS", "RECLEDGER_CHECKPOINT_EVERY", "RECLEDGER_LOG_LEVEL"} {
+		t.Setenv(env, "")
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	httpAddr, n, on, d := "127.0.0.1:8080", 1, true, time.Minute
+	strFlag(fs, &httpAddr, "http", "RECLEDGER_HTTP", "")
+	checks := []func() error{intFlag(fs, &n, "replicas", "RECLEDGER_REPLICAS", ""), boolFlag(fs, &on, "rebuild", "RECLEDGER_REBUILD", ""),
+		durationFlag(fs, &d, "checkpoint-every", "RECLEDGER_CHECKPOINT_EVERY", "")}
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			t.Errorf("an empty variable refused: %v", err)
+		}
+	}
+	if httpAddr != "127.0.0.1:8080" || n != 1 || !on || d != time.Minute || envOr("RECLEDGER_SITE", "default") != "default" {
+		t.Errorf("empty variables did not leave the defaults: %q %d %v %s", httpAddr, n, on, d)
+	}
+
+	t.Chdir(t.TempDir()) // the default --data, ./data, is made here
+	var logs ledgertest.Buffer
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- (&ServeCommand{Stderr: &logs}).Run(ctx, []string{"--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1"})
+	}()
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(logs.String(), "recledger serving") {
+		select {
+		case err := <-done:
+			t.Fatalf("serve with empty variables: %v\n%s", err, logs.String())
+		case <-deadline:
+			t.Fatalf("not serving after 30 s:\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"site=default", "data=./data"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the start's record lacks %s:\n%s", want, logs.String())
+		}
+	}
+
+	for _, flag := range []string{"--data", "--http", "--nats-listen"} {
+		args := []string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", flag, ""}
+		err := (&ServeCommand{Stderr: devNull(t)}).Run(t.Context(), args)
+		if !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), "serve: "+flag+": invalid input: empty") {
+			t.Errorf("serve %s \"\": %v", flag, err)
+		}
 	}
 }
 

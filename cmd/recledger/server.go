@@ -194,6 +194,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	if err := ledger.CheckSite(cfg.Site); err != nil {
 		return nil, fmt.Errorf("serve: --site: %w", err)
 	}
+	if err := checkNotEmpty(cfg); err != nil {
+		return nil, err
+	}
 	tokens, err := loadTokens(cfg.TokensFile, log)
 	if err != nil {
 		return nil, err
