@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/recledger/recledger/ingest"
 	"github.com/recledger/recledger/ledger"
@@ -60,5 +63,21 @@ func TestRefusedRequestsAreLoggedOnce(t *testing.T) {
 	}
 	if n := logged.Load(); n != 1 {
 		t.Errorf("%d log lines for 20 refused requests, want 1", n)
+	}
+}
+
+// A registry /metrics cannot gather from is refused: it would serve none
+// of the API's metrics (the API fell back to the process-wide registry).
+func TestNewRefusesARegistryItCannotGather(t *testing.T) {
+	store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	live := projections.NewLive(projections.New())
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"site": "test"}, prometheus.NewRegistry())
+	_, err = ingest.New(ingest.Options{Appender: store, Views: live, Events: store, Site: "test", Registry: reg})
+	if !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), "cannot be gathered from") {
+		t.Errorf("ingest.New with a registry it cannot gather from: %v", err)
 	}
 }

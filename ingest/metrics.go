@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/recledger/recledger/ledger"
 )
 
 // metrics are the API's Prometheus collectors.
@@ -165,7 +167,9 @@ func newMetrics(reg prometheus.Registerer, lag, manifestLag, head func() uint64)
 	} else if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
 	} else {
-		m.gatherer = prometheus.DefaultGatherer
+		// /metrics serves what it gathers: a registry it cannot
+		// gather from would serve nothing of these.
+		return nil, fmt.Errorf("metrics: %w: the registry (%T) cannot be gathered from: give a *prometheus.Registry", ledger.ErrInvalid, reg)
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

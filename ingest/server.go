@@ -143,7 +143,7 @@ type Options struct {
 	Site        string
 	Tokens      *Tokens // nil: the API is open (a warning is logged once)
 	Logger      *slog.Logger
-	Registry    prometheus.Registerer // nil: a private registry, served on /metrics
+	Registry    prometheus.Registerer // nil: a private registry; served on /metrics, so it must also be a Gatherer (a *prometheus.Registry)
 	MaxBody     int64                 // Recording Controls body limit; 0 = DefaultMaxBody
 	// Now gives the time a call signal without `at` is stamped with; nil = time.Now.
 	Now func() time.Time

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -314,7 +315,7 @@ func capDirectGet(req *server.JSApiMsgGetRequest) bool {
 // noteDropped counts the requests dropped unanswered for want of room
 // in the intake, and logs other errors of the connection.
 func (r *directRelay) noteDropped(err error) {
-	if err != nats.ErrSlowConsumer {
+	if !errors.Is(err, nats.ErrSlowConsumer) {
 		r.log.Warn("nats error", jsLogKeyErr, err)
 		return
 	}

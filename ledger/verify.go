@@ -95,7 +95,7 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	case errors.Is(err, ErrCorrupt) && rep.Problem == "":
 		// The file could not be read past rep.Events: a damaged page.
 		bad(rep.Events+1, "the file is damaged after seq %d: %v; move it away and rebuild it from the mirror with recledger restore (docs/replay.md)", rep.Events, err)
-	case err != nil && err != errStopVerify:
+	case err != nil && !errors.Is(err, errStopVerify):
 		return rep, fmt.Errorf("verify: %w", err)
 	}
 	if b := s.broken.Load(); b != nil && rep.Problem == "" {
@@ -109,4 +109,4 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 }
 
 // errStopVerify stops Verify's scan at the first problem.
-var errStopVerify = fmt.Errorf("verify: stop at first problem")
+var errStopVerify = errors.New("verify: stop at first problem")

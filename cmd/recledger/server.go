@@ -20,6 +20,14 @@ import (
 	"github.com/recledger/recledger/projections"
 )
 
+// The parts serve wires must fit what the API finds in them by type
+// assertion: a rename would otherwise make /readyz stop reporting a
+// failed projection or ledger write, silently.
+var (
+	_ ingest.Failer      = (*projections.Live)(nil)
+	_ ingest.WriteFailer = (*ledger.Store)(nil)
+)
+
 // Log attribute keys used by serve.
 const (
 	logKeyHTTP      = "http"
