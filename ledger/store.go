@@ -48,7 +48,6 @@ const readOnlyTimeout = 500 * time.Millisecond
 // Log attribute keys.
 const (
 	logKeyPath     = "path"
-	logKeySeq      = "seq"
 	logKeyRequests = "requests" // the append calls of a failed write
 	logKeyHead     = "head_seq" // the last event committed
 	logKeyErr      = "err"

@@ -34,7 +34,7 @@ const (
 	logKeyNATS      = "nats"
 	logKeySite      = "site"
 	logKeyData      = "data"
-	logKeySeq       = "seq"
+	logKeyHead      = "head_seq" // as /readyz names the ledger's last seq
 	logKeyTail      = "replayed"
 	logKeyTook      = "took"
 	logKeyErr       = "err"
@@ -50,6 +50,7 @@ const (
 	logKeyLag       = "outbox_lag"
 	logKeyMaxConns  = "http_max_connections"
 	logKeyReserved  = "reserved"
+	logKeyReplicas  = "replicas"
 
 	logKeyStored        = "stored_version"
 	logKeyProjections   = "projection_version"

@@ -86,7 +86,7 @@ func (s *Server) connectNATS(ctx context.Context, tokens *ingest.Tokens, head ui
 	m := mirror{js: js, replicas: cfg.Replicas}
 	if s.nsrv != nil {
 		if m.replicas > 1 {
-			log.Warn("--replicas is for an external NATS cluster (--nats): the embedded server keeps one copy of the streams", "replicas", m.replicas)
+			log.Warn("--replicas is for an external NATS cluster (--nats): the embedded server keeps one copy of the streams", logKeyReplicas, m.replicas)
 		}
 		m.replicas = 1
 		// The embedded server's streams take messages on secret subjects

@@ -227,17 +227,17 @@ func (s *Server) run(ctx context.Context, w workers, api *ingest.Server, httpSrv
 		// serves it now.
 		switch {
 		case s.err != nil && !errors.Is(s.err, context.Canceled):
-			log.Error("recledger stopped", logKeyErr, s.err, logKeySeq, head, logKeyLag, lag)
+			log.Error("recledger stopped", logKeyErr, s.err, logKeyHead, head, logKeyLag, lag)
 		case lag > 0 && errors.Is(problem, ledger.ErrMismatch):
 			log.Warn("recledger stopped; the mirror does not continue this ledger, so its events are not published until that is resolved (docs/replay.md, Verify and restore)",
-				logKeySeq, head, logKeyLag, lag, logKeyErr, problem)
+				logKeyHead, head, logKeyLag, lag, logKeyErr, problem)
 		case lag > 0 && !known:
 			log.Warn("recledger stopped without having reached the mirror: what it holds is not known, up to every event (outbox_lag); the next start that reaches it publishes what it lacks",
-				logKeySeq, head, logKeyLag, lag)
+				logKeyHead, head, logKeyLag, lag)
 		case lag > 0:
-			log.Warn("recledger stopped with events not yet in the mirror: the next start publishes them", logKeySeq, head, logKeyLag, lag)
+			log.Warn("recledger stopped with events not yet in the mirror: the next start publishes them", logKeyHead, head, logKeyLag, lag)
 		default:
-			log.Info("recledger stopped", logKeySeq, head)
+			log.Info("recledger stopped", logKeyHead, head)
 		}
 		close(s.done)
 	}()

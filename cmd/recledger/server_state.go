@@ -106,7 +106,7 @@ func (s *Server) loadState(ctx context.Context) (uint64, error) {
 		}
 		state, replayed = st, stats.Events
 		log.Warn("projections rebuilt from the events alone (--rebuild); the stored checkpoint was not read, and is replaced",
-			logKeySeq, sv.Seq, logKeyTook, time.Since(folding).Round(time.Millisecond))
+			logKeyHead, sv.Seq, logKeyTook, time.Since(folding).Round(time.Millisecond))
 	} else if state, replayed, err = replay.Load(ctx, store, store); err != nil {
 		return 0, fmt.Errorf("serve: replay: %w", err)
 	} else {
@@ -124,6 +124,6 @@ func (s *Server) loadState(ctx context.Context) (uint64, error) {
 	store.Subscribe(s.live.OnCommit)
 	s.registry.MustRegister(callGauges(s.live)...)
 	head, _ := store.Head()
-	log.Info("projections ready", logKeySeq, head, logKeyTail, replayed, logKeyTook, time.Since(folding).Round(time.Millisecond))
+	log.Info("projections ready", logKeyHead, head, logKeyTail, replayed, logKeyTook, time.Since(folding).Round(time.Millisecond))
 	return replayed, nil
 }

@@ -49,6 +49,8 @@ const (
 	logKeyURL         = "url"
 	logKeySite        = "site"
 	logKeyOtherSites  = "other_sites"
+	logKeyContact     = "contact_id"
+	logKeyFile        = "file"
 	// logKeyManifestSite is the site of a manifest's subject, when it is
 	// not the worker's.
 	logKeyManifestSite = "manifest_site"
@@ -542,7 +544,7 @@ func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func())
 		})
 		if err != nil {
 			if ctx.Err() == nil {
-				w.log.Error("contact not written", logKeyDay, m.Day, "contact_id", f.ContactID, logKeyErr, err)
+				w.log.Error("contact not written", logKeyDay, m.Day, logKeyContact, f.ContactID, logKeyErr, err)
 				failed = append(failed, f.ContactID)
 				if st.err == nil {
 					st.err = err
@@ -557,7 +559,7 @@ func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func())
 			st.skipped++
 		case replaced:
 			st.replaced++
-			w.log.Warn("contact file replaced with different bytes", logKeyDay, m.Day, "file", f.Name)
+			w.log.Warn("contact file replaced with different bytes", logKeyDay, m.Day, logKeyFile, f.Name)
 		}
 		if w.cfg.OnFile != nil {
 			w.cfg.OnFile(filepath.Join(dir, f.Name))
