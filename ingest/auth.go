@@ -292,7 +292,7 @@ func (t *Tokens) authorize(r *http.Request, want Role) (string, error) {
 	hs := r.Header.Values("Authorization")
 	if len(hs) > 1 {
 		// Which one would count is a guess a client should not rely on.
-		return "", newError(http.StatusUnauthorized, reasonUnauthorized, fmt.Sprintf("%d Authorization headers: send one", len(hs)))
+		return "", newError(reasonUnauthorized, fmt.Sprintf("%d Authorization headers: send one", len(hs)))
 	}
 	if len(hs) == 1 {
 		// Present, it is judged alone, even empty: a client whose token
@@ -300,14 +300,14 @@ func (t *Tokens) authorize(r *http.Request, want Role) (string, error) {
 		h := hs[0]
 		scheme, tok, _ := strings.Cut(h, " ")
 		if !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			return "", newError(http.StatusUnauthorized, reasonUnauthorized, "Authorization must be \"Bearer <token>\"")
+			return "", newError(reasonUnauthorized, "Authorization must be \"Bearer <token>\"")
 		}
 		e, ok := t.lookup(strings.TrimSpace(tok))
 		if !ok {
-			return "", newError(http.StatusUnauthorized, reasonUnauthorized, "unknown token")
+			return "", newError(reasonUnauthorized, "unknown token")
 		}
 		if !grants(e.roles, want) {
-			return "", newError(http.StatusForbidden, reasonForbidden, fmt.Sprintf("token %q lacks role %s", e.name, want))
+			return "", newError(reasonForbidden, fmt.Sprintf("token %q lacks role %s", e.name, want))
 		}
 		return e.name, nil
 	}
@@ -324,7 +324,7 @@ func (t *Tokens) authorize(r *http.Request, want Role) (string, error) {
 			}
 		}
 		if matched {
-			return "", newError(http.StatusForbidden, reasonForbidden, fmt.Sprintf("client network lacks role %s", want))
+			return "", newError(reasonForbidden, fmt.Sprintf("client network lacks role %s", want))
 		}
 	}
 	msg := "a bearer token is required"
@@ -336,7 +336,7 @@ func (t *Tokens) authorize(r *http.Request, want Role) (string, error) {
 	case ok:
 		msg += ": the tokens file grants no client network (docs/clients.md, \"Tokens\")"
 	}
-	return "", newError(http.StatusUnauthorized, reasonUnauthorized, msg)
+	return "", newError(reasonUnauthorized, msg)
 }
 
 // lookup finds a token, comparing every entry in constant time.

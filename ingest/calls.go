@@ -85,13 +85,13 @@ func parseSignals(body []byte, received time.Time, transport, principal string) 
 	if !utf8.Valid(body) {
 		// JSON is UTF-8 (RFC 8259): a call id with a stray byte would be
 		// read as U+FFFD, and two calls could become one.
-		return nil, newError(http.StatusBadRequest, reasonInvalidInput, "the body is not UTF-8 text")
+		return nil, newError(reasonInvalidInput, "the body is not UTF-8 text")
 	}
 	ins, ok := quickSignals(body)
 	if !ok {
 		var err error
 		if ins, err = decodeSignals(body); err != nil {
-			e := newError(http.StatusBadRequest, reasonInvalidInput, err.Error())
+			e := newError(reasonInvalidInput, err.Error())
 			var se *signalError
 			if errors.As(err, &se) {
 				e = e.with("index", se.index)
@@ -103,10 +103,10 @@ func parseSignals(body []byte, received time.Time, transport, principal string) 
 		}
 	}
 	if len(ins) == 0 {
-		return nil, newError(http.StatusBadRequest, reasonInvalidInput, "no call signals in the body")
+		return nil, newError(reasonInvalidInput, "no call signals in the body")
 	}
 	if len(ins) > maxSignalsPerBatch {
-		return nil, newError(http.StatusBadRequest, reasonInvalidInput,
+		return nil, newError(reasonInvalidInput,
 			fmt.Sprintf("at most %d call signals per batch, got %d", maxSignalsPerBatch, len(ins)))
 	}
 	at := ledger.T(received)
@@ -114,7 +114,7 @@ func parseSignals(body []byte, received time.Time, transport, principal string) 
 	for i, in := range ins {
 		sig, field, msg := checkSignal(in, at)
 		if field != "" {
-			return nil, newError(http.StatusBadRequest, reasonInvalidInput,
+			return nil, newError(reasonInvalidInput,
 				fmt.Sprintf("signal %d: %s: %s", i, field, msg)).with("index", i).with("field", field)
 		}
 		sig.Transport, sig.Principal = transport, principal
@@ -322,7 +322,7 @@ func (s *Server) takeSignals(ctx context.Context, source string, body []byte, tr
 	for i := range events {
 		sig := events[i].Data.(ledger.CallSignal)
 		if name, field := s.tokens.signalToken(&sig); name != "" {
-			return callsReply{}, newError(http.StatusBadRequest, reasonInvalidInput,
+			return callsReply{}, newError(reasonInvalidInput,
 				fmt.Sprintf("signal %d: %s holds the bearer token of entry %s: refused, not stored; rotate the token", i, field, name)).
 				with("index", i).with("field", field)
 		}
@@ -498,9 +498,9 @@ func readBodyInto(buf *bytes.Buffer, w http.ResponseWriter, r *http.Request, lim
 		if errors.As(err, &ne) && ne.Timeout() {
 			// The server's read timeout: the body did not arrive whole
 			// in time (a client that stalls, a link too slow).
-			return newError(http.StatusRequestTimeout, reasonTimeout, "the request body did not arrive whole in time; send it again")
+			return newError(reasonTimeout, "the request body did not arrive whole in time; send it again")
 		}
-		return newError(http.StatusBadRequest, reasonInvalidInput, "cannot read the request body")
+		return newError(reasonInvalidInput, "cannot read the request body")
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ func TestParseSignals(t *testing.T) {
 			continue
 		}
 		var ae *apiError
-		if !errors.As(err, &ae) || ae.Fields["field"] != field || ae.Status != 400 {
+		if !errors.As(err, &ae) || ae.Fields["field"] != field || statusOf(ae) != 400 {
 			t.Errorf("%s: %v", body, err)
 		}
 	}
@@ -94,7 +94,7 @@ func TestParseSignals(t *testing.T) {
 	} {
 		_, err := parseSignals([]byte(c.body), now, ledger.TransportHTTP, "")
 		var ae *apiError
-		if !errors.As(err, &ae) || ae.Status != 400 || ae.Fields["index"] != c.index || (c.field != "" && ae.Fields["field"] != c.field) ||
+		if !errors.As(err, &ae) || statusOf(ae) != 400 || ae.Fields["index"] != c.index || (c.field != "" && ae.Fields["field"] != c.field) ||
 			strings.Contains(ae.Message, "Go struct") {
 			t.Errorf("%s: %v %+v, want index %d field %q", c.body, err, ae, c.index, c.field)
 		}

@@ -36,7 +36,7 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodPost, http.MethodPut:
 	default:
 		w.Header().Set("Allow", "GET, POST, PUT")
-		s.writeError(w, r, newError(http.StatusMethodNotAllowed, reasonMethod, "use GET, POST or PUT"))
+		s.writeError(w, r, newError(reasonMethod, "use GET, POST or PUT"))
 		return
 	}
 	if r.ContentLength > s.maxBody {
@@ -46,8 +46,7 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	if int64(len(r.URL.RawQuery)) > s.maxBody {
 		// The body limit, applied to the query string too: a command's
 		// parameters become a ledger event, whichever way they came.
-		s.writeError(w, r, newError(http.StatusRequestURITooLong, reasonTooLarge,
-			fmt.Sprintf("the query string is over %d bytes", s.maxBody)).with("limit", s.maxBody))
+		s.writeError(w, r, queryTooLarge(s.maxBody))
 		return
 	}
 	principal, err := s.authorize(r, RoleCommand)
@@ -66,7 +65,7 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	name := strings.ToLower(asked)
 	if !knownCommand(name) {
 		valid := commandNames()
-		s.writeError(w, r, newError(http.StatusNotFound, reasonUnknownCommand,
+		s.writeError(w, r, newError(reasonUnknownCommand,
 			fmt.Sprintf("unknown command %q; valid commands: %s", asked, strings.Join(valid, ", "))).
 			with("commands", valid))
 		return
@@ -117,11 +116,11 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	env := envs[0]
 	res, ok := s.views.Result(env.Seq)
 	if !ok {
-		status, reason := http.StatusInternalServerError, reasonInternal
+		reason := reasonInternal
 		if f, isFailer := s.views.(Failer); isFailer && f.Err() != nil {
-			status, reason = http.StatusServiceUnavailable, reasonUnavailable // the projections stopped
+			reason = reasonUnavailable // the projections stopped
 		}
-		s.writeError(w, r, newError(status, reason, "the command was recorded but its result is not available").
+		s.writeError(w, r, newError(reason, "the command was recorded but its result is not available").
 			with("seq", env.Seq).with("event_id", env.ID.String()))
 		return
 	}
@@ -189,6 +188,15 @@ func transportOf(req request) string {
 }
 
 func tooLarge(limit int64) error {
-	return newError(http.StatusRequestEntityTooLarge, reasonTooLarge,
+	return newError(reasonTooLarge,
 		fmt.Sprintf("the request body is over %d bytes", limit)).with("limit", limit)
+}
+
+// queryTooLarge is the answer to a query string over limit bytes: the
+// body limit applies to it too (a command's parameters become a ledger
+// event, whichever way they came); 414, not 413 (statusOfReason).
+func queryTooLarge(limit int64) error {
+	e := newError(reasonTooLarge, fmt.Sprintf("the query string is over %d bytes", limit)).with("limit", limit)
+	e.inURI = true
+	return e
 }

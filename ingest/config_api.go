@@ -116,9 +116,9 @@ func (s *Server) decodeConfig(w http.ResponseWriter, r *http.Request, field stri
 func configError(err error) error {
 	var fe *ledger.FieldError
 	if ok := asFieldError(err, &fe); ok {
-		return newError(http.StatusBadRequest, reasonInvalidConfig, fe.Message).with("field", fe.Field)
+		return newError(reasonInvalidConfig, fe.Message).with("field", fe.Field)
 	}
-	return newError(http.StatusBadRequest, reasonInvalidConfig, err.Error())
+	return newError(reasonInvalidConfig, err.Error())
 }
 
 // putPart appends a validated put of one part.
@@ -138,7 +138,7 @@ func (s *Server) putPart(w http.ResponseWriter, r *http.Request, part, key strin
 	if u, ok := v.(ledger.User); ok {
 		cfg := s.views.Config()
 		if _, defined := cfg.Teams[u.Team]; !defined {
-			s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidConfig,
+			s.writeError(w, r, newError(reasonInvalidConfig,
 				fmt.Sprintf("team %q is not defined: put the team first (a user of no team is recorded and nothing of it is saved)", u.Team)).with("field", "users."+key+".team"))
 			return
 		}
@@ -147,7 +147,7 @@ func (s *Server) putPart(w http.ResponseWriter, r *http.Request, part, key strin
 	if part == ledger.PartMetadata {
 		defined := s.views.Config().Metadata
 		if _, ok := defined[key]; !ok && len(defined) >= ledger.MaxMetadataKeys {
-			s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidConfig,
+			s.writeError(w, r, newError(reasonInvalidConfig,
 				fmt.Sprintf("at most %d metadata keys may be defined", ledger.MaxMetadataKeys)).with("field", "metadata"))
 			return
 		}
@@ -196,12 +196,12 @@ func (s *Server) handleDelete(part, pathKey string) http.HandlerFunc {
 			_, exists = cfg.Users[key]
 		}
 		if !exists {
-			s.writeError(w, r, newError(http.StatusNotFound, reasonNotFound, fmt.Sprintf("%s %q is not defined", part, key)))
+			s.writeError(w, r, newError(reasonNotFound, fmt.Sprintf("%s %q is not defined", part, key)))
 			return
 		}
 		if part == ledger.PartTeam {
 			if users := teamUsers(cfg, key); len(users) > 0 {
-				s.writeError(w, r, newError(http.StatusConflict, reasonConflict,
+				s.writeError(w, r, newError(reasonConflict,
 					fmt.Sprintf("team %q has %s (%s): move or delete them first", key, plural(len(users), "user"), firstFew(users))).with("users", users))
 				return
 			}
@@ -209,7 +209,7 @@ func (s *Server) handleDelete(part, pathKey string) http.HandlerFunc {
 			// it, an archived call would be discarded, a tagged one kept
 			// for no day.
 			if open := s.views.OpenContactsOfTeam(key); len(open) > 0 {
-				s.writeError(w, r, newError(http.StatusConflict, reasonConflict,
+				s.writeError(w, r, newError(reasonConflict,
 					fmt.Sprintf("team %q has %s (%s), which its workflow decides when they close: delete it once their calls have ended", key, plural(len(open), "open contact"), firstFew(open))).with("contacts", open))
 				return
 			}

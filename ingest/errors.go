@@ -29,19 +29,20 @@ const (
 	reasonTimeout        = "timeout"
 )
 
-// apiError is an error answered with a chosen status, a machine reason, a
-// sentence for people and optional extra fields of the JSON body.
+// apiError is an error of the HTTP layer: a machine reason (its status is
+// statusOfReason's), a sentence for people and optional extra fields of
+// the JSON body.
 type apiError struct {
-	Status  int
 	Reason  string
 	Message string
 	Fields  map[string]any
+	inURI   bool // too_large: the query string, not the body (414)
 }
 
 func (e *apiError) Error() string { return e.Reason + ": " + e.Message }
 
-func newError(status int, reason, message string) *apiError {
-	return &apiError{Status: status, Reason: reason, Message: message}
+func newError(reason, message string) *apiError {
+	return &apiError{Reason: reason, Message: message}
 }
 
 // with adds a field to the error body.
@@ -61,7 +62,7 @@ func statusOf(err error) int {
 	case err == nil:
 		return http.StatusOK
 	case errors.As(err, &ae):
-		return ae.Status
+		return statusOfReason(ae.Reason, ae.inURI)
 	case errors.As(err, &fe), errors.Is(err, ledger.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, ledger.ErrNotFound):
@@ -70,6 +71,36 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ledger.ErrClosed), errors.Is(err, ledger.ErrUnavailable),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// statusOfReason is the status of each reason word the HTTP layer answers
+// with (docs/clients.md lists them); too_large is 414 for a query string
+// (inURI), 413 for a body.
+func statusOfReason(reason string, inURI bool) int {
+	switch reason {
+	case reasonInvalidInput, reasonInvalidConfig:
+		return http.StatusBadRequest
+	case reasonUnauthorized:
+		return http.StatusUnauthorized
+	case reasonForbidden:
+		return http.StatusForbidden
+	case reasonNotFound, reasonUnknownCommand, reasonUnknownUser:
+		return http.StatusNotFound
+	case reasonMethod:
+		return http.StatusMethodNotAllowed
+	case reasonTimeout:
+		return http.StatusRequestTimeout
+	case reasonConflict, reasonAlreadySealed, reasonFutureDay, reasonBeforeContacts:
+		return http.StatusConflict
+	case reasonTooLarge:
+		if inURI {
+			return http.StatusRequestURITooLong
+		}
+		return http.StatusRequestEntityTooLarge
+	case reasonUnavailable:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -23,7 +23,7 @@ func (s *Server) handleAgent(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, ledger.ErrNotFound) {
 		if other, ok := s.agentInOtherCase(user); ok {
 			// As the filters of /v1/contacts and /v1/pauses say it.
-			s.writeError(w, r, newError(http.StatusNotFound, reasonNotFound,
+			s.writeError(w, r, newError(reasonNotFound,
 				fmt.Sprintf("agent %q: not found (user ids are case-sensitive); agent %q differs only in case", user, other)))
 			return
 		}
@@ -49,7 +49,7 @@ func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
 		b := v == "true"
 		want = &b
 	default:
-		s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidInput,
+		s.writeError(w, r, newError(reasonInvalidInput,
 			fmt.Sprintf("logged_in must be true or false, got %q", v)).with("field", "logged_in"))
 		return
 	}
@@ -76,7 +76,7 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
 	switch cq.Disposition {
 	case "", ledger.DispositionUpload, ledger.DispositionBasicOnly, ledger.DispositionDiscard:
 	default:
-		s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidInput,
+		s.writeError(w, r, newError(reasonInvalidInput,
 			fmt.Sprintf("disposition must be upload, basic_only or discard, got %q", cq.Disposition)).with("field", "disposition"))
 		return
 	}
@@ -135,7 +135,7 @@ func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f := q.Get("format"); f != "" && !strings.EqualFold(f, "csv") && !strings.EqualFold(f, "json") {
-		s.writeError(w, r, newError(http.StatusBadRequest, reasonInvalidInput,
+		s.writeError(w, r, newError(reasonInvalidInput,
 			fmt.Sprintf("format must be csv or json, got %q", f)).with("field", "format"))
 		return
 	}
@@ -291,7 +291,7 @@ func (s *Server) checkUserFilter(user string) error {
 	if other, ok := s.agentInOtherCase(user); ok {
 		msg += fmt.Sprintf("; agent %q differs only in case", other)
 	}
-	return newError(http.StatusNotFound, reasonNotFound, msg).with("field", "user_id")
+	return newError(reasonNotFound, msg).with("field", "user_id")
 }
 
 // agentInOtherCase finds an agent whose user id is user in other case.
@@ -315,13 +315,13 @@ func parseTimeParam(name, v string, loc *time.Location) (ledger.Time, error) {
 		// "T03:00:00+05:00" unescaped: the query string reads + as a space.
 		hint = " (a + in a URL's query is read as a space: send the offset's + as %2B)"
 	}
-	return ledger.Time{}, newError(http.StatusBadRequest, reasonInvalidInput,
+	return ledger.Time{}, newError(reasonInvalidInput,
 		fmt.Sprintf("%s must be an RFC 3339 time or YYYY-MM-DD, got %q%s", name, v, hint)).with("field", name)
 }
 
 func checkDay(day string) error {
 	if _, err := time.Parse(dayLayout, day); err != nil {
-		return newError(http.StatusBadRequest, reasonInvalidInput,
+		return newError(reasonInvalidInput,
 			fmt.Sprintf("day must be YYYY-MM-DD, got %q", day)).with("field", "day")
 	}
 	return nil
@@ -338,7 +338,7 @@ func (s *Server) handleManifest(w http.ResponseWriter, r *http.Request) {
 	b, err := s.views.Manifest(r.Context(), day)
 	if err != nil {
 		if errors.Is(err, ledger.ErrNotFound) {
-			err = newError(http.StatusNotFound, reasonNotFound, fmt.Sprintf("day %s is not sealed", day))
+			err = newError(reasonNotFound, fmt.Sprintf("day %s is not sealed", day))
 		}
 		s.writeError(w, r, err)
 		return
@@ -358,17 +358,17 @@ func (s *Server) handleCloseDay(w http.ResponseWriter, r *http.Request) {
 	defer s.writeMu.Unlock()
 	sealed := s.views.SealedDays()
 	if slices.Contains(sealed, day) {
-		s.writeError(w, r, newError(http.StatusConflict, reasonAlreadySealed,
+		s.writeError(w, r, newError(reasonAlreadySealed,
 			fmt.Sprintf("day %s is already sealed; GET /v1/manifests/%s returns its manifest", day, day)).with("day", day))
 		return
 	}
 	if last := slices.Max(append([]string{""}, sealed...)); day < last {
-		s.writeError(w, r, newError(http.StatusConflict, reasonConflict,
+		s.writeError(w, r, newError(reasonConflict,
 			fmt.Sprintf("day %s is before the last sealed day %s", day, last)).with("day", day))
 		return
 	}
 	if today, zone := s.siteToday(); day > today {
-		s.writeError(w, r, newError(http.StatusConflict, reasonFutureDay,
+		s.writeError(w, r, newError(reasonFutureDay,
 			fmt.Sprintf("day %s has not begun at the site (today is %s in %s): days are sealed in order, so sealing it would stop every seal until then", day, today, zone)).with("day", day))
 		return
 	}
@@ -379,7 +379,7 @@ func (s *Server) handleCloseDay(w http.ResponseWriter, r *http.Request) {
 		// (a walk's 2025-12-02 took the day's calls).
 		loc := s.views.Location()
 		if first := at.In(loc).Format(dayLayout); day < first {
-			s.writeError(w, r, newError(http.StatusConflict, reasonBeforeContacts,
+			s.writeError(w, r, newError(reasonBeforeContacts,
 				fmt.Sprintf("day %s is before every contact waiting for a seal (the earliest is of %s in %s): the seal would file them all under %s; seal %s or a later day", day, first, loc, day, first)).with("day", day))
 			return
 		}

@@ -32,7 +32,7 @@ func onlyParams(r *http.Request, names []string) error {
 	// be read as no user_id at all, and answered with everyone's contacts.
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return newError(http.StatusBadRequest, reasonInvalidInput,
+		return newError(reasonInvalidInput,
 			fmt.Sprintf("malformed query string: %v (parameters are separated by &, and %% is followed by two hex digits)", err)).with("field", "query")
 	}
 	keys := make([]string, 0, len(q))
@@ -47,10 +47,10 @@ func onlyParams(r *http.Request, names []string) error {
 			if len(names) > 0 {
 				takes = "only " + strings.Join(names, ", ")
 			}
-			return newError(http.StatusBadRequest, reasonInvalidInput,
+			return newError(reasonInvalidInput,
 				fmt.Sprintf("unknown query parameter %q: %s %s takes %s", k, r.Method, r.URL.Path, takes)).with("field", k)
 		case len(q[k]) > 1:
-			return newError(http.StatusBadRequest, reasonInvalidInput,
+			return newError(reasonInvalidInput,
 				fmt.Sprintf("query parameter %q is given %d times; give it once", k, len(q[k]))).with("field", k)
 		}
 	}

@@ -301,11 +301,11 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			s.writeError(w, r, newError(http.StatusMethodNotAllowed, reasonMethod,
+			s.writeError(w, r, newError(reasonMethod,
 				fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, strings.Join(allow, " or "))))
 			return
 		}
-		s.writeError(w, r, newError(http.StatusNotFound, reasonNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path))
+		s.writeError(w, r, newError(reasonNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path))
 	})
 	return mux
 }
