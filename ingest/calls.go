@@ -85,13 +85,13 @@ func parseSignals(body []byte, received time.Time, transport, principal string) 
 	if !utf8.Valid(body) {
 		// JSON is UTF-8 (RFC 8259): a call id with a stray byte would be
 		// read as U+FFFD, and two calls could become one.
-		return nil, newError(reasonInvalidInput, "the body is not UTF-8 text")
+		return nil, newError(ledger.ReasonInvalidInput, "the body is not UTF-8 text")
 	}
 	ins, ok := quickSignals(body)
 	if !ok {
 		var err error
 		if ins, err = decodeSignals(body); err != nil {
-			e := newError(reasonInvalidInput, err.Error())
+			e := newError(ledger.ReasonInvalidInput, err.Error())
 			var se *signalError
 			if errors.As(err, &se) {
 				e = e.with("index", se.index)
@@ -103,10 +103,10 @@ func parseSignals(body []byte, received time.Time, transport, principal string) 
 		}
 	}
 	if len(ins) == 0 {
-		return nil, newError(reasonInvalidInput, "no call signals in the body")
+		return nil, newError(ledger.ReasonInvalidInput, "no call signals in the body")
 	}
 	if len(ins) > maxSignalsPerBatch {
-		return nil, newError(reasonInvalidInput,
+		return nil, newError(ledger.ReasonInvalidInput,
 			fmt.Sprintf("at most %d call signals per batch, got %d", maxSignalsPerBatch, len(ins)))
 	}
 	at := ledger.T(received)
@@ -114,7 +114,7 @@ func parseSignals(body []byte, received time.Time, transport, principal string) 
 	for i, in := range ins {
 		sig, field, msg := checkSignal(in, at)
 		if field != "" {
-			return nil, newError(reasonInvalidInput,
+			return nil, newError(ledger.ReasonInvalidInput,
 				fmt.Sprintf("signal %d: %s: %s", i, field, msg)).with("index", i).with("field", field)
 		}
 		sig.Transport, sig.Principal = transport, principal
@@ -322,7 +322,7 @@ func (s *Server) takeSignals(ctx context.Context, source string, body []byte, tr
 	for i := range events {
 		sig := events[i].Data.(ledger.CallSignal)
 		if name, field := s.tokens.signalToken(&sig); name != "" {
-			return callsReply{}, newError(reasonInvalidInput,
+			return callsReply{}, newError(ledger.ReasonInvalidInput,
 				fmt.Sprintf("signal %d: %s holds the bearer token of entry %s: refused, not stored; rotate the token", i, field, name)).
 				with("index", i).with("field", field)
 		}
@@ -500,7 +500,7 @@ func readBodyInto(buf *bytes.Buffer, w http.ResponseWriter, r *http.Request, lim
 			// in time (a client that stalls, a link too slow).
 			return newError(reasonTimeout, "the request body did not arrive whole in time; send it again")
 		}
-		return newError(reasonInvalidInput, "cannot read the request body")
+		return newError(ledger.ReasonInvalidInput, "cannot read the request body")
 	}
 	return nil
 }

@@ -10,18 +10,8 @@ import (
 	"github.com/recledger/recledger/ledger"
 )
 
-// commandNames lists the Recording Controls commands (API.md §2) as the
-// path names them, sorted; aliases are resolved by the projections.
-func commandNames() []string {
-	return []string{
-		"config", "delete", "login", "logout", "metadata", "pause", "pauseurl",
-		"recordtag", "restart", "resume", "start", "startsegment", "stop",
-		"stopsegment", "tag",
-	}
-}
-
 func knownCommand(name string) bool {
-	_, ok := slices.BinarySearch(commandNames(), name)
+	_, ok := slices.BinarySearch(ledger.CommandNames(), name)
 	return ok
 }
 
@@ -64,8 +54,8 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	name := strings.ToLower(asked)
 	if !knownCommand(name) {
-		valid := commandNames()
-		s.writeError(w, r, newError(reasonUnknownCommand,
+		valid := ledger.CommandNames()
+		s.writeError(w, r, newError(ledger.ReasonUnknownCommand,
 			fmt.Sprintf("unknown command %q; valid commands: %s", asked, strings.Join(valid, ", "))).
 			with("commands", valid))
 		return
@@ -85,7 +75,7 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 		// A compressed body read as text is bytes nobody meant: refused
 		// with what was sent, not as text that is "not UTF-8" (a walk).
 		req = parseParams(r.URL.RawQuery, "", nil)
-		req.Invalid = reasonInvalidInput
+		req.Invalid = ledger.ReasonInvalidInput
 		req.Message, _ = maskCards(fmt.Sprintf("the body is encoded (Content-Encoding %.40q): send it uncompressed", enc))
 	} else {
 		req = parseParams(r.URL.RawQuery, r.Header.Get("Content-Type"), body.Bytes())

@@ -8,12 +8,10 @@ import (
 	"github.com/recledger/recledger/ledger"
 )
 
-// Reasons the HTTP layer answers with, beside the projections' own.
+// Reasons the HTTP layer answers with, beside the domain's (ledger.Reason*:
+// invalid_input, unknown_user, unknown_command, and the command results').
 const (
-	reasonInvalidInput   = "invalid_input"
 	reasonInvalidConfig  = "invalid_config"
-	reasonUnknownCommand = "unknown_command"
-	reasonUnknownUser    = "unknown_user"
 	reasonNotFound       = "not_found"
 	reasonConflict       = "conflict"
 	reasonAlreadySealed  = "already_sealed"
@@ -81,13 +79,13 @@ func statusOf(err error) int {
 // (inURI), 413 for a body.
 func statusOfReason(reason string, inURI bool) int {
 	switch reason {
-	case reasonInvalidInput, reasonInvalidConfig:
+	case ledger.ReasonInvalidInput, reasonInvalidConfig:
 		return http.StatusBadRequest
 	case reasonUnauthorized:
 		return http.StatusUnauthorized
 	case reasonForbidden:
 		return http.StatusForbidden
-	case reasonNotFound, reasonUnknownCommand, reasonUnknownUser:
+	case reasonNotFound, ledger.ReasonUnknownCommand, ledger.ReasonUnknownUser:
 		return http.StatusNotFound
 	case reasonMethod:
 		return http.StatusMethodNotAllowed
@@ -114,7 +112,7 @@ func reasonOf(err error) string {
 	case errors.As(err, &ae):
 		return ae.Reason
 	case errors.As(err, &fe), errors.Is(err, ledger.ErrInvalid):
-		return reasonInvalidInput
+		return ledger.ReasonInvalidInput
 	case errors.Is(err, ledger.ErrNotFound):
 		return reasonNotFound
 	case errors.Is(err, ledger.ErrConflict):
@@ -137,7 +135,7 @@ func statusOfResult(res ledger.CommandResult) int {
 	case ledger.OutcomeUnsupported:
 		return http.StatusConflict
 	case ledger.OutcomeRejected:
-		if res.Reason == reasonUnknownUser {
+		if res.Reason == ledger.ReasonUnknownUser {
 			return http.StatusNotFound
 		}
 		return http.StatusBadRequest

@@ -37,7 +37,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if limit == 0 {
-		s.writeError(w, r, newError(reasonInvalidInput,
+		s.writeError(w, r, newError(ledger.ReasonInvalidInput,
 			fmt.Sprintf("limit must be 1 to %d (more is taken as %d), got 0", maxEventsLimit, maxEventsLimit)).with("field", "limit"))
 		return
 	}
@@ -46,7 +46,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	// another ledger (or one restored short of it), and an empty page
 	// that hands it back would skip every event up to it unseen.
 	if head, _ := s.events.Head(); after > head {
-		s.writeError(w, r, newError(reasonInvalidInput,
+		s.writeError(w, r, newError(ledger.ReasonInvalidInput,
 			fmt.Sprintf("after_seq is beyond the ledger's head, seq %d: this cursor is not from this ledger", head)).with("field", "after_seq"))
 		return
 	}
@@ -79,7 +79,7 @@ func uintParam(v string, def uint64, name string) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return 0, newError(reasonInvalidInput,
+		return 0, newError(ledger.ReasonInvalidInput,
 			fmt.Sprintf("%s must be a non-negative integer, got %q", name, v)).with("field", name)
 	}
 	return n, nil

@@ -233,7 +233,7 @@ func parseParams(rawQuery, contentType string, body []byte) request {
 		checkVar(p.Key, p.Value)
 	}
 	if len(bad) > 0 {
-		req.Invalid = reasonInvalidInput
+		req.Invalid = ledger.ReasonInvalidInput
 		req.Message = bad[0]
 		if m, ok := maskCards(req.Message); ok {
 			req.Message = m

@@ -64,7 +64,7 @@ func TestParseParams(t *testing.T) {
 			name:  "a card number as a bad member's name is masked in the message",
 			ctype: "text/json",
 			body:  "{\"sender_id\":\"jdoe\",\"4111\\t1111\\t1111\\t1111\":[1]}",
-			want: request{SenderID: "jdoe", JSON: true, Invalid: reasonInvalidInput,
+			want: request{SenderID: "jdoe", JSON: true, Invalid: ledger.ReasonInvalidInput,
 				Message: `JSON body: member "411111******1111": must be a string or a number`},
 		},
 		{
@@ -90,7 +90,7 @@ func TestParseParams(t *testing.T) {
 			ctype: "text/json",
 			body:  "{\"sender_id\":\"jdoe\",\"agentname\":\"caf\xe9\"}",
 			want: request{SenderID: "jdoe", JSON: true, Params: []ledger.Param{{Key: "agentname", Value: "caf\ufffd"}},
-				Invalid: reasonInvalidInput, Message: "JSON body: not UTF-8 text"},
+				Invalid: ledger.ReasonInvalidInput, Message: "JSON body: not UTF-8 text"},
 		},
 		{
 			name:  "Finesse start, text/json",

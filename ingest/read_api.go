@@ -49,7 +49,7 @@ func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
 		b := v == "true"
 		want = &b
 	default:
-		s.writeError(w, r, newError(reasonInvalidInput,
+		s.writeError(w, r, newError(ledger.ReasonInvalidInput,
 			fmt.Sprintf("logged_in must be true or false, got %q", v)).with("field", "logged_in"))
 		return
 	}
@@ -76,7 +76,7 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
 	switch cq.Disposition {
 	case "", ledger.DispositionUpload, ledger.DispositionBasicOnly, ledger.DispositionDiscard:
 	default:
-		s.writeError(w, r, newError(reasonInvalidInput,
+		s.writeError(w, r, newError(ledger.ReasonInvalidInput,
 			fmt.Sprintf("disposition must be upload, basic_only or discard, got %q", cq.Disposition)).with("field", "disposition"))
 		return
 	}
@@ -135,7 +135,7 @@ func (s *Server) handlePauses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f := q.Get("format"); f != "" && !strings.EqualFold(f, "csv") && !strings.EqualFold(f, "json") {
-		s.writeError(w, r, newError(reasonInvalidInput,
+		s.writeError(w, r, newError(ledger.ReasonInvalidInput,
 			fmt.Sprintf("format must be csv or json, got %q", f)).with("field", "format"))
 		return
 	}
@@ -315,13 +315,13 @@ func parseTimeParam(name, v string, loc *time.Location) (ledger.Time, error) {
 		// "T03:00:00+05:00" unescaped: the query string reads + as a space.
 		hint = " (a + in a URL's query is read as a space: send the offset's + as %2B)"
 	}
-	return ledger.Time{}, newError(reasonInvalidInput,
+	return ledger.Time{}, newError(ledger.ReasonInvalidInput,
 		fmt.Sprintf("%s must be an RFC 3339 time or YYYY-MM-DD, got %q%s", name, v, hint)).with("field", name)
 }
 
 func checkDay(day string) error {
 	if _, err := time.Parse(dayLayout, day); err != nil {
-		return newError(reasonInvalidInput,
+		return newError(ledger.ReasonInvalidInput,
 			fmt.Sprintf("day must be YYYY-MM-DD, got %q", day)).with("field", "day")
 	}
 	return nil

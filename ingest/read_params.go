@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/recledger/recledger/ledger"
 )
 
 // takes wraps a read endpoint that accepts the query parameters names
@@ -32,7 +34,7 @@ func onlyParams(r *http.Request, names []string) error {
 	// be read as no user_id at all, and answered with everyone's contacts.
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return newError(reasonInvalidInput,
+		return newError(ledger.ReasonInvalidInput,
 			fmt.Sprintf("malformed query string: %v (parameters are separated by &, and %% is followed by two hex digits)", err)).with("field", "query")
 	}
 	keys := make([]string, 0, len(q))
@@ -47,10 +49,10 @@ func onlyParams(r *http.Request, names []string) error {
 			if len(names) > 0 {
 				takes = "only " + strings.Join(names, ", ")
 			}
-			return newError(reasonInvalidInput,
+			return newError(ledger.ReasonInvalidInput,
 				fmt.Sprintf("unknown query parameter %q: %s %s takes %s", k, r.Method, r.URL.Path, takes)).with("field", k)
 		case len(q[k]) > 1:
-			return newError(reasonInvalidInput,
+			return newError(ledger.ReasonInvalidInput,
 				fmt.Sprintf("query parameter %q is given %d times; give it once", k, len(q[k]))).with("field", k)
 		}
 	}

@@ -7,7 +7,9 @@ the projections, which replay the events; nothing here interprets them.
 
 The package also holds the shared vocabulary of recledger: the event data
 structs (data.go), the configuration document (config.go), the read-side
-shapes the API returns (views.go) and the sentinel errors (errors.go).
+shapes the API returns and the words they use — command names and aliases,
+outcomes, reason words, reason codes, states (views.go) — and the sentinel
+errors (errors.go).
 
 # Basics
 

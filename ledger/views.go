@@ -30,11 +30,91 @@ const (
 	StateDeleted      = "deleted"
 )
 
+// Canonical command names (API.md §2); the vendor's aliases are resolved
+// by CanonicalCommand.
+const (
+	CmdTag          = "tag"
+	CmdPause        = "pause"
+	CmdResume       = "resume"
+	CmdRestart      = "restart"
+	CmdDelete       = "delete"
+	CmdLogin        = "login"
+	CmdLogout       = "logout"
+	CmdMetadata     = "metadata"
+	CmdStartSegment = "startsegment"
+	CmdStopSegment  = "stopsegment"
+	CmdConfig       = "config"
+)
+
+// The vendor's aliases of commands (CanonicalCommand resolves them).
+const (
+	AliasRecordTag = "recordtag" // tag
+	AliasPauseURL  = "pauseurl"  // pause
+	AliasStart     = "start"     // startsegment
+	AliasStop      = "stop"      // stopsegment
+)
+
+// Reason words of command results that are not applied (API.md §2:
+// CommandResult.Reason): a no_effect, unsupported or rejected outcome's
+// machine word. Not the reason codes of a contact (Code*).
+const (
+	ReasonInvalidInput     = "invalid_input"
+	ReasonNotRecording     = "not_recording"
+	ReasonAlreadyPaused    = "already_paused"
+	ReasonNotPaused        = "not_paused"
+	ReasonNoActiveCall     = "no_active_call"
+	ReasonNoLastCall       = "no_last_call"
+	ReasonDeleted          = "deleted"
+	ReasonGateway          = "gateway"
+	ReasonArchiveDisabled  = "archive_disabled"
+	ReasonExcluded         = "excluded"
+	ReasonAlreadyRecording = "already_recording"
+	ReasonAlreadyTagged    = "already_tagged"
+	ReasonNotLoggedIn      = "not_logged_in"
+	ReasonUnknownUser      = "unknown_user"
+	ReasonWrongPeripheral  = "wrong_peripheral"
+	ReasonMissingExtension = "missing_extension"
+	ReasonInvalidExtension = "invalid_extension"
+	ReasonInvalidMetadata  = "invalid_metadata"
+	ReasonNoKnownKeys      = "no_known_keys"
+	ReasonUnchanged        = "unchanged"
+	ReasonUnknownCommand   = "unknown_command"
+	ReasonTeamDeleted      = "team_deleted"
+)
+
+// CanonicalCommand resolves the vendor's aliases (recordtag, pauseurl,
+// start, stop); it returns "" for an unknown command.
+func CanonicalCommand(name string) string {
+	switch name {
+	case AliasRecordTag, CmdTag:
+		return CmdTag
+	case AliasPauseURL, CmdPause:
+		return CmdPause
+	case AliasStart, CmdStartSegment:
+		return CmdStartSegment
+	case AliasStop, CmdStopSegment:
+		return CmdStopSegment
+	case CmdResume, CmdRestart, CmdDelete, CmdLogin, CmdLogout, CmdMetadata, CmdConfig:
+		return name
+	}
+	return ""
+}
+
+// CommandNames lists every command name a Recording Controls path may
+// give, aliases included, sorted.
+func CommandNames() []string {
+	return []string{
+		CmdConfig, CmdDelete, CmdLogin, CmdLogout, CmdMetadata, CmdPause, AliasPauseURL,
+		AliasRecordTag, CmdRestart, CmdResume, AliasStart, CmdStartSegment, AliasStop,
+		CmdStopSegment, CmdTag,
+	}
+}
+
 // Reason codes of a contact, in the order they are listed.
 const (
-	ReasonTagged   = "TAGGED"
-	ReasonWorkflow = "WORKFLOW"
-	ReasonArchive  = "ARCHIVE"
+	CodeTagged   = "TAGGED"
+	CodeWorkflow = "WORKFLOW"
+	CodeArchive  = "ARCHIVE"
 )
 
 // Dispositions of a closed contact.
@@ -355,37 +435,37 @@ func (q PauseQuery) Check() error {
 // no message of their own; "" for a word it does not know.
 func ReasonMessage(reason string) string {
 	switch reason {
-	case "not_recording":
+	case ReasonNotRecording:
 		return "the call is not being recorded"
-	case "already_paused":
+	case ReasonAlreadyPaused:
 		return "the recording is already paused"
-	case "not_paused":
+	case ReasonNotPaused:
 		return "the recording is not paused"
-	case "no_active_call":
+	case ReasonNoActiveCall:
 		return "the agent has no active call"
-	case "no_last_call":
+	case ReasonNoLastCall:
 		return "the agent has no active or last call"
-	case "deleted":
+	case ReasonDeleted:
 		return "the recording of this call was deleted"
-	case "gateway":
+	case ReasonGateway:
 		return "not available for gateway recording"
-	case "archive_disabled":
+	case ReasonArchiveDisabled:
 		return "the recording's team does not archive recordings"
-	case "team_deleted":
+	case ReasonTeamDeleted:
 		return "the contact's team was deleted since it closed"
-	case "excluded":
+	case ReasonExcluded:
 		return "the call is on the team's exclusion list"
-	case "already_recording":
+	case ReasonAlreadyRecording:
 		return "the call is already being recorded"
-	case "already_tagged":
+	case ReasonAlreadyTagged:
 		return "the call is already tagged"
-	case "not_logged_in":
+	case ReasonNotLoggedIn:
 		return "the agent is not logged in"
-	case "invalid_metadata":
+	case ReasonInvalidMetadata:
 		return "no metadata key was applied: see rejected_keys"
-	case "no_known_keys":
+	case ReasonNoKnownKeys:
 		return "no parameter names a defined metadata key"
-	case "unchanged":
+	case ReasonUnchanged:
 		return "the call already holds these metadata values"
 	}
 	return ""

@@ -217,7 +217,7 @@ func FuzzColdRecords(f *testing.F) {
 	d := ledger.DispositionUpload
 	ct := &contact{V: ledger.Contact{ContactID: "01KAQ", CallID: "c-1", StartedAt: ledger.T(scriptDay), Disposition: &d,
 		Segments:    []ledger.Segment{{Start: ledger.T(scriptDay), End: ledger.T(scriptDay.Add(time.Minute))}},
-		ReasonCodes: []string{ledger.ReasonTagged}, Metadata: map[string]string{"a": "b"}}, Rows: []int{0, 3}}
+		ReasonCodes: []string{ledger.CodeTagged}, Metadata: map[string]string{"a": "b"}}, Rows: []int{0, 3}}
 	rec := appendCold(nil, ct)
 	_, k := binary.Uvarint(rec)
 	f.Add(rec[k:])

@@ -7,64 +7,6 @@ import (
 	"github.com/recledger/recledger/ledger"
 )
 
-// Canonical command names.
-const (
-	CmdTag          = "tag"
-	CmdPause        = "pause"
-	CmdResume       = "resume"
-	CmdRestart      = "restart"
-	CmdDelete       = "delete"
-	CmdLogin        = "login"
-	CmdLogout       = "logout"
-	CmdMetadata     = "metadata"
-	CmdStartSegment = "startsegment"
-	CmdStopSegment  = "stopsegment"
-	CmdConfig       = "config"
-)
-
-// Reason words of command results that are not applied.
-const (
-	ReasonNotRecording     = "not_recording"
-	ReasonAlreadyPaused    = "already_paused"
-	ReasonNotPaused        = "not_paused"
-	ReasonNoActiveCall     = "no_active_call"
-	ReasonNoLastCall       = "no_last_call"
-	ReasonDeleted          = "deleted"
-	ReasonGateway          = "gateway"
-	ReasonArchiveDisabled  = "archive_disabled"
-	ReasonExcluded         = "excluded"
-	ReasonAlreadyRecording = "already_recording"
-	ReasonAlreadyTagged    = "already_tagged"
-	ReasonNotLoggedIn      = "not_logged_in"
-	ReasonUnknownUser      = "unknown_user"
-	ReasonWrongPeripheral  = "wrong_peripheral"
-	ReasonMissingExtension = "missing_extension"
-	ReasonInvalidExtension = "invalid_extension"
-	ReasonInvalidMetadata  = "invalid_metadata"
-	ReasonNoKnownKeys      = "no_known_keys"
-	ReasonUnchanged        = "unchanged"
-	ReasonUnknownCommand   = "unknown_command"
-	ReasonTeamDeleted      = "team_deleted"
-)
-
-// CanonicalCommand resolves the vendor's aliases (recordtag, pauseurl,
-// start, stop); it returns "" for an unknown command.
-func CanonicalCommand(name string) string {
-	switch name {
-	case "recordtag", CmdTag:
-		return CmdTag
-	case "pauseurl", CmdPause:
-		return CmdPause
-	case "start", CmdStartSegment:
-		return CmdStartSegment
-	case "stop", CmdStopSegment:
-		return CmdStopSegment
-	case CmdResume, CmdRestart, CmdDelete, CmdLogin, CmdLogout, CmdMetadata, CmdConfig:
-		return name
-	}
-	return ""
-}
-
 // cmdCtx is one command being applied.
 type cmdCtx struct {
 	e    *ledger.Envelope
@@ -112,7 +54,7 @@ func (s *State) command(e *ledger.Envelope, d *ledger.Command) Effect {
 // commandIn applies the command of x; x stays on command's stack.
 func (s *State) commandIn(x *cmdCtx) {
 	e, d := x.e, x.d
-	name := CanonicalCommand(d.Command)
+	name := ledger.CanonicalCommand(d.Command)
 	var r *ledger.CommandResult
 	if s.noResult {
 		r = &s.result // the rules still read and write it; nobody else does
@@ -125,7 +67,7 @@ func (s *State) commandIn(x *cmdCtx) {
 	x.r = r
 	if name == "" {
 		r.Command = d.Command
-		x.outcome(ledger.OutcomeRejected, ReasonUnknownCommand)
+		x.outcome(ledger.OutcomeRejected, ledger.ReasonUnknownCommand)
 		r.Message = "unknown command " + d.Command
 		return
 	}
@@ -135,16 +77,16 @@ func (s *State) commandIn(x *cmdCtx) {
 		return
 	}
 	user := d.SenderID
-	if user == "" && d.Extension != "" && name != CmdLogin {
+	if user == "" && d.Extension != "" && name != ledger.CmdLogin {
 		user = s.userAt(d.Extension)
 	}
 	m := s.member(user)
 	if m == nil {
-		x.outcome(ledger.OutcomeRejected, ReasonUnknownUser)
+		x.outcome(ledger.OutcomeRejected, ledger.ReasonUnknownUser)
 		switch {
 		case d.SenderID != "":
 			r.Message = "no configured user " + strconv.Quote(d.SenderID)
-		case name == CmdLogin && d.Extension != "":
+		case name == ledger.CmdLogin && d.Extension != "":
 			// API.md: login's extension is where the agent logs in;
 			// only the other commands find their agent by it.
 			r.Message = "login names no sender_id (senderId): its extension is where the agent logs in, not who the agent is"
@@ -163,41 +105,41 @@ func (s *State) commandIn(x *cmdCtx) {
 	r.UserID = user
 	x.eff.Users = m.users
 	if d.PeripheralID != "" && u.PeripheralID != "" && d.PeripheralID != u.PeripheralID {
-		x.outcome(ledger.OutcomeRejected, ReasonWrongPeripheral)
+		x.outcome(ledger.OutcomeRejected, ledger.ReasonWrongPeripheral)
 		r.Message = "peripheral_id does not match the user's configured one"
 		return
 	}
 	r.Extension = s.extensionIn(user, m)
 	if u.IsGateway() {
 		switch name {
-		case CmdLogin, CmdLogout, CmdRestart, CmdStartSegment, CmdStopSegment:
-			x.outcome(ledger.OutcomeUnsupported, ReasonGateway)
+		case ledger.CmdLogin, ledger.CmdLogout, ledger.CmdRestart, ledger.CmdStartSegment, ledger.CmdStopSegment:
+			x.outcome(ledger.OutcomeUnsupported, ledger.ReasonGateway)
 			r.Message = name + " is not available for gateway recording"
 			return
 		}
 	}
 	switch name {
-	case CmdTag:
+	case ledger.CmdTag:
 		s.cmdTag(x)
-	case CmdPause:
+	case ledger.CmdPause:
 		s.cmdPause(x)
-	case CmdResume:
+	case ledger.CmdResume:
 		s.cmdResume(x)
-	case CmdRestart:
+	case ledger.CmdRestart:
 		s.cmdRestart(x)
-	case CmdDelete:
+	case ledger.CmdDelete:
 		s.cmdDelete(x)
-	case CmdLogin:
+	case ledger.CmdLogin:
 		s.cmdLogin(x)
-	case CmdLogout:
+	case ledger.CmdLogout:
 		s.cmdLogout(x)
-	case CmdMetadata:
+	case ledger.CmdMetadata:
 		s.cmdMetadata(x)
-	case CmdStartSegment:
+	case ledger.CmdStartSegment:
 		s.cmdStartSegment(x)
-	case CmdStopSegment:
+	case ledger.CmdStopSegment:
 		s.cmdStopSegment(x)
-	case CmdConfig:
+	case ledger.CmdConfig:
 		s.cmdConfig(x)
 	}
 }
@@ -220,12 +162,12 @@ const resultBlock = 32
 func (s *State) activeTarget(x *cmdCtx) *call {
 	c := s.targetCallOf(x.m.agent)
 	if c == nil {
-		x.outcome(ledger.OutcomeNoEffect, ReasonNoActiveCall)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonNoActiveCall)
 		return nil
 	}
 	s.on(x, c)
 	if c.Deleted {
-		x.outcome(ledger.OutcomeNoEffect, ReasonDeleted)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonDeleted)
 		return nil
 	}
 	return c
@@ -240,16 +182,16 @@ func (s *State) cmdTag(x *cmdCtx) {
 	s.on(x, c)
 	switch {
 	case c.Deleted:
-		x.outcome(ledger.OutcomeNoEffect, ReasonDeleted)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonDeleted)
 		return
 	case x.u.IsGateway() && c.Contact == "" && c.Excluded:
-		x.outcome(ledger.OutcomeNoEffect, ReasonExcluded)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonExcluded)
 		return
 	case x.u.IsGateway() && !s.archives(x, c.Contact):
-		x.outcome(ledger.OutcomeNoEffect, ReasonArchiveDisabled)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonArchiveDisabled)
 		return
 	case x.u.IsGateway() && c.Contact == "":
-		x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonNotRecording)
 		return
 	}
 	if c.Contact == "" {
@@ -257,7 +199,7 @@ func (s *State) cmdTag(x *cmdCtx) {
 	}
 	ct := s.openOf(c)
 	if !ct.addTag() {
-		x.outcome(ledger.OutcomeNoEffect, ReasonAlreadyTagged)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonAlreadyTagged)
 		s.on(x, c)
 		return
 	}
@@ -274,16 +216,16 @@ func (s *State) tagLastCall(x *cmdCtx) {
 		// Its team was deleted since it closed: the tagged retention,
 		// and a gateway team's archiving, are not known any more (before
 		// version 3 the tag took 0 days of retention).
-		x.outcome(ledger.OutcomeNoEffect, ReasonTeamDeleted)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonTeamDeleted)
 		x.r.Message = "the last call's team " + strconv.Quote(ct.V.Team) + " was deleted since it closed: its tagged retention is not known; it keeps the retention it was given"
 		return
 	}
 	if x.u.IsGateway() && !s.archives(x, ct.V.ContactID) {
-		x.outcome(ledger.OutcomeNoEffect, ReasonArchiveDisabled)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonArchiveDisabled)
 		return
 	}
 	if !ct.addTag() {
-		x.outcome(ledger.OutcomeNoEffect, ReasonAlreadyTagged)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonAlreadyTagged)
 		return
 	}
 	s.settle(ct)
@@ -312,18 +254,18 @@ func (s *State) archives(x *cmdCtx, id string) bool {
 func (s *State) lastContact(x *cmdCtx) *contact {
 	a := s.agents[x.user]
 	if a == nil || a.LastCall == nil {
-		x.outcome(ledger.OutcomeNoEffect, ReasonNoLastCall)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonNoLastCall)
 		return nil
 	}
 	ct := s.contacts[a.LastCall.ContactID]
 	if ct == nil {
-		x.outcome(ledger.OutcomeNoEffect, ReasonNoLastCall)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonNoLastCall)
 		return nil
 	}
 	x.r.CallID, x.r.ContactID, x.r.Recording = ct.V.CallID, ct.V.ContactID, ledger.StateNotRecording
 	if ct.V.Deleted {
 		x.r.Recording = ledger.StateDeleted
-		x.outcome(ledger.OutcomeNoEffect, ReasonDeleted)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonDeleted)
 		return nil
 	}
 	return ct
@@ -336,10 +278,10 @@ func (s *State) cmdPause(x *cmdCtx) {
 	}
 	switch s.callState(c) {
 	case ledger.StatePaused:
-		x.outcome(ledger.OutcomeNoEffect, ReasonAlreadyPaused)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonAlreadyPaused)
 		return
 	case ledger.StateNotRecording:
-		x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonNotRecording)
 		return
 	}
 	s.openPause(x.e, s.openOf(c), x.now, x.user, x.d.Transport)
@@ -352,7 +294,7 @@ func (s *State) cmdResume(x *cmdCtx) {
 		return
 	}
 	if s.callState(c) != ledger.StatePaused {
-		x.outcome(ledger.OutcomeNoEffect, ReasonNotPaused)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonNotPaused)
 		return
 	}
 	s.closePause(x.e, s.openOf(c), x.now, ledger.EndedByResume, x.user, &x.eff)
@@ -390,7 +332,7 @@ func (s *State) cmdDelete(x *cmdCtx) {
 		return
 	}
 	if c.Contact == "" {
-		x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonNotRecording)
 		return
 	}
 	ct := s.openOf(c)
@@ -410,14 +352,14 @@ func (s *State) cmdDelete(x *cmdCtx) {
 
 func (s *State) cmdLogin(x *cmdCtx) {
 	if x.d.Extension == "" {
-		x.outcome(ledger.OutcomeRejected, ReasonMissingExtension)
+		x.outcome(ledger.OutcomeRejected, ledger.ReasonMissingExtension)
 		x.r.Message = "login needs an extension"
 		return
 	}
 	if s.rules >= 2 && !ledger.ValidExtension(x.d.Extension) {
 		// No call would ever match "3450 " or a line of text: the agent
 		// would be detached from its real extension, its calls unrecorded.
-		x.outcome(ledger.OutcomeRejected, ReasonInvalidExtension)
+		x.outcome(ledger.OutcomeRejected, ledger.ReasonInvalidExtension)
 		x.r.Message = "login extension " + strconv.Quote(x.d.Extension) + " may hold only digits, + and # (at most " + strconv.Itoa(ledger.MaxExtensionLen) + ")"
 		return
 	}
@@ -428,7 +370,7 @@ func (s *State) cmdLogin(x *cmdCtx) {
 
 func (s *State) cmdLogout(x *cmdCtx) {
 	if s.extensionIn(x.user, x.m) == "" {
-		x.outcome(ledger.OutcomeNoEffect, ReasonNotLoggedIn)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonNotLoggedIn)
 		return
 	}
 	was := "" // the recording state of the call the logout stops recording
@@ -458,7 +400,7 @@ func (s *State) cmdStartSegment(x *cmdCtx) {
 		return
 	}
 	if c.Contact != "" {
-		x.outcome(ledger.OutcomeNoEffect, ReasonAlreadyRecording)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonAlreadyRecording)
 		return
 	}
 	s.openContact(x.e, c, &x.u, x.now, &x.eff)
@@ -477,7 +419,7 @@ func (s *State) cmdStopSegment(x *cmdCtx) {
 		return
 	}
 	if c.Contact == "" {
-		x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonNotRecording)
 		return
 	}
 	id, was := c.Contact, s.callState(c)

@@ -112,7 +112,7 @@ func (s *State) closeContact(e *ledger.Envelope, c *call, at ledger.Time, endedB
 	t := s.team(ct.V.Team)
 	if !ct.V.Deleted {
 		var set codeSet
-		if hasCode(ct.V.ReasonCodes, ledger.ReasonTagged) {
+		if hasCode(ct.V.ReasonCodes, ledger.CodeTagged) {
 			set |= codeTagged
 		}
 		if s.workflowMatch(t, ct) {
@@ -217,7 +217,7 @@ func (s *State) settleIn(t ledger.Team, ct *contact) {
 	switch {
 	case ct.V.Deleted:
 		d, days = ledger.DispositionBasicOnly, t.RetentionDays
-	case hasCode(ct.V.ReasonCodes, ledger.ReasonTagged):
+	case hasCode(ct.V.ReasonCodes, ledger.CodeTagged):
 		d, days = ledger.DispositionUpload, t.TaggedRetentionDays
 	case len(ct.V.ReasonCodes) > 0:
 		d, days = ledger.DispositionUpload, t.RetentionDays
@@ -300,10 +300,10 @@ func hasCode(codes []string, code string) bool {
 
 // addTag puts TAGGED first among the reason codes; false when already there.
 func (ct *contact) addTag() bool {
-	if hasCode(ct.V.ReasonCodes, ledger.ReasonTagged) {
+	if hasCode(ct.V.ReasonCodes, ledger.CodeTagged) {
 		return false
 	}
-	ct.V.ReasonCodes = append([]string{ledger.ReasonTagged}, ct.V.ReasonCodes...)
+	ct.V.ReasonCodes = append([]string{ledger.CodeTagged}, ct.V.ReasonCodes...)
 	return true
 }
 

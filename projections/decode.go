@@ -314,7 +314,7 @@ var (
 	paramKeys  = newPrefixes(`"k":`, `"v":`)
 	signalKeys = newPrefixes(`"call_id":`, `"extension":`, `"type":`, `"direction":`, `"ani":`, `"dnis":`, `"acd":`, `"at":`,
 		`"transport":`, `"principal":`)
-	commandWords   = quoted("tag", "pause", "resume", "metadata", "pauseurl", "recordtag", "restart", "delete")
+	commandWords   = quoted(ledger.CmdTag, ledger.CmdPause, ledger.CmdResume, ledger.CmdMetadata, ledger.AliasPauseURL, ledger.AliasRecordTag, ledger.CmdRestart, ledger.CmdDelete)
 	transportWords = quoted(ledger.TransportHTTP, ledger.TransportCAD, ledger.TransportFinesse, ledger.TransportNATS)
 	methodWords    = quoted("GET", "POST", "PUT")
 	signalWords    = quoted(ledger.SignalRinging, ledger.SignalDialing, ledger.SignalAnswered,

@@ -100,7 +100,7 @@ func FuzzRenderContact(f *testing.F) {
 			ContactID: "01KAQ0000000000000000000" + callID, CallID: callID, UserID: val, Extension: key,
 			Team: "a", RecordingType: rt, Direction: "inbound", ANI: ani, DNIS: "3420",
 			StartedAt: at(0), EndedAt: at(segMS), Deleted: flag, RootMayPersist: flag && d == ledger.DispositionBasicOnly,
-			Disposition: &d, RetainUntil: "2026-12-23", ReasonCodes: []string{ledger.ReasonTagged, ani},
+			Disposition: &d, RetainUntil: "2026-12-23", ReasonCodes: []string{ledger.CodeTagged, ani},
 			Segments: []ledger.Segment{{Start: at(0), End: at(segMS)}, {Start: at(segMS + 10), End: at(2*segMS + 10)}},
 			Pauses: []ledger.Pause{{Start: at(pauseMS), End: at(pauseMS * 2), EndedBy: val},
 				{Start: at(pauseMS / 2), EndedBy: ledger.EndedByResume}, {Start: at(-pauseMS)}},

@@ -132,7 +132,7 @@ func uploadContact(id, ended string) ledger.Contact {
 		RecordingType: ledger.RecDesktop, Direction: ledger.DirectionInbound, ANI: "+13125550100", DNIS: "8001",
 		StartedAt: mt("2026-11-23T14:00:00Z"), EndedAt: mt(ended),
 		Segments:    []ledger.Segment{{Start: mt("2026-11-23T14:00:01Z"), End: mt(ended)}},
-		ReasonCodes: []string{ledger.ReasonTagged}, Metadata: map[string]string{"account": "123"},
+		ReasonCodes: []string{ledger.CodeTagged}, Metadata: map[string]string{"account": "123"},
 		Disposition: disp(ledger.DispositionUpload), RetainUntil: "2027-11-23",
 	}
 }
@@ -295,7 +295,7 @@ func TestBookSealOrderCountsAndUpdates(t *testing.T) {
 	c1.Metadata["agentname"] = "x"
 	b.contactUpdatedAt(21, c1) // latest wins
 	d.Disposition = disp(ledger.DispositionUpload)
-	d.ReasonCodes = []string{ledger.ReasonTagged}
+	d.ReasonCodes = []string{ledger.CodeTagged}
 	b.contactUpdatedAt(22, d)
 	b.contactClosed(uploadContact("c4", "2026-11-24T15:00:00Z"))
 

@@ -212,7 +212,7 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 	case c != nil:
 		s.on(x, c)
 		if c.Deleted {
-			x.outcome(ledger.OutcomeNoEffect, ReasonDeleted)
+			x.outcome(ledger.OutcomeNoEffect, ledger.ReasonDeleted)
 			return
 		}
 		switch {
@@ -226,7 +226,7 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 			ct := s.contacts[c.LastContact]
 			x.r.ContactID = ct.V.ContactID
 			if ct.V.Deleted {
-				x.outcome(ledger.OutcomeNoEffect, ReasonDeleted)
+				x.outcome(ledger.OutcomeNoEffect, ledger.ReasonDeleted)
 				return
 			}
 			ct.V.Metadata = s.applyMetadata(x.d, ct.V.Metadata, &res)
@@ -235,9 +235,9 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 			// Gateway recording records every call not excluded, and
 			// nothing starts a recording on one it does not: kept on
 			// the call, the metadata would only be lost at its end.
-			x.outcome(ledger.OutcomeNoEffect, ReasonNotRecording)
+			x.outcome(ledger.OutcomeNoEffect, ledger.ReasonNotRecording)
 			if c.Excluded {
-				x.outcome(ledger.OutcomeNoEffect, ReasonExcluded)
+				x.outcome(ledger.OutcomeNoEffect, ledger.ReasonExcluded)
 			}
 			x.r.Message = "gateway recording does not record this call (" + x.r.Reason + "), and nothing can start its recording: the metadata is not kept"
 			return
@@ -247,8 +247,8 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 	default:
 		ct := s.lastContact(x)
 		if ct == nil {
-			if x.r.Reason == ReasonNoLastCall {
-				x.r.Reason = ReasonNoActiveCall
+			if x.r.Reason == ledger.ReasonNoLastCall {
+				x.r.Reason = ledger.ReasonNoActiveCall
 			}
 			return
 		}
@@ -296,12 +296,12 @@ func (s *State) cmdMetadata(x *cmdCtx) {
 			s.book.contactUpdatedAt(x.e.Seq, s.view(updated))
 		}
 	case len(res.rejected) > 0:
-		x.outcome(ledger.OutcomeRejected, ReasonInvalidMetadata)
+		x.outcome(ledger.OutcomeRejected, ledger.ReasonInvalidMetadata)
 	case res.unchanged > 0:
 		// A desktop re-sending what it sent: nothing changes, and no
 		// manifest update repeats the contact (RULES.md: applied is a change).
-		x.outcome(ledger.OutcomeNoEffect, ReasonUnchanged)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonUnchanged)
 	default:
-		x.outcome(ledger.OutcomeNoEffect, ReasonNoKnownKeys)
+		x.outcome(ledger.OutcomeNoEffect, ledger.ReasonNoKnownKeys)
 	}
 }

@@ -48,7 +48,7 @@ func (s *State) Agent(userID string) (ledger.AgentState, error) {
 		}
 		ac := ledger.ActiveCall{CallID: c.CallID, Recording: s.callState(c), ContactID: c.Contact}
 		if ct := s.contacts[c.Contact]; ct != nil {
-			ac.Tagged = hasCode(ct.V.ReasonCodes, ledger.ReasonTagged)
+			ac.Tagged = hasCode(ct.V.ReasonCodes, ledger.CodeTagged)
 		}
 		st.ActiveCalls = append(st.ActiveCalls, ac)
 	}

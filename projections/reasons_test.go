@@ -10,9 +10,9 @@ import (
 // said in a sentence by the API (ledger.ReasonMessage).
 func TestEveryReasonIsSaid(t *testing.T) {
 	for _, r := range []string{
-		ReasonNotRecording, ReasonAlreadyPaused, ReasonNotPaused, ReasonNoActiveCall, ReasonNoLastCall,
-		ReasonDeleted, ReasonGateway, ReasonArchiveDisabled, ReasonExcluded, ReasonAlreadyRecording,
-		ReasonAlreadyTagged, ReasonNotLoggedIn, ReasonInvalidMetadata, ReasonNoKnownKeys,
+		ledger.ReasonNotRecording, ledger.ReasonAlreadyPaused, ledger.ReasonNotPaused, ledger.ReasonNoActiveCall, ledger.ReasonNoLastCall,
+		ledger.ReasonDeleted, ledger.ReasonGateway, ledger.ReasonArchiveDisabled, ledger.ReasonExcluded, ledger.ReasonAlreadyRecording,
+		ledger.ReasonAlreadyTagged, ledger.ReasonNotLoggedIn, ledger.ReasonInvalidMetadata, ledger.ReasonNoKnownKeys,
 	} {
 		if ledger.ReasonMessage(r) == "" {
 			t.Errorf("reason %s has no sentence", r)

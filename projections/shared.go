@@ -46,13 +46,13 @@ func (s *State) reasonCodes(set codeSet) []string {
 	if l == nil {
 		l = []string{}
 		if set&codeTagged != 0 {
-			l = append(l, ledger.ReasonTagged)
+			l = append(l, ledger.CodeTagged)
 		}
 		if set&codeWorkflow != 0 {
-			l = append(l, ledger.ReasonWorkflow)
+			l = append(l, ledger.CodeWorkflow)
 		}
 		if set&codeArchive != 0 {
-			l = append(l, ledger.ReasonArchive)
+			l = append(l, ledger.CodeArchive)
 		}
 		l = l[:len(l):len(l)]
 		s.shared.codes[set] = l

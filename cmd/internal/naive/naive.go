@@ -13,21 +13,19 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/recledger/recledger/ledger"
 )
 
 // maxBody is the vendor's limit on a Recording Controls body.
 const maxBody = 16 << 10
 
 var bucket = []byte("requests")
-
-// known commands (API.md §2).
-var known = map[string]bool{"tag": true, "recordtag": true, "pause": true, "pauseurl": true, "resume": true,
-	"restart": true, "delete": true, "login": true, "logout": true, "metadata": true, "startsegment": true,
-	"stopsegment": true, "start": true, "stop": true, "config": true}
 
 // Server is the naive server over one bbolt file.
 type Server struct {
@@ -116,7 +114,7 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	cmd := strings.ToLower(r.PathValue("command"))
-	if !known[cmd] {
+	if _, known := slices.BinarySearch(ledger.CommandNames(), cmd); !known {
 		reply(w, http.StatusNotFound, map[string]any{"command": cmd, "outcome": "rejected", "reason": "unknown_command"})
 		return
 	}
