@@ -89,7 +89,8 @@ type EmbeddedOptions struct {
 
 // StartEmbedded starts nats-server in this process with JetStream storing
 // under opts.StoreDir, and waits until it accepts connections. The caller
-// owns the server: srv.Shutdown(); srv.WaitForShutdown().
+// owns the server: srv.Shutdown(); srv.WaitForShutdown(), which also waits
+// for the in-process connections started on it.
 func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	listen := opts.Listen
 	if listen == "" {
@@ -173,22 +174,24 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	}
 	capture := captureOf(guard.own)
 	restart := new(sync.RWMutex)
+	workers := new(sync.WaitGroup)
 	if !opts.Unguarded {
 		clients, err := shareWithClients(srv, capture)
 		if err == nil {
-			err = startDirectRelay(srv, string(guard.own), capture, guard.knownInbox, restart, opts.Logger)
+			err = startDirectRelay(srv, workers, string(guard.own), capture, guard.knownInbox, restart, opts.Logger)
 		}
 		if err == nil {
-			err = startConsumerGate(srv, string(guard.own), capture, opts.Logger)
+			err = startConsumerGate(srv, workers, string(guard.own), capture, opts.Logger)
 		}
 		if err != nil {
 			srv.Shutdown()
 			srv.WaitForShutdown()
+			workers.Wait()
 			return nil, fmt.Errorf("start nats: %w", err)
 		}
 		guard.ready(srv, clients)
 	}
-	return &Embedded{Server: srv, own: string(guard.own), capture: capture, restart: restart, js: srv.JetStreamConfig()}, nil
+	return &Embedded{Server: srv, own: string(guard.own), capture: capture, restart: restart, js: srv.JetStreamConfig(), workers: workers}, nil
 }
 
 // Bounds of the embedded server: the subscriptions one client may hold,

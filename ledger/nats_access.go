@@ -82,6 +82,17 @@ type Embedded struct {
 	// js is JetStream's configuration as the server started it, to turn
 	// it on again after the server turned it off (RestartJetStream).
 	js *server.JetStreamConfig
+	// workers are the goroutines of the in-process connections started
+	// on the server (the direct-get relay, the consumer gate): they end
+	// once it has shut down, and WaitForShutdown waits for them.
+	workers *sync.WaitGroup
+}
+
+// WaitForShutdown waits until the server has shut down and the
+// goroutines this package started on it have ended.
+func (e *Embedded) WaitForShutdown() {
+	e.Server.WaitForShutdown()
+	e.workers.Wait()
 }
 
 // Steady waits out a restart of JetStream in progress (RestartJetStream)

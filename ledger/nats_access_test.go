@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -748,5 +749,25 @@ func TestClientsMakeOnlyPullConsumers(t *testing.T) {
 	}
 	if _, err := own.Consumer(ctx, ManifestsStream, "evil"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Errorf("the push consumer: %v, want none", err)
+	}
+}
+
+// The goroutines the embedded server's in-process connections run on (the
+// direct-get relay, the consumer gate) have an owner: WaitForShutdown
+// returns once they have ended, not only the server.
+func TestEmbeddedWaitsForItsConnections(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Site: jsTestSite,
+		Authorize: func(string, netip.Addr) (string, NATSAccess, bool) { return "", 0, false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	var buf [1 << 20]byte
+	stacks := string(buf[:runtime.Stack(buf[:], true)])
+	for _, f := range []string{"ledger.(*directRelay).run", "ledger.connectInProcess.func"} {
+		if strings.Contains(stacks, f) {
+			t.Errorf("%s still runs after WaitForShutdown", f)
+		}
 	}
 }

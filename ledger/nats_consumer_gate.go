@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -34,12 +35,12 @@ var gateRefusal = []byte(`{"type":"io.nats.jetstream.api.v1.consumer_create_resp
 
 // startConsumerGate connects to srv in process as its own (token own) and
 // passes clients' consumer creations on until srv shuts down.
-func startConsumerGate(srv *server.Server, own, capture string, log *slog.Logger) error {
+func startConsumerGate(srv *server.Server, workers *sync.WaitGroup, own, capture string, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With(jsLogKeyComponent, "consumer gate")
-	nc, err := connectInProcess(srv, own, capture, "recledger-consumer-gate",
+	nc, err := connectInProcess(srv, workers, own, capture, "recledger-consumer-gate",
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("nats error", jsLogKeyErr, err) }))
 	if err != nil {
 		return fmt.Errorf("consumer gate: %w", err)

@@ -89,7 +89,7 @@ type directRelay struct {
 // relays until srv shuts down, which closes the connection and so ends
 // the subscription's goroutine and the worker. It answers only requests
 // whose reply names a requester known(owner) accepts (replyOwner).
-func startDirectRelay(srv *server.Server, own, capture string, known func(owner string) bool, restart *sync.RWMutex, log *slog.Logger) error {
+func startDirectRelay(srv *server.Server, workers *sync.WaitGroup, own, capture string, known func(owner string) bool, restart *sync.RWMutex, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -101,7 +101,7 @@ func startDirectRelay(srv *server.Server, own, capture string, known func(owner 
 	// (a slow consumer): a walk's flood of direct gets did so to the
 	// relay's, which then stayed away until a restart. It reconnects at
 	// once, its subscriptions with it, until the server shuts down.
-	nc, err := connectInProcess(srv, own, capture, "recledger-relay",
+	nc, err := connectInProcess(srv, workers, own, capture, "recledger-relay",
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			// Not when the server shuts down: it closes every connection.
 			if !nc.IsClosed() && srv.Running() {
@@ -125,25 +125,25 @@ func startDirectRelay(srv *server.Server, own, capture string, known func(owner 
 		nc.Close()
 		return fmt.Errorf("direct-get relay: %w", err)
 	}
-	go r.run(closed)
+	workers.Go(func() { r.run(closed) })
 	return nil
 }
 
 // connectInProcess connects to srv in process as its own (token own),
 // named name, with its replies under the capture prefix. The connection
 // reconnects at once when the server closes it (as a slow consumer, say)
-// and is closed when the server shuts down.
-func connectInProcess(srv *server.Server, own, capture, name string, opts ...nats.Option) (*nats.Conn, error) {
+// and is closed when the server shuts down, by a goroutine of workers.
+func connectInProcess(srv *server.Server, workers *sync.WaitGroup, own, capture, name string, opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{nats.InProcessServer(srv), nats.Token(own), nats.Name(name),
 		nats.MaxReconnects(-1), nats.ReconnectWait(relayReconnectWait), nats.CustomInboxPrefix(capture + ".INBOX")}, opts...)
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, err
 	}
-	go func() { // its owner is the server: gone with it
+	workers.Go(func() { // gone with the server
 		srv.WaitForShutdown()
 		nc.Close()
-	}()
+	})
 	return nc, nil
 }
 
