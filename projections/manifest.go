@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -118,46 +117,6 @@ func RenderContact(c ledger.Contact) (json.RawMessage, error) {
 	return b, nil
 }
 
-// silences clips every pause to every segment. A pause still open (no end)
-// runs to the segment's end; an empty intersection is left out.
-func silences(segs []ledger.Segment, pauses []ledger.Pause) []ManifestSegment {
-	out := make([]ManifestSegment, 0, len(segs))
-	for _, sg := range segs {
-		ms := ManifestSegment{Start: sg.Start, End: sg.End, Silence: []Silence{}}
-		for _, p := range pauses {
-			start, end := p.Start, p.End
-			if end.IsZero() || end.After(sg.End.Time) {
-				end = sg.End
-			}
-			if start.Before(sg.Start.Time) {
-				start = sg.Start
-			}
-			if !end.After(start.Time) {
-				continue
-			}
-			ms.Silence = append(ms.Silence, Silence{
-				Start: start, End: end,
-				StartMS: start.Sub(sg.Start.Time).Milliseconds(),
-				EndMS:   end.Sub(sg.Start.Time).Milliseconds(),
-				EndedBy: p.EndedBy,
-			})
-		}
-		sort.SliceStable(ms.Silence, func(i, j int) bool { return ms.Silence[i].Start.Before(ms.Silence[j].Start.Time) })
-		out = append(out, ms)
-	}
-	return out
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-// Render returns the canonical bytes of m: compact JSON and one newline.
-func (m *Manifest) Render() ([]byte, error) { return m.render(false) }
-
 // manifestHead is the part of a Manifest before its contacts, and
 // manifestTail the part after them, in the same field order.
 type manifestHead struct {
@@ -216,16 +175,4 @@ func (m *Manifest) render(trusted bool) ([]byte, error) {
 	buf.Write(tail[1:]) // without its opening brace
 	buf.WriteByte('\n')
 	return buf.Bytes(), nil
-}
-
-// ParseManifest decodes canonical manifest bytes and checks the format.
-func ParseManifest(b []byte) (Manifest, error) {
-	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return Manifest{}, fmt.Errorf("parse manifest: %w: %v", ledger.ErrInvalid, err)
-	}
-	if m.Format != ManifestFormat {
-		return Manifest{}, fmt.Errorf("parse manifest: %w: format %q", ledger.ErrInvalid, m.Format)
-	}
-	return m, nil
 }

@@ -102,14 +102,6 @@ func (b *manifestBook) check() error {
 	return nil
 }
 
-// contactClosed records a contact that has just closed (disposition set).
-// A contact that cannot be rendered (no disposition) is an error of the
-// fold; it is recorded as discarded so that it is still counted.
-func (b *manifestBook) contactClosed(c ledger.Contact) {
-	b.ensure()
-	b.Pending[c.ContactID] = pending(c)
-}
-
 // closed records a contact that has just closed, as pendingOf renders it.
 func (b *manifestBook) closed(id string, p pendingContact) {
 	b.ensure()
