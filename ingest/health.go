@@ -155,6 +155,10 @@ func (s *Server) writableAgain(err *error) bool {
 	defer s.probeMu.Unlock()
 	if now := s.now(); now.Sub(s.lastProbe) >= probeEvery {
 		s.lastProbe = now
+		// Not the request's context: the probe's answer is shared (it
+		// clears writeErr for every later caller), and a client that
+		// hung up must not make it fail and hold the next one off for
+		// probeEvery. Its own bound is the timeout.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if p.ProbeWrite(ctx) == nil {
