@@ -2,8 +2,9 @@ package ledger
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -162,7 +163,7 @@ func (c *Config) Validate() error {
 	if len(c.Metadata) > MaxMetadataKeys {
 		return fieldErr("metadata", "at most %d metadata keys may be defined, got %d", MaxMetadataKeys, len(c.Metadata))
 	}
-	for _, k := range sortedKeys(c.Metadata) {
+	for _, k := range slices.Sorted(maps.Keys(c.Metadata)) {
 		if err := ValidateName("metadata."+k, k); err != nil {
 			return err
 		}
@@ -170,7 +171,7 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	for _, k := range sortedKeys(c.Teams) {
+	for _, k := range slices.Sorted(maps.Keys(c.Teams)) {
 		if err := ValidateName("teams."+k, k); err != nil {
 			return err
 		}
@@ -178,7 +179,7 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	for _, k := range sortedKeys(c.Users) {
+	for _, k := range slices.Sorted(maps.Keys(c.Users)) {
 		if err := ValidateUserID("users."+k, k); err != nil {
 			return err
 		}
@@ -195,7 +196,7 @@ func (c *Config) Validate() error {
 // the check), giving such a user the zero workflow: recorded, nothing
 // saved, which is why a typo in a team must not get that far.
 func (c *Config) CheckReferences() error {
-	for _, k := range sortedKeys(c.Users) {
+	for _, k := range slices.Sorted(maps.Keys(c.Users)) {
 		if _, ok := c.Teams[c.Users[k].Team]; !ok {
 			return fieldErr("users."+k+".team", "team %q is not defined: a user of no team is recorded and nothing of it is saved", c.Users[k].Team)
 		}
@@ -357,13 +358,4 @@ func MatchPattern(p, s string) bool {
 		pi++
 	}
 	return pi == len(p)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -3,6 +3,8 @@ package simulator
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -121,9 +123,9 @@ func (r Report) WriteText(w io.Writer) {
 	l := r.Latency
 	fmt.Fprintf(w, "latency: p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms  (n=%d)\n", l.P50ms, l.P90ms, l.P99ms, l.MaxMs, l.Count)
 	fmt.Fprintln(w, "commands by outcome:")
-	for _, c := range sortedKeys(r.Commands) {
+	for _, c := range slices.Sorted(maps.Keys(r.Commands)) {
 		var parts []string
-		for _, o := range sortedKeys(r.Commands[c]) {
+		for _, o := range slices.Sorted(maps.Keys(r.Commands[c])) {
 			parts = append(parts, fmt.Sprintf("%s=%d", o, r.Commands[c][o]))
 		}
 		fmt.Fprintf(w, "  %-22s %s\n", c, strings.Join(parts, " "))
@@ -137,7 +139,7 @@ func (r Report) WriteText(w io.Writer) {
 	}
 	if len(r.HTTPErrors) > 0 {
 		var parts []string
-		for _, s := range sortedKeys(r.HTTPErrors) {
+		for _, s := range slices.Sorted(maps.Keys(r.HTTPErrors)) {
 			parts = append(parts, fmt.Sprintf("%s=%d", s, r.HTTPErrors[s]))
 		}
 		fmt.Fprintf(w, "HTTP errors by status: %s\n", strings.Join(parts, " "))
@@ -173,13 +175,4 @@ func (r Report) WriteText(w io.Writer) {
 // figures up to its total).
 func (r Report) expectedParts() string {
 	return fmt.Sprintf("%d commands, %d call signals, %d configuration changes", r.Check.ExpectedCommands, r.SignalEvents, r.Check.ExpectedConfig)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
