@@ -51,7 +51,7 @@ func AppendTraceLine(b []byte, e *ledger.Envelope, eff projections.Effect) []byt
 		// The call the answer named, when no change names it (a logout
 		// on a call it did not record: a walk's answer named the call,
 		// and its trace line did not).
-		if r := eff.Result; r != nil && r.CallID != "" && !strings.Contains(string(b[start:]), r.CallID) {
+		if r := eff.Result; r != nil && r.CallID != "" && !namesWord(string(b[start:]), r.CallID) {
 			b = append(b, "; on "...)
 			b = append(b, r.CallID...)
 		}
@@ -136,4 +136,22 @@ func describe(e *ledger.Envelope, eff projections.Effect) (who, what string) {
 		what = string(e.Type)
 	}
 	return who, what
+}
+
+// namesWord reports whether s holds w as a word of its own: after the
+// start or a space, before the end or a space or one of :;,) (a change
+// on call x12 does not name call x1).
+func namesWord(s, w string) bool {
+	for i := 0; ; {
+		j := strings.Index(s[i:], w)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(w)
+		if (j == 0 || s[j-1] == ' ') && (end == len(s) || strings.IndexByte(" :;,)", s[end]) >= 0) {
+			return true
+		}
+		i = j + 1
+	}
 }

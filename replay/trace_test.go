@@ -20,6 +20,9 @@ func TestTraceNamesTheAnswersCall(t *testing.T) {
 	}{
 		{[]string{"u1 logout 4001"}, "u1 logout 4001; on x1"},
 		{[]string{"x1 recording→not_recording", "u1 logout 4001"}, "x1 recording→not_recording; u1 logout 4001"},
+		{[]string{"x12 recording→not_recording", "u1 logout 4001"}, "x12 recording→not_recording; u1 logout 4001; on x1"},
+		{[]string{"tx1 ended"}, "tx1 ended; on x1"},
+		{[]string{"signal ignored: ended for unknown call x1 on 4001"}, "signal ignored: ended for unknown call x1 on 4001"},
 	} {
 		line := replay.TraceLine(e, projections.Effect{Changes: c.changes, Result: &ledger.CommandResult{Command: "logout", UserID: "u1", CallID: "x1"}})
 		if !strings.HasSuffix(line, ": "+c.want) {
