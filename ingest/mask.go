@@ -45,7 +45,8 @@ import (
 // character a byte that could not be read became. A value that holds no
 // card number so is also read in its NFKC form, which folds superscript
 // and circled digits ("⁴", "④") to digits, and a number written with an
-// exponent ("4.111111111111111e15", as JSON may) as its digits. A card
+// exponent ("4.111111111111111e15", as JSON may) as its digits (one too
+// large or not whole as its mantissa's digits: exponentDigits). A card
 // number typed with any of them is still one.
 
 // Beside a card number. A value that holds a card number has every other
@@ -198,7 +199,12 @@ func hasExponent(v string) bool {
 }
 
 // exponentDigits writes a decimal number with an exponent ("4.1e15",
-// "41E+014") out as its digits, when it is a whole number.
+// "41E+014") out as its digits, when it is a whole number whose exponent
+// is at most maxExponent. Any other ("4.111111111111111e41",
+// "4.111111111111111e-5") is written as its mantissa's digits, the point
+// removed, before its exponent ("4111111111111111e41"): those digits are
+// what a reader sees of it, and a card number's digits among them are one
+// (a walk's fuzzing found such a number kept in clear).
 func exponentDigits(v string) (string, bool) {
 	mant, exp, ok := strings.Cut(strings.ToLower(v), "e")
 	if !ok || len(v) > 64 || !isDecimal(strings.TrimPrefix(mant, "-"), true) {
@@ -211,18 +217,16 @@ func exponentDigits(v string) (string, bool) {
 	if !isDecimal(exp, false) {
 		return "", false
 	}
+	significant := strings.Replace(strings.TrimPrefix(mant, "-"), ".", "", 1) + v[len(mant):]
 	if exp = strings.TrimLeft(exp, "0"); exp == "" {
 		exp = "0"
 	}
-	if len(exp) > 2 {
-		return "", false
-	}
-	if n, _ := strconv.Atoi(exp); n > maxExponent {
-		return "", false
+	if n, _ := strconv.Atoi(exp); len(exp) > 2 || n > maxExponent {
+		return significant, true
 	}
 	r, ok := new(big.Rat).SetString(mant + "e" + sign + exp)
 	if !ok || !r.IsInt() {
-		return "", false
+		return significant, true
 	}
 	return new(big.Int).Abs(r.Num()).String(), true
 }
