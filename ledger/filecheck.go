@@ -38,6 +38,16 @@ const (
 	boltMetaLen    = 64
 )
 
+// boltPageSizeOK reports whether n is a page size bbolt writes: a power
+// of two, at least the 512 bytes a header page and a few elements need
+// (the system's page size, or Options.PageSize), and at most 16 MiB. A
+// header page that checks out with another (a file made to break the
+// checks) would make the checks' arithmetic overflow or their reads
+// shorter than a page's header.
+func boltPageSizeOK(n uint32) bool {
+	return n >= 512 && n <= 16<<20 && n&(n-1) == 0
+}
+
 // readBoltMeta reads the meta page at off; ok is false when it does not
 // check out.
 func readBoltMeta(f *os.File, off int64) (m boltMeta, ok bool) {
@@ -124,7 +134,10 @@ func checkFileLength(path string) error {
 	if !found {
 		return nil
 	}
-	if best.pageSize == 0 || best.pgid > uint64(fi.Size())/uint64(best.pageSize) {
+	if !boltPageSizeOK(best.pageSize) {
+		return fmt.Errorf("%w: its header page gives a page size of %d bytes, which bbolt does not write", ErrCorrupt, best.pageSize)
+	}
+	if best.pgid > uint64(fi.Size())/uint64(best.pageSize) {
 		return fmt.Errorf("%w: the file is %d bytes, but its pages reach %d: it was cut short", ErrCorrupt, fi.Size(), best.pgid*uint64(best.pageSize))
 	}
 	return checkFreelist(f, best)

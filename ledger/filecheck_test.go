@@ -135,13 +135,34 @@ func FuzzCheckFileLength(f *testing.F) {
 		}
 	}
 	f.Add(real)
+	// A header page giving a page size of 16 and a free-page list of 2^50
+	// ids (fuzzing, with checksums made again: a negative bound let the
+	// count through, and the allocation panicked).
+	crafted := make([]byte, 128)
+	le := binary.LittleEndian
+	le.PutUint32(crafted[boltPageHeader:], boltMagic)
+	le.PutUint32(crafted[boltPageHeader+4:], boltVersion)
+	le.PutUint32(crafted[boltPageHeader+8:], 16)
+	le.PutUint64(crafted[boltPageHeader+32:], 6) // free-page list
+	le.PutUint64(crafted[boltPageHeader+40:], 8) // pages
+	le.PutUint16(crafted[6*16+8:], boltFreelistFlag)
+	le.PutUint16(crafted[6*16+10:], 0xFFFF)
+	le.PutUint64(crafted[6*16+16:], 1<<50)
+	f.Add(crafted)
 	f.Fuzz(func(t *testing.T, data []byte) {
+		data = append([]byte(nil), data...)
+		intact := bytes.Equal(data, real)
+		resealMetas(data) // so that mutations of the header's fields are read
 		path := filepath.Join(t.TempDir(), "ledger.db")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := checkFileLength(path); err != nil && !errors.Is(err, ErrCorrupt) {
+		err := checkFileLength(path)
+		if err != nil && !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("checkFileLength: %v", err)
+		}
+		if intact && err != nil {
+			t.Fatalf("the intact file: %v", err)
 		}
 	})
 }

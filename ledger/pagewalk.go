@@ -80,13 +80,17 @@ func checkPages(ctx context.Context, path string, light bool) (FileReport, error
 	if !ok {
 		return FileReport{Problems: []string{"no valid header page"}}, nil
 	}
-	w := &pageWalk{ctx: ctx, f: f, ps: int64(m.pageSize), pgid: m.pgid, light: light,
-		used: make([]uint64, m.pgid/64+1), free: make([]uint64, m.pgid/64+1)}
+	w := &pageWalk{ctx: ctx, f: f, ps: int64(m.pageSize), pgid: m.pgid, light: light}
 	w.rep.Pages = m.pgid
-	if fi, err := f.Stat(); err != nil || m.pageSize == 0 || int64(m.pgid)*w.ps > fi.Size() {
+	if !boltPageSizeOK(m.pageSize) {
+		w.problem("the header page gives a page size of %d bytes, which bbolt does not write", m.pageSize)
+		return w.rep, nil
+	}
+	if fi, err := f.Stat(); err != nil || m.pgid > uint64(fi.Size())/uint64(m.pageSize) {
 		w.problem("the file is shorter than its %d pages", m.pgid)
 		return w.rep, nil
 	}
+	w.used, w.free = make([]uint64, m.pgid/64+1), make([]uint64, m.pgid/64+1)
 	set(w.used, 0)
 	set(w.used, 1)
 	w.tree(m.root, nil, nil, 0, false)
