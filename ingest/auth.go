@@ -151,6 +151,12 @@ func ParseTokens(b []byte) (*Tokens, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", ledger.ErrInvalid, err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		// A second object, or a line of text, after the first: it was
+		// ignored, grants and all (fuzzing).
+		line, col := lineCol(b, dec.InputOffset())
+		return nil, fmt.Errorf("%w: line %d, column %d: more after the JSON object (one object is the whole file)", ledger.ErrInvalid, line, col)
+	}
 	if p, ok := duplicateMember(b); ok {
 		// encoding/json keeps the last: a role list given twice
 		// silently took the other rights (a walk).

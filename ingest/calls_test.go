@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -136,6 +137,7 @@ func FuzzParseSignals(f *testing.F) {
 func FuzzParseTokens(f *testing.F) {
 	f.Add(`{"tokens":[{"name":"a","token":"0123456789abcdef0","roles":["command"]}],"networks":[{"cidr":"10.0.0.0/8","roles":["admin"]}]}`)
 	f.Add(`{"networks":[{"cidr":"::1/128","roles":["auditor","admin"]}]}`)
+	f.Add(`{"networks":[{"cidr":"::1/128","roles":["auditor"]}]} {"networks":[{"cidr":"0.0.0.0/0","roles":["admin"]}]}`)
 	f.Fuzz(func(t *testing.T, doc string) {
 		tok, err := ParseTokens([]byte(doc))
 		if err != nil {
@@ -144,9 +146,21 @@ func FuzzParseTokens(f *testing.F) {
 			}
 			return
 		}
+		if !json.Valid([]byte(doc)) {
+			t.Fatalf("accepted what is not one JSON document: %q", doc)
+		}
+		var counts struct{ Tokens, Networks []json.RawMessage }
+		if err := json.Unmarshal([]byte(doc), &counts); err != nil || len(counts.Tokens) != len(tok.tokens) || len(counts.Networks) != len(tok.networks) {
+			t.Fatalf("%q: %d tokens and %d networks taken, the document has %d and %d (%v)", doc, len(tok.tokens), len(tok.networks), len(counts.Tokens), len(counts.Networks), err)
+		}
 		for _, e := range tok.tokens {
 			if len(e.token) < minTokenLen || len(e.roles) == 0 {
 				t.Fatalf("accepted %+v", e)
+			}
+		}
+		for _, n := range tok.networks {
+			if !n.prefix.IsValid() || len(n.roles) == 0 {
+				t.Fatalf("accepted %+v", n)
 			}
 		}
 	})
