@@ -19,7 +19,7 @@ func TestStatusOfReasonMatchesTheClientsDoc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := regexp.MustCompile("(?m)^\\| ([0-9]{3}(?: / [0-9]{3})?) \\| ([^|]+) \\| ([^|]+) \\|")
+	row := regexp.MustCompile(`(?m)^\| ([0-9]{3}(?: / [0-9]{3})?) \| ([^|]+) \| ([^|]+) \|`)
 	word := regexp.MustCompile("`([a-z_]+)`")
 	outcomes := map[string]string{"rejected": ledger.OutcomeRejected, "unsupported": ledger.OutcomeUnsupported}
 	checked := 0
