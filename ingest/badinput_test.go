@@ -53,6 +53,19 @@ func TestBadInput(t *testing.T) {
 	}
 	check(s.finesse("tag", `{"sender_id":"jdoe","peripheral_id":"`+strings.Repeat("9", 17<<10)+`"}`), 413, "too_large", false)
 	check(s.do("GET", "/recordingcontrols/rest/tag?sender_id=jdoe&x="+strings.Repeat("9", 17<<10), "", ""), 414, "too_large", false)
+	// The limit's edge, 16 KiB (mutation testing: moving it by a byte,
+	// or the comparisons by one, went unnoticed): a body or a query of
+	// exactly 16,384 bytes is taken, one more byte is refused, whether
+	// the body's length is declared or it comes chunked.
+	pad := func(prefix string, n int) string { return prefix + strings.Repeat("9", n-len(prefix)) }
+	const limit = 16 << 10
+	form := "sender_id=jdoe&peripheral_id=5001&x="
+	check(s.form("tag", pad(form, limit)), 200, "no_last_call", true)
+	check(s.form("tag", pad(form, limit+1)), 413, "too_large", false)
+	check(s.chunked("tag", pad(form, limit)), 200, "no_last_call", true)
+	check(s.chunked("tag", pad(form, limit+1)), 413, "too_large", false)
+	check(s.do("GET", "/recordingcontrols/rest/tag?"+pad(form, limit), "", ""), 200, "no_last_call", true)
+	check(s.do("GET", "/recordingcontrols/rest/tag?"+pad(form, limit+1), "", ""), 414, "too_large", false)
 	check(s.form("tag", "sender_id=jdoe&peripheral_id=9999"), 400, "wrong_peripheral", true)
 	check(s.do("DELETE", "/recordingcontrols/rest/tag", "", ""), 405, "method_not_allowed", false)
 	// Methods: GET and PUT work like POST.

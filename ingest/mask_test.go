@@ -36,6 +36,13 @@ func TestMaskCards(t *testing.T) {
 		{"ref 12 4111-1111-1111-1111", "ref ******************", true}, // number before the card
 		{"a 4111111111111111 b 5500005555555559", "a 411111******1111 b 550000******5559", true},
 		{"", "", false},
+		// the bounds of a card number's length and of a brand's range
+		// (mutation testing: each moved by one went unnoticed)
+		{"4222222222222", "422222***2222", true},                                    // 13 digits, the shortest
+		{"4778353374068124154", "477835*********4154", true},                        // 19 digits, no shorter window passes Luhn
+		{"2221.0000.0000.0009", "222100******0009", true},                           // Mastercard's 2221, grouped by points
+		{"2220.0000.0000.0000", "2220.0000.0000.0000", false},                       // below its range
+		{"cvv 123 card 4111 1111 1111 1111", "cvv *** card 411111******1111", true}, // digits before the card
 		// what reads as a space, a dash or a digit to a person
 		{"4111\t1111\t1111\t1111", "411111******1111", true},
 		{"4111\u00a01111\u00a01111\u00a01111", "411111******1111", true}, // no-break spaces

@@ -26,6 +26,44 @@ func TestParseParams(t *testing.T) {
 			body:  "extension=3420&sender_id=jdoe&peripheral_id=5001",
 			want:  request{SenderID: "jdoe", PeripheralID: "5001", Extension: "3420"},
 		},
+		// Card numbers wherever they stand (mutation testing: skipping any
+		// one of these masks went unnoticed).
+		{
+			name:  "a card number as the sender and the peripheral is masked",
+			query: "sender_id=4111111111111111&peripheral_id=5500005555555559",
+			want: request{SenderID: "411111******1111", PeripheralID: "550000******5559",
+				Masked: []string{"sender_id", "peripheral_id"}},
+		},
+		{
+			name:  "a card number as a parameter's name is masked",
+			query: "sender_id=jdoe&4111111111111111=x",
+			want: request{SenderID: "jdoe", Params: []ledger.Param{{Key: "411111******1111", Value: "x"}},
+				Masked: []string{"411111******1111"}},
+		},
+		{
+			name:  "a card number in the refusal's message is masked",
+			ctype: `application/json; charset="utf-16x4222222222222"`,
+			body:  `{"sender_id":"jdoe"}`,
+			want: request{Invalid: "invalid_input",
+				Message: `the body's charset is "utf-**x422222***2222": send it as UTF-*`},
+		},
+		{
+			name:  "a later value of a parameter replaces the earlier in place",
+			query: "sender_id=jdoe&k=1&j=2&k=3",
+			want:  request{SenderID: "jdoe", Params: []ledger.Param{{Key: "k", Value: "3"}, {Key: "j", Value: "2"}}},
+		},
+		{
+			name:  "an unexpanded Finesse variable as the extension is invalid",
+			query: "sender_id=jdoe&extension=%24%7Bext%7D",
+			want: request{SenderID: "jdoe", Extension: "${ext}", Invalid: "invalid_input",
+				Message: "parameter extension holds an unexpanded Finesse variable (${...})"},
+		},
+		{
+			name:  "a text/json body that is not an object is invalid",
+			ctype: "text/json",
+			body:  "[1]",
+			want:  request{Invalid: "invalid_input", Message: `JSON body: expected "{"`, JSON: true},
+		},
 		{
 			// a phone line's number, as call signals carry it (it passes Luhn)
 			name:  "an E.164 extension is not masked",

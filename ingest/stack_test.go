@@ -94,6 +94,29 @@ func (r reply) str(k string) string { s, _ := r.JSON[k].(string); return s }
 // HTTP action may not: a redirect is an answer of its own in these tests.
 var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
+// chunked posts a form body to command cmd without its length, as a
+// client streaming it sends it.
+func (s *stack) chunked(cmd, body string) reply {
+	s.t.Helper()
+	req, err := http.NewRequest("POST", s.srv.URL+"/recordingcontrols/rest/"+cmd, io.MultiReader(strings.NewReader(body)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if len(resp.Request.TransferEncoding) == 0 && resp.Request.ContentLength > 0 {
+		s.t.Fatal("the body was sent with its length")
+	}
+	b, _ := io.ReadAll(resp.Body)
+	r := reply{Status: resp.StatusCode, Header: resp.Header, Raw: string(b)}
+	_ = json.Unmarshal(b, &r.JSON)
+	return r
+}
+
 func (s *stack) do(method, path, ctype, body string, hdr ...string) reply {
 	s.t.Helper()
 	req, err := http.NewRequest(method, s.srv.URL+path, strings.NewReader(body))
