@@ -84,6 +84,11 @@ func TestHoldsCardNumber(t *testing.T) {
 		"1234":                      false,
 		"":                          false,
 		"0000000000000":             true, // 13 zeros pass Luhn: treated as a card number
+		// the bounds, and Luhn itself (mutation testing)
+		"4222222222222":       true,  // 13 digits, one window
+		"4222222222223":       false, // the same, failing Luhn
+		"4778353374068124154": true,  // 19 digits; no shorter window passes Luhn
+		"79927398713":         false, // Luhn-valid, but 11 digits
 	}
 	for v, want := range cases {
 		if got := holdsCardNumber(v); got != want {
