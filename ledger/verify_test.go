@@ -87,6 +87,24 @@ func TestVerifyFindsDamage(t *testing.T) {
 			}
 			return b.Put(seqKey(3), raw)
 		}, "prev"},
+		{"id equal to the one before", 5, func(b *bolt.Bucket) error {
+			// sealed on the chain, with seq 4's id: only the ids' order
+			// tells (mutation testing: "not after" was taken as "before")
+			e4, err := Decode(b.Get(seqKey(4)))
+			if err != nil {
+				return err
+			}
+			e5, err := Decode(b.Get(seqKey(5)))
+			if err != nil {
+				return err
+			}
+			e5.ID, e5.Raw = e4.ID, nil
+			raw, err := e5.Seal(e4.Hash)
+			if err != nil {
+				return err
+			}
+			return b.Put(seqKey(5), raw)
+		}, "is not after"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

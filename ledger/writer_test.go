@@ -355,6 +355,16 @@ func TestImport(t *testing.T) {
 	if err := dst.Import(ctx, []Envelope{newer}); !errors.Is(err, ErrUnknownVersion) {
 		t.Fatalf("an event of version %d: %v", newer.Version, err)
 	}
+	// An event whose id is the last one's, on the chain: refused (ids
+	// strictly increase; mutation testing took "not after" for "before").
+	same := all[30]
+	same.Raw, same.ID = nil, all[29].ID
+	if _, err := same.Seal(all[29].Hash); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Import(ctx, []Envelope{same}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an event with the last one's id: %v", err)
+	}
 	noRaw := all[30]
 	noRaw.Raw = nil
 	if err := dst.Import(ctx, []Envelope{noRaw}); err != nil {
