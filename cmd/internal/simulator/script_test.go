@@ -337,10 +337,16 @@ func TestServerAppendedEventsAreNotCountedAsMismatch(t *testing.T) {
 func FuzzSumMetric(f *testing.F) {
 	f.Add([]byte("recledger_commands_total{command=\"tag\",outcome=\"applied\"} 3\nrecledger_commands_total 4\n"))
 	f.Add([]byte("recledger_commands_total{a=\"}\"} 1e3\n# x\n"))
+	f.Add([]byte("recledger_commands_total NaN\n"))
+	f.Add([]byte("recledger_commands_total +Inf\n"))
+	f.Add([]byte("recledger_commands_total 1e300\n"))
 	f.Fuzz(func(t *testing.T, text []byte) {
 		n, ok := sumMetric(text, "recledger_commands_total")
 		if !ok && n != 0 {
 			t.Fatalf("not found but sum %d", n)
+		}
+		if ok && n < 0 {
+			t.Fatalf("a count of %d", n)
 		}
 	})
 }

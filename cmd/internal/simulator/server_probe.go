@@ -1,17 +1,20 @@
 package simulator
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/recledger/recledger/ingest"
 	"github.com/recledger/recledger/ledger"
 )
@@ -47,36 +50,37 @@ func (r *runner) counters(ctx context.Context) (appended, commands int64, ok boo
 	return a, c, okA
 }
 
-// sumMetric sums every sample of a counter in Prometheus text format.
+// sumMetric sums every sample of counter name in Prometheus text format,
+// read by Prometheus's own parser; ok is false when the text does not
+// parse, holds no such counter, or its sum is not a count (NaN, infinite,
+// negative, beyond int64).
 func sumMetric(text []byte, name string) (int64, bool) {
-	var sum float64
-	found := false
-	sc := bufio.NewScanner(strings.NewReader(string(text)))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		if i := strings.LastIndexByte(rest, '}'); i >= 0 {
-			rest = rest[i+1:]
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			continue
-		}
-		sum += v
-		found = true
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(bytes.NewReader(text))
+	if err != nil {
+		return 0, false
 	}
-	return int64(sum), found
+	mf, found := families[name]
+	if !found || len(mf.GetMetric()) == 0 {
+		return 0, false
+	}
+	var sum float64
+	for _, m := range mf.GetMetric() {
+		switch {
+		case m.Counter != nil:
+			sum += m.GetCounter().GetValue()
+		case m.Untyped != nil:
+			sum += m.GetUntyped().GetValue()
+		case m.Gauge != nil:
+			sum += m.GetGauge().GetValue()
+		default:
+			return 0, false
+		}
+	}
+	if math.IsNaN(sum) || sum < 0 || sum >= math.MaxInt64 {
+		return 0, false
+	}
+	return int64(sum), true
 }
 
 func (r *runner) get(ctx context.Context, path string) ([]byte, int, error) {
