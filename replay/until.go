@@ -76,6 +76,11 @@ func ParseUntil(s string) (Until, error) {
 		}
 		return Until{}, fmt.Errorf("until %q: %w: want a seq, a ULID or an RFC 3339 time%s", s, ledger.ErrInvalid, hint)
 	}
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		// 0000-01-01T00:00:00+01:00 is in year -1 in UTC, which no RFC
+		// 3339 time names (String could not write it back; fuzzing).
+		return Until{}, fmt.Errorf("until %q: %w: in UTC it falls in year %d, outside 0000–9999", s, ledger.ErrInvalid, y)
+	}
 	return UntilTime(t), nil
 }
 
