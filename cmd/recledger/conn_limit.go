@@ -215,6 +215,14 @@ func (l *connLimit) shedConn(c net.Conn) {
 	}()
 }
 
+// wait returns once no goroutine answers a shed connection, each bounded
+// by shedLinger: the stop waits for them, their owner being the listener.
+func (l *connLimit) wait() {
+	for range cap(l.answering) {
+		l.answering <- struct{}{}
+	}
+}
+
 // ConnState is the http.Server's hook: it counts closed connections out
 // and keeps the idle ones.
 func (l *connLimit) ConnState(nc net.Conn, state http.ConnState) {

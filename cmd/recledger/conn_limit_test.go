@@ -117,3 +117,24 @@ func TestOneAddressHoldsItsShare(t *testing.T) {
 		t.Errorf("one from another address: %d %v, want 200", code, err)
 	}
 }
+
+// The stop waits for the goroutines answering shed connections: once wait
+// returns, the connection a client never read from is closed.
+func TestStopWaitsForShedAnswers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l := newConnLimit(ln, 1)
+	server, client := net.Pipe() // synchronous: the answer's write waits for a read that never comes
+	defer client.Close()
+	l.shedConn(server)
+	l.wait()
+	// Closed already: a read finds its end at once, not at the deadline
+	// (which it would meet while the answer still waited to be read).
+	client.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("after wait, the shed connection is not closed: %v", err)
+	}
+}

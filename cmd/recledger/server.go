@@ -78,6 +78,7 @@ type Server struct {
 	ncLink   ledger.Link      // whether nc is connected, without its lock
 	ctiLink  ledger.Link      // whether ctiNC is connected
 	httpLn   net.Listener
+	connLim  *connLimit // the HTTP listener's bound; nil without one
 	natsURL  string
 	cancel   context.CancelFunc
 	done     chan struct{}

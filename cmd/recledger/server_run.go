@@ -124,7 +124,7 @@ func (s *Server) httpServer(api *ingest.Server) (*http.Server, net.Listener) {
 	connState := api.ConnState
 	if s.cfg.MaxConnections > 0 {
 		lim := newConnLimit(ln, s.cfg.MaxConnections)
-		ln = lim
+		ln, s.connLim = lim, lim
 		connState = func(c net.Conn, st http.ConnState) {
 			lim.ConnState(c, st)
 			api.ConnState(c, st)
@@ -267,6 +267,9 @@ func (s *Server) drain(gctx context.Context, httpSrv *http.Server, ctiDone <-cha
 		log.Warn("stopping: requests still open after the shutdown timeout were cut off; their clients got no answer, and what a request had not finished sending was not appended",
 			logKeyTimeout, s.cfg.ShutdownTimeout)
 		err = nil
+	}
+	if s.connLim != nil {
+		s.connLim.wait() // connections it was answering 503, a second at most
 	}
 	<-ctiDone
 	for wait := time.Now().Add(mirrorGrace); outbox.Lag() > 0 && time.Now().Before(wait); {
