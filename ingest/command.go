@@ -4,16 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/recledger/recledger/ledger"
 )
-
-func knownCommand(name string) bool {
-	_, ok := slices.BinarySearch(ledger.CommandNames(), name)
-	return ok
-}
 
 // commandPathPrefix is where the Recording Controls commands are served.
 const commandPathPrefix = "/recordingcontrols/rest/"
@@ -53,7 +47,7 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	name := strings.ToLower(asked)
-	if !knownCommand(name) {
+	if ledger.CanonicalCommand(name) == "" {
 		valid := ledger.CommandNames()
 		s.writeError(w, r, newError(ledger.ReasonUnknownCommand,
 			fmt.Sprintf("unknown command %q; valid commands: %s", asked, strings.Join(valid, ", "))).

@@ -21,6 +21,7 @@ func TestStatusOfReasonMatchesTheClientsDoc(t *testing.T) {
 	}
 	row := regexp.MustCompile(`(?m)^\| ([0-9]{3}(?: / [0-9]{3})?) \| ([^|]+) \| ([^|]+) \|`)
 	word := regexp.MustCompile("`([a-z_]+)`")
+	aside := regexp.MustCompile(`\([^)]*\)`)
 	outcomes := map[string]string{"rejected": ledger.OutcomeRejected, "unsupported": ledger.OutcomeUnsupported}
 	checked := 0
 	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
@@ -28,7 +29,7 @@ func TestStatusOfReasonMatchesTheClientsDoc(t *testing.T) {
 		if statuses[0] == "200" {
 			continue // applied and no_effect: not errors
 		}
-		words := word.FindAllStringSubmatch(regexp.MustCompile(`\([^)]*\)`).ReplaceAllString(m[2], ""), -1)
+		words := word.FindAllStringSubmatch(aside.ReplaceAllString(m[2], ""), -1)
 		if len(statuses) > 1 && len(statuses) != len(words) {
 			t.Fatalf("row %q: %d statuses for %d reasons", m[0], len(statuses), len(words))
 		}

@@ -103,18 +103,10 @@ func (s *stack) chunked(cmd, body string) reply {
 		s.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := noRedirects.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
+	if req.ContentLength != 0 {
+		s.t.Fatal("the body would be sent with its length")
 	}
-	defer resp.Body.Close()
-	if len(resp.Request.TransferEncoding) == 0 && resp.Request.ContentLength > 0 {
-		s.t.Fatal("the body was sent with its length")
-	}
-	b, _ := io.ReadAll(resp.Body)
-	r := reply{Status: resp.StatusCode, Header: resp.Header, Raw: string(b)}
-	_ = json.Unmarshal(b, &r.JSON)
-	return r
+	return s.send(req)
 }
 
 func (s *stack) do(method, path, ctype, body string, hdr ...string) reply {
@@ -129,6 +121,12 @@ func (s *stack) do(method, path, ctype, body string, hdr ...string) reply {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
+	return s.send(req)
+}
+
+// send sends req and reads its answer.
+func (s *stack) send(req *http.Request) reply {
+	s.t.Helper()
 	resp, err := noRedirects.Do(req)
 	if err != nil {
 		s.t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -114,7 +113,7 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	cmd := strings.ToLower(r.PathValue("command"))
-	if _, known := slices.BinarySearch(ledger.CommandNames(), cmd); !known {
+	if ledger.CanonicalCommand(cmd) == "" {
 		reply(w, http.StatusNotFound, map[string]any{"command": cmd, "outcome": "rejected", "reason": "unknown_command"})
 		return
 	}
