@@ -1,0 +1,239 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The pipeline publishes committed events in seq order, async with at
+// most window acks in flight, from the commit feed when it follows and
+// from bbolt when it does not, and confirms each ack in order.
+
+// msgOverhead bounds what a published event adds to its bytes on the
+// wire's payload: the Nats-Msg-Id header.
+const msgOverhead = 128
+
+// overPayload reports whether a message of n bytes is larger than the
+// server nc is connected to takes, and that server's max_payload (0 when
+// it is not known).
+func overPayload(nc *nats.Conn, n int) (max int64, over bool) {
+	max = nc.MaxPayload()
+	return max, max > 0 && int64(n)+msgOverhead > max
+}
+
+// pendingAck is a publish awaiting its ack.
+type pendingAck struct {
+	seq uint64
+	raw []byte
+	f   jetstream.PubAckFuture
+}
+
+// pipeline publishes the events from next on, in seq order, from the
+// commit feed or, for what the feed does not hold, from bbolt: a bounded
+// window in flight, acks awaited in order.
+type pipeline struct {
+	o    *Outbox
+	pub  jetstream.JetStream
+	q    []pendingAck // in flight, oldest first
+	next uint64       // the seq to publish next
+}
+
+// run publishes until an error or the end of ctx.
+func (p *pipeline) run(ctx context.Context) error {
+	o := p.o
+	for {
+		select {
+		case envs := <-o.feed:
+			if err := p.fromFeed(ctx, envs); err != nil {
+				return err
+			}
+			continue
+		default:
+		}
+		if o.missing(p.next) {
+			if err := p.catchUp(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		for len(p.q) > 0 {
+			if err := o.await(ctx, p.q[0]); err != nil {
+				return err
+			}
+			p.q = p.q[1:]
+		}
+		p.q = p.q[:0]
+		if len(o.feed) > 0 || o.missing(p.next) {
+			continue
+		}
+		if ok, err := o.idle(ctx); !ok {
+			return ctx.Err()
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
+// fromFeed publishes a committed batch from the feed, skipping what was
+// published already and reading from bbolt what a dropped batch held.
+func (p *pipeline) fromFeed(ctx context.Context, envs []Envelope) error {
+	for _, e := range envs {
+		if e.Seq < p.next {
+			continue // published already, from bbolt or an earlier session
+		}
+		if e.Seq > p.next { // a dropped batch lies between
+			if err := p.catchUp(ctx); err != nil {
+				return err
+			}
+			if e.Seq < p.next {
+				continue
+			}
+			if e.Seq > p.next {
+				return fmt.Errorf("outbox: seq %d: %w: committed but not in the ledger", p.next, ErrCorrupt)
+			}
+		}
+		if err := p.publish(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish sends e, once the window has room, without waiting for its ack.
+func (p *pipeline) publish(ctx context.Context, e Envelope) error {
+	o := p.o
+	for len(p.q) >= o.window {
+		if err := o.await(ctx, p.q[0]); err != nil {
+			return err
+		}
+		p.q = p.q[1:]
+	}
+	// No client-side retries: a retried message would land after the
+	// ones sent behind it.
+	if max, over := overPayload(o.js.Conn(), len(e.Raw)); over {
+		return fmt.Errorf("publish seq %d: %w: the event is %d bytes, the server takes %d; raise its max_payload", e.Seq, ErrTooLarge, len(e.Raw), max)
+	}
+	f, err := p.pub.PublishMsgAsync(o.message(e), jetstream.WithRetryAttempts(0))
+	if err != nil {
+		return fmt.Errorf("publish seq %d: %w", e.Seq, err)
+	}
+	p.q = append(p.q, pendingAck{e.Seq, e.Raw, f})
+	p.next = e.Seq + 1
+	p.q, err = o.reap(ctx, p.q)
+	return err
+}
+
+// catchUp publishes from bbolt what the feed does not hold: events
+// committed before the outbox subscribed, and batches the hook dropped.
+func (p *pipeline) catchUp(ctx context.Context) error {
+	return p.o.store.ScanRaw(ctx, p.next-1, func(seq uint64, raw []byte) error {
+		e, err := decodeStored(seq, raw)
+		if err != nil {
+			return err
+		}
+		p.o.fromDB.Add(1)
+		return p.publish(ctx, e)
+	})
+}
+
+// missing reports, when the feed is empty, whether committed events from
+// next on must be read from bbolt: they were committed before the outbox
+// subscribed, or the hook dropped them (it saw them, but the feed no
+// longer holds them). Reading an event the feed still brings is harmless:
+// Run skips what it has published.
+func (o *Outbox) missing(next uint64) bool {
+	if head, _ := o.store.Head(); head < next {
+		return false
+	}
+	first := o.firstFed.Load()
+	return first == 0 || next < first || o.fed.Load() >= next
+}
+
+// decodeStored decodes the event stored under seq.
+func decodeStored(seq uint64, raw []byte) (Envelope, error) {
+	e, err := Decode(raw)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("outbox: seq %d: %w", seq, err)
+	}
+	if e.Seq != seq {
+		return Envelope{}, fmt.Errorf("outbox: seq %d: %w: holds seq %d", seq, ErrCorrupt, e.Seq)
+	}
+	return e, nil
+}
+
+// message is the stream message of e: its stored bytes, its ULID as message id.
+func (o *Outbox) message(e Envelope) *nats.Msg {
+	return &nats.Msg{
+		Subject: captured(EventSubject(o.site, e.Type), o.capture),
+		Data:    e.Raw,
+		Header:  nats.Header{jetstream.MsgIDHeader: []string{e.ID.String()}},
+	}
+}
+
+// await waits for p's ack.
+func (o *Outbox) await(ctx context.Context, p pendingAck) error {
+	t := time.NewTimer(o.ackTimeout)
+	defer t.Stop()
+	select {
+	case ack := <-p.f.Ok():
+		return o.acked(ctx, p, ack)
+	case err := <-p.f.Err():
+		return fmt.Errorf("publish seq %d: %w", p.seq, err)
+	case <-t.C:
+		return fmt.Errorf("publish seq %d: %w", p.seq, jetstream.ErrAsyncPublishTimeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reap takes the acks that have already arrived off the front of q.
+func (o *Outbox) reap(ctx context.Context, q []pendingAck) ([]pendingAck, error) {
+	for len(q) > 0 {
+		select {
+		case ack := <-q[0].f.Ok():
+			if err := o.acked(ctx, q[0], ack); err != nil {
+				return q, err
+			}
+			q = q[1:]
+		default:
+			return q, nil
+		}
+	}
+	return q, nil
+}
+
+// acked records p as confirmed. A duplicate ack (the stream already knew
+// the message id) counts only if the stream really holds those bytes at the
+// acknowledged place: a message deleted from the stream stays in the
+// deduplication window, and counting it would skip it for good. Then the
+// session ends, and the event is published again once the window lets it.
+func (o *Outbox) acked(ctx context.Context, p pendingAck, ack *jetstream.PubAck) error {
+	if ack == nil || ack.Stream != EventsStream {
+		return fmt.Errorf("publish seq %d: %w: acknowledged by stream %v", p.seq, ErrUnavailable, ack)
+	}
+	if ack.Duplicate {
+		if err := o.checkDuplicate(ctx, p, ack.Sequence); err != nil {
+			return err
+		}
+		o.log.Warn("outbox: stream already held the event", jsLogKeySeq, p.seq)
+	}
+	o.lastSeq, o.lastStreamSeq = p.seq, ack.Sequence
+	o.confirmed.Store(p.seq)
+	o.published.Add(1)
+	o.unstall()
+	// The events still waiting wait from now; none, when it was the last.
+	now := time.Now().UnixNano()
+	if p.seq >= o.fed.Load() {
+		o.waitSince.Store(0)
+		if o.fed.Load() > p.seq { // committed meanwhile
+			o.waitSince.CompareAndSwap(0, now)
+		}
+	} else {
+		o.waitSince.Store(now)
+	}
+	return nil
+}
