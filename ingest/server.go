@@ -26,18 +26,45 @@ type Appender interface {
 	Append(ctx context.Context, events ...ledger.Event) ([]ledger.Envelope, error)
 }
 
-// Views is what the API reads from the live projections (projections.Live).
+// Views is what the API reads from the live projections (projections.Live),
+// in three parts: what the write path answers from, the present state, and
+// the history.
 type Views interface {
+	Answers
+	State
+	History
+}
+
+// Answers is what a write is answered from, once the projections have
+// applied it.
+type Answers interface {
 	// Result is the answer to the command event at seq.
 	Result(seq uint64) (ledger.CommandResult, bool)
 	// Ignored is why the call signal at seq changed nothing, "" when it
 	// did (or is too old to tell).
 	Ignored(seq uint64) string
+	// Seq is the seq of the last event the projections applied.
+	Seq() uint64
+}
+
+// State is the present: agents, configuration, the digest.
+type State interface {
 	Agent(userID string) (ledger.AgentState, error)
 	// Agents is every agent's state, ordered by user id.
 	Agents() []ledger.AgentState
-	// Contacts, Contact, Pauses and Manifest may read sealed history from
-	// the store.
+	Config() ledger.Config
+	// Location is the site's time zone, the one the projections date
+	// contacts and days with.
+	Location() *time.Location
+	// OpenContactsOfTeam lists the open contacts that opened in team.
+	OpenContactsOfTeam(team string) []string
+	// Digest is the hash of all projection state and the seq it covers, read together.
+	Digest() (seq uint64, digest string)
+}
+
+// History is the contacts, pauses and manifests, which may be read from
+// sealed history in the store.
+type History interface {
 	Contacts(ctx context.Context, q ledger.ContactQuery) ([]ledger.Contact, error)
 	// EachContact calls fn with Contacts' contacts, in order, one at a
 	// time, and stops at fn's first error.
@@ -48,10 +75,6 @@ type Views interface {
 	// stops at fn's first error; it may also fail where Pauses answers
 	// (a log out of start order).
 	EachPause(ctx context.Context, q ledger.PauseQuery, fn func(*ledger.PauseRow) error) error
-	Config() ledger.Config
-	// Location is the site's time zone, the one the projections date
-	// contacts and days with.
-	Location() *time.Location
 	// Manifest is the canonical manifest of a sealed day (ledger.ErrNotFound until sealed).
 	Manifest(ctx context.Context, day string) ([]byte, error)
 	SealedDays() []string
@@ -59,12 +82,6 @@ type Views interface {
 	// last seal happened at (ok false: none): a seal files them all
 	// under the day it seals.
 	EarliestPending() (at ledger.Time, ok bool)
-	// OpenContactsOfTeam lists the open contacts that opened in team.
-	OpenContactsOfTeam(team string) []string
-	// Seq is the seq of the last event the projections applied.
-	Seq() uint64
-	// Digest is the hash of all projection state and the seq it covers, read together.
-	Digest() (seq uint64, digest string)
 }
 
 // Events is the ledger's read side (ledger.Store).

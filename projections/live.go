@@ -257,7 +257,7 @@ func (l *Live) NextTimer() (ledger.TimerFired, bool) {
 }
 
 // Digest is State.Digest with the seq it covers, read together (the shape
-// ingest.Views asks for).
+// ingest.State asks for).
 func (l *Live) Digest() (seq uint64, digest string) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
