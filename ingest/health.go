@@ -54,7 +54,16 @@ type readyReply struct {
 	// read. What does not touch that part is served, and writes go on; an
 	// administrator must look (recledger verify names it and the mend).
 	DamageProblem string `json:"damage_problem,omitempty"`
+	// Stopping is set once the server was told to stop: it still answers
+	// what it is sent until its drain delay ends, but a load balancer
+	// should send new work elsewhere.
+	Stopping bool `json:"stopping,omitempty"`
 }
+
+// Stopping makes /readyz answer 503 (stopping) from now on, while every
+// other request is still served: the server is about to stop, and a load
+// balancer that asks /readyz sends new work elsewhere.
+func (s *Server) Stopping() { s.stopping.Store(true) }
 
 // handleHealthz serves GET /healthz: 200 while the process runs.
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
@@ -100,6 +109,11 @@ func (s *Server) ready() readyReply {
 		if err := s.checkpoints.Problem(); err != nil {
 			rep.CheckpointProblem = err.Error()
 		}
+	}
+	if s.stopping.Load() {
+		rep.Stopping = true
+		rep.Problem = "stopping: this server is about to stop (a signal, such as SIGTERM, told it to); send new work to another one"
+		return rep
 	}
 	failed := s.writeErr.Load()
 	if f, ok := s.app.(WriteFailer); ok && failed == nil {

@@ -199,6 +199,8 @@ type Server struct {
 	// damageProblem is the first damaged part of the file a request met
 	// (an answer of 500 ledger_corrupt), for /readyz.
 	damageProblem atomic.Pointer[string]
+	// stopping is set by Stopping: /readyz answers 503 from then on.
+	stopping atomic.Bool
 	// unavailableLog paces the log of requests refused while the ledger
 	// takes no writes.
 	unavailableLog rate.Sometimes

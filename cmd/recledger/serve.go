@@ -33,6 +33,11 @@ type ServeConfig struct {
 	CheckpointEvents uint64        // save projection state every N events…
 	CheckpointEvery  time.Duration // …or this often, whichever comes first
 	ShutdownTimeout  time.Duration // how long in-flight requests get on stop
+	// DrainDelay is how long the server goes on serving once told to
+	// stop, with /readyz answering 503 (stopping), before it stops taking
+	// requests: time for a load balancer to see it and send new work
+	// elsewhere. 0, the default, stops at once.
+	DrainDelay time.Duration
 	// MaxConnections bounds the HTTP connections open at once, idle
 	// keep-alive ones included: at the bound an idle one gives way to a
 	// new one, or the new one is answered 503 at once (connLimit). With the
@@ -89,6 +94,8 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 		fmt.Sprintf("save the projection state after this many events (%d to %d); a save is also spaced by nine times the last one's duration, so under load a restart may fold more (docs/replay.md)", minCheckpointEvents, maxCheckpointEvents))
 	cpEveryEnv := durationFlag(fs, &cfg.CheckpointEvery, "checkpoint-every", "RECLEDGER_CHECKPOINT_EVERY",
 		fmt.Sprintf("…or this often, whichever comes first (%s to %s)", minCheckpointEvery, maxCheckpointEvery))
+	drainEnv := durationFlag(fs, &cfg.DrainDelay, "drain-delay", "RECLEDGER_DRAIN_DELAY",
+		fmt.Sprintf("once told to stop, go on serving this long with /readyz answering 503 (stopping), so that a load balancer sends new work elsewhere before the intake stops; a second signal stops at once (0 to %s)", maxDrainDelay))
 	maxConnsEnv := intFlag(fs, &cfg.MaxConnections, "http-max-connections", "RECLEDGER_HTTP_MAX_CONNECTIONS",
 		fmt.Sprintf("HTTP connections open at once, idle keep-alive ones included; at the bound an idle one gives way, else a new one is answered 503; one client address holds a quarter at most, loopback excepted (%d to %d)", minMaxConnections, maxMaxConnections))
 	logFormat, logLevel := "text", "info"
@@ -105,7 +112,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if err := rebuildEnv(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	if err := errors.Join(cpEventsEnv(), cpEveryEnv(), maxConnsEnv()); err != nil {
+	if err := errors.Join(cpEventsEnv(), cpEveryEnv(), maxConnsEnv(), drainEnv()); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if cpEvents < minCheckpointEvents || cpEvents > maxCheckpointEvents {
@@ -116,6 +123,9 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	}
 	if cfg.MaxConnections < minMaxConnections || cfg.MaxConnections > maxMaxConnections {
 		return fmt.Errorf("serve: --http-max-connections %d: %w: %d to %d", cfg.MaxConnections, ledger.ErrInvalid, minMaxConnections, maxMaxConnections)
+	}
+	if cfg.DrainDelay < 0 || cfg.DrainDelay > maxDrainDelay {
+		return fmt.Errorf("serve: --drain-delay %s: %w: 0 to %s", cfg.DrainDelay, ledger.ErrInvalid, maxDrainDelay)
 	}
 	cfg.CheckpointEvents = uint64(cpEvents)
 	if cfg.Replicas < 1 || cfg.Replicas > 5 {
@@ -207,3 +217,7 @@ const (
 	minCheckpointEvery  = time.Second
 	maxCheckpointEvery  = 24 * time.Hour
 )
+
+// maxDrainDelay bounds --drain-delay: a load balancer sees /readyz within
+// a few of its intervals; a stop that waits longer is a stop forgotten.
+const maxDrainDelay = 5 * time.Minute

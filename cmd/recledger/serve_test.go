@@ -756,3 +756,86 @@ func postRinging(t *testing.T, base string, i int) {
 	}
 	resp.Body.Close()
 }
+
+// TestDrainDelayKeepsServingWhileReadyzSaysStopping: told to stop with a
+// drain delay, the server answers /readyz 503 (stopping) at once, goes on
+// taking work until the delay ends (a load balancer has not yet moved
+// every client), and then stops with that work in its ledger. With no
+// delay, /readyz answers stopping too until the intake closes.
+func TestDrainDelayKeepsServingWhileReadyzSaysStopping(t *testing.T) {
+	data := t.TempDir()
+	cfg := testServeConfig(data)
+	cfg.DrainDelay = 2 * time.Second
+	srv, err := StartServer(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + srv.Addr()
+	ready := func() (int, map[string]any) {
+		t.Helper()
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			t.Fatalf("readyz: %v", err)
+		}
+		defer resp.Body.Close()
+		var rep map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, rep
+	}
+	if code, rep := ready(); code != http.StatusOK || rep["stopping"] != nil {
+		t.Fatalf("before the stop: readyz %d %v", code, rep)
+	}
+	postRinging(t, base, 1)
+	stopped := make(chan error, 1)
+	go func() { srv.Stop(); stopped <- srv.Wait() }()
+	deadline := time.Now().Add(time.Second)
+	for {
+		code, rep := ready()
+		if code == http.StatusServiceUnavailable {
+			if rep["stopping"] != true || !strings.Contains(fmt.Sprint(rep["problem"]), "stopping") {
+				t.Fatalf("while draining: readyz %v", rep)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz still %d %v a second after the stop", code, rep)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	postRinging(t, base, 2) // still served during the delay
+	if err := <-stopped; err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if _, err := http.Get(base + "/readyz"); err == nil {
+		t.Fatal("the server still answers after its stop")
+	}
+	store, err := ledger.Open(filepath.Join(data, LedgerFile), ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var signals int
+	if err := store.Scan(context.Background(), 0, func(e ledger.Envelope) error {
+		if e.Type == ledger.TypeCallSignal {
+			signals++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if signals != 2 {
+		t.Fatalf("the ledger holds %d call signals, want both (one sent while draining)", signals)
+	}
+}
+
+// TestDrainDelayFlag: --drain-delay (RECLEDGER_DRAIN_DELAY) is bounded.
+func TestDrainDelayFlag(t *testing.T) {
+	for _, args := range [][]string{{"--drain-delay", "-1s"}, {"--drain-delay", "6m"}} {
+		err := (&ServeCommand{Stderr: io.Discard}).Run(context.Background(), append([]string{"--data", t.TempDir()}, args...))
+		if !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), "--drain-delay") {
+			t.Errorf("%v: %v, want invalid --drain-delay", args, err)
+		}
+	}
+}

@@ -43,6 +43,7 @@ const (
 	logKeyGiveUp    = "gives_up_in"
 	logKeyPID       = "pid"
 	logKeyTimeout   = "timeout"
+	logKeyDelay     = "drain_delay"
 	logKeyWhy       = "why"
 	logKeyFree      = "free_bytes"
 	logKeyStoreKind = "store"

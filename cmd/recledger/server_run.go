@@ -170,9 +170,9 @@ func (s *Server) httpServer(api *ingest.Server) (*http.Server, net.Listener) {
 // the drain.
 func (s *Server) run(ctx context.Context, w workers, api *ingest.Server, httpSrv *http.Server, ln net.Listener) {
 	cfg, log := s.cfg, s.log
-	gctx, cancel := context.WithCancel(ctx)
+	asked, cancel := context.WithCancel(ctx) // done when a stop is asked (a signal, Stop)
 	s.cancel = cancel
-	g, gctx := errgroup.WithContext(gctx)
+	g, gctx := errgroup.WithContext(asked)
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(gctx))
 	ctiDone := make(chan struct{})
@@ -214,7 +214,7 @@ func (s *Server) run(ctx context.Context, w workers, api *ingest.Server, httpSrv
 	g.Go(func() error {
 		defer stopWork()
 		<-gctx.Done()
-		return s.drain(gctx, httpSrv, ctiDone, w.outbox)
+		return s.drain(gctx, asked.Err() != nil, api, httpSrv, ctiDone, w.outbox)
 	})
 	s.recordServing(gctx, g, ln)
 	go func() {
@@ -247,9 +247,16 @@ func (s *Server) run(ctx context.Context, w workers, api *ingest.Server, httpSrv
 // in flight (each answers only once its append is durable), waits for the
 // CTI subscriber to stop, and lets the outbox mirror what the drain
 // appended, for a moment.
-func (s *Server) drain(gctx context.Context, httpSrv *http.Server, ctiDone <-chan struct{}, outbox *ledger.Outbox) error {
+func (s *Server) drain(gctx context.Context, asked bool, api *ingest.Server, httpSrv *http.Server, ctiDone <-chan struct{}, outbox *ledger.Outbox) error {
 	log := s.log
 	why := context.Cause(gctx)
+	api.Stopping()
+	if d := s.cfg.DrainDelay; d > 0 && asked {
+		// Not when a part of the server failed: then it stops at once.
+		log.Info("stopping: /readyz answers 503 while requests are still served, for the drain delay, so that load balancers send new work elsewhere; a second signal stops at once",
+			logKeyDelay, d, logKeyWhy, why)
+		time.Sleep(d)
+	}
 	if why != nil && strings.Contains(why.Error(), "hangup") {
 		// An operator's "reload" is a stop here: say so.
 		log.Info("stopping: finishing the requests in flight (SIGHUP stops recledger, as a closing terminal sends it; it does not reload: start it again to read changed files)", logKeyWhy, why)
