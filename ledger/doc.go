@@ -101,7 +101,9 @@ can rebuild a data directory (Import). bbolt locks its file: a second
 process cannot open it for writing, and a read-only Open (Options.ReadOnly)
 waits only briefly for a live server's lock and then fails with
 ErrUnavailable, so tools that run beside a server read through its API or
-JetStream instead. A full disk fails appends until it has room again; a
+JetStream instead. Backup copies the file consistently while appends go
+on (one read transaction); the writing store maps its file 8 GiB ahead
+(initialMmap) so that such a long read holds up no append's remap. A full disk fails appends until it has room again; a
 JetStream stream whose write failed stays failed until JetStream opens it
 anew, which the Mender does for the embedded server (nats_mend.go).
 

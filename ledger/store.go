@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -41,6 +43,14 @@ const DefaultSectionTxBytes = 1 << 20
 // keeps its own). Events are about 0.5 KB and only ever appended: 16 KiB
 // pages cut the writes per commit (bbolt writes page by page) fourfold.
 const pageSize = 16 << 10
+
+// initialMmap is the address space the writing store maps ahead of its
+// file. bbolt grows its map by remapping, which waits for every read
+// transaction to end: with this headroom a long one (a backup, Tx.WriteTo)
+// holds up no append until the file passes 8 GiB, and then only at 1 GiB
+// steps. It is address space, not memory: the pages beyond the file are
+// never touched.
+const initialMmap = 8 << 30
 
 // readOnlyTimeout bounds how long a read-only Open waits for the file lock.
 const readOnlyTimeout = 500 * time.Millisecond
@@ -156,13 +166,20 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.max <= 0 {
 		s.max = DefaultMaxBatch
 	}
-	bo := &bolt.Options{Timeout: time.Second, PageSize: pageSize}
+	bo := &bolt.Options{Timeout: time.Second, PageSize: pageSize, InitialMmapSize: initialMmap}
 	if s.ro {
 		bo = &bolt.Options{ReadOnly: true, Timeout: readOnlyTimeout}
 	}
 	fi, statErr := os.Stat(path)
 	existed := statErr == nil && fi.Size() > 0
 	db, err := openBolt(path, bo)
+	if errors.Is(err, syscall.ENOMEM) && bo.InitialMmapSize > 0 {
+		// Address space refused (ulimit -v): map what the file needs, and
+		// let a long read (a backup) hold up a write that grows the map.
+		s.log.Warn("the ledger file is mapped at its size, not "+strconv.Itoa(initialMmap>>30)+" GiB ahead: a write that grows it waits for a backup running then", jsLogKeyErr, err)
+		bo.InitialMmapSize = 0
+		db, err = openBolt(path, bo)
+	}
 	if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
 		// Neither header page is bbolt's (a file cut to a few bytes, one
 		// overwritten, not a ledger at all): bbolt's words alone ("invalid
