@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -89,6 +90,9 @@ type Events interface {
 	Scan(ctx context.Context, after uint64, fn func(ledger.Envelope) error) error
 	Head() (seq uint64, hash string)
 	Verify(ctx context.Context) (ledger.VerifyReport, error)
+	// Backup writes a consistent copy of the ledger file to w (GET
+	// /v1/backup), calling begin with what it holds before the first byte.
+	Backup(ctx context.Context, w io.Writer, begin func(ledger.BackupInfo) error) (int64, error)
 }
 
 // Health reports the JetStream outbox (ledger.Outbox): how far the mirror
@@ -145,6 +149,8 @@ const (
 	logKeySource    = "source"
 	logKeyDropped   = "dropped"
 	logKeyRefused   = "refused"
+	logKeyHead      = "head_seq"
+	logKeyBytes     = "bytes"
 )
 
 // Options configures a Server. Appender, Views and Events are required.
@@ -313,6 +319,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /v1/events", s.auditor(s.takes(s.handleEvents, "after_seq", "limit")))
 	mux.HandleFunc("GET /v1/verify", s.auditor(s.takes(s.handleVerify)))
 	mux.HandleFunc("GET /v1/digest", s.auditor(s.takes(s.handleDigest)))
+	mux.HandleFunc("GET /v1/backup", s.admin(s.takes(s.handleBackup)))
 
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)

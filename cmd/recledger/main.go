@@ -37,6 +37,7 @@ func subcommands() []subcommand {
 		{"verify", "check the hash chain, and that JetStream holds the same events", func() command { return &VerifyCommand{} }},
 		{"pauses", "the PCI pause history, as a table, CSV or JSON", func() command { return &PausesCommand{} }},
 		{"manifest", "print a sealed day's upload manifest", func() command { return &ManifestCommand{} }},
+		{"backup", "copy a data dir's ledger file, from the server running on it or from the file", func() command { return &BackupCommand{} }},
 		{"restore", "build a data directory from the JetStream mirror alone", func() command { return &RestoreCommand{} }},
 		{"upload-worker", "consume sealed manifests and write one file per contact", func() command { return &UploadWorkerCommand{} }},
 		{"simulate", "play a day of a contact center against a server, and measure it", func() command { return &SimulateCommand{} }},

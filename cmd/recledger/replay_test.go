@@ -116,6 +116,8 @@ func runCmd(t *testing.T, c interface {
 		c.Out = &out
 	case *ManifestCommand:
 		c.Out = &out
+	case *BackupCommand:
+		c.Out = &out
 	}
 	err := c.Run(context.Background(), args)
 	return out.String(), err

@@ -84,12 +84,19 @@ func readServingFile(dir string) (servingInfo, error) {
 // other answer is an error with the server's message. The caller closes
 // the body.
 func askServer(ctx context.Context, info servingInfo, token, path string) (io.ReadCloser, error) {
+	body, _, err := askServerAs(ctx, info, token, path, "auditor")
+	return body, err
+}
+
+// askServerAs is askServer for a path that takes role, which a refusal
+// names; it also returns the answer, for its headers.
+func askServerAs(ctx context.Context, info servingInfo, token, path, role string) (io.ReadCloser, *http.Response, error) {
 	resp, err := getFromServer(ctx, info, token, path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode == http.StatusOK {
-		return resp.Body, nil
+		return resp.Body, resp, nil
 	}
 	defer resp.Body.Close()
 	var e struct {
@@ -101,15 +108,15 @@ func askServer(ctx context.Context, info servingInfo, token, path string) (io.Re
 	}
 	switch resp.StatusCode {
 	case http.StatusNotFound:
-		return nil, fmt.Errorf("%w: %s", ledger.ErrNotFound, e.Message)
+		return nil, nil, fmt.Errorf("%w: %s", ledger.ErrNotFound, e.Message)
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return nil, fmt.Errorf("%w: the server at %s refused: %s (give a token with the auditor role: --token or RECLEDGER_TOKEN)",
-			ledger.ErrRefused, info.HTTP, e.Message)
+		return nil, nil, fmt.Errorf("%w: the server at %s refused: %s (give a token with the %s role: --token or RECLEDGER_TOKEN)",
+			ledger.ErrRefused, info.HTTP, e.Message, role)
 	case http.StatusBadRequest:
 		// The question, not the server: say it as the command would.
-		return nil, fmt.Errorf("%w: %s", ledger.ErrInvalid, e.Message)
+		return nil, nil, fmt.Errorf("%w: %s", ledger.ErrInvalid, e.Message)
 	}
-	return nil, fmt.Errorf("%w: the server at %s answered %d: %s", ledger.ErrUnavailable, info.HTTP, resp.StatusCode, e.Message)
+	return nil, nil, fmt.Errorf("%w: the server at %s answered %d: %s", ledger.ErrUnavailable, info.HTTP, resp.StatusCode, e.Message)
 }
 
 // getFromServer sends GET path to the server in info, with the bearer

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// BackupCommand is the `backup` subcommand: a consistent copy of a data
+// dir's ledger file, taken from the server running on it (GET /v1/backup,
+// while it goes on appending) or, with none, from the file itself. The
+// copy is a ledger file: put it in an empty data dir as ledger.db and
+// serve, verify or replay it (docs/replay.md, "Backups").
+type BackupCommand struct {
+	Out    io.Writer // the summary line; os.Stdout when nil
+	Stderr *os.File  // flag errors and notes; os.Stderr when nil
+}
+
+// backupHeld is what a copy holds, as announced before its bytes.
+type backupHeld struct {
+	size int64
+	head uint64
+	hash string
+	from string // where it was taken, for the summary
+}
+
+// Run parses args and writes the copy.
+func (c *BackupCommand) Run(ctx context.Context, args []string) error {
+	out, stderr := outOr(c.Out), stderrOr(c.Stderr)
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: recledger backup [--data DIR] [--token T] --out FILE")
+		fs.PrintDefaults()
+	}
+	data := dataFlag(fs)
+	token := fs.String("token", envOr("RECLEDGER_TOKEN", ""),
+		"token with the admin role, for a server that has --tokens: sent to the HTTP API of a server running on --data (env RECLEDGER_TOKEN; the environment keeps it out of ps)")
+	dest := fs.String("out", "", "the file to write (it must not exist; written beside it as FILE.partial, then renamed), or - for standard output")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dest == "" {
+		fs.Usage()
+		return commandLine(fs, fmt.Errorf("%w: --out: give the file to write", ledger.ErrInvalid))
+	}
+	if *dest != "-" {
+		if _, err := os.Lstat(*dest); err == nil {
+			return fmt.Errorf("backup: --out %s: %w: the file exists; name another, or move it away", *dest, ledger.ErrConflict)
+		}
+	}
+	write := func(fill func(w io.Writer) (backupHeld, error)) (backupHeld, error) {
+		if *dest == "-" {
+			return fill(out)
+		}
+		return writeNewFile(*dest, fill)
+	}
+	var held backupHeld
+	store, err := openLedgerReadOnly(*data)
+	if info, ok := heldByServer(*data, err, "backup", stderr); ok {
+		held, err = write(func(w io.Writer) (backupHeld, error) { return backupFromServer(ctx, info, *token, w) })
+	} else if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	} else {
+		held, err = write(func(w io.Writer) (backupHeld, error) {
+			h := backupHeld{from: filepath.Join(*data, LedgerFile)}
+			_, err := store.Backup(ctx, w, func(i ledger.BackupInfo) error {
+				h.size, h.head, h.hash = i.Size, i.Head, i.Hash
+				return nil
+			})
+			return h, err
+		})
+		store.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if *dest == "-" {
+		return nil
+	}
+	if err := checkBackup(*dest, held); err != nil {
+		return fmt.Errorf("backup: %s: %w", *dest, err)
+	}
+	_, err = fmt.Fprintf(out, "backup: %s: %d bytes, events 1 to %d (head hash %s), from %s\n", *dest, held.size, held.head, held.hash, held.from)
+	return err
+}
+
+// backupFromServer copies GET /v1/backup of the server in info to w, and
+// checks that every byte it announced came.
+func backupFromServer(ctx context.Context, info servingInfo, token string, w io.Writer) (backupHeld, error) {
+	body, resp, err := askServerAs(ctx, info, token, "/v1/backup", "admin")
+	if err != nil {
+		return backupHeld{}, err
+	}
+	defer body.Close()
+	h := backupHeld{size: resp.ContentLength, hash: resp.Header.Get("Recledger-Head-Hash"), from: "the server at " + info.HTTP}
+	h.head, err = strconv.ParseUint(resp.Header.Get("Recledger-Head-Seq"), 10, 64)
+	if err != nil || h.size < 0 {
+		return h, fmt.Errorf("%w: the server at %s sent no head seq or length with its copy (is it a recledger serve of this build or later?)", ledger.ErrUnavailable, info.HTTP)
+	}
+	n, err := io.Copy(w, body)
+	if err == nil && n != h.size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return h, fmt.Errorf("%w: the copy was cut off after %d of %d bytes: %v", ledger.ErrUnavailable, n, h.size, err)
+	}
+	return h, nil
+}
+
+// writeNewFile writes what fill writes to path: into path.partial first
+// (which must not exist), synced, then renamed, and the directory synced,
+// so that path is only ever a whole copy. A failed fill removes the
+// partial file.
+func writeNewFile(path string, fill func(w io.Writer) (backupHeld, error)) (backupHeld, error) {
+	tmp := path + ".partial"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return backupHeld{}, fmt.Errorf("%s: %w: another backup is writing it, or one was interrupted: remove it if none runs", tmp, ledger.ErrConflict)
+	}
+	if err != nil {
+		return backupHeld{}, err
+	}
+	held, err := fill(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return held, err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return held, fmt.Errorf("sync %s: %w", filepath.Dir(path), err)
+		}
+	}
+	return held, nil
+}
+
+// checkBackup opens the copy at path as a ledger, read-only, and checks
+// that it ends where it was announced to: the event and its hash.
+func checkBackup(path string, held backupHeld) error {
+	st, err := ledger.Open(path, ledger.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Damaged(); err != nil {
+		return err
+	}
+	if seq, hash := st.Head(); seq != held.head || hash != held.hash {
+		return fmt.Errorf("%w: the copy ends at seq %d (%s), it was announced to end at %d (%s)", ledger.ErrCorrupt, seq, hash, held.head, held.hash)
+	}
+	return nil
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// TestBackupBesideRunningServer: `backup` beside a server with --tokens
+// asks it for a copy with the admin's token (the auditor's is refused,
+// naming the role), and the copy, served from a fresh data dir, gives the
+// digest the server gave at the copy's head.
+func TestBackupBesideRunningServer(t *testing.T) {
+	data := t.TempDir()
+	const admin, auditor = "admin-token-0123456789", "auditor-token-0123456789"
+	srv := startWithTokens(t, data, `{"tokens":[{"name":"ops","token":"`+admin+`","roles":["admin"]},`+
+		`{"name":"audit","token":"`+auditor+`","roles":["auditor"]}],`+
+		`"networks":[{"name":"local","cidr":"127.0.0.0/8","roles":["command"]}]}`)
+	base := "http://" + srv.Addr()
+	for i := range 20 {
+		postRinging(t, base, i)
+	}
+	var live digestReply
+	getJSONWith(t, base+"/v1/digest", auditor, &live)
+	stderr := devNull(t)
+	out := filepath.Join(t.TempDir(), "copy.db")
+	if _, err := runCmd(t, &BackupCommand{Stderr: stderr}, "--data", data, "--out", out, "--token", auditor); !errors.Is(err, ledger.ErrRefused) || !strings.Contains(err.Error(), "admin role") {
+		t.Fatalf("with the auditor's token: %v", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a refused backup left a file")
+	}
+	if _, err := os.Stat(out + ".partial"); err == nil {
+		t.Fatal("a refused backup left its partial file")
+	}
+	sum, err := runCmd(t, &BackupCommand{Stderr: stderr}, "--data", data, "--out", out, "--token", admin)
+	if err != nil || !strings.Contains(sum, "events 1 to 20 ") || !strings.Contains(sum, "from the server at "+base) {
+		t.Fatalf("backup: %v %q", err, sum)
+	}
+	if _, err := runCmd(t, &BackupCommand{Stderr: stderr}, "--data", data, "--out", out, "--token", admin); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("a second backup to the same file: %v", err)
+	}
+	postRinging(t, base, 99) // the server goes on; the copy ends where it was taken
+
+	restored := t.TempDir()
+	if err := os.Rename(out, filepath.Join(restored, LedgerFile)); err != nil {
+		t.Fatal(err)
+	}
+	again := startTestServer(t, restored)
+	var got digestReply
+	getJSON(t, "http://"+again.Addr()+"/v1/digest", &got)
+	if got != live {
+		t.Fatalf("the copy served gives %+v, the server gave %+v when it was taken", got, live)
+	}
+}
+
+// TestBackupOfAStoppedDataDir: with no server on the dir, the copy is
+// taken from the file, byte for byte the events it holds; to standard
+// output with --out -.
+func TestBackupOfAStoppedDataDir(t *testing.T) {
+	d := writeOfflineDay(t, false, 0)
+	out := filepath.Join(t.TempDir(), "copy.db")
+	sum, err := runCmd(t, &BackupCommand{Stderr: devNull(t)}, "--data", d.dir, "--out", out)
+	if err != nil || !strings.Contains(sum, "from "+filepath.Join(d.dir, LedgerFile)) {
+		t.Fatalf("backup: %v %q", err, sum)
+	}
+	orig, err := ledger.Open(filepath.Join(d.dir, LedgerFile), ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	cp, err := ledger.Open(out, ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	rep, err := cp.Verify(context.Background())
+	if head, _ := orig.Head(); err != nil || !rep.OK || rep.Events != head {
+		t.Fatalf("verify of the copy: %+v %v, want %d events", rep, err, head)
+	}
+
+	var stdout bytes.Buffer
+	c := &BackupCommand{Out: &stdout, Stderr: devNull(t)}
+	if err := c.Run(context.Background(), []string{"--data", d.dir, "--out", "-"}); err != nil {
+		t.Fatal(err)
+	}
+	file, _ := os.ReadFile(out)
+	if !bytes.Equal(stdout.Bytes(), file) {
+		t.Fatalf("--out - wrote %d bytes, the file has %d", stdout.Len(), len(file))
+	}
+	if _, err := runCmd(t, &BackupCommand{Stderr: devNull(t)}, "--data", d.dir); !errors.Is(err, errCommandLine) {
+		t.Fatalf("without --out: %v", err)
+	}
+}
+
+// TestBackupContinuedFromTheMirror: a copy put back in a dir whose mirror
+// holds later events is refused by serve, and restore continues it with
+// them: the backup and the mirror give back every event.
+func TestBackupContinuedFromTheMirror(t *testing.T) {
+	data := t.TempDir()
+	srv, err := StartServer(context.Background(), testServeConfig(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + srv.Addr()
+	for i := range 10 {
+		postRinging(t, base, i)
+	}
+	out := filepath.Join(t.TempDir(), "copy.db")
+	if sum, err := runCmd(t, &BackupCommand{Stderr: devNull(t)}, "--data", data, "--out", out); err != nil || !strings.Contains(sum, "events 1 to 10 ") {
+		t.Fatalf("backup: %v %q", err, sum)
+	}
+	for i := 10; i < 25; i++ {
+		postRinging(t, base, i)
+	}
+	var live digestReply
+	getJSON(t, base+"/v1/digest", &live)
+	e2eStop(t, srv)
+
+	if err := os.Rename(out, filepath.Join(data, LedgerFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := StartServer(context.Background(), testServeConfig(data)); err == nil || !strings.Contains(err.Error(), "restore --from-jetstream") {
+		t.Fatalf("serve of a copy behind its mirror: %v, want a refusal naming restore", err)
+	}
+	restoreAndServe(t, data, live)
+}

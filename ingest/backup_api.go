@@ -1,0 +1,71 @@
+package ingest
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/recledger/recledger/ledger"
+)
+
+// Headers of GET /v1/backup: what the copy holds, sent before it.
+const (
+	headerHeadSeq  = "Recledger-Head-Seq"
+	headerHeadHash = "Recledger-Head-Hash"
+	headerSite     = "Recledger-Site"
+)
+
+// backupWriteWait is how long one write of a backup may take before the
+// copy is cut off: a client that stops reading would otherwise hold the
+// copy's read transaction open, and with it the ledger file's growth.
+const backupWriteWait = 30 * time.Second
+
+// handleBackup serves GET /v1/backup (admin): a consistent copy of the
+// ledger file, taken while the server goes on appending. The body is a
+// ledger file (serve, verify and replay open it); the headers say the
+// last event it holds. A copy that fails once begun is cut off (the
+// client sees fewer bytes than Content-Length), never completed with
+// something else.
+func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	begun := time.Now()
+	var info ledger.BackupInfo
+	n, err := s.events.Backup(r.Context(), deadlineWriter{w: w, rc: rc}, func(i ledger.BackupInfo) error {
+		info = i
+		h := w.Header()
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Length", strconv.FormatInt(i.Size, 10))
+		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="recledger-%s-%d.db"`, s.site, i.Head))
+		h.Set(headerHeadSeq, strconv.FormatUint(i.Head, 10))
+		h.Set(headerHeadHash, i.Hash)
+		h.Set(headerSite, s.site)
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	})
+	if err == nil {
+		s.log.Info("backup sent", logKeyHead, info.Head, logKeyBytes, n, logKeyTook, time.Since(begun), logKeyPrincipal, principalOf(r), logKeyClient, r.RemoteAddr)
+		return
+	}
+	if info.Size == 0 { // begin was not called: nothing sent yet
+		if r.Context().Err() == nil {
+			s.writeError(w, r, err)
+		}
+		return
+	}
+	s.log.Warn("backup cut off: the client got an incomplete copy (fewer bytes than Content-Length)",
+		logKeyHead, info.Head, logKeyBytes, n, logKeyErr, err, logKeyPrincipal, principalOf(r), logKeyClient, r.RemoteAddr)
+	panic(http.ErrAbortHandler)
+}
+
+// deadlineWriter gives each write of a backup backupWriteWait.
+type deadlineWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(backupWriteWait))
+	return d.w.Write(p)
+}
