@@ -57,8 +57,9 @@ type wireRef struct {
 }
 
 // ParseManifest decodes a manifest and derives the files it asks for.
-// A manifest that cannot be decoded, names no valid day, or holds a contact
-// id that is not a safe file name is an error: retrying cannot fix it.
+// A manifest that cannot be decoded, names no valid day, holds a contact
+// id that is not a safe file name, or asks for one file twice is an
+// error: retrying cannot fix it.
 func ParseManifest(data []byte) (Manifest, error) {
 	var w wireManifest
 	if err := json.Unmarshal(data, &w); err != nil {
@@ -90,7 +91,26 @@ func ParseManifest(data []byte) (Manifest, error) {
 		name := ref.ContactID + ".metadata." + strconv.FormatUint(seq, 10) + ".json"
 		m.Files = append(m.Files, File{Name: name, ContactID: ref.ContactID, Body: raw})
 	}
+	if err := checkNamesOnce(m); err != nil {
+		return Manifest{}, err
+	}
 	return m, nil
+}
+
+// checkNamesOnce refuses a manifest that asks for one file twice (a
+// contact listed twice, or a contact id that reads as another's metadata
+// update): the second would replace the first, and which one an upload
+// keeps would depend on the order of the list. recledger never writes
+// such a manifest.
+func checkNamesOnce(m Manifest) error {
+	at := make(map[string]int, len(m.Files))
+	for i, f := range m.Files {
+		if j, ok := at[f.Name]; ok {
+			return fmt.Errorf("manifest %s: entries %d and %d both ask for the file %s (contact %s)", m.Day, j, i, f.Name, f.ContactID)
+		}
+		at[f.Name] = i
+	}
+	return nil
 }
 
 func decodeRef(raw json.RawMessage) (wireRef, error) {

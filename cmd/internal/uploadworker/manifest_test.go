@@ -24,6 +24,9 @@ func TestParseManifest(t *testing.T) {
 		{name: "no seq", in: `{"day":"2026-11-23","metadata_updates":[{"contact_id":"A"}]}`, err: "seq"},
 		{name: "not json", in: `nope`, err: "manifest"},
 		{name: "newer format", in: `{"format":"recledger.manifest/2","day":"2026-11-23","contacts":[]}`, err: "unknown manifest format"},
+		{name: "contact twice", in: `{"day":"2026-11-23","contacts":[{"contact_id":"A1","a":1},{"contact_id":"A1","a":2}]}`, err: "entries 0 and 1 both ask for the file A1.json"},
+		{name: "update twice", in: `{"day":"2026-11-23","metadata_updates":[{"contact_id":"A","seq":3},{"contact_id":"A","seq":"3"}]}`, err: "both ask for the file A.metadata.3.json"},
+		{name: "contact named as an update", in: `{"day":"2026-11-23","contacts":[{"contact_id":"A.metadata.3"}],"metadata_updates":[{"contact_id":"A","seq":3}]}`, err: "both ask for the file A.metadata.3.json"},
 		{name: "current format", in: `{"format":"recledger.manifest/1","day":"2026-11-23","contacts":[{"contact_id":"X"}]}`, files: []string{"X.json"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,7 +59,12 @@ func FuzzParseManifest(f *testing.F) {
 		if err != nil {
 			return
 		}
+		names := map[string]bool{}
 		for _, file := range m.Files {
+			if names[file.Name] {
+				t.Fatalf("file %q asked for twice", file.Name)
+			}
+			names[file.Name] = true
 			if file.Name != filepath.Base(file.Name) || strings.HasPrefix(file.Name, ".") || !strings.HasPrefix(file.Name, file.ContactID+".") {
 				t.Fatalf("unsafe file name %q", file.Name)
 			}
