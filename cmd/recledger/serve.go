@@ -197,12 +197,15 @@ func (e loggedError) Unwrap() error { return e.err }
 // empty --data would write beside the program, an empty --nats-listen
 // would take the default port unsaid.
 func checkNotEmpty(cfg ServeConfig) error {
-	for _, f := range []struct{ flag, value, takes string }{
-		{"--data", cfg.Data, "a directory, such as ./data"},
-		{"--http", cfg.HTTP, "host:port, such as 127.0.0.1:8080; 0.0.0.0:8080 for every interface"},
-		{"--nats-listen", cfg.NATSListen, "host:port, such as " + ledger.DefaultNATSListen},
+	for _, f := range []struct {
+		flag, value, takes string
+		used               bool
+	}{
+		{"--data", cfg.Data, "a directory, such as ./data", true},
+		{"--http", cfg.HTTP, "host:port, such as 127.0.0.1:8080; 0.0.0.0:8080 for every interface", true},
+		{"--nats-listen", cfg.NATSListen, "host:port, such as " + ledger.DefaultNATSListen, cfg.NATS == ""}, // the embedded server's only
 	} {
-		if f.value == "" && (f.flag != "--nats-listen" || cfg.NATS == "") {
+		if f.used && f.value == "" {
 			return fmt.Errorf("serve: %s: %w: empty (give %s)", f.flag, ledger.ErrInvalid, f.takes)
 		}
 	}
