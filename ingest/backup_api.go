@@ -45,15 +45,18 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err == nil {
+		s.met.countBackup(backupSent, time.Now())
 		s.log.Info("backup sent", logKeyHead, info.Head, logKeyBytes, n, logKeyTook, time.Since(begun), logKeyPrincipal, principalOf(r), logKeyClient, r.RemoteAddr)
 		return
 	}
 	if info.Size == 0 { // begin was not called: nothing sent yet
+		s.met.countBackup(backupFailed, time.Time{})
 		if r.Context().Err() == nil {
 			s.writeError(w, r, err)
 		}
 		return
 	}
+	s.met.countBackup(backupCutOff, time.Time{})
 	s.log.Warn("backup cut off: the client got an incomplete copy (fewer bytes than Content-Length)",
 		logKeyHead, info.Head, logKeyBytes, n, logKeyErr, err, logKeyPrincipal, principalOf(r), logKeyClient, r.RemoteAddr)
 	panic(http.ErrAbortHandler)

@@ -28,6 +28,8 @@ type metrics struct {
 	ignored     *prometheus.CounterVec // call signals appended that changed nothing, by reason
 	ahead       prometheus.Counter     // call signals dated ahead of the server's clock
 	ctiDropped  prometheus.Counter     // NATS call-signal messages dropped unanswered
+	backups     *prometheus.CounterVec // GET /v1/backup by result
+	backupLast  prometheus.Gauge       // when the last whole backup was sent
 
 	writers  sync.Pool // free *statusWriter, see instrument
 	gatherer prometheus.Gatherer
@@ -84,6 +86,21 @@ func (m *metrics) countCommand(command, outcome string) {
 	m.commandsBy.get([2]string{command, outcome}, func() prometheus.Counter {
 		return m.commands.WithLabelValues(command, outcome)
 	}).Inc()
+}
+
+// Results of a backup, the label of recledger_backups_total.
+const (
+	backupSent   = "sent"
+	backupCutOff = "cut_off"
+	backupFailed = "failed"
+)
+
+// countBackup counts a backup's result; a whole one sets the time of the last.
+func (m *metrics) countBackup(result string, at time.Time) {
+	m.backups.WithLabelValues(result).Inc()
+	if result == backupSent {
+		m.backupLast.Set(float64(at.UnixNano()) / 1e9)
+	}
 }
 
 // Append sources, the label of the append histogram.
@@ -143,8 +160,16 @@ func newMetrics(reg prometheus.Registerer, lag, manifestLag, head func() uint64)
 			Name: "recledger_events_appended_total",
 			Help: "Events appended by the API (not the server's own: timers, seals by schedule; recledger_ledger_head_seq counts every event).",
 		}),
+		backups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recledger_backups_total",
+			Help: "Copies of the ledger asked for (GET /v1/backup), by result: sent whole, cut_off once begun, failed before the first byte.",
+		}, []string{"result"}),
+		backupLast: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recledger_backup_last_sent_timestamp_seconds",
+			Help: "When the last whole copy of the ledger was sent (Unix seconds); 0 until one is. Alert when it is older than your backups' period.",
+		}),
 	}
-	cs := []prometheus.Collector{m.commands, m.requests, m.appendSecs, m.appendBatch, m.appended, m.appendFails, m.signals, m.ignored, m.ahead, m.ctiDropped, m.conns,
+	cs := []prometheus.Collector{m.commands, m.requests, m.appendSecs, m.appendBatch, m.appended, m.appendFails, m.signals, m.ignored, m.ahead, m.ctiDropped, m.conns, m.backups, m.backupLast,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "recledger_ledger_head_seq",
 			Help: "The seq of the ledger's last event: every event appended, by the API or the server, since the ledger began.",

@@ -46,6 +46,9 @@ func TestBackupBesideRunningServer(t *testing.T) {
 	if _, err := runCmd(t, &BackupCommand{Stderr: stderr}, "--data", data, "--out", out, "--token", admin); !errors.Is(err, ledger.ErrConflict) {
 		t.Fatalf("a second backup to the same file: %v", err)
 	}
+	if m := metricsText(t, base); !strings.Contains(m, `recledger_backups_total{result="sent"} 1`) || strings.Contains(m, "recledger_backup_last_sent_timestamp_seconds 0\n") {
+		t.Fatalf("backup metrics after one copy:\n%s", grepLines(m, "backup"))
+	}
 	postRinging(t, base, 99) // the server goes on; the copy ends where it was taken
 
 	restored := t.TempDir()
@@ -130,4 +133,15 @@ func TestBackupContinuedFromTheMirror(t *testing.T) {
 		t.Fatalf("serve of a copy behind its mirror: %v, want a refusal naming restore", err)
 	}
 	restoreAndServe(t, data, live)
+}
+
+// grepLines is the lines of s that hold sub.
+func grepLines(s, sub string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
 }
