@@ -760,8 +760,8 @@ func postRinging(t *testing.T, base string, i int) {
 // TestDrainDelayKeepsServingWhileReadyzSaysStopping: told to stop with a
 // drain delay, the server answers /readyz 503 (stopping) at once, goes on
 // taking work until the delay ends (a load balancer has not yet moved
-// every client), and then stops with that work in its ledger. With no
-// delay, /readyz answers stopping too until the intake closes.
+// every client), call signals on NATS included, and then stops with that
+// work in its ledger.
 func TestDrainDelayKeepsServingWhileReadyzSaysStopping(t *testing.T) {
 	data := t.TempDir()
 	cfg := testServeConfig(data)
@@ -771,6 +771,11 @@ func TestDrainDelayKeepsServingWhileReadyzSaysStopping(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := "http://" + srv.Addr()
+	nc, err := nats.Connect(srv.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
 	ready := func() (int, map[string]any) {
 		t.Helper()
 		resp, err := http.Get(base + "/readyz")
@@ -805,6 +810,10 @@ func TestDrainDelayKeepsServingWhileReadyzSaysStopping(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	postRinging(t, base, 2) // still served during the delay
+	// and call signals on NATS too
+	if m, err := nc.Request(ledger.CTISubject(cfg.Site), []byte(`{"call_id":"c-3","extension":"3420","type":"ringing"}`), time.Second); err != nil || !strings.Contains(string(m.Data), "accepted") {
+		t.Fatalf("a NATS call signal while draining: %v %v", m, err)
+	}
 	if err := <-stopped; err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -825,8 +834,8 @@ func TestDrainDelayKeepsServingWhileReadyzSaysStopping(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if signals != 2 {
-		t.Fatalf("the ledger holds %d call signals, want both (one sent while draining)", signals)
+	if signals != 3 {
+		t.Fatalf("the ledger holds %d call signals, want 3 (two sent while draining)", signals)
 	}
 }
 

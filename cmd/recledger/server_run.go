@@ -175,6 +175,9 @@ func (s *Server) run(ctx context.Context, w workers, api *ingest.Server, httpSrv
 	g, gctx := errgroup.WithContext(asked)
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(gctx))
+	// The intake (the CTI subscriber; HTTP has its own Shutdown) stops
+	// when the drain says, after its delay, not at the signal.
+	intakeCtx, stopIntake := context.WithCancel(context.WithoutCancel(gctx))
 	ctiDone := make(chan struct{})
 	g.Go(func() error { return w.outbox.Run(workCtx) })
 	g.Go(func() error { return w.manifests.Run(workCtx) })
@@ -203,7 +206,7 @@ func (s *Server) run(ctx context.Context, w workers, api *ingest.Server, httpSrv
 	}
 	g.Go(func() error {
 		defer close(ctiDone)
-		return api.RunCTI(gctx, s.ctiNC, cfg.Site)
+		return api.RunCTI(intakeCtx, s.ctiNC, cfg.Site)
 	})
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -214,7 +217,7 @@ func (s *Server) run(ctx context.Context, w workers, api *ingest.Server, httpSrv
 	g.Go(func() error {
 		defer stopWork()
 		<-gctx.Done()
-		return s.drain(gctx, asked.Err() != nil, api, httpSrv, ctiDone, w.outbox)
+		return s.drain(gctx, asked.Err() != nil, api, httpSrv, stopIntake, ctiDone, w.outbox)
 	})
 	s.recordServing(gctx, g, ln)
 	go func() {
@@ -247,7 +250,7 @@ func (s *Server) run(ctx context.Context, w workers, api *ingest.Server, httpSrv
 // in flight (each answers only once its append is durable), waits for the
 // CTI subscriber to stop, and lets the outbox mirror what the drain
 // appended, for a moment.
-func (s *Server) drain(gctx context.Context, asked bool, api *ingest.Server, httpSrv *http.Server, ctiDone <-chan struct{}, outbox *ledger.Outbox) error {
+func (s *Server) drain(gctx context.Context, asked bool, api *ingest.Server, httpSrv *http.Server, stopIntake func(), ctiDone <-chan struct{}, outbox *ledger.Outbox) error {
 	log := s.log
 	why := context.Cause(gctx)
 	api.Stopping()
@@ -263,6 +266,7 @@ func (s *Server) drain(gctx context.Context, asked bool, api *ingest.Server, htt
 	} else {
 		log.Info("stopping: finishing the requests in flight", logKeyWhy, why)
 	}
+	stopIntake()
 	sctx, scancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer scancel()
 	err := httpSrv.Shutdown(sctx)
