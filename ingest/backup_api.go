@@ -29,6 +29,11 @@ const backupWriteWait = 30 * time.Second
 // something else.
 func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
+	if err := rc.SetWriteDeadline(time.Now().Add(backupWriteWait)); err != nil {
+		// A wrapper of w that hides the connection: the server's write
+		// timeout then cuts a copy that takes longer.
+		s.log.Warn("backup: the answer's write deadline cannot be moved; a copy that takes longer than the server's write timeout is cut off", logKeyErr, err)
+	}
 	begun := time.Now()
 	var info ledger.BackupInfo
 	n, err := s.events.Backup(r.Context(), deadlineWriter{w: w, rc: rc}, func(i ledger.BackupInfo) error {
