@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -47,8 +49,14 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 		h.Set(headerSite, s.site)
 		h.Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodHead {
+			return errHeadOnly // the headers alone: no copy is read
+		}
 		return nil
 	})
+	if errors.Is(err, errHeadOnly) {
+		return
+	}
 	if err == nil {
 		s.met.countBackup(backupSent, time.Now())
 		s.log.Info("backup sent", logKeyHead, info.Head, logKeyBytes, n, logKeyTook, time.Since(begun), logKeyPrincipal, principalOf(r), logKeyClient, r.RemoteAddr)
@@ -62,9 +70,26 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.met.countBackup(backupCutOff, time.Time{})
-	s.log.Warn("backup cut off: the client got an incomplete copy (fewer bytes than Content-Length)",
+	s.log.Warn("backup cut off: the client got an incomplete copy (fewer bytes than Content-Length): "+s.cutOffBecause(r, err),
 		logKeyHead, info.Head, logKeyBytes, n, logKeyErr, err, logKeyPrincipal, principalOf(r), logKeyClient, r.RemoteAddr)
 	panic(http.ErrAbortHandler)
+}
+
+// errHeadOnly ends the backup of a HEAD request once its headers are set.
+var errHeadOnly = errors.New("HEAD: headers only")
+
+// cutOffBecause says why a copy once begun was cut off, as far as the
+// server can tell.
+func (s *Server) cutOffBecause(r *http.Request, err error) string {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Sprintf("the client took no bytes for %s", backupWriteWait)
+	case s.stopping.Load():
+		return "the server is stopping (the shutdown timeout cuts a copy still in flight)"
+	case r.Context().Err() != nil:
+		return "the client went away"
+	}
+	return "the copy could not be read or sent"
 }
 
 // deadlineWriter gives each write of a backup backupWriteWait.

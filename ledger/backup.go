@@ -57,10 +57,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, begin func(BackupInfo) 
 		return err
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			return n, fmt.Errorf("backup: %w", ctx.Err())
-		}
-		return n, fmt.Errorf("backup: %w", err)
+		return n, fmt.Errorf("backup: %w", err) // w's own error, or ctx's once done
 	}
 	return n, nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -52,8 +53,8 @@ func (c *BackupCommand) Run(ctx context.Context, args []string) error {
 		return commandLine(fs, fmt.Errorf("%w: --out: give the file to write", ledger.ErrInvalid))
 	}
 	if *dest != "-" {
-		if _, err := os.Lstat(*dest); err == nil {
-			return fmt.Errorf("backup: --out %s: %w: the file exists; name another, or move it away", *dest, ledger.ErrConflict)
+		if err := checkBackupDest(*dest); err != nil {
+			return fmt.Errorf("backup: --out %s: %w", *dest, err)
 		}
 	}
 	write := func(fill func(w io.Writer) (backupHeld, error)) (backupHeld, error) {
@@ -63,11 +64,23 @@ func (c *BackupCommand) Run(ctx context.Context, args []string) error {
 		return writeNewFile(*dest, fill)
 	}
 	var held backupHeld
-	store, err := openLedgerReadOnly(*data)
-	if info, ok := heldByServer(*data, err, "backup", stderr); ok {
+	// A server running on the dir is asked, whether or not this account
+	// could open its file: it holds the file's lock, and an account made
+	// for backups needs only the admin token.
+	info, live := readServing(*data)
+	var store *ledger.Store
+	var err error
+	if !live {
+		store, err = openLedgerReadOnly(*data)
+		info, live = heldByServer(*data, err, "backup", stderr)
+		if !live && err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+	} else {
+		fmt.Fprintf(stderr, "backup: the ledger is held by the server running on it (pid %d); asking it at %s\n", info.PID, info.HTTP)
+	}
+	if live {
 		held, err = write(func(w io.Writer) (backupHeld, error) { return backupFromServer(ctx, info, *token, w) })
-	} else if err != nil {
-		return fmt.Errorf("backup: %w", err)
 	} else {
 		held, err = write(func(w io.Writer) (backupHeld, error) {
 			h := backupHeld{from: filepath.Join(*data, LedgerFile)}
@@ -75,12 +88,18 @@ func (c *BackupCommand) Run(ctx context.Context, args []string) error {
 				h.size, h.head, h.hash = i.Size, i.Head, i.Hash
 				return nil
 			})
-			return h, err
+			return h, err // "backup: …" already
 		})
 		store.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("backup: interrupted (%v); nothing was written to %s", context.Cause(ctx), *dest)
+		}
+		if !strings.HasPrefix(err.Error(), "backup: ") {
+			err = fmt.Errorf("backup: %w", err)
+		}
+		return err
 	}
 	if *dest == "-" {
 		return nil
@@ -105,14 +124,48 @@ func backupFromServer(ctx context.Context, info servingInfo, token string, w io.
 	if err != nil || h.size < 0 {
 		return h, fmt.Errorf("%w: the server at %s sent no head seq or length with its copy (is it a recledger serve of this build or later?)", ledger.ErrUnavailable, info.HTTP)
 	}
-	n, err := io.Copy(w, body)
+	lw := &localWriter{w: w}
+	n, err := io.Copy(lw, body)
+	if lw.err != nil {
+		return h, fmt.Errorf("writing the copy after %d of %d bytes: %w", n, h.size, lw.err) // here, not the server
+	}
 	if err == nil && n != h.size {
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
-		return h, fmt.Errorf("%w: the copy was cut off after %d of %d bytes: %v", ledger.ErrUnavailable, n, h.size, err)
+		return h, fmt.Errorf("%w: the server at %s cut the copy off after %d of %d bytes (its log says why): %v", ledger.ErrUnavailable, info.HTTP, n, h.size, err)
 	}
 	return h, nil
+}
+
+// localWriter is w, remembering its own error apart from the source's.
+type localWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (l *localWriter) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	if err != nil {
+		l.err = err
+	}
+	return n, err
+}
+
+// checkBackupDest refuses an --out that is there already (a file, a
+// directory) or whose directory is not.
+func checkBackupDest(path string) error {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("%w: it is a directory: name the file to write, such as %s", ledger.ErrInvalid, filepath.Join(path, "ledger.db"))
+		}
+		return fmt.Errorf("%w: the file exists; name another, or move it away", ledger.ErrConflict)
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("%w: its directory %s does not exist", ledger.ErrNotFound, dir)
+	}
+	return nil
 }
 
 // writeNewFile writes what fill writes to path: into path.partial first

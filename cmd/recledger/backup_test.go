@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,6 +47,14 @@ func TestBackupBesideRunningServer(t *testing.T) {
 	if _, err := runCmd(t, &BackupCommand{Stderr: stderr}, "--data", data, "--out", out, "--token", admin); !errors.Is(err, ledger.ErrConflict) {
 		t.Fatalf("a second backup to the same file: %v", err)
 	}
+	// HEAD: the headers of a copy, and no copy (none counted).
+	req, _ := http.NewRequest(http.MethodHead, base+"/v1/backup", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Recledger-Head-Seq") != "20" || resp.ContentLength <= 0 {
+		t.Fatalf("HEAD /v1/backup: %v %+v", err, resp)
+	}
+	resp.Body.Close()
 	if m := metricsText(t, base); !strings.Contains(m, `recledger_backups_total{result="sent"} 1`) || strings.Contains(m, "recledger_backup_last_sent_timestamp_seconds 0\n") {
 		t.Fatalf("backup metrics after one copy:\n%s", grepLines(m, "backup"))
 	}
@@ -96,6 +105,13 @@ func TestBackupOfAStoppedDataDir(t *testing.T) {
 	file, _ := os.ReadFile(out)
 	if !bytes.Equal(stdout.Bytes(), file) {
 		t.Fatalf("--out - wrote %d bytes, the file has %d", stdout.Len(), len(file))
+	}
+	dir := t.TempDir()
+	if _, err := runCmd(t, &BackupCommand{Stderr: devNull(t)}, "--data", d.dir, "--out", dir); !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("--out a directory: %v", err)
+	}
+	if _, err := runCmd(t, &BackupCommand{Stderr: devNull(t)}, "--data", d.dir, "--out", filepath.Join(dir, "no", "x.db")); !errors.Is(err, ledger.ErrNotFound) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("--out in a missing directory: %v", err)
 	}
 	if _, err := runCmd(t, &BackupCommand{Stderr: devNull(t)}, "--data", d.dir); !errors.Is(err, errCommandLine) {
 		t.Fatalf("without --out: %v", err)

@@ -116,21 +116,21 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if cpEvents < minCheckpointEvents || cpEvents > maxCheckpointEvents {
-		return fmt.Errorf("serve: --checkpoint-events %d: %w: %d to %d", cpEvents, ledger.ErrInvalid, minCheckpointEvents, maxCheckpointEvents)
+		return fmt.Errorf("serve: --checkpoint-events (or RECLEDGER_CHECKPOINT_EVENTS) %d: %w: %d to %d", cpEvents, ledger.ErrInvalid, minCheckpointEvents, maxCheckpointEvents)
 	}
 	if cfg.CheckpointEvery < minCheckpointEvery || cfg.CheckpointEvery > maxCheckpointEvery {
-		return fmt.Errorf("serve: --checkpoint-every %s: %w: %s to %s", cfg.CheckpointEvery, ledger.ErrInvalid, minCheckpointEvery, maxCheckpointEvery)
+		return fmt.Errorf("serve: --checkpoint-every (or RECLEDGER_CHECKPOINT_EVERY) %s: %w: %s to %s", cfg.CheckpointEvery, ledger.ErrInvalid, minCheckpointEvery, maxCheckpointEvery)
 	}
 	if cfg.MaxConnections < minMaxConnections || cfg.MaxConnections > maxMaxConnections {
-		return fmt.Errorf("serve: --http-max-connections %d: %w: %d to %d", cfg.MaxConnections, ledger.ErrInvalid, minMaxConnections, maxMaxConnections)
+		return fmt.Errorf("serve: --http-max-connections (or RECLEDGER_HTTP_MAX_CONNECTIONS) %d: %w: %d to %d", cfg.MaxConnections, ledger.ErrInvalid, minMaxConnections, maxMaxConnections)
 	}
 	if cfg.DrainDelay < 0 || cfg.DrainDelay > maxDrainDelay {
-		return fmt.Errorf("serve: --drain-delay %s: %w: 0 to %s", cfg.DrainDelay, ledger.ErrInvalid, maxDrainDelay)
+		return fmt.Errorf("serve: --drain-delay (or RECLEDGER_DRAIN_DELAY) %s: %w: 0 to %s", cfg.DrainDelay, ledger.ErrInvalid, maxDrainDelay)
 	}
 	cfg.CheckpointEvents = uint64(cpEvents)
 	if cfg.Replicas < 1 || cfg.Replicas > 5 {
 		// JetStream takes 1 to 5 replicas; 0 or less was taken and meant 1.
-		return fmt.Errorf("serve: --replicas %d: %w: 1 to 5", cfg.Replicas, ledger.ErrInvalid)
+		return fmt.Errorf("serve: --replicas (or RECLEDGER_REPLICAS) %d: %w: 1 to 5", cfg.Replicas, ledger.ErrInvalid)
 	}
 	stderr := c.Stderr
 	if stderr == nil {

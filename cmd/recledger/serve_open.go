@@ -13,7 +13,7 @@ import (
 )
 
 // readerWait bounds how long serve waits for processes that read the
-// ledger offline (replay, verify, pauses or manifest on the stopped data
+// ledger offline (replay, verify, pauses, manifest or backup on the stopped data
 // dir) to let go of its file; readerWaitLog paces the log while it waits.
 const (
 	readerWait    = 2 * time.Minute
@@ -52,7 +52,7 @@ func openForServe(ctx context.Context, dir string, log *slog.Logger) (*ledger.St
 		// writes serving.json once it serves, and this one then stops)
 		// or a restore; a walk's second serve called a starting one an
 		// offline reader.
-		doing := "reading it offline (replay, verify, pauses or manifest on the stopped data dir)"
+		doing := "reading it offline (replay, verify, pauses, manifest or backup on the stopped data dir)"
 		if writer {
 			doing = "writing it: another serve starting (this one stops once that one serves) or a restore"
 		}
