@@ -147,8 +147,16 @@ func (s *Store) WriterStats() WriterStats {
 }
 
 // Open opens (creating if needed, unless read-only) the ledger at path and,
-// unless read-only, starts its writer goroutine. Close stops it.
+// unless read-only, starts its writer goroutine. Close stops it. It is
+// OpenContext with a context that is never done.
 func Open(path string, opts Options) (*Store, error) {
+	return OpenContext(context.Background(), path, opts)
+}
+
+// OpenContext is Open whose check of an existing file's pages before the
+// first write (it reads every page but the events' leaves: seconds for a
+// large ledger) ends when ctx is done, with ctx's error.
+func OpenContext(ctx context.Context, path string, opts Options) (*Store, error) {
 	s := &Store{
 		sectionTxBytes: DefaultSectionTxBytes,
 		log:            opts.Logger,
@@ -201,7 +209,11 @@ func Open(path string, opts Options) (*Store, error) {
 		// makes bbolt hand it out, and the write overwrites events (a
 		// walk served a file verify had called damaged, and lost 1,054).
 		// The light walk reads every page but the events' leaves.
-		rep, err := checkPages(context.Background(), path, true)
+		rep, err := checkPages(ctx, path, true)
+		if err != nil && ctx.Err() != nil {
+			db.Close()
+			return nil, fmt.Errorf("open %s: %w", path, ctx.Err())
+		}
 		if err == nil && !rep.OK {
 			db.Close()
 			return nil, fmt.Errorf("open %s: %w: its pages: %s; a write on it could overwrite pages in use: "+

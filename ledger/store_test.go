@@ -231,3 +231,23 @@ func TestScanCallsFnOutsideTransactions(t *testing.T) {
 		t.Fatalf("scan saw seqs %v, want 1 and 2 (up to the head at the call)", seen)
 	}
 }
+
+// TestOpenContextEndsItsPageCheck: the page check of an existing file
+// before the first write ends with a done context (a serve stopped while
+// it starts), leaving the file unlocked; a fresh file has nothing to check.
+func TestOpenContextEndsItsPageCheck(t *testing.T) {
+	path := closedLedger(t, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if s, err := OpenContext(ctx, path, Options{}); !errors.Is(err, context.Canceled) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("open with a done context: %v", err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("the file stayed locked: %v", err)
+	}
+	s.Close()
+}

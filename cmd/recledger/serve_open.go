@@ -30,7 +30,7 @@ func openForServe(ctx context.Context, dir string, log *slog.Logger) (*ledger.St
 	deadline := time.Now().Add(readerWait)
 	var logged time.Time
 	for {
-		store, err := ledger.Open(path, ledger.Options{Logger: log})
+		store, err := ledger.OpenContext(ctx, path, ledger.Options{Logger: log})
 		if err == nil {
 			if !logged.IsZero() {
 				log.Info("the ledger's readers let go of it; starting", logKeyFile, path)
