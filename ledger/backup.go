@@ -33,6 +33,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, begin func(BackupInfo) 
 		return 0, fmt.Errorf("backup: %w", ErrClosed)
 	}
 	var n int64
+	cw := &ctxWriter{ctx: ctx, w: w}
 	err := s.view(func(tx *bolt.Tx) error {
 		info := BackupInfo{Size: tx.Size()}
 		if b := tx.Bucket(bucketEvents); b != nil {
@@ -50,7 +51,10 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, begin func(BackupInfo) 
 			}
 		}
 		var err error
-		n, err = tx.WriteTo(ctxWriter{ctx, w})
+		n, err = tx.WriteTo(cw)
+		if cw.err != nil {
+			err = cw.err // bbolt words some of them with %s, not %w
+		}
 		if err == nil && n != info.Size {
 			err = fmt.Errorf("%w: the copy is %d bytes, the file %d", ErrCorrupt, n, info.Size)
 		}
@@ -62,15 +66,22 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, begin func(BackupInfo) 
 	return n, nil
 }
 
-// ctxWriter is w that refuses writes once ctx is done.
+// ctxWriter is w that refuses writes once ctx is done, and remembers
+// its first error.
 type ctxWriter struct {
 	ctx context.Context
 	w   io.Writer
+	err error
 }
 
-func (c ctxWriter) Write(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
+func (c *ctxWriter) Write(p []byte) (int, error) {
+	if c.err == nil {
+		c.err = c.ctx.Err()
 	}
-	return c.w.Write(p)
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.err = err
+	return n, err
 }
