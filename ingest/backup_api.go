@@ -18,10 +18,11 @@ const (
 	headerSite     = "Recledger-Site"
 )
 
-// backupWriteWait is how long one write of a backup may take before the
-// copy is cut off: a client that stops reading would otherwise hold the
-// copy's read transaction open, and with it the ledger file's growth.
-const backupWriteWait = 30 * time.Second
+// defaultBackupWriteWait is how long one write of a backup may take
+// before the copy is cut off (Server.backupWriteWait): a client that stops
+// reading would otherwise hold the copy's read transaction open, and with
+// it the pages appends would reuse.
+const defaultBackupWriteWait = 30 * time.Second
 
 // handleBackup serves GET /v1/backup (admin): a consistent copy of the
 // ledger file, taken while the server goes on appending. The body is a
@@ -31,14 +32,14 @@ const backupWriteWait = 30 * time.Second
 // something else.
 func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
-	if err := rc.SetWriteDeadline(time.Now().Add(backupWriteWait)); err != nil {
+	if err := rc.SetWriteDeadline(time.Now().Add(s.backupWriteWait)); err != nil {
 		// A wrapper of w that hides the connection: the server's write
 		// timeout then cuts a copy that takes longer.
 		s.log.Warn("backup: the answer's write deadline cannot be moved; a copy that takes longer than the server's write timeout is cut off", logKeyErr, err)
 	}
 	begun := time.Now()
 	var info ledger.BackupInfo
-	n, err := s.events.Backup(r.Context(), deadlineWriter{w: w, rc: rc}, func(i ledger.BackupInfo) error {
+	n, err := s.events.Backup(r.Context(), deadlineWriter{w: w, rc: rc, wait: s.backupWriteWait}, func(i ledger.BackupInfo) error {
 		info = i
 		h := w.Header()
 		h.Set("Content-Type", "application/octet-stream")
@@ -83,7 +84,7 @@ var errHeadOnly = errors.New("HEAD: headers only")
 func (s *Server) cutOffBecause(r *http.Request, err error) string {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Sprintf("the client took no bytes for %s", backupWriteWait)
+		return fmt.Sprintf("the client took no bytes for %s", s.backupWriteWait)
 	case s.stopping.Load():
 		return "the server is stopping (the shutdown timeout cuts a copy still in flight)"
 	case r.Context().Err() != nil:
@@ -92,13 +93,14 @@ func (s *Server) cutOffBecause(r *http.Request, err error) string {
 	return "the copy could not be read or sent"
 }
 
-// deadlineWriter gives each write of a backup backupWriteWait.
+// deadlineWriter gives each write of a backup wait.
 type deadlineWriter struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	wait time.Duration
 }
 
 func (d deadlineWriter) Write(p []byte) (int, error) {
-	_ = d.rc.SetWriteDeadline(time.Now().Add(backupWriteWait))
+	_ = d.rc.SetWriteDeadline(time.Now().Add(d.wait))
 	return d.w.Write(p)
 }

@@ -207,6 +207,9 @@ type Server struct {
 	damageProblem atomic.Pointer[string]
 	// stopping is set by Stopping: /readyz answers 503 from then on.
 	stopping atomic.Bool
+	// backupWriteWait bounds each write of GET /v1/backup
+	// (defaultBackupWriteWait; tests make it shorter).
+	backupWriteWait time.Duration
 	// unavailableLog paces the log of requests refused while the ledger
 	// takes no writes.
 	unavailableLog rate.Sometimes
@@ -250,6 +253,7 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.backupWriteWait = defaultBackupWriteWait
 	s.unavailableLog.Interval = 10 * time.Second
 	s.refusedReplyLog.Interval = 10 * time.Second
 	s.unansweredLog.Interval = 10 * time.Second
