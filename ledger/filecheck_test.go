@@ -30,15 +30,7 @@ func closedLedger(t testing.TB, n int) string {
 // them, 16 MiB at a time once its map is larger than that.
 func usedBytes(t *testing.T, path string) int64 {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, ok := newestMeta(f)
-	if !ok {
-		t.Fatalf("%s: no header checks out", path)
-	}
+	m := fileMeta(t, path)
 	return int64(m.pgid) * int64(m.pageSize)
 }
 

@@ -64,10 +64,7 @@ func TestBackupBesideRunningServer(t *testing.T) {
 	if err := os.Rename(out, filepath.Join(restored, LedgerFile)); err != nil {
 		t.Fatal(err)
 	}
-	again := startTestServer(t, restored)
-	var got digestReply
-	getJSON(t, "http://"+again.Addr()+"/v1/digest", &got)
-	if got != live {
+	if got := servedDigest(t, restored); got != live {
 		t.Fatalf("the copy served gives %+v, the server gave %+v when it was taken", got, live)
 	}
 }

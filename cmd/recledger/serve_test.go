@@ -364,12 +364,18 @@ func restoreAndServe(t *testing.T, data string, live digestReply, want ...string
 			t.Fatalf("restore from the data dir's mirror: %v\n%s\nwant %q", err, out, w)
 		}
 	}
-	srv := startTestServer(t, data)
-	var again digestReply
-	getJSON(t, "http://"+srv.Addr()+"/v1/digest", &again)
-	if again != live {
+	if again := servedDigest(t, data); again != live {
 		t.Fatalf("served after the restore: %+v, before %+v", again, live)
 	}
+}
+
+// servedDigest starts a test server on data and returns its /v1/digest.
+func servedDigest(t *testing.T, data string) digestReply {
+	t.Helper()
+	srv := startTestServer(t, data)
+	var d digestReply
+	getJSON(t, "http://"+srv.Addr()+"/v1/digest", &d)
+	return d
 }
 
 // TestCallSignalsHaveTheirOwnConnection: call signals arrive on a NATS
