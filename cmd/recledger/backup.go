@@ -94,6 +94,9 @@ func (c *BackupCommand) Run(ctx context.Context, args []string) error {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
+			if *dest == "-" {
+				return fmt.Errorf("backup: interrupted (%v); what went to standard output is not a whole copy", context.Cause(ctx))
+			}
 			return fmt.Errorf("backup: interrupted (%v); nothing was written to %s", context.Cause(ctx), *dest)
 		}
 		if !strings.HasPrefix(err.Error(), "backup: ") {
