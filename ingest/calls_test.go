@@ -165,3 +165,28 @@ func FuzzParseTokens(f *testing.F) {
 		}
 	})
 }
+
+// TestSignalBounds: a batch of 1,000 signals and a call_id of 128
+// characters are taken; one more of either is refused, naming the bound.
+func TestSignalBounds(t *testing.T) {
+	now := time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
+	batch := func(n int) []byte {
+		one := `{"call_id":"c-1","extension":"3420","type":"ringing"}`
+		return []byte("[" + strings.TrimSuffix(strings.Repeat(one+",", n), ",") + "]")
+	}
+	if evs, err := parseSignals(batch(1000), now, ledger.TransportHTTP, ""); err != nil || len(evs) != 1000 {
+		t.Fatalf("1,000 signals: %d %v", len(evs), err)
+	}
+	if _, err := parseSignals(batch(1001), now, ledger.TransportHTTP, ""); err == nil || !strings.Contains(err.Error(), "at most 1000 call signals per batch, got 1001") {
+		t.Fatalf("1,001 signals: %v", err)
+	}
+	id := func(n int) []byte {
+		return []byte(`{"call_id":"` + strings.Repeat("é", n) + `","extension":"3420","type":"ringing"}`)
+	}
+	if _, err := parseSignals(id(128), now, ledger.TransportHTTP, ""); err != nil {
+		t.Fatalf("a call_id of 128 characters: %v", err)
+	}
+	if _, err := parseSignals(id(129), now, ledger.TransportHTTP, ""); err == nil || !strings.Contains(err.Error(), "longer than 128 characters") {
+		t.Fatalf("a call_id of 129 characters: %v", err)
+	}
+}
