@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 
@@ -35,22 +34,16 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, begin func(BackupInfo) 
 	var n int64
 	cw := &ctxWriter{ctx: ctx, w: w}
 	err := s.view(func(tx *bolt.Tx) error {
-		info := BackupInfo{Size: tx.Size()}
-		if b := tx.Bucket(bucketEvents); b != nil {
-			if k, v := b.Cursor().Last(); k != nil {
-				e, err := Decode(v)
-				if err != nil || len(k) != 8 || e.Seq != binary.BigEndian.Uint64(k) {
-					return fmt.Errorf("%w: the last event does not read (recledger verify names it)", ErrCorrupt)
-				}
-				info.Head, info.Hash = e.Seq, e.Hash
-			}
+		h, err := headIn(tx)
+		if err != nil {
+			return fmt.Errorf("%w (recledger verify names it)", err)
 		}
+		info := BackupInfo{Size: tx.Size(), Head: h.seq, Hash: h.hash}
 		if begin != nil {
 			if err := begin(info); err != nil {
 				return err
 			}
 		}
-		var err error
 		n, err = tx.WriteTo(cw)
 		if cw.err != nil {
 			err = cw.err // bbolt words some of them with %s, not %w

@@ -324,31 +324,41 @@ func OpenContext(ctx context.Context, path string, opts Options) (*Store, error)
 // a head with the key's seq (so Head still reports the size) and an error
 // wrapping ErrCorrupt.
 func (s *Store) readHead() (*head, error) {
-	h := &head{}
-	err := s.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEvents)
-		if b == nil {
-			return nil
-		}
-		k, v := b.Cursor().Last()
-		if k == nil {
-			return nil
-		}
-		if len(k) != 8 {
-			return fmt.Errorf("read head: %w: key of %d bytes", ErrCorrupt, len(k))
-		}
-		h.seq = binary.BigEndian.Uint64(k)
-		e, err := Decode(v)
-		if err != nil {
-			return fmt.Errorf("read head: %w", err)
-		}
-		if e.Seq != h.seq {
-			return fmt.Errorf("read head: %w: key %d holds seq %d", ErrCorrupt, h.seq, e.Seq)
-		}
-		h.hash, h.id = e.Hash, e.ID
-		return nil
+	var h *head
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		h, err = headIn(tx)
+		return err
 	})
+	if h == nil {
+		h = &head{}
+	}
 	return h, err
+}
+
+// headIn reads the last stored event as tx sees it, as readHead does.
+func headIn(tx *bolt.Tx) (*head, error) {
+	h := &head{}
+	b := tx.Bucket(bucketEvents)
+	if b == nil {
+		return h, nil
+	}
+	k, v := b.Cursor().Last()
+	if k == nil {
+		return h, nil
+	}
+	if len(k) != 8 {
+		return h, fmt.Errorf("read head: %w: key of %d bytes", ErrCorrupt, len(k))
+	}
+	h.seq = binary.BigEndian.Uint64(k)
+	e, err := Decode(v)
+	if err != nil {
+		return h, fmt.Errorf("read head: %w", err)
+	}
+	if e.Seq != h.seq {
+		return h, fmt.Errorf("read head: %w: key %d holds seq %d", ErrCorrupt, h.seq, e.Seq)
+	}
+	h.hash, h.id = e.Hash, e.ID
+	return h, nil
 }
 
 // Head returns the seq and hash of the last committed event (0 and "" when
