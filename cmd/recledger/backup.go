@@ -42,8 +42,7 @@ func (c *BackupCommand) Run(ctx context.Context, args []string) error {
 		fs.PrintDefaults()
 	}
 	data := dataFlag(fs)
-	token := fs.String("token", envOr("RECLEDGER_TOKEN", ""),
-		"token with the admin role, for a server that has --tokens: sent to the HTTP API of a server running on --data (env RECLEDGER_TOKEN; the environment keeps it out of ps)")
+	token := roleTokenFlag(fs, "admin", "the HTTP API of a server running on --data")
 	dest := fs.String("out", "", "the file to write (it must not exist; written beside it as FILE.partial, then renamed), or - for standard output")
 	if err := parseFlags(fs, args); err != nil {
 		return err

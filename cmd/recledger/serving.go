@@ -140,8 +140,13 @@ func getFromServer(ctx context.Context, info servingInfo, token, path string) (*
 // commands present to a running server they ask instead of the ledger.
 // uses says where this command sends it.
 func tokenFlag(fs *flag.FlagSet, uses string) *string {
+	return roleTokenFlag(fs, "auditor", uses)
+}
+
+// roleTokenFlag is tokenFlag for a command whose requests take role.
+func roleTokenFlag(fs *flag.FlagSet, role, uses string) *string {
 	return fs.String("token", envOr("RECLEDGER_TOKEN", ""),
-		"token with the auditor role, for a server that has --tokens: sent to "+uses+" (env RECLEDGER_TOKEN; the environment keeps it out of ps)")
+		"token with the "+role+" role, for a server that has --tokens: sent to "+uses+" (env RECLEDGER_TOKEN; the environment keeps it out of ps)")
 }
 
 // natsToken is the connect option presenting token to NATS; none when empty.
