@@ -91,11 +91,20 @@ func TestOutboxResumesFromStreamTailNotMemory(t *testing.T) {
 	stop1() // "crash": whatever o1 knew is gone
 
 	jsAppend(t, s, 250)
-	o2, _ := jsOutbox(t, s, js)
+	o2, stop2 := jsOutbox(t, s, js)
 	jsDrained(t, s, o2)
 	if got := o2.Published(); got != 250 {
 		t.Errorf("second outbox published %d, want only the 250 new events", got)
 	}
+	jsCheckMirror(t, s, js)
+
+	// Resumed with the stream caught up, the next event alone is
+	// mirrored: it is published first, without waiting for another.
+	stop2()
+	o3, _ := jsOutbox(t, s, js)
+	jsWait(t, 15*time.Second, "outbox to resume", func() bool { return o3.Confirmed() == 750 })
+	jsAppend(t, s, 1)
+	jsDrained(t, s, o3)
 	jsCheckMirror(t, s, js)
 }
 
