@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -213,7 +214,7 @@ func TestCompareJetStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.OK || rep.FirstBad != 123 || rep.Events != 122 || !strings.Contains(rep.Problem, "seq 124 after 122") {
+	if rep.OK || rep.FirstBad != 123 || rep.Events != 122 || !strings.Contains(rep.Problem, "seq 124 after 122") || rep.LedgerDamaged || rep.Restorable {
 		t.Errorf("stream lacks seq 123: %+v", rep)
 	}
 	// Reading after the missing event: the seek finds no seq 123, reads
@@ -244,6 +245,35 @@ func TestCompareJetStreamOtherLedger(t *testing.T) {
 		t.Errorf("other ledger: %+v", rep)
 	}
 
+	// The same ledger resealed from seq 20 on with other data: the same
+	// ids, and a chain of its own. Only the bytes tell them apart.
+	var mirrored []Envelope
+	if err := ScanJetStream(ctx, js, jsTestSite, 0, func(e Envelope) error { mirrored = append(mirrored, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	resealed := jsStore(t)
+	if err := resealed.Import(ctx, mirrored[:19]); err != nil {
+		t.Fatal(err)
+	}
+	prev := mirrored[18].Hash
+	for _, e := range mirrored[19:] {
+		e.Data = json.RawMessage(`{"command":"tag","extension":"1002","transport":"CAD"}`)
+		if _, err := e.Seal(prev); err != nil {
+			t.Fatal(err)
+		}
+		if err := resealed.Import(ctx, []Envelope{e}); err != nil {
+			t.Fatal(err)
+		}
+		prev = e.Hash
+	}
+	rep, err = CompareJetStream(ctx, resealed, js, jsTestSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.FirstBad != 20 || rep.Events != 19 || !strings.Contains(rep.Problem, "bytes differ") {
+		t.Errorf("resealed ledger with the mirror's ids: %+v", rep)
+	}
+
 	// A shorter ledger: the stream has more.
 	short := jsStore(t)
 	rep, err = CompareJetStream(ctx, short, js, jsTestSite)
@@ -252,6 +282,41 @@ func TestCompareJetStreamOtherLedger(t *testing.T) {
 	}
 	if rep.OK || rep.FirstBad != 1 || !strings.Contains(rep.Problem, "beyond the ledger's head") {
 		t.Errorf("empty ledger against a stream of 50: %+v", rep)
+	}
+}
+
+// TestCompareJetStreamNamesAStreamThatIsNotAChain: events numbered on
+// from the ledger's, whose prev is not the hash before them (another
+// ledger's events published after this one's), are a broken chain in the
+// stream, not a different ledger.
+func TestCompareJetStreamNamesAStreamThatIsNotAChain(t *testing.T) {
+	s, js := jsMirrored(t, 30)
+	ctx := context.Background()
+	jsAppend(t, s, 10) // not mirrored
+	other := jsStore(t)
+	jsAppend(t, other, 40)
+	if err := other.Scan(ctx, 30, func(e Envelope) error {
+		_, err := js.PublishMsg(ctx, &nats.Msg{
+			Subject: EventSubject(jsTestSite, e.Type),
+			Data:    e.Raw,
+			Header:  nats.Header{jetstream.MsgIDHeader: []string{e.ID.String()}},
+		})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	n := 0
+	err := ScanJetStream(ctx, js, jsTestSite, 0, func(Envelope) error { n++; return nil })
+	if !errors.Is(err, ErrChainBroken) || !strings.Contains(err.Error(), "prev is not the hash of seq 30") || n != 30 {
+		t.Errorf("scan: %d events, err %v; want 30 and the chain broken at seq 31", n, err)
+	}
+	rep, err := CompareJetStream(ctx, s, js, jsTestSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.FirstBad != 31 || rep.Events != 30 || !strings.Contains(rep.Problem, "prev is not the hash") || rep.LedgerDamaged {
+		t.Errorf("compare: %+v", rep)
 	}
 }
 
