@@ -61,6 +61,13 @@ func TestCheckpointSections(t *testing.T) {
 	if err := s.SaveCheckpoint(ctx, "3", 2, []byte("head"), secs); err != nil {
 		t.Fatal(err)
 	}
+	// The first checkpoint of a version drops the other versions' at once.
+	if _, _, err := s.LoadCheckpoint(ctx, "2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the older version's checkpoint was kept: %v", err)
+	}
+	if _, err := s.Section(ctx, "2/m/2026-11-22"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the older version's section was kept: %v", err)
+	}
 	for _, bad := range []string{"", "3/", "2/m/2026-11-24", "3m"} {
 		if err := s.SaveCheckpoint(ctx, "3", 2, []byte("head"), []Section{{Key: bad, Data: []byte("x")}}); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("section key %q: %v", bad, err)
