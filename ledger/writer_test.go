@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -78,6 +79,77 @@ func TestConcurrentAppends(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustVerify(t, s, want)
+}
+
+// TestCloseWhileAppending closes the store under 32 appending callers:
+// each append either is acknowledged, and then is in the file after a
+// reopen, or returns ErrClosed; none waits for ever, and nothing
+// unacknowledged is stored. The requests queued when Close is called are
+// committed, not dropped.
+func TestCloseWhileAppending(t *testing.T) {
+	const goroutines = 32
+	ctx := context.Background()
+	s, path := openTest(t, Options{})
+	var (
+		mu    sync.Mutex
+		acked = map[uint64]string{}
+		wg    sync.WaitGroup
+	)
+	errs := make(chan error, goroutines)
+	started := make(chan struct{}, goroutines)
+	for range goroutines {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				envs, err := s.Append(ctx, cmd("tag"))
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				acked[envs[0].Seq] = envs[0].ID.String()
+				mu.Unlock()
+				if i == 20 {
+					started <- struct{}{}
+				}
+			}
+		})
+	}
+	for range goroutines {
+		<-started
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("appends still waiting 10 s after Close")
+	}
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("append during Close: %v, want ErrClosed", err)
+		}
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if head, _ := s.Head(); head != uint64(len(acked)) {
+		t.Fatalf("head %d after reopen, %d appends acknowledged", head, len(acked))
+	}
+	err = s.Scan(ctx, 0, func(e Envelope) error {
+		if acked[e.Seq] != e.ID.String() {
+			return fmt.Errorf("seq %d: stored id %s, acknowledged %q", e.Seq, e.ID, acked[e.Seq])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestIDsIncreaseAcrossRestartWithClockBack(t *testing.T) {
