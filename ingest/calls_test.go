@@ -31,9 +31,15 @@ func TestParseSignals(t *testing.T) {
 	if err != nil || evs[0].Data.(ledger.CallSignal).At.String() != "2026-11-23T13:02:11.120Z" {
 		t.Fatalf("BOM, lower-case t and z: %v %v", evs, err)
 	}
-	evs, _ = parseSignals([]byte(`[{"call_id":"c-1","extension":"3420","type":"ended"}]`), now, ledger.TransportNATS, "")
-	if sig := evs[0].Data.(ledger.CallSignal); !sig.At.Equal(now) {
-		t.Fatalf("default at: %v", sig.At)
+	// Without at, or with an empty one, the server stamps the signal.
+	evs, err = parseSignals([]byte(`[{"call_id":"c-1","extension":"3420","type":"ended"},{"call_id":"c-1","extension":"3420","type":"ended","at":""}]`), now, ledger.TransportNATS, "")
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("signals without at: %v %v", evs, err)
+	}
+	for i, e := range evs {
+		if sig := e.Data.(ledger.CallSignal); !sig.At.Equal(now) || sig.Transport != ledger.TransportNATS {
+			t.Fatalf("signal %d: default at %v, transport %q", i, sig.At, sig.Transport)
+		}
 	}
 	// A batch is appended in the order given, not sorted by time (sorted,
 	// a call whose feed dated its ended before its answered was split).
@@ -61,6 +67,7 @@ func TestParseSignals(t *testing.T) {
 		`{"call_id":"c","extension":"1","type":"held","dnis":"` + strings.Repeat("1", 65) + `"}`:     "dnis",
 		`{"call_id":"x\ud800","extension":"1","type":"held"}`:                                        "call_id",   // a lone surrogate
 		`{"call_id":"x\u0000","extension":"1","type":"held"}`:                                        "call_id",   // a control character
+		`{"call_id":"c","extension":"1\ufffd","type":"held"}`:                                        "extension", // two such would read as one
 		`{"call_id":"c","extension":"3420 ","type":"held"}`:                                          "extension", // matches no agent's
 		`{"call_id":" c","extension":"3420","type":"held"}`:                                          "call_id",
 		`{"call_id":"${callId}","extension":"3420","type":"held"}`:                                   "call_id", // a template's unfilled variable
