@@ -289,12 +289,15 @@ func TestOutboxCountsAStallFromTheFirstEventWaiting(t *testing.T) {
 	o, _ := jsOutbox(t, s, js) // acks time out after 1 s
 	jsAppend(t, s, 20)
 	jsDrained(t, s, o)
+	// Idle a while: nothing waits then, and the stall is not dated from
+	// the last publish confirmed.
+	time.Sleep(1500 * time.Millisecond)
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	waiting := time.Now()
 	jsAppend(t, s, 5)
 	jsWait(t, 20*time.Second, "the outbox to stall", func() bool { return o.Stalled() > 0 })
-	if st, waited := o.Stalled(), time.Since(waiting); st < waited-300*time.Millisecond {
+	if st, waited := o.Stalled(), time.Since(waiting); st < waited-300*time.Millisecond || st > waited+500*time.Millisecond {
 		t.Errorf("stalled %v, though the events have waited %v", st, waited)
 	}
 }
@@ -389,6 +392,27 @@ func TestOutboxRefillsALostStreamWhileIdle(t *testing.T) {
 // by several sites, a lost stream made again by another site's server
 // holds that site's subject only; this site's outbox adds its own back
 // and refills the stream from its ledger, instead of failing forever.
+// An outbox that does not create the streams (an external cluster whose
+// operators make them) shows a stream lost while idle as lag, the whole
+// ledger, until the stream is made again; then it refills it.
+func TestOutboxWaitingForItsStreamShowsTheLostOneAsLag(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	jsAppend(t, s, 100)
+	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.tick, o.look = 20*time.Millisecond, 50*time.Millisecond })
+	jsDrained(t, s, o)
+	if err := js.DeleteStream(t.Context(), EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	jsWait(t, 10*time.Second, "the lost stream shown as lag", func() bool { return o.Lag() == 100 })
+	if err := EnsureStreams(t.Context(), js, jsTestSite, 1); err != nil {
+		t.Fatal(err)
+	}
+	jsDrained(t, s, o)
+	jsCheckMirror(t, s, js)
+}
+
 func TestOutboxAddsItsSubjectToAStreamMadeByAnotherSite(t *testing.T) {
 	ctx := context.Background()
 	js, s, o := jsExternal(t, 20)
