@@ -26,7 +26,7 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 	cooled, encoded, patched, pending, kept, coolings := 0, 0, 0, 0, 0, 0
 	for seed := int64(1); seed <= 4; seed++ {
 		g := newEnvGen(t)
-		g.config(genConfig(12, 30))
+		g.config(genConfig(15, 30)) // u14, a dialer agent that realistic leaves alone
 		rng := rand.New(rand.NewSource(seed))
 		g.random(rng, 12, 1500)
 		// then calls handled one after another, a day sealed every 1000 events
@@ -36,6 +36,11 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 				pausedCalls(g, "long", func() { g.realistic(rng, 12, len(g.out)+500) })
 			}
 			g.realistic(rng, 12, len(g.out)+1000)
+			if d == 2 {
+				// metadata typed between the segments of a dialer's call,
+				// after contacts were cooled meanwhile
+				dialerBetweenSegments(g, fmt.Sprint("dialer-", seed), func() { g.realistic(rng, 12, len(g.out)+500) })
+			}
 			if d == 3 {
 				// pauses still open across the seal, closed after it
 				pausedCalls(g, "open", func() {
@@ -153,6 +158,20 @@ func pausedCalls(g *envGen, prefix string, between func()) {
 	for u := range 4 {
 		g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: fmt.Sprintf("%s-%d", prefix, u), Extension: fmt.Sprintf("%d", 3000+u), Type: ledger.SignalEnded})
 	}
+}
+
+// dialerBetweenSegments has user u14 (an outbound dialer's agent, team c)
+// record a segment of its nailed-up call, adds the events of between,
+// types metadata for the segment just recorded, and hangs up.
+func dialerBetweenSegments(g *envGen, id string, between func()) {
+	user, ext := "u14", "3014"
+	g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalDialing, Direction: ledger.DirectionOutbound, DNIS: "9999"})
+	g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "startsegment", SenderID: user, Transport: "finesse"})
+	g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "stopsegment", SenderID: user, Transport: "finesse"})
+	between()
+	g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "metadata", SenderID: user, Transport: "finesse",
+		Params: []ledger.Param{{Key: "account", Value: "777"}}})
+	g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalEnded})
 }
 
 func sameContacts(t *testing.T, seed int64, seq uint64, cold, warm *State) {
