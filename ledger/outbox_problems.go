@@ -22,10 +22,11 @@ func (o *Outbox) noteLost() {
 }
 
 // noteRemoved counts a stream found without the site's events it had:
-// made again by another site's server, purged, or cut by a limit of its
-// own (the walk that found a 20 s max_age called a deleted stream).
+// deleted and made again (by this outbox, or another site's server),
+// purged, cut by a limit of its own (the walk that found a 20 s max_age
+// called a deleted stream), or its last writes lost in a crash.
 func (o *Outbox) noteRemoved() {
-	o.countLost("outbox: the events stream no longer holds this site's last events (made again by another site's server, purged, or cut by a limit of the stream); refilling it from the ledger (docs/clients.md)")
+	o.countLost("outbox: the events stream no longer holds this site's last events (deleted and made again, purged, cut by a limit of the stream, or its last writes lost in a crash); refilling it from the ledger (docs/clients.md)")
 }
 
 // countLost counts a stream found without the events it had, and says

@@ -117,6 +117,7 @@ func (o *Outbox) ensureStreams(ctx context.Context, pub jetstream.JetStream) err
 // as in a restart of JetStream), though the session may publish nothing
 // more.
 func (o *Outbox) resume(ctx context.Context, pub jetstream.JetStream) (tail streamTail, progressed bool, err error) {
+	created := false
 	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
 	defer cancel()
 	if err := o.ensureStreams(tctx, pub); err != nil {
@@ -133,6 +134,7 @@ func (o *Outbox) resume(ctx context.Context, pub jetstream.JetStream) (tail stre
 		}
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			tail, err = o.createStreams(tctx, pub)
+			created = true
 		}
 		release()
 	}
@@ -149,6 +151,13 @@ func (o *Outbox) resume(ctx context.Context, pub jetstream.JetStream) (tail stre
 		return tail, false, err
 	}
 	o.checkFirst(ctx, pub, tail)
+	if tail.seq < o.confirmed.Load() && !created {
+		// The stream lost events it had taken: deleted while events were
+		// being published, and made again by ensureStreams; purged; or its
+		// last writes lost in a crash. (A stream found missing here was
+		// counted as it was made again.)
+		o.noteRemoved()
+	}
 	o.lastSeq, o.lastStreamSeq = tail.seq, tail.streamSeq
 	if o.mismatch.Swap(nil) != nil {
 		o.log.Info("outbox: stream matches the ledger again")

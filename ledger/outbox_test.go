@@ -392,6 +392,42 @@ func TestOutboxRefillsALostStreamWhileIdle(t *testing.T) {
 // by several sites, a lost stream made again by another site's server
 // holds that site's subject only; this site's outbox adds its own back
 // and refills the stream from its ledger, instead of failing forever.
+// The stream deleted while events are being published: the outbox makes
+// it again and refills it, and says that the stream lost events, as it
+// does for one lost while idle (where the idle look, kept out here,
+// finds it first).
+func TestOutboxCountsAStreamDeletedWhilePublishing(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.CreateStreams(1); o.look = time.Hour; o.lookedAt = time.Now() })
+	stop := make(chan struct{})
+	appending := make(chan struct{})
+	go func() {
+		defer close(appending)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			if _, err := s.Append(context.Background(), jsEvents(i*5, 5)...); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	jsWait(t, 10*time.Second, "events mirrored", func() bool { return o.Confirmed() > 200 })
+	if err := js.DeleteStream(t.Context(), EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	jsWait(t, 10*time.Second, "the loss found", func() bool { return errors.Is(o.Mismatch(), errStreamDeleted) })
+	close(stop)
+	<-appending
+	jsDrained(t, s, o)
+	jsCheckMirror(t, s, js)
+}
+
 // An outbox that does not create the streams (an external cluster whose
 // operators make them) shows a stream lost while idle as lag, the whole
 // ledger, until the stream is made again; then it refills it.
