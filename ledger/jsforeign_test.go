@@ -124,14 +124,14 @@ func TestPublishManifestReplacesForeignMessage(t *testing.T) {
 	ctx := context.Background()
 	plantAnswer(t, c, js, ManifestsStream, ManifestSubject(jsTestSite, "2026-12-06"))
 	body := []byte(`{"day":"2026-12-06"}`)
-	if err := PublishManifest(ctx, js, jsTestSite, "2026-12-06", body); err != nil {
+	if err := publishManifest(ctx, js, jsTestSite, "2026-12-06", body, ""); err != nil {
 		t.Fatal(err)
 	}
 	msgs := manifestMsgs(t, js)
 	if len(msgs) != 1 || string(msgs[0].Data) != string(body) {
 		t.Fatalf("stream holds %d messages, want the manifest alone", len(msgs))
 	}
-	if err := PublishManifest(ctx, js, jsTestSite, "2026-12-06", []byte(`{"day":"other"}`)); err == nil {
+	if err := publishManifest(ctx, js, jsTestSite, "2026-12-06", []byte(`{"day":"other"}`), ""); err == nil {
 		t.Error("a different manifest for a published day was taken")
 	}
 	// A foreign message after the published manifest: only it goes; the
@@ -139,7 +139,7 @@ func TestPublishManifestReplacesForeignMessage(t *testing.T) {
 	// deduplication window and be lost).
 	published := msgs[0].Sequence
 	plantAnswer(t, c, js, ManifestsStream, ManifestSubject(jsTestSite, "2026-12-06"))
-	if err := PublishManifest(ctx, js, jsTestSite, "2026-12-06", body); err != nil {
+	if err := publishManifest(ctx, js, jsTestSite, "2026-12-06", body, ""); err != nil {
 		t.Fatal(err)
 	}
 	if msgs = manifestMsgs(t, js); len(msgs) != 1 || msgs[0].Sequence != published {

@@ -174,7 +174,7 @@ func (o *ManifestOutbox) Problem() error {
 // whenever the stream was created again, it lists the manifest subjects
 // already in the stream; then, on every look,
 // it publishes each sealed day not yet confirmed, oldest first, through
-// PublishManifest, which checks the stream again before publishing, so a
+// publishManifest, which checks the stream again before publishing, so a
 // restart or a crash between publish and confirmation never duplicates. A
 // day whose stream copy differs (ErrConflict) is logged and skipped; any
 // other failure stops the round, to be retried at the next look, so that

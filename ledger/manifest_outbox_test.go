@@ -173,7 +173,7 @@ func TestManifestOutboxDoesNotDuplicateAfterCrash(t *testing.T) {
 	// outbox's start-up listing did not see it.
 	src.seal("2026-11-22")
 	body, _ := src.Manifest(context.Background(), "2026-11-22")
-	if err := PublishManifest(t.Context(), js, jsTestSite, "2026-11-22", body); err != nil {
+	if err := publishManifest(t.Context(), js, jsTestSite, "2026-11-22", body, ""); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond) // past the duplicate window
@@ -190,7 +190,7 @@ func TestManifestOutboxSkipsConflictingDay(t *testing.T) {
 	other := &memManifests{}
 	other.seal("2026-11-21")
 	other.body["2026-11-21"] = []byte("{\"other\":true}\n")
-	if err := PublishManifest(t.Context(), js, jsTestSite, "2026-11-21", other.body["2026-11-21"]); err != nil {
+	if err := publishManifest(t.Context(), js, jsTestSite, "2026-11-21", other.body["2026-11-21"], ""); err != nil {
 		t.Fatal(err)
 	}
 	src := &memManifests{}
@@ -211,13 +211,13 @@ func TestManifestOutboxConflictIsReported(t *testing.T) {
 	_, js := jsConnect(t, srv)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-21", []byte("a\n")); err != nil {
+	if err := publishManifest(ctx, js, jsTestSite, "2026-11-21", []byte("a\n"), ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-21", []byte("a\n")); err != nil {
+	if err := publishManifest(ctx, js, jsTestSite, "2026-11-21", []byte("a\n"), ""); err != nil {
 		t.Fatalf("same bytes again: %v", err)
 	}
-	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-21", []byte("b\n")); !errors.Is(err, ErrConflict) {
+	if err := publishManifest(ctx, js, jsTestSite, "2026-11-21", []byte("b\n"), ""); !errors.Is(err, ErrConflict) {
 		t.Fatalf("different bytes: %v, want ErrConflict", err)
 	}
 }

@@ -9,25 +9,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// manifestAttempts bounds PublishManifest's retries after losing a race.
+// manifestAttempts bounds publishManifest's retries after losing a race.
 const manifestAttempts = 3
 
-// PublishManifest publishes the sealed manifest of day at site to
-// ManifestSubject(site, day) with message id "{site}.{day}", once; a
-// manifest larger than the NATS server takes is compressed
-// (ManifestEncodingHeader). It first
-// looks for a message already on that subject: the same manifest makes it a
-// no-op (a re-publish after a crash, however long after), different bytes
-// are an error wrapping ErrConflict. Messages on the subject that are not a
+// publishManifest publishes the sealed manifest of day at site to
+// ManifestSubject(site, day) with message id "{site}.{day}", once, under
+// capture (see Embedded.Capture); a manifest larger than the NATS server
+// takes is compressed (ManifestEncodingHeader). It first looks for a
+// message already on that subject: the same manifest makes it a no-op (a
+// re-publish after a crash, however long after), different bytes are an
+// error wrapping ErrConflict. Messages on the subject that are not a
 // manifest (foreignManifest) are removed first, when js may. The publish
 // itself expects the subject to be still empty, so two racing publishers
 // cannot both store it.
-func PublishManifest(ctx context.Context, js jetstream.JetStream, site, day string, body []byte) error {
-	return publishManifest(ctx, js, site, day, body, "")
-}
-
-// publishManifest is PublishManifest publishing under capture (see
-// Embedded.Capture).
 func publishManifest(ctx context.Context, js jetstream.JetStream, site, day string, body []byte, capture string) error {
 	if err := validSite(site); err != nil {
 		return fmt.Errorf("publish manifest: %w", err)

@@ -326,17 +326,17 @@ func TestPublishManifestOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := []byte(`{"day":"2026-11-23","contacts":[]}`)
-	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-23", body); err != nil {
+	if err := publishManifest(ctx, js, jsTestSite, "2026-11-23", body, ""); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-23", body); err != nil {
+	if err := publishManifest(ctx, js, jsTestSite, "2026-11-23", body, ""); err != nil {
 		t.Fatalf("re-publish: %v", err)
 	}
-	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-23", []byte(`{"other":1}`)); !errors.Is(err, ErrConflict) {
+	if err := publishManifest(ctx, js, jsTestSite, "2026-11-23", []byte(`{"other":1}`), ""); !errors.Is(err, ErrConflict) {
 		t.Errorf("different bytes for a published day: err = %v, want ErrConflict", err)
 	}
-	if err := PublishManifest(ctx, js, jsTestSite, "2026-11-24", body); err != nil {
+	if err := publishManifest(ctx, js, jsTestSite, "2026-11-24", body, ""); err != nil {
 		t.Fatal(err)
 	}
 	info, err := st.Info(ctx)
@@ -353,7 +353,7 @@ func TestPublishManifestOnce(t *testing.T) {
 	if string(m.Data) != string(body) || m.Header.Get(jetstream.MsgIDHeader) != jsTestSite+".2026-11-23" {
 		t.Errorf("stored %q with id %q", m.Data, m.Header.Get(jetstream.MsgIDHeader))
 	}
-	if err := PublishManifest(ctx, js, jsTestSite, "a.b", body); !errors.Is(err, ErrInvalid) {
+	if err := publishManifest(ctx, js, jsTestSite, "a.b", body, ""); !errors.Is(err, ErrInvalid) {
 		t.Errorf("day with a dot: err = %v, want ErrInvalid", err)
 	}
 }

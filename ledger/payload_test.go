@@ -43,7 +43,7 @@ func publishTwoDays(t *testing.T, js jetstream.JetStream, src *memManifests) {
 func TestTooLargeForTheServerIsSaid(t *testing.T) {
 	js := smallPayloadJS(t)
 
-	err := PublishManifest(t.Context(), js, jsTestSite, "2026-11-23", incompressible(200<<10))
+	err := publishManifest(t.Context(), js, jsTestSite, "2026-11-23", incompressible(200<<10), "")
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "max_payload") || !strings.Contains(err.Error(), "compressed") {
 		t.Errorf("a manifest too large: %v, want ErrTooLarge naming max_payload and the compressed size", err)
 	}
@@ -97,11 +97,11 @@ func TestLargerManifestIsCompressed(t *testing.T) {
 		t.Errorf("the small manifest: encoding %q, want none", enc)
 	}
 	for _, d := range []string{"2026-11-23", "2026-11-24"} {
-		if err := PublishManifest(t.Context(), js, jsTestSite, d, src.body[d]); err != nil {
+		if err := publishManifest(t.Context(), js, jsTestSite, d, src.body[d], ""); err != nil {
 			t.Errorf("%s published again: %v, want a no-op", d, err)
 		}
 		other := bytes.Replace(src.body[d], []byte(`"day"`), []byte(`"Day"`), 1)
-		if err := PublishManifest(t.Context(), js, jsTestSite, d, other); !errors.Is(err, ErrConflict) {
+		if err := publishManifest(t.Context(), js, jsTestSite, d, other, ""); !errors.Is(err, ErrConflict) {
 			t.Errorf("another manifest for %s: %v, want ErrConflict", d, err)
 		}
 	}
