@@ -47,6 +47,32 @@ func TestCheckpoints(t *testing.T) {
 	}
 }
 
+// TestLoadedCheckpointIsACopy: the state LoadCheckpoint returns is the
+// caller's, not bbolt's mapping of the file, which a remap or Close takes
+// away. (A state in a bucket small enough to be stored inline is copied
+// by bbolt itself: the state here is larger than a page.)
+func TestLoadedCheckpointIsACopy(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Options{})
+	if _, err := s.Append(ctx, cmd("a")); err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Repeat([]byte("state of the projections "), 4<<10) // 100 KiB, one value
+	if err := s.SaveCheckpoint(ctx, "v1", 1, want, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, state, err := s.LoadCheckpoint(ctx, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(state, want) { // a fault here, were it still the mapping
+		t.Fatal("the loaded state changed after Close")
+	}
+}
+
 func TestCheckpointSections(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTest(t, Options{})
