@@ -62,6 +62,36 @@ func jsDrained(t testing.TB, s *Store, o *Outbox) {
 	jsWait(t, 15*time.Second, "outbox to drain", func() bool { return o.Lag() == 0 && o.Confirmed() == head })
 }
 
+// jsAppendAlong appends batch events about every millisecond, from a
+// goroutine, until the stop it returns is called (or the test ends); stop
+// waits for the goroutine, and fails t if an append failed.
+func jsAppendAlong(t testing.TB, s *Store, batch int) (stop func()) {
+	t.Helper()
+	var halt atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; !halt.Load(); i++ {
+			if _, err := s.Append(context.Background(), jsEvents(i*batch, batch)...); err != nil {
+				done <- err
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		done <- nil
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			halt.Store(true)
+			if err := <-done; err != nil {
+				t.Errorf("appending: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
 func TestOutboxPublishesInOrderOnce(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
@@ -224,18 +254,7 @@ func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
 	})
 
 	// Append all along, in small batches, never waiting for JetStream.
-	var stopAppend atomic.Bool
-	appended := make(chan error, 1)
-	go func() {
-		for i := 0; !stopAppend.Load(); i++ {
-			if _, err := s.Append(context.Background(), jsEvents(i*7, 7)...); err != nil {
-				appended <- err
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-		appended <- nil
-	}()
+	stopAppend := jsAppendAlong(t, s, 7)
 
 	jsWait(t, 10*time.Second, "some events published", func() bool { return o.Published() > 200 })
 	srv.Shutdown()
@@ -265,10 +284,7 @@ func TestOutboxSurvivesJetStreamRestart(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	stopAppend.Store(true)
-	if err := <-appended; err != nil {
-		t.Fatal(err)
-	}
+	stopAppend()
 	jsDrained(t, s, o)
 	jsCheckMirror(t, s, js)
 	if err := o.Mismatch(); err != nil {
@@ -401,29 +417,13 @@ func TestOutboxCountsAStreamDeletedWhilePublishing(t *testing.T) {
 	_, js := jsConnect(t, srv)
 	s := jsStore(t)
 	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.CreateStreams(1); o.look = time.Hour; o.lookedAt = time.Now() })
-	stop := make(chan struct{})
-	appending := make(chan struct{})
-	go func() {
-		defer close(appending)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-			if _, err := s.Append(context.Background(), jsEvents(i*5, 5)...); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	}()
+	stopAppend := jsAppendAlong(t, s, 5)
 	jsWait(t, 10*time.Second, "events mirrored", func() bool { return o.Confirmed() > 200 })
 	if err := js.DeleteStream(t.Context(), EventsStream); err != nil {
 		t.Fatal(err)
 	}
 	jsWait(t, 10*time.Second, "the loss found", func() bool { return errors.Is(o.Mismatch(), errStreamDeleted) })
-	close(stop)
-	<-appending
+	stopAppend()
 	jsDrained(t, s, o)
 	jsCheckMirror(t, s, js)
 }
