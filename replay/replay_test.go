@@ -228,3 +228,33 @@ type sourceFunc func(ctx context.Context, after uint64, fn func(ledger.Envelope)
 func (f sourceFunc) Scan(ctx context.Context, after uint64, fn func(ledger.Envelope) error) error {
 	return f(ctx, after, fn)
 }
+
+// fullDisk takes room bytes, then fails every write as a full disk does.
+type fullDisk struct{ room int }
+
+func (w *fullDisk) Write(p []byte) (int, error) {
+	if len(p) <= w.room {
+		w.room -= len(p)
+		return len(p), nil
+	}
+	n := w.room
+	w.room = 0
+	return n, errors.New("no space left on device")
+}
+
+// A trace that cannot be written fails the replay, down to its last byte:
+// a trace cut short must not look like a whole one.
+func TestTraceThatCannotBeWrittenFailsTheReplay(t *testing.T) {
+	ctx := context.Background()
+	d := writeDay(t, nil)
+	var whole bytes.Buffer
+	if _, _, err := replay.Run(ctx, d.store, replay.Options{Trace: &whole}); err != nil {
+		t.Fatal(err)
+	}
+	for _, room := range []int{0, whole.Len() - 1} {
+		_, _, err := replay.Run(ctx, d.store, replay.Options{Trace: &fullDisk{room: room}})
+		if err == nil || !strings.Contains(err.Error(), "trace") || !strings.Contains(err.Error(), "no space") {
+			t.Errorf("room for %d of %d bytes: %v, want the trace's write error", room, whole.Len(), err)
+		}
+	}
+}
