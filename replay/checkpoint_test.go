@@ -13,6 +13,7 @@ import (
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/projections"
 	"github.com/recledger/recledger/replay"
+	"github.com/recledger/recledger/replay/replaytest"
 )
 
 // A checkpoint near the head makes Load replay only the tail, to the same state.
@@ -454,5 +455,54 @@ func TestSaveGivesTheDigest(t *testing.T) {
 	}
 	if _, live := d.live.Digest(); sv.Digest != want || sv.Digest != live {
 		t.Errorf("saved digest %s, the state's %s, the live state's %s", sv.Digest, want, live)
+	}
+}
+
+// behind is a checkpoint store whose ledger ends at head: the ledger of a
+// data dir put back from an older copy while a checkpoint kept its state.
+type behind struct {
+	*ledger.Store
+	head uint64
+}
+
+func (b behind) Head() (uint64, string) { return b.head, "" }
+
+// A checkpoint after the ledger's head is damage: it is refused, and the
+// ledger is replayed from its first event.
+func TestLoadRefusesACheckpointAfterTheHead(t *testing.T) {
+	ctx := context.Background()
+	d := writeDay(t, nil)
+	head, _ := d.live.Digest()
+	cp, _, err := replay.Run(ctx, d.store, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cp.MarshalCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.store.SaveCheckpoint(ctx, projections.Version, head, b, cp.PendingSections()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The older copy: the same day without its last batch.
+	older := openStore(t)
+	batches := replaytest.DayEvents()
+	if _, err := replaytest.Write(ctx, older, batches[:len(batches)-1], nil); err != nil {
+		t.Fatal(err)
+	}
+	oldHead, _ := older.Head()
+	want, _, err := replay.Run(ctx, older, replay.Options{})
+	if err != nil || oldHead >= head {
+		t.Fatalf("older copy at %d of %d: %v", oldHead, head, err)
+	}
+
+	store := behind{d.store, oldHead}
+	if _, err := replay.CheckpointState(ctx, store); !errors.Is(err, ledger.ErrCorrupt) {
+		t.Errorf("checkpoint at %d over a ledger ending at %d: %v, want ErrCorrupt", head, oldHead, err)
+	}
+	st, n, err := replay.Load(ctx, store, older)
+	if err != nil || n != oldHead || st.Digest() != want.Digest() {
+		t.Fatalf("replayed %d of %d, digest ok %v, %v", n, oldHead, st != nil && st.Digest() == want.Digest(), err)
 	}
 }
