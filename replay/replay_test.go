@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,6 +98,64 @@ func TestRestoreKeepsWhatCameBeforeADamagedEvent(t *testing.T) {
 	}
 	if head, _ := dst.Head(); head != 31 {
 		t.Fatalf("restored head %d, want 31", head)
+	}
+}
+
+// batches is an Importer that keeps the size of each Import and can fail
+// the one numbered failAt (from 1).
+type batches struct {
+	*ledger.Store
+	sizes  []int
+	failAt int
+}
+
+func (b *batches) Import(ctx context.Context, envs []ledger.Envelope) error {
+	b.sizes = append(b.sizes, len(envs))
+	if len(b.sizes) == b.failAt {
+		return errors.New("disk gone")
+	}
+	return b.Store.Import(ctx, envs)
+}
+
+// Restore imports batch events per transaction, tells the progress the
+// last seq of each, takes the default batch for none given, and names
+// where it stopped when an import fails.
+func TestRestoreImportsInBatches(t *testing.T) {
+	ctx := context.Background()
+	d := writeDay(t, nil)
+	head, _ := d.store.Head()
+
+	dst := &batches{Store: openStore(t)}
+	var seqs []uint64
+	n, err := replay.Restore(ctx, d.store, dst, 7, func(seq uint64) { seqs = append(seqs, seq) })
+	if err != nil || n != head {
+		t.Fatalf("restore: %d of %d events, %v", n, head, err)
+	}
+	for i, size := range dst.sizes {
+		last := i == len(dst.sizes)-1
+		if size != 7 && !(last && size > 0 && size < 7) || seqs[i] != uint64(7*i+size) {
+			t.Fatalf("batches %v, progress %v: want 7 each and the last seq of each", dst.sizes, seqs)
+		}
+	}
+	if int(head) != 7*(len(dst.sizes)-1)+dst.sizes[len(dst.sizes)-1] {
+		t.Fatalf("batches %v for %d events", dst.sizes, head)
+	}
+
+	for _, batch := range []int{0, -1} {
+		dst := &batches{Store: openStore(t)}
+		if n, err := replay.Restore(ctx, d.store, dst, batch, nil); err != nil || n != head || !slices.Equal(dst.sizes, []int{int(head)}) {
+			t.Errorf("batch %d: %d events in %v, %v; want one import of %d (the default batch)", batch, n, dst.sizes, err, head)
+		}
+	}
+
+	// The third import fails: two batches stay, and the error says where.
+	dst = &batches{Store: openStore(t), failAt: 3}
+	n, err = replay.Restore(ctx, d.store, dst, 7, nil)
+	if err == nil || n != 14 || !strings.Contains(err.Error(), "after seq 14") || !strings.Contains(err.Error(), "disk gone") {
+		t.Fatalf("failed import: %d events, %v; want 14 and where it stopped", n, err)
+	}
+	if h, _ := dst.Head(); h != 14 {
+		t.Fatalf("restored head %d, want 14", h)
 	}
 }
 

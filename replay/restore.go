@@ -36,6 +36,7 @@ func Restore(ctx context.Context, src Source, dst Importer, batch int, progress 
 			return nil
 		}
 		if err := dst.Import(ctx, buf); err != nil {
+			buf = buf[:0] // refused: not tried again by the flush after the scan
 			return err
 		}
 		n += uint64(len(buf))
