@@ -3,6 +3,7 @@ package replay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -217,6 +218,15 @@ func TestCheckpointerSchedule(t *testing.T) {
 		if err := c.Problem(); err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "every event after seq 13") || c.SavedSeq() != 13 {
 			t.Fatalf("failing: problem %v, saved seq %d", err, c.SavedSeq())
 		}
+		first := c.Problem().Error()
+		time.Sleep(time.Minute)
+		expect("failing again", 12, 13)
+		// Since the first failure, counting the tries.
+		again := c.Problem().Error()
+		since := func(p string) string { return p[:strings.Index(p, " (")] }
+		if !strings.Contains(first, "(1 tries") || !strings.Contains(again, "(2 tries") || since(again) != since(first) {
+			t.Fatalf("failing again: problem %q after %q", again, first)
+		}
 		rec.mu.Lock()
 		rec.fail = nil
 		rec.mu.Unlock()
@@ -240,6 +250,35 @@ func TestCheckpointerSchedule(t *testing.T) {
 			if s.version != projections.Version {
 				t.Fatalf("saved under version %q", s.version)
 			}
+		}
+	})
+}
+
+// Left at zero, EveryEvents and Every take their defaults: a few events
+// are not saved at once, but after a minute.
+func TestCheckpointerDefaults(t *testing.T) {
+	d := writeDay(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		live := projections.NewLive(projections.New())
+		rec := &recorder{}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		c := &replay.Checkpointer{Store: rec, Source: d.store, Live: live}
+		go func() { done <- c.Run(ctx) }()
+		feeder(live, d.envs)(12)
+		time.Sleep(replay.DefaultCheckpointEvery - time.Second)
+		synctest.Wait()
+		if got := rec.seqs(); len(got) != 0 {
+			t.Fatalf("saves at %v before Every", got)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if got := rec.seqs(); !equal(got, []uint64{12}) {
+			t.Fatalf("saves at %v after Every, want [12]", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	})
 }
@@ -456,6 +495,19 @@ func TestSaveGivesTheDigest(t *testing.T) {
 	if _, live := d.live.Digest(); sv.Digest != want || sv.Digest != live {
 		t.Errorf("saved digest %s, the state's %s, the live state's %s", sv.Digest, want, live)
 	}
+	// The sections stored, the state drops their bytes and reads them
+	// back from the store when asked.
+	if len(sv.Sections) == 0 || len(st.PendingSections()) != 0 || st.Digest() != want {
+		t.Errorf("after saving %d sections, %d still pending, digest kept %v", len(sv.Sections), len(st.PendingSections()), st.Digest() == want)
+	}
+}
+
+// SavedSeq is the seq the live state started from until Run saves: the
+// metric of what a restart folds is right from the first scrape.
+func TestCheckpointerSavedSeqBeforeRun(t *testing.T) {
+	if c := (&replay.Checkpointer{Saved: 17}); c.SavedSeq() != 17 || c.Problem() != nil {
+		t.Fatalf("saved seq %d, problem %v", c.SavedSeq(), c.Problem())
+	}
 }
 
 // behind is a checkpoint store whose ledger ends at head: the ledger of a
@@ -504,5 +556,34 @@ func TestLoadRefusesACheckpointAfterTheHead(t *testing.T) {
 	st, n, err := replay.Load(ctx, store, older)
 	if err != nil || n != oldHead || st.Digest() != want.Digest() {
 		t.Fatalf("replayed %d of %d, digest ok %v, %v", n, oldHead, st != nil && st.Digest() == want.Digest(), err)
+	}
+}
+
+// sectionsOffline is a checkpoint store that cannot tell its sections'
+// sizes now (a disk gone away), without any sign of damage.
+type sectionsOffline struct{ *ledger.Store }
+
+func (sectionsOffline) SectionSizes(context.Context, []string) ([]int, error) {
+	return nil, fmt.Errorf("read sections: %w: input/output error", ledger.ErrUnavailable)
+}
+
+// A checkpoint whose sections cannot be read now is not called damaged:
+// verify tells an operator to rebuild a damaged file, and this one is not.
+func TestCheckpointWithSectionsUnreadableIsNotDamaged(t *testing.T) {
+	ctx := context.Background()
+	d := writeDay(t, nil)
+	cp, _, err := replay.Run(ctx, d.store, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replay.Save(ctx, d.store, cp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replay.CheckpointState(ctx, d.store); err != nil {
+		t.Fatal(err)
+	}
+	_, err = replay.CheckpointState(ctx, sectionsOffline{d.store})
+	if !errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, ledger.ErrCorrupt) {
+		t.Fatalf("sections unreadable: %v, want ErrUnavailable and not ErrCorrupt", err)
 	}
 }
