@@ -58,3 +58,40 @@ func TestRunStopsReaderOnErrorAndCancel(t *testing.T) {
 		t.Fatalf("until 3333: %d, %v", stats.Events, err)
 	}
 }
+
+// A source that fails at one event leaves the events before it folded,
+// also those read since the last hand-over, and the error names the damage.
+func TestRunFoldsWhatCameBeforeADamagedEvent(t *testing.T) {
+	d := writeDay(t, nil)
+	st, stats, err := replay.Run(context.Background(), damagedAt{d.store, 32}, replay.Options{})
+	if !errors.Is(err, ledger.ErrCorrupt) || stats.Events != 31 || stats.Last.Seq != 31 || st.Seq() != 31 {
+		t.Fatalf("damaged at 32: %d events, last %d, state at %d, %v", stats.Events, stats.Last.Seq, st.Seq(), err)
+	}
+}
+
+// A quiet replay (no trace) of a state given in From gives it back as it
+// came: the live state that a start loads answers commands, with their
+// change lines.
+func TestRunGivesBackFromAsItCame(t *testing.T) {
+	ctx := context.Background()
+	d := writeDay(t, nil)
+	last := len(d.envs) - 1
+	for d.envs[last].Type != ledger.TypeCommand {
+		last--
+	}
+	from, _, err := replay.Run(ctx, d.store, replay.Options{Until: replay.UntilSeq(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range []replay.Options{{}, {From: from}} {
+		opts.Until = replay.UntilSeq(d.envs[last].Seq - 1)
+		st, _, err := replay.Run(ctx, d.store, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eff, err := st.Apply(&d.envs[last])
+		if err != nil || eff.Result == nil || len(eff.Changes) == 0 {
+			t.Fatalf("from %v: the next command gives result %v, changes %q, %v", opts.From != nil, eff.Result, eff.Changes, err)
+		}
+	}
+}
