@@ -30,6 +30,9 @@ func TestParseUntil(t *testing.T) {
 		{"2026-11-23T14:02:11.120Z", env(99, later, at), env(1, id, at.Add(time.Millisecond))},
 		{"2026-11-23T15:02:11.12+01:00", env(99, later, at), env(1, id, at.Add(time.Millisecond))},
 		{"2026-11-23t14:02:11.120z", env(99, later, at), env(1, id, at.Add(time.Millisecond))}, // RFC 3339's lower case
+		// The first and last years RFC 3339 names.
+		{"9999-12-31T23:59:59Z", env(99, later, time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)), env(1, id, time.Date(9999, 12, 31, 23, 59, 59, 1e6, time.UTC))},
+		{"0000-01-01T00:00:00Z", env(99, later, time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)), env(1, id, time.Date(0, 1, 1, 0, 0, 0, 1e6, time.UTC))},
 	} {
 		u, err := replay.ParseUntil(tc.in)
 		if err != nil {
@@ -66,6 +69,32 @@ func TestParseUntil(t *testing.T) {
 		if _, err := replay.ParseUntil(bad); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want it to say %q", bad, err, want)
 		}
+	}
+}
+
+// An event at the bound is neither past it nor before it; Beyond holds
+// only for an event before the bound (replay beside a server waits for
+// the mirror until its last event reaches the bound).
+func TestUntilBeyond(t *testing.T) {
+	at := time.Date(2026, 11, 23, 14, 2, 11, 120e6, time.UTC)
+	id := ulid.MustParse("01JDAX3Y8Z0000000000000001")
+	for _, tc := range []struct {
+		u                     replay.Until
+		before, on, afterward ledger.Envelope
+	}{
+		{replay.UntilSeq(42), ledger.Envelope{Seq: 41}, ledger.Envelope{Seq: 42}, ledger.Envelope{Seq: 43}},
+		{replay.UntilID(id), ledger.Envelope{ID: ulid.MustParse("01JDAX3Y8Z0000000000000000")}, ledger.Envelope{ID: id}, ledger.Envelope{ID: ulid.MustParse("01JDAX3Y8Z0000000000000002")}},
+		{replay.UntilTime(at), ledger.Envelope{Time: ledger.T(at.Add(-time.Millisecond))}, ledger.Envelope{Time: ledger.T(at)}, ledger.Envelope{Time: ledger.T(at.Add(time.Millisecond))}},
+	} {
+		if !tc.u.Beyond(&tc.before) || tc.u.Past(&tc.before) ||
+			tc.u.Beyond(&tc.on) || tc.u.Past(&tc.on) ||
+			tc.u.Beyond(&tc.afterward) || !tc.u.Past(&tc.afterward) {
+			t.Errorf("%s: beyond %v %v %v, past %v %v %v; want beyond only the one before, past only the one after", tc.u,
+				tc.u.Beyond(&tc.before), tc.u.Beyond(&tc.on), tc.u.Beyond(&tc.afterward), tc.u.Past(&tc.before), tc.u.Past(&tc.on), tc.u.Past(&tc.afterward))
+		}
+	}
+	if (replay.Until{}).Beyond(&ledger.Envelope{Seq: 1}) {
+		t.Error("the zero bound is beyond an event")
 	}
 }
 
