@@ -140,3 +140,77 @@ func TestCallCounts(t *testing.T) {
 		t.Errorf("three calls, one at u0's extension: %+v", c)
 	}
 }
+
+// countedSections is a section store that counts the reads of each key.
+type countedSections struct {
+	memSections
+	reads map[string]int
+}
+
+func (c *countedSections) Section(ctx context.Context, key string) ([]byte, error) {
+	c.reads[key]++
+	return c.memSections.Section(ctx, key)
+}
+
+// TestPausesSkipChunksOutsideTheRange: a pause query for a time range
+// reads only the sealed days' chunks whose rows can lie in it; the other
+// days' history stays unread on disk. A chunk whose last row ends exactly
+// at the range's start is read.
+func TestPausesSkipChunksOutsideTheRange(t *testing.T) {
+	g := newEnvGen(t)
+	g.config(genConfig(4, 0))
+	var starts, ends []time.Time
+	pausedCall := func(u int, step time.Duration) {
+		id, ext := fmt.Sprintf("c-%d", u), fmt.Sprintf("%d", 3000+u)
+		g.add(ledger.TypeCallSignal, step, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalRinging, Direction: ledger.DirectionInbound, ANI: "+13125550100", DNIS: "8001"})
+		g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalAnswered})
+		starts = append(starts, g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: "pause", SenderID: fmt.Sprintf("u%d", u)}).Time.Time)
+		ends = append(ends, g.add(ledger.TypeCommand, 30*time.Second, ledger.Command{Command: "resume", SenderID: fmt.Sprintf("u%d", u)}).Time.Time)
+		g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalEnded})
+	}
+	pausedCall(0, time.Minute)
+	g.add(ledger.TypeDayClosed, 17*time.Hour, ledger.DayClosed{Day: "2026-11-23", By: ledger.SealSchedule})
+	pausedCall(1, 9*time.Hour)
+	g.add(ledger.TypeDayClosed, 17*time.Hour, ledger.DayClosed{Day: "2026-11-24", By: ledger.SealSchedule})
+	s := New()
+	for i := range g.out {
+		if _, err := s.Apply(&g.out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := s.MarshalCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memSections{}
+	mem.store(s)
+	store := &countedSections{memSections: mem, reads: map[string]int{}}
+	s, err = UnmarshalCheckpoint(context.Background(), b, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.pauses.chunks) != 2 {
+		t.Fatalf("%d chunks, want one per sealed day", len(s.pauses.chunks))
+	}
+	for _, tc := range []struct {
+		name  string
+		q     ledger.PauseQuery
+		rows  int
+		reads int
+	}{
+		{"all", ledger.PauseQuery{}, 2, 2},
+		{"the second day", ledger.PauseQuery{From: ledger.T(ends[0].Add(time.Millisecond))}, 1, 1},
+		{"the first day", ledger.PauseQuery{To: ledger.T(starts[1])}, 1, 1},
+		{"from the first day's last end", ledger.PauseQuery{From: ledger.T(ends[0])}, 1, 2},
+	} {
+		clear(store.reads)
+		rows, err := s.Pauses(context.Background(), tc.q)
+		reads := 0
+		for _, n := range store.reads {
+			reads += n
+		}
+		if err != nil || len(rows) != tc.rows || reads != tc.reads {
+			t.Errorf("%s: %d rows, %d sections read (%v), %v; want %d rows, %d read", tc.name, len(rows), reads, store.reads, err, tc.rows, tc.reads)
+		}
+	}
+}

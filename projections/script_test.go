@@ -244,7 +244,11 @@ func (r *scriptRun) directive(t *testing.T, d *datadriven.TestData) string {
 			b.WriteString(contactLine(c))
 		}
 	case "pauses":
-		q := ledger.PauseQuery{UserID: argVal(d, "user")}
+		q := ledger.PauseQuery{UserID: argVal(d, "user"), CallID: argVal(d, "call")}
+		if v := argVal(d, "contact"); v != "" {
+			// In lower case, as a URL may carry it: a ULID reads in any case.
+			q.ContactID = strings.ToLower(r.resolve(t, v))
+		}
 		if v := argVal(d, "from"); v != "" {
 			q.From = ledger.T(parseAt(t, v))
 		}
@@ -270,6 +274,26 @@ func (r *scriptRun) directive(t *testing.T, d *datadriven.TestData) string {
 	case "days":
 		day, at := r.s.LastSeal()
 		fmt.Fprintf(&b, "sealed=%v last=%s at=%s\n", r.s.SealedDays(), day, at)
+	case "agents":
+		for _, a := range r.s.Agents() {
+			calls := make([]string, len(a.ActiveCalls))
+			for i, c := range a.ActiveCalls {
+				calls[i] = c.CallID + ":" + c.Recording + flag(c.Tagged, ":tagged")
+			}
+			last := "-"
+			if a.LastCall != nil {
+				last = a.LastCall.CallID
+			}
+			fmt.Fprintf(&b, "%s ext=%s logged_in=%v calls=[%s] last=%s\n", a.UserID, a.Extension, a.LoggedIn, strings.Join(calls, " "), last)
+		}
+	case "open":
+		fmt.Fprintf(&b, "%v\n", r.s.OpenContactsOfTeam(argVal(d, "team")))
+	case "pending":
+		if at, ok := r.s.EarliestPending(); ok {
+			fmt.Fprintf(&b, "earliest closed %s\n", clock(at))
+		} else {
+			b.WriteString("none\n")
+		}
 	case "timers":
 		if tf, ok := r.s.NextTimer(); ok {
 			fmt.Fprintf(&b, "next %s pause=%s contact=%s due=%s\n", tf.Timer, tf.PauseOpenID, tf.ContactID, tf.Due)
