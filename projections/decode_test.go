@@ -29,6 +29,25 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"command":"tag","params":null}`))
 	f.Add([]byte(` { "call_id" : "c" , "acd" : false , "at" : "2026-11-23T10:00:00+01:00" } `))
 	f.Add([]byte(`{"Call_ID":"c","extra":1}`))
+	// What the fast path must refuse, or read, exactly as encoding/json
+	// does (each once let a mutant of the decoder through).
+	for _, b := range []string{
+		"{\"sender_id\":\"\xff\"}",                              // invalid UTF-8: replaced, not refused
+		"{\"sender_id\":\"a\x01b\"}",                            // a raw control character: refused
+		`{"command":"tag" "sender_id":"x"}`,                     // a missing comma
+		`{"command":"tag"} x`,                                   // something after the object
+		`{"command":"tag","masked":[]}`,                         // an empty list, not nil
+		`{"call_id":"c","at":nope}`,                             // not a value
+		`{"call_id":"c","at":"2026-11-23T10:00:00"}`,            // a time without its offset
+		`{"command":"tag","params":[{"key":"a"}]}`,              // a param without its value
+		`{"command":"tag","params":[{"key":"a","value":"b"},]}`, // a trailing comma
+		"{\"sender_id\":\"a\\n\x01\"}",                          // a control character after an escape
+		"{\"sender\x01id\":\"x\"}",                              // a control character in a key
+		`{"command" "tag"}`, `{"command`, `{"command":"ta`,      // no colon, cut short
+		`{"acd":tru}`, `{"acd":"true"}`, `{"command":"\u00e9\ud800"}`, `[]`, `null`, ``,
+	} {
+		f.Add([]byte(b))
+	}
 	in := &interner{} // shared by every input, as a State's is by every event
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var c1, c2, c3 ledger.Command
