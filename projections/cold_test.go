@@ -70,6 +70,7 @@ func TestColdAnswersLikeMemory(t *testing.T) {
 				}
 			}
 			if i%50 == 0 {
+				checkNothingOfCooled(t, cold, e.Seq)
 				// A close request's check: cooled contacts count from
 				// their start, never later than their ends in memory.
 				ca, cok := cold.EarliestPending()
@@ -275,4 +276,21 @@ func FuzzColdRecords(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkNothingOfCooled fails when the state keeps something of a contact
+// it moved to the cold store (its sealed day, a pinned pause row):
+// memory grows with open contacts, not with history.
+func checkNothingOfCooled(t *testing.T, s *State, seq uint64) {
+	t.Helper()
+	for id := range s.book.DayOf {
+		if s.contacts[id] == nil {
+			t.Fatalf("seq %d: the sealed day of contact %s is kept, the contact cooled", seq, id)
+		}
+	}
+	for i, p := range s.pauses.pinned {
+		if s.contacts[p.ContactID] == nil {
+			t.Fatalf("seq %d: pause row %d is pinned, its contact %s cooled", seq, i, p.ContactID)
+		}
+	}
 }
