@@ -399,8 +399,8 @@ func TestOutboxRefillsALostStreamWhileIdle(t *testing.T) {
 		return err == nil && st.CachedInfo().State.Msgs == 100 && o.Lag() == 0
 	})
 	jsCheckMirror(t, s, js)
-	if err := o.Mismatch(); !errors.Is(err, errStreamDeleted) {
-		t.Errorf("after the stream was deleted: problem %v, want one saying so", err)
+	if err := o.Mismatch(); !errors.Is(err, errStreamDeleted) || !strings.Contains(err.Error(), " 1 times") || o.lost.Load() != 1 {
+		t.Errorf("after the stream was deleted once: problem %v, counted %d times; want one saying so, once", err, o.lost.Load())
 	}
 }
 
@@ -426,6 +426,9 @@ func TestOutboxCountsAStreamDeletedWhilePublishing(t *testing.T) {
 	stopAppend()
 	jsDrained(t, s, o)
 	jsCheckMirror(t, s, js)
+	if n := o.lost.Load(); n != 1 {
+		t.Errorf("the stream deleted once, counted %d times", n)
+	}
 }
 
 // An outbox that does not create the streams (an external cluster whose
