@@ -97,6 +97,16 @@ func TestMaskCards(t *testing.T) {
 		{"cvv 123, 4111111111111111", "cvv *******************", true},
 		{"4111111111111111 and 5500005555555559 at 9", "411111******1111 and 550000******5559 at *", true},
 		{"exp \u0661\u0662/27 4111111111111111", "exp ********************", true},
+		// mutation testing: each of these once let a change to the rules through
+		{"4.111111111111111e-5", "411111******1111e-*", true},            // not a whole number: its mantissa's digits
+		{"2720.5000.0000.0004", "272050******0004", true},                // the top of Mastercard's range
+		{"6011.1111.1111.1117", "601111******1117", true},                // Discover, grouped by points
+		{"1234\u22125678\u22129012\u22123452", "123456******3452", true}, // minus signs join as dashes do, brand or not
+		{"1234\ufffd5678\ufffd9012\ufffd3452", "123456******3452", true}, // so do bytes that could not be read
+		{"4111\uffa01111\uffa01111\uffa01111", "411111******1111", true}, // a half-width Hangul filler
+		{"12.1000 0000 0007 0001", "******************", true},           // a card number after an amount's point
+		{"411.5300.0000.0009", "411.5300.0000.0009", false},              // a first group of 3: not as cards are written
+		{"1900.555555555555558", "*******************", true},            // Luhn-valid whole, no brand: its window is the card
 	} {
 		got, masked := maskCards(tc.in)
 		if got != tc.want || masked != tc.masked {
