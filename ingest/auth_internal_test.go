@@ -17,7 +17,8 @@ func TestNATSAccessByRole(t *testing.T) {
 		{"name":"audit","token":"0123456789abcdef-audit","roles":["auditor"]},
 		{"name":"ops","token":"0123456789abcdef-ops","roles":["admin"]},
 		{"name":"up","token":"0123456789abcdef-up","roles":["upload"]}],
-		"networks":[{"name":"floor","cidr":"10.1.0.0/16","roles":["command"]}]}`))
+		"networks":[{"name":"floor","cidr":"10.1.0.0/16","roles":["command"]},
+			{"name":"quality","cidr":"10.1.9.0/24","roles":["auditor"]}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +33,7 @@ func TestNATSAccessByRole(t *testing.T) {
 		{"0123456789abcdef-up", "", ledger.NATSUpload},
 		{"", "10.1.2.3", ledger.NATSSignals},
 		{"", "10.2.0.1", 0},
+		{"", "10.1.9.5", ledger.NATSSignals | ledger.NATSRead}, // in two networks: what both grant
 		{"not-a-token-of-the-file", "", 0},
 	} {
 		addr, _ := netip.ParseAddr(c.addr)
@@ -39,5 +41,9 @@ func TestNATSAccessByRole(t *testing.T) {
 		if got != c.want || ok != (c.want != 0) {
 			t.Errorf("token %q from %q: access %b (%v), want %b", c.token, c.addr, got, ok, c.want)
 		}
+	}
+	// In two networks, the client is named by the first.
+	if name, _, _ := tok.NATS("", netip.MustParseAddr("10.1.9.5")); name != "net:floor" {
+		t.Errorf("a client in two networks named %q, want the first's", name)
 	}
 }

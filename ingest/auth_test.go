@@ -56,6 +56,9 @@ func TestAuthorize(t *testing.T) {
 		{"auditor cannot admin", "203.0.113.9:5000", "Bearer audit-token-0123456789ab", RoleAdmin, 403, ""},
 		{"wrong token", "10.1.2.3:5000", "Bearer nope", RoleCommand, 401, ""},
 		{"not bearer", "10.1.2.3:5000", "Basic abc", RoleCommand, 401, ""},
+		{"admin sends no commands", "203.0.113.9:5000", "Bearer admin-token-0123456789ab", RoleCommand, 403, ""},
+		{"the scheme in any case", "203.0.113.9:5000", "bearer finesse-token-0123456789", RoleCommand, 200, "finesse"},
+		{"spaces around the token", "203.0.113.9:5000", "Bearer  finesse-token-0123456789 ", RoleCommand, 200, "finesse"},
 		{"CAD network", "10.1.2.3:5000", "", RoleCommand, 200, "net:cad-floor"},
 		{"CAD network, IPv4-mapped", "[::ffff:10.1.2.3]:5000", "", RoleCommand, 200, "net:cad-floor"},
 		{"CAD network lacks admin", "10.1.2.3:5000", "", RoleAdmin, 403, ""},
@@ -117,6 +120,21 @@ func TestParseTokensRejects(t *testing.T) {
 		var fe *ledger.FieldError
 		if !errors.As(err, &fe) || fe.Field != name {
 			t.Errorf("%s: got %v", name, err)
+		}
+	}
+	// The shortest token taken, and one shorter.
+	if tk, err := ParseTokens([]byte(`{"tokens":[{"name":"a","token":"0123456789abcdef","roles":["admin"]}]}`)); err != nil || len(tk.Warnings()) != 0 {
+		t.Errorf("a token of 16 characters: %v %v", err, tk)
+	}
+	var fe *ledger.FieldError
+	if _, err := ParseTokens([]byte(`{"tokens":[{"name":"a","token":"0123456789abcde","roles":["admin"]}]}`)); !errors.As(err, &fe) || fe.Field != "tokens[0].token" {
+		t.Errorf("a token of 15 characters: %v, want it refused", err)
+	}
+	// Characters a URL splits a token at: taken, with a warning.
+	for _, c := range "&=#?;" {
+		tk, err := ParseTokens([]byte(`{"tokens":[{"name":"a","token":"0123456789abcdef` + string(c) + `x","roles":["admin"]}]}`))
+		if err != nil || len(tk.Warnings()) != 1 || !strings.Contains(tk.Warnings()[0], "tokens[0].token") {
+			t.Errorf("a token holding %q: %v, warnings %q", c, err, tk.Warnings())
 		}
 	}
 	for _, tok := range []string{"0123456789 abcdef0", "0123456789\u00a0abcdef0", "0123456789\u200babcdef0", "0123456789\u0085abcdef0"} {
