@@ -60,7 +60,12 @@ func (c *BackupCommand) Run(ctx context.Context, args []string) error {
 		if *dest == "-" {
 			return fill(out)
 		}
-		return writeNewFile(*dest, fill)
+		return writeNewFile(*dest, fill, func(tmp string, h backupHeld) error {
+			if err := checkBackup(tmp, h); err != nil {
+				return fmt.Errorf("backup: %s: the copy does not read back as it was announced, so it was not kept: %w", *dest, err)
+			}
+			return nil
+		})
 	}
 	var held backupHeld
 	// A server running on the dir is asked, whether or not this account
@@ -105,9 +110,6 @@ func (c *BackupCommand) Run(ctx context.Context, args []string) error {
 	}
 	if *dest == "-" {
 		return nil
-	}
-	if err := checkBackup(*dest, held); err != nil {
-		return fmt.Errorf("backup: %s: %w", *dest, err)
 	}
 	_, err = fmt.Fprintf(out, "backup: %s: %d bytes, events 1 to %d (head hash %s), from %s\n", *dest, held.size, held.head, held.hash, held.from)
 	return err
@@ -171,10 +173,10 @@ func checkBackupDest(path string) error {
 }
 
 // writeNewFile writes what fill writes to path: into path.partial first
-// (which must not exist), synced, then renamed, and the directory synced,
-// so that path is only ever a whole copy. A failed fill removes the
-// partial file.
-func writeNewFile(path string, fill func(w io.Writer) (backupHeld, error)) (backupHeld, error) {
+// (which must not exist), synced, checked by check, then renamed, and the
+// directory synced, so that path is only ever a whole copy that passed
+// its check. A failed fill or check removes the partial file.
+func writeNewFile(path string, fill func(w io.Writer) (backupHeld, error), check func(tmp string, held backupHeld) error) (backupHeld, error) {
 	tmp := path + ".partial"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {
@@ -189,6 +191,9 @@ func writeNewFile(path string, fill func(w io.Writer) (backupHeld, error)) (back
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = check(tmp, held)
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)

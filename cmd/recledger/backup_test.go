@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -158,3 +160,92 @@ func grepLines(s, sub string) string {
 	}
 	return b.String()
 }
+
+// fakeBackupServer serves the ledger file of dir as GET /v1/backup,
+// announcing the head seq and hash it is given, and records itself as
+// the server running on a data dir of its own, which it returns.
+func fakeBackupServer(t *testing.T, dir string, seq uint64, hash string, length bool) string {
+	t.Helper()
+	file, err := os.ReadFile(filepath.Join(dir, LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/backup" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Recledger-Head-Seq", strconv.FormatUint(seq, 10))
+		w.Header().Set("Recledger-Head-Hash", hash)
+		if length {
+			w.Header().Set("Content-Length", strconv.Itoa(len(file)))
+		} else {
+			w.(http.Flusher).Flush() // chunked: no length
+		}
+		w.Write(file)
+	}))
+	t.Cleanup(srv.Close)
+	data := t.TempDir()
+	if err := writeServing(data, servingInfo{PID: os.Getpid(), HTTP: srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// A copy that does not read back as the server announced it (another
+// head, a damaged file) is not kept at --out, nor half-written beside it:
+// --out is only ever a whole copy that passed its check, and the backup
+// can be run again. A copy sent without its length is refused.
+func TestBackupThatFailsItsCheckIsNotKept(t *testing.T) {
+	d := writeOfflineDay(t, false, 0)
+	st, err := ledger.Open(filepath.Join(d.dir, LedgerFile), ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, hash := st.Head()
+	st.Close()
+	for _, tc := range []struct {
+		name   string
+		seq    uint64
+		hash   string
+		length bool
+		want   error
+		says   string
+	}{
+		{"the head announced", head, hash, true, nil, "events 1 to "},
+		{"another head hash", head, strings.Repeat("0", 64), true, ledger.ErrCorrupt, "not kept"},
+		{"a later head", head + 1, hash, true, ledger.ErrCorrupt, "not kept"},
+		{"no length", head, hash, false, ledger.ErrUnavailable, "no head seq or length"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := fakeBackupServer(t, d.dir, tc.seq, tc.hash, tc.length)
+			out := filepath.Join(t.TempDir(), "copy.db")
+			sum, err := runCmd(t, &BackupCommand{Stderr: devNull(t)}, "--data", data, "--out", out)
+			if tc.want == nil {
+				if err != nil || !strings.Contains(sum, tc.says) {
+					t.Fatalf("backup: %v %q", err, sum)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("backup: %v, want %v saying %q", err, tc.want, tc.says)
+			}
+			for _, p := range []string{out, out + ".partial"} {
+				if _, err := os.Stat(p); err == nil {
+					t.Errorf("%s left behind", filepath.Base(p))
+				}
+			}
+		})
+	}
+	// To standard output, a writer that fails is named, not the server.
+	data := fakeBackupServer(t, d.dir, head, hash, true)
+	c := &BackupCommand{Out: failingWriter{}, Stderr: devNull(t)}
+	if err := c.Run(context.Background(), []string{"--data", data, "--out", "-"}); err == nil || !strings.Contains(err.Error(), "writing the copy") {
+		t.Fatalf("--out - to a failing writer: %v", err)
+	}
+}
+
+// failingWriter fails every write, as a closed pipe does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
