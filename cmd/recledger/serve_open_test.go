@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -267,5 +268,20 @@ func TestServeSaysItsEventVersionIsNew(t *testing.T) {
 	_ = srv.Wait()
 	if strings.Contains(logs, said) {
 		t.Errorf("said again once this build appended:\n%s", logs)
+	}
+}
+
+// A ledger file that is not one fails serve's start at once: only a lock
+// is waited for, not damage, which no wait mends.
+func TestServeFailsAtOnceOnAFileThatIsNoLedger(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, LedgerFile), bytes.Repeat([]byte("not a ledger\n"), 2000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := openForServe(ctx, dir, slog.New(slog.DiscardHandler))
+	if err == nil || ctx.Err() != nil || errors.Is(err, ledger.ErrLocked) {
+		t.Fatalf("serve on a file that is no ledger: %v (waited: %v)", err, ctx.Err())
 	}
 }
