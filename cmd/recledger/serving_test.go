@@ -180,6 +180,16 @@ func TestServingFile(t *testing.T) {
 	if _, ok := readServing(dir); ok {
 		t.Fatal("a dead server's file was believed")
 	}
+	// No pid, or pid 0 (kill(0, 0) asks about this process group, which
+	// is always there): no server.
+	for _, doc := range []string{`{"pid":0,"http":"http://127.0.0.1:1"}`, `{}`} {
+		if err := os.WriteFile(filepath.Join(dir, ServingFile), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := readServing(dir); ok {
+			t.Fatalf("%s was believed a live server", doc)
+		}
+	}
 	removeServing(dir) // not ours: kept
 	if _, err := os.Stat(filepath.Join(dir, ServingFile)); err != nil {
 		t.Fatalf("another process's file removed: %v", err)
