@@ -344,6 +344,10 @@ func streamMissing(ctx context.Context, js jetstream.JetStream) bool {
 // the first problem) when a check did not pass; secErr is the sections'
 // finding.
 func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) error {
+	// ok is false whenever the exit status is: a finding that fails the
+	// command fails the JSON too, whichever part found it.
+	failed := verifyFailure(res, secErr)
+	res.OK = res.OK && failed == nil
 	if asJSON {
 		if err := writeJSONLine(out, res); err != nil {
 			return err
@@ -396,6 +400,12 @@ func writeVerify(out io.Writer, res verifyResult, asJSON bool, secErr error) err
 			fmt.Fprintf(out, "%-10s the ledger is whole and the mirror's events do not chain: %s\n", "remirror", res.Remirror)
 		}
 	}
+	return failed
+}
+
+// verifyFailure is the error verify exits with for res, nil when every
+// part checked is whole.
+func verifyFailure(res verifyResult, secErr error) error {
 	switch {
 	case !res.Chain.OK:
 		return fmt.Errorf("verify: %w at seq %d: %s", ledger.ErrChainBroken, res.Chain.FirstBad, res.Chain.Problem)

@@ -611,3 +611,33 @@ func TestVerifyRebuildsAfterEventsAreLost(t *testing.T) {
 		})
 	}
 }
+
+// Whatever part of a verify fails the command fails its JSON too: "ok"
+// is false whenever the exit status is, so that a script reading --json
+// cannot take a damaged dir for a whole one.
+func TestVerifyJSONIsNotOKWhenVerifyFails(t *testing.T) {
+	whole := verifyResult{OK: true, Chain: ledger.VerifyReport{OK: true, Events: 9}}
+	for name, change := range map[string]func(*verifyResult){
+		"the file's pages": func(r *verifyResult) {
+			r.File = &ledger.FileReport{Problems: []string{"page 3: in use and on the free-page list"}}
+		},
+		"an unfinished restore": func(r *verifyResult) { r.RestoreUnfinished = true },
+		"the server's damage":   func(r *verifyResult) { r.ServerDamage = "page 3" },
+		"the mirror differs":    func(r *verifyResult) { r.JetStream = &ledger.VerifyReport{FirstBad: 4, Problem: "hash"} },
+		"the mirror behind":     func(r *verifyResult) { r.JetStream = &ledger.VerifyReport{Behind: true, Problem: "3 of 9"} },
+		"the checkpoint":        func(r *verifyResult) { r.Checkpoint = &checkpointReport{Seq: 5, Digest: "a", Rebuilt: "b"} },
+	} {
+		r := whole
+		change(&r)
+		var out bytes.Buffer
+		err := writeVerify(&out, r, true, nil)
+		var got struct{ OK bool }
+		if jerr := json.Unmarshal(out.Bytes(), &got); jerr != nil || err == nil || got.OK {
+			t.Errorf("%s: exit %v, JSON %s", name, err, out.String())
+		}
+	}
+	var out bytes.Buffer
+	if err := writeVerify(&out, whole, true, nil); err != nil || !strings.Contains(out.String(), `"ok":true`) {
+		t.Errorf("whole: exit %v, JSON %s", err, out.String())
+	}
+}
