@@ -74,17 +74,19 @@ func TestServeRefusesALedgerBehindItsMirror(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefixLedger(t, data, half-1, true)
 	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stderr.Close()
-	if out, err := runCmd(t, &RestoreCommand{Stderr: stderr}, "--from-jetstream", "--data", data); !errors.Is(err, ledger.ErrConflict) || !strings.Contains(err.Error(), "not the mirror's") {
-		t.Fatalf("restore over a ledger that is not the mirror's start: %v\n%s", err, out)
-	}
-	if err := os.WriteFile(filepath.Join(data, LedgerFile), saved, 0o600); err != nil {
-		t.Fatal(err)
+	for _, n := range []uint64{half - 1, 0} { // n of its events, then one of another ledger: one alone is compared too
+		prefixLedger(t, data, n, true)
+		if out, err := runCmd(t, &RestoreCommand{Stderr: stderr}, "--from-jetstream", "--data", data); !errors.Is(err, ledger.ErrConflict) || !strings.Contains(err.Error(), "not the mirror's") {
+			t.Fatalf("restore over %d events that are not the mirror's start: %v\n%s", n+1, err, out)
+		}
+		if err := os.WriteFile(filepath.Join(data, LedgerFile), saved, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	prefixLedger(t, data, half, false)

@@ -519,6 +519,16 @@ func TestRestoreStopsAtANewerBuildsEvents(t *testing.T) {
 	if head, err := ledgerHead(filepath.Join(dir, LedgerFile)); err != nil || head != d.seq {
 		t.Errorf("restored up to seq %d (%v), want the %d events before the newer one", head, err, d.seq)
 	}
+	// And marked unfinished: serve refuses the dir until a restore
+	// completes it.
+	st, err := ledger.Open(filepath.Join(dir, LedgerFile), ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if unfinished, err := st.Restoring(t.Context()); err != nil || !unfinished {
+		t.Errorf("a restore stopped at a newer build's event: marked unfinished %v (%v)", unfinished, err)
+	}
 }
 
 // serve refuses it, verify says so, and restore run again completes it.
