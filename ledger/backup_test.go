@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestBackupWhileAppending: a backup taken while appenders go on is a
@@ -114,5 +116,27 @@ func TestBackupEnds(t *testing.T) {
 	s.Close()
 	if _, err := s.Backup(ctx, &buf, nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("closed store: %v", err)
+	}
+}
+
+// A ledger whose last event cannot be read is not copied: the copy would
+// be announced to end at a head nobody can check. Nothing is written and
+// begin is not called.
+func TestBackupRefusesAnUnreadableHead(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Options{})
+	for range 3 {
+		if _, err := s.Append(ctx, cmd("tag")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketEvents).Put(seqKey(3), []byte("{garbled")) }); err != nil {
+		t.Fatal(err)
+	}
+	var w bytes.Buffer
+	began := false
+	_, err := s.Backup(ctx, &w, func(BackupInfo) error { began = true; return nil })
+	if !errors.Is(err, ErrCorrupt) || began || w.Len() != 0 {
+		t.Fatalf("backup of a ledger whose head is garbled: %v, begun %v, %d bytes written", err, began, w.Len())
 	}
 }
