@@ -19,17 +19,7 @@ func TestBackupCutsOffAClientThatStopsReading(t *testing.T) {
 	s, logs := newLoggedStack(t)
 	s.api.SetBackupWriteWait(300 * time.Millisecond)
 	ctx := context.Background()
-	big := strings.Repeat("x", 1000)
-	for range 200 { // ~12 MB: more than the sockets' buffers hold
-		events := make([]ledger.Event, 50)
-		for i := range events {
-			events[i] = ledger.Event{Type: ledger.TypeCommand, Data: ledger.Command{Command: "tag", Transport: ledger.TransportHTTP,
-				Params: []ledger.Param{{Key: "note", Value: big}}}}
-		}
-		if _, err := s.store.Append(ctx, events...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fillBig(t, s)
 	conn, err := net.Dial("tcp", s.srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -62,13 +52,88 @@ func TestBackupCutsOffAClientThatStopsReading(t *testing.T) {
 	if l := logs.String(); !strings.Contains(l, "the client took no bytes for 300ms") {
 		t.Fatalf("the cut-off's reason:\n%s", l)
 	}
+	if m := metricsOf(t, s); !strings.Contains(m, `recledger_backups_total{result="cut_off"} 1`) {
+		t.Fatalf("metrics after the cut-off:\n%s", m)
+	}
+}
+
+// fillBig appends some 12 MB of events: a copy more than the sockets'
+// buffers hold.
+func fillBig(t *testing.T, s *stack) {
+	t.Helper()
+	big := strings.Repeat("x", 1000)
+	for range 200 {
+		events := make([]ledger.Event, 50)
+		for i := range events {
+			events[i] = ledger.Event{Type: ledger.TypeCommand, Data: ledger.Command{Command: "tag", Transport: ledger.TransportHTTP,
+				Params: []ledger.Param{{Key: "note", Value: big}}}}
+		}
+		if _, err := s.store.Append(context.Background(), events...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// metricsOf is the /metrics text of s.
+func metricsOf(t *testing.T, s *stack) string {
+	t.Helper()
 	resp, err := http.Get(s.srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	m, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(m), `recledger_backups_total{result="cut_off"} 1`) {
-		t.Fatalf("metrics after the cut-off:\n%s", m)
+	return string(m)
+}
+
+// The write bound is for each write, not the whole copy: a client that
+// reads steadily gets a copy that takes many times the bound.
+func TestBackupTakesLongerThanItsWriteBound(t *testing.T) {
+	s, _ := newLoggedStack(t)
+	s.api.SetBackupWriteWait(300 * time.Millisecond)
+	fillBig(t, s)
+	resp, err := http.Get(s.srv.URL + "/v1/backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	start := time.Now()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		k, err := io.ReadFull(resp.Body, buf)
+		n += int64(k)
+		if err != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n != resp.ContentLength || time.Since(start) < time.Second {
+		t.Fatalf("read %d of %d bytes in %v; want all of them, over more than three write bounds", n, resp.ContentLength, time.Since(start))
+	}
+	if m := metricsOf(t, s); !strings.Contains(m, `recledger_backups_total{result="sent"} 1`) {
+		t.Fatalf("metrics after a slow copy:\n%s", m)
+	}
+}
+
+// A copy that cannot begin (the ledger closed) is answered 503 with a
+// machine reason, and counted as failed: not an aborted connection, not
+// an empty 200.
+func TestBackupThatCannotBeginIsAnError(t *testing.T) {
+	s, _ := newLoggedStack(t)
+	if err := s.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(s.srv.URL + "/v1/backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"reason":"unavailable"`) {
+		t.Fatalf("backup of a closed ledger: %d %s", resp.StatusCode, body)
+	}
+	if m := metricsOf(t, s); !strings.Contains(m, `recledger_backups_total{result="failed"} 1`) {
+		t.Fatalf("metrics after a failed copy:\n%s", m)
 	}
 }

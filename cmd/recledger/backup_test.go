@@ -53,7 +53,9 @@ func TestBackupBesideRunningServer(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodHead, base+"/v1/backup", nil)
 	req.Header.Set("Authorization", "Bearer "+admin)
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Recledger-Head-Seq") != "20" || resp.ContentLength <= 0 {
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Recledger-Head-Seq") != "20" || resp.ContentLength <= 0 ||
+		resp.Header.Get("Recledger-Site") != "default" || resp.Header.Get("Cache-Control") != "no-store" ||
+		resp.Header.Get("Content-Disposition") != `attachment; filename="recledger-default-20.db"` {
 		t.Fatalf("HEAD /v1/backup: %v %+v", err, resp)
 	}
 	resp.Body.Close()
