@@ -72,8 +72,25 @@ func TestSilentAndSlowConnectionsGiveWay(t *testing.T) {
 			c := dialFrom(t, "127.0.0.1", addr)
 			io.WriteString(c, first)
 			held = append(held, c)
+			time.Sleep(10 * time.Millisecond) // each after the one before
 		}
 		return held
+	}
+	// gaveWay checks that the oldest of held was closed by the server
+	// (read to its end within wait), and the others not.
+	gaveWay := func(what string, held []net.Conn) {
+		t.Helper()
+		for i, c := range held {
+			wait := 100 * time.Millisecond
+			if i == 0 {
+				wait = 2 * time.Second
+			}
+			c.SetReadDeadline(time.Now().Add(wait))
+			_, err := io.ReadAll(c)
+			if closed := err == nil; closed != (i == 0) {
+				t.Errorf("%s: connection %d (0 the oldest) closed %v (%v); want only the oldest closed", what, i, closed, err)
+			}
+		}
 	}
 
 	silent := hold("")
@@ -81,6 +98,7 @@ func TestSilentAndSlowConnectionsGiveWay(t *testing.T) {
 	if code, err := ask(); err != nil || code != 200 {
 		t.Fatalf("beside %d silent connections: %d %v, want 200", maxConns, code, err)
 	}
+	gaveWay("silent", silent)
 	for _, c := range silent {
 		c.Close()
 	}
@@ -88,7 +106,7 @@ func TestSilentAndSlowConnectionsGiveWay(t *testing.T) {
 	// Half a header each: within slowHeader they hold their slots (a
 	// desktop's header may come in two packets), past it they give way.
 	time.Sleep(100 * time.Millisecond)
-	hold("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+	slow := hold("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
 	time.Sleep(50 * time.Millisecond)
 	if code, err := ask(); err != nil || code != 503 {
 		t.Fatalf("beside %d headers begun just now: %d %v, want 503", maxConns, code, err)
@@ -97,6 +115,7 @@ func TestSilentAndSlowConnectionsGiveWay(t *testing.T) {
 	if code, err := ask(); err != nil || code != 200 {
 		t.Fatalf("beside %d headers begun 350 ms ago: %d %v, want 200", maxConns, code, err)
 	}
+	gaveWay("slow", slow)
 }
 
 // One client address holds at most its share of the connections: a
