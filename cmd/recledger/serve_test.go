@@ -648,6 +648,11 @@ func TestStopCutsAStalledClient(t *testing.T) {
 	if err := srv.Wait(); err != nil {
 		t.Fatalf("a stop with a stalled client: %v", err)
 	}
+	// Cut off, not left to outlive the stop with the store closed.
+	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatalf("the stalled client's connection after the stop: %v, want it closed", err)
+	}
 }
 
 // TestServesWhileAnExternalNATSIsAway: with --nats, a NATS server not
