@@ -364,6 +364,12 @@ func TestCatchUpWaitsForTheMirror(t *testing.T) {
 	if got := catchUp(ctx, servingInfo{HTTP: "http://127.0.0.1:1"}, src, 1, time.Minute, &notes); got != 1 {
 		t.Fatalf("no server: head %d", got)
 	}
+	// One whose /readyz has no head (an older build): no wait either.
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"ready":true}`) }))
+	defer silent.Close()
+	if got := catchUp(ctx, servingInfo{PID: os.Getpid(), HTTP: silent.URL}, src, 1, time.Minute, &notes); got != 1 {
+		t.Fatalf("a server that gives no head: head %d", got)
+	}
 }
 
 // verify beside a server names a mirror that is behind the server's head
