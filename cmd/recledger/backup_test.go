@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -251,3 +252,66 @@ func TestBackupThatFailsItsCheckIsNotKept(t *testing.T) {
 type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+// A partial file already beside --out (another backup writing it, or one
+// interrupted) is neither truncated nor reused; a data dir with no ledger
+// is an error, not a copy of nothing; and a backup interrupted while it
+// copies leaves neither --out nor its partial file.
+func TestBackupLeavesNothingHalfDone(t *testing.T) {
+	d := writeOfflineDay(t, false, 0)
+	out := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(out+".partial", []byte("another backup's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCmd(t, &BackupCommand{Stderr: devNull(t)}, "--data", d.dir, "--out", out); !errors.Is(err, ledger.ErrConflict) || !strings.Contains(err.Error(), "remove it if none runs") {
+		t.Fatalf("beside a partial file: %v", err)
+	}
+	if b, _ := os.ReadFile(out + ".partial"); string(b) != "another backup's" {
+		t.Fatalf("the partial file of another backup was written over: %q", b)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a copy was written beside another backup's partial file")
+	}
+
+	empty := filepath.Join(t.TempDir(), "copy.db")
+	if _, err := runCmd(t, &BackupCommand{Stderr: devNull(t)}, "--data", t.TempDir(), "--out", empty); err == nil {
+		t.Fatal("a backup of a data dir with no ledger succeeded")
+	}
+	if _, err := os.Stat(empty); err == nil {
+		t.Fatal("a backup of a data dir with no ledger wrote a file")
+	}
+
+	// A server that sends half the copy, then nothing until the client
+	// gives up.
+	file, err := os.ReadFile(filepath.Join(d.dir, LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Recledger-Head-Seq", "1")
+		w.Header().Set("Recledger-Head-Hash", "x")
+		w.Header().Set("Content-Length", strconv.Itoa(len(file)))
+		w.Write(file[:len(file)/2])
+		w.(http.Flusher).Flush()
+		close(started)
+		<-r.Context().Done()
+	}))
+	defer hs.Close()
+	data := t.TempDir()
+	if err := writeServing(data, servingInfo{PID: os.Getpid(), HTTP: hs.URL}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-started; cancel() }()
+	cut := filepath.Join(t.TempDir(), "copy.db")
+	c := &BackupCommand{Out: io.Discard, Stderr: devNull(t)}
+	if err := c.Run(ctx, []string{"--data", data, "--out", cut}); err == nil || !strings.Contains(err.Error(), "interrupted") || !strings.Contains(err.Error(), "nothing was written to "+cut) {
+		t.Fatalf("an interrupted backup: %v", err)
+	}
+	for _, p := range []string{cut, cut + ".partial"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("an interrupted backup left %s", filepath.Base(p))
+		}
+	}
+}
