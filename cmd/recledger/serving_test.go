@@ -315,6 +315,24 @@ func TestCommandsBesideServerWithTokens(t *testing.T) {
 	if _, err := runCmd(t, &ReplayCommand{Stderr: stderr}, "--data", data, "--digest", "--token", "command-token-0123456789"); !errors.Is(err, ledger.ErrRefused) {
 		t.Fatalf("replay of the mirror with the command role's token: %v", err)
 	}
+	// The first request its token may not make closes the connection, so
+	// that the command fails at once rather than at its timeout.
+	info, _ := readServing(data)
+	nc, js, err := ledger.Connect(t.Context(), info.NATS, "test", nil, natsToken("command-token-0123456789")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sctx, scancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer scancel()
+	if _, err := js.Stream(sctx, ledger.EventsStream); err == nil {
+		t.Fatal("the command role read the stream")
+	}
+	for deadline := time.Now().Add(10 * time.Second); !nc.IsClosed(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a connection refused a request is still open")
+		}
+	}
 	var live digestReply
 	getJSONWith(t, "http://"+srv.Addr()+"/v1/digest", auditor, &live)
 	out, err = runCmd(t, &ReplayCommand{Stderr: stderr}, "--data", data, "--digest", "--token", auditor)
