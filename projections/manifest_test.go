@@ -26,7 +26,7 @@ import (
 //	                  when parsed and rendered again, and after a checkpoint
 //	                  round trip; prints their size and SHA-256
 //
-// Regenerate with: go test ./projections -run TestManifestScripts -rewrite
+// Regenerate with: go test ./projections -run TestManifestScripts -update
 func TestManifestScripts(t *testing.T) {
 	files, err := filepath.Glob("testdata/manifest/*.txt")
 	if err != nil || len(files) == 0 {

@@ -16,7 +16,7 @@ import (
 var ulidRE = regexp.MustCompile(`\b[0-9A-HJKMNP-TV-Z]{26}\b`)
 
 // TestTraceGolden replays replaytest's day and compares traces with
-// testdata/trace (go test ./replay/ -run TraceGolden -rewrite to update).
+// testdata/trace (go test ./replay/ -run TraceGolden -update to rewrite it).
 //
 //	trace [user=ID] [until=SEQ|ULID|TIME]
 //
