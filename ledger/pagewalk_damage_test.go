@@ -1,0 +1,277 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// pageOf is page id of a file's bytes, as the walk reads it.
+type pageOf struct {
+	data []byte
+	id   int
+}
+
+func (p pageOf) b() []byte     { return p.data[p.id*pageSize : (p.id+1)*pageSize] }
+func (p pageOf) flags() uint16 { return binary.LittleEndian.Uint16(p.b()[8:]) }
+func (p pageOf) count() int    { return int(binary.LittleEndian.Uint16(p.b()[10:])) }
+
+// key is element i's key, in place: a leaf's element (flags, pos, ksize,
+// vsize) or a branch's (pos, ksize, child).
+func (p pageOf) key(i int) []byte {
+	le := binary.LittleEndian
+	e := boltPageHeader + i*boltElemLen
+	r := p.b()[e:]
+	pos, ksize := le.Uint32(r[4:]), le.Uint32(r[8:])
+	if p.flags() == boltBranchFlag {
+		pos, ksize = le.Uint32(r[0:]), le.Uint32(r[4:])
+	}
+	return p.b()[e+int(pos) : e+int(pos)+int(ksize)]
+}
+
+// child is a branch element's page.
+func (p pageOf) child(i int) int {
+	return int(binary.LittleEndian.Uint64(p.b()[boltPageHeader+i*boltElemLen+8:]))
+}
+
+func (p pageOf) setChild(i, id int) {
+	binary.LittleEndian.PutUint64(p.b()[boltPageHeader+i*boltElemLen+8:], uint64(id))
+}
+
+// eventsBranch is the root page of the events bucket, found from the
+// newest header (not an older copy on the free-page list): a branch page
+// whose first two children are leaf pages of several events each.
+func eventsBranch(t *testing.T, data []byte, m boltMeta) pageOf {
+	t.Helper()
+	le := binary.LittleEndian
+	root := pageOf{data, int(m.root)}
+	for i := range root.count() {
+		if string(root.key(i)) != string(bucketEvents) || root.flags() != boltLeafFlag {
+			continue
+		}
+		e := boltPageHeader + i*boltElemLen
+		r := root.b()[e:]
+		pos, ksize := le.Uint32(r[4:]), le.Uint32(r[8:])
+		p := pageOf{data, int(le.Uint64(root.b()[e+int(pos)+int(ksize):]))}
+		if p.flags() != boltBranchFlag || p.count() < 2 {
+			break
+		}
+		c0, c1 := pageOf{data, p.child(0)}, pageOf{data, p.child(1)}
+		if c0.flags() == boltLeafFlag && c1.flags() == boltLeafFlag && c0.count() > 1 && c1.count() > 1 {
+			return p
+		}
+	}
+	t.Fatal("the events bucket's root is not a branch page over leaf pages")
+	return pageOf{}
+}
+
+// Each check of the page walk, on damage made for it: mutation testing
+// found each could be dropped, or moved by one, with the earlier damage
+// cases still found.
+func TestCheckPagesFindsEachDamage(t *testing.T) {
+	le := binary.LittleEndian
+	for _, c := range []struct {
+		name, want string
+		damage     func(t *testing.T, data []byte, m boltMeta) []byte
+	}{
+		{"keys out of order", "is not after key", func(t *testing.T, data []byte, m boltMeta) []byte {
+			leaf := pageOf{data, eventsBranch(t, data, m).child(0)}
+			copy(leaf.key(1), leaf.key(0)) // equal keys: not after
+			return data
+		}},
+		{"a key before its parent's bound", "is before its parent's bound", func(t *testing.T, data []byte, m boltMeta) []byte {
+			leaf := pageOf{data, eventsBranch(t, data, m).child(1)}
+			clear(leaf.key(0))
+			return data
+		}},
+		{"a key at the next key of its parent", "is not before the next key of its parent", func(t *testing.T, data []byte, m boltMeta) []byte {
+			br := eventsBranch(t, data, m)
+			leaf := pageOf{data, br.child(0)}
+			copy(leaf.key(leaf.count()-1), br.key(1))
+			return data
+		}},
+		{"a page of another type", "has type 0x10, not 0x2", func(t *testing.T, data []byte, m boltMeta) []byte {
+			le.PutUint16(pageOf{data, eventsBranch(t, data, m).child(0)}.b()[8:], boltFreelistFlag)
+			return data
+		}},
+		{"overflow up to the file's end", "overflow pages run past", func(t *testing.T, data []byte, m boltMeta) []byte {
+			id := eventsBranch(t, data, m).child(0)
+			le.PutUint32(pageOf{data, id}.b()[12:], uint32(int(m.pgid)-id))
+			return data
+		}},
+		{"a child at the file's end", "outside the file's", func(t *testing.T, data []byte, m boltMeta) []byte {
+			eventsBranch(t, data, m).setChild(0, int(m.pgid))
+			return data
+		}},
+		{"a branch page with no element", "a branch page with no element", func(t *testing.T, data []byte, m boltMeta) []byte {
+			le.PutUint16(eventsBranch(t, data, m).b()[10:], 0)
+			return data
+		}},
+		{"a page neither reached nor free", "neither reached from the root nor free", func(t *testing.T, data []byte, m boltMeta) []byte {
+			fl := pageOf{data, int(m.freelist)}
+			n := fl.count()
+			if n == 0 || n == 0xFFFF {
+				t.Skip("no free page to take off the list")
+			}
+			le.PutUint16(fl.b()[10:], uint16(n-1))
+			return data
+		}},
+		{"a page on the free-page list twice", "on the free-page list twice", func(t *testing.T, data []byte, m boltMeta) []byte {
+			fl := pageOf{data, int(m.freelist)}
+			n := fl.count()
+			if n == 0 || n == 0xFFFF || boltPageHeader+(n+1)*8 > pageSize {
+				t.Skip("a free-page list of an unexpected shape")
+			}
+			copy(fl.b()[boltPageHeader+n*8:], fl.b()[boltPageHeader:boltPageHeader+8])
+			le.PutUint16(fl.b()[10:], uint16(n+1))
+			return data
+		}},
+		{"a free page at the file's end", "names page", func(t *testing.T, data []byte, m boltMeta) []byte {
+			fl := pageOf{data, int(m.freelist)}
+			n := fl.count()
+			if n == 0xFFFF || boltPageHeader+(n+1)*8 > pageSize {
+				t.Skip("a free-page list of an unexpected shape")
+			}
+			le.PutUint64(fl.b()[boltPageHeader+n*8:], m.pgid)
+			le.PutUint16(fl.b()[10:], uint16(n+1))
+			return data
+		}},
+		{"a file one page short", "the file is shorter than its", func(t *testing.T, data []byte, m boltMeta) []byte {
+			return data[:(int(m.pgid)-1)*pageSize]
+		}},
+		{"a page size bbolt does not write", "a page size of 1000 bytes", func(t *testing.T, data []byte, m boltMeta) []byte {
+			le.PutUint32(data[boltPageHeader+8:], 1000)
+			resealMetas(data)
+			return data
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := closedLedger(t, 3000)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = c.damage(t, data, fileMeta(t, path))
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := CheckPages(t.Context(), path)
+			if err != nil || rep.OK || !strings.Contains(rep.Problem(), c.want) {
+				t.Fatalf("%+v %v; want %q", rep, err, c.want)
+			}
+		})
+	}
+}
+
+// A report keeps the first findings and counts the others: one damaged
+// branch page makes every page under it a finding.
+func TestCheckPagesCountsFindingsPastTheFirst(t *testing.T) {
+	path := closedLedger(t, 3000)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint16(eventsBranch(t, data, fileMeta(t, path)).b()[10:], 0)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := CheckPages(t.Context(), path)
+	if err != nil || len(rep.Problems) != maxFileProblems || rep.More == 0 || !strings.Contains(rep.Problem(), "more)") {
+		t.Fatalf("%d findings kept, %d more, %v: %s", len(rep.Problems), rep.More, err, rep.Problem())
+	}
+}
+
+// The walk starts from the newest header, whichever of the two it is: a
+// file whose first header is the older one is whole too.
+func TestCheckPagesReadsTheNewestHeader(t *testing.T) {
+	for extra := range 2 {
+		path := filepath.Join(t.TempDir(), "ledger.db")
+		s, err := Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jsAppend(t, s, 3000+extra) // one more transaction: the other header
+		// The last transaction grows the file: the two headers differ.
+		big := Event{Type: TypeCommand, Data: Command{Command: "metadata", Params: []Param{{Key: "note", Value: strings.Repeat("n", 100<<10)}}}}
+		if _, err := s.Append(t.Context(), big); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m0, _ := readBoltMeta(f, 0)
+		m1, _ := readBoltMeta(f, pageSize)
+		f.Close()
+		newest, older := m0, m1
+		if m1.txid > m0.txid {
+			newest, older = m1, m0
+		}
+		rep, err := CheckPages(t.Context(), path)
+		if err != nil || !rep.OK || rep.Pages != newest.pgid || newest.pgid == older.pgid {
+			t.Fatalf("a whole file (headers of transactions %d and %d, %d and %d pages): %+v %v", m0.txid, m1.txid, m0.pgid, m1.pgid, rep, err)
+		}
+	}
+}
+
+// A free-page list in its long form (count 0xFFFF, the count in the first
+// slot: bbolt writes it past 65,534 free pages) is read as such.
+func TestCheckPagesReadsALongFreeList(t *testing.T) {
+	path := closedLedger(t, 3000)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := fileMeta(t, path)
+	le := binary.LittleEndian
+	fl := pageOf{data, int(m.freelist)}
+	n := fl.count()
+	if n == 0xFFFF || boltPageHeader+(n+1)*8 > pageSize {
+		t.Skip("a free-page list of an unexpected shape")
+	}
+	ids := append([]byte(nil), fl.b()[boltPageHeader:boltPageHeader+n*8]...)
+	le.PutUint64(fl.b()[boltPageHeader:], uint64(n))
+	copy(fl.b()[boltPageHeader+8:], ids)
+	le.PutUint16(fl.b()[10:], 0xFFFF)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := CheckPages(t.Context(), path); err != nil || !rep.OK {
+		t.Fatalf("a whole file with its free-page list in the long form: %+v %v", rep, err)
+	}
+}
+
+// The light walk a start makes claims the events bucket's leaf pages by
+// their parent's word: a leaf claimed twice, or one outside the file, is
+// still found.
+func TestLightCheckPagesFindsEventsLeavesClaimedWrong(t *testing.T) {
+	for _, c := range []struct {
+		name, want string
+		damage     func(br pageOf, m boltMeta)
+	}{
+		{"a leaf claimed twice", "reached twice (the second time as a leaf)", func(br pageOf, m boltMeta) { br.setChild(1, br.child(0)) }},
+		{"a leaf at the file's end", "outside the file's", func(br pageOf, m boltMeta) { br.setChild(br.count()-1, int(m.pgid)) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := closedLedger(t, 3000)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := fileMeta(t, path)
+			c.damage(eventsBranch(t, data, m), m)
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := checkPages(t.Context(), path, true)
+			if err != nil || rep.OK || !strings.Contains(rep.Problem(), c.want) {
+				t.Fatalf("light walk: %+v %v; want %q", rep, err, c.want)
+			}
+		})
+	}
+}
