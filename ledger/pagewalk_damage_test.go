@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -271,6 +272,87 @@ func TestLightCheckPagesFindsEventsLeavesClaimedWrong(t *testing.T) {
 			rep, err := checkPages(t.Context(), path, true)
 			if err != nil || rep.OK || !strings.Contains(rep.Problem(), c.want) {
 				t.Fatalf("light walk: %+v %v; want %q", rep, err, c.want)
+			}
+		})
+	}
+}
+
+// The checks a start makes before bbolt opens the file (checkFileLength):
+// each refusal on damage made for it, and a long free-page list or none
+// at all taken.
+func TestCheckFileLengthChecks(t *testing.T) {
+	le := binary.LittleEndian
+	setMeta := func(data []byte, field int, v uint64) {
+		for _, off := range []int{0, pageSize} {
+			le.PutUint64(data[off+boltPageHeader+field:], v)
+		}
+		resealMetas(data)
+	}
+	for _, c := range []struct {
+		name, want string // want "" : taken
+		damage     func(t *testing.T, data []byte, m boltMeta) []byte
+	}{
+		{"whole", "", func(t *testing.T, data []byte, m boltMeta) []byte { return data }},
+		{"one page short", "cut short", func(t *testing.T, data []byte, m boltMeta) []byte {
+			return data[:(int(m.pgid)-1)*pageSize]
+		}},
+		{"a page size of 256", "page size of 256", func(t *testing.T, data []byte, m boltMeta) []byte {
+			le.PutUint32(data[boltPageHeader+8:], 256)
+			resealMetas(data)
+			return data
+		}},
+		{"no free-page list kept", "", func(t *testing.T, data []byte, m boltMeta) []byte {
+			setMeta(data, 32, boltNoFreelist)
+			return data
+		}},
+		{"the free-page list at the file's end", "outside its", func(t *testing.T, data []byte, m boltMeta) []byte {
+			setMeta(data, 32, m.pgid)
+			return data
+		}},
+		{"a free page 1", "names page 1", func(t *testing.T, data []byte, m boltMeta) []byte {
+			fl := pageOf{data, int(m.freelist)}
+			n := fl.count()
+			if n == 0xFFFF || boltPageHeader+(n+1)*8 > pageSize {
+				t.Skip("a free-page list of an unexpected shape")
+			}
+			le.PutUint64(fl.b()[boltPageHeader+n*8:], 1)
+			le.PutUint16(fl.b()[10:], uint16(n+1))
+			return data
+		}},
+		{"a free-page list longer than its page", "more than its", func(t *testing.T, data []byte, m boltMeta) []byte {
+			le.PutUint16(pageOf{data, int(m.freelist)}.b()[10:], pageSize/8)
+			return data
+		}},
+		{"a free-page list overflowing to the file's end", "more than its", func(t *testing.T, data []byte, m boltMeta) []byte {
+			le.PutUint32(pageOf{data, int(m.freelist)}.b()[12:], uint32(m.pgid-m.freelist))
+			return data
+		}},
+		{"a free-page list in its long form", "", func(t *testing.T, data []byte, m boltMeta) []byte {
+			fl := pageOf{data, int(m.freelist)}
+			n := fl.count()
+			if n == 0xFFFF || boltPageHeader+(n+1)*8 > pageSize {
+				t.Skip("a free-page list of an unexpected shape")
+			}
+			ids := append([]byte(nil), fl.b()[boltPageHeader:boltPageHeader+n*8]...)
+			le.PutUint64(fl.b()[boltPageHeader:], uint64(n))
+			copy(fl.b()[boltPageHeader+8:], ids)
+			le.PutUint16(fl.b()[10:], 0xFFFF)
+			return data
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := closedLedger(t, 3000)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = c.damage(t, data, fileMeta(t, path))
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err = checkFileLength(path)
+			if c.want == "" && err != nil || c.want != "" && (!errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), c.want)) {
+				t.Fatalf("%v; want %q", err, c.want)
 			}
 		})
 	}
