@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -161,6 +162,8 @@ func TestStatusOf(t *testing.T) {
 		&ledger.FieldError{Field: "x", Message: "y"}: http.StatusBadRequest,
 		errors.New("boom"):                           http.StatusInternalServerError,
 		tooLarge(10):                                 http.StatusRequestEntityTooLarge,
+		context.Canceled:                             http.StatusServiceUnavailable, // a stop cut the request short
+		context.DeadlineExceeded:                     http.StatusServiceUnavailable,
 	} {
 		if got := statusOf(err); got != want {
 			t.Errorf("statusOf(%v) = %d, want %d", err, got, want)

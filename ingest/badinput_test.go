@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -239,8 +240,10 @@ func TestEncodedBodyIsNamed(t *testing.T) {
 	}
 	// A charset whose bytes are ASCII's is read as before.
 	s.outcome(s.do("POST", "/recordingcontrols/rest/tag", "application/x-www-form-urlencoded; charset=ISO-8859-1", "sender_id=jdoe"), 200, "no_effect", "no_last_call")
-	if head(s) != before+3 {
-		t.Errorf("head %d → %d, want the three commands recorded", before, head(s))
+	// Content-Encoding identity is no encoding.
+	s.outcome(s.do("POST", "/recordingcontrols/rest/tag", "application/x-www-form-urlencoded", "sender_id=jdoe", "Content-Encoding", "Identity"), 200, "no_effect", "no_last_call")
+	if head(s) != before+4 {
+		t.Errorf("head %d → %d, want the four commands recorded", before, head(s))
 	}
 }
 
@@ -272,6 +275,19 @@ func TestTokenInConfigurationIsRefused(t *testing.T) {
 	}
 	if r := s.do("GET", "/v1/contacts/admin-token-0123456789ab", "", "", admin...); r.Status != 404 || strings.Contains(strings.ToLower(r.Raw), "token-0123456789") {
 		t.Errorf("404 of a contact id holding a token: %d %s", r.Status, r.Raw)
+	}
+	// A --config file holding a token is refused too, checked or applied,
+	// and nothing of it is appended.
+	path := filepath.Join(t.TempDir(), "config.json")
+	writeFile(t, path, `{"teams":{"t":{}},"users":{"u1":{"name":"admin-token-0123456789ab","team":"t","recording":"desktop"}}}`)
+	if err := ingest.CheckConfigFile(path, tok); err == nil || strings.Contains(strings.ToLower(err.Error()), "token-0123456789") {
+		t.Errorf("check of a config file holding a token: %v", err)
+	}
+	if err := s.api.ApplyConfigFile(t.Context(), path); err == nil || strings.Contains(strings.ToLower(err.Error()), "token-0123456789") {
+		t.Errorf("a config file holding a token applied: %v", err)
+	}
+	if head(s) != before {
+		t.Errorf("a refused config file appended: head %d → %d", before, head(s))
 	}
 }
 

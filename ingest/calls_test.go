@@ -31,6 +31,19 @@ func TestParseSignals(t *testing.T) {
 	if err != nil || evs[0].Data.(ledger.CallSignal).At.String() != "2026-11-23T13:02:11.120Z" {
 		t.Fatalf("BOM, lower-case t and z: %v %v", evs, err)
 	}
+	// A stray byte anywhere, a control character in the extension, or an
+	// extension longer than 64 characters: refused, the field named.
+	for body, want := range map[string]string{
+		"{\"call_id\":\"c-1\",\"extension\":\"3420\",\"type\":\"ringing\",\"ani\":\"\xff\"}": "not UTF-8",
+		`{"call_id":"c-1","extension":"34\u000120","type":"ringing"}`:                        "extension",
+		`{"call_id":"c-1","extension":"` + strings.Repeat("3", 65) + `","type":"ringing"}`:   "extension",
+		`{"call_id":"c-1","extension":"` + strings.Repeat("3", 64) + `","type":"ringing"}`:   "",
+	} {
+		_, err := parseSignals([]byte(body), now, ledger.TransportHTTP, "")
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%.60s: %v, want %q", body, err, want)
+		}
+	}
 	// Without at, or with an empty one, the server stamps the signal.
 	evs, err = parseSignals([]byte(`[{"call_id":"c-1","extension":"3420","type":"ended"},{"call_id":"c-1","extension":"3420","type":"ended","at":""}]`), now, ledger.TransportNATS, "")
 	if err != nil || len(evs) != 2 {

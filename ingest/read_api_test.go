@@ -189,6 +189,17 @@ func TestHealthAndMetrics(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// Every disposition and format an auditor may ask for is taken.
+	for _, path := range []string{"/v1/contacts?disposition=discard", "/v1/contacts?disposition=upload",
+		"/v1/contacts?disposition=basic_only", "/v1/pauses?format=json", "/v1/pauses?format=csv"} {
+		s.must(200, "GET", path, "", "")
+	}
+	// A stopping server is not ready: a load balancer sends new work
+	// elsewhere while it drains.
+	s.api.Stopping()
+	if r := s.must(503, "GET", "/readyz", "", ""); r.JSON["ready"] != false || r.JSON["stopping"] != true || !strings.Contains(r.str("problem"), "stopping") {
+		t.Fatalf("readyz while stopping: %s", r.Raw)
+	}
 	// A closed ledger: writes are refused with 503, readiness fails.
 	s.store.Close()
 	w := s.form("tag", "sender_id=jdoe")
