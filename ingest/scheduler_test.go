@@ -485,6 +485,40 @@ func TestUploadTimeMovedIntoThePast(t *testing.T) {
 	})
 }
 
+// A zone moved so that the upload time, unchanged, is past today in the
+// new zone seals that day now, as a moved upload time does; a ledger
+// begun after the moved-to time has nothing of the day to seal.
+func TestUploadZoneMovedIntoThePast(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		began time.Time
+		site  ledger.Site
+		want  []seal
+	}{
+		// 22:30 UTC is 07:30 the next morning in Tokyo: 23:00 there has
+		// passed for 2026-11-23.
+		{"the zone", utc("2026-11-20T08:00:00Z"), ledger.Site{UploadTime: "23:00", Timezone: "Asia/Tokyo"},
+			[]seal{{"2026-11-23T22:30:00Z", "2026-11-23", ledger.SealSchedule}}},
+		{"the time, the ledger begun after it", utc("2026-11-23T22:15:00Z"), ledger.Site{UploadTime: "22:00", Timezone: "UTC"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-22"}, began: c.began}
+				got := seals(t, runFor(t, f, utc("2026-11-23T21:00:00Z"), 2*time.Hour+30*time.Minute, time.Minute, func(s *Scheduler, now func() time.Time) {
+					time.Sleep(90 * time.Minute) // 22:30
+					f.mu.Lock()
+					f.site = c.site
+					f.mu.Unlock()
+					s.Wake()
+				}))
+				if !slices.Equal(got, c.want) {
+					t.Errorf("seals\n got %v\nwant %v", got, c.want)
+				}
+			})
+		})
+	}
+}
+
 func TestPauseExpiryFiresAtDue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := utc("2026-11-23T14:00:00Z")
