@@ -151,6 +151,9 @@ func TestWrongMethodIsJSON(t *testing.T) {
 		t.Fatalf("%d %v %s", r.Status, r.Header, r.Raw)
 	}
 	s.must(404, "GET", "/v2/nothing", "", "")
+	if r := s.do("DELETE", "/recordingcontrols/rest/tag", "", ""); r.Status != 405 || r.Header.Get("Allow") != "GET, POST, PUT" {
+		t.Fatalf("DELETE of a command: %d %v %s", r.Status, r.Header, r.Raw)
+	}
 }
 
 // TestTokenAsParameterIsRedacted: a desktop set up with its token in the
@@ -317,4 +320,24 @@ func TestSlowBodyIsATimeout(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, b)
 	}
 	s.verified(0)
+}
+
+// Size first, auth second (API.md): an oversize command without a token
+// is answered 413, before its body is read or its token looked at.
+func TestSizeIsCheckedBeforeAuth(t *testing.T) {
+	tok, err := ingest.ParseTokens([]byte(`{"tokens":[{"name":"desk","token":"command-token-0123456789","roles":["command"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStack(t, tok)
+	before := head(s)
+	if r := s.do("POST", "/recordingcontrols/rest/tag", "application/x-www-form-urlencoded", "sender_id=jdoe&note="+strings.Repeat("x", 17<<10)); r.Status != 413 || r.str("reason") != "too_large" {
+		t.Fatalf("an oversize command without a token: %d %s", r.Status, r.Raw)
+	}
+	if r := s.do("POST", "/recordingcontrols/rest/tag", "application/x-www-form-urlencoded", "sender_id=jdoe"); r.Status != 401 {
+		t.Fatalf("a command without a token: %d %s", r.Status, r.Raw)
+	}
+	if head(s) != before {
+		t.Errorf("refused commands appended: head %d → %d", before, head(s))
+	}
 }

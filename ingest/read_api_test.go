@@ -70,8 +70,16 @@ func TestAgentsList(t *testing.T) {
 		}
 		return out
 	}
-	if got := ids(s.must(200, "GET", "/v1/agents", "", "")); !slices.Equal(got, []string{"gwuser:false", "jdoe:false"}) {
+	r := s.must(200, "GET", "/v1/agents", "", "")
+	if got := ids(r); !slices.Equal(got, []string{"gwuser:false", "jdoe:false"}) {
 		t.Fatalf("agents: %v", got)
+	}
+	// Every member API.md lists, an empty list as [] (not null).
+	if !strings.Contains(r.Raw, `"active_calls":[]`) {
+		t.Fatalf("agents without calls: %s", r.Raw)
+	}
+	if r := s.must(200, "GET", "/v1/agents/jdoe", "", ""); !strings.Contains(r.Raw, `"active_calls":[]`) {
+		t.Fatalf("an agent without calls: %s", r.Raw)
 	}
 	if r := s.form("login", "sender_id=jdoe&extension=3421&peripheral_id=5001"); r.Status != 200 {
 		t.Fatalf("login: %d %s", r.Status, r.Raw)
