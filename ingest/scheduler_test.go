@@ -519,6 +519,25 @@ func TestUploadZoneMovedIntoThePast(t *testing.T) {
 	}
 }
 
+// A configuration change nobody woke the scheduler for (another
+// server's, read from the ledger) is read within DefaultConfigEvery.
+func TestConfigReReadWithoutWake(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-22"},
+			began: utc("2026-11-20T08:00:00Z")}
+		got := seals(t, runFor(t, f, utc("2026-11-23T21:00:00Z"), 40*time.Minute, time.Second, func(s *Scheduler, now func() time.Time) {
+			time.Sleep(10 * time.Minute) // 21:10
+			f.mu.Lock()
+			f.site = ledger.Site{UploadTime: "21:30", Timezone: "UTC"}
+			f.mu.Unlock()
+		}))
+		want := []seal{{"2026-11-23T21:30:00Z", "2026-11-23", ledger.SealSchedule}}
+		if !slices.Equal(got, want) {
+			t.Errorf("seals\n got %v\nwant %v", got, want)
+		}
+	})
+}
+
 func TestPauseExpiryFiresAtDue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := utc("2026-11-23T14:00:00Z")
