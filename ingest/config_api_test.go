@@ -222,3 +222,18 @@ func TestPutUserSaysWhoSharesItsExtension(t *testing.T) {
 		t.Fatalf("an extension of its own: %s", r.Raw)
 	}
 }
+
+// A part put with its optional fields left out is stored as read back:
+// a site without upload time or zone takes 23:00 UTC, a team without
+// lists has empty ones (GET /v1/config shows them, not null).
+func TestConfigPartsStoredWithTheirDefaults(t *testing.T) {
+	s := newStack(t, nil)
+	s.must(200, "PUT", "/v1/config/site", "application/json", `{"server_host":"qm"}`)
+	s.must(200, "PUT", "/v1/config/teams/bare", "application/json", `{}`)
+	r := s.must(200, "GET", "/v1/config", "", "")
+	for _, want := range []string{`"upload_time":"23:00"`, `"timezone":"UTC"`, `"inclusion":[]`, `"exclusion":[]`} {
+		if !strings.Contains(r.Raw, want) {
+			t.Errorf("GET /v1/config lacks %s: %s", want, r.Raw)
+		}
+	}
+}
