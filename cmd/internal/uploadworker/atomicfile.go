@@ -82,15 +82,14 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// ensureDir creates dir (and its parent) and makes the new entry durable.
-func ensureDir(dir string) error {
-	if st, err := os.Stat(dir); err == nil && st.IsDir() {
-		return nil
-	}
+// ensureDir creates dir (and its parent) and makes its entry durable with
+// sync, of its parent: also when dir is there already, since a worker
+// killed between its mkdir and that sync left it so.
+func ensureDir(dir string, sync func(string) error) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("mkdir %s: %w", dir, err)
 	}
-	return syncDir(filepath.Dir(dir))
+	return sync(filepath.Dir(dir))
 }
 
 // sweepTemps removes temporary files in dir last written before cutoff:

@@ -75,6 +75,9 @@ type Config struct {
 	// OnFile, when set, is called after each file was handled (written or
 	// skipped), with its path. Used for progress display and tests.
 	OnFile func(path string)
+	// OnSync, when set, is called after each directory fsync, with the
+	// directory. Used for tests.
+	OnSync func(dir string)
 }
 
 // Defaults fills zero fields.
@@ -527,7 +530,7 @@ func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func())
 		}
 	}
 	var failed []string
-	if err := w.retry(ctx, tick, func() error { return ensureDir(dir) }); err != nil {
+	if err := w.retry(ctx, tick, func() error { return ensureDir(dir, w.syncDir) }); err != nil {
 		st.err = err
 		return st, ContactIDs(m.Files)
 	}
@@ -568,8 +571,11 @@ func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func())
 	}
 	// One directory fsync makes every rename above durable; until it
 	// succeeds the manifest is not acked (a crash before it redelivers).
-	if st.written+st.replaced > 0 && ctx.Err() == nil {
-		if err := w.retry(ctx, tick, func() error { return syncDir(dir) }); err != nil {
+	// Also when every file was in place already: a worker killed after
+	// its renames and before this fsync left them so, and they are not
+	// durable until a sync of the directory.
+	if st.written+st.replaced+st.skipped > 0 && ctx.Err() == nil {
+		if err := w.retry(ctx, tick, func() error { return w.syncDir(dir) }); err != nil {
 			w.log.Error("day directory not synced", logKeyDay, m.Day, logKeyErr, err)
 			st.err = err
 			return st, ContactIDs(m.Files)
@@ -585,6 +591,17 @@ func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func())
 		w.sweep(dir, m.Day, began)
 	}
 	return st, failed
+}
+
+// syncDir fsyncs dir and tells OnSync.
+func (w *Worker) syncDir(dir string) error {
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	if w.cfg.OnSync != nil {
+		w.cfg.OnSync(dir)
+	}
+	return nil
 }
 
 // sweep removes the temp files of dir last written before cutoff, and

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -320,14 +321,24 @@ func TestRedeliveryWritesNothingTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := New(js, testConfig(dest, nil))
+	var synced []string
+	cfg := testConfig(dest, nil)
+	cfg.OnSync = func(dir string) { synced = append(synced, dir) }
+	w := New(js, cfg)
 	st, failed := w.writeManifest(context.Background(), m, func() {})
 	if len(failed) > 0 || st.written != len(names) || st.skipped != 0 {
 		t.Fatalf("first pass: %+v failed=%v, want %d written", st, failed, len(names))
 	}
+	// The second pass finds every file in place, as after a worker
+	// killed between its renames and its fsyncs: it syncs the day's
+	// directory and its parent all the same before the manifest is acked.
+	synced = nil
 	st, failed = w.writeManifest(context.Background(), m, func() {})
 	if len(failed) > 0 || st.written != 0 || st.skipped != len(names) {
 		t.Fatalf("second pass: %+v failed=%v, want %d skipped", st, failed, len(names))
+	}
+	if day := filepath.Join(dest, m.Day); !slices.Equal(synced, []string{dest, day}) {
+		t.Fatalf("second pass synced %q, want %q then %q", synced, dest, day)
 	}
 }
 
