@@ -28,6 +28,11 @@ func TestParseManifest(t *testing.T) {
 		{name: "update twice", in: `{"day":"2026-11-23","metadata_updates":[{"contact_id":"A","seq":3},{"contact_id":"A","seq":"3"}]}`, err: "both ask for the file A.metadata.3.json"},
 		{name: "contact named as an update", in: `{"day":"2026-11-23","contacts":[{"contact_id":"A.metadata.3"}],"metadata_updates":[{"contact_id":"A","seq":3}]}`, err: "both ask for the file A.metadata.3.json"},
 		{name: "current format", in: `{"format":"recledger.manifest/1","day":"2026-11-23","contacts":[{"contact_id":"X"}]}`, files: []string{"X.json"}},
+		// seqs count from 1, ids are at most 128 characters (mutation testing)
+		{name: "seq 0", in: `{"day":"2026-11-23","metadata_updates":[{"contact_id":"A","seq":0}]}`, err: "seq"},
+		{name: "seq \"0\"", in: `{"day":"2026-11-23","metadata_updates":[{"contact_id":"A","seq":"0"}]}`, err: "seq"},
+		{name: "id of 128", in: `{"day":"2026-11-23","contacts":[{"contact_id":"` + strings.Repeat("A", 128) + `"}]}`, files: []string{strings.Repeat("A", 128) + ".json"}},
+		{name: "id of 129", in: `{"day":"2026-11-23","contacts":[{"contact_id":"` + strings.Repeat("A", 129) + `"}]}`, err: "safe file name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := ParseManifest([]byte(tc.in))

@@ -554,3 +554,42 @@ func TestCompressedManifestIsUploaded(t *testing.T) {
 		t.Errorf("the unknown encoding is not told:\n%s", out)
 	}
 }
+
+// One contact's file that cannot be written fails the manifest with that
+// contact named (it is nak'd, not acked), while the others are written;
+// one try is enough when it succeeds.
+func TestOneUnwritableFileFailsTheManifest(t *testing.T) {
+	_, js := startNATS(t)
+	dest := t.TempDir()
+	body, names := testManifest(t, "2026-11-23", 5)
+	m, err := ParseManifest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A directory where the first contact's file goes: its rename fails.
+	blocked := filepath.Join(dest, m.Day, m.Files[0].Name)
+	if err := os.MkdirAll(filepath.Join(blocked, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(dest, nil)
+	cfg.MaxTries = 1
+	st, failed := New(js, cfg).writeManifest(context.Background(), m, func() {})
+	if !slices.Equal(failed, []string{m.Files[0].ContactID}) || st.written != len(names)-1 {
+		t.Fatalf("%+v, failed %v; want %s alone failed and the others written", st, failed, m.Files[0].ContactID)
+	}
+	for _, f := range m.Files[1:] {
+		if _, err := os.Stat(filepath.Join(dest, m.Day, f.Name)); err != nil {
+			t.Errorf("%s not written: %v", f.Name, err)
+		}
+	}
+}
+
+// Every default docs/upload-worker.md names.
+func TestConfigDefaults(t *testing.T) {
+	c := Config{Site: "s1"}
+	c.Defaults()
+	if c.MaxTries != 5 || c.NakDelay != time.Minute || c.StaleTemp != time.Minute || c.BackoffBase != 50*time.Millisecond ||
+		c.BackoffMax != 5*time.Second || c.AckWait <= 0 || c.Durable == "" || c.FetchMaxWait != 2*time.Second {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
