@@ -543,6 +543,11 @@ func TestCompressedManifestIsUploaded(t *testing.T) {
 	publish("2026-11-23", z.Bytes(), ledger.ManifestGzip)
 	log, stop := runLogged(t, js, testConfig(dest, nil))
 	waitFor(t, "the uploads", 20*time.Second, uploaded(dest, "2026-11-23", names))
+	// The manifest it cannot read is kept for a worker that can: nak'd
+	// and delivered again, not terminated.
+	waitFor(t, "the unknown manifest delivered again", 20*time.Second, func() bool {
+		return strings.Count(log.String(), "unknown format; upgrade the upload worker") >= 2
+	})
 	stop()
 	for _, n := range names[:3] {
 		b, err := os.ReadFile(filepath.Join(dest, "2026-11-23", n))
