@@ -495,10 +495,16 @@ func TestNotAManifestIsTerminated(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := publishManifests(t, js, []string{"2026-11-23"}, 3)["2026-11-23"]
-	log, stop := runLogged(t, js, testConfig(dest, nil))
+	cfg := testConfig(dest, nil)
+	log, stop := runLogged(t, js, cfg)
 	waitFor(t, "the uploads", 20*time.Second, uploaded(dest, "2026-11-23", want))
+	// Terminated, it is not delivered again after its AckWait.
+	time.Sleep(cfg.AckWait + cfg.AckWait/2)
 	stop()
 	out := log.String()
+	if n := strings.Count(out, "msg=\"not a manifest"); n != 1 {
+		t.Errorf("the foreign message handled %d times, want once:\n%s", n, out)
+	}
 	if !strings.Contains(out, "level=WARN msg=\"not a manifest") || strings.Contains(out, "MANIFEST REJECTED") {
 		t.Errorf("the foreign message is not told apart:\n%s", out)
 	}
