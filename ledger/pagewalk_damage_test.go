@@ -41,6 +41,51 @@ func (p pageOf) setChild(i, id int) {
 	binary.LittleEndian.PutUint64(p.b()[boltPageHeader+i*boltElemLen+8:], uint64(id))
 }
 
+// freeList is the file's free-page list and its count, in its short form
+// with room for one more id; it skips the test when the list is not so.
+func freeList(t *testing.T, data []byte, m boltMeta) (pageOf, int) {
+	t.Helper()
+	fl := pageOf{data, int(m.freelist)}
+	n := fl.count()
+	if n == 0xFFFF || boltPageHeader+(n+1)*8 > pageSize {
+		t.Skip("a free-page list of an unexpected shape")
+	}
+	return fl, n
+}
+
+// addFree lists page id free after the n ids of free-page list p.
+func (p pageOf) addFree(n int, id uint64) {
+	binary.LittleEndian.PutUint64(p.b()[boltPageHeader+n*8:], id)
+	binary.LittleEndian.PutUint16(p.b()[10:], uint16(n+1))
+}
+
+// longForm writes the file's free-page list in its long form (count
+// 0xFFFF, the count in the first slot), as bbolt does past 65,534 ids.
+func longForm(t *testing.T, data []byte, m boltMeta) []byte {
+	t.Helper()
+	fl, n := freeList(t, data, m)
+	ids := append([]byte(nil), fl.b()[boltPageHeader:boltPageHeader+n*8]...)
+	binary.LittleEndian.PutUint64(fl.b()[boltPageHeader:], uint64(n))
+	copy(fl.b()[boltPageHeader+8:], ids)
+	binary.LittleEndian.PutUint16(fl.b()[10:], 0xFFFF)
+	return data
+}
+
+// damagedLedger is the path of a closed ledger of 3,000 events that
+// damage changed.
+func damagedLedger(t *testing.T, damage func(t *testing.T, data []byte, m boltMeta) []byte) string {
+	t.Helper()
+	path := closedLedger(t, 3000)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, damage(t, data, fileMeta(t, path)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // eventsBranch is the root page of the events bucket, found from the
 // newest header (not an older copy on the free-page list): a branch page
 // whose first two children are leaf pages of several events each.
@@ -120,23 +165,16 @@ func TestCheckPagesFindsEachDamage(t *testing.T) {
 			return data
 		}},
 		{"a page on the free-page list twice", "on the free-page list twice", func(t *testing.T, data []byte, m boltMeta) []byte {
-			fl := pageOf{data, int(m.freelist)}
-			n := fl.count()
-			if n == 0 || n == 0xFFFF || boltPageHeader+(n+1)*8 > pageSize {
-				t.Skip("a free-page list of an unexpected shape")
+			fl, n := freeList(t, data, m)
+			if n == 0 {
+				t.Skip("no free page to list twice")
 			}
-			copy(fl.b()[boltPageHeader+n*8:], fl.b()[boltPageHeader:boltPageHeader+8])
-			le.PutUint16(fl.b()[10:], uint16(n+1))
+			fl.addFree(n, le.Uint64(fl.b()[boltPageHeader:]))
 			return data
 		}},
 		{"a free page at the file's end", "names page", func(t *testing.T, data []byte, m boltMeta) []byte {
-			fl := pageOf{data, int(m.freelist)}
-			n := fl.count()
-			if n == 0xFFFF || boltPageHeader+(n+1)*8 > pageSize {
-				t.Skip("a free-page list of an unexpected shape")
-			}
-			le.PutUint64(fl.b()[boltPageHeader+n*8:], m.pgid)
-			le.PutUint16(fl.b()[10:], uint16(n+1))
+			fl, n := freeList(t, data, m)
+			fl.addFree(n, m.pgid)
 			return data
 		}},
 		{"a file one page short", "the file is shorter than its", func(t *testing.T, data []byte, m boltMeta) []byte {
@@ -149,15 +187,7 @@ func TestCheckPagesFindsEachDamage(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			path := closedLedger(t, 3000)
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data = c.damage(t, data, fileMeta(t, path))
-			if err := os.WriteFile(path, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			path := damagedLedger(t, c.damage)
 			rep, err := CheckPages(t.Context(), path)
 			if err != nil || rep.OK || !strings.Contains(rep.Problem(), c.want) {
 				t.Fatalf("%+v %v; want %q", rep, err, c.want)
@@ -169,15 +199,10 @@ func TestCheckPagesFindsEachDamage(t *testing.T) {
 // A report keeps the first findings and counts the others: one damaged
 // branch page makes every page under it a finding.
 func TestCheckPagesCountsFindingsPastTheFirst(t *testing.T) {
-	path := closedLedger(t, 3000)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	binary.LittleEndian.PutUint16(eventsBranch(t, data, fileMeta(t, path)).b()[10:], 0)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := damagedLedger(t, func(t *testing.T, data []byte, m boltMeta) []byte {
+		binary.LittleEndian.PutUint16(eventsBranch(t, data, m).b()[10:], 0)
+		return data
+	})
 	rep, err := CheckPages(t.Context(), path)
 	if err != nil || len(rep.Problems) != maxFileProblems || rep.More == 0 || !strings.Contains(rep.Problem(), "more)") {
 		t.Fatalf("%d findings kept, %d more, %v: %s", len(rep.Problems), rep.More, err, rep.Problem())
@@ -223,26 +248,7 @@ func TestCheckPagesReadsTheNewestHeader(t *testing.T) {
 // A free-page list in its long form (count 0xFFFF, the count in the first
 // slot: bbolt writes it past 65,534 free pages) is read as such.
 func TestCheckPagesReadsALongFreeList(t *testing.T) {
-	path := closedLedger(t, 3000)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := fileMeta(t, path)
-	le := binary.LittleEndian
-	fl := pageOf{data, int(m.freelist)}
-	n := fl.count()
-	if n == 0xFFFF || boltPageHeader+(n+1)*8 > pageSize {
-		t.Skip("a free-page list of an unexpected shape")
-	}
-	ids := append([]byte(nil), fl.b()[boltPageHeader:boltPageHeader+n*8]...)
-	le.PutUint64(fl.b()[boltPageHeader:], uint64(n))
-	copy(fl.b()[boltPageHeader+8:], ids)
-	le.PutUint16(fl.b()[10:], 0xFFFF)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := CheckPages(t.Context(), path); err != nil || !rep.OK {
+	if rep, err := CheckPages(t.Context(), damagedLedger(t, longForm)); err != nil || !rep.OK {
 		t.Fatalf("a whole file with its free-page list in the long form: %+v %v", rep, err)
 	}
 }
@@ -259,16 +265,10 @@ func TestLightCheckPagesFindsEventsLeavesClaimedWrong(t *testing.T) {
 		{"a leaf at the file's end", "outside the file's", func(br pageOf, m boltMeta) { br.setChild(br.count()-1, int(m.pgid)) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			path := closedLedger(t, 3000)
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := fileMeta(t, path)
-			c.damage(eventsBranch(t, data, m), m)
-			if err := os.WriteFile(path, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			path := damagedLedger(t, func(t *testing.T, data []byte, m boltMeta) []byte {
+				c.damage(eventsBranch(t, data, m), m)
+				return data
+			})
 			rep, err := checkPages(t.Context(), path, true)
 			if err != nil || rep.OK || !strings.Contains(rep.Problem(), c.want) {
 				t.Fatalf("light walk: %+v %v; want %q", rep, err, c.want)
@@ -310,13 +310,8 @@ func TestCheckFileLengthChecks(t *testing.T) {
 			return data
 		}},
 		{"a free page 1", "names page 1", func(t *testing.T, data []byte, m boltMeta) []byte {
-			fl := pageOf{data, int(m.freelist)}
-			n := fl.count()
-			if n == 0xFFFF || boltPageHeader+(n+1)*8 > pageSize {
-				t.Skip("a free-page list of an unexpected shape")
-			}
-			le.PutUint64(fl.b()[boltPageHeader+n*8:], 1)
-			le.PutUint16(fl.b()[10:], uint16(n+1))
+			fl, n := freeList(t, data, m)
+			fl.addFree(n, 1)
 			return data
 		}},
 		{"a free-page list longer than its page", "more than its", func(t *testing.T, data []byte, m boltMeta) []byte {
@@ -327,30 +322,10 @@ func TestCheckFileLengthChecks(t *testing.T) {
 			le.PutUint32(pageOf{data, int(m.freelist)}.b()[12:], uint32(m.pgid-m.freelist))
 			return data
 		}},
-		{"a free-page list in its long form", "", func(t *testing.T, data []byte, m boltMeta) []byte {
-			fl := pageOf{data, int(m.freelist)}
-			n := fl.count()
-			if n == 0xFFFF || boltPageHeader+(n+1)*8 > pageSize {
-				t.Skip("a free-page list of an unexpected shape")
-			}
-			ids := append([]byte(nil), fl.b()[boltPageHeader:boltPageHeader+n*8]...)
-			le.PutUint64(fl.b()[boltPageHeader:], uint64(n))
-			copy(fl.b()[boltPageHeader+8:], ids)
-			le.PutUint16(fl.b()[10:], 0xFFFF)
-			return data
-		}},
+		{"a free-page list in its long form", "", longForm},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			path := closedLedger(t, 3000)
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data = c.damage(t, data, fileMeta(t, path))
-			if err := os.WriteFile(path, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			err = checkFileLength(path)
+			err := checkFileLength(damagedLedger(t, c.damage))
 			if c.want == "" && err != nil || c.want != "" && (!errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("%v; want %q", err, c.want)
 			}

@@ -311,16 +311,23 @@ func TestKilledWorkerEveryContactOnce(t *testing.T) {
 	}
 }
 
+// parsedManifest is testManifest parsed.
+func parsedManifest(t *testing.T, day string, n int) (Manifest, []string) {
+	t.Helper()
+	body, names := testManifest(t, day, n)
+	m, err := ParseManifest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, names
+}
+
 // TestRedeliveryWritesNothingTwice handles the same manifest twice in
 // process: the second pass skips every file.
 func TestRedeliveryWritesNothingTwice(t *testing.T) {
 	_, js := startNATS(t)
 	dest := t.TempDir()
-	body, names := testManifest(t, "2026-11-23", 30)
-	m, err := ParseManifest(body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, names := parsedManifest(t, "2026-11-23", 30)
 	var synced []string
 	cfg := testConfig(dest, nil)
 	cfg.OnSync = func(dir string) { synced = append(synced, dir) }
@@ -349,11 +356,7 @@ func TestRedeliveryWritesNothingTwice(t *testing.T) {
 func TestYoungTempOfAKilledDeliveryIsSwept(t *testing.T) {
 	_, js := startNATS(t)
 	dest := t.TempDir()
-	body, names := testManifest(t, "2026-11-23", 5)
-	m, err := ParseManifest(body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, names := parsedManifest(t, "2026-11-23", 5)
 	left := filepath.Join(dest, "2026-11-23", tempPrefix+strings.TrimSuffix(names[0], ".json")+".json.674406664")
 	if err := os.MkdirAll(filepath.Dir(left), 0o755); err != nil {
 		t.Fatal(err)
@@ -572,11 +575,7 @@ func TestCompressedManifestIsUploaded(t *testing.T) {
 func TestOneUnwritableFileFailsTheManifest(t *testing.T) {
 	_, js := startNATS(t)
 	dest := t.TempDir()
-	body, names := testManifest(t, "2026-11-23", 5)
-	m, err := ParseManifest(body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, names := parsedManifest(t, "2026-11-23", 5)
 	// A directory where the first contact's file goes: its rename fails.
 	blocked := filepath.Join(dest, m.Day, m.Files[0].Name)
 	if err := os.MkdirAll(filepath.Join(blocked, "x"), 0o755); err != nil {
