@@ -516,6 +516,27 @@ func TestNotAManifestIsTerminated(t *testing.T) {
 	}
 }
 
+// A manifest that cannot be parsed is rejected once, loudly, and
+// terminated: no retry can fix it, and it is not delivered again every
+// NakDelay or AckWait. The manifests after it are uploaded.
+func TestUnparseableManifestIsRejectedOnce(t *testing.T) {
+	_, js := startNATS(t)
+	dest := t.TempDir()
+	if _, err := js.Publish(context.Background(), "recledger.manifests."+testSite+".2026-11-22", []byte(`{"day":"2026-11-22","contacts":[{"contact_id":"../x"}]}`),
+		jetstream.WithMsgID(testSite+".2026-11-22")); err != nil {
+		t.Fatal(err)
+	}
+	want := publishManifests(t, js, []string{"2026-11-23"}, 3)["2026-11-23"]
+	cfg := testConfig(dest, nil)
+	log, stop := runLogged(t, js, cfg)
+	waitFor(t, "the uploads", 20*time.Second, uploaded(dest, "2026-11-23", want))
+	time.Sleep(cfg.AckWait + cfg.AckWait/2)
+	stop()
+	if n := strings.Count(log.String(), "MANIFEST REJECTED"); n != 1 {
+		t.Errorf("the unparseable manifest rejected %d times, want once:\n%s", n, log.String())
+	}
+}
+
 // A worker whose --site has no manifests while other sites have says so
 // once bound: a misspelt site would otherwise wait forever in silence.
 func TestWorkerWarnsOfAnotherSitesStream(t *testing.T) {
