@@ -117,6 +117,7 @@ func TestAnotherSitesManifestIsNotTaken(t *testing.T) {
 	ctx := context.Background()
 	dest := t.TempDir()
 	cfg := testConfig(dest, nil)
+	cfg.AckWait = time.Minute // within the test, only a nak delivers it again
 	log := &ledgertest.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
 	wctx, cancel := context.WithCancel(ctx)
