@@ -391,6 +391,7 @@ func TestUnwritableContactNaks(t *testing.T) {
 	publishManifests(t, js, []string{day}, 3)
 	cfg := testConfig(dest, nil)
 	cfg.MaxTries = 2
+	cfg.AckWait = time.Minute // within the wait below, only the nak (NakDelay) delivers it again
 	log, stop := runLogged(t, js, cfg)
 	waitFor(t, "a nak", 20*time.Second, func() bool { return strings.Count(log.String(), "MANIFEST NOT UPLOADED") >= 2 })
 	stop()
