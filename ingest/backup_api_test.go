@@ -52,7 +52,7 @@ func TestBackupCutsOffAClientThatStopsReading(t *testing.T) {
 	if l := logs.String(); !strings.Contains(l, "the client took no bytes for 300ms") {
 		t.Fatalf("the cut-off's reason:\n%s", l)
 	}
-	if m := metricsOf(t, s); !strings.Contains(m, `recledger_backups_total{result="cut_off"} 1`) {
+	if m := s.must(200, "GET", "/metrics", "", "").Raw; !strings.Contains(m, `recledger_backups_total{result="cut_off"} 1`) {
 		t.Fatalf("metrics after the cut-off:\n%s", m)
 	}
 }
@@ -72,18 +72,6 @@ func fillBig(t *testing.T, s *stack) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// metricsOf is the /metrics text of s.
-func metricsOf(t *testing.T, s *stack) string {
-	t.Helper()
-	resp, err := http.Get(s.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	m, _ := io.ReadAll(resp.Body)
-	return string(m)
 }
 
 // The write bound is for each write, not the whole copy: a client that
@@ -111,7 +99,7 @@ func TestBackupTakesLongerThanItsWriteBound(t *testing.T) {
 	if n != resp.ContentLength || time.Since(start) < time.Second {
 		t.Fatalf("read %d of %d bytes in %v; want all of them, over more than three write bounds", n, resp.ContentLength, time.Since(start))
 	}
-	if m := metricsOf(t, s); !strings.Contains(m, `recledger_backups_total{result="sent"} 1`) {
+	if m := s.must(200, "GET", "/metrics", "", "").Raw; !strings.Contains(m, `recledger_backups_total{result="sent"} 1`) {
 		t.Fatalf("metrics after a slow copy:\n%s", m)
 	}
 }
@@ -133,7 +121,7 @@ func TestBackupThatCannotBeginIsAnError(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"reason":"unavailable"`) {
 		t.Fatalf("backup of a closed ledger: %d %s", resp.StatusCode, body)
 	}
-	if m := metricsOf(t, s); !strings.Contains(m, `recledger_backups_total{result="failed"} 1`) {
+	if m := s.must(200, "GET", "/metrics", "", "").Raw; !strings.Contains(m, `recledger_backups_total{result="failed"} 1`) {
 		t.Fatalf("metrics after a failed copy:\n%s", m)
 	}
 }

@@ -489,23 +489,35 @@ func TestWorkerBindsAgainWhenItsConsumerIsGone(t *testing.T) {
 	stop()
 }
 
-// A message on a day's subject without the day's message id is not a
-// manifest (JetStream stored it for a client, docs/clients.md): it is
-// terminated with a warning, and the manifests after it are uploaded.
-func TestNotAManifestIsTerminated(t *testing.T) {
+// pastABadMessage publishes a message for 2026-11-22 with publish, then a
+// manifest of 2026-11-23, runs a worker until the manifest is uploaded
+// and for one and a half AckWaits more (a message not acked, nak'd or
+// terminated would be delivered again meanwhile), and returns its log.
+func pastABadMessage(t *testing.T, publish func(js jetstream.JetStream) error) (log, dest string) {
+	t.Helper()
 	_, js := startNATS(t)
-	dest := t.TempDir()
-	if _, err := js.Publish(context.Background(), "recledger.manifests."+testSite+".2026-11-22", []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response"}`)); err != nil {
+	dest = t.TempDir()
+	if err := publish(js); err != nil {
 		t.Fatal(err)
 	}
 	want := publishManifests(t, js, []string{"2026-11-23"}, 3)["2026-11-23"]
 	cfg := testConfig(dest, nil)
-	log, stop := runLogged(t, js, cfg)
+	buf, stop := runLogged(t, js, cfg)
 	waitFor(t, "the uploads", 20*time.Second, uploaded(dest, "2026-11-23", want))
-	// Terminated, it is not delivered again after its AckWait.
 	time.Sleep(cfg.AckWait + cfg.AckWait/2)
 	stop()
-	out := log.String()
+	return buf.String(), dest
+}
+
+// A message on a day's subject without the day's message id is not a
+// manifest (JetStream stored it for a client, docs/clients.md): it is
+// terminated with a warning, once, and the manifests after it are
+// uploaded.
+func TestNotAManifestIsTerminated(t *testing.T) {
+	out, dest := pastABadMessage(t, func(js jetstream.JetStream) error {
+		_, err := js.Publish(context.Background(), "recledger.manifests."+testSite+".2026-11-22", []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response"}`))
+		return err
+	})
 	if n := strings.Count(out, "msg=\"not a manifest"); n != 1 {
 		t.Errorf("the foreign message handled %d times, want once:\n%s", n, out)
 	}
@@ -521,20 +533,13 @@ func TestNotAManifestIsTerminated(t *testing.T) {
 // terminated: no retry can fix it, and it is not delivered again every
 // NakDelay or AckWait. The manifests after it are uploaded.
 func TestUnparseableManifestIsRejectedOnce(t *testing.T) {
-	_, js := startNATS(t)
-	dest := t.TempDir()
-	if _, err := js.Publish(context.Background(), "recledger.manifests."+testSite+".2026-11-22", []byte(`{"day":"2026-11-22","contacts":[{"contact_id":"../x"}]}`),
-		jetstream.WithMsgID(testSite+".2026-11-22")); err != nil {
-		t.Fatal(err)
-	}
-	want := publishManifests(t, js, []string{"2026-11-23"}, 3)["2026-11-23"]
-	cfg := testConfig(dest, nil)
-	log, stop := runLogged(t, js, cfg)
-	waitFor(t, "the uploads", 20*time.Second, uploaded(dest, "2026-11-23", want))
-	time.Sleep(cfg.AckWait + cfg.AckWait/2)
-	stop()
-	if n := strings.Count(log.String(), "MANIFEST REJECTED"); n != 1 {
-		t.Errorf("the unparseable manifest rejected %d times, want once:\n%s", n, log.String())
+	out, _ := pastABadMessage(t, func(js jetstream.JetStream) error {
+		_, err := js.Publish(context.Background(), "recledger.manifests."+testSite+".2026-11-22", []byte(`{"day":"2026-11-22","contacts":[{"contact_id":"../x"}]}`),
+			jetstream.WithMsgID(testSite+".2026-11-22"))
+		return err
+	})
+	if n := strings.Count(out, "MANIFEST REJECTED"); n != 1 {
+		t.Errorf("the unparseable manifest rejected %d times, want once:\n%s", n, out)
 	}
 }
 
