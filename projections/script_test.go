@@ -20,8 +20,9 @@ package projections
 //	    input (optional): more params, one key=value a line (value raw)
 //	timer pause_expiry [#seq|seq|ulid] [at=..]   (default: the next due pause, at its due time)
 //	seal <day> [at=..] [by=..]
-//	agent <user> | contact <call_id|#seq> | contacts [user=..] [day=..] [disposition=..]
-//	pauses [user=..] [from=..] [to=..] | manifest <day> | days | timers | digest
+//	agent <user> | agents | contact <call_id|#seq> | contacts [user=..] [day=..] [disposition=..]
+//	pauses [user=..] [contact=#seq] [call=..] [from=..] [to=..] | manifest <day> | days | timers | digest
+//	open team=<team>            the team's open contacts | pending: the earliest contact closed since the last seal
 //	checkpoint                  round-trips the state; fails unless the digest is unchanged
 //	trace on|off                print each event's Changes lines (default on)
 //	version <n>                 the events that follow are of version n (default ledger.CurrentVersion):
