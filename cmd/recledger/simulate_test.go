@@ -64,8 +64,8 @@ func TestSimulateAgainstServer(t *testing.T) {
 	if err := cmd.Run(ctx, []string{"--url", "http://" + srv.Addr(), "--agents", "9", "--calls-per-agent", "2", "--seed", "6", "--skip-setup", "--strict"}); err != nil {
 		t.Fatalf("second run: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "MATCH") {
-		t.Fatalf("text report without a check line:\n%s", out.String())
+	if !strings.Contains(out.String(), ": MATCH\n") {
+		t.Fatalf("text report without a check line that says MATCH:\n%s", out.String())
 	}
 	if len(rep.Replaced) != 0 {
 		t.Errorf("a fresh server's setup replaced %v", rep.Replaced)
