@@ -822,7 +822,7 @@ func TestDrainDelayKeepsServingWhileReadyzSaysStopping(t *testing.T) {
 	}
 	postRinging(t, base, 2) // still served during the delay
 	// and call signals on NATS too
-	if m, err := nc.Request(ledger.CTISubject(cfg.Site), []byte(`{"call_id":"c-3","extension":"3420","type":"ringing"}`), time.Second); err != nil || !strings.Contains(string(m.Data), "accepted") {
+	if m, err := nc.Request(ledger.CTISubject(cfg.Site), []byte(`{"call_id":"c-3","extension":"3420","type":"ringing"}`), time.Second); err != nil || !strings.Contains(string(m.Data), `"accepted":1,`) {
 		t.Fatalf("a NATS call signal while draining: %v %v", m, err)
 	}
 	if err := <-stopped; err != nil {
