@@ -262,6 +262,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			"give --token a token with the command and admin roles; %s", n, c.Note), "; ")
 	} else if restarted && c.Note == "" {
 		c.Note = "the server restarted during the run (its /metrics counters began again): only the ledger's count was checked"
+	} else if !c.VerifyOK && c.Note == "" {
+		// Not a count that differs: the server's own check failed.
+		c.Note = "the server's ledger does not verify (/v1/verify ok=false): recledger verify --data DIR names the first bad event"
 	} else if !c.Match && c.Note == "" {
 		c.Note = "the server's counts differ from what was sent; other clients writing at the same time also count"
 	}

@@ -28,6 +28,12 @@ type recorder struct {
 	// its own when the first config change arrives.
 	sealOnFirstConfig bool
 	types             []string // type of each event, for /v1/events
+	// brokenChain makes /v1/verify say the chain is not ok.
+	brokenChain bool
+	// metricsOff, when set, is added to the counters /metrics gives, by
+	// the number of its call (1 the first).
+	metricsOff   func(call int) (events, commands int)
+	metricsCalls int
 }
 
 func (rec *recorder) append(typ string, n int) {
@@ -60,7 +66,7 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer rec.mu.Unlock()
 	switch {
 	case r.URL.Path == "/v1/verify":
-		fmt.Fprintf(w, `{"ok":true,"events":%d,"head":"00"}`, rec.events)
+		fmt.Fprintf(w, `{"ok":%v,"events":%d,"head":"00"}`, !rec.brokenChain, rec.events)
 		return
 	case r.URL.Path == "/v1/events":
 		after, _ := strconv.Atoi(r.URL.Query().Get("after_seq"))
@@ -71,7 +77,12 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"events":[%s],"next_after_seq":%d}`, strings.Join(evs, ","), after+len(evs))
 		return
 	case r.URL.Path == "/metrics":
-		fmt.Fprintf(w, "# TYPE recledger_events_appended_total counter\nrecledger_events_appended_total %d\nrecledger_commands_total{command=\"tag\",outcome=\"applied\"} %d\n", len(rec.types)-rec.serverEvents(), rec.commands)
+		events, commands := len(rec.types)-rec.serverEvents(), rec.commands
+		if rec.metricsCalls++; rec.metricsOff != nil {
+			de, dc := rec.metricsOff(rec.metricsCalls)
+			events, commands = events+de, commands+dc
+		}
+		fmt.Fprintf(w, "# TYPE recledger_events_appended_total counter\nrecledger_events_appended_total %d\nrecledger_commands_total{command=\"tag\",outcome=\"applied\"} %d\n", events, commands)
 		return
 	}
 	rec.byAgent[agent] = append(rec.byAgent[agent], key)
@@ -331,6 +342,57 @@ func TestServerAppendedEventsAreNotCountedAsMismatch(t *testing.T) {
 	}
 	if rep.Check.Match {
 		t.Fatalf("extra events went unnoticed: %+v", rep.Check)
+	}
+}
+
+// TestCheckComparesTheLedgerAndTheMetrics: the check matches only when
+// the chain is ok and both the ledger's growth and the /metrics counters
+// of events and of commands are what was sent; counters that went back
+// (a restart) are not compared, and the note says so.
+func TestCheckComparesTheLedgerAndTheMetrics(t *testing.T) {
+	after := func(de, dc int) func(int) (int, int) {
+		return func(call int) (int, int) {
+			if call == 1 {
+				return 0, 0
+			}
+			return de, dc
+		}
+	}
+	for _, tc := range []struct {
+		name       string
+		broken     bool
+		off        func(int) (int, int)
+		match      bool
+		metricsOff bool // the metrics deltas are not known (-1)
+		note       string
+	}{
+		{name: "all agree", match: true},
+		{name: "chain broken", broken: true, note: "does not verify"},
+		{name: "one event more in the metrics", off: after(1, 0), note: "counts differ"},
+		{name: "one command less in the metrics", off: after(0, -1), note: "counts differ"},
+		{name: "events counter went back", off: func(call int) (int, int) { return 1000 * (2 - min(call, 2)), 0 }, match: true, metricsOff: true, note: "restarted"},
+		{name: "commands counter went back", off: func(call int) (int, int) { return 0, 1000 * (2 - min(call, 2)) }, match: true, metricsOff: true, note: "restarted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := newRecorder()
+			rec.brokenChain, rec.metricsOff = tc.broken, tc.off
+			srv := httptest.NewServer(rec)
+			defer srv.Close()
+			rep, err := Run(context.Background(), Config{URL: srv.URL, Agents: 2, CallsPerAgent: 2, Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := rep.Check
+			if c.Match != tc.match || c.VerifyOK == tc.broken || (c.MetricsAppendedDelta < 0) != tc.metricsOff ||
+				(c.MetricsCommandsDelta < 0) != tc.metricsOff || !strings.Contains(c.Note, tc.note) {
+				t.Fatalf("check: %+v", c)
+			}
+			var text strings.Builder
+			rep.WriteText(&text)
+			if want := map[bool]string{true: ": MATCH\n", false: ": MISMATCH\n"}[tc.match]; !strings.Contains(text.String(), want) {
+				t.Errorf("report does not end its check line with %q:\n%s", want, text.String())
+			}
+		})
 	}
 }
 
