@@ -235,6 +235,9 @@ type Worker struct {
 	js  jetstream.JetStream
 	cfg Config
 	log *slog.Logger
+	// ackWait is the AckWait of the consumer bound, which JetStream
+	// applies whatever cfg.AckWait says (checkConsumer); zero before bind.
+	ackWait time.Duration
 }
 
 // New returns a worker; cfg gets its defaults.
@@ -325,6 +328,7 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 				return nil, err
 			}
 			w.checkConsumer(cons)
+			w.ackWait = got.AckWait
 			// The consumer's own filter, not the one this worker would
 			// have made: a walk's line named this site's subject for a
 			// consumer of another site's.
@@ -523,8 +527,15 @@ func (w *Worker) writeManifest(ctx context.Context, m Manifest, progress func())
 	began := time.Now()
 	dir := filepath.Join(w.cfg.Dest, m.Day)
 	lastProgress := time.Now()
+	// The consumer's AckWait, not this worker's: a consumer made with a
+	// shorter one than --ack-wait redelivered a slow manifest to another
+	// worker while this one was still writing it.
+	ackWait := w.cfg.AckWait
+	if w.ackWait > 0 {
+		ackWait = w.ackWait
+	}
 	tick := func() {
-		if time.Since(lastProgress) >= w.cfg.AckWait/4 {
+		if time.Since(lastProgress) >= ackWait/4 {
 			progress()
 			lastProgress = time.Now()
 		}
