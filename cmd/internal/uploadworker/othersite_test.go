@@ -258,6 +258,22 @@ func TestWorkerNamesEveryOtherSite(t *testing.T) {
 	}
 }
 
+// A worker whose site has manifests in the stream does not warn of the
+// other sites' there: its --site is the server's.
+func TestNoOtherSitesWarningWhenThisSiteHasManifests(t *testing.T) {
+	js := ledgertest.StartJetStream(t, testSite, otherSite).JS
+	names := publishSiteManifest(t, js, testSite, "2026-12-01", 1)
+	publishSiteManifest(t, js, otherSite, "2026-12-02", 1) // the stream's last
+	cfg := testConfig(t.TempDir(), nil)
+	log, stop := runLogged(t, js, cfg)
+	// Taken once the site was checked.
+	waitFor(t, "the uploads", 20*time.Second, uploaded(cfg.Dest, "2026-12-01", names))
+	stop()
+	if out := log.String(); strings.Contains(out, "manifests of other sites") {
+		t.Errorf("a worker of a site with manifests warned of the other sites:\n%s", out)
+	}
+}
+
 // The listing of the other sites works with the embedded server's upload
 // role, which may not read the stream's subjects, and leaves the worker
 // working.
