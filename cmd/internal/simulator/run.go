@@ -182,7 +182,6 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			return rep, fmt.Errorf("simulate: configuring the site: %s (the setup's changes before it were made)", failed)
 		}
 		total.merge(st)
-		total.latencies = total.latencies[:0] // setup is not part of the play's latency
 	}
 
 	outer := ctx
@@ -218,7 +217,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep.SignalEvents = total.signalEvents
 	rep.SignalsIgnored = total.signalsIgnored
 	rep.HTTPErrors = total.httpErrors
-	rep.Latency = summarise(play.latencies)
+	rep.Latency = summarise(play.latencies) // the play's alone: not the setup's
 
 	if outer.Err() != nil {
 		// Interrupted: the check waits a few seconds, not the client's

@@ -34,6 +34,10 @@ type recorder struct {
 	// the number of its call (1 the first).
 	metricsOff   func(call int) (events, commands int)
 	metricsCalls int
+	// override, when set, answers a request of the play or the setup
+	// instead (ok true), appending nothing.
+	override func(path string, body []byte) (status int, answer string, ok bool)
+	played   int // requests of the play and the setup
 }
 
 func (rec *recorder) append(typ string, n int) {
@@ -86,6 +90,16 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.byAgent[agent] = append(rec.byAgent[agent], key)
+	if r.URL.Path != "/v1/config" {
+		rec.played++
+	}
+	if rec.override != nil {
+		if status, answer, ok := rec.override(r.URL.Path, body); ok {
+			w.WriteHeader(status)
+			w.Write([]byte(answer))
+			return
+		}
+	}
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/v1/config/"):
 		if rec.sealOnFirstConfig {
