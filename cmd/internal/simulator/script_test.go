@@ -299,6 +299,21 @@ func TestSumMetric(t *testing.T) {
 	if _, ok := sumMetric(text, "nothing"); ok {
 		t.Fatal("found a missing metric")
 	}
+	for _, tc := range []struct {
+		text string
+		n    int64
+		ok   bool
+	}{
+		{"# TYPE c gauge\nc{a=\"1\"} 2\nc{a=\"2\"} 5\n", 7, true}, // a gauge is summed too
+		{"# TYPE c counter\n", 0, false},                          // declared, no sample
+		{"c{a=\"1\"} 2\nc{a=\"2\"} -5\n", 0, false},               // not a count
+		{"c 9.3e18\n", 0, false},                                  // beyond int64
+		{"# TYPE c summary\nc_sum 1\nc_count 1\n", 0, false},      // not a counter
+	} {
+		if n, ok := sumMetric([]byte(tc.text), "c"); n != tc.n || ok != tc.ok {
+			t.Errorf("%q: %d %v, want %d %v", tc.text, n, ok, tc.n, tc.ok)
+		}
+	}
 }
 
 func TestSummarise(t *testing.T) {
