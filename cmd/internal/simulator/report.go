@@ -33,7 +33,8 @@ type Report struct {
 	// Commands counts commands by command (as sent) then by outcome
 	// ("applied", "no_effect", …, or "http_NNN" when the answer had none).
 	Commands map[string]map[string]int `json:"commands"`
-	// Signals counts call-signal requests by status, and SignalEvents the signals accepted.
+	// SignalEvents counts the call signals accepted (a signal request
+	// refused is counted in HTTPErrors by its status).
 	SignalEvents int `json:"signal_events"`
 	// SignalsIgnored counts the signals the server took and ignored (a
 	// late signal of an ended call, one for an unknown call): a run whose
