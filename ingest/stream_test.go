@@ -88,6 +88,8 @@ func TestPauseHistoryStreamed(t *testing.T) {
 	}{
 		{"/v1/pauses", "application/json", wantJSON.Bytes()},
 		{"/v1/pauses?format=csv", "text/csv; charset=utf-8", wantCSV},
+		{"/v1/pauses?format=CSV", "text/csv; charset=utf-8", wantCSV}, // the format in any case
+		{"/v1/pauses?format=Json", "application/json", wantJSON.Bytes()},
 	} {
 		rec := get(whole, tc.target)
 		if rec.Code != 200 || rec.Header().Get("Content-Type") != tc.ctype || !bytes.Equal(rec.Body.Bytes(), tc.want) {
@@ -107,6 +109,9 @@ func TestPauseHistoryStreamed(t *testing.T) {
 	early := &Server{views: &pauseViews{rows: rows, failAfter: 3, eachErr: fmt.Errorf("pauses: %w", ledger.ErrUnordered)}, log: slog.New(slog.DiscardHandler)}
 	if rec := get(early, "/v1/pauses"); rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), wantJSON.Bytes()) {
 		t.Errorf("early unordered: %d, %d bytes, want the whole answer from Pauses", rec.Code, rec.Body.Len())
+	}
+	if rec := get(early, "/v1/pauses?format=csv"); rec.Code != 200 || rec.Header().Get("Content-Type") != "text/csv; charset=utf-8" || !bytes.Equal(rec.Body.Bytes(), wantCSV) {
+		t.Errorf("early unordered, CSV: %d %q, %d bytes, want the whole CSV answer from Pauses", rec.Code, rec.Header().Get("Content-Type"), rec.Body.Len())
 	}
 	failing := &Server{views: &pauseViews{rows: rows, failAfter: 3, eachErr: fmt.Errorf("read section: %w", ledger.ErrUnavailable),
 		pausesErr: errors.New("Pauses asked")}, log: slog.New(slog.DiscardHandler)}
