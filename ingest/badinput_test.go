@@ -126,9 +126,11 @@ func TestAuth(t *testing.T) {
 	if r.JSON["events"] != float64(events) {
 		t.Fatalf("refused requests were appended: %s", r.Raw)
 	}
-	// The principal is recorded.
+	// The principal is recorded, of a seal asked for too.
+	s.must(200, "POST", "/v1/manifests/2026-01-05/close", "", "", bearer("admin-token-0123456789ab")...)
 	ev := s.must(200, "GET", "/v1/events", "", "", bearer("audit-token-0123456789ab")...)
-	if !strings.Contains(ev.Raw, `"principal":"net:local"`) || !strings.Contains(ev.Raw, `"principal":"finesse"`) {
+	if !strings.Contains(ev.Raw, `"principal":"net:local"`) || !strings.Contains(ev.Raw, `"principal":"finesse"`) ||
+		!strings.Contains(ev.Raw, `"day":"2026-01-05","by":"request","principal":"ops"`) {
 		t.Fatalf("principals: %s", ev.Raw)
 	}
 }

@@ -3,10 +3,15 @@ package ingest_test
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/recledger/recledger/ingest"
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/ledger/ledgertest"
 )
 
 func TestEventsPaging(t *testing.T) {
@@ -172,6 +177,39 @@ func TestCloseRefusesADayBeforeItsContacts(t *testing.T) {
 	m := s.must(200, "POST", "/v1/manifests/2026-11-22/close", "", "")
 	if !strings.Contains(m.Raw, `"call_id":"c-1"`) {
 		t.Fatalf("the day of the contact: %s", m.Raw)
+	}
+}
+
+// The earliest contact waiting for a seal is dated in the site's zone:
+// in Auckland, a call ended at 20:00 UTC on the 22nd is of the 23rd, and
+// a close of the 22nd would misfile it. A seal asked for is logged at
+// info, as the scheduler's are, with who asked; a manifest read names a
+// day not sealed yet, and refuses a day that is no day.
+func TestCloseDatesContactsInTheSitesZone(t *testing.T) {
+	logs := new(ledgertest.Buffer)
+	s := newStackWith(t, func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) }, func(o *ingest.Options, _ *ledger.Store) {
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	s.configure()
+	s.must(200, "PUT", "/v1/config/site", "", `{"timezone":"Pacific/Auckland","upload_time":"23:00"}`)
+	s.signal(`[{"call_id":"c-1","extension":"3420","type":"ringing","direction":"inbound","ani":"+13125550100","at":"2026-11-22T19:00:00Z"},
+	           {"call_id":"c-1","extension":"3420","type":"ended","at":"2026-11-22T20:00:00Z"}]`)
+	r := s.must(409, "POST", "/v1/manifests/2026-11-22/close", "", "")
+	if r.str("reason") != "before_contacts" || !strings.Contains(r.str("message"), "the earliest is of 2026-11-23 in Pacific/Auckland") {
+		t.Fatalf("close of the contact's UTC day: %s", r.Raw)
+	}
+	if r := s.must(404, "GET", "/v1/manifests/2026-11-23", "", ""); r.str("reason") != "not_found" || r.str("message") != "day 2026-11-23 is not sealed" {
+		t.Errorf("manifest of a day not sealed: %s", r.Raw)
+	}
+	if r := s.must(400, "GET", "/v1/manifests/2026-11-31", "", ""); r.str("field") != "day" {
+		t.Errorf("manifest of no day: %s", r.Raw)
+	}
+	m := s.must(200, "POST", "/v1/manifests/2026-11-23/close", "", "")
+	if !strings.Contains(m.Raw, `"call_id":"c-1"`) {
+		t.Fatalf("the day of the contact: %s", m.Raw)
+	}
+	if l := logs.String(); !strings.Contains(l, `level=INFO msg="day sealed" day=2026-11-23 by=request`) {
+		t.Errorf("the seal asked for is not logged at info:\n%s", l)
 	}
 }
 
