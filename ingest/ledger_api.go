@@ -106,9 +106,6 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	if !rep.OK {
 		s.noteChain(rep)
 		out.FirstBad, out.Problem = rep.FirstBad, rep.Problem
-		if out.Problem == "" && err != nil {
-			out.Problem = err.Error()
-		}
 	}
 	s.writeJSON(w, http.StatusOK, out)
 }

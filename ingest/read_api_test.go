@@ -62,6 +62,42 @@ func TestEventsPaging(t *testing.T) {
 	}
 	s.must(400, "GET", "/v1/events?after_seq=-1", "", "")
 	s.must(400, "GET", "/v1/events?limit=x", "", "")
+	// At the head: an empty page that stays there; past it, a cursor of
+	// another ledger, refused.
+	if r := s.must(200, "GET", "/v1/events?after_seq=26", "", ""); r.Raw != "{\"events\":[],\"next_after_seq\":26}\n" {
+		t.Errorf("page at the head: %s", r.Raw)
+	}
+	if r := s.must(400, "GET", "/v1/events?after_seq=27", "", ""); r.str("field") != "after_seq" {
+		t.Errorf("page past the head: %s", r.Raw)
+	}
+}
+
+// A page holds 1,000 events unless asked for fewer, and at most 10,000
+// whatever it is asked for.
+func TestEventsPageLimits(t *testing.T) {
+	s := newStack(t, nil)
+	for first := 0; first < 10050; first += 1000 {
+		var evs []ledger.Event
+		for i := first; i < min(first+1000, 10050); i++ {
+			evs = append(evs, ledger.Event{Type: ledger.TypeCallSignal,
+				Data: ledger.CallSignal{CallID: fmt.Sprintf("c-%d", i), Extension: "3420", Type: "ringing", Transport: "http"}})
+		}
+		if _, err := s.store.Append(t.Context(), evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for query, want := range map[string]int{"": 1000, "?limit=20000": 10000, "?limit=10000": 10000, "?limit=3": 3} {
+		var page struct {
+			Events []json.RawMessage `json:"events"`
+			Next   uint64            `json:"next_after_seq"`
+		}
+		if err := json.Unmarshal([]byte(s.must(200, "GET", "/v1/events"+query, "", "").Raw), &page); err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Events) != want || page.Next != uint64(want) {
+			t.Errorf("GET /v1/events%s: %d events, next %d; want %d", query, len(page.Events), page.Next, want)
+		}
+	}
 }
 
 func TestAgentsList(t *testing.T) {

@@ -57,7 +57,14 @@ func newStackClock(t testing.TB, tokens *ingest.Tokens, now func() time.Time) *s
 // given, for parts made on it) before the API is made.
 func newStackWith(t testing.TB, now func() time.Time, edit func(*ingest.Options, *ledger.Store)) *stack {
 	t.Helper()
-	store, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{Now: now})
+	return newStackAt(t, filepath.Join(t.TempDir(), "ledger.db"), now, edit)
+}
+
+// newStackAt is newStackWith on the ledger file at path, made there when
+// there is none; its live projections start empty.
+func newStackAt(t testing.TB, path string, now func() time.Time, edit func(*ingest.Options, *ledger.Store)) *stack {
+	t.Helper()
+	store, err := ledger.Open(path, ledger.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
