@@ -143,6 +143,11 @@ func TestPausesCommandFilters(t *testing.T) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
+	// A bound's form is checked before the ledger is read: said as such,
+	// not as a data dir with no ledger.
+	if _, err := runCmd(t, &PausesCommand{}, "--data", filepath.Join(t.TempDir(), "none"), "--to", "noon"); !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), `--to "noon"`) {
+		t.Errorf("--to noon of no data dir: %v", err)
+	}
 	// A user no configuration or event named: an error, not no rows.
 	if out, err := runCmd(t, &PausesCommand{}, "--data", d.dir, "--user", "JDOE"); !errors.Is(err, ledger.ErrNotFound) {
 		t.Errorf("--user JDOE: %v\n%s", err, out)
@@ -330,5 +335,9 @@ func TestPausesTableValuesAsTheyAre(t *testing.T) {
 	}
 	if strings.Contains(out, "'") || strings.Contains(out, "\x1b") {
 		t.Errorf("table has a guard apostrophe or a raw escape:\n%s", out)
+	}
+	// An empty value is a "-": the columns stay aligned and countable.
+	if lines := strings.Split(out, "\n"); len(lines) < 3 || len(strings.Fields(lines[2])) != len(strings.Fields(lines[0])) || !strings.Contains(lines[2], " - ") {
+		t.Errorf("a row with empty values does not show them as -:\n%s", out)
 	}
 }

@@ -79,6 +79,26 @@ func TestReplayBesideRunningServer(t *testing.T) {
 			t.Fatalf("pauses --format %s beside the server: %v\n%s\nthe server answers\n%s", c.format, err, out, want)
 		}
 	}
+	// Each filter goes to the server as the query's.
+	out, err = runCmd(t, &PausesCommand{Stderr: f}, "--data", data, "--format", "json")
+	var all struct{ Pauses []ledger.PauseRow }
+	if err != nil || json.Unmarshal([]byte(out), &all) != nil || len(all.Pauses) < 2 {
+		t.Fatalf("pauses beside the server: %v\n%s", err, out)
+	}
+	p := all.Pauses[len(all.Pauses)-1]
+	for _, c := range []struct {
+		args  []string
+		query string
+	}{
+		{[]string{"--call", p.CallID}, "call_id=" + p.CallID},
+		{[]string{"--contact", p.ContactID}, "contact_id=" + p.ContactID},
+		{[]string{"--user", p.UserID, "--to", "2026-11-23T08:00:00Z"}, "user_id=" + p.UserID + "&to=2026-11-23T08:00:00Z"},
+	} {
+		out, err := runCmd(t, &PausesCommand{Stderr: f}, append([]string{"--data", data, "--format", "json"}, c.args...)...)
+		if want := getBody(t, base+"/v1/pauses?"+c.query); err != nil || out != want || len(out) >= len(getBody(t, base+"/v1/pauses")) {
+			t.Fatalf("pauses %q beside the server: %v\n%s\nthe server answers\n%s", c.args, err, out, want)
+		}
+	}
 	if out, err := runCmd(t, &PausesCommand{Stderr: f}, "--data", data); err != nil || !strings.HasPrefix(out, "contact_id  ") {
 		t.Fatalf("pauses table beside the server: %v\n%s", err, out)
 	}
