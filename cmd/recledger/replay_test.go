@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -201,12 +202,14 @@ func TestReplayCommandUntil(t *testing.T) {
 	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), "comes before the ledger's first event") {
 		t.Errorf("no word of an --until before the ledger: %q", b)
 	}
-	// A seq beyond the head: the head's state, and a word on stderr.
-	out, err := runCmd(t, &ReplayCommand{Stderr: notice}, "--data", d.dir, "--until", "99999", "--digest")
+	// A seq beyond the head, even by one: the head's state, and a word on
+	// stderr.
+	past := strconv.FormatUint(d.seq+1, 10)
+	out, err := runCmd(t, &ReplayCommand{Stderr: notice}, "--data", d.dir, "--until", past, "--digest")
 	if want := fmt.Sprintf("%d %s\n", d.seq, d.digests[d.seq]); err != nil || out != want {
 		t.Fatalf("--until beyond the head: %v %q, want %q", err, out, want)
 	}
-	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), fmt.Sprintf("--until 99999 is beyond the ledger's head, seq %d", d.seq)) {
+	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), fmt.Sprintf("--until %s is beyond the ledger's head, seq %d", past, d.seq)) {
 		t.Errorf("no word of an --until beyond the head: %q", b)
 	}
 	// A time after the last event: the same (a walk took the silence for
@@ -591,4 +594,44 @@ func TestUnfinishedRestoreIsNotServed(t *testing.T) {
 	}
 	srv.Stop()
 	_ = srv.Wait()
+}
+
+// A mirror with an event missing is replayed up to the gap and the error
+// says the mirror is damaged, not the ledger, and what to do; a mirror
+// replayed beside another ledger's data dir says they differ.
+func TestReplayOfADamagedMirrorSaysSo(t *testing.T) {
+	d := writeOfflineDay(t, true, 0)
+	nc, err := nats.Connect(d.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := writeOfflineDay(t, false, 0) // the same day, its own ids and hashes
+	notice, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notice.Close()
+	if _, err := runCmd(t, &ReplayCommand{Stderr: notice}, "--source", "jetstream", "--digest", "--nats", d.natsURL, "--site", replaytest.Site, "--data", other.dir); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), "is not the ledger in "+other.dir+": their events differ at or before seq "+fmt.Sprint(d.seq)) {
+		t.Errorf("no word that the mirror is another ledger's: %q", b)
+	}
+
+	stream, err := js.Stream(t.Context(), ledger.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.DeleteMsg(t.Context(), 5); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runCmd(t, &ReplayCommand{}, "--source", "jetstream", "--digest", "--nats", d.natsURL, "--site", replaytest.Site)
+	if !errors.Is(err, ledger.ErrChainBroken) || !strings.Contains(err.Error(), "after seq 4") || !strings.Contains(err.Error(), "the mirror's events are damaged or missing") {
+		t.Fatalf("replay of a mirror with a gap: %v", err)
+	}
 }
