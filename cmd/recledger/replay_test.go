@@ -165,6 +165,35 @@ func TestReplayCommandDigestAndSummary(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.Seq != d.seq || sum.Digest != d.digest || sum.OpenPauses != 1 {
 		t.Fatalf("--json summary %q (%v)", out, err)
 	}
+	// The contacts as the live projections count them, the open ones
+	// apart.
+	cts, err := d.live.Contacts(t.Context(), ledger.ContactQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := 0
+	for _, ct := range cts {
+		if ct.Disposition == nil {
+			open++
+		}
+	}
+	if open == 0 || open == len(cts) || sum.Contacts != len(cts) || sum.OpenContacts != open {
+		t.Errorf("summary counts %d contacts, %d open; the live projections %d, %d open", sum.Contacts, sum.OpenContacts, len(cts), open)
+	}
+	// Before the seal: no day sealed, said as such.
+	out, err = runCmd(t, &ReplayCommand{}, "--data", d.dir, "--until", "3")
+	if err != nil || !strings.Contains(out, "sealed days  0: none\n") {
+		t.Errorf("summary before any seal: %v\n%s", err, out)
+	}
+	// A data dir that lost its ledger file but holds its mirror: the
+	// error says how to rebuild it.
+	lost := t.TempDir()
+	if err := os.Mkdir(filepath.Join(lost, JetStreamDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCmd(t, &ReplayCommand{}, "--data", lost); !errors.Is(err, ledger.ErrNotFound) || !strings.Contains(err.Error(), "rebuild the ledger from it with recledger restore --from-jetstream") {
+		t.Errorf("replay of a dir with a mirror and no ledger: %v", err)
+	}
 }
 
 // --until at several seqs gives the digest the live projections had then.
