@@ -664,3 +664,44 @@ func TestReplayOfADamagedMirrorSaysSo(t *testing.T) {
 		t.Fatalf("replay of a mirror with a gap: %v", err)
 	}
 }
+
+// A mirror replayed for a data dir is read under the site its ledger
+// records, unless --site names another, which is said; the mirror holds
+// no checkpoint, which --from-checkpoint is told; an unknown --source is
+// refused.
+func TestReplayOfAMirrorTakesTheDataDirsSite(t *testing.T) {
+	t.Setenv("RECLEDGER_SITE", "")
+	d := writeOfflineDay(t, true, 0)
+	want := fmt.Sprintf("%d %s\n", d.seq, d.digest)
+	store, err := ledger.Open(filepath.Join(d.dir, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = store.ClaimSite(t.Context(), replaytest.Site) // as serve does
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	notice, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notice.Close()
+	out, err := runCmd(t, &ReplayCommand{Stderr: notice}, "--source", "jetstream", "--nats", d.natsURL, "--data", d.dir, "--digest", "--from-checkpoint")
+	if err != nil || out != want {
+		t.Fatalf("replay of the mirror of %s, its site unnamed: %v %q, want %q", d.dir, err, out, want)
+	}
+	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), "--from-checkpoint: the mirror holds no checkpoint; replaying from seq 1") {
+		t.Errorf("no word that the mirror holds no checkpoint: %q", b)
+	}
+	_, err = runCmd(t, &ReplayCommand{Stderr: notice}, "--source", "jetstream", "--nats", d.natsURL, "--data", d.dir, "--site", "elsewhere", "--digest")
+	if !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("replay of another site's mirror: %v", err)
+	}
+	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), d.dir+" was served as site "+replaytest.Site+"; replaying the mirror of site elsewhere, as asked") {
+		t.Errorf("no word that the site asked for is not the dir's: %q", b)
+	}
+	if _, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--source", "nats"); !errors.Is(err, ledger.ErrInvalid) {
+		t.Errorf("--source nats: %v", err)
+	}
+}
