@@ -33,7 +33,8 @@ type offlineDay struct {
 	digest  string            // live digest at the head
 	digests map[uint64]string // live digest after each Append
 	live    *projections.Live
-	natsURL string // set when mirrored to JetStream
+	natsURL string              // set when mirrored to JetStream
+	js      jetstream.JetStream // the mirror's, when mirrored
 }
 
 // writeOfflineDay writes the day into a fresh data dir and closes the store
@@ -52,12 +53,11 @@ func writeOfflineDay(t *testing.T, mirror bool, checkpointAt uint64) *offlineDay
 	store.Subscribe(d.live.OnCommit)
 	var outbox *ledger.Outbox
 	if mirror {
-		var js jetstream.JetStream
-		d.natsURL, js = startJetStream(t)
-		if err := ledger.EnsureStreams(ctx, js, replaytest.Site, 1); err != nil {
+		d.natsURL, d.js = startJetStream(t)
+		if err := ledger.EnsureStreams(ctx, d.js, replaytest.Site, 1); err != nil {
 			t.Fatal(err)
 		}
-		outbox = ledger.NewOutbox(store, js, replaytest.Site, nil)
+		outbox = ledger.NewOutbox(store, d.js, replaytest.Site, nil)
 		octx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- outbox.Run(octx) }()
@@ -630,15 +630,6 @@ func TestUnfinishedRestoreIsNotServed(t *testing.T) {
 // replayed beside another ledger's data dir says they differ.
 func TestReplayOfADamagedMirrorSaysSo(t *testing.T) {
 	d := writeOfflineDay(t, true, 0)
-	nc, err := nats.Connect(d.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	other := writeOfflineDay(t, false, 0) // the same day, its own ids and hashes
 	notice, err := os.CreateTemp(t.TempDir(), "stderr")
 	if err != nil {
@@ -652,7 +643,7 @@ func TestReplayOfADamagedMirrorSaysSo(t *testing.T) {
 		t.Errorf("no word that the mirror is another ledger's: %q", b)
 	}
 
-	stream, err := js.Stream(t.Context(), ledger.EventsStream)
+	stream, err := d.js.Stream(t.Context(), ledger.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}

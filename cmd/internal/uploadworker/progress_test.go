@@ -80,14 +80,7 @@ func slowManifestOnce(t *testing.T, js jetstream.JetStream, cfg Config) {
 	if len(notOnce) > 0 {
 		t.Errorf("%d of %d files not handled once (file: times): %v", len(notOnce), len(names), notOnce)
 	}
-	cons, err := js.Consumer(context.Background(), StreamName, ledger.UploadDurable(testSite))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := cons.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	info := consumerInfo(t, js)
 	if info.Delivered.Consumer != 1 || info.NumRedelivered != 0 || info.AckFloor.Stream != 1 {
 		t.Errorf("delivered %d times (redelivered %d, ack floor %d), want once and acked",
 			info.Delivered.Consumer, info.NumRedelivered, info.AckFloor.Stream)
@@ -120,4 +113,18 @@ func TestRetryBackoffIsCappedAtBackoffMax(t *testing.T) {
 	if want := []string{"1ms", "2ms", "4ms", "4ms", "4ms"}; !slices.Equal(delays, want) {
 		t.Errorf("retry delays %v, want %v; the log:\n%s", delays, want, log.String())
 	}
+}
+
+// consumerInfo is the site's upload consumer as the server has it now.
+func consumerInfo(t *testing.T, js jetstream.JetStream) *jetstream.ConsumerInfo {
+	t.Helper()
+	cons, err := js.Consumer(context.Background(), StreamName, ledger.UploadDurable(testSite))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/ledger/ledgertest"
 )
 
@@ -93,15 +92,7 @@ func TestStoppingMidManifestLeavesItUnacked(t *testing.T) {
 	if len(finals) != 3 {
 		t.Errorf("the stopped worker left %d files, want 3: %v", len(finals), finals)
 	}
-	cons, err := js.Consumer(context.Background(), StreamName, ledger.UploadDurable(testSite))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := cons.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.AckFloor.Stream != 0 || info.NumAckPending != 1 {
+	if info := consumerInfo(t, js); info.AckFloor.Stream != 0 || info.NumAckPending != 1 {
 		t.Errorf("the manifest left: ack floor %d, ack pending %d; want unacked", info.AckFloor.Stream, info.NumAckPending)
 	}
 
