@@ -234,6 +234,9 @@ func TestUploadTimes(t *testing.T) {
 		{"2026-11-23T23:00:00Z", "23:00", time.UTC, "2026-11-23T23:00:00Z", "2026-11-23", "2026-11-24T23:00:00Z"},
 		// a broken upload time means the default 23:00
 		{"2026-11-23T12:00:00Z", "25:99", time.UTC, "2026-11-22T23:00:00Z", "2026-11-22", "2026-11-23T23:00:00Z"},
+		{"2026-11-23T12:00:00Z", "24:00", time.UTC, "2026-11-22T23:00:00Z", "2026-11-22", "2026-11-23T23:00:00Z"},
+		{"2026-11-23T12:00:00Z", "23:60", time.UTC, "2026-11-22T23:00:00Z", "2026-11-22", "2026-11-23T23:00:00Z"},
+		{"2026-11-23T12:00:00Z", "-1:30", time.UTC, "2026-11-22T23:00:00Z", "2026-11-22", "2026-11-23T23:00:00Z"},
 	} {
 		now := utc(tc.now)
 		prev, day := PrevUpload(now, tc.hhmm, tc.loc)
@@ -358,6 +361,11 @@ func TestNoSealOnStartOfLedgerBegunAfterUploadTime(t *testing.T) {
 	}{
 		{"2026-11-24T03:52:00Z", []seal{{"2026-11-24T23:00:00Z", "2026-11-24", ledger.SealSchedule}}},
 		{"2026-11-23T22:59:00Z", []seal{
+			{"2026-11-24T08:15:00Z", "2026-11-23", ledger.SealStartup},
+			{"2026-11-24T23:00:00Z", "2026-11-24", ledger.SealSchedule},
+		}},
+		// begun at the upload time: it held events by then
+		{"2026-11-23T23:00:00Z", []seal{
 			{"2026-11-24T08:15:00Z", "2026-11-23", ledger.SealStartup},
 			{"2026-11-24T23:00:00Z", "2026-11-24", ledger.SealSchedule},
 		}},
@@ -601,6 +609,19 @@ func (s *stickyTimer) Append(ctx context.Context, evs ...ledger.Event) ([]ledger
 func TestSchedulerNeedsItsParts(t *testing.T) {
 	if err := (&Scheduler{}).Run(t.Context()); err == nil {
 		t.Fatal("Run without Appender/View/Now succeeded")
+	}
+	// Each is required: a context already done tells the refusal from a run.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	f := &fakeLedger{}
+	for name, s := range map[string]*Scheduler{
+		"Appender": {View: f, Now: time.Now},
+		"View":     {Appender: f, Now: time.Now},
+		"Now":      {Appender: f, View: f},
+	} {
+		if err := s.Run(ctx); err == nil || errors.Is(err, context.Canceled) {
+			t.Errorf("Run without %s: %v, want a refusal", name, err)
+		}
 	}
 }
 
