@@ -1,12 +1,15 @@
 package ingest_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/recledger/recledger/ingest"
 	"github.com/recledger/recledger/ledger"
 )
 
@@ -221,11 +224,30 @@ func TestPutUserSaysWhoSharesItsExtension(t *testing.T) {
 	if r := s.must(200, "PUT", "/v1/config/users/carol", "application/json", `{"name":"Carol","team":"sales","recording":"desktop","extension":"3999"}`); strings.Contains(r.Raw, "shares_extension_with") || strings.Contains(r.Raw, "note") {
 		t.Fatalf("an extension of its own: %s", r.Raw)
 	}
+	// A user put again is not its own desk-mate.
+	if r := s.must(200, "PUT", "/v1/config/users/jdoe", "application/json", `{"name":"Jane Doe","team":"sales","recording":"desktop","extension":"3420"}`); !strings.Contains(r.Raw, `"shares_extension_with":["bob"]`) {
+		t.Fatalf("jdoe put again: %s", r.Raw)
+	}
+	// Those who share it are listed sorted.
+	for _, id := range []string{"d5", "d4", "d3", "d2"} {
+		s.must(200, "PUT", "/v1/config/users/"+id, "application/json", `{"name":"Desk","team":"sales","recording":"desktop","extension":"3777"}`)
+	}
+	if r := s.must(200, "PUT", "/v1/config/users/d1", "application/json", `{"name":"Desk","team":"sales","recording":"desktop","extension":"3777"}`); !strings.Contains(r.Raw, `"shares_extension_with":["d2","d3","d4","d5"]`) || !strings.Contains(r.str("note"), "of d2, d3, d4, d5: ") || !strings.Contains(r.str("note"), "(d1)") {
+		t.Fatalf("a desk of five: %s", r.Raw)
+	}
+	// Users of no default extension share none.
+	for _, id := range []string{"nox1", "nox2"} {
+		if r := s.must(200, "PUT", "/v1/config/users/"+id, "application/json", `{"name":"No Ext","team":"sales","recording":"desktop"}`); strings.Contains(r.Raw, "shares_extension_with") || strings.Contains(r.Raw, "note") {
+			t.Fatalf("%s of no extension: %s", id, r.Raw)
+		}
+	}
 }
 
 // A part put with its optional fields left out is stored as read back:
 // a site without upload time or zone takes 23:00 UTC, a team without
-// lists has empty ones (GET /v1/config shows them, not null).
+// lists has empty ones (GET /v1/config shows them, not null). The ledger's
+// event holds them too, so that it reads the same whatever the defaults
+// of the version that replays it.
 func TestConfigPartsStoredWithTheirDefaults(t *testing.T) {
 	s := newStack(t, nil)
 	s.must(200, "PUT", "/v1/config/site", "application/json", `{"server_host":"qm"}`)
@@ -235,5 +257,69 @@ func TestConfigPartsStoredWithTheirDefaults(t *testing.T) {
 		if !strings.Contains(r.Raw, want) {
 			t.Errorf("GET /v1/config lacks %s: %s", want, r.Raw)
 		}
+	}
+	ev := s.must(200, "GET", "/v1/events", "", "")
+	for _, want := range []string{`"value":{"upload_time":"23:00","timezone":"UTC",`, `"value":{"archive":false,"inclusion":[],"exclusion":[],`} {
+		if !strings.Contains(ev.Raw, want) {
+			t.Errorf("the events lack %s: %s", want, ev.Raw)
+		}
+	}
+}
+
+// A team with many users is not deleted: the answer lists them all,
+// sorted, and its message the first five.
+func TestDeleteOfATeamOfManyUsers(t *testing.T) {
+	s := newStack(t, nil)
+	s.must(200, "PUT", "/v1/config/teams/t", "application/json", `{}`)
+	var want []any
+	for i := 7; i >= 1; i-- {
+		s.must(200, "PUT", fmt.Sprintf("/v1/config/users/u%d", i), "application/json",
+			fmt.Sprintf(`{"name":"U","team":"t","recording":"desktop","extension":"%d"}`, 4000+i))
+	}
+	for i := 1; i <= 7; i++ {
+		want = append(want, fmt.Sprintf("u%d", i))
+	}
+	r := s.do("DELETE", "/v1/config/teams/t", "", "")
+	users, _ := r.JSON["users"].([]any)
+	if r.Status != 409 || !slices.Equal(users, want) || !strings.Contains(r.str("message"), "has 7 users (u1, u2, u3, u4, u5): ") {
+		t.Errorf("deleting a team of 7 users: %d %s", r.Status, r.Raw)
+	}
+}
+
+// A configuration change is recorded with how it was made: through the
+// API, with the principal that made it, and the answer's event id is the
+// event's; from a --config file, as the file's.
+func TestConfigChangesRecordWhoAndHow(t *testing.T) {
+	tok, err := ingest.ParseTokens([]byte(`{"tokens":[{"name":"ops","token":"admin-token-0123456789ab","roles":["admin","auditor"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStack(t, tok)
+	admin := []string{"Authorization", "Bearer admin-token-0123456789ab"}
+	r := s.must(200, "PUT", "/v1/config/teams/t", "application/json", `{}`, admin...)
+	path := filepath.Join(t.TempDir(), "config.json")
+	writeFile(t, path, `{"site":{"upload_time":"22:00"},"teams":{"t":{}}}`)
+	if err := s.api.ApplyConfigFile(t.Context(), path); err != nil {
+		t.Fatal(err)
+	}
+	var evs struct {
+		Events []struct {
+			ID   string `json:"id"`
+			Data struct {
+				Principal string `json:"principal"`
+				Source    string `json:"source"`
+			} `json:"data"`
+		} `json:"events"`
+	}
+	raw := s.must(200, "GET", "/v1/events", "", "", admin...).Raw
+	if err := json.Unmarshal([]byte(raw), &evs); err != nil || len(evs.Events) != 2 {
+		t.Fatalf("events: %v %s", err, raw)
+	}
+	api, file := evs.Events[0], evs.Events[1]
+	if api.ID != r.str("event_id") || api.Data.Principal != "ops" || api.Data.Source != "api" {
+		t.Errorf("the API's change: %+v, answered event_id %q", api, r.str("event_id"))
+	}
+	if file.Data.Principal != "" || file.Data.Source != "file" {
+		t.Errorf("the file's change: %+v", file)
 	}
 }

@@ -25,6 +25,7 @@ func TestDecodeConfigPartNamesTheField(t *testing.T) {
 		{"teams.t2", `{"retention_days":"3"}`, "teams.t2.retention_days", &ledger.Team{}},
 		{"", `{"teams":{"t2":{"archive":"yes"}}}`, "teams.t2.archive", &ledger.Config{}},
 		{"site", `{"upload_time":`, "site", &ledger.Site{}},
+		{"", `{"site":`, "document", &ledger.Config{}},                                                // not JSON, no part named: the document
 		{"users.x", `{"Team":"t2","name":"X","recording":"desktop"}`, "users.x.Team", &ledger.User{}}, // a setting in another case
 		{"", `{"teams":{"t2":{"Archive":true}}}`, "teams.t2.Archive", &ledger.Config{}},
 		// what encoding/json takes and an administrator did not mean
@@ -66,7 +67,9 @@ func TestDecodeConfigPartNamesTheField(t *testing.T) {
 	// Phone-system numbers are not masked (call signals carry them so):
 	// an E.164 number passes Luhn one time in ten.
 	for root, doc := range map[string]string{
-		"teams.uk":   `{"exclusion":["+4915112345678","+4412345678901*"],"inclusion":["4420794601001"],"classifiers":[{"number_pattern":"+4915112345678"}]}`,
+		"teams.uk": `{"exclusion":["+4915112345678","+4412345678901*"],"inclusion":["4420794601001"],"classifiers":[{"number_pattern":"+4915112345678"}]}`,
+		// E.164's longest, 15 digits, and passing Luhn
+		"teams.e164": `{"exclusion":["+441234567890126"]}`,
 		"users.long": `{"name":"x","team":"t","recording":"desktop","extension":"+4915112345678","peripheral_id":"5001"}`,
 	} {
 		var v any = &ledger.Team{}
@@ -122,4 +125,22 @@ func FuzzDecodeConfigPart(f *testing.F) {
 			t.Fatalf("%q taken with %s twice", b, p)
 		}
 	})
+}
+
+// A refused member's message says what is wrong with it, not only where:
+// a member written in another case is told its spelling, a number of the
+// right kind that is no count is told so.
+func TestDecodeConfigPartSaysWhatIsWrong(t *testing.T) {
+	for _, c := range []struct {
+		root, doc, msg string
+		v              any
+	}{
+		{"users.x", `{"Team":"t2","name":"X","recording":"desktop"}`, `is written "team"`, &ledger.User{}},
+		{"teams.sales", `{"retention_days":1.5}`, "must be a whole number that fits, got 1.5", &ledger.Team{}},
+		{"teams.sales", `{"retention_days":"3"}`, "must be a JSON number, got a JSON string", &ledger.Team{}},
+	} {
+		if err := decodeConfigPart([]byte(c.doc), c.root, c.v); err == nil || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s under %q: %v, want %q", c.doc, c.root, err, c.msg)
+		}
+	}
 }
