@@ -40,13 +40,8 @@ func TestConfigReReadAfterTheClockStepsBack(t *testing.T) {
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Fatalf("Run: %v", err)
 		}
-		var got []seal
-		for _, a := range f.appended() {
-			if d, ok := a.ev.Data.(ledger.DayClosed); ok {
-				at := start.Add(a.at.Sub(base) - 2*time.Hour) // on the stepped-back clock
-				got = append(got, seal{at.Format(time.RFC3339), d.Day, d.By})
-			}
-		}
+		// on the stepped-back clock
+		got := seals(t, onClock(f.appended(), func(at time.Time) time.Time { return start.Add(at.Sub(base) - 2*time.Hour) }))
 		want := []seal{{"2026-11-23T19:30:00Z", "2026-11-23", ledger.SealSchedule}}
 		if !slices.Equal(got, want) {
 			t.Errorf("seals\n got %v\nwant %v", got, want)
@@ -99,15 +94,18 @@ func TestWakeWhileBusyIsNotLost(t *testing.T) {
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Fatalf("Run: %v", err)
 		}
-		var got []seal
-		for _, a := range f.appended() {
-			if d, ok := a.ev.Data.(ledger.DayClosed); ok {
-				got = append(got, seal{start.Add(a.at.Sub(base)).Format(time.RFC3339), d.Day, d.By})
-			}
-		}
+		got := seals(t, onClock(f.appended(), func(at time.Time) time.Time { return start.Add(at.Sub(base)) }))
 		want := []seal{{"2026-11-23T14:00:01Z", "2026-11-23", ledger.SealSchedule}}
 		if !slices.Equal(got, want) {
 			t.Errorf("seals\n got %v\nwant %v", got, want)
 		}
 	})
+}
+
+// onClock is got with each append's time read on the test's clock.
+func onClock(got []appended, clock func(time.Time) time.Time) []appended {
+	for i := range got {
+		got[i].at = clock(got[i].at)
+	}
+	return got
 }
