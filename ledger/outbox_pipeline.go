@@ -25,6 +25,15 @@ func overPayload(nc *nats.Conn, n int) (max int64, over bool) {
 	return max, max > 0 && int64(n)+msgOverhead > max
 }
 
+// eventTooLarge is ErrTooLarge, naming the bounds, when e is larger than the
+// server nc is connected to takes; else nil.
+func eventTooLarge(nc *nats.Conn, e Envelope) error {
+	if max, over := overPayload(nc, len(e.Raw)); over {
+		return fmt.Errorf("publish seq %d: %w: the event is %d bytes, the server takes %d; raise its max_payload", e.Seq, ErrTooLarge, len(e.Raw), max)
+	}
+	return nil
+}
+
 // pendingAck is a publish awaiting its ack.
 type pendingAck struct {
 	seq uint64
@@ -112,11 +121,11 @@ func (p *pipeline) publish(ctx context.Context, e Envelope) error {
 		}
 		p.q = p.q[1:]
 	}
+	if err := eventTooLarge(o.js.Conn(), e); err != nil {
+		return err
+	}
 	// No client-side retries: a retried message would land after the
 	// ones sent behind it.
-	if max, over := overPayload(o.js.Conn(), len(e.Raw)); over {
-		return fmt.Errorf("publish seq %d: %w: the event is %d bytes, the server takes %d; raise its max_payload", e.Seq, ErrTooLarge, len(e.Raw), max)
-	}
 	f, err := p.pub.PublishMsgAsync(o.message(e), jetstream.WithRetryAttempts(0))
 	if err != nil {
 		return fmt.Errorf("publish seq %d: %w", e.Seq, err)

@@ -190,6 +190,11 @@ func (o *Outbox) publishFirst(ctx context.Context, pub jetstream.JetStream, tail
 	if err != nil {
 		return err
 	}
+	// As the pipeline does: the client would refuse it as a passing
+	// error, and the event's case would never be the outbox's problem.
+	if err := eventTooLarge(o.js.Conn(), first); err != nil {
+		return err
+	}
 	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
 	ack, err := pub.PublishMsg(tctx, o.message(first),
 		jetstream.WithExpectLastSequenceForSubject(tail.last, siteEventsFilter(o.site)))
