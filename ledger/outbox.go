@@ -106,6 +106,11 @@ type Outbox struct {
 	// The last event acknowledged in order, and its stream seq; only the
 	// Run goroutine touches them.
 	lastSeq, lastStreamSeq uint64
+
+	// streamMax is the events stream's max_msg_size as last read (each
+	// session, and by checkFirst's count every look); 0 when it has none.
+	// Run's.
+	streamMax int64
 }
 
 // NewOutbox returns an outbox for store's events of site. It subscribes to
@@ -207,7 +212,7 @@ func (o *Outbox) Confirmed() uint64 { return o.confirmed.Load() }
 // Mismatch is nil, or why the outbox cannot go on: an error wrapping
 // ErrMismatch when the stream holds events of another ledger and the
 // outbox has stopped publishing, ErrTooLarge while the next event is
-// larger than the NATS server takes, or errStalled when events wait and
+// larger than the NATS server or the events stream takes, or errStalled when events wait and
 // no publish has gone through for a while (JetStream out of disk
 // space, a stream that cannot be created as configured, a server away).
 func (o *Outbox) Mismatch() error {
@@ -311,7 +316,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 			// Events go in order: none passes this one until the server
 			// takes it. Shown on /readyz as the outbox's problem.
 			if prev := o.mismatch.Swap(&err); prev == nil || (*prev).Error() != err.Error() {
-				o.log.Error("outbox waiting: an event is larger than the NATS server takes", jsLogKeyErr, err)
+				o.log.Error("outbox waiting: an event is larger than the NATS server or the events stream takes", jsLogKeyErr, err)
 			}
 			wait = o.maxBackoff
 		} else if errors.Is(err, ErrInvalid) {

@@ -91,6 +91,7 @@ func (o *Outbox) countSite(ctx context.Context, pub jetstream.JetStream) (uint64
 	if err != nil {
 		return 0, false
 	}
+	o.noteStream(info) // every look, under traffic too
 	var n uint64
 	for _, c := range info.State.Subjects {
 		n += c

@@ -3,9 +3,12 @@ package ledger
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestOutboxPublishesAnEventAtTheServersBound: an event whose message
@@ -15,15 +18,12 @@ import (
 func TestOutboxPublishesAnEventAtTheServersBound(t *testing.T) {
 	js := smallPayloadJS(t) // 64 KiB
 	s := jsStore(t)
-	note := func(n int) Event {
-		return Event{Type: TypeCommand, Data: Command{Command: "metadata", Params: []Param{{Key: "note", Value: strings.Repeat("x", n)}}, Transport: TransportHTTP}}
-	}
-	probe, err := s.Append(context.Background(), note(0), note(0)) // the second has a prev, as the large one
+	probe, err := s.Append(context.Background(), largeNote(0), largeNote(0)) // the second has a prev, as the large one
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 64<<10 - msgOverhead - len(probe[1].Raw)
-	envs, err := s.Append(context.Background(), note(n))
+	envs, err := s.Append(context.Background(), largeNote(n))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +51,7 @@ func TestOutboxSaysTooLargeForTheFirstEventOfASession(t *testing.T) {
 	jsDrained(t, s, o1)
 	stop1()
 
-	big := Event{Type: TypeCommand, Data: Command{Command: "metadata", Params: []Param{{Key: "note", Value: strings.Repeat("x", 80<<10)}}, Transport: TransportHTTP}}
-	if _, err := s.Append(context.Background(), big); err != nil {
+	if _, err := s.Append(context.Background(), largeNote(80<<10)); err != nil {
 		t.Fatal(err)
 	}
 	jsAppend(t, s, 2)
@@ -60,5 +59,110 @@ func TestOutboxSaysTooLargeForTheFirstEventOfASession(t *testing.T) {
 	jsWait(t, 10*time.Second, "the outbox to say it waits", func() bool { return errors.Is(o.Mismatch(), ErrTooLarge) })
 	if lag := o.Lag(); lag != 3 {
 		t.Errorf("lag %d, want the large event and the two behind it", lag)
+	}
+}
+
+// streamMaxMsgSize sets the events stream's max_msg_size, as an operator
+// of an external cluster may.
+func streamMaxMsgSize(t *testing.T, js jetstream.JetStream, n int32) {
+	t.Helper()
+	ctx := t.Context()
+	st, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxMsgSize = n
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// largeNote is a metadata command with a note of n bytes.
+func largeNote(n int) Event {
+	return Event{Type: TypeCommand, Data: Command{Command: "metadata", Params: []Param{{Key: "note", Value: strings.Repeat("x", n)}}, Transport: TransportHTTP}}
+}
+
+// TestOutboxHoldsBackAnEventLargerThanTheStreamStores: an event larger
+// than the events stream's max_msg_size is held back, with the events
+// behind it, and said, rather than published: the stream would refuse it
+// and store the ones sent behind it, a hole no later publish can fill in
+// order. Once the operator raises max_msg_size, the mirror is completed.
+func TestOutboxHoldsBackAnEventLargerThanTheStreamStores(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	streamMaxMsgSize(t, js, 4<<10)
+	s := jsStore(t)
+	jsAppend(t, s, 3)
+	if _, err := s.Append(context.Background(), largeNote(8<<10)); err != nil {
+		t.Fatal(err)
+	}
+	jsAppend(t, s, 20)
+	var logged safeBuffer
+	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.log = slog.New(slog.NewTextHandler(&logged, nil)) })
+	jsWait(t, 10*time.Second, "the outbox to say it waits", func() bool { return errors.Is(o.Mismatch(), ErrTooLarge) })
+	if p := o.Mismatch().Error(); !strings.Contains(p, "seq 4") || !strings.Contains(p, "max_msg_size") {
+		t.Errorf("problem %q: want the event's seq and the stream's max_msg_size", p)
+	}
+	time.Sleep(500 * time.Millisecond) // sessions after the one that found it
+	if lag, n := o.Lag(), len(jsStreamMsgs(t, js)); lag != 21 || n != 3 {
+		t.Errorf("lag %d, %d events in the stream; want 21, and the 3 before the large one", lag, n)
+	}
+	if n := strings.Count(logged.String(), "level=ERROR"); n != 1 {
+		t.Errorf("the large event told %d times in the log, want once:\n%s", n, logged.String())
+	}
+
+	streamMaxMsgSize(t, js, 16<<10)
+	jsDrained(t, s, o)
+	jsCheckMirror(t, s, js)
+	if err := o.Mismatch(); err != nil {
+		t.Errorf("problem %v once the stream stores the event", err)
+	}
+}
+
+// TestOutboxFollowsAMaxMsgSizeLoweredWhileItRuns: a max_msg_size lowered
+// while the outbox idles is read at its next look at the stream; an event
+// committed after it, larger, is held back as at the start of a session.
+func TestOutboxFollowsAMaxMsgSizeLoweredWhileItRuns(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	jsAppend(t, s, 3)
+	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.look = 50 * time.Millisecond })
+	jsDrained(t, s, o)
+	streamMaxMsgSize(t, js, 4<<10)
+	time.Sleep(500 * time.Millisecond) // some looks
+	if _, err := s.Append(context.Background(), largeNote(8<<10)); err != nil {
+		t.Fatal(err)
+	}
+	jsAppend(t, s, 2)
+	jsWait(t, 10*time.Second, "the outbox to say it waits", func() bool { return errors.Is(o.Mismatch(), ErrTooLarge) })
+	if lag := o.Lag(); lag != 3 {
+		t.Errorf("lag %d, want the large event and the two behind it", lag)
+	}
+}
+
+// TestOutboxFollowsAMaxMsgSizeLoweredUnderTraffic: under steady appends,
+// when the outbox never waits long enough for its idle look, the lowered
+// max_msg_size is read all the same: the large event committed next, with
+// events behind it, is held back rather than refused by the stream.
+func TestOutboxFollowsAMaxMsgSizeLoweredUnderTraffic(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	jsAppend(t, s, 3)
+	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.look = 50 * time.Millisecond; o.tick = time.Hour })
+	jsDrained(t, s, o)
+	stop := jsAppendAlong(t, s, 1)
+	streamMaxMsgSize(t, js, 4<<10)
+	time.Sleep(500 * time.Millisecond) // some looks
+	stop()
+	envs, err := s.Append(context.Background(), append([]Event{largeNote(8 << 10)}, jsEvents(0, 5)...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsWait(t, 10*time.Second, "the outbox to say it waits", func() bool { return errors.Is(o.Mismatch(), ErrTooLarge) })
+	if n := uint64(len(jsStreamMsgs(t, js))); n != envs[0].Seq-1 {
+		t.Errorf("the stream holds %d events, want the %d before the large one", n, envs[0].Seq-1)
 	}
 }

@@ -25,13 +25,28 @@ func overPayload(nc *nats.Conn, n int) (max int64, over bool) {
 	return max, max > 0 && int64(n)+msgOverhead > max
 }
 
-// eventTooLarge is ErrTooLarge, naming the bounds, when e is larger than the
-// server nc is connected to takes; else nil.
-func eventTooLarge(nc *nats.Conn, e Envelope) error {
-	if max, over := overPayload(nc, len(e.Raw)); over {
+// tooLarge is ErrTooLarge, naming the bound and what raises it, when e is
+// larger than the server it is connected to takes (max_payload) or the
+// events stream stores (max_msg_size, an external cluster's setting);
+// else nil. Both are checked before the event is sent: a message refused
+// by the stream while the ones behind it are stored leaves a hole in the
+// mirror that cannot be filled in order.
+func (o *Outbox) tooLarge(e Envelope) error {
+	if max, over := overPayload(o.js.Conn(), len(e.Raw)); over {
 		return fmt.Errorf("publish seq %d: %w: the event is %d bytes, the server takes %d; raise its max_payload", e.Seq, ErrTooLarge, len(e.Raw), max)
 	}
+	if o.streamMax > 0 && int64(len(e.Raw))+msgOverhead > o.streamMax {
+		return fmt.Errorf("publish seq %d: %w: the event is %d bytes, stream %s stores messages of at most %d; raise its max_msg_size (nats stream edit %s --max-msg-size)", e.Seq, ErrTooLarge, len(e.Raw), EventsStream, o.streamMax, EventsStream)
+	}
 	return nil
+}
+
+// noteStream keeps what of the events stream's configuration publishing
+// obeys: its max_msg_size.
+func (o *Outbox) noteStream(info *jetstream.StreamInfo) {
+	if info != nil {
+		o.streamMax = max(int64(info.Config.MaxMsgSize), 0)
+	}
 }
 
 // pendingAck is a publish awaiting its ack.
@@ -69,13 +84,9 @@ func (p *pipeline) run(ctx context.Context) error {
 			}
 			continue
 		}
-		for len(p.q) > 0 {
-			if err := o.await(ctx, p.q[0]); err != nil {
-				return err
-			}
-			p.q = p.q[1:]
+		if err := p.drain(ctx); err != nil {
+			return err
 		}
-		p.q = p.q[:0]
 		if len(o.feed) > 0 || o.missing(p.next) {
 			continue
 		}
@@ -121,7 +132,13 @@ func (p *pipeline) publish(ctx context.Context, e Envelope) error {
 		}
 		p.q = p.q[1:]
 	}
-	if err := eventTooLarge(o.js.Conn(), e); err != nil {
+	if err := o.tooLarge(e); err != nil {
+		// What was sent before it is confirmed first, so that the lag
+		// counts the events held back, and the sessions after this one
+		// find no progress to report.
+		if derr := p.drain(ctx); derr != nil {
+			return derr
+		}
 		return err
 	}
 	// No client-side retries: a retried message would land after the
@@ -134,6 +151,18 @@ func (p *pipeline) publish(ctx context.Context, e Envelope) error {
 	p.next = e.Seq + 1
 	p.q, err = o.reap(ctx, p.q)
 	return err
+}
+
+// drain awaits every ack in flight, in order.
+func (p *pipeline) drain(ctx context.Context) error {
+	for len(p.q) > 0 {
+		if err := p.o.await(ctx, p.q[0]); err != nil {
+			return err
+		}
+		p.q = p.q[1:]
+	}
+	p.q = p.q[:0]
+	return nil
 }
 
 // catchUp publishes from bbolt what the feed does not hold: events

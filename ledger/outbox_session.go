@@ -151,6 +151,11 @@ func (o *Outbox) resume(ctx context.Context, pub jetstream.JetStream) (tail stre
 		return tail, false, err
 	}
 	o.checkFirst(ctx, pub, tail)
+	// The largest message the stream stores: an operator's stream may
+	// have a max_msg_size. Not known, the last one read stands.
+	if st, err := pub.Stream(tctx, EventsStream); err == nil {
+		o.noteStream(st.CachedInfo())
+	}
 	if tail.seq < o.confirmed.Load() && !created {
 		// The stream lost events it had taken: deleted while events were
 		// being published, and made again by ensureStreams; purged; or its
@@ -159,7 +164,10 @@ func (o *Outbox) resume(ctx context.Context, pub jetstream.JetStream) (tail stre
 		o.noteRemoved()
 	}
 	o.lastSeq, o.lastStreamSeq = tail.seq, tail.streamSeq
-	if o.mismatch.Swap(nil) != nil {
+	// An event too large stays the problem until it is in the stream
+	// (publishFirst, or Run when a session finds it there): every session
+	// until then begins with it, and it is told once.
+	if p := o.mismatch.Load(); p != nil && !errors.Is(*p, ErrTooLarge) && o.mismatch.CompareAndSwap(p, nil) {
 		o.log.Info("outbox: stream matches the ledger again")
 	}
 	if progressed = tail.seq > o.confirmed.Load(); progressed {
@@ -192,7 +200,7 @@ func (o *Outbox) publishFirst(ctx context.Context, pub jetstream.JetStream, tail
 	}
 	// As the pipeline does: the client would refuse it as a passing
 	// error, and the event's case would never be the outbox's problem.
-	if err := eventTooLarge(o.js.Conn(), first); err != nil {
+	if err := o.tooLarge(first); err != nil {
 		return err
 	}
 	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
@@ -202,7 +210,15 @@ func (o *Outbox) publishFirst(ctx context.Context, pub jetstream.JetStream, tail
 	if err != nil {
 		return fmt.Errorf("publish seq %d: %w", first.Seq, err)
 	}
-	return o.acked(ctx, pendingAck{seq: first.Seq, raw: first.Raw}, ack)
+	if err := o.acked(ctx, pendingAck{seq: first.Seq, raw: first.Raw}, ack); err != nil {
+		return err
+	}
+	// An event found too large begins every session until it is taken:
+	// this is where it is.
+	if p := o.mismatch.Load(); p != nil && errors.Is(*p, ErrTooLarge) && o.mismatch.CompareAndSwap(p, nil) {
+		o.log.Info("outbox: the event held back as too large is published", jsLogKeySeq, first.Seq)
+	}
+	return nil
 }
 
 // idle waits for a commit, the safety-net tick or the end of ctx; false

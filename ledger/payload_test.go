@@ -48,11 +48,9 @@ func TestTooLargeForTheServerIsSaid(t *testing.T) {
 		t.Errorf("a manifest too large: %v, want ErrTooLarge naming max_payload and the compressed size", err)
 	}
 
-	big := strings.Repeat("x", 80<<10)
-
 	s := jsStore(t)
 	jsAppend(t, s, 3)
-	if _, err := s.Append(context.Background(), Event{Type: TypeCommand, Data: Command{Command: "metadata", Params: []Param{{Key: "note", Value: big}}, Transport: TransportHTTP}}); err != nil {
+	if _, err := s.Append(context.Background(), largeNote(80<<10)); err != nil {
 		t.Fatal(err)
 	}
 	jsAppend(t, s, 2)
