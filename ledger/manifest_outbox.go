@@ -91,10 +91,10 @@ func (o *ManifestOutbox) AfterEvents(confirmed func() uint64) { o.events = confi
 func (o *ManifestOutbox) CreateStreams(replicas int) { o.replicas = max(replicas, 1) }
 
 // tooLarge is a day whose manifest, even compressed, is larger than the
-// NATS server takes.
+// NATS server takes or the manifests stream stores.
 type tooLarge struct {
 	day string
-	max int64 // the server's max_payload then: the day is tried again once it changes
+	max int64 // the bound then (manifestBound): the day is tried again once it changes
 	err error
 }
 
@@ -146,7 +146,7 @@ func (o *ManifestOutbox) Stalled() time.Duration {
 var errManifestsStalled = errors.New("JetStream is not taking the manifests")
 
 // Problem is nil, or why sealed days' manifests have not been published:
-// the oldest is larger than the NATS server takes, or every publish of it
+// the oldest is larger than the NATS server or the stream takes, or every publish of it
 // has failed for 30 s.
 func (o *ManifestOutbox) Problem() error {
 	if tl := o.tooLarge.Load(); tl != nil {
@@ -315,9 +315,9 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 		if ctx.Err() != nil {
 			return
 		}
-		if tl := o.tooLarge.Load(); tl != nil && tl.day == day && o.js.Conn().MaxPayload() == tl.max {
+		if tl := o.tooLarge.Load(); tl != nil && tl.day == day && manifestBound(ctx, o.js) == tl.max {
 			// Not read, compressed and refused again every few
-			// seconds: tried again once the server takes more.
+			// seconds: tried again once the server or stream takes more.
 			return false
 		}
 		if seal, ok := o.waitFor[day]; ok && seal > o.events() {
@@ -338,14 +338,14 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 				return true // days go in order: none passes this one
 			}
 		}
+		var sent manifestSent
 		if err == nil {
-			err = publishManifest(ctx, o.js, o.site, day, body, o.capture)
+			sent, err = sendManifest(ctx, o.js, o.site, day, body, o.capture)
 		}
 		switch {
 		case err == nil:
 			o.failing.Store(0)
-			_, compressed := overPayload(o.js.Conn(), len(body))
-			o.log.Info("manifest published", mobKeyDay, day, mobKeyBytes, len(body), mobKeyCompressed, compressed)
+			o.log.Info("manifest published", mobKeyDay, day, mobKeyBytes, len(body), mobKeyCompressed, sent.compressed)
 		case errors.Is(err, ErrConflict):
 			// Another ledger's manifest for that day is in the stream:
 			// retrying cannot help; an operator must look.
@@ -354,9 +354,9 @@ func (o *ManifestOutbox) round(ctx context.Context, confirmed map[string]bool) (
 			// Days go in order: none is published until this one fits.
 			// Shown on /readyz as the manifests' problem.
 			o.failing.Store(0)
-			o.tooLarge.Store(&tooLarge{day: day, max: o.js.Conn().MaxPayload(), err: err})
+			o.tooLarge.Store(&tooLarge{day: day, max: sent.bound, err: err})
 			if ctx.Err() == nil && err.Error() != o.lastErr {
-				o.log.Error("manifest not published: larger than the NATS server takes; later days wait for it", mobKeyDay, day, mobKeyErr, err)
+				o.log.Error("manifest not published: larger than the NATS server or the manifests stream takes; later days wait for it", mobKeyDay, day, mobKeyErr, err)
 				o.lastErr = err.Error()
 			}
 			return false

@@ -42,6 +42,13 @@ func (m *memManifests) sealAt(day string, seq uint64) {
 	m.body[day] = fmt.Appendf(nil, "{\"format\":\"recledger.manifest/1\",\"day\":%q,\"seal_seq\":%d}\n", day, seq)
 }
 
+// readCount is how many times Manifest was called.
+func (m *memManifests) readCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reads
+}
+
 func (m *memManifests) SealedDays() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()

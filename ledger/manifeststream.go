@@ -15,42 +15,62 @@ const manifestAttempts = 3
 // publishManifest publishes the sealed manifest of day at site to
 // ManifestSubject(site, day) with message id "{site}.{day}", once, under
 // capture (see Embedded.Capture); a manifest larger than the NATS server
-// takes is compressed (ManifestEncodingHeader). It first looks for a
-// message already on that subject: the same manifest makes it a no-op (a
-// re-publish after a crash, however long after), different bytes are an
-// error wrapping ErrConflict. Messages on the subject that are not a
-// manifest (foreignManifest) are removed first, when js may. The publish
-// itself expects the subject to be still empty, so two racing publishers
-// cannot both store it.
+// takes or the stream stores is compressed (ManifestEncodingHeader). It
+// first looks for a message already on that subject: the same manifest
+// makes it a no-op (a re-publish after a crash, however long after),
+// different bytes are an error wrapping ErrConflict. Messages on the
+// subject that are not a manifest (foreignManifest) are removed first,
+// when js may. The publish itself expects the subject to be still empty,
+// so two racing publishers cannot both store it.
 func publishManifest(ctx context.Context, js jetstream.JetStream, site, day string, body []byte, capture string) error {
+	_, err := sendManifest(ctx, js, site, day, body, capture)
+	return err
+}
+
+// manifestSent is how sendManifest sent a manifest, or found it too large.
+type manifestSent struct {
+	compressed bool
+	bound      int64 // the largest message the server takes and the stream stores; 0: not known
+}
+
+// sendManifest is publishManifest, saying how.
+func sendManifest(ctx context.Context, js jetstream.JetStream, site, day string, body []byte, capture string) (sent manifestSent, err error) {
 	if err := validSite(site); err != nil {
-		return fmt.Errorf("publish manifest: %w", err)
+		return sent, fmt.Errorf("publish manifest: %w", err)
 	}
 	if err := validSite(day); err != nil {
-		return fmt.Errorf("publish manifest: day: %w", err)
-	}
-	data, hdr := body, nats.Header{}
-	if max, over := overPayload(js.Conn(), len(body)); over {
-		z, err := gzipManifest(body)
-		if err != nil {
-			return fmt.Errorf("publish manifest %s: gzip: %w", day, err)
-		}
-		if _, over := overPayload(js.Conn(), len(z)); over {
-			return fmt.Errorf("publish manifest %s: %w: the manifest is %d bytes, %d compressed, the server takes %d; raise its max_payload", day, ErrTooLarge, len(body), len(z), max)
-		}
-		data = z
-		hdr.Set(ManifestEncodingHeader, ManifestGzip)
+		return sent, fmt.Errorf("publish manifest: day: %w", err)
 	}
 	subj := ManifestSubject(site, day)
 	s, err := js.Stream(ctx, ManifestsStream)
 	if err != nil {
-		return fmt.Errorf("publish manifest %s: %w: %v", day, ErrUnavailable, err)
+		return sent, fmt.Errorf("publish manifest %s: %w: %v", day, ErrUnavailable, err)
+	}
+	max, raise := messageBound(js.Conn(), ManifestsStream, int64(s.CachedInfo().Config.MaxMsgSize))
+	sent.bound = max
+	// The expectation as a header (WithExpectLastSequencePerSubject(0)'s),
+	// so that the size checked is the size sent.
+	msg := &nats.Msg{Subject: captured(subj, capture), Data: body, Header: nats.Header{
+		jetstream.MsgIDHeader:               []string{site + "." + day},
+		jetstream.ExpectedLastSubjSeqHeader: []string{"0"},
+	}}
+	if !fits(msg, max) {
+		z, err := gzipManifest(body)
+		if err != nil {
+			return sent, fmt.Errorf("publish manifest %s: gzip: %w", day, err)
+		}
+		msg.Data = z
+		msg.Header.Set(ManifestEncodingHeader, ManifestGzip)
+		if !fits(msg, max) {
+			return sent, fmt.Errorf("publish manifest %s: %w: the manifest is %d bytes, %d compressed, %s", day, ErrTooLarge, len(body), len(z), raise)
+		}
+		sent.compressed = true
 	}
 	for range manifestAttempts {
 		m, err := s.GetLastMsgForSubject(ctx, subj)
 		switch {
 		case err == nil && sameManifest(m.Header, m.Data, body):
-			return nil
+			return sent, nil
 		case err == nil && foreignManifest(m, site, day):
 			// JetStream stored something on the subject for a client
 			// (jsforeign.go): remove it, and only it. The day's manifest
@@ -59,31 +79,40 @@ func publishManifest(ctx context.Context, js jetstream.JetStream, site, day stri
 			ours, err := removeForeignManifests(ctx, s, subj, site, day)
 			switch {
 			case err != nil:
-				return fmt.Errorf("publish manifest %s: %w: the subject holds a message that is not a manifest, which cannot be removed: %v", day, ErrConflict, err)
+				return sent, fmt.Errorf("publish manifest %s: %w: the subject holds a message that is not a manifest, which cannot be removed: %v", day, ErrConflict, err)
 			case ours != nil && sameManifest(ours.Header, ours.Data, body):
-				return nil
+				return sent, nil
 			case ours != nil:
-				return fmt.Errorf("publish manifest %s: %w: stream holds a different manifest for that day", day, ErrConflict)
+				return sent, fmt.Errorf("publish manifest %s: %w: stream holds a different manifest for that day", day, ErrConflict)
 			}
 			continue
 		case err == nil:
-			return fmt.Errorf("publish manifest %s: %w: stream holds a different manifest for that day", day, ErrConflict)
+			return sent, fmt.Errorf("publish manifest %s: %w: stream holds a different manifest for that day", day, ErrConflict)
 		case !errors.Is(err, jetstream.ErrMsgNotFound):
-			return fmt.Errorf("publish manifest %s: %w: %v", day, ErrUnavailable, err)
+			return sent, fmt.Errorf("publish manifest %s: %w: %v", day, ErrUnavailable, err)
 		}
-		_, err = js.PublishMsg(ctx, &nats.Msg{Subject: captured(subj, capture), Data: data, Header: hdr},
-			jetstream.WithMsgID(site+"."+day),
-			jetstream.WithExpectLastSequencePerSubject(0))
+		_, err = js.PublishMsg(ctx, msg)
 		if err == nil {
-			return nil
+			return sent, nil
 		}
 		var apiErr *jetstream.APIError
 		if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-			return fmt.Errorf("publish manifest %s: %w: %w", day, ErrUnavailable, err)
+			return sent, fmt.Errorf("publish manifest %s: %w: %w", day, ErrUnavailable, err)
 		}
 		// Someone stored it meanwhile: look again.
 	}
-	return fmt.Errorf("publish manifest %s: %w: subject keeps changing", day, ErrConflict)
+	return sent, fmt.Errorf("publish manifest %s: %w: subject keeps changing", day, ErrConflict)
+}
+
+// manifestBound is the largest message the NATS server js is connected to
+// takes and the manifests stream stores; -1 when the stream cannot be read.
+func manifestBound(ctx context.Context, js jetstream.JetStream) int64 {
+	s, err := js.Stream(ctx, ManifestsStream)
+	if err != nil {
+		return -1
+	}
+	max, _ := messageBound(js.Conn(), ManifestsStream, int64(s.CachedInfo().Config.MaxMsgSize))
+	return max
 }
 
 // foreignManifest reports whether m, on the manifest subject of day at

@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestOutboxPublishesAnEventAtTheServersBound: an event whose message
-// (its bytes and the allowance for its header) is exactly the server's
-// max_payload is taken by the server, so the outbox publishes it rather
-// than hold it back as too large.
+// (its bytes and its header) is exactly the server's max_payload is taken
+// by the server, so the outbox publishes it rather than hold it back as
+// too large; one a byte larger is held back.
 func TestOutboxPublishesAnEventAtTheServersBound(t *testing.T) {
 	js := smallPayloadJS(t) // 64 KiB
 	s := jsStore(t)
@@ -22,12 +23,13 @@ func TestOutboxPublishesAnEventAtTheServersBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 64<<10 - msgOverhead - len(probe[1].Raw)
+	hdr := (&nats.Msg{Header: nats.Header{jetstream.MsgIDHeader: []string{probe[1].ID.String()}}}).Size()
+	n := 64<<10 - hdr - len(probe[1].Raw)
 	envs, err := s.Append(context.Background(), largeNote(n))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(envs[0].Raw) + msgOverhead; got != 64<<10 {
+	if got := len(envs[0].Raw) + hdr; got != 64<<10 {
 		t.Fatalf("the event's message is %d bytes, want 64 KiB", got)
 	}
 	o, _ := jsOutbox(t, s, js)
@@ -35,6 +37,15 @@ func TestOutboxPublishesAnEventAtTheServersBound(t *testing.T) {
 	jsCheckMirror(t, s, js)
 	if err := o.Mismatch(); err != nil {
 		t.Errorf("problem %v", err)
+	}
+
+	if _, err := s.Append(context.Background(), largeNote(n+1)); err != nil {
+		t.Fatal(err)
+	}
+	jsAppend(t, s, 1)
+	jsWait(t, 10*time.Second, "the outbox to say it waits", func() bool { return errors.Is(o.Mismatch(), ErrTooLarge) })
+	if lag := o.Lag(); lag != 2 {
+		t.Errorf("lag %d, want the event a byte too large and the one behind it", lag)
 	}
 }
 
@@ -62,12 +73,12 @@ func TestOutboxSaysTooLargeForTheFirstEventOfASession(t *testing.T) {
 	}
 }
 
-// streamMaxMsgSize sets the events stream's max_msg_size, as an operator
-// of an external cluster may.
-func streamMaxMsgSize(t *testing.T, js jetstream.JetStream, n int32) {
+// streamMaxMsgSize sets stream's max_msg_size, as an operator of an
+// external cluster may.
+func streamMaxMsgSize(t *testing.T, js jetstream.JetStream, stream string, n int32) {
 	t.Helper()
 	ctx := t.Context()
-	st, err := js.Stream(ctx, EventsStream)
+	st, err := js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +102,7 @@ func largeNote(n int) Event {
 func TestOutboxHoldsBackAnEventLargerThanTheStreamStores(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
-	streamMaxMsgSize(t, js, 4<<10)
+	streamMaxMsgSize(t, js, EventsStream, 4<<10)
 	s := jsStore(t)
 	jsAppend(t, s, 3)
 	if _, err := s.Append(context.Background(), largeNote(8<<10)); err != nil {
@@ -112,7 +123,7 @@ func TestOutboxHoldsBackAnEventLargerThanTheStreamStores(t *testing.T) {
 		t.Errorf("the large event told %d times in the log, want once:\n%s", n, logged.String())
 	}
 
-	streamMaxMsgSize(t, js, 16<<10)
+	streamMaxMsgSize(t, js, EventsStream, 16<<10)
 	jsDrained(t, s, o)
 	jsCheckMirror(t, s, js)
 	if err := o.Mismatch(); err != nil {
@@ -130,7 +141,7 @@ func TestOutboxFollowsAMaxMsgSizeLoweredWhileItRuns(t *testing.T) {
 	jsAppend(t, s, 3)
 	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.look = 50 * time.Millisecond })
 	jsDrained(t, s, o)
-	streamMaxMsgSize(t, js, 4<<10)
+	streamMaxMsgSize(t, js, EventsStream, 4<<10)
 	time.Sleep(500 * time.Millisecond) // some looks
 	if _, err := s.Append(context.Background(), largeNote(8<<10)); err != nil {
 		t.Fatal(err)
@@ -154,7 +165,7 @@ func TestOutboxFollowsAMaxMsgSizeLoweredUnderTraffic(t *testing.T) {
 	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.look = 50 * time.Millisecond; o.tick = time.Hour })
 	jsDrained(t, s, o)
 	stop := jsAppendAlong(t, s, 1)
-	streamMaxMsgSize(t, js, 4<<10)
+	streamMaxMsgSize(t, js, EventsStream, 4<<10)
 	time.Sleep(500 * time.Millisecond) // some looks
 	stop()
 	envs, err := s.Append(context.Background(), append([]Event{largeNote(8 << 10)}, jsEvents(0, 5)...)...)

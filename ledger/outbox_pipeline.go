@@ -13,30 +13,35 @@ import (
 // most window acks in flight, from the commit feed when it follows and
 // from bbolt when it does not, and confirms each ack in order.
 
-// msgOverhead bounds what a published event adds to its bytes on the
-// wire's payload: the Nats-Msg-Id header.
-const msgOverhead = 128
-
-// overPayload reports whether a message of n bytes is larger than the
-// server nc is connected to takes, and that server's max_payload (0 when
-// it is not known).
-func overPayload(nc *nats.Conn, n int) (max int64, over bool) {
+// messageBound is the largest message the server nc is connected to takes
+// (max_payload) and stream stores (streamMax, its max_msg_size; 0 for
+// none), and what to raise when a message is larger; 0 when neither is
+// known.
+func messageBound(nc *nats.Conn, stream string, streamMax int64) (max int64, raise string) {
 	max = nc.MaxPayload()
-	return max, max > 0 && int64(n)+msgOverhead > max
+	raise = fmt.Sprintf("the server takes %d; raise its max_payload", max)
+	if streamMax > 0 && (max <= 0 || streamMax < max) {
+		max = streamMax
+		raise = fmt.Sprintf("stream %s stores messages of at most %d; raise its max_msg_size (nats stream edit %s --max-msg-size)", stream, max, stream)
+	}
+	return max, raise
 }
 
-// tooLarge is ErrTooLarge, naming the bound and what raises it, when e is
-// larger than the server it is connected to takes (max_payload) or the
-// events stream stores (max_msg_size, an external cluster's setting);
-// else nil. Both are checked before the event is sent: a message refused
-// by the stream while the ones behind it are stored leaves a hole in the
-// mirror that cannot be filled in order.
-func (o *Outbox) tooLarge(e Envelope) error {
-	if max, over := overPayload(o.js.Conn(), len(e.Raw)); over {
-		return fmt.Errorf("publish seq %d: %w: the event is %d bytes, the server takes %d; raise its max_payload", e.Seq, ErrTooLarge, len(e.Raw), max)
-	}
-	if o.streamMax > 0 && int64(len(e.Raw))+msgOverhead > o.streamMax {
-		return fmt.Errorf("publish seq %d: %w: the event is %d bytes, stream %s stores messages of at most %d; raise its max_msg_size (nats stream edit %s --max-msg-size)", e.Seq, ErrTooLarge, len(e.Raw), EventsStream, o.streamMax, EventsStream)
+// fits reports whether m, its headers and data as the client sends them,
+// is within bound max (0: none known).
+func fits(m *nats.Msg, max int64) bool {
+	return max <= 0 || int64(m.Size()-len(m.Subject)-len(m.Reply)) <= max
+}
+
+// tooLarge is ErrTooLarge, naming the bound and what raises it, when m, the
+// message of e, is larger than the server it is connected to takes
+// (max_payload) or the events stream stores (max_msg_size, an external
+// cluster's setting); else nil. Both are checked before the event is sent:
+// a message refused by the stream while the ones behind it are stored
+// leaves a hole in the mirror that cannot be filled in order.
+func (o *Outbox) tooLarge(e Envelope, m *nats.Msg) error {
+	if max, raise := messageBound(o.js.Conn(), EventsStream, o.streamMax); !fits(m, max) {
+		return fmt.Errorf("publish seq %d: %w: the event is %d bytes, %s", e.Seq, ErrTooLarge, len(e.Raw), raise)
 	}
 	return nil
 }
@@ -132,7 +137,8 @@ func (p *pipeline) publish(ctx context.Context, e Envelope) error {
 		}
 		p.q = p.q[1:]
 	}
-	if err := o.tooLarge(e); err != nil {
+	m := o.message(e)
+	if err := o.tooLarge(e, m); err != nil {
 		// What was sent before it is confirmed first, so that the lag
 		// counts the events held back, and the sessions after this one
 		// find no progress to report.
@@ -143,7 +149,7 @@ func (p *pipeline) publish(ctx context.Context, e Envelope) error {
 	}
 	// No client-side retries: a retried message would land after the
 	// ones sent behind it.
-	f, err := p.pub.PublishMsgAsync(o.message(e), jetstream.WithRetryAttempts(0))
+	f, err := p.pub.PublishMsgAsync(m, jetstream.WithRetryAttempts(0))
 	if err != nil {
 		return fmt.Errorf("publish seq %d: %w", e.Seq, err)
 	}

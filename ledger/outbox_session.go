@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -198,14 +199,18 @@ func (o *Outbox) publishFirst(ctx context.Context, pub jetstream.JetStream, tail
 	if err != nil {
 		return err
 	}
+	// The expectation as headers (WithExpectLastSequenceForSubject's), so
+	// that the size checked is the size sent.
+	m := o.message(first)
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(tail.last, 10))
+	m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, siteEventsFilter(o.site))
 	// As the pipeline does: the client would refuse it as a passing
 	// error, and the event's case would never be the outbox's problem.
-	if err := o.tooLarge(first); err != nil {
+	if err := o.tooLarge(first, m); err != nil {
 		return err
 	}
 	tctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
-	ack, err := pub.PublishMsg(tctx, o.message(first),
-		jetstream.WithExpectLastSequenceForSubject(tail.last, siteEventsFilter(o.site)))
+	ack, err := pub.PublishMsg(tctx, m)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("publish seq %d: %w", first.Seq, err)

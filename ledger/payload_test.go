@@ -78,13 +78,7 @@ func TestLargerManifestIsCompressed(t *testing.T) {
 	js := smallPayloadJS(t)
 	src := &memManifests{}
 	src.seal("2026-11-23")
-	var day bytes.Buffer
-	day.WriteString(`{"format":"recledger.manifest/1","day":"2026-11-23","contacts":[`)
-	for i := range 2000 { // about 300 KB
-		fmt.Fprintf(&day, `{"contact_id":"01KB%020d","call_id":"c-%d","user_id":"agent%d","metadata":{"account":"%d"}},`, i, i, i%40, 100000+i*7)
-	}
-	day.WriteString(`{}]}` + "\n")
-	src.body["2026-11-23"] = day.Bytes()
+	src.body["2026-11-23"] = busyDay()
 	src.seal("2026-11-24")
 	publishTwoDays(t, js, src)
 	msgs := manifestMsgs(t, js)
@@ -105,6 +99,67 @@ func TestLargerManifestIsCompressed(t *testing.T) {
 	}
 	if n := len(manifestMsgs(t, js)); n != 2 {
 		t.Errorf("the stream holds %d manifests, want 2", n)
+	}
+}
+
+// busyDay is a manifest of 2,000 contacts, about 300 KB, that gzip
+// shrinks below the servers' small max_payload of these tests.
+func busyDay() []byte {
+	var day bytes.Buffer
+	day.WriteString(`{"format":"recledger.manifest/1","day":"2026-11-23","contacts":[`)
+	for i := range 2000 {
+		fmt.Fprintf(&day, `{"contact_id":"01KB%020d","call_id":"c-%d","user_id":"agent%d","metadata":{"account":"%d"}},`, i, i, i%40, 100000+i*7)
+	}
+	day.WriteString(`{}]}` + "\n")
+	return day.Bytes()
+}
+
+// A manifest larger than the manifests stream's max_msg_size (an
+// operator's setting on an external cluster) is published compressed,
+// as one larger than the server's max_payload is.
+func TestManifestLargerThanTheStreamStoresIsCompressed(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	streamMaxMsgSize(t, js, ManifestsStream, 64<<10)
+	src := &memManifests{}
+	src.seal("2026-11-23")
+	src.body["2026-11-23"] = busyDay()
+	src.seal("2026-11-24")
+	publishTwoDays(t, js, src)
+	if enc := manifestMsgs(t, js)[0].Header.Get(ManifestEncodingHeader); enc != ManifestGzip {
+		t.Errorf("the large manifest: encoding %q, want gzip", enc)
+	}
+}
+
+// A manifest that does not fit the manifests stream's max_msg_size even
+// compressed is the manifests' problem, naming that setting, and holds
+// the later days back; it is not read again while the setting stays, and
+// is published once it is raised.
+func TestManifestWaitsForTheStreamsMaxMsgSize(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	streamMaxMsgSize(t, js, ManifestsStream, 16<<10)
+	src := &memManifests{}
+	src.seal("2026-11-23")
+	src.body["2026-11-23"] = incompressible(64 << 10)
+	src.seal("2026-11-24")
+	o := NewManifestOutbox(js, jsTestSite, src, nil)
+	o.every = 10 * time.Millisecond
+	stop := runOutbox(t, o)
+	defer stop()
+	jsWait(t, 10*time.Second, "the problem", func() bool { return o.Problem() != nil })
+	time.Sleep(300 * time.Millisecond) // some 30 looks
+	if p := o.Problem(); !errors.Is(p, ErrTooLarge) || !strings.Contains(p.Error(), "max_msg_size") {
+		t.Errorf("problem: %v, want ErrTooLarge naming max_msg_size", p)
+	}
+	if reads := src.readCount(); reads > 2 {
+		t.Errorf("the manifest too large was read %d times in 300 ms", reads)
+	}
+	streamMaxMsgSize(t, js, ManifestsStream, 1<<20)
+	jsWait(t, 10*time.Second, "both manifests", func() bool { return len(manifestMsgs(t, js)) >= 2 && o.Lag() == 0 })
+	checkManifests(t, js, src, "2026-11-23", "2026-11-24")
+	if p := o.Problem(); p != nil {
+		t.Errorf("problem %v once the stream stores the manifest", p)
 	}
 }
 
