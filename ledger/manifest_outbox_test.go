@@ -229,6 +229,43 @@ func TestManifestOutboxConflictIsReported(t *testing.T) {
 	}
 }
 
+// TestRacingManifestsStoreOne: two servers publishing different
+// manifests for the same day at once store one; the other is told of the
+// conflict, never that its manifest was published (the message id alone
+// would have the stream take the second for a duplicate of the first).
+func TestRacingManifestsStoreOne(t *testing.T) {
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for i := range 30 {
+		day := fmt.Sprintf("2026-10-%02d", i+1)
+		errs := make(chan error, 2)
+		start := make(chan struct{})
+		for _, body := range []string{"a\n", "b\n"} {
+			go func() {
+				<-start
+				errs <- publishManifest(ctx, js, jsTestSite, day, []byte(body), "")
+			}()
+		}
+		close(start)
+		var ok, conflict int
+		for range 2 {
+			switch err := <-errs; {
+			case err == nil:
+				ok++
+			case errors.Is(err, ErrConflict):
+				conflict++
+			default:
+				t.Fatalf("%s: %v", day, err)
+			}
+		}
+		if ok != 1 || conflict != 1 {
+			t.Fatalf("%s: %d published, %d conflicts; want one of each", day, ok, conflict)
+		}
+	}
+}
+
 func TestManifestOutboxRejectsBadSite(t *testing.T) {
 	o := NewManifestOutbox(nil, "a.b", &memManifests{}, nil)
 	if err := o.Run(t.Context()); !errors.Is(err, ErrInvalid) {
