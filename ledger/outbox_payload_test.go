@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -175,5 +176,37 @@ func TestOutboxFollowsAMaxMsgSizeLoweredUnderTraffic(t *testing.T) {
 	jsWait(t, 10*time.Second, "the outbox to say it waits", func() bool { return errors.Is(o.Mismatch(), ErrTooLarge) })
 	if n := uint64(len(jsStreamMsgs(t, js))); n != envs[0].Seq-1 {
 		t.Errorf("the stream holds %d events, want the %d before the large one", n, envs[0].Seq-1)
+	}
+}
+
+// TestOutboxReportsAHoleLeftByARefusedPublish: a max_msg_size lowered
+// after the outbox last read it (the caveat in docs/clients.md) has the
+// stream refuse a large event and store the ones sent behind it. The
+// outbox does not take them as confirmed past the refused one: the
+// mirror's hole is its problem, a mismatch naming the missing seq.
+func TestOutboxReportsAHoleLeftByARefusedPublish(t *testing.T) {
+	// Its ack awaited when the window is full, and when the commits are
+	// all sent.
+	for _, window := range []int{2, outboxWindow} {
+		t.Run(fmt.Sprintf("window %d", window), func(t *testing.T) {
+			srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+			_, js := jsConnect(t, srv)
+			s := jsStore(t)
+			jsAppend(t, s, 3)
+			o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.look, o.window = time.Hour, window })
+			jsDrained(t, s, o)
+			streamMaxMsgSize(t, js, EventsStream, 4<<10)
+			envs, err := s.Append(context.Background(), append([]Event{largeNote(8 << 10)}, jsEvents(0, 5)...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			jsWait(t, 10*time.Second, "the hole reported", func() bool { return errors.Is(o.Mismatch(), ErrMismatch) })
+			if p := o.Mismatch().Error(); !strings.Contains(p, fmt.Sprintf("lacks seq %d", envs[0].Seq)) {
+				t.Errorf("problem %q: want it to name seq %d", p, envs[0].Seq)
+			}
+			if c := o.Confirmed(); c >= envs[0].Seq {
+				t.Errorf("confirmed %d, at or past the refused seq %d", c, envs[0].Seq)
+			}
+		})
 	}
 }
