@@ -46,7 +46,7 @@ func sendManifest(ctx context.Context, js jetstream.JetStream, site, day string,
 	if err != nil {
 		return sent, fmt.Errorf("publish manifest %s: %w: %v", day, ErrUnavailable, err)
 	}
-	max, raise := messageBound(js.Conn(), ManifestsStream, int64(s.CachedInfo().Config.MaxMsgSize))
+	max, byStream := messageBound(js.Conn(), int64(s.CachedInfo().Config.MaxMsgSize))
 	sent.bound = max
 	// The expectation as a header (WithExpectLastSequencePerSubject(0)'s),
 	// so that the size checked is the size sent.
@@ -62,7 +62,7 @@ func sendManifest(ctx context.Context, js jetstream.JetStream, site, day string,
 		msg.Data = z
 		msg.Header.Set(ManifestEncodingHeader, ManifestGzip)
 		if !fits(msg, max) {
-			return sent, fmt.Errorf("publish manifest %s: %w: the manifest is %d bytes, %d compressed, %s", day, ErrTooLarge, len(body), len(z), raise)
+			return sent, fmt.Errorf("publish manifest %s: %w: the manifest is %d bytes, %d compressed, %s", day, ErrTooLarge, len(body), len(z), raiseBound(ManifestsStream, max, byStream))
 		}
 		sent.compressed = true
 	}
@@ -111,7 +111,7 @@ func manifestBound(ctx context.Context, js jetstream.JetStream) int64 {
 	if err != nil {
 		return -1
 	}
-	max, _ := messageBound(js.Conn(), ManifestsStream, int64(s.CachedInfo().Config.MaxMsgSize))
+	max, _ := messageBound(js.Conn(), int64(s.CachedInfo().Config.MaxMsgSize))
 	return max
 }
 

@@ -14,17 +14,23 @@ import (
 // from bbolt when it does not, and confirms each ack in order.
 
 // messageBound is the largest message the server nc is connected to takes
-// (max_payload) and stream stores (streamMax, its max_msg_size; 0 for
-// none), and what to raise when a message is larger; 0 when neither is
-// known.
-func messageBound(nc *nats.Conn, stream string, streamMax int64) (max int64, raise string) {
+// (max_payload) and a stream of max_msg_size streamMax (0: none) stores;
+// byStream when the stream's is the smaller. 0 when neither is known.
+func messageBound(nc *nats.Conn, streamMax int64) (max int64, byStream bool) {
 	max = nc.MaxPayload()
-	raise = fmt.Sprintf("the server takes %d; raise its max_payload", max)
 	if streamMax > 0 && (max <= 0 || streamMax < max) {
-		max = streamMax
-		raise = fmt.Sprintf("stream %s stores messages of at most %d; raise its max_msg_size (nats stream edit %s --max-msg-size)", stream, max, stream)
+		return streamMax, true
 	}
-	return max, raise
+	return max, false
+}
+
+// raiseBound says what bound max of messageBound is, on stream, and what
+// raises it.
+func raiseBound(stream string, max int64, byStream bool) string {
+	if byStream {
+		return fmt.Sprintf("stream %s stores messages of at most %d; raise its max_msg_size (nats stream edit %s --max-msg-size)", stream, max, stream)
+	}
+	return fmt.Sprintf("the server takes %d; raise its max_payload", max)
 }
 
 // fits reports whether m, its headers and data as the client sends them,
@@ -40,8 +46,8 @@ func fits(m *nats.Msg, max int64) bool {
 // a message refused by the stream while the ones behind it are stored
 // leaves a hole in the mirror that cannot be filled in order.
 func (o *Outbox) tooLarge(e Envelope, m *nats.Msg) error {
-	if max, raise := messageBound(o.js.Conn(), EventsStream, o.streamMax); !fits(m, max) {
-		return fmt.Errorf("publish seq %d: %w: the event is %d bytes, %s", e.Seq, ErrTooLarge, len(e.Raw), raise)
+	if max, byStream := messageBound(o.js.Conn(), o.streamMax); !fits(m, max) {
+		return fmt.Errorf("publish seq %d: %w: the event is %d bytes, %s", e.Seq, ErrTooLarge, len(e.Raw), raiseBound(EventsStream, max, byStream))
 	}
 	return nil
 }
