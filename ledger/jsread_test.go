@@ -138,15 +138,7 @@ func TestScanJetStreamMatchesScan(t *testing.T) {
 	}
 
 	// A stream that does not answer direct gets is read with the consumer.
-	st, err := js.Stream(ctx, EventsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := st.CachedInfo().Config
-	cfg.AllowDirect = false
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	editStream(t, js, EventsStream, func(cfg *jetstream.StreamConfig) { cfg.AllowDirect = false })
 	next := uint64(0)
 	if err := readSiteDirect(ctx, js, jsTestSite, &next, tail.streamSeq, directPace{batch: 7, wait: jsDirectWait}, nil, func(uint64, Envelope) error { return nil }); !errors.Is(err, errNoDirect) || next != 0 {
 		t.Errorf("direct get without AllowDirect: %v, next %d", err, next)
@@ -174,7 +166,7 @@ func TestScanJetStreamMatchesScan(t *testing.T) {
 	if err := EnsureStreams(ctx, js, jsTestSite, 1); err != nil {
 		t.Fatal(err)
 	}
-	if st, err = js.Stream(ctx, EventsStream); err != nil || !st.CachedInfo().Config.AllowDirect {
+	if st, err := js.Stream(ctx, EventsStream); err != nil || !st.CachedInfo().Config.AllowDirect {
 		t.Errorf("after EnsureStreams: AllowDirect off (%v)", err)
 	}
 }

@@ -105,17 +105,7 @@ func checkManifests(t testing.TB, js jetstream.JetStream, src *memManifests, day
 // tests see a second publish of the same day instead of JetStream hiding it.
 func shortDedupe(t testing.TB, js jetstream.JetStream) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, ManifestsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.CachedInfo().Config
-	cfg.Duplicates = 100 * time.Millisecond
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	editStream(t, js, ManifestsStream, func(cfg *jetstream.StreamConfig) { cfg.Duplicates = 100 * time.Millisecond })
 }
 
 // runOutbox runs o until the returned stop is called.

@@ -129,6 +129,23 @@ func jsAppend(t testing.TB, s *Store, n int) {
 	}
 }
 
+// editStream changes the configuration of stream as an operator would
+// (nats stream edit).
+func editStream(t testing.TB, js jetstream.JetStream, stream string, edit func(*jetstream.StreamConfig)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	edit(&cfg)
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // jsStreamMsgs returns every message of the events stream.
 func jsStreamMsgs(t testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
 	t.Helper()
@@ -314,15 +331,11 @@ func TestPublishManifestOnce(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
 	ctx := context.Background()
-	st, err := js.Stream(ctx, ManifestsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A tiny deduplication window, long past at the re-publish: only the
 	// look-before-publish keeps the stream from holding the day twice.
-	cfg := st.CachedInfo().Config
-	cfg.Duplicates = 100 * time.Millisecond
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+	shortDedupe(t, js)
+	st, err := js.Stream(ctx, ManifestsStream)
+	if err != nil {
 		t.Fatal(err)
 	}
 	body := []byte(`{"day":"2026-11-23","contacts":[]}`)

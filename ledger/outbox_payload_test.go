@@ -78,16 +78,7 @@ func TestOutboxSaysTooLargeForTheFirstEventOfASession(t *testing.T) {
 // external cluster may.
 func streamMaxMsgSize(t *testing.T, js jetstream.JetStream, stream string, n int32) {
 	t.Helper()
-	ctx := t.Context()
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := st.CachedInfo().Config
-	cfg.MaxMsgSize = n
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	editStream(t, js, stream, func(cfg *jetstream.StreamConfig) { cfg.MaxMsgSize = n })
 }
 
 // largeNote is a metadata command with a note of n bytes.

@@ -13,17 +13,7 @@ import (
 // the least JetStream takes, so that a test can outwait it.
 func shortEventsDedupe(t testing.TB, js jetstream.JetStream) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, EventsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := st.CachedInfo().Config
-	cfg.Duplicates = 100 * time.Millisecond
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	editStream(t, js, EventsStream, func(cfg *jetstream.StreamConfig) { cfg.Duplicates = 100 * time.Millisecond })
 }
 
 // TestOutboxResumeRefusesAHoleAfterItsLastAck: the session after an

@@ -144,13 +144,9 @@ func TestOutboxRefillsDeletedTail(t *testing.T) {
 	ctx := context.Background()
 	// A short deduplication window: the deleted messages' ids stay in it,
 	// and the outbox must wait it out rather than count them as stored.
+	editStream(t, js, EventsStream, func(cfg *jetstream.StreamConfig) { cfg.Duplicates = 500 * time.Millisecond })
 	st, err := js.Stream(ctx, EventsStream)
 	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := st.CachedInfo().Config
-	cfg.Duplicates = 500 * time.Millisecond
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 
