@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +101,7 @@ func TestOutboxHoldsBackAnEventLargerThanTheStreamStores(t *testing.T) {
 	}
 	jsAppend(t, s, 20)
 	var logged safeBuffer
-	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.log = slog.New(slog.NewTextHandler(&logged, nil)) })
+	o, _ := jsOutboxUnder(t, s, js, "", logInto(&logged))
 	jsWait(t, 10*time.Second, "the outbox to say it waits", func() bool { return errors.Is(o.Mismatch(), ErrTooLarge) })
 	if p := o.Mismatch().Error(); !strings.Contains(p, "seq 4") || !strings.Contains(p, "max_msg_size") {
 		t.Errorf("problem %q: want the event's seq and the stream's max_msg_size", p)

@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -136,7 +135,7 @@ func TestOutboxCountsOnlyAcksOfTheEventsStream(t *testing.T) {
 	s := jsStore(t)
 	jsAppend(t, s, 5)
 	var logged safeBuffer
-	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.log = slog.New(slog.NewTextHandler(&logged, nil)) })
+	o, _ := jsOutboxUnder(t, s, js, "", logInto(&logged))
 	jsWait(t, 15*time.Second, "the wrong stream's ack refused", func() bool {
 		return strings.Contains(logged.String(), "acknowledged by stream")
 	})

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"errors"
-	"log/slog"
 	"regexp"
 	"strings"
 	"testing"
@@ -54,7 +53,7 @@ func TestOutboxBacksOffNoLongerThanMaxBackoff(t *testing.T) {
 	s := jsStore(t)
 	jsAppend(t, s, 3)
 	var logged safeBuffer
-	o, stop := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.log = slog.New(slog.NewTextHandler(&logged, nil)) })
+	o, stop := jsOutboxUnder(t, s, js, "", logInto(&logged))
 	const fails = 8 // the doubling passes maxBackoff at the 5th
 	jsWait(t, 15*time.Second, "sessions to fail", func() bool { return strings.Count(logged.String(), "publishing interrupted") >= fails })
 	stop()
@@ -85,7 +84,7 @@ func TestOutboxLeavesAMissingStreamToWhoeverMakesIt(t *testing.T) {
 	s := jsStore(t)
 	jsAppend(t, s, 3)
 	var logged safeBuffer
-	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.log = slog.New(slog.NewTextHandler(&logged, nil)) })
+	o, _ := jsOutboxUnder(t, s, js, "", logInto(&logged))
 	jsWait(t, 15*time.Second, "sessions to fail", func() bool { return strings.Count(logged.String(), "publishing interrupted") >= 3 })
 	if _, err := js.Stream(t.Context(), EventsStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("the events stream after the outbox's sessions: %v, want it still missing", err)

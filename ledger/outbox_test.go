@@ -55,6 +55,11 @@ func jsOutboxUnder(t testing.TB, s *Store, js jetstream.JetStream, capture strin
 	return o, stop
 }
 
+// logInto is a setup for jsOutboxUnder: the outbox logs into b.
+func logInto(b *safeBuffer) func(*Outbox) {
+	return func(o *Outbox) { o.log = slog.New(slog.NewTextHandler(b, nil)) }
+}
+
 // jsDrained waits until the outbox has confirmed the store's head.
 func jsDrained(t testing.TB, s *Store, o *Outbox) {
 	t.Helper()
