@@ -172,6 +172,13 @@ func (e *Embedded) RestartJetStream() error {
 		cfg := *e.js
 		cfg.StoreDir = filepath.Dir(cfg.StoreDir)
 		if err := e.EnableJetStream(&cfg); err != nil {
+			// nats-server takes JetStream for on from the start of
+			// EnableJetStream, also when it then fails (its store not a
+			// usable directory): off again, so that the next try turns
+			// it on, rather than restarting what never started.
+			if e.JetStreamEnabled() {
+				_ = e.Server.ShutdownJetStream()
+			}
 			return fmt.Errorf("restart jetstream: %w: turning it on again: %v", ErrUnavailable, err)
 		}
 		if acc := e.GlobalAccount(); !acc.JetStreamEnabled() {
