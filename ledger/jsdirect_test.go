@@ -1,11 +1,13 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -61,5 +63,64 @@ func TestStreamConfigRefusals(t *testing.T) {
 	}
 	if err := EnsureStreams(t.Context(), js, "s9", 1); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "another stream takes") {
 		t.Fatalf("a site's subjects taken by another stream: %v", err)
+	}
+}
+
+// TestAReadOfTheLastEventAloneIsAskedForAtOnce: a read from the stream's
+// last event through itself (a replay resuming at the tail) asks for it
+// at once, rather than waiting out a lost request (ten seconds in a
+// replay) before asking.
+func TestAReadOfTheLastEventAloneIsAskedForAtOnce(t *testing.T) {
+	s, js := jsMirrored(t, 10)
+	// A failure bound only: the read is answered at once, and waits an
+	// hour for an answer it never asked for.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	want, err := s.Get(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// From the last event, and from the first in batches of 9, the last
+	// event then alone in the second.
+	for _, from := range []uint64{10, 0} {
+		next := from
+		var got [][]byte
+		err = readSiteDirect(ctx, js, jsTestSite, &next, 10, directPace{batch: 9, wait: time.Hour}, func(uint64) {}, func(_ uint64, e Envelope) error {
+			got = append(got, e.Raw)
+			return nil
+		})
+		if err != nil || len(got) == 0 || !bytes.Equal(got[len(got)-1], want.Raw) {
+			t.Fatalf("read from %d through the last event: %d events, %v", from, len(got), err)
+		}
+	}
+}
+
+// TestDirectGetsCancelledSayCancelled: a single get whose context is
+// cancelled returns the context's error, which callers tell apart from
+// an unavailable server (a shutdown is no outage to report).
+func TestDirectGetsCancelledSayCancelled(t *testing.T) {
+	_, js := jsMirrored(t, 3)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := getDirect(ctx, js, directOne{Seq: 1}); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled get: %v, want context.Canceled", err)
+	}
+}
+
+// TestDirectGetSubjectFollowsTheDomain: a reader of a JetStream domain
+// or API prefix (a leaf node's hub) sends its direct gets there.
+func TestDirectGetSubjectFollowsTheDomain(t *testing.T) {
+	for _, c := range []struct {
+		o    jetstream.JetStreamOptions
+		want string
+	}{
+		{jetstream.JetStreamOptions{}, "$JS.API.DIRECT.GET." + EventsStream},
+		{jetstream.JetStreamOptions{Domain: "hub"}, "$JS.hub.API.DIRECT.GET." + EventsStream},
+		{jetstream.JetStreamOptions{APIPrefix: "x.API"}, "x.API.DIRECT.GET." + EventsStream},
+		{jetstream.JetStreamOptions{APIPrefix: "x.API."}, "x.API.DIRECT.GET." + EventsStream},
+	} {
+		if got := directGetSubject(c.o); got != c.want {
+			t.Errorf("directGetSubject(%+v) = %q, want %q", c.o, got, c.want)
+		}
 	}
 }

@@ -58,3 +58,33 @@ func FuzzManifestBody(f *testing.F) {
 		}
 	})
 }
+
+// TestManifestBodyKeepsItsBounds: upload workers read every manifest
+// with ManifestBody: a compressed one of exactly the limit is whole, one
+// byte more is refused (not cut short and taken for the manifest), an
+// encoding of a newer server is not taken for plain bytes, and a damaged
+// body is corrupt.
+func TestManifestBodyKeepsItsBounds(t *testing.T) {
+	body := bytes.Repeat([]byte(`{"contact":"c1"},`), 100)
+	z, err := gzipManifest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz := nats.Header{ManifestEncodingHeader: []string{ManifestGzip}}
+	if got, err := ManifestBody(gz, z, int64(len(body))); err != nil || !bytes.Equal(got, body) {
+		t.Errorf("a manifest of exactly the limit: %v", err)
+	}
+	if _, err := ManifestBody(gz, z, int64(len(body))-1); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("a manifest one byte over the limit: %v, want ErrTooLarge", err)
+	}
+	br := nats.Header{ManifestEncodingHeader: []string{"br"}}
+	if _, err := ManifestBody(br, body, MaxManifestBytes); !errors.Is(err, ErrUnknownVersion) {
+		t.Errorf("an encoding not known: %v, want ErrUnknownVersion", err)
+	}
+	if _, err := ManifestBody(gz, z[:len(z)/2], MaxManifestBytes); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a body cut in half: %v, want ErrCorrupt", err)
+	}
+	if got, err := ManifestBody(nil, body, 1); err != nil || !bytes.Equal(got, body) {
+		t.Errorf("a plain manifest: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"runtime"
 	"strconv"
@@ -294,6 +295,8 @@ func TestSafeReplySubject(t *testing.T) {
 		"recledger.manifests.s1.2026-11-30": false,
 		"$JS.API.STREAM.PURGE.X":            false,
 		ReaderInboxPrefix + ".victim.1":     false,
+		UploadInboxPrefix + ".victim.1":     false,
+		CapturePrefix + ".abc.events.s1":    false,
 	} {
 		if got := SafeReplySubject(reply); got != want {
 			t.Errorf("SafeReplySubject(%q) = %v, want %v", reply, got, want)
@@ -770,4 +773,102 @@ func TestEmbeddedWaitsForItsConnections(t *testing.T) {
 			t.Errorf("%s still runs after WaitForShutdown", f)
 		}
 	}
+}
+
+// TestUploadWorkersReadTheManifestsThroughTheRelay: a client of the
+// upload role alone reads the manifests stream with direct gets, its
+// replies arriving on its own upload inbox, which the relay must know
+// for the token: an upload worker looks a manifest up so.
+func TestUploadWorkersReadTheManifestsThroughTheRelay(t *testing.T) {
+	authorize := func(token string, _ netip.Addr) (string, NATSAccess, bool) {
+		return token, NATSUpload, token == "up-a"
+	}
+	srv, own := natsGuardFixture(t, authorize)
+	if _, err := own.Publish(t.Context(), ManifestSubject(jsTestSite, "2026-11-23"), []byte(`{"day":"2026-11-23"}`)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := dialClient(t, srv, nats.Token("up-a"), nats.CustomInboxPrefix(UploadInboxPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.nc.Request("$JS.API.DIRECT.GET."+ManifestsStream, []byte(`{"seq":1}`), 5*time.Second)
+	if err != nil || m.Header.Get("Nats-Sequence") != "1" {
+		t.Fatalf("an upload worker's direct get of a manifest: %v %v", err, m)
+	}
+}
+
+// TestGuardRemembersABoundedNumberOfInboxes: without a tokens file any
+// token connects; the inbox prefixes the guard keeps for the relay stay
+// bounded however many tokens come (guardMaxInboxes).
+func TestGuardRemembersABoundedNumberOfInboxes(t *testing.T) {
+	g := &streamGuard{}
+	for i := range guardMaxInboxes + 100 {
+		g.noteInboxes("token-"+strconv.Itoa(i), NATSRead|NATSUpload)
+	}
+	if len(g.inboxes) > guardMaxInboxes {
+		t.Errorf("%d inbox prefixes kept, want at most %d", len(g.inboxes), guardMaxInboxes)
+	}
+	if !g.knownInbox(InboxFor(UploadInboxPrefix, "token-0")) {
+		t.Error("the first token's upload inbox is forgotten")
+	}
+}
+
+// TestClientsAdmittedByNetworkAreCountedPerAddress: clients admitted
+// without a token (by their network) are held to embeddedConnsPerHolder
+// connections per address, not all together: one host opening all it
+// may does not keep another host of the same network out.
+func TestClientsAdmittedByNetworkAreCountedPerAddress(t *testing.T) {
+	authorize := func(token string, _ netip.Addr) (string, NATSAccess, bool) {
+		return "lan", NATSRead, token == ""
+	}
+	srv, _ := natsGuardFixture(t, authorize)
+	dial := func(from string) error {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		nc, err := nats.Connect(srv.ClientURL(), nats.SetCustomDialer(d), nats.NoReconnect())
+		if err == nil {
+			t.Cleanup(nc.Close)
+		}
+		return err
+	}
+	for i := range embeddedConnsPerHolder {
+		if err := dial("127.0.0.1"); err != nil {
+			t.Fatalf("connection %d of %d: %v", i+1, embeddedConnsPerHolder, err)
+		}
+	}
+	if err := dial("127.0.0.1"); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("a connection beyond the address's %d: %v, want refused", embeddedConnsPerHolder, err)
+	}
+	if err := dial("127.0.0.2"); err != nil {
+		t.Fatalf("another address, while the first holds its all: %v", err)
+	}
+}
+
+// TestUploadWorkersListenOnlyToTheirOwnDeliveries: each upload token's
+// manifests are delivered under its own upload inbox prefix, where a
+// worker of another token may not listen, and the upload role reads the
+// manifests stream alone, not the events.
+func TestUploadWorkersListenOnlyToTheirOwnDeliveries(t *testing.T) {
+	authorize := func(token string, _ netip.Addr) (string, NATSAccess, bool) {
+		return token, NATSUpload, token == "up-a" || token == "up-b"
+	}
+	srv, _ := natsGuardFixture(t, authorize)
+	b, err := dialClient(t, srv, nats.Token("up-b"), nats.CustomInboxPrefix(UploadInboxPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := []string{UploadInboxPrefix + ".>", InboxFor(UploadInboxPrefix, "up-a") + ".>"}
+	for _, subj := range refused {
+		if _, err := b.nc.SubscribeSync(subj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = b.nc.PublishRequest("$JS.API.DIRECT.GET."+EventsStream, b.nc.NewInbox(), []byte(`{"seq":1}`))
+	_ = b.nc.Flush()
+	jsWait(t, 10*time.Second, "the refusals", func() bool {
+		b.mu.Lock()
+		seen := strings.Join(b.violations, "\n")
+		b.mu.Unlock()
+		return strings.Count(seen, "Permissions Violation for Subscription to") == len(refused) &&
+			b.denied("$JS.API.DIRECT.GET."+EventsStream)
+	})
 }
