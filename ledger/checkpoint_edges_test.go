@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // cancelAfter is a context whose Err reports nil for its first n calls
@@ -224,7 +225,7 @@ func putCheckpointValue(t *testing.T, path, version string, v []byte, parts map[
 			return err
 		}
 		if noParts {
-			if err := tx.DeleteBucket(bucketHeadParts); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := tx.DeleteBucket(bucketHeadParts); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 				return err
 			}
 			return nil
