@@ -216,11 +216,7 @@ func TestTheFirstCheckpointOfAVersionDropsAVersionItsNamePrefixes(t *testing.T) 
 // them; noParts removes the parts' bucket.
 func putCheckpointValue(t *testing.T, path, version string, v []byte, parts map[string][]byte, noParts bool) *Store {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	editFile(t, path, func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketCheckpoints).Put([]byte(version), v); err != nil {
 			return err
 		}
@@ -241,18 +237,7 @@ func putCheckpointValue(t *testing.T, path, version string, v []byte, parts map[
 		}
 		return nil
 	})
-	if err2 := db.Close(); err == nil {
-		err = err2
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	ro, err := Open(path, Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ro.Close() })
-	return ro
+	return openFile(t, path, Options{ReadOnly: true})
 }
 
 // TestACheckpointValueThatDoesNotHoldTogetherIsCorrupt reads checkpoint

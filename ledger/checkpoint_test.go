@@ -261,11 +261,7 @@ func TestCheckpointStateIsSummed(t *testing.T) {
 			t.Fatalf("parts %v: %q %v", parts, got, err)
 		}
 		s.Close()
-		db, err := bolt.Open(path, 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = db.Update(func(tx *bolt.Tx) error {
+		editFile(t, path, func(tx *bolt.Tx) error {
 			b, key := tx.Bucket(bucketCheckpoints), []byte("3")
 			if parts {
 				b, key = tx.Bucket(bucketHeadParts), headPartKey("3", 1, 1)
@@ -278,14 +274,7 @@ func TestCheckpointStateIsSummed(t *testing.T) {
 			v[i] = '9' // 45 seconds became 95: same length, still JSON
 			return b.Put(key, v)
 		})
-		db.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ro, err := Open(path, Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		ro := openFile(t, path, Options{ReadOnly: true})
 		if _, _, err := ro.LoadCheckpoint(ctx, "3"); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "does not hash to its stored sum") {
 			t.Fatalf("parts %v, a damaged state: %v", parts, err)
 		}
@@ -298,22 +287,10 @@ func TestCheckpointStateIsSummed(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	editFile(t, path, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketCheckpoints).Put([]byte("3"), append(binary.BigEndian.AppendUint64(nil, 1), "old head"...))
 	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ro, err := Open(path, Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
+	ro := openFile(t, path, Options{ReadOnly: true})
 	if seq, got, err := ro.LoadCheckpoint(ctx, "3"); err != nil || seq != 1 || string(got) != "old head" {
 		t.Fatalf("a checkpoint without a sum: %d %q %v", seq, got, err)
 	}
@@ -333,11 +310,7 @@ func TestCheckpointAfterTheHeadIsDamage(t *testing.T) {
 		t.Fatalf("a whole store: %v", s.Damaged())
 	}
 	s.Close()
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	editFile(t, path, func(tx *bolt.Tx) error {
 		for seq := uint64(21); seq <= 30; seq++ {
 			if err := tx.Bucket(bucketEvents).Delete(seqKey(seq)); err != nil {
 				return err
@@ -345,10 +318,6 @@ func TestCheckpointAfterTheHeadIsDamage(t *testing.T) {
 		}
 		return nil
 	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, ro := range []bool{true, false} {
 		st, err := Open(path, Options{ReadOnly: ro})
 		if err != nil {

@@ -29,23 +29,8 @@ func mirroredFile(t *testing.T, n, mirrored int, damage func(*bolt.Bucket) error
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error { return damage(tx.Bucket(bucketEvents)) })
-	if err2 := db.Close(); err == nil {
-		err = err2
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	ro, err := Open(path, Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ro.Close() })
-	return ro, js
+	editFile(t, path, func(tx *bolt.Tx) error { return damage(tx.Bucket(bucketEvents)) })
+	return openFile(t, path, Options{ReadOnly: true}), js
 }
 
 // changeHash changes the last digit of the stored hash of event seq: it

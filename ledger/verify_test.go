@@ -10,23 +10,38 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// tamper closes s, applies fn to the bolt file directly and reopens it.
+// tamper closes s, applies fn to the bolt file's events directly and
+// reopens it.
 func tamper(t *testing.T, s *Store, path string, fn func(b *bolt.Bucket) error) *Store {
 	t.Helper()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	editFile(t, path, func(tx *bolt.Tx) error { return fn(tx.Bucket(bucketEvents)) })
+	return openFile(t, path, Options{})
+}
+
+// editFile applies fn to the closed ledger file at path in one bbolt
+// transaction, as damage or an older build would leave it.
+func editFile(t testing.TB, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { return fn(tx.Bucket(bucketEvents)) }); err != nil {
+	err = db.Update(fn)
+	if err2 := db.Close(); err == nil {
+		err = err2
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(path, Options{})
+}
+
+// openFile opens the ledger file at path, closed when the test ends.
+func openFile(t testing.TB, path string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
