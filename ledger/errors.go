@@ -44,8 +44,8 @@ var (
 	// credentials (a token missing, unknown, or of a role without access).
 	ErrRefused = errors.New("refused")
 	// ErrTooLarge: a message is larger than the NATS server takes
-	// (max_payload), or an event larger than the events stream stores
-	// (max_msg_size); publishing waits until they are raised.
+	// (max_payload) or its stream stores (max_msg_size); publishing
+	// waits until they are raised.
 	ErrTooLarge = errors.New("larger than the NATS server or stream takes")
 	// ErrLocked: another process holds the ledger file's lock (a running
 	// serve); Open wraps it with ErrUnavailable.

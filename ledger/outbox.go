@@ -212,9 +212,10 @@ func (o *Outbox) Confirmed() uint64 { return o.confirmed.Load() }
 // Mismatch is nil, or why the outbox cannot go on: an error wrapping
 // ErrMismatch when the stream holds events of another ledger and the
 // outbox has stopped publishing, ErrTooLarge while the next event is
-// larger than the NATS server or the events stream takes, or errStalled when events wait and
-// no publish has gone through for a while (JetStream out of disk
-// space, a stream that cannot be created as configured, a server away).
+// larger than the NATS server or the events stream takes, or errStalled
+// when events wait and no publish has gone through for a while
+// (JetStream out of disk space, a stream that cannot be created as
+// configured, a server away).
 func (o *Outbox) Mismatch() error {
 	if p := o.mismatch.Load(); p != nil {
 		return *p
