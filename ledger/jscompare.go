@@ -70,6 +70,11 @@ func compareJetStream(ctx context.Context, store *Store, js jetstream.JetStream,
 	})
 
 	err := store.Scan(ctx, 0, func(e Envelope) error {
+		if want := rep.Events + 1; e.Seq != want {
+			// Its key gone from the file: the scan steps over it. The
+			// ledger is damaged there, not the mirror.
+			return fmt.Errorf("seq %d: %w: not in the ledger file, which goes on at seq %d", want, ErrCorrupt, e.Seq)
+		}
 		j, ok := <-ch
 		if !ok {
 			// The stream's reader is done: streamErr is set (close happens after).

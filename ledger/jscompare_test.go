@@ -65,6 +65,8 @@ func TestCompareNamesALedgerDamagedBesideItsMirror(t *testing.T) {
 		{"a changed event beside a whole mirror", 30, changeHash(10), nil, true, "the mirror holds every event to seq 30, whole and chained"},
 		{"a mirror one event short", 29, changeHash(10), nil, false, "the mirror, whole and chained, ends at seq 29, before the ledger's head 30"},
 		{"a mirror damaged too", 30, changeHash(10), []uint64{15}, false, "the mirror is damaged too"},
+		// Its key gone from the file: the ledger's scan goes from 9 to 11.
+		{"an event missing beside a whole mirror", 30, func(b *bolt.Bucket) error { return b.Delete(seqKey(10)) }, nil, true, "the mirror holds every event to seq 30, whole and chained"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, js := mirroredFile(t, 30, c.mirrored, c.damage)
