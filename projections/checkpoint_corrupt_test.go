@@ -179,6 +179,13 @@ func TestDamagedCheckpointIsCorrupt(t *testing.T) {
 			store["x"] = mem[cooledKey]
 		}},
 		{name: "empty cooled entries", change: set("book", "cooled", 0, "len", 0), store: emptied("book", "cooled", 0)},
+		// The seal reads cooled entries from memory: loaded with a damage
+		// unnoticed, they would be missing from the day's manifest.
+		{name: "cooled entries damaged in the store", change: func(*testing.T, obj) {}, store: func(t *testing.T, m obj, store memSections) {
+			b := bytes.Clone(store[cooledKey])
+			b[len(b)/2] ^= 0xff
+			store[cooledKey] = b
+		}},
 		{name: "cold contacts of no id", change: set("cold", 0, "min", "")},
 		{name: "cold contacts from after their last", change: set("cold", 0, "min", "~")},
 		{name: "cold contacts' empty section", change: set("cold", 0, "sec", "len", 0), store: emptied("cold", 0, "sec")},
