@@ -80,6 +80,19 @@ func streamMaxMsgSize(t *testing.T, js jetstream.JetStream, stream string, n int
 	editStream(t, js, stream, func(cfg *jetstream.StreamConfig) { cfg.MaxMsgSize = n })
 }
 
+// drainedOutbox is an outbox, set up by setup, that has mirrored a
+// ledger of 3 events to a fresh embedded server's stream.
+func drainedOutbox(t *testing.T, setup func(*Outbox)) (*Store, jetstream.JetStream, *Outbox) {
+	t.Helper()
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js := jsConnect(t, srv)
+	s := jsStore(t)
+	jsAppend(t, s, 3)
+	o, _ := jsOutboxUnder(t, s, js, "", setup)
+	jsDrained(t, s, o)
+	return s, js, o
+}
+
 // largeNote is a metadata command with a note of n bytes.
 func largeNote(n int) Event {
 	return Event{Type: TypeCommand, Data: Command{Command: "metadata", Params: []Param{{Key: "note", Value: strings.Repeat("x", n)}}, Transport: TransportHTTP}}
@@ -126,12 +139,7 @@ func TestOutboxHoldsBackAnEventLargerThanTheStreamStores(t *testing.T) {
 // while the outbox idles is read at its next look at the stream; an event
 // committed after it, larger, is held back as at the start of a session.
 func TestOutboxFollowsAMaxMsgSizeLoweredWhileItRuns(t *testing.T) {
-	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
-	_, js := jsConnect(t, srv)
-	s := jsStore(t)
-	jsAppend(t, s, 3)
-	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.look = 50 * time.Millisecond })
-	jsDrained(t, s, o)
+	s, js, o := drainedOutbox(t, func(o *Outbox) { o.look = 50 * time.Millisecond })
 	streamMaxMsgSize(t, js, EventsStream, 4<<10)
 	time.Sleep(500 * time.Millisecond) // some looks
 	if _, err := s.Append(context.Background(), largeNote(8<<10)); err != nil {
@@ -149,12 +157,7 @@ func TestOutboxFollowsAMaxMsgSizeLoweredWhileItRuns(t *testing.T) {
 // max_msg_size is read all the same: the large event committed next, with
 // events behind it, is held back rather than refused by the stream.
 func TestOutboxFollowsAMaxMsgSizeLoweredUnderTraffic(t *testing.T) {
-	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
-	_, js := jsConnect(t, srv)
-	s := jsStore(t)
-	jsAppend(t, s, 3)
-	o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.look = 50 * time.Millisecond; o.tick = time.Hour })
-	jsDrained(t, s, o)
+	s, js, o := drainedOutbox(t, func(o *Outbox) { o.look = 50 * time.Millisecond; o.tick = time.Hour })
 	stop := jsAppendAlong(t, s, 1)
 	streamMaxMsgSize(t, js, EventsStream, 4<<10)
 	time.Sleep(500 * time.Millisecond) // some looks
@@ -179,12 +182,7 @@ func TestOutboxReportsAHoleLeftByARefusedPublish(t *testing.T) {
 	// all sent.
 	for _, window := range []int{2, outboxWindow} {
 		t.Run(fmt.Sprintf("window %d", window), func(t *testing.T) {
-			srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
-			_, js := jsConnect(t, srv)
-			s := jsStore(t)
-			jsAppend(t, s, 3)
-			o, _ := jsOutboxUnder(t, s, js, "", func(o *Outbox) { o.look, o.window = time.Hour, window })
-			jsDrained(t, s, o)
+			s, js, o := drainedOutbox(t, func(o *Outbox) { o.look, o.window = time.Hour, window })
 			streamMaxMsgSize(t, js, EventsStream, 4<<10)
 			envs, err := s.Append(context.Background(), append([]Event{largeNote(8 << 10)}, jsEvents(0, 5)...)...)
 			if err != nil {

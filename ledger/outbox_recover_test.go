@@ -40,20 +40,29 @@ func TestOutboxMismatchEndsOnceTheStreamContinuesTheLedger(t *testing.T) {
 	}
 }
 
+// outboxWithoutStream runs an outbox, logging into logged, for a ledger
+// of 3 events whose events stream is missing, and which it is not told to
+// create: each of its sessions fails.
+func outboxWithoutStream(t *testing.T) (js jetstream.JetStream, s *Store, o *Outbox, stop func(), logged *safeBuffer) {
+	t.Helper()
+	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
+	_, js = jsConnect(t, srv)
+	if err := js.DeleteStream(t.Context(), EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	s = jsStore(t)
+	jsAppend(t, s, 3)
+	logged = &safeBuffer{}
+	o, stop = jsOutboxUnder(t, s, js, "", logInto(logged))
+	return js, s, o, stop, logged
+}
+
 // TestOutboxBacksOffNoLongerThanMaxBackoff: sessions failing one after
 // another (here: the stream missing, and the outbox not to create it)
 // wait longer each time, but never longer than maxBackoff, so the mirror
 // catches up soon after an outage of any length.
 func TestOutboxBacksOffNoLongerThanMaxBackoff(t *testing.T) {
-	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
-	_, js := jsConnect(t, srv)
-	if err := js.DeleteStream(t.Context(), EventsStream); err != nil {
-		t.Fatal(err)
-	}
-	s := jsStore(t)
-	jsAppend(t, s, 3)
-	var logged safeBuffer
-	o, stop := jsOutboxUnder(t, s, js, "", logInto(&logged))
+	_, _, o, stop, logged := outboxWithoutStream(t)
 	const fails = 8 // the doubling passes maxBackoff at the 5th
 	jsWait(t, 15*time.Second, "sessions to fail", func() bool { return strings.Count(logged.String(), "publishing interrupted") >= fails })
 	stop()
@@ -76,15 +85,7 @@ func TestOutboxBacksOffNoLongerThanMaxBackoff(t *testing.T) {
 // create the streams (an external cluster whose operators make them)
 // never makes one it finds missing; it tries again until someone does.
 func TestOutboxLeavesAMissingStreamToWhoeverMakesIt(t *testing.T) {
-	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
-	_, js := jsConnect(t, srv)
-	if err := js.DeleteStream(t.Context(), EventsStream); err != nil {
-		t.Fatal(err)
-	}
-	s := jsStore(t)
-	jsAppend(t, s, 3)
-	var logged safeBuffer
-	o, _ := jsOutboxUnder(t, s, js, "", logInto(&logged))
+	js, s, o, _, logged := outboxWithoutStream(t)
 	jsWait(t, 15*time.Second, "sessions to fail", func() bool { return strings.Count(logged.String(), "publishing interrupted") >= 3 })
 	if _, err := js.Stream(t.Context(), EventsStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("the events stream after the outbox's sessions: %v, want it still missing", err)
