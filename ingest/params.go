@@ -172,6 +172,10 @@ func parseParams(rawQuery, contentType string, body []byte) request {
 		m, err := parseMetadataString(v)
 		if err != nil {
 			invalid("parameter metadata: %v", err)
+			// Not read as a whole: the text as sent is the refused
+			// request's evidence, masked below as any value is, rather
+			// than the members read before the fault.
+			m = []ledger.Param{{Key: paramMetadata, Value: v}}
 		}
 		meta = m
 	}

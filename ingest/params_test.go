@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -185,6 +186,31 @@ func TestParseParams(t *testing.T) {
 				Message: `JSON body: member "sender_id": must be a string or a number`},
 		},
 		{
+			name:  "a metadata parameter that is not a JSON object is invalid, and kept as sent",
+			query: "sender_id=jdoe&metadata=account%3D4111111111111111",
+			want: request{SenderID: "jdoe", Params: []ledger.Param{{Key: "metadata", Value: "account=411111******1111"}},
+				Masked: []string{"metadata"}, Invalid: "invalid_input",
+				Message: "parameter metadata: must be a JSON object of key to value"},
+		},
+		{
+			name:  "a metadata parameter with a nested value is invalid, and kept whole",
+			query: "sender_id=jdoe&metadata=%7B%22account%22%3A%221%22%2C%22x%22%3A%7B%22y%22%3A1%7D%7D&note=n",
+			want: request{SenderID: "jdoe", Params: []ledger.Param{{Key: "metadata", Value: `{"account":"1","x":{"y":1}}`}, {Key: "note", Value: "n"}},
+				Invalid: "invalid_input", Message: `parameter metadata: key "x": must be a string or a number`},
+		},
+		{
+			name:  "a metadata parameter cut short is invalid",
+			query: "sender_id=jdoe&metadata=%7B%22account%22%3A",
+			want: request{SenderID: "jdoe", Params: []ledger.Param{{Key: "metadata", Value: `{"account":`}},
+				Invalid: "invalid_input", Message: `parameter metadata: key "account": malformed JSON: unexpected end`},
+		},
+		{
+			name:  "text after a metadata parameter's object is invalid",
+			query: "sender_id=jdoe&metadata=%7B%22account%22%3A1%7D+x",
+			want: request{SenderID: "jdoe", Params: []ledger.Param{{Key: "metadata", Value: `{"account":1} x`}},
+				Invalid: "invalid_input", Message: "parameter metadata: unexpected data after the object"},
+		},
+		{
 			name:  "bad escape in the query",
 			query: "sender_id=jdoe&x=%zz",
 			want: request{SenderID: "jdoe", Invalid: "invalid_input",
@@ -233,5 +259,25 @@ func BenchmarkParseParams(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		parseParams("", "text/json", body)
+	}
+}
+
+// TestManyParametersKeepTheirPlaces: past orderedIndexAt parameters the
+// list is searched through a map; a later value still replaces the
+// earlier in place, whether the key was seen before the map was made or
+// after.
+func TestManyParametersKeepTheirPlaces(t *testing.T) {
+	var query []string
+	var want []ledger.Param
+	for i := 1; i <= orderedIndexAt+4; i++ {
+		k := fmt.Sprintf("k%02d", i)
+		query = append(query, k+"=a")
+		want = append(want, ledger.Param{Key: k, Value: "a"})
+	}
+	query = append(query, "k03=b", "sender_id=jdoe", fmt.Sprintf("k%02d=c", orderedIndexAt+3))
+	want[2].Value, want[orderedIndexAt+2].Value = "b", "c"
+	got := parseParams(strings.Join(query, "&"), "", nil)
+	if got.SenderID != "jdoe" || !reflect.DeepEqual(got.Params, want) {
+		t.Fatalf("parseParams: sender %q\n got %v\nwant %v", got.SenderID, got.Params, want)
 	}
 }
