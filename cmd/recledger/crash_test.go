@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -18,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/ledger/ledgertest"
 )
 
@@ -34,8 +38,8 @@ const (
 )
 
 // TestServeCrashChild is the server TestServeKilledKeepsEveryAnsweredRequest
-// kills: it serves the data dir and prints "serving ADDR REPLAYED" (the
-// events folded at start, after the checkpoint loaded), then waits.
+// kills: it serves the data dir and prints "serving ADDR NATSURL REPLAYED"
+// (the events folded at start, after the checkpoint loaded), then waits.
 func TestServeCrashChild(t *testing.T) {
 	data := os.Getenv(serveCrashEnv)
 	if data == "" {
@@ -62,7 +66,7 @@ func TestServeCrashChild(t *testing.T) {
 			replayed = l.Replayed
 		}
 	}
-	fmt.Println("serving", srv.Addr(), replayed)
+	fmt.Println("serving", srv.Addr(), srv.NATSURL(), replayed)
 	_ = srv.Wait()
 }
 
@@ -82,21 +86,25 @@ func TestServeKilledKeepsEveryAnsweredRequest(t *testing.T) {
 	deadline := time.Now().Add(8 * time.Second)
 	fromCheckpoint := false // a restart folded only the events after a checkpoint
 	for round := 0; round < 4 && (round < 2 || time.Now().Before(deadline)); round++ {
-		base, replayed, child := startCrashChild(t, data)
+		child := startCrashChild(t, data)
 		if round == 0 {
-			configureCrashDesks(t, base)
+			configureCrashDesks(t, child.base)
 		} else {
-			head := checkAnswered(t, base, answered, round)
-			fromCheckpoint = fromCheckpoint || replayed < head
-			t.Logf("restart %d folded %d of %d events", round, replayed, head)
+			head := checkAnswered(t, child.base, answered, round)
+			fromCheckpoint = fromCheckpoint || child.replayed < head
+			t.Logf("restart %d folded %d of %d events", round, child.replayed, head)
 		}
 		want := crashCheckpointEvents + rand.IntN(300)
-		n := crashTraffic(t, base, child, round, want, answered)
+		n := crashTraffic(t, child, round, want, answered)
 		t.Logf("round %d: killed after %d answers (%d read)", round, want, n)
 	}
-	base, replayed, _ := startCrashChild(t, data)
-	if head := checkAnswered(t, base, answered, -1); !fromCheckpoint && replayed >= head {
-		t.Errorf("no restart loaded a checkpoint (the last folded %d of %d events): the kills were not tested against one", replayed, head)
+	if n := countSignalsOf(answered, "3400"); n == 0 {
+		t.Errorf("no call signal on NATS was answered") // the first agent's
+	}
+	child := startCrashChild(t, data)
+	base := child.base
+	if head := checkAnswered(t, base, answered, -1); !fromCheckpoint && child.replayed >= head {
+		t.Errorf("no restart loaded a checkpoint (the last folded %d of %d events): the kills were not tested against one", child.replayed, head)
 	}
 
 	// The restarted server's state is the events' state, and its mirror
@@ -117,9 +125,16 @@ func TestServeKilledKeepsEveryAnsweredRequest(t *testing.T) {
 	}
 }
 
-// startCrashChild starts TestServeCrashChild on data and returns its
-// base URL and the events it folded at start.
-func startCrashChild(t *testing.T, data string) (string, uint64, *exec.Cmd) {
+// crashChild is a running TestServeCrashChild.
+type crashChild struct {
+	cmd      *exec.Cmd
+	base     string // its HTTP API
+	nats     string // its embedded NATS server
+	replayed uint64 // the events it folded at start
+}
+
+// startCrashChild starts TestServeCrashChild on data.
+func startCrashChild(t *testing.T, data string) crashChild {
 	t.Helper()
 	c := exec.Command(os.Args[0], "-test.run=^TestServeCrashChild$", "-test.count=1")
 	c.Env = append(os.Environ(), serveCrashEnv+"="+data)
@@ -136,8 +151,8 @@ func startCrashChild(t *testing.T, data string) (string, uint64, *exec.Cmd) {
 	t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "serving" {
-			replayed, err := strconv.ParseUint(f[2], 10, 64)
+		if f := strings.Fields(sc.Text()); len(f) == 4 && f[0] == "serving" {
+			replayed, err := strconv.ParseUint(f[3], 10, 64)
 			if err != nil {
 				t.Fatalf("child: %s: the start's log did not say what it folded", sc.Text())
 			}
@@ -145,16 +160,18 @@ func startCrashChild(t *testing.T, data string) (string, uint64, *exec.Cmd) {
 				for sc.Scan() {
 				}
 			}()
-			return "http://" + f[1], replayed, c
+			return crashChild{cmd: c, base: "http://" + f[1], nats: f[2], replayed: replayed}
 		}
 		t.Logf("child: %s", sc.Text())
 	}
 	t.Fatalf("the server did not start on the data dir it was killed on")
-	return "", 0, nil
+	return crashChild{}
 }
 
 // crashDesks is how many agents send requests at once.
 const crashDesks = 6
+
+const ctiPath = "/v1/calls/events"
 
 func configureCrashDesks(t *testing.T, base string) {
 	t.Helper()
@@ -175,11 +192,18 @@ func configureCrashDesks(t *testing.T, base string) {
 }
 
 // crashTraffic has crashDesks agents take calls with pauses, resumes and
-// metadata against base, SIGKILLs the server after want answers, and
-// adds every answered request to answered. It returns the answers read.
-func crashTraffic(t *testing.T, base string, child *exec.Cmd, round, want int, answered map[uint64]string) int {
+// metadata (the first agent's call signals on NATS, the others' over
+// HTTP), SIGKILLs the server after want answers, and adds every answered
+// request to answered. It returns the answers read.
+func crashTraffic(t *testing.T, child crashChild, round, want int, answered map[uint64]string) int {
 	t.Helper()
+	base := child.base
 	client := &http.Client{Timeout: 10 * time.Second}
+	nc, err := nats.Connect(child.nats, nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
 	type answer struct {
 		seq  uint64
 		what string
@@ -191,17 +215,30 @@ func crashTraffic(t *testing.T, base string, child *exec.Cmd, round, want int, a
 		wg.Go(func() {
 			user, ext := fmt.Sprintf("u%d", g), fmt.Sprintf("34%02d", g)
 			send := func(path, ctype, body string) bool {
-				resp, err := client.Post(base+path, ctype, strings.NewReader(body))
-				if err != nil {
-					return false // killed: not answered
+				var raw []byte
+				if path == ctiPath && g == 0 {
+					m, err := nc.Request(ledger.CTISubject(DefaultServeConfig().Site), []byte(body), 5*time.Second)
+					if err != nil {
+						return false // killed: not answered
+					}
+					raw = m.Data
+				} else {
+					resp, err := client.Post(base+path, ctype, strings.NewReader(body))
+					if err != nil {
+						return false // killed: not answered
+					}
+					raw, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err != nil {
+						return false // cut off by the kill
+					}
 				}
-				defer resp.Body.Close()
 				var a struct {
 					EventID string `json:"event_id"`
 					Seq     uint64 `json:"seq"`
 					LastSeq uint64 `json:"last_seq"`
 				}
-				if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+				if err := json.Unmarshal(raw, &a); err != nil {
 					return false // cut off by the kill
 				}
 				switch {
@@ -218,13 +255,13 @@ func crashTraffic(t *testing.T, base string, child *exec.Cmd, round, want int, a
 						return false
 					}
 				default:
-					t.Errorf("%s answered %d without a seq: %+v", path, resp.StatusCode, a)
+					t.Errorf("%s answered without a seq: %s", path, raw)
 					return false
 				}
 				return true
 			}
 			signal := func(call, typ string) bool {
-				return send("/v1/calls/events", "application/json",
+				return send(ctiPath, "application/json",
 					fmt.Sprintf(`{"call_id":%q,"extension":%q,"type":%q,"direction":"inbound"}`, call, ext, typ))
 			}
 			command := func(name, params string) bool {
@@ -250,13 +287,13 @@ func crashTraffic(t *testing.T, base string, child *exec.Cmd, round, want int, a
 		}
 		answered[a.seq] = a.what
 		if n++; n == want {
-			if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+			if err := child.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			close(stop)
 		}
 	}
-	if err := child.Wait(); n < want || err == nil {
+	if err := child.cmd.Wait(); n < want || err == nil {
 		t.Fatalf("round %d: the server stopped on its own after %d of %d answers: %v", round, n, want, err)
 	}
 	return n
@@ -335,4 +372,15 @@ func waitOutboxCaughtUp(t *testing.T, base string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// countSignalsOf counts the answered call signals of extension ext.
+func countSignalsOf(answered map[uint64]string, ext string) int {
+	n := 0
+	for _, what := range answered {
+		if strings.HasPrefix(what, "signal ") && strings.Contains(what, fmt.Sprintf(`"extension":%q`, ext)) {
+			n++
+		}
+	}
+	return n
 }
