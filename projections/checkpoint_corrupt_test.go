@@ -22,52 +22,36 @@ import (
 func damagedCheckpointState(t *testing.T) *State {
 	g := newEnvGen(t)
 	g.config(genConfig(4, 0))
-	ring := func(u int, id string, step time.Duration) {
-		ext := fmt.Sprintf("%d", 3000+u)
-		g.add(ledger.TypeCallSignal, step, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalRinging, Direction: ledger.DirectionInbound, ANI: "+13125550100", DNIS: "8001"})
-		g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalAnswered})
-	}
-	end := func(u int, id string) {
-		g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: fmt.Sprintf("%d", 3000+u), Type: ledger.SignalEnded})
-	}
-	cmd := func(u int, c string) {
-		g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: c, SenderID: fmt.Sprintf("u%d", u)})
-	}
 	calls := func(day string) {
 		for u := 2; u < 4; u++ {
 			for k := 0; k < 3; k++ {
 				id := fmt.Sprintf("%s-%d-%d", day, u, k)
-				ring(u, id, time.Minute)
-				end(u, id)
+				g.call(u, id)
 			}
 		}
 	}
 	calls("a")
-	ring(1, "kept", time.Minute) // u1's last call: in memory after the seal, its row pinned
-	cmd(1, "pause")
-	cmd(1, "resume")
-	end(1, "kept")
-	ring(0, "across", time.Minute)
-	cmd(0, "pause")
+	g.answered(1, "kept", time.Minute) // u1's last call: in memory after the seal, its row pinned
+	g.command(1, "pause")
+	g.command(1, "resume")
+	g.hungUp(1, "kept")
+	g.answered(0, "across", time.Minute)
+	g.command(0, "pause")
 	g.add(ledger.TypeDayClosed, 16*time.Hour, ledger.DayClosed{Day: "2026-11-23", By: ledger.SealSchedule})
-	cmd(0, "resume") // patches the row the seal encoded
-	end(0, "across")
+	g.command(0, "resume") // patches the row the seal encoded
+	g.hungUp(0, "across")
 	for u := 2; u < 4; u++ { // a second day's chunk, of two rows
-		ring(u, fmt.Sprintf("b-paused-%d", u), time.Minute)
-		cmd(u, "pause")
-		cmd(u, "resume")
-		end(u, fmt.Sprintf("b-paused-%d", u))
+		g.answered(u, fmt.Sprintf("b-paused-%d", u), time.Minute)
+		g.command(u, "pause")
+		g.command(u, "resume")
+		g.hungUp(u, fmt.Sprintf("b-paused-%d", u))
 	}
 	calls("b")
 	g.add(ledger.TypeDayClosed, 24*time.Hour, ledger.DayClosed{Day: "2026-11-24", By: ledger.SealSchedule})
 	calls("c") // cooled, the day not sealed yet
 	s := New()
 	s.coolN = 2
-	for i := range g.out {
-		if _, err := s.Apply(&g.out[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	foldInto(t, g, 0, s)
 	return s
 }
 

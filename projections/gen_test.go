@@ -141,6 +141,45 @@ func (g *envGen) random(rng *rand.Rand, agents, n int) {
 	}
 }
 
+// answered rings call id on user u's extension, step after the last
+// event, and answers it: a contact opens.
+func (g *envGen) answered(u int, id string, step time.Duration) {
+	ext := fmt.Sprintf("%d", 3000+u)
+	g.add(ledger.TypeCallSignal, step, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalRinging, Direction: ledger.DirectionInbound, ANI: "+13125550100", DNIS: "8001"})
+	g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: ext, Type: ledger.SignalAnswered})
+}
+
+// hungUp ends call id on user u's extension.
+func (g *envGen) hungUp(u int, id string) {
+	g.add(ledger.TypeCallSignal, time.Second, ledger.CallSignal{CallID: id, Extension: fmt.Sprintf("%d", 3000+u), Type: ledger.SignalEnded})
+}
+
+// command has user u send command c.
+func (g *envGen) command(u int, c string) {
+	g.add(ledger.TypeCommand, time.Second, ledger.Command{Command: c, SenderID: fmt.Sprintf("u%d", u)})
+}
+
+// call has user u answer call id and hang up: a contact closes, the
+// user's last call.
+func (g *envGen) call(u int, id string) {
+	g.answered(u, id, time.Minute)
+	g.hungUp(u, id)
+}
+
+// foldInto applies g's events from the i-th on to each of ss, and returns
+// how many g has.
+func foldInto(t *testing.T, g *envGen, i int, ss ...*State) int {
+	t.Helper()
+	for ; i < len(g.out); i++ {
+		for _, s := range ss {
+			if _, err := s.Apply(&g.out[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return len(g.out)
+}
+
 // at is the client time of a signal added step from now, when the
 // generator gives signals their own times; zero otherwise.
 func (g *envGen) at(step time.Duration) ledger.Time {
