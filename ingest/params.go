@@ -365,6 +365,9 @@ func decodeJSONObject(b []byte) (members, metadata []ledger.Param, err error) {
 		if canonicalKey(key) == paramMetadata && firstByte(raw) == '{' {
 			m, err := metadataMembers(raw)
 			if err != nil {
+				// Read, but not taken: kept as sent, as parseParams keeps
+				// a metadata parameter it cannot read.
+				members = append(members, ledger.Param{Key: key, Value: string(raw)})
 				return members, metadata, fmt.Errorf("member metadata: %w", err)
 			}
 			metadata = m

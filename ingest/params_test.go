@@ -211,6 +211,15 @@ func TestParseParams(t *testing.T) {
 				Invalid: "invalid_input", Message: "parameter metadata: unexpected data after the object"},
 		},
 		{
+			name:  "a metadata member with a nested value is invalid, and kept as sent",
+			ctype: "text/json",
+			body:  `{"sender_id":"jdoe","metadata":{"account":"4111 1111 1111 1111","x":{"y":1}},"note":"n"}`,
+			want: request{SenderID: "jdoe", JSON: true,
+				Params: []ledger.Param{{Key: "metadata", Value: `{"account":"411111******1111","x":{"y":*}}`}}, // every digit beside a card number masked
+				Masked: []string{"metadata"}, Invalid: "invalid_input",
+				Message: `JSON body: member metadata: key "x": must be a string or a number`},
+		},
+		{
 			name:  "bad escape in the query",
 			query: "sender_id=jdoe&x=%zz",
 			want: request{SenderID: "jdoe", Invalid: "invalid_input",
