@@ -160,10 +160,7 @@ func parseParams(rawQuery, contentType string, body []byte) request {
 		for _, p := range members {
 			all.set(canonicalKey(p.Key), p.Value)
 		}
-		if m != nil {
-			meta = m
-			all.set(paramMetadata, "") // the object itself is flattened below
-		}
+		meta = m // flattened below, in place of any metadata text
 	}
 
 	// Flatten `metadata`: a JSON object from the body, or a JSON-encoded

@@ -220,6 +220,55 @@ func TestParseParams(t *testing.T) {
 				Message: `JSON body: member metadata: key "x": must be a string or a number`},
 		},
 		{
+			name:  "a metadata object in the body wins over metadata text in the query",
+			query: "sender_id=jdoe&metadata=%7B%22account%22%3A%221%22%7D",
+			ctype: "text/json",
+			body:  `{"metadata":{"agentname":"Jane"}}`,
+			want:  request{SenderID: "jdoe", JSON: true, Params: []ledger.Param{{Key: "agentname", Value: "Jane"}}},
+		},
+		{
+			name:  "an empty metadata parameter is none",
+			query: "sender_id=jdoe&metadata=+&account=1",
+			want:  request{SenderID: "jdoe", Params: []ledger.Param{{Key: "account", Value: "1"}}},
+		},
+		{
+			// a 13-digit card number is within a phone number's 15 digits
+			name:  "an extension that is text holding a short card number is masked",
+			query: "sender_id=jdoe&extension=x4222222222222",
+			want:  request{SenderID: "jdoe", Extension: "x422222***2222", Masked: []string{"extension"}},
+		},
+		{
+			name:  "a UTF-32 body is invalid",
+			ctype: "text/json; charset=UTF-32BE",
+			body:  `{"sender_id":"jdoe"}`,
+			want:  request{Invalid: "invalid_input", Message: `the body's charset is "UTF-32BE": send it as UTF-8`},
+		},
+		{
+			name:  "a UCS-2 form is invalid",
+			ctype: "application/x-www-form-urlencoded; charset=ucs-2",
+			body:  "sender_id=jdoe",
+			want:  request{Invalid: "invalid_input", Message: `the body's charset is "ucs-2": send it as UTF-8`},
+		},
+		{
+			name:  "parameters without a name are none",
+			query: "sender_id=jdoe&=x&&b=2",
+			want:  request{SenderID: "jdoe", Params: []ledger.Param{{Key: "b", Value: "2"}}},
+		},
+		{
+			name:  "a second JSON object after the body's is invalid",
+			ctype: "text/json",
+			body:  `{"sender_id":"jdoe"} {"sender_id":"other"}`,
+			want: request{SenderID: "jdoe", JSON: true, Invalid: "invalid_input",
+				Message: "JSON body: unexpected data after the object"},
+		},
+		{
+			name:  "bad escape in a form body",
+			ctype: "application/x-www-form-urlencoded",
+			body:  "sender_id=jdoe&x=%zz&y=1",
+			want: request{SenderID: "jdoe", Params: []ledger.Param{{Key: "y", Value: "1"}}, Invalid: "invalid_input",
+				Message: "form body: bad escape in parameter 2"},
+		},
+		{
 			name:  "bad escape in the query",
 			query: "sender_id=jdoe&x=%zz",
 			want: request{SenderID: "jdoe", Invalid: "invalid_input",
