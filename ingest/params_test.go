@@ -269,6 +269,12 @@ func TestParseParams(t *testing.T) {
 				Message: "form body: bad escape in parameter 2"},
 		},
 		{
+			name:  "the first bad escape is named",
+			query: "sender_id=%zz&a=1&x=%zz",
+			want: request{Params: []ledger.Param{{Key: "a", Value: "1"}}, Invalid: "invalid_input",
+				Message: "query string: bad escape in parameter 1"},
+		},
+		{
 			name:  "bad escape in the query",
 			query: "sender_id=jdoe&x=%zz",
 			want: request{SenderID: "jdoe", Invalid: "invalid_input",
