@@ -276,6 +276,9 @@ func TestHealthAndMetrics(t *testing.T) {
 		"/v1/contacts?disposition=basic_only", "/v1/pauses?format=json", "/v1/pauses?format=csv"} {
 		s.must(200, "GET", path, "", "")
 	}
+	if r := s.must(400, "GET", "/v1/contacts?disposition=archived", "", ""); r.str("reason") != "invalid_input" || r.str("field") != "disposition" {
+		t.Fatalf("an unknown disposition: %s", r.Raw)
+	}
 	// A stopping server is not ready: a load balancer sends new work
 	// elsewhere while it drains.
 	s.api.Stopping()
