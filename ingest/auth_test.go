@@ -97,6 +97,24 @@ func TestAuthorize(t *testing.T) {
 	}
 }
 
+// TestAFileWithoutNetworksTellsAHeaderlessRequestSo: a tokens file that
+// grants no client network admits no request by its address. Without an
+// Authorization header a request is 401, told that the file grants no
+// network, not that its address is outside the file's networks (which
+// would send an operator looking for a CIDR typo).
+func TestAFileWithoutNetworksTellsAHeaderlessRequestSo(t *testing.T) {
+	tok, err := ParseTokens([]byte(`{"tokens":[{"name":"ops","token":"admin-token-0123456789ab","roles":["admin"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "10.1.2.3:5000"
+	p, err := tok.authorize(r, RoleAuditor)
+	if statusOf(err) != 401 || p != "" || !strings.Contains(err.Error(), "the tokens file grants no client network") || strings.Contains(err.Error(), "10.1.2.3") {
+		t.Errorf("authorize = %q, %v (status %d); want 401, the file granting no network", p, err, statusOf(err))
+	}
+}
+
 func TestParseTokensRejects(t *testing.T) {
 	for name, doc := range map[string]string{
 		"tokens[0].token":    `{"tokens":[{"name":"a","token":"short","roles":["command"]}]}`,
