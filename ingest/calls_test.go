@@ -12,13 +12,18 @@ import (
 
 func TestParseSignals(t *testing.T) {
 	now := time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
-	evs, err := parseSignals([]byte(` {"call_id":"c-1","extension":"3420","type":"ringing","at":"2026-11-23T14:02:11.1204+01:00"} `), now, ledger.TransportHTTP, "p")
+	evs, err := parseSignals([]byte(` {"call_id":"c-1","extension":"3420","type":"ringing","direction":"inbound","ani":"+13125550100","dnis":"8001","acd":true,"at":"2026-11-23T14:02:11.1204+01:00"} `), now, ledger.TransportHTTP, "p")
 	if err != nil || len(evs) != 1 {
 		t.Fatal(evs, err)
 	}
 	sig := evs[0].Data.(ledger.CallSignal)
 	if sig.At.String() != "2026-11-23T13:02:11.120Z" || sig.Transport != "http" || sig.Principal != "p" {
 		t.Fatalf("%+v", sig)
+	}
+	// every member is carried into the event, as the feed sent it
+	if sig.CallID != "c-1" || sig.Extension != "3420" || sig.Type != "ringing" || sig.Direction != "inbound" ||
+		sig.ANI != "+13125550100" || sig.DNIS != "8001" || !sig.ACD {
+		t.Fatalf("members: %+v", sig)
 	}
 	// a resent signal of last year, and one from a clock a few hours ahead
 	for _, at := range []string{"2025-11-23T14:00:00Z", "2026-11-24T13:59:59Z"} {
@@ -85,6 +90,8 @@ func TestParseSignals(t *testing.T) {
 		`{"call_id":" c","extension":"3420","type":"held"}`:                                          "call_id",
 		`{"call_id":"${callId}","extension":"3420","type":"held"}`:                                   "call_id", // a template's unfilled variable
 		`{"call_id":"c","extension":"3420","type":"held","dnis":"${dnis}"}`:                          "dnis",
+		`{"call_id":"c","extension":"3420","type":"held","ani":"${ani}"}`:                            "ani",
+		`{"call_id":"c","extension":"${extension}","type":"held"}`:                                   "extension",
 		`{"call_id":"c-${1","extension":"3420","type":"held"}`:                                       "", // no closing brace: not a variable
 		`{"call_id":"c","extension":"1","type":"held","ani":"` + strings.Repeat("\uff11", 64) + `"}`: "", // 64 characters: taken
 	} {
@@ -105,22 +112,25 @@ func TestParseSignals(t *testing.T) {
 		body  string
 		index int
 		field string
+		msg   string // what the message says of the value wanted
 	}{
-		{`[{"call_id":"s","extension":"1","type":"ringing"},{"call_id":"s","extension":"1","type":"ended","zz":1}]`, 1, "zz"},
-		{`{"call_id":"s","extension":"1","type":"ringing","acd":"true"}`, 0, "acd"},
-		{`{"call_id":77,"extension":"1","type":"ringing"}`, 0, "call_id"},
-		{`{"call_id":"s","extension":"1","type":"ringing","Type":"x"}`, 0, "Type"},
-		{`{"call_id":"s-10","call_id":"s-11","extension":"1","type":"ringing"}`, 0, "call_id"},
-		{`[{"call_id":"s","extension":"1","type":"ringing"},"x"]`, 1, ""},
+		{`[{"call_id":"s","extension":"1","type":"ringing"},{"call_id":"s","extension":"1","type":"ended","zz":1}]`, 1, "zz", ""},
+		{`{"call_id":"s","extension":"1","type":"ringing","acd":"true"}`, 0, "acd", "must be true or false, got a JSON string"},
+		{`{"call_id":"s","extension":"1","type":"ringing","at":5}`, 0, "at", "must be an RFC 3339 time as a string, or null, got a JSON number"},
+		{`{"call_id":77,"extension":"1","type":"ringing"}`, 0, "call_id", "must be a string, got a JSON number"},
+		{`{"call_id":"s","extension":"1","type":"ringing","Type":"x"}`, 0, "Type", ""},
+		{`{"call_id":"s-10","call_id":"s-11","extension":"1","type":"ringing"}`, 0, "call_id", ""},
+		{`[{"call_id":"s","extension":"1","type":"ringing"},"x"]`, 1, "", ""},
 	} {
 		_, err := parseSignals([]byte(c.body), now, ledger.TransportHTTP, "")
 		var ae *apiError
 		if !errors.As(err, &ae) || statusOf(ae) != 400 || ae.Fields["index"] != c.index || (c.field != "" && ae.Fields["field"] != c.field) ||
-			strings.Contains(ae.Message, "Go struct") {
+			strings.Contains(ae.Message, "Go struct") || !strings.Contains(ae.Message, c.msg) {
 			t.Errorf("%s: %v %+v, want index %d field %q", c.body, err, ae, c.index, c.field)
 		}
 	}
-	for _, body := range []string{"{\"call_id\":\"u-2\xff\",\"extension\":\"1\",\"type\":\"held\"}", ``, `[]`, `"x"`, `{"call_id":"c","extension":"1","type":"held","colour":"red"}`, `{} {}`} {
+	for _, body := range []string{"{\"call_id\":\"u-2\xff\",\"extension\":\"1\",\"type\":\"held\"}", ``, `[]`, `"x"`, `{"call_id":"c","extension":"1","type":"held","colour":"red"}`, `{} {}`,
+		`[{"call_id":"c","extension":"1","type":"held"}] x`, `{"call_id":"c","extension":"1","type":"held"} {"call_id":"d"}`} {
 		if _, err := parseSignals([]byte(body), now, ledger.TransportHTTP, ""); statusOf(err) != 400 {
 			t.Errorf("%q: %v", body, err)
 		}
