@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,5 +44,28 @@ func TestConfigFileNotAppended(t *testing.T) {
 	s.store.Close()
 	if err := s.api.ApplyConfigFile(t.Context(), path); !errors.Is(err, ledger.ErrClosed) {
 		t.Errorf("a file applied to a closed ledger: %v, want ErrClosed", err)
+	}
+}
+
+// A --config file is checked as a whole document, as no part put through
+// the API is: one defining more metadata keys than the vendor's 10, or a
+// team with a classifier out of range, is refused naming the field.
+func TestConfigFileIsValidatedWhole(t *testing.T) {
+	keys := `"k0":{"type":"text"}`
+	for i := 1; i <= ledger.MaxMetadataKeys; i++ {
+		keys += fmt.Sprintf(`,"k%d":{"type":"text"}`, i)
+	}
+	for doc, field := range map[string]string{
+		`{"metadata":{` + keys + `}}`: "metadata",
+		`{"teams":{"t":{"classifiers":[{"direction":"inbound","percent":101}]}}}`: "teams.t.classifiers[0].percent",
+		`{"site":{"max_pause_seconds":-1}}`:                                       "site.max_pause_seconds",
+	} {
+		path := filepath.Join(t.TempDir(), "config.json")
+		writeFile(t, path, doc)
+		err := ingest.CheckConfigFile(path, nil)
+		var fe *ledger.FieldError
+		if !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("%.60s: %v, want refused naming %s", doc, err, field)
+		}
 	}
 }
