@@ -37,22 +37,26 @@ func TestConfigAPI(t *testing.T) {
 	put("/v1/config/metadata/k3", `{"type":"date"}`, 200) // redefining one is fine
 
 	for path, field := range map[string]string{
-		"/v1/config/site":            "site.timezone",
-		"/v1/config/users/bad%20id":  "users.bad id",
-		"/v1/config/users/cti":       "users.cti",
-		"/v1/config/users/x":         "users.x.recording",
-		"/v1/config/metadata/k1":     "metadata.k1.type",
-		"/v1/config/teams/sales":     "teams.sales.inclusion[0]",
-		"/v1/config/teams/typo-team": "teams.typo-team.archiv",
+		"/v1/config/site":             "site.timezone",
+		"/v1/config/users/bad%20id":   "users.bad id",
+		"/v1/config/users/cti":        "users.cti",
+		"/v1/config/users/x":          "users.x.recording",
+		"/v1/config/metadata/k1":      "metadata.k1.type",
+		"/v1/config/teams/sales":      "teams.sales.inclusion[0]",
+		"/v1/config/teams/typo-team":  "teams.typo-team.archiv",
+		"/v1/config/teams/bad%20team": "teams.bad team",
+		"/v1/config/metadata/a%2Cb":   "metadata.a,b",
 	} {
 		body := map[string]string{
-			"/v1/config/site":            `{"timezone":"Mars/Olympus"}`,
-			"/v1/config/users/bad%20id":  `{"name":"x","team":"sales","recording":"desktop"}`,
-			"/v1/config/users/cti":       `{"name":"x","team":"sales","recording":"desktop"}`, // resumed_by's word for a call's end
-			"/v1/config/users/x":         `{"name":"x","team":"sales","recording":"tape"}`,
-			"/v1/config/metadata/k1":     `{"type":"blob"}`,
-			"/v1/config/teams/sales":     `{"inclusion":["34x"]}`,
-			"/v1/config/teams/typo-team": `{"archiv":true}`,
+			"/v1/config/site":             `{"timezone":"Mars/Olympus"}`,
+			"/v1/config/users/bad%20id":   `{"name":"x","team":"sales","recording":"desktop"}`,
+			"/v1/config/users/cti":        `{"name":"x","team":"sales","recording":"desktop"}`, // resumed_by's word for a call's end
+			"/v1/config/users/x":          `{"name":"x","team":"sales","recording":"tape"}`,
+			"/v1/config/metadata/k1":      `{"type":"blob"}`,
+			"/v1/config/teams/sales":      `{"inclusion":["34x"]}`,
+			"/v1/config/teams/typo-team":  `{"archiv":true}`,
+			"/v1/config/teams/bad%20team": `{}`,
+			"/v1/config/metadata/a%2Cb":   `{"type":"text"}`,
 		}[path]
 		r := put(path, body, 400)
 		if r.str("reason") != "invalid_config" || r.str("field") != field {
