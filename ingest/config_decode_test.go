@@ -98,6 +98,11 @@ func TestDecodeConfigPartNamesTheField(t *testing.T) {
 	if err := decodeConfigPart([]byte(`{"site":{"upload_time":"22:00"}}`), "", &ledger.Config{}); err != nil {
 		t.Errorf("a valid document: %v", err)
 	}
+	// A setting given null takes its default, as encoding/json reads it
+	// (only a whole part, or a list's entry, given null is refused).
+	if err := decodeConfigPart([]byte(`{"site":{"upload_time":"22:00","timezone":null},"teams":{"t":{"archive":null,"exclusion":null}}}`), "", &ledger.Config{}); err != nil {
+		t.Errorf("settings given null: %v", err)
+	}
 }
 
 // FuzzDecodeConfigPart: any body gives either a configuration or a field
