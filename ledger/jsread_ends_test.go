@@ -131,12 +131,7 @@ func publishEvents(t *testing.T, js jetstream.JetStream, evs ...Envelope) {
 func TestScanJetStreamRefusesAFirstEventThatNamesAPredecessor(t *testing.T) {
 	ctx := t.Context()
 	_, js := jsConnect(t, jsServer(t, t.TempDir(), "127.0.0.1:-1"))
-	src := jsStore(t)
-	jsAppend(t, src, 3)
-	var evs []Envelope
-	if err := src.Scan(ctx, 0, func(e Envelope) error { evs = append(evs, e); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	evs := storedEvents(t, 3)
 	prev := strings.Repeat("ab", 32) // the hash of no event of the stream
 	for i := range evs {
 		if _, err := evs[i].Seal(prev); err != nil {
@@ -192,12 +187,7 @@ func TestScanJetStreamAfterAnEventNamesItsRepeat(t *testing.T) {
 // sought place.
 func TestScanJetStreamThatFindsNoStartChecksFromSeqOne(t *testing.T) {
 	ctx := t.Context()
-	src := jsStore(t)
-	jsAppend(t, src, 8)
-	var evs []Envelope
-	if err := src.Scan(ctx, 0, func(e Envelope) error { evs = append(evs, e); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	evs := storedEvents(t, 8)
 	for _, c := range []struct {
 		name   string
 		stream []Envelope
@@ -241,12 +231,7 @@ func TestTheOrderedConsumerEndsAtUntil(t *testing.T) {
 // sought, and the scan starts there.
 func TestScanJetStreamFindsItsStartBehindForeignMessages(t *testing.T) {
 	ctx := t.Context()
-	src := jsStore(t)
-	jsAppend(t, src, 8)
-	var evs []Envelope
-	if err := src.Scan(ctx, 0, func(e Envelope) error { evs = append(evs, e); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	evs := storedEvents(t, 8)
 	_, js := jsConnect(t, jsServer(t, t.TempDir(), "127.0.0.1:-1"))
 	publishEvents(t, js, evs[:5]...)
 	for range 10 {
@@ -265,4 +250,17 @@ func TestScanJetStreamFindsItsStartBehindForeignMessages(t *testing.T) {
 			t.Errorf("after %d: seqs %v", after, got)
 		}
 	}
+}
+
+// storedEvents appends n events to a ledger of the test's site and
+// returns them, to be published as a test's stream holds them.
+func storedEvents(t *testing.T, n int) []Envelope {
+	t.Helper()
+	src := jsStore(t)
+	jsAppend(t, src, n)
+	var evs []Envelope
+	if err := src.Scan(t.Context(), 0, func(e Envelope) error { evs = append(evs, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return evs
 }

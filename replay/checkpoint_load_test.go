@@ -87,14 +87,7 @@ func TestLoadWithRefusesUntilAndFrom(t *testing.T) {
 // many events it folded.
 func TestLoadFailsOnAnEventItCannotFold(t *testing.T) {
 	d := writeDay(t, nil)
-	src := sourceFunc(func(ctx context.Context, after uint64, fn func(ledger.Envelope) error) error {
-		return d.store.Scan(ctx, after, func(e ledger.Envelope) error {
-			if e.Seq == 5 {
-				e.Version = ledger.CurrentVersion + 1
-			}
-			return fn(e)
-		})
-	})
+	src := newerAt(d.store, 5)
 	st, n, err := replay.Load(t.Context(), d.store, src)
 	if !errors.Is(err, ledger.ErrUnknownVersion) || st != nil || n != 4 {
 		t.Fatalf("load: state %v, %d events, %v; want no state, 4 events and ErrUnknownVersion", st != nil, n, err)

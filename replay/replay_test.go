@@ -257,14 +257,7 @@ func TestTraceFilteredToUser(t *testing.T) {
 func TestRunStopsAtUnknownVersion(t *testing.T) {
 	ctx := context.Background()
 	d := writeDay(t, nil)
-	src := sourceFunc(func(ctx context.Context, after uint64, fn func(ledger.Envelope) error) error {
-		return d.store.Scan(ctx, after, func(e ledger.Envelope) error {
-			if e.Seq == 5 {
-				e.Version = ledger.CurrentVersion + 1
-			}
-			return fn(e)
-		})
-	})
+	src := newerAt(d.store, 5)
 	_, stats, err := replay.Run(ctx, src, replay.Options{})
 	if !errors.Is(err, ledger.ErrUnknownVersion) || stats.Last.Seq != 4 {
 		t.Fatalf("err %v, last %d", err, stats.Last.Seq)
@@ -286,6 +279,19 @@ type sourceFunc func(ctx context.Context, after uint64, fn func(ledger.Envelope)
 
 func (f sourceFunc) Scan(ctx context.Context, after uint64, fn func(ledger.Envelope) error) error {
 	return f(ctx, after, fn)
+}
+
+// newerAt is store read with its event seq given a version newer than
+// this build reads.
+func newerAt(store *ledger.Store, seq uint64) sourceFunc {
+	return func(ctx context.Context, after uint64, fn func(ledger.Envelope) error) error {
+		return store.Scan(ctx, after, func(e ledger.Envelope) error {
+			if e.Seq == seq {
+				e.Version = ledger.CurrentVersion + 1
+			}
+			return fn(e)
+		})
+	}
 }
 
 // fullDisk takes room bytes, then fails every write as a full disk does.

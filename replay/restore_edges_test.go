@@ -33,14 +33,7 @@ func TestRestoreContinuesAfterTheHead(t *testing.T) {
 func TestRestoreStopsBeforeANewerEvent(t *testing.T) {
 	ctx := context.Background()
 	d := writeDay(t, nil)
-	src := sourceFunc(func(ctx context.Context, after uint64, fn func(ledger.Envelope) error) error {
-		return d.store.Scan(ctx, after, func(e ledger.Envelope) error {
-			if e.Seq == 5 {
-				e.Version = ledger.CurrentVersion + 1
-			}
-			return fn(e)
-		})
-	})
+	src := newerAt(d.store, 5)
 	dst := openStore(t)
 	n, err := replay.Restore(ctx, src, dst, 0, nil)
 	if head, _ := dst.Head(); !errors.Is(err, ledger.ErrUnknownVersion) || n != 4 || head != 4 {
