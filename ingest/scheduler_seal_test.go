@@ -53,3 +53,25 @@ func TestNoSealOfADayBeforeTheLastSealed(t *testing.T) {
 		}
 	})
 }
+
+// A seal the scheduler could not append is not appended once it can be,
+// when the day was sealed meanwhile (by hand, POST /v1/manifests/{day}/close):
+// the ledger would hold two seals of one day.
+func TestAPendingSealMadeByHandMeanwhileIsNotAppendedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// started after a downtime: the missed seal fails at 08:15:00 and 08:15:01
+		f := &fakeLedger{site: ledger.Site{UploadTime: "23:00", Timezone: "UTC"}, sealed: []string{"2026-11-22"}, fail: 2}
+		got := runFor(t, f, utc("2026-11-24T08:15:00Z"), time.Minute, 0, func(*Scheduler, func() time.Time) {
+			time.Sleep(1500 * time.Millisecond)
+			f.mu.Lock()
+			f.sealed = append(f.sealed, "2026-11-23") // the administrator's seal
+			f.mu.Unlock()
+		})
+		if f.tries < 2 {
+			t.Fatalf("%d appends tried: the seal did not wait for the ledger", f.tries)
+		}
+		if s := seals(t, got); len(s) != 0 {
+			t.Errorf("seals appended %v, want none: the day was sealed by hand", s)
+		}
+	})
+}
