@@ -84,6 +84,17 @@ func (c *natsClient) canSignal(t *testing.T) bool {
 
 // natsGuardFixture is an embedded server with the streams, five events
 // in them written by the own connection, and a responder on the CTI
+// uploadOnly admits the token up-a alone, with the upload role.
+func uploadOnly(token string, _ netip.Addr) (string, NATSAccess, bool) {
+	return token, NATSUpload, token == "up-a"
+}
+
+// dialUploader connects to srv as an upload worker does, with token up-a.
+func dialUploader(t *testing.T, srv *Embedded) (*natsClient, error) {
+	t.Helper()
+	return dialClient(t, srv, nats.Token("up-a"), nats.CustomInboxPrefix(UploadInboxPrefix))
+}
+
 // subject.
 func natsGuardFixture(t *testing.T, authorize NATSAuthorizer) (*Embedded, jetstream.JetStream) {
 	t.Helper()
@@ -728,11 +739,8 @@ func TestRelayComesBack(t *testing.T) {
 // deliver subject (a JetStream API subject, say) would get the stream's
 // messages in the streams' account.
 func TestClientsMakeOnlyPullConsumers(t *testing.T) {
-	authorize := func(token string, _ netip.Addr) (string, NATSAccess, bool) {
-		return token, NATSUpload, token == "up-a"
-	}
-	srv, own := natsGuardFixture(t, authorize)
-	c, err := dialClient(t, srv, nats.Token("up-a"), nats.CustomInboxPrefix(UploadInboxPrefix))
+	srv, own := natsGuardFixture(t, uploadOnly)
+	c, err := dialUploader(t, srv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -780,14 +788,11 @@ func TestEmbeddedWaitsForItsConnections(t *testing.T) {
 // replies arriving on its own upload inbox, which the relay must know
 // for the token: an upload worker looks a manifest up so.
 func TestUploadWorkersReadTheManifestsThroughTheRelay(t *testing.T) {
-	authorize := func(token string, _ netip.Addr) (string, NATSAccess, bool) {
-		return token, NATSUpload, token == "up-a"
-	}
-	srv, own := natsGuardFixture(t, authorize)
+	srv, own := natsGuardFixture(t, uploadOnly)
 	if _, err := own.Publish(t.Context(), ManifestSubject(jsTestSite, "2026-11-23"), []byte(`{"day":"2026-11-23"}`)); err != nil {
 		t.Fatal(err)
 	}
-	c, err := dialClient(t, srv, nats.Token("up-a"), nats.CustomInboxPrefix(UploadInboxPrefix))
+	c, err := dialUploader(t, srv)
 	if err != nil {
 		t.Fatal(err)
 	}

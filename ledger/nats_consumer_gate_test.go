@@ -2,10 +2,8 @@ package ledger
 
 import (
 	"errors"
-	"net/netip"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -15,11 +13,8 @@ import (
 // no request: the gate drops it, rather than have JetStream make a
 // consumer for a client that hears nothing of it (nor of a refusal).
 func TestTheGatePassesOnRequestsOnly(t *testing.T) {
-	authorize := func(token string, _ netip.Addr) (string, NATSAccess, bool) {
-		return token, NATSUpload, token == "up-a"
-	}
-	srv, own := natsGuardFixture(t, authorize)
-	c, err := dialClient(t, srv, nats.Token("up-a"), nats.CustomInboxPrefix(UploadInboxPrefix))
+	srv, own := natsGuardFixture(t, uploadOnly)
+	c, err := dialUploader(t, srv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,16 +50,7 @@ func coldLookups(t *testing.T) (*State, *countedSections, map[string]string) {
 	if want := []string{"2026-11-23[a c]", "2026-11-23[b]", "2026-11-23[h]", "[j]"}; !slices.Equal(got, want) {
 		t.Fatalf("cold sections %q, want %q", got, want)
 	}
-	b, err := s.MarshalCheckpoint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem := memSections{}
-	mem.store(s)
-	store := &countedSections{memSections: mem, reads: map[string]int{}}
-	if s, err = UnmarshalCheckpoint(context.Background(), b, store); err != nil {
-		t.Fatal(err)
-	}
+	s, store := countedRoundTrip(t, s)
 	return s, store, ids
 }
 

@@ -152,6 +152,14 @@ func (c *countedSections) Section(ctx context.Context, key string) ([]byte, erro
 	return c.memSections.Section(ctx, key)
 }
 
+// countedRoundTrip is roundTrip through a store that counts the reads of
+// each section, which it returns.
+func countedRoundTrip(t testing.TB, s *State) (*State, *countedSections) {
+	t.Helper()
+	store := &countedSections{memSections: memSections{}, reads: map[string]int{}}
+	return roundTripVia(t, s, store.memSections, store), store
+}
+
 // TestPausesSkipChunksOutsideTheRange: a pause query for a time range
 // reads only the sealed days' chunks whose rows can lie in it; the other
 // days' history stays unread on disk. A chunk whose last row ends exactly
@@ -178,17 +186,7 @@ func TestPausesSkipChunksOutsideTheRange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b, err := s.MarshalCheckpoint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem := memSections{}
-	mem.store(s)
-	store := &countedSections{memSections: mem, reads: map[string]int{}}
-	s, err = UnmarshalCheckpoint(context.Background(), b, store)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, store := countedRoundTrip(t, s)
 	if len(s.pauses.chunks) != 2 {
 		t.Fatalf("%d chunks, want one per sealed day", len(s.pauses.chunks))
 	}

@@ -53,12 +53,19 @@ func (m memSections) store(s *State) {
 // back; the decoded state holds no section's bytes.
 func roundTrip(t testing.TB, s *State, m memSections) *State {
 	t.Helper()
+	return roundTripVia(t, s, m, m)
+}
+
+// roundTripVia is roundTrip storing the sections in m and reading them
+// back through r.
+func roundTripVia(t testing.TB, s *State, m memSections, r SectionReader) *State {
+	t.Helper()
 	b, err := s.MarshalCheckpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.store(s)
-	s2, err := UnmarshalCheckpoint(context.Background(), b, m)
+	s2, err := UnmarshalCheckpoint(context.Background(), b, r)
 	if err != nil {
 		t.Fatal(err)
 	}
