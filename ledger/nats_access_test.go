@@ -559,7 +559,8 @@ func twoReaders(t *testing.T) (a, b *natsClient) {
 
 // TestDirectGetsTakeTurns: the relay takes each reader's direct gets in
 // turn, so a reader asking for batch after batch delays another's get by
-// about one batch, not by all it asked for; and it answers the requests
+// about one batch (a few, counted on a loaded machine), not by all it
+// asked for; and it answers the requests
 // beyond a reader's share at once with 429 Too Many Requests.
 func TestDirectGetsTakeTurns(t *testing.T) {
 	a, b := twoReaders(t)
@@ -595,7 +596,10 @@ func TestDirectGetsTakeTurns(t *testing.T) {
 		t.Fatalf("another reader's single get: %v %v", err, m)
 	}
 	jsWait(t, 60*time.Second, "every batch answered", func() bool { return ends.Load()+busy.Load() == asked })
-	if endsBefore > 3 {
+	// The count is read once b's answer is in, while a's client goes on
+	// counting the batches relayed after it: on a loaded machine a few
+	// more. Without turns b would wait behind all a's share (16).
+	if endsBefore > relayPerOwner/2 {
 		t.Errorf("another reader's get waited for %d of the first reader's batches", endsBefore)
 	}
 	if busy.Load() == 0 || ends.Load() > relayPerOwner+2 {
