@@ -45,6 +45,25 @@ func FuzzDecode(f *testing.F) {
 		"{\"sender\x01id\":\"x\"}",                              // a control character in a key
 		`{"command" "tag"}`, `{"command`, `{"command":"ta`,      // no colon, cut short
 		`{"acd":tru}`, `{"acd":"true"}`, `{"command":"\u00e9\ud800"}`, `[]`, `null`, ``,
+		// Off the encoder's shape,
+		`{"command":"tag""sender_id":"x"}`, // a missing comma, no space
+		`{"command":"tag","masked":["a"}`,  // a list not closed
+		`{"extension":"1","call_id":"c"}`,  // members out of the struct's order
+		`{"call_id":"c","ani":"+1312","dnis":"8001","acd":true}`,
+		// in it but for a byte or two,
+		`{"command":"tag","transport":"http"}x`,
+		`{"call_id":"c","extension":"1","type":"ended","at":null,"transport":"http"}x`,
+		`{"call_id":"c","extension":"1","type":"ended","at":"noon","transport":"http"}`,
+		`{"call_id":"c","extension":"1","type":"ended","at":"2026-11-23T10:00:00.000Z,,"transport":"http"}`,
+		`{"command":"tag" "peripheral_id":"5","transport":"http"}`,
+		`{"command":"tag","params":[{"k":"a","v":"b"x],"transport":"http"}`,
+		`{"command":"tag","params":[{"k":"a","v":"b"}x,"transport":"http"}`,
+		"{\"command\":\"tag\",\"sender_id\":\"a\x01,\"transport\":\"http\"}",
+		"{\"command\":\"tag\",\"sender_id\":\"a\x01b\",\"transport\":\"http\"}",
+		"{\"command\":\"tag\",\"sender_id\":\"\xff\xfe\",\"transport\":\"http\"}",
+		`{"command":"tag","sender_id":"a\","transport":"http"}`,
+		// and a string near the end, where plainRun reads a byte at a time.
+		`{"sender_id":"a\"}`, "{\"sender_id\":\"\x80\"}", `{"sender_id":"a"é"}`,
 	} {
 		f.Add([]byte(b))
 	}

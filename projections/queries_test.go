@@ -163,7 +163,8 @@ func countedRoundTrip(t testing.TB, s *State) (*State, *countedSections) {
 // TestPausesSkipChunksOutsideTheRange: a pause query for a time range
 // reads only the sealed days' chunks whose rows can lie in it; the other
 // days' history stays unread on disk. A chunk whose last row ends exactly
-// at the range's start is read.
+// at the range's start is read. EachPause stops at its callback's error
+// among those rows, and a query cancelled as it reads them ends cancelled.
 func TestPausesSkipChunksOutsideTheRange(t *testing.T) {
 	g := newEnvGen(t)
 	g.config(genConfig(4, 0))
@@ -210,5 +211,123 @@ func TestPausesSkipChunksOutsideTheRange(t *testing.T) {
 		if err != nil || len(rows) != tc.rows || reads != tc.reads {
 			t.Errorf("%s: %d rows, %d sections read (%v), %v; want %d rows, %d read", tc.name, len(rows), reads, store.reads, err, tc.rows, tc.reads)
 		}
+	}
+	// A callback's error stops EachPause among the sealed days' rows.
+	stop := errors.New("enough")
+	n := 0
+	err := s.EachPause(context.Background(), ledger.PauseQuery{}, func(*ledger.PauseRow) error {
+		n++
+		return stop
+	})
+	if err != stop || n != 1 {
+		t.Errorf("EachPause: %v after %d rows, want the callback's error after 1", err, n)
+	}
+	// A query whose client went away ends cancelled, not with the sealed
+	// history called corrupt.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Pauses(ctx, ledger.PauseQuery{}); !errors.Is(err, context.Canceled) || errors.Is(err, ledger.ErrCorrupt) {
+		t.Errorf("Pauses, cancelled: %v, want context.Canceled", err)
+	}
+}
+
+// TestLocationIsTheSitesZone: the read API dates a day's contacts in the
+// zone Location answers; it is UTC until a zone is configured, the
+// configured zone once it is, and UTC again for a zone that cannot be
+// loaded.
+func TestLocationIsTheSitesZone(t *testing.T) {
+	s := New()
+	if loc := s.Location(); loc != time.UTC {
+		t.Fatalf("a new state: %v, want UTC", loc)
+	}
+	g := newEnvGen(t)
+	for _, tc := range []struct{ zone, want string }{
+		{"America/Chicago", "America/Chicago"},
+		{"Asia/Kolkata", "Asia/Kolkata"},
+		{"Nowhere/Atlantis", "UTC"},
+	} {
+		g.config(cfgTZ(tc.zone))
+		if _, err := s.Apply(&g.out[len(g.out)-1]); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Location().String(); got != tc.want {
+			t.Errorf("site zone %s: Location %s, want %s", tc.zone, got, tc.want)
+		}
+	}
+}
+
+// TestUnknownIDsAreNotFound: a query for a user, a contact or a day the
+// ledger does not know answers an error wrapping ledger.ErrNotFound, which
+// the read API turns into a 404 rather than a server error.
+func TestUnknownIDsAreNotFound(t *testing.T) {
+	g := newEnvGen(t)
+	g.config(genConfig(2, 0))
+	s := fold(t, g.out, false)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		err  func() error
+	}{
+		{"agent", func() error { _, err := s.Agent("nobody"); return err }},
+		{"user config", func() error { _, err := s.UserConfig("nobody"); return err }},
+		{"contact", func() error { _, err := s.Contact(ctx, "01JDB3A1C4E6G8J0K2M4N6P8Q0"); return err }},
+		{"manifest", func() error { _, err := s.Manifest(ctx, "2026-11-23"); return err }},
+	} {
+		if err := tc.err(); !errors.Is(err, ledger.ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", tc.name, err)
+		}
+	}
+}
+
+// TestOpenContactsOfTeamAreSorted: deleting a team is refused while it has
+// open contacts (its workflow decides them when they close), the answer
+// naming the first few. OpenContactsOfTeam lists them sorted by id however
+// many calls are active, and only the team's: the other teams' open
+// contacts and the team's closed ones are left out.
+func TestOpenContactsOfTeamAreSorted(t *testing.T) {
+	g := newEnvGen(t)
+	g.config(genConfig(40, 0)) // u0, u4, … u36 in team a
+	var want []string
+	for u := range 40 {
+		id := fmt.Sprintf("c-%d", u)
+		g.answered(u, id, time.Second)
+		if u%4 == 0 {
+			want = append(want, g.out[len(g.out)-2].ID.String()) // the ringing opens the contact
+		}
+	}
+	g.call(4, "closed") // u4's, in team a, closed
+	s := fold(t, g.out, false)
+	got := s.OpenContactsOfTeam("a")
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("open contacts of team a:\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestPausesOfOneInstantAreInTheOrderOfTheirIDs: pauses opened at the same
+// instant are ordered by the id of the event that opened them. A ledger
+// whose ids go back within an instant (not one the ledger writes) leaves
+// the pause log out of that order: Pauses still answers sorted, and
+// EachPause stops with ledger.ErrUnordered.
+func TestPausesOfOneInstantAreInTheOrderOfTheirIDs(t *testing.T) {
+	g := newEnvGen(t)
+	g.config(genConfig(4, 0))
+	g.answered(0, "c-0", time.Minute)
+	g.answered(1, "c-1", time.Minute)
+	g.command(0, "pause")
+	g.add(ledger.TypeCommand, 0, ledger.Command{Command: "pause", SenderID: "u1"}) // the same instant
+	n := len(g.out)
+	g.out[n-2].ID, g.out[n-1].ID = g.out[n-1].ID, g.out[n-2].ID // u1's pause has the smaller id
+	s := fold(t, g.out, false)
+	rows := pausesOfSorted(t, s)
+	if len(rows) != 2 || rows[0].UserID != "u1" || rows[1].UserID != "u0" {
+		t.Fatalf("Pauses: %+v, want u1's row (the smaller id) first", rows)
+	}
+	var seen []string
+	err := s.EachPause(context.Background(), ledger.PauseQuery{}, func(p *ledger.PauseRow) error {
+		seen = append(seen, p.UserID)
+		return nil
+	})
+	if !errors.Is(err, ledger.ErrUnordered) || len(seen) != 1 || seen[0] != "u0" {
+		t.Errorf("EachPause: %v after %v, want ErrUnordered after u0's row alone", err, seen)
 	}
 }

@@ -15,7 +15,10 @@ import (
 // replay's tests store sections in a real ledger.Store.
 type memSections map[string][]byte
 
-func (m memSections) Section(_ context.Context, key string) ([]byte, error) {
+func (m memSections) Section(ctx context.Context, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil { // as ledger.Store does
+		return nil, err
+	}
 	b, ok := m[key]
 	if !ok {
 		return nil, fmt.Errorf("section %s: %w", key, ledger.ErrNotFound)
