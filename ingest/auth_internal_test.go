@@ -35,6 +35,7 @@ func TestNATSAccessByRole(t *testing.T) {
 		{"", "10.2.0.1", 0},
 		{"", "10.1.9.5", ledger.NATSSignals | ledger.NATSRead}, // in two networks: what both grant
 		{"not-a-token-of-the-file", "", 0},
+		{"not-a-token-of-the-file", "10.1.2.3", 0}, // judged by its token alone, as over HTTP
 	} {
 		addr, _ := netip.ParseAddr(c.addr)
 		_, got, ok := tok.NATS(c.token, addr)

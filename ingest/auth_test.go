@@ -20,7 +20,8 @@ const testTokens = `{"tokens":[
   {"name":"ops","token":"admin-token-0123456789ab","roles":["admin"]},
   {"name":"audit","token":"audit-token-0123456789ab","roles":["auditor"]}],
  "networks":[{"name":"cad-floor","cidr":"10.1.0.0/16","roles":["command"]},
-  {"cidr":"192.168.7.0/24","roles":["auditor"]}]}`
+  {"cidr":"192.168.7.0/24","roles":["auditor"]},
+  {"name":"quality-desks","cidr":"192.168.7.128/25","roles":["command"]}]}`
 
 func TestAuthorize(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokens.json")
@@ -65,6 +66,10 @@ func TestAuthorize(t *testing.T) {
 		{"CAD network lacks admin", "10.1.2.3:5000", "", RoleAdmin, 403, ""},
 		{"unnamed network", "192.168.7.20:1", "", RoleAuditor, 200, "net:192.168.7.0/24"},
 		{"unknown network", "172.16.0.1:5000", "", RoleCommand, 401, ""},
+		// in two networks: either may grant the role, named by the first that does
+		{"second network grants", "192.168.7.200:1", "", RoleCommand, 200, "net:quality-desks"},
+		{"first network grants", "192.168.7.200:1", "", RoleAuditor, 200, "net:192.168.7.0/24"},
+		{"address without a port", "10.1.2.3", "", RoleCommand, 200, "net:cad-floor"},
 		// two headers (one per line here): neither counts
 		{"two headers", "203.0.113.9:5000", "Bearer audit-token-0123456789ab\nBearer finesse-token-0123456789", RoleCommand, 401, ""},
 		{"two headers, granted network", "10.1.2.3:5000", "Bearer finesse-token-0123456789\nBearer finesse-token-0123456789", RoleCommand, 401, ""},
@@ -128,6 +133,7 @@ func TestParseTokensRejects(t *testing.T) {
 		"token":              `{"token":[]}`,
 		// a name holding a token, its own or another's (the ledger and
 		// the log carry the name)
+		"tokens[0].name":   `{"tokens":[{"name":"  ","token":"0123456789abcdef0","roles":["admin"]}]}`, // blank
 		"tokens[0].name#":  `{"tokens":[{"name":"nameSECRET-12345678","token":"nameSECRET-12345678","roles":["admin"]}]}`,
 		"tokens[1].name##": `{"tokens":[{"name":"a","token":"0123456789abcdef0","roles":["admin"]},{"name":"x0123456789ABCDEF0","token":"0123456789abcdef1","roles":["admin"]}]}`,
 		// given twice: encoding/json keeps the last (a walk)
@@ -156,7 +162,8 @@ func TestParseTokensRejects(t *testing.T) {
 			t.Errorf("a token holding %q: %v, warnings %q", c, err, tk.Warnings())
 		}
 	}
-	for _, tok := range []string{"0123456789 abcdef0", "0123456789\u00a0abcdef0", "0123456789\u200babcdef0", "0123456789\u0085abcdef0"} {
+	for _, tok := range []string{"0123456789 abcdef0", "0123456789\u00a0abcdef0", "0123456789\u200babcdef0", "0123456789\u0085abcdef0",
+		"0123456789\\u0001abcdef0", "0123456789\xffabcdef0"} { // a control character, a byte that is not UTF-8
 		if _, err := ParseTokens([]byte(`{"tokens":[{"name":"a","token":"` + tok + `","roles":["admin"]}]}`)); err == nil || !strings.Contains(err.Error(), "spaces") {
 			t.Errorf("a token with a space %q: %v", tok, err)
 		}

@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"bufio"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/recledger/recledger/ingest"
+	"github.com/recledger/recledger/ledger"
+	"github.com/recledger/recledger/ledger/ledgertest"
 )
 
 // TestBadInput: refused requests get the right status and body; those that
@@ -62,7 +65,11 @@ func TestBadInput(t *testing.T) {
 	const limit = 16 << 10
 	form := "sender_id=jdoe&peripheral_id=5001&x="
 	check(s.form("tag", pad(form, limit)), 200, "no_last_call", true)
-	check(s.form("tag", pad(form, limit+1)), 413, "too_large", false)
+	r = s.form("tag", pad(form, limit+1))
+	check(r, 413, "too_large", false)
+	if r.JSON["limit"] != float64(limit) { // the client is told the limit (docs/clients.md)
+		t.Fatalf("413 without the limit: %s", r.Raw)
+	}
 	check(s.chunked("tag", pad(form, limit)), 200, "no_last_call", true)
 	check(s.chunked("tag", pad(form, limit+1)), 413, "too_large", false)
 	check(s.do("GET", "/recordingcontrols/rest/tag?"+pad(form, limit), "", ""), 200, "no_last_call", true)
@@ -169,7 +176,11 @@ func TestTokenAsParameterIsRedacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStack(t, tok)
+	var logs ledgertest.Buffer
+	s := newStackWith(t, nil, func(o *ingest.Options, _ *ledger.Store) {
+		o.Tokens = tok
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
 	s.configure()
 	// The second in mixed case: a copy differing in a letter's case
 	// gives the token away (a security walk's was stored in clear).
@@ -181,6 +192,11 @@ func TestTokenAsParameterIsRedacted(t *testing.T) {
 	}
 	if !strings.Contains(ev.Raw, `"[token finesse redacted]"`) || !strings.Contains(ev.Raw, `"Bearer [token audit redacted]"`) {
 		t.Fatalf("the redaction does not name the tokens: %s", ev.Raw)
+	}
+	// The administrator is told, by the entries' names, to rotate them.
+	if out := logs.String(); !strings.Contains(out, "carried a bearer token as a parameter") || !strings.Contains(out, "tokens=finesse,audit") ||
+		strings.Contains(strings.ToLower(out), "token-0123456789") {
+		t.Fatalf("the log of tokens sent as parameters:\n%s", out)
 	}
 
 	// A token with characters a URL decodes, sent unencoded: '+' is read
@@ -234,8 +250,10 @@ func TestEncodedBodyIsNamed(t *testing.T) {
 	s := newStack(t, nil)
 	s.configure()
 	before := head(s)
-	r := s.do("POST", "/recordingcontrols/rest/tag", "application/json", "\x1f\x8b\x08\x00garbage", "Content-Encoding", "gzip")
-	if r.Status != 400 || r.str("reason") != "invalid_input" || !strings.Contains(r.str("message"), `Content-Encoding "gzip"`) {
+	// Refused, and recorded with the query's parameters: the refusal
+	// names its user.
+	r := s.do("POST", "/recordingcontrols/rest/tag?sender_id=jdoe", "application/json", "\x1f\x8b\x08\x00garbage", "Content-Encoding", "gzip")
+	if r.Status != 400 || r.str("reason") != "invalid_input" || !strings.Contains(r.str("message"), `Content-Encoding "gzip"`) || r.str("user_id") != "jdoe" {
 		t.Errorf("gzip body: %d %s", r.Status, r.Raw)
 	}
 	utf16 := "s\x00e\x00n\x00d\x00e\x00r\x00_\x00i\x00d\x00=\x00j\x00d\x00o\x00e\x00"

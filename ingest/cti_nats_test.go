@@ -63,6 +63,11 @@ func TestCTIOverNATS(t *testing.T) {
 	if r["status"] != 400.0 || r["reason"] != "invalid_input" || r["field"] != "type" || r["index"] != 0.0 {
 		t.Fatalf("bad signal reply %v", r)
 	}
+	// A batch over the size limit is refused as too large, unread.
+	r = request(`[` + strings.Repeat(`{"call_id":"c-9","extension":"3420","type":"held"},`, 1<<20/40) + `{}]`)
+	if r["status"] != 413.0 || r["reason"] != "too_large" {
+		t.Fatalf("a batch over 1 MiB: reply %v", r)
+	}
 	a := s.must(200, "GET", "/v1/agents/jdoe", "", "")
 	if calls, _ := a.JSON["active_calls"].([]any); len(calls) != 1 {
 		t.Fatalf("agent: %s", a.Raw)
@@ -178,7 +183,7 @@ func TestCTIPublishedWithoutReply(t *testing.T) {
 	s.configure()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- s.api.RunCTI(ctx, nc, "test") }()
+	go func() { done <- s.api.RunCTI(ctx, nc, "") }() // the server's own site, "test"
 	defer func() { cancel(); <-done }()
 	for range 50 { // the subscription may not be in place yet
 		if _, err := nc.Request(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"ringing"}`), time.Second); err != nats.ErrNoResponders {
@@ -202,6 +207,10 @@ func TestCTIPublishedWithoutReply(t *testing.T) {
 	s.verified(3)
 	if !strings.Contains(logs.String(), "call signals refused, and their sender asked for no answer") || !strings.Contains(logs.String(), "nope") {
 		t.Errorf("no word of the refused signal:\n%s", logs.String())
+	}
+	// Nothing was dropped, and nothing answered: no one asked.
+	if out := logs.String(); strings.Contains(out, "dropped") || strings.Contains(out, "cannot answer") {
+		t.Errorf("a drop or an answer logged:\n%s", out)
 	}
 	// Said as its answer would say it: a card number masked (a security
 	// walk's was logged in clear).
@@ -243,7 +252,8 @@ func (g *gatedAppender) Append(ctx context.Context, evs ...ledger.Event) ([]ledg
 // A flood of call signals arriving while every worker is busy is held up
 // to a bound of bytes; beyond it messages are dropped unanswered, counted
 // and logged, and the server answers the next ones (a walk's flood of
-// 31 MB messages made it hold 1.45 GB).
+// 31 MB messages made it hold 1.45 GB); a second flood adds its own
+// drops to the count.
 func TestCTIFloodIsBounded(t *testing.T) {
 	nc := startNATS(t)
 	var logs ledgertest.Buffer
@@ -272,44 +282,50 @@ func TestCTIFloodIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	answers.SetPendingLimits(-1, -1)
-	gated.gate.Lock()
-	for range 4 { // every worker waits in an append
-		if err := nc.PublishRequest(ledger.CTISubject("test"), answers.Subject, signal); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for deadline := time.Now().Add(5 * time.Second); gated.waiting.Load() < 4; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d workers wait in an append, want 4", gated.waiting.Load())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 	junk := bytes.Repeat([]byte("x"), 1_000_000) // under the batch limit, refused once parsed
 	const flood = 20
-	for range flood {
-		if err := nc.PublishRequest(ledger.CTISubject("test"), answers.Subject, junk); err != nil {
+	// floodDropped has every worker wait in an append, sends a flood, and
+	// returns how many of its messages were dropped.
+	floodDropped := func() int {
+		t.Helper()
+		gated.gate.Lock()
+		for range 4 { // every worker waits in an append
+			if err := nc.PublishRequest(ledger.CTISubject("test"), answers.Subject, signal); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for deadline := time.Now().Add(5 * time.Second); gated.waiting.Load() < 4; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d workers wait in an append, want 4", gated.waiting.Load())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		for range flood {
+			if err := nc.PublishRequest(ledger.CTISubject("test"), answers.Subject, junk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := nc.Flush(); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond) // the subscription reads what the server sent
-	gated.gate.Unlock()
+		time.Sleep(200 * time.Millisecond) // the subscription reads what the server sent
+		gated.gate.Unlock()
 
-	got := 0
-	for {
-		if _, err := answers.NextMsg(2 * time.Second); err != nil {
-			break
+		got := 0
+		for {
+			if _, err := answers.NextMsg(2 * time.Second); err != nil {
+				break
+			}
+			got++
 		}
-		got++
+		// The four batches, one message in the hand of the subscription's
+		// handler, and at most 4 MB waiting are answered; the rest dropped.
+		if got < 5 || got > 4+1+4 {
+			t.Fatalf("%d answers to 4 batches and a flood of %d MB messages, want 5 to 9", got, flood)
+		}
+		return 4 + flood - got
 	}
-	// The four batches, one message in the hand of the subscription's
-	// handler, and at most 4 MB waiting are answered; the rest dropped.
-	if got < 5 || got > 4+1+4 {
-		t.Fatalf("%d answers to 4 batches and a flood of %d MB messages, want 5 to 9", got, flood)
-	}
-	dropped := 4 + flood - got
+	dropped := floodDropped()
 	m := s.must(200, "GET", "/metrics", "", "")
 	if want := fmt.Sprintf("recledger_call_signal_messages_dropped_total %d\n", dropped); !strings.Contains(m.Raw, want) {
 		t.Fatalf("metrics lack %q", want)
@@ -317,10 +333,17 @@ func TestCTIFloodIsBounded(t *testing.T) {
 	if !strings.Contains(logs.String(), "call signals dropped unanswered") {
 		t.Fatalf("no drop logged:\n%s", logs.String())
 	}
+	// A second flood: the count goes on from the first's, each drop
+	// counted once.
+	dropped += floodDropped()
+	m = s.must(200, "GET", "/metrics", "", "")
+	if want := fmt.Sprintf("recledger_call_signal_messages_dropped_total %d\n", dropped); !strings.Contains(m.Raw, want) {
+		t.Fatalf("after a second flood, metrics lack %q", want)
+	}
 	if r, err := nc.Request(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"answered"}`), 5*time.Second); err != nil || !bytes.Contains(r.Data, []byte(`"accepted":1`)) {
 		t.Fatalf("after the flood: %v %s", err, r.Data)
 	}
-	s.verified(7) // configuration, the first signal, the four batches, the last
+	s.verified(11) // configuration, the first signal, twice four batches, the last
 }
 
 // A NATS server that refuses this server the call signals' subject (a

@@ -144,6 +144,11 @@ func TestReadyAgainAfterTheDiskHasRoom(t *testing.T) {
 	if status, _, body := get("GET", "/readyz"); status != 200 {
 		t.Fatalf("readyz once the disk has room: %d %v", status, body)
 	}
+	// The probe that committed cleared the refusal: asked again within
+	// the second, when no probe runs, /readyz still says ready.
+	if status, _, body := get("GET", "/readyz"); status != 200 {
+		t.Fatalf("readyz asked again after a probe committed: %d %v", status, body)
+	}
 	if head, _ := store.Head(); head != 0 {
 		t.Errorf("the probe appended: head %d", head)
 	}
