@@ -134,8 +134,14 @@ func TestPausesCommandFilters(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &got); err != nil {
 			t.Fatal(err)
 		}
-		if want, _ := d.live.Pauses(context.Background(), tc.q); !reflect.DeepEqual(got.Pauses, want) || len(want) == len(all) && tc.q.ContactID+tc.q.CallID != "" {
+		want, _ := d.live.Pauses(context.Background(), tc.q)
+		if !reflect.DeepEqual(got.Pauses, want) || len(want) == len(all) && tc.q.ContactID+tc.q.CallID != "" {
 			t.Errorf("%q: %d rows, want %d (of %d)", tc.args, len(got.Pauses), len(want), len(all))
+		}
+		// The table (the default) holds the same rows, under its header.
+		table, err := runCmd(t, &PausesCommand{}, append([]string{"--data", d.dir}, tc.args...)...)
+		if err != nil || strings.Count(table, "\n") != len(want)+1 {
+			t.Errorf("%q as a table: %v, %d lines for %d rows:\n%s", tc.args, err, strings.Count(table, "\n"), len(want), table)
 		}
 	}
 	for _, bad := range [][]string{{"--from", "monday"}, {"--format", "xml"}, {"--contact", "garbage"}} {
@@ -240,12 +246,38 @@ func TestPausesStreamedAsCollected(t *testing.T) {
 	}
 }
 
+// A log out of time order found after some output went out (here more
+// than the writer's buffer) fails the command, its output cut short: it
+// is not followed by the whole sorted answer, which would repeat the
+// rows already written and exit 0.
+func TestPausesOutOfOrderAfterOutputFails(t *testing.T) {
+	st := pausedStateOf(t, 1000, 999)
+	for _, format := range []string{formatCSV, formatJSON} {
+		var out strings.Builder
+		err := streamPauses(context.Background(), st, ledger.PauseQuery{}, format, &out)
+		if !errors.Is(err, ledger.ErrUnordered) || out.Len() == 0 || strings.Count(out.String(), "c-1,") > 1 {
+			t.Errorf("%s: %v after %d bytes; want ErrUnordered, the output cut short", format, err, out.Len())
+		}
+	}
+}
+
 // pausedState folds three agents' paused calls, the second one an hour
 // before the first when back is set.
 func pausedState(t *testing.T, back bool) *projections.State {
 	t.Helper()
+	backAt := -1
+	if back {
+		backAt = 1
+	}
+	return pausedStateOf(t, 3, backAt)
+}
+
+// pausedStateOf folds agents agents' paused calls, the one of agent
+// backAt (none when negative) an hour before the one before it.
+func pausedStateOf(t *testing.T, agents, backAt int) *projections.State {
+	t.Helper()
 	cfg := ledger.Config{Users: map[string]ledger.User{}}
-	for u := range 3 {
+	for u := range agents {
 		cfg.Users[fmt.Sprintf("u%d", u)] = ledger.User{Recording: ledger.RecServer, Extension: fmt.Sprintf("%d", 3000+u)}
 	}
 	cfg.Normalize()
@@ -273,9 +305,9 @@ func pausedState(t *testing.T, back bool) *projections.State {
 		}
 	}
 	add(0, ledger.TypeConfig, ledger.ConfigChange{Part: ledger.PartDocument, Op: ledger.OpPut, Value: doc})
-	for u := range 3 {
+	for u := range agents {
 		step := time.Minute
-		if back && u == 1 {
+		if u == backAt {
 			step = -time.Hour
 		}
 		id, ext := fmt.Sprintf("c-%d", u), fmt.Sprintf("%d", 3000+u)
@@ -317,18 +349,21 @@ func TestPausesDateBoundInTheSiteZone(t *testing.T) {
 // The table shows values as they are, not with the CSV's spreadsheet
 // guard (an auditor compared an extension with the JSON's and the
 // manifest's), and quotes one holding a control character, which would
-// break the columns or drive the terminal.
+// break the columns or drive the terminal, wherever it stands in the
+// value, or bytes that are not UTF-8.
 func TestPausesTableValuesAsTheyAre(t *testing.T) {
 	rows := []ledger.PauseRow{
 		{ContactID: "c-1", CallID: `=HYPERLINK("x")`, UserID: "pp", Extension: "+4915112345678", EndedBy: "resume"},
 		{ContactID: "c-2", CallID: "a\tb\x1b[2J", UserID: "pp", Extension: "3420"},
+		{ContactID: "c-3", CallID: "\x1b[2Jc", UserID: "pp", Extension: "3421", EndedBy: "resume"},
+		{ContactID: "c-4", CallID: "caf\xe9", UserID: "pp", Extension: "3422", EndedBy: "resume"},
 	}
 	var b strings.Builder
 	if err := writePausesTable(&b, rows); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{`=HYPERLINK("x")`, " +4915112345678 ", `"a\tb\x1b[2J"`} {
+	for _, want := range []string{`=HYPERLINK("x")`, " +4915112345678 ", `"a\tb\x1b[2J"`, `"\x1b[2Jc"`, `"caf\xe9"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %s:\n%s", want, out)
 		}

@@ -93,6 +93,7 @@ func TestReplayBesideRunningServer(t *testing.T) {
 		{[]string{"--call", p.CallID}, "call_id=" + p.CallID},
 		{[]string{"--contact", p.ContactID}, "contact_id=" + p.ContactID},
 		{[]string{"--user", p.UserID, "--to", "2026-11-23T08:00:00Z"}, "user_id=" + p.UserID + "&to=2026-11-23T08:00:00Z"},
+		{[]string{"--from", p.Start.UTC().Format(time.RFC3339Nano)}, "from=" + p.Start.UTC().Format(time.RFC3339Nano)},
 	} {
 		out, err := runCmd(t, &PausesCommand{Stderr: f}, append([]string{"--data", data, "--format", "json"}, c.args...)...)
 		if want := getBody(t, base+"/v1/pauses?"+c.query); err != nil || out != want || len(out) >= len(getBody(t, base+"/v1/pauses")) {
@@ -479,6 +480,35 @@ func TestVerifyBesideServerComparesTheMirror(t *testing.T) {
 		if j := res.JetStream; j.OK != c.ok || res.OK != c.ok || j.Behind != c.behind || j.FirstBad != c.bad || !strings.Contains(j.Problem, c.words) {
 			t.Errorf("%s: %+v", c.name, *j)
 		}
+	}
+
+	// A server whose chain breaks: no mirror is compared with it.
+	if res, err := verifyBesideServer(ctx, server(ledger.VerifyReport{FirstBad: 7, Events: 6, Problem: "prev"}, truth.Head), "", 100*time.Millisecond, &notes); err != nil || res.OK || res.JetStream != nil {
+		t.Errorf("a server whose chain breaks: %v %+v", err, res)
+	}
+	// A site the mirror holds no event of: behind from the first seq.
+	elsewhere := server(truth, truth.Head)
+	elsewhere.Site = "elsewhere"
+	if res, err := verifyBesideServer(ctx, elsewhere, "", 100*time.Millisecond, &notes); err != nil || res.JetStream == nil || !res.JetStream.Behind || res.JetStream.FirstBad != 1 {
+		t.Errorf("a mirror without the site's events: %v %+v", err, res.JetStream)
+	}
+	// A message that is not an event, read on the way: counted.
+	plantAnswer(t, d.natsURL, ledger.EventSubject(replaytest.Site, ledger.TypeCommand))
+	behind := ledger.VerifyReport{OK: true, Events: truth.Events + 2, Head: other}
+	if res, err := verifyBesideServer(ctx, server(behind, truth.Head), "", 100*time.Millisecond, &notes); err != nil || res.JetStream == nil || res.JetStream.Foreign != 1 {
+		t.Errorf("a mirror holding a message that is not an event: %v %+v", err, res.JetStream)
+	}
+	// A mirror that lost event 5: its chain breaks there.
+	nc, js, err := ledger.Connect(ctx, d.natsURL, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if s, err := js.Stream(ctx, ledger.EventsStream); err != nil || s.DeleteMsg(ctx, 5) != nil {
+		t.Fatalf("deleting event 5 from the mirror: %v", err)
+	}
+	if res, err := verifyBesideServer(ctx, server(truth, truth.Head), "", 100*time.Millisecond, &notes); err != nil || res.JetStream == nil || res.JetStream.FirstBad != 5 || res.OK {
+		t.Errorf("a mirror that lost event 5: %v %+v", err, res.JetStream)
 	}
 }
 

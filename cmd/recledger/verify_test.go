@@ -430,6 +430,9 @@ func TestVerifySaysWhenNoMirrorWasCompared(t *testing.T) {
 // A mirror compared by its head alone (beside a server) claims no event
 // good, and names no first bad seq it does not know (a walk read "FAILED
 // at seq 2264 … 0 events good before it" where 2,263 were the same).
+// One compared event by event names its first bad seq, the first one
+// too; one that holds none of the site's events says what that may
+// mean; and a stream with nothing but events has no note of others.
 func TestVerifyLineOfHeadsCompared(t *testing.T) {
 	var b strings.Builder
 	writeVerifyLine(&b, "jetstream", ledger.VerifyReport{FirstBad: 2264, Problem: copiesDiffer(2264, "aa", "bb")})
@@ -440,6 +443,19 @@ func TestVerifyLineOfHeadsCompared(t *testing.T) {
 	writeVerifyLine(&b, "jetstream", ledger.VerifyReport{FirstBad: 6, Events: 5, Problem: "seq 6: stream bytes differ from the ledger's"})
 	if out := b.String(); !strings.Contains(out, "FAILED at seq 6: seq 6: stream bytes differ from the ledger's (5 events good before it)") {
 		t.Errorf("compared event by event: %q", out)
+	}
+	b.Reset()
+	writeVerifyLine(&b, "jetstream", ledger.VerifyReport{FirstBad: 1, Problem: "seq 1: stream bytes differ from the ledger's"})
+	if out := b.String(); !strings.Contains(out, "FAILED at seq 1: seq 1: stream bytes differ from the ledger's (0 events good before it)") {
+		t.Errorf("compared event by event, the first bad: %q", out)
+	}
+	b.Reset()
+	writeVerifyLine(&b, "jetstream", ledger.VerifyReport{FirstBad: 1, Behind: true, Problem: "the stream ends at seq 0; the ledger goes on to seq 9"})
+	if out := b.String(); !strings.Contains(out, "BEHIND: the stream ends at seq 0; the ledger goes on to seq 9: the mirror holds no event of the site (a --site other than the server's") {
+		t.Errorf("a mirror without the site's events: %q", out)
+	}
+	if strings.Contains(b.String(), "note:") {
+		t.Errorf("a note of messages that are not events, with none: %q", b.String())
 	}
 }
 
@@ -453,6 +469,20 @@ func TestVerifyChecksTheFilesPages(t *testing.T) {
 	if err != nil || !strings.Contains(out, "file       ok: ") {
 		t.Fatalf("clean: %v\n%s", err, out)
 	}
+	leaf := listALeafFree(t, path)
+	out, err = runCmd(t, &VerifyCommand{}, "--data", d.dir, "--nats", d.natsURL, "--site", replaytest.Site)
+	if !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(out, "chain      ok") ||
+		!strings.Contains(out, fmt.Sprintf("file       FAILED: page %d: in use and on the free-page list", leaf)) ||
+		!strings.Contains(out, "rebuild    the ledger can be rebuilt from the mirror: move "+path+" away") {
+		t.Fatalf("a leaf page listed free: %v\n%s", err, out)
+	}
+}
+
+// listALeafFree damages the stopped ledger file at path as a bad write
+// does: one of its leaf pages, in use, is put on the free-page list. It
+// returns that page's number.
+func listALeafFree(t *testing.T, path string) int {
+	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -480,11 +510,27 @@ func TestVerifyChecksTheFilesPages(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err = runCmd(t, &VerifyCommand{}, "--data", d.dir, "--nats", d.natsURL, "--site", replaytest.Site)
-	if !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(out, "chain      ok") ||
-		!strings.Contains(out, fmt.Sprintf("file       FAILED: page %d: in use and on the free-page list", leaf)) ||
-		!strings.Contains(out, "rebuild    the ledger can be rebuilt from the mirror: move "+path+" away") {
-		t.Fatalf("a leaf page listed free: %v\n%s", err, out)
+	return leaf
+}
+
+// A damaged ledger file beside a mirror that lost an event: neither copy
+// is whole, and verify names no way to make one from the other (the
+// mirror made again from a damaged file would carry its damage).
+func TestVerifyOfTwoDamagedCopiesNamesNoWayOut(t *testing.T) {
+	d := writeOfflineDay(t, true, afterSeal())
+	listALeafFree(t, filepath.Join(d.dir, LedgerFile))
+	nc, js, err := ledger.Connect(t.Context(), d.natsURL, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if s, err := js.Stream(t.Context(), ledger.EventsStream); err != nil || s.DeleteMsg(t.Context(), 5) != nil {
+		t.Fatalf("deleting event 5 from the mirror: %v", err)
+	}
+	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir, "--nats", d.natsURL, "--site", replaytest.Site)
+	if !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(out, "file       FAILED: ") || !strings.Contains(out, "jetstream  FAILED") ||
+		strings.Contains(out, "remirror ") || strings.Contains(out, "rebuild ") {
+		t.Fatalf("verify of a damaged file beside a mirror that lost an event: %v\n%s", err, out)
 	}
 }
 
@@ -513,7 +559,9 @@ func TestServeFoldsPastADamagedHead(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir)
-	if !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(out, "checkpoint FAILED: ") || !strings.Contains(out, "does not hash to its stored sum") {
+	// The next serve replaces it by itself: no --rebuild is asked for.
+	if !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(out, "checkpoint FAILED: ") || !strings.Contains(out, "does not hash to its stored sum") ||
+		!strings.Contains(err.Error(), "the next serve folds every event instead and replaces it") {
 		t.Fatalf("verify of a damaged head: %v\n%s", err, out)
 	}
 	var logs ledgertest.Buffer
@@ -639,5 +687,18 @@ func TestVerifyJSONIsNotOKWhenVerifyFails(t *testing.T) {
 	var out bytes.Buffer
 	if err := writeVerify(&out, whole, true, nil); err != nil || !strings.Contains(out.String(), `"ok":true`) {
 		t.Errorf("whole: exit %v, JSON %s", err, out.String())
+	}
+}
+
+// Damaged sections beside a broken chain ask for no --rebuild: it folds
+// the events, which must be mended first (the chain's line and the
+// mirror's say how).
+func TestDamagedSectionsBesideABrokenChainAskNoRebuild(t *testing.T) {
+	res := verifyResult{Chain: ledger.VerifyReport{FirstBad: 7, Problem: "prev is not the hash of seq 6"},
+		Sections: &sectionsReport{Checkpoint: 30, Problem: "section m/2026-11-23: does not hash to its stored sum"}}
+	var out bytes.Buffer
+	err := writeVerify(&out, res, false, ledger.ErrCorrupt)
+	if !errors.Is(err, ledger.ErrChainBroken) || !strings.Contains(out.String(), "sections   FAILED: ") || strings.Contains(out.String()+err.Error(), "--rebuild") {
+		t.Errorf("exit %v; output:\n%s", err, out.String())
 	}
 }

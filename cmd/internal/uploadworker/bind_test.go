@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/recledger/recledger/ledger"
 	"github.com/recledger/recledger/ledger/ledgertest"
 )
@@ -19,16 +21,21 @@ func TestWorkerWarnsOfAConsumerWithOtherSettings(t *testing.T) {
 		name       string
 		ackWait    time.Duration // the worker's
 		maxDeliver int           // the consumer's
+		ackAll     bool          // the consumer acks every message up to the one acked
 		warns      bool
 	}{
 		{name: "same", ackWait: time.Minute, maxDeliver: -1},
 		{name: "other ack wait", ackWait: 2 * time.Second, maxDeliver: -1, warns: true},
 		{name: "other max deliver", ackWait: time.Minute, maxDeliver: 5, warns: true},
+		{name: "other ack policy", ackWait: time.Minute, maxDeliver: -1, ackAll: true, warns: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			js := ledgertest.StartJetStream(t, testSite).JS
 			made := ledger.UploadConsumerConfig(testSite, ledger.UploadDurable(testSite), time.Minute)
 			made.MaxDeliver = tc.maxDeliver
+			if tc.ackAll {
+				made.AckPolicy = jetstream.AckAllPolicy
+			}
 			if _, err := js.CreateConsumer(context.Background(), StreamName, made); err != nil {
 				t.Fatal(err)
 			}

@@ -33,6 +33,8 @@ func TestParseManifest(t *testing.T) {
 		{name: "seq \"0\"", in: `{"day":"2026-11-23","metadata_updates":[{"contact_id":"A","seq":"0"}]}`, err: "seq"},
 		{name: "id of 128", in: `{"day":"2026-11-23","contacts":[{"contact_id":"` + strings.Repeat("A", 128) + `"}]}`, files: []string{strings.Repeat("A", 128) + ".json"}},
 		{name: "id of 129", in: `{"day":"2026-11-23","contacts":[{"contact_id":"` + strings.Repeat("A", 129) + `"}]}`, err: "safe file name"},
+		// an update's id is checked as a contact's is
+		{name: "path in an update's id", in: `{"day":"2026-11-23","metadata_updates":[{"contact_id":"../x","seq":1}]}`, err: "safe file name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := ParseManifest([]byte(tc.in))
@@ -111,8 +113,11 @@ func TestSweepTemps(t *testing.T) {
 		}
 	}
 	now := time.Now()
-	if err := os.Chtimes(old, now.Add(-time.Hour), now.Add(-time.Hour)); err != nil {
-		t.Fatal(err)
+	// A final file is kept however old it is: only temp files are swept.
+	for _, p := range []string{old, keep} {
+		if err := os.Chtimes(p, now.Add(-time.Hour), now.Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	n, err := sweepTemps(dir, now.Add(-time.Minute))
 	if err != nil || n != 1 {

@@ -278,20 +278,8 @@ func TestNoOtherSitesWarningWhenThisSiteHasManifests(t *testing.T) {
 // role, which may not read the stream's subjects, and leaves the worker
 // working.
 func TestWorkerNamesEveryOtherSiteWithAnUploadToken(t *testing.T) {
-	authorize := func(token string, _ netip.Addr) (string, ledger.NATSAccess, bool) {
-		return token, ledger.NATSUpload, token == "up-a"
-	}
-	srv, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Site: testSite, Authorize: authorize})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	srv, js := startWithUploadToken(t)
 	ctx := context.Background()
-	nc, js, err := ledger.Connect(ctx, srv.ClientURL(), "own", nil, srv.Own())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	for _, site := range []string{testSite, "siteA", "siteB"} {
 		if err := ledger.EnsureStreams(ctx, js, site, 1); err != nil {
 			t.Fatal(err)
@@ -301,7 +289,7 @@ func TestWorkerNamesEveryOtherSiteWithAnUploadToken(t *testing.T) {
 	publishSiteManifest(t, js, "siteA", "2026-12-02", 1)
 	log := &ledgertest.Buffer{}
 	cfg := testConfig(t.TempDir(), slog.New(slog.NewTextHandler(log, nil)))
-	cfg.Token, cfg.Durable = "up-a", "uploaders" // upload-s1 is the server's to make
+	cfg.Token, cfg.Durable = uploadToken, "uploaders" // upload-s1 is the server's to make
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- Run(wctx, srv.ClientURL(), cfg) }()
@@ -317,6 +305,36 @@ func TestWorkerNamesEveryOtherSiteWithAnUploadToken(t *testing.T) {
 	}
 	names := publishSiteManifest(t, js, testSite, "2026-12-02", 2)
 	waitFor(t, "the uploads", 20*time.Second, uploaded(cfg.Dest, "2026-12-02", names))
+}
+
+// The tokens startWithUploadToken's server takes: one with the upload
+// role, one with the read role alone.
+const (
+	uploadToken = "up-a"
+	readToken   = "read-a"
+)
+
+// startWithUploadToken starts an embedded server that gives uploadToken
+// the upload role, readToken the read role, and refuses any other token,
+// and returns it with a JetStream of its own connection, which may do
+// anything.
+func startWithUploadToken(t *testing.T) (*ledger.Embedded, jetstream.JetStream) {
+	t.Helper()
+	authorize := func(token string, _ netip.Addr) (string, ledger.NATSAccess, bool) {
+		access := map[string]ledger.NATSAccess{uploadToken: ledger.NATSUpload, readToken: ledger.NATSRead}[token]
+		return token, access, access != 0
+	}
+	srv, err := ledger.StartEmbedded(ledger.EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Site: testSite, Authorize: authorize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, js, err := ledger.Connect(context.Background(), srv.ClientURL(), "own", nil, srv.Own())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return srv, js
 }
 
 // D7: a worker refused by an external NATS server (a user and password,

@@ -128,3 +128,27 @@ func consumerInfo(t *testing.T, js jetstream.JetStream) *jetstream.ConsumerInfo 
 	}
 	return info
 }
+
+// A file retried for longer than the ack wait keeps its manifest in
+// progress between the tries: the consumer would otherwise deliver it to
+// another worker while this one still retries it.
+func TestAFileRetriedLongKeepsTheManifestInProgress(t *testing.T) {
+	_, js := startNATS(t)
+	dest := t.TempDir()
+	m, _ := parsedManifest(t, "2026-11-23", 1)
+	// A directory where the contact's file goes: its rename fails every time.
+	if err := os.MkdirAll(filepath.Join(dest, m.Day, m.Files[0].Name, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(dest, nil)
+	// Five waits of 20 ms between the tries, each longer than a quarter
+	// of the ack wait: each is followed by an InProgress.
+	cfg.AckWait, cfg.MaxTries, cfg.BackoffBase, cfg.BackoffMax = 40*time.Millisecond, 6, 20*time.Millisecond, 20*time.Millisecond
+	progress := 0
+	if _, failed := New(js, cfg).writeManifest(context.Background(), m, func() { progress++ }); len(failed) != 1 {
+		t.Fatalf("failed %v, want %s", failed, m.Files[0].ContactID)
+	}
+	if progress < 5 {
+		t.Errorf("%d InProgress while the file was retried for 100 ms, want one after each of the 5 waits", progress)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -379,7 +380,8 @@ func TestYoungTempOfAKilledDeliveryIsSwept(t *testing.T) {
 }
 
 // TestUnwritableContactNaks makes the day directory impossible to create: the
-// manifest is nak'd (not acked, not dropped) and redelivered.
+// manifest is nak'd (not acked, not dropped) and redelivered. Its error
+// line counts every contact that failed and names the first ten only.
 func TestUnwritableContactNaks(t *testing.T) {
 	_, js := startNATS(t)
 	dest := t.TempDir()
@@ -388,7 +390,7 @@ func TestUnwritableContactNaks(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dest, day), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	publishManifests(t, js, []string{day}, 3)
+	publishManifests(t, js, []string{day}, 12) // 14 files: 12 contacts, 2 updates
 	cfg := testConfig(dest, nil)
 	cfg.MaxTries = 2
 	cfg.AckWait = time.Minute // within the wait below, only the nak (NakDelay) delivers it again
@@ -405,6 +407,10 @@ func TestUnwritableContactNaks(t *testing.T) {
 		if strings.Contains(line, "MANIFEST NOT UPLOADED") && !strings.Contains(line, " err=") {
 			t.Fatalf("no cause on the error line: %s", line)
 		}
+	}
+	shown := regexp.MustCompile(`failed=14 failed_contacts="\[([^\]]*)\]"`).FindStringSubmatch(out)
+	if shown == nil || len(strings.Fields(shown[1])) != maxFailedShown {
+		t.Errorf("the error line does not count 14 failed and name %d:\n%s", maxFailedShown, out)
 	}
 }
 
@@ -598,7 +604,9 @@ func TestCompressedManifestIsUploaded(t *testing.T) {
 
 // One contact's file that cannot be written fails the manifest with that
 // contact named (it is nak'd, not acked), while the others are written;
-// one try is enough when it succeeds.
+// one try is enough when it succeeds. A temp file older than StaleTemp,
+// a worker's killed long ago, is swept all the same: it holds a
+// contact's data, and the manifest may fail for long.
 func TestOneUnwritableFileFailsTheManifest(t *testing.T) {
 	_, js := startNATS(t)
 	dest := t.TempDir()
@@ -606,6 +614,14 @@ func TestOneUnwritableFileFailsTheManifest(t *testing.T) {
 	// A directory where the first contact's file goes: its rename fails.
 	blocked := filepath.Join(dest, m.Day, m.Files[0].Name)
 	if err := os.MkdirAll(filepath.Join(blocked, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dest, m.Day, tempPrefix+m.Files[1].Name+".123")
+	if err := os.WriteFile(stale, []byte(`{"contact_id":"`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(dest, nil)
@@ -618,6 +634,9 @@ func TestOneUnwritableFileFailsTheManifest(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dest, m.Day, f.Name)); err != nil {
 			t.Errorf("%s not written: %v", f.Name, err)
 		}
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the stale temp file is still there: %v", err)
 	}
 }
 
