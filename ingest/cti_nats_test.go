@@ -27,6 +27,29 @@ func startNATS(t *testing.T) *nats.Conn {
 	return ledgertest.StartJetStream(t).Conn
 }
 
+// runningCTI runs s's call-signal intake on nc for site ("" for the
+// server's own, "test") and returns once it answers: its first signal,
+// c-1 ringing, is sent until the subscription is in place. cancel stops
+// the intake, and stopped waits for RunCTI and returns its error; the
+// test's end does both.
+func runningCTI(t *testing.T, s *stack, nc *nats.Conn, site string) (cancel context.CancelFunc, stopped func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.api.RunCTI(ctx, nc, site) }()
+	stopped = sync.OnceValue(func() error { return <-done })
+	t.Cleanup(func() { cancel(); stopped() })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, err := nc.Request(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"ringing"}`), 10*time.Second)
+		if err == nil {
+			return cancel, stopped
+		}
+		if !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
+			t.Fatalf("the call signals' intake does not answer: %v", err)
+		}
+	}
+}
+
 func TestCTIOverNATS(t *testing.T) {
 	nc := startNATS(t)
 	s := newStack(t, nil)
@@ -181,16 +204,7 @@ func TestCTIPublishedWithoutReply(t *testing.T) {
 	nc := startNATS(t)
 	s, logs := newLoggedStack(t)
 	s.configure()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.api.RunCTI(ctx, nc, "") }() // the server's own site, "test"
-	defer func() { cancel(); <-done }()
-	for range 50 { // the subscription may not be in place yet
-		if _, err := nc.Request(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"ringing"}`), time.Second); err != nats.ErrNoResponders {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	runningCTI(t, s, nc, "") // the server's own site, "test"
 	if err := nc.Publish(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"nope 4111111111111111"}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -265,17 +279,8 @@ func TestCTIFloodIsBounded(t *testing.T) {
 	})
 	s.api.SetCTIBufferBytes(4 << 20)
 	s.configure()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.api.RunCTI(ctx, nc, "test") }()
-	defer func() { cancel(); <-done }()
+	runningCTI(t, s, nc, "test")
 	signal := []byte(`{"call_id":"c-1","extension":"3420","type":"ringing"}`)
-	for range 50 { // the subscription may not be in place yet
-		if _, err := nc.Request(ledger.CTISubject("test"), signal, 5*time.Second); err != nats.ErrNoResponders {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 
 	answers, err := nc.SubscribeSync(nc.NewInbox())
 	if err != nil {

@@ -2,11 +2,8 @@ package ingest_test
 
 import (
 	"bytes"
-	"context"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/recledger/recledger/ingest"
 	"github.com/recledger/recledger/ledger"
@@ -23,16 +20,7 @@ func TestCTIStopFinishesTheBatchesItTook(t *testing.T) {
 		o.Appender = gated
 	})
 	s.configure()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.api.RunCTI(ctx, nc, "test") }()
-	defer cancel()
-	for range 50 { // the subscription may not be in place yet
-		if _, err := nc.Request(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"ringing"}`), 5*time.Second); err != nats.ErrNoResponders {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cancel, stopped := runningCTI(t, s, nc, "test")
 	answers, err := nc.SubscribeSync(nc.NewInbox())
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +37,7 @@ func TestCTIStopFinishesTheBatchesItTook(t *testing.T) {
 	}
 	cancel()
 	gated.gate.Unlock()
-	if err := <-done; err != nil {
+	if err := stopped(); err != nil {
 		t.Fatal(err)
 	}
 	m, err := answers.NextMsg(30 * time.Second)

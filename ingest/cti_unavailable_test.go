@@ -1,13 +1,10 @@
 package ingest_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -20,17 +17,8 @@ func TestCTISignalsTheLedgerCannotTakeAreAnswered503AndLogged(t *testing.T) {
 	nc := startNATS(t)
 	s, logs := newLoggedStack(t)
 	s.configure()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.api.RunCTI(ctx, nc, "test") }()
-	defer func() { cancel(); <-done }()
+	runningCTI(t, s, nc, "test")
 	signal := []byte(`{"call_id":"c-1","extension":"3420","type":"ringing"}`)
-	for range 50 { // the subscription may not be in place yet
-		if _, err := nc.Request(ledger.CTISubject("test"), signal, 5*time.Second); err != nats.ErrNoResponders {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	s.store.Close()
 	msg, err := nc.Request(ledger.CTISubject("test"), signal, 5*time.Second)
 	if err != nil {

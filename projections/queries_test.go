@@ -31,9 +31,18 @@ func TestEachPauseRefusesAnUnorderedLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	wantU1FirstAndUnordered(t, s, "the earlier start")
+}
+
+// wantU1FirstAndUnordered checks a state whose pause log holds u0's
+// pause before u1's, which goes first in the pauses' order (why): Pauses
+// answers u1's first, and EachPause stops with ledger.ErrUnordered after
+// u0's row alone.
+func wantU1FirstAndUnordered(t *testing.T, s *State, why string) {
+	t.Helper()
 	rows := pausesOfSorted(t, s)
 	if len(rows) != 2 || rows[0].UserID != "u1" || rows[1].UserID != "u0" {
-		t.Fatalf("Pauses: %+v, want u1's row (the earlier start) first", rows)
+		t.Fatalf("Pauses: %+v, want u1's row (%s) first", rows, why)
 	}
 	var seen []string
 	err := s.EachPause(context.Background(), ledger.PauseQuery{}, func(p *ledger.PauseRow) error {
@@ -317,17 +326,5 @@ func TestPausesOfOneInstantAreInTheOrderOfTheirIDs(t *testing.T) {
 	g.add(ledger.TypeCommand, 0, ledger.Command{Command: "pause", SenderID: "u1"}) // the same instant
 	n := len(g.out)
 	g.out[n-2].ID, g.out[n-1].ID = g.out[n-1].ID, g.out[n-2].ID // u1's pause has the smaller id
-	s := fold(t, g.out, false)
-	rows := pausesOfSorted(t, s)
-	if len(rows) != 2 || rows[0].UserID != "u1" || rows[1].UserID != "u0" {
-		t.Fatalf("Pauses: %+v, want u1's row (the smaller id) first", rows)
-	}
-	var seen []string
-	err := s.EachPause(context.Background(), ledger.PauseQuery{}, func(p *ledger.PauseRow) error {
-		seen = append(seen, p.UserID)
-		return nil
-	})
-	if !errors.Is(err, ledger.ErrUnordered) || len(seen) != 1 || seen[0] != "u0" {
-		t.Errorf("EachPause: %v after %v, want ErrUnordered after u0's row alone", err, seen)
-	}
+	wantU1FirstAndUnordered(t, fold(t, g.out, false), "the smaller id")
 }

@@ -287,18 +287,9 @@ func TestWorkerNamesEveryOtherSiteWithAnUploadToken(t *testing.T) {
 	}
 	publishSiteManifest(t, js, "siteB", "2026-12-01", 1)
 	publishSiteManifest(t, js, "siteA", "2026-12-02", 1)
-	log := &ledgertest.Buffer{}
-	cfg := testConfig(t.TempDir(), slog.New(slog.NewTextHandler(log, nil)))
+	cfg := testConfig(t.TempDir(), nil)
 	cfg.Token, cfg.Durable = uploadToken, "uploaders" // upload-s1 is the server's to make
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- Run(wctx, srv.ClientURL(), cfg) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	log := runAtLogged(t, srv.ClientURL(), cfg)
 	waitFor(t, "the warning", 10*time.Second, func() bool { return strings.Contains(log.String(), "other_sites=") })
 	if out := log.String(); !strings.Contains(out, "other_sites=\"[siteA siteB]\"") || strings.Contains(out, "e.g.") {
 		t.Errorf("the warning does not name every other site:\n%s", out)
@@ -404,4 +395,22 @@ func TestWorkerRefusesAnUnparsableURL(t *testing.T) {
 			t.Errorf("%q: the password is shown: %v\n%s", u, err, log.String())
 		}
 	}
+}
+
+// runAtLogged runs a worker connecting to url with cfg, its log kept,
+// until the test ends; the worker's error then fails the test.
+func runAtLogged(t *testing.T, url string, cfg Config) *ledgertest.Buffer {
+	t.Helper()
+	log := &ledgertest.Buffer{}
+	cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, url, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the worker: %v; its log:\n%s", err, log.String())
+		}
+	})
+	return log
 }

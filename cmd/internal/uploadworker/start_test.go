@@ -2,13 +2,11 @@ package uploadworker
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/recledger/recledger/ledger"
-	"github.com/recledger/recledger/ledger/ledgertest"
 )
 
 // A worker without a site, or without a destination directory, is refused
@@ -45,18 +43,9 @@ func TestAWorkerWaitsForTheConsumerItsServerMakes(t *testing.T) {
 	if _, err := js.Consumer(ctx, StreamName, ledger.UploadDurable(testSite)); err == nil {
 		t.Fatal("the consumer is there before the test made it")
 	}
-	log := &ledgertest.Buffer{}
-	cfg := testConfig(t.TempDir(), slog.New(slog.NewTextHandler(log, nil)))
+	cfg := testConfig(t.TempDir(), nil)
 	cfg.Token = uploadToken
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- Run(wctx, srv.ClientURL(), cfg) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("the worker: %v; its log:\n%s", err, log.String())
-		}
-	}()
+	log := runAtLogged(t, srv.ClientURL(), cfg)
 	// Said once the refused create has waited out its request timeout
 	// (JetStream's API timeout, 5 s).
 	waitFor(t, "the worker waiting for the consumer", 30*time.Second, func() bool {
