@@ -38,12 +38,7 @@ func TestVerifySaysHowToRebuildALedgerWithAResealedEvent(t *testing.T) {
 // is not its hash any more.
 func resealPause(t *testing.T, dir string, seq uint64) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(dir, LedgerFile), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
+	editLedgerFile(t, dir, func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("events"))
 		k := binary.BigEndian.AppendUint64(nil, seq)
 		e, err := ledger.Decode(b.Get(k))
@@ -61,7 +56,4 @@ func resealPause(t *testing.T, dir string, seq uint64) {
 		}
 		return b.Put(k, raw)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }

@@ -80,11 +80,7 @@ func TestVerifyNamesTheLedgerDamagedBesideAWholeMirror(t *testing.T) {
 // file (the store is closed), as someone editing the file would.
 func tamperPause(t *testing.T, dir string, seq uint64) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(dir, LedgerFile), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	editLedgerFile(t, dir, func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("events"))
 		if b == nil {
 			return errors.New("no events bucket")
@@ -99,7 +95,20 @@ func tamperPause(t *testing.T, dir string, seq uint64) {
 		copy(v[i+1:], "tag  ")
 		return b.Put(k[:], v)
 	})
-	db.Close()
+}
+
+// editLedgerFile changes the ledger file of a stopped data dir, as
+// someone editing the file (or damage that leaves it readable) would.
+func editLedgerFile(t *testing.T, dir string, edit func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, LedgerFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(edit)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,12 +200,8 @@ func TestVerifyCommandChecksSections(t *testing.T) {
 	if err != nil || !strings.Contains(out, "sections   ok: ") || !strings.Contains(out, "of the checkpoint at seq "+strconv.FormatUint(afterSeal(), 10)) {
 		t.Fatalf("clean: %v\n%s", err, out)
 	}
-	db, err := bolt.Open(filepath.Join(d.dir, LedgerFile), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	key := []byte(projections.Version + "/m/" + replaytest.Day)
-	err = db.Update(func(tx *bolt.Tx) error {
+	editLedgerFile(t, d.dir, func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("sections"))
 		v := append([]byte(nil), b.Get(key)...)
 		if len(v) == 0 {
@@ -205,10 +210,6 @@ func TestVerifyCommandChecksSections(t *testing.T) {
 		v[len(v)/2] ^= 1
 		return b.Put(key, v)
 	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out, err = runCmd(t, &VerifyCommand{}, "--data", d.dir, "--json")
 	var res verifyResult
 	if !errors.Is(err, ledger.ErrCorrupt) || json.Unmarshal([]byte(out), &res) != nil || res.OK || res.Sections == nil ||
@@ -540,11 +541,7 @@ func TestVerifyOfTwoDamagedCopiesNamesNoWayOut(t *testing.T) {
 // event, serves their state, and says why; verify says so before.
 func TestServeFoldsPastADamagedHead(t *testing.T) {
 	d := writeOfflineDay(t, false, 30)
-	db, err := bolt.Open(filepath.Join(d.dir, LedgerFile), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	editLedgerFile(t, d.dir, func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("checkpoints"))
 		v := bytes.Clone(b.Get([]byte(projections.Version)))
 		i := bytes.Index(v, []byte(`"retention_days":90,`))
@@ -554,10 +551,6 @@ func TestServeFoldsPastADamagedHead(t *testing.T) {
 		v[i+len(`"retention_days":9`)] = '1'
 		return b.Put([]byte(projections.Version), v)
 	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out, err := runCmd(t, &VerifyCommand{}, "--data", d.dir)
 	// The next serve replaces it by itself: no --rebuild is asked for.
 	if !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(out, "checkpoint FAILED: ") || !strings.Contains(out, "does not hash to its stored sum") ||
@@ -586,12 +579,7 @@ func TestServeFoldsPastADamagedHead(t *testing.T) {
 // a damaged page hides them.
 func deleteEvents(t *testing.T, dir string, from, to uint64) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(dir, LedgerFile), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
+	editLedgerFile(t, dir, func(tx *bolt.Tx) error {
 		for seq := from; seq <= to; seq++ {
 			if err := tx.Bucket([]byte("events")).Delete(binary.BigEndian.AppendUint64(nil, seq)); err != nil {
 				return err
@@ -599,9 +587,6 @@ func deleteEvents(t *testing.T, dir string, from, to uint64) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // Events gone from the middle of the ledger or from its end, the mirror
