@@ -21,7 +21,8 @@ const testTokens = `{"tokens":[
   {"name":"audit","token":"audit-token-0123456789ab","roles":["auditor"]}],
  "networks":[{"name":"cad-floor","cidr":"10.1.0.0/16","roles":["command"]},
   {"cidr":"192.168.7.0/24","roles":["auditor"]},
-  {"name":"quality-desks","cidr":"192.168.7.128/25","roles":["command"]}]}`
+  {"name":"quality-desks","cidr":"192.168.7.128/25","roles":["command"]},
+  {"name":"ops-desk","cidr":"10.9.0.0/16","roles":["admin"]}]}`
 
 func TestAuthorize(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokens.json")
@@ -58,6 +59,7 @@ func TestAuthorize(t *testing.T) {
 		{"auditor cannot admin", "203.0.113.9:5000", "Bearer audit-token-0123456789ab", RoleAdmin, 403, ""},
 		{"wrong token", "10.1.2.3:5000", "Bearer nope", RoleCommand, 401, ""},
 		{"not bearer", "10.1.2.3:5000", "Basic abc", RoleCommand, 401, ""},
+		{"a token under another scheme", "203.0.113.9:5000", "Basic finesse-token-0123456789", RoleCommand, 401, ""},
 		{"admin sends no commands", "203.0.113.9:5000", "Bearer admin-token-0123456789ab", RoleCommand, 403, ""},
 		{"the scheme in any case", "203.0.113.9:5000", "bearer finesse-token-0123456789", RoleCommand, 200, "finesse"},
 		{"spaces around the token", "203.0.113.9:5000", "Bearer  finesse-token-0123456789 ", RoleCommand, 200, "finesse"},
@@ -70,6 +72,8 @@ func TestAuthorize(t *testing.T) {
 		{"second network grants", "192.168.7.200:1", "", RoleCommand, 200, "net:quality-desks"},
 		{"first network grants", "192.168.7.200:1", "", RoleAuditor, 200, "net:192.168.7.0/24"},
 		{"address without a port", "10.1.2.3", "", RoleCommand, 200, "net:cad-floor"},
+		{"admin network reads", "10.9.1.1:5000", "", RoleAuditor, 200, "net:ops-desk"},
+		{"in two networks, neither grants", "192.168.7.200:1", "", RoleAdmin, 403, ""},
 		// two headers (one per line here): neither counts
 		{"two headers", "203.0.113.9:5000", "Bearer audit-token-0123456789ab\nBearer finesse-token-0123456789", RoleCommand, 401, ""},
 		{"two headers, granted network", "10.1.2.3:5000", "Bearer finesse-token-0123456789\nBearer finesse-token-0123456789", RoleCommand, 401, ""},
@@ -239,6 +243,19 @@ func TestTokensFileAmbiguities(t *testing.T) {
 	}
 	if w := tok.Warnings(); len(w) != 1 || !strings.Contains(w[0], "grants admin to every client address") {
 		t.Fatalf("warnings %q", w)
+	}
+	// ::ffff:0.0.0.0/96, every IPv4 address written as IPv6, is 0.0.0.0/0:
+	// it admits an IPv4 client, and is warned of.
+	every4, err := ParseTokens([]byte(`{"networks":[{"name":"all","cidr":"::ffff:0.0.0.0/96","roles":["command"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.RemoteAddr = "10.9.9.9:5555"
+	if who, err := every4.authorize(r, RoleCommand); err != nil || who != "net:all" {
+		t.Errorf("every IPv4 address written as IPv6, and an IPv4 client: %q %v", who, err)
+	}
+	if w := every4.Warnings(); len(w) != 1 || !strings.Contains(w[0], "grants command to every client address") {
+		t.Errorf("every IPv4 address written as IPv6: warnings %q", w)
 	}
 }
 

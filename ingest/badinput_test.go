@@ -200,16 +200,18 @@ func TestTokenAsParameterIsRedacted(t *testing.T) {
 	}
 
 	// A token with characters a URL decodes, sent unencoded: '+' is read
-	// as a space, '%41' as 'A'; the decoded forms are redacted too.
-	tok, err = ingest.ParseTokens([]byte(`{"tokens":[{"name":"b64","token":"Plus+Secret+1234567890","roles":["command"]},{"name":"pct","token":"Pct%41Secret1234567890","roles":["command"]},{"name":"audit","token":"audit-token-0123456789ab","roles":["auditor"]}]}`))
+	// as a space, '%41' as 'A'; the decoded forms are redacted too. So is
+	// a token's '+' read as a space where its '%' is no escape (a client
+	// that escaped the '%' alone).
+	tok, err = ingest.ParseTokens([]byte(`{"tokens":[{"name":"b64","token":"Plus+Secret+1234567890","roles":["command"]},{"name":"pct","token":"Pct%41Secret1234567890","roles":["command"]},{"name":"half","token":"Half+Pct%zz1234567890","roles":["command"]},{"name":"audit","token":"audit-token-0123456789ab","roles":["auditor"]}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s = newStack(t, tok)
 	s.configure()
-	s.do("GET", "/recordingcontrols/rest/metadata?sender_id=jdoe&note=Plus+Secret+1234567890&other=Pct%41Secret1234567890", "", "", "Authorization", "Bearer Plus+Secret+1234567890")
+	s.do("GET", "/recordingcontrols/rest/metadata?sender_id=jdoe&note=Plus+Secret+1234567890&other=Pct%41Secret1234567890&third=Half+Pct%25zz1234567890", "", "", "Authorization", "Bearer Plus+Secret+1234567890")
 	ev = s.must(200, "GET", "/v1/events", "", "", "Authorization", "Bearer audit-token-0123456789ab")
-	if strings.Contains(ev.Raw, "1234567890") || !strings.Contains(ev.Raw, "[token b64 redacted]") || !strings.Contains(ev.Raw, "[token pct redacted]") {
+	if strings.Contains(ev.Raw, "1234567890") || !strings.Contains(ev.Raw, "[token b64 redacted]") || !strings.Contains(ev.Raw, "[token pct redacted]") || !strings.Contains(ev.Raw, "[token half redacted]") {
 		t.Fatalf("decoded forms of tokens: %s", ev.Raw)
 	}
 }
@@ -343,7 +345,8 @@ func TestSlowBodyIsATimeout(t *testing.T) {
 }
 
 // Size first, auth second (API.md): an oversize command without a token
-// is answered 413, before its body is read or its token looked at.
+// is answered 413, before its body is read or its token looked at, one
+// byte over the 16 KiB limit as well as far over it.
 func TestSizeIsCheckedBeforeAuth(t *testing.T) {
 	tok, err := ingest.ParseTokens([]byte(`{"tokens":[{"name":"desk","token":"command-token-0123456789","roles":["command"]}]}`))
 	if err != nil {
@@ -351,8 +354,11 @@ func TestSizeIsCheckedBeforeAuth(t *testing.T) {
 	}
 	s := newStack(t, tok)
 	before := head(s)
-	if r := s.do("POST", "/recordingcontrols/rest/tag", "application/x-www-form-urlencoded", "sender_id=jdoe&note="+strings.Repeat("x", 17<<10)); r.Status != 413 || r.str("reason") != "too_large" {
-		t.Fatalf("an oversize command without a token: %d %s", r.Status, r.Raw)
+	const prefix = "sender_id=jdoe&note="
+	for _, size := range []int{16<<10 + 1, 17 << 10} {
+		if r := s.do("POST", "/recordingcontrols/rest/tag", "application/x-www-form-urlencoded", prefix+strings.Repeat("x", size-len(prefix))); r.Status != 413 || r.str("reason") != "too_large" {
+			t.Fatalf("an oversize command of %d bytes without a token: %d %s", size, r.Status, r.Raw)
+		}
 	}
 	if r := s.do("POST", "/recordingcontrols/rest/tag", "application/x-www-form-urlencoded", "sender_id=jdoe"); r.Status != 401 {
 		t.Fatalf("a command without a token: %d %s", r.Status, r.Raw)

@@ -27,22 +27,40 @@ func startNATS(t *testing.T) *nats.Conn {
 	return ledgertest.StartJetStream(t).Conn
 }
 
+// ctiRun is a call-signal intake a test runs (runningCTI).
+type ctiRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // RunCTI's, once done is closed
+}
+
+// stop stops the intake, waits for RunCTI and returns its error.
+func (r *ctiRun) stop() error { r.cancel(); <-r.done; return r.err }
+
+// returned reports whether RunCTI has returned.
+func (r *ctiRun) returned() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // runningCTI runs s's call-signal intake on nc for site ("" for the
 // server's own, "test") and returns once it answers: its first signal,
-// c-1 ringing, is sent until the subscription is in place. cancel stops
-// the intake, and stopped waits for RunCTI and returns its error; the
-// test's end does both.
-func runningCTI(t *testing.T, s *stack, nc *nats.Conn, site string) (cancel context.CancelFunc, stopped func() error) {
+// c-1 ringing, is sent until the subscription is in place. The test's
+// end stops it.
+func runningCTI(t *testing.T, s *stack, nc *nats.Conn, site string) *ctiRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.api.RunCTI(ctx, nc, site) }()
-	stopped = sync.OnceValue(func() error { return <-done })
-	t.Cleanup(func() { cancel(); stopped() })
+	r := &ctiRun{cancel: cancel, done: make(chan struct{})}
+	go func() { r.err = s.api.RunCTI(ctx, nc, site); close(r.done) }()
+	t.Cleanup(func() { r.stop() })
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		_, err := nc.Request(ledger.CTISubject("test"), []byte(`{"call_id":"c-1","extension":"3420","type":"ringing"}`), 10*time.Second)
 		if err == nil {
-			return cancel, stopped
+			return r
 		}
 		if !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
 			t.Fatalf("the call signals' intake does not answer: %v", err)
@@ -287,11 +305,10 @@ func TestCTIFloodIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	answers.SetPendingLimits(-1, -1)
-	junk := bytes.Repeat([]byte("x"), 1_000_000) // under the batch limit, refused once parsed
-	const flood = 20
-	// floodDropped has every worker wait in an append, sends a flood, and
-	// returns how many of its messages were dropped.
-	floodDropped := func() int {
+	// floodWhileBusy sends n copies of msg while every worker waits in an
+	// append of a batch of its own (during runs then too), and returns
+	// how many of the four batches and n messages were answered.
+	floodWhileBusy := func(msg []byte, n int, during func()) int {
 		t.Helper()
 		gated.gate.Lock()
 		for range 4 { // every worker waits in an append
@@ -299,23 +316,31 @@ func TestCTIFloodIsBounded(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for deadline := time.Now().Add(5 * time.Second); gated.waiting.Load() < 4; {
+		for deadline := time.Now().Add(30 * time.Second); gated.waiting.Load() < 4; {
 			if time.Now().After(deadline) {
 				t.Fatalf("%d workers wait in an append, want 4", gated.waiting.Load())
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		for range flood {
-			if err := nc.PublishRequest(ledger.CTISubject("test"), answers.Subject, junk); err != nil {
+		during()
+		in := nc.Stats().InMsgs
+		for range n {
+			if err := nc.PublishRequest(ledger.CTISubject("test"), answers.Subject, msg); err != nil {
 				t.Fatal(err)
 			}
 		}
 		if err := nc.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(200 * time.Millisecond) // the subscription reads what the server sent
+		// The connection reads what the server sent (its subscription
+		// keeps or drops each message as it reads it).
+		for deadline := time.Now().Add(30 * time.Second); nc.Stats().InMsgs < in+uint64(n); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				gated.gate.Unlock()
+				t.Fatalf("the connection read %d of the %d messages sent", nc.Stats().InMsgs-in, n)
+			}
+		}
 		gated.gate.Unlock()
-
 		got := 0
 		for {
 			if _, err := answers.NextMsg(2 * time.Second); err != nil {
@@ -323,14 +348,25 @@ func TestCTIFloodIsBounded(t *testing.T) {
 			}
 			got++
 		}
-		// The four batches, one message in the hand of the subscription's
-		// handler, and at most 4 MB waiting are answered; the rest dropped.
-		if got < 5 || got > 4+1+4 {
-			t.Fatalf("%d answers to 4 batches and a flood of %d MB messages, want 5 to 9", got, flood)
-		}
-		return 4 + flood - got
+		return got
 	}
-	dropped := floodDropped()
+
+	junk := bytes.Repeat([]byte("x"), 1_000_000) // under the batch limit, refused once parsed
+	const flood = 20
+	got := floodWhileBusy(junk, flood, func() {
+		// A message over a batch's bound is refused by the subscription's
+		// handler itself: it is answered while every worker is busy.
+		if r, err := nc.Request(ledger.CTISubject("test"), bytes.Repeat([]byte(" "), 1<<20+1), 10*time.Second); err != nil || !bytes.Contains(r.Data, []byte(`"too_large"`)) {
+			gated.gate.Unlock() // the stop waits for the workers
+			t.Fatalf("an oversize message while the workers are busy: %v", err)
+		}
+	})
+	// The four batches, one message in the hand of the subscription's
+	// handler, and at most 4 MB waiting are answered; the rest dropped.
+	if got < 5 || got > 4+1+4 {
+		t.Fatalf("%d answers to 4 batches and a flood of %d MB messages, want 5 to 9", got, flood)
+	}
+	dropped := 4 + flood - got
 	m := s.must(200, "GET", "/metrics", "", "")
 	if want := fmt.Sprintf("recledger_call_signal_messages_dropped_total %d\n", dropped); !strings.Contains(m.Raw, want) {
 		t.Fatalf("metrics lack %q", want)
@@ -338,9 +374,14 @@ func TestCTIFloodIsBounded(t *testing.T) {
 	if !strings.Contains(logs.String(), "call signals dropped unanswered") {
 		t.Fatalf("no drop logged:\n%s", logs.String())
 	}
-	// A second flood: the count goes on from the first's, each drop
-	// counted once.
-	dropped += floodDropped()
+	// However small, at most 1024 messages wait; the drops of a second
+	// flood are added to the first's.
+	const small = 1100
+	got = floodWhileBusy([]byte("x"), small, func() {})
+	if got < 5 || got > 4+1+1024 {
+		t.Fatalf("%d answers to 4 batches and a flood of %d one-byte messages, want 5 to 1029", got, small)
+	}
+	dropped += 4 + small - got
 	m = s.must(200, "GET", "/metrics", "", "")
 	if want := fmt.Sprintf("recledger_call_signal_messages_dropped_total %d\n", dropped); !strings.Contains(m.Raw, want) {
 		t.Fatalf("after a second flood, metrics lack %q", want)
@@ -381,5 +422,40 @@ func TestCTISubscriptionRefusedIsSaid(t *testing.T) {
 	<-done
 	if out := logs.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "NO CALL SIGNAL IS TAKEN OVER NATS") || strings.Contains(out, "taking call signals") {
 		t.Fatalf("a refused subscription:\n%s", out)
+	}
+}
+
+// Two servers of a site on one NATS share its call signals' subject as a
+// queue group: each signal is appended by one of them, not by both. A
+// server given no site takes its own's subject.
+func TestTwoServersAppendEachSignalOnce(t *testing.T) {
+	nc := startNATS(t)
+	a, alog := newLoggedStack(t)
+	b, blog := newLoggedStack(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 2)
+	go func() { done <- a.api.RunCTI(ctx, nc, "test") }()
+	go func() { done <- b.api.RunCTI(ctx, nc, "") }()
+	for end := time.Now().Add(20 * time.Second); !strings.Contains(alog.String(), "taking call signals") || !strings.Contains(blog.String(), "taking call signals"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the servers do not take call signals:\n%s\n%s", alog.String(), blog.String())
+		}
+	}
+	const sent = 40
+	for i := range sent {
+		if _, err := nc.Request(ledger.CTISubject("test"), fmt.Appendf(nil, `{"call_id":"c-%d","extension":"3420","type":"ringing"}`, i), 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each server took some (the queue group picks at random: all 40 to
+	// one is a chance in 2^39).
+	if got := head(a) + head(b); got != sent || head(a) == 0 || head(b) == 0 {
+		t.Fatalf("%d signals sent, %d appended (%d and %d)", sent, got, head(a), head(b))
 	}
 }

@@ -2,8 +2,11 @@ package ingest_test
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/recledger/recledger/ingest"
 	"github.com/recledger/recledger/ledger"
@@ -11,7 +14,8 @@ import (
 
 // TestCTIStopFinishesTheBatchesItTook: a stop of the call signals'
 // intake does not cut short the batches its workers hold: a batch taken
-// before the stop is appended and answered, and RunCTI returns after it.
+// before the stop is appended and answered, and RunCTI returns only after
+// it.
 func TestCTIStopFinishesTheBatchesItTook(t *testing.T) {
 	nc := startNATS(t)
 	gated := &gatedAppender{}
@@ -20,7 +24,7 @@ func TestCTIStopFinishesTheBatchesItTook(t *testing.T) {
 		o.Appender = gated
 	})
 	s.configure()
-	cancel, stopped := runningCTI(t, s, nc, "test")
+	run := runningCTI(t, s, nc, "test")
 	answers, err := nc.SubscribeSync(nc.NewInbox())
 	if err != nil {
 		t.Fatal(err)
@@ -35,9 +39,18 @@ func TestCTIStopFinishesTheBatchesItTook(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	cancel()
+	run.cancel()
+	// Once the subscription is gone, RunCTI still waits for the worker.
+	for {
+		if _, err := nc.Request(ledger.CTISubject("test"), []byte(`{}`), 200*time.Millisecond); errors.Is(err, nats.ErrNoResponders) {
+			break
+		}
+	}
+	if run.returned() {
+		t.Fatal("RunCTI returned while a worker held a batch")
+	}
 	gated.gate.Unlock()
-	if err := stopped(); err != nil {
+	if err := run.stop(); err != nil {
 		t.Fatal(err)
 	}
 	m, err := answers.NextMsg(30 * time.Second)
