@@ -170,3 +170,28 @@ func TestABoundUnderFourBoundsNoAddress(t *testing.T) {
 		t.Fatalf("under a bound of 2: %d %v, want 200", code, err)
 	}
 }
+
+// A connection whose request is being handled (a backup download, say)
+// is not waiting for one: however long ago its header came, it does not
+// give way at the bound; the newcomer is answered 503, and the request
+// in hand is answered in full.
+func TestARequestInHandDoesNotGiveWay(t *testing.T) {
+	release := make(chan struct{})
+	addr := serveLimitedWith(t, 1, func(l *connLimit) { l.slowHeader = 100 * time.Millisecond },
+		http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			<-release
+			io.WriteString(w, "ok")
+		}))
+	c := dialFrom(t, "127.0.0.1", addr)
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(500 * time.Millisecond) // its header came long ago
+	code, err := askOn(dialFrom(t, "127.0.0.1", addr))
+	close(release)
+	if err != nil || code != 503 {
+		t.Errorf("beside a request in hand: %d %v, want 503", code, err)
+	}
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the request in hand: %v %v, want 200", resp, err)
+	}
+}

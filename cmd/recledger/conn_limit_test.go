@@ -15,6 +15,12 @@ import (
 // as set says before it serves, and returns its address.
 func serveLimited(t *testing.T, max int, set func(*connLimit)) string {
 	t.Helper()
+	return serveLimitedWith(t, max, set, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+}
+
+// serveLimitedWith is serveLimited with handler h.
+func serveLimitedWith(t *testing.T, max int, set func(*connLimit), h http.Handler) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +28,7 @@ func serveLimited(t *testing.T, max int, set func(*connLimit)) string {
 	lim := newConnLimit(ln, max)
 	set(lim)
 	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }),
+		Handler:           h,
 		ConnState:         lim.ConnState,
 		ReadHeaderTimeout: 30 * time.Second,
 	}
