@@ -95,11 +95,18 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// TestBackupEnds: a begin that refuses writes nothing; a done context
-// ends the copy with its error; a closed store refuses.
+// TestBackupEnds: a store with no event is copied, begin told so; a
+// begin that refuses writes nothing; a done context ends the copy with
+// its error; a closed store refuses.
 func TestBackupEnds(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t, Options{})
+	var empty bytes.Buffer
+	var info *BackupInfo
+	if n, err := s.Backup(ctx, &empty, func(i BackupInfo) error { info = &i; return nil }); err != nil || info == nil ||
+		info.Head != 0 || info.Hash != "" || info.Size != n || n != int64(empty.Len()) {
+		t.Fatalf("backup of a store with no event: %d bytes, %v, begin told %+v", n, err, info)
+	}
 	if _, err := s.Append(ctx, cmd("tag")); err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/recledger/recledger/ledger"
 )
@@ -75,8 +80,9 @@ func TestBackupBesideRunningServer(t *testing.T) {
 }
 
 // TestBackupOfAStoppedDataDir: with no server on the dir, the copy is
-// taken from the file, byte for byte the events it holds; to standard
-// output with --out -.
+// taken from the file, byte for byte the events it holds, readable by its
+// owner alone, and the summary says its length, head and source; to
+// standard output with --out -, whose failure is the backup's error.
 func TestBackupOfAStoppedDataDir(t *testing.T) {
 	d := writeOfflineDay(t, false, 0)
 	out := filepath.Join(t.TempDir(), "copy.db")
@@ -95,10 +101,27 @@ func TestBackupOfAStoppedDataDir(t *testing.T) {
 	}
 	defer cp.Close()
 	rep, err := cp.Verify(context.Background())
-	if head, _ := orig.Head(); err != nil || !rep.OK || rep.Events != head {
+	head, hash := orig.Head()
+	if err != nil || !rep.OK || rep.Events != head {
 		t.Fatalf("verify of the copy: %+v %v, want %d events", rep, err, head)
 	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("backup: %s: %d bytes, events 1 to %d (head hash %s), from %s\n", out, fi.Size(), head, hash, filepath.Join(d.dir, LedgerFile)); sum != want {
+		t.Errorf("the summary is %q, want %q", sum, want)
+	}
+	if fi.Mode().Perm() != 0o600 { // it holds what the ledger does: for its owner alone
+		t.Errorf("the copy's mode is %v, want -rw-------", fi.Mode().Perm())
+	}
 
+	// A file named - where the backup runs is not the copy's: - is
+	// standard output.
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile("-", []byte("someone's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var stdout bytes.Buffer
 	c := &BackupCommand{Out: &stdout, Stderr: devNull(t)}
 	if err := c.Run(context.Background(), []string{"--data", d.dir, "--out", "-"}); err != nil {
@@ -108,7 +131,23 @@ func TestBackupOfAStoppedDataDir(t *testing.T) {
 	if !bytes.Equal(stdout.Bytes(), file) {
 		t.Fatalf("--out - wrote %d bytes, the file has %d", stdout.Len(), len(file))
 	}
+	if b, _ := os.ReadFile("-"); string(b) != "someone's" {
+		t.Fatalf("--out - wrote the file named -: %q", b)
+	}
+	// Standard output that fails is the backup's error, said once as such.
+	c = &BackupCommand{Out: failingWriter{}, Stderr: devNull(t)}
+	if err := c.Run(context.Background(), []string{"--data", d.dir, "--out", "-"}); err == nil || !strings.HasPrefix(err.Error(), "backup: ") ||
+		strings.Contains(err.Error(), "backup: backup: ") || !strings.Contains(err.Error(), "broken pipe") {
+		t.Fatalf("--out - to a failing writer: %v", err)
+	}
 	dir := t.TempDir()
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCmd(t, &BackupCommand{Stderr: devNull(t)}, "--data", d.dir, "--out", filepath.Join(notDir, "x.db")); !errors.Is(err, ledger.ErrNotFound) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("--out in a file, not a directory: %v", err)
+	}
 	if _, err := runCmd(t, &BackupCommand{Stderr: devNull(t)}, "--data", d.dir, "--out", dir); !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), "is a directory") {
 		t.Fatalf("--out a directory: %v", err)
 	}
@@ -198,7 +237,9 @@ func fakeBackupServer(t *testing.T, dir string, seq uint64, hash string, length 
 // A copy that does not read back as the server announced it (another
 // head, a damaged file) is not kept at --out, nor half-written beside it:
 // --out is only ever a whole copy that passed its check, and the backup
-// can be run again. A copy sent without its length is refused.
+// can be run again (a copy whose last event cannot be read is damaged,
+// wherever it ends). A copy sent without its length is refused. Each error
+// says "backup: " once, first.
 func TestBackupThatFailsItsCheckIsNotKept(t *testing.T) {
 	d := writeOfflineDay(t, false, 0)
 	st, err := ledger.Open(filepath.Join(d.dir, LedgerFile), ledger.Options{ReadOnly: true})
@@ -207,6 +248,27 @@ func TestBackupThatFailsItsCheckIsNotKept(t *testing.T) {
 	}
 	head, hash := st.Head()
 	st.Close()
+	garbled := t.TempDir()
+	if err := os.WriteFile(filepath.Join(garbled, LedgerFile), bytes.Repeat([]byte("not a ledger "), 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A copy whose last event cannot be read, announced to end where it
+	// reads as ending.
+	damaged := t.TempDir()
+	whole, err := os.ReadFile(filepath.Join(d.dir, LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(damaged, LedgerFile), whole, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	garbleEvent(t, damaged, head)
+	st, err = ledger.Open(filepath.Join(damaged, LedgerFile), ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dhead, dhash := st.Head()
+	st.Close()
 	for _, tc := range []struct {
 		name   string
 		seq    uint64
@@ -214,14 +276,18 @@ func TestBackupThatFailsItsCheckIsNotKept(t *testing.T) {
 		length bool
 		want   error
 		says   string
+		served string // the data dir whose ledger file is sent: d.dir when ""
 	}{
-		{"the head announced", head, hash, true, nil, "events 1 to "},
-		{"another head hash", head, strings.Repeat("0", 64), true, ledger.ErrCorrupt, "not kept"},
-		{"a later head", head + 1, hash, true, ledger.ErrCorrupt, "not kept"},
-		{"no length", head, hash, false, ledger.ErrUnavailable, "no head seq or length"},
+		{"the head announced", head, hash, true, nil, "events 1 to ", ""},
+		{"another head hash", head, strings.Repeat("0", 64), true, ledger.ErrCorrupt, "not kept", ""},
+		{"a later head", head + 1, hash, true, ledger.ErrCorrupt, "not kept", ""},
+		{"no length", head, hash, false, ledger.ErrUnavailable, "no head seq or length", ""},
+		{"not a ledger file", head, hash, true, ledger.ErrCorrupt, "not kept", garbled},
+		{"its last event unreadable", dhead, dhash, true, ledger.ErrCorrupt, "not kept", damaged},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			data := fakeBackupServer(t, d.dir, tc.seq, tc.hash, tc.length)
+			served := cmp.Or(tc.served, d.dir)
+			data := fakeBackupServer(t, served, tc.seq, tc.hash, tc.length)
 			out := filepath.Join(t.TempDir(), "copy.db")
 			sum, err := runCmd(t, &BackupCommand{Stderr: devNull(t)}, "--data", data, "--out", out)
 			if tc.want == nil {
@@ -230,8 +296,9 @@ func TestBackupThatFailsItsCheckIsNotKept(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) {
-				t.Fatalf("backup: %v, want %v saying %q", err, tc.want, tc.says)
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) ||
+				!strings.HasPrefix(err.Error(), "backup: ") || strings.Contains(err.Error(), "backup: backup: ") {
+				t.Fatalf("backup: %v, want %v saying %q, after one \"backup: \"", err, tc.want, tc.says)
 			}
 			for _, p := range []string{out, out + ".partial"} {
 				if _, err := os.Stat(p); err == nil {
@@ -245,6 +312,25 @@ func TestBackupThatFailsItsCheckIsNotKept(t *testing.T) {
 	c := &BackupCommand{Out: failingWriter{}, Stderr: devNull(t)}
 	if err := c.Run(context.Background(), []string{"--data", data, "--out", "-"}); err == nil || !strings.Contains(err.Error(), "writing the copy") {
 		t.Fatalf("--out - to a failing writer: %v", err)
+	}
+}
+
+// garbleEvent writes bytes that are no event over the event at seq in
+// the ledger file of dir, as damage in the file would.
+func garbleEvent(t *testing.T, dir string, seq uint64) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, LedgerFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], seq)
+		return tx.Bucket([]byte("events")).Put(k[:], []byte("{garbled"))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

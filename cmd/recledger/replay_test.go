@@ -440,9 +440,23 @@ func TestReplayVerifyRestoreFromJetStream(t *testing.T) {
 	// A data dir that holds the whole mirror has nothing to copy (one
 	// that holds its start is continued, one that holds other events is
 	// refused: TestServeRefusesALedgerBehindItsMirror).
-	out, err = runCmd(t, &RestoreCommand{}, append([]string{"--from-jetstream", "--data", dir}, js...)...)
+	notice, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notice.Close()
+	out, err = runCmd(t, &RestoreCommand{Stderr: notice}, append([]string{"--from-jetstream", "--data", dir}, js...)...)
 	if err != nil || !strings.Contains(out, "restored 0 events") || !strings.Contains(out, d.digest) {
 		t.Fatalf("restore into a full dir: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), fmt.Sprintf("holds all the mirror's %d events: nothing to copy", d.seq)) {
+		t.Errorf("no word that the dir holds the whole mirror: %q", b)
+	}
+	// --json: the events copied, the head and the digest to compare.
+	out, err = runCmd(t, &RestoreCommand{Stderr: devNull(t)}, append([]string{"--from-jetstream", "--data", dir, "--json"}, js...)...)
+	var res restoreResult
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res.Events != 0 || res.Seq != d.seq || len(res.Head) != 64 || res.Digest != d.digest {
+		t.Fatalf("restore --json into a full dir: %v %q, want 0 events, seq %d and digest %s", err, out, d.seq, d.digest)
 	}
 	_, err = runCmd(t, &RestoreCommand{}, "--data", t.TempDir(), "--nats", d.natsURL)
 	if !errors.Is(err, ledger.ErrInvalid) {
@@ -459,7 +473,8 @@ func TestReplayVerifyRestoreFromJetStream(t *testing.T) {
 var _ replay.Source = (*ledger.Store)(nil)
 
 // TestRestoreIntoAnotherSitesDir: a data dir restored as one site is not
-// continued with another site's mirror; the refusal names the sites.
+// continued with another site's mirror, nor is one whose ledger of
+// another site holds no event; the refusal names the sites.
 func TestRestoreIntoAnotherSitesDir(t *testing.T) {
 	ctx := context.Background()
 	d := writeOfflineDay(t, true, 0)
@@ -499,6 +514,23 @@ func TestRestoreIntoAnotherSitesDir(t *testing.T) {
 	_, err = runCmd(t, &RestoreCommand{}, "--from-jetstream", "--data", dir, "--nats", d.natsURL, "--site", "other")
 	if !errors.Is(err, ledger.ErrConflict) || !strings.Contains(err.Error(), "the data dir is site "+replaytest.Site+", not other") {
 		t.Fatalf("restore of another site into a dir: %v", err)
+	}
+
+	// A ledger of another site that holds no event yet (a server started
+	// and stopped) is not taken over either.
+	empty := t.TempDir()
+	st, err := ledger.Open(filepath.Join(empty, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.ClaimSite(ctx, replaytest.Site)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = runCmd(t, &RestoreCommand{}, "--from-jetstream", "--data", empty, "--nats", d.natsURL, "--site", "other")
+	if !errors.Is(err, ledger.ErrConflict) || !strings.Contains(err.Error(), "ledger of site") {
+		t.Fatalf("restore of another site into a dir with no event: %v", err)
 	}
 }
 
