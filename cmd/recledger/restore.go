@@ -131,6 +131,13 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("restore: stopped after %d events: the mirror's next event is damaged, and no restore gets past it "+
 			"(the events before it are in %s; `recledger verify` names the event): %w", held+n, path, err)
 	}
+	if errors.Is(err, ledger.ErrInvalid) {
+		// Whole, but not one the ledger takes after the one before (its
+		// id goes back): running it again stops there too. The batch it
+		// came in is not stored either.
+		return fmt.Errorf("restore: stopped after %d events: the ledger refuses an event of the mirror's next batch, and no restore gets past it "+
+			"(the first %d events are in %s, marked as a restore not finished; the error names the event): %w", held+n, held+n, path, err)
+	}
 	if errors.Is(err, ledger.ErrUnknownVersion) {
 		// Running it again stops there too: a walk's operator was sent
 		// round a loop of restore, verify and serve each naming another.
