@@ -147,6 +147,25 @@ func TestPublishManifestReplacesForeignMessage(t *testing.T) {
 	}
 }
 
+// TestAForeignMessageThatCannotBeRemovedIsAConflict: a message on a day's
+// subject that is not its manifest, in a stream that denies deleting
+// messages, keeps the day from being published: a conflict for an
+// operator to look at, not an unavailable stream to retry forever.
+func TestAForeignMessageThatCannotBeRemovedIsAConflict(t *testing.T) {
+	srv := externalServer(t)
+	_, js := jsConnect(t, srv)
+	c, err := dialClient(t, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plantAnswer(t, c, js, ManifestsStream, ManifestSubject(jsTestSite, "2026-12-06"))
+	editStream(t, js, ManifestsStream, func(cfg *jetstream.StreamConfig) { cfg.DenyDelete = true })
+	err = publishManifest(t.Context(), js, jsTestSite, "2026-12-06", []byte(`{"day":"2026-12-06"}`), "")
+	if !errors.Is(err, ErrConflict) || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("publish beside a foreign message that cannot be removed: %v, want ErrConflict", err)
+	}
+}
+
 // TestEmbeddedStreamsTakeOnlyTheirOwn: with the streams taking messages
 // under the embedded server's capture prefix, a reading client that names
 // a stream's public subject as the reply of its API requests has nothing
