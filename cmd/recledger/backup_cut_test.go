@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,19 +15,6 @@ import (
 
 	"github.com/recledger/recledger/ledger"
 )
-
-// dataDirServedBy records a server answering with h as the one running
-// on a data dir of its own, which it returns.
-func dataDirServedBy(t *testing.T, h http.HandlerFunc) string {
-	t.Helper()
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	data := t.TempDir()
-	if err := writeServing(data, servingInfo{PID: os.Getpid(), HTTP: srv.URL}); err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
 
 // TestABackupTheServerCutsOffIsNotKept: a server that closes the
 // connection after half the copy it announced is named as unavailable,

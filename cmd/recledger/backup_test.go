@@ -203,6 +203,19 @@ func grepLines(s, sub string) string {
 	return b.String()
 }
 
+// dataDirServedBy records a server answering with h as the one running
+// on a data dir of its own, which it returns.
+func dataDirServedBy(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	data := t.TempDir()
+	if err := writeServing(data, servingInfo{PID: os.Getpid(), HTTP: srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 // fakeBackupServer serves the ledger file of dir as GET /v1/backup,
 // announcing the head seq and hash it is given, and records itself as
 // the server running on a data dir of its own, which it returns.
@@ -212,7 +225,7 @@ func fakeBackupServer(t *testing.T, dir string, seq uint64, hash string, length 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return dataDirServedBy(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/backup" {
 			http.NotFound(w, r)
 			return
@@ -225,13 +238,7 @@ func fakeBackupServer(t *testing.T, dir string, seq uint64, hash string, length 
 			w.(http.Flusher).Flush() // chunked: no length
 		}
 		w.Write(file)
-	}))
-	t.Cleanup(srv.Close)
-	data := t.TempDir()
-	if err := writeServing(data, servingInfo{PID: os.Getpid(), HTTP: srv.URL}); err != nil {
-		t.Fatal(err)
-	}
-	return data
+	})
 }
 
 // A copy that does not read back as the server announced it (another

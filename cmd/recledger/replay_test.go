@@ -545,36 +545,13 @@ func TestRestoreIntoAnotherSitesDir(t *testing.T) {
 // round restore, verify and serve, each naming the next).
 func TestRestoreStopsAtANewerBuildsEvents(t *testing.T) {
 	d := writeOfflineDay(t, true, 0)
-	src, err := openLedgerReadOnly(d.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var last ledger.Envelope
-	err = src.Scan(t.Context(), d.seq-1, func(e ledger.Envelope) error { last = e; return nil })
-	src.Close()
-	if err != nil || last.Seq != d.seq {
-		t.Fatalf("last event: %v %d", err, last.Seq)
-	}
-	newer := last
-	newer.Seq, newer.Version, newer.Raw = last.Seq+1, ledger.CurrentVersion+1, nil
-	newer.ID = ulid.MustNew(last.ID.Time()+1, bytes.NewReader(make([]byte, 16)))
-	raw, err := newer.Seal(last.Hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(d.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: ledger.EventSubject(replaytest.Site, newer.Type), Data: raw,
-		Header: nats.Header{"Nats-Msg-Id": []string{newer.ID.String()}}}); err != nil {
-		t.Fatal(err)
-	}
+	mirrorNext(t, d, func(newer *ledger.Envelope) {
+		newer.Version = ledger.CurrentVersion + 1
+		newer.ID = ulid.MustNew(newer.ID.Time()+1, bytes.NewReader(make([]byte, 16)))
+	})
 	dir := t.TempDir()
 	for range 2 {
-		_, err = runCmd(t, &RestoreCommand{}, "--from-jetstream", "--data", dir, "--nats", d.natsURL, "--site", replaytest.Site)
+		_, err := runCmd(t, &RestoreCommand{}, "--from-jetstream", "--data", dir, "--nats", d.natsURL, "--site", replaytest.Site)
 		if !errors.Is(err, ledger.ErrUnknownVersion) || !strings.Contains(err.Error(), "restore with that build") || strings.Contains(err.Error(), "run it again") {
 			t.Fatalf("restore of a mirror with a newer build's event: %v", err)
 		}
@@ -726,5 +703,38 @@ func TestReplayOfAMirrorTakesTheDataDirsSite(t *testing.T) {
 	}
 	if _, err := runCmd(t, &ReplayCommand{}, "--data", d.dir, "--source", "nats"); !errors.Is(err, ledger.ErrInvalid) {
 		t.Errorf("--source nats: %v", err)
+	}
+}
+
+// mirrorNext publishes to d's mirror an event after its last: a copy of
+// the last, seq+1, changed by change (which sees the last's id), and
+// sealed on the last's hash, as a ledger would have.
+func mirrorNext(t *testing.T, d *offlineDay, change func(next *ledger.Envelope)) {
+	t.Helper()
+	src, err := openLedgerReadOnly(d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := src.Get(t.Context(), d.seq)
+	src.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := last
+	next.Seq, next.Raw = last.Seq+1, nil
+	change(&next)
+	raw, err := next.Seal(last.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(d.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: ledger.EventSubject(replaytest.Site, next.Type), Data: raw,
+		Header: nats.Header{"Nats-Msg-Id": []string{next.ID.String()}}}); err != nil {
+		t.Fatal(err)
 	}
 }

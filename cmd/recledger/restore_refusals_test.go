@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/recledger/recledger/ledger"
@@ -122,32 +120,9 @@ func TestRestoreRefusesALedgerItCannotRead(t *testing.T) {
 // without the mirror's last event.
 func TestRestoreRefusedAnEventIsNotFinished(t *testing.T) {
 	d := writeOfflineDay(t, true, 0)
-	src, err := openLedgerReadOnly(d.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last, err := src.Get(t.Context(), d.seq)
-	src.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := last
-	next.Seq, next.Raw = last.Seq+1, nil
-	next.ID = ulid.MustNew(last.ID.Time()-1, bytes.NewReader(make([]byte, 16)))
-	raw, err := next.Seal(last.Hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(d.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: ledger.EventSubject(replaytest.Site, next.Type), Data: raw,
-		Header: nats.Header{"Nats-Msg-Id": []string{next.ID.String()}}}); err != nil {
-		t.Fatal(err)
-	}
+	mirrorNext(t, d, func(next *ledger.Envelope) { // its id before the last's
+		next.ID = ulid.MustNew(next.ID.Time()-1, bytes.NewReader(make([]byte, 16)))
+	})
 	dir := t.TempDir()
 	// Not "run it again": it would stop at the same event.
 	if out, err := runCmd(t, &RestoreCommand{Stderr: devNull(t)}, "--from-jetstream", "--data", dir, "--nats", d.natsURL, "--site", replaytest.Site); !errors.Is(err, ledger.ErrInvalid) ||
