@@ -27,9 +27,7 @@ func unreadable(src *memManifests, day string) (readable func()) {
 func TestAManifestThatCannotBeReadHoldsTheLaterDaysBack(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
-	src := &memManifests{}
-	src.seal("2026-11-21")
-	src.seal("2026-11-22")
+	src := sealedManifests("2026-11-21", "2026-11-22")
 	readable := unreadable(src, "2026-11-21")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	o.every = 20 * time.Millisecond
@@ -60,9 +58,7 @@ func TestAManifestThatCannotBeReadHoldsTheLaterDaysBack(t *testing.T) {
 func TestADayFoundHoldingAnotherManifestLaterIsSkipped(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
-	src := &memManifests{}
-	src.seal("2026-11-21")
-	src.seal("2026-11-22")
+	src := sealedManifests("2026-11-21", "2026-11-22")
 	readable := unreadable(src, "2026-11-21")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	o.every = time.Hour // only woken
@@ -87,9 +83,7 @@ func TestADayFoundHoldingAnotherManifestLaterIsSkipped(t *testing.T) {
 func TestARestartedManifestOutboxReadsOnlyWhatTheStreamLacks(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
-	src := &memManifests{}
-	src.seal("2026-11-21")
-	src.seal("2026-11-22")
+	src := sealedManifests("2026-11-21", "2026-11-22")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	o.every = 20 * time.Millisecond
 	stop := runOutbox(t, o)

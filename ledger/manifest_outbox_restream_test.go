@@ -15,9 +15,7 @@ import (
 func TestManifestOutboxRefillsAStreamMadeAgainBetweenLooks(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
-	src := &memManifests{}
-	src.seal("2026-11-21")
-	src.seal("2026-11-22")
+	src := sealedManifests("2026-11-21", "2026-11-22")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	o.every = time.Hour // only woken
 	stop := runOutbox(t, o)
@@ -41,8 +39,7 @@ func TestManifestOutboxRefillsAStreamMadeAgainBetweenLooks(t *testing.T) {
 func TestManifestOutboxAddsItsSubjectToAStreamMadeAgainByAnotherSite(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
-	src := &memManifests{}
-	src.seal("2026-11-21")
+	src := sealedManifests("2026-11-21")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	o.CreateStreams(1)
 	o.every = time.Hour // only woken
@@ -68,8 +65,7 @@ func TestAManifestOutboxThatMayNotCreateStreamsLeavesTheirSubjectsAlone(t *testi
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
 	editStream(t, js, ManifestsStream, func(cfg *jetstream.StreamConfig) { cfg.Subjects = []string{siteManifestsFilter("s2")} })
-	src := &memManifests{}
-	src.seal("2026-11-21")
+	src := sealedManifests("2026-11-21")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	o.every = 20 * time.Millisecond
 	stop := runOutbox(t, o)

@@ -15,8 +15,7 @@ import (
 func TestAStallEndsWhenNoDayWaits(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
-	src := &memManifests{}
-	src.seal("2026-11-21")
+	src := sealedManifests("2026-11-21")
 	readable := unreadable(src, "2026-11-21")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	o.every = time.Hour // only woken
@@ -60,8 +59,7 @@ func TestAManifestTooLargeIsNoStall(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
 	streamMaxMsgSize(t, js, ManifestsStream, 16<<10)
-	src := &memManifests{}
-	src.seal("2026-11-21")
+	src := sealedManifests("2026-11-21")
 	readable := unreadable(src, "2026-11-21")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	o.every = time.Hour // only woken

@@ -24,6 +24,15 @@ type memManifests struct {
 	reads int // Manifest calls
 }
 
+// sealedManifests is a memManifests with days sealed, in that order.
+func sealedManifests(days ...string) *memManifests {
+	m := &memManifests{}
+	for _, d := range days {
+		m.seal(d)
+	}
+	return m
+}
+
 func (m *memManifests) seal(day string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -158,8 +167,7 @@ func TestManifestOutboxDoesNotDuplicateAfterCrash(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
 	shortDedupe(t, js)
-	src := &memManifests{}
-	src.seal("2026-11-21")
+	src := sealedManifests("2026-11-21")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	o.every = time.Hour // only Wake makes it look again
 	stop := runOutbox(t, o)
@@ -190,9 +198,7 @@ func TestManifestOutboxSkipsConflictingDay(t *testing.T) {
 	if err := publishManifest(t.Context(), js, jsTestSite, "2026-11-21", other.body["2026-11-21"], ""); err != nil {
 		t.Fatal(err)
 	}
-	src := &memManifests{}
-	src.seal("2026-11-21")
-	src.seal("2026-11-22")
+	src := sealedManifests("2026-11-21", "2026-11-22")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	stop := runOutbox(t, o)
 	defer stop()
@@ -272,9 +278,7 @@ func TestManifestOutboxWaitsForTheStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	src := &memManifests{}
-	src.seal("2026-11-21")
-	src.seal("2026-11-22")
+	src := sealedManifests("2026-11-21", "2026-11-22")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	o.every = 50 * time.Millisecond
 	o.shownAfter = 150 * time.Millisecond
@@ -314,9 +318,7 @@ func TestManifestOutboxWaitsForTheStream(t *testing.T) {
 func TestManifestOutboxRefillsALostStream(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
-	src := &memManifests{}
-	src.seal("2026-11-21")
-	src.seal("2026-11-22")
+	src := sealedManifests("2026-11-21", "2026-11-22")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
 	o.CreateStreams(1)
 	o.every = 50 * time.Millisecond
@@ -383,8 +385,7 @@ func TestManifestWaitsForItsSealEvent(t *testing.T) {
 // outbox that finds no stream answering sets the stream's subject.
 func TestManifestOutboxSetsTheStreamToItsCapture(t *testing.T) {
 	srv, js := jsCapturedByAnotherStart(t)
-	src := &memManifests{}
-	src.seal("2026-11-21")
+	src := sealedManifests("2026-11-21")
 	o := NewManifestOutbox(js, jsTestSite, src, slog.New(slog.NewTextHandler(tWriter{t}, nil)))
 	o.CreateStreams(1)
 	o.PublishUnder(srv.Capture())

@@ -19,8 +19,7 @@ import (
 func TestLargeManifestIsPublished(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
-	src := &memManifests{}
-	src.seal("2026-11-23")
+	src := sealedManifests("2026-11-23")
 	src.body["2026-11-23"] = append(bytes.Repeat([]byte(" "), 3<<20), '{', '}') // 3 MiB
 	src.seal("2026-11-24")
 	publishTwoDays(t, js, src)
@@ -76,8 +75,7 @@ func incompressible(n int) []byte {
 // different manifest for the day is a conflict, compressed or not.
 func TestLargerManifestIsCompressed(t *testing.T) {
 	js := smallPayloadJS(t)
-	src := &memManifests{}
-	src.seal("2026-11-23")
+	src := sealedManifests("2026-11-23")
 	src.body["2026-11-23"] = busyDay()
 	src.seal("2026-11-24")
 	publishTwoDays(t, js, src)
@@ -121,8 +119,7 @@ func TestManifestLargerThanTheStreamStoresIsCompressed(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
 	streamMaxMsgSize(t, js, ManifestsStream, 64<<10)
-	src := &memManifests{}
-	src.seal("2026-11-23")
+	src := sealedManifests("2026-11-23")
 	src.body["2026-11-23"] = busyDay()
 	src.seal("2026-11-24")
 	publishTwoDays(t, js, src)
@@ -139,8 +136,7 @@ func TestManifestWaitsForTheStreamsMaxMsgSize(t *testing.T) {
 	srv := jsServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := jsConnect(t, srv)
 	streamMaxMsgSize(t, js, ManifestsStream, 16<<10)
-	src := &memManifests{}
-	src.seal("2026-11-23")
+	src := sealedManifests("2026-11-23")
 	src.body["2026-11-23"] = incompressible(64 << 10)
 	src.seal("2026-11-24")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
@@ -169,8 +165,7 @@ func TestManifestWaitsForTheStreamsMaxMsgSize(t *testing.T) {
 // server takes no more.
 func TestManifestTooLargeIsAProblem(t *testing.T) {
 	js := smallPayloadJS(t)
-	src := &memManifests{}
-	src.seal("2026-11-23")
+	src := sealedManifests("2026-11-23")
 	src.body["2026-11-23"] = incompressible(200 << 10)
 	src.seal("2026-11-24")
 	o := NewManifestOutbox(js, jsTestSite, src, nil)
