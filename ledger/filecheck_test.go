@@ -56,14 +56,25 @@ func TestOpenRefusesAFileCutShort(t *testing.T) {
 // was all a walk got.
 func TestOpenRefusesAFileWithoutAHeader(t *testing.T) {
 	path := closedLedger(t, 10)
-	for _, data := range [][]byte{{0x00}, []byte("not a ledger, but long enough to be read as one by bbolt")} {
+	ledger, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A ledger whose headers give another format version, and one whose
+	// headers' checksums no longer match (a byte of each changed).
+	version := reheader(bytes.Clone(ledger), 4, boltVersion+1)
+	unsealed := bytes.Clone(ledger)
+	for _, off := range []int{0, pageSize} {
+		unsealed[off+boltPageHeader+48] ^= 0x40 // the txid
+	}
+	for _, data := range [][]byte{{0x00}, []byte("not a ledger, but long enough to be read as one by bbolt"), version, unsealed} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		for _, ro := range []bool{false, true} {
 			_, err := Open(path, Options{ReadOnly: ro})
 			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "no valid header") || !strings.Contains(err.Error(), "recledger restore") {
-				t.Errorf("open of %q (read-only %v): %v", data, ro, err)
+				t.Errorf("open of %.60q (read-only %v): %v", data, ro, err)
 			}
 		}
 	}

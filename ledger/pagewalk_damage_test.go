@@ -86,24 +86,39 @@ func damagedLedger(t *testing.T, damage func(t *testing.T, data []byte, m boltMe
 	return path
 }
 
-// eventsBranch is the root page of the events bucket, found from the
-// newest header (not an older copy on the free-page list): a branch page
-// whose first two children are leaf pages of several events each.
-func eventsBranch(t *testing.T, data []byte, m boltMeta) pageOf {
+// bucketElem is the leaf element of bucket name in the file's root page
+// (from the newest header), in place: its 16 bytes and its value.
+func bucketElem(t *testing.T, data []byte, m boltMeta, name []byte) (elem, value []byte) {
 	t.Helper()
 	le := binary.LittleEndian
 	root := pageOf{data, int(m.root)}
 	for i := range root.count() {
-		if string(root.key(i)) != string(bucketEvents) || root.flags() != boltLeafFlag {
+		if string(root.key(i)) != string(name) || root.flags() != boltLeafFlag {
 			continue
 		}
 		e := boltPageHeader + i*boltElemLen
 		r := root.b()[e:]
-		pos, ksize := le.Uint32(r[4:]), le.Uint32(r[8:])
-		p := pageOf{data, int(le.Uint64(root.b()[e+int(pos)+int(ksize):]))}
-		if p.flags() != boltBranchFlag || p.count() < 2 {
-			break
-		}
+		pos, ksize, vsize := le.Uint32(r[4:]), le.Uint32(r[8:]), le.Uint32(r[12:])
+		v := int(pos) + int(ksize)
+		return r[:boltElemLen], r[v : v+int(vsize)]
+	}
+	t.Fatalf("no bucket %s in the root page", name)
+	return nil, nil
+}
+
+// eventsRoot is the root page of the events bucket.
+func eventsRoot(t *testing.T, data []byte, m boltMeta) pageOf {
+	t.Helper()
+	_, v := bucketElem(t, data, m, bucketEvents)
+	return pageOf{data, int(binary.LittleEndian.Uint64(v))}
+}
+
+// eventsBranch is the root page of the events bucket: a branch page whose
+// first two children are leaf pages of several events each.
+func eventsBranch(t *testing.T, data []byte, m boltMeta) pageOf {
+	t.Helper()
+	p := eventsRoot(t, data, m)
+	if p.flags() == boltBranchFlag && p.count() >= 2 {
 		c0, c1 := pageOf{data, p.child(0)}, pageOf{data, p.child(1)}
 		if c0.flags() == boltLeafFlag && c1.flags() == boltLeafFlag && c0.count() > 1 && c1.count() > 1 {
 			return p
@@ -164,6 +179,21 @@ func TestCheckPagesFindsEachDamage(t *testing.T) {
 			le.PutUint16(fl.b()[10:], uint16(n-1))
 			return data
 		}},
+		{"the first page moved off the free-page list", "page 2: neither reached from the root nor free", func(t *testing.T, data []byte, m boltMeta) []byte {
+			// Page 2's bytes copied to a free page, which its parent now
+			// names and the list no longer holds: page 2 is left unclaimed.
+			br := eventsBranch(t, data, m)
+			fl, n := freeList(t, data, m)
+			if br.child(0) != 2 || n == 0 {
+				t.Skip("page 2 is not the events' first leaf, or no page is free")
+			}
+			to := int(le.Uint64(fl.b()[boltPageHeader+(n-1)*8:]))
+			copy(pageOf{data, to}.b(), pageOf{data, 2}.b())
+			le.PutUint64(pageOf{data, to}.b(), uint64(to))
+			br.setChild(0, to)
+			le.PutUint16(fl.b()[10:], uint16(n-1))
+			return data
+		}},
 		{"a page on the free-page list twice", "on the free-page list twice", func(t *testing.T, data []byte, m boltMeta) []byte {
 			fl, n := freeList(t, data, m)
 			if n == 0 {
@@ -184,6 +214,30 @@ func TestCheckPagesFindsEachDamage(t *testing.T) {
 			le.PutUint32(data[boltPageHeader+8:], 1000)
 			resealMetas(data)
 			return data
+		}},
+		{"a bucket's value shorter than a bucket's", "is a bucket of 8 bytes", func(t *testing.T, data []byte, m boltMeta) []byte {
+			e, _ := bucketElem(t, data, m, bucketEvents)
+			le.PutUint32(e[12:], 8)
+			return data
+		}},
+		{"a bucket kept inside its parent that is not a leaf page", "an inline bucket that is not a leaf page", func(t *testing.T, data []byte, m boltMeta) []byte {
+			_, v := bucketElem(t, data, m, bucketCheckpoints)
+			if le.Uint64(v) != 0 {
+				t.Skip("the checkpoints bucket has a page of its own")
+			}
+			le.PutUint16(v[16+8:], boltFreelistFlag)
+			return data
+		}},
+		{"a long free-page list claiming 2^61 pages", "the free-page list claims 2305843009213693952 pages", func(t *testing.T, data []byte, m boltMeta) []byte {
+			data = longForm(t, data, m)
+			le.PutUint64(pageOf{data, int(m.freelist)}.b()[boltPageHeader:], 1<<61) // 2^61 ids of 8 bytes: 2^64 bytes, 0 in a uint64
+			return data
+		}},
+		{"headers of another format", "no valid header page", func(t *testing.T, data []byte, m boltMeta) []byte {
+			return reheader(data, 0, boltMagic+1)
+		}},
+		{"headers of another version", "no valid header page", func(t *testing.T, data []byte, m boltMeta) []byte {
+			return reheader(data, 4, boltVersion+1)
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -323,6 +377,30 @@ func TestCheckFileLengthChecks(t *testing.T) {
 			return data
 		}},
 		{"a free-page list in its long form", "", longForm},
+		{"a page size of 32 MiB", "page size of 33554432", func(t *testing.T, data []byte, m boltMeta) []byte {
+			le.PutUint32(data[boltPageHeader+8:], 32<<20)
+			resealMetas(data)
+			return data
+		}},
+		{"the free-page list naming the root page", "not the free-page list", func(t *testing.T, data []byte, m boltMeta) []byte {
+			setMeta(data, 32, m.root)
+			return data
+		}},
+		{"a free-page list one id longer than its page", "more than its", func(t *testing.T, data []byte, m boltMeta) []byte {
+			le.PutUint16(pageOf{data, int(m.freelist)}.b()[10:], (pageSize-boltPageHeader)/8+1)
+			return data
+		}},
+		{"a long free-page list of one page", "", func(t *testing.T, data []byte, m boltMeta) []byte {
+			if _, n := freeList(t, data, m); n == 0 {
+				t.Skip("no free page")
+			}
+			data = longForm(t, data, m)
+			le.PutUint64(pageOf{data, int(m.freelist)}.b()[boltPageHeader:], 1)
+			return data
+		}},
+		{"cut to its pages in use", "", func(t *testing.T, data []byte, m boltMeta) []byte {
+			return data[:int(m.pgid)*pageSize]
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := checkFileLength(damagedLedger(t, c.damage))
@@ -330,5 +408,50 @@ func TestCheckFileLengthChecks(t *testing.T) {
 				t.Fatalf("%v; want %q", err, c.want)
 			}
 		})
+	}
+}
+
+// The one-line problem counts the findings after the first, however few:
+// two findings read as the first "(and 1 more)".
+func TestCheckPagesProblemCountsASecondFinding(t *testing.T) {
+	path := damagedLedger(t, func(t *testing.T, data []byte, m boltMeta) []byte {
+		fl, n := freeList(t, data, m)
+		if n == 0 || boltPageHeader+(n+2)*8 > pageSize {
+			t.Skip("no free page to list twice more")
+		}
+		first := binary.LittleEndian.Uint64(fl.b()[boltPageHeader:])
+		fl.addFree(n, first)
+		fl.addFree(n+1, first)
+		return data
+	})
+	rep, err := CheckPages(t.Context(), path)
+	if err != nil || len(rep.Problems) != 2 || !strings.HasSuffix(rep.Problem(), "on the free-page list twice (and 1 more)") {
+		t.Fatalf("%+v %v: %s", rep, err, rep.Problem())
+	}
+}
+
+// The light walk a start makes reads the events bucket's branch pages at
+// every level, claiming only the leaves unread: in a ledger whose events
+// tree has three levels, a leaf on the free-page list is still found.
+func TestLightCheckPagesReadsEveryBranchLevelOfTheEvents(t *testing.T) {
+	path := closedLedger(t, 30000)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := fileMeta(t, path)
+	root := eventsRoot(t, data, m)
+	below := pageOf{data, root.child(0)}
+	if root.flags() != boltBranchFlag || below.flags() != boltBranchFlag {
+		t.Fatalf("the events tree has fewer than three levels (root type %#x, its child %#x)", root.flags(), below.flags())
+	}
+	fl, n := freeList(t, data, m)
+	fl.addFree(n, uint64(below.child(0)))
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := checkPages(t.Context(), path, true)
+	if err != nil || rep.OK || !strings.Contains(rep.Problem(), "in use and on the free-page list") {
+		t.Fatalf("light walk: %+v %v", rep, err)
 	}
 }

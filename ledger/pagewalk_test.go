@@ -229,3 +229,47 @@ func resealMetas(data []byte) {
 		le.PutUint64(meta[56:], h.Sum64())
 	}
 }
+
+// A start takes a whole file whose events include one larger than a page
+// (its leaf page runs on into overflow pages): the light walk claims the
+// events' leaves unread, and so does not look for pages neither reached
+// nor free, which their overflow pages would seem to be.
+func TestOpenForWritingTakesAnEventLargerThanAPage(t *testing.T) {
+	path := closedLedger(t, 3000)
+	s := openFile(t, path, Options{})
+	big := Event{Type: TypeCommand, Data: Command{Command: "metadata", Params: []Param{{Key: "note", Value: strings.Repeat("n", 100<<10)}}}}
+	if _, err := s.Append(t.Context(), big); err != nil {
+		t.Fatal(err)
+	}
+	jsAppend(t, s, 10)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("a start on a whole file: %v", err)
+	}
+	defer s.Close()
+	mustVerify(t, s, 3011)
+}
+
+// A small bucket kept inside its parent's page (here the sections of a
+// checkpoint whose last section is empty: its key ends the bucket's bytes)
+// is read from those bytes, whole, to its last byte.
+func TestCheckPagesReadsABucketKeptInsideItsParentToItsEnd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsAppend(t, s, 10)
+	if err := s.SaveCheckpoint(t.Context(), "v", 10, []byte(`{"head":1}`), []Section{{Key: "v/a", Data: []byte("a")}, {Key: "v/z"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := CheckPages(t.Context(), path); err != nil || !rep.OK {
+		t.Fatalf("a whole file: %+v %v", rep, err)
+	}
+}

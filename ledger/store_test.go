@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // openTest opens a store in a fresh temporary directory and closes it at
@@ -163,7 +165,7 @@ func TestReadOnly(t *testing.T) {
 	}
 	// bbolt's writer holds an exclusive flock: a read-only open must give
 	// up (after its short timeout) rather than hang.
-	if _, err := Open(path, Options{ReadOnly: true}); !errors.Is(err, ErrUnavailable) {
+	if _, err := Open(path, Options{ReadOnly: true}); !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrLocked) {
 		t.Fatalf("read-only open beside a writer: %v", err)
 	}
 	if err := s.Close(); err != nil {
@@ -193,8 +195,8 @@ func TestReadOnly(t *testing.T) {
 	if err := ro.SaveCheckpoint(ctx, "v1", 2, nil, nil); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("checkpoint read-only: %v", err)
 	}
-	if _, err := Open(filepath.Join(t.TempDir(), "missing.db"), Options{ReadOnly: true}); err == nil {
-		t.Fatal("read-only open of a missing file succeeded")
+	if _, err := Open(filepath.Join(t.TempDir(), "missing.db"), Options{ReadOnly: true}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("read-only open of a missing file: %v, want ErrUnavailable", err)
 	}
 }
 
@@ -250,4 +252,19 @@ func TestOpenContextEndsItsPageCheck(t *testing.T) {
 		t.Fatalf("the file stayed locked: %v", err)
 	}
 	s.Close()
+}
+
+// A start makes each bucket a ledger file lacks, whichever it is (here
+// the checkpoints, with the sections there): a checkpoint is then saved
+// and loaded back.
+func TestOpenForWritingMakesTheBucketsAFileLacks(t *testing.T) {
+	path := closedLedger(t, 10)
+	editFile(t, path, func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketCheckpoints) })
+	s := openFile(t, path, Options{})
+	if err := s.SaveCheckpoint(t.Context(), "v1", 10, []byte("state"), nil); err != nil {
+		t.Fatalf("checkpoint save: %v", err)
+	}
+	if seq, state, err := s.LoadCheckpoint(t.Context(), "v1"); err != nil || seq != 10 || string(state) != "state" {
+		t.Fatalf("checkpoint: %d %q %v", seq, state, err)
+	}
 }

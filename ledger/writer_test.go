@@ -300,6 +300,11 @@ func TestFailedCommitThatLandedStopsAppends(t *testing.T) {
 	if got, err := s.Get(ctx, 2); err != nil || got.Hash != landed[1].Hash {
 		t.Fatalf("seq 2 was overwritten: %+v %v", got, err)
 	}
+	// The file itself is whole: Damaged, for which readers and servers
+	// refuse a store, names nothing.
+	if err := s.Damaged(); err != nil {
+		t.Fatalf("a store whose head is unknown called damaged: %v", err)
+	}
 }
 
 func TestCancelledWhileWaiting(t *testing.T) {
