@@ -111,6 +111,13 @@ func TestOpenRefusesAFreelistBeyondTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
+	refusedAtOpen(t, path)
+}
+
+// refusedAtOpen checks that the file at path is refused as it is opened,
+// read-only and for writing, with ErrCorrupt and the way out.
+func refusedAtOpen(t *testing.T, path string) {
+	t.Helper()
 	for _, ro := range []bool{true, false} {
 		s, err := Open(path, Options{ReadOnly: ro})
 		if err == nil {
