@@ -179,6 +179,11 @@ func OpenContext(ctx context.Context, path string, opts Options) (*Store, error)
 		bo = &bolt.Options{ReadOnly: true, Timeout: readOnlyTimeout}
 	}
 	fi, statErr := os.Stat(path)
+	if statErr == nil && fi.IsDir() {
+		// Read-only, bbolt took it for a file of no valid header, and the
+		// way out said to rebuild it.
+		return nil, fmt.Errorf("open %s: %w: it is a directory, not a ledger file: move it away", path, ErrUnavailable)
+	}
 	existed := statErr == nil && fi.Size() > 0
 	db, err := openBolt(path, bo)
 	if errors.Is(err, syscall.ENOMEM) && bo.InitialMmapSize > 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -72,5 +73,23 @@ func TestATailThatIsNotTheLastEventRefusesAppends(t *testing.T) {
 				t.Fatalf("verify: %+v %v", rep, err)
 			}
 		})
+	}
+}
+
+// A directory where the ledger file goes is said to be one, read-only
+// as for writing: not a damaged ledger to rebuild from the mirror.
+func TestADirectoryIsNotALedgerFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, ro := range []bool{true, false} {
+		s, err := Open(path, Options{ReadOnly: ro})
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "is a directory") {
+			t.Errorf("read-only %v: %v, want it named a directory", ro, err)
+		}
 	}
 }
