@@ -480,17 +480,24 @@ func TestCheckpointerWithStoreThenLoad(t *testing.T) {
 }
 
 // A checkpoint's digest is the state's, as GET /v1/digest gives it: the
-// server logs it with each save, for an engineer to bisect against.
+// server logs it with each save, for an engineer to bisect against. Save
+// also tells how many bytes the sections it stored hold.
 func TestSaveGivesTheDigest(t *testing.T) {
 	d := writeDay(t, nil)
 	st, _, err := replay.Run(context.Background(), d.store, replay.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := st.Digest()
+	want, stored := st.Digest(), 0
+	for _, sec := range st.PendingSections() {
+		stored += len(sec.Data)
+	}
 	sv, err := replay.Save(context.Background(), d.store, st)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if stored == 0 || sv.SectionBytes != stored {
+		t.Errorf("section bytes %d, want %d", sv.SectionBytes, stored)
 	}
 	if _, live := d.live.Digest(); sv.Digest != want || sv.Digest != live {
 		t.Errorf("saved digest %s, the state's %s, the live state's %s", sv.Digest, want, live)

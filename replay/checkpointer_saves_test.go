@@ -121,20 +121,3 @@ func TestCheckpointerFinalSaveWhenTheTailIsLonger(t *testing.T) {
 		}
 	})
 }
-
-// Save tells how many bytes the sections it stored hold.
-func TestSaveCountsTheSectionBytes(t *testing.T) {
-	d := writeDay(t, nil)
-	st, _, err := replay.Run(context.Background(), d.store, replay.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := 0
-	for _, sec := range st.PendingSections() {
-		want += len(sec.Data)
-	}
-	sv, err := replay.Save(context.Background(), d.store, st)
-	if err != nil || want == 0 || sv.SectionBytes != want {
-		t.Fatalf("section bytes %d, want %d: %v", sv.SectionBytes, want, err)
-	}
-}
