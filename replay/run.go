@@ -149,9 +149,10 @@ func Run(ctx context.Context, src Source, opts Options) (*projections.State, Sta
 		}
 		next++
 		stats.Events++
+		stats.Last = *e // folded: what fails after this (sections, trace) fails after it
 		if opts.Sections != nil && e.Type == ledger.TypeDayClosed {
 			if _, err := st.DropStored(ctx, opts.Sections, opts.CheckSections); err != nil {
-				return fmt.Errorf("replay: sealed history: %w", err)
+				return fmt.Errorf("replay: sealed history at the seal of seq %d: %w", e.Seq, err)
 			}
 		}
 		if tw != nil && (opts.User == "" || touches(eff, opts.User)) {
@@ -168,7 +169,6 @@ func Run(ctx context.Context, src Source, opts Options) (*projections.State, Sta
 		if opts.Progress != nil {
 			opts.Progress(e.Seq)
 		}
-		stats.Last = *e
 		return nil
 	}
 	for b := range batches {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -13,12 +14,19 @@ import (
 
 // A replay that cannot tell which sections its section store holds, after
 // a seal, fails there: it would otherwise keep the whole history in
-// memory without saying why.
+// memory without saying why. The seal was folded before the store was
+// asked, so the stats count it and end at it, and the error names it.
 func TestRunFailsWhenTheSectionStoreCannotBeRead(t *testing.T) {
 	d := writeDay(t, nil)
-	_, _, err := replay.Run(context.Background(), d.store, replay.Options{Sections: sectionsOffline{d.store}})
+	_, stats, err := replay.Run(context.Background(), d.store, replay.Options{Sections: sectionsOffline{d.store}})
 	if !errors.Is(err, ledger.ErrUnavailable) || !strings.Contains(err.Error(), "sealed history") {
 		t.Fatalf("replay: %v; want the section store's error, at the seal", err)
+	}
+	if stats.Last.Type != ledger.TypeDayClosed || stats.Events != stats.Last.Seq {
+		t.Fatalf("stats end at seq %d (%s) after %d events; want the seal, every event up to it counted", stats.Last.Seq, stats.Last.Type, stats.Events)
+	}
+	if want := fmt.Sprintf("seal of seq %d", stats.Last.Seq); !strings.Contains(err.Error(), want) {
+		t.Fatalf("replay: %v; want it to name the %s", err, want)
 	}
 }
 
