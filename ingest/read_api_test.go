@@ -60,8 +60,14 @@ func TestEventsPaging(t *testing.T) {
 	if len(seqs) != 26 || seqs[0] != 1 || seqs[25] != 26 {
 		t.Fatalf("seqs %v", seqs)
 	}
-	s.must(400, "GET", "/v1/events?after_seq=-1", "", "")
-	s.must(400, "GET", "/v1/events?limit=x", "", "")
+	// A bad cursor or limit is refused with the parameter named; numbers
+	// are decimal (0x1 is no seq).
+	for q, field := range map[string]string{"after_seq=-1": "after_seq", "after_seq=0x1": "after_seq",
+		"limit=x": "limit", "limit=0x5": "limit", "limit=0": "limit"} {
+		if r := s.must(400, "GET", "/v1/events?"+q, "", ""); r.str("reason") != "invalid_input" || r.str("field") != field {
+			t.Errorf("GET /v1/events?%s: %s, want invalid_input in %s", q, r.Raw, field)
+		}
+	}
 	// At the head: an empty page that stays there; past it, a cursor of
 	// another ledger, refused.
 	if r := s.must(200, "GET", "/v1/events?after_seq=26", "", ""); r.Raw != "{\"events\":[],\"next_after_seq\":26}\n" {
@@ -69,6 +75,11 @@ func TestEventsPaging(t *testing.T) {
 	}
 	if r := s.must(400, "GET", "/v1/events?after_seq=27", "", ""); r.str("field") != "after_seq" {
 		t.Errorf("page past the head: %s", r.Raw)
+	}
+	// The chain checked ends at the ledger's head.
+	_, hash := s.store.Head()
+	if r := s.must(200, "GET", "/v1/verify", "", ""); r.JSON["ok"] != true || r.JSON["events"] != 26.0 || r.str("head") != hash {
+		t.Errorf("verify: %s, want ok, 26 events, head %s", r.Raw, hash)
 	}
 }
 
@@ -279,6 +290,11 @@ func TestHealthAndMetrics(t *testing.T) {
 	if r := s.must(400, "GET", "/v1/contacts?disposition=archived", "", ""); r.str("reason") != "invalid_input" || r.str("field") != "disposition" {
 		t.Fatalf("an unknown disposition: %s", r.Raw)
 	}
+	// A batch of call signals that is no JSON is refused (a 4xx), counted
+	// by its result.
+	if r := s.do("POST", "/v1/calls/events", "application/json", "{"); r.Status != 400 {
+		t.Fatalf("a batch that is no JSON: %d %s", r.Status, r.Raw)
+	}
 	// A stopping server is not ready: a load balancer sends new work
 	// elsewhere while it drains.
 	s.api.Stopping()
@@ -291,6 +307,9 @@ func TestHealthAndMetrics(t *testing.T) {
 	if w.Status != 503 || w.str("reason") != "unavailable" {
 		t.Fatalf("append on a closed ledger: %d %s", w.Status, w.Raw)
 	}
+	if r := s.do("POST", "/v1/calls/events", "application/json", `[{"call_id":"c-1","extension":"3420","type":"ringing"}]`); r.Status != 503 {
+		t.Fatalf("call signals on a closed ledger: %d %s", r.Status, r.Raw)
+	}
 	s.must(200, "GET", "/healthz", "", "")
 	if r := s.must(503, "GET", "/readyz", "", ""); r.JSON["ready"] != false {
 		t.Fatalf("readyz on a closed ledger: %s", r.Raw)
@@ -300,6 +319,9 @@ func TestHealthAndMetrics(t *testing.T) {
 	m = s.must(200, "GET", "/metrics", "", "")
 	for _, want := range []string{
 		`recledger_append_failures_total{source="command"} 1`,
+		`recledger_append_failures_total{source="calls"} 1`,
+		`recledger_call_signal_batches_total{result="refused",source="calls"} 1`,
+		`recledger_call_signal_batches_total{result="failed",source="calls"} 1`,
 		`recledger_append_batch_size_count 2`,
 		`recledger_append_seconds_count{source="command"} 1`,
 		`recledger_events_appended_total 2`,
@@ -347,5 +369,24 @@ func TestReadQueriesRefuseUnknownParameters(t *testing.T) {
 		// API.md's template: an empty filter is no filter.
 		"/v1/contacts?user_id=&day=2026-11-23&disposition="} {
 		s.must(200, "GET", ok, "", "")
+	}
+}
+
+// The refusal of unknown parameters says what the endpoint takes, and of
+// several unknown ones always names the same: the first in order.
+func TestReadQueriesSayWhatTheyTake(t *testing.T) {
+	s := newStack(t, nil)
+	for path, want := range map[string]string{
+		"/v1/verify?full=1":  `unknown query parameter "full": GET /v1/verify takes no query parameters`,
+		"/v1/events?after=5": `unknown query parameter "after": GET /v1/events takes only after_seq, limit`,
+	} {
+		if r := s.must(400, "GET", path, "", ""); r.str("message") != want {
+			t.Errorf("%s: %q, want %q", path, r.str("message"), want)
+		}
+	}
+	for range 20 {
+		if r := s.must(400, "GET", "/v1/events?e=1&c=1&a=1&d=1&b=1", "", ""); r.str("field") != "a" {
+			t.Fatalf("several unknown parameters: %s, want a named", r.Raw)
+		}
 	}
 }
