@@ -62,3 +62,17 @@ func TestOneServerPerRegistry(t *testing.T) {
 		t.Fatalf("a second Server on one registry: %v", err)
 	}
 }
+
+// A batch counts each of its events, in the events appended and in the
+// batch sizes.
+func TestAppendedEventsAreCountedByBatch(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure() // one event
+	s.signal(`[{"call_id":"c-1","extension":"3420","type":"ringing"},{"call_id":"c-2","extension":"3420","type":"ringing"},{"call_id":"c-3","extension":"3420","type":"ringing"}]`)
+	m := s.must(200, "GET", "/metrics", "", "").Raw
+	for _, want := range []string{"recledger_events_appended_total 4\n", "recledger_append_batch_size_sum 4\n", "recledger_append_batch_size_count 2\n"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
+	}
+}
