@@ -138,7 +138,7 @@ func TestReplayCommandDigestAndSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dv digestView
-	if err := json.Unmarshal([]byte(out), &dv); err != nil || dv.Seq != d.seq || dv.Digest != d.digest {
+	if err := json.Unmarshal([]byte(out), &dv); err != nil || dv.Seq != d.seq || dv.Digest != d.digest || strings.Index(out, "\n") != len(out)-1 {
 		t.Fatalf("--digest --json: %q (%v)", out, err)
 	}
 
@@ -179,6 +179,14 @@ func TestReplayCommandDigestAndSummary(t *testing.T) {
 	}
 	if open == 0 || open == len(cts) || sum.Contacts != len(cts) || sum.OpenContacts != open {
 		t.Errorf("summary counts %d contacts, %d open; the live projections %d, %d open", sum.Contacts, sum.OpenContacts, len(cts), open)
+	}
+	// And the pauses.
+	ps, err := d.live.Pauses(t.Context(), ledger.PauseQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) < 2 || sum.Pauses != len(ps) {
+		t.Errorf("summary counts %d pauses; the live projections %d", sum.Pauses, len(ps))
 	}
 	// Before the seal: no day sealed, said as such.
 	out, err = runCmd(t, &ReplayCommand{}, "--data", d.dir, "--until", "3")
@@ -249,6 +257,88 @@ func TestReplayCommandUntil(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), fmt.Sprintf("--until 2099-01-01T00:00:00Z is after the ledger's last event (seq %d, ", d.seq)) {
 		t.Errorf("no word of an --until after the last event: %q", b)
+	}
+}
+
+// replayNotes runs replay with args and returns what it printed on
+// stdout and what it said on stderr.
+func replayNotes(t *testing.T, args ...string) (out, notes string, err error) {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out, err = runCmd(t, &ReplayCommand{Stderr: f}, args...)
+	b, rerr := os.ReadFile(f.Name())
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	return out, string(b), err
+}
+
+// The words replay says on stderr of --until and --user are said only when
+// they hold: a bound at the head, at the last event's id or between two
+// events is not outside the ledger, seq 1 is not before the first event, an
+// empty ledger has neither, and a user whom events name, traced or asked
+// for as JSON, is neither unknown nor another's case. The empty state's
+// summary names no last event.
+func TestReplayNotesOnlyWhatHolds(t *testing.T) {
+	d := writeOfflineDay(t, true, 0)
+	store, err := openLedgerReadOnly(d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := store.Get(t.Context(), d.seq)
+	var tenth ledger.Envelope
+	if err == nil {
+		tenth, err = store.Get(t.Context(), 10)
+	}
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Just after the tenth event, before the eleventh (a quarter of a
+	// second later).
+	between := tenth.Time.Add(time.Millisecond).UTC().Format(time.RFC3339Nano)
+	for _, args := range [][]string{
+		{"--until", fmt.Sprint(d.seq), "--digest"},
+		{"--until", last.ID.String(), "--digest"},
+		{"--until", between, "--digest"},
+		{"--until", "1", "--digest"},
+		{"--user", "asmith"},
+		{"--user", "asmith", "--json"},
+		// The mirror read to a bound is not behind the ledger.
+		{"--source", "jetstream", "--nats", d.natsURL, "--site", replaytest.Site, "--until", "3", "--digest"},
+	} {
+		out, notes, err := replayNotes(t, append([]string{"--data", d.dir}, args...)...)
+		if err != nil || out == "" || notes != "" {
+			t.Errorf("replay %v: %v, said on stderr:\n%s", args, err, notes)
+		}
+	}
+
+	// Nor does a mirror read to a bound before its first event hold what
+	// the ledger does not.
+	_, notes, err := replayNotes(t, "--data", d.dir, "--source", "jetstream", "--nats", d.natsURL, "--site", replaytest.Site, "--until", "2000-01-01T00:00:00Z", "--digest")
+	if err != nil || !strings.Contains(notes, "comes before the ledger's first event") || strings.Contains(notes, "note:") {
+		t.Errorf("replay of a mirror to a bound before its first event: %v, said:\n%s", err, notes)
+	}
+
+	empty := t.TempDir()
+	st, err := ledger.Open(filepath.Join(empty, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	for _, until := range []string{"2099-01-01T00:00:00Z", "2000-01-01T00:00:00Z"} {
+		out, notes, err := replayNotes(t, "--data", empty, "--until", until, "--digest")
+		if err != nil || !strings.HasPrefix(out, "0 ") || notes != "" {
+			t.Errorf("replay --until %s of an empty ledger: %v %q, said on stderr:\n%s", until, err, out, notes)
+		}
+	}
+	out, _, err := replayNotes(t, "--data", empty)
+	if err != nil || !strings.Contains(out, "events       0\n") {
+		t.Errorf("summary of an empty ledger: %v\n%s", err, out)
 	}
 }
 
@@ -518,6 +608,13 @@ func TestRestoreIntoAnotherSitesDir(t *testing.T) {
 
 	// A ledger of another site that holds no event yet (a server started
 	// and stopped) is not taken over either.
+	// Nor does a mirror read to a bound before its first event hold what
+	// the ledger does not.
+	_, notes, err := replayNotes(t, "--data", d.dir, "--source", "jetstream", "--nats", d.natsURL, "--site", replaytest.Site, "--until", "2000-01-01T00:00:00Z", "--digest")
+	if err != nil || !strings.Contains(notes, "comes before the ledger's first event") || strings.Contains(notes, "note:") {
+		t.Errorf("replay of a mirror to a bound before its first event: %v, said:\n%s", err, notes)
+	}
+
 	empty := t.TempDir()
 	st, err := ledger.Open(filepath.Join(empty, LedgerFile), ledger.Options{})
 	if err != nil {
@@ -569,6 +666,55 @@ func TestRestoreStopsAtANewerBuildsEvents(t *testing.T) {
 	defer st.Close()
 	if unfinished, err := st.Restoring(t.Context()); err != nil || !unfinished {
 		t.Errorf("a restore stopped at a newer build's event: marked unfinished %v (%v)", unfinished, err)
+	}
+}
+
+// A mirror holding an event of a newer build is replayed up to the event
+// before it, and the error says so: this build's failure, not damage.
+func TestReplayStopsAtANewerBuildsEvent(t *testing.T) {
+	d := writeOfflineDay(t, true, 0)
+	mirrorNext(t, d, func(newer *ledger.Envelope) {
+		newer.Version = ledger.CurrentVersion + 1
+		newer.ID = ulid.MustNew(newer.ID.Time()+1, bytes.NewReader(make([]byte, 16)))
+	})
+	_, err := runCmd(t, &ReplayCommand{}, "--source", "jetstream", "--digest", "--nats", d.natsURL, "--site", replaytest.Site)
+	if !errors.Is(err, ledger.ErrUnknownVersion) || !strings.Contains(err.Error(), fmt.Sprintf("replay: after seq %d: ", d.seq)) || strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("replay of a mirror with a newer build's event: %v", err)
+	}
+}
+
+// Every replay lets go of the ledger file when it is done, whether it read
+// the ledger, read a mirror beside it, or refused it (its last event
+// unreadable, or one before it: pauses then fails as replay does): a serve
+// started next takes the file at once.
+func TestReplayLetsGoOfTheLedger(t *testing.T) {
+	d := writeOfflineDay(t, true, 0)
+	lastGarbled := writeOfflineDay(t, false, 0)
+	garbleEvent(t, lastGarbled.dir, lastGarbled.seq)
+	changed := writeOfflineDay(t, false, 0)
+	tamperPause(t, changed.dir, 7)
+	for _, c := range []struct {
+		cmd interface {
+			Run(context.Context, []string) error
+		}
+		dir     string
+		args    []string
+		damaged bool
+	}{
+		{&ReplayCommand{Stderr: devNull(t)}, d.dir, []string{"--digest"}, false},
+		{&ReplayCommand{Stderr: devNull(t)}, d.dir, []string{"--source", "jetstream", "--nats", d.natsURL, "--site", replaytest.Site, "--digest"}, false},
+		{&ReplayCommand{Stderr: devNull(t)}, lastGarbled.dir, []string{"--digest"}, true},
+		{&PausesCommand{Stderr: devNull(t)}, changed.dir, nil, true},
+	} {
+		_, err := runCmd(t, c.cmd, append([]string{"--data", c.dir}, c.args...)...)
+		if c.damaged != errors.Is(err, ledger.ErrCorrupt) || (!c.damaged && err != nil) {
+			t.Errorf("%T %v of %s: %v", c.cmd, c.args, c.dir, err)
+		}
+		st, err := ledger.Open(filepath.Join(c.dir, LedgerFile), ledger.Options{})
+		if err != nil {
+			t.Fatalf("after %T %v, the ledger cannot be opened for writing: %v", c.cmd, c.args, err)
+		}
+		st.Close()
 	}
 }
 
@@ -650,6 +796,21 @@ func TestReplayOfADamagedMirrorSaysSo(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(notice.Name()); !strings.Contains(string(b), "is not the ledger in "+other.dir+": their events differ at or before seq "+fmt.Sprint(d.seq)) {
 		t.Errorf("no word that the mirror is another ledger's: %q", b)
+	}
+	// Another ledger longer than the mirror: still another ledger's, not
+	// the same one with the mirror behind it.
+	st, err := ledger.Open(filepath.Join(other.dir, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Append(t.Context(), ledger.Event{Type: ledger.TypeCommand, Data: ledger.Command{Command: "tag", SenderID: "someone"}})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, notes, err := replayNotes(t, "--source", "jetstream", "--digest", "--nats", d.natsURL, "--site", replaytest.Site, "--data", other.dir)
+	if err != nil || !strings.Contains(notes, "is not the ledger in "+other.dir) || strings.Contains(notes, "the mirror is behind") {
+		t.Errorf("replay of another ledger's mirror, shorter than the dir's: %v\n%s", err, notes)
 	}
 
 	stream, err := d.js.Stream(t.Context(), ledger.EventsStream)

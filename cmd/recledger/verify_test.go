@@ -270,7 +270,7 @@ func TestOfflineOpenErrorsSayWhy(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := runCmd(t, &VerifyCommand{}, "--data", dir)
-	if err == nil || strings.Contains(err.Error(), "locked") || !strings.Contains(err.Error(), "is empty") {
+	if err == nil || strings.Contains(err.Error(), "locked") || !strings.Contains(err.Error(), "is empty") || !strings.Contains(err.Error(), "rebuild it with recledger restore --from-jetstream") {
 		t.Fatalf("verify of an empty ledger file: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, LedgerFile), []byte("not a ledger, but long enough to be read as one by bbolt"), 0o600); err != nil {
