@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,17 +245,84 @@ func TestReplayBesideServerRefusesAnotherMirror(t *testing.T) {
 		if !ok {
 			t.Fatal("no serving file")
 		}
-		t.Setenv("RECLEDGER_NATS", info.NATS)
-		// A shorter mirror is waited for as if it lagged: not long here.
-		_, err := runCmd(t, &ReplayCommand{Stderr: devNull(t), MirrorWait: 200 * time.Millisecond}, "--data", c.data, "--digest")
-		if !errors.Is(err, ledger.ErrMismatch) || !strings.Contains(err.Error(), "the server on "+c.data) {
-			t.Errorf("replay of %s with the other server's mirror: %v", c.data, err)
+		// Named by --nats, with --source too (a walk's was replayed with
+		// no word), or by RECLEDGER_NATS. A shorter mirror is waited for
+		// as if it lagged: not long here.
+		t.Setenv("RECLEDGER_NATS", "")
+		for _, args := range [][]string{{"--nats", info.NATS}, {"--source", "jetstream", "--nats", info.NATS}, nil} {
+			if args == nil {
+				t.Setenv("RECLEDGER_NATS", info.NATS)
+			}
+			_, err := runCmd(t, &ReplayCommand{Stderr: devNull(t), MirrorWait: 200 * time.Millisecond}, append([]string{"--data", c.data, "--digest"}, args...)...)
+			if !errors.Is(err, ledger.ErrMismatch) || !strings.Contains(err.Error(), "the server on "+c.data) {
+				t.Errorf("replay %v of %s with the other server's mirror: %v", args, c.data, err)
+			}
 		}
-		// Asked for by --source too (a walk's was replayed with no word).
-		_, err = runCmd(t, &ReplayCommand{Stderr: devNull(t), MirrorWait: 200 * time.Millisecond}, "--data", c.data, "--digest", "--source", "jetstream", "--nats", info.NATS)
-		if !errors.Is(err, ledger.ErrMismatch) || !strings.Contains(err.Error(), "the server on "+c.data) {
-			t.Errorf("replay --source jetstream of %s with the other server's mirror: %v", c.data, err)
+	}
+}
+
+// Beside a running server whose ledger holds no event yet, the empty
+// mirror is right: replay gives the empty state's digest, as the server.
+func TestReplayBesideAServerWithNoEvents(t *testing.T) {
+	data := t.TempDir()
+	srv := startTestServer(t, data)
+	var live digestReply
+	getJSON(t, "http://"+srv.Addr()+"/v1/digest", &live)
+	out, err := runCmd(t, &ReplayCommand{Stderr: devNull(t), MirrorWait: 200 * time.Millisecond}, "--data", data, "--digest")
+	if want := fmt.Sprintf("0 %s\n", live.Digest); live.Seq != 0 || err != nil || out != want {
+		t.Fatalf("replay beside a server with no events: %v %q, the server's digest %+v", err, out, live)
+	}
+}
+
+// Beside a running server, the mirror read is checked against the server's
+// event at the mirror's last seq. A server that cannot answer leaves the
+// replay done, saying it was not checked; a server whose event differs
+// refuses it, naming the mirror without the credentials in its URL.
+func TestReplayBesideServerChecksTheMirrorsLastEvent(t *testing.T) {
+	d := writeOfflineDay(t, true, 0)
+	store, err := openLedgerReadOnly(d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := store.Get(t.Context(), d.seq)
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hash atomic.Value // the server's hash at the last seq; "" fails
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/readyz":
+			fmt.Fprintf(w, `{"ready":true,"head_seq":%d}`, d.seq)
+		case "/v1/events":
+			h, _ := hash.Load().(string)
+			if h == "" {
+				http.Error(w, `{"message":"not now"}`, http.StatusInternalServerError)
+				return
+			}
+			fmt.Fprintf(w, `{"events":[{"seq":%d,"hash":%q}]}`, d.seq, h)
+		default:
+			http.NotFound(w, r)
 		}
+	}))
+	defer hs.Close()
+	data := t.TempDir()
+	if err := writeServing(data, servingInfo{PID: os.Getpid(), HTTP: hs.URL, NATS: d.natsURL, Site: replaytest.Site}); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%d %s\n", d.seq, d.digest)
+	for _, h := range []string{last.Hash, ""} {
+		hash.Store(h)
+		out, notes, err := replayNotes(t, "--data", data, "--source", "jetstream", "--digest")
+		if err != nil || out != want || (h == "") != strings.Contains(notes, "could not check the mirror against the server's ledger") {
+			t.Errorf("replay beside a server answering hash %q: %v %q, said:\n%s", h, err, out, notes)
+		}
+	}
+	hash.Store(strings.Repeat("0", len(last.Hash)))
+	withPassword := strings.Replace(d.natsURL, "nats://", "nats://reader:s3cret@", 1)
+	_, err = runCmd(t, &ReplayCommand{Stderr: devNull(t)}, "--data", data, "--source", "jetstream", "--nats", withPassword, "--digest")
+	if !errors.Is(err, ledger.ErrMismatch) || !strings.Contains(err.Error(), "the server on "+data) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("replay beside a server whose event differs: %v", err)
 	}
 }
 
