@@ -185,4 +185,10 @@ func TestReplayOfAMirrorBehindTheLedgerSaysSo(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "10 ") || !strings.Contains(string(b), "ends at seq 10, and the ledger in "+dir+" holds seq 12") {
 		t.Fatalf("replay of a mirror behind its ledger: %v %q\n%s", err, out, b)
 	}
+	// Read to a bound within it, the state is the one asked for, not older
+	// than the ledger's.
+	out, said, err := replayNotes(t, "--data", dir, "--source", "jetstream", "--digest", "--until", "5")
+	if err != nil || !strings.HasPrefix(out, "5 ") || strings.Contains(said, "the mirror is behind") {
+		t.Fatalf("replay of a mirror behind its ledger, to seq 5: %v %q\n%s", err, out, said)
+	}
 }

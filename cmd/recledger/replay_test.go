@@ -317,6 +317,11 @@ func TestReplayNotesOnlyWhatHolds(t *testing.T) {
 		}
 	}
 
+	// A --from-checkpoint with no checkpoint to start from says so.
+	if _, notes, err := replayNotes(t, "--data", d.dir, "--from-checkpoint", "--digest"); err != nil ||
+		!strings.Contains(notes, "--from-checkpoint: the ledger holds no checkpoint of this build's version; replaying from seq 1") {
+		t.Errorf("replay --from-checkpoint of a ledger with no checkpoint: %v, said:\n%s", err, notes)
+	}
 	// Nor does a mirror read to a bound before its first event hold what
 	// the ledger does not.
 	_, notes, err := replayNotes(t, "--data", d.dir, "--source", "jetstream", "--nats", d.natsURL, "--site", replaytest.Site, "--until", "2000-01-01T00:00:00Z", "--digest")
@@ -518,6 +523,11 @@ func TestReplayVerifyRestoreFromJetStream(t *testing.T) {
 	if out, err := runCmd(t, &ReplayCommand{}, "--source", "jetstream", "--digest", "--nats", d.natsURL, "--site", "elsewhere"); !errors.Is(err, ledger.ErrNotFound) {
 		t.Fatalf("replay of an empty site's mirror: %v %q", err, out)
 	}
+	// Its URL is named without the credentials it carries.
+	withPassword := strings.Replace(d.natsURL, "nats://", "nats://reader:s3cret@", 1)
+	if _, err := runCmd(t, &ReplayCommand{}, "--source", "jetstream", "--digest", "--nats", withPassword, "--site", "elsewhere", "--data", t.TempDir()); !errors.Is(err, ledger.ErrNotFound) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("replay of an empty site's mirror named with a password: %v", err)
+	}
 	out, err = runCmd(t, &ReplayCommand{}, "--data", dir, "--from-checkpoint")
 	if err != nil || !strings.Contains(out, "replayed     0 (from checkpoint at seq "+fmt.Sprint(d.seq)) {
 		t.Fatalf("restore left no checkpoint: %v\n%s", err, out)
@@ -608,6 +618,11 @@ func TestRestoreIntoAnotherSitesDir(t *testing.T) {
 
 	// A ledger of another site that holds no event yet (a server started
 	// and stopped) is not taken over either.
+	// A --from-checkpoint with no checkpoint to start from says so.
+	if _, notes, err := replayNotes(t, "--data", d.dir, "--from-checkpoint", "--digest"); err != nil ||
+		!strings.Contains(notes, "--from-checkpoint: the ledger holds no checkpoint of this build's version; replaying from seq 1") {
+		t.Errorf("replay --from-checkpoint of a ledger with no checkpoint: %v, said:\n%s", err, notes)
+	}
 	// Nor does a mirror read to a bound before its first event hold what
 	// the ledger does not.
 	_, notes, err := replayNotes(t, "--data", d.dir, "--source", "jetstream", "--nats", d.natsURL, "--site", replaytest.Site, "--until", "2000-01-01T00:00:00Z", "--digest")

@@ -262,15 +262,25 @@ func TestReplayBesideServerRefusesAnotherMirror(t *testing.T) {
 }
 
 // Beside a running server whose ledger holds no event yet, the empty
-// mirror is right: replay gives the empty state's digest, as the server.
+// mirror of the site it serves is right: replay, whether --source is given
+// or not, gives the empty state's digest, as the server.
 func TestReplayBesideAServerWithNoEvents(t *testing.T) {
+	t.Setenv("RECLEDGER_SITE", "")
 	data := t.TempDir()
-	srv := startTestServer(t, data)
+	cfg := testServeConfig(data)
+	cfg.Site = "east"
+	srv, err := StartServer(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop(); _ = srv.Wait() })
 	var live digestReply
 	getJSON(t, "http://"+srv.Addr()+"/v1/digest", &live)
-	out, err := runCmd(t, &ReplayCommand{Stderr: devNull(t), MirrorWait: 200 * time.Millisecond}, "--data", data, "--digest")
-	if want := fmt.Sprintf("0 %s\n", live.Digest); live.Seq != 0 || err != nil || out != want {
-		t.Fatalf("replay beside a server with no events: %v %q, the server's digest %+v", err, out, live)
+	for _, args := range [][]string{nil, {"--source", "jetstream"}} {
+		out, err := runCmd(t, &ReplayCommand{Stderr: devNull(t), MirrorWait: 200 * time.Millisecond}, append([]string{"--data", data, "--digest"}, args...)...)
+		if want := fmt.Sprintf("0 %s\n", live.Digest); live.Seq != 0 || err != nil || out != want {
+			t.Errorf("replay %v beside a server of site east with no events: %v %q, the server's digest %+v", args, err, out, live)
+		}
 	}
 }
 
@@ -317,6 +327,15 @@ func TestReplayBesideServerChecksTheMirrorsLastEvent(t *testing.T) {
 		if err != nil || out != want || (h == "") != strings.Contains(notes, "could not check the mirror against the server's ledger") {
 			t.Errorf("replay beside a server answering hash %q: %v %q, said:\n%s", h, err, out, notes)
 		}
+	}
+	// A server that does not answer at all: an empty mirror of the site
+	// asked for is not taken for an empty ledger.
+	silent := t.TempDir()
+	if err := writeServing(silent, servingInfo{PID: os.Getpid(), HTTP: "http://127.0.0.1:1", NATS: d.natsURL}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, &ReplayCommand{Stderr: devNull(t)}, "--data", silent, "--source", "jetstream", "--site", "elsewhere", "--digest"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("replay of an empty mirror beside a server that does not answer: %v %q", err, out)
 	}
 	hash.Store(strings.Repeat("0", len(last.Hash)))
 	withPassword := strings.Replace(d.natsURL, "nats://", "nats://reader:s3cret@", 1)
