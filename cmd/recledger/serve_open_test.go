@@ -52,7 +52,7 @@ func heldByReader(t *testing.T) (dir string, release func()) {
 // naming the reader, instead of failing it.
 func TestServeWaitsForAnOfflineReader(t *testing.T) {
 	dir, release := heldByReader(t)
-	var logs bytes.Buffer
+	var logs ledgertest.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 
 	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
@@ -62,6 +62,10 @@ func TestServeWaitsForAnOfflineReader(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "waiting for the ledger: it is held by pid") {
 		t.Fatalf("the wait does not name the reader: %s", logs.String())
+	}
+	// Said once, not at every try: the next is due after readerWaitLog.
+	if n := strings.Count(logs.String(), "waiting for the ledger"); n != 1 {
+		t.Errorf("the wait was logged %d times in its first %s: %s", n, readerWaitLog, logs.String())
 	}
 	// Only the program and its command: a reader's other arguments may
 	// hold a secret (--token).
@@ -77,10 +81,18 @@ func TestServeWaitsForAnOfflineReader(t *testing.T) {
 		}
 		done <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Let go once serve says it waits.
+	for deadline := time.Now().Add(30 * time.Second); strings.Count(logs.String(), "waiting for the ledger") < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve does not say it waits: %s", logs.String())
+		}
+	}
 	release()
 	if err := <-done; err != nil {
 		t.Fatalf("the reader let go, serve did not start: %v", err)
+	}
+	if !strings.Contains(logs.String(), "the ledger's readers let go of it; starting") {
+		t.Errorf("no word that the wait is over: %s", logs.String())
 	}
 }
 
