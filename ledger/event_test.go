@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -123,5 +124,82 @@ func TestQuoteTypeMatchesMarshal(t *testing.T) {
 		if got, err := quoteType(ty); err != nil || got != string(want) {
 			t.Errorf("%s: %s, want %s (%v)", ty, got, want, err)
 		}
+	}
+}
+
+// A time is one spelling of its instant: written in UTC with milliseconds
+// however it was built, read back normalised to that, and the zero time is
+// null in JSON and empty as text. What is not an RFC 3339 time is refused.
+func TestTimeIsOneSpellingOfAnInstant(t *testing.T) {
+	at := time.Date(2026, 11, 23, 19, 4, 5, 123456789, time.FixedZone("x", 3600))
+	if b, err := json.Marshal(Time{at.Truncate(time.Millisecond)}); err != nil || string(b) != `"2026-11-23T18:04:05.123Z"` {
+		t.Errorf("a time built in another zone: %s %v", b, err)
+	}
+	var back Time
+	if err := json.Unmarshal([]byte(`"2026-11-23T19:04:05.123456789+01:00"`), &back); err != nil ||
+		!back.Equal(T(at).Time) || back.Location() != time.UTC {
+		t.Errorf("read back as %v (%v), want %v in UTC", back.Time, err, T(at))
+	}
+	for _, bad := range []string{`"yesterday"`, `"2026-11-23"`, `1764000000`} {
+		if err := json.Unmarshal([]byte(bad), &back); err == nil {
+			t.Errorf("%s read as the time %v", bad, back)
+		}
+	}
+	var zero Time
+	if b, err := json.Marshal(zero); err != nil || string(b) != "null" || zero.String() != "" {
+		t.Errorf("the zero time: %s %v, text %q", b, err, zero.String())
+	}
+	back = T(at)
+	if err := json.Unmarshal([]byte("null"), &back); err != nil || !back.IsZero() {
+		t.Errorf("null read as %v %v", back, err)
+	}
+}
+
+// Decode refuses, as corrupt, bytes that are not an envelope, and an
+// envelope whose prev is not a hash even when its hash is its body's
+// alone: the chain cannot be checked through a prev that names nothing.
+func TestDecodeRefusesWhatIsNotAChainLink(t *testing.T) {
+	for _, raw := range []string{`not json`, `{"seq":"one"}`} {
+		if _, err := Decode([]byte(raw)); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", raw, err)
+		}
+	}
+	e := Envelope{Seq: 1, ID: ulid.MustNew(1700000000000, bytes.NewReader(make([]byte, 16))), Type: TypeCommand,
+		Version: CurrentVersion, Data: json.RawMessage(`{"command":"tag","transport":"cad"}`)}
+	e.Time = idTime(e.ID)
+	body, err := e.Body()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ChainHash("not a hash", body); err == nil {
+		t.Error("ChainHash took a prev that is not hex")
+	}
+	sum := sha256.Sum256(body)
+	e.Prev, e.Hash = "not a hash", hex.EncodeToString(sum[:])
+	raw, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(raw); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("an envelope whose prev is not a hash: %v, want ErrCorrupt", err)
+	}
+}
+
+// An event written by a newer build is refused, not folded by guesswork;
+// data that does not fit its type is corrupt.
+func TestUnmarshalChecksVersionAndData(t *testing.T) {
+	e := Envelope{Seq: 7, Type: TypeCallSignal, Version: CurrentVersion,
+		Data: json.RawMessage(`{"call_id":"c-1","extension":"3420","type":"ringing","at":null,"transport":"http"}`)}
+	var s CallSignal
+	if err := e.Unmarshal(&s); err != nil || s.CallID != "c-1" {
+		t.Fatalf("this build's event: %+v %v", s, err)
+	}
+	e.Version = CurrentVersion + 1
+	if err := e.Unmarshal(&s); !errors.Is(err, ErrUnknownVersion) {
+		t.Errorf("version %d: %v, want ErrUnknownVersion", e.Version, err)
+	}
+	e.Version, e.Data = CurrentVersion, json.RawMessage(`{"call_id":5}`)
+	if err := e.Unmarshal(&s); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a call id that is a number: %v, want ErrCorrupt", err)
 	}
 }
