@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,4 +92,119 @@ func FuzzParseRFC3339(f *testing.F) {
 			t.Fatalf("%q taken: offset %d", v, off)
 		}
 	})
+}
+
+// The vendor's aliases name the same commands as their canonical names;
+// CommandNames is API.md §2's list, sorted; any other name is none.
+func TestCanonicalCommand(t *testing.T) {
+	want := map[string]string{
+		"tag": CmdTag, "recordtag": CmdTag, "pause": CmdPause, "pauseurl": CmdPause,
+		"startsegment": CmdStartSegment, "start": CmdStartSegment, "stopsegment": CmdStopSegment, "stop": CmdStopSegment,
+		"resume": CmdResume, "restart": CmdRestart, "delete": CmdDelete, "login": CmdLogin, "logout": CmdLogout,
+		"metadata": CmdMetadata, "config": CmdConfig,
+	}
+	names := CommandNames()
+	if !slices.IsSorted(names) || len(names) != len(want) {
+		t.Errorf("command names %v: want the %d of API.md, sorted", names, len(want))
+	}
+	for _, n := range names {
+		if got := CanonicalCommand(n); got != want[n] || got == "" {
+			t.Errorf("CanonicalCommand(%q) = %q, want %q", n, got, want[n])
+		}
+	}
+	for n, c := range want {
+		if got := CanonicalCommand(n); got != c {
+			t.Errorf("CanonicalCommand(%q) = %q, want %q", n, got, c)
+		}
+	}
+	for _, n := range []string{"", "record", "stops", "pauseurls", "unpause"} {
+		if got := CanonicalCommand(n); got != "" {
+			t.Errorf("CanonicalCommand(%q) = %q, want none", n, got)
+		}
+	}
+}
+
+// The words API.md fixes for a command's outcome, its reason and the
+// call's recording state: clients are written against them.
+func TestAnswerWordsAreTheAPIs(t *testing.T) {
+	for got, want := range map[string]string{
+		OutcomeApplied: "applied", OutcomeNoEffect: "no_effect", OutcomeUnsupported: "unsupported", OutcomeRejected: "rejected",
+		ReasonNotRecording: "not_recording", ReasonAlreadyPaused: "already_paused", ReasonNoActiveCall: "no_active_call",
+		ReasonDeleted: "deleted", ReasonGateway: "gateway", ReasonUnknownUser: "unknown_user", ReasonInvalidInput: "invalid_input",
+		StateRecording: "recording", StatePaused: "paused",
+	} {
+		if got != want {
+			t.Errorf("%q, API.md says %q", got, want)
+		}
+	}
+}
+
+// Every reason the projections give without a message of their own is
+// said in a sentence; a word ReasonMessage does not know gets none, not
+// itself.
+func TestReasonMessage(t *testing.T) {
+	for _, r := range []string{ReasonNotRecording, ReasonAlreadyPaused, ReasonNotPaused, ReasonNoActiveCall, ReasonNoLastCall,
+		ReasonDeleted, ReasonGateway, ReasonArchiveDisabled, ReasonTeamDeleted, ReasonExcluded, ReasonAlreadyRecording,
+		ReasonAlreadyTagged, ReasonNotLoggedIn, ReasonInvalidMetadata, ReasonNoKnownKeys, ReasonUnchanged} {
+		if m := ReasonMessage(r); m == "" || m == r {
+			t.Errorf("%s: %q, want a sentence", r, m)
+		}
+	}
+	if m := ReasonMessage("no_such_reason"); m != "" {
+		t.Errorf("an unknown word: %q", m)
+	}
+}
+
+// API.md lists contact_id among every active call's members: null while
+// the call has no contact, its id once it has one.
+func TestActiveCallContactIDIsNullUntilItHasOne(t *testing.T) {
+	for _, c := range []struct {
+		a    ActiveCall
+		want string
+	}{
+		{ActiveCall{CallID: "c-1", Recording: StateNotRecording, Tagged: true}, `{"call_id":"c-1","recording":"not_recording","contact_id":null,"tagged":true}`},
+		{ActiveCall{CallID: "c-2", Recording: StatePaused, ContactID: "01JD"}, `{"call_id":"c-2","recording":"paused","contact_id":"01JD","tagged":false}`},
+	} {
+		if b, err := json.Marshal(c.a); err != nil || string(b) != c.want {
+			t.Errorf("%+v: %s %v, want %s", c.a, b, err, c.want)
+		}
+	}
+}
+
+// From and to given as one date name one instant: refused on "to",
+// naming the next day as the whole day's end. Two equal times, two
+// different dates, or an open end are questions, and stay.
+func TestCheckDayBounds(t *testing.T) {
+	err := CheckDayBounds("2026-12-01", "2026-12-01")
+	var fe *FieldError
+	if !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) || fe.Field != "to" || !strings.Contains(fe.Message, "to=2026-12-02") {
+		t.Errorf("the same day: %v", err)
+	}
+	for _, c := range [][2]string{{"", ""}, {"2026-12-01", "2026-12-02"}, {"", "2026-12-01"},
+		{"2026-12-01T00:00:00Z", "2026-12-01T00:00:00Z"}} {
+		if err := CheckDayBounds(c[0], c[1]); err != nil {
+			t.Errorf("from %q to %q: %v", c[0], c[1], err)
+		}
+	}
+}
+
+// A pause query's contact id is a ULID, in either case; a from after its
+// to is refused on "to"; equal bounds, or one open end, are questions.
+func TestPauseQueryCheck(t *testing.T) {
+	at := T(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC))
+	for _, q := range []PauseQuery{
+		{ContactID: "01JDAX3Y8Z0000000000000000"}, {ContactID: "01jdax3y8z0000000000000000"},
+		{From: at, To: at}, {From: at}, {To: at},
+	} {
+		if err := q.Check(); err != nil {
+			t.Errorf("%+v: %v", q, err)
+		}
+	}
+	var fe *FieldError
+	if err := (PauseQuery{ContactID: "c-77"}).Check(); !errors.As(err, &fe) || fe.Field != "contact_id" {
+		t.Errorf("a contact id that is not a ULID: %v", err)
+	}
+	if err := (PauseQuery{From: T(at.Add(time.Millisecond)), To: at}).Check(); !errors.As(err, &fe) || fe.Field != "to" {
+		t.Errorf("from after to: %v", err)
+	}
 }
