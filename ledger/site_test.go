@@ -1,11 +1,15 @@
 package ledger
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // A ledger is served under one site; another name is refused, naming the
@@ -69,5 +73,63 @@ func TestFreeBytes(t *testing.T) {
 	free, ok := FreeBytes(t.TempDir())
 	if runtime.GOOS == "linux" && (!ok || free == 0) {
 		t.Fatalf("free bytes of a temp dir: %d, %v", free, ok)
+	}
+}
+
+// A done context stops the site's reads and writes with its error, and
+// claims nothing.
+func TestSiteCallsHonourTheContext(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	done, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := s.ClaimSite(done, "alpha"); !errors.Is(err, context.Canceled) {
+		t.Errorf("claim: %v", err)
+	}
+	if _, err := s.Site(done); !errors.Is(err, context.Canceled) {
+		t.Errorf("site: %v", err)
+	}
+	if err := s.ProbeWrite(done); !errors.Is(err, context.Canceled) {
+		t.Errorf("probe: %v", err)
+	}
+	if site, err := s.Site(t.Context()); err != nil || site != "" {
+		t.Errorf("site after a cancelled claim: %q %v", site, err)
+	}
+}
+
+// A probe writes (a key of the meta bucket, no event), and a probe that
+// commits clears the failure of the last batch: the server may take
+// requests again.
+func TestProbeWriteCommitsAndClearsTheLastFailure(t *testing.T) {
+	ctx := t.Context()
+	s, _ := openTest(t, Options{})
+	if _, err := s.Append(ctx, cmd("a")); err != nil {
+		t.Fatal(err)
+	}
+	s.db.MaxSize = 1 // the next transaction that needs a new page fails in Commit
+	big := Event{Type: TypeConfig, Data: map[string]string{"blob": string(bytes.Repeat([]byte("x"), 1<<20))}}
+	if _, err := s.Append(ctx, big); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a batch over the file's cap: %v", err)
+	}
+	if err := s.WriteFailure(); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("WriteFailure after a failed batch: %v", err)
+	}
+	s.db.MaxSize = 0
+	if err := s.ProbeWrite(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteFailure(); err != nil {
+		t.Errorf("WriteFailure after a probe committed: %v", err)
+	}
+	var probe []byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketMeta); b != nil {
+			probe = bytes.Clone(b.Get(metaProbe))
+		}
+		return nil
+	}); err != nil || probe == nil {
+		t.Errorf("the probe wrote nothing: %v", err)
+	}
+	if head, _ := s.Head(); head != 1 {
+		t.Errorf("head %d after a probe", head)
 	}
 }
