@@ -32,8 +32,8 @@ func TestPauseCSVColumnsAreTheJSONFields(t *testing.T) {
 	}
 	// Open: how long is not known yet, which 0 would not say.
 	p = PauseRow{ContactID: "c", CallID: `"seconds":0,`, Start: start}
-	if r := p.CSVRecord(); r[7] != "" {
-		t.Fatalf("open row's seconds: %q", r[7])
+	if r := p.CSVRecord(); r[5] != "" || r[7] != "" {
+		t.Fatalf("open row's end and seconds: %q %q", r[5], r[7])
 	}
 	b, err := json.Marshal(&p)
 	var back map[string]any
@@ -162,4 +162,62 @@ func BenchmarkPauseRowJSON(b *testing.B) {
 			_, _ = json.Marshal(&r)
 		}
 	})
+}
+
+// failingWriter fails its nth write (1-based) and every one after.
+type failingWriter struct {
+	bytes.Buffer
+	n, calls int
+}
+
+var errWrite = errors.New("disk full")
+
+func (w *failingWriter) fail() bool { w.calls++; return w.calls >= w.n }
+
+func (w *failingWriter) Write(b []byte) (int, error) {
+	if w.fail() {
+		return 0, errWrite
+	}
+	return w.Buffer.Write(b)
+}
+
+func (w *failingWriter) WriteString(s string) (int, error) {
+	if w.fail() {
+		return 0, errWrite
+	}
+	return w.Buffer.WriteString(s)
+}
+
+// A write that fails, wherever in the list (its opening, an item, the
+// comma between two, its end), stops the list and is returned; so does an
+// item that does not encode.
+func TestWriteListStopsOnAFailedWrite(t *testing.T) {
+	rows := []PauseRow{{ContactID: "a"}, {ContactID: "b"}, {ContactID: "c"}}
+	// The writes: the opening, a, the comma, b, the comma, c, the end.
+	for n := 1; n <= 7; n++ {
+		w := &failingWriter{n: n}
+		visited := 0
+		err := WriteList(w, "pauses", func(fn func(*PauseRow) error) error {
+			for i := range rows {
+				visited++
+				if err := fn(&rows[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if !errors.Is(err, errWrite) || strings.HasSuffix(w.String(), "]}\n") {
+			t.Errorf("write %d fails: %v, written %q", n, err, w.String())
+		}
+		if want := []int{0, 1, 2, 2, 3, 3, 3}[n-1]; visited != want {
+			t.Errorf("write %d fails: %d rows handed over, want %d", n, visited, want)
+		}
+	}
+	type unencodable struct{ C chan int }
+	var b bytes.Buffer
+	err := WriteList(&b, "x", func(fn func(*unencodable) error) error { return fn(&unencodable{}) })
+	var ue *json.UnsupportedTypeError
+	if !errors.As(err, &ue) || strings.HasSuffix(b.String(), "]}\n") {
+		t.Errorf("an item that does not encode: %v, written %q", err, b.String())
+	}
 }
