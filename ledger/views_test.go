@@ -19,6 +19,7 @@ func TestParseQueryTime(t *testing.T) {
 		{"2026-11-23", "2026-11-23T00:00:00Z", true},
 		{"2026-11-23T14:02:00Z", "2026-11-23T14:02:00Z", true},
 		{"2026-11-23T15:02:00.250+01:00", "2026-11-23T14:02:00.25Z", true},
+		{"2026-11-23T15:02:00.250999+01:00", "2026-11-23T14:02:00.25Z", true},
 		{"2026-11-23t14:02:00z", "2026-11-23T14:02:00Z", true}, // RFC 3339 §5.6 allows lower case
 		{"2026-11-23T14:02:00-23:59", "2026-11-24T14:01:00Z", true},
 		{"2026-11-23T14:02:00+24:00", "", false}, // time.Parse takes these three, RFC 3339 does not
@@ -206,5 +207,25 @@ func TestPauseQueryCheck(t *testing.T) {
 	}
 	if err := (PauseQuery{From: T(at.Add(time.Millisecond)), To: at}).Check(); !errors.As(err, &fe) || fe.Field != "to" {
 		t.Errorf("from after to: %v", err)
+	}
+}
+
+// The members API.md lists stay in the answer when empty: a contact's
+// disposition is null while it is open, an agent's last call null when
+// none, a result's reason "" when applied; the config command answers the
+// vendor's serverHost too.
+func TestAnswersKeepTheirMembers(t *testing.T) {
+	for _, c := range []struct {
+		v    any
+		want string
+	}{
+		{Contact{ContactID: "01JD"}, `"disposition":null`},
+		{AgentState{UserID: "jdoe"}, `"last_call":null`},
+		{CommandResult{Command: CmdTag, Outcome: OutcomeApplied}, `"reason":""`},
+		{UserConfig{UserID: "jdoe", ServerHost: "qm-base-1", VendorServerHost: "qm-base-1"}, `"serverHost":"qm-base-1"`},
+	} {
+		if b, err := json.Marshal(c.v); err != nil || !strings.Contains(string(b), c.want) {
+			t.Errorf("%T: %s %v, want %s in it", c.v, b, err, c.want)
+		}
 	}
 }
