@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // The bytes Scan hands fn are fn's to keep: fn may append to them without
@@ -71,5 +73,41 @@ func TestGetOutlivesTheStore(t *testing.T) {
 	}
 	if !bytes.Equal(e.Raw, envs[0].Raw) || !bytes.Equal(e.Data, envs[0].Data) {
 		t.Fatalf("after close: %s, want %s", e.Raw, envs[0].Raw)
+	}
+}
+
+// Stored bytes that are not the event their key names are corruption, to
+// Scan and to Get: bytes that do not decode, an event stored under
+// another seq's key, a key that is not a seq at all.
+func TestScanAndGetRefuseWhatAKeyDoesNotHold(t *testing.T) {
+	ctx := context.Background()
+	other, _ := openTest(t, Options{})
+	theirs, err := other.Append(ctx, cmd("x"), cmd("y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name     string
+		key, val []byte
+	}{
+		{"bytes that do not decode", seqKey(1), []byte("not an event")},
+		{"seq 2 under seq 1's key", seqKey(1), theirs[1].Raw},
+		{"a key that is not a seq", []byte("abc"), theirs[0].Raw},
+	} {
+		s, _ := openTest(t, Options{})
+		if _, err := s.Append(ctx, cmd("a")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketEvents).Put(c.key, c.val) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Scan(ctx, 0, func(Envelope) error { return nil }); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: scan: %v, want ErrCorrupt", c.name, err)
+		}
+		if len(c.key) == 8 {
+			if _, err := s.Get(ctx, 1); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("%s: get: %v, want ErrCorrupt", c.name, err)
+			}
+		}
 	}
 }
