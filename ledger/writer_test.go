@@ -300,6 +300,10 @@ func TestFailedCommitThatLandedStopsAppends(t *testing.T) {
 	if got, err := s.Get(ctx, 2); err != nil || got.Hash != landed[1].Hash {
 		t.Fatalf("seq 2 was overwritten: %+v %v", got, err)
 	}
+	// Nor does a probe say the file takes writes again.
+	if err := s.ProbeWrite(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("probe of a store whose head is unknown: %v", err)
+	}
 	// The file itself is whole: Damaged, for which readers and servers
 	// refuse a store, names nothing.
 	if err := s.Damaged(); err != nil {
