@@ -164,7 +164,7 @@ func BenchmarkPauseRowJSON(b *testing.B) {
 	})
 }
 
-// failingWriter fails its nth write (1-based) and every one after.
+// failingWriter fails its nth write (1-based) only.
 type failingWriter struct {
 	bytes.Buffer
 	n, calls int
@@ -172,7 +172,7 @@ type failingWriter struct {
 
 var errWrite = errors.New("disk full")
 
-func (w *failingWriter) fail() bool { w.calls++; return w.calls >= w.n }
+func (w *failingWriter) fail() bool { w.calls++; return w.calls == w.n }
 
 func (w *failingWriter) Write(b []byte) (int, error) {
 	if w.fail() {
