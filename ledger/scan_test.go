@@ -55,27 +55,6 @@ func TestScanStopsOnFnsErrorAndTheContext(t *testing.T) {
 	}
 }
 
-// An event read by Get is the caller's: it stays whole after the store
-// that read it is closed (its file unmapped).
-func TestGetOutlivesTheStore(t *testing.T) {
-	ctx := context.Background()
-	s, _ := openTest(t, Options{})
-	envs, err := s.Append(ctx, cmd("a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := s.Get(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(e.Raw, envs[0].Raw) || !bytes.Equal(e.Data, envs[0].Data) {
-		t.Fatalf("after close: %s, want %s", e.Raw, envs[0].Raw)
-	}
-}
-
 // Stored bytes that are not the event their key names are corruption, to
 // Scan and to Get: bytes that do not decode, an event stored under
 // another seq's key, a key that is not a seq at all.
