@@ -39,7 +39,7 @@ func TestConnectLogHidesAURLToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	for end := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "nats reconnected"); time.Sleep(20 * time.Millisecond) {
+	for end := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "nats reconnected"); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatalf("no reconnect logged:\n%s", logs.String())
 		}

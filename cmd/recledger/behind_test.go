@@ -114,7 +114,7 @@ func TestReadyzKnowsTheMirrorFromTheStart(t *testing.T) {
 		Lag  uint64 `json:"outbox_lag"`
 		Head uint64 `json:"head_seq"`
 	}
-	for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if getJSON(t, base+"/readyz", &r); r.Lag == 0 || time.Now().After(end) {
 			break
 		}

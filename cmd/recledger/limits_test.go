@@ -167,7 +167,7 @@ func serveBounded(t *testing.T) (addr string, maxConns int) {
 // seen its connection close).
 func waitFor(t *testing.T, ok func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !ok(); {
+	for deadline := time.Now().Add(30 * time.Second); !ok(); {
 		if time.Now().After(deadline) {
 			t.Fatal("timed out")
 		}

@@ -603,7 +603,7 @@ func TestRestoreIntoAnotherSitesDir(t *testing.T) {
 	octx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- ob.Run(octx) }()
-	for deadline := time.Now().Add(10 * time.Second); ob.Confirmed() < 1; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ob.Confirmed() < 1; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the other site's event was not mirrored")
 		}

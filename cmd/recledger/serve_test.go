@@ -399,7 +399,7 @@ func TestCallSignalsHaveTheirOwnConnection(t *testing.T) {
 		return out
 	}
 	before := cids()
-	for end := time.Now().Add(10 * time.Second); !takes["recledger-cti"] && time.Now().Before(end); before = cids() {
+	for end := time.Now().Add(30 * time.Second); !takes["recledger-cti"] && time.Now().Before(end); before = cids() {
 		time.Sleep(20 * time.Millisecond) // RunCTI subscribes as it starts
 	}
 	if before["recledger-serve"] == 0 || before["recledger-cti"] == 0 || !takes["recledger-cti"] || takes["recledger-serve"] {
@@ -413,7 +413,7 @@ func TestCallSignalsHaveTheirOwnConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		m, err := nc.Request(subject, []byte(`{"call_id":"c-1","extension":"3420","type":"ended"}`), time.Second)
 		if err == nil && strings.Contains(string(m.Data), "accepted") {

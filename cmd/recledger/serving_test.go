@@ -436,7 +436,7 @@ func TestCommandsBesideServerWithTokens(t *testing.T) {
 	if _, err := js.Stream(sctx, ledger.EventsStream); err == nil {
 		t.Fatal("the command role read the stream")
 	}
-	for deadline := time.Now().Add(10 * time.Second); !nc.IsClosed(); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); !nc.IsClosed(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("a connection refused a request is still open")
 		}
@@ -685,7 +685,7 @@ func TestNATSLogLinesHideCardsAndTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = nc.Flush()
-	for end := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "Publish Violation"); time.Sleep(20 * time.Millisecond) {
+	for end := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "Publish Violation"); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatalf("no violation logged:\n%s", logs.String())
 		}

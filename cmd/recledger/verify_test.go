@@ -146,7 +146,7 @@ func TestServeFindsAChangedEventBeforeItsCheckpoint(t *testing.T) {
 		Ready        bool   `json:"ready"`
 		ChainProblem string `json:"chain_problem"`
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for ready.ChainProblem == "" && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 		getJSON(t, "http://"+srv.Addr()+"/readyz", &ready)

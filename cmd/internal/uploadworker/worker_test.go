@@ -274,7 +274,7 @@ func TestKilledWorkerEveryContactOnce(t *testing.T) {
 		return c.stderr.String()
 	}
 	// A worker acks a manifest before it logs it: wait for the line.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(logs(b)+logs(a2), "delivery=2") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no manifest was redelivered after the kill:\n%s", logs(b)+logs(a2))
