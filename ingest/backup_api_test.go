@@ -110,7 +110,7 @@ func TestBackupTakesLongerThanItsWriteBound(t *testing.T) {
 
 // A copy that cannot begin (the ledger closed) is answered 503 with a
 // machine reason, and counted as failed: not an aborted connection, not
-// an empty 200.
+// an empty 200; it leaves the time of the last whole copy alone.
 func TestBackupThatCannotBeginIsAnError(t *testing.T) {
 	s, _ := newLoggedStack(t)
 	if err := s.store.Close(); err != nil {
@@ -127,6 +127,11 @@ func TestBackupThatCannotBeginIsAnError(t *testing.T) {
 	}
 	if m := s.must(200, "GET", "/metrics", "", "").Raw; !strings.Contains(m, `recledger_backups_total{result="failed"} 1`) {
 		t.Fatalf("metrics after a failed copy:\n%s", m)
+	}
+	// No copy was sent: the time of the last stays 0, as docs/clients.md
+	// says, not the zero time of a copy that never was.
+	if at := gauge(t, s, "recledger_backup_last_sent_timestamp_seconds"); at != 0 {
+		t.Errorf("the last whole copy after a failed one: %v, want 0", at)
 	}
 }
 
