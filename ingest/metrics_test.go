@@ -76,3 +76,73 @@ func TestAppendedEventsAreCountedByBatch(t *testing.T) {
 		}
 	}
 }
+
+// recledger_append_seconds is by what asked for the append: the
+// configuration (a --config file), a seal asked for over the API, a
+// command, a batch of call signals; each under its own source, with the
+// time it took.
+func TestAppendsAreCountedBySource(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	s.must(200, "POST", "/v1/manifests/2026-11-23/close", "", "")
+	s.form("tag", "sender_id=jdoe")
+	s.signal(`[{"call_id":"c-1","extension":"3420","type":"ringing"}]`)
+	m := s.must(200, "GET", "/metrics", "", "").Raw
+	for _, want := range []string{
+		`recledger_append_seconds_count{source="config"} 1` + "\n",
+		`recledger_append_seconds_count{source="seal"} 1` + "\n",
+		`recledger_append_seconds_count{source="command"} 1` + "\n",
+		`recledger_append_seconds_count{source="calls"} 1` + "\n",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
+	}
+	// What each took is recorded: a durable append takes some time.
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "recledger_append_seconds" {
+			continue
+		}
+		for _, h := range mf.GetMetric() {
+			if h.GetHistogram().GetSampleSum() <= 0 {
+				t.Errorf("recledger_append_seconds %v: sum %v, want the time the appends took", h.GetLabel(), h.GetHistogram().GetSampleSum())
+			}
+		}
+	}
+}
+
+// One route answering two status codes counts each under its own code.
+func TestRequestsAreCountedByRouteAndCode(t *testing.T) {
+	s := newStack(t, nil)
+	s.must(400, "GET", "/v1/contacts?disposition=archived", "", "")
+	s.must(200, "GET", "/v1/contacts", "", "")
+	s.must(200, "GET", "/v1/contacts", "", "")
+	m := s.must(200, "GET", "/metrics", "", "").Raw
+	for _, want := range []string{
+		`recledger_http_requests_total{code="400",route="GET /v1/contacts"} 1` + "\n",
+		`recledger_http_requests_total{code="200",route="GET /v1/contacts"} 2` + "\n",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
+	}
+}
+
+// A connection a handler takes over (hijacks) is no longer the HTTP
+// server's: it leaves recledger_http_open_connections as a closed one does.
+func TestHijackedConnectionsAreNotCounted(t *testing.T) {
+	s := newStack(t, nil)
+	s.api.ConnState(nil, http.StateNew)
+	s.api.ConnState(nil, http.StateActive)
+	if n := gauge(t, s, "recledger_http_open_connections"); n != 1 {
+		t.Fatalf("one connection open: %v", n)
+	}
+	s.api.ConnState(nil, http.StateHijacked)
+	if n := gauge(t, s, "recledger_http_open_connections"); n != 0 {
+		t.Errorf("a hijacked connection is still counted: %v", n)
+	}
+}
