@@ -182,3 +182,52 @@ func TestContactsStreamed(t *testing.T) {
 		t.Errorf("no contacts: %q", rec.Body.String())
 	}
 }
+
+// takenPauses counts the rows the answer took from the pause history.
+type takenPauses struct {
+	*pauseViews
+	taken int
+}
+
+func (v *takenPauses) EachPause(ctx context.Context, q ledger.PauseQuery, fn func(*ledger.PauseRow) error) error {
+	return v.pauseViews.EachPause(ctx, q, func(p *ledger.PauseRow) error {
+		v.taken++
+		return fn(p)
+	})
+}
+
+// brokenWriter is a connection gone bad: every send of the body fails.
+type brokenWriter struct {
+	*httptest.ResponseRecorder
+	sends int
+}
+
+func (w *brokenWriter) Write([]byte) (int, error) {
+	w.sends++
+	return 0, errors.New("write: broken pipe")
+}
+
+// TestStreamStopsOnAFailedSend: a send that fails ends the answer there:
+// no more rows are read nor sends tried, the failure is logged and the
+// connection cut, never the answer ended as though it were whole.
+func TestStreamStopsOnAFailedSend(t *testing.T) {
+	rows := manyPauses(5000)
+	views := &takenPauses{pauseViews: &pauseViews{rows: rows}}
+	var logs bytes.Buffer
+	s := &Server{views: views, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	w := &brokenWriter{ResponseRecorder: httptest.NewRecorder()}
+	func() {
+		defer func() {
+			if p := recover(); p != http.ErrAbortHandler {
+				t.Errorf("the answer ended with %v, want the connection cut (http.ErrAbortHandler)", p)
+			}
+		}()
+		s.handlePauses(w, httptest.NewRequest("GET", "/v1/pauses", nil))
+	}()
+	if w.sends != 1 || views.taken >= len(rows) {
+		t.Errorf("after a failed send: %d sends tried, %d of %d rows read; want 1 send and the rows after it not read", w.sends, views.taken, len(rows))
+	}
+	if !bytes.Contains(logs.Bytes(), []byte("streamed answer cut short")) {
+		t.Errorf("the failed send is not logged:\n%s", logs.String())
+	}
+}
