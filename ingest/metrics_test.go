@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/recledger/recledger/ingest"
 	"github.com/recledger/recledger/projections"
 )
@@ -144,5 +146,57 @@ func TestHijackedConnectionsAreNotCounted(t *testing.T) {
 	s.api.ConnState(nil, http.StateHijacked)
 	if n := gauge(t, s, "recledger_http_open_connections"); n != 0 {
 		t.Errorf("a hijacked connection is still counted: %v", n)
+	}
+}
+
+// recledger_commands_total counts each outcome of one command apart.
+func TestCommandsAreCountedByOutcome(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	s.form("tag", "sender_id=jdoe")   // no call: nothing to tag
+	s.form("tag", "sender_id=nobody") // no such user
+	s.form("tag", "sender_id=jdoe")
+	m := s.must(200, "GET", "/metrics", "", "").Raw
+	for _, want := range []string{
+		`recledger_commands_total{command="tag",outcome="no_effect"} 2` + "\n",
+		`recledger_commands_total{command="tag",outcome="rejected"} 1` + "\n",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
+	}
+}
+
+// recledger_call_signals_ignored_total counts each reason apart: a late
+// signal of an ended call, a signal of no call.
+func TestIgnoredSignalsAreCountedByReason(t *testing.T) {
+	s := newStack(t, nil)
+	s.configure()
+	s.signal(`[{"call_id":"c-1","extension":"3420","type":"ringing","at":"2026-11-23T09:00:00Z"},
+	           {"call_id":"c-1","extension":"3420","type":"ended","at":"2026-11-23T09:05:00Z"}]`)
+	s.signal(`[{"call_id":"c-1","extension":"3420","type":"ringing","at":"2026-11-23T09:01:00Z"}]`)
+	s.signal(`[{"call_id":"zz","extension":"3420","type":"held"}]`)
+	s.signal(`[{"call_id":"zz","extension":"3420","type":"held"}]`)
+	m := s.must(200, "GET", "/metrics", "", "").Raw
+	for _, want := range []string{
+		`recledger_call_signals_ignored_total{reason="late"} 1` + "\n",
+		`recledger_call_signals_ignored_total{reason="unknown_call"} 2` + "\n",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
+	}
+}
+
+// A registry that holds another metric of one of the server's names is
+// refused: the server's metric would not be served.
+func TestNewRefusesARegistryHoldingOneOfItsNames(t *testing.T) {
+	s := newStack(t, nil)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "recledger_ledger_head_seq", Help: "another meaning"}))
+	live := projections.NewLive(projections.New())
+	_, err := ingest.New(ingest.Options{Appender: s.store, Views: live, Events: s.store, Site: "test", Registry: reg})
+	if err == nil || !strings.Contains(err.Error(), "recledger_ledger_head_seq") {
+		t.Fatalf("a registry holding another recledger_ledger_head_seq: %v", err)
 	}
 }
