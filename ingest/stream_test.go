@@ -231,3 +231,25 @@ func TestStreamStopsOnAFailedSend(t *testing.T) {
 		t.Errorf("the failed send is not logged:\n%s", logs.String())
 	}
 }
+
+// TestStreamedContentTypeOnTheWire: the content type reaches the client
+// with the status, for a long answer (several sends) and a short one (one
+// send at its end), JSON and CSV alike.
+func TestStreamedContentTypeOnTheWire(t *testing.T) {
+	for _, n := range []int{5000, 1} {
+		s := &Server{views: &pauseViews{rows: manyPauses(n)}, log: slog.New(slog.DiscardHandler)}
+		srv := httptest.NewServer(http.HandlerFunc(s.handlePauses))
+		for _, c := range []struct{ query, ctype string }{{"", "application/json"}, {"?format=csv", "text/csv; charset=utf-8"}} {
+			resp, err := http.Get(srv.URL + "/v1/pauses" + c.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != c.ctype {
+				t.Errorf("%d rows, /v1/pauses%s: %d %q, read error %v; want 200 %q", n, c.query, resp.StatusCode, resp.Header.Get("Content-Type"), err, c.ctype)
+			}
+		}
+		srv.Close()
+	}
+}
