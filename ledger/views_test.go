@@ -128,13 +128,13 @@ func TestCanonicalCommand(t *testing.T) {
 // The words API.md fixes for a command's outcome, its reason and the
 // call's recording state: clients are written against them.
 func TestAnswerWordsAreTheAPIs(t *testing.T) {
-	for got, want := range map[string]string{
-		OutcomeApplied: "applied", OutcomeNoEffect: "no_effect", OutcomeUnsupported: "unsupported", OutcomeRejected: "rejected",
-		ReasonNotRecording: "not_recording", ReasonAlreadyPaused: "already_paused", ReasonNoActiveCall: "no_active_call",
-		ReasonDeleted: "deleted", ReasonGateway: "gateway", ReasonUnknownUser: "unknown_user", ReasonInvalidInput: "invalid_input",
-		StateRecording: "recording", StatePaused: "paused",
+	for _, c := range [][2]string{
+		{OutcomeApplied, "applied"}, {OutcomeNoEffect, "no_effect"}, {OutcomeUnsupported, "unsupported"}, {OutcomeRejected, "rejected"},
+		{ReasonNotRecording, "not_recording"}, {ReasonAlreadyPaused, "already_paused"}, {ReasonNoActiveCall, "no_active_call"},
+		{ReasonDeleted, "deleted"}, {ReasonGateway, "gateway"}, {ReasonUnknownUser, "unknown_user"}, {ReasonInvalidInput, "invalid_input"},
+		{StateRecording, "recording"}, {StatePaused, "paused"}, {StateNotRecording, "not_recording"}, {StateDeleted, "deleted"},
 	} {
-		if got != want {
+		if got, want := c[0], c[1]; got != want {
 			t.Errorf("%q, API.md says %q", got, want)
 		}
 	}
@@ -189,8 +189,9 @@ func TestCheckDayBounds(t *testing.T) {
 	}
 }
 
-// A pause query's contact id is a ULID, in either case; a from after its
-// to is refused on "to"; equal bounds, or one open end, are questions.
+// A pause query's contact id is a ULID, in either case (one that is not
+// is refused on "contact_id", quoting it); a from after its to is refused
+// on "to"; equal bounds, or one open end, are questions.
 func TestPauseQueryCheck(t *testing.T) {
 	at := T(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC))
 	for _, q := range []PauseQuery{
@@ -202,7 +203,7 @@ func TestPauseQueryCheck(t *testing.T) {
 		}
 	}
 	var fe *FieldError
-	if err := (PauseQuery{ContactID: "c-77"}).Check(); !errors.As(err, &fe) || fe.Field != "contact_id" {
+	if err := (PauseQuery{ContactID: "c-77"}).Check(); !errors.As(err, &fe) || fe.Field != "contact_id" || !strings.Contains(fe.Message, `"c-77"`) {
 		t.Errorf("a contact id that is not a ULID: %v", err)
 	}
 	if err := (PauseQuery{From: T(at.Add(time.Millisecond)), To: at}).Check(); !errors.As(err, &fe) || fe.Field != "to" {
