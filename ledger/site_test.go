@@ -133,3 +133,34 @@ func TestProbeWriteCommitsAndClearsTheLastFailure(t *testing.T) {
 		t.Errorf("head %d after a probe", head)
 	}
 }
+
+// A probe or a claim whose commit fails (the file cannot grow) says the
+// ledger is unavailable, the kind a server answers 503 for, and claims
+// nothing.
+func TestProbeAndClaimThatCannotCommitAreUnavailable(t *testing.T) {
+	ctx := t.Context()
+	s, _ := openTest(t, Options{})
+	// A reader keeps the pages later commits free from being reused, so
+	// the small commits below soon need the file to grow, which it cannot.
+	rd, err := s.db.Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Rollback()
+	s.db.MaxSize = 1
+	var perr error
+	for range 1000 {
+		if perr = s.ProbeWrite(ctx); perr != nil {
+			break
+		}
+	}
+	if !errors.Is(perr, ErrUnavailable) {
+		t.Fatalf("a probe that cannot commit: %v", perr)
+	}
+	if err := s.ClaimSite(ctx, "alpha"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("a claim that cannot commit: %v", err)
+	}
+	if site, err := s.Site(ctx); err != nil || site != "" {
+		t.Errorf("site after a claim failed: %q %v", site, err)
+	}
+}
