@@ -57,7 +57,8 @@ func TestScanStopsOnFnsErrorAndTheContext(t *testing.T) {
 
 // Stored bytes that are not the event their key names are corruption, to
 // Scan and to Get: bytes that do not decode, an event stored under
-// another seq's key, a key that is not a seq at all.
+// another seq's key, a key that is not a seq at all (too short, or a
+// seq's key with more after it).
 func TestScanAndGetRefuseWhatAKeyDoesNotHold(t *testing.T) {
 	ctx := context.Background()
 	other, _ := openTest(t, Options{})
@@ -72,6 +73,7 @@ func TestScanAndGetRefuseWhatAKeyDoesNotHold(t *testing.T) {
 		{"bytes that do not decode", seqKey(1), []byte("not an event")},
 		{"seq 2 under seq 1's key", seqKey(1), theirs[1].Raw},
 		{"a key that is not a seq", []byte("abc"), theirs[0].Raw},
+		{"a seq's key and a byte more", append(seqKey(1), 0), theirs[0].Raw}, // its first 8 bytes read as seq 1
 	} {
 		s, _ := openTest(t, Options{})
 		if _, err := s.Append(ctx, cmd("a")); err != nil {
