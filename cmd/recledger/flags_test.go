@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,28 @@ func TestFlagsTakeTheirDefaultsFromTheEnvironment(t *testing.T) {
 		}
 		if err := check(); (args == nil) != errors.Is(err, ledger.ErrInvalid) || (args != nil && n != 2) {
 			t.Errorf("RECLEDGER_REPLICAS=many, args %v: %v, --replicas %d", args, err, n)
+		}
+	}
+}
+
+// A duration variable that does not parse is refused by its check, naming
+// the variable and its value, as an integer's is, unless the flag is
+// given; it is not taken as the default left as it was.
+func TestADurationFromTheEnvironmentThatDoesNotParseIsRefused(t *testing.T) {
+	t.Setenv("RECLEDGER_CHECKPOINT_EVERY", "soon")
+	for _, args := range [][]string{nil, {"--checkpoint-every", "2m"}} {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		d := time.Minute
+		check := durationFlag(fs, &d, "checkpoint-every", "RECLEDGER_CHECKPOINT_EVERY", "")
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		err := check()
+		if args == nil && (!errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), `RECLEDGER_CHECKPOINT_EVERY="soon"`)) {
+			t.Errorf("RECLEDGER_CHECKPOINT_EVERY=soon and no flag: %v", err)
+		}
+		if args != nil && (err != nil || d != 2*time.Minute) {
+			t.Errorf("RECLEDGER_CHECKPOINT_EVERY=soon, --checkpoint-every 2m: %v, %s", err, d)
 		}
 	}
 }
