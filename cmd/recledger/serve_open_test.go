@@ -57,7 +57,8 @@ func TestServeWaitsForAnOfflineReader(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
 	defer cancel()
-	if _, err := openForServe(ctx, dir, log); err == nil || !strings.Contains(err.Error(), "waiting for the ledger's readers") {
+	if _, err := openForServe(ctx, dir, log); err == nil || !strings.Contains(err.Error(), "waiting for the ledger's readers") ||
+		!errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a stop while waiting: %v", err)
 	}
 	if !strings.Contains(logs.String(), "waiting for the ledger: it is held by pid") {
@@ -114,6 +115,51 @@ func TestServeNamesAWriterHoldingTheLedger(t *testing.T) {
 	}
 	if out := logs.String(); !strings.Contains(out, "writing it: another serve starting") || strings.Contains(out, "reading it offline") {
 		t.Errorf("the wait for a writer: %s", out)
+	}
+}
+
+// A long wait is said again every readerWaitLog, with the time left
+// before serve gives up, so that a service manager's log shows the start
+// still waiting rather than one line and silence.
+func TestServeSaysAgainThatItStillWaits(t *testing.T) {
+	dir, release := heldByReader(t)
+	defer release()
+	var logs ledgertest.Buffer
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := openForServe(ctx, dir, slog.New(slog.NewTextHandler(&logs, nil)))
+		done <- err
+	}()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(readerWaitLog + 30*time.Second); strings.Count(logs.String(), "waiting for the ledger") < 2; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a wait of more than %s said once: %s", readerWaitLog, logs.String())
+		}
+	}
+}
+
+// A ledger held by a server that is running on the data dir (its
+// serving.json names a live process) is refused at once, naming that
+// server, not waited for as a reader's: waiting would hold a service
+// manager's second start for minutes.
+func TestServeRefusesADirServedAlreadyAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	st, err := ledger.Open(filepath.Join(dir, LedgerFile), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := writeServing(dir, servingInfo{PID: os.Getpid(), HTTP: "http://127.0.0.1:8080", Site: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	// The guard: a wait for the holder would end here, with another error.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, err = openForServe(ctx, dir, slog.New(slog.DiscardHandler))
+	want := fmt.Sprintf("%s is served already, by pid %d at http://127.0.0.1:8080", dir, os.Getpid())
+	if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ledger.ErrLocked) {
+		t.Fatalf("serve on a dir served already: %v", err)
 	}
 }
 
@@ -293,7 +339,8 @@ func TestServeFailsAtOnceOnAFileThatIsNoLedger(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, err := openForServe(ctx, dir, slog.New(slog.DiscardHandler))
-	if err == nil || ctx.Err() != nil || errors.Is(err, ledger.ErrLocked) {
+	// Its kind is kept: the error line's advice and exit status follow it.
+	if err == nil || ctx.Err() != nil || errors.Is(err, ledger.ErrLocked) || !errors.Is(err, ledger.ErrUnavailable) {
 		t.Fatalf("serve on a file that is no ledger: %v (waited: %v)", err, ctx.Err())
 	}
 }
