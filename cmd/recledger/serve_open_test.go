@@ -344,3 +344,20 @@ func TestServeFailsAtOnceOnAFileThatIsNoLedger(t *testing.T) {
 		t.Fatalf("serve on a file that is no ledger: %v (waited: %v)", err, ctx.Err())
 	}
 }
+
+// What the ledger finds as serve opens it is said in serve's log: a
+// ledger whose tail is lost refuses appends, and the log is where an
+// operator learns why.
+func TestServeLogsWhatTheLedgerFindsAsItOpens(t *testing.T) {
+	d := writeOfflineDay(t, false, 30)
+	deleteEvents(t, d.dir, 28, d.seq) // the head, 27, is before the checkpoint at 30
+	var logs ledgertest.Buffer
+	st, err := openForServe(t.Context(), d.dir, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if !strings.Contains(logs.String(), "ledger tail is lost; appends refused") {
+		t.Fatalf("a lost tail not said in serve's log: %s", logs.String())
+	}
+}
