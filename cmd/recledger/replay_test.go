@@ -721,6 +721,24 @@ func TestReplayLetsGoOfTheLedger(t *testing.T) {
 	}
 }
 
+// A replay refused after it connected to the mirror (one that holds no
+// events of the site) closes its connection before it returns: a script
+// that retries it would pile up connections on the NATS server.
+func TestARefusedReplayClosesItsMirrorConnection(t *testing.T) {
+	js := ledgertest.StartJetStream(t, replaytest.Site)
+	d := writeOfflineDay(t, false, 0)
+	before := js.Server.NumClients() // the helper's own
+	_, err := runCmd(t, &ReplayCommand{Stderr: devNull(t)}, "--data", d.dir, "--source", "jetstream", "--nats", js.URL(), "--site", replaytest.Site, "--digest")
+	if !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("replay of an empty mirror: %v", err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); js.Server.NumClients() > before; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused replay left %d connections open", js.Server.NumClients()-before)
+		}
+	}
+}
+
 // serve refuses it, verify says so, and restore run again completes it.
 func TestUnfinishedRestoreIsNotServed(t *testing.T) {
 	d := writeOfflineDay(t, true, 0)
