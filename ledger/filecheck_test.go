@@ -67,7 +67,10 @@ func TestOpenRefusesAFileWithoutAHeader(t *testing.T) {
 	for _, off := range []int{0, pageSize} {
 		unsealed[off+boltPageHeader+48] ^= 0x40 // the txid
 	}
-	for _, data := range [][]byte{{0x00}, []byte("not a ledger, but long enough to be read as one by bbolt"), version, unsealed} {
+	// Text longer than a page but shorter than two of the ledger's: bbolt
+	// refuses it for its size.
+	text := bytes.Repeat([]byte("not a ledger\n"), 2000)
+	for _, data := range [][]byte{{0x00}, []byte("not a ledger, but long enough to be read as one by bbolt"), text, version, unsealed} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}

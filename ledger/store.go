@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -193,7 +194,13 @@ func OpenContext(ctx context.Context, path string, opts Options) (*Store, error)
 		bo.InitialMmapSize = 0
 		db, err = openBolt(path, bo)
 	}
-	if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
+	// A file of neither header page valid that is longer than a page but
+	// shorter than two of ours is taken by bbolt to have our page size,
+	// and refused for its size ("file size too small", no sentinel of
+	// its own): a small text file, or the first pages of a ledger
+	// overwritten, were called unavailable, as if trying again would do.
+	tooSmall := err != nil && strings.Contains(err.Error(), "file size too small")
+	if tooSmall || errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
 		// Neither header page is bbolt's (a file cut to a few bytes, one
 		// overwritten, not a ledger at all): bbolt's words alone ("invalid
 		// database") left the administrator without a next step.

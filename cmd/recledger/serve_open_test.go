@@ -340,7 +340,7 @@ func TestServeFailsAtOnceOnAFileThatIsNoLedger(t *testing.T) {
 	defer cancel()
 	_, err := openForServe(ctx, dir, slog.New(slog.DiscardHandler))
 	// Its kind is kept: the error line's advice and exit status follow it.
-	if err == nil || ctx.Err() != nil || errors.Is(err, ledger.ErrLocked) || !errors.Is(err, ledger.ErrUnavailable) {
+	if err == nil || ctx.Err() != nil || errors.Is(err, ledger.ErrLocked) || !errors.Is(err, ledger.ErrCorrupt) {
 		t.Fatalf("serve on a file that is no ledger: %v (waited: %v)", err, ctx.Err())
 	}
 }
