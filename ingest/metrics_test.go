@@ -71,12 +71,7 @@ func TestAppendedEventsAreCountedByBatch(t *testing.T) {
 	s := newStack(t, nil)
 	s.configure() // one event
 	s.signal(`[{"call_id":"c-1","extension":"3420","type":"ringing"},{"call_id":"c-2","extension":"3420","type":"ringing"},{"call_id":"c-3","extension":"3420","type":"ringing"}]`)
-	m := s.must(200, "GET", "/metrics", "", "").Raw
-	for _, want := range []string{"recledger_events_appended_total 4\n", "recledger_append_batch_size_sum 4\n", "recledger_append_batch_size_count 2\n"} {
-		if !strings.Contains(m, want) {
-			t.Errorf("metrics lack %q:\n%s", want, m)
-		}
-	}
+	s.metricsHold(t, "recledger_events_appended_total 4\n", "recledger_append_batch_size_sum 4\n", "recledger_append_batch_size_count 2\n")
 }
 
 // recledger_append_seconds is by what asked for the append: the
@@ -89,17 +84,12 @@ func TestAppendsAreCountedBySource(t *testing.T) {
 	s.must(200, "POST", "/v1/manifests/2026-11-23/close", "", "")
 	s.form("tag", "sender_id=jdoe")
 	s.signal(`[{"call_id":"c-1","extension":"3420","type":"ringing"}]`)
-	m := s.must(200, "GET", "/metrics", "", "").Raw
-	for _, want := range []string{
-		`recledger_append_seconds_count{source="config"} 1` + "\n",
-		`recledger_append_seconds_count{source="seal"} 1` + "\n",
-		`recledger_append_seconds_count{source="command"} 1` + "\n",
-		`recledger_append_seconds_count{source="calls"} 1` + "\n",
-	} {
-		if !strings.Contains(m, want) {
-			t.Errorf("metrics lack %q:\n%s", want, m)
-		}
-	}
+	s.metricsHold(t,
+		`recledger_append_seconds_count{source="config"} 1`+"\n",
+		`recledger_append_seconds_count{source="seal"} 1`+"\n",
+		`recledger_append_seconds_count{source="command"} 1`+"\n",
+		`recledger_append_seconds_count{source="calls"} 1`+"\n",
+	)
 	// What each took is recorded: a durable append takes some time.
 	mfs, err := s.reg.Gather()
 	if err != nil {
@@ -123,15 +113,10 @@ func TestRequestsAreCountedByRouteAndCode(t *testing.T) {
 	s.must(400, "GET", "/v1/contacts?disposition=archived", "", "")
 	s.must(200, "GET", "/v1/contacts", "", "")
 	s.must(200, "GET", "/v1/contacts", "", "")
-	m := s.must(200, "GET", "/metrics", "", "").Raw
-	for _, want := range []string{
-		`recledger_http_requests_total{code="400",route="GET /v1/contacts"} 1` + "\n",
-		`recledger_http_requests_total{code="200",route="GET /v1/contacts"} 2` + "\n",
-	} {
-		if !strings.Contains(m, want) {
-			t.Errorf("metrics lack %q:\n%s", want, m)
-		}
-	}
+	s.metricsHold(t,
+		`recledger_http_requests_total{code="400",route="GET /v1/contacts"} 1`+"\n",
+		`recledger_http_requests_total{code="200",route="GET /v1/contacts"} 2`+"\n",
+	)
 }
 
 // A connection a handler takes over (hijacks) is no longer the HTTP
@@ -156,15 +141,10 @@ func TestCommandsAreCountedByOutcome(t *testing.T) {
 	s.form("tag", "sender_id=jdoe")   // no call: nothing to tag
 	s.form("tag", "sender_id=nobody") // no such user
 	s.form("tag", "sender_id=jdoe")
-	m := s.must(200, "GET", "/metrics", "", "").Raw
-	for _, want := range []string{
-		`recledger_commands_total{command="tag",outcome="no_effect"} 2` + "\n",
-		`recledger_commands_total{command="tag",outcome="rejected"} 1` + "\n",
-	} {
-		if !strings.Contains(m, want) {
-			t.Errorf("metrics lack %q:\n%s", want, m)
-		}
-	}
+	s.metricsHold(t,
+		`recledger_commands_total{command="tag",outcome="no_effect"} 2`+"\n",
+		`recledger_commands_total{command="tag",outcome="rejected"} 1`+"\n",
+	)
 }
 
 // recledger_call_signals_ignored_total counts each reason apart: a late
@@ -177,15 +157,10 @@ func TestIgnoredSignalsAreCountedByReason(t *testing.T) {
 	s.signal(`[{"call_id":"c-1","extension":"3420","type":"ringing","at":"2026-11-23T09:01:00Z"}]`)
 	s.signal(`[{"call_id":"zz","extension":"3420","type":"held"}]`)
 	s.signal(`[{"call_id":"zz","extension":"3420","type":"held"}]`)
-	m := s.must(200, "GET", "/metrics", "", "").Raw
-	for _, want := range []string{
-		`recledger_call_signals_ignored_total{reason="late"} 1` + "\n",
-		`recledger_call_signals_ignored_total{reason="unknown_call"} 2` + "\n",
-	} {
-		if !strings.Contains(m, want) {
-			t.Errorf("metrics lack %q:\n%s", want, m)
-		}
-	}
+	s.metricsHold(t,
+		`recledger_call_signals_ignored_total{reason="late"} 1`+"\n",
+		`recledger_call_signals_ignored_total{reason="unknown_call"} 2`+"\n",
+	)
 }
 
 // A registry that holds another metric of one of the server's names is
@@ -198,5 +173,16 @@ func TestNewRefusesARegistryHoldingOneOfItsNames(t *testing.T) {
 	_, err := ingest.New(ingest.Options{Appender: s.store, Views: live, Events: s.store, Site: "test", Registry: reg})
 	if err == nil || !strings.Contains(err.Error(), "recledger_ledger_head_seq") {
 		t.Fatalf("a registry holding another recledger_ledger_head_seq: %v", err)
+	}
+}
+
+// metricsHold checks that s's /metrics holds each of lines.
+func (s *stack) metricsHold(t *testing.T, lines ...string) {
+	t.Helper()
+	m := s.must(200, "GET", "/metrics", "", "").Raw
+	for _, want := range lines {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
 	}
 }
