@@ -228,13 +228,11 @@ func writeFile(t testing.TB, path, body string) {
 	}
 }
 
-// waitLogged waits until the server's log holds text, up to a guard's
-// 30 s: what the server logs can come after the answer a test reads.
+// waitLogged waits until the server's log holds text: what the server
+// logs can come after the answer a test reads.
 func waitLogged(t *testing.T, logs *ledgertest.Buffer, text string) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), text); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q logged in 30 s:\n%s", text, logs.String())
-		}
+	if !ledgertest.Waited(func() bool { return strings.Contains(logs.String(), text) }) {
+		t.Fatalf("no %q logged in %v:\n%s", text, ledgertest.WaitGuard, logs.String())
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/recledger/recledger/ledger/ledgertest"
 )
 
 // serve bounds what clients can make it hold before any token is read:
@@ -163,16 +165,11 @@ func serveBounded(t *testing.T) (addr string, maxConns int) {
 	return srv.Addr(), cfg.MaxConnections
 }
 
-// waitFor polls ok for up to 10 s (a slot is freed once the server has
-// seen its connection close).
+// waitFor waits for ok (a slot is freed once the server has seen its
+// connection close).
 func waitFor(t *testing.T, ok func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !ok(); {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	ledgertest.WaitFor(t, "the connections' slots", ok)
 }
 
 // metrics is /metrics of the server at addr, read on a connection of its
